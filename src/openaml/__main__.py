@@ -1,0 +1,3 @@
+from openaml.cli import main
+
+main()

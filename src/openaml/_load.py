@@ -1,0 +1,61 @@
+"""``load_job``, ``load_data``, ``load_model``, ``load_environment``, ``load_compute``, ``load_datastore``.
+
+Each reads a v2 YAML file (``source``) with optional ``params_override`` (the SDK form of
+``--set``) and returns the entity, with relative paths kept relative to the YAML's folder.
+
+Raises:
+    ValidationError: naming the file, line, field path and value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from openaml.entities import AmlCompute, Data, Datastore, Environment, Model, load_entity
+from openaml.errors import ValidationError
+
+__all__ = ["load_job", "load_data", "load_model", "load_environment", "load_compute", "load_datastore"]
+
+
+def load_data(source: str | Path, *, params_override: list[Any] | None = None, **kwargs: Any) -> Data:
+    return load_entity(Data, source, params_override=params_override, kind="data")
+
+
+def load_model(source: str | Path, *, params_override: list[Any] | None = None, **kwargs: Any) -> Model:
+    return load_entity(Model, source, params_override=params_override, kind="model")
+
+
+def load_environment(source: str | Path, *, params_override: list[Any] | None = None, **kwargs: Any) -> Environment:
+    return load_entity(Environment, source, params_override=params_override, kind="environment")
+
+
+def load_compute(source: str | Path, *, params_override: list[Any] | None = None, **kwargs: Any) -> AmlCompute:
+    return load_entity(AmlCompute, source, params_override=params_override, kind="compute")
+
+
+def load_datastore(source: str | Path, *, params_override: list[Any] | None = None, **kwargs: Any) -> Datastore:
+    return load_entity(Datastore, source, params_override=params_override, kind="datastore")
+
+
+# job types registered by later capabilities (sweep, pipeline, ...): type -> entity class
+JOB_TYPES: dict[str, Any] = {}
+
+
+def load_job(source: str | Path, *, params_override: list[Any] | None = None, **kwargs: Any) -> Any:
+    """Load a job YAML; ``type`` defaults to ``command`` (hello-world.yml has none)."""
+    from openaml._yaml import load_yaml_with_lines
+    from openaml.entities import CommandJob
+
+    data, _ = load_yaml_with_lines(source)
+    job_type = data.get("type", "command")
+    for item in params_override or []:
+        if isinstance(item, dict) and "type" in item:
+            job_type = item["type"]
+    if job_type == "command":
+        return load_entity(CommandJob, source, params_override=params_override, kind="command job")
+    if job_type in JOB_TYPES:
+        return load_entity(JOB_TYPES[job_type], source, params_override=params_override, kind=f"{job_type} job")
+    known = ", ".join(["command", *JOB_TYPES])
+    raise ValidationError(f"{source}: field 'type': job type {job_type!r} is not supported; supported: {known}",
+                          details={"file": str(source), "field": "type", "value": job_type})

@@ -1,0 +1,44 @@
+"""The ``openaml`` command line: ``openaml <noun> <verb>`` mirroring ``az ml``.
+
+One Typer app per noun, composed here. The CLI calls the SDK only.
+"""
+
+from __future__ import annotations
+
+import typer
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(name="openaml", help="Self-hosted Azure Machine Learning.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+
+
+def _register() -> None:
+    from openaml.cli import (
+        _compute,
+        _data,
+        _datastore,
+        _demo,
+        _environment,
+        _job,
+        _model,
+        _server,
+        _workspace,
+    )
+
+    app.add_typer(_workspace.app, name="workspace")
+    app.add_typer(_server.app, name="server")
+    app.add_typer(_compute.app, name="compute")
+    app.add_typer(_datastore.app, name="datastore")
+    app.add_typer(_data.app, name="data")
+    app.add_typer(_environment.app, name="environment")
+    app.add_typer(_model.app, name="model")
+    app.add_typer(_job.app, name="job")
+    app.add_typer(_demo.app, name="demo")
+
+
+_register()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,48 @@
+"""Options shared by every command, client creation, and error handling."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from openaml.cli._output import fail
+from openaml.errors import OpenAMLError
+
+__all__ = ["WorkspaceOpt", "OutputOpt", "FileOpt", "NameOpt", "VersionOpt", "LabelOpt", "SetOpt",
+           "client", "handle_errors"]
+
+WorkspaceOpt = Annotated[str | None, typer.Option("--workspace", "-w", help="Workspace folder, name or http URL.",
+                                                  envvar=None)]
+OutputOpt = Annotated[str, typer.Option("--output", "-o", help="json, yaml, table or tsv.")]
+FileOpt = Annotated[str, typer.Option("--file", "-f", help="YAML file.")]
+NameOpt = Annotated[str, typer.Option("--name", "-n", help="Name.")]
+VersionOpt = Annotated[str | None, typer.Option("--version", "-v", help="Version.")]
+LabelOpt = Annotated[str | None, typer.Option("--label", "-l", help="Label (only 'latest').")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a field: key.path=value (repeatable).")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def client(workspace: str | None) -> Any:
+    """An MLClient for the CLI (the CLI calls the SDK only)."""
+    from openaml.sdk import MLClient
+
+    return MLClient(workspace=workspace)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn openaml errors into a message on stderr and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except OpenAMLError as exc:
+            fail(exc.message)
+        except KeyboardInterrupt:
+            fail("interrupted", code=130)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,75 @@
+"""The CLI's one output module: json (default for show), yaml, table; errors to stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from openaml._yaml import dump_yaml
+
+__all__ = ["render", "console", "err_console", "fail", "info"]
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _plain(obj: Any) -> Any:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if isinstance(obj, list):
+        return [_plain(x) for x in obj]
+    return obj
+
+
+def render(obj: Any, output: str = "json", columns: Sequence[str] | None = None) -> None:
+    """Print ``obj`` as json, yaml, tsv or a table (``columns`` pick the table's columns)."""
+    data = _plain(obj)
+    if output == "json":
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    elif output == "yaml":
+        sys.stdout.write(dump_yaml(json.loads(json.dumps(data, default=str))))
+    elif output == "tsv":
+        rows = data if isinstance(data, list) else [data]
+        for row in rows:
+            if isinstance(row, dict):
+                cols = columns or list(row)
+                sys.stdout.write("\t".join(_cell(row.get(c)) for c in cols) + "\n")
+            else:
+                sys.stdout.write(_cell(row) + "\n")
+    elif output == "table":
+        rows = data if isinstance(data, list) else [data]
+        if not rows:
+            console.print("(none)")
+            return
+        cols = list(columns or (rows[0].keys() if isinstance(rows[0], dict) else ["value"]))
+        table = Table(show_header=True, header_style="bold")
+        for c in cols:
+            table.add_column(c)
+        for row in rows:
+            table.add_row(*(_cell(row.get(c)) if isinstance(row, dict) else _cell(row) for c in cols))
+        console.print(table)
+    else:
+        fail(f"--output {output!r} is invalid; use json, yaml, table or tsv")
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, default=str)
+    return str(v)
+
+
+def info(msg: str) -> None:
+    err_console.print(msg)
+
+
+def fail(msg: str, code: int = 1) -> None:
+    err_console.print(f"[bold red]ERROR:[/] {msg}", markup=True, highlight=False)
+    raise typer.Exit(code)

@@ -1,0 +1,63 @@
+"""``openaml workspace create/list/show/delete``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from openaml.cli._common import OutputOpt, handle_errors
+from openaml.cli._output import info, render
+
+app = typer.Typer(help="Manage workspaces (each is one folder).", no_args_is_help=True)
+
+
+@app.command("create")
+@handle_errors
+def create(name: Annotated[str, typer.Option("--name", "-n")],
+           path: Annotated[str | None, typer.Option("--path", "-p", help="Folder (default: $OPENAML_HOME/workspaces/NAME).")] = None,
+           description: Annotated[str | None, typer.Option("--description")] = None,
+           output: OutputOpt = "json") -> None:
+    """Create a workspace folder."""
+    from openaml.workspace import create_workspace
+
+    layout = create_workspace(name, path, description=description)
+    render({**layout.info(), "path": str(layout.root)}, output)
+
+
+@app.command("list")
+@handle_errors
+def list_(output: OutputOpt = "table") -> None:
+    """List known workspaces."""
+    from openaml.workspace import list_workspaces
+
+    rows = [{"name": w["name"], "path": w["path"], "server": (w["server"] or {}).get("url", "")}
+            for w in list_workspaces()]
+    render(rows, output, columns=["name", "path", "server"])
+
+
+@app.command("show")
+@handle_errors
+def show(name: Annotated[str | None, typer.Option("--name", "-n", help="Workspace name, folder or URL.")] = None,
+         workspace: Annotated[str | None, typer.Option("--workspace", "-w")] = None,
+         output: OutputOpt = "json") -> None:
+    """Show a workspace, including its mlflow_tracking_uri (starts its server if needed)."""
+    from openaml.sdk import MLClient
+
+    with MLClient(workspace=name or workspace) as ml:
+        render(ml.workspaces.get(), output)
+
+
+@app.command("delete")
+@handle_errors
+def delete(name: Annotated[str, typer.Option("--name", "-n")],
+           yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+           keep_files: Annotated[bool, typer.Option("--keep-files", help="Forget it but keep the folder.")] = False) -> None:
+    """Delete a workspace and its folder (its server must be stopped)."""
+    from openaml.workspace import delete_workspace, get_workspace_path
+
+    path = get_workspace_path(name)
+    if not yes:
+        typer.confirm(f"Delete workspace {name!r} and everything in {path}?", abort=True)
+    delete_workspace(name, delete_files=not keep_files)
+    info(f"deleted workspace {name} ({path})")

@@ -1,0 +1,61 @@
+"""Constants named as in ``azure.ai.ml.constants`` (AssetTypes, InputOutputModes, ...)."""
+
+from __future__ import annotations
+
+__all__ = ["AssetTypes", "InputOutputModes", "JobStatus", "TERMINAL_JOB_STATUSES", "ModelType",
+           "DEFAULT_DATASTORE", "DEFAULT_COMPUTE"]
+
+DEFAULT_DATASTORE = "workspaceblobstore"
+DEFAULT_COMPUTE = "local"
+
+
+class AssetTypes:
+    URI_FILE = "uri_file"
+    URI_FOLDER = "uri_folder"
+    MLTABLE = "mltable"
+    MLFLOW_MODEL = "mlflow_model"
+    CUSTOM_MODEL = "custom_model"
+    TRITON_MODEL = "triton_model"
+
+
+DATA_TYPES = (AssetTypes.URI_FILE, AssetTypes.URI_FOLDER, AssetTypes.MLTABLE)
+MODEL_TYPES = (AssetTypes.CUSTOM_MODEL, AssetTypes.MLFLOW_MODEL, AssetTypes.TRITON_MODEL)
+PRIMITIVE_TYPES = ("string", "number", "integer", "boolean")
+
+
+class InputOutputModes:
+    RO_MOUNT = "ro_mount"
+    RW_MOUNT = "rw_mount"
+    DOWNLOAD = "download"
+    UPLOAD = "upload"
+    DIRECT = "direct"
+    MOUNT = "mount"
+    EVAL_MOUNT = "eval_mount"
+    EVAL_DOWNLOAD = "eval_download"
+
+
+INPUT_MODES = ("ro_mount", "download", "direct", "eval_mount", "eval_download")
+OUTPUT_MODES = ("rw_mount", "upload", "mount", "direct")
+
+
+class ModelType:
+    CUSTOM = "custom_model"
+    MLFLOW = "mlflow_model"
+    TRITON = "triton_model"
+
+
+class JobStatus:
+    """Job statuses as azure-ai-ml reports them (spec 14.3)."""
+
+    NOT_STARTED = "NotStarted"
+    QUEUED = "Queued"
+    PREPARING = "Preparing"
+    RUNNING = "Running"
+    FINALIZING = "Finalizing"
+    CANCEL_REQUESTED = "CancelRequested"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+
+
+TERMINAL_JOB_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED})

@@ -1,0 +1,44 @@
+"""Entities: typed value objects shared by the server, the SDK and the CLI.
+
+Names and constructor arguments follow ``azure.ai.ml.entities``.
+"""
+
+from __future__ import annotations
+
+from openaml.entities._assets import Data, Model
+from openaml.entities._base import Entity, load_entity
+from openaml.entities._compute import AmlCompute, Compute, ComputeInstance
+from openaml.entities._environment import BuildContext, Environment
+from openaml.entities._io import Input, Output
+from openaml.entities._job import CommandJob, CommandJobLimits, Job, JobResources, JobService
+from openaml.entities._workspace import (
+    AccountKeyConfiguration,
+    AzureBlobDatastore,
+    Datastore,
+    SasTokenConfiguration,
+    Workspace,
+)
+
+__all__ = [
+    "AccountKeyConfiguration",
+    "AmlCompute",
+    "AzureBlobDatastore",
+    "BuildContext",
+    "CommandJob",
+    "CommandJobLimits",
+    "Compute",
+    "ComputeInstance",
+    "Data",
+    "Datastore",
+    "Entity",
+    "Environment",
+    "Input",
+    "Job",
+    "JobResources",
+    "JobService",
+    "Model",
+    "Output",
+    "SasTokenConfiguration",
+    "Workspace",
+    "load_entity",
+]

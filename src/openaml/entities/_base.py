@@ -1,0 +1,109 @@
+"""Shared base for entities: pydantic models that validate like azure-ai-ml's schemas.
+
+Unknown fields are errors (as in most Azure ML v2 schemas); ``$schema`` is accepted and
+ignored. Validation errors name the file, line, field path, value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+
+from openaml._yaml import LineMap, apply_set_overrides, format_loc, load_yaml_with_lines
+from openaml.errors import ValidationError
+
+__all__ = ["Entity", "load_entity", "validation_error_from_pydantic"]
+
+T = TypeVar("T", bound="Entity")
+
+
+class Entity(BaseModel):
+    """Typed value object shared by server, SDK and CLI."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, arbitrary_types_allowed=True)
+
+    _base_path: Path | None = PrivateAttr(default=None)
+    _source: str | None = PrivateAttr(default=None)
+
+    # read-only fields filled by the server; ignored when a user sends them back
+    _server_fields: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def base_path(self) -> Path:
+        """Folder that relative paths in this entity are resolved against (the YAML's folder)."""
+        return self._base_path or Path.cwd()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+    def _to_dict(self) -> dict[str, Any]:  # azure-ai-ml spelling
+        return self.to_dict()
+
+    def __str__(self) -> str:
+        from openaml._yaml import dump_yaml
+
+        return dump_yaml(self.to_dict())
+
+
+def validation_error_from_pydantic(
+    exc: pydantic.ValidationError, *, source: str | None, lines: LineMap | None, kind: str
+) -> ValidationError:
+    parts = []
+    first: dict[str, Any] = {}
+    for err in exc.errors():
+        loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith(("function-", "tagged-"))))
+        line = None
+        if lines:
+            probe = loc
+            while probe and probe not in lines:
+                probe = probe[:-1]
+            line = lines.get(probe)
+        where = (source or kind) + (f", line {line}" if line else "")
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown field (allowed fields are listed in the {kind} schema)"
+        value = err.get("input")
+        shown = repr(value) if not isinstance(value, dict) else "{...}"
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        parts.append(f"{where}: field '{format_loc(loc)}': {msg} (got {shown})")
+        if not first:
+            first = {"file": source, "line": line, "field": format_loc(loc), "value": shown, "kind": kind}
+    return ValidationError("; ".join(parts), details=first)
+
+
+def load_entity(
+    cls: type[T],
+    source: str | Path | None = None,
+    *,
+    data: dict[str, Any] | None = None,
+    params_override: list[Any] | None = None,
+    relative_origin: str | Path | None = None,
+    kind: str | None = None,
+) -> T:
+    """Load ``cls`` from a YAML file (``source``) or a dict, applying ``--set`` overrides.
+
+    Raises:
+        ValidationError: YAML syntax error, unknown field, wrong type (file, line and field named).
+    """
+    lines: LineMap = {}
+    src: str | None = None
+    if source is not None:
+        data, lines = load_yaml_with_lines(source)
+        src = str(source)
+        base = Path(source).resolve().parent
+    else:
+        base = Path(relative_origin).resolve() if relative_origin else Path.cwd()
+    data = dict(data or {})
+    data.pop("$schema", None)
+    apply_set_overrides(data, params_override)
+    try:
+        obj = cls.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise validation_error_from_pydantic(exc, source=src, lines=lines, kind=kind or cls.__name__) from None
+    obj._base_path = base
+    obj._source = src
+    return obj

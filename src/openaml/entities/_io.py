@@ -1,0 +1,126 @@
+"""Job and component inputs and outputs (spec 2.1, 2.2)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import model_validator
+
+from openaml.constants import DATA_TYPES, INPUT_MODES, MODEL_TYPES, OUTPUT_MODES, PRIMITIVE_TYPES
+from openaml.entities._base import Entity
+
+__all__ = ["Input", "Output", "InputType", "normalize_inputs", "normalize_outputs"]
+
+InputType = Literal[
+    "uri_file", "uri_folder", "mltable", "custom_model", "mlflow_model", "triton_model",
+    "string", "number", "integer", "boolean",
+]
+
+
+class Input(Entity):
+    """``Input(type="uri_folder", path=None, mode=None, ...)`` as in azure-ai-ml.
+
+    Data and model inputs carry a ``path``; primitive inputs (``string``, ``number``,
+    ``integer``, ``boolean``) carry ``default`` (on components) or a literal value.
+    """
+
+    type: InputType = "uri_folder"
+    path: str | None = None
+    mode: Literal["ro_mount", "download", "direct", "eval_mount", "eval_download", "rw_mount", "mount"] | None = None
+    default: Any = None
+    optional: bool | None = None
+    description: str | None = None
+    min: float | None = None
+    max: float | None = None
+    enum: list[Any] | None = None
+    value: Any = None
+    datastore: str | None = None
+    path_on_compute: str | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if args:
+            raise TypeError("Input takes keyword arguments only, e.g. Input(type='uri_file', path='...')")
+        super().__init__(**kwargs)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Input":
+        if self.mode is not None and self.type in DATA_TYPES + MODEL_TYPES:
+            allowed = INPUT_MODES if self.type == "mltable" else ("ro_mount", "download", "direct")
+            if self.mode not in allowed:
+                raise ValueError(f"mode {self.mode!r} is not allowed for a {self.type} input; allowed: {', '.join(allowed)}")
+        return self
+
+    @property
+    def is_primitive(self) -> bool:
+        return self.type in PRIMITIVE_TYPES
+
+
+class Output(Entity):
+    """``Output(type="uri_folder", path=None, mode=None, name=None, version=None)``.
+
+    ``name``/``version`` register the output as a data asset (or a model for model types)
+    when the job completes. The default ``path`` is
+    ``azureml://datastores/workspaceblobstore/paths/azureml/<job>/<output>/``.
+    """
+
+    type: Literal["uri_file", "uri_folder", "mltable", "custom_model", "mlflow_model", "triton_model"] = "uri_folder"
+    path: str | None = None
+    mode: Literal["rw_mount", "upload", "mount", "direct"] | None = None
+    name: str | None = None
+    version: str | None = None
+    description: str | None = None
+    datastore: str | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if args:
+            raise TypeError("Output takes keyword arguments only, e.g. Output(type='uri_folder')")
+        super().__init__(**kwargs)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Output":
+        if self.mode is not None and self.mode not in OUTPUT_MODES:
+            raise ValueError(f"mode {self.mode!r} not allowed for an output; allowed: {', '.join(OUTPUT_MODES)}")
+        return self
+
+
+def normalize_inputs(raw: dict[str, Any] | None) -> dict[str, Input]:
+    """Turn YAML/SDK inputs into ``Input`` objects; bare scalars become literal inputs."""
+    out: dict[str, Input] = {}
+    for key, value in (raw or {}).items():
+        if isinstance(value, Input):
+            out[key] = value
+        elif isinstance(value, dict) and ("type" in value or "path" in value or "value" in value or "default" in value):
+            data = dict(value)
+            if "type" not in data and "path" not in data:
+                v = data.get("value", data.get("default"))
+                data["type"] = _literal_type(v)
+            out[key] = Input.model_validate(data)
+        elif isinstance(value, (str, int, float, bool)) or value is None:
+            out[key] = Input(type=_literal_type(value), value=value)
+        else:
+            raise ValueError(f"input {key!r}: expected a literal or a mapping with type/path, got {type(value).__name__}")
+    return out
+
+
+def _literal_type(v: Any) -> str:
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int):
+        return "integer"
+    if isinstance(v, float):
+        return "number"
+    return "string"
+
+
+def normalize_outputs(raw: dict[str, Any] | None) -> dict[str, Output]:
+    out: dict[str, Output] = {}
+    for key, value in (raw or {}).items():
+        if isinstance(value, Output):
+            out[key] = value
+        elif value is None:
+            out[key] = Output()
+        elif isinstance(value, dict):
+            out[key] = Output.model_validate(value)
+        else:
+            raise ValueError(f"output {key!r}: expected a mapping, got {value!r}")
+    return out

@@ -1,0 +1,122 @@
+"""Jobs (spec section 2): the command job, its resources, limits and services."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from openaml.entities._base import Entity
+from openaml.entities._environment import Environment
+from openaml.entities._io import Input, Output, normalize_inputs, normalize_outputs
+
+__all__ = ["CommandJob", "JobResources", "CommandJobLimits", "JobService", "Job"]
+
+
+class JobResources(Entity):
+    instance_count: int = Field(default=1, ge=1)
+    instance_type: str | None = None
+    shm_size: str | None = None
+    docker_args: str | list[str] | None = None
+    properties: dict[str, Any] | None = None
+    locations: list[str] | None = None
+    max_instance_count: int | None = None
+
+
+class CommandJobLimits(Entity):
+    timeout: int | None = Field(default=None, gt=0, description="seconds")
+
+
+class JobService(Entity):
+    type: str | None = None
+    endpoint: str | None = None
+    port: int | None = None
+    nodes: str | None = None
+    status: str | None = None
+    properties: dict[str, Any] | None = None
+    log_dir: str | None = None
+    ssh_public_keys: str | None = None
+
+
+class Job(Entity):
+    """Fields every job type has."""
+
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,254}$")
+    display_name: str | None = None
+    experiment_name: str | None = None
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    properties: dict[str, str] = Field(default_factory=dict)
+    compute: str | None = None
+    services: dict[str, JobService] | None = None
+    identity: dict[str, Any] | None = None
+    queue_settings: dict[str, Any] | None = None
+    parent_job_name: str | None = None
+    # server-populated
+    id: str | None = None
+    status: str | None = None
+    creation_context: dict[str, Any] | None = None
+    studio_url: str | None = None
+    created_at: datetime | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    error: str | None = None
+    exit_code: int | None = None
+    log_tail: list[str] | None = None
+    archived: bool = False
+    output_uris: dict[str, str] | None = None
+    status_history: list[dict[str, Any]] | None = None
+
+    @field_validator("tags", "properties", mode="before")
+    @classmethod
+    def _str_values(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): "" if x is None else str(x) for k, x in v.items()}
+        return v
+
+    @field_validator("compute", mode="before")
+    @classmethod
+    def _strip_prefix(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.startswith("azureml:"):
+            return v[len("azureml:"):]
+        return v
+
+
+class CommandJob(Job):
+    """A command job (``type: command``; ``type`` may be omitted, as in hello-world.yml)."""
+
+    type: Literal["command"] = "command"
+    command: str
+    code: str | None = None
+    environment: str | Environment | None = None
+    environment_variables: dict[str, str] = Field(default_factory=dict)
+    inputs: dict[str, Input] = Field(default_factory=dict)
+    outputs: dict[str, Output] = Field(default_factory=dict)
+    resources: JobResources | None = None
+    limits: CommandJobLimits | None = None
+    distribution: dict[str, Any] | None = None
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _inputs(cls, v: Any) -> Any:
+        return normalize_inputs(v)
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _outputs(cls, v: Any) -> Any:
+        return normalize_outputs(v)
+
+    @field_validator("environment_variables", mode="before")
+    @classmethod
+    def _env_str(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): "" if x is None else (str(x).lower() if isinstance(x, bool) else str(x)) for k, x in v.items()}
+        return v
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _env(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return Environment.model_validate(v)
+        return v

@@ -1,0 +1,107 @@
+"""Domain errors with stable codes.
+
+Every error raised by openaml below the edges is an :class:`OpenAMLError`. Its ``code`` is
+stable (part of the REST contract): one handler in the server maps codes to HTTP statuses and
+the SDK maps them back to the same exception classes, so the CLI prints the same message
+whatever side raised it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "OpenAMLError",
+    "ValidationError",
+    "NotFoundError",
+    "ConflictError",
+    "UnsupportedError",
+    "PathEscapeError",
+    "ServerUnavailableError",
+    "JobFailedError",
+    "error_from_payload",
+]
+
+
+class OpenAMLError(Exception):
+    """Base error. ``code`` is stable; ``details`` is JSON-serialisable context."""
+
+    code = "internal_error"
+    http_status = 500
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class ValidationError(OpenAMLError):
+    """Bad input: names the file, field path, value received and what is allowed."""
+
+    code = "validation_error"
+    http_status = 400
+
+
+class NotFoundError(OpenAMLError):
+    code = "not_found"
+    http_status = 404
+
+
+class ConflictError(OpenAMLError):
+    """The request conflicts with stored state (e.g. an immutable version exists)."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class UnsupportedError(OpenAMLError):
+    """A feature Azure ML has that this installation cannot provide (e.g. no container engine)."""
+
+    code = "unsupported"
+    http_status = 422
+
+
+class PathEscapeError(ValidationError):
+    """A user-given path tried to leave its folder (``..``, absolute path, symlink)."""
+
+    code = "path_escape"
+    http_status = 400
+
+
+class ServerUnavailableError(OpenAMLError):
+    code = "server_unavailable"
+    http_status = 503
+
+
+class JobFailedError(OpenAMLError):
+    """Raised by ``jobs.stream`` when the streamed job ends Failed (azure-ai-ml raises too)."""
+
+    code = "job_failed"
+    http_status = 500
+
+
+_BY_CODE: dict[str, type[OpenAMLError]] = {
+    cls.code: cls
+    for cls in (
+        OpenAMLError,
+        ValidationError,
+        NotFoundError,
+        ConflictError,
+        UnsupportedError,
+        PathEscapeError,
+        ServerUnavailableError,
+        JobFailedError,
+    )
+}
+
+
+def error_from_payload(payload: dict[str, Any], status: int) -> OpenAMLError:
+    """Rebuild the server's error on the client side from its JSON body."""
+    err = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(err, dict):
+        return OpenAMLError(f"HTTP {status}: {payload!r}")
+    cls = _BY_CODE.get(str(err.get("code")), OpenAMLError)
+    return cls(str(err.get("message", "")), details=err.get("details") or {})

@@ -1,0 +1,175 @@
+"""``MLClient``: the azure-ai-ml v2 client, pointed at an openaml workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from openaml.errors import ValidationError
+from openaml.sdk._http import Transport
+from openaml.workspace import WorkspaceTarget, discover
+
+__all__ = ["MLClient", "Poller"]
+
+
+class Poller:
+    """What ``begin_*`` returns: ``.result()``, ``.done()``, ``.wait()`` as azure-core's LROPoller."""
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+
+    def result(self, timeout: float | None = None) -> Any:
+        return self._value
+
+    def done(self) -> bool:
+        return True
+
+    def wait(self, timeout: float | None = None) -> None:
+        return None
+
+    def status(self) -> str:
+        return "Succeeded"
+
+
+class MLClient:
+    """Client of one workspace, named and shaped as ``azure.ai.ml.MLClient``.
+
+    ``MLClient()`` finds the workspace as documented in :mod:`openaml.workspace`: explicit
+    ``workspace`` (folder, index name or http URL), ``$OPENAML_WORKSPACE``, ``.openaml/config.json``
+    upward from the current folder, else the default local workspace. A local workspace whose
+    server is not running is started in the background. Azure's positional arguments
+    (credential, subscription_id, resource_group_name, workspace_name) are accepted so ported code
+    runs; ``workspace_name`` names a workspace in the local index.
+
+    Raises:
+        NotFoundError: the named workspace does not exist.
+        ServerUnavailableError: a URL does not answer, or a local server did not start.
+    """
+
+    def __init__(self, credential: Any = None, subscription_id: str | None = None,
+                 resource_group_name: str | None = None, workspace_name: str | None = None, *,
+                 workspace: str | Path | None = None, token: str | None = None, autostart: bool = True,
+                 **kwargs: Any) -> None:
+        explicit = str(workspace) if workspace is not None else workspace_name
+        target = discover(explicit, config_path=kwargs.pop("_config_path", None))
+        self._init(target, token=token, autostart=autostart)
+        self.subscription_id = subscription_id or "local"
+        self.resource_group_name = resource_group_name or "local"
+
+    def _init(self, target: WorkspaceTarget, *, token: str | None, autostart: bool) -> None:
+        from openaml.sdk._connect import connect
+
+        self._target = target
+        url = connect(target, autostart=autostart)
+        self._transport = Transport(url, token or target.token)
+        info = self._transport.get("/workspace")
+        self.workspace_name: str = info["name"]
+        self._workspace_info = info
+        self._ops: dict[str, Any] = {}
+
+    @classmethod
+    def from_config(cls, credential: Any = None, *, path: str | Path | None = None,
+                    file_name: str | None = None, **kwargs: Any) -> MLClient:
+        """Read ``.openaml/config.json`` (searched upward from ``path`` or the current folder)."""
+        from openaml.workspace import _find_config
+
+        start = Path(path) if path else Path.cwd()
+        if start.is_file():
+            cfg: Path | None = start
+        else:
+            cfg = (start / file_name) if file_name else _find_config(start)
+        if cfg is None or not cfg.is_file():
+            raise ValidationError(f"no .openaml/config.json found in {start} or its parents; create one with "
+                                  '{"workspace": "<folder, name or http URL>"}')
+        return cls(credential, _config_path=cfg, **kwargs)
+
+    # ------------------------------------------------------------------ operation groups
+    def _op(self, key: str, factory: Any) -> Any:
+        if key not in self._ops:
+            self._ops[key] = factory(self)
+        return self._ops[key]
+
+    @property
+    def jobs(self) -> Any:
+        from openaml.sdk._jobs import JobOperations
+
+        return self._op("jobs", JobOperations)
+
+    @property
+    def data(self) -> Any:
+        from openaml.sdk._data import DataOperations
+
+        return self._op("data", DataOperations)
+
+    @property
+    def models(self) -> Any:
+        from openaml.sdk._models import ModelOperations
+
+        return self._op("models", ModelOperations)
+
+    @property
+    def environments(self) -> Any:
+        from openaml.sdk._environments import EnvironmentOperations
+
+        return self._op("environments", EnvironmentOperations)
+
+    @property
+    def compute(self) -> Any:
+        from openaml.sdk._compute import ComputeOperations
+
+        return self._op("compute", ComputeOperations)
+
+    @property
+    def datastores(self) -> Any:
+        from openaml.sdk._datastores import DatastoreOperations
+
+        return self._op("datastores", DatastoreOperations)
+
+    @property
+    def workspaces(self) -> Any:
+        from openaml.sdk._workspaces import WorkspaceOperations
+
+        return self._op("workspaces", WorkspaceOperations)
+
+    @property
+    def url(self) -> str:
+        """Base URL of the workspace server."""
+        return self._transport.url
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return self._transport.url + "/mlflow"
+
+    # ------------------------------------------------------------------ generic
+    def create_or_update(self, entity: Any, **kwargs: Any) -> Any:
+        """Create or update any entity, dispatching on its type (as azure-ai-ml does)."""
+        from openaml.entities import AmlCompute, Compute, Data, Datastore, Environment, Job, Model
+
+        if isinstance(entity, Job):
+            return self.jobs.create_or_update(entity, **kwargs)
+        if isinstance(entity, Data):
+            return self.data.create_or_update(entity, **kwargs)
+        if isinstance(entity, Model):
+            return self.models.create_or_update(entity, **kwargs)
+        if isinstance(entity, Environment):
+            return self.environments.create_or_update(entity, **kwargs)
+        if isinstance(entity, (AmlCompute, Compute)):
+            return self.compute.begin_create_or_update(entity, **kwargs).result()
+        if isinstance(entity, Datastore):
+            return self.datastores.create_or_update(entity, **kwargs)
+        raise ValidationError(f"create_or_update does not handle {type(entity).__name__}")
+
+    def begin_create_or_update(self, entity: Any, **kwargs: Any) -> Poller:
+        return Poller(self.create_or_update(entity, **kwargs))
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __enter__(self) -> MLClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"MLClient(workspace={self.workspace_name!r}, url={self._transport.url!r})"

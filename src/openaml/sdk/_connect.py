@@ -1,0 +1,86 @@
+"""Reach a workspace's server, starting it in the background when needed (like ``ray.init()``)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from openaml.errors import ServerUnavailableError
+from openaml.workspace import WorkspaceLayout, WorkspaceTarget, read_server_info
+
+__all__ = ["connect", "start_background_server"]
+
+
+def _healthy(url: str, token: str | None) -> bool:
+    try:
+        r = httpx.get(url + "/health", timeout=5)
+        return r.status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def connect(target: WorkspaceTarget, *, autostart: bool = True, timeout: float = 90.0) -> str:
+    """Return the base URL of the target's server, starting a local one if it is not running.
+
+    Raises:
+        ServerUnavailableError: a URL target does not answer, or a local server failed to start
+            (the tail of its log is included).
+    """
+    if target.url:
+        if not _healthy(target.url, target.token):
+            raise ServerUnavailableError(f"no openaml server answers at {target.url}")
+        return target.url
+    assert target.path is not None
+    layout = WorkspaceLayout(target.path)
+    layout.info()  # raises NotFoundError for a folder that is not a workspace
+    info = read_server_info(layout)
+    if info and _healthy(info["url"], target.token):
+        return str(info["url"])
+    if not autostart:
+        raise ServerUnavailableError(f"the server of workspace {target.path} is not running; "
+                                     f"start it with: openaml server --workspace {target.path}")
+    return start_background_server(layout, timeout=timeout)
+
+
+def start_background_server(layout: WorkspaceLayout, timeout: float = 90.0) -> str:
+    layout.logs.mkdir(parents=True, exist_ok=True)
+    with open(layout.root / "autostart.lock", "a+") as lockf:
+        fcntl.flock(lockf.fileno(), fcntl.LOCK_EX)  # one client starts it, the others wait and reuse
+        info = read_server_info(layout)
+        if info and _healthy(info["url"], None):
+            return str(info["url"])
+        out = open(layout.logs / "server.out", "ab")
+        env = dict(os.environ)
+        env.pop("OPENAML_WORKSPACE", None)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "openaml", "server", "--workspace", str(layout.root), "--port", "0"],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env, cwd=str(layout.root),
+        )
+        out.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            info = read_server_info(layout)
+            if info and int(info.get("pid", 0)) == proc.pid and _healthy(info["url"], None):
+                return str(info["url"])
+            time.sleep(0.05)
+        if proc.poll() is None:
+            proc.terminate()
+        tail = _tail(layout.logs / "server.out")
+        raise ServerUnavailableError(f"the server of workspace {layout.root} did not start; "
+                                     f"last lines of {layout.logs / 'server.out'}:\n{tail}")
+
+
+def _tail(p: Path, n: int = 20) -> str:
+    try:
+        return "\n".join(p.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "(no log)"

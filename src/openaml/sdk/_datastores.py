@@ -1,0 +1,30 @@
+"""``ml_client.datastores``: list, get, get_default, create_or_update."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openaml.entities import Datastore
+
+__all__ = ["DatastoreOperations"]
+
+
+def _entity(d: dict[str, Any]) -> Datastore:
+    return Datastore.model_validate({k: v for k, v in d.items() if k in Datastore.model_fields})
+
+
+class DatastoreOperations:
+    def __init__(self, client: Any) -> None:
+        self._t = client._transport
+
+    def list(self, **kwargs: Any) -> list[Datastore]:
+        return [_entity(d) for d in self._t.get("/datastores")]
+
+    def get(self, name: str, **kwargs: Any) -> Datastore:
+        return _entity(self._t.get(f"/datastores/{name}"))
+
+    def get_default(self, **kwargs: Any) -> Datastore:
+        return next(d for d in self.list() if d.is_default)
+
+    def create_or_update(self, datastore: Datastore, **kwargs: Any) -> Datastore:
+        return _entity(self._t.put(f"/datastores/{datastore.name}", json=datastore.to_dict()))

@@ -1,0 +1,29 @@
+"""``ml_client.workspaces``: get, list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openaml.entities import Workspace
+
+__all__ = ["WorkspaceOperations"]
+
+
+class WorkspaceOperations:
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._t = client._transport
+
+    def get(self, name: str | None = None, **kwargs: Any) -> Workspace:
+        """The workspace this client is connected to (``name`` must match it when given)."""
+        info = self._t.get("/workspace")
+        if name and name != info["name"]:
+            from openaml.errors import NotFoundError
+
+            raise NotFoundError(f"this client is connected to workspace {info['name']!r}, not {name!r}")
+        return Workspace.model_validate({k: v for k, v in info.items() if k in Workspace.model_fields})
+
+    def list(self, **kwargs: Any) -> list[Workspace]:
+        from openaml.workspace import list_workspaces
+
+        return [Workspace(name=w["name"], path=w["path"]) for w in list_workspaces()]

@@ -1,0 +1,113 @@
+"""Application factory: REST API under /api/v1, MLflow under /mlflow, scheduler in the lifespan."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+
+from openaml._settings import Settings
+from openaml.errors import OpenAMLError
+from openaml.services._context import WorkspaceContext
+from openaml.store import MetadataStore
+from openaml.tracking import Tracking
+from openaml.workspace import WorkspaceLayout
+
+__all__ = ["create_app", "build_context"]
+
+log = logging.getLogger("openaml.server")
+
+
+def build_context(settings: Settings) -> WorkspaceContext:
+    """Connect the ports of the workspace (no background work yet)."""
+    layout = WorkspaceLayout(settings.workspace)
+    info = layout.info()
+    layout.ensure()
+    store = MetadataStore(settings.metadata_url).start()
+    tracking = Tracking(layout)
+    tracking.start()
+    ctx = WorkspaceContext(settings=settings, layout=layout, store=store, tracking=tracking,
+                           workspace_name=info["name"])
+    from openaml.services import build_services
+
+    build_services(ctx)
+    return ctx
+
+
+def create_app(settings: Settings, *, url: str = "") -> FastAPI:
+    """Build the ASGI app for one workspace. The scheduler runs while the app's lifespan is open."""
+    ctx = build_context(settings)
+    ctx.url = url
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from openaml.services import start_services, stop_services
+
+        start_services(ctx)
+        try:
+            yield
+        finally:
+            stop_services(ctx)
+            ctx.store.close()
+
+    app = FastAPI(title="openaml", version=_version(), lifespan=lifespan,
+                  description="Self-hosted Azure Machine Learning workspace API")
+    app.state.ctx = ctx
+
+    @app.exception_handler(OpenAMLError)
+    async def _domain_error(_request: Request, exc: OpenAMLError) -> JSONResponse:
+        return JSONResponse(exc.to_payload(), status_code=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for e in exc.errors():
+            loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
+            parts.append(f"field '{loc}': {e.get('msg')}")
+        err = OpenAMLError("; ".join(parts))
+        err.code = "validation_error"
+        return JSONResponse(err.to_payload(), status_code=400)
+
+    if settings.token:
+        token = settings.token
+
+        @app.middleware("http")
+        async def _auth(request: Request, call_next: Any) -> Any:
+            path = request.url.path
+            if path in ("/health", "/api/v1/health") or path.startswith("/endpoints/"):
+                return await call_next(request)
+            header = request.headers.get("authorization", "")
+            given = header[7:] if header.lower().startswith("bearer ") else request.query_params.get("token", "")
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return JSONResponse({"error": {"code": "unauthorized",
+                                               "message": "missing or wrong token (Authorization: Bearer <token>)"}},
+                                    status_code=401)
+            return await call_next(request)
+
+    from openaml.server.routes import ROUTERS
+
+    for router in ROUTERS:
+        app.include_router(router, prefix="/api/v1")
+
+    @app.get("/health", include_in_schema=False)
+    async def _health() -> dict[str, str]:
+        return {"status": "ok", "workspace": ctx.workspace_name}
+
+    @app.get("/", include_in_schema=False)
+    async def _root() -> RedirectResponse:
+        return RedirectResponse("/mlflow/")
+
+    app.mount("/mlflow", ctx.tracking.asgi_app())
+    return app
+
+
+def _version() -> str:
+    from openaml import __version__
+
+    return __version__

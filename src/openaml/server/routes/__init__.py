@@ -1,0 +1,18 @@
+"""One router per noun; handlers parse, call one service, return."""
+
+from __future__ import annotations
+
+from openaml.server.routes import computes, data, datastores, environments, jobs, models, uploads, workspaces
+
+ROUTERS = [
+    workspaces.router,
+    datastores.router,
+    data.router,
+    environments.router,
+    computes.router,
+    jobs.router,
+    models.router,
+    uploads.router,
+]
+
+__all__ = ["ROUTERS"]

@@ -1,0 +1,34 @@
+"""Computes: list, show, create_or_update, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Request, Response
+
+router = APIRouter(tags=["computes"])
+
+
+def _svc(request: Request) -> Any:
+    return request.app.state.ctx.services["computes"]
+
+
+@router.get("/computes")
+def list_computes(request: Request) -> list[dict[str, Any]]:
+    return _svc(request).list()
+
+
+@router.get("/computes/{name}")
+def get_compute(request: Request, name: str) -> dict[str, Any]:
+    return _svc(request).get(name)
+
+
+@router.put("/computes/{name}")
+def put_compute(request: Request, name: str, spec: dict[str, Any] = Body(...)) -> dict[str, Any]:
+    return _svc(request).create_or_update({**spec, "name": name})
+
+
+@router.delete("/computes/{name}", status_code=204)
+def delete_compute(request: Request, name: str) -> Response:
+    _svc(request).delete(name)
+    return Response(status_code=204)

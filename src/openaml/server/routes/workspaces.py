@@ -1,0 +1,32 @@
+"""The workspace this server serves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+router = APIRouter(tags=["workspace"])
+
+
+@router.get("/workspace")
+def get_workspace(request: Request) -> dict[str, Any]:
+    ctx = request.app.state.ctx
+    info = ctx.layout.info()
+    return {
+        "name": info["name"],
+        "id": info.get("id"),
+        "description": info.get("description"),
+        "path": str(ctx.layout.root),
+        "location": "local",
+        "resource_group": "local",
+        "mlflow_tracking_uri": f"{ctx.url}/mlflow",
+        "discovery_url": ctx.url,
+        "studio_url": f"{ctx.url}/mlflow/",
+        "created": info.get("created"),
+    }
+
+
+@router.get("/health")
+def health(request: Request) -> dict[str, str]:
+    return {"status": "ok", "workspace": request.app.state.ctx.workspace_name}

@@ -1,0 +1,40 @@
+"""Use cases. The only layer that routes call (ARCHITECTURE.md, "Layers").
+
+One module per noun; each exposes a service class constructed with the workspace context.
+"""
+
+from __future__ import annotations
+
+from openaml.services._context import WorkspaceContext
+
+__all__ = ["WorkspaceContext", "build_services", "start_services", "stop_services"]
+
+
+def build_services(ctx: WorkspaceContext) -> None:
+    """Construct every service (no background work) and seed the workspace defaults."""
+    from openaml.services.computes import ComputeService
+    from openaml.services.data import DataService
+    from openaml.services.datastores import DatastoreService
+    from openaml.services.environments import EnvironmentService
+    from openaml.services.jobs import JobService
+    from openaml.services.models import ModelService
+    from openaml.services.uploads import UploadService
+
+    ctx.services["datastores"] = DatastoreService(ctx)
+    ctx.services["uploads"] = UploadService(ctx)
+    ctx.services["data"] = DataService(ctx)
+    ctx.services["environments"] = EnvironmentService(ctx)
+    ctx.services["computes"] = ComputeService(ctx)
+    ctx.services["models"] = ModelService(ctx)
+    ctx.services["jobs"] = JobService(ctx)
+    ctx.services["datastores"].ensure_default()
+    ctx.services["computes"].ensure_default()
+
+
+def start_services(ctx: WorkspaceContext) -> None:
+    """Start background work (the job scheduler); reconcile jobs left by a previous server."""
+    ctx.services["jobs"].start()
+
+
+def stop_services(ctx: WorkspaceContext) -> None:
+    ctx.services["jobs"].stop()

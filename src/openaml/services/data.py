@@ -1,0 +1,10 @@
+"""Placeholder: being written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DataService:
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx

@@ -1,0 +1,93 @@
+"""Receiving uploads: a tar stream becomes a code snapshot or a folder of the default datastore.
+
+Content-addressed: the same files give the same hash, so re-uploading is free and a code
+snapshot is stored once. Extraction is staged in ``uploads/`` and renamed into place, so a
+broken upload leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from openaml.constants import DEFAULT_DATASTORE
+from openaml.datastores import safe_extract_tar
+from openaml.errors import ValidationError
+from openaml.services._context import WorkspaceContext
+
+__all__ = ["UploadService", "hash_tree"]
+
+
+def hash_tree(root: Path) -> str:
+    """SHA-256 over sorted (relative path, content) pairs of every file under ``root``."""
+    h = hashlib.sha256()
+    if root.is_file():
+        files = [(root.name, root)]
+    else:
+        files = sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*") if p.is_file())
+    for rel, p in files:
+        h.update(rel.encode() + b"\0")
+        with open(p, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+class UploadService:
+    def __init__(self, ctx: WorkspaceContext) -> None:
+        self.ctx = ctx
+
+    async def receive(self, stream: AsyncIterator[bytes], *, target: str, name: str, is_file: bool,
+                      datastore: str | None = None) -> dict[str, Any]:
+        """Stage the tar stream, then move it to its content-addressed home.
+
+        Raises:
+            ValidationError: unknown target, or a file upload whose archive holds not one file.
+            PathEscapeError: an archive member that would leave the staging folder.
+        """
+        if target not in ("code", "datastore"):
+            raise ValidationError(f"upload target {target!r} is invalid; use 'code' or 'datastore'")
+        if "/" in name or name in ("", ".", ".."):
+            raise ValidationError(f"upload name {name!r} is invalid")
+        layout = self.ctx.layout
+        stage = layout.uploads / uuid.uuid4().hex
+        stage.mkdir(parents=True)
+        try:
+            tar_path = stage.with_suffix(".tar")
+            with open(tar_path, "wb") as out:
+                async for chunk in stream:
+                    out.write(chunk)
+            with open(tar_path, "rb") as fh:
+                count = safe_extract_tar(fh, stage)
+            tar_path.unlink()
+            if is_file:
+                files = [p for p in stage.iterdir()]
+                if len(files) != 1 or not files[0].is_file():
+                    raise ValidationError("a file upload must hold exactly one file")
+            digest = hash_tree(stage)
+            if target == "code":
+                dest = layout.code / digest
+                result: dict[str, Any] = {"code_id": digest, "files": count}
+            else:
+                ds_name = datastore or DEFAULT_DATASTORE
+                ds_root = self.ctx.services["datastores"].local_root(ds_name)
+                dest = ds_root / "LocalUpload" / digest / ("" if is_file else name)
+                rel = f"LocalUpload/{digest}/{name}"
+                result = {"uri": f"azureml://datastores/{ds_name}/paths/{rel}", "files": count,
+                          "is_file": is_file}
+            if dest.exists():
+                shutil.rmtree(stage)
+            else:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(stage, dest)
+            return result
+        finally:
+            if stage.exists():
+                shutil.rmtree(stage, ignore_errors=True)
+            stage.with_suffix(".tar").unlink(missing_ok=True)

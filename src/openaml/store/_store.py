@@ -1,0 +1,373 @@
+"""The metadata store: SQLAlchemy 2 over SQLite (WAL) or PostgreSQL, schema by Alembic.
+
+Contract (tested against every backend by ``tests/store/test_store_contract.py``):
+
+- methods are thread-safe; each opens its own short transaction;
+- returned objects are plain dicts, detached from any session, safe to mutate;
+- versions of an asset are immutable: creating an existing (name, version) raises ConflictError;
+- an omitted version becomes ``max(numeric versions) + 1`` atomically (a unique constraint
+  plus retry, so concurrent creators never get the same version);
+- ``transition_job`` is a compare-and-set on the status, so two schedulers or a scheduler and
+  a cancel never both win.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from openaml.errors import ConflictError, NotFoundError, ValidationError
+from openaml.store._tables import ComputeRow, DataRow, DatastoreRow, EnvironmentRow, JobRow, MetaRow
+
+__all__ = ["MetadataStore", "utcnow"]
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    if dt is not None and dt.tzinfo is None:
+        return dt.replace(tzinfo=timezone.utc)
+    return dt
+
+
+def _version_num(version: str) -> int | None:
+    return int(version) if version.isdigit() else None
+
+
+class MetadataStore:
+    """Workspace metadata. Construct, then :meth:`start` (connects and migrates)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: Engine | None = None
+        self._sessions: sessionmaker[Session] | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> MetadataStore:
+        kwargs: dict[str, Any] = {"future": True}
+        if self.url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            kwargs["pool_pre_ping"] = True
+        engine = create_engine(self.url, **kwargs)
+        if self.url.startswith("sqlite"):
+            @event.listens_for(engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:  # WAL: readers never block the writer
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA busy_timeout=30000")
+                cur.close()
+        self._engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self.migrate()
+        return self
+
+    def migrate(self) -> None:
+        """Upgrade the schema to the newest Alembic revision."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        assert self._engine is not None
+        with self._engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def _session(self) -> Session:
+        if self._sessions is None:
+            raise RuntimeError("MetadataStore.start() was not called")
+        return self._sessions()
+
+    # ------------------------------------------------------------------ meta
+    def get_meta(self, key: str) -> str | None:
+        with self._session() as s:
+            row = s.get(MetaRow, key)
+            return row.value if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._session() as s, s.begin():
+            row = s.get(MetaRow, key)
+            if row:
+                row.value = value
+            else:
+                s.add(MetaRow(key=key, value=value))
+
+    # ------------------------------------------------------------------ datastores
+    @staticmethod
+    def _ds(row: DatastoreRow) -> dict[str, Any]:
+        return {**row.spec, "name": row.name, "type": row.type, "is_default": row.is_default}
+
+    def put_datastore(self, name: str, type_: str, spec: dict[str, Any], is_default: bool = False) -> dict[str, Any]:
+        with self._session() as s, s.begin():
+            row = s.get(DatastoreRow, name)
+            if row is None:
+                row = DatastoreRow(name=name, type=type_, spec=spec, is_default=is_default, created_at=utcnow())
+                s.add(row)
+            else:
+                row.type, row.spec, row.is_default = type_, spec, is_default
+            s.flush()
+            return self._ds(row)
+
+    def get_datastore(self, name: str) -> dict[str, Any]:
+        with self._session() as s:
+            row = s.get(DatastoreRow, name)
+            if row is None:
+                names = ", ".join(r.name for r in s.scalars(select(DatastoreRow)))
+                raise NotFoundError(f"datastore {name!r} not found; datastores: {names}")
+            return self._ds(row)
+
+    def list_datastores(self) -> list[dict[str, Any]]:
+        with self._session() as s:
+            return [self._ds(r) for r in s.scalars(select(DatastoreRow).order_by(DatastoreRow.name))]
+
+    # ------------------------------------------------------------------ versioned assets
+    _ASSETS = {"data": DataRow, "environment": EnvironmentRow}
+
+    @staticmethod
+    def _asset(row: DataRow | EnvironmentRow) -> dict[str, Any]:
+        d = dict(row.spec)
+        d.update(name=row.name, version=row.version, archived=row.archived,
+                 created_at=_aware(row.created_at).isoformat())  # type: ignore[union-attr]
+        return d
+
+    def create_asset(self, kind: str, name: str, version: str | None, spec: dict[str, Any],
+                     **columns: Any) -> dict[str, Any]:
+        """Create an immutable asset version; ``version=None`` takes the next integer.
+
+        Raises:
+            ConflictError: (name, version) exists.
+        """
+        table = self._ASSETS[kind]
+        for _attempt in range(20):
+            with self._session() as s:
+                v = version
+                if v is None:
+                    top = s.scalar(select(func.max(table.version_num)).where(table.name == name))
+                    v = str((top or 0) + 1)
+                row = table(name=name, version=v, version_num=_version_num(v), spec=spec,
+                            archived=False, created_at=utcnow(), **columns)
+                s.add(row)
+                try:
+                    s.commit()
+                except IntegrityError:
+                    s.rollback()
+                    if version is not None:
+                        raise ConflictError(
+                            f"{kind} {name}:{version} already exists and versions are immutable; "
+                            f"omit the version to get the next one, or choose another version"
+                        ) from None
+                    continue
+                return self._asset(row)
+        raise ConflictError(f"could not allocate a version for {kind} {name!r} (too much contention)")
+
+    def get_asset(self, kind: str, name: str, version: str | None = None, label: str | None = None) -> dict[str, Any]:
+        """Get one version; ``version=None`` or ``label='latest'`` gives the newest unarchived one.
+
+        Raises:
+            NotFoundError: naming the versions that do exist.
+        """
+        table = self._ASSETS[kind]
+        with self._session() as s:
+            if version is not None:
+                row = s.scalar(select(table).where(table.name == name, table.version == str(version)))
+            else:
+                if label not in (None, "latest"):
+                    raise ValidationError(f"label {label!r} is not supported; only 'latest' is")
+                row = s.scalar(select(table).where(table.name == name, table.archived.is_(False))
+                               .order_by(table.id.desc()).limit(1))
+            if row is None:
+                versions = [r for r in s.scalars(select(table.version).where(table.name == name).order_by(table.id))]
+                if versions:
+                    raise NotFoundError(f"{kind} {name}:{version or label or 'latest'} not found; "
+                                        f"versions: {', '.join(versions)}")
+                raise NotFoundError(f"{kind} {name!r} not found")
+            return self._asset(row)
+
+    def list_assets(self, kind: str, name: str | None = None, include_archived: bool = False) -> list[dict[str, Any]]:
+        """All versions of ``name`` (newest first), or the latest version of each asset."""
+        table = self._ASSETS[kind]
+        with self._session() as s:
+            q = select(table)
+            if not include_archived:
+                q = q.where(table.archived.is_(False))
+            if name is not None:
+                return [self._asset(r) for r in s.scalars(q.where(table.name == name).order_by(table.id.desc()))]
+            latest: dict[str, Any] = {}
+            for r in s.scalars(q.order_by(table.id)):
+                latest[r.name] = r
+            return [self._asset(r) for _, r in sorted(latest.items())]
+
+    def set_asset_archived(self, kind: str, name: str, version: str | None, archived: bool) -> int:
+        table = self._ASSETS[kind]
+        with self._session() as s, s.begin():
+            q = update(table).where(table.name == name).values(archived=archived)
+            if version is not None:
+                q = q.where(table.version == str(version))
+            n = s.execute(q).rowcount
+        if not n:
+            self.get_asset(kind, name, version)  # raises NotFoundError with context
+        return n
+
+    # ------------------------------------------------------------------ computes
+    @staticmethod
+    def _compute(row: ComputeRow) -> dict[str, Any]:
+        return {**row.spec, "name": row.name, "type": row.type, "max_instances": row.max_instances}
+
+    def put_compute(self, name: str, type_: str, max_instances: int, spec: dict[str, Any]) -> dict[str, Any]:
+        with self._session() as s, s.begin():
+            row = s.get(ComputeRow, name)
+            if row is None:
+                row = ComputeRow(name=name, type=type_, max_instances=max_instances, spec=spec, created_at=utcnow())
+                s.add(row)
+            else:
+                row.type, row.max_instances, row.spec = type_, max_instances, spec
+            s.flush()
+            return self._compute(row)
+
+    def get_compute(self, name: str) -> dict[str, Any]:
+        with self._session() as s:
+            row = s.get(ComputeRow, name)
+            if row is None:
+                names = ", ".join(r for r in s.scalars(select(ComputeRow.name).order_by(ComputeRow.name)))
+                raise NotFoundError(f"compute {name!r} not found; computes in this workspace: {names}",
+                                    details={"field": "compute", "value": name})
+            return self._compute(row)
+
+    def list_computes(self) -> list[dict[str, Any]]:
+        with self._session() as s:
+            return [self._compute(r) for r in s.scalars(select(ComputeRow).order_by(ComputeRow.name))]
+
+    def delete_compute(self, name: str) -> None:
+        with self._session() as s, s.begin():
+            row = s.get(ComputeRow, name)
+            if row is None:
+                raise NotFoundError(f"compute {name!r} not found")
+            s.delete(row)
+
+    # ------------------------------------------------------------------ jobs
+    @staticmethod
+    def _job(row: JobRow) -> dict[str, Any]:
+        return {
+            "seq": row.seq, "name": row.name, "type": row.type, "status": row.status,
+            "experiment_name": row.experiment_name, "display_name": row.display_name,
+            "compute": row.compute, "parent_name": row.parent_name, "spec": dict(row.spec),
+            "runtime": dict(row.runtime or {}), "status_history": list(row.status_history or []),
+            "created_at": _aware(row.created_at), "start_time": _aware(row.start_time),
+            "end_time": _aware(row.end_time), "exit_code": row.exit_code, "error": row.error,
+            "archived": row.archived,
+        }
+
+    def create_job(self, *, name: str, type_: str, status: str, experiment_name: str, compute: str,
+                   spec: dict[str, Any], display_name: str | None = None, parent_name: str | None = None,
+                   runtime: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Raises ConflictError when a job with this name exists (job names are unique)."""
+        now = utcnow()
+        row = JobRow(name=name, type=type_, status=status, experiment_name=experiment_name, compute=compute,
+                     spec=spec, display_name=display_name, parent_name=parent_name, runtime=runtime or {},
+                     status_history=[{"status": status, "time": now.isoformat()}], created_at=now)
+        with self._session() as s:
+            s.add(row)
+            try:
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                raise ConflictError(f"a job named {name!r} already exists; job names are unique, "
+                                    "omit name to get a generated one") from None
+            return self._job(row)
+
+    def get_job(self, name: str) -> dict[str, Any]:
+        with self._session() as s:
+            row = s.scalar(select(JobRow).where(JobRow.name == name))
+            if row is None:
+                raise NotFoundError(f"job {name!r} not found")
+            return self._job(row)
+
+    def list_jobs(self, *, status: Iterable[str] | None = None, compute: str | None = None,
+                  parent_name: str | None = None, include_archived: bool = False,
+                  top_level_only: bool = False, limit: int | None = None,
+                  ascending: bool = False) -> list[dict[str, Any]]:
+        with self._session() as s:
+            q = select(JobRow)
+            if status is not None:
+                q = q.where(JobRow.status.in_(list(status)))
+            if compute is not None:
+                q = q.where(JobRow.compute == compute)
+            if parent_name is not None:
+                q = q.where(JobRow.parent_name == parent_name)
+            elif top_level_only:
+                q = q.where(JobRow.parent_name.is_(None))
+            if not include_archived:
+                q = q.where(JobRow.archived.is_(False))
+            q = q.order_by(JobRow.seq.asc() if ascending else JobRow.seq.desc())
+            if limit:
+                q = q.limit(limit)
+            return [self._job(r) for r in s.scalars(q)]
+
+    def count_jobs(self, *, status: Iterable[str], compute: str | None = None) -> int:
+        with self._session() as s:
+            q = select(func.count()).select_from(JobRow).where(JobRow.status.in_(list(status)))
+            if compute is not None:
+                q = q.where(JobRow.compute == compute)
+            return int(s.scalar(q) or 0)
+
+    def transition_job(self, name: str, to_status: str, *, from_statuses: Iterable[str] | None = None,
+                       runtime_update: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any] | None:
+        """Set the status (and other columns) if the current status is in ``from_statuses``.
+
+        Returns the updated job, or None when the compare-and-set lost (status had changed).
+        """
+        with self._session() as s, s.begin():
+            q = select(JobRow).where(JobRow.name == name)
+            if not self.url.startswith("sqlite"):
+                q = q.with_for_update()
+            row = s.scalar(q)
+            if row is None:
+                raise NotFoundError(f"job {name!r} not found")
+            if from_statuses is not None and row.status not in set(from_statuses):
+                return None
+            if row.status != to_status:
+                row.status_history = [*(row.status_history or []),
+                                      {"status": to_status, "time": utcnow().isoformat()}]
+            row.status = to_status
+            if runtime_update:
+                row.runtime = {**(row.runtime or {}), **runtime_update}
+            for key, value in fields.items():
+                setattr(row, key, value)
+            s.flush()
+            return self._job(row)
+
+    def update_job(self, name: str, *, runtime_update: dict[str, Any] | None = None,
+                   spec_update: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+        with self._session() as s, s.begin():
+            row = s.scalar(select(JobRow).where(JobRow.name == name))
+            if row is None:
+                raise NotFoundError(f"job {name!r} not found")
+            if runtime_update:
+                row.runtime = {**(row.runtime or {}), **runtime_update}
+            if spec_update:
+                row.spec = {**(row.spec or {}), **spec_update}
+            for key, value in fields.items():
+                setattr(row, key, value)
+            s.flush()
+            return self._job(row)

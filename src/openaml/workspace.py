@@ -1,0 +1,298 @@
+"""The workspace folder: its layout, creation, the index of known workspaces, and discovery.
+
+A workspace is one folder holding everything of it (ARCHITECTURE.md, "State")::
+
+    <workspace>/
+      workspace.json          name, id, created
+      server.json             url, pid, token of the running server (absent when stopped)
+      openaml.db              metadata (SQLite, WAL) unless a PostgreSQL URL is configured
+      mlflow.db               MLflow tracking + registry store
+      mlartifacts/            MLflow artifact root (served through /mlflow)
+      datastores/workspaceblobstore/   the default datastore
+      envs/<hash>/            cached virtualenvs with their build.log
+      code/<hash>/            code snapshots
+      jobs/<name>/            runner state, user_logs/, working directory
+      logs/server.log
+
+Clients find a workspace in this order (issue 2): explicit argument (folder or http URL),
+``$OPENAML_WORKSPACE``, ``.openaml/config.json`` found upward from the current folder, else the
+user's default local workspace ``$OPENAML_HOME/workspaces/default``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from openaml._settings import openaml_home
+from openaml.errors import ConflictError, NotFoundError, ValidationError
+
+__all__ = [
+    "WorkspaceLayout",
+    "create_workspace",
+    "list_workspaces",
+    "get_workspace_path",
+    "delete_workspace",
+    "discover",
+    "WorkspaceTarget",
+    "read_server_info",
+    "atomic_write_json",
+]
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{1,32}$")
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class WorkspaceLayout:
+    root: Path
+
+    @property
+    def info_file(self) -> Path:
+        return self.root / "workspace.json"
+
+    @property
+    def server_file(self) -> Path:
+        return self.root / "server.json"
+
+    @property
+    def metadata_db(self) -> Path:
+        return self.root / "openaml.db"
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlflow.db"
+
+    @property
+    def mlartifacts(self) -> Path:
+        return self.root / "mlartifacts"
+
+    @property
+    def datastores(self) -> Path:
+        return self.root / "datastores"
+
+    @property
+    def default_datastore(self) -> Path:
+        return self.datastores / "workspaceblobstore"
+
+    @property
+    def envs(self) -> Path:
+        return self.root / "envs"
+
+    @property
+    def code(self) -> Path:
+        return self.root / "code"
+
+    @property
+    def jobs(self) -> Path:
+        return self.root / "jobs"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def uploads(self) -> Path:
+        return self.root / "uploads"
+
+    def job_dir(self, name: str) -> Path:
+        return self.jobs / name
+
+    def ensure(self) -> None:
+        for p in (self.mlartifacts, self.default_datastore, self.envs, self.code, self.jobs, self.logs, self.uploads):
+            p.mkdir(parents=True, exist_ok=True)
+
+    def info(self) -> dict[str, Any]:
+        if not self.info_file.is_file():
+            raise NotFoundError(f"{self.root} is not an openaml workspace (no workspace.json); "
+                                f"create one with: openaml workspace create --name NAME --path {self.root}")
+        return json.loads(self.info_file.read_text(encoding="utf-8"))
+
+
+def _index_file(home: Path) -> Path:
+    return home / "workspaces.json"
+
+
+def _read_index(home: Path) -> dict[str, str]:
+    f = _index_file(home)
+    if f.is_file():
+        try:
+            return dict(json.loads(f.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            return {}
+    return {}
+
+
+def create_workspace(name: str, path: str | Path | None = None, *, description: str | None = None,
+                     home: Path | None = None, exist_ok: bool = False) -> WorkspaceLayout:
+    """Create a workspace folder and record it in ``$OPENAML_HOME/workspaces.json``.
+
+    Raises:
+        ValidationError: the name is not 2-33 letters, digits, '-' or '_'.
+        ConflictError: a workspace with that name exists (unless ``exist_ok``).
+    """
+    if not _NAME_RE.match(name):
+        raise ValidationError(f"workspace name {name!r} is invalid: use 2-33 letters, digits, '-' or '_', "
+                              "starting with a letter or digit", details={"field": "name", "value": name})
+    home = home or openaml_home()
+    index = _read_index(home)
+    root = Path(path).expanduser().resolve() if path else home / "workspaces" / name
+    if name in index and Path(index[name]) != root:
+        raise ConflictError(f"workspace {name!r} already exists at {index[name]}")
+    layout = WorkspaceLayout(root)
+    if layout.info_file.is_file():
+        existing = layout.info()
+        if existing.get("name") != name:
+            raise ConflictError(f"{root} already holds workspace {existing.get('name')!r}")
+        if not exist_ok:
+            raise ConflictError(f"workspace {name!r} already exists at {root}")
+    else:
+        if root.exists() and any(root.iterdir()):
+            raise ConflictError(f"{root} exists and is not empty; choose another --path")
+        layout.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(layout.info_file, {
+            "name": name,
+            "id": uuid.uuid4().hex,
+            "description": description,
+            "created": datetime.now(timezone.utc).isoformat(),
+            "format": 1,
+        })
+    layout.ensure()
+    home.mkdir(parents=True, exist_ok=True)
+    index[name] = str(root)
+    atomic_write_json(_index_file(home), index)
+    return layout
+
+
+def list_workspaces(home: Path | None = None) -> list[dict[str, Any]]:
+    home = home or openaml_home()
+    out = []
+    for name, p in sorted(_read_index(home).items()):
+        layout = WorkspaceLayout(Path(p))
+        out.append({"name": name, "path": p, "exists": layout.info_file.is_file(),
+                    "server": read_server_info(layout)})
+    return out
+
+
+def get_workspace_path(name: str, home: Path | None = None) -> Path:
+    home = home or openaml_home()
+    index = _read_index(home)
+    if name not in index:
+        known = ", ".join(sorted(index)) or "none"
+        raise NotFoundError(f"workspace {name!r} not found; known workspaces: {known}")
+    return Path(index[name])
+
+
+def delete_workspace(name: str, home: Path | None = None, *, delete_files: bool = True) -> Path:
+    """Forget a workspace and (by default) delete its folder. Its server must be stopped first."""
+    home = home or openaml_home()
+    root = get_workspace_path(name, home)
+    layout = WorkspaceLayout(root)
+    info = read_server_info(layout)
+    if info and _pid_alive(int(info.get("pid", 0))):
+        raise ConflictError(f"workspace {name!r} has a running server (pid {info['pid']}); "
+                            f"stop it first: openaml server stop --workspace {root}")
+    if delete_files and layout.info_file.is_file():
+        shutil.rmtree(root, ignore_errors=True)
+    index = _read_index(home)
+    index.pop(name, None)
+    atomic_write_json(_index_file(home), index)
+    return root
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_server_info(layout: WorkspaceLayout) -> dict[str, Any] | None:
+    f = layout.server_file
+    if not f.is_file():
+        return None
+    try:
+        info = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not _pid_alive(int(info.get("pid", 0))):
+        return None
+    return info
+
+
+@dataclass(frozen=True)
+class WorkspaceTarget:
+    """Where a client should talk to: a URL, or a local folder whose server may need starting."""
+
+    url: str | None = None
+    path: Path | None = None
+    token: str | None = None
+    source: str = "explicit"
+
+
+def _find_config(start: Path) -> Path | None:
+    cur = start.resolve()
+    for folder in (cur, *cur.parents):
+        for candidate in (folder / ".openaml" / "config.json", folder / "config.json"):
+            if candidate.is_file() and candidate.parent.name == ".openaml":
+                return candidate
+    return None
+
+
+def target_from_value(value: str, source: str, token: str | None = None) -> WorkspaceTarget:
+    if value.startswith(("http://", "https://")):
+        return WorkspaceTarget(url=value.rstrip("/"), token=token, source=source)
+    p = Path(value).expanduser()
+    if not p.exists() and not any(sep in value for sep in ("/", os.sep)) and not value.startswith("."):
+        # a bare name: look it up in the index
+        p = get_workspace_path(value)
+    return WorkspaceTarget(path=p.resolve(), token=token, source=source)
+
+
+def discover(explicit: str | None = None, *, cwd: Path | None = None,
+             environ: dict[str, str] | None = None, config_path: str | Path | None = None) -> WorkspaceTarget:
+    """Find the workspace a client should use (order documented in the module docstring)."""
+    env = os.environ if environ is None else environ
+    token = env.get("OPENAML_TOKEN")
+    if explicit:
+        return target_from_value(explicit, "explicit", token)
+    if env.get("OPENAML_WORKSPACE"):
+        return target_from_value(env["OPENAML_WORKSPACE"], "OPENAML_WORKSPACE", token)
+    cfg = Path(config_path) if config_path else _find_config(cwd or Path.cwd())
+    if cfg is not None:
+        if not cfg.is_file():
+            raise NotFoundError(f"config file {cfg} not found")
+        try:
+            data = json.loads(cfg.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ValidationError(f"{cfg}: invalid JSON: {exc}") from None
+        value = data.get("workspace") or data.get("url") or data.get("path") or data.get("workspace_name")
+        if not value:
+            raise ValidationError(f"{cfg}: expected a 'workspace' key (a folder path, a name or an http URL)")
+        if isinstance(value, str) and not value.startswith("http") and not os.path.isabs(value) and (
+            "/" in value or value.startswith(".")
+        ):
+            value = str((cfg.parent.parent / value).resolve())
+        return target_from_value(str(value), str(cfg), data.get("token") or token)
+    home = openaml_home(env)
+    root = home / "workspaces" / "default"
+    if not (root / "workspace.json").is_file():
+        create_workspace("default", root, home=home, exist_ok=True)
+    return WorkspaceTarget(path=root, token=token, source="default")
