@@ -1,0 +1,128 @@
+"""Shared test fixtures.
+
+The expensive thing (one real server on an OS-assigned port, in a temporary workspace) is
+shared per session; tests that kill or restart a server make their own with
+``start_server(tmp_path)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+EXAMPLES = REPO / "examples"
+
+
+@dataclass
+class ServerHandle:
+    url: str
+    path: Path
+    proc: subprocess.Popen
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_server(workspace: Path, *, name: str = "test", env: dict[str, str] | None = None,
+                 create: bool = True) -> ServerHandle:
+    """Create (if needed) a workspace at ``workspace`` and start a real server on port 0."""
+    full_env = {**os.environ, **(env or {})}
+    if create and not (workspace / "workspace.json").exists():
+        subprocess.run([sys.executable, "-m", "openaml", "workspace", "create", "-n", name, "--path", str(workspace)],
+                       check=True, env=full_env, capture_output=True)
+    log = open(workspace.parent / f"{workspace.name}-server.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "openaml", "server", "--workspace", str(workspace), "--port", "0"],
+                            stdout=log, stderr=subprocess.STDOUT, env=full_env)
+    deadline = time.monotonic() + 90
+    info_file = workspace / "server.json"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}; see {log.name}")
+        if info_file.exists():
+            info = json.loads(info_file.read_text())
+            if info.get("pid") == proc.pid:
+                return ServerHandle(url=info["url"], path=workspace, proc=proc)
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("server did not start in 90 s")
+
+
+@pytest.fixture(scope="session")
+def openaml_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("openaml-home")
+    old = os.environ.get("OPENAML_HOME")
+    os.environ["OPENAML_HOME"] = str(home)
+    os.environ.pop("OPENAML_WORKSPACE", None)
+    yield home
+    if old is None:
+        os.environ.pop("OPENAML_HOME", None)
+    else:
+        os.environ["OPENAML_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def server(openaml_home: Path) -> Iterator[ServerHandle]:
+    """One real server for the session, on an OS-assigned port."""
+    handle = start_server(openaml_home / "ws-session", name="session")
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def ml_client(server: ServerHandle):  # type: ignore[no-untyped-def]
+    from openaml import MLClient
+
+    client = MLClient(workspace=server.url)
+    yield client
+    client.close()
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self):  # type: ignore[no-untyped-def]
+        return json.loads(self.stdout)
+
+
+@pytest.fixture(scope="session")
+def cli(server: ServerHandle):  # type: ignore[no-untyped-def]
+    """Run the real ``openaml`` CLI against the session server: ``cli("data", "list", cwd=...)``."""
+
+    def run(*args: str, cwd: Path | str | None = None, timeout: float = 300, check: bool = False,
+            env: dict[str, str] | None = None) -> CliResult:
+        full_env = {**os.environ, "OPENAML_WORKSPACE": server.url, "COLUMNS": "200", **(env or {})}
+        p = subprocess.run([sys.executable, "-m", "openaml", *args], cwd=cwd, env=full_env, capture_output=True,
+                           text=True, timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError(f"openaml {' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+        return CliResult(p.returncode, p.stdout, p.stderr)
+
+    return run
+
+
+@pytest.fixture
+def titanic_csv() -> Path:
+    p = SHARED_DATA / "titanic.csv"
+    if not p.exists():
+        p = EXAMPLES / "titanic" / "data" / "titanic.csv"
+    return p
