@@ -19,6 +19,7 @@ __all__ = [
     "PathEscapeError",
     "ServerUnavailableError",
     "JobFailedError",
+    "EnvironmentBuildError",
     "error_from_payload",
 ]
 
@@ -83,6 +84,16 @@ class JobFailedError(OpenAMLError):
     http_status = 500
 
 
+class EnvironmentBuildError(OpenAMLError):
+    """Building an environment's virtualenv failed; the message ends with the tail of uv's output.
+
+    ``details`` holds ``spec_hash`` and ``log`` (the full build log's path on the server).
+    """
+
+    code = "environment_build_failed"
+    http_status = 422
+
+
 _BY_CODE: dict[str, type[OpenAMLError]] = {
     cls.code: cls
     for cls in (
@@ -94,6 +105,7 @@ _BY_CODE: dict[str, type[OpenAMLError]] = {
         PathEscapeError,
         ServerUnavailableError,
         JobFailedError,
+        EnvironmentBuildError,
     )
 }
 
