@@ -1,5 +1,140 @@
-"""Placeholder: being written."""
+"""``openaml job create/show/list/stream/cancel/download/archive/restore/update``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(help="job", no_args_is_help=True)
+from openaml.cli._common import NameOpt, OutputOpt, SetOpt, WorkspaceOpt, client, handle_errors
+from openaml.cli._output import info, render
+
+app = typer.Typer(help="Jobs (command jobs; sweeps and pipelines as they land).", no_args_is_help=True)
+
+
+def _summary(job: Any) -> dict[str, Any]:
+    d = job.to_dict() if hasattr(job, "to_dict") else dict(job)
+    extra = getattr(job, "_server_extra", {}) or {}
+    d.update(extra)
+    return d
+
+
+def _duration(d: dict[str, Any]) -> str:
+    from datetime import datetime
+
+    s, e = d.get("start_time"), d.get("end_time")
+    if not s:
+        return ""
+    try:
+        start = datetime.fromisoformat(str(s))
+        end = datetime.fromisoformat(str(e)) if e else None
+    except ValueError:
+        return ""
+    if end is None:
+        from datetime import timezone
+
+        end = datetime.now(timezone.utc)
+    return f"{(end - start).total_seconds():.1f}s"
+
+
+@app.command("create")
+@handle_errors
+def create(file: Annotated[str, typer.Option("--file", "-f", help="Job YAML.")],
+           name: Annotated[str | None, typer.Option("--name", "-n")] = None,
+           set_: SetOpt = None,
+           stream: Annotated[bool, typer.Option("--stream", "-s", help="Follow the log until the job ends.")] = False,
+           experiment_name: Annotated[str | None, typer.Option("--experiment-name", "-e")] = None,
+           workspace: WorkspaceOpt = None, output: OutputOpt = "json") -> None:
+    """Submit a job from YAML (``az ml job create --file job.yml [--set k=v] [--stream]``)."""
+    from openaml._load import load_job
+
+    overrides: list[Any] = list(set_ or [])
+    if name:
+        overrides.append({"name": name})
+    job = load_job(file, params_override=overrides)
+    ml = client(workspace)
+    created = ml.jobs.create_or_update(job, experiment_name=experiment_name, progress=True)
+    if stream:
+        final = ml.jobs.stream(created.name, raise_on_failure=False)
+        if final.status != "Completed":
+            d = _summary(final)
+            raise typer.Exit(1) if d.get("status") else typer.Exit(1)
+        return
+    render(_summary(created), output)
+
+
+@app.command("show")
+@handle_errors
+def show(name: NameOpt, workspace: WorkspaceOpt = None, output: OutputOpt = "json") -> None:
+    """Show a job: status, times, error and last log lines, metrics, outputs, studio URL."""
+    ml = client(workspace)
+    render(ml.jobs.get_raw(name), output)
+
+
+@app.command("list")
+@handle_errors
+def list_(parent_job_name: Annotated[str | None, typer.Option("--parent-job-name", "-p")] = None,
+          all_: Annotated[bool, typer.Option("--all", help="Include archived jobs.")] = False,
+          max_results: Annotated[int | None, typer.Option("--max-results", "-r")] = None,
+          workspace: WorkspaceOpt = None, output: OutputOpt = "table") -> None:
+    ml = client(workspace)
+    jobs = ml.jobs.list(parent_job_name=parent_job_name, list_view_type="all" if all_ else None,
+                        max_results=max_results)
+    rows = []
+    for j in jobs:
+        d = _summary(j)
+        d["duration"] = _duration(d)
+        rows.append(d)
+    render(rows, output, columns=["name", "display_name", "type", "status", "experiment_name", "compute",
+                                  "created_at", "duration"])
+
+
+@app.command("stream")
+@handle_errors
+def stream(name: NameOpt, workspace: WorkspaceOpt = None) -> None:
+    """Follow a job's log until it ends; exit code 1 when it did not complete."""
+    final = client(workspace).jobs.stream(name, raise_on_failure=False)
+    if final.status != "Completed":
+        raise typer.Exit(1)
+
+
+@app.command("cancel")
+@handle_errors
+def cancel(name: NameOpt, workspace: WorkspaceOpt = None, output: OutputOpt = "json") -> None:
+    render(_summary(client(workspace).jobs.cancel(name)), output)
+
+
+@app.command("download")
+@handle_errors
+def download(name: NameOpt,
+             download_path: Annotated[str, typer.Option("--download-path", "-p")] = ".",
+             output_name: Annotated[str | None, typer.Option("--output-name")] = None,
+             all_: Annotated[bool, typer.Option("--all")] = False,
+             workspace: WorkspaceOpt = None) -> None:
+    """Download the default artifacts (``<path>/artifacts``) or named outputs (``<path>/named-outputs/<o>``)."""
+    client(workspace).jobs.download(name, download_path=download_path, output_name=output_name, all=all_)
+    info(f"downloaded job {name} outputs to {download_path}")
+
+
+@app.command("archive")
+@handle_errors
+def archive(name: NameOpt, workspace: WorkspaceOpt = None) -> None:
+    client(workspace).jobs.archive(name)
+    info(f"archived job {name}")
+
+
+@app.command("restore")
+@handle_errors
+def restore(name: NameOpt, workspace: WorkspaceOpt = None) -> None:
+    client(workspace).jobs.restore(name)
+    info(f"restored job {name}")
+
+
+@app.command("update")
+@handle_errors
+def update(name: NameOpt, set_: SetOpt = None, workspace: WorkspaceOpt = None, output: OutputOpt = "json") -> None:
+    """Update display_name, description or tags (``--set display_name=x``)."""
+    from openaml._yaml import apply_set_overrides
+
+    fields = apply_set_overrides({}, set_)
+    render(_summary(client(workspace).jobs.update(name, **fields)), output)

@@ -8,15 +8,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from openaml.errors import ConflictError, NotFoundError, ValidationError
+from openaml.errors import ConflictError, NotFoundError, PathEscapeError, UnsupportedError, ValidationError
 from openaml.workspace import WorkspaceLayout
 
 __all__ = ["Tracking"]
 
 _STATUS_TO_MLFLOW = {"Completed": "FINISHED", "Failed": "FAILED", "Canceled": "KILLED"}
-ARCHIVED_TAG = "openaml.archived"
-MODEL_TYPE_TAG = "openaml.model_type"
-MODEL_PATH_TAG = "openaml.path"
 
 
 class Tracking:
@@ -111,10 +108,14 @@ class Tracking:
         return {"experiment_id": exp_id, "run_id": run_id, "artifact_uri": artifact_uri}
 
     def set_run_running(self, run_id: str) -> None:
-        self.store.update_run_info(run_id, "RUNNING", None, None)
+        from mlflow.entities import RunStatus
+
+        self.store.update_run_info(run_id, RunStatus.RUNNING, None, None)
 
     def end_run(self, run_id: str, job_status: str) -> None:
-        status = _STATUS_TO_MLFLOW.get(job_status, "FAILED")
+        from mlflow.entities import RunStatus
+
+        status = RunStatus.from_string(_STATUS_TO_MLFLOW.get(job_status, "FAILED"))
         try:
             self.store.update_run_info(run_id, status, int(time.time() * 1000), None)
         except Exception:  # the run was deleted by the user through MLflow; the job still ends
@@ -160,38 +161,59 @@ class Tracking:
         return self.artifact_dir(run.info.artifact_uri)
 
     # ------------------------------------------------------------------ model registry
-    def _mv_dict(self, mv: Any) -> dict[str, Any]:
-        tags = dict(mv.tags or {})
+    # Workspace models ARE MLflow registered model versions (spec 7.2: one registry serves both
+    # APIs). These methods return plain records; the models service gives them their meaning.
+    def _mv_record(self, mv: Any) -> dict[str, Any]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            storage_uri = self.registry.get_model_version_download_uri(mv.name, str(mv.version))
+        except MlflowException:
+            storage_uri = mv.source
         return {
             "name": mv.name,
             "version": str(mv.version),
-            "type": tags.get(MODEL_TYPE_TAG) or ("mlflow_model" if mv.run_id or mv.source.startswith(("runs:", "models:")) else "custom_model"),
-            "path": tags.get(MODEL_PATH_TAG) or mv.source,
-            "source": mv.source,
+            "source": mv.source or "",
+            "storage_uri": storage_uri or mv.source or "",
+            "run_id": mv.run_id or None,
             "description": mv.description or None,
-            "tags": {k: v for k, v in tags.items() if not k.startswith("openaml.")},
-            "properties": {k[len("openaml.prop."):]: v for k, v in tags.items() if k.startswith("openaml.prop.")},
-            "job_name": mv.run_id or None,
-            "archived": tags.get(ARCHIVED_TAG) == "true",
+            "tags": dict(mv.tags or {}),
             "created_at": mv.creation_timestamp,
-            "stage": mv.current_stage if mv.current_stage not in (None, "None") else None,
+            "last_updated_at": mv.last_updated_timestamp,
+            "user_id": mv.user_id or None,
         }
 
-    def create_model_version(self, name: str, *, source: str, version: str | None, model_type: str,
-                             path: str, description: str | None, tags: dict[str, str],
-                             properties: dict[str, str], run_id: str | None = None) -> dict[str, Any]:
-        """Register a model version. An explicit ``version`` must be a positive integer not yet used.
+    def next_model_version(self, name: str) -> int:
+        """One more than the highest version ever used by ``name`` (deleted ones included: MLflow
+        keeps their rows, and versions are never reused)."""
+        import sqlalchemy
+        from mlflow.store.model_registry.dbmodels.models import SqlModelVersion
+
+        with self.registry.ManagedSessionMaker() as session:
+            top = session.query(sqlalchemy.func.max(SqlModelVersion.version)).filter(
+                SqlModelVersion.name == name).scalar()
+        return int(top or 0) + 1
+
+    def create_model_version(self, name: str, *, source: str, version: int, description: str | None,
+                             tags: dict[str, str], run_id: str | None = None) -> dict[str, Any]:
+        """Register version ``version`` of ``name`` (the registered model is created when new).
+
+        MLflow numbers versions itself (max + 1); another number is obtained by renumbering the
+        new row before any tag is attached to it.
+
+        Returns:
+            The model version record (see :meth:`get_model_version`).
 
         Raises:
-            ValidationError: non-integer version. ConflictError: the version exists.
+            ValidationError: ``version`` is not a positive integer.
+            ConflictError: the version exists, or was used by a version deleted through MLflow.
         """
         from mlflow.entities.model_registry import ModelVersionTag
         from mlflow.exceptions import MlflowException
 
-        if version is not None and (not str(version).isdigit() or int(version) < 1):
-            raise ValidationError(f"model version {version!r} is invalid: model versions are positive integers "
-                                  "(the MLflow registry that backs models numbers them)",
-                                  details={"field": "version", "value": version})
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ValidationError(f"model version {version!r} is invalid: versions are positive integers",
+                                  details={"field": "version", "value": str(version)})
         try:
             self.registry.get_registered_model(name)
         except MlflowException:
@@ -199,71 +221,180 @@ class Tracking:
                 self.registry.create_registered_model(name)
             except MlflowException:
                 pass  # created concurrently
-        if version is not None:
-            try:
-                self.registry.get_model_version(name, str(version))
-                raise ConflictError(f"model {name}:{version} already exists and versions are immutable")
-            except MlflowException:
-                pass
-        all_tags = {MODEL_TYPE_TAG: model_type, MODEL_PATH_TAG: path, **tags}
-        all_tags.update({f"openaml.prop.{k}": v for k, v in properties.items()})
+        if self.model_version_exists(name, version):
+            raise ConflictError(f"model {name}:{version} already exists (or was deleted through MLflow); "
+                                "model versions are immutable and never reused: omit the version to get "
+                                f"the next one ({self.next_model_version(name)})",
+                                details={"name": name, "version": str(version)})
         mv = self.registry.create_model_version(name, source, run_id=run_id, description=description)
-        if version is not None and str(mv.version) != str(version):
-            mv = self._renumber(name, int(mv.version), int(version))
-        for k, v in all_tags.items():
-            self.registry.set_model_version_tag(name, str(mv.version), ModelVersionTag(k, str(v)))
-        return self._mv_dict(self.registry.get_model_version(name, str(mv.version)))
+        if int(mv.version) != version:
+            mv = self._renumber(name, int(mv.version), version)
+        for k, v in tags.items():
+            self.registry.set_model_version_tag(name, str(version), ModelVersionTag(k, str(v)))
+        return self._mv_record(self.registry.get_model_version(name, str(version)))
 
-    def _renumber(self, name: str, old: int, new: int) -> Any:
+    def model_version_exists(self, name: str, version: int) -> bool:
+        """True when ``name:version`` exists or existed (MLflow keeps deleted versions' rows)."""
         from mlflow.store.model_registry.dbmodels.models import SqlModelVersion
 
         with self.registry.ManagedSessionMaker() as session:
-            row = session.query(SqlModelVersion).filter(SqlModelVersion.name == name,
-                                                        SqlModelVersion.version == old).one()
-            row.version = new
+            return session.query(SqlModelVersion).filter(SqlModelVersion.name == name,
+                                                         SqlModelVersion.version == version).first() is not None
+
+    def _renumber(self, name: str, old: int, new: int) -> Any:
+        import sqlalchemy.exc
+        from mlflow.store.model_registry.dbmodels.models import SqlModelVersion
+
+        try:
+            with self.registry.ManagedSessionMaker() as session:
+                row = session.query(SqlModelVersion).filter(SqlModelVersion.name == name,
+                                                            SqlModelVersion.version == old).one()
+                row.version = new
+        except sqlalchemy.exc.IntegrityError:
+            self.registry.delete_model_version(name, str(old))
+            raise ConflictError(f"model {name}:{new} was created concurrently; versions are immutable") from None
         return self.registry.get_model_version(name, str(new))
 
-    def get_model_version(self, name: str, version: str | None = None, label: str | None = None) -> dict[str, Any]:
+    def get_model_version(self, name: str, version: str) -> dict[str, Any]:
+        """The record of ``name:version``: ``{name, version, source, storage_uri, run_id, description,
+        tags, created_at, last_updated_at, user_id}``.
+
+        Raises:
+            NotFoundError: listing the versions that exist, or saying the model does not exist.
+        """
         from mlflow.exceptions import MlflowException
 
-        if version is not None:
-            try:
-                return self._mv_dict(self.registry.get_model_version(name, str(version)))
-            except MlflowException:
-                versions = [v["version"] for v in self.list_model_versions(name, include_archived=True)]
-                if versions:
-                    raise NotFoundError(f"model {name}:{version} not found; versions: {', '.join(versions)}") from None
-                raise NotFoundError(f"model {name!r} not found") from None
-        if label not in (None, "latest"):
-            raise ValidationError(f"label {label!r} is not supported; only 'latest' is")
-        versions = self.list_model_versions(name)
-        if not versions:
-            raise NotFoundError(f"model {name!r} not found (or all its versions are archived)")
-        return versions[0]
-
-    def list_model_versions(self, name: str | None = None, include_archived: bool = False) -> list[dict[str, Any]]:
-        """All versions of ``name`` (newest first), or the latest version of every model."""
-        if name is not None:
-            mvs = self.registry.search_model_versions(f"name='{name.replace(chr(39), '')}'", max_results=10000)
-            out = sorted((self._mv_dict(mv) for mv in mvs), key=lambda d: -int(d["version"]))
-            return [d for d in out if include_archived or not d["archived"]]
-        result = []
-        for rm in self.registry.search_registered_models(max_results=10000):
-            versions = self.list_model_versions(rm.name, include_archived)
+        try:
+            return self._mv_record(self.registry.get_model_version(name, str(version)))
+        except MlflowException:
+            versions = [v["version"] for v in self.list_model_versions(name)]
             if versions:
-                result.append(versions[0])
-        return sorted(result, key=lambda d: d["name"])
+                raise NotFoundError(f"model {name!r} has no version {version!r}; its versions are: "
+                                    f"{', '.join(reversed(versions))}",
+                                    details={"name": name, "version": str(version), "versions": versions}) from None
+            raise NotFoundError(f"model {name!r} not found; list models with: openaml model list",
+                                details={"name": name}) from None
 
-    def set_model_archived(self, name: str, version: str | None, archived: bool) -> None:
+    def list_model_versions(self, name: str) -> list[dict[str, Any]]:
+        """Every version of ``name``, newest first (empty when the model does not exist)."""
+        quoted = name.replace("'", "''")
+        mvs = self.registry.search_model_versions(f"name='{quoted}'", max_results=10000)
+        return sorted((self._mv_record(mv) for mv in mvs if mv.name == name), key=lambda d: -int(d["version"]))
+
+    def list_model_names(self) -> list[str]:
+        names: list[str] = []
+        token = None
+        while True:
+            page = self.registry.search_registered_models(max_results=1000, page_token=token)
+            names.extend(rm.name for rm in page)
+            token = page.token
+            if not token:
+                return sorted(names)
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> dict[str, Any]:
+        """The version an MLflow alias (``@champion``) points to.
+
+        Raises:
+            NotFoundError: the model has no such alias (its aliases are listed).
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._mv_record(self.registry.get_model_version_by_alias(name, alias))
+        except MlflowException:
+            try:
+                aliases = sorted(self.registry.get_registered_model(name).aliases)
+            except MlflowException:
+                raise NotFoundError(f"model {name!r} not found; list models with: openaml model list",
+                                    details={"name": name}) from None
+            raise NotFoundError(f"model {name!r} has no label {alias!r}; labels are 'latest' and its MLflow "
+                                f"aliases: {', '.join(aliases) or '(none)'}", details={"name": name}) from None
+
+    def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
         from mlflow.entities.model_registry import ModelVersionTag
 
-        targets = [version] if version is not None else [v["version"] for v in
-                                                         self.list_model_versions(name, include_archived=True)]
-        if not targets:
-            raise NotFoundError(f"model {name!r} not found")
-        for v in targets:
-            self.get_model_version(name, v)
-            self.registry.set_model_version_tag(name, str(v), ModelVersionTag(ARCHIVED_TAG, "true" if archived else "false"))
+        self.registry.set_model_version_tag(name, str(version), ModelVersionTag(key, value))
 
-    def model_download_uri(self, name: str, version: str) -> str:
-        return self.registry.get_model_version_download_uri(name, version)
+    # ------------------------------------------------------------------ artifact locations
+    def resolve_artifact_uri(self, uri: str) -> tuple[Path, str | None]:
+        """Local file or folder behind an MLflow location, and the name MLflow gave it.
+
+        Accepted: ``mlflow-artifacts:/<path>``, ``runs:/<run_id>/<path>``, ``models:/<model_id>``
+        (an MLflow 3 logged model), ``models:/<name>/<version>``, and plain paths or ``file:``
+        URIs that lie inside the workspace's artifact root. The name is the logged model's name,
+        else None.
+
+        Raises:
+            PathEscapeError: a location outside the workspace's artifact root.
+            NotFoundError: unknown run, logged model or model version.
+            UnsupportedError: another scheme (s3:, dbfs:, ...).
+        """
+        parsed = urlparse(uri)
+        if parsed.scheme == "mlflow-artifacts":
+            return self.artifact_dir(uri), None
+        if parsed.scheme == "runs":
+            run_id, _, rel = uri[len("runs:/"):].lstrip("/").partition("/")
+            return self.resolve_run_path(run_id, rel)
+        if parsed.scheme == "models":
+            parts = [p for p in uri[len("models:/"):].split("/") if p]
+            if len(parts) == 1:
+                return self._logged_model_dir(parts[0])
+            if len(parts) == 2 and parts[1].isdigit():
+                rec = self.get_model_version(parts[0], parts[1])
+                if rec["storage_uri"] == uri:
+                    raise ValidationError(f"model version source {uri!r} refers to itself")
+                return self.resolve_artifact_uri(rec["storage_uri"])
+            raise ValidationError(f"MLflow model URI {uri!r} is not models:/<model_id> or models:/<name>/<version>")
+        if parsed.scheme in ("", "file"):
+            local = Path(parsed.path if parsed.scheme == "file" else uri)
+            root = self.layout.mlartifacts.resolve()
+            resolved = local.resolve()
+            if resolved != root and root not in resolved.parents:
+                raise PathEscapeError(f"model location {uri!r} is outside the workspace's artifact store; "
+                                      "only files of this workspace can be read", details={"value": uri})
+            return resolved, None
+        raise UnsupportedError(f"model location {uri!r} uses the {parsed.scheme}: scheme, which this "
+                               "installation cannot read; register models from files of this workspace")
+
+    def _logged_model_dir(self, model_id: str) -> tuple[Path, str | None]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            lm = self.store.get_logged_model(model_id)
+        except MlflowException:
+            raise NotFoundError(f"MLflow logged model {model_id!r} not found") from None
+        return self.artifact_dir(lm.artifact_location), lm.name
+
+    def resolve_run_path(self, run_id: str, rel: str) -> tuple[Path, str | None]:
+        """``<run artifacts>/<rel>``; when absent, the MLflow 3 logged model named ``rel`` of that run
+        (``log_model(name=...)`` writes outside the run's artifacts, yet ``runs:/<id>/<name>`` means it).
+
+        Raises:
+            NotFoundError: unknown run, or neither an artifact nor a logged model of that name.
+            PathEscapeError: ``rel`` leaves the run's artifact folder.
+        """
+        from mlflow.exceptions import MlflowException
+
+        from openaml.datastores import safe_join
+
+        try:
+            run = self.store.get_run(run_id)
+        except MlflowException:
+            raise NotFoundError(f"run (job) {run_id!r} not found", details={"value": run_id}) from None
+        base = self.artifact_dir(run.info.artifact_uri)
+        target = safe_join(base, rel, what=f"artifact path of run {run_id}")
+        if target.exists() or not rel.strip("/"):
+            return target, None
+        name = rel.strip("/")
+        quoted = name.replace("'", "''")
+        try:
+            found = self.store.search_logged_models(
+                experiment_ids=[run.info.experiment_id],
+                filter_string=f"source_run_id = '{run_id}' AND name = '{quoted}'", max_results=10)
+        except MlflowException:
+            found = []
+        if found:
+            return self._logged_model_dir(found[0].model_id)
+        listing = sorted(p.name for p in base.iterdir()) if base.is_dir() else []
+        raise NotFoundError(f"run {run_id!r} has no artifact or logged model {rel!r}; its artifacts are: "
+                            f"{', '.join(listing) or '(none)'}", details={"value": rel})

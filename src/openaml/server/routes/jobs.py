@@ -1,5 +1,57 @@
-"""Placeholder: being written."""
+"""Jobs: submit, list, show, update, cancel, archive, logs, output downloads."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Request
+from fastapi.responses import StreamingResponse
 
 router = APIRouter(tags=["jobs"])
+
+
+def _svc(request: Request) -> Any:
+    return request.app.state.ctx.services["jobs"]
+
+
+@router.post("/jobs")
+def submit_job(request: Request, spec: dict[str, Any] = Body(...), source: str | None = None) -> dict[str, Any]:
+    return _svc(request).submit(spec, source=source)
+
+
+@router.get("/jobs")
+def list_jobs(request: Request, parent_job_name: str | None = None, include_archived: bool = False,
+              status: str | None = None, max_results: int | None = None) -> list[dict[str, Any]]:
+    return _svc(request).list(parent_job_name=parent_job_name, include_archived=include_archived, status=status,
+                              max_results=max_results)
+
+
+@router.get("/jobs/{name}")
+def get_job(request: Request, name: str) -> dict[str, Any]:
+    return _svc(request).get(name)
+
+
+@router.patch("/jobs/{name}")
+def update_job(request: Request, name: str, fields: dict[str, Any] = Body(...)) -> dict[str, Any]:
+    return _svc(request).update(name, fields)
+
+
+@router.post("/jobs/{name}/cancel")
+def cancel_job(request: Request, name: str) -> dict[str, Any]:
+    return _svc(request).cancel(name)
+
+
+@router.post("/jobs/{name}/archive")
+def archive_job(request: Request, name: str, archived: bool = True) -> dict[str, Any]:
+    return _svc(request).archive(name, archived)
+
+
+@router.get("/jobs/{name}/logs")
+def job_logs(request: Request, name: str, offset: int = 0, wait: float = 0.0) -> dict[str, Any]:
+    return _svc(request).read_log(name, offset=offset, wait=wait)
+
+
+@router.get("/jobs/{name}/outputs/{output}/download")
+def download_output(request: Request, name: str, output: str) -> StreamingResponse:
+    chunks = _svc(request).tar_output(name, output)
+    return StreamingResponse(chunks, media_type="application/x-tar")

@@ -1,0 +1,351 @@
+"""Runner implementation (see the package docstring)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from openaml._templates import format_literal, render
+
+__all__ = ["main", "Runner", "write_state", "read_state"]
+
+GRACE_SECONDS = 5.0
+HEARTBEAT_SECONDS = 2.0
+LOG_TAIL_LINES = 30
+
+
+def write_state(job_dir: Path, state: dict[str, Any]) -> None:
+    tmp = job_dir / f".state.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(state), encoding="utf-8")
+    os.replace(tmp, job_dir / "state.json")
+
+
+def read_state(job_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((job_dir / "state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def tail_lines(path: Path, n: int = LOG_TAIL_LINES) -> list[str]:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 16384))
+            data = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return data.splitlines()[-n:]
+
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    if not src.exists():
+        return
+    if src.is_file():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+        return
+    shutil.copytree(src, dst, dirs_exist_ok=True, symlinks=False,
+                    ignore_dangling_symlinks=True)
+
+
+class Runner:
+    def __init__(self, job_dir: Path) -> None:
+        self.job_dir = job_dir
+        self.spec: dict[str, Any] = json.loads((job_dir / "runner.json").read_text(encoding="utf-8"))
+        self.state: dict[str, Any] = {"status": "Preparing", "runner_pid": os.getpid(),
+                                      "runner_pgid": os.getpgid(0), "heartbeat": time.time()}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.cancel_reason: str | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.log_dir = job_dir / "user_logs"
+        self.log_path = self.log_dir / "std_log.txt"
+        self.sys_log = job_dir / "system_logs" / "runner.log"
+
+    # ---------------------------------------------------------------- state
+    def update(self, **fields: Any) -> None:
+        with self._lock:
+            self.state.update(fields)
+            self.state["heartbeat"] = time.time()
+            write_state(self.job_dir, self.state)
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            self.update()
+
+    def syslog(self, msg: str) -> None:
+        self.sys_log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.sys_log, "a", encoding="utf-8") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {msg}\n")
+
+    def userlog(self, msg: str) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "a", encoding="utf-8") as fh:
+            fh.write(msg + ("\n" if not msg.endswith("\n") else ""))
+
+    # ---------------------------------------------------------------- signals
+    def _on_term(self, signum: int, _frame: Any) -> None:
+        reason_file = self.job_dir / "cancel"
+        reason = reason_file.read_text(encoding="utf-8").strip() if reason_file.exists() else ""
+        self.cancel_reason = reason or "canceled"
+        self._kill_user()
+
+    def _kill_user(self) -> None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+
+        def _hard() -> None:
+            deadline = time.monotonic() + GRACE_SECONDS
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # the group may outlive its leader
+            except ProcessLookupError:
+                pass
+
+        threading.Thread(target=_hard, daemon=True).start()
+
+    # ---------------------------------------------------------------- phases
+    def prepare_environment(self) -> str:
+        env = self.spec.get("environment") or {}
+        for w in env.get("warnings") or []:
+            self.userlog(f"[openaml] environment: {w}")
+        if env.get("kind", "base") == "base":
+            return str(Path(sys.executable).parent)
+        from openaml.environments import ensure_environment, spec_from_dict
+
+        log = self.job_dir / "system_logs" / "environment_build.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        return str(ensure_environment(spec_from_dict(env), Path(self.spec["envs_dir"]), log))
+
+    def prepare_inputs(self) -> dict[str, str | None]:
+        values: dict[str, str | None] = {}
+        for name, inp in (self.spec.get("inputs") or {}).items():
+            if "value" in inp:
+                values[name] = None if inp["value"] is None else format_literal(inp["value"])
+                continue
+            mode = inp.get("mode") or "ro_mount"
+            local = inp.get("local_path")
+            if mode == "direct" or local is None:
+                values[name] = inp.get("uri")
+                continue
+            src = Path(local)
+            if not src.exists():
+                raise RuntimeError(f"input {name!r}: {inp.get('uri') or local} does not exist")
+            if mode in ("download", "eval_download"):
+                dst = self.job_dir / "inputs" / name / src.name
+                _copy_tree(src, dst)
+                values[name] = str(dst)
+            else:
+                values[name] = str(src)
+        return values
+
+    def prepare_outputs(self) -> dict[str, str]:
+        values: dict[str, str] = {}
+        for name, out in (self.spec.get("outputs") or {}).items():
+            stage = self.job_dir / "outputs" / name
+            stage.mkdir(parents=True, exist_ok=True)
+            if out.get("type") == "uri_file":
+                values[name] = str(stage / (out.get("file_name") or name))
+            else:
+                values[name] = str(stage)
+        return values
+
+    def build_env(self, bin_dir: str, inputs: dict[str, str | None], outputs: dict[str, str],
+                  wd: Path) -> dict[str, str]:
+        s = self.spec
+        env = dict(os.environ)
+        for k in ("VIRTUAL_ENV", "PYTHONHOME", "OPENAML_WORKSPACE", "MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID"):
+            env.pop(k, None)
+        env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+        if Path(bin_dir).parent.joinpath("pyvenv.cfg").exists():
+            env["VIRTUAL_ENV"] = str(Path(bin_dir).parent)
+        node_root = self.job_dir / "node"
+        (node_root / "shared").mkdir(parents=True, exist_ok=True)
+        env.update({
+            "PYTHONUNBUFFERED": "1",
+            "MLFLOW_TRACKING_URI": s["tracking_uri"],
+            "MLFLOW_RUN_ID": s["run_id"],
+            "MLFLOW_EXPERIMENT_ID": str(s["experiment_id"]),
+            "MLFLOW_EXPERIMENT_NAME": s["experiment_name"],
+            "AZUREML_RUN_ID": s["job_name"],
+            "AZUREML_ARM_SUBSCRIPTION": "local",
+            "AZUREML_ARM_RESOURCEGROUP": "local",
+            "AZUREML_ARM_WORKSPACE_NAME": s["workspace_name"],
+            "AZUREML_ARM_PROJECT_NAME": s["experiment_name"],
+            "AZUREML_EXPERIMENT_ID": str(s["experiment_id"]),
+            "AZUREML_SERVICE_ENDPOINT": s["server_url"],
+            "AZUREML_DISCOVERY_SERVICE_ENDPOINT": s["server_url"],
+            "AZUREML_CR_EXECUTION_WORKING_DIR_PATH": str(wd),
+            "AZUREML_NODE_COUNT": str((s.get("resources") or {}).get("instance_count", 1)),
+            "AZUREML_PROCESS_NAME": "rank_0",
+            "AZUREML_CR_NODE_RANK": "0",
+            "AZ_BATCHAI_CLUSTER_NAME": s["compute"],
+            "AZ_BATCH_NODE_ID": f"{s['compute']}-0",
+            "AZ_BATCH_HOST_LIST": "127.0.0.1",
+            "AZ_BATCH_NODE_ROOT_DIR": str(node_root),
+            "AZ_BATCH_NODE_SHARED_DIR": str(node_root / "shared"),
+            "AZ_BATCH_CERTIFICATES_DIR": str(node_root / "certs"),
+        })
+        if s.get("token"):
+            env["MLFLOW_TRACKING_TOKEN"] = s["token"]
+            env["OPENAML_TOKEN"] = s["token"]
+        for name, value in inputs.items():
+            if value is not None:
+                env[f"AZURE_ML_INPUT_{name}"] = value
+        for name, value in outputs.items():
+            env[f"AZURE_ML_OUTPUT_{name}"] = value
+        env.update({k: str(v) for k, v in (s.get("environment_variables") or {}).items()})
+        return env
+
+    def run_command(self, command: str, env: dict[str, str], wd: Path) -> int:
+        timeout = self.spec.get("timeout")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab", buffering=0) as log:
+            self.proc = subprocess.Popen(["bash", "-c", command], cwd=str(wd), env=env, stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.update(status="Running", user_pid=self.proc.pid, user_pgid=self.proc.pid, start_time=time.time())
+            deadline = time.monotonic() + timeout if timeout else None
+            while True:
+                try:
+                    return self.proc.wait(timeout=0.2)
+                except subprocess.TimeoutExpired:
+                    if deadline is not None and time.monotonic() > deadline and self.cancel_reason is None:
+                        self.cancel_reason = f"the job exceeded limits.timeout ({timeout} s) and was canceled"
+                        self.userlog(f"\n[openaml] {self.cancel_reason}")
+                        self._kill_user()
+
+    def finalize(self, wd: Path, outputs: dict[str, str], success: bool) -> dict[str, str]:
+        artifacts = Path(self.spec["artifact_dir"])
+        artifacts.mkdir(parents=True, exist_ok=True)
+        _copy_tree(wd / "outputs", artifacts / "outputs")
+        _copy_tree(wd / "logs", artifacts / "logs")
+        _copy_tree(self.log_dir, artifacts / "user_logs")
+        moved: dict[str, str] = {}
+        if not success:
+            return moved
+        for name, out in (self.spec.get("outputs") or {}).items():
+            stage = self.job_dir / "outputs" / name
+            dest = Path(out["local_path"])
+            if out.get("type") == "uri_file":
+                produced = Path(outputs[name])
+                if not produced.exists():
+                    continue
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(produced, dest) if _same_fs(produced, dest.parent) else shutil.copy2(produced, dest)
+            else:
+                if dest.exists() and any(dest.iterdir()):
+                    _copy_tree(stage, dest)  # an explicit path shared by several jobs: merge
+                else:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    if dest.exists():
+                        dest.rmdir()
+                    if _same_fs(stage, dest.parent):
+                        os.replace(stage, dest)
+                    else:
+                        shutil.copytree(stage, dest)
+            moved[name] = str(dest)
+        return moved
+
+    # ---------------------------------------------------------------- main
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+        self.update()
+        hb = threading.Thread(target=self._heartbeat, daemon=True)
+        hb.start()
+        wd = self.job_dir / "wd"
+        exit_code: int | None = None
+        outputs: dict[str, str] = {}
+        try:
+            bin_dir = self.prepare_environment()
+            if self.cancel_reason:
+                raise _Canceled()
+            code = self.spec.get("code_dir")
+            if code:
+                _copy_tree(Path(code), wd)
+            wd.mkdir(parents=True, exist_ok=True)
+            (wd / "outputs").mkdir(exist_ok=True)
+            (wd / "logs").mkdir(exist_ok=True)
+            inputs = self.prepare_inputs()
+            outputs = self.prepare_outputs()
+            values = {f"inputs.{k}": v for k, v in inputs.items()}
+            values.update({f"outputs.{k}": v for k, v in outputs.items()})
+            values["name"] = self.spec["job_name"]
+            values["default_datastore"] = "workspaceblobstore"
+            command = render(self.spec["command"], values.get)
+            env = self.build_env(bin_dir, inputs, outputs, wd)
+            self.syslog(f"command: {command}")
+            if self.cancel_reason:
+                raise _Canceled()
+            exit_code = self.run_command(command, env, wd)
+        except _Canceled:
+            pass
+        except Exception as exc:  # noqa: BLE001 - any preparation failure fails the job with its message
+            self.syslog(traceback.format_exc())
+            msg = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            self.userlog(f"[openaml] job preparation failed: {msg}")
+            self.update(status="Finalizing")
+            self._finish("Failed", None, f"preparation failed: {msg}", wd, outputs)
+            return 1
+        self.update(status="Finalizing")
+        if self.cancel_reason:
+            self._finish("Canceled", exit_code, self.cancel_reason, wd, outputs)
+            return 0
+        if exit_code == 0:
+            self._finish("Completed", 0, None, wd, outputs)
+            return 0
+        if exit_code is not None and exit_code < 0:
+            reason = f"the job's process was killed by signal {-exit_code}"
+        else:
+            reason = f"the command exited with code {exit_code}"
+        self._finish("Failed", exit_code, reason, wd, outputs)
+        return 0
+
+    def _finish(self, status: str, exit_code: int | None, error: str | None, wd: Path,
+                outputs: dict[str, str]) -> None:
+        moved: dict[str, str] = {}
+        try:
+            moved = self.finalize(wd, outputs, success=status == "Completed")
+        except Exception as exc:  # noqa: BLE001
+            self.syslog(traceback.format_exc())
+            status, error = "Failed", f"finalizing failed: {exc}"
+        self._stop.set()
+        self.update(status=status, exit_code=exit_code, error=error, end_time=time.time(),
+                    outputs=moved, log_tail=tail_lines(self.log_path), terminal=True)
+
+
+class _Canceled(Exception):
+    pass
+
+
+def _same_fs(a: Path, b: Path) -> bool:
+    try:
+        return os.stat(a).st_dev == os.stat(b).st_dev
+    except OSError:
+        return False
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        sys.stderr.write("usage: python -m openaml.runner <job folder>\n")
+        return 2
+    return Runner(Path(argv[0])).run()

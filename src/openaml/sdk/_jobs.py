@@ -1,0 +1,228 @@
+"""``ml_client.jobs``: create_or_update, get, list, stream, cancel, download, archive, restore."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from openaml.constants import TERMINAL_JOB_STATUSES
+from openaml.entities import CommandJob, Environment, Job
+from openaml.errors import JobFailedError, ValidationError
+from openaml.sdk._upload import upload_code, upload_path
+
+__all__ = ["JobOperations", "job_from_dict"]
+
+_LOCAL_MARKERS = ("azureml:", "azureml://", "runs:/", "http://", "https://", "wasbs://", "abfss://", "adl://",
+                  "s3://", "gs://", "/subscriptions/")
+
+
+def job_from_dict(d: dict[str, Any]) -> Job:
+    """Entity of a job as the server returns it (unknown keys are kept in ``properties``-free form)."""
+    from openaml._load import JOB_TYPES
+
+    cls = JOB_TYPES.get(d.get("type", "command"), CommandJob)
+    known = {k: v for k, v in d.items() if k in cls.model_fields}
+    job = cls.model_validate(known)
+    extra = {k: v for k, v in d.items() if k not in cls.model_fields}
+    object.__setattr__(job, "_server_extra", extra)
+    return job
+
+
+def _is_local(path: str) -> bool:
+    return not path.startswith(_LOCAL_MARKERS)
+
+
+class JobOperations:
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._t = client._transport
+
+    # ------------------------------------------------------------------ submit
+    def prepare(self, job: Job, *, progress: bool = False) -> dict[str, Any]:
+        """Upload local code and inputs and inline environment files; returns the wire spec.
+
+        Raises:
+            ValidationError: a local code/input path that does not exist (field named).
+        """
+        if isinstance(job, CommandJob):
+            return self._prepare_command(job, progress=progress)
+        prepare = getattr(job, "_prepare_for_submit", None)
+        if prepare is None:
+            raise ValidationError(f"cannot submit a {type(job).__name__}")
+        return prepare(self, progress=progress)
+
+    def _prepare_command(self, job: CommandJob, *, progress: bool) -> dict[str, Any]:
+        from openaml._templates import check_references
+
+        base = job.base_path
+        src = job._source or "job"
+        data = job.model_dump(mode="json", exclude_none=True)
+        inputs = data.get("inputs", {})
+        supplied = [k for k, v in inputs.items() if any(v.get(x) is not None for x in ("path", "value", "default"))]
+        problems = check_references(job.command, inputs=inputs, outputs=data.get("outputs", {}), supplied=supplied)
+        if problems:
+            raise ValidationError(f"{src}: field 'command': " + "; ".join(problems),
+                                  details={"file": src, "field": "command"})
+        if job.code:
+            if _is_local(job.code):
+                code_path = (base / job.code).resolve()
+                if not code_path.exists():
+                    raise ValidationError(f"{src}: field 'code': {job.code!r} does not exist (resolved to {code_path})",
+                                          details={"file": src, "field": "code", "value": job.code})
+                data["code"] = "openaml-code:" + upload_code(self._t, code_path, base=base, progress=progress)
+        for name, inp in inputs.items():
+            path = inp.get("path")
+            if path and _is_local(str(path)) and inp.get("type") not in ("string", "number", "integer", "boolean"):
+                local = (base / str(path)).resolve()
+                if not local.exists():
+                    raise ValidationError(f"{src}: field 'inputs.{name}.path': {path!r} does not exist "
+                                          f"(resolved to {local})",
+                                          details={"file": src, "field": f"inputs.{name}.path", "value": path})
+                inp["path"] = upload_path(self._t, local, progress=progress)["uri"]
+        env = job.environment
+        if isinstance(env, Environment):
+            data["environment"] = _inline_environment(self._client, env, base)
+        if not job.experiment_name:
+            data["experiment_name"] = _default_experiment(job)
+        return data
+
+    def create_or_update(self, job: Job, *, experiment_name: str | None = None, description: str | None = None,
+                         tags: dict[str, str] | None = None, progress: bool = False, **kwargs: Any) -> Job:
+        """Submit a job (azure-ai-ml: ``ml_client.jobs.create_or_update(job, experiment_name=...)``)."""
+        if experiment_name:
+            job.experiment_name = experiment_name
+        if description:
+            job.description = description
+        if tags:
+            job.tags = {**job.tags, **tags}
+        spec = self.prepare(job, progress=progress)
+        return job_from_dict(self._t.post("/jobs", json=spec, params={"source": job._source}))
+
+    def begin_create_or_update(self, job: Job, **kwargs: Any) -> Any:
+        from openaml.sdk._client import Poller
+
+        return Poller(self.create_or_update(job, **kwargs))
+
+    # ------------------------------------------------------------------ queries
+    def get(self, name: str, **kwargs: Any) -> Job:
+        return job_from_dict(self._t.get(f"/jobs/{name}"))
+
+    def get_raw(self, name: str) -> dict[str, Any]:
+        return self._t.get(f"/jobs/{name}")
+
+    def list(self, *, parent_job_name: str | None = None, list_view_type: str | None = None,
+             max_results: int | None = None, **kwargs: Any) -> list[Job]:
+        include_archived = str(list_view_type or "").lower() in ("all", "archived_only", "archivedonly")
+        rows = self._t.get("/jobs", params={"parent_job_name": parent_job_name, "include_archived": include_archived,
+                                            "max_results": max_results})
+        jobs = [job_from_dict(r) for r in rows]
+        if str(list_view_type or "").lower() in ("archived_only", "archivedonly"):
+            jobs = [j for j in jobs if j.archived]
+        return jobs
+
+    def cancel(self, name: str, **kwargs: Any) -> Job:
+        return job_from_dict(self._t.post(f"/jobs/{name}/cancel"))
+
+    def begin_cancel(self, name: str, **kwargs: Any) -> Any:
+        from openaml.sdk._client import Poller
+
+        return Poller(self.cancel(name))
+
+    def archive(self, name: str, **kwargs: Any) -> None:
+        self._t.post(f"/jobs/{name}/archive", params={"archived": True})
+
+    def restore(self, name: str, **kwargs: Any) -> None:
+        self._t.post(f"/jobs/{name}/archive", params={"archived": False})
+
+    def update(self, name: str, **fields: Any) -> Job:
+        return job_from_dict(self._t.request("PATCH", f"/jobs/{name}", json=fields))
+
+    # ------------------------------------------------------------------ logs
+    def stream(self, name: str, *, out: IO[str] | None = None, raise_on_failure: bool = True,
+               poll_wait: float = 2.0) -> Job:
+        """Print the job's log as it is written until the job ends (azure-ai-ml ``jobs.stream``).
+
+        Raises:
+            JobFailedError: the job ended Failed (azure-ai-ml raises too), with the error and log tail.
+        """
+        out = out or sys.stdout
+        job = self.get_raw(name)
+        out.write(f"RunId: {name}\nWeb View: {job['studio_url']}\n\n")
+        out.write("Streaming user_logs/std_log.txt\n===============================\n\n")
+        out.flush()
+        offset = 0
+        while True:
+            chunk = self._t.get(f"/jobs/{name}/logs", params={"offset": offset, "wait": poll_wait})
+            if chunk["data"]:
+                out.write(chunk["data"])
+                out.flush()
+            offset = chunk["offset"]
+            if chunk["terminal"]:
+                break
+            if not chunk["data"]:
+                time.sleep(0.05)
+        final = self.get_raw(name)
+        out.write(f"\nExecution Summary\n=================\nRunId: {name}\nStatus: {final['status']}\n")
+        if final.get("error"):
+            out.write(f"Error: {final['error']}\n")
+        out.flush()
+        if raise_on_failure and final["status"] == "Failed":
+            raise JobFailedError(f"job {name} failed: {final.get('error')}", details={"job": name})
+        return job_from_dict(final)
+
+    def wait(self, name: str, timeout: float = 600.0, poll: float = 0.2) -> Job:
+        """Block until the job ends (openaml extension); returns the final job."""
+        deadline = time.monotonic() + timeout
+        while True:
+            raw = self.get_raw(name)
+            if raw["status"] in TERMINAL_JOB_STATUSES:
+                return job_from_dict(raw)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {name} still {raw['status']} after {timeout} s")
+            time.sleep(poll)
+
+    # ------------------------------------------------------------------ download
+    def download(self, name: str, *, download_path: str | Path = ".", output_name: str | None = None,
+                 all: bool = False, **kwargs: Any) -> None:
+        """Download outputs as ``az ml job download``: the default artifacts to ``<path>/artifacts/``,
+        named outputs to ``<path>/named-outputs/<name>/``.
+
+        Raises:
+            PathEscapeError: an archive member that would leave the download folder.
+        """
+        from openaml.datastores import safe_extract_tar
+
+        root = Path(download_path)
+        raw = self.get_raw(name)
+        if output_name:
+            names = [output_name]
+        elif all:
+            names = ["artifacts", *(raw.get("output_uris") or {})]
+        else:
+            names = ["artifacts"]
+        import io
+
+        for out_name in names:
+            dest = root / "artifacts" if out_name in ("artifacts", "default") else root / "named-outputs" / out_name
+            data = b"".join(self._t.stream("GET", f"/jobs/{name}/outputs/{out_name}/download"))
+            safe_extract_tar(io.BytesIO(data), dest)
+
+
+def _inline_environment(client: Any, env: Environment, base: Path) -> dict[str, Any]:
+    """The environment as the server stores it: a ``conda_file`` path replaced by its content."""
+    try:
+        ops = client.environments
+    except ImportError:
+        ops = None
+    inline = getattr(ops, "_inline", None)
+    if inline is not None:
+        return inline(env, base)
+    return env.to_dict()
+
+
+def _default_experiment(job: Job) -> str:
+    """Azure ML's default experiment name: the name of the folder the job was defined in."""
+    name = job.base_path.name or "Default"
+    return name

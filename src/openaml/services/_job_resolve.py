@@ -1,0 +1,201 @@
+"""Resolving a submitted job's references before anything runs: compute, environment, inputs,
+outputs, code. Every problem is reported at once, naming the field and the value."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from openaml._templates import check_references
+from openaml.constants import DATA_TYPES, DEFAULT_DATASTORE, MODEL_TYPES
+from openaml.datastores import parse_datastore_uri, parse_job_output_uri
+from openaml.errors import NotFoundError, OpenAMLError, ValidationError
+from openaml.services._context import WorkspaceContext
+
+__all__ = ["resolve_inputs", "resolve_outputs", "check_command", "resolve_code", "ResolveErrors"]
+
+_REMOTE = re.compile(r"^(https?|wasbs?|abfss?|adl|s3|gs)://", re.I)
+
+
+class ResolveErrors:
+    """Collects problems so one submission reports all of them."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, field: str, message: str) -> None:
+        self.items.append((field, message))
+
+    def raise_if_any(self, source: str | None = None) -> None:
+        if not self.items:
+            return
+        prefix = f"{source}: " if source else ""
+        text = "; ".join(f"field '{f}': {m}" for f, m in self.items)
+        raise ValidationError(prefix + text, details={"field": self.items[0][0], "problems": [
+            {"field": f, "message": m} for f, m in self.items]})
+
+
+def check_command(command: str, inputs: dict[str, Any], outputs: dict[str, Any], errors: ResolveErrors,
+                  extra_roots: tuple[str, ...] = ()) -> None:
+    supplied = [k for k, v in inputs.items() if _has_value(v)]
+    for problem in check_references(command, inputs=inputs, outputs=outputs, supplied=supplied,
+                                    extra_roots=extra_roots):
+        errors.add("command", problem)
+
+
+def _has_value(inp: dict[str, Any]) -> bool:
+    return any(inp.get(k) is not None for k in ("path", "value", "default"))
+
+
+def resolve_code(ctx: WorkspaceContext, code: str | None, errors: ResolveErrors) -> str | None:
+    if not code:
+        return None
+    if code.startswith("openaml-code:"):
+        digest = code.split(":", 1)[1]
+        p = ctx.layout.code / digest
+        if not re.fullmatch(r"[0-9a-f]{64}", digest) or not p.is_dir():
+            errors.add("code", f"code snapshot {digest!r} was not uploaded")
+            return None
+        return str(p)
+    parsed = parse_datastore_uri(code)
+    if parsed is not None:
+        try:
+            p = ctx.services["datastores"].resolve(code)
+        except OpenAMLError as exc:
+            errors.add("code", exc.message)
+            return None
+        if not p.exists():
+            errors.add("code", f"{code} does not exist")
+            return None
+        return str(p)
+    errors.add("code", f"code {code!r} must be a local folder (the SDK/CLI upload it) or a datastore URI; "
+                       "git URLs and code assets are not supported here")
+    return None
+
+
+def _local_for(ctx: WorkspaceContext, field: str, typ: str, path: str, errors: ResolveErrors) -> tuple[str | None, str]:
+    """(local path or None, canonical uri) of an input path."""
+    svc = ctx.services
+    try:
+        if path.startswith("azureml:") and not path.startswith("azureml://") or path.startswith(
+                ("azureml://data/", "azureml://models/", "azureml://registries/", "azureml://locations/")) or \
+                path.startswith("/subscriptions/"):
+            if typ in MODEL_TYPES or "/models/" in path:
+                model = svc["models"].resolve_reference(path)
+                return str(model["local_path"]), path
+            asset = svc["data"].resolve_reference(path)
+            uri = asset["path"]
+            if _REMOTE.match(uri):
+                return None, uri
+            return str(svc["datastores"].resolve(uri)), uri
+        if parse_datastore_uri(path) is not None or parse_job_output_uri(path) is not None:
+            return str(svc["datastores"].resolve(path)), path
+        if path.startswith("runs:/"):
+            run_id, _, rel = path[len("runs:/"):].partition("/")
+            from openaml.datastores import safe_join
+
+            return str(safe_join(ctx.tracking.run_artifact_dir(run_id), rel, what="runs:/ path")), path
+        if _REMOTE.match(path):
+            return None, path
+    except OpenAMLError as exc:
+        errors.add(field, exc.message)
+        return None, path
+    except Exception as exc:  # noqa: BLE001 - e.g. an MLflow run that does not exist
+        errors.add(field, f"{path}: {exc}")
+        return None, path
+    errors.add(field, f"{path!r} is a local path that was not uploaded; submit with the openaml CLI or SDK, "
+                      "which upload local paths, or use an azureml:// URI")
+    return None, path
+
+
+def resolve_inputs(ctx: WorkspaceContext, inputs: dict[str, dict[str, Any]], errors: ResolveErrors) -> dict[str, Any]:
+    """Runner view of inputs: literals as ``{"value"}``, data and models as ``{"local_path", "uri", "mode"}``."""
+    out: dict[str, Any] = {}
+    for name, inp in inputs.items():
+        field = f"inputs.{name}"
+        typ = inp.get("type", "uri_folder")
+        if typ not in DATA_TYPES + MODEL_TYPES:
+            value = inp.get("value", inp.get("default"))
+            if value is not None:
+                problem = _check_literal(typ, value, inp)
+                if problem:
+                    errors.add(field, problem)
+            out[name] = {"type": typ, "value": value}
+            continue
+        path = inp.get("path")
+        if path is None:
+            if not inp.get("optional"):
+                errors.add(field, "a data input needs 'path'")
+            out[name] = {"type": typ, "value": None}
+            continue
+        mode = inp.get("mode") or "ro_mount"
+        local, uri = _local_for(ctx, field, typ, str(path), errors)
+        if local is None and mode != "direct" and _REMOTE.match(uri):
+            errors.add(field, f"{uri} is a remote URL; openaml does not download remote data at run time. "
+                              "Use a local copy (e.g. --set inputs.<name>.path=./file) or mode: direct")
+        if local is not None:
+            lp = Path(local)
+            if not lp.exists():
+                errors.add(field, f"{uri} does not exist")
+            elif typ == "uri_file" and not lp.is_file():
+                errors.add(field, f"{uri} is a folder but the input type is uri_file; use type: uri_folder")
+            elif typ == "uri_folder" and not lp.is_dir():
+                errors.add(field, f"{uri} is a file but the input type is uri_folder; use type: uri_file")
+        out[name] = {"type": typ, "mode": mode, "uri": uri, "local_path": local}
+    return out
+
+
+def _check_literal(typ: str, value: Any, inp: dict[str, Any]) -> str | None:
+    ok = {"string": lambda v: isinstance(v, str) or isinstance(v, (int, float, bool)),
+          "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+          "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+          "boolean": lambda v: isinstance(v, bool)}.get(typ)
+    if ok is not None and not ok(value):
+        return f"value {value!r} is not a {typ}"
+    if inp.get("enum") and value not in inp["enum"]:
+        return f"value {value!r} is not one of {inp['enum']}"
+    for bound, cmp in (("min", lambda v, b: v < b), ("max", lambda v, b: v > b)):
+        if inp.get(bound) is not None and isinstance(value, (int, float)) and cmp(value, inp[bound]):
+            return f"value {value!r} is outside [{inp.get('min')}, {inp.get('max')}]"
+    return None
+
+
+def resolve_outputs(ctx: WorkspaceContext, job_name: str, outputs: dict[str, dict[str, Any]],
+                    errors: ResolveErrors) -> dict[str, Any]:
+    """Runner view of outputs: where each lands (``uri``, ``local_path``) and how it registers."""
+    out: dict[str, Any] = {}
+    for name, o in outputs.items():
+        field = f"outputs.{name}"
+        typ = o.get("type") or "uri_folder"
+        path = o.get("path")
+        if path:
+            path = str(path).replace("${{name}}", job_name).replace("${{default_datastore}}", DEFAULT_DATASTORE)
+            if parse_datastore_uri(path) is None:
+                errors.add(field, f"path {path!r} must be an azureml://datastores/<name>/paths/<path> URI")
+                continue
+        else:
+            rel = f"azureml/{job_name}/{name}/"
+            if typ == "uri_file":
+                rel += name
+            path = f"azureml://datastores/{o.get('datastore') or DEFAULT_DATASTORE}/paths/{rel}"
+        try:
+            local = ctx.services["datastores"].resolve(path.rstrip("/") if typ != "uri_file" else path)
+        except OpenAMLError as exc:
+            errors.add(field, exc.message)
+            continue
+        entry: dict[str, Any] = {"type": typ, "mode": o.get("mode") or "rw_mount", "uri": path,
+                                 "local_path": str(local)}
+        if typ == "uri_file":
+            entry["file_name"] = Path(str(local)).name
+        if o.get("name"):
+            entry["register"] = {"name": o["name"], "version": o.get("version"), "description": o.get("description")}
+        out[name] = entry
+    return out
+
+
+def ensure_found(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except NotFoundError:
+        raise
