@@ -8,16 +8,21 @@ Contract (tested against every backend by ``tests/store/test_store_contract.py``
 - an omitted version becomes ``max(numeric versions) + 1`` atomically (a unique constraint
   plus retry, so concurrent creators never get the same version);
 - ``transition_job`` is a compare-and-set on the status, so two schedulers or a scheduler and
-  a cancel never both win.
+  a cancel never both win;
+- read-modify-write methods (``update_job``, ``transition_job``) never lose a concurrent update:
+  on PostgreSQL they lock the row (``SELECT ... FOR UPDATE``); on SQLite every write transaction
+  is ``BEGIN IMMEDIATE`` (one writer at a time, readers never blocked thanks to WAL);
+- datetimes come back timezone-aware, in UTC, on every backend.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
-from datetime import datetime, timezone
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import create_engine, event, func, select, update
 from sqlalchemy.engine import Engine
@@ -30,16 +35,22 @@ from openaml.store._tables import ComputeRow, DataRow, DatastoreRow, Environment
 __all__ = ["MetadataStore", "utcnow"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
+# Alembic runs a migration through module-global state (``alembic.context``): two stores of one
+# process must not migrate at the same time, whatever their databases.
+_ALEMBIC_LOCK = threading.Lock()
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _aware(dt: datetime | None) -> datetime | None:
-    if dt is not None and dt.tzinfo is None:
-        return dt.replace(tzinfo=timezone.utc)
-    return dt
+    """UTC-aware: SQLite hands back naive datetimes (stored as UTC), PostgreSQL the session's zone."""
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
 
 
 def _version_num(version: str) -> int | None:
@@ -53,6 +64,7 @@ class MetadataStore:
         self.url = url
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
+        self._writers: sessionmaker[Session] | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
@@ -66,13 +78,25 @@ class MetadataStore:
         if self.url.startswith("sqlite"):
             @event.listens_for(engine, "connect")
             def _pragmas(dbapi_conn: Any, _record: Any) -> None:  # WAL: readers never block the writer
+                # pysqlite's own transaction handling skips BEGIN before SELECT and DDL, so a
+                # read-then-write would read outside its transaction (two compare-and-sets could
+                # both win) and migrations would not be atomic: we emit BEGIN ourselves below.
+                dbapi_conn.isolation_level = None
                 cur = dbapi_conn.cursor()
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
                 cur.execute("PRAGMA busy_timeout=30000")
                 cur.close()
+
+            @event.listens_for(engine, "begin")
+            def _begin(conn: Any) -> None:
+                # A write transaction takes the write lock up front (waiting up to busy_timeout),
+                # so what it reads cannot change before it writes.
+                write = conn.get_execution_options().get("openaml_write", False)
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._writers = sessionmaker(engine.execution_options(openaml_write=True), expire_on_commit=False)
         self.migrate()
         return self
 
@@ -85,7 +109,10 @@ class MetadataStore:
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         assert self._engine is not None
-        with self._engine.begin() as conn:
+        with _ALEMBIC_LOCK, self._engine.execution_options(openaml_write=True).begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Two servers starting on one empty database: the second waits, then finds head.
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(4242001)")
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
@@ -95,9 +122,18 @@ class MetadataStore:
             self._engine = None
 
     def _session(self) -> Session:
+        """A session for reads (and single-statement writes that need no prior read)."""
         if self._sessions is None:
             raise RuntimeError("MetadataStore.start() was not called")
         return self._sessions()
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        """A session inside one write transaction, committed on success, rolled back on error."""
+        if self._writers is None:
+            raise RuntimeError("MetadataStore.start() was not called")
+        with self._writers() as s, s.begin():
+            yield s
 
     # ------------------------------------------------------------------ meta
     def get_meta(self, key: str) -> str | None:
@@ -106,7 +142,7 @@ class MetadataStore:
             return row.value if row else None
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._session() as s, s.begin():
+        with self._write() as s:
             row = s.get(MetaRow, key)
             if row:
                 row.value = value
@@ -119,8 +155,9 @@ class MetadataStore:
         return {**row.spec, "name": row.name, "type": row.type, "is_default": row.is_default}
 
     def put_datastore(self, name: str, type_: str, spec: dict[str, Any], is_default: bool = False) -> dict[str, Any]:
-        with self._session() as s, s.begin():
-            row = s.get(DatastoreRow, name)
+        """Create or replace the datastore ``name``."""
+        with self._write() as s:
+            row = s.get(DatastoreRow, name, with_for_update=True)
             if row is None:
                 row = DatastoreRow(name=name, type=type_, spec=spec, is_default=is_default, created_at=utcnow())
                 s.add(row)
@@ -133,8 +170,9 @@ class MetadataStore:
         with self._session() as s:
             row = s.get(DatastoreRow, name)
             if row is None:
-                names = ", ".join(r.name for r in s.scalars(select(DatastoreRow)))
-                raise NotFoundError(f"datastore {name!r} not found; datastores: {names}")
+                names = ", ".join(s.scalars(select(DatastoreRow.name).order_by(DatastoreRow.name))) or "(none)"
+                raise NotFoundError(f"datastore {name!r} not found; datastores: {names}",
+                                    details={"field": "datastore", "value": name})
             return self._ds(row)
 
     def list_datastores(self) -> list[dict[str, Any]]:
@@ -142,7 +180,7 @@ class MetadataStore:
             return [self._ds(r) for r in s.scalars(select(DatastoreRow).order_by(DatastoreRow.name))]
 
     # ------------------------------------------------------------------ versioned assets
-    _ASSETS = {"data": DataRow, "environment": EnvironmentRow}
+    _ASSETS: ClassVar[dict[str, type[DataRow | EnvironmentRow]]] = {"data": DataRow, "environment": EnvironmentRow}
 
     @staticmethod
     def _asset(row: DataRow | EnvironmentRow) -> dict[str, Any]:
@@ -158,27 +196,30 @@ class MetadataStore:
         Raises:
             ConflictError: (name, version) exists.
         """
-        table = self._ASSETS[kind]
+        table = self._table(kind)
+        if version is not None:
+            version = str(version)
         for _attempt in range(20):
-            with self._session() as s:
-                v = version
-                if v is None:
-                    top = s.scalar(select(func.max(table.version_num)).where(table.name == name))
-                    v = str((top or 0) + 1)
-                row = table(name=name, version=v, version_num=_version_num(v), spec=spec,
-                            archived=False, created_at=utcnow(), **columns)
-                s.add(row)
-                try:
-                    s.commit()
-                except IntegrityError:
-                    s.rollback()
-                    if version is not None:
-                        raise ConflictError(
-                            f"{kind} {name}:{version} already exists and versions are immutable; "
-                            f"omit the version to get the next one, or choose another version"
-                        ) from None
-                    continue
-                return self._asset(row)
+            try:
+                with self._write() as s:
+                    v = version
+                    if v is None:
+                        top = s.scalar(select(func.max(table.version_num)).where(table.name == name))
+                        v = str((top or 0) + 1)
+                    row = table(name=name, version=v, version_num=_version_num(v), spec=spec,
+                                archived=False, created_at=utcnow(), **columns)
+                    s.add(row)
+                    s.flush()
+                    created = self._asset(row)
+            except IntegrityError:
+                if version is not None:
+                    raise ConflictError(
+                        f"{kind} {name}:{version} already exists and versions are immutable; "
+                        f"omit the version to get the next one, or choose another version",
+                        details={"name": name, "version": version},
+                    ) from None
+                continue  # a concurrent creator took max + 1 (PostgreSQL): read max again
+            return created
         raise ConflictError(f"could not allocate a version for {kind} {name!r} (too much contention)")
 
     def get_asset(self, kind: str, name: str, version: str | None = None, label: str | None = None) -> dict[str, Any]:
@@ -187,46 +228,66 @@ class MetadataStore:
         Raises:
             NotFoundError: naming the versions that do exist.
         """
-        table = self._ASSETS[kind]
+        table = self._table(kind)
+        if version is None and label not in (None, "latest"):
+            raise ValidationError(f"label {label!r} is not supported; only 'latest' is",
+                                  details={"field": "label", "value": label})
         with self._session() as s:
             if version is not None:
                 row = s.scalar(select(table).where(table.name == name, table.version == str(version)))
             else:
-                if label not in (None, "latest"):
-                    raise ValidationError(f"label {label!r} is not supported; only 'latest' is")
                 row = s.scalar(select(table).where(table.name == name, table.archived.is_(False))
                                .order_by(table.id.desc()).limit(1))
             if row is None:
-                versions = [r for r in s.scalars(select(table.version).where(table.name == name).order_by(table.id))]
-                if versions:
-                    raise NotFoundError(f"{kind} {name}:{version or label or 'latest'} not found; "
-                                        f"versions: {', '.join(versions)}")
-                raise NotFoundError(f"{kind} {name!r} not found")
+                raise self._asset_not_found(s, kind, name, version)
             return self._asset(row)
+
+    def _table(self, kind: str) -> type[DataRow | EnvironmentRow]:
+        try:
+            return self._ASSETS[kind]
+        except KeyError:
+            raise ValueError(f"unknown asset kind {kind!r}; kinds: {', '.join(self._ASSETS)}") from None
+
+    def _asset_not_found(self, s: Session, kind: str, name: str, version: str | None) -> NotFoundError:
+        table = self._table(kind)
+        rows = s.execute(select(table.version, table.archived).where(table.name == name).order_by(table.id)).all()
+        details = {"name": name, "version": version, "versions": [v for v, _ in rows]}
+        if not rows:
+            return NotFoundError(f"{kind} {name!r} not found", details=details)
+        listed = ", ".join(f"{v} (archived)" if archived else v for v, archived in rows)
+        if version is None:
+            return NotFoundError(f"{kind} {name!r} has no unarchived version; versions: {listed}", details=details)
+        return NotFoundError(f"{kind} {name}:{version} not found; versions: {listed}", details=details)
 
     def list_assets(self, kind: str, name: str | None = None, include_archived: bool = False) -> list[dict[str, Any]]:
         """All versions of ``name`` (newest first), or the latest version of each asset."""
-        table = self._ASSETS[kind]
+        table = self._table(kind)
         with self._session() as s:
-            q = select(table)
-            if not include_archived:
-                q = q.where(table.archived.is_(False))
             if name is not None:
-                return [self._asset(r) for r in s.scalars(q.where(table.name == name).order_by(table.id.desc()))]
-            latest: dict[str, Any] = {}
-            for r in s.scalars(q.order_by(table.id)):
-                latest[r.name] = r
-            return [self._asset(r) for _, r in sorted(latest.items())]
+                q = select(table).where(table.name == name)
+                if not include_archived:
+                    q = q.where(table.archived.is_(False))
+                return [self._asset(r) for r in s.scalars(q.order_by(table.id.desc()))]
+            newest = select(func.max(table.id)).group_by(table.name)
+            if not include_archived:
+                newest = newest.where(table.archived.is_(False))
+            q = select(table).where(table.id.in_(newest)).order_by(table.name)
+            return [self._asset(r) for r in s.scalars(q)]
 
     def set_asset_archived(self, kind: str, name: str, version: str | None, archived: bool) -> int:
-        table = self._ASSETS[kind]
-        with self._session() as s, s.begin():
+        """Archive (or restore) one version, or every version when ``version`` is None.
+
+        Returns the number of versions changed. Raises NotFoundError naming the versions that exist.
+        """
+        table = self._table(kind)
+        with self._write() as s:
             q = update(table).where(table.name == name).values(archived=archived)
             if version is not None:
                 q = q.where(table.version == str(version))
             n = s.execute(q).rowcount
         if not n:
-            self.get_asset(kind, name, version)  # raises NotFoundError with context
+            with self._session() as s:
+                raise self._asset_not_found(s, kind, name, version)
         return n
 
     # ------------------------------------------------------------------ computes
@@ -235,8 +296,9 @@ class MetadataStore:
         return {**row.spec, "name": row.name, "type": row.type, "max_instances": row.max_instances}
 
     def put_compute(self, name: str, type_: str, max_instances: int, spec: dict[str, Any]) -> dict[str, Any]:
-        with self._session() as s, s.begin():
-            row = s.get(ComputeRow, name)
+        """Create or replace the compute ``name``."""
+        with self._write() as s:
+            row = s.get(ComputeRow, name, with_for_update=True)
             if row is None:
                 row = ComputeRow(name=name, type=type_, max_instances=max_instances, spec=spec, created_at=utcnow())
                 s.add(row)
@@ -249,20 +311,25 @@ class MetadataStore:
         with self._session() as s:
             row = s.get(ComputeRow, name)
             if row is None:
-                names = ", ".join(r for r in s.scalars(select(ComputeRow.name).order_by(ComputeRow.name)))
-                raise NotFoundError(f"compute {name!r} not found; computes in this workspace: {names}",
-                                    details={"field": "compute", "value": name})
+                raise self._compute_not_found(s, name)
             return self._compute(row)
+
+    @staticmethod
+    def _compute_not_found(s: Session, name: str) -> NotFoundError:
+        names = ", ".join(s.scalars(select(ComputeRow.name).order_by(ComputeRow.name))) or "(none)"
+        return NotFoundError(f"compute {name!r} not found; computes in this workspace: {names}",
+                             details={"field": "compute", "value": name})
 
     def list_computes(self) -> list[dict[str, Any]]:
         with self._session() as s:
             return [self._compute(r) for r in s.scalars(select(ComputeRow).order_by(ComputeRow.name))]
 
     def delete_compute(self, name: str) -> None:
-        with self._session() as s, s.begin():
+        """Raises NotFoundError (naming the computes that exist) when ``name`` does not exist."""
+        with self._write() as s:
             row = s.get(ComputeRow, name)
             if row is None:
-                raise NotFoundError(f"compute {name!r} not found")
+                raise self._compute_not_found(s, name)
             s.delete(row)
 
     # ------------------------------------------------------------------ jobs
@@ -286,15 +353,15 @@ class MetadataStore:
         row = JobRow(name=name, type=type_, status=status, experiment_name=experiment_name, compute=compute,
                      spec=spec, display_name=display_name, parent_name=parent_name, runtime=runtime or {},
                      status_history=[{"status": status, "time": now.isoformat()}], created_at=now)
-        with self._session() as s:
-            s.add(row)
-            try:
-                s.commit()
-            except IntegrityError:
-                s.rollback()
-                raise ConflictError(f"a job named {name!r} already exists; job names are unique, "
-                                    "omit name to get a generated one") from None
-            return self._job(row)
+        try:
+            with self._write() as s:
+                s.add(row)
+                s.flush()
+                created = self._job(row)
+        except IntegrityError:
+            raise ConflictError(f"a job named {name!r} already exists; job names are unique, "
+                                "omit name to get a generated one", details={"name": name}) from None
+        return created
 
     def get_job(self, name: str) -> dict[str, Any]:
         with self._session() as s:
@@ -307,6 +374,11 @@ class MetadataStore:
                   parent_name: str | None = None, include_archived: bool = False,
                   top_level_only: bool = False, limit: int | None = None,
                   ascending: bool = False) -> list[dict[str, Any]]:
+        """Jobs, newest first (``ascending``: oldest first), filtered.
+
+        ``parent_name`` gives the children of one job; otherwise ``top_level_only`` leaves out
+        child jobs. ``limit=None`` means no limit.
+        """
         with self._session() as s:
             q = select(JobRow)
             if status is not None:
@@ -320,7 +392,7 @@ class MetadataStore:
             if not include_archived:
                 q = q.where(JobRow.archived.is_(False))
             q = q.order_by(JobRow.seq.asc() if ascending else JobRow.seq.desc())
-            if limit:
+            if limit is not None:
                 q = q.limit(limit)
             return [self._job(r) for r in s.scalars(q)]
 
@@ -337,11 +409,9 @@ class MetadataStore:
 
         Returns the updated job, or None when the compare-and-set lost (status had changed).
         """
-        with self._session() as s, s.begin():
-            q = select(JobRow).where(JobRow.name == name)
-            if not self.url.startswith("sqlite"):
-                q = q.with_for_update()
-            row = s.scalar(q)
+        self._check_job_fields(fields, "transition_job")
+        with self._write() as s:
+            row = s.scalar(select(JobRow).where(JobRow.name == name).with_for_update())
             if row is None:
                 raise NotFoundError(f"job {name!r} not found")
             if from_statuses is not None and row.status not in set(from_statuses):
@@ -357,10 +427,25 @@ class MetadataStore:
             s.flush()
             return self._job(row)
 
+    # Columns that transition_job/update_job may set through keyword fields: not the identity, and
+    # not the status and its history, which only transition_job's compare-and-set changes.
+    _JOB_FIELDS: ClassVar[frozenset[str]] = frozenset({"type", "experiment_name", "display_name", "compute", "parent_name", "spec",
+                             "runtime", "start_time", "end_time", "exit_code", "error", "archived"})
+
+    def _check_job_fields(self, fields: dict[str, Any], method: str) -> None:
+        unknown = sorted(set(fields) - self._JOB_FIELDS)
+        if unknown:
+            raise TypeError(f"{method}() cannot set {', '.join(unknown)}; settable: {', '.join(sorted(self._JOB_FIELDS))}"
+                            + ("; change the status with transition_job()" if "status" in unknown else ""))
+
     def update_job(self, name: str, *, runtime_update: dict[str, Any] | None = None,
                    spec_update: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
-        with self._session() as s, s.begin():
-            row = s.scalar(select(JobRow).where(JobRow.name == name))
+        """Merge ``runtime_update``/``spec_update`` into the job's dicts (top-level keys) and set
+        columns given as ``fields``. The status changes only through :meth:`transition_job`.
+        """
+        self._check_job_fields(fields, "update_job")
+        with self._write() as s:
+            row = s.scalar(select(JobRow).where(JobRow.name == name).with_for_update())
             if row is None:
                 raise NotFoundError(f"job {name!r} not found")
             if runtime_update:
