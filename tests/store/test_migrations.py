@@ -4,10 +4,10 @@ is idempotent, and the head matches the ORM tables exactly.
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import multiprocessing
 import threading
 from pathlib import Path
+from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -66,32 +66,26 @@ def test_start_twice_is_idempotent(store_url: str) -> None:
     assert _current(store_url)[0] == _head()
 
 
-_START_ON_GO = """
-import sys
-import alembic.command, alembic.config  # imported before the barrier, so that both start() together
-from openaml.store import MetadataStore
-print("ready", flush=True)
-sys.stdin.readline()
-MetadataStore(sys.argv[1]).start().close()
-"""
+def _start_when_released(url: str, barrier: Any) -> None:
+    barrier.wait(timeout=30)
+    MetadataStore(url).start().close()
 
 
 def test_concurrent_starts_on_an_empty_database(store_url: str) -> None:
-    """Two servers starting at once on one new database: both come up, the schema is made once."""
-    procs = [subprocess.Popen([sys.executable, "-c", _START_ON_GO, store_url], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
-    try:
-        for p in procs:
-            assert p.stdout is not None and p.stdout.readline().strip() == "ready", p.stdout and p.stdout.read()
-        for p in procs:
-            assert p.stdin is not None
-            p.stdin.write("go\n")
-            p.stdin.flush()
-        outputs = [p.communicate(timeout=120)[0] for p in procs]
-    finally:
-        for p in procs:
-            p.kill() if p.poll() is None else None
-    assert [p.returncode for p in procs] == [0, 0], "\n".join(outputs)
+    """Two servers starting at once on one new database: both come up, the schema is made once.
+
+    Two processes (forked, so they start at once with everything imported) race on ``start()``.
+    """
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_start_when_released, args=(store_url, barrier)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+        if p.is_alive():
+            p.kill()
+    assert [p.exitcode for p in procs] == [0, 0], "a process failed to start the store (traceback above)"
     assert _current(store_url)[0] == _head()
 
 
