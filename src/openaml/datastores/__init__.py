@@ -8,6 +8,13 @@ absolute paths and symlinks that leave the folder.
 
 from __future__ import annotations
 
+from openaml.datastores._mltable import (
+    MLTABLE_FILE,
+    URL_SCHEMES,
+    is_url,
+    validate_mltable_folder,
+    validate_mltable_text,
+)
 from openaml.datastores._paths import (
     DatastoreUri,
     JobOutputUri,
@@ -17,5 +24,16 @@ from openaml.datastores._paths import (
     safe_join,
 )
 
-__all__ = ["DatastoreUri", "JobOutputUri", "parse_datastore_uri", "parse_job_output_uri", "safe_join",
-           "safe_extract_tar"]
+__all__ = [
+    "MLTABLE_FILE",
+    "URL_SCHEMES",
+    "DatastoreUri",
+    "JobOutputUri",
+    "is_url",
+    "parse_datastore_uri",
+    "parse_job_output_uri",
+    "safe_extract_tar",
+    "safe_join",
+    "validate_mltable_folder",
+    "validate_mltable_text",
+]

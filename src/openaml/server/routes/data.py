@@ -1,5 +1,60 @@
-"""Placeholder: being written."""
+"""Data assets: create a version, get, list, archive/restore, resolve a reference.
 
-from fastapi import APIRouter
+``POST /data/{name}/versions`` (body: ``Data`` fields; no ``version`` = the next integer),
+``GET /data?name=&view=active|archived|all``, ``GET /data/{name}/versions/{version}``,
+``GET /data/{name}/labels/latest``, ``POST /data/{name}/archive|restore?version=``,
+``GET /data/_resolve?ref=azureml:<name>:<version>``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request
 
 router = APIRouter(tags=["data"])
+
+
+def _svc(request: Request) -> Any:
+    return request.app.state.ctx.services["data"]
+
+
+@router.get("/data")
+def list_data(request: Request, name: str | None = None, view: str = "active") -> list[dict[str, Any]]:
+    return _svc(request).list(name, view=view)
+
+
+@router.get("/data/_resolve")
+def resolve_data(request: Request, ref: str) -> dict[str, Any]:
+    return _svc(request).resolve_reference(ref)
+
+
+@router.post("/data/{name}/versions", status_code=201)
+def create_data(request: Request, name: str, spec: Annotated[dict[str, Any], Body()],
+                source: str | None = None) -> dict[str, Any]:
+    return _svc(request).create({**spec, "name": name}, source=source)
+
+
+@router.get("/data/{name}/versions")
+def list_versions(request: Request, name: str, view: str = "active") -> list[dict[str, Any]]:
+    return _svc(request).list(name, view=view)
+
+
+@router.get("/data/{name}/versions/{version}")
+def get_version(request: Request, name: str, version: str) -> dict[str, Any]:
+    return _svc(request).get(name, version=version)
+
+
+@router.get("/data/{name}/labels/{label}")
+def get_label(request: Request, name: str, label: str) -> dict[str, Any]:
+    return _svc(request).get(name, label=label)
+
+
+@router.post("/data/{name}/archive")
+def archive(request: Request, name: str, version: str | None = None) -> dict[str, Any]:
+    return _svc(request).set_archived(name, version, True)
+
+
+@router.post("/data/{name}/restore")
+def restore(request: Request, name: str, version: str | None = None) -> dict[str, Any]:
+    return _svc(request).set_archived(name, version, False)
