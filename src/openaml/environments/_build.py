@@ -1,0 +1,267 @@
+"""Building and caching virtualenvs with uv.
+
+Layout of one cached environment (``envs_dir`` is the workspace's ``envs/`` folder)::
+
+    envs/<spec_hash>/            the virtualenv (bin/python, lib/...)
+    envs/<spec_hash>/build.log   uv's output of the last build (kept after a failure too)
+    envs/<spec_hash>/requirements.txt, constraints.txt   what was installed
+    envs/<spec_hash>/.openaml-ready.json   written last, only after a successful build
+    envs/.<spec_hash>.lock       file lock: concurrent jobs build an environment once
+
+An environment is ready if and only if its marker exists. A failed build removes everything
+but ``build.log``, so nothing half-built ever looks ready; the next use builds it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from openaml.environments._spec import EnvSpec
+from openaml.errors import EnvironmentBuildError
+
+__all__ = ["READY_MARKER", "ensure_environment", "env_path", "env_status", "find_uv"]
+
+READY_MARKER = ".openaml-ready.json"
+_TAIL_LINES = 25
+
+
+def find_uv() -> str:
+    """Path of the uv binary: the one installed with openaml (the ``uv`` package), else ``uv`` on PATH.
+
+    Raises:
+        EnvironmentBuildError: uv is not installed.
+    """
+    try:
+        from uv import find_uv_bin
+
+        found = find_uv_bin()
+        if found and os.path.isfile(found):
+            return str(found)
+    except (ImportError, FileNotFoundError):
+        pass
+    which = shutil.which("uv")
+    if which:
+        return which
+    raise EnvironmentBuildError("uv is needed to build environments and was not found; install it into the "
+                                "server's environment: pip install uv")
+
+
+def env_path(spec: EnvSpec | str, envs_dir: str | Path) -> Path:
+    """Folder of the cached virtualenv of ``spec`` (or of a spec hash)."""
+    h = spec if isinstance(spec, str) else spec.spec_hash
+    return Path(envs_dir) / h
+
+
+def env_status(spec: EnvSpec, envs_dir: str | Path) -> str:
+    """``"base"`` (nothing to build), ``"built"`` (ready marker present) or ``"not built"``."""
+    if spec.kind == "base":
+        return "base"
+    root = env_path(spec, envs_dir)
+    return "built" if (root / READY_MARKER).is_file() and _python(root).exists() else "not built"
+
+
+def _bin(root: Path) -> Path:
+    return root / ("Scripts" if os.name == "nt" else "bin")
+
+
+def _python(root: Path) -> Path:
+    return _bin(root) / ("python.exe" if os.name == "nt" else "python")
+
+
+def _writer(fh: IO[str] | None) -> Callable[[str], None]:
+    def say(msg: str) -> None:
+        if fh is not None:
+            fh.write(msg.rstrip("\n") + "\n")
+            fh.flush()
+
+    return say
+
+
+@contextlib.contextmanager
+def _open_log(log: str | Path | IO[str] | None) -> Iterator[Callable[[str], None]]:
+    """A line writer to a path (appended to), an open text file, or nowhere."""
+    if isinstance(log, (str, Path)):
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as fh:
+            yield _writer(fh)
+    else:
+        yield _writer(log)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path, on_wait: Callable[[], None]) -> Iterator[None]:
+    """Exclusive lock on ``path`` across processes and threads (flock; msvcrt on Windows)."""
+    with open(path, "a+") as fh:
+        try:
+            import fcntl
+        except ImportError:  # Windows
+            import msvcrt
+
+            waited = False
+            while True:
+                try:
+                    msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+                    break
+                except OSError:
+                    if not waited:
+                        on_wait()
+                        waited = True
+                    time.sleep(0.2)
+            try:
+                yield
+            finally:
+                msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
+            return
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            on_wait()
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _uv_env() -> dict[str, str]:
+    env = dict(os.environ)
+    for key in ("VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONHOME", "UV_PYTHON", "UV_PROJECT_ENVIRONMENT"):
+        env.pop(key, None)
+    env["NO_COLOR"] = "1"
+    return env
+
+
+def _tail(path: Path, start: int = 0) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            fh.seek(start)
+            lines = fh.read().splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines[-_TAIL_LINES:])
+
+
+def _clear_but_log(root: Path) -> None:
+    if not root.exists():
+        return
+    for child in root.iterdir():
+        if child.name == "build.log":
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+def _build(spec: EnvSpec, root: Path, timeout: float) -> None:
+    uv = find_uv()
+    shutil.rmtree(root, ignore_errors=True)
+    env = _uv_env()
+    venv_cmd = [uv, "venv", "--no-progress", "--color", "never", "--seed", "--python", sys.executable, str(root)]
+    started = time.monotonic()
+    try:
+        made = subprocess.run(venv_cmd, check=False, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        made = subprocess.CompletedProcess(venv_cmd, 124, "", f"uv venv timed out after {timeout:.0f} s")
+    root.mkdir(parents=True, exist_ok=True)
+    log_path = root / "build.log"
+    with open(log_path, "w", encoding="utf-8") as blog:
+        blog.write(f"# openaml environment {spec.spec_hash}\n# source: {spec.source}\n"
+                   f"# started: {datetime.now(UTC).isoformat()}\n")
+        blog.writelines(f"# warning: {w}\n" for w in spec.warnings)
+        blog.write("$ " + " ".join(venv_cmd) + "\n" + made.stdout + made.stderr)
+        blog.flush()
+        if made.returncode != 0:
+            _fail(spec, root, log_path, "uv venv", made.returncode, 0)
+        (root / "requirements.txt").write_text("\n".join(spec.pip) + "\n", encoding="utf-8")
+        (root / "constraints.txt").write_text("\n".join(spec.constraints) + "\n", encoding="utf-8")
+        install = [uv, "pip", "install", "--no-progress", "--color", "never", "--python", str(_python(root)),
+                   "-r", str(root / "requirements.txt")]
+        if spec.constraints:
+            install += ["-c", str(root / "constraints.txt")]
+        blog.write("$ " + " ".join(install) + "\n")
+        blog.flush()
+        mark = blog.tell()
+        try:
+            rc = subprocess.run(install, check=False, stdout=blog, stderr=subprocess.STDOUT, env=env,
+                                timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            blog.write(f"\nuv pip install timed out after {timeout:.0f} s\n")
+            rc = 124
+        blog.write(f"# exit code {rc} after {time.monotonic() - started:.1f} s\n")
+    if rc != 0:
+        _fail(spec, root, log_path, "uv pip install", rc, mark)
+    info = {"spec_hash": spec.spec_hash, "source": spec.source, "pip": spec.pip, "constraints": spec.constraints,
+            "python": sys.version.split()[0], "interpreter": sys.executable,
+            "built_at": datetime.now(UTC).isoformat(), "seconds": round(time.monotonic() - started, 2)}
+    tmp = root / f".ready.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(info, indent=2), encoding="utf-8")
+    os.replace(tmp, root / READY_MARKER)
+
+
+def _fail(spec: EnvSpec, root: Path, log_path: Path, step: str, rc: int, mark: int) -> None:
+    tail = _tail(log_path, mark)
+    _clear_but_log(root)
+    raise EnvironmentBuildError(
+        f"building environment {spec.source or spec.spec_hash[:12]} failed: {step} exited with {rc}; "
+        f"full log: {log_path}\n{tail}",
+        details={"spec_hash": spec.spec_hash, "log": str(log_path), "tail": tail})
+
+
+def ensure_environment(spec: EnvSpec, envs_dir: str | Path, log: str | Path | IO[str] | None = None, *,
+                       timeout: float = 3600.0) -> Path:
+    """Make ``spec``'s interpreter ready and return the folder to put first on ``PATH``.
+
+    Args:
+        spec: from :func:`resolve_spec` or :func:`spec_from_dict`.
+        envs_dir: the cache folder (the workspace's ``layout.envs``).
+        log: the job's log (a path, appended to, or an open text file): progress lines are written
+            there ("reusing ...", "building ...", "ready in N s"). ``spec.warnings`` are NOT written;
+            the caller prints them at the top of the job's log.
+        timeout: seconds for each uv step.
+
+    Returns:
+        For ``base``: the folder of ``sys.executable`` (the calling interpreter). For ``venv``:
+        ``envs_dir/<spec_hash>/bin``, built once with ``uv venv --seed`` + ``uv pip install -r
+        requirements.txt -c constraints.txt`` under a file lock, reused afterwards.
+
+    Raises:
+        EnvironmentBuildError: uv is missing or failed; the message ends with the tail of its
+            output and names the full ``build.log``. No ready marker is left behind.
+    """
+    if spec.kind == "base":
+        return Path(sys.executable).parent
+    if not spec.spec_hash:
+        raise EnvironmentBuildError("environment spec has no spec_hash; resolve it with resolve_spec first")
+    envs = Path(envs_dir)
+    root = envs / spec.spec_hash
+    with _open_log(log) as say:
+        if env_status(spec, envs) == "built":
+            say(f"[openaml] environment: reusing {root} ({spec.source})")
+            return _bin(root)
+        envs.mkdir(parents=True, exist_ok=True)
+        lock = envs / f".{spec.spec_hash}.lock"
+        with _file_lock(lock, lambda: say(f"[openaml] environment: waiting for another build of {root}")):
+            if env_status(spec, envs) == "built":
+                say(f"[openaml] environment: reusing {root} (built by another job)")
+                return _bin(root)
+            say(f"[openaml] environment: building {root} with uv: {len(spec.pip)} requirement(s) "
+                f"({', '.join(spec.pip[:8])}{', ...' if len(spec.pip) > 8 else ''}); log: {root / 'build.log'}")
+            started = time.monotonic()
+            try:
+                _build(spec, root, timeout)
+            except EnvironmentBuildError as exc:
+                say(f"[openaml] environment: build failed: {exc.message}")
+                raise
+            say(f"[openaml] environment: ready in {time.monotonic() - started:.1f} s")
+        return _bin(root)
