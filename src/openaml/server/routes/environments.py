@@ -1,5 +1,67 @@
-"""Placeholder: being written."""
+"""Environments: create (new version), list, show, archive/restore, build, resolve."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request
 
 router = APIRouter(tags=["environments"])
+
+
+def _svc(request: Request) -> Any:
+    return request.app.state.ctx.services["environments"]
+
+
+@router.get("/environments")
+def list_environments(request: Request, name: str | None = None, include_archived: bool = False,
+                      archived_only: bool = False) -> list[dict[str, Any]]:
+    return _svc(request).list(name, include_archived=include_archived, archived_only=archived_only)
+
+
+@router.post("/environments", status_code=201)
+def create_environment(request: Request, spec: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    return _svc(request).create_or_update(spec)
+
+
+@router.post("/environments/resolve")
+def resolve_environment(request: Request, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    """Body ``{"environment": <reference string | inline mapping | null>}``."""
+    return _svc(request).resolve_for_job(body.get("environment"))
+
+
+@router.get("/environments/{name}")
+def get_environment(request: Request, name: str, version: str | None = None,
+                    label: str | None = None) -> dict[str, Any]:
+    return _svc(request).get(name, version, label)
+
+
+@router.get("/environments/{name}/versions")
+def list_versions(request: Request, name: str, include_archived: bool = False) -> list[dict[str, Any]]:
+    return _svc(request).list(name, include_archived=include_archived)
+
+
+@router.get("/environments/{name}/versions/{version}")
+def get_version(request: Request, name: str, version: str) -> dict[str, Any]:
+    return _svc(request).get(name, version)
+
+
+@router.post("/environments/{name}/archive")
+def archive(request: Request, name: str, version: str | None = None) -> dict[str, Any]:
+    return _svc(request).set_archived(name, version, True)
+
+
+@router.post("/environments/{name}/restore")
+def restore(request: Request, name: str, version: str | None = None) -> dict[str, Any]:
+    return _svc(request).set_archived(name, version, False)
+
+
+@router.post("/environments/{name}/versions/{version}/build")
+def build(request: Request, name: str, version: str) -> dict[str, Any]:
+    """Build the environment's virtualenv now (blocking) so jobs start without waiting."""
+    return _svc(request).build(name, version)
+
+
+@router.post("/environments/{name}/build")
+def build_latest(request: Request, name: str, label: str | None = "latest") -> dict[str, Any]:
+    return _svc(request).build(name, None, label)
