@@ -193,6 +193,12 @@ def test_resolve_for_job_forms_and_errors(ml_client, tmp_path: Path, monkeypatch
     curated = ml_client.environments.resolve("azureml://registries/azureml/environments/sklearn-1.5/labels/latest")
     assert curated["kind"] == "base" and curated["curated"] == "AzureML-sklearn-1.5"
     assert ml_client.environments.resolve(None)["kind"] == "base"
+    # the jobs SDK inlines a job's environment relative to the job YAML's folder
+    sub = tmp_path / "jobdir"
+    sub.mkdir()
+    (sub / "env-conda.yml").write_text(CONDA_SIX.format(py=server_python()))
+    payload = ml_client.environments._inline(Environment(image="python", conda_file="env-conda.yml"), sub)
+    assert payload["conda_file"]["name"] == "tiny"
     inline = ml_client.environments.resolve(Environment(image="python:3.11", conda_file="conda.yml"))
     assert inline["kind"] == "venv" and inline["pip"] == ["six"]
     image_only = ml_client.environments.resolve({"image": "library/python:latest"})

@@ -162,6 +162,11 @@ class EnvironmentOperations:
             return self._t.post(f"/environments/{name}/versions/{version}/build")
         return self._t.post(f"/environments/{name}/build", params={"label": label or "latest"})
 
+    def _inline(self, environment: Environment | dict[str, Any] | str,
+                base_path: str | Path | None = None) -> dict[str, Any] | str:
+        """For the jobs SDK: an inline environment made self-contained (see :func:`environment_payload`)."""
+        return environment_payload(self._t, environment, base_path)
+
     def resolve(self, environment: Environment | dict[str, Any] | str | None) -> dict[str, Any]:
         """openaml extra: what a job with this ``environment`` would run in (kind, pip, warnings...)."""
         payload = None if environment is None else environment_payload(self._t, environment)
