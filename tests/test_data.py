@@ -322,4 +322,8 @@ def test_conformance_azureml_examples_data_assets(cli, ml_client, server, confor
     elif type_ == "uri_folder":
         assert (local / "iris.csv").is_file()
     else:
+        import mltable
+
         assert sorted(p.name for p in local.iterdir()) == ["MLTable", "iris.csv"]
+        rows = len((SHARED_DATA / "iris.csv").read_text().splitlines())
+        assert len(mltable.load(str(local)).to_pandas_dataframe()) == rows
