@@ -50,7 +50,8 @@ def check_references(command: str, *, inputs: dict[str, Any], outputs: Iterable[
                 problems.append(f"${{{{{expr}}}}} refers to input {rest!r}, which is not declared; "
                                 f"declared inputs: {', '.join(sorted(declared_in)) or 'none'}")
             elif not optional and rest not in have:
-                problems.append(f"required input {rest!r} has no value (it is used outside a $[[...]] block)")
+                problems.append(f"required input {rest!r} has no value: give it a path (data and model inputs) "
+                                f"or a value (literals), or wrap its use in an optional $[[...]] block")
         elif root == "outputs":
             if rest not in declared_out:
                 problems.append(f"${{{{{expr}}}}} refers to output {rest!r}, which is not declared; "

@@ -82,7 +82,7 @@ class JobOperations:
                                           details={"file": src, "field": f"inputs.{name}.path", "value": path})
                 inp["path"] = upload_path(self._t, local, progress=progress)["uri"]
         env = job.environment
-        if isinstance(env, Environment):
+        if isinstance(env, Environment) or (isinstance(env, str) and env.startswith("file:")):
             data["environment"] = _inline_environment(self._client, env, base)
         if not job.experiment_name:
             data["experiment_name"] = _default_experiment(job)
@@ -210,7 +210,7 @@ class JobOperations:
             safe_extract_tar(io.BytesIO(data), dest)
 
 
-def _inline_environment(client: Any, env: Environment, base: Path) -> dict[str, Any]:
+def _inline_environment(client: Any, env: Environment | str, base: Path) -> dict[str, Any]:
     """The environment as the server stores it: a ``conda_file`` path replaced by its content."""
     try:
         ops = client.environments
@@ -219,6 +219,8 @@ def _inline_environment(client: Any, env: Environment, base: Path) -> dict[str, 
     inline = getattr(ops, "_inline", None)
     if inline is not None:
         return inline(env, base)
+    if isinstance(env, str):
+        raise ValidationError(f"environment {env!r}: file references need the environments SDK")
     return env.to_dict()
 
 

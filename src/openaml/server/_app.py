@@ -64,6 +64,13 @@ def create_app(settings: Settings, *, url: str = "") -> FastAPI:
     async def _domain_error(_request: Request, exc: OpenAMLError) -> JSONResponse:
         return JSONResponse(exc.to_payload(), status_code=exc.http_status)
 
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error in %s %s", _request.method, _request.url.path)
+        err = OpenAMLError(f"internal error: {type(exc).__name__}: {exc} (see the server log "
+                           f"{ctx.layout.logs / 'server.log'})")
+        return JSONResponse(err.to_payload(), status_code=500)
+
     @app.exception_handler(RequestValidationError)
     async def _request_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         parts = []

@@ -57,6 +57,7 @@ def serve(settings: Settings, *, ready_fd: int | None = None) -> None:
     layout.info()
     lock = _lock(layout)
     layout.ensure()
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         handlers=[logging.FileHandler(layout.logs / "server.log"), logging.StreamHandler(sys.stderr)],

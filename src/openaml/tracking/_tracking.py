@@ -95,7 +95,7 @@ class Tracking:
         if parent_run_id:
             all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
         all_tags.update(tags or {})
-        with self.store.ManagedSessionMaker() as session:
+        with self.store.ManagedSessionMaker(read_only=False) as session:
             run = SqlRun(
                 name=run_name or run_id, artifact_uri=artifact_uri, run_uuid=run_id, experiment_id=int(exp_id),
                 source_type=SourceType.to_string(SourceType.JOB), source_name="", entry_point_name="",
@@ -189,7 +189,7 @@ class Tracking:
         import sqlalchemy
         from mlflow.store.model_registry.dbmodels.models import SqlModelVersion
 
-        with self.registry.ManagedSessionMaker() as session:
+        with self.registry.ManagedSessionMaker(read_only=False) as session:
             top = session.query(sqlalchemy.func.max(SqlModelVersion.version)).filter(
                 SqlModelVersion.name == name).scalar()
         return int(top or 0) + 1
@@ -237,7 +237,7 @@ class Tracking:
         """True when ``name:version`` exists or existed (MLflow keeps deleted versions' rows)."""
         from mlflow.store.model_registry.dbmodels.models import SqlModelVersion
 
-        with self.registry.ManagedSessionMaker() as session:
+        with self.registry.ManagedSessionMaker(read_only=False) as session:
             return session.query(SqlModelVersion).filter(SqlModelVersion.name == name,
                                                          SqlModelVersion.version == version).first() is not None
 
@@ -246,7 +246,7 @@ class Tracking:
         from mlflow.store.model_registry.dbmodels.models import SqlModelVersion
 
         try:
-            with self.registry.ManagedSessionMaker() as session:
+            with self.registry.ManagedSessionMaker(read_only=False) as session:
                 row = session.query(SqlModelVersion).filter(SqlModelVersion.name == name,
                                                             SqlModelVersion.version == old).one()
                 row.version = new

@@ -1,0 +1,346 @@
+"""Command jobs end to end: real server, real CLI and SDK, real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from openaml import Input, MLClient, Output, command
+from openaml.errors import NotFoundError, ValidationError
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+def _job_count(ml: MLClient) -> int:
+    return len(ml.jobs.list(list_view_type="all"))
+
+
+def test_command_job_lifecycle_env_vars_outputs_and_artifacts(ml_client, cli, tmp_path):
+    src = tmp_path / "src"
+    _write(src / "main.py", """
+        import os, sys, json, pathlib
+        keys = ["MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "AZUREML_RUN_ID", "MLFLOW_EXPERIMENT_ID",
+                "AZUREML_ARM_WORKSPACE_NAME", "AZUREML_ARM_PROJECT_NAME", "AZ_BATCHAI_CLUSTER_NAME", "GREETING"]
+        print(json.dumps({k: os.environ.get(k) for k in keys}))
+        out = pathlib.Path(sys.argv[2]); (out / "result.txt").write_text("n=" + sys.argv[1])
+        pathlib.Path("outputs").mkdir(exist_ok=True); pathlib.Path("outputs/report.txt").write_text("ok")
+        pathlib.Path("logs/extra.log").write_text("log line")
+        """)
+    _write(src / "ignored.tmp", "x")
+    _write(src / ".amlignore", "*.tmp\n")
+    job_yml = _write(tmp_path / "job.yml", """
+        $schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
+        type: command
+        display_name: lifecycle test
+        experiment_name: jobs-tests
+        code: src
+        command: python main.py ${{inputs.n}} ${{outputs.result}} && ls
+        inputs:
+          n: 7
+        outputs:
+          result:
+        environment: azureml:AzureML-sklearn-1.5@latest
+        environment_variables:
+          GREETING: hello
+        compute: azureml:local
+        tags: {team: test}
+        """)
+    r = cli("job", "create", "-f", str(job_yml), "--stream")
+    assert r.returncode == 0, r.stderr + r.stdout
+    env_line = next(line for line in r.stdout.splitlines() if line.startswith("{"))
+    env = json.loads(env_line)
+    name = env["MLFLOW_RUN_ID"]
+    assert env["AZUREML_RUN_ID"] == name
+    assert env["MLFLOW_TRACKING_URI"].endswith("/mlflow")
+    assert env["AZUREML_ARM_PROJECT_NAME"] == "jobs-tests"
+    assert env["AZ_BATCHAI_CLUSTER_NAME"] == "local"
+    assert env["GREETING"] == "hello"
+    assert "ignored.tmp" not in r.stdout  # .amlignore honoured in the snapshot
+    job = ml_client.jobs.get_raw(name)
+    assert job["status"] == "Completed"
+    assert [h["status"] for h in job["status_history"]] == [
+        "NotStarted", "Queued", "Preparing", "Running", "Finalizing", "Completed"] or \
+        job["status_history"][-1]["status"] == "Completed"
+    assert job["display_name"] == "lifecycle test"
+    assert job["services"]["Studio"]["endpoint"].startswith("http://")
+    assert job["output_uris"]["result"] == f"azureml://datastores/workspaceblobstore/paths/azureml/{name}/result/"
+    # declared output landed in the default datastore
+    ds_root = Path(ml_client.datastores.get("workspaceblobstore").path)
+    if not ds_root.is_absolute():
+        ds_root = Path(ml_client.workspaces.get().path) / ds_root
+    assert (ds_root / "azureml" / name / "result" / "result.txt").read_text() == "n=7"
+    # ./outputs and ./logs became run artifacts; download layout as az ml
+    dl = tmp_path / "dl"
+    r = cli("job", "download", "-n", name, "--download-path", str(dl), "--all")
+    assert r.returncode == 0, r.stderr
+    assert (dl / "artifacts" / "outputs" / "report.txt").read_text() == "ok"
+    assert (dl / "artifacts" / "logs" / "extra.log").read_text() == "log line"
+    assert (dl / "artifacts" / "user_logs" / "std_log.txt").exists()
+    assert (dl / "named-outputs" / "result" / "result.txt").read_text() == "n=7"
+    # the job is an MLflow run in its experiment, finished
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=ml_client.mlflow_tracking_uri)
+    run = client.get_run(name)
+    assert run.info.status == "FINISHED"
+    assert client.get_experiment(run.info.experiment_id).name == "jobs-tests"
+    # list and show
+    r = cli("job", "list", "-o", "json")
+    assert name in {j["name"] for j in r.json()}
+
+
+def test_sdk_command_builder_and_mlflow_attach(ml_client, tmp_path):
+    src = tmp_path / "code"
+    _write(src / "train.py", """
+        import mlflow, os
+        with mlflow.start_run() as run:
+            assert run.info.run_id == os.environ["AZUREML_RUN_ID"], run.info.run_id
+            mlflow.log_param("alpha", 0.5)
+            for step in range(3):
+                mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+        print("done")
+        """)
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    job = command(code=str(src), command="python train.py && cat ${{inputs.data}}",
+                  inputs={"data": Input(type="uri_file", path=str(tmp_path / "data.csv"))},
+                  environment="AzureML-sklearn-1.5@latest", display_name="sdk job", experiment_name="jobs-tests")
+    created = ml_client.jobs.create_or_update(job)
+    assert created.status in ("Queued", "Preparing", "Running", "NotStarted")
+    final = ml_client.jobs.wait(created.name, timeout=120)
+    raw = ml_client.jobs.get_raw(created.name)
+    assert final.status == "Completed", (raw["error"], raw["log_tail"])
+    assert raw["metrics"]["loss"] == pytest.approx(1 / 3)
+    assert raw["params"]["alpha"] == "0.5"
+    assert created.services["Studio"].endpoint.startswith("http")
+
+
+def test_script_crash_fails_with_exit_code_and_log_tail(ml_client, cli, tmp_path):
+    yml = _write(tmp_path / "crash.yml", """
+        command: echo before-crash && python -c "raise SystemExit(3)"
+        environment: azureml:AzureML-sklearn-1.5@latest
+        """)
+    r = cli("job", "create", "-f", str(yml), "--stream")
+    assert r.returncode != 0
+    assert "before-crash" in r.stdout
+    name = next(line.split(": ")[1] for line in r.stdout.splitlines() if line.startswith("RunId"))
+    job = cli("job", "show", "-n", name).json()
+    assert job["status"] == "Failed"
+    assert job["exit_code"] == 3
+    assert "exited with code 3" in job["error"]
+    assert "before-crash" in job["log_tail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("command: echo hi\nenvironment: azureml:AzureML-sklearn-1.5@latest\nbogus_field: 1\n",
+         ["line 3", "bogus_field", "unknown field"]),
+        ("command: [echo, hi\n", ["invalid YAML", "line"]),
+        ("command: echo ${{inputs.nope}}\ninputs:\n  x: 1\n", ["inputs.nope", "declared inputs: x"]),
+        ("command: echo ${{inputs.data}}\ninputs:\n  data:\n    type: uri_file\n", ["data", "path"]),
+        ("command: echo hi\ncode: ./does-not-exist\n", ["code", "does-not-exist"]),
+        ("command: echo hi\ncompute: azureml:gpu-cluster\n", ["compute", "gpu-cluster", "local"]),
+        ("command: echo hi\nlimits:\n  timeout: -5\n", ["limits.timeout"]),
+        ("command: echo ${{inputs.d}}\ninputs:\n  d:\n    type: uri_folder\n    path: azureml:no-such-data:3\n",
+         ["inputs.d", "no-such-data"]),
+        ("command: echo hi\nenvironment_variables: [1, 2]\n", ["environment_variables"]),
+    ],
+    ids=["unknown-field", "yaml-syntax", "undeclared-input", "input-without-path", "missing-code",
+         "unknown-compute", "negative-timeout", "unknown-asset", "wrong-type"],
+)
+def test_bad_job_yaml_is_rejected_before_anything_runs(ml_client, cli, tmp_path, body, expected):
+    before = _job_count(ml_client)
+    yml = tmp_path / "bad.yml"
+    yml.write_text(body)
+    r = cli("job", "create", "-f", str(yml))
+    assert r.returncode != 0
+    for text in expected:
+        assert text in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert _job_count(ml_client) == before
+
+
+def test_sdk_validation_errors_are_typed(ml_client):
+    with pytest.raises(ValidationError, match="nope"):
+        ml_client.jobs.create_or_update(command(command="echo ${{inputs.nope}}"))
+    with pytest.raises(NotFoundError):
+        ml_client.jobs.get("no_such_job_here")
+
+
+def test_cancel_kills_the_whole_process_group(ml_client, tmp_path):
+    marker = tmp_path / "child.pid"
+    job = command(command=f"(sleep 300 & echo $! > {marker}; wait) ; sleep 300",
+                  environment="AzureML-sklearn-1.5@latest")
+    created = ml_client.jobs.create_or_update(job)
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    child = int(marker.read_text().strip())
+    assert psutil.pid_exists(child)
+    ml_client.jobs.cancel(created.name)
+    final = ml_client.jobs.wait(created.name, timeout=60)
+    assert final.status == "Canceled"
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(child) and time.monotonic() < deadline:
+        try:
+            if psutil.Process(child).status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.1)
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+
+
+def test_timeout_cancels_the_job_with_the_reason(ml_client):
+    job = command(command="echo start && sleep 60", environment="AzureML-sklearn-1.5@latest", timeout=2)
+    created = ml_client.jobs.create_or_update(job)
+    final = ml_client.jobs.wait(created.name, timeout=60)
+    raw = ml_client.jobs.get_raw(created.name)
+    assert final.status == "Canceled"
+    assert "limits.timeout" in raw["error"]
+
+
+def test_process_killed_from_outside_fails_the_job(ml_client, tmp_path):
+    marker = tmp_path / "pid"
+    job = command(command=f"echo $$ > {marker}; exec sleep 300", environment="AzureML-sklearn-1.5@latest")
+    created = ml_client.jobs.create_or_update(job)
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.2)
+    os.kill(int(marker.read_text().strip()), signal.SIGKILL)
+    final = ml_client.jobs.wait(created.name, timeout=60)
+    raw = ml_client.jobs.get_raw(created.name)
+    assert final.status == "Failed"
+    assert "signal 9" in raw["error"]
+
+
+def test_jobs_beyond_the_slots_queue(ml_client, cli, tmp_path):
+    _write(tmp_path / "pool.yml", """
+        $schema: https://azuremlschemas.azureedge.net/latest/amlCompute.schema.json
+        name: one-slot
+        type: amlcompute
+        size: STANDARD_DS3_v2
+        min_instances: 0
+        max_instances: 1
+        idle_time_before_scale_down: 120
+        tier: dedicated
+        """)
+    r = cli("compute", "create", "--file", str(tmp_path / "pool.yml"))
+    assert r.returncode == 0, r.stderr
+    assert r.json()["max_instances"] == 1
+    jobs = [ml_client.jobs.create_or_update(command(command="sleep 1.5", compute="one-slot",
+                                                    environment="AzureML-sklearn-1.5@latest")) for _ in range(3)]
+    seen_queued = False
+    for _ in range(100):
+        statuses = [ml_client.jobs.get_raw(j.name)["status"] for j in jobs]
+        running = sum(s in ("Preparing", "Running", "Finalizing") for s in statuses)
+        assert running <= 1, statuses
+        seen_queued = seen_queued or ("Queued" in statuses and running == 1)
+        if all(s == "Completed" for s in statuses):
+            break
+        time.sleep(0.1)
+    for j in jobs:
+        assert ml_client.jobs.wait(j.name, timeout=60).status == "Completed"
+    assert seen_queued
+
+
+def test_fifty_jobs_from_two_clients_none_lost_or_duplicated(server, tmp_path):
+    names: list[list[str]] = [[], []]
+
+    def submit(i: int) -> None:
+        with MLClient(workspace=server.url) as ml:
+            for k in range(25):
+                job = command(command=f"echo client{i}-job{k}", environment="AzureML-sklearn-1.5@latest",
+                              experiment_name="fifty")
+                names[i].append(ml.jobs.create_or_update(job).name)
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    all_names = names[0] + names[1]
+    assert len(all_names) == 50 and len(set(all_names)) == 50
+    with MLClient(workspace=server.url) as ml:
+        for n in all_names:
+            assert ml.jobs.wait(n, timeout=300).status == "Completed"
+        listed = {j.name for j in ml.jobs.list() if j.experiment_name == "fifty"}
+        assert set(all_names) <= listed
+
+
+def test_output_registered_as_data_asset(ml_client, tmp_path):
+    job = command(command="echo hello > ${{outputs.greeting}}/hello.txt",
+                  outputs={"greeting": Output(type="uri_folder", name="greeting-data")},
+                  environment="AzureML-sklearn-1.5@latest")
+    created = ml_client.jobs.create_or_update(job)
+    assert ml_client.jobs.wait(created.name, timeout=60).status == "Completed"
+    asset = ml_client.data.get("greeting-data", label="latest")
+    assert asset.path.rstrip("/").endswith(f"azureml/{created.name}/greeting")
+
+
+def test_server_restart_reattaches_running_job(tmp_path):
+    from tests.conftest import start_server
+
+    ws = tmp_path / "ws"
+    handle = start_server(ws, name="restart")
+    marker = tmp_path / "go"
+    try:
+        with MLClient(workspace=handle.url) as ml:
+            job = ml.jobs.create_or_update(command(
+                command=f"echo started; while [ ! -f {marker} ]; do sleep 0.1; done; echo finished",
+                environment="AzureML-sklearn-1.5@latest"))
+            deadline = time.monotonic() + 60
+            while ml.jobs.get_raw(job.name)["status"] != "Running" and time.monotonic() < deadline:
+                time.sleep(0.1)
+        handle.stop(signal.SIGKILL)
+        marker.write_text("go")
+        time.sleep(0.5)
+        handle = start_server(ws, create=False)
+        with MLClient(workspace=handle.url) as ml:
+            final = ml.jobs.wait(job.name, timeout=60)
+            raw = ml.jobs.get_raw(job.name)
+            assert final.status == "Completed", (raw["error"], raw["log_tail"])
+            log = "".join(ml.jobs.get_raw(job.name)["log_tail"])
+            assert "started" in log and "finished" in log
+    finally:
+        handle.stop()
+
+
+def test_runner_killed_while_server_down_is_failed_not_left_running(tmp_path):
+    from tests.conftest import start_server
+
+    ws = tmp_path / "ws"
+    handle = start_server(ws, name="reconcile")
+    try:
+        with MLClient(workspace=handle.url) as ml:
+            job = ml.jobs.create_or_update(command(command="echo up; sleep 300",
+                                                   environment="AzureML-sklearn-1.5@latest"))
+            deadline = time.monotonic() + 60
+            while ml.jobs.get_raw(job.name)["status"] != "Running" and time.monotonic() < deadline:
+                time.sleep(0.1)
+        state = json.loads((ws / "jobs" / job.name / "state.json").read_text())
+        handle.stop(signal.SIGKILL)
+        os.kill(state["runner_pid"], signal.SIGKILL)
+        os.killpg(state["user_pgid"], signal.SIGKILL)
+        handle = start_server(ws, create=False)
+        with MLClient(workspace=handle.url) as ml:
+            final = ml.jobs.wait(job.name, timeout=60)
+            raw = ml.jobs.get_raw(job.name)
+            assert final.status == "Failed"
+            assert "runner process ended unexpectedly" in raw["error"]
+            assert "up" in (ws / "jobs" / job.name / "user_logs" / "std_log.txt").read_text()
+    finally:
+        handle.stop()
