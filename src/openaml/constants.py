@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-__all__ = ["AssetTypes", "InputOutputModes", "JobStatus", "TERMINAL_JOB_STATUSES", "ModelType",
-           "DEFAULT_DATASTORE", "DEFAULT_COMPUTE"]
+__all__ = [
+    "DEFAULT_COMPUTE",
+    "DEFAULT_DATASTORE",
+    "TERMINAL_JOB_STATUSES",
+    "AssetTypes",
+    "InputOutputModes",
+    "JobStatus",
+    "ListViewType",
+    "ModelType",
+]
 
 DEFAULT_DATASTORE = "workspaceblobstore"
 DEFAULT_COMPUTE = "local"
@@ -42,6 +50,14 @@ class ModelType:
     CUSTOM = "custom_model"
     MLFLOW = "mlflow_model"
     TRITON = "triton_model"
+
+
+class ListViewType:
+    """Which versions ``list`` returns (azure-ai-ml ``ListViewType``)."""
+
+    ACTIVE_ONLY = "ActiveOnly"
+    ARCHIVED_ONLY = "ArchivedOnly"
+    ALL = "All"
 
 
 class JobStatus:

@@ -1,5 +1,65 @@
-"""Placeholder: being written."""
+"""Models: list, show (by version or label), create, archive/restore, download, resolve a reference."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request
+from fastapi.responses import StreamingResponse
 
 router = APIRouter(tags=["models"])
+
+
+def _svc(request: Request) -> Any:
+    return request.app.state.ctx.services["models"]
+
+
+@router.get("/models")
+def list_models(request: Request, name: str | None = None, list_view_type: str = "ActiveOnly") -> list[dict[str, Any]]:
+    return _svc(request).list(name, list_view_type=list_view_type)
+
+
+@router.get("/models/resolve")
+def resolve_model(request: Request, reference: str) -> dict[str, Any]:
+    return _svc(request).resolve_reference(reference)
+
+
+@router.post("/models/{name}/versions")
+def create_model(request: Request, name: str, spec: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    return _svc(request).create_or_update({**spec, "name": name})
+
+
+@router.get("/models/{name}/versions/{version}")
+def get_model(request: Request, name: str, version: str) -> dict[str, Any]:
+    return _svc(request).get(name, version=version)
+
+
+@router.get("/models/{name}/labels/{label}")
+def get_model_by_label(request: Request, name: str, label: str) -> dict[str, Any]:
+    return _svc(request).get(name, label=label)
+
+
+@router.post("/models/{name}/archive")
+def archive_model(request: Request, name: str, version: str | None = None) -> dict[str, Any]:
+    _svc(request).archive(name, version)
+    return {"name": name, "version": version, "archived": True}
+
+
+@router.post("/models/{name}/restore")
+def restore_model(request: Request, name: str, version: str | None = None) -> dict[str, Any]:
+    _svc(request).restore(name, version)
+    return {"name": name, "version": version, "archived": False}
+
+
+@router.get("/models/{name}/versions/{version}/download")
+def download_model(request: Request, name: str, version: str) -> StreamingResponse:
+    archive = _svc(request).download_archive(name, version)
+
+    def chunks() -> Any:
+        try:
+            while chunk := archive.read(1 << 20):
+                yield chunk
+        finally:
+            archive.close()
+
+    return StreamingResponse(chunks(), media_type="application/x-tar")
