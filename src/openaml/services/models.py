@@ -347,6 +347,8 @@ class ModelService:
             for _attempt in range(5):
                 with self._lock:
                     v = version if version is not None else self.ctx.tracking.next_model_version(name)
+                    if version is not None:
+                        self._check_new(name, v)  # again, now that no other create can run
                     dest = models_root / str(v)
                     if dest.exists():  # files left by an earlier crash: that version was never registered
                         shutil.rmtree(dest)
