@@ -50,12 +50,19 @@ def _assert_utc(dt: datetime | None) -> None:
 # ---------------------------------------------------------------------------------------------- lifecycle
 
 
-def test_methods_before_start_raise(store_url: str) -> None:
+def test_methods_outside_start_and_close_raise(store_url: str) -> None:
     s = MetadataStore(store_url)
     with pytest.raises(RuntimeError, match="start"):
         s.list_datastores()
     with pytest.raises(RuntimeError, match="start"):
         s.set_meta("k", "v")
+    s.start()
+    s.set_meta("k", "v")
+    s.close()
+    with pytest.raises(RuntimeError, match="start"):
+        s.get_meta("k")
+    assert s.start().get_meta("k") == "v", "a closed store can start again"
+    s.close()
 
 
 def test_meta_get_set(store: MetadataStore) -> None:

@@ -69,6 +69,9 @@ class MetadataStore:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> MetadataStore:
+        """Connect and migrate to the newest schema; a second call on a started store does nothing."""
+        if self._engine is not None:
+            return self
         kwargs: dict[str, Any] = {"future": True}
         if self.url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
@@ -120,9 +123,10 @@ class MetadataStore:
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+            self._sessions = self._writers = None
 
     def _session(self) -> Session:
-        """A session for reads (and single-statement writes that need no prior read)."""
+        """A session for reads; writes go through :meth:`_write`."""
         if self._sessions is None:
             raise RuntimeError("MetadataStore.start() was not called")
         return self._sessions()
