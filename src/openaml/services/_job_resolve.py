@@ -93,9 +93,8 @@ def _local_for(ctx: WorkspaceContext, field: str, typ: str, path: str, errors: R
             return str(svc["datastores"].resolve(path)), path
         if path.startswith("runs:/"):
             run_id, _, rel = path[len("runs:/"):].partition("/")
-            from openaml.datastores import safe_join
-
-            return str(safe_join(ctx.tracking.run_artifact_dir(run_id), rel, what="runs:/ path")), path
+            local, _logged = ctx.tracking.resolve_run_path(run_id, rel)
+            return str(local), path
         if _REMOTE.match(path):
             return None, path
     except OpenAMLError as exc:
