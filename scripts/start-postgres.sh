@@ -75,7 +75,13 @@ print_url() {
   echo "export OPENAML_TEST_POSTGRES_URL=postgresql+psycopg://$ROLE:$PASSWORD@127.0.0.1:$port/postgres"
 }
 
-is_running() { [[ -d "$DATA" ]] && as_pg "$BINDIR/pg_ctl" -D "$DATA" status >/dev/null 2>&1; }
+# pg_ctl's view, less a postmaster that was killed but not yet reaped (a zombie still has its pid).
+is_running() {
+  [[ -d "$DATA" ]] && as_pg "$BINDIR/pg_ctl" -D "$DATA" status >/dev/null 2>&1 || return 1
+  local pid
+  pid="$(head -n 1 "$DATA/postmaster.pid" 2>/dev/null)"
+  [[ -n "$pid" ]] && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null
+}
 
 is_ready() {
   is_running && [[ -n "$(server_port)" ]] \
@@ -133,7 +139,7 @@ if ! is_running; then
   [[ -n "${port:-}" ]] || { log "could not start postgres; see $LOG"; exit 1; }
 fi
 
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do
   if is_ready; then print_url; exit 0; fi
   sleep 0.1
 done
