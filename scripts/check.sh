@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Installs, starts PostgreSQL for the store's contract tests, and runs the default test suite.
+# This is the README's test command; CI (.ci/run) calls it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+eval "$(scripts/start-postgres.sh)"
+export OPENAML_TEST_POSTGRES_URL
+exec scripts/test.sh "$@"

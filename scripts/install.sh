@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs openaml into ./.venv from requirements.lock (one resolve of pyproject.toml with the test
+# extra), compiled to bytecode, then runs pip check. Needs only python3 (3.11+) with pip.
+#
+# Whenever pyproject.toml's dependencies change, regenerate and commit the lock:
+#     uv pip compile pyproject.toml --extra test --python-version 3.11 -o requirements.lock
+# (existing pins are kept; with CI=true this script fails when the committed lock is stale).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+T0=$(date +%s)
+step() { echo "== [$(( $(date +%s) - T0 ))s] $*" >&2; }
+LOCK_CMD=(pip compile pyproject.toml --extra test --python-version 3.11)
+
+step "uv"
+uv_pin="$(grep -E '^uv==' requirements.lock || echo uv)"
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "$uv_pin"
+# Run the uv binary itself: as `python3 -m uv`, uv's pip commands would target python3's own
+# environment instead of .venv.
+UV_BIN="$(python3 -c 'import uv; print(uv.find_uv_bin())')"
+uv() { "$UV_BIN" "$@"; }
+
+if [[ "${CI:-}" == "true" ]]; then
+  step "requirements.lock is up to date with pyproject.toml"
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  cp requirements.lock "$tmp/requirements.lock"
+  uv "${LOCK_CMD[@]}" --quiet -o "$tmp/requirements.lock"
+  pins() { grep -E '^[A-Za-z0-9]' "$1" | sed 's/[[:space:]].*//' | sort; }
+  if ! diff <(pins requirements.lock) <(pins "$tmp/requirements.lock") > "$tmp/lock.diff"; then
+    echo "requirements.lock is stale: pyproject.toml's dependencies changed. Regenerate and commit it:" >&2
+    echo "    uv ${LOCK_CMD[*]} -o requirements.lock" >&2
+    cat "$tmp/lock.diff" >&2
+    exit 1
+  fi
+fi
+
+step "venv from requirements.lock"
+uv venv --quiet --allow-existing --python "$(command -v python3)" .venv
+VENV_PY="$PWD/.venv/bin/python"
+# --compile-bytecode: some machines set PYTHONDONTWRITEBYTECODE, and MLflow then costs ~10 s of
+# compilation at every server start.
+uv pip install --python "$VENV_PY" --quiet --compile-bytecode -r requirements.lock
+uv pip install --python "$VENV_PY" --quiet --no-deps -e .
+uv pip check --python "$VENV_PY"
+step "installed: .venv/bin/openaml"
