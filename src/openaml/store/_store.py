@@ -30,7 +30,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from openaml.errors import ConflictError, NotFoundError, ValidationError
-from openaml.store._tables import ComputeRow, DataRow, DatastoreRow, EnvironmentRow, JobRow, MetaRow
+from openaml.store._tables import (
+    ComponentRow,
+    ComputeRow,
+    DataRow,
+    DatastoreRow,
+    EnvironmentRow,
+    JobRow,
+    MetaRow,
+    ScheduleRow,
+    StepCacheRow,
+)
 
 __all__ = ["MetadataStore", "utcnow"]
 
@@ -184,10 +194,10 @@ class MetadataStore:
             return [self._ds(r) for r in s.scalars(select(DatastoreRow).order_by(DatastoreRow.name))]
 
     # ------------------------------------------------------------------ versioned assets
-    _ASSETS: ClassVar[dict[str, type[DataRow | EnvironmentRow]]] = {"data": DataRow, "environment": EnvironmentRow}
+    _ASSETS: ClassVar[dict[str, Any]] = {"data": DataRow, "environment": EnvironmentRow, "component": ComponentRow}
 
     @staticmethod
-    def _asset(row: DataRow | EnvironmentRow) -> dict[str, Any]:
+    def _asset(row: Any) -> dict[str, Any]:
         d = dict(row.spec)
         d.update(name=row.name, version=row.version, archived=row.archived,
                  created_at=_aware(row.created_at).isoformat())  # type: ignore[union-attr]
@@ -246,7 +256,7 @@ class MetadataStore:
                 raise self._asset_not_found(s, kind, name, version)
             return self._asset(row)
 
-    def _table(self, kind: str) -> type[DataRow | EnvironmentRow]:
+    def _table(self, kind: str) -> Any:
         try:
             return self._ASSETS[kind]
         except KeyError:
@@ -460,3 +470,71 @@ class MetadataStore:
                 setattr(row, key, value)
             s.flush()
             return self._job(row)
+
+    # ------------------------------------------------------------------ pipeline step cache
+    def add_step_cache(self, *, reuse_key: str, identity: str, job_name: str, fingerprint: dict[str, Any]) -> None:
+        """Record a step that completed by running, for later reuse (never a reused step)."""
+        with self._write() as s:
+            s.add(StepCacheRow(reuse_key=reuse_key, identity=identity[:512], job_name=job_name,
+                               fingerprint=fingerprint, created_at=utcnow()))
+
+    @staticmethod
+    def _cache(row: StepCacheRow) -> dict[str, Any]:
+        return {"reuse_key": row.reuse_key, "identity": row.identity, "job_name": row.job_name,
+                "fingerprint": dict(row.fingerprint), "created_at": _aware(row.created_at)}
+
+    def find_step_cache(self, *, reuse_key: str | None = None, identity: str | None = None,
+                        limit: int = 20) -> list[dict[str, Any]]:
+        """Cache entries matching the key and/or the identity, newest first."""
+        with self._session() as s:
+            q = select(StepCacheRow)
+            if reuse_key is not None:
+                q = q.where(StepCacheRow.reuse_key == reuse_key)
+            if identity is not None:
+                q = q.where(StepCacheRow.identity == identity[:512])
+            q = q.order_by(StepCacheRow.id.desc()).limit(limit)
+            return [self._cache(r) for r in s.scalars(q)]
+
+    # ------------------------------------------------------------------ schedules
+    @staticmethod
+    def _schedule(row: ScheduleRow) -> dict[str, Any]:
+        return {"name": row.name, "spec": dict(row.spec), "enabled": row.enabled, "state": dict(row.state or {}),
+                "created_at": _aware(row.created_at)}
+
+    def put_schedule(self, name: str, spec: dict[str, Any], *, enabled: bool | None = None,
+                     state: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Create or replace a schedule; ``enabled``/``state`` keep their stored values when None."""
+        with self._write() as s:
+            row = s.scalar(select(ScheduleRow).where(ScheduleRow.name == name).with_for_update())
+            if row is None:
+                row = ScheduleRow(name=name, spec=spec, enabled=True if enabled is None else enabled,
+                                  state=state or {}, created_at=utcnow())
+                s.add(row)
+            else:
+                row.spec = spec
+                if enabled is not None:
+                    row.enabled = enabled
+                if state is not None:
+                    row.state = state
+            s.flush()
+            return self._schedule(row)
+
+    def get_schedule(self, name: str) -> dict[str, Any]:
+        with self._session() as s:
+            row = s.scalar(select(ScheduleRow).where(ScheduleRow.name == name))
+            if row is None:
+                names = list(s.scalars(select(ScheduleRow.name).order_by(ScheduleRow.name)))
+                raise NotFoundError(f"schedule {name!r} not found; schedules: {', '.join(names) or 'none'}",
+                                    details={"name": name})
+            return self._schedule(row)
+
+    def list_schedules(self) -> list[dict[str, Any]]:
+        with self._session() as s:
+            return [self._schedule(r) for r in s.scalars(select(ScheduleRow).order_by(ScheduleRow.name))]
+
+    def delete_schedule(self, name: str) -> None:
+        self.get_schedule(name)
+        with self._write() as s:
+            row = s.scalar(select(ScheduleRow).where(ScheduleRow.name == name))
+            if row is not None:
+                s.delete(row)

@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "DatastoreRow", "DataRow", "EnvironmentRow", "ComputeRow", "JobRow", "MetaRow"]
+__all__ = ["Base", "DatastoreRow", "DataRow", "EnvironmentRow", "ComputeRow", "JobRow", "MetaRow", "ComponentRow",
+           "StepCacheRow", "ScheduleRow"]
 
 
 class Base(DeclarativeBase):
@@ -84,3 +85,41 @@ class JobRow(Base):
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ComponentRow(Base):
+    __tablename__ = "components"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_component_name_version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    version: Mapped[str] = mapped_column(String(64))
+    version_num: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    spec: Mapped[dict] = mapped_column(JSON)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StepCacheRow(Base):
+    """A pipeline step that completed by running: what later identical steps reuse.
+
+    ``reuse_key`` hashes everything that decides the outputs (component, code, environment, input
+    contents, parameters); ``identity`` names the step across runs (experiment + node) so a step
+    that runs again can say what changed since its last successful run.
+    """
+
+    __tablename__ = "pipeline_step_cache"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    reuse_key: Mapped[str] = mapped_column(String(64), index=True)
+    identity: Mapped[str] = mapped_column(String(512), index=True)
+    job_name: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ScheduleRow(Base):
+    __tablename__ = "schedules"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    spec: Mapped[dict] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    state: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
