@@ -42,6 +42,15 @@ def load_datastore(source: str | Path, *, params_override: list[Any] | None = No
 JOB_TYPES: dict[str, Any] = {}
 
 
+def _register_sweep() -> None:
+    from openaml.entities._sweep import SweepJob
+
+    JOB_TYPES["sweep"] = SweepJob
+
+
+_register_sweep()
+
+
 def load_job(source: str | Path, *, params_override: list[Any] | None = None, **kwargs: Any) -> Any:
     """Load a job YAML; ``type`` defaults to ``command`` (hello-world.yml has none)."""
     from openaml._yaml import load_yaml_with_lines

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 
 from openaml.entities._base import Entity
 from openaml.entities._environment import Environment
@@ -96,6 +96,20 @@ class CommandJob(Job):
     resources: JobResources | None = None
     limits: CommandJobLimits | None = None
     distribution: dict[str, Any] | None = None
+
+    _search_space: dict[str, Any] | None = PrivateAttr(default=None)
+
+    def __call__(self, **kwargs: Any) -> CommandJob:
+        """``job(C=Choice([...]))``: a copy with a search space (see :mod:`openaml.sweep`)."""
+        from openaml.entities._sweep import command_with_search_space
+
+        return command_with_search_space(self, kwargs)  # type: ignore[no-any-return]
+
+    def sweep(self, **kwargs: Any) -> Any:
+        """A ``SweepJob`` over this command (azure-ai-ml ``Command.sweep``)."""
+        from openaml.entities._sweep import command_to_sweep
+
+        return command_to_sweep(self, **kwargs)
 
     @field_validator("inputs", mode="before")
     @classmethod

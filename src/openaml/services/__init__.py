@@ -18,6 +18,7 @@ def build_services(ctx: WorkspaceContext) -> None:
     from openaml.services.environments import EnvironmentService
     from openaml.services.jobs import JobService
     from openaml.services.models import ModelService
+    from openaml.services.sweep import SweepService
     from openaml.services.uploads import UploadService
 
     ctx.services["datastores"] = DatastoreService(ctx)
@@ -27,6 +28,7 @@ def build_services(ctx: WorkspaceContext) -> None:
     ctx.services["computes"] = ComputeService(ctx)
     ctx.services["models"] = ModelService(ctx)
     ctx.services["jobs"] = JobService(ctx)
+    ctx.services["jobs.sweep"] = SweepService(ctx)
     ctx.services["datastores"].ensure_default()
     ctx.services["computes"].ensure_default()
 
@@ -34,7 +36,9 @@ def build_services(ctx: WorkspaceContext) -> None:
 def start_services(ctx: WorkspaceContext) -> None:
     """Start background work (the job scheduler); reconcile jobs left by a previous server."""
     ctx.services["jobs"].start()
+    ctx.services["jobs.sweep"].start()
 
 
 def stop_services(ctx: WorkspaceContext) -> None:
+    ctx.services["jobs.sweep"].stop()
     ctx.services["jobs"].stop()

@@ -94,7 +94,8 @@ class Scheduler:
                     store.transition_job(job["name"], JobStatus.FAILED, from_statuses=[JobStatus.QUEUED],
                                          error=f"compute {compute!r} no longer exists", end_time=utcnow())
                     continue
-                free[compute] = slots - store.count_jobs(status=ACTIVE, compute=compute)
+                # parent jobs (sweeps, pipelines) hold no slot: only what runs (command jobs) does
+                free[compute] = slots - store.count_jobs(status=ACTIVE, compute=compute, types=("command",))
             if free[compute] <= 0:
                 continue
             if job["type"] != "command":

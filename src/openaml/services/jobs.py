@@ -172,6 +172,9 @@ class JobService:
             summary = self.ctx.tracking.run_summary(row["name"])
             spec["metrics"] = summary["metrics"]
             spec["params"] = summary["params"]
+            ext = self.ctx.services.get(f"jobs.{row['type']}")
+            if ext is not None and hasattr(ext, "extend_view"):  # e.g. a sweep's trials
+                spec = ext.extend_view(row, spec)
         return spec
 
     def get(self, name: str) -> dict[str, Any]:

@@ -410,11 +410,15 @@ class MetadataStore:
                 q = q.limit(limit)
             return [self._job(r) for r in s.scalars(q)]
 
-    def count_jobs(self, *, status: Iterable[str], compute: str | None = None) -> int:
+    def count_jobs(self, *, status: Iterable[str], compute: str | None = None,
+                   types: Iterable[str] | None = None) -> int:
+        """Jobs in ``status`` (on ``compute``; of ``types`` when given, e.g. ("command",))."""
         with self._session() as s:
             q = select(func.count()).select_from(JobRow).where(JobRow.status.in_(list(status)))
             if compute is not None:
                 q = q.where(JobRow.compute == compute)
+            if types is not None:
+                q = q.where(JobRow.type.in_(list(types)))
             return int(s.scalar(q) or 0)
 
     def transition_job(self, name: str, to_status: str, *, from_statuses: Iterable[str] | None = None,

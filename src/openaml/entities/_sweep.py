@@ -1,0 +1,484 @@
+"""Sweep jobs (spec section 3): search-space distributions, early-termination policies, limits,
+objective and the ``SweepJob`` entity, with azure-ai-ml v2's names and field names.
+
+Distribution semantics follow Azure ML (HyperDrive): ``loguniform(min_value, max_value)`` is
+``exp(uniform(min_value, max_value))`` (the bounds are natural-log exponents), ``q*`` variants
+are ``round(x / q) * q``, ``lognormal(mu, sigma)`` is ``exp(normal(mu, sigma))`` and
+``randint(upper)`` is an integer in ``[0, upper)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field, field_validator
+
+from openaml._templates import references
+from openaml.entities._base import Entity
+from openaml.entities._environment import Environment
+from openaml.entities._io import Input, Output, normalize_inputs, normalize_outputs
+from openaml.entities._job import Job, JobResources
+
+__all__ = [
+    "Choice", "Randint", "Uniform", "QUniform", "LogUniform", "QLogUniform", "Normal", "QNormal", "LogNormal",
+    "QLogNormal", "Distribution", "BanditPolicy", "MedianStoppingPolicy", "TruncationSelectionPolicy",
+    "EarlyTerminationPolicy", "SweepJobLimits", "Objective", "RandomSamplingAlgorithm", "GridSamplingAlgorithm",
+    "BayesianSamplingAlgorithm", "SamplingAlgorithm", "TrialCommand", "SweepJob", "sweep_problems",
+    "grid_points", "DISTRIBUTION_TYPES",
+]
+
+
+# ---------------------------------------------------------------------------------- distributions
+class _Dist(Entity):
+    def bounds_problems(self) -> list[str]:
+        return []
+
+
+class Choice(_Dist):
+    """``type: choice``: one of ``values`` (scalars, or dicts holding nested distributions)."""
+
+    type: Literal["choice"] = "choice"
+    values: list[Any]
+
+    def __init__(self, values: list[Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(values=values, **kwargs) if values is not None else super().__init__(**kwargs)
+
+    def bounds_problems(self) -> list[str]:
+        return [] if self.values else ["values is empty: a choice needs at least one value"]
+
+
+class Randint(_Dist):
+    """``type: randint``: an integer in ``[0, upper)``."""
+
+    type: Literal["randint"] = "randint"
+    upper: int
+
+    def __init__(self, upper: int | None = None, **kwargs: Any) -> None:
+        super().__init__(upper=upper, **kwargs) if upper is not None else super().__init__(**kwargs)
+
+    def bounds_problems(self) -> list[str]:
+        return [] if self.upper >= 1 else [f"upper must be >= 1 (got {self.upper}); randint draws from [0, upper)"]
+
+
+class _Ranged(_Dist):
+    min_value: float
+    max_value: float
+
+    def __init__(self, min_value: float | None = None, max_value: float | None = None, **kwargs: Any) -> None:
+        if min_value is not None:
+            kwargs["min_value"] = min_value
+        if max_value is not None:
+            kwargs["max_value"] = max_value
+        super().__init__(**kwargs)
+
+    def bounds_problems(self) -> list[str]:
+        out = []
+        if not (math.isfinite(self.min_value) and math.isfinite(self.max_value)):
+            out.append("min_value and max_value must be finite numbers")
+        elif self.min_value > self.max_value:
+            out.append(f"min_value ({self.min_value}) is greater than max_value ({self.max_value})")
+        if self.type.startswith(("loguniform", "qloguniform")) and max(abs(self.min_value), abs(self.max_value)) > 700:
+            out.append(f"{self.type} bounds are natural-log exponents (the value is exp(uniform(min, max))); "
+                       f"{self.max_value} overflows: give e.g. min_value: {math.log(1e-3):.2f} for 1e-3")
+        q = getattr(self, "q", None)
+        if q is not None and not q > 0:
+            out.append(f"q must be > 0 (got {q})")
+        return out
+
+
+class Uniform(_Ranged):
+    type: Literal["uniform"] = "uniform"
+
+
+class LogUniform(_Ranged):
+    """``exp(uniform(min_value, max_value))``: the bounds are natural-log exponents (Azure ML)."""
+
+    type: Literal["loguniform"] = "loguniform"
+
+
+class QUniform(_Ranged):
+    type: Literal["quniform"] = "quniform"
+    q: float
+
+    def __init__(self, min_value: float | None = None, max_value: float | None = None, q: float | None = None,
+                 **kwargs: Any) -> None:
+        if q is not None:
+            kwargs["q"] = q
+        super().__init__(min_value, max_value, **kwargs)
+
+
+class QLogUniform(QUniform):
+    type: Literal["qloguniform"] = "qloguniform"  # type: ignore[assignment]
+
+
+class _Gauss(_Dist):
+    mu: float
+    sigma: float
+
+    def __init__(self, mu: float | None = None, sigma: float | None = None, **kwargs: Any) -> None:
+        if mu is not None:
+            kwargs["mu"] = mu
+        if sigma is not None:
+            kwargs["sigma"] = sigma
+        super().__init__(**kwargs)
+
+    def bounds_problems(self) -> list[str]:
+        out = []
+        if not (math.isfinite(self.mu) and math.isfinite(self.sigma)):
+            out.append("mu and sigma must be finite numbers")
+        elif self.sigma <= 0:
+            out.append(f"sigma must be > 0 (got {self.sigma})")
+        q = getattr(self, "q", None)
+        if q is not None and not q > 0:
+            out.append(f"q must be > 0 (got {q})")
+        return out
+
+
+class Normal(_Gauss):
+    type: Literal["normal"] = "normal"
+
+
+class LogNormal(_Gauss):
+    """``exp(normal(mu, sigma))``."""
+
+    type: Literal["lognormal"] = "lognormal"
+
+
+class QNormal(_Gauss):
+    type: Literal["qnormal"] = "qnormal"
+    q: float
+
+    def __init__(self, mu: float | None = None, sigma: float | None = None, q: float | None = None,
+                 **kwargs: Any) -> None:
+        if q is not None:
+            kwargs["q"] = q
+        super().__init__(mu, sigma, **kwargs)
+
+
+class QLogNormal(QNormal):
+    type: Literal["qlognormal"] = "qlognormal"  # type: ignore[assignment]
+
+
+Distribution = Annotated[Union[Choice, Randint, Uniform, QUniform, LogUniform, QLogUniform, Normal, QNormal,
+                               LogNormal, QLogNormal], Field(discriminator="type")]
+DISTRIBUTION_TYPES = ("choice", "randint", "uniform", "quniform", "loguniform", "qloguniform", "normal", "qnormal",
+                      "lognormal", "qlognormal")
+
+
+# ---------------------------------------------------------------------------------- policies
+class _Policy(Entity):
+    evaluation_interval: int = Field(default=0, ge=0)
+    delay_evaluation: int = Field(default=0, ge=0)
+
+
+class BanditPolicy(_Policy):
+    """Cancel a trial whose metric at an interval is not within ``slack_factor`` (ratio) or
+    ``slack_amount`` (absolute) of the best trial's metric at that interval (Azure ML)."""
+
+    type: Literal["bandit"] = "bandit"
+    slack_factor: float | None = Field(default=None, ge=0)
+    slack_amount: float | None = Field(default=None, ge=0)
+
+
+class MedianStoppingPolicy(_Policy):
+    """Cancel a trial whose best metric so far is worse than the median of the other trials'
+    running averages at the same interval (Azure ML; Google Vizier's median stopping rule)."""
+
+    type: Literal["median_stopping"] = "median_stopping"
+    evaluation_interval: int = Field(default=1, ge=0)
+
+
+class TruncationSelectionPolicy(_Policy):
+    """At each interval cancel the trials in the lowest ``truncation_percentage`` % (Azure ML)."""
+
+    type: Literal["truncation_selection"] = "truncation_selection"
+    truncation_percentage: int = Field(ge=1, le=99)
+
+
+EarlyTerminationPolicy = Annotated[Union[BanditPolicy, MedianStoppingPolicy, TruncationSelectionPolicy],
+                                   Field(discriminator="type")]
+
+
+# ---------------------------------------------------------------------------------- sampling, limits, objective
+class RandomSamplingAlgorithm(Entity):
+    type: Literal["random"] = "random"
+    seed: int | None = None
+    rule: Literal["random", "sobol"] | None = None
+    logbase: Any = None
+
+
+class GridSamplingAlgorithm(Entity):
+    type: Literal["grid"] = "grid"
+
+
+class BayesianSamplingAlgorithm(Entity):
+    type: Literal["bayesian"] = "bayesian"
+    seed: int | None = None  # openaml extension: reproducible TPE
+
+
+SamplingAlgorithm = Annotated[Union[RandomSamplingAlgorithm, GridSamplingAlgorithm, BayesianSamplingAlgorithm],
+                              Field(discriminator="type")]
+
+
+class SweepJobLimits(Entity):
+    """``max_total_trials`` (required before submission), ``max_concurrent_trials``,
+    ``timeout`` (seconds, the whole sweep) and ``trial_timeout`` (seconds, each trial)."""
+
+    max_total_trials: int | None = None
+    max_concurrent_trials: int | None = None
+    timeout: int | None = None
+    trial_timeout: int | None = None
+
+
+class Objective(Entity):
+    goal: Literal["maximize", "minimize"]
+    primary_metric: str
+
+    @field_validator("goal", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return v.lower() if isinstance(v, str) else v
+
+
+class TrialCommand(Entity):
+    """The trial of a sweep: an inline command (``${{search_space.x}}`` in ``command``)."""
+
+    command: str
+    code: str | None = None
+    environment: str | Environment | None = None
+    environment_variables: dict[str, str] = Field(default_factory=dict)
+    resources: JobResources | None = None
+    distribution: dict[str, Any] | None = None
+    queue_settings: dict[str, Any] | None = None
+    type: Literal["command"] | None = None
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _env(cls, v: Any) -> Any:
+        return Environment.model_validate(v) if isinstance(v, dict) else v
+
+    @field_validator("environment_variables", mode="before")
+    @classmethod
+    def _env_str(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): "" if x is None else (str(x).lower() if isinstance(x, bool) else str(x))
+                    for k, x in v.items()}
+        return v
+
+
+# ---------------------------------------------------------------------------------- the sweep job
+class SweepJob(Job):
+    """A sweep job (``type: sweep``): trials are child command jobs, one per sampled point."""
+
+    type: Literal["sweep"] = "sweep"
+    trial: TrialCommand
+    inputs: dict[str, Input] = Field(default_factory=dict)
+    outputs: dict[str, Output] = Field(default_factory=dict)
+    search_space: dict[str, Distribution] = Field(default_factory=dict)
+    sampling_algorithm: SamplingAlgorithm = Field(default_factory=RandomSamplingAlgorithm)
+    objective: Objective | None = None
+    early_termination: EarlyTerminationPolicy | None = None
+    limits: SweepJobLimits | None = None
+    resources: JobResources | None = None
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _inputs(cls, v: Any) -> Any:
+        return normalize_inputs(v)
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _outputs(cls, v: Any) -> Any:
+        return normalize_outputs(v)
+
+    @field_validator("sampling_algorithm", mode="before")
+    @classmethod
+    def _algo(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return {"type": v.lower()}
+        if isinstance(v, dict) and isinstance(v.get("type"), str):
+            return {**v, "type": v["type"].lower()}
+        return v
+
+    @field_validator("early_termination", mode="before")
+    @classmethod
+    def _policy(cls, v: Any) -> Any:
+        if isinstance(v, dict) and isinstance(v.get("type"), str):
+            return {**v, "type": v["type"].lower()}
+        return v
+
+    # azure-ai-ml's builder-style setters
+    def set_limits(self, *, max_concurrent_trials: int | None = None, max_total_trials: int | None = None,
+                   timeout: int | None = None, trial_timeout: int | None = None) -> None:
+        """Set limits, keeping those not given (azure-ai-ml ``SweepJob.set_limits``)."""
+        cur = self.limits or SweepJobLimits()
+        self.limits = SweepJobLimits(
+            max_total_trials=max_total_trials if max_total_trials is not None else cur.max_total_trials,
+            max_concurrent_trials=max_concurrent_trials if max_concurrent_trials is not None
+            else cur.max_concurrent_trials,
+            timeout=timeout if timeout is not None else cur.timeout,
+            trial_timeout=trial_timeout if trial_timeout is not None else cur.trial_timeout)
+
+    def set_objective(self, *, goal: str | None = None, primary_metric: str | None = None) -> None:
+        cur = self.objective
+        self.objective = Objective(goal=goal or (cur.goal if cur else "maximize"),
+                                   primary_metric=primary_metric or (cur.primary_metric if cur else ""))
+
+    def _prepare_for_submit(self, ops: Any, *, progress: bool = False) -> dict[str, Any]:
+        """Validate, then upload the trial's code and local inputs as a command job would."""
+        import warnings
+
+        from openaml.entities._job import CommandJob
+        from openaml.errors import ValidationError
+
+        src = self._source or "sweep job"
+        problems, notes = sweep_problems(self)
+        if problems:
+            raise ValidationError(f"{src}: " + "; ".join(problems), details={"file": src, "problems": problems})
+        for note in notes:
+            warnings.warn(note, UserWarning, stacklevel=3)
+        data = self.model_dump(mode="json", exclude_none=True)
+        # the search-space expressions are the sweep's; a stand-in lets the command-job preparation
+        # (uploads, environment inlining, default experiment) run unchanged
+        stand_in = _SEARCH_EXPR.sub("0", self.trial.command)
+        tmp = CommandJob(command=stand_in, code=self.trial.code, environment=self.trial.environment,
+                         inputs=self.inputs, outputs=self.outputs, experiment_name=self.experiment_name)
+        tmp._base_path = self._base_path
+        tmp._source = self._source
+        prepared = ops._prepare_command(tmp, progress=progress)
+        for key in ("code", "environment"):
+            if key in prepared:
+                data["trial"][key] = prepared[key]
+        data["inputs"] = prepared.get("inputs", {})
+        data["outputs"] = prepared.get("outputs", {})
+        data["experiment_name"] = prepared.get("experiment_name")
+        return data
+
+
+_SEARCH_EXPR = re.compile(r"\$\{\{\s*search_space\.[A-Za-z0-9_.\-]+\s*\}\}")
+
+_BAYES_TYPES = ("choice", "uniform", "quniform")
+
+
+def grid_points(space: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every combination of a choice-only space, in a stable order (first key varies slowest)."""
+    keys = list(space)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(space[k].values for k in keys))]
+
+
+def sweep_problems(job: SweepJob) -> tuple[list[str], list[str]]:
+    """(problems, notes) of a sweep before anything runs; notes are warnings (clamped limits).
+
+    Enforces Azure ML's rules: grid takes only ``choice``; bayesian takes only ``choice``,
+    ``uniform`` and ``quniform`` and no early termination; limits are positive;
+    ``max_concurrent_trials`` above ``max_total_trials`` is clamped. Also: non-empty, consistent
+    distributions, and every ``${{search_space.x}}`` names a declared parameter.
+    Mutates ``job.limits`` when clamping.
+    """
+    problems: list[str] = []
+    notes: list[str] = []
+    algo = job.sampling_algorithm.type
+    if job.objective is None:
+        problems.append("field 'objective': required (goal: maximize|minimize and primary_metric)")
+    elif not job.objective.primary_metric:
+        problems.append("field 'objective.primary_metric': required (the metric name the trials log)")
+    if not job.search_space:
+        problems.append("field 'search_space': empty; declare at least one parameter, e.g. "
+                        "{lr: {type: uniform, min_value: 0.01, max_value: 0.1}}")
+    for name, dist in job.search_space.items():
+        for p in dist.bounds_problems():
+            problems.append(f"field 'search_space.{name}': {p}")
+        if algo == "grid" and dist.type != "choice":
+            problems.append(f"field 'search_space.{name}': grid sampling takes only choice distributions "
+                            f"(got {dist.type}); use random or bayesian sampling, or a choice of values")
+        if algo == "bayesian" and dist.type not in _BAYES_TYPES:
+            problems.append(f"field 'search_space.{name}': bayesian sampling takes only choice, uniform and "
+                            f"quniform (got {dist.type}); use random sampling for {dist.type}")
+        if algo in ("grid", "bayesian") and dist.type == "choice" and any(isinstance(v, dict) for v in dist.values):
+            problems.append(f"field 'search_space.{name}': nested (conditional) spaces need random sampling")
+    if algo == "bayesian" and job.early_termination is not None:
+        problems.append("field 'early_termination': bayesian sampling does not support early termination "
+                        "(Azure ML rule); remove the policy or use random sampling")
+    pol = job.early_termination
+    if isinstance(pol, BanditPolicy):
+        if (pol.slack_factor is None) == (pol.slack_amount is None):
+            problems.append("field 'early_termination': bandit takes exactly one of slack_factor and slack_amount")
+    lim = job.limits
+    if lim is None or lim.max_total_trials is None:
+        problems.append("field 'limits.max_total_trials': required (a positive integer)")
+    if lim is not None:
+        for key in ("max_total_trials", "max_concurrent_trials", "timeout", "trial_timeout"):
+            v = getattr(lim, key)
+            if v is not None and v <= 0:
+                problems.append(f"field 'limits.{key}': must be positive (got {v})")
+        if (lim.max_total_trials and lim.max_concurrent_trials and lim.max_total_trials > 0
+                and lim.max_concurrent_trials > lim.max_total_trials):
+            notes.append(f"limits.max_concurrent_trials ({lim.max_concurrent_trials}) is above max_total_trials "
+                         f"({lim.max_total_trials}); clamped to {lim.max_total_trials}")
+            lim.max_concurrent_trials = lim.max_total_trials
+    declared = set(job.search_space)
+    for expr in references(job.trial.command):
+        root, _, rest = expr.partition(".")
+        if root == "search_space" and rest not in declared:
+            problems.append(f"field 'trial.command': ${{{{{expr}}}}} names {rest!r}, which is not in search_space; "
+                            f"declared: {', '.join(sorted(declared)) or 'none'}")
+    return problems, notes
+
+
+# ---------------------------------------------------------------------------------- the command builder path
+def command_with_search_space(cmd: Any, kwargs: dict[str, Any]) -> Any:
+    """``command(...)(C=Choice([...]), max_iter=100)``: distributions become the search space,
+    other values set inputs (azure-ai-ml ``Command.__call__``)."""
+    new = cmd.model_copy(deep=True)
+    space = dict(cmd._search_space or {})
+    inputs = dict(new.inputs)
+    literal: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        if isinstance(value, _Dist):
+            space[key] = value
+        else:
+            literal[key] = value
+    if literal:
+        inputs.update(normalize_inputs(literal))
+    new.inputs = inputs
+    new._search_space = space
+    return new
+
+
+def command_to_sweep(cmd: Any, *, primary_metric: str, goal: str, sampling_algorithm: Any = "random",
+                     compute: str | None = None, max_concurrent_trials: int | None = None,
+                     max_total_trials: int | None = None, timeout: int | None = None,
+                     trial_timeout: int | None = None, early_termination_policy: Any = None,
+                     search_space: dict[str, Any] | None = None, identity: Any = None,
+                     queue_settings: Any = None, job_tier: str | None = None, priority: str | None = None) -> SweepJob:
+    """``command(...)(...).sweep(...)`` -> :class:`SweepJob` (azure-ai-ml ``Command.sweep``).
+
+    Inputs that are swept leave ``inputs``; ``${{inputs.x}}`` of a swept ``x`` becomes
+    ``${{search_space.x}}`` in the trial command.
+    """
+    space = {**(cmd._search_space or {}), **(search_space or {})}
+    command = cmd.command
+    for key in space:
+        command = re.sub(r"\$\{\{\s*inputs\." + re.escape(key) + r"\s*\}\}", "${{search_space.%s}}" % key,
+                         command)
+    trial = TrialCommand(command=command, code=cmd.code, environment=cmd.environment,
+                         environment_variables=cmd.environment_variables, resources=cmd.resources,
+                         distribution=cmd.distribution)
+    qs = dict(queue_settings or {}) if isinstance(queue_settings, dict) else None
+    if job_tier or priority:
+        qs = {**(qs or {}), **({"job_tier": job_tier} if job_tier else {}), **({"priority": priority} if priority else {})}
+    job = SweepJob(
+        trial=trial, inputs={k: v for k, v in cmd.inputs.items() if k not in space}, outputs=cmd.outputs,
+        compute=compute or cmd.compute, display_name=cmd.display_name, experiment_name=cmd.experiment_name,
+        description=cmd.description, tags=cmd.tags, properties=cmd.properties, search_space=space,
+        sampling_algorithm=sampling_algorithm, objective=Objective(goal=goal, primary_metric=primary_metric),
+        early_termination=early_termination_policy,
+        limits=SweepJobLimits(max_total_trials=max_total_trials, max_concurrent_trials=max_concurrent_trials,
+                              timeout=timeout, trial_timeout=trial_timeout),
+        identity=identity if isinstance(identity, dict) else None, queue_settings=qs)
+    job._base_path = cmd._base_path
+    job._source = cmd._source
+    return job

@@ -1,0 +1,173 @@
+"""Samplers of a sweep: Azure ML's search space mapped onto an Optuna study (ask/tell).
+
+Each Azure distribution is an Optuna distribution over an *underlying* variable plus a transform
+(``quniform`` = round(uniform / q) * q, ``loguniform`` = a log-scaled float on [exp(min), exp(max)],
+``normal`` = mu + sigma * Phi^-1(u) with u uniform on (0, 1), ...). Optuna sees only underlying
+values, so its models stay continuous; trials receive the transformed values.
+
+Grid sampling enumerates the choice product in a fixed order (trial ``i`` gets point ``i``), so a
+restarted server continues where it stopped without asking anyone what was visited.
+The study is in memory; after a restart it is rebuilt by re-telling finished trials.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from statistics import NormalDist
+from typing import Any
+
+from openaml.entities._sweep import SweepJob, grid_points
+
+__all__ = ["SweepSampler"]
+
+_EPS = 1e-6
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _round_q(x: float, q: float) -> float:
+    v = round(x / q) * q
+    # keep integral steps integral and tidy float noise (0.30000000000000004 -> 0.3)
+    if float(q).is_integer() and float(v).is_integer():
+        return int(v)
+    return float(f"{v:.12g}")
+
+
+class SweepSampler:
+    """Suggests trial parameters for one sweep.
+
+    ``suggest()`` returns ``(number, values, raw)``: ``values`` what the trial gets, ``raw`` the
+    underlying values Optuna chose (stored with the trial so a restart can re-tell it).
+    """
+
+    def __init__(self, job: SweepJob) -> None:
+        import warnings
+
+        import optuna
+
+        optuna.logging.set_verbosity(logging.WARNING)
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        self.job = job
+        self.space = job.search_space
+        algo = job.sampling_algorithm
+        self.kind = algo.type
+        self.grid = grid_points(self.space) if self.kind == "grid" else None
+        direction = "maximize" if job.objective and job.objective.goal == "maximize" else "minimize"
+        seed = getattr(algo, "seed", None)
+        if self.kind == "random" and getattr(algo, "rule", None) == "sobol":
+            sampler: Any = optuna.samplers.QMCSampler(qmc_type="sobol", seed=seed, scramble=True,
+                                                      warn_independent_sampling=False)
+        elif self.kind == "bayesian":
+            sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, self._budget() // 5)),
+                                                 multivariate=True, group=False, constant_liar=True,
+                                                 warn_independent_sampling=False)
+        else:
+            sampler = optuna.samplers.RandomSampler(seed=seed)
+        self.study = optuna.create_study(direction=direction, sampler=sampler)
+        self.dists = self._optuna_distributions()
+        self._pending: dict[int, Any] = {}  # trial index -> optuna Trial still running (asked here)
+
+    def _budget(self) -> int:
+        lim = self.job.limits
+        return int(lim.max_total_trials) if lim and lim.max_total_trials else 20
+
+    @property
+    def size(self) -> int | None:
+        """Number of distinct points (grid only), else None (infinite)."""
+        return len(self.grid) if self.grid is not None else None
+
+    def _optuna_distributions(self) -> dict[str, Any]:
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        out: dict[str, Any] = {}
+        self._indexed: set[str] = set()
+        for name, d in self.space.items():
+            if d.type == "choice":
+                vals = d.values
+                if all(isinstance(v, _PLAIN) for v in vals) and len({repr(v) for v in vals}) == len(vals):
+                    out[name] = CategoricalDistribution(vals)
+                else:  # dicts or duplicates: choose an index
+                    out[name] = CategoricalDistribution(list(range(len(vals))))
+                    self._indexed.add(name)
+            elif d.type == "randint":
+                out[name] = IntDistribution(0, max(0, d.upper - 1))
+            elif d.type in ("uniform", "quniform"):
+                out[name] = FloatDistribution(d.min_value, d.max_value)
+            elif d.type in ("loguniform", "qloguniform"):
+                out[name] = FloatDistribution(math.exp(d.min_value), math.exp(d.max_value), log=True)
+            else:  # normal family: the quantile u
+                out[name] = FloatDistribution(_EPS, 1 - _EPS)
+        return out
+
+    def transform(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Underlying values -> the values a trial receives."""
+        values: dict[str, Any] = {}
+        for name, d in self.space.items():
+            x = raw[name]
+            if d.type == "choice":
+                if name in self._indexed:
+                    x = d.values[int(x)]
+                values[name] = x
+            elif d.type == "randint":
+                values[name] = int(x)
+            elif d.type == "uniform":
+                values[name] = float(x)
+            elif d.type == "loguniform":
+                values[name] = float(x)
+            elif d.type in ("quniform", "qloguniform"):
+                values[name] = _round_q(float(x), d.q)
+            else:
+                z = d.mu + d.sigma * NormalDist().inv_cdf(float(x))
+                if d.type in ("lognormal", "qlognormal"):
+                    z = math.exp(z)
+                if d.type in ("qnormal", "qlognormal"):
+                    z = _round_q(z, d.q)
+                values[name] = z
+        return values
+
+    def suggest(self, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(values, raw) for trial ``index`` (0-based)."""
+        if self.grid is not None:
+            point = self.grid[index % len(self.grid)]
+            return dict(point), {"grid_index": index}
+        trial = self.study.ask(self.dists)
+        self._pending[index] = trial
+        raw = dict(trial.params)
+        return self.transform(raw), raw
+
+    def tell(self, index: int, raw: dict[str, Any], value: float | None, *, pruned: bool = False,
+             intermediate: list[tuple[int, float]] | None = None) -> None:
+        """Report a finished trial: ``value`` None means failed (no usable metric)."""
+        if self.grid is not None:
+            return
+        from optuna.trial import TrialState, create_trial
+
+        if value is not None and not math.isfinite(value):
+            value = None
+        state = TrialState.PRUNED if pruned and value is not None else (
+            TrialState.COMPLETE if value is not None else TrialState.FAIL)
+        trial = self._pending.pop(index, None)
+        if trial is not None:
+            try:
+                if state == TrialState.PRUNED:
+                    for step, v in intermediate or [(0, value)]:
+                        trial.report(v, step)
+                    self.study.tell(trial, state=TrialState.PRUNED)
+                elif state == TrialState.COMPLETE:
+                    self.study.tell(trial, value)
+                else:
+                    self.study.tell(trial, state=TrialState.FAIL)
+            except Exception:  # noqa: BLE001 - a told trial: nothing more to learn from it
+                pass
+            return
+        try:  # trial asked by a previous server: re-add it as finished
+            params = {k: raw[k] for k in self.dists if k in raw}
+            if len(params) != len(self.dists):
+                return
+            inter = {int(s): float(v) for s, v in (intermediate or []) if math.isfinite(v)}
+            self.study.add_trial(create_trial(
+                params=params, distributions=self.dists,
+                value=value if state == TrialState.COMPLETE else None, state=state,
+                intermediate_values=inter if state == TrialState.PRUNED else ({} if value is None else inter)))
+        except Exception:  # noqa: BLE001 - a raw record that no longer fits the space
+            pass

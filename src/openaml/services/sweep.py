@@ -1,0 +1,428 @@
+"""Sweep jobs: submission (validated before anything is stored) and the sweep controller.
+
+A sweep is a parent job row (``type: sweep``, Running while trials run); each trial is an
+ordinary child command job (``parent_name`` = the sweep, its MLflow run nested under the
+sweep's run, sampled values logged as params, ``${{search_space.x}}`` rendered into its command
+and ``x`` also given as a literal input). Trials queue for compute slots like any command job.
+
+The controller is one thread per server. Each pass, for every Running sweep, it: records the
+result of trials that ended (last finite value of the primary metric; NaN/inf ignored; a trial
+without it is marked and excluded) and tells the sampler; ends the sweep at its ``timeout``
+(running trials canceled, best so far kept); applies the early-termination policy to running
+trials (:mod:`._sweep_policies`); starts trials up to ``max_concurrent_trials`` until
+``max_total_trials`` (or the grid) is used up; and, when nothing is left, completes the sweep
+with the best trial (tag ``best_child_run_id``, best metric and params on the sweep's run) or
+fails it saying which metrics the trials did log. All state is in the job rows and MLflow, so a
+restarted server rebuilds it (the sampler is re-told the finished trials) and goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pydantic
+
+from openaml._templates import EXPR, format_literal
+from openaml.constants import TERMINAL_JOB_STATUSES, JobStatus
+from openaml.entities._base import validation_error_from_pydantic
+from openaml.entities._sweep import SweepJob, sweep_problems
+from openaml.errors import ConflictError, NotFoundError, OpenAMLError, ValidationError
+from openaml.services._context import WorkspaceContext
+from openaml.services._job_resolve import ResolveErrors, check_command, resolve_code, resolve_inputs
+from openaml.services._sweep_policies import evaluate_policy
+from openaml.services._sweep_sampling import SweepSampler
+from openaml.store import utcnow
+
+__all__ = ["SweepService"]
+
+log = logging.getLogger("openaml.sweep")
+
+_SERVER_FIELDS = ("status", "id", "creation_context", "studio_url", "created_at", "start_time", "end_time", "error",
+                  "exit_code", "log_tail", "output_uris", "status_history", "services")
+
+
+@dataclass
+class _State:
+    job: SweepJob
+    sampler: SweepSampler
+    told: set[str] = field(default_factory=set)
+    evaluated: dict[str, int] = field(default_factory=dict)
+    final_hist: dict[str, list[float]] = field(default_factory=dict)
+    stopping: str | None = None
+
+
+def _literal_input(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"type": "boolean", "value": value}
+    if isinstance(value, int):
+        return {"type": "integer", "value": value}
+    if isinstance(value, float):
+        return {"type": "number", "value": value}
+    if isinstance(value, (dict, list)):
+        return {"type": "string", "value": json.dumps(value)}
+    return {"type": "string", "value": "" if value is None else str(value)}
+
+
+class SweepService:
+    def __init__(self, ctx: WorkspaceContext, *, interval: float = 0.5) -> None:
+        self.ctx = ctx
+        self.interval = interval
+        self._states: dict[str, _State] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pass_lock = threading.Lock()
+
+    @property
+    def jobs(self) -> Any:
+        return self.ctx.services["jobs"]
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self.jobs.scheduler.terminal_hooks.append(self._on_terminal)
+        self._thread = threading.Thread(target=self._loop, name="openaml-sweep", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _on_terminal(self, row: dict[str, Any]) -> None:
+        if row.get("parent_name") or row.get("type") == "sweep":
+            self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_pass()
+            except Exception:  # noqa: BLE001 - the loop must survive any one bad sweep
+                log.exception("sweep pass failed")
+            self._wake.wait(self.interval)
+            self._wake.clear()
+
+    # ------------------------------------------------------------------ submission
+    def submit(self, spec: dict[str, Any], *, source: str | None = None) -> dict[str, Any]:
+        """Validate and start a sweep.
+
+        Raises:
+            ValidationError: every problem found (Azure's sampling/limit rules, the search space,
+                the trial command's expressions, inputs, code, environment, compute).
+        """
+        from openaml.services.jobs import generate_job_name
+
+        spec = {k: v for k, v in spec.items() if k not in _SERVER_FIELDS}
+        try:
+            job = SweepJob.model_validate(spec)
+        except pydantic.ValidationError as exc:
+            raise validation_error_from_pydantic(exc, source=source, lines=None, kind="sweep job") from None
+        problems, notes = sweep_problems(job)
+        errors = ResolveErrors()
+        for p in problems:
+            errors.items.append(("", p.removeprefix("field ")))
+        compute = self.jobs._compute(job.compute, errors)
+        data = job.model_dump(mode="json", exclude_none=True)
+        inputs_raw = data.get("inputs", {})
+        check_command(job.trial.command, inputs_raw, data.get("outputs", {}), errors, extra_roots=("search_space",))
+        resolve_inputs(self.ctx, inputs_raw, errors)
+        resolve_code(self.ctx, job.trial.code, errors)
+        self.jobs._environment(data["trial"].get("environment"), errors)
+        if errors.items:
+            prefix = f"{source}: " if source else ""
+            text = "; ".join(m if not f else f"field '{f}': {m}" for f, m in errors.items)
+            raise ValidationError(prefix + text, details={"problems": [m for _, m in errors.items]})
+        name = job.name or generate_job_name()
+        experiment = job.experiment_name or "Default"
+        data.update(name=name, experiment_name=experiment, compute=compute)
+        if notes:
+            data.setdefault("properties", {})["openaml.warnings"] = "; ".join(notes)
+        try:
+            self.ctx.store.get_job(name)
+        except NotFoundError:
+            pass
+        else:
+            raise ConflictError(f"a job named {name!r} already exists; job names are unique, omit name to get a "
+                                "generated one", details={"field": "name", "value": name})
+        tags = {"openaml.job_type": "sweep", "openaml.compute": compute, **job.tags}
+        run = self.ctx.tracking.create_run(name, experiment, run_name=job.display_name or name, tags=tags)
+        self.ctx.store.create_job(name=name, type_="sweep", status=JobStatus.NOT_STARTED, experiment_name=experiment,
+                                  compute=compute, spec=data, display_name=job.display_name,
+                                  runtime={"experiment_id": run["experiment_id"], "artifact_uri": run["artifact_uri"],
+                                           "warnings": notes})
+        self.ctx.store.transition_job(name, JobStatus.RUNNING, from_statuses=[JobStatus.NOT_STARTED],
+                                      start_time=utcnow())
+        self.ctx.tracking.set_run_running(name)
+        self._wake.set()
+        return self.jobs.get(name)
+
+    # ------------------------------------------------------------------ controller
+    def run_pass(self) -> None:
+        with self._pass_lock:
+            store = self.ctx.store
+            live = store.list_jobs(status=[JobStatus.RUNNING], include_archived=True, ascending=True)
+            for row in live:
+                if row["type"] != "sweep":
+                    continue
+                try:
+                    self._step(row)
+                except Exception as exc:  # noqa: BLE001
+                    log.exception("sweep %s: pass failed", row["name"])
+                    msg = getattr(exc, "message", None) or repr(exc)
+                    self._finish(row, JobStatus.FAILED, error=f"the sweep controller failed: {msg}")
+            self._cancel_orphans()
+            for name in list(self._states):
+                if name not in {r["name"] for r in live}:
+                    self._states.pop(name, None)
+
+    def _cancel_orphans(self) -> None:
+        """Trials still active under a sweep that ended (a cancel racing a launch)."""
+        store = self.ctx.store
+        active = [s for s in (JobStatus.NOT_STARTED, JobStatus.QUEUED, JobStatus.PREPARING, JobStatus.RUNNING,
+                              JobStatus.FINALIZING)]
+        parents: dict[str, dict[str, Any]] = {}
+        for child in store.list_jobs(status=active, include_archived=True):
+            pname = child["parent_name"]
+            if not pname:
+                continue
+            if pname not in parents:
+                try:
+                    parents[pname] = store.get_job(pname)
+                except NotFoundError:
+                    continue
+            parent = parents[pname]
+            if parent["type"] == "sweep" and parent["status"] in TERMINAL_JOB_STATUSES:
+                self.jobs.cancel(child["name"], reason=f"parent job {pname} ended ({parent['status']})")
+
+    def _state(self, row: dict[str, Any]) -> _State:
+        st = self._states.get(row["name"])
+        if st is None:
+            spec = {k: v for k, v in row["spec"].items() if k not in _SERVER_FIELDS}
+            job = SweepJob.model_validate(spec)
+            st = _State(job=job, sampler=SweepSampler(job))
+            self._states[row["name"]] = st
+        return st
+
+    def _history(self, trial: str, metric: str) -> list[float]:
+        try:
+            hist = self.ctx.tracking.metric_history(trial, metric)
+        except Exception:  # noqa: BLE001 - run gone
+            return []
+        hist = sorted(hist, key=lambda sv: sv[0])  # stable: same-step values stay in logged order
+        return [float(v) for _, v in hist if v is not None and math.isfinite(float(v))]
+
+    def _step(self, row: dict[str, Any]) -> None:
+        name = row["name"]
+        st = self._state(row)
+        job = st.job
+        assert job.objective is not None and job.limits is not None
+        metric, goal = job.objective.primary_metric, job.objective.goal
+        children = self.ctx.store.list_jobs(parent_name=name, include_archived=True, ascending=True)
+        hist: dict[str, list[float]] = {}
+        for c in children:
+            cname = c["name"]
+            if cname in st.final_hist:
+                hist[cname] = st.final_hist[cname]
+                continue
+            h = self._history(cname, metric)
+            hist[cname] = h
+            if c["status"] in TERMINAL_JOB_STATUSES:
+                st.final_hist[cname] = h
+                if cname not in st.told:
+                    self._record_result(c, h, st, metric)
+        active = [c for c in children if c["status"] not in TERMINAL_JOB_STATUSES]
+        # the sweep's own timeout: cancel running trials, keep the best so far
+        lim = job.limits
+        started = row["start_time"] or row["created_at"]
+        if st.stopping is None and lim.timeout and (utcnow() - started).total_seconds() > lim.timeout:
+            st.stopping = f"the sweep's timeout ({lim.timeout} s) was reached"
+            for c in active:
+                self.jobs.cancel(c["name"], reason=st.stopping)
+        # early termination
+        if st.stopping is None and job.early_termination is not None:
+            running = [c["name"] for c in children if c["status"] == JobStatus.RUNNING]
+            for trial, reason in evaluate_policy(job.early_termination, goal, hist, running, st.evaluated).items():
+                self.ctx.store.update_job(trial, runtime_update={"sweep_terminated": reason})
+                try:
+                    self.ctx.tracking.set_tags(trial, {"openaml.early_termination": reason})
+                except Exception:  # noqa: BLE001
+                    pass
+                self.jobs.cancel(trial, reason=f"early termination: {reason}")
+        # launch
+        target = int(lim.max_total_trials or 0)
+        if st.sampler.size is not None:
+            target = min(target, st.sampler.size)
+        concurrent = int(lim.max_concurrent_trials or target)
+        created = len(children)
+        n_active = len(active)
+        while st.stopping is None and created < target and n_active < concurrent:
+            if not self._launch(row, st, created):
+                return
+            created += 1
+            n_active += 1
+        if n_active == 0 and (created >= target or st.stopping):
+            self._complete(row, st, metric, goal)
+
+    def _record_result(self, child: dict[str, Any], h: list[float], st: _State, metric: str) -> None:
+        cname = child["name"]
+        rt = child["runtime"]
+        index = rt.get("sweep_index")
+        if index is None:
+            try:
+                index = int(cname.rsplit("_", 1)[1])
+            except (IndexError, ValueError):
+                index = -1
+        value = h[-1] if h else None
+        pruned = bool(rt.get("sweep_terminated"))
+        st.sampler.tell(index, rt.get("sweep_raw") or {}, value, pruned=pruned,
+                        intermediate=list(enumerate(h)))
+        st.told.add(cname)
+        if "sweep_result" not in rt:
+            note = None
+            if value is None:
+                note = f"excluded: the primary metric {metric!r} was not logged (or only NaN/inf)"
+            self.ctx.store.update_job(cname, runtime_update={"sweep_result": {"value": value, "note": note}})
+
+    def _launch(self, row: dict[str, Any], st: _State, index: int) -> bool:
+        name = row["name"]
+        job = st.job
+        spec = row["spec"]
+        values, raw = st.sampler.suggest(index)
+        child = f"{name}_{index}"
+
+        def sub(m: Any) -> str:
+            root, _, rest = m.group(1).partition(".")
+            if root == "search_space" and rest in values:
+                v = values[rest]
+                return json.dumps(v) if isinstance(v, (dict, list)) else format_literal(v)
+            return str(m.group(0))
+
+        trial = spec["trial"]
+        inputs = dict(spec.get("inputs") or {})
+        for k, v in values.items():
+            inputs[k] = _literal_input(v)
+        outputs = {k: {kk: vv for kk, vv in (o or {}).items() if kk != "path" or "${{name}}" in str(vv)}
+                   for k, o in (spec.get("outputs") or {}).items()}
+        child_spec: dict[str, Any] = {
+            "type": "command", "name": child, "command": EXPR.sub(sub, trial["command"]),
+            "inputs": inputs, "outputs": outputs, "compute": row["compute"],
+            "experiment_name": row["experiment_name"], "parent_job_name": name,
+            "display_name": f"{row['display_name'] or name}_{index}",
+            "tags": {"openaml.sweep": name, "openaml.trial_index": str(index)},
+        }
+        for key in ("code", "environment", "environment_variables", "resources", "distribution", "queue_settings"):
+            if trial.get(key) is not None:
+                child_spec[key] = trial[key]
+        if job.limits and job.limits.trial_timeout:
+            child_spec["limits"] = {"timeout": job.limits.trial_timeout}
+        try:
+            self.jobs.submit(child_spec)
+        except ConflictError:
+            return True  # created by a previous pass or server; counted from the rows
+        except OpenAMLError as exc:
+            self._finish(row, JobStatus.FAILED, error=f"trial {index} could not be submitted: {exc.message}")
+            return False
+        self.ctx.store.update_job(child, runtime_update={"sweep_index": index, "sweep_values": values,
+                                                         "sweep_raw": raw})
+        try:
+            self.ctx.tracking.log_params(child, {k: (json.dumps(v) if isinstance(v, (dict, list)) else v)
+                                                 for k, v in values.items()})
+        except Exception:  # noqa: BLE001 - the trial's own code logged the same key first
+            log.warning("sweep %s: could not log params of %s", name, child)
+        if self.ctx.store.get_job(name)["status"] in TERMINAL_JOB_STATUSES:
+            self.jobs.cancel(child, reason=f"parent job {name} ended")
+            return False
+        return True
+
+    # ------------------------------------------------------------------ results
+    def trials(self, name: str, *, metric: str | None = None, goal: str = "maximize") -> list[dict[str, Any]]:
+        """Trials of a sweep, best first (trials without the metric last, then by index)."""
+        rows = self.ctx.store.list_jobs(parent_name=name, include_archived=True, ascending=True)
+        out = []
+        for c in rows:
+            rt = c["runtime"]
+            res = rt.get("sweep_result") or {}
+            value = res.get("value") if "value" in res else None
+            if not res and metric:
+                h = self._history(c["name"], metric)
+                value = h[-1] if h else None
+            dur = None
+            if c["start_time"]:
+                end = c["end_time"] or utcnow()
+                dur = round((end - c["start_time"]).total_seconds(), 2)
+            out.append({"name": c["name"], "index": rt.get("sweep_index"), "status": c["status"],
+                        "params": rt.get("sweep_values") or {}, "metric": value, "duration_s": dur,
+                        "terminated": rt.get("sweep_terminated"), "note": res.get("note"), "error": c["error"]})
+        sign = -1.0 if goal == "maximize" else 1.0
+        out.sort(key=lambda t: (t["metric"] is None, sign * (t["metric"] or 0.0), t["index"] or 0))
+        return out
+
+    def extend_view(self, row: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+        """``job show`` of a sweep: the trials (params, metric, status, duration), best first."""
+        obj = spec.get("objective") or {}
+        trials = self.trials(row["name"], metric=obj.get("primary_metric"), goal=obj.get("goal", "maximize"))
+        spec["trials"] = trials
+        best = row["runtime"].get("best")
+        if best:
+            spec["best_child_run_id"] = best["child"]
+            spec.setdefault("properties", {})["best_child_run_id"] = best["child"]
+        counts: dict[str, int] = {}
+        for t in trials:
+            counts[t["status"]] = counts.get(t["status"], 0) + 1
+        spec["trial_counts"] = counts
+        return spec
+
+    def _complete(self, row: dict[str, Any], st: _State, metric: str, goal: str) -> None:
+        name = row["name"]
+        children = self.ctx.store.list_jobs(parent_name=name, include_archived=True, ascending=True)
+        scored = [(c, st.final_hist.get(c["name"]) or []) for c in children]
+        scored = [(c, h[-1]) for c, h in scored if h]
+        failed = sum(1 for c in children if c["status"] == JobStatus.FAILED)
+        if not scored:
+            logged: set[str] = set()
+            for c in children:
+                logged.update(self.ctx.tracking.run_summary(c["name"])["metrics"])
+            error = (f"the primary metric {metric!r} was never logged by any of the {len(children)} trials"
+                     f" (or only as NaN/inf); metrics the trials logged: {', '.join(sorted(logged)) or 'none'}")
+            if failed:
+                error += f"; {failed} trials failed"
+            if st.stopping:
+                error = f"{st.stopping}; {error}"
+            self._finish(row, JobStatus.FAILED, error=error)
+            return
+        best_child, best_value = (max if goal == "maximize" else min)(scored, key=lambda cv: cv[1])
+        values = best_child["runtime"].get("sweep_values") or {}
+        best = {"child": best_child["name"], "value": best_value, "params": values}
+        try:
+            self.ctx.tracking.set_tags(name, {"best_child_run_id": best_child["name"],
+                                              f"best_{metric}": repr(best_value), "best_metric": metric})
+            self.ctx.tracking.log_params(name, {k: (json.dumps(v) if isinstance(v, (dict, list)) else v)
+                                                for k, v in values.items()})
+        except Exception:  # noqa: BLE001
+            log.exception("sweep %s: recording the best trial on its run failed", name)
+        self.ctx.store.update_job(name, runtime_update={"best": best, "end_reason": st.stopping or "completed"},
+                                  spec_update={"properties": {**(row["spec"].get("properties") or {}),
+                                                              "best_child_run_id": best_child["name"]}})
+        self._finish(row, JobStatus.COMPLETED, error=st.stopping)
+
+    def _finish(self, row: dict[str, Any], status: str, *, error: str | None) -> None:
+        name = row["name"]
+        done = self.ctx.store.transition_job(name, status, from_statuses=[JobStatus.RUNNING], error=error,
+                                             end_time=utcnow())
+        if done is None:
+            return
+        self._states.pop(name, None)
+        self.ctx.tracking.end_run(name, status)
+        for c in self.ctx.store.list_jobs(parent_name=name, include_archived=True):
+            if c["status"] not in TERMINAL_JOB_STATUSES:
+                self.jobs.cancel(c["name"], reason=f"parent job {name} ended ({status})")
+        self.jobs.scheduler.after_terminal(done)
+
+
+_ = time

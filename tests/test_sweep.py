@@ -1,0 +1,354 @@
+"""Sweep jobs: validation before anything runs, policies (unit), and sweeps end to end on a real
+server (trials are child command jobs logging through MLflow's REST API, so each stays tiny)."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from openaml import command, load_job
+from openaml.entities._sweep import sweep_problems
+from openaml.errors import ValidationError
+from openaml.services._sweep_policies import evaluate_policy
+from openaml.sweep import (
+    BanditPolicy,
+    Choice,
+    LogUniform,
+    MedianStoppingPolicy,
+    Normal,
+    QUniform,
+    Randint,
+    SweepJob,
+    TruncationSelectionPolicy,
+    Uniform,
+)
+
+# A trial: logs `metric` = f(x) per step over MLflow REST (no mlflow import: fast start).
+TRIAL = """
+import json, os, sys, time, urllib.request
+args = dict(a.split("=", 1) for a in sys.argv[1:])
+x = float(args.get("x", 0)); steps = int(args.get("steps", 1)); sleep = float(args.get("sleep", 0))
+mode = args.get("mode", "ok")
+if mode == "crash" or (mode == "crash_neg" and x < 0):
+    sys.exit(3)
+def log(key, value, step):
+    body = json.dumps({"run_id": os.environ["MLFLOW_RUN_ID"], "key": key, "value": value,
+                       "timestamp": int(time.time() * 1000), "step": step}).encode()
+    req = urllib.request.Request(os.environ["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/runs/log-metric", data=body,
+                                 headers={"Content-Type": "application/json"})
+    tok = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if tok:
+        req.add_header("Authorization", "Bearer " + tok)
+    urllib.request.urlopen(req).read()
+key = "other_metric" if mode == "wrong_metric" else "score"
+for step in range(steps):
+    value = x * (step + 1)
+    if mode == "nan" and step == steps - 1:
+        value = float("nan")
+    log(key, value, step)
+    time.sleep(sleep)
+print("done", x)
+"""
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def trial_dir(tmp_path: Path) -> Path:
+    _write(tmp_path / "src" / "trial.py", TRIAL)
+    return tmp_path
+
+
+def _sweep_yaml(folder: Path, body: str, name: str = "sweep.yml") -> Path:
+    return _write(folder / name, "$schema: https://azuremlschemas.azureedge.net/latest/sweepJob.schema.json\n"
+                  "type: sweep\nexperiment_name: sweep-tests\ncompute: azureml:local\n" + textwrap.dedent(body))
+
+
+def _wait(ml, name: str, timeout: float = 120):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        raw = ml.jobs.get_raw(name)
+        if raw["status"] in ("Completed", "Failed", "Canceled"):
+            return raw
+        if time.monotonic() > deadline:
+            raise AssertionError(f"sweep {name} still {raw['status']}: {raw.get('trials')}")
+        time.sleep(0.3)
+
+
+# ---------------------------------------------------------------------------------- validation
+def _job(**kw) -> SweepJob:  # type: ignore[no-untyped-def]
+    base = dict(trial={"command": "python t.py x=${{search_space.x}}"}, search_space={"x": Uniform(0, 1)},
+                objective={"goal": "Maximize", "primary_metric": "m"}, limits={"max_total_trials": 4})
+    base.update(kw)
+    return SweepJob.model_validate(base)
+
+
+@pytest.mark.parametrize("kw, needle", [
+    (dict(sampling_algorithm="grid"), "grid sampling takes only choice"),
+    (dict(sampling_algorithm="bayesian", search_space={"x": Normal(0, 1)}), "bayesian sampling takes only"),
+    (dict(sampling_algorithm="bayesian", search_space={"x": Choice([1, 2])},
+          early_termination=BanditPolicy(slack_factor=0.1)), "does not support early termination"),
+    (dict(limits={"max_total_trials": 0}), "limits.max_total_trials': must be positive"),
+    (dict(limits={"max_total_trials": 2, "timeout": -5}), "limits.timeout': must be positive"),
+    (dict(limits={}), "max_total_trials': required"),
+    (dict(search_space={}), "'search_space': empty"),
+    (dict(search_space={"x": Choice([])}), "values is empty"),
+    (dict(search_space={"x": Uniform(2, 1)}), "min_value (2.0) is greater than max_value (1.0)"),
+    (dict(search_space={"x": QUniform(0, 1, q=0)}), "q must be > 0"),
+    (dict(search_space={"x": Normal(0, -1)}), "sigma must be > 0"),
+    (dict(search_space={"x": Randint(0)}), "upper must be >= 1"),
+    (dict(search_space={"x": LogUniform(1, 1000)}), "natural-log exponents"),
+    (dict(search_space={"y": Uniform(0, 1)}), "names 'x', which is not in search_space"),
+    (dict(early_termination=BanditPolicy()), "exactly one of slack_factor and slack_amount"),
+])
+def test_validation_rules(kw, needle):  # type: ignore[no-untyped-def]
+    problems, _ = sweep_problems(_job(**kw))
+    assert any(needle in p for p in problems), problems
+
+
+def test_concurrency_clamped_with_warning():
+    job = _job(limits={"max_total_trials": 3, "max_concurrent_trials": 8})
+    problems, notes = sweep_problems(job)
+    assert not problems and "clamped to 3" in notes[0]
+    assert job.limits.max_concurrent_trials == 3
+
+
+def test_sdk_builder_matches_azure(tmp_path):
+    job = command(command="python t.py --C ${{inputs.C}} --p ${{inputs.p}} --n ${{inputs.n}}",
+                  inputs={"C": 1.0, "p": "l2", "n": 3}, environment="azureml:AzureML-sklearn-1.5@latest",
+                  compute="local")
+    sweepable = job(C=Uniform(min_value=0.01, max_value=5.0), p=Choice(values=["l1", "l2"]), n=5)
+    sj = sweepable.sweep(compute="local", sampling_algorithm="random", primary_metric="AUC", goal="Maximize")
+    sj.set_limits(max_total_trials=6, max_concurrent_trials=2, timeout=600)
+    sj.early_termination = TruncationSelectionPolicy(evaluation_interval=1, truncation_percentage=75,
+                                                     delay_evaluation=1)
+    assert isinstance(sj, SweepJob)
+    assert sj.trial.command == "python t.py --C ${{search_space.C}} --p ${{search_space.p}} --n ${{inputs.n}}"
+    assert set(sj.inputs) == {"n"} and sj.inputs["n"].value == 5
+    assert sj.objective.goal == "maximize" and sj.limits.timeout == 600
+    assert sweep_problems(sj) == ([], [])
+    d = sj.to_dict()
+    assert d["search_space"]["C"] == {"type": "uniform", "min_value": 0.01, "max_value": 5.0}
+    assert d["early_termination"]["type"] == "truncation_selection"
+    # round trip through YAML
+    p = tmp_path / "sj.yml"
+    p.write_text(str(sj))
+    again = load_job(p)
+    assert isinstance(again, SweepJob) and again.search_space["p"].values == ["l1", "l2"]
+
+
+def test_yaml_errors_name_the_field(tmp_path):
+    p = _sweep_yaml(tmp_path, """
+        trial:
+          command: echo ${{search_space.x}}
+        search_space:
+          x: {type: gaussian, mu: 0, sigma: 1}
+        objective: {goal: maximize, primary_metric: m}
+        limits: {max_total_trials: 2}
+        """)
+    with pytest.raises(ValidationError) as ei:
+        load_job(p)
+    assert "search_space.x" in str(ei.value) and "line" in str(ei.value)
+
+
+# ---------------------------------------------------------------------------------- policies (unit)
+def test_bandit_slack_factor_and_amount():
+    pol = BanditPolicy(slack_factor=0.1, evaluation_interval=1, delay_evaluation=2)
+    hist = {"best": [0.8, 0.8, 0.8], "ok": [0.75, 0.75, 0.75], "bad": [0.5, 0.6, 0.7]}
+    ev: dict[str, int] = {}
+    out = evaluate_policy(pol, "maximize", hist, ["ok", "bad"], ev)
+    assert set(out) == {"bad"} and "interval 2" in out["bad"]  # not judged at interval 1 (delay)
+    assert ev["ok"] == 3
+    pol = BanditPolicy(slack_amount=0.05, evaluation_interval=2)
+    out = evaluate_policy(pol, "minimize", {"a": [1.0, 1.0], "b": [1.2, 1.04]}, ["b"], {})
+    assert out == {}  # at interval 2: 1.04 <= 1.0 + 0.05
+    out = evaluate_policy(pol, "minimize", {"a": [1.0, 1.0], "b": [1.2, 1.06]}, ["b"], {})
+    assert "b" in out
+
+
+def test_median_and_truncation():
+    med = MedianStoppingPolicy(evaluation_interval=1, delay_evaluation=1)
+    hist = {"a": [0.9, 0.9], "b": [0.8, 0.8], "c": [0.1, 0.2]}
+    out = evaluate_policy(med, "maximize", hist, ["a", "b", "c"], {})
+    assert set(out) == {"c"}
+    tr = TruncationSelectionPolicy(truncation_percentage=50, evaluation_interval=1)
+    hist = {"a": [4.0], "b": [3.0], "c": [2.0], "d": [1.0]}
+    out = evaluate_policy(tr, "maximize", hist, list(hist), {})
+    assert set(out) == {"c", "d"}
+    out = evaluate_policy(tr, "minimize", hist, list(hist), {})
+    assert set(out) == {"a", "b"}
+
+
+def test_sampler_transforms_and_grid():
+    from openaml.services._sweep_sampling import SweepSampler
+
+    job = _job(search_space={"q": QUniform(0, 10, q=2), "lu": LogUniform(math.log(1e-3), math.log(1.0)),
+                             "n": Normal(5, 1), "r": Randint(3), "c": Choice([{"k": 1}, {"k": 2}])},
+               sampling_algorithm={"type": "random", "seed": 7, "rule": "sobol"})
+    s = SweepSampler(job)
+    for i in range(8):
+        values, raw = s.suggest(i)
+        assert values["q"] % 2 == 0 and 0 <= values["q"] <= 10
+        assert 1e-3 <= values["lu"] <= 1.0 and values["r"] in (0, 1, 2) and values["c"] in ({"k": 1}, {"k": 2})
+        s.tell(i, raw, float(i))
+    # re-told after a restart: a fresh sampler accepts finished trials it did not ask
+    s2 = SweepSampler(job)
+    s2.tell(0, raw, 1.0)
+    assert len(s2.study.trials) == 1
+    g = SweepSampler(_job(sampling_algorithm="grid", search_space={"x": Choice([1, 2]), "y": Choice(["a", "b"])}))
+    assert g.size == 4 and [g.suggest(i)[0] for i in range(4)] == [
+        {"x": 1, "y": "a"}, {"x": 1, "y": "b"}, {"x": 2, "y": "a"}, {"x": 2, "y": "b"}]
+
+
+# ---------------------------------------------------------------------------------- end to end
+def test_grid_sweep_best_trial_and_job_show(ml_client, cli, server, trial_dir):
+    p = _sweep_yaml(trial_dir, """
+        display_name: grid-test
+        trial:
+          code: src
+          command: python trial.py x=${{search_space.x}} mode=${{search_space.mode}} tag=${{inputs.tag}}
+        inputs: {tag: hello}
+        sampling_algorithm: grid
+        search_space:
+          x: {type: choice, values: [1, 3, 2]}
+          mode: {type: choice, values: [ok]}
+        objective: {goal: maximize, primary_metric: score}
+        limits: {max_total_trials: 10, max_concurrent_trials: 2}
+        """)
+    r = cli("job", "create", "-f", str(p))
+    assert r.returncode == 0, r.stderr
+    name = r.json()["name"]
+    raw = _wait(ml_client, name)
+    assert raw["status"] == "Completed", raw.get("error")
+    trials = raw["trials"]
+    assert len(trials) == 3  # the grid (3 points) ends before max_total_trials (10)
+    assert [t["metric"] for t in trials] == [3.0, 2.0, 1.0] and trials[0]["params"] == {"x": 3, "mode": "ok"}
+    best = trials[0]["name"]
+    assert raw["best_child_run_id"] == best and raw["properties"]["best_child_run_id"] == best
+    assert all(t["status"] == "Completed" and t["duration_s"] is not None for t in trials)
+    child = ml_client.jobs.get_raw(best)
+    assert child["parent_job_name"] == name and child["params"]["x"] == "3"
+    assert child["command"] == "python trial.py x=3 mode=ok tag=${{inputs.tag}}"  # inputs: the runner's
+    # MLflow: trials are child runs of the sweep's run; the best is recorded on the sweep's run
+    from mlflow.tracking import MlflowClient
+
+    mc = MlflowClient(tracking_uri=f"{server.url}/mlflow")
+    run = mc.get_run(name)
+    assert run.data.tags["best_child_run_id"] == best and run.data.params["x"] == "3"
+    kids = mc.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{name}'")
+    assert len(kids) == 3
+    listed = ml_client.jobs.list(parent_job_name=name)
+    assert len(listed) == 3
+
+
+def test_bandit_cancels_bad_trials(ml_client, trial_dir):
+    p = _sweep_yaml(trial_dir, """
+        trial:
+          code: src
+          command: python trial.py x=${{search_space.x}} steps=10 sleep=0.4
+        sampling_algorithm: grid
+        search_space:
+          x: {type: choice, values: [1.0, 0.1]}
+        objective: {goal: maximize, primary_metric: score}
+        limits: {max_total_trials: 2, max_concurrent_trials: 2}
+        """)
+    job = load_job(p)
+    job.early_termination = BanditPolicy(slack_factor=0.2, evaluation_interval=1, delay_evaluation=2)
+    raw = _wait(ml_client, ml_client.jobs.create_or_update(job).name)
+    assert raw["status"] == "Completed", raw.get("error")
+    good, bad = raw["trials"]
+    assert good["params"] == {"x": 1.0} and good["status"] == "Completed" and good["metric"] == 10.0
+    assert bad["status"] == "Canceled" and "bandit policy" in bad["terminated"], bad
+    assert "early termination" in bad["error"]
+
+
+def test_crash_and_missing_metric(ml_client, trial_dir):
+    # some trials crash, one logs only another metric, one logs NaN last: the sweep goes on
+    p = _sweep_yaml(trial_dir, """
+        trial:
+          code: src
+          command: python trial.py x=${{search_space.x}} mode=${{search_space.mode}} steps=2
+        sampling_algorithm: grid
+        search_space:
+          x: {type: choice, values: [2]}
+          mode: {type: choice, values: [crash, wrong_metric, nan, ok]}
+        objective: {goal: minimize, primary_metric: score}
+        limits: {max_total_trials: 4, max_concurrent_trials: 2}
+        """)
+    created = ml_client.jobs.create_or_update(load_job(p))
+    raw = _wait(ml_client, created.name)
+    assert raw["status"] == "Completed", raw.get("error")
+    by_mode = {t["params"]["mode"]: t for t in raw["trials"]}
+    assert by_mode["crash"]["status"] == "Failed" and "excluded" in by_mode["crash"]["note"]
+    assert "excluded" in by_mode["wrong_metric"]["note"]
+    assert by_mode["nan"]["metric"] == 2.0  # NaN ignored: the last finite value counts
+    assert by_mode["ok"]["metric"] == 4.0
+    assert raw["best_child_run_id"] == by_mode["nan"]["name"]
+    # the metric never logged by any trial: the sweep fails and lists what was logged
+    p = _sweep_yaml(trial_dir, """
+        trial:
+          code: src
+          command: python trial.py x=${{search_space.x}} mode=wrong_metric
+        search_space:
+          x: {type: uniform, min_value: 0, max_value: 1}
+        objective: {goal: maximize, primary_metric: score}
+        limits: {max_total_trials: 2, max_concurrent_trials: 2}
+        """, name="never.yml")
+    created = ml_client.jobs.create_or_update(load_job(p))
+    raw = _wait(ml_client, created.name)
+    assert raw["status"] == "Failed"
+    assert "'score' was never logged by any of the 2 trials" in raw["error"] and "other_metric" in raw["error"]
+
+
+def test_cancel_cascades_and_trial_timeout(ml_client, trial_dir):
+    p = _sweep_yaml(trial_dir, """
+        trial:
+          code: src
+          command: python trial.py x=${{search_space.x}} steps=100 sleep=0.2
+        search_space:
+          x: {type: uniform, min_value: 0, max_value: 1}
+        objective: {goal: maximize, primary_metric: score}
+        limits: {max_total_trials: 6, max_concurrent_trials: 2}
+        """)
+    created = ml_client.jobs.create_or_update(load_job(p))
+    name = created.name
+    deadline = time.monotonic() + 60
+    while len(ml_client.jobs.list(parent_job_name=name)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    ml_client.jobs.cancel(name)
+    raw = _wait(ml_client, name)
+    assert raw["status"] == "Canceled"
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        kids = [ml_client.jobs.get_raw(j.name) for j in ml_client.jobs.list(parent_job_name=name)]
+        if all(k["status"] == "Canceled" for k in kids):
+            break
+        time.sleep(0.3)
+    assert kids and all(k["status"] == "Canceled" for k in kids), [k["status"] for k in kids]
+
+
+def test_bad_sweep_rejected_before_anything_runs(ml_client, cli, trial_dir):
+    before = len(ml_client.jobs.list(list_view_type="all"))
+    p = _sweep_yaml(trial_dir, """
+        trial:
+          code: src
+          command: python trial.py x=${{search_space.z}}
+        sampling_algorithm: grid
+        search_space:
+          x: {type: uniform, min_value: 3, max_value: 1}
+        objective: {goal: maximize, primary_metric: score}
+        limits: {max_total_trials: 2}
+        """)
+    r = cli("job", "create", "-f", str(p))
+    assert r.returncode != 0
+    err = r.stderr + r.stdout
+    assert "greater than max_value" in err and "grid sampling takes only choice" in err and "'z'" in err
+    assert len(ml_client.jobs.list(list_view_type="all")) == before
