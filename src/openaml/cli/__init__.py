@@ -34,6 +34,10 @@ def _register() -> None:
     app.add_typer(_environment.app, name="environment")
     app.add_typer(_model.app, name="model")
     app.add_typer(_job.app, name="job")
+    from openaml.cli import _online_deployment, _online_endpoint
+
+    app.add_typer(_online_endpoint.app, name="online-endpoint")
+    app.add_typer(_online_deployment.app, name="online-deployment")
     app.add_typer(_demo.app, name="demo")
 
 

@@ -8,6 +8,16 @@ from __future__ import annotations
 from openaml.entities._assets import Data, Model
 from openaml.entities._base import Entity, load_entity
 from openaml.entities._compute import AmlCompute, Compute, ComputeInstance
+from openaml.entities._endpoint import (
+    CodeConfiguration,
+    EndpointAuthKeys,
+    EndpointAuthToken,
+    ManagedOnlineDeployment,
+    ManagedOnlineEndpoint,
+    MicroBatching,
+    OnlineRequestSettings,
+    ProbeSettings,
+)
 from openaml.entities._environment import BuildContext, Environment
 from openaml.entities._io import Input, Output
 from openaml.entities._job import CommandJob, CommandJobLimits, Job, JobResources, JobService
@@ -24,20 +34,28 @@ __all__ = [
     "AmlCompute",
     "AzureBlobDatastore",
     "BuildContext",
+    "CodeConfiguration",
     "CommandJob",
     "CommandJobLimits",
     "Compute",
     "ComputeInstance",
     "Data",
     "Datastore",
+    "EndpointAuthKeys",
+    "EndpointAuthToken",
     "Entity",
     "Environment",
     "Input",
     "Job",
     "JobResources",
     "JobService",
+    "ManagedOnlineDeployment",
+    "ManagedOnlineEndpoint",
+    "MicroBatching",
     "Model",
+    "OnlineRequestSettings",
     "Output",
+    "ProbeSettings",
     "SasTokenConfiguration",
     "Workspace",
     "load_entity",

@@ -132,6 +132,18 @@ class MLClient:
         return self._op("workspaces", WorkspaceOperations)
 
     @property
+    def online_endpoints(self) -> Any:
+        from openaml.sdk._endpoints import OnlineEndpointOperations
+
+        return self._op("online_endpoints", OnlineEndpointOperations)
+
+    @property
+    def online_deployments(self) -> Any:
+        from openaml.sdk._endpoints import OnlineDeploymentOperations
+
+        return self._op("online_deployments", OnlineDeploymentOperations)
+
+    @property
     def url(self) -> str:
         """Base URL of the workspace server."""
         return self._transport.url

@@ -110,6 +110,9 @@ def create_app(settings: Settings, *, url: str = "") -> FastAPI:
     async def _root() -> RedirectResponse:
         return RedirectResponse("/mlflow/")
 
+    from openaml.server._scoring import scoring_app
+
+    app.mount("/endpoints", scoring_app(ctx.services["endpoints"]))
     app.mount("/mlflow", ctx.tracking.asgi_app())
     return app
 

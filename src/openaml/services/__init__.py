@@ -15,6 +15,7 @@ def build_services(ctx: WorkspaceContext) -> None:
     from openaml.services.computes import ComputeService
     from openaml.services.data import DataService
     from openaml.services.datastores import DatastoreService
+    from openaml.services.endpoints import EndpointService
     from openaml.services.environments import EnvironmentService
     from openaml.services.jobs import JobService
     from openaml.services.models import ModelService
@@ -28,6 +29,7 @@ def build_services(ctx: WorkspaceContext) -> None:
     ctx.services["computes"] = ComputeService(ctx)
     ctx.services["models"] = ModelService(ctx)
     ctx.services["jobs"] = JobService(ctx)
+    ctx.services["endpoints"] = EndpointService(ctx)
     ctx.services["jobs.sweep"] = SweepService(ctx)
     ctx.services["datastores"].ensure_default()
     ctx.services["computes"].ensure_default()
@@ -36,9 +38,11 @@ def build_services(ctx: WorkspaceContext) -> None:
 def start_services(ctx: WorkspaceContext) -> None:
     """Start background work (the job scheduler); reconcile jobs left by a previous server."""
     ctx.services["jobs"].start()
+    ctx.services["endpoints"].start()
     ctx.services["jobs.sweep"].start()
 
 
 def stop_services(ctx: WorkspaceContext) -> None:
+    ctx.services["endpoints"].stop()
     ctx.services["jobs.sweep"].stop()
     ctx.services["jobs"].stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from openaml.server.routes import computes, data, datastores, environments, jobs, models, uploads, workspaces
+from openaml.server.routes import endpoints as online_endpoints
 
 ROUTERS = [
     workspaces.router,
@@ -12,6 +13,7 @@ ROUTERS = [
     computes.router,
     jobs.router,
     models.router,
+    online_endpoints.router,
     uploads.router,
 ]
 

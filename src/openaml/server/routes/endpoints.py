@@ -1,0 +1,72 @@
+"""Online endpoints and deployments: CRUD, keys, logs (the scoring path is ``server/_scoring.py``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request
+from fastapi.responses import PlainTextResponse
+
+router = APIRouter(tags=["online endpoints"])
+
+
+def _svc(request: Request) -> Any:
+    return request.app.state.ctx.services["endpoints"]
+
+
+@router.get("/online-endpoints")
+def list_endpoints(request: Request) -> list[dict[str, Any]]:
+    return _svc(request).list_endpoints()
+
+
+@router.put("/online-endpoints/{name}")
+def put_endpoint(request: Request, name: str, spec: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    return _svc(request).create_or_update_endpoint({**spec, "name": name})
+
+
+@router.get("/online-endpoints/{name}")
+def get_endpoint(request: Request, name: str) -> dict[str, Any]:
+    return _svc(request).get_endpoint(name)
+
+
+@router.delete("/online-endpoints/{name}")
+def delete_endpoint(request: Request, name: str) -> dict[str, Any]:
+    _svc(request).delete_endpoint(name)
+    return {"name": name, "deleted": True}
+
+
+@router.post("/online-endpoints/{name}/keys")
+def get_keys(request: Request, name: str) -> dict[str, Any]:
+    return _svc(request).get_keys(name)
+
+
+@router.post("/online-endpoints/{name}/regenerate-keys")
+def regenerate_keys(request: Request, name: str, key_type: str = "primary") -> dict[str, Any]:
+    return _svc(request).regenerate_keys(name, key_type)
+
+
+@router.get("/online-endpoints/{name}/deployments")
+def list_deployments(request: Request, name: str) -> list[dict[str, Any]]:
+    return _svc(request).list_deployments(name)
+
+
+@router.put("/online-endpoints/{name}/deployments/{deployment}")
+def put_deployment(request: Request, name: str, deployment: str,
+                   spec: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    return _svc(request).create_or_update_deployment(name, {**spec, "name": deployment})
+
+
+@router.get("/online-endpoints/{name}/deployments/{deployment}")
+def get_deployment(request: Request, name: str, deployment: str) -> dict[str, Any]:
+    return _svc(request).get_deployment(name, deployment)
+
+
+@router.delete("/online-endpoints/{name}/deployments/{deployment}")
+def delete_deployment(request: Request, name: str, deployment: str) -> dict[str, Any]:
+    _svc(request).delete_deployment(name, deployment)
+    return {"name": deployment, "endpoint_name": name, "deleted": True}
+
+
+@router.get("/online-endpoints/{name}/deployments/{deployment}/logs", response_class=PlainTextResponse)
+def get_logs(request: Request, name: str, deployment: str, lines: int | None = None) -> str:
+    return _svc(request).get_logs(name, deployment, lines)

@@ -1,0 +1,180 @@
+"""Online endpoints and deployments in the metadata store (tables and repository methods).
+
+``EndpointRepository(store)`` works over a started :class:`openaml.store.MetadataStore`, with
+its contract (thread-safe, plain dicts out, UTC datetimes, read-modify-write under the write
+lock). Importing this module registers the tables on the store's metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from openaml.errors import ConflictError, NotFoundError
+from openaml.store._tables import Base
+
+__all__ = ["DeploymentRow", "EndpointRepository", "EndpointRow"]
+
+
+class EndpointRow(Base):
+    """An online endpoint; ``spec`` is the entity's fields, ``auth`` its keys and token secret."""
+
+    __tablename__ = "online_endpoints"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provisioning_state: Mapped[str] = mapped_column(String(32))
+    spec: Mapped[dict] = mapped_column(JSON)
+    auth: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DeploymentRow(Base):
+    """An online deployment of one endpoint; ``runtime`` is what the server resolved for it."""
+
+    __tablename__ = "online_deployments"
+    __table_args__ = (UniqueConstraint("endpoint_name", "name", name="uq_deployment_endpoint_name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    endpoint_name: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    provisioning_state: Mapped[str] = mapped_column(String(32))
+    spec: Mapped[dict] = mapped_column(JSON)
+    runtime: Mapped[dict] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def _ep(row: EndpointRow) -> dict[str, Any]:
+    return {"name": row.name, "provisioning_state": row.provisioning_state, "spec": dict(row.spec),
+            "auth": dict(row.auth), "created_at": _aware(row.created_at), "updated_at": _aware(row.updated_at)}
+
+
+def _dep(row: DeploymentRow) -> dict[str, Any]:
+    return {"name": row.name, "endpoint_name": row.endpoint_name, "provisioning_state": row.provisioning_state,
+            "spec": dict(row.spec), "runtime": dict(row.runtime or {}), "error": row.error,
+            "created_at": _aware(row.created_at), "updated_at": _aware(row.updated_at)}
+
+
+class EndpointRepository:
+    """Repository of ``online_endpoints`` and ``online_deployments`` over a metadata store."""
+
+    def __init__(self, store: Any) -> None:
+        self._write: Callable[..., Any] = store._write
+        self._session: Callable[..., Any] = store._session
+
+    # ------------------------------------------------------------------ endpoints
+    def create_endpoint(self, name: str, spec: dict[str, Any], auth: dict[str, Any], state: str) -> dict[str, Any]:
+        """Raises ConflictError when the endpoint exists."""
+        now = _now()
+        try:
+            with self._write() as s:
+                row = EndpointRow(name=name, provisioning_state=state, spec=spec, auth=auth, created_at=now,
+                                  updated_at=now)
+                s.add(row)
+                s.flush()
+                return _ep(row)
+        except IntegrityError:
+            raise ConflictError(f"online endpoint {name!r} already exists", details={"name": name}) from None
+
+    def get_endpoint(self, name: str) -> dict[str, Any]:
+        with self._session() as s:
+            row = s.get(EndpointRow, name)
+            if row is None:
+                names = ", ".join(s.scalars(select(EndpointRow.name).order_by(EndpointRow.name))) or "(none)"
+                raise NotFoundError(f"online endpoint {name!r} not found; endpoints: {names}",
+                                    details={"name": name})
+            return _ep(row)
+
+    def list_endpoints(self) -> list[dict[str, Any]]:
+        with self._session() as s:
+            return [_ep(r) for r in s.scalars(select(EndpointRow).order_by(EndpointRow.name))]
+
+    def update_endpoint(self, name: str, fn: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:
+        """Read-modify-write: ``fn(endpoint)`` returns the fields to set (spec, auth, provisioning_state)."""
+        with self._write() as s:
+            row = s.get(EndpointRow, name, with_for_update=True)
+            if row is None:
+                raise NotFoundError(f"online endpoint {name!r} not found", details={"name": name})
+            changes = fn(_ep(row)) or {}
+            for key in ("spec", "auth", "provisioning_state"):
+                if key in changes:
+                    setattr(row, key, changes[key])
+            row.updated_at = _now()
+            s.flush()
+            return _ep(row)
+
+    def delete_endpoint(self, name: str) -> None:
+        with self._write() as s:
+            for d in s.scalars(select(DeploymentRow).where(DeploymentRow.endpoint_name == name)):
+                s.delete(d)
+            row = s.get(EndpointRow, name)
+            if row is not None:
+                s.delete(row)
+
+    # ------------------------------------------------------------------ deployments
+    def create_deployment(self, endpoint_name: str, name: str, spec: dict[str, Any], state: str) -> dict[str, Any]:
+        now = _now()
+        try:
+            with self._write() as s:
+                row = DeploymentRow(endpoint_name=endpoint_name, name=name, provisioning_state=state, spec=spec,
+                                    runtime={}, created_at=now, updated_at=now)
+                s.add(row)
+                s.flush()
+                return _dep(row)
+        except IntegrityError:
+            raise ConflictError(f"deployment {name!r} of endpoint {endpoint_name!r} already exists",
+                                details={"name": name}) from None
+
+    def get_deployment(self, endpoint_name: str, name: str) -> dict[str, Any]:
+        with self._session() as s:
+            row = s.scalar(select(DeploymentRow).where(DeploymentRow.endpoint_name == endpoint_name,
+                                                       DeploymentRow.name == name))
+            if row is None:
+                names = ", ".join(s.scalars(select(DeploymentRow.name).where(
+                    DeploymentRow.endpoint_name == endpoint_name).order_by(DeploymentRow.name))) or "(none)"
+                raise NotFoundError(f"deployment {name!r} of online endpoint {endpoint_name!r} not found; "
+                                    f"its deployments: {names}", details={"name": name, "endpoint": endpoint_name})
+            return _dep(row)
+
+    def list_deployments(self, endpoint_name: str | None = None) -> list[dict[str, Any]]:
+        with self._session() as s:
+            q = select(DeploymentRow)
+            if endpoint_name is not None:
+                q = q.where(DeploymentRow.endpoint_name == endpoint_name)
+            return [_dep(r) for r in s.scalars(q.order_by(DeploymentRow.endpoint_name, DeploymentRow.id))]
+
+    def update_deployment(self, endpoint_name: str, name: str, **fields: Any) -> dict[str, Any]:
+        """Set ``spec``, ``runtime``, ``provisioning_state`` and/or ``error``."""
+        unknown = set(fields) - {"spec", "runtime", "provisioning_state", "error"}
+        if unknown:
+            raise TypeError(f"update_deployment() cannot set {', '.join(sorted(unknown))}")
+        with self._write() as s:
+            row = s.scalar(select(DeploymentRow).where(DeploymentRow.endpoint_name == endpoint_name,
+                                                       DeploymentRow.name == name).with_for_update())
+            if row is None:
+                raise NotFoundError(f"deployment {name!r} of online endpoint {endpoint_name!r} not found")
+            for key, value in fields.items():
+                setattr(row, key, value)
+            row.updated_at = _now()
+            s.flush()
+            return _dep(row)
+
+    def delete_deployment(self, endpoint_name: str, name: str) -> None:
+        with self._write() as s:
+            row = s.scalar(select(DeploymentRow).where(DeploymentRow.endpoint_name == endpoint_name,
+                                                       DeploymentRow.name == name))
+            if row is not None:
+                s.delete(row)

@@ -1,0 +1,32 @@
+"""Test scoring script: a joblib sklearn model; actions to exercise errors, timeouts and crashes."""
+import json
+import os
+import time
+
+import joblib
+import numpy as np
+
+model = None
+
+
+def init():
+    global model
+    if os.environ.get("FAIL_INIT"):
+        raise RuntimeError("init exploded on purpose")
+    time.sleep(float(os.environ.get("SLOW_INIT", "0")))
+    model = joblib.load(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model", "model.pkl"))
+
+
+def run(raw_data):
+    data = json.loads(raw_data)
+    action = data.get("action")
+    if action == "raise":
+        raise ValueError("run exploded on purpose")
+    if action == "sleep":
+        time.sleep(data["seconds"])
+        return {"slept": data["seconds"]}
+    if action == "crash":
+        os._exit(7)
+    if action == "pid":
+        return {"pid": os.getpid(), "version": os.environ.get("MODEL_VERSION", "1")}
+    return model.predict(np.array(data["data"]))

@@ -1,0 +1,281 @@
+"""Managed online endpoints end to end: real server, real workers, SDK, CLI and httpx.
+
+One endpoint with a score.py deployment and one with an MLflow no-code deployment are shared
+by the module (starting workers is the expensive thing). The default suite runs the score.py
+tests; MLflow, batching, crash and init-failure tests are marked slow (each starts workers).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from openaml.entities import (
+    CodeConfiguration,
+    ManagedOnlineDeployment,
+    ManagedOnlineEndpoint,
+    Model,
+    OnlineRequestSettings,
+)
+from openaml.errors import ConflictError, OpenAMLError, ValidationError
+
+ASSETS = Path(__file__).with_name("endpoints_assets")
+ENV = "AzureML-sklearn-1.5@latest"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import joblib
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+
+    root = tmp_path_factory.mktemp("ep-model")
+    x = np.array([[1, 2], [3, 4], [5, 1], [0, 0]], dtype=float)
+    model = LinearRegression().fit(x, 2 * x[:, 0] + 3 * x[:, 1])
+    (root / "model").mkdir()
+    joblib.dump(model, root / "model" / "model.pkl")
+    return root / "model"
+
+
+@pytest.fixture(scope="module")
+def code_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("ep-code")
+    shutil.copy(ASSETS / "score.py", root / "score.py")
+    shutil.copy(ASSETS / "constant.py", root / "constant.py")
+    return root
+
+
+@pytest.fixture(scope="module")
+def mlflow_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import mlflow.sklearn
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+
+    root = tmp_path_factory.mktemp("ep-mlflow") / "mlflow-model"
+    x = pd.DataFrame({"age": [22.0, 38.0, 26.0, 35.0, 54.0, 2.0], "pclass": [3, 1, 3, 1, 1, 3]})
+    y = [0, 1, 1, 1, 0, 1]
+    model = LogisticRegression().fit(x, y)
+    mlflow.sklearn.save_model(model, str(root), signature=infer_signature(x, model.predict(x)))
+    return root
+
+
+def _dep(name: str, endpoint: str, model_dir: Path, code_dir: Path, script: str = "score.py",
+         **kw: Any) -> ManagedOnlineDeployment:
+    return ManagedOnlineDeployment(name=name, endpoint_name=endpoint, model=Model(path=str(model_dir)),
+                                   code_configuration=CodeConfiguration(code=str(code_dir), scoring_script=script),
+                                   environment=ENV, instance_type="Standard_DS3_v2", instance_count=1, **kw)
+
+
+@pytest.fixture(scope="module")
+def endpoint(ml_client: Any, model_dir: Path, code_dir: Path) -> Any:
+    """Endpoint ``ep-score`` with deployments blue (score.py) and green (constant), blue=100."""
+    ml_client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="ep-score", auth_mode="key"))
+    rs = OnlineRequestSettings(request_timeout_ms=1500, max_concurrent_requests_per_instance=2,
+                               max_queue_wait_ms=300, max_request_size_bytes=20000)
+    blue = ml_client.online_deployments.begin_create_or_update(
+        _dep("blue", "ep-score", model_dir, code_dir, request_settings=rs))
+    green = ml_client.online_deployments.begin_create_or_update(
+        _dep("green", "ep-score", model_dir, code_dir, script="constant.py"))
+    assert blue.result(timeout=120).provisioning_state == "Succeeded"
+    assert green.result(timeout=120).provisioning_state == "Succeeded"
+    ml_client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="ep-score", traffic={"blue": 100}))
+    ep = ml_client.online_endpoints.get("ep-score")
+    return ep
+
+
+def _post(ep: Any, key: str | None, body: Any, deployment: str | None = None, raw: bytes | None = None) -> httpx.Response:
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    if deployment:
+        headers["azureml-model-deployment"] = deployment
+    return httpx.post(ep.scoring_uri, content=raw if raw is not None else json.dumps(body), headers=headers,
+                      timeout=30, trust_env=False)
+
+
+def test_score_py_deployment_invoked_with_sdk_httpx_and_cli(ml_client: Any, endpoint: Any, cli: Any,
+                                                            tmp_path: Path) -> None:
+    assert endpoint.scoring_uri.endswith("/endpoints/ep-score/score")
+    assert endpoint.provisioning_state == "Succeeded" and endpoint.traffic == {"blue": 100}
+    request = tmp_path / "sample-request.json"
+    request.write_text(json.dumps({"data": [[1, 2], [3, 4]]}))
+    assert json.loads(ml_client.online_endpoints.invoke("ep-score", request_file=str(request))) == pytest.approx(
+        [8.0, 18.0])
+    key = ml_client.online_endpoints.get_keys("ep-score").primary_key
+    r = _post(endpoint, key, {"data": [[0, 1]]})
+    assert r.status_code == 200 and r.json() == pytest.approx([3.0])
+    assert r.headers["azureml-model-deployment"] == "blue"
+    # wrong or missing credentials: 401, nothing scored
+    assert _post(endpoint, None, {"data": [[0, 1]]}).status_code == 401
+    assert _post(endpoint, "wrong", {"data": [[0, 1]]}).status_code == 401
+    # CLI: invoke, show --query, credentials, logs
+    out = cli("online-endpoint", "invoke", "-n", "ep-score", "--request-file", str(request), check=True)
+    assert json.loads(out.stdout) == pytest.approx([8.0, 18.0])
+    out = cli("online-endpoint", "show", "-n", "ep-score", "--query", "scoring_uri", "-o", "tsv", check=True)
+    assert out.stdout.strip() == endpoint.scoring_uri
+    creds = cli("online-endpoint", "get-credentials", "-n", "ep-score", check=True).json()
+    assert creds["primaryKey"] == key
+    logs = cli("online-deployment", "get-logs", "-n", "blue", "-e", "ep-score", "--lines", "3", check=True).stdout
+    assert 0 < len(logs.splitlines()) <= 3
+    # regenerate the primary key: the old one stops working
+    ml_client.online_endpoints.regenerate_keys("ep-score", key_type="primary")
+    assert _post(endpoint, key, {"data": [[0, 1]]}).status_code == 401
+    new = ml_client.online_endpoints.get_keys("ep-score")
+    assert _post(endpoint, new.secondary_key, {"data": [[0, 1]]}).status_code == 200
+
+
+def test_traffic_split_header_and_rules(ml_client: Any, endpoint: Any, cli: Any) -> None:
+    key = ml_client.online_endpoints.get_keys("ep-score").primary_key
+    # green has 0 % traffic: reachable only with the header
+    r = _post(endpoint, key, {"data": [[1, 1]]}, deployment="green")
+    assert r.json() == [0.5, 0.5] and r.headers["azureml-model-deployment"] == "green"
+    cli("online-endpoint", "update", "-n", "ep-score", "--traffic", "blue=50 green=50", check=True)
+    seen = {_post(endpoint, key, {"data": [[1, 1]]}).headers["azureml-model-deployment"] for _ in range(40)}
+    assert seen == {"blue", "green"}
+    bad = cli("online-endpoint", "update", "-n", "ep-score", "--traffic", "blue=50 green=40")
+    assert bad.returncode == 1 and "blue=50 + green=40 = 90" in bad.stderr
+    with pytest.raises(ConflictError, match="still receives 50 %"):
+        ml_client.online_deployments.begin_delete("green", "ep-score")
+    with pytest.raises(ValidationError, match="at most 50"):
+        ml_client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(
+            name="ep-score", traffic={"blue": 100, "green": 0}, mirror_traffic={"green": 60}))
+    ml_client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(
+        name="ep-score", traffic={"blue": 100, "green": 0}, mirror_traffic={"green": 50}))
+    for _ in range(10):
+        assert _post(endpoint, key, {"data": [[1, 1]]}).headers["azureml-model-deployment"] == "blue"
+    ml_client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="ep-score", mirror_traffic={}))
+    time.sleep(0.5)
+    assert "mirrored request" in ml_client.online_deployments.get_logs("green", "ep-score")
+
+
+def test_errors_400_413_500_408_429(ml_client: Any, endpoint: Any) -> None:
+    key = ml_client.online_endpoints.get_keys("ep-score").primary_key
+    # run() raising: 500 with the message; traceback in the logs; the worker keeps serving
+    r = _post(endpoint, key, {"action": "raise"}, deployment="blue")
+    assert r.status_code == 500 and "run exploded on purpose" in r.json()["message"]
+    assert "Traceback" in ml_client.online_deployments.get_logs("blue", "ep-score")
+    assert _post(endpoint, key, {"data": [[0, 1]]}, deployment="blue").status_code == 200
+    # over max_request_size_bytes
+    big = json.dumps({"data": [[1, 2]] * 5000}).encode()
+    assert _post(endpoint, key, None, deployment="blue", raw=big).status_code == 413
+    # longer than request_timeout_ms (1500): 408, and the worker recovers
+    assert _post(endpoint, key, {"action": "sleep", "seconds": 2.5}, deployment="blue").status_code == 408
+    time.sleep(1.2)  # the timed-out run() still holds its slot until it returns
+    # more than max_concurrent_requests_per_instance (2) waiting over max_queue_wait_ms (300): 429
+    with ThreadPoolExecutor(4) as pool:
+        codes = sorted(pool.map(lambda _i: _post(endpoint, key, {"action": "sleep", "seconds": 1.0},
+                                                 deployment="blue").status_code, range(4)))
+    assert codes.count(429) >= 1 and codes.count(200) >= 2
+    time.sleep(2.5)
+    assert _post(endpoint, key, {"data": [[0, 1]]}, deployment="blue").status_code == 200
+
+
+@pytest.mark.slow
+def test_crashed_worker_is_restarted(ml_client: Any, endpoint: Any) -> None:
+    key = ml_client.online_endpoints.get_keys("ep-score").primary_key
+    pid = _post(endpoint, key, {"action": "pid"}, deployment="blue").json()["pid"]
+    r = _post(endpoint, key, {"action": "crash"}, deployment="blue")
+    assert r.status_code >= 500
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        r = _post(endpoint, key, {"action": "pid"}, deployment="blue")
+        if r.status_code == 200:
+            break
+        time.sleep(0.2)
+    assert r.status_code == 200 and r.json()["pid"] != pid
+    assert "restarted" in ml_client.online_deployments.get_logs("blue", "ep-score")
+
+
+@pytest.mark.slow
+def test_init_failure_marks_deployment_failed(ml_client: Any, endpoint: Any, model_dir: Path,
+                                              code_dir: Path) -> None:
+    dep = _dep("broken", "ep-score", model_dir, code_dir, environment_variables={"FAIL_INIT": "1"})
+    with pytest.raises(OpenAMLError, match="init exploded on purpose"):
+        ml_client.online_deployments.begin_create_or_update(dep).result(timeout=60)
+    got = ml_client.online_deployments.get("broken", "ep-score")
+    assert got.provisioning_state == "Failed"
+    assert "init exploded on purpose" in ml_client.online_deployments.get_logs("broken", "ep-score", lines=50)
+    ml_client.online_deployments.begin_delete("broken", "ep-score")
+
+
+@pytest.fixture(scope="module")
+def mlflow_endpoint(ml_client: Any, mlflow_model: Path) -> Any:
+    ml_client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="ep-mlflow"))
+    dep = ManagedOnlineDeployment(name="green", endpoint_name="ep-mlflow",
+                                  model=Model(path=str(mlflow_model), type="mlflow_model"),
+                                  instance_type="Standard_DS3_v2", instance_count=1,
+                                  request_settings=OnlineRequestSettings(max_concurrent_requests_per_instance=2))
+    assert ml_client.online_deployments.begin_create_or_update(dep).result(timeout=180).provisioning_state == \
+        "Succeeded"
+    ml_client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="ep-mlflow",
+                                                                            traffic={"green": 100}))
+    return ml_client.online_endpoints.get("ep-mlflow")
+
+
+@pytest.mark.slow
+def test_mlflow_no_code_formats_and_signature(ml_client: Any, mlflow_endpoint: Any, mlflow_model: Path) -> None:
+    import mlflow.pyfunc
+    import pandas as pd
+
+    key = ml_client.online_endpoints.get_keys("ep-mlflow").primary_key
+    rows = [[22.0, 3], [38.0, 1], [54.0, 1]]
+    expected = mlflow.pyfunc.load_model(str(mlflow_model)).predict(
+        pd.DataFrame(rows, columns=["age", "pclass"])).tolist()
+    split = {"input_data": {"columns": ["age", "pclass"], "index": [0, 1, 2], "data": rows}}
+    assert _post(mlflow_endpoint, key, split).json() == expected
+    records = {"input_data": {"columns": ["age", "pclass"], "data": [{"age": a, "pclass": p} for a, p in rows]}}
+    assert _post(mlflow_endpoint, key, records).json() == expected
+    assert _post(mlflow_endpoint, key, {"dataframe_split": {"columns": ["age", "pclass"], "data": rows}}).json() == \
+        {"predictions": expected}
+    recs = [{"age": a, "pclass": p} for a, p in rows]
+    assert _post(mlflow_endpoint, key, {"dataframe_records": recs}).json() == {"predictions": expected}
+    assert _post(mlflow_endpoint, key, {"instances": recs}).json() == {"predictions": expected}
+    # bad input: malformed JSON, missing column, wrong type — 400 naming them
+    r = _post(mlflow_endpoint, key, None, raw=b"{not json")
+    assert r.status_code == 400 and "not valid JSON" in r.json()["message"]
+    r = _post(mlflow_endpoint, key, {"dataframe_records": [{"age": 3.0}]})
+    assert r.status_code == 400 and "pclass" in r.json()["message"]
+    r = _post(mlflow_endpoint, key, {"dataframe_records": [{"age": "old", "pclass": 1}]})
+    assert r.status_code == 400 and "'age'" in r.json()["message"] and "double" in r.json()["message"]
+
+
+@pytest.mark.slow
+def test_micro_batching_gives_each_caller_its_own_rows(ml_client: Any, mlflow_endpoint: Any,
+                                                       mlflow_model: Path) -> None:
+    import mlflow.pyfunc
+    import pandas as pd
+
+    key = ml_client.online_endpoints.get_keys("ep-mlflow").primary_key
+    model = mlflow.pyfunc.load_model(str(mlflow_model))
+    client = httpx.Client(trust_env=False, timeout=30,
+                          headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    errors: list[str] = []
+
+    def call(i: int) -> None:
+        rows = [[float(i % 60), 1 + i % 3]] * (1 + i % 3) if i % 7 else [["bad", 1]]
+        r = client.post(mlflow_endpoint.scoring_uri, json={"dataframe_split": {"columns": ["age", "pclass"],
+                                                                               "data": rows}})
+        if i % 7 == 0:
+            if r.status_code != 400:
+                errors.append(f"{i}: bad request got {r.status_code}")
+            return
+        want = model.predict(pd.DataFrame(rows, columns=["age", "pclass"])).tolist()
+        if r.status_code != 200 or r.json()["predictions"] != want:
+            errors.append(f"{i}: {r.status_code} {r.text} != {want}")
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    client.close()
+    assert not errors
