@@ -16,6 +16,8 @@ __all__ = [
     "Input",
     "Output",
     "load_job",
+    "load_component",
+    "dsl",
     "load_data",
     "load_model",
     "load_environment",
@@ -38,6 +40,10 @@ def __getattr__(name: str) -> Any:  # lazy: `import openaml` stays cheap for the
         from openaml._builders import command
 
         return command
+    if name == "dsl":
+        import openaml.dsl as dsl
+
+        return dsl
     if name.startswith("load_"):
         from openaml import _load
 

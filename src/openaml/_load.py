@@ -15,7 +15,7 @@ from typing import Any
 from openaml.entities import AmlCompute, Data, Datastore, Environment, Model, load_entity
 from openaml.errors import ValidationError
 
-__all__ = ["load_job", "load_data", "load_model", "load_environment", "load_compute", "load_datastore"]
+__all__ = ["load_job", "load_component", "load_data", "load_model", "load_environment", "load_compute", "load_datastore"]
 
 
 def load_data(source: str | Path, *, params_override: list[Any] | None = None, **kwargs: Any) -> Data:
@@ -40,6 +40,15 @@ def load_datastore(source: str | Path, *, params_override: list[Any] | None = No
 
 # job types registered by later capabilities (sweep, pipeline, ...): type -> entity class
 JOB_TYPES: dict[str, Any] = {}
+
+
+def _pipeline_job_type() -> None:
+    from openaml.entities._pipeline import PipelineJob
+
+    JOB_TYPES["pipeline"] = PipelineJob
+
+
+_pipeline_job_type()
 
 
 def _register_sweep() -> None:
@@ -68,3 +77,28 @@ def load_job(source: str | Path, *, params_override: list[Any] | None = None, **
     known = ", ".join(["command", *JOB_TYPES])
     raise ValidationError(f"{source}: field 'type': job type {job_type!r} is not supported; supported: {known}",
                           details={"file": str(source), "field": "type", "value": job_type})
+
+
+def load_component(source: str | Path | None = None, *, params_override: list[Any] | None = None,
+                   **kwargs: Any) -> Any:
+    """Load a component YAML (``type: command``, the default).
+
+    Raises:
+        ValidationError: unknown field, bad name (lowercase letters, digits, underscores), no
+            command; naming the file, line and field.
+    """
+    from openaml._yaml import load_yaml_with_lines
+    from openaml.entities._component import CommandComponent
+
+    if source is None:
+        raise ValidationError("load_component needs a YAML file path")
+    data, _ = load_yaml_with_lines(source)
+    ctype = data.get("type", "command")
+    if ctype != "command":
+        raise ValidationError(f"{source}: field 'type': {ctype!r} components are not supported yet; supported: command",
+                              details={"file": str(source), "field": "type", "value": ctype})
+    comp = load_entity(CommandComponent, source, params_override=params_override, kind="command component")
+    if not comp.name:
+        raise ValidationError(f"{source}: field 'name' is required (lowercase letters, digits, underscores)",
+                              details={"file": str(source), "field": "name"})
+    return comp

@@ -15,6 +15,7 @@ app = typer.Typer(name="openaml", help="Self-hosted Azure Machine Learning.", no
 
 def _register() -> None:
     from openaml.cli import (
+        _component,
         _compute,
         _data,
         _datastore,
@@ -34,6 +35,7 @@ def _register() -> None:
     app.add_typer(_environment.app, name="environment")
     app.add_typer(_model.app, name="model")
     app.add_typer(_job.app, name="job")
+    app.add_typer(_component.app, name="component")
     from openaml.cli import _online_deployment, _online_endpoint
 
     app.add_typer(_online_endpoint.app, name="online-endpoint")

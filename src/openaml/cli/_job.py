@@ -66,9 +66,35 @@ def create(file: Annotated[str, typer.Option("--file", "-f", help="Job YAML.")],
 @app.command("show")
 @handle_errors
 def show(name: NameOpt, workspace: WorkspaceOpt = None, output: OutputOpt = "json") -> None:
-    """Show a job: status, times, error and last log lines, metrics, outputs, studio URL."""
+    """Show a job: status, times, error and last log lines, metrics, outputs, studio URL.
+
+    ``-o graph`` (the default for pipelines with ``-o table``) draws a pipeline's steps in order with
+    each one's status, duration and why it ran or was reused.
+    """
     ml = client(workspace)
-    render(ml.jobs.get_raw(name), output)
+    raw = ml.jobs.get_raw(name)
+    if raw.get("type") == "pipeline" and output in ("graph", "table"):
+        _draw_pipeline(ml, raw)
+        return
+    render(raw, output)
+
+
+def _draw_pipeline(ml: Any, raw: dict[str, Any]) -> None:
+    from openaml.cli._output import console
+
+    children = {c.name: _summary(c) for c in ml.jobs.list(parent_job_name=raw["name"])}
+    console.print(f"pipeline {raw['name']}  {raw['status']}  {_duration(raw)}".rstrip())
+    if raw.get("error"):
+        console.print(f"  error: {raw['error']}")
+    for node, step in (raw.get("steps") or {}).items():
+        child = children.get(step.get("job") or f"{raw['name']}-{node}")
+        status = child["status"] if child else step.get("status", "NotStarted")
+        props = (child or {}).get("properties") or {}
+        reason = props.get("openaml.reason") or step.get("reason") or ""
+        deps = step.get("depends_on") or []
+        arrow = f"  <- {', '.join(deps)}" if deps else ""
+        dur = _duration(child) if child else ""
+        console.print(f"  {node:<20} {status:<10} {dur:>7}  {reason}{arrow}")
 
 
 @app.command("list")

@@ -102,6 +102,12 @@ class MLClient:
         return self._op("data", DataOperations)
 
     @property
+    def components(self) -> Any:
+        from openaml.sdk._components import ComponentOperations
+
+        return self._op("components", ComponentOperations)
+
+    @property
     def models(self) -> Any:
         from openaml.sdk._models import ModelOperations
 

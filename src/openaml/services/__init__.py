@@ -12,6 +12,7 @@ __all__ = ["WorkspaceContext", "build_services", "start_services", "stop_service
 
 def build_services(ctx: WorkspaceContext) -> None:
     """Construct every service (no background work) and seed the workspace defaults."""
+    from openaml.services.components import ComponentService
     from openaml.services.computes import ComputeService
     from openaml.services.data import DataService
     from openaml.services.datastores import DatastoreService
@@ -19,6 +20,7 @@ def build_services(ctx: WorkspaceContext) -> None:
     from openaml.services.environments import EnvironmentService
     from openaml.services.jobs import JobService
     from openaml.services.models import ModelService
+    from openaml.services.pipelines import PipelineService
     from openaml.services.sweep import SweepService
     from openaml.services.uploads import UploadService
 
@@ -29,6 +31,8 @@ def build_services(ctx: WorkspaceContext) -> None:
     ctx.services["computes"] = ComputeService(ctx)
     ctx.services["models"] = ModelService(ctx)
     ctx.services["jobs"] = JobService(ctx)
+    ctx.services["components"] = ComponentService(ctx)
+    ctx.services["jobs.pipeline"] = PipelineService(ctx)
     ctx.services["endpoints"] = EndpointService(ctx)
     ctx.services["jobs.sweep"] = SweepService(ctx)
     ctx.services["datastores"].ensure_default()
@@ -38,6 +42,7 @@ def build_services(ctx: WorkspaceContext) -> None:
 def start_services(ctx: WorkspaceContext) -> None:
     """Start background work (the job scheduler); reconcile jobs left by a previous server."""
     ctx.services["jobs"].start()
+    ctx.services["jobs.pipeline"].start()
     ctx.services["endpoints"].start()
     ctx.services["jobs.sweep"].start()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from openaml.server.routes import computes, data, datastores, environments, jobs, models, uploads, workspaces
+from openaml.server.routes import components, computes, data, datastores, environments, jobs, models, uploads, workspaces
 from openaml.server.routes import endpoints as online_endpoints
 
 ROUTERS = [
@@ -12,6 +12,7 @@ ROUTERS = [
     environments.router,
     computes.router,
     jobs.router,
+    components.router,
     models.router,
     online_endpoints.router,
     uploads.router,

@@ -1,0 +1,92 @@
+"""Command components (spec 5.1, 5.2): reusable, versioned command definitions with typed ports.
+
+A component is callable like a function inside ``@dsl.pipeline``: ``prep(raw=data)`` returns a
+pipeline node whose ``.outputs.<name>`` can feed other nodes (azure-ai-ml behaviour).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from openaml.entities._base import Entity
+from openaml.entities._environment import Environment
+from openaml.entities._io import Input, Output, normalize_inputs, normalize_outputs
+
+__all__ = ["CommandComponent", "Component", "COMPONENT_NAME_PATTERN"]
+
+# azure-ai-ml: lowercase letters, digits and underscores, starting with a letter (spec 1.4)
+COMPONENT_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,254}$"
+
+
+class CommandComponent(Entity):
+    """``type: command`` component. ``name`` is required to register it, not to use it inline."""
+
+    type: Literal["command"] = "command"
+    name: str | None = Field(default=None, pattern=COMPONENT_NAME_PATTERN)
+    version: str | None = None
+    display_name: str | None = None
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    properties: dict[str, str] = Field(default_factory=dict)
+    is_deterministic: bool = True
+    inputs: dict[str, Input] = Field(default_factory=dict)
+    outputs: dict[str, Output] = Field(default_factory=dict)
+    command: str
+    code: str | None = None
+    environment: str | Environment | None = None
+    additional_includes: list[str] = Field(default_factory=list)
+    resources: dict[str, Any] | None = None
+    distribution: dict[str, Any] | None = None
+    queue_settings: dict[str, Any] | None = None
+    # server-populated
+    id: str | None = None
+    archived: bool = False
+    created_at: str | None = None
+    creation_context: dict[str, Any] | None = None
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_str(cls, v: Any) -> Any:
+        return None if v is None else str(v)
+
+    @field_validator("tags", "properties", mode="before")
+    @classmethod
+    def _str_values(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): "" if x is None else str(x) for k, x in v.items()}
+        return v
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _inputs(cls, v: Any) -> Any:
+        out = {}
+        for key, value in (v or {}).items():
+            if isinstance(value, dict) and value.get("type") == "path":  # legacy port type
+                value = {**value, "type": "uri_folder"}
+            out[key] = value
+        return normalize_inputs(out)
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _outputs(cls, v: Any) -> Any:
+        return normalize_outputs(v)
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _env(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return Environment.model_validate(v)
+        return v
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """A pipeline node running this component with ``kwargs`` bound to its inputs."""
+        from openaml.dsl._node import make_node
+
+        if args:
+            raise TypeError(f"component {self.name or 'command'}: pass inputs by keyword, e.g. comp(data=...)")
+        return make_node(self, kwargs)
+
+
+Component = CommandComponent

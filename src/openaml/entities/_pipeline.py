@@ -1,0 +1,105 @@
+"""Pipeline jobs (spec 4): a graph of nodes bound with ``${{parent...}}`` expressions."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, field_validator
+
+from openaml.entities._base import Entity
+from openaml.entities._io import Input, Output, normalize_inputs, normalize_outputs
+from openaml.entities._job import Job
+
+__all__ = ["PipelineJob", "PipelineJobSettings", "PipelineNode"]
+
+
+class PipelineJobSettings(Entity):
+    """``settings:``; unknown keys are kept, as Azure does (``3a_basic_pipeline`` misspells one)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    default_compute: str | None = None
+    default_datastore: str | None = None
+    continue_on_step_failure: bool | None = None
+    force_rerun: bool | None = None
+    default_environment: str | None = None
+
+    @field_validator("default_compute", "default_datastore", mode="before")
+    @classmethod
+    def _strip_prefix(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.startswith("azureml:"):
+            return v[len("azureml:"):]
+        return v
+
+
+class PipelineNode(Entity):
+    """One node of ``jobs:``. ``component`` is a file path (``file:``/relative), ``azureml:name:version``,
+    ``azureml:name@latest``, an inline mapping or a component object; without it the node is an
+    inline command (``command``, ``code``, ``environment``)."""
+
+    type: str = "command"
+    component: Any = None
+    command: str | None = None
+    code: str | None = None
+    environment: Any = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    compute: str | None = None
+    resources: dict[str, Any] | None = None
+    distribution: dict[str, Any] | None = None
+    limits: dict[str, Any] | None = None
+    environment_variables: dict[str, Any] = Field(default_factory=dict)
+    services: dict[str, Any] | None = None
+    identity: dict[str, Any] | None = None
+    queue_settings: dict[str, Any] | None = None
+    display_name: str | None = None
+    description: str | None = None
+    tags: dict[str, Any] = Field(default_factory=dict)
+    properties: dict[str, Any] = Field(default_factory=dict)
+    comment: str | None = None
+    name: str | None = None
+    experiment_name: str | None = None
+    is_deterministic: bool | None = None
+
+    @field_validator("inputs", "outputs", mode="before")
+    @classmethod
+    def _none_is_empty(cls, v: Any) -> Any:
+        return {} if v is None else v
+
+    @field_validator("compute", mode="before")
+    @classmethod
+    def _strip_prefix(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.startswith("azureml:"):
+            return v[len("azureml:"):]
+        return v
+
+
+class PipelineJob(Job):
+    """``type: pipeline`` job: ``jobs`` (nodes), pipeline ``inputs``/``outputs`` and ``settings``."""
+
+    type: Literal["pipeline"] = "pipeline"
+    jobs: dict[str, PipelineNode] = Field(default_factory=dict)
+    inputs: dict[str, Input] = Field(default_factory=dict)
+    outputs: dict[str, Output] = Field(default_factory=dict)
+    settings: PipelineJobSettings = Field(default_factory=PipelineJobSettings)
+    component: Any = None
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _inputs(cls, v: Any) -> Any:
+        return normalize_inputs(v)
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _outputs(cls, v: Any) -> Any:
+        return normalize_outputs(v)
+
+    @field_validator("settings", mode="before")
+    @classmethod
+    def _settings(cls, v: Any) -> Any:
+        return {} if v is None else v
+
+    def _prepare_for_submit(self, ops: Any, *, progress: bool = False) -> dict[str, Any]:
+        from openaml.sdk._pipelines import prepare_pipeline
+
+        return prepare_pipeline(ops, self, progress=progress)

@@ -1,0 +1,39 @@
+"""Components: create (new version), list, show, archive/restore."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request
+
+router = APIRouter(tags=["components"])
+
+
+def _svc(request: Request) -> Any:
+    return request.app.state.ctx.services["components"]
+
+
+@router.get("/components")
+def list_components(request: Request, name: str | None = None, include_archived: bool = False,
+                    archived_only: bool = False) -> list[dict[str, Any]]:
+    return _svc(request).list(name, include_archived=include_archived, archived_only=archived_only)
+
+
+@router.post("/components", status_code=201)
+def create_component(request: Request, spec: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    return _svc(request).create_or_update(spec)
+
+
+@router.get("/components/{name}")
+def get_component(request: Request, name: str, version: str | None = None, label: str | None = None) -> dict[str, Any]:
+    return _svc(request).get(name, version, label)
+
+
+@router.post("/components/{name}/archive")
+def archive(request: Request, name: str, version: str | None = None) -> dict[str, Any]:
+    return _svc(request).set_archived(name, version, True)
+
+
+@router.post("/components/{name}/restore")
+def restore(request: Request, name: str, version: str | None = None) -> dict[str, Any]:
+    return _svc(request).set_archived(name, version, False)

@@ -1,0 +1,466 @@
+"""Pipeline jobs: submission (validated before anything runs) and the controller that runs steps.
+
+The pipeline is a parent job (``type: pipeline``); each step a child command job named
+``<pipeline>-<node>`` (deterministic, so the controller is idempotent and resumes after a server
+restart without re-running finished steps). The controller :meth:`PipelineService.advance` runs on
+submission, whenever a job ends (the scheduler's ``terminal_hooks``) and at server start:
+
+- a node whose upstream steps all completed is started at once (the scheduler then runs it when
+  its compute has a free slot), its inputs bound to ``azureml://jobs/<child>/outputs/<name>``;
+- a deterministic node whose fingerprint (component, code, environment, input contents,
+  parameters, output settings) matches a step that completed *by running* is reused: its child
+  job is created Completed with the earlier outputs, unless ``settings.force_rerun``;
+- every step records why it ran or was reused (``properties["openaml.reason"]``); a step that
+  ran says what changed since the last successful run of the same node of the same experiment;
+- a failed step stops new steps (``continue_on_step_failure: false``, the default) or only its
+  downstream steps (``true``); the pipeline ends Failed, or Canceled when a step was canceled.
+
+Azure ML semantics reproduced: spec section 4 ("Semantics").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pydantic
+
+from openaml.constants import TERMINAL_JOB_STATUSES, JobStatus
+from openaml.entities._base import validation_error_from_pydantic
+from openaml.entities._pipeline import PipelineJob
+from openaml.errors import ConflictError, NotFoundError, OpenAMLError
+from openaml.services._context import WorkspaceContext
+from openaml.services._job_resolve import ResolveErrors
+from openaml.services._pipeline_graph import compile_pipeline
+from openaml.store import utcnow
+
+__all__ = ["PipelineService"]
+
+log = logging.getLogger("openaml.pipelines")
+
+SKIPPED = "Skipped"
+NOT_RUN = "NotStarted"
+
+
+class PipelineService:
+    def __init__(self, ctx: WorkspaceContext) -> None:
+        self.ctx = ctx
+        self._lock = threading.RLock()
+        self._hash_cache: dict[tuple[str, int, int], str] = {}
+        ctx.services["jobs"].scheduler.terminal_hooks.append(self._on_terminal)
+
+    @property
+    def jobs(self) -> Any:
+        return self.ctx.services["jobs"]
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Resume pipelines left running by a previous server (finished steps are not rerun)."""
+        for row in self.ctx.store.list_jobs(status=[JobStatus.RUNNING, JobStatus.CANCEL_REQUESTED],
+                                            include_archived=True):
+            if row["type"] == "pipeline":
+                try:
+                    self.advance(row["name"])
+                except Exception:  # noqa: BLE001
+                    log.exception("resuming pipeline %s failed", row["name"])
+
+    # ------------------------------------------------------------------ submission
+    def submit(self, spec: dict[str, Any], *, source: str | None = None) -> dict[str, Any]:
+        """Validate, compile and start a pipeline job.
+
+        Raises:
+            ValidationError: every problem found, each naming the node and field, before anything runs.
+            ConflictError: a job with that name exists.
+        """
+        from openaml.services.jobs import generate_job_name
+
+        try:
+            job = PipelineJob.model_validate(spec)
+        except pydantic.ValidationError as exc:
+            raise validation_error_from_pydantic(exc, source=source, lines=None, kind="pipeline job") from None
+        data = job.model_dump(mode="json", exclude_none=True)
+        errors = ResolveErrors()
+        plan = compile_pipeline(data, self.ctx.services["components"].resolve_reference, errors)
+        settings = data.get("settings") or {}
+        default_compute = settings.get("default_compute") or job.compute
+        for node, nd in plan["nodes"].items():
+            compute = nd["compute"] or default_compute
+            try:
+                nd["compute"] = self.ctx.services["computes"].canonical_name(compute)
+            except NotFoundError as exc:
+                errors.add(f"jobs.{node}.compute", exc.message)
+        errors.raise_if_any(source)
+        name = job.name or generate_job_name()
+        experiment = job.experiment_name or "Default"
+        for key in ("status", "id", "creation_context", "studio_url", "created_at", "start_time", "end_time",
+                    "error", "exit_code", "log_tail", "output_uris", "status_history"):
+            data.pop(key, None)
+        data.update(name=name, experiment_name=experiment)
+        data["steps"] = {n: {"job": None, "status": NOT_RUN, "depends_on": plan["nodes"][n]["depends_on"]}
+                         for n in plan["order"]}
+        try:
+            self.ctx.store.get_job(name)
+        except NotFoundError:
+            pass
+        else:
+            raise ConflictError(f"a job named {name!r} already exists; omit name to get a generated one",
+                                details={"field": "name", "value": name})
+        tags = {"openaml.job_type": "pipeline", **job.tags}
+        run = self.ctx.tracking.create_run(name, experiment, run_name=job.display_name or name, tags=tags)
+        runtime = {"plan": plan, "steps": {}, "experiment_id": run["experiment_id"],
+                   "artifact_uri": run["artifact_uri"], "outputs": {}}
+        # the parent holds no compute slot: its compute column stays empty, steps carry theirs
+        self.ctx.store.create_job(name=name, type_="pipeline", status=JobStatus.NOT_STARTED,
+                                  experiment_name=experiment, compute="", spec=data,
+                                  display_name=job.display_name, runtime=runtime)
+        self.ctx.store.transition_job(name, JobStatus.RUNNING, from_statuses=[JobStatus.NOT_STARTED],
+                                      start_time=utcnow())
+        self.ctx.tracking.set_run_running(name)
+        self.advance(name)
+        return self.jobs.get(name)
+
+    # ------------------------------------------------------------------ controller
+    def _on_terminal(self, row: dict[str, Any]) -> None:
+        if row["type"] == "pipeline":
+            self._cancel_children(row["name"])
+            return
+        parent = row.get("parent_name")
+        if not parent:
+            return
+        try:
+            prow = self.ctx.store.get_job(parent)
+        except NotFoundError:
+            return
+        if prow["type"] != "pipeline":
+            return
+        node = row["name"][len(parent) + 1:]
+        step = (prow["runtime"].get("steps") or {}).get(node) or {}
+        if row["status"] == JobStatus.COMPLETED and step.get("reuse_key") and not step.get("reused"):
+            self.ctx.store.add_step_cache(reuse_key=step["reuse_key"], identity=step["identity"],
+                                          job_name=row["name"], fingerprint=step["fingerprint"])
+        self.advance(parent)
+
+    def _cancel_children(self, name: str) -> None:
+        for child in self.ctx.store.list_jobs(parent_name=name, include_archived=True):
+            if child["status"] not in TERMINAL_JOB_STATUSES:
+                self.jobs.cancel(child["name"], reason=f"pipeline {name} ended")
+
+    def advance(self, name: str) -> None:
+        """Start every ready step, reuse what can be reused, finish the pipeline when all is done."""
+        with self._lock:
+            for _ in range(1000):  # each pass may complete reused steps that unblock others
+                if not self._advance_once(name):
+                    return
+
+    def _advance_once(self, name: str) -> bool:
+        row = self.ctx.store.get_job(name)
+        if row["status"] in TERMINAL_JOB_STATUSES:
+            self._cancel_children(name)
+            return False
+        rt = row["runtime"]
+        plan = rt["plan"]
+        settings = row["spec"].get("settings") or {}
+        steps: dict[str, Any] = dict(rt.get("steps") or {})
+        children = {c["name"]: c for c in self.ctx.store.list_jobs(parent_name=name, include_archived=True)}
+        status: dict[str, str] = {}
+        for node in plan["order"]:
+            child = children.get(f"{name}-{node}")
+            status[node] = child["status"] if child else (steps.get(node) or {}).get("status", NOT_RUN)
+        failed = [n for n, s in status.items() if s in (JobStatus.FAILED, JobStatus.CANCELED)]
+        stop_new = row["status"] == JobStatus.CANCEL_REQUESTED or (failed and not settings.get("continue_on_step_failure"))
+        changed = False
+        for node in plan["order"]:
+            if status[node] != NOT_RUN:
+                continue
+            deps = plan["nodes"][node]["depends_on"]
+            bad = [d for d in deps if status[d] in (JobStatus.FAILED, JobStatus.CANCELED, SKIPPED)]
+            if bad:
+                steps[node] = {**steps.get(node, {}), "status": SKIPPED,
+                               "reason": f"not run: upstream step {bad[0]} ended {status[bad[0]]}"}
+                status[node] = SKIPPED
+                changed = True
+                continue
+            if stop_new or any(status[d] != JobStatus.COMPLETED for d in deps):
+                continue
+            steps[node] = self._start_step(row, node, settings)
+            status[node] = steps[node].get("status") or JobStatus.QUEUED
+            changed = True
+        if changed:
+            self._save_steps(name, steps)
+        active = [n for n, s in status.items() if s not in (*TERMINAL_JOB_STATUSES, SKIPPED, NOT_RUN)]
+        waiting = [n for n, s in status.items() if s == NOT_RUN]
+        if not active and (not waiting or stop_new):
+            if stop_new and waiting:
+                first = failed[0] if failed else None
+                for n in waiting:
+                    steps[n] = {**steps.get(n, {}), "status": NOT_RUN,
+                                "reason": f"not run: step {first} failed and continue_on_step_failure is false"
+                                if first else "not run: the pipeline was canceled"}
+                self._save_steps(name, steps)
+            self._finish(row, status, children)
+            return False
+        return changed and any(s.get("reused") for s in steps.values())
+
+    def _save_steps(self, name: str, steps: dict[str, Any]) -> None:
+        public = {n: {k: v for k, v in s.items() if k not in ("fingerprint", "reuse_key", "identity")}
+                  for n, s in steps.items()}
+        row = self.ctx.store.get_job(name)
+        spec_steps = dict(row["spec"].get("steps") or {})
+        for n, s in public.items():
+            spec_steps[n] = {**spec_steps.get(n, {}), **s}
+        self.ctx.store.update_job(name, runtime_update={"steps": steps}, spec_update={"steps": spec_steps})
+
+    def _finish(self, row: dict[str, Any], status: dict[str, str], children: dict[str, Any]) -> None:
+        name = row["name"]
+        values = list(status.values())
+        if row["status"] == JobStatus.CANCEL_REQUESTED or JobStatus.CANCELED in values:
+            final, error = JobStatus.CANCELED, "canceled" if row["status"] == JobStatus.CANCEL_REQUESTED else \
+                "a step was canceled: " + ", ".join(n for n, s in status.items() if s == JobStatus.CANCELED)
+        elif all(s == JobStatus.COMPLETED for s in values):
+            final, error = JobStatus.COMPLETED, None
+        else:
+            bad = [n for n, s in status.items() if s == JobStatus.FAILED]
+            details = []
+            for n in bad:
+                child = children.get(f"{name}-{n}")
+                err = child["error"] if child else (row["runtime"].get("steps") or {}).get(n, {}).get("error")
+                details.append(f"{n}: {err}")
+            final, error = JobStatus.FAILED, "step(s) failed: " + "; ".join(details)
+        done = self.ctx.store.transition_job(name, final, from_statuses=[JobStatus.RUNNING, JobStatus.CANCEL_REQUESTED],
+                                             end_time=utcnow(), error=error)
+        if done is None:
+            return
+        self.ctx.tracking.end_run(name, final)
+        self.jobs.scheduler.after_terminal(done)
+
+    # ------------------------------------------------------------------ steps
+    def _start_step(self, row: dict[str, Any], node: str, settings: dict[str, Any]) -> dict[str, Any]:
+        name = row["name"]
+        plan = row["runtime"]["plan"]
+        nd = plan["nodes"][node]
+        comp = nd["component"]
+        child = f"{name}-{node}"
+        inputs: dict[str, Any] = {}
+        for in_name, src in nd["inputs"].items():
+            if src["kind"] == "literal":
+                inputs[in_name] = {"type": src["type"], "value": src["value"]}
+            elif src["kind"] == "data":
+                inputs[in_name] = {k: v for k, v in {"type": src["type"], "path": src["path"],
+                                                     "mode": src.get("mode")}.items() if v is not None}
+            else:
+                inputs[in_name] = {k: v for k, v in {
+                    "type": src["type"], "path": f"azureml://jobs/{name}-{src['node']}/outputs/{src['output']}",
+                    "mode": src.get("mode")}.items() if v is not None}
+        for in_name, decl in (comp.get("inputs") or {}).items():  # declared but unset optional inputs
+            if in_name not in inputs and decl.get("type") not in ("binding",):
+                typ = decl.get("type") or "uri_folder"
+                inputs[in_name] = {"type": typ, "optional": True}
+        outputs: dict[str, Any] = {}
+        for out_name, o in nd["outputs"].items():
+            entry = {k: v for k, v in o.items() if v is not None}
+            if not entry.get("path") and settings.get("default_datastore"):
+                entry["datastore"] = settings["default_datastore"]
+            outputs[out_name] = entry
+        fp = self._fingerprint(row, node, comp, inputs, outputs)
+        key = _digest({k: v for k, v in fp.items() if k != "code_files"})
+        identity = f"{row['experiment_name']}:{node}"
+        step: dict[str, Any] = {"job": child, "reuse_key": key, "identity": identity, "fingerprint": fp,
+                                "depends_on": nd["depends_on"]}
+        reason = None
+        if settings.get("force_rerun"):
+            reason = "ran: settings.force_rerun is true"
+        elif not comp.get("is_deterministic", True):
+            reason = "ran: the component is not deterministic (is_deterministic: false)"
+        else:
+            earlier = self._reusable(key)
+            if earlier is not None:
+                return self._reuse(row, node, child, earlier, step)
+            reason = self._why_ran(identity, fp)
+        spec: dict[str, Any] = {
+            "type": "command", "name": child, "command": comp["command"], "parent_job_name": name,
+            "experiment_name": row["experiment_name"], "display_name": nd.get("display_name") or node,
+            "inputs": inputs, "outputs": outputs, "compute": nd["compute"],
+            "environment_variables": nd.get("environment_variables") or {},
+            "properties": {"azureml.isreused": "false", "openaml.reason": reason, "openaml.pipeline_node": node},
+            "tags": {"openaml.pipeline": name, "openaml.node": node},
+        }
+        env = comp.get("environment") or settings.get("default_environment")
+        for key_, value in (("code", comp.get("code")), ("environment", env), ("limits", nd.get("limits")),
+                            ("resources", nd.get("resources") or comp.get("resources")),
+                            ("distribution", nd.get("distribution"))):
+            if value:
+                spec[key_] = value
+        step.update(reused=False, reason=reason)
+        try:
+            created = self.jobs.submit(spec)
+        except OpenAMLError as exc:
+            step.update(status=JobStatus.FAILED, error=exc.message, job=None)
+            return step
+        step["status"] = created["status"]
+        self._bind_pipeline_outputs(name, node, child)
+        return step
+
+    def _bind_pipeline_outputs(self, name: str, node: str, child: str) -> None:
+        row = self.ctx.store.get_job(name)
+        outs = {}
+        child_outs = self.ctx.store.get_job(child)["runtime"].get("outputs") or {}
+        for y, src in row["runtime"]["plan"]["outputs"].items():
+            if src["node"] == node and src["output"] in child_outs:
+                outs[y] = child_outs[src["output"]]
+        if outs:
+            self.ctx.store.update_job(name, runtime_update={"outputs": {**(row["runtime"].get("outputs") or {}),
+                                                                        **outs}})
+
+    def _reusable(self, key: str) -> dict[str, Any] | None:
+        for entry in self.ctx.store.find_step_cache(reuse_key=key, limit=5):
+            try:
+                job = self.ctx.store.get_job(entry["job_name"])
+            except NotFoundError:
+                continue
+            outs = job["runtime"].get("outputs") or {}
+            if job["status"] == JobStatus.COMPLETED and all(Path(o["local_path"]).exists() for o in outs.values()):
+                return job
+        return None
+
+    def _reuse(self, row: dict[str, Any], node: str, child: str, earlier: dict[str, Any],
+               step: dict[str, Any]) -> dict[str, Any]:
+        name = row["name"]
+        src_pipeline = earlier["parent_name"] or earlier["name"]
+        reason = f"reused: same component, code, environment, inputs and parameters as {earlier['name']} " \
+                 f"(pipeline {src_pipeline})"
+        spec = {"type": "command", "name": child, "command": earlier["spec"].get("command"),
+                "display_name": node, "experiment_name": row["experiment_name"], "parent_job_name": name,
+                "properties": {"azureml.isreused": "true", "azureml.reusedrunid": earlier["name"],
+                               "openaml.reason": reason, "openaml.pipeline_node": node},
+                "outputs": earlier["spec"].get("outputs") or {}, "inputs": earlier["spec"].get("inputs") or {},
+                "tags": {"openaml.pipeline": name, "openaml.node": node}}
+        run = self.ctx.tracking.create_run(child, row["experiment_name"], run_name=node, parent_run_id=name,
+                                           tags={"openaml.job_type": "command", "azureml.isreused": "true"})
+        now = utcnow()
+        runtime = {"outputs": earlier["runtime"].get("outputs") or {}, "experiment_id": run["experiment_id"],
+                   "artifact_uri": run["artifact_uri"], "reused_from": earlier["name"]}
+        self.ctx.store.create_job(name=child, type_="command", status=JobStatus.COMPLETED,
+                                  experiment_name=row["experiment_name"], compute=earlier["compute"], spec=spec,
+                                  display_name=node, parent_name=name, runtime=runtime)
+        self.ctx.store.update_job(child, start_time=now, end_time=now)
+        self.ctx.tracking.end_run(child, JobStatus.COMPLETED)
+        self._bind_pipeline_outputs(name, node, child)
+        step.update(status=JobStatus.COMPLETED, reused=True, reason=reason, reused_from=earlier["name"])
+        return step
+
+    def _why_ran(self, identity: str, fp: dict[str, Any]) -> str:
+        last = self.ctx.store.find_step_cache(identity=identity, limit=1)
+        if not last:
+            return "ran: no earlier successful run of this step"
+        old = last[0]["fingerprint"]
+        changes: list[str] = []
+        if old.get("component") != fp["component"]:
+            changes.append("the component (command or ports) changed")
+        if old.get("code") != fp["code"]:
+            of, nf = old.get("code_files") or {}, fp.get("code_files") or {}
+            files = sorted(k for k in set(of) | set(nf) if of.get(k) != nf.get(k))
+            changes.append("code changed: " + (", ".join(files[:5]) + (" ..." if len(files) > 5 else "")
+                                               if files else "snapshot differs"))
+        if old.get("environment") != fp["environment"]:
+            changes.append("the environment changed")
+        for k in sorted(set(old.get("params") or {}) | set(fp["params"])):
+            a, b = (old.get("params") or {}).get(k), fp["params"].get(k)
+            if a != b:
+                changes.append(f"parameter {k!r} changed: {a!r} -> {b!r}")
+        for k in sorted(set(old.get("inputs") or {}) | set(fp["inputs"])):
+            if (old.get("inputs") or {}).get(k) != fp["inputs"].get(k):
+                changes.append(f"input {k!r} changed (content)")
+        if old.get("outputs") != fp["outputs"]:
+            changes.append("output settings changed")
+        if not changes:
+            return f"ran: the earlier run {last[0]['job_name']} is gone or its outputs were deleted"
+        return f"ran: since {last[0]['job_name']}: " + "; ".join(changes)
+
+    # ------------------------------------------------------------------ fingerprints
+    def _fingerprint(self, row: dict[str, Any], node: str, comp: dict[str, Any], inputs: dict[str, Any],
+                     outputs: dict[str, Any]) -> dict[str, Any]:
+        component = _digest({"command": comp.get("command"), "inputs": comp.get("inputs"),
+                             "outputs": comp.get("outputs"), "distribution": comp.get("distribution")})
+        code = comp.get("code")
+        code_files: dict[str, str] = {}
+        code_hash = ""
+        if code:
+            code_dir = self._code_dir(code)
+            if code_dir is not None:
+                code_files = self._tree_hashes(code_dir)
+                code_hash = _digest(code_files)
+            else:
+                code_hash = code
+        env = comp.get("environment")
+        env_fp: Any = env
+        if isinstance(env, str):
+            try:
+                env_fp = self.ctx.services["environments"].resolve_for_job(env)
+            except Exception:  # noqa: BLE001 - an unresolvable env fails at submission with its message
+                env_fp = env
+        params = {k: v["value"] for k, v in inputs.items() if "value" in v}
+        data: dict[str, str] = {}
+        for k, v in inputs.items():
+            if v.get("path"):
+                data[k] = self._content_hash(v["path"])
+        return {"component": component, "code": code_hash, "code_files": code_files,
+                "environment": _digest(env_fp), "params": params, "inputs": data,
+                "outputs": _digest({k: {x: y for x, y in o.items() if x != "datastore"} for k, o in outputs.items()})}
+
+    def _code_dir(self, code: str) -> Path | None:
+        if code.startswith("openaml-code:"):
+            p = self.ctx.layout.code / code.split(":", 1)[1]
+            return p if p.is_dir() else None
+        try:
+            return Path(self.ctx.services["datastores"].resolve(code))
+        except Exception:  # noqa: BLE001
+            return None
+
+    def _content_hash(self, uri: str) -> str:
+        try:
+            local = Path(self.ctx.services["datastores"].resolve(uri))
+        except Exception:  # noqa: BLE001 - asset refs and remote URLs: identity by reference
+            try:
+                asset = self.ctx.services["data"].resolve_reference(uri)
+                local = Path(self.ctx.services["datastores"].resolve(asset["path"]))
+            except Exception:  # noqa: BLE001
+                return "uri:" + uri
+        if not local.exists():
+            return "missing:" + uri
+        if local.is_file():
+            return self._file_hash(local)
+        return _digest(self._tree_hashes(local))
+
+    def _tree_hashes(self, root: Path) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for f in sorted(filenames):
+                full = Path(dirpath) / f
+                if full.is_file():
+                    out[full.relative_to(root).as_posix()] = self._file_hash(full)
+        return out
+
+    def _file_hash(self, path: Path) -> str:
+        st = path.stat()
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        cached = self._hash_cache.get(key)
+        if cached is None:
+            h = hashlib.sha256()
+            with open(path, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    h.update(chunk)
+            cached = h.hexdigest()
+            if len(self._hash_cache) > 100_000:
+                self._hash_cache.clear()
+            self._hash_cache[key] = cached
+        return cached
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,0 +1,265 @@
+"""Components and pipeline jobs end to end: real server, real SDK/CLI, tiny steps."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from openaml import Input, MLClient, dsl, load_component, load_job
+from openaml.errors import ValidationError
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+def _project(root: Path) -> Path:
+    """prep (copies + scales) -> train (reads prep's output, writes a model file)."""
+    _write(root / "src" / "prep.py", """
+        import sys, pathlib
+        src, factor, out = sys.argv[1], int(sys.argv[2]), pathlib.Path(sys.argv[3])
+        text = pathlib.Path(src).read_text()
+        (out / "data.txt").write_text(text * factor)
+        """)
+    _write(root / "src" / "train.py", """
+        import sys, pathlib
+        data, lr, out = pathlib.Path(sys.argv[1]), sys.argv[2], pathlib.Path(sys.argv[3])
+        n = len((data / "data.txt").read_text())
+        (out / "model.txt").write_text(f"chars={n} lr={lr}")
+        """)
+    _write(root / "prep.yml", """
+        $schema: https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json
+        name: prep_data
+        version: 1
+        type: command
+        inputs:
+          raw: {type: uri_file}
+          factor: {type: integer, default: 2, min: 1, max: 10}
+        outputs:
+          prepared: {type: uri_folder}
+        code: ./src
+        command: python prep.py ${{inputs.raw}} ${{inputs.factor}} ${{outputs.prepared}}
+        """)
+    _write(root / "train.yml", """
+        name: train_model
+        type: command
+        inputs:
+          data: {type: uri_folder}
+          lr: {type: number, default: 0.1}
+        outputs:
+          model: {type: uri_folder}
+        code: ./src
+        command: python train.py ${{inputs.data}} ${{inputs.lr}} ${{outputs.model}}
+        """)
+    _write(root / "data" / "raw.txt", "abc")
+    return _write(root / "pipeline.yml", """
+        $schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+        type: pipeline
+        display_name: prep-train
+        experiment_name: EXP
+        inputs:
+          raw: {type: uri_file, path: ./data/raw.txt}
+          lr: 0.5
+        outputs:
+          final_model: {mode: rw_mount}
+        settings:
+          default_compute: azureml:local
+          continue_on_step_failure: false
+          default_datastore: azureml:workspaceblobstore
+          some_future_setting: kept
+        jobs:
+          prep:
+            component: ./prep.yml
+            inputs:
+              raw: ${{parent.inputs.raw}}
+              factor: 3
+          train:
+            component: file:./train.yml
+            inputs:
+              data: ${{parent.jobs.prep.outputs.prepared}}
+              lr: ${{parent.inputs.lr}}
+            outputs:
+              model: ${{parent.outputs.final_model}}
+            environment_variables: {X: "1"}
+        """)
+
+
+def _steps(ml: MLClient, name: str) -> dict[str, dict]:
+    return {c.name.rsplit("-", 1)[1]: {**c.properties, "status": c.status}
+            for c in ml.jobs.list(parent_job_name=name)}
+
+
+def test_components_versions_latest_archive_and_name_rule(ml_client, cli, tmp_path):
+    _project(tmp_path)
+    r = cli("component", "create", "-f", str(tmp_path / "train.yml"))
+    assert r.returncode == 0, r.stderr
+    first = r.json()["version"]
+    r = cli("component", "create", "-f", str(tmp_path / "train.yml"), "--set", "description=second")
+    assert r.returncode == 0, r.stderr
+    second = r.json()["version"]
+    assert int(second) == int(first) + 1
+    assert ml_client.components.get("train_model", label="latest").version == second
+    assert ml_client.components.get("train_model", version=first).description is None
+    assert "train_model" in {c.name for c in ml_client.components.list()}
+    cli("component", "archive", "-n", "train_model", "-v", second, check=True)
+    assert ml_client.components.get("train_model", label="latest").version == first
+    assert ml_client.components.get("train_model", version=second).archived
+    shown = cli("component", "show", "-n", "train_model", "-v", first, check=True).json()
+    assert shown["code"].startswith("openaml-code:") and shown["inputs"]["lr"]["default"] == 0.1
+    bad = _write(tmp_path / "bad.yml", "name: Bad-Name\ncommand: echo\n")
+    with pytest.raises(ValidationError, match="name"):
+        load_component(bad)
+    r = cli("component", "create", "-f", str(bad))
+    assert r.returncode == 1 and "name" in r.stderr
+
+
+def test_yaml_pipeline_runs_reuses_with_reasons_and_explains_reruns(ml_client, cli, tmp_path):
+    exp = f"pipe-{tmp_path.name[-12:]}".replace("_", "-")
+    yml = _project(tmp_path)
+    yml.write_text(yml.read_text().replace("EXP", exp))
+    job = load_job(yml)
+    assert job.settings.model_extra == {"some_future_setting": "kept"}
+    created = ml_client.jobs.create_or_update(job)
+    final = ml_client.jobs.wait(created.name, timeout=180)
+    raw = ml_client.jobs.get_raw(created.name)
+    assert final.status == "Completed", raw
+    steps = _steps(ml_client, created.name)
+    assert steps["prep"]["status"] == steps["train"]["status"] == "Completed"
+    assert steps["prep"]["openaml.reason"].startswith("ran:")
+    dl = tmp_path / "dl"
+    ml_client.jobs.download(created.name, download_path=dl, output_name="final_model")
+    assert (dl / "named-outputs" / "final_model" / "model.txt").read_text() == "chars=9 lr=0.5"
+    # nothing changed: every step reused, and says from where
+    again = ml_client.jobs.wait(ml_client.jobs.create_or_update(load_job(yml)).name, timeout=60)
+    assert again.status == "Completed"
+    steps = _steps(ml_client, again.name)
+    assert all(s["azureml.isreused"] == "true" for s in steps.values()), steps
+    assert f"{created.name}-train" in steps["train"]["openaml.reason"]
+    # a parameter changed: prep reused, train runs and says why
+    third = load_job(yml, params_override=[{"inputs.lr": 0.7}])
+    third = ml_client.jobs.wait(ml_client.jobs.create_or_update(third).name, timeout=120)
+    assert third.status == "Completed"
+    steps = _steps(ml_client, third.name)
+    assert steps["prep"]["azureml.isreused"] == "true"
+    assert steps["train"]["azureml.isreused"] == "false"
+    assert "parameter 'lr' changed: 0.5 -> 0.7" in steps["train"]["openaml.reason"]
+    # force_rerun: everything runs
+    forced = load_job(yml, params_override=[{"settings.force_rerun": True}])
+    forced = ml_client.jobs.wait(ml_client.jobs.create_or_update(forced).name, timeout=120)
+    steps = _steps(ml_client, forced.name)
+    assert all("force_rerun" in s["openaml.reason"] for s in steps.values())
+    # job show draws the graph
+    r = cli("job", "show", "-n", third.name, "-o", "graph")
+    assert r.returncode == 0, r.stderr
+    assert "prep" in r.stdout and "reused" in r.stdout and "train" in r.stdout
+
+
+def _pipe(tmp_path: Path, jobs: str, extra: str = "") -> Path:
+    _project(tmp_path)
+    return _write(tmp_path / "p.yml", "type: pipeline\n" + textwrap.dedent(extra) + "jobs:\n" +
+                  textwrap.indent(textwrap.dedent(jobs), "  "))
+
+
+@pytest.mark.parametrize("jobs,extra,where,what", [
+    ("""
+     a:
+       component: ./train.yml
+       inputs: {data: "${{parent.jobs.b.outputs.model}}"}
+     b:
+       component: ./train.yml
+       inputs: {data: "${{parent.jobs.a.outputs.model}}"}
+     """, "", "jobs.", "cycle"),
+    ("""
+     a:
+       component: ./train.yml
+       inputs: {data: "${{parent.jobs.nope.outputs.model}}"}
+     """, "", "jobs.a.inputs.data", "node 'nope'"),
+    ("""
+     p:
+       component: ./prep.yml
+       inputs: {raw: "${{parent.inputs.raw}}"}
+     a:
+       component: ./train.yml
+       inputs: {data: "${{parent.jobs.p.outputs.missing}}"}
+     """, "inputs:\n  raw: {type: uri_file, path: ./data/raw.txt}\n", "jobs.a.inputs.data", "output 'missing'"),
+    ("""
+     p:
+       component: ./train.yml
+       inputs: {data: "${{parent.inputs.d}}"}
+     a:
+       component: ./prep.yml
+       inputs: {raw: "${{parent.jobs.p.outputs.model}}"}
+     """, "inputs:\n  d: {type: uri_folder, path: ./data}\n", "jobs.a.inputs.raw", "type mismatch"),
+    ("""
+     a:
+       component: ./prep.yml
+     """, "", "jobs.a.inputs.raw", "not bound"),
+    ("""
+     a:
+       component: azureml:train_model:999
+       inputs: {data: {type: uri_folder, path: ./data}}
+     """, "", "jobs.a.component", "999"),
+    ("""
+     a:
+       component: ./prep.yml
+       inputs: {raw: {type: uri_file, path: ./data/raw.txt}, factor: 50}
+     """, "", "jobs.a.inputs.factor", "outside"),
+])
+def test_bad_pipelines_rejected_before_anything_runs(ml_client, tmp_path, jobs, extra, where, what):
+    before = len(ml_client.jobs.list(list_view_type="all"))
+    with pytest.raises(ValidationError) as info:
+        ml_client.jobs.create_or_update(load_job(_pipe(tmp_path, jobs, extra)))
+    assert where in info.value.message and what in info.value.message, info.value.message
+    assert len(ml_client.jobs.list(list_view_type="all")) == before
+
+
+def test_failure_stops_downstream_or_not_with_continue_on_step_failure(ml_client, tmp_path):
+    jobs = """
+        bad:
+          command: python -c "import sys; sys.exit(3)"
+          outputs: {o: {type: uri_folder}}
+        after_bad:
+          command: echo ${{inputs.x}}
+          inputs: {x: "${{parent.jobs.bad.outputs.o}}"}
+        slow_ok:
+          command: python -c "import time; time.sleep(1.5)"
+        """
+    job = ml_client.jobs.wait(ml_client.jobs.create_or_update(load_job(_pipe(tmp_path, jobs))).name, timeout=120)
+    assert job.status == "Failed"
+    raw = ml_client.jobs.get_raw(job.name)
+    assert "bad" in raw["error"]
+    assert raw["steps"]["after_bad"]["status"] == "Skipped"
+    cont = load_job(_pipe(tmp_path, jobs), params_override=[{"settings.continue_on_step_failure": True}])
+    job = ml_client.jobs.wait(ml_client.jobs.create_or_update(cont).name, timeout=120)
+    assert job.status == "Failed"
+    steps = _steps(ml_client, job.name)
+    assert steps["slow_ok"]["status"] == "Completed" and steps["bad"]["status"] == "Failed"
+    assert "after_bad" not in steps
+
+
+def test_dsl_pipeline_builds_the_same_graph_and_runs(ml_client, tmp_path):
+    _project(tmp_path)
+    prep = load_component(tmp_path / "prep.yml")
+    train = load_component(tmp_path / "train.yml")
+
+    @dsl.pipeline(compute="local", description="prep then train", experiment_name="dsl-tests")
+    def prep_train(raw: Input, lr: float = 0.25) -> dict:
+        prepared = prep(raw=raw, factor=2)
+        trained = train(data=prepared.outputs.prepared, lr=lr)
+        trained.environment_variables = {"X": "1"}
+        return {"final_model": trained.outputs.model}
+
+    job = prep_train(raw=Input(type="uri_file", path=str(tmp_path / "data" / "raw.txt")))
+    assert set(job.jobs) == {"prepared", "trained"}
+    assert job.jobs["trained"].inputs["data"] == "${{parent.jobs.prepared.outputs.prepared}}"
+    assert job.jobs["trained"].outputs["model"] == "${{parent.outputs.final_model}}"
+    created = ml_client.jobs.create_or_update(job, experiment_name="dsl-tests")
+    final = ml_client.jobs.wait(created.name, timeout=180)
+    assert final.status == "Completed", ml_client.jobs.get_raw(created.name)
+    dl = tmp_path / "dl"
+    ml_client.jobs.download(created.name, download_path=dl, output_name="final_model")
+    assert (dl / "named-outputs" / "final_model" / "model.txt").read_text() == "chars=6 lr=0.25"
