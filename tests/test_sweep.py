@@ -352,3 +352,51 @@ def test_bad_sweep_rejected_before_anything_runs(ml_client, cli, trial_dir):
     err = r.stderr + r.stdout
     assert "greater than max_value" in err and "grid sampling takes only choice" in err and "'z'" in err
     assert len(ml_client.jobs.list(list_view_type="all")) == before
+
+
+# ---------------------------------------------------------------------------------- conformance
+CONFORMANCE = Path(__file__).resolve().parent / "conformance" / "sweep"
+IRIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "iris.csv"
+
+
+def _ensure_conformance_assets(ml_client, cli) -> None:  # type: ignore[no-untyped-def]
+    """What the public samples expect to exist in the workspace: compute cpu-cluster and the
+    registered environment sklearn-1.0 (here: the base interpreter with scikit-learn)."""
+    cli("compute", "create", "--name", "cpu-cluster", "--type", "amlcompute", "--max-instances", "2")
+    env_yml = CONFORMANCE / "sklearn-1.0-env.yml"
+    cli("environment", "create", "--file", str(env_yml))
+
+
+@pytest.mark.slow  # real mlflow imports per trial and a curated environment build: minutes on 2 cores
+def test_conformance_hello_sweep(ml_client, cli):
+    _ensure_conformance_assets(ml_client, cli)
+    r = cli("job", "create", "-f", str(CONFORMANCE / "hello-sweep.yml"))
+    assert r.returncode == 0, r.stderr + r.stdout
+    raw = _wait(ml_client, r.json()["name"], timeout=240)
+    assert raw["status"] == "Completed", raw.get("error")
+    trials = raw["trials"]
+    assert len(trials) == 4 and all(t["status"] == "Completed" for t in trials)
+    assert all(t["params"]["B"] in ("hello", "world", "hello_world") and 0.1 <= t["params"]["C"] <= 1.0
+               for t in trials)
+    metrics = [t["metric"] for t in trials]
+    assert metrics == sorted(metrics)  # minimize: best first
+    assert raw["best_child_run_id"] == trials[0]["name"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("full", [False, True])
+def test_conformance_iris_job_sweep(ml_client, cli, full):  # type: ignore[no-untyped-def]
+    if not IRIS.is_file():
+        pytest.skip(f"{IRIS} is missing")
+    _ensure_conformance_assets(ml_client, cli)
+    args = ["job", "create", "-f", str(CONFORMANCE / "iris" / "job-sweep.yml"),
+            "--set", f"inputs.iris_csv.path={IRIS}"]
+    if not full:  # the default suite runs 3 of the 20 trials
+        args += ["--set", "limits.max_total_trials=3"]
+    r = cli(*args)
+    assert r.returncode == 0, r.stderr + r.stdout
+    raw = _wait(ml_client, r.json()["name"], timeout=900 if full else 240)
+    assert raw["status"] == "Completed", raw.get("error")
+    assert raw["compute"] == "cpu-cluster" and len(raw["trials"]) == (20 if full else 3)
+    assert all(t["metric"] is not None for t in raw["trials"])
+    assert raw["trials"][0]["params"]["kernel"] in ("rbf", "linear", "poly")
