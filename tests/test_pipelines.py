@@ -263,3 +263,20 @@ def test_dsl_pipeline_builds_the_same_graph_and_runs(ml_client, tmp_path):
     dl = tmp_path / "dl"
     ml_client.jobs.download(created.name, download_path=dl, output_name="final_model")
     assert (dl / "named-outputs" / "final_model" / "model.txt").read_text() == "chars=6 lr=0.25"
+
+
+def test_command_builder_called_inside_dsl_makes_a_node():
+    """Regression: ``command(...)`` called inside ``@dsl.pipeline`` is a node, not a sweep space."""
+    from openaml import Output, command
+
+    step = command(command="echo ${{inputs.n}} > ${{outputs.out}}/n.txt", inputs={"n": 1},
+                   outputs={"out": Output(type="uri_folder")}, environment="azureml:AzureML-sklearn-1.5@latest")
+
+    @dsl.pipeline(compute="local")
+    def one_step(n: int = 3) -> dict:
+        node = step(n=n)
+        return {"result": node.outputs.out}
+
+    job = one_step()
+    assert set(job.jobs) == {"node"}
+    assert job.jobs["node"].inputs["n"] == "${{parent.inputs.n}}"

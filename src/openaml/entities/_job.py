@@ -100,7 +100,12 @@ class CommandJob(Job):
     _search_space: dict[str, Any] | None = PrivateAttr(default=None)
 
     def __call__(self, **kwargs: Any) -> CommandJob:
-        """``job(C=Choice([...]))``: a copy with a search space (see :mod:`openaml.sweep`)."""
+        """``job(C=Choice([...]))``: a copy with a search space (see :mod:`openaml.sweep`); inside a
+        ``@dsl.pipeline`` function, a pipeline node bound to ``kwargs`` (azure-ai-ml behaviour)."""
+        from openaml.dsl._node import current_builder, make_node  # lazy: the DSL sits above entities
+
+        if current_builder() is not None:
+            return make_node(self, kwargs)  # type: ignore[return-value]
         from openaml.entities._sweep import command_with_search_space
 
         return command_with_search_space(self, kwargs)  # type: ignore[no-any-return]
