@@ -173,7 +173,12 @@ class Runner:
                   wd: Path) -> dict[str, str]:
         s = self.spec
         env = dict(os.environ)
-        for k in ("VIRTUAL_ENV", "PYTHONHOME", "OPENAML_WORKSPACE", "MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID"):
+        for k in ("VIRTUAL_ENV", "PYTHONHOME", "OPENAML_WORKSPACE", "MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID",
+                  "MLFLOW_REGISTRY_URI"):
+            env.pop(k, None)
+        # The server's MLflow configuration (store URIs, which may hold database credentials; MLflow's
+        # server exports MLFLOW_REGISTRY_URI) must not reach user code: jobs talk to the HTTP server only.
+        for k in [k for k in env if k.startswith(("_MLFLOW_SERVER_", "MLFLOW_SERVER_"))]:
             env.pop(k, None)
         env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
         if Path(bin_dir).parent.joinpath("pyvenv.cfg").exists():
