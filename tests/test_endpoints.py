@@ -279,3 +279,20 @@ def test_micro_batching_gives_each_caller_its_own_rows(ml_client: Any, mlflow_en
         t.join()
     client.close()
     assert not errors
+
+
+def test_aml_token_endpoint_issues_expiring_tokens(ml_client: Any, cli: Any) -> None:
+    ep = ml_client.online_endpoints.begin_create_or_update(
+        ManagedOnlineEndpoint(name="ep-token", auth_mode="aml_token")).result()
+    token = ml_client.online_endpoints.get_keys("ep-token")
+    assert token.access_token and token.expiry_time_utc > time.time() + 600
+    assert _post(ep, "forged." + token.access_token.split(".")[1], {}).status_code == 401
+    # authenticated, but no deployment takes traffic yet: 503 naming the fix
+    r = _post(ep, token.access_token, {})
+    assert r.status_code == 503 and "traffic" in r.json()["message"]
+    creds = cli("online-endpoint", "get-credentials", "-n", "ep-token", check=True).json()
+    assert creds["accessToken"] and creds["expiryTimeUtc"]
+    with pytest.raises(ValidationError, match="only key endpoints"):
+        ml_client.online_endpoints.regenerate_keys("ep-token")
+    cli("online-endpoint", "delete", "-n", "ep-token", "--yes", check=True)
+    assert "ep-token" not in [e.name for e in ml_client.online_endpoints.list()]

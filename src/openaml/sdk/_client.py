@@ -175,6 +175,12 @@ class MLClient:
             return self.compute.begin_create_or_update(entity, **kwargs).result()
         if isinstance(entity, Datastore):
             return self.datastores.create_or_update(entity, **kwargs)
+        from openaml.entities._endpoint import ManagedOnlineDeployment, ManagedOnlineEndpoint
+
+        if isinstance(entity, ManagedOnlineEndpoint):
+            return self.online_endpoints.begin_create_or_update(entity, **kwargs).result()
+        if isinstance(entity, ManagedOnlineDeployment):
+            return self.online_deployments.begin_create_or_update(entity, **kwargs).result()
         raise ValidationError(f"create_or_update does not handle {type(entity).__name__}")
 
     def begin_create_or_update(self, entity: Any, **kwargs: Any) -> Poller:

@@ -382,6 +382,7 @@ class Worker:
         if self.batched:
             for _ in range(self.concurrency):
                 asyncio.ensure_future(self._batcher())
+        asyncio.ensure_future(self._orphan_watch(os.getppid()))
         server = await asyncio.start_server(self._conn, "127.0.0.1", int(self.cfg.get("port", 0)),
                                             limit=1 << 20, backlog=1024)
         port = server.sockets[0].getsockname()[1]
@@ -396,6 +397,14 @@ class Worker:
             f"max_concurrent_requests_per_instance={self.concurrency})")
         async with server:
             await server.serve_forever()
+
+    async def _orphan_watch(self, parent: int) -> None:
+        """Exit when the server that started us is gone (killed without stopping its workers)."""
+        while True:
+            await asyncio.sleep(1.0)
+            if os.getppid() != parent:
+                log("[openaml] the server exited; worker stopping")
+                os._exit(0)
 
     # -- HTTP/1.1 with keep-alive
     async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
