@@ -132,9 +132,10 @@ class Runner:
             return str(Path(sys.executable).parent)
         from openaml.environments import ensure_environment, spec_from_dict
 
-        log = self.job_dir / "system_logs" / "environment_build.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        return str(ensure_environment(spec_from_dict(env), Path(self.spec["envs_dir"]), log))
+        # progress lines ("building ... with uv", "reusing ...", "ready in N s") go to the user's log, so a
+        # job that waits for its virtualenv says so; uv's own output stays in the environment's build.log
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        return str(ensure_environment(spec_from_dict(env), Path(self.spec["envs_dir"]), self.log_path))
 
     def prepare_inputs(self) -> dict[str, str | None]:
         values: dict[str, str | None] = {}
