@@ -77,9 +77,10 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cli")
     shutil.copytree(CONFORMANCE / "jobs", root / "jobs")
     shutil.copytree(CONFORMANCE / "assets" / "model", root / "assets" / "model")
-    data = root / "local-data"
+    data = root / "local-data"  # stands for the public "datasets" container: iris.csv among other files
     data.mkdir()
     shutil.copy(_iris(), data / "iris.csv")
+    (data / "README.txt").write_text("local stand-in for wasbs://datasets@azuremlexamples.blob.core.windows.net/\n")
     return root
 
 
@@ -147,7 +148,7 @@ def test_hello_world(runs: dict[str, Run], ml_client) -> None:  # type: ignore[n
     assert job["experiment_name"] == "basics"  # Azure's default: the folder the YAML is in
 
 
-def test_hello_world_org(runs: dict[str, Run], ml_client, cli) -> None:  # type: ignore[no-untyped-def]
+def test_hello_world_org(runs: dict[str, Run], ml_client) -> None:  # type: ignore[no-untyped-def]
     run = runs["hello-world-org.yml"]
     run.assert_completed()
     job = _job(ml_client, run)
@@ -155,8 +156,8 @@ def test_hello_world_org(runs: dict[str, Run], ml_client, cli) -> None:  # type:
     assert job["display_name"] == "hello-world-example"
     assert job["experiment_name"] == "hello-world-example"
     assert job["description"].startswith('# A "hello world" job')
-    listed = cli("job", "list", "-o", "json", check=True).json()
-    assert any(j["name"] == run.name and j["experiment_name"] == "hello-world-example" for j in listed)
+    listed = ml_client.jobs.list(max_results=50)
+    assert any(j.name == run.name and j.experiment_name == "hello-world-example" for j in listed)
 
 
 def test_hello_world_env_var(runs: dict[str, Run], ml_client) -> None:  # type: ignore[no-untyped-def]
@@ -201,13 +202,13 @@ def test_hello_code_lists_the_snapshot(runs: dict[str, Run]) -> None:
         assert script in run.log
 
 
-def test_hello_mlflow_logs_on_the_job(runs: dict[str, Run], ml_client, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_hello_mlflow_logs_on_the_job(runs: dict[str, Run], ml_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     run = runs["hello-mlflow.yml"]
     run.assert_completed()
     job = _job(ml_client, run)
     assert job["params"] == {"hello_param": "world"}
     assert 0.0 <= job["metrics"]["hello_metric"] <= 1.0
-    cli("job", "download", "-n", run.name, "--download-path", str(tmp_path), check=True)
+    ml_client.jobs.download(run.name, download_path=tmp_path)
     assert (tmp_path / "artifacts" / "helloworld.txt").read_text() == "hello world\n"
 
 
@@ -239,21 +240,22 @@ def test_hello_model_as_output(runs: dict[str, Run], ml_client, server) -> None:
     ("local-file.yml", "custom_model", "model.pkl"),
     ("local-mlflow.yml", "mlflow_model", "mlflow-model"),
 ])
-def test_model_assets_from_local_files(cli, tree: Path, mlflow_model: Path, yml: str, type_: str, tail: str) -> None:  # type: ignore[no-untyped-def]
+def test_model_assets_from_local_files(cli, ml_client, tree: Path, mlflow_model: Path,  # type: ignore[no-untyped-def]
+                                      yml: str, type_: str, tail: str) -> None:
     out = cli("model", "create", "--file", str(tree / "assets" / "model" / yml), check=True).json()
     assert out["name"] == yml.replace(".yml", "-example")
     assert out["type"] == type_
     assert out["path"].rstrip("/").endswith(tail)
-    shown = cli("model", "show", "-n", out["name"], "-v", out["version"], check=True).json()
-    assert shown["version"] == out["version"]
+    shown = ml_client.models.get(out["name"], version=out["version"])
+    assert (shown.type, shown.version) == (type_, out["version"])
 
 
 # ---------------------------------------------------------------------------- internet data
-def test_hello_iris_file_with_local_copy(runs: dict[str, Run], cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_hello_iris_file_with_local_copy(runs: dict[str, Run], ml_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     run = runs["hello-iris-file.yml"]
     run.assert_completed()
     assert re.search(r"--iris-csv: /\S+/iris\.csv", run.log), run.log
-    cli("job", "download", "-n", run.name, "--download-path", str(tmp_path), check=True)
+    ml_client.jobs.download(run.name, download_path=tmp_path)
     copied = tmp_path / "artifacts" / "outputs" / "iris.csv"
     assert len(copied.read_text().splitlines()) == len(_iris().read_text().splitlines())
 
