@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,3 +276,20 @@ def test_internet_inputs_unchanged_are_refused_clearly(cli, tree: Path, yml: str
     assert r.returncode == 1
     assert field in r.stderr and "remote" in r.stderr and "--set" in r.stderr, r.stderr
     assert "RunId" not in r.stdout  # refused before anything ran
+
+
+@pytest.mark.xfail(strict=True, reason="services/uploads.py: a file whose content hash equals that of an earlier "
+                                       "uploaded one-file folder is dropped (dest folder exists)")
+def test_hello_iris_file_after_folder_with_only_iris_csv(cli, tree: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """hello-iris-folder then hello-iris-file, each given a local copy: a folder holding only iris.csv,
+    then that iris.csv. Both uploads hash to the same LocalUpload/<digest>/, and the file is lost."""
+    folder = tmp_path / "only-iris"
+    folder.mkdir()
+    # content of its own, so that no earlier upload in the session has the same hash
+    (folder / "iris.csv").write_text(_iris().read_text() + f"# {uuid.uuid4().hex}\n")
+    first = cli("job", "create", "-f", str(tree / BASICS / "hello-iris-folder.yml"),
+                "--set", f"inputs.data_dir.path={folder}")
+    assert first.returncode == 0, first.stderr
+    second = cli("job", "create", "-f", str(tree / BASICS / "hello-iris-file.yml"),
+                 "--set", f"inputs.iris_csv.path={folder / 'iris.csv'}")
+    assert second.returncode == 0, second.stderr
