@@ -278,11 +278,10 @@ def test_internet_inputs_unchanged_are_refused_clearly(cli, tree: Path, yml: str
     assert "RunId" not in r.stdout  # refused before anything ran
 
 
-@pytest.mark.xfail(strict=True, reason="services/uploads.py: a file whose content hash equals that of an earlier "
-                                       "uploaded one-file folder is dropped (dest folder exists)")
 def test_hello_iris_file_after_folder_with_only_iris_csv(cli, tree: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """hello-iris-folder then hello-iris-file, each given a local copy: a folder holding only iris.csv,
-    then that iris.csv. Both uploads hash to the same LocalUpload/<digest>/, and the file is lost."""
+    then that iris.csv. Regression: both uploads once hashed to the same LocalUpload/<digest>/ and the file
+    was lost."""
     folder = tmp_path / "only-iris"
     folder.mkdir()
     # content of its own, so that no earlier upload in the session has the same hash

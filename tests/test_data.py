@@ -327,3 +327,15 @@ def test_conformance_azureml_examples_data_assets(cli, ml_client, server, confor
         assert sorted(p.name for p in local.iterdir()) == ["MLTable", "iris.csv"]
         rows = len((SHARED_DATA / "iris.csv").read_text().splitlines())
         assert len(mltable.load(str(local)).to_pandas_dataframe()) == rows
+
+
+def test_file_upload_after_a_folder_holding_only_that_file(ml_client, tmp_path):
+    """Regression: a file and a one-file folder had the same upload hash and the file was lost."""
+    from openaml.entities import Data
+
+    folder = tmp_path / "only"
+    folder.mkdir()
+    (folder / "iris.csv").write_text("a,b\n1,2\n# unique-to-this-test\n")
+    ml_client.data.create_or_update(Data(name="only-folder", type="uri_folder", path=str(folder)))
+    f = ml_client.data.create_or_update(Data(name="only-file", type="uri_file", path=str(folder / "iris.csv")))
+    assert f.path.endswith("/iris.csv")

@@ -300,7 +300,8 @@ def test_server_restart_reattaches_running_job(tmp_path):
     try:
         with MLClient(workspace=handle.url) as ml:
             job = ml.jobs.create_or_update(command(
-                command=f"echo started; while [ ! -f {marker} ]; do sleep 0.1; done; echo finished",
+                command=f"echo started; while [ ! -f {marker} ]; do sleep 0.1; done; echo finished; "
+                        "python -c \"import mlflow; mlflow.log_metric('late', 7)\"",
                 environment="AzureML-sklearn-1.5@latest"))
             deadline = time.monotonic() + 60
             while ml.jobs.get_raw(job.name)["status"] != "Running" and time.monotonic() < deadline:
@@ -315,6 +316,9 @@ def test_server_restart_reattaches_running_job(tmp_path):
             assert final.status == "Completed", (raw["error"], raw["log_tail"])
             log = "".join(ml.jobs.get_raw(job.name)["log_tail"])
             assert "started" in log and "finished" in log
+            # regression: the restarted server comes back on its previous port, so the job's
+            # MLFLOW_TRACKING_URI still works after the restart
+            assert raw["metrics"]["late"] == 7
     finally:
         handle.stop()
 
@@ -344,3 +348,71 @@ def test_runner_killed_while_server_down_is_failed_not_left_running(tmp_path):
             assert "up" in (ws / "jobs" / job.name / "user_logs" / "std_log.txt").read_text()
     finally:
         handle.stop()
+
+
+def test_ro_mount_inputs_are_read_only_and_registered_data_unchanged(ml_client, tmp_path):
+    """Regression: a job could change registered (immutable) data through an ro_mount input."""
+    folder = tmp_path / "ro-data"
+    folder.mkdir()
+    (folder / "a.txt").write_text("original")
+    from openaml.entities import Data
+
+    asset = ml_client.data.create_or_update(Data(name="ro-check", type="uri_folder", path=str(folder)))
+    job = command(command="cat ${{inputs.d}}/a.txt; echo tamper >> ${{inputs.d}}/a.txt && echo WROTE || echo REFUSED",
+                  inputs={"d": Input(type="uri_folder", path=f"azureml:ro-check:{asset.version}", mode="ro_mount")},
+                  environment="AzureML-sklearn-1.5@latest")
+    name = ml_client.jobs.create_or_update(job).name
+    assert ml_client.jobs.wait(name, timeout=60).status == "Completed"
+    log = "\n".join(ml_client.jobs.get_raw(name)["log_tail"])
+    assert "original" in log and "REFUSED" in log and "WROTE" not in log
+    # a download-mode input is a private, writable copy
+    job = command(command="echo more >> ${{inputs.d}}/a.txt && cat ${{inputs.d}}/a.txt",
+                  inputs={"d": Input(type="uri_folder", path=f"azureml:ro-check:{asset.version}", mode="download")},
+                  environment="AzureML-sklearn-1.5@latest")
+    name = ml_client.jobs.create_or_update(job).name
+    assert ml_client.jobs.wait(name, timeout=60).status == "Completed"
+    job = command(command="cat ${{inputs.d}}/a.txt",
+                  inputs={"d": Input(type="uri_folder", path=f"azureml:ro-check:{asset.version}")},
+                  environment="AzureML-sklearn-1.5@latest")
+    name = ml_client.jobs.create_or_update(job).name
+    assert ml_client.jobs.wait(name, timeout=60).status == "Completed"
+    assert ml_client.jobs.get_raw(name)["log_tail"] == ["original"]
+
+
+def test_submission_errors_name_the_yaml_line(cli, tmp_path):
+    """Regression: errors found by the server carry the line of the user's YAML."""
+    yml = _write(tmp_path / "b.yml", """
+        command: echo hi
+        environment: azureml:AzureML-sklearn-1.5@latest
+        compute: azureml:no-such-compute
+        """)
+    r = cli("job", "create", "-f", str(yml))
+    assert r.returncode != 0
+    assert "line 3: field 'compute'" in r.stderr, r.stderr
+    yml = _write(tmp_path / "c.yml", "command: echo ${{inputs.data}\ninputs:\n  data: 1\n")
+    r = cli("job", "create", "-f", str(yml))
+    assert r.returncode != 0 and "is not closed" in r.stderr
+
+
+def test_output_version_that_exists_is_refused_at_submission(ml_client, tmp_path):
+    """Regression: an output registered as an existing name:version failed only after the job ran."""
+    from openaml.entities import Data
+
+    (tmp_path / "x.txt").write_text("x")
+    ml_client.data.create_or_update(Data(name="taken-out", version="1", type="uri_file", path=str(tmp_path / "x.txt")))
+    job = command(command="echo hi > ${{outputs.o}}/f.txt",
+                  outputs={"o": Output(type="uri_folder", name="taken-out", version="1")},
+                  environment="AzureML-sklearn-1.5@latest")
+    with pytest.raises(ValidationError, match="taken-out:1 already exists"):
+        ml_client.jobs.create_or_update(job)
+
+
+def test_download_of_unknown_or_unwritten_output_gives_the_reason(ml_client, cli, tmp_path):
+    """Regression: the error was raised mid-stream and the client saw a dropped connection."""
+    job = command(command="exit 3", outputs={"o": Output(type="uri_folder")}, environment="AzureML-sklearn-1.5@latest")
+    name = ml_client.jobs.create_or_update(job).name
+    assert ml_client.jobs.wait(name, timeout=60).status == "Failed"
+    r = cli("job", "download", "-n", name, "--output-name", "nope", "--download-path", str(tmp_path / "d"))
+    assert r.returncode != 0 and "has no output 'nope'" in r.stderr, r.stderr
+    r = cli("job", "download", "-n", name, "--output-name", "o", "--download-path", str(tmp_path / "d"))
+    assert r.returncode != 0 and "has no files" in r.stderr, r.stderr

@@ -42,6 +42,9 @@ def check_references(command: str, *, inputs: dict[str, Any], outputs: Iterable[
     """
     problems: list[str] = []
     declared_in, declared_out, have = set(inputs), set(outputs), set(supplied)
+    leftover = EXPR.sub("", command or "")
+    for broken in re.findall(r"\$\{\{[^}]{0,60}", leftover):
+        problems.append(f"{broken!r} is not closed: expressions are written ${{{{inputs.<name>}}}}")
     inside, outside = _split_optional(command)
     for expr, optional in [(e, True) for e in inside] + [(e, False) for e in outside]:
         root, _, rest = expr.partition(".")

@@ -77,6 +77,11 @@ def parse_yaml_with_lines(text: str, source: str = "<string>") -> tuple[dict[str
             f"{source}: invalid YAML at {where}: {problem}",
             details={"file": source, "line": mark.line + 1 if mark else None},
         ) from None
+    except ValidationError as exc:
+        if not exc.message.startswith(source):
+            exc.message = f"{source}: {exc.message}"
+            exc.args = (exc.message,)
+        raise
     finally:
         loader.dispose()
     if not isinstance(data, dict):

@@ -152,6 +152,9 @@ def create_workspace(name: str, path: str | Path | None = None, *, description: 
     if name in index and Path(index[name]) != root:
         raise ConflictError(f"workspace {name!r} already exists at {index[name]}")
     layout = WorkspaceLayout(root)
+    if root.exists() and not root.is_dir():
+        raise ValidationError(f"--path {root} is a file; a workspace is a folder: give a new or empty folder",
+                              details={"field": "path", "value": str(root)})
     if layout.info_file.is_file():
         existing = layout.info()
         if existing.get("name") != name:

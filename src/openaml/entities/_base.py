@@ -27,6 +27,7 @@ class Entity(BaseModel):
 
     _base_path: Path | None = PrivateAttr(default=None)
     _source: str | None = PrivateAttr(default=None)
+    _lines: dict[tuple[Any, ...], int] | None = PrivateAttr(default=None)
 
     # read-only fields filled by the server; ignored when a user sends them back
     _server_fields: ClassVar[tuple[str, ...]] = ()
@@ -106,4 +107,23 @@ def load_entity(
         raise validation_error_from_pydantic(exc, source=src, lines=lines, kind=kind or cls.__name__) from None
     obj._base_path = base
     obj._source = src
+    obj._lines = lines or None
     return obj
+
+
+def annotate_lines(message: str, lines: LineMap | None) -> str:
+    """Insert ``line N`` before each ``field 'a.b'`` of ``message`` whose line is known."""
+    if not lines:
+        return message
+    import re
+
+    def repl(m: re.Match[str]) -> str:
+        path = tuple(int(p) if p.isdigit() else p for p in m.group(2).split("."))
+        probe = path
+        while probe and probe not in lines:
+            probe = probe[:-1]
+        if not probe:
+            return m.group(0)
+        return f"{m.group(1)}line {lines[probe]}: field '{m.group(2)}'"
+
+    return re.sub(r"(^|: |; )field '([^']+)'", repl, message)

@@ -130,6 +130,9 @@ class CommandJob(Job):
     @classmethod
     def _env_str(cls, v: Any) -> Any:
         if isinstance(v, dict):
+            bad = [k for k, x in v.items() if isinstance(x, (dict, list))]
+            if bad:
+                raise ValueError(f"environment variable {bad[0]!r} must be a string, number or boolean")
             return {str(k): "" if x is None else (str(x).lower() if isinstance(x, bool) else str(x)) for k, x in v.items()}
         return v
 

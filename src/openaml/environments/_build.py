@@ -185,7 +185,7 @@ def _build(spec: EnvSpec, root: Path, timeout: float) -> None:
             _fail(spec, root, log_path, "uv venv", made.returncode, 0)
         (root / "requirements.txt").write_text("\n".join(spec.pip) + "\n", encoding="utf-8")
         (root / "constraints.txt").write_text("\n".join(spec.constraints) + "\n", encoding="utf-8")
-        install = [uv, "pip", "install", "--no-progress", "--color", "never", "--python", str(_python(root)),
+        install = [uv, "pip", "install", "--no-progress", "--color", "never", "--compile-bytecode", "--python", str(_python(root)),
                    "-r", str(root / "requirements.txt")]
         if spec.constraints:
             install += ["-c", str(root / "constraints.txt")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import shlex
 import signal
 import subprocess
 import sys
@@ -55,8 +56,12 @@ def _copy_tree(src: Path, dst: Path) -> None:
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dst)
         return
-    shutil.copytree(src, dst, dirs_exist_ok=True, symlinks=False,
-                    ignore_dangling_symlinks=True)
+
+    def _no_links(folder: str, names: list[str]) -> list[str]:
+        # a link in ./outputs could point anywhere (/etc): links are not artifacts
+        return [n for n in names if os.path.islink(os.path.join(folder, n))]
+
+    shutil.copytree(src, dst, dirs_exist_ok=True, symlinks=False, ignore=_no_links)
 
 
 class Runner:
@@ -66,6 +71,8 @@ class Runner:
         self.state: dict[str, Any] = {"status": "Preparing", "runner_pid": os.getpid(),
                                       "runner_pgid": os.getpgid(0), "heartbeat": time.time()}
         self.proc: subprocess.Popen[bytes] | None = None
+        self.ro_binds: list[tuple[str, str]] = []
+        self._ro_ok: bool | None = None
         self.cancel_reason: str | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -155,9 +162,47 @@ class Runner:
                 dst = self.job_dir / "inputs" / name / src.name
                 _copy_tree(src, dst)
                 values[name] = str(dst)
+            elif self.read_only_mounts_available():
+                # ro_mount: a read-only bind mount of the datastore path, in the job's own mount
+                # namespace, so a job cannot change registered (immutable) data
+                dst = self.job_dir / "inputs" / name / src.name
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                if src.is_dir():
+                    dst.mkdir(exist_ok=True)
+                else:
+                    dst.touch(exist_ok=True)
+                self.ro_binds.append((str(src), str(dst)))
+                values[name] = str(dst)
             else:
                 values[name] = str(src)
         return values
+
+    def read_only_mounts_available(self) -> bool:
+        """Whether ``unshare -m`` + a read-only bind mount works here (root, or user namespaces)."""
+        if self._ro_ok is None:
+            self._ro_ok = False
+            if shutil.which("unshare") and shutil.which("mount"):
+                try:
+                    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "true"],
+                                           capture_output=True, timeout=5)
+                    self._ro_ok = probe.returncode == 0
+                except (OSError, subprocess.TimeoutExpired):
+                    self._ro_ok = False
+            if not self._ro_ok:
+                self.syslog("read-only bind mounts unavailable: ro_mount inputs are the datastore paths themselves")
+        return self._ro_ok
+
+    def wrap_command(self, command: str, env: dict[str, str]) -> list[str]:
+        """``bash -c command``, inside a private mount namespace with the read-only inputs when any."""
+        if not self.ro_binds:
+            return ["bash", "-c", command]
+        lines = ["set -e"]
+        for src, dst in self.ro_binds:
+            lines.append(f"mount --bind {shlex.quote(src)} {shlex.quote(dst)}")
+            lines.append(f"mount -o remount,bind,ro {shlex.quote(dst)}")
+        lines.append('cmd="$OPENAML_USER_COMMAND"; unset OPENAML_USER_COMMAND; exec bash -c "$cmd"')
+        env["OPENAML_USER_COMMAND"] = command
+        return ["unshare", "-m", "--propagation", "private", "bash", "-c", "\n".join(lines)]
 
     def prepare_outputs(self) -> dict[str, str]:
         values: dict[str, str] = {}
@@ -222,11 +267,19 @@ class Runner:
         env.update({k: str(v) for k, v in (s.get("environment_variables") or {}).items()})
         return env
 
+    def warn_unsupported(self) -> None:
+        res = self.spec.get("resources") or {}
+        dist = self.spec.get("distribution")
+        if int(res.get("instance_count") or 1) > 1 or dist:
+            self.userlog(f"[openaml] warning: resources.instance_count={res.get('instance_count', 1)} and "
+                         f"distribution={dist} are not applied yet: the command runs once, as a single "
+                         "process (distributed training is not implemented in this version)")
+
     def run_command(self, command: str, env: dict[str, str], wd: Path) -> int:
         timeout = self.spec.get("timeout")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab", buffering=0) as log:
-            self.proc = subprocess.Popen(["bash", "-c", command], cwd=str(wd), env=env, stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen(self.wrap_command(command, env), cwd=str(wd), env=env, stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             self.update(status="Running", user_pid=self.proc.pid, user_pgid=self.proc.pid, start_time=time.time())
             deadline = time.monotonic() + timeout if timeout else None
@@ -302,6 +355,7 @@ class Runner:
             self.syslog(f"command: {command}")
             if self.cancel_reason:
                 raise _Canceled()
+            self.warn_unsupported()
             exit_code = self.run_command(command, env, wd)
         except _Canceled:
             pass

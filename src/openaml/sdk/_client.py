@@ -61,6 +61,10 @@ class MLClient:
 
         self._target = target
         url = connect(target, autostart=autostart)
+        if not (token or target.token) and target.path is not None:
+            token_file = target.path / "server.token"
+            if token_file.is_file():
+                token = token_file.read_text(encoding="utf-8").strip() or None
         self._transport = Transport(url, token or target.token)
         info = self._transport.get("/workspace")
         self.workspace_name: str = info["name"]

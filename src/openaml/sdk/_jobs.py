@@ -9,7 +9,8 @@ from typing import IO, Any
 
 from openaml.constants import TERMINAL_JOB_STATUSES
 from openaml.entities import CommandJob, Environment, Job
-from openaml.errors import JobFailedError, ValidationError
+from openaml.entities._base import annotate_lines
+from openaml.errors import JobFailedError, OpenAMLError, ValidationError
 from openaml.sdk._upload import upload_code, upload_path
 
 __all__ = ["JobOperations", "job_from_dict"]
@@ -97,8 +98,14 @@ class JobOperations:
             job.description = description
         if tags:
             job.tags = {**job.tags, **tags}
-        spec = self.prepare(job, progress=progress)
-        return job_from_dict(self._t.post("/jobs", json=spec, params={"source": job._source}))
+        try:
+            spec = self.prepare(job, progress=progress)
+            return job_from_dict(self._t.post("/jobs", json=spec, params={"source": job._source}))
+        except OpenAMLError as exc:
+            # the server names fields; the YAML's line map turns them into lines of the user's file
+            exc.message = annotate_lines(exc.message, job._lines)
+            exc.args = (exc.message,)
+            raise
 
     def begin_create_or_update(self, job: Job, **kwargs: Any) -> Any:
         from openaml.sdk._client import Poller

@@ -65,7 +65,7 @@ def serve(settings: Settings, *, ready_fd: int | None = None) -> None:
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((settings.host, settings.port))
+    sock.bind((settings.host, _choose_port(layout, settings)))
     sock.listen(2048)
     sock.set_inheritable(True)
     port = sock.getsockname()[1]
@@ -77,6 +77,15 @@ def serve(settings: Settings, *, ready_fd: int | None = None) -> None:
     server = uvicorn.Server(config)
     info = {"url": url, "pid": os.getpid(), "host": settings.host, "port": port,
             "started": time.time(), "token": bool(settings.token)}
+    (layout.root / "server.port").write_text(str(port), encoding="utf-8")
+    if settings.token:
+        # local clients that can read the workspace folder may use its token (file is owner-only)
+        token_file = layout.root / "server.token"
+        token_file.touch(mode=0o600, exist_ok=True)
+        token_file.chmod(0o600)
+        token_file.write_text(settings.token, encoding="utf-8")
+    else:
+        (layout.root / "server.token").unlink(missing_ok=True)
 
     original_startup = server.startup
 
@@ -99,6 +108,30 @@ def serve(settings: Settings, *, ready_fd: int | None = None) -> None:
                     layout.server_file.unlink(missing_ok=True)
         finally:
             lock.close()
+
+
+def _choose_port(layout: WorkspaceLayout, settings: Settings) -> int:
+    """``--port 0`` reuses the workspace's previous port when it is free.
+
+    Jobs that outlive a server restart keep ``MLFLOW_TRACKING_URI`` in their environment; coming
+    back on the same port keeps their MLflow calls working after the restart.
+    """
+    if settings.port:
+        return settings.port
+    try:
+        previous = int((layout.root / "server.port").read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return 0
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((settings.host, previous))
+    except OSError:
+        return 0
+    finally:
+        probe.close()
+    return previous
 
 
 def stop_server(layout: WorkspaceLayout, timeout: float = 15.0) -> int | None:

@@ -189,6 +189,8 @@ def resolve_outputs(ctx: WorkspaceContext, job_name: str, outputs: dict[str, dic
             entry["file_name"] = Path(str(local)).name
         if o.get("name"):
             entry["register"] = {"name": o["name"], "version": o.get("version"), "description": o.get("description")}
+            if o.get("version") is not None:
+                _check_version_free(ctx, field, typ, o["name"], str(o["version"]), errors)
         out[name] = entry
     return out
 
@@ -198,3 +200,20 @@ def ensure_found(fn: Any, *args: Any) -> Any:
         return fn(*args)
     except NotFoundError:
         raise
+
+
+def _check_version_free(ctx: WorkspaceContext, field: str, typ: str, name: str, version: str,
+                        errors: ResolveErrors) -> None:
+    """An output registered as ``name:version`` must not exist yet (versions are immutable)."""
+    try:
+        if typ in MODEL_TYPES:
+            ctx.services["models"].resolve_reference(f"azureml:{name}:{version}")
+        else:
+            ctx.services["data"].resolve_reference(f"azureml:{name}:{version}")
+    except NotFoundError:
+        return
+    except OpenAMLError:
+        return
+    kind = "model" if typ in MODEL_TYPES else "data asset"
+    errors.add(field, f"{kind} {name}:{version} already exists and versions are immutable; "
+                      "omit version to register the next one")

@@ -267,10 +267,18 @@ class JobService:
         return safe_join(base, uri.path, what=f"path of azureml://jobs/{uri.job}/outputs/{uri.output}")
 
     def tar_output(self, name: str, output: str) -> Iterator[bytes]:
-        """Stream a tar of an output (``artifacts`` = the run's artifacts) for ``job download``."""
+        """A tar of an output (``artifacts`` = the run's artifacts) for ``job download``.
+
+        Raises (before any byte is produced):
+            NotFoundError: unknown job or output, or an output the job has not written.
+        """
         base = self.output_dir(name, output)
         if not base.exists():
             raise NotFoundError(f"output {output!r} of job {name!r} has no files (the job has not written it)")
+        return self._tar(base)
+
+    @staticmethod
+    def _tar(base: Path) -> Iterator[bytes]:
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
             if base.is_file():

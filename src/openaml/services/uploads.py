@@ -70,7 +70,8 @@ class UploadService:
                 files = [p for p in stage.iterdir()]
                 if len(files) != 1 or not files[0].is_file():
                     raise ValidationError("a file upload must hold exactly one file")
-            digest = hash_tree(stage)
+            # a file and a folder holding only that file have the same content hash: keep them apart
+            digest = hashlib.sha256(f"{'file' if is_file else 'folder'}:{hash_tree(stage)}".encode()).hexdigest()
             if target == "code":
                 dest = layout.code / digest
                 result: dict[str, Any] = {"code_id": digest, "files": count}

@@ -53,5 +53,5 @@ def job_logs(request: Request, name: str, offset: int = 0, wait: float = 0.0) ->
 
 @router.get("/jobs/{name}/outputs/{output}/download")
 def download_output(request: Request, name: str, output: str) -> StreamingResponse:
-    chunks = _svc(request).tar_output(name, output)
+    chunks = _svc(request).tar_output(name, output)  # raises before streaming starts
     return StreamingResponse(chunks, media_type="application/x-tar")

@@ -1,0 +1,76 @@
+"""Workspaces: creation rules, discovery order, server guards."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from openaml.errors import ConflictError, ValidationError
+from openaml.workspace import create_workspace, discover
+
+
+def test_create_rules(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    layout = create_workspace("ws1", tmp_path / "ws1", home=home)
+    assert layout.info()["name"] == "ws1"
+    with pytest.raises(ValidationError, match="invalid"):
+        create_workspace("bad name!", tmp_path / "x", home=home)
+    with pytest.raises(ConflictError):
+        create_workspace("ws1", tmp_path / "other", home=home)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "f.txt").write_text("x")
+    with pytest.raises(ConflictError, match="not empty"):
+        create_workspace("ws2", tmp_path / "full", home=home)
+    # regression: a --path that is a file gave a traceback
+    with pytest.raises(ValidationError, match="is a file"):
+        create_workspace("ws3", tmp_path / "full" / "f.txt", home=home)
+
+
+def test_discovery_order(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {"OPENAML_HOME": str(home)}
+    a = create_workspace("alpha", tmp_path / "alpha", home=home)
+    b = create_workspace("beta", tmp_path / "beta", home=home)
+    project = tmp_path / "project" / "sub"
+    project.mkdir(parents=True)
+    (tmp_path / "project" / ".openaml").mkdir()
+    (tmp_path / "project" / ".openaml" / "config.json").write_text(json.dumps({"workspace": str(b.root)}))
+    # config.json found upward
+    assert discover(cwd=project, environ=env).path == b.root
+    # the environment variable wins over config.json
+    assert discover(cwd=project, environ={**env, "OPENAML_WORKSPACE": str(a.root)}).path == a.root
+    # an explicit argument wins over both; names are looked up in the index
+    old = os.environ.get("OPENAML_HOME")
+    os.environ["OPENAML_HOME"] = str(home)
+    try:
+        assert discover("alpha", cwd=project, environ={**env, "OPENAML_WORKSPACE": str(b.root)}).path == a.root
+    finally:
+        if old is None:
+            os.environ.pop("OPENAML_HOME")
+        else:
+            os.environ["OPENAML_HOME"] = old
+    assert discover("http://127.0.0.1:9/", environ=env).url == "http://127.0.0.1:9"
+    # else the default workspace, created on first use
+    target = discover(cwd=tmp_path, environ=env)
+    assert target.path == home / "workspaces" / "default" and (target.path / "workspace.json").exists()
+
+
+def test_server_refuses_public_host_without_token(tmp_path: Path) -> None:
+    env = {**os.environ, "OPENAML_HOME": str(tmp_path / "home")}
+    env.pop("OPENAML_TOKEN", None)
+    subprocess.run([sys.executable, "-m", "openaml", "workspace", "create", "-n", "pub", "--path",
+                    str(tmp_path / "pub")], check=True, env=env, capture_output=True)
+    r = subprocess.run([sys.executable, "-m", "openaml", "server", "-w", str(tmp_path / "pub"), "--host", "0.0.0.0"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "--token" in r.stderr
+
+
+def test_second_server_on_a_workspace_is_refused(server) -> None:  # type: ignore[no-untyped-def]
+    r = subprocess.run([sys.executable, "-m", "openaml", "server", "-w", str(server.path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "already running" in r.stderr
