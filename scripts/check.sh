@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
+echo "== ruff" >&2
+.venv/bin/ruff check src tests bench
 eval "$(scripts/start-postgres.sh)"
 export OPENAML_TEST_POSTGRES_URL
 exec scripts/test.sh "$@"

@@ -27,7 +27,7 @@ import re
 import shutil
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +169,7 @@ def create_workspace(name: str, path: str | Path | None = None, *, description: 
             "name": name,
             "id": uuid.uuid4().hex,
             "description": description,
-            "created": datetime.now(timezone.utc).isoformat(),
+            "created": datetime.now(UTC).isoformat(),
             "format": 1,
         })
     layout.ensure()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Annotated, Any
 
 import typer
@@ -31,9 +32,8 @@ def _duration(d: dict[str, Any]) -> str:
     except ValueError:
         return ""
     if end is None:
-        from datetime import timezone
 
-        end = datetime.now(timezone.utc)
+        end = datetime.now(UTC)
     return f"{(end - start).total_seconds():.1f}s"
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -162,8 +162,10 @@ class QLogNormal(QNormal):
     type: Literal["qlognormal"] = "qlognormal"  # type: ignore[assignment]
 
 
-Distribution = Annotated[Union[Choice, Randint, Uniform, QUniform, LogUniform, QLogUniform, Normal, QNormal,
-                               LogNormal, QLogNormal], Field(discriminator="type")]
+Distribution = Annotated[
+    Choice | Randint | Uniform | QUniform | LogUniform | QLogUniform | Normal | QNormal | LogNormal | QLogNormal,
+    Field(discriminator="type"),
+]
 DISTRIBUTION_TYPES = ("choice", "randint", "uniform", "quniform", "loguniform", "qloguniform", "normal", "qnormal",
                       "lognormal", "qlognormal")
 
@@ -198,7 +200,7 @@ class TruncationSelectionPolicy(_Policy):
     truncation_percentage: int = Field(ge=1, le=99)
 
 
-EarlyTerminationPolicy = Annotated[Union[BanditPolicy, MedianStoppingPolicy, TruncationSelectionPolicy],
+EarlyTerminationPolicy = Annotated[BanditPolicy | MedianStoppingPolicy | TruncationSelectionPolicy,
                                    Field(discriminator="type")]
 
 
@@ -219,7 +221,7 @@ class BayesianSamplingAlgorithm(Entity):
     seed: int | None = None  # openaml extension: reproducible TPE
 
 
-SamplingAlgorithm = Annotated[Union[RandomSamplingAlgorithm, GridSamplingAlgorithm, BayesianSamplingAlgorithm],
+SamplingAlgorithm = Annotated[RandomSamplingAlgorithm | GridSamplingAlgorithm | BayesianSamplingAlgorithm,
                               Field(discriminator="type")]
 
 
@@ -366,7 +368,7 @@ _BAYES_TYPES = ("choice", "uniform", "quniform")
 def grid_points(space: dict[str, Any]) -> list[dict[str, Any]]:
     """Every combination of a choice-only space, in a stable order (first key varies slowest)."""
     keys = list(space)
-    return [dict(zip(keys, combo)) for combo in itertools.product(*(space[k].values for k in keys))]
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(space[k].values for k in keys))]
 
 
 def sweep_problems(job: SweepJob) -> tuple[list[str], list[str]]:
@@ -462,7 +464,7 @@ def command_to_sweep(cmd: Any, *, primary_metric: str, goal: str, sampling_algor
     space = {**(cmd._search_space or {}), **(search_space or {})}
     command = cmd.command
     for key in space:
-        command = re.sub(r"\$\{\{\s*inputs\." + re.escape(key) + r"\s*\}\}", "${{search_space.%s}}" % key,
+        command = re.sub(r"\$\{\{\s*inputs\." + re.escape(key) + r"\s*\}\}", "${{search_space." + key + "}}",
                          command)
     trial = TrialCommand(command=command, code=cmd.code, environment=cmd.environment,
                          environment_variables=cmd.environment_variables, resources=cmd.resources,

@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from openaml.compute import LocalBackend, RunnerHandle
@@ -36,7 +36,7 @@ LAUNCH_GRACE_SECONDS = 60.0
 
 
 def _ts(x: float | None) -> datetime | None:
-    return datetime.fromtimestamp(x, tz=timezone.utc) if x else None
+    return datetime.fromtimestamp(x, tz=UTC) if x else None
 
 
 class Scheduler:

@@ -118,7 +118,7 @@ class Tracking:
         status = RunStatus.from_string(_STATUS_TO_MLFLOW.get(job_status, "FAILED"))
         try:
             self.store.update_run_info(run_id, status, int(time.time() * 1000), None)
-        except Exception:  # the run was deleted by the user through MLflow; the job still ends
+        except Exception:  # noqa: BLE001 - the run was deleted by the user through MLflow; the job still ends
             pass
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
@@ -136,7 +136,7 @@ class Tracking:
         """Metrics (latest values), params and tags of a run; empty when the run is gone."""
         try:
             run = self.store.get_run(run_id)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a run deleted through MLflow shows as empty, not as an error
             return {"metrics": {}, "params": {}, "tags": {}}
         return {"metrics": dict(run.data.metrics), "params": dict(run.data.params),
                 "tags": {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")}}

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from openaml.server.routes import components, computes, data, datastores, environments, jobs, models, uploads, workspaces
+from openaml.server.routes import (
+    components,
+    computes,
+    data,
+    datastores,
+    environments,
+    jobs,
+    models,
+    uploads,
+    workspaces,
+)
 from openaml.server.routes import endpoints as online_endpoints
 
 ROUTERS = [
