@@ -64,26 +64,32 @@ class Scheduler:
         self._wake.set()
 
     def _loop(self) -> None:
-        interval = self.ctx.settings.scheduler_interval
+        # short passes while jobs are active (a finished job is noticed within ~50 ms), long ones when
+        # idle (submissions and cancels wake the loop at once)
+        busy = min(0.05, self.ctx.settings.scheduler_interval)
+        idle = max(1.0, self.ctx.settings.scheduler_interval)
         while not self._stop.is_set():
+            active = 0
             try:
-                self.run_pass()
+                active = self.run_pass()
             except Exception:  # noqa: BLE001 - the loop must survive any one bad job
                 log.exception("scheduler pass failed")
-            self._wake.wait(interval)
+            self._wake.wait(busy if active else idle)
             self._wake.clear()
 
-    def run_pass(self) -> None:
+    def run_pass(self) -> int:
+        """One pass; returns the number of jobs that were active or queued (0 = idle)."""
         with self._pass_lock:
-            self._monitor()
-            self._dispatch()
+            active = self._monitor()
+            return active + self._dispatch()
 
     # ------------------------------------------------------------------ dispatch
-    def _dispatch(self) -> None:
+    def _dispatch(self) -> int:
+        """Start queued jobs on free slots; returns how many were queued."""
         store = self.ctx.store
         queued = store.list_jobs(status=[JobStatus.QUEUED], ascending=True, include_archived=True)
         if not queued:
-            return
+            return 0
         free: dict[str, int] = {}
         for job in queued:
             compute = job["compute"]
@@ -102,6 +108,7 @@ class Scheduler:
                 continue  # parent jobs (sweep, pipeline) are driven by their controllers
             if self._launch(job):
                 free[compute] -= 1
+        return len(queued)
 
     def _launch(self, job: dict[str, Any]) -> bool:
         name = job["name"]
@@ -150,13 +157,15 @@ class Scheduler:
         return True
 
     # ------------------------------------------------------------------ monitor
-    def _monitor(self) -> None:
+    def _monitor(self) -> int:
         store = self.ctx.store
-        for job in store.list_jobs(status=[*ACTIVE, JobStatus.NOT_STARTED], include_archived=True):
+        jobs = store.list_jobs(status=[*ACTIVE, JobStatus.NOT_STARTED], include_archived=True)
+        for job in jobs:
             try:
                 self._check(job)
             except Exception:  # noqa: BLE001
                 log.exception("monitoring %s failed", job["name"])
+        return len(jobs)
 
     def _check(self, job: dict[str, Any]) -> None:
         name = job["name"]

@@ -239,7 +239,7 @@ class JobService:
             terminal = row["status"] in TERMINAL_JOB_STATUSES
             if size > offset or terminal or time.monotonic() >= deadline:
                 break
-            time.sleep(0.1)
+            time.sleep(0.05)
             row = self.ctx.store.get_job(name)
         data = b""
         if size > offset:
