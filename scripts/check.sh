@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 echo "== ruff" >&2
-.venv/bin/ruff check src tests bench
+.venv/bin/ruff check src tests $( [ -d bench ] && echo bench )
 eval "$(scripts/start-postgres.sh)"
 export OPENAML_TEST_POSTGRES_URL
 exec scripts/test.sh "$@"
