@@ -42,6 +42,9 @@ class Tracking:
         os.environ.setdefault("MLFLOW_SERVER_CORS_ALLOWED_ORIGINS", "")
         from mlflow.server.handlers import _get_model_registry_store, _get_tracking_store, initialize_backend_stores
 
+        if self.backend_uri.startswith("sqlite:"):
+            _sqlite_wal_for(str(self.layout.mlflow_db))
+
         initialize_backend_stores(self.backend_uri, self.backend_uri, "mlflow-artifacts:/")
         self._tracking_store = _get_tracking_store()
         self._registry_store = _get_model_registry_store()
@@ -398,3 +401,35 @@ class Tracking:
         listing = sorted(p.name for p in base.iterdir()) if base.is_dir() else []
         raise NotFoundError(f"run {run_id!r} has no artifact or logged model {rel!r}; its artifacts are: "
                             f"{', '.join(listing) or '(none)'}", details={"value": rel})
+
+
+_WAL_PATHS: set[str] = set()
+
+
+def _sqlite_wal_for(db_path: str) -> None:
+    """WAL journal and ``synchronous=NORMAL`` on MLflow's SQLite store (it uses SQLite's defaults).
+
+    With the default rollback journal every ``log_metric`` waits for a full fsync and readers block
+    the writer; WAL (the embedded default of the metadata store too) removes both. NORMAL keeps the
+    database consistent after a crash; only the last transactions before a power loss may be lost.
+    """
+    import os
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    target = os.path.realpath(db_path)
+    if target in _WAL_PATHS:
+        return
+    _WAL_PATHS.add(target)
+
+    @event.listens_for(Engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        try:
+            rows = dbapi_conn.execute("PRAGMA database_list").fetchall()
+        except Exception:  # noqa: BLE001 - not a sqlite3 connection
+            return
+        if any(r[2] and os.path.realpath(r[2]) == target for r in rows):
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+            dbapi_conn.execute("PRAGMA busy_timeout=30000")
