@@ -244,8 +244,10 @@ def test_jobs_beyond_the_slots_queue(ml_client, cli, tmp_path):
     jobs = [ml_client.jobs.create_or_update(command(command="sleep 1.5", compute="one-slot",
                                                     environment="AzureML-sklearn-1.5@latest")) for _ in range(3)]
     seen_queued = False
+    names = {j.name for j in jobs}
     for _ in range(100):
-        statuses = [ml_client.jobs.get_raw(j.name)["status"] for j in jobs]
+        # one list call is one consistent snapshot (separate gets can straddle a job's end)
+        statuses = [j.status for j in ml_client.jobs.list() if j.name in names]
         running = sum(s in ("Preparing", "Running", "Finalizing") for s in statuses)
         assert running <= 1, statuses
         seen_queued = seen_queued or ("Queued" in statuses and running == 1)
