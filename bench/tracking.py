@@ -235,8 +235,16 @@ def main() -> int:
     max_rounds = 1 if args.quick else max(1, -(-args.metrics // per_round))
     batches = max(1, args.metrics // BATCH)  # log_batch: one call of BATCH metrics per round, up to this many
     workloads = [w for w in args.workloads.split(",") if w]
-    tmp = Path(tempfile.mkdtemp(prefix="openaml-bench-tracking-"))
     workers = args.standalone_workers or STANDALONE_WORKERS
+    tmp = Path(tempfile.mkdtemp(prefix="openaml-bench-tracking-"))
+    try:
+        return _run(args, tmp, t_script, per_round, budget, warmup, max_rounds, batches, workloads, workers)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run(args: Any, tmp: Path, t_script: float, per_round: int, budget: float, warmup: int, max_rounds: int,
+         batches: int, workloads: list[str], workers: int) -> int:
 
     with contextlib.ExitStack() as stack:
         # the client's mlflow import (seconds on a busy machine) overlaps the servers' start-up
@@ -326,7 +334,6 @@ def main() -> int:
     if not args.no_save:
         save_results("tracking", {"metrics_done": done, "rounds": r, "per_round": per_round,
                                   "standalone_workers": workers, "rows": rows, "rates": rates})
-    shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
