@@ -18,6 +18,7 @@ from openaml.entities._endpoint import (
     ManagedOnlineEndpoint,
 )
 from openaml.errors import OpenAMLError, ValidationError
+from openaml.sdk._client import Poller as _Done  # what begin_* returns, as elsewhere in the SDK
 
 __all__ = ["DeploymentPoller", "EndpointInvokeError", "OnlineDeploymentOperations", "OnlineEndpointOperations"]
 
@@ -49,23 +50,6 @@ def _endpoint(d: dict[str, Any]) -> ManagedOnlineEndpoint:
 def _deployment(d: dict[str, Any]) -> ManagedOnlineDeployment:
     return ManagedOnlineDeployment.model_validate(
         {k: v for k, v in d.items() if k in ManagedOnlineDeployment.model_fields})
-
-
-class _Done:
-    def __init__(self, value: Any) -> None:
-        self._value = value
-
-    def result(self, timeout: float | None = None) -> Any:
-        return self._value
-
-    def done(self) -> bool:
-        return True
-
-    def wait(self, timeout: float | None = None) -> None:
-        return None
-
-    def status(self) -> str:
-        return "Succeeded"
 
 
 class DeploymentPoller:
