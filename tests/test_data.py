@@ -339,3 +339,15 @@ def test_file_upload_after_a_folder_holding_only_that_file(ml_client, tmp_path):
     ml_client.data.create_or_update(Data(name="only-folder", type="uri_folder", path=str(folder)))
     f = ml_client.data.create_or_update(Data(name="only-file", type="uri_file", path=str(folder / "iris.csv")))
     assert f.path.endswith("/iris.csv")
+
+
+def test_negative_or_odd_versions_are_refused():
+    """Regression: data version -1 was accepted."""
+    from openaml.entities import Data, load_entity
+    from openaml.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="version"):
+        load_entity(Data, data={"name": "x", "version": -1, "path": "p"})
+    with pytest.raises(ValidationError, match="version"):
+        load_entity(Data, data={"name": "x", "version": "../1", "path": "p"})
+    assert load_entity(Data, data={"name": "x", "version": 3, "path": "p"}).version == "3"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -29,7 +30,11 @@ class _Asset(Entity):
     def _version_to_str(cls, v: Any) -> Any:
         if isinstance(v, bool):
             raise ValueError("version must be a string or an integer")
-        return str(v) if isinstance(v, int) else v
+        v = str(v) if isinstance(v, int) else v
+        if isinstance(v, str) and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}", v):
+            raise ValueError(f"version {v!r} is invalid: use letters, digits, '.', '_' or '-', starting with a "
+                             "letter or digit (e.g. 1, 2, 2024.1)")
+        return v
 
     @field_validator("tags", "properties", mode="before")
     @classmethod
