@@ -17,7 +17,9 @@ Contract (tested against every backend by ``tests/store/test_store_contract.py``
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -96,9 +98,18 @@ class MetadataStore:
                 # both win) and migrations would not be atomic: we emit BEGIN ourselves below.
                 dbapi_conn.isolation_level = None
                 cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA synchronous=NORMAL")
                 cur.execute("PRAGMA busy_timeout=30000")
+                # switching a new database to WAL needs an exclusive lock, which SQLite may refuse at
+                # once (no busy wait) while another process does the same: retry for a while
+                for attempt in range(100):
+                    try:
+                        cur.execute("PRAGMA journal_mode=WAL")
+                        break
+                    except sqlite3.OperationalError:
+                        if attempt == 99:
+                            raise
+                        time.sleep(0.05)
+                cur.execute("PRAGMA synchronous=NORMAL")
                 cur.close()
 
             @event.listens_for(engine, "begin")
