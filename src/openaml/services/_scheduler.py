@@ -197,7 +197,10 @@ class Scheduler:
                 self._finish_from_state(job, state)
                 return
             self.backend.kill(handle, [p for p in (state.get("user_pgid"),) if p])
-            if rt.get("cancel_requested"):
+            # re-read: a cancel may have arrived after this pass listed the job (its SIGTERM can end a
+            # runner that had not yet installed its handler) — that is a cancel, not a failure
+            rt = self.ctx.store.get_job(name)["runtime"]
+            if rt.get("cancel_requested") or (job_dir / "cancel").exists():
                 self._end(name, JobStatus.CANCELED, error=rt.get("cancel_reason") or "canceled",
                           log_tail=tail_lines(job_dir / "user_logs" / "std_log.txt"))
             else:
