@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from openaml.entities._base import Entity
+from openaml.entities._base import Entity, stringify_values
 
 __all__ = ["Data", "Model"]
 
@@ -39,9 +39,7 @@ class _Asset(Entity):
     @field_validator("tags", "properties", mode="before")
     @classmethod
     def _tags_to_str(cls, v: Any) -> Any:
-        if isinstance(v, dict):
-            return {str(k): "" if x is None else str(x) for k, x in v.items()}
-        return v
+        return stringify_values(v)
 
 
 class Data(_Asset):

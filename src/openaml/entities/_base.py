@@ -15,9 +15,23 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 from openaml._yaml import LineMap, apply_set_overrides, format_loc, load_yaml_with_lines
 from openaml.errors import ValidationError
 
-__all__ = ["Entity", "load_entity", "validation_error_from_pydantic"]
+__all__ = ["Entity", "load_entity", "validation_error_from_pydantic", "stringify_values", "strip_azureml_prefix"]
 
 T = TypeVar("T", bound="Entity")
+
+
+def stringify_values(v: Any) -> Any:
+    """Tags and properties: every value a string (YAML gives ints and bools), None as ''."""
+    if isinstance(v, dict):
+        return {str(k): "" if x is None else str(x) for k, x in v.items()}
+    return v
+
+
+def strip_azureml_prefix(v: Any) -> Any:
+    """``azureml:cpu-cluster`` -> ``cpu-cluster`` (compute references)."""
+    if isinstance(v, str) and v.startswith("azureml:"):
+        return v[len("azureml:"):]
+    return v
 
 
 class Entity(BaseModel):

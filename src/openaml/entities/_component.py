@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from openaml.entities._base import Entity
+from openaml.entities._base import Entity, stringify_values
 from openaml.entities._environment import Environment
 from openaml.entities._io import Input, Output, normalize_inputs, normalize_outputs
 
@@ -54,9 +54,7 @@ class CommandComponent(Entity):
     @field_validator("tags", "properties", mode="before")
     @classmethod
     def _str_values(cls, v: Any) -> Any:
-        if isinstance(v, dict):
-            return {str(k): "" if x is None else str(x) for k, x in v.items()}
-        return v
+        return stringify_values(v)
 
     @field_validator("inputs", mode="before")
     @classmethod

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator
 
-from openaml.entities._base import Entity
+from openaml.entities._base import Entity, stringify_values, strip_azureml_prefix
 from openaml.entities._environment import Environment
 from openaml.entities._io import Input, Output, normalize_inputs, normalize_outputs
 
@@ -71,16 +71,12 @@ class Job(Entity):
     @field_validator("tags", "properties", mode="before")
     @classmethod
     def _str_values(cls, v: Any) -> Any:
-        if isinstance(v, dict):
-            return {str(k): "" if x is None else str(x) for k, x in v.items()}
-        return v
+        return stringify_values(v)
 
     @field_validator("compute", mode="before")
     @classmethod
     def _strip_prefix(cls, v: Any) -> Any:
-        if isinstance(v, str) and v.startswith("azureml:"):
-            return v[len("azureml:"):]
-        return v
+        return strip_azureml_prefix(v)
 
 
 class CommandJob(Job):

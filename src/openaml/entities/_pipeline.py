@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
-from openaml.entities._base import Entity
+from openaml.entities._base import Entity, strip_azureml_prefix
 from openaml.entities._io import Input, Output, normalize_inputs, normalize_outputs
 from openaml.entities._job import Job
 
@@ -27,9 +27,7 @@ class PipelineJobSettings(Entity):
     @field_validator("default_compute", "default_datastore", mode="before")
     @classmethod
     def _strip_prefix(cls, v: Any) -> Any:
-        if isinstance(v, str) and v.startswith("azureml:"):
-            return v[len("azureml:"):]
-        return v
+        return strip_azureml_prefix(v)
 
 
 class PipelineNode(Entity):
@@ -69,9 +67,7 @@ class PipelineNode(Entity):
     @field_validator("compute", mode="before")
     @classmethod
     def _strip_prefix(cls, v: Any) -> Any:
-        if isinstance(v, str) and v.startswith("azureml:"):
-            return v[len("azureml:"):]
-        return v
+        return strip_azureml_prefix(v)
 
 
 class PipelineJob(Job):
