@@ -280,3 +280,158 @@ def test_command_builder_called_inside_dsl_makes_a_node():
     job = one_step()
     assert set(job.jobs) == {"node"}
     assert job.jobs["node"].inputs["n"] == "${{parent.inputs.n}}"
+
+
+def _nested_project(root: Path) -> Path:
+    """pipeline -> m (middle.yml) -> first, second (inner.yml each) -> a, b (double.yml); then after."""
+    _write(root / "src" / "double.py", """
+        import sys, pathlib
+        data, k, out = pathlib.Path(sys.argv[1]), int(sys.argv[2]), pathlib.Path(sys.argv[3])
+        (out / "n.txt").write_text(str(int((data / "n.txt").read_text()) * k))
+        """)
+    _write(root / "double.yml", """
+        name: double_it
+        type: command
+        inputs:
+          data: {type: uri_folder}
+          k: {type: integer}
+        outputs:
+          out: {type: uri_folder}
+        code: ./src
+        command: python double.py ${{inputs.data}} ${{inputs.k}} ${{outputs.out}}
+        """)
+    _write(root / "comps" / "inner.yml", """
+        $schema: https://azuremlschemas.azureedge.net/latest/pipelineComponent.schema.json
+        type: pipeline
+        name: inner_pipe
+        inputs:
+          data: {type: uri_folder}
+          k: {type: integer, default: 2}
+        outputs:
+          result: {type: uri_folder}
+        jobs:
+          a:
+            type: command
+            component: ../double.yml
+            inputs: {data: "${{parent.inputs.data}}", k: "${{parent.inputs.k}}"}
+          b:
+            type: command
+            component: ../double.yml
+            inputs: {data: "${{parent.jobs.a.outputs.out}}", k: 3}
+            outputs: {out: "${{parent.outputs.result}}"}
+        """)
+    _write(root / "comps" / "middle.yml", """
+        type: pipeline
+        name: middle_pipe
+        inputs:
+          data: {type: uri_folder}
+          k: {type: integer}
+        outputs:
+          result: {type: uri_folder}
+        jobs:
+          first:
+            type: pipeline
+            component: ./inner.yml
+            inputs: {data: "${{parent.inputs.data}}", k: "${{parent.inputs.k}}"}
+          second:
+            type: pipeline
+            component: ./inner.yml
+            inputs: {data: "${{parent.jobs.first.outputs.result}}"}
+            outputs: {result: "${{parent.outputs.result}}"}
+        """)
+    _write(root / "data" / "n.txt", "1")
+    return _write(root / "nested.yml", """
+        type: pipeline
+        experiment_name: nested
+        inputs:
+          data: {type: uri_folder, path: ./data}
+        outputs:
+          final: {mode: rw_mount}
+        settings: {default_compute: azureml:local, force_rerun: true}
+        jobs:
+          m:
+            type: pipeline
+            component: ./comps/middle.yml
+            inputs: {data: "${{parent.inputs.data}}", k: 5}
+            outputs: {result: "${{parent.outputs.final}}"}
+          after:
+            component: ./double.yml
+            inputs: {data: "${{parent.jobs.m.outputs.result}}", k: 1}
+        """)
+
+
+def _read_output(ml: MLClient, job: str, output: str, dest: Path) -> str:
+    ml.jobs.download(job, download_path=dest, output_name=output)
+    return (dest / "named-outputs" / output / "n.txt").read_text()
+
+
+def test_pipeline_components_nest_two_levels_in_yaml_registered_and_shown(ml_client, cli, tmp_path):
+    yml = _nested_project(tmp_path)
+    job = ml_client.jobs.wait(ml_client.jobs.create_or_update(load_job(yml)).name, timeout=240)
+    raw = ml_client.jobs.get_raw(job.name)
+    assert job.status == "Completed", raw
+    assert list(raw["steps"]) == ["m-first-a", "m-first-b", "m-second-a", "m-second-b", "after"] or \
+        set(raw["steps"]) == {"m-first-a", "m-first-b", "m-second-a", "m-second-b", "after"}
+    # 1 * 5 (first.a) * 3 (first.b) * 2 (second.a, k defaulted) * 3 (second.b) = 90; after * 1
+    assert _read_output(ml_client, job.name, "final", tmp_path / "dl") == "90"
+    assert _read_output(ml_client, f"{job.name}-after", "out", tmp_path / "dl2") == "90"
+    shown = cli("job", "show", "-n", job.name, "-o", "graph", check=True).stdout
+    assert "m" in shown and "first" in shown and "second" in shown and "after" in shown
+    # registered: the middle component (its nested component files sent inline) used by reference
+    r = cli("component", "create", "-f", str(tmp_path / "comps" / "middle.yml"))
+    assert r.returncode == 0, r.stderr
+    assert r.json()["type"] == "pipeline"
+    reg = _write(tmp_path / "reg.yml", yml.read_text().replace("./comps/middle.yml", "azureml:middle_pipe@latest"))
+    job = ml_client.jobs.wait(ml_client.jobs.create_or_update(load_job(reg)).name, timeout=240)
+    assert job.status == "Completed", ml_client.jobs.get_raw(job.name)
+    assert _read_output(ml_client, job.name, "final", tmp_path / "dl3") == "90"
+
+
+@pytest.mark.parametrize("edit,where,what", [
+    (("k: 5", "k: 5, nope: 1"), "jobs.m.inputs.nope", "no input 'nope'"),
+    (("inputs: {data: \"${{parent.inputs.data}}\", k: 5}", "inputs: {data: \"${{parent.inputs.data}}\"}"),
+     "jobs.m.inputs.k", "not bound"),
+    (("m.outputs.result", "m.outputs.missing"), "jobs.after.inputs.data", "output 'missing'"),
+    (("./comps/middle.yml", "azureml:middle_pipe:404"), "jobs.m.component", "404"),
+    (("k: 5", "k: 5.5"), "inputs.k", "type mismatch"),
+])
+def test_bad_pipeline_component_nodes_rejected(ml_client, tmp_path, edit, where, what):
+    yml = _nested_project(tmp_path)
+    yml.write_text(yml.read_text().replace(*edit))
+    before = len(ml_client.jobs.list(list_view_type="all"))
+    with pytest.raises(ValidationError) as info:
+        ml_client.jobs.create_or_update(load_job(yml))
+    assert where in info.value.message and what in info.value.message, info.value.message
+    assert len(ml_client.jobs.list(list_view_type="all")) == before
+
+
+def test_dsl_pipeline_called_inside_a_dsl_pipeline_nests(ml_client, tmp_path):
+    _nested_project(tmp_path)
+    double = load_component(tmp_path / "double.yml")
+
+    @dsl.pipeline()
+    def inner(data: Input, k: int = 2) -> dict:
+        a = double(data=data, k=k)
+        b = double(data=a.outputs.out, k=3)
+        return {"result": b.outputs.out}
+
+    @dsl.pipeline()
+    def middle(data: Input, k: int) -> dict:
+        first = inner(data=data, k=k)
+        second = inner(data=first.outputs.result)
+        return {"result": second.outputs.result}
+
+    @dsl.pipeline(compute="local", experiment_name="nested-dsl", force_rerun=True)
+    def outer(data: Input) -> dict:
+        m = middle(data=data, k=5)
+        after = double(data=m.outputs.result, k=1)
+        return {"final": after.outputs.out}
+
+    job = outer(data=Input(type="uri_folder", path=str(tmp_path / "data")))
+    assert job.jobs["m"].type == "pipeline"
+    created = ml_client.jobs.create_or_update(job)
+    final = ml_client.jobs.wait(created.name, timeout=240)
+    assert final.status == "Completed", ml_client.jobs.get_raw(created.name)
+    assert _read_output(ml_client, created.name, "final", tmp_path / "dl") == "90"
+    assert set(ml_client.jobs.get_raw(created.name)["steps"]) == {
+        "m-first-a", "m-first-b", "m-second-a", "m-second-b", "after"}

@@ -81,7 +81,7 @@ def load_job(source: str | Path, *, params_override: list[Any] | None = None, **
 
 def load_component(source: str | Path | None = None, *, params_override: list[Any] | None = None,
                    **kwargs: Any) -> Any:
-    """Load a component YAML (``type: command``, the default).
+    """Load a component YAML: ``type: command`` (the default) or ``type: pipeline`` (spec 5.4).
 
     Raises:
         ValidationError: unknown field, bad name (lowercase letters, digits, underscores), no
@@ -94,9 +94,13 @@ def load_component(source: str | Path | None = None, *, params_override: list[An
         raise ValidationError("load_component needs a YAML file path")
     data, _ = load_yaml_with_lines(source)
     ctype = data.get("type", "command")
+    if ctype == "pipeline":
+        from openaml.entities._component import PipelineComponent
+
+        return load_entity(PipelineComponent, source, params_override=params_override, kind="pipeline component")
     if ctype != "command":
-        raise ValidationError(f"{source}: field 'type': {ctype!r} components are not supported yet; supported: command",
-                              details={"file": str(source), "field": "type", "value": ctype})
+        raise ValidationError(f"{source}: field 'type': {ctype!r} components are not supported yet; supported: "
+                              "command, pipeline", details={"file": str(source), "field": "type", "value": ctype})
     comp = load_entity(CommandComponent, source, params_override=params_override, kind="command component")
     if not comp.name:
         raise ValidationError(f"{source}: field 'name' is required (lowercase letters, digits, underscores)",

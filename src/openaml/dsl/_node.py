@@ -91,7 +91,8 @@ class Node:
                 return v.model_dump(mode="json", exclude_none=True)
             return v
 
-        nd: dict[str, Any] = {"type": "command", "component": self.component,
+        ntype = "pipeline" if getattr(self.component, "type", "command") == "pipeline" else "command"
+        nd: dict[str, Any] = {"type": ntype, "component": self.component,
                               "inputs": {k: value(v) for k, v in self.inputs.items()},
                               "outputs": {k: o._override() for k, o in self.outputs.items() if o._override()}}
         if self.compute:
@@ -107,10 +108,11 @@ class Node:
 
 def make_node(component: Any, kwargs: dict[str, Any]) -> Node:
     """Bind ``kwargs`` to ``component``'s inputs (a ``CommandComponent`` or ``command(...)`` job)."""
+    from openaml.entities._component import PipelineComponent
     from openaml.errors import ValidationError
     from openaml.sdk._components import as_component
 
-    comp = as_component(component)
+    comp = component if isinstance(component, PipelineComponent) else as_component(component)
     unknown = sorted(set(kwargs) - set(comp.inputs))
     if unknown:
         raise ValidationError(f"component {comp.name or 'command'}: no input(s) {', '.join(unknown)}; inputs: "

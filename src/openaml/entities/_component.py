@@ -14,7 +14,7 @@ from openaml.entities._base import Entity, stringify_values
 from openaml.entities._environment import Environment
 from openaml.entities._io import Input, Output, normalize_inputs, normalize_outputs
 
-__all__ = ["CommandComponent", "Component", "COMPONENT_NAME_PATTERN"]
+__all__ = ["CommandComponent", "Component", "PipelineComponent", "COMPONENT_NAME_PATTERN"]
 
 # azure-ai-ml: lowercase letters, digits and underscores, starting with a letter (spec 1.4)
 COMPONENT_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,254}$"
@@ -84,6 +84,70 @@ class CommandComponent(Entity):
 
         if args:
             raise TypeError(f"component {self.name or 'command'}: pass inputs by keyword, e.g. comp(data=...)")
+        return make_node(self, kwargs)
+
+
+class PipelineComponent(Entity):
+    """``type: pipeline`` component (spec 5.4): a graph of nodes with its own ports, usable as a
+    node of another pipeline (``type: pipeline`` node, ``component: ./x.yml``), nested to any depth.
+
+    Its nodes bind to its own ports with ``${{parent.inputs.x}}`` / ``${{parent.outputs.y}}`` as a
+    pipeline job's nodes do. ``name`` is required to register it, not to use it from a file.
+    """
+
+    type: Literal["pipeline"] = "pipeline"
+    name: str | None = Field(default=None, pattern=COMPONENT_NAME_PATTERN)
+    version: str | None = None
+    display_name: str | None = None
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    properties: dict[str, str] = Field(default_factory=dict)
+    is_deterministic: bool = True
+    inputs: dict[str, Input] = Field(default_factory=dict)
+    outputs: dict[str, Output] = Field(default_factory=dict)
+    jobs: dict[str, Any] = Field(default_factory=dict)
+    # server-populated
+    id: str | None = None
+    archived: bool = False
+    created_at: str | None = None
+    creation_context: dict[str, Any] | None = None
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_str(cls, v: Any) -> Any:
+        return None if v is None else str(v)
+
+    @field_validator("tags", "properties", mode="before")
+    @classmethod
+    def _str_values(cls, v: Any) -> Any:
+        return stringify_values(v)
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _inputs(cls, v: Any) -> Any:
+        return normalize_inputs(v)
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _outputs(cls, v: Any) -> Any:
+        return normalize_outputs(v)
+
+    @field_validator("jobs", mode="before")
+    @classmethod
+    def _jobs(cls, v: Any) -> Any:
+        from openaml.entities._pipeline import PipelineNode
+
+        out = {}
+        for key, value in (v or {}).items():
+            out[key] = value if isinstance(value, PipelineNode) else PipelineNode.model_validate(value or {})
+        return out
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """A ``type: pipeline`` node running this component with ``kwargs`` bound to its inputs."""
+        from openaml.dsl._node import make_node
+
+        if args:
+            raise TypeError(f"component {self.name or 'pipeline'}: pass inputs by keyword, e.g. comp(data=...)")
         return make_node(self, kwargs)
 
 

@@ -18,9 +18,13 @@ __all__ = ["ComponentOperations", "component_payload", "component_from_dict"]
 _LOCAL_MARKERS = ("azureml:", "azureml://", "openaml-code:", "http://", "https://", "git+")
 
 
-def component_from_dict(d: dict[str, Any]) -> CommandComponent:
-    known = {k: v for k, v in d.items() if k in CommandComponent.model_fields}
-    return CommandComponent.model_validate(known)
+def component_from_dict(d: dict[str, Any]) -> Any:
+    """A ``CommandComponent``, or a ``PipelineComponent`` for ``type: pipeline``."""
+    from openaml.entities._component import PipelineComponent
+
+    cls = PipelineComponent if d.get("type") == "pipeline" else CommandComponent
+    known = {k: v for k, v in d.items() if k in cls.model_fields}
+    return cls.model_validate(known)
 
 
 def component_payload(client: Any, comp: CommandComponent, *, base: Path | None = None,
@@ -73,13 +77,19 @@ class ComponentOperations:
             ValidationError: no name, a bad name (lowercase letters, digits, underscores), missing code.
             ConflictError: that version exists with different content.
         """
-        comp = as_component(component)
+        from openaml.entities._component import PipelineComponent
+        from openaml.sdk._pipelines import pipeline_component_payload
+
+        comp = component if isinstance(component, PipelineComponent) else as_component(component)
         if version is not None:
             comp.version = str(version)
         if not comp.name:
             raise ValidationError("component: field 'name' is required to register a component",
                                   details={"field": "name"})
-        payload = component_payload(self._client, comp, progress=progress)
+        if isinstance(comp, PipelineComponent):
+            payload = pipeline_component_payload(self, comp, progress=progress)
+        else:
+            payload = component_payload(self._client, comp, progress=progress)
         return component_from_dict(self._t.post("/components", json=payload))
 
     def get(self, name: str, version: str | None = None, label: str | None = None, **kwargs: Any) -> CommandComponent:

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from openaml.entities._component import CommandComponent
+from openaml.entities._component import CommandComponent, PipelineComponent
 from openaml.errors import ValidationError
 
-__all__ = ["prepare_pipeline"]
+__all__ = ["pipeline_component_payload", "prepare_jobs", "prepare_pipeline"]
 
 _PRIMITIVE = ("string", "number", "integer", "boolean")
 
@@ -29,36 +29,54 @@ def prepare_pipeline(ops: Any, job: Any, *, progress: bool = False) -> dict[str,
         ValidationError: a component file, code folder or local input that does not exist
             (node and field named).
     """
-    from openaml._load import load_component
-    from openaml.sdk._components import as_component, component_payload
-    from openaml.sdk._jobs import _default_experiment, _inline_environment, _is_local
-    from openaml.sdk._upload import upload_code, upload_path
+    from openaml.sdk._jobs import _default_experiment
 
-    client = ops._client
     base: Path = job.base_path
     src = job._source or "pipeline"
     data = job.model_dump(mode="json", exclude_none=True, exclude={"jobs"})
     data["jobs"] = {}
 
-    def upload_input(field: str, inp: dict[str, Any], where: Path) -> None:
-        path = inp.get("path")
-        if not path or inp.get("type") in _PRIMITIVE or not _is_local(str(path)) or str(path).startswith("${{"):
-            return
-        local = (where / str(path)).resolve()
-        if not local.exists():
-            raise ValidationError(f"{src}: field '{field}.path': {path!r} does not exist (resolved to {local})",
-                                  details={"file": src, "field": f"{field}.path", "value": path})
-        inp["path"] = upload_path(ops._t, local, progress=progress)["uri"]
-
     for name, inp in (data.get("inputs") or {}).items():
-        upload_input(f"inputs.{name}", inp, base)
-    for node_name, node in job.jobs.items():
-        field = f"jobs.{node_name}"
+        _upload_input(ops, src, f"inputs.{name}", inp, base, progress)
+    data["jobs"] = prepare_jobs(ops, job.jobs, base=base, src=src, where="jobs", progress=progress)
+    if not job.experiment_name:
+        data["experiment_name"] = _default_experiment(job)
+    return data
+
+
+def _upload_input(ops: Any, src: str, field: str, inp: dict[str, Any], where: Path, progress: bool) -> None:
+    from openaml.sdk._jobs import _is_local
+    from openaml.sdk._upload import upload_path
+
+    path = inp.get("path")
+    if not path or inp.get("type") in _PRIMITIVE or not _is_local(str(path)) or str(path).startswith("${{"):
+        return
+    local = (where / str(path)).resolve()
+    if not local.exists():
+        raise ValidationError(f"{src}: field '{field}.path': {path!r} does not exist (resolved to {local})",
+                              details={"file": src, "field": f"{field}.path", "value": path})
+    inp["path"] = upload_path(ops._t, local, progress=progress)["uri"]
+
+
+def prepare_jobs(ops: Any, jobs: dict[str, Any], *, base: Path, src: str, where: str,
+                 progress: bool = False) -> dict[str, Any]:
+    """The wire form of ``jobs`` (a pipeline's or a pipeline component's): component files loaded,
+    code and local inputs uploaded, pipeline components prepared recursively (their own folder
+    is the base of their relative paths)."""
+    from openaml._load import load_component
+    from openaml.entities._base import load_entity
+    from openaml.sdk._components import as_component, component_payload
+    from openaml.sdk._jobs import _inline_environment, _is_local
+    from openaml.sdk._upload import upload_code
+
+    client = ops._client
+    out: dict[str, Any] = {}
+    for node_name, node in jobs.items():
+        field = f"{where}.{node_name}"
         nd = node.model_dump(mode="json", exclude_none=True, exclude={"component", "inputs", "outputs"})
         nd["inputs"] = {k: _plain(v) for k, v in node.inputs.items()}
         nd["outputs"] = {k: _plain(v) for k, v in node.outputs.items()}
         comp = node.component
-        comp_base = base
         if isinstance(comp, str) and _is_file_ref(comp):
             path = (base / comp[len("file:"):] if comp.startswith("file:") else base / comp).resolve()
             if not path.is_file():
@@ -66,13 +84,14 @@ def prepare_pipeline(ops: Any, job: Any, *, progress: bool = False) -> dict[str,
                                       f"{path})", details={"file": src, "field": f"{field}.component", "value": comp})
             comp = load_component(path)
         elif isinstance(comp, dict):
-            from openaml.entities._base import load_entity
-
-            comp = load_entity(CommandComponent, data=comp, relative_origin=base, kind=f"{field}.component")
-        if comp is not None and not isinstance(comp, str):
+            kind = PipelineComponent if comp.get("type") == "pipeline" or "jobs" in comp else CommandComponent
+            comp = load_entity(kind, data=comp, relative_origin=base, kind=f"{field}.component")
+        if isinstance(comp, PipelineComponent):
+            nd["component"] = pipeline_component_payload(ops, comp, base=comp._base_path or base, progress=progress)
+            nd["type"] = "pipeline"
+        elif comp is not None and not isinstance(comp, str):
             comp = as_component(comp)
-            comp_base = comp._base_path or base
-            nd["component"] = component_payload(client, comp, base=comp_base, progress=progress)
+            nd["component"] = component_payload(client, comp, base=comp._base_path or base, progress=progress)
         elif comp is not None:
             nd["component"] = comp
         else:  # inline command node
@@ -87,10 +106,25 @@ def prepare_pipeline(ops: Any, job: Any, *, progress: bool = False) -> dict[str,
                 nd["environment"] = _inline_environment(client, env, base)
         for k, v in nd["inputs"].items():
             if isinstance(v, dict):
-                upload_input(f"{field}.inputs.{k}", v, base)
-        data["jobs"][node_name] = nd
-    if not job.experiment_name:
-        data["experiment_name"] = _default_experiment(job)
+                _upload_input(ops, src, f"{field}.inputs.{k}", v, base, progress)
+        out[node_name] = nd
+    return out
+
+
+def pipeline_component_payload(ops: Any, comp: PipelineComponent, *, base: Path | None = None,
+                               progress: bool = False) -> dict[str, Any]:
+    """A ``PipelineComponent`` as the server takes it: its nodes prepared (see :func:`prepare_jobs`).
+
+    Raises:
+        ValidationError: a component file, code folder or local input of a node that does not exist.
+    """
+    base = base or comp.base_path
+    src = comp._source or f"pipeline component {comp.name or ''}".strip()
+    data = comp.model_dump(mode="json", exclude_none=True, exclude={"id", "archived", "created_at",
+                                                                     "creation_context", "jobs"})
+    for name, inp in (data.get("inputs") or {}).items():
+        _upload_input(ops, src, f"inputs.{name}", inp, base, progress)
+    data["jobs"] = prepare_jobs(ops, comp.jobs, base=base, src=src, where="jobs", progress=progress)
     return data
 
 

@@ -8,6 +8,7 @@ mismatches, unbound required inputs, unknown component versions, unsupported nod
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
@@ -17,6 +18,7 @@ from openaml.entities._component import CommandComponent
 from openaml.entities._io import _literal_type
 from openaml.errors import OpenAMLError
 from openaml.services._job_resolve import ResolveErrors, _check_literal
+from openaml.services._pipeline_nested import expand_pipeline_nodes
 
 __all__ = ["compile_pipeline", "PARENT_BINDING"]
 
@@ -51,10 +53,11 @@ def compile_pipeline(spec: dict[str, Any], resolve_component: Any, errors: Resol
         errors.add("component", "running a pipeline component as a job is not supported yet; put its nodes in jobs:")
     if not jobs:
         errors.add("jobs", "a pipeline needs at least one node under jobs:")
+    jobs = expand_pipeline_nodes(copy.deepcopy(jobs), resolve_component, errors)
     components: dict[str, dict[str, Any]] = {}
     for node, nd in jobs.items():
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", node):
-            errors.add(f"jobs.{node}", "node names are letters, digits and underscores, starting with a letter")
+        if nd.pop("_reported", False):
+            continue
         comp = _node_component(node, nd, resolve_component, errors)
         if comp is not None:
             components[node] = comp

@@ -1,4 +1,4 @@
-"""Components (spec 5.1): registered, immutable, versioned command components.
+"""Components (spec 5.1, 5.4): registered, immutable, versioned command and pipeline components.
 
 Versions follow the other assets: an omitted version is the next integer; ``@latest`` is the
 newest unarchived version. Registering an existing version with the same content returns it
@@ -13,7 +13,7 @@ from typing import Any
 import pydantic
 
 from openaml.entities._base import validation_error_from_pydantic
-from openaml.entities._component import CommandComponent
+from openaml.entities._component import CommandComponent, PipelineComponent
 from openaml.errors import ConflictError, NotFoundError, ValidationError
 from openaml.services._context import WorkspaceContext
 
@@ -46,25 +46,47 @@ class ComponentService:
     def __init__(self, ctx: WorkspaceContext) -> None:
         self.ctx = ctx
 
-    def _validate(self, spec: dict[str, Any]) -> CommandComponent:
+    def _validate(self, spec: dict[str, Any]) -> CommandComponent | PipelineComponent:
         spec = {k: v for k, v in spec.items() if k not in ("id", "archived", "created_at", "creation_context")}
         spec.pop("$schema", None)
-        if spec.get("type", "command") != "command":
-            raise ValidationError(f"component: field 'type': {spec.get('type')!r} components cannot be registered "
-                                  "here yet; supported: command", details={"field": "type"})
+        ctype = spec.get("type", "command")
+        if ctype not in ("command", "pipeline"):
+            raise ValidationError(f"component: field 'type': {ctype!r} components cannot be registered "
+                                  "here yet; supported: command, pipeline", details={"field": "type"})
+        cls = PipelineComponent if ctype == "pipeline" else CommandComponent
         try:
-            comp = CommandComponent.model_validate(spec)
+            comp = cls.model_validate(spec)
         except pydantic.ValidationError as exc:
             raise validation_error_from_pydantic(exc, source=None, lines=None, kind="component") from None
         if not comp.name:
             raise ValidationError("component: field 'name' is required to register a component "
                                   "(lowercase letters, digits and underscores, starting with a letter)",
                                   details={"field": "name"})
+        if isinstance(comp, PipelineComponent):
+            self._check_pipeline_nodes(comp)
+            return comp
         code = comp.code
         if code and not (code.startswith("openaml-code:") or code.startswith("azureml://")):
             raise ValidationError(f"component: field 'code': {code!r} is a local path the server cannot read; "
                                   "register with the openaml CLI or SDK, which upload it", details={"field": "code"})
         return comp
+
+    def _check_pipeline_nodes(self, comp: PipelineComponent) -> None:
+        """The nodes of a pipeline component, checked as far as they can be without a pipeline
+        around them: component files must have been sent inline by the client, references exist."""
+        from openaml.services._job_resolve import ResolveErrors
+        from openaml.services._pipeline_nested import expand_pipeline_nodes
+
+        errors = ResolveErrors()
+        for node, nd in comp.jobs.items():
+            ref = nd.component
+            if isinstance(ref, str) and not ref.startswith("azureml:"):
+                errors.add(f"jobs.{node}.component", f"{ref!r} is a local file the server cannot read; register "
+                                                      "with the openaml CLI or SDK, which send it inline")
+        if not errors.items:
+            jobs = {k: v.model_dump(mode="json", exclude_none=True) for k, v in comp.jobs.items()}
+            expand_pipeline_nodes(jobs, self.resolve_reference, errors)
+        errors.raise_if_any("component")
 
     def create_or_update(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Register a version. Raises ValidationError (fields named) or ConflictError."""
