@@ -435,3 +435,78 @@ def test_dsl_pipeline_called_inside_a_dsl_pipeline_nests(ml_client, tmp_path):
     assert _read_output(ml_client, created.name, "final", tmp_path / "dl") == "90"
     assert set(ml_client.jobs.get_raw(created.name)["steps"]) == {
         "m-first-a", "m-first-b", "m-second-a", "m-second-b", "after"}
+
+
+def _sweep_project(root: Path) -> Path:
+    _write(root / "src" / "trial.py", """
+        import sys, pathlib, mlflow
+        lr, out = float(sys.argv[1]), pathlib.Path(sys.argv[2])
+        mlflow.log_metric("score", -abs(lr - 0.3))
+        (out / "lr.txt").write_text(str(lr))
+        """)
+    _write(root / "trial.yml", """
+        name: trial_comp
+        type: command
+        inputs:
+          lr: {type: number, default: 0.01}
+        outputs:
+          model: {type: uri_folder}
+        code: ./src
+        command: python trial.py ${{inputs.lr}} ${{outputs.model}}
+        """)
+    return _write(root / "sweep_pipe.yml", """
+        type: pipeline
+        experiment_name: sweep-node
+        outputs:
+          best: {mode: rw_mount}
+        settings: {default_compute: azureml:local}
+        jobs:
+          tune:
+            type: sweep
+            trial: ./trial.yml
+            search_space:
+              lr: {type: choice, values: [0.1, 0.3]}
+            sampling_algorithm: grid
+            objective: {goal: maximize, primary_metric: score}
+            limits: {max_total_trials: 2, max_concurrent_trials: 2}
+          use:
+            command: python -c "import shutil,sys; shutil.copy(sys.argv[1]+'/lr.txt', sys.argv[2]+'/n.txt')" ${{inputs.m}} ${{outputs.o}}
+            inputs: {m: "${{parent.jobs.tune.outputs.model}}"}
+            outputs: {o: "${{parent.outputs.best}}"}
+        """)
+
+
+def test_sweep_node_best_trial_outputs_feed_downstream(ml_client, tmp_path):
+    yml = _sweep_project(tmp_path)
+    job = ml_client.jobs.wait(ml_client.jobs.create_or_update(load_job(yml)).name, timeout=240)
+    raw = ml_client.jobs.get_raw(job.name)
+    assert job.status == "Completed", raw
+    sweep = ml_client.jobs.get_raw(f"{job.name}-tune")
+    assert sweep["type"] == "sweep" and sweep["parent_job_name"] == job.name
+    assert len(sweep["trials"]) == 2
+    assert _read_output(ml_client, job.name, "best", tmp_path / "dl") == "0.3"
+    assert raw["steps"]["tune"]["status"] == "Completed"
+
+
+@pytest.mark.slow
+def test_dsl_sweep_node(ml_client, tmp_path):
+    from openaml.sweep import Choice
+
+    _sweep_project(tmp_path)
+    trial = load_component(tmp_path / "trial.yml")
+
+    @dsl.pipeline(compute="local", experiment_name="sweep-node-dsl")
+    def tuned() -> dict:
+        t = trial(lr=Choice([0.1, 0.3, 0.5]))
+        tune = t.sweep(primary_metric="score", goal="Maximize", sampling_algorithm="grid")
+        tune.set_limits(max_total_trials=3, max_concurrent_trials=3)
+        return {"best": tune.outputs.model}
+
+    job = tuned()
+    assert set(job.jobs) == {"tune"} and job.jobs["tune"].type == "sweep"
+    assert job.jobs["tune"].search_space == {"lr": {"type": "choice", "values": [0.1, 0.3, 0.5]}}
+    created = ml_client.jobs.create_or_update(job)
+    final = ml_client.jobs.wait(created.name, timeout=240)
+    assert final.status == "Completed", ml_client.jobs.get_raw(created.name)
+    ml_client.jobs.download(created.name, download_path=tmp_path / "dl", output_name="best")
+    assert (tmp_path / "dl" / "named-outputs" / "best" / "lr.txt").read_text() == "0.3"

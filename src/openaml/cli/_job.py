@@ -80,21 +80,39 @@ def show(name: NameOpt, workspace: WorkspaceOpt = None, output: OutputOpt = "jso
 
 
 def _draw_pipeline(ml: Any, raw: dict[str, Any]) -> None:
+    """Steps in order, those of pipeline components indented under their node (``outer-inner``)."""
     from openaml.cli._output import console
 
     children = {c.name: _summary(c) for c in ml.jobs.list(parent_job_name=raw["name"])}
     console.print(f"pipeline {raw['name']}  {raw['status']}  {_duration(raw)}".rstrip())
     if raw.get("error"):
         console.print(f"  error: {raw['error']}")
-    for node, step in (raw.get("steps") or {}).items():
-        child = children.get(step.get("job") or f"{raw['name']}-{node}")
-        status = child["status"] if child else step.get("status", "NotStarted")
-        props = (child or {}).get("properties") or {}
-        reason = props.get("openaml.reason") or step.get("reason") or ""
-        deps = step.get("depends_on") or []
-        arrow = f"  <- {', '.join(deps)}" if deps else ""
-        dur = _duration(child) if child else ""
-        console.print(f"  {node:<20} {status:<10} {dur:>7}  {reason}{arrow}")
+    tree: dict[str, Any] = {}
+    for node in raw.get("steps") or {}:
+        *groups, leaf = node.split("-")
+        branch = tree
+        for g in groups:
+            branch = branch.setdefault(g, {})
+        branch[leaf] = node
+
+    def draw(branch: dict[str, Any], depth: int) -> None:
+        pad = "  " * (depth + 1)
+        for key, value in branch.items():
+            if isinstance(value, dict):
+                console.print(f"{pad}{key}  (pipeline component)")
+                draw(value, depth + 1)
+                continue
+            step = raw["steps"][value]
+            child = children.get(step.get("job") or f"{raw['name']}-{value}")
+            status = child["status"] if child else step.get("status", "NotStarted")
+            props = (child or {}).get("properties") or {}
+            reason = props.get("openaml.reason") or step.get("reason") or ""
+            deps = step.get("depends_on") or []
+            arrow = f"  <- {', '.join(deps)}" if deps else ""
+            dur = _duration(child) if child else ""
+            console.print(f"{pad}{key:<{max(4, 22 - 2 * depth)}} {status:<10} {dur:>7}  {reason}{arrow}")
+
+    draw(tree, 0)
 
 
 @app.command("list")

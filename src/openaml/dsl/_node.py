@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Node", "NodeOutput", "PipelineInput", "make_node", "current_builder"]
+__all__ = ["Node", "NodeOutput", "PipelineInput", "SweepNode", "make_node", "current_builder"]
 
 _BUILDERS: list[Any] = []
 
@@ -103,6 +103,72 @@ class Node:
             nd["environment_variables"] = dict(self.environment_variables)
         if self.limits.timeout:
             nd["limits"] = {"timeout": self.limits.timeout}
+        return nd
+
+
+    def sweep(self, *, primary_metric: str, goal: str, sampling_algorithm: Any = "random", compute: str | None = None,
+              max_total_trials: int | None = None, max_concurrent_trials: int | None = None,
+              timeout: int | None = None, trial_timeout: int | None = None, early_termination_policy: Any = None,
+              search_space: dict[str, Any] | None = None) -> SweepNode:
+        """A sweep node over this node's component (azure-ai-ml ``Command.sweep`` inside a pipeline).
+
+        The inputs given a distribution (``Choice``, ``Uniform`` ...) when the component was called,
+        plus ``search_space``, are swept; the others are bound as usual. The node replaces this one
+        in the pipeline; its outputs are the best trial's.
+        """
+        from openaml.entities._sweep import _Dist
+
+        space = {k: v for k, v in self.inputs.items() if isinstance(v, _Dist)}
+        space.update(search_space or {})
+        node = SweepNode(self.component, {k: v for k, v in self.inputs.items() if k not in space})
+        node.search_space = space
+        node.objective = {"goal": str(goal).lower(), "primary_metric": primary_metric}
+        node.sampling_algorithm = sampling_algorithm
+        node.early_termination = early_termination_policy
+        node.compute = compute or self.compute
+        node.display_name = self.display_name
+        node.environment_variables = dict(self.environment_variables)
+        node.set_limits(max_total_trials=max_total_trials, max_concurrent_trials=max_concurrent_trials,
+                        timeout=timeout, trial_timeout=trial_timeout)
+        builder = current_builder()
+        if builder is not None:
+            builder.nodes = [node if n is self else n for n in builder.nodes]
+        return node
+
+
+class SweepNode(Node):
+    """``type: sweep`` node: ``set_limits(...)``, ``early_termination``, ``sampling_algorithm``."""
+
+    def __init__(self, component: Any, inputs: dict[str, Any]) -> None:
+        super().__init__(component, inputs)
+        self.search_space: dict[str, Any] = {}
+        self.objective: dict[str, Any] = {}
+        self.sampling_algorithm: Any = "random"
+        self.early_termination: Any = None
+        self.sweep_limits: dict[str, Any] = {}
+
+    def set_limits(self, *, max_total_trials: int | None = None, max_concurrent_trials: int | None = None,
+                   timeout: int | None = None, trial_timeout: int | None = None) -> None:
+        for k, v in (("max_total_trials", max_total_trials), ("max_concurrent_trials", max_concurrent_trials),
+                     ("timeout", timeout), ("trial_timeout", trial_timeout)):
+            if v is not None:
+                self.sweep_limits[k] = v
+
+    def _to_node(self) -> dict[str, Any]:
+        def dump(v: Any) -> Any:
+            return v.model_dump(mode="json", exclude_none=True) if hasattr(v, "model_dump") else v
+
+        nd = super()._to_node()
+        nd.pop("limits", None)
+        nd["type"] = "sweep"
+        nd["trial"] = nd.pop("component")
+        nd["search_space"] = {k: dump(v) for k, v in self.search_space.items()}
+        nd["objective"] = dict(self.objective)
+        nd["sampling_algorithm"] = dump(self.sampling_algorithm)
+        if self.early_termination is not None:
+            nd["early_termination"] = dump(self.early_termination)
+        if self.sweep_limits:
+            nd["limits"] = dict(self.sweep_limits)
         return nd
 
 

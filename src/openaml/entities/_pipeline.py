@@ -58,6 +58,13 @@ class PipelineNode(Entity):
     name: str | None = None
     experiment_name: str | None = None
     is_deterministic: bool | None = None
+    # type: sweep nodes (spec 3, "Sweep as a pipeline node"): the trial is a component whose inputs
+    # named in search_space are swept; limits are the sweep's
+    trial: Any = None
+    search_space: dict[str, Any] | None = None
+    objective: dict[str, Any] | None = None
+    sampling_algorithm: Any = None
+    early_termination: dict[str, Any] | None = None
 
     @field_validator("inputs", "outputs", mode="before")
     @classmethod

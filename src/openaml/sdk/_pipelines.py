@@ -73,10 +73,10 @@ def prepare_jobs(ops: Any, jobs: dict[str, Any], *, base: Path, src: str, where:
     out: dict[str, Any] = {}
     for node_name, node in jobs.items():
         field = f"{where}.{node_name}"
-        nd = node.model_dump(mode="json", exclude_none=True, exclude={"component", "inputs", "outputs"})
+        nd = node.model_dump(mode="json", exclude_none=True, exclude={"component", "inputs", "outputs", "trial"})
         nd["inputs"] = {k: _plain(v) for k, v in node.inputs.items()}
         nd["outputs"] = {k: _plain(v) for k, v in node.outputs.items()}
-        comp = node.component
+        comp = node.trial if node.type == "sweep" and node.trial is not None else node.component
         if isinstance(comp, str) and _is_file_ref(comp):
             path = (base / comp[len("file:"):] if comp.startswith("file:") else base / comp).resolve()
             if not path.is_file():
@@ -107,6 +107,8 @@ def prepare_jobs(ops: Any, jobs: dict[str, Any], *, base: Path, src: str, where:
         for k, v in nd["inputs"].items():
             if isinstance(v, dict):
                 _upload_input(ops, src, f"{field}.inputs.{k}", v, base, progress)
+        if node.type == "sweep" and "component" in nd:
+            nd["trial"] = nd.pop("component")
         out[node_name] = nd
     return out
 

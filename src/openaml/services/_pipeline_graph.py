@@ -79,8 +79,16 @@ def compile_pipeline(spec: dict[str, Any], resolve_component: Any, errors: Resol
             src = _input_source(raw, decl_in[in_name], field, p_inputs, jobs, components, errors)
             if src is not None:
                 inputs[in_name] = src
+        space = (nd.get("search_space") or {}) if nd.get("type") == "sweep" else {}
+        for key in space:
+            if key not in decl_in:
+                errors.add(f"{f}.search_space.{key}", f"component {comp.get('name') or node!r} has no input {key!r} "
+                                                      "to sweep; a search-space key names an input of the trial "
+                                                      f"component; inputs: {', '.join(sorted(decl_in)) or 'none'}")
+            elif key in inputs:
+                errors.add(f"{f}.inputs.{key}", f"{key!r} is both in search_space and bound in inputs; keep one")
         for in_name, decl in decl_in.items():
-            if in_name in inputs:
+            if in_name in inputs or in_name in space:
                 continue
             if decl.get("default") is not None:
                 inputs[in_name] = {"kind": "literal", "value": decl["default"], "type": decl.get("type")}
@@ -132,6 +140,15 @@ def compile_pipeline(spec: dict[str, Any], resolve_component: Any, errors: Resol
             "distribution": nd.get("distribution") or comp.get("distribution"),
             "display_name": nd.get("display_name") or node,
         }
+        if nd.get("type") == "sweep":
+            plan_nodes[node]["limits"] = None
+            plan_nodes[node]["sweep"] = {k: nd.get(k) for k in ("search_space", "objective", "sampling_algorithm",
+                                                                 "early_termination", "limits") if nd.get(k)}
+            if not space:
+                errors.add(f"{f}.search_space", "a sweep node needs a search_space over inputs of its trial")
+            if not nd.get("objective"):
+                errors.add(f"{f}.objective", "a sweep node needs objective: {goal: maximize|minimize, "
+                                             "primary_metric: <metric>}")
     for y in p_outputs:
         if y not in pipeline_outputs and jobs:
             errors.add(f"outputs.{y}", f"pipeline output {y!r} is not bound by any node "
@@ -153,10 +170,17 @@ def _node_compute(value: Any, p_inputs: dict[str, Any]) -> str | None:
 def _node_component(node: str, nd: dict[str, Any], resolve: Any, errors: ResolveErrors) -> dict[str, Any] | None:
     f = f"jobs.{node}"
     ntype = nd.get("type") or "command"
-    if ntype != "command":
-        errors.add(f"{f}.type", f"node type {ntype!r} is not supported in pipelines yet; supported: command")
+    if ntype not in ("command", "sweep"):
+        errors.add(f"{f}.type", f"node type {ntype!r} is not supported in pipelines yet; supported: command, "
+                                "sweep, pipeline")
         return None
     ref = nd.get("component")
+    if ntype == "sweep":
+        ref = nd.get("trial") or ref
+        if ref is None:
+            errors.add(f"{f}.trial", "a sweep node needs 'trial': a component file, azureml:name:version or an "
+                                     "inline command component")
+            return None
     if ref is None:
         if not nd.get("command"):
             errors.add(f, "a node needs 'component' (file, azureml:name:version or inline) or an inline 'command'")

@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,29 @@ class PipelineService:
         self.advance(name)
         return self.jobs.get(name)
 
+    def extend_view(self, row: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+        """``job show`` of a pipeline: every step with its live status, duration (s), whether it was
+        reused and why it ran or was reused. Nodes of pipeline components are ``<node>-<inner node>``."""
+        children = {c["name"]: c for c in self.ctx.store.list_jobs(parent_name=row["name"], include_archived=True)}
+        steps = dict(spec.get("steps") or {})
+        for node, step in steps.items():
+            step = dict(step)
+            child = children.get(step.get("job") or f"{row['name']}-{node}")
+            if child is not None:
+                step["job"] = child["name"]
+                step["status"] = child["status"]
+                props = child["spec"].get("properties") or {}
+                step["reused"] = props.get("azureml.isreused") == "true"
+                step["reason"] = props.get("openaml.reason") or step.get("reason")
+                if child["start_time"]:
+                    end = child["end_time"] or utcnow()
+                    step["duration_s"] = round((end - child["start_time"]).total_seconds(), 2)
+                if child["error"]:
+                    step["error"] = child["error"]
+            steps[node] = step
+        spec["steps"] = steps
+        return spec
+
     # ------------------------------------------------------------------ controller
     def _on_terminal(self, row: dict[str, Any]) -> None:
         if row["type"] == "pipeline":
@@ -140,6 +164,9 @@ class PipelineService:
             return
         node = row["name"][len(parent) + 1:]
         step = (prow["runtime"].get("steps") or {}).get(node) or {}
+        if row["type"] == "sweep" and row["status"] == JobStatus.COMPLETED:
+            self._adopt_best_trial(row)
+            self._bind_pipeline_outputs(parent, node, row["name"])
         if row["status"] == JobStatus.COMPLETED and step.get("reuse_key") and not step.get("reused"):
             self.ctx.store.add_step_cache(reuse_key=step["reuse_key"], identity=step["identity"],
                                           job_name=row["name"], fingerprint=step["fingerprint"])
@@ -272,6 +299,9 @@ class PipelineService:
         step: dict[str, Any] = {"job": child, "reuse_key": key, "identity": identity, "fingerprint": fp,
                                 "depends_on": nd["depends_on"]}
         reason = None
+        if nd.get("sweep"):
+            step.pop("reuse_key")
+            return self._start_sweep(row, node, nd, comp, inputs, outputs, step)
         if settings.get("force_rerun"):
             reason = "ran: settings.force_rerun is true"
         elif not comp.get("is_deterministic", True):
@@ -304,6 +334,54 @@ class PipelineService:
         step["status"] = created["status"]
         self._bind_pipeline_outputs(name, node, child)
         return step
+
+    def _start_sweep(self, row: dict[str, Any], node: str, nd: dict[str, Any], comp: dict[str, Any],
+                     inputs: dict[str, Any], outputs: dict[str, Any], step: dict[str, Any]) -> dict[str, Any]:
+        """A ``type: sweep`` node: a sweep job (sweep service) whose trials run the component with the
+        search-space inputs sampled; its outputs become the best trial's when it completes (Azure ML)."""
+        name = row["name"]
+        child = f"{name}-{node}"
+        sw = nd["sweep"]
+        space = sw.get("search_space") or {}
+        command = comp["command"]
+        for key in space:
+            command = re.sub(r"\$\{\{\s*inputs\." + re.escape(key) + r"\s*\}\}", "${{search_space." + key + "}}",
+                             command)
+        trial: dict[str, Any] = {"command": command}
+        env = comp.get("environment") or (row["spec"].get("settings") or {}).get("default_environment")
+        for key, value in (("code", comp.get("code")), ("environment", env),
+                           ("environment_variables", nd.get("environment_variables")),
+                           ("resources", nd.get("resources") or comp.get("resources")),
+                           ("distribution", nd.get("distribution"))):
+            if value:
+                trial[key] = value
+        reason = "ran: sweep nodes run every time (their trials are sampled)"
+        spec: dict[str, Any] = {
+            "type": "sweep", "name": child, "trial": trial, "experiment_name": row["experiment_name"],
+            "display_name": nd.get("display_name") or node, "compute": nd["compute"],
+            "inputs": {k: v for k, v in inputs.items() if k not in space and not v.get("optional")},
+            "outputs": {k: {x: y for x, y in o.items() if x not in ("path", "datastore")} for k, o in outputs.items()},
+            "properties": {"azureml.isreused": "false", "openaml.reason": reason, "openaml.pipeline_node": node},
+            "tags": {"openaml.pipeline": name, "openaml.node": node},
+            **{k: v for k, v in sw.items()},
+        }
+        step.update(reused=False, reason=reason, sweep=True)
+        try:
+            self.ctx.services["jobs.sweep"].submit(spec)
+        except OpenAMLError as exc:
+            step.update(status=JobStatus.FAILED, error=exc.message, job=None)
+            return step
+        created = self.ctx.store.update_job(child, parent_name=name)
+        step["status"] = created["status"]
+        return step
+
+    def _adopt_best_trial(self, row: dict[str, Any]) -> None:
+        """A completed sweep node's outputs are its best trial's (``best_child_run_id``)."""
+        best = (row["runtime"].get("best") or {}).get("child")
+        if not best:
+            return
+        outs = self.ctx.store.get_job(best)["runtime"].get("outputs") or {}
+        self.ctx.store.update_job(row["name"], runtime_update={"outputs": outs, "best_trial_outputs_of": best})
 
     def _bind_pipeline_outputs(self, name: str, node: str, child: str) -> None:
         row = self.ctx.store.get_job(name)
