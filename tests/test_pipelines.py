@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -470,7 +471,9 @@ def _sweep_project(root: Path) -> Path:
             objective: {goal: maximize, primary_metric: score}
             limits: {max_total_trials: 2, max_concurrent_trials: 2}
           use:
-            command: python -c "import shutil,sys; shutil.copy(sys.argv[1]+'/lr.txt', sys.argv[2]+'/n.txt')" ${{inputs.m}} ${{outputs.o}}
+            command: >-
+              python -c "import shutil,sys; shutil.copy(sys.argv[1]+'/lr.txt',sys.argv[2]+'/n.txt')"
+              ${{inputs.m}} ${{outputs.o}}
             inputs: {m: "${{parent.jobs.tune.outputs.model}}"}
             outputs: {o: "${{parent.outputs.best}}"}
         """)
@@ -510,3 +513,130 @@ def test_dsl_sweep_node(ml_client, tmp_path):
     assert final.status == "Completed", ml_client.jobs.get_raw(created.name)
     ml_client.jobs.download(created.name, download_path=tmp_path / "dl", output_name="best")
     assert (tmp_path / "dl" / "named-outputs" / "best" / "lr.txt").read_text() == "0.3"
+
+
+def _times(raw: dict, status: str) -> float:
+    from datetime import datetime
+
+    return next(datetime.fromisoformat(h["time"]).timestamp() for h in raw["status_history"] if h["status"] == status)
+
+
+def _ensure_compute(cli, name: str, slots: int) -> None:
+    r = cli("compute", "show", "--name", name)
+    if r.returncode != 0:
+        cli("compute", "create", "--name", name, "--type", "amlcompute", "--max-instances", str(slots), check=True)
+
+
+def test_independent_steps_run_in_parallel_on_a_two_slot_compute_and_stream_follows_them(ml_client, cli, tmp_path):
+    _ensure_compute(cli, "two-slots", 2)
+    _write(tmp_path / "src" / "nap.py", """
+        import sys, time
+        print(f"start-{sys.argv[1]}", flush=True)
+        time.sleep(2)
+        print(f"end-{sys.argv[1]}")
+        """)
+    yml = _write(tmp_path / "par.yml", """
+        type: pipeline
+        experiment_name: parallel
+        settings: {default_compute: azureml:two-slots, force_rerun: true}
+        jobs:
+          a: {code: ./src, command: python nap.py a}
+          b: {code: ./src, command: python nap.py b}
+        """)
+    created = ml_client.jobs.create_or_update(load_job(yml))
+    r = cli("job", "stream", "-n", created.name, timeout=120)
+    assert r.returncode == 0, r.stderr
+    for line in ("[a] start-a", "[a] end-a", "[b] start-b", "[b] end-b", "[a] step Completed", "Status: Completed"):
+        assert line in r.stdout, r.stdout
+    a, b = (ml_client.jobs.get_raw(f"{created.name}-{n}") for n in "ab")
+    runs = [(_times(x, "Running"), _times(x, "Completed")) for x in (a, b)]
+    overlap = min(e for _, e in runs) - max(s for s, _ in runs)
+    span = max(e for _, e in runs) - min(s for s, _ in runs)
+    # two 2 s steps side by side: they overlap for most of their run; one after the other: not at all
+    assert overlap > 1.0 and span < 2 * 2.0 + 1.0, (overlap, span, runs)
+
+
+def test_cancel_cascades_to_running_and_queued_steps(ml_client, cli, tmp_path):
+    _ensure_compute(cli, "one-slot", 1)
+    sleep = 'python -c "import time; time.sleep(60)"'
+    yml = _write(tmp_path / "cancel.yml", f"""
+        type: pipeline
+        experiment_name: cancel
+        settings: {{default_compute: azureml:one-slot, force_rerun: true}}
+        jobs:
+          a: {{command: '{sleep}', outputs: {{o: {{type: uri_folder}}}}}}
+          b: {{command: '{sleep}'}}
+          c:
+            command: echo ${{{{inputs.x}}}}
+            inputs: {{x: "${{{{parent.jobs.a.outputs.o}}}}"}}
+        """)
+    created = ml_client.jobs.create_or_update(load_job(yml))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        statuses = {c.name: c.status for c in ml_client.jobs.list(parent_job_name=created.name)}
+        if "Running" in statuses.values() and "Queued" in statuses.values():
+            break
+        time.sleep(0.2)
+    assert sorted(statuses.values()) == ["Queued", "Running"], statuses
+    ml_client.jobs.cancel(created.name)
+    final = ml_client.jobs.wait(created.name, timeout=60)
+    assert final.status == "Canceled"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        children = {c.name.rsplit("-", 1)[1]: c.status for c in ml_client.jobs.list(parent_job_name=created.name)}
+        if all(s in ("Canceled", "Completed", "Failed") for s in children.values()):
+            break
+        time.sleep(0.2)
+    assert children == {"a": "Canceled", "b": "Canceled"}, children
+    assert ml_client.jobs.get_raw(created.name)["steps"]["c"]["status"] == "NotStarted"
+
+
+def test_failed_step_leaves_no_partial_output_and_a_rerun_reuses_what_succeeded(ml_client, tmp_path):
+    _write(tmp_path / "src" / "half.py", """
+        import sys, pathlib
+        data, fail, out = pathlib.Path(sys.argv[1]), sys.argv[2] == "True", pathlib.Path(sys.argv[3])
+        (out / "part1.txt").write_text((data / "n.txt").read_text())
+        if fail:
+            sys.exit("failed halfway")
+        (out / "part2.txt").write_text("done")
+        """)
+    _write(tmp_path / "src" / "make.py", """
+        import sys, pathlib
+        (pathlib.Path(sys.argv[1]) / "n.txt").write_text("7")
+        """)
+    exp = f"halfway-{tmp_path.name[-10:]}".replace("_", "-")
+    yml = _write(tmp_path / "half.yml", f"""
+        type: pipeline
+        experiment_name: {exp}
+        inputs: {{fail: true}}
+        settings: {{default_compute: azureml:local}}
+        jobs:
+          make:
+            code: ./src
+            command: python make.py ${{{{outputs.o}}}}
+            outputs: {{o: {{type: uri_folder}}}}
+          write:
+            code: ./src
+            command: python half.py ${{{{inputs.d}}}} ${{{{inputs.fail}}}} ${{{{outputs.o}}}}
+            inputs: {{d: "${{{{parent.jobs.make.outputs.o}}}}", fail: "${{{{parent.inputs.fail}}}}"}}
+            outputs: {{o: {{type: uri_folder}}}}
+        """)
+    first = ml_client.jobs.wait(ml_client.jobs.create_or_update(load_job(yml)).name, timeout=120)
+    assert first.status == "Failed"
+    with pytest.raises(Exception, match="no files|not written|has no output"):
+        ml_client.jobs.download(f"{first.name}-write", download_path=tmp_path / "x", output_name="o")
+    # the same failing pipeline again: make is reused, the failed step is not (it runs and fails again)
+    again = ml_client.jobs.wait(ml_client.jobs.create_or_update(load_job(yml)).name, timeout=120)
+    steps = _steps(ml_client, again.name)
+    assert steps["make"]["azureml.isreused"] == "true" and first.name in steps["make"]["openaml.reason"]
+    assert steps["write"]["azureml.isreused"] == "false" and steps["write"]["status"] == "Failed"
+    # fixed: make still reused, write runs and its output is whole
+    fixed = load_job(yml, params_override=[{"inputs.fail": False}])
+    fixed = ml_client.jobs.wait(ml_client.jobs.create_or_update(fixed).name, timeout=120)
+    assert fixed.status == "Completed"
+    steps = _steps(ml_client, fixed.name)
+    assert steps["make"]["azureml.isreused"] == "true"
+    assert steps["write"]["azureml.isreused"] == "false" and steps["write"]["openaml.reason"].startswith("ran:")
+    ml_client.jobs.download(f"{fixed.name}-write", download_path=tmp_path / "ok", output_name="o")
+    got = sorted(p.name for p in (tmp_path / "ok" / "named-outputs" / "o").iterdir())
+    assert got == ["part1.txt", "part2.txt"]

@@ -156,6 +156,13 @@ class JobOperations:
         """
         out = out or sys.stdout
         job = self.get_raw(name)
+        if job.get("type") == "pipeline":
+            from openaml.sdk._pipelines import stream_pipeline
+
+            final = stream_pipeline(self, job, out, poll=min(poll_wait, 0.5))
+            if raise_on_failure and final["status"] == "Failed":
+                raise JobFailedError(f"job {name} failed: {final.get('error')}", details={"job": name})
+            return job_from_dict(final)
         out.write(f"RunId: {name}\nWeb View: {job['studio_url']}\n\n")
         out.write("Streaming user_logs/std_log.txt\n===============================\n\n")
         out.flush()

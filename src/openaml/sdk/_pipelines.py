@@ -13,7 +13,7 @@ from typing import Any
 from openaml.entities._component import CommandComponent, PipelineComponent
 from openaml.errors import ValidationError
 
-__all__ = ["pipeline_component_payload", "prepare_jobs", "prepare_pipeline"]
+__all__ = ["pipeline_component_payload", "prepare_jobs", "prepare_pipeline", "stream_pipeline"]
 
 _PRIMITIVE = ("string", "number", "integer", "boolean")
 
@@ -136,3 +136,76 @@ def _plain(v: Any) -> Any:
     if hasattr(v, "_binding"):
         return v._binding()
     return v
+
+
+def stream_pipeline(ops: Any, job: dict[str, Any], out: Any, *, poll: float = 0.5) -> dict[str, Any]:
+    """Follow every step of a pipeline until it ends (``job stream <pipeline>``).
+
+    Each log line is prefixed with its step (``[train] epoch 1``; a sweep node's trials as
+    ``[tune/<trial>]``), steps' logs interleaved as they are written; a line says when a step
+    ends (with its reuse reason when it was reused). Returns the pipeline's final raw job.
+    """
+    import time
+
+    from openaml.constants import TERMINAL_JOB_STATUSES
+
+    name = job["name"]
+    out.write(f"RunId: {name}\nWeb View: {job['studio_url']}\n\nStreaming the logs of every step\n"
+              "================================\n\n")
+    out.flush()
+    offsets: dict[str, int] = {}
+    partial: dict[str, str] = {}
+    done: set[str] = set()
+    ended: set[str] = set()
+
+    def label(child: dict[str, Any], parent: str, prefix: str) -> str:
+        short = child["name"][len(parent) + 1:] if child["name"].startswith(parent + "-") else child["name"]
+        return f"{prefix}{short}"
+
+    def follow(parent: str, prefix: str) -> bool:
+        """One pass over the children of ``parent``; True while any may still write."""
+        busy = False
+        for child in ops._t.get("/jobs", params={"parent_job_name": parent, "include_archived": True}):
+            cname, tag = child["name"], label(child, parent, prefix)
+            if child.get("type") == "sweep":
+                busy |= follow(cname, f"{tag}/")
+            if cname in done:
+                continue
+            if child.get("type") == "command":
+                chunk = ops._t.get(f"/jobs/{cname}/logs", params={"offset": offsets.get(cname, 0), "wait": 0})
+                text = partial.get(cname, "") + chunk["data"]
+                offsets[cname] = chunk["offset"]
+                lines = text.split("\n")
+                partial[cname] = lines.pop()
+                for line in lines:
+                    out.write(f"[{tag}] {line}\n")
+                terminal = chunk["terminal"]
+            else:
+                terminal = child["status"] in TERMINAL_JOB_STATUSES
+            if terminal and cname not in ended:
+                if partial.get(cname):
+                    out.write(f"[{tag}] {partial.pop(cname)}\n")
+                props = child.get("properties") or {}
+                why = f" ({props['openaml.reason']})" if props.get("azureml.isreused") == "true" else ""
+                err = f": {child['error']}" if child.get("error") and child["status"] != "Completed" else ""
+                out.write(f"[{tag}] step {child['status']}{why}{err}\n")
+                ended.add(cname)
+                done.add(cname)
+            elif not terminal:
+                busy = True
+        out.flush()
+        return busy
+
+    while True:
+        raw = ops.get_raw(name)
+        busy = follow(name, "")
+        if raw["status"] in TERMINAL_JOB_STATUSES and not busy:
+            follow(name, "")
+            break
+        time.sleep(poll)
+    final = ops.get_raw(name)
+    out.write(f"\nExecution Summary\n=================\nRunId: {name}\nStatus: {final['status']}\n")
+    if final.get("error"):
+        out.write(f"Error: {final['error']}\n")
+    out.flush()
+    return final
