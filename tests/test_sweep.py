@@ -4,6 +4,7 @@ server (trials are child command jobs logging through MLflow's REST API, so each
 from __future__ import annotations
 
 import math
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -36,6 +37,8 @@ mode = args.get("mode", "ok")
 if mode == "crash" or (mode == "crash_neg" and x < 0):
     sys.exit(3)
 def log(key, value, step):
+    if value != value or value in (float("inf"), float("-inf")):  # as MLflow's client sends them (proto JSON)
+        value = "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
     body = json.dumps({"run_id": os.environ["MLFLOW_RUN_ID"], "key": key, "value": value,
                        "timestamp": int(time.time() * 1000), "step": step}).encode()
     req = urllib.request.Request(os.environ["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/runs/log-metric", data=body,
@@ -44,14 +47,26 @@ def log(key, value, step):
     if tok:
         req.add_header("Authorization", "Bearer " + tok)
     urllib.request.urlopen(req).read()
+index = int(os.environ["MLFLOW_RUN_ID"].rsplit("_", 1)[1])
+if "gate" in args and index >= int(args.get("gate_from", 0)):  # hold until the test opens the gate
+    while not os.path.exists(args["gate"]):
+        time.sleep(0.05)
 key = "other_metric" if mode == "wrong_metric" else "score"
+if mode == "sparse":  # only some steps, logged out of step order: the value is the one at the last step
+    for step, value in ((9, x * 10), (0, x), (3, x * 4)):
+        log(key, value, step)
+    steps = 0
 for step in range(steps):
     value = x * (step + 1)
-    if mode == "nan" and step == steps - 1:
+    if mode in ("nan", "inf", "-inf") and step == steps - 1:
+        value = float(mode)
+    if mode == "all_nan":
         value = float("nan")
     log(key, value, step)
     time.sleep(sleep)
-print("done", x)
+if "hang_x" in args and x == float(args["hang_x"]):
+    time.sleep(120)
+print("done", x, index)
 """
 
 
@@ -187,6 +202,20 @@ def test_median_and_truncation():
     assert set(out) == {"a", "b"}
 
 
+def test_sort_trials_best_first_missing_last():
+    from openaml.cli._job import sort_trials
+
+    ts = [{"name": "a", "index": 0, "metric": 0.5, "duration_s": 3.0, "status": "Completed"},
+          {"name": "b", "index": 1, "metric": None, "duration_s": 1.0, "status": "Failed"},
+          {"name": "c", "index": 2, "metric": 0.9, "duration_s": None, "status": "Running"},
+          {"name": "d", "index": 3, "metric": 0.5, "duration_s": 2.0, "status": "Canceled"}]
+    assert [t["name"] for t in sort_trials(ts, "metric", "maximize")] == ["c", "a", "d", "b"]
+    assert [t["name"] for t in sort_trials(ts, "metric", "minimize")] == ["a", "d", "c", "b"]
+    assert [t["name"] for t in sort_trials(ts, "metric", "maximize", reverse=True)] == ["a", "d", "c", "b"]
+    assert [t["name"] for t in sort_trials(ts, "duration")] == ["b", "d", "a", "c"]
+    assert [t["name"] for t in sort_trials(ts, "status")] == ["d", "a", "b", "c"]
+
+
 def test_sampler_transforms_and_grid():
     from openaml.services._sweep_sampling import SweepSampler
 
@@ -247,6 +276,17 @@ def test_grid_sweep_best_trial_and_job_show(ml_client, cli, server, trial_dir):
     assert len(kids) == 3
     listed = ml_client.jobs.list(parent_job_name=name)
     assert len(listed) == 3
+    # job show from the CLI: best first by default, sortable, a table
+    shown = cli("job", "show", "-n", name).json()
+    assert [t["metric"] for t in shown["trials"]] == [3.0, 2.0, 1.0]
+    shown = cli("job", "show", "-n", name, "--order-by", "index").json()
+    assert [t["index"] for t in shown["trials"]] == [0, 1, 2] and shown["trials"][0]["params"]["x"] == 1
+    shown = cli("job", "show", "-n", name, "--order-by", "metric", "--reverse").json()
+    assert [t["metric"] for t in shown["trials"]] == [1.0, 2.0, 3.0]
+    r = cli("job", "show", "-n", name, "-o", "table", "--order-by", "duration")
+    assert r.returncode == 0 and f"best: {best}" in r.stdout and "x=3 mode=ok" in r.stdout
+    r = cli("job", "show", "-n", name, "--order-by", "speed")
+    assert r.returncode != 0 and "--order-by 'speed' is invalid" in r.stderr
 
 
 def test_bandit_cancels_bad_trials(ml_client, trial_dir):
@@ -333,6 +373,217 @@ def test_cancel_cascades_and_trial_timeout(ml_client, trial_dir):
             break
         time.sleep(0.3)
     assert kids and all(k["status"] == "Canceled" for k in kids), [k["status"] for k in kids]
+
+
+def test_trial_timeout_cancels_the_trial_and_the_sweep_goes_on(ml_client, trial_dir):
+    # Azure: "once this limit is reached, the system cancels the trial"; it still counts
+    p = _sweep_yaml(trial_dir, """
+        trial:
+          code: src
+          command: python trial.py x=${{search_space.x}} hang_x=2
+        sampling_algorithm: grid
+        search_space:
+          x: {type: choice, values: [1, 2, 3]}
+        objective: {goal: maximize, primary_metric: score}
+        limits: {max_total_trials: 3, max_concurrent_trials: 3, trial_timeout: 2}
+        """)
+    raw = _wait(ml_client, ml_client.jobs.create_or_update(load_job(p)).name)
+    assert raw["status"] == "Completed", raw.get("error")
+    by_x = {t["params"]["x"]: t for t in raw["trials"]}
+    assert len(by_x) == 3
+    assert by_x[2]["status"] == "Canceled" and "limits.timeout" in by_x[2]["error"], by_x[2]
+    assert by_x[1]["status"] == by_x[3]["status"] == "Completed"
+    assert raw["best_child_run_id"] == by_x[3]["name"]
+
+
+def test_sweep_timeout_cancels_trials_and_keeps_the_best(ml_client, trial_dir):
+    # Azure: "once this limit is reached, the system cancels the sweep job, including all of its trials"
+    p = _sweep_yaml(trial_dir, """
+        trial:
+          code: src
+          command: python trial.py x=${{search_space.x}} steps=200 sleep=0.1
+        sampling_algorithm: grid
+        search_space:
+          x: {type: choice, values: [1, 2, 3, 4]}
+        objective: {goal: maximize, primary_metric: score}
+        limits: {max_total_trials: 4, max_concurrent_trials: 2, timeout: 4}
+        """)
+    started = time.monotonic()
+    raw = _wait(ml_client, ml_client.jobs.create_or_update(load_job(p)).name, timeout=60)
+    assert time.monotonic() - started < 40
+    assert raw["status"] == "Canceled", raw
+    assert "limits.timeout (4 s) was reached" in raw["error"] and "best so far" in raw["error"]
+    trials = raw["trials"]
+    assert len(trials) == 2 and all(t["status"] == "Canceled" for t in trials), trials  # none launched after
+    best = trials[0]
+    assert best["params"] == {"x": 2} and best["metric"] > 0
+    assert raw["best_child_run_id"] == best["name"] and best["name"] in raw["error"]
+
+
+def test_metric_sparse_steps_inf_and_only_nan(ml_client, server, trial_dir):
+    p = _sweep_yaml(trial_dir, """
+        trial:
+          code: src
+          command: python trial.py x=${{search_space.x}} mode=${{search_space.mode}} steps=3
+        sampling_algorithm: grid
+        search_space:
+          x: {type: choice, values: [1]}
+          mode: {type: choice, values: [sparse, inf, -inf, all_nan, ok]}
+        objective: {goal: maximize, primary_metric: score}
+        limits: {max_total_trials: 5, max_concurrent_trials: 3}
+        """)
+    raw = _wait(ml_client, ml_client.jobs.create_or_update(load_job(p)).name)
+    assert raw["status"] == "Completed", raw.get("error")
+    by_mode = {t["params"]["mode"]: t for t in raw["trials"]}
+    # logged at steps 9, 0, 3 (that order): the value at the last step counts
+    assert by_mode["sparse"]["metric"] == 10.0 and by_mode["sparse"]["note"] is None
+    # inf is excluded like NaN (it would otherwise win a maximize sweep): the last finite value counts
+    assert by_mode["inf"]["metric"] == 2.0 and "non-finite" in (by_mode["inf"]["note"] or ""), by_mode["inf"]
+    assert "inf at step 2" in by_mode["inf"]["note"]
+    assert by_mode["-inf"]["metric"] == 2.0
+    assert by_mode["all_nan"]["metric"] is None and "not logged as a finite number" in by_mode["all_nan"]["note"]
+    assert by_mode["ok"]["metric"] == 3.0
+    assert raw["best_child_run_id"] == by_mode["sparse"]["name"]
+    assert [t["params"]["mode"] for t in raw["trials"]][-1] == "all_nan"  # excluded trials sort last
+    # the values stay recorded in the trial's MLflow history
+    from mlflow.tracking import MlflowClient
+
+    hist = MlflowClient(tracking_uri=f"{server.url}/mlflow").get_metric_history(by_mode["inf"]["name"], "score")
+    # (MLflow's SQL store keeps inf as the largest float; the sweep reads that back as inf)
+    assert [m.value for m in sorted(hist, key=lambda m: m.step)] == [1.0, 2.0, sys.float_info.max]
+
+
+def test_server_restart_resumes_the_sweep(tmp_path, trial_dir):
+    """Trials 0-1 finish, 2-3 hold at a gate; the server is killed and restarted; the sweep goes on:
+    5 trials in all, none run twice, finished results kept, no point drawn twice, the right best."""
+    import signal
+
+    from openaml import MLClient
+    from tests.conftest import start_server
+
+    ws = tmp_path / "ws"
+    gate = tmp_path / "gate"
+    handle = start_server(ws, name="sweep-restart")
+    try:
+        p = _sweep_yaml(trial_dir, f"""
+            trial:
+              code: src
+              command: python trial.py x=${{{{search_space.x}}}} steps=2 gate={gate} gate_from=2
+            sampling_algorithm: {{type: random, seed: 3}}
+            search_space:
+              x: {{type: uniform, min_value: 0, max_value: 1}}
+            objective: {{goal: maximize, primary_metric: score}}
+            limits: {{max_total_trials: 5, max_concurrent_trials: 2}}
+            """)
+        with MLClient(workspace=handle.url) as ml:
+            name = ml.jobs.create_or_update(load_job(p)).name
+            deadline = time.monotonic() + 90
+            while True:
+                st = {t["index"]: t["status"] for t in ml.jobs.get_raw(name)["trials"]}
+                if st.get(0) == st.get(1) == "Completed" and st.get(2) == st.get(3) == "Running":
+                    break
+                assert time.monotonic() < deadline, st
+                time.sleep(0.2)
+            before = {t["index"]: t for t in ml.jobs.get_raw(name)["trials"]}
+        handle.stop(signal.SIGKILL)
+        handle = start_server(ws, create=False)
+        gate.write_text("open")
+        with MLClient(workspace=handle.url) as ml:
+            raw = _wait(ml, name, timeout=90)
+        assert raw["status"] == "Completed", raw.get("error")
+        trials = raw["trials"]
+        assert sorted(t["index"] for t in trials) == [0, 1, 2, 3, 4]
+        assert all(t["status"] == "Completed" and t["metric"] is not None for t in trials), trials
+        after = {t["index"]: t for t in trials}
+        for i in (0, 1):  # finished before the restart: same result, same run
+            assert after[i]["metric"] == before[i]["metric"] and after[i]["params"] == before[i]["params"]
+        for t in trials:  # every trial's command ran exactly once
+            log = (ws / "jobs" / t["name"] / "user_logs" / "std_log.txt").read_text()
+            assert log.count("done ") == 1, (t["name"], log)
+        xs = [t["params"]["x"] for t in trials]
+        assert len(set(xs)) == 5, xs  # the restarted sampler did not draw the first points again
+        best = max(trials, key=lambda t: t["metric"])
+        assert best["metric"] == 2 * max(xs)  # score = x * 2 at the last of 2 steps
+        assert raw["best_child_run_id"] == best["name"] == trials[0]["name"]
+    finally:
+        handle.stop()
+
+
+COMPONENT = """
+$schema: https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json
+name: sweep_trial_comp
+version: "1"
+type: command
+display_name: sweep trial
+inputs:
+  x: {type: number, default: 0.5}
+  steps: {type: integer}
+  mode: {type: string, default: ok}
+outputs:
+  model: {type: uri_folder}
+code: ./src
+command: python trial.py x=${{inputs.x}} steps=${{inputs.steps}} mode=${{inputs.mode}} && echo m > ${{outputs.model}}/m.txt
+"""
+
+
+def test_trial_as_a_component_file_and_a_registered_component(ml_client, cli, trial_dir):
+    """trial: ./component.yml (relative to the sweep's YAML; the component's code relative to its own
+    file) and trial: azureml:<name>:<version> / <name>@latest: search-space keys bind to the
+    component's inputs of the same name, the sweep's inputs to the others, defaults fill the rest."""
+    _write(trial_dir / "component.yml", COMPONENT)
+    body = """
+        trial: {trial}
+        inputs: {{steps: 3}}
+        sampling_algorithm: grid
+        search_space:
+          x: {{type: choice, values: [1, 3]}}
+        objective: {{goal: maximize, primary_metric: score}}
+        limits: {{max_total_trials: 2, max_concurrent_trials: 2}}
+        """
+    p = _sweep_yaml(trial_dir / "sweeps", body.format(trial="../component.yml"))
+    r = cli("job", "create", "-f", str(p))
+    assert r.returncode == 0, r.stderr
+    raw = _wait(ml_client, r.json()["name"])
+    assert raw["status"] == "Completed", raw.get("error")
+    assert [(t["params"], t["metric"]) for t in raw["trials"]] == [({"x": 3}, 9.0), ({"x": 1}, 3.0)]
+    child = ml_client.jobs.get_raw(raw["best_child_run_id"])
+    assert child["command"].startswith("python trial.py x=3 steps=${{inputs.steps}} mode=${{inputs.mode}}")
+    assert child["inputs"]["mode"]["value"] == "ok" and "model" in child["outputs"]
+    # registered, by version and by label
+    assert cli("component", "create", "--file", str(trial_dir / "component.yml")).returncode == 0
+    for ref in ("azureml:sweep_trial_comp:1", "sweep_trial_comp@latest"):
+        p = _sweep_yaml(trial_dir, body.format(trial=ref), name="registered.yml")
+        r = cli("job", "create", "-f", str(p))
+        assert r.returncode == 0, r.stderr
+        raw = _wait(ml_client, r.json()["name"])
+        assert raw["status"] == "Completed", raw.get("error")
+        assert [t["metric"] for t in raw["trials"]] == [9.0, 3.0]
+        assert raw["properties"]["openaml.trial_component"] == "azureml:sweep_trial_comp:1"
+    # misfits are named before anything runs
+    bad = body.format(trial="azureml:sweep_trial_comp:1").replace("inputs: {steps: 3}", "inputs: {epochs: 3}")
+    r = cli("job", "create", "-f", str(_sweep_yaml(trial_dir, bad, name="bad.yml")))
+    assert r.returncode != 0
+    err = r.stderr + r.stdout
+    assert "has no input 'epochs'" in err and "input 'steps' (integer) is not bound" in err
+    r = cli("job", "create", "-f", str(_sweep_yaml(trial_dir, body.format(trial="azureml:no_such_comp:1"),
+                                                   name="missing.yml")))
+    assert r.returncode != 0 and "no_such_comp" in r.stderr + r.stdout
+    r = cli("job", "create", "-f", str(_sweep_yaml(trial_dir, body.format(trial="./nope.yml"), name="nofile.yml")))
+    assert r.returncode != 0 and "component file './nope.yml' not found" in r.stderr + r.stdout
+
+
+def test_sdk_sweep_job_with_a_component_trial(trial_dir):
+    from openaml import load_component
+
+    _write(trial_dir / "component.yml", COMPONENT)
+    comp = load_component(trial_dir / "component.yml")
+    sj = SweepJob(trial=comp, inputs={"steps": 2}, search_space={"x": Uniform(0, 1)}, sampling_algorithm="random",
+                  objective={"goal": "maximize", "primary_metric": "score"}, limits={"max_total_trials": 2})
+    assert sj.trial.command.startswith("python trial.py x=${{search_space.x}} steps=${{inputs.steps}}")
+    assert sj.inputs["mode"].value == "ok" and sweep_problems(sj) == ([], [])
+    with pytest.raises(Exception, match="has no input 'y'"):
+        SweepJob(trial=comp, inputs={"steps": 2}, search_space={"y": Uniform(0, 1)},
+                 objective={"goal": "maximize", "primary_metric": "score"}, limits={"max_total_trials": 2})
 
 
 def test_bad_sweep_rejected_before_anything_runs(ml_client, cli, trial_dir):

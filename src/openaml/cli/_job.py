@@ -63,20 +63,72 @@ def create(file: Annotated[str, typer.Option("--file", "-f", help="Job YAML.")],
     render(_summary(created), output)
 
 
+TRIAL_ORDERS = ("metric", "duration", "index", "status", "name")
+
+
 @app.command("show")
 @handle_errors
-def show(name: NameOpt, workspace: WorkspaceOpt = None, output: OutputOpt = "json") -> None:
+def show(name: NameOpt, workspace: WorkspaceOpt = None, output: OutputOpt = "json",
+         order_by: Annotated[str, typer.Option(
+             "--order-by", help="Sweeps: order of the trials: metric (best first, the default), duration "
+             "(shortest first), index (submission order), status or name. Trials without the value come last.")
+         ] = "metric",
+         reverse: Annotated[bool, typer.Option("--reverse", help="Sweeps: reverse --order-by.")] = False) -> None:
     """Show a job: status, times, error and last log lines, metrics, outputs, studio URL.
 
     ``-o graph`` (the default for pipelines with ``-o table``) draws a pipeline's steps in order with
-    each one's status, duration and why it ran or was reused.
+    each one's status, duration and why it ran or was reused. For a sweep, ``trials`` lists every
+    trial (params, metric, status, duration), best first; ``-o table`` prints them as a table.
     """
     ml = client(workspace)
     raw = ml.jobs.get_raw(name)
     if raw.get("type") == "pipeline" and output in ("graph", "table"):
         _draw_pipeline(ml, raw)
         return
+    if raw.get("type") == "sweep":
+        if order_by not in TRIAL_ORDERS:
+            from openaml.cli._output import fail
+
+            fail(f"--order-by {order_by!r} is invalid; use one of {', '.join(TRIAL_ORDERS)}")
+        raw["trials"] = sort_trials(raw.get("trials") or [], order_by, (raw.get("objective") or {}).get("goal"),
+                                    reverse=reverse)
+        if output == "table":
+            _draw_sweep(raw)
+            return
     render(raw, output)
+
+
+def sort_trials(trials: list[dict[str, Any]], order_by: str = "metric", goal: str | None = "maximize", *,
+                reverse: bool = False) -> list[dict[str, Any]]:
+    """A sweep's trials ordered by ``order_by`` (metric: best first for ``goal``); trials without
+    the value always come last; ties keep submission order."""
+    key = {"metric": "metric", "duration": "duration_s", "index": "index", "status": "status", "name": "name"}[order_by]
+    have = [t for t in trials if t.get(key) is not None]
+    missing = [t for t in trials if t.get(key) is None]
+    have.sort(key=lambda t: t.get("index") or 0)
+    descending = order_by == "metric" and (goal or "maximize").lower() == "maximize"
+    have.sort(key=lambda t: t[key], reverse=descending != reverse)
+    return have + sorted(missing, key=lambda t: t.get("index") or 0)
+
+
+def _draw_sweep(raw: dict[str, Any]) -> None:
+    from openaml.cli._output import console
+
+    obj = raw.get("objective") or {}
+    head = f"sweep {raw['name']}  {raw['status']}  {_duration(raw)}".rstrip()
+    if raw.get("best_child_run_id"):
+        head += f"  best: {raw['best_child_run_id']}"
+    console.print(head + f"  ({obj.get('goal', '')} {obj.get('primary_metric', '')})")
+    if raw.get("error"):
+        console.print(f"  {raw['error']}")
+    rows = []
+    for t in raw.get("trials") or []:
+        params = " ".join(f"{k}={v}" for k, v in (t.get("params") or {}).items())
+        rows.append({"index": t.get("index"), "name": t["name"], "status": t["status"],
+                     obj.get("primary_metric") or "metric": t.get("metric"), "duration_s": t.get("duration_s"),
+                     "params": params, "note": t.get("terminated") or t.get("note") or ""})
+    render(rows, "table", columns=["index", "name", "status", obj.get("primary_metric") or "metric", "duration_s",
+                                   "params", "note"])
 
 
 def _draw_pipeline(ml: Any, raw: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from openaml._templates import references
 from openaml.entities._base import Entity
@@ -27,7 +27,7 @@ __all__ = [
     "QLogNormal", "Distribution", "BanditPolicy", "MedianStoppingPolicy", "TruncationSelectionPolicy",
     "EarlyTerminationPolicy", "SweepJobLimits", "Objective", "RandomSamplingAlgorithm", "GridSamplingAlgorithm",
     "BayesianSamplingAlgorithm", "SamplingAlgorithm", "TrialCommand", "SweepJob", "sweep_problems",
-    "grid_points", "DISTRIBUTION_TYPES",
+    "grid_points", "DISTRIBUTION_TYPES", "trial_from_component", "is_component_reference",
 ]
 
 
@@ -276,7 +276,7 @@ class SweepJob(Job):
     """A sweep job (``type: sweep``): trials are child command jobs, one per sampled point."""
 
     type: Literal["sweep"] = "sweep"
-    trial: TrialCommand
+    trial: TrialCommand | str
     inputs: dict[str, Input] = Field(default_factory=dict)
     outputs: dict[str, Output] = Field(default_factory=dict)
     search_space: dict[str, Distribution] = Field(default_factory=dict)
@@ -285,6 +285,22 @@ class SweepJob(Job):
     early_termination: EarlyTerminationPolicy | None = None
     limits: SweepJobLimits | None = None
     resources: JobResources | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _component_trial(cls, data: Any) -> Any:
+        """``SweepJob(trial=load_component(...))``: the component becomes the inline trial."""
+        from openaml.entities._component import CommandComponent
+
+        if isinstance(data, dict) and isinstance(data.get("trial"), CommandComponent):
+            comp = data["trial"].model_dump(mode="json", exclude_none=True)
+            data = dict(data)
+            trial, inputs, outputs, problems = trial_from_component(
+                comp, data.get("inputs") or {}, data.get("outputs") or {}, data.get("search_space") or {})
+            if problems:
+                raise ValueError("; ".join(problems))
+            data.update(trial=trial, inputs=inputs, outputs=outputs)
+        return data
 
     @field_validator("inputs", mode="before")
     @classmethod
@@ -295,6 +311,57 @@ class SweepJob(Job):
     @classmethod
     def _outputs(cls, v: Any) -> Any:
         return normalize_outputs(v)
+
+    @field_validator("trial", mode="before")
+    @classmethod
+    def _trial(cls, v: Any) -> Any:
+        if isinstance(v, str) and not v.strip():
+            raise ValueError("empty: give an inline command (trial: {command: ..., environment: ...}) or a "
+                             "component (trial: ./component.yml, azureml:<name>:<version> or azureml:<name>@latest)")
+        return v
+
+    @property
+    def trial_is_reference(self) -> bool:
+        """The trial names a component (a local YAML file or a registered ``azureml:`` one)."""
+        return isinstance(self.trial, str)
+
+    def resolve_local_trial(self) -> None:
+        """``trial: ./component.yml``: load the component (relative to this job's YAML) and make it
+        the inline trial; ``azureml:`` references are left to the server, which resolves them.
+
+        Raises:
+            ValidationError: the file is missing or not a command component, or the sweep's
+                inputs/search space do not fit the component's inputs (each problem named).
+        """
+        from openaml.errors import ValidationError
+
+        ref = self.trial
+        if not isinstance(ref, str) or is_component_reference(ref):
+            return
+        from pathlib import Path
+
+        from openaml._load import load_component
+
+        src = self._source or "sweep job"
+        path = Path(ref)
+        if not path.is_absolute():
+            path = Path(self._base_path or ".") / path
+        if not path.is_file():
+            raise ValidationError(f"{src}: field 'trial': component file {ref!r} not found (looked at {path}); give a "
+                                  "command component YAML, or azureml:<name>:<version> / azureml:<name>@latest",
+                                  details={"file": src, "field": "trial", "value": ref})
+        comp = load_component(path)
+        data = comp.model_dump(mode="json", exclude_none=True)
+        code = data.get("code")
+        if code and not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", code):
+            data["code"] = str((path.parent / code).resolve())  # relative to the component's own file
+        trial, inputs, outputs, problems = trial_from_component(
+            data, self.inputs, self.outputs, self.search_space, component=str(ref))
+        if problems:
+            raise ValidationError(f"{src}: " + "; ".join(problems), details={"file": src, "problems": problems})
+        self.trial = TrialCommand.model_validate(trial)
+        self.inputs = normalize_inputs(inputs)
+        self.outputs = normalize_outputs(outputs)
 
     @field_validator("sampling_algorithm", mode="before")
     @classmethod
@@ -337,6 +404,7 @@ class SweepJob(Job):
         from openaml.errors import ValidationError
 
         src = self._source or "sweep job"
+        self.resolve_local_trial()
         problems, notes = sweep_problems(self)
         if problems:
             raise ValidationError(f"{src}: " + "; ".join(problems), details={"file": src, "problems": problems})
@@ -345,19 +413,84 @@ class SweepJob(Job):
         data = self.model_dump(mode="json", exclude_none=True)
         # the search-space expressions are the sweep's; a stand-in lets the command-job preparation
         # (uploads, environment inlining, default experiment) run unchanged
-        stand_in = _SEARCH_EXPR.sub("0", self.trial.command)
-        tmp = CommandJob(command=stand_in, code=self.trial.code, environment=self.trial.environment,
+        trial = self.trial if isinstance(self.trial, TrialCommand) else TrialCommand(command="echo")
+        stand_in = _SEARCH_EXPR.sub("0", trial.command)
+        tmp = CommandJob(command=stand_in, code=trial.code, environment=trial.environment,
                          inputs=self.inputs, outputs=self.outputs, experiment_name=self.experiment_name)
         tmp._base_path = self._base_path
         tmp._source = self._source
         prepared = ops._prepare_command(tmp, progress=progress)
         for key in ("code", "environment"):
-            if key in prepared:
+            if key in prepared and isinstance(data["trial"], dict):
                 data["trial"][key] = prepared[key]
         data["inputs"] = prepared.get("inputs", {})
         data["outputs"] = prepared.get("outputs", {})
         data["experiment_name"] = prepared.get("experiment_name")
         return data
+
+
+_COMPONENT_REF = re.compile(r"^(azureml:|azureml://registries/)|^[A-Za-z0-9_\-.]+(:[^:@/]+|@[A-Za-z0-9_]+)$")
+
+
+def is_component_reference(ref: str) -> bool:
+    """``azureml:name:version``, ``azureml:name@latest``, ``name:version``, ``name@latest`` or a
+    registry URI (not a local file: those end in .yml/.yaml or hold a path separator)."""
+    ref = ref.strip()
+    if ref.startswith("azureml:"):
+        return True
+    if ref.endswith((".yml", ".yaml")) or "/" in ref or "\\" in ref:
+        return False
+    return bool(_COMPONENT_REF.match(ref))
+
+
+def trial_from_component(comp: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any],
+                         search_space: dict[str, Any], *, component: str | None = None
+                         ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[str]]:
+    """A command component as a sweep's trial: ``(trial, inputs, outputs, problems)``.
+
+    As in Azure ML's sweep over a component (spec section 3, the pipeline sweep node): each
+    search-space key binds to the component input of the same name (``${{inputs.k}}`` in its
+    command receives the sampled value); the sweep's ``inputs`` bind the other inputs; an input
+    bound by neither takes its ``default``, or is left out when ``optional``. Component outputs the
+    sweep does not declare become sweep outputs (one folder per trial). ``problems`` names every
+    search-space key or sweep input that is not an input of the component, and every required
+    input left unbound.
+    """
+    label = component or comp.get("name") or "the component"
+    declared = comp.get("inputs") or {}
+    problems: list[str] = []
+    cmd = str(comp.get("command") or "")
+    for key in search_space:
+        if key not in declared:
+            problems.append(f"field 'search_space.{key}': {label} has no input {key!r}; its inputs: "
+                            f"{', '.join(sorted(declared)) or 'none'}")
+        cmd = re.sub(r"\$\{\{\s*inputs\." + re.escape(key) + r"\s*\}\}", "${{search_space." + key + "}}", cmd)
+    out_inputs = dict(inputs)
+    for key in inputs:
+        if key not in declared:
+            problems.append(f"field 'inputs.{key}': {label} has no input {key!r}; its inputs: "
+                            f"{', '.join(sorted(declared)) or 'none'}")
+    for key, port in declared.items():
+        if key in search_space or key in inputs:
+            continue
+        port = port if isinstance(port, dict) else port.model_dump(mode="json", exclude_none=True)
+        if port.get("default") is not None:
+            out_inputs[key] = {"type": port.get("type", "string"), "value": port["default"]} \
+                if port.get("type") in ("string", "number", "integer", "boolean") else \
+                {"type": port.get("type", "uri_folder"), "path": port["default"]}
+        elif not port.get("optional"):
+            problems.append(f"{label}: input {key!r} ({port.get('type', 'uri_folder')}) is not bound: give it under "
+                            "the sweep's inputs or search_space")
+    out_outputs = dict(outputs)
+    for key, port in (comp.get("outputs") or {}).items():
+        if key not in out_outputs:
+            port = port if isinstance(port, dict) else port.model_dump(mode="json", exclude_none=True)
+            out_outputs[key] = {"type": port.get("type", "uri_folder")}
+    trial: dict[str, Any] = {"command": cmd}
+    for key in ("code", "environment", "resources", "distribution", "queue_settings"):
+        if comp.get(key) is not None:
+            trial[key] = comp[key]
+    return trial, out_inputs, out_outputs, problems
 
 
 _SEARCH_EXPR = re.compile(r"\$\{\{\s*search_space\.[A-Za-z0-9_.\-]+\s*\}\}")
@@ -422,6 +555,8 @@ def sweep_problems(job: SweepJob) -> tuple[list[str], list[str]]:
                          f"({lim.max_total_trials}); clamped to {lim.max_total_trials}")
             lim.max_concurrent_trials = lim.max_total_trials
     declared = set(job.search_space)
+    if isinstance(job.trial, str):  # a component reference: checked once the server resolves it
+        return problems, notes
     for expr in references(job.trial.command):
         root, _, rest = expr.partition(".")
         if root == "search_space" and rest not in declared:

@@ -21,8 +21,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,7 @@ import pydantic
 from openaml._templates import EXPR, format_literal
 from openaml.constants import TERMINAL_JOB_STATUSES, JobStatus
 from openaml.entities._base import validation_error_from_pydantic
-from openaml.entities._sweep import SweepJob, sweep_problems
+from openaml.entities._sweep import SweepJob, is_component_reference, sweep_problems, trial_from_component
 from openaml.errors import ConflictError, NotFoundError, OpenAMLError, ValidationError
 from openaml.services._context import WorkspaceContext
 from openaml.services._job_resolve import ResolveErrors, check_command, resolve_code, resolve_inputs
@@ -55,6 +55,28 @@ class _State:
     evaluated: dict[str, int] = field(default_factory=dict)
     final_hist: dict[str, list[float]] = field(default_factory=dict)
     stopping: str | None = None
+
+
+def _trial_record(child: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    """(index, values, raw) of a trial: from its runtime, else from the properties written with
+    its row at submission, else (old rows) from its name."""
+    rt = child["runtime"]
+    props = (child["spec"] or {}).get("properties") or {}
+    index = rt.get("sweep_index")
+    if index is None and props.get("openaml.sweep_index") is not None:
+        index = int(props["openaml.sweep_index"])
+    if index is None:
+        try:
+            index = int(child["name"].rsplit("_", 1)[1])
+        except (IndexError, ValueError):
+            index = -1
+    values = rt.get("sweep_values")
+    if values is None:
+        values = json.loads(props.get("openaml.sweep_values") or "{}")
+    raw = rt.get("sweep_raw")
+    if raw is None:
+        raw = json.loads(props.get("openaml.sweep_raw") or "{}")
+    return int(index), values, raw
 
 
 def _literal_input(value: Any) -> dict[str, Any]:
@@ -119,6 +141,8 @@ class SweepService:
         from openaml.services.jobs import generate_job_name
 
         spec = {k: v for k, v in spec.items() if k not in _SERVER_FIELDS}
+        if isinstance(spec.get("trial"), str):
+            spec = self._resolve_component_trial(spec, source)
         try:
             job = SweepJob.model_validate(spec)
         except pydantic.ValidationError as exc:
@@ -161,6 +185,28 @@ class SweepService:
         self.ctx.tracking.set_run_running(name)
         self._wake.set()
         return self.jobs.get(name)
+
+    def _resolve_component_trial(self, spec: dict[str, Any], source: str | None) -> dict[str, Any]:
+        """``trial: azureml:<name>:<version>`` (or ``@latest``): the registered component becomes
+        the inline trial; the sweep keeps the reference in ``properties['openaml.trial_component']``."""
+        ref = spec["trial"].strip()
+        prefix = f"{source}: " if source else ""
+        if not is_component_reference(ref):
+            raise ValidationError(f"{prefix}field 'trial': {ref!r} is a local file the server cannot read; submit the "
+                                  "sweep with the openaml CLI or SDK (they inline the component), or register it and "
+                                  "give azureml:<name>:<version>", details={"field": "trial", "value": ref})
+        try:
+            comp = self.ctx.services["components"].resolve_reference(ref)
+        except (NotFoundError, ValidationError) as exc:
+            raise ValidationError(f"{prefix}field 'trial': {exc.message}",
+                                  details={"field": "trial", "value": ref}) from None
+        trial, inputs, outputs, problems = trial_from_component(
+            comp, spec.get("inputs") or {}, spec.get("outputs") or {}, spec.get("search_space") or {},
+            component=f"component {comp['name']}:{comp['version']}")
+        if problems:
+            raise ValidationError(prefix + "; ".join(problems), details={"problems": problems})
+        props = {**(spec.get("properties") or {}), "openaml.trial_component": f"azureml:{comp['name']}:{comp['version']}"}
+        return {**spec, "trial": trial, "inputs": inputs, "outputs": outputs, "properties": props}
 
     # ------------------------------------------------------------------ controller
     def run_pass(self) -> None:
@@ -205,17 +251,39 @@ class SweepService:
         if st is None:
             spec = {k: v for k, v in row["spec"].items() if k not in _SERVER_FIELDS}
             job = SweepJob.model_validate(spec)
-            st = _State(job=job, sampler=SweepSampler(job))
+            sampler_job = job
+            seed = getattr(job.sampling_algorithm, "seed", None)
+            done = len(self.ctx.store.list_jobs(parent_name=row["name"], include_archived=True)) if seed is not None else 0
+            if done:
+                # a server restarted mid-sweep: the sampler's random state was in the old process. The same
+                # seed would draw the first points again, so go on with a seed derived from the seed and
+                # the number of trials already created (finished trials are re-told to the sampler)
+                sampler_job = job.model_copy(deep=True)
+                sampler_job.sampling_algorithm.seed = (int(seed) + 7919 * done) % (2**31 - 1)
+            st = _State(job=job, sampler=SweepSampler(sampler_job))
             self._states[row["name"]] = st
         return st
 
-    def _history(self, trial: str, metric: str) -> list[float]:
+    def _raw_history(self, trial: str, metric: str) -> list[tuple[int, float]]:
+        """(step, value) of every value the trial logged for ``metric``, ordered by step
+        (stable: same-step values stay in logged order); NaN and infinities included."""
         try:
             hist = self.ctx.tracking.metric_history(trial, metric)
         except Exception:  # noqa: BLE001 - run gone
             return []
-        hist = sorted(hist, key=lambda sv: sv[0])  # stable: same-step values stay in logged order
-        return [float(v) for _, v in hist if v is not None and math.isfinite(float(v))]
+        out = []
+        for step, v in sorted(hist, key=lambda sv: sv[0] or 0):
+            if v is None:
+                continue
+            v = float(v)
+            if abs(v) >= sys.float_info.max:  # MLflow's SQL store keeps +/-inf as the largest float
+                v = math.copysign(math.inf, v)
+            out.append((int(step or 0), v))
+        return out
+
+    def _history(self, trial: str, metric: str) -> list[float]:
+        """The finite values, in report order: what the result and the policies use."""
+        return [v for _, v in self._raw_history(trial, metric) if math.isfinite(v)]
 
     def _step(self, row: dict[str, Any]) -> None:
         name = row["name"]
@@ -237,17 +305,29 @@ class SweepService:
                 if cname not in st.told:
                     self._record_result(c, h, st, metric)
         active = [c for c in children if c["status"] not in TERMINAL_JOB_STATUSES]
-        # the sweep's own timeout: cancel running trials, keep the best so far
+        # the sweep's own timeout (Azure: "the system cancels the sweep job, including all of its
+        # trials"): cancel running trials, keep and record the best so far, end Canceled
         lim = job.limits
         started = row["start_time"] or row["created_at"]
+        if st.stopping is None and row["runtime"].get("stopping"):
+            st.stopping = row["runtime"]["stopping"]  # decided by a previous server
         if st.stopping is None and lim.timeout and (utcnow() - started).total_seconds() > lim.timeout:
-            st.stopping = f"the sweep's timeout ({lim.timeout} s) was reached"
+            st.stopping = f"the sweep's limits.timeout ({lim.timeout} s) was reached"
+            self.ctx.store.update_job(name, runtime_update={"stopping": st.stopping})
+        if st.stopping is not None:
             for c in active:
-                self.jobs.cancel(c["name"], reason=st.stopping)
-        # early termination
+                if c["status"] != JobStatus.CANCEL_REQUESTED:
+                    self.jobs.cancel(c["name"], reason=st.stopping)
+        # early termination (the intervals already judged survive a restart in the sweep's row)
         if st.stopping is None and job.early_termination is not None:
             running = [c["name"] for c in children if c["status"] == JobStatus.RUNNING]
-            for trial, reason in evaluate_policy(job.early_termination, goal, hist, running, st.evaluated).items():
+            if not st.evaluated and row["runtime"].get("policy_evaluated"):
+                st.evaluated.update(row["runtime"]["policy_evaluated"])
+            before = dict(st.evaluated)
+            decided = evaluate_policy(job.early_termination, goal, hist, running, st.evaluated)
+            if st.evaluated != before:
+                self.ctx.store.update_job(name, runtime_update={"policy_evaluated": dict(st.evaluated)})
+            for trial, reason in decided.items():
                 self.ctx.store.update_job(trial, runtime_update={"sweep_terminated": reason})
                 try:
                     self.ctx.tracking.set_tags(trial, {"openaml.early_termination": reason})
@@ -272,22 +352,25 @@ class SweepService:
     def _record_result(self, child: dict[str, Any], h: list[float], st: _State, metric: str) -> None:
         cname = child["name"]
         rt = child["runtime"]
-        index = rt.get("sweep_index")
-        if index is None:
-            try:
-                index = int(cname.rsplit("_", 1)[1])
-            except (IndexError, ValueError):
-                index = -1
+        index, values, raw = _trial_record(child)
         value = h[-1] if h else None
         pruned = bool(rt.get("sweep_terminated"))
-        st.sampler.tell(index, rt.get("sweep_raw") or {}, value, pruned=pruned,
-                        intermediate=list(enumerate(h)))
+        st.sampler.tell(index, raw, value, pruned=pruned, intermediate=list(enumerate(h)))
         st.told.add(cname)
         if "sweep_result" not in rt:
-            note = None
+            notes = []
+            bad = [(s, v) for s, v in self._raw_history(cname, metric) if not math.isfinite(v)]
+            if bad:
+                shown = ", ".join(f"{v} at step {s}" for s, v in bad[:5]) + (" ..." if len(bad) > 5 else "")
+                notes.append(f"{len(bad)} non-finite value(s) of {metric!r} ignored ({shown})")
             if value is None:
-                note = f"excluded: the primary metric {metric!r} was not logged (or only NaN/inf)"
-            self.ctx.store.update_job(cname, runtime_update={"sweep_result": {"value": value, "note": note}})
+                notes.append(f"excluded: the primary metric {metric!r} was not logged"
+                             + (" as a finite number" if bad else ""))
+            update: dict[str, Any] = {"sweep_result": {"value": value, "note": "; ".join(notes) or None,
+                                                       "non_finite": len(bad)}}
+            if "sweep_values" not in rt:  # submitted just before a server stopped: from the job's properties
+                update.update(sweep_index=index, sweep_values=values, sweep_raw=raw)
+            self.ctx.store.update_job(cname, runtime_update=update)
 
     def _launch(self, row: dict[str, Any], st: _State, index: int) -> bool:
         name = row["name"]
@@ -315,6 +398,10 @@ class SweepService:
             "experiment_name": row["experiment_name"], "parent_job_name": name,
             "display_name": f"{row['display_name'] or name}_{index}",
             "tags": {"openaml.sweep": name, "openaml.trial_index": str(index)},
+            # stored with the job row in one write: a server stopped right after the submission
+            # still knows which point this trial runs (restart safety)
+            "properties": {"openaml.sweep_index": str(index), "openaml.sweep_values": json.dumps(values),
+                           "openaml.sweep_raw": json.dumps(raw)},
         }
         for key in ("code", "environment", "environment_variables", "resources", "distribution", "queue_settings"):
             if trial.get(key) is not None:
@@ -356,8 +443,9 @@ class SweepService:
             if c["start_time"]:
                 end = c["end_time"] or utcnow()
                 dur = round((end - c["start_time"]).total_seconds(), 2)
-            out.append({"name": c["name"], "index": rt.get("sweep_index"), "status": c["status"],
-                        "params": rt.get("sweep_values") or {}, "metric": value, "duration_s": dur,
+            index, values, _ = _trial_record(c)
+            out.append({"name": c["name"], "index": index, "status": c["status"],
+                        "params": values, "metric": value, "duration_s": dur,
                         "terminated": rt.get("sweep_terminated"), "note": res.get("note"), "error": c["error"]})
         sign = -1.0 if goal == "maximize" else 1.0
         out.sort(key=lambda t: (t["metric"] is None, sign * (t["metric"] or 0.0), t["index"] or 0))
@@ -392,12 +480,13 @@ class SweepService:
                      f" (or only as NaN/inf); metrics the trials logged: {', '.join(sorted(logged)) or 'none'}")
             if failed:
                 error += f"; {failed} trials failed"
-            if st.stopping:
-                error = f"{st.stopping}; {error}"
+            if st.stopping:  # the timeout ended it before any trial reported: Canceled, as Azure does
+                self._finish(row, JobStatus.CANCELED, error=f"{st.stopping}; {error}")
+                return
             self._finish(row, JobStatus.FAILED, error=error)
             return
         best_child, best_value = (max if goal == "maximize" else min)(scored, key=lambda cv: cv[1])
-        values = best_child["runtime"].get("sweep_values") or {}
+        values = _trial_record(best_child)[1]
         best = {"child": best_child["name"], "value": best_value, "params": values}
         try:
             self.ctx.tracking.set_tags(name, {"best_child_run_id": best_child["name"],
@@ -409,7 +498,11 @@ class SweepService:
         self.ctx.store.update_job(name, runtime_update={"best": best, "end_reason": st.stopping or "completed"},
                                   spec_update={"properties": {**(row["spec"].get("properties") or {}),
                                                               "best_child_run_id": best_child["name"]}})
-        self._finish(row, JobStatus.COMPLETED, error=st.stopping)
+        if st.stopping:
+            self._finish(row, JobStatus.CANCELED,
+                         error=f"{st.stopping}; best so far: {best_child['name']} ({metric} = {best_value!r})")
+        else:
+            self._finish(row, JobStatus.COMPLETED, error=None)
 
     def _finish(self, row: dict[str, Any], status: str, *, error: str | None) -> None:
         name = row["name"]
@@ -424,5 +517,3 @@ class SweepService:
                 self.jobs.cancel(c["name"], reason=f"parent job {name} ended ({status})")
         self.jobs.scheduler.after_terminal(done)
 
-
-_ = time
