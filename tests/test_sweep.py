@@ -4,6 +4,7 @@ server (trials are child command jobs logging through MLflow's REST API, so each
 from __future__ import annotations
 
 import math
+import re
 import sys
 import textwrap
 import time
@@ -651,3 +652,45 @@ def test_conformance_iris_job_sweep(ml_client, cli, full):  # type: ignore[no-un
     assert raw["compute"] == "cpu-cluster" and len(raw["trials"]) == (20 if full else 3)
     assert all(t["metric"] is not None for t in raw["trials"])
     assert raw["trials"][0]["params"]["kernel"] in ("rbf", "linear", "poly")
+
+
+# ---------------------------------------------------------------------------------- the book's Titanic sweeps
+TITANIC = Path(__file__).resolve().parents[1] / "examples" / "titanic"
+CURATED = "azureml:AzureML-sklearn-1.5@latest"
+
+
+@pytest.mark.parametrize("yml", sorted(p.name for p in TITANIC.glob("sweep-*.yml")))
+def test_titanic_sweep_yaml_files_are_valid(yml):  # type: ignore[no-untyped-def]
+    job = load_job(TITANIC / yml)
+    assert isinstance(job, SweepJob) and sweep_problems(job) == ([], [])
+    assert job.objective.primary_metric == "AUC" and job.trial.code == "./src"
+
+
+@pytest.mark.slow  # real trials (mlflow, scikit-learn, model registration): ~1-3 min on 2 busy cores
+def test_titanic_sweeps_sdk_script_and_yaml_run(ml_client, cli, server):
+    """sweep_random.py --policy truncation (2 trials) and sweep-grid.yml (1 trial) end to end, in the
+    curated scikit-learn environment (no virtualenv build)."""
+    import os
+    import subprocess
+
+    cli("data", "create", "--file", str(TITANIC / "data.yml"), check=True)
+    r = cli("job", "create", "-f", str(TITANIC / "sweep-grid.yml"), "--set", "limits.max_total_trials=1",
+            "--set", f"trial.environment={CURATED}")
+    assert r.returncode == 0, r.stderr
+    grid = r.json()["name"]
+    p = subprocess.run([sys.executable, str(TITANIC / "sweep_random.py"), "--policy", "truncation",
+                        "--max-total-trials", "2", "--environment", CURATED],
+                       env={**os.environ, "OPENAML_WORKSPACE": server.url}, capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    name = re.search(r"sweep (\S+) submitted", p.stdout).group(1)
+    assert f"sweep {name}: Completed; best trial: {name}_" in p.stdout and "best hyperparameters: C=" in p.stdout
+    raw = ml_client.jobs.get_raw(name)
+    assert raw["display_name"] == "titanic-sweep-random-truncation"
+    assert raw["early_termination"]["type"] == "truncation_selection"
+    assert len(raw["trials"]) == 2 and all(t["metric"] > 0.8 for t in raw["trials"]), raw["trials"]
+    assert raw["search_space"]["C"] == {"type": "loguniform", "min_value": -4.6, "max_value": 2.3}
+    raw = _wait(ml_client, grid, timeout=300)
+    assert raw["status"] == "Completed", raw.get("error")
+    assert len(raw["trials"]) == 1 and raw["trials"][0]["params"] == {"C": 0.01, "max_iter": 100}
+    assert raw["trials"][0]["metric"] > 0.8
