@@ -23,6 +23,7 @@ __all__ = [
     "load_environment",
     "load_compute",
     "load_datastore",
+    "load_schedule",
     "__version__",
 ]
 

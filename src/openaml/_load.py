@@ -15,7 +15,8 @@ from typing import Any
 from openaml.entities import AmlCompute, Data, Datastore, Environment, Model, load_entity
 from openaml.errors import ValidationError
 
-__all__ = ["load_job", "load_component", "load_data", "load_model", "load_environment", "load_compute", "load_datastore"]
+__all__ = ["load_job", "load_component", "load_schedule",
+           "load_data", "load_model", "load_environment", "load_compute", "load_datastore"]
 
 
 def load_data(source: str | Path, *, params_override: list[Any] | None = None, **kwargs: Any) -> Data:
@@ -77,6 +78,13 @@ def load_job(source: str | Path, *, params_override: list[Any] | None = None, **
     known = ", ".join(["command", *JOB_TYPES])
     raise ValidationError(f"{source}: field 'type': job type {job_type!r} is not supported; supported: {known}",
                           details={"file": str(source), "field": "type", "value": job_type})
+
+
+def load_schedule(source: str | Path, *, params_override: list[Any] | None = None, **kwargs: Any) -> Any:
+    """Load a schedule YAML (``JobSchedule``); see :func:`openaml.sdk._schedules.load_schedule`."""
+    from openaml.sdk._schedules import load_schedule as _load_schedule
+
+    return _load_schedule(source, params_override=params_override)
 
 
 def load_component(source: str | Path | None = None, *, params_override: list[Any] | None = None,

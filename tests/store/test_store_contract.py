@@ -462,3 +462,19 @@ def test_job_returned_dicts_are_detached(store: MetadataStore) -> None:
     fresh = store.get_job("j")
     assert fresh["spec"]["tags"] == {"t": "1"} and fresh["runtime"] == {"a": {"b": 1}}
     assert len(fresh["status_history"]) == 1
+
+
+def test_update_schedule_is_a_compare_and_set_on_state(store: MetadataStore) -> None:
+    """Two schedulers recording one fire: exactly one wins; the spec is left untouched."""
+    store.put_schedule("nightly", {"trigger": {"type": "cron"}}, state={"next_fire_time": "t0", "fire_count": 0})
+    wins = _run_threads(8, lambda i: store.update_schedule(
+        "nightly", state_update={"next_fire_time": "t1", "fire_count": 1, "by": i},
+        expect_state={"next_fire_time": "t0"}))
+    assert sum(w is not None for w in wins) == 1
+    row = store.get_schedule("nightly")
+    assert row["state"]["next_fire_time"] == "t1" and row["state"]["fire_count"] == 1
+    assert row["spec"] == {"trigger": {"type": "cron"}} and row["enabled"] is True
+    off = store.update_schedule("nightly", enabled=False)
+    assert off is not None and off["enabled"] is False and off["state"]["fire_count"] == 1
+    with pytest.raises(NotFoundError):
+        store.update_schedule("missing", enabled=True)

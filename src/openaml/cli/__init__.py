@@ -23,6 +23,7 @@ def _register() -> None:
         _environment,
         _job,
         _model,
+        _schedule,
         _server,
         _workspace,
     )
@@ -36,6 +37,7 @@ def _register() -> None:
     app.add_typer(_model.app, name="model")
     app.add_typer(_job.app, name="job")
     app.add_typer(_component.app, name="component")
+    app.add_typer(_schedule.app, name="schedule")
     from openaml.cli import _online_deployment, _online_endpoint
 
     app.add_typer(_online_endpoint.app, name="online-endpoint")

@@ -21,6 +21,7 @@ from openaml.entities._endpoint import (
 from openaml.entities._environment import BuildContext, Environment
 from openaml.entities._io import Input, Output
 from openaml.entities._job import CommandJob, CommandJobLimits, Job, JobResources, JobService
+from openaml.entities._schedule import CronTrigger, JobSchedule, RecurrencePattern, RecurrenceTrigger
 from openaml.entities._workspace import (
     AccountKeyConfiguration,
     AzureBlobDatastore,
@@ -39,6 +40,7 @@ __all__ = [
     "CommandJobLimits",
     "Compute",
     "ComputeInstance",
+    "CronTrigger",
     "Data",
     "Datastore",
     "EndpointAuthKeys",
@@ -48,6 +50,7 @@ __all__ = [
     "Input",
     "Job",
     "JobResources",
+    "JobSchedule",
     "JobService",
     "ManagedOnlineDeployment",
     "ManagedOnlineEndpoint",
@@ -56,6 +59,8 @@ __all__ = [
     "OnlineRequestSettings",
     "Output",
     "ProbeSettings",
+    "RecurrencePattern",
+    "RecurrenceTrigger",
     "SasTokenConfiguration",
     "Workspace",
     "load_entity",

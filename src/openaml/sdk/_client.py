@@ -154,6 +154,12 @@ class MLClient:
         return self._op("online_deployments", OnlineDeploymentOperations)
 
     @property
+    def schedules(self) -> Any:
+        from openaml.sdk._schedules import ScheduleOperations
+
+        return self._op("schedules", ScheduleOperations)
+
+    @property
     def url(self) -> str:
         """Base URL of the workspace server."""
         return self._transport.url
@@ -180,6 +186,10 @@ class MLClient:
         if isinstance(entity, Datastore):
             return self.datastores.create_or_update(entity, **kwargs)
         from openaml.entities._endpoint import ManagedOnlineDeployment, ManagedOnlineEndpoint
+        from openaml.entities._schedule import JobSchedule
+
+        if isinstance(entity, JobSchedule):
+            return self.schedules.begin_create_or_update(entity, **kwargs).result()
 
         if isinstance(entity, ManagedOnlineEndpoint):
             return self.online_endpoints.begin_create_or_update(entity, **kwargs).result()

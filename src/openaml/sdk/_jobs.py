@@ -15,7 +15,8 @@ from openaml.sdk._upload import upload_code, upload_path
 
 __all__ = ["JobOperations", "job_from_dict"]
 
-_LOCAL_MARKERS = ("azureml:", "azureml://", "runs:/", "http://", "https://", "wasbs://", "abfss://", "adl://",
+_LOCAL_MARKERS = ("azureml:", "azureml://", "openaml-code:", "runs:/",
+                  "http://", "https://", "wasbs://", "abfss://", "adl://",
                   "s3://", "gs://", "/subscriptions/")
 
 

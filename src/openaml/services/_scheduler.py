@@ -49,6 +49,7 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._pass_lock = threading.Lock()
         self.terminal_hooks: list[Any] = []  # callables(job_row) run when a job ends (sweeps, pipelines)
+        self.tick_hooks: list[Any] = []  # callables() run after every pass (schedules fire from here)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="openaml-scheduler", daemon=True)
@@ -74,6 +75,11 @@ class Scheduler:
                 active = self.run_pass()
             except Exception:  # noqa: BLE001 - the loop must survive any one bad job
                 log.exception("scheduler pass failed")
+            for hook in list(self.tick_hooks):
+                try:
+                    hook()
+                except Exception:  # noqa: BLE001
+                    log.exception("scheduler tick hook failed")
             self._wake.wait(busy if active else idle)
             self._wake.clear()
 

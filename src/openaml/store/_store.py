@@ -534,6 +534,30 @@ class MetadataStore:
             s.flush()
             return self._schedule(row)
 
+    def update_schedule(self, name: str, *, enabled: bool | None = None, state_update: dict[str, Any] | None = None,
+                        expect_state: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """Set ``enabled`` and merge ``state_update`` into the state (top-level keys), leaving the spec.
+
+        A compare-and-set when ``expect_state`` is given: returns None (nothing written) unless every
+        key of it has that value in the stored state, so two schedulers never both record one fire.
+
+        Raises:
+            NotFoundError: no schedule ``name``.
+        """
+        with self._write() as s:
+            row = s.scalar(select(ScheduleRow).where(ScheduleRow.name == name).with_for_update())
+            if row is None:
+                raise NotFoundError(f"schedule {name!r} not found", details={"name": name})
+            state = dict(row.state or {})
+            if expect_state and any(state.get(k) != v for k, v in expect_state.items()):
+                return None
+            if enabled is not None:
+                row.enabled = enabled
+            if state_update:
+                row.state = {**state, **state_update}
+            s.flush()
+            return self._schedule(row)
+
     def get_schedule(self, name: str) -> dict[str, Any]:
         with self._session() as s:
             row = s.scalar(select(ScheduleRow).where(ScheduleRow.name == name))

@@ -10,6 +10,7 @@ from openaml.server.routes import (
     environments,
     jobs,
     models,
+    schedules,
     uploads,
     workspaces,
 )
@@ -25,6 +26,7 @@ ROUTERS = [
     components.router,
     models.router,
     online_endpoints.router,
+    schedules.router,
     uploads.router,
 ]
 

@@ -1,0 +1,201 @@
+"""``ml_client.schedules`` and ``load_schedule``, as azure-ai-ml's ``ScheduleOperations``.
+
+``begin_create_or_update(schedule)`` uploads what the schedule's job needs (its code, local
+inputs: the same as ``jobs.create_or_update``) once, then stores the schedule; the server fires
+the job at each fire time. ``get``/``list`` return :class:`JobSchedule` with the server's
+``next_fire_time``, ``last_fire_time``, ``last_job_name``, ``fire_count`` and ``missed_fires``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from openaml.entities._base import annotate_lines
+from openaml.entities._job import Job
+from openaml.entities._schedule import JobSchedule
+from openaml.errors import OpenAMLError, ValidationError
+
+__all__ = ["ScheduleOperations", "load_schedule", "schedule_from_dict"]
+
+
+def _merge(base: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in updates.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def _job_file(ref: str, base: Path, src: str, field: str) -> Path:
+    path = ref[len("file:"):] if ref.startswith("file:") else ref
+    p = (base / path).resolve()
+    if not p.is_file():
+        raise ValidationError(f"{src}: field '{field}': job file {ref!r} does not exist (resolved to {p}); give a "
+                              "job YAML path relative to the schedule file, or azureml:<job name>",
+                              details={"file": src, "field": field, "value": ref})
+    return p
+
+
+def _load_create_job(value: Any, base: Path, src: str) -> Any:
+    """``create_job`` of a schedule YAML as an entity: a job file loaded (and merged with the
+    mapping's fields, as azure-ai-ml does), an inline job, or an ``azureml:`` reference kept as is."""
+    from openaml._load import JOB_TYPES, load_job
+    from openaml._yaml import load_yaml_with_lines
+    from openaml.entities import CommandJob, load_entity
+
+    if isinstance(value, str):
+        if value.startswith("azureml:"):
+            return value
+        return load_job(_job_file(value, base, src, "create_job"))
+    if not isinstance(value, dict):
+        raise ValidationError(f"{src}: field 'create_job': expected a job file path, azureml:<job name> or a "
+                              f"mapping (got {value!r})", details={"file": src, "field": "create_job"})
+    if "job" not in value:  # an inline job definition
+        jtype = value.get("type", "command")
+        cls = CommandJob if jtype == "command" else JOB_TYPES.get(jtype)
+        if cls is None:
+            raise ValidationError(f"{src}: field 'create_job.type': job type {jtype!r} is not supported; supported: "
+                                  f"{', '.join(['command', *JOB_TYPES])}", details={"file": src, "field": "create_job.type"})
+        return load_entity(cls, data=value, relative_origin=base, kind=f"create_job of {src}")
+    ref = value["job"]
+    updates = {k: v for k, v in value.items() if k != "job"}
+    if isinstance(ref, str) and ref.startswith("azureml:"):
+        return dict(value)  # the server merges the updates into the existing job
+    if not isinstance(ref, str):
+        raise ValidationError(f"{src}: field 'create_job.job': expected a job file path or azureml:<job name>",
+                              details={"file": src, "field": "create_job.job"})
+    path = _job_file(ref, base, src, "create_job.job")
+    data, _ = load_yaml_with_lines(path)
+    merged = _merge(data, updates)
+    merged.pop("$schema", None)
+    jtype = merged.get("type", "command")
+    cls = CommandJob if jtype == "command" else JOB_TYPES.get(jtype)
+    if cls is None:
+        raise ValidationError(f"{src}: field 'create_job.type': job type {jtype!r} is not supported",
+                              details={"file": src, "field": "create_job.type", "value": str(jtype)})
+    job = load_entity(cls, data=merged, relative_origin=path.parent, kind=f"create_job of {src} (job {path.name})")
+    job._source = str(path)
+    return job
+
+
+def load_schedule(source: str | Path, *, params_override: list[Any] | None = None, **kwargs: Any) -> JobSchedule:
+    """Load a schedule YAML (``$schema: .../schedule.schema.json``) as ``azure.ai.ml.load_schedule``.
+
+    Raises:
+        ValidationError: unknown field, bad trigger (cron expression, time zone, frequency,
+            interval, pattern, end before start) or a ``create_job`` file that does not exist;
+            naming the file, line, field and value.
+    """
+    from openaml._yaml import apply_set_overrides, load_yaml_with_lines
+    from openaml.services.schedules import validate_schedule
+
+    data, lines = load_yaml_with_lines(source)
+    src = str(source)
+    data.pop("$schema", None)
+    apply_set_overrides(data, params_override)
+    sched = validate_schedule(data, source=src, lines=lines)
+    sched._base_path = Path(source).resolve().parent
+    sched._source = src
+    sched._lines = lines or None
+    sched.create_job = _load_create_job(sched.create_job, sched.base_path, src)
+    return sched
+
+
+def schedule_from_dict(d: dict[str, Any]) -> JobSchedule:
+    """A :class:`JobSchedule` as the server returns it; ``create_job`` as a job entity when it is one."""
+    from openaml.sdk._jobs import job_from_dict
+
+    sched = JobSchedule.model_validate({k: v for k, v in d.items() if k in JobSchedule.model_fields})
+    wire = d.get("create_job")
+    sched._create_job_wire = copy.deepcopy(wire)
+    if isinstance(wire, dict) and "job" not in wire:
+        try:
+            job = job_from_dict(wire)
+        except Exception:  # noqa: BLE001 - keep the raw definition rather than fail a read
+            return sched
+        object.__setattr__(job, "_schedule_wire", (copy.deepcopy(wire), job.to_dict()))
+        sched.create_job = job
+    return sched
+
+
+class ScheduleOperations:
+    """Schedule operations, as ``azure.ai.ml.operations.ScheduleOperations``."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._t = client._transport
+
+    def _wire_job(self, job: Any) -> Any:
+        if isinstance(job, Job):
+            origin = getattr(job, "_schedule_wire", None)
+            if origin is not None and job.to_dict() == origin[1]:
+                return origin[0]  # read from the server and unchanged: already prepared
+            return self._client.jobs.prepare(job)
+        if hasattr(job, "_to_job"):  # a pipeline node, as azure-ai-ml allows
+            return self._client.jobs.prepare(job._to_job())
+        if isinstance(job, (str, dict)):
+            return job
+        raise ValidationError(f"create_job: expected a job, a job file or azureml:<job name> (got {type(job).__name__})",
+                              details={"field": "create_job"})
+
+    def begin_create_or_update(self, schedule: JobSchedule, **kwargs: Any) -> Any:
+        """Create or update a schedule; returns a poller whose ``result()`` is the stored schedule.
+
+        Raises:
+            ValidationError: bad trigger or job (field named), before anything is stored.
+        """
+        from openaml.sdk._client import Poller
+
+        if not isinstance(schedule, JobSchedule):
+            raise ValidationError(f"expected a JobSchedule, got {type(schedule).__name__}")
+        try:
+            wire = schedule.model_dump(mode="json", exclude_none=True, exclude={"create_job"})
+            wire["create_job"] = self._wire_job(schedule.create_job)
+            raw = self._t.put(f"/schedules/{schedule.name}", json=wire, params={"source": schedule._source})
+        except OpenAMLError as exc:
+            exc.message = annotate_lines(exc.message, schedule._lines)
+            exc.args = (exc.message,)
+            raise
+        return Poller(schedule_from_dict(raw))
+
+    def create_or_update(self, schedule: JobSchedule, **kwargs: Any) -> JobSchedule:
+        return self.begin_create_or_update(schedule, **kwargs).result()  # type: ignore[no-any-return]
+
+    def get(self, name: str, **kwargs: Any) -> JobSchedule:
+        return schedule_from_dict(self._t.get(f"/schedules/{name}"))
+
+    def get_raw(self, name: str) -> dict[str, Any]:
+        return self._t.get(f"/schedules/{name}")  # type: ignore[no-any-return]
+
+    def list(self, *, list_view_type: str | None = None, **kwargs: Any) -> list[JobSchedule]:
+        """``EnabledOnly`` (default, as azure-ai-ml), ``DisabledOnly`` or ``All``."""
+        view = str(getattr(list_view_type, "value", list_view_type) or "EnabledOnly")
+        return [schedule_from_dict(d) for d in self._t.get("/schedules", params={"list_view_type": view})]
+
+    def begin_enable(self, name: str, **kwargs: Any) -> Any:
+        from openaml.sdk._client import Poller
+
+        return Poller(schedule_from_dict(self._t.post(f"/schedules/{name}/enable")))
+
+    def begin_disable(self, name: str, **kwargs: Any) -> Any:
+        from openaml.sdk._client import Poller
+
+        return Poller(schedule_from_dict(self._t.post(f"/schedules/{name}/disable")))
+
+    def begin_delete(self, name: str, **kwargs: Any) -> Any:
+        from openaml.sdk._client import Poller
+
+        self._t.delete(f"/schedules/{name}")
+        return Poller(None)
+
+    def trigger(self, name: str, **kwargs: Any) -> Any:
+        """Fire once now (``schedule_time=`` an ISO time to record instead); returns an object with ``job_name``."""
+        from types import SimpleNamespace
+
+        raw = self._t.post(f"/schedules/{name}/trigger", params={"schedule_time": kwargs.get("schedule_time")})
+        return SimpleNamespace(**raw)
+
+    def _update_fields(self, name: str, fields: dict[str, Any]) -> JobSchedule:
+        """``schedule update -n NAME --set k=v``: merge fields into the stored definition (server side)."""
+        return schedule_from_dict(self._t.request("PATCH", f"/schedules/{name}", json=fields))
