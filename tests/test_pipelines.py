@@ -640,3 +640,59 @@ def test_failed_step_leaves_no_partial_output_and_a_rerun_reuses_what_succeeded(
     ml_client.jobs.download(f"{fixed.name}-write", download_path=tmp_path / "ok", output_name="o")
     got = sorted(p.name for p in (tmp_path / "ok" / "named-outputs" / "o").iterdir())
     assert got == ["part1.txt", "part2.txt"]
+
+
+@pytest.mark.slow
+def test_server_restarted_mid_pipeline_resumes_without_rerunning_finished_steps(openaml_home, tmp_path):
+    from tests.conftest import start_server
+
+    counts = tmp_path / "counts"
+    counts.mkdir()
+    _write(tmp_path / "src" / "count.py", """
+        import pathlib, sys, time
+        with open(pathlib.Path(sys.argv[1]) / sys.argv[2], "a") as fh:
+            fh.write("x")
+        time.sleep(float(sys.argv[3]))
+        (pathlib.Path(sys.argv[4]) / "done.txt").write_text(sys.argv[2])
+        """)
+    yml = _write(tmp_path / "restart.yml", f"""
+        type: pipeline
+        experiment_name: restart
+        settings: {{default_compute: azureml:local, force_rerun: true}}
+        jobs:
+          a:
+            code: ./src
+            command: python count.py {counts} a 0 ${{{{outputs.o}}}}
+            outputs: {{o: {{type: uri_folder}}}}
+          b:
+            code: ./src
+            command: python count.py {counts} b 6 ${{{{outputs.o}}}} ${{{{inputs.x}}}}
+            inputs: {{x: "${{{{parent.jobs.a.outputs.o}}}}"}}
+            outputs: {{o: {{type: uri_folder}}}}
+          c:
+            code: ./src
+            command: python count.py {counts} c 0 ${{{{outputs.o}}}} ${{{{inputs.x}}}}
+            inputs: {{x: "${{{{parent.jobs.b.outputs.o}}}}"}}
+            outputs: {{o: {{type: uri_folder}}}}
+        """)
+    ws = tmp_path / "ws"
+    server = start_server(ws, name=f"pipe-restart-{tmp_path.name[-8:]}")
+    try:
+        ml = MLClient(workspace=server.url)
+        name = ml.jobs.create_or_update(load_job(yml)).name
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (counts / "b").exists():
+            time.sleep(0.1)
+        assert (counts / "b").exists() and not (counts / "c").exists()
+        ml.close()
+    finally:
+        server.stop()
+    server = start_server(ws, create=False)
+    try:
+        ml = MLClient(workspace=server.url)
+        final = ml.jobs.wait(name, timeout=120)
+        assert final.status == "Completed", ml.jobs.get_raw(name)
+        assert {p.name: p.read_text() for p in counts.iterdir()} == {"a": "x", "b": "x", "c": "x"}
+        ml.close()
+    finally:
+        server.stop()

@@ -333,6 +333,8 @@ class PipelineService:
             return step
         step["status"] = created["status"]
         self._bind_pipeline_outputs(name, node, child)
+        if self.ctx.store.get_job(name)["status"] in (*TERMINAL_JOB_STATUSES, JobStatus.CANCEL_REQUESTED):
+            self.jobs.cancel(child, reason=f"pipeline {name} is ending")  # canceled while this step started
         return step
 
     def _start_sweep(self, row: dict[str, Any], node: str, nd: dict[str, Any], comp: dict[str, Any],
