@@ -212,7 +212,6 @@ def test_4d_registered_data_asset_as_input(runs, ml_client) -> None:  # type: ig
         assert step["inputs"]["sample_input_data"]["mode"] == "ro_mount"
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline components (type: pipeline nodes) are not supported yet")
 def test_pipeline_with_train_eval_pipeline_component(runs, ml_client, tmp_path) -> None:  # type: ignore[no-untyped-def]
     run = runs[PIPELINE_COMPONENT]
     run.assert_completed()

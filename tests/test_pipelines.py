@@ -696,3 +696,22 @@ def test_server_restarted_mid_pipeline_resumes_without_rerunning_finished_steps(
         ml.close()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("edit,where,what", [
+    (("lr: {type: choice", "nope: {type: choice"), "jobs.tune.search_space.nope", "no input 'nope'"),
+    (("objective: {goal: maximize, primary_metric: score}", ""), "jobs.tune.objective", "objective"),
+    (("trial: ./trial.yml", "trial: azureml:trial_comp:404"), "jobs.tune.trial", "trial_comp"),
+    (("limits: {max_total_trials: 2, max_concurrent_trials: 2}", "limits: {max_total_trials: 0}"),
+     "jobs.tune.limits.max_total_trials", ""),
+    (("sampling_algorithm: grid", "sampling_algorithm: grid\n    early_termination: {type: bandit}"),
+     "jobs.tune", "bandit"),
+])
+def test_bad_sweep_nodes_rejected_before_anything_runs(ml_client, tmp_path, edit, where, what):
+    yml = _sweep_project(tmp_path)
+    yml.write_text(yml.read_text().replace(*edit))
+    before = len(ml_client.jobs.list(list_view_type="all"))
+    with pytest.raises(ValidationError) as info:
+        ml_client.jobs.create_or_update(load_job(yml))
+    assert where in info.value.message and what in info.value.message, info.value.message
+    assert len(ml_client.jobs.list(list_view_type="all")) == before

@@ -149,12 +149,31 @@ def compile_pipeline(spec: dict[str, Any], resolve_component: Any, errors: Resol
             if not nd.get("objective"):
                 errors.add(f"{f}.objective", "a sweep node needs objective: {goal: maximize|minimize, "
                                              "primary_metric: <metric>}")
+            elif space:
+                _check_sweep(f, comp, plan_nodes[node]["sweep"], errors)
     for y in p_outputs:
         if y not in pipeline_outputs and jobs:
             errors.add(f"outputs.{y}", f"pipeline output {y!r} is not bound by any node "
                                        "(a node output must say ${{parent.outputs." + y + "}})")
     order = _topological(plan_nodes, errors)
     return {"nodes": plan_nodes, "order": order, "outputs": pipeline_outputs}
+
+
+def _check_sweep(f: str, comp: dict[str, Any], sweep: dict[str, Any], errors: ResolveErrors) -> None:
+    """The sweep job a sweep node will submit, checked now by the sweep's own rules (spec 3)."""
+    import pydantic
+
+    from openaml.entities._sweep import SweepJob, sweep_problems
+
+    try:
+        job = SweepJob.model_validate({"trial": {"command": comp.get("command") or "true"}, **sweep})
+    except pydantic.ValidationError as exc:
+        for e in exc.errors():
+            errors.add(f"{f}." + ".".join(str(x) for x in e["loc"]), e["msg"])
+        return
+    for problem in sweep_problems(job)[0]:
+        m = re.match(r"field '([^']+)': (.*)", problem, re.S)
+        errors.add(f"{f}.{m.group(1)}" if m else f, m.group(2) if m else problem)
 
 
 def _node_compute(value: Any, p_inputs: dict[str, Any]) -> str | None:
@@ -208,7 +227,7 @@ def _node_component(node: str, nd: dict[str, Any], resolve: Any, errors: Resolve
         try:
             comp = resolve(ref)
         except OpenAMLError as exc:
-            errors.add(f"{f}.component", exc.message)
+            errors.add(f"{f}.trial" if ntype == "sweep" else f"{f}.component", exc.message)
             return None
         comp = dict(comp)
         comp["ref"] = f"{comp.get('name')}:{comp.get('version')}"
