@@ -140,7 +140,8 @@ def test_hello_pipeline_settings(runs, ml_client) -> None:  # type: ignore[no-un
     assert job["settings"]["default_datastore"] == "workspaceblobstore"
     assert job["settings"]["default_compute"] == "cpu-cluster"
     for step in steps.values():
-        assert "202204190" in _log(step) and "hello" in _log(step)
+        # `echo 202204190 & echo "hello"` backgrounds the first echo: only "hello" is sure to be logged
+        assert "hello" in _log(step)
         assert step["compute"] == "cpu-cluster"
 
 
@@ -217,6 +218,17 @@ def test_pipeline_with_train_eval_pipeline_component(runs, ml_client, tmp_path) 
     run.assert_completed()
     job = ml_client.jobs.get_raw(run.name)
     assert job["experiment_name"] == "pipeline_with_pipeline_component"
+    inner = ("train_job", "score_job", "evaluate_job")
+    expected = {f"train_and_evaluate_model{i}-{n}" for i in (1, 2) for n in inner} | {"compare"}
+    assert set(job["steps"]) == expected  # the pipeline component, used twice, expanded into the graph
+    steps = _steps(ml_client, run)
+    assert all(s["status"] == "Completed" for s in steps.values()), {n: s["status"] for n, s in steps.items()}
+    # compute promoted to a string input and bound per node
+    assert steps["train_and_evaluate_model1-train_job"]["compute"] == steps["compare"]["compute"] == "cpu-cluster"
+    assert "training_max_epochs" not in steps["train_and_evaluate_model2-train_job"]["inputs"]
+    assert steps["train_and_evaluate_model2-train_job"]["inputs"]["learning_rate"]["value"] == 0.01
+    assert set(job["steps"]["compare"]["depends_on"]) == {f"train_and_evaluate_model{i}-{n}" for i in (1, 2)
+                                                         for n in ("train_job", "evaluate_job")}
     best = _output(ml_client, tmp_path / "m", run.name, "pipeline_job_best_model") / "model.txt"
     assert best.read_text() == "lr=0.01 epochs=20\n"  # closer to 0.05 than 0.1: model 2 wins
     result = _output(ml_client, tmp_path / "r", run.name, "pipeline_job_best_result") / "eval_result.txt"
