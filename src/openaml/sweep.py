@@ -15,6 +15,7 @@ from openaml.entities._sweep import (
     BayesianSamplingAlgorithm,
     Choice,
     GridSamplingAlgorithm,
+    HyperbandPolicy,
     LogNormal,
     LogUniform,
     MedianStoppingPolicy,
@@ -34,7 +35,7 @@ from openaml.entities._sweep import (
 )
 
 __all__ = [
-    "BanditPolicy", "BayesianSamplingAlgorithm", "Choice", "GridSamplingAlgorithm", "LogNormal", "LogUniform",
+    "BanditPolicy", "BayesianSamplingAlgorithm", "Choice", "GridSamplingAlgorithm", "HyperbandPolicy", "LogNormal", "LogUniform",
     "MedianStoppingPolicy", "Normal", "Objective", "QLogNormal", "QLogUniform", "QNormal", "QUniform", "Randint",
     "RandomSamplingAlgorithm", "SweepJob", "SweepJobLimits", "TrialCommand", "TruncationSelectionPolicy", "Uniform",
 ]
