@@ -349,7 +349,7 @@ def test_crash_and_missing_metric(ml_client, trial_dir):
     assert "'score' was never logged by any of the 2 trials" in raw["error"] and "other_metric" in raw["error"]
 
 
-def test_cancel_cascades_and_trial_timeout(ml_client, trial_dir):
+def test_cancel_of_the_sweep_cancels_every_trial(ml_client, trial_dir):
     p = _sweep_yaml(trial_dir, """
         trial:
           code: src
@@ -374,6 +374,9 @@ def test_cancel_cascades_and_trial_timeout(ml_client, trial_dir):
             break
         time.sleep(0.3)
     assert kids and all(k["status"] == "Canceled" for k in kids), [k["status"] for k in kids]
+    assert len(kids) == 2  # no trial started after the cancel
+    time.sleep(1.5)
+    assert len(ml_client.jobs.list(parent_job_name=name)) == 2
 
 
 def test_trial_timeout_cancels_the_trial_and_the_sweep_goes_on(ml_client, trial_dir):
@@ -454,7 +457,7 @@ def test_metric_sparse_steps_inf_and_only_nan(ml_client, server, trial_dir):
     assert [m.value for m in sorted(hist, key=lambda m: m.step)] == [1.0, 2.0, sys.float_info.max]
 
 
-def test_server_restart_resumes_the_sweep(tmp_path, trial_dir):
+def test_server_restart_resumes_the_sweep(openaml_home, tmp_path, trial_dir):
     """Trials 0-1 finish, 2-3 hold at a gate; the server is killed and restarted; the sweep goes on:
     5 trials in all, none run twice, finished results kept, no point drawn twice, the right best."""
     import signal

@@ -341,6 +341,11 @@ class SweepService:
         concurrent = int(lim.max_concurrent_trials or target)
         created = len(children)
         n_active = len(active)
+        # a cancel of the sweep cancels its trials first, then the sweep: trials ended by it mean
+        # the sweep is being canceled, so start nothing new (no trial launched after a cancel)
+        parent_cancel = f"parent job {name} was canceled"
+        if any(c["error"] == parent_cancel or c["runtime"].get("cancel_reason") == parent_cancel for c in children):
+            return
         while st.stopping is None and created < target and n_active < concurrent:
             if not self._launch(row, st, created):
                 return
@@ -370,6 +375,11 @@ class SweepService:
                                                        "non_finite": len(bad)}}
             if "sweep_values" not in rt:  # submitted just before a server stopped: from the job's properties
                 update.update(sweep_index=index, sweep_values=values, sweep_raw=raw)
+                try:
+                    self.ctx.tracking.log_params(cname, {k: (json.dumps(v) if isinstance(v, (dict, list)) else v)
+                                                         for k, v in values.items()})
+                except Exception:  # noqa: BLE001 - the trial's own code logged the same key
+                    pass
             self.ctx.store.update_job(cname, runtime_update=update)
 
     def _launch(self, row: dict[str, Any], st: _State, index: int) -> bool:
