@@ -39,6 +39,21 @@ def prepare_pipeline(ops: Any, job: Any, *, progress: bool = False) -> dict[str,
     for name, inp in (data.get("inputs") or {}).items():
         _upload_input(ops, src, f"inputs.{name}", inp, base, progress)
     data["jobs"] = prepare_jobs(ops, job.jobs, base=base, src=src, where="jobs", progress=progress)
+    comp = job.component
+    if isinstance(comp, str) and _is_file_ref(comp):  # a pipeline component run as the job (spec 4)
+        from openaml._load import load_component
+
+        path = (base / comp.removeprefix("file:")).resolve()
+        if not path.is_file():
+            raise ValidationError(f"{src}: field 'component': file {comp!r} not found (resolved to {path})",
+                                  details={"file": src, "field": "component", "value": comp})
+        comp = load_component(path)
+    elif isinstance(comp, dict):
+        from openaml.entities._base import load_entity
+
+        comp = load_entity(PipelineComponent, data=comp, relative_origin=base, kind="component")
+    if isinstance(comp, PipelineComponent):
+        data["component"] = pipeline_component_payload(ops, comp, base=comp._base_path or base, progress=progress)
     if not job.experiment_name:
         data["experiment_name"] = _default_experiment(job)
     return data

@@ -50,7 +50,12 @@ def compile_pipeline(spec: dict[str, Any], resolve_component: Any, errors: Resol
     p_outputs: dict[str, Any] = spec.get("outputs") or {}
     jobs: dict[str, Any] = spec.get("jobs") or {}
     if spec.get("component"):
-        errors.add("component", "running a pipeline component as a job is not supported yet; put its nodes in jobs:")
+        if jobs:
+            errors.add("component", "a pipeline job has either component (a pipeline component to run) or jobs, "
+                                    "not both")
+        else:
+            p_inputs, p_outputs, jobs = _run_component(spec["component"], p_inputs, p_outputs, resolve_component,
+                                                       errors)
     if not jobs:
         errors.add("jobs", "a pipeline needs at least one node under jobs:")
     jobs = expand_pipeline_nodes(copy.deepcopy(jobs), resolve_component, errors)
@@ -157,6 +162,36 @@ def compile_pipeline(spec: dict[str, Any], resolve_component: Any, errors: Resol
                                        "(a node output must say ${{parent.outputs." + y + "}})")
     order = _topological(plan_nodes, errors)
     return {"nodes": plan_nodes, "order": order, "outputs": pipeline_outputs}
+
+
+def _run_component(ref: Any, given_in: dict[str, Any], given_out: dict[str, Any], resolve: Any,
+                   errors: ResolveErrors) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A pipeline job with ``component:`` (spec 4): the component's nodes, its ports as the job's
+    inputs and outputs, the job's ``inputs``/``outputs`` giving their values and settings."""
+    comp = ref
+    if isinstance(ref, str):
+        try:
+            comp = resolve(ref)
+        except OpenAMLError as exc:
+            errors.add("component", exc.message)
+            return given_in, given_out, {}
+    if not isinstance(comp, dict) or comp.get("type") != "pipeline":
+        errors.add("component", "a pipeline job's component must be a pipeline component (type: pipeline)")
+        return given_in, given_out, {}
+    ports_in, ports_out = comp.get("inputs") or {}, comp.get("outputs") or {}
+    for k in given_in:
+        if k not in ports_in:
+            errors.add(f"inputs.{k}", f"the pipeline component has no input {k!r}; inputs: "
+                                      f"{', '.join(sorted(ports_in)) or 'none'}")
+    for k in given_out:
+        if k not in ports_out:
+            errors.add(f"outputs.{k}", f"the pipeline component has no output {k!r}; outputs: "
+                                       f"{', '.join(sorted(ports_out)) or 'none'}")
+    inputs = {k: {**(port or {}), **(given_in.get(k) or {}), **({"type": port["type"]} if (port or {}).get("type")
+                                                                 else {})}
+              for k, port in ports_in.items()}
+    outputs = {k: {**(port or {}), **(given_out.get(k) or {})} for k, port in ports_out.items()}
+    return inputs, outputs, copy.deepcopy(comp.get("jobs") or {})
 
 
 def _check_sweep(f: str, comp: dict[str, Any], sweep: dict[str, Any], errors: ResolveErrors) -> None:
