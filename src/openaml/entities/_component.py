@@ -106,6 +106,7 @@ class PipelineComponent(Entity):
     inputs: dict[str, Input] = Field(default_factory=dict)
     outputs: dict[str, Output] = Field(default_factory=dict)
     jobs: dict[str, Any] = Field(default_factory=dict)
+    settings: dict[str, Any] | None = None  # default_compute applies to its nodes that name none
     # server-populated
     id: str | None = None
     archived: bool = False

@@ -138,8 +138,9 @@ def _lift(node: str, nd: dict[str, Any], comp: dict[str, Any], inner: dict[str, 
         if isinstance(snd.get("compute"), str):
             c = _subst(snd["compute"], bind, node)
             snd["compute"] = None if c is _DROP or not isinstance(c, str) else c
-        if not snd.get("compute") and nd.get("compute"):
-            snd["compute"] = nd["compute"]
+        default_compute = nd.get("compute") or (comp.get("settings") or {}).get("default_compute")
+        if not snd.get("compute") and default_compute:
+            snd["compute"] = default_compute
         outs = {}
         for o, v in (snd.get("outputs") or {}).items():
             target = v.get("path") if isinstance(v, dict) else v
