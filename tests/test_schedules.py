@@ -10,6 +10,7 @@ unchanged (tests/conformance/schedules/).
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -436,3 +437,33 @@ def test_cron_every_minute_fires_at_the_minute(ml_client: Any) -> None:
     fire = datetime.fromisoformat(ml_client.jobs.get(sched.last_job_name).properties["openaml.schedule.time"])
     assert fire.second == 0 and fire > start
     ml_client.schedules.begin_delete(name).result()
+
+
+# ---------------------------------------------------------------------------------------- the example
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "titanic"
+
+
+def _next_local(now: datetime, zone: str, hour: int, minute: int) -> datetime:
+    return _next_daily_pattern(now, zone, [hour], [minute])
+
+
+def test_titanic_nightly_schedule_yaml_and_sdk(cli: Any, server: Any) -> None:
+    import subprocess
+    import sys
+
+    before = datetime.now(UTC)
+    out = cli("schedule", "create", "--file", str(EXAMPLE / "schedule-nightly.yml"), check=True).json()
+    expected = _next_local(before, "America/Los_Angeles", 2, 0)
+    assert out["name"] == "titanic_nightly" and out["next_fire_time"] == _iso(expected)
+    job = out["create_job"]
+    assert job["experiment_name"] == "titanic-nightly" and job["tags"] == {"trigger": "nightly"}
+    assert job["code"].startswith("openaml-code:") and job["inputs"]["titanic"]["path"] == "azureml:titanic-mltable@latest"
+    p = subprocess.run([sys.executable, str(EXAMPLE / "schedule_nightly.py"), "--disable"], capture_output=True,
+                       text=True, timeout=300, env={**os.environ, "OPENAML_WORKSPACE": server.url})
+    assert p.returncode == 0, p.stderr
+    assert f"next fire {expected}" in p.stdout, p.stdout
+    sdk = cli("schedule", "show", "--name", "titanic_nightly_sdk", check=True).json()
+    assert sdk["is_enabled"] is False and sdk["create_job"]["experiment_name"] == "titanic-nightly"
+    assert sdk["trigger"]["schedule"] == {"hours": [2], "minutes": [0]}
+    for name in ("titanic_nightly", "titanic_nightly_sdk"):
+        cli("schedule", "delete", "--name", name, "--yes", check=True)
