@@ -60,7 +60,7 @@ def list_(include_disabled: Annotated[bool, typer.Option("--include-disabled", h
     """List schedules (enabled ones unless --include-disabled or --disabled-only)."""
     view = "DisabledOnly" if disabled_only else "All" if include_disabled else "EnabledOnly"
     ml = client(workspace)
-    rows = [_row(ml.schedules.get_raw(s.name)) for s in ml.schedules.list(list_view_type=view)]
+    rows = [_row(d) for d in ml.schedules.list_raw(view)]
     if max_results is not None:
         rows = rows[:max_results]
     render(rows, output, columns=_COLUMNS)

@@ -173,6 +173,10 @@ class ScheduleOperations:
         view = str(getattr(list_view_type, "value", list_view_type) or "EnabledOnly")
         return [schedule_from_dict(d) for d in self._t.get("/schedules", params={"list_view_type": view})]
 
+    def list_raw(self, list_view_type: str = "EnabledOnly") -> list[dict[str, Any]]:
+        """The schedules as the server returns them (openaml extension, for the CLI)."""
+        return self._t.get("/schedules", params={"list_view_type": list_view_type})  # type: ignore[no-any-return]
+
     def begin_enable(self, name: str, **kwargs: Any) -> Any:
         from openaml.sdk._client import Poller
 
