@@ -377,7 +377,10 @@ def test_pipeline_components_nest_two_levels_in_yaml_registered_and_shown(ml_cli
     assert _read_output(ml_client, job.name, "final", tmp_path / "dl") == "90"
     assert _read_output(ml_client, f"{job.name}-after", "out", tmp_path / "dl2") == "90"
     shown = cli("job", "show", "-n", job.name, "-o", "graph", check=True).stdout
-    assert "m" in shown and "first" in shown and "second" in shown and "after" in shown
+    lines = shown.splitlines()
+    assert "  m  (pipeline component)" in lines and "    first  (pipeline component)" in lines, shown
+    assert any(line.startswith("      a ") and "Completed" in line for line in lines), shown
+    assert any(line.startswith("  after ") and "<- m-second-b" in line for line in lines), shown
     # registered: the middle component (its nested component files sent inline) used by reference
     r = cli("component", "create", "-f", str(tmp_path / "comps" / "middle.yml"))
     assert r.returncode == 0, r.stderr
