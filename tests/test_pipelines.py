@@ -425,11 +425,14 @@ def test_dsl_pipeline_called_inside_a_dsl_pipeline_nests(ml_client, tmp_path):
         second = inner(data=first.outputs.result)
         return {"result": second.outputs.result}
 
+    middle_yaml = load_component(tmp_path / "comps" / "middle.yml")  # a pipeline component file, called
+
     @dsl.pipeline(compute="local", experiment_name="nested-dsl", force_rerun=True)
     def outer(data: Input) -> dict:
         m = middle(data=data, k=5)
         after = double(data=m.outputs.result, k=1)
-        return {"final": after.outputs.out}
+        y = middle_yaml(data=data, k=1)
+        return {"final": after.outputs.out, "from_yaml": y.outputs.result}
 
     job = outer(data=Input(type="uri_folder", path=str(tmp_path / "data")))
     assert job.jobs["m"].type == "pipeline"
@@ -437,8 +440,10 @@ def test_dsl_pipeline_called_inside_a_dsl_pipeline_nests(ml_client, tmp_path):
     final = ml_client.jobs.wait(created.name, timeout=240)
     assert final.status == "Completed", ml_client.jobs.get_raw(created.name)
     assert _read_output(ml_client, created.name, "final", tmp_path / "dl") == "90"
+    assert _read_output(ml_client, created.name, "from_yaml", tmp_path / "dl2") == "18"  # 1 * 1*3 * 2*3
     assert set(ml_client.jobs.get_raw(created.name)["steps"]) == {
-        "m-first-a", "m-first-b", "m-second-a", "m-second-b", "after"}
+        "m-first-a", "m-first-b", "m-second-a", "m-second-b", "after",
+        "y-first-a", "y-first-b", "y-second-a", "y-second-b"}
 
 
 def _sweep_project(root: Path) -> Path:
