@@ -161,6 +161,20 @@ def test_sdk_builder_matches_azure(tmp_path):
     assert isinstance(again, SweepJob) and again.search_space["p"].values == ["l1", "l2"]
 
 
+def test_sweep_job_from_a_command_job_as_azure_writes_it():
+    # azure-ai-ml: SweepJob(trial=CommandJob(...), search_space=..., ...)
+    from openaml.entities import CommandJob
+
+    cj = CommandJob(command="python t.py --kernel ${{inputs.kernel}} --penalty ${{inputs.penalty}}",
+                    inputs={"kernel": "linear", "penalty": 1.0}, code="./src", compute="local",
+                    environment="azureml:AzureML-sklearn-1.5@latest", experiment_name="iris")
+    sj = SweepJob(trial=cj, search_space={"penalty": Uniform(0.1, 2.0)}, sampling_algorithm="bayesian",
+                  objective={"goal": "maximize", "primary_metric": "acc"}, limits={"max_total_trials": 4})
+    assert sj.trial.command == "python t.py --kernel ${{inputs.kernel}} --penalty ${{search_space.penalty}}"
+    assert set(sj.inputs) == {"kernel"} and sj.trial.code == "./src"
+    assert (sj.compute, sj.experiment_name) == ("local", "iris") and sweep_problems(sj) == ([], [])
+
+
 def test_yaml_errors_name_the_field(tmp_path):
     p = _sweep_yaml(tmp_path, """
         trial:

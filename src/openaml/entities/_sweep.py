@@ -360,9 +360,32 @@ class SweepJob(Job):
     @model_validator(mode="before")
     @classmethod
     def _component_trial(cls, data: Any) -> Any:
-        """``SweepJob(trial=load_component(...))``: the component becomes the inline trial."""
+        """``SweepJob(trial=load_component(...))``: the component becomes the inline trial;
+        ``SweepJob(trial=command_job)`` (azure-ai-ml): the command job's command, code, environment
+        and resources, its ``${{inputs.k}}`` of a swept ``k`` read from the search space, and its
+        inputs (less the swept ones) as the sweep's when the sweep gives none."""
         from openaml.entities._component import CommandComponent
+        from openaml.entities._job import CommandJob
 
+        if isinstance(data, dict) and isinstance(data.get("trial"), CommandJob):
+            cj = data["trial"]
+            space = data.get("search_space") or {}
+            cmd = cj.command
+            for key in space:
+                cmd = re.sub(r"\$\{\{\s*inputs\." + re.escape(key) + r"\s*\}\}", "${{search_space." + key + "}}",
+                             cmd)
+            data = dict(data)
+            data["trial"] = TrialCommand(command=cmd, code=cj.code, environment=cj.environment,
+                                         environment_variables=cj.environment_variables, resources=cj.resources,
+                                         distribution=cj.distribution)
+            if not data.get("inputs"):
+                data["inputs"] = {k: v for k, v in cj.inputs.items() if k not in space}
+            if not data.get("outputs"):
+                data["outputs"] = dict(cj.outputs)
+            for key in ("compute", "experiment_name", "display_name"):
+                if data.get(key) is None and getattr(cj, key) is not None:
+                    data[key] = getattr(cj, key)
+            return data
         if isinstance(data, dict) and isinstance(data.get("trial"), CommandComponent):
             comp = data["trial"].model_dump(mode="json", exclude_none=True)
             data = dict(data)
