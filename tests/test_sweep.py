@@ -161,6 +161,26 @@ def test_sdk_builder_matches_azure(tmp_path):
     assert isinstance(again, SweepJob) and again.search_space["p"].values == ["l1", "l2"]
 
 
+def test_trial_errors_name_the_inline_command_fields(tmp_path):
+    # regression: with trial also taking a component reference, errors listed the union's arms
+    p = _sweep_yaml(tmp_path, """
+        trial:
+          code: src
+          comand: python x.py
+        search_space:
+          x: {type: uniform, min_value: 0, max_value: 1}
+        objective: {goal: maximize, primary_metric: m}
+        limits: {max_total_trials: 2}
+        """)
+    with pytest.raises(ValidationError) as ei:
+        load_job(p)
+    msg = str(ei.value)
+    assert "field 'trial.command': Field required" in msg and "field 'trial.comand': unknown field" in msg
+    assert "TrialCommand" not in msg and "trial.str" not in msg
+    with pytest.raises(Exception, match="give an inline command"):
+        SweepJob.model_validate({**_job().model_dump(), "trial": " "})
+
+
 def test_sweep_job_from_a_command_job_as_azure_writes_it():
     # azure-ai-ml: SweepJob(trial=CommandJob(...), search_space=..., ...)
     from openaml.entities import CommandJob

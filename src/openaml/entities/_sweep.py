@@ -406,13 +406,19 @@ class SweepJob(Job):
     def _outputs(cls, v: Any) -> Any:
         return normalize_outputs(v)
 
-    @field_validator("trial", mode="before")
+    @field_validator("trial", mode="wrap")
     @classmethod
-    def _trial(cls, v: Any) -> Any:
-        if isinstance(v, str) and not v.strip():
-            raise ValueError("empty: give an inline command (trial: {command: ..., environment: ...}) or a "
-                             "component (trial: ./component.yml, azureml:<name>:<version> or azureml:<name>@latest)")
-        return v
+    def _trial(cls, v: Any, handler: Any) -> Any:
+        # one branch per form, so errors name the inline command's fields only (not the union's arms)
+        if isinstance(v, str):
+            if not v.strip():
+                raise ValueError("empty: give an inline command (trial: {command: ..., environment: ...}) or a "
+                                 "component (trial: ./component.yml, azureml:<name>:<version> or "
+                                 "azureml:<name>@latest)")
+            return v
+        if isinstance(v, TrialCommand):
+            return v
+        return TrialCommand.model_validate(v)
 
     @property
     def trial_is_reference(self) -> bool:
