@@ -487,7 +487,7 @@ def _sweep_project(root: Path) -> Path:
         """)
 
 
-def test_sweep_node_best_trial_outputs_feed_downstream(ml_client, tmp_path):
+def test_sweep_node_best_trial_outputs_feed_downstream(ml_client, cli, tmp_path):
     yml = _sweep_project(tmp_path)
     job = ml_client.jobs.wait(ml_client.jobs.create_or_update(load_job(yml)).name, timeout=240)
     raw = ml_client.jobs.get_raw(job.name)
@@ -497,6 +497,10 @@ def test_sweep_node_best_trial_outputs_feed_downstream(ml_client, tmp_path):
     assert len(sweep["trials"]) == 2
     assert _read_output(ml_client, job.name, "best", tmp_path / "dl") == "0.3"
     assert raw["steps"]["tune"]["status"] == "Completed"
+    best = sweep["properties"]["best_child_run_id"]
+    shown = cli("job", "show", "-n", job.name, "-o", "graph", check=True).stdout
+    assert f"best trial {best}" in shown, shown
+    assert ml_client.jobs.get_raw(best)["output_uris"]["model"] == sweep["output_uris"]["model"]
 
 
 @pytest.mark.slow

@@ -159,6 +159,8 @@ def _draw_pipeline(ml: Any, raw: dict[str, Any]) -> None:
             status = child["status"] if child else step.get("status", "NotStarted")
             props = (child or {}).get("properties") or {}
             reason = props.get("openaml.reason") or step.get("reason") or ""
+            if props.get("best_child_run_id"):  # a sweep node: its outputs are this trial's
+                reason += f"; best trial {props['best_child_run_id']}"
             deps = step.get("depends_on") or []
             arrow = f"  <- {', '.join(deps)}" if deps else ""
             dur = _duration(child) if child else ""
