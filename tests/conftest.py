@@ -64,8 +64,9 @@ def start_server(workspace: Path, *, name: str = "test", env: dict[str, str] | N
     raise RuntimeError("server did not start in 90 s")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def openaml_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A throwaway OPENAML_HOME for the whole session (autouse: no test registers workspaces in the real one)."""
     home = tmp_path_factory.mktemp("openaml-home")
     old = os.environ.get("OPENAML_HOME")
     os.environ["OPENAML_HOME"] = str(home)
