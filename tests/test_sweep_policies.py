@@ -149,7 +149,7 @@ def test_yaml_and_sdk_round_trip(tmp_path):
 def test_example_yaml_loads():
     example = Path(__file__).resolve().parents[1] / "examples" / "lightgbm-learning-curve" / "sweep-job.yml"
     job = load_job(example)
-    assert job.early_termination == HyperbandPolicy(min_resource=2, max_resource=30, reduction_factor=4)
+    assert job.early_termination == HyperbandPolicy(min_resource=4, max_resource=30, reduction_factor=4)
     assert sweep_problems(job)[0] == []
 
 
