@@ -24,6 +24,7 @@ Run: ``.venv/bin/python bench/sweep_overhead.py [--quick]``.
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -165,13 +166,16 @@ def main() -> None:
     peers = []
     progress(f"peer: Optuna + subprocess, {n} trials (before)")
     peers.append(optuna_peer(n, 1))
-    with openaml_server("sweep-overhead") as srv:
-        settle([srv.pid])
-        progress("bare trial runs")
-        bare = bare_trial(srv, tmp / "src", 10)
-        progress(f"openaml sweep: {n} trials, 2 at a time")
-        sweep = run_sweep(srv, tmp, n)
-        bare += bare_trial(srv, tmp / "src", 10)
+    try:
+        with openaml_server("sweep-overhead") as srv:
+            settle([srv.pid])
+            progress("bare trial runs")
+            bare = bare_trial(srv, tmp / "src", 10)
+            progress(f"openaml sweep: {n} trials, 2 at a time")
+            sweep = run_sweep(srv, tmp, n)
+            bare += bare_trial(srv, tmp / "src", 10)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     progress(f"peer: Optuna + subprocess, {n} trials (after)")
     peers.append(optuna_peer(n, 1))
     peer2 = optuna_peer(n, 2)
