@@ -14,6 +14,7 @@ import hmac
 import json
 import os
 import secrets
+import shutil
 import sys
 import threading
 import time
@@ -425,11 +426,7 @@ class EndpointService:
                 python = str(bin_dir / "python")
         model_dir = folder / "azureml-models" / r["model_name"] / r["model_version"]
         if r["model_path"] is not None:
-            model_dir.mkdir(parents=True, exist_ok=True)
-            link = model_dir / r["model_path"].name
-            if link.is_symlink() or link.exists():
-                link.unlink()
-            link.symlink_to(r["model_path"], target_is_directory=r["model_path"].is_dir())
+            _lay_out_model(r["model_path"], model_dir / r["model_path"].name)
         rs = OnlineRequestSettings.model_validate(spec.get("request_settings") or {})
         probe = ProbeSettings.model_validate(spec.get("readiness_probe") or {})
         live = ProbeSettings.model_validate(spec.get("liveness_probe") or {})
@@ -462,6 +459,30 @@ class EndpointService:
             return entity.model_validate(clean)
         except pydantic.ValidationError as exc:
             raise validation_error_from_pydantic(exc, source=None, lines=None, kind=kind) from None
+
+
+def _lay_out_model(src: Path, dst: Path) -> None:
+    """Put the model at ``dst`` as hard links (a copy across file systems), never as a symlink.
+
+    A symlink would break MLflow's ``load_model`` on the path (it refuses an artifact that resolves
+    outside its folder); registered model files never change, so links are safe.
+    """
+    if dst.is_symlink() or dst.is_file():
+        dst.unlink()
+    elif dst.exists():
+        shutil.rmtree(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+
+    def link(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    if src.is_dir():
+        shutil.copytree(src, dst, copy_function=link, symlinks=False)
+    else:
+        link(str(src), str(dst))
 
 
 def _new_key() -> str:

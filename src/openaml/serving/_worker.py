@@ -363,6 +363,8 @@ class Worker:
                                                           thread_name_prefix="score")
         self.scorer: Any = None
         self.batched = False
+        self.inflight = 0  # /score requests received and not yet answered
+        self.busy = 0  # of which inside a running batch
         self.app_root = cfg.get("app_root") or os.getcwd()
 
     def load(self) -> None:
@@ -464,6 +466,7 @@ class Worker:
             return 405, dumps({"message": f"method {method} not allowed on /score"}), {}
         started = time.perf_counter()
         mirrored = headers.get("x-openaml-mirror") == "1"
+        self.inflight += 1
         try:
             if self.batched:
                 status, payload, extra = await self._batched(method, path, query, headers, body)
@@ -471,6 +474,8 @@ class Worker:
                 status, payload, extra = await self._single(AMLRequest(method, path, query, headers, body))
         except HTTPError as exc:
             status, payload, extra = exc.status, dumps({"message": exc.message}), {}
+        finally:
+            self.inflight -= 1
         ms = (time.perf_counter() - started) * 1000
         if mirrored or status >= 400:
             log(f"{'mirrored ' if mirrored else ''}request {headers.get('x-request-id', '-')}: {status} "
@@ -545,6 +550,10 @@ class Worker:
                 try:
                     nxt = self.queue.get_nowait()
                 except asyncio.QueueEmpty:
+                    # adaptive: wait for company only while other requests are on their way to the queue
+                    # (received, not yet queued, not in a running batch); alone, a request goes at once
+                    if self.inflight - self.busy - len(items) <= 0:
+                        break
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
@@ -566,7 +575,11 @@ class Worker:
                 live.append((frame, fut))
             if not live:
                 continue
-            results = await self.loop.run_in_executor(self.pool, self._run_batch, [f for f, _ in live])
+            self.busy += len(live)
+            try:
+                results = await self.loop.run_in_executor(self.pool, self._run_batch, [f for f, _ in live])
+            finally:
+                self.busy -= len(live)
             for (_f, fut), res in zip(live, results, strict=True):
                 if not fut.done():
                     fut.set_result(res)
