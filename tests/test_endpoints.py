@@ -296,3 +296,146 @@ def test_aml_token_endpoint_issues_expiring_tokens(ml_client: Any, cli: Any) -> 
         ml_client.online_endpoints.regenerate_keys("ep-token")
     cli("online-endpoint", "delete", "-n", "ep-token", "--yes", check=True)
     assert "ep-token" not in [e.name for e in ml_client.online_endpoints.list()]
+
+
+# ---------------------------------------------------------------------- rollout, updates and faults under load
+class _SteadyLoad:
+    """``threads`` clients posting ``{"action": "pid"}`` in a loop; every answer recorded as (status, body)."""
+
+    def __init__(self, ep: Any, key: str, threads: int = 3) -> None:
+        self.ep, self.key = ep, key
+        self.answers: list[tuple[int, Any]] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(threads)]
+
+    def _loop(self) -> None:
+        with httpx.Client(trust_env=False, timeout=30) as client:
+            while not self._stop.is_set():
+                try:
+                    r = client.post(self.ep.scoring_uri, json={"action": "pid"},
+                                    headers={"Authorization": f"Bearer {self.key}"})
+                    self.answers.append((r.status_code, r.json() if r.status_code == 200 else r.text))
+                except httpx.HTTPError as exc:
+                    self.answers.append((0, repr(exc)))
+
+    def __enter__(self) -> _SteadyLoad:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=60)
+
+    def failed(self) -> list[tuple[int, Any]]:
+        return [a for a in self.answers if a[0] != 200]
+
+    def versions(self) -> list[str]:
+        return [a[1]["version"] for a in self.answers if a[0] == 200]
+
+    def wait(self, n: int = 10) -> None:
+        """Until ``n`` more answers arrived (the load really runs across the step that follows)."""
+        target = len(self.answers) + n
+        deadline = time.monotonic() + 60
+        while len(self.answers) < target and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def rollout(ml_client: Any, model_dir: Path, code_dir: Path) -> Any:
+    """Endpoint ``ep-roll`` with deployment blue (answers version 1) taking all traffic."""
+    ml_client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="ep-roll"))
+    blue = _dep("blue", "ep-roll", model_dir, code_dir, environment_variables={"MODEL_VERSION": "1"})
+    assert ml_client.online_deployments.begin_create_or_update(blue).result(timeout=120).provisioning_state == \
+        "Succeeded"
+    ml_client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="ep-roll", traffic={"blue": 100}))
+    return ml_client.online_endpoints.get("ep-roll")
+
+
+def _green(ml_client: Any, model_dir: Path, code_dir: Path, version: str, count: int = 1) -> None:
+    dep = _dep("green", "ep-roll", model_dir, code_dir, environment_variables={"MODEL_VERSION": version})
+    dep.instance_count = count
+    assert ml_client.online_deployments.begin_create_or_update(dep).result(timeout=180).provisioning_state == \
+        "Succeeded"
+
+
+def test_safe_rollout_under_steady_load_fails_no_request(ml_client: Any, rollout: Any, model_dir: Path,
+                                                         code_dir: Path) -> None:
+    """Spec 10 / issue 3 item 5: green beside blue, header test, 10 % then 100 %, blue deleted: zero failures."""
+    key = ml_client.online_endpoints.get_keys("ep-roll").primary_key
+    with _SteadyLoad(rollout, key) as load:
+        load.wait()
+        _green(ml_client, model_dir, code_dir, "2")
+        load.wait()
+        r = _post(rollout, key, {"action": "pid"}, deployment="green")
+        assert r.status_code == 200 and r.json()["version"] == "2"
+        ml_client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(
+            name="ep-roll", traffic={"blue": 90, "green": 10}))
+        load.wait(60)
+        ml_client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(
+            name="ep-roll", traffic={"blue": 0, "green": 100}))
+        load.wait()
+        ml_client.online_deployments.begin_delete("blue", "ep-roll")
+        n_after_delete = len(load.answers)
+        load.wait(20)
+    assert load.failed() == [], load.failed()[:5]
+    versions = load.versions()
+    assert versions[0] == "1" and "2" in versions and set(versions[n_after_delete:]) == {"2"}
+    assert [d.name for d in ml_client.online_deployments.list("ep-roll")] == ["green"]
+
+
+def test_update_replaces_workers_one_at_a_time_under_load(ml_client: Any, rollout: Any, model_dir: Path,
+                                                          code_dir: Path) -> None:
+    """Updating (new code/settings, 2 instances) starts each new worker before an old one leaves: no failures."""
+    if "green" not in [d.name for d in ml_client.online_deployments.list("ep-roll")]:
+        _green(ml_client, model_dir, code_dir, "2")
+        ml_client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(
+            name="ep-roll", traffic={"green": 100}))
+    key = ml_client.online_endpoints.get_keys("ep-roll").primary_key
+    with _SteadyLoad(rollout, key) as load:
+        load.wait()
+        _green(ml_client, model_dir, code_dir, "3", count=2)
+        load.wait(20)
+    assert load.failed() == [], load.failed()[:5]
+    versions = load.versions()
+    assert versions[0] == "2" and versions[-1] == "3"
+    # once version 3 answered, version 2 may still finish its in-flight requests but never comes back after
+    first3 = versions.index("3")
+    assert versions[first3:].count("2") <= 3
+    pids = {a[1]["pid"] for a in load.answers[-20:]}
+    assert len(pids) == 2  # both new instances serve
+    log = ml_client.online_deployments.get_logs("green", "ep-roll")
+    assert log.count("listening on") >= 3
+
+
+def test_worker_killed_under_load_is_replaced(ml_client: Any, rollout: Any, model_dir: Path,
+                                              code_dir: Path) -> None:
+    """SIGKILL one of two workers under load: the router retries on the other; the worker comes back."""
+    import os
+    import signal
+
+    if "green" not in [d.name for d in ml_client.online_deployments.list("ep-roll")]:
+        _green(ml_client, model_dir, code_dir, "3", count=2)
+        ml_client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(
+            name="ep-roll", traffic={"green": 100}))
+    key = ml_client.online_endpoints.get_keys("ep-roll").primary_key
+    threads = 4
+    with _SteadyLoad(rollout, key, threads=threads) as load:
+        load.wait(20)
+        before = {a[1]["pid"] for a in load.answers[-20:] if a[0] == 200}
+        assert len(before) == 2
+        victim = sorted(before)[0]
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            pids = {a[1]["pid"] for a in load.answers[-10:] if a[0] == 200}
+            if len(pids - before) == 1 and victim not in pids:
+                break
+            time.sleep(0.1)
+        load.wait(20)
+    # at most the requests in flight on the killed worker may fail (the router retries them elsewhere)
+    assert len(load.failed()) <= threads, load.failed()[:5]
+    after = {a[1]["pid"] for a in load.answers[-20:] if a[0] == 200}
+    assert victim not in after and len(after) == 2
+    assert "restarted" in ml_client.online_deployments.get_logs("green", "ep-roll")

@@ -89,7 +89,7 @@ class Supervisor:
         with self._lock:
             keys = list(self._deps)
         for key in keys:
-            self.stop_deployment(key)
+            self.stop_deployment(key, drain=False)
 
     def ports(self, key: str) -> list[int]:
         dep = self._deps.get(key)
@@ -138,13 +138,16 @@ class Supervisor:
         for inst in old:  # scaled down
             self._retire(key, dep, inst)
 
-    def stop_deployment(self, key: str) -> None:
+    def stop_deployment(self, key: str, drain: bool = True) -> None:
+        """Stop routing to the deployment, give in-flight requests time to finish (``drain``), stop its workers."""
         with self._lock:
             dep = self._deps.pop(key, None)
         if dep is None:
             return
         dep.stopping = True
         dep.ports = []
+        if drain and any(inst.proc.poll() is None for inst in dep.instances):
+            time.sleep(min(1.0, dep.spec.config.get("request_timeout_ms", 5000) / 1000))
         for inst in list(dep.instances):
             _kill(inst.proc)
         dep.instances.clear()

@@ -159,6 +159,20 @@ class ScriptScorer:
         self.raw = bool(getattr(self.run_fn, "_openaml_rawhttp", False))
         self.schema = "inference_schema" in sys.modules and hasattr(self.run_fn, "__wrapped__")
 
+    def schemas(self) -> tuple[Any, Any]:
+        """(input, output) JSON schemas of inference-schema decorators on ``run``, else (None, None)."""
+        if not self.schema:
+            return None, None
+        try:
+            from inference_schema.schema_util import get_input_schema, get_output_schema
+        except ImportError:
+            return None, None
+        try:
+            return get_input_schema(self.run_fn) or None, get_output_schema(self.run_fn) or None
+        except Exception as exc:  # noqa: BLE001 - a broken schema must not break /swagger.json
+            log(f"[openaml] inference-schema could not describe run(): {exc}")
+            return None, None
+
     def init(self) -> None:
         init = getattr(self.module, "init", None)
         if init is not None:
@@ -627,6 +641,19 @@ class Worker:
                "securityDefinitions": {"Bearer": {"type": "apiKey", "name": "Authorization", "in": "header"}},
                "paths": {"/score": {"post": {"operationId": "RunMLService", "security": [{"Bearer": []}],
                                              "responses": {"200": {"description": "Success"}}}}}}
+        if isinstance(self.scorer, ScriptScorer):
+            inp, out = self.scorer.schemas()
+            post = doc["paths"]["/score"]["post"]  # type: ignore[index]
+            defs: dict[str, Any] = {}
+            if inp is not None:
+                defs["ServiceInput"] = inp
+                post["parameters"] = [{"name": "Inputs", "in": "body", "required": True,
+                                       "schema": {"$ref": "#/definitions/ServiceInput"}}]
+            if out is not None:
+                defs["ServiceOutput"] = out
+                post["responses"]["200"]["schema"] = {"$ref": "#/definitions/ServiceOutput"}
+            if defs:
+                doc["definitions"] = defs
         if isinstance(self.scorer, MLflowScorer) and self.scorer.columns:
             doc["definitions"] = {"Input": {"type": "object", "properties": {
                 n: {"type": {"double": "number", "float": "number", "long": "integer", "integer": "integer",
