@@ -93,6 +93,9 @@ def test_no_start_time_fires_at_once_and_the_job_records_its_schedule(ml_client:
     assert abs((fire_time - datetime.fromisoformat(created.creation_context["created_at"])).total_seconds()) < 2
     assert sched.last_fire_time == fire_time and sched.fire_count == 1
     assert sched.next_fire_time == fire_time + timedelta(minutes=1)
+    assert [j.name for j in ml_client.jobs.list(scheduled_job_name=name)] == [fired.name]
+    assert fired.name in [j.name for j in ml_client.jobs.list(schedule_defined=True)]
+    assert fired.name not in [j.name for j in ml_client.jobs.list(schedule_defined=False)]
     ml_client.schedules.begin_delete(name).result()
     assert ml_client.jobs.get(fired.name).status == "Completed"  # jobs outlive their schedule
 

@@ -128,6 +128,13 @@ class JobOperations:
         jobs = [job_from_dict(r) for r in rows]
         if str(list_view_type or "").lower() in ("archived_only", "archivedonly"):
             jobs = [j for j in jobs if j.archived]
+        # azure-ai-ml's schedule filters: jobs a schedule created (openaml.schedule.name property)
+        scheduled = kwargs.get("scheduled_job_name")
+        if scheduled is not None:
+            jobs = [j for j in jobs if (j.properties or {}).get("openaml.schedule.name") == scheduled]
+        elif kwargs.get("schedule_defined") is not None:
+            want = bool(kwargs["schedule_defined"])
+            jobs = [j for j in jobs if ("openaml.schedule.name" in (j.properties or {})) == want]
         return jobs
 
     def cancel(self, name: str, **kwargs: Any) -> Job:
