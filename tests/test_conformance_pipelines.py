@@ -116,6 +116,8 @@ def test_hello_pipeline_two_independent_inline_steps(runs, ml_client) -> None:  
     assert "hello" in _log(steps["hello_job"]) and "world" in _log(steps["world_job"])
     assert steps["hello_job"]["compute"] == steps["world_job"]["compute"] == "cpu-cluster"
     assert job["steps"]["hello_job"]["depends_on"] == job["steps"]["world_job"]["depends_on"] == []
+    out = runs[f"{BASICS}/hello-pipeline.yml"].stdout  # --stream follows every step, lines prefixed by step
+    assert "[hello_job] hello" in out and "[world_job] world" in out and "[world_job] step Completed" in out
 
 
 def test_hello_pipeline_io_passes_a_folder_between_steps(runs, ml_client) -> None:  # type: ignore[no-untyped-def]
