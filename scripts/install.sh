@@ -5,8 +5,24 @@
 # Whenever pyproject.toml's dependencies change, regenerate and commit the lock:
 #     uv pip compile pyproject.toml --extra test --python-version 3.11 -o requirements.lock
 # (existing pins are kept; with CI=true this script fails when the committed lock is stale).
+#
+# Optional: --with-torch (or OPENAML_WITH_TORCH=1; implied by CI=true) also installs PyTorch's CPU build,
+# which bayesian sweeps use (Optuna's GPSampler; without it they fall back to TPE and say so). torch is
+# installed with pip, not uv: pip reads the machine's pip configuration (a local CPU wheel, an index);
+# uv would resolve the multi-GB CUDA build. OPENAML_TORCH_SPEC (default torch==2.13.0) and
+# OPENAML_TORCH_PIP_ARGS (e.g. "--index-url https://download.pytorch.org/whl/cpu") adjust it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+WITH_TORCH="${OPENAML_WITH_TORCH:-}"
+[[ "${CI:-}" == "true" && -z "$WITH_TORCH" ]] && WITH_TORCH=1
+for arg in "$@"; do
+  case "$arg" in
+    --with-torch) WITH_TORCH=1 ;;
+    --no-torch) WITH_TORCH=0 ;;
+    *) echo "install.sh: unknown argument $arg (use --with-torch or --no-torch)" >&2; exit 2 ;;
+  esac
+done
 
 T0=$(date +%s)
 step() { echo "== [$(( $(date +%s) - T0 ))s] $*" >&2; }
@@ -43,4 +59,13 @@ VENV_PY="$PWD/.venv/bin/python"
 uv pip install --python "$VENV_PY" --quiet --compile-bytecode -r requirements.lock
 uv pip install --python "$VENV_PY" --quiet --no-deps -e .
 uv pip check --python "$VENV_PY"
+if [[ "$WITH_TORCH" == "1" ]]; then
+  step "torch (CPU build, through pip) for bayesian sweeps"
+  uv pip install --python "$VENV_PY" --quiet pip
+  # greenlet lets Optuna's GPSampler run its L-BFGS-B restarts in batch (about twice as fast here)
+  # shellcheck disable=SC2086
+  "$VENV_PY" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    ${OPENAML_TORCH_PIP_ARGS:-} "${OPENAML_TORCH_SPEC:-torch==2.13.0}" "greenlet>=3.0"
+  uv pip check --python "$VENV_PY"
+fi
 step "installed: .venv/bin/openaml"

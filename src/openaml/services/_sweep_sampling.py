@@ -8,18 +8,71 @@ values, so its models stay continuous; trials receive the transformed values.
 Grid sampling enumerates the choice product in a fixed order (trial ``i`` gets point ``i``), so a
 restarted server continues where it stopped without asking anyone what was visited.
 The study is in memory; after a restart it is rebuilt by re-telling finished trials.
+
+Bayesian sampling uses Optuna's GPSampler (a Gaussian process, Matern 5/2 kernel with ARD, log
+expected improvement; q-batch log EI over the trials still running) when PyTorch is importable:
+it found better points than TPE on the search-quality benchmark (bench/sweep_quality.py). torch is
+an optional install (``bash scripts/install.sh --with-torch``); it is imported only when a
+bayesian sweep samples, with one intra-op thread and BLAS limited to one thread while it fits,
+so the server stays responsive. Without torch, bayesian falls back to Optuna's multivariate TPE
+(constant liar for running trials) and says so in :attr:`SweepSampler.notes`, which the
+controller writes to the sweep's log.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import logging
 import math
+import threading
+from collections.abc import Iterator
 from statistics import NormalDist
 from typing import Any
 
 from openaml.entities._sweep import SweepJob, grid_points
 
-__all__ = ["SweepSampler"]
+__all__ = ["SweepSampler", "torch_available", "bayesian_sampler_name"]
+
+TORCH_HINT = ("install PyTorch (CPU build) into the server's environment for Gaussian-process bayesian "
+              "sampling: `bash scripts/install.sh --with-torch`, or `python -m pip install torch`")
+_torch_lock = threading.Lock()
+_torch_ready = False
+
+
+def torch_available() -> bool:
+    """True when PyTorch can be imported (checked without importing it)."""
+    return importlib.util.find_spec("torch") is not None
+
+
+def bayesian_sampler_name() -> str:
+    """What a bayesian sweep uses on this server: ``"GPSampler"`` (torch present) or ``"TPESampler"``."""
+    return "GPSampler" if torch_available() else "TPESampler"
+
+
+def _prepare_torch() -> None:
+    """Import torch once, with one intra-op and one inter-op thread (the server shares its cores)."""
+    global _torch_ready
+    with _torch_lock:
+        if _torch_ready:
+            return
+        import torch
+
+        torch.set_num_threads(1)
+        with contextlib.suppress(RuntimeError):  # inter-op threads are fixed once torch has run work
+            torch.set_num_interop_threads(1)
+        _torch_ready = True
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
+        yield
+        return
+    with threadpool_limits(limits=1):
+        yield
 
 _EPS = 1e-6
 _PLAIN = (str, int, float, bool, type(None))
@@ -31,6 +84,26 @@ def _round_q(x: float, q: float) -> float:
     if float(q).is_integer() and float(v).is_integer():
         return int(v)
     return float(f"{v:.12g}")
+
+
+def _indexed_qmc(seed: int | None) -> Any:
+    """Optuna's QMCSampler (scrambled Sobol) whose point number is the trial's index.
+
+    Optuna counts the points it handed out in the study; a study rebuilt after a server restart
+    would start the (seeded, so identical) sequence again and repeat points. Tying point ``i - 1``
+    to trial ``i`` (trial 0 is drawn at random while Optuna learns the space) keeps the sequence
+    going across restarts and with trials in flight.
+    """
+    import optuna
+
+    class IndexedQMCSampler(optuna.samplers.QMCSampler):
+        next_id = 0
+
+        def _find_sample_id(self, study: Any, search_space: Any) -> int:
+            return self.next_id
+
+    return IndexedQMCSampler(qmc_type="sobol", seed=seed, scramble=True, warn_independent_sampling=False,
+                             warn_asynchronous_seeding=False)
 
 
 class SweepSampler:
@@ -48,6 +121,8 @@ class SweepSampler:
         optuna.logging.set_verbosity(logging.WARNING)
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         self.job = job
+        self.notes: list[str] = []  # warnings for the sweep's log (e.g. the bayesian fallback)
+        self.sampler_name = ""
         self.space = job.search_space
         algo = job.sampling_algorithm
         self.kind = algo.type
@@ -55,17 +130,45 @@ class SweepSampler:
         direction = "maximize" if job.objective and job.objective.goal == "maximize" else "minimize"
         seed = getattr(algo, "seed", None)
         if self.kind == "random" and getattr(algo, "rule", None) == "sobol":
-            sampler: Any = optuna.samplers.QMCSampler(qmc_type="sobol", seed=seed, scramble=True,
-                                                      warn_independent_sampling=False)
+            sampler: Any = _indexed_qmc(seed)
         elif self.kind == "bayesian":
-            sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, self._budget() // 5)),
-                                                 multivariate=True, group=False, constant_liar=True,
-                                                 warn_independent_sampling=False)
+            sampler = self._bayesian(seed)
         else:
             sampler = optuna.samplers.RandomSampler(seed=seed)
+        self.sampler_name = self.sampler_name or type(sampler).__name__
+        if self.grid is not None:
+            self.sampler_name = "grid"
         self.study = optuna.create_study(direction=direction, sampler=sampler)
+        self.log_lines = [f"sampling: {self.describe(seed)}", *(f"WARNING: {n}" for n in self.notes)]
         self.dists = self._optuna_distributions()
         self._pending: dict[int, Any] = {}  # trial index -> optuna Trial still running (asked here)
+
+    def describe(self, seed: int | None) -> str:
+        """One line for the sweep's log: the algorithm, the Optuna sampler behind it and the seed."""
+        rule = getattr(self.job.sampling_algorithm, "rule", None)
+        algo = f"{self.kind} (rule {rule})" if rule else self.kind
+        if self.grid is not None:
+            return f"grid: {len(self.grid)} points, in order"
+        extra = f", {self._startup()} random startup trials" if self.kind == "bayesian" else ""
+        return f"{algo} with Optuna {self.sampler_name} (seed {seed if seed is not None else 'none'}{extra})"
+
+    def _startup(self) -> int:
+        """Random trials before the model: 10 (Optuna's default), fewer for small budgets (>= 4)."""
+        return min(10, max(4, self._budget() // 4))
+
+    def _bayesian(self, seed: int | None) -> Any:
+        import optuna
+
+        if torch_available():
+            self.sampler_name = "GPSampler"
+            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=self._startup(),
+                                             deterministic_objective=False, warn_independent_sampling=False)
+        self.sampler_name = "TPESampler"
+        self.notes.append("bayesian sampling: PyTorch is not installed, so this sweep uses Optuna's TPE "
+                          "(multivariate, constant liar) instead of its Gaussian-process sampler, which found "
+                          "better points in bench/sweep_quality.py; " + TORCH_HINT)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=self._startup(), multivariate=True,
+                                          group=False, constant_liar=True)
 
     def _budget(self) -> int:
         lim = self.job.limits
@@ -130,7 +233,14 @@ class SweepSampler:
         if self.grid is not None:
             point = self.grid[index % len(self.grid)]
             return dict(point), {"grid_index": index}
-        trial = self.study.ask(self.dists)
+        if self.sampler_name == "IndexedQMCSampler":
+            self.study.sampler.next_id = max(0, index - 1)
+        if self.sampler_name == "GPSampler":
+            _prepare_torch()
+            with _one_blas_thread():
+                trial = self.study.ask(self.dists)
+        else:
+            trial = self.study.ask(self.dists)
         self._pending[index] = trial
         raw = dict(trial.params)
         return self.transform(raw), raw

@@ -262,7 +262,20 @@ class SweepService:
                 sampler_job.sampling_algorithm.seed = (int(seed) + 7919 * done) % (2**31 - 1)
             st = _State(job=job, sampler=SweepSampler(sampler_job))
             self._states[row["name"]] = st
+            self._sampler_notes(row, st.sampler)
         return st
+
+    def _sampler_notes(self, row: dict[str, Any], sampler: SweepSampler) -> None:
+        """What the sampler uses, and its warnings (bayesian without torch), into the sweep's log."""
+        path = self.ctx.layout.job_dir(row["name"]) / "user_logs" / "std_log.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.writelines(f"{line}\n" for line in sampler.log_lines)
+        known = list(row["runtime"].get("warnings") or [])
+        new = [n for n in sampler.notes if n not in known]
+        if new:
+            self.ctx.store.update_job(row["name"], runtime_update={"warnings": known + new})
+            log.warning("sweep %s: %s", row["name"], "; ".join(new))
 
     def _raw_history(self, trial: str, metric: str) -> list[tuple[int, float]]:
         """(step, value) of every value the trial logged for ``metric``, ordered by step
