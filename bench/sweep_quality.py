@@ -321,6 +321,75 @@ def end_to_end(budget: int = 8) -> dict[str, Any]:
                 "error": raw.get("error")}
 
 
+LABELS = ["ours random", "ours grid", "ours sobol", "ours bayesian", "ours bayesian, 2 concurrent",
+          "optuna RandomSampler", "optuna TPESampler", "optuna GPSampler"]
+
+
+def report(results: dict[str, dict[str, Any]], cols: list[tuple[str, str, int]]) -> list[dict[str, Any]]:
+    """Print the table (rows: samplers; columns: problem x budget) and the target's verdicts."""
+    labels = [lab for lab in LABELS if any(k.endswith("|" + lab) for k in results)]
+    max_b = max(b for _, _, b in cols)
+    n_seeds = max(len(c["values"]) for c in results.values())
+    head = ["sampler (what it uses)"] + [f"{name} {lab} @{b}" for name, lab, b in cols] + [f"s/run @{max_b}"]
+    body = []
+    for label in labels:
+        used = next((results[k]["used"] for k in results if k.endswith("|" + label)), "")
+        row = [f"{label} ({used})" if label.startswith("ours") else label]
+        secs = []
+        for name, score_label, b in cols:
+            cell = results.get(f"{name}|{b}|{label}")
+            if not cell:
+                row.append("")
+                continue
+            m, sd = _stats(cell["values"])
+            fmt = "{:.3f} ± {:.3f}" if score_label == "regret" else "{:.4f} ± {:.4f}"
+            row.append(fmt.format(m, sd))
+            if b == max_b:
+                secs.append(statistics.fmean(cell["seconds"]))
+        row.append(f"{statistics.fmean(secs):.1f}" if secs else "")
+        body.append(row)
+    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(head)]
+    print()
+    print(f"Sweep search quality: mean ± sd over {n_seeds} seeds (grid: 1 run, deterministic points)")
+    print(f"  machine: {machine()['summary']}")
+    print("  ".join("-" * w for w in widths))
+    print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for r in body:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+
+    verdicts = []
+    for name, score_label, b in cols:
+        lower_better = score_label == "regret"
+        ours = results[f"{name}|{b}|ours bayesian"]["values"]
+        peers = {lab: results[f"{name}|{b}|{lab}"]["values"] for lab in labels
+                 if lab.startswith("optuna") and f"{name}|{b}|{lab}" in results}
+        best_lab = (min if lower_better else max)(peers, key=lambda k: statistics.fmean(peers[k]))
+        rnd = results[f"{name}|{b}|optuna RandomSampler"]["values"]
+
+        def se_diff(a: list[float], c: list[float]) -> float:
+            va = statistics.variance(a) if len(a) > 1 else 0.0
+            vc = statistics.variance(c) if len(c) > 1 else 0.0
+            return math.sqrt(va / max(len(a), 1) + vc / max(len(c), 1))
+
+        sign = 1 if lower_better else -1
+        d_best = sign * (statistics.fmean(ours) - statistics.fmean(peers[best_lab]))  # > 0: ours worse
+        d_rand = sign * (statistics.fmean(rnd) - statistics.fmean(ours))  # > 0: ours better
+        ok_best = d_best <= max(se_diff(ours, peers[best_lab]), 1e-4)
+        ok_rand = d_rand > 2 * se_diff(ours, rnd)
+        verdicts.append({"problem": name, "budget": b, "best_peer": best_lab, "vs_best": d_best,
+                         "vs_random": d_rand, "as_good_as_best": ok_best, "better_than_random": ok_rand})
+        print(f"  {name} @{b}: ours bayesian vs best Optuna ({best_lab}): "
+              f"{'worse' if d_best > 0 else 'better'} by {abs(d_best):.4f} -> "
+              f"{'within noise' if ok_best else 'NOT within noise'}; vs random: better by {d_rand:.4f} -> "
+              f"{'clearly better' if ok_rand else 'NOT clearly better'}")
+    print("  target: our bayesian at least as good as the best Optuna sampler within noise (1 s.e. of the "
+          "difference), clearly better than random (> 2 s.e.). On Titanic the space is flat near the top (all "
+          "samplers within ~0.001 AUC), so 'clearly better than random' can only be met on Hartmann.")
+    return verdicts
+
+
 # ---------------------------------------------------------------------- main
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0], lambda p: (
@@ -328,8 +397,29 @@ def main() -> None:
         p.add_argument("--budgets", default=None, help="comma-separated trial budgets (default 20,60)"),
         p.add_argument("--problems", default="hartmann4,titanic", help="hartmann4,titanic,titanic-uniform"),
         p.add_argument("--no-e2e", action="store_true", help="skip the end-to-end sweep through a server"),
+        p.add_argument("--seed-list", default=None, help="comma-separated seeds (to split a run over processes)"),
+        p.add_argument("--merge", nargs="+", default=None, help="print one table from these results JSON files"),
         p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "titanic.csv"))))
-    seeds = list(range(args.seeds or (2 if args.quick else 5)))
+    if args.merge:
+        import json
+
+        merged: dict[str, dict[str, Any]] = {}
+        e2e_m = None
+        for f in args.merge:
+            data = json.loads(Path(f).read_text())
+            e2e_m = e2e_m or data.get("end_to_end")
+            for k, cell in data["results"].items():
+                m = merged.setdefault(k, {"values": [], "seconds": [], "used": cell["used"]})
+                m["values"] += cell["values"]
+                m["seconds"] += cell["seconds"]
+        keys = sorted({tuple(k.split("|")[:2]) for k in merged}, key=lambda nb: (nb[0] != "hartmann4", nb[0],
+                                                                                  int(nb[1])))
+        report(merged, [(n, "regret" if n == "hartmann4" else "best CV AUC", int(b)) for n, b in keys])
+        if e2e_m:
+            print(f"  end to end: {e2e_m}")
+        return
+    seeds = ([int(x) for x in args.seed_list.split(",")] if args.seed_list
+             else list(range(args.seeds or (2 if args.quick else 5))))
     budgets = [int(b) for b in (args.budgets or ("20" if args.quick else "20,60")).split(",")]
     problems: list[Problem] = []
     for p in args.problems.split(","):
@@ -361,7 +451,7 @@ def main() -> None:
                 for label, fn in cells:
                     if label.endswith("2 concurrent") and pb.name != "hartmann4":
                         continue  # the flat Titanic space tells nothing more; GP time saved
-                    if label == "ours grid" and seed != seeds[0]:
+                    if label == "ours grid" and seed != 0:
                         continue  # deterministic points; only the noise differs between seeds
                     t0 = time.monotonic()
                     value, used = fn(pb, b, seed)
@@ -371,66 +461,10 @@ def main() -> None:
                 print(f"  [{time.monotonic() - t_start:6.0f}s] {pb.name} budget {b} seed {seed} done",
                       file=sys.stderr, flush=True)
 
-    # one table: rows = samplers, columns = problem x budget
-    cols = [(pb, b) for pb in problems for b in budgets]
-    head = ["sampler (what it uses)"] + [f"{pb.name} {pb.score_label} @{b}" for pb, b in cols] + ["s/run @max"]
-    body = []
-    for label, _ in cells:
-        used = next((results[k]["used"] for k in results if k.endswith("|" + label)), "")
-        row = [f"{label} ({used})" if label.startswith("ours") else label]
-        secs = []
-        for pb, b in cols:
-            cell = results.get(f"{pb.name}|{b}|{label}")
-            if not cell:
-                row.append("")
-                continue
-            m, sd = _stats(cell["values"])
-            fmt = "{:.3f} ± {:.3f}" if pb.score_label == "regret" else "{:.4f} ± {:.4f}"
-            row.append(fmt.format(m, sd))
-            if b == max(budgets):
-                secs.append(statistics.fmean(cell["seconds"]))
-        row.append(f"{statistics.fmean(secs):.1f}" if secs else "")
-        body.append(row)
-    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(head)]
-    print()
-    print(f"Sweep search quality: mean ± sd over {len(seeds)} seeds (grid: 1 run, deterministic points)")
-    print(f"  machine: {machine()['summary']}")
-    print("  ".join("-" * w for w in widths))
-    print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
-    print("  ".join("-" * w for w in widths))
-    for r in body:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
-    print("  ".join("-" * w for w in widths))
-
-    # the target
-    verdicts = []
-    for pb, b in cols:
-        lower_better = pb.score_label == "regret"
-        ours = results[f"{pb.name}|{b}|ours bayesian"]["values"]
-        peers = {lab: results[f"{pb.name}|{b}|{lab}"]["values"] for lab, _ in cells
-                 if lab.startswith("optuna") and f"{pb.name}|{b}|{lab}" in results}
-        best_lab = (min if lower_better else max)(peers, key=lambda k: statistics.fmean(peers[k]))
-        rnd = results[f"{pb.name}|{b}|optuna RandomSampler"]["values"]
-
-        def se_diff(a: list[float], c: list[float]) -> float:
-            n = len(a)
-            return math.sqrt(((statistics.stdev(a) ** 2 if n > 1 else 0) + (statistics.stdev(c) ** 2 if n > 1 else 0))
-                             / max(n, 1))
-
-        sign = 1 if lower_better else -1
-        d_best = sign * (statistics.fmean(ours) - statistics.fmean(peers[best_lab]))  # > 0: ours worse
-        d_rand = sign * (statistics.fmean(rnd) - statistics.fmean(ours))  # > 0: ours better
-        ok_best = d_best <= max(se_diff(ours, peers[best_lab]), 1e-4)
-        ok_rand = d_rand > 2 * se_diff(ours, rnd)
-        verdicts.append({"problem": pb.name, "budget": b, "best_peer": best_lab, "vs_best": d_best,
-                         "vs_random": d_rand, "as_good_as_best": ok_best, "better_than_random": ok_rand})
-        print(f"  {pb.name} @{b}: ours bayesian vs best Optuna ({best_lab}): "
-              f"{'worse' if d_best > 0 else 'better'} by {abs(d_best):.4f} -> "
-              f"{'within noise' if ok_best else 'NOT within noise'}; vs random: better by {d_rand:.4f} -> "
-              f"{'clearly better' if ok_rand else 'NOT clearly better'}")
-    print("  target: our bayesian at least as good as the best Optuna sampler within noise (1 s.e. of the "
-          "difference), clearly better than random (> 2 s.e.). On Titanic the space is flat near the top (all "
-          "samplers within ~0.001 AUC), so 'clearly better than random' can only be met on Hartmann.")
+    cols = [(pb.name, pb.score_label, b) for pb in problems for b in budgets]
+    if not args.no_save:  # before the report: a long run's numbers are kept whatever follows
+        save_results("sweep_quality", {"seeds": seeds, "budgets": budgets, "results": results})
+    verdicts = report(results, cols)
 
     e2e = None
     if not args.no_e2e:
