@@ -362,6 +362,8 @@ def report(results: dict[str, dict[str, Any]], cols: list[tuple[str, str, int]])
     verdicts = []
     for name, score_label, b in cols:
         lower_better = score_label == "regret"
+        if f"{name}|{b}|ours bayesian" not in results or f"{name}|{b}|optuna RandomSampler" not in results:
+            continue
         ours = results[f"{name}|{b}|ours bayesian"]["values"]
         peers = {lab: results[f"{name}|{b}|{lab}"]["values"] for lab in labels
                  if lab.startswith("optuna") and f"{name}|{b}|{lab}" in results}
@@ -377,7 +379,7 @@ def report(results: dict[str, dict[str, Any]], cols: list[tuple[str, str, int]])
         d_best = sign * (statistics.fmean(ours) - statistics.fmean(peers[best_lab]))  # > 0: ours worse
         d_rand = sign * (statistics.fmean(rnd) - statistics.fmean(ours))  # > 0: ours better
         ok_best = d_best <= max(se_diff(ours, peers[best_lab]), 1e-4)
-        ok_rand = d_rand > 2 * se_diff(ours, rnd)
+        ok_rand = d_rand > max(2 * se_diff(ours, rnd), 1e-4)
         verdicts.append({"problem": name, "budget": b, "best_peer": best_lab, "vs_best": d_best,
                          "vs_random": d_rand, "as_good_as_best": ok_best, "better_than_random": ok_rand})
         print(f"  {name} @{b}: ours bayesian vs best Optuna ({best_lab}): "
@@ -397,21 +399,25 @@ def main() -> None:
         p.add_argument("--budgets", default=None, help="comma-separated trial budgets (default 20,60)"),
         p.add_argument("--problems", default="hartmann4,titanic", help="hartmann4,titanic,titanic-uniform"),
         p.add_argument("--no-e2e", action="store_true", help="skip the end-to-end sweep through a server"),
+        p.add_argument("--samplers", default=None, help="comma-separated row labels to run (default: all)"),
         p.add_argument("--seed-list", default=None, help="comma-separated seeds (to split a run over processes)"),
         p.add_argument("--merge", nargs="+", default=None, help="print one table from these results JSON files"),
         p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "titanic.csv"))))
     if args.merge:
         import json
 
-        merged: dict[str, dict[str, Any]] = {}
+        by_seed: dict[str, dict[int, tuple[float, float, str]]] = {}  # a later file's (cell, seed) wins
         e2e_m = None
         for f in args.merge:
             data = json.loads(Path(f).read_text())
-            e2e_m = e2e_m or data.get("end_to_end")
+            e2e_m = data.get("end_to_end") or e2e_m
             for k, cell in data["results"].items():
-                m = merged.setdefault(k, {"values": [], "seconds": [], "used": cell["used"]})
-                m["values"] += cell["values"]
-                m["seconds"] += cell["seconds"]
+                seeds_k = [0] if k.endswith("|ours grid") else data["seeds"]
+                for sd, v, sec in zip(seeds_k, cell["values"], cell["seconds"], strict=True):
+                    by_seed.setdefault(k, {})[sd] = (v, sec, cell["used"])
+        merged: dict[str, dict[str, Any]] = {
+            k: {"values": [v for v, _, _ in d.values()], "seconds": [sec for _, sec, _ in d.values()],
+                "used": next(iter(d.values()))[2]} for k, d in by_seed.items()}
         keys = sorted({tuple(k.split("|")[:2]) for k in merged}, key=lambda nb: (nb[0] != "hartmann4", nb[0],
                                                                                   int(nb[1])))
         report(merged, [(n, "regret" if n == "hartmann4" else "best CV AUC", int(b)) for n, b in keys])
@@ -443,6 +449,8 @@ def main() -> None:
     ]
     if bayesian_sampler_name() != "GPSampler":
         cells.pop()  # Optuna's GPSampler needs torch too
+    if args.samplers:
+        cells = [c for c in cells if c[0] in args.samplers.split(",")]
     results: dict[str, dict[str, Any]] = {}
     t_start = time.monotonic()
     for pb in problems:

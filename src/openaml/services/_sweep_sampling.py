@@ -135,7 +135,7 @@ class SweepSampler:
             sampler = self._bayesian(seed)
         else:
             sampler = optuna.samplers.RandomSampler(seed=seed)
-        self.sampler_name = self.sampler_name or type(sampler).__name__
+        self.sampler_name = self.sampler_name or type(sampler).__name__.removeprefix("Indexed")
         if self.grid is not None:
             self.sampler_name = "grid"
         self.study = optuna.create_study(direction=direction, sampler=sampler)
@@ -153,8 +153,12 @@ class SweepSampler:
         return f"{algo} with Optuna {self.sampler_name} (seed {seed if seed is not None else 'none'}{extra})"
 
     def _startup(self) -> int:
-        """Random trials before the model: 10 (Optuna's default), fewer for small budgets (>= 4)."""
-        return min(10, max(4, self._budget() // 4))
+        """Random trials before the model: Optuna's default 10, at most half the budget (at least 4).
+
+        Measured (bench/sweep_quality.py, Hartmann 4-D, 20 trials, 5 seeds): 5 startup trials gave
+        regret 0.265 +- 0.231 against 0.154 +- 0.160 with 10, so the default stays from 20 trials up.
+        """
+        return min(10, max(4, self._budget() // 2))
 
     def _bayesian(self, seed: int | None) -> Any:
         import optuna
@@ -233,7 +237,7 @@ class SweepSampler:
         if self.grid is not None:
             point = self.grid[index % len(self.grid)]
             return dict(point), {"grid_index": index}
-        if self.sampler_name == "IndexedQMCSampler":
+        if hasattr(self.study.sampler, "next_id"):  # sobol: point index - 1 for trial index
             self.study.sampler.next_id = max(0, index - 1)
         if self.sampler_name == "GPSampler":
             _prepare_torch()
