@@ -399,7 +399,7 @@ def main() -> None:
         p.add_argument("--budgets", default=None, help="comma-separated trial budgets (default 20,60)"),
         p.add_argument("--problems", default="hartmann4,titanic", help="hartmann4,titanic,titanic-uniform"),
         p.add_argument("--no-e2e", action="store_true", help="skip the end-to-end sweep through a server"),
-        p.add_argument("--samplers", default=None, help="comma-separated row labels to run (default: all)"),
+        p.add_argument("--samplers", default=None, help="row labels to run, separated by ; (default: all)"),
         p.add_argument("--seed-list", default=None, help="comma-separated seeds (to split a run over processes)"),
         p.add_argument("--merge", nargs="+", default=None, help="print one table from these results JSON files"),
         p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "titanic.csv"))))
@@ -450,7 +450,7 @@ def main() -> None:
     if bayesian_sampler_name() != "GPSampler":
         cells.pop()  # Optuna's GPSampler needs torch too
     if args.samplers:
-        cells = [c for c in cells if c[0] in args.samplers.split(",")]
+        cells = [c for c in cells if c[0] in args.samplers.split(";")]
     results: dict[str, dict[str, Any]] = {}
     t_start = time.monotonic()
     for pb in problems:

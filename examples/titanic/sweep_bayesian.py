@@ -1,6 +1,6 @@
 """Bayesian sweep of the Titanic model with the Python SDK (the book's chapter 4), the SDK twin of
 ``sweep-bayesian.yml``. Bayesian sampling takes choice, uniform and quniform, and no early
-termination (Azure ML's rules); openaml runs it with Optuna's TPE.
+termination (Azure ML's rules); openaml runs it with Optuna's GPSampler (TPE without torch).
 
 Ported from azure-ai-ml by changing the imports and the MLClient line only (see sweep_random.py).
 Needs the data asset ``titanic-mltable`` and the environment ``titanic-env`` (see README.md).
