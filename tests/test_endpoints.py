@@ -24,6 +24,7 @@ from openaml.entities import (
     ManagedOnlineEndpoint,
     Model,
     OnlineRequestSettings,
+    ProbeSettings,
 )
 from openaml.errors import ConflictError, OpenAMLError, ValidationError
 
@@ -439,3 +440,20 @@ def test_worker_killed_under_load_is_replaced(ml_client: Any, rollout: Any, mode
     after = {a[1]["pid"] for a in load.answers[-20:] if a[0] == 200}
     assert victim not in after and len(after) == 2
     assert "restarted" in ml_client.online_deployments.get_logs("green", "ep-roll")
+
+
+@pytest.mark.slow
+def test_slow_init_is_awaited_up_to_the_readiness_probe(ml_client: Any, endpoint: Any, model_dir: Path,
+                                                        code_dir: Path) -> None:
+    """init() longer than a fixed timeout would allow but within the probe's limit succeeds; beyond it, Failed."""
+    patient = _dep("patient", "ep-score", model_dir, code_dir, environment_variables={"SLOW_INIT": "6"},
+                   readiness_probe=ProbeSettings(initial_delay=2, period=2, failure_threshold=10))  # 22 s
+    assert ml_client.online_deployments.begin_create_or_update(patient).result(timeout=120).provisioning_state == \
+        "Succeeded"
+    ml_client.online_deployments.begin_delete("patient", "ep-score")
+    hasty = _dep("hasty", "ep-score", model_dir, code_dir, environment_variables={"SLOW_INIT": "30"},
+                 readiness_probe=ProbeSettings(initial_delay=1, period=1, failure_threshold=2))  # 3 s
+    with pytest.raises(OpenAMLError, match="not ready after 3 s"):
+        ml_client.online_deployments.begin_create_or_update(hasty).result(timeout=120)
+    assert ml_client.online_deployments.get("hasty", "ep-score").provisioning_state == "Failed"
+    ml_client.online_deployments.begin_delete("hasty", "ep-score")
