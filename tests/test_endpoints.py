@@ -457,3 +457,18 @@ def test_slow_init_is_awaited_up_to_the_readiness_probe(ml_client: Any, endpoint
         ml_client.online_deployments.begin_create_or_update(hasty).result(timeout=120)
     assert ml_client.online_deployments.get("hasty", "ep-score").provisioning_state == "Failed"
     ml_client.online_deployments.begin_delete("hasty", "ep-score")
+
+
+def test_worker_whose_server_died_during_init_exits(tmp_path: Path) -> None:
+    """Regression: the orphan check compared with getppid() read after init(), already pid 1 by then."""
+    import subprocess
+    import sys
+
+    from openaml.serving import WORKER_SCRIPT
+
+    cfg = {"mode": "script", "deployment": "ep/dep", "app_root": str(ASSETS), "entry_script": str(
+        ASSETS / "constant.py"), "ready_file": str(tmp_path / "ready"), "parent_pid": 2 ** 22 + 12345}
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    p = subprocess.run([sys.executable, str(WORKER_SCRIPT), str(tmp_path / "cfg.json")], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0 and "the server exited; worker stopping" in p.stderr

@@ -156,7 +156,7 @@ class Supervisor:
     def _spawn(self, spec: LaunchSpec, index: int, seq: int) -> _Instance:
         ready = spec.run_dir / f"instance-{seq}.ready"
         ready.unlink(missing_ok=True)
-        cfg = {**spec.config, "instance": index, "ready_file": str(ready)}
+        cfg = {**spec.config, "instance": index, "ready_file": str(ready), "parent_pid": os.getpid()}
         cfg_path = spec.run_dir / f"instance-{seq}.json"
         cfg_path.write_text(json.dumps(cfg, indent=2), encoding="utf-8")
         spec.log.parent.mkdir(parents=True, exist_ok=True)

@@ -398,7 +398,7 @@ class Worker:
         if self.batched:
             for _ in range(self.concurrency):
                 asyncio.ensure_future(self._batcher())
-        asyncio.ensure_future(self._orphan_watch(os.getppid()))
+        asyncio.ensure_future(self._orphan_watch(int(self.cfg.get("parent_pid") or os.getppid())))
         server = await asyncio.start_server(self._conn, "127.0.0.1", int(self.cfg.get("port", 0)),
                                             limit=1 << 20, backlog=1024)
         port = server.sockets[0].getsockname()[1]
@@ -415,12 +415,16 @@ class Worker:
             await server.serve_forever()
 
     async def _orphan_watch(self, parent: int) -> None:
-        """Exit when the server that started us is gone (killed without stopping its workers)."""
+        """Exit when the server that started us is gone (killed without stopping its workers).
+
+        ``parent`` is the server's pid from the config, not ``getppid()`` at this point: a server that
+        died during a long ``init()`` has already left us to pid 1 by then.
+        """
         while True:
-            await asyncio.sleep(1.0)
             if os.getppid() != parent:
                 log("[openaml] the server exited; worker stopping")
                 os._exit(0)
+            await asyncio.sleep(1.0)
 
     # -- HTTP/1.1 with keep-alive
     async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
