@@ -23,6 +23,7 @@ import logging
 import math
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +101,7 @@ class SweepService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pass_lock = threading.Lock()
+        self._orphans_checked = 0.0  # time.monotonic() of the last orphan sweep-up
 
     @property
     def jobs(self) -> Any:
@@ -222,7 +224,11 @@ class SweepService:
                     log.exception("sweep %s: pass failed", row["name"])
                     msg = getattr(exc, "message", None) or repr(exc)
                     self._finish(row, JobStatus.FAILED, error=f"the sweep controller failed: {msg}")
-            self._cancel_orphans()
+            # orphans come only from a cancel racing a launch (which _launch re-checks): a look every
+            # few seconds is enough, and listing every active job on every pass cost a busy server
+            if time.monotonic() - self._orphans_checked > 5.0:
+                self._orphans_checked = time.monotonic()
+                self._cancel_orphans()
             for name in list(self._states):
                 if name not in {r["name"] for r in live}:
                     self._states.pop(name, None)
@@ -311,9 +317,12 @@ class SweepService:
             if cname in st.final_hist:
                 hist[cname] = st.final_hist[cname]
                 continue
+            terminal = c["status"] in TERMINAL_JOB_STATUSES
+            if not terminal and job.early_termination is None:
+                continue  # a running trial's metrics matter only to a policy: read them once, when it ends
             h = self._history(cname, metric)
             hist[cname] = h
-            if c["status"] in TERMINAL_JOB_STATUSES:
+            if terminal:
                 st.final_hist[cname] = h
                 if cname not in st.told:
                     self._record_result(c, h, st, metric)
