@@ -3,6 +3,7 @@ server (trials are child command jobs logging through MLflow's REST API, so each
 
 from __future__ import annotations
 
+import io
 import math
 import re
 import sys
@@ -135,6 +136,19 @@ def test_concurrency_clamped_with_warning():
     problems, notes = sweep_problems(job)
     assert not problems and "clamped to 3" in notes[0]
     assert job.limits.max_concurrent_trials == 3
+
+
+def test_sdk_builder_rejects_a_keyword_that_is_not_an_input():
+    # azure-ai-ml raises UnexpectedKeywordError; openaml used to sweep 'y' that the command never read
+    job = command(command="python t.py --x ${{inputs.x}}", inputs={"x": 0.5},
+                  environment="azureml:AzureML-sklearn-1.5@latest", compute="local")
+    with pytest.raises(ValidationError) as info:
+        job(y=Choice([1, 2]))
+    assert info.value.message.startswith("command(...)(y=...): 'y' is not an input of the command (its inputs: x)")
+    assert info.value.details["field"] == "inputs.y"
+    with pytest.raises(ValidationError, match="'n' is not an input"):
+        job(x=Choice([1, 2]), n=3)
+    assert list(job(x=Choice([1, 2]))._search_space) == ["x"]
 
 
 def test_sdk_builder_matches_azure(tmp_path):
@@ -367,6 +381,15 @@ def test_crash_and_missing_metric(ml_client, trial_dir):
     assert by_mode["nan"]["metric"] == 2.0  # NaN ignored: the last finite value counts
     assert by_mode["ok"]["metric"] == 4.0
     assert raw["best_child_run_id"] == by_mode["nan"]["name"]
+    # the sweep's own log says what each trial ran and how it ended (it held only the sampling line)
+    buf = io.StringIO()
+    ml_client.jobs.stream(created.name, out=buf, raise_on_failure=False)
+    text = buf.getvalue()
+    crash = by_mode["crash"]["name"]
+    assert f"trial {crash} submitted: x=2 mode='crash'" in text, text
+    assert f"trial {crash} Failed: no value (the command exited with code 3)" in text, text
+    assert f"trial {by_mode['ok']['name']} Completed: score = 4.0" in text, text
+    assert f"sweep Completed: best trial {by_mode['nan']['name']} (2.0)" in text, text
     # the metric never logged by any trial: the sweep fails and lists what was logged
     p = _sweep_yaml(trial_dir, """
         trial:
@@ -381,6 +404,21 @@ def test_crash_and_missing_metric(ml_client, trial_dir):
     raw = _wait(ml_client, created.name)
     assert raw["status"] == "Failed"
     assert "'score' was never logged by any of the 2 trials" in raw["error"] and "other_metric" in raw["error"]
+    # crashing trials: the error names one and how to read its log
+    p = _sweep_yaml(trial_dir, """
+        trial:
+          code: src
+          command: python trial.py x=${{search_space.x}} mode=crash
+        search_space:
+          x: {type: uniform, min_value: 0, max_value: 1}
+        objective: {goal: maximize, primary_metric: score}
+        limits: {max_total_trials: 2, max_concurrent_trials: 2}
+        """, name="crash.yml")
+    created = ml_client.jobs.create_or_update(load_job(p))
+    raw = _wait(ml_client, created.name)
+    assert raw["status"] == "Failed"
+    assert re.search(r"; 2 trials failed \(e\.g\. (\w+_[01]): the command exited with code 3; its log: "
+                     r"openaml job stream -n \1\)$", raw["error"]), raw["error"]
 
 
 def test_cancel_of_the_sweep_cancels_every_trial(ml_client, trial_dir):

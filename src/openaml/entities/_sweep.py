@@ -668,7 +668,23 @@ def sweep_problems(job: SweepJob) -> tuple[list[str], list[str]]:
 # ---------------------------------------------------------------------------------- the command builder path
 def command_with_search_space(cmd: Any, kwargs: dict[str, Any]) -> Any:
     """``command(...)(C=Choice([...]), max_iter=100)``: distributions become the search space,
-    other values set inputs (azure-ai-ml ``Command.__call__``)."""
+    other values set inputs (azure-ai-ml ``Command.__call__``).
+
+    Raises:
+        ValidationError: a keyword that is not one of the command's ``inputs`` (azure-ai-ml raises
+            ``UnexpectedKeywordError``): a swept value the command never reads would be sampled for
+            nothing.
+    """
+    from openaml.errors import ValidationError
+
+    unknown = [k for k in kwargs if k not in cmd.inputs]
+    if unknown:
+        declared = ", ".join(sorted(cmd.inputs)) or "none"
+        raise ValidationError(
+            f"command(...)({unknown[0]}=...): {unknown[0]!r} is not an input of the command (its inputs: "
+            f"{declared}); declare it in command(inputs={{{unknown[0]!r}: <default>}}) and read it with "
+            f"${{{{inputs.{unknown[0]}}}}} in the command, or fix the name",
+            details={"field": f"inputs.{unknown[0]}", "value": unknown[0]})
     new = cmd.model_copy(deep=True)
     space = dict(cmd._search_space or {})
     inputs = dict(new.inputs)

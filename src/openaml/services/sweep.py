@@ -271,12 +271,19 @@ class SweepService:
             self._sampler_notes(row, st.sampler)
         return st
 
+    def _log(self, name: str, *lines: str) -> None:
+        """Append ``lines`` to the sweep's own log (what ``openaml job stream -n <sweep>`` shows)."""
+        path = self.ctx.layout.job_dir(name) / "user_logs" / "std_log.txt"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as f:
+                f.writelines(f"{line}\n" for line in lines)
+        except OSError:  # the log is informative only: never let it stop the controller
+            log.warning("sweep %s: could not write its log", name)
+
     def _sampler_notes(self, row: dict[str, Any], sampler: SweepSampler) -> None:
         """What the sampler uses, and its warnings (bayesian without torch), into the sweep's log."""
-        path = self.ctx.layout.job_dir(row["name"]) / "user_logs" / "std_log.txt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as f:
-            f.writelines(f"{line}\n" for line in sampler.log_lines)
+        self._log(row["name"], *sampler.log_lines)
         known = list(row["runtime"].get("warnings") or [])
         new = [n for n in sampler.notes if n not in known]
         if new:
@@ -403,6 +410,11 @@ class SweepService:
                 except Exception:  # noqa: BLE001 - the trial's own code logged the same key
                     pass
             self.ctx.store.update_job(cname, runtime_update=update)
+            shown = "no value" if value is None else f"{metric} = {value!r}"
+            why = rt.get("sweep_terminated") or child["error"]
+            self._log(child["parent_name"] or cname.rsplit("_", 1)[0],
+                      f"trial {cname} {child['status']}: {shown}" + (f" ({why})" if why else "")
+                      + (f"; {'; '.join(notes)}" if notes else ""))
 
     def _launch(self, row: dict[str, Any], st: _State, index: int) -> bool:
         name = row["name"]
@@ -449,6 +461,7 @@ class SweepService:
             return False
         self.ctx.store.update_job(child, runtime_update={"sweep_index": index, "sweep_values": values,
                                                          "sweep_raw": raw})
+        self._log(name, f"trial {child} submitted: " + " ".join(f"{k}={v!r}" for k, v in values.items()))
         try:
             self.ctx.tracking.log_params(child, {k: (json.dumps(v) if isinstance(v, (dict, list)) else v)
                                                  for k, v in values.items()})
@@ -511,7 +524,9 @@ class SweepService:
             error = (f"the primary metric {metric!r} was never logged by any of the {len(children)} trials"
                      f" (or only as NaN/inf); metrics the trials logged: {', '.join(sorted(logged)) or 'none'}")
             if failed:
-                error += f"; {failed} trials failed"
+                first = next(c for c in children if c["status"] == JobStatus.FAILED)
+                error += (f"; {failed} trials failed (e.g. {first['name']}: {first['error']}; its log: "
+                          f"openaml job stream -n {first['name']})")
             if st.stopping:  # the timeout ended it before any trial reported: Canceled, as Azure does
                 self._finish(row, JobStatus.CANCELED, error=f"{st.stopping}; {error}")
                 return
@@ -542,6 +557,9 @@ class SweepService:
                                              end_time=utcnow())
         if done is None:
             return
+        best = (self.ctx.store.get_job(name)["runtime"] or {}).get("best")
+        self._log(name, f"sweep {status}" + (f": best trial {best['child']} ({best['value']!r})" if best else "")
+                  + (f"; {error}" if error else ""))
         self._states.pop(name, None)
         self.ctx.tracking.end_run(name, status)
         for c in self.ctx.store.list_jobs(parent_name=name, include_archived=True):
