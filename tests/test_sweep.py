@@ -149,6 +149,16 @@ def test_sdk_builder_rejects_a_keyword_that_is_not_an_input():
     with pytest.raises(ValidationError, match="'n' is not an input"):
         job(x=Choice([1, 2]), n=3)
     assert list(job(x=Choice([1, 2]))._search_space) == ["x"]
+    # .sweep(...) with a wrong value: openaml's error at the sweep's field, not a raw pydantic one
+    with pytest.raises(ValidationError) as info:
+        job(x=Choice([1, 2])).sweep(sampling_algorithm="random", primary_metric="acc", goal="max")
+    assert info.value.message == ("sweep job: field 'objective.goal': Input should be 'maximize' or 'minimize' "
+                                  "(got 'max')")
+    with pytest.raises(ValidationError, match="^sweep job: field 'sampling_algorithm': .*'bayes'"):
+        job(x=Choice([1, 2])).sweep(sampling_algorithm="bayes", primary_metric="acc", goal="maximize")
+    with pytest.raises(ValidationError, match="^sweep job: field 'limits.max_total_trials': .*'abc'"):
+        job(x=Choice([1, 2])).sweep(sampling_algorithm="random", primary_metric="acc", goal="maximize",
+                                    max_total_trials="abc")
 
 
 def test_sdk_builder_matches_azure(tmp_path):
@@ -336,6 +346,60 @@ def test_grid_sweep_best_trial_and_job_show(ml_client, cli, server, trial_dir):
     assert r.returncode == 0 and f"best: {best}" in r.stdout and "x=3 mode=ok" in r.stdout
     r = cli("job", "show", "-n", name, "--order-by", "speed")
     assert r.returncode != 0 and "--order-by 'speed' is invalid" in r.stderr
+
+
+def test_cli_clamp_warning_is_one_line_and_kept_on_the_job(ml_client, cli, trial_dir):
+    # the clamp used to print a Python warning with a source path, and the job kept no record of it
+    p = _sweep_yaml(trial_dir, """
+        trial:
+          code: src
+          command: python trial.py x=${{search_space.x}}
+        search_space:
+          x: {type: uniform, min_value: 0, max_value: 1}
+        objective: {goal: maximize, primary_metric: score}
+        limits: {max_total_trials: 1, max_concurrent_trials: 4}
+        """, name="clamp.yml")
+    r = cli("job", "create", "-f", str(p))
+    assert r.returncode == 0, r.stderr
+    note = "limits.max_concurrent_trials (4) is above max_total_trials (1); clamped to 1"
+    assert f"WARNING: {note}" in r.stderr and "UserWarning" not in r.stderr, r.stderr
+    name = r.json()["name"]
+    raw = _wait(ml_client, name)
+    assert raw["limits"]["max_concurrent_trials"] == 1
+    assert raw["warnings"] == [note] and raw["properties"]["openaml.warnings"] == note
+
+
+def test_inputs_expression_reads_a_swept_value(ml_client, cli, trial_dir):
+    # docs: a swept x is also given as input x, so ${{inputs.x}} works; submit used to reject it as undeclared
+    p = _sweep_yaml(trial_dir, """
+        trial:
+          code: src
+          command: python trial.py x=${{inputs.x}}
+        sampling_algorithm: grid
+        search_space:
+          x: {type: choice, values: [2]}
+        objective: {goal: maximize, primary_metric: score}
+        limits: {max_total_trials: 1}
+        """, name="inputs-x.yml")
+    r = cli("job", "create", "-f", str(p))
+    assert r.returncode == 0, r.stderr
+    raw = _wait(ml_client, r.json()["name"])
+    assert raw["status"] == "Completed" and raw["trials"][0]["metric"] == 2.0, raw.get("error")
+    # the server's own check (a client that skips the SDK) agrees
+    spec = {"type": "sweep", "compute": "local", "trial": {"command": "echo ${{inputs.x}}",
+                                                           "environment": "azureml:AzureML-sklearn-1.5@latest"},
+            "search_space": {"x": {"type": "choice", "values": [1]}},
+            "objective": {"goal": "maximize", "primary_metric": "m"}, "limits": {"max_total_trials": 1}}
+    created = ml_client.jobs._t.post("/jobs", json=spec)
+    ml_client.jobs.cancel(created["name"])
+    # an undeclared name is still an error, named as the sweep's field, with its line
+    bad = p.read_text().replace("${{inputs.x}}", "${{inputs.nope}}")
+    p.write_text(bad)
+    r = cli("job", "create", "-f", str(p))
+    assert r.returncode != 0
+    assert "field 'trial.command': ${{inputs.nope}} refers to input 'nope', which is not declared" in r.stderr
+    with pytest.raises(ValidationError, match="field 'trial.command': .*'nope'"):
+        ml_client.jobs._t.post("/jobs", json={**spec, "trial": {**spec["trial"], "command": "echo ${{inputs.nope}}"}})
 
 
 def test_bandit_cancels_bad_trials(ml_client, trial_dir):

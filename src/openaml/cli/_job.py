@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import UTC
 from typing import Annotated, Any
 
@@ -53,7 +54,14 @@ def create(file: Annotated[str, typer.Option("--file", "-f", help="Job YAML.")],
         overrides.append({"name": name})
     job = load_job(file, params_override=overrides)
     ml = client(workspace)
-    created = ml.jobs.create_or_update(job, experiment_name=experiment_name, progress=True)
+    with warnings.catch_warnings(record=True) as caught:  # e.g. a sweep's clamped limits: one plain line each
+        warnings.simplefilter("always")
+        created = ml.jobs.create_or_update(job, experiment_name=experiment_name, progress=True)
+    for w in caught:
+        if w.category is UserWarning:
+            info(f"[yellow]WARNING:[/] {w.message}")
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if stream:
         final = ml.jobs.stream(created.name, raise_on_failure=False)
         if final.status != "Completed":

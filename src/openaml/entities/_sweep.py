@@ -14,10 +14,11 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
+import pydantic
 from pydantic import Field, field_validator, model_validator
 
 from openaml._templates import references
-from openaml.entities._base import Entity
+from openaml.entities._base import Entity, validation_error_from_pydantic
 from openaml.entities._environment import Environment
 from openaml.entities._io import Input, Output, normalize_inputs, normalize_outputs
 from openaml.entities._job import Job, JobResources
@@ -505,7 +506,8 @@ class SweepJob(Job):
 
         src = self._source or "sweep job"
         self.resolve_local_trial()
-        problems, notes = sweep_problems(self)
+        # checked on a copy: the server clamps too and records the clamp in the job's warnings
+        problems, notes = sweep_problems(self.model_copy(deep=True))
         if problems:
             raise ValidationError(f"{src}: " + "; ".join(problems), details={"file": src, "problems": problems})
         for note in notes:
@@ -515,11 +517,19 @@ class SweepJob(Job):
         # (uploads, environment inlining, default experiment) run unchanged
         trial = self.trial if isinstance(self.trial, TrialCommand) else TrialCommand(command="echo")
         stand_in = _SEARCH_EXPR.sub("0", trial.command)
+        for key in self.search_space:  # a swept x is also the trial's input x: ${{inputs.x}} reads it
+            if key not in self.inputs:
+                stand_in = re.sub(r"\$\{\{\s*inputs\." + re.escape(key) + r"\s*\}\}", "0", stand_in)
         tmp = CommandJob(command=stand_in, code=trial.code, environment=trial.environment,
                          inputs=self.inputs, outputs=self.outputs, experiment_name=self.experiment_name)
         tmp._base_path = self._base_path
         tmp._source = self._source
-        prepared = ops._prepare_command(tmp, progress=progress)
+        try:
+            prepared = ops._prepare_command(tmp, progress=progress)
+        except ValidationError as exc:  # the stand-in's command is the sweep's trial.command
+            exc.message = exc.message.replace("field 'command'", "field 'trial.command'")
+            exc.args = (exc.message,)
+            raise
         for key in ("code", "environment"):
             if key in prepared and isinstance(data["trial"], dict):
                 data["trial"][key] = prepared[key]
@@ -723,15 +733,18 @@ def command_to_sweep(cmd: Any, *, primary_metric: str, goal: str, sampling_algor
     qs = dict(queue_settings or {}) if isinstance(queue_settings, dict) else None
     if job_tier or priority:
         qs = {**(qs or {}), **({"job_tier": job_tier} if job_tier else {}), **({"priority": priority} if priority else {})}
-    job = SweepJob(
-        trial=trial, inputs={k: v for k, v in cmd.inputs.items() if k not in space}, outputs=cmd.outputs,
-        compute=compute or cmd.compute, display_name=cmd.display_name, experiment_name=cmd.experiment_name,
-        description=cmd.description, tags=cmd.tags, properties=cmd.properties, search_space=space,
-        sampling_algorithm=sampling_algorithm, objective=Objective(goal=goal, primary_metric=primary_metric),
-        early_termination=early_termination_policy,
-        limits=SweepJobLimits(max_total_trials=max_total_trials, max_concurrent_trials=max_concurrent_trials,
-                              timeout=timeout, trial_timeout=trial_timeout),
-        identity=identity if isinstance(identity, dict) else None, queue_settings=qs)
+    try:  # dicts, not entities: a wrong value is reported at its sweep field (objective.goal, ...)
+        job = SweepJob(
+            trial=trial, inputs={k: v for k, v in cmd.inputs.items() if k not in space}, outputs=cmd.outputs,
+            compute=compute or cmd.compute, display_name=cmd.display_name, experiment_name=cmd.experiment_name,
+            description=cmd.description, tags=cmd.tags, properties=cmd.properties, search_space=space,
+            sampling_algorithm=sampling_algorithm, objective={"goal": goal, "primary_metric": primary_metric},
+            early_termination=early_termination_policy,
+            limits={"max_total_trials": max_total_trials, "max_concurrent_trials": max_concurrent_trials,
+                    "timeout": timeout, "trial_timeout": trial_timeout},
+            identity=identity if isinstance(identity, dict) else None, queue_settings=qs)
+    except pydantic.ValidationError as exc:
+        raise validation_error_from_pydantic(exc, source=None, lines=None, kind="sweep job") from None
     job._base_path = cmd._base_path
     job._source = cmd._source
     return job

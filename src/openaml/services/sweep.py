@@ -45,7 +45,7 @@ __all__ = ["SweepService"]
 log = logging.getLogger("openaml.sweep")
 
 _SERVER_FIELDS = ("status", "id", "creation_context", "studio_url", "created_at", "start_time", "end_time", "error",
-                  "exit_code", "log_tail", "output_uris", "status_history", "services")
+                  "exit_code", "log_tail", "output_uris", "status_history", "services", "warnings")
 
 
 @dataclass
@@ -156,13 +156,17 @@ class SweepService:
         compute = self.jobs._compute(job.compute, errors)
         data = job.model_dump(mode="json", exclude_none=True)
         inputs_raw = data.get("inputs", {})
-        check_command(job.trial.command, inputs_raw, data.get("outputs", {}), errors, extra_roots=("search_space",))
+        # a swept x is also the trial's input x (``_launch``): ${{inputs.x}} reads the sampled value
+        swept = {k: _literal_input(0) for k in job.search_space if k not in inputs_raw}
+        check_command(job.trial.command, {**inputs_raw, **swept}, data.get("outputs", {}), errors,
+                      extra_roots=("search_space",))
         resolve_inputs(self.ctx, inputs_raw, errors)
         resolve_code(self.ctx, job.trial.code, errors)
         self.jobs._environment(data["trial"].get("environment"), errors)
         if errors.items:
             prefix = f"{source}: " if source else ""
-            text = "; ".join(m if not f else f"field '{f}': {m}" for f, m in errors.items)
+            fields = {"command": "trial.command", "code": "trial.code", "environment": "trial.environment"}
+            text = "; ".join(m if not f else f"field '{fields.get(f, f)}': {m}" for f, m in errors.items)
             raise ValidationError(prefix + text, details={"problems": [m for _, m in errors.items]})
         name = job.name or generate_job_name()
         experiment = job.experiment_name or "Default"
@@ -509,6 +513,8 @@ class SweepService:
         for t in trials:
             counts[t["status"]] = counts.get(t["status"], 0) + 1
         spec["trial_counts"] = counts
+        if row["runtime"].get("warnings"):  # clamped limits, bayesian without torch
+            spec["warnings"] = list(row["runtime"]["warnings"])
         return spec
 
     def _complete(self, row: dict[str, Any], st: _State, metric: str, goal: str) -> None:
