@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 import time
 from pathlib import Path
@@ -118,6 +119,32 @@ def test_components_versions_latest_archive_and_name_rule(ml_client, cli, tmp_pa
     assert r.returncode == 1 and "name" in r.stderr
 
 
+def test_component_create_rejects_undeclared_bindings_bad_defaults_and_unknown_environment(ml_client, cli, tmp_path):
+    """Regression: these were registered and only failed when a pipeline step started ("a: None")."""
+    bad = _write(tmp_path / "bad.yml", """
+        name: bad_comp
+        type: command
+        inputs:
+          n: {type: integer, default: 20, min: 1, max: 10}
+          e: {type: string, enum: [a, b], default: c}
+        command: echo ${{inputs.m}} ${{outputs.o}}
+        environment: azureml:no_such_env@latest
+        """)
+    r = cli("component", "create", "-f", str(bad))
+    assert r.returncode == 1
+    err = " ".join(r.stderr.split())
+    for part in ("field 'command': ${{inputs.m}} refers to input 'm', which is not declared",
+                 "${{outputs.o}} refers to output 'o'", "field 'inputs.n.default': value 20 is outside [1, 10]",
+                 "field 'inputs.e.default': value 'c' is not one of ['a', 'b']",
+                 "field 'environment': environment 'no_such_env' not found"):
+        assert part in err, err
+    assert "bad_comp" not in {c.name for c in ml_client.components.list()}
+    name_rule = _write(tmp_path / "name.yml", "name: Bad-Name\ncommand: echo\n")
+    r = cli("component", "create", "-f", str(name_rule))
+    # the CLI prints brackets as text, not rich markup (the pattern was shown as '^{0,254}$')
+    assert "'^[a-z][a-z0-9_]{0,254}$'" in " ".join(r.stderr.split()), r.stderr
+
+
 def test_yaml_pipeline_runs_reuses_with_reasons_and_explains_reruns(ml_client, cli, tmp_path):
     exp = f"pipe-{tmp_path.name[-12:]}".replace("_", "-")
     yml = _project(tmp_path)
@@ -208,7 +235,16 @@ def _pipe(tmp_path: Path, jobs: str, extra: str = "") -> Path:
      a:
        component: ./prep.yml
        inputs: {raw: {type: uri_file, path: ./data/raw.txt}, factor: 50}
-     """, "", "jobs.a.inputs.factor", "outside"),
+     """, "", "jobs.a.inputs.factor", "outside [1, 10]"),
+    ("""
+     a:
+       command: echo ${{inputs.typo}}
+     """, "", "jobs.a.command", "input 'typo', which is not declared"),
+    ("""
+     a:
+       command: echo hi
+       environment: azureml:no_such_env@latest
+     """, "", "jobs.a.environment", "'no_such_env' not found"),
 ])
 def test_bad_pipelines_rejected_before_anything_runs(ml_client, tmp_path, jobs, extra, where, what):
     before = len(ml_client.jobs.list(list_view_type="all"))
@@ -560,6 +596,9 @@ def test_independent_steps_run_in_parallel_on_a_two_slot_compute_and_stream_foll
     assert r.returncode == 0, r.stderr
     for line in ("[a] start-a", "[a] end-a", "[b] start-b", "[b] end-b", "[a] step Completed", "Status: Completed"):
         assert line in r.stdout, r.stdout
+    # one end line per step, with its final status (regression: '[prep_data] step Finalizing' was printed
+    # when the log ended before the job did, and no 'Completed' line followed)
+    assert sorted(re.findall(r"^\[(\w+)\] step (\w+)", r.stdout, re.M)) == [("a", "Completed"), ("b", "Completed")]
     a, b = (ml_client.jobs.get_raw(f"{created.name}-{n}") for n in "ab")
     runs = [(_times(x, "Running"), _times(x, "Completed")) for x in (a, b)]
     overlap = min(e for _, e in runs) - max(s for s, _ in runs)

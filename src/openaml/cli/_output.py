@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import rich.markup
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -71,5 +72,6 @@ def info(msg: str) -> None:
 
 
 def fail(msg: str, code: int = 1) -> None:
-    err_console.print(f"[bold red]ERROR:[/] {msg}", markup=True, highlight=False)
+    # the message is plain text: brackets in it (regex patterns, [1, 10]) are not rich markup
+    err_console.print(f"[bold red]ERROR:[/] {rich.markup.escape(msg)}", markup=True, highlight=False)
     raise typer.Exit(code)

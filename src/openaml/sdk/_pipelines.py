@@ -194,7 +194,8 @@ def stream_pipeline(ops: Any, job: dict[str, Any], out: Any, *, poll: float = 0.
                 partial[cname] = lines.pop()
                 for line in lines:
                     out.write(f"[{tag}] {line}\n")
-                terminal = chunk["terminal"]
+                # the log can end while the job is still Finalizing (outputs being saved): wait for its status
+                terminal = chunk["terminal"] and child["status"] in TERMINAL_JOB_STATUSES
             else:
                 terminal = child["status"] in TERMINAL_JOB_STATUSES
             if terminal and cname not in ended:

@@ -13,7 +13,7 @@ from openaml.datastores import parse_datastore_uri, parse_job_output_uri
 from openaml.errors import NotFoundError, OpenAMLError, ValidationError
 from openaml.services._context import WorkspaceContext
 
-__all__ = ["resolve_inputs", "resolve_outputs", "check_command", "resolve_code", "ResolveErrors"]
+__all__ = ["resolve_inputs", "resolve_outputs", "check_command", "resolve_code", "ResolveErrors", "component_problems"]
 
 _REMOTE = re.compile(r"^(https?|wasbs?|abfss?|adl|s3|gs)://", re.I)
 
@@ -42,6 +42,33 @@ def check_command(command: str, inputs: dict[str, Any], outputs: dict[str, Any],
     for problem in check_references(command, inputs=inputs, outputs=outputs, supplied=supplied,
                                     extra_roots=extra_roots):
         errors.add("command", problem)
+
+
+def component_problems(comp: dict[str, Any]) -> list[tuple[str, str]]:
+    """What is wrong in a command component on its own, as ``(field, message)`` pairs: ``${{...}}``
+    expressions in ``command`` naming inputs or outputs it does not declare, and input defaults
+    outside their type, ``enum`` or ``min``/``max`` (Azure ML rejects both when the component is
+    registered or a pipeline using it is submitted)."""
+    inputs = comp.get("inputs") or {}
+    out: list[tuple[str, str]] = []
+    for problem in check_references(comp.get("command") or "", inputs=inputs, outputs=comp.get("outputs") or {},
+                                    supplied=list(inputs)):
+        out.append(("command", problem))
+    for k, decl in inputs.items():
+        decl = decl or {}
+        if decl.get("default") is None or decl.get("type") not in ("string", "integer", "number", "boolean"):
+            continue
+        problem = _check_literal(decl["type"], decl["default"], decl)
+        if problem:
+            out.append((f"inputs.{k}.default", f"{problem}; fix the default or its bounds"))
+    return out
+
+
+def _bound_text(b: Any) -> str:
+    """A bound as written (``10`` not ``10.0``); no bound on that side is ``any``."""
+    if b is None:
+        return "any"
+    return str(int(b)) if isinstance(b, float) and b.is_integer() else str(b)
 
 
 def _has_value(inp: dict[str, Any]) -> bool:
@@ -151,12 +178,13 @@ def _check_literal(typ: str, value: Any, inp: dict[str, Any]) -> str | None:
           "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
           "boolean": lambda v: isinstance(v, bool)}.get(typ)
     if ok is not None and not ok(value):
-        return f"value {value!r} is not a {typ}"
+        return f"value {value!r} is not {'an' if typ == 'integer' else 'a'} {typ}"
     if inp.get("enum") and value not in inp["enum"]:
         return f"value {value!r} is not one of {inp['enum']}"
     for bound, cmp in (("min", lambda v, b: v < b), ("max", lambda v, b: v > b)):
         if inp.get(bound) is not None and isinstance(value, (int, float)) and cmp(value, inp[bound]):
-            return f"value {value!r} is outside [{inp.get('min')}, {inp.get('max')}]"
+            lo, hi = (_bound_text(inp.get(b)) for b in ("min", "max"))
+            return f"value {value!r} is outside [{lo}, {hi}]"
     return None
 
 

@@ -14,7 +14,7 @@ import pydantic
 
 from openaml.entities._base import validation_error_from_pydantic
 from openaml.entities._component import CommandComponent, PipelineComponent
-from openaml.errors import ConflictError, NotFoundError, ValidationError
+from openaml.errors import ConflictError, NotFoundError, OpenAMLError, ValidationError
 from openaml.services._context import WorkspaceContext
 
 __all__ = ["ComponentService", "parse_component_ref"]
@@ -69,6 +69,18 @@ class ComponentService:
         if code and not (code.startswith("openaml-code:") or code.startswith("azureml://")):
             raise ValidationError(f"component: field 'code': {code!r} is a local path the server cannot read; "
                                   "register with the openaml CLI or SDK, which upload it", details={"field": "code"})
+        from openaml.services._job_resolve import ResolveErrors, component_problems
+
+        errors = ResolveErrors()
+        dumped = comp.model_dump(mode="json", exclude_none=True)
+        for field, message in component_problems(dumped):
+            errors.add(field, message)
+        if dumped.get("environment") is not None:
+            try:
+                self.ctx.services["environments"].resolve_for_job(dumped["environment"])
+            except OpenAMLError as exc:
+                errors.add("environment", exc.message)
+        errors.raise_if_any(f"component {comp.name}")
         return comp
 
     def _check_pipeline_nodes(self, comp: PipelineComponent) -> None:

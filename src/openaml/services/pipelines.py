@@ -36,7 +36,7 @@ from openaml.entities._base import validation_error_from_pydantic
 from openaml.entities._pipeline import PipelineJob
 from openaml.errors import ConflictError, NotFoundError, OpenAMLError
 from openaml.services._context import WorkspaceContext
-from openaml.services._job_resolve import ResolveErrors
+from openaml.services._job_resolve import ResolveErrors, component_problems
 from openaml.services._pipeline_graph import compile_pipeline
 from openaml.store import utcnow
 
@@ -80,22 +80,7 @@ class PipelineService:
         """
         from openaml.services.jobs import generate_job_name
 
-        try:
-            job = PipelineJob.model_validate(spec)
-        except pydantic.ValidationError as exc:
-            raise validation_error_from_pydantic(exc, source=source, lines=None, kind="pipeline job") from None
-        data = job.model_dump(mode="json", exclude_none=True)
-        errors = ResolveErrors()
-        plan = compile_pipeline(data, self.ctx.services["components"].resolve_reference, errors)
-        settings = data.get("settings") or {}
-        default_compute = settings.get("default_compute") or job.compute
-        for node, nd in plan["nodes"].items():
-            compute = nd["compute"] or default_compute
-            try:
-                nd["compute"] = self.ctx.services["computes"].canonical_name(compute)
-            except NotFoundError as exc:
-                errors.add(f"jobs.{node}.compute", exc.message)
-        errors.raise_if_any(source)
+        job, data, plan = self.compile(spec, source=source)
         name = job.name or generate_job_name()
         experiment = job.experiment_name or "Default"
         for key in ("status", "id", "creation_context", "studio_url", "created_at", "start_time", "end_time",
@@ -124,6 +109,45 @@ class PipelineService:
         self.ctx.tracking.set_run_running(name)
         self.advance(name)
         return self.jobs.get(name)
+
+    def compile(self, spec: dict[str, Any], *, source: str | None = None) -> tuple[PipelineJob, dict[str, Any],
+                                                                                   dict[str, Any]]:
+        """Validate a pipeline job and compile its plan without starting anything (used by submit and
+        by schedules, which check their pipeline at create).
+
+        Returns:
+            (the validated job, its JSON dump, the plan: ``nodes``, ``order``, ``outputs``).
+
+        Raises:
+            ValidationError: every problem found, each naming the node and field.
+        """
+        try:
+            job = PipelineJob.model_validate(spec)
+        except pydantic.ValidationError as exc:
+            raise validation_error_from_pydantic(exc, source=source, lines=None, kind="pipeline job") from None
+        data = job.model_dump(mode="json", exclude_none=True)
+        errors = ResolveErrors()
+        plan = compile_pipeline(data, self.ctx.services["components"].resolve_reference, errors)
+        settings = data.get("settings") or {}
+        default_compute = settings.get("default_compute") or job.compute
+        envs = self.ctx.services["environments"]
+        for node, nd in plan["nodes"].items():
+            comp = nd["component"]
+            for field, message in component_problems(comp):
+                errors.add(f"jobs.{node}.{field}" if comp.get("inline") else f"jobs.{node}.component.{field}", message)
+            env = comp.get("environment") or settings.get("default_environment")
+            if env is not None:
+                try:
+                    envs.resolve_for_job(env)
+                except OpenAMLError as exc:
+                    errors.add(f"jobs.{node}.environment", exc.message)
+            compute = nd["compute"] or default_compute
+            try:
+                nd["compute"] = self.ctx.services["computes"].canonical_name(compute)
+            except NotFoundError as exc:
+                errors.add(f"jobs.{node}.compute", exc.message)
+        errors.raise_if_any(source)
+        return job, data, plan
 
     def extend_view(self, row: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
         """``job show`` of a pipeline: every step with its live status, duration (s), whether it was
@@ -252,10 +276,11 @@ class PipelineService:
             final, error = JobStatus.COMPLETED, None
         else:
             bad = [n for n, s in status.items() if s == JobStatus.FAILED]
+            saved = self.ctx.store.get_job(name)["runtime"].get("steps") or {}  # a step that failed to start
             details = []
             for n in bad:
                 child = children.get(f"{name}-{n}")
-                err = child["error"] if child else (row["runtime"].get("steps") or {}).get(n, {}).get("error")
+                err = child["error"] if child else saved.get(n, {}).get("error")
                 details.append(f"{n}: {err}")
             final, error = JobStatus.FAILED, "step(s) failed: " + "; ".join(details)
         done = self.ctx.store.transition_job(name, final, from_statuses=[JobStatus.RUNNING, JobStatus.CANCEL_REQUESTED],
