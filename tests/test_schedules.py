@@ -302,8 +302,23 @@ def test_bad_create_job_is_rejected_before_anything_is_stored(cli: Any, tmp_path
     top = _write(tmp_path, "top.yml", f"name: {_uid('top')}\ntrigger:\n{trig}\ncreate_job: ./job.yml\nfrequency: 3\n")
     r = cli("schedule", "create", "--file", str(top))
     assert r.returncode == 1 and "field 'frequency'" in r.stderr and "unknown field" in r.stderr
+    # regression: a pipeline whose graph is broken was stored and only failed when it fired
+    _write(tmp_path, "pipe.yml", "type: pipeline\nsettings: {default_compute: azureml:local}\njobs:\n  b:\n"
+                                 "    command: echo ${{inputs.d}}\n    inputs: {d: \"${{parent.jobs.zz.outputs.o}}\"}\n")
+    bad_pipe = _schedule_yaml(tmp_path, _uid("badpipe"), trig, create_job="./pipe.yml")
+    r = cli("schedule", "create", "--file", str(bad_pipe))
+    err = " ".join(r.stderr.split())
+    assert r.returncode == 1 and "field 'create_job.jobs.b.inputs.d': binds to node 'zz', which does not exist" in err, err
+    # regression: a job naming an environment or data asset that does not exist was stored and failed at each fire
+    _write(tmp_path, "refs.yml", "command: echo ${{inputs.d}}\nenvironment: azureml:no_such_env@latest\n"
+                                 "inputs:\n  d: {type: uri_folder, path: azureml:no_such_data@latest}\n")
+    bad_refs = _schedule_yaml(tmp_path, _uid("badrefs"), trig, create_job="./refs.yml")
+    r = cli("schedule", "create", "--file", str(bad_refs))
+    err = " ".join(r.stderr.split())
+    assert r.returncode == 1 and "field 'create_job.environment': environment 'no_such_env' not found" in err, err
+    assert "field 'create_job.inputs.d': data 'no_such_data' not found" in err, err
     names = [s["name"] for s in cli("schedule", "list", "--include-disabled", "-o", "json", check=True).json()]
-    assert not [n for n in names if n.startswith(("nofile_", "nojob_", "badfield_", "top_"))]
+    assert not [n for n in names if n.startswith(("nofile_", "nojob_", "badfield_", "top_", "badpipe_", "badrefs_"))]
 
 
 # ---------------------------------------------------------------------------------------- conformance

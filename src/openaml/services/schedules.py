@@ -215,6 +215,30 @@ class ScheduleService:
             err = validation_error_from_pydantic(exc, source=None, lines=None, kind=f"{jtype} job")
             msg = err.message.replace(f"{jtype} job: field '", "field 'create_job.")
             raise ValidationError(prefix + msg, details=err.details) from None
+        if jtype == "pipeline":  # the whole graph, as a submit would check it (nodes, bindings, versions)
+            try:
+                self.ctx.services["jobs.pipeline"].compile(body)
+            except ValidationError as exc:
+                msg = exc.message.replace("field '", "field 'create_job.")
+                raise ValidationError(prefix + msg, details=exc.details) from None
+            return
+        if jtype == "command":  # what a fire would resolve: the environment and registered inputs exist
+            from openaml.services._job_resolve import ResolveErrors, resolve_inputs
+
+            errors = ResolveErrors()
+            if body.get("environment") is not None:
+                try:
+                    self.ctx.services["environments"].resolve_for_job(body["environment"])
+                except (ValidationError, NotFoundError) as exc:
+                    errors.add("create_job.environment", exc.message)
+            registered = {k: v for k, v in (body.get("inputs") or {}).items()
+                          if isinstance(v, dict) and str(v.get("path") or "").startswith("azureml:")
+                          and not str(v["path"]).startswith("azureml://") and "${{" not in str(v["path"])}
+            inner = ResolveErrors()
+            resolve_inputs(self.ctx, registered, inner)
+            for field, message in inner.items:
+                errors.add(f"create_job.{field}", message)
+            errors.raise_if_any(prefix.removesuffix(": ") or None)
         compute = body.get("compute") or (body.get("settings") or {}).get("default_compute")
         if compute:
             try:
