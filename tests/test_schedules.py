@@ -469,6 +469,9 @@ def test_titanic_nightly_schedule_yaml_and_sdk(cli: Any, server: Any) -> None:
     import subprocess
     import sys
 
+    # what the README registers first: the schedule's job names them, and create checks they exist
+    cli("data", "create", "--file", str(EXAMPLE / "data.yml"), check=True)
+    cli("environment", "create", "--file", str(EXAMPLE / "environment.yml"), check=True)
     before = datetime.now(UTC)
     out = cli("schedule", "create", "--file", str(EXAMPLE / "schedule-nightly.yml"), check=True).json()
     expected = _next_local(before, "America/Los_Angeles", 2, 0)
