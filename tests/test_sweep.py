@@ -131,6 +131,24 @@ def test_validation_rules(kw, needle):  # type: ignore[no-untyped-def]
     assert any(needle in p for p in problems), problems
 
 
+@pytest.mark.parametrize("algo", ["random", "bayesian"])
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_seed_out_of_range_rejected_at_load(tmp_path, algo, seed):
+    # a seed of -1 used to be accepted, then the sweep failed after creation ("Seed must be between 0 and 2**32 - 1")
+    p = _sweep_yaml(tmp_path, f"""
+        trial: {{command: "python t.py x=${{{{search_space.x}}}}", environment: azureml:AzureML-sklearn-1.5@latest}}
+        sampling_algorithm: {{type: {algo}, seed: {seed}}}
+        search_space: {{x: {{type: uniform, min_value: 0, max_value: 1}}}}
+        objective: {{goal: maximize, primary_metric: m}}
+        limits: {{max_total_trials: 1}}
+        """)
+    with pytest.raises(ValidationError) as info:
+        load_job(p)
+    assert f"line 7: field 'sampling_algorithm.{algo}.seed': Input should be" in info.value.message
+    assert f"(got {seed})" in info.value.message
+    assert load_job(p, params_override=[{"sampling_algorithm.seed": 2**32 - 1}]).sampling_algorithm.seed == 2**32 - 1
+
+
 def test_concurrency_clamped_with_warning():
     job = _job(limits={"max_total_trials": 3, "max_concurrent_trials": 8})
     problems, notes = sweep_problems(job)

@@ -279,7 +279,7 @@ EarlyTerminationPolicy = Annotated[BanditPolicy | MedianStoppingPolicy | Truncat
 # ---------------------------------------------------------------------------------- sampling, limits, objective
 class RandomSamplingAlgorithm(Entity):
     type: Literal["random"] = "random"
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)  # numpy's seed range (Optuna's samplers)
     rule: Literal["random", "sobol"] | None = None
     logbase: Any = None
 
@@ -290,7 +290,7 @@ class GridSamplingAlgorithm(Entity):
 
 class BayesianSamplingAlgorithm(Entity):
     type: Literal["bayesian"] = "bayesian"
-    seed: int | None = None  # openaml extension: reproducible TPE
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)  # openaml extension: reproducible sampling
 
 
 SamplingAlgorithm = Annotated[RandomSamplingAlgorithm | GridSamplingAlgorithm | BayesianSamplingAlgorithm,
