@@ -20,10 +20,9 @@ __all__ = ["CommandComponent", "Component", "PipelineComponent", "COMPONENT_NAME
 COMPONENT_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,254}$"
 
 
-class CommandComponent(Entity):
-    """``type: command`` component. ``name`` is required to register it, not to use it inline."""
+class _ComponentBase(Entity):
+    """What command and pipeline components share: identity, ports and the server's fields."""
 
-    type: Literal["command"] = "command"
     name: str | None = Field(default=None, pattern=COMPONENT_NAME_PATTERN)
     version: str | None = None
     display_name: str | None = None
@@ -33,80 +32,6 @@ class CommandComponent(Entity):
     is_deterministic: bool = True
     inputs: dict[str, Input] = Field(default_factory=dict)
     outputs: dict[str, Output] = Field(default_factory=dict)
-    command: str
-    code: str | None = None
-    environment: str | Environment | None = None
-    additional_includes: list[str] = Field(default_factory=list)
-    resources: dict[str, Any] | None = None
-    distribution: dict[str, Any] | None = None
-    queue_settings: dict[str, Any] | None = None
-    # server-populated
-    id: str | None = None
-    archived: bool = False
-    created_at: str | None = None
-    creation_context: dict[str, Any] | None = None
-
-    @field_validator("version", mode="before")
-    @classmethod
-    def _version_str(cls, v: Any) -> Any:
-        return None if v is None else str(v)
-
-    @field_validator("tags", "properties", mode="before")
-    @classmethod
-    def _str_values(cls, v: Any) -> Any:
-        return stringify_values(v)
-
-    @field_validator("inputs", mode="before")
-    @classmethod
-    def _inputs(cls, v: Any) -> Any:
-        out = {}
-        for key, value in (v or {}).items():
-            if isinstance(value, dict) and value.get("type") == "path":  # legacy port type
-                value = {**value, "type": "uri_folder"}
-            out[key] = value
-        return normalize_inputs(out)
-
-    @field_validator("outputs", mode="before")
-    @classmethod
-    def _outputs(cls, v: Any) -> Any:
-        return normalize_outputs(v)
-
-    @field_validator("environment", mode="before")
-    @classmethod
-    def _env(cls, v: Any) -> Any:
-        if isinstance(v, dict):
-            return Environment.model_validate(v)
-        return v
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """A pipeline node running this component with ``kwargs`` bound to its inputs."""
-        from openaml.dsl._node import make_node
-
-        if args:
-            raise TypeError(f"component {self.name or 'command'}: pass inputs by keyword, e.g. comp(data=...)")
-        return make_node(self, kwargs)
-
-
-class PipelineComponent(Entity):
-    """``type: pipeline`` component (spec 5.4): a graph of nodes with its own ports, usable as a
-    node of another pipeline (``type: pipeline`` node, ``component: ./x.yml``), nested to any depth.
-
-    Its nodes bind to its own ports with ``${{parent.inputs.x}}`` / ``${{parent.outputs.y}}`` as a
-    pipeline job's nodes do. ``name`` is required to register it, not to use it from a file.
-    """
-
-    type: Literal["pipeline"] = "pipeline"
-    name: str | None = Field(default=None, pattern=COMPONENT_NAME_PATTERN)
-    version: str | None = None
-    display_name: str | None = None
-    description: str | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
-    properties: dict[str, str] = Field(default_factory=dict)
-    is_deterministic: bool = True
-    inputs: dict[str, Input] = Field(default_factory=dict)
-    outputs: dict[str, Output] = Field(default_factory=dict)
-    jobs: dict[str, Any] = Field(default_factory=dict)
-    settings: dict[str, Any] | None = None  # default_compute applies to its nodes that name none
     # server-populated
     id: str | None = None
     archived: bool = False
@@ -132,6 +57,56 @@ class PipelineComponent(Entity):
     @classmethod
     def _outputs(cls, v: Any) -> Any:
         return normalize_outputs(v)
+
+
+class CommandComponent(_ComponentBase):
+    """``type: command`` component. ``name`` is required to register it, not to use it inline."""
+
+    type: Literal["command"] = "command"
+    command: str
+    code: str | None = None
+    environment: str | Environment | None = None
+    additional_includes: list[str] = Field(default_factory=list)
+    resources: dict[str, Any] | None = None
+    distribution: dict[str, Any] | None = None
+    queue_settings: dict[str, Any] | None = None
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _inputs(cls, v: Any) -> Any:
+        out = {}
+        for key, value in (v or {}).items():
+            if isinstance(value, dict) and value.get("type") == "path":  # legacy port type
+                value = {**value, "type": "uri_folder"}
+            out[key] = value
+        return normalize_inputs(out)
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _env(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return Environment.model_validate(v)
+        return v
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """A pipeline node running this component with ``kwargs`` bound to its inputs."""
+        from openaml.dsl._node import make_node
+
+        if args:
+            raise TypeError(f"component {self.name or 'command'}: pass inputs by keyword, e.g. comp(data=...)")
+        return make_node(self, kwargs)
+
+
+class PipelineComponent(_ComponentBase):
+    """``type: pipeline`` component (spec 5.4): a graph of nodes with its own ports, usable as a
+    node of another pipeline (``type: pipeline`` node, ``component: ./x.yml``), nested to any depth.
+
+    Its nodes bind to its own ports with ``${{parent.inputs.x}}`` / ``${{parent.outputs.y}}`` as a
+    pipeline job's nodes do. ``name`` is required to register it, not to use it from a file.
+    """
+
+    type: Literal["pipeline"] = "pipeline"
+    jobs: dict[str, Any] = Field(default_factory=dict)
+    settings: dict[str, Any] | None = None  # default_compute applies to its nodes that name none
 
     @field_validator("jobs", mode="before")
     @classmethod
