@@ -167,6 +167,10 @@ def test_yaml_pipeline_runs_reuses_with_reasons_and_explains_reruns(ml_client, c
     steps = _steps(ml_client, again.name)
     assert all(s["azureml.isreused"] == "true" for s in steps.values()), steps
     assert f"{created.name}-train" in steps["train"]["openaml.reason"]
+    # the stream of the reused run lists the steps upstream first (it was newest first: train before prep)
+    r = cli("job", "stream", "-n", again.name, timeout=60)
+    ends = re.findall(r"^\[(\w+)\] step Completed \(reused", r.stdout, re.M)
+    assert ends == ["prep", "train"], r.stdout
     # a parameter changed: prep reused, train runs and says why
     third = load_job(yml, params_override=[{"inputs.lr": 0.7}])
     third = ml_client.jobs.wait(ml_client.jobs.create_or_update(third).name, timeout=120)

@@ -263,6 +263,7 @@ def test_bad_trigger_is_rejected_naming_file_line_field_and_value(tmp_path: Path
         load_schedule(f)
     msg = err.value.message
     assert str(f) in msg and f"field '{field}'" in msg and value in msg and ", line " in msg, msg
+    assert msg.count("(got ") <= 1, msg  # the value once (the interval's was given twice)
 
 
 def test_bad_trigger_through_the_cli_stores_nothing(cli: Any, tmp_path: Path) -> None:

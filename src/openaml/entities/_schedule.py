@@ -214,7 +214,7 @@ class RecurrenceTrigger(_Trigger):
     @classmethod
     def _interval(cls, v: Any) -> Any:
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"interval must be a whole number, 1 or more (got {v!r})")
+            raise ValueError("interval must be a whole number, 1 or more")
         return v
 
     @model_validator(mode="after")

@@ -180,7 +180,9 @@ def stream_pipeline(ops: Any, job: dict[str, Any], out: Any, *, poll: float = 0.
     def follow(parent: str, prefix: str) -> bool:
         """One pass over the children of ``parent``; True while any may still write."""
         busy = False
-        for child in ops._t.get("/jobs", params={"parent_job_name": parent, "include_archived": True}):
+        children = ops._t.get("/jobs", params={"parent_job_name": parent, "include_archived": True})
+        # in the order the steps were created (the list is newest first): upstream steps before downstream ones
+        for child in sorted(children, key=lambda c: str(c.get("created_at") or "")):
             cname, tag = child["name"], label(child, parent, prefix)
             if child.get("type") == "sweep":
                 busy |= follow(cname, f"{tag}/")
