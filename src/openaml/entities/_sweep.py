@@ -279,7 +279,7 @@ EarlyTerminationPolicy = Annotated[BanditPolicy | MedianStoppingPolicy | Truncat
 # ---------------------------------------------------------------------------------- sampling, limits, objective
 class RandomSamplingAlgorithm(Entity):
     type: Literal["random"] = "random"
-    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)  # numpy's seed range (Optuna's samplers)
+    seed: int | None = None  # range checked by sweep_problems (stored rows stay readable)
     rule: Literal["random", "sobol"] | None = None
     logbase: Any = None
 
@@ -290,7 +290,7 @@ class GridSamplingAlgorithm(Entity):
 
 class BayesianSamplingAlgorithm(Entity):
     type: Literal["bayesian"] = "bayesian"
-    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)  # openaml extension: reproducible sampling
+    seed: int | None = None  # openaml extension: reproducible sampling; range checked by sweep_problems
 
 
 SamplingAlgorithm = Annotated[RandomSamplingAlgorithm | GridSamplingAlgorithm | BayesianSamplingAlgorithm,
@@ -644,6 +644,9 @@ def sweep_problems(job: SweepJob) -> tuple[list[str], list[str]]:
                             f"quniform (got {dist.type}); use random sampling for {dist.type}")
         if algo in ("grid", "bayesian") and dist.type == "choice" and any(isinstance(v, dict) for v in dist.values):
             problems.append(f"field 'search_space.{name}': nested (conditional) spaces need random sampling")
+    seed = getattr(job.sampling_algorithm, "seed", None)
+    if seed is not None and not 0 <= seed <= 2**32 - 1:  # numpy's range, which Optuna's samplers use
+        problems.append(f"field 'sampling_algorithm.seed': must be between 0 and 4294967295 (2**32 - 1) (got {seed})")
     if algo == "bayesian" and job.early_termination is not None:
         problems.append("field 'early_termination': bayesian sampling does not support early termination "
                         "(Azure ML rule); remove the policy or use random sampling")
