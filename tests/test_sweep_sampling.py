@@ -217,3 +217,25 @@ def test_bayesian_sweep_logs_its_sampler(ml_client: Any, tmp_path: Path) -> None
     assert f"sampling: bayesian with Optuna {used} (seed 7, 4 random startup trials)" in text, text
     assert ("PyTorch is not installed" in text) == (used == "TPESampler")
     assert all(0 <= t["params"]["x"] <= 1 for t in raw["trials"]) and len(raw["trials"]) == 3
+
+
+def test_logbase_sets_the_base_of_log_scaled_distributions() -> None:
+    """azure-ai-ml's RandomSamplingAlgorithm(logbase=...): loguniform(0, 2) with base 10 lies in
+    [1, 100] (it was accepted and ignored, sampling [1, e**2]); lognormal is 10**normal."""
+    space = {"lu": {"type": "loguniform", "min_value": 0.0, "max_value": 2.0},
+             "ln": {"type": "lognormal", "mu": 2.0, "sigma": 1e-9}}
+    sampler = SweepSampler(_job(space, {"type": "random", "seed": 1, "logbase": 10}, budget=40))
+    values = [sampler.suggest(i)[0] for i in range(40)]
+    assert all(1.0 <= v["lu"] <= 100.0 for v in values)
+    assert max(v["lu"] for v in values) > math.e ** 2  # base e would never get past e**2 ~ 7.39
+    assert all(v["ln"] == pytest.approx(100.0, rel=1e-6) for v in values)
+    default = SweepSampler(_job(space, {"type": "random", "seed": 1, "logbase": "e"}, budget=5)).suggest(0)[0]
+    assert 1.0 <= default["lu"] <= math.e ** 2
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1, "ten", float("inf")])
+def test_bad_logbase_is_rejected_naming_the_field(bad: Any) -> None:
+    from openaml.entities._sweep import sweep_problems
+
+    problems, _ = sweep_problems(_job(SPACE, {"type": "random", "logbase": bad}))
+    assert any("sampling_algorithm.logbase" in p and repr(bad) in p for p in problems), problems

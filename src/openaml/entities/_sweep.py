@@ -278,10 +278,33 @@ EarlyTerminationPolicy = Annotated[BanditPolicy | MedianStoppingPolicy | Truncat
 
 # ---------------------------------------------------------------------------------- sampling, limits, objective
 class RandomSamplingAlgorithm(Entity):
+    """Random or Sobol sampling. ``logbase`` (a positive number other than 1, or ``"e"``, the default)
+    is the base of the log-scaled distributions: ``loguniform(a, b)`` draws from [logbase**a,
+    logbase**b] and ``lognormal(mu, sigma)`` returns ``logbase**normal(mu, sigma)`` (azure-ai-ml's
+    ``RandomSamplingAlgorithm(logbase=...)``). Both are checked by ``sweep_problems``."""
+
     type: Literal["random"] = "random"
     seed: int | None = None  # range checked by sweep_problems (stored rows stay readable)
     rule: Literal["random", "sobol"] | None = None
     logbase: Any = None
+
+
+def log_base(algo: Any) -> float:
+    """The base of log-scaled sampling for a sampling algorithm (e unless ``logbase`` says otherwise).
+
+    Raises ValueError with the fix when ``logbase`` is not a positive number other than 1 or "e".
+    """
+    raw = getattr(algo, "logbase", None)
+    if raw is None or (isinstance(raw, str) and raw.strip().lower() == "e"):
+        return math.e
+    try:
+        base = float(raw)
+    except (TypeError, ValueError):
+        base = float("nan")
+    if not (math.isfinite(base) and base > 0 and base != 1):
+        raise ValueError(f"field 'sampling_algorithm.logbase': must be a positive number other than 1, or \"e\" "
+                         f"(got {raw!r})")
+    return base
 
 
 class GridSamplingAlgorithm(Entity):
@@ -647,6 +670,10 @@ def sweep_problems(job: SweepJob) -> tuple[list[str], list[str]]:
     seed = getattr(job.sampling_algorithm, "seed", None)
     if seed is not None and not 0 <= seed <= 2**32 - 1:  # numpy's range, which Optuna's samplers use
         problems.append(f"field 'sampling_algorithm.seed': must be between 0 and 4294967295 (2**32 - 1) (got {seed})")
+    try:
+        log_base(job.sampling_algorithm)
+    except ValueError as exc:
+        problems.append(str(exc))
     if algo == "bayesian" and job.early_termination is not None:
         problems.append("field 'early_termination': bayesian sampling does not support early termination "
                         "(Azure ML rule); remove the policy or use random sampling")

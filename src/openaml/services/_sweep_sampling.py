@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from statistics import NormalDist
 from typing import Any
 
-from openaml.entities._sweep import SweepJob, grid_points
+from openaml.entities._sweep import SweepJob, grid_points, log_base
 
 __all__ = ["SweepSampler", "torch_available", "bayesian_sampler_name"]
 
@@ -126,6 +126,7 @@ class SweepSampler:
         self.space = job.search_space
         algo = job.sampling_algorithm
         self.kind = algo.type
+        self.base = log_base(algo)  # e unless the random algorithm's logbase says otherwise
         self.grid = grid_points(self.space) if self.kind == "grid" else None
         direction = "maximize" if job.objective and job.objective.goal == "maximize" else "minimize"
         seed = getattr(algo, "seed", None)
@@ -201,7 +202,7 @@ class SweepSampler:
             elif d.type in ("uniform", "quniform"):
                 out[name] = FloatDistribution(d.min_value, d.max_value)
             elif d.type in ("loguniform", "qloguniform"):
-                out[name] = FloatDistribution(math.exp(d.min_value), math.exp(d.max_value), log=True)
+                out[name] = FloatDistribution(self.base ** d.min_value, self.base ** d.max_value, log=True)
             else:  # normal family: the quantile u
                 out[name] = FloatDistribution(_EPS, 1 - _EPS)
         return out
@@ -226,7 +227,7 @@ class SweepSampler:
             else:
                 z = d.mu + d.sigma * NormalDist().inv_cdf(float(x))
                 if d.type in ("lognormal", "qlognormal"):
-                    z = math.exp(z)
+                    z = self.base ** z
                 if d.type in ("qnormal", "qlognormal"):
                     z = _round_q(z, d.q)
                 values[name] = z
