@@ -144,7 +144,7 @@ def test_traffic_split_header_and_rules(ml_client: Any, endpoint: Any, cli: Any)
     assert seen == {"blue", "green"}
     bad = cli("online-endpoint", "update", "-n", "ep-score", "--traffic", "blue=50 green=40")
     assert bad.returncode == 1 and "blue=50 + green=40 = 90" in bad.stderr
-    with pytest.raises(ConflictError, match="still receives 50 %"):
+    with pytest.raises(ConflictError, match="still receives 50 % of the traffic of endpoint '"):
         ml_client.online_deployments.begin_delete("green", "ep-score")
     with pytest.raises(ValidationError, match="at most 50"):
         ml_client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(

@@ -251,8 +251,8 @@ class EndpointService:
         live = ep["spec"].get("traffic", {}).get(name, 0)
         mirror = ep["spec"].get("mirror_traffic", {}).get(name, 0)
         if live or mirror:
-            raise ConflictError(f"deployment {name!r} still receives {live} % of endpoint {endpoint_name!r}'s "
-                                f"traffic{f' and {mirror} % mirrored' if mirror else ''}; move its traffic first "
+            raise ConflictError(f"deployment {name!r} still receives {live} % of the traffic of endpoint "
+                                f"{endpoint_name!r}{f' and {mirror} % mirrored' if mirror else ''}; move its traffic first "
                                 f"(openaml online-endpoint update -n {endpoint_name} --traffic \"{name}=0 ...\")",
                                 details={"traffic": live, "mirror_traffic": mirror})
         self.repo.update_deployment(endpoint_name, name, provisioning_state=DeploymentState.DELETING)
