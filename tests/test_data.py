@@ -351,3 +351,19 @@ def test_negative_or_odd_versions_are_refused():
     with pytest.raises(ValidationError, match="version"):
         load_entity(Data, data={"name": "x", "version": "../1", "path": "p"})
     assert load_entity(Data, data={"name": "x", "version": 3, "path": "p"}).version == "3"
+
+
+def test_unknown_field_lists_the_allowed_fields_and_the_closest() -> None:
+    """An unknown field names the fields allowed at that place and the closest one (it said only
+    'allowed fields are listed in the ... schema'), through nested models and tagged unions."""
+    from openaml.entities._base import load_entity
+    from openaml.entities._sweep import SweepJob
+
+    with pytest.raises(ValidationError) as info:
+        load_entity(SweepJob, data={
+            "type": "sweep", "trial": {"command": "python t.py"}, "sampling_algorithm": "random",
+            "search_space": {}, "objective": {"goal": "maximize", "primary_metric": "m"},
+            "limits": {"max_total_trials": 2}, "early_termination": {"type": "bandit", "slack_factr": 0.1}})
+    msg = str(info.value)
+    assert "field 'early_termination.bandit.slack_factr': unknown field; did you mean 'slack_factor'?" in msg
+    assert "(allowed here: delay_evaluation, evaluation_interval, slack_amount, slack_factor, type)" in msg

@@ -6,6 +6,10 @@ ignored. Validation errors name the file, line, field path, value and what is al
 
 from __future__ import annotations
 
+import collections.abc
+import difflib
+import types
+import typing
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -63,9 +67,60 @@ class Entity(BaseModel):
         return dump_yaml(self.to_dict())
 
 
+def _members(tp: Any) -> list[Any]:
+    """The types a value of annotation ``tp`` may be (Optional, Annotated and unions unwrapped)."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _members(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [m for a in typing.get_args(tp) for m in _members(a)]
+    return [tp]
+
+
+def _step(tp: Any, key: Any) -> list[Any]:
+    """The annotations found one location step below ``tp`` (a field, a dict value, a list item, or a
+    tagged-union member named by its ``type``)."""
+    out: list[Any] = []
+    for t in _members(tp):
+        origin = typing.get_origin(t)
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            field = t.model_fields.get(key) if isinstance(key, str) else None
+            if field is None and isinstance(key, str):
+                field = next((f for f in t.model_fields.values() if f.alias == key), None)
+            if field is not None:
+                out.append(field.annotation)
+            elif "type" in t.model_fields and t.model_fields["type"].default == key:
+                out.append(t)  # a tagged union's member, named by its discriminator value
+        elif origin in (dict, collections.abc.Mapping):
+            out.append(typing.get_args(t)[-1] if typing.get_args(t) else Any)
+        elif origin in (list, tuple, set) and isinstance(key, int):
+            out.append(typing.get_args(t)[0] if typing.get_args(t) else Any)
+    return out
+
+
+def allowed_fields(model: Any, loc: tuple[Any, ...]) -> list[str]:
+    """The field names a model accepts at ``loc`` (the location of an unknown field, itself excluded);
+    empty when the location cannot be followed through the annotations."""
+    current: list[Any] = [model]
+    for key in loc[:-1]:
+        current = [n for t in current for n in _step(t, key)]
+    names: set[str] = set()
+    for t in current:
+        for m in _members(t):
+            if isinstance(m, type) and issubclass(m, BaseModel):
+                names.update(f.alias or k for k, f in m.model_fields.items() if not k.startswith("_"))
+    return sorted(names)
+
+
 def validation_error_from_pydantic(
-    exc: pydantic.ValidationError, *, source: str | None, lines: LineMap | None, kind: str
+    exc: pydantic.ValidationError, *, source: str | None, lines: LineMap | None, kind: str,
+    model: Any = None,
 ) -> ValidationError:
+    """One ValidationError naming file, line, field and value for every problem pydantic found.
+
+    With ``model`` (the class validated), an unknown field's message lists the fields allowed there and
+    the closest one ("did you mean ...").
+    """
     parts = []
     first: dict[str, Any] = {}
     for err in exc.errors():
@@ -79,7 +134,13 @@ def validation_error_from_pydantic(
         where = (source or kind) + (f", line {line}" if line else "")
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = f"unknown field (allowed fields are listed in the {kind} schema)"
+            allowed = allowed_fields(model, loc) if model is not None else []
+            if allowed:
+                guess = difflib.get_close_matches(str(loc[-1]) if loc else "", allowed, n=1)
+                msg = (f"unknown field{f'; did you mean {guess[0]!r}?' if guess else ''} "
+                       f"(allowed here: {', '.join(allowed)})")
+            else:
+                msg = f"unknown field (allowed fields are listed in the {kind} schema)"
         value = err.get("input")
         shown = repr(value) if not isinstance(value, dict) else "{...}"
         if len(shown) > 80:
@@ -118,7 +179,8 @@ def load_entity(
     try:
         obj = cls.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise validation_error_from_pydantic(exc, source=src, lines=lines, kind=kind or cls.__name__) from None
+        raise validation_error_from_pydantic(exc, source=src, lines=lines, kind=kind or cls.__name__,
+                                             model=cls) from None
     obj._base_path = base
     obj._source = src
     obj._lines = lines or None
