@@ -36,7 +36,10 @@ def load_compute(source: str | Path, *, params_override: list[Any] | None = None
 
 
 def load_datastore(source: str | Path, *, params_override: list[Any] | None = None, **kwargs: Any) -> Datastore:
-    return load_entity(Datastore, source, params_override=params_override, kind="datastore")
+    """A datastore YAML as the class of its ``type`` (``AzureBlobDatastore``, ...), as azure-ai-ml."""
+    from openaml.entities._datastore import load_datastore as _load_datastore
+
+    return _load_datastore(source, params_override=params_override)
 
 
 # job types registered by later capabilities (sweep, pipeline, ...): type -> entity class

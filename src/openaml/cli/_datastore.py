@@ -25,8 +25,9 @@ def show(name: NameOpt, workspace: WorkspaceOpt = None, output: OutputOpt = "jso
 @app.command("create")
 @handle_errors
 def create(file: FileOpt, set_: SetOpt = None, workspace: WorkspaceOpt = None, output: OutputOpt = "json") -> None:
-    """Register a datastore from YAML (type local with an absolute path; Azure types as metadata)."""
-    from openaml.entities import Datastore, load_entity
+    """Register a datastore from YAML: local (an absolute path), fsspec, or any Azure type (azure_blob,
+    azure_file, azure_data_lake_gen1, azure_data_lake_gen2), kept as metadata with its credentials."""
+    from openaml.entities._datastore import load_datastore
 
-    ds = load_entity(Datastore, file, params_override=set_, kind="datastore")
+    ds = load_datastore(file, params_override=set_)
     render(client(workspace).datastores.create_or_update(ds), output)

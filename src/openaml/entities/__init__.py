@@ -8,6 +8,18 @@ from __future__ import annotations
 from openaml.entities._assets import Data, Model
 from openaml.entities._base import Entity, load_entity
 from openaml.entities._compute import AmlCompute, Compute, ComputeInstance
+from openaml.entities._datastore import (
+    AccountKeyConfiguration,
+    AzureBlobDatastore,
+    AzureDataLakeGen1Datastore,
+    AzureDataLakeGen2Datastore,
+    AzureFileDatastore,
+    CertificateConfiguration,
+    Datastore,
+    NoneCredentialConfiguration,
+    SasTokenConfiguration,
+    ServicePrincipalConfiguration,
+)
 from openaml.entities._endpoint import (
     CodeConfiguration,
     EndpointAuthKeys,
@@ -22,19 +34,17 @@ from openaml.entities._environment import BuildContext, Environment
 from openaml.entities._io import Input, Output
 from openaml.entities._job import CommandJob, CommandJobLimits, Job, JobResources, JobService
 from openaml.entities._schedule import CronTrigger, JobSchedule, RecurrencePattern, RecurrenceTrigger
-from openaml.entities._workspace import (
-    AccountKeyConfiguration,
-    AzureBlobDatastore,
-    Datastore,
-    SasTokenConfiguration,
-    Workspace,
-)
+from openaml.entities._workspace import Workspace
 
 __all__ = [
     "AccountKeyConfiguration",
     "AmlCompute",
     "AzureBlobDatastore",
+    "AzureDataLakeGen1Datastore",
+    "AzureDataLakeGen2Datastore",
+    "AzureFileDatastore",
     "BuildContext",
+    "CertificateConfiguration",
     "CodeConfiguration",
     "CommandJob",
     "CommandJobLimits",
@@ -56,12 +66,14 @@ __all__ = [
     "ManagedOnlineEndpoint",
     "MicroBatching",
     "Model",
+    "NoneCredentialConfiguration",
     "OnlineRequestSettings",
     "Output",
     "ProbeSettings",
     "RecurrencePattern",
     "RecurrenceTrigger",
     "SasTokenConfiguration",
+    "ServicePrincipalConfiguration",
     "Workspace",
     "load_entity",
 ]

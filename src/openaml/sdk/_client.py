@@ -170,34 +170,41 @@ class MLClient:
 
     # ------------------------------------------------------------------ generic
     def create_or_update(self, entity: Any, **kwargs: Any) -> Any:
-        """Create or update any entity, dispatching on its type (as azure-ai-ml does)."""
-        from openaml.entities import AmlCompute, Compute, Data, Datastore, Environment, Job, Model
+        """Create or update any entity through its operation group, as ``azure.ai.ml.MLClient`` does.
 
-        if isinstance(entity, Job):
-            return self.jobs.create_or_update(entity, **kwargs)
-        if isinstance(entity, Data):
-            return self.data.create_or_update(entity, **kwargs)
-        if isinstance(entity, Model):
-            return self.models.create_or_update(entity, **kwargs)
-        if isinstance(entity, Environment):
-            return self.environments.create_or_update(entity, **kwargs)
-        if isinstance(entity, (AmlCompute, Compute)):
-            return self.compute.begin_create_or_update(entity, **kwargs).result()
-        if isinstance(entity, Datastore):
-            return self.datastores.create_or_update(entity, **kwargs)
+        Jobs (command, sweep, pipeline), Data, Model, Environment, components (command, pipeline),
+        Datastore, Compute, JobSchedule, ManagedOnlineEndpoint and ManagedOnlineDeployment. Long
+        operations (compute, schedule, endpoint, deployment) are waited for and their result returned.
+
+        Raises:
+            ValidationError: an object of another type, naming it and the types handled.
+        """
+        from openaml.entities import Compute, Data, Datastore, Environment, Job, Model
+        from openaml.entities._component import _ComponentBase
         from openaml.entities._endpoint import ManagedOnlineDeployment, ManagedOnlineEndpoint
         from openaml.entities._schedule import JobSchedule
 
-        if isinstance(entity, JobSchedule):
-            return self.schedules.begin_create_or_update(entity, **kwargs).result()
-
-        if isinstance(entity, ManagedOnlineEndpoint):
-            return self.online_endpoints.begin_create_or_update(entity, **kwargs).result()
-        if isinstance(entity, ManagedOnlineDeployment):
-            return self.online_deployments.begin_create_or_update(entity, **kwargs).result()
-        raise ValidationError(f"create_or_update does not handle {type(entity).__name__}")
+        table: list[tuple[type, Any]] = [
+            (Job, lambda e: self.jobs.create_or_update(e, **kwargs)),
+            (Data, lambda e: self.data.create_or_update(e, **kwargs)),
+            (Model, lambda e: self.models.create_or_update(e, **kwargs)),
+            (Environment, lambda e: self.environments.create_or_update(e, **kwargs)),
+            (_ComponentBase, lambda e: self.components.create_or_update(e, **kwargs)),
+            (Datastore, lambda e: self.datastores.create_or_update(e, **kwargs)),
+            (Compute, lambda e: self.compute.begin_create_or_update(e, **kwargs).result()),
+            (JobSchedule, lambda e: self.schedules.begin_create_or_update(e, **kwargs).result()),
+            (ManagedOnlineEndpoint, lambda e: self.online_endpoints.begin_create_or_update(e, **kwargs).result()),
+            (ManagedOnlineDeployment, lambda e: self.online_deployments.begin_create_or_update(e, **kwargs).result()),
+        ]
+        for cls, op in table:
+            if isinstance(entity, cls):
+                return op(entity)
+        handled = ", ".join(c.__name__ for c, _ in table)
+        raise ValidationError(f"create_or_update does not handle {type(entity).__name__}; it takes one of: "
+                              f"{handled} (and their subclasses)")
 
     def begin_create_or_update(self, entity: Any, **kwargs: Any) -> Poller:
+        """As :meth:`create_or_update`, wrapped in a poller (``.result()``) as azure-ai-ml returns."""
         return Poller(self.create_or_update(entity, **kwargs))
 
     def close(self) -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from openaml.entities import Datastore
+from openaml.entities._datastore import datastore_class
 
 __all__ = ["DatastoreOperations"]
 
 
 def _entity(d: dict[str, Any]) -> Datastore:
-    return Datastore.model_validate({k: v for k, v in d.items() if k in Datastore.model_fields})
+    """The server's datastore as the class of its type; its credentials come back without secrets."""
+    cls = datastore_class(d.get("type"))
+    return cls.model_validate({k: v for k, v in d.items() if k in cls.model_fields})
 
 
 class DatastoreOperations:

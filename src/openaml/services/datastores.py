@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pydantic
+
 from openaml.constants import DEFAULT_DATASTORE
 from openaml.datastores import parse_datastore_uri, parse_job_output_uri, safe_join
-from openaml.entities import Datastore
-from openaml.errors import UnsupportedError, ValidationError
+from openaml.entities._datastore import credentials_from, datastore_class, public_credentials
+from openaml.errors import NotFoundError, UnsupportedError, ValidationError
 from openaml.services._context import WorkspaceContext
 
 __all__ = ["DatastoreService"]
@@ -29,7 +31,10 @@ class DatastoreService:
 
     def _entity(self, d: dict[str, Any]) -> dict[str, Any]:
         d = dict(d)
-        d.pop("credentials", None)  # secrets are never returned
+        # secrets are never returned (Azure's GET omits them too); the kind and non-secret fields are
+        creds = public_credentials(d.pop("credentials", None))
+        if creds:
+            d["credentials"] = creds
         if d["type"] == "local":
             d["local_path"] = str(self.local_root(d["name"]))
         return d
@@ -47,12 +52,29 @@ class DatastoreService:
         return self.get(DEFAULT_DATASTORE)
 
     def create_or_update(self, spec: dict[str, Any]) -> dict[str, Any]:
-        """Register a datastore. ``local`` needs ``path`` (an existing folder); Azure types are kept as
-        metadata (their files cannot be reached from here and jobs using them fail with that reason)."""
-        ds = Datastore.model_validate(spec)
+        """Register a datastore. ``local`` needs ``path`` (an existing folder); the Azure types
+        (azure_blob, azure_file, azure_data_lake_gen1/gen2) are validated as azure-ai-ml does and kept
+        as metadata with their credentials (their files cannot be reached from here and jobs using them
+        fail with that reason). The credentials are stored under the one key ``credentials``.
+
+        An update that sends the same credential kind without its secret (a ``get`` result sent back)
+        keeps the stored secret, as the secret is never returned.
+
+        Raises:
+            ValidationError: a missing or wrong field for the datastore's type, or the default store.
+        """
+        from openaml.entities._base import validation_error_from_pydantic
+
+        cls = datastore_class(spec.get("type"))
+        try:
+            ds = cls.model_validate(spec)
+        except pydantic.ValidationError as exc:
+            raise validation_error_from_pydantic(exc, source=None, lines=None, kind="datastore", model=cls) from None
         if ds.name == DEFAULT_DATASTORE:
             raise ValidationError(f"datastore {DEFAULT_DATASTORE!r} is the workspace's own folder and cannot be changed")
         data = ds.model_dump(mode="json", exclude_none=True, exclude={"name", "type", "is_default", "id"})
+        if "credentials" in data:
+            data["credentials"] = self._keep_secrets(ds.name, data["credentials"])
         if ds.type == "local":
             if not ds.path:
                 raise ValidationError("a local datastore needs 'path': an existing folder",
@@ -63,6 +85,17 @@ class DatastoreService:
             p.mkdir(parents=True, exist_ok=True)
             data["path"] = str(p.resolve())
         return self._entity(self.ctx.store.put_datastore(ds.name, ds.type, data, ds.is_default))
+
+    def _keep_secrets(self, name: str, creds: dict[str, Any]) -> dict[str, Any]:
+        try:
+            old = self.ctx.store.get_datastore(name).get("credentials") or {}
+        except NotFoundError:
+            return creds
+        if not old or old.get("type") != creds.get("type"):
+            return creds
+        cls = type(credentials_from(creds))
+        kept = {k: old[k] for k in cls._secret_fields if k not in creds and k in old}
+        return {**creds, **kept}
 
     def local_root(self, name: str) -> Path:
         """Folder behind a local datastore.

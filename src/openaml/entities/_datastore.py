@@ -1,0 +1,250 @@
+"""Datastore entities and their credential classes, named and shaped as ``azure.ai.ml.entities``.
+
+Azure ML v2 datastore YAML (``azureBlob``, ``azureFile``, ``azureDataLakeGen1``,
+``azureDataLakeGen2`` schemas) loads unchanged: ``credentials`` is a mapping whose keys say which
+credential it is (``account_key``; ``sas_token``; ``tenant_id``/``client_id``/``client_secret``;
+``certificate``/``thumbprint``; empty or absent for identity-based access). Only ``local`` and
+``fsspec`` datastores hold files here; the Azure types are kept as metadata (spec section 9).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from openaml.entities._base import Entity, load_entity
+from openaml.errors import ValidationError
+
+__all__ = [
+    "AccountKeyConfiguration",
+    "AzureBlobDatastore",
+    "AzureDataLakeGen1Datastore",
+    "AzureDataLakeGen2Datastore",
+    "AzureFileDatastore",
+    "CertificateConfiguration",
+    "Datastore",
+    "DatastoreCredentials",
+    "NoneCredentialConfiguration",
+    "SasTokenConfiguration",
+    "ServicePrincipalConfiguration",
+    "datastore_class",
+    "load_datastore",
+]
+
+AZURE_STORAGE_ENDPOINT = "core.windows.net"  # azure-ai-ml's default for the public cloud
+AZURE_AUTHORITY_URL = "https://login.microsoftonline.com"
+
+
+class _Credential(Entity):
+    # fields holding secrets: stored, never returned by the server (Azure's GET omits them too)
+    _secret_fields: ClassVar[tuple[str, ...]] = ()
+
+
+class AccountKeyConfiguration(_Credential):
+    """Storage account key (``credentials: {account_key: ...}``)."""
+
+    type: Literal["account_key"] = "account_key"
+    account_key: str | None = None
+    _secret_fields: ClassVar[tuple[str, ...]] = ("account_key",)
+
+
+class SasTokenConfiguration(_Credential):
+    """Shared access signature (``credentials: {sas_token: ...}``)."""
+
+    type: Literal["sas"] = "sas"
+    sas_token: str | None = None
+    _secret_fields: ClassVar[tuple[str, ...]] = ("sas_token",)
+
+
+class ServicePrincipalConfiguration(_Credential):
+    """Service principal: ``tenant_id``, ``client_id``, ``client_secret`` (+ ``authority_url``,
+    ``resource_url``), as azure-ai-ml's class of that name."""
+
+    type: Literal["service_principal"] = "service_principal"
+    client_secret: str | None = None
+    tenant_id: str | None = None
+    client_id: str | None = None
+    authority_url: str = AZURE_AUTHORITY_URL
+    resource_url: str | None = None
+    _secret_fields: ClassVar[tuple[str, ...]] = ("client_secret",)
+
+
+class CertificateConfiguration(_Credential):
+    """Service principal with a certificate: ``certificate``, ``thumbprint`` and the tenant fields."""
+
+    type: Literal["certificate"] = "certificate"
+    certificate: str | None = None
+    thumbprint: str | None = None
+    tenant_id: str | None = None
+    client_id: str | None = None
+    authority_url: str = AZURE_AUTHORITY_URL
+    resource_url: str | None = None
+    _secret_fields: ClassVar[tuple[str, ...]] = ("certificate",)
+
+
+class NoneCredentialConfiguration(_Credential):
+    """No stored secret: identity-based access (an empty ``credentials`` mapping)."""
+
+    type: Literal["none"] = "none"
+
+
+DatastoreCredentials = (AccountKeyConfiguration | SasTokenConfiguration | ServicePrincipalConfiguration
+                        | CertificateConfiguration | NoneCredentialConfiguration)
+
+_CREDENTIAL_TYPES: dict[str, type[_Credential]] = {
+    "account_key": AccountKeyConfiguration, "sas": SasTokenConfiguration,
+    "service_principal": ServicePrincipalConfiguration, "certificate": CertificateConfiguration,
+    "none": NoneCredentialConfiguration,
+}
+# Azure's REST spelling of the credential types, accepted on input
+_TYPE_ALIASES = {"accountkey": "account_key", "sas_token": "sas", "servicePrincipal": "service_principal",
+                 "serviceprincipal": "service_principal", "Certificate": "certificate", "None": "none"}
+
+
+def _credential_type(v: dict[str, Any]) -> str:
+    """Which credential a YAML mapping is: its ``type`` if given, else the keys it has."""
+    t = v.get("type")
+    if isinstance(t, str):
+        return _TYPE_ALIASES.get(t, _TYPE_ALIASES.get(t.lower(), t.lower()))
+    if "account_key" in v:
+        return "account_key"
+    if "sas_token" in v:
+        return "sas"
+    if "certificate" in v or "thumbprint" in v:
+        return "certificate"
+    if "client_secret" in v or "client_id" in v or "tenant_id" in v:
+        return "service_principal"
+    return "none" if not v else "unknown"
+
+
+def credentials_from(v: Any) -> Any:
+    """A credential object from a YAML/JSON mapping (left as is when it is one already).
+
+    Raises:
+        ValidationError: a mapping whose keys match no credential kind (the kinds are listed).
+    """
+    if not isinstance(v, dict):
+        return v
+    kind = _credential_type(v)
+    cls = _CREDENTIAL_TYPES.get(kind)
+    if cls is None:
+        raise ValueError(
+            f"credentials {sorted(v)} match no credential kind; give one of: account_key; sas_token; "
+            "tenant_id + client_id + client_secret; certificate + thumbprint (+ tenant_id, client_id); "
+            "or an empty mapping for identity-based access")
+    body = {k: x for k, x in v.items() if k != "type"}
+    return cls.model_validate(body)
+
+
+def public_credentials(v: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The stored credentials without their secrets (what ``show`` returns, as Azure's GET does)."""
+    if not v:
+        return None
+    cls = _CREDENTIAL_TYPES.get(_credential_type(v))
+    secret = cls._secret_fields if cls is not None else tuple(v)
+    return {k: x for k, x in v.items() if k not in secret and x is not None}
+
+
+class Datastore(Entity):
+    """A datastore. ``local`` (a folder) and ``fsspec`` URLs hold files; Azure types are metadata.
+
+    Prefer the typed subclasses (:class:`AzureBlobDatastore`, ...) as in azure-ai-ml; this class
+    accepts every field of every type so one YAML loader reads them all.
+    """
+
+    name: str
+    type: Literal["local", "fsspec", "azure_blob", "azure_file", "azure_data_lake_gen1",
+                  "azure_data_lake_gen2", "one_lake", "hdfs"] = "local"
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    properties: dict[str, str] = Field(default_factory=dict)
+    path: str | None = None
+    url: str | None = None
+    account_name: str | None = None
+    container_name: str | None = None
+    file_share_name: str | None = None
+    filesystem: str | None = None
+    store_name: str | None = None
+    endpoint: str | None = None
+    protocol: str | None = None
+    credentials: DatastoreCredentials | None = None
+    is_default: bool = False
+    id: str | None = None
+
+    @field_validator("credentials", mode="before")
+    @classmethod
+    def _credentials(cls, v: Any) -> Any:
+        return credentials_from(v)
+
+
+class AzureBlobDatastore(Datastore):
+    """Azure Blob container: ``account_name``, ``container_name``; credentials account key or SAS."""
+
+    type: Literal["azure_blob"] = "azure_blob"  # type: ignore[assignment]
+    account_name: str  # type: ignore[assignment]
+    container_name: str  # type: ignore[assignment]
+    endpoint: str | None = AZURE_STORAGE_ENDPOINT
+    protocol: str | None = "https"
+
+
+class AzureFileDatastore(Datastore):
+    """Azure file share: ``account_name``, ``file_share_name``; credentials account key or SAS."""
+
+    type: Literal["azure_file"] = "azure_file"  # type: ignore[assignment]
+    account_name: str  # type: ignore[assignment]
+    file_share_name: str  # type: ignore[assignment]
+    endpoint: str | None = AZURE_STORAGE_ENDPOINT
+    protocol: str | None = "https"
+
+
+class AzureDataLakeGen1Datastore(Datastore):
+    """Azure Data Lake Gen1: ``store_name``; credentials service principal or certificate."""
+
+    type: Literal["azure_data_lake_gen1"] = "azure_data_lake_gen1"  # type: ignore[assignment]
+    store_name: str  # type: ignore[assignment]
+
+
+class AzureDataLakeGen2Datastore(Datastore):
+    """Azure Data Lake Gen2: ``account_name``, ``filesystem``; credentials service principal or
+    certificate."""
+
+    type: Literal["azure_data_lake_gen2"] = "azure_data_lake_gen2"  # type: ignore[assignment]
+    account_name: str  # type: ignore[assignment]
+    filesystem: str  # type: ignore[assignment]
+    endpoint: str | None = AZURE_STORAGE_ENDPOINT
+    protocol: str | None = "https"
+
+
+_CLASSES: dict[str, type[Datastore]] = {
+    "azure_blob": AzureBlobDatastore, "azure_file": AzureFileDatastore,
+    "azure_data_lake_gen1": AzureDataLakeGen1Datastore, "azure_data_lake_gen2": AzureDataLakeGen2Datastore,
+}
+
+
+def datastore_class(type_: str | None) -> type[Datastore]:
+    """The entity class of a datastore type (``Datastore`` for local, fsspec and the others)."""
+    return _CLASSES.get(type_ or "", Datastore)
+
+
+def load_datastore(source: str | Path | None = None, *, data: dict[str, Any] | None = None,
+                   params_override: list[Any] | None = None) -> Datastore:
+    """Load a datastore YAML into the class of its ``type`` (as azure-ai-ml's ``load_datastore``).
+
+    Raises:
+        ValidationError: file, line and field of what is missing or wrong for that type.
+    """
+    from openaml._yaml import apply_set_overrides, load_yaml_with_lines
+
+    if source is not None:
+        raw, _ = load_yaml_with_lines(source)
+    else:
+        raw = dict(data or {})
+    probe = dict(raw)
+    apply_set_overrides(probe, params_override)
+    type_ = probe.get("type")
+    if type_ is not None and not isinstance(type_, str):
+        raise ValidationError(f"datastore field 'type' must be a string, got {type_!r}")
+    return load_entity(datastore_class(type_), source, data=None if source is not None else raw,
+                       params_override=params_override, kind="datastore")

@@ -1,0 +1,114 @@
+"""Datastores: azure-ai-ml's datastore and credential classes, every Azure type from YAML, secrets
+never shown back (issue 9 item 4 and 6)."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from openaml.entities import (
+    AccountKeyConfiguration,
+    AzureBlobDatastore,
+    AzureDataLakeGen1Datastore,
+    AzureDataLakeGen2Datastore,
+    AzureFileDatastore,
+    CertificateConfiguration,
+    NoneCredentialConfiguration,
+    SasTokenConfiguration,
+    ServicePrincipalConfiguration,
+)
+from openaml.errors import ValidationError
+
+
+def test_sdk_classes_with_credential_objects(ml_client):
+    blob = AzureBlobDatastore(name="fid_blob", description="book ch 3", account_name="acct",
+                              container_name="data", credentials=AccountKeyConfiguration(account_key="SECRET-KEY"))
+    assert blob.type == "azure_blob" and blob.endpoint == "core.windows.net" and blob.protocol == "https"
+    got = ml_client.datastores.create_or_update(blob)
+    assert isinstance(got, AzureBlobDatastore)
+    assert (got.account_name, got.container_name) == ("acct", "data")
+    assert isinstance(got.credentials, AccountKeyConfiguration) and got.credentials.account_key is None
+    files = AzureFileDatastore(name="fid_file", account_name="acct", file_share_name="share",
+                               credentials=SasTokenConfiguration(sas_token="SAS-SECRET"))
+    assert ml_client.datastores.create_or_update(files).file_share_name == "share"
+    gen2 = AzureDataLakeGen2Datastore(
+        name="fid_gen2", account_name="acct", filesystem="fs",
+        credentials=ServicePrincipalConfiguration(tenant_id="t", client_id="c", client_secret="SP-SECRET"))
+    got2 = ml_client.datastores.get(ml_client.datastores.create_or_update(gen2).name)
+    assert isinstance(got2, AzureDataLakeGen2Datastore) and got2.filesystem == "fs"
+    assert got2.credentials.tenant_id == "t" and got2.credentials.client_id == "c"
+    assert got2.credentials.client_secret is None
+    gen1 = AzureDataLakeGen1Datastore(name="fid_gen1", store_name="lake",
+                                      credentials=CertificateConfiguration(certificate="CERT", thumbprint="th"))
+    assert ml_client.datastores.create_or_update(gen1).store_name == "lake"
+    ident = AzureBlobDatastore(name="fid_ident", account_name="a", container_name="c",
+                               credentials=NoneCredentialConfiguration())
+    assert ml_client.create_or_update(ident).name == "fid_ident"
+    # a get() result sent back keeps the stored secret (it is never returned, so cannot be resent)
+    again = ml_client.datastores.get("fid_blob")
+    again.description = "changed"
+    ml_client.datastores.create_or_update(again)
+    assert ml_client.datastores.get("fid_blob").description == "changed"
+    with pytest.raises(Exception, match="container_name"):
+        AzureBlobDatastore(name="x", account_name="a")
+
+
+YAMLS = {
+    "azure_blob": "account_name: acct\ncontainer_name: c\ncredentials:\n  account_key: SECRET-1\n",
+    "azure_file": "account_name: acct\nfile_share_name: s\ncredentials:\n  sas_token: SECRET-2\n",
+    "azure_data_lake_gen1": "store_name: lake\ncredentials:\n  tenant_id: t\n  client_id: c\n  client_secret: SECRET-3\n",
+    "azure_data_lake_gen2": ("account_name: acct\nfilesystem: fs\ncredentials:\n  tenant_id: t\n  client_id: c\n"
+                             "  certificate: SECRET-4\n  thumbprint: th\n"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(YAMLS))
+@pytest.mark.parametrize("with_credentials", [True, False])
+def test_cli_create_every_azure_type(cli, tmp_path, kind, with_credentials):
+    body = YAMLS[kind] if with_credentials else YAMLS[kind].split("credentials:")[0]
+    name = f"y_{kind}_{int(with_credentials)}"
+    f = tmp_path / "ds.yml"
+    f.write_text(f"$schema: https://azuremlschemas.azureedge.net/latest/azureBlob.schema.json\nname: {name}\n"
+                 f"type: {kind}\ndescription: from yaml\n" + body)
+    created = cli("datastore", "create", "--file", str(f), check=True)
+    shown = cli("datastore", "show", "--name", name, check=True)
+    for out in (created, shown):
+        assert "SECRET" not in out.stdout
+        d = out.json()
+        assert d["type"] == kind and d["description"] == "from yaml"
+        if with_credentials:
+            assert d["credentials"]["type"] in ("account_key", "sas", "service_principal", "certificate")
+        else:
+            assert "credentials" not in d
+    listed = cli("datastore", "list", "-o", "json", check=True).json()
+    assert name in {d["name"] for d in listed}
+
+
+def test_yaml_missing_field_named(cli, tmp_path):
+    f = tmp_path / "ds.yml"
+    f.write_text(textwrap.dedent("""\
+        name: bad_blob
+        type: azure_blob
+        account_name: acct
+        credentials:
+          account_key: k
+    """))
+    r = cli("datastore", "create", "--file", str(f))
+    assert r.returncode != 0 and "container_name" in r.stderr
+    f.write_text("name: bad_cred\ntype: azure_blob\naccount_name: a\ncontainer_name: c\ncredentials:\n  password: x\n")
+    r = cli("datastore", "create", "--file", str(f))
+    assert r.returncode != 0 and "account_key" in r.stderr and "sas_token" in r.stderr
+
+
+def test_load_datastore_gives_typed_class(tmp_path):
+    from openaml import load_datastore
+
+    f = tmp_path / "ds.yml"
+    f.write_text("name: t\ntype: azure_file\n" + YAMLS["azure_file"])
+    ds = load_datastore(f)
+    assert isinstance(ds, AzureFileDatastore) and isinstance(ds.credentials, SasTokenConfiguration)
+    assert ds.credentials.sas_token == "SECRET-2"
+    f.write_text("name: t\ntype: azure_file\naccount_name: a\n")
+    with pytest.raises(ValidationError, match="file_share_name"):
+        load_datastore(f)
