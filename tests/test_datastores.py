@@ -112,3 +112,30 @@ def test_load_datastore_gives_typed_class(tmp_path):
     f.write_text("name: t\ntype: azure_file\naccount_name: a\n")
     with pytest.raises(ValidationError, match="file_share_name"):
         load_datastore(f)
+
+
+def test_create_or_update_dispatches_every_entity_type(ml_client, tmp_path):
+    from openaml import load_component
+    from openaml.entities import CommandComponent, Data, Environment
+
+    (tmp_path / "c.yml").write_text(textwrap.dedent("""\
+        $schema: https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json
+        name: fid_dispatch
+        type: command
+        version: "1"
+        inputs:
+          n: {type: integer, default: 1}
+        command: echo ${{inputs.n}}
+        environment: azureml:AzureML-sklearn-1.5@latest
+    """))
+    comp = load_component(tmp_path / "c.yml")
+    assert isinstance(comp, CommandComponent)
+    got = ml_client.create_or_update(comp)
+    assert (got.name, got.version) == ("fid_dispatch", "1")
+    assert ml_client.begin_create_or_update(comp).result().name == "fid_dispatch"
+    (tmp_path / "x.txt").write_text("x")
+    assert ml_client.create_or_update(Data(name="fid_dispatch_data", path=str(tmp_path / "x.txt"),
+                                           type="uri_file")).version == "1"
+    assert ml_client.create_or_update(Environment(name="fid_dispatch_env", image="python:3.11-slim")).name
+    with pytest.raises(ValidationError, match="does not handle int; it takes one of: Job, Data"):
+        ml_client.create_or_update(3)

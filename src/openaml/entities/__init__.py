@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from openaml.entities._assets import Data, Model
 from openaml.entities._base import Entity, load_entity
+from openaml.entities._component import CommandComponent, PipelineComponent
 from openaml.entities._compute import AmlCompute, Compute, ComputeInstance
 from openaml.entities._datastore import (
     AccountKeyConfiguration,
@@ -46,6 +47,7 @@ __all__ = [
     "BuildContext",
     "CertificateConfiguration",
     "CodeConfiguration",
+    "CommandComponent",
     "CommandJob",
     "CommandJobLimits",
     "Compute",
@@ -69,6 +71,7 @@ __all__ = [
     "NoneCredentialConfiguration",
     "OnlineRequestSettings",
     "Output",
+    "PipelineComponent",
     "ProbeSettings",
     "RecurrencePattern",
     "RecurrenceTrigger",

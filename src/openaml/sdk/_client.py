@@ -70,6 +70,12 @@ class MLClient:
         self.workspace_name: str = info["name"]
         self._workspace_info = info
         self._ops: dict[str, Any] = {}
+        # azureml:// URIs from this client's answers open in pandas/fsspec/mltable of this process
+        from openaml.sdk._fsspec import register_client
+        from openaml.sdk._mltable_hook import install_mltable_hook
+
+        register_client(self)
+        install_mltable_hook()
 
     @classmethod
     def from_config(cls, credential: Any = None, *, path: str | Path | None = None,
