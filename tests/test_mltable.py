@@ -92,7 +92,7 @@ def test_valid_mltable_with_every_listed_transformation(tmp_path):
     ("paths:\n  - file: x\ntransformations:\n  - read_delimited:\n      encoding: utf-9\n", 5,
      "transformations.0.read_delimited.encoding", "allowed: utf8"),
     ("paths:\n  - file: x\ntransformations:\n  - read_delimited:\n      delimiter: ';;;'\n", 5,
-     "transformations.0.read_delimited.delimiter", "1 or 2 characters"),
+     "transformations.0.read_delimited.delimiter", "must be one character"),
     ("paths:\n  - file: x\ntransformations:\n  - read_delimited:\n      empty_as_string: maybe\n", 5,
      "transformations.0.read_delimited.empty_as_string", "true or false"),
     ("paths:\n  - file: x\ntransformations:\n  - read_delimited:\n      separator: ','\n", 5,

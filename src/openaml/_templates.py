@@ -77,14 +77,16 @@ def format_literal(value: Any) -> str:
 def render(text: str, lookup: Callable[[str], str | None]) -> str:
     """Replace expressions using ``lookup(expr) -> str | None``.
 
-    An optional block is kept (without its brackets) when every expression in it has a value,
-    and dropped otherwise. An expression outside blocks whose lookup gives None raises KeyError.
+    An optional block is kept (without its brackets) when every expression in it has a non-empty
+    value, and dropped otherwise: an optional input given ``""`` drops its block, as Azure ML
+    renders it (no dangling ``--tag``). An expression outside blocks whose lookup gives None
+    raises KeyError.
     """
 
     def block(m: re.Match[str]) -> str:
         body = m.group(1)
         values = {e: lookup(e) for e in references(body)}
-        if any(v is None for v in values.values()):
+        if any(v is None or v == "" for v in values.values()):
             return ""
         return EXPR.sub(lambda mm: str(values[mm.group(1)]), body)
 

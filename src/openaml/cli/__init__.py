@@ -9,7 +9,8 @@ import typer
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(name="openaml", help="Self-hosted Azure Machine Learning.", no_args_is_help=True,
+app = typer.Typer(name="openaml", no_args_is_help=True,
+                  help="Self-hosted Azure Machine Learning. Every command takes --query <JMESPath> (as az does).",
                   add_completion=False, pretty_exceptions_enable=False)
 
 
@@ -53,6 +54,9 @@ def main() -> None:
     import os
     import sys
 
+    from openaml.cli._output import take_query
+
+    sys.argv[1:] = take_query(sys.argv[1:])  # --query (JMESPath) is global, as in az
     try:
         app()
         code = 0

@@ -14,10 +14,47 @@ from rich.table import Table
 
 from openaml._yaml import dump_yaml
 
-__all__ = ["render", "console", "err_console", "fail", "info"]
+__all__ = ["render", "console", "err_console", "fail", "info", "take_query"]
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+# the JMESPath of this invocation's global --query (az's option on every command), set once by main()
+_query: list[str] = []
+
+
+def take_query(argv: list[str]) -> list[str]:
+    """Remove ``--query EXPR`` / ``--query=EXPR`` from ``argv`` and keep EXPR for :func:`render`.
+
+    ``az ml`` accepts ``--query`` (a JMESPath expression, https://jmespath.org) on every command;
+    the CLI applies it to whatever a command prints.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--query" and i + 1 < len(argv):
+            _query[:] = [argv[i + 1]]
+            i += 2
+            continue
+        if a.startswith("--query="):
+            _query[:] = [a.split("=", 1)[1]]
+        else:
+            out.append(a)
+        i += 1
+    return out
+
+
+def _apply_query(data: Any) -> Any:
+    if not _query:
+        return data
+    import jmespath
+    import jmespath.exceptions
+
+    try:
+        return jmespath.search(_query[0], json.loads(json.dumps(data, default=str)))
+    except jmespath.exceptions.JMESPathError as exc:
+        fail(f"--query {_query[0]!r} is not a valid JMESPath expression: {exc}")
 
 
 def _plain(obj: Any) -> Any:
@@ -29,10 +66,16 @@ def _plain(obj: Any) -> Any:
 
 
 def render(obj: Any, output: str = "json", columns: Sequence[str] | None = None) -> None:
-    """Print ``obj`` as json, yaml, tsv or a table (``columns`` pick the table's columns)."""
+    """Print ``obj`` as json, yaml, tsv or a table (``columns`` pick the table's columns), after the
+    global ``--query`` when one was given. Non-ASCII text is printed as itself, as ``az`` does."""
     data = _plain(obj)
+    if _query:
+        data = _apply_query(data)
+        columns = None
+        if output == "table" and not isinstance(data, (list, dict)):
+            output = "tsv"
     if output == "json":
-        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
     elif output == "yaml":
         sys.stdout.write(dump_yaml(json.loads(json.dumps(data, default=str))))
     elif output == "tsv":
@@ -41,6 +84,8 @@ def render(obj: Any, output: str = "json", columns: Sequence[str] | None = None)
             if isinstance(row, dict):
                 cols = columns or list(row)
                 sys.stdout.write("\t".join(_cell(row.get(c)) for c in cols) + "\n")
+            elif isinstance(row, list):
+                sys.stdout.write("\t".join(_cell(c) for c in row) + "\n")
             else:
                 sys.stdout.write(_cell(row) + "\n")
     elif output == "table":
@@ -63,7 +108,7 @@ def _cell(v: Any) -> str:
     if v is None:
         return ""
     if isinstance(v, (dict, list)):
-        return json.dumps(v, default=str)
+        return json.dumps(v, default=str, ensure_ascii=False)
     return str(v)
 
 

@@ -196,9 +196,21 @@ def _extract_partitions(v: Any, loc: tuple[Any, ...], errs: Errors) -> None:
         _mapping({"partition_format": _partition_format}, required=("partition_format",))(v, loc, errs)
 
 
+_ESCAPES = {"t": "\\t", "n": "\\n", "r": "\\r"}
+
+
 def _delimiter(v: Any, loc: tuple[Any, ...], errs: Errors) -> None:
-    if not isinstance(v, str) or not 1 <= len(v) <= 2:
-        errs.append((loc, f"must be a string of 1 or 2 characters (got {_show(v)})"))
+    """One character: the MLTable reader splits on exactly one (its schema allows two, but a
+    two-character delimiter such as ``'\\t'`` written single-quoted, ``/t`` or ``||`` is not split
+    on and the file reads as one column)."""
+    if isinstance(v, str) and len(v) == 1:
+        return
+    if isinstance(v, str) and len(v) == 2 and v[0] in "\\/" and v[1] in _ESCAPES:
+        errs.append((loc, f"'{v}' is two characters, not a tab or newline: YAML keeps backslashes in "
+                          f"single quotes and plain text; write delimiter: \"{_ESCAPES[v[1]]}\" (double-quoted)"))
+        return
+    errs.append((loc, f"must be one character, the MLTable reader splits on exactly one (got {_show(v)}); "
+                      'e.g. delimiter: "," or delimiter: "\\t" (double-quoted) for a tab'))
 
 
 # transformations that may also be written as a bare string (their defaults)

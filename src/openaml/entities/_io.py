@@ -9,7 +9,7 @@ from pydantic import model_validator
 from openaml.constants import DATA_TYPES, INPUT_MODES, MODEL_TYPES, OUTPUT_MODES, PRIMITIVE_TYPES
 from openaml.entities._base import Entity
 
-__all__ = ["Input", "Output", "InputType", "normalize_inputs", "normalize_outputs"]
+__all__ = ["Input", "Output", "InputType", "normalize_inputs", "normalize_outputs", "numeric"]
 
 InputType = Literal[
     "uri_file", "uri_folder", "mltable", "custom_model", "mlflow_model", "triton_model",
@@ -44,6 +44,10 @@ class Input(Entity):
 
     @model_validator(mode="after")
     def _check(self) -> "Input":
+        if self.type in ("number", "integer"):
+            # YAML 1.1 reads 1e-3 as a string; Azure ML accepts numeric strings for number inputs
+            self.default = numeric(self.default, self.type)
+            self.value = numeric(self.value, self.type)
         if self.mode is not None and self.type in DATA_TYPES + MODEL_TYPES:
             allowed = INPUT_MODES if self.type == "mltable" else ("ro_mount", "download", "direct")
             if self.mode not in allowed:
@@ -81,6 +85,21 @@ class Output(Entity):
         if self.mode is not None and self.mode not in OUTPUT_MODES:
             raise ValueError(f"mode {self.mode!r} not allowed for an output; allowed: {', '.join(OUTPUT_MODES)}")
         return self
+
+
+def numeric(v: Any, typ: str) -> Any:
+    """``"1e-3"`` -> ``0.001`` for a ``number`` input (``"5"`` -> ``5`` for ``integer``); anything
+    else unchanged, so the type check still names a value that is not a number."""
+    if not isinstance(v, str):
+        return v
+    text = v.strip()
+    try:
+        if typ == "integer":
+            return int(text)
+        f = float(text)
+    except ValueError:
+        return v
+    return int(f) if f.is_integer() and "e" not in text.lower() and "." not in text else f
 
 
 def normalize_inputs(raw: dict[str, Any] | None) -> dict[str, Input]:

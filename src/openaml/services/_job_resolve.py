@@ -9,7 +9,7 @@ from typing import Any
 
 from openaml._templates import check_references
 from openaml.constants import DATA_TYPES, DEFAULT_DATASTORE, MODEL_TYPES
-from openaml.datastores import parse_datastore_uri, parse_job_output_uri
+from openaml.datastores import parse_datastore_uri, parse_job_output_uri, validate_mltable_folder
 from openaml.errors import NotFoundError, OpenAMLError, ValidationError
 from openaml.services._context import WorkspaceContext
 
@@ -168,11 +168,20 @@ def resolve_inputs(ctx: WorkspaceContext, inputs: dict[str, dict[str, Any]], err
                 errors.add(field, f"{uri} is a folder but the input type is uri_file; use type: uri_folder")
             elif typ == "uri_folder" and not lp.is_dir():
                 errors.add(field, f"{uri} is a file but the input type is uri_folder; use type: uri_file")
+            elif typ == "mltable":
+                # as `data create` does: a malformed MLTable folder is refused before anything runs
+                try:
+                    validate_mltable_folder(lp, label=uri)
+                except ValidationError as exc:
+                    errors.add(field, exc.message)
         out[name] = {"type": typ, "mode": mode, "uri": uri, "local_path": local}
     return out
 
 
 def _check_literal(typ: str, value: Any, inp: dict[str, Any]) -> str | None:
+    from openaml.entities._io import numeric
+
+    value = numeric(value, typ)  # numeric strings are numbers, as Azure ML reads them
     ok = {"string": lambda v: isinstance(v, str) or isinstance(v, (int, float, bool)),
           "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
           "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),

@@ -1,0 +1,133 @@
+"""Smaller fidelity defects found porting the book and public Azure ML examples (issue 9 item 6):
+each a regression test asserting what Azure ML does."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from openaml.datastores import validate_mltable_text
+from openaml.errors import ValidationError
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+def _run(cli, yml: Path, *extra: str):
+    r = cli("job", "create", "-f", str(yml), "--stream", *extra)
+    return r
+
+
+def test_empty_optional_string_input_drops_its_block(ml_client, cli, tmp_path):
+    yml = _write(tmp_path / "job.yml", """
+        type: command
+        command: echo "ARGS[start $[[--tag ${{inputs.tag}}]] $[[--n ${{inputs.n}}]] end]"
+        inputs:
+          tag: ""
+          n: 3
+        environment: azureml:AzureML-sklearn-1.5@latest
+        """)
+    r = _run(cli, yml)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "ARGS[start  --n 3 end]" in r.stdout
+
+
+@pytest.mark.parametrize("delimiter,expected", [
+    ("'\\t'", 'write delimiter: "\\t" (double-quoted)'),
+    ("/t", 'write delimiter: "\\t" (double-quoted)'),
+    ("'||'", "must be one character"),
+])
+def test_mltable_two_character_delimiter_is_refused(delimiter, expected):
+    text = f"paths:\n  - file: x.csv\ntransformations:\n  - read_delimited:\n      delimiter: {delimiter}\n"
+    with pytest.raises(ValidationError) as info:
+        validate_mltable_text(text, source="d/MLTable")
+    assert "line 5" in info.value.message and expected in info.value.message
+
+
+def test_mltable_tab_delimiter_double_quoted_is_accepted():
+    text = 'paths:\n  - file: x.csv\ntransformations:\n  - read_delimited:\n      delimiter: "\\t"\n'
+    assert validate_mltable_text(text, source="d/MLTable")["transformations"][0]["read_delimited"]["delimiter"] == "\t"
+
+
+def test_job_input_with_malformed_mltable_is_refused_at_submission(ml_client, cli, tmp_path):
+    _write(tmp_path / "tbl" / "MLTable", """
+        paths:
+          - file: ./t.csv
+        transformations:
+          - read_delimited:
+              delimiter: '\\t'
+        """)
+    _write(tmp_path / "tbl" / "t.csv", "a\tb\n1\t2\n")
+    yml = _write(tmp_path / "job.yml", """
+        type: command
+        command: ls ${{inputs.tbl}}
+        inputs:
+          tbl: {type: mltable, path: ./tbl}
+        environment: azureml:AzureML-sklearn-1.5@latest
+        """)
+    before = len(ml_client.jobs.list(list_view_type="all"))
+    r = cli("job", "create", "-f", str(yml))
+    assert r.returncode != 0
+    assert "inputs.tbl" in r.stderr and "MLTable, line 5" in r.stderr and "double-quoted" in r.stderr
+    assert len(ml_client.jobs.list(list_view_type="all")) == before
+
+
+def test_output_json_prints_non_ascii_as_itself(cli, tmp_path):
+    (tmp_path / "x.txt").write_text("x")
+    r = cli("data", "create", "--name", "fid_unicode", "--path", str(tmp_path / "x.txt"), "--type", "uri_file",
+            "--description", "données é 数据", check=True)
+    assert "données é 数据" in r.stdout and "\\u" not in r.stdout
+    assert json.loads(r.stdout)["description"] == "données é 数据"
+
+
+def test_number_input_default_in_exponent_notation(ml_client, cli, tmp_path):
+    comp = _write(tmp_path / "comp.yml", """
+        $schema: https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json
+        name: fid_lr
+        type: command
+        inputs:
+          learning_rate: {type: number, default: 1e-3}
+          steps: {type: integer, default: "5"}
+        command: echo "LR=${{inputs.learning_rate}} STEPS=${{inputs.steps}}"
+        environment: azureml:AzureML-sklearn-1.5@latest
+        """)
+    r = cli("component", "create", "-f", str(comp), check=True)
+    inputs = r.json()["inputs"]
+    assert inputs["learning_rate"]["default"] == pytest.approx(0.001) and inputs["steps"]["default"] == 5
+    from openaml import load_component
+
+    c = load_component(comp)
+    assert c.inputs["learning_rate"].default == pytest.approx(1e-3)
+    yml = _write(tmp_path / "job.yml", """
+        type: command
+        command: echo "RATE=${{inputs.rate}}"
+        inputs:
+          rate: {type: number, value: 2e-2}
+        environment: azureml:AzureML-sklearn-1.5@latest
+        """)
+    r = _run(cli, yml)
+    assert r.returncode == 0 and "RATE=0.02" in r.stdout, r.stderr + r.stdout
+
+
+def test_query_takes_jmespath_on_every_command(ml_client, cli, tmp_path):
+    yml = _write(tmp_path / "job.yml", """
+        type: command
+        command: echo hi
+        environment: azureml:AzureML-sklearn-1.5@latest
+        tags: {team: fidelity}
+        """)
+    r = cli("job", "create", "-f", str(yml), "--query", "name", "-o", "tsv", check=True)
+    name = r.stdout.strip()
+    assert name and "\n" not in name and ml_client.jobs.get(name).name == name
+    r = cli("job", "show", "-n", name, "--query", "{n: name, team: tags.team}", "-o", "json", check=True)
+    assert r.json() == {"n": name, "team": "fidelity"}
+    r = cli("datastore", "list", "--query=[?is_default].name", "-o", "tsv", check=True)
+    assert r.stdout.strip() == "workspaceblobstore"
+    r = cli("datastore", "list", "--query", "[?is_default", "-o", "tsv")
+    assert r.returncode != 0 and "not a valid JMESPath expression" in r.stderr
