@@ -131,3 +131,97 @@ def test_query_takes_jmespath_on_every_command(ml_client, cli, tmp_path):
     assert r.stdout.strip() == "workspaceblobstore"
     r = cli("datastore", "list", "--query", "[?is_default", "-o", "tsv")
     assert r.returncode != 0 and "not a valid JMESPath expression" in r.stderr
+
+
+def test_set_of_an_undeclared_input_is_refused(ml_client, cli, tmp_path):
+    yml = _write(tmp_path / "job.yml", """
+        type: command
+        command: cat ${{inputs.data}}
+        inputs:
+          data: {type: uri_file, path: ./d.csv}
+          n: 1
+        environment: azureml:AzureML-sklearn-1.5@latest
+        """)
+    (tmp_path / "d.csv").write_text("a\n")
+    before = len(ml_client.jobs.list(list_view_type="all"))
+    r = cli("job", "create", "-f", str(yml), "--set", "inputs.nope.path=./d.csv")
+    assert r.returncode != 0
+    assert "declares no input 'nope'" in r.stderr and "declared inputs: data, n" in r.stderr
+    r = cli("job", "create", "-f", str(yml), "--set", "outputs.model.mode=upload")
+    assert r.returncode != 0 and "declared outputs: none" in r.stderr
+    assert len(ml_client.jobs.list(list_view_type="all")) == before
+
+
+def test_uri_file_output_is_a_file_path_landing_at_its_datastore_path(ml_client, cli, server, tmp_path):
+    yml = _write(tmp_path / "job.yml", """
+        $schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
+        type: command
+        command: echo world > ${{outputs.output}} && echo "OUT=${{outputs.output}}"
+        outputs:
+          output:
+            type: uri_file
+            path: azureml://datastores/workspaceblobstore/paths/fidelity/example/hello_world.txt
+            mode: rw_mount
+        environment: azureml:AzureML-sklearn-1.5@latest
+        """)
+    r = _run(cli, yml)
+    assert r.returncode == 0, r.stderr + r.stdout
+    out_line = next(line for line in r.stdout.splitlines() if line.startswith("OUT="))
+    assert out_line.endswith("/hello_world.txt")
+    landed = server.path / "datastores" / "workspaceblobstore" / "fidelity" / "example" / "hello_world.txt"
+    assert landed.is_file() and landed.read_text() == "world\n"
+
+
+def test_uri_file_output_from_the_sdk(ml_client, server):
+    from openaml import Output, command
+
+    job = command(command="echo sdk > ${{outputs.output}}", environment="AzureML-sklearn-1.5@latest",
+                  outputs={"output": Output(type="uri_file", mode="rw_mount",
+                                            path="azureml://datastores/workspaceblobstore/paths/fidelity/sdk/a.txt")})
+    created = ml_client.jobs.create_or_update(job)
+    final = ml_client.jobs.wait(created.name, timeout=120)
+    assert final.status == "Completed", ml_client.jobs.get_raw(created.name)["log_tail"]
+    assert (server.path / "datastores" / "workspaceblobstore" / "fidelity" / "sdk" / "a.txt").read_text() == "sdk\n"
+
+
+def test_pipeline_inline_hyphen_name_undeclared_input_and_uri_file_output(ml_client, cli, server, tmp_path):
+    yml = _write(tmp_path / "pipeline.yml", """
+        $schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+        type: pipeline
+        display_name: fidelity pipeline
+        jobs:
+          train:
+            type: command
+            component:
+              name: my-train-pipeline
+              type: command
+              inputs:
+                lr: {type: number, default: 1e-3}
+              outputs:
+                output: {type: uri_file}
+              command: echo "lr=${{inputs.lr}}" > ${{outputs.output}}
+              environment: azureml:AzureML-sklearn-1.5@latest
+            inputs:
+              lr: 0.01
+              extra_flag: hello
+            outputs:
+              output:
+                type: uri_file
+                path: azureml://datastores/workspaceblobstore/paths/fidelity/pipe/hello_world.txt
+                mode: rw_mount
+        """)
+    r = _run(cli, yml)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "WARNING: field 'jobs.train.inputs.extra_flag': component 'my-train-pipeline' has no input " \
+           "'extra_flag', so it is ignored; inputs: lr" in r.stderr
+    landed = server.path / "datastores" / "workspaceblobstore" / "fidelity" / "pipe" / "hello_world.txt"
+    assert landed.read_text() == "lr=0.01\n"
+    # the name rule applies to registered components
+    comp = _write(tmp_path / "comp.yml", """
+        name: my-train-pipeline
+        type: command
+        command: echo hi
+        environment: azureml:AzureML-sklearn-1.5@latest
+        """)
+    r = cli("component", "create", "-f", str(comp))
+    assert r.returncode != 0 and "cannot name a registered component" in r.stderr and "'my_train_pipeline'" in r.stderr

@@ -50,6 +50,7 @@ def create(file: Annotated[str, typer.Option("--file", "-f", help="Job YAML.")],
     from openaml._load import load_job
 
     overrides: list[Any] = list(set_ or [])
+    check_port_overrides(file, overrides)
     if name:
         overrides.append({"name": name})
     job = load_job(file, params_override=overrides)
@@ -69,6 +70,31 @@ def create(file: Annotated[str, typer.Option("--file", "-f", help="Job YAML.")],
             raise typer.Exit(1) if d.get("status") else typer.Exit(1)
         return
     render(_summary(created), output)
+
+
+def check_port_overrides(file: str, overrides: list[Any]) -> None:
+    """Refuse ``--set inputs.<n>...``/``outputs.<n>...`` naming a port the job's YAML does not declare
+    (a typo would otherwise add an input the command never reads).
+
+    Raises:
+        ValidationError: naming the override and listing the declared inputs (or outputs).
+    """
+    from openaml._yaml import load_yaml_with_lines
+    from openaml.errors import ValidationError
+
+    wanted = [str(o).partition("=")[0].strip() for o in overrides if isinstance(o, str)]
+    wanted += [k for o in overrides if isinstance(o, dict) for k in o]
+    ports = [k for k in wanted if k.split(".", 1)[0] in ("inputs", "outputs") and "." in k]
+    if not ports:
+        return
+    data, _ = load_yaml_with_lines(file)
+    for key in ports:
+        kind, port = key.split(".")[:2]
+        declared = data.get(kind) if isinstance(data.get(kind), dict) else {}
+        if port not in declared:
+            listed = ", ".join(sorted(declared)) or "none"
+            raise ValidationError(f"--set {key}: the job in {file} declares no {kind[:-1]} {port!r}; "
+                                  f"declared {kind}: {listed}")
 
 
 TRIAL_ORDERS = ("metric", "duration", "index", "status", "name")

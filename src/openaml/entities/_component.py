@@ -6,6 +6,7 @@ pipeline node whose ``.outputs.<name>`` can feed other nodes (azure-ai-ml behavi
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -20,10 +21,22 @@ __all__ = ["CommandComponent", "Component", "PipelineComponent", "COMPONENT_NAME
 COMPONENT_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,254}$"
 
 
+def component_name_problem(name: str | None) -> str | None:
+    """Why ``name`` cannot name a registered component (None when it can)."""
+    if name is None or re.fullmatch(COMPONENT_NAME_PATTERN, name):
+        return None
+    return (f"{name!r} cannot name a registered component: use lowercase letters, digits and underscores, "
+            f"starting with a letter (pattern '{COMPONENT_NAME_PATTERN}'; e.g. "
+            f"{re.sub(r'[^a-z0-9_]', '_', name.lower())!r}); "
+            "inline components used by a pipeline job may keep any name")
+
+
 class _ComponentBase(Entity):
     """What command and pipeline components share: identity, ports and the server's fields."""
 
-    name: str | None = Field(default=None, pattern=COMPONENT_NAME_PATTERN)
+    # the name rule (COMPONENT_NAME_PATTERN) applies to registered components only, as in Azure ML: an
+    # inline or file component used by a pipeline job may be named my-train-pipeline
+    name: str | None = None
     version: str | None = None
     display_name: str | None = None
     description: str | None = None

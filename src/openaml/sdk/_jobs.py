@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import IO, Any
 
@@ -101,7 +102,10 @@ class JobOperations:
             job.tags = {**job.tags, **tags}
         try:
             spec = self.prepare(job, progress=progress)
-            return job_from_dict(self._t.post("/jobs", json=spec, params={"source": job._source}))
+            created = self._t.post("/jobs", json=spec, params={"source": job._source})
+            for w in created.get("warnings") or []:  # accepted as Azure ML does, but worth saying
+                warnings.warn(w, UserWarning, stacklevel=2)
+            return job_from_dict(created)
         except OpenAMLError as exc:
             # the server names fields; the YAML's line map turns them into lines of the user's file
             exc.message = annotate_lines(exc.message, job._lines)

@@ -23,9 +23,14 @@ class ResolveErrors:
 
     def __init__(self) -> None:
         self.items: list[tuple[str, str]] = []
+        self.warnings: list[str] = []
 
     def add(self, field: str, message: str) -> None:
         self.items.append((field, message))
+
+    def warn(self, field: str, message: str) -> None:
+        """Something Azure ML accepts that the user may not mean: reported, not refused."""
+        self.warnings.append(f"field '{field}': {message}")
 
     def raise_if_any(self, source: str | None = None) -> None:
         if not self.items:

@@ -78,8 +78,9 @@ def compile_pipeline(spec: dict[str, Any], resolve_component: Any, errors: Resol
         for in_name, raw in (nd.get("inputs") or {}).items():
             field = f"{f}.inputs.{in_name}"
             if in_name not in decl_in:
-                errors.add(field, f"component {comp.get('name') or node!r} has no input {in_name!r}; inputs: "
-                                  f"{', '.join(sorted(decl_in)) or 'none'}")
+                # Azure ML runs such pipelines (public examples do this): the value is not passed on
+                errors.warn(field, f"component {comp.get('name') or node!r} has no input {in_name!r}, so it is "
+                                   f"ignored; inputs: {', '.join(sorted(decl_in)) or 'none'}")
                 continue
             src = _input_source(raw, decl_in[in_name], field, p_inputs, jobs, components, errors)
             if src is not None:

@@ -13,7 +13,7 @@ from typing import Any
 import pydantic
 
 from openaml.entities._base import validation_error_from_pydantic
-from openaml.entities._component import CommandComponent, PipelineComponent
+from openaml.entities._component import CommandComponent, PipelineComponent, component_name_problem
 from openaml.errors import ConflictError, NotFoundError, OpenAMLError, ValidationError
 from openaml.services._context import WorkspaceContext
 
@@ -62,6 +62,9 @@ class ComponentService:
             raise ValidationError("component: field 'name' is required to register a component "
                                   "(lowercase letters, digits and underscores, starting with a letter)",
                                   details={"field": "name"})
+        problem = component_name_problem(comp.name)
+        if problem:
+            raise ValidationError(f"component: field 'name': {problem}", details={"field": "name", "value": comp.name})
         if isinstance(comp, PipelineComponent):
             self._check_pipeline_nodes(comp)
             return comp

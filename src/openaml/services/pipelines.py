@@ -84,9 +84,11 @@ class PipelineService:
         name = job.name or generate_job_name()
         experiment = job.experiment_name or "Default"
         for key in ("status", "id", "creation_context", "studio_url", "created_at", "start_time", "end_time",
-                    "error", "exit_code", "log_tail", "output_uris", "status_history"):
+                    "error", "exit_code", "log_tail", "output_uris", "status_history", "warnings"):
             data.pop(key, None)
         data.update(name=name, experiment_name=experiment)
+        if plan.get("warnings"):
+            data["warnings"] = plan["warnings"]
         data["steps"] = {n: {"job": None, "status": NOT_RUN, "depends_on": plan["nodes"][n]["depends_on"]}
                          for n in plan["order"]}
         try:
@@ -147,6 +149,7 @@ class PipelineService:
             except NotFoundError as exc:
                 errors.add(f"jobs.{node}.compute", exc.message)
         errors.raise_if_any(source)
+        plan["warnings"] = errors.warnings
         return job, data, plan
 
     def extend_view(self, row: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
