@@ -148,8 +148,9 @@ def test_datastore_job_and_remote_paths(ml_client, server):
     d = ml_client.data.create_or_update(Data(name=name, path=long_uri, type="uri_file"))
     assert d.path == f"{uri}/part.csv"  # stored in the short form
 
-    with pytest.raises(NotFoundError, match="does not exist"):
-        ml_client.data.create_or_update(Data(name=name, path=f"{uri}/nope.csv", type="uri_file"))
+    with pytest.warns(UserWarning, match="does not exist yet"):  # Azure ML does not check: stored
+        assert ml_client.data.create_or_update(Data(name=name, path=f"{uri}/nope.csv", type="uri_file")).path \
+            == f"{uri}/nope.csv"
     with pytest.raises(PathEscapeError, match=r"'\.\.'"):
         ml_client.data.create_or_update(Data(name=name, path="azureml://datastores/workspaceblobstore/paths/../../x"))
     with pytest.raises(NotFoundError, match="datastore 'nostore' not found"):

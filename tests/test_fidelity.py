@@ -225,3 +225,30 @@ def test_pipeline_inline_hyphen_name_undeclared_input_and_uri_file_output(ml_cli
         """)
     r = cli("component", "create", "-f", str(comp))
     assert r.returncode != 0 and "cannot name a registered component" in r.stderr and "'my_train_pipeline'" in r.stderr
+
+
+def test_data_create_of_a_missing_datastore_path_warns_and_the_job_fails_clearly(ml_client, cli, server, tmp_path):
+    import uuid
+
+    rel = f"fidelity/later/{uuid.uuid4().hex}.csv"
+    uri = f"azureml://datastores/workspaceblobstore/paths/{rel}"
+    r = cli("data", "create", "--name", "fid_later", "--path", uri, "--type", "uri_file")
+    assert r.returncode == 0, r.stderr
+    assert "WARNING:" in r.stderr and "does not exist yet" in r.stderr
+    version = r.json()["version"]
+    assert r.json()["path"] == uri
+    yml = _write(tmp_path / "job.yml", f"""
+        type: command
+        command: cat ${{{{inputs.d}}}}
+        inputs:
+          d: {{type: uri_file, path: azureml:fid_later:{version}}}
+        environment: azureml:AzureML-sklearn-1.5@latest
+        """)
+    r = cli("job", "create", "-f", str(yml))
+    assert r.returncode != 0
+    assert f"field 'inputs.d': {uri} (the path of azureml:fid_later:{version}) does not exist" in r.stderr
+    target = server.path / "datastores" / "workspaceblobstore" / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("a\n42\n")
+    r = _run(cli, yml)
+    assert r.returncode == 0 and "42" in r.stdout, r.stderr + r.stdout

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
+import rich.markup
 import typer
 
 from openaml.cli._output import fail
 from openaml.errors import OpenAMLError
 
 __all__ = ["WorkspaceOpt", "OutputOpt", "FileOpt", "NameOpt", "VersionOpt", "LabelOpt", "SetOpt",
-           "client", "handle_errors"]
+           "client", "handle_errors", "show_warnings"]
 
 WorkspaceOpt = Annotated[str | None, typer.Option("--workspace", "-w", help="Workspace folder, name or http URL.",
                                                   envvar=None)]
@@ -31,6 +34,21 @@ def client(workspace: str | None) -> Any:
     from openaml.sdk import MLClient
 
     return MLClient(workspace=workspace)
+
+
+@contextlib.contextmanager
+def show_warnings() -> Iterator[None]:
+    """Print the SDK's UserWarnings raised inside the block as one ``WARNING:`` line each on stderr."""
+    from openaml.cli._output import info
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            info(f"[yellow]WARNING:[/] {rich.markup.escape(str(w.message))}")
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 def handle_errors(fn: F) -> F:

@@ -16,6 +16,7 @@ from openaml.cli._common import (
     WorkspaceOpt,
     client,
     handle_errors,
+    show_warnings,
 )
 from openaml.cli._output import info, render
 
@@ -60,7 +61,9 @@ def create(file: Annotated[str | None, typer.Option("--file", "-f", help="Data a
         if name is None or path is None:
             raise ValidationError("give --file data.yml, or --name and --path (with --type for uri_file/mltable)")
         data = load_entity(Data, data={}, params_override=overrides, kind="data")
-    render(client(workspace).data.create_or_update(data, show_progress=True), output)
+    with show_warnings():
+        created = client(workspace).data.create_or_update(data, show_progress=True)
+    render(created, output)
 
 
 def _row(d: Any) -> dict[str, Any]:

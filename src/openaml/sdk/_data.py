@@ -8,6 +8,7 @@ A bad asset uploads nothing.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -76,6 +77,8 @@ class DataOperations:
             spec["path"] = upload_path(self._t, local, target="datastore", progress=show_progress,
                                        datastore=data.datastore)["uri"]
         result = self._t.post(f"/data/{_q(data.name)}/versions", json=spec, params={"source": data._source})
+        for w in result.get("warnings") or []:  # e.g. a datastore path that does not exist yet
+            warnings.warn(w, UserWarning, stacklevel=2)
         return _entity(result)
 
     @staticmethod

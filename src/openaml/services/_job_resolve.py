@@ -168,7 +168,9 @@ def resolve_inputs(ctx: WorkspaceContext, inputs: dict[str, dict[str, Any]], err
         if local is not None:
             lp = Path(local)
             if not lp.exists():
-                errors.add(field, f"{uri} does not exist")
+                via = f" (the path of {path})" if str(path) != uri else ""
+                errors.add(field, f"{uri}{via} does not exist; write it first (e.g. as a job's output) or "
+                                  "point the input at an existing path")
             elif typ == "uri_file" and not lp.is_file():
                 errors.add(field, f"{uri} is a folder but the input type is uri_file; use type: uri_folder")
             elif typ == "uri_folder" and not lp.is_dir():

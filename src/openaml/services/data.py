@@ -131,14 +131,21 @@ class DataService:
             raise ValidationError(f"{where}: field 'path' is required: a local file or folder (uploaded by the "
                                   "SDK/CLI), an azureml://datastores/... URI or a URL",
                                   details={"file": source, "field": "path"})
-        path = self._check_path(data.type, data.path, where)
+        warns: list[str] = []
+        path = self._check_path(data.type, data.path, where, warns)
         stored = data.model_dump(mode="json", exclude_none=True, exclude={"name", "version", *_SERVER_FIELDS})
         stored["path"] = path
         row = self.ctx.store.create_asset("data", data.name, data.version, stored, type=data.type, path=path)
-        return self._view(row)
+        view = self._view(row)
+        if warns:
+            view["warnings"] = warns  # this answer only; not stored
+        return view
 
-    def _check_path(self, type_: str, path: str, where: str) -> str:
-        """Validate ``path`` for ``type_``; returns the canonical form to store."""
+    def _check_path(self, type_: str, path: str, where: str, warns: list[str]) -> str:
+        """Validate ``path`` for ``type_``; returns the canonical form to store.
+
+        A datastore path that does not exist yet is stored with a warning appended to ``warns``
+        (Azure ML does not check); a job reading it fails at submission if it is still missing."""
         ds_uri = parse_datastore_uri(path)
         if ds_uri is not None:
             canonical = str(ds_uri)
@@ -150,6 +157,10 @@ class DataService:
             except OpenAMLError as exc:
                 raise type(exc)(f"{where}: field 'path': {exc.message}",
                                 details={**exc.details, "field": "path", "value": path}) from None
+            if not local.exists():
+                warns.append(f"{where}: field 'path': {canonical} does not exist yet; the reference is stored "
+                             "as given (as Azure ML does) and a job reading it fails if it is still missing")
+                return canonical
             self._check_local(type_, local, canonical, where)
             return canonical
         if parse_job_output_uri(path) is not None:
