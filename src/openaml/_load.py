@@ -108,7 +108,9 @@ def load_component(source: str | Path | None = None, *, params_override: list[An
     if ctype == "pipeline":
         from openaml.entities._component import PipelineComponent
 
-        return load_entity(PipelineComponent, source, params_override=params_override, kind="pipeline component")
+        pcomp = load_entity(PipelineComponent, source, params_override=params_override, kind="pipeline component")
+        _check_component_name(pcomp, source)
+        return pcomp
     if ctype != "command":
         raise ValidationError(f"{source}: field 'type': {ctype!r} components are not supported yet; supported: "
                               "command, pipeline", details={"file": str(source), "field": "type", "value": ctype})
@@ -116,4 +118,17 @@ def load_component(source: str | Path | None = None, *, params_override: list[An
     if not comp.name:
         raise ValidationError(f"{source}: field 'name' is required (lowercase letters, digits, underscores)",
                               details={"file": str(source), "field": "name"})
+    _check_component_name(comp, source)
     return comp
+
+
+def _check_component_name(comp: Any, source: str | Path) -> None:
+    """A component loaded on its own follows the registered-name rule, as azure-ai-ml's
+    ``load_component`` does; inline components inside a pipeline job are not loaded through here."""
+    from openaml.entities._base import annotate_lines
+    from openaml.entities._component import component_name_problem
+
+    problem = component_name_problem(comp.name)
+    if problem:
+        raise ValidationError(annotate_lines(f"{source}: field 'name': {problem}", comp._lines),
+                              details={"file": str(source), "field": "name", "value": comp.name})
