@@ -71,6 +71,8 @@ def test_pandas_fsspec_mltable_mlflow_read_azureml_uris(server, assets, tmp_path
         long = ("azureml://subscriptions/s/resourcegroups/rg/workspaces/" + ml_client.workspace_name
                 + "/datastores/" + csv.split("azureml://datastores/", 1)[1])
         df2 = pd.read_csv(long)
+        df3 = pd.read_csv(long.replace("/workspaces/" + ml_client.workspace_name + "/", "/workspaces/azure-ws/"))
+        assert len(df3) == 2
         print(json.dumps({{"cols": list(df.columns), "names": df["name"].tolist(), "listed": listed, "text": text,
                           "tbl": tdf["a"].astype(int).tolist(), "dl": sorted(__import__("os").listdir(dst)),
                           "long_rows": len(df2)}}))

@@ -8,7 +8,8 @@ openaml registers this filesystem under the same protocol (entry point ``fsspec.
 ``fsspec.open("azureml://...")`` work on the workspace's machine.
 
 Which workspace: the ``workspace`` storage option (a folder, index name or http URL), else the most
-recently created ``MLClient`` of this process, else the workspace ``MLClient()`` would find. A
+recently created ``MLClient`` of this process, else the workspace ``MLClient()`` would find. A long
+form names its workspace: a local workspace of that name is used, else the same fallbacks. A
 local datastore resolves to its folder; an ``fsspec`` datastore to its URL; the Azure types are
 metadata only here and raise ``UnsupportedError``.
 """
@@ -27,7 +28,7 @@ from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
 from openaml.constants import DEFAULT_DATASTORE
-from openaml.errors import UnsupportedError, ValidationError
+from openaml.errors import NotFoundError, UnsupportedError, ValidationError
 
 __all__ = ["AzureMLFileSystem", "register_client", "resolve_uri"]
 
@@ -63,10 +64,13 @@ def _client(workspace: str | None, ws_name: str | None) -> Any:
     if c is None:
         try:
             c = MLClient(workspace=workspace or ws_name) if (workspace or ws_name) else MLClient()
-        except Exception:
+        except NotFoundError:
             if workspace is not None or ws_name is None:
                 raise
-            c = MLClient()  # the long form's workspace name is not a local one: use the default workspace
+            # the long form's workspace name is not a local one (e.g. an Azure name in ported code):
+            # this process's client, else the default workspace
+            current = _current() if _current is not None else None
+            c = current if current is not None else MLClient()
         with _lock:
             _clients[key] = c
     return c
