@@ -66,6 +66,9 @@ def test_pandas_fsspec_mltable_mlflow_read_azureml_uris(server, assets, tmp_path
             fh.write("hello")
         import mltable
         tdf = mltable.load(tbl).to_pandas_dataframe()
+        long_tbl = ("azureml://subscriptions/s/resourcegroups/rg/workspaces/" + ml_client.workspace_name
+                    + "/datastores/" + tbl.split("azureml://datastores/", 1)[1])
+        assert len(mltable.load(long_tbl).to_pandas_dataframe()) == 3
         import mlflow
         dst = mlflow.artifacts.download_artifacts(artifact_uri=folder.rstrip("/") + "/sub", dst_path={str(tmp_path / "dl")!r})
         long = ("azureml://subscriptions/s/resourcegroups/rg/workspaces/" + ml_client.workspace_name

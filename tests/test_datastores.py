@@ -137,5 +137,9 @@ def test_create_or_update_dispatches_every_entity_type(ml_client, tmp_path):
     assert ml_client.create_or_update(Data(name="fid_dispatch_data", path=str(tmp_path / "x.txt"),
                                            type="uri_file")).version == "1"
     assert ml_client.create_or_update(Environment(name="fid_dispatch_env", image="python:3.11-slim")).name
+    from openaml.entities import AmlCompute
+
+    assert ml_client.begin_create_or_update(AmlCompute(name="fid-cluster", max_instances=1)).result().name \
+        == "fid-cluster"
     with pytest.raises(ValidationError, match="does not handle int; it takes one of: Job, Data"):
         ml_client.create_or_update(3)
