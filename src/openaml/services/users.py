@@ -198,4 +198,6 @@ class UserService:
         if stored is not None and box is not None and not box.is_sealed(stored):
             self.ctx.store.set_meta(_SECRET_META, box.seal(stored))
             n += 1
+        if n:
+            self.ctx.store.compact()  # the plain values must not survive in freed pages or the WAL
         return n

@@ -143,6 +143,21 @@ class MetadataStore:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
+    def compact(self) -> None:
+        """SQLite: rebuild the file (VACUUM) and empty the WAL, so that no freed page or old WAL frame
+        keeps a value that was overwritten (after plain secrets were encrypted). No-op elsewhere."""
+        if self._engine is None or not self.url.startswith("sqlite"):
+            return
+        raw = self._engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            cur.execute("VACUUM")
+            cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            cur.close()
+        finally:
+            raw.close()
+
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
