@@ -45,6 +45,7 @@ __all__ = [
     "read_server_info",
     "atomic_write_json",
     "make_private",
+    "private_tree",
 ]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{1,32}$")
@@ -68,6 +69,11 @@ def make_private(root: Path) -> None:
     for other users of the machine. Symbolic links are left alone (their targets are not ours).
     """
     os.umask(0o077)
+    private_tree(root)
+
+
+def private_tree(root: Path) -> None:
+    """Remove group and other permissions from ``root`` and everything under it (links left alone)."""
     if not root.is_dir():
         return
     for folder, dirs, files in os.walk(root):
