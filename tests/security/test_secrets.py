@@ -13,7 +13,6 @@ import secrets
 import sqlite3
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 

@@ -132,9 +132,10 @@ class AuthMiddleware:
             return
         given = parse_bearer(scope)
         principal = await self._authenticate(given)
+        ws = scope["type"] == "websocket"
         if principal is None:
             await _deny(send, 401, "unauthorized", "missing or wrong token (Authorization: Bearer <token>)"
-                        if given or not self.open_loopback else "missing token")
+                        if given or not self.open_loopback else "missing token", websocket=ws)
             return
         body: bytes | None = None
         if method not in SAFE and (path.startswith(("/api/v1/datastores", "/mlflow/graphql"))
@@ -150,7 +151,7 @@ class AuthMiddleware:
             if principal.kind == "job":
                 who = f"job {principal.job!r} (submitted by {principal.name!r}, role {principal.role})"
             await _deny(send, 403, "forbidden", f"{who} may not {method} {path}: it needs "
-                        f"{_PERMISSION_TEXT.get(permission, permission)}")
+                        f"{_PERMISSION_TEXT.get(permission, permission)}", websocket=ws)
             return
         if principal.kind == "job":
             from starlette.concurrency import run_in_threadpool
@@ -159,7 +160,7 @@ class AuthMiddleware:
                                               (scope.get("query_string") or b"").decode("latin-1"), body)
             if refusal:
                 await _deny(send, 403, "forbidden", f"the token of job {principal.job!r} is limited to that job's "
-                            f"own run: {refusal}")
+                            f"own run: {refusal}", websocket=ws)
                 return
         scope.setdefault("state", {})["principal"] = principal
         if body is not None:
@@ -228,7 +229,10 @@ def _replay(body: bytes) -> Receive:
     return receive
 
 
-async def _deny(send: Send, status: int, code: str, message: str) -> None:
+async def _deny(send: Send, status: int, code: str, message: str, *, websocket: bool = False) -> None:
+    if websocket:  # before accept: closing refuses the handshake (403)
+        await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
+        return
     payload = json.dumps({"error": {"code": code, "message": message, "details": {}}}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     if status == 401:

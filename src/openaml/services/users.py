@@ -59,7 +59,7 @@ class UserService:
         self.repo = UserRepository(ctx.store)
         self._secret: bytes | None = None
         self._lock = threading.Lock()
-        self._jobs: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        self._jobs: dict[str, tuple[float, Principal | None]] = {}
 
     # ------------------------------------------------------------------ users
     def create(self, spec: dict[str, Any], created_by: Principal | None = None) -> dict[str, Any]:
@@ -142,16 +142,15 @@ class UserService:
             return None
         if time.time() > until:
             return None
-        row = self._job(job)
-        if row is None or row["status"] in TERMINAL_JOB_STATUSES:
-            return None
-        who = self.submitter(row)
+        who = self._job_submitter(job)
         if who is None:
             return None
         return Principal(name=who.name, role=who.role, kind="job", job=job, run_id=str(claims.get("run") or job),
                          experiment_id=str(claims.get("exp_id") or ""))
 
-    def _job(self, name: str) -> dict[str, Any] | None:
+    def _job_submitter(self, name: str) -> Principal | None:
+        """The submitter of job ``name`` while it is not terminal, else None (cached for a second:
+        a job logging many metrics costs one lookup a second, and its end revokes it within one)."""
         now = time.monotonic()
         with self._lock:
             hit = self._jobs.get(name)
@@ -161,11 +160,18 @@ class UserService:
             row: dict[str, Any] | None = self.ctx.store.get_job(name)
         except NotFoundError:
             row = None
+        who = None if row is None or row["status"] in TERMINAL_JOB_STATUSES else self.submitter(row)
         with self._lock:
             if len(self._jobs) > 1000:
                 self._jobs.clear()
-            self._jobs[name] = (now, row)
-        return row
+            self._jobs[name] = (now, who)
+        return who
+
+    def _job(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self.ctx.store.get_job(name)
+        except NotFoundError:
+            return None
 
     def submitter(self, row: dict[str, Any]) -> Principal | None:
         """Who submitted the job (its own record, else its parent's); None when that user was deleted.
