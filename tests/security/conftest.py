@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from tests.conftest import ServerHandle, start_server
 @pytest.fixture(scope="module")
 def sec_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
     """A loopback server started without a token (the default), in its own workspace."""
-    handle = start_server(tmp_path_factory.mktemp("sec") / "ws", name="sec")
+    handle = start_server(tmp_path_factory.mktemp("sec") / "ws", name=f"sec-{uuid.uuid4().hex[:8]}")
     yield handle
     handle.stop()
 
