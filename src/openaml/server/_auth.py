@@ -154,10 +154,13 @@ class AuthMiddleware:
                         f"{_PERMISSION_TEXT.get(permission, permission)}", websocket=ws)
             return
         if principal.kind == "job":
-            from starlette.concurrency import run_in_threadpool
+            query = (scope.get("query_string") or b"").decode("latin-1")
+            try:  # most calls (logging to its run) are decided without a database look-up
+                refusal = job_scope_refusal(None, principal, method, path, query, body)
+            except _NeedsLookup:
+                from starlette.concurrency import run_in_threadpool
 
-            refusal = await run_in_threadpool(job_scope_refusal, self.ctx, principal, method, path,
-                                              (scope.get("query_string") or b"").decode("latin-1"), body)
+                refusal = await run_in_threadpool(job_scope_refusal, self.ctx, principal, method, path, query, body)
             if refusal:
                 await _deny(send, 403, "forbidden", f"the token of job {principal.job!r} is limited to that job's "
                             f"own run: {refusal}", websocket=ws)
@@ -180,6 +183,9 @@ class AuthMiddleware:
         users = self.ctx.services.get("users")
         if users is None or len(raw) > 4096:
             return None
+        seen = users.cached(given)
+        if seen is not None:
+            return seen
         from starlette.concurrency import run_in_threadpool
 
         return await run_in_threadpool(users.authenticate, given)
@@ -250,14 +256,15 @@ _REGISTRY_READS = ("registered-models/get", "registered-models/search", "registe
 _ARTIFACTS = ("/mlflow/api/2.0/mlflow-artifacts/", "/mlflow/ajax-api/2.0/mlflow-artifacts/")
 
 
-def job_scope_refusal(ctx: Any, p: Principal, method: str, path: str, query: str, body: bytes | None) -> str | None:
+def job_scope_refusal(ctx: Any | None, p: Principal, method: str, path: str, query: str, body: bytes | None) -> str | None:
     """Why a job's token may not make this request, or None when it may.
 
     Allowed: its own run (read and log: metrics, params, tags, inputs, models, artifacts), its
     experiment, MLflow logged models of its run, registering a version from its run, reading
     registered models and the files of the runs they came from, its own job record and the
     workspace's description. Everything else (other runs, other jobs, users, any other write) is
-    refused with the reason.
+    refused with the reason. ``ctx`` None: raises ``_NeedsLookup`` where the answer needs the
+    tracking store (call again with the context, off the event loop).
     """
     q = {k: v[0] for k, v in parse_qs(query).items() if v}
     if path.startswith("/api/v1/"):
@@ -341,7 +348,13 @@ def _artifact_refusal(ctx: Any, p: Principal, method: str, rest: str, q: dict[st
     return f"artifact path {rel!r} is not in its run's folder {p.experiment_id}/{p.run_id}/"
 
 
+class _NeedsLookup(Exception):
+    """Raised by the scope check called without a context when the answer needs the tracking store."""
+
+
 def _logged_model_run(ctx: Any, model_id: str) -> str | None:
+    if ctx is None:
+        raise _NeedsLookup
     try:
         return ctx.tracking.store.get_logged_model(model_id).source_run_id
     except Exception:  # noqa: BLE001 - unknown model: not the job's
@@ -352,6 +365,8 @@ def _is_model_source(ctx: Any, run_id: str) -> bool:
     """Whether a registered model version came from run ``run_id`` (its files are a model's files)."""
     if not re.fullmatch(r"[A-Za-z0-9_\-]{1,64}", run_id):
         return False
+    if ctx is None:
+        raise _NeedsLookup
     try:
         return bool(ctx.tracking.registry.search_model_versions(f"run_id = '{run_id}'", max_results=1))
     except Exception:  # noqa: BLE001

@@ -36,6 +36,7 @@ USER_TOKEN_PREFIX = "oau_"
 JOB_TOKEN_PREFIX = "oaj1."
 _SECRET_META = "job_token_secret"
 _JOB_CACHE_S = 1.0
+_USER_CACHE_S = 10.0
 # a job token outlives the job's own limit by this much at most (the job's end revokes it anyway)
 JOB_TOKEN_MARGIN_S = 3600.0
 JOB_TOKEN_DEFAULT_S = 7 * 24 * 3600.0
@@ -60,6 +61,7 @@ class UserService:
         self._secret: bytes | None = None
         self._lock = threading.Lock()
         self._jobs: dict[str, tuple[float, Principal | None]] = {}
+        self._users: dict[str, tuple[float, Principal]] = {}
 
     # ------------------------------------------------------------------ users
     def create(self, spec: dict[str, Any], created_by: Principal | None = None) -> dict[str, Any]:
@@ -96,16 +98,34 @@ class UserService:
         self.repo.delete(name)
         with self._lock:
             self._jobs.clear()
+            self._users.clear()
 
     # ------------------------------------------------------------------ authentication
     def authenticate(self, token: str) -> Principal | None:
         """The principal of a user or job token, or None (unknown, expired, revoked)."""
         if token.startswith(JOB_TOKEN_PREFIX):
             return self.verify_job_token(token)
-        row = self.repo.by_token_hash(hash_token(token))
+        digest = hash_token(token)
+        row = self.repo.by_token_hash(digest)
         if row is None:
             return None
-        return Principal(name=row["name"], role=row["role"], kind="user")
+        who = Principal(name=row["name"], role=row["role"], kind="user")
+        with self._lock:
+            if len(self._users) > 10000:
+                self._users.clear()
+            self._users[digest] = (time.monotonic(), who)
+        return who
+
+    def cached(self, token: str) -> Principal | None:
+        """The principal of a token seen in the last seconds, answered without the database (so
+        without leaving the event loop), else None: then call :meth:`authenticate`. Deleting a
+        user empties the cache, so a deleted user's token is refused at once."""
+        if token.startswith(JOB_TOKEN_PREFIX):
+            return self.verify_job_token(token, cached_only=True)
+        hit = self._users.get(hash_token(token))
+        if hit is not None and time.monotonic() - hit[0] < _USER_CACHE_S:
+            return hit[1]
+        return None
 
     # ------------------------------------------------------------------ job tokens
     def _signing_secret(self) -> bytes:
@@ -130,7 +150,9 @@ class UserService:
         sig = _b64(hmac.new(self._signing_secret(), body.encode(), hashlib.sha256).digest())
         return f"{JOB_TOKEN_PREFIX}{body}.{sig}"
 
-    def verify_job_token(self, token: str) -> Principal | None:
+    def verify_job_token(self, token: str, *, cached_only: bool = False) -> Principal | None:
+        """The principal of a valid job token, or None. ``cached_only``: None unless the job's state is
+        known without the database."""
         try:
             body, sig = token[len(JOB_TOKEN_PREFIX):].split(".", 1)
             want = _b64(hmac.new(self._signing_secret(), body.encode(), hashlib.sha256).digest())
@@ -142,6 +164,10 @@ class UserService:
             return None
         if time.time() > until:
             return None
+        if cached_only:
+            hit = self._jobs.get(job)
+            if hit is None or time.monotonic() - hit[0] >= _JOB_CACHE_S:
+                return None
         who = self._job_submitter(job)
         if who is None:
             return None
