@@ -100,6 +100,9 @@ def test_job_token_is_scoped_to_its_own_run(sec_server: Any, owner: Any, tmp_pat
     assert "note.txt" in [a.path for a in client.list_artifacts(job.name)]
     version = owner.models.get(model_name, version="1")
     assert version.job_name == job.name
+    tags = client.get_model_version(model_name, "1").tags  # who registered it, from which job
+    assert tags["openaml.created_by"] == "owner" and tags["openaml.job"] == job.name
+    assert version.creation_context["created_by"] == "owner"
     # runner.json is owner-only and holds only the scoped token; it dies with the job
     runner = job_dir / "runner.json"
     assert runner.stat().st_mode & 0o077 == 0

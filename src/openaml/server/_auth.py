@@ -165,9 +165,14 @@ class AuthMiddleware:
                 await _deny(send, 403, "forbidden", f"the token of job {principal.job!r} is limited to that job's "
                             f"own run: {refusal}", websocket=ws)
                 return
+        if method == "POST" and path.endswith("/model-versions/create") and path.startswith(_MLFLOW_API):
+            body = _tag_model_version(await _read_body(receive) if body is None else body, principal)
         scope.setdefault("state", {})["principal"] = principal
         if body is not None:
             receive = _replay(body)
+            scope["headers"] = [(k, v) for k, v in scope.get("headers") or ()
+                                if k not in (b"content-length", b"transfer-encoding")]
+            scope["headers"].append((b"content-length", str(len(body)).encode()))
         reset = current_actor.set(principal)
         try:
             await self.app(scope, receive, send)
@@ -189,6 +194,24 @@ class AuthMiddleware:
         from starlette.concurrency import run_in_threadpool
 
         return await run_in_threadpool(users.authenticate, given)
+
+
+def _tag_model_version(body: bytes, p: Principal) -> bytes:
+    """A model version registered through MLflow records who registered it (and from which job), as
+    tags ``openaml.created_by`` and ``openaml.job``, as one registered through openaml does."""
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        return body
+    if not isinstance(data, dict):
+        return body
+    tags = [t for t in (data.get("tags") or []) if isinstance(t, dict)
+            and t.get("key") not in ("openaml.created_by", "openaml.job")]
+    tags.append({"key": "openaml.created_by", "value": p.name})
+    if p.job:
+        tags.append({"key": "openaml.job", "value": p.job})
+    data["tags"] = tags
+    return json.dumps(data).encode()
 
 
 def _datastore_permission(body: bytes) -> str:
