@@ -182,3 +182,27 @@ def test_role_names_are_validated() -> None:
     assert canonical_role("OWNER") == "Owner"
     with pytest.raises(ValidationError, match="roles: Reader"):
         canonical_role("admin")
+
+
+def test_a_schedule_fires_jobs_as_the_user_who_defined_it(sec_server: Any, owner: Any) -> None:
+    import time
+
+    from openaml.entities import JobSchedule, RecurrenceTrigger
+
+    tok = user_token(owner, "ds-sched", "DataScientist")
+    ds = MLClient(workspace=sec_server.url, token=tok)
+    name = f"sched-{uuid.uuid4().hex[:6]}"
+    try:
+        ds.schedules.begin_create_or_update(JobSchedule(
+            name=name, trigger=RecurrenceTrigger(frequency="hour", interval=1),
+            create_job=command(command="echo scheduled", experiment_name="sec-sched"))).result()
+        deadline = time.monotonic() + 60
+        while not (sched := owner.schedules.get(name)).last_job_name and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert sched.creation_context["created_by"] == "ds-sched"
+        fired = owner.jobs.wait(sched.last_job_name, timeout=120)
+        assert fired.status == "Completed"
+        assert owner.jobs.get_raw(fired.name)["creation_context"]["created_by"] == "ds-sched"
+    finally:
+        owner.schedules.begin_delete(name).result()
+        ds.close()
