@@ -6,6 +6,7 @@ A workspace is one folder holding everything of it (ARCHITECTURE.md, "State")::
       workspace.json          name, id, created
       server.json             url, pid, token of the running server (absent when stopped)
       openaml.db              metadata (SQLite, WAL) unless a PostgreSQL URL is configured
+      secret.key              key of the secrets stored encrypted in openaml.db (0600; back it up)
       mlflow.db               MLflow tracking + registry store
       mlartifacts/            MLflow artifact root (served through /mlflow)
       datastores/workspaceblobstore/   the default datastore
