@@ -137,3 +137,39 @@ def test_secret_box_round_trip_and_plain_values(tmp_path: Path) -> None:
     (tmp_path / "other.key").write_text("not a key")
     with pytest.raises(ValueError, match="other.key"):
         SecretBox(tmp_path / "other.key")
+
+
+def test_upgrade_from_revision_0003_adds_users_and_seals_plain_endpoint_keys(tmp_path: Path) -> None:
+    from alembic import command as alembic
+    from alembic.config import Config
+    from sqlalchemy import create_engine, text
+
+    from openaml.store import EndpointRepository, MetadataStore, SecretBox
+    from openaml.store._store import _MIGRATIONS
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as conn:  # a database as the previous release left it
+        cfg.attributes["connection"] = conn
+        alembic.upgrade(cfg, "0003")
+        conn.execute(text("INSERT INTO online_endpoints (name, provisioning_state, spec, auth, created_at, updated_at) "
+                          "VALUES ('old-ep', 'Succeeded', '{}', :auth, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"),
+                     {"auth": json.dumps({"primary_key": "OLDKEY1", "secondary_key": "OLDKEY2",
+                                          "token_secret": "OLDSECRET"})})
+    engine.dispose()
+    store = MetadataStore(url).start()
+    try:
+        store.secret_box = SecretBox(tmp_path / "secret.key")
+        repo = EndpointRepository(store)
+        assert repo.seal_plain() == 1 and repo.seal_plain() == 0
+        assert repo.get_endpoint("old-ep")["auth"]["primary_key"] == "OLDKEY1"
+        with store._session() as s:
+            raw = s.execute(text("SELECT auth FROM online_endpoints")).scalar_one()
+            assert "OLDKEY" not in str(raw) and "enc:v1:" in str(raw)
+            assert s.execute(text("SELECT count(*) FROM users")).scalar_one() == 0
+        store.compact()
+    finally:
+        store.close()
+    assert b"OLDKEY1" not in (tmp_path / "old.db").read_bytes()
