@@ -6,6 +6,7 @@ A workspace is one folder holding everything of it (ARCHITECTURE.md, "State")::
       workspace.json          name, id, created
       server.json             url, pid, token of the running server (absent when stopped)
       openaml.db              metadata (SQLite, WAL) unless a PostgreSQL URL is configured
+      secret.key              key of the secrets stored encrypted in openaml.db (0600; back it up)
       mlflow.db               MLflow tracking + registry store
       mlartifacts/            MLflow artifact root (served through /mlflow)
       datastores/workspaceblobstore/   the default datastore
@@ -44,15 +45,57 @@ __all__ = [
     "WorkspaceTarget",
     "read_server_info",
     "atomic_write_json",
+    "make_private",
+    "private_tree",
 ]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{1,32}$")
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` atomically; the file is owner-only (0600)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(data, indent=2, default=str))
     os.replace(tmp, path)
+
+
+def make_private(root: Path) -> None:
+    """Make the workspace readable by its owner only: the process umask 0o077 (so what the server
+    and its jobs create is 0600/0700) and every file and folder that exists 0600/0700 (group and
+    others lose all access; the owner's execute bits are kept).
+
+    The workspace holds secrets (keys, tokens, the database), data and models; nothing of it is
+    for other users of the machine. Symbolic links are left alone (their targets are not ours).
+    """
+    os.umask(0o077)
+    private_tree(root)
+
+
+def private_tree(root: Path) -> None:
+    """Remove group and other permissions from ``root`` and everything under it (links left alone)."""
+    if not root.is_dir():
+        return
+    for folder, dirs, files in os.walk(root):
+        for name in (*dirs, *files):
+            p = os.path.join(folder, name)
+            try:
+                st = os.lstat(p)
+                if not _is_link(st.st_mode) and st.st_mode & 0o077:
+                    os.chmod(p, st.st_mode & 0o700)
+            except OSError:
+                continue
+    try:
+        os.chmod(root, os.stat(root).st_mode & 0o700)
+    except OSError:
+        pass
+
+
+def _is_link(mode: int) -> bool:
+    import stat
+
+    return stat.S_ISLNK(mode)
 
 
 @dataclass(frozen=True)
@@ -164,7 +207,8 @@ def create_workspace(name: str, path: str | Path | None = None, *, description: 
     else:
         if root.exists() and any(root.iterdir()):
             raise ConflictError(f"{root} exists and is not empty; choose another --path")
-        layout.root.mkdir(parents=True, exist_ok=True)
+        layout.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        layout.root.chmod(0o700)
         atomic_write_json(layout.info_file, {
             "name": name,
             "id": uuid.uuid4().hex,

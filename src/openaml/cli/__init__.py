@@ -26,6 +26,7 @@ def _register() -> None:
         _model,
         _schedule,
         _server,
+        _user,
         _workspace,
     )
 
@@ -43,6 +44,7 @@ def _register() -> None:
 
     app.add_typer(_online_endpoint.app, name="online-endpoint")
     app.add_typer(_online_deployment.app, name="online-deployment")
+    app.add_typer(_user.app, name="user")
     app.add_typer(_demo.app, name="demo")
 
 

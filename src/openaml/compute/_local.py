@@ -12,7 +12,11 @@ import psutil
 
 from openaml.compute._base import ComputeBackend, RunnerHandle
 
-__all__ = ["LocalBackend"]
+__all__ = ["LocalBackend", "SERVER_SECRETS"]
+
+# the server's credentials, whatever their source: a job gets its own scoped token (runner.json)
+SERVER_SECRETS = frozenset({"OPENAML_TOKEN", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME",
+                            "MLFLOW_TRACKING_PASSWORD"})
 
 
 class LocalBackend(ComputeBackend):
@@ -22,7 +26,7 @@ class LocalBackend(ComputeBackend):
     def launch(self, job_dir: Path) -> RunnerHandle:
         (job_dir / "system_logs").mkdir(parents=True, exist_ok=True)
         with open(job_dir / "system_logs" / "runner.out", "ab") as out:
-            env = dict(os.environ)
+            env = {k: v for k, v in os.environ.items() if k not in SERVER_SECRETS}
             env["PYTHONUNBUFFERED"] = "1"
             proc = subprocess.Popen([self.python, "-m", "openaml.runner", str(job_dir)], stdin=subprocess.DEVNULL,
                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=str(job_dir),

@@ -105,7 +105,8 @@ def safe_extract_tar(fileobj: IO[bytes], dest: Path) -> int:
                 with open(target, "wb") as out:
                     while chunk := src.read(1 << 20):
                         out.write(chunk)
-                os.chmod(target, 0o755 if member.mode & 0o111 else 0o644)
+                # owner-only, as everything in a workspace (issue 10: nothing readable by other users)
+                os.chmod(target, 0o700 if member.mode & 0o111 else 0o600)
                 count += 1
     except tarfile.TarError as exc:
         raise ValidationError(f"upload is not a valid tar archive: {exc}") from None

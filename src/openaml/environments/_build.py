@@ -204,6 +204,11 @@ def _build(spec: EnvSpec, root: Path, timeout: float) -> None:
     info = {"spec_hash": spec.spec_hash, "source": spec.source, "pip": spec.pip, "constraints": spec.constraints,
             "python": sys.version.split()[0], "interpreter": sys.executable,
             "built_at": datetime.now(UTC).isoformat(), "seconds": round(time.monotonic() - started, 2)}
+    # uv copies or hard-links files from its cache with the cache's modes: make the copy owner-only,
+    # like the rest of the workspace (issue 10)
+    from openaml.workspace import private_tree
+
+    private_tree(root)
     tmp = root / f".ready.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(info, indent=2), encoding="utf-8")
     os.replace(tmp, root / READY_MARKER)

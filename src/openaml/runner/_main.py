@@ -220,7 +220,8 @@ class Runner:
         s = self.spec
         env = dict(os.environ)
         for k in ("VIRTUAL_ENV", "PYTHONHOME", "OPENAML_WORKSPACE", "MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID",
-                  "MLFLOW_REGISTRY_URI"):
+                  "MLFLOW_REGISTRY_URI", "OPENAML_TOKEN", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME",
+                  "MLFLOW_TRACKING_PASSWORD"):
             env.pop(k, None)
         # The server's MLflow configuration (store URIs, which may hold database credentials; MLflow's
         # server exports MLFLOW_REGISTRY_URI) must not reach user code: jobs talk to the HTTP server only.
@@ -256,7 +257,7 @@ class Runner:
             "AZ_BATCH_NODE_SHARED_DIR": str(node_root / "shared"),
             "AZ_BATCH_CERTIFICATES_DIR": str(node_root / "certs"),
         })
-        if s.get("token"):
+        if s.get("token"):  # the job's own token: its run only, valid while it runs (never the server's)
             env["MLFLOW_TRACKING_TOKEN"] = s["token"]
             env["OPENAML_TOKEN"] = s["token"]
         for name, value in inputs.items():

@@ -148,6 +148,13 @@ class MLClient:
         return self._op("workspaces", WorkspaceOperations)
 
     @property
+    def users(self) -> Any:
+        """Workspace users and roles (openaml addition): create, list, get, delete, whoami."""
+        from openaml.sdk._users import UserOperations
+
+        return self._op("users", UserOperations)
+
+    @property
     def online_endpoints(self) -> Any:
         from openaml.sdk._endpoints import OnlineEndpointOperations
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,9 +13,9 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from openaml._settings import Settings
 from openaml.errors import OpenAMLError
 from openaml.services._context import WorkspaceContext
-from openaml.store import MetadataStore
+from openaml.store import MetadataStore, SecretBox
 from openaml.tracking import Tracking
-from openaml.workspace import WorkspaceLayout
+from openaml.workspace import WorkspaceLayout, make_private
 
 __all__ = ["create_app", "build_context"]
 
@@ -29,7 +27,9 @@ def build_context(settings: Settings) -> WorkspaceContext:
     layout = WorkspaceLayout(settings.workspace)
     info = layout.info()
     layout.ensure()
+    make_private(layout.root)
     store = MetadataStore(settings.metadata_url).start()
+    store.secret_box = SecretBox(layout.root / "secret.key")
     tracking = Tracking(layout)
     tracking.start()
     ctx = WorkspaceContext(settings=settings, layout=layout, store=store, tracking=tracking,
@@ -37,6 +37,7 @@ def build_context(settings: Settings) -> WorkspaceContext:
     from openaml.services import build_services
 
     build_services(ctx)
+    ctx.services["users"].seal_existing()
     return ctx
 
 
@@ -81,21 +82,11 @@ def create_app(settings: Settings, *, url: str = "") -> FastAPI:
         err.code = "validation_error"
         return JSONResponse(err.to_payload(), status_code=400)
 
-    if settings.token:
-        token = settings.token
+    from openaml.server._auth import AuthMiddleware
+    from openaml.server._serve import is_loopback
 
-        @app.middleware("http")
-        async def _auth(request: Request, call_next: Any) -> Any:
-            path = request.url.path
-            if path in ("/health", "/api/v1/health") or path.startswith("/endpoints/"):
-                return await call_next(request)
-            header = request.headers.get("authorization", "")
-            given = header[7:] if header.lower().startswith("bearer ") else request.query_params.get("token", "")
-            if not hmac.compare_digest(given.encode(), token.encode()):
-                return JSONResponse({"error": {"code": "unauthorized",
-                                               "message": "missing or wrong token (Authorization: Bearer <token>)"}},
-                                    status_code=401)
-            return await call_next(request)
+    # who is calling and may they (roles, job-token scope): one table in server/_auth.py
+    app.add_middleware(AuthMiddleware, ctx=ctx, token=settings.token, open_loopback=is_loopback(settings.host))
 
     from openaml.server.routes import ROUTERS
 

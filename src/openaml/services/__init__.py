@@ -24,6 +24,7 @@ def build_services(ctx: WorkspaceContext) -> None:
     from openaml.services.schedules import ScheduleService
     from openaml.services.sweep import SweepService
     from openaml.services.uploads import UploadService
+    from openaml.services.users import UserService
 
     ctx.services["datastores"] = DatastoreService(ctx)
     ctx.services["uploads"] = UploadService(ctx)
@@ -37,6 +38,7 @@ def build_services(ctx: WorkspaceContext) -> None:
     ctx.services["endpoints"] = EndpointService(ctx)
     ctx.services["jobs.sweep"] = SweepService(ctx)
     ctx.services["schedules"] = ScheduleService(ctx)
+    ctx.services["users"] = UserService(ctx)
     ctx.services["datastores"].ensure_default()
     ctx.services["computes"].ensure_default()
 

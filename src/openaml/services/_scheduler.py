@@ -131,7 +131,8 @@ class Scheduler:
             "workspace_name": self.ctx.workspace_name,
             "server_url": self.ctx.url,
             "tracking_uri": f"{self.ctx.url}/mlflow",
-            "token": self.ctx.settings.token,
+            # never the server's token: one limited to this job's run, valid while it runs
+            "token": self.ctx.services["users"].job_token(row),
             "run_id": name,
             "experiment_id": rt.get("experiment_id"),
             "experiment_name": row["experiment_name"],

@@ -25,6 +25,7 @@ from openaml.datastores import JobOutputUri, safe_join
 from openaml.entities import CommandJob
 from openaml.entities._base import validation_error_from_pydantic
 from openaml.errors import ConflictError, NotFoundError, ValidationError
+from openaml.services._actor import Principal, actor
 from openaml.services._context import WorkspaceContext
 from openaml.services._job_resolve import ResolveErrors, check_command, resolve_code, resolve_inputs, resolve_outputs
 from openaml.services._scheduler import Scheduler
@@ -44,6 +45,18 @@ def generate_job_name() -> str:
     alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
     suffix = "".join(secrets.choice(alphabet) for _ in range(10))
     return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}_{suffix}"
+
+
+def _by_type(who: Principal) -> str:
+    return "User"  # the owner is a person too (Azure says "Application" for service principals)
+
+
+def _created_by(runtime: dict[str, Any]) -> dict[str, str]:
+    """``created_by`` (user name, or ``owner``) and ``created_by_type`` as Azure's creation_context."""
+    rec = runtime.get("created_by")
+    if not rec:
+        return {}
+    return {"created_by": str(rec.get("name")), "created_by_type": "User"}
 
 
 class JobService:
@@ -77,7 +90,13 @@ class JobService:
             handler = self.ctx.services.get(f"jobs.{job_type}")
             if handler is None:
                 raise ValidationError(f"field 'type': job type {job_type!r} is not supported; supported: command")
-            return handler.submit(spec, source=source)
+            made = handler.submit(spec, source=source)
+            who = actor()
+            if who is not None and isinstance(made, dict) and made.get("name"):
+                self.ctx.store.update_job(made["name"], runtime_update={"created_by": who.record()})
+                made = {**made, "creation_context": {**(made.get("creation_context") or {}),
+                                                     "created_by": who.name, "created_by_type": _by_type(who)}}
+            return made
         try:
             job = CommandJob.model_validate(spec)
         except pydantic.ValidationError as exc:
@@ -99,6 +118,9 @@ class JobService:
             "inputs": runner_inputs, "outputs": runner_outputs, "code_dir": code_dir, "environment": env,
             "timeout": job.limits.timeout if job.limits else None,
         }
+        who = actor()
+        if who is not None:  # who submitted it: recorded, and the rights its scoped token has
+            runtime["created_by"] = who.record()
         data["name"] = name
         data["experiment_name"] = experiment
         data["compute"] = compute
@@ -159,7 +181,8 @@ class JobService:
             "log_tail": runtime.get("log_tail"), "status_history": row["status_history"],
             "studio_url": studio,
             "id": f"azureml:/workspaces/{self.ctx.workspace_name}/jobs/{row['name']}",
-            "creation_context": {"created_at": row["created_at"].isoformat() if row["created_at"] else None},
+            "creation_context": {"created_at": row["created_at"].isoformat() if row["created_at"] else None,
+                                 **_created_by(runtime)},
             "output_uris": {k: v["uri"] for k, v in (runtime.get("outputs") or {}).items()},
         })
         services = dict(spec.get("services") or {})

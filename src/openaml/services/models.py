@@ -40,6 +40,7 @@ from openaml.errors import (
     UnsupportedError,
     ValidationError,
 )
+from openaml.services._actor import actor
 from openaml.services._context import WorkspaceContext
 
 __all__ = ["ModelService", "parse_model_version"]
@@ -49,6 +50,7 @@ TAG_PATH = "openaml.path"
 TAG_ARCHIVED = "openaml.archived"
 TAG_STAGE = "openaml.stage"
 TAG_PROP = "openaml.prop."
+TAG_CREATED_BY = "openaml.created_by"
 LIST_VIEW_TYPES = ("ActiveOnly", "ArchivedOnly", "All")
 _REMOTE_SCHEMES = ("http", "https", "wasbs", "wasb", "abfss", "abfs", "adl", "s3", "gs", "gcs", "az", "dbfs")
 
@@ -167,12 +169,21 @@ class ModelService:
             "archived": _archived(rec),
             "id": (f"/subscriptions/local/resourceGroups/local/providers/Microsoft.MachineLearningServices/"
                    f"workspaces/{self.ctx.workspace_name}/models/{name}/versions/{version}"),
-            "creation_context": {"created_at": _iso(rec["created_at"]), "created_by": rec["user_id"] or "openaml",
+            "creation_context": {"created_at": _iso(rec["created_at"]),
+                                 "created_by": tags.get(TAG_CREATED_BY) or rec["user_id"] or "openaml",
                                  "last_modified_at": _iso(rec["last_updated_at"])},
             "source": rec["source"],
         }
 
     # ------------------------------------------------------------------ local files
+    def _job_submitter(self, job_name: str | None) -> str:
+        """Who submitted ``job_name`` (a model registered from a job's output is that user's)."""
+        try:
+            who = self.ctx.services["users"].submitter(self.ctx.store.get_job(str(job_name)))
+        except Exception:  # noqa: BLE001 - the job is gone: nobody to name
+            return "owner"
+        return who.name if who is not None else "owner"
+
     def _try_local(self, rec: dict[str, Any]) -> tuple[Path, str] | None:
         try:
             return self._local(rec)
@@ -356,6 +367,9 @@ class ModelService:
                     path_uri = f"mlflow-artifacts:/models/{name}/{v}/{base}"
                     source = f"mlflow-artifacts:/models/{name}/{v}" if is_file else path_uri
                     all_tags = {TAG_TYPE: model_type, TAG_PATH: path_uri, **tags}
+                    who = actor()
+                    if who is not None or job_name:  # who registered it (a job's output: its submitter)
+                        all_tags[TAG_CREATED_BY] = who.name if who is not None else self._job_submitter(job_name)
                     all_tags.update({f"{TAG_PROP}{key}": value for key, value in properties.items()})
                     if stage:
                         all_tags[TAG_STAGE] = stage

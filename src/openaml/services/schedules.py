@@ -35,6 +35,7 @@ import pydantic
 from openaml.entities._base import validation_error_from_pydantic
 from openaml.entities._schedule import JobSchedule
 from openaml.errors import ConflictError, NotFoundError, OpenAMLError, ValidationError
+from openaml.services._actor import Principal, actor, current_actor
 from openaml.services._context import WorkspaceContext
 from openaml.services._schedule_times import FireClock
 from openaml.store import utcnow
@@ -143,14 +144,16 @@ class ScheduleService:
                 row = None
             anchor = _parse(row["state"].get("anchor")) if row else now
             clock = FireClock(data["trigger"], anchor or now)
+            who = actor()  # its jobs are submitted as whoever last defined it (their rights, their name)
+            by = {"created_by": who.record()} if who is not None else {}
             if row is None:
                 nxt = clock.next_after(now, inclusive=True)
-                state = {"anchor": _iso(now), "next_fire_time": _iso(nxt), "fire_count": 0, "missed_fires": 0}
+                state = {"anchor": _iso(now), "next_fire_time": _iso(nxt), "fire_count": 0, "missed_fires": 0, **by}
                 self.ctx.store.put_schedule(sched.name, data, enabled=True, state=state)
             else:
                 nxt = clock.next_after(now, inclusive=True) if row["enabled"] else None
                 self.ctx.store.put_schedule(sched.name, data)
-                self.ctx.store.update_schedule(sched.name, state_update={"next_fire_time": _iso(nxt)})
+                self.ctx.store.update_schedule(sched.name, state_update={"next_fire_time": _iso(nxt), **by})
         self.ctx.services["jobs"].wake()
         return self.get(sched.name)
 
@@ -265,7 +268,8 @@ class ScheduleService:
         spec.update({
             "id": f"azureml:/workspaces/{self.ctx.workspace_name}/schedules/{row['name']}",
             "is_enabled": row["enabled"], "provisioning_state": "Succeeded",
-            "creation_context": {"created_at": row["created_at"].isoformat() if row["created_at"] else None},
+            "creation_context": {"created_at": row["created_at"].isoformat() if row["created_at"] else None,
+                                 **({"created_by": st["created_by"]["name"]} if st.get("created_by") else {})},
             "next_fire_time": st.get("next_fire_time") if row["enabled"] else None,
             "last_fire_time": st.get("last_fire_time"), "last_job_name": st.get("last_job_name"),
             "last_error": st.get("last_error"), "fire_count": st.get("fire_count", 0),
@@ -336,7 +340,14 @@ class ScheduleService:
         spec["properties"] = {**(spec.get("properties") or {}), "openaml.schedule.name": row["name"],
                               "openaml.schedule.time": _iso(when) or "", "openaml.schedule.fired_at": _iso(utcnow()) or "",
                               **extra}
-        return self.ctx.services["jobs"].submit(spec, source=f"schedule {row['name']}")  # type: ignore[no-any-return]
+        rec = (row.get("state") or {}).get("created_by")
+        if actor() is not None or not rec:
+            return self.ctx.services["jobs"].submit(spec, source=f"schedule {row['name']}")  # type: ignore[no-any-return]
+        reset = current_actor.set(Principal(name=str(rec["name"]), role=str(rec["role"]), kind=str(rec["kind"])))
+        try:
+            return self.ctx.services["jobs"].submit(spec, source=f"schedule {row['name']}")  # type: ignore[no-any-return]
+        finally:
+            current_actor.reset(reset)
 
     def tick(self) -> None:
         """Fire every enabled schedule whose next fire time has come (called by the scheduler loop)."""

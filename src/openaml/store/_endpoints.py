@@ -72,8 +72,32 @@ class EndpointRepository:
     """Repository of ``online_endpoints`` and ``online_deployments`` over a metadata store."""
 
     def __init__(self, store: Any) -> None:
+        self._store = store
         self._write: Callable[..., Any] = store._write
         self._session: Callable[..., Any] = store._session
+
+    # ``auth`` (keys, token secret) is encrypted at rest when the store has a secret box
+    def _seal(self, auth: dict[str, Any]) -> dict[str, Any]:
+        box = getattr(self._store, "secret_box", None)
+        return box.seal_tree(auth) if box is not None else auth
+
+    def _ep(self, row: EndpointRow) -> dict[str, Any]:
+        ep = _ep(row)
+        box = getattr(self._store, "secret_box", None)
+        if box is not None:
+            ep["auth"] = box.open_tree(ep["auth"])
+        return ep
+
+    def seal_plain(self) -> int:
+        """Encrypt endpoint keys stored in clear (by an older version); returns how many endpoints."""
+        n = 0
+        with self._write() as s:
+            for row in s.scalars(select(EndpointRow)):
+                sealed = self._seal(dict(row.auth or {}))
+                if sealed != row.auth:
+                    row.auth = sealed
+                    n += 1
+        return n
 
     # ------------------------------------------------------------------ endpoints
     def create_endpoint(self, name: str, spec: dict[str, Any], auth: dict[str, Any], state: str) -> dict[str, Any]:
@@ -81,11 +105,11 @@ class EndpointRepository:
         now = _now()
         try:
             with self._write() as s:
-                row = EndpointRow(name=name, provisioning_state=state, spec=spec, auth=auth, created_at=now,
+                row = EndpointRow(name=name, provisioning_state=state, spec=spec, auth=self._seal(auth), created_at=now,
                                   updated_at=now)
                 s.add(row)
                 s.flush()
-                return _ep(row)
+                return self._ep(row)
         except IntegrityError:
             raise ConflictError(f"online endpoint {name!r} already exists", details={"name": name}) from None
 
@@ -96,11 +120,11 @@ class EndpointRepository:
                 names = ", ".join(s.scalars(select(EndpointRow.name).order_by(EndpointRow.name))) or "(none)"
                 raise NotFoundError(f"online endpoint {name!r} not found; endpoints: {names}",
                                     details={"name": name})
-            return _ep(row)
+            return self._ep(row)
 
     def list_endpoints(self) -> list[dict[str, Any]]:
         with self._session() as s:
-            return [_ep(r) for r in s.scalars(select(EndpointRow).order_by(EndpointRow.name))]
+            return [self._ep(r) for r in s.scalars(select(EndpointRow).order_by(EndpointRow.name))]
 
     def update_endpoint(self, name: str, fn: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:
         """Read-modify-write: ``fn(endpoint)`` returns the fields to set (spec, auth, provisioning_state)."""
@@ -108,13 +132,13 @@ class EndpointRepository:
             row = s.get(EndpointRow, name, with_for_update=True)
             if row is None:
                 raise NotFoundError(f"online endpoint {name!r} not found", details={"name": name})
-            changes = fn(_ep(row)) or {}
+            changes = fn(self._ep(row)) or {}
             for key in ("spec", "auth", "provisioning_state"):
                 if key in changes:
-                    setattr(row, key, changes[key])
+                    setattr(row, key, self._seal(changes[key]) if key == "auth" else changes[key])
             row.updated_at = _now()
             s.flush()
-            return _ep(row)
+            return self._ep(row)
 
     def delete_endpoint(self, name: str) -> None:
         with self._write() as s:

@@ -78,6 +78,9 @@ class MetadataStore:
         self._sessions: sessionmaker[Session] | None = None
         self._writers: sessionmaker[Session] | None = None
         self._lock = threading.Lock()
+        # set by the server (a SecretBox over the workspace's key file): secrets are then encrypted at
+        # rest (datastore credentials here, endpoint keys in EndpointRepository)
+        self.secret_box: Any = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> MetadataStore:
@@ -140,6 +143,21 @@ class MetadataStore:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
+    def compact(self) -> None:
+        """SQLite: rebuild the file (VACUUM) and empty the WAL, so that no freed page or old WAL frame
+        keeps a value that was overwritten (after plain secrets were encrypted). No-op elsewhere."""
+        if self._engine is None or not self.url.startswith("sqlite"):
+            return
+        raw = self._engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            cur.execute("VACUUM")
+            cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            cur.close()
+        finally:
+            raw.close()
+
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
@@ -175,12 +193,16 @@ class MetadataStore:
                 s.add(MetaRow(key=key, value=value))
 
     # ------------------------------------------------------------------ datastores
-    @staticmethod
-    def _ds(row: DatastoreRow) -> dict[str, Any]:
-        return {**row.spec, "name": row.name, "type": row.type, "is_default": row.is_default}
+    def _ds(self, row: DatastoreRow) -> dict[str, Any]:
+        spec = dict(row.spec)
+        if spec.get("credentials") and self.secret_box is not None:
+            spec["credentials"] = self.secret_box.open_tree(spec["credentials"])
+        return {**spec, "name": row.name, "type": row.type, "is_default": row.is_default}
 
     def put_datastore(self, name: str, type_: str, spec: dict[str, Any], is_default: bool = False) -> dict[str, Any]:
-        """Create or replace the datastore ``name``."""
+        """Create or replace the datastore ``name`` (its ``credentials`` encrypted when a secret box is set)."""
+        if spec.get("credentials") and self.secret_box is not None:
+            spec = {**spec, "credentials": self.secret_box.seal_tree(spec["credentials"])}
         with self._write() as s:
             row = s.get(DatastoreRow, name, with_for_update=True)
             if row is None:
@@ -203,6 +225,20 @@ class MetadataStore:
     def list_datastores(self) -> list[dict[str, Any]]:
         with self._session() as s:
             return [self._ds(r) for r in s.scalars(select(DatastoreRow).order_by(DatastoreRow.name))]
+
+    def seal_plain_datastore_credentials(self) -> int:
+        """Encrypt datastore credentials stored in clear (by an older version); returns how many."""
+        box = self.secret_box
+        if box is None:
+            return 0
+        n = 0
+        with self._write() as s:
+            for row in s.scalars(select(DatastoreRow)):
+                creds = (row.spec or {}).get("credentials")
+                if creds and box.seal_tree(creds) != creds:
+                    row.spec = {**row.spec, "credentials": box.seal_tree(creds)}
+                    n += 1
+        return n
 
     # ------------------------------------------------------------------ versioned assets
     _ASSETS: ClassVar[dict[str, Any]] = {"data": DataRow, "environment": EnvironmentRow, "component": ComponentRow}

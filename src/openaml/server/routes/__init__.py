@@ -12,6 +12,7 @@ from openaml.server.routes import (
     models,
     schedules,
     uploads,
+    users,
     workspaces,
 )
 from openaml.server.routes import endpoints as online_endpoints
@@ -28,6 +29,7 @@ ROUTERS = [
     online_endpoints.router,
     schedules.router,
     uploads.router,
+    users.router,
 ]
 
 __all__ = ["ROUTERS"]

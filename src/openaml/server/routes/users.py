@@ -1,0 +1,48 @@
+"""Workspace users and their roles (who may do what is checked by ``server/_auth.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Request, Response
+
+from openaml.services._actor import OWNER
+
+router = APIRouter(tags=["users"])
+
+
+def _svc(request: Request) -> Any:
+    return request.app.state.ctx.services["users"]
+
+
+def _principal(request: Request) -> Any:
+    return request.scope.get("state", {}).get("principal") or OWNER
+
+
+@router.get("/users")
+def list_users(request: Request) -> list[dict[str, Any]]:
+    return _svc(request).list()
+
+
+@router.get("/users/me")
+def whoami(request: Request) -> dict[str, Any]:
+    """The caller: ``{name, role, kind}`` (``kind`` owner, user or job; ``job`` for a job's token)."""
+    p = _principal(request)
+    return {"name": p.name, "role": p.role, "kind": p.kind, **({"job": p.job} if p.job else {})}
+
+
+@router.get("/users/{name}")
+def get_user(request: Request, name: str) -> dict[str, Any]:
+    return _svc(request).get(name)
+
+
+@router.post("/users", status_code=201)
+def create_user(request: Request, spec: dict[str, Any] = Body(...)) -> dict[str, Any]:
+    """Create a user; the answer's ``token`` is shown this once (the server keeps only its hash)."""
+    return _svc(request).create(spec, created_by=_principal(request))
+
+
+@router.delete("/users/{name}", status_code=204)
+def delete_user(request: Request, name: str) -> Response:
+    _svc(request).delete(name)
+    return Response(status_code=204)

@@ -1,0 +1,115 @@
+"""A job gets a token scoped to its own run, never the server's (issue 10, item 2).
+
+The job below probes the server with the token it was given: its own run and job work, another
+run, creating a job and creating a user are refused; MLflow logging (metrics, artifacts, a
+registered model) works; once the job has ended its token is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import uuid
+from pathlib import Path
+from typing import Any
+
+from openaml import command
+from tests.security.conftest import api
+
+PROBE = """
+import json, os, sys, urllib.request, urllib.error
+import mlflow
+url = os.environ["AZUREML_SERVICE_ENDPOINT"]
+tok = os.environ["MLFLOW_TRACKING_TOKEN"]
+run = os.environ["MLFLOW_RUN_ID"]
+exp = os.environ["MLFLOW_EXPERIMENT_ID"]
+other_run, other_exp = sys.argv[1], sys.argv[2]
+
+def call(method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url + path, data=data, method=method,
+                                 headers={"Authorization": "Bearer " + tok, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+mlflow.log_metric("probe", 1.0)
+with open("note.txt", "w") as fh:
+    fh.write("hello")
+mlflow.log_artifact("note.txt")
+from sklearn.linear_model import LogisticRegression
+model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+mlflow.sklearn.log_model(model, name="model", registered_model_name=sys.argv[3])
+metric = {"key": "x", "value": 1.0, "timestamp": 0, "step": 0}
+res = {
+    "token_kind": tok.split(".")[0],
+    "same_as_openaml_token": os.environ.get("OPENAML_TOKEN") == tok,
+    "own_run": call("GET", f"/mlflow/api/2.0/mlflow/runs/get?run_id={run}"),
+    "own_metric": call("POST", "/mlflow/api/2.0/mlflow/runs/log-metric", {"run_id": run, **metric}),
+    "own_job": call("GET", f"/api/v1/jobs/{run}"),
+    "other_run": call("GET", f"/mlflow/api/2.0/mlflow/runs/get?run_id={other_run}"),
+    "other_run_ajax": call("GET", f"/mlflow/ajax-api/2.0/mlflow/runs/get?run_uuid={other_run}"),
+    "other_history": call("GET", f"/mlflow/api/2.0/mlflow/metrics/get-history?run_id={other_run}&metric_key=secret"),
+    "other_metric": call("POST", "/mlflow/api/2.0/mlflow/runs/log-metric", {"run_id": other_run, **metric}),
+    "other_artifact": call("GET", f"/mlflow/api/2.0/mlflow-artifacts/artifacts/{other_exp}/{other_run}/artifacts/secret.txt"),
+    "search_runs": call("POST", "/mlflow/api/2.0/mlflow/runs/search", {"experiment_ids": [other_exp]}),
+    "create_job": call("POST", "/api/v1/jobs", {"type": "command", "command": "echo pwned"}),
+    "create_user": call("POST", "/api/v1/users", {"name": "job-made", "role": "Owner"}),
+    "list_jobs": call("GET", "/api/v1/jobs"),
+    "other_job": call("GET", f"/api/v1/jobs/{other_run}"),
+}
+os.makedirs("outputs", exist_ok=True)
+with open("outputs/probe.json", "w") as fh:
+    json.dump(res, fh)
+"""
+
+
+def test_job_token_is_scoped_to_its_own_run(sec_server: Any, owner: Any, tmp_path: Path) -> None:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"{sec_server.url}/mlflow")
+    other_exp = client.create_experiment(f"other-{uuid.uuid4().hex[:6]}")
+    other = client.create_run(other_exp)
+    client.log_metric(other.info.run_id, "secret", 42.0)
+    (tmp_path / "secret.txt").write_text("secret")
+    client.log_artifact(other.info.run_id, str(tmp_path / "secret.txt"))
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "probe.py").write_text(textwrap.dedent(PROBE))
+    jobs_before = len(owner.jobs.list())
+    model_name = f"probe-model-{uuid.uuid4().hex[:6]}"
+    job = owner.jobs.create_or_update(command(code=str(src), experiment_name="sec-probe",
+                                              command=f"python probe.py {other.info.run_id} {other_exp} {model_name}"))
+    final = owner.jobs.wait(job.name, timeout=240)
+    raw = owner.jobs.get_raw(job.name)
+    assert final.status == "Completed", (raw["error"], raw["log_tail"])
+    job_dir = sec_server.path / "jobs" / job.name
+    res = json.loads((job_dir / "wd" / "outputs" / "probe.json").read_text())
+    assert res["token_kind"] == "oaj1" and res["same_as_openaml_token"]
+    assert res["own_run"] == 200 and res["own_metric"] == 200 and res["own_job"] == 200
+    for key in ("other_run", "other_run_ajax", "other_history", "other_metric", "other_artifact", "search_runs",
+                "create_job", "create_user", "list_jobs", "other_job"):
+        assert res[key] == 403, (key, res)
+    # nothing changed by the refused calls; what the job was allowed to log is there
+    assert len(owner.jobs.list()) == jobs_before + 1
+    assert "job-made" not in [u.name for u in owner.users.list()]
+    assert "x" not in client.get_run(other.info.run_id).data.metrics
+    assert raw["metrics"]["probe"] == 1.0
+    assert "note.txt" in [a.path for a in client.list_artifacts(job.name)]
+    version = owner.models.get(model_name, version="1")
+    assert version.job_name == job.name
+    tags = client.get_model_version(model_name, "1").tags  # who registered it, from which job
+    assert tags["openaml.created_by"] == "owner" and tags["openaml.job"] == job.name
+    assert version.creation_context["created_by"] == "owner"
+    # runner.json is owner-only and holds only the scoped token; it dies with the job
+    runner = job_dir / "runner.json"
+    assert runner.stat().st_mode & 0o077 == 0
+    token = json.loads(runner.read_text())["token"]
+    assert token.startswith("oaj1.")
+    with api(sec_server.url, token) as c:
+        assert c.get(f"/mlflow/api/2.0/mlflow/runs/get?run_id={job.name}").status_code == 401
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    with api(sec_server.url, forged) as c:
+        assert c.get(f"/api/v1/jobs/{job.name}").status_code == 401
