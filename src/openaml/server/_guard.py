@@ -1,0 +1,206 @@
+"""Request guard: no drive-by access from web pages (DNS rebinding, cross-site requests).
+
+A pure ASGI middleware placed outside every route (REST API, the ``/mlflow`` mount and the
+``/endpoints`` scoring router), so that a web page the user happens to visit cannot reach the
+workspace server, even on loopback and without a token:
+
+* ``Host`` must name the server: a loopback name, the ``--host`` it was started with, or a name
+  given with ``--allowed-host`` (DNS rebinding sends the attacker's name). Otherwise 403.
+* A state-changing request (any method but GET, HEAD, OPTIONS) whose ``Origin`` (or, without
+  one, ``Referer``) is not the server's own origin gets 403 (cross-site request forgery).
+* A state-changing ``/api/v1`` request must carry a JSON body (``application/json``) or the tar
+  stream the SDK uploads with (``application/x-tar``); ``text/plain``, form-encoded and multipart
+  bodies, the ones a page can send without a CORS preflight, get 415.
+
+No CORS headers are ever added: cross-origin reads stay closed. The same checks exist in Jupyter
+(``allow_origin``/``allow_remote_access``) and in MLflow's own server (``--allowed-hosts``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = ["RequestGuard", "allowed_host_names", "parse_bearer", "split_host"]
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_API_BODY_TYPES = frozenset({"application/json", "application/x-tar"})
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "localhost.localdomain", "ip6-localhost")
+
+
+def split_host(value: str) -> tuple[str, str | None]:
+    """``"Example.org:8080"`` -> ``("example.org", "8080")``; ``"[::1]:80"`` -> ``("::1", "80")``."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            return value, None
+        rest = value[end + 1:]
+        return value[1:end], (rest[1:] if rest.startswith(":") else None)
+    if value.count(":") == 1:
+        host, _, port = value.partition(":")
+        return host, port
+    return value, None  # a bare name, or a bare IPv6 address
+
+
+def allowed_host_names(host: str, extra: Iterable[str] = ()) -> frozenset[str]:
+    """The ``Host`` names a server bound to ``host`` answers to.
+
+    Loopback names always; ``host`` itself unless it is a wildcard; for a wildcard bind
+    (``0.0.0.0``/``::``) the machine's name and its addresses as well; then ``extra``
+    (``--allowed-host``, ``*`` turns the check off). Names are lower-case, without port.
+    """
+    names = set(LOOPBACK_NAMES)
+    h = split_host(host)[0] if host.startswith("[") else host.lower()
+    if h in ("0.0.0.0", "::", ""):
+        for name in {socket.gethostname(), socket.getfqdn()}:
+            names.add(name.lower())
+            try:
+                for info in socket.getaddrinfo(name, None):
+                    names.add(str(info[4][0]).lower())
+            except OSError:
+                pass
+    else:
+        names.add(h)
+    for e in extra:
+        e = e.strip().lower()
+        if e:
+            names.add(split_host(e)[0] if e != "*" else "*")
+    return frozenset(names)
+
+
+def parse_bearer(scope: Scope) -> str | None:
+    """The bearer token of a request, or None. Never raises.
+
+    Reads ``Authorization: Bearer <token>`` (scheme case-insensitive). A header that is not valid
+    ASCII, or has no token after the scheme, counts as no token (the caller answers 401, never
+    500). The ``?token=`` query parameter is not read here: it is accepted only where a browser
+    cannot send a header (see docs/guide/security.md).
+    """
+    try:
+        for key, value in scope.get("headers") or ():
+            if bytes(key).lower() != b"authorization":
+                continue
+            text = bytes(value).decode("ascii").strip()
+            scheme, _, token = text.partition(" ")
+            token = token.strip()
+            if scheme.lower() != "bearer" or not token or not token.isprintable():
+                return None
+            return token
+    except (TypeError, ValueError, UnicodeError):  # any odd header value is "no token"
+        return None
+    return None
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers") or ():
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def _origin_of(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.netloc:
+        return None
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
+def _normal(name: str) -> str:
+    """Lower-case name; an IP address in its canonical form (``0:0::1`` -> ``::1``)."""
+    name = name.strip().lower().rstrip(".")
+    try:
+        return str(ipaddress.ip_address(name))
+    except ValueError:
+        return name
+
+
+class RequestGuard:
+    """ASGI middleware refusing DNS-rebinding and cross-site requests (see the module docstring).
+
+    Args:
+        app: the wrapped ASGI app.
+        allowed_hosts: lower-case host names without port (:func:`allowed_host_names`); ``"*"``
+            accepts any ``Host``.
+        trusted_origins: extra ``scheme://host:port`` origins allowed to change state (none by
+            default; CORS stays closed).
+    """
+
+    def __init__(self, app: ASGIApp, *, allowed_hosts: Iterable[str],
+                 trusted_origins: Iterable[str] = ()) -> None:
+        self.app = app
+        self.allowed = frozenset(_normal(h) for h in allowed_hosts)
+        self.any_host = "*" in self.allowed
+        self.trusted = frozenset(o.rstrip("/").lower() for o in trusted_origins)
+
+    def _host_ok(self, host: str) -> bool:
+        return self.any_host or _normal(split_host(host)[0]) in self.allowed
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]],
+                       send: Callable[[Any], Awaitable[None]]) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        host = _header(scope, b"host")
+        if host is None or not self._host_ok(host):
+            await _refuse(scope, send, 403, "forbidden_host",
+                          f"Host {host!r} is not a name this server was started for; start it with "
+                          "--allowed-host NAME to accept it (protection against DNS rebinding)")
+            return
+        method = scope.get("method", "GET")
+        if scope["type"] == "http" and method not in _SAFE_METHODS:
+            own = f"{scope.get('scheme', 'http')}://{host.strip().lower()}"
+            origin = _header(scope, b"origin")
+            source = origin if origin is not None else _header(scope, b"referer")
+            if source is not None:
+                got = _origin_of(source)
+                if got is None or (got != own and got not in self.trusted):
+                    await _refuse(scope, send, 403, "cross_origin",
+                                  f"cross-origin {method} refused: {'Origin' if origin is not None else 'Referer'} "
+                                  f"{source[:200]!r} is not this server's origin {own!r}")
+                    return
+            path = scope.get("path", "")
+            if path.startswith("/api/"):
+                ctype = _header(scope, b"content-type")
+                media = (ctype or "").split(";", 1)[0].strip().lower()
+                has_body = _header(scope, b"transfer-encoding") is not None or (
+                    (_header(scope, b"content-length") or "0").strip() not in ("0", ""))
+                if (ctype is not None and media not in _API_BODY_TYPES) or (ctype is None and has_body):
+                    await _refuse(scope, send, 415, "unsupported_media_type",
+                                  f"{method} {path}: body of type {media or 'unknown'!r} refused; send "
+                                  "application/json (or application/x-tar for /api/v1/uploads)")
+                    return
+        origin = _header(scope, b"origin")
+        if origin is None or origin.rstrip("/").lower() in self.trusted:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_without_cors(message: Any) -> None:
+            # CORS stays closed: MLflow's Flask app allows localhost origins; strip what it adds
+            if message["type"] == "http.response.start":
+                message["headers"] = [(k, v) for k, v in message.get("headers", ())
+                                      if not bytes(k).lower().startswith(b"access-control-")]
+            await send(message)
+
+        await self.app(scope, receive, send_without_cors)
+
+
+async def _refuse(scope: Scope, send: Callable[[Any], Awaitable[None]], status: int, code: str,
+                  message: str) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
+        return
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
