@@ -101,6 +101,9 @@ def serve(settings: Settings, *, ready_fd: int | None = None) -> None:
     layout.info()
     lock = _lock(layout)
     layout.ensure()
+    from openaml.services.uploads import clean_staging
+
+    clean_staging(layout.uploads)  # uploads killed with the previous server (we hold the lock)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",

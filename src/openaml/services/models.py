@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import pydantic
-import yaml
 
 from openaml.constants import MODEL_TYPES
 from openaml.datastores import parse_datastore_uri, parse_job_output_uri
@@ -512,10 +511,13 @@ def _read_flavors(folder: Path) -> dict[str, Any] | None:
     mlmodel = folder / "MLmodel"
     if not mlmodel.is_file():
         return None
+    from openaml._yaml import safe_load
+
     try:
-        data = yaml.safe_load(mlmodel.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        text = mlmodel.read_text(encoding="utf-8")
+    except (OSError, UnicodeError):
         return None
+    data = safe_load(text, source=str(mlmodel.name))  # an alias bomb or broken MLmodel is refused
     flavors = data.get("flavors") if isinstance(data, dict) else None
     return flavors if isinstance(flavors, dict) else None
 
