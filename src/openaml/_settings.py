@@ -51,6 +51,9 @@ class Settings:
             (``--allowed-host``; ``*`` accepts any). See docs/guide/security.md.
         ssl_certfile, ssl_keyfile: PEM files; when both are set the server speaks HTTPS.
         limits: HTTP limits (:class:`HttpLimits`).
+        datastore_roots: folders under which local datastores may be registered
+            (``--datastore-root``/``OPENAML_DATASTORE_ROOTS``); empty means the workspace folder
+            and the user's home.
     """
 
     workspace: Path
@@ -65,6 +68,12 @@ class Settings:
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     limits: HttpLimits = field(default_factory=lambda: HttpLimits())
+    datastore_roots: list[Path] = field(default_factory=list)
+
+    def local_datastore_roots(self) -> list[Path]:
+        """Resolved folders local datastores must lie under (see ``datastore_roots``)."""
+        roots = self.datastore_roots or [self.workspace, Path.home()]
+        return [Path(r).expanduser().resolve() for r in roots]
 
     @property
     def metadata_url(self) -> str:

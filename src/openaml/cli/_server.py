@@ -48,6 +48,9 @@ def serve(
     body_timeout: Annotated[float, typer.Option(help="Seconds a request body may stall.")] = 60.0,
     keep_alive: Annotated[float, typer.Option(help="Seconds an idle keep-alive connection stays open.")] = 5.0,
     max_connections: Annotated[int, typer.Option(help="Connections served at once; more get 503.")] = 1000,
+    datastore_root: Annotated[list[Path] | None, typer.Option(
+        "--datastore-root", help="Allow local datastores under this folder (repeatable; default: the workspace "
+        "folder and your home; also OPENAML_DATASTORE_ROOTS, separated by ':').")] = None,
 ) -> None:
     """Serve a workspace (REST API, MLflow at /mlflow, job scheduler) until stopped."""
     if ctx.invoked_subcommand is not None:
@@ -70,9 +73,11 @@ def serve(
         token = os.environ.get("OPENAML_TOKEN") or None
     limits = HttpLimits(header_timeout=header_timeout, body_timeout=body_timeout, keep_alive=keep_alive,
                         max_connections=max_connections)
+    roots = list(datastore_root or []) or [Path(p) for p in os.environ.get("OPENAML_DATASTORE_ROOTS", "").split(
+        os.pathsep) if p]
     run(Settings(workspace=_workspace_path(workspace), host=host, port=port, token=token,
                  database_url=database_url, allowed_hosts=list(allowed_host or []),
-                 ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, limits=limits))
+                 ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, limits=limits, datastore_roots=roots))
 
 
 @app.command("stop")
