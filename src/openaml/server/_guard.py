@@ -99,13 +99,6 @@ def parse_bearer(scope: Scope) -> str | None:
     return None
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers") or ():
-        if key == name:
-            return bytes(value).decode("latin-1")
-    return None
-
-
 def _origin_of(url: str) -> str | None:
     try:
         parts = urlsplit(url)
@@ -142,46 +135,64 @@ class RequestGuard:
         self.allowed = frozenset(_normal(h) for h in allowed_hosts)
         self.any_host = "*" in self.allowed
         self.trusted = frozenset(o.rstrip("/").lower() for o in trusted_origins)
+        self._host_cache: dict[bytes, bool] = {}
 
-    def _host_ok(self, host: str) -> bool:
-        return self.any_host or _normal(split_host(host)[0]) in self.allowed
+    def _host_ok(self, host: bytes) -> bool:
+        ok = self._host_cache.get(host)
+        if ok is None:
+            ok = self.any_host or _normal(split_host(host.decode("latin-1"))[0]) in self.allowed
+            if len(self._host_cache) >= 1024:  # bounded: a client cycling Host values cannot grow it
+                self._host_cache.clear()
+            self._host_cache[host] = ok
+        return ok
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]],
                        send: Callable[[Any], Awaitable[None]]) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        host = _header(scope, b"host")
+        host = origin = referer = ctype = length = chunked = None
+        for key, value in scope["headers"]:  # one pass; ASGI header names are lower-case
+            if key == b"host":
+                host = value
+            elif key == b"origin":
+                origin = value
+            elif key == b"referer":
+                referer = value
+            elif key == b"content-type":
+                ctype = value
+            elif key == b"content-length":
+                length = value
+            elif key == b"transfer-encoding":
+                chunked = value
         if host is None or not self._host_ok(host):
+            shown = host.decode("latin-1") if host is not None else None
             await _refuse(scope, send, 403, "forbidden_host",
-                          f"Host {host!r} is not a name this server was started for; start it with "
+                          f"Host {shown!r} is not a name this server was started for; start it with "
                           "--allowed-host NAME to accept it (protection against DNS rebinding)")
             return
         method = scope.get("method", "GET")
         if scope["type"] == "http" and method not in _SAFE_METHODS:
-            own = f"{scope.get('scheme', 'http')}://{host.strip().lower()}"
-            origin = _header(scope, b"origin")
-            source = origin if origin is not None else _header(scope, b"referer")
+            source = origin if origin is not None else referer
             if source is not None:
-                got = _origin_of(source)
+                own = f"{scope.get('scheme', 'http')}://{host.decode('latin-1').strip().lower()}"
+                text = source.decode("latin-1")
+                got = _origin_of(text)
                 if got is None or (got != own and got not in self.trusted):
                     await _refuse(scope, send, 403, "cross_origin",
                                   f"cross-origin {method} refused: {'Origin' if origin is not None else 'Referer'} "
-                                  f"{source[:200]!r} is not this server's origin {own!r}")
+                                  f"{text[:200]!r} is not this server's origin {own!r}")
                     return
             path = scope.get("path", "")
             if path.startswith("/api/"):
-                ctype = _header(scope, b"content-type")
-                media = (ctype or "").split(";", 1)[0].strip().lower()
-                has_body = _header(scope, b"transfer-encoding") is not None or (
-                    (_header(scope, b"content-length") or "0").strip() not in ("0", ""))
+                media = ctype.decode("latin-1").split(";", 1)[0].strip().lower() if ctype is not None else ""
+                has_body = chunked is not None or (length is not None and length.strip() not in (b"0", b""))
                 if (ctype is not None and media not in _API_BODY_TYPES) or (ctype is None and has_body):
                     await _refuse(scope, send, 415, "unsupported_media_type",
                                   f"{method} {path}: body of type {media or 'unknown'!r} refused; send "
                                   "application/json (or application/x-tar for /api/v1/uploads)")
                     return
-        origin = _header(scope, b"origin")
-        if origin is None or origin.rstrip("/").lower() in self.trusted:
+        if origin is None or origin.decode("latin-1").rstrip("/").lower() in self.trusted:
             await self.app(scope, receive, send)
             return
 
