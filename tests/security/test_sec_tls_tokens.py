@@ -144,6 +144,23 @@ def test_parse_bearer_never_raises() -> None:
     assert parse_bearer({"headers": [(b"authorization", None)]}) is None  # type: ignore[list-item]
 
 
+def test_parse_query_token_only_on_browser_entry_pages() -> None:
+    from openaml.server._guard import parse_query_token
+
+    def scope(path: str, qs: bytes, method: str = "GET") -> dict:
+        return {"method": method, "path": path, "query_string": qs, "headers": []}
+
+    assert parse_query_token(scope("/mlflow/", b"token=abc")) == "abc"
+    assert parse_query_token(scope("/", b"x=1&token=abc")) == "abc"
+    assert parse_query_token(scope("/api/v1/jobs", b"token=abc")) is None
+    assert parse_query_token(scope("/mlflow/api/2.0/mlflow/experiments/search", b"token=abc")) is None
+    assert parse_query_token(scope("/endpoints/e/score", b"token=abc")) is None
+    assert parse_query_token(scope("/mlflow/", b"token=abc", method="POST")) is None
+    assert parse_query_token(scope("/mlflow/", b"token=%C3%A9")) is None  # non-ASCII: no token
+    assert parse_query_token(scope("/mlflow/", b"\xff\xfe")) is None
+    assert parse_query_token({}) is None
+
+
 def test_planted_config_gets_no_token(tmp_path: Path) -> None:
     """A .openaml/config.json in a parent folder pointing to another URL must not collect the token."""
     import socket

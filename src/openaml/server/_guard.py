@@ -25,7 +25,8 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["RequestGuard", "allowed_host_names", "parse_bearer", "split_host"]
+__all__ = ["RequestGuard", "allowed_host_names", "parse_bearer", "parse_query_token", "split_host",
+           "QUERY_TOKEN_PATHS"]
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
@@ -81,8 +82,7 @@ def parse_bearer(scope: Scope) -> str | None:
 
     Reads ``Authorization: Bearer <token>`` (scheme case-insensitive). A header that is not valid
     ASCII, or has no token after the scheme, counts as no token (the caller answers 401, never
-    500). The ``?token=`` query parameter is not read here: it is accepted only where a browser
-    cannot send a header (see docs/guide/security.md).
+    500). The ``?token=`` query parameter is not read here: see :func:`parse_query_token`.
     """
     try:
         for key, value in scope.get("headers") or ():
@@ -97,6 +97,29 @@ def parse_bearer(scope: Scope) -> str | None:
     except (TypeError, ValueError, UnicodeError):  # any odd header value is "no token"
         return None
     return None
+
+
+#: the only places ``?token=`` is read: the pages a browser opens first, where it cannot send a
+#: header; the auth middleware answers them with a session cookie (the MLflow UI then works).
+QUERY_TOKEN_PATHS = frozenset({"/", "/mlflow", "/mlflow/"})
+
+
+def parse_query_token(scope: Scope) -> str | None:
+    """``?token=`` of a GET/HEAD of :data:`QUERY_TOKEN_PATHS`, else None. Never raises.
+
+    Everywhere else (the REST API, MLflow's REST API, scoring) a token in the URL is ignored:
+    URLs end up in logs, proxies and browser history.
+    """
+    try:
+        if scope.get("method") not in ("GET", "HEAD") or scope.get("path") not in QUERY_TOKEN_PATHS:
+            return None
+        from urllib.parse import parse_qs
+
+        values = parse_qs(bytes(scope.get("query_string") or b"").decode("ascii")).get("token") or []
+        token = values[0].strip() if values else ""
+        return token if token and token.isascii() and token.isprintable() else None
+    except (TypeError, ValueError, UnicodeError):
+        return None
 
 
 def _origin_of(url: str) -> str | None:
