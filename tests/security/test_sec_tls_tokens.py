@@ -8,6 +8,7 @@ import datetime
 import ipaddress
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -85,6 +86,17 @@ def test_beyond_loopback_generates_a_token_and_warns(serve_with) -> None:  # typ
     assert httpx.get(f"http://127.0.0.1:{port}/api/v1/jobs").status_code == 401
     r = httpx.get(f"http://127.0.0.1:{port}/api/v1/jobs", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200
+    # a wildcard bind answers to the machine's interface addresses, and still not to other names
+    import psutil
+
+    lan = [a.address for addrs in psutil.net_if_addrs().values() for a in addrs
+           if a.family == socket.AF_INET and not a.address.startswith("127.")]
+    if lan:
+        r = httpx.get(f"http://{lan[0]}:{port}/api/v1/jobs", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200, r.text
+    r = httpx.get(f"http://127.0.0.1:{port}/api/v1/jobs",
+                  headers={"Authorization": f"Bearer {token}", "Host": f"attacker.example:{port}"})
+    assert r.status_code == 403
     # the local CLI reads the owner-only token file of the workspace
     res = _openaml("job", "list", "-o", "json", env={"OPENAML_WORKSPACE": str(srv.path)})
     assert res.returncode == 0, res.stderr
@@ -163,7 +175,6 @@ def test_parse_query_token_only_on_browser_entry_pages() -> None:
 
 def test_planted_config_gets_no_token(tmp_path: Path) -> None:
     """A .openaml/config.json in a parent folder pointing to another URL must not collect the token."""
-    import socket
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -206,12 +217,9 @@ def test_planted_config_gets_no_token(tmp_path: Path) -> None:
         _openaml("workspace", "logout", "--url", evil)
     finally:
         thief.shutdown()
-    _ = socket
 
 
 def test_mlflow_on_another_loopback_host_with_token(serve_with, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    import socket
-
     try:
         probe = socket.create_server(("127.0.0.2", 0))
         probe.close()

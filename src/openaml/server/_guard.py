@@ -54,22 +54,31 @@ def split_host(value: str) -> tuple[str, str | None]:
 def allowed_host_names(host: str, extra: Iterable[str] = ()) -> frozenset[str]:
     """The ``Host`` names a server bound to ``host`` answers to.
 
-    Loopback names always; ``host`` itself unless it is a wildcard; for a wildcard bind
-    (``0.0.0.0``/``::``) the machine's name and its addresses as well; then ``extra``
-    (``--allowed-host``, ``*`` turns the check off). Names are lower-case, without port.
+    Loopback names always; ``host`` and the addresses it resolves to; for a wildcard bind
+    (``0.0.0.0``/``::``) the machine's names and the addresses of all its interfaces instead;
+    then ``extra`` (``--allowed-host``, ``*`` turns the check off). Lower-case, without port.
     """
     names = set(LOOPBACK_NAMES)
     h = split_host(host)[0] if host.startswith("[") else host.lower()
     if h in ("0.0.0.0", "::", ""):
-        for name in {socket.gethostname(), socket.getfqdn()}:
-            names.add(name.lower())
-            try:
-                for info in socket.getaddrinfo(name, None):
-                    names.add(str(info[4][0]).lower())
-            except OSError:
-                pass
+        # every interface: the machine's names and every address of its interfaces
+        import psutil
+
+        for addrs in psutil.net_if_addrs().values():
+            for a in addrs:
+                if a.family in (socket.AF_INET, socket.AF_INET6):
+                    names.add(str(a.address).split("%", 1)[0].lower())
+        lookups = [socket.gethostname(), socket.getfqdn()]
     else:
         names.add(h)
+        lookups = [h]
+    for name in lookups:
+        names.add(name.lower())
+        try:
+            for info in socket.getaddrinfo(name, None):
+                names.add(str(info[4][0]).split("%", 1)[0].lower())
+        except (OSError, UnicodeError):
+            pass
     for e in extra:
         e = e.strip().lower()
         if e:
