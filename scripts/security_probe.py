@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Rerun the probe list of the security issue (issue 10) against fresh servers.
 
-Usage:  .venv/bin/python scripts/security_probe.py [--upload-mb 300] [--keep]
+Usage:  .venv/bin/python scripts/security_probe.py [--upload-mb 300] [--only WORDS] [--keep]
 
 Starts its own servers in a temporary workspace (loopback, a token server, a server on
 127.0.0.2, a TLS server), tries each attack of the issue, and prints one line per probe:
@@ -39,6 +39,7 @@ import psutil
 
 PY = sys.executable
 RESULTS: list[tuple[str, str, str, str]] = []
+ONLY: list[str] = []
 
 
 # ---------------------------------------------------------------------------------------- servers
@@ -84,6 +85,8 @@ def probe(name: str, expected: str) -> Callable[[Callable[..., str | tuple[bool,
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., None]:
         def run(*args: Any) -> None:
+            if ONLY and not any(o.lower() in name.lower() for o in ONLY):
+                return
             try:
                 ok, observed = fn(*args)
                 status = "PASS" if ok else "FAIL"
@@ -472,7 +475,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--upload-mb", type=int, default=300, help="size of the large-upload probe (MB)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    ap.add_argument("--only", action="append", default=[], help="run probes whose name contains this (repeatable)")
     args = ap.parse_args()
+    ONLY.extend(args.only)
     root = Path(tempfile.mkdtemp(prefix="openaml-probe-"))
     os.environ["OPENAML_HOME"] = str(root / "home")
     os.environ.pop("OPENAML_WORKSPACE", None)

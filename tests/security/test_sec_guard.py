@@ -165,3 +165,39 @@ def test_normal_sdk_cli_and_mlflow_traffic_still_works(server, ml_client, cli, t
     # loopback spelled differently
     r = httpx.get(f"http://localhost:{_port(server.url)}/api/v1/jobs")
     assert r.status_code == 200
+
+
+def test_guard_unit_host_forms_and_websocket() -> None:
+    """In-process: IPv6 and differently spelled loopback hosts, trailing dots, a websocket refused."""
+    import asyncio
+
+    from openaml.server._guard import RequestGuard, allowed_host_names, split_host
+
+    assert split_host("[::1]:8080") == ("::1", "8080")
+    assert split_host("Example.ORG:80") == ("example.org", "80")
+    assert split_host("::1") == ("::1", None)
+    reached: list[str] = []
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        reached.append(scope["path"])
+
+    sent: list[dict] = []
+
+    async def send(message):  # type: ignore[no-untyped-def]
+        sent.append(message)
+
+    guard = RequestGuard(app, allowed_hosts=allowed_host_names("127.0.0.1", ["lab.example"]))
+
+    def call(host: bytes, kind: str = "http", method: str = "GET") -> None:
+        scope = {"type": kind, "method": method, "path": f"/{host.decode()}", "scheme": "http",
+                 "headers": [(b"host", host)]}
+        asyncio.run(guard(scope, None, send))  # type: ignore[arg-type]
+
+    for ok in (b"[::1]:1234", b"localhost", b"LOCALHOST:80", b"127.0.0.1", b"lab.example:443", b"lab.example."):
+        call(ok)
+    assert len(reached) == 6
+    for bad in (b"127.0.0.1.evil.example", b"evil.example", b"[::2]:80", b"0.0.0.0:80"):
+        call(bad)
+    assert len(reached) == 6 and [m["status"] for m in sent if m["type"] == "http.response.start"] == [403] * 4
+    call(b"evil.example", kind="websocket")
+    assert sent[-1]["type"] == "websocket.close"

@@ -64,8 +64,16 @@ class UploadService:
         try:
             tar_path = stage.with_suffix(".tar")
             with open(tar_path, "wb") as out:
-                async for chunk in stream:
-                    out.write(chunk)
+                pending: list[bytes] = []
+                size = 0
+                async for chunk in stream:  # written in 4 MB batches by a worker thread, not the event loop
+                    pending.append(chunk)
+                    size += len(chunk)
+                    if size >= 4 << 20:
+                        await anyio.to_thread.run_sync(out.writelines, pending)
+                        pending, size = [], 0
+                if pending:
+                    await anyio.to_thread.run_sync(out.writelines, pending)
             # extraction and hashing are disk- and CPU-bound: off the event loop, so /health and
             # scoring keep answering during a large upload
             count, digest = await anyio.to_thread.run_sync(_extract_and_hash, tar_path, stage, is_file)
