@@ -191,18 +191,23 @@ def test_bad_uploads_give_400_without_server_paths(server, members, pax, name) -
     assert not list((server.path / "uploads").iterdir())
 
 
-def test_killed_upload_staging_removed_at_next_start(serve_with) -> None:  # type: ignore[no-untyped-def]
-    srv = serve_with()
-    stage = srv.path / "uploads"
-    # a killed server leaves a half-written upload behind (simulated: what receive() stages)
-    (stage / "deadbeef").mkdir(parents=True)
+def test_killed_upload_staging_removed_at_next_start_and_server_stop(serve_with, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ws = tmp_path / "ws"
+    subprocess.run([sys.executable, "-m", "openaml", "workspace", "create", "-n", f"sec-{ws.parent.name[-20:]}",
+                    "--path", str(ws)], check=True, capture_output=True)
+    stage = ws / "uploads"
+    # what a server killed during an upload leaves: the staging folder and tar of receive()
+    (stage / "deadbeef").mkdir(parents=True, exist_ok=True)
     (stage / "deadbeef" / "part.bin").write_bytes(b"x" * 1000)
     (stage / "deadbeef.tar").write_bytes(b"x" * 1000)
-    srv.proc.kill()
-    srv.proc.wait()
-    srv2 = serve_with(name="ws")
-    assert httpx.get(f"{srv2.url}/health").status_code == 200
+    srv = serve_with(name="ws")
+    assert httpx.get(f"{srv.url}/health").status_code == 200
     assert list(stage.iterdir()) == []
+    # `openaml server stop` still stops the real server (its pid and start time match)
+    res = subprocess.run([sys.executable, "-m", "openaml", "server", "stop", "-w", str(ws)], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert srv.proc.wait(30) is not None
 
 
 def test_upload_does_not_stall_health(server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
