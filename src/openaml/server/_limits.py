@@ -40,6 +40,10 @@ def guarded_protocol(base: type[asyncio.Protocol], limits: HttpLimits) -> type[a
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
+            transport = self.transport
+            if transport is not None and transport.get_protocol() is not self:
+                self._disarm()  # upgraded to a websocket: its own protocol owns the connection now
+                return
             cycle = getattr(self, "cycle", None)
             if cycle is None or cycle.response_complete:
                 if self._phase != "head":  # the first bytes of the next request
