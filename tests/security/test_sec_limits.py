@@ -241,3 +241,55 @@ def test_cli_server_flags_are_documented() -> None:
     for flag in ("--allowed-host", "--ssl-certfile", "--ssl-keyfile", "--token-file", "--header-timeout",
                  "--body-timeout", "--keep-alive", "--max-connections"):
         assert flag in out
+
+
+def test_websocket_outlives_the_header_timeout() -> None:
+    """A websocket (upgraded HTTP connection) is not closed by the HTTP header/body timers."""
+    import asyncio
+    import threading
+
+    import uvicorn
+    import websockets
+
+    from openaml._settings import HttpLimits
+    from openaml.server._limits import uvicorn_options
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        while True:
+            msg = await receive()
+            if msg["type"] == "websocket.disconnect":
+                return
+            await send({"type": "websocket.send", "text": msg.get("text", "")})
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    cfg = uvicorn.Config(app, log_level="error", **uvicorn_options(HttpLimits(header_timeout=1, body_timeout=1)))
+    srv = uvicorn.Server(cfg)
+    t = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 30
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    async def talk() -> list[str]:
+        got = []
+        async with websockets.connect(f"ws://127.0.0.1:{sock.getsockname()[1]}/") as ws:
+            for i in range(3):
+                await ws.send(str(i))
+                got.append(await ws.recv())
+                await asyncio.sleep(1.0)  # 3 s in all: three header timeouts
+        return got
+
+    try:
+        assert asyncio.run(talk()) == ["0", "1", "2"]
+    finally:
+        srv.should_exit = True
+        t.join(10)
