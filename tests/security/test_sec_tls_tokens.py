@@ -63,6 +63,34 @@ def test_tls_server(serve_with, tmp_path: Path) -> None:  # type: ignore[no-unty
     res = _openaml("job", "list", "-o", "json", env={"OPENAML_WORKSPACE": srv.url, "SSL_CERT_FILE": str(certfile)})
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout) == []
+    # what jobs get from the server (MLFLOW_TRACKING_SERVER_CERT_PATH): their mlflow client trusts
+    # the certificate for the tracking server only (other hosts keep the system CAs)
+    inherited = str(certfile.resolve())
+    code = ("import mlflow\nmlflow.set_experiment('tls')\nwith mlflow.start_run() as r:\n"
+            "    mlflow.log_metric('m', 3.0)\nprint(mlflow.get_run(r.info.run_id).data.metrics['m'])\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")}
+    env.update(MLFLOW_TRACKING_URI=f"{srv.url}/mlflow", MLFLOW_TRACKING_SERVER_CERT_PATH=inherited)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip().splitlines()[-1] == "3.0"
+
+
+@pytest.mark.slow
+def test_job_logs_to_a_tls_server(serve_with, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    certfile, keyfile = _self_signed(tmp_path)
+    srv = serve_with("--ssl-certfile", str(certfile), "--ssl-keyfile", str(keyfile))
+    job = tmp_path / "job.yml"
+    job.write_text("type: command\ncommand: python -c \"import mlflow; mlflow.log_metric('m', 3.0)\"\n"
+                   "environment: azureml:AzureML-sklearn-1.5@latest\n")
+    env = {"OPENAML_WORKSPACE": srv.url, "SSL_CERT_FILE": str(certfile)}
+    res = _openaml("job", "create", "--file", str(job), "-o", "json", env=env)
+    assert res.returncode == 0, res.stderr
+    name = json.loads(res.stdout)["name"]
+    _openaml("job", "stream", "--name", name, env=env, timeout=900)
+    shown = json.loads(_openaml("job", "show", "--name", name, "-o", "json", env=env).stdout)
+    assert shown["status"] == "Completed", shown
+    r = httpx.get(f"{srv.url}/mlflow/api/2.0/mlflow/runs/get", params={"run_id": name}, verify=str(certfile))
+    assert {"key": "m", "value": 3.0} in [{k: m[k] for k in ("key", "value")} for m in r.json()["run"]["data"]["metrics"]]
 
 
 def test_tls_needs_both_files(tmp_path: Path) -> None:

@@ -97,6 +97,10 @@ def serve(settings: Settings, *, ready_fd: int | None = None) -> None:
             raise ValidationError(f"TLS file {f} not found")
     if settings.token:
         check_token(settings.token)
+    if settings.ssl_certfile:
+        # jobs inherit it (the runner is our child): their mlflow client trusts this server's
+        # certificate, self-signed or not, without replacing the CA set used for other hosts
+        os.environ["MLFLOW_TRACKING_SERVER_CERT_PATH"] = str(Path(settings.ssl_certfile).resolve())
     layout = WorkspaceLayout(settings.workspace)
     layout.info()
     lock = _lock(layout)
