@@ -71,6 +71,8 @@ def openaml_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     old = os.environ.get("OPENAML_HOME")
     os.environ["OPENAML_HOME"] = str(home)
     os.environ.pop("OPENAML_WORKSPACE", None)
+    # tests register local datastores in their tmp_path (outside the default allow-list: workspace, home)
+    os.environ.setdefault("OPENAML_DATASTORE_ROOTS", str(home.parent.parent))
     yield home
     if old is None:
         os.environ.pop("OPENAML_HOME", None)

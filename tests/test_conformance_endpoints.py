@@ -75,8 +75,9 @@ def test_managed_sample_blue_green(cli: Any, tree: Path) -> None:
         # model-2's inference-schema decorators describe its input and output in the swagger document
         import httpx
 
-        doc = httpx.get(show["swagger_uri"], headers={"azureml-model-deployment": "green"}, trust_env=False,
-                        timeout=30).json()
+        key = cli("online-endpoint", "get-credentials", "-n", "my-endpoint", check=True).json()["primaryKey"]
+        doc = httpx.get(show["swagger_uri"], trust_env=False, timeout=30,  # the key is needed, as in Azure
+                        headers={"azureml-model-deployment": "green", "Authorization": f"Bearer {key}"}).json()
         assert "data" in doc["definitions"]["ServiceInput"]["properties"]
         assert doc["paths"]["/score"]["post"]["parameters"][0]["schema"] == {"$ref": "#/definitions/ServiceInput"}
         assert "output" in doc["definitions"]["ServiceOutput"]["properties"]

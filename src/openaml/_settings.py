@@ -6,7 +6,27 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Settings", "openaml_home"]
+__all__ = ["Settings", "HttpLimits", "openaml_home"]
+
+
+@dataclass
+class HttpLimits:
+    """Limits of the HTTP server (seconds and counts); every one closes a slow or idle client.
+
+    Attributes:
+        header_timeout: seconds a client may take to send the request line and headers.
+        body_timeout: seconds a request body may stall (no bytes received) before the
+            connection is closed.
+        keep_alive: seconds an idle keep-alive connection stays open.
+        max_connections: open connections (and requests) at once; more get 503.
+        max_header_bytes: largest request head accepted.
+    """
+
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    keep_alive: float = 5.0
+    max_connections: int = 1000
+    max_header_bytes: int = 64 * 1024
 
 
 def openaml_home(environ: dict[str, str] | None = None) -> Path:
@@ -27,6 +47,13 @@ class Settings:
         token: bearer token required on every request when set (required when host is not loopback).
         scheduler_interval: seconds between scheduler passes.
         heartbeat_timeout: seconds without a runner heartbeat before a job is presumed dead.
+        allowed_hosts: extra ``Host`` names accepted besides loopback and ``host``
+            (``--allowed-host``; ``*`` accepts any). See docs/guide/security.md.
+        ssl_certfile, ssl_keyfile: PEM files; when both are set the server speaks HTTPS.
+        limits: HTTP limits (:class:`HttpLimits`).
+        datastore_roots: folders under which local datastores may be registered
+            (``--datastore-root``/``OPENAML_DATASTORE_ROOTS``); empty means the workspace folder
+            and the user's home.
     """
 
     workspace: Path
@@ -37,6 +64,16 @@ class Settings:
     scheduler_interval: float = 0.2
     heartbeat_timeout: float = 30.0
     extra: dict[str, str] = field(default_factory=dict)
+    allowed_hosts: list[str] = field(default_factory=list)
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    limits: HttpLimits = field(default_factory=lambda: HttpLimits())
+    datastore_roots: list[Path] = field(default_factory=list)
+
+    def local_datastore_roots(self) -> list[Path]:
+        """Resolved folders local datastores must lie under (see ``datastore_roots``)."""
+        roots = self.datastore_roots or [self.workspace, Path.home()]
+        return [Path(r).expanduser().resolve() for r in roots]
 
     @property
     def metadata_url(self) -> str:

@@ -15,9 +15,85 @@ import yaml
 
 from openaml.errors import ValidationError
 
-__all__ = ["load_yaml_with_lines", "LineMap", "dump_yaml", "apply_set_overrides", "format_loc"]
+__all__ = ["load_yaml_with_lines", "LineMap", "dump_yaml", "apply_set_overrides", "format_loc", "safe_load",
+           "ALIAS_BUDGET"]
 
 LineMap = dict[tuple[Any, ...], int]
+
+#: values that aliases (``*name``, ``<<: *name``) may add beyond the file's own nodes. A real spec
+#: reuses a few blocks; a "billion laughs" file reaches millions within a few hundred bytes.
+ALIAS_BUDGET = 10_000
+
+
+def _check_aliases(root: yaml.Node, source: str) -> None:
+    """Refuse recursive aliases and alias expansion beyond :data:`ALIAS_BUDGET` before building anything.
+
+    Walks the composed node graph once (memoised by node identity), so the check costs the size
+    of the file, not of its expansion.
+
+    Raises:
+        ValidationError: naming ``source`` and the line of the offending alias or anchor.
+    """
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    expanded = 0
+
+    def children(node: yaml.Node) -> list[yaml.Node]:
+        if isinstance(node, yaml.MappingNode):
+            return [n for pair in node.value for n in pair]
+        if isinstance(node, yaml.SequenceNode):
+            return list(node.value)
+        return []
+
+    def size(node: yaml.Node) -> int:
+        nonlocal expanded
+        key = id(node)
+        if key in on_path:
+            raise ValidationError(
+                f"{source}: line {node.start_mark.line + 1}: a YAML alias refers to the anchored value that "
+                "contains it (a recursive alias); write the value out instead",
+                details={"file": source, "line": node.start_mark.line + 1})
+        if key in sizes:  # a second use of an anchored node: an alias, expanded again when built
+            expanded += sizes[key]
+            if expanded > ALIAS_BUDGET:
+                raise ValidationError(
+                    f"{source}: YAML aliases expand to more than {ALIAS_BUDGET} values (an alias bomb?); "
+                    f"refused at the alias of the anchor at line {node.start_mark.line + 1}. Write repeated "
+                    "blocks out, or reuse fewer anchors", details={"file": source, "line": node.start_mark.line + 1})
+            return sizes[key]
+        on_path.add(key)
+        total = 1 + sum(size(child) for child in children(node))
+        on_path.discard(key)
+        sizes[key] = total
+        return total
+
+    try:
+        size(root)
+    except RecursionError:
+        raise ValidationError(f"{source}: the YAML is nested too deeply", details={"file": source}) from None
+
+
+def safe_load(text: str, source: str = "<string>") -> Any:
+    """``yaml.safe_load`` with the alias checks of :func:`_check_aliases` (any top-level value).
+
+    Raises:
+        ValidationError: invalid YAML, a recursive alias, or an alias bomb; the message names ``source``.
+        yaml.YAMLError: never (converted to ValidationError).
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_aliases(node, source)
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        raise ValidationError(f"{source}: invalid YAML at {where}: {getattr(exc, 'problem', None) or exc}",
+                              details={"file": source}) from None
+    finally:
+        loader.dispose()
 
 
 class _Loader(yaml.SafeLoader):
@@ -68,6 +144,7 @@ def parse_yaml_with_lines(text: str, source: str = "<string>") -> tuple[dict[str
         if node is None:
             raise ValidationError(f"{source}: the file is empty; expected a YAML mapping",
                                   details={"file": source})
+        _check_aliases(node, source)
         data = _construct(node, (), lines, loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -101,8 +178,8 @@ def dump_yaml(data: Any) -> str:
 def _coerce_scalar(text: str) -> Any:
     """``--set`` values are parsed as YAML scalars, as ``az ml`` does (``1`` -> int, ``true`` -> bool)."""
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
+        value = safe_load(text, source="--set value")
+    except ValidationError:
         return text
     return value if value is None or isinstance(value, (str, int, float, bool, list, dict)) else text
 

@@ -337,7 +337,10 @@ def discover(explicit: str | None = None, *, cwd: Path | None = None,
             "/" in value or value.startswith(".")
         ):
             value = str((cfg.parent.parent / value).resolve())
-        return target_from_value(str(value), str(cfg), data.get("token") or token)
+        # OPENAML_TOKEN is not sent where a found config file points: a config planted in a parent
+        # folder would otherwise collect it. Its URL's token comes from the credentials file
+        # ($OPENAML_HOME/credentials.json, see openaml._credentials) or the config itself.
+        return target_from_value(str(value), str(cfg), data.get("token") or None)
     home = openaml_home(env)
     root = home / "workspaces" / "default"
     if not (root / "workspace.json").is_file():

@@ -1,9 +1,17 @@
-"""Fixtures of the security tests: one real server of their own (users are created in it)."""
+"""Fixtures of the security tests: servers of their own (users are created in them, or started with
+extra ``openaml server`` flags)."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +52,66 @@ def api(url: str, token: str | None) -> httpx.Client:
 
 def workspace_files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if not p.is_symlink()]
+
+
+@dataclass
+class Served:
+    url: str
+    path: Path
+    proc: subprocess.Popen
+    log: Path
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def launch(workspace: Path, *args: str, env: dict[str, str] | None = None, wait: bool = True) -> Served:
+    """Create a workspace (if needed) and run ``openaml server --workspace W --port 0 *args``."""
+    full_env = {**os.environ, **(env or {})}
+    if not (workspace / "workspace.json").exists():
+        subprocess.run([sys.executable, "-m", "openaml", "workspace", "create", "-n", f"sec-{uuid.uuid4().hex[:8]}", "--path",
+                        str(workspace)], check=True, env=full_env, capture_output=True)
+    log = workspace.parent / f"{workspace.name}-server.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "openaml", "server", "--workspace", str(workspace),
+                                 "--port", "0", *args], stdout=out, stderr=subprocess.STDOUT, env=full_env)
+    served = Served(url="", path=workspace, proc=proc, log=log)
+    if not wait:
+        return served
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{served.output()[-3000:]}")
+        info_file = workspace / "server.json"
+        if info_file.exists():
+            info = json.loads(info_file.read_text())
+            if info.get("pid") == proc.pid:
+                served.url = info["url"]
+                return served
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("server did not start in 90 s")
+
+
+@pytest.fixture
+def serve_with(tmp_path: Path) -> Iterator[Callable[..., Served]]:
+    """``serve_with("--header-timeout", "2")``: a server of its own, stopped after the test."""
+    started: list[Served] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, name: str = "ws") -> Served:
+        s = launch(tmp_path / name, *args, env=env)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.stop()

@@ -61,3 +61,35 @@ def delete(name: Annotated[str, typer.Option("--name", "-n")],
         typer.confirm(f"Delete workspace {name!r} and everything in {path}?", abort=True)
     delete_workspace(name, delete_files=not keep_files)
     info(f"deleted workspace {name} ({path})")
+
+
+@app.command("login")
+@handle_errors
+def login(url: Annotated[str, typer.Option("--url", help="The server URL the token was issued for.")],
+          token_file: Annotated[str | None, typer.Option("--token-file", help="File holding the token "
+                                                         "(else OPENAML_TOKEN, else a prompt).")] = None) -> None:
+    """Save a server's token in $OPENAML_HOME/credentials.json (0600); it is sent to that URL only."""
+    import os
+    from pathlib import Path
+
+    from openaml._credentials import save_token
+    from openaml.errors import ValidationError
+
+    if token_file:
+        try:
+            token = Path(token_file).read_text(encoding="utf-8").splitlines()[0].strip()
+        except (OSError, IndexError, UnicodeError) as exc:
+            raise ValidationError(f"--token-file {token_file}: cannot read a token ({exc})") from None
+    else:
+        token = os.environ.get("OPENAML_TOKEN") or typer.prompt("token", hide_input=True)
+    path = save_token(url, token.strip())
+    info(f"saved the token for {url} in {path}")
+
+
+@app.command("logout")
+@handle_errors
+def logout(url: Annotated[str, typer.Option("--url", help="The server URL.")]) -> None:
+    """Forget the token saved for a server URL."""
+    from openaml._credentials import forget_token
+
+    info(f"forgot the token for {url}" if forget_token(url) else f"no token saved for {url}")

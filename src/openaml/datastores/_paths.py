@@ -91,20 +91,29 @@ def safe_extract_tar(fileobj: IO[bytes], dest: Path) -> int:
     try:
         with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
             for member in tar:
+                if "\0" in member.name:
+                    raise ValidationError(f"archive member {member.name!r} has a NUL character in its name")
                 if member.issym() or member.islnk():
                     raise PathEscapeError(f"archive member {member.name!r} is a link; links are not accepted")
                 if not (member.isfile() or member.isdir()):
                     raise PathEscapeError(f"archive member {member.name!r} is not a regular file or folder")
                 target = safe_join(dest, member.name, what="archive member")
-                if member.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                src = tar.extractfile(member)
-                assert src is not None
-                with open(target, "wb") as out:
-                    while chunk := src.read(1 << 20):
-                        out.write(chunk)
+                try:
+                    if member.isdir():
+                        target.mkdir(parents=True, exist_ok=True)
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    src = tar.extractfile(member)
+                    assert src is not None
+                    with open(target, "wb") as out:
+                        while chunk := src.read(1 << 20):
+                            out.write(chunk)
+                except (FileExistsError, NotADirectoryError, IsADirectoryError):
+                    # the message names the member only: server paths stay private
+                    raise ValidationError(f"archive member {member.name!r} clashes with a file or folder of "
+                                          "the same name earlier in the archive") from None
+                except ValueError as exc:
+                    raise ValidationError(f"archive member {member.name!r} has an invalid name ({exc})") from None
                 # owner-only, as everything in a workspace (issue 10: nothing readable by other users)
                 os.chmod(target, 0o700 if member.mode & 0o111 else 0o600)
                 count += 1

@@ -65,6 +65,10 @@ class MLClient:
             token_file = target.path / "server.token"
             if token_file.is_file():
                 token = token_file.read_text(encoding="utf-8").strip() or None
+        if not (token or target.token):
+            from openaml._credentials import load_token
+
+            token = load_token(url)  # only the token saved for this very server URL
         self._transport = Transport(url, token or target.token)
         info = self._transport.get("/workspace")
         self.workspace_name: str = info["name"]

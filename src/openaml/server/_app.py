@@ -105,6 +105,9 @@ def create_app(settings: Settings, *, url: str = "") -> FastAPI:
 
     app.mount("/endpoints", scoring_app(ctx.services["endpoints"]))
     app.mount("/mlflow", ctx.tracking.asgi_app())
+    from openaml.server._guard import RequestGuard, allowed_host_names
+
+    app.add_middleware(RequestGuard, allowed_hosts=allowed_host_names(settings.host, settings.allowed_hosts))
     return app
 
 

@@ -247,6 +247,8 @@ class _Router:
         if table is None:
             return _error(404, f"online endpoint {name!r} not found")
         headers = dict(scope["headers"])
+        if not self._authorized(table, headers):  # Azure ML's swagger URI needs the key as scoring does
+            return _error(401, "missing or wrong credentials: send 'Authorization: Bearer <key or token>'")
         target = headers.get(b"azureml-model-deployment", b"").decode("latin-1").strip() or _pick(
             table.traffic) or next(iter(table.deployments), None)
         if target is None or target not in table.deployments:

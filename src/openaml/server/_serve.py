@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import ipaddress
 import logging
 import os
 import secrets
@@ -22,8 +23,41 @@ __all__ = ["serve", "stop_server", "is_loopback"]
 log = logging.getLogger("openaml.server")
 
 
+MIN_TOKEN_LENGTH = 16
+
+
 def is_loopback(host: str) -> bool:
-    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+    """True when every address ``host`` resolves to is a loopback address.
+
+    Decided on the resolved addresses, not on the spelling: ``127.example.org`` is whatever DNS
+    says, ``0.0.0.0`` and ``::`` are every interface. A name that does not resolve is not loopback.
+    """
+    name = host.strip("[]")
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False
+    addrs = {str(i[4][0]).split("%", 1)[0] for i in infos}
+    return bool(addrs) and all(ipaddress.ip_address(a).is_loopback for a in addrs)
+
+
+def check_token(token: str) -> None:
+    """Refuse tokens too short to resist guessing (at least :data:`MIN_TOKEN_LENGTH` characters).
+
+    Raises:
+        ValidationError: the token is shorter, or has characters a header cannot carry.
+    """
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ValidationError(f"the server token has {len(token)} characters; use at least {MIN_TOKEN_LENGTH} "
+                              "(or give none and let the server generate one: it writes it to server.token "
+                              "in the workspace folder)")
+    if not token.isascii() or not token.isprintable() or any(c.isspace() for c in token):
+        raise ValidationError("the server token must be printable ASCII without spaces "
+                              "(it travels in an HTTP header)")
 
 
 def _lock(layout: WorkspaceLayout) -> Any:
@@ -49,19 +83,45 @@ def serve(settings: Settings, *, ready_fd: int | None = None) -> None:
     import uvicorn
 
     from openaml.server import create_app
+    from openaml.server._limits import uvicorn_options
 
-    if not is_loopback(settings.host) and not settings.token:
-        raise ValidationError(f"--host {settings.host} is reachable from other machines: give --token "
-                              "(or set OPENAML_TOKEN) so requests must authenticate")
+    # MLflow's Flask app reads its host allow-list when mlflow.server is first imported; the
+    # request guard (server/_guard.py) already checks Host against this server's names on every
+    # route, /mlflow included, so MLflow's own check must not refuse them (a job logging to a
+    # server on 127.0.0.2 would fail).
+    os.environ["MLFLOW_SERVER_ALLOWED_HOSTS"] = "*"
+    if bool(settings.ssl_certfile) != bool(settings.ssl_keyfile):
+        raise ValidationError("give both --ssl-certfile and --ssl-keyfile (PEM files) to serve HTTPS")
+    for f in (settings.ssl_certfile, settings.ssl_keyfile):
+        if f is not None and not Path(f).is_file():
+            raise ValidationError(f"TLS file {f} not found")
+    if settings.token:
+        check_token(settings.token)
+    if settings.ssl_certfile:
+        # jobs inherit it (the runner is our child): their mlflow client trusts this server's
+        # certificate, self-signed or not, without replacing the CA set used for other hosts
+        os.environ["MLFLOW_TRACKING_SERVER_CERT_PATH"] = str(Path(settings.ssl_certfile).resolve())
     layout = WorkspaceLayout(settings.workspace)
     layout.info()
     lock = _lock(layout)
     layout.ensure()
+    from openaml.services.uploads import clean_staging
+
+    clean_staging(layout.uploads)  # uploads killed with the previous server (we hold the lock)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         handlers=[logging.FileHandler(layout.logs / "server.log"), logging.StreamHandler(sys.stderr)],
     )
+    remote = not is_loopback(settings.host)
+    if remote and not settings.token:
+        settings.token = new_token()
+        log.warning("--host %s is reachable from other machines and no token was given: generated one, "
+                    "written to %s (owner-only); clients on this machine read it from there",
+                    settings.host, layout.root / "server.token")
+    if remote and not settings.ssl_certfile:
+        log.warning("--host %s is reachable from other machines without TLS: the bearer token and all data "
+                    "cross the network in clear; give --ssl-certfile/--ssl-keyfile", settings.host)
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -70,13 +130,16 @@ def serve(settings: Settings, *, ready_fd: int | None = None) -> None:
     sock.set_inheritable(True)
     port = sock.getsockname()[1]
     shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-    url = f"http://{shown_host}:{port}"
+    scheme = "https" if settings.ssl_certfile else "http"
+    url = f"{scheme}://{'[' + shown_host + ']' if ':' in shown_host else shown_host}:{port}"
     app = create_app(settings, url=url)
+    tls: dict[str, Any] = ({"ssl_certfile": str(settings.ssl_certfile), "ssl_keyfile": str(settings.ssl_keyfile)}
+                           if settings.ssl_certfile else {})
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5,
-                            limit_concurrency=None, backlog=2048)
+                            backlog=2048, **uvicorn_options(settings.limits), **tls)
     server = uvicorn.Server(config)
-    info = {"url": url, "pid": os.getpid(), "host": settings.host, "port": port,
-            "started": time.time(), "token": bool(settings.token)}
+    info = {"url": url, "pid": os.getpid(), "pid_started": process_start_time(os.getpid()),
+            "host": settings.host, "port": port, "started": time.time(), "token": bool(settings.token)}
     (layout.root / "server.port").write_text(str(port), encoding="utf-8")
     if settings.token:
         # local clients that can read the workspace folder may use its token (file is owner-only)
@@ -140,6 +203,11 @@ def stop_server(layout: WorkspaceLayout, timeout: float = 15.0) -> int | None:
     if not info:
         return None
     pid = int(info["pid"])
+    if not _is_that_server(pid, info):
+        # a stale server.json (the server was killed, its pid reused): never signal a stranger
+        log.warning("server.json names pid %s, which is not this workspace's server any more; removed it", pid)
+        layout.server_file.unlink(missing_ok=True)
+        return None
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -160,8 +228,36 @@ def stop_server(layout: WorkspaceLayout, timeout: float = 15.0) -> int | None:
     return pid
 
 
+def process_start_time(pid: int) -> float | None:
+    """Start time of process ``pid`` (seconds since the epoch, as psutil reports), None if gone."""
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.Error, OSError):
+        return None
+
+
+def _is_that_server(pid: int, info: dict[str, Any]) -> bool:
+    """The process ``pid`` is the server ``info`` describes: same start time (else an openaml command line)."""
+    started = process_start_time(pid)
+    if started is None:
+        return False
+    recorded = info.get("pid_started")
+    if recorded is not None:
+        return abs(float(recorded) - started) < 1.0
+    import psutil
+
+    try:  # server.json written before start times were recorded
+        cmd = " ".join(psutil.Process(pid).cmdline())
+    except (psutil.Error, OSError):
+        return False
+    return "openaml" in cmd and "server" in cmd
+
+
 def new_token() -> str:
-    return secrets.token_urlsafe(24)
+    """A fresh server token: 32 random bytes, URL-safe base64 (43 characters)."""
+    return secrets.token_urlsafe(32)
 
 
 def default_workspace_path(p: str | os.PathLike[str]) -> Path:

@@ -82,6 +82,7 @@ class DatastoreService:
             p = Path(ds.path).expanduser()
             if not p.is_absolute():
                 raise ValidationError(f"datastore path {ds.path!r} must be absolute", details={"field": "path"})
+            self._check_allowed_root(p, ds.path)
             p.mkdir(parents=True, exist_ok=True)
             data["path"] = str(p.resolve())
         return self._entity(self.ctx.store.put_datastore(ds.name, ds.type, data, ds.is_default))
@@ -96,6 +97,20 @@ class DatastoreService:
         cls = type(credentials_from(creds))
         kept = {k: old[k] for k in cls._secret_fields if k not in creds and k in old}
         return {**creds, **kept}
+    def _check_allowed_root(self, p: Path, given: str) -> None:
+        """A local datastore exposes its folder to every token holder: only under allowed roots.
+
+        Raises:
+            ValidationError: ``p`` (links resolved) is outside every root of
+                ``Settings.local_datastore_roots()``, naming them and the flag that adds one.
+        """
+        real = p.resolve()
+        roots = self.ctx.settings.local_datastore_roots()
+        if not any(real == r or r in real.parents for r in roots):
+            raise ValidationError(
+                f"datastore path {given!r} is outside the folders local datastores may use "
+                f"({', '.join(str(r) for r in roots)}); start the server with --datastore-root FOLDER "
+                "(or OPENAML_DATASTORE_ROOTS) to allow another one", details={"field": "path", "value": given})
 
     def local_root(self, name: str) -> Path:
         """Folder behind a local datastore.

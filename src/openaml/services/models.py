@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import pydantic
-import yaml
 
 from openaml.constants import MODEL_TYPES
 from openaml.datastores import parse_datastore_uri, parse_job_output_uri
@@ -149,7 +148,7 @@ class ModelService:
 
     def _view(self, rec: dict[str, Any]) -> dict[str, Any]:
         tags = rec["tags"]
-        path = tags.get(TAG_PATH) or rec["storage_uri"]
+        path = self._own_path(rec) or rec["storage_uri"]
         local = self._try_local(rec)
         model_type = tags.get(TAG_TYPE) or (
             "mlflow_model" if local is not None and (local[0] / "MLmodel").is_file() else "custom_model")
@@ -190,10 +189,32 @@ class ModelService:
         except OpenAMLError:
             return None
 
+    def _own_path(self, rec: dict[str, Any]) -> str | None:
+        """The files of a version openaml registered, from its immutable MLflow ``source``.
+
+        openaml copies a model to ``mlflow-artifacts:/models/<name>/<version>/<base>`` and registers
+        that folder (or, for a file model, the version folder) as the source, which no MLflow API
+        can change afterwards. The ``openaml.path`` tag repeats it for people reading tags, but any
+        MLflow client may set tags: it never decides which files a model serves. None for a
+        version registered by other means (MLflow ``runs:/``/``models:/`` sources).
+        """
+        prefix = f"mlflow-artifacts:/models/{rec['name']}/{rec['version']}"
+        source = str(rec.get("source") or "")
+        if source.startswith(prefix + "/") and "/" not in source[len(prefix) + 1:]:
+            return source
+        if source != prefix:
+            return None
+        try:  # a file model: the one file in the version folder
+            folder, _ = self.ctx.tracking.resolve_artifact_uri(source)
+            entries = [p.name for p in folder.iterdir() if not p.name.startswith(".")] if folder.is_dir() else []
+        except (OpenAMLError, OSError):
+            entries = []
+        return f"{prefix}/{entries[0]}" if len(entries) == 1 else source
+
     def _local(self, rec: dict[str, Any]) -> tuple[Path, str]:
         """(file or folder on disk, the name it is downloaded under) of a version record."""
         tracking = self.ctx.tracking
-        own = rec["tags"].get(TAG_PATH)
+        own = self._own_path(rec)
         if own:
             local, given = tracking.resolve_artifact_uri(own)
         elif rec["source"].startswith(("runs:/", "models:/")):
@@ -526,10 +547,13 @@ def _read_flavors(folder: Path) -> dict[str, Any] | None:
     mlmodel = folder / "MLmodel"
     if not mlmodel.is_file():
         return None
+    from openaml._yaml import safe_load
+
     try:
-        data = yaml.safe_load(mlmodel.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        text = mlmodel.read_text(encoding="utf-8")
+    except (OSError, UnicodeError):
         return None
+    data = safe_load(text, source=str(mlmodel.name))  # an alias bomb or broken MLmodel is refused
     flavors = data.get("flavors") if isinstance(data, dict) else None
     return flavors if isinstance(flavors, dict) else None
 

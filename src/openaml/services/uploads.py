@@ -15,12 +15,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from openaml.constants import DEFAULT_DATASTORE
 from openaml.datastores import safe_extract_tar
 from openaml.errors import ValidationError
 from openaml.services._context import WorkspaceContext
 
-__all__ = ["UploadService", "hash_tree"]
+__all__ = ["UploadService", "hash_tree", "clean_staging"]
 
 
 def hash_tree(root: Path) -> str:
@@ -53,25 +55,28 @@ class UploadService:
         """
         if target not in ("code", "datastore"):
             raise ValidationError(f"upload target {target!r} is invalid; use 'code' or 'datastore'")
-        if "/" in name or name in ("", ".", ".."):
-            raise ValidationError(f"upload name {name!r} is invalid")
+        if "/" in name or "\\" in name or name in ("", ".", "..") or not name.isprintable():
+            raise ValidationError(f"upload name {name!r} is invalid: use a file or folder name without "
+                                  "slashes or control characters")
         layout = self.ctx.layout
         stage = layout.uploads / uuid.uuid4().hex
         stage.mkdir(parents=True)
         try:
             tar_path = stage.with_suffix(".tar")
             with open(tar_path, "wb") as out:
-                async for chunk in stream:
-                    out.write(chunk)
-            with open(tar_path, "rb") as fh:
-                count = safe_extract_tar(fh, stage)
-            tar_path.unlink()
-            if is_file:
-                files = [p for p in stage.iterdir()]
-                if len(files) != 1 or not files[0].is_file():
-                    raise ValidationError("a file upload must hold exactly one file")
-            # a file and a folder holding only that file have the same content hash: keep them apart
-            digest = hashlib.sha256(f"{'file' if is_file else 'folder'}:{hash_tree(stage)}".encode()).hexdigest()
+                pending: list[bytes] = []
+                size = 0
+                async for chunk in stream:  # written in 4 MB batches by a worker thread, not the event loop
+                    pending.append(chunk)
+                    size += len(chunk)
+                    if size >= 4 << 20:
+                        await anyio.to_thread.run_sync(out.writelines, pending)
+                        pending, size = [], 0
+                if pending:
+                    await anyio.to_thread.run_sync(out.writelines, pending)
+            # extraction and hashing are disk- and CPU-bound: off the event loop, so /health and
+            # scoring keep answering during a large upload
+            count, digest = await anyio.to_thread.run_sync(_extract_and_hash, tar_path, stage, is_file)
             if target == "code":
                 dest = layout.code / digest
                 result: dict[str, Any] = {"code_id": digest, "files": count}
@@ -83,12 +88,41 @@ class UploadService:
                 result = {"uri": f"azureml://datastores/{ds_name}/paths/{rel}", "files": count,
                           "is_file": is_file}
             if dest.exists():
-                shutil.rmtree(stage)
+                await anyio.to_thread.run_sync(shutil.rmtree, stage)
             else:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(stage, dest)
             return result
         finally:
             if stage.exists():
-                shutil.rmtree(stage, ignore_errors=True)
+                await anyio.to_thread.run_sync(lambda: shutil.rmtree(stage, ignore_errors=True))
             stage.with_suffix(".tar").unlink(missing_ok=True)
+
+
+def _extract_and_hash(tar_path: Path, stage: Path, is_file: bool) -> tuple[int, str]:
+    with open(tar_path, "rb") as fh:
+        count = safe_extract_tar(fh, stage)
+    tar_path.unlink()
+    if is_file:
+        files = list(stage.iterdir())
+        if len(files) != 1 or not files[0].is_file():
+            raise ValidationError("a file upload must hold exactly one file")
+    # a file and a folder holding only that file have the same content hash: keep them apart
+    digest = hashlib.sha256(f"{'file' if is_file else 'folder'}:{hash_tree(stage)}".encode()).hexdigest()
+    return count, digest
+
+
+def clean_staging(uploads: Path) -> int:
+    """Remove what killed uploads left in ``uploads/`` (call with the workspace lock held, before serving).
+
+    Returns the number of entries removed.
+    """
+    removed = 0
+    if uploads.is_dir():
+        for entry in uploads.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed += 1
+    return removed
