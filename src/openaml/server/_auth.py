@@ -26,10 +26,12 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
+from openaml.server._guard import parse_bearer, parse_query_token
 from openaml.services._actor import OWNER, Principal, current_actor
+from openaml.services.users import SESSION_S
 
 __all__ = ["AuthMiddleware", "RULES", "ROLE_PERMISSIONS", "required_permission", "job_scope_refusal",
-           "parse_bearer"]
+           "SESSION_COOKIE", "session_cookie"]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -86,23 +88,21 @@ def required_permission(method: str, path: str) -> str:
     return WRITE
 
 
-def parse_bearer(scope: Scope) -> str | None:
-    """The bearer token of a request (``Authorization`` header, else ``?token=``), or None.
+SESSION_COOKIE = "openaml_session"
 
-    Header bytes are decoded as latin-1, so any value is handled (a token that matches nothing
-    gets 401, never an error).
-    """
-    for key, value in scope.get("headers") or ():
-        if key == b"authorization":
-            text = value.decode("latin-1").strip()
-            if text[:7].lower() == "bearer ":
-                return text[7:].strip() or None
-            return None
-    qs = scope.get("query_string") or b""
-    if b"token=" in qs:
-        vals = parse_qs(qs.decode("latin-1")).get("token")
-        if vals and vals[0]:
-            return vals[0]
+
+def session_cookie(scope: Scope) -> str | None:
+    """The value of the ``openaml_session`` cookie, or None. Never raises."""
+    try:
+        for key, value in scope.get("headers") or ():
+            if bytes(key).lower() != b"cookie":
+                continue
+            for part in bytes(value).decode("ascii").split(";"):
+                name, _, val = part.strip().partition("=")
+                if name == SESSION_COOKIE and val:
+                    return val
+    except (TypeError, ValueError, UnicodeError):
+        return None
     return None
 
 
@@ -131,8 +131,22 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         given = parse_bearer(scope)
-        principal = await self._authenticate(given)
+        from_query = False
+        if given is None:
+            given = parse_query_token(scope)
+            from_query = given is not None
+        cookie = session_cookie(scope) if given is None else None
+        if cookie is not None and (users := self.ctx.services.get("users")) is not None:
+            principal = users.verify_session(cookie) if len(cookie) < 4096 else None
+            if principal is None:  # a stale cookie counts as no token
+                principal = await self._authenticate(None)
+        else:
+            principal = await self._authenticate(given)
         ws = scope["type"] == "websocket"
+        if from_query and principal is not None and principal.kind != "job" and not ws:
+            # a browser's first visit with ?token=: a session cookie, and the same page without the token
+            await self._start_session(scope, send, principal)
+            return
         if principal is None:
             await _deny(send, 401, "unauthorized", "missing or wrong token (Authorization: Bearer <token>)"
                         if given or not self.open_loopback else "missing token", websocket=ws)
@@ -178,6 +192,23 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
         finally:
             current_actor.reset(reset)
+
+    async def _start_session(self, scope: Scope, send: Send, principal: Principal) -> None:
+        users = self.ctx.services.get("users")
+        value = users.session_token(principal) if users is not None else ""
+        query = [(k, v) for k, v in parse_qs((scope.get("query_string") or b"").decode("latin-1")).items()
+                 if k != "token"]
+        location = (scope.get("root_path") or "") + (scope.get("path") or "/")
+        if query:
+            from urllib.parse import urlencode
+
+            location += "?" + urlencode(query, doseq=True)
+        secure = "; Secure" if scope.get("scheme") == "https" else ""
+        cookie = f"{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={int(SESSION_S)}{secure}"
+        await send({"type": "http.response.start", "status": 303,
+                    "headers": [(b"location", location.encode("latin-1")), (b"set-cookie", cookie.encode("latin-1")),
+                                (b"content-length", b"0"), (b"cache-control", b"no-store")]})
+        await send({"type": "http.response.body", "body": b""})
 
     async def _authenticate(self, given: str | None) -> Principal | None:
         if not given:

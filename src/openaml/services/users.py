@@ -30,10 +30,13 @@ from openaml.services._actor import OWNER, Principal
 from openaml.services._context import WorkspaceContext
 from openaml.store import UserRepository
 
-__all__ = ["UserService", "hash_token", "JOB_TOKEN_PREFIX", "USER_TOKEN_PREFIX"]
+__all__ = ["UserService", "hash_token", "JOB_TOKEN_PREFIX", "USER_TOKEN_PREFIX", "SESSION_PREFIX"]
 
 USER_TOKEN_PREFIX = "oau_"
 JOB_TOKEN_PREFIX = "oaj1."
+SESSION_PREFIX = "oas1."
+#: how long a browser session (the cookie a ``?token=`` visit gets) lasts
+SESSION_S = 12 * 3600.0
 _SECRET_META = "job_token_secret"
 _JOB_CACHE_S = 1.0
 _USER_CACHE_S = 10.0
@@ -173,6 +176,37 @@ class UserService:
             return None
         return Principal(name=who.name, role=who.role, kind="job", job=job, run_id=str(claims.get("run") or job),
                          experiment_id=str(claims.get("exp_id") or ""))
+
+    # ------------------------------------------------------------------ browser sessions
+    def session_token(self, who: Principal) -> str:
+        """A signed browser-session value for the owner or a user (never a job), valid for
+        :data:`SESSION_S`: the cookie that a visit with ``?token=`` gets, so that the MLflow UI and
+        the pages it loads work on a token server without the token in every URL."""
+        claims = {"kind": who.kind, "name": who.name, "until": int(time.time() + SESSION_S)}
+        body = _b64(json.dumps(claims, separators=(",", ":")).encode())
+        sig = _b64(hmac.new(self._signing_secret(), b"session." + body.encode(), hashlib.sha256).digest())
+        return f"{SESSION_PREFIX}{body}.{sig}"
+
+    def verify_session(self, value: str) -> Principal | None:
+        """The principal of a valid session value, or None (forged, expired, or its user deleted).
+        A user's role is read again from the store (cached seconds), so a role change applies."""
+        try:
+            body, sig = value[len(SESSION_PREFIX):].split(".", 1)
+            want = _b64(hmac.new(self._signing_secret(), b"session." + body.encode(), hashlib.sha256).digest())
+            if not value.startswith(SESSION_PREFIX) or not hmac.compare_digest(sig.encode(), want.encode()):
+                return None
+            claims = json.loads(_unb64(body))
+            kind, name, until = str(claims["kind"]), str(claims["name"]), float(claims["until"])
+        except (ValueError, KeyError, TypeError, UnicodeError):
+            return None
+        if time.time() > until:
+            return None
+        if kind == "owner":
+            return OWNER
+        if kind != "user":
+            return None
+        row = self.repo.get(name)
+        return None if row is None else Principal(name=row["name"], role=row["role"], kind="user")
 
     def _job_submitter(self, name: str) -> Principal | None:
         """The submitter of job ``name`` while it is not terminal, else None (cached for a second:
