@@ -7,45 +7,35 @@ from __future__ import annotations
 
 import typer
 
-__all__ = ["app", "main"]
+__all__ = ["app", "build_app", "main"]
 
-app = typer.Typer(name="openaml", help="Self-hosted Azure Machine Learning.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
-
-
-def _register() -> None:
-    from openaml.cli import (
-        _component,
-        _compute,
-        _data,
-        _datastore,
-        _demo,
-        _environment,
-        _job,
-        _model,
-        _schedule,
-        _server,
-        _workspace,
-    )
-
-    app.add_typer(_workspace.app, name="workspace")
-    app.add_typer(_server.app, name="server")
-    app.add_typer(_compute.app, name="compute")
-    app.add_typer(_datastore.app, name="datastore")
-    app.add_typer(_data.app, name="data")
-    app.add_typer(_environment.app, name="environment")
-    app.add_typer(_model.app, name="model")
-    app.add_typer(_job.app, name="job")
-    app.add_typer(_component.app, name="component")
-    app.add_typer(_schedule.app, name="schedule")
-    from openaml.cli import _online_deployment, _online_endpoint
-
-    app.add_typer(_online_endpoint.app, name="online-endpoint")
-    app.add_typer(_online_deployment.app, name="online-deployment")
-    app.add_typer(_demo.app, name="demo")
+# noun -> module under openaml.cli; each module holds one Typer app (imported only when its noun runs)
+NOUNS: dict[str, str] = {
+    "workspace": "_workspace", "server": "_server", "compute": "_compute", "datastore": "_datastore",
+    "data": "_data", "environment": "_environment", "model": "_model", "job": "_job",
+    "component": "_component", "schedule": "_schedule", "online-endpoint": "_online_endpoint",
+    "online-deployment": "_online_deployment", "demo": "_demo",
+}
 
 
-_register()
+def build_app(only: str | None = None) -> typer.Typer:
+    """The CLI app with every noun, or with ``only`` that noun (a command imports and builds what it runs)."""
+    import importlib
+
+    root = typer.Typer(name="openaml", help="Self-hosted Azure Machine Learning.", no_args_is_help=True,
+                       add_completion=False, pretty_exceptions_enable=False)
+    for noun, module in NOUNS.items():
+        if only is None or noun == only:
+            root.add_typer(importlib.import_module(f"openaml.cli.{module}").app, name=noun)
+    return root
+
+
+def __getattr__(name: str) -> typer.Typer:  # ``from openaml.cli import app``: the full app, built once
+    if name == "app":
+        full = build_app()
+        globals()["app"] = full
+        return full
+    raise AttributeError(f"module 'openaml.cli' has no attribute {name!r}")
 
 
 def main() -> None:
@@ -53,8 +43,9 @@ def main() -> None:
     import os
     import sys
 
+    argv = sys.argv[1:]
     try:
-        app()
+        build_app(argv[0] if argv and argv[0] in NOUNS else None)()
         code = 0
     except SystemExit as exc:
         if isinstance(exc.code, str):
