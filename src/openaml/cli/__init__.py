@@ -44,8 +44,15 @@ def main() -> None:
     import sys
 
     argv = sys.argv[1:]
+    noun = argv[0] if argv and argv[0] in NOUNS else None
+    if noun not in (None, "server", "demo") and "PYDANTIC_DISABLE_PLUGINS" not in os.environ:
+        # pydantic looks for plugins in every installed distribution's entry points on its first
+        # model (~0.1 s); the CLI's models need none. Not for commands that run a server (its jobs
+        # inherit its environment); a server started in the background from here drops it (_connect).
+        os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
+        os.environ["OPENAML_CLI_PYDANTIC_PLUGINS_OFF"] = "1"
     try:
-        build_app(argv[0] if argv and argv[0] in NOUNS else None)()
+        build_app(noun)()
         code = 0
     except SystemExit as exc:
         if isinstance(exc.code, str):

@@ -58,6 +58,8 @@ def start_background_server(layout: WorkspaceLayout, timeout: float = 90.0) -> s
         out = open(layout.logs / "server.out", "ab")
         env = dict(os.environ)
         env.pop("OPENAML_WORKSPACE", None)
+        if env.pop("OPENAML_CLI_PYDANTIC_PLUGINS_OFF", None):  # set by the CLI for itself, not for the server
+            env.pop("PYDANTIC_DISABLE_PLUGINS", None)
         proc = subprocess.Popen(
             [sys.executable, "-m", "openaml", "server", "--workspace", str(layout.root), "--port", "0"],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,

@@ -6,6 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Request, Response
 
+from openaml.server._schemas import ComputeOut
+
 router = APIRouter(tags=["computes"])
 
 
@@ -13,17 +15,17 @@ def _svc(request: Request) -> Any:
     return request.app.state.ctx.services["computes"]
 
 
-@router.get("/computes")
+@router.get("/computes", response_model=list[ComputeOut])
 def list_computes(request: Request) -> list[dict[str, Any]]:
     return _svc(request).list()
 
 
-@router.get("/computes/{name}")
+@router.get("/computes/{name}", response_model=ComputeOut)
 def get_compute(request: Request, name: str) -> dict[str, Any]:
     return _svc(request).get(name)
 
 
-@router.put("/computes/{name}")
+@router.put("/computes/{name}", response_model=ComputeOut)
 def put_compute(request: Request, name: str, spec: dict[str, Any] = Body(...)) -> dict[str, Any]:
     return _svc(request).create_or_update({**spec, "name": name})
 
