@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-__all__ = ["app", "build_app", "main"]
+__all__ = ["app", "build_app", "lean_process", "main"]
 
 # noun -> module under openaml.cli; each module holds one Typer app (imported only when its noun runs)
 NOUNS: dict[str, str] = {
@@ -38,6 +38,22 @@ def __getattr__(name: str) -> typer.Typer:  # ``from openaml.cli import app``: t
     raise AttributeError(f"module 'openaml.cli' has no attribute {name!r}")
 
 
+def lean_process(noun: str | None) -> None:
+    """Spare a short CLI process the start-up costs it does not need (called by :func:`main`)."""
+    import os
+    import sys
+
+    if noun not in (None, "server", "demo") and "PYDANTIC_DISABLE_PLUGINS" not in os.environ:
+        # pydantic looks for plugins in every installed distribution's entry points on its first
+        # model (~0.1 s); the CLI's models need none. Not for commands that run a server (its jobs
+        # inherit its environment); a server started in the background from here drops it (_connect).
+        os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
+        os.environ["OPENAML_CLI_PYDANTIC_PLUGINS_OFF"] = "1"
+    # httpx's own command line (httpx._main) imports click, rich and pygments (~0.05-0.1 s) when
+    # httpx is imported; this process never runs it, so httpx takes the fallback it has for a missing CLI extra
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
 def main() -> None:
     """Run the CLI, then leave without the interpreter's teardown (~0.2 s of a short command)."""
     import os
@@ -45,12 +61,7 @@ def main() -> None:
 
     argv = sys.argv[1:]
     noun = argv[0] if argv and argv[0] in NOUNS else None
-    if noun not in (None, "server", "demo") and "PYDANTIC_DISABLE_PLUGINS" not in os.environ:
-        # pydantic looks for plugins in every installed distribution's entry points on its first
-        # model (~0.1 s); the CLI's models need none. Not for commands that run a server (its jobs
-        # inherit its environment); a server started in the background from here drops it (_connect).
-        os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
-        os.environ["OPENAML_CLI_PYDANTIC_PLUGINS_OFF"] = "1"
+    lean_process(noun)
     try:
         build_app(noun)()
         code = 0
