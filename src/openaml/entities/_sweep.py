@@ -216,7 +216,7 @@ class SweepJob(Job):
 
     def set_objective(self, *, goal: str | None = None, primary_metric: str | None = None) -> None:
         cur = self.objective
-        self.objective = Objective(goal=goal or (cur.goal if cur else "maximize"),
+        self.objective = Objective(goal=goal or (cur.goal if cur else "maximize"),  # type: ignore[arg-type]
                                    primary_metric=primary_metric or (cur.primary_metric if cur else ""))
 
 _COMPONENT_REF = re.compile(r"^(azureml:|azureml://registries/)|^[A-Za-z0-9_\-.]+(:[^:@/]+|@[A-Za-z0-9_]+)$")
@@ -425,10 +425,11 @@ def command_to_sweep(cmd: Any, *, primary_metric: str, goal: str, sampling_algor
             trial=trial, inputs={k: v for k, v in cmd.inputs.items() if k not in space}, outputs=cmd.outputs,
             compute=compute or cmd.compute, display_name=cmd.display_name, experiment_name=cmd.experiment_name,
             description=cmd.description, tags=cmd.tags, properties=cmd.properties, search_space=space,
-            sampling_algorithm=sampling_algorithm, objective={"goal": goal, "primary_metric": primary_metric},
+            sampling_algorithm=sampling_algorithm,
+            objective={"goal": goal, "primary_metric": primary_metric},  # type: ignore[arg-type]  # validated
             early_termination=early_termination_policy,
-            limits={"max_total_trials": max_total_trials, "max_concurrent_trials": max_concurrent_trials,
-                    "timeout": timeout, "trial_timeout": trial_timeout},
+            limits={"max_total_trials": max_total_trials,  # type: ignore[arg-type]  # validated by pydantic
+                    "max_concurrent_trials": max_concurrent_trials, "timeout": timeout, "trial_timeout": trial_timeout},
             identity=identity if isinstance(identity, dict) else None, queue_settings=qs)
     except pydantic.ValidationError as exc:
         raise validation_error_from_pydantic(exc, source=None, lines=None, kind="sweep job") from None

@@ -32,7 +32,7 @@ class Choice(_Dist):
     values: list[Any]
 
     def __init__(self, values: list[Any] | None = None, **kwargs: Any) -> None:
-        super().__init__(values=values, **kwargs) if values is not None else super().__init__(**kwargs)
+        super().__init__(values=values, **kwargs) if values is not None else super().__init__(**kwargs)  # type: ignore[call-arg]
 
     def bounds_problems(self) -> list[str]:
         return [] if self.values else ["values is empty: a choice needs at least one value"]
@@ -45,7 +45,7 @@ class Randint(_Dist):
     upper: int
 
     def __init__(self, upper: int | None = None, **kwargs: Any) -> None:
-        super().__init__(upper=upper, **kwargs) if upper is not None else super().__init__(**kwargs)
+        super().__init__(upper=upper, **kwargs) if upper is not None else super().__init__(**kwargs)  # type: ignore[call-arg]
 
     def bounds_problems(self) -> list[str]:
         return [] if self.upper >= 1 else [f"upper must be >= 1 (got {self.upper}); randint draws from [0, upper)"]
@@ -68,8 +68,9 @@ class _Ranged(_Dist):
             out.append("min_value and max_value must be finite numbers")
         elif self.min_value > self.max_value:
             out.append(f"min_value ({self.min_value}) is greater than max_value ({self.max_value})")
-        if self.type.startswith(("loguniform", "qloguniform")) and max(abs(self.min_value), abs(self.max_value)) > 700:
-            out.append(f"{self.type} bounds are natural-log exponents (the value is exp(uniform(min, max))); "
+        kind: str = getattr(self, "type", "")  # each subclass declares its own ``type``
+        if kind.startswith(("loguniform", "qloguniform")) and max(abs(self.min_value), abs(self.max_value)) > 700:
+            out.append(f"{kind} bounds are natural-log exponents (the value is exp(uniform(min, max))); "
                        f"{self.max_value} overflows: give e.g. min_value: {math.log(1e-3):.2f} for 1e-3")
         q = getattr(self, "q", None)
         if q is not None and not q > 0:

@@ -8,6 +8,7 @@ the job at each fire time. ``get``/``list`` return :class:`JobSchedule` with the
 
 from __future__ import annotations
 
+import builtins
 import copy
 from typing import Any
 
@@ -86,12 +87,12 @@ class ScheduleOperations:
     def get_raw(self, name: str) -> dict[str, Any]:
         return self._t.get(f"/schedules/{name}")  # type: ignore[no-any-return]
 
-    def list(self, *, list_view_type: str | None = None, **kwargs: Any) -> list[JobSchedule]:
+    def list(self, *, list_view_type: str | None = None, **kwargs: Any) -> builtins.list[JobSchedule]:
         """``EnabledOnly`` (default, as azure-ai-ml), ``DisabledOnly`` or ``All``."""
         view = str(getattr(list_view_type, "value", list_view_type) or "EnabledOnly")
         return [schedule_from_dict(d) for d in self._t.get("/schedules", params={"list_view_type": view})]
 
-    def list_raw(self, list_view_type: str = "EnabledOnly") -> list[dict[str, Any]]:
+    def list_raw(self, list_view_type: str = "EnabledOnly") -> builtins.list[dict[str, Any]]:
         """The schedules as the server returns them (openaml extension, for the CLI)."""
         return self._t.get("/schedules", params={"list_view_type": list_view_type})  # type: ignore[no-any-return]
 
