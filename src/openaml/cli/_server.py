@@ -37,6 +37,10 @@ def serve(
     database_url: Annotated[str | None, typer.Option("--database-url",
                                                      help="Metadata DB URL (PostgreSQL); SQLite in the workspace by default.",
                                                      envvar="OPENAML_DATABASE_URL")] = None,
+    tracking_url: Annotated[str | None, typer.Option(
+        "--tracking-url", envvar="OPENAML_TRACKING_URL",
+        help="MLflow backend store URL; default: the metadata DB's PostgreSQL (schema mlflow), else SQLite in the workspace.",
+    )] = None,
 ) -> None:
     """Serve a workspace (REST API, MLflow at /mlflow, job scheduler) until stopped."""
     if ctx.invoked_subcommand is not None:
@@ -46,7 +50,7 @@ def serve(
     from openaml.server._serve import serve as run
 
     run(Settings(workspace=_workspace_path(workspace), host=host, port=port, token=token,
-                 database_url=database_url))
+                 database_url=database_url, tracking_url=tracking_url))
 
 
 @app.command("stop")
