@@ -83,6 +83,10 @@ def main() -> None:
             subprocess.run([OPENAML, "job", "create", "-f", str(yml), "--stream"], env=env, cwd=srv.tmp,
                            check=True, capture_output=True, timeout=600)
         trees: dict[str, dict[str, str]] = {"after": env}
+        for src in (str(Path(__file__).resolve().parents[1] / "src"), *([args.before] if args.before else [])):
+            # both trees from bytecode (as scripts/install.sh leaves the checkout), also where
+            # PYTHONDONTWRITEBYTECODE is set
+            subprocess.run([PYTHON, "-m", "compileall", "-q", "-j", "0", src], check=True, capture_output=True)
         if args.before:
             trees = {"before": {**env, "PYTHONPATH": str(Path(args.before).resolve())}, "after": env}
         commands: dict[str, list[str]] = {
