@@ -21,6 +21,7 @@ Run: ``.venv/bin/python bench/cli.py [--quick] [--before SRC]``.
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -55,13 +56,16 @@ TARGETS = {"job list": 0.35, "job list -o json": 0.35, "model show": 0.35, "impo
 TARGET_STREAM_EXTRA = 0.8
 
 
-def _wall(argv: list[str], env: dict[str, str], cwd: Path) -> float:
+def _wall(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """Wall time and CPU time (user + system, the process and its children) of one run, seconds."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd)
     dt = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
-    return dt
+    return dt, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
 
 def main() -> None:
@@ -100,12 +104,15 @@ def main() -> None:
         }
         cases = [(tree, name) for tree in trees for name in commands if not (tree == "before" and name == "python -c pass")]
         times: dict[tuple[str, str], list[float]] = {c: [] for c in cases}
+        cpu: dict[tuple[str, str], list[float]] = {c: [] for c in cases}
         for tree, name in cases:  # one warm-up each
             _wall(commands[name], trees[tree], srv.tmp)
         for i in range(n):
             progress(f"repetition {i + 1}/{n}")
             for tree, name in rotate(cases, i):
-                times[(tree, name)].append(_wall(commands[name], trees[tree], srv.tmp))
+                wall, used = _wall(commands[name], trees[tree], srv.tmp)
+                times[(tree, name)].append(wall)
+                cpu[(tree, name)].append(used)
     bare = median(times[("after", "python -c pass")])
     rows: list[Row] = []
     for tree, name in cases:
@@ -119,15 +126,24 @@ def main() -> None:
         else:
             t = TARGETS[name]
             rows.append(Row(label, m, bare, m / bare, f"< {t} s idle", bare, ok=m < t))
+    cpu_rows = [Row(f"{name} [{tree}]" if args.before else name, median(cpu[(tree, name)]),
+                    median(cpu[("after", "python -c pass")]),
+                    median(cpu[(tree, name)]) / median(cpu[("after", "python -c pass")]))
+                for tree, name in cases]
     load_now = os.getloadavg()[0]
     print_table(f"CLI and SDK start-up, wall time per process, median of {n} (seconds)", rows,
                 peer="python -c pass (same interpreter)", limit="python -c pass",
                 notes=[f"load average (1 min): {load_at_start:.2f} at start, {load_now:.2f} at end; targets are "
                        "for an idle machine: on a loaded one compare the ratios",
                        "workspace given as a folder (OPENAML_WORKSPACE): each call reads server.json and checks /health"])
+    print_table(f"The same runs: CPU time (user + system) per process, median of {n} (seconds; moves less with "
+                "the load than wall time; the server's share of a request is not in it)", cpu_rows,
+                peer="python -c pass", limit="python -c pass")
     if not args.no_save:
         payload: dict[str, Any] = {"n": n, "load_end": load_now,
-                                   "rows": rows, "raw": {f"{t}|{c}": summary(v) for (t, c), v in times.items()}}
+                                   "rows": rows, "cpu_rows": cpu_rows,
+                                   "raw": {f"{t}|{c}": summary(v) for (t, c), v in times.items()},
+                                   "raw_cpu": {f"{t}|{c}": summary(v) for (t, c), v in cpu.items()}}
         progress(f"saved {save_results('cli', payload)}")
 
 
