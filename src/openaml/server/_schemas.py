@@ -144,7 +144,7 @@ class EnvironmentOut(WireModel):
     creation_context: CreationContext | None = None
     spec_hash: str | None = None
     build_status: str | None = None
-    python: str | None = None
+    python: Any = None
 
 
 class ComponentOut(WireModel):
@@ -246,7 +246,7 @@ class JobOut(WireModel):
     created_at: Time = None
     start_time: Time = None
     end_time: Time = None
-    error: str | None = None
+    error: str | dict[str, Any] | None = None
     exit_code: int | None = None
     log_tail: list[str] | None = None
     status_history: list[StatusChange] | None = None
@@ -267,7 +267,7 @@ class JobLogOut(WireModel):
     offset: int
     status: str | None = None
     terminal: bool | None = None
-    error: str | None = None
+    error: str | dict[str, Any] | None = None
 
 
 # ---------------------------------------------------------------------------- schedules
@@ -327,13 +327,13 @@ class OnlineDeploymentOut(WireModel):
     endpoint_name: str | None = None
     description: str | None = None
     model: Any = None
-    code_configuration: dict[str, Any] | None = None
+    code_configuration: Any = None
     environment: Any = None
     instance_type: str | None = None
     instance_count: int | None = None
-    request_settings: dict[str, Any] | None = None
+    request_settings: Any = None
     provisioning_state: str | None = None
-    error: str | None = None
+    error: str | dict[str, Any] | None = None
     id: str | None = None
     scoring_uri: str | None = None
     creation_context: CreationContext | None = None
