@@ -13,9 +13,11 @@ Field names and meanings follow the Azure ML v2 REST resources as azure-ai-ml ex
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
+import pydantic
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -31,6 +33,8 @@ __all__ = [
     "OnlineEndpointOut", "OnlineDeploymentOut", "EndpointKeysOut", "ArchivedOut", "DeletedOut",
     "TAR_RESPONSE",
 ]
+
+log = logging.getLogger("openaml.server")
 
 # OpenAPI description of a route that streams a tar archive (downloads)
 TAR_RESPONSE: dict[int | str, dict[str, Any]] = {
@@ -53,7 +57,15 @@ class WireModel(BaseModel):
     @model_validator(mode="wrap")
     @classmethod
     def _remember_keys(cls, data: Any, handler: Any) -> Any:
-        obj = handler(data)
+        try:
+            obj = handler(data)
+        except pydantic.ValidationError as exc:
+            if not isinstance(data, dict):
+                raise
+            # a record the schema does not describe (a field's shape changed): the client still gets
+            # the record as the service made it; the mismatch is logged for the schema to be fixed
+            log.warning("response does not match %s, sent unchanged: %s", cls.__name__, exc.errors()[:3])
+            obj = cls.model_construct(**data)
         if isinstance(data, dict):
             obj._keys = list(data)
         return obj
@@ -62,6 +74,8 @@ class WireModel(BaseModel):
     # and /openapi.json would lose the fields
     @model_serializer(mode="wrap")
     def _as_received(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        if not isinstance(self, BaseModel):  # a nested value of a record sent unchanged (see above)
+            return self
         out = handler(self)
         if not self._keys or not isinstance(out, dict):
             return out
