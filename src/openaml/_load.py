@@ -1,4 +1,6 @@
-"""``load_job``, ``load_data``, ``load_model``, ``load_environment``, ``load_compute``, ``load_datastore``.
+"""``load_job``, ``load_component``, ``load_schedule``, ``load_data``, ``load_model``,
+``load_environment``, ``load_compute``, ``load_datastore``: YAML files to entities (the client
+layer, above the entities and below the SDK, which re-exports them).
 
 Each reads a v2 YAML file (``source``) with optional ``params_override`` (the SDK form of
 ``--set``) and returns the entity, with relative paths kept relative to the YAML's folder.
