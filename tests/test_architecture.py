@@ -82,6 +82,13 @@ def test_openapi_describes_every_json_get_route(server: Any) -> None:
     assert typed >= 25 and untyped == [], untyped
     job = spec["components"]["schemas"]["JobOut"]["properties"]
     assert {"name", "status", "log_tail", "status_history", "creation_context"} <= set(job)
+    # request bodies: one schema per noun
+    bodies = {path: item[m]["requestBody"]["content"]["application/json"]["schema"].get("$ref", "").rsplit("/", 1)[-1]
+              for path, item in spec["paths"].items() for m in ("post", "put") if "requestBody" in item.get(m, {})
+              and "application/json" in item[m]["requestBody"]["content"]}
+    assert bodies["/api/v1/jobs"] == "JobIn" and bodies["/api/v1/schedules/{name}"] == "ScheduleIn"
+    assert bodies["/api/v1/online-endpoints/{name}/deployments/{deployment}"] == "OnlineDeploymentIn"
+    assert "command" in spec["components"]["schemas"]["JobIn"]["properties"]
 
 
 def test_wire_record_keeps_the_service_keys_in_order() -> None:

@@ -53,6 +53,7 @@ class WireModel(BaseModel):
     model_config = ConfigDict(extra="allow", defer_build=True)
 
     _keys: list[str] = PrivateAttr(default_factory=list)
+    _raw: dict[str, Any] | None = PrivateAttr(default=None)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -68,7 +69,13 @@ class WireModel(BaseModel):
             obj = cls.model_construct(**data)
         if isinstance(data, dict):
             obj._keys = list(data)
+            obj._raw = data
         return obj
+
+    def raw(self) -> dict[str, Any]:
+        """The mapping as received (a request body goes to its service unchanged: the service's own
+        validation gives the precise errors)."""
+        return dict(self._raw) if self._raw is not None else self.model_dump()
 
     # no return annotation on purpose: pydantic would take it as the serialized schema ({} for Any)
     # and /openapi.json would lose the fields

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
 
+from openaml.server._requests import ComponentIn
 from openaml.server._schemas import ComponentOut
 
 router = APIRouter(tags=["components"])
@@ -22,8 +23,8 @@ def list_components(request: Request, name: str | None = None, include_archived:
 
 
 @router.post("/components", status_code=201, response_model=ComponentOut)
-def create_component(request: Request, spec: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    return _svc(request).create_or_update(spec)
+def create_component(request: Request, spec: Annotated[ComponentIn, Body()]) -> dict[str, Any]:
+    return _svc(request).create_or_update(spec.raw())
 
 
 @router.get("/components/{name}", response_model=ComponentOut)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
 
+from openaml.server._requests import ComputeIn
 from openaml.server._schemas import ComputeOut
 
 router = APIRouter(tags=["computes"])
@@ -26,8 +27,8 @@ def get_compute(request: Request, name: str) -> dict[str, Any]:
 
 
 @router.put("/computes/{name}", response_model=ComputeOut)
-def put_compute(request: Request, name: str, spec: dict[str, Any] = Body(...)) -> dict[str, Any]:
-    return _svc(request).create_or_update({**spec, "name": name})
+def put_compute(request: Request, name: str, spec: Annotated[ComputeIn, Body()]) -> dict[str, Any]:
+    return _svc(request).create_or_update({**spec.raw(), "name": name})
 
 
 @router.delete("/computes/{name}", status_code=204)

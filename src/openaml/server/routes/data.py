@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
 
+from openaml.server._requests import DataIn
 from openaml.server._schemas import DataOut
 
 router = APIRouter(tags=["data"])
@@ -32,9 +33,9 @@ def resolve_data(request: Request, ref: str) -> dict[str, Any]:
 
 
 @router.post("/data/{name}/versions", status_code=201, response_model=DataOut)
-def create_data(request: Request, name: str, spec: Annotated[dict[str, Any], Body()],
+def create_data(request: Request, name: str, spec: Annotated[DataIn, Body()],
                 source: str | None = None) -> dict[str, Any]:
-    return _svc(request).create({**spec, "name": name}, source=source)
+    return _svc(request).create({**spec.raw(), "name": name}, source=source)
 
 
 @router.get("/data/{name}/versions", response_model=list[DataOut])

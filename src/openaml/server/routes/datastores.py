@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
 
+from openaml.server._requests import DatastoreIn
 from openaml.server._schemas import DatastoreOut
 
 router = APIRouter(tags=["datastores"])
@@ -26,5 +27,5 @@ def get_datastore(request: Request, name: str) -> dict[str, Any]:
 
 
 @router.put("/datastores/{name}", response_model=DatastoreOut)
-def put_datastore(request: Request, name: str, spec: dict[str, Any] = Body(...)) -> dict[str, Any]:
-    return _svc(request).create_or_update({**spec, "name": name})
+def put_datastore(request: Request, name: str, spec: Annotated[DatastoreIn, Body()]) -> dict[str, Any]:
+    return _svc(request).create_or_update({**spec.raw(), "name": name})

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import PlainTextResponse
 
+from openaml.server._requests import OnlineDeploymentIn, OnlineEndpointIn
 from openaml.server._schemas import DeletedOut, EndpointKeysOut, OnlineDeploymentOut, OnlineEndpointOut
 
 router = APIRouter(tags=["online endpoints"])
@@ -22,8 +23,8 @@ def list_endpoints(request: Request) -> list[dict[str, Any]]:
 
 
 @router.put("/online-endpoints/{name}", response_model=OnlineEndpointOut)
-def put_endpoint(request: Request, name: str, spec: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    return _svc(request).create_or_update_endpoint({**spec, "name": name})
+def put_endpoint(request: Request, name: str, spec: Annotated[OnlineEndpointIn, Body()]) -> dict[str, Any]:
+    return _svc(request).create_or_update_endpoint({**spec.raw(), "name": name})
 
 
 @router.get("/online-endpoints/{name}", response_model=OnlineEndpointOut)
@@ -54,8 +55,8 @@ def list_deployments(request: Request, name: str) -> list[dict[str, Any]]:
 
 @router.put("/online-endpoints/{name}/deployments/{deployment}", response_model=OnlineDeploymentOut)
 def put_deployment(request: Request, name: str, deployment: str,
-                   spec: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    return _svc(request).create_or_update_deployment(name, {**spec, "name": deployment})
+                   spec: Annotated[OnlineDeploymentIn, Body()]) -> dict[str, Any]:
+    return _svc(request).create_or_update_deployment(name, {**spec.raw(), "name": deployment})
 
 
 @router.get("/online-endpoints/{name}/deployments/{deployment}", response_model=OnlineDeploymentOut)

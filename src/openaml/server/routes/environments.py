@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
 
+from openaml.server._requests import EnvironmentIn
 from openaml.server._schemas import EnvironmentOut
 
 router = APIRouter(tags=["environments"])
@@ -22,8 +23,8 @@ def list_environments(request: Request, name: str | None = None, include_archive
 
 
 @router.post("/environments", status_code=201, response_model=EnvironmentOut)
-def create_environment(request: Request, spec: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    return _svc(request).create_or_update(spec)
+def create_environment(request: Request, spec: Annotated[EnvironmentIn, Body()]) -> dict[str, Any]:
+    return _svc(request).create_or_update(spec.raw())
 
 
 @router.post("/environments/resolve")

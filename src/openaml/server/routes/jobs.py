@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import StreamingResponse
 
+from openaml.server._requests import JobIn
 from openaml.server._schemas import TAR_RESPONSE, JobLogOut, JobOut
 
 router = APIRouter(tags=["jobs"])
@@ -17,8 +18,8 @@ def _svc(request: Request) -> Any:
 
 
 @router.post("/jobs", response_model=JobOut)
-def submit_job(request: Request, spec: dict[str, Any] = Body(...), source: str | None = None) -> dict[str, Any]:
-    return _svc(request).submit(spec, source=source)
+def submit_job(request: Request, spec: Annotated[JobIn, Body()], source: str | None = None) -> dict[str, Any]:
+    return _svc(request).submit(spec.raw(), source=source)
 
 
 @router.get("/jobs", response_model=list[JobOut])

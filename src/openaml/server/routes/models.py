@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import StreamingResponse
 
+from openaml.server._requests import ModelIn
 from openaml.server._schemas import TAR_RESPONSE, ArchivedOut, ModelOut
 
 router = APIRouter(tags=["models"])
@@ -27,8 +28,8 @@ def resolve_model(request: Request, reference: str) -> dict[str, Any]:
 
 
 @router.post("/models/{name}/versions", response_model=ModelOut)
-def create_model(request: Request, name: str, spec: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    return _svc(request).create_or_update({**spec, "name": name})
+def create_model(request: Request, name: str, spec: Annotated[ModelIn, Body()]) -> dict[str, Any]:
+    return _svc(request).create_or_update({**spec.raw(), "name": name})
 
 
 @router.get("/models/{name}/versions/{version}", response_model=ModelOut)

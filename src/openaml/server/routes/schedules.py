@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
 
+from openaml.server._requests import ScheduleIn
 from openaml.server._schemas import ScheduleOut, ScheduleTriggerOut
 
 router = APIRouter(tags=["schedules"])
@@ -21,9 +22,9 @@ def list_schedules(request: Request, list_view_type: str | None = None) -> list[
 
 
 @router.put("/schedules/{name}", response_model=ScheduleOut)
-def create_or_update(request: Request, name: str, spec: Annotated[dict[str, Any], Body()],
+def create_or_update(request: Request, name: str, spec: Annotated[ScheduleIn, Body()],
                      source: str | None = None) -> dict[str, Any]:
-    return _svc(request).create_or_update({**spec, "name": name}, source=source)
+    return _svc(request).create_or_update({**spec.raw(), "name": name}, source=source)
 
 
 @router.get("/schedules/{name}", response_model=ScheduleOut)
