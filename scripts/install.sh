@@ -58,6 +58,9 @@ VENV_PY="$PWD/.venv/bin/python"
 # compilation at every server start.
 uv pip install --python "$VENV_PY" --quiet --compile-bytecode -r requirements.lock
 uv pip install --python "$VENV_PY" --quiet --no-deps -e .
+# an editable install is not compiled: compile openaml's own sources too, or a CLI call on such a
+# machine compiles the ~25 modules it imports every time (~0.05-0.1 s of a 0.3 s command)
+"$VENV_PY" -m compileall -q -j 0 src/openaml > /dev/null
 uv pip check --python "$VENV_PY"
 if [[ "$WITH_TORCH" == "1" ]]; then
   step "torch (CPU build, through pip) for bayesian sweeps"

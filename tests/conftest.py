@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+TEST_DATA = REPO / "tests" / "data"
 EXAMPLES = REPO / "examples"
 
 
@@ -125,7 +125,4 @@ def cli(server: ServerHandle):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def titanic_csv() -> Path:
-    p = SHARED_DATA / "titanic.csv"
-    if not p.exists():
-        p = EXAMPLES / "titanic" / "data" / "titanic.csv"
-    return p
+    return EXAMPLES / "titanic" / "data" / "titanic.csv"

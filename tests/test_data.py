@@ -13,7 +13,7 @@ from openaml.entities import Data
 from openaml.errors import ConflictError, NotFoundError, PathEscapeError, ValidationError
 
 CONFORMANCE = Path(__file__).parent / "conformance" / "assets" / "data"
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TEST_DATA = Path(__file__).resolve().parent / "data"
 
 
 def _name(prefix: str) -> str:
@@ -302,8 +302,8 @@ def conformance_dir(tmp_path: Path) -> Path:
     dest = tmp_path / "data"
     shutil.copytree(CONFORMANCE, dest)
     (dest / "sample-data").mkdir(exist_ok=True)
-    shutil.copy(SHARED_DATA / "iris.csv", dest / "sample-data" / "iris.csv")
-    shutil.copy(SHARED_DATA / "iris.csv", dest / "iris-mltable" / "iris.csv")
+    shutil.copy(TEST_DATA / "iris.csv", dest / "sample-data" / "iris.csv")
+    shutil.copy(TEST_DATA / "iris.csv", dest / "iris-mltable" / "iris.csv")
     return dest
 
 
@@ -319,14 +319,14 @@ def test_conformance_azureml_examples_data_assets(cli, ml_client, server, confor
     assert ml_client.data.get(out["name"], version=out["version"]).path == out["path"]
     local = _local(server, out["path"])
     if type_ == "uri_file":
-        assert local.read_bytes() == (SHARED_DATA / "iris.csv").read_bytes()
+        assert local.read_bytes() == (TEST_DATA / "iris.csv").read_bytes()
     elif type_ == "uri_folder":
         assert (local / "iris.csv").is_file()
     else:
         import mltable
 
         assert sorted(p.name for p in local.iterdir()) == ["MLTable", "iris.csv"]
-        rows = len((SHARED_DATA / "iris.csv").read_text().splitlines())
+        rows = len((TEST_DATA / "iris.csv").read_text().splitlines())
         assert len(mltable.load(str(local)).to_pandas_dataframe()) == rows
 
 

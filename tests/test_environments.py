@@ -325,7 +325,7 @@ def test_uv_build_once_concurrently_then_reuse(tmp_path: Path) -> None:
     job_log = tmp_path / "job.log"
     t0 = time.monotonic()
     assert ensure_environment(spec_from_dict(spec.to_dict()), envs, job_log) == results[0]
-    assert time.monotonic() - t0 < 0.5
+    assert time.monotonic() - t0 < 20  # a generous bound: the checks below prove nothing was rebuilt
     assert (log.stat().st_mtime_ns, log.read_text()) == before  # not rebuilt
     assert "reusing" in job_log.read_text()
 

@@ -126,15 +126,23 @@ def test_start_time_in_the_past_fires_at_the_next_calculated_time(cli: Any, ml_c
 def test_disabled_schedule_does_not_fire_and_enable_does_not_catch_up(cli: Any, ml_client: Any,
                                                                        tmp_path: Path) -> None:
     name = _uid("off")
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=55)
-    f = _schedule_yaml(tmp_path, name, f"""\
+
+    def trigger(start: datetime) -> str:
+        return f"""\
   type: recurrence
   frequency: minute
   interval: 1
-  start_time: "{start.isoformat()}\"""")
-    cli("schedule", "create", "--file", str(f), check=True)
+  start_time: "{start.isoformat()}\""""
+
+    # Created with its first fire a day away and disabled before any fire can come, however slow
+    # the machine; then, still disabled, moved to a start whose first fire is seconds away.
+    later = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    cli("schedule", "create", "--file", str(_schedule_yaml(tmp_path, name, trigger(later))), check=True)
     off = cli("schedule", "disable", "--name", name, check=True).json()
     assert off["is_enabled"] is False and off["next_fire_time"] is None
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=55)
+    moved = cli("schedule", "create", "--file", str(_schedule_yaml(tmp_path, name, trigger(start))), check=True).json()
+    assert moved["is_enabled"] is False and moved["next_fire_time"] is None  # a new definition keeps it disabled
     listed = cli("schedule", "list", "-o", "json", check=True).json()
     assert name not in [s["name"] for s in listed]  # enabled only, as az ml
     assert name in [s["name"] for s in cli("schedule", "list", "--disabled-only", "-o", "json", check=True).json()]

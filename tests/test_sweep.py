@@ -765,7 +765,7 @@ def test_bad_sweep_rejected_before_anything_runs(ml_client, cli, trial_dir):
 
 # ---------------------------------------------------------------------------------- conformance
 CONFORMANCE = Path(__file__).resolve().parent / "conformance" / "sweep"
-IRIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "iris.csv"
+IRIS = Path(__file__).resolve().parent / "data" / "iris.csv"
 
 
 def _ensure_conformance_assets(ml_client, cli) -> None:  # type: ignore[no-untyped-def]
@@ -795,8 +795,6 @@ def test_conformance_hello_sweep(ml_client, cli):
 @pytest.mark.slow
 @pytest.mark.parametrize("full", [False, True])
 def test_conformance_iris_job_sweep(ml_client, cli, full):  # type: ignore[no-untyped-def]
-    if not IRIS.is_file():
-        pytest.skip(f"{IRIS} is missing")
     _ensure_conformance_assets(ml_client, cli)
     args = ["job", "create", "-f", str(CONFORMANCE / "iris" / "job-sweep.yml"),
             "--set", f"inputs.iris_csv.path={IRIS}"]

@@ -44,6 +44,8 @@ class Settings:
         host: bind address; 127.0.0.1 by default (security by default).
         port: TCP port; 0 picks a free one.
         database_url: metadata database URL; SQLite in the workspace folder when None.
+        tracking_url: MLflow backend store URL; when None, SQLite in the workspace folder, or the
+            metadata database's PostgreSQL (its own schema) when ``database_url`` is PostgreSQL.
         token: bearer token required on every request when set (required when host is not loopback).
         scheduler_interval: seconds between scheduler passes.
         heartbeat_timeout: seconds without a runner heartbeat before a job is presumed dead.
@@ -60,6 +62,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 0
     database_url: str | None = None
+    tracking_url: str | None = None
     token: str | None = None
     scheduler_interval: float = 0.2
     heartbeat_timeout: float = 30.0

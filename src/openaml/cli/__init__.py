@@ -7,48 +7,52 @@ from __future__ import annotations
 
 import typer
 
-__all__ = ["app", "main"]
+__all__ = ["app", "build_app", "lean_process", "main"]
 
-app = typer.Typer(name="openaml", no_args_is_help=True,
-                  help="Self-hosted Azure Machine Learning. Every command takes --query <JMESPath> (as az does).",
-                  add_completion=False, pretty_exceptions_enable=False)
-
-
-def _register() -> None:
-    from openaml.cli import (
-        _component,
-        _compute,
-        _data,
-        _datastore,
-        _demo,
-        _environment,
-        _job,
-        _model,
-        _schedule,
-        _server,
-        _user,
-        _workspace,
-    )
-
-    app.add_typer(_workspace.app, name="workspace")
-    app.add_typer(_server.app, name="server")
-    app.add_typer(_compute.app, name="compute")
-    app.add_typer(_datastore.app, name="datastore")
-    app.add_typer(_data.app, name="data")
-    app.add_typer(_environment.app, name="environment")
-    app.add_typer(_model.app, name="model")
-    app.add_typer(_job.app, name="job")
-    app.add_typer(_component.app, name="component")
-    app.add_typer(_schedule.app, name="schedule")
-    from openaml.cli import _online_deployment, _online_endpoint
-
-    app.add_typer(_online_endpoint.app, name="online-endpoint")
-    app.add_typer(_online_deployment.app, name="online-deployment")
-    app.add_typer(_user.app, name="user")
-    app.add_typer(_demo.app, name="demo")
+# noun -> module under openaml.cli; each module holds one Typer app (imported only when its noun runs)
+NOUNS: dict[str, str] = {
+    "workspace": "_workspace", "server": "_server", "compute": "_compute", "datastore": "_datastore",
+    "data": "_data", "environment": "_environment", "model": "_model", "job": "_job",
+    "component": "_component", "schedule": "_schedule", "online-endpoint": "_online_endpoint",
+    "online-deployment": "_online_deployment", "user": "_user", "demo": "_demo",
+}
 
 
-_register()
+def build_app(only: str | None = None) -> typer.Typer:
+    """The CLI app with every noun, or with ``only`` that noun (a command imports and builds what it runs)."""
+    import importlib
+
+    root = typer.Typer(name="openaml", help="Self-hosted Azure Machine Learning. Every command takes --query <JMESPath> (as az does).",
+                       no_args_is_help=True,
+                       add_completion=False, pretty_exceptions_enable=False)
+    for noun, module in NOUNS.items():
+        if only is None or noun == only:
+            root.add_typer(importlib.import_module(f"openaml.cli.{module}").app, name=noun)
+    return root
+
+
+def __getattr__(name: str) -> typer.Typer:  # ``from openaml.cli import app``: the full app, built once
+    if name == "app":
+        full = build_app()
+        globals()["app"] = full
+        return full
+    raise AttributeError(f"module 'openaml.cli' has no attribute {name!r}")
+
+
+def lean_process(noun: str | None) -> None:
+    """Spare a short CLI process the start-up costs it does not need (called by :func:`main`)."""
+    import os
+    import sys
+
+    if noun not in (None, "server", "demo") and "PYDANTIC_DISABLE_PLUGINS" not in os.environ:
+        # pydantic looks for plugins in every installed distribution's entry points on its first
+        # model (~0.1 s); the CLI's models need none. Not for commands that run a server (its jobs
+        # inherit its environment); a server started in the background from here drops it (_connect).
+        os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
+        os.environ["OPENAML_CLI_PYDANTIC_PLUGINS_OFF"] = "1"
+    # httpx's own command line (httpx._main) imports click, rich and pygments (~0.05-0.1 s) when
+    # httpx is imported; this process never runs it, so httpx takes the fallback it has for a missing CLI extra
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 
 def main() -> None:
@@ -58,9 +62,12 @@ def main() -> None:
 
     from openaml.cli._output import take_query
 
-    sys.argv[1:] = take_query(sys.argv[1:])  # --query (JMESPath) is global, as in az
+    argv = take_query(sys.argv[1:])  # --query (JMESPath) is global, as in az
+    sys.argv[1:] = argv
+    noun = argv[0] if argv and argv[0] in NOUNS else None
+    lean_process(noun)
     try:
-        app()
+        build_app(noun)()
         code = 0
     except SystemExit as exc:
         if isinstance(exc.code, str):

@@ -5,19 +5,28 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import rich.markup
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from openaml._yaml import dump_yaml
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    console: Console
+    err_console: Console
 
 __all__ = ["render", "console", "err_console", "fail", "info", "take_query"]
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+def __getattr__(name: str) -> Any:
+    """``console`` / ``err_console``: rich consoles, made on first use (``-o json`` never imports rich)."""
+    if name in ("console", "err_console"):
+        from rich.console import Console
+
+        value = Console(stderr=name == "err_console", highlight=False, soft_wrap=True)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'openaml.cli._output' has no attribute {name!r}")
 
 # the JMESPath of this invocation's global --query (az's option on every command), set once by main()
 _query: list[str] = []
@@ -77,6 +86,8 @@ def render(obj: Any, output: str = "json", columns: Sequence[str] | None = None)
     if output == "json":
         sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
     elif output == "yaml":
+        from openaml._yaml import dump_yaml
+
         sys.stdout.write(dump_yaml(json.loads(json.dumps(data, default=str))))
     elif output == "tsv":
         rows = data if isinstance(data, list) else [data]
@@ -89,6 +100,9 @@ def render(obj: Any, output: str = "json", columns: Sequence[str] | None = None)
             else:
                 sys.stdout.write(_cell(row) + "\n")
     elif output == "table":
+        from rich.table import Table
+
+        console = __getattr__("console")
         rows = data if isinstance(data, list) else [data]
         if not rows:
             console.print("(none)")
@@ -113,10 +127,12 @@ def _cell(v: Any) -> str:
 
 
 def info(msg: str) -> None:
-    err_console.print(msg)
+    __getattr__("err_console").print(msg)
 
 
 def fail(msg: str, code: int = 1) -> None:
     # the message is plain text: brackets in it (regex patterns, [1, 10]) are not rich markup
-    err_console.print(f"[bold red]ERROR:[/] {rich.markup.escape(msg)}", markup=True, highlight=False)
+    import rich.markup
+
+    __getattr__("err_console").print(f"[bold red]ERROR:[/] {rich.markup.escape(msg)}", markup=True, highlight=False)
     raise typer.Exit(code)

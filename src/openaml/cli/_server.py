@@ -51,6 +51,10 @@ def serve(
     datastore_root: Annotated[list[Path] | None, typer.Option(
         "--datastore-root", help="Allow local datastores under this folder (repeatable; default: the workspace "
         "folder and your home; also OPENAML_DATASTORE_ROOTS, separated by ':').")] = None,
+    tracking_url: Annotated[str | None, typer.Option(
+        "--tracking-url", envvar="OPENAML_TRACKING_URL",
+        help="MLflow backend store URL; default: the metadata DB's PostgreSQL (schema mlflow), else SQLite in the workspace.",
+    )] = None,
 ) -> None:
     """Serve a workspace (REST API, MLflow at /mlflow, job scheduler) until stopped."""
     if ctx.invoked_subcommand is not None:
@@ -76,7 +80,7 @@ def serve(
     roots = list(datastore_root or []) or [Path(p) for p in os.environ.get("OPENAML_DATASTORE_ROOTS", "").split(
         os.pathsep) if p]
     run(Settings(workspace=_workspace_path(workspace), host=host, port=port, token=token,
-                 database_url=database_url, allowed_hosts=list(allowed_host or []),
+                 database_url=database_url, allowed_hosts=list(allowed_host or []), tracking_url=tracking_url,
                  ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, limits=limits, datastore_roots=roots))
 
 

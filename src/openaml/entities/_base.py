@@ -41,7 +41,8 @@ def strip_azureml_prefix(v: Any) -> Any:
 class Entity(BaseModel):
     """Typed value object shared by server, SDK and CLI."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, arbitrary_types_allowed=True)
+    # defer_build: each model builds its validator on first use, not at import (CLI start-up)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, arbitrary_types_allowed=True, defer_build=True)
 
     _base_path: Path | None = PrivateAttr(default=None)
     _source: str | None = PrivateAttr(default=None)

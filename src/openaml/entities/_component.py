@@ -14,8 +14,10 @@ from pydantic import Field, field_validator
 from openaml.entities._base import Entity, stringify_values
 from openaml.entities._environment import Environment
 from openaml.entities._io import Input, Output, normalize_inputs, normalize_outputs
+from openaml.errors import ValidationError
 
-__all__ = ["CommandComponent", "Component", "PipelineComponent", "COMPONENT_NAME_PATTERN"]
+__all__ = ["CommandComponent", "Component", "PipelineComponent", "COMPONENT_NAME_PATTERN", "as_component",
+           "command_job_component"]
 
 # azure-ai-ml: lowercase letters, digits and underscores, starting with a letter (spec 1.4)
 COMPONENT_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,254}$"
@@ -102,7 +104,7 @@ class CommandComponent(_ComponentBase):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """A pipeline node running this component with ``kwargs`` bound to its inputs."""
-        from openaml.dsl._node import make_node
+        from openaml.entities._node import make_node
 
         if args:
             raise TypeError(f"component {self.name or 'command'}: pass inputs by keyword, e.g. comp(data=...)")
@@ -133,7 +135,7 @@ class PipelineComponent(_ComponentBase):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """A ``type: pipeline`` node running this component with ``kwargs`` bound to its inputs."""
-        from openaml.dsl._node import make_node
+        from openaml.entities._node import make_node
 
         if args:
             raise TypeError(f"component {self.name or 'pipeline'}: pass inputs by keyword, e.g. comp(data=...)")
@@ -141,3 +143,37 @@ class PipelineComponent(_ComponentBase):
 
 
 Component = CommandComponent
+
+
+def as_component(obj: Any) -> CommandComponent:
+    """A ``CommandComponent`` from a component or a ``command(...)`` job (azure-ai-ml lets both register)."""
+    from openaml.entities import CommandJob
+
+    if isinstance(obj, CommandComponent):
+        return obj
+    if isinstance(obj, CommandJob):
+        return command_job_component(obj)
+    raise ValidationError(f"expected a component, got {type(obj).__name__}")
+
+
+def command_job_component(job: Any) -> CommandComponent:
+    """The component a ``command(...)`` builder describes (its inputs become ports with defaults)."""
+    from openaml.entities import Input
+
+    inputs: dict[str, Any] = {}
+    for k, inp in job.inputs.items():
+        if inp.is_primitive:
+            value = inp.value if inp.value is not None else inp.default
+            inputs[k] = Input(type=inp.type, default=value, optional=inp.optional, min=inp.min, max=inp.max,
+                              enum=inp.enum, description=inp.description)
+        else:
+            inputs[k] = Input(type=inp.type, path=inp.path, mode=inp.mode, optional=inp.optional,
+                              description=inp.description)
+    name = job.name if job.name and job.name.islower() and "-" not in job.name else None
+    comp = CommandComponent(name=name, display_name=job.display_name, description=job.description,
+                            command=job.command, code=job.code, environment=job.environment, inputs=inputs,
+                            outputs=dict(job.outputs), tags=dict(job.tags), distribution=job.distribution,
+                            resources=job.resources.model_dump(exclude_none=True) if job.resources else None)
+    comp._base_path = job._base_path
+    comp._source = job._source
+    return comp

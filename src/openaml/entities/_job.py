@@ -98,7 +98,7 @@ class CommandJob(Job):
     def __call__(self, **kwargs: Any) -> CommandJob:
         """``job(C=Choice([...]))``: a copy with a search space (see :mod:`openaml.sweep`); inside a
         ``@dsl.pipeline`` function, a pipeline node bound to ``kwargs`` (azure-ai-ml behaviour)."""
-        from openaml.dsl._node import current_builder, make_node  # lazy: the DSL sits above entities
+        from openaml.entities._node import current_builder, make_node
 
         if current_builder() is not None:
             return make_node(self, kwargs)  # type: ignore[return-value]

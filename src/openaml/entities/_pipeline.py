@@ -101,8 +101,3 @@ class PipelineJob(Job):
     @classmethod
     def _settings(cls, v: Any) -> Any:
         return {} if v is None else v
-
-    def _prepare_for_submit(self, ops: Any, *, progress: bool = False) -> dict[str, Any]:
-        from openaml.sdk._pipelines import prepare_pipeline
-
-        return prepare_pipeline(ops, self, progress=progress)

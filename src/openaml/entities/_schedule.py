@@ -21,12 +21,13 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import pydantic
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from openaml.entities._base import Entity, stringify_values
+from openaml.entities._base import Entity, stringify_values, validation_error_from_pydantic
 
 __all__ = ["CronTrigger", "JobSchedule", "RecurrencePattern", "RecurrenceTrigger", "parse_trigger_time",
-           "resolve_time_zone", "WEEK_DAYS", "FREQUENCIES"]
+           "resolve_time_zone", "validate_schedule", "READ_ONLY_FIELDS", "WEEK_DAYS", "FREQUENCIES"]
 
 WEEK_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 FREQUENCIES = ("minute", "hour", "day", "week", "month")
@@ -299,3 +300,37 @@ class JobSchedule(Entity):
     @property
     def type(self) -> str:
         return "job"
+
+
+# fields the server fills; a schedule read back and sent again ignores them
+READ_ONLY_FIELDS = ("id", "is_enabled", "provisioning_state", "creation_context", "last_fire_time",
+                    "next_fire_time", "last_job_name", "last_error", "fire_count", "missed_fires")
+
+
+class _CleanLoc:
+    """``exc.errors()`` without pydantic's union tags (``trigger.cron.expression`` -> ``trigger.expression``)."""
+
+    def __init__(self, exc: pydantic.ValidationError) -> None:
+        self._exc = exc
+
+    def errors(self) -> list[dict[str, Any]]:
+        out = []
+        for err in self._exc.errors():
+            loc = tuple(x for i, x in enumerate(err["loc"])
+                        if not (i == 1 and err["loc"][0] == "trigger" and x in ("cron", "recurrence")))
+            out.append({**err, "loc": loc})
+        return out
+
+
+def validate_schedule(data: dict[str, Any], *, source: str | None = None, lines: Any = None) -> JobSchedule:
+    """A :class:`JobSchedule` from a mapping (YAML or wire).
+
+    Raises:
+        ValidationError: naming the file (``source``), line, field, value and what is allowed.
+    """
+    data = {k: v for k, v in data.items() if k not in READ_ONLY_FIELDS and k != "$schema"}
+    try:
+        return JobSchedule.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise validation_error_from_pydantic(_CleanLoc(exc), source=source, lines=lines,  # type: ignore[arg-type]
+                                             kind="schedule") from None

@@ -1,18 +1,16 @@
-"""Sweep jobs (spec section 3): search-space distributions, early-termination policies, limits,
-objective and the ``SweepJob`` entity, with azure-ai-ml v2's names and field names.
+"""Sweep jobs (spec section 3): limits, objective, the trial and the ``SweepJob`` entity, with
+azure-ai-ml v2's names and field names, and the checks a sweep passes before it runs.
 
-Distribution semantics follow Azure ML (HyperDrive): ``loguniform(min_value, max_value)`` is
-``exp(uniform(min_value, max_value))`` (the bounds are natural-log exponents), ``q*`` variants
-are ``round(x / q) * q``, ``lognormal(mu, sigma)`` is ``exp(normal(mu, sigma))`` and
-``randint(upper)`` is an integer in ``[0, upper)``.
+The distributions live in :mod:`openaml.entities._sweep_space`, the policies and sampling
+algorithms in :mod:`openaml.entities._sweep_policy` (re-exported here); loading a trial component
+file and submitting are the SDK's (:mod:`openaml.sdk._sweeps`).
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import re
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import pydantic
 from pydantic import Field, field_validator, model_validator
@@ -22,302 +20,41 @@ from openaml.entities._base import Entity, validation_error_from_pydantic
 from openaml.entities._environment import Environment
 from openaml.entities._io import Input, Output, normalize_inputs, normalize_outputs
 from openaml.entities._job import Job, JobResources
+from openaml.entities._sweep_policy import (
+    BanditPolicy,
+    BayesianSamplingAlgorithm,
+    EarlyTerminationPolicy,
+    GridSamplingAlgorithm,
+    HyperbandPolicy,
+    MedianStoppingPolicy,
+    RandomSamplingAlgorithm,
+    SamplingAlgorithm,
+    TruncationSelectionPolicy,
+    log_base,
+)
+from openaml.entities._sweep_space import (
+    DISTRIBUTION_TYPES,
+    Choice,
+    Distribution,
+    LogNormal,
+    LogUniform,
+    Normal,
+    QLogNormal,
+    QLogUniform,
+    QNormal,
+    QUniform,
+    Randint,
+    Uniform,
+    _Dist,
+)
 
 __all__ = [
     "Choice", "Randint", "Uniform", "QUniform", "LogUniform", "QLogUniform", "Normal", "QNormal", "LogNormal",
     "QLogNormal", "Distribution", "BanditPolicy", "MedianStoppingPolicy", "TruncationSelectionPolicy",
     "HyperbandPolicy", "EarlyTerminationPolicy", "SweepJobLimits", "Objective", "RandomSamplingAlgorithm", "GridSamplingAlgorithm",
     "BayesianSamplingAlgorithm", "SamplingAlgorithm", "TrialCommand", "SweepJob", "sweep_problems",
-    "grid_points", "DISTRIBUTION_TYPES", "trial_from_component", "is_component_reference",
+    "grid_points", "DISTRIBUTION_TYPES", "trial_from_component", "is_component_reference", "log_base",
 ]
-
-
-# ---------------------------------------------------------------------------------- distributions
-class _Dist(Entity):
-    def bounds_problems(self) -> list[str]:
-        return []
-
-
-class Choice(_Dist):
-    """``type: choice``: one of ``values`` (scalars, or dicts holding nested distributions)."""
-
-    type: Literal["choice"] = "choice"
-    values: list[Any]
-
-    def __init__(self, values: list[Any] | None = None, **kwargs: Any) -> None:
-        super().__init__(values=values, **kwargs) if values is not None else super().__init__(**kwargs)
-
-    def bounds_problems(self) -> list[str]:
-        return [] if self.values else ["values is empty: a choice needs at least one value"]
-
-
-class Randint(_Dist):
-    """``type: randint``: an integer in ``[0, upper)``."""
-
-    type: Literal["randint"] = "randint"
-    upper: int
-
-    def __init__(self, upper: int | None = None, **kwargs: Any) -> None:
-        super().__init__(upper=upper, **kwargs) if upper is not None else super().__init__(**kwargs)
-
-    def bounds_problems(self) -> list[str]:
-        return [] if self.upper >= 1 else [f"upper must be >= 1 (got {self.upper}); randint draws from [0, upper)"]
-
-
-class _Ranged(_Dist):
-    min_value: float
-    max_value: float
-
-    def __init__(self, min_value: float | None = None, max_value: float | None = None, **kwargs: Any) -> None:
-        if min_value is not None:
-            kwargs["min_value"] = min_value
-        if max_value is not None:
-            kwargs["max_value"] = max_value
-        super().__init__(**kwargs)
-
-    def bounds_problems(self) -> list[str]:
-        out = []
-        if not (math.isfinite(self.min_value) and math.isfinite(self.max_value)):
-            out.append("min_value and max_value must be finite numbers")
-        elif self.min_value > self.max_value:
-            out.append(f"min_value ({self.min_value}) is greater than max_value ({self.max_value})")
-        if self.type.startswith(("loguniform", "qloguniform")) and max(abs(self.min_value), abs(self.max_value)) > 700:
-            out.append(f"{self.type} bounds are natural-log exponents (the value is exp(uniform(min, max))); "
-                       f"{self.max_value} overflows: give e.g. min_value: {math.log(1e-3):.2f} for 1e-3")
-        q = getattr(self, "q", None)
-        if q is not None and not q > 0:
-            out.append(f"q must be > 0 (got {q})")
-        return out
-
-
-class Uniform(_Ranged):
-    type: Literal["uniform"] = "uniform"
-
-
-class LogUniform(_Ranged):
-    """``exp(uniform(min_value, max_value))``: the bounds are natural-log exponents (Azure ML)."""
-
-    type: Literal["loguniform"] = "loguniform"
-
-
-class QUniform(_Ranged):
-    type: Literal["quniform"] = "quniform"
-    q: float
-
-    def __init__(self, min_value: float | None = None, max_value: float | None = None, q: float | None = None,
-                 **kwargs: Any) -> None:
-        if q is not None:
-            kwargs["q"] = q
-        super().__init__(min_value, max_value, **kwargs)
-
-
-class QLogUniform(QUniform):
-    type: Literal["qloguniform"] = "qloguniform"  # type: ignore[assignment]
-
-
-class _Gauss(_Dist):
-    mu: float
-    sigma: float
-
-    def __init__(self, mu: float | None = None, sigma: float | None = None, **kwargs: Any) -> None:
-        if mu is not None:
-            kwargs["mu"] = mu
-        if sigma is not None:
-            kwargs["sigma"] = sigma
-        super().__init__(**kwargs)
-
-    def bounds_problems(self) -> list[str]:
-        out = []
-        if not (math.isfinite(self.mu) and math.isfinite(self.sigma)):
-            out.append("mu and sigma must be finite numbers")
-        elif self.sigma <= 0:
-            out.append(f"sigma must be > 0 (got {self.sigma})")
-        q = getattr(self, "q", None)
-        if q is not None and not q > 0:
-            out.append(f"q must be > 0 (got {q})")
-        return out
-
-
-class Normal(_Gauss):
-    type: Literal["normal"] = "normal"
-
-
-class LogNormal(_Gauss):
-    """``exp(normal(mu, sigma))``."""
-
-    type: Literal["lognormal"] = "lognormal"
-
-
-class QNormal(_Gauss):
-    type: Literal["qnormal"] = "qnormal"
-    q: float
-
-    def __init__(self, mu: float | None = None, sigma: float | None = None, q: float | None = None,
-                 **kwargs: Any) -> None:
-        if q is not None:
-            kwargs["q"] = q
-        super().__init__(mu, sigma, **kwargs)
-
-
-class QLogNormal(QNormal):
-    type: Literal["qlognormal"] = "qlognormal"  # type: ignore[assignment]
-
-
-Distribution = Annotated[
-    Choice | Randint | Uniform | QUniform | LogUniform | QLogUniform | Normal | QNormal | LogNormal | QLogNormal,
-    Field(discriminator="type"),
-]
-DISTRIBUTION_TYPES = ("choice", "randint", "uniform", "quniform", "loguniform", "qloguniform", "normal", "qnormal",
-                      "lognormal", "qlognormal")
-
-
-# ---------------------------------------------------------------------------------- policies
-class _Policy(Entity):
-    evaluation_interval: int = Field(default=0, ge=0)
-    delay_evaluation: int = Field(default=0, ge=0)
-
-
-class BanditPolicy(_Policy):
-    """Cancel a trial whose metric at an interval is not within ``slack_factor`` (ratio) or
-    ``slack_amount`` (absolute) of the best trial's metric at that interval (Azure ML)."""
-
-    type: Literal["bandit"] = "bandit"
-    slack_factor: float | None = Field(default=None, ge=0)
-    slack_amount: float | None = Field(default=None, ge=0)
-
-
-class MedianStoppingPolicy(_Policy):
-    """Cancel a trial whose best metric so far is worse than the median of the other trials'
-    running averages at the same interval (Azure ML; Google Vizier's median stopping rule)."""
-
-    type: Literal["median_stopping"] = "median_stopping"
-    evaluation_interval: int = Field(default=1, ge=0)
-
-
-class TruncationSelectionPolicy(_Policy):
-    """At each interval cancel the trials in the lowest ``truncation_percentage`` % (Azure ML)."""
-
-    type: Literal["truncation_selection"] = "truncation_selection"
-    truncation_percentage: int = Field(ge=1, le=99)
-
-
-class HyperbandPolicy(Entity):
-    """Asynchronous Hyperband (``type: hyperband``), an openaml extension: Azure ML has no such policy.
-
-    Resources are counted in *intervals*, the reports of the primary metric a trial made (the unit of
-    ``evaluation_interval`` and ``delay_evaluation``): a trial logging AUC every 10 boosting rounds for
-    300 rounds has ``max_resource: 30``. Trials are spread over ``brackets`` in turn (weighted by each
-    bracket's Hyperband budget, Li et al. 2018, "Hyperband: A Novel Bandit-Based Approach to
-    Hyperparameter Optimization", JMLR 18). Bracket ``b`` runs asynchronous successive halving (ASHA,
-    Li et al. 2020, "A System for Massively Parallel Hyperparameter Tuning", MLSys) with rungs at
-    ``min_resource * reduction_factor ** (b + i)`` intervals below ``max_resource``: a trial reaching a
-    rung goes on only if its value there is among the best ``max(1, n // reduction_factor)`` of the
-    ``n`` values its bracket's trials reported at that rung (itself included, finished trials too);
-    otherwise it is canceled. ``brackets: 1`` is plain ASHA. Parameter names are Optuna's
-    (``HyperbandPruner``).
-
-    Args:
-        min_resource: intervals before the first rung (>= 1).
-        max_resource: intervals of a full trial (> min_resource); no rung at or above it.
-        reduction_factor: eta, the 1/eta kept at each rung (>= 2).
-        brackets: number of brackets; default ``floor(log_eta(max_resource / min_resource)) + 1``
-            (all of Hyperband's); at most that many.
-        bootstrap_count: no trial is stopped at a rung until more than this many trials reported there.
-
-    Raises:
-        pydantic.ValidationError: a value out of range or ``max_resource <= min_resource`` (reported as
-            a ``ValidationError`` naming ``early_termination`` by the loaders and the server).
-    """
-
-    type: Literal["hyperband"] = "hyperband"
-    min_resource: int = Field(default=1, ge=1)
-    max_resource: int = Field(ge=2)
-    reduction_factor: int = Field(default=3, ge=2)
-    brackets: int | None = Field(default=None, ge=1)
-    bootstrap_count: int = Field(default=0, ge=0)
-
-    @property
-    def max_brackets(self) -> int:
-        """``floor(log_eta(max_resource / min_resource)) + 1``: brackets with at least one rung."""
-        n, r = 0, self.min_resource
-        while r < self.max_resource:
-            n += 1
-            r *= self.reduction_factor
-        return max(n, 1)
-
-    @property
-    def n_brackets(self) -> int:
-        return self.brackets if self.brackets is not None else self.max_brackets
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_azure_intervals(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            given = [k for k in ("evaluation_interval", "delay_evaluation") if data.get(k) is not None]
-            if given:
-                raise ValueError(f"hyperband takes no {' or '.join(given)}: it judges a trial at its rungs "
-                                 "(min_resource * reduction_factor ** k intervals); raise min_resource to delay the "
-                                 "first decision")
-        return data
-
-    @model_validator(mode="after")
-    def _consistent(self) -> HyperbandPolicy:
-        if self.max_resource <= self.min_resource:
-            raise ValueError(f"hyperband needs max_resource > min_resource (got max_resource {self.max_resource}, "
-                             f"min_resource {self.min_resource}); both count primary-metric reports (intervals)")
-        if self.brackets is not None and self.brackets > self.max_brackets:
-            raise ValueError(f"hyperband brackets {self.brackets} is more than the {self.max_brackets} that "
-                             f"min_resource {self.min_resource}, max_resource {self.max_resource} and reduction_factor "
-                             f"{self.reduction_factor} allow; give brackets <= {self.max_brackets} or omit it")
-        return self
-
-
-EarlyTerminationPolicy = Annotated[BanditPolicy | MedianStoppingPolicy | TruncationSelectionPolicy | HyperbandPolicy,
-                                   Field(discriminator="type")]
-
-
-# ---------------------------------------------------------------------------------- sampling, limits, objective
-class RandomSamplingAlgorithm(Entity):
-    """Random or Sobol sampling. ``logbase`` (a positive number other than 1, or ``"e"``, the default)
-    is the base of the log-scaled distributions: ``loguniform(a, b)`` draws from [logbase**a,
-    logbase**b] and ``lognormal(mu, sigma)`` returns ``logbase**normal(mu, sigma)`` (azure-ai-ml's
-    ``RandomSamplingAlgorithm(logbase=...)``). Both are checked by ``sweep_problems``."""
-
-    type: Literal["random"] = "random"
-    seed: int | None = None  # range checked by sweep_problems (stored rows stay readable)
-    rule: Literal["random", "sobol"] | None = None
-    logbase: Any = None
-
-
-def log_base(algo: Any) -> float:
-    """The base of log-scaled sampling for a sampling algorithm (e unless ``logbase`` says otherwise).
-
-    Raises ValueError with the fix when ``logbase`` is not a positive number other than 1 or "e".
-    """
-    raw = getattr(algo, "logbase", None)
-    if raw is None or (isinstance(raw, str) and raw.strip().lower() == "e"):
-        return math.e
-    try:
-        base = float(raw)
-    except (TypeError, ValueError):
-        base = float("nan")
-    if not (math.isfinite(base) and base > 0 and base != 1):
-        raise ValueError(f"field 'sampling_algorithm.logbase': must be a positive number other than 1, or \"e\" "
-                         f"(got {raw!r})")
-    return base
-
-
-class GridSamplingAlgorithm(Entity):
-    type: Literal["grid"] = "grid"
-
-
-class BayesianSamplingAlgorithm(Entity):
-    type: Literal["bayesian"] = "bayesian"
-    seed: int | None = None  # openaml extension: reproducible sampling; range checked by sweep_problems
-
-
-SamplingAlgorithm = Annotated[RandomSamplingAlgorithm | GridSamplingAlgorithm | BayesianSamplingAlgorithm,
-                              Field(discriminator="type")]
 
 
 class SweepJobLimits(Entity):
@@ -449,44 +186,6 @@ class SweepJob(Job):
         """The trial names a component (a local YAML file or a registered ``azureml:`` one)."""
         return isinstance(self.trial, str)
 
-    def resolve_local_trial(self) -> None:
-        """``trial: ./component.yml``: load the component (relative to this job's YAML) and make it
-        the inline trial; ``azureml:`` references are left to the server, which resolves them.
-
-        Raises:
-            ValidationError: the file is missing or not a command component, or the sweep's
-                inputs/search space do not fit the component's inputs (each problem named).
-        """
-        from openaml.errors import ValidationError
-
-        ref = self.trial
-        if not isinstance(ref, str) or is_component_reference(ref):
-            return
-        from pathlib import Path
-
-        from openaml._load import load_component
-
-        src = self._source or "sweep job"
-        path = Path(ref)
-        if not path.is_absolute():
-            path = Path(self._base_path or ".") / path
-        if not path.is_file():
-            raise ValidationError(f"{src}: field 'trial': component file {ref!r} not found (looked at {path}); give a "
-                                  "command component YAML, or azureml:<name>:<version> / azureml:<name>@latest",
-                                  details={"file": src, "field": "trial", "value": ref})
-        comp = load_component(path)
-        data = comp.model_dump(mode="json", exclude_none=True)
-        code = data.get("code")
-        if code and not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", code):
-            data["code"] = str((path.parent / code).resolve())  # relative to the component's own file
-        trial, inputs, outputs, problems = trial_from_component(
-            data, self.inputs, self.outputs, self.search_space, component=str(ref))
-        if problems:
-            raise ValidationError(f"{src}: " + "; ".join(problems), details={"file": src, "problems": problems})
-        self.trial = TrialCommand.model_validate(trial)
-        self.inputs = normalize_inputs(inputs)
-        self.outputs = normalize_outputs(outputs)
-
     @field_validator("sampling_algorithm", mode="before")
     @classmethod
     def _algo(cls, v: Any) -> Any:
@@ -517,50 +216,8 @@ class SweepJob(Job):
 
     def set_objective(self, *, goal: str | None = None, primary_metric: str | None = None) -> None:
         cur = self.objective
-        self.objective = Objective(goal=goal or (cur.goal if cur else "maximize"),
+        self.objective = Objective(goal=goal or (cur.goal if cur else "maximize"),  # type: ignore[arg-type]
                                    primary_metric=primary_metric or (cur.primary_metric if cur else ""))
-
-    def _prepare_for_submit(self, ops: Any, *, progress: bool = False) -> dict[str, Any]:
-        """Validate, then upload the trial's code and local inputs as a command job would."""
-        import warnings
-
-        from openaml.entities._job import CommandJob
-        from openaml.errors import ValidationError
-
-        src = self._source or "sweep job"
-        self.resolve_local_trial()
-        # checked on a copy: the server clamps too and records the clamp in the job's warnings
-        problems, notes = sweep_problems(self.model_copy(deep=True))
-        if problems:
-            raise ValidationError(f"{src}: " + "; ".join(problems), details={"file": src, "problems": problems})
-        for note in notes:
-            warnings.warn(note, UserWarning, stacklevel=3)
-        data = self.model_dump(mode="json", exclude_none=True)
-        # the search-space expressions are the sweep's; a stand-in lets the command-job preparation
-        # (uploads, environment inlining, default experiment) run unchanged
-        trial = self.trial if isinstance(self.trial, TrialCommand) else TrialCommand(command="echo")
-        stand_in = _SEARCH_EXPR.sub("0", trial.command)
-        for key in self.search_space:  # a swept x is also the trial's input x: ${{inputs.x}} reads it
-            if key not in self.inputs:
-                stand_in = re.sub(r"\$\{\{\s*inputs\." + re.escape(key) + r"\s*\}\}", "0", stand_in)
-        tmp = CommandJob(command=stand_in, code=trial.code, environment=trial.environment,
-                         inputs=self.inputs, outputs=self.outputs, experiment_name=self.experiment_name)
-        tmp._base_path = self._base_path
-        tmp._source = self._source
-        try:
-            prepared = ops._prepare_command(tmp, progress=progress)
-        except ValidationError as exc:  # the stand-in's command is the sweep's trial.command
-            exc.message = exc.message.replace("field 'command'", "field 'trial.command'")
-            exc.args = (exc.message,)
-            raise
-        for key in ("code", "environment"):
-            if key in prepared and isinstance(data["trial"], dict):
-                data["trial"][key] = prepared[key]
-        data["inputs"] = prepared.get("inputs", {})
-        data["outputs"] = prepared.get("outputs", {})
-        data["experiment_name"] = prepared.get("experiment_name")
-        return data
-
 
 _COMPONENT_REF = re.compile(r"^(azureml:|azureml://registries/)|^[A-Za-z0-9_\-.]+(:[^:@/]+|@[A-Za-z0-9_]+)$")
 
@@ -768,10 +425,11 @@ def command_to_sweep(cmd: Any, *, primary_metric: str, goal: str, sampling_algor
             trial=trial, inputs={k: v for k, v in cmd.inputs.items() if k not in space}, outputs=cmd.outputs,
             compute=compute or cmd.compute, display_name=cmd.display_name, experiment_name=cmd.experiment_name,
             description=cmd.description, tags=cmd.tags, properties=cmd.properties, search_space=space,
-            sampling_algorithm=sampling_algorithm, objective={"goal": goal, "primary_metric": primary_metric},
+            sampling_algorithm=sampling_algorithm,
+            objective={"goal": goal, "primary_metric": primary_metric},  # type: ignore[arg-type]  # validated
             early_termination=early_termination_policy,
-            limits={"max_total_trials": max_total_trials, "max_concurrent_trials": max_concurrent_trials,
-                    "timeout": timeout, "trial_timeout": trial_timeout},
+            limits={"max_total_trials": max_total_trials,  # type: ignore[arg-type]  # validated by pydantic
+                    "max_concurrent_trials": max_concurrent_trials, "timeout": timeout, "trial_timeout": trial_timeout},
             identity=identity if isinstance(identity, dict) else None, queue_settings=qs)
     except pydantic.ValidationError as exc:
         raise validation_error_from_pydantic(exc, source=None, lines=None, kind="sweep job") from None

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from openaml.errors import ValidationError
-from openaml.sdk._http import Transport
 from openaml.workspace import WorkspaceTarget, discover
 
 __all__ = ["MLClient", "Poller"]
@@ -58,6 +57,7 @@ class MLClient:
 
     def _init(self, target: WorkspaceTarget, *, token: str | None, autostart: bool) -> None:
         from openaml.sdk._connect import connect
+        from openaml.sdk._http import Transport  # httpx is imported when a client is made, not with MLClient
 
         self._target = target
         url = connect(target, autostart=autostart)

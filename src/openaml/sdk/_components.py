@@ -10,10 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from openaml.entities._component import CommandComponent
+from openaml.entities._component import CommandComponent, as_component, command_job_component
 from openaml.errors import ValidationError
 
-__all__ = ["ComponentOperations", "component_payload", "component_from_dict"]
+__all__ = ["ComponentOperations", "component_payload", "component_from_dict", "as_component",
+           "command_job_component"]
 
 _LOCAL_MARKERS = ("azureml:", "azureml://", "openaml-code:", "http://", "https://", "git+")
 
@@ -105,37 +106,3 @@ class ComponentOperations:
 
     def restore(self, name: str, version: str | None = None, label: str | None = None, **kwargs: Any) -> None:
         self._t.post(f"/components/{name}/restore", params={"version": version})
-
-
-def as_component(obj: Any) -> CommandComponent:
-    """A ``CommandComponent`` from a component or a ``command(...)`` job (azure-ai-ml lets both register)."""
-    from openaml.entities import CommandJob
-
-    if isinstance(obj, CommandComponent):
-        return obj
-    if isinstance(obj, CommandJob):
-        return command_job_component(obj)
-    raise ValidationError(f"expected a component, got {type(obj).__name__}")
-
-
-def command_job_component(job: Any) -> CommandComponent:
-    """The component a ``command(...)`` builder describes (its inputs become ports with defaults)."""
-    from openaml.entities import Input
-
-    inputs: dict[str, Any] = {}
-    for k, inp in job.inputs.items():
-        if inp.is_primitive:
-            value = inp.value if inp.value is not None else inp.default
-            inputs[k] = Input(type=inp.type, default=value, optional=inp.optional, min=inp.min, max=inp.max,
-                              enum=inp.enum, description=inp.description)
-        else:
-            inputs[k] = Input(type=inp.type, path=inp.path, mode=inp.mode, optional=inp.optional,
-                              description=inp.description)
-    name = job.name if job.name and job.name.islower() and "-" not in job.name else None
-    comp = CommandComponent(name=name, display_name=job.display_name, description=job.description,
-                            command=job.command, code=job.code, environment=job.environment, inputs=inputs,
-                            outputs=dict(job.outputs), tags=dict(job.tags), distribution=job.distribution,
-                            resources=job.resources.model_dump(exclude_none=True) if job.resources else None)
-    comp._base_path = job._base_path
-    comp._source = job._source
-    return comp

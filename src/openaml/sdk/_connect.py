@@ -19,7 +19,7 @@ __all__ = ["connect", "start_background_server"]
 
 def _healthy(url: str, token: str | None) -> bool:
     try:
-        r = httpx.get(url + "/health", timeout=5)
+        r = httpx.get(url + "/health", timeout=5, verify=not url.startswith("http://"))  # no CA bundle for http
         return r.status_code == 200
     except httpx.HTTPError:
         return False
@@ -58,6 +58,8 @@ def start_background_server(layout: WorkspaceLayout, timeout: float = 90.0) -> s
         out = open(layout.logs / "server.out", "ab")
         env = dict(os.environ)
         env.pop("OPENAML_WORKSPACE", None)
+        if env.pop("OPENAML_CLI_PYDANTIC_PLUGINS_OFF", None):  # set by the CLI for itself, not for the server
+            env.pop("PYDANTIC_DISABLE_PLUGINS", None)
         proc = subprocess.Popen(
             [sys.executable, "-m", "openaml", "server", "--workspace", str(layout.root), "--port", "0"],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,

@@ -11,6 +11,7 @@ from typing import IO, Any
 from openaml.constants import TERMINAL_JOB_STATUSES
 from openaml.entities import CommandJob, Environment, Job
 from openaml.entities._base import annotate_lines
+from openaml.entities._job_types import job_class
 from openaml.errors import JobFailedError, OpenAMLError, ValidationError
 from openaml.sdk._upload import upload_code, upload_path
 
@@ -23,9 +24,7 @@ _LOCAL_MARKERS = ("azureml:", "azureml://", "openaml-code:", "runs:/",
 
 def job_from_dict(d: dict[str, Any]) -> Job:
     """Entity of a job as the server returns it (unknown keys are kept in ``properties``-free form)."""
-    from openaml._load import JOB_TYPES
-
-    cls = JOB_TYPES.get(d.get("type", "command"), CommandJob)
+    cls = job_class(d.get("type")) or CommandJob
     known = {k: v for k, v in d.items() if k in cls.model_fields}
     job = cls.model_validate(known)
     extra = {k: v for k, v in d.items() if k not in cls.model_fields}
@@ -51,10 +50,16 @@ class JobOperations:
         """
         if isinstance(job, CommandJob):
             return self._prepare_command(job, progress=progress)
-        prepare = getattr(job, "_prepare_for_submit", None)
-        if prepare is None:
-            raise ValidationError(f"cannot submit a {type(job).__name__}")
-        return prepare(self, progress=progress)
+        kind = getattr(job, "type", None)
+        if kind == "sweep":
+            from openaml.sdk._sweeps import prepare_sweep
+
+            return prepare_sweep(self, job, progress=progress)  # type: ignore[arg-type]
+        if kind == "pipeline":
+            from openaml.sdk._pipelines import prepare_pipeline
+
+            return prepare_pipeline(self, job, progress=progress)  # type: ignore[arg-type]
+        raise ValidationError(f"cannot submit a {type(job).__name__}")
 
     def _prepare_command(self, job: CommandJob, *, progress: bool) -> dict[str, Any]:
         from openaml._templates import check_references

@@ -8,98 +8,17 @@ the job at each fire time. ``get``/``list`` return :class:`JobSchedule` with the
 
 from __future__ import annotations
 
+import builtins
 import copy
-from pathlib import Path
 from typing import Any
 
+from openaml._load import load_schedule
 from openaml.entities._base import annotate_lines
 from openaml.entities._job import Job
 from openaml.entities._schedule import JobSchedule
 from openaml.errors import OpenAMLError, ValidationError
 
 __all__ = ["ScheduleOperations", "load_schedule", "schedule_from_dict"]
-
-
-def _merge(base: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for k, v in updates.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
-    return out
-
-
-def _job_file(ref: str, base: Path, src: str, field: str) -> Path:
-    path = ref[len("file:"):] if ref.startswith("file:") else ref
-    p = (base / path).resolve()
-    if not p.is_file():
-        raise ValidationError(f"{src}: field '{field}': job file {ref!r} does not exist (resolved to {p}); give a "
-                              "job YAML path relative to the schedule file, or azureml:<job name>",
-                              details={"file": src, "field": field, "value": ref})
-    return p
-
-
-def _load_create_job(value: Any, base: Path, src: str) -> Any:
-    """``create_job`` of a schedule YAML as an entity: a job file loaded (and merged with the
-    mapping's fields, as azure-ai-ml does), an inline job, or an ``azureml:`` reference kept as is."""
-    from openaml._load import JOB_TYPES, load_job
-    from openaml._yaml import load_yaml_with_lines
-    from openaml.entities import CommandJob, load_entity
-
-    if isinstance(value, str):
-        if value.startswith("azureml:"):
-            return value
-        return load_job(_job_file(value, base, src, "create_job"))
-    if not isinstance(value, dict):
-        raise ValidationError(f"{src}: field 'create_job': expected a job file path, azureml:<job name> or a "
-                              f"mapping (got {value!r})", details={"file": src, "field": "create_job"})
-    if "job" not in value:  # an inline job definition
-        jtype = value.get("type", "command")
-        cls = CommandJob if jtype == "command" else JOB_TYPES.get(jtype)
-        if cls is None:
-            raise ValidationError(f"{src}: field 'create_job.type': job type {jtype!r} is not supported; supported: "
-                                  f"{', '.join(['command', *JOB_TYPES])}", details={"file": src, "field": "create_job.type"})
-        return load_entity(cls, data=value, relative_origin=base, kind=f"create_job of {src}")
-    ref = value["job"]
-    updates = {k: v for k, v in value.items() if k != "job"}
-    if isinstance(ref, str) and ref.startswith("azureml:"):
-        return dict(value)  # the server merges the updates into the existing job
-    if not isinstance(ref, str):
-        raise ValidationError(f"{src}: field 'create_job.job': expected a job file path or azureml:<job name>",
-                              details={"file": src, "field": "create_job.job"})
-    path = _job_file(ref, base, src, "create_job.job")
-    data, _ = load_yaml_with_lines(path)
-    merged = _merge(data, updates)
-    merged.pop("$schema", None)
-    jtype = merged.get("type", "command")
-    cls = CommandJob if jtype == "command" else JOB_TYPES.get(jtype)
-    if cls is None:
-        raise ValidationError(f"{src}: field 'create_job.type': job type {jtype!r} is not supported",
-                              details={"file": src, "field": "create_job.type", "value": str(jtype)})
-    job = load_entity(cls, data=merged, relative_origin=path.parent, kind=f"create_job of {src} (job {path.name})")
-    job._source = str(path)
-    return job
-
-
-def load_schedule(source: str | Path, *, params_override: list[Any] | None = None, **kwargs: Any) -> JobSchedule:
-    """Load a schedule YAML (``$schema: .../schedule.schema.json``) as ``azure.ai.ml.load_schedule``.
-
-    Raises:
-        ValidationError: unknown field, bad trigger (cron expression, time zone, frequency,
-            interval, pattern, end before start) or a ``create_job`` file that does not exist;
-            naming the file, line, field and value.
-    """
-    from openaml._yaml import apply_set_overrides, load_yaml_with_lines
-    from openaml.services.schedules import validate_schedule
-
-    data, lines = load_yaml_with_lines(source)
-    src = str(source)
-    data.pop("$schema", None)
-    apply_set_overrides(data, params_override)
-    sched = validate_schedule(data, source=src, lines=lines)
-    sched._base_path = Path(source).resolve().parent
-    sched._source = src
-    sched._lines = lines or None
-    sched.create_job = _load_create_job(sched.create_job, sched.base_path, src)
-    return sched
 
 
 def schedule_from_dict(d: dict[str, Any]) -> JobSchedule:
@@ -168,12 +87,12 @@ class ScheduleOperations:
     def get_raw(self, name: str) -> dict[str, Any]:
         return self._t.get(f"/schedules/{name}")  # type: ignore[no-any-return]
 
-    def list(self, *, list_view_type: str | None = None, **kwargs: Any) -> list[JobSchedule]:
+    def list(self, *, list_view_type: str | None = None, **kwargs: Any) -> builtins.list[JobSchedule]:
         """``EnabledOnly`` (default, as azure-ai-ml), ``DisabledOnly`` or ``All``."""
         view = str(getattr(list_view_type, "value", list_view_type) or "EnabledOnly")
         return [schedule_from_dict(d) for d in self._t.get("/schedules", params={"list_view_type": view})]
 
-    def list_raw(self, list_view_type: str = "EnabledOnly") -> list[dict[str, Any]]:
+    def list_raw(self, list_view_type: str = "EnabledOnly") -> builtins.list[dict[str, Any]]:
         """The schedules as the server returns them (openaml extension, for the CLI)."""
         return self._t.get("/schedules", params={"list_view_type": list_view_type})  # type: ignore[no-any-return]
 

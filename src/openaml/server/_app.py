@@ -14,7 +14,7 @@ from openaml._settings import Settings
 from openaml.errors import OpenAMLError
 from openaml.services._context import WorkspaceContext
 from openaml.store import MetadataStore, SecretBox
-from openaml.tracking import Tracking
+from openaml.tracking import Tracking, tracking_backend_url
 from openaml.workspace import WorkspaceLayout, make_private
 
 __all__ = ["create_app", "build_context"]
@@ -30,7 +30,7 @@ def build_context(settings: Settings) -> WorkspaceContext:
     make_private(layout.root)
     store = MetadataStore(settings.metadata_url).start()
     store.secret_box = SecretBox(layout.root / "secret.key")
-    tracking = Tracking(layout)
+    tracking = Tracking(layout, backend_uri=tracking_backend_url(settings))
     tracking.start()
     ctx = WorkspaceContext(settings=settings, layout=layout, store=store, tracking=tracking,
                            workspace_name=info["name"])

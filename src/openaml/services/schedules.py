@@ -33,7 +33,9 @@ from typing import Any
 import pydantic
 
 from openaml.entities._base import validation_error_from_pydantic
-from openaml.entities._schedule import JobSchedule
+from openaml.entities._job_types import job_class, job_type_names
+from openaml.entities._schedule import READ_ONLY_FIELDS as _READ_ONLY
+from openaml.entities._schedule import validate_schedule
 from openaml.errors import ConflictError, NotFoundError, OpenAMLError, ValidationError
 from openaml.services._actor import Principal, actor, current_actor
 from openaml.services._context import WorkspaceContext
@@ -46,40 +48,9 @@ log = logging.getLogger("openaml.schedules")
 
 CATCH_UP_AFTER = timedelta(seconds=10)
 _TICK_SECONDS = 0.5
-_READ_ONLY = ("id", "is_enabled", "provisioning_state", "creation_context", "last_fire_time", "next_fire_time",
-              "last_job_name", "last_error", "fire_count", "missed_fires")
 _JOB_SERVER_KEYS = ("name", "steps", "status", "id", "creation_context", "studio_url", "created_at", "start_time",
                     "end_time", "error", "exit_code", "log_tail", "output_uris", "status_history", "archived",
                     "parent_job_name", "metrics", "params")
-
-
-class _CleanLoc:
-    """``exc.errors()`` without pydantic's union tags (``trigger.cron.expression`` -> ``trigger.expression``)."""
-
-    def __init__(self, exc: pydantic.ValidationError) -> None:
-        self._exc = exc
-
-    def errors(self) -> list[dict[str, Any]]:
-        out = []
-        for err in self._exc.errors():
-            loc = tuple(x for i, x in enumerate(err["loc"])
-                        if not (i == 1 and err["loc"][0] == "trigger" and x in ("cron", "recurrence")))
-            out.append({**err, "loc": loc})
-        return out
-
-
-def validate_schedule(data: dict[str, Any], *, source: str | None = None, lines: Any = None) -> JobSchedule:
-    """A :class:`JobSchedule` from a mapping (YAML or wire).
-
-    Raises:
-        ValidationError: naming the file (``source``), line, field, value and what is allowed.
-    """
-    data = {k: v for k, v in data.items() if k not in _READ_ONLY and k != "$schema"}
-    try:
-        return JobSchedule.model_validate(data)
-    except pydantic.ValidationError as exc:
-        raise validation_error_from_pydantic(_CleanLoc(exc), source=source, lines=lines,  # type: ignore[arg-type]
-                                             kind="schedule") from None
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -202,14 +173,11 @@ class ScheduleService:
                                   details={"field": "create_job", "value": ref}) from None
 
     def _validate_job_spec(self, spec: dict[str, Any], prefix: str) -> None:
-        from openaml._load import JOB_TYPES
-        from openaml.entities import CommandJob
-
         jtype = spec.get("type", "command")
-        cls = CommandJob if jtype == "command" else JOB_TYPES.get(jtype)
+        cls = job_class(jtype)
         if cls is None:
             raise ValidationError(f"{prefix}field 'create_job.type': job type {jtype!r} cannot be scheduled; "
-                                  f"types: {', '.join(['command', *JOB_TYPES])}",
+                                  f"types: {', '.join(job_type_names())}",
                                   details={"field": "create_job.type", "value": str(jtype)})
         body = {k: v for k, v in spec.items() if k not in _JOB_SERVER_KEYS}
         try:

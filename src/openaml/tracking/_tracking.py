@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from openaml.errors import ConflictError, NotFoundError, PathEscapeError, UnsupportedError, ValidationError
+from openaml.tracking._backend import ensure_backend, open_stores
 from openaml.workspace import WorkspaceLayout
 
 __all__ = ["Tracking"]
@@ -31,8 +32,16 @@ class Tracking:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, allowed_hosts: list[str] | None = None) -> None:
+        """Configure MLflow's server (its documented environment variables and
+        ``initialize_backend_stores``) on this workspace's backend and artifact folder, and open
+        openaml's own handles on the same stores.
+
+        Raises:
+            UnsupportedError: a backend URI MLflow's SQL stores do not support.
+        """
         from mlflow.server import constants as c
 
+        ensure_backend(self.backend_uri)
         os.environ[c.BACKEND_STORE_URI_ENV_VAR] = self.backend_uri
         os.environ[c.REGISTRY_STORE_URI_ENV_VAR] = self.backend_uri
         os.environ[c.ARTIFACT_ROOT_ENV_VAR] = "mlflow-artifacts:/"
@@ -40,14 +49,13 @@ class Tracking:
         os.environ[c.SERVE_ARTIFACTS_ENV_VAR] = "true"
         os.environ.setdefault("MLFLOW_SERVER_ALLOWED_HOSTS", ",".join(allowed_hosts or ["*"]))
         os.environ.setdefault("MLFLOW_SERVER_CORS_ALLOWED_ORIGINS", "")
-        from mlflow.server.handlers import _get_model_registry_store, _get_tracking_store, initialize_backend_stores
+        from mlflow.server.handlers import initialize_backend_stores
 
-        if self.backend_uri.startswith("sqlite:"):
-            _sqlite_wal_for(str(self.layout.mlflow_db))
+        if self.backend_uri.startswith("sqlite:///"):
+            _sqlite_wal_for(self.backend_uri[len("sqlite:///"):])
 
         initialize_backend_stores(self.backend_uri, self.backend_uri, "mlflow-artifacts:/")
-        self._tracking_store = _get_tracking_store()
-        self._registry_store = _get_model_registry_store()
+        self._tracking_store, self._registry_store = open_stores(self.backend_uri, "mlflow-artifacts:/")
 
     def asgi_app(self) -> Any:
         from mlflow.server.fastapi_app import create_fastapi_app

@@ -6,6 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
 
+from openaml.server._requests import ComponentIn
+from openaml.server._schemas import ComponentOut
+
 router = APIRouter(tags=["components"])
 
 
@@ -13,18 +16,18 @@ def _svc(request: Request) -> Any:
     return request.app.state.ctx.services["components"]
 
 
-@router.get("/components")
+@router.get("/components", response_model=list[ComponentOut])
 def list_components(request: Request, name: str | None = None, include_archived: bool = False,
                     archived_only: bool = False) -> list[dict[str, Any]]:
     return _svc(request).list(name, include_archived=include_archived, archived_only=archived_only)
 
 
-@router.post("/components", status_code=201)
-def create_component(request: Request, spec: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    return _svc(request).create_or_update(spec)
+@router.post("/components", status_code=201, response_model=ComponentOut)
+def create_component(request: Request, spec: Annotated[ComponentIn, Body()]) -> dict[str, Any]:
+    return _svc(request).create_or_update(spec.raw())
 
 
-@router.get("/components/{name}")
+@router.get("/components/{name}", response_model=ComponentOut)
 def get_component(request: Request, name: str, version: str | None = None, label: str | None = None) -> dict[str, Any]:
     return _svc(request).get(name, version, label)
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
+
+from openaml.server._requests import ComputeIn
+from openaml.server._schemas import ComputeOut
 
 router = APIRouter(tags=["computes"])
 
@@ -13,19 +16,19 @@ def _svc(request: Request) -> Any:
     return request.app.state.ctx.services["computes"]
 
 
-@router.get("/computes")
+@router.get("/computes", response_model=list[ComputeOut])
 def list_computes(request: Request) -> list[dict[str, Any]]:
     return _svc(request).list()
 
 
-@router.get("/computes/{name}")
+@router.get("/computes/{name}", response_model=ComputeOut)
 def get_compute(request: Request, name: str) -> dict[str, Any]:
     return _svc(request).get(name)
 
 
-@router.put("/computes/{name}")
-def put_compute(request: Request, name: str, spec: dict[str, Any] = Body(...)) -> dict[str, Any]:
-    return _svc(request).create_or_update({**spec, "name": name})
+@router.put("/computes/{name}", response_model=ComputeOut)
+def put_compute(request: Request, name: str, spec: Annotated[ComputeIn, Body()]) -> dict[str, Any]:
+    return _svc(request).create_or_update({**spec.raw(), "name": name})
 
 
 @router.delete("/computes/{name}", status_code=204)

@@ -12,6 +12,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
 
+from openaml.server._requests import DataIn
+from openaml.server._schemas import DataOut
+
 router = APIRouter(tags=["data"])
 
 
@@ -19,33 +22,33 @@ def _svc(request: Request) -> Any:
     return request.app.state.ctx.services["data"]
 
 
-@router.get("/data")
+@router.get("/data", response_model=list[DataOut])
 def list_data(request: Request, name: str | None = None, view: str = "active") -> list[dict[str, Any]]:
     return _svc(request).list(name, view=view)
 
 
-@router.get("/data/_resolve")
+@router.get("/data/_resolve", response_model=DataOut)
 def resolve_data(request: Request, ref: str) -> dict[str, Any]:
     return _svc(request).resolve_reference(ref)
 
 
-@router.post("/data/{name}/versions", status_code=201)
-def create_data(request: Request, name: str, spec: Annotated[dict[str, Any], Body()],
+@router.post("/data/{name}/versions", status_code=201, response_model=DataOut)
+def create_data(request: Request, name: str, spec: Annotated[DataIn, Body()],
                 source: str | None = None) -> dict[str, Any]:
-    return _svc(request).create({**spec, "name": name}, source=source)
+    return _svc(request).create({**spec.raw(), "name": name}, source=source)
 
 
-@router.get("/data/{name}/versions")
+@router.get("/data/{name}/versions", response_model=list[DataOut])
 def list_versions(request: Request, name: str, view: str = "active") -> list[dict[str, Any]]:
     return _svc(request).list(name, view=view)
 
 
-@router.get("/data/{name}/versions/{version}")
+@router.get("/data/{name}/versions/{version}", response_model=DataOut)
 def get_version(request: Request, name: str, version: str) -> dict[str, Any]:
     return _svc(request).get(name, version=version)
 
 
-@router.get("/data/{name}/labels/{label}")
+@router.get("/data/{name}/labels/{label}", response_model=DataOut)
 def get_label(request: Request, name: str, label: str) -> dict[str, Any]:
     return _svc(request).get(name, label=label)
 

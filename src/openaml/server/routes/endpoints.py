@@ -7,6 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import PlainTextResponse
 
+from openaml.server._requests import OnlineDeploymentIn, OnlineEndpointIn
+from openaml.server._schemas import DeletedOut, EndpointKeysOut, OnlineDeploymentOut, OnlineEndpointOut
+
 router = APIRouter(tags=["online endpoints"])
 
 
@@ -14,28 +17,28 @@ def _svc(request: Request) -> Any:
     return request.app.state.ctx.services["endpoints"]
 
 
-@router.get("/online-endpoints")
+@router.get("/online-endpoints", response_model=list[OnlineEndpointOut])
 def list_endpoints(request: Request) -> list[dict[str, Any]]:
     return _svc(request).list_endpoints()
 
 
-@router.put("/online-endpoints/{name}")
-def put_endpoint(request: Request, name: str, spec: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    return _svc(request).create_or_update_endpoint({**spec, "name": name})
+@router.put("/online-endpoints/{name}", response_model=OnlineEndpointOut)
+def put_endpoint(request: Request, name: str, spec: Annotated[OnlineEndpointIn, Body()]) -> dict[str, Any]:
+    return _svc(request).create_or_update_endpoint({**spec.raw(), "name": name})
 
 
-@router.get("/online-endpoints/{name}")
+@router.get("/online-endpoints/{name}", response_model=OnlineEndpointOut)
 def get_endpoint(request: Request, name: str) -> dict[str, Any]:
     return _svc(request).get_endpoint(name)
 
 
-@router.delete("/online-endpoints/{name}")
+@router.delete("/online-endpoints/{name}", response_model=DeletedOut)
 def delete_endpoint(request: Request, name: str) -> dict[str, Any]:
     _svc(request).delete_endpoint(name)
     return {"name": name, "deleted": True}
 
 
-@router.post("/online-endpoints/{name}/keys")
+@router.post("/online-endpoints/{name}/keys", response_model=EndpointKeysOut)
 def get_keys(request: Request, name: str) -> dict[str, Any]:
     return _svc(request).get_keys(name)
 
@@ -45,23 +48,23 @@ def regenerate_keys(request: Request, name: str, key_type: str = "primary") -> d
     return _svc(request).regenerate_keys(name, key_type)
 
 
-@router.get("/online-endpoints/{name}/deployments")
+@router.get("/online-endpoints/{name}/deployments", response_model=list[OnlineDeploymentOut])
 def list_deployments(request: Request, name: str) -> list[dict[str, Any]]:
     return _svc(request).list_deployments(name)
 
 
-@router.put("/online-endpoints/{name}/deployments/{deployment}")
+@router.put("/online-endpoints/{name}/deployments/{deployment}", response_model=OnlineDeploymentOut)
 def put_deployment(request: Request, name: str, deployment: str,
-                   spec: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    return _svc(request).create_or_update_deployment(name, {**spec, "name": deployment})
+                   spec: Annotated[OnlineDeploymentIn, Body()]) -> dict[str, Any]:
+    return _svc(request).create_or_update_deployment(name, {**spec.raw(), "name": deployment})
 
 
-@router.get("/online-endpoints/{name}/deployments/{deployment}")
+@router.get("/online-endpoints/{name}/deployments/{deployment}", response_model=OnlineDeploymentOut)
 def get_deployment(request: Request, name: str, deployment: str) -> dict[str, Any]:
     return _svc(request).get_deployment(name, deployment)
 
 
-@router.delete("/online-endpoints/{name}/deployments/{deployment}")
+@router.delete("/online-endpoints/{name}/deployments/{deployment}", response_model=DeletedOut)
 def delete_deployment(request: Request, name: str, deployment: str) -> dict[str, Any]:
     _svc(request).delete_deployment(name, deployment)
     return {"name": deployment, "endpoint_name": name, "deleted": True}

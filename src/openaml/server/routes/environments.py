@@ -6,6 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
 
+from openaml.server._requests import EnvironmentIn
+from openaml.server._schemas import EnvironmentOut
+
 router = APIRouter(tags=["environments"])
 
 
@@ -13,15 +16,15 @@ def _svc(request: Request) -> Any:
     return request.app.state.ctx.services["environments"]
 
 
-@router.get("/environments")
+@router.get("/environments", response_model=list[EnvironmentOut])
 def list_environments(request: Request, name: str | None = None, include_archived: bool = False,
                       archived_only: bool = False) -> list[dict[str, Any]]:
     return _svc(request).list(name, include_archived=include_archived, archived_only=archived_only)
 
 
-@router.post("/environments", status_code=201)
-def create_environment(request: Request, spec: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    return _svc(request).create_or_update(spec)
+@router.post("/environments", status_code=201, response_model=EnvironmentOut)
+def create_environment(request: Request, spec: Annotated[EnvironmentIn, Body()]) -> dict[str, Any]:
+    return _svc(request).create_or_update(spec.raw())
 
 
 @router.post("/environments/resolve")
@@ -30,18 +33,18 @@ def resolve_environment(request: Request, body: Annotated[dict[str, Any], Body()
     return _svc(request).resolve_for_job(body.get("environment"))
 
 
-@router.get("/environments/{name}")
+@router.get("/environments/{name}", response_model=EnvironmentOut)
 def get_environment(request: Request, name: str, version: str | None = None,
                     label: str | None = None) -> dict[str, Any]:
     return _svc(request).get(name, version, label)
 
 
-@router.get("/environments/{name}/versions")
+@router.get("/environments/{name}/versions", response_model=list[EnvironmentOut])
 def list_versions(request: Request, name: str, include_archived: bool = False) -> list[dict[str, Any]]:
     return _svc(request).list(name, include_archived=include_archived)
 
 
-@router.get("/environments/{name}/versions/{version}")
+@router.get("/environments/{name}/versions/{version}", response_model=EnvironmentOut)
 def get_version(request: Request, name: str, version: str) -> dict[str, Any]:
     return _svc(request).get(name, version)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import StreamingResponse
+
+from openaml.server._requests import JobIn
+from openaml.server._schemas import TAR_RESPONSE, JobLogOut, JobOut
 
 router = APIRouter(tags=["jobs"])
 
@@ -14,29 +17,29 @@ def _svc(request: Request) -> Any:
     return request.app.state.ctx.services["jobs"]
 
 
-@router.post("/jobs")
-def submit_job(request: Request, spec: dict[str, Any] = Body(...), source: str | None = None) -> dict[str, Any]:
-    return _svc(request).submit(spec, source=source)
+@router.post("/jobs", response_model=JobOut)
+def submit_job(request: Request, spec: Annotated[JobIn, Body()], source: str | None = None) -> dict[str, Any]:
+    return _svc(request).submit(spec.raw(), source=source)
 
 
-@router.get("/jobs")
+@router.get("/jobs", response_model=list[JobOut])
 def list_jobs(request: Request, parent_job_name: str | None = None, include_archived: bool = False,
               status: str | None = None, max_results: int | None = None) -> list[dict[str, Any]]:
     return _svc(request).list(parent_job_name=parent_job_name, include_archived=include_archived, status=status,
                               max_results=max_results)
 
 
-@router.get("/jobs/{name}")
+@router.get("/jobs/{name}", response_model=JobOut)
 def get_job(request: Request, name: str) -> dict[str, Any]:
     return _svc(request).get(name)
 
 
-@router.patch("/jobs/{name}")
+@router.patch("/jobs/{name}", response_model=JobOut)
 def update_job(request: Request, name: str, fields: dict[str, Any] = Body(...)) -> dict[str, Any]:
     return _svc(request).update(name, fields)
 
 
-@router.post("/jobs/{name}/cancel")
+@router.post("/jobs/{name}/cancel", response_model=JobOut)
 def cancel_job(request: Request, name: str) -> dict[str, Any]:
     return _svc(request).cancel(name)
 
@@ -46,12 +49,12 @@ def archive_job(request: Request, name: str, archived: bool = True) -> dict[str,
     return _svc(request).archive(name, archived)
 
 
-@router.get("/jobs/{name}/logs")
+@router.get("/jobs/{name}/logs", response_model=JobLogOut)
 def job_logs(request: Request, name: str, offset: int = 0, wait: float = 0.0) -> dict[str, Any]:
     return _svc(request).read_log(name, offset=offset, wait=wait)
 
 
-@router.get("/jobs/{name}/outputs/{output}/download")
+@router.get("/jobs/{name}/outputs/{output}/download", response_class=StreamingResponse, responses=TAR_RESPONSE)
 def download_output(request: Request, name: str, output: str) -> StreamingResponse:
     chunks = _svc(request).tar_output(name, output)  # raises before streaming starts
     return StreamingResponse(chunks, media_type="application/x-tar")

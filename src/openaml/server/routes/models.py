@@ -7,6 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import StreamingResponse
 
+from openaml.server._requests import ModelIn
+from openaml.server._schemas import TAR_RESPONSE, ArchivedOut, ModelOut
+
 router = APIRouter(tags=["models"])
 
 
@@ -14,44 +17,44 @@ def _svc(request: Request) -> Any:
     return request.app.state.ctx.services["models"]
 
 
-@router.get("/models")
+@router.get("/models", response_model=list[ModelOut])
 def list_models(request: Request, name: str | None = None, list_view_type: str = "ActiveOnly") -> list[dict[str, Any]]:
     return _svc(request).list(name, list_view_type=list_view_type)
 
 
-@router.get("/models/resolve")
+@router.get("/models/resolve", response_model=ModelOut)
 def resolve_model(request: Request, reference: str) -> dict[str, Any]:
     return _svc(request).resolve_reference(reference)
 
 
-@router.post("/models/{name}/versions")
-def create_model(request: Request, name: str, spec: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    return _svc(request).create_or_update({**spec, "name": name})
+@router.post("/models/{name}/versions", response_model=ModelOut)
+def create_model(request: Request, name: str, spec: Annotated[ModelIn, Body()]) -> dict[str, Any]:
+    return _svc(request).create_or_update({**spec.raw(), "name": name})
 
 
-@router.get("/models/{name}/versions/{version}")
+@router.get("/models/{name}/versions/{version}", response_model=ModelOut)
 def get_model(request: Request, name: str, version: str) -> dict[str, Any]:
     return _svc(request).get(name, version=version)
 
 
-@router.get("/models/{name}/labels/{label}")
+@router.get("/models/{name}/labels/{label}", response_model=ModelOut)
 def get_model_by_label(request: Request, name: str, label: str) -> dict[str, Any]:
     return _svc(request).get(name, label=label)
 
 
-@router.post("/models/{name}/archive")
+@router.post("/models/{name}/archive", response_model=ArchivedOut)
 def archive_model(request: Request, name: str, version: str | None = None) -> dict[str, Any]:
     _svc(request).archive(name, version)
     return {"name": name, "version": version, "archived": True}
 
 
-@router.post("/models/{name}/restore")
+@router.post("/models/{name}/restore", response_model=ArchivedOut)
 def restore_model(request: Request, name: str, version: str | None = None) -> dict[str, Any]:
     _svc(request).restore(name, version)
     return {"name": name, "version": version, "archived": False}
 
 
-@router.get("/models/{name}/versions/{version}/download")
+@router.get("/models/{name}/versions/{version}/download", response_class=StreamingResponse, responses=TAR_RESPONSE)
 def download_model(request: Request, name: str, version: str) -> StreamingResponse:
     archive = _svc(request).download_archive(name, version)
 

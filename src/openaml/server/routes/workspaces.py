@@ -6,10 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from openaml.server._schemas import HealthOut, WorkspaceOut
+
 router = APIRouter(tags=["workspace"])
 
 
-@router.get("/workspace")
+@router.get("/workspace", response_model=WorkspaceOut)
 def get_workspace(request: Request) -> dict[str, Any]:
     ctx = request.app.state.ctx
     info = ctx.layout.info()
@@ -27,6 +29,6 @@ def get_workspace(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/health")
+@router.get("/health", response_model=HealthOut)
 def health(request: Request) -> dict[str, str]:
     return {"status": "ok", "workspace": request.app.state.ctx.workspace_name}

@@ -1,0 +1,155 @@
+"""Request body schemas of the REST API, one per noun: what ``/openapi.json`` describes.
+
+They name and type the fields of Azure ML's v2 YAML/REST shapes that clients send. A body is
+not rejected by its schema: routes pass ``body.raw()`` (the JSON as received) to the service,
+whose validation against the entities gives the precise error (file, field, value, fix); a body
+the schema does not describe still reaches it (see :class:`openaml.server._schemas.WireModel`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openaml.server._schemas import WireModel
+
+__all__ = ["JobIn", "ComponentIn", "DataIn", "EnvironmentIn", "ModelIn", "ComputeIn", "DatastoreIn",
+           "ScheduleIn", "OnlineEndpointIn", "OnlineDeploymentIn"]
+
+
+class _AssetIn(WireModel):
+    name: str | None = None
+    version: str | int | None = None
+    description: str | None = None
+    tags: dict[str, Any] | None = None
+    properties: dict[str, Any] | None = None
+
+
+class JobIn(WireModel):
+    """A job as the SDK prepares it: ``type`` command (default), sweep or pipeline; local code and
+    inputs already uploaded (``openaml-code:`` / ``azureml://`` references)."""
+
+    type: str | None = None
+    name: str | None = None
+    display_name: str | None = None
+    description: str | None = None
+    experiment_name: str | None = None
+    command: str | None = None
+    code: str | None = None
+    environment: Any = None
+    environment_variables: dict[str, Any] | None = None
+    inputs: dict[str, Any] | None = None
+    outputs: dict[str, Any] | None = None
+    compute: str | None = None
+    resources: dict[str, Any] | None = None
+    limits: dict[str, Any] | None = None
+    distribution: dict[str, Any] | None = None
+    tags: dict[str, Any] | None = None
+    properties: dict[str, Any] | None = None
+    trial: Any = None
+    search_space: dict[str, Any] | None = None
+    objective: dict[str, Any] | None = None
+    sampling_algorithm: Any = None
+    early_termination: Any = None
+    jobs: dict[str, Any] | None = None
+    settings: dict[str, Any] | None = None
+
+
+class ComponentIn(_AssetIn):
+    """A component version: ``type`` command (default) or pipeline, its ports and command or jobs."""
+
+    type: str | None = None
+    display_name: str | None = None
+    command: str | None = None
+    code: str | None = None
+    environment: Any = None
+    inputs: dict[str, Any] | None = None
+    outputs: dict[str, Any] | None = None
+    jobs: dict[str, Any] | None = None
+    is_deterministic: bool | None = None
+
+
+class DataIn(_AssetIn):
+    """A data asset version: ``type`` uri_file, uri_folder or mltable; ``path`` a URI or upload."""
+
+    type: str | None = None
+    path: str | None = None
+
+
+class EnvironmentIn(_AssetIn):
+    """An environment version: ``image`` with ``conda_file``, or a ``build`` context."""
+
+    image: str | None = None
+    conda_file: Any = None
+    build: Any = None
+    os_type: str | None = None
+    inference_config: Any = None
+
+
+class ModelIn(_AssetIn):
+    """A model version: ``type`` custom_model or mlflow_model; ``path`` an upload, ``runs:/`` or ``azureml://`` URI."""
+
+    type: str | None = None
+    path: str | None = None
+    stage: str | None = None
+    job_name: str | None = None
+
+
+class ComputeIn(WireModel):
+    """A compute: ``max_instances`` is its number of concurrent job slots."""
+
+    name: str | None = None
+    type: str | None = None
+    description: str | None = None
+    size: str | None = None
+    min_instances: int | None = None
+    max_instances: int | None = None
+
+
+class DatastoreIn(WireModel):
+    """A datastore: ``type`` and where it points."""
+
+    name: str | None = None
+    type: str | None = None
+    description: str | None = None
+    path: str | None = None
+
+
+class ScheduleIn(WireModel):
+    """A job schedule: ``trigger`` (cron or recurrence) and ``create_job`` (a job or ``azureml:<job>``)."""
+
+    name: str | None = None
+    display_name: str | None = None
+    description: str | None = None
+    tags: dict[str, Any] | None = None
+    properties: dict[str, Any] | None = None
+    trigger: dict[str, Any] | None = None
+    create_job: Any = None
+
+
+class OnlineEndpointIn(WireModel):
+    """An online endpoint: ``auth_mode``, ``traffic`` and ``mirror_traffic`` (percent per deployment)."""
+
+    name: str | None = None
+    description: str | None = None
+    tags: dict[str, Any] | None = None
+    properties: dict[str, Any] | None = None
+    auth_mode: str | None = None
+    traffic: dict[str, Any] | None = None
+    mirror_traffic: dict[str, Any] | None = None
+
+
+class OnlineDeploymentIn(WireModel):
+    """A deployment: the model, its scoring code and environment, ``instance_count`` workers."""
+
+    name: str | None = None
+    endpoint_name: str | None = None
+    description: str | None = None
+    model: Any = None
+    code_configuration: Any = None
+    environment: Any = None
+    environment_variables: dict[str, Any] | None = None
+    instance_type: str | None = None
+    instance_count: int | None = None
+    request_settings: Any = None
+    liveness_probe: Any = None
+    readiness_probe: Any = None
