@@ -90,7 +90,8 @@ def check_port_overrides(file: str, overrides: list[Any]) -> None:
     data, _ = load_yaml_with_lines(file)
     for key in ports:
         kind, port = key.split(".")[:2]
-        declared = data.get(kind) if isinstance(data.get(kind), dict) else {}
+        found = data.get(kind)
+        declared: dict[str, Any] = found if isinstance(found, dict) else {}
         if port not in declared:
             listed = ", ".join(sorted(declared)) or "none"
             raise ValidationError(f"--set {key}: the job in {file} declares no {kind[:-1]} {port!r}; "

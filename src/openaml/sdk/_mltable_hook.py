@@ -44,7 +44,7 @@ def _patch(module: Any) -> None:
     module.load = wrapped
     top = sys.modules.get("mltable")
     if top is not None and getattr(top, "load", None) is load:
-        top.load = wrapped
+        top.load = wrapped  # type: ignore[attr-defined]
 
 
 class _Finder(importlib.abc.MetaPathFinder):
