@@ -106,6 +106,10 @@ def session_cookie(scope: Scope) -> str | None:
     return None
 
 
+def _has_authorization(scope: Scope) -> bool:
+    return any(bytes(k).lower() == b"authorization" for k, _ in scope.get("headers") or ())
+
+
 class AuthMiddleware:
     """ASGI middleware: authenticate, check the role (and a job token's scope), record the caller.
 
@@ -131,6 +135,11 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         given = parse_bearer(scope)
+        if given is None and _has_authorization(scope):
+            # a malformed Authorization header (another scheme, non-ASCII) is a wrong token, not "no token"
+            await _deny(send, 401, "unauthorized", "missing or wrong token (Authorization: Bearer <token>)",
+                        websocket=scope["type"] == "websocket")
+            return
         from_query = False
         if given is None:
             given = parse_query_token(scope)

@@ -153,3 +153,10 @@ class OnlineDeploymentIn(WireModel):
     request_settings: Any = None
     liveness_probe: Any = None
     readiness_probe: Any = None
+
+
+class UserIn(WireModel):
+    """A user to create: ``name`` and ``role`` (a built-in role; see ``openaml.entities._user``)."""
+
+    name: str | None = None
+    role: str | None = None

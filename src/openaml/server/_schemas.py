@@ -30,7 +30,8 @@ from pydantic import (
 __all__ = [
     "WireModel", "CreationContext", "WorkspaceOut", "HealthOut", "DatastoreOut", "DataOut", "EnvironmentOut",
     "ComputeOut", "JobOut", "JobLogOut", "ComponentOut", "ModelOut", "ScheduleOut", "ScheduleTriggerOut",
-    "OnlineEndpointOut", "OnlineDeploymentOut", "EndpointKeysOut", "ArchivedOut", "DeletedOut",
+    "OnlineEndpointOut", "OnlineDeploymentOut", "EndpointKeysOut", "ArchivedOut", "DeletedOut", "UserOut",
+    "PrincipalOut",
     "TAR_RESPONSE",
 ]
 
@@ -369,6 +370,26 @@ class EndpointKeysOut(WireModel):
     access_token: str | None = None
     expiry_time_utc: int | float | None = None
     refresh_after_time_utc: int | float | None = None
+
+
+class UserOut(WireModel):
+    """A workspace user and its built-in role (Reader, AzureML Data Scientist, Contributor, Owner);
+    ``token`` only in the answer to its creation (shown once; the server keeps a hash)."""
+
+    name: str
+    role: str
+    created_by: str | None = None
+    created_at: Time = None
+    token: str | None = None
+
+
+class PrincipalOut(WireModel):
+    """The caller: ``kind`` owner, user or job (``job`` names the job of a job's token)."""
+
+    name: str
+    role: str
+    kind: str
+    job: str | None = None
 
 
 class DeletedOut(WireModel):

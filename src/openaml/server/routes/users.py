@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
 
+from openaml.server._requests import UserIn
+from openaml.server._schemas import PrincipalOut, UserOut
 from openaml.services._actor import OWNER
 
 router = APIRouter(tags=["users"])
@@ -19,27 +21,27 @@ def _principal(request: Request) -> Any:
     return request.scope.get("state", {}).get("principal") or OWNER
 
 
-@router.get("/users")
+@router.get("/users", response_model=list[UserOut])
 def list_users(request: Request) -> list[dict[str, Any]]:
     return _svc(request).list()
 
 
-@router.get("/users/me")
+@router.get("/users/me", response_model=PrincipalOut)
 def whoami(request: Request) -> dict[str, Any]:
     """The caller: ``{name, role, kind}`` (``kind`` owner, user or job; ``job`` for a job's token)."""
     p = _principal(request)
     return {"name": p.name, "role": p.role, "kind": p.kind, **({"job": p.job} if p.job else {})}
 
 
-@router.get("/users/{name}")
+@router.get("/users/{name}", response_model=UserOut)
 def get_user(request: Request, name: str) -> dict[str, Any]:
     return _svc(request).get(name)
 
 
-@router.post("/users", status_code=201)
-def create_user(request: Request, spec: dict[str, Any] = Body(...)) -> dict[str, Any]:
+@router.post("/users", status_code=201, response_model=UserOut)
+def create_user(request: Request, spec: Annotated[UserIn, Body()]) -> dict[str, Any]:
     """Create a user; the answer's ``token`` is shown this once (the server keeps only its hash)."""
-    return _svc(request).create(spec, created_by=_principal(request))
+    return _svc(request).create(spec.raw(), created_by=_principal(request))
 
 
 @router.delete("/users/{name}", status_code=204)
