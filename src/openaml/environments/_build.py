@@ -203,7 +203,9 @@ def _run(cmd: list[str], blog: IO[str], env: dict[str, str], timeout: float) -> 
 
 def _compile(uv: str, python: Path, reqs: list[str], env: dict[str, str], timeout: float,
              lowest: bool = False) -> tuple[int, str]:
-    cmd = [uv, "pip", "compile", "-", "--quiet", "--no-header", "--no-annotate", "--color", "never",
+    # wheels only: a version that resolves only through an sdist that does not build here (pyarrow 9 on
+    # Python 3.11) must not count as "installs"
+    cmd = [uv, "pip", "compile", "-", "--quiet", "--no-header", "--no-annotate", "--color", "never", "--no-build",
            "--python", str(python)]
     if lowest:
         cmd += ["--resolution", "lowest-direct"]
@@ -317,7 +319,7 @@ def _build(spec: EnvSpec, root: Path, timeout: float) -> None:
             blog.flush()
             asked = f" (python {spec.python} was asked for)" if spec.python and not spec.python_exact else ""
             _fail(spec, root, log_path, "uv pip install", rc, mark,
-                  why=f"the requirements cannot be installed together on Python {used}{asked}; uv's resolver says:")
+                  why=f"the requirements cannot be installed together on Python {used}{asked}; uv says:")
         freeze = subprocess.run([uv, "pip", "freeze", "--color", "never", "--python", str(python)], capture_output=True,
                                 text=True, env=env, timeout=timeout, check=False)
         lock = [ln.strip() for ln in freeze.stdout.splitlines() if ln.strip()]
@@ -337,8 +339,8 @@ def _fail(spec: EnvSpec, root: Path, log_path: Path, step: str, rc: int, mark: i
     tail = _tail(log_path, mark)
     _clear_but_log(root)
     raise EnvironmentBuildError(
-        f"building environment {spec.source or spec.spec_hash[:12]} failed: {step} exited with {rc}"
-        f"{': ' + why if why else ''}; full log: {log_path}\n{tail}",
+        f"building environment {spec.source or spec.spec_hash[:12]} failed ({step} exited with {rc}): "
+        f"{why or 'its output ends with:'}\n{tail}\nfull log: {log_path}",
         details={"spec_hash": spec.spec_hash, "log": str(log_path), "tail": tail})
 
 

@@ -99,6 +99,9 @@ class JobService:
             "inputs": runner_inputs, "outputs": runner_outputs, "code_dir": code_dir, "environment": env,
             "timeout": job.limits.timeout if job.limits else None,
         }
+        if env.get("warnings"):  # environment deviations (Python asked vs used...): the job's warnings
+            runtime["warnings"] = list(env["warnings"])
+            data.setdefault("properties", {})["openaml.warnings"] = "; ".join(env["warnings"])
         data["name"] = name
         data["experiment_name"] = experiment
         data["compute"] = compute
@@ -162,6 +165,8 @@ class JobService:
             "creation_context": {"created_at": row["created_at"].isoformat() if row["created_at"] else None},
             "output_uris": {k: v["uri"] for k, v in (runtime.get("outputs") or {}).items()},
         })
+        if runtime.get("warnings"):
+            spec["warnings"] = list(runtime["warnings"])
         services = dict(spec.get("services") or {})
         services["Studio"] = {"type": "Studio", "endpoint": studio}
         services["Tracking"] = {"type": "Tracking", "endpoint": f"{url}/mlflow"}
