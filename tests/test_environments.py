@@ -170,7 +170,7 @@ def test_sdk_build_context_is_uploaded_and_its_requirements_used(ml_client, tmp_
     made = ml_client.environments.create_or_update(Environment(name=_name("ctx-bare"), build={"path": str(bare)}))
     resolved = ml_client.environments.resolve(f"{made.name}@latest")
     assert resolved["kind"] == "base"
-    assert any("running in the base environment instead" in w for w in resolved["warnings"])
+    assert any("running in the default environment instead" in w for w in resolved["warnings"])
 
 
 def test_resolve_for_job_forms_and_errors(ml_client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -191,7 +191,7 @@ def test_resolve_for_job_forms_and_errors(ml_client, tmp_path: Path, monkeypatch
     with pytest.raises(NotFoundError, match="AzureML-sklearn-1.5"):
         ml_client.environments.resolve("azureml:AzureML-no-such-curated@latest")
     curated = ml_client.environments.resolve("azureml://registries/azureml/environments/sklearn-1.5/labels/latest")
-    assert curated["kind"] == "base" and curated["curated"] == "AzureML-sklearn-1.5"
+    assert curated["kind"] == "venv" and curated["curated"] == "AzureML-sklearn-1.5"
     assert ml_client.environments.resolve(None)["kind"] == "base"
     # the jobs SDK inlines a job's environment relative to the job YAML's folder
     sub = tmp_path / "jobdir"
@@ -218,10 +218,20 @@ def test_resolve_for_job_forms_and_errors(ml_client, tmp_path: Path, monkeypatch
     "azureml://registries/azureml/environments/acpt-pytorch-2.2-cuda12.1/labels/latest",
     "AzureML-minimal-ubuntu22.04-py39-cpu-inference@latest",
 ])
-def test_curated_names_resolve_to_base(ref: str) -> None:
+def test_curated_names_resolve_to_their_own_virtualenv_from_azure_package_lists(ref: str) -> None:
+    # issue 9 item 2: a curated environment is built like any other, never the server's interpreter
     spec = resolve_spec(ref)
-    assert spec.kind == "base" and spec.pip == [] and "(curated)" in spec.source
-    assert ensure_environment(spec, "/nonexistent") == Path(os.sys.executable).parent
+    assert spec.kind == "venv" and spec.pip and "(curated)" in spec.source
+    assert any(r.startswith("mlflow==") for r in spec.pip) or "minimal" in ref
+    assert not any(r.startswith("azureml-") and r != "azureml-inference-server-http" for r in spec.pip)
+
+
+def test_curated_sklearn_names_share_one_spec_hash_and_pin_mlflow_2() -> None:
+    hashes = {resolve_spec(r).spec_hash for r in ("AzureML-sklearn-1.5@latest", "azureml:AzureML-sklearn-1.5@latest",
+                                                    "azureml://registries/azureml/environments/sklearn-1.5/labels/latest")}
+    assert len(hashes) == 1
+    spec = resolve_spec("AzureML-sklearn-1.5@latest")
+    assert spec.python == "3.10" and "scikit-learn~=1.5.0" in spec.pip and "mlflow==2.17.2" in spec.pip
 
 
 def test_unknown_curated_lists_known_names_and_workspace_refs_need_the_server() -> None:
@@ -239,7 +249,7 @@ def test_image_only_runs_in_base_with_the_documented_warning() -> None:
     assert spec.kind == "base" and spec.image
     assert spec.warnings[0].startswith("image mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest "
                                        "needs a container engine")
-    assert spec.warnings[0].endswith("running in the base environment instead")
+    assert spec.warnings[0].endswith("running in the default environment instead")
     assert resolve_spec(None).kind == "base" and resolve_spec(None).warnings == []
 
 
@@ -267,19 +277,22 @@ def test_conda_parsing_maps_packages_and_warns() -> None:
     assert "azureml-defaults==1.38.0" not in spec.pip and not any(r.startswith("azureml-") for r in spec.pip)
     assert any("azureml-defaults" in w and "not installed" in w for w in spec.warnings)
     assert any("azureml-mlflow" in w and "mlflow" in w for w in spec.warnings)
-    # Python 3.8 pins of packages the server has become the server's versions
-    assert "numpy" in spec.pip and f"numpy=={have['numpy']}" in spec.constraints
-    assert f"mlflow=={have['mlflow']}" in spec.constraints and "mlflow" in spec.pip
-    assert any(f"python 3.8 was asked for; using the server's Python {server_python()}" in w for w in spec.warnings)
-    assert "inference-schema[numpy-support]==1.3.0" in spec.pip  # not on the server: kept as asked
+    # issue 9 item 1: pins are kept exactly as written, whatever Python is asked for; nothing from the server
+    assert "numpy==1.21.2.*" in spec.pip and "mlflow==1.23.1" in spec.pip and spec.constraints == []
+    assert "mlflow" not in spec.pip and all(r.split("==")[0] != "numpy" or "1.21.2" in r for r in spec.pip)
+    assert have["numpy"] not in " ".join(spec.pip)
+    # Python 3.8 when this machine has it (pyenv), else the nearest with a warning naming asked and used
+    assert spec.python_used and (spec.python_used.startswith("3.8.") or any(
+        "python 3.8 was asked for" in w and spec.python_used in w for w in spec.warnings))
+    assert "inference-schema[numpy-support]==1.3.0" in spec.pip
 
 
-def test_conda_same_python_keeps_pins_and_constrains_unversioned(tmp_path: Path) -> None:
+def test_conda_same_python_keeps_pins_and_adds_no_server_constraints(tmp_path: Path) -> None:
     (tmp_path / "conda.yaml").write_text(
         f"dependencies:\n  - python={server_python()}\n  - scikit-learn\n  - pip:\n    - six==1.16.0\n")
     spec = resolve_spec({"image": "python", "conda_file": "conda.yaml"}, base_path=tmp_path)
     assert spec.pip == ["scikit-learn", "six==1.16.0"]
-    assert spec.constraints == [f"scikit-learn=={server_versions()['scikit-learn']}"]
+    assert spec.constraints == [] and spec.python_used and spec.python_used.startswith(server_python())
     assert not any("python" in w.lower() and "asked" in w for w in spec.warnings)
     # inline content and the file give the same hash
     content = (tmp_path / "conda.yaml").read_text()

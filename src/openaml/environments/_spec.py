@@ -273,7 +273,7 @@ def resolve_spec(env: Any = None, *, base_path: str | Path | None = None, source
     Args:
         env: one of
 
-            - ``None``: the workspace default (the base environment);
+            - ``None``: the workspace default (the default environment);
             - a curated reference string: ``AzureML-sklearn-1.5@latest``,
               ``azureml:AzureML-sklearn-1.5@latest``, ``azureml://registries/azureml/environments/
               sklearn-1.5/labels/latest`` (or ``/versions/N``), lightgbm/tensorflow/pytorch/acpt/minimal
