@@ -295,7 +295,7 @@ def _build(spec: EnvSpec, root: Path, timeout: float) -> None:
             pass
         reqs = list(spec.pip)
         (root / "requirements.txt").write_text("\n".join(reqs) + "\n", encoding="utf-8")
-        install = [uv, "pip", "install", "--no-progress", "--color", "never", "--compile-bytecode",
+        install = [uv, "pip", "install", "--no-progress", "--color", "never",
                    "--python", str(python), "-r", str(root / "requirements.txt")]
         mark = blog.tell()
         rc = _run(install, blog, env, timeout)
