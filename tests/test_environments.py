@@ -161,7 +161,7 @@ def test_sdk_build_context_is_uploaded_and_its_requirements_used(ml_client, tmp_
     made = ml_client.environments.create_or_update(Environment(name=name, build={"path": str(ctx)}))
     assert made.build is not None and made.build.path.startswith("azureml://codes/")
     resolved = ml_client.environments.resolve(f"azureml:{name}:1")
-    assert resolved["kind"] == "venv" and resolved["pip"] == ["six"]
+    assert resolved["kind"] == "venv" and resolved["pip"] == ["six", "setuptools<81"]
     assert Path(resolved["build"]["local_path"]).joinpath("requirements.txt").is_file()
 
     bare = tmp_path / "bare-context"
@@ -291,7 +291,7 @@ def test_conda_same_python_keeps_pins_and_adds_no_server_constraints(tmp_path: P
     (tmp_path / "conda.yaml").write_text(
         f"dependencies:\n  - python={server_python()}\n  - scikit-learn\n  - pip:\n    - six==1.16.0\n")
     spec = resolve_spec({"image": "python", "conda_file": "conda.yaml"}, base_path=tmp_path)
-    assert spec.pip == ["scikit-learn", "six==1.16.0"]
+    assert spec.pip == ["scikit-learn", "six==1.16.0", "setuptools<81"]
     assert spec.constraints == [] and spec.python_used and spec.python_used.startswith(server_python())
     assert not any("python" in w.lower() and "asked" in w for w in spec.warnings)
     # inline content and the file give the same hash
@@ -428,7 +428,7 @@ def test_unobtainable_pins_fail_naming_package_version_python_and_cache_nothing(
     # the Python asked for available, nothing is relaxed and the build fails with uv's resolver message
     conda = {"dependencies": [f"python={server_python()}", {"pip": ["mltable==1.0.0"]}]}
     spec = resolve_spec({"conda_file": conda})
-    assert spec.python_exact and spec.pip == ["mltable==1.0.0"]
+    assert spec.python_exact and spec.pip == ["mltable==1.0.0", "setuptools<81"]
     envs = tmp_path / "envs"
     with pytest.raises(EnvironmentBuildError) as exc:
         ensure_environment(spec, envs)

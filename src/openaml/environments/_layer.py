@@ -11,6 +11,8 @@ other package; about 0.3 s) whose ``site-packages`` ends with the shared environ
 - ``pip install X`` writes into the job's layer; upgrading a package of the shared environment
   installs the new version into the layer (pip does not uninstall outside its environment:
   "Not uninstalling ... outside environment"), where it shadows the shared one;
+- ``pip`` is the shared environment's pip module run by the layer's interpreter (so it installs
+  into the layer); where the shared environment has no pip, uv installs one into the layer;
 - the shared environment's console scripts (``mlflow``, ``torchrun``...) are linked into the
   layer's ``bin`` when the layer has none of that name.
 
@@ -73,7 +75,7 @@ def job_layer(shared_bin: str | Path, dest: str | Path, uv: str, *, server: bool
     shared_root = shared_bin.parent
     python = shared_bin / ("python.exe" if os.name == "nt" else "python")
     sites = _server_site_dirs() if server else site_dirs(shared_root)
-    cmd = [uv, "venv", "--quiet", "--seed", "--no-python-downloads", "--color", "never", "--python", str(python),
+    cmd = [uv, "venv", "--quiet", "--no-python-downloads", "--color", "never", "--python", str(python),
            str(dest)]
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PYTHON", "PYTHONHOME")}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
@@ -86,6 +88,18 @@ def job_layer(shared_bin: str | Path, dest: str | Path, uv: str, *, server: bool
     lines = "".join(f"import site; site.addsitedir({str(d)!r})\n" for d in sites)
     (own[0] / _PTH).write_text(lines, encoding="utf-8")
     bin_dir = dest / ("Scripts" if os.name == "nt" else "bin")
+    if any((d / "pip" / "__init__.py").is_file() for d in sites):
+        for name in ("pip", "pip3"):
+            script = bin_dir / name
+            script.write_text(f"#!{bin_dir / 'python'}\nimport sys\nfrom pip._internal.cli.main import main\n"
+                              "sys.exit(main())\n", encoding="utf-8")
+            script.chmod(0o755)
+    else:
+        done = subprocess.run([uv, "pip", "install", "--quiet", "--python", str(bin_dir / "python"), "pip"],
+                              capture_output=True, text=True, env=env, timeout=300, check=False)
+        if done.returncode != 0:
+            raise EnvironmentBuildError(f"installing pip into the job's environment layer failed:\n"
+                                        f"{done.stdout}{done.stderr}".strip())
     if shared_bin.is_dir():
         for script in shared_bin.iterdir():
             if script.name.startswith(_SKIP) or (bin_dir / script.name).exists() or not script.is_file():

@@ -45,6 +45,8 @@ __all__ = ["SPEC_KEYS", "EnvOptions", "EnvSpec", "resolve_spec", "server_python"
            "spec_from_dict"]
 
 _HASH_VERSION = 2
+# added to every virtualenv that does not name setuptools itself (docs/guide/environments.md)
+SETUPTOOLS = "setuptools<81"
 
 # keys of a spec dict: the entity's fields, server-added metadata, and EnvSpec fields
 _SPEC_FIELDS = {"image", "conda_file", "build", "pip", "python", "curated", "os_type", "inference_config"}
@@ -211,6 +213,10 @@ def _venv(reqs: list[str], wanted: str | None, label: str, warnings: list[str], 
     """A venv spec on the interpreter chosen for ``wanted``; the Python deviation is a warning."""
     from openaml.environments._build import find_uv
 
+    if not any(_req_name(r) == "setuptools" for r in reqs):
+        # a conda environment always has setuptools; the line that still ships pkg_resources, which
+        # older packages import at startup (MLflow 1.x and 2.0 among them)
+        reqs = [*reqs, SETUPTOOLS]
     choice = choose_python(wanted, find_uv(), downloads=options.python_downloads,
                            interpreters=list(options.interpreters) if options.interpreters is not None else None)
     if choice.download:
