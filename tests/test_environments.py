@@ -200,7 +200,7 @@ def test_resolve_for_job_forms_and_errors(ml_client, tmp_path: Path, monkeypatch
     payload = ml_client.environments._inline(Environment(image="python", conda_file="env-conda.yml"), sub)
     assert payload["conda_file"]["name"] == "tiny"
     inline = ml_client.environments.resolve(Environment(image="python:3.11", conda_file="conda.yml"))
-    assert inline["kind"] == "venv" and inline["pip"] == ["six"]
+    assert inline["kind"] == "venv" and inline["pip"] == ["six", "setuptools<81"]
     image_only = ml_client.environments.resolve({"image": "library/python:latest"})
     assert image_only["kind"] == "base" and "needs a container engine" in image_only["warnings"][0]
 
