@@ -558,3 +558,88 @@ def test_curated_and_default_jobs_never_touch_the_server_or_the_next_job(ml_clie
     assert job3.status == "Completed", log3
     assert log3.split("PREFIX ", 1)[1].split()[0] != sys.prefix
     assert _server_freeze() == before
+
+
+# ---------------------------------------------------------------------------------------- issue 9: MLflow clients
+MLFLOW_CLIENT_SCRIPT = """\
+import os, sys, mlflow, mlflow.sklearn, numpy as np
+from sklearn.linear_model import LogisticRegression
+mlflow.log_param("alpha", 0.5)
+for step in range(3):
+    mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+with open("note.txt", "w") as fh:
+    fh.write("hello")
+mlflow.log_artifact("note.txt")
+mlflow.log_artifact("note.txt", artifact_path="more")
+X = np.array([[0.0], [1.0], [2.0], [3.0]] * 3)
+y = [0, 0, 1, 1] * 3
+model = LogisticRegression().fit(X, y)
+mlflow.sklearn.log_model(model, "model", registered_model_name=sys.argv[1])
+run_id = mlflow.active_run().info.run_id
+back = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+print("PRED", list(back.predict(X[:2])))
+loaded = mlflow.pyfunc.load_model(f"models:/{sys.argv[1]}/1")
+print("REG", list(loaded.predict(X[2:4])))
+mlflow.end_run()
+mlflow.autolog()
+with mlflow.start_run(run_name="autologged") as run:
+    LogisticRegression(C=0.25).fit(X, y)
+print("AUTORUN", run.info.run_id)
+print("CLIENT", mlflow.__version__)
+"""
+
+
+def _client_env(version: str) -> object:
+    if version == "1":
+        return Environment(conda_file={"dependencies": ["python=3.10", {"pip": [
+            "mlflow==1.30.1", "scikit-learn==1.1.3", "pandas==1.5.3", "numpy==1.23.5"]}]})
+    if version == "2":
+        return "azureml:AzureML-sklearn-1.5@latest"
+    return Environment(conda_file={"dependencies": [f"python={server_python()}", {"pip": [
+        f"mlflow=={server_versions()['mlflow']}", "scikit-learn"]}]})
+
+
+def _check_client_run(ml_client, server, job, log: str, reg: str, major: str) -> None:  # type: ignore[no-untyped-def]
+    from mlflow.tracking import MlflowClient
+
+    assert job.status == "Completed", log
+    assert f"CLIENT {major}." in log and "PRED [0, 0]" in log and "REG [1, 1]" in log
+    client = MlflowClient(tracking_uri=f"{server.url}/mlflow")
+    run = client.get_run(job.name)
+    assert run.data.params["alpha"] == "0.5"
+    hist = client.get_metric_history(job.name, "loss")
+    assert sorted((m.step, m.value) for m in hist) == [(0, 1.0), (1, 0.5), (2, 1.0 / 3)]
+    names = {a.path for a in client.list_artifacts(job.name)}
+    assert {"note.txt", "more", "model"} <= names
+    versions = client.search_model_versions(f"name='{reg}'")
+    assert [v.version for v in versions] == ["1"] and versions[0].run_id == job.name
+    assert ml_client.models.get(reg, version="1").name == reg  # a workspace model, too
+    auto = client.get_run(log.split("AUTORUN ", 1)[1].split()[0])
+    assert auto.data.params.get("C") == "0.25" and "training_score" in auto.data.metrics
+
+
+@pytest.mark.slow
+def test_mlflow_1_2_and_3_clients_log_register_and_autolog(ml_client, server, tmp_path: Path) -> None:
+    # issue 9 item 3: each major MLflow client in its own real environment against the workspace's server;
+    # the 1.x and the 3.x client log to the same experiment at the same time
+    from openaml import command
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "client.py").write_text(MLFLOW_CLIENT_SCRIPT)
+    experiment = _name("mlflow-clients")
+    regs = {v: _name(f"clientmodel{v}") for v in ("1", "2", "3")}
+    made = {v: ml_client.jobs.create_or_update(command(
+        code=str(src), command=f"python client.py {regs[v]}", environment=_client_env(v),
+        experiment_name=experiment)) for v in ("1", "3")}
+    for v, job in made.items():
+        deadline = time.monotonic() + 900
+        while (got := ml_client.jobs.get(job.name)).status not in TERMINAL:
+            assert time.monotonic() < deadline
+            time.sleep(1)
+        log = (server.path / "jobs" / job.name / "user_logs" / "std_log.txt").read_text()
+        _check_client_run(ml_client, server, got, log, regs[v], v)
+    job, log = _run_job(ml_client, server.path, command(
+        code=str(src), command=f"python client.py {regs['2']}", environment=_client_env("2"),
+        experiment_name=experiment))
+    _check_client_run(ml_client, server, job, log, regs["2"], "2")
