@@ -138,7 +138,7 @@ class Runner:
         and, for those found while building, to ``state.json`` (``env_warnings``) for the job's
         ``warnings``.
         """
-        from openaml.environments import ensure_environment, env_info, find_uv, job_layer, spec_from_dict
+        from openaml.environments import ensure_environment, env_info, env_status, find_uv, job_layer, spec_from_dict
 
         env = self.spec.get("environment") or {}
         known = list(env.get("warnings") or [])
@@ -151,15 +151,19 @@ class Runner:
         # progress lines ("building ... with uv", "reusing ...", "ready in N s") go to the user's log, so a
         # job that waits for its virtualenv says so; uv's own output stays in the environment's build.log
         spec = spec_from_dict(env)
-        shared = ensure_environment(spec, Path(self.spec["envs_dir"]), self.log_path)
-        info = env_info(spec, Path(self.spec["envs_dir"])) or {}
+        envs = Path(self.spec["envs_dir"])
+        # reusing a built environment is routine (system log); a build is what the user waits for (user log)
+        target = self.sys_log if env_status(spec, envs) == "built" else self.log_path
+        self.sys_log.parent.mkdir(parents=True, exist_ok=True)
+        shared = ensure_environment(spec, envs, target)
+        info = env_info(spec, envs) or {}
         found = [d for d in info.get("deviations") or [] if d not in known]
         for d in found:
             self.userlog(f"[openaml] environment: {d}")
         if found:
             self.update(env_warnings=found)
-        self.userlog(f"[openaml] environment: Python {info.get('python', '?')} ({spec.source}); "
-                     f"lock: {Path(self.spec['envs_dir']) / spec.spec_hash / 'lock.txt'}")
+        self.syslog(f"environment: Python {info.get('python', '?')} ({spec.source}); lock: "
+                    f"{envs / spec.spec_hash / 'lock.txt'}")
         return str(job_layer(shared, layer, find_uv()))
 
     def prepare_inputs(self) -> dict[str, str | None]:
