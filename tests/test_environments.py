@@ -661,3 +661,31 @@ def test_mlflow_1x_registry_preview_paths_are_served(server) -> None:
     again = httpx.get(f"{server.url}/mlflow/api/2.0/preview/mlflow/registered-models/get", params={"name": name},
                       timeout=30)
     assert again.status_code == 200 and again.json()["registered_model"]["name"] == name
+
+
+def test_python_choice_nearest_and_downloads_fail_clearly(tmp_path: Path) -> None:
+    import sys
+
+    from openaml.environments import EnvOptions
+
+    conda = {"dependencies": ["python=3.5", {"pip": ["six==1.16.0"]}]}
+    # only the server's interpreter allowed: it is the nearest, and the deviation is a warning naming both
+    spec = resolve_spec({"conda_file": conda}, options=EnvOptions(interpreters=(sys.executable,)))
+    assert spec.python == "3.5" and spec.python_used == ".".join(map(str, sys.version_info[:3]))
+    assert any(w.startswith("python 3.5 was asked for and is not installed here") and spec.python_used in w
+               for w in spec.warnings)
+    # downloads on: uv is asked for a managed 3.5 at build time; none can be had, so the build fails clearly
+    dl = resolve_spec({"conda_file": conda}, options=EnvOptions(python_downloads=True))
+    assert dl.interpreter is None and dl.python_used == "3.5" and dl.spec_hash != spec.spec_hash
+    assert any("uv downloads it at build time" in w for w in dl.warnings)
+    envs = tmp_path / "envs"
+    with pytest.raises(EnvironmentBuildError, match=r"downloading Python 3\.5"):
+        ensure_environment(dl, envs, timeout=120)
+    assert env_status(dl, envs) == "not built"
+    # the workspace setting and an environment property both turn strict on (a different environment)
+    strict = resolve_spec({"conda_file": conda, "properties": {"strict": "true"}},
+                          options=EnvOptions(interpreters=(sys.executable,)))
+    assert strict.strict and strict.spec_hash != spec.spec_hash
+    with pytest.raises(EnvironmentBuildError, match="strict mode"):
+        ensure_environment(strict, envs)
+    assert env_status(strict, envs) == "not built"
