@@ -545,6 +545,16 @@ def test_curated_and_default_jobs_never_touch_the_server_or_the_next_job(ml_clie
     assert "SIX 1.15.0" in log  # the job may pip install, into its own layer
     assert _server_freeze() == before
 
+    # the shared environment's own pip, called directly, cannot change it either (a read-only mount where
+    # the machine allows one: root or user namespaces)
+    tamper = ("SH=$(python -c 'import os, six; d = os.path.dirname; print(d(d(d(d(six.__file__)))))') && "
+              "$SH/bin/python -m pip install --quiet six==1.15.0 && echo TAMPERED || echo REFUSED")
+    job_t, log_t = _run_job(ml_client, server.path, command(environment="azureml:AzureML-sklearn-1.5@latest",
+                                                            command=tamper))
+    ro = subprocess.run(["unshare", "-m", "--propagation", "private", "true"], capture_output=True).returncode == 0
+    if ro:
+        assert "REFUSED" in log_t and "TAMPERED" not in log_t, log_t
+
     job2, log2 = _run_job(ml_client, server.path, command(
         environment="azureml:AzureML-sklearn-1.5@latest",
         command="python -c 'import six, sys; print(\"SIX\", six.__version__); print(\"PREFIX\", sys.prefix)'"))

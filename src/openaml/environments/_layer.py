@@ -54,7 +54,8 @@ def _server_site_dirs() -> list[Path]:
     return out
 
 
-def job_layer(shared_bin: str | Path, dest: str | Path, uv: str, *, server: bool = False) -> Path:
+def job_layer(shared_bin: str | Path, dest: str | Path, uv: str, *, server: bool = False,
+              pycache: str | Path | None = None) -> Path:
     """Create the job's layer at ``dest`` over the environment whose ``bin`` is ``shared_bin``.
 
     Args:
@@ -63,6 +64,9 @@ def job_layer(shared_bin: str | Path, dest: str | Path, uv: str, *, server: bool
         uv: the uv binary.
         server: True when ``shared_bin`` is the server's own interpreter (the default environment):
             its site-packages come from this process's ``sysconfig``.
+        pycache: a writable folder shared by the environment's jobs for bytecode
+            (``sys.pycache_prefix``), for a shared environment mounted read-only in the job: Python
+            cannot write ``__pycache__`` there, and would otherwise compile every import in every job.
 
     Returns:
         ``dest/bin``: put it first on ``PATH`` and set ``VIRTUAL_ENV`` to ``dest``.
@@ -86,6 +90,9 @@ def job_layer(shared_bin: str | Path, dest: str | Path, uv: str, *, server: bool
     if not own:
         raise EnvironmentBuildError(f"the job's environment layer {dest} has no site-packages folder")
     lines = "".join(f"import site; site.addsitedir({str(d)!r})\n" for d in sites)
+    if pycache is not None:
+        Path(pycache).mkdir(parents=True, exist_ok=True)
+        lines = f"import sys; sys.pycache_prefix = sys.pycache_prefix or {str(pycache)!r}\n" + lines
     (own[0] / _PTH).write_text(lines, encoding="utf-8")
     bin_dir = dest / ("Scripts" if os.name == "nt" else "bin")
     if any((d / "pip" / "__init__.py").is_file() for d in sites):

@@ -147,6 +147,8 @@ class Runner:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         layer = self.job_dir / "venv"
         if env.get("kind", "base") == "base":
+            if sys.prefix != sys.base_prefix:  # the server's virtualenv: read-only to the job where possible
+                self._protect(Path(sys.prefix))
             return str(job_layer(Path(sys.executable).parent, layer, find_uv(), server=True))
         # progress lines ("building ... with uv", "reusing ...", "ready in N s") go to the user's log, so a
         # job that waits for its virtualenv says so; uv's own output stays in the environment's build.log
@@ -164,7 +166,15 @@ class Runner:
             self.update(env_warnings=found)
         self.syslog(f"environment: Python {info.get('python', '?')} ({spec.source}); lock: "
                     f"{envs / spec.spec_hash / 'lock.txt'}")
-        return str(job_layer(shared, layer, find_uv()))
+        self._protect(shared.parent)
+        return str(job_layer(shared, layer, find_uv(), pycache=envs / f".{spec.spec_hash}.pycache"))
+
+    def _protect(self, root: Path) -> None:
+        """Mount a shared environment read-only in the job's mount namespace (as ``ro_mount`` inputs), so
+        even a job run as root that calls that environment's own pip cannot change it; the job's layer
+        takes its installs either way."""
+        if self.read_only_mounts_available():
+            self.ro_binds.append((str(root), str(root)))
 
     def prepare_inputs(self) -> dict[str, str | None]:
         values: dict[str, str | None] = {}
