@@ -407,9 +407,9 @@ def test_job_gets_every_pin_exactly_and_show_gives_the_lock(ml_client, cli, serv
     assert "VERSIONS 1.1.3 2.0.1 1.5.3" in log
     py = log.split("PY ", 1)[1].split()[0]
     if py.startswith("3.10."):  # this machine has Python 3.10 (pyenv): nothing deviates
-        assert not any("python 3.10 was asked for" in w for w in (job.model_dump().get("warnings") or []))
+        assert not any("python 3.10 was asked for" in w for w in ml_client.jobs.get_raw(job.name).get("warnings", []))
     else:  # the nearest Python: said in the job's warnings and at the top of its log
-        assert any("python 3.10 was asked for" in w for w in job.model_dump()["warnings"])
+        assert any("python 3.10 was asked for" in w for w in ml_client.jobs.get_raw(job.name)["warnings"])
         assert log.splitlines()[0].startswith("[openaml] environment: ")
     # the same spec registered: `environment show` gives the Python used and the resolved lock
     name = _name("pinned")
@@ -699,3 +699,46 @@ def test_python_choice_nearest_and_downloads_fail_clearly(tmp_path: Path) -> Non
     with pytest.raises(EnvironmentBuildError, match="strict mode"):
         ensure_environment(strict, envs)
     assert env_status(strict, envs) == "not built"
+
+
+@pytest.mark.slow
+def test_job_warnings_list_the_python_and_each_relaxed_pin(tmp_path: Path) -> None:
+    # a workspace limited to /usr/bin/python3.11 (workspace setting environments.interpreters): a job asking for
+    # python=3.10 with mltable==1.0.0 runs on 3.11 with the nearest mltable that installs, and says so
+    import json
+    import sys
+
+    from openaml import MLClient, command
+
+    if not Path("/usr/bin/python3.11").exists():
+        pytest.skip("needs /usr/bin/python3.11")
+    ws = tmp_path / "ws"
+    subprocess.run([sys.executable, "-m", "openaml", "workspace", "create", "-n", "relaxws", "--path", str(ws)],
+                   check=True, capture_output=True)
+    info = json.loads((ws / "workspace.json").read_text())
+    info["environments"] = {"interpreters": ["/usr/bin/python3.11"]}
+    (ws / "workspace.json").write_text(json.dumps(info))
+    proc = subprocess.Popen([sys.executable, "-m", "openaml", "server", "--workspace", str(ws), "--port", "0"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while not (ws / "server.json").exists() or json.loads((ws / "server.json").read_text()).get("pid") != proc.pid:
+            assert time.monotonic() < deadline and proc.poll() is None, "server did not start"
+            time.sleep(0.1)
+        client = MLClient(workspace=json.loads((ws / "server.json").read_text())["url"])
+        env = Environment(conda_file={"dependencies": ["python=3.10", {"pip": ["mltable==1.0.0", "six==1.16.0"]}]})
+        job, log = _run_job(client, ws, command(
+            command="python -c 'import mltable, six, sys; print(\"GOT\", mltable.__version__ if hasattr(mltable, "
+                    "\"__version__\") else \"?\", six.__version__, sys.version.split()[0])'", environment=env))
+        assert job.status == "Completed", log
+        warnings = client.jobs.get_raw(job.name)["warnings"]
+        assert any(w.startswith("python 3.10 was asked for") and "3.11" in w for w in warnings)
+        assert any(w.startswith("mltable==1.0.0 has no build for Python 3.11") for w in warnings), warnings
+        lines = log.splitlines()
+        assert lines[0].startswith("[openaml] environment: python 3.10 was asked for")
+        assert any(ln.startswith("[openaml] environment: mltable==1.0.0 has no build") for ln in lines)
+        assert "GOT" in log and " 1.16.0 3.11." in log
+        client.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
