@@ -278,7 +278,7 @@ def _build(spec: EnvSpec, root: Path, timeout: float) -> None:
     log_path = root / "build.log"
     python = _python(root)
     used = spec.python_used or ""
-    deviations: list[str] = [w for w in spec.warnings if w.startswith("python ")]
+    deviations: list[str] = [w for w in spec.warnings if w.startswith("python ") and not spec.python_exact]
     with open(log_path, "w", encoding="utf-8") as blog:
         blog.write(f"# openaml environment {spec.spec_hash}\n# source: {spec.source}\n"
                    f"# started: {datetime.now(UTC).isoformat()}\n")

@@ -151,7 +151,7 @@ class EnvironmentService:
         out["python"] = es.python_used
         out["interpreter"] = es.interpreter or f"uv-managed Python {es.python_used} (downloaded at build)"
         info = env_info(es, self.ctx.layout.envs)
-        deviations = [w for w in es.warnings if w.startswith("python ")]
+        deviations = [w for w in es.warnings if w.startswith("python ") and not es.python_exact]
         if info:
             out["python"] = info.get("python") or out["python"]
             out["lock"] = info.get("lock") or []
