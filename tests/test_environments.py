@@ -742,3 +742,18 @@ def test_job_warnings_list_the_python_and_each_relaxed_pin(tmp_path: Path) -> No
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_every_cpu_curated_list_resolves_on_its_python() -> None:
+    from openaml.environments import curated_names, find_uv
+
+    uv = find_uv()
+    for name in curated_names():
+        if any(k in name.lower() for k in ("tensorflow", "pytorch")):
+            continue  # large GPU framework downloads: documented as not built here
+        spec = resolve_spec(name)
+        done = subprocess.run([uv, "pip", "compile", "-", "--quiet", "--no-header", "--python",
+                               spec.interpreter or str(spec.python_used)], input="\n".join(spec.pip),
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"{name} on Python {spec.python_used}: {done.stderr[-1500:]}"
