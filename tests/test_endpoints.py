@@ -20,6 +20,7 @@ import pytest
 
 from openaml.entities import (
     CodeConfiguration,
+    Environment,
     ManagedOnlineDeployment,
     ManagedOnlineEndpoint,
     Model,
@@ -29,7 +30,10 @@ from openaml.entities import (
 from openaml.errors import ConflictError, OpenAMLError, ValidationError
 
 ASSETS = Path(__file__).with_name("endpoints_assets")
-ENV = "AzureML-sklearn-1.5@latest"
+# the models below are trained in this (the server's) interpreter, so they are served by the default
+# environment (an image only: the server's packages); AzureML-sklearn-1.5 is its own virtualenv with
+# numpy 1.22, which cannot unpickle a numpy 2 model, as on Azure
+ENV = Environment(image="mcr.microsoft.com/azureml/minimal-ubuntu22.04-py39-cpu-inference:latest")
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
 """examples/titanic end to end: data asset, environment, training job, registered model, download.
 
-The job runs in the curated ``AzureML-sklearn-1.5`` environment (the server's own interpreter)
-through ``--set environment=...``, so the test builds no virtualenv; the example itself and
-``openaml demo titanic`` use the custom ``titanic-env``.
+The job runs in the example's own ``titanic-env`` (image + conda file: scikit-learn, pandas, mlflow,
+mltable), built once with uv; curated environments carry Azure's package lists, and Azure's
+``AzureML-sklearn-1.5`` has no mltable.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from openaml.errors import NotFoundError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "titanic"
-CURATED = "azureml:AzureML-sklearn-1.5@latest"
+ENV = "azureml:titanic-env@latest"
 
 
 def _job_name(stream_output: str) -> str:
@@ -29,7 +29,7 @@ def titanic_job(cli) -> dict:  # type: ignore[no-untyped-def]
     """Register the data and environment with the CLI and run job.yml once: the job's name and log."""
     cli("data", "create", "--file", str(EXAMPLE / "data.yml"), check=True)
     cli("environment", "create", "--file", str(EXAMPLE / "environment.yml"), check=True)
-    r = cli("job", "create", "--file", str(EXAMPLE / "job.yml"), "--stream", "--set", f"environment={CURATED}",
+    r = cli("job", "create", "--file", str(EXAMPLE / "job.yml"), "--stream", "--set", f"environment={ENV}",
             timeout=600)
     assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
     return {"name": _job_name(r.stdout), "log": r.stdout}
@@ -92,7 +92,7 @@ def test_titanic_artifacts_download_and_model_scores_raw_rows(titanic_job, cli, 
 def test_demo_titanic_makes_next_versions(titanic_job, cli, ml_client) -> None:  # type: ignore[no-untyped-def]
     data_before = int(ml_client.data.get("titanic-mltable", label="latest").version)
     env_before = int(ml_client.environments.get("titanic-env", label="latest").version)
-    r = cli("demo", "titanic", "--environment", CURATED, "--output", "json", timeout=600)
+    r = cli("demo", "titanic", "--environment", ENV, "--output", "json", timeout=600)
     assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
     summary = r.json()
     assert summary["status"] == "Completed"

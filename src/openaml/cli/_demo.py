@@ -85,7 +85,7 @@ def titanic(workspace: WorkspaceOpt = None,
             environment: Annotated[str | None, typer.Option(
                 "--environment", "-e",
                 help="Run the job in this environment instead of titanic-env, e.g. "
-                     "azureml:AzureML-sklearn-1.5@latest (no virtualenv to build).")] = None,
+                     "azureml:titanic-env:1 (it needs scikit-learn, pandas, mlflow and mltable).")] = None,
             path: Annotated[str | None, typer.Option(
                 "--path", help="Folder of the titanic example (default: examples/titanic).")] = None,
             output: OutputOpt = "yaml") -> None:

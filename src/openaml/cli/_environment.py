@@ -68,7 +68,8 @@ def list_(
 @handle_errors
 def show(name: ReqName, version: VersionOpt = None, label: LabelOpt = None, workspace: WorkspaceOpt = None,
          output: OutputOpt = "json") -> None:
-    """One version (default: the latest); includes build_status (built / not built / base)."""
+    """One version (default: the latest): build_status (built / not built / base), the Python asked for and
+    used, the resolved lock (exact versions installed, once built) and every deviation (asked vs got)."""
     render(client(workspace).environments.get(name, version=version, label=label), output)
 
 

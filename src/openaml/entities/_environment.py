@@ -36,13 +36,19 @@ class Environment(Entity):
     inference_config: dict[str, Any] | None = None
     os_type: Literal["linux", "windows", "Linux", "Windows"] | None = None
     datastore: str | None = None
-    # server-populated
+    # server-populated: build status, the Python used (``python``) and asked for, the resolved lock
+    # (``name==version`` installed, once built) and every deviation from the spec (asked vs got)
     id: str | None = None
     creation_context: dict[str, Any] | None = None
     archived: bool = False
     spec_hash: str | None = None
     build_status: str | None = None
     python: str | None = None
+    python_asked: str | None = None
+    interpreter: str | None = None
+    lock: list[str] | None = None
+    deviations: list[str] | None = None
+    warnings: list[str] | None = None
 
     @field_validator("version", mode="before")
     @classmethod

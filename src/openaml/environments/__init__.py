@@ -10,16 +10,18 @@ Usage (job runner)::
     # or: spec = resolve_spec("AzureML-sklearn-1.5@latest") / resolve_spec({"conda_file": {...}})
     for w in spec.warnings:
         log.write(f"[openaml] environment: {w}\\n")      # top of the job's log
-    bin_dir = ensure_environment(spec, layout.envs, log=log_path)
-    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    bin_dir = ensure_environment(spec, layout.envs, log=log_path)   # the shared, cached env
+    job_bin = job_layer(bin_dir, job_dir / "venv", find_uv())        # the job's own layer over it
+    env["PATH"] = f"{job_bin}{os.pathsep}{env['PATH']}"
 
 See docs/guide/environments.md for the curated table and the image-only fallback.
 """
 
 from __future__ import annotations
 
-from openaml.environments._build import READY_MARKER, ensure_environment, env_path, env_status, find_uv
+from openaml.environments._build import READY_MARKER, ensure_environment, env_info, env_path, env_status, find_uv
 from openaml.environments._conda import load_conda_file, parse_conda, read_build_context
+from openaml.environments._layer import job_layer
 from openaml.environments._refs import (
     CODE_URI_PREFIX,
     CURATED,
@@ -30,7 +32,14 @@ from openaml.environments._refs import (
     lookup_curated,
     parse_reference,
 )
-from openaml.environments._spec import EnvSpec, resolve_spec, server_python, server_versions, spec_from_dict
+from openaml.environments._spec import (
+    EnvOptions,
+    EnvSpec,
+    resolve_spec,
+    server_python,
+    server_versions,
+    spec_from_dict,
+)
 
 __all__ = [
     "CODE_URI_PREFIX",
@@ -38,10 +47,13 @@ __all__ = [
     "CURATED_PREFIX",
     "READY_MARKER",
     "CuratedEnv",
+    "EnvOptions",
     "EnvRef",
     "EnvSpec",
     "curated_names",
     "ensure_environment",
+    "env_info",
+    "job_layer",
     "env_path",
     "env_status",
     "find_uv",

@@ -4,12 +4,22 @@ Layout of one cached environment (``envs_dir`` is the workspace's ``envs/`` fold
 
     envs/<spec_hash>/            the virtualenv (bin/python, lib/...)
     envs/<spec_hash>/build.log   uv's output of the last build (kept after a failure too)
-    envs/<spec_hash>/requirements.txt, constraints.txt   what was installed
-    envs/<spec_hash>/.openaml-ready.json   written last, only after a successful build
+    envs/<spec_hash>/requirements.txt   what was asked for (after any relaxed pin, see below)
+    envs/<spec_hash>/lock.txt    ``uv pip freeze`` of the result: the exact versions installed
+    envs/<spec_hash>/.openaml-ready.json   written last, only after a successful build: python used,
+                                 interpreter, lock, deviations (asked vs got)
     envs/.<spec_hash>.lock       file lock: concurrent jobs build an environment once
 
 An environment is ready if and only if its marker exists. A failed build removes everything
-but ``build.log``, so nothing half-built ever looks ready; the next use builds it again.
+but ``build.log``, so nothing half-built ever looks ready; the next use builds it again (a build
+killed halfway leaves no marker either, and the next build starts from an empty folder).
+
+Pins: the requirements are installed as written. Where the Python used is not the one asked for
+(``EnvSpec.python_exact`` is False) and the set does not install, each ``name==version`` pin is
+tried alone on that Python; a pin with no build there is replaced by the nearest version that
+installs (the lowest above it, else the highest below), and the deviation is recorded. With the
+Python asked for, or with ``strict``, nothing is relaxed: the build fails with uv's resolver
+message, which names the package, the version and the Python.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,12 +35,12 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from openaml.environments._spec import EnvSpec
 from openaml.errors import EnvironmentBuildError
 
-__all__ = ["READY_MARKER", "ensure_environment", "env_path", "env_status", "find_uv"]
+__all__ = ["READY_MARKER", "ensure_environment", "env_info", "env_path", "env_status", "find_uv"]
 
 READY_MARKER = ".openaml-ready.json"
 _TAIL_LINES = 25
@@ -68,6 +79,19 @@ def env_status(spec: EnvSpec, envs_dir: str | Path) -> str:
         return "base"
     root = env_path(spec, envs_dir)
     return "built" if (root / READY_MARKER).is_file() and _python(root).exists() else "not built"
+
+
+def env_info(spec: EnvSpec | str, envs_dir: str | Path) -> dict[str, Any] | None:
+    """The ready marker of a built environment, or None.
+
+    Returns:
+        ``{spec_hash, source, pip, python, python_asked, interpreter, lock: [name==version...],
+        deviations: [str...], built_at, seconds}``
+    """
+    try:
+        return json.loads((env_path(spec, envs_dir) / READY_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def _bin(root: Path) -> Path:
@@ -163,11 +187,88 @@ def _clear_but_log(root: Path) -> None:
             child.unlink(missing_ok=True)
 
 
+_PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._\-]*)(\[[^\]]*\])?==([^;,\s]+)$")
+
+
+def _run(cmd: list[str], blog: IO[str], env: dict[str, str], timeout: float) -> int:
+    blog.write("$ " + " ".join(cmd) + "\n")
+    blog.flush()
+    try:
+        return subprocess.run(cmd, check=False, stdout=blog, stderr=subprocess.STDOUT, env=env,
+                              timeout=timeout).returncode
+    except subprocess.TimeoutExpired:
+        blog.write(f"\n{cmd[1:3]} timed out after {timeout:.0f} s\n")
+        return 124
+
+
+def _compile(uv: str, python: Path, reqs: list[str], env: dict[str, str], timeout: float,
+             lowest: bool = False) -> tuple[int, str]:
+    # wheels only: a version that resolves only through an sdist that does not build here (pyarrow 9 on
+    # Python 3.11) must not count as "installs"
+    cmd = [uv, "pip", "compile", "-", "--quiet", "--no-header", "--no-annotate", "--color", "never", "--no-build",
+           "--python", str(python)]
+    if lowest:
+        cmd += ["--resolution", "lowest-direct"]
+    try:
+        done = subprocess.run(cmd, input="\n".join(reqs) + "\n", capture_output=True, text=True, env=env,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return 124, "timed out"
+    return done.returncode, done.stdout + done.stderr
+
+
+def _nearest(uv: str, python: Path, name: str, extras: str, version: str, env: dict[str, str],
+             timeout: float) -> str | None:
+    """The version of ``name`` nearest to ``version`` that resolves on ``python`` (above first)."""
+    for req, lowest in ((f"{name}{extras}>{version}", True), (f"{name}{extras}<{version}", False)):
+        rc, out = _compile(uv, python, [req], env, timeout, lowest=lowest)
+        if rc == 0:
+            canon = re.sub(r"[-_.]+", "-", name).lower()
+            for line in out.splitlines():
+                m = re.match(r"^([A-Za-z0-9][A-Za-z0-9._\-]*)==(\S+)", line.strip())
+                if m and re.sub(r"[-_.]+", "-", m.group(1)).lower() == canon:
+                    return m.group(2)
+    return None
+
+
+def _relax(spec: EnvSpec, uv: str, python: Path, used: str, blog: IO[str], env: dict[str, str],
+           timeout: float) -> tuple[list[str], list[str]]:
+    """Pins with no build for ``python`` replaced by the nearest that installs: (requirements, deviations)."""
+    reqs = list(spec.pip)
+    deviations: list[str] = []
+    for i, req in enumerate(reqs):
+        m = _PIN_RE.match(req.split(";", 1)[0].strip())
+        if not m:
+            continue
+        rc, out = _compile(uv, python, [req], env, timeout)
+        if rc == 0:
+            continue
+        name, extras, version = m.group(1), m.group(2) or "", m.group(3)
+        blog.write(f"# {req} does not install on Python {used}:\n{out}\n")
+        got = _nearest(uv, python, name, extras, version, env, timeout)
+        if got is None:
+            continue
+        reqs[i] = f"{name}{extras}=={got}"
+        deviations.append(f"{req} has no build for Python {used} (python {spec.python} was asked for and is not "
+                          f"installed here); installed {name}=={got}, the nearest version that installs")
+    return reqs, deviations
+
+
 def _build(spec: EnvSpec, root: Path, timeout: float) -> None:
     uv = find_uv()
     shutil.rmtree(root, ignore_errors=True)
     env = _uv_env()
-    venv_cmd = [uv, "venv", "--no-progress", "--color", "never", "--seed", "--python", sys.executable, str(root)]
+    if spec.strict and not spec.python_exact:
+        raise EnvironmentBuildError(
+            f"building environment {spec.source or spec.spec_hash[:12]} failed: python {spec.python} was asked for "
+            f"and is not installed here (nearest: {spec.python_used}); strict mode turns this deviation into a "
+            "failure (workspace setting environments.strict or the environment's property strict)",
+            details={"spec_hash": spec.spec_hash, "python": spec.python})
+    python_arg = spec.interpreter or spec.python_used or sys.executable
+    downloads = ["--python-downloads", "automatic"] if spec.interpreter is None and spec.python_used else \
+        ["--no-python-downloads"]
+    venv_cmd = [uv, "venv", "--no-progress", "--color", "never", "--seed", *downloads, "--python", python_arg,
+                str(root)]
     started = time.monotonic()
     try:
         made = subprocess.run(venv_cmd, check=False, capture_output=True, text=True, env=env, timeout=timeout)
@@ -175,6 +276,9 @@ def _build(spec: EnvSpec, root: Path, timeout: float) -> None:
         made = subprocess.CompletedProcess(venv_cmd, 124, "", f"uv venv timed out after {timeout:.0f} s")
     root.mkdir(parents=True, exist_ok=True)
     log_path = root / "build.log"
+    python = _python(root)
+    used = spec.python_used or ""
+    deviations: list[str] = [w for w in spec.warnings if w.startswith("python ") and not spec.python_exact]
     with open(log_path, "w", encoding="utf-8") as blog:
         blog.write(f"# openaml environment {spec.spec_hash}\n# source: {spec.source}\n"
                    f"# started: {datetime.now(UTC).isoformat()}\n")
@@ -182,27 +286,49 @@ def _build(spec: EnvSpec, root: Path, timeout: float) -> None:
         blog.write("$ " + " ".join(venv_cmd) + "\n" + made.stdout + made.stderr)
         blog.flush()
         if made.returncode != 0:
-            _fail(spec, root, log_path, "uv venv", made.returncode, 0)
-        (root / "requirements.txt").write_text("\n".join(spec.pip) + "\n", encoding="utf-8")
-        (root / "constraints.txt").write_text("\n".join(spec.constraints) + "\n", encoding="utf-8")
-        install = [uv, "pip", "install", "--no-progress", "--color", "never", "--compile-bytecode", "--python", str(_python(root)),
-                   "-r", str(root / "requirements.txt")]
-        if spec.constraints:
-            install += ["-c", str(root / "constraints.txt")]
-        blog.write("$ " + " ".join(install) + "\n")
-        blog.flush()
-        mark = blog.tell()
+            what = "uv venv" if spec.interpreter else f"uv venv (downloading Python {spec.python_used})"
+            _fail(spec, root, log_path, what, made.returncode, 0)
         try:
-            rc = subprocess.run(install, check=False, stdout=blog, stderr=subprocess.STDOUT, env=env,
-                                timeout=timeout).returncode
-        except subprocess.TimeoutExpired:
-            blog.write(f"\nuv pip install timed out after {timeout:.0f} s\n")
-            rc = 124
-        blog.write(f"# exit code {rc} after {time.monotonic() - started:.1f} s\n")
-    if rc != 0:
-        _fail(spec, root, log_path, "uv pip install", rc, mark)
-    info = {"spec_hash": spec.spec_hash, "source": spec.source, "pip": spec.pip, "constraints": spec.constraints,
-            "python": sys.version.split()[0], "interpreter": sys.executable,
+            used = subprocess.run([str(python), "-c", "import platform;print(platform.python_version())"],
+                                  capture_output=True, text=True, timeout=60, check=False).stdout.strip() or used
+        except OSError:
+            pass
+        reqs = list(spec.pip)
+        (root / "requirements.txt").write_text("\n".join(reqs) + "\n", encoding="utf-8")
+        install = [uv, "pip", "install", "--no-progress", "--color", "never",
+                   "--python", str(python), "-r", str(root / "requirements.txt")]
+        mark = blog.tell()
+        rc = _run(install, blog, env, timeout)
+        if rc != 0 and not spec.python_exact:
+            relaxed, notes = _relax(spec, uv, python, used, blog, env, timeout)
+            if notes and spec.strict:
+                blog.writelines(f"# {n}\n" for n in notes)
+                blog.write("# strict: relaxed pins are not allowed\n")
+                blog.flush()
+                _fail(spec, root, log_path, "uv pip install", rc, mark,
+                      why=f"pins do not install on Python {used} and strict mode forbids relaxing them: "
+                          + "; ".join(notes))
+            if notes:
+                (root / "requirements.txt").write_text("\n".join(relaxed) + "\n", encoding="utf-8")
+                blog.writelines(f"# relaxed: {n}\n" for n in notes)
+                deviations += notes
+                mark = blog.tell()
+                rc = _run(install, blog, env, timeout)
+        if rc != 0:
+            blog.write(f"# exit code {rc} after {time.monotonic() - started:.1f} s\n")
+            blog.flush()
+            asked = f" (python {spec.python} was asked for)" if spec.python and not spec.python_exact else ""
+            _fail(spec, root, log_path, "uv pip install", rc, mark,
+                  why=f"the requirements cannot be installed together on Python {used}{asked}; uv says:")
+        freeze = subprocess.run([uv, "pip", "freeze", "--color", "never", "--python", str(python)], capture_output=True,
+                                text=True, env=env, timeout=timeout, check=False)
+        lock = [ln.strip() for ln in freeze.stdout.splitlines() if ln.strip()]
+        (root / "lock.txt").write_text("\n".join(lock) + "\n", encoding="utf-8")
+        blog.write(f"# exit code 0 after {time.monotonic() - started:.1f} s\n")
+    info = {"spec_hash": spec.spec_hash, "source": spec.source, "pip": spec.pip,
+            "installed_from": (root / "requirements.txt").read_text(encoding="utf-8").split(),
+            "python": used, "python_asked": spec.python, "interpreter": spec.interpreter or f"uv-managed {used}",
+            "lock": lock, "deviations": deviations,
             "built_at": datetime.now(UTC).isoformat(), "seconds": round(time.monotonic() - started, 2)}
     # uv copies or hard-links files from its cache with the cache's modes: make the copy owner-only,
     # like the rest of the workspace (issue 10)
@@ -214,12 +340,12 @@ def _build(spec: EnvSpec, root: Path, timeout: float) -> None:
     os.replace(tmp, root / READY_MARKER)
 
 
-def _fail(spec: EnvSpec, root: Path, log_path: Path, step: str, rc: int, mark: int) -> None:
+def _fail(spec: EnvSpec, root: Path, log_path: Path, step: str, rc: int, mark: int, why: str = "") -> None:
     tail = _tail(log_path, mark)
     _clear_but_log(root)
     raise EnvironmentBuildError(
-        f"building environment {spec.source or spec.spec_hash[:12]} failed: {step} exited with {rc}; "
-        f"full log: {log_path}\n{tail}",
+        f"building environment {spec.source or spec.spec_hash[:12]} failed ({step} exited with {rc}): "
+        f"{why or 'its output ends with:'}\n{tail}\nfull log: {log_path}",
         details={"spec_hash": spec.spec_hash, "log": str(log_path), "tail": tail})
 
 
@@ -238,7 +364,7 @@ def ensure_environment(spec: EnvSpec, envs_dir: str | Path, log: str | Path | IO
     Returns:
         For ``base``: the folder of ``sys.executable`` (the calling interpreter). For ``venv``:
         ``envs_dir/<spec_hash>/bin``, built once with ``uv venv --seed`` + ``uv pip install -r
-        requirements.txt -c constraints.txt`` under a file lock, reused afterwards.
+        requirements.txt`` on the chosen interpreter under a file lock, reused afterwards.
 
     Raises:
         EnvironmentBuildError: uv is missing or failed; the message ends with the tail of its

@@ -7,12 +7,12 @@ Reference forms accepted (spec 1.1, 2.3)::
     /subscriptions/.../workspaces/<ws>/environments/<name>/versions/<v>   (ARM id)
 
 A name starting with ``AzureML-`` (any case), or any registry reference, is a curated
-environment. Azure's curated environments are Docker images with a conda environment; here
-they all run in the base environment (the server's own interpreter), which carries the
-packages they are used for (scikit-learn, pandas, numpy, mlflow, mltable, and lightgbm, torch
-or tensorflow when installed). :data:`CURATED` is the documented table; names of the same
-families with other versions (``sklearn-*``, ``lightgbm-*``, ``tensorflow-*``, ``pytorch-*``,
-``acpt-pytorch-*``, ``minimal-*``, ``mlflow-*``) are accepted too.
+environment. Azure's curated environments are Docker images with a conda environment; here each
+is a virtualenv built with uv from the package list Azure publishes for it
+(:mod:`openaml.environments._curated_data`), cached by spec hash and shared by every job naming
+it. :data:`CURATED` is the documented table; names of the same families with other versions
+(``sklearn-*``, ``lightgbm-*``, ``tensorflow-*``, ``pytorch-*``, ``acpt-pytorch-*``,
+``minimal-*``, ``mlflow-*``) are accepted too and built from the nearest listed entry.
 """
 
 from __future__ import annotations
@@ -40,35 +40,42 @@ CODE_URI_PREFIX = "azureml://codes/"
 
 @dataclass(frozen=True)
 class CuratedEnv:
-    """One curated name. ``expects`` are import-package distributions the Azure image carries."""
+    """One curated name. ``expects`` are import-package distributions the Azure image carries;
+    ``packages`` the key of its list in :data:`~openaml.environments._curated_data.CURATED_PACKAGES`
+    (None: the family's first entry)."""
 
     name: str
     family: str
     expects: tuple[str, ...]
     azure_python: str | None = None
     note: str = ""
+    packages: str | None = None
 
 
 _SKLEARN = ("scikit-learn", "pandas", "numpy", "mlflow")
 _TABLE: tuple[CuratedEnv, ...] = (
-    CuratedEnv("AzureML-sklearn-1.5", "sklearn", _SKLEARN, "3.10"),
-    CuratedEnv("AzureML-sklearn-1.1", "sklearn", _SKLEARN, "3.8"),
-    CuratedEnv("AzureML-sklearn-1.0-ubuntu20.04-py38-cpu", "sklearn", _SKLEARN, "3.8"),
-    CuratedEnv("AzureML-sklearn-1.0", "sklearn", _SKLEARN, "3.8"),
+    CuratedEnv("AzureML-sklearn-1.5", "sklearn", _SKLEARN, "3.10", packages="sklearn-1.5"),
+    CuratedEnv("AzureML-sklearn-1.1", "sklearn", _SKLEARN, "3.8", packages="sklearn-1.1"),
+    CuratedEnv("AzureML-sklearn-1.0-ubuntu20.04-py38-cpu", "sklearn", _SKLEARN, "3.8", packages="sklearn-1.0"),
+    CuratedEnv("AzureML-sklearn-1.0", "sklearn", _SKLEARN, "3.8", packages="sklearn-1.0"),
     CuratedEnv("AzureML-sklearn-0.24-ubuntu18.04-py37-cpu", "sklearn", _SKLEARN, "3.7",
-               "the book's chapter 3 train component uses version 21"),
-    CuratedEnv("AzureML-lightgbm-3.3", "lightgbm", ("lightgbm", "scikit-learn", "pandas", "mlflow"), "3.10"),
-    CuratedEnv("AzureML-lightgbm-3.2-ubuntu18.04-py37-cpu", "lightgbm", ("lightgbm", "scikit-learn", "pandas"), "3.7"),
-    CuratedEnv("AzureML-tensorflow-2.16-cuda12", "tensorflow", ("tensorflow",), "3.10"),
-    CuratedEnv("AzureML-tensorflow-2.12-cuda11", "tensorflow", ("tensorflow",), "3.8"),
-    CuratedEnv("AzureML-tensorflow-2.4-ubuntu18.04-py37-cuda11-gpu", "tensorflow", ("tensorflow",), "3.7"),
-    CuratedEnv("AzureML-pytorch-1.10-ubuntu18.04-py38-cuda11-gpu", "pytorch", ("torch",), "3.8"),
-    CuratedEnv("AzureML-acpt-pytorch-2.8-cuda12.6", "acpt-pytorch", ("torch",), "3.10"),
-    CuratedEnv("AzureML-acpt-pytorch-2.2-cuda12.1", "acpt-pytorch", ("torch",), "3.10"),
-    CuratedEnv("AzureML-ACPT-pytorch-1.13-py38-cuda11.7-gpu", "acpt-pytorch", ("torch",), "3.8"),
-    CuratedEnv("AzureML-minimal-ubuntu22.04-py39-cpu-inference", "minimal", (), "3.9"),
-    CuratedEnv("AzureML-minimal-ubuntu20.04-py38-cpu-inference", "minimal", (), "3.8"),
-    CuratedEnv("AzureML-mlflow-ubuntu20.04-py38-cpu-inference", "mlflow", ("mlflow",), "3.8"),
+               "the book's chapter 3 train component uses version 21", "sklearn-0.24"),
+    CuratedEnv("AzureML-lightgbm-3.3", "lightgbm", ("lightgbm", "scikit-learn", "pandas", "mlflow"), "3.10", packages="lightgbm-3.3"),
+    CuratedEnv("AzureML-lightgbm-3.2-ubuntu18.04-py37-cpu", "lightgbm", ("lightgbm", "scikit-learn", "pandas"), "3.7",
+               packages="lightgbm-3.2"),
+    CuratedEnv("AzureML-tensorflow-2.16-cuda12", "tensorflow", ("tensorflow",), "3.10", packages="tensorflow-2.16"),
+    CuratedEnv("AzureML-tensorflow-2.12-cuda11", "tensorflow", ("tensorflow",), "3.8", packages="tensorflow-2.12"),
+    CuratedEnv("AzureML-tensorflow-2.4-ubuntu18.04-py37-cuda11-gpu", "tensorflow", ("tensorflow",), "3.7", packages="tensorflow-2.4"),
+    CuratedEnv("AzureML-pytorch-1.10-ubuntu18.04-py38-cuda11-gpu", "pytorch", ("torch",), "3.8", packages="pytorch-1.10"),
+    CuratedEnv("AzureML-acpt-pytorch-2.8-cuda12.6", "acpt-pytorch", ("torch",), "3.10", packages="acpt-pytorch-2.8"),
+    CuratedEnv("AzureML-acpt-pytorch-2.2-cuda12.1", "acpt-pytorch", ("torch",), "3.10", packages="acpt-pytorch-2.2"),
+    CuratedEnv("AzureML-ACPT-pytorch-1.13-py38-cuda11.7-gpu", "acpt-pytorch", ("torch",), "3.8", packages="acpt-pytorch-1.13"),
+    CuratedEnv("AzureML-sklearn-1.5-ubuntu22.04-py39-cpu", "sklearn", _SKLEARN, "3.9", packages="sklearn-1.5"),
+    CuratedEnv("AzureML-minimal-ubuntu22.04-py311-cpu-inference", "minimal", (), "3.11",
+               packages="minimal-py311-inference"),
+    CuratedEnv("AzureML-minimal-ubuntu22.04-py39-cpu-inference", "minimal", (), "3.9", packages="minimal-py39-inference"),
+    CuratedEnv("AzureML-minimal-ubuntu20.04-py38-cpu-inference", "minimal", (), "3.8", packages="minimal-py38-inference"),
+    CuratedEnv("AzureML-mlflow-ubuntu20.04-py38-cpu-inference", "mlflow", ("mlflow",), "3.8", packages="mlflow-py38-inference"),
 )
 CURATED: dict[str, CuratedEnv] = {c.name.lower(): c for c in _TABLE}
 
@@ -169,7 +176,8 @@ def lookup_curated(ref: EnvRef | str) -> CuratedEnv:
     low = short.lower()
     for family, expects in _FAMILIES:
         if low.startswith(family + "-") or low == family:
-            return CuratedEnv(f"{CURATED_PREFIX}{short}", family, expects)
+            py = re.search(r"py3(\d+)", low)
+            return CuratedEnv(f"{CURATED_PREFIX}{short}", family, expects, f"3.{py.group(1)}" if py else None)
     where = f" in registry {ref.registry!r}" if ref.registry else ""
     raise NotFoundError(
         f"curated environment {ref.name!r}{where} is not known here; known curated environments: "

@@ -2,19 +2,18 @@
 
 Two kinds (ARCHITECTURE.md, "Environments"):
 
-- ``base``: the server's own interpreter (``sys.executable`` of the calling process). Curated
-  environments, the workspace default, image-only environments and environments with nothing
-  to install run here.
-- ``venv``: a virtualenv on the server's interpreter, built with uv from pip requirements
-  (taken from ``conda_file``, a build context or a ``pip`` list), cached under
-  ``envs/<spec_hash>/`` (see :func:`openaml.environments.ensure_environment`).
+- ``venv``: a virtualenv built with uv from exactly the pip requirements the spec gives (taken
+  from ``conda_file``, a build context, a ``pip`` list, or a curated environment's published
+  package list), on the Python the spec asks for (see :mod:`openaml.environments._python`),
+  cached under ``envs/<spec_hash>/`` (see :func:`openaml.environments.ensure_environment`).
+- ``base``: the documented default environment (no environment, an image with nothing to
+  install): each job gets its own virtualenv layered over the server's packages, which it can
+  read but not change (see :func:`openaml.environments.job_layer`).
 
-Constraints: a package requested without a version (``numpy``, ``scikit-learn``, ``mlflow``...)
-that the server itself has installed is pinned to the server's version (a uv constraints file),
-so builds resolve from uv's cache in seconds and pickled models move between the job and the
-server. When a conda file asks for an older Python than the server's, pins of packages the
-server has are replaced by the server's versions (an old pin rarely has wheels for a newer
-Python), with a warning for each.
+Pins are never replaced here. Where the Python asked for cannot be had, the nearest installed
+one is used and a warning says so; only then may the build relax a pin that has no build for
+that Python, to the nearest version that installs (recorded in the environment's lock and
+reported as a warning). ``strict`` turns every such deviation into a build failure.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from openaml.environments._conda import (
-    _NAME_AT_START,
     _req_name,
     canonical_name,
     load_conda_file,
@@ -38,19 +36,52 @@ from openaml.environments._conda import (
     parse_conda,
     read_build_context,
 )
+from openaml.environments._curated_data import CURATED_PACKAGES
+from openaml.environments._python import choose_python
 from openaml.environments._refs import CODE_URI_PREFIX, lookup_curated, parse_reference
 from openaml.errors import ValidationError
 
-__all__ = ["SPEC_KEYS", "EnvSpec", "resolve_spec", "server_python", "server_versions", "spec_from_dict"]
+__all__ = ["SPEC_KEYS", "EnvOptions", "EnvSpec", "resolve_spec", "server_python", "server_versions",
+           "spec_from_dict"]
 
-_HASH_VERSION = 1
+_HASH_VERSION = 2
+# added to every virtualenv that does not name setuptools itself (docs/guide/environments.md)
+SETUPTOOLS = "setuptools<81"
 
 # keys of a spec dict: the entity's fields, server-added metadata, and EnvSpec fields
 _SPEC_FIELDS = {"image", "conda_file", "build", "pip", "python", "curated", "os_type", "inference_config"}
 _META_FIELDS = {"name", "version", "description", "tags", "properties", "datastore", "id", "creation_context",
                 "archived", "spec_hash", "build_status", "created_at", "kind", "warnings", "constraints",
-                "source", "ref", "$schema"}
+                "source", "ref", "$schema", "python_used", "interpreter", "strict", "lock", "deviations"}
 SPEC_KEYS = frozenset(_SPEC_FIELDS | _META_FIELDS)
+
+
+@dataclass(frozen=True)
+class EnvOptions:
+    """Workspace settings for environments (``workspace.json`` key ``environments``).
+
+    Attributes:
+        python_downloads: let uv download the Python asked for when it is not installed
+            (``uv python install``; needs the internet). Default off.
+        strict: any deviation (another Python, a relaxed pin) fails the build instead of a warning.
+        interpreters: use only these interpreter paths (default: discover them).
+    """
+
+    python_downloads: bool = False
+    strict: bool = False
+    interpreters: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> EnvOptions:
+        """From the ``environments`` mapping of workspace.json (unknown keys ignored)."""
+        data = data or {}
+        paths = data.get("interpreters")
+        return cls(python_downloads=_truthy(data.get("python_downloads")), strict=_truthy(data.get("strict")),
+                   interpreters=tuple(str(p) for p in paths) if isinstance(paths, list) else None)
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on") if value is not None else False
 
 
 @dataclass
@@ -58,10 +89,12 @@ class EnvSpec:
     """What a job's environment resolves to.
 
     Attributes:
-        kind: ``"base"`` (the server's interpreter) or ``"venv"`` (a cached uv virtualenv).
+        kind: ``"base"`` (the default environment over the server's packages) or ``"venv"``.
         pip: pip requirement lines to install (venv only), in request order.
-        python: the Python version the spec asked for (``"3.8"``), or None; the environment
-            always uses the server's interpreter (a mismatch is in ``warnings``).
+        python: the Python version the spec asked for (``"3.8"``), or None.
+        python_used: the ``X.Y.Z`` the environment is built on (``X.Y`` for a uv download).
+        interpreter: the interpreter's path, or None when uv downloads ``python`` at build time.
+        strict: deviations fail the build.
         image: the Docker image named by the spec, for messages only.
         spec_hash: sha256 hex of the normalised spec; a venv lives at ``envs/<spec_hash>/``.
         warnings: lines for the top of the job's log (fallbacks, dropped packages).
@@ -77,6 +110,16 @@ class EnvSpec:
     warnings: list[str] = field(default_factory=list)
     constraints: list[str] = field(default_factory=list)
     source: str = ""
+    python_used: str | None = None
+    interpreter: str | None = None
+    strict: bool = False
+
+    @property
+    def python_exact(self) -> bool:
+        """Whether the Python used is the ``major.minor`` asked for (or none was asked)."""
+        if not self.python or not self.python_used:
+            return True
+        return self.python_used.split(".")[:2] == self.python.split(".")[:2]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form; :func:`spec_from_dict` reads it back."""
@@ -116,8 +159,8 @@ def _image_warning(what: str) -> str:
     engine = _container_engine()
     if engine:
         return (f"{what} needs a container engine; {engine} is installed but openaml does not run jobs in "
-                "containers: running in the base environment instead")
-    return f"{what} needs a container engine; none here: running in the base environment instead"
+                "containers: running in the default environment instead")
+    return f"{what} needs a container engine; none here: running in the default environment instead"
 
 
 def _base(source: str, *, image: str | None = None, warnings: list[str] | None = None,
@@ -126,16 +169,19 @@ def _base(source: str, *, image: str | None = None, warnings: list[str] | None =
     return EnvSpec(kind="base", image=image, spec_hash=h, warnings=list(warnings or []), source=source)
 
 
-def _curated(name: str, ref_text: str) -> EnvSpec:
+def _curated(name: str, options: EnvOptions) -> EnvSpec:
     cur = lookup_curated(parse_reference(name))
-    have = server_versions()
-    missing = [p for p in cur.expects if canonical_name(p) not in have]
-    warnings = []
-    if missing:
-        warnings.append(f"curated environment {cur.name} runs in the base environment, which lacks "
-                        f"{', '.join(missing)}; install it into the server's environment "
-                        f"(pip install {' '.join(missing)}) or give the job a conda file")
-    return _base(f"{cur.name} (curated)", warnings=warnings, extra={"curated": cur.name.lower()})
+    warnings: list[str] = []
+    key = cur.packages
+    if key is None:
+        family = [k for k in CURATED_PACKAGES if k.rsplit("-", 1)[0] == cur.family or k.startswith(cur.family + "-")]
+        key = family[0] if family else "sklearn-1.5"
+        warnings.append(f"curated environment {cur.name} is not in openaml's table; built from the package list "
+                        f"of AzureML-{key} (docs/guide/environments.md)")
+    data_python, pkgs = CURATED_PACKAGES[key]
+    python = cur.azure_python or data_python
+    spec = _venv(list(pkgs), python, f"{cur.name} (curated)", warnings, options, None)
+    return spec
 
 
 def _unversioned(req: str) -> bool:
@@ -162,33 +208,28 @@ def _dedupe(reqs: list[str]) -> list[str]:
     return out
 
 
-def _pins(reqs: list[str], wanted_python: str | None, warnings: list[str]) -> tuple[list[str], list[str]]:
-    """Apply the server-version policy; returns (requirements, constraints)."""
-    have = server_versions()
-    older = False
-    if wanted_python:
-        try:
-            older = tuple(int(x) for x in wanted_python.split(".")[:2]) < sys.version_info[:2]
-        except ValueError:
-            older = False
-    out: list[str] = []
-    constraints: list[str] = []
-    for r in reqs:
-        name = _req_name(r)
-        if name is None:
-            out.append(r)
-            continue
-        m = _NAME_AT_START.match(r.split(";", 1)[0])
-        head = (m.group(1) + (m.group(2) or "")) if m else r
-        if name in have and _unversioned(r):
-            constraints.append(f"{name}=={have[name]}")
-        elif name in have and older and "@" not in r:
-            warnings.append(f"{r} targets Python {wanted_python}; using the server's {name}=={have[name]} "
-                            f"(Python {server_python()}) instead")
-            r = head
-            constraints.append(f"{name}=={have[name]}")
-        out.append(r)
-    return out, sorted(set(constraints))
+def _venv(reqs: list[str], wanted: str | None, label: str, warnings: list[str], options: EnvOptions,
+          image: str | None) -> EnvSpec:
+    """A venv spec on the interpreter chosen for ``wanted``; the Python deviation is a warning."""
+    from openaml.environments._build import find_uv
+
+    if not any(_req_name(r) == "setuptools" for r in reqs):
+        # a conda environment always has setuptools; the line that still ships pkg_resources, which
+        # older packages import at startup (MLflow 1.x and 2.0 among them)
+        reqs = [*reqs, SETUPTOOLS]
+    choice = choose_python(wanted, find_uv(), downloads=options.python_downloads,
+                           interpreters=list(options.interpreters) if options.interpreters is not None else None)
+    if choice.download:
+        warnings.append(f"python {wanted} is not installed here; uv downloads it at build time (workspace setting "
+                        "environments.python_downloads is on)")
+    elif not choice.exact:
+        warnings.append(f"python {wanted} was asked for and is not installed here (python downloads are off: "
+                        f"workspace setting environments.python_downloads); using the nearest, Python "
+                        f"{choice.version} ({choice.path})")
+    h = _digest({"v": _HASH_VERSION, "kind": "venv", "pip": sorted(reqs), "python": choice.version,
+                 "interpreter": choice.path, "download": choice.download, "strict": options.strict})
+    return EnvSpec(kind="venv", pip=reqs, python=wanted, image=image, spec_hash=h, warnings=warnings,
+                   source=label, python_used=choice.version, interpreter=choice.path, strict=options.strict)
 
 
 def _load_conda(value: Any, base_path: Path | None) -> tuple[dict[str, Any], str]:
@@ -231,13 +272,14 @@ def _build_folder(build: Any, base_path: Path | None) -> tuple[Path | None, str,
     return None, path, dockerfile
 
 
-def resolve_spec(env: Any = None, *, base_path: str | Path | None = None, source: str | None = None) -> EnvSpec:
+def resolve_spec(env: Any = None, *, base_path: str | Path | None = None, source: str | None = None,
+                 options: EnvOptions | None = None) -> EnvSpec:
     """Resolve an environment to an :class:`EnvSpec`. No server needed; call it where the job runs.
 
     Args:
         env: one of
 
-            - ``None``: the workspace default (the base environment);
+            - ``None``: the workspace default (the default environment);
             - a curated reference string: ``AzureML-sklearn-1.5@latest``,
               ``azureml:AzureML-sklearn-1.5@latest``, ``azureml://registries/azureml/environments/
               sklearn-1.5/labels/latest`` (or ``/versions/N``), lightgbm/tensorflow/pytorch/acpt/minimal
@@ -250,11 +292,13 @@ def resolve_spec(env: Any = None, *, base_path: str | Path | None = None, source
         base_path: folder that relative ``conda_file`` and ``build.path`` are read from (default:
             the current folder).
         source: how to name this environment in messages.
+        options: the workspace's environment settings (Python downloads, strict, interpreters).
 
     Returns:
-        EnvSpec: ``kind="venv"`` when there is something to install, else ``kind="base"``.
-        An image with nothing to install resolves to ``base`` with the warning
-        ``"image X needs a container engine; none here: running in the base environment instead"``.
+        EnvSpec: ``kind="venv"`` when there is something to install (curated environments
+        included), else ``kind="base"`` (the default environment). An image with nothing to
+        install resolves to ``base`` with the warning ``"image X needs a container engine; none
+        here: running in the default environment instead"``.
 
     Raises:
         ValidationError: a workspace reference (``name:version``: resolve those on the server with
@@ -262,12 +306,13 @@ def resolve_spec(env: Any = None, *, base_path: str | Path | None = None, source
             conda file.
         NotFoundError: an unknown curated name (the known ones are listed).
     """
+    options = options or EnvOptions()
     if env is None:
         return _base(source or "workspace default")
     if isinstance(env, str):
         ref = parse_reference(env)
         if ref.curated:
-            return _curated(ref.name, env)
+            return _curated(ref.name, options)
         raise ValidationError(
             f"environment {env!r} is a workspace environment; the server resolves it at job submission "
             "(EnvironmentService.resolve_for_job) - pass the dict it returns",
@@ -287,7 +332,10 @@ def resolve_spec(env: Any = None, *, base_path: str | Path | None = None, source
     label = source or env.get("source") or (
         f"{env['name']}:{env['version']}" if env.get("name") and env.get("version") else "inline environment")
     if env.get("curated"):
-        return _curated(str(env["curated"]), str(env["curated"]))
+        return _curated(str(env["curated"]), options)
+    props = env.get("properties") or {}
+    if _truthy(props.get("strict", props.get("openaml.strict"))) and not options.strict:
+        options = EnvOptions(options.python_downloads, True, options.interpreters)
 
     warnings: list[str] = []
     reqs: list[str] = []
@@ -326,22 +374,18 @@ def resolve_spec(env: Any = None, *, base_path: str | Path | None = None, source
             reqs.append(norm)
     mapped = [m for m in (map_pip_requirement(r, warnings) for r in reqs) if m]
     reqs = _dedupe(mapped)
-    if wanted and wanted != server_python():
-        warnings.append(f"python {wanted} was asked for; using the server's Python {server_python()} "
-                        "(openaml does not download interpreters)")
     if image and got_something and reqs:
         warnings.append(f"image {image} is not used (no container engine); its packages come from the "
-                        "conda file, installed into a virtualenv on the server's Python")
+                        "conda file, installed into a virtualenv")
     elif image and not reqs:
         warnings.insert(0, _image_warning(f"image {image}"))
     if not reqs:
+        if wanted and wanted != server_python():
+            warnings.append(f"python {wanted} was asked for with nothing to install; the default environment "
+                            f"runs on the server's Python {server_python()}")
         return _base(label, image=image, warnings=warnings,
                      extra={"python": wanted} if wanted else None)
-    reqs, constraints = _pins(reqs, wanted, warnings)
-    h = _digest({"v": _HASH_VERSION, "kind": "venv", "pip": sorted(reqs), "constraints": constraints,
-                 "interpreter": [sys.implementation.name, list(sys.version_info[:3]), sys.base_prefix]})
-    return EnvSpec(kind="venv", pip=reqs, python=wanted, image=image, spec_hash=h, warnings=warnings,
-                   constraints=constraints, source=label)
+    return _venv(reqs, wanted, label, warnings, options, image)
 
 
 def spec_from_dict(data: dict[str, Any]) -> EnvSpec:
@@ -353,5 +397,7 @@ def spec_from_dict(data: dict[str, Any]) -> EnvSpec:
         return EnvSpec(kind=data["kind"], pip=list(data.get("pip") or []), python=data.get("python"),
                        image=data.get("image"), spec_hash=str(data["spec_hash"]),
                        warnings=list(data.get("warnings") or []),
-                       constraints=list(data.get("constraints") or []), source=str(data.get("source") or ""))
+                       constraints=list(data.get("constraints") or []), source=str(data.get("source") or ""),
+                       python_used=data.get("python_used"), interpreter=data.get("interpreter"),
+                       strict=bool(data.get("strict")))
     return resolve_spec(data)

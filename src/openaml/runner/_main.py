@@ -132,17 +132,49 @@ class Runner:
 
     # ---------------------------------------------------------------- phases
     def prepare_environment(self) -> str:
-        env = self.spec.get("environment") or {}
-        for w in env.get("warnings") or []:
-            self.userlog(f"[openaml] environment: {w}")
-        if env.get("kind", "base") == "base":
-            return str(Path(sys.executable).parent)
-        from openaml.environments import ensure_environment, spec_from_dict
+        """The job's interpreter: its own layer over the cached environment (never the server's).
 
+        Warnings (Python asked vs used; pins relaxed by the build) go to the top of the job's log
+        and, for those found while building, to ``state.json`` (``env_warnings``) for the job's
+        ``warnings``.
+        """
+        from openaml.environments import ensure_environment, env_info, env_status, find_uv, job_layer, spec_from_dict
+
+        env = self.spec.get("environment") or {}
+        known = list(env.get("warnings") or [])
+        for w in known:
+            self.userlog(f"[openaml] environment: {w}")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        layer = self.job_dir / "venv"
+        if env.get("kind", "base") == "base":
+            if sys.prefix != sys.base_prefix:  # the server's virtualenv: read-only to the job where possible
+                self._protect(Path(sys.prefix))
+            return str(job_layer(Path(sys.executable).parent, layer, find_uv(), server=True))
         # progress lines ("building ... with uv", "reusing ...", "ready in N s") go to the user's log, so a
         # job that waits for its virtualenv says so; uv's own output stays in the environment's build.log
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        return str(ensure_environment(spec_from_dict(env), Path(self.spec["envs_dir"]), self.log_path))
+        spec = spec_from_dict(env)
+        envs = Path(self.spec["envs_dir"])
+        # reusing a built environment is routine (system log); a build is what the user waits for (user log)
+        target = self.sys_log if env_status(spec, envs) == "built" else self.log_path
+        self.sys_log.parent.mkdir(parents=True, exist_ok=True)
+        shared = ensure_environment(spec, envs, target)
+        info = env_info(spec, envs) or {}
+        found = [d for d in info.get("deviations") or [] if d not in known]
+        for d in found:
+            self.userlog(f"[openaml] environment: {d}")
+        if found:
+            self.update(env_warnings=found)
+        self.syslog(f"environment: Python {info.get('python', '?')} ({spec.source}); lock: "
+                    f"{envs / spec.spec_hash / 'lock.txt'}")
+        self._protect(shared.parent)
+        return str(job_layer(shared, layer, find_uv(), pycache=envs / f".{spec.spec_hash}.pycache"))
+
+    def _protect(self, root: Path) -> None:
+        """Mount a shared environment read-only in the job's mount namespace (as ``ro_mount`` inputs), so
+        even a job run as root that calls that environment's own pip cannot change it; the job's layer
+        takes its installs either way."""
+        if self.read_only_mounts_available():
+            self.ro_binds.append((str(root), str(root)))
 
     def prepare_inputs(self) -> dict[str, str | None]:
         values: dict[str, str | None] = {}

@@ -17,7 +17,8 @@ from openaml.environments import CODE_URI_PREFIX
 from openaml.errors import ValidationError
 
 __all__ = ["EnvironmentOperations", "environment_payload"]
-_SERVER_ONLY = ("id", "creation_context", "archived", "spec_hash", "build_status", "python")
+_SERVER_ONLY = ("id", "creation_context", "archived", "spec_hash", "build_status", "python", "python_asked", "interpreter",
+                "lock", "deviations", "warnings")
 
 
 def _entity(d: dict[str, Any]) -> Environment:

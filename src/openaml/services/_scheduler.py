@@ -188,6 +188,7 @@ class Scheduler:
         state = read_state(job_dir) or {}
         handle = RunnerHandle(int(rt.get("runner_pid") or 0), float(rt.get("runner_create_time") or 0.0))
         alive = handle.pid > 0 and self.backend.is_alive(handle)
+        self._record_env_warnings(job, state)
         if state.get("terminal"):
             self._finish_from_state(job, state)
             return
@@ -227,6 +228,15 @@ class Scheduler:
             if status == JobStatus.RUNNING and state.get("start_time"):
                 fields["start_time"] = _ts(state["start_time"])
             self.ctx.store.transition_job(name, status, from_statuses=ACTIVE, **fields)
+
+    def _record_env_warnings(self, job: dict[str, Any], state: dict[str, Any]) -> None:
+        """Deviations found while building the job's environment (relaxed pins) join its warnings."""
+        found = state.get("env_warnings") or []
+        known = list(job["runtime"].get("warnings") or [])
+        new = [w for w in found if w not in known]
+        if new:
+            self.ctx.store.update_job(job["name"], runtime_update={"warnings": known + new})
+            job["runtime"]["warnings"] = known + new
 
     def _finish_from_state(self, job: dict[str, Any], state: dict[str, Any]) -> None:
         status = state.get("status", JobStatus.FAILED)

@@ -20,14 +20,15 @@ from openaml.entities._base import validation_error_from_pydantic
 from openaml.environments import (
     CODE_URI_PREFIX,
     CURATED_PREFIX,
+    EnvOptions,
     EnvSpec,
     curated_names,
     ensure_environment,
+    env_info,
     env_path,
     env_status,
     parse_reference,
     resolve_spec,
-    server_python,
 )
 from openaml.errors import NotFoundError, ValidationError
 from openaml.services._context import WorkspaceContext
@@ -36,7 +37,8 @@ __all__ = ["EnvironmentService"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-_SERVER_FIELDS = ("id", "creation_context", "archived", "spec_hash", "build_status", "python")
+_SERVER_FIELDS = ("id", "creation_context", "archived", "spec_hash", "build_status", "python", "python_asked",
+                  "lock", "deviations", "warnings", "interpreter")
 _KIND = "environment"
 
 
@@ -45,6 +47,16 @@ class EnvironmentService:
 
     def __init__(self, ctx: WorkspaceContext) -> None:
         self.ctx = ctx
+
+    def options(self) -> EnvOptions:
+        """The workspace's environment settings: ``workspace.json`` key ``environments``
+        (``python_downloads``, ``strict``, ``interpreters``); defaults when absent."""
+        try:
+            info = self.ctx.layout.info()
+        except Exception:  # noqa: BLE001 - a context without workspace.json (tests) gets the defaults
+            return EnvOptions()
+        data = info.get("environments")
+        return EnvOptions.from_dict(data if isinstance(data, dict) else None)
 
     # ------------------------------------------------------------------ validation
     def _validate(self, spec: dict[str, Any], *, named: bool) -> Environment:
@@ -109,8 +121,8 @@ class EnvironmentService:
 
     def _resolve(self, spec: dict[str, Any], source: str) -> EnvSpec:
         keep = {k: v for k, v in self._runtime_dict(spec).items()
-                if k in ("image", "conda_file", "build", "os_type", "inference_config")}
-        return resolve_spec(keep, source=source)
+                if k in ("image", "conda_file", "build", "os_type", "inference_config", "properties")}
+        return resolve_spec(keep, source=source, options=self.options())
 
     # ------------------------------------------------------------------ views
     def _view(self, asset: dict[str, Any]) -> dict[str, Any]:
@@ -121,11 +133,30 @@ class EnvironmentService:
         out["creation_context"] = {"created_at": asset.get("created_at")}
         try:
             es = self._resolve(asset, f"{name}:{version}")
-            out["spec_hash"] = es.spec_hash
-            out["build_status"] = env_status(es, self.ctx.layout.envs)
         except (ValidationError, NotFoundError) as exc:  # stored before a rule changed: show, do not fail
             out["build_status"] = f"invalid: {exc.message}"
-        out["python"] = server_python()
+            return out
+        out.update(self._env_state(es))
+        return out
+
+    def _env_state(self, es: EnvSpec) -> dict[str, Any]:
+        """What ``environment show`` reports of a resolved spec: status, Python asked/used, the lock
+        (exact versions installed, once built) and every deviation (asked vs got)."""
+        out: dict[str, Any] = {"spec_hash": es.spec_hash, "build_status": env_status(es, self.ctx.layout.envs),
+                               "python_asked": es.python, "warnings": list(es.warnings)}
+        if es.kind == "base":
+            out["python"] = ".".join(map(str, sys.version_info[:3]))
+            out["interpreter"] = "default environment (a per-job layer over the server's packages)"
+            return out
+        out["python"] = es.python_used
+        out["interpreter"] = es.interpreter or f"uv-managed Python {es.python_used} (downloaded at build)"
+        info = env_info(es, self.ctx.layout.envs)
+        deviations = [w for w in es.warnings if w.startswith("python ") and not es.python_exact]
+        if info:
+            out["python"] = info.get("python") or out["python"]
+            out["lock"] = info.get("lock") or []
+            deviations = list(info.get("deviations") or deviations)
+        out["deviations"] = deviations
         return out
 
     # ------------------------------------------------------------------ CRUD
@@ -216,7 +247,7 @@ class EnvironmentService:
         if isinstance(ref, str):
             parsed = parse_reference(ref)
             if parsed.curated:
-                es = resolve_spec(ref)
+                es = resolve_spec(ref, options=self.options())
                 return {"curated": es.source.removesuffix(" (curated)"), "ref": ref, **es.to_dict()}
             asset = self.get(parsed.name, parsed.version, parsed.label)
             spec = {k: v for k, v in asset.items()
@@ -227,8 +258,7 @@ class EnvironmentService:
                     **es.to_dict()}
         if isinstance(ref, dict):
             env = self._validate(ref, named=False)
-            spec = env.model_dump(mode="json", exclude_none=True,
-                                  exclude={"tags", "properties", *_SERVER_FIELDS})
+            spec = env.model_dump(mode="json", exclude_none=True, exclude={"tags", *_SERVER_FIELDS})
             if env.name and env.version:
                 source = f"{env.name}:{env.version}"
             else:
@@ -245,7 +275,8 @@ class EnvironmentService:
         """Build (or find built) a registered environment's virtualenv, blocking; pre-warms jobs.
 
         Returns:
-            ``{name, version, spec_hash, kind, status ('built' or 'base'), bin_dir, build_log, warnings}``
+            ``{name, version, spec_hash, kind, status ('built' or 'base'), bin_dir, build_log, warnings,
+            python, python_asked, interpreter, lock, deviations}``
 
         Raises:
             NotFoundError: unknown environment or version.
@@ -255,10 +286,9 @@ class EnvironmentService:
         es = self._resolve(asset, f"{asset['name']}:{asset['version']}")
         bin_dir = ensure_environment(es, self.ctx.layout.envs)
         root = env_path(es, self.ctx.layout.envs)
-        return {"name": asset["name"], "version": asset["version"], "spec_hash": es.spec_hash, "kind": es.kind,
+        return {"name": asset["name"], "version": asset["version"], "kind": es.kind, **self._env_state(es),
                 "status": env_status(es, self.ctx.layout.envs), "bin_dir": str(bin_dir),
-                "build_log": str(root / "build.log") if es.kind == "venv" else None,
-                "python": sys.version.split()[0], "warnings": es.warnings, "pip": es.pip}
+                "build_log": str(root / "build.log") if es.kind == "venv" else None, "pip": es.pip}
 
     def known_curated(self) -> list[str]:
         return curated_names()

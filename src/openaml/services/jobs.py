@@ -121,6 +121,9 @@ class JobService:
         who = actor()
         if who is not None:  # who submitted it: recorded, and the rights its scoped token has
             runtime["created_by"] = who.record()
+        if env.get("warnings"):  # environment deviations (Python asked vs used...): the job's warnings
+            runtime["warnings"] = list(env["warnings"])
+            data.setdefault("properties", {})["openaml.warnings"] = "; ".join(env["warnings"])
         data["name"] = name
         data["experiment_name"] = experiment
         data["compute"] = compute
@@ -185,6 +188,8 @@ class JobService:
                                  **_created_by(runtime)},
             "output_uris": {k: v["uri"] for k, v in (runtime.get("outputs") or {}).items()},
         })
+        if runtime.get("warnings"):
+            spec["warnings"] = list(runtime["warnings"])
         services = dict(spec.get("services") or {})
         services["Studio"] = {"type": "Studio", "endpoint": studio}
         services["Tracking"] = {"type": "Tracking", "endpoint": f"{url}/mlflow"}

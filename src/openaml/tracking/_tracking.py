@@ -60,7 +60,9 @@ class Tracking:
     def asgi_app(self) -> Any:
         from mlflow.server.fastapi_app import create_fastapi_app
 
-        return create_fastapi_app()
+        from openaml.tracking._compat import OldClientPaths
+
+        return OldClientPaths(create_fastapi_app())  # MLflow 1.x clients' registry paths
 
     @property
     def store(self) -> Any:
