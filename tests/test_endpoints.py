@@ -170,7 +170,7 @@ def test_errors_400_413_500_408_429(ml_client: Any, endpoint: Any) -> None:
     assert _post(endpoint, key, None, deployment="blue", raw=big).status_code == 413
     # longer than request_timeout_ms (1500): 408, and the worker recovers
     assert _post(endpoint, key, {"action": "sleep", "seconds": 2.5}, deployment="blue").status_code == 408
-    time.sleep(1.2)  # the timed-out run() still holds its slot until it returns
+    time.sleep(1.2)  # the timed-out run() is still running (its slot is free: see the test below)
     # more than max_concurrent_requests_per_instance (2) waiting over max_queue_wait_ms (300): 429
     with ThreadPoolExecutor(4) as pool:
         codes = sorted(pool.map(lambda _i: _post(endpoint, key, {"action": "sleep", "seconds": 1.0},
@@ -178,6 +178,51 @@ def test_errors_400_413_500_408_429(ml_client: Any, endpoint: Any) -> None:
     assert codes.count(429) >= 1 and codes.count(200) >= 2
     time.sleep(2.5)
     assert _post(endpoint, key, {"data": [[0, 1]]}, deployment="blue").status_code == 200
+
+
+def test_requests_past_the_timeout_free_their_slots(ml_client: Any, endpoint: Any) -> None:
+    """Issue 10 item 4: 8 requests past request_timeout_ms get 408 and free their slots (the worker is
+    replaced once their run() does not return); the next caller gets 200, not 429."""
+    key = ml_client.online_endpoints.get_keys("ep-score").primary_key
+    pid = _post(endpoint, key, {"action": "pid"}, deployment="blue").json()["pid"]
+    with ThreadPoolExecutor(2) as pool:  # 2 at a time: blue has 2 slots
+        codes = list(pool.map(lambda _i: _post(endpoint, key, {"action": "sleep", "seconds": 60},
+                                               deployment="blue").status_code, range(8)))
+    assert codes == [408] * 8
+    r = _post(endpoint, key, {"data": [[0, 1]]}, deployment="blue")
+    assert r.status_code == 200 and r.json() == pytest.approx([3.0])
+    # the stuck run()s never return: the worker is replaced by a fresh one, announced in the log
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        r = _post(endpoint, key, {"action": "pid"}, deployment="blue")
+        assert r.status_code == 200
+        if r.json()["pid"] != pid:
+            break
+        time.sleep(0.2)
+    assert r.json()["pid"] != pid
+    log = ml_client.online_deployments.get_logs("blue", "ep-score")
+    assert "still running past request_timeout_ms=1500" in log and "replaced" in log
+
+
+def test_workers_are_reachable_only_through_the_router(ml_client: Any, endpoint: Any) -> None:
+    """Issue 10 item 4: no worker listens on TCP; its unix socket is the owner's only; swagger needs the key."""
+    import os
+    import stat
+
+    import psutil
+
+    key = ml_client.online_endpoints.get_keys("ep-score").primary_key
+    pid = _post(endpoint, key, {"action": "pid"}, deployment="blue").json()["pid"]
+    proc = psutil.Process(pid)
+    assert proc.net_connections(kind="inet") == []
+    socks = [c.laddr for c in proc.net_connections(kind="unix") if c.laddr]
+    assert socks and all(stat.S_IMODE(os.stat(p).st_mode) == 0o600 for p in socks)
+    assert stat.S_IMODE(os.stat(os.path.dirname(socks[0])).st_mode) == 0o700
+    swagger = endpoint.scoring_uri.replace("/score", "/swagger.json")
+    assert httpx.get(swagger, trust_env=False).status_code == 401
+    assert httpx.get(swagger, headers={"Authorization": "Bearer wrong"}, trust_env=False).status_code == 401
+    r = httpx.get(swagger, headers={"Authorization": f"Bearer {key}"}, trust_env=False)
+    assert r.status_code == 200 and r.json()["swagger"] == "2.0"
 
 
 @pytest.mark.slow
@@ -410,9 +455,33 @@ def test_update_replaces_workers_one_at_a_time_under_load(ml_client: Any, rollou
     assert log.count("listening on") >= 3
 
 
+def test_request_that_kills_its_worker_runs_once_and_gets_502(ml_client: Any, rollout: Any, model_dir: Path,
+                                                               code_dir: Path, tmp_path: Path) -> None:
+    """Issue 10 item 4: a run() that kills its worker is not retried on the other instance: it runs
+    exactly once and its caller gets 502 naming the signal; other callers are served."""
+    if "green" not in [d.name for d in ml_client.online_deployments.list("ep-roll")]:
+        _green(ml_client, model_dir, code_dir, "3", count=2)
+        ml_client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(
+            name="ep-roll", traffic={"green": 100}))
+    key = ml_client.online_endpoints.get_keys("ep-roll").primary_key
+    ran = tmp_path / "ran.txt"
+    r = _post(rollout, key, {"action": "count_and_die", "file": str(ran)}, deployment="green")
+    assert r.status_code == 502
+    assert "the worker serving this request exited with signal 9" in r.json()["message"]
+    assert len(ran.read_text().splitlines()) == 1
+    assert _post(rollout, key, {"action": "pid"}, deployment="green").status_code == 200
+    time.sleep(1.0)
+    assert len(ran.read_text().splitlines()) == 1  # never retried later either
+    deadline = time.monotonic() + 60  # the killed instance comes back (the next test needs both)
+    pids: set[int] = set()
+    while len(pids) < 2 and time.monotonic() < deadline:
+        pids = {_post(rollout, key, {"action": "pid"}, deployment="green").json()["pid"] for _ in range(8)}
+    assert len(pids) == 2
+
+
 def test_worker_killed_under_load_is_replaced(ml_client: Any, rollout: Any, model_dir: Path,
                                               code_dir: Path) -> None:
-    """SIGKILL one of two workers under load: the router retries on the other; the worker comes back."""
+    """SIGKILL one of two workers under load: only its requests fail (502); the worker comes back."""
     import os
     import signal
 
@@ -435,8 +504,9 @@ def test_worker_killed_under_load_is_replaced(ml_client: Any, rollout: Any, mode
                 break
             time.sleep(0.1)
         load.wait(20)
-    # at most the requests in flight on the killed worker may fail (the router retries them elsewhere)
+    # at most the requests in flight on the killed worker fail, with 502 naming the signal (never retried)
     assert len(load.failed()) <= threads, load.failed()[:5]
+    assert all(code == 502 and "signal 9" in body for code, body in load.failed())
     after = {a[1]["pid"] for a in load.answers[-20:] if a[0] == 200}
     assert victim not in after and len(after) == 2
     assert "restarted" in ml_client.online_deployments.get_logs("green", "ep-roll")
@@ -467,7 +537,8 @@ def test_worker_whose_server_died_during_init_exits(tmp_path: Path) -> None:
     from openaml.serving import WORKER_SCRIPT
 
     cfg = {"mode": "script", "deployment": "ep/dep", "app_root": str(ASSETS), "entry_script": str(
-        ASSETS / "constant.py"), "ready_file": str(tmp_path / "ready"), "parent_pid": 2 ** 22 + 12345}
+        ASSETS / "constant.py"), "ready_file": str(tmp_path / "ready"), "socket": str(tmp_path / "w.sock"),
+           "parent_pid": 2 ** 22 + 12345}
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
     p = subprocess.run([sys.executable, str(WORKER_SCRIPT), str(tmp_path / "cfg.json")], capture_output=True,
                        text=True, timeout=60)

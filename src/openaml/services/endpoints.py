@@ -2,7 +2,7 @@
 
 Endpoints and deployments live in the metadata store; workers are run by the
 :class:`~openaml.services._supervisor.Supervisor`. The scoring router asks :meth:`route` for an
-endpoint's in-memory routing table (keys, traffic, mirror, ports), rebuilt on every change so
+endpoint's in-memory routing table (keys, traffic, mirror, worker sockets), rebuilt on every change so
 traffic changes apply without restarting a worker or dropping a request.
 """
 
@@ -276,8 +276,17 @@ class EndpointService:
     def route(self, endpoint_name: str) -> RouteTable | None:
         return self._routes.get(endpoint_name)
 
-    def ports(self, endpoint_name: str, deployment: str) -> list[int]:
-        return self.supervisor.ports(_key(endpoint_name, deployment))
+    def targets(self, endpoint_name: str, deployment: str) -> list[str]:
+        """Unix socket paths of the deployment's ready workers (the router's only way to them)."""
+        return self.supervisor.targets(_key(endpoint_name, deployment))
+
+    def exit_reason(self, target: str) -> str | None:
+        """How the worker on ``target`` exited (``"exited with signal 9 (SIGKILL)"``), None while it runs."""
+        return self.supervisor.exit_reason(target)
+
+    def recycle(self, endpoint_name: str, deployment: str, target: str, reason: str) -> None:
+        """Replace the worker on ``target`` (a new one ready first); the reason goes to the deployment log."""
+        self.supervisor.recycle(_key(endpoint_name, deployment), target, reason)
 
     def _refresh(self, name: str) -> None:
         try:

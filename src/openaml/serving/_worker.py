@@ -1,4 +1,4 @@
-"""One deployment worker: an HTTP/1.1 server on a loopback port, in the deployment's environment.
+"""One deployment worker: an HTTP/1.1 server on a unix socket, in the deployment's environment.
 
 Runs as a plain script (``<env python> _worker.py <config.json>``) with the standard library
 only, so any environment can host it (numpy, pandas and mlflow are imported only when the
@@ -8,8 +8,15 @@ per request, ``@rawhttp`` with ``AMLRequest``/``AMLResponse``; MLflow models ser
 scoring script. Adds request limits (429 after ``max_queue_wait_ms``, 408 after
 ``request_timeout_ms``, 413 above ``max_request_size_bytes``) and micro-batching.
 
-The worker writes ``{"port", "pid"}`` to the config's ``ready_file`` once ``init()`` returned;
-an ``init()`` that raises prints the traceback and exits with code 3.
+The worker listens only on the unix socket named by the config's ``socket`` (created 0600 in a
+0700 folder), so only the server's router reaches it: no TCP port, nothing another local user or a
+web page can call. It writes ``{"socket", "pid"}`` to the config's ``ready_file`` once ``init()``
+returned; an ``init()`` that raises prints the traceback and exits with code 3.
+
+A request past ``request_timeout_ms`` gets 408 and frees its slot at once; its thread cannot be
+stopped, so it runs on as *stuck*, and once one stays stuck another ``request_timeout_ms`` (or as many
+are stuck as there are slots) the worker writes its ``recycle_file`` and the supervisor replaces it.
+SIGTERM drains: no new connection, the requests in flight are answered, then the process exits.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import concurrent.futures
 import importlib.util
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -27,6 +35,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote
 
 INIT_FAILED = 3
+_Timeout = asyncio.TimeoutError  # what wait_for raises; not the builtin TimeoutError before Python 3.11
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
             413: "Payload Too Large", 415: "Unsupported Media Type", 429: "Too Many Requests",
             500: "Internal Server Error", 503: "Service Unavailable"}
@@ -378,13 +387,17 @@ class Worker:
         batching = cfg.get("micro_batching") or {}
         self.batch_size = int(batching.get("max_batch_size", 64))
         self.batch_wait = float(batching.get("max_wait_ms", 2.0)) / 1000
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.concurrency + 1,
+        # room for as many stuck threads as slots (then the worker is replaced) and a few more meanwhile
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=2 * self.concurrency + 8,
                                                           thread_name_prefix="score")
         self.scorer: Any = None
         self.batched = False
         self.inflight = 0  # /score requests received and not yet answered
         self.busy = 0  # of which inside a running batch
         self.app_root = cfg.get("app_root") or os.getcwd()
+        self.stuck: dict[Any, float] = {}  # scoring threads past request_timeout_ms -> when they timed out
+        self.recycle_asked = False
+        self.draining = False
 
     def load(self) -> None:
         if self.cfg["mode"] == "mlflow":
@@ -404,23 +417,47 @@ class Worker:
             for _ in range(self.concurrency):
                 asyncio.ensure_future(self._batcher())
         asyncio.ensure_future(self._orphan_watch(int(self.cfg.get("parent_pid") or os.getppid())))
-        server = await asyncio.start_server(self._conn, "127.0.0.1", int(self.cfg.get("port", 0)),
-                                            limit=1 << 20, backlog=1024)
-        port = server.sockets[0].getsockname()[1]
+        path = self.cfg["socket"]
+        if os.path.exists(path):
+            os.unlink(path)
+        old = os.umask(0o177)  # the socket file is created 0600: only the server's user may connect
+        try:
+            server = await asyncio.start_unix_server(self._conn, path, limit=1 << 20, backlog=1024)
+        finally:
+            os.umask(old)
+        self.server = server
+        self.loop.add_signal_handler(signal.SIGTERM, lambda: asyncio.ensure_future(self._drain()))
         ready = self.cfg.get("ready_file")
         if ready:
             tmp = ready + ".tmp"
             with open(tmp, "w") as fh:  # noqa: ASYNC230 - once, before serving
-                json.dump({"port": port, "pid": os.getpid()}, fh)
+                json.dump({"socket": path, "pid": os.getpid()}, fh)
             os.replace(tmp, ready)
         log(f"[openaml] worker {self.cfg.get('instance', 0)} of {self.cfg.get('deployment')} listening on "
-            f"127.0.0.1:{port} ({'micro-batching' if self.batched else 'no batching'}, "
+            f"{path} ({'micro-batching' if self.batched else 'no batching'}, "
             f"max_concurrent_requests_per_instance={self.concurrency})")
-        async with server:
-            await server.serve_forever()
+        await self.loop.create_future()  # serves until SIGTERM's drain (or the orphan check) exits
+
+    async def _drain(self) -> None:
+        """SIGTERM: take no new connection, let the requests in flight finish (up to request_timeout_ms), exit.
+
+        The supervisor has already taken this instance out of routing; requests already written on a
+        kept connection are still read and answered, so retiring a worker fails no request.
+        """
+        if self.draining:
+            return
+        self.draining = True
+        self.server.close()
+        deadline = time.monotonic() + self.timeout + 1.0
+        quiet = 0
+        while time.monotonic() < deadline and quiet < 3:
+            quiet = quiet + 1 if self.inflight <= 0 else 0
+            await asyncio.sleep(0.05)
+        os._exit(0)
 
     async def _orphan_watch(self, parent: int) -> None:
-        """Exit when the server that started us is gone (killed without stopping its workers).
+        """Exit when the server that started us is gone (killed without stopping its workers); ask for
+        recycling when a timed-out ``run()`` never returns.
 
         ``parent`` is the server's pid from the config, not ``getppid()`` at this point: a server that
         died during a long ``init()`` has already left us to pid 1 by then.
@@ -429,7 +466,41 @@ class Worker:
             if os.getppid() != parent:
                 log("[openaml] the server exited; worker stopping")
                 os._exit(0)
-            await asyncio.sleep(1.0)
+            self._check_stuck()
+            await asyncio.sleep(0.5)
+
+    # -- requests past request_timeout_ms: the slot is freed at once, the thread is left to finish
+    def _check_stuck(self) -> None:
+        """Ask the supervisor for a replacement once a timed-out ``run()`` has not returned for another
+        ``request_timeout_ms``, or as many are still running as there are slots (a thread cannot be
+        killed; the process can, once its replacement serves)."""
+        if not self.stuck or self.recycle_asked:
+            return
+        oldest = min(self.stuck.values())
+        late = time.monotonic() - oldest > self.timeout
+        if not late and len(self.stuck) < self.concurrency:
+            return
+        self.recycle_asked = True
+        reason = (f"{len(self.stuck)} request(s) still running past request_timeout_ms="
+                  f"{self.timeout * 1000:.0f} (their callers got 408)")
+        log(f"[openaml] {reason}; asking for this worker to be replaced")
+        target = self.cfg.get("recycle_file")
+        if target:
+            with open(target + ".tmp", "w") as fh:
+                fh.write(reason)
+            os.replace(target + ".tmp", target)
+
+    async def _bounded(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` on a scoring thread. Raises TimeoutError after ``request_timeout_ms``; the thread
+        then runs on as *stuck* (counted, never awaited again) and the caller's slot is free."""
+        fut = self.loop.run_in_executor(self.pool, fn, *args)
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), self.timeout)
+        except _Timeout:
+            self.stuck[fut] = time.monotonic()
+            fut.add_done_callback(lambda f: self.stuck.pop(f, None))
+            self._check_stuck()
+            raise
 
     # -- HTTP/1.1 with keep-alive
     async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -511,16 +582,16 @@ class Worker:
                 await asyncio.wait_for(self.sem.acquire(), self.queue_wait)
             else:
                 await self.sem.acquire()
-        except TimeoutError:
+        except _Timeout:
             raise HTTPError(429, f"too many requests: {self.concurrency} running on this instance and none "
                                  f"finished within max_queue_wait_ms={self.queue_wait * 1000:.0f}") from None
-        fut = self.loop.run_in_executor(self.pool, self._call, req)
-        fut.add_done_callback(lambda _f: self.sem.release())
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), self.timeout)
-        except TimeoutError:
+            return await self._bounded(self._call, req)  # type: ignore[no-any-return]
+        except _Timeout:
             raise HTTPError(408, f"the request took longer than request_timeout_ms="
                                  f"{self.timeout * 1000:.0f}") from None
+        finally:
+            self.sem.release()
 
     def _call(self, req: AMLRequest) -> tuple[int, bytes, dict[str, str]]:
         try:
@@ -557,7 +628,7 @@ class Worker:
         self.queue.put_nowait((time.monotonic(), frame, fut))
         try:
             out = await asyncio.wait_for(asyncio.shield(fut), self.timeout)
-        except TimeoutError:
+        except _Timeout:
             raise HTTPError(408, f"the request took longer than request_timeout_ms="
                                  f"{self.timeout * 1000:.0f}") from None
         if isinstance(out, BaseException):
@@ -585,7 +656,7 @@ class Worker:
                         break
                     try:
                         nxt = await asyncio.wait_for(self.queue.get(), left)
-                    except TimeoutError:
+                    except _Timeout:
                         break
                 items.append(nxt)
                 rows += _rows(nxt[1])
@@ -603,7 +674,9 @@ class Worker:
                 continue
             self.busy += len(live)
             try:
-                results = await self.loop.run_in_executor(self.pool, self._run_batch, [f for f, _ in live])
+                results = await self._bounded(self._run_batch, [f for f, _ in live])
+            except _Timeout:  # the callers got 408 from their own wait; this batcher serves on
+                continue
             finally:
                 self.busy -= len(live)
             for (_f, fut), res in zip(live, results, strict=True):
