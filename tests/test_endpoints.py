@@ -165,6 +165,9 @@ def test_errors_400_413_500_408_429(ml_client: Any, endpoint: Any) -> None:
     assert r.status_code == 500 and "run exploded on purpose" in r.json()["message"]
     assert "Traceback" in ml_client.online_deployments.get_logs("blue", "ep-score")
     assert _post(endpoint, key, {"data": [[0, 1]]}, deployment="blue").status_code == 200
+    # NaN in run()'s result: valid JSON (null), as azureml-inference-server answers
+    r = _post(endpoint, key, {"action": "nan"}, deployment="blue")
+    assert r.status_code == 200 and r.text.replace(" ", "") == "[null,1.5,null]" and r.json() == [None, 1.5, None]
     # over max_request_size_bytes
     big = json.dumps({"data": [[1, 2]] * 5000}).encode()
     assert _post(endpoint, key, None, deployment="blue", raw=big).status_code == 413
@@ -291,7 +294,64 @@ def test_mlflow_no_code_formats_and_signature(ml_client: Any, mlflow_endpoint: A
     r = _post(mlflow_endpoint, key, {"dataframe_records": [{"age": 3.0}]})
     assert r.status_code == 400 and "pclass" in r.json()["message"]
     r = _post(mlflow_endpoint, key, {"dataframe_records": [{"age": "old", "pclass": 1}]})
-    assert r.status_code == 400 and "'age'" in r.json()["message"] and "double" in r.json()["message"]
+    assert r.status_code == 400 and "column age" in r.json()["message"] and "float64" in r.json()["message"]
+
+
+@pytest.fixture(scope="module")
+def typed_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pyfunc model with an int32, a datetime and an optional string column (issue 9 item 5)."""
+    import mlflow.pyfunc
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    root = tmp_path_factory.mktemp("ep-typed") / "typed"
+    shutil.copy(ASSETS / "typed_model.py", root.parent / "typed_model.py")
+    sig = ModelSignature(inputs=Schema([ColSpec("integer", "n"), ColSpec("datetime", "when"),
+                                        ColSpec("string", "tag", required=False)]))
+    mlflow.pyfunc.save_model(str(root), python_model=str(root.parent / "typed_model.py"), signature=sig)
+    return root
+
+
+@pytest.mark.slow
+def test_mlflow_scoring_is_mlflows(ml_client: Any, mlflow_endpoint: Any, typed_model: Path) -> None:
+    """Issue 9 item 5: int32 from JSON ints and CSV, ISO datetimes, a null in an optional string column,
+    as `mlflow models serve` takes them; MLflow's errors (400) name the column and type; batching merges."""
+    dep = ManagedOnlineDeployment(name="typed", endpoint_name="ep-mlflow",
+                                  model=Model(path=str(typed_model), type="mlflow_model"),
+                                  instance_type="Standard_DS3_v2", instance_count=1)
+    assert ml_client.online_deployments.begin_create_or_update(dep).result(timeout=180).provisioning_state == \
+        "Succeeded"
+    key = ml_client.online_endpoints.get_keys("ep-mlflow").primary_key
+    want = [{"n2": 6, "day": 2, "tag": "a"}, {"n2": -6, "day": 3, "tag": "NONE"}]
+    records = [{"n": 3, "when": "2024-01-02T03:04:05", "tag": "a"}, {"n": -3, "when": "2024-01-03T00:00:00",
+                                                                      "tag": None}]
+    r = _post(mlflow_endpoint, key, {"dataframe_records": records}, deployment="typed")
+    assert r.status_code == 200 and r.json() == {"predictions": want}, r.text
+    split = {"columns": ["n", "when", "tag"], "data": [[3, "2024-01-02T03:04:05", "a"], [-3, "2024-01-03T00:00:00", None]]}
+    assert _post(mlflow_endpoint, key, {"dataframe_split": split}, deployment="typed").json() == {"predictions": want}
+    assert _post(mlflow_endpoint, key, {"input_data": split}, deployment="typed").json() == want
+    csv = httpx.post(mlflow_endpoint.scoring_uri, content=b"n,when,tag\n3,2024-01-02T03:04:05,a\n-3,2024-01-03T00:00:00,\n",
+                     headers={"Authorization": f"Bearer {key}", "Content-Type": "text/csv",
+                              "azureml-model-deployment": "typed"}, trust_env=False, timeout=30)
+    # MLflow's parse_csv_input refuses datetime columns (pandas wants parse_dates): so does mlflow models serve
+    assert csv.status_code == 400 and "parse_dates" in csv.json()["message"], csv.text
+    # errors: MLflow's own messages, naming the column and the type
+    r = _post(mlflow_endpoint, key, {"dataframe_records": [{"n": "x", "when": "2024-01-02T00:00:00"}]},
+              deployment="typed")
+    assert r.status_code == 400 and "n" in r.json()["message"] and "int32" in r.json()["message"], r.text
+    r = _post(mlflow_endpoint, key, {"dataframe_records": [{"when": "2024-01-02T00:00:00"}]}, deployment="typed")
+    assert r.status_code == 400 and "missing inputs ['n']" in r.json()["message"], r.text
+    r = _post(mlflow_endpoint, key, {"nope": []}, deployment="typed")
+    assert r.status_code == 400 and "dataframe_split" in r.json()["message"]
+    r = httpx.post(mlflow_endpoint.scoring_uri, content=b"<x/>", trust_env=False, timeout=30, headers={
+        "Authorization": f"Bearer {key}", "Content-Type": "application/xml", "azureml-model-deployment": "typed"})
+    assert r.status_code == 415
+    # concurrent requests are micro-batched, each caller gets its own rows
+    with ThreadPoolExecutor(8) as pool:
+        outs = list(pool.map(lambda i: _post(mlflow_endpoint, key, {"dataframe_records": [
+            {"n": i, "when": "2024-01-02T00:00:00", "tag": None}]}, deployment="typed").json(), range(24)))
+    assert outs == [{"predictions": [{"n2": 2 * i, "day": 2, "tag": "NONE"}]} for i in range(24)]
+    ml_client.online_deployments.begin_delete("typed", "ep-mlflow")
 
 
 @pytest.mark.slow
