@@ -228,6 +228,69 @@ def test_workers_are_reachable_only_through_the_router(ml_client: Any, endpoint:
     assert r.status_code == 200 and r.json()["swagger"] == "2.0"
 
 
+def test_rawhttp_request_update_without_file_and_delete(ml_client: Any, endpoint: Any, model_dir: Path,
+                                                        code_dir: Path, cli: Any, tmp_path: Path) -> None:
+    """Issue 9 item 6: a @rawhttp run() gets a Flask-like AMLRequest (files, form, args, headers, JSON);
+    `online-deployment update --set instance_count=2` without --file starts from the stored deployment;
+    deleting a deployment removes its folder, so a new one of the same name starts with a clean log."""
+    import hashlib
+
+    shutil.copy(ASSETS / "raw.py", code_dir / "raw.py")
+    dep = _dep("raw", "ep-score", model_dir, code_dir, script="raw.py")
+    assert ml_client.online_deployments.begin_create_or_update(dep).result(timeout=120).provisioning_state == \
+        "Succeeded"
+    key = ml_client.online_endpoints.get_keys("ep-score").primary_key
+    auth = {"Authorization": f"Bearer {key}", "azureml-model-deployment": "raw"}
+    image = bytes(range(256)) * 40
+    r = httpx.post(endpoint.scoring_uri + "?size=small&size=big&mode=x", trust_env=False, timeout=30,
+                   headers={**auth, "X-Custom": "hello"}, files={"image": ("cat.png", image, "image/png")},
+                   data={"label": "cat"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"filename": "cat.png", "sha256": hashlib.sha256(image).hexdigest(), "form": {"label": "cat"},
+                        "args": {"size": "small", "mode": "x"}, "header": "hello", "method": "POST"}
+    r = httpx.post(endpoint.scoring_uri, json={"a": [1, 2]}, headers=auth, trust_env=False, timeout=30)
+    assert r.status_code == 201 and r.headers["x-echo"] == "yes"
+    assert r.json() == {"json": {"a": [1, 2]}, "bytes": len(b'{"a":[1,2]}'), "ctype": "application/json"}
+    r = httpx.get(endpoint.scoring_uri + "?q=1", headers=auth, trust_env=False, timeout=30)
+    assert r.json() == {"args": {"q": "1"}, "path": "/score"}
+    # scale without --file: the stored deployment (code, script, environment) is the base
+    out = cli("online-deployment", "update", "--name", "raw", "--endpoint-name", "ep-score", "--set",
+              "instance_count=2", check=True).json()
+    assert out["instance_count"] == 2 and out["provisioning_state"] == "Succeeded"
+    assert out["code_configuration"]["scoring_script"] == "raw.py"
+    assert httpx.get(endpoint.scoring_uri, headers=auth, trust_env=False, timeout=30).status_code == 200
+    # delete: the folder goes; a new deployment of that name shows only its own log lines
+    assert ml_client.online_deployments.get_logs("raw", "ep-score").count("listening on") == 3
+    ml_client.online_deployments.begin_delete("raw", "ep-score")
+    assert ml_client.online_deployments.begin_create_or_update(dep).result(timeout=120).provisioning_state == \
+        "Succeeded"
+    assert ml_client.online_deployments.get_logs("raw", "ep-score").count("listening on") == 1
+    ml_client.online_deployments.begin_delete("raw", "ep-score")
+
+
+def test_yaml_of_another_kind_is_refused(cli: Any, ml_client: Any, tmp_path: Path) -> None:
+    """Issue 9 item 6: a batch endpoint/deployment YAML given to online-endpoint/online-deployment create is
+    refused naming its $schema; nothing is created."""
+    ep = tmp_path / "batch-endpoint.yml"
+    ep.write_text("$schema: https://azuremlschemas.azureedge.net/latest/batchEndpoint.schema.json\n"
+                  "name: ep-batchy\nauth_mode: aad_token\n")
+    r = cli("online-endpoint", "create", "--file", str(ep))
+    assert r.returncode == 1
+    assert "batchEndpoint.schema.json" in r.stderr and "batch endpoint, not of an online endpoint" in r.stderr
+    assert "openaml batch-endpoint create" in r.stderr
+    assert "ep-batchy" not in [e.name for e in ml_client.online_endpoints.list()]
+    dep = tmp_path / "batch-deployment.yml"
+    dep.write_text("$schema: https://azuremlschemas.azureedge.net/latest/modelBatchDeployment.schema.json\n"
+                   "name: d\nendpoint_name: ep-score\nmodel: azureml:m:1\n")
+    r = cli("online-deployment", "create", "--file", str(dep))
+    assert r.returncode == 1 and "batch deployment, not of an online deployment" in r.stderr
+    ok = tmp_path / "online.yml"
+    ok.write_text("$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json\n"
+                  "name: ep-schema-ok\n")
+    cli("online-endpoint", "create", "--file", str(ok), check=True)
+    cli("online-endpoint", "delete", "-n", "ep-schema-ok", "--yes", check=True)
+
+
 @pytest.mark.slow
 def test_crashed_worker_is_restarted(ml_client: Any, endpoint: Any) -> None:
     key = ml_client.online_endpoints.get_keys("ep-score").primary_key

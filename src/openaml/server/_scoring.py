@@ -24,7 +24,9 @@ from typing import Any
 
 __all__ = ["scoring_app"]
 
-_PASS_HEADERS = (b"content-type", b"x-ms-run-fn-exec-ms", b"x-ms-run-function-failed")
+# not passed back from workers: hop-by-hop, or set by the router (a run()'s AMLResponse headers pass)
+_HOP_HEADERS = frozenset((b"content-length", b"connection", b"keep-alive", b"transfer-encoding", b"date",
+                          b"server", b"azureml-model-deployment", b"x-request-id", b"x-ms-request-id"))
 # not forwarded to workers: hop-by-hop, set by the router, or secrets of the endpoint
 _DROP_HEADERS = frozenset((b"host", b"connection", b"keep-alive", b"transfer-encoding", b"content-length",
                            b"authorization", b"x-request-id", b"te", b"upgrade", b"proxy-connection"))
@@ -119,7 +121,7 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, list[tuple[
             length = int(v)
         elif k == b"connection" and v.lower() == b"close":
             keep = False
-        elif k in _PASS_HEADERS:
+        elif k not in _HOP_HEADERS:
             out.append((k, v))
     return status, out, (await reader.readexactly(length) if length else b""), keep
 
