@@ -203,6 +203,7 @@ class Supervisor:
         grace = _grace(dep.spec) if drain else 1.0
         for inst in list(dep.instances):
             _kill(inst.proc, grace)
+            _unlink(inst.socket)
         dep.instances.clear()
         prefix = _socket_dir(dep.spec.run_dir) + os.sep
         with self._lock:
@@ -258,6 +259,7 @@ class Supervisor:
             dep.targets = [t for t in dep.targets if t != inst.socket]
         # SIGTERM: the worker answers what it already holds, then exits; SIGKILL after the grace
         _kill(inst.proc, _grace(dep.spec))
+        _unlink(inst.socket)
 
     def _monitor(self) -> None:
         """Restart crashed workers with back-off; kill ones that stop answering liveness probes."""
@@ -294,6 +296,7 @@ class Supervisor:
 
     def _restart(self, key: str, dep: _Deployment, inst: _Instance) -> None:
         rc = inst.proc.returncode
+        _unlink(inst.socket)
         with self._lock:
             dep.targets = [t for t in dep.targets if t != inst.socket]
             if inst in dep.instances:
@@ -339,6 +342,13 @@ def _alive(path: str) -> bool:
             return sock.recv(64).startswith(b"HTTP/1.1 200")
     except OSError:
         return False
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _describe_exit(rc: int) -> str:
