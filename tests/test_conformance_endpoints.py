@@ -75,7 +75,10 @@ def test_managed_sample_blue_green(cli: Any, tree: Path) -> None:
         # model-2's inference-schema decorators describe its input and output in the swagger document
         import httpx
 
-        doc = httpx.get(show["swagger_uri"], headers={"azureml-model-deployment": "green"}, trust_env=False,
+        key = cli("online-endpoint", "get-credentials", "-n", "my-endpoint", check=True).json()["primaryKey"]
+        assert httpx.get(show["swagger_uri"], trust_env=False, timeout=30).status_code == 401  # as Azure's
+        doc = httpx.get(show["swagger_uri"], headers={"azureml-model-deployment": "green",
+                                                      "Authorization": f"Bearer {key}"}, trust_env=False,
                         timeout=30).json()
         assert "data" in doc["definitions"]["ServiceInput"]["properties"]
         assert doc["paths"]["/score"]["post"]["parameters"][0]["schema"] == {"$ref": "#/definitions/ServiceInput"}
