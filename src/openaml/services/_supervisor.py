@@ -136,7 +136,8 @@ class Supervisor:
             except InitFailed as exc:
                 self._on_event(key, f"replacement of worker {inst.index} failed: {exc}; stopping the old one")
                 _kill(new.proc)
-                _kill(inst.proc)  # the monitor restarts it with back-off
+                inst.recycling = False  # so that the monitor restarts it with back-off
+                _kill(inst.proc)
                 return
             with self._lock:
                 if dep.stopping:

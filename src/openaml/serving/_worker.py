@@ -356,7 +356,7 @@ class Worker:
     def _call(self, req: Req, parsed: Any = None) -> tuple[int, bytes, dict[str, str]]:
         try:
             if self.mlflow:
-                parsed = parsed or self.scorer.parse(req.body, req.headers.get("content-type"))
+                parsed = parsed or self.scorer.read(req.body, req.headers.get("content-type"))
                 return 200, dumps(self.scorer.answer(parsed, self.scorer.predict([parsed])[0])), {}
             return self.scorer.score(req)
         except Exception as exc:  # noqa: BLE001 - the worker keeps serving
@@ -388,9 +388,9 @@ class Worker:
     # -- micro-batching
     async def _batched(self, req: Req) -> tuple[int, bytes, dict[str, str]]:
         if self.mlflow:
-            # MLflow's parsing; bad input fails here, alone, before batching
-            frame = self.scorer.parse(req.body, req.headers.get("content-type"))
-            if frame.batch_key() is None:  # params, tensors, dicts: predicted alone
+            # a body that is not JSON fails here, alone, before batching
+            frame = self.scorer.read(req.body, req.headers.get("content-type"))
+            if frame.key is None:  # CSV, params, tensors, an index: parsed and predicted alone
                 return await self._single(req, frame)
             style = frame.style
         else:
@@ -459,7 +459,7 @@ class Worker:
         if self.mlflow:
             groups: dict[Any, list[int]] = {}
             for i, f in enumerate(frames):
-                groups.setdefault(f.batch_key(), []).append(i)
+                groups.setdefault(f.key, []).append(i)
             out: list[Any] = [None] * len(frames)
             for idx in groups.values():
                 try:

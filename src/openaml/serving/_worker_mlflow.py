@@ -13,8 +13,12 @@ Azure ML's own key, ``input_data`` (a split ``{columns, index, data}`` dict, a l
 an array), is mapped onto MLflow's formats first; its answer is the bare prediction list, where
 MLflow's keys answer ``{"predictions": ...}``.
 
-Micro-batching: requests whose parsed frames have the same columns and dtypes are concatenated into
-one frame, predicted once, and the result is split back by row counts.
+Micro-batching: for a model whose signature names its columns, requests in ``dataframe_split`` (no
+index) or ``dataframe_records`` form with the same columns have their rows merged and parsed by MLflow
+once (MLflow casts every column to the signature's type, so a row parses the same alone or merged),
+predicted once, and the result is split back by row counts; a batch that fails is retried request by
+request. Other requests are parsed and predicted alone. Reading the body happens on the worker's
+event loop; MLflow's parsing and ``predict`` in a scoring thread.
 """
 
 from __future__ import annotations
@@ -32,26 +36,40 @@ _FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
 class Parsed:
-    """One parsed request: MLflow's input (a DataFrame, array or dict), params, response style."""
+    """One request, read but not yet parsed by MLflow: the JSON object (or CSV text), params, the answer's
+    style, and the batch key under which its rows may be merged with other requests' before MLflow parses
+    them once for all (None: parsed and predicted alone)."""
 
-    __slots__ = ("data", "params", "style")
+    __slots__ = ("csv", "key", "n", "obj", "params", "style")
 
-    def __init__(self, data: Any, params: Any, style: str) -> None:
-        self.data = data
+    def __init__(self, obj: Any, params: Any, style: str, csv: str | None = None) -> None:
+        self.obj = obj  # {one of _FORMATS: value} (and "params"), or None for CSV
+        self.csv = csv
         self.params = params
         self.style = style  # "predictions" (MLflow's keys, CSV) or "list" (Azure's input_data)
-
-    def batch_key(self) -> tuple[Any, ...] | None:
-        """Requests with equal keys may share one ``predict``; None when this one must go alone."""
-        if self.params or not hasattr(self.data, "columns") or not hasattr(self.data, "dtypes"):
-            return None
-        cols = tuple(self.data.columns)
-        if len(set(cols)) != len(cols):
-            return None
-        return tuple((c, str(t)) for c, t in zip(cols, self.data.dtypes, strict=True))
+        self.key: tuple[Any, ...] | None = None
+        self.n = 1  # rows, for max_batch_size
 
     def rows(self) -> int:
-        return len(self.data) if hasattr(self.data, "columns") else 1
+        return self.n
+
+
+def _batch_key(p: Parsed) -> tuple[tuple[Any, ...] | None, int]:
+    """Requests whose rows MLflow would parse the same alone or merged: a ``dataframe_split`` without index,
+    or ``dataframe_records`` whose records all have the same fields, and no params."""
+    if p.obj is None or p.params is not None or len(p.obj) != 1:
+        return None, 1
+    fmt, value = next(iter(p.obj.items()))
+    if fmt == "dataframe_split" and isinstance(value, dict) and set(value) == {"columns", "data"}:
+        cols, rows = value["columns"], value["data"]
+        if isinstance(cols, list) and all(isinstance(c, str) for c in cols) and len(set(cols)) == len(cols) \
+                and isinstance(rows, list) and rows and all(isinstance(r, list) and len(r) == len(cols) for r in rows):
+            return ("split", tuple(cols)), len(rows)
+    if fmt == "dataframe_records" and isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
+        fields = tuple(value[0])
+        if all(tuple(r) == fields for r in value):
+            return ("records", fields), len(value)
+    return None, 1
 
 
 class MLflowScorer:
@@ -78,38 +96,23 @@ class MLflowScorer:
     def init(self) -> None:
         return None
 
-    # -- parsing
-    def parse(self, body: bytes, content_type: str | None) -> Parsed:
-        """MLflow's parsing of one request body.
+    # -- reading (on the event loop: cheap) and parsing (in a scoring thread: MLflow's code)
+    def read(self, body: bytes, content_type: str | None) -> Parsed:
+        """Decode one request body and work out its batch key; MLflow parses it later (:meth:`predict`).
 
         Raises:
-            HTTPError: 400 for a body MLflow cannot parse (its message), 415 for a content type other
-                than JSON or CSV.
+            HTTPError: 400 for a body that is not JSON (or UTF-8 CSV), 415 for a content type other than
+                JSON or CSV.
         """
         mime = (content_type or "application/json").split(";")[0].strip().lower()
-        try:
-            if mime == "text/csv":
-                return Parsed(self._csv(body), None, "predictions")
-            if mime not in ("application/json", "", "*/*"):
-                raise HTTPError(415, f"content type {content_type!r} is not supported; send application/json "
-                                     "or text/csv (MLflow's scoring formats)")
-            return self._json(body)
-        except HTTPError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - MLflow's parse errors are the caller's input
-            raise HTTPError(400, _message(exc)) from None
-
-    def _csv(self, body: bytes) -> Any:
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise HTTPError(400, f"the CSV body is not valid UTF-8: {exc}") from None
-        try:
-            return self.ss.parse_csv_input(io.StringIO(text), schema=self.schema)
-        except TypeError:  # MLflow before 2.x took no schema here
-            return self.ss.parse_csv_input(io.StringIO(text))
-
-    def _json(self, body: bytes) -> Parsed:
+        if mime == "text/csv":
+            try:
+                return Parsed(None, None, "predictions", csv=body.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise HTTPError(400, f"the CSV body is not valid UTF-8: {exc}") from None
+        if mime not in ("application/json", "", "*/*"):
+            raise HTTPError(415, f"content type {content_type!r} is not supported; send application/json "
+                                 "or text/csv (MLflow's scoring formats)")
         try:
             obj = json.loads(body)
         except ValueError as exc:
@@ -126,37 +129,62 @@ class MLflowScorer:
                                      f"input_data, {', '.join(_FORMATS)}")
             obj = {**_from_input_data(obj["input_data"]), **({"params": params} if params is not None else {})}
             style = "list"
-        present = [k for k in obj if k in _FORMATS]
-        if len(present) != 1 and hasattr(self.ss, "_parse_json_data"):
-            # not one of the classic keys: MLflow's own handling (unified LLM input, or its error)
-            parsed = self.ss._parse_json_data(json.dumps(obj), self.model.metadata, self.schema)
-            return Parsed(parsed.data, parsed.params, "predictions")
-        if len(present) != 1:
-            raise HTTPError(400, f"the request must have exactly one of input_data, {', '.join(_FORMATS)}; "
-                                 f"got keys {sorted(obj)}")
-        data = {present[0]: obj[present[0]]}
-        if hasattr(self.ss, "infer_and_parse_data"):
-            return Parsed(self.ss.infer_and_parse_data(data, self.schema), params, style)
-        # MLflow 2.0-2.8
-        return Parsed(self.ss.infer_and_parse_json_input(json.dumps(data), self.schema), params, style)
+        p = Parsed(obj, params, style)
+        if self.columns:  # a column signature: MLflow casts every column, so merged rows parse as alone
+            p.key, p.n = _batch_key(p)
+        return p
+
+    def _parse(self, p: Parsed) -> tuple[Any, Any]:
+        """MLflow's parsing of one request: ``(model input, params)``."""
+        try:
+            if p.csv is not None:
+                try:
+                    return self.ss.parse_csv_input(io.StringIO(p.csv), schema=self.schema), None
+                except TypeError:  # MLflow before 2.x took no schema here
+                    return self.ss.parse_csv_input(io.StringIO(p.csv)), None
+            obj = p.obj
+            present = [k for k in obj if k in _FORMATS]
+            if len(present) != 1 and hasattr(self.ss, "_parse_json_data"):
+                # not one of the classic keys: MLflow's own handling (unified LLM input, or its error)
+                parsed = self.ss._parse_json_data(json.dumps(obj), self.model.metadata, self.schema)
+                return parsed.data, parsed.params
+            if len(present) != 1:
+                raise HTTPError(400, f"the request must have exactly one of input_data, {', '.join(_FORMATS)}; "
+                                     f"got keys {sorted(obj)}")
+            data = {present[0]: obj[present[0]]}
+            if hasattr(self.ss, "infer_and_parse_data"):
+                return self.ss.infer_and_parse_data(data, self.schema), p.params
+            # MLflow 2.0-2.8
+            return self.ss.infer_and_parse_json_input(json.dumps(data), self.schema), p.params
+        except HTTPError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - MLflow's parse errors are the caller's input
+            raise HTTPError(400, _message(exc)) from None
 
     # -- prediction
     def predict(self, items: list[Parsed]) -> list[Any]:
-        """One ``predict`` over requests of one :meth:`Parsed.batch_key` (or one request); results per request.
+        """Parse and predict requests of one batch key (or one request); the predictions per request.
 
-        Raises whatever ``predict`` raises (the caller maps it, see :func:`status_of`).
+        Several requests are merged before parsing (one MLflow parse, one ``predict``) and the result
+        is split back by row counts. Raises what parsing (HTTPError 400) or ``predict`` raises; the
+        worker then retries the requests one by one so that a bad one fails alone.
         """
         if len(items) == 1:
-            return [self._predict(items[0].data, items[0].params)]
-        import pandas as pd
-
-        frame = pd.concat([p.data for p in items], ignore_index=True)
-        out = self._predict(frame, None)
+            data, params = self._parse(items[0])
+            return [self._predict(data, params)]
+        kind, fields = items[0].key  # type: ignore[misc]
+        if kind == "split":
+            merged = Parsed({"dataframe_split": {"columns": list(fields), "data": [
+                r for p in items for r in p.obj["dataframe_split"]["data"]]}}, None, "predictions")
+        else:
+            merged = Parsed({"dataframe_records": [r for p in items for r in p.obj["dataframe_records"]]}, None,
+                            "predictions")
+        data, _ = self._parse(merged)
+        out = self._predict(data, None)
         parts, start = [], 0
         for p in items:
-            n = p.rows()
-            parts.append(_slice(out, start, start + n))
-            start += n
+            parts.append(_slice(out, start, start + p.n))
+            start += p.n
         return parts
 
     def _predict(self, data: Any, params: Any) -> Any:
