@@ -390,7 +390,7 @@ class Worker:
         if self.mlflow:
             # a body that is not JSON fails here, alone, before batching
             frame = self.scorer.read(req.body, req.headers.get("content-type"))
-            if frame.key is None:  # CSV, params, tensors, an index: parsed and predicted alone
+            if frame.key is None:  # CSV, params, tensors: parsed and predicted alone
                 return await self._single(req, frame)
             style = frame.style
         else:

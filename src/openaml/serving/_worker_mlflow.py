@@ -13,8 +13,8 @@ Azure ML's own key, ``input_data`` (a split ``{columns, index, data}`` dict, a l
 an array), is mapped onto MLflow's formats first; its answer is the bare prediction list, where
 MLflow's keys answer ``{"predictions": ...}``.
 
-Micro-batching: for a model whose signature names its columns, requests in ``dataframe_split`` (no
-index) or ``dataframe_records`` form with the same columns have their rows merged and parsed by MLflow
+Micro-batching: for a model whose signature names its columns, requests in ``dataframe_split`` (an
+``index`` is dropped) or ``dataframe_records`` form with the same columns have their rows merged and parsed by MLflow
 once (MLflow casts every column to the signature's type, so a row parses the same alone or merged),
 predicted once, and the result is split back by row counts; a batch that fails is retried request by
 request. Other requests are parsed and predicted alone. Reading the body happens on the worker's
@@ -55,12 +55,14 @@ class Parsed:
 
 
 def _batch_key(p: Parsed) -> tuple[tuple[Any, ...] | None, int]:
-    """Requests whose rows MLflow would parse the same alone or merged: a ``dataframe_split`` without index,
-    or ``dataframe_records`` whose records all have the same fields, and no params."""
+    """Requests whose rows MLflow would parse the same alone or merged: a ``dataframe_split`` (its ``index``
+    is not carried into the merged frame: predictions are answered as records, without it), or
+    ``dataframe_records`` whose records all have the same fields; and no params."""
     if p.obj is None or p.params is not None or len(p.obj) != 1:
         return None, 1
     fmt, value = next(iter(p.obj.items()))
-    if fmt == "dataframe_split" and isinstance(value, dict) and set(value) == {"columns", "data"}:
+    if fmt == "dataframe_split" and isinstance(value, dict) and set(value) in ({"columns", "data"},
+                                                                               {"columns", "index", "data"}):
         cols, rows = value["columns"], value["data"]
         if isinstance(cols, list) and all(isinstance(c, str) for c in cols) and len(set(cols)) == len(cols) \
                 and isinstance(rows, list) and rows and all(isinstance(r, list) and len(r) == len(cols) for r in rows):
