@@ -103,18 +103,20 @@ def check_schema(source: str, kind: str) -> None:
     Raises:
         ValidationError: naming the file, the ``$schema`` value, what it describes and the fix.
     """
-    import yaml
+    import re
 
     from openaml.errors import ValidationError
 
+    # the top-level `$schema:` line only: the file is parsed once, by the (bounded) YAML loader, after this
     try:
         with open(source, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except (OSError, yaml.YAMLError):
-        return  # the loader reports these with line numbers
-    schema = data.get("$schema") if isinstance(data, dict) else None
-    if not isinstance(schema, str) or not schema.strip():
+            head = fh.read(1 << 20)
+    except (OSError, UnicodeDecodeError):
+        return  # the loader reports these
+    m = re.search(r"""^\$schema\s*:\s*["']?([^"'#\s]+)""", head, flags=re.MULTILINE)
+    if m is None:
         return
+    schema = m.group(1)
     name = schema.strip().rsplit("/", 1)[-1].lower().removesuffix(".json").removesuffix(".schema")
     described = _SCHEMA_KINDS.get(name)
     if described is None or described == kind:

@@ -123,6 +123,11 @@ def _wrap(out: Any) -> tuple[int, bytes, dict[str, str]]:
     return 200, dumps(out), {}
 
 
+def _tb(exc: BaseException) -> list[str]:
+    # the three-argument form: deployment environments may run Python before 3.10
+    return traceback.format_exception(type(exc), exc, exc.__traceback__)
+
+
 def _error_status(exc: BaseException) -> int:
     if isinstance(exc, HTTPError):
         return exc.status
@@ -370,13 +375,13 @@ class Worker:
             msg = exc.message if isinstance(exc, HTTPError) else str(getattr(exc, "message", "") or "")
             if status == 500 and type(exc).__name__ != "MlflowException":
                 # as `mlflow models serve`: an error inside predict is answered 400, the traceback logged
-                log("predict raised:\n" + "".join(traceback.format_exception(exc)))
+                log("predict raised:\n" + "".join(_tb(exc)))
                 status, msg = 400, ("Encountered an unexpected error while evaluating the model. Verify that the "
                                     f"input is compatible with the model for inference. {type(exc).__name__}: {exc}")
             return status, dumps({"message": msg or f"{type(exc).__name__}: {exc}"}), {"x-ms-run-function-failed": "True"}
         status = _error_status(exc)
         if status >= 500:
-            log("run() raised:\n" + "".join(traceback.format_exception(exc)))
+            log("run() raised:\n" + "".join(_tb(exc)))
         if isinstance(exc, HTTPError):
             msg = exc.message
         elif status < 500 and hasattr(exc, "description"):  # werkzeug's HTTPException
@@ -450,7 +455,7 @@ class Worker:
                 continue
             finally:
                 self.busy -= len(live)
-            for (_f, fut), res in zip(live, results, strict=True):
+            for (_f, fut), res in zip(live, results):  # noqa: B905 - equal lengths; strict= needs Python 3.10
                 if not fut.done():
                     fut.set_result(res)
 
@@ -466,7 +471,7 @@ class Worker:
                     parts = self.scorer.predict([frames[i] for i in idx])
                 except Exception:  # noqa: BLE001
                     parts = [self._safe(lambda i=i: self.scorer.predict([frames[i]])[0]) for i in idx]
-                for i, p in zip(idx, parts, strict=True):
+                for i, p in zip(idx, parts):  # noqa: B905 - equal lengths; strict= needs Python 3.10
                     out[i] = p
             return out
         try:
@@ -476,7 +481,7 @@ class Worker:
             return res
         except Exception as exc:  # noqa: BLE001
             if len(frames) == 1 or self.scorer.run_fn is None:
-                log("batch_run() raised:\n" + "".join(traceback.format_exception(exc)))
+                log("batch_run() raised:\n" + "".join(_tb(exc)))
                 return [exc] * len(frames)
             return [self._safe(lambda f=f: self.scorer.run_fn(f)) for f in frames]
 
@@ -528,7 +533,7 @@ def main(argv: list[str]) -> int:
     try:
         worker.load()
     except BaseException as exc:  # noqa: BLE001 - reported, then the supervisor marks the deployment Failed
-        log("[openaml] init() failed:\n" + "".join(traceback.format_exception(exc)))
+        log("[openaml] init() failed:\n" + "".join(_tb(exc)))
         return INIT_FAILED
     try:
         asyncio.run(worker.start())
