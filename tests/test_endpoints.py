@@ -666,3 +666,21 @@ def test_worker_whose_server_died_during_init_exits(tmp_path: Path) -> None:
     p = subprocess.run([sys.executable, str(WORKER_SCRIPT), str(tmp_path / "cfg.json")], capture_output=True,
                        text=True, timeout=60)
     assert p.returncode == 0 and "the server exited; worker stopping" in p.stderr
+
+
+def test_worker_sockets_of_a_deep_workspace_go_to_a_short_private_folder(tmp_path: Path) -> None:
+    """A unix socket path is limited to ~104 bytes: a deep workspace's sockets live in a 0700 folder of
+    the temporary directory, one per deployment."""
+    import os
+    import stat
+
+    from openaml.services._supervisor import _socket_dir
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60) / "endpoints" / "ep" / "blue" / "run"
+    other = tmp_path / ("d" * 60) / ("e" * 60) / "endpoints" / "ep" / "green" / "run"
+    path = _socket_dir(deep)
+    assert len(os.path.join(path, "i12345.sock")) < 104 and path != _socket_dir(other) and path == _socket_dir(deep)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
+    short = tmp_path / "run"
+    assert _socket_dir(short) == str(short)
