@@ -148,8 +148,8 @@ class Worker:
         batching = cfg.get("micro_batching") or {}
         self.batch_size = int(batching.get("max_batch_size", 64))
         self.batch_wait = float(batching.get("max_wait_ms", 2.0)) / 1000
-        # room for as many stuck threads as slots (then the worker is replaced) and a few more meanwhile
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=2 * self.concurrency + 8,
+        # one thread per slot (+1 for the batchers); a stuck run() adds one (see _bounded)
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.concurrency + 1,
                                                           thread_name_prefix="score")
         self.scorer: Any = None
         self.mlflow = False
@@ -255,15 +255,28 @@ class Worker:
                 fh.write(reason)
             os.replace(target + ".tmp", target)
 
-    async def _bounded(self, fn: Any, *args: Any) -> Any:
+    async def _bounded(self, fn: Any, *args: Any, release: Any = None) -> Any:
         """``fn(*args)`` on a scoring thread. Raises TimeoutError after ``request_timeout_ms``; the thread
-        then runs on as *stuck* (counted, never awaited again) and the caller's slot is free."""
+        then runs on as *stuck* (counted, never awaited again). ``release()`` (the caller's slot) is called
+        once, as soon as the thread finishes or the request times out, whichever comes first."""
         fut = self.loop.run_in_executor(self.pool, fn, *args)
+        done = [release is None]
+
+        def free(_f: Any = None) -> None:
+            if not done[0]:
+                done[0] = True
+                release()
+
+        fut.add_done_callback(free)  # frees the slot before the answer travels back: the next caller starts
         try:
             return await asyncio.wait_for(asyncio.shield(fut), self.timeout)
         except _Timeout:
+            free()
             self.stuck[fut] = time.monotonic()
             fut.add_done_callback(lambda f: self.stuck.pop(f, None))
+            # a stuck thread keeps its pool thread: make room so that the freed slot has one
+            if hasattr(self.pool, "_max_workers"):
+                self.pool._max_workers += 1
             self._check_stuck()
             raise
 
@@ -351,12 +364,11 @@ class Worker:
             raise HTTPError(429, f"too many requests: {self.concurrency} running on this instance and none "
                                  f"finished within max_queue_wait_ms={self.queue_wait * 1000:.0f}") from None
         try:
-            return await self._bounded(self._call, req, parsed)  # type: ignore[no-any-return]
+            return await self._bounded(self._call, req, parsed,  # type: ignore[no-any-return]
+                                       release=self.sem.release)
         except _Timeout:
             raise HTTPError(408, f"the request took longer than request_timeout_ms="
                                  f"{self.timeout * 1000:.0f}") from None
-        finally:
-            self.sem.release()
 
     def _call(self, req: Req, parsed: Any = None) -> tuple[int, bytes, dict[str, str]]:
         try:
