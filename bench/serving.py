@@ -26,6 +26,7 @@ server's process tree (for openaml: the server process plus that deployment's wo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -437,10 +438,13 @@ def _cli(server: Any, *args: str) -> str:
     return p.stdout
 
 
-def deploy_openaml(server: Any, work: Path, model: Path, only: set[str]) -> list[Target]:
-    """Register the model, then one endpoint per deployment (traffic 100 %), all created with the CLI."""
+def deploy_openaml(server: Any, work: Path, model: Path, only: set[str], prefix: str = "") -> list[Target]:
+    """Register the model, then one endpoint per deployment (traffic 100 %), all created with the CLI.
+
+    ``prefix`` labels the rows of a second server run from another source tree (``--baseline-src``).
+    """
     _cli(server, "model", "create", "--name", "titanic-model", "--path", str(model), "--type", "mlflow_model")
-    code = work / "onlinescoring"
+    code = work / f"{prefix.strip() or 'this'}-onlinescoring"
     shutil.copytree(SCORE_PY.parent, code, dirs_exist_ok=True)
     targets = []
     names = [n for n in _OPENAML_DEPLOYMENTS if not only or n in only or "openaml" in only]
@@ -463,8 +467,8 @@ def deploy_openaml(server: Any, work: Path, model: Path, only: set[str]) -> list
         _cli(server, "online-deployment", "create", "--file", str(work / f"{ep}-dep.yml"), "--all-traffic")
         keys = json.loads(_cli(server, "online-endpoint", "get-credentials", "--name", ep))
         key = keys.get("primaryKey") or keys.get("primary_key")
-        label = f"openaml {'score.py, no batching' if mode == 'score' else 'MLflow, micro-batching'} (x{count})"
-        t = Target(label, kind, url=f"{server.url}/endpoints/{ep}/score", body=_body("input_data"),
+        label = f"{prefix}openaml {'score.py, no batching' if mode == 'score' else 'MLflow, micro-batching'} (x{count})"
+        t = Target(label, f"baseline-{kind}" if prefix else kind, url=f"{server.url}/endpoints/{ep}/score", body=_body("input_data"),
                    headers={"Authorization": f"Bearer {key}"})
         marker = f"/endpoints/{ep}/"
         t.rss = (lambda m=marker: _tree_rss(server.pid, lambda p: any(m in a for a in p.cmdline())))
@@ -484,6 +488,9 @@ def main() -> int:
                                                   "mlserver, bentoml"),
         p.add_argument("--peer-workers", type=int, default=2, help="worker processes of each peer (2)"),
         p.add_argument("--concurrency", default="", help="comma-separated subset of 1,8,32 (all three)"),
+        p.add_argument("--baseline-src", default="", help="a source tree (e.g. `git archive <rev> src | tar -x "
+                                                          "-C /tmp/b`, give /tmp/b/src) served by a second openaml "
+                                                          "server in the same run: rows labelled 'baseline'"),
     ))
     global CONCURRENCY
     if args.concurrency:
@@ -518,10 +525,16 @@ def main() -> int:
             ("bentoml", f"BentoML ({w} workers)",
              lambda: start_bentoml(venvs["bentoml"][0], work, model, w)),  # type: ignore[arg-type]
         ]
-        with openaml_server("serving", extra_env={"PYTHONPATH": str(REPO / "src")}) as server:
+        with contextlib.ExitStack() as stack:
+            server = stack.enter_context(openaml_server("serving", extra_env={"PYTHONPATH": str(REPO / "src")}))
             if not only or only & {"openaml", *_OPENAML_DEPLOYMENTS}:
                 progress("creating the openaml endpoints and deployments with the CLI")
                 targets += deploy_openaml(server, work, model, only)
+                if args.baseline_src:
+                    progress(f"creating the same deployments on a second server from {args.baseline_src}")
+                    base = stack.enter_context(openaml_server("serving-baseline", extra_env={
+                        "PYTHONPATH": str(Path(args.baseline_src).resolve())}))
+                    targets += deploy_openaml(base, work, model, only, prefix="baseline ")
             for key, label, start in starters:
                 if not want(key):
                     continue

@@ -76,8 +76,10 @@ def test_managed_sample_blue_green(cli: Any, tree: Path) -> None:
         import httpx
 
         key = cli("online-endpoint", "get-credentials", "-n", "my-endpoint", check=True).json()["primaryKey"]
-        doc = httpx.get(show["swagger_uri"], trust_env=False, timeout=30,  # the key is needed, as in Azure
-                        headers={"azureml-model-deployment": "green", "Authorization": f"Bearer {key}"}).json()
+        assert httpx.get(show["swagger_uri"], trust_env=False, timeout=30).status_code == 401  # as Azure's
+        doc = httpx.get(show["swagger_uri"], headers={"azureml-model-deployment": "green",
+                                                      "Authorization": f"Bearer {key}"}, trust_env=False,
+                        timeout=30).json()
         assert "data" in doc["definitions"]["ServiceInput"]["properties"]
         assert doc["paths"]["/score"]["post"]["parameters"][0]["schema"] == {"$ref": "#/definitions/ServiceInput"}
         assert "output" in doc["definitions"]["ServiceOutput"]["properties"]

@@ -172,12 +172,15 @@ def test_errors_400_413_500_408_429(ml_client: Any, endpoint: Any) -> None:
     assert r.status_code == 500 and "run exploded on purpose" in r.json()["message"]
     assert "Traceback" in ml_client.online_deployments.get_logs("blue", "ep-score")
     assert _post(endpoint, key, {"data": [[0, 1]]}, deployment="blue").status_code == 200
+    # NaN in run()'s result: valid JSON (null), as azureml-inference-server answers
+    r = _post(endpoint, key, {"action": "nan"}, deployment="blue")
+    assert r.status_code == 200 and r.text.replace(" ", "") == "[null,1.5,null]" and r.json() == [None, 1.5, None]
     # over max_request_size_bytes
     big = json.dumps({"data": [[1, 2]] * 5000}).encode()
     assert _post(endpoint, key, None, deployment="blue", raw=big).status_code == 413
     # longer than request_timeout_ms (1500): 408, and the worker recovers
     assert _post(endpoint, key, {"action": "sleep", "seconds": 2.5}, deployment="blue").status_code == 408
-    time.sleep(1.2)  # the timed-out run() still holds its slot until it returns
+    time.sleep(1.2)  # the timed-out run() is still running (its slot is free: see the test below)
     # more than max_concurrent_requests_per_instance (2) waiting over max_queue_wait_ms (300): 429
     with ThreadPoolExecutor(4) as pool:
         codes = sorted(pool.map(lambda _i: _post(endpoint, key, {"action": "sleep", "seconds": 1.0},
@@ -185,6 +188,114 @@ def test_errors_400_413_500_408_429(ml_client: Any, endpoint: Any) -> None:
     assert codes.count(429) >= 1 and codes.count(200) >= 2
     time.sleep(2.5)
     assert _post(endpoint, key, {"data": [[0, 1]]}, deployment="blue").status_code == 200
+
+
+def test_requests_past_the_timeout_free_their_slots(ml_client: Any, endpoint: Any) -> None:
+    """Issue 10 item 4: 8 requests past request_timeout_ms get 408 and free their slots (the worker is
+    replaced once their run() does not return); the next caller gets 200, not 429."""
+    key = ml_client.online_endpoints.get_keys("ep-score").primary_key
+    pid = _post(endpoint, key, {"action": "pid"}, deployment="blue").json()["pid"]
+    with ThreadPoolExecutor(2) as pool:  # 2 at a time: blue has 2 slots
+        codes = list(pool.map(lambda _i: _post(endpoint, key, {"action": "sleep", "seconds": 60},
+                                               deployment="blue").status_code, range(8)))
+    assert codes == [408] * 8
+    r = _post(endpoint, key, {"data": [[0, 1]]}, deployment="blue")
+    assert r.status_code == 200 and r.json() == pytest.approx([3.0])
+    # the stuck run()s never return: the worker is replaced by a fresh one, announced in the log
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        r = _post(endpoint, key, {"action": "pid"}, deployment="blue")
+        assert r.status_code == 200
+        if r.json()["pid"] != pid:
+            break
+        time.sleep(0.2)
+    assert r.json()["pid"] != pid
+    log = ml_client.online_deployments.get_logs("blue", "ep-score")
+    assert "still running past request_timeout_ms=1500" in log and "replaced" in log
+
+
+def test_workers_are_reachable_only_through_the_router(ml_client: Any, endpoint: Any) -> None:
+    """Issue 10 item 4: no worker listens on TCP; its unix socket is the owner's only; swagger needs the key."""
+    import os
+    import stat
+
+    import psutil
+
+    key = ml_client.online_endpoints.get_keys("ep-score").primary_key
+    pid = _post(endpoint, key, {"action": "pid"}, deployment="blue").json()["pid"]
+    proc = psutil.Process(pid)
+    assert proc.net_connections(kind="inet") == []
+    socks = [c.laddr for c in proc.net_connections(kind="unix") if c.laddr]
+    assert socks and all(stat.S_IMODE(os.stat(p).st_mode) == 0o600 for p in socks)
+    assert stat.S_IMODE(os.stat(os.path.dirname(socks[0])).st_mode) == 0o700
+    swagger = endpoint.scoring_uri.replace("/score", "/swagger.json")
+    assert httpx.get(swagger, trust_env=False).status_code == 401
+    assert httpx.get(swagger, headers={"Authorization": "Bearer wrong"}, trust_env=False).status_code == 401
+    r = httpx.get(swagger, headers={"Authorization": f"Bearer {key}"}, trust_env=False)
+    assert r.status_code == 200 and r.json()["swagger"] == "2.0"
+
+
+def test_rawhttp_request_update_without_file_and_delete(ml_client: Any, endpoint: Any, model_dir: Path,
+                                                        code_dir: Path, cli: Any, tmp_path: Path) -> None:
+    """Issue 9 item 6: a @rawhttp run() gets a Flask-like AMLRequest (files, form, args, headers, JSON);
+    `online-deployment update --set instance_count=2` without --file starts from the stored deployment;
+    deleting a deployment removes its folder, so a new one of the same name starts with a clean log."""
+    import hashlib
+
+    shutil.copy(ASSETS / "raw.py", code_dir / "raw.py")
+    dep = _dep("raw", "ep-score", model_dir, code_dir, script="raw.py")
+    assert ml_client.online_deployments.begin_create_or_update(dep).result(timeout=120).provisioning_state == \
+        "Succeeded"
+    key = ml_client.online_endpoints.get_keys("ep-score").primary_key
+    auth = {"Authorization": f"Bearer {key}", "azureml-model-deployment": "raw"}
+    image = bytes(range(256)) * 40
+    r = httpx.post(endpoint.scoring_uri + "?size=small&size=big&mode=x", trust_env=False, timeout=30,
+                   headers={**auth, "X-Custom": "hello"}, files={"image": ("cat.png", image, "image/png")},
+                   data={"label": "cat"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"filename": "cat.png", "sha256": hashlib.sha256(image).hexdigest(), "form": {"label": "cat"},
+                        "args": {"size": "small", "mode": "x"}, "header": "hello", "method": "POST"}
+    r = httpx.post(endpoint.scoring_uri, json={"a": [1, 2]}, headers=auth, trust_env=False, timeout=30)
+    assert r.status_code == 201 and r.headers["x-echo"] == "yes"
+    assert r.json() == {"json": {"a": [1, 2]}, "bytes": len(b'{"a":[1,2]}'), "ctype": "application/json"}
+    r = httpx.get(endpoint.scoring_uri + "?q=1", headers=auth, trust_env=False, timeout=30)
+    assert r.json() == {"args": {"q": "1"}, "path": "/score"}
+    # scale without --file: the stored deployment (code, script, environment) is the base
+    out = cli("online-deployment", "update", "--name", "raw", "--endpoint-name", "ep-score", "--set",
+              "instance_count=2", check=True).json()
+    assert out["instance_count"] == 2 and out["provisioning_state"] == "Succeeded"
+    assert out["code_configuration"]["scoring_script"] == "raw.py"
+    assert httpx.get(endpoint.scoring_uri, headers=auth, trust_env=False, timeout=30).status_code == 200
+    # delete: the folder goes; a new deployment of that name shows only its own log lines
+    assert ml_client.online_deployments.get_logs("raw", "ep-score").count("listening on") == 3
+    ml_client.online_deployments.begin_delete("raw", "ep-score")
+    assert ml_client.online_deployments.begin_create_or_update(dep).result(timeout=120).provisioning_state == \
+        "Succeeded"
+    assert ml_client.online_deployments.get_logs("raw", "ep-score").count("listening on") == 1
+    ml_client.online_deployments.begin_delete("raw", "ep-score")
+
+
+def test_yaml_of_another_kind_is_refused(cli: Any, ml_client: Any, tmp_path: Path) -> None:
+    """Issue 9 item 6: a batch endpoint/deployment YAML given to online-endpoint/online-deployment create is
+    refused naming its $schema; nothing is created."""
+    ep = tmp_path / "batch-endpoint.yml"
+    ep.write_text("$schema: https://azuremlschemas.azureedge.net/latest/batchEndpoint.schema.json\n"
+                  "name: ep-batchy\nauth_mode: aad_token\n")
+    r = cli("online-endpoint", "create", "--file", str(ep))
+    assert r.returncode == 1
+    assert "batchEndpoint.schema.json" in r.stderr and "batch endpoint, not of an online endpoint" in r.stderr
+    assert "openaml batch-endpoint create" in r.stderr
+    assert "ep-batchy" not in [e.name for e in ml_client.online_endpoints.list()]
+    dep = tmp_path / "batch-deployment.yml"
+    dep.write_text("$schema: https://azuremlschemas.azureedge.net/latest/modelBatchDeployment.schema.json\n"
+                   "name: d\nendpoint_name: ep-score\nmodel: azureml:m:1\n")
+    r = cli("online-deployment", "create", "--file", str(dep))
+    assert r.returncode == 1 and "batch deployment, not of an online deployment" in r.stderr
+    ok = tmp_path / "online.yml"
+    ok.write_text("$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json\n"
+                  "name: ep-schema-ok\n")
+    cli("online-endpoint", "create", "--file", str(ok), check=True)
+    cli("online-endpoint", "delete", "-n", "ep-schema-ok", "--yes", check=True)
 
 
 @pytest.mark.slow
@@ -253,7 +364,64 @@ def test_mlflow_no_code_formats_and_signature(ml_client: Any, mlflow_endpoint: A
     r = _post(mlflow_endpoint, key, {"dataframe_records": [{"age": 3.0}]})
     assert r.status_code == 400 and "pclass" in r.json()["message"]
     r = _post(mlflow_endpoint, key, {"dataframe_records": [{"age": "old", "pclass": 1}]})
-    assert r.status_code == 400 and "'age'" in r.json()["message"] and "double" in r.json()["message"]
+    assert r.status_code == 400 and "column age" in r.json()["message"] and "float64" in r.json()["message"]
+
+
+@pytest.fixture(scope="module")
+def typed_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pyfunc model with an int32, a datetime and an optional string column (issue 9 item 5)."""
+    import mlflow.pyfunc
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    root = tmp_path_factory.mktemp("ep-typed") / "typed"
+    shutil.copy(ASSETS / "typed_model.py", root.parent / "typed_model.py")
+    sig = ModelSignature(inputs=Schema([ColSpec("integer", "n"), ColSpec("datetime", "when"),
+                                        ColSpec("string", "tag", required=False)]))
+    mlflow.pyfunc.save_model(str(root), python_model=str(root.parent / "typed_model.py"), signature=sig)
+    return root
+
+
+@pytest.mark.slow
+def test_mlflow_scoring_is_mlflows(ml_client: Any, mlflow_endpoint: Any, typed_model: Path) -> None:
+    """Issue 9 item 5: int32 from JSON ints and CSV, ISO datetimes, a null in an optional string column,
+    as `mlflow models serve` takes them; MLflow's errors (400) name the column and type; batching merges."""
+    dep = ManagedOnlineDeployment(name="typed", endpoint_name="ep-mlflow",
+                                  model=Model(path=str(typed_model), type="mlflow_model"),
+                                  instance_type="Standard_DS3_v2", instance_count=1)
+    assert ml_client.online_deployments.begin_create_or_update(dep).result(timeout=180).provisioning_state == \
+        "Succeeded"
+    key = ml_client.online_endpoints.get_keys("ep-mlflow").primary_key
+    want = [{"n2": 6, "day": 2, "tag": "a"}, {"n2": -6, "day": 3, "tag": "NONE"}]
+    records = [{"n": 3, "when": "2024-01-02T03:04:05", "tag": "a"}, {"n": -3, "when": "2024-01-03T00:00:00",
+                                                                      "tag": None}]
+    r = _post(mlflow_endpoint, key, {"dataframe_records": records}, deployment="typed")
+    assert r.status_code == 200 and r.json() == {"predictions": want}, r.text
+    split = {"columns": ["n", "when", "tag"], "data": [[3, "2024-01-02T03:04:05", "a"], [-3, "2024-01-03T00:00:00", None]]}
+    assert _post(mlflow_endpoint, key, {"dataframe_split": split}, deployment="typed").json() == {"predictions": want}
+    assert _post(mlflow_endpoint, key, {"input_data": split}, deployment="typed").json() == want
+    csv = httpx.post(mlflow_endpoint.scoring_uri, content=b"n,when,tag\n3,2024-01-02T03:04:05,a\n-3,2024-01-03T00:00:00,\n",
+                     headers={"Authorization": f"Bearer {key}", "Content-Type": "text/csv",
+                              "azureml-model-deployment": "typed"}, trust_env=False, timeout=30)
+    # MLflow's parse_csv_input refuses datetime columns (pandas wants parse_dates): so does mlflow models serve
+    assert csv.status_code == 400 and "parse_dates" in csv.json()["message"], csv.text
+    # errors: MLflow's own messages, naming the column and the type
+    r = _post(mlflow_endpoint, key, {"dataframe_records": [{"n": "x", "when": "2024-01-02T00:00:00"}]},
+              deployment="typed")
+    assert r.status_code == 400 and "n" in r.json()["message"] and "int32" in r.json()["message"], r.text
+    r = _post(mlflow_endpoint, key, {"dataframe_records": [{"when": "2024-01-02T00:00:00"}]}, deployment="typed")
+    assert r.status_code == 400 and "missing inputs ['n']" in r.json()["message"], r.text
+    r = _post(mlflow_endpoint, key, {"nope": []}, deployment="typed")
+    assert r.status_code == 400 and "dataframe_split" in r.json()["message"]
+    r = httpx.post(mlflow_endpoint.scoring_uri, content=b"<x/>", trust_env=False, timeout=30, headers={
+        "Authorization": f"Bearer {key}", "Content-Type": "application/xml", "azureml-model-deployment": "typed"})
+    assert r.status_code == 415
+    # concurrent requests are micro-batched, each caller gets its own rows
+    with ThreadPoolExecutor(8) as pool:
+        outs = list(pool.map(lambda i: _post(mlflow_endpoint, key, {"dataframe_records": [
+            {"n": i, "when": "2024-01-02T00:00:00", "tag": None}]}, deployment="typed").json(), range(24)))
+    assert outs == [{"predictions": [{"n2": 2 * i, "day": 2, "tag": "NONE"}]} for i in range(24)]
+    ml_client.online_deployments.begin_delete("typed", "ep-mlflow")
 
 
 @pytest.mark.slow
@@ -417,9 +585,33 @@ def test_update_replaces_workers_one_at_a_time_under_load(ml_client: Any, rollou
     assert log.count("listening on") >= 3
 
 
+def test_request_that_kills_its_worker_runs_once_and_gets_502(ml_client: Any, rollout: Any, model_dir: Path,
+                                                               code_dir: Path, tmp_path: Path) -> None:
+    """Issue 10 item 4: a run() that kills its worker is not retried on the other instance: it runs
+    exactly once and its caller gets 502 naming the signal; other callers are served."""
+    if "green" not in [d.name for d in ml_client.online_deployments.list("ep-roll")]:
+        _green(ml_client, model_dir, code_dir, "3", count=2)
+        ml_client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(
+            name="ep-roll", traffic={"green": 100}))
+    key = ml_client.online_endpoints.get_keys("ep-roll").primary_key
+    ran = tmp_path / "ran.txt"
+    r = _post(rollout, key, {"action": "count_and_die", "file": str(ran)}, deployment="green")
+    assert r.status_code == 502
+    assert "the worker serving this request exited with signal 9" in r.json()["message"]
+    assert len(ran.read_text().splitlines()) == 1
+    assert _post(rollout, key, {"action": "pid"}, deployment="green").status_code == 200
+    time.sleep(1.0)
+    assert len(ran.read_text().splitlines()) == 1  # never retried later either
+    deadline = time.monotonic() + 60  # the killed instance comes back (the next test needs both)
+    pids: set[int] = set()
+    while len(pids) < 2 and time.monotonic() < deadline:
+        pids = {_post(rollout, key, {"action": "pid"}, deployment="green").json()["pid"] for _ in range(8)}
+    assert len(pids) == 2
+
+
 def test_worker_killed_under_load_is_replaced(ml_client: Any, rollout: Any, model_dir: Path,
                                               code_dir: Path) -> None:
-    """SIGKILL one of two workers under load: the router retries on the other; the worker comes back."""
+    """SIGKILL one of two workers under load: only its requests fail (502); the worker comes back."""
     import os
     import signal
 
@@ -442,8 +634,9 @@ def test_worker_killed_under_load_is_replaced(ml_client: Any, rollout: Any, mode
                 break
             time.sleep(0.1)
         load.wait(20)
-    # at most the requests in flight on the killed worker may fail (the router retries them elsewhere)
+    # at most the requests in flight on the killed worker fail, with 502 naming the signal (never retried)
     assert len(load.failed()) <= threads, load.failed()[:5]
+    assert all(code == 502 and "signal 9" in body for code, body in load.failed())
     after = {a[1]["pid"] for a in load.answers[-20:] if a[0] == 200}
     assert victim not in after and len(after) == 2
     assert "restarted" in ml_client.online_deployments.get_logs("green", "ep-roll")
@@ -474,8 +667,27 @@ def test_worker_whose_server_died_during_init_exits(tmp_path: Path) -> None:
     from openaml.serving import WORKER_SCRIPT
 
     cfg = {"mode": "script", "deployment": "ep/dep", "app_root": str(ASSETS), "entry_script": str(
-        ASSETS / "constant.py"), "ready_file": str(tmp_path / "ready"), "parent_pid": 2 ** 22 + 12345}
+        ASSETS / "constant.py"), "ready_file": str(tmp_path / "ready"), "socket": str(tmp_path / "w.sock"),
+           "parent_pid": 2 ** 22 + 12345}
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
     p = subprocess.run([sys.executable, str(WORKER_SCRIPT), str(tmp_path / "cfg.json")], capture_output=True,
                        text=True, timeout=60)
     assert p.returncode == 0 and "the server exited; worker stopping" in p.stderr
+
+
+def test_worker_sockets_of_a_deep_workspace_go_to_a_short_private_folder(tmp_path: Path) -> None:
+    """A unix socket path is limited to ~104 bytes: a deep workspace's sockets live in a 0700 folder of
+    the temporary directory, one per deployment."""
+    import os
+    import stat
+
+    from openaml.services._supervisor import _socket_dir
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60) / "endpoints" / "ep" / "blue" / "run"
+    other = tmp_path / ("d" * 60) / ("e" * 60) / "endpoints" / "ep" / "green" / "run"
+    path = _socket_dir(deep)
+    assert len(os.path.join(path, "i12345.sock")) < 104 and path != _socket_dir(other) and path == _socket_dir(deep)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
+    short = tmp_path / "run"
+    assert _socket_dir(short) == str(short)

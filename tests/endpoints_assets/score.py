@@ -27,6 +27,12 @@ def run(raw_data):
         return {"slept": data["seconds"]}
     if action == "crash":
         os._exit(7)
+    if action == "count_and_die":  # at-most-once: the file gets one line per run() that really ran
+        with open(data["file"], "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        os.kill(os.getpid(), 9)
+    if action == "nan":
+        return np.array([np.nan, 1.5, np.inf])
     if action == "pid":
         return {"pid": os.getpid(), "version": os.environ.get("MODEL_VERSION", "1")}
     return model.predict(np.array(data["data"]))

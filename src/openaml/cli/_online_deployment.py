@@ -34,13 +34,14 @@ def create(file: Annotated[str, typer.Option("--file", "-f", help="Deployment YA
            workspace: WorkspaceOpt = None, output: OutputOpt = "json", query: QueryOpt = None) -> None:
     """Create a deployment; waits until it Succeeded (or Failed, with its logs) unless --no-wait."""
     from openaml.entities import ManagedOnlineEndpoint, load_entity
-    from openaml.entities._endpoint import ManagedOnlineDeployment
+    from openaml.entities._endpoint import ManagedOnlineDeployment, check_schema
 
     overrides: list[Any] = list(set_ or [])
     if name:
         overrides.append({"name": name})
     if endpoint_name:
         overrides.append({"endpoint_name": endpoint_name})
+    check_schema(file, "online deployment")
     dep = load_entity(ManagedOnlineDeployment, file, params_override=overrides, kind="online deployment")
     ml = client(workspace)
     result = _wait(ml.online_deployments.begin_create_or_update(dep), no_wait and not all_traffic)
@@ -60,7 +61,7 @@ def update(name: Annotated[str | None, typer.Option("--name", "-n")] = None,
     """Update a deployment (new model, code, instance_count...); workers are replaced one at a time."""
     from openaml._yaml import apply_set_overrides
     from openaml.entities import load_entity
-    from openaml.entities._endpoint import ManagedOnlineDeployment
+    from openaml.entities._endpoint import ManagedOnlineDeployment, check_schema
     from openaml.errors import ValidationError
 
     ml = client(workspace)
@@ -70,6 +71,7 @@ def update(name: Annotated[str | None, typer.Option("--name", "-n")] = None,
     if endpoint_name:
         overrides.append({"endpoint_name": endpoint_name})
     if file:
+        check_schema(file, "online deployment")
         dep = load_entity(ManagedOnlineDeployment, file, params_override=[*overrides, *(set_ or [])],
                           kind="online deployment")
     else:

@@ -53,6 +53,7 @@ def create(file: Annotated[str | None, typer.Option("--file", "-f", help="Endpoi
            workspace: WorkspaceOpt = None, output: OutputOpt = "json", query: QueryOpt = None) -> None:
     """Create an endpoint from a YAML file and/or flags."""
     from openaml.entities import ManagedOnlineEndpoint, load_entity
+    from openaml.entities._endpoint import check_schema
     from openaml.errors import ValidationError
 
     overrides: list[Any] = list(set_ or [])
@@ -61,6 +62,7 @@ def create(file: Annotated[str | None, typer.Option("--file", "-f", help="Endpoi
     if auth_mode:
         overrides.append({"auth_mode": auth_mode})
     if file:
+        check_schema(file, "online endpoint")
         ep = load_entity(ManagedOnlineEndpoint, file, params_override=overrides, kind="online endpoint")
     elif name:
         ep = load_entity(ManagedOnlineEndpoint, data={}, params_override=overrides, kind="online endpoint")
@@ -80,11 +82,13 @@ def update(name: Annotated[str | None, typer.Option("--name", "-n")] = None,
     """Update traffic, mirror traffic, tags, description (--set key.path=value) or fields from a file."""
     from openaml._yaml import apply_set_overrides
     from openaml.entities import ManagedOnlineEndpoint, load_entity
+    from openaml.entities._endpoint import check_schema
     from openaml.errors import ValidationError
 
     ml = client(workspace)
     fields: dict[str, Any] = {}
     if file:
+        check_schema(file, "online endpoint")
         ep = load_entity(ManagedOnlineEndpoint, file, params_override=[{"name": name}] if name else None,
                          kind="online endpoint")
         fields = ep.model_dump(mode="json", exclude_unset=True, exclude_none=True)

@@ -25,6 +25,7 @@ __all__ = [
     "MicroBatching",
     "OnlineRequestSettings",
     "ProbeSettings",
+    "check_schema",
     "check_traffic",
 ]
 
@@ -75,6 +76,57 @@ def check_traffic(traffic: dict[str, int], mirror: dict[str, int]) -> list[str]:
             problems.append(f"deployment {k!r} has both live ({traffic[k]} %) and mirrored ({v} %) traffic; "
                             "mirror only to a deployment with 0 % live traffic")
     return problems
+
+
+# Azure ML's published YAML schemas (azuremlschemas.azureedge.net/latest/<name>.schema.json), by what they describe
+_SCHEMA_KINDS = {
+    "managedonlineendpoint": "online endpoint", "kubernetesonlineendpoint": "online endpoint",
+    "managedonlinedeployment": "online deployment", "kubernetesonlinedeployment": "online deployment",
+    "batchendpoint": "batch endpoint", "batchdeployment": "batch deployment",
+    "modelbatchdeployment": "batch deployment", "pipelinecomponentbatchdeployment": "batch deployment",
+    "commandjob": "job", "pipelinejob": "job", "sweepjob": "job", "sparkjob": "job", "automljob": "job",
+    "commandcomponent": "component", "pipelinecomponent": "component", "parallelcomponent": "component",
+    "environment": "environment", "data": "data asset", "model": "model", "schedule": "schedule",
+    "amlcompute": "compute", "computeinstance": "compute", "workspace": "workspace",
+    "azureblob": "datastore", "azurefile": "datastore", "azuredatalakegen1": "datastore",
+    "azuredatalakegen2": "datastore",
+}
+_SCHEMA_FOR = {"online endpoint": "managedOnlineEndpoint", "online deployment": "managedOnlineDeployment"}
+
+
+def check_schema(source: str, kind: str) -> None:
+    """Refuse a YAML file whose ``$schema`` is Azure ML's schema of another kind (``kind`` is
+    "online endpoint" or "online deployment"): ``az ml`` validates the file against that schema, so
+    a batch endpoint file never becomes an online endpoint. A ``$schema`` this table does not know is
+    let through.
+
+    Raises:
+        ValidationError: naming the file, the ``$schema`` value, what it describes and the fix.
+    """
+    import re
+
+    from openaml.errors import ValidationError
+
+    # the top-level `$schema:` line only: the file is parsed once, by the (bounded) YAML loader, after this
+    try:
+        with open(source, encoding="utf-8") as fh:
+            head = fh.read(1 << 20)
+    except (OSError, UnicodeDecodeError):
+        return  # the loader reports these
+    m = re.search(r"""^\$schema\s*:\s*["']?([^"'#\s]+)""", head, flags=re.MULTILINE)
+    if m is None:
+        return
+    schema = m.group(1)
+    name = schema.strip().rsplit("/", 1)[-1].lower().removesuffix(".json").removesuffix(".schema")
+    described = _SCHEMA_KINDS.get(name)
+    if described is None or described == kind:
+        return
+    noun = {"batch endpoint": "batch-endpoint", "batch deployment": "batch-deployment", "job": "job",
+            "data asset": "data"}.get(described, described.replace(" ", "-"))
+    raise ValidationError(
+        f"{source}: field '$schema': {schema!r} is the schema of a {described}, not of an {kind}; create it with "
+        f"`openaml {noun} create --file {source}`, or use $schema: https://azuremlschemas.azureedge.net/latest/"
+        f"{_SCHEMA_FOR[kind]}.schema.json", details={"file": source, "field": "$schema", "value": schema})
 
 
 class ManagedOnlineEndpoint(Entity):

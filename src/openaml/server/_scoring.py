@@ -2,9 +2,14 @@
 
 ``POST|GET /endpoints/<name>/score`` (the ``scoring_uri``) and ``GET /endpoints/<name>/swagger.json``.
 A plain ASGI app (no request/response objects) forwarding to a ready worker of the chosen deployment
-over pooled keep-alive HTTP/1.1 connections on loopback: this path runs for every scoring request,
-so it does the least it can (the workers speak only the small HTTP/1.1 subset written here).
-A worker that refuses the connection or drops it (it just died) is skipped for another instance.
+over pooled keep-alive HTTP/1.1 connections on the workers' unix sockets: this path runs for every
+scoring request, so it does the least it can (the body is passed through as bytes, never re-encoded;
+the workers speak only the small HTTP/1.1 subset written here).
+
+Scoring is at most once: a worker that cannot be connected to (it is restarting) is skipped for
+another instance, but a request once written to a worker is never sent to another. If that worker
+dies the caller gets 502 naming how it exited; if it does not answer in time, 408 and the worker is
+replaced. Both swagger and score need the endpoint's key or token (Azure ML's behaviour).
 """
 
 from __future__ import annotations
@@ -19,15 +24,21 @@ from typing import Any
 
 __all__ = ["scoring_app"]
 
-_PASS_HEADERS = (b"content-type", b"x-ms-run-fn-exec-ms", b"x-ms-run-function-failed")
+# not passed back from workers: hop-by-hop, or set by the router (a run()'s AMLResponse headers pass)
+_HOP_HEADERS = frozenset((b"content-length", b"connection", b"keep-alive", b"transfer-encoding", b"date",
+                          b"server", b"azureml-model-deployment", b"x-request-id", b"x-ms-request-id"))
 # not forwarded to workers: hop-by-hop, set by the router, or secrets of the endpoint
 _DROP_HEADERS = frozenset((b"host", b"connection", b"keep-alive", b"transfer-encoding", b"content-length",
                            b"authorization", b"x-request-id", b"te", b"upgrade", b"proxy-connection"))
-_MAX_IDLE = 128  # idle connections kept per worker port
+_MAX_IDLE = 128  # idle connections kept per worker
 
 
-class _Dead(Exception):
-    """The worker's connection failed before an answer: try another instance."""
+class _Unreachable(Exception):
+    """No connection to the worker: the request never reached it, another instance may take it."""
+
+
+class _Dropped(Exception):
+    """The connection failed after the request was written: the worker may have run it."""
 
 
 def _json(status: int, payload: Any, headers: list[tuple[bytes, bytes]] | None = None) -> tuple[
@@ -40,50 +51,54 @@ def _error(status: int, message: str) -> tuple[int, list[tuple[bytes, bytes]], b
 
 
 class _Pool:
-    """Keep-alive HTTP/1.1 connections to the workers' loopback ports."""
+    """Keep-alive HTTP/1.1 connections to the workers' unix sockets."""
 
     def __init__(self) -> None:
-        self._idle: dict[int, list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
+        self._idle: dict[str, list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
 
-    async def request(self, port: int, head: bytes, body: bytes, timeout: float) -> tuple[
+    async def request(self, target: str, head: bytes, body: bytes, timeout: float) -> tuple[
             int, list[tuple[bytes, bytes]], bytes]:
-        """Send one request; ``(status, passed headers, body)``.
+        """Send one request on ``target`` (a socket path); ``(status, passed headers, body)``.
 
         Raises:
-            _Dead: connection refused, or closed before an answer (twice: a kept connection may be stale).
-            TimeoutError: no answer within ``timeout`` seconds.
+            _Unreachable: no connection could be made (nothing was sent).
+            _Dropped: the connection closed or failed after the request was written.
+            TimeoutError: no answer within ``timeout`` seconds (the connection is closed).
         """
-        idle = self._idle.setdefault(port, [])
-        for _attempt in range(2):
-            reused = bool(idle)
-            if reused:
-                reader, writer = idle.pop()
-            else:
-                try:
-                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                except OSError as exc:
-                    raise _Dead(str(exc)) from None
+        idle = self._idle.setdefault(target, [])
+        conn = None
+        while idle:
+            reader, writer = idle.pop()
+            if reader.at_eof() or writer.is_closing():  # the worker closed it (it exited): never used
+                writer.close()
+                continue
+            conn = reader, writer
+            break
+        if conn is None:
             try:
+                conn = await asyncio.open_unix_connection(target, limit=1 << 20)
+            except OSError as exc:
+                raise _Unreachable(str(exc)) from None
+        reader, writer = conn
+        try:
+            if len(body) < 65536:
                 writer.write(head + body)
-                async with asyncio.timeout(timeout):
-                    status, headers, payload, keep = await _read_response(reader)
-            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError):
-                writer.close()
-                if reused:
-                    for _r, w in idle:  # the worker went away: its other kept connections are stale too
-                        w.close()
-                    idle.clear()
-                    continue
-                raise _Dead("connection closed before an answer") from None
-            except BaseException:
-                writer.close()
-                raise
-            if keep and len(idle) < _MAX_IDLE:
-                idle.append((reader, writer))
-            else:
-                writer.close()
-            return status, headers, payload
-        raise _Dead("connection closed before an answer")
+            else:  # no copy of a big body
+                writer.write(head)
+                writer.write(body)
+            async with asyncio.timeout(timeout):
+                status, headers, payload, keep = await _read_response(reader)
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError) as exc:
+            writer.close()
+            raise _Dropped(f"{type(exc).__name__}: {exc}") from None
+        except BaseException:
+            writer.close()
+            raise
+        if keep and len(idle) < _MAX_IDLE:
+            idle.append((reader, writer))
+        else:
+            writer.close()
+        return status, headers, payload
 
     def close(self) -> None:
         for conns in self._idle.values():
@@ -106,7 +121,7 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, list[tuple[
             length = int(v)
         elif k == b"connection" and v.lower() == b"close":
             keep = False
-        elif k in _PASS_HEADERS:
+        elif k not in _HOP_HEADERS:
             out.append((k, v))
     return status, out, (await reader.readexactly(length) if length else b""), keep
 
@@ -219,13 +234,13 @@ class _Router:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + s.request_timeout_ms / 1000 + s.max_queue_wait_ms / 1000 + 5.0
         target = "/score" + (f"?{query}" if query else "")
-        head = b"".join([f"{method} {target} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: {len(body)}\r\n"
+        head = b"".join([f"{method} {target} HTTP/1.1\r\nhost: worker\r\ncontent-length: {len(body)}\r\n"
                          .encode("latin-1"), *(k + b": " + v + b"\r\n" for k, v in headers), b"\r\n"])
         endpoint_name, dep_name = dep.key.split("/", 1)
-        tried: set[int] = set()
+        tried: set[str] = set()
         while True:
-            ports = self.svc.ports(endpoint_name, dep_name)
-            fresh = [p for p in ports if p not in tried] or ([] if tried else ports)
+            targets = self.svc.targets(endpoint_name, dep_name)
+            fresh = [t for t in targets if t not in tried]
             if not fresh:
                 # every instance is (re)starting: wait a little for one, within the request's time
                 if loop.time() > deadline - 1:
@@ -233,33 +248,50 @@ class _Router:
                 tried.clear()
                 await asyncio.sleep(0.1)
                 continue
-            port = fresh[next(self._rr) % len(fresh)]
+            target = fresh[next(self._rr) % len(fresh)]
             try:
-                return await self.pool.request(port, head, body, max(0.1, deadline - loop.time()))
-            except _Dead:
-                tried.add(port)  # died under us: try another instance
+                return await self.pool.request(target, head, body, max(0.1, deadline - loop.time()))
+            except _Unreachable:
+                tried.add(target)  # never reached it (restarting or retired): another instance may take it
+            except _Dropped as exc:
+                reason = await self._exit_reason(target, str(exc))
+                return _error(502, f"the worker serving this request {reason}; the request was not sent to "
+                                   f"another instance (it may have run); see openaml online-deployment get-logs "
+                                   f"-n {dep.name} -e {endpoint_name}")
             except TimeoutError:
+                self.svc.recycle(endpoint_name, dep_name, target, "a request got no answer within "
+                                 f"request_timeout_ms={s.request_timeout_ms} plus margins")
                 return _error(408, f"deployment {dep.name!r} did not answer within request_timeout_ms="
                                    f"{s.request_timeout_ms}")
+
+    async def _exit_reason(self, target: str, fallback: str) -> str:
+        """How the worker on ``target`` ended (its exit is seen a moment after its sockets close)."""
+        for _ in range(100):
+            reason = self.svc.exit_reason(target)
+            if reason:
+                return reason
+            await asyncio.sleep(0.02)
+        return f"closed the connection before answering ({fallback})"
 
     async def swagger(self, name: str, scope: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         table = self.svc.route(name)
         if table is None:
             return _error(404, f"online endpoint {name!r} not found")
         headers = dict(scope["headers"])
-        if not self._authorized(table, headers):  # Azure ML's swagger URI needs the key as scoring does
-            return _error(401, "missing or wrong credentials: send 'Authorization: Bearer <key or token>'")
+        if not self._authorized(table, headers):
+            return _error(401, "missing or wrong credentials: the swagger document needs 'Authorization: Bearer "
+                               f"<key or token>' as scoring does (openaml online-endpoint get-credentials -n {name})")
         target = headers.get(b"azureml-model-deployment", b"").decode("latin-1").strip() or _pick(
             table.traffic) or next(iter(table.deployments), None)
         if target is None or target not in table.deployments:
             return _error(404, f"online endpoint {name!r} has no deployment")
-        ports = self.svc.ports(name, target)
-        if not ports:
+        targets = self.svc.targets(name, target)
+        if not targets:
             return _error(503, f"deployment {target!r} has no ready instance")
-        head = b"GET /swagger.json HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\n\r\n"
+        head = b"GET /swagger.json HTTP/1.1\r\nhost: worker\r\ncontent-length: 0\r\n\r\n"
         try:
-            status, _h, payload = await self.pool.request(ports[0], head, b"", 10.0)
-        except (_Dead, TimeoutError):
+            status, _h, payload = await self.pool.request(targets[0], head, b"", 10.0)
+        except (_Unreachable, _Dropped, TimeoutError):
             return _error(503, f"deployment {target!r} did not answer for its swagger document")
         return status, [(b"content-type", b"application/json")], payload
 

@@ -1,19 +1,23 @@
-"""Deployment workers: start, health-check, restart with back-off, replace one at a time, stop.
+"""Deployment workers: start, health-check, restart with back-off, replace one at a time, recycle, stop.
 
 One process per instance (``instance_count``), each in its own process group, running
-:data:`openaml.serving.WORKER_SCRIPT` with the deployment's interpreter. The router reads
-:meth:`Supervisor.ports` (a snapshot list, replaced atomically) to reach ready instances.
+:data:`openaml.serving.WORKER_SCRIPT` with the deployment's interpreter and listening on its own
+unix socket (0600, in a 0700 folder): the router is the only way in. The router reads
+:meth:`Supervisor.targets` (a snapshot list of socket paths, replaced atomically) to reach ready
+instances, and :meth:`Supervisor.exit_reason` to say why a request's worker went away.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
+import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,16 +58,19 @@ class LaunchSpec:
 class _Instance:
     index: int
     proc: subprocess.Popen[bytes]
-    port: int = 0
+    socket: str
+    ready_file: Path
+    recycle_file: Path
     failures: int = 0
     restarts: int = 0
+    recycling: bool = False
 
 
 @dataclass
 class _Deployment:
     spec: LaunchSpec
     instances: list[_Instance] = field(default_factory=list)
-    ports: list[int] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
     stopping: bool = False
     seq: int = 0
 
@@ -77,6 +84,7 @@ class Supervisor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._on_event = on_event or (lambda key, msg: None)
+        self._by_socket: dict[str, _Instance] = {}  # every instance started, until its deployment stops
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -91,9 +99,56 @@ class Supervisor:
         for key in keys:
             self.stop_deployment(key, drain=False)
 
-    def ports(self, key: str) -> list[int]:
+    def targets(self, key: str) -> list[str]:
+        """Socket paths of the deployment's ready instances (a snapshot; never mutated in place)."""
         dep = self._deps.get(key)
-        return dep.ports if dep is not None else []
+        return dep.targets if dep is not None else []
+
+    def exit_reason(self, target: str) -> str | None:
+        """``"exited with signal 9"`` / ``"exited with code 7"`` once the instance on ``target`` has
+        exited, ``"was stopped (retired or replaced)"`` if the supervisor stopped it, else None."""
+        inst = self._by_socket.get(target)
+        if inst is None:
+            return None
+        rc = inst.proc.poll()
+        if rc is None:
+            return None
+        return _describe_exit(rc)
+
+    def recycle(self, key: str, target: str, reason: str) -> None:
+        """Replace the instance on ``target`` (a new one started and ready first, then this one drained
+        and stopped), in the background; no-op if it is already being replaced or gone."""
+        with self._lock:
+            dep = self._deps.get(key)
+            inst = self._by_socket.get(target)
+            if dep is None or inst is None or inst not in dep.instances or inst.recycling or dep.stopping:
+                return
+            inst.recycling = True
+        self._on_event(key, f"worker {inst.index} (pid {inst.proc.pid}): {reason}; replacing it")
+
+        def work() -> None:
+            with self._lock:
+                dep.seq += 1
+                seq = dep.seq
+            new = self._spawn(dep.spec, inst.index, seq)
+            try:
+                self._await_ready(key, dep.spec, new)
+            except InitFailed as exc:
+                self._on_event(key, f"replacement of worker {inst.index} failed: {exc}; stopping the old one")
+                _kill(new.proc)
+                inst.recycling = False  # so that the monitor restarts it with back-off
+                _kill(inst.proc)
+                return
+            with self._lock:
+                if dep.stopping:
+                    _kill(new.proc)
+                    return
+                dep.instances.append(new)
+                dep.targets = [*dep.targets, new.socket]
+            self._retire(key, dep, inst)
+            self._on_event(key, f"worker {inst.index} replaced (pid {new.proc.pid})")
+
+        threading.Thread(target=work, daemon=True, name=f"recycle-{key}").start()
 
     def running(self, key: str) -> bool:
         return key in self._deps
@@ -123,7 +178,7 @@ class Supervisor:
                 self._await_ready(key, spec, inst)
                 with self._lock:
                     dep.instances.append(inst)
-                    dep.ports = [*dep.ports, inst.port]
+                    dep.targets = [*dep.targets, inst.socket]
                 if old:
                     self._retire(key, dep, old.pop(0))
         except BaseException:
@@ -145,18 +200,28 @@ class Supervisor:
         if dep is None:
             return
         dep.stopping = True
-        dep.ports = []
-        if drain and any(inst.proc.poll() is None for inst in dep.instances):
-            time.sleep(min(1.0, dep.spec.config.get("request_timeout_ms", 5000) / 1000))
+        dep.targets = []
+        grace = _grace(dep.spec) if drain else 1.0
         for inst in list(dep.instances):
-            _kill(inst.proc)
+            _kill(inst.proc, grace)
+            _unlink(inst.socket)
         dep.instances.clear()
+        prefix = _socket_dir(dep.spec.run_dir) + os.sep
+        with self._lock:
+            for path in [p for p in self._by_socket if p.startswith(prefix)]:
+                self._by_socket.pop(path, None)
 
     # ------------------------------------------------------------------ internals
     def _spawn(self, spec: LaunchSpec, index: int, seq: int) -> _Instance:
+        spec.run_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(spec.run_dir, 0o700)
         ready = spec.run_dir / f"instance-{seq}.ready"
+        recycle = spec.run_dir / f"instance-{seq}.recycle"
         ready.unlink(missing_ok=True)
-        cfg = {**spec.config, "instance": index, "ready_file": str(ready), "parent_pid": os.getpid()}
+        recycle.unlink(missing_ok=True)
+        sock = os.path.join(_socket_dir(spec.run_dir), f"i{seq}.sock")
+        cfg = {**spec.config, "instance": index, "ready_file": str(ready), "recycle_file": str(recycle),
+               "socket": sock, "parent_pid": os.getpid()}
         cfg_path = spec.run_dir / f"instance-{seq}.json"
         cfg_path.write_text(json.dumps(cfg, indent=2), encoding="utf-8")
         spec.log.parent.mkdir(parents=True, exist_ok=True)
@@ -164,23 +229,23 @@ class Supervisor:
             proc = subprocess.Popen([spec.python, str(WORKER_SCRIPT), str(cfg_path)], cwd=spec.cwd, env=spec.env,
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True)
-        inst = _Instance(index=index, proc=proc)
-        inst.ready_file = ready  # type: ignore[attr-defined]
+        inst = _Instance(index=index, proc=proc, socket=sock, ready_file=ready, recycle_file=recycle)
+        with self._lock:
+            self._by_socket[sock] = inst
         return inst
 
     def _await_ready(self, key: str, spec: LaunchSpec, inst: _Instance) -> None:
         deadline = time.monotonic() + spec.ready_timeout
-        ready: Path = inst.ready_file  # type: ignore[attr-defined]
         while time.monotonic() < deadline:
-            if ready.exists():
+            if inst.ready_file.exists():
                 try:
-                    inst.port = int(json.loads(ready.read_text())["port"])
-                    return
+                    if json.loads(inst.ready_file.read_text())["socket"] == inst.socket:
+                        return
                 except (ValueError, KeyError, OSError):
                     pass
             rc = inst.proc.poll()
             if rc is not None:
-                raise InitFailed(f"worker {inst.index} exited with code {rc} before it was ready (init() failed); "
+                raise InitFailed(f"worker {inst.index} {_describe_exit(rc)} before it was ready (init() failed); "
                                  f"see the deployment logs")
             time.sleep(0.05)
         _kill(inst.proc)
@@ -192,10 +257,10 @@ class Supervisor:
         with self._lock:
             if inst in dep.instances:
                 dep.instances.remove(inst)
-            dep.ports = [p for p in dep.ports if p != inst.port]
-        if inst.proc.poll() is None:
-            time.sleep(min(1.0, dep.spec.config.get("request_timeout_ms", 5000) / 1000))
-        _kill(inst.proc)
+            dep.targets = [t for t in dep.targets if t != inst.socket]
+        # SIGTERM: the worker answers what it already holds, then exits; SIGKILL after the grace
+        _kill(inst.proc, _grace(dep.spec))
+        _unlink(inst.socket)
 
     def _monitor(self) -> None:
         """Restart crashed workers with back-off; kill ones that stop answering liveness probes."""
@@ -208,12 +273,20 @@ class Supervisor:
                     if dep.stopping:
                         break
                     if inst.proc.poll() is not None:
-                        self._restart(key, dep, inst)
+                        if not inst.recycling:
+                            self._restart(key, dep, inst)
+                        continue
+                    if not inst.recycling and inst.recycle_file.exists():
+                        try:
+                            reason = inst.recycle_file.read_text(encoding="utf-8")
+                        except OSError:
+                            reason = "it asked to be replaced"
+                        self.recycle(key, inst.socket, reason)
                         continue
                     now = time.monotonic()
                     if now - last_probe.get(inst.proc.pid, 0) >= dep.spec.liveness_period:
                         last_probe[inst.proc.pid] = now
-                        if _alive(inst.port):
+                        if _alive(inst.socket):
                             inst.failures = 0
                         else:
                             inst.failures += 1
@@ -224,12 +297,13 @@ class Supervisor:
 
     def _restart(self, key: str, dep: _Deployment, inst: _Instance) -> None:
         rc = inst.proc.returncode
+        _unlink(inst.socket)
         with self._lock:
-            dep.ports = [p for p in dep.ports if p != inst.port]
+            dep.targets = [t for t in dep.targets if t != inst.socket]
             if inst in dep.instances:
                 dep.instances.remove(inst)
         delay = _BACKOFF[min(inst.restarts, len(_BACKOFF) - 1)]
-        self._on_event(key, f"worker {inst.index} (pid {inst.proc.pid}) exited with code {rc}; restarting it in "
+        self._on_event(key, f"worker {inst.index} (pid {inst.proc.pid}) {_describe_exit(rc)}; restarting it in "
                             f"{delay:.0f} s (restart {inst.restarts + 1})")
 
         def again() -> None:
@@ -253,18 +327,60 @@ class Supervisor:
                     _kill(new.proc)
                     return
                 dep.instances.append(new)
-                dep.ports = [*dep.ports, new.port]
-            self._on_event(key, f"worker {inst.index} restarted (pid {new.proc.pid}, port {new.port})")
+                dep.targets = [*dep.targets, new.socket]
+            self._on_event(key, f"worker {inst.index} restarted (pid {new.proc.pid})")
 
         threading.Thread(target=again, daemon=True, name=f"restart-{key}").start()
 
 
-def _alive(port: int) -> bool:
+def _alive(path: str) -> bool:
+    """Liveness probe: ``GET /`` on the worker's socket answers 200 within 2 s."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
-            return bool(resp.status == 200)
-    except Exception:  # noqa: BLE001
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(2.0)
+            sock.connect(path)
+            sock.sendall(b"GET / HTTP/1.1\r\nhost: worker\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            return sock.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
         return False
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _describe_exit(rc: int) -> str:
+    if rc < 0:
+        try:
+            name = f" ({signal.Signals(-rc).name})"
+        except ValueError:
+            name = ""
+        return f"exited with signal {-rc}{name}"
+    return f"exited with code {rc}"
+
+
+def _grace(spec: LaunchSpec) -> float:
+    """How long a retiring worker may take to answer what it holds: request_timeout_ms plus a margin."""
+    return float(spec.config.get("request_timeout_ms", 5000)) / 1000 + 2.0
+
+
+def _socket_dir(run_dir: Path) -> str:
+    """Where a deployment's worker sockets live: its run folder, or a short private folder under the
+    temporary directory when that path is too long for a unix socket (~104 bytes)."""
+    if len(str(run_dir)) <= 80:
+        return str(run_dir)
+    digest = hashlib.sha256(str(run_dir).encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"openaml-{os.getuid()}" / digest
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    if path.parent.stat().st_uid != os.getuid():
+        raise OSError(f"{path.parent} belongs to another user; refusing to put worker sockets there")
+    os.chmod(path.parent, 0o700)
+    path.mkdir(exist_ok=True)
+    os.chmod(path, 0o700)
+    return str(path)
 
 
 def _kill(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:

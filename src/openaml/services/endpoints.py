@@ -2,7 +2,7 @@
 
 Endpoints and deployments live in the metadata store; workers are run by the
 :class:`~openaml.services._supervisor.Supervisor`. The scoring router asks :meth:`route` for an
-endpoint's in-memory routing table (keys, traffic, mirror, ports), rebuilt on every change so
+endpoint's in-memory routing table (keys, traffic, mirror, worker sockets), rebuilt on every change so
 traffic changes apply without restarting a worker or dropping a request.
 """
 
@@ -164,6 +164,7 @@ class EndpointService:
         self.repo.delete_endpoint(name)
         with self._lock:
             self._routes.pop(name, None)
+        _remove_tree(self.root / name)  # logs, laid-out model, sockets: a new endpoint of that name starts clean
 
     # ------------------------------------------------------------------ keys and tokens
     def get_keys(self, name: str) -> dict[str, Any]:
@@ -216,12 +217,12 @@ class EndpointService:
             raise ValidationError(f"deployment {dep.name!r} names endpoint_name {dep.endpoint_name!r} but is "
                                   f"created under endpoint {endpoint_name!r}", details={"field": "endpoint_name"})
         data = dep.model_dump(mode="json", exclude_none=True, exclude=set(ManagedOnlineDeployment._server_fields))
-        self._resolve(endpoint_name, data)  # errors now, not in the background
         try:
             current = self.repo.get_deployment(endpoint_name, dep.name)
         except NotFoundError:
             current = None
         if current is None:
+            self._resolve(endpoint_name, data)  # errors now, not in the background
             self.repo.create_deployment(endpoint_name, dep.name, data, DeploymentState.CREATING)
             state = DeploymentState.CREATING
         else:
@@ -229,8 +230,10 @@ class EndpointService:
                                                  DeploymentState.DELETING):
                 raise ConflictError(f"deployment {dep.name!r} is {current['provisioning_state']}; wait for it to "
                                     "finish, then update it")
+            # an update names only what changes (`--set instance_count=2`): the stored deployment is the base
             fields = set(spec) & set(ManagedOnlineDeployment.model_fields)
             data = {**current["spec"], **{k: v for k, v in data.items() if k in fields}}
+            self._resolve(endpoint_name, data)
             self.repo.update_deployment(endpoint_name, dep.name, spec=data, error=None,
                                         provisioning_state=DeploymentState.UPDATING)
             state = DeploymentState.UPDATING
@@ -259,6 +262,7 @@ class EndpointService:
         self.supervisor.stop_deployment(_key(endpoint_name, name))
         self.repo.delete_deployment(endpoint_name, name)
         self._refresh(endpoint_name)
+        _remove_tree(self._dir(endpoint_name, name))  # a new deployment of that name shows none of these logs
 
     def get_logs(self, endpoint_name: str, name: str, lines: int | None = None) -> str:
         """The deployment's log (worker output and supervisor events), last ``lines`` lines."""
@@ -276,8 +280,17 @@ class EndpointService:
     def route(self, endpoint_name: str) -> RouteTable | None:
         return self._routes.get(endpoint_name)
 
-    def ports(self, endpoint_name: str, deployment: str) -> list[int]:
-        return self.supervisor.ports(_key(endpoint_name, deployment))
+    def targets(self, endpoint_name: str, deployment: str) -> list[str]:
+        """Unix socket paths of the deployment's ready workers (the router's only way to them)."""
+        return self.supervisor.targets(_key(endpoint_name, deployment))
+
+    def exit_reason(self, target: str) -> str | None:
+        """How the worker on ``target`` exited (``"exited with signal 9 (SIGKILL)"``), None while it runs."""
+        return self.supervisor.exit_reason(target)
+
+    def recycle(self, endpoint_name: str, deployment: str, target: str, reason: str) -> None:
+        """Replace the worker on ``target`` (a new one ready first); the reason goes to the deployment log."""
+        self.supervisor.recycle(_key(endpoint_name, deployment), target, reason)
 
     def _refresh(self, name: str) -> None:
         try:
@@ -483,6 +496,11 @@ def _lay_out_model(src: Path, dst: Path) -> None:
         shutil.copytree(src, dst, copy_function=link, symlinks=False)
     else:
         link(str(src), str(dst))
+
+
+def _remove_tree(path: Path) -> None:
+    """Delete a deleted endpoint's or deployment's folder (its workers are stopped)."""
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _new_key() -> str:

@@ -1,4 +1,4 @@
-"""One deployment worker: an HTTP/1.1 server on a loopback port, in the deployment's environment.
+"""One deployment worker: an HTTP/1.1 server on a unix socket, in the deployment's environment.
 
 Runs as a plain script (``<env python> _worker.py <config.json>``) with the standard library
 only, so any environment can host it (numpy, pandas and mlflow are imported only when the
@@ -8,8 +8,15 @@ per request, ``@rawhttp`` with ``AMLRequest``/``AMLResponse``; MLflow models ser
 scoring script. Adds request limits (429 after ``max_queue_wait_ms``, 408 after
 ``request_timeout_ms``, 413 above ``max_request_size_bytes``) and micro-batching.
 
-The worker writes ``{"port", "pid"}`` to the config's ``ready_file`` once ``init()`` returned;
-an ``init()`` that raises prints the traceback and exits with code 3.
+The worker listens only on the unix socket named by the config's ``socket`` (created 0600 in a
+0700 folder), so only the server's router reaches it: no TCP port, nothing another local user or a
+web page can call. It writes ``{"socket", "pid"}`` to the config's ``ready_file`` once ``init()``
+returned; an ``init()`` that raises prints the traceback and exits with code 3.
+
+A request past ``request_timeout_ms`` gets 408 and frees its slot at once; its thread cannot be
+stopped, so it runs on as *stuck*, and once one stays stuck another ``request_timeout_ms`` (or as many
+are stuck as there are slots) the worker writes its ``recycle_file`` and the supervisor replaces it.
+SIGTERM drains: no new connection, the requests in flight are answered, then the process exits.
 """
 
 from __future__ import annotations
@@ -19,122 +26,21 @@ import concurrent.futures
 import importlib.util
 import json
 import os
+import signal
 import sys
 import time
 import traceback
-import types
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
+# run as a script: this folder is sys.path[0], so the sibling modules import by their own names
+from _worker_http import HTTPError, dumps, install_aml_modules, log, make_request
+
 INIT_FAILED = 3
+_Timeout = asyncio.TimeoutError  # what wait_for raises; not the builtin TimeoutError before Python 3.11
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
             413: "Payload Too Large", 415: "Unsupported Media Type", 429: "Too Many Requests",
             500: "Internal Server Error", 503: "Service Unavailable"}
-
-
-def log(msg: str) -> None:
-    sys.stderr.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
-    sys.stderr.flush()
-
-
-class HTTPError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-# ---------------------------------------------------------------------- JSON of results
-def _default(obj: Any) -> Any:
-    """numpy and pandas values (and anything with ``tolist``/``to_dict``) become JSON."""
-    mod = type(obj).__module__
-    if mod.startswith("numpy"):
-        return obj.tolist() if hasattr(obj, "tolist") else obj.item()
-    if mod.startswith("pandas"):
-        if hasattr(obj, "to_dict") and hasattr(obj, "columns"):
-            return obj.to_dict(orient="records")
-        if hasattr(obj, "tolist"):
-            return obj.tolist()
-        if hasattr(obj, "isoformat"):
-            return obj.isoformat()
-    if hasattr(obj, "isoformat"):
-        return obj.isoformat()
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    if isinstance(obj, bytes):
-        return obj.decode("utf-8", "replace")
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
-
-def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, default=_default, allow_nan=True).encode()
-
-
-# ---------------------------------------------------------------------- AMLRequest / AMLResponse
-class AMLRequest:
-    """What ``@rawhttp`` run functions receive (the Flask request's commonly used surface)."""
-
-    def __init__(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> None:
-        self.method = method
-        self.path = path
-        self.full_path = path + ("?" + query if query else "")
-        self.headers = headers
-        self.args = {k: v[0] for k, v in parse_qs(query).items()}
-        self.data = body
-        self.content_type = headers.get("content-type")
-
-    def get_data(self, as_text: bool = False) -> Any:
-        return self.data.decode() if as_text else self.data
-
-    def get_json(self, force: bool = False, silent: bool = False) -> Any:
-        try:
-            return json.loads(self.data)
-        except ValueError:
-            if silent:
-                return None
-            raise
-
-    @property
-    def json(self) -> Any:
-        return self.get_json()
-
-
-class AMLResponse:
-    """What a run function may return for full control of status, body and headers."""
-
-    def __init__(self, message: Any = None, status_code: int = 200, response_headers: dict[str, str] | None = None,
-                 json_str: bool = False) -> None:
-        if json_str and not isinstance(message, (str, bytes)):
-            message = json.dumps(message, default=_default)
-        self.body = message.encode() if isinstance(message, str) else (message or b"")
-        self.status_code = status_code
-        self.headers = dict(response_headers or {})
-
-
-def rawhttp(fn: Any) -> Any:
-    fn._openaml_rawhttp = True
-    return fn
-
-
-def _install_aml_modules() -> None:
-    """Make ``azureml.contrib.services.aml_request``/``aml_response`` importable (Azure patches them too)."""
-    try:
-        import azureml.contrib.services.aml_request  # noqa: F401
-        return
-    except Exception:  # noqa: BLE001, S110 - not installed (the usual case)
-        pass
-    for name in ("azureml", "azureml.contrib", "azureml.contrib.services"):
-        if name not in sys.modules:
-            mod = types.ModuleType(name)
-            mod.__path__ = []  # type: ignore[attr-defined]
-            sys.modules[name] = mod
-    req = types.ModuleType("azureml.contrib.services.aml_request")
-    req.AMLRequest = AMLRequest  # type: ignore[attr-defined]
-    req.rawhttp = rawhttp  # type: ignore[attr-defined]
-    resp = types.ModuleType("azureml.contrib.services.aml_response")
-    resp.AMLResponse = AMLResponse  # type: ignore[attr-defined]
-    sys.modules[req.__name__] = req
-    sys.modules[resp.__name__] = resp
 
 
 # ---------------------------------------------------------------------- scorers
@@ -142,7 +48,7 @@ class ScriptScorer:
     """A score.py: ``init()``, ``run(raw_data)``; optional openaml ``batch_run(list_of_raw_data)``."""
 
     def __init__(self, path: str) -> None:
-        _install_aml_modules()
+        install_aml_modules()
         folder = os.path.dirname(os.path.abspath(path))
         if folder not in sys.path:
             sys.path.insert(0, folder)
@@ -178,14 +84,14 @@ class ScriptScorer:
         if init is not None:
             init()
 
-    def score(self, req: AMLRequest) -> tuple[int, bytes, dict[str, str]]:
+    def score(self, req: Req) -> tuple[int, bytes, dict[str, str]]:
         if self.run_fn is None:
-            out = self.batch_fn([req.get_data(as_text=True)])[0]  # type: ignore[misc]
+            out = self.batch_fn([_raw_text(req)])[0]  # type: ignore[misc]
         elif self.raw:
-            out = self.run_fn(req)
+            out = self.run_fn(make_request(req.method, req.path, req.query, req.headers, req.body))
         elif self.schema:
             try:
-                kwargs = json.loads(req.data or b"{}")
+                kwargs = json.loads(req.body or b"{}")
             except ValueError as exc:
                 raise HTTPError(400, f"the request body is not valid JSON: {exc}") from None
             out = self.run_fn(**kwargs) if isinstance(kwargs, dict) else self.run_fn(kwargs)
@@ -194,176 +100,40 @@ class ScriptScorer:
         return _wrap(out)
 
 
-def _raw_text(req: AMLRequest) -> str:
+class Req:
+    """One request as the worker read it (header names lower-case)."""
+
+    __slots__ = ("body", "headers", "method", "path", "query")
+
+    def __init__(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> None:
+        self.method, self.path, self.query, self.headers, self.body = method, path, query, headers, body
+
+
+def _raw_text(req: Req) -> str:
     if req.method == "GET":
-        return json.dumps(req.args)
-    return req.data.decode("utf-8", "replace")
+        return json.dumps({k: v[0] for k, v in parse_qs(req.query).items()})
+    return req.body.decode("utf-8", "replace")
 
 
 def _wrap(out: Any) -> tuple[int, bytes, dict[str, str]]:
-    if isinstance(out, AMLResponse) or (hasattr(out, "status_code") and hasattr(out, "get_data")):
-        if isinstance(out, AMLResponse):
-            return out.status_code, out.body, out.headers
+    if hasattr(out, "status_code") and (hasattr(out, "body") or hasattr(out, "get_data")):
+        if not hasattr(out, "get_data"):  # AMLResponse
+            return out.status_code, out.body, dict(out.headers)
         return out.status_code, out.get_data(), dict(out.headers)  # a Flask response
     return 200, dumps(out), {}
 
 
-class MLflowScorer:
-    """An MLflow model with no scoring script: MLflow's scoring formats, signature enforced."""
-
-    def __init__(self, path: str) -> None:
-        import mlflow.pyfunc
-
-        self.model = mlflow.pyfunc.load_model(path)
-        schema = self.model.metadata.get_input_schema()
-        self.columns: list[tuple[str, str, bool]] = []
-        if schema is not None and schema.has_input_names() and not schema.is_tensor_spec():
-            for col in schema.inputs:
-                self.columns.append((col.name, str(getattr(col.type, "name", col.type)), bool(getattr(col, "required", True))))
-
-    def init(self) -> None:
-        return None
-
-    # -- parsing: every batchable request becomes (columns, rows)
-    def parse(self, body: bytes) -> tuple[Any, str]:
-        """(frame or raw input, response style). Frames are ``(columns tuple, rows list)``."""
-        try:
-            data = json.loads(body)
-        except ValueError as exc:
-            raise HTTPError(400, f"the request body is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise HTTPError(400, "the request body must be a JSON object with one of the keys input_data, "
-                                 "dataframe_split, dataframe_records, instances or inputs")
-        keys = [k for k in ("input_data", "dataframe_split", "dataframe_records", "instances", "inputs") if k in data]
-        if len(keys) != 1:
-            raise HTTPError(400, f"the request must have exactly one of input_data, dataframe_split, "
-                                 f"dataframe_records, instances, inputs; got keys {sorted(data)}")
-        key = keys[0]
-        value = data[key]
-        style = "list" if key == "input_data" else "predictions"
-        if key in ("input_data", "dataframe_split") and isinstance(value, dict):
-            cols = value.get("columns")
-            rows = value.get("data")
-            if not isinstance(rows, list):
-                raise HTTPError(400, f"{key}.data must be a list of rows")
-            if rows and all(isinstance(r, dict) for r in rows):
-                return self._records(rows, key), style
-            if cols is None:
-                cols = [c[0] for c in self.columns]
-            for i, r in enumerate(rows):
-                if not isinstance(r, list) or len(r) != len(cols):
-                    raise HTTPError(400, f"{key}.data[{i}] must be a list of {len(cols)} values (columns "
-                                         f"{list(cols)}), got {json.dumps(r)[:100]}")
-            return self._check(tuple(cols), rows), style
-        if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
-            return self._records(value, key), style
-        if key == "input_data" and isinstance(value, list) and value and all(isinstance(r, list) for r in value) \
-                and self.columns:
-            cols = tuple(c[0] for c in self.columns)
-            for i, r in enumerate(value):
-                if len(r) != len(cols):
-                    raise HTTPError(400, f"input_data[{i}] has {len(r)} values; the model's signature has "
-                                         f"{len(cols)} columns: {list(cols)}")
-            return self._check(cols, value), style
-        if isinstance(value, dict) and value and all(isinstance(v, list) for v in value.values()):
-            cols = tuple(value)
-            n = len(next(iter(value.values())))
-            return self._check(cols, [[value[c][i] for c in cols] for i in range(n)]), style
-        return ("raw", value), style
-
-    def _records(self, records: list[dict[str, Any]], key: str) -> tuple[tuple[str, ...], list[list[Any]]]:
-        cols = [c[0] for c in self.columns] or list(dict.fromkeys(k for r in records for k in r))
-        if self.columns:
-            extra = [k for k in dict.fromkeys(k for r in records for k in r) if k not in cols]
-            cols += extra
-        return self._check(tuple(cols), [[r.get(c) for c in cols] for r in records], records=records)
-
-    _OK: ClassVar[dict[str, tuple[type, ...]]] = {"double": (int, float), "float": (int, float), "long": (int,), "integer": (int,),
-           "string": (str,), "boolean": (bool,), "binary": (str, bytes), "datetime": (str,)}
-
-    def _check(self, cols: tuple[str, ...], rows: list[list[Any]],
-               records: list[dict[str, Any]] | None = None) -> tuple[tuple[str, ...], list[list[Any]]]:
-        """The model's signature, enforced per request: missing columns and wrong types named."""
-        if not self.columns:
-            return cols, rows
-        index = {c: i for i, c in enumerate(cols)}
-        missing = [n for n, _t, req in self.columns if req and n not in index]
-        if records is not None and not missing:
-            missing = sorted({n for n, _t, req in self.columns if req for r in records if n not in r})
-        if missing:
-            raise HTTPError(400, f"missing column(s) {missing} required by the model's signature; expected "
-                                 f"columns: {[f'{n} ({t})' for n, t, _ in self.columns]}")
-        for name, typ, _req in self.columns:
-            ok = self._OK.get(typ)
-            if ok is None:
-                continue
-            j = index[name]
-            for i, row in enumerate(rows):
-                v = row[j]
-                if v is None:
-                    if typ in ("double", "float"):
-                        continue
-                    raise HTTPError(400, f"column {name!r} (row {i}) is null; the model's signature needs {typ}")
-                if not isinstance(v, ok) or (isinstance(v, bool) and typ != "boolean") or (
-                        typ in ("long", "integer") and isinstance(v, float) and not v.is_integer()):
-                    raise HTTPError(400, f"column {name!r} (row {i}) has {type(v).__name__} value {v!r}; "
-                                         f"the model's signature needs {typ}")
-        return cols, rows
-
-    # -- prediction
-    def predict_frames(self, frames: list[tuple[tuple[str, ...], list[list[Any]]]]) -> list[Any]:
-        """One predict over several requests with the same columns; the answer split per request."""
-        import pandas as pd
-
-        cols = frames[0][0]
-        rows: list[list[Any]] = []
-        for _c, r in frames:
-            rows.extend(r)
-        if len(set(cols)) == len(cols):
-            # column by column: the same dtypes as DataFrame(rows), ~40 % less time for the usual few rows
-            frame = pd.DataFrame({c: [r[j] for r in rows] for j, c in enumerate(cols)}, columns=list(cols))
-        else:  # duplicate names (a dict would merge them): let the signature check report them
-            frame = pd.DataFrame(rows, columns=list(cols))
-        out = self.model.predict(frame)
-        parts, start = [], 0
-        for _c, r in frames:
-            parts.append(_slice(out, start, start + len(r)))
-            start += len(r)
-        return parts
-
-    def predict_raw(self, value: Any) -> Any:
-        import numpy as np
-
-        try:
-            arr = np.asarray(value)
-        except Exception:  # noqa: BLE001
-            arr = value
-        return _jsonable(self.model.predict(arr))
-
-
-def _slice(out: Any, a: int, b: int) -> Any:
-    if hasattr(out, "iloc"):
-        return _jsonable(out.iloc[a:b])
-    if isinstance(out, dict):
-        return {k: _slice(v, a, b) for k, v in out.items()}
-    return _jsonable(out[a:b])
-
-
-def _jsonable(out: Any) -> Any:
-    if hasattr(out, "columns") and hasattr(out, "to_dict"):
-        return out.to_dict(orient="records")
-    if hasattr(out, "tolist"):
-        return out.tolist()
-    return out
+def _tb(exc: BaseException) -> list[str]:
+    # the three-argument form: deployment environments may run Python before 3.10
+    return traceback.format_exception(type(exc), exc, exc.__traceback__)
 
 
 def _error_status(exc: BaseException) -> int:
     if isinstance(exc, HTTPError):
         return exc.status
-    name = type(exc).__name__
-    code = str(getattr(exc, "error_code", ""))
-    if name == "MlflowException" and code in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST", ""):
-        return 400
+    code = getattr(exc, "code", None)
+    if isinstance(code, int) and 400 <= code < 600 and hasattr(exc, "description"):
+        return code  # a werkzeug HTTPException raised by the Flask request (get_json on a non-JSON body...)
     return 500
 
 
@@ -378,17 +148,25 @@ class Worker:
         batching = cfg.get("micro_batching") or {}
         self.batch_size = int(batching.get("max_batch_size", 64))
         self.batch_wait = float(batching.get("max_wait_ms", 2.0)) / 1000
+        # one thread per slot (+1 for the batchers); a stuck run() adds one (see _bounded)
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.concurrency + 1,
                                                           thread_name_prefix="score")
         self.scorer: Any = None
+        self.mlflow = False
         self.batched = False
         self.inflight = 0  # /score requests received and not yet answered
         self.busy = 0  # of which inside a running batch
         self.app_root = cfg.get("app_root") or os.getcwd()
+        self.stuck: dict[Any, float] = {}  # scoring threads past request_timeout_ms -> when they timed out
+        self.recycle_asked = False
+        self.draining = False
 
     def load(self) -> None:
         if self.cfg["mode"] == "mlflow":
+            from _worker_mlflow import MLflowScorer
+
             self.scorer = MLflowScorer(self.cfg["mlflow_model_path"])
+            self.mlflow = True
             self.batched = bool((self.cfg.get("micro_batching") or {}).get("enabled", True))
         else:
             self.scorer = ScriptScorer(self.cfg["entry_script"])
@@ -404,23 +182,47 @@ class Worker:
             for _ in range(self.concurrency):
                 asyncio.ensure_future(self._batcher())
         asyncio.ensure_future(self._orphan_watch(int(self.cfg.get("parent_pid") or os.getppid())))
-        server = await asyncio.start_server(self._conn, "127.0.0.1", int(self.cfg.get("port", 0)),
-                                            limit=1 << 20, backlog=1024)
-        port = server.sockets[0].getsockname()[1]
+        path = self.cfg["socket"]
+        if os.path.exists(path):
+            os.unlink(path)
+        old = os.umask(0o177)  # the socket file is created 0600: only the server's user may connect
+        try:
+            server = await asyncio.start_unix_server(self._conn, path, limit=1 << 20, backlog=1024)
+        finally:
+            os.umask(old)
+        self.server = server
+        self.loop.add_signal_handler(signal.SIGTERM, lambda: asyncio.ensure_future(self._drain()))
         ready = self.cfg.get("ready_file")
         if ready:
             tmp = ready + ".tmp"
             with open(tmp, "w") as fh:  # noqa: ASYNC230 - once, before serving
-                json.dump({"port": port, "pid": os.getpid()}, fh)
+                json.dump({"socket": path, "pid": os.getpid()}, fh)
             os.replace(tmp, ready)
         log(f"[openaml] worker {self.cfg.get('instance', 0)} of {self.cfg.get('deployment')} listening on "
-            f"127.0.0.1:{port} ({'micro-batching' if self.batched else 'no batching'}, "
+            f"{path} ({'micro-batching' if self.batched else 'no batching'}, "
             f"max_concurrent_requests_per_instance={self.concurrency})")
-        async with server:
-            await server.serve_forever()
+        await self.loop.create_future()  # serves until SIGTERM's drain (or the orphan check) exits
+
+    async def _drain(self) -> None:
+        """SIGTERM: take no new connection, let the requests in flight finish (up to request_timeout_ms), exit.
+
+        The supervisor has already taken this instance out of routing; requests already written on a
+        kept connection are still read and answered, so retiring a worker fails no request.
+        """
+        if self.draining:
+            return
+        self.draining = True
+        self.server.close()
+        deadline = time.monotonic() + self.timeout + 1.0
+        quiet = 0
+        while time.monotonic() < deadline and quiet < 3:
+            quiet = quiet + 1 if self.inflight <= 0 else 0
+            await asyncio.sleep(0.05)
+        os._exit(0)
 
     async def _orphan_watch(self, parent: int) -> None:
-        """Exit when the server that started us is gone (killed without stopping its workers).
+        """Exit when the server that started us is gone (killed without stopping its workers); ask for
+        recycling when a timed-out ``run()`` never returns.
 
         ``parent`` is the server's pid from the config, not ``getppid()`` at this point: a server that
         died during a long ``init()`` has already left us to pid 1 by then.
@@ -429,7 +231,54 @@ class Worker:
             if os.getppid() != parent:
                 log("[openaml] the server exited; worker stopping")
                 os._exit(0)
-            await asyncio.sleep(1.0)
+            self._check_stuck()
+            await asyncio.sleep(0.5)
+
+    # -- requests past request_timeout_ms: the slot is freed at once, the thread is left to finish
+    def _check_stuck(self) -> None:
+        """Ask the supervisor for a replacement once a timed-out ``run()`` has not returned for another
+        ``request_timeout_ms``, or as many are still running as there are slots (a thread cannot be
+        killed; the process can, once its replacement serves)."""
+        if not self.stuck or self.recycle_asked:
+            return
+        oldest = min(self.stuck.values())
+        late = time.monotonic() - oldest > self.timeout
+        if not late and len(self.stuck) < self.concurrency:
+            return
+        self.recycle_asked = True
+        reason = (f"{len(self.stuck)} request(s) still running past request_timeout_ms="
+                  f"{self.timeout * 1000:.0f} (their callers got 408)")
+        log(f"[openaml] {reason}; asking for this worker to be replaced")
+        target = self.cfg.get("recycle_file")
+        if target:
+            with open(target + ".tmp", "w") as fh:
+                fh.write(reason)
+            os.replace(target + ".tmp", target)
+
+    async def _bounded(self, fn: Any, *args: Any, release: Any = None) -> Any:
+        """``fn(*args)`` on a scoring thread. Raises TimeoutError after ``request_timeout_ms``; the thread
+        then runs on as *stuck* (counted, never awaited again). ``release()`` (the caller's slot) is called
+        once, as soon as the thread finishes or the request times out, whichever comes first."""
+        fut = self.loop.run_in_executor(self.pool, fn, *args)
+        done = [release is None]
+
+        def free(_f: Any = None) -> None:
+            if not done[0]:
+                done[0] = True
+                release()
+
+        fut.add_done_callback(free)  # frees the slot before the answer travels back: the next caller starts
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), self.timeout)
+        except _Timeout:
+            free()
+            self.stuck[fut] = time.monotonic()
+            fut.add_done_callback(lambda f: self.stuck.pop(f, None))
+            # a stuck thread keeps its pool thread: make room so that the freed slot has one
+            if hasattr(self.pool, "_max_workers"):
+                self.pool._max_workers += 1
+            self._check_stuck()
+            raise
 
     # -- HTTP/1.1 with keep-alive
     async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -492,9 +341,9 @@ class Worker:
         self.inflight += 1
         try:
             if self.batched:
-                status, payload, extra = await self._batched(method, path, query, headers, body)
+                status, payload, extra = await self._batched(Req(method, path, query, headers, body))
             else:
-                status, payload, extra = await self._single(AMLRequest(method, path, query, headers, body))
+                status, payload, extra = await self._single(Req(method, path, query, headers, body))
         except HTTPError as exc:
             status, payload, extra = exc.status, dumps({"message": exc.message}), {}
         finally:
@@ -505,66 +354,76 @@ class Worker:
                 f"in {ms:.1f} ms{': ' + payload[:300].decode('utf-8', 'replace') if status >= 400 else ''}")
         return status, payload, {"x-ms-run-fn-exec-ms": f"{ms:.3f}", **extra}
 
-    async def _single(self, req: AMLRequest) -> tuple[int, bytes, dict[str, str]]:
+    async def _single(self, req: Req, parsed: Any = None) -> tuple[int, bytes, dict[str, str]]:
         try:
             if self.sem.locked():  # a free slot is taken at once (wait_for would wrap it in a task)
                 await asyncio.wait_for(self.sem.acquire(), self.queue_wait)
             else:
                 await self.sem.acquire()
-        except TimeoutError:
+        except _Timeout:
             raise HTTPError(429, f"too many requests: {self.concurrency} running on this instance and none "
                                  f"finished within max_queue_wait_ms={self.queue_wait * 1000:.0f}") from None
-        fut = self.loop.run_in_executor(self.pool, self._call, req)
-        fut.add_done_callback(lambda _f: self.sem.release())
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), self.timeout)
-        except TimeoutError:
+            return await self._bounded(self._call, req, parsed,  # type: ignore[no-any-return]
+                                       release=self.sem.release)
+        except _Timeout:
             raise HTTPError(408, f"the request took longer than request_timeout_ms="
                                  f"{self.timeout * 1000:.0f}") from None
 
-    def _call(self, req: AMLRequest) -> tuple[int, bytes, dict[str, str]]:
+    def _call(self, req: Req, parsed: Any = None) -> tuple[int, bytes, dict[str, str]]:
         try:
-            if isinstance(self.scorer, MLflowScorer):
-                frame, style = self.scorer.parse(req.data)
-                out = self._predict_one(frame)
-                return 200, dumps(out if style == "list" else {"predictions": out}), {}
+            if self.mlflow:
+                parsed = parsed or self.scorer.read(req.body, req.headers.get("content-type"))
+                return 200, dumps(self.scorer.answer(parsed, self.scorer.predict([parsed])[0])), {}
             return self.scorer.score(req)
         except Exception as exc:  # noqa: BLE001 - the worker keeps serving
             return self._failure(exc)
 
     def _failure(self, exc: BaseException) -> tuple[int, bytes, dict[str, str]]:
+        if self.mlflow:
+            from _worker_mlflow import status_of
+
+            status = status_of(exc)
+            msg = exc.message if isinstance(exc, HTTPError) else str(getattr(exc, "message", "") or "")
+            if status == 500 and type(exc).__name__ != "MlflowException":
+                # as `mlflow models serve`: an error inside predict is answered 400, the traceback logged
+                log("predict raised:\n" + "".join(_tb(exc)))
+                status, msg = 400, ("Encountered an unexpected error while evaluating the model. Verify that the "
+                                    f"input is compatible with the model for inference. {type(exc).__name__}: {exc}")
+            return status, dumps({"message": msg or f"{type(exc).__name__}: {exc}"}), {"x-ms-run-function-failed": "True"}
         status = _error_status(exc)
         if status >= 500:
-            log("run() raised:\n" + "".join(traceback.format_exception(exc)))
-        msg = exc.message if isinstance(exc, HTTPError) else f"{type(exc).__name__}: {exc}"
+            log("run() raised:\n" + "".join(_tb(exc)))
+        if isinstance(exc, HTTPError):
+            msg = exc.message
+        elif status < 500 and hasattr(exc, "description"):  # werkzeug's HTTPException
+            msg = str(exc.description)
+        else:
+            msg = f"{type(exc).__name__}: {exc}"
         return status, dumps({"message": msg}), {"x-ms-run-function-failed": "True"}
 
-    def _predict_one(self, frame: Any) -> Any:
-        if frame[0] == "raw":
-            return self.scorer.predict_raw(frame[1])
-        return self.scorer.predict_frames([frame])[0]
-
     # -- micro-batching
-    async def _batched(self, method: str, path: str, query: str, headers: dict[str, str],
-                       body: bytes) -> tuple[int, bytes, dict[str, str]]:
-        if isinstance(self.scorer, MLflowScorer):
-            frame, style = self.scorer.parse(body)  # bad input fails here, alone, before batching
-            if frame[0] == "raw":
-                return await self._single(AMLRequest(method, path, query, headers, body))
+    async def _batched(self, req: Req) -> tuple[int, bytes, dict[str, str]]:
+        if self.mlflow:
+            # a body that is not JSON fails here, alone, before batching
+            frame = self.scorer.read(req.body, req.headers.get("content-type"))
+            if frame.key is None:  # CSV, params, tensors: parsed and predicted alone
+                return await self._single(req, frame)
+            style = frame.style
         else:
-            frame, style = body.decode("utf-8", "replace"), "raw"
+            frame, style = _raw_text(req), "raw"
         fut: asyncio.Future[Any] = self.loop.create_future()
         self.queue.put_nowait((time.monotonic(), frame, fut))
         try:
             out = await asyncio.wait_for(asyncio.shield(fut), self.timeout)
-        except TimeoutError:
+        except _Timeout:
             raise HTTPError(408, f"the request took longer than request_timeout_ms="
                                  f"{self.timeout * 1000:.0f}") from None
         if isinstance(out, BaseException):
             return self._failure(out)
         if style == "raw":
             return _wrap(out)
-        return 200, dumps(out if style == "list" else {"predictions": out}), {}
+        return 200, dumps(self.scorer.answer(frame, out)), {}
 
     async def _batcher(self) -> None:
         while True:
@@ -585,7 +444,7 @@ class Worker:
                         break
                     try:
                         nxt = await asyncio.wait_for(self.queue.get(), left)
-                    except TimeoutError:
+                    except _Timeout:
                         break
                 items.append(nxt)
                 rows += _rows(nxt[1])
@@ -603,26 +462,28 @@ class Worker:
                 continue
             self.busy += len(live)
             try:
-                results = await self.loop.run_in_executor(self.pool, self._run_batch, [f for f, _ in live])
+                results = await self._bounded(self._run_batch, [f for f, _ in live])
+            except _Timeout:  # the callers got 408 from their own wait; this batcher serves on
+                continue
             finally:
                 self.busy -= len(live)
-            for (_f, fut), res in zip(live, results, strict=True):
+            for (_f, fut), res in zip(live, results):  # noqa: B905 - equal lengths; strict= needs Python 3.10
                 if not fut.done():
                     fut.set_result(res)
 
     def _run_batch(self, frames: list[Any]) -> list[Any]:
         """Answers in order; a failing batch is retried request by request so a bad one fails alone."""
-        if isinstance(self.scorer, MLflowScorer):
-            groups: dict[tuple[str, ...], list[int]] = {}
+        if self.mlflow:
+            groups: dict[Any, list[int]] = {}
             for i, f in enumerate(frames):
-                groups.setdefault(f[0], []).append(i)
+                groups.setdefault(f.key, []).append(i)
             out: list[Any] = [None] * len(frames)
             for idx in groups.values():
                 try:
-                    parts = self.scorer.predict_frames([frames[i] for i in idx])
+                    parts = self.scorer.predict([frames[i] for i in idx])
                 except Exception:  # noqa: BLE001
-                    parts = [self._safe(lambda i=i: self.scorer.predict_frames([frames[i]])[0]) for i in idx]
-                for i, p in zip(idx, parts, strict=True):
+                    parts = [self._safe(lambda i=i: self.scorer.predict([frames[i]])[0]) for i in idx]
+                for i, p in zip(idx, parts):  # noqa: B905 - equal lengths; strict= needs Python 3.10
                     out[i] = p
             return out
         try:
@@ -632,7 +493,7 @@ class Worker:
             return res
         except Exception as exc:  # noqa: BLE001
             if len(frames) == 1 or self.scorer.run_fn is None:
-                log("batch_run() raised:\n" + "".join(traceback.format_exception(exc)))
+                log("batch_run() raised:\n" + "".join(_tb(exc)))
                 return [exc] * len(frames)
             return [self._safe(lambda f=f: self.scorer.run_fn(f)) for f in frames]
 
@@ -666,15 +527,13 @@ class Worker:
                 post["responses"]["200"]["schema"] = {"$ref": "#/definitions/ServiceOutput"}
             if defs:
                 doc["definitions"] = defs
-        if isinstance(self.scorer, MLflowScorer) and self.scorer.columns:
-            doc["definitions"] = {"Input": {"type": "object", "properties": {
-                n: {"type": {"double": "number", "float": "number", "long": "integer", "integer": "integer",
-                             "boolean": "boolean"}.get(t, "string")} for n, t, _ in self.scorer.columns}}}
+        if self.mlflow and self.scorer.swagger_definitions():
+            doc["definitions"] = self.scorer.swagger_definitions()
         return dumps(doc)
 
 
 def _rows(frame: Any) -> int:
-    return len(frame[1]) if isinstance(frame, tuple) and isinstance(frame[1], list) else 1
+    return frame.rows() if hasattr(frame, "rows") else 1
 
 
 def main(argv: list[str]) -> int:
@@ -686,7 +545,7 @@ def main(argv: list[str]) -> int:
     try:
         worker.load()
     except BaseException as exc:  # noqa: BLE001 - reported, then the supervisor marks the deployment Failed
-        log("[openaml] init() failed:\n" + "".join(traceback.format_exception(exc)))
+        log("[openaml] init() failed:\n" + "".join(_tb(exc)))
         return INIT_FAILED
     try:
         asyncio.run(worker.start())
