@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -54,20 +55,36 @@ def _iris() -> Path:
     return IRIS
 
 
-def _make_mlflow_model(path: Path) -> None:
-    """A tiny iris classifier saved as the public sample is: MLflow sklearn flavor, cloudpickle, model.pkl."""
-    import mlflow.sklearn
-    import pandas as pd
-    from mlflow.models import infer_signature
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
+_MAKE_MODEL = """
+import sys
+import mlflow.sklearn
+import pandas as pd
+from mlflow.models import infer_signature
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
 
-    iris = load_iris()
-    X = pd.DataFrame(iris.data, columns=["sepal_length", "sepal_width", "petal_length", "petal_width"])
-    y = pd.Series(iris.target_names[iris.target])
-    clf = LogisticRegression(max_iter=300).fit(X, y)
-    mlflow.sklearn.save_model(clf, str(path), serialization_format="cloudpickle",
-                              signature=infer_signature(X, clf.predict(X)))
+iris = load_iris()
+X = pd.DataFrame(iris.data, columns=["sepal_length", "sepal_width", "petal_length", "petal_width"])
+y = pd.Series(iris.target_names[iris.target])
+clf = LogisticRegression(max_iter=300).fit(X, y)
+mlflow.sklearn.save_model(clf, sys.argv[1], serialization_format="cloudpickle",
+                          signature=infer_signature(X, clf.predict(X)))
+"""
+# the environment hello-model-as-output.yml names: the model is made with the versions that load it
+# (a model pickled by the server's numpy 2 does not load in sklearn-1.5's numpy 1.x, as on Azure)
+_MODEL_ENV = "azureml://registries/azureml/environments/sklearn-1.5/labels/latest"
+
+
+def _make_mlflow_model(path: Path, envs_dir: Path) -> None:
+    """A tiny iris classifier saved as the public sample is (MLflow sklearn flavor, cloudpickle,
+    model.pkl), by the interpreter of the curated environment the sample jobs run in. The build goes
+    to the session workspace's environment cache, so the jobs reuse it (its file lock serialises the
+    two)."""
+    from openaml.environments import ensure_environment, resolve_spec
+
+    bin_dir = ensure_environment(resolve_spec(_MODEL_ENV), envs_dir)
+    subprocess.run([str(Path(bin_dir) / "python"), "-c", _MAKE_MODEL, str(path)], check=True, capture_output=True,
+                   timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +101,10 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def mlflow_model(tree: Path) -> Path:
+def mlflow_model(tree: Path, server) -> Path:  # type: ignore[no-untyped-def]
     """assets/model/mlflow-model, which the public repository ships and we generate."""
     path = tree / "assets" / "model" / "mlflow-model"
-    _make_mlflow_model(path)
+    _make_mlflow_model(path, server.path / "envs")
     return path
 
 

@@ -6,7 +6,7 @@ Ported from azure-ai-ml by changing the imports and the MLClient line only (see 
 Needs the data asset ``titanic-mltable`` and the environment ``titanic-env`` (see README.md).
 
     python sweep_bayesian.py
-    python sweep_bayesian.py --max-total-trials 4 --environment azureml:AzureML-sklearn-1.5@latest
+    python sweep_bayesian.py --max-total-trials 4
 """
 
 import argparse

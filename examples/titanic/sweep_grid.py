@@ -5,7 +5,7 @@ Ported from azure-ai-ml by changing the imports and the MLClient line only (see 
 Needs the data asset ``titanic-mltable`` and the environment ``titanic-env`` (see README.md).
 
     python sweep_grid.py
-    python sweep_grid.py --max-total-trials 2 --environment azureml:AzureML-sklearn-1.5@latest
+    python sweep_grid.py --max-total-trials 2
 """
 
 import argparse

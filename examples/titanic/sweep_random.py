@@ -11,7 +11,7 @@ Needs the data asset ``titanic-mltable`` and the environment ``titanic-env`` (se
 
     python sweep_random.py                          # 20 trials, 2 at a time, no early termination
     python sweep_random.py --policy bandit          # truncation | median | bandit, as the YAML files
-    python sweep_random.py --max-total-trials 4 --environment azureml:AzureML-sklearn-1.5@latest
+    python sweep_random.py --max-total-trials 4
 """
 
 import argparse

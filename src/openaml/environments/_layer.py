@@ -100,7 +100,7 @@ def job_layer(shared_bin: str | Path, dest: str | Path, uv: str, *, server: bool
             script = bin_dir / name
             script.write_text(f"#!{bin_dir / 'python'}\nimport sys\nfrom pip._internal.cli.main import main\n"
                               "sys.exit(main())\n", encoding="utf-8")
-            script.chmod(0o755)
+            script.chmod(0o700)  # owner-only, as everything in a workspace (issue 10)
     else:
         done = subprocess.run([uv, "pip", "install", "--quiet", "--python", str(bin_dir / "python"), "pip"],
                               capture_output=True, text=True, env=env, timeout=300, check=False)
