@@ -129,11 +129,14 @@ def test_secret_box_round_trip_and_plain_values(tmp_path: Path) -> None:
 
     box = SecretBox(tmp_path / "secret.key")
     assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
-    sealed = box.seal_tree({"a": "k1", "n": 3, "l": ["k2"]})
-    assert sealed["n"] == 3 and sealed["a"].startswith("enc:v1:") and "k1" not in json.dumps(sealed)
-    assert box.open_tree(sealed) == {"a": "k1", "n": 3, "l": ["k2"]}
+    # secrets with characters base64 never has, so that a chance match in the ciphertext is impossible
+    k1, k2 = "first secret: k1!", "second secret: k2!"
+    sealed = box.seal_tree({"a": k1, "n": 3, "l": [k2]})
+    assert sealed["n"] == 3 and sealed["a"].startswith("enc:v1:") and sealed["l"][0].startswith("enc:v1:")
+    assert k1 not in json.dumps(sealed) and k2 not in json.dumps(sealed)
+    assert box.open_tree(sealed) == {"a": k1, "n": 3, "l": [k2]}
     assert box.open("plain") == "plain" and box.seal(sealed["a"]) == sealed["a"]
-    assert SecretBox(tmp_path / "secret.key").open(sealed["a"]) == "k1"  # the same key next time
+    assert SecretBox(tmp_path / "secret.key").open(sealed["a"]) == k1  # the same key next time
     (tmp_path / "other.key").write_text("not a key")
     with pytest.raises(ValueError, match="other.key"):
         SecretBox(tmp_path / "other.key")
