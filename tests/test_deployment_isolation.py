@@ -130,8 +130,8 @@ def _deploy_and_score(ml_client: Any, endpoint: str, model: Path, environment: A
     assert done.provisioning_state == "Succeeded", ml_client.online_deployments.get_logs("blue", endpoint)[-4000:]
     ep = ml_client.online_endpoints.get(endpoint)
     key = ml_client.online_endpoints.get_keys(endpoint).primary_key
-    r = httpx.post(ep.scoring_uri, json={"inputs": [1]}, headers={"Authorization": f"Bearer {key}", "azureml-model-deployment": "blue"}, timeout=60,
-                   trust_env=False)
+    headers = {"Authorization": f"Bearer {key}", "azureml-model-deployment": "blue"}
+    r = httpx.post(ep.scoring_uri, json={"inputs": [1]}, headers=headers, timeout=60, trust_env=False)
     assert r.status_code == 200, r.text
     body = r.json()
     return json.loads((body["predictions"] if isinstance(body, dict) else body)[0])

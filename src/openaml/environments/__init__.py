@@ -22,7 +22,6 @@ from __future__ import annotations
 from openaml.environments._build import READY_MARKER, ensure_environment, env_info, env_path, env_status, find_uv
 from openaml.environments._conda import load_conda_file, parse_conda, read_build_context
 from openaml.environments._layer import job_layer
-from openaml.environments._sandbox import read_only_mounts_available, server_prefix, wrap_read_only
 from openaml.environments._refs import (
     CODE_URI_PREFIX,
     CURATED,
@@ -33,6 +32,7 @@ from openaml.environments._refs import (
     lookup_curated,
     parse_reference,
 )
+from openaml.environments._sandbox import read_only_mounts_available, server_prefix, wrap_read_only
 from openaml.environments._spec import (
     EnvOptions,
     EnvSpec,
