@@ -42,7 +42,7 @@ class Probe(mlflow.pyfunc.PythonModel):
         self.info = {"pip": done.returncode, "pip_out": done.stdout + done.stderr, "prefix": sys.prefix}
         # the shared environment (the server's packages, or a curated environment) reached through the layer
         shared = [p for p in sys.path if p.endswith("site-packages") and not p.startswith(sys.prefix)]
-        self.info["shared"] = shared
+        self.info["below"] = shared
         if cfg["ro"] and shared:  # only where the machine mounts it read-only: else this would really write
             try:
                 with open(os.path.join(shared[0], "openaml_tamper.txt"), "w") as fh:

@@ -14,6 +14,9 @@ applied the same way to every entry (docs/guide/environments.md, "Curated enviro
   torch-tb-profiler, py-cpuinfo) and ``scikit-learn-intelex`` are left out: debugging/profiling
   tools of Azure's images, large, and not used by training code; ``adlfs`` and ``distributed``
   (Azure storage / dask scheduler) likewise;
+- in the tabular training lists (scikit-learn, LightGBM, Python 3.8 and later), ``azureml-core`` /
+  ``azureml-defaults`` (Azure's data access of SDK v1) become ``mltable`` (the data access of SDK v2),
+  so that a job reads its MLTable inputs with ``mltable.load(...)`` as Azure's examples do;
 - the conda pins (``pandas~=1.5.3``) are kept as pip specifiers; ``pip=..`` is dropped;
 - ``{{latest-pypi-version}}`` is Azure's placeholder: such packages are unpinned here.
 
@@ -33,15 +36,15 @@ _TOOLS = ["psutil~=5.8.0", "matplotlib~=3.5.0", "tqdm~=4.66.3"]
 
 CURATED_PACKAGES: dict[str, tuple[str, list[str]]] = {
     "sklearn-1.5": ("3.10", ["pandas~=1.5.3", "scipy~=1.10.0", "numpy~=1.22.0", "scikit-learn~=1.5.0",
-                             "joblib~=1.2.0", *_TOOLS, MLFLOW_2]),
+                             "joblib~=1.2.0", *_TOOLS, MLFLOW_2, "mltable"]),
     "sklearn-1.1": ("3.9", ["pandas~=1.3.0", "scipy~=1.10.0", "numpy~=1.22.0", "scikit-learn~=1.1.0",
-                            "joblib~=1.2.0", *_TOOLS, MLFLOW_2]),
+                            "joblib~=1.2.0", *_TOOLS, MLFLOW_2, "mltable"]),
     "sklearn-1.0": ("3.9", ["pandas~=1.3.0", "scipy~=1.10.0", "numpy~=1.22.0", "scikit-learn~=1.0.0",
-                            "joblib~=1.2.0", *_TOOLS, MLFLOW_2]),
+                            "joblib~=1.2.0", *_TOOLS, MLFLOW_2, "mltable"]),
     "sklearn-0.24": ("3.7", ["pandas~=1.1.0", "scipy~=1.5.0", "numpy~=1.19.0", "scikit-learn~=0.24.0",
                              "joblib~=1.0.0", "matplotlib~=3.3.0", MLFLOW_1]),
     "lightgbm-3.3": ("3.10", ["pandas~=1.5.3", "scipy~=1.10.0", "numpy~=1.22.0", "scikit-learn~=1.5.1",
-                              "xgboost~=1.7.6", "lightgbm>=4.6.0", *_TOOLS, MLFLOW_2]),
+                              "xgboost~=1.7.6", "lightgbm>=4.6.0", *_TOOLS, MLFLOW_2, "mltable"]),
     "lightgbm-3.2": ("3.7", ["pandas~=1.1.0", "numpy~=1.19.0", "scikit-learn~=0.24.0", "lightgbm~=3.2.0",
                              MLFLOW_1]),
     "tensorflow-2.16": ("3.10", ["tensorflow~=2.16.1", "pandas~=1.5.3", *_TOOLS, MLFLOW_2]),
