@@ -17,6 +17,10 @@ applied the same way to every entry (docs/guide/environments.md, "Curated enviro
 - in the tabular training lists (scikit-learn, LightGBM, Python 3.8 and later), ``azureml-core`` /
   ``azureml-defaults`` (Azure's data access of SDK v1) become ``mltable`` (the data access of SDK v2),
   so that a job reads its MLTable inputs with ``mltable.load(...)`` as Azure's examples do;
+- in the Python 3.10 lists (``sklearn-1.5``, ``lightgbm-3.3``), ``numpy~=1.22.0`` becomes
+  ``numpy~=1.26.4``, the last NumPy 1.x: the same 1.x ABI for the pinned pandas/scipy/scikit-learn, and
+  it reads pickles written by NumPy 2 (1.22 fails with "No module named 'numpy._core'"), so a model
+  trained with today's packages loads in a job or deployment on these environments;
 - the conda pins (``pandas~=1.5.3``) are kept as pip specifiers; ``pip=..`` is dropped;
 - ``{{latest-pypi-version}}`` is Azure's placeholder: such packages are unpinned here.
 
@@ -35,7 +39,7 @@ MLFLOW_1 = "mlflow==1.30.1"
 _TOOLS = ["psutil~=5.8.0", "matplotlib~=3.5.0", "tqdm~=4.66.3"]
 
 CURATED_PACKAGES: dict[str, tuple[str, list[str]]] = {
-    "sklearn-1.5": ("3.10", ["pandas~=1.5.3", "scipy~=1.10.0", "numpy~=1.22.0", "scikit-learn~=1.5.0",
+    "sklearn-1.5": ("3.10", ["pandas~=1.5.3", "scipy~=1.10.0", "numpy~=1.26.4", "scikit-learn~=1.5.0",
                              "joblib~=1.2.0", *_TOOLS, MLFLOW_2, "mltable"]),
     "sklearn-1.1": ("3.9", ["pandas~=1.3.0", "scipy~=1.10.0", "numpy~=1.22.0", "scikit-learn~=1.1.0",
                             "joblib~=1.2.0", *_TOOLS, MLFLOW_2, "mltable"]),
@@ -43,7 +47,7 @@ CURATED_PACKAGES: dict[str, tuple[str, list[str]]] = {
                             "joblib~=1.2.0", *_TOOLS, MLFLOW_2, "mltable"]),
     "sklearn-0.24": ("3.7", ["pandas~=1.1.0", "scipy~=1.5.0", "numpy~=1.19.0", "scikit-learn~=0.24.0",
                              "joblib~=1.0.0", "matplotlib~=3.3.0", MLFLOW_1]),
-    "lightgbm-3.3": ("3.10", ["pandas~=1.5.3", "scipy~=1.10.0", "numpy~=1.22.0", "scikit-learn~=1.5.1",
+    "lightgbm-3.3": ("3.10", ["pandas~=1.5.3", "scipy~=1.10.0", "numpy~=1.26.4", "scikit-learn~=1.5.1",
                               "xgboost~=1.7.6", "lightgbm>=4.6.0", *_TOOLS, MLFLOW_2, "mltable"]),
     "lightgbm-3.2": ("3.7", ["pandas~=1.1.0", "numpy~=1.19.0", "scikit-learn~=0.24.0", "lightgbm~=3.2.0",
                              MLFLOW_1]),
