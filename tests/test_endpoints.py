@@ -32,7 +32,7 @@ from openaml.errors import ConflictError, OpenAMLError, ValidationError
 ASSETS = Path(__file__).with_name("endpoints_assets")
 # the models below are trained in this (the server's) interpreter, so they are served by the default
 # environment (an image only: the server's packages); AzureML-sklearn-1.5 is its own virtualenv with
-# numpy 1.22, which cannot unpickle a numpy 2 model, as on Azure
+# its own pinned versions (scikit-learn 1.5): serving from the default environment keeps the model and its host on one version
 ENV = Environment(image="mcr.microsoft.com/azureml/minimal-ubuntu22.04-py39-cpu-inference:latest")
 
 
