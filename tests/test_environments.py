@@ -226,12 +226,12 @@ def test_curated_names_resolve_to_their_own_virtualenv_from_azure_package_lists(
     assert not any(r.startswith("azureml-") and r != "azureml-inference-server-http" for r in spec.pip)
 
 
-def test_curated_sklearn_names_share_one_spec_hash_and_pin_mlflow_2() -> None:
+def test_curated_sklearn_names_share_one_spec_hash_and_pin_mlflow_3() -> None:
     hashes = {resolve_spec(r).spec_hash for r in ("AzureML-sklearn-1.5@latest", "azureml:AzureML-sklearn-1.5@latest",
                                                     "azureml://registries/azureml/environments/sklearn-1.5/labels/latest")}
     assert len(hashes) == 1
     spec = resolve_spec("AzureML-sklearn-1.5@latest")
-    assert spec.python == "3.10" and "scikit-learn~=1.5.0" in spec.pip and "mlflow==2.17.2" in spec.pip
+    assert spec.python == "3.10" and "scikit-learn~=1.5.0" in spec.pip and "mlflow==3.17.2" in spec.pip
 
 
 def test_unknown_curated_lists_known_names_and_workspace_refs_need_the_server() -> None:
@@ -634,7 +634,8 @@ def _client_env(version: str) -> object:
         return Environment(conda_file={"dependencies": ["python=3.10", {"pip": [
             "mlflow==1.30.1", "scikit-learn==1.1.3", "pandas==1.5.3", "numpy==1.23.5"]}]})
     if version == "2":
-        return "azureml:AzureML-sklearn-1.5@latest"
+        return Environment(conda_file={"dependencies": ["python=3.10", {"pip": [
+            "mlflow==2.17.2", "scikit-learn~=1.5.0", "pandas~=1.5.3", "numpy~=1.26.4"]}]})
     return Environment(conda_file={"dependencies": [f"python={server_python()}", {"pip": [
         f"mlflow=={server_versions()['mlflow']}", "scikit-learn"]}]})
 

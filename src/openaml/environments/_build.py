@@ -378,6 +378,13 @@ def _build(spec: EnvSpec, root: Path, timeout: float) -> None:
         freeze = subprocess.run([uv, "pip", "freeze", "--color", "never", "--python", str(python)], capture_output=True,
                                 text=True, env=env, timeout=timeout, check=False)
         lock = [ln.strip() for ln in freeze.stdout.splitlines() if ln.strip()]
+        if spec.source.endswith("(curated)"):
+            from openaml.environments._curated_hook import install_curated_hooks
+            from openaml.environments._layer import site_dirs
+
+            for site in site_dirs(root)[:1]:
+                install_curated_hooks(site)
+                blog.write("# curated: mlflow.sklearn saves with cloudpickle by default (MLflow 2's format)\n")
         (root / "lock.txt").write_text("\n".join(lock) + "\n", encoding="utf-8")
         blog.write(f"# exit code 0 after {time.monotonic() - started:.1f} s\n")
     info = {"spec_hash": spec.spec_hash, "source": spec.source, "pip": spec.pip,

@@ -1,0 +1,58 @@
+"""What curated environments add on top of their package lists: scikit-learn models saved with
+cloudpickle by default.
+
+Azure's curated images log the book's ``mlflow.sklearn.log_model(pipeline, ...)`` of a
+ColumnTransformer / OneHotEncoder pipeline, and it loads back. MLflow 3's default format, skops,
+refuses such a pipeline (``numpy.dtype`` is not a trusted type). The curated environments carry
+MLflow 3 (what Azure's images resolve today) with MLflow 2's default format, cloudpickle: a small
+import hook, installed as a ``.pth`` file in the environment's own site-packages, makes
+``mlflow.sklearn``'s default serialization format cloudpickle. An explicit ``serialization_format=``
+still wins. Environments built from the user's own files are left as MLflow makes them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["install_curated_hooks", "HOOK_MODULE"]
+
+HOOK_MODULE = "_openaml_curated_mlflow"
+
+_SOURCE = '''"""openaml curated environment: mlflow.sklearn saves with cloudpickle unless told otherwise."""
+import importlib.abc
+import importlib.util
+import sys
+
+
+class _SklearnDefault(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name != "mlflow.sklearn":
+            return None
+        sys.meta_path.remove(self)
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            fmt = getattr(module, "SERIALIZATION_FORMAT_CLOUDPICKLE", None)
+            if fmt and hasattr(module, "_get_default_serialization_format"):
+                module._get_default_serialization_format = lambda: fmt
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+sys.meta_path.insert(0, _SklearnDefault())
+'''
+
+
+def install_curated_hooks(site_packages: str | Path) -> None:
+    """Write the hook module and its ``.pth`` into ``site_packages`` (a curated environment's own)."""
+    site = Path(site_packages)
+    (site / f"{HOOK_MODULE}.py").write_text(_SOURCE, encoding="utf-8")
+    (site / f"{HOOK_MODULE}.pth").write_text(f"import {HOOK_MODULE}\n", encoding="utf-8")
