@@ -72,6 +72,7 @@ class Runner:
                                       "runner_pgid": os.getpgid(0), "heartbeat": time.time()}
         self.proc: subprocess.Popen[bytes] | None = None
         self.ro_binds: list[tuple[str, str]] = []
+        self.hide_lines: list[str] = []
         self._ro_ok: bool | None = None
         self.cancel_reason: str | None = None
         self._lock = threading.Lock()
@@ -224,11 +225,29 @@ class Runner:
                 self.syslog("read-only bind mounts unavailable: ro_mount inputs are the datastore paths themselves")
         return self._ro_ok
 
+    def hide_secrets(self) -> None:
+        """Hide the workspace's secrets from the job (``_hide``'s docstring); where mount namespaces are
+        unavailable, say so at the top of the job's log and in its ``warnings`` (``env_warnings``)."""
+        from openaml._settings import openaml_home
+        from openaml.runner._hide import NOT_HIDDEN_WARNING, hide_script
+
+        job_dir = self.job_dir.resolve()
+        workspace = job_dir.parent.parent
+        if not (workspace / "workspace.json").is_file():
+            self.syslog(f"{job_dir} is not in a workspace's jobs/ folder: nothing to hide")
+            return
+        if not self.read_only_mounts_available():
+            self.userlog(f"[openaml] warning: {NOT_HIDDEN_WARNING}")
+            self.update(env_warnings=[*(self.state.get("env_warnings") or []), NOT_HIDDEN_WARNING])
+            return
+        self.hide_lines = hide_script(workspace, job_dir, openaml_home())
+
     def wrap_command(self, command: str, env: dict[str, str]) -> list[str]:
-        """``bash -c command``, inside a private mount namespace with the read-only inputs when any."""
-        if not self.ro_binds:
+        """``bash -c command``, inside a private mount namespace that hides the workspace's secrets
+        (``hide_secrets``) and holds the read-only inputs, when any."""
+        if not self.ro_binds and not self.hide_lines:
             return ["bash", "-c", command]
-        lines = ["set -e"]
+        lines = ["set -e", *self.hide_lines]
         for src, dst in self.ro_binds:
             lines.append(f"mount --bind {shlex.quote(src)} {shlex.quote(dst)}")
             lines.append(f"mount -o remount,bind,ro {shlex.quote(dst)}")
@@ -379,6 +398,7 @@ class Runner:
             (wd / "logs").mkdir(exist_ok=True)
             inputs = self.prepare_inputs()
             outputs = self.prepare_outputs()
+            self.hide_secrets()
             values = {f"inputs.{k}": v for k, v in inputs.items()}
             values.update({f"outputs.{k}": v for k, v in outputs.items()})
             values["name"] = self.spec["job_name"]

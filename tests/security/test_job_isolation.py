@@ -1,0 +1,117 @@
+"""A job cannot read the workspace's secrets (issue 10: jobs get only their scoped token).
+
+A job runs as the server's OS user, so the runner hides the workspace's secrets in the job's own
+mount namespace (openaml.runner._hide): the job below tries to read server.token, secret.key, the
+databases, another workspace's secret.key and $OPENAML_HOME/credentials.json and gets nothing,
+while its scoped token still logs to its own run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from openaml import MLClient, command
+from tests.security.conftest import launch
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("unshare") is None or (os.geteuid() != 0),
+    reason="hiding needs mount namespaces (unshare -m as root); elsewhere the job is warned instead")
+
+READER = """
+import json, os, sys
+import mlflow
+seen = {}
+for path in sys.argv[1:]:
+    try:
+        with open(path, "rb") as fh:
+            seen[path] = fh.read().decode("latin-1")
+    except OSError as exc:
+        seen[path] = "error: " + type(exc).__name__
+    try:
+        with open(path, "ab") as fh:
+            fh.write(b"x")
+        seen[path + " (write)"] = "written"
+    except OSError as exc:
+        seen[path + " (write)"] = "error: " + type(exc).__name__
+seen["listing"] = sorted(os.listdir(sys.argv[1].rsplit("/", 1)[0]))
+mlflow.log_metric("isolated", 1.0)
+os.makedirs("outputs", exist_ok=True)
+with open("outputs/seen.json", "w") as fh:
+    json.dump(seen, fh)
+"""
+
+
+def _seen(workspace: Path, job_name: str) -> dict[str, str]:
+    return json.loads((workspace / "jobs" / job_name / "wd" / "outputs" / "seen.json").read_text())
+
+
+def test_job_cannot_read_workspace_secrets(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    creds = home / "credentials.json"
+    creds.write_text(json.dumps({"http://elsewhere": {"token": "saved-client-token-0123456789"}}))
+    other = home / "workspaces" / "other"
+    other.mkdir(parents=True)
+    (other / "secret.key").write_text("other-workspace-key")
+    token = "isolation-token-0123456789abcdef"
+    tok_dir = tmp_path / "private"
+    tok_dir.mkdir()
+    (tok_dir / "tok").write_text(token + "\n")
+    ws = tmp_path / "ws"
+    srv = launch(ws, "--token-file", str(tok_dir / "tok"), env={"OPENAML_HOME": str(home)})
+    try:
+        assert (ws / "server.token").read_text().strip() == token
+        client = MLClient(workspace=srv.url, token=token)
+        secrets = [ws / "server.token", ws / "secret.key", ws / "openaml.db", ws / "mlflow.db", creds,
+                   other / "secret.key"]
+        secrets += [p for p in ws.glob("*.db-*")]  # -wal, -shm of the running server
+        assert (ws / "secret.key").stat().st_size > 0 and (ws / "openaml.db").stat().st_size > 0
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "reader.py").write_text(textwrap.dedent(READER))
+        job = client.jobs.create_or_update(command(
+            code=str(src), experiment_name="isolation",
+            command="python reader.py " + " ".join(str(f) for f in secrets)))
+        final = client.jobs.wait(job.name, timeout=300)
+        raw = client.jobs.get_raw(job.name)
+        assert final.status == "Completed", (raw["error"], raw["log_tail"])
+        seen = _seen(ws, job.name)
+        for f in secrets:
+            got = seen[str(f)]
+            assert got == "" or got.startswith("error:"), (f, got[:80])
+            assert seen[f"{f} (write)"].startswith("error:"), f
+        # what the job sees of the workspace folder: no secret, no database
+        assert set(seen["listing"]) <= {"workspace.json", "server.json", "jobs", "envs", "datastores", ".hidden"}
+        # the files themselves are intact, and the job's scoped token logged to its own run
+        assert (ws / "server.token").read_text().strip() == token
+        assert creds.read_text().startswith("{") and (other / "secret.key").read_text() == "other-workspace-key"
+        assert raw["metrics"]["isolated"] == 1.0
+        assert not any("NOT hidden" in w for w in raw.get("warnings") or [])
+        client.close()
+    finally:
+        srv.stop()
+
+
+def test_job_on_tokenless_server_cannot_read_secret_key(sec_server: Any, owner: MLClient, tmp_path: Path) -> None:
+    ws = Path(sec_server.path)
+    key = ws / "secret.key"
+    assert key.stat().st_size > 0
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "reader.py").write_text(textwrap.dedent(READER))
+    job = owner.jobs.create_or_update(command(code=str(src), command=f"python reader.py {key} {ws / 'openaml.db'}",
+                                              experiment_name="isolation"))
+    final = owner.jobs.wait(job.name, timeout=300)
+    raw = owner.jobs.get_raw(job.name)
+    assert final.status == "Completed", (raw["error"], raw["log_tail"])
+    seen = _seen(ws, job.name)
+    assert seen[str(key)] == "" or seen[str(key)].startswith("error:")
+    assert seen[str(ws / "openaml.db")] == "" or seen[str(ws / "openaml.db")].startswith("error:")
+    assert raw["metrics"]["isolated"] == 1.0
