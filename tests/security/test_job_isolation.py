@@ -20,7 +20,7 @@ import pytest
 from openaml import MLClient, command
 from tests.security.conftest import launch
 
-pytestmark = pytest.mark.skipif(
+needs_namespaces = pytest.mark.skipif(
     shutil.which("unshare") is None or (os.geteuid() != 0),
     reason="hiding needs mount namespaces (unshare -m as root); elsewhere the job is warned instead")
 
@@ -52,6 +52,7 @@ def _seen(workspace: Path, job_name: str) -> dict[str, str]:
     return json.loads((workspace / "jobs" / job_name / "wd" / "outputs" / "seen.json").read_text())
 
 
+@needs_namespaces
 def test_job_cannot_read_workspace_secrets(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
@@ -99,6 +100,7 @@ def test_job_cannot_read_workspace_secrets(tmp_path: Path) -> None:
         srv.stop()
 
 
+@needs_namespaces
 def test_job_on_tokenless_server_cannot_read_secret_key(sec_server: Any, owner: MLClient, tmp_path: Path) -> None:
     ws = Path(sec_server.path)
     key = ws / "secret.key"
@@ -115,3 +117,36 @@ def test_job_on_tokenless_server_cannot_read_secret_key(sec_server: Any, owner: 
     assert seen[str(key)] == "" or seen[str(key)].startswith("error:")
     assert seen[str(ws / "openaml.db")] == "" or seen[str(ws / "openaml.db")].startswith("error:")
     assert raw["metrics"]["isolated"] == 1.0
+
+
+def test_default_workspaces_folder_is_owner_only(tmp_path: Path) -> None:
+    from openaml.workspace import create_workspace
+
+    home = tmp_path / "home"
+    layout = create_workspace("private-ws", home=home)
+    for folder in (home, home / "workspaces", layout.root):
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
+
+
+def test_job_is_warned_where_secrets_cannot_be_hidden(tmp_path: Path) -> None:
+    """Without ``unshare`` on the PATH of the server (and so of its runners), the job is told."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "sh", "env", "cat", "ls"):
+        found = shutil.which(tool)
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    ws = tmp_path / "ws"
+    srv = launch(ws, env={"PATH": str(bin_dir), "OPENAML_HOME": str(tmp_path / "home")})
+    try:
+        client = MLClient(workspace=srv.url)
+        job = client.jobs.create_or_update(command(command="echo ran", experiment_name="isolation"))
+        final = client.jobs.wait(job.name, timeout=300)
+        raw = client.jobs.get_raw(job.name)
+        assert final.status == "Completed", (raw["error"], raw["log_tail"])
+        assert any("secrets are NOT hidden" in w for w in raw["warnings"]), raw["warnings"]
+        log = (ws / "jobs" / job.name / "user_logs" / "std_log.txt").read_text()
+        assert "[openaml] warning: the workspace's secrets are NOT hidden from this job" in log
+        client.close()
+    finally:
+        srv.stop()
