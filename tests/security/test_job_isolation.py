@@ -150,3 +150,24 @@ def test_job_is_warned_where_secrets_cannot_be_hidden(tmp_path: Path) -> None:
         client.close()
     finally:
         srv.stop()
+
+
+@needs_namespaces
+def test_model_input_still_mounts_when_artifacts_are_hidden(sec_server: Any, owner: MLClient, tmp_path: Path) -> None:
+    """A model input lives in mlartifacts/, which the job cannot see: its read-only mount is made first."""
+    from openaml import Input
+    from openaml.entities import Model
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "weights.txt").write_text("w=42")
+    name = f"iso-{os.getpid()}"
+    owner.models.create_or_update(Model(name=name, version="1", path=str(folder), type="custom_model"))
+    job = owner.jobs.create_or_update(command(
+        command="cat ${{inputs.m}}/weights.txt && ls " + str(Path(sec_server.path) / "mlartifacts"),
+        inputs={"m": Input(type="custom_model", path=f"azureml:{name}:1")}, experiment_name="isolation"))
+    final = owner.jobs.wait(job.name, timeout=300)
+    raw = owner.jobs.get_raw(job.name)
+    assert final.status == "Failed", (raw["error"], raw["log_tail"])  # ls: no mlartifacts/ for the job
+    assert "w=42" in "\n".join(raw["log_tail"])
+    assert "mlartifacts" in "\n".join(raw["log_tail"])

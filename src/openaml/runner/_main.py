@@ -247,10 +247,13 @@ class Runner:
         (``hide_secrets``) and holds the read-only inputs, when any."""
         if not self.ro_binds and not self.hide_lines:
             return ["bash", "-c", command]
-        lines = ["set -e", *self.hide_lines]
+        lines = ["set -e"]
+        # read-only binds first: their sources (a model in mlartifacts/) may be hidden next; hiding
+        # binds the job's folder and envs/ back recursively, read-only submounts included
         for src, dst in self.ro_binds:
             lines.append(f"mount --bind {shlex.quote(src)} {shlex.quote(dst)}")
             lines.append(f"mount -o remount,bind,ro {shlex.quote(dst)}")
+        lines.extend(self.hide_lines)
         lines.append('cmd="$OPENAML_USER_COMMAND"; unset OPENAML_USER_COMMAND; exec bash -c "$cmd"')
         env["OPENAML_USER_COMMAND"] = command
         return ["unshare", "-m", "--propagation", "private", "bash", "-c", "\n".join(lines)]
