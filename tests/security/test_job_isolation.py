@@ -66,13 +66,16 @@ def test_job_cannot_read_workspace_secrets(tmp_path: Path) -> None:
     tok_dir.mkdir()
     (tok_dir / "tok").write_text(token + "\n")
     ws = tmp_path / "ws"
-    srv = launch(ws, "--token-file", str(tok_dir / "tok"), env={"OPENAML_HOME": str(home)})
+    tracking_db = tok_dir / "tracking.db"  # an MLflow store outside the workspace is hidden too
+    srv = launch(ws, "--token-file", str(tok_dir / "tok"), "--tracking-url", f"sqlite:///{tracking_db}",
+                 env={"OPENAML_HOME": str(home)})
     try:
         assert (ws / "server.token").read_text().strip() == token
         client = MLClient(workspace=srv.url, token=token)
-        secrets = [ws / "server.token", ws / "secret.key", ws / "openaml.db", ws / "mlflow.db", creds,
-                   other / "secret.key"]
-        secrets += [p for p in ws.glob("*.db-*")]  # -wal, -shm of the running server
+        secrets = [ws / "server.token", ws / "secret.key", ws / "openaml.db", creds, other / "secret.key",
+                   tok_dir / "tok", tracking_db]
+        secrets += [p for p in [*ws.glob("*.db-*"), *tok_dir.glob("*.db-*")]]  # -wal, -shm of the server
+        assert tracking_db.stat().st_size > 0
         assert (ws / "secret.key").stat().st_size > 0 and (ws / "openaml.db").stat().st_size > 0
         src = tmp_path / "src"
         src.mkdir()
@@ -92,6 +95,7 @@ def test_job_cannot_read_workspace_secrets(tmp_path: Path) -> None:
         assert set(seen["listing"]) <= {"workspace.json", "server.json", "jobs", "envs", "datastores", ".hidden"}
         # the files themselves are intact, and the job's scoped token logged to its own run
         assert (ws / "server.token").read_text().strip() == token
+        assert (tok_dir / "tok").read_text().strip() == token
         assert creds.read_text().startswith("{") and (other / "secret.key").read_text() == "other-workspace-key"
         assert raw["metrics"]["isolated"] == 1.0
         assert not any("NOT hidden" in w for w in raw.get("warnings") or [])

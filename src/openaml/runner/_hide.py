@@ -15,7 +15,9 @@ rather than a deny list, so that a file the server creates later (a new ``-wal``
   also mounts read-only) and ``datastores/`` (the data its inputs and outputs resolve to);
 * every *other* workspace of the user (those in ``$OPENAML_HOME/workspaces.json`` and the folders of
   ``$OPENAML_HOME/workspaces/``) becomes an empty read-only ``tmpfs``;
-* ``$OPENAML_HOME/credentials.json`` is covered by an empty, mode-000, read-only file.
+* ``$OPENAML_HOME/credentials.json`` and the server's secret files outside the workspace
+  (:func:`server_secret_files`: the ``--token-file``, the TLS key, SQLite databases configured
+  elsewhere) are covered by an empty, mode-000, read-only file.
 
 Code snapshots need not be visible (the runner copies the job's code into its working directory).
 The folders are bound back through file descriptors opened before the ``tmpfs`` covers them
@@ -29,8 +31,12 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["hide_script", "other_workspaces", "NOT_HIDDEN_WARNING"]
+if TYPE_CHECKING:
+    from openaml._settings import Settings
+
+__all__ = ["hide_script", "other_workspaces", "server_secret_files", "NOT_HIDDEN_WARNING"]
 
 #: files of the workspace folder a job still sees (copies): names and ids, no secret
 VISIBLE_FILES = ("workspace.json", "server.json")
@@ -71,10 +77,31 @@ def other_workspaces(workspace: Path, home: Path) -> list[Path]:
     return sorted(set(out))
 
 
-def hide_script(workspace: Path, job_dir: Path, home: Path) -> list[str]:
+def server_secret_files(settings: Settings) -> list[str]:
+    """Absolute paths of the server's secret files that may lie outside its workspace: the file given
+    to ``--token-file``, the TLS private key, and SQLite databases given by ``--database-url`` or
+    ``--tracking-url`` (with their ``-wal``, ``-shm`` and ``-journal`` files). Those that do not
+    exist when a job starts are skipped by :func:`hide_script`."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    files = [p for p in (settings.token_file, settings.ssl_keyfile) if p]
+    for url in (settings.database_url, settings.tracking_url):
+        try:
+            parsed = make_url(url) if url else None
+        except ArgumentError:
+            continue
+        if parsed is not None and parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
+            db = Path(str(parsed.database))
+            files += [db, *(db.with_name(db.name + s) for s in ("-wal", "-shm", "-journal"))]
+    return [str(Path(p).expanduser().resolve()) for p in files]
+
+
+def hide_script(workspace: Path, job_dir: Path, home: Path, files: list[str] | None = None) -> list[str]:
     """Shell lines (for ``bash`` run by root in a fresh mount namespace, ``set -e``) that hide what a job
     must not see (module docstring). ``workspace``, ``job_dir`` (inside ``workspace/jobs``) and ``home``
-    (``$OPENAML_HOME``) are absolute, resolved paths."""
+    (``$OPENAML_HOME``) are absolute, resolved paths; ``files`` are more files to cover with an empty
+    one (:func:`server_secret_files`; those in the workspace are hidden with it)."""
     q = shlex.quote
     ws = q(str(workspace))
     lines: list[str] = []
@@ -95,7 +122,10 @@ def hide_script(workspace: Path, job_dir: Path, home: Path) -> list[str]:
     mask = q(str(workspace / ".hidden"))
     lines.append(f": > {mask}; chmod 000 {mask}")
     lines.append(f"mount -o remount,ro {ws}")
-    cred = q(str(home / "credentials.json"))
-    lines.append(f"if [ -f {cred} ]; then mount --bind {mask} {cred}; mount -o remount,bind,ro {cred}; fi")
+    covered = [home / "credentials.json"] + [Path(f) for f in files or []]
+    for f in dict.fromkeys(covered):
+        if not _within(f, workspace):
+            c = q(str(f))
+            lines.append(f"if [ -f {c} ]; then mount --bind {mask} {c}; mount -o remount,bind,ro {c}; fi")
     lines.append('cd -- "$PWD"')  # the working directory through the new mounts
     return lines

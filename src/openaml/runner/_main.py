@@ -240,7 +240,7 @@ class Runner:
             self.userlog(f"[openaml] warning: {NOT_HIDDEN_WARNING}")
             self.update(env_warnings=[*(self.state.get("env_warnings") or []), NOT_HIDDEN_WARNING])
             return
-        self.hide_lines = hide_script(workspace, job_dir, openaml_home())
+        self.hide_lines = hide_script(workspace, job_dir, openaml_home(), self.spec.get("hidden_files"))
 
     def wrap_command(self, command: str, env: dict[str, str]) -> list[str]:
         """``bash -c command``, inside a private mount namespace that hides the workspace's secrets
