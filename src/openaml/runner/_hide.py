@@ -23,7 +23,9 @@ Code snapshots need not be visible (the runner copies the job's code into its wo
 The folders are bound back through file descriptors opened before the ``tmpfs`` covers them
 (``mount --bind /proc/self/fd/N``), since their paths then lead into the ``tmpfs``.
 
-The server process and the runner are not in the namespace: they see the workspace as it is.
+The read-only input mounts are made before the hiding (a model input's source is in ``mlartifacts/``,
+hidden next); the recursive binds keep them, read-only. The server process and the runner are not
+in the namespace: they see the workspace as it is.
 """
 
 from __future__ import annotations
