@@ -423,6 +423,36 @@ def test_job_gets_every_pin_exactly_and_show_gives_the_lock(ml_client, cli, serv
         assert pin in shown["lock"]
 
 
+def test_pins_built_against_numpy_1_bound_an_unpinned_numpy() -> None:
+    # review of issue 9: scikit-learn==1.1.3 + pandas==1.5.3 with numpy unpinned resolved numpy 2 and
+    # `import sklearn` failed ("numpy.dtype size changed"); conda-forge's repodata gives numpy<2
+    from openaml.environments._build import numpy_abi_constraints
+
+    assert numpy_abi_constraints(["scikit-learn==1.1.3", "pandas==1.5.3"]) == ["numpy<2"]
+    assert numpy_abi_constraints(["pandas<2.0", "six"]) == ["numpy<2"]
+    assert numpy_abi_constraints(["scikit-learn==1.1.3", "numpy==1.23.5"]) == []  # the user's numpy pin rules
+    assert numpy_abi_constraints(["scikit-learn==1.5.2", "pandas>=1.5", "scipy"]) == []
+    assert numpy_abi_constraints(["not a requirement !!", "torch==2.13.0"]) == []
+
+
+@pytest.mark.slow
+def test_old_pins_without_a_numpy_pin_get_a_numpy_they_import_with(ml_client, server, tmp_path: Path) -> None:
+    from openaml import command
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "v.py").write_text("import numpy, sklearn, pandas\nprint('VERSIONS', sklearn.__version__, "
+                                           "pandas.__version__, numpy.__version__)\n")
+    (tmp_path / "env.yml").write_text("name: book\ndependencies:\n  - python=3.10\n  - pip\n  - pip:\n"
+                                      "    - scikit-learn==1.1.3\n    - pandas==1.5.3\n")
+    env = Environment(image="mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest",
+                      conda_file=str(tmp_path / "env.yml"))
+    job, log = _run_job(ml_client, server.path, command(code=str(tmp_path / "src"), command="python v.py",
+                                                        environment=env))
+    assert job.status == "Completed", log
+    versions = log.split("VERSIONS ", 1)[1].split()
+    assert versions[:2] == ["1.1.3", "1.5.3"] and versions[2].startswith("1.")
+
+
 def test_unobtainable_pins_fail_naming_package_version_python_and_cache_nothing(tmp_path: Path) -> None:
     # mltable 1.0.0 has no build for the server's Python (its azureml-dataprep-rslex stops at cp310): with
     # the Python asked for available, nothing is relaxed and the build fails with uv's resolver message
@@ -757,3 +787,15 @@ def test_every_cpu_curated_list_resolves_on_its_python() -> None:
                                spec.interpreter or str(spec.python_used)], input="\n".join(spec.pip),
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"{name} on Python {spec.python_used}: {done.stderr[-1500:]}"
+
+
+def test_build_error_keeps_uvs_verdict_before_a_long_traceback(tmp_path: Path) -> None:
+    # review of issue 9: the message showed the end of a setuptools traceback, not uv's "Failed to build" line
+    from openaml.environments._build import _tail
+
+    log = tmp_path / "build.log"
+    log.write_text("$ uv pip install\nerror: Failed to build `numpy==1.16.0`\n"
+                   + "".join(f"  traceback line {i}\n" for i in range(60)), encoding="utf-8")
+    text = _tail(log)
+    assert text.splitlines()[0] == "error: Failed to build `numpy==1.16.0`"
+    assert text.splitlines()[-1] == "  traceback line 59"

@@ -252,3 +252,31 @@ def test_data_create_of_a_missing_datastore_path_warns_and_the_job_fails_clearly
     target.write_text("a\n42\n")
     r = _run(cli, yml)
     assert r.returncode == 0 and "42" in r.stdout, r.stderr + r.stdout
+
+
+def test_non_utf8_yaml_is_a_clear_error_not_a_traceback(cli, tmp_path):
+    # review of issue 9: `job create` / `environment create` of a non-UTF-8 file printed a UnicodeDecodeError
+    bad = tmp_path / "job.yml"
+    bad.write_bytes(b"\xff\xfe type: command\n")
+    r = cli("job", "create", "-f", str(bad))
+    assert r.returncode != 0 and "Traceback" not in r.stderr + r.stdout
+    assert f"{bad}: not a UTF-8 text file" in r.stderr + r.stdout
+    conda = tmp_path / "conda.yml"
+    conda.write_bytes(b"dependencies:\n  - \xe9\xff\n")
+    env = _write(tmp_path / "env.yml", f"""
+        name: not-utf8
+        image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest
+        conda_file: {conda}
+        """)
+    r = cli("environment", "create", "-f", str(env))
+    assert r.returncode != 0 and "Traceback" not in r.stderr + r.stdout
+    assert "not a UTF-8 text file" in r.stderr + r.stdout
+
+
+def test_a_python_version_that_is_not_one_is_refused():
+    # review of issue 9: `python=banana` in a conda file was ignored (the job ran in the default environment)
+    from openaml.environments import parse_conda
+
+    with pytest.raises(ValidationError, match="'banana' is not a Python version"):
+        parse_conda({"dependencies": ["python=banana", "pip"]})
+    assert parse_conda({"dependencies": ["python=3.10.*", "pip"]})[1] == "3.10"

@@ -132,7 +132,13 @@ def load_yaml_with_lines(path: str | os.PathLike[str]) -> tuple[dict[str, Any], 
     p = Path(path)
     if not p.is_file():
         raise ValidationError(f"{p}: file not found", details={"file": str(p)})
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"{p}: not a UTF-8 text file (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}); "
+                              "save the YAML as UTF-8", details={"file": str(p), "position": exc.start}) from None
+    except OSError as exc:
+        raise ValidationError(f"{p}: cannot be read ({exc.strerror or exc})", details={"file": str(p)}) from None
     return parse_yaml_with_lines(text, source=str(p))
 
 

@@ -32,6 +32,7 @@ from openaml.environments._refs import (
     lookup_curated,
     parse_reference,
 )
+from openaml.environments._sandbox import read_only_mounts_available, server_prefix, wrap_read_only
 from openaml.environments._spec import (
     EnvOptions,
     EnvSpec,
@@ -54,6 +55,9 @@ __all__ = [
     "ensure_environment",
     "env_info",
     "job_layer",
+    "read_only_mounts_available",
+    "server_prefix",
+    "wrap_read_only",
     "env_path",
     "env_status",
     "find_uv",

@@ -172,7 +172,11 @@ def _tail(path: Path, start: int = 0) -> str:
             lines = fh.read().splitlines()
     except OSError:
         return ""
-    return "\n".join(lines[-_TAIL_LINES:])
+    tail = lines[-_TAIL_LINES:]
+    # uv's own verdict (``× Failed to build `numpy==1.16.0` ``, ``× No solution found``) comes before a
+    # long build backend traceback: keep it even when the tail would cut it off
+    verdict = [ln for ln in lines[:-_TAIL_LINES] if ln.lstrip().startswith(("× ", "╰─▶", "error:"))][:6]
+    return "\n".join([*verdict, *(["..."] if verdict else []), *tail])
 
 
 def _clear_but_log(root: Path) -> None:
@@ -254,6 +258,52 @@ def _relax(spec: EnvSpec, uv: str, python: Path, used: str, blog: IO[str], env: 
     return reqs, deviations
 
 
+#: the first release of each package built against NumPy 2 (from their release notes); an older pin
+#: is a binary built against NumPy 1.x, which fails at import under NumPy 2 ("numpy.dtype size
+#: changed"). conda-forge encodes the same facts in its repodata patches, which is why an Azure
+#: image built from the same conda file gets NumPy 1.x.
+NUMPY2_FIRST: dict[str, str] = {
+    "scikit-learn": "1.4.2", "pandas": "2.2.2", "scipy": "1.13.0", "matplotlib": "3.8.4", "statsmodels": "0.14.2",
+    "pyarrow": "16.0.0", "numba": "0.60.0", "h5py": "3.11.0", "shap": "0.46.0", "scikit-image": "0.23.0",
+    "numexpr": "2.10.0", "bottleneck": "1.4.0", "tables": "3.10.0", "torch": "2.3.0", "tensorflow": "2.18.0",
+    "tensorflow-cpu": "2.18.0", "pandas-datareader": "0.11.0",
+}
+
+
+def numpy_abi_constraints(reqs: list[str]) -> list[str]:
+    """``["numpy<2"]`` when a requirement pins (``==``, or an upper bound below) a release of a
+    package of :data:`NUMPY2_FIRST` built against NumPy 1.x and numpy itself is not named; else ``[]``.
+
+    The constraint only bounds a package the user left unpinned (their own pins stay exact); it is
+    written to the build log and the environment's ``constraints``.
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+    from packaging.version import InvalidVersion, Version
+
+    parsed = []
+    for line in reqs:
+        try:
+            parsed.append(Requirement(line.split("#", 1)[0].strip()))
+        except InvalidRequirement:
+            continue
+    if any(canonicalize_name(r.name) == "numpy" for r in parsed):
+        return []
+    for r in parsed:
+        first = NUMPY2_FIRST.get(canonicalize_name(r.name))
+        if first is None:
+            continue
+        for spec in r.specifier:
+            try:
+                v = Version(spec.version.rstrip(".*"))
+            except InvalidVersion:
+                continue
+            if spec.operator in ("==", "===", "<=", "~=") and v < Version(first) or \
+                    spec.operator == "<" and v <= Version(first):
+                return ["numpy<2"]
+    return []
+
+
 def _build(spec: EnvSpec, root: Path, timeout: float) -> None:
     uv = find_uv()
     shutil.rmtree(root, ignore_errors=True)
@@ -297,6 +347,11 @@ def _build(spec: EnvSpec, root: Path, timeout: float) -> None:
         (root / "requirements.txt").write_text("\n".join(reqs) + "\n", encoding="utf-8")
         install = [uv, "pip", "install", "--no-progress", "--color", "never",
                    "--python", str(python), "-r", str(root / "requirements.txt")]
+        compat = numpy_abi_constraints(reqs)
+        if compat:
+            (root / "constraints.txt").write_text("\n".join(compat) + "\n", encoding="utf-8")
+            install += ["-c", str(root / "constraints.txt")]
+            blog.writelines(f"# constraint: {c}\n" for c in compat)
         mark = blog.tell()
         rc = _run(install, blog, env, timeout)
         if rc != 0 and not spec.python_exact:
@@ -328,7 +383,7 @@ def _build(spec: EnvSpec, root: Path, timeout: float) -> None:
     info = {"spec_hash": spec.spec_hash, "source": spec.source, "pip": spec.pip,
             "installed_from": (root / "requirements.txt").read_text(encoding="utf-8").split(),
             "python": used, "python_asked": spec.python, "interpreter": spec.interpreter or f"uv-managed {used}",
-            "lock": lock, "deviations": deviations,
+            "lock": lock, "deviations": deviations, "constraints": compat,
             "built_at": datetime.now(UTC).isoformat(), "seconds": round(time.monotonic() - started, 2)}
     # uv copies or hard-links files from its cache with the cache's modes: make the copy owner-only,
     # like the rest of the workspace (issue 10)

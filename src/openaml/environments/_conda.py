@@ -150,6 +150,9 @@ def _conda_spec_to_pip(entry: str, warnings: list[str]) -> tuple[str | None, str
     low = canonical_name(name)
     if low == "python":
         num = re.search(r"(\d+)(?:\.(\d+))?", ver or "")
+        if ver and (num is None or not re.fullmatch(r"[<>=!~,.*\d\s]+", ver)):
+            raise ValidationError(f"conda dependency {entry!r}: {ver!r} is not a Python version; write e.g. "
+                                  "python=3.10", details={"field": "dependencies", "value": entry})
         return None, (f"{num.group(1)}.{num.group(2)}" if num and num.group(2) else num.group(1) if num else None)
     if low == "pip":
         return None, None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -139,7 +138,15 @@ class Runner:
         and, for those found while building, to ``state.json`` (``env_warnings``) for the job's
         ``warnings``.
         """
-        from openaml.environments import ensure_environment, env_info, env_status, find_uv, job_layer, spec_from_dict
+        from openaml.environments import (
+            ensure_environment,
+            env_info,
+            env_status,
+            find_uv,
+            job_layer,
+            server_prefix,
+            spec_from_dict,
+        )
 
         env = self.spec.get("environment") or {}
         known = list(env.get("warnings") or [])
@@ -148,8 +155,9 @@ class Runner:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         layer = self.job_dir / "venv"
         if env.get("kind", "base") == "base":
-            if sys.prefix != sys.base_prefix:  # the server's virtualenv: read-only to the job where possible
-                self._protect(Path(sys.prefix))
+            prefix = server_prefix()
+            if prefix is not None:  # the server's virtualenv: read-only to the job where possible
+                self._protect(prefix)
             return str(job_layer(Path(sys.executable).parent, layer, find_uv(), server=True))
         # progress lines ("building ... with uv", "reusing ...", "ready in N s") go to the user's log, so a
         # job that waits for its virtualenv says so; uv's own output stays in the environment's build.log
@@ -212,15 +220,10 @@ class Runner:
 
     def read_only_mounts_available(self) -> bool:
         """Whether ``unshare -m`` + a read-only bind mount works here (root, or user namespaces)."""
+        from openaml.environments import read_only_mounts_available
+
         if self._ro_ok is None:
-            self._ro_ok = False
-            if shutil.which("unshare") and shutil.which("mount"):
-                try:
-                    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "true"],
-                                           capture_output=True, timeout=5)
-                    self._ro_ok = probe.returncode == 0
-                except (OSError, subprocess.TimeoutExpired):
-                    self._ro_ok = False
+            self._ro_ok = read_only_mounts_available()
             if not self._ro_ok:
                 self.syslog("read-only bind mounts unavailable: ro_mount inputs are the datastore paths themselves")
         return self._ro_ok
@@ -243,20 +246,13 @@ class Runner:
         self.hide_lines = hide_script(workspace, job_dir, openaml_home(), self.spec.get("hidden_files"))
 
     def wrap_command(self, command: str, env: dict[str, str]) -> list[str]:
-        """``bash -c command``, inside a private mount namespace that hides the workspace's secrets
-        (``hide_secrets``) and holds the read-only inputs, when any."""
-        if not self.ro_binds and not self.hide_lines:
-            return ["bash", "-c", command]
-        lines = ["set -e"]
+        """``bash -c command``, inside a private mount namespace that holds the read-only inputs and hides
+        the workspace's secrets (``hide_secrets``), when any."""
+        from openaml.environments import wrap_read_only
+
         # read-only binds first: their sources (a model in mlartifacts/) may be hidden next; hiding
         # binds the job's folder and envs/ back recursively, read-only submounts included
-        for src, dst in self.ro_binds:
-            lines.append(f"mount --bind {shlex.quote(src)} {shlex.quote(dst)}")
-            lines.append(f"mount -o remount,bind,ro {shlex.quote(dst)}")
-        lines.extend(self.hide_lines)
-        lines.append('cmd="$OPENAML_USER_COMMAND"; unset OPENAML_USER_COMMAND; exec bash -c "$cmd"')
-        env["OPENAML_USER_COMMAND"] = command
-        return ["unshare", "-m", "--propagation", "private", "bash", "-c", "\n".join(lines)]
+        return wrap_read_only(["bash", "-c", command], self.ro_binds, then=self.hide_lines)
 
     def prepare_outputs(self) -> dict[str, str]:
         values: dict[str, str] = {}

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from openaml.environments import wrap_read_only
 from openaml.serving import WORKER_SCRIPT
 
 __all__ = ["InitFailed", "LaunchSpec", "Supervisor"]
@@ -39,7 +40,9 @@ class LaunchSpec:
     """How to start one deployment's workers.
 
     ``config`` is the worker's JSON config (mode, paths, request settings, batching);
-    ``ready_timeout`` is the readiness probe's limit in seconds; ``log`` the deployment log.
+    ``ready_timeout`` is the readiness probe's limit in seconds; ``log`` the deployment log;
+    ``ro_binds`` the ``(src, dst)`` folders mounted read-only in each worker's own mount namespace
+    (the shared environment, the server's virtualenv: :func:`openaml.environments.wrap_read_only`).
     """
 
     python: str
@@ -52,6 +55,7 @@ class LaunchSpec:
     ready_timeout: float = 310.0
     liveness_period: float = 10.0
     liveness_failures: int = 30
+    ro_binds: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -193,6 +197,12 @@ class Supervisor:
         for inst in old:  # scaled down
             self._retire(key, dep, inst)
 
+    def python_of(self, key: str) -> str | None:
+        """The interpreter the deployment's running workers use (None when it has none)."""
+        with self._lock:
+            dep = self._deps.get(key)
+            return dep.spec.python if dep is not None and dep.instances else None
+
     def stop_deployment(self, key: str, drain: bool = True) -> None:
         """Stop routing to the deployment, give in-flight requests time to finish (``drain``), stop its workers."""
         with self._lock:
@@ -226,7 +236,8 @@ class Supervisor:
         cfg_path.write_text(json.dumps(cfg, indent=2), encoding="utf-8")
         spec.log.parent.mkdir(parents=True, exist_ok=True)
         with open(spec.log, "ab") as log:
-            proc = subprocess.Popen([spec.python, str(WORKER_SCRIPT), str(cfg_path)], cwd=spec.cwd, env=spec.env,
+            argv = wrap_read_only([spec.python, str(WORKER_SCRIPT), str(cfg_path)], spec.ro_binds)
+            proc = subprocess.Popen(argv, cwd=spec.cwd, env=spec.env,
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True)
         inst = _Instance(index=index, proc=proc, socket=sock, ready_file=ready, recycle_file=recycle)

@@ -330,6 +330,7 @@ class EndpointService:
 
     def _provision(self, endpoint_name: str, name: str, state: str) -> None:
         def work() -> None:
+            launch: LaunchSpec | None = None
             try:
                 dep = self.repo.get_deployment(endpoint_name, name)
                 self._log(endpoint_name, name, f"{state.lower()} deployment {name!r}")
@@ -341,12 +342,15 @@ class EndpointService:
                 if not isinstance(exc, (OpenAMLError, InitFailed)):
                     self._log(endpoint_name, name, traceback.format_exc())
                 self._log(endpoint_name, name, f"deployment failed: {msg}")
+                if launch is not None and launch.python != self.supervisor.python_of(_key(endpoint_name, name)):
+                    _remove_tree(Path(launch.python).parent.parent)  # the new workers are gone; old ones keep theirs
                 try:
                     self.repo.update_deployment(endpoint_name, name, provisioning_state=DeploymentState.FAILED,
                                                 error=msg)
                 except NotFoundError:
                     pass
                 return
+            self._drop_old_layers(launch)
             self._log(endpoint_name, name, f"deployment {name!r} succeeded ({launch.instance_count} instance(s))")
             try:
                 self.repo.update_deployment(endpoint_name, name, provisioning_state=DeploymentState.SUCCEEDED,
@@ -424,19 +428,12 @@ class EndpointService:
         return p
 
     def _launch_spec(self, endpoint_name: str, name: str, spec: dict[str, Any]) -> LaunchSpec:
-        from openaml.environments import ensure_environment, spec_from_dict
-
+        """How to start the deployment's workers: its own environment layer (never the shared environment
+        nor the server's interpreter), read-only mounts of both where the machine allows them."""
         r = self._resolve(endpoint_name, spec)
         folder = self._dir(endpoint_name, name)
         log = folder / "logs" / "deployment.log"
-        python = sys.executable
-        if r["environment"] is not None:
-            es = spec_from_dict(r["environment"])
-            for w in es.warnings:
-                self._log(endpoint_name, name, f"environment: {w}")
-            bin_dir = ensure_environment(es, self.ctx.layout.envs, log=log)
-            if es.kind != "base":
-                python = str(bin_dir / "python")
+        python, ro_binds = self._worker_python(endpoint_name, name, r["environment"], folder, log)
         model_dir = folder / "azureml-models" / r["model_name"] / r["model_version"]
         if r["model_path"] is not None:
             _lay_out_model(r["model_path"], model_dir / r["model_path"].name)
@@ -456,14 +453,60 @@ class EndpointService:
                     "SERVICE_NAME": endpoint_name, "SERVICE_VERSION": name,
                     "WORKSPACE_NAME": self.ctx.workspace_name,
                     "SCORING_TIMEOUT_MS": str(rs.request_timeout_ms)})
-        if python != sys.executable:
-            env["PATH"] = f"{Path(python).parent}{os.pathsep}{env.get('PATH', '')}"
-            env.pop("VIRTUAL_ENV", None)
+        env["PATH"] = f"{Path(python).parent}{os.pathsep}{env.get('PATH', '')}"
+        env["VIRTUAL_ENV"] = str(Path(python).parent.parent)  # the layer: `pip install` in score.py lands there
         env.update(spec.get("environment_variables") or {})
         return LaunchSpec(python=python, config=config, env=env, cwd=app_root, log=log, run_dir=folder / "run",
                           instance_count=int(spec.get("instance_count") or 1),
                           ready_timeout=probe.initial_delay + probe.period * probe.failure_threshold,
-                          liveness_period=float(live.period), liveness_failures=live.failure_threshold)
+                          liveness_period=float(live.period), liveness_failures=live.failure_threshold,
+                          ro_binds=ro_binds)
+
+    def _worker_python(self, endpoint_name: str, name: str, env_spec: dict[str, Any] | None, folder: Path,
+                       log: Path) -> tuple[str, list[tuple[str, str]]]:
+        """The workers' interpreter and read-only folders: a fresh layer (``folder/env/<n>``, as a job's,
+        :func:`openaml.environments.job_layer`) over the shared cached environment or, with no environment
+        or an image only, over the server's packages (the documented default environment). Model code that
+        runs ``pip install`` changes the layer only; the shared environment and the server's virtualenv
+        are mounted read-only in each worker's mount namespace where ``unshare`` works. A layer is made per
+        create/update, so an update starts from the environment as built (earlier layers are removed once
+        the new workers serve, :meth:`_drop_old_layers`)."""
+        from openaml.environments import (
+            ensure_environment,
+            find_uv,
+            job_layer,
+            read_only_mounts_available,
+            server_prefix,
+            spec_from_dict,
+        )
+
+        es = spec_from_dict(env_spec) if env_spec is not None else None
+        layers = folder / "env"
+        layers.mkdir(parents=True, exist_ok=True)
+        dest = layers / str(time.time_ns())
+        roots: list[Path] = []
+        if es is not None:
+            for w in es.warnings:
+                self._log(endpoint_name, name, f"environment: {w}")
+            bin_dir = ensure_environment(es, self.ctx.layout.envs, log=log)
+        if es is None or es.kind == "base":
+            prefix = server_prefix()
+            roots = [prefix] if prefix is not None else []
+            layer_bin = job_layer(Path(sys.executable).parent, dest, find_uv(), server=True)
+        else:
+            roots = [bin_dir.parent]
+            layer_bin = job_layer(bin_dir, dest, find_uv(),
+                                  pycache=self.ctx.layout.envs / f".{es.spec_hash}.pycache")
+        binds = [(str(p), str(p)) for p in roots] if read_only_mounts_available() else []
+        return str(layer_bin / ("python.exe" if os.name == "nt" else "python")), binds
+
+    @staticmethod
+    def _drop_old_layers(launch: LaunchSpec) -> None:
+        """Remove the deployment's earlier environment layers (their workers are gone)."""
+        current = Path(launch.python).parent.parent
+        for old in current.parent.iterdir():
+            if old != current:
+                _remove_tree(old)
 
     @staticmethod
     def _validate(entity: Any, spec: dict[str, Any], kind: str) -> Any:
