@@ -75,6 +75,10 @@ def test_job_cannot_read_workspace_secrets(tmp_path: Path) -> None:
         secrets = [ws / "server.token", ws / "secret.key", ws / "openaml.db", creds, other / "secret.key",
                    tok_dir / "tok", tracking_db]
         secrets += [p for p in [*ws.glob("*.db-*"), *tok_dir.glob("*.db-*")]]  # -wal, -shm of the server
+        # the server's process as seen through /proc: its mount namespace's root, environment, open files
+        server_proc = Path(f"/proc/{srv.proc.pid}")
+        secrets += [server_proc / "root" / str(ws / "secret.key").lstrip("/"), server_proc / "environ",
+                    server_proc / "cmdline", server_proc / "fd" / "3"]
         assert tracking_db.stat().st_size > 0
         assert (ws / "secret.key").stat().st_size > 0 and (ws / "openaml.db").stat().st_size > 0
         src = tmp_path / "src"

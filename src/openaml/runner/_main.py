@@ -252,7 +252,8 @@ class Runner:
 
         # read-only binds first: their sources (a model in mlartifacts/) may be hidden next; hiding
         # binds the job's folder and envs/ back recursively, read-only submounts included
-        return wrap_read_only(["bash", "-c", command], self.ro_binds, then=self.hide_lines)
+        return wrap_read_only(["bash", "-c", command], self.ro_binds, then=self.hide_lines,
+                              pid_namespace=bool(self.hide_lines))
 
     def prepare_outputs(self) -> dict[str, str]:
         values: dict[str, str] = {}
@@ -336,8 +337,14 @@ class Runner:
             deadline = time.monotonic() + timeout if timeout else None
             while True:
                 try:
-                    return self.proc.wait(timeout=0.2)
+                    code = self.proc.wait(timeout=0.2)
                 except subprocess.TimeoutExpired:
+                    code = None
+                if code is not None:
+                    # in a PID namespace the command's shell is the namespace's init, which reports a
+                    # command killed by signal N as 128+N (as bash does): told as the signal again
+                    return -(code - 128) if self.hide_lines and 128 < code <= 128 + 64 else code
+                else:
                     if deadline is not None and time.monotonic() > deadline and self.cancel_reason is None:
                         self.cancel_reason = f"the job exceeded limits.timeout ({timeout} s) and was canceled"
                         self.userlog(f"\n[openaml] {self.cancel_reason}")
