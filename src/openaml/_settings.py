@@ -52,6 +52,7 @@ class Settings:
         allowed_hosts: extra ``Host`` names accepted besides loopback and ``host``
             (``--allowed-host``; ``*`` accepts any). See docs/guide/security.md.
         ssl_certfile, ssl_keyfile: PEM files; when both are set the server speaks HTTPS.
+        token_file: the file the token was read from (``--token-file``), hidden from jobs.
         limits: HTTP limits (:class:`HttpLimits`).
         datastore_roots: folders under which local datastores may be registered
             (``--datastore-root``/``OPENAML_DATASTORE_ROOTS``); empty means the workspace folder
@@ -72,6 +73,7 @@ class Settings:
     ssl_keyfile: Path | None = None
     limits: HttpLimits = field(default_factory=lambda: HttpLimits())
     datastore_roots: list[Path] = field(default_factory=list)
+    token_file: Path | None = None
 
     def local_datastore_roots(self) -> list[Path]:
         """Resolved folders local datastores must lie under (see ``datastore_roots``)."""

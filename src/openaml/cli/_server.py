@@ -81,7 +81,8 @@ def serve(
         os.pathsep) if p]
     run(Settings(workspace=_workspace_path(workspace), host=host, port=port, token=token,
                  database_url=database_url, allowed_hosts=list(allowed_host or []), tracking_url=tracking_url,
-                 ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, limits=limits, datastore_roots=roots))
+                 ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, limits=limits, datastore_roots=roots,
+                 token_file=token_file))
 
 
 @app.command("stop")

@@ -52,19 +52,33 @@ def server_prefix() -> Path | None:
     return Path(sys.prefix) if sys.prefix != sys.base_prefix else None
 
 
-def wrap_read_only(argv: Sequence[str], binds: Sequence[tuple[str, str]]) -> list[str]:
+def wrap_read_only(argv: Sequence[str], binds: Sequence[tuple[str, str]], *, then: Sequence[str] = (),
+                   pid_namespace: bool = False) -> list[str]:
     """``argv`` run in a private mount namespace where each ``(src, dst)`` of ``binds`` is a read-only
-    bind mount of ``src`` at ``dst`` (``src == dst``: that folder made read-only in place).
+    bind mount of ``src`` at ``dst`` (``src == dst``: that folder made read-only in place); ``then``:
+    more shell lines run (``set -e``) after the binds, before ``argv`` (a job's hiding of the
+    workspace's secrets, :mod:`openaml.runner._hide`). ``pid_namespace``: also a PID namespace of its
+    own with its own ``/proc`` (so ``/proc/<server pid>/root``, ``environ`` or ``fd`` cannot reach
+    what the mount namespace hides); ``argv`` then runs as a child of the namespace's init (a
+    ``bash`` that the kernel shields from signals sent from outside), so a ``killpg`` still reaches
+    it with SIGTERM first; when it ends, whatever it left running in the namespace is killed.
 
     The wrapper ``exec``s ``argv`` (same pid, same process group), so signals and process-group kills
-    reach the user process. With no ``binds`` it returns ``argv`` unchanged. Callers check
-    :func:`read_only_mounts_available` before adding binds.
+    reach the user process. With no ``binds`` and no ``then`` it returns ``argv`` unchanged. Callers
+    check :func:`read_only_mounts_available` before adding binds.
     """
-    if not binds:
+    if not binds and not then:
         return list(argv)
     lines = ["set -e"]
     for src, dst in binds:
         lines.append(f"mount --bind {shlex.quote(src)} {shlex.quote(dst)}")
         lines.append(f"mount -o remount,bind,ro {shlex.quote(dst)}")
+    lines.extend(then)
+    if pid_namespace:
+        # not the last command of the script (bash would exec it as the namespace's init, whom the
+        # kernel shields from a SIGTERM sent from outside): the exit status is passed on
+        lines.append('set +e; "$@"; status=$?; exit "$status"')
+        return ["unshare", "-m", "-p", "--fork", "--mount-proc", "--propagation", "private", "bash", "-c",
+                "\n".join(lines), "openaml-ro", *argv]
     lines.append('exec "$@"')
     return ["unshare", "-m", "--propagation", "private", "bash", "-c", "\n".join(lines), "openaml-ro", *argv]

@@ -9,7 +9,9 @@ survives a server restart). It reads ``runner.json`` written by the server, and 
    a copy; ``direct``: the URI), create output staging folders.
 2. Running: render the command (``${{inputs.x}}``, ``${{outputs.y}}``, ``$[[...]]``), set the
    environment variables Azure ML sets (spec 14.1), run ``bash -c`` in a new process group,
-   stream stdout+stderr to ``user_logs/std_log.txt``.
+   stream stdout+stderr to ``user_logs/std_log.txt``. Where ``unshare -m`` works, the command runs
+   in a mount namespace of its own that holds the read-only inputs and hides the workspace's
+   secrets (``_hide``); elsewhere the job's log and warnings say the secrets are not hidden.
 3. Finalizing: copy ``./outputs`` and ``./logs`` into the run's artifacts, move declared outputs
    from staging into their datastore paths (only on success: a failed job leaves no partial
    output behind), and write the final status.

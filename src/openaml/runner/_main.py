@@ -71,6 +71,7 @@ class Runner:
                                       "runner_pgid": os.getpgid(0), "heartbeat": time.time()}
         self.proc: subprocess.Popen[bytes] | None = None
         self.ro_binds: list[tuple[str, str]] = []
+        self.hide_lines: list[str] = []
         self._ro_ok: bool | None = None
         self.cancel_reason: str | None = None
         self._lock = threading.Lock()
@@ -227,11 +228,32 @@ class Runner:
                 self.syslog("read-only bind mounts unavailable: ro_mount inputs are the datastore paths themselves")
         return self._ro_ok
 
+    def hide_secrets(self) -> None:
+        """Hide the workspace's secrets from the job (``_hide``'s docstring); where mount namespaces are
+        unavailable, say so at the top of the job's log and in its ``warnings`` (``env_warnings``)."""
+        from openaml._settings import openaml_home
+        from openaml.runner._hide import NOT_HIDDEN_WARNING, hide_script
+
+        job_dir = self.job_dir.resolve()
+        workspace = job_dir.parent.parent
+        if not (workspace / "workspace.json").is_file():
+            self.syslog(f"{job_dir} is not in a workspace's jobs/ folder: nothing to hide")
+            return
+        if not self.read_only_mounts_available():
+            self.userlog(f"[openaml] warning: {NOT_HIDDEN_WARNING}")
+            self.update(env_warnings=[*(self.state.get("env_warnings") or []), NOT_HIDDEN_WARNING])
+            return
+        self.hide_lines = hide_script(workspace, job_dir, openaml_home(), self.spec.get("hidden_files"))
+
     def wrap_command(self, command: str, env: dict[str, str]) -> list[str]:
-        """``bash -c command``, inside a private mount namespace with the read-only inputs when any."""
+        """``bash -c command``, inside a private mount namespace that holds the read-only inputs and hides
+        the workspace's secrets (``hide_secrets``), when any."""
         from openaml.environments import wrap_read_only
 
-        return wrap_read_only(["bash", "-c", command], self.ro_binds)
+        # read-only binds first: their sources (a model in mlartifacts/) may be hidden next; hiding
+        # binds the job's folder and envs/ back recursively, read-only submounts included
+        return wrap_read_only(["bash", "-c", command], self.ro_binds, then=self.hide_lines,
+                              pid_namespace=bool(self.hide_lines))
 
     def prepare_outputs(self) -> dict[str, str]:
         values: dict[str, str] = {}
@@ -315,8 +337,14 @@ class Runner:
             deadline = time.monotonic() + timeout if timeout else None
             while True:
                 try:
-                    return self.proc.wait(timeout=0.2)
+                    code = self.proc.wait(timeout=0.2)
                 except subprocess.TimeoutExpired:
+                    code = None
+                if code is not None:
+                    # in a PID namespace the command's shell is the namespace's init, which reports a
+                    # command killed by signal N as 128+N (as bash does): told as the signal again
+                    return -(code - 128) if self.hide_lines and 128 < code <= 128 + 64 else code
+                else:
                     if deadline is not None and time.monotonic() > deadline and self.cancel_reason is None:
                         self.cancel_reason = f"the job exceeded limits.timeout ({timeout} s) and was canceled"
                         self.userlog(f"\n[openaml] {self.cancel_reason}")
@@ -376,6 +404,7 @@ class Runner:
             (wd / "logs").mkdir(exist_ok=True)
             inputs = self.prepare_inputs()
             outputs = self.prepare_outputs()
+            self.hide_secrets()
             values = {f"inputs.{k}": v for k, v in inputs.items()}
             values.update({f"outputs.{k}": v for k, v in outputs.items()})
             values["name"] = self.spec["job_name"]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from openaml.compute import LocalBackend, RunnerHandle
 from openaml.constants import TERMINAL_JOB_STATUSES, JobStatus
+from openaml.runner._hide import server_secret_files
 from openaml.runner._main import read_state, tail_lines
 from openaml.services._context import WorkspaceContext
 from openaml.store import utcnow
@@ -148,6 +149,7 @@ class Scheduler:
             "timeout": rt.get("timeout"),
             "artifact_dir": str(self.ctx.tracking.artifact_dir(rt["artifact_uri"])),
             "envs_dir": str(self.ctx.layout.envs),
+            "hidden_files": server_secret_files(self.ctx.settings),  # beside the workspace's own
         }
         atomic_write_json(job_dir / "runner.json", runner_spec)
         (job_dir / "state.json").unlink(missing_ok=True)

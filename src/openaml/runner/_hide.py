@@ -1,0 +1,133 @@
+"""What a job must not see of its workspace (issue 10: "nothing secret in files other users can read").
+
+A job runs as the same OS user as the server, so file permissions alone cannot keep it from the
+workspace's secrets: ``server.token`` (the owner's token), ``secret.key`` (the key of the secrets
+encrypted in ``openaml.db``), the databases (``openaml.db``, ``mlflow.db`` and their ``-wal``/``-shm``
+files), other jobs' ``runner.json`` (their run tokens), MLflow's artifact store, the server log and
+``$OPENAML_HOME/credentials.json`` (saved client tokens). The runner hides them in the job's own mount
+namespace (the one it already makes with ``unshare -m`` for read-only inputs), by an allow list
+rather than a deny list, so that a file the server creates later (a new ``-wal``) is hidden too:
+
+* the workspace folder becomes an empty read-only ``tmpfs`` holding copies of ``workspace.json`` and
+  ``server.json`` (neither holds a secret);
+* into it are bound back, read-write, only what a job uses: its own job folder (working directory,
+  virtualenv layer, staged inputs and outputs), ``envs/`` (the shared environments, which the runner
+  also mounts read-only) and ``datastores/`` (the data its inputs and outputs resolve to);
+* every *other* workspace of the user (those in ``$OPENAML_HOME/workspaces.json`` and the folders of
+  ``$OPENAML_HOME/workspaces/``) becomes an empty read-only ``tmpfs``;
+* ``$OPENAML_HOME/credentials.json`` and the server's secret files outside the workspace
+  (:func:`server_secret_files`: the ``--token-file``, the TLS key, SQLite databases configured
+  elsewhere) are covered by an empty, mode-000, read-only file.
+
+Code snapshots need not be visible (the runner copies the job's code into its working directory).
+The folders are bound back through file descriptors opened before the ``tmpfs`` covers them
+(``mount --bind /proc/self/fd/N``), since their paths then lead into the ``tmpfs``.
+
+The read-only input mounts are made before the hiding (a model input's source is in ``mlartifacts/``,
+hidden next); the recursive binds keep them, read-only. The server process and the runner are not
+in the namespace: they see the workspace as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from openaml._settings import Settings
+
+__all__ = ["hide_script", "other_workspaces", "server_secret_files", "NOT_HIDDEN_WARNING"]
+
+#: files of the workspace folder a job still sees (copies): names and ids, no secret
+VISIBLE_FILES = ("workspace.json", "server.json")
+#: folders of the workspace folder bound back into the job's view (besides its own job folder)
+VISIBLE_DIRS = ("envs", "datastores")
+
+NOT_HIDDEN_WARNING = (
+    "the workspace's secrets are NOT hidden from this job: mount namespaces (unshare -m) are unavailable "
+    "here, so the job's code can read server.token, secret.key, the databases and "
+    "$OPENAML_HOME/credentials.json like any process of this OS user (see docs/guide/security.md)")
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def other_workspaces(workspace: Path, home: Path) -> list[Path]:
+    """The user's other workspace folders that exist and can be covered without covering ``workspace``
+    (neither it nor one of its parents, nor a folder inside it, which is hidden with it)."""
+    found: set[Path] = set()
+    try:
+        index = json.loads((home / "workspaces.json").read_text(encoding="utf-8"))
+        found.update(Path(p) for p in dict(index).values())
+    except (OSError, ValueError, TypeError):
+        pass
+    try:
+        found.update(p for p in (home / "workspaces").iterdir() if p.is_dir() and not p.is_symlink())
+    except OSError:
+        pass
+    out = []
+    for p in sorted(found):
+        try:
+            p = p.resolve()
+        except OSError:
+            continue
+        if p.is_dir() and not _within(workspace, p) and not _within(p, workspace):
+            out.append(p)
+    return sorted(set(out))
+
+
+def server_secret_files(settings: Settings) -> list[str]:
+    """Absolute paths of the server's secret files that may lie outside its workspace: the file given
+    to ``--token-file``, the TLS private key, and SQLite databases given by ``--database-url`` or
+    ``--tracking-url`` (with their ``-wal``, ``-shm`` and ``-journal`` files). Those that do not
+    exist when a job starts are skipped by :func:`hide_script`."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    files = [p for p in (settings.token_file, settings.ssl_keyfile) if p]
+    for url in (settings.database_url, settings.tracking_url):
+        try:
+            parsed = make_url(url) if url else None
+        except ArgumentError:
+            continue
+        if parsed is not None and parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
+            db = Path(str(parsed.database))
+            files += [db, *(db.with_name(db.name + s) for s in ("-wal", "-shm", "-journal"))]
+    return [str(Path(p).expanduser().resolve()) for p in files]
+
+
+def hide_script(workspace: Path, job_dir: Path, home: Path, files: list[str] | None = None) -> list[str]:
+    """Shell lines (for ``bash`` run by root in a fresh mount namespace, ``set -e``) that hide what a job
+    must not see (module docstring). ``workspace``, ``job_dir`` (inside ``workspace/jobs``) and ``home``
+    (``$OPENAML_HOME``) are absolute, resolved paths; ``files`` are more files to cover with an empty
+    one (:func:`server_secret_files`; those in the workspace are hidden with it)."""
+    q = shlex.quote
+    ws = q(str(workspace))
+    lines: list[str] = []
+    for other in other_workspaces(workspace, home):
+        lines.append(f"mount -t tmpfs -o ro,mode=0500,size=4k openaml-hidden {q(str(other))}")
+    keep = [job_dir] + [workspace / d for d in VISIBLE_DIRS if (workspace / d).is_dir()]
+    fds = list(range(3, 3 + len(keep)))
+    opened = " ".join(f"{fd}<{q(str(p))}" for fd, p in zip(fds, keep, strict=True))
+    lines.append(f"exec {opened} {fds[-1] + 1}<{ws}")
+    lines.append(f"mount -t tmpfs -o mode=0700,size=1m openaml-workspace {ws}")
+    for fd, p in zip(fds, keep, strict=True):
+        lines.append(f"mkdir -p {q(str(p))}")
+        lines.append(f"mount --no-canonicalize --rbind /proc/self/fd/{fd} {q(str(p))}")
+    old = fds[-1] + 1
+    for name in VISIBLE_FILES:
+        lines.append(f"if [ -f /proc/self/fd/{old}/{name} ]; then cp /proc/self/fd/{old}/{name} {ws}/{name}; fi")
+    lines.append("exec " + " ".join(f"{fd}<&-" for fd in [*fds, old]))
+    mask = q(str(workspace / ".hidden"))
+    lines.append(f": > {mask}; chmod 000 {mask}")
+    lines.append(f"mount -o remount,ro {ws}")
+    covered = [home / "credentials.json"] + [Path(f) for f in files or []]
+    for f in dict.fromkeys(covered):
+        if not _within(f, workspace):
+            c = q(str(f))
+            lines.append(f"if [ -f {c} ]; then mount --bind {mask} {c}; mount -o remount,bind,ro {c}; fi")
+    lines.append('cd -- "$PWD"')  # the working directory through the new mounts
+    return lines
