@@ -143,12 +143,8 @@ class Supervisor:
                 inst.recycling = False  # so that the monitor restarts it with back-off
                 _kill(inst.proc)
                 return
-            with self._lock:
-                if dep.stopping:
-                    _kill(new.proc)
-                    return
-                dep.instances.append(new)
-                dep.targets = [*dep.targets, new.socket]
+            if not self._adopt(dep, new):
+                return
             self._retire(key, dep, inst)
             self._on_event(key, f"worker {inst.index} replaced (pid {new.proc.pid})")
 
@@ -263,6 +259,17 @@ class Supervisor:
         raise InitFailed(f"worker {inst.index} was not ready after {spec.ready_timeout:.0f} s (readiness probe: "
                          "initial_delay + period * failure_threshold)")
 
+    def _adopt(self, dep: _Deployment, new: _Instance) -> bool:
+        """Add a started worker to ``dep``'s instances and routing targets; False (and the worker
+        killed) when the deployment is being stopped meanwhile."""
+        with self._lock:
+            if dep.stopping:
+                _kill(new.proc)
+                return False
+            dep.instances.append(new)
+            dep.targets = [*dep.targets, new.socket]
+        return True
+
     def _retire(self, key: str, dep: _Deployment, inst: _Instance) -> None:
         """Take an instance out of routing, let in-flight requests finish, then stop it."""
         with self._lock:
@@ -333,12 +340,8 @@ class Supervisor:
                     if not dep.stopping:
                         dep.instances.append(new)  # the monitor sees it exited and backs off again
                 return
-            with self._lock:
-                if dep.stopping:
-                    _kill(new.proc)
-                    return
-                dep.instances.append(new)
-                dep.targets = [*dep.targets, new.socket]
+            if not self._adopt(dep, new):
+                return
             self._on_event(key, f"worker {inst.index} restarted (pid {new.proc.pid})")
 
         threading.Thread(target=again, daemon=True, name=f"restart-{key}").start()
