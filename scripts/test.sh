@@ -2,7 +2,7 @@
 # The project's test command; CI (.ci/run) and the README both run it.
 #
 #   scripts/test.sh                 # the default suite (pyproject's addopts leave out -m slow)
-#   scripts/test.sh tests/store     # extra arguments go to pytest
+#   scripts/test.sh tests/contracts # extra arguments go to pytest
 #
 # PostgreSQL tests need OPENAML_TEST_POSTGRES_URL: `eval "$(scripts/start-postgres.sh)"` first.
 # Exits with pytest's code; "no tests collected" (pytest's 5) is reported as a failure.

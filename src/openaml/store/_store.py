@@ -1,6 +1,6 @@
 """The metadata store: SQLAlchemy 2 over SQLite (WAL) or PostgreSQL, schema by Alembic.
 
-Contract (tested against every backend by ``tests/store/test_store_contract.py``):
+Contract (tested against every backend by ``tests/contracts/test_store_contract.py``):
 
 - methods are thread-safe; each opens its own short transaction;
 - returned objects are plain dicts, detached from any session, safe to mutate;

@@ -15,7 +15,7 @@ import pytest
 from openaml._settings import Settings
 from openaml.tracking import tracking_backend_url
 from tests.conftest import start_server
-from tests.store.conftest import _libpq, fresh_postgres_schema
+from tests.contracts.conftest import _libpq, fresh_postgres_schema
 
 
 def test_default_backend_is_sqlite_in_the_workspace(tmp_path: Path) -> None:
