@@ -32,6 +32,7 @@ def test_postgres_metadata_gives_mlflow_a_schema_of_its_own(tmp_path: Path) -> N
 
 
 @pytest.mark.postgres
+@pytest.mark.backend("postgres")
 def test_server_on_postgres_keeps_runs_and_metrics_there(tmp_path: Path, pg_database: Any) -> None:
     import mlflow
     import psycopg

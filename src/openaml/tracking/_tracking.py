@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -435,10 +436,11 @@ def _sqlite_wal_for(db_path: str) -> None:
 
     @event.listens_for(Engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-        try:
-            rows = dbapi_conn.execute("PRAGMA database_list").fetchall()
-        except Exception:  # noqa: BLE001 - not a sqlite3 connection
+        # every engine of the process passes here: only sqlite3's are asked (a PRAGMA sent to a
+        # PostgreSQL connection would fail and leave its first transaction aborted)
+        if not isinstance(dbapi_conn, sqlite3.Connection):
             return
+        rows = dbapi_conn.execute("PRAGMA database_list").fetchall()
         if any(r[2] and os.path.realpath(r[2]) == target for r in rows):
             dbapi_conn.execute("PRAGMA journal_mode=WAL")
             dbapi_conn.execute("PRAGMA synchronous=NORMAL")
