@@ -7,7 +7,16 @@ bash scripts/install.sh
 echo "== ruff" >&2
 .venv/bin/ruff check src tests $( [ -d bench ] && echo bench )
 echo "== mypy" >&2
-.venv/bin/mypy src/openaml/entities src/openaml/sdk src/openaml/server src/openaml/cli src/openaml/dsl src/openaml/tracking src/openaml/_load.py
+# services/: the modules with no errors (the job core, scheduler, datastore and upload modules are
+# being reworked; add them here once clean)
+SERVICES_CLEAN=(__init__.py _actor.py _context.py _schedule_times.py _sweep_policies.py _sweep_sampling.py
+  components.py computes.py data.py endpoints.py environments.py models.py schedules.py users.py)
+.venv/bin/mypy src/openaml/entities src/openaml/sdk src/openaml/server src/openaml/cli src/openaml/dsl \
+  src/openaml/tracking src/openaml/store src/openaml/_load.py "${SERVICES_CLEAN[@]/#/src/openaml/services/}"
+# The contract suites (tests/contracts: one per port) run inside the default suite on every backend
+# available here: local processes and folders, SQLite, and PostgreSQL (started here; with CI=true a
+# missing PostgreSQL fails the postgres tests instead of skipping them). pytest ends with a
+# "contract tests per backend" section counting passed/skipped/failed per backend.
 eval "$(scripts/start-postgres.sh)"
 export OPENAML_TEST_POSTGRES_URL
 exec scripts/test.sh "$@"

@@ -28,9 +28,10 @@ import math
 import threading
 from collections.abc import Iterator
 from statistics import NormalDist
-from typing import Any
+from typing import Any, Literal
 
 from openaml.entities._sweep import SweepJob, grid_points, log_base
+from openaml.entities._sweep_space import LogNormal, Normal, QNormal
 
 __all__ = ["SweepSampler", "torch_available", "bayesian_sampler_name"]
 
@@ -128,7 +129,8 @@ class SweepSampler:
         self.kind = algo.type
         self.base = log_base(algo)  # e unless the random algorithm's logbase says otherwise
         self.grid = grid_points(self.space) if self.kind == "grid" else None
-        direction = "maximize" if job.objective and job.objective.goal == "maximize" else "minimize"
+        direction: Literal["minimize", "maximize"] = (
+            "maximize" if job.objective and job.objective.goal == "maximize" else "minimize")
         seed = getattr(algo, "seed", None)
         if self.kind == "random" and getattr(algo, "rule", None) == "sobol":
             sampler: Any = _indexed_qmc(seed)
@@ -225,6 +227,7 @@ class SweepSampler:
             elif d.type in ("quniform", "qloguniform"):
                 values[name] = _round_q(float(x), d.q)
             else:
+                assert isinstance(d, (Normal, QNormal, LogNormal)), d  # the normal family is what is left
                 z = d.mu + d.sigma * NormalDist().inv_cdf(float(x))
                 if d.type in ("lognormal", "qlognormal"):
                     z = self.base ** z
@@ -265,6 +268,7 @@ class SweepSampler:
         if trial is not None:
             try:
                 if state == TrialState.PRUNED:
+                    assert value is not None  # PRUNED only with a value (above)
                     for step, v in intermediate or [(0, value)]:
                         trial.report(v, step)
                     self.study.tell(trial, state=TrialState.PRUNED)

@@ -8,6 +8,7 @@ next integer. Names starting with ``AzureML-`` are reserved for curated environm
 
 from __future__ import annotations
 
+import builtins
 import re
 import sys
 from pathlib import Path
@@ -290,5 +291,5 @@ class EnvironmentService:
                 "status": env_status(es, self.ctx.layout.envs), "bin_dir": str(bin_dir),
                 "build_log": str(root / "build.log") if es.kind == "venv" else None, "pip": es.pip}
 
-    def known_curated(self) -> list[str]:
+    def known_curated(self) -> builtins.list[str]:
         return curated_names()

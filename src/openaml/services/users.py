@@ -233,7 +233,7 @@ class UserService:
         except NotFoundError:
             return None
 
-    def submitter(self, row: dict[str, Any]) -> Principal | None:
+    def submitter(self, row: dict[str, Any] | None) -> Principal | None:
         """Who submitted the job (its own record, else its parent's); None when that user was deleted.
 
         Jobs from before users existed, and jobs started by the server itself, count as the owner's.

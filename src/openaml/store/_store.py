@@ -24,10 +24,10 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import create_engine, event, func, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -345,7 +345,7 @@ class MetadataStore:
             q = update(table).where(table.name == name).values(archived=archived)
             if version is not None:
                 q = q.where(table.version == str(version))
-            n = s.execute(q).rowcount
+            n = cast("CursorResult[Any]", s.execute(q)).rowcount  # an UPDATE's result has rowcount
         if not n:
             with self._session() as s:
                 raise self._asset_not_found(s, kind, name, version)
