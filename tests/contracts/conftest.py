@@ -55,7 +55,6 @@ def backend_params(*names: str) -> list[Any]:
 
 
 SQL_BACKENDS = backend_params("sqlite", "postgres")
-BACKENDS = SQL_BACKENDS  # the metadata store's backends (older name)
 
 
 def _in_ci() -> bool:
@@ -78,8 +77,6 @@ def libpq(url: URL) -> str:
     """A libpq connection string (psycopg's) for a SQLAlchemy URL."""
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
-
-_libpq = libpq  # older name
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 from openaml._settings import Settings
 from openaml.tracking import tracking_backend_url
 from tests.conftest import start_server
-from tests.contracts.conftest import _libpq, fresh_postgres_schema
+from tests.contracts.conftest import fresh_postgres_schema, libpq
 
 
 def test_default_backend_is_sqlite_in_the_workspace(tmp_path: Path) -> None:
@@ -53,7 +53,7 @@ def test_server_on_postgres_keeps_runs_and_metrics_there(tmp_path: Path, pg_data
             assert job.status == "Completed"
         client = mlflow.MlflowClient(tracking_uri=server.url + "/mlflow")
         assert client.get_run(job.name).data.metrics["acc"] == 0.75
-        with psycopg.connect(_libpq(pg_database)) as conn:
+        with psycopg.connect(libpq(pg_database)) as conn:
             rows = conn.execute(f'SELECT m.value FROM "{schema}_mlflow".metrics m '
                                 "WHERE m.run_uuid = %s AND m.key = 'acc'", (job.name,)).fetchall()
         assert rows == [(0.75,)]

@@ -299,3 +299,29 @@ def test_mlflow_client_through_the_server(served: tuple[str, ServerHandle, Setti
     assert exp_name in _backend_experiments(backend, settings, pg), "the server's backend is the settings' one"
     if backend == "postgres":
         assert not (settings.workspace / "mlflow.db").exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.backend("postgres")
+def test_tracking_url_setting_with_metadata_on_postgres(tmp_path: Path, pg_database: Any) -> None:
+    """``--tracking-url sqlite:...`` beside a PostgreSQL metadata store: MLflow's data goes to that file,
+    the metadata to PostgreSQL (regression: the SQLite pragmas broke the PostgreSQL connections)."""
+    import mlflow
+
+    from openaml import MLClient
+
+    tracking_db = tmp_path / "tracking.db"
+    url = fresh_postgres_schema(pg_database)
+    server = start_server(tmp_path / "ws", name="tracking-url", env={
+        "OPENAML_DATABASE_URL": url, "OPENAML_TRACKING_URL": f"sqlite:///{tracking_db}"})
+    try:
+        client = mlflow.MlflowClient(tracking_uri=server.url + "/mlflow")
+        exp_name = _name("tracking-url")
+        client.create_experiment(exp_name)
+        with MLClient(workspace=server.url) as ml:
+            assert [d.name for d in ml.datastores.list()] == ["workspaceblobstore"]
+    finally:
+        server.stop()
+    with sqlite3.connect(tracking_db) as conn:
+        assert exp_name in {r[0] for r in conn.execute("SELECT name FROM experiments")}
+    assert not (tmp_path / "ws" / "mlflow.db").exists()
