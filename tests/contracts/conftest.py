@@ -149,9 +149,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 _OUTCOMES: dict[str, Counter[str]] = defaultdict(Counter)
 
 
+# backend names recognised in a parametrized test's values when it has no ``backend`` mark (a suite
+# parametrized with plain names, e.g. a datastore type)
+KNOWN_BACKENDS = frozenset({"sqlite", "postgres", "local", "s3", "azure_blob", "azure_data_lake_gen2",
+                            "azure_file", "kubernetes", "amlcompute"})
+
+
 def _backend(item: pytest.Item) -> str:
     mark = item.get_closest_marker("backend")
-    return str(mark.args[0]) if mark and mark.args else "any"
+    if mark and mark.args:
+        return str(mark.args[0])
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    names = [v for v in params.values() if isinstance(v, str) and v in KNOWN_BACKENDS]
+    return names[0] if names else "any"
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -2,7 +2,8 @@
 
 ``EndpointRepository(store)`` works over a started :class:`openaml.store.MetadataStore`, with
 its contract (thread-safe, plain dicts out, UTC datetimes, read-modify-write under the write
-lock). Importing this module registers the tables on the store's metadata.
+lock; tested on every backend by ``tests/contracts/test_store_endpoints_contract.py``). Importing this
+module registers the tables on the store's metadata.
 """
 
 from __future__ import annotations
