@@ -157,6 +157,30 @@ def test_concurrent_endpoint_updates_lose_nothing(repo: EndpointRepository, thre
     assert ep["auth"] == {f"k{i}": f"key {i}!" for i in range(threads)}
 
 
+@pytest.mark.parametrize("threads", [6])
+def test_update_endpoint_is_a_compare_and_set_through_fn(repo: EndpointRepository, threads: int) -> None:
+    """``fn`` runs on the row as locked: a transition guarded on the current state has one winner."""
+    repo.create_endpoint("ep", {}, {}, "Updating")
+    winners: list[int] = []
+
+    def finish(i: int) -> None:
+        def guarded(e: dict[str, Any]) -> dict[str, Any]:
+            if e["provisioning_state"] != "Updating":
+                raise ConflictError(f"endpoint is {e['provisioning_state']}")
+            return {"provisioning_state": "Succeeded", "spec": {"finished_by": i}}
+
+        try:
+            repo.update_endpoint("ep", guarded)
+            winners.append(i)
+        except ConflictError:
+            pass
+
+    _run_threads(threads, finish)
+    assert len(winners) == 1
+    ep = repo.get_endpoint("ep")
+    assert ep["provisioning_state"] == "Succeeded" and ep["spec"] == {"finished_by": winners[0]}
+
+
 def test_delete_endpoint_removes_its_deployments_only(repo: EndpointRepository) -> None:
     repo.create_endpoint("ep", {}, {}, "Succeeded")
     repo.create_endpoint("other", {}, {}, "Succeeded")
