@@ -207,14 +207,14 @@ class SweepKind(JobKind):
             spec = {k: v for k, v in row["spec"].items() if k not in _SERVER_FIELDS}
             job = SweepJob.model_validate(spec)
             sampler_job = job
-            seed = getattr(job.sampling_algorithm, "seed", None)
+            seed: Any = getattr(job.sampling_algorithm, "seed", None)
             done = len(self.ctx.store.list_jobs(parent_name=row["name"], include_archived=True)) if seed is not None else 0
             if done:
                 # a server restarted mid-sweep: the sampler's random state was in the old process. The same
                 # seed would draw the first points again, so go on with a seed derived from the seed and
                 # the number of trials already created (finished trials are re-told to the sampler)
                 sampler_job = job.model_copy(deep=True)
-                sampler_job.sampling_algorithm.seed = (int(seed) + 7919 * done) % (2**31 - 1)
+                setattr(sampler_job.sampling_algorithm, "seed", (int(seed) + 7919 * done) % (2**31 - 1))  # noqa: B010
             st = _State(job=job, sampler=SweepSampler(sampler_job))
             self._states[row["name"]] = st
             self._sampler_notes(row, st.sampler)
@@ -455,8 +455,8 @@ class SweepKind(JobKind):
     def _complete(self, row: dict[str, Any], st: _State, metric: str, goal: str) -> None:
         name = row["name"]
         children = self.ctx.store.list_jobs(parent_name=name, include_archived=True, ascending=True)
-        scored = [(c, st.final_hist.get(c["name"]) or []) for c in children]
-        scored = [(c, h[-1]) for c, h in scored if h]
+        hists = [(c, st.final_hist.get(c["name"]) or []) for c in children]
+        scored = [(c, h[-1]) for c, h in hists if h]
         failed = sum(1 for c in children if c["status"] == JobStatus.FAILED)
         if not scored:
             logged: set[str] = set()
