@@ -132,22 +132,7 @@ class JobCore:
                                   "my_job_1, or omit it to get a generated one", details={"field": "name", "value": raw})
         name = raw if isinstance(raw, str) and raw else generate_job_name()
         plan = kind.validate(spec, source=source, name=name)
-        data = {k: v for k, v in plan.data.items() if k not in SERVER_FIELDS}
-        data.update(name=name, experiment_name=plan.experiment)
-        runtime = dict(plan.runtime)
-        who = actor()
-        if who is not None:  # who submitted it: recorded, and the rights its scoped token has
-            runtime["created_by"] = who.record()
-        parent = parent_name or plan.parent_name
-        with self._submit_lock:
-            try:
-                self.ctx.store.get_job(name)
-            except NotFoundError:
-                pass
-            else:
-                raise ConflictError(f"a job named {name!r} already exists; job names are unique, omit name to get a "
-                                    "generated one", details={"field": "name", "value": name})
-            row = self._record(kind, name, plan, data, runtime, parent)
+        row = self._create(kind, name, plan, parent_name=parent_name)
         try:
             kind.start(row)
         except Exception as exc:  # noqa: BLE001 - nothing may stay NotStarted: the job fails with the reason
@@ -157,15 +142,46 @@ class JobCore:
                         from_statuses=ACTIVE_STATUSES)
         return self.jobs.get(name)  # type: ignore[no-any-return]
 
+    def record_done(self, job_type: str, name: str, plan: JobPlan) -> dict[str, Any]:
+        """Record a job that is done when it is created (a pipeline step reused from an earlier run):
+        the same name check, MLflow run and row as :meth:`submit`, ``Completed`` at once, no start.
+
+        Raises:
+            ConflictError: a job with that name exists.
+        """
+        self._create(self.kind(job_type), name, plan, status=JobStatus.COMPLETED)
+        now = utcnow()
+        self.ctx.tracking.end_run(name, JobStatus.COMPLETED)
+        return self.ctx.store.update_job(name, start_time=now, end_time=now)
+
+    def _create(self, kind: JobKind, name: str, plan: JobPlan, *, parent_name: str | None = None,
+                status: str = JobStatus.NOT_STARTED) -> dict[str, Any]:
+        """Under the submit lock: the name is free, then the MLflow run, then the row."""
+        data = {k: v for k, v in plan.data.items() if k not in SERVER_FIELDS}
+        data.update(name=name, experiment_name=plan.experiment)
+        runtime = dict(plan.runtime)
+        who = actor()
+        if who is not None:  # who submitted it: recorded, and the rights its scoped token has
+            runtime["created_by"] = who.record()
+        with self._submit_lock:
+            try:
+                self.ctx.store.get_job(name)
+            except NotFoundError:
+                pass
+            else:
+                raise ConflictError(f"a job named {name!r} already exists; job names are unique, omit name to get a "
+                                    "generated one", details={"field": "name", "value": name})
+            return self._record(kind, name, plan, data, runtime, parent_name or plan.parent_name, status)
+
     def _record(self, kind: JobKind, name: str, plan: JobPlan, data: dict[str, Any], runtime: dict[str, Any],
-                parent: str | None) -> dict[str, Any]:
-        """The MLflow run, then the ``NotStarted`` row (under the submit lock)."""
+                parent: str | None, status: str) -> dict[str, Any]:
+        """The MLflow run, then the row (under the submit lock)."""
         tags = {"openaml.job_type": kind.type, **plan.tags}
         run = self.ctx.tracking.create_run(name, plan.experiment, run_name=plan.display_name or name, tags=tags,
                                            parent_run_id=plan.parent_run_id)
         runtime.update(experiment_id=run["experiment_id"], artifact_uri=run["artifact_uri"])
         try:
-            return self.ctx.store.create_job(name=name, type_=kind.type, status=JobStatus.NOT_STARTED,
+            return self.ctx.store.create_job(name=name, type_=kind.type, status=status,
                                              experiment_name=plan.experiment, compute=plan.compute, spec=data,
                                              display_name=plan.display_name, parent_name=parent, runtime=runtime)
         except Exception:

@@ -411,16 +411,10 @@ class PipelineKind(JobKind):
                                "openaml.reason": reason, "openaml.pipeline_node": node},
                 "outputs": earlier["spec"].get("outputs") or {}, "inputs": earlier["spec"].get("inputs") or {},
                 "tags": {"openaml.pipeline": name, "openaml.node": node}}
-        run = self.ctx.tracking.create_run(child, row["experiment_name"], run_name=node, parent_run_id=name,
-                                           tags={"openaml.job_type": "command", "azureml.isreused": "true"})
-        now = utcnow()
-        runtime = {"outputs": earlier["runtime"].get("outputs") or {}, "experiment_id": run["experiment_id"],
-                   "artifact_uri": run["artifact_uri"], "reused_from": earlier["name"]}
-        self.ctx.store.create_job(name=child, type_="command", status=JobStatus.COMPLETED,
-                                  experiment_name=row["experiment_name"], compute=earlier["compute"], spec=spec,
-                                  display_name=node, parent_name=name, runtime=runtime)
-        self.ctx.store.update_job(child, start_time=now, end_time=now)
-        self.ctx.tracking.end_run(child, JobStatus.COMPLETED)
+        runtime = {"outputs": earlier["runtime"].get("outputs") or {}, "reused_from": earlier["name"]}
+        self.core.record_done("command", child, JobPlan(
+            data=spec, experiment=row["experiment_name"], compute=earlier["compute"], display_name=node,
+            tags={"azureml.isreused": "true"}, runtime=runtime, parent_name=name, parent_run_id=name))
         self._bind_pipeline_outputs(name, node, child)
         step.update(status=JobStatus.COMPLETED, reused=True, reason=reason, reused_from=earlier["name"])
         return step
