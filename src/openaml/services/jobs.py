@@ -1,9 +1,11 @@
-"""Jobs: submission (validated before anything is stored), queries, cancel, logs, outputs.
+"""Jobs: the service the routes call: submission (the job core's), queries, cancel, logs, outputs.
 
 A job IS an MLflow run: its name is the run id and ``experiment_name`` the MLflow experiment
 (Azure ML behaviour). Statuses follow azure-ai-ml: NotStarted -> Queued -> Preparing -> Running
 -> Finalizing -> Completed | Failed | Canceled (CancelRequested while a cancel is under way).
-Execution is the scheduler's (:mod:`openaml.services._scheduler`).
+Submission, the controller and the reconcile at start are the job core's
+(:mod:`openaml.services._job_core`), what each job type does its kind's (:mod:`openaml.services.kinds`);
+execution is the scheduler's (:mod:`openaml.services._scheduler`).
 """
 
 from __future__ import annotations
@@ -138,7 +140,12 @@ class JobService:
         self.core.cancel_children(name, reason=f"parent job {name} was canceled")
         if row["status"] in TERMINAL_JOB_STATUSES:
             return self.get(name)
-        self.core.kind(row["type"]).cancel(self.ctx.store.get_job(name), reason)
+        row = self.ctx.store.get_job(name)
+        kind = self.core.find_kind(row["type"])
+        if kind is not None:
+            kind.cancel(row, reason)
+        else:  # a job of a kind no longer registered: the generic cancel
+            self.core.cancel_own(row, reason)
         return self.get(name)
 
     # ------------------------------------------------------------------ logs and outputs

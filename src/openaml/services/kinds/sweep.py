@@ -126,7 +126,10 @@ class SweepKind(JobKind):
         data = job.model_dump(mode="json", exclude_none=True)
         inputs_raw = data.get("inputs", {})
         trial = job.trial
-        assert not isinstance(trial, str)  # a component reference was inlined above
+        if isinstance(trial, str):  # a component reference is inlined above; anything else is not a trial
+            raise ValidationError(f"{source + ': ' if source else ''}field 'trial': {trial!r} is not a command "
+                                  "trial; give an inline command or azureml:<component>:<version>",
+                                  details={"field": "trial", "value": trial})
         # a swept x is also the trial's input x (``_launch``): ${{inputs.x}} reads the sampled value
         swept = {k: _literal_input(0) for k in job.search_space if k not in inputs_raw}
         check_command(trial.command, {**inputs_raw, **swept}, data.get("outputs", {}), errors,
