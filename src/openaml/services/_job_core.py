@@ -77,7 +77,7 @@ class JobCore:
         self._due = threading.Event()
         self._last_tick = 0.0
         self._orphans_checked = 0.0
-        self.leaf_types = {t for t in kind_types() if getattr(kind_class(t), "runs_on_compute", False)}
+        self.leaf_types = {t for t in kind_types() if getattr(self._class_or_none(t), "runs_on_compute", False)}
         # until the scheduler declares it (compute/_scheduler.py), the attribute is set here
         setattr(scheduler, "leaf_types", set(self.leaf_types))  # noqa: B010
         scheduler.terminal_hooks.append(self._on_terminal)
@@ -101,11 +101,21 @@ class JobCore:
                                   f"{', '.join(kind_types())}", details={"field": "type", "value": str(job_type)})
         return found
 
+    @staticmethod
+    def _class_or_none(job_type: str) -> type[JobKind] | None:
+        """The kind class, or None (logged) when a plugin's module cannot be imported: the server
+        still starts, and jobs of that type are refused as unsupported."""
+        try:
+            return kind_class(job_type)
+        except Exception:  # noqa: BLE001
+            log.exception("job kind %r could not be loaded", job_type)
+            return None
+
     def find_kind(self, job_type: str) -> JobKind | None:
         with self._kinds_lock:
             k = self._kinds.get(job_type)
             if k is None:
-                cls = kind_class(job_type) if isinstance(job_type, str) else None
+                cls = self._class_or_none(job_type) if isinstance(job_type, str) else None
                 if cls is None:
                     return None
                 k = self._kinds[job_type] = cls(self)
