@@ -20,9 +20,7 @@ def build_services(ctx: WorkspaceContext) -> None:
     from openaml.services.environments import EnvironmentService
     from openaml.services.jobs import JobService
     from openaml.services.models import ModelService
-    from openaml.services.pipelines import PipelineService
     from openaml.services.schedules import ScheduleService
-    from openaml.services.sweep import SweepService
     from openaml.services.uploads import UploadService
     from openaml.services.users import UserService
 
@@ -34,9 +32,7 @@ def build_services(ctx: WorkspaceContext) -> None:
     ctx.services["models"] = ModelService(ctx)
     ctx.services["jobs"] = JobService(ctx)
     ctx.services["components"] = ComponentService(ctx)
-    ctx.services["jobs.pipeline"] = PipelineService(ctx)
     ctx.services["endpoints"] = EndpointService(ctx)
-    ctx.services["jobs.sweep"] = SweepService(ctx)
     ctx.services["schedules"] = ScheduleService(ctx)
     ctx.services["users"] = UserService(ctx)
     ctx.services["datastores"].ensure_default()
@@ -44,14 +40,11 @@ def build_services(ctx: WorkspaceContext) -> None:
 
 
 def start_services(ctx: WorkspaceContext) -> None:
-    """Start background work (the job scheduler); reconcile jobs left by a previous server."""
+    """Start background work (the job scheduler and controller); reconcile jobs left by a previous server."""
     ctx.services["jobs"].start()
-    ctx.services["jobs.pipeline"].start()
     ctx.services["endpoints"].start()
-    ctx.services["jobs.sweep"].start()
 
 
 def stop_services(ctx: WorkspaceContext) -> None:
     ctx.services["endpoints"].stop()
-    ctx.services["jobs.sweep"].stop()
     ctx.services["jobs"].stop()

@@ -249,11 +249,11 @@ def _node_component(node: str, nd: dict[str, Any], resolve: Any, errors: Resolve
                                                      for k, v in (nd.get("outputs") or {}).items()},
                 "is_deterministic": nd.get("is_deterministic", True)}
         try:
-            comp = CommandComponent.model_validate({k: v for k, v in data.items() if v is not None})
+            inline = CommandComponent.model_validate({k: v for k, v in data.items() if v is not None})
         except Exception as exc:  # noqa: BLE001 - pydantic error text names the field
             errors.add(f, str(exc).splitlines()[0])
             return None
-        out = comp.model_dump(mode="json", exclude_none=True)
+        out: dict[str, Any] = inline.model_dump(mode="json", exclude_none=True)
         out["inline"] = True
         for k, v in (nd.get("inputs") or {}).items():  # inline nodes take the binding's type at run time
             if _inline_input_type(v) == "binding":
@@ -330,8 +330,9 @@ def _input_source(raw: Any, decl: dict[str, Any], field: str, p_inputs: dict[str
                     return {"kind": "data", "type": ptype, "path": pin["path"], "mode": mode or pin.get("mode")}
                 value = pin.get("value", pin.get("default"))
                 if value is None:
-                    return None if (pin.get("optional") or decl.get("optional")) else \
+                    if not (pin.get("optional") or decl.get("optional")):
                         _unbound(field, rest, errors)
+                    return None
                 return _literal(value, decl, field, errors)
             if kind == "outputs":
                 errors.add(field, "an input cannot bind to a pipeline output; bind to "

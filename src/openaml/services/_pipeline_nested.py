@@ -141,7 +141,7 @@ def _lift(node: str, nd: dict[str, Any], comp: dict[str, Any], inner: dict[str, 
         default_compute = nd.get("compute") or (comp.get("settings") or {}).get("default_compute")
         if not snd.get("compute") and default_compute:
             snd["compute"] = default_compute
-        outs = {}
+        outs: dict[str, Any] = {}
         for o, v in (snd.get("outputs") or {}).items():
             target = v.get("path") if isinstance(v, dict) else v
             m = PARENT.match(target) if isinstance(target, str) else None

@@ -1,54 +1,31 @@
-"""Jobs: submission (validated before anything is stored), queries, cancel, logs, outputs.
+"""Jobs: the service the routes call: submission (the job core's), queries, cancel, logs, outputs.
 
 A job IS an MLflow run: its name is the run id and ``experiment_name`` the MLflow experiment
 (Azure ML behaviour). Statuses follow azure-ai-ml: NotStarted -> Queued -> Preparing -> Running
 -> Finalizing -> Completed | Failed | Canceled (CancelRequested while a cancel is under way).
-Execution is the scheduler's (:mod:`openaml.services._scheduler`).
+Submission, the controller and the reconcile at start are the job core's
+(:mod:`openaml.services._job_core`), what each job type does its kind's (:mod:`openaml.services.kinds`);
+execution is the scheduler's (:mod:`openaml.services._scheduler`).
 """
 
 from __future__ import annotations
 
 import io
-import secrets
 import shutil
 import tarfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pydantic
-
-from openaml.constants import TERMINAL_JOB_STATUSES, JobStatus
+from openaml.constants import TERMINAL_JOB_STATUSES
 from openaml.datastores import JobOutputUri, safe_join
-from openaml.entities import CommandJob
-from openaml.entities._base import validation_error_from_pydantic
-from openaml.errors import ConflictError, NotFoundError, ValidationError
-from openaml.services._actor import Principal, actor
+from openaml.errors import NotFoundError, ValidationError
 from openaml.services._context import WorkspaceContext
-from openaml.services._job_resolve import ResolveErrors, check_command, resolve_code, resolve_inputs, resolve_outputs
+from openaml.services._job_core import JobCore, generate_job_name
 from openaml.services._scheduler import Scheduler
 
 __all__ = ["JobService", "generate_job_name"]
-
-_ADJECTIVES = ("amber", "bold", "brave", "calm", "clever", "cool", "eager", "fancy", "gentle", "happy", "jolly",
-               "keen", "kind", "lively", "lucid", "merry", "neat", "nice", "polite", "proud", "quick", "quiet",
-               "sharp", "shiny", "silly", "sincere", "stoic", "sunny", "swift", "tender", "tidy", "witty")
-_NOUNS = ("apple", "badger", "basket", "cloud", "coconut", "engine", "feather", "garden", "island", "kettle",
-          "lemon", "lion", "mango", "needle", "ocean", "orange", "pepper", "pillow", "plum", "river", "rocket",
-          "shark", "spoon", "stone", "sugar", "tiger", "tomato", "tree", "vase", "whale", "window", "yacht")
-
-
-def generate_job_name() -> str:
-    """An Azure-style job name: ``<adjective>_<noun>_<10 base-36 chars>``."""
-    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-    suffix = "".join(secrets.choice(alphabet) for _ in range(10))
-    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}_{suffix}"
-
-
-def _by_type(who: Principal) -> str:
-    return "User"  # the owner is a person too (Azure says "Application" for service principals)
 
 
 def _created_by(runtime: dict[str, Any]) -> dict[str, str]:
@@ -63,11 +40,13 @@ class JobService:
     def __init__(self, ctx: WorkspaceContext) -> None:
         self.ctx = ctx
         self.scheduler = Scheduler(ctx, self)
-        self._submit_lock = threading.Lock()
+        self.core = JobCore(ctx, self.scheduler)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
+        """Start the scheduler, then resume the jobs a previous server left (:meth:`JobCore.reconcile`)."""
         self.scheduler.start()
+        self.core.reconcile()
 
     def stop(self) -> None:
         self.scheduler.stop()
@@ -77,97 +56,14 @@ class JobService:
 
     # ------------------------------------------------------------------ submission
     def submit(self, spec: dict[str, Any], *, source: str | None = None) -> dict[str, Any]:
-        """Validate and queue a job.
+        """Validate, record and start a job of any kind (:meth:`JobCore.submit`).
 
         Raises:
             ValidationError: every problem found (fields named), before anything is stored.
             ConflictError: a job with that name exists.
             NotFoundError: unknown compute (listing those that exist).
         """
-        spec = dict(spec)
-        job_type = spec.get("type", "command")
-        if job_type != "command":
-            handler = self.ctx.services.get(f"jobs.{job_type}")
-            if handler is None:
-                raise ValidationError(f"field 'type': job type {job_type!r} is not supported; supported: command")
-            made = handler.submit(spec, source=source)
-            who = actor()
-            if who is not None and isinstance(made, dict) and made.get("name"):
-                self.ctx.store.update_job(made["name"], runtime_update={"created_by": who.record()})
-                made = {**made, "creation_context": {**(made.get("creation_context") or {}),
-                                                     "created_by": who.name, "created_by_type": _by_type(who)}}
-            return made
-        try:
-            job = CommandJob.model_validate(spec)
-        except pydantic.ValidationError as exc:
-            raise validation_error_from_pydantic(exc, source=source, lines=None, kind="command job") from None
-        name = job.name or generate_job_name()
-        errors = ResolveErrors()
-        compute = self._compute(job.compute, errors)
-        data = job.model_dump(mode="json", exclude_none=True)
-        inputs_raw = data.get("inputs", {})
-        outputs_raw = data.get("outputs", {})
-        check_command(job.command, inputs_raw, outputs_raw, errors)
-        runner_inputs = resolve_inputs(self.ctx, inputs_raw, errors)
-        runner_outputs = resolve_outputs(self.ctx, name, outputs_raw, errors)
-        code_dir = resolve_code(self.ctx, job.code, errors)
-        env = self._environment(data.get("environment"), errors)
-        errors.raise_if_any(source)
-        experiment = job.experiment_name or "Default"
-        runtime = {
-            "inputs": runner_inputs, "outputs": runner_outputs, "code_dir": code_dir, "environment": env,
-            "timeout": job.limits.timeout if job.limits else None,
-        }
-        who = actor()
-        if who is not None:  # who submitted it: recorded, and the rights its scoped token has
-            runtime["created_by"] = who.record()
-        if env.get("warnings"):  # environment deviations (Python asked vs used...): the job's warnings
-            runtime["warnings"] = list(env["warnings"])
-            data.setdefault("properties", {})["openaml.warnings"] = "; ".join(env["warnings"])
-        data["name"] = name
-        data["experiment_name"] = experiment
-        data["compute"] = compute
-        for key in ("status", "id", "creation_context", "studio_url", "created_at", "start_time", "end_time",
-                    "error", "exit_code", "log_tail", "output_uris", "status_history", "services"):
-            data.pop(key, None)
-        if job.services:
-            data["services"] = {k: v.model_dump(mode="json", exclude_none=True) for k, v in job.services.items()}
-        with self._submit_lock:
-            try:
-                self.ctx.store.get_job(name)
-            except NotFoundError:
-                pass
-            else:
-                raise ConflictError(f"a job named {name!r} already exists; job names are unique, omit name to get a "
-                                    "generated one", details={"field": "name", "value": name})
-            tags = {"openaml.job_type": "command", "openaml.compute": compute, **job.tags}
-            run = self.ctx.tracking.create_run(name, experiment, run_name=job.display_name or name, tags=tags,
-                                               parent_run_id=job.parent_job_name)
-            runtime.update(experiment_id=run["experiment_id"], artifact_uri=run["artifact_uri"])
-            self.ctx.store.create_job(name=name, type_="command", status=JobStatus.NOT_STARTED,
-                                      experiment_name=experiment, compute=compute, spec=data,
-                                      display_name=job.display_name, parent_name=job.parent_job_name,
-                                      runtime=runtime)
-            self.ctx.store.transition_job(name, JobStatus.QUEUED, from_statuses=[JobStatus.NOT_STARTED])
-        self.wake()
-        return self.get(name)
-
-    def _compute(self, name: str | None, errors: ResolveErrors) -> str:
-        try:
-            return self.ctx.services["computes"].canonical_name(name)
-        except NotFoundError as exc:
-            errors.add("compute", exc.message)
-            return str(name)
-
-    def _environment(self, env: Any, errors: ResolveErrors) -> dict[str, Any]:
-        svc = self.ctx.services["environments"]
-        try:
-            if not hasattr(svc, "runner_environment"):  # until environments land: the base interpreter
-                return {"kind": "base", "warnings": []}
-            return svc.runner_environment(env)
-        except (ValidationError, NotFoundError) as exc:
-            errors.add("environment", exc.message)
-            return {}
+        return self.core.submit(spec, source=source)
 
     # ------------------------------------------------------------------ queries
     def view(self, row: dict[str, Any], *, with_metrics: bool = True) -> dict[str, Any]:
@@ -200,9 +96,9 @@ class JobService:
             summary = self.ctx.tracking.run_summary(row["name"])
             spec["metrics"] = summary["metrics"]
             spec["params"] = summary["params"]
-            ext = self.ctx.services.get(f"jobs.{row['type']}")
-            if ext is not None and hasattr(ext, "extend_view"):  # e.g. a sweep's trials
-                spec = ext.extend_view(row, spec)
+            kind = self.core.find_kind(row["type"])
+            if kind is not None:  # e.g. a sweep's trials, a pipeline's steps
+                spec = kind.extend_view(row, spec)
         return spec
 
     def get(self, name: str) -> dict[str, Any]:
@@ -241,19 +137,15 @@ class JobService:
         Children (trials, steps) are canceled too. Canceling a finished job changes nothing.
         """
         row = self.ctx.store.get_job(name)
-        for child in self.ctx.store.list_jobs(parent_name=name):
-            if child["status"] not in TERMINAL_JOB_STATUSES:
-                self.cancel(child["name"], reason=f"parent job {name} was canceled")
+        self.core.cancel_children(name, reason=f"parent job {name} was canceled")
         if row["status"] in TERMINAL_JOB_STATUSES:
             return self.get(name)
-        done = self.ctx.store.transition_job(name, JobStatus.CANCELED,
-                                             from_statuses=[JobStatus.NOT_STARTED, JobStatus.QUEUED],
-                                             error=reason, end_time=_now())
-        if done is not None:
-            self.ctx.tracking.end_run(name, JobStatus.CANCELED)
-            self.scheduler.after_terminal(done)
-            return self.get(name)
-        self.scheduler.request_cancel(name, reason)
+        row = self.ctx.store.get_job(name)
+        kind = self.core.find_kind(row["type"])
+        if kind is not None:
+            kind.cancel(row, reason)
+        else:  # a job of a kind no longer registered: the generic cancel
+            self.core.cancel_own(row, reason)
         return self.get(name)
 
     # ------------------------------------------------------------------ logs and outputs
@@ -332,9 +224,3 @@ def _complete_utf8(data: bytes) -> bytes:
         if len(data) >= cut and (data[-cut] & 0x80) == 0:
             return data
     return data
-
-
-def _now() -> Any:
-    from openaml.store import utcnow
-
-    return utcnow()

@@ -1,7 +1,7 @@
 """Job schedules: validated create/update, enable/disable, delete, and firing from the scheduler.
 
 A schedule (azure-ai-ml ``JobSchedule``) creates a job at each fire time of its trigger. Firing
-runs in the server's scheduler thread (a ``tick_hooks`` entry, at most twice a second):
+runs in the server's scheduler thread (the job core's tick calls :meth:`ScheduleService.tick`):
 
 - a fire creates the job named ``<schedule>-<YYYYMMDDThhmmssZ>`` (the fire time in UTC), which is
   also its display name, the form Azure ML gives jobs triggered by a schedule. The name makes a
@@ -95,7 +95,6 @@ class ScheduleService:
         self.ctx = ctx
         self._last_tick = 0.0
         self._lock = threading.Lock()
-        ctx.services["jobs"].scheduler.tick_hooks.append(self.tick)
 
     # ------------------------------------------------------------------ create / update
     def create_or_update(self, spec: dict[str, Any], *, source: str | None = None) -> dict[str, Any]:
@@ -188,7 +187,7 @@ class ScheduleService:
             raise ValidationError(prefix + msg, details=err.details) from None
         if jtype == "pipeline":  # the whole graph, as a submit would check it (nodes, bindings, versions)
             try:
-                self.ctx.services["jobs.pipeline"].compile(body)
+                self.ctx.services["jobs"].core.kind("pipeline").compile(body)
             except ValidationError as exc:
                 msg = exc.message.replace("field '", "field 'create_job.")
                 raise ValidationError(prefix + msg, details=exc.details) from None

@@ -1,11 +1,13 @@
-"""Sweep jobs: submission (validated before anything is stored) and the sweep controller.
+"""Sweep jobs (azure-ai-ml ``SweepJob``): the ``sweep`` job kind, validation and controller.
 
 A sweep is a parent job row (``type: sweep``, Running while trials run); each trial is an
 ordinary child command job (``parent_name`` = the sweep, its MLflow run nested under the
 sweep's run, sampled values logged as params, ``${{search_space.x}}`` rendered into its command
 and ``x`` also given as a literal input). Trials queue for compute slots like any command job.
 
-The controller is one thread per server. Each pass, for every Running sweep, it: records the
+The controller is the job core's (:mod:`openaml.services._job_core`): :meth:`SweepKind.start` runs
+the first pass, :meth:`SweepKind.on_tick` the next ones (every ``JobCore.tick_interval`` and at once
+after a trial ended). Each pass, for a Running sweep, it: records the
 result of trials that ended (last finite value of the primary metric; NaN/inf ignored; a trial
 without it is marked and excluded) and tells the sampler; ends the sweep at its ``timeout``
 (running trials canceled, best so far kept); applies the early-termination policy to running
@@ -23,7 +25,6 @@ import logging
 import math
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,13 +35,13 @@ from openaml.constants import TERMINAL_JOB_STATUSES, JobStatus
 from openaml.entities._base import validation_error_from_pydantic
 from openaml.entities._sweep import SweepJob, is_component_reference, sweep_problems, trial_from_component
 from openaml.errors import ConflictError, NotFoundError, OpenAMLError, ValidationError
-from openaml.services._context import WorkspaceContext
 from openaml.services._job_resolve import ResolveErrors, check_command, resolve_code, resolve_inputs
 from openaml.services._sweep_policies import evaluate_policy
 from openaml.services._sweep_sampling import SweepSampler
+from openaml.services.kinds import JobKind, JobPlan
 from openaml.store import utcnow
 
-__all__ = ["SweepService"]
+__all__ = ["SweepKind"]
 
 log = logging.getLogger("openaml.sweep")
 
@@ -92,56 +93,24 @@ def _literal_input(value: Any) -> dict[str, Any]:
     return {"type": "string", "value": "" if value is None else str(value)}
 
 
-class SweepService:
-    def __init__(self, ctx: WorkspaceContext, *, interval: float = 0.5) -> None:
-        self.ctx = ctx
-        self.interval = interval
+class SweepKind(JobKind):
+    type = "sweep"
+    runs_on_compute = False  # the trials run; the sweep holds no slot
+
+    def __init__(self, core: Any) -> None:
+        super().__init__(core)
         self._states: dict[str, _State] = {}
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pass_lock = threading.Lock()
-        self._orphans_checked = 0.0  # time.monotonic() of the last orphan sweep-up
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
 
     @property
     def jobs(self) -> Any:
         return self.ctx.services["jobs"]
 
-    # ------------------------------------------------------------------ lifecycle
-    def start(self) -> None:
-        self.jobs.scheduler.terminal_hooks.append(self._on_terminal)
-        self._thread = threading.Thread(target=self._loop, name="openaml-sweep", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _on_terminal(self, row: dict[str, Any]) -> None:
-        if row.get("parent_name") or row.get("type") == "sweep":
-            self._wake.set()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_pass()
-            except Exception:  # noqa: BLE001 - the loop must survive any one bad sweep
-                log.exception("sweep pass failed")
-            self._wake.wait(self.interval)
-            self._wake.clear()
-
-    # ------------------------------------------------------------------ submission
-    def submit(self, spec: dict[str, Any], *, source: str | None = None) -> dict[str, Any]:
-        """Validate and start a sweep.
-
-        Raises:
-            ValidationError: every problem found (Azure's sampling/limit rules, the search space,
-                the trial command's expressions, inputs, code, environment, compute).
-        """
-        from openaml.services.jobs import generate_job_name
-
+    # ------------------------------------------------------------------ validation and start
+    def validate(self, spec: dict[str, Any], *, source: str | None, name: str) -> JobPlan:
+        """Raises ValidationError with every problem found (Azure's sampling/limit rules, the search
+        space, the trial command's expressions, inputs, code, environment, compute)."""
         spec = {k: v for k, v in spec.items() if k not in _SERVER_FIELDS}
         if isinstance(spec.get("trial"), str):
             spec = self._resolve_component_trial(spec, source)
@@ -153,44 +122,40 @@ class SweepService:
         errors = ResolveErrors()
         for p in problems:
             errors.items.append(("", p.removeprefix("field ")))
-        compute = self.jobs._compute(job.compute, errors)
+        compute = self.core.compute_name(job.compute, errors)
         data = job.model_dump(mode="json", exclude_none=True)
         inputs_raw = data.get("inputs", {})
+        trial = job.trial
+        if isinstance(trial, str):  # a component reference is inlined above; anything else is not a trial
+            raise ValidationError(f"{source + ': ' if source else ''}field 'trial': {trial!r} is not a command "
+                                  "trial; give an inline command or azureml:<component>:<version>",
+                                  details={"field": "trial", "value": trial})
         # a swept x is also the trial's input x (``_launch``): ${{inputs.x}} reads the sampled value
         swept = {k: _literal_input(0) for k in job.search_space if k not in inputs_raw}
-        check_command(job.trial.command, {**inputs_raw, **swept}, data.get("outputs", {}), errors,
+        check_command(trial.command, {**inputs_raw, **swept}, data.get("outputs", {}), errors,
                       extra_roots=("search_space",))
         resolve_inputs(self.ctx, inputs_raw, errors)
-        resolve_code(self.ctx, job.trial.code, errors)
-        self.jobs._environment(data["trial"].get("environment"), errors)
+        resolve_code(self.ctx, trial.code, errors)
+        self.core.runner_environment(data["trial"].get("environment"), errors)
         if errors.items:
             prefix = f"{source}: " if source else ""
             fields = {"command": "trial.command", "code": "trial.code", "environment": "trial.environment"}
             text = "; ".join(m if not f else f"field '{fields.get(f, f)}': {m}" for f, m in errors.items)
             raise ValidationError(prefix + text, details={"problems": [m for _, m in errors.items]})
-        name = job.name or generate_job_name()
-        experiment = job.experiment_name or "Default"
-        data.update(name=name, experiment_name=experiment, compute=compute)
+        data["compute"] = compute
         if notes:
             data.setdefault("properties", {})["openaml.warnings"] = "; ".join(notes)
-        try:
-            self.ctx.store.get_job(name)
-        except NotFoundError:
-            pass
-        else:
-            raise ConflictError(f"a job named {name!r} already exists; job names are unique, omit name to get a "
-                                "generated one", details={"field": "name", "value": name})
-        tags = {"openaml.job_type": "sweep", "openaml.compute": compute, **job.tags}
-        run = self.ctx.tracking.create_run(name, experiment, run_name=job.display_name or name, tags=tags)
-        self.ctx.store.create_job(name=name, type_="sweep", status=JobStatus.NOT_STARTED, experiment_name=experiment,
-                                  compute=compute, spec=data, display_name=job.display_name,
-                                  runtime={"experiment_id": run["experiment_id"], "artifact_uri": run["artifact_uri"],
-                                           "warnings": notes})
-        self.ctx.store.transition_job(name, JobStatus.RUNNING, from_statuses=[JobStatus.NOT_STARTED],
-                                      start_time=utcnow())
-        self.ctx.tracking.set_run_running(name)
-        self._wake.set()
-        return self.jobs.get(name)
+        return JobPlan(data=data, experiment=job.experiment_name or "Default", compute=compute,
+                       display_name=job.display_name, tags={"openaml.compute": compute, **job.tags},
+                       runtime={"warnings": notes}, entity=job)
+
+    def start(self, row: dict[str, Any]) -> None:
+        """The sweep runs (it holds no compute slot) and launches its first trials."""
+        started = self.ctx.store.transition_job(row["name"], JobStatus.RUNNING, from_statuses=[JobStatus.NOT_STARTED],
+                                                start_time=utcnow())
+        self.ctx.tracking.set_run_running(row["name"])
+        if started is not None:
+            self.on_tick(started)
 
     def _resolve_component_trial(self, spec: dict[str, Any], source: str | None) -> dict[str, Any]:
         """``trial: azureml:<name>:<version>`` (or ``@latest``): the registered component becomes
@@ -215,46 +180,29 @@ class SweepService:
         return {**spec, "trial": trial, "inputs": inputs, "outputs": outputs, "properties": props}
 
     # ------------------------------------------------------------------ controller
-    def run_pass(self) -> None:
-        with self._pass_lock:
-            store = self.ctx.store
-            live = store.list_jobs(status=[JobStatus.RUNNING], include_archived=True, ascending=True)
-            for row in live:
-                if row["type"] != "sweep":
-                    continue
-                try:
-                    self._step(row)
-                except Exception as exc:  # noqa: BLE001
-                    log.exception("sweep %s: pass failed", row["name"])
-                    msg = getattr(exc, "message", None) or repr(exc)
-                    self._finish(row, JobStatus.FAILED, error=f"the sweep controller failed: {msg}")
-            # orphans come only from a cancel racing a launch (which _launch re-checks): a look every
-            # few seconds is enough, and listing every active job on every pass cost a busy server
-            if time.monotonic() - self._orphans_checked > 5.0:
-                self._orphans_checked = time.monotonic()
-                self._cancel_orphans()
-            for name in list(self._states):
-                if name not in {r["name"] for r in live}:
-                    self._states.pop(name, None)
+    def _lock(self, name: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(name, threading.Lock())
 
-    def _cancel_orphans(self) -> None:
-        """Trials still active under a sweep that ended (a cancel racing a launch)."""
-        store = self.ctx.store
-        active = [s for s in (JobStatus.NOT_STARTED, JobStatus.QUEUED, JobStatus.PREPARING, JobStatus.RUNNING,
-                              JobStatus.FINALIZING)]
-        parents: dict[str, dict[str, Any]] = {}
-        for child in store.list_jobs(status=active, include_archived=True):
-            pname = child["parent_name"]
-            if not pname:
-                continue
-            if pname not in parents:
-                try:
-                    parents[pname] = store.get_job(pname)
-                except NotFoundError:
-                    continue
-            parent = parents[pname]
-            if parent["type"] == "sweep" and parent["status"] in TERMINAL_JOB_STATUSES:
-                self.jobs.cancel(child["name"], reason=f"parent job {pname} ended ({parent['status']})")
+    def on_tick(self, row: dict[str, Any]) -> None:
+        """One controller pass over a Running sweep; an error fails the sweep with the reason."""
+        with self._lock(row["name"]):
+            row = self.ctx.store.get_job(row["name"])
+            if row["status"] != JobStatus.RUNNING:
+                return
+            try:
+                self._step(row)
+            except Exception as exc:  # noqa: BLE001
+                log.exception("sweep %s: pass failed", row["name"])
+                msg = getattr(exc, "message", None) or repr(exc)
+                self._finish(row, JobStatus.FAILED, error=f"the sweep controller failed: {msg}")
+
+    def on_terminal(self, row: dict[str, Any]) -> None:
+        """The sweep ended (its own end, a cancel, a failure): forget its state, cancel its trials."""
+        self._states.pop(row["name"], None)
+        with self._locks_lock:
+            self._locks.pop(row["name"], None)
+        self.core.cancel_children(row["name"], reason=f"parent job {row['name']} ended ({row['status']})")
 
     def _state(self, row: dict[str, Any]) -> _State:
         st = self._states.get(row["name"])
@@ -262,32 +210,22 @@ class SweepService:
             spec = {k: v for k, v in row["spec"].items() if k not in _SERVER_FIELDS}
             job = SweepJob.model_validate(spec)
             sampler_job = job
-            seed = getattr(job.sampling_algorithm, "seed", None)
+            seed: Any = getattr(job.sampling_algorithm, "seed", None)
             done = len(self.ctx.store.list_jobs(parent_name=row["name"], include_archived=True)) if seed is not None else 0
             if done:
                 # a server restarted mid-sweep: the sampler's random state was in the old process. The same
                 # seed would draw the first points again, so go on with a seed derived from the seed and
                 # the number of trials already created (finished trials are re-told to the sampler)
                 sampler_job = job.model_copy(deep=True)
-                sampler_job.sampling_algorithm.seed = (int(seed) + 7919 * done) % (2**31 - 1)
+                setattr(sampler_job.sampling_algorithm, "seed", (int(seed) + 7919 * done) % (2**31 - 1))  # noqa: B010
             st = _State(job=job, sampler=SweepSampler(sampler_job))
             self._states[row["name"]] = st
             self._sampler_notes(row, st.sampler)
         return st
 
-    def _log(self, name: str, *lines: str) -> None:
-        """Append ``lines`` to the sweep's own log (what ``openaml job stream -n <sweep>`` shows)."""
-        path = self.ctx.layout.job_dir(name) / "user_logs" / "std_log.txt"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a", encoding="utf-8") as f:
-                f.writelines(f"{line}\n" for line in lines)
-        except OSError:  # the log is informative only: never let it stop the controller
-            log.warning("sweep %s: could not write its log", name)
-
     def _sampler_notes(self, row: dict[str, Any], sampler: SweepSampler) -> None:
         """What the sampler uses, and its warnings (bayesian without torch), into the sweep's log."""
-        self._log(row["name"], *sampler.log_lines)
+        self.log(row["name"], *sampler.log_lines)
         known = list(row["runtime"].get("warnings") or [])
         new = [n for n in sampler.notes if n not in known]
         if new:
@@ -416,7 +354,7 @@ class SweepService:
             self.ctx.store.update_job(cname, runtime_update=update)
             shown = "no value" if value is None else f"{metric} = {value!r}"
             why = rt.get("sweep_terminated") or child["error"]
-            self._log(child["parent_name"] or cname.rsplit("_", 1)[0],
+            self.log(child["parent_name"] or cname.rsplit("_", 1)[0],
                       f"trial {cname} {child['status']}: {shown}" + (f" ({why})" if why else "")
                       + (f"; {'; '.join(notes)}" if notes else ""))
 
@@ -457,7 +395,7 @@ class SweepService:
         if job.limits and job.limits.trial_timeout:
             child_spec["limits"] = {"timeout": job.limits.trial_timeout}
         try:
-            self.jobs.submit(child_spec)
+            self.core.submit(child_spec)
         except ConflictError:
             return True  # created by a previous pass or server; counted from the rows
         except OpenAMLError as exc:
@@ -465,7 +403,7 @@ class SweepService:
             return False
         self.ctx.store.update_job(child, runtime_update={"sweep_index": index, "sweep_values": values,
                                                          "sweep_raw": raw})
-        self._log(name, f"trial {child} submitted: " + " ".join(f"{k}={v!r}" for k, v in values.items()))
+        self.log(name, f"trial {child} submitted: " + " ".join(f"{k}={v!r}" for k, v in values.items()))
         try:
             self.ctx.tracking.log_params(child, {k: (json.dumps(v) if isinstance(v, (dict, list)) else v)
                                                  for k, v in values.items()})
@@ -520,8 +458,8 @@ class SweepService:
     def _complete(self, row: dict[str, Any], st: _State, metric: str, goal: str) -> None:
         name = row["name"]
         children = self.ctx.store.list_jobs(parent_name=name, include_archived=True, ascending=True)
-        scored = [(c, st.final_hist.get(c["name"]) or []) for c in children]
-        scored = [(c, h[-1]) for c, h in scored if h]
+        hists = [(c, st.final_hist.get(c["name"]) or []) for c in children]
+        scored = [(c, h[-1]) for c, h in hists if h]
         failed = sum(1 for c in children if c["status"] == JobStatus.FAILED)
         if not scored:
             logged: set[str] = set()
@@ -559,17 +497,9 @@ class SweepService:
 
     def _finish(self, row: dict[str, Any], status: str, *, error: str | None) -> None:
         name = row["name"]
-        done = self.ctx.store.transition_job(name, status, from_statuses=[JobStatus.RUNNING], error=error,
-                                             end_time=utcnow())
+        done = self.core.finish(name, status, error=error, from_statuses=(JobStatus.RUNNING,))
         if done is None:
             return
-        best = (self.ctx.store.get_job(name)["runtime"] or {}).get("best")
-        self._log(name, f"sweep {status}" + (f": best trial {best['child']} ({best['value']!r})" if best else "")
-                  + (f"; {error}" if error else ""))
-        self._states.pop(name, None)
-        self.ctx.tracking.end_run(name, status)
-        for c in self.ctx.store.list_jobs(parent_name=name, include_archived=True):
-            if c["status"] not in TERMINAL_JOB_STATUSES:
-                self.jobs.cancel(c["name"], reason=f"parent job {name} ended ({status})")
-        self.jobs.scheduler.after_terminal(done)
-
+        best = (done["runtime"] or {}).get("best")
+        self.log(name, f"sweep {status}" + (f": best trial {best['child']} ({best['value']!r})" if best else "")
+                 + (f"; {error}" if error else ""))

@@ -1,9 +1,9 @@
-"""Pipeline jobs: submission (validated before anything runs) and the controller that runs steps.
+"""Pipeline jobs (azure-ai-ml ``PipelineJob``): the ``pipeline`` job kind, compile and controller.
 
 The pipeline is a parent job (``type: pipeline``); each step a child command job named
 ``<pipeline>-<node>`` (deterministic, so the controller is idempotent and resumes after a server
-restart without re-running finished steps). The controller :meth:`PipelineService.advance` runs on
-submission, whenever a job ends (the scheduler's ``terminal_hooks``) and at server start:
+restart without re-running finished steps). The controller :meth:`PipelineKind.advance` runs at
+start, whenever a step ends (the job core's ``on_child_terminal``) and at server start (``reconcile``):
 
 - a node whose upstream steps all completed is started at once (the scheduler then runs it when
   its compute has a free slot), its inputs bound to ``azureml://jobs/<child>/outputs/<name>``;
@@ -34,13 +34,13 @@ import pydantic
 from openaml.constants import TERMINAL_JOB_STATUSES, JobStatus
 from openaml.entities._base import validation_error_from_pydantic
 from openaml.entities._pipeline import PipelineJob
-from openaml.errors import ConflictError, NotFoundError, OpenAMLError
-from openaml.services._context import WorkspaceContext
+from openaml.errors import NotFoundError, OpenAMLError
 from openaml.services._job_resolve import ResolveErrors, component_problems
 from openaml.services._pipeline_graph import compile_pipeline
+from openaml.services.kinds import JobKind, JobPlan
 from openaml.store import utcnow
 
-__all__ = ["PipelineService"]
+__all__ = ["PipelineKind"]
 
 log = logging.getLogger("openaml.pipelines")
 
@@ -48,69 +48,47 @@ SKIPPED = "Skipped"
 NOT_RUN = "NotStarted"
 
 
-class PipelineService:
-    def __init__(self, ctx: WorkspaceContext) -> None:
-        self.ctx = ctx
+class PipelineKind(JobKind):
+    type = "pipeline"
+    runs_on_compute = False  # the steps run; the pipeline holds no slot (its compute column stays empty)
+
+    def __init__(self, core: Any) -> None:
+        super().__init__(core)
         self._lock = threading.RLock()
         self._hash_cache: dict[tuple[str, int, int], str] = {}
-        ctx.services["jobs"].scheduler.terminal_hooks.append(self._on_terminal)
 
     @property
     def jobs(self) -> Any:
         return self.ctx.services["jobs"]
 
-    # ------------------------------------------------------------------ lifecycle
-    def start(self) -> None:
-        """Resume pipelines left running by a previous server (finished steps are not rerun)."""
-        for row in self.ctx.store.list_jobs(status=[JobStatus.RUNNING, JobStatus.CANCEL_REQUESTED],
-                                            include_archived=True):
-            if row["type"] == "pipeline":
-                try:
-                    self.advance(row["name"])
-                except Exception:  # noqa: BLE001
-                    log.exception("resuming pipeline %s failed", row["name"])
-
-    # ------------------------------------------------------------------ submission
-    def submit(self, spec: dict[str, Any], *, source: str | None = None) -> dict[str, Any]:
-        """Validate, compile and start a pipeline job.
+    # ------------------------------------------------------------------ validation, start, restart
+    def validate(self, spec: dict[str, Any], *, source: str | None, name: str) -> JobPlan:
+        """Validate and compile (:meth:`compile`); the plan's runtime holds the compiled graph.
 
         Raises:
             ValidationError: every problem found, each naming the node and field, before anything runs.
-            ConflictError: a job with that name exists.
         """
-        from openaml.services.jobs import generate_job_name
-
         job, data, plan = self.compile(spec, source=source)
-        name = job.name or generate_job_name()
-        experiment = job.experiment_name or "Default"
-        for key in ("status", "id", "creation_context", "studio_url", "created_at", "start_time", "end_time",
-                    "error", "exit_code", "log_tail", "output_uris", "status_history", "warnings"):
-            data.pop(key, None)
-        data.update(name=name, experiment_name=experiment)
+        data.pop("warnings", None)
         if plan.get("warnings"):
             data["warnings"] = plan["warnings"]
         data["steps"] = {n: {"job": None, "status": NOT_RUN, "depends_on": plan["nodes"][n]["depends_on"]}
                          for n in plan["order"]}
-        try:
-            self.ctx.store.get_job(name)
-        except NotFoundError:
-            pass
-        else:
-            raise ConflictError(f"a job named {name!r} already exists; omit name to get a generated one",
-                                details={"field": "name", "value": name})
-        tags = {"openaml.job_type": "pipeline", **job.tags}
-        run = self.ctx.tracking.create_run(name, experiment, run_name=job.display_name or name, tags=tags)
-        runtime = {"plan": plan, "steps": {}, "experiment_id": run["experiment_id"],
-                   "artifact_uri": run["artifact_uri"], "outputs": {}}
-        # the parent holds no compute slot: its compute column stays empty, steps carry theirs
-        self.ctx.store.create_job(name=name, type_="pipeline", status=JobStatus.NOT_STARTED,
-                                  experiment_name=experiment, compute="", spec=data,
-                                  display_name=job.display_name, runtime=runtime)
-        self.ctx.store.transition_job(name, JobStatus.RUNNING, from_statuses=[JobStatus.NOT_STARTED],
+        return JobPlan(data=data, experiment=job.experiment_name or "Default", compute="",
+                       display_name=job.display_name, tags={**job.tags},
+                       runtime={"plan": plan, "steps": {}, "outputs": {}}, entity=job)
+
+    def start(self, row: dict[str, Any]) -> None:
+        """The pipeline runs and starts every step whose upstream steps are done (none: the first ones)."""
+        self.ctx.store.transition_job(row["name"], JobStatus.RUNNING, from_statuses=[JobStatus.NOT_STARTED],
                                       start_time=utcnow())
-        self.ctx.tracking.set_run_running(name)
-        self.advance(name)
-        return self.jobs.get(name)
+        self.ctx.tracking.set_run_running(row["name"])
+        self.advance(row["name"])
+
+    def reconcile(self, row: dict[str, Any]) -> None:
+        """Resume a pipeline left running by a previous server (finished steps are not rerun)."""
+        if row["status"] in (JobStatus.RUNNING, JobStatus.CANCEL_REQUESTED):
+            self.advance(row["name"])
 
     def compile(self, spec: dict[str, Any], *, source: str | None = None) -> tuple[PipelineJob, dict[str, Any],
                                                                                    dict[str, Any]]:
@@ -176,19 +154,13 @@ class PipelineService:
         return spec
 
     # ------------------------------------------------------------------ controller
-    def _on_terminal(self, row: dict[str, Any]) -> None:
-        if row["type"] == "pipeline":
-            self._cancel_children(row["name"])
-            return
-        parent = row.get("parent_name")
-        if not parent:
-            return
-        try:
-            prow = self.ctx.store.get_job(parent)
-        except NotFoundError:
-            return
-        if prow["type"] != "pipeline":
-            return
+    def on_terminal(self, row: dict[str, Any]) -> None:
+        """The pipeline ended: cancel the steps still active."""
+        self._cancel_children(row["name"])
+
+    def on_child_terminal(self, prow: dict[str, Any], row: dict[str, Any]) -> None:
+        """A step ended: adopt a sweep node's best trial, cache a completed step for reuse, advance."""
+        parent = prow["name"]
         node = row["name"][len(parent) + 1:]
         step = (prow["runtime"].get("steps") or {}).get(node) or {}
         if row["type"] == "sweep" and row["status"] == JobStatus.COMPLETED:
@@ -200,9 +172,7 @@ class PipelineService:
         self.advance(parent)
 
     def _cancel_children(self, name: str) -> None:
-        for child in self.ctx.store.list_jobs(parent_name=name, include_archived=True):
-            if child["status"] not in TERMINAL_JOB_STATUSES:
-                self.jobs.cancel(child["name"], reason=f"pipeline {name} ended")
+        self.core.cancel_children(name, reason=f"pipeline {name} ended")
 
     def advance(self, name: str) -> None:
         """Start every ready step, reuse what can be reused, finish the pipeline when all is done."""
@@ -286,12 +256,7 @@ class PipelineService:
                 err = child["error"] if child else saved.get(n, {}).get("error")
                 details.append(f"{n}: {err}")
             final, error = JobStatus.FAILED, "step(s) failed: " + "; ".join(details)
-        done = self.ctx.store.transition_job(name, final, from_statuses=[JobStatus.RUNNING, JobStatus.CANCEL_REQUESTED],
-                                             end_time=utcnow(), error=error)
-        if done is None:
-            return
-        self.ctx.tracking.end_run(name, final)
-        self.jobs.scheduler.after_terminal(done)
+        self.core.finish(name, final, error=error)
 
     # ------------------------------------------------------------------ steps
     def _start_step(self, row: dict[str, Any], node: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -355,7 +320,7 @@ class PipelineService:
                 spec[key_] = value
         step.update(reused=False, reason=reason)
         try:
-            created = self.jobs.submit(spec)
+            created = self.core.submit(spec)
         except OpenAMLError as exc:
             step.update(status=JobStatus.FAILED, error=exc.message, job=None)
             return step
@@ -397,11 +362,10 @@ class PipelineService:
         }
         step.update(reused=False, reason=reason, sweep=True)
         try:
-            self.ctx.services["jobs.sweep"].submit(spec)
+            created = self.core.submit(spec, parent_name=name)
         except OpenAMLError as exc:
             step.update(status=JobStatus.FAILED, error=exc.message, job=None)
             return step
-        created = self.ctx.store.update_job(child, parent_name=name)
         step["status"] = created["status"]
         return step
 
@@ -447,16 +411,10 @@ class PipelineService:
                                "openaml.reason": reason, "openaml.pipeline_node": node},
                 "outputs": earlier["spec"].get("outputs") or {}, "inputs": earlier["spec"].get("inputs") or {},
                 "tags": {"openaml.pipeline": name, "openaml.node": node}}
-        run = self.ctx.tracking.create_run(child, row["experiment_name"], run_name=node, parent_run_id=name,
-                                           tags={"openaml.job_type": "command", "azureml.isreused": "true"})
-        now = utcnow()
-        runtime = {"outputs": earlier["runtime"].get("outputs") or {}, "experiment_id": run["experiment_id"],
-                   "artifact_uri": run["artifact_uri"], "reused_from": earlier["name"]}
-        self.ctx.store.create_job(name=child, type_="command", status=JobStatus.COMPLETED,
-                                  experiment_name=row["experiment_name"], compute=earlier["compute"], spec=spec,
-                                  display_name=node, parent_name=name, runtime=runtime)
-        self.ctx.store.update_job(child, start_time=now, end_time=now)
-        self.ctx.tracking.end_run(child, JobStatus.COMPLETED)
+        runtime = {"outputs": earlier["runtime"].get("outputs") or {}, "reused_from": earlier["name"]}
+        self.core.record_done("command", child, JobPlan(
+            data=spec, experiment=row["experiment_name"], compute=earlier["compute"], display_name=node,
+            tags={"azureml.isreused": "true"}, runtime=runtime, parent_name=name, parent_run_id=name))
         self._bind_pipeline_outputs(name, node, child)
         step.update(status=JobStatus.COMPLETED, reused=True, reason=reason, reused_from=earlier["name"])
         return step
