@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,7 @@ class HttpLimits:
     max_header_bytes: int = 64 * 1024
 
 
-def openaml_home(environ: dict[str, str] | None = None) -> Path:
+def openaml_home(environ: Mapping[str, str] | None = None) -> Path:
     """``$OPENAML_HOME`` or ``~/.openaml``: holds the default workspace and the workspace index."""
     env = os.environ if environ is None else environ
     return Path(env.get("OPENAML_HOME") or Path.home() / ".openaml").expanduser().resolve()

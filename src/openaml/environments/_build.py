@@ -134,7 +134,7 @@ def _file_lock(path: Path, on_wait: Callable[[], None]) -> Iterator[None]:
             waited = False
             while True:
                 try:
-                    msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+                    msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
                     break
                 except OSError:
                     if not waited:
@@ -144,7 +144,7 @@ def _file_lock(path: Path, on_wait: Callable[[], None]) -> Iterator[None]:
             try:
                 yield
             finally:
-                msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
+                msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
             return
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -285,8 +285,8 @@ def read_build_context(folder: Path, dockerfile_path: str = "Dockerfile"
     for name in _CONDA_NAMES:
         f = folder / name
         if f.is_file():
-            reqs, py, w = parse_conda(load_conda_file(f), source=name)
-            return reqs, py or python, name, w
+            found, py, notes = parse_conda(load_conda_file(f), source=name)
+            return found, py or python, name, notes
     reqs: list[str] = []
     for ln in lines:
         if not re.match(r"(?i)^RUN\s", ln):

@@ -138,7 +138,7 @@ def server_versions() -> dict[str, str]:
 
     out: dict[str, str] = {}
     for dist in distributions():
-        name = dist.metadata.get("Name") if dist.metadata else None
+        name = dist.metadata.get("Name") if dist.metadata else None  # type: ignore[attr-defined]  # email.Message on 3.11
         if name:
             out.setdefault(canonical_name(name), dist.version)
     return out

@@ -63,9 +63,9 @@ def component_problems(comp: dict[str, Any]) -> list[tuple[str, str]]:
         decl = decl or {}
         if decl.get("default") is None or decl.get("type") not in ("string", "integer", "number", "boolean"):
             continue
-        problem = _check_literal(decl["type"], decl["default"], decl)
-        if problem:
-            out.append((f"inputs.{k}.default", f"{problem}; fix the default or its bounds"))
+        bad = _check_literal(decl["type"], decl["default"], decl)
+        if bad:
+            out.append((f"inputs.{k}.default", f"{bad}; fix the default or its bounds"))
     return out
 
 
