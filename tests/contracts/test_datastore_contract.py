@@ -99,6 +99,7 @@ def test_rm(port: DatastorePort, tmp_path: Path) -> None:
 
 
 def test_uri_and_url(port: DatastorePort) -> None:
+    assert port.normalize("./a//b/") == "a/b" and port.normalize("") == ""
     assert port.uri("a/b.csv") == "azureml://datastores/contract/paths/a/b.csv"
     url = port.url("a/b.csv")
     assert "://" in url and url.endswith("a/b.csv")
@@ -125,7 +126,7 @@ def test_escape_attempts_are_refused_naming_the_uri(port: DatastorePort, tmp_pat
     calls: list[Callable[[], object]] = [
         lambda: port.exists(bad), lambda: port.info(bad), lambda: port.ls(bad), lambda: port.open(bad, "wb"),
         lambda: port.get(bad, tmp_path / "o"), lambda: port.put(src, bad), lambda: port.rm(bad, recursive=True),
-        lambda: port.url(bad), lambda: list(port.walk(bad)),
+        lambda: port.url(bad), lambda: list(port.walk(bad)), lambda: port.normalize(bad),
     ]
     for call in calls:
         with pytest.raises(PathEscapeError, match="azureml://datastores/contract/paths/"):

@@ -80,6 +80,15 @@ class DatastorePort(ABC):
         return posixpath.join(self.root, *parts) if parts else self.root
 
     # ------------------------------------------------------------------ naming
+    def normalize(self, path: str) -> str:
+        """The checked form of a relative path: posix, without empty, ``.`` or trailing parts.
+
+        Raises:
+            PathEscapeError: the path leaves the datastore (naming its URI).
+        """
+        self._real(path)
+        return "/".join(relative_parts(path))
+
     def spec(self) -> dict[str, Any]:
         """``{"name", "type", ...}``: the non-secret definition that reopens this datastore."""
         return {**self.definition, "name": self.name, "type": self.type}

@@ -48,7 +48,7 @@ class DatastoreService:
         if creds:
             d["credentials"] = creds
         if d["type"] == "local":
-            d["local_path"] = str(self.local_root(d["name"]))
+            d["local_path"] = str(open_datastore(self._definition(d), base=self.ctx.layout.root).local_path(""))
         return d
 
     def list(self) -> list[dict[str, Any]]:
@@ -140,7 +140,9 @@ class DatastoreService:
         Raises:
             NotFoundError: unknown datastore.
         """
-        d = self.ctx.store.get_datastore(name)
+        return self._definition(self.ctx.store.get_datastore(name))
+
+    def _definition(self, d: dict[str, Any]) -> dict[str, Any]:
         keep = {k: v for k, v in d.items() if k not in ("credentials", "is_default", "id", "created_at",
                                                         "updated_at", "description", "tags", "properties")}
         if d["type"] == "local":
@@ -168,8 +170,7 @@ class DatastoreService:
         parsed = parse_datastore_uri(uri)
         if parsed is not None:
             port = self.port(parsed.datastore)
-            port.exists(parsed.path)  # checks the path (``..``, NUL, links out) now, naming the URI
-            return port, "/".join(relative_parts(parsed.path, what=f"path of {uri}"))
+            return port, port.normalize(parsed.path)
         job_uri = parse_job_output_uri(uri)
         if job_uri is not None:
             base = self.ctx.services["jobs"].output_uri(job_uri.job, job_uri.output)
@@ -179,10 +180,8 @@ class DatastoreService:
             if inner is None:
                 return None
             rel = "/".join(relative_parts(job_uri.path, what=f"path of {uri}"))
-            joined = "/".join(p for p in (inner.path.rstrip("/"), rel) if p)
             port = self.port(inner.datastore)
-            port.exists(joined)
-            return port, joined
+            return port, port.normalize("/".join(p for p in (inner.path.rstrip("/"), rel) if p))
         raise ValidationError(f"{uri!r} is not an azureml://datastores/... or azureml://jobs/... URI")
 
     def resolve(self, uri: str) -> Path:
