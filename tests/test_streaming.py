@@ -55,3 +55,15 @@ def test_large_job_output_downloads_streamed_with_bounded_server_memory(ml_clien
             digest.update(chunk)
     assert digest.hexdigest() == expected
     assert growth < 50 << 20, f"the server's RSS grew by {growth / 2**20:.0f} MiB for a {SIZE_MB} MiB download"
+
+    # the same files registered as a model download as a stream too (regression: a spooled tar copy)
+    from openaml.entities import Model
+
+    model = ml_client.models.create_or_update(Model(name=f"big-{name[-8:]}".replace("_", "-"),
+                                                    path=f"azureml://jobs/{name}/outputs/o", type="custom_model"))
+    mdl = tmp_path / "model"
+    growth = _peak_rss_growth(server.proc.pid, lambda: ml_client.models.download(model.name, model.version,
+                                                                                 download_path=mdl))
+    files = [p for p in (mdl / model.name).rglob("big.bin")]
+    assert len(files) == 1 and files[0].stat().st_size == SIZE_MB << 20
+    assert growth < 50 << 20, f"the server's RSS grew by {growth / 2**20:.0f} MiB for a {SIZE_MB} MiB model"
