@@ -11,8 +11,9 @@ leave the folder. :func:`tar_stream` streams a file or folder as a tar, chunk by
 
 from __future__ import annotations
 
-from openaml.datastores._base import CHUNK, DatastorePort
-from openaml.datastores._local import LocalDatastore
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from openaml.datastores._mltable import (
     MLTABLE_FILE,
     URL_SCHEMES,
@@ -29,8 +30,24 @@ from openaml.datastores._paths import (
     safe_extract_tar,
     safe_join,
 )
-from openaml.datastores._registry import BACKENDS, backend_class, open_datastore, supported_types
-from openaml.datastores._tar import tar_stream
+
+if TYPE_CHECKING:
+    from openaml.datastores._base import CHUNK, DatastorePort
+    from openaml.datastores._local import LocalDatastore
+    from openaml.datastores._registry import BACKENDS, backend_class, open_datastore, supported_types
+    from openaml.datastores._tar import tar_stream
+
+# the port imports fsspec (~60 ms): loaded on first use, so the SDK and CLI start without it
+_LAZY = {"CHUNK": "_base", "DatastorePort": "_base", "LocalDatastore": "_local", "BACKENDS": "_registry",
+         "backend_class": "_registry", "open_datastore": "_registry", "supported_types": "_registry",
+         "tar_stream": "_tar"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 __all__ = [
     "BACKENDS",
