@@ -238,7 +238,8 @@ def test_input_on_a_metadata_only_datastore_is_refused_naming_it(ml_client):
         credentials=AccountKeyConfiguration(account_key="SECRET")))
     job = command(command="ls ${{inputs.d}}", environment="AzureML-sklearn-1.5@latest",
                   inputs={"d": Input(type="uri_folder", path="azureml://datastores/blob_meta/paths/x")})
-    with pytest.raises(Exception) as info:
+    with pytest.raises(ValidationError) as info:
         ml_client.jobs.create_or_update(job)
-    msg = str(info.value)
+    msg = info.value.message
     assert "'blob_meta'" in msg and "azure_blob" in msg and "supported datastore types: local" in msg
+    assert "SECRET" not in msg
