@@ -143,3 +143,103 @@ def test_create_or_update_dispatches_every_entity_type(ml_client, tmp_path):
         == "fid-cluster"
     with pytest.raises(ValidationError, match="does not handle int; it takes one of: Job, Data"):
         ml_client.create_or_update(3)
+
+
+def test_local_port_refuses_symlinks_leaving_the_folder_and_skips_links(tmp_path):
+    """The local backend's own rule besides the contract: links out are refused, links never copied."""
+    import os
+
+    import pytest
+
+    from openaml.datastores import open_datastore
+    from openaml.errors import PathEscapeError
+
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "key.txt").write_text("s")
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    (folder / "ok.txt").write_text("ok")
+    os.symlink(secret, folder / "out")
+    os.symlink(secret / "key.txt", folder / "out.txt")
+    port = open_datastore({"name": "links", "type": "local", "path": str(folder)})
+    for call in (lambda: port.info("out/key.txt"), lambda: port.open("out.txt", "rb"),
+                 lambda: port.get("out", tmp_path / "o"), lambda: port.local_path("out/key.txt")):
+        with pytest.raises(PathEscapeError, match="azureml://datastores/links/paths/out.* leaves its folder"):
+            call()
+    # listings and copies neither show nor follow links
+    assert [e["name"] for e in port.ls("")] == ["ok.txt"]
+    assert list(port.walk("")) == [("ok.txt", 2)]
+    assert port.get("", tmp_path / "copy") == 1 and sorted(p.name for p in (tmp_path / "copy").iterdir()) == ["ok.txt"]
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a")
+    os.symlink(secret / "key.txt", src / "leak.txt")
+    assert port.put(src, "up") == 1 and not port.exists("up/leak.txt")
+
+
+def test_local_port_put_move_renames_into_place(tmp_path):
+    from openaml.datastores import open_datastore
+
+    folder = tmp_path / "ds"
+    port = open_datastore({"name": "mv", "type": "local", "path": str(folder)})
+    stage = tmp_path / "stage"
+    (stage / "s").mkdir(parents=True)
+    (stage / "s" / "f.txt").write_text("f")
+    assert port.put(stage, "x/y", move=True) == 1
+    assert not stage.exists() and (folder / "x" / "y" / "s" / "f.txt").read_text() == "f"
+    # onto an existing folder: merged, the source consumed
+    (stage / "g.txt").parent.mkdir(parents=True)
+    (stage / "g.txt").write_text("g")
+    assert port.put(stage, "x/y", move=True) == 1
+    assert not stage.exists() and sorted(p.name for p in (folder / "x" / "y").iterdir()) == ["g.txt", "s"]
+
+
+def test_job_inputs_and_outputs_go_through_the_datastore_port(ml_client, server, tmp_path):
+    """runner.json names each input's datastore (non-secret definition) and path, not a server path;
+    ro_mount and download both read it; an output lands in a registered local datastore."""
+    import json
+    import uuid
+
+    from openaml import Input, Output, command
+    from openaml.entities import Datastore
+
+    folder = tmp_path / "shared-store"
+    (folder / "in").mkdir(parents=True)
+    (folder / "in" / "n.txt").write_text("41")
+    ds = f"port_{uuid.uuid4().hex[:6]}"
+    ml_client.datastores.create_or_update(Datastore(name=ds, type="local", path=str(folder)))
+    job = command(command="cat ${{inputs.a}}/n.txt ${{inputs.b}}/n.txt > ${{outputs.o}}/both.txt",
+                  inputs={"a": Input(type="uri_folder", path=f"azureml://datastores/{ds}/paths/in", mode="ro_mount"),
+                          "b": Input(type="uri_folder", path=f"azureml://datastores/{ds}/paths/in/",
+                                     mode="download")},
+                  outputs={"o": Output(type="uri_folder", path=f"azureml://datastores/{ds}/paths/out/${{{{name}}}}")},
+                  environment="AzureML-sklearn-1.5@latest")
+    name = ml_client.jobs.create_or_update(job).name
+    assert ml_client.jobs.wait(name, timeout=120).status == "Completed", ml_client.jobs.get_raw(name)["log_tail"]
+    assert (folder / "out" / name / "both.txt").read_text() == "4141"
+    spec = json.loads((server.path / "jobs" / name / "runner.json").read_text())
+    for key in ("a", "b"):
+        inp = spec["inputs"][key]
+        assert inp["datastore"] == {"name": ds, "type": "local", "path": str(folder.resolve())}
+        assert inp["path"] == "in" and "local_path" not in inp
+        assert "credentials" not in json.dumps(inp)
+    assert spec["outputs"]["o"]["datastore"]["name"] == ds and spec["outputs"]["o"]["path"] == f"out/{name}"
+    # the download-mode copy lives in the job's own inputs folder
+    assert (server.path / "jobs" / name / "inputs" / "b" / "in" / "n.txt").read_text() == "41"
+
+
+def test_input_on_a_metadata_only_datastore_is_refused_naming_it(ml_client):
+    from openaml import Input, command
+    from openaml.entities import AccountKeyConfiguration, AzureBlobDatastore
+
+    ml_client.datastores.create_or_update(AzureBlobDatastore(
+        name="blob_meta", account_name="acct", container_name="c",
+        credentials=AccountKeyConfiguration(account_key="SECRET")))
+    job = command(command="ls ${{inputs.d}}", environment="AzureML-sklearn-1.5@latest",
+                  inputs={"d": Input(type="uri_folder", path="azureml://datastores/blob_meta/paths/x")})
+    with pytest.raises(ValidationError) as info:
+        ml_client.jobs.create_or_update(job)
+    msg = info.value.message
+    assert "'blob_meta'" in msg and "azure_blob" in msg and "supported datastore types: local" in msg
+    assert "SECRET" not in msg

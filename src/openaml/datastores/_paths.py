@@ -12,7 +12,7 @@ from typing import IO
 from openaml.errors import PathEscapeError, ValidationError
 
 __all__ = ["DatastoreUri", "JobOutputUri", "parse_datastore_uri", "parse_job_output_uri", "safe_join",
-           "safe_extract_tar"]
+           "safe_extract_tar", "relative_parts"]
 
 _SHORT = re.compile(r"^azureml://datastores/(?P<ds>[^/]+)/paths/?(?P<path>.*)$")
 _LONG = re.compile(
@@ -52,17 +52,18 @@ def parse_job_output_uri(uri: str) -> JobOutputUri | None:
     return JobOutputUri(m.group("job"), m.group("output"), m.group("path") or "")
 
 
-def safe_join(root: str | os.PathLike[str], rel: str, *, what: str = "path") -> Path:
-    """Join a user-given relative path under ``root`` and refuse anything that escapes it.
+def relative_parts(rel: str, *, what: str = "path") -> list[str]:
+    """The components of a user-given relative path, refusing what could leave its folder.
 
-    Refused: absolute paths, ``..`` components that leave ``root``, and symlinks (anywhere on the
-    way) that point outside ``root``.
+    Refused: NUL characters, absolute paths (``/x``, ``C:...``) and ``..`` components. Backslashes
+    count as separators; empty and ``.`` components are dropped (``""`` is the folder itself).
 
     Raises:
-        PathEscapeError: naming the path and the folder it tried to leave.
+        PathEscapeError: naming ``what`` and the value.
     """
-    root_p = Path(root).resolve()
     rel_s = str(rel).replace("\\", "/")
+    if "\0" in rel_s:
+        raise PathEscapeError(f"{what} {rel!r} contains a NUL character", details={"value": rel})
     if rel_s.startswith("/") or re.match(r"^[A-Za-z]:", rel_s):
         raise PathEscapeError(f"{what} {rel!r} is absolute; give a path relative to the folder",
                               details={"value": rel})
@@ -70,6 +71,20 @@ def safe_join(root: str | os.PathLike[str], rel: str, *, what: str = "path") -> 
     if any(p == ".." for p in parts):
         raise PathEscapeError(f"{what} {rel!r} contains '..'; paths must stay inside their folder",
                               details={"value": rel})
+    return parts
+
+
+def safe_join(root: str | os.PathLike[str], rel: str, *, what: str = "path") -> Path:
+    """Join a user-given relative path under ``root`` and refuse anything that escapes it.
+
+    Refused: NUL characters, absolute paths, ``..`` components, and symlinks (anywhere on the way)
+    that point outside ``root``.
+
+    Raises:
+        PathEscapeError: naming the path and the folder it tried to leave.
+    """
+    root_p = Path(root).resolve()
+    parts = relative_parts(rel, what=what)
     target = root_p.joinpath(*parts) if parts else root_p
     resolved = target.resolve()
     if resolved != root_p and root_p not in resolved.parents:

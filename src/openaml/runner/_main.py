@@ -186,24 +186,50 @@ class Runner:
             self.ro_binds.append((str(root), str(root)))
 
     def prepare_inputs(self) -> dict[str, str | None]:
+        """Each input's value for ``${{inputs.x}}``: a literal, the URI (``direct``), or a path.
+
+        Data inputs name their datastore (its non-secret definition) and the path in it; the runner
+        opens the datastore's port (:func:`openaml.datastores.open_datastore`): ``download`` and
+        ``eval_download`` copy the files into the job's ``inputs/<name>/`` (a private, writable copy);
+        ``ro_mount`` (and ``eval_mount``) use the datastore's local path, bound read-only where mount
+        namespaces exist; a datastore without a local path is downloaded instead (said in the system
+        log). Models and MLflow run artifacts come as a ``local_path``.
+        """
         values: dict[str, str | None] = {}
         for name, inp in (self.spec.get("inputs") or {}).items():
             if "value" in inp:
                 values[name] = None if inp["value"] is None else format_literal(inp["value"])
                 continue
             mode = inp.get("mode") or "ro_mount"
-            local = inp.get("local_path")
-            if mode == "direct" or local is None:
+            if mode == "direct" or (inp.get("local_path") is None and inp.get("datastore") is None):
                 values[name] = inp.get("uri")
                 continue
-            src = Path(local)
-            if not src.exists():
-                raise RuntimeError(f"input {name!r}: {inp.get('uri') or local} does not exist")
-            if mode in ("download", "eval_download"):
-                dst = self.job_dir / "inputs" / name / src.name
-                _copy_tree(src, dst)
-                values[name] = str(dst)
-            elif self.read_only_mounts_available():
+            if inp.get("datastore") is not None:
+                from openaml.datastores import open_datastore
+
+                port = open_datastore(inp["datastore"])
+                rel = inp.get("path") or ""
+                if not port.exists(rel):
+                    raise RuntimeError(f"input {name!r}: {inp.get('uri') or port.uri(rel)} does not exist")
+                if mode in ("download", "eval_download") or not port.has_local_path:
+                    if mode not in ("download", "eval_download"):
+                        self.syslog(f"input {name!r}: datastore {port.name!r} (type {port.type}) has no local "
+                                    f"path; {mode} served as a download")
+                    dst = self.job_dir / "inputs" / name / (rel.rstrip("/").rsplit("/", 1)[-1] or port.name)
+                    port.get(rel, dst)
+                    values[name] = str(dst)
+                    continue
+                src = port.local_path(rel)
+            else:
+                src = Path(inp["local_path"])
+                if not src.exists():
+                    raise RuntimeError(f"input {name!r}: {inp.get('uri') or src} does not exist")
+                if mode in ("download", "eval_download"):
+                    dst = self.job_dir / "inputs" / name / src.name
+                    _copy_tree(src, dst)
+                    values[name] = str(dst)
+                    continue
+            if self.read_only_mounts_available():
                 # ro_mount: a read-only bind mount of the datastore path, in the job's own mount
                 # namespace, so a job cannot change registered (immutable) data
                 dst = self.job_dir / "inputs" / name / src.name
@@ -360,27 +386,41 @@ class Runner:
         if not success:
             return moved
         for name, out in (self.spec.get("outputs") or {}).items():
-            stage = self.job_dir / "outputs" / name
-            dest = Path(out["local_path"])
-            if out.get("type") == "uri_file":
-                produced = Path(outputs[name])
-                if not produced.exists():
-                    continue
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(produced, dest) if _same_fs(produced, dest.parent) else shutil.copy2(produced, dest)
-            else:
-                if dest.exists() and any(dest.iterdir()):
-                    _copy_tree(stage, dest)  # an explicit path shared by several jobs: merge
-                else:
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    if dest.exists():
-                        dest.rmdir()
-                    if _same_fs(stage, dest.parent):
-                        os.replace(stage, dest)
-                    else:
-                        shutil.copytree(stage, dest)
-            moved[name] = str(dest)
+            landed = self._place_output(name, out, Path(outputs[name]))
+            if landed is not None:
+                moved[name] = landed
         return moved
+
+    def _place_output(self, name: str, out: dict[str, Any], produced: Path) -> str | None:
+        """Put a declared output into its datastore path (``rw_mount`` and ``upload`` alike: the job
+        writes into its own ``outputs/<name>``, and only a job that succeeded publishes it, so a
+        failed job leaves no partial output). Returns where it landed, or None (nothing written)."""
+        stage = self.job_dir / "outputs" / name
+        src = produced if out.get("type") == "uri_file" else stage
+        if not src.exists():
+            return None
+        if out.get("datastore") is not None:
+            from openaml.datastores import open_datastore
+
+            port = open_datastore(out["datastore"])
+            rel = out.get("path") or ""
+            port.put(src, rel, move=True)  # an explicit path shared by several jobs: merged
+            return str(port.local_path(rel)) if port.has_local_path else port.uri(rel)
+        dest = Path(out["local_path"])  # a job queued by an earlier version: a local path
+        if out.get("type") == "uri_file":
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dest) if _same_fs(src, dest.parent) else shutil.copy2(src, dest)
+        elif dest.exists() and any(dest.iterdir()):
+            _copy_tree(stage, dest)
+        else:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if dest.exists():
+                dest.rmdir()
+            if _same_fs(stage, dest.parent):
+                os.replace(stage, dest)
+            else:
+                shutil.copytree(stage, dest)
+        return str(dest)
 
     # ---------------------------------------------------------------- main
     def run(self) -> int:

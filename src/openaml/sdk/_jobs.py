@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import itertools
 import sys
 import time
 import warnings
@@ -233,12 +235,14 @@ class JobOperations:
             names = ["artifacts", *(raw.get("output_uris") or {})]
         else:
             names = ["artifacts"]
-        import io
+        from openaml.sdk._http import ChunkReader
 
         for out_name in names:
             dest = root / "artifacts" if out_name in ("artifacts", "default") else root / "named-outputs" / out_name
-            data = b"".join(self._t.stream("GET", f"/jobs/{name}/outputs/{out_name}/download"))
-            safe_extract_tar(io.BytesIO(data), dest)
+            # unpacked as it arrives: files are written to disk chunk by chunk, the archive is never held
+            chunks = self._t.stream("GET", f"/jobs/{name}/outputs/{out_name}/download")
+            first = next(chunks, b"")  # an error (unknown output, nothing written) raises before dest is made
+            safe_extract_tar(io.BufferedReader(ChunkReader(itertools.chain([first], chunks)), 1 << 20), dest)
 
 
 def _inline_environment(client: Any, env: Environment | str, base: Path) -> dict[str, Any]:

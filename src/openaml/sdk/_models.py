@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import itertools
 import os
 import re
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import IO, Any
@@ -130,12 +131,12 @@ class ModelOperations:
         dest = safe_join(Path(download_path).expanduser(), name, what="model name")
         if dest.parent.resolve() != Path(download_path).expanduser().resolve():
             raise ValidationError(f"model name {name!r} is invalid: it must be one path component")
+        from openaml.sdk._http import ChunkReader
+
         stream = self._t.stream("GET", f"/models/{name}/versions/{version}/download")
-        with tempfile.TemporaryFile() as buf:
-            for chunk in stream:
-                buf.write(chunk)
-            buf.seek(0)
-            _extract_download(buf, dest)
+        first = next(stream, b"")  # an error (unknown version) raises before anything is made
+        # unpacked into the staging folder as it arrives: neither the archive nor a copy of it is kept
+        _extract_download(io.BufferedReader(ChunkReader(itertools.chain([first], stream)), 1 << 20), dest)
 
     def archive(self, name: str, version: str | int | None = None, label: str | None = None, **kwargs: Any) -> None:
         """Archive a version, or the whole model when no version/label is given."""

@@ -9,7 +9,13 @@ from typing import Any
 
 from openaml._templates import check_references
 from openaml.constants import DATA_TYPES, DEFAULT_DATASTORE, MODEL_TYPES
-from openaml.datastores import parse_datastore_uri, parse_job_output_uri, validate_mltable_folder
+from openaml.datastores import (
+    DatastorePort,
+    LocalDatastore,
+    parse_datastore_uri,
+    parse_job_output_uri,
+    validate_mltable_folder,
+)
 from openaml.errors import NotFoundError, OpenAMLError, ValidationError
 from openaml.services._context import WorkspaceContext
 
@@ -106,8 +112,11 @@ def resolve_code(ctx: WorkspaceContext, code: str | None, errors: ResolveErrors)
     return None
 
 
-def _local_for(ctx: WorkspaceContext, field: str, typ: str, path: str, errors: ResolveErrors) -> tuple[str | None, str]:
-    """(local path or None, canonical uri) of an input path."""
+def _source_for(ctx: WorkspaceContext, field: str, typ: str, path: str,
+                errors: ResolveErrors) -> tuple[dict[str, Any] | None, str]:
+    """(where the runner finds an input, canonical uri): ``{"datastore": <definition>, "path": <p>}``
+    for files of a datastore (the runner opens its port), ``{"local_path": <p>}`` for a model or
+    an MLflow run's artifacts, None for a remote URL or an error (added to ``errors``)."""
     svc = ctx.services
     try:
         if path.startswith("azureml:") and not path.startswith("azureml://") or path.startswith(
@@ -115,18 +124,18 @@ def _local_for(ctx: WorkspaceContext, field: str, typ: str, path: str, errors: R
                 path.startswith("/subscriptions/"):
             if typ in MODEL_TYPES or "/models/" in path:
                 model = svc["models"].resolve_reference(path)
-                return str(model["local_path"]), path
+                return {"local_path": str(model["local_path"])}, path
             asset = svc["data"].resolve_reference(path)
             uri = asset["path"]
             if _REMOTE.match(uri):
                 return None, uri
-            return str(svc["datastores"].resolve(uri)), uri
+            return _in_datastore(ctx, uri), uri
         if parse_datastore_uri(path) is not None or parse_job_output_uri(path) is not None:
-            return str(svc["datastores"].resolve(path)), path
+            return _in_datastore(ctx, path), path
         if path.startswith("runs:/"):
             run_id, _, rel = path[len("runs:/"):].partition("/")
             local, _logged = ctx.tracking.resolve_run_path(run_id, rel)
-            return str(local), path
+            return {"local_path": str(local)}, path
         if _REMOTE.match(path):
             return None, path
     except OpenAMLError as exc:
@@ -140,8 +149,29 @@ def _local_for(ctx: WorkspaceContext, field: str, typ: str, path: str, errors: R
     return None, path
 
 
+def _in_datastore(ctx: WorkspaceContext, uri: str) -> dict[str, Any]:
+    """``{"datastore", "path"}`` of a datastore or job-output URI; ``{"local_path"}`` for a job's
+    default artifact output (MLflow's artifact store, not a datastore)."""
+    located = ctx.services["datastores"].locate(uri)
+    if located is None:
+        return {"local_path": str(ctx.services["datastores"].resolve(uri))}
+    port, rel = located
+    return {"datastore": port.spec(), "path": rel}
+
+
+def _port_of(ctx: WorkspaceContext, source: dict[str, Any]) -> tuple[DatastorePort, str]:
+    if "datastore" in source:
+        return ctx.services["datastores"].port(source["datastore"]["name"]), source["path"]
+    local = Path(source["local_path"])
+    return LocalDatastore("local", {"path": str(local.parent)}), local.name
+
+
 def resolve_inputs(ctx: WorkspaceContext, inputs: dict[str, dict[str, Any]], errors: ResolveErrors) -> dict[str, Any]:
-    """Runner view of inputs: literals as ``{"value"}``, data and models as ``{"local_path", "uri", "mode"}``."""
+    """Runner view of inputs: literals as ``{"value"}``; data and models as ``{"type", "mode", "uri"}``
+    plus where the runner finds the files: ``{"datastore": <non-secret definition>, "path": <path in
+    it>}`` (the runner opens the datastore's port and mounts or downloads per ``mode``), or
+    ``{"local_path"}`` for models and MLflow run artifacts. Existence and file/folder type are
+    checked through the port now, so a wrong input fails the submission."""
     out: dict[str, Any] = {}
     for name, inp in inputs.items():
         field = f"inputs.{name}"
@@ -161,28 +191,36 @@ def resolve_inputs(ctx: WorkspaceContext, inputs: dict[str, dict[str, Any]], err
             out[name] = {"type": typ, "value": None}
             continue
         mode = inp.get("mode") or "ro_mount"
-        local, uri = _local_for(ctx, field, typ, str(path), errors)
-        if local is None and mode != "direct" and _REMOTE.match(uri):
+        source, uri = _source_for(ctx, field, typ, str(path), errors)
+        if source is None and mode != "direct" and _REMOTE.match(uri):
             errors.add(field, f"{uri} is a remote URL; openaml does not download remote data at run time. "
                               "Use a local copy (e.g. --set inputs.<name>.path=./file) or mode: direct")
-        if local is not None:
-            lp = Path(local)
-            if not lp.exists():
-                via = f" (the path of {path})" if str(path) != uri else ""
-                errors.add(field, f"{uri}{via} does not exist; write it first (e.g. as a job's output) or "
-                                  "point the input at an existing path")
-            elif typ == "uri_file" and not lp.is_file():
-                errors.add(field, f"{uri} is a folder but the input type is uri_file; use type: uri_folder")
-            elif typ == "uri_folder" and not lp.is_dir():
-                errors.add(field, f"{uri} is a file but the input type is uri_folder; use type: uri_file")
-            elif typ == "mltable":
-                # as `data create` does: a malformed MLTable folder is refused before anything runs
-                try:
-                    validate_mltable_folder(lp, label=uri)
-                except ValidationError as exc:
-                    errors.add(field, exc.message)
-        out[name] = {"type": typ, "mode": mode, "uri": uri, "local_path": local}
+        if source is not None:
+            try:
+                _check_input(ctx, field, typ, str(path), uri, source, errors)
+            except OpenAMLError as exc:
+                errors.add(field, exc.message)
+        out[name] = {"type": typ, "mode": mode, "uri": uri, **(source or {"local_path": None})}
     return out
+
+
+def _check_input(ctx: WorkspaceContext, field: str, typ: str, path: str, uri: str, source: dict[str, Any],
+                 errors: ResolveErrors) -> None:
+    port, rel = _port_of(ctx, source)
+    if not port.exists(rel):
+        via = f" (the path of {path})" if path != uri else ""
+        errors.add(field, f"{uri}{via} does not exist; write it first (e.g. as a job's output) or "
+                          "point the input at an existing path")
+    elif typ == "uri_file" and not port.isfile(rel):
+        errors.add(field, f"{uri} is a folder but the input type is uri_file; use type: uri_folder")
+    elif typ == "uri_folder" and not port.isdir(rel):
+        errors.add(field, f"{uri} is a file but the input type is uri_folder; use type: uri_file")
+    elif typ == "mltable" and port.has_local_path:
+        # as `data create` does: a malformed MLTable folder is refused before anything runs
+        try:
+            validate_mltable_folder(port.local_path(rel), label=uri)
+        except ValidationError as exc:
+            errors.add(field, exc.message)
 
 
 def _check_literal(typ: str, value: Any, inp: dict[str, Any]) -> str | None:
@@ -206,7 +244,9 @@ def _check_literal(typ: str, value: Any, inp: dict[str, Any]) -> str | None:
 
 def resolve_outputs(ctx: WorkspaceContext, job_name: str, outputs: dict[str, dict[str, Any]],
                     errors: ResolveErrors) -> dict[str, Any]:
-    """Runner view of outputs: where each lands (``uri``, ``local_path``) and how it registers."""
+    """Runner view of outputs: where each lands and how it registers: ``uri``, the datastore's
+    non-secret definition and the ``path`` in it (the runner ``put``s the output there when the job
+    succeeds), ``local_path`` where the datastore has one (model and data registration read it)."""
     out: dict[str, Any] = {}
     for name, o in outputs.items():
         field = f"outputs.{name}"
@@ -223,14 +263,19 @@ def resolve_outputs(ctx: WorkspaceContext, job_name: str, outputs: dict[str, dic
                 rel += name
             path = f"azureml://datastores/{o.get('datastore') or DEFAULT_DATASTORE}/paths/{rel}"
         try:
-            local = ctx.services["datastores"].resolve(path.rstrip("/") if typ != "uri_file" else path)
+            located = ctx.services["datastores"].locate(path.rstrip("/") if typ != "uri_file" else path)
+            assert located is not None  # a datastore URI always has a port
+            port, rel = located
+            if typ == "uri_file" and not rel:
+                raise ValidationError(f"path {path!r} of a uri_file output needs a file name")
+            local = str(port.local_path(rel)) if port.has_local_path else None
         except OpenAMLError as exc:
             errors.add(field, exc.message)
             continue
         entry: dict[str, Any] = {"type": typ, "mode": o.get("mode") or "rw_mount", "uri": path,
-                                 "local_path": str(local)}
+                                 "datastore": port.spec(), "path": rel, "local_path": local}
         if typ == "uri_file":
-            entry["file_name"] = Path(str(local)).name
+            entry["file_name"] = rel.rsplit("/", 1)[-1]
         if o.get("name"):
             entry["register"] = {"name": o["name"], "version": o.get("version"), "description": o.get("description")}
             if o.get("version") is not None:

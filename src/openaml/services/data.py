@@ -25,6 +25,7 @@ import pydantic
 
 from openaml.datastores import (
     URL_SCHEMES,
+    DatastorePort,
     is_url,
     parse_datastore_uri,
     parse_job_output_uri,
@@ -151,17 +152,20 @@ class DataService:
             canonical = str(ds_uri)
             datastores = self.ctx.services["datastores"]
             try:
-                local = datastores.resolve(canonical)
+                located = datastores.locate(canonical)
+                assert located is not None  # a datastore URI always has a port
+                port, rel = located
+                exists = port.exists(rel)
             except UnsupportedError:
                 return canonical  # a cloud datastore: metadata only, its files cannot be checked here
             except OpenAMLError as exc:
                 raise type(exc)(f"{where}: field 'path': {exc.message}",
                                 details={**exc.details, "field": "path", "value": path}) from None
-            if not local.exists():
+            if not exists:
                 warns.append(f"{where}: field 'path': {canonical} does not exist yet; the reference is stored "
                              "as given (as Azure ML does) and a job reading it fails if it is still missing")
                 return canonical
-            self._check_local(type_, local, canonical, where)
+            self._check_files(type_, port, rel, canonical, where)
             return canonical
         if parse_job_output_uri(path) is not None:
             return path  # a job's output: may not be written yet, so kept as given (Azure does the same)
@@ -185,22 +189,22 @@ class DataService:
             details={"field": "path", "value": path})
 
     @staticmethod
-    def _check_local(type_: str, local: Path, uri: str, where: str) -> None:
-        if not local.exists():
-            raise NotFoundError(f"{where}: field 'path': {uri} does not exist in its datastore",
-                                details={"field": "path", "value": uri})
-        if type_ == "uri_file" and not local.is_file():
+    def _check_files(type_: str, port: DatastorePort, rel: str, uri: str, where: str) -> None:
+        """The files at ``rel`` of ``port`` fit ``type_`` (an MLTable folder is validated where the
+        datastore has a local path)."""
+        if type_ == "uri_file" and not port.isfile(rel):
             raise ValidationError(f"{where}: field 'path': type uri_file needs a file but {uri} is a folder; "
                                   "use type uri_folder, or point path at a file", details={"field": "path"})
-        if type_ == "uri_folder" and not local.is_dir():
+        if type_ == "uri_folder" and not port.isdir(rel):
             raise ValidationError(f"{where}: field 'path': type uri_folder needs a folder but {uri} is a file; "
                                   "use type uri_file, or point path at a folder", details={"field": "path"})
         if type_ == "mltable":
-            if local.is_file():
+            if port.isfile(rel):
                 raise ValidationError(f"{where}: field 'path': type mltable needs the folder holding the MLTable "
                                       f"file, but {uri} is a file; point path at its folder",
                                       details={"field": "path"})
-            validate_mltable_folder(local, label=uri)
+            if port.has_local_path:
+                validate_mltable_folder(port.local_path(rel), label=uri)
 
     # ------------------------------------------------------------------ read
     def get(self, name: str, version: str | None = None, label: str | None = None) -> dict[str, Any]:

@@ -1,4 +1,10 @@
-"""Datastores: the default ``workspaceblobstore`` folder, other local folders, and URI resolution."""
+"""Datastores: the default ``workspaceblobstore`` folder, other local folders, and URI resolution.
+
+Each datastore's files are reached through its port (:meth:`DatastoreService.port`, a
+:class:`~openaml.datastores.DatastorePort` chosen by its type); :meth:`DatastoreService.locate`
+turns an ``azureml://`` URI into ``(port, path)``. A local path (:meth:`DatastoreService.resolve`)
+exists only for datastores whose files are on this machine.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,15 @@ from typing import Any
 import pydantic
 
 from openaml.constants import DEFAULT_DATASTORE
-from openaml.datastores import parse_datastore_uri, parse_job_output_uri, safe_join
+from openaml.datastores import (
+    DatastorePort,
+    open_datastore,
+    parse_datastore_uri,
+    parse_job_output_uri,
+    relative_parts,
+)
 from openaml.entities._datastore import credentials_from, datastore_class, public_credentials
-from openaml.errors import NotFoundError, UnsupportedError, ValidationError
+from openaml.errors import NotFoundError, ValidationError
 from openaml.services._context import WorkspaceContext
 
 __all__ = ["DatastoreService"]
@@ -36,7 +48,7 @@ class DatastoreService:
         if creds:
             d["credentials"] = creds
         if d["type"] == "local":
-            d["local_path"] = str(self.local_root(d["name"]))
+            d["local_path"] = str(open_datastore(self._definition(d), base=self.ctx.layout.root).local_path(""))
         return d
 
     def list(self) -> list[dict[str, Any]]:
@@ -112,32 +124,81 @@ class DatastoreService:
                 f"({', '.join(str(r) for r in roots)}); start the server with --datastore-root FOLDER "
                 "(or OPENAML_DATASTORE_ROOTS) to allow another one", details={"field": "path", "value": given})
 
-    def local_root(self, name: str) -> Path:
-        """Folder behind a local datastore.
+    def port(self, name: str) -> DatastorePort:
+        """The datastore's port (its files), from its stored definition.
 
         Raises:
-            NotFoundError: unknown datastore. UnsupportedError: a cloud datastore (no local folder).
+            NotFoundError: unknown datastore. UnsupportedError: a type without a file backend here
+                (naming the datastore, its type and the supported types).
         """
-        d = self.ctx.store.get_datastore(name)
-        if d["type"] != "local":
-            raise UnsupportedError(f"datastore {name!r} is of type {d['type']}, which this installation keeps as "
-                                   "metadata only; its files cannot be read here. Use a local datastore.")
-        p = Path(d.get("path") or "")
-        return p if p.is_absolute() else (self.ctx.layout.root / p)
+        return open_datastore(self.definition(name), base=self.ctx.layout.root)
 
-    def resolve(self, uri: str) -> Path:
-        """Local path of an ``azureml://datastores/<ds>/paths/<p>`` or ``azureml://jobs/...`` URI.
+    def definition(self, name: str) -> dict[str, Any]:
+        """``{"name", "type", ...}``: the datastore's fields without credentials (what a runner
+        needs to open it; local paths absolute).
 
         Raises:
-            ValidationError: not such a URI. PathEscapeError: the path leaves the datastore.
+            NotFoundError: unknown datastore.
+        """
+        return self._definition(self.ctx.store.get_datastore(name))
+
+    def _definition(self, d: dict[str, Any]) -> dict[str, Any]:
+        keep = {k: v for k, v in d.items() if k not in ("credentials", "is_default", "id", "created_at",
+                                                        "updated_at", "description", "tags", "properties")}
+        if d["type"] == "local":
+            p = Path(d.get("path") or "")
+            keep["path"] = str(p if p.is_absolute() else self.ctx.layout.root / p)
+        return keep
+
+    def local_root(self, name: str) -> Path:
+        """Folder behind a datastore that has one (``local``).
+
+        Raises:
+            NotFoundError: unknown datastore. UnsupportedError: a datastore without a local folder.
+        """
+        return self.port(name).local_path("")
+
+    def locate(self, uri: str) -> tuple[DatastorePort, str] | None:
+        """``(port, path in it)`` of an ``azureml://datastores/...`` URI, or of an
+        ``azureml://jobs/<job>/outputs/<output>/...`` URI whose output is a datastore path; None
+        for a job's default artifact output (MLflow's artifact store, not a datastore).
+
+        Raises:
+            ValidationError: not such a URI. NotFoundError: unknown datastore, job or output.
+            PathEscapeError: the path leaves the datastore (naming the URI).
         """
         parsed = parse_datastore_uri(uri)
         if parsed is not None:
-            return safe_join(self.local_root(parsed.datastore), parsed.path, what=f"path of {uri}")
+            port = self.port(parsed.datastore)
+            return port, port.normalize(parsed.path)
         job_uri = parse_job_output_uri(uri)
         if job_uri is not None:
-            return self.ctx.services["jobs"].resolve_output_uri(job_uri)
+            base = self.ctx.services["jobs"].output_uri(job_uri.job, job_uri.output)
+            if base is None:
+                return None
+            inner = parse_datastore_uri(base)
+            if inner is None:
+                return None
+            rel = "/".join(relative_parts(job_uri.path, what=f"path of {uri}"))
+            port = self.port(inner.datastore)
+            return port, port.normalize("/".join(p for p in (inner.path.rstrip("/"), rel) if p))
         raise ValidationError(f"{uri!r} is not an azureml://datastores/... or azureml://jobs/... URI")
+
+    def resolve(self, uri: str) -> Path:
+        """Local path of an ``azureml://datastores/<ds>/paths/<p>`` or ``azureml://jobs/...`` URI
+        (through the datastore's port: only datastores with a local folder have one).
+
+        Raises:
+            ValidationError: not such a URI. PathEscapeError: the path leaves the datastore.
+            UnsupportedError: the datastore has no local path.
+        """
+        located = self.locate(uri)
+        if located is not None:
+            port, path = located
+            return port.local_path(path)
+        job_uri = parse_job_output_uri(uri)
+        assert job_uri is not None  # locate returns None only for a job's artifacts
+        return self.ctx.services["jobs"].resolve_output_uri(job_uri)
 
     def to_uri(self, local: Path) -> str | None:
         """The datastore URI of a local path inside a local datastore, or None."""

@@ -10,16 +10,14 @@ execution is the scheduler's (:mod:`openaml.services._scheduler`).
 
 from __future__ import annotations
 
-import io
 import shutil
-import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from openaml.constants import TERMINAL_JOB_STATUSES
-from openaml.datastores import JobOutputUri, safe_join
+from openaml.datastores import DatastorePort, JobOutputUri, LocalDatastore, safe_join, tar_stream
 from openaml.errors import NotFoundError, ValidationError
 from openaml.services._context import WorkspaceContext
 from openaml.services._job_core import JobCore, generate_job_name
@@ -186,30 +184,38 @@ class JobService:
         base = self.output_dir(uri.job, uri.output)
         return safe_join(base, uri.path, what=f"path of azureml://jobs/{uri.job}/outputs/{uri.output}")
 
+    def output_uri(self, name: str, output: str) -> str | None:
+        """The datastore URI a named output was written to; None for the default artifact output.
+
+        Raises:
+            NotFoundError: unknown job or output.
+        """
+        row = self.ctx.store.get_job(name)
+        if output in ("artifacts", "default"):
+            return None
+        outs = row["runtime"].get("outputs") or {}
+        if output not in outs:
+            raise NotFoundError(f"job {name!r} has no output {output!r}; outputs: "
+                                f"{', '.join(['artifacts', *outs]) }")
+        return str(outs[output]["uri"])
+
     def tar_output(self, name: str, output: str) -> Iterator[bytes]:
-        """A tar of an output (``artifacts`` = the run's artifacts) for ``job download``.
+        """A tar of an output (``artifacts`` = the run's artifacts) for ``job download``, streamed
+        from the output's datastore chunk by chunk (never the whole archive in memory).
 
         Raises (before any byte is produced):
             NotFoundError: unknown job or output, or an output the job has not written.
         """
-        base = self.output_dir(name, output)
-        if not base.exists():
+        uri = self.output_uri(name, output)
+        located = self.ctx.services["datastores"].locate(uri) if uri is not None else None
+        if located is None:
+            port: DatastorePort = LocalDatastore("artifacts", {"path": str(self.output_dir(name, output))})
+            path = ""
+        else:
+            port, path = located
+        if not port.exists(path):
             raise NotFoundError(f"output {output!r} of job {name!r} has no files (the job has not written it)")
-        return self._tar(base)
-
-    @staticmethod
-    def _tar(base: Path) -> Iterator[bytes]:
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            if base.is_file():
-                tar.add(str(base), arcname=base.name)
-            else:
-                for p in sorted(base.rglob("*")):
-                    if p.is_file() and not p.is_symlink():
-                        tar.add(str(p), arcname=p.relative_to(base).as_posix())
-        buf.seek(0)
-        while chunk := buf.read(1 << 20):
-            yield chunk
+        return tar_stream(port, path)
 
     def delete_files(self, name: str) -> None:
         shutil.rmtree(self.ctx.layout.job_dir(name) / "wd", ignore_errors=True)

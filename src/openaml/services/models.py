@@ -17,18 +17,17 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tarfile
-import tempfile
 import threading
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pydantic
 
 from openaml.constants import MODEL_TYPES
-from openaml.datastores import parse_datastore_uri, parse_job_output_uri
+from openaml.datastores import LocalDatastore, parse_datastore_uri, parse_job_output_uri, tar_stream
 from openaml.entities import Model
 from openaml.entities._base import validation_error_from_pydantic
 from openaml.errors import (
@@ -241,13 +240,12 @@ class ModelService:
                                 details={"name": name, "version": str(version)})
         return local
 
-    def download_archive(self, name: str, version: str) -> IO[bytes]:
+    def download_archive(self, name: str, version: str) -> Iterator[bytes]:
         """A tar archive of ``name:version``: a folder model as ``<folder name>/...``, a file model as
-        ``<file name>`` (azure-ai-ml lays downloads out so under ``<download_path>/<name>/``).
+        ``<file name>`` (azure-ai-ml lays downloads out so under ``<download_path>/<name>/``),
+        streamed chunk by chunk (:func:`~openaml.datastores.tar_stream`; never whole in memory).
 
-        Returns a file object positioned at 0 (the caller closes it).
-
-        Raises:
+        Raises (before the first chunk):
             NotFoundError: unknown version or missing files.
             PathEscapeError: a link inside the model that points outside its folder.
         """
@@ -256,19 +254,11 @@ class ModelService:
         local, base = self._local(rec)
         if not local.exists():
             raise NotFoundError(f"the files of model {name}:{version} are missing (expected at {local})")
-        buf = tempfile.SpooledTemporaryFile(max_size=32 << 20)  # noqa: SIM115 - returned open to the caller
-        try:
-            with tarfile.open(fileobj=buf, mode="w") as tar:
-                if local.is_file():
-                    tar.add(str(local), arcname=base, recursive=False)
-                else:
-                    for src, rel in _walk_files(local):
-                        tar.add(str(src), arcname=f"{base}/{rel}", recursive=False)
-        except BaseException:
-            buf.close()
-            raise
-        buf.seek(0)
-        return buf
+        port = LocalDatastore(f"model {name}:{version}", {"path": str(local.parent)})
+        if local.is_file():
+            return tar_stream(port, local.name, prefix=base)
+        files = [(rel, src.stat().st_size) for src, rel in _walk_files(local)]
+        return tar_stream(port, local.name, prefix=base, files=files)
 
     # ------------------------------------------------------------------ writing
     def create_or_update(self, spec: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Receiving uploads: a tar stream becomes a code snapshot or a folder of the default datastore.
+"""Receiving uploads: a tar stream becomes a code snapshot or files of a datastore (through its port).
 
 Content-addressed: the same files give the same hash, so re-uploading is free and a code
 snapshot is stored once. Extraction is staged in ``uploads/`` and renamed into place, so a
@@ -79,20 +79,22 @@ class UploadService:
             count, digest = await anyio.to_thread.run_sync(_extract_and_hash, tar_path, stage, is_file)
             if target == "code":
                 dest = layout.code / digest
-                result: dict[str, Any] = {"code_id": digest, "files": count}
-            else:
-                ds_name = datastore or DEFAULT_DATASTORE
-                ds_root = self.ctx.services["datastores"].local_root(ds_name)
-                dest = ds_root / "LocalUpload" / digest / ("" if is_file else name)
-                rel = f"LocalUpload/{digest}/{name}"
-                result = {"uri": f"azureml://datastores/{ds_name}/paths/{rel}", "files": count,
-                          "is_file": is_file}
-            if dest.exists():
-                await anyio.to_thread.run_sync(shutil.rmtree, stage)
-            else:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(stage, dest)
-            return result
+                if dest.exists():
+                    await anyio.to_thread.run_sync(shutil.rmtree, stage)
+                else:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(stage, dest)
+                return {"code_id": digest, "files": count}
+            ds_name = datastore or DEFAULT_DATASTORE
+            port = self.ctx.services["datastores"].port(ds_name)
+            rel = f"LocalUpload/{digest}/{name}"
+            # content-addressed: an existing folder holds the same files; else the staged files go
+            # through the datastore's port (a local folder renames them into place in one step)
+            place = f"LocalUpload/{digest}" if is_file else rel
+            if not await anyio.to_thread.run_sync(port.exists, place):
+                src = next(stage.iterdir()) if is_file else stage  # a file upload holds one file
+                await anyio.to_thread.run_sync(lambda: port.put(src, rel, move=True))
+            return {"uri": f"azureml://datastores/{ds_name}/paths/{rel}", "files": count, "is_file": is_file}
         finally:
             if stage.exists():
                 await anyio.to_thread.run_sync(lambda: shutil.rmtree(stage, ignore_errors=True))

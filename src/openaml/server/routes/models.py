@@ -56,13 +56,5 @@ def restore_model(request: Request, name: str, version: str | None = None) -> di
 
 @router.get("/models/{name}/versions/{version}/download", response_class=StreamingResponse, responses=TAR_RESPONSE)
 def download_model(request: Request, name: str, version: str) -> StreamingResponse:
-    archive = _svc(request).download_archive(name, version)
-
-    def chunks() -> Any:
-        try:
-            while chunk := archive.read(1 << 20):
-                yield chunk
-        finally:
-            archive.close()
-
-    return StreamingResponse(chunks(), media_type="application/x-tar")
+    chunks = _svc(request).download_archive(name, version)  # raises before streaming starts
+    return StreamingResponse(chunks, media_type="application/x-tar")
