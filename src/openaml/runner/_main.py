@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import argparse
 import os
 import shutil
 import signal
@@ -15,25 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from openaml._templates import format_literal, render
+from openaml.runner._report import TRANSIENT, JobGone, LogShipper, Rejected, Reporter
 
-__all__ = ["main", "Runner", "write_state", "read_state"]
+__all__ = ["main", "Runner", "tail_lines"]
 
 GRACE_SECONDS = 5.0
 HEARTBEAT_SECONDS = 2.0
+LOG_SHIP_SECONDS = 0.25
+#: how long a runner whose job ended keeps trying to tell an unreachable server (a restart)
+REPORT_PATIENCE_SECONDS = 3600.0
 LOG_TAIL_LINES = 30
-
-
-def write_state(job_dir: Path, state: dict[str, Any]) -> None:
-    tmp = job_dir / f".state.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(state), encoding="utf-8")
-    os.replace(tmp, job_dir / "state.json")
-
-
-def read_state(job_dir: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((job_dir / "state.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+TOKEN_ENV = "OPENAML_RUNNER_TOKEN"
 
 
 def tail_lines(path: Path, n: int = LOG_TAIL_LINES) -> list[str]:
@@ -64,11 +56,16 @@ def _copy_tree(src: Path, dst: Path) -> None:
 
 
 class Runner:
-    def __init__(self, job_dir: Path) -> None:
+    """Runs one job in ``job_dir`` (its work folder: the job's folder on a shared disk, or any
+    folder), from ``spec`` (the server's ``GET .../runner/spec``), reporting through ``reporter``
+    (None: report nothing, for tests of the phases). Its own copies of the logs are in
+    ``job_dir/runner/`` (shipped to the server's job folder)."""
+
+    def __init__(self, job_dir: Path, spec: dict[str, Any], reporter: Reporter | None = None) -> None:
         self.job_dir = job_dir
-        self.spec: dict[str, Any] = json.loads((job_dir / "runner.json").read_text(encoding="utf-8"))
-        self.state: dict[str, Any] = {"status": "Preparing", "runner_pid": os.getpid(),
-                                      "runner_pgid": os.getpgid(0), "heartbeat": time.time()}
+        self.spec: dict[str, Any] = spec
+        self.reporter = reporter
+        self.state: dict[str, Any] = {"status": "Preparing", "runner_pid": os.getpid()}
         self.proc: subprocess.Popen[bytes] | None = None
         self.ro_binds: list[tuple[str, str]] = []
         self.hide_lines: list[str] = []
@@ -76,20 +73,93 @@ class Runner:
         self.cancel_reason: str | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self.log_dir = job_dir / "user_logs"
+        self._report_lock = threading.Lock()
+        self._dirty = True
+        self.gone: str | None = None  # why the server no longer takes this job's reports
+        self._failing = False  # the last report failed (said once in the system log)
+        self.heartbeat_seconds = float(spec.get("heartbeat_seconds") or HEARTBEAT_SECONDS)
+        self.log_dir = job_dir / "runner" / "user_logs"
         self.log_path = self.log_dir / "std_log.txt"
-        self.sys_log = job_dir / "system_logs" / "runner.log"
+        self.sys_log = job_dir / "runner" / "system_logs" / "runner.log"
+        self.shipper = LogShipper(reporter, {"user": self.log_path, "system": self.sys_log}) if reporter else None
 
-    # ---------------------------------------------------------------- state
+    # ---------------------------------------------------------------- state (reported over HTTP)
     def update(self, **fields: Any) -> None:
+        """Change the state and report it (a failed report is made good by the next heartbeat)."""
         with self._lock:
             self.state.update(fields)
-            self.state["heartbeat"] = time.time()
-            write_state(self.job_dir, self.state)
+            self._dirty = True
+        self.report()
+
+    def report(self, *, final: bool = False) -> bool:
+        """Send the state if it changed since it was last sent, else a heartbeat; act on the answer
+        (a cancel). The end (``terminal``) is sent only by ``final`` (:meth:`_report_end`, after the
+        logs). Returns whether the server answered."""
+        if self.reporter is None or self.gone:
+            return False
+        with self._report_lock:
+            with self._lock:
+                state = dict(self.state)
+                dirty = self._dirty and (final or not state.get("terminal"))
+                if dirty:
+                    self._dirty = False
+            try:
+                reply = self.reporter.state(state) if dirty else self.reporter.heartbeat()
+            except JobGone as exc:
+                self._lost_job(str(exc))
+                return False
+            except Rejected as exc:  # a bug: say it, do not resend the same state forever
+                self.syslog(f"state report rejected: {exc}")
+                return True
+            except TRANSIENT as exc:
+                if dirty:
+                    with self._lock:
+                        self._dirty = True
+                if not self._failing:
+                    self._failing = True
+                    self.syslog(f"cannot report to the server (retrying): {exc}")
+                return False
+            if self._failing:
+                self._failing = False
+                self.syslog("reporting to the server again")
+        if reply.get("heartbeat_seconds"):
+            self.heartbeat_seconds = float(reply["heartbeat_seconds"])
+        if reply.get("status") in ("Completed", "Failed", "Canceled") and not state.get("terminal"):
+            self._lost_job(f"the server ended the job ({reply['status']})")
+        elif reply.get("cancel") and self.cancel_reason is None:
+            self.cancel_reason = str(reply["cancel"])
+            self._kill_user()
+        return True
+
+    def _lost_job(self, why: str) -> None:
+        """The server will not take this job's reports any more: stop its command, report nothing."""
+        if self.gone is None:
+            self.gone = why
+            self.syslog(f"the server no longer takes this job's reports: {why}; stopping")
+            if self.cancel_reason is None:
+                self.cancel_reason = why
+            self._kill_user()
 
     def _heartbeat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS):
-            self.update()
+        while not self._stop.wait(self.heartbeat_seconds):
+            self.report()
+
+    def _ship_logs(self) -> None:
+        while not self._stop.wait(LOG_SHIP_SECONDS):
+            self._ship_once()
+
+    def _ship_once(self) -> bool:
+        """Send the logs' new bytes; returns whether all were sent."""
+        if self.shipper is None or self.gone:
+            return True
+        try:
+            self.shipper.ship()
+            return self.shipper.pending() == 0
+        except JobGone as exc:
+            self._lost_job(str(exc))
+        except TRANSIENT:
+            pass
+        return False
 
     def syslog(self, msg: str) -> None:
         self.sys_log.parent.mkdir(parents=True, exist_ok=True)
@@ -103,9 +173,9 @@ class Runner:
 
     # ---------------------------------------------------------------- signals
     def _on_term(self, signum: int, _frame: Any) -> None:
-        reason_file = self.job_dir / "cancel"
-        reason = reason_file.read_text(encoding="utf-8").strip() if reason_file.exists() else ""
-        self.cancel_reason = reason or "canceled"
+        # the backend's cancel (the reason is on the job's row; a heartbeat's answer carries it too)
+        if self.cancel_reason is None:
+            self.cancel_reason = "canceled"
         self._kill_user()
 
     def _kill_user(self) -> None:
@@ -331,8 +401,9 @@ class Runner:
         timeout = self.spec.get("timeout")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab", buffering=0) as log:
+            # its own process group in the runner's session: the backend's kill finds it even after the runner died
             self.proc = subprocess.Popen(self.wrap_command(command, env), cwd=str(wd), env=env, stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                         stdout=log, stderr=subprocess.STDOUT, process_group=0)
             self.update(status="Running", user_pid=self.proc.pid, user_pgid=self.proc.pid, start_time=time.time())
             deadline = time.monotonic() + timeout if timeout else None
             while True:
@@ -386,9 +457,11 @@ class Runner:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.sys_log.parent.mkdir(parents=True, exist_ok=True)
         self.update()
-        hb = threading.Thread(target=self._heartbeat, daemon=True)
-        hb.start()
+        threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True).start()
+        threading.Thread(target=self._ship_logs, name="logs", daemon=True).start()
         wd = self.job_dir / "wd"
         exit_code: int | None = None
         outputs: dict[str, str] = {}
@@ -448,8 +521,23 @@ class Runner:
             self.syslog(traceback.format_exc())
             status, error = "Failed", f"finalizing failed: {exc}"
         self._stop.set()
-        self.update(status=status, exit_code=exit_code, error=error, end_time=time.time(),
-                    outputs=moved, log_tail=tail_lines(self.log_path), terminal=True)
+        with self._lock:
+            self.state.update(status=status, exit_code=exit_code, error=error, end_time=time.time(),
+                              outputs=moved, log_tail=tail_lines(self.log_path), terminal=True)
+            self._dirty = True
+        self._report_end()
+
+    def _report_end(self) -> None:
+        """Ship the logs, then the final state (the server ends the job on it, so the logs are
+        complete by then), retrying while the server is unreachable (a restart) for up to
+        :data:`REPORT_PATIENCE_SECONDS`."""
+        deadline = time.monotonic() + REPORT_PATIENCE_SECONDS
+        delay = 0.2
+        while self.reporter is not None and not self.gone and time.monotonic() < deadline:
+            if self._ship_once() and self.report(final=True) and not self._dirty:
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 class _Canceled(Exception):
@@ -464,7 +552,27 @@ def _same_fs(a: Path, b: Path) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        sys.stderr.write("usage: python -m openaml.runner <job folder>\n")
+    """``python -m openaml.runner --server URL --job NAME [--work-dir DIR]``; the job's token comes in
+    ``$OPENAML_RUNNER_TOKEN`` or as the first line of stdin (never argv). Exit codes: 0 the job ran
+    (whatever its end), 1 preparation failed, 2 usage, 3 the server refused the job, 4 unreachable."""
+    parser = argparse.ArgumentParser(prog="python -m openaml.runner", description="Run one openaml job.")
+    parser.add_argument("--server", required=True, help="the server's base URL")
+    parser.add_argument("--job", required=True, help="the job's name")
+    parser.add_argument("--work-dir", default=".", help="the folder to work in (default: the current one)")
+    args = parser.parse_args(argv)
+    token = os.environ.pop(TOKEN_ENV, "") or sys.stdin.readline().strip()
+    if not token:
+        sys.stderr.write(f"openaml runner: no job token (give it in ${TOKEN_ENV} or on stdin)\n")
         return 2
-    return Runner(Path(argv[0])).run()
+    reporter = Reporter(args.server, args.job, token)
+    try:
+        spec = reporter.spec()
+    except JobGone as exc:
+        sys.stderr.write(f"openaml runner: the server will not run job {args.job}: {exc}\n")
+        return 3
+    except TRANSIENT as exc:
+        sys.stderr.write(f"openaml runner: cannot reach the server at {args.server}: {exc}\n")
+        return 4
+    work = Path(args.work_dir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    return Runner(work, spec, reporter).run()

@@ -21,6 +21,7 @@ def build_services(ctx: WorkspaceContext) -> None:
     from openaml.services.jobs import JobService
     from openaml.services.models import ModelService
     from openaml.services.pipelines import PipelineService
+    from openaml.services.runners import RunnerService
     from openaml.services.schedules import ScheduleService
     from openaml.services.sweep import SweepService
     from openaml.services.uploads import UploadService
@@ -39,6 +40,7 @@ def build_services(ctx: WorkspaceContext) -> None:
     ctx.services["jobs.sweep"] = SweepService(ctx)
     ctx.services["schedules"] = ScheduleService(ctx)
     ctx.services["users"] = UserService(ctx)
+    ctx.services["runners"] = RunnerService(ctx)
     ctx.services["datastores"].ensure_default()
     ctx.services["computes"].ensure_default()
 

@@ -3,7 +3,7 @@
 A job IS an MLflow run: its name is the run id and ``experiment_name`` the MLflow experiment
 (Azure ML behaviour). Statuses follow azure-ai-ml: NotStarted -> Queued -> Preparing -> Running
 -> Finalizing -> Completed | Failed | Canceled (CancelRequested while a cancel is under way).
-Execution is the scheduler's (:mod:`openaml.services._scheduler`).
+Execution is the scheduler's (:mod:`openaml.compute._scheduler`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from openaml.errors import ConflictError, NotFoundError, ValidationError
 from openaml.services._actor import Principal, actor
 from openaml.services._context import WorkspaceContext
 from openaml.services._job_resolve import ResolveErrors, check_command, resolve_code, resolve_inputs, resolve_outputs
-from openaml.services._scheduler import Scheduler
+from openaml.services.runners import make_scheduler
 
 __all__ = ["JobService", "generate_job_name"]
 
@@ -62,7 +62,7 @@ def _created_by(runtime: dict[str, Any]) -> dict[str, str]:
 class JobService:
     def __init__(self, ctx: WorkspaceContext) -> None:
         self.ctx = ctx
-        self.scheduler = Scheduler(ctx, self)
+        self.scheduler = make_scheduler(ctx)
         self._submit_lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
