@@ -64,10 +64,13 @@ class SchedulerCallbacks:
         job_token: the scoped token of a job row (``UserService.job_token``), handed to its runner.
         register_outputs: registers a completed job's outputs that name a data asset or model;
             returns the error that fails the job, or None.
+        job_ended: called with a job's name when it ends (before the terminal hooks), so that
+            its token is refused from then on.
     """
 
     job_token: Callable[[dict[str, Any]], str]
     register_outputs: Callable[[dict[str, Any]], str | None]
+    job_ended: Callable[[str], None] | None = None
 
 
 def _ts(x: float | None) -> datetime | None:
@@ -337,6 +340,12 @@ class Scheduler:
         self.after_terminal(row)
 
     def after_terminal(self, row: dict[str, Any]) -> None:
+        """Run when a job ended (any kind, however it ended): the ``job_ended`` callback, then ``terminal_hooks``."""
+        if self.callbacks.job_ended is not None:
+            try:
+                self.callbacks.job_ended(row["name"])
+            except Exception:  # noqa: BLE001
+                log.exception("job_ended callback failed for %s", row["name"])
         for hook in list(self.terminal_hooks):
             try:
                 hook(row)

@@ -573,6 +573,7 @@ def main(argv: list[str]) -> int:
     except TRANSIENT as exc:
         sys.stderr.write(f"openaml runner: cannot reach the server at {args.server}: {exc}\n")
         return 4
+    spec["token"] = token  # the job's own token, for its command's MLflow and openaml calls
     work = Path(args.work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     return Runner(work, spec, reporter).run()

@@ -34,7 +34,8 @@ MAX_LOG_CHUNK = 1 << 20
 def make_scheduler(ctx: WorkspaceContext) -> Scheduler:
     """The workspace's scheduler, with the services' callbacks (job tokens, output registration)."""
     return Scheduler(ctx, SchedulerCallbacks(job_token=lambda row: ctx.services["users"].job_token(row),
-                                             register_outputs=lambda row: register_outputs(ctx, row)))
+                                             register_outputs=lambda row: register_outputs(ctx, row),
+                                             job_ended=lambda name: ctx.services["users"].forget_job(name)))
 
 
 def register_outputs(ctx: WorkspaceContext, job: dict[str, Any]) -> str | None:
