@@ -205,7 +205,7 @@ class Runner:
         """The job's interpreter: its own layer over the cached environment (never the server's).
 
         Warnings (Python asked vs used; pins relaxed by the build) go to the top of the job's log
-        and, for those found while building, to ``state.json`` (``env_warnings``) for the job's
+        and, for those found while building, to the reported state (``env_warnings``) for the job's
         ``warnings``.
         """
         from openaml.environments import (
