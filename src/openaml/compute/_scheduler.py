@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from openaml._settings import Settings
-from openaml.compute._base import JobHandle, JobSpec, RunnerStatus
+from openaml.compute._base import ComputeBackend, JobHandle, JobSpec, RunnerStatus
 from openaml.compute._registry import BackendRegistry
 from openaml.constants import TERMINAL_JOB_STATUSES, JobStatus
 from openaml.errors import NotFoundError, OpenAMLError
@@ -87,6 +87,13 @@ def tail_lines(path: Path, n: int = LOG_TAIL_LINES) -> list[str]:
     except OSError:
         return []
     return data.splitlines()[-n:]
+
+
+def _kill(backend: ComputeBackend, handle: JobHandle) -> None:
+    try:
+        backend.kill(handle)
+    except Exception:  # noqa: BLE001 - the job still ends; what is left is in the server log
+        log.exception("killing the runner %s failed", handle)
 
 
 def handle_of(runtime: dict[str, Any]) -> JobHandle | None:
@@ -250,19 +257,28 @@ class Scheduler:
                 # the server stopped between taking the slot and starting the runner: nothing ran
                 self.ctx.store.transition_job(name, JobStatus.QUEUED, from_statuses=[JobStatus.PREPARING])
             return
-        backend = self.backends.for_handle(handle)
-        if backend.status(handle) != RunnerStatus.ALIVE:
+        try:
+            backend = self.backends.for_handle(handle)
+        except OpenAMLError as exc:  # its backend is gone from this server (an optional dependency removed)
+            self._end(name, JobStatus.FAILED, error=f"the job's runner cannot be followed: {exc.message}")
+            return
+        try:
+            alive = backend.status(handle) == RunnerStatus.ALIVE
+        except Exception:  # noqa: BLE001 - the backend cannot tell now (a cluster unreachable): the heartbeat decides
+            log.exception("status of %s's runner", name)
+            alive = True
+        if not alive:
             self._runner_gone(job, handle)
             return
         if rt.get("cancel_requested"):
             if time.time() - float(rt["cancel_requested"]) > CANCEL_GRACE_SECONDS:
-                backend.kill(handle)
+                _kill(backend, handle)
             return
         timeout = float(self.ctx.settings.heartbeat_timeout)
         # a server that was down heard nothing meanwhile: the runner gets a full timeout from its start
         last = max(float(rt.get("runner_heartbeat") or 0), float(rt.get("launched_at") or 0), self._started_at)
         if timeout > 0 and time.time() - last > timeout:
-            backend.kill(handle)
+            _kill(backend, handle)
             self._end(name, JobStatus.FAILED,
                       error=f"the job's runner stopped reporting (no heartbeat for {time.time() - last:.0f} s, the "
                             f"limit is {timeout:g} s) while the job was {state.get('status', job['status'])}; it was "
@@ -287,7 +303,7 @@ class Scheduler:
         if row["status"] not in ACTIVE:
             return
         backend = self.backends.for_handle(handle)
-        backend.kill(handle)  # what the runner started may outlive it
+        _kill(backend, handle)  # what the runner started may outlive it
         rt = row["runtime"]
         if rt.get("cancel_requested"):
             # a cancel's SIGTERM can end a runner that had not yet installed its handler: a cancel, not a failure

@@ -15,15 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from openaml._templates import format_literal, render
-from openaml.runner._report import TRANSIENT, JobGone, LogShipper, Rejected, Reporter
+from openaml.runner._report import TRANSIENT, JobGone, Link, Reporter
 
 __all__ = ["main", "Runner", "tail_lines"]
 
 GRACE_SECONDS = 5.0
-HEARTBEAT_SECONDS = 2.0
-LOG_SHIP_SECONDS = 0.25
-#: how long a runner whose job ended keeps trying to tell an unreachable server (a restart)
-REPORT_PATIENCE_SECONDS = 3600.0
 LOG_TAIL_LINES = 30
 TOKEN_ENV = "OPENAML_RUNNER_TOKEN"
 
@@ -64,102 +60,28 @@ class Runner:
     def __init__(self, job_dir: Path, spec: dict[str, Any], reporter: Reporter | None = None) -> None:
         self.job_dir = job_dir
         self.spec: dict[str, Any] = spec
-        self.reporter = reporter
         self.state: dict[str, Any] = {"status": "Preparing", "runner_pid": os.getpid()}
         self.proc: subprocess.Popen[bytes] | None = None
         self.ro_binds: list[tuple[str, str]] = []
         self.hide_lines: list[str] = []
         self._ro_ok: bool | None = None
         self.cancel_reason: str | None = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._report_lock = threading.Lock()
-        self._dirty = True
-        self.gone: str | None = None  # why the server no longer takes this job's reports
-        self._failing = False  # the last report failed (said once in the system log)
-        self.heartbeat_seconds = float(spec.get("heartbeat_seconds") or HEARTBEAT_SECONDS)
         self.log_dir = job_dir / "runner" / "user_logs"
         self.log_path = self.log_dir / "std_log.txt"
         self.sys_log = job_dir / "runner" / "system_logs" / "runner.log"
-        self.shipper = LogShipper(reporter, {"user": self.log_path, "system": self.sys_log}) if reporter else None
+        self.link = Link(reporter, {"user": self.log_path, "system": self.sys_log}, self.state,
+                         on_stop=self._stop_command, syslog=self.syslog, heartbeat_seconds=spec.get("heartbeat_seconds"))
 
-    # ---------------------------------------------------------------- state (reported over HTTP)
+    # ---------------------------------------------------------------- state (reported over HTTP: _report.Link)
     def update(self, **fields: Any) -> None:
-        """Change the state and report it (a failed report is made good by the next heartbeat)."""
-        with self._lock:
-            self.state.update(fields)
-            self._dirty = True
-        self.report()
+        """Change the job's state and report it."""
+        self.link.update(**fields)
 
-    def report(self, *, final: bool = False) -> bool:
-        """Send the state if it changed since it was last sent, else a heartbeat; act on the answer
-        (a cancel). The end (``terminal``) is sent only by ``final`` (:meth:`_report_end`, after the
-        logs). Returns whether the server answered."""
-        if self.reporter is None or self.gone:
-            return False
-        with self._report_lock:
-            with self._lock:
-                state = dict(self.state)
-                dirty = self._dirty and (final or not state.get("terminal"))
-                if dirty:
-                    self._dirty = False
-            try:
-                reply = self.reporter.state(state) if dirty else self.reporter.heartbeat()
-            except JobGone as exc:
-                self._lost_job(str(exc))
-                return False
-            except Rejected as exc:  # a bug: say it, do not resend the same state forever
-                self.syslog(f"state report rejected: {exc}")
-                return True
-            except TRANSIENT as exc:
-                if dirty:
-                    with self._lock:
-                        self._dirty = True
-                if not self._failing:
-                    self._failing = True
-                    self.syslog(f"cannot report to the server (retrying): {exc}")
-                return False
-            if self._failing:
-                self._failing = False
-                self.syslog("reporting to the server again")
-        if reply.get("heartbeat_seconds"):
-            self.heartbeat_seconds = float(reply["heartbeat_seconds"])
-        if reply.get("status") in ("Completed", "Failed", "Canceled") and not state.get("terminal"):
-            self._lost_job(f"the server ended the job ({reply['status']})")
-        elif reply.get("cancel") and self.cancel_reason is None:
-            self.cancel_reason = str(reply["cancel"])
-            self._kill_user()
-        return True
-
-    def _lost_job(self, why: str) -> None:
-        """The server will not take this job's reports any more: stop its command, report nothing."""
-        if self.gone is None:
-            self.gone = why
-            self.syslog(f"the server no longer takes this job's reports: {why}; stopping")
-            if self.cancel_reason is None:
-                self.cancel_reason = why
-            self._kill_user()
-
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(self.heartbeat_seconds):
-            self.report()
-
-    def _ship_logs(self) -> None:
-        while not self._stop.wait(LOG_SHIP_SECONDS):
-            self._ship_once()
-
-    def _ship_once(self) -> bool:
-        """Send the logs' new bytes; returns whether all were sent."""
-        if self.shipper is None or self.gone:
-            return True
-        try:
-            self.shipper.ship()
-            return self.shipper.pending() == 0
-        except JobGone as exc:
-            self._lost_job(str(exc))
-        except TRANSIENT:
-            pass
-        return False
+    def _stop_command(self, reason: str) -> None:
+        """A cancel from the server, or a server that no longer takes this job's reports."""
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+        self._kill_user()
 
     def syslog(self, msg: str) -> None:
         self.sys_log.parent.mkdir(parents=True, exist_ok=True)
@@ -459,9 +381,7 @@ class Runner:
         signal.signal(signal.SIGINT, self._on_term)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.sys_log.parent.mkdir(parents=True, exist_ok=True)
-        self.update()
-        threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True).start()
-        threading.Thread(target=self._ship_logs, name="logs", daemon=True).start()
+        self.link.start()
         wd = self.job_dir / "wd"
         exit_code: int | None = None
         outputs: dict[str, str] = {}
@@ -520,24 +440,8 @@ class Runner:
         except Exception as exc:  # noqa: BLE001
             self.syslog(traceback.format_exc())
             status, error = "Failed", f"finalizing failed: {exc}"
-        self._stop.set()
-        with self._lock:
-            self.state.update(status=status, exit_code=exit_code, error=error, end_time=time.time(),
-                              outputs=moved, log_tail=tail_lines(self.log_path), terminal=True)
-            self._dirty = True
-        self._report_end()
-
-    def _report_end(self) -> None:
-        """Ship the logs, then the final state (the server ends the job on it, so the logs are
-        complete by then), retrying while the server is unreachable (a restart) for up to
-        :data:`REPORT_PATIENCE_SECONDS`."""
-        deadline = time.monotonic() + REPORT_PATIENCE_SECONDS
-        delay = 0.2
-        while self.reporter is not None and not self.gone and time.monotonic() < deadline:
-            if self._ship_once() and self.report(final=True) and not self._dirty:
-                return
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        self.link.end(status=status, exit_code=exit_code, error=error, end_time=time.time(), outputs=moved,
+                      log_tail=tail_lines(self.log_path))
 
 
 class _Canceled(Exception):

@@ -20,13 +20,15 @@ import http.client
 import json
 import os
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-__all__ = ["Reporter", "LogShipper", "JobGone", "Rejected", "TRANSIENT"]
+__all__ = ["Reporter", "LogShipper", "Link", "JobGone", "Rejected", "TRANSIENT"]
 
 
 class JobGone(Exception):
@@ -129,6 +131,7 @@ class LogShipper:
         self.reporter = reporter
         self.files = files
         self.offsets = {stream: 0 for stream in files}
+        self._lock = threading.Lock()  # the shipping thread and the runner's last flush
 
     def pending(self) -> int:
         """Bytes not yet on the server."""
@@ -146,6 +149,10 @@ class LogShipper:
         Raises: as :meth:`Reporter.log` (``OSError`` to try again later, :class:`JobGone`). A chunk
         the server rejects is skipped (:class:`Rejected` is not raised).
         """
+        with self._lock:
+            self._ship()
+
+    def _ship(self) -> None:
         for stream, path in self.files.items():
             try:
                 size = os.path.getsize(path)
@@ -163,3 +170,126 @@ class LogShipper:
                         self.offsets[stream] = self.reporter.log(stream, offset, chunk)
                     except Rejected:
                         self.offsets[stream] = offset + len(chunk)
+
+
+class Link:
+    """A runner's reporting: its state (``state``, reported whole on each change), a heartbeat
+    thread, a log-shipping thread, and the end (:meth:`end`: the logs first, then the final state,
+    retried through a server restart). ``on_stop(reason)`` is called when the server asks for a
+    cancel or no longer takes the job's reports (then nothing more is sent: ``gone`` says why).
+    ``reporter`` None: nothing is reported (the state is kept)."""
+
+    HEARTBEAT_SECONDS = 2.0
+    LOG_SHIP_SECONDS = 0.25
+    #: how long a runner whose job ended keeps trying to tell an unreachable server (a restart)
+    END_PATIENCE_SECONDS = 3600.0
+
+    def __init__(self, reporter: Reporter | None, logs: dict[str, Any], state: dict[str, Any], *,
+                 on_stop: Callable[[str], None], syslog: Callable[[str], None],
+                 heartbeat_seconds: float | None = None) -> None:
+        self.reporter = reporter
+        self.shipper = LogShipper(reporter, logs) if reporter is not None else None
+        self.state = state
+        self.on_stop = on_stop
+        self.syslog = syslog
+        self.heartbeat_seconds = float(heartbeat_seconds or self.HEARTBEAT_SECONDS)
+        self.gone: str | None = None
+        self._dirty = True
+        self._failing = False  # the last report failed (said once in the system log)
+        self._lock = threading.Lock()
+        self._report_lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        """Report the state now, then heartbeat and ship logs in two daemon threads."""
+        self.report()
+        threading.Thread(target=self._loop, args=(lambda: self.heartbeat_seconds, self.report),
+                         name="heartbeat", daemon=True).start()
+        threading.Thread(target=self._loop, args=(lambda: self.LOG_SHIP_SECONDS, self.ship),
+                         name="logs", daemon=True).start()
+
+    def _loop(self, every: Callable[[], float], call: Callable[[], Any]) -> None:
+        while not self._stop.wait(every()):
+            call()
+
+    def update(self, **fields: Any) -> None:
+        """Change the state and report it (a failed report is made good by the next heartbeat)."""
+        with self._lock:
+            self.state.update(fields)
+            self._dirty = True
+        self.report()
+
+    def report(self, *, final: bool = False) -> bool:
+        """Send the state if it changed since it was last sent, else a heartbeat; act on the answer
+        (a cancel). The end (``terminal``) is sent only by ``final`` (after the logs). Returns
+        whether the server answered."""
+        if self.reporter is None or self.gone:
+            return False
+        with self._report_lock:
+            with self._lock:
+                state = dict(self.state)
+                dirty = self._dirty and (final or not state.get("terminal"))
+                if dirty:
+                    self._dirty = False
+            try:
+                reply = self.reporter.state(state) if dirty else self.reporter.heartbeat()
+            except JobGone as exc:
+                self._lost(str(exc))
+                return False
+            except Rejected as exc:  # a bug: say it, do not resend the same state forever
+                self.syslog(f"state report rejected: {exc}")
+                return True
+            except TRANSIENT as exc:
+                if dirty:
+                    with self._lock:
+                        self._dirty = True
+                if not self._failing:
+                    self._failing = True
+                    self.syslog(f"cannot report to the server (retrying): {exc}")
+                return False
+            if self._failing:
+                self._failing = False
+                self.syslog("reporting to the server again")
+        if reply.get("heartbeat_seconds"):
+            self.heartbeat_seconds = float(reply["heartbeat_seconds"])
+        if reply.get("status") in ("Completed", "Failed", "Canceled") and not state.get("terminal"):
+            self._lost(f"the server ended the job ({reply['status']})")
+        elif reply.get("cancel"):
+            self.on_stop(str(reply["cancel"]))
+        return True
+
+    def _lost(self, why: str) -> None:
+        """The server will not take this job's reports any more: stop its command, report nothing."""
+        if self.gone is None:
+            self.gone = why
+            self.syslog(f"the server no longer takes this job's reports: {why}; stopping")
+            self.on_stop(why)
+
+    def ship(self) -> bool:
+        """Send the logs' new bytes; returns whether all were sent."""
+        if self.shipper is None or self.gone:
+            return True
+        try:
+            self.shipper.ship()
+            return self.shipper.pending() == 0
+        except JobGone as exc:
+            self._lost(str(exc))
+        except TRANSIENT:
+            pass
+        return False
+
+    def end(self, **fields: Any) -> None:
+        """The job's end (``terminal``): stop the threads, ship the logs, then send the final state
+        (the server ends the job on it, so its logs are complete by then), retrying while the
+        server is unreachable for up to :attr:`END_PATIENCE_SECONDS`."""
+        self._stop.set()
+        with self._lock:
+            self.state.update(fields, terminal=True)
+            self._dirty = True
+        deadline = time.monotonic() + self.END_PATIENCE_SECONDS
+        delay = 0.2
+        while self.reporter is not None and not self.gone and time.monotonic() < deadline:
+            if self.ship() and self.report(final=True) and not self._dirty:
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
