@@ -277,3 +277,27 @@ def test_a_cancel_reaches_the_runner_through_its_heartbeat(harness: Harness, sta
     state = harness.wait_state(row["name"], lambda s: s.get("terminal"), "its end")
     assert state["status"] == "Canceled" and state["error"] == "by heartbeat", state
     _no_process_left(backend, running)
+
+
+# ---------------------------------------------------------------------------------------- the scheduler's dispatch
+def test_scheduler_fails_a_job_whose_compute_type_has_no_backend(harness: Harness) -> None:
+    harness.ctx.store.put_compute("k8s-pool", "kubernetes", 2, {})
+    name = harness.ctx.services["jobs"].submit({"type": "command", "command": "true", "compute": "k8s-pool"})["name"]
+    harness.ctx.services["jobs"].scheduler.run_pass()
+    row = harness.ctx.store.get_job(name)
+    assert row["status"] == "Failed"
+    assert "'k8s-pool'" in row["error"] and "'kubernetes'" in row["error"] and "amlcompute" in row["error"], row["error"]
+
+
+def test_scheduler_starts_only_leaf_types(harness: Harness) -> None:
+    scheduler = harness.ctx.services["jobs"].scheduler
+    assert scheduler.leaf_types == {"command"}
+    harness.ctx.store.put_compute("leaf-pool", "amlcompute", 1, {})
+    name = harness.ctx.services["jobs"].submit({"type": "command", "command": "true", "compute": "leaf-pool"})["name"]
+    scheduler.leaf_types = set()
+    try:
+        scheduler.run_pass()
+        assert harness.ctx.store.get_job(name)["status"] == "Queued"  # not a type it runs
+    finally:
+        scheduler.leaf_types = {"command"}
+    harness.ctx.services["jobs"].cancel(name)
