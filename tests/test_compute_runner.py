@@ -22,6 +22,13 @@ def _runner(job_name: str) -> psutil.Process:
     raise AssertionError(f"no runner process for {job_name}")
 
 
+def _wait_running(ml: MLClient, name: str) -> None:
+    deadline = time.monotonic() + 60
+    while ml.jobs.get_raw(name)["status"] != "Running":
+        assert time.monotonic() < deadline, ml.jobs.get_raw(name)
+        time.sleep(0.1)
+
+
 def _session(sid: int) -> list[int]:
     out = []
     for p in psutil.process_iter():
@@ -39,9 +46,7 @@ def test_a_runner_that_stops_reporting_fails_the_job_and_is_killed(tmp_path: Pat
     try:
         with MLClient(workspace=handle.url) as ml:
             job = ml.jobs.create_or_update(command(command="echo up; sleep 300"))
-            deadline = time.monotonic() + 60
-            while ml.jobs.get_raw(job.name)["status"] != "Running" and time.monotonic() < deadline:
-                time.sleep(0.1)
+            _wait_running(ml, job.name)
             runner = _runner(job.name)
             assert len(_session(runner.pid)) >= 2  # the runner and the job's command
             runner.send_signal(signal.SIGSTOP)  # alive, but silent (a hung machine, a cut link)
@@ -66,9 +71,7 @@ def test_jobs_keep_running_across_a_server_restart_longer_than_the_heartbeat_tim
     try:
         with MLClient(workspace=handle.url) as ml:
             job = ml.jobs.create_or_update(command(command="echo start; sleep 8; echo done"))
-            deadline = time.monotonic() + 60
-            while ml.jobs.get_raw(job.name)["status"] != "Running" and time.monotonic() < deadline:
-                time.sleep(0.1)
+            _wait_running(ml, job.name)
         handle.stop(signal.SIGKILL)
         time.sleep(3)  # longer than the timeout, without a server
         handle = start_server(ws, create=False, env={"OPENAML_HEARTBEAT_TIMEOUT": "2"})
