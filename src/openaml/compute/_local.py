@@ -40,7 +40,7 @@ class LocalBackend(ComputeBackend):
 
     def __init__(self, python: str | None = None) -> None:
         self.python = python or sys.executable
-        self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        self._procs: dict[int, tuple[float, subprocess.Popen[bytes]]] = {}  # pid -> (creation time, process)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ start
@@ -66,7 +66,7 @@ class LocalBackend(ComputeBackend):
         except psutil.Error:
             created = 0.0
         with self._lock:
-            self._procs[proc.pid] = proc
+            self._procs[proc.pid] = (created, proc)
         # the server does not wait() on runners (they may outlive it); reap in a thread
         threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
         return JobHandle(self.name, json.dumps({"pid": proc.pid, "create_time": created, "dir": str(work)}))
@@ -95,9 +95,9 @@ class LocalBackend(ComputeBackend):
     def status(self, handle: JobHandle) -> RunnerStatus:
         pid, created, _ = self._parse(handle)
         with self._lock:
-            proc = self._procs.get(pid)
-        if proc is not None:
-            code = proc.poll()
+            mine = self._procs.get(pid)
+        if mine is not None and mine[0] == created:  # started by this instance: its exit code is known
+            code = mine[1].poll()
             if code is not None:
                 return RunnerStatus.EXITED if code >= 0 else RunnerStatus.LOST
         if self._process(pid, created) is not None:

@@ -290,7 +290,9 @@ class Scheduler:
             fields: dict[str, Any] = {}
             if status == JobStatus.RUNNING and state.get("start_time"):
                 fields["start_time"] = _ts(state["start_time"])
-            self.ctx.store.transition_job(name, status, from_statuses=ACTIVE, **fields)
+            # never from CancelRequested: a cancel that came after this pass listed the job stands
+            self.ctx.store.transition_job(name, status, from_statuses=[JobStatus.PREPARING, JobStatus.RUNNING,
+                                                                        JobStatus.FINALIZING], **fields)
 
     def _runner_gone(self, job: dict[str, Any], handle: JobHandle) -> None:
         """The runner is not there: its end if it reported one, else the job was lost."""
