@@ -196,6 +196,21 @@ def test_killed_runner_is_lost_with_no_process_left(harness: Harness, backend: C
     _no_process_left(backend, running)
 
 
+def test_a_runner_refused_by_the_server_says_why_in_its_logs(harness: Harness, backend: ComputeBackend,
+                                                             started: list) -> None:
+    row = harness.queue("true")
+    spec = harness.spec(row, work_dir=None)
+    forged = JobSpec(job_name=spec.job_name, compute=spec.compute, server_url=spec.server_url,
+                     token=spec.token[:-4] + ("AAAA" if not spec.token.endswith("AAAA") else "BBBB"))
+    handle = backend.submit(forged)
+    started.append((backend, handle))
+    assert _wait_status(backend, handle, lambda s: s != RunnerStatus.ALIVE) != RunnerStatus.ALIVE
+    said = backend.logs(handle)
+    assert "the server will not run job" in said and "401" in said, said
+    assert forged.token not in said and forged.token not in repr(forged)  # the secret is never shown
+    assert harness.state(row["name"]) == {}
+
+
 def test_capacity_is_max_instances(harness: Harness, backend: ComputeBackend) -> None:
     for n in (1, 3, 16):
         compute = {"name": "pool", "type": "amlcompute", "max_instances": n, "properties": {}}
