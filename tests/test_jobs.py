@@ -339,6 +339,29 @@ def test_server_restart_reattaches_running_job(tmp_path):
         handle.stop()
 
 
+def _runner_process(job_name: str) -> psutil.Process:
+    """The runner of a job (``python -m openaml.runner ... --job NAME``)."""
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = p.info["cmdline"] or []
+        if "openaml.runner" in cmd and job_name in cmd:
+            return p
+    raise AssertionError(f"no runner process for {job_name}")
+
+
+def _sid(pid: int) -> int:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return -1
+
+
+def _pgid(pid: int) -> int:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return -1
+
+
 def test_runner_killed_while_server_down_is_failed_not_left_running(tmp_path):
     from tests.conftest import start_server
 
@@ -348,13 +371,20 @@ def test_runner_killed_while_server_down_is_failed_not_left_running(tmp_path):
         with MLClient(workspace=handle.url) as ml:
             job = ml.jobs.create_or_update(command(command="echo up; sleep 300",
                                                    environment="AzureML-sklearn-1.5@latest"))
+            log = ws / "jobs" / job.name / "user_logs" / "std_log.txt"
             deadline = time.monotonic() + 60
-            while ml.jobs.get_raw(job.name)["status"] != "Running" and time.monotonic() < deadline:
+            # the runner sends its log to the server every quarter second: wait until "up" arrived
+            while (ml.jobs.get_raw(job.name)["status"] != "Running" or "up" not in (log.read_text() if log.exists()
+                                                                                     else "")) \
+                    and time.monotonic() < deadline:
                 time.sleep(0.1)
-        state = json.loads((ws / "jobs" / job.name / "state.json").read_text())
+        runner = _runner_process(job.name)
+        user_groups = {_pgid(p.pid) for p in psutil.process_iter() if p.pid != runner.pid and _sid(p.pid) == runner.pid}
+        user_groups.discard(-1)
         handle.stop(signal.SIGKILL)
-        os.kill(state["runner_pid"], signal.SIGKILL)
-        os.killpg(state["user_pgid"], signal.SIGKILL)
+        os.kill(runner.pid, signal.SIGKILL)
+        for pgid in user_groups:
+            os.killpg(pgid, signal.SIGKILL)
         handle = start_server(ws, create=False)
         with MLClient(workspace=handle.url) as ml:
             final = ml.jobs.wait(job.name, timeout=60)

@@ -49,7 +49,9 @@ class Settings:
             metadata database's PostgreSQL (its own schema) when ``database_url`` is PostgreSQL.
         token: bearer token required on every request when set (required when host is not loopback).
         scheduler_interval: seconds between scheduler passes.
-        heartbeat_timeout: seconds without a runner heartbeat before a job is presumed dead.
+        heartbeat_timeout: seconds without a report from a job's runner (state or heartbeat, over
+            HTTP) before the job is failed as lost and its runner killed; 0 turns the check off.
+            Runners report every quarter of it (0.5 to 5 s).
         allowed_hosts: extra ``Host`` names accepted besides loopback and ``host``
             (``--allowed-host``; ``*`` accepts any). See docs/guide/security.md.
         ssl_certfile, ssl_keyfile: PEM files; when both are set the server speaks HTTPS.
@@ -67,7 +69,7 @@ class Settings:
     tracking_url: str | None = None
     token: str | None = None
     scheduler_interval: float = 0.2
-    heartbeat_timeout: float = 30.0
+    heartbeat_timeout: float = 60.0
     extra: dict[str, str] = field(default_factory=dict)
     allowed_hosts: list[str] = field(default_factory=list)
     ssl_certfile: Path | None = None

@@ -44,6 +44,7 @@ model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
 mlflow.sklearn.log_model(model, name="model", registered_model_name=sys.argv[3])
 metric = {"key": "x", "value": 1.0, "timestamp": 0, "step": 0}
 res = {
+    "token": tok,
     "token_kind": tok.split(".")[0],
     "same_as_openaml_token": os.environ.get("OPENAML_TOKEN") == tok,
     "own_run": call("GET", f"/mlflow/api/2.0/mlflow/runs/get?run_id={run}"),
@@ -103,13 +104,17 @@ def test_job_token_is_scoped_to_its_own_run(sec_server: Any, owner: Any, tmp_pat
     tags = client.get_model_version(model_name, "1").tags  # who registered it, from which job
     assert tags["openaml.created_by"] == "owner" and tags["openaml.job"] == job.name
     assert version.creation_context["created_by"] == "owner"
-    # runner.json is owner-only and holds only the scoped token; it dies with the job
-    runner = job_dir / "runner.json"
-    assert runner.stat().st_mode & 0o077 == 0
-    token = json.loads(runner.read_text())["token"]
+    # the runner got the scoped token on its stdin: no file of the job's folder holds it (but the
+    # probe's own output); it dies with the job
+    token = res["token"]
     assert token.startswith("oaj1.")
+    assert not (job_dir / "runner.json").exists()
+    holders = [p for p in job_dir.rglob("*") if p.is_file() and not p.is_symlink() and p.name != "probe.json"
+               and token.encode() in p.read_bytes()]
+    assert holders == []
     with api(sec_server.url, token) as c:
         assert c.get(f"/mlflow/api/2.0/mlflow/runs/get?run_id={job.name}").status_code == 401
+        assert c.post(f"/api/v1/jobs/{job.name}/runner/heartbeat", json={}).status_code == 401  # its runner's too
     forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     with api(sec_server.url, forged) as c:
         assert c.get(f"/api/v1/jobs/{job.name}").status_code == 401

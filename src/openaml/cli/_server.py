@@ -55,6 +55,9 @@ def serve(
         "--tracking-url", envvar="OPENAML_TRACKING_URL",
         help="MLflow backend store URL; default: the metadata DB's PostgreSQL (schema mlflow), else SQLite in the workspace.",
     )] = None,
+    heartbeat_timeout: Annotated[float, typer.Option(
+        "--heartbeat-timeout", envvar="OPENAML_HEARTBEAT_TIMEOUT",
+        help="Seconds without a report from a job's runner before the job is failed as lost (0: never).")] = 60.0,
 ) -> None:
     """Serve a workspace (REST API, MLflow at /mlflow, job scheduler) until stopped."""
     if ctx.invoked_subcommand is not None:
@@ -82,7 +85,7 @@ def serve(
     run(Settings(workspace=_workspace_path(workspace), host=host, port=port, token=token,
                  database_url=database_url, allowed_hosts=list(allowed_host or []), tracking_url=tracking_url,
                  ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, limits=limits, datastore_roots=roots,
-                 token_file=token_file))
+                 token_file=token_file, heartbeat_timeout=heartbeat_timeout))
 
 
 @app.command("stop")

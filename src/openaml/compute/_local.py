@@ -1,70 +1,154 @@
-"""Local backend: runners are subprocesses in their own session, surviving a server restart."""
+"""Local backend: each runner is a subprocess of this machine in its own session.
+
+``python -m openaml.runner --server URL --job NAME --work-dir DIR`` with the job's token on its
+stdin (never in argv or a file). The runner is a session leader, and the user's command runs in
+that session (its own process group), so :meth:`LocalBackend.kill` finds everything the job
+started, also after the runner itself died. Runners survive a server restart; the handle (pid,
+creation time, folder) lets a new server re-attach and tells a reused pid from the runner.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 from pathlib import Path
+from typing import Any
 
 import psutil
 
-from openaml.compute._base import ComputeBackend, RunnerHandle
+from openaml.compute._base import ComputeBackend, JobHandle, JobSpec, RunnerStatus
 
 __all__ = ["LocalBackend", "SERVER_SECRETS"]
 
-# the server's credentials, whatever their source: a job gets its own scoped token (runner.json)
+# the server's credentials, whatever their source: a job gets its own scoped token (on the runner's stdin)
 SERVER_SECRETS = frozenset({"OPENAML_TOKEN", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME",
-                            "MLFLOW_TRACKING_PASSWORD"})
+                            "MLFLOW_TRACKING_PASSWORD", "OPENAML_RUNNER_TOKEN"})
+RUNNER_OUT = ("system_logs", "runner.out")
 
 
 class LocalBackend(ComputeBackend):
+    """Runners as local processes. ``work_dir`` of a :class:`JobSpec` is used when given (the job's
+    folder in the workspace); without one a runner gets a fresh temporary folder, as it would on a
+    machine that does not share the server's disk."""
+
+    name = "local"
+
     def __init__(self, python: str | None = None) -> None:
         self.python = python or sys.executable
+        self._procs: dict[int, tuple[float, subprocess.Popen[bytes]]] = {}  # pid -> (creation time, process)
+        self._lock = threading.Lock()
 
-    def launch(self, job_dir: Path) -> RunnerHandle:
-        (job_dir / "system_logs").mkdir(parents=True, exist_ok=True)
-        with open(job_dir / "system_logs" / "runner.out", "ab") as out:
-            env = {k: v for k, v in os.environ.items() if k not in SERVER_SECRETS}
-            env["PYTHONUNBUFFERED"] = "1"
-            proc = subprocess.Popen([self.python, "-m", "openaml.runner", str(job_dir)], stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=str(job_dir),
-                                    env=env, close_fds=True)
+    # ------------------------------------------------------------------ start
+    def submit(self, spec: JobSpec) -> JobHandle:
+        work = Path(spec.work_dir) if spec.work_dir else Path(tempfile.mkdtemp(prefix=f"openaml-{spec.job_name}-"))
+        out_path = work.joinpath(*RUNNER_OUT)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if k not in SERVER_SECRETS}
+        env["PYTHONUNBUFFERED"] = "1"
+        argv = [self.python, "-m", "openaml.runner", "--server", spec.server_url, "--job", spec.job_name,
+                "--work-dir", str(work)]
+        with open(out_path, "ab") as out:
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True, cwd=str(work), env=env, close_fds=True)
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(spec.token.encode("utf-8") + b"\n")
+            proc.stdin.close()
+        except OSError:  # the runner died at once: its output says why; status() says lost
+            pass
         try:
             created = psutil.Process(proc.pid).create_time()
         except psutil.Error:
             created = 0.0
+        with self._lock:
+            self._procs[proc.pid] = (created, proc)
         # the server does not wait() on runners (they may outlive it); reap in a thread
-        import threading
+        threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
+        return JobHandle(self.name, json.dumps({"pid": proc.pid, "create_time": created, "dir": str(work)}))
 
-        threading.Thread(target=proc.wait, daemon=True).start()
-        return RunnerHandle(proc.pid, created)
-
-    def is_alive(self, handle: RunnerHandle) -> bool:
+    # ------------------------------------------------------------------ follow
+    @staticmethod
+    def _parse(handle: JobHandle) -> tuple[int, float, str]:
+        d = handle.data()
         try:
-            p = psutil.Process(handle.pid)
-            if handle.create_time and abs(p.create_time() - handle.create_time) > 1.0:
-                return False
-            return p.status() != psutil.STATUS_ZOMBIE
-        except psutil.Error:
-            return False
+            return int(d.get("pid") or 0), float(d.get("create_time") or 0.0), str(d.get("dir") or "")
+        except (TypeError, ValueError):
+            return 0, 0.0, ""
 
-    def terminate(self, handle: RunnerHandle) -> None:
-        if self.is_alive(handle):
+    def _process(self, pid: int, created: float) -> psutil.Process | None:
+        """The live (non-zombie) runner process of the handle, or None (gone, or its pid reused)."""
+        if pid <= 0:
+            return None
+        try:
+            p = psutil.Process(pid)
+            if created and abs(p.create_time() - created) > 1.0:
+                return None
+            return None if p.status() == psutil.STATUS_ZOMBIE else p
+        except psutil.Error:
+            return None
+
+    def status(self, handle: JobHandle) -> RunnerStatus:
+        pid, created, _ = self._parse(handle)
+        with self._lock:
+            mine = self._procs.get(pid)
+        if mine is not None and mine[0] == created:  # started by this instance: its exit code is known
+            code = mine[1].poll()
+            if code is not None:
+                return RunnerStatus.EXITED if code >= 0 else RunnerStatus.LOST
+        if self._process(pid, created) is not None:
+            return RunnerStatus.ALIVE
+        return RunnerStatus.LOST
+
+    def logs(self, handle: JobHandle, max_bytes: int = 4096) -> str:
+        _, _, folder = self._parse(handle)
+        if not folder:
+            return ""
+        try:
+            with open(Path(folder).joinpath(*RUNNER_OUT), "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - max_bytes))
+                return fh.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def capacity(self, compute: dict[str, Any]) -> int:
+        return max(0, int(compute.get("max_instances") or 0))
+
+    # ------------------------------------------------------------------ stop
+    def cancel(self, handle: JobHandle) -> None:
+        pid, created, _ = self._parse(handle)
+        if self._process(pid, created) is not None:
             try:
-                os.kill(handle.pid, signal.SIGTERM)
+                os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
 
-    def kill(self, handle: RunnerHandle, pgids: list[int]) -> None:
-        for pgid in pgids:
+    def kill(self, handle: JobHandle) -> None:
+        """SIGKILL the runner's session: the runner and the process groups of the user's command,
+        also when the runner is already dead (a session id is not reused while a process holds it)."""
+        pid, created, _ = self._parse(handle)
+        if pid <= 0:
+            return
+        try:
+            live = psutil.Process(pid)
+            if created and abs(live.create_time() - created) > 1.0:
+                return  # the pid is another process now, so no process is left in the runner's session
+        except psutil.Error:
+            pass
+        groups: set[int] = set()
+        for p in psutil.process_iter():
+            try:
+                if os.getsid(p.pid) == pid:
+                    groups.add(os.getpgid(p.pid))
+            except OSError:
+                continue
+        for pgid in sorted(groups):
             try:
                 os.killpg(pgid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
-                pass
-        if self.is_alive(handle):
-            try:
-                os.kill(handle.pid, signal.SIGKILL)
-            except ProcessLookupError:
                 pass

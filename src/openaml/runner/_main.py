@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import argparse
 import os
 import shutil
 import signal
@@ -15,25 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from openaml._templates import format_literal, render
+from openaml.runner._report import TRANSIENT, JobGone, Link, Reporter
 
-__all__ = ["main", "Runner", "write_state", "read_state"]
+__all__ = ["main", "Runner", "tail_lines"]
 
 GRACE_SECONDS = 5.0
-HEARTBEAT_SECONDS = 2.0
 LOG_TAIL_LINES = 30
-
-
-def write_state(job_dir: Path, state: dict[str, Any]) -> None:
-    tmp = job_dir / f".state.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(state), encoding="utf-8")
-    os.replace(tmp, job_dir / "state.json")
-
-
-def read_state(job_dir: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((job_dir / "state.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+TOKEN_ENV = "OPENAML_RUNNER_TOKEN"
 
 
 def tail_lines(path: Path, n: int = LOG_TAIL_LINES) -> list[str]:
@@ -64,32 +52,36 @@ def _copy_tree(src: Path, dst: Path) -> None:
 
 
 class Runner:
-    def __init__(self, job_dir: Path) -> None:
+    """Runs one job in ``job_dir`` (its work folder: the job's folder on a shared disk, or any
+    folder), from ``spec`` (the server's ``GET .../runner/spec``), reporting through ``reporter``
+    (None: report nothing, for tests of the phases). Its own copies of the logs are in
+    ``job_dir/runner/`` (shipped to the server's job folder)."""
+
+    def __init__(self, job_dir: Path, spec: dict[str, Any], reporter: Reporter | None = None) -> None:
         self.job_dir = job_dir
-        self.spec: dict[str, Any] = json.loads((job_dir / "runner.json").read_text(encoding="utf-8"))
-        self.state: dict[str, Any] = {"status": "Preparing", "runner_pid": os.getpid(),
-                                      "runner_pgid": os.getpgid(0), "heartbeat": time.time()}
+        self.spec: dict[str, Any] = spec
+        self.state: dict[str, Any] = {"status": "Preparing", "runner_pid": os.getpid()}
         self.proc: subprocess.Popen[bytes] | None = None
         self.ro_binds: list[tuple[str, str]] = []
         self.hide_lines: list[str] = []
         self._ro_ok: bool | None = None
         self.cancel_reason: str | None = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self.log_dir = job_dir / "user_logs"
+        self.log_dir = job_dir / "runner" / "user_logs"
         self.log_path = self.log_dir / "std_log.txt"
-        self.sys_log = job_dir / "system_logs" / "runner.log"
+        self.sys_log = job_dir / "runner" / "system_logs" / "runner.log"
+        self.link = Link(reporter, {"user": self.log_path, "system": self.sys_log}, self.state,
+                         on_stop=self._stop_command, syslog=self.syslog, heartbeat_seconds=spec.get("heartbeat_seconds"))
 
-    # ---------------------------------------------------------------- state
+    # ---------------------------------------------------------------- state (reported over HTTP: _report.Link)
     def update(self, **fields: Any) -> None:
-        with self._lock:
-            self.state.update(fields)
-            self.state["heartbeat"] = time.time()
-            write_state(self.job_dir, self.state)
+        """Change the job's state and report it."""
+        self.link.update(**fields)
 
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS):
-            self.update()
+    def _stop_command(self, reason: str) -> None:
+        """A cancel from the server, or a server that no longer takes this job's reports."""
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+        self._kill_user()
 
     def syslog(self, msg: str) -> None:
         self.sys_log.parent.mkdir(parents=True, exist_ok=True)
@@ -103,9 +95,9 @@ class Runner:
 
     # ---------------------------------------------------------------- signals
     def _on_term(self, signum: int, _frame: Any) -> None:
-        reason_file = self.job_dir / "cancel"
-        reason = reason_file.read_text(encoding="utf-8").strip() if reason_file.exists() else ""
-        self.cancel_reason = reason or "canceled"
+        # the backend's cancel (the reason is on the job's row; a heartbeat's answer carries it too)
+        if self.cancel_reason is None:
+            self.cancel_reason = "canceled"
         self._kill_user()
 
     def _kill_user(self) -> None:
@@ -135,7 +127,7 @@ class Runner:
         """The job's interpreter: its own layer over the cached environment (never the server's).
 
         Warnings (Python asked vs used; pins relaxed by the build) go to the top of the job's log
-        and, for those found while building, to ``state.json`` (``env_warnings``) for the job's
+        and, for those found while building, to the reported state (``env_warnings``) for the job's
         ``warnings``.
         """
         from openaml.environments import (
@@ -357,8 +349,9 @@ class Runner:
         timeout = self.spec.get("timeout")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab", buffering=0) as log:
+            # its own process group in the runner's session: the backend's kill finds it even after the runner died
             self.proc = subprocess.Popen(self.wrap_command(command, env), cwd=str(wd), env=env, stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                         stdout=log, stderr=subprocess.STDOUT, process_group=0)
             self.update(status="Running", user_pid=self.proc.pid, user_pgid=self.proc.pid, start_time=time.time())
             deadline = time.monotonic() + timeout if timeout else None
             while True:
@@ -426,9 +419,9 @@ class Runner:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
-        self.update()
-        hb = threading.Thread(target=self._heartbeat, daemon=True)
-        hb.start()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.sys_log.parent.mkdir(parents=True, exist_ok=True)
+        self.link.start()
         wd = self.job_dir / "wd"
         exit_code: int | None = None
         outputs: dict[str, str] = {}
@@ -487,9 +480,8 @@ class Runner:
         except Exception as exc:  # noqa: BLE001
             self.syslog(traceback.format_exc())
             status, error = "Failed", f"finalizing failed: {exc}"
-        self._stop.set()
-        self.update(status=status, exit_code=exit_code, error=error, end_time=time.time(),
-                    outputs=moved, log_tail=tail_lines(self.log_path), terminal=True)
+        self.link.end(status=status, exit_code=exit_code, error=error, end_time=time.time(), outputs=moved,
+                      log_tail=tail_lines(self.log_path))
 
 
 class _Canceled(Exception):
@@ -504,7 +496,28 @@ def _same_fs(a: Path, b: Path) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        sys.stderr.write("usage: python -m openaml.runner <job folder>\n")
+    """``python -m openaml.runner --server URL --job NAME [--work-dir DIR]``; the job's token comes in
+    ``$OPENAML_RUNNER_TOKEN`` or as the first line of stdin (never argv). Exit codes: 0 the job ran
+    (whatever its end), 1 preparation failed, 2 usage, 3 the server refused the job, 4 unreachable."""
+    parser = argparse.ArgumentParser(prog="python -m openaml.runner", description="Run one openaml job.")
+    parser.add_argument("--server", required=True, help="the server's base URL")
+    parser.add_argument("--job", required=True, help="the job's name")
+    parser.add_argument("--work-dir", default=".", help="the folder to work in (default: the current one)")
+    args = parser.parse_args(argv)
+    token = os.environ.pop(TOKEN_ENV, "") or sys.stdin.readline().strip()
+    if not token:
+        sys.stderr.write(f"openaml runner: no job token (give it in ${TOKEN_ENV} or on stdin)\n")
         return 2
-    return Runner(Path(argv[0])).run()
+    reporter = Reporter(args.server, args.job, token)
+    try:
+        spec = reporter.spec()
+    except JobGone as exc:
+        sys.stderr.write(f"openaml runner: the server will not run job {args.job}: {exc}\n")
+        return 3
+    except TRANSIENT as exc:
+        sys.stderr.write(f"openaml runner: cannot reach the server at {args.server}: {exc}\n")
+        return 4
+    spec["token"] = token  # the job's own token, for its command's MLflow and openaml calls
+    work = Path(args.work_dir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    return Runner(work, spec, reporter).run()

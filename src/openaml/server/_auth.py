@@ -160,6 +160,13 @@ class AuthMiddleware:
             await _deny(send, 401, "unauthorized", "missing or wrong token (Authorization: Bearer <token>)"
                         if given or not self.open_loopback else "missing token", websocket=ws)
             return
+        runner_job = _runner_job(path)
+        if runner_job is not None:  # a runner's reports: its own job's token only, whatever the submitter's role
+            if principal.kind != "job" or principal.job != runner_job:
+                await _deny(send, 403, "forbidden", f"{method} {path} takes the token of job {runner_job!r} only "
+                            "(its runner's)", websocket=ws)
+                return
+            permission = READ
         body: bytes | None = None
         if method not in SAFE and (path.startswith(("/api/v1/datastores", "/mlflow/graphql"))
                                    or (principal.kind == "job" and path.startswith("/mlflow/")
@@ -334,6 +341,8 @@ def job_scope_refusal(ctx: Any | None, p: Principal, method: str, path: str, que
         rest = path[len("/api/v1"):]
         if method in SAFE and (rest == "/workspace" or rest == f"/jobs/{p.job}" or rest.startswith(f"/jobs/{p.job}/")):
             return None
+        if rest.startswith(f"/jobs/{p.job}/runner/"):  # its runner's spec and reports (services/runners.py)
+            return None
         return f"{method} {path} is outside it"
     for api in _ARTIFACTS:
         if path.startswith(api):
@@ -409,6 +418,15 @@ def _artifact_refusal(ctx: Any, p: Principal, method: str, rest: str, q: dict[st
     if read and len(parts) >= 2 and _is_model_source(ctx, parts[1]):
         return None
     return f"artifact path {rel!r} is not in its run's folder {p.experiment_id}/{p.run_id}/"
+
+
+_RUNNER_ROUTE = re.compile(r"/api/v1/jobs/([^/]+)/runner(?:/|$)")
+
+
+def _runner_job(path: str) -> str | None:
+    """The job of a runner route (``/api/v1/jobs/<name>/runner/...``), else None."""
+    m = _RUNNER_ROUTE.match(path)
+    return m.group(1) if m else None
 
 
 class _NeedsLookup(Exception):

@@ -8,12 +8,14 @@ the schema does not describe still reaches it (see :class:`openaml.server._schem
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from openaml.server._schemas import WireModel
 
 __all__ = ["JobIn", "ComponentIn", "DataIn", "EnvironmentIn", "ModelIn", "ComputeIn", "DatastoreIn",
-           "ScheduleIn", "OnlineEndpointIn", "OnlineDeploymentIn"]
+           "ScheduleIn", "OnlineEndpointIn", "OnlineDeploymentIn", "RunnerStateIn", "RunnerLogIn"]
 
 
 class _AssetIn(WireModel):
@@ -160,3 +162,34 @@ class UserIn(WireModel):
 
     name: str | None = None
     role: str | None = None
+
+
+# ---------------------------------------------------------------------------- runner reports (a job's own token)
+class RunnerStateIn(BaseModel):
+    """A runner's state (``POST /jobs/{name}/runner/state``): its phase, then its end (``terminal``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["Preparing", "Running", "Finalizing", "Completed", "Failed", "Canceled"]
+    terminal: bool = False
+    exit_code: int | None = None
+    error: str | None = Field(default=None, max_length=20000)
+    log_tail: list[Annotated[str, Field(max_length=20000)]] | None = Field(default=None, max_length=200)
+    env_warnings: list[Annotated[str, Field(max_length=20000)]] | None = Field(default=None, max_length=200)
+    runner_pid: int | None = None
+    user_pid: int | None = None
+    user_pgid: int | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+    outputs: dict[str, str] | None = None
+
+
+class RunnerLogIn(BaseModel):
+    """A chunk of a runner's log (``POST /jobs/{name}/runner/logs``): ``data`` (base64) written at byte
+    ``offset`` of the ``user`` (user_logs/std_log.txt) or ``system`` (system_logs/runner.log) log."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stream: Literal["user", "system"] = "user"
+    offset: int = Field(ge=0)
+    data: str = Field(max_length=2 * 1024 * 1024)

@@ -31,7 +31,7 @@ __all__ = [
     "WireModel", "CreationContext", "WorkspaceOut", "HealthOut", "DatastoreOut", "DataOut", "EnvironmentOut",
     "ComputeOut", "JobOut", "JobLogOut", "ComponentOut", "ModelOut", "ScheduleOut", "ScheduleTriggerOut",
     "OnlineEndpointOut", "OnlineDeploymentOut", "EndpointKeysOut", "ArchivedOut", "DeletedOut", "UserOut",
-    "PrincipalOut",
+    "PrincipalOut", "RunnerSpecOut", "RunnerReplyOut", "RunnerLogOut",
     "TAR_RESPONSE",
 ]
 
@@ -398,3 +398,37 @@ class DeletedOut(WireModel):
     name: str
     endpoint_name: str | None = None
     deleted: bool
+
+
+# ---------------------------------------------------------------------------- runner reports (a job's own token)
+class RunnerSpecOut(WireModel):
+    """What a job's runner runs (``GET /jobs/{name}/runner/spec``): the resolved command, inputs,
+    outputs and environment, the MLflow run, where artifacts and environments are, how often to report."""
+
+    job_name: str
+    command: str
+    run_id: str
+    server_url: str
+    tracking_uri: str
+    experiment_name: str | None = None
+    compute: str | None = None
+    inputs: dict[str, Any] | None = None
+    outputs: dict[str, Any] | None = None
+    environment: dict[str, Any] | None = None
+    timeout: float | None = None
+    heartbeat_seconds: float | None = None
+
+
+class RunnerReplyOut(WireModel):
+    """The answer to a runner's state report or heartbeat: the job's ``status``, and ``cancel`` (the
+    reason) when the job is to be canceled; ``heartbeat_seconds``: how often to report."""
+
+    status: str
+    cancel: str | None = None
+    heartbeat_seconds: float | None = None
+
+
+class RunnerLogOut(WireModel):
+    """After a log chunk: ``offset``, the log's size on the server, where the next chunk starts."""
+
+    offset: int

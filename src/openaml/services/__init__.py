@@ -20,6 +20,7 @@ def build_services(ctx: WorkspaceContext) -> None:
     from openaml.services.environments import EnvironmentService
     from openaml.services.jobs import JobService
     from openaml.services.models import ModelService
+    from openaml.services.runners import RunnerService
     from openaml.services.schedules import ScheduleService
     from openaml.services.uploads import UploadService
     from openaml.services.users import UserService
@@ -35,6 +36,7 @@ def build_services(ctx: WorkspaceContext) -> None:
     ctx.services["endpoints"] = EndpointService(ctx)
     ctx.services["schedules"] = ScheduleService(ctx)
     ctx.services["users"] = UserService(ctx)
+    ctx.services["runners"] = RunnerService(ctx)
     ctx.services["datastores"].ensure_default()
     ctx.services["computes"].ensure_default()
 

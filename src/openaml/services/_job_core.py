@@ -27,6 +27,7 @@ import threading
 import time
 from typing import Any
 
+from openaml.compute._scheduler import Scheduler
 from openaml.constants import TERMINAL_JOB_STATUSES, JobStatus
 from openaml.errors import ConflictError, NotFoundError, ValidationError
 from openaml.services._actor import actor
@@ -68,7 +69,7 @@ class JobCore:
 
     tick_interval = 0.5  # seconds between two controller passes over Running parent jobs
 
-    def __init__(self, ctx: WorkspaceContext, scheduler: Any) -> None:
+    def __init__(self, ctx: WorkspaceContext, scheduler: Scheduler) -> None:
         self.ctx = ctx
         self.scheduler = scheduler
         self._submit_lock = threading.Lock()
@@ -78,8 +79,7 @@ class JobCore:
         self._last_tick = 0.0
         self._orphans_checked = 0.0
         self.leaf_types = {t for t in kind_types() if getattr(self._class_or_none(t), "runs_on_compute", False)}
-        # until the scheduler declares it (compute/_scheduler.py), the attribute is set here
-        setattr(scheduler, "leaf_types", set(self.leaf_types))  # noqa: B010
+        scheduler.leaf_types = set(self.leaf_types)
         scheduler.terminal_hooks.append(self._on_terminal)
         scheduler.tick_hooks.append(self._on_tick)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from openaml.compute import COMPUTE_TYPES, compute_types
 from openaml.constants import DEFAULT_COMPUTE, JobStatus
 from openaml.entities import Compute
 from openaml.errors import ConflictError, ValidationError
@@ -51,7 +52,7 @@ class ComputeService:
         store = self.ctx.store
         return {**c,
                 "provisioning_state": "Succeeded",
-                "backend": "local",
+                "backend": COMPUTE_TYPES.get(c["type"], "none"),
                 "running_jobs": store.count_jobs(status=(JobStatus.PREPARING, JobStatus.RUNNING, JobStatus.FINALIZING),
                                                  compute=c["name"]),
                 "queued_jobs": store.count_jobs(status=(JobStatus.QUEUED,), compute=c["name"])}
@@ -70,9 +71,9 @@ class ComputeService:
         c = Compute.model_validate(spec)
         if c.name in ("serverless",):
             raise ValidationError(f"compute name {c.name!r} is reserved")
-        if c.type not in ("amlcompute", "computeinstance", "local"):
-            raise ValidationError(f"compute type {c.type!r} is not supported here; use amlcompute "
-                                  "(a local process pool)", details={"field": "type", "value": c.type})
+        if c.type not in COMPUTE_TYPES:
+            raise ValidationError(f"compute type {c.type!r} is not supported here; use one of {', '.join(compute_types())} "
+                                  "(amlcompute: a local process pool)", details={"field": "type", "value": c.type})
         data = c.model_dump(mode="json", exclude_none=True,
                             exclude={"name", "type", "max_instances", "id", "provisioning_state", "backend",
                                      "running_jobs", "queued_jobs"})

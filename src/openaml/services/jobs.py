@@ -5,7 +5,7 @@ A job IS an MLflow run: its name is the run id and ``experiment_name`` the MLflo
 -> Finalizing -> Completed | Failed | Canceled (CancelRequested while a cancel is under way).
 Submission, the controller and the reconcile at start are the job core's
 (:mod:`openaml.services._job_core`), what each job type does its kind's (:mod:`openaml.services.kinds`);
-execution is the scheduler's (:mod:`openaml.services._scheduler`).
+execution is the scheduler's (:mod:`openaml.compute._scheduler`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from openaml.datastores import DatastorePort, JobOutputUri, LocalDatastore, safe
 from openaml.errors import NotFoundError, ValidationError
 from openaml.services._context import WorkspaceContext
 from openaml.services._job_core import JobCore, generate_job_name
-from openaml.services._scheduler import Scheduler
+from openaml.services.runners import make_scheduler
 
 __all__ = ["JobService", "generate_job_name"]
 
@@ -37,7 +37,7 @@ def _created_by(runtime: dict[str, Any]) -> dict[str, str]:
 class JobService:
     def __init__(self, ctx: WorkspaceContext) -> None:
         self.ctx = ctx
-        self.scheduler = Scheduler(ctx, self)
+        self.scheduler = make_scheduler(ctx)
         self.core = JobCore(ctx, self.scheduler)
 
     # ------------------------------------------------------------------ lifecycle

@@ -208,6 +208,11 @@ class UserService:
         row = self.repo.get(name)
         return None if row is None else Principal(name=row["name"], role=row["role"], kind="user")
 
+    def forget_job(self, name: str) -> None:
+        """Drop what is cached of job ``name``: called when it ends, so its token is refused at once."""
+        with self._lock:
+            self._jobs.pop(name, None)
+
     def _job_submitter(self, name: str) -> Principal | None:
         """The submitter of job ``name`` while it is not terminal, else None (cached for a second:
         a job logging many metrics costs one lookup a second, and its end revokes it within one)."""

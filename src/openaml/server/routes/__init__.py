@@ -10,6 +10,7 @@ from openaml.server.routes import (
     environments,
     jobs,
     models,
+    runner,
     schedules,
     uploads,
     users,
@@ -30,6 +31,7 @@ ROUTERS = [
     schedules.router,
     uploads.router,
     users.router,
+    runner.router,
 ]
 
 __all__ = ["ROUTERS"]

@@ -1,0 +1,295 @@
+"""The runner's only link to the server: HTTP with its job's scoped token (stdlib only, no httpx:
+its import is part of every job's start-up).
+
+Routes (``server/routes/runner.py``), under ``{server}/api/v1/jobs/{job}/runner``: ``GET spec``,
+``POST state`` (the whole state each time: a lost report is made good by the next one),
+``POST heartbeat`` and ``POST logs`` (a chunk at a byte offset; the server skips bytes it holds,
+so resending after a failure doubles nothing). Answers to ``state`` and ``heartbeat`` carry the
+job's status and a pending cancel's reason.
+
+Errors: :class:`JobGone` when the server refuses the job's reports for good (401/403: its token
+no longer works, the job ended; 404: no such job; 409: the job is not active); ``OSError`` for
+anything that may pass (server down or restarting, a timeout, a 5xx); :class:`Rejected` for a
+report the server finds malformed (a bug: logged and dropped).
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import ssl
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+__all__ = ["Reporter", "LogShipper", "Link", "JobGone", "Rejected", "TRANSIENT"]
+
+
+class JobGone(Exception):
+    """The server no longer takes this job's reports (the job ended there, or its token was refused)."""
+
+
+class Rejected(Exception):
+    """The server refused a report as malformed (HTTP 400/413/422)."""
+
+
+#: errors after which a call may be tried again
+TRANSIENT: tuple[type[BaseException], ...] = (OSError, http.client.HTTPException)
+
+
+class Reporter:
+    """Calls the runner routes of job ``job`` on ``server_url`` with ``token``.
+
+    ``cafile``: a PEM file trusted for an ``https`` server (default: the server's certificate as
+    ``MLFLOW_TRACKING_SERVER_CERT_PATH`` gives it, else the system's). Proxies are not used for a
+    loopback server.
+    """
+
+    def __init__(self, server_url: str, job: str, token: str, *, cafile: str | None = None) -> None:
+        self.base = f"{server_url.rstrip('/')}/api/v1/jobs/{quote(job, safe='')}/runner"
+        self._auth = f"Bearer {token}"
+        handlers: list[Any] = []
+        host = (urlsplit(server_url).hostname or "").lower()
+        if host in ("127.0.0.1", "localhost", "::1") or host.startswith("127."):
+            handlers.append(urllib.request.ProxyHandler({}))
+        if server_url.startswith("https:"):
+            cafile = cafile or os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None
+            handlers.append(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=cafile)))
+        self._opener = urllib.request.build_opener(*handlers)
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 30.0) -> Any:
+        data = json.dumps(body if body is not None else {}).encode() if method != "GET" else None
+        req = urllib.request.Request(f"{self.base}/{path}", data=data, method=method,
+                                     headers={"Authorization": self._auth, "Content-Type": "application/json",
+                                              "Accept": "application/json"})
+        try:
+            with self._opener.open(req, timeout=timeout) as resp:
+                return json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            detail = _message(exc)
+            if exc.code in (401, 403, 404, 409):
+                raise JobGone(f"{method} {path}: HTTP {exc.code}: {detail}") from None
+            if exc.code in (400, 413, 422):
+                raise Rejected(f"{method} {path}: HTTP {exc.code}: {detail}") from None
+            raise OSError(f"{method} {path}: HTTP {exc.code}: {detail}") from None
+        except ValueError as exc:  # an answer that is not JSON: a proxy or a server starting
+            raise OSError(f"{method} {path}: unreadable answer ({exc})") from None
+
+    def spec(self, patience: float = 120.0) -> dict[str, Any]:
+        """The job's spec, retried while the server is unreachable for up to ``patience`` seconds.
+
+        Raises:
+            JobGone: the job is not to run (ended, canceled, token refused).
+            OSError: still unreachable after ``patience`` seconds.
+        """
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                spec = self._call("GET", "spec")
+                if not isinstance(spec, dict):
+                    raise OSError(f"GET spec: not an object: {spec!r:.200}")
+                return spec
+            except TRANSIENT:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
+
+    def state(self, state: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._call("POST", "state", state, timeout=15.0))
+
+    def heartbeat(self) -> dict[str, Any]:
+        return dict(self._call("POST", "heartbeat", {}, timeout=15.0))
+
+    def log(self, stream: str, offset: int, data: bytes) -> int:
+        """Append ``data`` at ``offset`` of log ``stream``; returns the server's size of that log."""
+        reply = self._call("POST", "logs", {"stream": stream, "offset": offset,
+                                            "data": base64.b64encode(data).decode("ascii")})
+        return int(reply["offset"])
+
+
+def _message(exc: urllib.error.HTTPError) -> str:
+    try:
+        payload = json.loads(exc.read() or b"{}")
+        return str(payload.get("error", {}).get("message") or payload)[:500]
+    except (ValueError, AttributeError, OSError):
+        return str(exc.reason)
+
+
+class LogShipper:
+    """Sends what the runner's local log files gain to the server, in order, from the byte the
+    server holds (``files``: stream name -> local path). :meth:`ship` sends what is there now."""
+
+    CHUNK = 256 * 1024
+
+    def __init__(self, reporter: Reporter, files: dict[str, Any]) -> None:
+        self.reporter = reporter
+        self.files = files
+        self.offsets = {stream: 0 for stream in files}
+        self._lock = threading.Lock()  # the shipping thread and the runner's last flush
+
+    def pending(self) -> int:
+        """Bytes not yet on the server."""
+        total = 0
+        for stream, path in self.files.items():
+            try:
+                total += max(0, os.path.getsize(path) - self.offsets[stream])
+            except OSError:
+                continue
+        return total
+
+    def ship(self) -> None:
+        """Send every local byte the server does not hold yet.
+
+        Raises: as :meth:`Reporter.log` (``OSError`` to try again later, :class:`JobGone`). A chunk
+        the server rejects is skipped (:class:`Rejected` is not raised).
+        """
+        with self._lock:
+            self._ship()
+
+    def _ship(self) -> None:
+        for stream, path in self.files.items():
+            try:
+                size = os.path.getsize(path)
+            except OSError:
+                continue
+            with open(path, "rb") as fh:
+                while self.offsets[stream] < size:
+                    offset = self.offsets[stream]
+                    fh.seek(offset)
+                    chunk = fh.read(min(self.CHUNK, size - offset))
+                    if not chunk:
+                        break
+                    try:
+                        # the server's size: where the next chunk starts (earlier when it lost bytes)
+                        self.offsets[stream] = self.reporter.log(stream, offset, chunk)
+                    except Rejected:
+                        self.offsets[stream] = offset + len(chunk)
+
+
+class Link:
+    """A runner's reporting: its state (``state``, reported whole on each change), a heartbeat
+    thread, a log-shipping thread, and the end (:meth:`end`: the logs first, then the final state,
+    retried through a server restart). ``on_stop(reason)`` is called when the server asks for a
+    cancel or no longer takes the job's reports (then nothing more is sent: ``gone`` says why).
+    ``reporter`` None: nothing is reported (the state is kept)."""
+
+    HEARTBEAT_SECONDS = 2.0
+    LOG_SHIP_SECONDS = 0.25
+    #: how long a runner whose job ended keeps trying to tell an unreachable server (a restart)
+    END_PATIENCE_SECONDS = 3600.0
+
+    def __init__(self, reporter: Reporter | None, logs: dict[str, Any], state: dict[str, Any], *,
+                 on_stop: Callable[[str], None], syslog: Callable[[str], None],
+                 heartbeat_seconds: float | None = None) -> None:
+        self.reporter = reporter
+        self.shipper = LogShipper(reporter, logs) if reporter is not None else None
+        self.state = state
+        self.on_stop = on_stop
+        self.syslog = syslog
+        self.heartbeat_seconds = float(heartbeat_seconds or self.HEARTBEAT_SECONDS)
+        self.gone: str | None = None
+        self._dirty = True
+        self._failing = False  # the last report failed (said once in the system log)
+        self._lock = threading.Lock()
+        self._report_lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        """Report the state now, then heartbeat and ship logs in two daemon threads."""
+        self.report()
+        threading.Thread(target=self._loop, args=(lambda: self.heartbeat_seconds, self.report),
+                         name="heartbeat", daemon=True).start()
+        threading.Thread(target=self._loop, args=(lambda: self.LOG_SHIP_SECONDS, self.ship),
+                         name="logs", daemon=True).start()
+
+    def _loop(self, every: Callable[[], float], call: Callable[[], Any]) -> None:
+        while not self._stop.wait(every()):
+            call()
+
+    def update(self, **fields: Any) -> None:
+        """Change the state and report it (a failed report is made good by the next heartbeat)."""
+        with self._lock:
+            self.state.update(fields)
+            self._dirty = True
+        self.report()
+
+    def report(self, *, final: bool = False) -> bool:
+        """Send the state if it changed since it was last sent, else a heartbeat; act on the answer
+        (a cancel). The end (``terminal``) is sent only by ``final`` (after the logs). Returns
+        whether the server answered."""
+        if self.reporter is None or self.gone:
+            return False
+        with self._report_lock:
+            with self._lock:
+                state = dict(self.state)
+                dirty = self._dirty and (final or not state.get("terminal"))
+                if dirty:
+                    self._dirty = False
+            try:
+                reply = self.reporter.state(state) if dirty else self.reporter.heartbeat()
+            except JobGone as exc:
+                self._lost(str(exc))
+                return False
+            except Rejected as exc:  # a bug: say it, do not resend the same state forever
+                self.syslog(f"state report rejected: {exc}")
+                return True
+            except TRANSIENT as exc:
+                if dirty:
+                    with self._lock:
+                        self._dirty = True
+                if not self._failing:
+                    self._failing = True
+                    self.syslog(f"cannot report to the server (retrying): {exc}")
+                return False
+            if self._failing:
+                self._failing = False
+                self.syslog("reporting to the server again")
+        if reply.get("heartbeat_seconds"):
+            self.heartbeat_seconds = float(reply["heartbeat_seconds"])
+        if reply.get("status") in ("Completed", "Failed", "Canceled") and not state.get("terminal"):
+            self._lost(f"the server ended the job ({reply['status']})")
+        elif reply.get("cancel"):
+            self.on_stop(str(reply["cancel"]))
+        return True
+
+    def _lost(self, why: str) -> None:
+        """The server will not take this job's reports any more: stop its command, report nothing."""
+        if self.gone is None:
+            self.gone = why
+            self.syslog(f"the server no longer takes this job's reports: {why}; stopping")
+            self.on_stop(why)
+
+    def ship(self) -> bool:
+        """Send the logs' new bytes; returns whether all were sent."""
+        if self.shipper is None or self.gone:
+            return True
+        try:
+            self.shipper.ship()
+            return self.shipper.pending() == 0
+        except JobGone as exc:
+            self._lost(str(exc))
+        except TRANSIENT:
+            pass
+        return False
+
+    def end(self, **fields: Any) -> None:
+        """The job's end (``terminal``): stop the threads, ship the logs, then send the final state
+        (the server ends the job on it, so its logs are complete by then), retrying while the
+        server is unreachable for up to :attr:`END_PATIENCE_SECONDS`."""
+        self._stop.set()
+        with self._lock:
+            self.state.update(fields, terminal=True)
+            self._dirty = True
+        deadline = time.monotonic() + self.END_PATIENCE_SECONDS
+        delay = 0.2
+        while self.reporter is not None and not self.gone and time.monotonic() < deadline:
+            if self.ship() and self.report(final=True) and not self._dirty:
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)

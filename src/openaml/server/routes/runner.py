@@ -1,0 +1,44 @@
+"""A job's runner reports here, with its job's scoped token (the only token these routes accept:
+``server/_auth.py``): its spec, its state, heartbeats and log chunks (``services/runners.py``)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request
+
+from openaml.errors import ValidationError
+from openaml.server._requests import RunnerLogIn, RunnerStateIn
+from openaml.server._schemas import RunnerLogOut, RunnerReplyOut, RunnerSpecOut
+
+router = APIRouter(tags=["runner"])
+
+
+def _svc(request: Request) -> Any:
+    return request.app.state.ctx.services["runners"]
+
+
+@router.get("/jobs/{name}/runner/spec", response_model=RunnerSpecOut)
+def runner_spec(request: Request, name: str) -> dict[str, Any]:
+    return _svc(request).spec(name)
+
+
+@router.post("/jobs/{name}/runner/state", response_model=RunnerReplyOut)
+def runner_state(request: Request, name: str, state: Annotated[RunnerStateIn, Body()]) -> dict[str, Any]:
+    return _svc(request).report(name, state.model_dump(exclude_none=True))
+
+
+@router.post("/jobs/{name}/runner/heartbeat", response_model=RunnerReplyOut)
+def runner_heartbeat(request: Request, name: str) -> dict[str, Any]:
+    return _svc(request).heartbeat(name)
+
+
+@router.post("/jobs/{name}/runner/logs", response_model=RunnerLogOut)
+def runner_logs(request: Request, name: str, chunk: Annotated[RunnerLogIn, Body()]) -> dict[str, Any]:
+    try:
+        data = base64.b64decode(chunk.data, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationError("field 'data': not base64") from None
+    return _svc(request).append_log(name, chunk.stream, chunk.offset, data)

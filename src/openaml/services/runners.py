@@ -1,0 +1,164 @@
+"""Runners: what a job's runner asks of the server and tells it (the runner routes), and the
+scheduler's wiring to the services.
+
+A runner's only link is HTTP with its job's scoped token (``server/routes/runner.py``): it reads
+its spec (:meth:`RunnerService.spec`), reports its state (:meth:`RunnerService.report`: kept on the
+job's row as ``runtime["runner"]``, which the scheduler reads), heartbeats
+(:meth:`RunnerService.heartbeat`: ``runtime["runner_heartbeat"]``, server time) and appends its
+logs to the job folder's log files (:meth:`RunnerService.append_log`), so ``job stream`` reads
+the same files whether the runner ran here or elsewhere. Answers to reports and heartbeats carry
+the job's status and a pending cancel's reason, which is how a runner on another machine learns
+that its job was canceled.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from openaml.compute._scheduler import ACTIVE, Scheduler, SchedulerCallbacks
+from openaml.constants import JobStatus
+from openaml.errors import ConflictError, ValidationError
+from openaml.runner import server_secret_files
+from openaml.services._context import WorkspaceContext
+
+__all__ = ["RunnerService", "make_scheduler", "register_outputs", "LOG_STREAMS"]
+
+#: log streams a runner appends to, and their files in the job folder
+LOG_STREAMS = {"user": ("user_logs", "std_log.txt"), "system": ("system_logs", "runner.log")}
+MAX_LOG_CHUNK = 1 << 20
+
+
+def make_scheduler(ctx: WorkspaceContext) -> Scheduler:
+    """The workspace's scheduler, with the services' callbacks (job tokens, output registration)."""
+    return Scheduler(ctx, SchedulerCallbacks(job_token=lambda row: ctx.services["users"].job_token(row),
+                                             register_outputs=lambda row: register_outputs(ctx, row),
+                                             job_ended=lambda name: ctx.services["users"].forget_job(name)))
+
+
+def register_outputs(ctx: WorkspaceContext, job: dict[str, Any]) -> str | None:
+    """Register a completed job's outputs that name an asset (``name``/``version`` on the output) as
+    a model (model types) or a data asset (others). Returns the error that fails the job, or None."""
+    outputs = job["runtime"].get("outputs") or {}
+    for out_name, out in outputs.items():
+        reg = out.get("register")
+        if not reg:
+            continue
+        try:
+            if out["type"] in ("custom_model", "mlflow_model", "triton_model"):
+                ctx.services["models"].register_from_path(
+                    reg["name"], reg.get("version"), out["type"], out["local_path"], reg.get("description"),
+                    {}, job["name"])
+            else:
+                ctx.services["data"].create({
+                    "name": reg["name"], "version": reg.get("version"), "type": out["type"],
+                    "path": out["uri"], "description": reg.get("description") or f"output {out_name} of job {job['name']}",
+                })
+        except Exception as exc:  # noqa: BLE001
+            msg = getattr(exc, "message", None) or str(exc)
+            return f"registering output {out_name!r} as {reg['name']} failed: {msg}"
+    return None
+
+
+class RunnerService:
+    def __init__(self, ctx: WorkspaceContext) -> None:
+        self.ctx = ctx
+        self._log_lock = threading.Lock()
+
+    def _active(self, name: str) -> dict[str, Any]:
+        row = self.ctx.store.get_job(name)
+        if row["status"] not in ACTIVE:
+            raise ConflictError(f"job {name!r} is {row['status']}: its runner has nothing to run or report",
+                                details={"status": row["status"]})
+        return row
+
+    def heartbeat_seconds(self) -> float:
+        """How often a runner reports: a quarter of the heartbeat timeout, between 0.5 and 5 s."""
+        timeout = float(self.ctx.settings.heartbeat_timeout)
+        return min(5.0, max(0.5, timeout / 4)) if timeout > 0 else 5.0
+
+    def spec(self, name: str) -> dict[str, Any]:
+        """What the runner of job ``name`` runs (the job's resolved command, inputs, outputs,
+        environment, where to log), while the job is active.
+
+        Raises:
+            NotFoundError: no such job. ConflictError: the job is not active (ended, or queued).
+        """
+        row = self._active(name)
+        rt = row["runtime"]
+        spec = row["spec"]
+        url = self.ctx.url
+        return {
+            "job_name": name,
+            "workspace_name": self.ctx.workspace_name,
+            "server_url": url,
+            "tracking_uri": f"{url}/mlflow",
+            "run_id": name,
+            "experiment_id": rt.get("experiment_id"),
+            "experiment_name": row["experiment_name"],
+            "compute": row["compute"],
+            "command": spec["command"],
+            "code_dir": rt.get("code_dir"),
+            "inputs": rt.get("inputs") or {},
+            "outputs": rt.get("outputs") or {},
+            "environment": rt.get("environment") or {"kind": "base"},
+            "environment_variables": spec.get("environment_variables") or {},
+            "resources": spec.get("resources") or {},
+            "distribution": spec.get("distribution"),
+            "timeout": rt.get("timeout"),
+            "artifact_dir": str(self.ctx.tracking.artifact_dir(rt["artifact_uri"])),
+            "envs_dir": str(self.ctx.layout.envs),
+            "hidden_files": server_secret_files(self.ctx.settings),  # beside the workspace's own
+            "heartbeat_seconds": self.heartbeat_seconds(),
+        }
+
+    def _reply(self, row: dict[str, Any]) -> dict[str, Any]:
+        rt = row["runtime"]
+        cancel = (rt.get("cancel_reason") or "canceled") if row["status"] == JobStatus.CANCEL_REQUESTED else None
+        return {"status": row["status"], "cancel": cancel, "heartbeat_seconds": self.heartbeat_seconds()}
+
+    def report(self, name: str, state: dict[str, Any]) -> dict[str, Any]:
+        """Keep the runner's state (``status``, ``exit_code``, ``error``, ``log_tail``, ``env_warnings``,
+        ``user_pgid``..., ``terminal`` once it ended) on the job's row; counts as a heartbeat.
+
+        Raises:
+            ConflictError: the job is not active (a report after its end changes nothing).
+        """
+        self._active(name)
+        row = self.ctx.store.update_job(name, runtime_update={"runner": state, "runner_heartbeat": time.time()})
+        self.ctx.services["jobs"].wake()
+        return self._reply(row)
+
+    def heartbeat(self, name: str) -> dict[str, Any]:
+        """The runner is alive. Answers the job's status and a pending cancel's reason."""
+        self._active(name)
+        row = self.ctx.store.update_job(name, runtime_update={"runner_heartbeat": time.time()})
+        return self._reply(row)
+
+    def append_log(self, name: str, stream: str, offset: int, data: bytes) -> dict[str, Any]:
+        """Write ``data`` at byte ``offset`` of the job's ``stream`` log (``user``: user_logs/std_log.txt,
+        ``system``: system_logs/runner.log). Idempotent: bytes the file holds already are skipped, so
+        a runner resends after a failed call without doubling lines. Returns ``{"offset": size}``,
+        the file's size after the write: where the runner's next chunk starts (also when it asked
+        for an offset past the end: it resends from there).
+
+        Raises:
+            ValidationError: unknown stream, negative offset, chunk over 1 MiB. ConflictError: job not active.
+        """
+        if stream not in LOG_STREAMS:
+            raise ValidationError(f"field 'stream': {stream!r} is not a log stream; streams: {', '.join(LOG_STREAMS)}")
+        if offset < 0 or len(data) > MAX_LOG_CHUNK:
+            raise ValidationError(f"field 'offset'/'data': offset {offset} must be >= 0 and a chunk at most "
+                                  f"{MAX_LOG_CHUNK} bytes (got {len(data)})")
+        self._active(name)
+        path: Path = self.ctx.layout.job_dir(name).joinpath(*LOG_STREAMS[stream])
+        with self._log_lock:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "ab") as fh:
+                size = fh.tell()
+                if offset <= size < offset + len(data):
+                    fh.write(data[size - offset:])
+                    size = fh.tell()
+        return {"offset": size}

@@ -1,0 +1,318 @@
+"""Contract of the compute port (``openaml.compute.ComputeBackend``), run on every registered backend.
+
+A real server runs in this process on an OS-assigned port with its scheduler stopped, so each
+test drives the backend itself as the scheduler would: it takes a queued job's slot (Preparing),
+hands the backend a ``JobSpec`` with the job's real scoped token, and watches what the runner
+reports over HTTP on the job's row. The runner routes' own rules (only the job's own token;
+idempotent log chunks) are checked at the end.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from openaml.compute import BACKENDS, BackendRegistry, ComputeBackend, JobHandle, JobSpec, RunnerStatus
+from openaml.constants import JobStatus
+
+DEADLINE = 60.0
+
+
+@dataclass
+class Harness:
+    ctx: Any
+    url: str
+    registry: BackendRegistry
+
+    def queue(self, command: str) -> dict[str, Any]:
+        """Submit a command job and take its slot (as the scheduler's dispatch does)."""
+        name = self.ctx.services["jobs"].submit({"type": "command", "command": command,
+                                                 "experiment_name": "compute-contract"})["name"]
+        row = self.ctx.store.transition_job(name, JobStatus.PREPARING, from_statuses=[JobStatus.QUEUED])
+        assert row is not None
+        return row
+
+    def spec(self, row: dict[str, Any], *, work_dir: str | None) -> JobSpec:
+        compute = self.ctx.store.get_compute(row["compute"])
+        return JobSpec(job_name=row["name"], compute=compute, server_url=self.url,
+                       token=self.ctx.services["users"].job_token(row), work_dir=work_dir)
+
+    def state(self, name: str) -> dict[str, Any]:
+        return dict(self.ctx.store.get_job(name)["runtime"].get("runner") or {})
+
+    def wait_state(self, name: str, pred: Any, what: str) -> dict[str, Any]:
+        deadline = time.monotonic() + DEADLINE
+        while time.monotonic() < deadline:
+            state = self.state(name)
+            if pred(state):
+                return state
+            time.sleep(0.1)
+        raise AssertionError(f"job {name}: runner never reported {what}; last state {self.state(name)}")
+
+    def log(self, name: str) -> str:
+        path = self.ctx.layout.job_dir(name) / "user_logs" / "std_log.txt"
+        return path.read_text() if path.exists() else ""
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    import uvicorn
+
+    from openaml._settings import Settings
+    from openaml.server import create_app
+    from openaml.workspace import create_workspace
+
+    ws = tmp_path_factory.mktemp("compute-contract") / "ws"
+    create_workspace("compute-contract", ws)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    # runners report every second (a quarter of the timeout); no scheduler here acts on the timeout
+    app = create_app(Settings(workspace=ws, heartbeat_timeout=4.0), url=url)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started
+    ctx = app.state.ctx
+    ctx.services["jobs"].stop()  # this suite is the scheduler
+    yield Harness(ctx, url, BackendRegistry())
+    server.should_exit = True
+    thread.join(timeout=20)
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request: pytest.FixtureRequest, harness: Harness) -> ComputeBackend:
+    return harness.registry.backend(request.param)
+
+
+@pytest.fixture
+def started() -> Iterator[list[tuple[ComputeBackend, JobHandle]]]:
+    """Handles started by a test: killed at its end, whatever happened."""
+    handles: list[tuple[ComputeBackend, JobHandle]] = []
+    yield handles
+    for b, h in handles:
+        b.kill(h)
+
+
+def _wait_status(backend: ComputeBackend, handle: JobHandle, pred: Any) -> RunnerStatus:
+    deadline = time.monotonic() + DEADLINE
+    status = backend.status(handle)
+    while not pred(status) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        status = backend.status(handle)
+    return status
+
+
+def _no_process_left(backend: ComputeBackend, state: dict[str, Any]) -> None:
+    """Where the backend runs on this machine, nothing of the job's command is left."""
+    if backend.name != "local":
+        return
+    pgid = state.get("user_pgid")
+    assert pgid, state
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        left = [p for p in psutil.process_iter() if _pgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE]
+        if not left:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"processes of the job's command left: {left}")
+
+
+def _pgid(pid: int) -> int:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return -1
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["job-folder", "own-folder"])
+def test_submit_runs_to_completion_with_the_exit_code(harness: Harness, backend: ComputeBackend, started: list,
+                                                      shared: bool) -> None:
+    """The runner reads its spec and reports over HTTP only: in a folder of its own (outside the
+    workspace, as on another machine) it works the same."""
+    row = harness.queue("echo hello from the job; echo to stderr >&2")
+    work_dir = str(harness.ctx.layout.job_dir(row["name"])) if shared else None
+    handle = backend.submit(harness.spec(row, work_dir=work_dir))
+    started.append((backend, handle))
+    assert JobHandle.from_record(handle.to_record()) == handle
+    state = harness.wait_state(row["name"], lambda s: s.get("terminal"), "its end")
+    assert state["status"] == "Completed" and state["exit_code"] == 0, state
+    assert "hello from the job" in state["log_tail"] and "to stderr" in state["log_tail"]
+    log = harness.log(row["name"])  # the server's copy, complete when the end is reported
+    assert "hello from the job" in log and "to stderr" in log
+    assert _wait_status(backend, handle, lambda s: s != RunnerStatus.ALIVE) == RunnerStatus.EXITED
+    job_dir = harness.ctx.layout.job_dir(row["name"])
+    if not shared:  # nothing of the runner's work is in the workspace: only what the server wrote
+        assert not (job_dir / "wd").exists()
+        assert harness.ctx.layout.root not in Path(handle.data().get("dir", "/nowhere")).parents
+
+
+def test_failing_command_fails_with_its_exit_code(harness: Harness, backend: ComputeBackend, started: list) -> None:
+    row = harness.queue("echo about to fail; exit 3")
+    handle = backend.submit(harness.spec(row, work_dir=str(harness.ctx.layout.job_dir(row["name"]))))
+    started.append((backend, handle))
+    state = harness.wait_state(row["name"], lambda s: s.get("terminal"), "its end")
+    assert state["status"] == "Failed" and state["exit_code"] == 3, state
+    assert "exited with code 3" in state["error"]
+    assert "about to fail" in harness.log(row["name"])
+
+
+def test_cancel_ends_canceled_with_no_process_left(harness: Harness, backend: ComputeBackend, started: list) -> None:
+    row = harness.queue("(sleep 300 &) ; sleep 300")
+    handle = backend.submit(harness.spec(row, work_dir=str(harness.ctx.layout.job_dir(row["name"]))))
+    started.append((backend, handle))
+    running = harness.wait_state(row["name"], lambda s: s.get("status") == "Running", "Running")
+    backend.cancel(handle)
+    state = harness.wait_state(row["name"], lambda s: s.get("terminal"), "its end")
+    assert state["status"] == "Canceled", state
+    assert _wait_status(backend, handle, lambda s: s != RunnerStatus.ALIVE) != RunnerStatus.ALIVE
+    _no_process_left(backend, running)
+
+
+def test_killed_runner_is_lost_with_no_process_left(harness: Harness, backend: ComputeBackend, started: list) -> None:
+    row = harness.queue("sleep 300")
+    handle = backend.submit(harness.spec(row, work_dir=str(harness.ctx.layout.job_dir(row["name"]))))
+    started.append((backend, handle))
+    running = harness.wait_state(row["name"], lambda s: s.get("status") == "Running", "Running")
+    assert backend.status(handle) == RunnerStatus.ALIVE
+    backend.kill(handle)
+    assert _wait_status(backend, handle, lambda s: s != RunnerStatus.ALIVE) == RunnerStatus.LOST
+    assert not harness.state(row["name"]).get("terminal")  # a killed runner reports nothing
+    _no_process_left(backend, running)
+
+
+def test_a_runner_refused_by_the_server_says_why_in_its_logs(harness: Harness, backend: ComputeBackend,
+                                                             started: list) -> None:
+    row = harness.queue("true")
+    spec = harness.spec(row, work_dir=None)
+    forged = JobSpec(job_name=spec.job_name, compute=spec.compute, server_url=spec.server_url,
+                     token=spec.token[:-4] + ("AAAA" if not spec.token.endswith("AAAA") else "BBBB"))
+    handle = backend.submit(forged)
+    started.append((backend, handle))
+    assert _wait_status(backend, handle, lambda s: s != RunnerStatus.ALIVE) != RunnerStatus.ALIVE
+    said = backend.logs(handle)
+    assert "the server will not run job" in said and "401" in said, said
+    assert forged.token not in said and forged.token not in repr(forged)  # the secret is never shown
+    assert harness.state(row["name"]) == {}
+
+
+def test_capacity_is_max_instances(harness: Harness, backend: ComputeBackend) -> None:
+    for n in (1, 3, 16):
+        compute = {"name": "pool", "type": "amlcompute", "max_instances": n, "properties": {}}
+        assert backend.capacity(compute) == n
+
+
+def test_a_new_backend_instance_reattaches_by_the_handle(harness: Harness, backend: ComputeBackend,
+                                                          started: list) -> None:
+    """A restarted server re-attaches through the handle stored on the job's row."""
+    row = harness.queue("echo waiting; sleep 300")
+    handle = backend.submit(harness.spec(row, work_dir=str(harness.ctx.layout.job_dir(row["name"]))))
+    started.append((backend, handle))
+    harness.wait_state(row["name"], lambda s: s.get("status") == "Running", "Running")
+    stored = JobHandle.from_record(dict(handle.to_record()))
+    assert stored is not None
+    fresh = type(backend)()
+    started.append((fresh, stored))
+    assert fresh.status(stored) == RunnerStatus.ALIVE
+    fresh.cancel(stored)
+    state = harness.wait_state(row["name"], lambda s: s.get("terminal"), "its end")
+    assert state["status"] == "Canceled"
+    assert _wait_status(fresh, stored, lambda s: s != RunnerStatus.ALIVE) != RunnerStatus.ALIVE
+
+
+def test_unknown_compute_type_names_the_compute_and_the_known_types(harness: Harness) -> None:
+    from openaml.errors import ValidationError
+
+    with pytest.raises(ValidationError) as err:
+        harness.registry.for_compute({"name": "k8s", "type": "kubernetes"})
+    assert "'k8s'" in err.value.message and "'kubernetes'" in err.value.message and "amlcompute" in err.value.message
+
+
+# ---------------------------------------------------------------------------------------- runner routes
+def test_runner_routes_take_only_the_jobs_own_token(harness: Harness) -> None:
+    mine, other = harness.queue("true"), harness.queue("true")
+    users = harness.ctx.services["users"]
+    base = f"{harness.url}/api/v1/jobs/{mine['name']}/runner"
+    with httpx.Client(headers={"Authorization": f"Bearer {users.job_token(mine)}"}) as c:
+        assert c.get(f"{base}/spec").json()["command"] == "true"
+        assert c.post(f"{base}/heartbeat", json={}).json()["status"] == "Preparing"
+        assert c.post(f"{base}/state", json={"status": "Running"}).status_code == 200
+        bad = c.post(f"{base}/state", json={"status": "Running", "exit_code": "x", "nonsense": 1})
+        assert bad.status_code == 400
+    with httpx.Client(headers={"Authorization": f"Bearer {users.job_token(other)}"}) as c:
+        for r in (c.get(f"{base}/spec"), c.post(f"{base}/state", json={"status": "Completed", "terminal": True})):
+            assert r.status_code == 403, r.text
+    with httpx.Client() as c:  # the owner (a loopback server without a token) is not a runner
+        assert c.post(f"{base}/state", json={"status": "Completed", "terminal": True}).status_code == 403
+    assert harness.state(mine["name"]) == {"status": "Running", "terminal": False}
+
+
+def test_log_chunks_are_written_once_at_their_offset(harness: Harness) -> None:
+    row = harness.queue("true")
+    url = f"{harness.url}/api/v1/jobs/{row['name']}/runner/logs"
+
+    def send(offset: int, data: bytes) -> int:
+        r = c.post(url, json={"offset": offset, "data": base64.b64encode(data).decode()})
+        assert r.status_code == 200, r.text
+        return int(r.json()["offset"])
+
+    with httpx.Client(headers={"Authorization": f"Bearer {harness.ctx.services['users'].job_token(row)}"}) as c:
+        assert send(0, b"one\n") == 4
+        assert send(0, b"one\n") == 4  # a resend after a lost answer: not doubled
+        assert send(2, b"e\ntwo\n") == 8  # overlapping: only the new bytes
+        assert send(20, b"gap\n") == 8  # past the end: the runner resends from the server's size
+    assert harness.log(row["name"]) == "one\ntwo\n"
+
+
+def test_a_cancel_reaches_the_runner_through_its_heartbeat(harness: Harness, started: list) -> None:
+    """A backend that cannot signal the runner (another machine) relies on this: the heartbeat's
+    answer names the cancel, and the runner stops its command and reports Canceled."""
+    backend = harness.registry.backend("local")
+    row = harness.queue("sleep 300")
+    handle = backend.submit(harness.spec(row, work_dir=None))
+    started.append((backend, handle))
+    running = harness.wait_state(row["name"], lambda s: s.get("status") == "Running", "Running")
+    harness.ctx.store.transition_job(row["name"], JobStatus.CANCEL_REQUESTED,
+                                     runtime_update={"cancel_requested": time.time(), "cancel_reason": "by heartbeat"})
+    state = harness.wait_state(row["name"], lambda s: s.get("terminal"), "its end")
+    assert state["status"] == "Canceled" and state["error"] == "by heartbeat", state
+    _no_process_left(backend, running)
+
+
+# ---------------------------------------------------------------------------------------- the scheduler's dispatch
+def test_scheduler_fails_a_job_whose_compute_type_has_no_backend(harness: Harness) -> None:
+    harness.ctx.store.put_compute("k8s-pool", "kubernetes", 2, {})
+    name = harness.ctx.services["jobs"].submit({"type": "command", "command": "true", "compute": "k8s-pool"})["name"]
+    harness.ctx.services["jobs"].scheduler.run_pass()
+    row = harness.ctx.store.get_job(name)
+    assert row["status"] == "Failed"
+    assert "'k8s-pool'" in row["error"] and "'kubernetes'" in row["error"] and "amlcompute" in row["error"], row["error"]
+
+
+def test_scheduler_starts_only_leaf_types(harness: Harness) -> None:
+    scheduler = harness.ctx.services["jobs"].scheduler
+    assert scheduler.leaf_types == {"command"}
+    harness.ctx.store.put_compute("leaf-pool", "amlcompute", 1, {})
+    name = harness.ctx.services["jobs"].submit({"type": "command", "command": "true", "compute": "leaf-pool"})["name"]
+    scheduler.leaf_types = set()
+    try:
+        scheduler.run_pass()
+        assert harness.ctx.store.get_job(name)["status"] == "Queued"  # not a type it runs
+    finally:
+        scheduler.leaf_types = {"command"}
+    harness.ctx.services["jobs"].cancel(name)
