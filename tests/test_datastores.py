@@ -196,7 +196,7 @@ def test_local_port_put_move_renames_into_place(tmp_path):
 
 
 def test_job_inputs_and_outputs_go_through_the_datastore_port(ml_client, server, tmp_path):
-    """runner.json names each input's datastore (non-secret definition) and path, not a server path;
+    """The runner's spec names each input's datastore (non-secret definition) and path, not a server path;
     ro_mount and download both read it; an output lands in a registered local datastore."""
     import json
     import uuid
@@ -218,7 +218,15 @@ def test_job_inputs_and_outputs_go_through_the_datastore_port(ml_client, server,
     name = ml_client.jobs.create_or_update(job).name
     assert ml_client.jobs.wait(name, timeout=120).status == "Completed", ml_client.jobs.get_raw(name)["log_tail"]
     assert (folder / "out" / name / "both.txt").read_text() == "4141"
-    spec = json.loads((server.path / "jobs" / name / "runner.json").read_text())
+    # the runner's spec (GET .../runner/spec) is built from the job row's runtime
+    from openaml._settings import Settings
+    from openaml.store import MetadataStore
+
+    store = MetadataStore(Settings(workspace=server.path).metadata_url).start()
+    try:
+        spec = store.get_job(name)["runtime"]
+    finally:
+        store.close()
     for key in ("a", "b"):
         inp = spec["inputs"][key]
         assert inp["datastore"] == {"name": ds, "type": "local", "path": str(folder.resolve())}
