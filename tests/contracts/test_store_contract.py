@@ -6,8 +6,6 @@ module docstring. Fixtures (``store``: a started store on an empty database) are
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,30 +13,7 @@ import pytest
 
 from openaml.errors import ConflictError, NotFoundError, ValidationError
 from openaml.store import MetadataStore
-
-
-def _run_threads(n: int, target: Callable[[int], Any]) -> list[Any]:
-    """Run ``target(i)`` in ``n`` threads released together; return results (or raise the first error)."""
-    barrier = threading.Barrier(n)
-    results: list[Any] = [None] * n
-    errors: list[BaseException] = []
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[i] = target(i)
-        except BaseException as e:  # noqa: BLE001 - re-raised in the main thread
-            errors.append(e)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    if errors:
-        raise errors[0]
-    return results
+from tests.contracts._helpers import run_threads
 
 
 def _assert_utc(dt: datetime | None) -> None:
@@ -256,7 +231,7 @@ def test_asset_returned_dicts_are_detached(store: MetadataStore) -> None:
 
 def test_concurrent_auto_versions_are_distinct_and_consecutive(store: MetadataStore) -> None:
     _create(store, "data", "iris", "1")
-    versions = _run_threads(8, lambda i: _create(store, "data", "iris", spec={"thread": i})["version"])
+    versions = run_threads(8, lambda i: _create(store, "data", "iris", spec={"thread": i})["version"])
     assert sorted(versions, key=int) == [str(v) for v in range(2, 10)]
     stored = store.list_assets("data", "iris")
     assert sorted(int(a["version"]) for a in stored) == list(range(1, 10))
@@ -417,7 +392,7 @@ def test_transition_race_has_exactly_one_winner(store: MetadataStore, threads: i
     for r in range(rounds):
         _job(store, f"race{r}", status="Queued")
     for r in range(rounds):
-        results = _run_threads(threads, lambda i, r=r: store.transition_job(
+        results = run_threads(threads, lambda i, r=r: store.transition_job(
             f"race{r}", "Running", from_statuses=["Queued"], runtime_update={"winner": i}))
         winners = [i for i, res in enumerate(results) if res is not None]
         assert len(winners) == 1, f"round {r}: {len(winners)} winners"
@@ -450,7 +425,7 @@ def test_update_job_merges_runtime_and_spec(store: MetadataStore) -> None:
 
 def test_concurrent_updates_lose_nothing(store: MetadataStore) -> None:
     _job(store, "j")
-    _run_threads(8, lambda i: store.update_job("j", runtime_update={f"k{i}": i}))
+    run_threads(8, lambda i: store.update_job("j", runtime_update={f"k{i}": i}))
     assert store.get_job("j")["runtime"] == {f"k{i}": i for i in range(8)}
 
 
@@ -467,7 +442,7 @@ def test_job_returned_dicts_are_detached(store: MetadataStore) -> None:
 def test_update_schedule_is_a_compare_and_set_on_state(store: MetadataStore) -> None:
     """Two schedulers recording one fire: exactly one wins; the spec is left untouched."""
     store.put_schedule("nightly", {"trigger": {"type": "cron"}}, state={"next_fire_time": "t0", "fire_count": 0})
-    wins = _run_threads(8, lambda i: store.update_schedule(
+    wins = run_threads(8, lambda i: store.update_schedule(
         "nightly", state_update={"next_fire_time": "t1", "fire_count": 1, "by": i},
         expect_state={"next_fire_time": "t0"}))
     assert sum(w is not None for w in wins) == 1

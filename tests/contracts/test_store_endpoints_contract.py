@@ -14,8 +14,6 @@ out (detached), UTC datetimes. Fixtures (``store``) are in conftest.py.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,30 +23,7 @@ from sqlalchemy import text
 
 from openaml.errors import ConflictError, NotFoundError
 from openaml.store import EndpointRepository, MetadataStore, SecretBox, UserRepository
-
-
-def _run_threads(n: int, target: Callable[[int], Any]) -> list[Any]:
-    """Run ``target(i)`` in ``n`` threads released together; return results (or raise the first error)."""
-    barrier = threading.Barrier(n)
-    results: list[Any] = [None] * n
-    errors: list[BaseException] = []
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[i] = target(i)
-        except BaseException as e:  # noqa: BLE001 - re-raised in the main thread
-            errors.append(e)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    if errors:
-        raise errors[0]
-    return results
+from tests.contracts._helpers import run_threads
 
 
 def _assert_utc(dt: Any) -> None:
@@ -151,7 +126,7 @@ def test_concurrent_endpoint_updates_lose_nothing(repo: EndpointRepository, thre
         repo.update_endpoint("ep", lambda e: {"spec": {"traffic": {**e["spec"]["traffic"], f"d{i}": i}},
                                               "auth": {**e["auth"], f"k{i}": f"key {i}!"}})
 
-    _run_threads(threads, update)
+    run_threads(threads, update)
     ep = repo.get_endpoint("ep")
     assert ep["spec"]["traffic"] == {f"d{i}": i for i in range(threads)}
     assert ep["auth"] == {f"k{i}": f"key {i}!" for i in range(threads)}
@@ -175,7 +150,7 @@ def test_update_endpoint_is_a_compare_and_set_through_fn(repo: EndpointRepositor
         except ConflictError:
             pass
 
-    _run_threads(threads, finish)
+    run_threads(threads, finish)
     assert len(winners) == 1
     ep = repo.get_endpoint("ep")
     assert ep["provisioning_state"] == "Succeeded" and ep["spec"] == {"finished_by": winners[0]}
