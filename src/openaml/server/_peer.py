@@ -1,0 +1,250 @@
+"""Which local process sent a tokenless request to a loopback server, and may it act as the owner.
+
+A loopback server started without a token takes a request without a token as its owner's (the user's
+own CLI, SDK, ``mlflow`` client and browser on the machine). That must not hold for every local
+process: a job's code holds only a scoped token but could simply send none, and so could a
+deployment's ``score.py`` or a program of another OS user. So a tokenless request is the owner's
+only when the process at the other end of the TCP connection
+
+1. runs as the server's own OS user: the ``uid`` of the client's socket in ``/proc/net/tcp`` or
+   ``/proc/net/tcp6`` (the line whose local address is the request's client address and whose remote
+   address is the server's), and
+2. is not a job's or a deployment's: the client socket's inode is not among the open files
+   (``/proc/<pid>/fd``) of the process trees of the server's children (job runners, deployment
+   workers, environment builds) and of the runners of active jobs started by an earlier server
+   (:func:`job_runner_pids`). Only those trees are scanned.
+
+A socket that no process holds any more (the client sent its request and closed, inode 0) is not the
+owner's either. Anything else gets 401 naming how to authenticate. The verdict is kept for the
+connection's lifetime (:func:`forget` is called when it closes). Where ``/proc/net/tcp`` does not
+exist (not Linux), today's behaviour is kept: every tokenless request is the owner's, and a warning
+is logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import struct
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+__all__ = ["PeerCheck", "Peer", "forget", "find_socket", "process_tree"]
+
+log = logging.getLogger("openaml.server")
+
+_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
+_CACHE_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class Peer:
+    """The client end of a TCP connection as ``/proc/net/tcp*`` lists it: owner ``uid`` and socket ``inode``
+    (0 when no process holds the socket any more)."""
+
+    uid: int
+    inode: int
+
+
+def _hex4(ip: str) -> str | None:
+    try:
+        return f"{struct.unpack('=I', socket.inet_aton(ip))[0]:08X}"
+    except OSError:
+        return None
+
+
+def _hex6(ip: str) -> str | None:
+    try:
+        return "".join(f"{w:08X}" for w in struct.unpack("=4I", socket.inet_pton(socket.AF_INET6, ip)))
+    except OSError:
+        return None
+
+
+def _forms(ip: str) -> list[str]:
+    """How ``ip`` may be printed in ``/proc/net/tcp`` (IPv4) and ``tcp6`` (IPv6, or IPv4 mapped)."""
+    ip = ip.split("%", 1)[0]
+    if ip.startswith("::ffff:") and "." in ip:
+        ip = ip[len("::ffff:"):]
+    out = []
+    if "." in ip:
+        out += [f for f in (_hex4(ip), _hex6("::ffff:" + ip)) if f]
+    elif (h := _hex6(ip)) is not None:
+        out.append(h)
+    return out
+
+
+def find_socket(client: tuple[str, int], server: tuple[str, int]) -> Peer | None:
+    """The client's end of the connection ``client`` -> ``server`` (addresses as ASGI's ``scope["client"]``
+    and ``scope["server"]``), or None when no such socket is listed.
+
+    Raises:
+        FileNotFoundError: ``/proc/net/tcp`` does not exist (not Linux).
+    """
+    local = [f"{h}:{client[1]:04X}" for h in _forms(client[0])]
+    remote = [f"{h}:{server[1]:04X}" for h in _forms(server[0])]
+    wanted = [f" {a} {b} " for a in local for b in remote if len(a) == len(b)]
+    for i, table in enumerate(_TABLES):
+        try:
+            with open(table, encoding="ascii") as fh:
+                text = fh.read()
+        except FileNotFoundError:
+            if i == 0:
+                raise
+            continue
+        for w in wanted:
+            at = text.find(w)
+            if at < 0:
+                continue
+            end = text.find("\n", at)
+            fields = text[text.rfind("\n", 0, at) + 1:end if end >= 0 else None].split()
+            try:
+                return Peer(uid=int(fields[7]), inode=int(fields[9]))
+            except (IndexError, ValueError):
+                return None
+    return None
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as fh:
+                out += [int(x) for x in fh.read().split()]
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def process_tree(roots: Iterable[int]) -> list[int]:
+    """``roots`` and all their descendants (pids as this process sees them), each once."""
+    seen: dict[int, None] = {}
+    stack = [p for p in roots if p > 0]
+    while stack:
+        pid = stack.pop()
+        if pid in seen:
+            continue
+        seen[pid] = None
+        stack += _children(pid)
+    return list(seen)
+
+
+def holder(inode: int, pids: Iterable[int]) -> tuple[int | None, bool]:
+    """``(pid, unsure)``: the first of ``pids`` with socket ``inode`` open (or None), and whether some
+    process's open files could not be read (a non-dumpable process of a server that is not root)."""
+    target = f"socket:[{inode}]"
+    unsure = False
+    for pid in pids:
+        fd_dir = f"/proc/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except FileNotFoundError:
+            continue  # exited meanwhile
+        except PermissionError:
+            unsure = True
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"{fd_dir}/{fd}") == target:
+                    return pid, unsure
+            except OSError:
+                continue
+    return None, unsure
+
+
+def job_runner_pids(ctx: object) -> list[int]:
+    """Pids of the runners of the workspace's active jobs (as recorded by the scheduler, ``runner_pid``
+    in a job's runtime), so that runners re-attached after a server restart count too."""
+    from openaml.constants import JobStatus
+
+    store = getattr(ctx, "store", None)
+    if store is None:
+        return []
+    active = (JobStatus.PREPARING, JobStatus.RUNNING, JobStatus.FINALIZING, JobStatus.CANCEL_REQUESTED)
+    try:
+        jobs = store.list_jobs(status=active, include_archived=True)
+    except Exception:  # noqa: BLE001 - a store error must not make a job the owner: the server's children still count
+        log.exception("could not list active jobs for the tokenless-request check")
+        return []
+    out = []
+    for job in jobs:
+        try:
+            pid = int((job.get("runtime") or {}).get("runner_pid") or 0)
+        except (TypeError, ValueError):
+            continue
+        if pid > 0:
+            out.append(pid)
+    return out
+
+
+_verdicts: OrderedDict[tuple[str, int, int], str | None] = OrderedDict()
+_warned = False
+
+
+def forget(client: tuple[str, int] | None, server_port: int | None) -> None:
+    """Drop the cached verdict of a closed connection (its client port may be reused by another process)."""
+    if client and server_port is not None:
+        _verdicts.pop((str(client[0]), int(client[1]), int(server_port)), None)
+
+
+class PeerCheck:
+    """Decides whether a tokenless request on a loopback server is its owner's (module docstring).
+
+    ``roots``: a callable giving the pids whose process trees are a job's or a deployment's (default:
+    the server's children and :func:`job_runner_pids`).
+    """
+
+    def __init__(self, ctx: object, roots: Callable[[], Iterable[int]] | None = None) -> None:
+        self.ctx = ctx
+        self.roots = roots or (lambda: [*_children(os.getpid()), *job_runner_pids(ctx)])
+        self.uid = os.getuid()
+
+    def cached(self, client: tuple[str, int] | None, server: tuple[str, int] | None) -> tuple[bool, str | None]:
+        """``(known, refusal)`` for the connection, from the cache (``known`` False: call :meth:`refusal`)."""
+        if not client or not server:
+            return False, None
+        key = (str(client[0]), int(client[1]), int(server[1]))
+        if key in _verdicts:
+            return True, _verdicts[key]
+        return False, None
+
+    def refusal(self, client: tuple[str, int] | None, server: tuple[str, int] | None) -> str | None:
+        """Why the peer of this connection is not the owner, or None when it is. Blocking (reads ``/proc``):
+        call it off the event loop. The answer is cached for the connection."""
+        global _warned
+        if not client or not server:
+            return "the client's address is unknown"
+        try:
+            answer = self._decide((str(client[0]), int(client[1])), (str(server[0]), int(server[1])))
+        except FileNotFoundError:
+            if not _warned:
+                _warned = True
+                log.warning("/proc/net/tcp is unavailable: a request without a token on this loopback server is "
+                            "taken as the owner's from any local process (jobs, deployments, other OS users "
+                            "included); start the server with a token (--token-file) on a shared machine")
+            answer = None
+        key = (str(client[0]), int(client[1]), int(server[1]))
+        _verdicts[key] = answer
+        while len(_verdicts) > _CACHE_SIZE:
+            _verdicts.popitem(last=False)
+        return answer
+
+    def _decide(self, client: tuple[str, int], server: tuple[str, int]) -> str | None:
+        peer = find_socket(client, server)
+        if peer is None:
+            return "the connection's client socket is not listed in /proc/net/tcp"
+        if peer.uid != self.uid:
+            return f"it comes from a process of another OS user (uid {peer.uid})"
+        if peer.inode == 0:
+            return "its client socket is no longer held by any process"
+        pid, unsure = holder(peer.inode, process_tree(self.roots()))
+        if pid is not None:
+            return f"it comes from a job's or a deployment's process (pid {pid})"
+        if unsure:
+            return "a job's or a deployment's process could not be inspected"
+        return None
