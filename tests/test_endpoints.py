@@ -681,7 +681,7 @@ def test_worker_sockets_of_a_deep_workspace_go_to_a_short_private_folder(tmp_pat
     import os
     import stat
 
-    from openaml.services._supervisor import _socket_dir
+    from openaml.serving._supervisor import _socket_dir
 
     deep = tmp_path / ("d" * 60) / ("e" * 60) / "endpoints" / "ep" / "blue" / "run"
     other = tmp_path / ("d" * 60) / ("e" * 60) / "endpoints" / "ep" / "green" / "run"
