@@ -166,13 +166,22 @@ def _cover(folder: Path, keep: list[Path], *, mode: str, size: str, copies: tupl
     old = 3 + len(keep)
     opened = " ".join([*(f"{fd}<{q(str(p))}" for fd, p in zip(fds, keep, strict=True)), f"{old}<{q(str(folder))}"])
     lines = [f"exec {opened}", f"mount -t tmpfs -o mode={mode},size={size} openaml-hidden {q(str(folder))}"]
+    # mount points: one mkdir for the folders, shell built-ins for the files and copies (each external
+    # command costs a process start, and workers and jobs start through these lines)
+    dirs = [q(str(p)) for p in keep if p.is_dir()]
+    if dirs:
+        lines.append("mkdir -p " + " ".join(dirs))
+    for p in keep:
+        if not p.is_dir():
+            if p.parent != folder:
+                lines.append(f"mkdir -p {q(str(p.parent))}")
+            lines.append(f": > {q(str(p))}")
     for fd, p in zip(fds, keep, strict=True):
-        target = q(str(p))
-        lines.append(f"mkdir -p {target}" if p.is_dir() else f"mkdir -p {q(str(p.parent))}; : > {target}")
-        lines.append(f"mount --no-canonicalize --rbind /proc/self/fd/{fd} {target}")
+        lines.append(f"mount --no-canonicalize --rbind /proc/self/fd/{fd} {q(str(p))}")
     for name in copies:
-        lines.append(f"if [ -f /proc/self/fd/{old}/{name} ]; then cp /proc/self/fd/{old}/{name} "
-                     f"{q(str(folder / name))}; fi")
+        src, dst = f"/proc/self/fd/{old}/{name}", q(str(folder / name))
+        lines.append(f"if [ -f {src} ]; then IFS= read -r -d '' text < {src} || true; "
+                     f"printf '%s' \"$text\" > {dst}; fi")
     lines.append("exec " + " ".join(f"{fd}<&-" for fd in [*fds, old]))
     if read_only:
         lines.append(f"mount -o remount,ro {q(str(folder))}")
