@@ -106,3 +106,32 @@ def test_other_os_user_without_token_is_refused(sec_server: Any, owner: Any) -> 
     with api(sec_server.url, None) as c:
         assert c.get("/api/v1/jobs").status_code == 200
         assert c.get("/openapi.json").status_code == 200
+
+
+@pytest.mark.parametrize("family,host", [("v4", "127.0.0.1"), ("v6", "::1")])
+def test_peer_socket_found_with_its_uid_and_holder(family: str, host: str) -> None:
+    """The look-up under the check: a loopback connection's client end, its uid, inode and holding process."""
+    import socket
+
+    from openaml.server._peer import find_socket, holder, process_tree
+
+    fam = socket.AF_INET if family == "v4" else socket.AF_INET6
+    try:
+        listener = socket.create_server((host, 0), family=fam)
+    except OSError:
+        pytest.skip(f"no {host} here")
+    with listener, socket.create_connection(listener.getsockname()[:2]):
+        accepted, peer = listener.accept()
+        with accepted:
+            found = find_socket((peer[0], peer[1]), listener.getsockname()[:2])
+            assert found is not None and found.uid == os.getuid() and found.inode > 0
+            assert holder(found.inode, [os.getpid()]) == (os.getpid(), False)
+            child = subprocess.Popen(["sleep", "30"])
+            try:  # the tree of a process that does not hold it: not found
+                assert child.pid in process_tree([child.pid])
+                assert holder(found.inode, process_tree([child.pid]))[0] is None
+            finally:
+                child.kill()
+                child.wait()
+            # a port nobody uses: no such socket
+            assert find_socket((peer[0], 1), listener.getsockname()[:2]) is None
