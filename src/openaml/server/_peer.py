@@ -279,7 +279,7 @@ class PeerCheck:
         except FileNotFoundError:
             if not _warned:
                 _warned = True
-                log.warning("/proc/net/tcp is unavailable: a request without a token on this loopback server is "
+                log.warning("/proc is unavailable: a request without a token on this loopback server is "
                             "taken as the owner's from any local process (jobs, deployments, other OS users "
                             "included); start the server with a token (--token-file) on a shared machine")
             answer = None
@@ -293,6 +293,8 @@ class PeerCheck:
         return answer
 
     def _decide(self, client: tuple[str, int], server: tuple[str, int]) -> str | None:
+        if not os.path.isdir("/proc/self/fd"):
+            raise FileNotFoundError("/proc/self/fd")  # no /proc: processes cannot be told apart
         peer = find_socket(client, server)
         if peer is None:
             return "the connection's client socket is not listed in /proc/net/tcp"
