@@ -19,7 +19,7 @@ only when the process at the other end of the TCP connection
 
 A socket that no process holds any more (the client sent its request and closed, inode 0) is not the
 owner's either. Anything else gets 401 naming how to authenticate. The verdict is kept for the
-connection's lifetime (:func:`forget` is called when it closes). Where ``/proc/net/tcp`` does not
+connection's lifetime (:func:`forget` is called when it closes). Where ``/proc`` does not
 exist (not Linux), today's behaviour is kept: every tokenless request is the owner's, and a warning
 is logged once.
 """
