@@ -15,7 +15,10 @@ only when the process at the other end of the TCP connection
    (``/proc/<pid>/fd``) of the process trees of the server's children (job runners, deployment
    workers, environment builds) and of the runners of active jobs started by an earlier server
    (:func:`job_runner_pids`, read from the store at most once a second: those runners all exist when
-   the server starts). Only those trees are scanned.
+   the server starts), and
+3. is found: a process outside those trees holds the socket (newest processes first), and none of
+   its ancestors is the server or a job's runner. This closes the race in which a job moves the
+   descriptor between its own processes while their open files are read.
 
 A socket that no process holds any more (the client sent its request and closed, inode 0) is not the
 owner's either. Anything else gets 401 naming how to authenticate. The verdict is kept for the
@@ -302,9 +305,39 @@ class PeerCheck:
             return f"it comes from a process of another OS user (uid {peer.uid})"
         if peer.inode == 0:
             return "its client socket is no longer held by any process"
-        pid, unsure = holder(peer.inode, process_tree(self.roots()))
+        roots = [*self.roots()]
+        tree = process_tree(roots)
+        pid, unsure = holder(peer.inode, tree)
         if pid is not None:
             return f"it comes from a job's or a deployment's process (pid {pid})"
         if unsure:
             return "a job's or a deployment's process could not be inspected"
+        # Positive identification: a process outside those trees must hold the socket. Not finding it in
+        # the trees alone would not do: a job could move the descriptor between its processes (or to a
+        # child forked after the trees were listed) while they are read. Newest processes first: a
+        # client (a CLI command) has usually just started.
+        inside = set(tree)
+        others = sorted((int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in inside), reverse=True)
+        pid, _unsure = holder(peer.inode, others)
+        if pid is None:
+            return "no process outside jobs and deployments holds its client socket"
+        if pid != os.getpid() and _descends_from(pid, {os.getpid(), *roots}):
+            return f"it comes from a process started by the server, a job or a deployment (pid {pid})"
         return None
+
+
+def _descends_from(pid: int, ancestors: set[int]) -> bool:
+    """Whether one of ``pid``'s ancestors (parent, its parent, ...) is in ``ancestors``; True when the chain
+    cannot be read (the process is not identified, so it is not taken as the owner's)."""
+    for _ in range(256):
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+                stat = fh.read()
+            pid = int(stat[stat.rindex(")") + 2:].split()[1])  # the field after the state: the parent's pid
+        except (OSError, ValueError, IndexError):
+            return True
+        if pid in ancestors:
+            return True
+        if pid <= 1:
+            return False
+    return True
