@@ -470,6 +470,124 @@ def p_reader(s: Server, tmp: Path) -> tuple[bool, str]:
     return r2.status_code == 403, str(r2.status_code)
 
 
+PEER_JOB = """
+import json, os, urllib.request, urllib.error
+def call(token):
+    h = {"Content-Type": "application/json", **({"Authorization": "Bearer " + token} if token else {})}
+    req = urllib.request.Request(os.environ["AZUREML_SERVICE_ENDPOINT"] + "/api/v1/jobs", method="POST",
+                                 data=json.dumps({"type": "command", "command": "echo from-a-job"}).encode(), headers=h)
+    try:
+        return urllib.request.urlopen(req).status
+    except urllib.error.HTTPError as e:
+        return e.code
+os.makedirs("outputs", exist_ok=True)
+json.dump({"tokenless": call(None), "job_token": call(os.environ["OPENAML_TOKEN"])}, open("outputs/peer.json", "w"))
+"""
+
+
+@probe("Job's code calls the tokenless loopback server without its token: POST /api/v1/jobs",
+       "401 and no job created (with its scoped token: 403)")
+def p_job_tokenless(s: Server, tmp: Path) -> tuple[bool, str]:
+    from openaml import MLClient, command
+
+    src = tmp / "peer-job"
+    src.mkdir(exist_ok=True)
+    (src / "peer.py").write_text(PEER_JOB)
+    with MLClient(workspace=s.url) as client:
+        before = _jobs(s)
+        job = client.jobs.create_or_update(command(code=str(src), command="python peer.py", experiment_name="probe"))
+        status = client.jobs.wait(job.name, timeout=300).status
+        after = _jobs(s)
+    seen = json.loads((s.path / "jobs" / job.name / "wd" / "outputs" / "peer.json").read_text())
+    return (status == "Completed" and seen == {"tokenless": 401, "job_token": 403} and after == before + 1,
+            f"job {status}: without token {seen['tokenless']}, with its token {seen['job_token']}, "
+            f"jobs {before} -> {after} (the probe job only)")
+
+
+@probe("Another OS user (uid 65534) calls the tokenless loopback server: POST /api/v1/jobs", "401, no job created")
+def p_other_uid(s: Server, tmp: Path) -> tuple[bool, str]:
+    if os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("curl"):
+        raise Skip("needs root, setpriv and curl to act as another OS user")
+    before = _jobs(s)
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "curl", "-s", "-o", "/dev/null",
+                        "-w", "%{http_code}", "-H", "Content-Type: application/json", "--data",
+                        '{"type": "command", "command": "echo from-nobody"}', f"{s.url}/api/v1/jobs"],
+                       capture_output=True, text=True, timeout=60)
+    own = httpx.get(f"{s.url}/api/v1/jobs").status_code
+    after = _jobs(s)
+    return (r.stdout == "401" and after == before and own == 200,
+            f"uid 65534: {r.stdout}, jobs {before} -> {after}; the owner's own tokenless GET: {own}")
+
+
+PEER_SCORE = """
+import json, os, urllib.request, urllib.error
+def init():
+    pass
+def _read(p):
+    try:
+        return "READ " + open(p, "rb").read(40).decode("latin-1")
+    except OSError as exc:
+        return type(exc).__name__
+def run(raw):
+    d = json.loads(raw)
+    out = {p: _read(p) for p in d["paths"]}
+    req = urllib.request.Request(d["server"] + "/api/v1/jobs", method="POST", headers={"Content-Type": "application/json"},
+                                 data=json.dumps({"type": "command", "command": "echo from-score"}).encode())
+    try:
+        out["tokenless"] = urllib.request.urlopen(req).status
+    except urllib.error.HTTPError as e:
+        out["tokenless"] = e.code
+    return {"sum": sum(d["x"]), "seen": out}
+"""
+
+
+@probe("Deployment's score.py reads server.token, secret.key, openaml.db, a job's runner.json; POSTs without a token",
+       "nothing read, 401, and it still scores")
+def p_deployment_secrets(s: Server, tmp: Path) -> tuple[bool, str]:
+    from openaml import MLClient
+    from openaml.entities import (
+        CodeConfiguration,
+        Environment,
+        ManagedOnlineDeployment,
+        ManagedOnlineEndpoint,
+        Model,
+    )
+
+    code, model = tmp / "peer-code", tmp / "peer-model"
+    code.mkdir(exist_ok=True)
+    model.mkdir(exist_ok=True)
+    (code / "score.py").write_text(PEER_SCORE)
+    (model / "m.txt").write_text("model")
+    (s.path / "server.token").write_text("planted-server-token")  # stands for a token server's file
+    runner = next(iter(sorted(s.path.glob("jobs/*/runner.json"))), s.path / "jobs" / "none" / "runner.json")
+    with MLClient(workspace=s.url) as client:
+        client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="probe-peer"))
+        dep = ManagedOnlineDeployment(name="blue", endpoint_name="probe-peer", model=Model(path=str(model)),
+                                      code_configuration=CodeConfiguration(code=str(code), scoring_script="score.py"),
+                                      environment=Environment(image="python:3.11"), instance_count=1)
+        state = client.online_deployments.begin_create_or_update(dep).result(timeout=300).provisioning_state
+        if state != "Succeeded":
+            return False, f"deployment {state}"
+        client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="probe-peer", traffic={"blue": 100}))
+        ep = client.online_endpoints.get("probe-peer")
+        key = client.online_endpoints.get_keys("probe-peer").primary_key
+        paths = [str(p) for p in (s.path / "server.token", s.path / "secret.key", s.path / "openaml.db", runner)]
+        r = httpx.post(ep.scoring_uri, json={"x": [1, 2], "paths": paths, "server": s.url},
+                       headers={"Authorization": f"Bearer {key}"}, timeout=60)
+        log = client.online_deployments.get_logs("blue", "probe-peer")
+        client.online_endpoints.begin_delete("probe-peer")
+    (s.path / "server.token").unlink(missing_ok=True)
+    if r.status_code != 200:
+        return False, f"scoring {r.status_code} {r.text[:200]}"
+    seen = r.json()["seen"]
+    read = [p for p in paths if seen[p].startswith("READ")]
+    if "NOT hidden" in log:
+        raise Skip("mount namespaces unavailable here: the deployment log says its secrets are not hidden")
+    return (not read and seen["tokenless"] == 401 and r.json()["sum"] == 3,
+            f"read {read or 'nothing'} ({', '.join(sorted(set(seen[p] for p in paths)))}), tokenless POST "
+            f"{seen['tokenless']}, scored sum {r.json()['sum']}")
+
+
 # ---------------------------------------------------------------------------------------- main
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -519,6 +637,9 @@ def main() -> int:
         p_tls(root, tmp)
         p_modes(s, tmp)
         p_reader(s, tmp)
+        p_job_tokenless(s, tmp)
+        p_other_uid(s, tmp)
+        p_deployment_secrets(s, tmp)
     finally:
         for srv in servers:
             srv.stop()

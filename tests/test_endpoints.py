@@ -97,6 +97,18 @@ def endpoint(ml_client: Any, model_dir: Path, code_dir: Path) -> Any:
     return ep
 
 
+def _host_pid(worker: str) -> int:
+    """The pid, as this process sees it, of the worker started with config file ``worker`` (workers run in
+    PID namespaces of their own where unshare works: the pid they report is the namespace's)."""
+    import psutil
+
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = p.info["cmdline"] or []
+        if len(cmd) == 3 and cmd[1].endswith("_worker.py") and cmd[2] == worker:
+            return int(p.pid)
+    raise AssertionError(f"no worker process runs {worker}")
+
+
 def _post(ep: Any, key: str | None, body: Any, deployment: str | None = None, raw: bytes | None = None) -> httpx.Response:
     headers = {"Content-Type": "application/json"}
     if key:
@@ -194,7 +206,7 @@ def test_requests_past_the_timeout_free_their_slots(ml_client: Any, endpoint: An
     """Issue 10 item 4: 8 requests past request_timeout_ms get 408 and free their slots (the worker is
     replaced once their run() does not return); the next caller gets 200, not 429."""
     key = ml_client.online_endpoints.get_keys("ep-score").primary_key
-    pid = _post(endpoint, key, {"action": "pid"}, deployment="blue").json()["pid"]
+    worker = _post(endpoint, key, {"action": "pid"}, deployment="blue").json()["worker"]
     with ThreadPoolExecutor(2) as pool:  # 2 at a time: blue has 2 slots
         codes = list(pool.map(lambda _i: _post(endpoint, key, {"action": "sleep", "seconds": 60},
                                                deployment="blue").status_code, range(8)))
@@ -206,10 +218,10 @@ def test_requests_past_the_timeout_free_their_slots(ml_client: Any, endpoint: An
     while time.monotonic() < deadline:
         r = _post(endpoint, key, {"action": "pid"}, deployment="blue")
         assert r.status_code == 200
-        if r.json()["pid"] != pid:
+        if r.json()["worker"] != worker:
             break
         time.sleep(0.2)
-    assert r.json()["pid"] != pid
+    assert r.json()["worker"] != worker
     log = ml_client.online_deployments.get_logs("blue", "ep-score")
     assert "still running past request_timeout_ms=1500" in log and "replaced" in log
 
@@ -222,7 +234,7 @@ def test_workers_are_reachable_only_through_the_router(ml_client: Any, endpoint:
     import psutil
 
     key = ml_client.online_endpoints.get_keys("ep-score").primary_key
-    pid = _post(endpoint, key, {"action": "pid"}, deployment="blue").json()["pid"]
+    pid = _host_pid(_post(endpoint, key, {"action": "pid"}, deployment="blue").json()["worker"])
     proc = psutil.Process(pid)
     assert proc.net_connections(kind="inet") == []
     socks = [c.laddr for c in proc.net_connections(kind="unix") if c.laddr]
@@ -301,7 +313,7 @@ def test_yaml_of_another_kind_is_refused(cli: Any, ml_client: Any, tmp_path: Pat
 @pytest.mark.slow
 def test_crashed_worker_is_restarted(ml_client: Any, endpoint: Any) -> None:
     key = ml_client.online_endpoints.get_keys("ep-score").primary_key
-    pid = _post(endpoint, key, {"action": "pid"}, deployment="blue").json()["pid"]
+    worker = _post(endpoint, key, {"action": "pid"}, deployment="blue").json()["worker"]
     r = _post(endpoint, key, {"action": "crash"}, deployment="blue")
     assert r.status_code >= 500
     deadline = time.monotonic() + 30
@@ -310,7 +322,7 @@ def test_crashed_worker_is_restarted(ml_client: Any, endpoint: Any) -> None:
         if r.status_code == 200:
             break
         time.sleep(0.2)
-    assert r.status_code == 200 and r.json()["pid"] != pid
+    assert r.status_code == 200 and r.json()["worker"] != worker
     assert "restarted" in ml_client.online_deployments.get_logs("blue", "ep-score")
 
 
@@ -579,8 +591,8 @@ def test_update_replaces_workers_one_at_a_time_under_load(ml_client: Any, rollou
     # once version 3 answered, version 2 may still finish its in-flight requests but never comes back after
     first3 = versions.index("3")
     assert versions[first3:].count("2") <= 3
-    pids = {a[1]["pid"] for a in load.answers[-20:]}
-    assert len(pids) == 2  # both new instances serve
+    workers = {a[1]["worker"] for a in load.answers[-20:]}
+    assert len(workers) == 2  # both new instances serve
     log = ml_client.online_deployments.get_logs("green", "ep-roll")
     assert log.count("listening on") >= 3
 
@@ -603,10 +615,10 @@ def test_request_that_kills_its_worker_runs_once_and_gets_502(ml_client: Any, ro
     time.sleep(1.0)
     assert len(ran.read_text().splitlines()) == 1  # never retried later either
     deadline = time.monotonic() + 60  # the killed instance comes back (the next test needs both)
-    pids: set[int] = set()
-    while len(pids) < 2 and time.monotonic() < deadline:
-        pids = {_post(rollout, key, {"action": "pid"}, deployment="green").json()["pid"] for _ in range(8)}
-    assert len(pids) == 2
+    workers: set[str] = set()
+    while len(workers) < 2 and time.monotonic() < deadline:
+        workers = {_post(rollout, key, {"action": "pid"}, deployment="green").json()["worker"] for _ in range(8)}
+    assert len(workers) == 2
 
 
 def test_worker_killed_under_load_is_replaced(ml_client: Any, rollout: Any, model_dir: Path,
@@ -623,21 +635,21 @@ def test_worker_killed_under_load_is_replaced(ml_client: Any, rollout: Any, mode
     threads = 4
     with _SteadyLoad(rollout, key, threads=threads) as load:
         load.wait(20)
-        before = {a[1]["pid"] for a in load.answers[-20:] if a[0] == 200}
+        before = {a[1]["worker"] for a in load.answers[-20:] if a[0] == 200}
         assert len(before) == 2
         victim = sorted(before)[0]
-        os.kill(victim, signal.SIGKILL)
+        os.kill(_host_pid(victim), signal.SIGKILL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            pids = {a[1]["pid"] for a in load.answers[-10:] if a[0] == 200}
-            if len(pids - before) == 1 and victim not in pids:
+            workers = {a[1]["worker"] for a in load.answers[-10:] if a[0] == 200}
+            if len(workers - before) == 1 and victim not in workers:
                 break
             time.sleep(0.1)
         load.wait(20)
     # at most the requests in flight on the killed worker fail, with 502 naming the signal (never retried)
     assert len(load.failed()) <= threads, load.failed()[:5]
     assert all(code == 502 and "signal 9" in body for code, body in load.failed())
-    after = {a[1]["pid"] for a in load.answers[-20:] if a[0] == 200}
+    after = {a[1]["worker"] for a in load.answers[-20:] if a[0] == 200}
     assert victim not in after and len(after) == 2
     assert "restarted" in ml_client.online_deployments.get_logs("green", "ep-roll")
 
@@ -675,13 +687,34 @@ def test_worker_whose_server_died_during_init_exits(tmp_path: Path) -> None:
     assert p.returncode == 0 and "the server exited; worker stopping" in p.stderr
 
 
+def test_worker_in_a_pid_namespace_exits_when_the_server_is_gone(tmp_path: Path) -> None:
+    """A worker in a PID namespace of its own cannot see the server's pid: it watches a pipe whose write
+    end only the server holds (``parent_fd``); closed, the worker stops."""
+    import os
+    import subprocess
+    import sys
+
+    from openaml.serving import WORKER_SCRIPT
+
+    read, write = os.pipe()
+    os.close(write)  # the server is gone
+    cfg = {"mode": "script", "deployment": "ep/dep", "app_root": str(ASSETS), "entry_script": str(
+        ASSETS / "constant.py"), "ready_file": str(tmp_path / "ready"), "socket": str(tmp_path / "w.sock"),
+           "parent_pid": os.getpid(), "parent_fd": read}
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    p = subprocess.run([sys.executable, str(WORKER_SCRIPT), str(tmp_path / "cfg.json")], capture_output=True,
+                       text=True, timeout=60, pass_fds=(read,))
+    os.close(read)
+    assert p.returncode == 0 and "the server exited; worker stopping" in p.stderr
+
+
 def test_worker_sockets_of_a_deep_workspace_go_to_a_short_private_folder(tmp_path: Path) -> None:
     """A unix socket path is limited to ~104 bytes: a deep workspace's sockets live in a 0700 folder of
     the temporary directory, one per deployment."""
     import os
     import stat
 
-    from openaml.services._supervisor import _socket_dir
+    from openaml.serving._supervisor import _socket_dir
 
     deep = tmp_path / ("d" * 60) / ("e" * 60) / "endpoints" / "ep" / "blue" / "run"
     other = tmp_path / ("d" * 60) / ("e" * 60) / "endpoints" / "ep" / "green" / "run"

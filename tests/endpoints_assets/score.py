@@ -1,6 +1,7 @@
 """Test scoring script: a joblib sklearn model; actions to exercise errors, timeouts and crashes."""
 import json
 import os
+import sys
 import time
 
 import joblib
@@ -34,5 +35,6 @@ def run(raw_data):
     if action == "nan":
         return np.array([np.nan, 1.5, np.inf])
     if action == "pid":
-        return {"pid": os.getpid(), "version": os.environ.get("MODEL_VERSION", "1")}
+        # the worker's pid in its own PID namespace (alike in every worker), and its config file: one per worker
+        return {"pid": os.getpid(), "worker": sys.argv[-1], "version": os.environ.get("MODEL_VERSION", "1")}
     return model.predict(np.array(data["data"]))

@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from openaml._settings import Settings
 
-__all__ = ["hide_script", "other_workspaces", "server_secret_files", "NOT_HIDDEN_WARNING"]
+__all__ = ["hide_script", "hide_lines", "other_workspaces", "server_secret_files", "worker_sockets_root",
+           "NOT_HIDDEN_WARNING", "NOT_HIDDEN_DEPLOYMENT"]
 
 #: files of the workspace folder a job still sees (copies): names and ids, no secret
 VISIBLE_FILES = ("workspace.json", "server.json")
@@ -48,6 +49,12 @@ VISIBLE_DIRS = ("envs", "datastores")
 NOT_HIDDEN_WARNING = (
     "the workspace's secrets are NOT hidden from this job: mount namespaces (unshare -m) are unavailable "
     "here, so the job's code can read server.token, secret.key, the databases and "
+    "$OPENAML_HOME/credentials.json like any process of this OS user (see docs/guide/security.md)")
+
+
+NOT_HIDDEN_DEPLOYMENT = (
+    "the workspace's secrets are NOT hidden from this deployment's workers: mount namespaces (unshare -m) are "
+    "unavailable here, so its scoring code can read server.token, secret.key, the databases and "
     "$OPENAML_HOME/credentials.json like any process of this OS user (see docs/guide/security.md)")
 
 
@@ -104,23 +111,39 @@ def hide_script(workspace: Path, job_dir: Path, home: Path, files: list[str] | N
     must not see (module docstring). ``workspace``, ``job_dir`` (inside ``workspace/jobs``) and ``home``
     (``$OPENAML_HOME``) are absolute, resolved paths; ``files`` are more files to cover with an empty
     one (:func:`server_secret_files`; those in the workspace are hidden with it)."""
+    keep = [job_dir] + [workspace / d for d in VISIBLE_DIRS if (workspace / d).is_dir()]
+    return hide_lines(workspace, keep, home, files)
+
+
+def worker_sockets_root() -> Path:
+    """The folder of deployment workers' sockets whose run folder has too long a path for a unix socket
+    (``<tmp>/openaml-<uid>``, :func:`openaml.serving._supervisor._socket_dir`)."""
+    import os
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"openaml-{os.getuid()}"
+
+
+def hide_lines(workspace: Path, keep: list[Path], home: Path, files: list[str] | None = None,
+               sockets: Path | None = None) -> list[str]:
+    """Shell lines (for ``bash`` run by root in a fresh mount namespace, ``set -e``) that leave of the
+    workspace folder only ``keep`` (absolute, resolved folders or files inside it, bound back
+    read-write; the module docstring says what else is hidden): a job's (:func:`hide_script`) or a
+    deployment worker's view. ``sockets``: the worker's own socket folder under
+    :func:`worker_sockets_root`, the only one of that root left visible (the other workers' sockets,
+    which answer without a key, are hidden from jobs and other deployments alike)."""
     q = shlex.quote
     ws = q(str(workspace))
     lines: list[str] = []
     for other in other_workspaces(workspace, home):
         lines.append(f"mount -t tmpfs -o ro,mode=0500,size=4k openaml-hidden {q(str(other))}")
-    keep = [job_dir] + [workspace / d for d in VISIBLE_DIRS if (workspace / d).is_dir()]
-    fds = list(range(3, 3 + len(keep)))
-    opened = " ".join(f"{fd}<{q(str(p))}" for fd, p in zip(fds, keep, strict=True))
-    lines.append(f"exec {opened} {fds[-1] + 1}<{ws}")
-    lines.append(f"mount -t tmpfs -o mode=0700,size=1m openaml-workspace {ws}")
-    for fd, p in zip(fds, keep, strict=True):
-        lines.append(f"mkdir -p {q(str(p))}")
-        lines.append(f"mount --no-canonicalize --rbind /proc/self/fd/{fd} {q(str(p))}")
-    old = fds[-1] + 1
-    for name in VISIBLE_FILES:
-        lines.append(f"if [ -f /proc/self/fd/{old}/{name} ]; then cp /proc/self/fd/{old}/{name} {ws}/{name}; fi")
-    lines.append("exec " + " ".join(f"{fd}<&-" for fd in [*fds, old]))
+    keep = [p for p in dict.fromkeys(keep) if _within(p, workspace) and p != workspace and p.exists()]
+    keep = [p for p in keep if not any(o != p and _within(p, o) for o in keep)]  # a folder brings its content
+    root = worker_sockets_root().resolve()
+    if root.is_dir() and not _within(workspace, root):
+        own = [sockets] if sockets is not None and sockets.parent == root and sockets.is_dir() else []
+        lines += _cover(root, own, mode="0700", size="4k", read_only=True)
+    lines += _cover(workspace, keep, mode="0700", size="1m", copies=VISIBLE_FILES)
     mask = q(str(workspace / ".hidden"))
     lines.append(f": > {mask}; chmod 000 {mask}")
     lines.append(f"mount -o remount,ro {ws}")
@@ -130,4 +153,36 @@ def hide_script(workspace: Path, job_dir: Path, home: Path, files: list[str] | N
             c = q(str(f))
             lines.append(f"if [ -f {c} ]; then mount --bind {mask} {c}; mount -o remount,bind,ro {c}; fi")
     lines.append('cd -- "$PWD"')  # the working directory through the new mounts
+    return lines
+
+
+def _cover(folder: Path, keep: list[Path], *, mode: str, size: str, copies: tuple[str, ...] = (),
+           read_only: bool = False) -> list[str]:
+    """Lines putting an empty ``tmpfs`` over ``folder`` with ``keep`` (inside it) bound back, and copies of
+    its files named in ``copies``. The kept paths are bound back through file descriptors opened before
+    the ``tmpfs`` covers them (their paths then lead into it)."""
+    q = shlex.quote
+    fds = list(range(3, 3 + len(keep)))
+    old = 3 + len(keep)
+    opened = " ".join([*(f"{fd}<{q(str(p))}" for fd, p in zip(fds, keep, strict=True)), f"{old}<{q(str(folder))}"])
+    lines = [f"exec {opened}", f"mount -t tmpfs -o mode={mode},size={size} openaml-hidden {q(str(folder))}"]
+    # mount points: one mkdir for the folders, shell built-ins for the files and copies (each external
+    # command costs a process start, and workers and jobs start through these lines)
+    dirs = [q(str(p)) for p in keep if p.is_dir()]
+    if dirs:
+        lines.append("mkdir -p " + " ".join(dirs))
+    for p in keep:
+        if not p.is_dir():
+            if p.parent != folder:
+                lines.append(f"mkdir -p {q(str(p.parent))}")
+            lines.append(f": > {q(str(p))}")
+    for fd, p in zip(fds, keep, strict=True):
+        lines.append(f"mount --no-canonicalize --rbind /proc/self/fd/{fd} {q(str(p))}")
+    for name in copies:
+        src, dst = f"/proc/self/fd/{old}/{name}", q(str(folder / name))
+        lines.append(f"if [ -f {src} ]; then IFS= read -r -d '' text < {src} || true; "
+                     f"printf '%s' \"$text\" > {dst}; fi")
+    lines.append("exec " + " ".join(f"{fd}<&-" for fd in [*fds, old]))
+    if read_only:
+        lines.append(f"mount -o remount,ro {q(str(folder))}")
     return lines

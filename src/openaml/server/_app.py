@@ -101,10 +101,13 @@ def create_app(settings: Settings, *, url: str = "") -> FastAPI:
     async def _root() -> RedirectResponse:
         return RedirectResponse("/mlflow/")
 
-    from openaml.server._scoring import scoring_app
+    from openaml.server._scoring import ScoringShortcut, scoring_app
 
-    app.mount("/endpoints", scoring_app(ctx.services["endpoints"]))
+    scoring = scoring_app(ctx.services["endpoints"])
+    app.mount("/endpoints", scoring)
     app.mount("/mlflow", ctx.tracking.asgi_app())
+    # scoring requests skip the API's route matching and middleware (inside the guard, which still applies)
+    app.add_middleware(ScoringShortcut, scoring=scoring)
     from openaml.server._guard import RequestGuard, allowed_host_names
 
     app.add_middleware(RequestGuard, allowed_hosts=allowed_host_names(settings.host, settings.allowed_hosts))

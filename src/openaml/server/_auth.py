@@ -5,7 +5,8 @@ One ASGI middleware in front of the whole app (REST API, the ``/mlflow`` mount, 
 1. **Who.** ``Authorization: Bearer <token>`` is the server token (the workspace owner), a
    user's token (that user, with its role) or a job's scoped token (that job's run, with its
    submitter's role). No token: the owner on a loopback server started without a token (as a
-   local tool), 401 otherwise. An unknown, revoked or expired token is 401 everywhere.
+   local tool), but only from a process of the server's own OS user that is not a job's or a
+   deployment's (:mod:`openaml.server._peer`); 401 otherwise. An unknown, revoked or expired token is 401 everywhere.
 2. **May they.** One table, :data:`RULES`, maps (method, path prefix) to the permission needed;
    :data:`ROLE_PERMISSIONS` gives each built-in role its permissions. Routes do not check roles
    themselves, so adding a route needs no change here unless it needs a stronger permission
@@ -27,6 +28,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from openaml.server._guard import parse_bearer, parse_query_token
+from openaml.server._peer import PeerCheck
 from openaml.services._actor import OWNER, Principal, current_actor
 from openaml.services.users import SESSION_S
 
@@ -114,7 +116,8 @@ class AuthMiddleware:
     """ASGI middleware: authenticate, check the role (and a job token's scope), record the caller.
 
     ``token``: the server token (None: none configured). ``open_loopback``: a request without a
-    token is the owner's (a loopback server started without a token). The principal is put in
+    token is the owner's (a loopback server started without a token) when its peer process passes
+    :class:`openaml.server._peer.PeerCheck` (same OS user, not in a job or a deployment). The principal is put in
     ``scope["state"]["principal"]`` and in :data:`openaml.services._actor.current_actor`.
     """
 
@@ -123,6 +126,15 @@ class AuthMiddleware:
         self.ctx = ctx
         self.token = token.encode("utf-8") if token else None
         self.open_loopback = open_loopback
+        self.peers = PeerCheck(ctx)
+
+    @staticmethod
+    def _tokenless_refusal(scope: Scope) -> str:
+        why = (scope.get("state") or {}).get("tokenless_refusal") or "it could not be checked"
+        return (f"missing token: a request without a token is the owner's only from the server's own OS user, "
+                f"outside jobs and deployments, and {why}. Send Authorization: Bearer <token>: in a job, its "
+                f"MLFLOW_TRACKING_TOKEN (or OPENAML_TOKEN); otherwise a user's token (openaml user create, run "
+                f"by the owner); or start the server with --token-file")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -148,9 +160,9 @@ class AuthMiddleware:
         if cookie is not None and (users := self.ctx.services.get("users")) is not None:
             principal = users.verify_session(cookie) if len(cookie) < 4096 else None
             if principal is None:  # a stale cookie counts as no token
-                principal = await self._authenticate(None)
+                principal = await self._authenticate(None, scope)
         else:
-            principal = await self._authenticate(given)
+            principal = await self._authenticate(given, scope)
         ws = scope["type"] == "websocket"
         if from_query and principal is not None and principal.kind != "job" and not ws:
             # a browser's first visit with ?token=: a session cookie, and the same page without the token
@@ -158,7 +170,7 @@ class AuthMiddleware:
             return
         if principal is None:
             await _deny(send, 401, "unauthorized", "missing or wrong token (Authorization: Bearer <token>)"
-                        if given or not self.open_loopback else "missing token", websocket=ws)
+                        if given or not self.open_loopback else self._tokenless_refusal(scope), websocket=ws)
             return
         runner_job = _runner_job(path)
         if runner_job is not None:  # a runner's reports: its own job's token only, whatever the submitter's role
@@ -226,9 +238,20 @@ class AuthMiddleware:
                                 (b"content-length", b"0"), (b"cache-control", b"no-store")]})
         await send({"type": "http.response.body", "body": b""})
 
-    async def _authenticate(self, given: str | None) -> Principal | None:
+    async def _authenticate(self, given: str | None, scope: Scope) -> Principal | None:
         if not given:
-            return OWNER if self.open_loopback and self.token is None else None
+            if not self.open_loopback or self.token is not None:
+                return None
+            # the owner only from the server's own OS user, outside jobs and deployments (server/_peer.py)
+            known, refusal = self.peers.cached(scope.get("client"), scope.get("server"))
+            if not known:
+                from starlette.concurrency import run_in_threadpool
+
+                refusal = await run_in_threadpool(self.peers.refusal, scope.get("client"), scope.get("server"))
+            if refusal is not None:
+                scope.setdefault("state", {})["tokenless_refusal"] = refusal
+                return None
+            return OWNER
         raw = given.encode("utf-8", "surrogateescape")
         if self.token is not None and hmac.compare_digest(raw, self.token):
             return OWNER

@@ -23,6 +23,7 @@ import asyncio
 from typing import Any
 
 from openaml._settings import HttpLimits
+from openaml.server._peer import forget
 
 __all__ = ["guarded_protocol", "uvicorn_options"]
 
@@ -58,6 +59,8 @@ def guarded_protocol(base: type[asyncio.Protocol], limits: HttpLimits) -> type[a
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
+            server = getattr(self, "server", None)
+            forget(getattr(self, "client", None), server[1] if server else None)  # server/_peer.py's verdict
             super().connection_lost(exc)
 
         def _arm(self, seconds: float) -> None:

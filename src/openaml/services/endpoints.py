@@ -1,7 +1,7 @@
 """Managed online endpoints and deployments (spec section 10): state, keys, traffic, workers.
 
 Endpoints and deployments live in the metadata store; workers are run by the
-:class:`~openaml.services._supervisor.Supervisor`. The scoring router asks :meth:`route` for an
+:class:`~openaml.serving._supervisor.Supervisor`. The scoring router asks :meth:`route` for an
 endpoint's in-memory routing table (keys, traffic, mirror, worker sockets), rebuilt on every change so
 traffic changes apply without restarting a worker or dropping a request.
 """
@@ -37,7 +37,7 @@ from openaml.entities._endpoint import (
 )
 from openaml.errors import ConflictError, NotFoundError, OpenAMLError, ValidationError
 from openaml.services._context import WorkspaceContext
-from openaml.services._supervisor import InitFailed, LaunchSpec, Supervisor
+from openaml.serving._supervisor import InitFailed, LaunchSpec, Supervisor
 from openaml.store import EndpointRepository
 
 __all__ = ["TOKEN_TTL_S", "EndpointService", "RouteTable"]
@@ -460,7 +460,28 @@ class EndpointService:
                           instance_count=int(spec.get("instance_count") or 1),
                           ready_timeout=probe.initial_delay + probe.period * probe.failure_threshold,
                           liveness_period=float(live.period), liveness_failures=live.failure_threshold,
-                          ro_binds=ro_binds)
+                          ro_binds=ro_binds, hide=self._hide(endpoint_name, name, folder, r))
+
+    def _hide(self, endpoint_name: str, name: str, folder: Path, r: dict[str, Any]) -> list[str]:
+        """The lines that hide the workspace's secrets from the deployment's workers, as from a job's
+        (:func:`openaml.runner._hide.hide_lines`): of the workspace folder they see only the deployment's
+        own folder (environment layer, laid-out model, run files), ``envs/``, and its model and code
+        folders where those are in the workspace. Where mount namespaces are unavailable: none, and the
+        deployment log says so."""
+        from openaml._settings import openaml_home
+        from openaml.environments import read_only_mounts_available
+        from openaml.runner._hide import NOT_HIDDEN_DEPLOYMENT, hide_lines, server_secret_files, worker_sockets_root
+        from openaml.serving._supervisor import _socket_dir
+
+        if not read_only_mounts_available():
+            self._log(endpoint_name, name, f"warning: {NOT_HIDDEN_DEPLOYMENT}")
+            return []
+        workspace = self.ctx.layout.root.resolve()
+        keep = [folder.resolve(), self.ctx.layout.envs.resolve()]
+        keep += [Path(r[k]).resolve() for k in ("model_path", "code_dir") if r.get(k) is not None]
+        sockets = Path(_socket_dir(folder / "run")).resolve()
+        return hide_lines(workspace, keep, openaml_home().resolve(), server_secret_files(self.ctx.settings),
+                          sockets=sockets if sockets.parent == worker_sockets_root().resolve() else None)
 
     def _worker_python(self, endpoint_name: str, name: str, env_spec: dict[str, Any] | None, folder: Path,
                        log: Path) -> tuple[str, list[tuple[str, str]]]:

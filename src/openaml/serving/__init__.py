@@ -1,5 +1,6 @@
 """Online serving runtime: the deployment worker (a standalone script run in the deployment's
-environment) and the path to it. The supervisor and the router live in services/ and server/.
+environment) and the path to it, and the supervisor of the workers (:mod:`openaml.serving._supervisor`).
+The router lives in server/_scoring.py.
 """
 
 from __future__ import annotations

@@ -181,7 +181,8 @@ class Worker:
         if self.batched:
             for _ in range(self.concurrency):
                 asyncio.ensure_future(self._batcher())
-        asyncio.ensure_future(self._orphan_watch(int(self.cfg.get("parent_pid") or os.getppid())))
+        asyncio.ensure_future(self._orphan_watch(int(self.cfg.get("parent_pid") or os.getppid()),
+                                                 self.cfg.get("parent_fd")))
         path = self.cfg["socket"]
         if os.path.exists(path):
             os.unlink(path)
@@ -220,15 +221,23 @@ class Worker:
             await asyncio.sleep(0.05)
         os._exit(0)
 
-    async def _orphan_watch(self, parent: int) -> None:
+    async def _orphan_watch(self, parent: int, parent_fd: int | None = None) -> None:
         """Exit when the server that started us is gone (killed without stopping its workers); ask for
         recycling when a timed-out ``run()`` never returns.
 
-        ``parent`` is the server's pid from the config, not ``getppid()`` at this point: a server that
-        died during a long ``init()`` has already left us to pid 1 by then.
+        ``parent_fd``: the read end of a pipe whose write end only the server holds (readable, at end of
+        file, once the server is gone): the way to tell in a PID namespace of our own, where the server
+        is not our parent. Else ``parent``, the server's pid from the config, not ``getppid()`` at this
+        point: a server that died during a long ``init()`` has already left us to pid 1 by then.
         """
+        import select
+
         while True:
-            if os.getppid() != parent:
+            if parent_fd is not None:
+                gone = bool(select.select([parent_fd], [], [], 0)[0])
+            else:
+                gone = os.getppid() != parent
+            if gone:
                 log("[openaml] the server exited; worker stopping")
                 os._exit(0)
             self._check_stuck()

@@ -2,13 +2,17 @@
 
 One process per instance (``instance_count``), each in its own process group, running
 :data:`openaml.serving.WORKER_SCRIPT` with the deployment's interpreter and listening on its own
-unix socket (0600, in a 0700 folder): the router is the only way in. The router reads
+unix socket (0600, in a 0700 folder): the router is the only way in. Where the deployment gives
+``hide`` lines (:func:`openaml.runner._hide.hide_lines`, as jobs get), each worker runs in a mount
+and PID namespace of its own where the workspace's secrets do not exist; it learns that the server
+is gone from a pipe (``parent_fd``), since the server is not its parent there. The router reads
 :meth:`Supervisor.targets` (a snapshot list of socket paths, replaced atomically) to reach ready
 instances, and :meth:`Supervisor.exit_reason` to say why a request's worker went away.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -42,7 +46,9 @@ class LaunchSpec:
     ``config`` is the worker's JSON config (mode, paths, request settings, batching);
     ``ready_timeout`` is the readiness probe's limit in seconds; ``log`` the deployment log;
     ``ro_binds`` the ``(src, dst)`` folders mounted read-only in each worker's own mount namespace
-    (the shared environment, the server's virtualenv: :func:`openaml.environments.wrap_read_only`).
+    (the shared environment, the server's virtualenv: :func:`openaml.environments.wrap_read_only`);
+    ``hide`` the shell lines run there, after them, that hide the workspace's secrets (empty: nothing
+    hidden); with them the worker also gets a PID namespace of its own.
     """
 
     python: str
@@ -56,6 +62,7 @@ class LaunchSpec:
     liveness_period: float = 10.0
     liveness_failures: int = 30
     ro_binds: list[tuple[str, str]] = field(default_factory=list)
+    hide: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -68,6 +75,10 @@ class _Instance:
     failures: int = 0
     restarts: int = 0
     recycling: bool = False
+    namespaced: bool = False  # in a PID namespace: a signal that killed the worker shows as code 128+N
+
+    def describe_exit(self, rc: int) -> str:
+        return _describe_exit(-(rc - 128) if self.namespaced and 128 < rc <= 128 + 64 else rc)
 
 
 @dataclass
@@ -89,6 +100,11 @@ class Supervisor:
         self._thread: threading.Thread | None = None
         self._on_event = on_event or (lambda key, msg: None)
         self._by_socket: dict[str, _Instance] = {}  # every instance started, until its deployment stops
+        # workers watch the read end: at end of file once this process is gone (its write end closed);
+        # a high number, clear of the descriptors the hiding lines open (3, 4, ...)
+        read, self._alive_w = os.pipe()
+        self._alive_r = fcntl.fcntl(read, fcntl.F_DUPFD_CLOEXEC, 64)
+        os.close(read)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -117,7 +133,7 @@ class Supervisor:
         rc = inst.proc.poll()
         if rc is None:
             return None
-        return _describe_exit(rc)
+        return inst.describe_exit(rc)
 
     def recycle(self, key: str, target: str, reason: str) -> None:
         """Replace the instance on ``target`` (a new one started and ready first, then this one drained
@@ -227,16 +243,18 @@ class Supervisor:
         recycle.unlink(missing_ok=True)
         sock = os.path.join(_socket_dir(spec.run_dir), f"i{seq}.sock")
         cfg = {**spec.config, "instance": index, "ready_file": str(ready), "recycle_file": str(recycle),
-               "socket": sock, "parent_pid": os.getpid()}
+               "socket": sock, "parent_pid": os.getpid(), "parent_fd": self._alive_r}
         cfg_path = spec.run_dir / f"instance-{seq}.json"
         cfg_path.write_text(json.dumps(cfg, indent=2), encoding="utf-8")
         spec.log.parent.mkdir(parents=True, exist_ok=True)
         with open(spec.log, "ab") as log:
-            argv = wrap_read_only([spec.python, str(WORKER_SCRIPT), str(cfg_path)], spec.ro_binds)
+            argv = wrap_read_only([spec.python, str(WORKER_SCRIPT), str(cfg_path)], spec.ro_binds, then=spec.hide,
+                                  pid_namespace=bool(spec.hide))
             proc = subprocess.Popen(argv, cwd=spec.cwd, env=spec.env,
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-        inst = _Instance(index=index, proc=proc, socket=sock, ready_file=ready, recycle_file=recycle)
+                                    start_new_session=True, pass_fds=(self._alive_r,))
+        inst = _Instance(index=index, proc=proc, socket=sock, ready_file=ready, recycle_file=recycle,
+                         namespaced=bool(spec.hide))
         with self._lock:
             self._by_socket[sock] = inst
         return inst
@@ -252,7 +270,7 @@ class Supervisor:
                     pass
             rc = inst.proc.poll()
             if rc is not None:
-                raise InitFailed(f"worker {inst.index} {_describe_exit(rc)} before it was ready (init() failed); "
+                raise InitFailed(f"worker {inst.index} {inst.describe_exit(rc)} before it was ready (init() failed); "
                                  f"see the deployment logs")
             time.sleep(0.05)
         _kill(inst.proc)
@@ -321,7 +339,7 @@ class Supervisor:
             if inst in dep.instances:
                 dep.instances.remove(inst)
         delay = _BACKOFF[min(inst.restarts, len(_BACKOFF) - 1)]
-        self._on_event(key, f"worker {inst.index} (pid {inst.proc.pid}) {_describe_exit(rc)}; restarting it in "
+        self._on_event(key, f"worker {inst.index} (pid {inst.proc.pid}) {inst.describe_exit(rc)}; restarting it in "
                             f"{delay:.0f} s (restart {inst.restarts + 1})")
 
         def again() -> None:
