@@ -1,7 +1,7 @@
 """A deployment's scoring code cannot read the workspace's secrets nor act as the owner (issue 10).
 
 Deployment workers run user code as the server's OS user, as jobs do, so they get the same hiding
-(openaml.runner._hide.hide_lines): a mount and PID namespace where, of the workspace folder, only the
+(openaml.environments._hide.hide_lines): a mount and PID namespace where, of the workspace folder, only the
 deployment's own folder, its model and code folders and envs/ exist. The score.py below tries to
 read server.token, secret.key, openaml.db, another job's folder, another workspace and
 $OPENAML_HOME/credentials.json, and calls the server without a token (401: a deployment is not the

@@ -1,7 +1,7 @@
 """A job cannot read the workspace's secrets (issue 10: jobs get only their scoped token).
 
 A job runs as the server's OS user, so the runner hides the workspace's secrets in the job's own
-mount namespace (openaml.runner._hide): the job below tries to read server.token, secret.key, the
+mount namespace (openaml.environments._hide): the job below tries to read server.token, secret.key, the
 databases, another workspace's secret.key and $OPENAML_HOME/credentials.json and gets nothing,
 while its scoped token still logs to its own run.
 """

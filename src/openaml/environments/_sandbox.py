@@ -57,7 +57,7 @@ def wrap_read_only(argv: Sequence[str], binds: Sequence[tuple[str, str]], *, the
     """``argv`` run in a private mount namespace where each ``(src, dst)`` of ``binds`` is a read-only
     bind mount of ``src`` at ``dst`` (``src == dst``: that folder made read-only in place); ``then``:
     more shell lines run (``set -e``) after the binds, before ``argv`` (a job's hiding of the
-    workspace's secrets, :mod:`openaml.runner._hide`). ``pid_namespace``: also a PID namespace of its
+    workspace's secrets, :mod:`openaml.environments._hide`). ``pid_namespace``: also a PID namespace of its
     own with its own ``/proc`` (so ``/proc/<server pid>/root``, ``environ`` or ``fd`` cannot reach
     what the mount namespace hides); ``argv`` then runs as a child of the namespace's init (a
     ``bash`` that the kernel shields from signals sent from outside), so a ``killpg`` still reaches

@@ -36,6 +36,6 @@ every job's overhead.
 
 from __future__ import annotations
 
-from openaml.runner._hide import server_secret_files
+from openaml.environments._hide import server_secret_files
 
 __all__ = ["server_secret_files"]

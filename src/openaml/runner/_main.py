@@ -250,7 +250,7 @@ class Runner:
         """Hide the workspace's secrets from the job (``_hide``'s docstring); where mount namespaces are
         unavailable, say so at the top of the job's log and in its ``warnings`` (``env_warnings``)."""
         from openaml._settings import openaml_home
-        from openaml.runner._hide import NOT_HIDDEN_WARNING, hide_script
+        from openaml.environments._hide import NOT_HIDDEN_WARNING, hide_script
 
         job_dir = self.job_dir.resolve()
         workspace = job_dir.parent.parent

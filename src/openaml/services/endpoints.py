@@ -464,13 +464,18 @@ class EndpointService:
 
     def _hide(self, endpoint_name: str, name: str, folder: Path, r: dict[str, Any]) -> list[str]:
         """The lines that hide the workspace's secrets from the deployment's workers, as from a job's
-        (:func:`openaml.runner._hide.hide_lines`): of the workspace folder they see only the deployment's
+        (:func:`openaml.environments._hide.hide_lines`): of the workspace folder they see only the deployment's
         own folder (environment layer, laid-out model, run files), ``envs/``, and its model and code
         folders where those are in the workspace. Where mount namespaces are unavailable: none, and the
         deployment log says so."""
         from openaml._settings import openaml_home
         from openaml.environments import read_only_mounts_available
-        from openaml.runner._hide import NOT_HIDDEN_DEPLOYMENT, hide_lines, server_secret_files, worker_sockets_root
+        from openaml.environments._hide import (
+            NOT_HIDDEN_DEPLOYMENT,
+            hide_lines,
+            server_secret_files,
+            worker_sockets_root,
+        )
         from openaml.serving._supervisor import _socket_dir
 
         if not read_only_mounts_available():

@@ -20,8 +20,8 @@ from typing import Any
 
 from openaml.compute._scheduler import ACTIVE, Scheduler, SchedulerCallbacks
 from openaml.constants import JobStatus
+from openaml.environments._hide import server_secret_files
 from openaml.errors import ConflictError, ValidationError
-from openaml.runner import server_secret_files
 from openaml.services._context import WorkspaceContext
 
 __all__ = ["RunnerService", "make_scheduler", "register_outputs", "LOG_STREAMS"]
