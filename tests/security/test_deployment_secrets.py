@@ -116,10 +116,10 @@ def test_score_py_cannot_read_secrets_nor_act_as_owner(tmp_path: Path) -> None:
         job = client.jobs.create_or_update(command(command="echo other-job", experiment_name="dep-secrets"))
         assert client.jobs.wait(job.name, timeout=240).status == "Completed"
         other_job = ws / "jobs" / job.name
-        assert (other_job / "runner.json").is_file()
+        assert (other_job / "user_logs" / "std_log.txt").is_file()
         ep = _deploy(client, tmp_path, f"sec-{uuid.uuid4().hex[:6]}")
         secrets = [ws / "server.token", ws / "secret.key", ws / "openaml.db", ws / "mlflow.db",
-                   other_job / "runner.json", creds, other / "secret.key",
+                   other_job / "user_logs" / "std_log.txt", creds, other / "secret.key",
                    Path(f"/proc/{srv.proc.pid}/environ"),  # its own PID namespace: the server's /proc is out of reach
                    Path(f"/proc/{srv.proc.pid}/root") / str(ws / "secret.key").lstrip("/")]
         jobs_before = len(client.jobs.list())

@@ -3,7 +3,7 @@
 A job runs as the same OS user as the server, so file permissions alone cannot keep it from the
 workspace's secrets: ``server.token`` (the owner's token), ``secret.key`` (the key of the secrets
 encrypted in ``openaml.db``), the databases (``openaml.db``, ``mlflow.db`` and their ``-wal``/``-shm``
-files), other jobs' ``runner.json`` (their run tokens), MLflow's artifact store, the server log and
+files), other jobs' folders (their logs and outputs), MLflow's artifact store, the server log and
 ``$OPENAML_HOME/credentials.json`` (saved client tokens). The runner hides them in the job's own mount
 namespace (the one it already makes with ``unshare -m`` for read-only inputs), by an allow list
 rather than a deny list, so that a file the server creates later (a new ``-wal``) is hidden too:
