@@ -181,3 +181,15 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for name in sorted(_OUTCOMES):
         counts = _OUTCOMES[name]
         terminalreporter.write_line(f"{name:10} " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _restore_environment() -> Iterator[None]:
+    """A port started in this process (``Tracking.start``) configures MLflow's server through the
+    process environment (``MLFLOW_TRACKING_URI``, ``MLFLOW_REGISTRY_URI``, ``_MLFLOW_SERVER_*``), as
+    ``mlflow server`` does; restore it after each module so that later tests' ``MlflowClient``
+    (whose registry URI defaults to ``$MLFLOW_REGISTRY_URI``) do not reach that module's database."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)

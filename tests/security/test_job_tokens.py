@@ -70,7 +70,7 @@ with open("outputs/probe.json", "w") as fh:
 def test_job_token_is_scoped_to_its_own_run(sec_server: Any, owner: Any, tmp_path: Path) -> None:
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=f"{sec_server.url}/mlflow")
+    client = mlflow.MlflowClient(tracking_uri=f"{sec_server.url}/mlflow", registry_uri=f"{sec_server.url}/mlflow")
     other_exp = client.create_experiment(f"other-{uuid.uuid4().hex[:6]}")
     other = client.create_run(other_exp)
     client.log_metric(other.info.run_id, "secret", 42.0)
