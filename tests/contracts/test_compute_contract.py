@@ -316,3 +316,79 @@ def test_scheduler_starts_only_leaf_types(harness: Harness) -> None:
     finally:
         scheduler.leaf_types = {"command"}
     harness.ctx.services["jobs"].cancel(name)
+
+
+# ---------------------------------------------------------------------------------------- another machine
+_HIDE_WORKSPACE = """#!/bin/sh
+# the runner, as on another machine: the workspace folder (code snapshots, datastores, MLflow
+# artifacts, job folders) is covered by an empty tmpfs in the runner's own mount namespace
+exec unshare -m --propagation private /bin/sh -c \
+  'mount -t tmpfs -o size=8m,mode=0755 openaml-not-here "$0" || exit 97; exec "$@"' "{ws}" "{python}" "$@"
+"""
+
+_MAIN_PY = """import argparse, pathlib, mlflow
+p = argparse.ArgumentParser()
+p.add_argument("--data"); p.add_argument("--out")
+a = p.parse_args()
+text = (pathlib.Path(a.data) / "words.txt").read_text()
+pathlib.Path(a.out, "upper.txt").write_text(text.upper())
+pathlib.Path("outputs").mkdir(exist_ok=True)
+pathlib.Path("outputs", "note.txt").write_text("artifact from elsewhere")
+mlflow.log_metric("words", len(text.split()))
+print("done:", len(text.split()), "words")
+"""
+
+
+def _can_hide() -> bool:
+    from openaml.environments import read_only_mounts_available
+
+    return os.geteuid() == 0 and read_only_mounts_available()
+
+
+@pytest.mark.skipif(not _can_hide(), reason="needs root and mount namespaces (unshare -m) to hide the workspace")
+def test_a_runner_that_cannot_see_the_workspace_runs_a_job_over_http(harness: Harness, started: list,
+                                                                     tmp_path: Path) -> None:
+    """A runner on another machine: the workspace is not visible to it (an empty tmpfs over it in
+    its mount namespace), so its code snapshot, its ``download`` input, its declared output and its
+    MLflow artifacts all go over HTTP with the job's token; the result is the same as on the server."""
+    import sys
+
+    import mlflow
+
+    from openaml import MLClient, Input, Output, command
+    from openaml.compute._local import LocalBackend
+
+    code = tmp_path / "src"
+    code.mkdir()
+    (code / "main.py").write_text(_MAIN_PY)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "words.txt").write_text("one two three\n")
+    with MLClient(workspace=harness.url) as ml:
+        job = ml.jobs.create_or_update(command(
+            code=str(code), command="python main.py --data ${{inputs.data}} --out ${{outputs.result}}",
+            inputs={"data": Input(type="uri_folder", path=str(data), mode="download")},
+            outputs={"result": Output(type="uri_folder")}, experiment_name="elsewhere"))
+    row = harness.ctx.store.transition_job(job.name, JobStatus.PREPARING, from_statuses=[JobStatus.QUEUED])
+    assert row is not None
+    wrapper = tmp_path / "python-elsewhere"
+    wrapper.write_text(_HIDE_WORKSPACE.format(ws=harness.ctx.layout.root, python=sys.executable))
+    wrapper.chmod(0o755)
+    backend = LocalBackend(python=str(wrapper))
+    handle = backend.submit(harness.spec(row, work_dir=None))
+    started.append((backend, handle))
+    state = harness.wait_state(row["name"], lambda s: s.get("terminal"), "its end")
+    assert state["status"] == "Completed" and state["exit_code"] == 0, (state, backend.logs(handle))
+    assert "done: 3 words" in harness.log(row["name"])
+    # the declared output is in its datastore path on the server
+    landed = Path(state["outputs"]["result"])
+    assert harness.ctx.layout.root in landed.parents, landed
+    assert (landed / "upper.txt").read_text() == "ONE TWO THREE\n"
+    # the metric and ./outputs reached the job's MLflow run
+    run = mlflow.MlflowClient(f"{harness.url}/mlflow").get_run(row["name"])
+    assert run.data.metrics["words"] == 3
+    artifacts = harness.ctx.tracking.artifact_dir(run.info.artifact_uri)
+    assert (artifacts / "outputs" / "note.txt").read_text() == "artifact from elsewhere"
+    assert (artifacts / "user_logs" / "std_log.txt").is_file()
+    # nothing of the runner's work is in the workspace: it never saw it
+    assert not (harness.ctx.layout.job_dir(row["name"]) / "wd").exists()
