@@ -355,7 +355,7 @@ def test_a_runner_that_cannot_see_the_workspace_runs_a_job_over_http(harness: Ha
 
     import mlflow
 
-    from openaml import MLClient, Input, Output, command
+    from openaml import Input, MLClient, Output, command
     from openaml.compute._local import LocalBackend
 
     code = tmp_path / "src"
@@ -392,3 +392,87 @@ def test_a_runner_that_cannot_see_the_workspace_runs_a_job_over_http(harness: Ha
     assert (artifacts / "user_logs" / "std_log.txt").is_file()
     # nothing of the runner's work is in the workspace: it never saw it
     assert not (harness.ctx.layout.job_dir(row["name"]) / "wd").exists()
+
+
+def _submit_with_files(harness: Harness, tmp_path: Path) -> dict[str, Any]:
+    """A queued job with a code folder, a ``download`` input, a literal input and two outputs, in
+    Preparing (its slot taken)."""
+    from openaml import Input, MLClient, Output, command
+
+    (tmp_path / "src").mkdir(parents=True)
+    (tmp_path / "src" / "main.py").write_text("print('hi')\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("a\n")
+    with MLClient(workspace=harness.url) as ml:
+        job = ml.jobs.create_or_update(command(
+            code=str(tmp_path / "src"), command="python main.py ${{inputs.data}} ${{inputs.n}} ${{outputs.folder}} "
+                                                "${{outputs.single}}",
+            inputs={"data": Input(type="uri_folder", path=str(tmp_path / "data"), mode="download"), "n": 3},
+            outputs={"folder": Output(type="uri_folder"), "single": Output(type="uri_file")}))
+    row = harness.ctx.store.transition_job(job.name, JobStatus.PREPARING, from_statuses=[JobStatus.QUEUED])
+    assert row is not None
+    return row
+
+
+def _tar(members: dict[str, bytes]) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_runner_file_routes_serve_only_the_jobs_own_code_inputs_and_outputs(harness: Harness, tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    mine = _submit_with_files(harness, tmp_path / "mine")
+    other = harness.queue("true")
+    users = harness.ctx.services["users"]
+    base = f"{harness.url}/api/v1/jobs/{mine['name']}/runner"
+    with httpx.Client(headers={"Authorization": f"Bearer {users.job_token(other)}",
+                               "Content-Type": "application/x-tar"}) as c:
+        for r in (c.get(f"{base}/code"), c.get(f"{base}/inputs/data"), c.put(f"{base}/outputs/folder", content=b"")):
+            assert r.status_code == 403, r.text  # another job's token
+    with httpx.Client(headers={"Authorization": f"Bearer {users.job_token(mine)}",
+                               "Content-Type": "application/x-tar"}, timeout=30) as c:
+        code = c.get(f"{base}/code")
+        assert code.status_code == 200 and code.headers["content-type"] == "application/x-tar"
+        with tarfile.open(fileobj=io.BytesIO(code.content)) as tar:
+            assert tar.getnames() == ["main.py"]
+        data = c.get(f"{base}/inputs/data")
+        with tarfile.open(fileobj=io.BytesIO(data.content)) as tar:
+            assert tar.getnames() == ["data/a.txt"] and tar.extractfile("data/a.txt").read() == b"a\n"  # type: ignore[union-attr]
+        # only declared inputs with files: no path of the runner's choosing is ever read
+        assert c.get(f"{base}/inputs/nope").status_code == 404
+        assert c.get(f"{base}/inputs/..%2F..%2Fworkspace.json").status_code == 404
+        assert c.get(f"{base}/inputs/n").status_code == 400  # a literal
+        # outputs: only after the runner reported its command succeeded (not while it runs)
+        single = _tar({"single": b"one file\n"})
+        refused = c.put(f"{base}/outputs/single", content=single)
+        assert refused.status_code == 409 and "succeeded" in refused.json()["error"]["message"], refused.text
+        assert c.post(f"{base}/state", json={"status": "Finalizing", "exit_code": 1},
+                      headers={"Content-Type": "application/json"}).status_code == 200
+        assert c.put(f"{base}/outputs/single", content=single).status_code == 409  # a failed command
+        assert c.post(f"{base}/state", json={"status": "Finalizing", "exit_code": 0},
+                      headers={"Content-Type": "application/json"}).status_code == 200
+        assert c.put(f"{base}/outputs/nope", content=single).status_code == 404
+        # a member leaving the stage, or not a tar: refused, nothing written
+        for bad in (_tar({"../escape.txt": b"x"}), b"not a tar at all" * 100, _tar({"a": b"1", "b": b"2"})):
+            r = c.put(f"{base}/outputs/single", content=bad)
+            assert r.status_code == 400, r.text
+        runtime = harness.ctx.store.get_job(mine["name"])["runtime"]
+        port = harness.ctx.services["datastores"].port(runtime["outputs"]["single"]["datastore"]["name"])
+        assert not port.exists(runtime["outputs"]["single"]["path"])
+        assert not list(harness.ctx.layout.uploads.iterdir())  # no stage left behind
+        ok = c.put(f"{base}/outputs/single", content=single)
+        assert ok.status_code == 200, ok.text
+        assert Path(ok.json()["landed"]).read_text() == "one file\n"
+        folder = c.put(f"{base}/outputs/folder", content=_tar({"x/y.txt": b"y\n"}))
+        assert folder.status_code == 200 and folder.json()["files"] == 1
+        assert (Path(folder.json()["landed"]) / "x" / "y.txt").read_text() == "y\n"
