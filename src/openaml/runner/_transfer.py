@@ -36,7 +36,8 @@ def sees_server_disk(spec: dict[str, Any]) -> bool:
         info = json.loads((Path(ws["root"]) / "workspace.json").read_text(encoding="utf-8"))
     except (KeyError, TypeError, OSError, ValueError):
         return False
-    return bool(ws.get("id")) and info.get("id") == ws.get("id")
+    # a workspace without an id (the server could not read it): the folder's presence decides
+    return info.get("id") == ws.get("id") if ws.get("id") else isinstance(info, dict)
 
 
 class Remote:
