@@ -394,6 +394,39 @@ def test_a_runner_that_cannot_see_the_workspace_runs_a_job_over_http(harness: Ha
     assert not (harness.ctx.layout.job_dir(row["name"]) / "wd").exists()
 
 
+@pytest.mark.skipif(not _can_hide(), reason="needs root and mount namespaces (unshare -m) to hide the workspace")
+def test_a_runner_that_cannot_see_the_workspace_builds_the_environment_on_its_machine(
+        harness: Harness, started: list, tmp_path: Path) -> None:
+    """An environment with packages is built by the runner in a folder of its own machine
+    (``$OPENAML_RUNNER_ENVS``), not in the server's ``envs/`` (which it cannot see)."""
+    import sys
+
+    from openaml.compute._local import LocalBackend
+
+    name = harness.ctx.services["jobs"].submit({
+        "type": "command", "command": "python -c 'import six; print(\"six is\", six.__version__)'",
+        "environment": {"image": "python:3.11", "conda_file": {"dependencies": [{"pip": ["six"]}]}}})["name"]
+    row = harness.ctx.store.transition_job(name, JobStatus.PREPARING, from_statuses=[JobStatus.QUEUED])
+    assert row is not None
+    envs = tmp_path / "runner-envs"
+    wrapper = tmp_path / "python-elsewhere"
+    wrapper.write_text(_HIDE_WORKSPACE.format(ws=harness.ctx.layout.root, python=sys.executable)
+                       .replace("exec unshare", f"export OPENAML_RUNNER_ENVS={envs}\nexec unshare"))
+    wrapper.chmod(0o755)
+    backend = LocalBackend(python=str(wrapper))
+    handle = backend.submit(harness.spec(row, work_dir=None))
+    started.append((backend, handle))
+    deadline = time.monotonic() + 600  # a first build may download packages
+    while not harness.state(name).get("terminal") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    state = harness.state(name)
+    assert state["status"] == "Completed", (state, harness.log(name))
+    assert "six is" in harness.log(name)
+    spec_hash = harness.ctx.store.get_job(name)["runtime"]["environment"]["spec_hash"]
+    assert (envs / spec_hash).is_dir()
+    assert not (harness.ctx.layout.envs / spec_hash).exists()
+
+
 def _submit_with_files(harness: Harness, tmp_path: Path) -> dict[str, Any]:
     """A queued job with a code folder, a ``download`` input, a literal input and two outputs, in
     Preparing (its slot taken)."""

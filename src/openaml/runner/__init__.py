@@ -26,9 +26,9 @@ A runner that does not see the server's disk (``_transfer.sees_server_disk``: th
 ``workspace`` folder with its id) gets the code snapshot and inputs as tar streams from the
 server (``GET .../runner/code``, ``GET .../runner/inputs/<name>``), sends declared outputs to it
 (``PUT .../runner/outputs/<name>``, after a command that exited 0) and uploads ``./outputs``,
-``./logs`` and its logs through MLflow's client (``_transfer``). Environments with packages are
-still built in the server's ``envs/`` folder (a path of the spec): on another machine that path
-must be reachable until issue 12 gives runners their environments.
+``./logs`` and its logs through MLflow's client (``_transfer``); it builds an environment with
+packages in a folder of its own machine (``$OPENAML_RUNNER_ENVS``, default
+``<openaml home>/runner-envs``) instead of the server's ``envs/``.
 
 SIGTERM (the local backend's cancel) or a heartbeat answer naming a cancel kills the user's
 process group (TERM, then KILL after a grace period); ``limits.timeout`` does the same and ends

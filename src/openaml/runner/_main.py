@@ -172,7 +172,7 @@ class Runner:
         # progress lines ("building ... with uv", "reusing ...", "ready in N s") go to the user's log, so a
         # job that waits for its virtualenv says so; uv's own output stays in the environment's build.log
         spec = spec_from_dict(env)
-        envs = Path(self.spec["envs_dir"])
+        envs = self.envs_dir()
         # reusing a built environment is routine (system log); a build is what the user waits for (user log)
         target = self.sys_log if env_status(spec, envs) == "built" else self.log_path
         self.sys_log.parent.mkdir(parents=True, exist_ok=True)
@@ -187,6 +187,16 @@ class Runner:
                     f"{envs / spec.spec_hash / 'lock.txt'}")
         self._protect(shared.parent)
         return str(job_layer(shared, layer, find_uv(), pycache=envs / f".{spec.spec_hash}.pycache"))
+
+    def envs_dir(self) -> Path:
+        """Where environments are built and reused: the server's ``envs/`` where its disk is visible,
+        else a folder of this machine (``$OPENAML_RUNNER_ENVS``, default ``<openaml home>/runner-envs``:
+        the runner builds the job's environment there itself, from the spec's package list)."""
+        if self.sees_server_disk():
+            return Path(self.spec["envs_dir"])
+        from openaml._settings import openaml_home
+
+        return Path(os.environ.get("OPENAML_RUNNER_ENVS") or openaml_home() / "runner-envs")
 
     def _protect(self, root: Path) -> None:
         """Mount a shared environment read-only in the job's mount namespace (as ``ro_mount`` inputs), so
