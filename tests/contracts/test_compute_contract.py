@@ -157,6 +157,8 @@ def test_submit_runs_to_completion_with_the_exit_code(harness: Harness, backend:
     assert "hello from the job" in log and "to stderr" in log
     assert _wait_status(backend, handle, lambda s: s != RunnerStatus.ALIVE) == RunnerStatus.EXITED
     job_dir = harness.ctx.layout.job_dir(row["name"])
+    # on the server's machine the runner sees its disk: the paths of its spec, no file over HTTP
+    assert "not visible here" not in (job_dir / "system_logs" / "runner.log").read_text()
     if not shared:  # nothing of the runner's work is in the workspace: only what the server wrote
         assert not (job_dir / "wd").exists()
         assert harness.ctx.layout.root not in Path(handle.data().get("dir", "/nowhere")).parents
@@ -390,8 +392,10 @@ def test_a_runner_that_cannot_see_the_workspace_runs_a_job_over_http(harness: Ha
     artifacts = harness.ctx.tracking.artifact_dir(run.info.artifact_uri)
     assert (artifacts / "outputs" / "note.txt").read_text() == "artifact from elsewhere"
     assert (artifacts / "user_logs" / "std_log.txt").is_file()
-    # nothing of the runner's work is in the workspace: it never saw it
+    # nothing of the runner's work is in the workspace: it never saw it, and said so
     assert not (harness.ctx.layout.job_dir(row["name"]) / "wd").exists()
+    runner_log = (harness.ctx.layout.job_dir(row["name"]) / "system_logs" / "runner.log").read_text()
+    assert "workspace folder is not visible here" in runner_log
 
 
 @pytest.mark.skipif(not _can_hide(), reason="needs root and mount namespaces (unshare -m) to hide the workspace")
