@@ -11,7 +11,7 @@ echo "== mypy" >&2
 # being reworked; add them here once clean)
 SERVICES_CLEAN=(__init__.py _actor.py _context.py _schedule_times.py _sweep_policies.py _sweep_sampling.py
   components.py computes.py data.py endpoints.py environments.py models.py schedules.py users.py
-  _job_core.py kinds jobs.py _pipeline_graph.py _pipeline_nested.py)
+  _job_core.py kinds jobs.py _pipeline_graph.py _pipeline_nested.py _runner_files.py runners.py)
 .venv/bin/mypy src/openaml/entities src/openaml/sdk src/openaml/server src/openaml/cli src/openaml/dsl \
   src/openaml/tracking src/openaml/datastores src/openaml/compute src/openaml/runner src/openaml/store src/openaml/_load.py "${SERVICES_CLEAN[@]/#/src/openaml/services/}"
 # The contract suites (tests/contracts: one per port) run inside the default suite on every backend

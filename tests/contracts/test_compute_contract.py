@@ -157,6 +157,8 @@ def test_submit_runs_to_completion_with_the_exit_code(harness: Harness, backend:
     assert "hello from the job" in log and "to stderr" in log
     assert _wait_status(backend, handle, lambda s: s != RunnerStatus.ALIVE) == RunnerStatus.EXITED
     job_dir = harness.ctx.layout.job_dir(row["name"])
+    # on the server's machine the runner sees its disk: the paths of its spec, no file over HTTP
+    assert "not visible here" not in (job_dir / "system_logs" / "runner.log").read_text()
     if not shared:  # nothing of the runner's work is in the workspace: only what the server wrote
         assert not (job_dir / "wd").exists()
         assert harness.ctx.layout.root not in Path(handle.data().get("dir", "/nowhere")).parents
@@ -316,3 +318,198 @@ def test_scheduler_starts_only_leaf_types(harness: Harness) -> None:
     finally:
         scheduler.leaf_types = {"command"}
     harness.ctx.services["jobs"].cancel(name)
+
+
+# ---------------------------------------------------------------------------------------- another machine
+_HIDE_WORKSPACE = """#!/bin/sh
+# the runner, as on another machine: the workspace folder (code snapshots, datastores, MLflow
+# artifacts, job folders) is covered by an empty tmpfs in the runner's own mount namespace
+exec unshare -m --propagation private /bin/sh -c \
+  'mount -t tmpfs -o size=8m,mode=0755 openaml-not-here "$0" || exit 97; exec "$@"' "{ws}" "{python}" "$@"
+"""
+
+_MAIN_PY = """import argparse, pathlib, mlflow
+p = argparse.ArgumentParser()
+p.add_argument("--data"); p.add_argument("--out")
+a = p.parse_args()
+text = (pathlib.Path(a.data) / "words.txt").read_text()
+pathlib.Path(a.out, "upper.txt").write_text(text.upper())
+pathlib.Path("outputs").mkdir(exist_ok=True)
+pathlib.Path("outputs", "note.txt").write_text("artifact from elsewhere")
+mlflow.log_metric("words", len(text.split()))
+print("done:", len(text.split()), "words")
+"""
+
+
+def _can_hide() -> bool:
+    from openaml.environments import read_only_mounts_available
+
+    return os.geteuid() == 0 and read_only_mounts_available()
+
+
+@pytest.mark.skipif(not _can_hide(), reason="needs root and mount namespaces (unshare -m) to hide the workspace")
+def test_a_runner_that_cannot_see_the_workspace_runs_a_job_over_http(harness: Harness, started: list,
+                                                                     tmp_path: Path) -> None:
+    """A runner on another machine: the workspace is not visible to it (an empty tmpfs over it in
+    its mount namespace), so its code snapshot, its ``download`` input, its declared output and its
+    MLflow artifacts all go over HTTP with the job's token; the result is the same as on the server."""
+    import sys
+
+    import mlflow
+
+    from openaml import Input, MLClient, Output, command
+    from openaml.compute._local import LocalBackend
+
+    code = tmp_path / "src"
+    code.mkdir()
+    (code / "main.py").write_text(_MAIN_PY)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "words.txt").write_text("one two three\n")
+    with MLClient(workspace=harness.url) as ml:
+        job = ml.jobs.create_or_update(command(
+            code=str(code), command="python main.py --data ${{inputs.data}} --out ${{outputs.result}}",
+            inputs={"data": Input(type="uri_folder", path=str(data), mode="download")},
+            outputs={"result": Output(type="uri_folder")}, experiment_name="elsewhere"))
+    row = harness.ctx.store.transition_job(job.name, JobStatus.PREPARING, from_statuses=[JobStatus.QUEUED])
+    assert row is not None
+    wrapper = tmp_path / "python-elsewhere"
+    wrapper.write_text(_HIDE_WORKSPACE.format(ws=harness.ctx.layout.root, python=sys.executable))
+    wrapper.chmod(0o755)
+    backend = LocalBackend(python=str(wrapper))
+    handle = backend.submit(harness.spec(row, work_dir=None))
+    started.append((backend, handle))
+    state = harness.wait_state(row["name"], lambda s: s.get("terminal"), "its end")
+    assert state["status"] == "Completed" and state["exit_code"] == 0, (state, backend.logs(handle))
+    assert "done: 3 words" in harness.log(row["name"])
+    # the declared output is in its datastore path on the server
+    landed = Path(state["outputs"]["result"])
+    assert harness.ctx.layout.root in landed.parents, landed
+    assert (landed / "upper.txt").read_text() == "ONE TWO THREE\n"
+    # the metric and ./outputs reached the job's MLflow run
+    run = mlflow.MlflowClient(f"{harness.url}/mlflow").get_run(row["name"])
+    assert run.data.metrics["words"] == 3
+    artifacts = harness.ctx.tracking.artifact_dir(run.info.artifact_uri)
+    assert (artifacts / "outputs" / "note.txt").read_text() == "artifact from elsewhere"
+    assert (artifacts / "user_logs" / "std_log.txt").is_file()
+    # nothing of the runner's work is in the workspace: it never saw it, and said so
+    assert not (harness.ctx.layout.job_dir(row["name"]) / "wd").exists()
+    runner_log = (harness.ctx.layout.job_dir(row["name"]) / "system_logs" / "runner.log").read_text()
+    assert "workspace folder is not visible here" in runner_log
+
+
+@pytest.mark.skipif(not _can_hide(), reason="needs root and mount namespaces (unshare -m) to hide the workspace")
+def test_a_runner_that_cannot_see_the_workspace_builds_the_environment_on_its_machine(
+        harness: Harness, started: list, tmp_path: Path) -> None:
+    """An environment with packages is built by the runner in a folder of its own machine
+    (``$OPENAML_RUNNER_ENVS``), not in the server's ``envs/`` (which it cannot see)."""
+    import sys
+
+    from openaml.compute._local import LocalBackend
+
+    name = harness.ctx.services["jobs"].submit({
+        "type": "command", "command": "python -c 'import six; print(\"six is\", six.__version__)'",
+        "environment": {"image": "python:3.11", "conda_file": {"dependencies": [{"pip": ["six"]}]}}})["name"]
+    row = harness.ctx.store.transition_job(name, JobStatus.PREPARING, from_statuses=[JobStatus.QUEUED])
+    assert row is not None
+    envs = tmp_path / "runner-envs"
+    wrapper = tmp_path / "python-elsewhere"
+    wrapper.write_text(_HIDE_WORKSPACE.format(ws=harness.ctx.layout.root, python=sys.executable)
+                       .replace("exec unshare", f"export OPENAML_RUNNER_ENVS={envs}\nexec unshare"))
+    wrapper.chmod(0o755)
+    backend = LocalBackend(python=str(wrapper))
+    handle = backend.submit(harness.spec(row, work_dir=None))
+    started.append((backend, handle))
+    deadline = time.monotonic() + 600  # a first build may download packages
+    while not harness.state(name).get("terminal") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    state = harness.state(name)
+    assert state["status"] == "Completed", (state, harness.log(name))
+    assert "six is" in harness.log(name)
+    spec_hash = harness.ctx.store.get_job(name)["runtime"]["environment"]["spec_hash"]
+    assert (envs / spec_hash).is_dir()
+    assert not (harness.ctx.layout.envs / spec_hash).exists()
+
+
+def _submit_with_files(harness: Harness, tmp_path: Path) -> dict[str, Any]:
+    """A queued job with a code folder, a ``download`` input, a literal input and two outputs, in
+    Preparing (its slot taken)."""
+    from openaml import Input, MLClient, Output, command
+
+    (tmp_path / "src").mkdir(parents=True)
+    (tmp_path / "src" / "main.py").write_text("print('hi')\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("a\n")
+    with MLClient(workspace=harness.url) as ml:
+        job = ml.jobs.create_or_update(command(
+            code=str(tmp_path / "src"), command="python main.py ${{inputs.data}} ${{inputs.n}} ${{outputs.folder}} "
+                                                "${{outputs.single}}",
+            inputs={"data": Input(type="uri_folder", path=str(tmp_path / "data"), mode="download"), "n": 3},
+            outputs={"folder": Output(type="uri_folder"), "single": Output(type="uri_file")}))
+    row = harness.ctx.store.transition_job(job.name, JobStatus.PREPARING, from_statuses=[JobStatus.QUEUED])
+    assert row is not None
+    return row
+
+
+def _tar(members: dict[str, bytes]) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_runner_file_routes_serve_only_the_jobs_own_code_inputs_and_outputs(harness: Harness, tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    mine = _submit_with_files(harness, tmp_path / "mine")
+    other = harness.queue("true")
+    users = harness.ctx.services["users"]
+    base = f"{harness.url}/api/v1/jobs/{mine['name']}/runner"
+    with httpx.Client(headers={"Authorization": f"Bearer {users.job_token(other)}",
+                               "Content-Type": "application/x-tar"}) as c:
+        for r in (c.get(f"{base}/code"), c.get(f"{base}/inputs/data"), c.put(f"{base}/outputs/folder", content=b"")):
+            assert r.status_code == 403, r.text  # another job's token
+    with httpx.Client(headers={"Authorization": f"Bearer {users.job_token(mine)}",
+                               "Content-Type": "application/x-tar"}, timeout=30) as c:
+        code = c.get(f"{base}/code")
+        assert code.status_code == 200 and code.headers["content-type"] == "application/x-tar"
+        with tarfile.open(fileobj=io.BytesIO(code.content)) as tar:
+            assert tar.getnames() == ["main.py"]
+        data = c.get(f"{base}/inputs/data")
+        with tarfile.open(fileobj=io.BytesIO(data.content)) as tar:
+            assert tar.getnames() == ["data/a.txt"] and tar.extractfile("data/a.txt").read() == b"a\n"  # type: ignore[union-attr]
+        # only declared inputs with files: no path of the runner's choosing is ever read
+        assert c.get(f"{base}/inputs/nope").status_code == 404
+        assert c.get(f"{base}/inputs/..%2F..%2Fworkspace.json").status_code == 404
+        assert c.get(f"{base}/inputs/n").status_code == 400  # a literal
+        # outputs: only after the runner reported its command succeeded (not while it runs)
+        single = _tar({"single": b"one file\n"})
+        refused = c.put(f"{base}/outputs/single", content=single)
+        assert refused.status_code == 409 and "succeeded" in refused.json()["error"]["message"], refused.text
+        assert c.post(f"{base}/state", json={"status": "Finalizing", "exit_code": 1},
+                      headers={"Content-Type": "application/json"}).status_code == 200
+        assert c.put(f"{base}/outputs/single", content=single).status_code == 409  # a failed command
+        assert c.post(f"{base}/state", json={"status": "Finalizing", "exit_code": 0},
+                      headers={"Content-Type": "application/json"}).status_code == 200
+        assert c.put(f"{base}/outputs/nope", content=single).status_code == 404
+        # a member leaving the stage, or not a tar: refused, nothing written
+        for bad in (_tar({"../escape.txt": b"x"}), b"not a tar at all" * 100, _tar({"a": b"1", "b": b"2"})):
+            r = c.put(f"{base}/outputs/single", content=bad)
+            assert r.status_code == 400, r.text
+        runtime = harness.ctx.store.get_job(mine["name"])["runtime"]
+        port = harness.ctx.services["datastores"].port(runtime["outputs"]["single"]["datastore"]["name"])
+        assert not port.exists(runtime["outputs"]["single"]["path"])
+        assert not list(harness.ctx.layout.uploads.iterdir())  # no stage left behind
+        ok = c.put(f"{base}/outputs/single", content=single)
+        assert ok.status_code == 200, ok.text
+        assert Path(ok.json()["landed"]).read_text() == "one file\n"
+        folder = c.put(f"{base}/outputs/folder", content=_tar({"x/y.txt": b"y\n"}))
+        assert folder.status_code == 200 and folder.json()["files"] == 1
+        assert (Path(folder.json()["landed"]) / "x" / "y.txt").read_text() == "y\n"

@@ -22,8 +22,13 @@ server appends to the job folder's ``user_logs/std_log.txt`` and ``system_logs/r
    from staging into their datastore paths (only on success: a failed job leaves no partial
    output behind), send the rest of the logs, then the end.
 
-Code, inputs, outputs, artifacts and environments are still paths on the server's disk: a runner
-on another machine needs that disk shared until the datastore port carries them.
+A runner that does not see the server's disk (``_transfer.sees_server_disk``: the spec's
+``workspace`` folder with its id) gets the code snapshot and inputs as tar streams from the
+server (``GET .../runner/code``, ``GET .../runner/inputs/<name>``), sends declared outputs to it
+(``PUT .../runner/outputs/<name>``, after a command that exited 0) and uploads ``./outputs``,
+``./logs`` and its logs through MLflow's client (``_transfer``); it builds an environment with
+packages in a folder of its own machine (``$OPENAML_RUNNER_ENVS``, default
+``<openaml home>/runner-envs``) instead of the server's ``envs/``.
 
 SIGTERM (the local backend's cancel) or a heartbeat answer naming a cancel kills the user's
 process group (TERM, then KILL after a grace period); ``limits.timeout`` does the same and ends
@@ -31,7 +36,7 @@ the job Canceled with the reason. A server that refuses the job's reports for go
 there) stops the command too.
 
 This package imports nothing heavy (no pydantic, no mlflow, no httpx): its start-up is part of
-every job's overhead.
+every job's overhead (MLflow's client is imported only to upload artifacts from another machine).
 """
 
 from __future__ import annotations

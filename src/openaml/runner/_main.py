@@ -16,6 +16,7 @@ from typing import Any
 
 from openaml._templates import format_literal, render
 from openaml.runner._report import TRANSIENT, JobGone, Link, Reporter
+from openaml.runner._transfer import Remote, log_artifacts, sees_server_disk
 
 __all__ = ["main", "Runner", "tail_lines"]
 
@@ -55,11 +56,16 @@ class Runner:
     """Runs one job in ``job_dir`` (its work folder: the job's folder on a shared disk, or any
     folder), from ``spec`` (the server's ``GET .../runner/spec``), reporting through ``reporter``
     (None: report nothing, for tests of the phases). Its own copies of the logs are in
-    ``job_dir/runner/`` (shipped to the server's job folder)."""
+    ``job_dir/runner/`` (shipped to the server's job folder). Where the server's disk is not
+    visible (:func:`~openaml.runner._transfer.sees_server_disk`), its code, inputs, outputs and
+    artifacts go over HTTP (:mod:`openaml.runner._transfer`); else it reads and writes the paths
+    of its spec itself."""
 
     def __init__(self, job_dir: Path, spec: dict[str, Any], reporter: Reporter | None = None) -> None:
         self.job_dir = job_dir
         self.spec: dict[str, Any] = spec
+        self.reporter = reporter
+        self._server_disk: bool | None = None
         self.state: dict[str, Any] = {"status": "Preparing", "runner_pid": os.getpid()}
         self.proc: subprocess.Popen[bytes] | None = None
         self.ro_binds: list[tuple[str, str]] = []
@@ -71,6 +77,18 @@ class Runner:
         self.sys_log = job_dir / "runner" / "system_logs" / "runner.log"
         self.link = Link(reporter, {"user": self.log_path, "system": self.sys_log}, self.state,
                          on_stop=self._stop_command, syslog=self.syslog, heartbeat_seconds=spec.get("heartbeat_seconds"))
+
+    def sees_server_disk(self) -> bool:
+        """Whether the server's workspace folder is visible here (else: files over HTTP)."""
+        if self._server_disk is None:
+            self._server_disk = sees_server_disk(self.spec)
+            if not self._server_disk:
+                self.syslog("the server's workspace folder is not visible here: code, inputs, outputs and "
+                            "artifacts go over HTTP")
+        return self._server_disk
+
+    def remote(self) -> Remote:
+        return Remote(self.reporter, self.job_dir)
 
     # ---------------------------------------------------------------- state (reported over HTTP: _report.Link)
     def update(self, **fields: Any) -> None:
@@ -154,7 +172,7 @@ class Runner:
         # progress lines ("building ... with uv", "reusing ...", "ready in N s") go to the user's log, so a
         # job that waits for its virtualenv says so; uv's own output stays in the environment's build.log
         spec = spec_from_dict(env)
-        envs = Path(self.spec["envs_dir"])
+        envs = self.envs_dir()
         # reusing a built environment is routine (system log); a build is what the user waits for (user log)
         target = self.sys_log if env_status(spec, envs) == "built" else self.log_path
         self.sys_log.parent.mkdir(parents=True, exist_ok=True)
@@ -169,6 +187,16 @@ class Runner:
                     f"{envs / spec.spec_hash / 'lock.txt'}")
         self._protect(shared.parent)
         return str(job_layer(shared, layer, find_uv(), pycache=envs / f".{spec.spec_hash}.pycache"))
+
+    def envs_dir(self) -> Path:
+        """Where environments are built and reused: the server's ``envs/`` where its disk is visible,
+        else a folder of this machine (``$OPENAML_RUNNER_ENVS``, default ``<openaml home>/runner-envs``:
+        the runner builds the job's environment there itself, from the spec's package list)."""
+        if self.sees_server_disk():
+            return Path(self.spec["envs_dir"])
+        from openaml._settings import openaml_home
+
+        return Path(os.environ.get("OPENAML_RUNNER_ENVS") or openaml_home() / "runner-envs")
 
     def _protect(self, root: Path) -> None:
         """Mount a shared environment read-only in the job's mount namespace (as ``ro_mount`` inputs), so
@@ -185,7 +213,9 @@ class Runner:
         ``eval_download`` copy the files into the job's ``inputs/<name>/`` (a private, writable copy);
         ``ro_mount`` (and ``eval_mount``) use the datastore's local path, bound read-only where mount
         namespaces exist; a datastore without a local path is downloaded instead (said in the system
-        log). Models and MLflow run artifacts come as a ``local_path``.
+        log). Models and MLflow run artifacts come as a ``local_path``. Where the server's disk is
+        not visible, a local datastore's files and a ``local_path`` are downloaded from the server
+        (``GET .../runner/inputs/<name>``), whatever the mode.
         """
         values: dict[str, str | None] = {}
         for name, inp in (self.spec.get("inputs") or {}).items():
@@ -201,6 +231,9 @@ class Runner:
 
                 port = open_datastore(inp["datastore"])
                 rel = inp.get("path") or ""
+                if port.has_local_path and not self.sees_server_disk():
+                    values[name] = str(self._fetch_input(name, mode, rel.rstrip("/").rsplit("/", 1)[-1] or port.name))
+                    continue
                 if not port.exists(rel):
                     raise RuntimeError(f"input {name!r}: {inp.get('uri') or port.uri(rel)} does not exist")
                 if mode in ("download", "eval_download") or not port.has_local_path:
@@ -214,6 +247,9 @@ class Runner:
                 src = port.local_path(rel)
             else:
                 src = Path(inp["local_path"])
+                if not self.sees_server_disk():
+                    values[name] = str(self._fetch_input(name, mode, src.name))
+                    continue
                 if not src.exists():
                     raise RuntimeError(f"input {name!r}: {inp.get('uri') or src} does not exist")
                 if mode in ("download", "eval_download"):
@@ -235,6 +271,11 @@ class Runner:
             else:
                 values[name] = str(src)
         return values
+
+    def _fetch_input(self, name: str, mode: str, top: str) -> Path:
+        if mode not in ("download", "eval_download"):
+            self.syslog(f"input {name!r}: the server's disk is not visible here; {mode} served as a download")
+        return self.remote().input(name, top, self.job_dir / "inputs" / name)
 
     def read_only_mounts_available(self) -> bool:
         """Whether ``unshare -m`` + a read-only bind mount works here (root, or user namespaces)."""
@@ -370,11 +411,18 @@ class Runner:
                         self._kill_user()
 
     def finalize(self, wd: Path, outputs: dict[str, str], success: bool) -> dict[str, str]:
-        artifacts = Path(self.spec["artifact_dir"])
+        """Upload ``./outputs``, ``./logs`` and the user log as the run's artifacts (links left out),
+        then, on success, put the declared outputs into their datastore paths. Returns where each
+        output landed."""
+        here = self.sees_server_disk()
+        artifacts = Path(self.spec["artifact_dir"]) if here else self.job_dir / "artifacts-stage"
         artifacts.mkdir(parents=True, exist_ok=True)
         _copy_tree(wd / "outputs", artifacts / "outputs")
         _copy_tree(wd / "logs", artifacts / "logs")
         _copy_tree(self.log_dir, artifacts / "user_logs")
+        if not here:  # through MLflow's client: the server's artifact proxy, with the job's token
+            log_artifacts(self.spec, {k: artifacts / k for k in ("outputs", "logs", "user_logs")})
+            shutil.rmtree(artifacts, ignore_errors=True)
         moved: dict[str, str] = {}
         if not success:
             return moved
@@ -392,6 +440,10 @@ class Runner:
         src = produced if out.get("type") == "uri_file" else stage
         if not src.exists():
             return None
+        if not self.sees_server_disk() and (out.get("datastore") is None or out["datastore"].get("type") == "local"):
+            # the server puts it into its datastore (PUT .../runner/outputs/<name>: staged, then moved)
+            arcname = (out.get("file_name") or name) if out.get("type") == "uri_file" else "."
+            return self.remote().output(name, src, arcname)
         if out.get("datastore") is not None:
             from openaml.datastores import open_datastore
 
@@ -430,8 +482,10 @@ class Runner:
             if self.cancel_reason:
                 raise _Canceled()
             code = self.spec.get("code_dir")
-            if code:
+            if code and self.sees_server_disk() and Path(code).exists():
                 _copy_tree(Path(code), wd)
+            elif code:  # the server's disk is not visible here: the snapshot over HTTP
+                self.remote().code(wd)
             wd.mkdir(parents=True, exist_ok=True)
             (wd / "outputs").mkdir(exist_ok=True)
             (wd / "logs").mkdir(exist_ok=True)
@@ -458,7 +512,7 @@ class Runner:
             self.update(status="Finalizing")
             self._finish("Failed", None, f"preparation failed: {msg}", wd, outputs)
             return 1
-        self.update(status="Finalizing")
+        self.update(status="Finalizing", exit_code=exit_code)  # the server takes outputs after an exit code 0 only
         if self.cancel_reason:
             self._finish("Canceled", exit_code, self.cancel_reason, wd, outputs)
             return 0

@@ -72,14 +72,35 @@ class Reporter:
             with self._opener.open(req, timeout=timeout) as resp:
                 return json.loads(resp.read() or b"{}")
         except urllib.error.HTTPError as exc:
-            detail = _message(exc)
-            if exc.code in (401, 403, 404, 409):
-                raise JobGone(f"{method} {path}: HTTP {exc.code}: {detail}") from None
-            if exc.code in (400, 413, 422):
-                raise Rejected(f"{method} {path}: HTTP {exc.code}: {detail}") from None
-            raise OSError(f"{method} {path}: HTTP {exc.code}: {detail}") from None
+            raise _http_error(method, path, exc) from None
         except ValueError as exc:  # an answer that is not JSON: a proxy or a server starting
             raise OSError(f"{method} {path}: unreadable answer ({exc})") from None
+
+    def fetch(self, path: str, timeout: float = 60.0) -> Any:
+        """``GET {base}/{path}`` as a streamed answer: a file object to read and close (the code
+        snapshot's or an input's tar). Raises as the reports do (:class:`JobGone` on 404/409)."""
+        req = urllib.request.Request(f"{self.base}/{path}", method="GET",
+                                     headers={"Authorization": self._auth, "Accept": "application/x-tar"})
+        try:
+            return self._opener.open(req, timeout=timeout)
+        except urllib.error.HTTPError as exc:
+            raise _http_error("GET", path, exc) from None
+
+    def send_file(self, path: str, file: str | os.PathLike[str], timeout: float = 600.0) -> dict[str, Any]:
+        """``PUT {base}/{path}`` with the local file's bytes as the body, streamed from the disk (a
+        declared output's tar); returns the JSON answer. Raises as the reports do."""
+        size = os.path.getsize(file)
+        with open(file, "rb") as fh:
+            req = urllib.request.Request(f"{self.base}/{path}", data=fh, method="PUT",
+                                         headers={"Authorization": self._auth, "Content-Type": "application/x-tar",
+                                                  "Content-Length": str(size), "Accept": "application/json"})
+            try:
+                with self._opener.open(req, timeout=timeout) as resp:
+                    return dict(json.loads(resp.read() or b"{}"))
+            except urllib.error.HTTPError as exc:
+                raise _http_error("PUT", path, exc) from None
+            except ValueError as exc:
+                raise OSError(f"PUT {path}: unreadable answer ({exc})") from None
 
     def spec(self, patience: float = 120.0) -> dict[str, Any]:
         """The job's spec, retried while the server is unreachable for up to ``patience`` seconds.
@@ -111,6 +132,15 @@ class Reporter:
         reply = self._call("POST", "logs", {"stream": stream, "offset": offset,
                                             "data": base64.b64encode(data).decode("ascii")})
         return int(reply["offset"])
+
+
+def _http_error(method: str, path: str, exc: urllib.error.HTTPError) -> Exception:
+    detail = _message(exc)
+    if exc.code in (401, 403, 404, 409):
+        return JobGone(f"{method} {path}: HTTP {exc.code}: {detail}")
+    if exc.code in (400, 413, 422):
+        return Rejected(f"{method} {path}: HTTP {exc.code}: {detail}")
+    return OSError(f"{method} {path}: HTTP {exc.code}: {detail}")
 
 
 def _message(exc: urllib.error.HTTPError) -> str:

@@ -13,7 +13,9 @@ One ASGI middleware in front of the whole app (REST API, the ``/mlflow`` mount, 
    than its method implies (reads need ``read``, other methods ``write``).
 3. **Scope of a job's token.** A job may log to its own MLflow run, read what a job reads
    (experiments, registered models and their files, its own job record) and nothing else
-   (:func:`job_scope_refusal`).
+   (:func:`job_scope_refusal`). Its runner's routes (``/api/v1/jobs/<job>/runner/...``: spec,
+   reports, logs, and for a runner that cannot see the server's disk its code snapshot, its
+   declared inputs and outputs) take that job's own token and no other principal's.
 
 Scoring routes (``/endpoints/...``) are left to the endpoint's own key check.
 """

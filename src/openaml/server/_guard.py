@@ -222,7 +222,7 @@ class RequestGuard:
                 if (ctype is not None and media not in _API_BODY_TYPES) or (ctype is None and has_body):
                     await _refuse(scope, send, 415, "unsupported_media_type",
                                   f"{method} {path}: body of type {media or 'unknown'!r} refused; send "
-                                  "application/json (or application/x-tar for /api/v1/uploads)")
+                                  "application/json (or application/x-tar for /api/v1/uploads and a runner's outputs)")
                     return
         if origin is None or origin.decode("latin-1").rstrip("/").lower() in self.trusted:
             await self.app(scope, receive, send)

@@ -32,7 +32,7 @@ __all__ = [
     "ComputeOut", "JobOut", "JobLogOut", "ComponentOut", "ModelOut", "ScheduleOut", "ScheduleTriggerOut",
     "OnlineEndpointOut", "OnlineDeploymentOut", "EndpointKeysOut", "ArchivedOut", "DeletedOut", "UserOut",
     "PrincipalOut", "RunnerSpecOut", "RunnerReplyOut", "RunnerLogOut",
-    "TAR_RESPONSE",
+    "RunnerOutputOut", "TAR_RESPONSE",
 ]
 
 log = logging.getLogger("openaml.server")
@@ -426,6 +426,14 @@ class RunnerReplyOut(WireModel):
     status: str
     cancel: str | None = None
     heartbeat_seconds: float | None = None
+
+
+class RunnerOutputOut(WireModel):
+    """After a declared output's upload (``PUT /jobs/{name}/runner/outputs/{output}``): where it
+    ``landed`` (the datastore's local path, or its URI) and how many ``files``."""
+
+    landed: str
+    files: int
 
 
 class RunnerLogOut(WireModel):

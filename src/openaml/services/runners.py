@@ -8,20 +8,24 @@ job's row as ``runtime["runner"]``, which the scheduler reads), heartbeats
 logs to the job folder's log files (:meth:`RunnerService.append_log`), so ``job stream`` reads
 the same files whether the runner ran here or elsewhere. Answers to reports and heartbeats carry
 the job's status and a pending cancel's reason, which is how a runner on another machine learns
-that its job was canceled.
+that its job was canceled. A runner that cannot see the server's disk (``workspace`` in its spec
+names the folder and its id, which it checks) fetches its code snapshot and inputs and sends its
+declared outputs through the routes of :mod:`openaml.services._runner_files`.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 from openaml.compute._scheduler import ACTIVE, Scheduler, SchedulerCallbacks
 from openaml.constants import JobStatus
 from openaml.environments._hide import server_secret_files
-from openaml.errors import ConflictError, ValidationError
+from openaml.errors import ConflictError, NotFoundError, ValidationError
+from openaml.services import _runner_files
 from openaml.services._context import WorkspaceContext
 
 __all__ = ["RunnerService", "make_scheduler", "register_outputs", "LOG_STREAMS"]
@@ -111,8 +115,32 @@ class RunnerService:
             "artifact_dir": str(self.ctx.tracking.artifact_dir(rt["artifact_uri"])),
             "envs_dir": str(self.ctx.layout.envs),
             "hidden_files": server_secret_files(self.ctx.settings),  # beside the workspace's own
+            # a runner that finds this folder with this id sees the server's disk (the paths above)
+            "workspace": {"root": str(self.ctx.layout.root), "id": self._workspace_id()},
             "heartbeat_seconds": self.heartbeat_seconds(),
         }
+
+    def _workspace_id(self) -> str | None:
+        try:
+            return str(self.ctx.layout.info().get("id") or "") or None
+        except (OSError, ValueError, NotFoundError):
+            return None
+
+    # ---------------------------------------------------------------- files, for a runner elsewhere
+    def code_tar(self, name: str) -> Iterator[bytes]:
+        """A tar stream of the active job's code snapshot (:func:`_runner_files.code_tar`)."""
+        return _runner_files.code_tar(self._active(name))
+
+    def input_tar(self, name: str, input_name: str) -> Iterator[bytes]:
+        """A tar stream of the active job's declared input (:func:`_runner_files.input_tar`)."""
+        return _runner_files.input_tar(self.ctx, self._active(name), input_name)
+
+    async def receive_output(self, name: str, output: str, stream: AsyncIterator[bytes]) -> dict[str, Any]:
+        """Put an uploaded declared output into its datastore (:func:`_runner_files.receive_output`)."""
+        from starlette.concurrency import run_in_threadpool
+
+        row = await run_in_threadpool(self._active, name)
+        return await _runner_files.receive_output(self.ctx, row, output, stream)
 
     def _reply(self, row: dict[str, Any]) -> dict[str, Any]:
         rt = row["runtime"]
