@@ -192,8 +192,8 @@ def create_workspace(name: str, path: str | Path | None = None, *, description: 
     home = home or openaml_home()
     index = _read_index(home)
     root = Path(path).expanduser().resolve() if path else home / "workspaces" / name
-    if not path:  # $OPENAML_HOME and its workspaces/ are created owner-only (0700), as the workspace
-        for folder in (home, home / "workspaces"):
+    if root.is_relative_to(home / "workspaces"):  # $OPENAML_HOME and its workspaces/ are created
+        for folder in (home, home / "workspaces"):  # owner-only (0700), as the workspace
             if not folder.exists():
                 folder.mkdir(parents=True, mode=0o700)
                 folder.chmod(0o700)

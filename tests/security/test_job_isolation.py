@@ -136,6 +136,17 @@ def test_default_workspaces_folder_is_owner_only(tmp_path: Path) -> None:
         assert folder.stat().st_mode & 0o777 == 0o700, folder
 
 
+def test_first_cli_call_makes_the_home_owner_only(tmp_path: Path) -> None:
+    """Regression: the default workspace made by a first CLI call (through its path under
+    ``$OPENAML_HOME/workspaces``) left ``$OPENAML_HOME`` and ``workspaces/`` at 0755."""
+    from openaml.workspace import discover
+
+    home = tmp_path / "fresh-home"
+    target = discover(environ={"OPENAML_HOME": str(home)}, cwd=tmp_path)
+    for folder in (home, home / "workspaces", target.path):
+        assert folder is not None and folder.stat().st_mode & 0o777 == 0o700, folder
+
+
 def test_job_is_warned_where_secrets_cannot_be_hidden(tmp_path: Path) -> None:
     """Without ``unshare`` on the PATH of the server (and so of its runners), the job is told."""
     bin_dir = tmp_path / "bin"
