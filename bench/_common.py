@@ -322,3 +322,19 @@ def progress(msg: str) -> None:
     """Progress goes to stderr so stdout holds only the table."""
     sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {msg}\n")
     sys.stderr.flush()
+
+
+def runner_state(workspace: Path, job_name: str) -> dict[str, Any]:
+    """What a job's runner last reported (its state: phase times ``start_time``/``end_time`` in
+    epoch seconds, exit code ...), as the server keeps it on the job's row (``runtime["runner"]``);
+    {} when the job or its report is missing."""
+    from openaml._settings import Settings
+    from openaml.store import MetadataStore
+
+    store = MetadataStore(Settings(workspace=workspace).metadata_url).start()
+    try:
+        return dict(store.get_job(job_name)["runtime"].get("runner") or {})
+    except Exception:  # noqa: BLE001 - a bench reading a job that is not there
+        return {}
+    finally:
+        store.close()

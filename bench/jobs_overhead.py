@@ -16,7 +16,7 @@ Measured, interleaved (the order rotates every repetition), N repetitions after 
           and its interpreter teardown: exit after those imports).
 
 The job's ``status_history`` (server clock = this clock, same machine) and the runner's
-``state.json`` split the CLI's wall time into phases.
+state (kept on the job's row) split the CLI's wall time into phases.
 
 Run: ``.venv/bin/python bench/jobs_overhead.py [--quick]``.
 """
@@ -44,6 +44,7 @@ from _common import (  # noqa: E402
     print_table,
     progress,
     rotate,
+    runner_state,
     save_results,
     summary,
 )
@@ -66,7 +67,7 @@ def _wall(argv: list[str], **kw: Any) -> tuple[float, subprocess.CompletedProces
 
 
 def _phases(raw: dict[str, Any], state: dict[str, Any], t_start: float, t_end: float) -> dict[str, float]:
-    """Phase durations (s) of one job from the API record and the runner's state.json."""
+    """Phase durations (s) of one job from the API record and the runner's reported state."""
     hist = {h["status"]: iso_ts(h["time"]) for h in raw.get("status_history") or []}
     created = iso_ts(raw["created_at"])
     queued = hist.get("Queued", created)
@@ -97,10 +98,7 @@ def main() -> int:
         env = srv.env
 
         def state_of(name: str) -> dict[str, Any]:
-            try:
-                return json.loads((srv.path / "jobs" / name / "state.json").read_text())
-            except (OSError, ValueError):
-                return {}
+            return runner_state(srv.path, name)
 
         def run_bare() -> dict[str, Any]:
             w, p = _wall([PYTHON, "-c", "pass"], env=env)
@@ -206,7 +204,7 @@ def main() -> int:
         f"N={reps} interleaved repetitions after {warm} warm-up round(s); {bench_s:.0f} s measured.",
         "peer = bare `python -c pass` subprocess; limit = a Python process running it as a child "
         "(rows 'of which'/4/5: limit column = bare).",
-        "phases use the server's status_history and the runner's state.json (same clock).",
+        "phases use the server's status_history and the runner's reported state (same clock).",
         f"CLI import time by package (-X importtime, self times summed, total {sum(t for _, t in importtime):.2f} s): "
         + ", ".join(f"{m} {t:.2f}" for m, t in importtime[:8]),
     ]

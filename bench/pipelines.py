@@ -9,7 +9,7 @@ Issue 5 benchmarks, one table:
   Peer and limit: the same ten commands as subprocesses, as many at a time as ``local`` has slots.
 * Overhead per step, two ways: (pipeline wall - peer wall) / 10, and, as the issue words it,
   (pipeline wall - the steps' own time) / 10, where the steps' own time is the commands' run time
-  recorded by the runner (``state.json``): summed for the chain, summed / slots for the fan-out.
+  recorded by the runner (its reported state): summed for the chain, summed / slots for the fan-out.
 * **titanic rerun**: examples/titanic/pipeline/pipeline.yml run once for real (not measured),
   then rerun unchanged, every step reused: seconds from submit to Completed with the CLI
   (``job create --stream``, process start to exit) and with the SDK (``create_or_update`` +
@@ -52,6 +52,7 @@ from _common import (  # noqa: E402
     print_table,
     progress,
     rotate,
+    runner_state,
     save_results,
     summary,
 )
@@ -125,7 +126,7 @@ def main() -> int:
             for child in ml.jobs.list(parent_job_name=name):
                 raw = ml.jobs.get_raw(child.name)
                 hist = {h["status"]: iso_ts(h["time"]) for h in raw.get("status_history") or []}
-                st = json.loads((srv.path / "jobs" / child.name / "state.json").read_text())
+                st = runner_state(srv.path, child.name)
                 out[child.name[len(name) + 1:]] = {
                     "created": iso_ts(raw["created_at"]), "preparing": hist["Preparing"],
                     "cmd_start": float(st["start_time"]), "cmd_end": float(st["end_time"]),
@@ -267,7 +268,7 @@ def main() -> int:
         f"peers: the same commands as subprocesses (chain: one at a time; fan-out: {slots} at a time; "
         "2-slot fan-out: 2 at a time); limit column: the peer, or for the reuse rows `openaml compute show` "
         "(CLI start-up + one API call), or for the 2-slot fan-out the ideal.",
-        "steps' own time: command start to end as the runner records it (state.json).",
+        "steps' own time: command start to end as the runner reports it.",
         "every Titanic rerun reused all its steps" if not not_reused else
         f"NOT all steps reused in: {', '.join(not_reused)}",
     ]

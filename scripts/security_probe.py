@@ -167,7 +167,7 @@ def p_mlflow_csrf(s: Server, tmp: Path) -> tuple[bool, str]:
     return r.status_code == 403 and not cors, f"{r.status_code}, CORS headers {cors or 'none'}"
 
 
-@probe("Secrets: runner.json, openaml.db, workspace folder modes", "folder 0700, files 0600 (nothing o+r)")
+@probe("Secrets: job folders, openaml.db, workspace folder modes", "folder 0700, files 0600 (nothing o+r)")
 def p_modes(s: Server, tmp: Path) -> tuple[bool, str]:
     leaky = [str(p.relative_to(s.path)) for p in [s.path, *s.path.rglob("*")]
              if p.exists() and not p.is_symlink() and p.stat().st_mode & stat.S_IROTH]
@@ -541,7 +541,7 @@ def run(raw):
 """
 
 
-@probe("Deployment's score.py reads server.token, secret.key, openaml.db, a job's runner.json; POSTs without a token",
+@probe("Deployment's score.py reads server.token, secret.key, openaml.db, another job's log; POSTs without a token",
        "nothing read, 401, and it still scores")
 def p_deployment_secrets(s: Server, tmp: Path) -> tuple[bool, str]:
     from openaml import MLClient
@@ -559,7 +559,7 @@ def p_deployment_secrets(s: Server, tmp: Path) -> tuple[bool, str]:
     (code / "score.py").write_text(PEER_SCORE)
     (model / "m.txt").write_text("model")
     (s.path / "server.token").write_text("planted-server-token")  # stands for a token server's file
-    runner = next(iter(sorted(s.path.glob("jobs/*/runner.json"))), s.path / "jobs" / "none" / "runner.json")
+    runner = next(iter(sorted(s.path.glob("jobs/*/user_logs/std_log.txt"))), s.path / "jobs" / "none" / "std_log.txt")
     with MLClient(workspace=s.url) as client:
         client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="probe-peer"))
         dep = ManagedOnlineDeployment(name="blue", endpoint_name="probe-peer", model=Model(path=str(model)),
