@@ -118,3 +118,112 @@ def test_job_token_is_scoped_to_its_own_run(sec_server: Any, owner: Any, tmp_pat
     forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     with api(sec_server.url, forged) as c:
         assert c.get(f"/api/v1/jobs/{job.name}").status_code == 401
+
+
+FORGER = """
+import json, os, urllib.request, urllib.error
+url = os.environ["AZUREML_SERVICE_ENDPOINT"]
+tok = os.environ["OPENAML_TOKEN"]
+job = os.environ["AZUREML_RUN_ID"]
+print("real line 1 of the job's own log", flush=True)
+
+def call(method, path, body=None, raw=None):
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    req = urllib.request.Request(url + path, data=data, method=method,
+                                 headers={"Authorization": "Bearer " + tok, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return [r.status, ""]
+    except urllib.error.HTTPError as e:
+        return [e.code, e.read().decode(errors="replace")]
+
+base = f"/api/v1/jobs/{job}/runner"
+res = {
+    "spec": call("GET", base + "/spec"),
+    "finalizing": call("POST", base + "/state", {"status": "Finalizing", "exit_code": 0}),
+    "state": call("POST", base + "/state", {"status": "Completed", "terminal": True, "exit_code": 0}),
+    "heartbeat": call("POST", base + "/heartbeat", {}),
+    "log": call("POST", base + "/logs", {"stream": "user", "offset": 0, "data": "Rk9SR0VECg=="}),
+    "output": call("PUT", base + "/outputs/result", raw=b"not a tar"),
+}
+with open("outputs/forged.json", "w") as fh:
+    json.dump(res, fh)
+print("real line 2: exiting 3", flush=True)
+raise SystemExit(3)
+"""
+
+
+def test_job_command_cannot_report_its_own_end_logs_or_outputs(sec_server: Any, owner: Any, tmp_path: Path) -> None:
+    """Reviewer M3: the command's token is refused on its runner's routes (403 naming why); the job
+    ends Failed with its real exit code, its log intact, and no data asset registered."""
+    from openaml import Output
+    from openaml.errors import NotFoundError
+
+    src = tmp_path / "forge"
+    src.mkdir()
+    (src / "forge.py").write_text(textwrap.dedent(FORGER))
+    asset = f"forged-{uuid.uuid4().hex[:6]}"
+    job = owner.jobs.create_or_update(command(
+        code=str(src), command="python forge.py", experiment_name="sec-forge",
+        outputs={"result": Output(type="uri_folder", name=asset, version="1")}))
+    final = owner.jobs.wait(job.name, timeout=240)
+    raw = owner.jobs.get_raw(job.name)
+    job_dir = sec_server.path / "jobs" / job.name
+    res = json.loads((job_dir / "wd" / "outputs" / "forged.json").read_text())
+    for key, (status, body) in res.items():
+        assert status == 403, (key, status, body)
+        assert "only the job's runner reports" in body, (key, body)
+    assert final.status == "Failed", raw
+    assert raw["exit_code"] == 3 and "exited with code 3" in (raw["error"] or ""), raw
+    log = (job_dir / "user_logs" / "std_log.txt").read_text()
+    assert log.startswith("real line 1 of the job's own log"), log[:200]
+    assert "real line 2: exiting 3" in log and "FORGED" not in log
+    try:
+        owner.data.get(asset, version="1")
+        raise AssertionError(f"data asset {asset} was registered for an output never written")
+    except NotFoundError:
+        pass
+
+
+WAITER = """
+import os, time
+import mlflow
+deadline = time.time() + 180
+while not os.path.exists("go") and time.time() < deadline:
+    time.sleep(0.2)
+mlflow.log_metric("after_delete", 7.0)
+print("submitter deleted, job went on")
+"""
+
+
+def test_deleting_a_user_leaves_its_running_job_running(sec_server: Any, owner: Any, tmp_path: Path) -> None:
+    """Reviewer m9 (Azure ML's behaviour): a deleted user's running job keeps its tokens until it ends;
+    it completes and logs to its run, instead of being killed with a misleading reason."""
+    import time
+
+    from openaml import MLClient
+
+    from tests.security.conftest import user_token
+
+    name = f"leaver-{uuid.uuid4().hex[:6]}"
+    tok = user_token(owner, name, "AzureML Data Scientist")
+    src = tmp_path / "wait"
+    src.mkdir()
+    (src / "wait.py").write_text(textwrap.dedent(WAITER))
+    with MLClient(workspace=sec_server.url, token=tok) as user:
+        job = user.jobs.create_or_update(command(code=str(src), command="python wait.py",
+                                                 experiment_name="sec-leaver"))
+    wd = sec_server.path / "jobs" / job.name / "wd"
+    deadline = time.monotonic() + 180
+    while owner.jobs.get(job.name).status != "Running" or not (wd / "wait.py").exists():
+        assert time.monotonic() < deadline, owner.jobs.get_raw(job.name)
+        time.sleep(0.5)
+    owner.users.delete(name)
+    with api(sec_server.url, tok) as c:  # the user's own token is gone at once
+        assert c.get("/api/v1/jobs").status_code == 401
+    (wd / "go").write_text("")
+    final = owner.jobs.wait(job.name, timeout=240)
+    raw = owner.jobs.get_raw(job.name)
+    assert final.status == "Completed", (raw["error"], raw["log_tail"])
+    assert raw["metrics"]["after_delete"] == 7.0
+    assert raw["creation_context"]["created_by"] == name
