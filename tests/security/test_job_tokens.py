@@ -214,7 +214,6 @@ def test_deleting_a_user_leaves_its_running_job_running(sec_server: Any, owner: 
     import time
 
     from openaml import MLClient
-
     from tests.security.conftest import user_token
 
     name = f"leaver-{uuid.uuid4().hex[:6]}"
@@ -317,7 +316,6 @@ def test_job_is_warned_where_the_runner_token_cannot_be_protected(tmp_path: Path
     import shutil
 
     from openaml import MLClient
-
     from tests.security.conftest import launch
 
     bin_dir = tmp_path / "bin"

@@ -2,9 +2,10 @@
 scheduler's wiring to the services.
 
 A runner's only link is HTTP with its job's runner token (``server/routes/runner.py``; scope
-``runner``, which no other token has: ``services/users.py``): it reads its spec (with the
-``command_token`` its command gets, scope ``job``, which the runner routes refuse) (:meth:`RunnerService.spec`), reports its state (:meth:`RunnerService.report`: kept on the
-job's row as ``runtime["runner"]``, which the scheduler reads), heartbeats
+``runner``, which no other token has: ``services/users.py``): it reads its spec
+(:meth:`RunnerService.spec`, with the ``command_token`` its command gets: scope ``job``, which
+the runner routes refuse), reports its state (:meth:`RunnerService.report`: kept on the job's
+row as ``runtime["runner"]``, which the scheduler reads), heartbeats
 (:meth:`RunnerService.heartbeat`: ``runtime["runner_heartbeat"]``, server time) and appends its
 logs to the job folder's log files (:meth:`RunnerService.append_log`), so ``job stream`` reads
 the same files whether the runner ran here or elsewhere. Answers to reports and heartbeats carry
