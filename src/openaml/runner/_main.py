@@ -571,20 +571,6 @@ def _same_fs(a: Path, b: Path) -> bool:
         return False
 
 
-def _not_dumpable() -> None:
-    """Linux: mark the runner not dumpable, so processes of the same OS user (its job's command
-    among them) cannot read its memory or ``/proc/<pid>/environ`` (``prctl(PR_SET_DUMPABLE, 0)``;
-    an ``exec`` resets it, so the command itself is unaffected). Elsewhere, nothing."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
-    except (OSError, AttributeError):
-        pass
-
-
 def main(argv: list[str]) -> int:
     """``python -m openaml.runner --server URL --job NAME [--work-dir DIR]``; the job's token comes in
     ``$OPENAML_RUNNER_TOKEN`` or as the first line of stdin (never argv). Exit codes: 0 the job ran
@@ -595,7 +581,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--work-dir", default=".", help="the folder to work in (default: the current one)")
     args = parser.parse_args(argv)
     token = os.environ.pop(TOKEN_ENV, "") or sys.stdin.readline().strip()
-    _not_dumpable()
     if not token:
         sys.stderr.write(f"openaml runner: no job token (give it in ${TOKEN_ENV} or on stdin)\n")
         return 2
