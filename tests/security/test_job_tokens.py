@@ -308,6 +308,10 @@ def test_runner_logs_are_append_only_and_tokens_scoped(sec_server: Any, owner: A
     final = owner.jobs.wait(job.name, timeout=240)
     assert final.status == "Completed"
     assert log.read_bytes().count(b"first line of the real log") == 1
+    for ended in (token, command_token):  # both tokens end with the job
+        with api(sec_server.url, ended) as c:
+            assert c.post(f"{base}/heartbeat", json={}).status_code == 401
+            assert c.get(f"/api/v1/jobs/{job.name}").status_code == 401
 
 
 def test_job_is_warned_where_the_runner_token_cannot_be_protected(tmp_path: Path) -> None:
