@@ -2,9 +2,9 @@
 
 A real server runs in this process on an OS-assigned port with its scheduler stopped, so each
 test drives the backend itself as the scheduler would: it takes a queued job's slot (Preparing),
-hands the backend a ``JobSpec`` with the job's real scoped token, and watches what the runner
-reports over HTTP on the job's row. The runner routes' own rules (only the job's own token;
-idempotent log chunks) are checked at the end.
+hands the backend a ``JobSpec`` with the job's real runner token, and watches what the runner
+reports over HTTP on the job's row. The runner routes' own rules (only the job's own runner token;
+idempotent, append-only log chunks) are checked at the end.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class Harness:
     def spec(self, row: dict[str, Any], *, work_dir: str | None) -> JobSpec:
         compute = self.ctx.store.get_compute(row["compute"])
         return JobSpec(job_name=row["name"], compute=compute, server_url=self.url,
-                       token=self.ctx.services["users"].job_token(row), work_dir=work_dir)
+                       token=self.ctx.services["users"].runner_token(row), work_dir=work_dir)
 
     def state(self, name: str) -> dict[str, Any]:
         return dict(self.ctx.store.get_job(name)["runtime"].get("runner") or {})
@@ -250,17 +250,22 @@ def test_runner_routes_take_only_the_jobs_own_token(harness: Harness) -> None:
     mine, other = harness.queue("true"), harness.queue("true")
     users = harness.ctx.services["users"]
     base = f"{harness.url}/api/v1/jobs/{mine['name']}/runner"
-    with httpx.Client(headers={"Authorization": f"Bearer {users.job_token(mine)}"}) as c:
+    with httpx.Client(headers={"Authorization": f"Bearer {users.runner_token(mine)}"}) as c:
         assert c.get(f"{base}/spec").json()["command"] == "true"
         assert c.post(f"{base}/heartbeat", json={}).json()["status"] == "Preparing"
         assert c.post(f"{base}/state", json={"status": "Running"}).status_code == 200
         bad = c.post(f"{base}/state", json={"status": "Running", "exit_code": "x", "nonsense": 1})
         assert bad.status_code == 400
-    with httpx.Client(headers={"Authorization": f"Bearer {users.job_token(other)}"}) as c:
+    with httpx.Client(headers={"Authorization": f"Bearer {users.runner_token(other)}"}) as c:
         for r in (c.get(f"{base}/spec"), c.post(f"{base}/state", json={"status": "Completed", "terminal": True})):
             assert r.status_code == 403, r.text
     with httpx.Client() as c:  # the owner (a loopback server without a token) is not a runner
         assert c.post(f"{base}/state", json={"status": "Completed", "terminal": True}).status_code == 403
+    with httpx.Client(headers={"Authorization": f"Bearer {users.job_token(mine)}"}) as c:
+        # the token its command gets (scope 'job') is not its runner's
+        for r in (c.get(f"{base}/spec"), c.post(f"{base}/state", json={"status": "Completed", "terminal": True}),
+                  c.post(f"{base}/logs", json={"offset": 0, "data": "eA=="})):
+            assert r.status_code == 403 and "scope 'job'" in r.text, r.text
     assert harness.state(mine["name"]) == {"status": "Running", "terminal": False}
 
 
@@ -273,11 +278,13 @@ def test_log_chunks_are_written_once_at_their_offset(harness: Harness) -> None:
         assert r.status_code == 200, r.text
         return int(r.json()["offset"])
 
-    with httpx.Client(headers={"Authorization": f"Bearer {harness.ctx.services['users'].job_token(row)}"}) as c:
+    with httpx.Client(headers={"Authorization": f"Bearer {harness.ctx.services['users'].runner_token(row)}"}) as c:
         assert send(0, b"one\n") == 4
         assert send(0, b"one\n") == 4  # a resend after a lost answer: not doubled
         assert send(2, b"e\ntwo\n") == 8  # overlapping: only the new bytes
         assert send(20, b"gap\n") == 8  # past the end: the runner resends from the server's size
+        refused = c.post(url, json={"offset": 0, "data": base64.b64encode(b"ONE\n").decode()})
+        assert refused.status_code == 400 and "append-only" in refused.text  # never rewritten
     assert harness.log(row["name"]) == "one\ntwo\n"
 
 
@@ -472,11 +479,11 @@ def test_runner_file_routes_serve_only_the_jobs_own_code_inputs_and_outputs(harn
     other = harness.queue("true")
     users = harness.ctx.services["users"]
     base = f"{harness.url}/api/v1/jobs/{mine['name']}/runner"
-    with httpx.Client(headers={"Authorization": f"Bearer {users.job_token(other)}",
+    with httpx.Client(headers={"Authorization": f"Bearer {users.runner_token(other)}",
                                "Content-Type": "application/x-tar"}) as c:
         for r in (c.get(f"{base}/code"), c.get(f"{base}/inputs/data"), c.put(f"{base}/outputs/folder", content=b"")):
             assert r.status_code == 403, r.text  # another job's token
-    with httpx.Client(headers={"Authorization": f"Bearer {users.job_token(mine)}",
+    with httpx.Client(headers={"Authorization": f"Bearer {users.runner_token(mine)}",
                                "Content-Type": "application/x-tar"}, timeout=30) as c:
         code = c.get(f"{base}/code")
         assert code.status_code == 200 and code.headers["content-type"] == "application/x-tar"

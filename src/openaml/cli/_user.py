@@ -44,7 +44,7 @@ def show(name: NameOpt, workspace: WorkspaceOpt = None, output: OutputOpt = "jso
 @handle_errors
 def delete(name: NameOpt, yes: Annotated[bool, typer.Option("--yes", "-y")] = False,
            workspace: WorkspaceOpt = None) -> None:
-    """Delete a user: its token (and its running jobs' tokens) stop working at once."""
+    """Delete a user: its token stops working at once; jobs it submitted run on until they end (as in Azure ML)."""
     client(workspace).users.delete(name)
     info(f"deleted user {name}")
 

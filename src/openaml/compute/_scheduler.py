@@ -313,8 +313,8 @@ class Scheduler:
                       log_tail=tail_lines(self._log(name)))
             return
         last = state.get("status", job["status"])
-        error = (f"the job's runner process ended unexpectedly while the job was {last} "
-                 "(killed from outside, or the machine ran out of memory)")
+        error = (f"the job's runner process ended unexpectedly while the job was {last}, without reporting "
+                 "its end (killed from outside, the machine out of memory, or its reports refused: see its last output)")
         said = [ln for ln in backend.logs(handle).splitlines() if ln.strip()]
         if said:
             error += f"; its last output: {said[-1].strip()[:300]}"

@@ -23,6 +23,10 @@ __all__ = ["main", "Runner", "tail_lines"]
 GRACE_SECONDS = 5.0
 LOG_TAIL_LINES = 30
 TOKEN_ENV = "OPENAML_RUNNER_TOKEN"
+RUNNER_TOKEN_WARNING = (
+    "the runner's token is NOT protected from this job's code: PID namespaces (unshare -p) are unavailable "
+    "here, so the command could read it from the runner's process and report this job's state, logs or "
+    "outputs itself (see docs/guide/security.md)")
 
 
 def tail_lines(path: Path, n: int = LOG_TAIL_LINES) -> list[str]:
@@ -70,6 +74,7 @@ class Runner:
         self.proc: subprocess.Popen[bytes] | None = None
         self.ro_binds: list[tuple[str, str]] = []
         self.hide_lines: list[str] = []
+        self.pid_ns = False  # the command runs in a PID namespace of its own (protect_runner_token)
         self._ro_ok: bool | None = None
         self.cancel_reason: str | None = None
         self.log_dir = job_dir / "runner" / "user_logs"
@@ -304,6 +309,17 @@ class Runner:
             return
         self.hide_lines = hide_script(workspace, job_dir, openaml_home(), self.spec.get("hidden_files"))
 
+    def protect_runner_token(self) -> None:
+        """Keep the runner's token (it alone may report the job's state, logs and outputs) from the
+        job's command: the command runs in a PID namespace of its own, where the runner's process
+        (its memory, ``/proc/<pid>/environ``) is not there to read. Where namespaces are unavailable,
+        say so at the top of the job's log and in its ``warnings``."""
+        if self.read_only_mounts_available():
+            self.pid_ns = True
+            return
+        self.userlog(f"[openaml] warning: {RUNNER_TOKEN_WARNING}")
+        self.update(env_warnings=[*(self.state.get("env_warnings") or []), RUNNER_TOKEN_WARNING])
+
     def wrap_command(self, command: str, env: dict[str, str]) -> list[str]:
         """``bash -c command``, inside a private mount namespace that holds the read-only inputs and hides
         the workspace's secrets (``hide_secrets``), when any."""
@@ -311,8 +327,10 @@ class Runner:
 
         # read-only binds first: their sources (a model in mlartifacts/) may be hidden next; hiding
         # binds the job's folder and envs/ back recursively, read-only submounts included
-        return wrap_read_only(["bash", "-c", command], self.ro_binds, then=self.hide_lines,
-                              pid_namespace=bool(self.hide_lines))
+        # ":": a PID namespace (protect_runner_token) even when there is nothing to bind or hide
+        then = self.hide_lines or ([":"] if self.pid_ns else [])
+        return wrap_read_only(["bash", "-c", command], self.ro_binds, then=then,
+                              pid_namespace=self.pid_ns or bool(self.hide_lines))
 
     def prepare_outputs(self) -> dict[str, str]:
         values: dict[str, str] = {}
@@ -367,9 +385,11 @@ class Runner:
             "AZ_BATCH_NODE_SHARED_DIR": str(node_root / "shared"),
             "AZ_BATCH_CERTIFICATES_DIR": str(node_root / "certs"),
         })
-        if s.get("token"):  # the job's own token: its run only, valid while it runs (never the server's)
-            env["MLFLOW_TRACKING_TOKEN"] = s["token"]
-            env["OPENAML_TOKEN"] = s["token"]
+        # the command's own token (scope "job": its run and its record, while the job runs), never the
+        # runner's (which alone may report the job's state, logs and outputs), never the server's
+        if s.get("command_token"):
+            env["MLFLOW_TRACKING_TOKEN"] = s["command_token"]
+            env["OPENAML_TOKEN"] = s["command_token"]
         for name, value in inputs.items():
             if value is not None:
                 env[f"AZURE_ML_INPUT_{name}"] = value
@@ -403,7 +423,8 @@ class Runner:
                 if code is not None:
                     # in a PID namespace the command's shell is the namespace's init, which reports a
                     # command killed by signal N as 128+N (as bash does): told as the signal again
-                    return -(code - 128) if self.hide_lines and 128 < code <= 128 + 64 else code
+                    in_ns = self.pid_ns or bool(self.hide_lines)
+                    return -(code - 128) if in_ns and 128 < code <= 128 + 64 else code
                 else:
                     if deadline is not None and time.monotonic() > deadline and self.cancel_reason is None:
                         self.cancel_reason = f"the job exceeded limits.timeout ({timeout} s) and was canceled"
@@ -492,6 +513,7 @@ class Runner:
             inputs = self.prepare_inputs()
             outputs = self.prepare_outputs()
             self.hide_secrets()
+            self.protect_runner_token()
             values = {f"inputs.{k}": v for k, v in inputs.items()}
             values.update({f"outputs.{k}": v for k, v in outputs.items()})
             values["name"] = self.spec["job_name"]
@@ -571,7 +593,7 @@ def main(argv: list[str]) -> int:
     except TRANSIENT as exc:
         sys.stderr.write(f"openaml runner: cannot reach the server at {args.server}: {exc}\n")
         return 4
-    spec["token"] = token  # the job's own token, for its command's MLflow and openaml calls
+    spec["token"] = token  # the runner's token: its reports and its run's artifacts (not its command's)
     work = Path(args.work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     return Runner(work, spec, reporter).run()

@@ -20,6 +20,7 @@ import http.client
 import json
 import os
 import ssl
+import sys
 import threading
 import time
 import urllib.error
@@ -293,6 +294,10 @@ class Link:
         if self.gone is None:
             self.gone = why
             self.syslog(f"the server no longer takes this job's reports: {why}; stopping")
+            # also on stderr: the backend's runner output, which the scheduler quotes if the job is
+            # still active there (so its error names why the runner stopped)
+            sys.stderr.write(f"openaml runner: the server no longer takes this job's reports: {why}; stopping\n")
+            sys.stderr.flush()
             self.on_stop(why)
 
     def ship(self) -> bool:

@@ -30,7 +30,7 @@ class UserOperations:
         return User.model_validate(self._t.get(f"/users/{name}"))
 
     def delete(self, name: str, **kwargs: Any) -> None:
-        """Delete the user: its token, and its running jobs' tokens, stop working at once."""
+        """Delete the user: its token stops working at once; jobs it submitted run on until they end (as in Azure ML)."""
         self._t.delete(f"/users/{name}")
 
     def whoami(self) -> dict[str, Any]:

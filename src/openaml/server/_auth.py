@@ -15,7 +15,9 @@ One ASGI middleware in front of the whole app (REST API, the ``/mlflow`` mount, 
    (experiments, registered models and their files, its own job record) and nothing else
    (:func:`job_scope_refusal`). Its runner's routes (``/api/v1/jobs/<job>/runner/...``: spec,
    reports, logs, and for a runner that cannot see the server's disk its code snapshot, its
-   declared inputs and outputs) take that job's own token and no other principal's.
+   declared inputs and outputs) take that job's runner token (scope ``runner``, handed to the
+   runner only) and no other principal's: not the token its command gets (scope ``job``), so user
+   code cannot report its own job Completed (:func:`runner_route_refusal`).
 
 Scoring routes (``/endpoints/...``) are left to the endpoint's own key check.
 """
@@ -175,10 +177,10 @@ class AuthMiddleware:
                         if given or not self.open_loopback else self._tokenless_refusal(scope), websocket=ws)
             return
         runner_job = _runner_job(path)
-        if runner_job is not None:  # a runner's reports: its own job's token only, whatever the submitter's role
-            if principal.kind != "job" or principal.job != runner_job:
-                await _deny(send, 403, "forbidden", f"{method} {path} takes the token of job {runner_job!r} only "
-                            "(its runner's)", websocket=ws)
+        if runner_job is not None:  # a runner's reports: its own job's runner token only, whatever the role
+            refusal = runner_route_refusal(principal, runner_job)
+            if refusal:
+                await _deny(send, 403, "forbidden", f"{method} {path}: {refusal}", websocket=ws)
                 return
             permission = READ
         body: bytes | None = None
@@ -366,7 +368,7 @@ def job_scope_refusal(ctx: Any | None, p: Principal, method: str, path: str, que
         rest = path[len("/api/v1"):]
         if method in SAFE and (rest == "/workspace" or rest == f"/jobs/{p.job}" or rest.startswith(f"/jobs/{p.job}/")):
             return None
-        if rest.startswith(f"/jobs/{p.job}/runner/"):  # its runner's spec and reports (services/runners.py)
+        if rest.startswith(f"/jobs/{p.job}/runner/") and p.scope == "runner":  # its runner's (services/runners.py)
             return None
         return f"{method} {path} is outside it"
     for api in _ARTIFACTS:
@@ -443,6 +445,19 @@ def _artifact_refusal(ctx: Any, p: Principal, method: str, rest: str, q: dict[st
     if read and len(parts) >= 2 and _is_model_source(ctx, parts[1]):
         return None
     return f"artifact path {rel!r} is not in its run's folder {p.experiment_id}/{p.run_id}/"
+
+
+def runner_route_refusal(p: Principal, job: str) -> str | None:
+    """Why ``p`` may not call the runner routes of ``job`` (spec, state, heartbeat, logs, code, inputs,
+    outputs), or None: only that job's runner token (scope ``runner``) may. The token a job's
+    command gets (scope ``job``) is refused, so user code cannot report its own job's end, write
+    its logs or put its outputs."""
+    if p.kind != "job" or p.job != job:
+        return f"takes the runner token of job {job!r} only"
+    if p.scope != "runner":
+        return (f"the token of job {job!r}'s command (scope 'job': $OPENAML_TOKEN, $MLFLOW_TRACKING_TOKEN) "
+                "may not call its runner's routes: only the job's runner reports its state, logs and outputs")
+    return None
 
 
 _RUNNER_ROUTE = re.compile(r"/api/v1/jobs/([^/]+)/runner(?:/|$)")

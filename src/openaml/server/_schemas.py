@@ -403,7 +403,8 @@ class DeletedOut(WireModel):
 # ---------------------------------------------------------------------------- runner reports (a job's own token)
 class RunnerSpecOut(WireModel):
     """What a job's runner runs (``GET /jobs/{name}/runner/spec``): the resolved command, inputs,
-    outputs and environment, the MLflow run, where artifacts and environments are, how often to report."""
+    outputs and environment, the MLflow run, where artifacts and environments are, how often to
+    report, and ``command_token``: the token its command gets (scope ``job``; the runner routes refuse it)."""
 
     job_name: str
     command: str
@@ -417,6 +418,7 @@ class RunnerSpecOut(WireModel):
     environment: dict[str, Any] | None = None
     timeout: float | None = None
     heartbeat_seconds: float | None = None
+    command_token: str | None = None
 
 
 class RunnerReplyOut(WireModel):

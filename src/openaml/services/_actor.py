@@ -21,7 +21,9 @@ class Principal:
     ``kind``: ``owner`` (the server token holder, or anyone on a loopback server started without a
     token: the workspace owner), ``user`` (a workspace user with ``role``) or ``job`` (a running
     job's scoped token: ``job``, ``run_id`` and ``experiment_id`` name what it may touch; ``role`` is
-    its submitter's role and ``name`` its submitter's name).
+    its submitter's role and ``name`` its submitter's name). ``scope`` of a job's token: ``job`` (the
+    token its command gets: its run, its record) or ``runner`` (the token its runner reports with:
+    also the job's runner routes, which refuse a ``job`` token); None for the others.
     """
 
     name: str
@@ -30,6 +32,7 @@ class Principal:
     job: str | None = None
     run_id: str | None = None
     experiment_id: str | None = None
+    scope: str | None = None
 
     def record(self) -> dict[str, str]:
         """What a created object keeps about its creator: ``{name, role, kind}``."""

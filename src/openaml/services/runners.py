@@ -1,9 +1,11 @@
 """Runners: what a job's runner asks of the server and tells it (the runner routes), and the
 scheduler's wiring to the services.
 
-A runner's only link is HTTP with its job's scoped token (``server/routes/runner.py``): it reads
-its spec (:meth:`RunnerService.spec`), reports its state (:meth:`RunnerService.report`: kept on the
-job's row as ``runtime["runner"]``, which the scheduler reads), heartbeats
+A runner's only link is HTTP with its job's runner token (``server/routes/runner.py``; scope
+``runner``, which no other token has: ``services/users.py``): it reads its spec
+(:meth:`RunnerService.spec`, with the ``command_token`` its command gets: scope ``job``, which
+the runner routes refuse), reports its state (:meth:`RunnerService.report`: kept on the job's
+row as ``runtime["runner"]``, which the scheduler reads), heartbeats
 (:meth:`RunnerService.heartbeat`: ``runtime["runner_heartbeat"]``, server time) and appends its
 logs to the job folder's log files (:meth:`RunnerService.append_log`), so ``job stream`` reads
 the same files whether the runner ran here or elsewhere. Answers to reports and heartbeats carry
@@ -37,7 +39,7 @@ MAX_LOG_CHUNK = 1 << 20
 
 def make_scheduler(ctx: WorkspaceContext) -> Scheduler:
     """The workspace's scheduler, with the services' callbacks (job tokens, output registration)."""
-    return Scheduler(ctx, SchedulerCallbacks(job_token=lambda row: ctx.services["users"].job_token(row),
+    return Scheduler(ctx, SchedulerCallbacks(job_token=lambda row: ctx.services["users"].runner_token(row),
                                              register_outputs=lambda row: register_outputs(ctx, row),
                                              job_ended=lambda name: ctx.services["users"].forget_job(name)))
 
@@ -118,6 +120,8 @@ class RunnerService:
             # a runner that finds this folder with this id sees the server's disk (the paths above)
             "workspace": {"root": str(self.ctx.layout.root), "id": self._workspace_id()},
             "heartbeat_seconds": self.heartbeat_seconds(),
+            # the token its command gets (scope "job": its run, its record; never the runner routes)
+            "command_token": self.ctx.services["users"].job_token(row),
         }
 
     def _workspace_id(self) -> str | None:
@@ -167,13 +171,16 @@ class RunnerService:
 
     def append_log(self, name: str, stream: str, offset: int, data: bytes) -> dict[str, Any]:
         """Write ``data`` at byte ``offset`` of the job's ``stream`` log (``user``: user_logs/std_log.txt,
-        ``system``: system_logs/runner.log). Idempotent: bytes the file holds already are skipped, so
-        a runner resends after a failed call without doubling lines. Returns ``{"offset": size}``,
-        the file's size after the write: where the runner's next chunk starts (also when it asked
-        for an offset past the end: it resends from there).
+        ``system``: system_logs/runner.log). Append-only and idempotent: bytes the file holds already
+        are compared, not written, so a runner resends after a failed call without doubling lines,
+        and nothing written is ever replaced. Returns ``{"offset": size}``, the file's size after the
+        write: where the runner's next chunk starts (also when it asked for an offset past the end:
+        it resends from there).
 
         Raises:
-            ValidationError: unknown stream, negative offset, chunk over 1 MiB. ConflictError: job not active.
+            ValidationError: unknown stream, negative offset, chunk over 1 MiB, or a chunk whose bytes
+            differ from those the log holds at its offset (a log is never rewritten).
+            ConflictError: job not active.
         """
         if stream not in LOG_STREAMS:
             raise ValidationError(f"field 'stream': {stream!r} is not a log stream; streams: {', '.join(LOG_STREAMS)}")
@@ -184,9 +191,18 @@ class RunnerService:
         path: Path = self.ctx.layout.job_dir(name).joinpath(*LOG_STREAMS[stream])
         with self._log_lock:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "ab") as fh:
-                size = fh.tell()
+            with open(path, "a+b") as fh:
+                size = fh.seek(0, 2)
+                held = min(size, offset + len(data)) - offset
+                if held > 0:
+                    fh.seek(offset)
+                    if fh.read(held) != data[:held]:
+                        raise ValidationError(
+                            f"field 'offset': the {stream} log of job {name!r} already holds different bytes "
+                            f"at {offset}..{offset + held}: a log is append-only; send the bytes from "
+                            f"offset {size} on", details={"offset": size})
                 if offset <= size < offset + len(data):
+                    fh.seek(0, 2)
                     fh.write(data[size - offset:])
                     size = fh.tell()
         return {"offset": size}

@@ -2,11 +2,16 @@
 
 - A user's token is ``oau_`` + 32 random bytes (url-safe base64), shown once at creation; the
   store keeps its SHA-256 only, so a copy of the database gives no token.
-- A job's token is ``oaj1.<claims>.<signature>``: claims ``{job, run, exp_id, until}`` (base64url
-  JSON) signed with HMAC-SHA256 under the workspace's signing secret (random, stored encrypted in
-  the metadata database). It is valid until ``until`` and only while the job is not terminal, and
-  only for the job's own run (``server/_auth.py`` enforces the scope); its rights are its
-  submitter's role (a deleted submitter's jobs lose their token).
+- A job's token is ``oaj1.<claims>.<signature>``: claims ``{job, run, exp_id, until, scope}``
+  (base64url JSON) signed with HMAC-SHA256 under the workspace's signing secret (random, stored
+  encrypted in the metadata database). It is valid until ``until`` and only while the job is not
+  terminal, and only for the job's own run (``server/_auth.py`` enforces the scope). Each job has
+  two: its runner's (``scope: runner``, :meth:`UserService.runner_token`: also the job's runner
+  routes, its reports, logs and outputs) and its command's (``scope: job``,
+  :meth:`UserService.job_token`: its run and its record only; the runner routes refuse it, so
+  user code cannot report its own job Completed). Their rights are the submitter's role; a
+  submitter deleted while the job runs leaves it running with the role recorded at submission
+  (Azure ML: a removed user's submitted jobs keep running, queued ones start).
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ _USER_CACHE_S = 10.0
 # a job token outlives the job's own limit by this much at most (the job's end revokes it anyway)
 JOB_TOKEN_MARGIN_S = 3600.0
 JOB_TOKEN_DEFAULT_S = 7 * 24 * 3600.0
+#: a job token's scopes: its command's, its runner's
+_SCOPES = ("job", "runner")
 
 
 def hash_token(token: str) -> str:
@@ -97,7 +104,8 @@ class UserService:
         return self._view(row)
 
     def delete(self, name: str) -> None:
-        """Delete the user: its token stops working at once, and so do its running jobs' tokens."""
+        """Delete the user: its token stops working at once. Jobs it submitted before keep running
+        (as in Azure ML) with the role recorded at submission, until they end."""
         self.repo.delete(name)
         with self._lock:
             self._jobs.clear()
@@ -143,15 +151,23 @@ class UserService:
                     self._secret = (box.open(stored) if box else stored).encode("ascii")
         return self._secret
 
-    def job_token(self, row: dict[str, Any]) -> str:
-        """A token for the job ``row`` (a store job dict): its run only, until it ends."""
+    def job_token(self, row: dict[str, Any], *, scope: str = "job") -> str:
+        """The token a job's command gets, for the job ``row`` (a store job dict): its run and its
+        record only, until the job ends. ``scope="runner"``: :meth:`runner_token`."""
+        if scope not in _SCOPES:
+            raise ValueError(f"job token scope {scope!r}; scopes: {', '.join(_SCOPES)}")
         rt = row.get("runtime") or {}
         limit = float(rt.get("timeout") or 0) or JOB_TOKEN_DEFAULT_S
         claims = {"job": row["name"], "run": row["name"], "exp_id": str(rt.get("experiment_id") or ""),
-                  "until": int(time.time() + limit + JOB_TOKEN_MARGIN_S)}
+                  "until": int(time.time() + limit + JOB_TOKEN_MARGIN_S), "scope": scope}
         body = _b64(json.dumps(claims, separators=(",", ":")).encode())
         sig = _b64(hmac.new(self._signing_secret(), body.encode(), hashlib.sha256).digest())
         return f"{JOB_TOKEN_PREFIX}{body}.{sig}"
+
+    def runner_token(self, row: dict[str, Any]) -> str:
+        """The token a job's runner reports with (handed to the runner only, on its stdin): the job
+        token's rights plus the job's runner routes (spec, state, logs, code, inputs, outputs)."""
+        return self.job_token(row, scope="runner")
 
     def verify_job_token(self, token: str, *, cached_only: bool = False) -> Principal | None:
         """The principal of a valid job token, or None. ``cached_only``: None unless the job's state is
@@ -163,6 +179,7 @@ class UserService:
                 return None
             claims = json.loads(_unb64(body))
             job, until = str(claims["job"]), float(claims["until"])
+            scope = str(claims.get("scope") or "job")  # a token from before scopes: the command's
         except (ValueError, KeyError, TypeError, UnicodeError):
             return None
         if time.time() > until:
@@ -175,7 +192,7 @@ class UserService:
         if who is None:
             return None
         return Principal(name=who.name, role=who.role, kind="job", job=job, run_id=str(claims.get("run") or job),
-                         experiment_id=str(claims.get("exp_id") or ""))
+                         experiment_id=str(claims.get("exp_id") or ""), scope=scope if scope in _SCOPES else "job")
 
     # ------------------------------------------------------------------ browser sessions
     def session_token(self, who: Principal) -> str:
@@ -215,7 +232,8 @@ class UserService:
 
     def _job_submitter(self, name: str) -> Principal | None:
         """The submitter of job ``name`` while it is not terminal, else None (cached for a second:
-        a job logging many metrics costs one lookup a second, and its end revokes it within one)."""
+        a job logging many metrics costs one lookup a second, and its end revokes it within one).
+        A submitter deleted since: the name and role recorded at submission (the job runs on)."""
         now = time.monotonic()
         with self._lock:
             hit = self._jobs.get(name)
@@ -225,7 +243,7 @@ class UserService:
             row: dict[str, Any] | None = self.ctx.store.get_job(name)
         except NotFoundError:
             row = None
-        who = None if row is None or row["status"] in TERMINAL_JOB_STATUSES else self.submitter(row)
+        who = None if row is None or row["status"] in TERMINAL_JOB_STATUSES else self.submitter(row, as_recorded=True)
         with self._lock:
             if len(self._jobs) > 1000:
                 self._jobs.clear()
@@ -238,8 +256,9 @@ class UserService:
         except NotFoundError:
             return None
 
-    def submitter(self, row: dict[str, Any] | None) -> Principal | None:
-        """Who submitted the job (its own record, else its parent's); None when that user was deleted.
+    def submitter(self, row: dict[str, Any] | None, *, as_recorded: bool = False) -> Principal | None:
+        """Who submitted the job (its own record, else its parent's); None when that user was deleted,
+        unless ``as_recorded``: then the name and role the job recorded at submission.
 
         Jobs from before users existed, and jobs started by the server itself, count as the owner's.
         """
@@ -250,6 +269,8 @@ class UserService:
                 if rec.get("kind") != "user":
                     return OWNER
                 user = self.repo.get(str(rec.get("name")))
+                if user is None and as_recorded and rec.get("role"):
+                    return Principal(name=str(rec["name"]), role=str(rec["role"]), kind="user")
                 return Principal(name=user["name"], role=user["role"], kind="user") if user else None
             parent = row.get("parent_name")
             row = self._job(parent) if parent else None
