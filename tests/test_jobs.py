@@ -462,3 +462,23 @@ def test_download_of_unknown_or_unwritten_output_gives_the_reason(ml_client, cli
     assert r.returncode != 0 and "has no output 'nope'" in r.stderr, r.stderr
     r = cli("job", "download", "-n", name, "--output-name", "o", "--download-path", str(tmp_path / "d"))
     assert r.returncode != 0 and "has no files" in r.stderr, r.stderr
+
+
+def test_output_that_cannot_be_registered_is_not_put(ml_client, tmp_path):
+    """Regression: an mlflow_model output without MLmodel failed at registration after the outputs
+    (this one and its siblings) were already put into the datastore."""
+    from openaml.errors import OpenAMLError
+
+    job = command(command="echo plain > ${{outputs.m}}/model.txt && echo side > ${{outputs.other}}/f.txt",
+                  outputs={"m": Output(type="mlflow_model", name="rvm-nomlmodel", version="1"),
+                           "other": Output(type="uri_folder")},
+                  environment="AzureML-sklearn-1.5@latest")
+    name = ml_client.jobs.create_or_update(job).name
+    final = ml_client.jobs.wait(name, timeout=120)
+    assert final.status == "Failed"
+    assert "output 'm'" in final.error and "no MLmodel file" in final.error, final.error
+    for out in ("m", "other"):
+        with pytest.raises(OpenAMLError, match="has no files"):
+            ml_client.jobs.download(name, output_name=out, download_path=tmp_path / out)
+    with pytest.raises(OpenAMLError):
+        ml_client.models.get("rvm-nomlmodel", version="1")

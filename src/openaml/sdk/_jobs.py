@@ -26,7 +26,11 @@ _LOCAL_MARKERS = ("azureml:", "azureml://", "openaml-code:", "runs:/",
 
 def job_from_dict(d: dict[str, Any]) -> Job:
     """Entity of a job as the server returns it (unknown keys are kept in ``properties``-free form)."""
-    cls = job_class(d.get("type")) or CommandJob
+    cls = job_class(d.get("type"))
+    if cls is None:  # a kind this client has no entity for (a server plugin's): every field kept
+        from openaml.entities import GenericJob
+
+        return GenericJob.model_validate(d)
     known = {k: v for k, v in d.items() if k in cls.model_fields}
     job = cls.model_validate(known)
     extra = {k: v for k, v in d.items() if k not in cls.model_fields}
@@ -61,6 +65,13 @@ class JobOperations:
             from openaml.sdk._pipelines import prepare_pipeline
 
             return prepare_pipeline(self, job, progress=progress)  # type: ignore[arg-type]
+        from openaml.entities import GenericJob
+
+        if isinstance(job, GenericJob):  # a server plugin's kind: the server validates its spec
+            data = job.model_dump(mode="json", exclude_none=True)
+            for key in ("status", "creation_context", "studio_url", "id", "created_at", "start_time", "end_time"):
+                data.pop(key, None)
+            return data
         raise ValidationError(f"cannot submit a {type(job).__name__}")
 
     def _prepare_command(self, job: CommandJob, *, progress: bool) -> dict[str, Any]:
