@@ -97,6 +97,11 @@ class DatastoreService:
             self._check_allowed_root(p, ds.path)
             p.mkdir(parents=True, exist_ok=True)
             data["path"] = str(p.resolve())
+        if ds.type == "fsspec":  # a local member in any case or chain (FILE:///x, simplecache::file:///x)
+            from openaml.datastores import local_url_paths
+
+            for member in local_url_paths(ds.url or ""):
+                self._check_allowed_root(Path(member or ".").expanduser().absolute(), ds.url or "")
         return self._entity(self.ctx.store.put_datastore(ds.name, ds.type, data, ds.is_default))
 
     def _keep_secrets(self, name: str, creds: dict[str, Any]) -> dict[str, Any]:
