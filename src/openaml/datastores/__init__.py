@@ -24,8 +24,8 @@ from openaml.datastores._mltable import (
 from openaml.datastores._paths import (
     DatastoreUri,
     JobOutputUri,
-    parse_datastore_uri,
     local_url_paths,
+    parse_datastore_uri,
     parse_job_output_uri,
     relative_parts,
     safe_extract_tar,
