@@ -18,6 +18,7 @@ from openaml.entities import (
     SasTokenConfiguration,
     ServicePrincipalConfiguration,
 )
+from openaml import command
 from openaml.errors import ValidationError
 
 
@@ -300,3 +301,26 @@ def test_code_upload_says_which_links_it_leaves_out(cli, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "2 link(s) left out of the upload" in r.stderr and "leak.txt" in r.stderr and "pkglink" in r.stderr, r.stderr
     assert "alias.py" not in r.stderr
+
+
+def test_client_errors_are_4xx_in_the_api_shape(server, ml_client, tmp_path):
+    """Regression: a negative log offset and a datastore path that is a file gave 500s; unknown routes
+    answered FastAPI's {"detail": "Not Found"} instead of the API's {"error": ...}."""
+    import httpx
+
+    api = f"{server.url}/api/v1"
+    job = command(command="echo hi", environment="AzureML-sklearn-1.5@latest")
+    name = ml_client.jobs.create_or_update(job).name
+    r = httpx.get(f"{api}/jobs/{name}/logs", params={"offset": -5}, timeout=60)
+    assert r.status_code == 400 and "field 'offset'" in r.json()["error"]["message"], r.text
+    afile = tmp_path / "a-file.txt"
+    afile.write_text("x")
+    r = httpx.put(f"{api}/datastores/ds_file", json={"name": "ds_file", "type": "local", "path": str(afile)},
+                  timeout=60)
+    assert r.status_code == 400 and str(afile) in r.json()["error"]["message"], r.text
+    assert httpx.get(f"{api}/datastores/ds_file", timeout=60).status_code == 404
+    r = httpx.get(f"{api}/no-such-thing", timeout=60)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", r.text
+    assert "/api/v1/no-such-thing" in r.json()["error"]["message"]
+    r = httpx.delete(f"{api}/jobs", timeout=60)
+    assert r.status_code == 405 and "error" in r.json(), r.text
