@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 
+from openaml import command
 from openaml.entities import (
     AccountKeyConfiguration,
     AzureBlobDatastore,
@@ -18,7 +19,6 @@ from openaml.entities import (
     SasTokenConfiguration,
     ServicePrincipalConfiguration,
 )
-from openaml import command
 from openaml.errors import ValidationError
 
 
