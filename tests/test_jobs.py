@@ -482,3 +482,23 @@ def test_output_that_cannot_be_registered_is_not_put(ml_client, tmp_path):
             ml_client.jobs.download(name, output_name=out, download_path=tmp_path / out)
     with pytest.raises(OpenAMLError):
         ml_client.models.get("rvm-nomlmodel", version="1")
+
+
+def test_output_path_that_is_an_existing_file_is_refused_at_submission(ml_client, server, tmp_path):
+    """Regression: a folder output whose datastore path is an existing file failed only after the job
+    ran (``finalizing failed: [Errno 17] File exists``)."""
+    import uuid
+
+    import httpx
+
+    root = Path(httpx.get(f"{server.url}/api/v1/datastores/workspaceblobstore", timeout=30).json()["local_path"])
+    rel = f"taken-{uuid.uuid4().hex[:8]}.txt"
+    (root / rel).write_text("already here")
+    before = len(ml_client.jobs.list(list_view_type="all"))
+    job = command(command="echo hi > ${{outputs.o}}/f.txt",
+                  outputs={"o": Output(type="uri_folder", path=f"azureml://datastores/workspaceblobstore/paths/{rel}")},
+                  environment="AzureML-sklearn-1.5@latest")
+    with pytest.raises(ValidationError, match=r"outputs\.o.*is an existing file"):
+        ml_client.jobs.create_or_update(job)
+    assert len(ml_client.jobs.list(list_view_type="all")) == before
+    assert (root / rel).read_text() == "already here"

@@ -249,6 +249,22 @@ def _pipe(tmp_path: Path, jobs: str, extra: str = "") -> Path:
        command: echo hi
        environment: azureml:no_such_env@latest
      """, "", "jobs.a.environment", "'no_such_env' not found"),
+    # regression: pipelines did not refuse paths leaving their datastore, as command jobs do
+    ("""
+     a:
+       command: ls ${{inputs.d}}
+       inputs: {d: {type: uri_folder, path: "azureml://datastores/workspaceblobstore/paths/../x"}}
+     """, "", "jobs.a.inputs.d", "contains '..'"),
+    ("""
+     a:
+       command: echo hi > ${{outputs.o}}/f.txt
+       outputs: {o: {type: uri_folder, path: "azureml://datastores/workspaceblobstore/paths/a/../../y"}}
+     """, "", "jobs.a.outputs.o", "contains '..'"),
+    ("""
+     a:
+       command: ls ${{inputs.d}}
+       inputs: {d: {type: uri_folder, path: "azureml://datastores/workspaceblobstore/paths/no/such/folder"}}
+     """, "", "jobs.a.inputs.d", "does not exist"),
 ])
 def test_bad_pipelines_rejected_before_anything_runs(ml_client, tmp_path, jobs, extra, where, what):
     before = len(ml_client.jobs.list(list_view_type="all"))
