@@ -502,3 +502,21 @@ def test_output_path_that_is_an_existing_file_is_refused_at_submission(ml_client
         ml_client.jobs.create_or_update(job)
     assert len(ml_client.jobs.list(list_view_type="all")) == before
     assert (root / rel).read_text() == "already here"
+
+
+def test_input_and_output_errors_name_the_port(tmp_path):
+    """Regression: errors said field 'inputs.path' / 'outputs.mode', losing the input's name."""
+    from openaml import load_job
+
+    yml = tmp_path / "j.yml"
+    yml.write_text("command: echo hi\ninputs:\n  data:\n    type: uri_folder\n    path: 5\n"
+                   "  other:\n    type: uri_folder\n    path: ./x\n    mode: rw_mount\n"
+                   "outputs:\n  o:\n    mode: bogus\n")
+    with pytest.raises(ValidationError) as info:
+        load_job(yml)
+    msg = info.value.message
+    assert "line 5: field 'inputs.data.path'" in msg, msg
+    assert "field 'inputs.other': Value error, mode 'rw_mount' is not allowed for a uri_folder input" in msg, msg
+    assert "line 12: field 'outputs.o.mode'" in msg, msg
+    with pytest.raises(ValidationError, match=r"field 'inputs\.d'.*mode 'eval_mount' is not allowed"):
+        command(command="echo", inputs={"d": {"type": "uri_folder", "path": "x", "mode": "eval_mount"}})
