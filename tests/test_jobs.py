@@ -482,6 +482,15 @@ def test_output_that_cannot_be_registered_is_not_put(ml_client, tmp_path):
             ml_client.jobs.download(name, output_name=out, download_path=tmp_path / out)
     with pytest.raises(OpenAMLError):
         ml_client.models.get("rvm-nomlmodel", version="1")
+    # an mltable output registered without its MLTable file: the same, nothing put
+    job = command(command="echo a > ${{outputs.t}}/data.csv",
+                  outputs={"t": Output(type="mltable", name="rvt-nomltable", version="1")},
+                  environment="AzureML-sklearn-1.5@latest")
+    name = ml_client.jobs.create_or_update(job).name
+    final = ml_client.jobs.wait(name, timeout=120)
+    assert final.status == "Failed" and "output 't' (type mltable" in final.error, final.error
+    with pytest.raises(OpenAMLError, match="has no files"):
+        ml_client.jobs.download(name, output_name="t", download_path=tmp_path / "t")
 
 
 def test_output_path_that_is_an_existing_file_is_refused_at_submission(ml_client, server, tmp_path):

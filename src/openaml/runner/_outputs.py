@@ -1,7 +1,8 @@
 """Checks on a job's declared outputs before any is put into its datastore.
 
 A job whose outputs the server would refuse to register (an ``mlflow_model`` output without an
-MLmodel file, a model folder with a link pointing outside it) fails before anything is published,
+MLmodel file, an ``mltable`` output without a valid MLTable file, a model folder with a link
+pointing outside it) fails before anything is published,
 so that a failed job leaves no partial output (docs/guide/jobs.md; Azure ML registers a job's
 named outputs only once the job has succeeded).
 """
@@ -19,12 +20,21 @@ MODEL_TYPES = ("custom_model", "mlflow_model", "triton_model")
 
 def output_problem(name: str, out: dict[str, Any], produced: Path) -> str | None:
     """Why output ``name`` (its runner spec ``out``, its files at ``produced``) cannot be
-    published and registered, or None. Only outputs that register a model are checked (data
-    outputs are registered by reference).
+    published and registered, or None. Only outputs that register a model or an mltable are
+    checked (other data outputs are registered by reference).
 
     Returns a message naming the output, e.g. ``output 'm' (mlflow_model) has no MLmodel file``.
     """
-    if not out.get("register") or out.get("type") not in MODEL_TYPES or not produced.exists():
+    if not out.get("register") or out.get("type") not in (*MODEL_TYPES, "mltable") or not produced.exists():
+        return None
+    if out["type"] == "mltable":  # registered as a data asset, which needs a valid MLTable file
+        from openaml.datastores import validate_mltable_folder
+        from openaml.errors import ValidationError
+
+        try:
+            validate_mltable_folder(produced, label=f"output {name!r}")
+        except ValidationError as exc:
+            return f"output {name!r} (type mltable, registered as {out['register'].get('name')}): {exc.message}"
         return None
     if out["type"] == "mlflow_model":
         mlmodel = produced / "MLmodel"
