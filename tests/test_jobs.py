@@ -525,7 +525,7 @@ def test_input_and_output_errors_name_the_port(tmp_path):
         load_job(yml)
     msg = info.value.message
     assert "line 5: field 'inputs.data.path'" in msg, msg
-    assert "field 'inputs.other': Value error, mode 'rw_mount' is not allowed for a uri_folder input" in msg, msg
+    assert "line 9: field 'inputs.other.mode': Value error, mode 'rw_mount' is not allowed for a uri_folder input" in msg, msg
     assert "line 12: field 'outputs.o.mode'" in msg, msg
-    with pytest.raises(ValidationError, match=r"field 'inputs\.d'.*mode 'eval_mount' is not allowed"):
+    with pytest.raises(ValidationError, match=r"field 'inputs\.d\.mode'.*mode 'eval_mount' is not allowed"):
         command(command="echo", inputs={"d": {"type": "uri_folder", "path": "x", "mode": "eval_mount"}})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import pydantic
-from pydantic import model_validator
+from pydantic import ValidationInfo, field_validator, model_validator
 from pydantic_core import InitErrorDetails
 
 from openaml.constants import DATA_TYPES, INPUT_MODES, MODEL_TYPES, OUTPUT_MODES, PRIMITIVE_TYPES
@@ -50,11 +50,20 @@ class Input(Entity):
             # YAML 1.1 reads 1e-3 as a string; Azure ML accepts numeric strings for number inputs
             self.default = numeric(self.default, self.type)
             self.value = numeric(self.value, self.type)
-        if self.mode is not None and self.type in DATA_TYPES + MODEL_TYPES:
-            allowed = INPUT_MODES if self.type == "mltable" else ("ro_mount", "download", "direct")
-            if self.mode not in allowed:
-                raise ValueError(f"mode {self.mode!r} is not allowed for a {self.type} input; allowed: {', '.join(allowed)}")
         return self
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, v: Any, info: ValidationInfo) -> Any:
+        # a field check (not the model's), so that the error names inputs.<name>.mode
+        typ = info.data.get("type")
+        if v is not None and typ in DATA_TYPES + MODEL_TYPES:
+            allowed = INPUT_MODES if typ == "mltable" else ("ro_mount", "download", "direct")
+            if v not in allowed:
+                raise ValueError(f"mode {v!r} is not allowed for a {typ} input; allowed: {', '.join(allowed)}"
+                                 + ("" if typ == "mltable" else " (eval_mount and eval_download are for mltable "
+                                    "inputs; rw_mount and mount are output modes)"))
+        return v
 
     @property
     def is_primitive(self) -> bool:
