@@ -324,3 +324,30 @@ def test_client_errors_are_4xx_in_the_api_shape(server, ml_client, tmp_path):
     assert "/api/v1/no-such-thing" in r.json()["error"]["message"]
     r = httpx.delete(f"{api}/jobs", timeout=60)
     assert r.status_code == 405 and "error" in r.json(), r.text
+
+
+def test_download_mode_input_shows_what_ro_mount_shows(ml_client, tmp_path):
+    """Regression: a download-mode input lost links and empty folders that ro_mount keeps."""
+    import os
+    import uuid
+
+    from openaml import Input
+    from openaml.entities import Datastore
+
+    folder = tmp_path / "fidelity-store"
+    (folder / "in" / "empty").mkdir(parents=True)
+    (folder / "in" / "n.txt").write_text("41")
+    os.symlink("n.txt", folder / "in" / "alias.txt")
+    ds = f"fid_{uuid.uuid4().hex[:6]}"
+    ml_client.datastores.create_or_update(Datastore(name=ds, type="local", path=str(folder)))
+    check = ("cd {d} && test -d empty && test -L alias.txt && cat alias.txt && ls -A | sort | tr '\\n' ' '")
+    outs = {}
+    for mode in ("ro_mount", "download"):
+        job = command(command=check.format(d="${{inputs.d}}"),
+                      inputs={"d": Input(type="uri_folder", path=f"azureml://datastores/{ds}/paths/in", mode=mode)},
+                      environment="AzureML-sklearn-1.5@latest")
+        name = ml_client.jobs.create_or_update(job).name
+        final = ml_client.jobs.wait(name, timeout=120)
+        assert final.status == "Completed", (mode, ml_client.jobs.get_raw(name)["log_tail"])
+        outs[mode] = ml_client.jobs.get_raw(name)["log_tail"][-1]  # the command's line (after any env build)
+    assert outs["download"] == outs["ro_mount"] == "41alias.txt empty n.txt ", outs
