@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 
+from openaml import command
 from openaml.entities import (
     AccountKeyConfiguration,
     AzureBlobDatastore,
@@ -178,6 +179,37 @@ def test_local_port_refuses_symlinks_leaving_the_folder_and_skips_links(tmp_path
     assert port.put(src, "up") == 1 and not port.exists("up/leak.txt")
 
 
+def test_local_port_get_keeps_inside_links_and_empty_folders(tmp_path, caplog):
+    """Regression: download mode dropped links and empty folders that a read-only mount shows; a link
+    pointing outside the folder is left out with one log line naming its URI."""
+    import logging
+    import os
+
+    from openaml.datastores import open_datastore
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("s")
+    folder = tmp_path / "ds" / "data"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "empty" / "deeper").mkdir(parents=True)
+    (folder / "sub" / "a.txt").write_text("a")
+    os.symlink("sub/a.txt", folder / "alias.txt")
+    os.symlink(folder / "sub", folder / "subdir")  # absolute, but inside
+    os.symlink(secret, folder / "sub" / "leak.txt")
+    port = open_datastore({"name": "fid", "type": "local", "path": str(tmp_path / "ds")})
+    dest = tmp_path / "got"
+    with caplog.at_level(logging.WARNING, logger="openaml.datastores"):
+        assert port.get("data", dest) == 1
+    assert (dest / "empty" / "deeper").is_dir()
+    assert (dest / "alias.txt").is_symlink() and os.readlink(dest / "alias.txt") == "sub/a.txt"
+    assert (dest / "alias.txt").read_text() == "a"
+    assert (dest / "subdir").is_symlink() and os.readlink(dest / "subdir") == "sub"
+    assert (dest / "subdir" / "a.txt").read_text() == "a"
+    assert not os.path.lexists(dest / "sub" / "leak.txt")
+    lines = [r.getMessage() for r in caplog.records if r.name == "openaml.datastores"]
+    assert len(lines) == 1 and "azureml://datastores/fid/paths/data/sub/leak.txt" in lines[0], lines
+
+
 def test_local_port_put_move_renames_into_place(tmp_path):
     from openaml.datastores import open_datastore
 
@@ -251,3 +283,71 @@ def test_input_on_a_metadata_only_datastore_is_refused_naming_it(ml_client):
     msg = info.value.message
     assert "'blob_meta'" in msg and "azure_blob" in msg and "supported datastore types: local" in msg
     assert "SECRET" not in msg
+
+
+def test_code_upload_says_which_links_it_leaves_out(cli, tmp_path):
+    """Regression: a code upload dropped links silently; the client now warns, naming them."""
+    import os
+
+    (tmp_path / "outside.txt").write_text("o")
+    code = tmp_path / "src"
+    (code / "pkg").mkdir(parents=True)
+    (code / "main.py").write_text("print('hi')\n")
+    os.symlink(tmp_path / "outside.txt", code / "leak.txt")
+    os.symlink(code / "pkg", code / "pkglink")
+    os.symlink("main.py", code / "alias.py")  # inside: uploaded as a copy, not named
+    (tmp_path / "job.yml").write_text("command: python main.py\ncode: src\nenvironment: azureml:AzureML-sklearn-1.5@latest\n")
+    r = cli("job", "create", "-f", str(tmp_path / "job.yml"), "-o", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "2 link(s) left out of the upload" in r.stderr and "leak.txt" in r.stderr and "pkglink" in r.stderr, r.stderr
+    assert "alias.py" not in r.stderr
+
+
+def test_client_errors_are_4xx_in_the_api_shape(server, ml_client, tmp_path):
+    """Regression: a negative log offset and a datastore path that is a file gave 500s; unknown routes
+    answered FastAPI's {"detail": "Not Found"} instead of the API's {"error": ...}."""
+    import httpx
+
+    api = f"{server.url}/api/v1"
+    job = command(command="echo hi", environment="AzureML-sklearn-1.5@latest")
+    name = ml_client.jobs.create_or_update(job).name
+    r = httpx.get(f"{api}/jobs/{name}/logs", params={"offset": -5}, timeout=60)
+    assert r.status_code == 400 and "field 'offset'" in r.json()["error"]["message"], r.text
+    afile = tmp_path / "a-file.txt"
+    afile.write_text("x")
+    r = httpx.put(f"{api}/datastores/ds_file", json={"name": "ds_file", "type": "local", "path": str(afile)},
+                  timeout=60)
+    assert r.status_code == 400 and str(afile) in r.json()["error"]["message"], r.text
+    assert httpx.get(f"{api}/datastores/ds_file", timeout=60).status_code == 404
+    r = httpx.get(f"{api}/no-such-thing", timeout=60)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", r.text
+    assert "/api/v1/no-such-thing" in r.json()["error"]["message"]
+    r = httpx.delete(f"{api}/jobs", timeout=60)
+    assert r.status_code == 405 and "error" in r.json(), r.text
+
+
+def test_download_mode_input_shows_what_ro_mount_shows(ml_client, tmp_path):
+    """Regression: a download-mode input lost links and empty folders that ro_mount keeps."""
+    import os
+    import uuid
+
+    from openaml import Input
+    from openaml.entities import Datastore
+
+    folder = tmp_path / "fidelity-store"
+    (folder / "in" / "empty").mkdir(parents=True)
+    (folder / "in" / "n.txt").write_text("41")
+    os.symlink("n.txt", folder / "in" / "alias.txt")
+    ds = f"fid_{uuid.uuid4().hex[:6]}"
+    ml_client.datastores.create_or_update(Datastore(name=ds, type="local", path=str(folder)))
+    check = ("cd {d} && test -d empty && test -L alias.txt && cat alias.txt && ls -A | sort | tr '\\n' ' '")
+    outs = {}
+    for mode in ("ro_mount", "download"):
+        job = command(command=check.format(d="${{inputs.d}}"),
+                      inputs={"d": Input(type="uri_folder", path=f"azureml://datastores/{ds}/paths/in", mode=mode)},
+                      environment="AzureML-sklearn-1.5@latest")
+        name = ml_client.jobs.create_or_update(job).name
+        final = ml_client.jobs.wait(name, timeout=120)
+        assert final.status == "Completed", (mode, ml_client.jobs.get_raw(name)["log_tail"])
+        outs[mode] = ml_client.jobs.get_raw(name)["log_tail"][-1]  # the command's line (after any env build)
+    assert outs["download"] == outs["ro_mount"] == "41alias.txt empty n.txt ", outs

@@ -114,8 +114,57 @@ def test_a_new_kind_needs_no_edit_elsewhere(tmp_path: Path) -> None:
         unknown = httpx.post(api, json={"type": "nope"}, timeout=60)
         assert unknown.status_code == 400
         assert "supported: command, sweep, pipeline, toy" in unknown.text, unknown.text
+        _client_handles_the_kind(server.url, tmp_path, path)
     finally:
         server.stop()
+
+
+def _client_handles_the_kind(url: str, tmp_path: Path, pythonpath: str) -> None:
+    """The SDK and CLI have no entity for ``toy``: a generic job keeps its fields; list, show, stream,
+    cancel work for the whole workspace, and ``job create`` passes the spec to the server."""
+    import subprocess
+    import sys
+
+    from openaml import MLClient
+    from openaml.entities import GenericJob
+
+    with MLClient(workspace=url) as ml:
+        listed = {j.name: j for j in ml.jobs.list()}
+        toy = listed["toy_1"]
+        assert isinstance(toy, GenericJob) and toy.type == "toy" and toy.status == "Completed"
+        assert toy.experiment_name == "toys" and toy.raw_fields["steps"] == 3
+        got = ml.jobs.get("toy_1")
+        assert isinstance(got, GenericJob) and got.type == "toy" and got.raw_fields["ticks"] == 1
+        assert got.creation_context is not None and got.to_dict()["steps"] == 3
+        assert ml.jobs.cancel("toy_1").status == "Completed"  # a finished job stays as it ended
+        out = __import__("io").StringIO()
+        assert ml.jobs.stream("toy_1", out=out).status == "Completed"
+        assert "tick 1" in out.getvalue()
+    env = {**os.environ, "OPENAML_WORKSPACE": url, "COLUMNS": "200", "PYTHONPATH": pythonpath}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "openaml", *args], env=env, capture_output=True, text=True,
+                              timeout=300)
+
+    listed_cli = cli("job", "list", "-o", "json")
+    assert listed_cli.returncode == 0, listed_cli.stderr
+    assert "toy_1" in listed_cli.stdout
+    assert cli("job", "stream", "-n", "toy_1").returncode == 0
+    yml = tmp_path / "toy.yml"
+    yml.write_text("type: toy\nname: toy_cli\nsteps: 2\nexperiment_name: toys\n")
+    made = cli("job", "create", "-f", str(yml), "-o", "json")
+    assert made.returncode == 0, made.stderr
+    assert __import__("json").loads(made.stdout)["steps"] == 2
+    assert _wait(url, "toy_cli", {"Completed", "Failed", "Canceled"})["status"] == "Completed"
+    # the server, not the client, refuses a spec of its kind (and a type nobody knows)
+    bad = tmp_path / "bad.yml"
+    bad.write_text("type: toy\nsteps: 0\n")
+    refused = cli("job", "create", "-f", str(bad))
+    assert refused.returncode != 0 and "field 'steps'" in refused.stderr + refused.stdout
+    bad.write_text("type: nope\ncommand: echo\n")
+    refused = cli("job", "create", "-f", str(bad))
+    assert refused.returncode != 0
+    assert "supported: command, sweep, pipeline, toy" in refused.stderr + refused.stdout
 
 
 def test_concurrent_submissions_of_one_name_give_one_job_and_one_run(server: Any) -> None:

@@ -462,3 +462,70 @@ def test_download_of_unknown_or_unwritten_output_gives_the_reason(ml_client, cli
     assert r.returncode != 0 and "has no output 'nope'" in r.stderr, r.stderr
     r = cli("job", "download", "-n", name, "--output-name", "o", "--download-path", str(tmp_path / "d"))
     assert r.returncode != 0 and "has no files" in r.stderr, r.stderr
+
+
+def test_output_that_cannot_be_registered_is_not_put(ml_client, tmp_path):
+    """Regression: an mlflow_model output without MLmodel failed at registration after the outputs
+    (this one and its siblings) were already put into the datastore."""
+    from openaml.errors import OpenAMLError
+
+    job = command(command="echo plain > ${{outputs.m}}/model.txt && echo side > ${{outputs.other}}/f.txt",
+                  outputs={"m": Output(type="mlflow_model", name="rvm-nomlmodel", version="1"),
+                           "other": Output(type="uri_folder")},
+                  environment="AzureML-sklearn-1.5@latest")
+    name = ml_client.jobs.create_or_update(job).name
+    final = ml_client.jobs.wait(name, timeout=120)
+    assert final.status == "Failed"
+    assert "output 'm'" in final.error and "no MLmodel file" in final.error, final.error
+    for out in ("m", "other"):
+        with pytest.raises(OpenAMLError, match="has no files"):
+            ml_client.jobs.download(name, output_name=out, download_path=tmp_path / out)
+    with pytest.raises(OpenAMLError):
+        ml_client.models.get("rvm-nomlmodel", version="1")
+    # an mltable output registered without its MLTable file: the same, nothing put
+    job = command(command="echo a > ${{outputs.t}}/data.csv",
+                  outputs={"t": Output(type="mltable", name="rvt-nomltable", version="1")},
+                  environment="AzureML-sklearn-1.5@latest")
+    name = ml_client.jobs.create_or_update(job).name
+    final = ml_client.jobs.wait(name, timeout=120)
+    assert final.status == "Failed" and "output 't' (type mltable" in final.error, final.error
+    with pytest.raises(OpenAMLError, match="has no files"):
+        ml_client.jobs.download(name, output_name="t", download_path=tmp_path / "t")
+
+
+def test_output_path_that_is_an_existing_file_is_refused_at_submission(ml_client, server, tmp_path):
+    """Regression: a folder output whose datastore path is an existing file failed only after the job
+    ran (``finalizing failed: [Errno 17] File exists``)."""
+    import uuid
+
+    import httpx
+
+    root = Path(httpx.get(f"{server.url}/api/v1/datastores/workspaceblobstore", timeout=30).json()["local_path"])
+    rel = f"taken-{uuid.uuid4().hex[:8]}.txt"
+    (root / rel).write_text("already here")
+    before = len(ml_client.jobs.list(list_view_type="all"))
+    job = command(command="echo hi > ${{outputs.o}}/f.txt",
+                  outputs={"o": Output(type="uri_folder", path=f"azureml://datastores/workspaceblobstore/paths/{rel}")},
+                  environment="AzureML-sklearn-1.5@latest")
+    with pytest.raises(ValidationError, match=r"outputs\.o.*is an existing file"):
+        ml_client.jobs.create_or_update(job)
+    assert len(ml_client.jobs.list(list_view_type="all")) == before
+    assert (root / rel).read_text() == "already here"
+
+
+def test_input_and_output_errors_name_the_port(tmp_path):
+    """Regression: errors said field 'inputs.path' / 'outputs.mode', losing the input's name."""
+    from openaml import load_job
+
+    yml = tmp_path / "j.yml"
+    yml.write_text("command: echo hi\ninputs:\n  data:\n    type: uri_folder\n    path: 5\n"
+                   "  other:\n    type: uri_folder\n    path: ./x\n    mode: rw_mount\n"
+                   "outputs:\n  o:\n    mode: bogus\n")
+    with pytest.raises(ValidationError) as info:
+        load_job(yml)
+    msg = info.value.message
+    assert "line 5: field 'inputs.data.path'" in msg, msg
+    assert "line 9: field 'inputs.other.mode': Value error, mode 'rw_mount' is not allowed for a uri_folder input" in msg, msg
+    assert "line 12: field 'outputs.o.mode'" in msg, msg
+    with pytest.raises(ValidationError, match=r"field 'inputs\.d\.mode'.*mode 'eval_mount' is not allowed"):
+        command(command="echo", inputs={"d": {"type": "uri_folder", "path": "x", "mode": "eval_mount"}})

@@ -249,6 +249,22 @@ def _pipe(tmp_path: Path, jobs: str, extra: str = "") -> Path:
        command: echo hi
        environment: azureml:no_such_env@latest
      """, "", "jobs.a.environment", "'no_such_env' not found"),
+    # regression: pipelines did not refuse paths leaving their datastore, as command jobs do
+    ("""
+     a:
+       command: ls ${{inputs.d}}
+       inputs: {d: {type: uri_folder, path: "azureml://datastores/workspaceblobstore/paths/../x"}}
+     """, "", "jobs.a.inputs.d", "contains '..'"),
+    ("""
+     a:
+       command: echo hi > ${{outputs.o}}/f.txt
+       outputs: {o: {type: uri_folder, path: "azureml://datastores/workspaceblobstore/paths/a/../../y"}}
+     """, "", "jobs.a.outputs.o", "contains '..'"),
+    ("""
+     a:
+       command: ls ${{inputs.d}}
+       inputs: {d: {type: uri_folder, path: "azureml://datastores/workspaceblobstore/paths/no/such/folder"}}
+     """, "", "jobs.a.inputs.d", "does not exist"),
 ])
 def test_bad_pipelines_rejected_before_anything_runs(ml_client, tmp_path, jobs, extra, where, what):
     before = len(ml_client.jobs.list(list_view_type="all"))
@@ -792,3 +808,31 @@ def test_pipeline_job_running_a_pipeline_component(ml_client, tmp_path):
     bad = _write(tmp_path / "bad.yml", yml.read_text().replace("k: 4", "k: 4\n  nope: 1"))
     with pytest.raises(ValidationError, match="inputs.nope"):
         ml_client.jobs.create_or_update(load_job(bad))
+
+
+def test_download_of_a_pipeline_without_output_name_gets_its_named_outputs(ml_client, cli, tmp_path):
+    """Regression: ``job download -n <pipeline>`` asked for the parent's default artifacts, which a
+    pipeline has none of (``output 'artifacts' of job has no files``)."""
+    exp = f"dl-parent-{tmp_path.name[-10:]}".replace("_", "-")
+    yml = _write(tmp_path / "dl.yml", f"""
+        type: pipeline
+        experiment_name: {exp}
+        settings: {{default_compute: azureml:local}}
+        outputs: {{result: {{type: uri_folder}}}}
+        jobs:
+          make:
+            command: echo made > ${{{{outputs.o}}}}/f.txt
+            outputs: {{o: "${{{{parent.outputs.result}}}}"}}
+        """)
+    name = ml_client.jobs.create_or_update(load_job(yml)).name
+    assert ml_client.jobs.wait(name, timeout=120).status == "Completed"
+    r = cli("job", "download", "-n", name, "--download-path", str(tmp_path / "d"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "d" / "named-outputs" / "result" / "f.txt").read_text().strip() == "made"
+    assert not (tmp_path / "d" / "artifacts").exists()
+    # a pipeline none of whose outputs was written (its step failed) says what to pass
+    yml.write_text(yml.read_text().replace("echo made >", "exit 1; echo >"))
+    empty = ml_client.jobs.create_or_update(load_job(yml)).name
+    assert ml_client.jobs.wait(empty, timeout=120).status == "Failed"
+    r = cli("job", "download", "-n", empty, "--download-path", str(tmp_path / "e"))
+    assert r.returncode != 0 and "has no default artifacts" in r.stderr and "--parent-job-name" in r.stderr, r.stderr

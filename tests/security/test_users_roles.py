@@ -206,3 +206,23 @@ def test_a_schedule_fires_jobs_as_the_user_who_defined_it(sec_server: Any, owner
     finally:
         owner.schedules.begin_delete(name).result()
         ds.close()
+
+
+@pytest.mark.parametrize("url", ["FILE:///etc", "simplecache::file:///etc", "filecache::file:///etc",
+                                 "dir::file:///etc", "blockcache::/etc", "Local:///etc"])
+def test_contributor_cannot_reach_local_paths_through_fsspec_urls(sec_server: Any, owner: Any, url: str) -> None:
+    """Regression: the Owner-only rule for local paths compared the URL's start case-sensitively and
+    missed chained fsspec URLs; a local member anywhere in the chain is Owner-only."""
+    from openaml.entities import Datastore
+
+    tok = user_token(owner, f"contrib-fs-{uuid.uuid4().hex[:6]}", "Contributor")
+    c = MLClient(workspace=sec_server.url, token=tok)
+    try:
+        with pytest.raises(OpenAMLError, match="Owner"):
+            c.datastores.create_or_update(Datastore(name="contrib-fs", type="fsspec", url=url))
+    finally:
+        c.close()
+    assert "contrib-fs" not in [d.name for d in owner.datastores.list()]
+    # and the Owner, too, only under the allowed roots
+    with pytest.raises(OpenAMLError, match="outside the folders local datastores may use"):
+        owner.datastores.create_or_update(Datastore(name="owner-fs", type="fsspec", url=url))

@@ -24,6 +24,7 @@ from openaml.datastores._mltable import (
 from openaml.datastores._paths import (
     DatastoreUri,
     JobOutputUri,
+    local_url_paths,
     parse_datastore_uri,
     parse_job_output_uri,
     relative_parts,
@@ -58,6 +59,7 @@ __all__ = [
     "DatastoreUri",
     "JobOutputUri",
     "LocalDatastore",
+    "local_url_paths",
     "backend_class",
     "is_url",
     "open_datastore",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
 import shutil
@@ -16,6 +17,8 @@ from openaml.datastores._paths import relative_parts, safe_join
 from openaml.errors import NotFoundError, ValidationError
 
 __all__ = ["LocalDatastore"]
+
+log = logging.getLogger("openaml.datastores")
 
 
 class LocalDatastore(DatastorePort):
@@ -72,6 +75,43 @@ class LocalDatastore(DatastorePort):
             raise NotFoundError(f"{self.uri(path)} does not exist")
         for rel in _local_files(real):
             yield rel, (real / rel).stat().st_size
+
+    def get(self, path: str, local_dest: str | os.PathLike[str]) -> int:
+        """As :meth:`DatastorePort.get`, with what a read-only mount of the folder shows: empty
+        folders are made, and a link that points inside the folder copied is kept as a link (its
+        target made relative); a link pointing outside it is left out, with one warning line each
+        on the ``openaml.datastores`` logger naming the link and its URI. Returns the number of
+        regular files copied."""
+        real = Path(self._real(path))
+        if not real.is_dir() or real.is_symlink():
+            return super().get(path, local_dest)
+        dest = Path(local_dest)
+        dest.mkdir(parents=True, exist_ok=True)
+        top = real.resolve()
+        count = 0
+        for dirpath, dirnames, filenames in os.walk(real, followlinks=False):
+            here = Path(dirpath)
+            rel_dir = here.relative_to(real)
+            for entry in sorted((*dirnames, *filenames)):
+                full = here / entry
+                target = dest / rel_dir / entry
+                if full.is_symlink():
+                    pointed = full.resolve()
+                    if pointed != top and top not in pointed.parents or not pointed.exists():
+                        uri = self.uri(posixpath.join(path, (rel_dir / entry).as_posix()))
+                        log.warning("%s is a link to %s, outside the folder downloaded (or to nothing); left out",
+                                    uri, os.readlink(full))
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.symlink(os.path.relpath(pointed, (top / rel_dir).resolve()), target)
+                elif full.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                elif full.is_file():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(full, target)
+                    count += 1
+            dirnames[:] = [d for d in dirnames if not (here / d).is_symlink()]
+        return count
 
     def put(self, local_src: str | os.PathLike[str], path: str, *, move: bool = False) -> int:
         src = Path(local_src)

@@ -12,13 +12,39 @@ from typing import IO
 from openaml.errors import PathEscapeError, ValidationError
 
 __all__ = ["DatastoreUri", "JobOutputUri", "parse_datastore_uri", "parse_job_output_uri", "safe_join",
-           "safe_extract_tar", "relative_parts"]
+           "safe_extract_tar", "relative_parts", "local_url_paths"]
 
 _SHORT = re.compile(r"^azureml://datastores/(?P<ds>[^/]+)/paths/?(?P<path>.*)$")
 _LONG = re.compile(
     r"^azureml://subscriptions/[^/]+/resource[gG]roups/[^/]+/(?:providers/Microsoft\.MachineLearningServices/)?"
     r"workspaces/[^/]+/datastores/(?P<ds>[^/]+)/paths/?(?P<path>.*)$"
 )
+_SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*):")
+#: fsspec protocols that are this machine's files (compared lower-cased)
+LOCAL_PROTOCOLS = frozenset({"file", "local"})
+
+
+def local_url_paths(url: str) -> list[str]:
+    """The local paths an fsspec URL reaches, or [] if none: ``url`` is split into its chained
+    members (``simplecache::FILE:///etc`` -> ``simplecache``, ``FILE:///etc``); a member whose
+    protocol (any case) is ``file``/``local``, or a last member without a protocol (a plain path,
+    ``C:\\x`` included), is local. Wrapper members (``simplecache``, ``dir``, ...) say nothing.
+
+    Returns the local members with their protocol removed (``/etc``), for the allowed-roots check.
+    """
+    members = [m.strip() for m in str(url).split("::")]
+    found: list[str] = []
+    for i, member in enumerate(members):
+        m = _SCHEME.match(member)
+        scheme = m.group("scheme").lower() if m else ""
+        if scheme in LOCAL_PROTOCOLS:
+            rest = member[m.end():] if m else member
+            found.append("/" + rest.lstrip("/") if rest.startswith("//") or rest.startswith("/") else rest)
+        elif (not m or len(scheme) == 1) and (i == len(members) - 1 or "/" in member or "\\" in member):
+            found.append(member)  # a plain path (a drive letter is no protocol), or a wrapper given a path
+    return found
+
+
 _JOB = re.compile(r"^azureml://jobs/(?P<job>[^/]+)/outputs/(?P<output>[^/]+)(?:/paths/?(?P<path>.*))?$")
 
 

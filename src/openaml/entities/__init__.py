@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     )
     from openaml.entities._environment import BuildContext, Environment
     from openaml.entities._io import Input, Output
-    from openaml.entities._job import CommandJob, CommandJobLimits, Job, JobResources, JobService
+    from openaml.entities._job import CommandJob, CommandJobLimits, GenericJob, Job, JobResources, JobService
     from openaml.entities._schedule import CronTrigger, JobSchedule, RecurrencePattern, RecurrenceTrigger
     from openaml.entities._workspace import Workspace
 
@@ -66,6 +66,7 @@ _EXPORTS: dict[str, str] = {
     "CommandJob": "openaml.entities._job",
     "CommandJobLimits": "openaml.entities._job",
     "Job": "openaml.entities._job",
+    "GenericJob": "openaml.entities._job",
     "JobResources": "openaml.entities._job",
     "JobService": "openaml.entities._job",
     "CronTrigger": "openaml.entities._schedule",
@@ -105,6 +106,7 @@ __all__ = [
     "Environment",
     "Input",
     "Job",
+    "GenericJob",
     "JobResources",
     "JobSchedule",
     "JobService",

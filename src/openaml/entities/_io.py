@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import model_validator
+import pydantic
+from pydantic import ValidationInfo, field_validator, model_validator
+from pydantic_core import InitErrorDetails
 
 from openaml.constants import DATA_TYPES, INPUT_MODES, MODEL_TYPES, OUTPUT_MODES, PRIMITIVE_TYPES
 from openaml.entities._base import Entity
@@ -48,11 +50,20 @@ class Input(Entity):
             # YAML 1.1 reads 1e-3 as a string; Azure ML accepts numeric strings for number inputs
             self.default = numeric(self.default, self.type)
             self.value = numeric(self.value, self.type)
-        if self.mode is not None and self.type in DATA_TYPES + MODEL_TYPES:
-            allowed = INPUT_MODES if self.type == "mltable" else ("ro_mount", "download", "direct")
-            if self.mode not in allowed:
-                raise ValueError(f"mode {self.mode!r} is not allowed for a {self.type} input; allowed: {', '.join(allowed)}")
         return self
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, v: Any, info: ValidationInfo) -> Any:
+        # a field check (not the model's), so that the error names inputs.<name>.mode
+        typ = info.data.get("type")
+        if v is not None and typ in DATA_TYPES + MODEL_TYPES:
+            allowed = INPUT_MODES if typ == "mltable" else ("ro_mount", "download", "direct")
+            if v not in allowed:
+                raise ValueError(f"mode {v!r} is not allowed for a {typ} input; allowed: {', '.join(allowed)}"
+                                 + ("" if typ == "mltable" else " (eval_mount and eval_download are for mltable "
+                                    "inputs; rw_mount and mount are output modes)"))
+        return v
 
     @property
     def is_primitive(self) -> bool:
@@ -105,6 +116,7 @@ def numeric(v: Any, typ: str) -> Any:
 def normalize_inputs(raw: dict[str, Any] | None) -> dict[str, Input]:
     """Turn YAML/SDK inputs into ``Input`` objects; bare scalars become literal inputs."""
     out: dict[str, Input] = {}
+    problems: list[InitErrorDetails] = []
     for key, value in (raw or {}).items():
         if isinstance(value, Input):
             out[key] = value
@@ -113,12 +125,29 @@ def normalize_inputs(raw: dict[str, Any] | None) -> dict[str, Input]:
             if "type" not in data and "path" not in data:
                 v = data.get("value", data.get("default"))
                 data["type"] = _literal_type(v)
-            out[key] = Input.model_validate(data)
+            _validate_named(Input, key, data, out, problems)
         elif isinstance(value, (str, int, float, bool)) or value is None:
             out[key] = Input(type=_literal_type(value), value=value)
         else:
             raise ValueError(f"input {key!r}: expected a literal or a mapping with type/path, got {type(value).__name__}")
+    if problems:
+        raise pydantic.ValidationError.from_exception_data("Input", problems)
     return out
+
+
+def _validate_named(cls: Any, key: str, data: dict[str, Any], out: dict[str, Any],
+                    problems: list[InitErrorDetails]) -> None:
+    """``out[key] = cls.model_validate(data)``, or its errors appended to ``problems`` with the
+    input's or output's name in their location (``inputs.<key>.path``, not ``inputs.path``), as
+    pydantic gives for a dict of models; every port's problems are reported at once."""
+    try:
+        out[key] = cls.model_validate(data)
+    except pydantic.ValidationError as exc:
+        for e in exc.errors():
+            item: InitErrorDetails = {"type": e["type"], "loc": (key, *e["loc"]), "input": e["input"]}  # type: ignore[typeddict-item]
+            if e.get("ctx"):
+                item["ctx"] = e["ctx"]
+            problems.append(item)
 
 
 def _literal_type(v: Any) -> str:
@@ -133,13 +162,16 @@ def _literal_type(v: Any) -> str:
 
 def normalize_outputs(raw: dict[str, Any] | None) -> dict[str, Output]:
     out: dict[str, Output] = {}
+    problems: list[InitErrorDetails] = []
     for key, value in (raw or {}).items():
         if isinstance(value, Output):
             out[key] = value
         elif value is None:
             out[key] = Output()
         elif isinstance(value, dict):
-            out[key] = Output.model_validate(value)
+            _validate_named(Output, key, value, out, problems)
         else:
             raise ValueError(f"output {key!r}: expected a mapping, got {value!r}")
+    if problems:
+        raise pydantic.ValidationError.from_exception_data("Output", problems)
     return out

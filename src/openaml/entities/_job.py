@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
 from openaml.entities._base import Entity, stringify_values, strip_azureml_prefix
 from openaml.entities._environment import Environment
 from openaml.entities._io import Input, Output, normalize_inputs, normalize_outputs
 
-__all__ = ["CommandJob", "JobResources", "CommandJobLimits", "JobService", "Job"]
+__all__ = ["CommandJob", "JobResources", "CommandJobLimits", "JobService", "Job", "GenericJob"]
 
 
 class JobResources(Entity):
@@ -138,3 +138,23 @@ class CommandJob(Job):
         if isinstance(v, dict):
             return Environment.model_validate(v)
         return v
+
+
+class GenericJob(Job):
+    """A job of a type this client has no entity for (a kind a server plugin adds, e.g. ``type: toy``).
+
+    Keeps the common fields typed (name, status, display_name, experiment_name, creation_context,
+    services, properties, tags...) and every other field of the wire record or YAML as it came
+    (``job.raw_fields``), so that list/show/stream/cancel/download work and ``create`` passes the
+    spec through to the server, which knows its kinds and validates it (azure-ai-ml has no such
+    entity: its client refuses types it does not know).
+    """
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, arbitrary_types_allowed=True, defer_build=True)
+
+    type: str
+
+    @property
+    def raw_fields(self) -> dict[str, Any]:
+        """The fields that are not common to every job, as the server (or the YAML) gave them."""
+        return dict(self.model_extra or {})

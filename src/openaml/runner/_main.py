@@ -447,7 +447,16 @@ class Runner:
         moved: dict[str, str] = {}
         if not success:
             return moved
-        for name, out in (self.spec.get("outputs") or {}).items():
+        from openaml.runner._outputs import output_problem
+
+        declared = self.spec.get("outputs") or {}
+        for name, out in declared.items():  # all checked before any is put: a failed job publishes nothing
+            stage = self.job_dir / "outputs" / name
+            problem = output_problem(name, out, Path(outputs[name]) if out.get("type") == "uri_file" else stage)
+            if problem:
+                self.userlog(f"[openaml] {problem}")
+                raise ValueError(problem)
+        for name, out in declared.items():
             landed = self._place_output(name, out, Path(outputs[name]))
             if landed is not None:
                 moved[name] = landed

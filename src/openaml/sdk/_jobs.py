@@ -14,7 +14,7 @@ from openaml.constants import TERMINAL_JOB_STATUSES
 from openaml.entities import CommandJob, Environment, Job
 from openaml.entities._base import annotate_lines
 from openaml.entities._job_types import job_class
-from openaml.errors import JobFailedError, OpenAMLError, ValidationError
+from openaml.errors import JobFailedError, NotFoundError, OpenAMLError, ValidationError
 from openaml.sdk._upload import upload_code, upload_path
 
 __all__ = ["JobOperations", "job_from_dict"]
@@ -26,7 +26,11 @@ _LOCAL_MARKERS = ("azureml:", "azureml://", "openaml-code:", "runs:/",
 
 def job_from_dict(d: dict[str, Any]) -> Job:
     """Entity of a job as the server returns it (unknown keys are kept in ``properties``-free form)."""
-    cls = job_class(d.get("type")) or CommandJob
+    cls = job_class(d.get("type"))
+    if cls is None:  # a kind this client has no entity for (a server plugin's): every field kept
+        from openaml.entities import GenericJob
+
+        return GenericJob.model_validate(d)
     known = {k: v for k, v in d.items() if k in cls.model_fields}
     job = cls.model_validate(known)
     extra = {k: v for k, v in d.items() if k not in cls.model_fields}
@@ -61,6 +65,13 @@ class JobOperations:
             from openaml.sdk._pipelines import prepare_pipeline
 
             return prepare_pipeline(self, job, progress=progress)  # type: ignore[arg-type]
+        from openaml.entities import GenericJob
+
+        if isinstance(job, GenericJob):  # a server plugin's kind: the server validates its spec
+            data = job.model_dump(mode="json", exclude_none=True)
+            for key in ("status", "creation_context", "studio_url", "id", "created_at", "start_time", "end_time"):
+                data.pop(key, None)
+            return data
         raise ValidationError(f"cannot submit a {type(job).__name__}")
 
     def _prepare_command(self, job: CommandJob, *, progress: bool) -> dict[str, Any]:
@@ -222,27 +233,49 @@ class JobOperations:
         """Download outputs as ``az ml job download``: the default artifacts to ``<path>/artifacts/``,
         named outputs to ``<path>/named-outputs/<name>/``.
 
+        A pipeline or sweep (a parent job) has no default artifacts of its own: without
+        ``output_name`` its named outputs that have files are downloaded (``all=True`` too).
+
         Raises:
             PathEscapeError: an archive member that would leave the download folder.
+            NotFoundError: the output named has no files; for a parent, none of its outputs has
+                any (the message lists them and says how to download a step's outputs).
         """
         from openaml.datastores import safe_extract_tar
 
         root = Path(download_path)
         raw = self.get_raw(name)
+        parent = raw.get("type") in ("pipeline", "sweep")
+        named = list(raw.get("output_uris") or {})
         if output_name:
             names = [output_name]
+        elif parent:
+            names = named
         elif all:
-            names = ["artifacts", *(raw.get("output_uris") or {})]
+            names = ["artifacts", *named]
         else:
             names = ["artifacts"]
         from openaml.sdk._http import ChunkReader
 
+        got = 0
         for out_name in names:
             dest = root / "artifacts" if out_name in ("artifacts", "default") else root / "named-outputs" / out_name
             # unpacked as it arrives: files are written to disk chunk by chunk, the archive is never held
             chunks = self._t.stream("GET", f"/jobs/{name}/outputs/{out_name}/download")
-            first = next(chunks, b"")  # an error (unknown output, nothing written) raises before dest is made
+            try:
+                first = next(chunks, b"")  # an error (unknown output, nothing written) raises before dest is made
+            except NotFoundError:
+                if output_name or not parent:
+                    raise
+                continue  # a parent's output no step has written (yet): the others are still downloaded
             safe_extract_tar(io.BufferedReader(ChunkReader(itertools.chain([first], chunks)), 1 << 20), dest)
+            got += 1
+        if parent and not output_name and got == 0:
+            raise NotFoundError(
+                f"job {name!r} is a {raw['type']} and has no default artifacts; none of its named outputs "
+                f"({', '.join(named) or 'none'}) has files yet. Pass --output-name for one of them once written, "
+                f"or download a step's outputs: openaml job list --parent-job-name {name}",
+                details={"job": name, "outputs": named})
 
 
 def _inline_environment(client: Any, env: Environment | str, base: Path) -> dict[str, Any]:

@@ -32,8 +32,10 @@ def _ignore_spec(root: Path) -> Any:
     return None
 
 
-def iter_files(root: Path, *, honour_ignore: bool) -> Iterator[tuple[Path, str]]:
-    """(absolute path, archive name) of every file under ``root``, sorted, ignore files honoured."""
+def iter_files(root: Path, *, honour_ignore: bool, dropped: list[str] | None = None) -> Iterator[tuple[Path, str]]:
+    """(absolute path, archive name) of every file under ``root``, sorted, ignore files honoured.
+    A link to a file inside ``root`` comes as that file's content; the names of links left out
+    (to folders, outside ``root``, or to nothing) are appended to ``dropped``."""
     spec = _ignore_spec(root) if honour_ignore else None
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         rel_dir = os.path.relpath(dirpath, root)
@@ -44,6 +46,8 @@ def iter_files(root: Path, *, honour_ignore: bool) -> Iterator[tuple[Path, str]]
             if honour_ignore and (d in _ALWAYS_IGNORED or (spec and spec.match_file(rel + "/"))):
                 continue
             if os.path.islink(os.path.join(dirpath, d)):
+                if dropped is not None:
+                    dropped.append(rel)
                 continue
             keep.append(d)
         dirnames[:] = keep
@@ -55,10 +59,14 @@ def iter_files(root: Path, *, honour_ignore: bool) -> Iterator[tuple[Path, str]]
             if full.is_symlink():
                 target = full.resolve()
                 if not target.is_file():
+                    if dropped is not None:
+                        dropped.append(rel)
                     continue
                 try:
                     target.relative_to(root.resolve())
                 except ValueError:
+                    if dropped is not None:
+                        dropped.append(rel)
                     continue  # a link leaving the folder is not followed (paths never escape)
             yield full, rel
 
@@ -107,8 +115,16 @@ def upload_path(transport: Transport, local: str | Path, *, target: str = "datas
         entries = [(p, p.name)]
         is_file = True
     else:
-        entries = list(iter_files(p, honour_ignore=honour_ignore))
+        dropped: list[str] = []
+        entries = list(iter_files(p, honour_ignore=honour_ignore, dropped=dropped))
         is_file = False
+        if dropped:  # said, not silently lost (a read-only mount of the folder would show them)
+            import warnings
+
+            shown = ", ".join(dropped[:5]) + (f" and {len(dropped) - 5} more" if len(dropped) > 5 else "")
+            warnings.warn(f"{p}: {len(dropped)} link(s) left out of the upload (links to folders, to nothing or "
+                          f"outside the folder are not uploaded; links to files inside it come as copies): {shown}",
+                          UserWarning, stacklevel=3)
     entries.extend(extra or [])
     buf, total = _build_tar(entries)
     size = buf.seek(0, io.SEEK_END)

@@ -72,6 +72,17 @@ def create_app(settings: Settings, *, url: str = "") -> FastAPI:
                            f"{ctx.layout.logs / 'server.log'})")
         return JSONResponse(err.to_payload(), status_code=500)
 
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # unknown routes and methods answer in the API's error shape, not FastAPI's {"detail": ...}
+        text = {404: f"no such route: {request.method} {request.url.path}",
+                405: f"method {request.method} is not allowed on {request.url.path}"}.get(exc.status_code)
+        err = OpenAMLError(text or str(exc.detail))
+        err.code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(err.to_payload(), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
     @app.exception_handler(RequestValidationError)
     async def _request_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         parts = []

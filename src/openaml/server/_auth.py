@@ -289,16 +289,20 @@ def _tag_model_version(body: bytes, p: Principal) -> bytes:
 
 
 def _datastore_permission(body: bytes) -> str:
-    """Registering a datastore on a local path (``local``, or an fsspec ``file:`` URL) is for Owners."""
+    """Registering a datastore on a local path (``local``, or an fsspec URL with a local member in
+    any case or chain: ``FILE:///x``, ``simplecache::file:///x``, a plain path) is for Owners."""
+    from openaml.datastores import local_url_paths
+
     try:
         spec = json.loads(body or b"{}")
     except ValueError:
         return INFRA
     if not isinstance(spec, dict):
         return INFRA
-    kind = spec.get("type") or "local"
+    kind = str(spec.get("type") or "local").lower()
     url = str(spec.get("url") or "")
-    if kind == "local" or (kind == "fsspec" and (url.startswith(("file:", "local:", "/")) or "://" not in url)):
+    if kind not in ("azure_blob", "azure_file", "azure_data_lake_gen1", "azure_data_lake_gen2", "one_lake", "hdfs") \
+            and (kind != "fsspec" or local_url_paths(url)):
         return OWNER_ONLY
     return INFRA
 

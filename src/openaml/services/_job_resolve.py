@@ -268,6 +268,11 @@ def resolve_outputs(ctx: WorkspaceContext, job_name: str, outputs: dict[str, dic
             port, rel = located
             if typ == "uri_file" and not rel:
                 raise ValidationError(f"path {path!r} of a uri_file output needs a file name")
+            if typ == "uri_file" and port.isdir(rel):  # found now, not when the finished job's output is put
+                raise ValidationError(f"path {path!r} is an existing folder; a uri_file output needs a file path")
+            if typ != "uri_file" and port.isfile(rel):
+                raise ValidationError(f"path {path!r} is an existing file; a {typ} output needs a folder path "
+                                      "(or declare the output as uri_file)")
             local = str(port.local_path(rel)) if port.has_local_path else None
         except OpenAMLError as exc:
             errors.add(field, exc.message)

@@ -95,8 +95,20 @@ class DatastoreService:
             if not p.is_absolute():
                 raise ValidationError(f"datastore path {ds.path!r} must be absolute", details={"field": "path"})
             self._check_allowed_root(p, ds.path)
-            p.mkdir(parents=True, exist_ok=True)
+            if p.exists() and not p.is_dir():
+                raise ValidationError(f"field 'path': {ds.path!r} is a file; a local datastore needs a folder "
+                                      "(give the folder that holds it)", details={"field": "path", "value": ds.path})
+            try:
+                p.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ValidationError(f"field 'path': folder {ds.path!r} cannot be made: {exc.strerror or exc}",
+                                      details={"field": "path", "value": ds.path}) from None
             data["path"] = str(p.resolve())
+        if ds.type == "fsspec":  # a local member in any case or chain (FILE:///x, simplecache::file:///x)
+            from openaml.datastores import local_url_paths
+
+            for member in local_url_paths(ds.url or ""):
+                self._check_allowed_root(Path(member or ".").expanduser().absolute(), ds.url or "")
         return self._entity(self.ctx.store.put_datastore(ds.name, ds.type, data, ds.is_default))
 
     def _keep_secrets(self, name: str, creds: dict[str, Any]) -> dict[str, Any]:

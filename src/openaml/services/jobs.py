@@ -148,7 +148,14 @@ class JobService:
 
     # ------------------------------------------------------------------ logs and outputs
     def read_log(self, name: str, offset: int = 0, wait: float = 0.0, limit: int = 1 << 20) -> dict[str, Any]:
-        """Bytes of ``user_logs/std_log.txt`` from ``offset`` (long-polls up to ``wait`` seconds)."""
+        """Bytes of ``user_logs/std_log.txt`` from ``offset`` (long-polls up to ``wait`` seconds).
+
+        Raises:
+            NotFoundError: no such job. ValidationError: a negative ``offset`` (a byte offset, 0 or more).
+        """
+        if offset < 0:
+            raise ValidationError(f"field 'offset': {offset} is not a byte offset; give 0 or more (the 'offset' "
+                                  "of the previous answer)", details={"field": "offset", "value": offset})
         row = self.ctx.store.get_job(name)
         path = self.ctx.layout.job_dir(name) / "user_logs" / "std_log.txt"
         deadline = time.monotonic() + min(wait, 10.0)

@@ -35,7 +35,7 @@ from openaml.constants import TERMINAL_JOB_STATUSES, JobStatus
 from openaml.entities._base import validation_error_from_pydantic
 from openaml.entities._pipeline import PipelineJob
 from openaml.errors import NotFoundError, OpenAMLError
-from openaml.services._job_resolve import ResolveErrors, component_problems
+from openaml.services._job_resolve import ResolveErrors, component_problems, resolve_inputs, resolve_outputs
 from openaml.services._pipeline_graph import compile_pipeline
 from openaml.services.kinds import JobKind, JobPlan
 from openaml.store import utcnow
@@ -121,6 +121,7 @@ class PipelineKind(JobKind):
                     envs.resolve_for_job(env)
                 except OpenAMLError as exc:
                     errors.add(f"jobs.{node}.environment", exc.message)
+            self._check_paths(node, nd, errors)
             compute = nd["compute"] or default_compute
             try:
                 nd["compute"] = self.ctx.services["computes"].canonical_name(compute)
@@ -129,6 +130,21 @@ class PipelineKind(JobKind):
         errors.raise_if_any(source)
         plan["warnings"] = errors.warnings
         return job, data, plan
+
+    def _check_paths(self, node: str, nd: dict[str, Any], errors: ResolveErrors) -> None:
+        """A step's data inputs and outputs get the checks of a command job's (paths that leave their
+        datastore through ``..`` or a link, inputs that do not exist or are of the wrong kind, an output
+        path that is an existing file, an output version that exists), at submission."""
+        inputs = {k: {"type": src.get("type") or "uri_folder", "path": src["path"], "mode": src.get("mode")}
+                  for k, src in (nd.get("inputs") or {}).items()
+                  if src.get("kind") == "data" and src.get("path") and "${{" not in str(src["path"])}
+        outputs = {k: o for k, o in (nd.get("outputs") or {}).items()
+                   if o.get("path") and "${{" not in str(o["path"]).replace("${{name}}", "")}
+        found = ResolveErrors()
+        resolve_inputs(self.ctx, inputs, found)
+        resolve_outputs(self.ctx, f"{node}-check", outputs, found)
+        for field, message in found.items:
+            errors.add(f"jobs.{node}.{field}", message)
 
     def extend_view(self, row: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
         """``job show`` of a pipeline: every step with its live status, duration (s), whether it was
