@@ -54,6 +54,22 @@ def _server_site_dirs() -> list[Path]:
     return out
 
 
+def _precompile(python: Path, sites: list[Path], pycache: Path, env: dict[str, str]) -> None:
+    """Compile the shared environment's ``site-packages`` into ``pycache`` once (a ``.complete`` marker);
+    a failure only leaves imports to compile in memory (slower, never wrong)."""
+    pycache.mkdir(parents=True, exist_ok=True)
+    marker = pycache / ".complete"
+    if marker.is_file():
+        return
+    try:  # a file that does not compile (a package's Python 2 test data) fails only itself: done all the same
+        subprocess.run([str(python), "-m", "compileall", "-q", "-j", "0", *(str(d) for d in sites)],
+                       capture_output=True, text=True, env={**env, "PYTHONPYCACHEPREFIX": str(pycache)},
+                       timeout=900, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return
+    marker.touch()
+
+
 def job_layer(shared_bin: str | Path, dest: str | Path, uv: str, *, server: bool = False,
               pycache: str | Path | None = None) -> Path:
     """Create the job's layer at ``dest`` over the environment whose ``bin`` is ``shared_bin``.
@@ -64,9 +80,11 @@ def job_layer(shared_bin: str | Path, dest: str | Path, uv: str, *, server: bool
         uv: the uv binary.
         server: True when ``shared_bin`` is the server's own interpreter (the default environment):
             its site-packages come from this process's ``sysconfig``.
-        pycache: a writable folder shared by the environment's jobs for bytecode
-            (``sys.pycache_prefix``), for a shared environment mounted read-only in the job: Python
-            cannot write ``__pycache__`` there, and would otherwise compile every import in every job.
+        pycache: a folder of the environment's bytecode (``sys.pycache_prefix``), for a shared
+            environment mounted read-only in the job: Python cannot write ``__pycache__`` there, and
+            would otherwise compile every import in every job. This process (the runner or the server,
+            outside the job's namespace) fills it once (``compileall``); jobs and workers only read it
+            (``envs/`` is read-only to them, so none can plant bytecode the next job would run).
 
     Returns:
         ``dest/bin``: put it first on ``PATH`` and set ``VIRTUAL_ENV`` to ``dest``.
@@ -91,7 +109,7 @@ def job_layer(shared_bin: str | Path, dest: str | Path, uv: str, *, server: bool
         raise EnvironmentBuildError(f"the job's environment layer {dest} has no site-packages folder")
     lines = "".join(f"import site; site.addsitedir({str(d)!r})\n" for d in sites)
     if pycache is not None:
-        Path(pycache).mkdir(parents=True, exist_ok=True)
+        _precompile(python, sites, Path(pycache), env)
         lines = f"import sys; sys.pycache_prefix = sys.pycache_prefix or {str(pycache)!r}\n" + lines
     (own[0] / _PTH).write_text(lines, encoding="utf-8")
     bin_dir = dest / ("Scripts" if os.name == "nt" else "bin")

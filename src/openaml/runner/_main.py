@@ -302,7 +302,8 @@ class Runner:
             self.userlog(f"[openaml] warning: {NOT_HIDDEN_WARNING}")
             self.update(env_warnings=[*(self.state.get("env_warnings") or []), NOT_HIDDEN_WARNING])
             return
-        self.hide_lines = hide_script(workspace, job_dir, openaml_home(), self.spec.get("hidden_files"))
+        self.hide_lines = hide_script(workspace, job_dir, openaml_home(), self.spec.get("hidden_files"),
+                                      self.spec.get("read_only_dirs"))
 
     def wrap_command(self, command: str, env: dict[str, str]) -> list[str]:
         """``bash -c command``, inside a private mount namespace that holds the read-only inputs and hides

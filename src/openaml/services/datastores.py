@@ -95,6 +95,7 @@ class DatastoreService:
             if not p.is_absolute():
                 raise ValidationError(f"datastore path {ds.path!r} must be absolute", details={"field": "path"})
             self._check_allowed_root(p, ds.path)
+            self._check_no_secrets(p, ds.path)
             p.mkdir(parents=True, exist_ok=True)
             data["path"] = str(p.resolve())
         return self._entity(self.ctx.store.put_datastore(ds.name, ds.type, data, ds.is_default))
@@ -123,6 +124,54 @@ class DatastoreService:
                 f"datastore path {given!r} is outside the folders local datastores may use "
                 f"({', '.join(str(r) for r in roots)}); start the server with --datastore-root FOLDER "
                 "(or OPENAML_DATASTORE_ROOTS) to allow another one", details={"field": "path", "value": given})
+
+    def _check_no_secrets(self, p: Path, given: str) -> None:
+        """A local datastore's folder is read by jobs (``ro_mount`` binds it into the job's view before the
+        workspace's secrets are hidden, :mod:`openaml.environments._hide`), so it must hold none of them.
+
+        Raises:
+            ValidationError: ``p`` (links resolved) is the workspace folder, contains it, or lies inside it
+                anywhere but its ``datastores/`` folder; or it contains or is inside ``$OPENAML_HOME`` (saved client
+                tokens, the user's other workspaces) or one of the server's secret files
+                (``--token-file``, TLS key, databases), naming the path and the fix.
+        """
+        from openaml._settings import openaml_home
+        from openaml.environments._hide import server_secret_files
+
+        real = p.resolve()
+        ws = self.ctx.layout.root.resolve()
+        allowed = ws / "datastores"
+        if real == ws or ws in real.parents:
+            if real == allowed or allowed in real.parents:
+                return
+            raise ValidationError(
+                f"datastore path {given!r} is inside the workspace folder {ws}, whose files (server.token, "
+                f"secret.key, the databases, other jobs) every job could then read; use a folder under {allowed} "
+                "or outside the workspace", details={"field": "path", "value": given})
+        hidden = [("the workspace folder", ws), ("$OPENAML_HOME", openaml_home().expanduser().resolve())]
+        hidden += [("the server's secret file", Path(f)) for f in server_secret_files(self.ctx.settings)]
+        for what, secret in hidden:
+            if real == secret or real in secret.parents or secret in real.parents:
+                raise ValidationError(
+                    f"datastore path {given!r} contains or is inside {what} {secret}, which every job could then read "
+                    "through the datastore; register a folder that holds only data (not a parent of the "
+                    "workspace, of $OPENAML_HOME or of the server's token, key and database files, nor inside them)",
+                    details={"field": "path", "value": given})
+
+    def local_roots(self) -> list[str]:
+        """The resolved folders of the workspace's local datastores (the default one included), as
+        absolute paths: what a job or a deployment worker sees read-only
+        (:func:`openaml.environments._hide.hide_lines`). Datastores whose folder cannot be resolved are
+        skipped."""
+        out: list[str] = []
+        for d in self.ctx.store.list_datastores():
+            if d.get("type") != "local":
+                continue
+            try:
+                out.append(str(Path(self._definition(d)["path"]).resolve()))
+            except (OSError, KeyError, ValueError):
+                continue
+        return sorted(set(out))
 
     def port(self, name: str) -> DatastorePort:
         """The datastore's port (its files), from its stored definition.
