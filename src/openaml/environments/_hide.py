@@ -10,16 +10,21 @@ rather than a deny list, so that a file the server creates later (a new ``-wal``
 
 * the workspace folder becomes an empty read-only ``tmpfs`` holding copies of ``workspace.json`` and
   ``server.json`` (neither holds a secret);
-* into it are bound back, read-write, only what a job uses: its own job folder (working directory,
-  virtualenv layer, staged inputs and outputs), ``envs/`` (the shared environments, which the runner
-  also mounts read-only) and ``datastores/`` (the data its inputs and outputs resolve to);
+* into it are bound back only what a job uses: its own job folder (working directory, virtualenv
+  layer, staged inputs and outputs), the only writable one; ``envs/`` (the shared environments and
+  their bytecode) and ``datastores/`` (the data its inputs resolve to), both read-only, so that no job
+  plants a ``.pth`` or ``.pyc`` that the next job would run, nor changes registered data (the runner,
+  outside the namespace, places outputs after the command);
+* every folder of the workspace's local datastores (``read_only``, wherever it lies) is read-only;
 * every *other* workspace of the user (those in ``$OPENAML_HOME/workspaces.json`` and the folders of
   ``$OPENAML_HOME/workspaces/``) becomes an empty read-only ``tmpfs``;
 * ``$OPENAML_HOME/credentials.json`` and the server's secret files outside the workspace
   (:func:`server_secret_files`: the ``--token-file``, the TLS key, SQLite databases configured
   elsewhere) are covered by an empty, mode-000, read-only file.
 
-Code snapshots need not be visible (the runner copies the job's code into its working directory).
+Code snapshots need not be visible to a job (the runner copies the job's code into its working
+directory): ``code/`` is hidden. A deployment worker sees its code snapshot and model read-only
+(``keep`` without ``writable``), its own folder writable but for the laid-out model in it.
 The folders are bound back through file descriptors opened before the ``tmpfs`` covers them
 (``mount --bind /proc/self/fd/N``), since their paths then lead into the ``tmpfs``.
 
