@@ -151,10 +151,6 @@ def hide_lines(workspace: Path, keep: list[Path], home: Path, files: list[str] |
     ws = q(str(workspace))
     lines: list[str] = []
     rw = {p for p in writable or []}
-    for folder in dict.fromkeys(read_only or []):
-        if not _within(folder, workspace) and not _within(workspace, folder):
-            f = q(str(folder))
-            lines.append(f"if [ -d {f} ]; then mount --rbind {f} {f}; mount -o remount,bind,ro {f}; fi")
     for other in other_workspaces(workspace, home):
         lines.append(f"mount -t tmpfs -o ro,mode=0500,size=4k openaml-hidden {q(str(other))}")
     keep = [p for p in dict.fromkeys(keep) if _within(p, workspace) and p != workspace and p.exists()]
@@ -180,6 +176,12 @@ def hide_lines(workspace: Path, keep: list[Path], home: Path, files: list[str] |
         if not _within(f, workspace):
             c = q(str(f))
             lines.append(f"if [ -f {c} ]; then mount --bind {mask} {c}; mount -o remount,bind,ro {c}; fi")
+    # after the hiding: a recursive bind carries the covers made above (and a socket folder bound back
+    # read-write stays so), only its top mount becomes read-only
+    for folder in dict.fromkeys(read_only or []):
+        if not _within(folder, workspace) and not _within(workspace, folder):
+            f = q(str(folder))
+            lines.append(f"if [ -d {f} ]; then mount --rbind {f} {f}; mount -o remount,bind,ro {f}; fi")
     lines.append('cd -- "$PWD"')  # the working directory through the new mounts
     return lines
 
