@@ -195,3 +195,30 @@ def test_local_datastore_holding_the_workspace_is_refused(tmp_path: Path) -> Non
             assert repr(str(path)) in r.json()["error"]["message"]
     finally:
         srv.stop()
+
+
+def test_local_datastore_registered_on_the_workspace_before_the_rule_is_not_opened(tmp_path: Path) -> None:
+    """A datastore row made before the rule (here written straight into the store) is not opened: a job
+    reading it is refused at submission, naming the path, instead of mounting server.token for the job."""
+    from openaml._settings import Settings
+    from openaml.errors import OpenAMLError
+    from openaml.store import MetadataStore
+
+    ws = tmp_path / "ws"
+    srv = launch(ws, env={"OPENAML_HOME": str(tmp_path / "home")})
+    try:
+        store = MetadataStore(Settings(workspace=ws).metadata_url).start()
+        try:
+            store.put_datastore("legacy", "local", {"path": str(ws.resolve())}, False)
+        finally:
+            store.close()
+        client = MLClient(workspace=srv.url)
+        with pytest.raises(OpenAMLError) as info:
+            client.jobs.create_or_update(command(
+                command="cat ${{inputs.d}}/server.json", experiment_name="legacy",
+                inputs={"d": Input(type="uri_folder", path="azureml://datastores/legacy/paths/", mode="ro_mount")}))
+        assert repr(str(ws.resolve())) in str(info.value) and "secret.key" in str(info.value), str(info.value)
+        assert client.jobs.list() == [] or all(j.experiment_name != "legacy" for j in client.jobs.list())
+        client.close()
+    finally:
+        srv.stop()

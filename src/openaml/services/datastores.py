@@ -187,9 +187,14 @@ class DatastoreService:
         needs to open it; local paths absolute).
 
         Raises:
-            NotFoundError: unknown datastore.
+            NotFoundError: unknown datastore. ValidationError: a local datastore registered before the
+                rule of :meth:`_check_no_secrets` on a folder holding the workspace's secrets (it is
+                not opened: every job and reader would see them); re-register it elsewhere.
         """
-        return self._definition(self.ctx.store.get_datastore(name))
+        d = self._definition(self.ctx.store.get_datastore(name))
+        if d["type"] == "local" and d["name"] != DEFAULT_DATASTORE:
+            self._check_no_secrets(Path(d["path"]), d["path"])
+        return d
 
     def _definition(self, d: dict[str, Any]) -> dict[str, Any]:
         keep = {k: v for k, v in d.items() if k not in ("credentials", "is_default", "id", "created_at",
@@ -255,7 +260,10 @@ class DatastoreService:
         for d in self.ctx.store.list_datastores():
             if d["type"] != "local":
                 continue
-            root = self.local_root(d["name"]).resolve()
+            try:
+                root = self.local_root(d["name"]).resolve()
+            except ValidationError:  # one on the workspace's secrets (registered before the rule): not used
+                continue
             if local == root or root in local.parents:
                 return f"azureml://datastores/{d['name']}/paths/{local.relative_to(root).as_posix()}"
         return None
