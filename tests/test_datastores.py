@@ -351,3 +351,23 @@ def test_download_mode_input_shows_what_ro_mount_shows(ml_client, tmp_path):
         assert final.status == "Completed", (mode, ml_client.jobs.get_raw(name)["log_tail"])
         outs[mode] = ml_client.jobs.get_raw(name)["log_tail"][-1]  # the command's line (after any env build)
     assert outs["download"] == outs["ro_mount"] == "41alias.txt empty n.txt ", outs
+
+
+def test_local_datastore_on_the_workspace_secrets_is_refused(ml_client, server):
+    """The workspace folder (or its jobs/, code/, ...) as a local datastore would hand server.token and
+    secret.key to every job reading it: refused with the path and the fix; its datastores/ is fine."""
+    import uuid
+
+    from openaml.entities import Datastore
+
+    root = server.path.resolve()
+    for path in (root, root / "jobs"):
+        name = f"ws_{uuid.uuid4().hex[:6]}"
+        with pytest.raises(ValidationError) as info:
+            ml_client.datastores.create_or_update(Datastore(name=name, type="local", path=str(path)))
+        msg = str(info.value)
+        assert repr(str(path)) in msg and str(root / "datastores") in msg and "secret.key" in msg, msg
+    ok = root / "datastores" / f"mine_{uuid.uuid4().hex[:6]}"
+    name = f"ok_{uuid.uuid4().hex[:6]}"
+    got = ml_client.datastores.create_or_update(Datastore(name=name, type="local", path=str(ok)))
+    assert ok.is_dir() and ml_client.datastores.get(name).name == name and got.name == name

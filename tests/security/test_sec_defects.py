@@ -67,8 +67,8 @@ def test_local_datastore_outside_allowed_roots_is_refused(serve_with, tmp_path: 
     r = httpx.post(f"{srv.url}/api/v1/models/sec-passwd/versions",
                    json={"name": "sec-passwd", "path": "azureml://datastores/sec_etc/paths/passwd"})
     assert r.status_code in (400, 404)
-    # inside the workspace folder: accepted
-    inside = srv.path / "extra-store"
+    # inside the workspace's datastores/ folder: accepted (elsewhere in the workspace: refused, its secrets)
+    inside = srv.path / "datastores" / "extra-store"
     r = httpx.put(f"{srv.url}/api/v1/datastores/sec_in", json={"name": "sec_in", "type": "local", "path": str(inside)})
     assert r.status_code == 200, r.text
     # a link inside an allowed root pointing out of it is judged by where it leads

@@ -10,16 +10,21 @@ rather than a deny list, so that a file the server creates later (a new ``-wal``
 
 * the workspace folder becomes an empty read-only ``tmpfs`` holding copies of ``workspace.json`` and
   ``server.json`` (neither holds a secret);
-* into it are bound back, read-write, only what a job uses: its own job folder (working directory,
-  virtualenv layer, staged inputs and outputs), ``envs/`` (the shared environments, which the runner
-  also mounts read-only) and ``datastores/`` (the data its inputs and outputs resolve to);
+* into it are bound back only what a job uses: its own job folder (working directory, virtualenv
+  layer, staged inputs and outputs), the only writable one; ``envs/`` (the shared environments and
+  their bytecode) and ``datastores/`` (the data its inputs resolve to), both read-only, so that no job
+  plants a ``.pth`` or ``.pyc`` that the next job would run, nor changes registered data (the runner,
+  outside the namespace, places outputs after the command);
+* every folder of the workspace's local datastores (``read_only``, wherever it lies) is read-only;
 * every *other* workspace of the user (those in ``$OPENAML_HOME/workspaces.json`` and the folders of
   ``$OPENAML_HOME/workspaces/``) becomes an empty read-only ``tmpfs``;
 * ``$OPENAML_HOME/credentials.json`` and the server's secret files outside the workspace
   (:func:`server_secret_files`: the ``--token-file``, the TLS key, SQLite databases configured
   elsewhere) are covered by an empty, mode-000, read-only file.
 
-Code snapshots need not be visible (the runner copies the job's code into its working directory).
+Code snapshots need not be visible to a job (the runner copies the job's code into its working
+directory): ``code/`` is hidden. A deployment worker sees its code snapshot and model read-only
+(``keep`` without ``writable``), its own folder writable but for the laid-out model in it.
 The folders are bound back through file descriptors opened before the ``tmpfs`` covers them
 (``mount --bind /proc/self/fd/N``), since their paths then lead into the ``tmpfs``.
 
@@ -106,13 +111,17 @@ def server_secret_files(settings: Settings) -> list[str]:
     return [str(Path(p).expanduser().resolve()) for p in files]
 
 
-def hide_script(workspace: Path, job_dir: Path, home: Path, files: list[str] | None = None) -> list[str]:
+def hide_script(workspace: Path, job_dir: Path, home: Path, files: list[str] | None = None,
+                read_only: list[str] | None = None) -> list[str]:
     """Shell lines (for ``bash`` run by root in a fresh mount namespace, ``set -e``) that hide what a job
     must not see (module docstring). ``workspace``, ``job_dir`` (inside ``workspace/jobs``) and ``home``
     (``$OPENAML_HOME``) are absolute, resolved paths; ``files`` are more files to cover with an empty
-    one (:func:`server_secret_files`; those in the workspace are hidden with it)."""
+    one (:func:`server_secret_files`; those in the workspace are hidden with it); ``read_only``: the
+    folders of the workspace's local datastores (made read-only where the job sees them). Of the
+    workspace, only ``job_dir`` stays writable: ``envs/`` and ``datastores/`` come back read-only."""
     keep = [job_dir] + [workspace / d for d in VISIBLE_DIRS if (workspace / d).is_dir()]
-    return hide_lines(workspace, keep, home, files)
+    return hide_lines(workspace, keep, home, files, writable=[job_dir],
+                      read_only=[Path(p) for p in read_only or []])
 
 
 def worker_sockets_root() -> Path:
@@ -125,25 +134,40 @@ def worker_sockets_root() -> Path:
 
 
 def hide_lines(workspace: Path, keep: list[Path], home: Path, files: list[str] | None = None,
-               sockets: Path | None = None) -> list[str]:
+               sockets: Path | None = None, *, writable: list[Path] | None = None,
+               read_only: list[Path] | None = None) -> list[str]:
     """Shell lines (for ``bash`` run by root in a fresh mount namespace, ``set -e``) that leave of the
-    workspace folder only ``keep`` (absolute, resolved folders or files inside it, bound back
-    read-write; the module docstring says what else is hidden): a job's (:func:`hide_script`) or a
-    deployment worker's view. ``sockets``: the worker's own socket folder under
-    :func:`worker_sockets_root`, the only one of that root left visible (the other workers' sockets,
-    which answer without a key, are hidden from jobs and other deployments alike)."""
+    workspace folder only ``keep`` (absolute, resolved folders or files inside it; the module docstring
+    says what else is hidden): a job's (:func:`hide_script`) or a deployment worker's view. Only the
+    ``keep`` paths listed in ``writable`` are bound back read-write; the others are read-only, even
+    when they lie inside a writable one (a deployment's laid-out model inside its folder).
+    ``read_only``: more absolute folders made read-only in place where they exist (local datastores'
+    folders; those inside the workspace are read-only when kept, hidden otherwise; one that is the
+    workspace or holds it is left to the hiding, which covers the workspace anyway). ``sockets``: the
+    worker's own socket folder under :func:`worker_sockets_root`, the only one of that root left
+    visible (the other workers' sockets, which answer without a key, are hidden from jobs and other
+    deployments alike)."""
     q = shlex.quote
     ws = q(str(workspace))
     lines: list[str] = []
+    rw = {p for p in writable or []}
     for other in other_workspaces(workspace, home):
         lines.append(f"mount -t tmpfs -o ro,mode=0500,size=4k openaml-hidden {q(str(other))}")
     keep = [p for p in dict.fromkeys(keep) if _within(p, workspace) and p != workspace and p.exists()]
-    keep = [p for p in keep if not any(o != p and _within(p, o) for o in keep)]  # a folder brings its content
+    nested = [p for p in keep if any(o != p and _within(p, o) for o in keep)]
+    keep = [p for p in keep if p not in nested]  # a folder brings its content
     root = worker_sockets_root().resolve()
     if root.is_dir() and not _within(workspace, root):
         own = [sockets] if sockets is not None and sockets.parent == root and sockets.is_dir() else []
         lines += _cover(root, own, mode="0700", size="4k", read_only=True)
     lines += _cover(workspace, keep, mode="0700", size="1m", copies=VISIBLE_FILES)
+    for p in keep:  # the kept folders are mount points of their own: read-only unless writable
+        if p not in rw:
+            lines.append(f"mount -o remount,bind,ro {q(str(p))}")
+    inner = [p for p in [*nested, *(read_only or [])] if p not in rw and p.exists()
+             and any(_within(p, o) for o in keep if o in rw)]  # read-only inside a writable folder
+    for p in dict.fromkeys(inner):
+        lines.append(f"mount --rbind {q(str(p))} {q(str(p))}; mount -o remount,bind,ro {q(str(p))}")
     mask = q(str(workspace / ".hidden"))
     lines.append(f": > {mask}; chmod 000 {mask}")
     lines.append(f"mount -o remount,ro {ws}")
@@ -152,6 +176,12 @@ def hide_lines(workspace: Path, keep: list[Path], home: Path, files: list[str] |
         if not _within(f, workspace):
             c = q(str(f))
             lines.append(f"if [ -f {c} ]; then mount --bind {mask} {c}; mount -o remount,bind,ro {c}; fi")
+    # after the hiding: a recursive bind carries the covers made above (and a socket folder bound back
+    # read-write stays so), only its top mount becomes read-only
+    for folder in dict.fromkeys(read_only or []):
+        if not _within(folder, workspace) and not _within(workspace, folder):
+            f = q(str(folder))
+            lines.append(f"if [ -d {f} ]; then mount --rbind {f} {f}; mount -o remount,bind,ro {f}; fi")
     lines.append('cd -- "$PWD"')  # the working directory through the new mounts
     return lines
 

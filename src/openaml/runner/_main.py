@@ -307,7 +307,8 @@ class Runner:
             self.userlog(f"[openaml] warning: {NOT_HIDDEN_WARNING}")
             self.update(env_warnings=[*(self.state.get("env_warnings") or []), NOT_HIDDEN_WARNING])
             return
-        self.hide_lines = hide_script(workspace, job_dir, openaml_home(), self.spec.get("hidden_files"))
+        self.hide_lines = hide_script(workspace, job_dir, openaml_home(), self.spec.get("hidden_files"),
+                                      self.spec.get("read_only_dirs"))
 
     def protect_runner_token(self) -> None:
         """Keep the runner's token (it alone may report the job's state, logs and outputs) from the

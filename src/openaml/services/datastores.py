@@ -95,6 +95,7 @@ class DatastoreService:
             if not p.is_absolute():
                 raise ValidationError(f"datastore path {ds.path!r} must be absolute", details={"field": "path"})
             self._check_allowed_root(p, ds.path)
+            self._check_no_secrets(p, ds.path)
             if p.exists() and not p.is_dir():
                 raise ValidationError(f"field 'path': {ds.path!r} is a file; a local datastore needs a folder "
                                       "(give the folder that holds it)", details={"field": "path", "value": ds.path})
@@ -136,6 +137,54 @@ class DatastoreService:
                 f"({', '.join(str(r) for r in roots)}); start the server with --datastore-root FOLDER "
                 "(or OPENAML_DATASTORE_ROOTS) to allow another one", details={"field": "path", "value": given})
 
+    def _check_no_secrets(self, p: Path, given: str) -> None:
+        """A local datastore's folder is read by jobs (``ro_mount`` binds it into the job's view before the
+        workspace's secrets are hidden, :mod:`openaml.environments._hide`), so it must hold none of them.
+
+        Raises:
+            ValidationError: ``p`` (links resolved) is the workspace folder, contains it, or lies inside it
+                anywhere but its ``datastores/`` folder; or it contains or is inside ``$OPENAML_HOME`` (saved client
+                tokens, the user's other workspaces) or one of the server's secret files
+                (``--token-file``, TLS key, databases), naming the path and the fix.
+        """
+        from openaml._settings import openaml_home
+        from openaml.environments._hide import server_secret_files
+
+        real = p.resolve()
+        ws = self.ctx.layout.root.resolve()
+        allowed = ws / "datastores"
+        if real == ws or ws in real.parents:
+            if real == allowed or allowed in real.parents:
+                return
+            raise ValidationError(
+                f"datastore path {given!r} is inside the workspace folder {ws}, whose files (server.token, "
+                f"secret.key, the databases, other jobs) every job could then read; use a folder under {allowed} "
+                "or outside the workspace", details={"field": "path", "value": given})
+        hidden = [("the workspace folder", ws), ("$OPENAML_HOME", openaml_home().expanduser().resolve())]
+        hidden += [("the server's secret file", Path(f)) for f in server_secret_files(self.ctx.settings)]
+        for what, secret in hidden:
+            if real == secret or real in secret.parents or secret in real.parents:
+                raise ValidationError(
+                    f"datastore path {given!r} contains or is inside {what} {secret}, which every job could then read "
+                    "through the datastore; register a folder that holds only data (not a parent of the "
+                    "workspace, of $OPENAML_HOME or of the server's token, key and database files, nor inside them)",
+                    details={"field": "path", "value": given})
+
+    def local_roots(self) -> list[str]:
+        """The resolved folders of the workspace's local datastores (the default one included), as
+        absolute paths: what a job or a deployment worker sees read-only
+        (:func:`openaml.environments._hide.hide_lines`). Datastores whose folder cannot be resolved are
+        skipped."""
+        out: list[str] = []
+        for d in self.ctx.store.list_datastores():
+            if d.get("type") != "local":
+                continue
+            try:
+                out.append(str(Path(self._definition(d)["path"]).resolve()))
+            except (OSError, KeyError, ValueError):
+                continue
+        return sorted(set(out))
+
     def port(self, name: str) -> DatastorePort:
         """The datastore's port (its files), from its stored definition.
 
@@ -150,9 +199,14 @@ class DatastoreService:
         needs to open it; local paths absolute).
 
         Raises:
-            NotFoundError: unknown datastore.
+            NotFoundError: unknown datastore. ValidationError: a local datastore registered before the
+                rule of :meth:`_check_no_secrets` on a folder holding the workspace's secrets (it is
+                not opened: every job and reader would see them); re-register it elsewhere.
         """
-        return self._definition(self.ctx.store.get_datastore(name))
+        d = self._definition(self.ctx.store.get_datastore(name))
+        if d["type"] == "local" and d["name"] != DEFAULT_DATASTORE:
+            self._check_no_secrets(Path(d["path"]), d["path"])
+        return d
 
     def _definition(self, d: dict[str, Any]) -> dict[str, Any]:
         keep = {k: v for k, v in d.items() if k not in ("credentials", "is_default", "id", "created_at",
@@ -218,7 +272,10 @@ class DatastoreService:
         for d in self.ctx.store.list_datastores():
             if d["type"] != "local":
                 continue
-            root = self.local_root(d["name"]).resolve()
+            try:
+                root = self.local_root(d["name"]).resolve()
+            except ValidationError:  # one on the workspace's secrets (registered before the rule): not used
+                continue
             if local == root or root in local.parents:
                 return f"azureml://datastores/{d['name']}/paths/{local.relative_to(root).as_posix()}"
         return None

@@ -466,7 +466,9 @@ class EndpointService:
         """The lines that hide the workspace's secrets from the deployment's workers, as from a job's
         (:func:`openaml.environments._hide.hide_lines`): of the workspace folder they see only the deployment's
         own folder (environment layer, laid-out model, run files), ``envs/``, and its model and code
-        folders where those are in the workspace. Where mount namespaces are unavailable: none, and the
+        folders where those are in the workspace. Only the deployment's folder is writable: ``envs/``, the
+        code snapshot, the model (and its laid-out hard links) and every local datastore's folder are
+        read-only. Where mount namespaces are unavailable: none, and the
         deployment log says so."""
         from openaml._settings import openaml_home
         from openaml.environments import read_only_mounts_available
@@ -482,11 +484,14 @@ class EndpointService:
             self._log(endpoint_name, name, f"warning: {NOT_HIDDEN_DEPLOYMENT}")
             return []
         workspace = self.ctx.layout.root.resolve()
-        keep = [folder.resolve(), self.ctx.layout.envs.resolve()]
+        own = folder.resolve()
+        keep = [own, self.ctx.layout.envs.resolve(), own / "azureml-models"]  # the laid-out model: read-only
         keep += [Path(r[k]).resolve() for k in ("model_path", "code_dir") if r.get(k) is not None]
         sockets = Path(_socket_dir(folder / "run")).resolve()
+        roots = [Path(p) for p in self.ctx.services["datastores"].local_roots()]
         return hide_lines(workspace, keep, openaml_home().resolve(), server_secret_files(self.ctx.settings),
-                          sockets=sockets if sockets.parent == worker_sockets_root().resolve() else None)
+                          sockets=sockets if sockets.parent == worker_sockets_root().resolve() else None,
+                          writable=[own], read_only=roots)
 
     def _worker_python(self, endpoint_name: str, name: str, env_spec: dict[str, Any] | None, folder: Path,
                        log: Path) -> tuple[str, list[tuple[str, str]]]:

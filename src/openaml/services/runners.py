@@ -117,6 +117,7 @@ class RunnerService:
             "artifact_dir": str(self.ctx.tracking.artifact_dir(rt["artifact_uri"])),
             "envs_dir": str(self.ctx.layout.envs),
             "hidden_files": server_secret_files(self.ctx.settings),  # beside the workspace's own
+            "read_only_dirs": self.ctx.services["datastores"].local_roots(),  # local datastores' folders
             # a runner that finds this folder with this id sees the server's disk (the paths above)
             "workspace": {"root": str(self.ctx.layout.root), "id": self._workspace_id()},
             "heartbeat_seconds": self.heartbeat_seconds(),

@@ -4,7 +4,8 @@ One process per instance (``instance_count``), each in its own process group, ru
 :data:`openaml.serving.WORKER_SCRIPT` with the deployment's interpreter and listening on its own
 unix socket (0600, in a 0700 folder): the router is the only way in. Where the deployment gives
 ``hide`` lines (:func:`openaml.environments._hide.hide_lines`, as jobs get), each worker runs in a mount
-and PID namespace of its own where the workspace's secrets do not exist; it learns that the server
+and PID namespace of its own where the workspace's secrets do not exist and only the deployment's own
+folder is writable (its code snapshot, model, ``envs/`` and datastores are read-only); it learns that the server
 is gone from a pipe (``parent_fd``), since the server is not its parent there. The router reads
 :meth:`Supervisor.targets` (a snapshot list of socket paths, replaced atomically) to reach ready
 instances, and :meth:`Supervisor.exit_reason` to say why a request's worker went away.
