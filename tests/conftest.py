@@ -64,6 +64,27 @@ def start_server(workspace: Path, *, name: str = "test", env: dict[str, str] | N
     raise RuntimeError("server did not start in 90 s")
 
 
+@pytest.fixture(autouse=True)
+def _mlflow_process_state(request: pytest.FixtureRequest) -> Iterator[None]:
+    """MLflow keeps its tracking and registry URIs in process globals and in the environment
+    (``MLFLOW_TRACKING_URI``, ``MLFLOW_REGISTRY_URI``, ``_MLFLOW_SERVER_*``: a store configured in this
+    process sets them); restore both after each test so that no test's MLflow client reaches
+    another test's store. The contract suites restore per module (tests/contracts/conftest.py)."""
+    if "contracts" in request.node.path.parts:
+        yield
+        return
+    import mlflow.tracking._model_registry.utils as registry_utils
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+
+    env = {k: v for k, v in os.environ.items() if "MLFLOW" in k}
+    uris = (tracking_utils._tracking_uri, registry_utils._registry_uri)
+    yield
+    for k in [k for k in os.environ if "MLFLOW" in k and k not in env]:
+        del os.environ[k]
+    os.environ.update(env)
+    tracking_utils._tracking_uri, registry_utils._registry_uri = uris
+
+
 @pytest.fixture(scope="session", autouse=True)
 def openaml_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A throwaway OPENAML_HOME for the whole session (autouse: no test registers workspaces in the real one)."""
