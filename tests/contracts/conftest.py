@@ -188,8 +188,14 @@ def _restore_environment() -> Iterator[None]:
     """A port started in this process (``Tracking.start``) configures MLflow's server through the
     process environment (``MLFLOW_TRACKING_URI``, ``MLFLOW_REGISTRY_URI``, ``_MLFLOW_SERVER_*``), as
     ``mlflow server`` does; restore it after each module so that later tests' ``MlflowClient``
-    (whose registry URI defaults to ``$MLFLOW_REGISTRY_URI``) do not reach that module's database."""
+    (whose registry URI defaults to MLflow's global one, which ``initialize_backend_stores`` sets)
+    do not reach that module's database."""
+    import mlflow.tracking._model_registry.utils as registry_utils
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+
     saved = dict(os.environ)
+    uris = (tracking_utils._tracking_uri, registry_utils._registry_uri)  # initialize_backend_stores sets both
     yield
     os.environ.clear()
     os.environ.update(saved)
+    tracking_utils._tracking_uri, registry_utils._registry_uri = uris
