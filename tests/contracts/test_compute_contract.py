@@ -140,13 +140,13 @@ def _pgid(pid: int) -> int:
         return -1
 
 
-@pytest.mark.parametrize("shared", [True, False], ids=["job-folder", "own-folder"])
+@pytest.mark.parametrize("in_job_folder", [True, False], ids=["job-folder", "own-folder"])
 def test_submit_runs_to_completion_with_the_exit_code(harness: Harness, backend: ComputeBackend, started: list,
-                                                      shared: bool) -> None:
+                                                      in_job_folder: bool) -> None:
     """The runner reads its spec and reports over HTTP only: in a folder of its own (outside the
     workspace, as on another machine) it works the same."""
     row = harness.queue("echo hello from the job; echo to stderr >&2")
-    work_dir = str(harness.ctx.layout.job_dir(row["name"])) if shared else None
+    work_dir = str(harness.ctx.layout.job_dir(row["name"])) if in_job_folder else None
     handle = backend.submit(harness.spec(row, work_dir=work_dir))
     started.append((backend, handle))
     assert JobHandle.from_record(handle.to_record()) == handle

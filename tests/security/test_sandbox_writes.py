@@ -222,3 +222,37 @@ def test_local_datastore_registered_on_the_workspace_before_the_rule_is_not_open
         client.close()
     finally:
         srv.stop()
+
+
+def test_no_bytecode_compile_outlives_the_server(tmp_path: Path) -> None:
+    """Regression: the background ``compileall`` that fills an environment's shared bytecode cache
+    was left running after its server stopped (the acceptance check's ``rm -rf`` of the workspace
+    then raced it); stopping the server stops it and drops its ``.compiling`` marker."""
+    import time
+
+    import psutil
+
+    from tests.conftest import start_server
+
+    ws = tmp_path / "ws"
+    server = start_server(ws, name="precompile")
+    try:
+        with MLClient(workspace=server.url) as client:
+            job = client.jobs.create_or_update(command(command="echo hi", environment="AzureML-sklearn-1.5@latest"))
+            assert client.jobs.wait(job.name, timeout=300).status == "Completed"
+    finally:
+        server.stop()
+
+    def compiles() -> list[int]:
+        out = []
+        for p in psutil.process_iter(["cmdline"]):
+            cmd = " ".join(p.info["cmdline"] or [])
+            if "compileall" in cmd and str(ws) in cmd:
+                out.append(p.pid)
+        return out
+
+    deadline = time.time() + 30
+    while compiles() and time.time() < deadline:
+        time.sleep(0.5)
+    assert compiles() == []
+    assert list(ws.glob("envs/.*.pycache/.compiling")) == []

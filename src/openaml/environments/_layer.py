@@ -71,14 +71,35 @@ def _precompile(python: Path, sites: list[Path], pycache: Path, env: dict[str, s
             return
     except OSError:
         pass
-    busy.touch()
     q = shlex.quote
     line = (f"{q(str(python))} -m compileall -q -j 0 {' '.join(q(str(d)) for d in sites)} >/dev/null 2>&1; "
             f"touch {q(str(marker))}; rm -f {q(str(busy))}")
-    try:  # a session of its own, left to finish after this process (bounded: one pass over the files)
-        subprocess.run(["sh", "-c", f"({line}) </dev/null >/dev/null 2>&1 &"], env={**env, "PYTHONPYCACHEPREFIX": str(pycache)},
-                       start_new_session=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+    try:  # a session of its own, left to finish after this process (bounded: one pass over the files);
+        # its pid is in the ``.compiling`` marker, so that the server stops it when it stops
+        proc = subprocess.Popen(["sh", "-c", line], env={**env, "PYTHONPYCACHEPREFIX": str(pycache)},
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    except OSError:
+        return
+    busy.write_text(str(proc.pid), encoding="utf-8")
+
+
+def stop_precompiles(envs: Path) -> None:
+    """Stop the bytecode compiles still running for the environments under ``envs`` (their session,
+    found through the pid in each ``.compiling`` marker, checked to be that compile) and drop their
+    markers, so that nothing started for a workspace outlives its server; the next job starts the
+    compile again."""
+    import signal
+
+    import psutil
+
+    for busy in Path(envs).glob(".*.pycache/.compiling"):
+        try:
+            pid = int(busy.read_text(encoding="utf-8").strip() or 0)
+            if pid and "compileall" in " ".join(psutil.Process(pid).cmdline()):
+                os.killpg(pid, signal.SIGTERM)
+        except (OSError, ValueError, psutil.Error):
+            pass
         busy.unlink(missing_ok=True)
 
 

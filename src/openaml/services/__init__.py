@@ -48,5 +48,8 @@ def start_services(ctx: WorkspaceContext) -> None:
 
 
 def stop_services(ctx: WorkspaceContext) -> None:
+    from openaml.environments._layer import stop_precompiles
+
     ctx.services["endpoints"].stop()
     ctx.services["jobs"].stop()
+    stop_precompiles(ctx.layout.envs)
