@@ -159,7 +159,7 @@ def test_submit_runs_to_completion_with_the_exit_code(harness: Harness, backend:
     job_dir = harness.ctx.layout.job_dir(row["name"])
     # on the server's machine the runner sees its disk: the paths of its spec, no file over HTTP
     assert "not visible here" not in (job_dir / "system_logs" / "runner.log").read_text()
-    if not shared:  # nothing of the runner's work is in the workspace: only what the server wrote
+    if not in_job_folder:  # nothing of the runner's work is in the workspace: only what the server wrote
         assert not (job_dir / "wd").exists()
         assert harness.ctx.layout.root not in Path(handle.data().get("dir", "/nowhere")).parents
 
