@@ -86,6 +86,24 @@ def _mlflow_process_state(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _no_runner_outlives_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A runner whose server is gone keeps retrying its end report (up to an hour, so that a job that
+    ends while its server restarts is still recorded); the tests' servers are gone for good when the
+    session ends, so their runners (work folders under this session's temporary folder) are stopped."""
+    yield
+    import psutil
+
+    base = str(tmp_path_factory.getbasetemp())
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = p.info["cmdline"] or []
+        if "openaml.runner" in cmd and any(a.startswith(base) for a in cmd):
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+
+
+@pytest.fixture(scope="session", autouse=True)
 def openaml_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A throwaway OPENAML_HOME for the whole session (autouse: no test registers workspaces in the real one)."""
     home = tmp_path_factory.mktemp("openaml-home")
