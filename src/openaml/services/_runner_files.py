@@ -20,6 +20,7 @@ import anyio
 from openaml.datastores import DatastorePort, LocalDatastore, safe_extract_tar, tar_stream
 from openaml.errors import ConflictError, NotFoundError, UnsupportedError, ValidationError
 from openaml.services._context import WorkspaceContext
+from openaml.services.uploads import spool_stream
 
 __all__ = ["code_tar", "input_tar", "receive_output"]
 
@@ -100,17 +101,7 @@ async def receive_output(ctx: WorkspaceContext, row: dict[str, Any], name: str,
     stage.mkdir(parents=True)
     tar_path = stage.with_suffix(".tar")
     try:
-        with open(tar_path, "wb") as fh:
-            pending: list[bytes] = []
-            size = 0
-            async for chunk in stream:  # batched writes off the event loop, as uploads do
-                pending.append(chunk)
-                size += len(chunk)
-                if size >= 4 << 20:
-                    await anyio.to_thread.run_sync(fh.writelines, pending)
-                    pending, size = [], 0
-            if pending:
-                await anyio.to_thread.run_sync(fh.writelines, pending)
+        await spool_stream(stream, tar_path)
         return await anyio.to_thread.run_sync(_place, ctx, row, name, out, tar_path, stage)
     finally:
         tar_path.unlink(missing_ok=True)

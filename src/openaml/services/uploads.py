@@ -41,6 +41,21 @@ def hash_tree(root: Path) -> str:
     return h.hexdigest()
 
 
+
+async def spool_stream(stream: AsyncIterator[bytes], path: Path) -> None:
+    """Write an HTTP body to ``path`` in 4 MB batches by a worker thread, never on the event loop."""
+    with open(path, "wb") as out:
+        pending: list[bytes] = []
+        size = 0
+        async for chunk in stream:
+            pending.append(chunk)
+            size += len(chunk)
+            if size >= 4 << 20:
+                await anyio.to_thread.run_sync(out.writelines, pending)
+                pending, size = [], 0
+        if pending:
+            await anyio.to_thread.run_sync(out.writelines, pending)
+
 class UploadService:
     def __init__(self, ctx: WorkspaceContext) -> None:
         self.ctx = ctx
@@ -63,17 +78,7 @@ class UploadService:
         stage.mkdir(parents=True)
         try:
             tar_path = stage.with_suffix(".tar")
-            with open(tar_path, "wb") as out:
-                pending: list[bytes] = []
-                size = 0
-                async for chunk in stream:  # written in 4 MB batches by a worker thread, not the event loop
-                    pending.append(chunk)
-                    size += len(chunk)
-                    if size >= 4 << 20:
-                        await anyio.to_thread.run_sync(out.writelines, pending)
-                        pending, size = [], 0
-                if pending:
-                    await anyio.to_thread.run_sync(out.writelines, pending)
+            await spool_stream(stream, tar_path)
             # extraction and hashing are disk- and CPU-bound: off the event loop, so /health and
             # scoring keep answering during a large upload
             count, digest = await anyio.to_thread.run_sync(_extract_and_hash, tar_path, stage, is_file)
