@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -100,6 +101,19 @@ def launch(workspace: Path, *args: str, env: dict[str, str] | None = None, wait:
         time.sleep(0.05)
     proc.kill()
     raise RuntimeError("server did not start in 90 s")
+
+
+def launch_without_unshare(tmp_path: Path) -> tuple[Path, Served]:
+    """A server (workspace ``tmp_path/ws``) whose PATH has a shell and a few tools but no ``unshare``,
+    as on a machine without mount namespaces: what a job or worker is told there."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "sh", "env", "cat", "ls"):
+        found = shutil.which(tool)
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    ws = tmp_path / "ws"
+    return ws, launch(ws, env={"PATH": str(bin_dir), "OPENAML_HOME": str(tmp_path / "home")})
 
 
 @pytest.fixture

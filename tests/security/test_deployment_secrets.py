@@ -22,7 +22,7 @@ import pytest
 
 from openaml import MLClient, command
 from openaml.entities import CodeConfiguration, Environment, ManagedOnlineDeployment, ManagedOnlineEndpoint, Model
-from tests.security.conftest import launch
+from tests.security.conftest import launch, launch_without_unshare
 
 needs_namespaces = pytest.mark.skipif(
     shutil.which("unshare") is None or (os.geteuid() != 0),
@@ -142,14 +142,7 @@ def test_score_py_cannot_read_secrets_nor_act_as_owner(tmp_path: Path) -> None:
 
 def test_deployment_is_warned_where_secrets_cannot_be_hidden(tmp_path: Path) -> None:
     """Without ``unshare`` on the server's PATH, the deployment log says its secrets are not hidden."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool in ("bash", "sh", "env", "cat", "ls"):
-        found = shutil.which(tool)
-        if found:
-            (bin_dir / tool).symlink_to(found)
-    ws = tmp_path / "ws"
-    srv = launch(ws, env={"PATH": str(bin_dir), "OPENAML_HOME": str(tmp_path / "home")})
+    ws, srv = launch_without_unshare(tmp_path)
     try:
         client = MLClient(workspace=srv.url)
         ep = _deploy(client, tmp_path, "warned")

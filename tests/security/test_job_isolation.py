@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from openaml import MLClient, command
-from tests.security.conftest import launch
+from tests.security.conftest import launch, launch_without_unshare
 
 needs_namespaces = pytest.mark.skipif(
     shutil.which("unshare") is None or (os.geteuid() != 0),
@@ -149,14 +149,7 @@ def test_first_cli_call_makes_the_home_owner_only(tmp_path: Path) -> None:
 
 def test_job_is_warned_where_secrets_cannot_be_hidden(tmp_path: Path) -> None:
     """Without ``unshare`` on the PATH of the server (and so of its runners), the job is told."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool in ("bash", "sh", "env", "cat", "ls"):
-        found = shutil.which(tool)
-        if found:
-            (bin_dir / tool).symlink_to(found)
-    ws = tmp_path / "ws"
-    srv = launch(ws, env={"PATH": str(bin_dir), "OPENAML_HOME": str(tmp_path / "home")})
+    ws, srv = launch_without_unshare(tmp_path)
     try:
         client = MLClient(workspace=srv.url)
         job = client.jobs.create_or_update(command(command="echo ran", experiment_name="isolation"))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from openaml import command
-from tests.security.conftest import api
+from tests.security.conftest import api, launch_without_unshare
 
 PROBE = """
 import json, os, sys, urllib.request, urllib.error
@@ -317,19 +317,10 @@ def test_runner_logs_are_append_only_and_tokens_scoped(sec_server: Any, owner: A
 def test_job_is_warned_where_the_runner_token_cannot_be_protected(tmp_path: Path) -> None:
     """Without ``unshare`` on the PATH of the server (and so of its runners), the command shares the
     runner's PID namespace: the job's warnings and log say its runner token is not protected."""
-    import shutil
 
     from openaml import MLClient
-    from tests.security.conftest import launch
 
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool in ("bash", "sh", "env", "cat"):
-        found = shutil.which(tool)
-        if found:
-            (bin_dir / tool).symlink_to(found)
-    ws = tmp_path / "ws"
-    srv = launch(ws, env={"PATH": str(bin_dir), "OPENAML_HOME": str(tmp_path / "home")})
+    ws, srv = launch_without_unshare(tmp_path)
     try:
         with MLClient(workspace=srv.url) as client:
             job = client.jobs.create_or_update(command(command="echo ran", experiment_name="unprotected"))
