@@ -107,6 +107,19 @@ def _sqlite_rows(db: Path) -> dict[str, list[dict[str, Any]]]:
         return {t: [dict(r) for r in conn.execute(f'SELECT * FROM "{t}" ORDER BY 1')] for t in tables}
 
 
+def _upgrade_through_the_server(ws: Path, url: str, expected: dict[str, Any], *, name: str,
+                                env: dict[str, str] | None = None) -> None:
+    """Start the current server on the old database (it migrates at start), check what the API
+    lists, stop it; the schema is then at head."""
+    server = start_server(ws, name=name, create=False, env=env)
+    try:
+        _check_api(server.url, expected)
+    finally:
+        server.stop()
+    revision, tables = _current(url)
+    assert revision == _head() and "users" in tables
+
+
 @pytest.mark.backend("sqlite")
 def test_sqlite_database_of_the_previous_release_is_upgraded(tmp_path: Path) -> None:
     expected = _expected("expected.json")
@@ -120,14 +133,7 @@ def test_sqlite_database_of_the_previous_release_is_upgraded(tmp_path: Path) -> 
     assert _current(url)[0] == "0003"
     assert all(s.encode() in db.read_bytes() for s in secrets), "the frozen file holds the secrets in clear"
 
-    server = start_server(ws, name="frozen", create=False)
-    try:
-        _check_api(server.url, expected)
-    finally:
-        server.stop()
-
-    revision, tables = _current(url)
-    assert revision == _head() and "users" in tables
+    _upgrade_through_the_server(ws, url, expected, name="frozen")
     _compare(expected, _sqlite_rows(db), SecretBox(ws / "secret.key"))
     leftovers = [p.name for p in ws.glob("openaml.db*") for s in secrets if s.encode() in p.read_bytes()]
     assert leftovers == [], "a secret is still in clear in the database files"
@@ -150,14 +156,7 @@ def test_postgres_database_of_the_previous_release_is_upgraded(tmp_path: Path, p
     ws = tmp_path / "ws"
     ws.mkdir()
     shutil.copyfile(FROZEN / "workspace.json", ws / "workspace.json")
-    server = start_server(ws, name="frozen-pg", create=False, env={"OPENAML_DATABASE_URL": url})
-    try:
-        _check_api(server.url, expected)
-    finally:
-        server.stop()
-
-    revision, tables = _current(url)
-    assert revision == _head() and "users" in tables
+    _upgrade_through_the_server(ws, url, expected, name="frozen-pg", env={"OPENAML_DATABASE_URL": url})
     with psycopg.connect(libpq(pg_database), row_factory=dict_row) as conn:
         actual = {t: [{k: (v.astimezone(UTC).isoformat() if isinstance(v, datetime) else v) for k, v in r.items()}
                       for r in conn.execute(f'SELECT * FROM public."{t}" ORDER BY 1')] for t in expected}
