@@ -129,3 +129,16 @@ def serve_with(tmp_path: Path) -> Iterator[Callable[..., Served]]:
     yield start
     for s in started:
         s.stop()
+
+
+def plant_home_secrets(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """An ``$OPENAML_HOME`` holding what a job or worker must not read: a saved client token
+    (``credentials.json``) and another workspace's ``secret.key``; returns (home, credentials, other)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    creds = home / "credentials.json"
+    creds.write_text(json.dumps({"http://elsewhere": {"token": "saved-client-token-0123456789"}}))
+    other = home / "workspaces" / "other"
+    other.mkdir(parents=True)
+    (other / "secret.key").write_text("other-workspace-key")
+    return home, creds, other

@@ -10,7 +10,6 @@ owner); it still scores with its model. Without unshare, the deployment log says
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import uuid
@@ -22,7 +21,7 @@ import pytest
 
 from openaml import MLClient, command
 from openaml.entities import CodeConfiguration, Environment, ManagedOnlineDeployment, ManagedOnlineEndpoint, Model
-from tests.security.conftest import launch, launch_without_unshare
+from tests.security.conftest import launch, launch_without_unshare, plant_home_secrets
 
 needs_namespaces = pytest.mark.skipif(
     shutil.which("unshare") is None or (os.geteuid() != 0),
@@ -100,13 +99,7 @@ def _score(client: MLClient, ep: Any, body: dict[str, Any]) -> dict[str, Any]:
 
 @needs_namespaces
 def test_score_py_cannot_read_secrets_nor_act_as_owner(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    creds = home / "credentials.json"
-    creds.write_text(json.dumps({"http://elsewhere": {"token": "saved-client-token-0123456789"}}))
-    other = home / "workspaces" / "other"
-    other.mkdir(parents=True)
-    (other / "secret.key").write_text("other-workspace-key")
+    home, creds, other = plant_home_secrets(tmp_path)
     ws = tmp_path / "ws"
     srv = launch(ws, env={"OPENAML_HOME": str(home)})
     try:

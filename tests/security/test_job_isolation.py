@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from openaml import MLClient, command
-from tests.security.conftest import launch, launch_without_unshare
+from tests.security.conftest import launch, launch_without_unshare, plant_home_secrets
 
 needs_namespaces = pytest.mark.skipif(
     shutil.which("unshare") is None or (os.geteuid() != 0),
@@ -54,13 +54,7 @@ def _seen(workspace: Path, job_name: str) -> dict[str, str]:
 
 @needs_namespaces
 def test_job_cannot_read_workspace_secrets(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    creds = home / "credentials.json"
-    creds.write_text(json.dumps({"http://elsewhere": {"token": "saved-client-token-0123456789"}}))
-    other = home / "workspaces" / "other"
-    other.mkdir(parents=True)
-    (other / "secret.key").write_text("other-workspace-key")
+    home, creds, other = plant_home_secrets(tmp_path)
     token = "isolation-token-0123456789abcdef"
     tok_dir = tmp_path / "private"
     tok_dir.mkdir()
