@@ -324,6 +324,21 @@ def progress(msg: str) -> None:
     sys.stderr.flush()
 
 
+
+def wait_bytecode(workspace: Path, timeout: float = 300.0) -> float:
+    """Wait until every environment of ``workspace`` has its bytecode compiled (the ``.compiled``
+    marker of :func:`openaml.environments._layer._precompile`, started in the background by the
+    first job), so that a warm measurement is not one that shares the CPU with that compile. Returns
+    the seconds waited; raises TimeoutError past ``timeout``."""
+    t0 = time.monotonic()
+    while True:
+        caches = list((workspace / "envs").glob(".*.pycache"))
+        if all((c / ".compiled").is_file() for c in caches):
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > timeout:
+            raise TimeoutError(f"bytecode compile of {caches} not done in {timeout:.0f} s")
+        time.sleep(0.5)
+
 def runner_state(workspace: Path, job_name: str) -> dict[str, Any]:
     """What a job's runner last reported (its state: phase times ``start_time``/``end_time`` in
     epoch seconds, exit code ...), as the server keeps it on the job's row (``runtime["runner"]``);

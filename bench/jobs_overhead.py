@@ -47,6 +47,7 @@ from _common import (  # noqa: E402
     runner_state,
     save_results,
     summary,
+    wait_bytecode,
 )
 
 TARGET_EXTRA_S = 1.5
@@ -152,6 +153,9 @@ def main() -> int:
         for i in range(warm):
             for k in rotate(list(kinds), i):
                 kinds[k]()
+        waited = wait_bytecode(srv.path)
+        if waited > 1:
+            progress(f"waited {waited:.0f} s for the environment's bytecode compile (warm = compiled)")
         results: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
         t_bench = time.perf_counter()
         for i in range(reps):

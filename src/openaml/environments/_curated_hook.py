@@ -18,16 +18,19 @@ __all__ = ["install_curated_hooks", "HOOK_MODULE"]
 
 HOOK_MODULE = "_openaml_curated_mlflow"
 
-_SOURCE = '''"""openaml curated environment: mlflow.sklearn saves with cloudpickle unless told otherwise."""
-import importlib.abc
-import importlib.util
+_SOURCE = '''"""openaml curated environment: mlflow.sklearn saves with cloudpickle unless told otherwise.
+
+Imported at every interpreter start (a .pth line): it imports nothing at start (a finder needs no
+importlib.abc base class); importlib.util only once mlflow.sklearn is imported."""
 import sys
 
 
-class _SklearnDefault(importlib.abc.MetaPathFinder):
+class _SklearnDefault:
     def find_spec(self, name, path=None, target=None):
         if name != "mlflow.sklearn":
             return None
+        import importlib.util
+
         sys.meta_path.remove(self)
         try:
             spec = importlib.util.find_spec(name)
@@ -45,6 +48,9 @@ class _SklearnDefault(importlib.abc.MetaPathFinder):
 
         spec.loader.exec_module = exec_module
         return spec
+
+    def invalidate_caches(self):
+        pass
 
 
 sys.meta_path.insert(0, _SklearnDefault())

@@ -160,14 +160,13 @@ def hide_lines(workspace: Path, keep: list[Path], home: Path, files: list[str] |
     if root.is_dir() and not _within(workspace, root):
         own = [sockets] if sockets is not None and sockets.parent == root and sockets.is_dir() else []
         lines += _cover(root, own, mode="0700", size="4k", read_only=True)
-    lines += _cover(workspace, keep, mode="0700", size="1m", copies=VISIBLE_FILES)
-    for p in keep:  # the kept folders are mount points of their own: read-only unless writable
-        if p not in rw:
-            lines.append(f"mount -o remount,bind,ro {q(str(p))}")
+    # the kept folders are mount points of their own: read-only unless writable
+    lines += _cover(workspace, keep, mode="0700", size="1m", copies=VISIBLE_FILES,
+                    read_only_keep=[p for p in keep if p not in rw])
     inner = [p for p in [*nested, *(read_only or [])] if p not in rw and p.exists()
              and any(_within(p, o) for o in keep if o in rw)]  # read-only inside a writable folder
     for p in dict.fromkeys(inner):
-        lines.append(f"mount --rbind {q(str(p))} {q(str(p))}; mount -o remount,bind,ro {q(str(p))}")
+        lines.append(f"mount --rbind -o ro {q(str(p))} {q(str(p))}")
     mask = q(str(workspace / ".hidden"))
     lines.append(f": > {mask}; chmod 000 {mask}")
     lines.append(f"mount -o remount,ro {ws}")
@@ -175,22 +174,24 @@ def hide_lines(workspace: Path, keep: list[Path], home: Path, files: list[str] |
     for f in dict.fromkeys(covered):
         if not _within(f, workspace):
             c = q(str(f))
-            lines.append(f"if [ -f {c} ]; then mount --bind {mask} {c}; mount -o remount,bind,ro {c}; fi")
+            lines.append(f"if [ -f {c} ]; then mount --bind -o ro {mask} {c}; fi")
     # after the hiding: a recursive bind carries the covers made above (and a socket folder bound back
     # read-write stays so), only its top mount becomes read-only
     for folder in dict.fromkeys(read_only or []):
         if not _within(folder, workspace) and not _within(workspace, folder):
             f = q(str(folder))
-            lines.append(f"if [ -d {f} ]; then mount --rbind {f} {f}; mount -o remount,bind,ro {f}; fi")
+            lines.append(f"if [ -d {f} ]; then mount --rbind -o ro {f} {f}; fi")
     lines.append('cd -- "$PWD"')  # the working directory through the new mounts
     return lines
 
 
 def _cover(folder: Path, keep: list[Path], *, mode: str, size: str, copies: tuple[str, ...] = (),
-           read_only: bool = False) -> list[str]:
+           read_only: bool = False, read_only_keep: list[Path] | None = None) -> list[str]:
     """Lines putting an empty ``tmpfs`` over ``folder`` with ``keep`` (inside it) bound back, and copies of
     its files named in ``copies``. The kept paths are bound back through file descriptors opened before
-    the ``tmpfs`` covers them (their paths then lead into it)."""
+    the ``tmpfs`` covers them (their paths then lead into it); those in ``read_only_keep`` read-only
+    (``mount --rbind -o ro``: libmount binds, then remounts the top read-only, in one process; util-linux
+    2.27+). ``read_only``: the ``tmpfs`` itself is made read-only after."""
     q = shlex.quote
     fds = list(range(3, 3 + len(keep)))
     old = 3 + len(keep)
@@ -206,8 +207,10 @@ def _cover(folder: Path, keep: list[Path], *, mode: str, size: str, copies: tupl
             if p.parent != folder:
                 lines.append(f"mkdir -p {q(str(p.parent))}")
             lines.append(f": > {q(str(p))}")
+    ro = set(read_only_keep or [])
     for fd, p in zip(fds, keep, strict=True):
-        lines.append(f"mount --no-canonicalize --rbind /proc/self/fd/{fd} {q(str(p))}")
+        flags = "--rbind -o ro" if p in ro else "--rbind"
+        lines.append(f"mount --no-canonicalize {flags} /proc/self/fd/{fd} {q(str(p))}")
     for name in copies:
         src, dst = f"/proc/self/fd/{old}/{name}", q(str(folder / name))
         lines.append(f"if [ -f {src} ]; then IFS= read -r -d '' text < {src} || true; "

@@ -71,8 +71,7 @@ def wrap_read_only(argv: Sequence[str], binds: Sequence[tuple[str, str]], *, the
         return list(argv)
     lines = ["set -e"]
     for src, dst in binds:
-        lines.append(f"mount --bind {shlex.quote(src)} {shlex.quote(dst)}")
-        lines.append(f"mount -o remount,bind,ro {shlex.quote(dst)}")
+        lines.append(f"mount --bind -o ro {shlex.quote(src)} {shlex.quote(dst)}")  # util-linux 2.27+
     lines.extend(then)
     if pid_namespace:
         # not the last command of the script (bash would exec it as the namespace's init, whom the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -416,11 +418,9 @@ class Runner:
                                          stdout=log, stderr=subprocess.STDOUT, process_group=0)
             self.update(status="Running", user_pid=self.proc.pid, user_pgid=self.proc.pid, start_time=time.time())
             deadline = time.monotonic() + timeout if timeout else None
+            exited = _exit_waiter(self.proc)
             while True:
-                try:
-                    code = self.proc.wait(timeout=0.2)
-                except subprocess.TimeoutExpired:
-                    code = None
+                code = exited(0.2)
                 if code is not None:
                     # in a PID namespace the command's shell is the namespace's init, which reports a
                     # command killed by signal N as 128+N (as bash does): told as the signal again
@@ -572,6 +572,34 @@ class Runner:
 
 class _Canceled(Exception):
     pass
+
+
+def _exit_waiter(proc: subprocess.Popen[bytes]) -> Callable[[float], int | None]:
+    """A function ``wait(seconds) -> exit code or None`` for ``proc`` that returns as soon as the process
+    exits: on Linux it sleeps on a pidfd (``os.pidfd_open``, Linux 5.3+), where ``Popen.wait(timeout)``
+    would poll with sleeps of up to 50 ms; elsewhere it is ``Popen.wait(timeout)``."""
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        fd = None
+
+    def wait(seconds: float) -> int | None:
+        nonlocal fd
+        if fd is not None and proc.returncode is None:
+            ready, _, _ = select.select([fd], [], [], seconds)
+            if not ready:
+                return None
+            seconds = 5.0  # exited: reap it (at once)
+        try:
+            code = proc.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            return None
+        if fd is not None:
+            os.close(fd)
+            fd = None
+        return code
+
+    return wait
 
 
 def _same_fs(a: Path, b: Path) -> bool:

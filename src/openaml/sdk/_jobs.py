@@ -217,15 +217,24 @@ class JobOperations:
         return job_from_dict(final)
 
     def wait(self, name: str, timeout: float = 600.0, poll: float = 0.2) -> Job:
-        """Block until the job ends (openaml extension); returns the final job."""
+        """Block until the job ends (openaml extension); returns the final job.
+
+        Polls the job every 0.05 s at first, doubling up to ``poll`` seconds, so a short job is seen
+        ending within tens of milliseconds and a long one costs a request per ``poll`` seconds.
+
+        Raises:
+            TimeoutError: the job had not ended after ``timeout`` seconds.
+        """
         deadline = time.monotonic() + timeout
+        interval = min(0.05, poll)
         while True:
             raw = self.get_raw(name)
             if raw["status"] in TERMINAL_JOB_STATUSES:
                 return job_from_dict(raw)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {name} still {raw['status']} after {timeout} s")
-            time.sleep(poll)
+            time.sleep(interval)
+            interval = min(interval * 2, poll)
 
     # ------------------------------------------------------------------ download
     def download(self, name: str, *, download_path: str | Path = ".", output_name: str | None = None,
