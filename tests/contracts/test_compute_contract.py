@@ -520,3 +520,26 @@ def test_runner_file_routes_serve_only_the_jobs_own_code_inputs_and_outputs(harn
         folder = c.put(f"{base}/outputs/folder", content=_tar({"x/y.txt": b"y\n"}))
         assert folder.status_code == 200 and folder.json()["files"] == 1
         assert (Path(folder.json()["landed"]) / "x" / "y.txt").read_text() == "y\n"
+
+
+def test_cancel_reaches_a_stopped_runner_and_command(harness: Harness, started: list) -> None:
+    """A runner and command stopped with SIGSTOP (a debugger, ``kill -STOP``) still end Canceled by
+    the runner itself on a cancel (the local backend sends SIGCONT after SIGTERM), not at the
+    scheduler's kill after its 15 s grace (which does not run in this suite: it would hang)."""
+    import signal
+
+    backend = harness.registry.backend("local")
+    row = harness.queue("sleep 300")
+    handle = backend.submit(harness.spec(row, work_dir=str(harness.ctx.layout.job_dir(row["name"]))))
+    started.append((backend, handle))
+    running = harness.wait_state(row["name"], lambda s: s.get("status") == "Running", "Running")
+    os.killpg(running["user_pgid"], signal.SIGSTOP)
+    os.kill(running["runner_pid"], signal.SIGSTOP)
+    deadline = time.monotonic() + DEADLINE  # a signal is delivered when the process is next scheduled
+    while psutil.Process(running["runner_pid"]).status() != psutil.STATUS_STOPPED:
+        assert time.monotonic() < deadline, "the runner did not stop on SIGSTOP"
+        time.sleep(0.05)
+    backend.cancel(handle)
+    state = harness.wait_state(row["name"], lambda s: s.get("terminal"), "its end")
+    assert state["status"] == "Canceled", state
+    _no_process_left(backend, running)

@@ -121,12 +121,16 @@ class LocalBackend(ComputeBackend):
 
     # ------------------------------------------------------------------ stop
     def cancel(self, handle: JobHandle) -> None:
+        """SIGTERM the runner, then SIGCONT it (as ``kill``/``docker stop`` do for a stopped process): a
+        stopped runner (SIGSTOP, a debugger) handles the cancel at once instead of at the kill after
+        the scheduler's grace period."""
         pid, created, _ = self._parse(handle)
         if self._process(pid, created) is not None:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            for sig in (signal.SIGTERM, signal.SIGCONT):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    return
 
     def kill(self, handle: JobHandle) -> None:
         """SIGKILL the runner's session: the runner and the process groups of the user's command,

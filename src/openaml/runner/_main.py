@@ -131,6 +131,7 @@ class Runner:
             return
         try:
             os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(proc.pid, signal.SIGCONT)  # a stopped command handles its SIGTERM now
         except ProcessLookupError:
             return
 
