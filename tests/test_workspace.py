@@ -74,3 +74,26 @@ def test_second_server_on_a_workspace_is_refused(server) -> None:  # type: ignor
     r = subprocess.run([sys.executable, "-m", "openaml", "server", "-w", str(server.path)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "already running" in r.stderr
+
+
+def test_cli_call_while_a_hand_started_server_is_starting_uses_it(tmp_path: Path) -> None:
+    """`openaml server` in one terminal, a CLI call in another before it answers (review m15): the call
+    waits for that server and uses it, rather than starting a second one that finds the workspace
+    held and failing."""
+    env = {**os.environ, "OPENAML_HOME": str(tmp_path / "home")}
+    env.pop("OPENAML_WORKSPACE", None)
+    ws = tmp_path / "ws"
+    subprocess.run([sys.executable, "-m", "openaml", "workspace", "create", "-n", "starting", "--path", str(ws)],
+                   check=True, env=env, capture_output=True)
+    server = subprocess.Popen([sys.executable, "-m", "openaml", "server", "-w", str(ws)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        r = subprocess.run([sys.executable, "-m", "openaml", "job", "list", "-w", str(ws), "-o", "json"],
+                           env=env, capture_output=True, text=True, timeout=180)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout) == []
+        assert server.poll() is None
+        assert json.loads((ws / "server.json").read_text())["pid"] == server.pid
+    finally:
+        server.terminate()
+        server.wait(timeout=60)

@@ -55,6 +55,9 @@ def start_background_server(layout: WorkspaceLayout, timeout: float = 90.0) -> s
         info = read_server_info(layout)
         if info and _healthy(info["url"], None):
             return str(info["url"])
+        url = _wait_for_starting_server(layout, timeout)
+        if url is not None:
+            return url
         out = open(layout.logs / "server.out", "ab")
         env = dict(os.environ)
         env.pop("OPENAML_WORKSPACE", None)
@@ -76,9 +79,44 @@ def start_background_server(layout: WorkspaceLayout, timeout: float = 90.0) -> s
             time.sleep(0.05)
         if proc.poll() is None:
             proc.terminate()
+        else:  # it found the workspace held: a server started by hand meanwhile, still starting
+            url = _wait_for_starting_server(layout, max(1.0, deadline - time.monotonic()))
+            if url is not None:
+                return url
         tail = _tail(layout.logs / "server.out")
         raise ServerUnavailableError(f"the server of workspace {layout.root} did not start; "
                                      f"last lines of {layout.logs / 'server.out'}:\n{tail}")
+
+
+def _server_lock_held(layout: WorkspaceLayout) -> bool:
+    """Whether a server process holds the workspace's ``server.lock`` (it takes it first thing, before
+    its database and its ``server.json``): a server is running or still starting."""
+    try:
+        with open(layout.root / "server.lock", "a+") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            return False
+    except OSError:
+        return False
+
+
+def _wait_for_starting_server(layout: WorkspaceLayout, timeout: float) -> str | None:
+    """A server started by other means (``openaml server`` in another terminal) that is still starting:
+    its URL once it answers; None when no server holds the workspace (or it went away without
+    answering), so that the caller starts one."""
+    deadline = time.monotonic() + timeout
+    while _server_lock_held(layout):
+        info = read_server_info(layout)
+        if info and _healthy(info["url"], None):
+            return str(info["url"])
+        if time.monotonic() > deadline:
+            raise ServerUnavailableError(f"a server of workspace {layout.root} is starting but did not answer in "
+                                         f"{timeout:g} s; see {layout.logs / 'server.out'} or its terminal")
+        time.sleep(0.05)
+    return None
 
 
 def _tail(p: Path, n: int = 20) -> str:
