@@ -72,7 +72,9 @@ class JobService:
         studio = f"{url}/mlflow/#/experiments/{exp_id}/runs/{row['name']}" if exp_id else f"{url}/mlflow/"
         spec.update({
             "name": row["name"], "status": row["status"], "experiment_name": row["experiment_name"],
-            "compute": row["compute"], "display_name": row["display_name"] or row["name"],
+            # a pipeline holds no compute itself: its default compute (Azure's settings.default_compute), or none
+            "compute": row["compute"] or (spec.get("settings") or {}).get("default_compute") or spec.get("compute") or None,
+            "display_name": row["display_name"] or row["name"],
             "created_at": row["created_at"], "start_time": row["start_time"], "end_time": row["end_time"],
             "error": row["error"], "exit_code": row["exit_code"], "archived": row["archived"],
             "log_tail": runtime.get("log_tail"), "status_history": row["status_history"],

@@ -172,7 +172,7 @@ class PipelineKind(JobKind):
     # ------------------------------------------------------------------ controller
     def on_terminal(self, row: dict[str, Any]) -> None:
         """The pipeline ended: cancel the steps still active."""
-        self._cancel_children(row["name"])
+        self._cancel_children(row)
 
     def on_child_terminal(self, prow: dict[str, Any], row: dict[str, Any]) -> None:
         """A step ended: adopt a sweep node's best trial, cache a completed step for reuse, advance."""
@@ -187,8 +187,10 @@ class PipelineKind(JobKind):
                                           job_name=row["name"], fingerprint=step["fingerprint"])
         self.advance(parent)
 
-    def _cancel_children(self, name: str) -> None:
-        self.core.cancel_children(name, reason=f"pipeline {name} ended")
+    def _cancel_children(self, row: dict[str, Any]) -> None:
+        """Cancel the steps still active, saying how their pipeline ended (review m14)."""
+        how = {JobStatus.CANCELED: "was canceled", JobStatus.FAILED: "failed"}.get(row["status"], "ended")
+        self.core.cancel_children(row["name"], reason=f"canceled because its pipeline {row['name']} {how}")
 
     def advance(self, name: str) -> None:
         """Start every ready step, reuse what can be reused, finish the pipeline when all is done."""
@@ -200,7 +202,7 @@ class PipelineKind(JobKind):
     def _advance_once(self, name: str) -> bool:
         row = self.ctx.store.get_job(name)
         if row["status"] in TERMINAL_JOB_STATUSES:
-            self._cancel_children(name)
+            self._cancel_children(row)
             return False
         rt = row["runtime"]
         plan = rt["plan"]
