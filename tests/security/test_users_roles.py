@@ -79,7 +79,12 @@ def test_data_scientist_submits_jobs_but_not_datastores_or_computes(sec_server: 
         assert final.status == "Completed", (raw["error"], raw["log_tail"])
         assert raw["metrics"]["m"] == 2.0  # it logged with its own (scoped) token, as its submitter
         assert raw["creation_context"]["created_by"] == "ds-1"
-        from openaml.entities import Datastore
+        from openaml.entities import Data, Datastore
+
+        (tmp_path / "rows.csv").write_text("a\n1\n")
+        data = ds.data.create_or_update(Data(name="ds-rows", type="uri_file", path=str(tmp_path / "rows.csv")))
+        assert data.creation_context["created_by"] == "ds-1"  # review m11: was "local"
+        assert owner.data.get("ds-rows", version=data.version).creation_context["created_by"] == "ds-1"
 
         with pytest.raises(OpenAMLError, match="Owner"):
             ds.datastores.create_or_update(Datastore(name="ds-local", type="local", path=str(tmp_path / "d")))

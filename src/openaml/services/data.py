@@ -34,13 +34,14 @@ from openaml.datastores import (
 from openaml.entities import Data
 from openaml.entities._base import validation_error_from_pydantic
 from openaml.errors import NotFoundError, OpenAMLError, UnsupportedError, ValidationError
+from openaml.services._actor import actor
 from openaml.services._context import WorkspaceContext
 
 __all__ = ["LIST_VIEWS", "DataService", "parse_data_reference"]
 
 LIST_VIEWS = ("active", "archived", "all")
 
-_SERVER_FIELDS = ("id", "creation_context", "archived", "created_at")
+_SERVER_FIELDS = ("id", "creation_context", "archived", "created_at", "created_by")
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
 _REF_FORMS = [
     # (pattern, what the groups mean); first match wins
@@ -96,8 +97,10 @@ class DataService:
         out = {k: v for k, v in row.items() if k not in _SERVER_FIELDS}
         out["id"] = self._id(row["name"], row["version"])
         out["archived"] = bool(row.get("archived"))
-        out["creation_context"] = {"created_at": row.get("created_at"), "created_by": "local",
-                                   "created_by_type": "User"}
+        by = row.get("created_by")  # who registered it (versions registered before this was kept: unknown)
+        out["creation_context"] = {"created_at": row.get("created_at"),
+                                   **({"created_by": str(by.get("name")), "created_by_type": "User"}
+                                      if isinstance(by, dict) else {})}
         return out
 
     # ------------------------------------------------------------------ create
@@ -136,6 +139,9 @@ class DataService:
         path = self._check_path(data.type, data.path, where, warns)
         stored = data.model_dump(mode="json", exclude_none=True, exclude={"name", "version", *_SERVER_FIELDS})
         stored["path"] = path
+        who = actor()
+        if who is not None:
+            stored["created_by"] = who.record()
         row = self.ctx.store.create_asset("data", data.name, data.version, stored, type=data.type, path=path)
         view = self._view(row)
         if warns:
