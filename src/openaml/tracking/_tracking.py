@@ -79,18 +79,23 @@ class Tracking:
 
     # ------------------------------------------------------------------ experiments and runs
     def experiment_id(self, name: str) -> str:
+        return str(self._experiment(name).experiment_id)
+
+    def _experiment(self, name: str) -> Any:
+        """The active MLflow experiment named ``name`` (created, or restored if deleted)."""
         exp = self.store.get_experiment_by_name(name)
         if exp is None:
             try:
-                return str(self.store.create_experiment(name, artifact_location=None))
+                exp_id = self.store.create_experiment(name, artifact_location=None)
             except Exception:  # created concurrently
                 exp = self.store.get_experiment_by_name(name)
                 if exp is None:
                     raise
-                return str(exp.experiment_id)
+                return exp
+            return self.store.get_experiment(exp_id)
         if exp.lifecycle_stage == "deleted":
             self.store.restore_experiment(exp.experiment_id)
-        return str(exp.experiment_id)
+        return exp
 
     def create_run(self, run_id: str, experiment_name: str, *, run_name: str | None = None,
                    tags: dict[str, str] | None = None, parent_run_id: str | None = None) -> dict[str, str]:
@@ -102,8 +107,8 @@ class Tracking:
         from mlflow.store.tracking.dbmodels.models import SqlRun, SqlTag
         from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME, MLFLOW_USER
 
-        exp_id = self.experiment_id(experiment_name)
-        exp = self.store.get_experiment(exp_id)
+        exp = self._experiment(experiment_name)  # its artifact location too: one query, not two
+        exp_id = str(exp.experiment_id)
         artifact_uri = f"{exp.artifact_location.rstrip('/')}/{run_id}/artifacts"
         all_tags = {MLFLOW_RUN_NAME: run_name or run_id, MLFLOW_USER: os.environ.get("USER", "openaml")}
         if parent_run_id:
