@@ -25,8 +25,9 @@ Field names and meanings follow the Azure ML v2 resources as azure-ai-ml exposes
 This module imports nothing of openaml: entities, services and the server all may import it.
 """
 
-from __future__ import annotations
-
+# no ``from __future__ import annotations`` here: on Python 3.11 a TypedDict's string annotations
+# hide ``Required[...]`` from ``__required_keys__`` (what tests/test_records.py and any runtime
+# reader rely on); every annotation below is evaluated at import, which costs nothing noticeable
 from datetime import datetime
 from typing import Any, Required, TypedDict
 

@@ -32,7 +32,7 @@ __all__ = [
     "ComputeOut", "JobOut", "JobLogOut", "ComponentOut", "ModelOut", "ScheduleOut", "ScheduleTriggerOut",
     "OnlineEndpointOut", "OnlineDeploymentOut", "EndpointKeysOut", "ArchivedOut", "DeletedOut", "UserOut",
     "PrincipalOut", "RunnerSpecOut", "RunnerReplyOut", "RunnerLogOut",
-    "RunnerOutputOut", "TAR_RESPONSE",
+    "RunnerOutputOut", "EnvironmentBuildOut", "UploadOut", "TAR_RESPONSE",
 ]
 
 log = logging.getLogger("openaml.server")
@@ -132,6 +132,9 @@ class DatastoreOut(WireModel):
     path: str | None = None
     is_default: bool | None = None
     local_path: str | None = None
+    credentials: dict[str, Any] | None = None
+    tags: dict[str, Any] | None = None
+    properties: dict[str, Any] | None = None
 
 
 class DataOut(WireModel):
@@ -147,7 +150,6 @@ class DataOut(WireModel):
     id: str | None = None
     archived: bool | None = None
     creation_context: CreationContext | None = None
-    local_path: str | None = None
 
 
 class EnvironmentOut(WireModel):
@@ -167,6 +169,32 @@ class EnvironmentOut(WireModel):
     spec_hash: str | None = None
     build_status: str | None = None
     python: Any = None
+    python_asked: str | None = None
+    interpreter: str | None = None
+    lock: list[str] | None = None
+    deviations: list[str] | None = None
+    warnings: list[str] | None = None
+
+
+class EnvironmentBuildOut(WireModel):
+    """``environment build``: ``kind`` venv or base, ``status``, ``bin_dir`` (the virtualenv's
+    scripts folder), ``build_log`` (its path) and the state of :class:`EnvironmentOut`."""
+
+    name: str
+    version: str
+    kind: str
+    status: str
+    bin_dir: str
+    build_log: str | None = None
+    pip: list[str] | None = None
+    spec_hash: str | None = None
+    build_status: str | None = None
+    python: Any = None
+    python_asked: str | None = None
+    interpreter: str | None = None
+    lock: list[str] | None = None
+    deviations: list[str] | None = None
+    warnings: list[str] | None = None
 
 
 class ComponentOut(WireModel):
@@ -219,6 +247,7 @@ class ArchivedOut(WireModel):
     name: str
     version: str | None = None
     archived: bool
+    count: int | None = None
 
 
 # ---------------------------------------------------------------------------- compute and jobs
@@ -279,6 +308,11 @@ class JobOut(WireModel):
     services: dict[str, Any] | None = None
     metrics: dict[str, Any] | None = None
     params: dict[str, Any] | None = None
+    warnings: list[str] | None = None
+    trials: list[dict[str, Any]] | None = None
+    trial_counts: dict[str, int] | None = None
+    best_child_run_id: str | None = None
+    steps: dict[str, Any] | None = None
 
 
 class JobLogOut(WireModel):
@@ -368,6 +402,7 @@ class EndpointKeysOut(WireModel):
     primary_key: str | None = None
     secondary_key: str | None = None
     access_token: str | None = None
+    token_type: str | None = None
     expiry_time_utc: int | float | None = None
     refresh_after_time_utc: int | float | None = None
 
@@ -411,12 +446,23 @@ class RunnerSpecOut(WireModel):
     run_id: str
     server_url: str
     tracking_uri: str
+    workspace_name: str | None = None
+    experiment_id: str | None = None
     experiment_name: str | None = None
     compute: str | None = None
+    code_dir: str | None = None
     inputs: dict[str, Any] | None = None
     outputs: dict[str, Any] | None = None
     environment: dict[str, Any] | None = None
+    environment_variables: dict[str, str] | None = None
+    resources: dict[str, Any] | None = None
+    distribution: dict[str, Any] | None = None
     timeout: float | None = None
+    artifact_dir: str | None = None
+    envs_dir: str | None = None
+    hidden_files: list[str] | None = None
+    read_only_dirs: list[str] | None = None
+    workspace: dict[str, Any] | None = None
     heartbeat_seconds: float | None = None
     command_token: str | None = None
 
@@ -442,3 +488,14 @@ class RunnerLogOut(WireModel):
     """After a log chunk: ``offset``, the log's size on the server, where the next chunk starts."""
 
     offset: int
+
+
+# ---------------------------------------------------------------------------- uploads
+class UploadOut(WireModel):
+    """``POST /uploads``: a code snapshot's ``code_id`` (its content hash), or a datastore upload's
+    ``uri`` and ``is_file``; ``files`` the number of files received."""
+
+    files: int
+    code_id: str | None = None
+    uri: str | None = None
+    is_file: bool | None = None
