@@ -140,6 +140,7 @@ class DataVersionRecord(TypedDict, total=False):
     id: Required[str]
     archived: Required[bool]
     creation_context: Required[CreationContextRecord]
+    warnings: list[str]  # in the answer to its creation only: what was accepted with a caveat
 
 
 class ArchivedRecord(TypedDict, total=False):

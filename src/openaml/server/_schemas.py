@@ -150,6 +150,7 @@ class DataOut(WireModel):
     id: str | None = None
     archived: bool | None = None
     creation_context: CreationContext | None = None
+    warnings: list[str] | None = None
 
 
 class EnvironmentOut(WireModel):
