@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import Any, Required, TypedDict
 
 __all__ = [
-    "CreationContextRecord", "StatusChangeRecord", "JobRecord", "JobLogRecord", "DataVersionRecord",
+    "CreationContextRecord", "StatusChangeRecord", "JobRecord", "SweepTrialRecord", "JobLogRecord", "DataVersionRecord",
     "ArchivedRecord", "EnvironmentRecord", "EnvironmentBuildRecord", "ComponentRecord", "ModelRecord",
     "DatastoreRecord", "ComputeRecord", "EndpointRecord", "DeploymentRecord", "EndpointKeysRecord",
     "ScheduleRecord", "ScheduleTriggerRecord", "UserRecord", "PrincipalRecord", "WorkspaceRecord",
@@ -107,10 +107,27 @@ class JobRecord(TypedDict, total=False):
     warnings: list[str]
     metrics: dict[str, float]
     params: dict[str, str]
-    trials: list[dict[str, Any]]
+    trials: list["SweepTrialRecord"]
     trial_counts: dict[str, int]
     best_child_run_id: str
     steps: dict[str, dict[str, Any]]
+
+
+class SweepTrialRecord(TypedDict):
+    """One trial of a sweep job (in its ``trials``, best first): the child job's ``name``, ``index``
+    (its place in the sampling order), ``status``, ``params`` (the sampled values), ``metric`` (the
+    primary metric's last value; None if never logged), ``duration_s`` (seconds; None until it
+    started), ``terminated`` (the early-termination policy stopped it), ``note`` and ``error``."""
+
+    name: str
+    index: int
+    status: str
+    params: dict[str, Any]
+    metric: float | None
+    duration_s: float | None
+    terminated: bool | None
+    note: str | None
+    error: str | None
 
 
 class JobLogRecord(TypedDict):

@@ -29,7 +29,7 @@ from pydantic import (
 
 __all__ = [
     "WireModel", "CreationContext", "WorkspaceOut", "HealthOut", "DatastoreOut", "DataOut", "EnvironmentOut",
-    "ComputeOut", "JobOut", "JobLogOut", "ComponentOut", "ModelOut", "ScheduleOut", "ScheduleTriggerOut",
+    "ComputeOut", "SweepTrialOut", "JobOut", "JobLogOut", "ComponentOut", "ModelOut", "ScheduleOut", "ScheduleTriggerOut",
     "OnlineEndpointOut", "OnlineDeploymentOut", "EndpointKeysOut", "ArchivedOut", "DeletedOut", "UserOut",
     "PrincipalOut", "RunnerSpecOut", "RunnerReplyOut", "RunnerLogOut",
     "RunnerOutputOut", "EnvironmentBuildOut", "UploadOut", "TAR_RESPONSE",
@@ -274,6 +274,21 @@ class StatusChange(WireModel):
     time: Time = None
 
 
+class SweepTrialOut(WireModel):
+    """One trial of a sweep (``JobOut.trials``, best first): ``params`` sampled, ``metric`` the primary
+    metric's last value, ``duration_s`` in seconds."""
+
+    name: str
+    index: int | None = None
+    status: str | None = None
+    params: dict[str, Any] | None = None
+    metric: float | None = None
+    duration_s: float | None = None
+    terminated: bool | None = None
+    note: str | None = None
+    error: str | None = None
+
+
 class JobOut(WireModel):
     """A job (command, sweep or pipeline) as Azure ML's job resource, plus openaml's fields:
     ``log_tail`` (last lines), ``status_history``, ``output_uris``, ``metrics``/``params`` (one job)."""
@@ -310,7 +325,7 @@ class JobOut(WireModel):
     metrics: dict[str, Any] | None = None
     params: dict[str, Any] | None = None
     warnings: list[str] | None = None
-    trials: list[dict[str, Any]] | None = None
+    trials: list[SweepTrialOut] | None = None
     trial_counts: dict[str, int] | None = None
     best_child_run_id: str | None = None
     steps: dict[str, Any] | None = None
