@@ -6,6 +6,8 @@ Each record a service returns names the same fields as the route's response sche
 
 from __future__ import annotations
 
+import io
+import tarfile
 import typing
 import uuid
 from pathlib import Path
@@ -95,6 +97,13 @@ def test_real_server_answers_carry_each_records_required_keys(server: Any, ml_cl
         _has("DatastoreRecord", d)
 
     (tmp_path / "f.txt").write_text("x\n")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(tmp_path / "f.txt", arcname="f.txt")
+    upload = call("POST", "/uploads", params={"name": "f.txt", "is_file": "true"}, content=buf.getvalue(),
+                  headers={"Content-Type": "application/x-tar"})
+    _has("UploadRecord", upload)
+    assert upload["files"] == 1 and upload["uri"].startswith("azureml://datastores/")
     ml_client.data.create_or_update(Data(name=f"rec-{tag}", path=str(tmp_path / "f.txt"), type="uri_file"))
     data = call("GET", f"/data/rec-{tag}/versions/1")
     _has("DataVersionRecord", data)

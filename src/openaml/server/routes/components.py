@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 
 from openaml.server._requests import ComponentIn
-from openaml.server._schemas import ComponentOut
+from openaml.server._schemas import ArchivedOut, ComponentOut
 
 router = APIRouter(tags=["components"])
 
@@ -32,11 +32,11 @@ def get_component(request: Request, name: str, version: str | None = None, label
     return _svc(request).get(name, version, label)
 
 
-@router.post("/components/{name}/archive")
+@router.post("/components/{name}/archive", response_model=ArchivedOut)
 def archive(request: Request, name: str, version: str | None = None) -> dict[str, Any]:
     return _svc(request).set_archived(name, version, True)
 
 
-@router.post("/components/{name}/restore")
+@router.post("/components/{name}/restore", response_model=ArchivedOut)
 def restore(request: Request, name: str, version: str | None = None) -> dict[str, Any]:
     return _svc(request).set_archived(name, version, False)

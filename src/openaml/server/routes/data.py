@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 
 from openaml.server._requests import DataIn
-from openaml.server._schemas import DataOut
+from openaml.server._schemas import ArchivedOut, DataOut
 
 router = APIRouter(tags=["data"])
 
@@ -53,11 +53,11 @@ def get_label(request: Request, name: str, label: str) -> dict[str, Any]:
     return _svc(request).get(name, label=label)
 
 
-@router.post("/data/{name}/archive")
+@router.post("/data/{name}/archive", response_model=ArchivedOut)
 def archive(request: Request, name: str, version: str | None = None) -> dict[str, Any]:
     return _svc(request).set_archived(name, version, True)
 
 
-@router.post("/data/{name}/restore")
+@router.post("/data/{name}/restore", response_model=ArchivedOut)
 def restore(request: Request, name: str, version: str | None = None) -> dict[str, Any]:
     return _svc(request).set_archived(name, version, False)

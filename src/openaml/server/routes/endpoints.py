@@ -43,7 +43,7 @@ def get_keys(request: Request, name: str) -> dict[str, Any]:
     return _svc(request).get_keys(name)
 
 
-@router.post("/online-endpoints/{name}/regenerate-keys")
+@router.post("/online-endpoints/{name}/regenerate-keys", response_model=EndpointKeysOut)
 def regenerate_keys(request: Request, name: str, key_type: str = "primary") -> dict[str, Any]:
     return _svc(request).regenerate_keys(name, key_type)
 

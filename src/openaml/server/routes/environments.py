@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 
 from openaml.server._requests import EnvironmentIn
-from openaml.server._schemas import EnvironmentOut
+from openaml.server._schemas import ArchivedOut, EnvironmentBuildOut, EnvironmentOut
 
 router = APIRouter(tags=["environments"])
 
@@ -29,7 +29,8 @@ def create_environment(request: Request, spec: Annotated[EnvironmentIn, Body()])
 
 @router.post("/environments/resolve")
 def resolve_environment(request: Request, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    """Body ``{"environment": <reference string | inline mapping | null>}``."""
+    """Body ``{"environment": <reference string | inline mapping | null>}``. The answer is the resolved
+    environment the runner gets (the spec's own fields with the EnvSpec's: free-form, no schema)."""
     return _svc(request).resolve_for_job(body.get("environment"))
 
 
@@ -49,22 +50,22 @@ def get_version(request: Request, name: str, version: str) -> dict[str, Any]:
     return _svc(request).get(name, version)
 
 
-@router.post("/environments/{name}/archive")
+@router.post("/environments/{name}/archive", response_model=ArchivedOut)
 def archive(request: Request, name: str, version: str | None = None) -> dict[str, Any]:
     return _svc(request).set_archived(name, version, True)
 
 
-@router.post("/environments/{name}/restore")
+@router.post("/environments/{name}/restore", response_model=ArchivedOut)
 def restore(request: Request, name: str, version: str | None = None) -> dict[str, Any]:
     return _svc(request).set_archived(name, version, False)
 
 
-@router.post("/environments/{name}/versions/{version}/build")
+@router.post("/environments/{name}/versions/{version}/build", response_model=EnvironmentBuildOut)
 def build(request: Request, name: str, version: str) -> dict[str, Any]:
     """Build the environment's virtualenv now (blocking) so jobs start without waiting."""
     return _svc(request).build(name, version)
 
 
-@router.post("/environments/{name}/build")
+@router.post("/environments/{name}/build", response_model=EnvironmentBuildOut)
 def build_latest(request: Request, name: str, label: str | None = "latest") -> dict[str, Any]:
     return _svc(request).build(name, None, label)

@@ -44,7 +44,7 @@ def cancel_job(request: Request, name: str) -> dict[str, Any]:
     return _svc(request).cancel(name)
 
 
-@router.post("/jobs/{name}/archive")
+@router.post("/jobs/{name}/archive", response_model=JobOut)
 def archive_job(request: Request, name: str, archived: bool = True) -> dict[str, Any]:
     return _svc(request).archive(name, archived)
 

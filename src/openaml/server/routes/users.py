@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
 
+from openaml.records import PrincipalRecord
 from openaml.server._requests import UserIn
 from openaml.server._schemas import PrincipalOut, UserOut
 from openaml.services._actor import OWNER
@@ -27,10 +28,13 @@ def list_users(request: Request) -> list[dict[str, Any]]:
 
 
 @router.get("/users/me", response_model=PrincipalOut)
-def whoami(request: Request) -> dict[str, Any]:
+def whoami(request: Request) -> PrincipalRecord:
     """The caller: ``{name, role, kind}`` (``kind`` owner, user or job; ``job`` for a job's token)."""
     p = _principal(request)
-    return {"name": p.name, "role": p.role, "kind": p.kind, **({"job": p.job} if p.job else {})}
+    me: PrincipalRecord = {"name": p.name, "role": p.role, "kind": p.kind}
+    if p.job:
+        me["job"] = p.job
+    return me
 
 
 @router.get("/users/{name}", response_model=UserOut)
