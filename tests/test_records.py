@@ -146,3 +146,36 @@ def test_real_server_answers_carry_each_records_required_keys(server: Any, ml_cl
     _has("EndpointKeysRecord", keys)
     _has("DeletedRecord", call("DELETE", f"/online-endpoints/rec-{tag}"))
     api.close()
+
+
+def test_openapi_describes_the_answers_that_had_no_schema(server: Any) -> None:
+    """Archive/restore, environment build, key regeneration, job archive and uploads answered records
+    that /openapi.json did not describe; the fields services add (an environment's lock and
+    deviations, a sweep's trials, a pipeline's steps) were missing from their schemas."""
+    spec = httpx.get(server.url + "/openapi.json", trust_env=False).json()
+
+    def answer(path: str, method: str = "post") -> str:
+        schema = spec["paths"]["/api/v1" + path][method]["responses"]["200"]["content"]["application/json"]["schema"]
+        return str(schema.get("$ref", "")).rsplit("/", 1)[-1]
+
+    for noun in ("data", "components", "environments"):
+        assert answer(f"/{noun}/{{name}}/archive") == "ArchivedOut"
+        assert answer(f"/{noun}/{{name}}/restore") == "ArchivedOut"
+    assert answer("/environments/{name}/build") == "EnvironmentBuildOut"
+    assert answer("/online-endpoints/{name}/regenerate-keys") == "EndpointKeysOut"
+    assert answer("/jobs/{name}/archive") == "JobOut"
+    assert answer("/uploads") == "UploadOut"
+    schemas = spec["components"]["schemas"]
+    assert {"trials", "trial_counts", "best_child_run_id", "steps", "warnings"} <= set(schemas["JobOut"]["properties"])
+    assert {"lock", "deviations", "python_asked", "interpreter"} <= set(schemas["EnvironmentOut"]["properties"])
+    assert "local_path" not in schemas["DataOut"]["properties"]  # the data service never sends it
+
+
+def test_a_trial_metric_is_written_as_the_service_gave_it() -> None:
+    """Typing a sweep's trials must not turn an integer metric into a float on the wire."""
+    from openaml.server._schemas import JobOut
+
+    trial = {"name": "t", "index": 0, "status": "Completed", "params": {"lr": 1}, "metric": 3, "duration_s": 2.5,
+             "terminated": None, "note": None, "error": None}
+    out = JobOut.model_validate({"name": "j", "trials": [trial]}).model_dump(mode="json")
+    assert out["trials"] == [trial]

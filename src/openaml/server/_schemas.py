@@ -282,8 +282,8 @@ class SweepTrialOut(WireModel):
     index: int | None = None
     status: str | None = None
     params: dict[str, Any] | None = None
-    metric: float | None = None
-    duration_s: float | None = None
+    metric: int | float | None = None  # both: the value is written as the service gave it
+    duration_s: int | float | None = None
     terminated: bool | None = None
     note: str | None = None
     error: str | None = None
@@ -470,7 +470,7 @@ class RunnerSpecOut(WireModel):
     inputs: dict[str, Any] | None = None
     outputs: dict[str, Any] | None = None
     environment: dict[str, Any] | None = None
-    environment_variables: dict[str, str] | None = None
+    environment_variables: dict[str, Any] | None = None
     resources: dict[str, Any] | None = None
     distribution: dict[str, Any] | None = None
     timeout: float | None = None
