@@ -104,6 +104,16 @@ class JobRecord(TypedDict, total=False):
     tags: dict[str, Any]  # free-form
     properties: dict[str, Any]  # free-form
     parent_job_name: str
+    resources: dict[str, Any]  # command and trial fields as the user wrote them (azure-ai-ml CommandJob)
+    distribution: dict[str, Any]
+    limits: dict[str, Any]  # a command's timeout, a sweep's max_total_trials ...
+    trial: Any  # sweep (azure-ai-ml SweepJob): a command or a component reference
+    search_space: dict[str, Any]
+    objective: dict[str, Any]  # {"primary_metric", "goal"}
+    sampling_algorithm: Any  # a name or a mapping
+    early_termination: Any
+    jobs: dict[str, Any]  # pipeline (azure-ai-ml PipelineJob): its nodes as written
+    settings: dict[str, Any]
     warnings: list[str]
     metrics: dict[str, float]
     params: dict[str, str]

@@ -1,7 +1,8 @@
 """Response schemas of the REST API, one per noun: what ``/openapi.json`` describes.
 
-Routes declare these as ``response_model``. The services build the records (plain dicts); a
-schema names and types the fields a client may rely on, and lets the rest through unchanged:
+Routes declare these as ``response_model``. The services build the records (plain dicts typed by
+:mod:`openaml.records`, one ``<Noun>Record`` per ``<Noun>Out`` with the same field names:
+``tests/test_records.py``); a schema names and types the fields a client may rely on, and lets the rest through unchanged:
 every schema allows extra fields and, when serialized, writes exactly the keys it was given, in
 the order it was given them (no defaults added, nothing dropped), so the wire format the SDK
 reads is the one the service produced.
@@ -324,6 +325,16 @@ class JobOut(WireModel):
     services: dict[str, Any] | None = None
     metrics: dict[str, Any] | None = None
     params: dict[str, Any] | None = None
+    resources: dict[str, Any] | None = None
+    distribution: dict[str, Any] | None = None
+    limits: dict[str, Any] | None = None
+    trial: Any = None
+    search_space: dict[str, Any] | None = None
+    objective: dict[str, Any] | None = None
+    sampling_algorithm: Any = None
+    early_termination: Any = None
+    jobs: dict[str, Any] | None = None
+    settings: dict[str, Any] | None = None
     warnings: list[str] | None = None
     trials: list[SweepTrialOut] | None = None
     trial_counts: dict[str, int] | None = None

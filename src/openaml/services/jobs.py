@@ -91,14 +91,15 @@ class JobService:
         spec["services"] = services
         if row["parent_name"]:
             spec["parent_job_name"] = row["parent_name"]
+        rec = cast(JobRecord, spec)  # the job's YAML fields pass through (see openaml.records)
         if with_metrics:
             summary = self.ctx.tracking.run_summary(row["name"])
-            spec["metrics"] = summary["metrics"]
-            spec["params"] = summary["params"]
+            rec["metrics"] = summary["metrics"]
+            rec["params"] = summary["params"]
             kind = self.core.find_kind(row["type"])
             if kind is not None:  # e.g. a sweep's trials, a pipeline's steps
-                spec = kind.extend_view(row, spec)
-        return cast(JobRecord, spec)  # the job's YAML fields pass through (see openaml.records)
+                rec = kind.extend_view(row, rec)
+        return rec
 
     def get(self, name: str) -> JobRecord:
         return self.view(self.ctx.store.get_job(name))
