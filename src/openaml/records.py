@@ -9,7 +9,8 @@ every required key).
 Conventions:
 
 - ``Required[...]`` keys are in every record of that noun; the others (``total=False``) are there
-  when the resource has them (a job's ``end_time`` once it ended, a sweep's ``trials``).
+  when the resource has them (a sweep's ``trials``, a pipeline's ``steps``); a required key may hold
+  None (a job's ``end_time`` until it ended).
 - Records built from a user's spec (a job's YAML, a data asset, an environment ...) hold that
   spec's fields too; the keys declared here are the server's and those clients rely on, the rest
   of the spec passes through unchanged (a ``TypedDict`` allows extra keys at run time).
