@@ -1,7 +1,8 @@
 """Response schemas of the REST API, one per noun: what ``/openapi.json`` describes.
 
-Routes declare these as ``response_model``. The services build the records (plain dicts); a
-schema names and types the fields a client may rely on, and lets the rest through unchanged:
+Routes declare these as ``response_model``. The services build the records (plain dicts typed by
+:mod:`openaml.records`, one ``<Noun>Record`` per ``<Noun>Out`` with the same field names:
+``tests/test_records.py``); a schema names and types the fields a client may rely on, and lets the rest through unchanged:
 every schema allows extra fields and, when serialized, writes exactly the keys it was given, in
 the order it was given them (no defaults added, nothing dropped), so the wire format the SDK
 reads is the one the service produced.
@@ -29,10 +30,10 @@ from pydantic import (
 
 __all__ = [
     "WireModel", "CreationContext", "WorkspaceOut", "HealthOut", "DatastoreOut", "DataOut", "EnvironmentOut",
-    "ComputeOut", "JobOut", "JobLogOut", "ComponentOut", "ModelOut", "ScheduleOut", "ScheduleTriggerOut",
+    "ComputeOut", "SweepTrialOut", "JobOut", "JobLogOut", "ComponentOut", "ModelOut", "ScheduleOut", "ScheduleTriggerOut",
     "OnlineEndpointOut", "OnlineDeploymentOut", "EndpointKeysOut", "ArchivedOut", "DeletedOut", "UserOut",
     "PrincipalOut", "RunnerSpecOut", "RunnerReplyOut", "RunnerLogOut",
-    "RunnerOutputOut", "TAR_RESPONSE",
+    "RunnerOutputOut", "EnvironmentBuildOut", "UploadOut", "TAR_RESPONSE",
 ]
 
 log = logging.getLogger("openaml.server")
@@ -132,6 +133,9 @@ class DatastoreOut(WireModel):
     path: str | None = None
     is_default: bool | None = None
     local_path: str | None = None
+    credentials: dict[str, Any] | None = None
+    tags: dict[str, Any] | None = None
+    properties: dict[str, Any] | None = None
 
 
 class DataOut(WireModel):
@@ -147,7 +151,7 @@ class DataOut(WireModel):
     id: str | None = None
     archived: bool | None = None
     creation_context: CreationContext | None = None
-    local_path: str | None = None
+    warnings: list[str] | None = None
 
 
 class EnvironmentOut(WireModel):
@@ -167,6 +171,32 @@ class EnvironmentOut(WireModel):
     spec_hash: str | None = None
     build_status: str | None = None
     python: Any = None
+    python_asked: str | None = None
+    interpreter: str | None = None
+    lock: list[str] | None = None
+    deviations: list[str] | None = None
+    warnings: list[str] | None = None
+
+
+class EnvironmentBuildOut(WireModel):
+    """``environment build``: ``kind`` venv or base, ``status``, ``bin_dir`` (the virtualenv's
+    scripts folder), ``build_log`` (its path) and the state of :class:`EnvironmentOut`."""
+
+    name: str
+    version: str
+    kind: str
+    status: str
+    bin_dir: str
+    build_log: str | None = None
+    pip: list[str] | None = None
+    spec_hash: str | None = None
+    build_status: str | None = None
+    python: Any = None
+    python_asked: str | None = None
+    interpreter: str | None = None
+    lock: list[str] | None = None
+    deviations: list[str] | None = None
+    warnings: list[str] | None = None
 
 
 class ComponentOut(WireModel):
@@ -219,6 +249,7 @@ class ArchivedOut(WireModel):
     name: str
     version: str | None = None
     archived: bool
+    count: int | None = None
 
 
 # ---------------------------------------------------------------------------- compute and jobs
@@ -242,6 +273,21 @@ class StatusChange(WireModel):
 
     status: str
     time: Time = None
+
+
+class SweepTrialOut(WireModel):
+    """One trial of a sweep (``JobOut.trials``, best first): ``params`` sampled, ``metric`` the primary
+    metric's last value, ``duration_s`` in seconds."""
+
+    name: str
+    index: int | None = None
+    status: str | None = None
+    params: dict[str, Any] | None = None
+    metric: int | float | None = None  # both: the value is written as the service gave it
+    duration_s: int | float | None = None
+    terminated: bool | None = None
+    note: str | None = None
+    error: str | None = None
 
 
 class JobOut(WireModel):
@@ -279,6 +325,21 @@ class JobOut(WireModel):
     services: dict[str, Any] | None = None
     metrics: dict[str, Any] | None = None
     params: dict[str, Any] | None = None
+    resources: dict[str, Any] | None = None
+    distribution: dict[str, Any] | None = None
+    limits: dict[str, Any] | None = None
+    trial: Any = None
+    search_space: dict[str, Any] | None = None
+    objective: dict[str, Any] | None = None
+    sampling_algorithm: Any = None
+    early_termination: Any = None
+    jobs: dict[str, Any] | None = None
+    settings: dict[str, Any] | None = None
+    warnings: list[str] | None = None
+    trials: list[SweepTrialOut] | None = None
+    trial_counts: dict[str, int] | None = None
+    best_child_run_id: str | None = None
+    steps: dict[str, Any] | None = None
 
 
 class JobLogOut(WireModel):
@@ -368,6 +429,7 @@ class EndpointKeysOut(WireModel):
     primary_key: str | None = None
     secondary_key: str | None = None
     access_token: str | None = None
+    token_type: str | None = None
     expiry_time_utc: int | float | None = None
     refresh_after_time_utc: int | float | None = None
 
@@ -411,12 +473,23 @@ class RunnerSpecOut(WireModel):
     run_id: str
     server_url: str
     tracking_uri: str
+    workspace_name: str | None = None
+    experiment_id: str | None = None
     experiment_name: str | None = None
     compute: str | None = None
+    code_dir: str | None = None
     inputs: dict[str, Any] | None = None
     outputs: dict[str, Any] | None = None
     environment: dict[str, Any] | None = None
+    environment_variables: dict[str, Any] | None = None
+    resources: dict[str, Any] | None = None
+    distribution: dict[str, Any] | None = None
     timeout: float | None = None
+    artifact_dir: str | None = None
+    envs_dir: str | None = None
+    hidden_files: list[str] | None = None
+    read_only_dirs: list[str] | None = None
+    workspace: dict[str, Any] | None = None
     heartbeat_seconds: float | None = None
     command_token: str | None = None
 
@@ -442,3 +515,14 @@ class RunnerLogOut(WireModel):
     """After a log chunk: ``offset``, the log's size on the server, where the next chunk starts."""
 
     offset: int
+
+
+# ---------------------------------------------------------------------------- uploads
+class UploadOut(WireModel):
+    """``POST /uploads``: a code snapshot's ``code_id`` (its content hash), or a datastore upload's
+    ``uri`` and ``is_file``; ``files`` the number of files received."""
+
+    files: int
+    code_id: str | None = None
+    uri: str | None = None
+    is_file: bool | None = None

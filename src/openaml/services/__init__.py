@@ -1,6 +1,12 @@
 """Use cases. The only layer that routes call (ARCHITECTURE.md, "Layers").
 
 One module per noun; each exposes a service class constructed with the workspace context.
+
+What a service returns to a route is a typed record (:mod:`openaml.records`: ``JobRecord``,
+``DataVersionRecord`` ...). ``dict[str, Any]`` stays, on purpose, for what is free-form: a user's
+spec (job YAML, asset fields) on its way in, tags and properties, and the store's rows and the
+runner's resolved inputs/environment that the services pass between their own modules (the store
+port returns plain rows; typing them is the store's own step).
 """
 
 from __future__ import annotations

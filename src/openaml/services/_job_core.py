@@ -30,6 +30,7 @@ from typing import Any
 from openaml.compute._scheduler import Scheduler
 from openaml.constants import TERMINAL_JOB_STATUSES, JobStatus
 from openaml.errors import ConflictError, NotFoundError, ValidationError
+from openaml.records import JobRecord
 from openaml.services._actor import actor
 from openaml.services._context import WorkspaceContext
 from openaml.services._job_resolve import ResolveErrors
@@ -123,7 +124,7 @@ class JobCore:
 
     # ------------------------------------------------------------------ submission
     def submit(self, spec: dict[str, Any], *, source: str | None = None,
-               parent_name: str | None = None) -> dict[str, Any]:
+               parent_name: str | None = None) -> JobRecord:
         """Validate, name, record and start a job of any kind; returns its ``job show`` record.
 
         ``parent_name``: the parent job of a child submission (a pipeline's sweep node).

@@ -19,6 +19,7 @@ import anyio
 
 from openaml.datastores import DatastorePort, LocalDatastore, safe_extract_tar, tar_stream
 from openaml.errors import ConflictError, NotFoundError, UnsupportedError, ValidationError
+from openaml.records import RunnerOutputRecord
 from openaml.services._context import WorkspaceContext
 from openaml.services.uploads import spool_stream
 
@@ -71,7 +72,7 @@ def input_tar(ctx: WorkspaceContext, row: dict[str, Any], name: str) -> Iterator
 
 
 async def receive_output(ctx: WorkspaceContext, row: dict[str, Any], name: str,
-                         stream: AsyncIterator[bytes]) -> dict[str, Any]:
+                         stream: AsyncIterator[bytes]) -> RunnerOutputRecord:
     """Put a tar stream of job ``row``'s declared output ``name`` into its datastore path, through
     the port: staged in the workspace's ``uploads/`` first, then moved (a local datastore renames
     the staged folder into place), so a broken upload writes nothing. A ``uri_file`` output's tar
@@ -110,7 +111,7 @@ async def receive_output(ctx: WorkspaceContext, row: dict[str, Any], name: str,
 
 
 def _place(ctx: WorkspaceContext, row: dict[str, Any], name: str, out: dict[str, Any], tar_path: Path,
-           stage: Path) -> dict[str, Any]:
+           stage: Path) -> RunnerOutputRecord:
     with open(tar_path, "rb") as fh:
         count = safe_extract_tar(fh, stage)
     src = stage

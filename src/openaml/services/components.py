@@ -8,13 +8,14 @@ newest unarchived version. Registering an existing version with the same content
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 import pydantic
 
 from openaml.entities._base import validation_error_from_pydantic
 from openaml.entities._component import CommandComponent, PipelineComponent, component_name_problem
 from openaml.errors import ConflictError, NotFoundError, OpenAMLError, ValidationError
+from openaml.records import ArchivedRecord, ComponentRecord
 from openaml.services._context import WorkspaceContext
 
 __all__ = ["ComponentService", "parse_component_ref"]
@@ -103,7 +104,7 @@ class ComponentService:
             expand_pipeline_nodes(jobs, self.resolve_reference, errors)
         errors.raise_if_any("component")
 
-    def create_or_update(self, spec: dict[str, Any]) -> dict[str, Any]:
+    def create_or_update(self, spec: dict[str, Any]) -> ComponentRecord:
         """Register a version. Raises ValidationError (fields named) or ConflictError."""
         comp = self._validate(spec)
         assert comp.name is not None
@@ -116,12 +117,12 @@ class ComponentService:
                 return self._view(existing)
             raise
 
-    def _view(self, asset: dict[str, Any]) -> dict[str, Any]:
+    def _view(self, asset: dict[str, Any]) -> ComponentRecord:
         out = dict(asset)
         out["id"] = f"azureml:{asset['name']}:{asset['version']}"
-        return out
+        return cast(ComponentRecord, out)  # the stored spec's fields pass through (see openaml.records)
 
-    def get(self, name: str, version: str | None = None, label: str | None = None) -> dict[str, Any]:
+    def get(self, name: str, version: str | None = None, label: str | None = None) -> ComponentRecord:
         """Raises NotFoundError naming the versions (or components) that exist."""
         try:
             return self._view(self.ctx.store.get_asset(_KIND, name, version, label))
@@ -133,7 +134,7 @@ class ComponentService:
                 "this workspace has no components yet (openaml component create --file component.yml)"
             raise NotFoundError(f"{exc.message}; {known}", details={"field": "name", "value": name}) from None
 
-    def resolve_reference(self, ref: str) -> dict[str, Any]:
+    def resolve_reference(self, ref: str) -> ComponentRecord:
         parsed = parse_component_ref(ref)
         if parsed is None:
             raise ValidationError(f"{ref!r} is not a component reference; use azureml:<name>:<version> or "
@@ -142,12 +143,12 @@ class ComponentService:
         return self.get(name, version, label)
 
     def list(self, name: str | None = None, *, include_archived: bool = False,
-             archived_only: bool = False) -> list[dict[str, Any]]:
+             archived_only: bool = False) -> list[ComponentRecord]:
         rows = self.ctx.store.list_assets(_KIND, name, include_archived=include_archived or archived_only)
         if archived_only:
             rows = [r for r in rows if r["archived"]]
         return [self._view(r) for r in rows]
 
-    def set_archived(self, name: str, version: str | None, archived: bool) -> dict[str, Any]:
+    def set_archived(self, name: str, version: str | None, archived: bool) -> ArchivedRecord:
         self.ctx.store.set_asset_archived(_KIND, name, version, archived)
         return {"name": name, "version": version, "archived": archived}

@@ -7,12 +7,13 @@ compute) means the default pool, as Azure's serverless compute does.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, cast
 
 from openaml.compute import COMPUTE_TYPES, compute_types
 from openaml.constants import DEFAULT_COMPUTE, JobStatus
 from openaml.entities import Compute
 from openaml.errors import ConflictError, ValidationError
+from openaml.records import ComputeRecord
 from openaml.services._context import WorkspaceContext
 
 __all__ = ["ComputeService"]
@@ -48,25 +49,25 @@ class ComputeService:
         self.ctx.store.get_compute(name)
         return name
 
-    def _view(self, c: dict[str, Any]) -> dict[str, Any]:
+    def _view(self, c: dict[str, Any]) -> ComputeRecord:
         store = self.ctx.store
-        return {**c,
+        return cast(ComputeRecord, {**c,
                 "provisioning_state": "Succeeded",
                 "backend": COMPUTE_TYPES.get(c["type"], "none"),
                 "running_jobs": store.count_jobs(status=(JobStatus.PREPARING, JobStatus.RUNNING, JobStatus.FINALIZING),
                                                  compute=c["name"]),
-                "queued_jobs": store.count_jobs(status=(JobStatus.QUEUED,), compute=c["name"])}
+                "queued_jobs": store.count_jobs(status=(JobStatus.QUEUED,), compute=c["name"])})
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[ComputeRecord]:
         return [self._view(c) for c in self.ctx.store.list_computes()]
 
-    def get(self, name: str) -> dict[str, Any]:
+    def get(self, name: str) -> ComputeRecord:
         return self._view(self.ctx.store.get_compute(self.canonical_name(name)))
 
     def slots(self, name: str) -> int:
         return int(self.ctx.store.get_compute(name)["max_instances"])
 
-    def create_or_update(self, spec: dict[str, Any]) -> dict[str, Any]:
+    def create_or_update(self, spec: dict[str, Any]) -> ComputeRecord:
         """Create or resize a pool. Raises ValidationError for reserved names or unsupported types."""
         c = Compute.model_validate(spec)
         if c.name in ("serverless",):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pydantic
 
@@ -34,6 +34,7 @@ from openaml.datastores import (
 from openaml.entities import Data
 from openaml.entities._base import validation_error_from_pydantic
 from openaml.errors import NotFoundError, OpenAMLError, UnsupportedError, ValidationError
+from openaml.records import ArchivedRecord, DataVersionRecord
 from openaml.services._actor import actor
 from openaml.services._context import WorkspaceContext
 
@@ -93,7 +94,7 @@ class DataService:
         return (f"/subscriptions/local/resourceGroups/local/providers/Microsoft.MachineLearningServices/"
                 f"workspaces/{self.ctx.workspace_name or 'local'}/data/{name}/versions/{version}")
 
-    def _view(self, row: dict[str, Any]) -> dict[str, Any]:
+    def _view(self, row: dict[str, Any]) -> DataVersionRecord:
         out = {k: v for k, v in row.items() if k not in _SERVER_FIELDS}
         out["id"] = self._id(row["name"], row["version"])
         out["archived"] = bool(row.get("archived"))
@@ -101,10 +102,10 @@ class DataService:
         out["creation_context"] = {"created_at": row.get("created_at"),
                                    **({"created_by": str(by.get("name")), "created_by_type": "User"}
                                       if isinstance(by, dict) else {})}
-        return out
+        return cast(DataVersionRecord, out)  # the stored spec's fields pass through (see openaml.records)
 
     # ------------------------------------------------------------------ create
-    def create(self, spec: dict[str, Any], *, source: str | None = None) -> dict[str, Any]:
+    def create(self, spec: dict[str, Any], *, source: str | None = None) -> DataVersionRecord:
         """Register a data asset version. Nothing is stored unless every check passes.
 
         Args:
@@ -213,7 +214,7 @@ class DataService:
                 validate_mltable_folder(port.local_path(rel), label=uri)
 
     # ------------------------------------------------------------------ read
-    def get(self, name: str, version: str | None = None, label: str | None = None) -> dict[str, Any]:
+    def get(self, name: str, version: str | None = None, label: str | None = None) -> DataVersionRecord:
         """One version; neither ``version`` nor ``label`` means ``latest`` (newest unarchived).
 
         Raises:
@@ -233,7 +234,7 @@ class DataService:
                                     f"'openaml data restore -n {name} -v <version>' or ask for a version)") from None
             raise
 
-    def list(self, name: str | None = None, view: str = "active") -> list[dict[str, Any]]:
+    def list(self, name: str | None = None, view: str = "active") -> list[DataVersionRecord]:
         """Versions of ``name`` (newest first), or the latest version of every asset.
 
         ``view``: ``active`` (default, archived hidden), ``archived`` (only archived) or ``all``.
@@ -248,7 +249,7 @@ class DataService:
             rows = [r for r in rows if r["archived"]]
         return [self._view(r) for r in rows]
 
-    def set_archived(self, name: str, version: str | None, archived: bool) -> dict[str, Any]:
+    def set_archived(self, name: str, version: str | None, archived: bool) -> ArchivedRecord:
         """Archive (or restore) one version, or every version when ``version`` is None.
 
         Returns ``{"name", "version", "archived", "count"}``.
@@ -259,7 +260,7 @@ class DataService:
         count = self.ctx.store.set_asset_archived("data", name, version, archived)
         return {"name": name, "version": version, "archived": archived, "count": count}
 
-    def resolve_reference(self, ref: str) -> dict[str, Any]:
+    def resolve_reference(self, ref: str) -> DataVersionRecord:
         """The asset a reference names (forms: :func:`parse_data_reference`).
 
         Used by the jobs service for ``Input(path="azureml:titanic:1")`` and friends.

@@ -8,8 +8,9 @@ exists only for datastores whose files are on this machine.
 
 from __future__ import annotations
 
+import builtins
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pydantic
 
@@ -23,6 +24,7 @@ from openaml.datastores import (
 )
 from openaml.entities._datastore import credentials_from, datastore_class, public_credentials
 from openaml.errors import NotFoundError, ValidationError
+from openaml.records import DatastoreRecord
 from openaml.services._context import WorkspaceContext
 
 __all__ = ["DatastoreService"]
@@ -41,7 +43,7 @@ class DatastoreService:
                                  "path": "datastores/workspaceblobstore"}, is_default=True)
         self.ctx.layout.default_datastore.mkdir(parents=True, exist_ok=True)
 
-    def _entity(self, d: dict[str, Any]) -> dict[str, Any]:
+    def _entity(self, d: dict[str, Any]) -> DatastoreRecord:
         d = dict(d)
         # secrets are never returned (Azure's GET omits them too); the kind and non-secret fields are
         creds = public_credentials(d.pop("credentials", None))
@@ -49,21 +51,21 @@ class DatastoreService:
             d["credentials"] = creds
         if d["type"] == "local":
             d["local_path"] = str(open_datastore(self._definition(d), base=self.ctx.layout.root).local_path(""))
-        return d
+        return cast(DatastoreRecord, d)  # the stored spec's fields pass through (see openaml.records)
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[DatastoreRecord]:
         return [self._entity(d) for d in self.ctx.store.list_datastores()]
 
-    def get(self, name: str) -> dict[str, Any]:
+    def get(self, name: str) -> DatastoreRecord:
         return self._entity(self.ctx.store.get_datastore(name))
 
-    def get_default(self) -> dict[str, Any]:
+    def get_default(self) -> DatastoreRecord:
         for d in self.ctx.store.list_datastores():
             if d.get("is_default"):
                 return self._entity(d)
         return self.get(DEFAULT_DATASTORE)
 
-    def create_or_update(self, spec: dict[str, Any]) -> dict[str, Any]:
+    def create_or_update(self, spec: dict[str, Any]) -> DatastoreRecord:
         """Register a datastore. ``local`` needs ``path`` (an existing folder); the Azure types
         (azure_blob, azure_file, azure_data_lake_gen1/gen2) are validated as azure-ai-ml does and kept
         as metadata with their credentials (their files cannot be reached from here and jobs using them
@@ -170,7 +172,7 @@ class DatastoreService:
                     "workspace, of $OPENAML_HOME or of the server's token, key and database files, nor inside them)",
                     details={"field": "path", "value": given})
 
-    def local_roots(self) -> list[str]:
+    def local_roots(self) -> builtins.list[str]:
         """The resolved folders of the workspace's local datastores (the default one included), as
         absolute paths: what a job or a deployment worker sees read-only
         (:func:`openaml.environments._hide.hide_lines`). Datastores whose folder cannot be resolved are

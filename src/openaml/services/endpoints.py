@@ -36,6 +36,7 @@ from openaml.entities._endpoint import (
     check_traffic,
 )
 from openaml.errors import ConflictError, NotFoundError, OpenAMLError, ValidationError
+from openaml.records import DeploymentRecord, EndpointKeysRecord, EndpointRecord
 from openaml.services._context import WorkspaceContext
 from openaml.serving._supervisor import InitFailed, LaunchSpec, Supervisor
 from openaml.store import EndpointRepository
@@ -99,7 +100,7 @@ class EndpointService:
         self.supervisor.stop()
 
     # ------------------------------------------------------------------ endpoints
-    def _endpoint_view(self, ep: dict[str, Any]) -> dict[str, Any]:
+    def _endpoint_view(self, ep: dict[str, Any]) -> EndpointRecord:
         name = ep["name"]
         base = f"{self.ctx.url}/endpoints/{name}"
         return {**ep["spec"], "name": name, "provisioning_state": ep["provisioning_state"],
@@ -113,7 +114,7 @@ class EndpointService:
                f"workspaces/{self.ctx.workspace_name}/onlineEndpoints/{name}")
         return rid + (f"/deployments/{deployment}" if deployment else "")
 
-    def create_or_update_endpoint(self, spec: dict[str, Any]) -> dict[str, Any]:
+    def create_or_update_endpoint(self, spec: dict[str, Any]) -> EndpointRecord:
         """Create the endpoint, or update description, tags, auth_mode, traffic and mirror_traffic.
 
         Raises:
@@ -149,10 +150,10 @@ class EndpointService:
             raise ValidationError(f"online endpoint {name!r}: " + "; ".join(problems),
                                   details={"field": "traffic", "traffic": traffic, "mirror_traffic": mirror})
 
-    def get_endpoint(self, name: str) -> dict[str, Any]:
+    def get_endpoint(self, name: str) -> EndpointRecord:
         return self._endpoint_view(self.repo.get_endpoint(name))
 
-    def list_endpoints(self) -> list[dict[str, Any]]:
+    def list_endpoints(self) -> list[EndpointRecord]:
         return [self._endpoint_view(e) for e in self.repo.list_endpoints()]
 
     def delete_endpoint(self, name: str) -> None:
@@ -167,7 +168,7 @@ class EndpointService:
         _remove_tree(self.root / name)  # logs, laid-out model, sockets: a new endpoint of that name starts clean
 
     # ------------------------------------------------------------------ keys and tokens
-    def get_keys(self, name: str) -> dict[str, Any]:
+    def get_keys(self, name: str) -> EndpointKeysRecord:
         """``{primary_key, secondary_key}`` (key auth) or ``{access_token, expiry_time_utc, ...}``."""
         ep = self.repo.get_endpoint(name)
         if ep["spec"].get("auth_mode", "key") == "key":
@@ -177,7 +178,7 @@ class EndpointService:
                 "expiry_time_utc": now + TOKEN_TTL_S, "refresh_after_time_utc": now + TOKEN_TTL_S / 2,
                 "token_type": "Bearer"}
 
-    def regenerate_keys(self, name: str, key_type: str = "primary") -> dict[str, Any]:
+    def regenerate_keys(self, name: str, key_type: str = "primary") -> EndpointKeysRecord:
         """Raises ValidationError for a key type other than primary/secondary or a token endpoint."""
         kt = key_type.lower()
         if kt not in ("primary", "secondary"):
@@ -192,7 +193,7 @@ class EndpointService:
         return self.get_keys(name)
 
     # ------------------------------------------------------------------ deployments
-    def _dep_view(self, dep: dict[str, Any]) -> dict[str, Any]:
+    def _dep_view(self, dep: dict[str, Any]) -> DeploymentRecord:
         return {**dep["spec"], "name": dep["name"], "endpoint_name": dep["endpoint_name"],
                 "provisioning_state": dep["provisioning_state"], "error": dep["error"],
                 "id": self._id(dep["endpoint_name"], dep["name"]),
@@ -200,7 +201,7 @@ class EndpointService:
                 "creation_context": {"created_at": dep["created_at"].isoformat(),
                                      "last_modified_at": dep["updated_at"].isoformat()}}
 
-    def create_or_update_deployment(self, endpoint_name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    def create_or_update_deployment(self, endpoint_name: str, spec: dict[str, Any]) -> DeploymentRecord:
         """Validate and resolve the deployment now; start (or replace) its workers in the background.
 
         Returns the deployment with ``provisioning_state`` Creating or Updating; poll :meth:`get_deployment`.
@@ -240,10 +241,10 @@ class EndpointService:
         self._provision(endpoint_name, dep.name, state)
         return self.get_deployment(endpoint_name, dep.name)
 
-    def get_deployment(self, endpoint_name: str, name: str) -> dict[str, Any]:
+    def get_deployment(self, endpoint_name: str, name: str) -> DeploymentRecord:
         return self._dep_view(self.repo.get_deployment(endpoint_name, name))
 
-    def list_deployments(self, endpoint_name: str) -> list[dict[str, Any]]:
+    def list_deployments(self, endpoint_name: str) -> list[DeploymentRecord]:
         self.repo.get_endpoint(endpoint_name)
         return [self._dep_view(d) for d in self.repo.list_deployments(endpoint_name)]
 

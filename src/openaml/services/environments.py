@@ -12,7 +12,7 @@ import builtins
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pydantic
 
@@ -32,6 +32,7 @@ from openaml.environments import (
     resolve_spec,
 )
 from openaml.errors import NotFoundError, ValidationError
+from openaml.records import ArchivedRecord, EnvironmentBuildRecord, EnvironmentRecord
 from openaml.services._context import WorkspaceContext
 
 __all__ = ["EnvironmentService"]
@@ -126,7 +127,7 @@ class EnvironmentService:
         return resolve_spec(keep, source=source, options=self.options())
 
     # ------------------------------------------------------------------ views
-    def _view(self, asset: dict[str, Any]) -> dict[str, Any]:
+    def _view(self, asset: dict[str, Any]) -> EnvironmentRecord:
         name, version = asset["name"], asset["version"]
         out = {k: v for k, v in asset.items() if k not in ("created_at",)}
         out["id"] = (f"/subscriptions/local/resourceGroups/local/providers/Microsoft.MachineLearningServices/"
@@ -136,9 +137,9 @@ class EnvironmentService:
             es = self._resolve(asset, f"{name}:{version}")
         except (ValidationError, NotFoundError) as exc:  # stored before a rule changed: show, do not fail
             out["build_status"] = f"invalid: {exc.message}"
-            return out
+            return cast(EnvironmentRecord, out)  # the stored spec's fields pass through (see openaml.records)
         out.update(self._env_state(es))
-        return out
+        return cast(EnvironmentRecord, out)
 
     def _env_state(self, es: EnvSpec) -> dict[str, Any]:
         """What ``environment show`` reports of a resolved spec: status, Python asked/used, the lock
@@ -161,7 +162,7 @@ class EnvironmentService:
         return out
 
     # ------------------------------------------------------------------ CRUD
-    def create_or_update(self, spec: dict[str, Any]) -> dict[str, Any]:
+    def create_or_update(self, spec: dict[str, Any]) -> EnvironmentRecord:
         """Register a new version (immutable; an omitted version is the next integer).
 
         Args:
@@ -184,7 +185,7 @@ class EnvironmentService:
         saved = self.ctx.store.create_asset(_KIND, env.name, env.version, data, spec_hash=es.spec_hash)
         return self._view(saved)
 
-    def get(self, name: str, version: str | None = None, label: str | None = None) -> dict[str, Any]:
+    def get(self, name: str, version: str | None = None, label: str | None = None) -> EnvironmentRecord:
         """One version; no version (or ``label='latest'``) gives the newest unarchived one.
 
         Raises:
@@ -204,14 +205,14 @@ class EnvironmentService:
             "this workspace has no environments yet (openaml environment create --file env.yml)"
 
     def list(self, name: str | None = None, *, include_archived: bool = False,
-             archived_only: bool = False) -> list[dict[str, Any]]:
+             archived_only: bool = False) -> list[EnvironmentRecord]:
         """All versions of ``name`` (newest first), or the latest version of each environment."""
         rows = self.ctx.store.list_assets(_KIND, name, include_archived=include_archived or archived_only)
         if archived_only:
             rows = [r for r in rows if r["archived"]]
         return [self._view(r) for r in rows]
 
-    def set_archived(self, name: str, version: str | None, archived: bool) -> dict[str, Any]:
+    def set_archived(self, name: str, version: str | None, archived: bool) -> ArchivedRecord:
         """Archive or restore one version (or every version when ``version`` is None).
 
         Raises:
@@ -272,7 +273,7 @@ class EnvironmentService:
     # the jobs service asks for this name
     runner_environment = resolve_for_job
 
-    def build(self, name: str, version: str | None = None, label: str | None = None) -> dict[str, Any]:
+    def build(self, name: str, version: str | None = None, label: str | None = None) -> EnvironmentBuildRecord:
         """Build (or find built) a registered environment's virtualenv, blocking; pre-warms jobs.
 
         Returns:
@@ -287,9 +288,10 @@ class EnvironmentService:
         es = self._resolve(asset, f"{asset['name']}:{asset['version']}")
         bin_dir = ensure_environment(es, self.ctx.layout.envs)
         root = env_path(es, self.ctx.layout.envs)
-        return {"name": asset["name"], "version": asset["version"], "kind": es.kind, **self._env_state(es),
-                "status": env_status(es, self.ctx.layout.envs), "bin_dir": str(bin_dir),
-                "build_log": str(root / "build.log") if es.kind == "venv" else None, "pip": es.pip}
+        out = {"name": asset["name"], "version": asset["version"], "kind": es.kind, **self._env_state(es),
+               "status": env_status(es, self.ctx.layout.envs), "bin_dir": str(bin_dir),
+               "build_log": str(root / "build.log") if es.kind == "venv" else None, "pip": es.pip}
+        return cast(EnvironmentBuildRecord, out)  # _env_state's keys: those of EnvironmentBuildRecord
 
     def known_curated(self) -> builtins.list[str]:
         return curated_names()

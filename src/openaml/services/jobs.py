@@ -14,11 +14,12 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from openaml.constants import TERMINAL_JOB_STATUSES
 from openaml.datastores import DatastorePort, JobOutputUri, LocalDatastore, safe_join, tar_stream
 from openaml.errors import NotFoundError, ValidationError
+from openaml.records import JobLogRecord, JobRecord
 from openaml.services._context import WorkspaceContext
 from openaml.services._job_core import JobCore, generate_job_name
 from openaml.services.runners import make_scheduler
@@ -53,7 +54,7 @@ class JobService:
         self.scheduler.wake()
 
     # ------------------------------------------------------------------ submission
-    def submit(self, spec: dict[str, Any], *, source: str | None = None) -> dict[str, Any]:
+    def submit(self, spec: dict[str, Any], *, source: str | None = None) -> JobRecord:
         """Validate, record and start a job of any kind (:meth:`JobCore.submit`).
 
         Raises:
@@ -64,7 +65,7 @@ class JobService:
         return self.core.submit(spec, source=source)
 
     # ------------------------------------------------------------------ queries
-    def view(self, row: dict[str, Any], *, with_metrics: bool = True) -> dict[str, Any]:
+    def view(self, row: dict[str, Any], *, with_metrics: bool = True) -> JobRecord:
         spec = dict(row["spec"])
         runtime = row["runtime"]
         url = self.ctx.url
@@ -92,26 +93,27 @@ class JobService:
         spec["services"] = services
         if row["parent_name"]:
             spec["parent_job_name"] = row["parent_name"]
+        rec = cast(JobRecord, spec)  # the job's YAML fields pass through (see openaml.records)
         if with_metrics:
             summary = self.ctx.tracking.run_summary(row["name"])
-            spec["metrics"] = summary["metrics"]
-            spec["params"] = summary["params"]
+            rec["metrics"] = summary["metrics"]
+            rec["params"] = summary["params"]
             kind = self.core.find_kind(row["type"])
             if kind is not None:  # e.g. a sweep's trials, a pipeline's steps
-                spec = kind.extend_view(row, spec)
-        return spec
+                rec = kind.extend_view(row, rec)
+        return rec
 
-    def get(self, name: str) -> dict[str, Any]:
+    def get(self, name: str) -> JobRecord:
         return self.view(self.ctx.store.get_job(name))
 
     def list(self, *, parent_job_name: str | None = None, include_archived: bool = False,
-             status: str | None = None, max_results: int | None = None) -> list[dict[str, Any]]:
+             status: str | None = None, max_results: int | None = None) -> list[JobRecord]:
         rows = self.ctx.store.list_jobs(parent_name=parent_job_name, include_archived=include_archived,
                                         top_level_only=parent_job_name is None,
                                         status=[status] if status else None, limit=max_results)
         return [self.view(r, with_metrics=False) for r in rows]
 
-    def update(self, name: str, fields: dict[str, Any]) -> dict[str, Any]:
+    def update(self, name: str, fields: dict[str, Any]) -> JobRecord:
         """``job update --set``: display_name, description, tags, experiment_name (before it runs)."""
         row = self.ctx.store.get_job(name)
         allowed = {"display_name", "description", "tags", "properties"}
@@ -126,12 +128,12 @@ class JobService:
         self.ctx.store.update_job(row["name"], spec_update=spec_update, **cols)
         return self.get(name)
 
-    def archive(self, name: str, archived: bool = True) -> dict[str, Any]:
+    def archive(self, name: str, archived: bool = True) -> JobRecord:
         self.ctx.store.update_job(name, archived=archived)
         return self.get(name)
 
     # ------------------------------------------------------------------ cancel
-    def cancel(self, name: str, reason: str = "canceled by the user") -> dict[str, Any]:
+    def cancel(self, name: str, reason: str = "canceled by the user") -> JobRecord:
         """Cancel a job: queued -> Canceled at once; running -> the runner kills its process group.
 
         Children (trials, steps) are canceled too. Canceling a finished job changes nothing.
@@ -149,7 +151,7 @@ class JobService:
         return self.get(name)
 
     # ------------------------------------------------------------------ logs and outputs
-    def read_log(self, name: str, offset: int = 0, wait: float = 0.0, limit: int = 1 << 20) -> dict[str, Any]:
+    def read_log(self, name: str, offset: int = 0, wait: float = 0.0, limit: int = 1 << 20) -> JobLogRecord:
         """Bytes of ``user_logs/std_log.txt`` from ``offset`` (long-polls up to ``wait`` seconds).
 
         Raises:

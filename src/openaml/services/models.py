@@ -38,6 +38,7 @@ from openaml.errors import (
     UnsupportedError,
     ValidationError,
 )
+from openaml.records import ModelRecord
 from openaml.services._actor import actor
 from openaml.services._context import WorkspaceContext
 
@@ -85,7 +86,7 @@ class ModelService:
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ reading
-    def get(self, name: str, version: str | None = None, label: str | None = None) -> dict[str, Any]:
+    def get(self, name: str, version: str | None = None, label: str | None = None) -> ModelRecord:
         """One version: by ``version``, or by ``label`` (``latest``: the newest version not archived,
         as Azure ML; any other label is an MLflow alias).
 
@@ -117,7 +118,7 @@ class ModelService:
             return self._view(active[0])
         return self._view(self.ctx.tracking.get_model_version_by_alias(name, str(label)))
 
-    def list(self, name: str | None = None, list_view_type: str = "ActiveOnly") -> list[dict[str, Any]]:
+    def list(self, name: str | None = None, list_view_type: str = "ActiveOnly") -> list[ModelRecord]:
         """With ``name``: its versions, newest first. Without: the latest version of every model.
 
         ``list_view_type`` is ``ActiveOnly`` (default), ``ArchivedOnly`` or ``All`` (azure-ai-ml's
@@ -145,7 +146,7 @@ class ModelService:
             out.append(self._view(active[0] if active and list_view_type != "ArchivedOnly" else versions[0]))
         return out
 
-    def _view(self, rec: dict[str, Any]) -> dict[str, Any]:
+    def _view(self, rec: dict[str, Any]) -> ModelRecord:
         tags = rec["tags"]
         path = self._own_path(rec) or rec["storage_uri"]
         local = self._try_local(rec)
@@ -261,7 +262,7 @@ class ModelService:
         return tar_stream(port, local.name, prefix=base, files=files)
 
     # ------------------------------------------------------------------ writing
-    def create_or_update(self, spec: dict[str, Any]) -> dict[str, Any]:
+    def create_or_update(self, spec: dict[str, Any]) -> ModelRecord:
         """Register a model version from a ``Model`` spec whose ``path`` the server can read.
 
         ``path`` forms (spec 1.2): ``azureml://datastores/<ds>/paths/<p>`` (local files are uploaded
@@ -297,7 +298,7 @@ class ModelService:
 
     def register_from_path(self, name: str, version: str | int | None, type: str, local_path: str | Path,
                            description: str | None = None, tags: dict[str, str] | None = None,
-                           job_name: str | None = None, properties: dict[str, str] | None = None) -> dict[str, Any]:
+                           job_name: str | None = None, properties: dict[str, str] | None = None) -> ModelRecord:
         """Register a job's declared model output (``outputs: {o: {type: mlflow_model, name: m}}``).
 
         The files at ``local_path`` (a file or folder on the server's disk) are copied into the
@@ -355,7 +356,7 @@ class ModelService:
 
     def _register(self, name: str, version: int | None, model_type: str, local: Path, base: str, *, shown: str,
                   description: str | None, tags: dict[str, str], properties: dict[str, str], stage: str | None,
-                  job_name: str | None) -> dict[str, Any]:
+                  job_name: str | None) -> ModelRecord:
         if not local.exists():
             raise NotFoundError(f"model {name!r}: path {shown!r} does not exist", details={"field": "path",
                                                                                         "value": shown})
@@ -449,7 +450,7 @@ class ModelService:
         return Path(local)
 
     # ------------------------------------------------------------------ references (for jobs)
-    def resolve_reference(self, ref: str) -> dict[str, Any]:
+    def resolve_reference(self, ref: str) -> ModelRecord:
         """The model a job input or deployment refers to, with ``local_path`` (its file or folder).
 
         Accepted: ``azureml:<name>:<version>``, ``azureml:<name>@<label>``, ``<name>:<version>``,

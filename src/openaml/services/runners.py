@@ -27,6 +27,7 @@ from openaml.compute._scheduler import ACTIVE, Scheduler, SchedulerCallbacks
 from openaml.constants import JobStatus
 from openaml.environments._hide import server_secret_files
 from openaml.errors import ConflictError, NotFoundError, ValidationError
+from openaml.records import RunnerLogRecord, RunnerOutputRecord, RunnerReplyRecord, RunnerSpecRecord
 from openaml.services import _runner_files
 from openaml.services._context import WorkspaceContext
 
@@ -85,7 +86,7 @@ class RunnerService:
         timeout = float(self.ctx.settings.heartbeat_timeout)
         return min(5.0, max(0.5, timeout / 4)) if timeout > 0 else 5.0
 
-    def spec(self, name: str) -> dict[str, Any]:
+    def spec(self, name: str) -> RunnerSpecRecord:
         """What the runner of job ``name`` runs (the job's resolved command, inputs, outputs,
         environment, where to log), while the job is active.
 
@@ -140,19 +141,19 @@ class RunnerService:
         """A tar stream of the active job's declared input (:func:`_runner_files.input_tar`)."""
         return _runner_files.input_tar(self.ctx, self._active(name), input_name)
 
-    async def receive_output(self, name: str, output: str, stream: AsyncIterator[bytes]) -> dict[str, Any]:
+    async def receive_output(self, name: str, output: str, stream: AsyncIterator[bytes]) -> RunnerOutputRecord:
         """Put an uploaded declared output into its datastore (:func:`_runner_files.receive_output`)."""
         from starlette.concurrency import run_in_threadpool
 
         row = await run_in_threadpool(self._active, name)
         return await _runner_files.receive_output(self.ctx, row, output, stream)
 
-    def _reply(self, row: dict[str, Any]) -> dict[str, Any]:
+    def _reply(self, row: dict[str, Any]) -> RunnerReplyRecord:
         rt = row["runtime"]
         cancel = (rt.get("cancel_reason") or "canceled") if row["status"] == JobStatus.CANCEL_REQUESTED else None
         return {"status": row["status"], "cancel": cancel, "heartbeat_seconds": self.heartbeat_seconds()}
 
-    def report(self, name: str, state: dict[str, Any]) -> dict[str, Any]:
+    def report(self, name: str, state: dict[str, Any]) -> RunnerReplyRecord:
         """Keep the runner's state (``status``, ``exit_code``, ``error``, ``log_tail``, ``env_warnings``,
         ``user_pgid``..., ``terminal`` once it ended) on the job's row; counts as a heartbeat.
 
@@ -164,13 +165,13 @@ class RunnerService:
         self.ctx.services["jobs"].wake()
         return self._reply(row)
 
-    def heartbeat(self, name: str) -> dict[str, Any]:
+    def heartbeat(self, name: str) -> RunnerReplyRecord:
         """The runner is alive. Answers the job's status and a pending cancel's reason."""
         self._active(name)
         row = self.ctx.store.update_job(name, runtime_update={"runner_heartbeat": time.time()})
         return self._reply(row)
 
-    def append_log(self, name: str, stream: str, offset: int, data: bytes) -> dict[str, Any]:
+    def append_log(self, name: str, stream: str, offset: int, data: bytes) -> RunnerLogRecord:
         """Write ``data`` at byte ``offset`` of the job's ``stream`` log (``user``: user_logs/std_log.txt,
         ``system``: system_logs/runner.log). Append-only and idempotent: bytes the file holds already
         are compared, not written, so a runner resends after a failed call without doubling lines,

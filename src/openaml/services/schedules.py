@@ -28,7 +28,7 @@ import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pydantic
 
@@ -37,6 +37,7 @@ from openaml.entities._job_types import job_class, job_type_names
 from openaml.entities._schedule import READ_ONLY_FIELDS as _READ_ONLY
 from openaml.entities._schedule import validate_schedule
 from openaml.errors import ConflictError, NotFoundError, OpenAMLError, ValidationError
+from openaml.records import JobRecord, ScheduleRecord, ScheduleTriggerRecord
 from openaml.services._actor import Principal, actor, current_actor
 from openaml.services._context import WorkspaceContext
 from openaml.services._schedule_times import FireClock
@@ -97,7 +98,7 @@ class ScheduleService:
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ create / update
-    def create_or_update(self, spec: dict[str, Any], *, source: str | None = None) -> dict[str, Any]:
+    def create_or_update(self, spec: dict[str, Any], *, source: str | None = None) -> ScheduleRecord:
         """Create a schedule, or replace the definition of an existing one (keeping enabled and history).
 
         Raises:
@@ -127,7 +128,7 @@ class ScheduleService:
         self.ctx.services["jobs"].wake()
         return self.get(sched.name)
 
-    def update(self, name: str, fields: dict[str, Any]) -> dict[str, Any]:
+    def update(self, name: str, fields: dict[str, Any]) -> ScheduleRecord:
         """``schedule update --set``: merge ``fields`` (dotted paths already expanded) into the stored definition."""
         row = self.ctx.store.get_schedule(name)
         spec = _merge(row["spec"], fields)
@@ -229,7 +230,7 @@ class ScheduleService:
         return copy.deepcopy(create_job)
 
     # ------------------------------------------------------------------ queries
-    def view(self, row: dict[str, Any]) -> dict[str, Any]:
+    def view(self, row: dict[str, Any]) -> ScheduleRecord:
         spec = dict(row["spec"])
         st = row["state"]
         spec.update({
@@ -242,12 +243,12 @@ class ScheduleService:
             "last_error": st.get("last_error"), "fire_count": st.get("fire_count", 0),
             "missed_fires": st.get("missed_fires", 0),
         })
-        return spec
+        return cast(ScheduleRecord, spec)  # the schedule's YAML fields pass through (see openaml.records)
 
-    def get(self, name: str) -> dict[str, Any]:
+    def get(self, name: str) -> ScheduleRecord:
         return self.view(self.ctx.store.get_schedule(name))
 
-    def list(self, list_view_type: str | None = None) -> list[dict[str, Any]]:
+    def list(self, list_view_type: str | None = None) -> list[ScheduleRecord]:
         """``EnabledOnly`` (the default, as azure-ai-ml), ``DisabledOnly`` or ``All``."""
         kind = (list_view_type or "EnabledOnly").replace("_", "").lower()
         if kind not in ("enabledonly", "disabledonly", "all"):
@@ -261,7 +262,7 @@ class ScheduleService:
         return [self.view(r) for r in rows]
 
     # ------------------------------------------------------------------ enable / disable / delete
-    def set_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
+    def set_enabled(self, name: str, enabled: bool) -> ScheduleRecord:
         """Disable: no more fires. Enable: fires resume from now (times passed while disabled are not caught up)."""
         row = self.ctx.store.get_schedule(name)
         nxt = None
@@ -277,7 +278,7 @@ class ScheduleService:
         self.ctx.store.delete_schedule(name)
 
     # ------------------------------------------------------------------ firing
-    def trigger(self, name: str, schedule_time: str | None = None) -> dict[str, Any]:
+    def trigger(self, name: str, schedule_time: str | None = None) -> ScheduleTriggerRecord:
         """Fire once now (azure-ai-ml ``schedules.trigger``); the regular fire times are unchanged."""
         row = self.ctx.store.get_schedule(name)
         when = utcnow()
@@ -296,7 +297,7 @@ class ScheduleService:
         self.ctx.store.update_schedule(name, state_update={"last_job_name": job["name"]})
         return {"job_name": job["name"], "schedule_action_type": "CreateJob"}
 
-    def _submit(self, row: dict[str, Any], when: datetime, job_name: str, extra: dict[str, str]) -> dict[str, Any]:
+    def _submit(self, row: dict[str, Any], when: datetime, job_name: str, extra: dict[str, str]) -> JobRecord:
         spec = self._job_spec(row["spec"]["create_job"], 0)
         macros = {"name": job_name, "creation_context.trigger_time": _iso(when) or ""}
         for key in ("inputs", "outputs"):

@@ -13,13 +13,13 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 
 from openaml.constants import DEFAULT_DATASTORE
 from openaml.datastores import safe_extract_tar
 from openaml.errors import ValidationError
+from openaml.records import UploadRecord
 from openaml.services._context import WorkspaceContext
 
 __all__ = ["UploadService", "hash_tree", "clean_staging"]
@@ -61,7 +61,7 @@ class UploadService:
         self.ctx = ctx
 
     async def receive(self, stream: AsyncIterator[bytes], *, target: str, name: str, is_file: bool,
-                      datastore: str | None = None) -> dict[str, Any]:
+                      datastore: str | None = None) -> UploadRecord:
         """Stage the tar stream, then move it to its content-addressed home.
 
         Raises:

@@ -31,6 +31,7 @@ from openaml.constants import TERMINAL_JOB_STATUSES
 from openaml.entities._base import validation_error_from_pydantic
 from openaml.entities._user import User
 from openaml.errors import NotFoundError
+from openaml.records import UserRecord
 from openaml.services._actor import OWNER, Principal
 from openaml.services._context import WorkspaceContext
 from openaml.store import UserRepository
@@ -74,7 +75,7 @@ class UserService:
         self._users: dict[str, tuple[float, Principal]] = {}
 
     # ------------------------------------------------------------------ users
-    def create(self, spec: dict[str, Any], created_by: Principal | None = None) -> dict[str, Any]:
+    def create(self, spec: dict[str, Any], created_by: Principal | None = None) -> UserRecord:
         """Create a user; the answer holds its ``token`` (shown this once).
 
         Raises:
@@ -90,13 +91,14 @@ class UserService:
         return {**self._view(row), "token": token}
 
     @staticmethod
-    def _view(row: dict[str, Any]) -> dict[str, Any]:
-        return {**row, "created_at": row["created_at"].isoformat()}
+    def _view(row: dict[str, Any]) -> UserRecord:
+        return {"name": row["name"], "role": row["role"], "created_by": row["created_by"],
+                "created_at": row["created_at"].isoformat()}
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[UserRecord]:
         return [self._view(r) for r in self.repo.list()]
 
-    def get(self, name: str) -> dict[str, Any]:
+    def get(self, name: str) -> UserRecord:
         row = self.repo.get(name)
         if row is None:
             names = ", ".join(u["name"] for u in self.repo.list()) or "(none)"

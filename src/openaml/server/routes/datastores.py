@@ -2,30 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Body, Request
 
+from openaml.records import DatastoreRecord
 from openaml.server._requests import DatastoreIn
 from openaml.server._schemas import DatastoreOut
+
+if TYPE_CHECKING:
+    from openaml.services.datastores import DatastoreService
 
 router = APIRouter(tags=["datastores"])
 
 
-def _svc(request: Request) -> Any:
+def _svc(request: Request) -> DatastoreService:
     return request.app.state.ctx.services["datastores"]
 
 
 @router.get("/datastores", response_model=list[DatastoreOut])
-def list_datastores(request: Request) -> list[dict[str, Any]]:
+def list_datastores(request: Request) -> list[DatastoreRecord]:
     return _svc(request).list()
 
 
 @router.get("/datastores/{name}", response_model=DatastoreOut)
-def get_datastore(request: Request, name: str) -> dict[str, Any]:
+def get_datastore(request: Request, name: str) -> DatastoreRecord:
     return _svc(request).get(name)
 
 
 @router.put("/datastores/{name}", response_model=DatastoreOut)
-def put_datastore(request: Request, name: str, spec: Annotated[DatastoreIn, Body()]) -> dict[str, Any]:
+def put_datastore(request: Request, name: str, spec: Annotated[DatastoreIn, Body()]) -> DatastoreRecord:
     return _svc(request).create_or_update({**spec.raw(), "name": name})

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
+
+from openaml.records import UploadRecord
+from openaml.server._schemas import UploadOut
 
 router = APIRouter(tags=["uploads"])
 
 
-@router.post("/uploads")
+@router.post("/uploads", response_model=UploadOut)
 async def upload(request: Request, target: str = "datastore", name: str = "upload", is_file: bool = False,
-                 datastore: str | None = None) -> dict[str, Any]:
+                 datastore: str | None = None) -> UploadRecord:
     svc = request.app.state.ctx.services["uploads"]
     return await svc.receive(request.stream(), target=target, name=name, is_file=is_file, datastore=datastore)

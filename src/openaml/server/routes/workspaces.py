@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 
+from openaml.records import HealthRecord, WorkspaceRecord
 from openaml.server._schemas import HealthOut, WorkspaceOut
 
 router = APIRouter(tags=["workspace"])
 
 
 @router.get("/workspace", response_model=WorkspaceOut)
-def get_workspace(request: Request) -> dict[str, Any]:
+def get_workspace(request: Request) -> WorkspaceRecord:
     ctx = request.app.state.ctx
     info = ctx.layout.info()
     return {
@@ -30,5 +29,5 @@ def get_workspace(request: Request) -> dict[str, Any]:
 
 
 @router.get("/health", response_model=HealthOut)
-def health(request: Request) -> dict[str, str]:
+def health(request: Request) -> HealthRecord:
     return {"status": "ok", "workspace": request.app.state.ctx.workspace_name}

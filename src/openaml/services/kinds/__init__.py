@@ -22,6 +22,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from openaml.constants import JobStatus
+from openaml.records import JobRecord
 
 if TYPE_CHECKING:
     from openaml.services._job_core import JobCore
@@ -126,7 +127,7 @@ class JobKind(ABC):
         asks its runner to stop (a parent with no runner ends ``Canceled`` at once)."""
         self.core.cancel_own(row, reason)
 
-    def extend_view(self, row: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    def extend_view(self, row: dict[str, Any], spec: JobRecord) -> JobRecord:
         """``job show`` of a job of this kind: ``spec`` (the generic view) plus kind fields."""
         return spec
 

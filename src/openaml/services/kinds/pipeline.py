@@ -35,6 +35,7 @@ from openaml.constants import TERMINAL_JOB_STATUSES, JobStatus
 from openaml.entities._base import validation_error_from_pydantic
 from openaml.entities._pipeline import PipelineJob
 from openaml.errors import NotFoundError, OpenAMLError
+from openaml.records import JobRecord
 from openaml.services._job_resolve import ResolveErrors, component_problems, resolve_inputs, resolve_outputs
 from openaml.services._pipeline_graph import compile_pipeline
 from openaml.services.kinds import JobKind, JobPlan
@@ -146,7 +147,7 @@ class PipelineKind(JobKind):
         for field, message in found.items:
             errors.add(f"jobs.{node}.{field}", message)
 
-    def extend_view(self, row: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    def extend_view(self, row: dict[str, Any], spec: JobRecord) -> JobRecord:
         """``job show`` of a pipeline: every step with its live status, duration (s), whether it was
         reused and why it ran or was reused. Nodes of pipeline components are ``<node>-<inner node>``."""
         children = {c["name"]: c for c in self.ctx.store.list_jobs(parent_name=row["name"], include_archived=True)}

@@ -35,6 +35,7 @@ from openaml.constants import TERMINAL_JOB_STATUSES, JobStatus
 from openaml.entities._base import validation_error_from_pydantic
 from openaml.entities._sweep import SweepJob, is_component_reference, sweep_problems, trial_from_component
 from openaml.errors import ConflictError, NotFoundError, OpenAMLError, ValidationError
+from openaml.records import JobRecord, SweepTrialRecord
 from openaml.services._job_resolve import ResolveErrors, check_command, resolve_code, resolve_inputs
 from openaml.services._sweep_policies import evaluate_policy
 from openaml.services._sweep_sampling import SweepSampler
@@ -415,10 +416,10 @@ class SweepKind(JobKind):
         return True
 
     # ------------------------------------------------------------------ results
-    def trials(self, name: str, *, metric: str | None = None, goal: str = "maximize") -> list[dict[str, Any]]:
+    def trials(self, name: str, *, metric: str | None = None, goal: str = "maximize") -> list[SweepTrialRecord]:
         """Trials of a sweep, best first (trials without the metric last, then by index)."""
         rows = self.ctx.store.list_jobs(parent_name=name, include_archived=True, ascending=True)
-        out = []
+        out: list[SweepTrialRecord] = []
         for c in rows:
             rt = c["runtime"]
             res = rt.get("sweep_result") or {}
@@ -438,7 +439,7 @@ class SweepKind(JobKind):
         out.sort(key=lambda t: (t["metric"] is None, sign * (t["metric"] or 0.0), t["index"] or 0))
         return out
 
-    def extend_view(self, row: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    def extend_view(self, row: dict[str, Any], spec: JobRecord) -> JobRecord:
         """``job show`` of a sweep: the trials (params, metric, status, duration), best first."""
         obj = spec.get("objective") or {}
         trials = self.trials(row["name"], metric=obj.get("primary_metric"), goal=obj.get("goal", "maximize"))
