@@ -15,7 +15,7 @@ checks the server's health first, as the acceptance check does.
 ``--before SRC`` measures another source tree in the same run (the same venv, ``PYTHONPATH=SRC``):
 ``git archive <rev> src | tar -x -C /tmp/before && .venv/bin/python bench/cli.py --before /tmp/before/src``.
 
-Run: ``.venv/bin/python bench/cli.py [--quick] [--before SRC]``.
+Run: ``.venv/bin/python bench/cli.py [--quick] [--n N] [--before SRC]``.
 """
 
 from __future__ import annotations
@@ -69,9 +69,13 @@ def _wall(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float
 
 
 def main() -> None:
-    args = parse_args(__doc__.splitlines()[0], lambda p: p.add_argument(
-        "--before", metavar="SRC", help="another source tree to measure in the same run (PYTHONPATH)"))
-    n = 3 if args.quick else 9
+    def extra(p: Any) -> None:
+        p.add_argument("--before", metavar="SRC", help="another source tree to measure in the same run (PYTHONPATH)")
+        p.add_argument("--n", type=int, default=None, metavar="N",
+                       help="repetitions per command (default 9, 3 with --quick); more on a loaded machine")
+
+    args = parse_args(__doc__.splitlines()[0], extra)
+    n = args.n or (3 if args.quick else 9)
     load_at_start = machine()["load1"]
     with openaml_server("bench-cli") as srv:
         env = {**srv.env, "OPENAML_WORKSPACE": str(srv.path)}
