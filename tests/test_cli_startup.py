@@ -109,3 +109,12 @@ def test_job_list_table_shows_what_the_job_entities_hold(cli: Any, ml_client: An
         row = job_row(job)
         want = ["" if row.get(c) is None else str(row[c]) for c in columns]
         assert by_name[job.name] == want
+
+
+def test_job_create_imports_the_command_job_entities_only(server: Any, tmp_path: Path) -> None:
+    (tmp_path / "job.yml").write_text("command: python -c pass\nexperiment_name: cli-startup\n")
+    modules, out = _run(server, tmp_path, "job", "create", "-f", str(tmp_path / "job.yml"))
+    assert json.loads(out)["type"] == "command"
+    assert "openaml.entities._job" in modules and "yaml" in modules
+    others = ("openaml.entities._assets", "openaml.entities._datastore", "openaml.entities._compute")
+    assert _loaded(modules, tuple(n for n in NEVER if n != "yaml") + others + RICH) == []
