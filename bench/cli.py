@@ -15,7 +15,7 @@ checks the server's health first, as the acceptance check does.
 ``--before SRC`` measures another source tree in the same run (the same venv, ``PYTHONPATH=SRC``):
 ``git archive <rev> src | tar -x -C /tmp/before && .venv/bin/python bench/cli.py --before /tmp/before/src``.
 
-Run: ``.venv/bin/python bench/cli.py [--quick] [--before SRC]``.
+Run: ``.venv/bin/python bench/cli.py [--quick] [--n N] [--before SRC]``.
 """
 
 from __future__ import annotations
@@ -69,9 +69,13 @@ def _wall(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float
 
 
 def main() -> None:
-    args = parse_args(__doc__.splitlines()[0], lambda p: p.add_argument(
-        "--before", metavar="SRC", help="another source tree to measure in the same run (PYTHONPATH)"))
-    n = 3 if args.quick else 9
+    def extra(p: Any) -> None:
+        p.add_argument("--before", metavar="SRC", help="another source tree to measure in the same run (PYTHONPATH)")
+        p.add_argument("--n", type=int, default=None, metavar="N",
+                       help="repetitions per command (default 9, 3 with --quick); more on a loaded machine")
+
+    args = parse_args(__doc__.splitlines()[0], extra)
+    n = args.n or (3 if args.quick else 9)
     load_at_start = machine()["load1"]
     with openaml_server("bench-cli") as srv:
         env = {**srv.env, "OPENAML_WORKSPACE": str(srv.path)}
@@ -107,8 +111,10 @@ def main() -> None:
         cpu: dict[tuple[str, str], list[float]] = {c: [] for c in cases}
         for tree, name in cases:  # one warm-up each
             _wall(commands[name], trees[tree], srv.tmp)
+        loads: list[float] = []  # the 1-min load average as each repetition starts (all rows share it: interleaved)
         for i in range(n):
-            progress(f"repetition {i + 1}/{n}")
+            loads.append(os.getloadavg()[0])
+            progress(f"repetition {i + 1}/{n} (load {loads[-1]:.2f})")
             for tree, name in rotate(cases, i):
                 wall, used = _wall(commands[name], trees[tree], srv.tmp)
                 times[(tree, name)].append(wall)
@@ -133,14 +139,15 @@ def main() -> None:
     load_now = os.getloadavg()[0]
     print_table(f"CLI and SDK start-up, wall time per process, median of {n} (seconds)", rows,
                 peer="python -c pass (same interpreter)", limit="python -c pass",
-                notes=[f"load average (1 min): {load_at_start:.2f} at start, {load_now:.2f} at end; targets are "
-                       "for an idle machine: on a loaded one compare the ratios",
+                notes=[f"load average (1 min): {load_at_start:.2f} at start, {load_now:.2f} at end, median "
+                       f"{median(loads):.2f} over the repetitions (min {min(loads):.2f}, max {max(loads):.2f}); "
+                       "targets are for an idle machine: on a loaded one compare the ratios",
                        "workspace given as a folder (OPENAML_WORKSPACE): each call reads server.json and checks /health"])
     print_table(f"The same runs: CPU time (user + system) per process, median of {n} (seconds; moves less with "
                 "the load than wall time; the server's share of a request is not in it)", cpu_rows,
                 peer="python -c pass", limit="python -c pass")
     if not args.no_save:
-        payload: dict[str, Any] = {"n": n, "load_end": load_now,
+        payload: dict[str, Any] = {"n": n, "load_end": load_now, "loads": loads,
                                    "rows": rows, "cpu_rows": cpu_rows,
                                    "raw": {f"{t}|{c}": summary(v) for (t, c), v in times.items()},
                                    "raw_cpu": {f"{t}|{c}": summary(v) for (t, c), v in cpu.items()}}

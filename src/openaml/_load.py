@@ -13,30 +13,38 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from openaml.entities import AmlCompute, Data, Datastore, Environment, Model, load_entity
+from openaml import entities
+from openaml.entities import load_entity
 from openaml.entities._job_types import job_class, job_type_names
 from openaml.errors import ValidationError
+
+if TYPE_CHECKING:
+    from openaml.entities import AmlCompute, Data, Datastore, Environment, Model
+
+# entity classes are read from the package when a loader runs (``entities.Data``: its lazy export),
+# so that ``load_job`` (``openaml job create``) does not build the data, model, compute and
+# datastore entity modules
 
 __all__ = ["load_job", "load_component", "load_schedule",
            "load_data", "load_model", "load_environment", "load_compute", "load_datastore"]
 
 
 def load_data(source: str | Path, *, params_override: list[Any] | None = None, **kwargs: Any) -> Data:
-    return load_entity(Data, source, params_override=params_override, kind="data")
+    return load_entity(entities.Data, source, params_override=params_override, kind="data")
 
 
 def load_model(source: str | Path, *, params_override: list[Any] | None = None, **kwargs: Any) -> Model:
-    return load_entity(Model, source, params_override=params_override, kind="model")
+    return load_entity(entities.Model, source, params_override=params_override, kind="model")
 
 
 def load_environment(source: str | Path, *, params_override: list[Any] | None = None, **kwargs: Any) -> Environment:
-    return load_entity(Environment, source, params_override=params_override, kind="environment")
+    return load_entity(entities.Environment, source, params_override=params_override, kind="environment")
 
 
 def load_compute(source: str | Path, *, params_override: list[Any] | None = None, **kwargs: Any) -> AmlCompute:
-    return load_entity(AmlCompute, source, params_override=params_override, kind="compute")
+    return load_entity(entities.AmlCompute, source, params_override=params_override, kind="compute")
 
 
 def load_datastore(source: str | Path, *, params_override: list[Any] | None = None, **kwargs: Any) -> Datastore:

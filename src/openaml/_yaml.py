@@ -3,17 +3,21 @@
 ``load_yaml_with_lines(path)`` returns the parsed mapping plus a map from field paths
 (tuples such as ``("inputs", "data", "path")``) to 1-based line numbers, so that validation
 errors can name the file, the line and the field, as ``az ml`` does.
+
+PyYAML is imported on first use, not with this module: entities import it, and a CLI command that
+only shows records (``openaml job list``) parses no YAML.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from openaml.errors import ValidationError
+
+if TYPE_CHECKING:
+    import yaml
 
 __all__ = ["load_yaml_with_lines", "LineMap", "dump_yaml", "apply_set_overrides", "format_loc", "safe_load",
            "ALIAS_BUDGET"]
@@ -34,6 +38,8 @@ def _check_aliases(root: yaml.Node, source: str) -> None:
     Raises:
         ValidationError: naming ``source`` and the line of the offending alias or anchor.
     """
+    import yaml
+
     sizes: dict[int, int] = {}
     on_path: set[int] = set()
     expanded = 0
@@ -80,6 +86,8 @@ def safe_load(text: str, source: str = "<string>") -> Any:
         ValidationError: invalid YAML, a recursive alias, or an alias bomb; the message names ``source``.
         yaml.YAMLError: never (converted to ValidationError).
     """
+    import yaml
+
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -96,11 +104,9 @@ def safe_load(text: str, source: str = "<string>") -> Any:
         loader.dispose()
 
 
-class _Loader(yaml.SafeLoader):
-    pass
+def _construct(node: yaml.Node, path: tuple[Any, ...], lines: LineMap, loader: yaml.SafeLoader) -> Any:
+    import yaml
 
-
-def _construct(node: yaml.Node, path: tuple[Any, ...], lines: LineMap, loader: _Loader) -> Any:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
@@ -143,7 +149,9 @@ def load_yaml_with_lines(path: str | os.PathLike[str]) -> tuple[dict[str, Any], 
 
 
 def parse_yaml_with_lines(text: str, source: str = "<string>") -> tuple[dict[str, Any], LineMap]:
-    loader = _Loader(text)
+    import yaml
+
+    loader = yaml.SafeLoader(text)
     lines: LineMap = {}
     try:
         node = loader.get_single_node()
@@ -178,6 +186,8 @@ def format_loc(loc: tuple[Any, ...]) -> str:
 
 
 def dump_yaml(data: Any) -> str:
+    import yaml
+
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 

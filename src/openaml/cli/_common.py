@@ -8,7 +8,6 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
-import rich.markup
 import typer
 
 from openaml.cli._output import fail
@@ -46,6 +45,8 @@ def show_warnings() -> Iterator[None]:
         yield
     for w in caught:
         if issubclass(w.category, UserWarning):
+            import rich.markup  # only when there is a warning to print
+
             info(f"[yellow]WARNING:[/] {rich.markup.escape(str(w.message))}")
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)

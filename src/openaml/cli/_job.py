@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from openaml.cli._common import NameOpt, OutputOpt, SetOpt, WorkspaceOpt, client, handle_errors
-from openaml.cli._output import info, render
+from openaml.cli._output import info, query_given, render
 
 app = typer.Typer(help="Jobs (command jobs; sweeps and pipelines as they land).", no_args_is_help=True)
 
@@ -18,6 +18,13 @@ def _summary(job: Any) -> dict[str, Any]:
     d = job.to_dict() if hasattr(job, "to_dict") else dict(job)
     extra = getattr(job, "_server_extra", {}) or {}
     d.update(extra)
+    return d
+
+
+def job_row(job: Any) -> dict[str, Any]:
+    """A row of ``job list``: the fields of a job (an entity, or a wire record as it came) and its duration."""
+    d = _summary(job)
+    d["duration"] = _duration(d)
     return d
 
 
@@ -99,6 +106,7 @@ def check_port_overrides(file: str, overrides: list[Any]) -> None:
 
 
 TRIAL_ORDERS = ("metric", "duration", "index", "status", "name")
+LIST_COLUMNS = ["name", "display_name", "type", "status", "experiment_name", "compute", "created_at", "duration"]
 
 
 @app.command("show")
@@ -211,15 +219,15 @@ def list_(parent_job_name: Annotated[str | None, typer.Option("--parent-job-name
           max_results: Annotated[int | None, typer.Option("--max-results", "-r")] = None,
           workspace: WorkspaceOpt = None, output: OutputOpt = "table") -> None:
     ml = client(workspace)
-    jobs = ml.jobs.list(parent_job_name=parent_job_name, list_view_type="all" if all_ else None,
-                        max_results=max_results)
-    rows = []
-    for j in jobs:
-        d = _summary(j)
-        d["duration"] = _duration(d)
-        rows.append(d)
-    render(rows, output, columns=["name", "display_name", "type", "status", "experiment_name", "compute",
-                                  "created_at", "duration"])
+    jobs: list[Any]
+    if output in ("table", "tsv") and not query_given():
+        # these print the columns only: read from the wire records, which hold the same values as
+        # the entities (tests/test_cli_startup.py), without building a pydantic model per job
+        jobs = ml.jobs.list_raw(parent_job_name=parent_job_name, include_archived=all_, max_results=max_results)
+    else:
+        jobs = ml.jobs.list(parent_job_name=parent_job_name, list_view_type="all" if all_ else None,
+                            max_results=max_results)
+    render([job_row(j) for j in jobs], output, columns=LIST_COLUMNS)
 
 
 @app.command("stream")

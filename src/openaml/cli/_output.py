@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     console: Console
     err_console: Console
 
-__all__ = ["render", "console", "err_console", "fail", "info", "take_query"]
+__all__ = ["render", "console", "err_console", "fail", "info", "take_query", "query_given"]
 
 
 def __getattr__(name: str) -> Any:
@@ -52,6 +52,11 @@ def take_query(argv: list[str]) -> list[str]:
             out.append(a)
         i += 1
     return out
+
+
+def query_given() -> bool:
+    """Whether this invocation has a global ``--query`` (then :func:`render` prints what it selects)."""
+    return bool(_query)
 
 
 def _apply_query(data: Any) -> Any:

@@ -75,7 +75,7 @@ class MLClient:
         self._workspace_info = info
         self._ops: dict[str, Any] = {}
         # azureml:// URIs from this client's answers open in pandas/fsspec/mltable of this process
-        from openaml.sdk._fsspec import register_client
+        from openaml.sdk._current import register_client  # not _fsspec: fsspec finds it by entry point
         from openaml.sdk._mltable_hook import install_mltable_hook
 
         register_client(self)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import posixpath
 import re
 import threading
-import weakref
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from openaml.constants import DEFAULT_DATASTORE
 from openaml.errors import NotFoundError, UnsupportedError, ValidationError
+from openaml.sdk._current import current_client, register_client
 
 __all__ = ["AzureMLFileSystem", "register_client", "resolve_uri"]
 
@@ -39,23 +39,15 @@ _URI = re.compile(
 )
 
 _lock = threading.Lock()
-_current: weakref.ref[Any] | None = None
 _clients: dict[str, Any] = {}  # workspace value -> MLClient made by this module
 _roots: dict[tuple[str, str], tuple[AbstractFileSystem, str]] = {}  # (client id, datastore) -> (fs, root)
-
-
-def register_client(client: Any) -> None:
-    """Make ``client`` the workspace that ``azureml://`` URIs resolve through in this process."""
-    global _current
-    with _lock:
-        _current = weakref.ref(client)
 
 
 def _client(workspace: str | None, ws_name: str | None) -> Any:
     from openaml.sdk._client import MLClient
 
-    if workspace is None and _current is not None:
-        c = _current()
+    if workspace is None:
+        c = current_client()
         if c is not None and (ws_name is None or ws_name == c.workspace_name):
             return c
     key = workspace or ws_name or ""
@@ -69,7 +61,7 @@ def _client(workspace: str | None, ws_name: str | None) -> Any:
                 raise
             # the long form's workspace name is not a local one (e.g. an Azure name in ported code):
             # this process's client, else the default workspace
-            current = _current() if _current is not None else None
+            current = current_client()
             c = current if current is not None else MLClient()
         with _lock:
             _clients[key] = c

@@ -1,4 +1,9 @@
-"""``ml_client.jobs``: create_or_update, get, list, stream, cancel, download, archive, restore."""
+"""``ml_client.jobs``: create_or_update, get, list, stream, cancel, download, archive, restore.
+
+The entities (pydantic models) and the upload code are imported by the calls that build or submit
+jobs, not with this module: :meth:`JobOperations.list_raw` and :meth:`JobOperations.get_raw` (what
+the CLI's ``job list`` and ``job show`` print) build no model.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,14 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from openaml.constants import TERMINAL_JOB_STATUSES
-from openaml.entities import CommandJob, Environment, Job
-from openaml.entities._base import annotate_lines
 from openaml.entities._job_types import job_class
 from openaml.errors import JobFailedError, NotFoundError, OpenAMLError, ValidationError
-from openaml.sdk._upload import upload_code, upload_path
+
+if TYPE_CHECKING:
+    from openaml.entities import CommandJob, Environment, Job
 
 __all__ = ["JobOperations", "job_from_dict"]
 
@@ -54,6 +59,8 @@ class JobOperations:
         Raises:
             ValidationError: a local code/input path that does not exist (field named).
         """
+        from openaml.entities import CommandJob
+
         if isinstance(job, CommandJob):
             return self._prepare_command(job, progress=progress)
         kind = getattr(job, "type", None)
@@ -76,6 +83,8 @@ class JobOperations:
 
     def _prepare_command(self, job: CommandJob, *, progress: bool) -> dict[str, Any]:
         from openaml._templates import check_references
+        from openaml.entities import Environment
+        from openaml.sdk._upload import upload_code, upload_path
 
         base = job.base_path
         src = job._source or "job"
@@ -125,6 +134,8 @@ class JobOperations:
                 warnings.warn(w, UserWarning, stacklevel=2)
             return job_from_dict(created)
         except OpenAMLError as exc:
+            from openaml.entities._base import annotate_lines
+
             # the server names fields; the YAML's line map turns them into lines of the user's file
             exc.message = annotate_lines(exc.message, job._lines)
             exc.args = (exc.message,)
@@ -140,13 +151,22 @@ class JobOperations:
         return job_from_dict(self._t.get(f"/jobs/{name}"))
 
     def get_raw(self, name: str) -> dict[str, Any]:
+        """The job's record as the server sends it (``GET /jobs/{name}``), no entity built (openaml addition)."""
         return self._t.get(f"/jobs/{name}")
+
+    def list_raw(self, *, parent_job_name: str | None = None, include_archived: bool = False,
+                 max_results: int | None = None) -> list[dict[str, Any]]:
+        """The jobs' records as the server sends them (``GET /jobs``; archived jobs only with
+        ``include_archived``), no entity built (openaml addition; :meth:`list` builds the entities)."""
+        rows: list[dict[str, Any]] = self._t.get("/jobs", params={
+            "parent_job_name": parent_job_name, "include_archived": include_archived, "max_results": max_results})
+        return rows
 
     def list(self, *, parent_job_name: str | None = None, list_view_type: str | None = None,
              max_results: int | None = None, **kwargs: Any) -> list[Job]:
         include_archived = str(list_view_type or "").lower() in ("all", "archived_only", "archivedonly")
-        rows = self._t.get("/jobs", params={"parent_job_name": parent_job_name, "include_archived": include_archived,
-                                            "max_results": max_results})
+        rows = self.list_raw(parent_job_name=parent_job_name, include_archived=include_archived,
+                             max_results=max_results)
         jobs = [job_from_dict(r) for r in rows]
         if str(list_view_type or "").lower() in ("archived_only", "archivedonly"):
             jobs = [j for j in jobs if j.archived]

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from openaml.constants import ListViewType
-from openaml.datastores import safe_extract_tar, safe_join
 from openaml.entities import Model
 from openaml.errors import ConflictError, NotFoundError, ValidationError
 
@@ -128,6 +127,8 @@ class ModelOperations:
             NotFoundError: unknown version. PathEscapeError: an archive member leaving the folder
             (``..``, absolute, a link); nothing is written then.
         """
+        from openaml.datastores import safe_join  # with tarfile: for downloads only, not model show (CLI start-up)
+
         dest = safe_join(Path(download_path).expanduser(), name, what="model name")
         if dest.parent.resolve() != Path(download_path).expanduser().resolve():
             raise ValidationError(f"model name {name!r} is invalid: it must be one path component")
@@ -160,6 +161,8 @@ def _extract_download(fileobj: IO[bytes], dest: Path) -> int:
     Raises:
         PathEscapeError: a member that is absolute, has ``..`` or is a link (nothing is written).
     """
+    from openaml.datastores import safe_extract_tar, safe_join
+
     dest.parent.mkdir(parents=True, exist_ok=True)
     stage = dest.parent / f".{dest.name}.download-{uuid.uuid4().hex[:8]}"
     try:
