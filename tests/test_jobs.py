@@ -513,6 +513,26 @@ def test_output_path_that_is_an_existing_file_is_refused_at_submission(ml_client
     assert (root / rel).read_text() == "already here"
 
 
+def test_output_into_the_upload_area_is_refused_at_submission(ml_client, tmp_path):
+    """Review M4: a job output written to an uploaded data asset's LocalUpload/<hash>/ folder changed
+    that version's files, and the next upload of the same content was served the changed files."""
+    from openaml.entities import Data
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "x.txt").write_text("x")
+    data = ml_client.data.create_or_update(Data(name="upload-area-guard", type="uri_folder", path=str(folder)))
+    assert "/paths/LocalUpload/" in data.path
+    before = len(ml_client.jobs.list(list_view_type="all"))
+    job = command(command="echo OVERWRITTEN > ${{outputs.o}}/x.txt",
+                  outputs={"o": Output(type="uri_folder", path=data.path)}, environment="AzureML-sklearn-1.5@latest")
+    with pytest.raises(ValidationError, match=r"outputs\.o.*LocalUpload/.*another folder"):
+        ml_client.jobs.create_or_update(job)
+    assert len(ml_client.jobs.list(list_view_type="all")) == before
+    again = ml_client.data.create_or_update(Data(name="upload-area-guard", type="uri_folder", path=str(folder)))
+    assert again.path == data.path
+
+
 def test_input_and_output_errors_name_the_port(tmp_path):
     """Regression: errors said field 'inputs.path' / 'outputs.mode', losing the input's name."""
     from openaml import load_job

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "DEFAULT_COMPUTE",
     "DEFAULT_DATASTORE",
+    "UPLOAD_AREA",
     "TERMINAL_JOB_STATUSES",
     "AssetTypes",
     "InputOutputModes",
@@ -14,6 +15,9 @@ __all__ = [
 ]
 
 DEFAULT_DATASTORE = "workspaceblobstore"
+#: the folder of a datastore where the SDK and CLI upload local files (Azure's ``LocalUpload/<hash>/``),
+#: by content hash; no job output may land in it
+UPLOAD_AREA = "LocalUpload"
 DEFAULT_COMPUTE = "local"
 
 

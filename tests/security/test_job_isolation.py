@@ -177,3 +177,69 @@ def test_model_input_still_mounts_when_artifacts_are_hidden(sec_server: Any, own
     assert final.status == "Failed", (raw["error"], raw["log_tail"])  # ls: no mlartifacts/ for the job
     assert "w=42" in "\n".join(raw["log_tail"])
     assert "mlartifacts" in "\n".join(raw["log_tail"])
+
+
+BREAKOUT = r"""
+import json, os, subprocess, sys, sysconfig
+ws, server_pid = sys.argv[1], sys.argv[2]
+seen = {}
+for target in (ws, "/proc"):  # a root job unmounting what hides the secrets, or its own /proc
+    r = subprocess.run(["umount", "-l", target], capture_output=True, text=True)
+    seen["umount " + target] = r.returncode
+seen["secret.key visible"] = os.path.exists(os.path.join(ws, "secret.key"))
+seen["server in /proc"] = os.path.exists(f"/proc/{server_pid}")
+r = subprocess.run(["mount", "-t", "tmpfs", "x", "outputs"], capture_output=True, text=True)
+seen["mount"] = r.returncode
+caps = [ln.split()[1] for ln in open("/proc/self/status") if ln.startswith("CapEff")]
+seen["CapEff"] = caps[0]
+# what the runner, the server and the next job run: the server's virtualenv, its sys.path (an editable
+# source folder), its base interpreter, and this job's own shared environment and interpreter
+own = (os.environ["VIRTUAL_ENV"], os.getcwd())  # the job's own layer and working directory: writable
+mine = [p for p in sys.path if p and os.path.isdir(p) and not p.startswith(own)]
+for d in json.loads(sys.argv[3]) + mine + [sysconfig.get_paths()["stdlib"]]:
+    try:
+        with open(os.path.join(d, "zz_planted.pth"), "w") as fh:
+            fh.write("import os\n")
+        seen["write " + d] = "written"
+    except OSError as exc:
+        seen["write " + d] = "error: " + type(exc).__name__
+os.makedirs("outputs", exist_ok=True)
+with open("outputs/seen.json", "w") as fh:
+    json.dump(seen, fh)
+"""
+
+
+@needs_namespaces
+@pytest.mark.parametrize("environment", [None, "azureml:AzureML-sklearn-1.5@latest"], ids=["default", "curated"])
+def test_root_job_cannot_unmount_its_view_nor_write_what_others_run(sec_server: Any, owner: MLClient, tmp_path: Path,
+                                                                   environment: str | None) -> None:
+    """Review M1-M3: a job run as root could `umount -l` the workspace's cover (and read secret.key,
+    openaml.db, other jobs) or its own /proc (and see the server), and could write a .pth into the
+    server's virtualenv or openaml's editable source folder, which the next runner and the CLI then
+    ran. The command now runs without sys_admin (Docker's default capabilities) and every folder the
+    runner's interpreter imports from is read-only to it."""
+    import sys
+    import sysconfig
+
+    ws = Path(sec_server.path)
+    targets = sorted({sys.prefix, sys.base_prefix, sysconfig.get_paths()["purelib"],
+                      str(Path(__import__("openaml").__file__).parent)})
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "breakout.py").write_text(BREAKOUT)
+    args = f"{ws} {sec_server.proc.pid} '{json.dumps(targets)}'"
+    job = owner.jobs.create_or_update(command(code=str(src), command=f"python breakout.py {args}",
+                                              environment=environment, experiment_name="breakout"))
+    final = owner.jobs.wait(job.name, timeout=600)
+    raw = owner.jobs.get_raw(job.name)
+    assert final.status == "Completed", (raw["error"], raw["log_tail"])
+    seen = _seen(ws, job.name)
+    try:
+        assert seen[f"umount {ws}"] != 0 and seen["umount /proc"] != 0 and seen["mount"] != 0, seen
+        assert seen["secret.key visible"] is False and seen["server in /proc"] is False, seen
+        assert int(seen["CapEff"], 16) & (1 << 21) == 0, seen  # CAP_SYS_ADMIN (21) is gone
+        written = {k: v for k, v in seen.items() if k.startswith("write ") and v == "written"}
+        assert written == {}, written
+    finally:
+        for d in [*targets, *(k[len("write "):] for k in seen if k.startswith("write "))]:
+            Path(d, "zz_planted.pth").unlink(missing_ok=True)

@@ -32,7 +32,7 @@ from openaml.environments._refs import (
     lookup_curated,
     parse_reference,
 )
-from openaml.environments._sandbox import read_only_mounts_available, server_prefix, wrap_read_only
+from openaml.environments._sandbox import interpreter_roots, read_only_mounts_available, server_prefix, wrap_read_only
 from openaml.environments._spec import (
     EnvOptions,
     EnvSpec,
@@ -58,6 +58,7 @@ __all__ = [
     "read_only_mounts_available",
     "server_prefix",
     "wrap_read_only",
+    "interpreter_roots",
     "env_path",
     "env_status",
     "find_uv",

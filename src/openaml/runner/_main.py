@@ -162,7 +162,6 @@ class Runner:
             env_status,
             find_uv,
             job_layer,
-            server_prefix,
             spec_from_dict,
         )
 
@@ -173,9 +172,7 @@ class Runner:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         layer = self.job_dir / "venv"
         if env.get("kind", "base") == "base":
-            prefix = server_prefix()
-            if prefix is not None:  # the server's virtualenv: read-only to the job where possible
-                self._protect(prefix)
+            self._protect_interpreters(None)
             return str(job_layer(Path(sys.executable).parent, layer, find_uv(), server=True))
         # progress lines ("building ... with uv", "reusing ...", "ready in N s") go to the user's log, so a
         # job that waits for its virtualenv says so; uv's own output stays in the environment's build.log
@@ -193,7 +190,7 @@ class Runner:
             self.update(env_warnings=found)
         self.syslog(f"environment: Python {info.get('python', '?')} ({spec.source}); lock: "
                     f"{envs / spec.spec_hash / 'lock.txt'}")
-        self._protect(shared.parent)
+        self._protect_interpreters(shared)
         return str(job_layer(shared, layer, find_uv(), pycache=envs / f".{spec.spec_hash}.pycache"))
 
     def envs_dir(self) -> Path:
@@ -206,11 +203,18 @@ class Runner:
 
         return Path(os.environ.get("OPENAML_RUNNER_ENVS") or openaml_home() / "runner-envs")
 
-    def _protect(self, root: Path) -> None:
-        """Mount a shared environment read-only in the job's mount namespace (as ``ro_mount`` inputs), so
-        even a job run as root that calls that environment's own pip cannot change it; the job's layer
-        takes its installs either way."""
-        if self.read_only_mounts_available():
+    def _protect_interpreters(self, shared_bin: Path | None) -> None:
+        """Mount read-only, in the job's mount namespace (as ``ro_mount`` inputs), the job's shared
+        environment and the interpreter it was made from, and this runner's (the server's) own
+        interpreter, virtualenv and ``sys.path`` folders (:func:`openaml.environments.interpreter_roots`):
+        even a job run as root cannot change what the next job, the runner, the server or the CLI runs
+        (a ``.pth``, a module, a script); the job's layer takes its installs either way."""
+        from openaml.environments import interpreter_roots
+
+        if not self.read_only_mounts_available():
+            return
+        job_dir = self.job_dir.resolve()
+        for root in interpreter_roots(shared_bin, keep_writable=[job_dir]):
             self.ro_binds.append((str(root), str(root)))
 
     def prepare_inputs(self) -> dict[str, str | None]:

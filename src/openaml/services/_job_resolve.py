@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from openaml._templates import check_references
-from openaml.constants import DATA_TYPES, DEFAULT_DATASTORE, MODEL_TYPES
+from openaml.constants import DATA_TYPES, DEFAULT_DATASTORE, MODEL_TYPES, UPLOAD_AREA
 from openaml.datastores import (
     DatastorePort,
     LocalDatastore,
@@ -266,6 +266,12 @@ def resolve_outputs(ctx: WorkspaceContext, job_name: str, outputs: dict[str, dic
             located = ctx.services["datastores"].locate(path.rstrip("/") if typ != "uri_file" else path)
             assert located is not None  # a datastore URI always has a port
             port, rel = located
+            if rel.split("/", 1)[0] == UPLOAD_AREA:
+                # uploads are kept there by content hash: a file written there would change every data
+                # asset and input of that content, and the next upload of it would be served the change
+                raise ValidationError(f"path {path!r} is in {UPLOAD_AREA}/, where uploaded files are kept by "
+                                      "content hash for the data assets and inputs that point at them; write "
+                                      "the output to another folder of the datastore")
             if typ == "uri_file" and not rel:
                 raise ValidationError(f"path {path!r} of a uri_file output needs a file name")
             if typ == "uri_file" and port.isdir(rel):  # found now, not when the finished job's output is put

@@ -506,9 +506,9 @@ class EndpointService:
         from openaml.environments import (
             ensure_environment,
             find_uv,
+            interpreter_roots,
             job_layer,
             read_only_mounts_available,
-            server_prefix,
             spec_from_dict,
         )
 
@@ -522,14 +522,16 @@ class EndpointService:
                 self._log(endpoint_name, name, f"environment: {w}")
             bin_dir = ensure_environment(es, self.ctx.layout.envs, log=log)
         if es is None or es.kind == "base":
-            prefix = server_prefix()
-            roots = [prefix] if prefix is not None else []
+            shared: Path | None = None
             layer_bin = job_layer(Path(sys.executable).parent, dest, find_uv(), server=True)
         else:
-            roots = [bin_dir.parent]
+            shared = bin_dir
             layer_bin = job_layer(bin_dir, dest, find_uv(),
                                   pycache=self.ctx.layout.envs / f".{es.spec_hash}.pycache")
-        binds = [(str(p), str(p)) for p in roots] if read_only_mounts_available() else []
+        # the environment, its interpreter and the server's own (sys.path, virtualenv): read-only to the
+        # workers, so that no score.py changes what the next worker, a runner or the server runs
+        roots = interpreter_roots(shared, keep_writable=[folder]) if read_only_mounts_available() else []
+        binds = [(str(p), str(p)) for p in roots]
         return str(layer_bin / ("python.exe" if os.name == "nt" else "python")), binds
 
     @staticmethod

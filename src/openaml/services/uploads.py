@@ -16,7 +16,7 @@ from pathlib import Path
 
 import anyio
 
-from openaml.constants import DEFAULT_DATASTORE
+from openaml.constants import DEFAULT_DATASTORE, UPLOAD_AREA
 from openaml.datastores import safe_extract_tar
 from openaml.errors import ValidationError
 from openaml.records import UploadRecord
@@ -92,10 +92,10 @@ class UploadService:
                 return {"code_id": digest, "files": count}
             ds_name = datastore or DEFAULT_DATASTORE
             port = self.ctx.services["datastores"].port(ds_name)
-            rel = f"LocalUpload/{digest}/{name}"
+            rel = f"{UPLOAD_AREA}/{digest}/{name}"
             # content-addressed: an existing folder holds the same files; else the staged files go
             # through the datastore's port (a local folder renames them into place in one step)
-            place = f"LocalUpload/{digest}" if is_file else rel
+            place = f"{UPLOAD_AREA}/{digest}" if is_file else rel
             if not await anyio.to_thread.run_sync(port.exists, place):
                 src = next(stage.iterdir()) if is_file else stage  # a file upload holds one file
                 await anyio.to_thread.run_sync(lambda: port.put(src, rel, move=True))
