@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,44 @@ def test_cli_call_while_a_hand_started_server_is_starting_uses_it(tmp_path: Path
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def test_server_stop_stops_a_server_still_starting(tmp_path: Path) -> None:
+    """`openaml server stop` right after `openaml server` (before server.json exists) stops that server
+    (review: it said "no server running" and the server came up anyway). The server writes its pid and
+    start time into server.lock as soon as it holds it; stop signals that process."""
+    import threading
+
+    from openaml.server._serve import stop_server
+    from openaml.workspace import WorkspaceLayout
+
+    env = {**os.environ, "OPENAML_HOME": str(tmp_path / "home")}
+    env.pop("OPENAML_WORKSPACE", None)
+    ws = tmp_path / "ws"
+    subprocess.run([sys.executable, "-m", "openaml", "workspace", "create", "-n", "stopping", "--path", str(ws)],
+                   check=True, env=env, capture_output=True)
+    server = subprocess.Popen([sys.executable, "-m", "openaml", "server", "-w", str(ws)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    reaper = threading.Thread(target=server.wait, daemon=True)  # reap it, or stop sees a zombie
+    reaper.start()
+    try:
+        lock = ws / "server.lock"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and server.poll() is None:
+            text = lock.read_text() if lock.exists() else ""
+            if text and json.loads(text)["pid"] == server.pid:
+                break
+            time.sleep(0.01)
+        assert not (ws / "server.json").exists(), "the server came up before the test could stop it"
+        assert stop_server(WorkspaceLayout(ws)) == server.pid
+        reaper.join(30)
+        assert server.returncode is not None
+        assert not (ws / "server.json").exists()
+        # nothing left: the CLI says so
+        r = subprocess.run([sys.executable, "-m", "openaml", "server", "stop", "-w", str(ws)], env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and "no server running" in r.stderr + r.stdout
+    finally:
+        if server.poll() is None:
+            server.kill()
+        reaper.join(30)
