@@ -139,3 +139,26 @@ def test_server_stop_stops_a_server_still_starting(tmp_path: Path) -> None:
         if server.poll() is None:
             server.kill()
         reaper.join(30)
+
+
+def test_cli_autostart_leaves_no_resource_warning(tmp_path: Path) -> None:
+    """A CLI call that starts the workspace's server in the background does not print
+    ``ResourceWarning: subprocess N is still running`` (review: the dropped Popen object warned)."""
+    from openaml.server._serve import stop_server
+    from openaml.workspace import WorkspaceLayout
+
+    env = {**os.environ, "OPENAML_HOME": str(tmp_path / "home")}
+    env.pop("OPENAML_WORKSPACE", None)
+    ws = tmp_path / "ws"
+    subprocess.run([sys.executable, "-m", "openaml", "workspace", "create", "-n", "autostart", "--path", str(ws)],
+                   check=True, env=env, capture_output=True)
+    try:
+        r = subprocess.run([sys.executable, "-W", "error::ResourceWarning", "-X", "dev", "-m", "openaml", "data",
+                            "list", "-w", str(ws), "-o", "json"], env=env, capture_output=True, text=True, timeout=180)
+        assert r.returncode == 0, r.stderr
+        assert "ResourceWarning" not in r.stderr and "still running" not in r.stderr, r.stderr
+        assert json.loads(r.stdout) == []
+        info = json.loads((ws / "server.json").read_text())
+        assert os.getpgid(info["pid"]) == info["pid"]  # its own session: it outlives the CLI call
+    finally:
+        stop_server(WorkspaceLayout(ws))
