@@ -156,9 +156,13 @@ def test_script_crash_fails_with_exit_code_and_log_tail(ml_client, cli, tmp_path
         ("command: echo ${{inputs.d}}\ninputs:\n  d:\n    type: uri_folder\n    path: azureml:no-such-data:3\n",
          ["inputs.d", "no-such-data"]),
         ("command: echo hi\nenvironment_variables: [1, 2]\n", ["environment_variables"]),
+        # review: an empty command was accepted and the job ended Completed; Azure ML requires one
+        ('command: ""\nenvironment: azureml:AzureML-sklearn-1.5@latest\n', ["field 'command'", "is empty",
+                                                                           "command: python train.py"]),
+        ("command: '   '\nenvironment: azureml:AzureML-sklearn-1.5@latest\n", ["field 'command'", "is empty"]),
     ],
     ids=["unknown-field", "yaml-syntax", "undeclared-input", "input-without-path", "missing-code",
-         "unknown-compute", "negative-timeout", "unknown-asset", "wrong-type"],
+         "unknown-compute", "negative-timeout", "unknown-asset", "wrong-type", "empty-command", "blank-command"],
 )
 def test_bad_job_yaml_is_rejected_before_anything_runs(ml_client, cli, tmp_path, body, expected):
     before = _job_count(ml_client)
