@@ -162,3 +162,27 @@ def test_cli_autostart_leaves_no_resource_warning(tmp_path: Path) -> None:
         assert os.getpgid(info["pid"]) == info["pid"]  # its own session: it outlives the CLI call
     finally:
         stop_server(WorkspaceLayout(ws))
+
+
+def test_bare_name_not_shadowed_by_an_unrelated_folder(tmp_path: Path) -> None:
+    """Review: `-w rvtok` run where an unrelated folder `rvtok` exists failed with "not an openaml
+    workspace" although `rvtok` is registered. A folder that is not a workspace no longer shadows the
+    name; a folder that IS a workspace still wins (today's rule)."""
+    env = {**os.environ, "OPENAML_HOME": str(tmp_path / "home")}
+    env.pop("OPENAML_WORKSPACE", None)
+    registered = tmp_path / "registered"
+    subprocess.run([sys.executable, "-m", "openaml", "workspace", "create", "-n", "rvtok", "--path", str(registered)],
+                   check=True, env=env, capture_output=True)
+    cwd = tmp_path / "cwd"
+    (cwd / "rvtok").mkdir(parents=True)  # not a workspace
+    r = subprocess.run([sys.executable, "-m", "openaml", "server", "status", "-w", "rvtok"], cwd=cwd,
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"running": False, "workspace": str(registered.resolve())}
+    # a folder of that name that is a workspace keeps winning
+    subprocess.run([sys.executable, "-m", "openaml", "workspace", "create", "-n", "local-one", "--path",
+                    str(cwd / "rvtok")], check=True, env=env, capture_output=True)
+    r = subprocess.run([sys.executable, "-m", "openaml", "server", "status", "-w", "rvtok"], cwd=cwd,
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["workspace"] == str((cwd / "rvtok").resolve())
