@@ -533,3 +533,25 @@ def test_input_and_output_errors_name_the_port(tmp_path):
     assert "line 12: field 'outputs.o.mode'" in msg, msg
     with pytest.raises(ValidationError, match=r"field 'inputs\.d\.mode'.*mode 'eval_mount' is not allowed"):
         command(command="echo", inputs={"d": {"type": "uri_folder", "path": "x", "mode": "eval_mount"}})
+
+
+def test_job_create_with_a_directory_says_so(ml_client, cli, tmp_path):
+    """Review: `job create --file <a directory>` said "file not found"."""
+    before = _job_count(ml_client)
+    r = cli("job", "create", "--file", str(tmp_path))
+    assert r.returncode != 0
+    assert f"{tmp_path} is a directory" in r.stderr and "YAML file" in r.stderr, r.stderr
+    assert "file not found" not in r.stderr
+    assert _job_count(ml_client) == before
+
+
+def test_job_list_table_never_cuts_the_job_name(ml_client, cli):
+    """Review: `openaml job list` (stdout not a terminal) showed names as ``lucid_…``."""
+    job = ml_client.jobs.create_or_update(command(command="echo hi", environment="AzureML-sklearn-1.5@latest",
+                                                  display_name="a display name long enough to need wrapping",
+                                                  experiment_name="narrow-table-experiment"))
+    for width in ("80", "60"):
+        r = cli("job", "list", env={"COLUMNS": width})
+        assert r.returncode == 0, r.stderr
+        assert job.name in r.stdout, r.stdout
+    ml_client.jobs.wait(job.name, timeout=120)
