@@ -555,3 +555,15 @@ def test_job_list_table_never_cuts_the_job_name(ml_client, cli):
         assert r.returncode == 0, r.stderr
         assert job.name in r.stdout, r.stdout
     ml_client.jobs.wait(job.name, timeout=120)
+
+
+def test_component_with_an_empty_command_is_refused(cli, tmp_path):
+    """A command component needs a command too (Azure ML refuses one without)."""
+    yml = tmp_path / "comp.yml"
+    yml.write_text("$schema: https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json\n"
+                   "name: empty_cmd_comp\ntype: command\ncommand: '  '\n"
+                   "environment: azureml:AzureML-sklearn-1.5@latest\n")
+    r = cli("component", "create", "--file", str(yml))
+    assert r.returncode != 0
+    assert "field 'command'" in r.stderr and "is empty" in r.stderr, r.stderr
+    assert cli("component", "show", "-n", "empty_cmd_comp").returncode != 0
