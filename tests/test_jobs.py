@@ -156,9 +156,13 @@ def test_script_crash_fails_with_exit_code_and_log_tail(ml_client, cli, tmp_path
         ("command: echo ${{inputs.d}}\ninputs:\n  d:\n    type: uri_folder\n    path: azureml:no-such-data:3\n",
          ["inputs.d", "no-such-data"]),
         ("command: echo hi\nenvironment_variables: [1, 2]\n", ["environment_variables"]),
+        # review: an empty command was accepted and the job ended Completed; Azure ML requires one
+        ('command: ""\nenvironment: azureml:AzureML-sklearn-1.5@latest\n', ["field 'command'", "is empty",
+                                                                           "command: python train.py"]),
+        ("command: '   '\nenvironment: azureml:AzureML-sklearn-1.5@latest\n", ["field 'command'", "is empty"]),
     ],
     ids=["unknown-field", "yaml-syntax", "undeclared-input", "input-without-path", "missing-code",
-         "unknown-compute", "negative-timeout", "unknown-asset", "wrong-type"],
+         "unknown-compute", "negative-timeout", "unknown-asset", "wrong-type", "empty-command", "blank-command"],
 )
 def test_bad_job_yaml_is_rejected_before_anything_runs(ml_client, cli, tmp_path, body, expected):
     before = _job_count(ml_client)
@@ -549,3 +553,37 @@ def test_input_and_output_errors_name_the_port(tmp_path):
     assert "line 12: field 'outputs.o.mode'" in msg, msg
     with pytest.raises(ValidationError, match=r"field 'inputs\.d\.mode'.*mode 'eval_mount' is not allowed"):
         command(command="echo", inputs={"d": {"type": "uri_folder", "path": "x", "mode": "eval_mount"}})
+
+
+def test_job_create_with_a_directory_says_so(ml_client, cli, tmp_path):
+    """Review: `job create --file <a directory>` said "file not found"."""
+    before = _job_count(ml_client)
+    r = cli("job", "create", "--file", str(tmp_path))
+    assert r.returncode != 0
+    assert f"{tmp_path} is a directory" in r.stderr and "YAML file" in r.stderr, r.stderr
+    assert "file not found" not in r.stderr
+    assert _job_count(ml_client) == before
+
+
+def test_job_list_table_never_cuts_the_job_name(ml_client, cli):
+    """Review: `openaml job list` (stdout not a terminal) showed names as ``lucid_…``."""
+    job = ml_client.jobs.create_or_update(command(command="echo hi", environment="AzureML-sklearn-1.5@latest",
+                                                  display_name="a display name long enough to need wrapping",
+                                                  experiment_name="narrow-table-experiment"))
+    for width in ("80", "60"):
+        r = cli("job", "list", env={"COLUMNS": width})
+        assert r.returncode == 0, r.stderr
+        assert job.name in r.stdout, r.stdout
+    ml_client.jobs.wait(job.name, timeout=120)
+
+
+def test_component_with_an_empty_command_is_refused(cli, tmp_path):
+    """A command component needs a command too (Azure ML refuses one without)."""
+    yml = tmp_path / "comp.yml"
+    yml.write_text("$schema: https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json\n"
+                   "name: empty_cmd_comp\ntype: command\ncommand: '  '\n"
+                   "environment: azureml:AzureML-sklearn-1.5@latest\n")
+    r = cli("component", "create", "--file", str(yml))
+    assert r.returncode != 0
+    assert "field 'command'" in r.stderr and "is empty" in r.stderr, r.stderr
+    assert cli("component", "show", "-n", "empty_cmd_comp").returncode != 0

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,91 @@ def test_cli_call_while_a_hand_started_server_is_starting_uses_it(tmp_path: Path
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def test_server_stop_stops_a_server_still_starting(tmp_path: Path) -> None:
+    """`openaml server stop` right after `openaml server` (before server.json exists) stops that server
+    (review: it said "no server running" and the server came up anyway). The server writes its pid and
+    start time into server.lock as soon as it holds it; stop signals that process."""
+    import threading
+
+    from openaml.server._serve import stop_server
+    from openaml.workspace import WorkspaceLayout
+
+    env = {**os.environ, "OPENAML_HOME": str(tmp_path / "home")}
+    env.pop("OPENAML_WORKSPACE", None)
+    ws = tmp_path / "ws"
+    subprocess.run([sys.executable, "-m", "openaml", "workspace", "create", "-n", "stopping", "--path", str(ws)],
+                   check=True, env=env, capture_output=True)
+    server = subprocess.Popen([sys.executable, "-m", "openaml", "server", "-w", str(ws)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    reaper = threading.Thread(target=server.wait, daemon=True)  # reap it, or stop sees a zombie
+    reaper.start()
+    try:
+        lock = ws / "server.lock"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and server.poll() is None:
+            text = lock.read_text() if lock.exists() else ""
+            if text and json.loads(text)["pid"] == server.pid:
+                break
+            time.sleep(0.01)
+        assert not (ws / "server.json").exists(), "the server came up before the test could stop it"
+        assert stop_server(WorkspaceLayout(ws)) == server.pid
+        reaper.join(30)
+        assert server.returncode is not None
+        assert not (ws / "server.json").exists()
+        # nothing left: the CLI says so
+        r = subprocess.run([sys.executable, "-m", "openaml", "server", "stop", "-w", str(ws)], env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and "no server running" in r.stderr + r.stdout
+    finally:
+        if server.poll() is None:
+            server.kill()
+        reaper.join(30)
+
+
+def test_cli_autostart_leaves_no_resource_warning(tmp_path: Path) -> None:
+    """A CLI call that starts the workspace's server in the background does not print
+    ``ResourceWarning: subprocess N is still running`` (review: the dropped Popen object warned)."""
+    from openaml.server._serve import stop_server
+    from openaml.workspace import WorkspaceLayout
+
+    env = {**os.environ, "OPENAML_HOME": str(tmp_path / "home")}
+    env.pop("OPENAML_WORKSPACE", None)
+    ws = tmp_path / "ws"
+    subprocess.run([sys.executable, "-m", "openaml", "workspace", "create", "-n", "autostart", "--path", str(ws)],
+                   check=True, env=env, capture_output=True)
+    try:
+        r = subprocess.run([sys.executable, "-W", "error::ResourceWarning", "-X", "dev", "-m", "openaml", "data",
+                            "list", "-w", str(ws), "-o", "json"], env=env, capture_output=True, text=True, timeout=180)
+        assert r.returncode == 0, r.stderr
+        assert "ResourceWarning" not in r.stderr and "still running" not in r.stderr, r.stderr
+        assert json.loads(r.stdout) == []
+        info = json.loads((ws / "server.json").read_text())
+        assert os.getpgid(info["pid"]) == info["pid"]  # its own session: it outlives the CLI call
+    finally:
+        stop_server(WorkspaceLayout(ws))
+
+
+def test_bare_name_not_shadowed_by_an_unrelated_folder(tmp_path: Path) -> None:
+    """Review: `-w rvtok` run where an unrelated folder `rvtok` exists failed with "not an openaml
+    workspace" although `rvtok` is registered. A folder that is not a workspace no longer shadows the
+    name; a folder that IS a workspace still wins (today's rule)."""
+    env = {**os.environ, "OPENAML_HOME": str(tmp_path / "home")}
+    env.pop("OPENAML_WORKSPACE", None)
+    registered = tmp_path / "registered"
+    subprocess.run([sys.executable, "-m", "openaml", "workspace", "create", "-n", "rvtok", "--path", str(registered)],
+                   check=True, env=env, capture_output=True)
+    cwd = tmp_path / "cwd"
+    (cwd / "rvtok").mkdir(parents=True)  # not a workspace
+    r = subprocess.run([sys.executable, "-m", "openaml", "server", "status", "-w", "rvtok"], cwd=cwd,
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"running": False, "workspace": str(registered.resolve())}
+    # a folder of that name that is a workspace keeps winning
+    subprocess.run([sys.executable, "-m", "openaml", "workspace", "create", "-n", "local-one", "--path",
+                    str(cwd / "rvtok")], check=True, env=env, capture_output=True)
+    r = subprocess.run([sys.executable, "-m", "openaml", "server", "status", "-w", "rvtok"], cwd=cwd,
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["workspace"] == str((cwd / "rvtok").resolve())

@@ -136,6 +136,9 @@ def load_yaml_with_lines(path: str | os.PathLike[str]) -> tuple[dict[str, Any], 
             top level is not a mapping.
     """
     p = Path(path)
+    if p.is_dir():
+        raise ValidationError(f"{p} is a directory, not a file: give the YAML file (e.g. {p / 'job.yml'})",
+                              details={"file": str(p)})
     if not p.is_file():
         raise ValidationError(f"{p}: file not found", details={"file": str(p)})
     try:

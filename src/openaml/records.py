@@ -30,7 +30,7 @@ This module imports nothing of openaml: entities, services and the server all ma
 # hide ``Required[...]`` from ``__required_keys__`` (what tests/test_records.py and any runtime
 # reader rely on); every annotation below is evaluated at import, which costs nothing noticeable
 from datetime import datetime
-from typing import Any, Required, TypedDict
+from typing import Any, NotRequired, Required, TypedDict
 
 __all__ = [
     "CreationContextRecord", "StatusChangeRecord", "JobRecord", "SweepTrialRecord", "JobLogRecord", "DataVersionRecord",
@@ -450,10 +450,11 @@ class WorkspaceRecord(TypedDict):
 
 
 class HealthRecord(TypedDict):
-    """``GET /health``: ``status`` ``ok`` when the server answers."""
+    """``GET /health``: ``status`` ``ok`` when the server answers; ``workspace`` (its name) only
+    for an authenticated caller."""
 
     status: str
-    workspace: str
+    workspace: NotRequired[str]
 
 
 class UploadRecord(TypedDict, total=False):

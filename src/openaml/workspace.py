@@ -312,9 +312,16 @@ def target_from_value(value: str, source: str, token: str | None = None) -> Work
     if value.startswith(("http://", "https://")):
         return WorkspaceTarget(url=value.rstrip("/"), token=token, source=source)
     p = Path(value).expanduser()
-    if not p.exists() and not any(sep in value for sep in ("/", os.sep)) and not value.startswith("."):
-        # a bare name: look it up in the index
-        p = get_workspace_path(value)
+    if not any(sep in value for sep in ("/", os.sep)) and not value.startswith(".") and not (
+        p / "workspace.json"
+    ).is_file():
+        # a bare name: look it up in the index; a folder of that name in the current directory
+        # wins only when it is a workspace (an unrelated folder must not shadow a registered name)
+        try:
+            p = get_workspace_path(value)
+        except NotFoundError:
+            if not p.exists():
+                raise
     return WorkspaceTarget(path=p.resolve(), token=token, source=source)
 
 

@@ -307,3 +307,23 @@ def test_loopback_decided_on_resolved_addresses(host: str, expected: bool) -> No
     from openaml.server._serve import is_loopback
 
     assert is_loopback(host) is expected
+
+
+def test_health_answers_everyone_but_names_the_workspace_only_to_the_authenticated(serve_with) -> None:  # type: ignore[no-untyped-def]
+    """Review: /health on a token server told anyone the workspace name. It still answers 200
+    without a token (liveness probes, the SDK's check) but names the workspace only to a caller
+    with a valid token."""
+    token = "health-token-0123456789abcdef"
+    srv = serve_with(env={"OPENAML_TOKEN": token}, name="ws-health")
+    name = json.loads((srv.path / "workspace.json").read_text())["name"]
+    for path in ("/health", "/api/v1/health"):
+        for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789abcdef"}):
+            r = httpx.get(f"{srv.url}{path}", headers=headers)
+            assert r.status_code == 200 and r.json() == {"status": "ok"}, (path, headers, r.text)
+            assert name not in r.text
+        r = httpx.get(f"{srv.url}{path}", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200 and r.json() == {"status": "ok", "workspace": name}, (path, r.text)
+    # the CLI (its health check, then an authenticated call) still works against it
+    res = _openaml("job", "list", "-o", "json", env={"OPENAML_WORKSPACE": srv.url, "OPENAML_TOKEN": token})
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == []

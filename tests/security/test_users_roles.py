@@ -231,3 +231,27 @@ def test_contributor_cannot_reach_local_paths_through_fsspec_urls(sec_server: An
     # and the Owner, too, only under the allowed roots
     with pytest.raises(OpenAMLError, match="outside the folders local datastores may use"):
         owner.datastores.create_or_update(Datastore(name="owner-fs", type="fsspec", url=url))
+
+
+def test_job_output_data_and_environments_record_their_creator(sec_server: Any, owner: Any) -> None:
+    """creation_context.created_by of a data asset registered from a job's output is the job's
+    submitter (the server registers it, no request is served); an environment records who created it."""
+    from openaml import Output
+    from openaml.entities import Environment
+
+    tok = user_token(owner, "ds-out", "AzureML Data Scientist")
+    ds = MLClient(workspace=sec_server.url, token=tok)
+    try:
+        env = ds.environments.create_or_update(Environment(name="ds-env", image="python:3.11-slim"))
+        assert env.creation_context["created_by"] == "ds-out"
+        assert owner.environments.get("ds-env", version=env.version).creation_context["created_by"] == "ds-out"
+        job = ds.jobs.create_or_update(command(command="echo hi > ${{outputs.o}}/hi.txt",
+                                               outputs={"o": Output(type="uri_folder", name="ds-job-out")},
+                                               environment="AzureML-sklearn-1.5@latest"))
+        final = ds.jobs.wait(job.name, timeout=180)
+        assert final.status == "Completed", owner.jobs.get_raw(job.name)["error"]
+        asset = owner.data.get("ds-job-out", label="latest")
+        assert asset.creation_context["created_by"] == "ds-out"
+        assert asset.creation_context["created_by_type"] == "User"
+    finally:
+        ds.close()

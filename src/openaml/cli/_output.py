@@ -115,7 +115,11 @@ def render(obj: Any, output: str = "json", columns: Sequence[str] | None = None)
         cols = list(columns or (rows[0].keys() if isinstance(rows[0], dict) else ["value"]))
         table = Table(show_header=True, header_style="bold")
         for c in cols:
-            table.add_column(c)
+            if c == "name":  # an identifier to copy into the next command: never cut (others shrink or wrap)
+                width = max([len(c)] + [len(_cell(r.get(c))) for r in rows if isinstance(r, dict)])
+                table.add_column(c, no_wrap=True, min_width=width)
+            else:
+                table.add_column(c)
         for row in rows:
             table.add_row(*(_cell(row.get(c)) if isinstance(row, dict) else _cell(row) for c in cols))
         console.print(table)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-import subprocess
+import signal
 import sys
 import time
 from pathlib import Path
@@ -58,27 +58,23 @@ def start_background_server(layout: WorkspaceLayout, timeout: float = 90.0) -> s
         url = _wait_for_starting_server(layout, timeout)
         if url is not None:
             return url
-        out = open(layout.logs / "server.out", "ab")
         env = dict(os.environ)
         env.pop("OPENAML_WORKSPACE", None)
         if env.pop("OPENAML_CLI_PYDANTIC_PLUGINS_OFF", None):  # set by the CLI for itself, not for the server
             env.pop("PYDANTIC_DISABLE_PLUGINS", None)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "openaml", "server", "--workspace", str(layout.root), "--port", "0"],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            env=env, cwd=str(layout.root),
-        )
-        out.close()
+        pid = _spawn_server(layout, env)
         deadline = time.monotonic() + timeout
+        exited = False
         while time.monotonic() < deadline:
-            if proc.poll() is not None:
+            exited = _exited(pid)
+            if exited:
                 break
             info = read_server_info(layout)
-            if info and int(info.get("pid", 0)) == proc.pid and _healthy(info["url"], None):
+            if info and int(info.get("pid", 0)) == pid and _healthy(info["url"], None):
                 return str(info["url"])
             time.sleep(0.05)
-        if proc.poll() is None:
-            proc.terminate()
+        if not exited:
+            os.kill(pid, signal.SIGTERM)
         else:  # it found the workspace held: a server started by hand meanwhile, still starting
             url = _wait_for_starting_server(layout, max(1.0, deadline - time.monotonic()))
             if url is not None:
@@ -86,6 +82,32 @@ def start_background_server(layout: WorkspaceLayout, timeout: float = 90.0) -> s
         tail = _tail(layout.logs / "server.out")
         raise ServerUnavailableError(f"the server of workspace {layout.root} did not start; "
                                      f"last lines of {layout.logs / 'server.out'}:\n{tail}")
+
+
+def _spawn_server(layout: WorkspaceLayout, env: dict[str, str]) -> int:
+    """Start ``openaml server`` for ``layout`` in its own session (it outlives this process), output
+    appended to ``logs/server.out``, working directory the workspace. Returns its pid.
+
+    ``os.posix_spawn`` rather than ``subprocess.Popen``: the server keeps running after this call on
+    purpose, and a dropped ``Popen`` object warns ``ResourceWarning: subprocess N is still running``.
+    ``sh`` changes directory and ``exec``s the server (same pid).
+    """
+    argv = ["/bin/sh", "-c", 'cd "$0" && exec "$@"', str(layout.root),
+            sys.executable, "-m", "openaml", "server", "--workspace", str(layout.root), "--port", "0"]
+    out = str(layout.logs / "server.out")
+    actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+               (os.POSIX_SPAWN_OPEN, 1, out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644),
+               (os.POSIX_SPAWN_DUP2, 1, 2)]
+    return os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True)
+
+
+def _exited(pid: int) -> bool:
+    """Whether our child ``pid`` has exited (reaps it then)."""
+    try:
+        done, _status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return done == pid
 
 
 def _server_lock_held(layout: WorkspaceLayout) -> bool:

@@ -105,7 +105,10 @@ def create_app(settings: Settings, *, url: str = "") -> FastAPI:
         app.include_router(router, prefix="/api/v1")
 
     @app.get("/health", include_in_schema=False)
-    async def _health() -> dict[str, str]:
+    async def _health(request: Request) -> dict[str, str]:
+        # liveness for anyone; the workspace name only to an authenticated caller (server/_auth.py)
+        if getattr(request.state, "principal", None) is None:
+            return {"status": "ok"}
         return {"status": "ok", "workspace": ctx.workspace_name}
 
     @app.get("/", include_in_schema=False)

@@ -58,6 +58,7 @@ _PERMISSION_TEXT = {
 }
 
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+_HEALTH = frozenset({"/health", "/api/v1/health"})
 ANY: frozenset[str] | None = None
 _MLFLOW_API = ("/mlflow/api/2.0/mlflow/", "/mlflow/ajax-api/2.0/mlflow/", "/mlflow/api/3.0/mlflow/",
                "/mlflow/ajax-api/3.0/mlflow/")
@@ -148,6 +149,11 @@ class AuthMiddleware:
         path = _SLASHES.sub("/", scope.get("path") or "/")
         permission = required_permission(method, path)
         if permission == PUBLIC:
+            if path in _HEALTH:  # answers everyone; an authenticated caller also learns the workspace name
+                given = parse_bearer(scope)
+                principal = await self._authenticate(given, scope) if given or self.open_loopback else None
+                if principal is not None:
+                    scope.setdefault("state", {})["principal"] = principal
             await self.app(scope, receive, send)
             return
         given = parse_bearer(scope)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import ipaddress
+import json
 import logging
 import os
 import secrets
@@ -70,7 +71,34 @@ def _lock(layout: WorkspaceLayout) -> Any:
         raise ConflictError(f"a server for workspace {layout.root} is already running"
                             f"{' at ' + info['url'] if info.get('url') else ''}; stop it with: "
                             f"openaml server stop --workspace {layout.root}") from None
+    # who holds the lock: lets `server stop` find a server that has not written server.json yet
+    f.seek(0)
+    f.truncate()
+    f.write(json.dumps({"pid": os.getpid(), "pid_started": process_start_time(os.getpid())}))
+    f.flush()
     return f
+
+
+def _lock_holder(layout: WorkspaceLayout) -> dict[str, Any] | None:
+    """The ``{"pid", "pid_started"}`` of the process holding ``server.lock``; None when nobody holds it."""
+    path = layout.root / "server.lock"
+    try:
+        f = open(path)
+    except OSError:
+        return None
+    with f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # held: a server is running or starting
+        else:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            return None
+        try:
+            holder = json.loads(f.read() or "null")
+        except ValueError:
+            return None
+    return holder if isinstance(holder, dict) and isinstance(holder.get("pid"), int) else None
 
 
 def serve(settings: Settings, *, ready_fd: int | None = None) -> None:
@@ -198,16 +226,24 @@ def _choose_port(layout: WorkspaceLayout, settings: Settings) -> int:
 
 
 def stop_server(layout: WorkspaceLayout, timeout: float = 15.0) -> int | None:
-    """Stop the workspace's server (SIGTERM, then SIGKILL after ``timeout``). Returns its pid."""
+    """Stop the workspace's server (SIGTERM, then SIGKILL after ``timeout``). Returns its pid.
+
+    A server still starting (it holds ``server.lock`` but has not written ``server.json`` yet) is
+    found through the pid it wrote into the lock file and stopped too. Returns None when no server
+    of this workspace runs; never signals a process that is not that server (pid and start time).
+    """
     info = read_server_info(layout)
-    if not info:
-        return None
-    pid = int(info["pid"])
-    if not _is_that_server(pid, info):
+    if info and not _is_that_server(int(info["pid"]), info):
         # a stale server.json (the server was killed, its pid reused): never signal a stranger
-        log.warning("server.json names pid %s, which is not this workspace's server any more; removed it", pid)
+        log.warning("server.json names pid %s, which is not this workspace's server any more; removed it",
+                    info["pid"])
         layout.server_file.unlink(missing_ok=True)
-        return None
+        info = None
+    if not info:
+        info = _lock_holder(layout)
+        if not info or not _is_that_server(int(info["pid"]), info):
+            return None
+    pid = int(info["pid"])
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -224,7 +260,9 @@ def stop_server(layout: WorkspaceLayout, timeout: float = 15.0) -> int | None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    layout.server_file.unlink(missing_ok=True)
+    cur = read_server_info(layout)
+    if cur is None or cur.get("pid") == pid:
+        layout.server_file.unlink(missing_ok=True)
     return pid
 
 

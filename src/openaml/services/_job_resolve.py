@@ -49,6 +49,11 @@ class ResolveErrors:
 
 def check_command(command: str, inputs: dict[str, Any], outputs: dict[str, Any], errors: ResolveErrors,
                   extra_roots: tuple[str, ...] = ()) -> None:
+    """Add to ``errors`` what is wrong in a job's ``command``: empty (Azure ML requires one), or
+    ``${{...}}`` expressions naming inputs/outputs the job does not declare or supply."""
+    if not (command or "").strip():
+        errors.add("command", "is empty; give the shell command the job runs (e.g. command: python train.py)")
+        return
     supplied = [k for k, v in inputs.items() if _has_value(v)]
     for problem in check_references(command, inputs=inputs, outputs=outputs, supplied=supplied,
                                     extra_roots=extra_roots):
@@ -62,6 +67,9 @@ def component_problems(comp: dict[str, Any]) -> list[tuple[str, str]]:
     registered or a pipeline using it is submitted)."""
     inputs = comp.get("inputs") or {}
     out: list[tuple[str, str]] = []
+    if "command" in comp and not str(comp["command"] or "").strip():
+        out.append(("command", "is empty; give the shell command the component runs (e.g. command: python "
+                               "train.py)"))
     for problem in check_references(comp.get("command") or "", inputs=inputs, outputs=comp.get("outputs") or {},
                                     supplied=list(inputs)):
         out.append(("command", problem))

@@ -105,12 +105,15 @@ class DataService:
         return cast(DataVersionRecord, out)  # the stored spec's fields pass through (see openaml.records)
 
     # ------------------------------------------------------------------ create
-    def create(self, spec: dict[str, Any], *, source: str | None = None) -> DataVersionRecord:
+    def create(self, spec: dict[str, Any], *, source: str | None = None,
+               created_by: dict[str, str] | None = None) -> DataVersionRecord:
         """Register a data asset version. Nothing is stored unless every check passes.
 
         Args:
             spec: the ``Data`` fields (``name`` and ``path`` required; ``version`` optional).
             source: the YAML file the spec came from, for messages.
+            created_by: who registers it when no request is served (a job's output: its submitter's
+                ``{name, role, kind}``); else the request's principal.
 
         Returns:
             The stored asset (``Data`` fields plus ``id``, ``creation_context``).
@@ -143,6 +146,8 @@ class DataService:
         who = actor()
         if who is not None:
             stored["created_by"] = who.record()
+        elif created_by:
+            stored["created_by"] = dict(created_by)
         row = self.ctx.store.create_asset("data", data.name, data.version, stored, type=data.type, path=path)
         view = self._view(row)
         if warns:

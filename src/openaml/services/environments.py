@@ -33,6 +33,7 @@ from openaml.environments import (
 )
 from openaml.errors import NotFoundError, ValidationError
 from openaml.records import ArchivedRecord, EnvironmentBuildRecord, EnvironmentRecord
+from openaml.services._actor import actor
 from openaml.services._context import WorkspaceContext
 
 __all__ = ["EnvironmentService"]
@@ -40,7 +41,7 @@ __all__ = ["EnvironmentService"]
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 _SERVER_FIELDS = ("id", "creation_context", "archived", "spec_hash", "build_status", "python", "python_asked",
-                  "lock", "deviations", "warnings", "interpreter")
+                  "lock", "deviations", "warnings", "interpreter", "created_by")
 _KIND = "environment"
 
 
@@ -129,10 +130,13 @@ class EnvironmentService:
     # ------------------------------------------------------------------ views
     def _view(self, asset: dict[str, Any]) -> EnvironmentRecord:
         name, version = asset["name"], asset["version"]
-        out = {k: v for k, v in asset.items() if k not in ("created_at",)}
+        out = {k: v for k, v in asset.items() if k not in ("created_at", "created_by")}
         out["id"] = (f"/subscriptions/local/resourceGroups/local/providers/Microsoft.MachineLearningServices/"
                      f"workspaces/{self.ctx.workspace_name}/environments/{name}/versions/{version}")
-        out["creation_context"] = {"created_at": asset.get("created_at")}
+        by = asset.get("created_by")  # who registered it (versions registered before this was kept: unknown)
+        out["creation_context"] = {"created_at": asset.get("created_at"),
+                                   **({"created_by": str(by.get("name")), "created_by_type": "User"}
+                                      if isinstance(by, dict) else {})}
         try:
             es = self._resolve(asset, f"{name}:{version}")
         except (ValidationError, NotFoundError) as exc:  # stored before a rule changed: show, do not fail
@@ -182,6 +186,9 @@ class EnvironmentService:
             data.pop("properties", None)
         es = self._resolve(data, f"{env.name}:{env.version or 'new'}")  # fail now, not at the first job
         assert env.name is not None
+        who = actor()
+        if who is not None:
+            data["created_by"] = who.record()
         saved = self.ctx.store.create_asset(_KIND, env.name, env.version, data, spec_hash=es.spec_hash)
         return self._view(saved)
 

@@ -62,7 +62,7 @@ def register_outputs(ctx: WorkspaceContext, job: dict[str, Any]) -> str | None:
                 ctx.services["data"].create({
                     "name": reg["name"], "version": reg.get("version"), "type": out["type"],
                     "path": out["uri"], "description": reg.get("description") or f"output {out_name} of job {job['name']}",
-                })
+                }, created_by=job["runtime"].get("created_by"))  # registered by the server: the job's submitter
         except Exception as exc:  # noqa: BLE001
             msg = getattr(exc, "message", None) or str(exc)
             return f"registering output {out_name!r} as {reg['name']} failed: {msg}"

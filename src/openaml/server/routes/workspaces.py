@@ -30,4 +30,7 @@ def get_workspace(request: Request) -> WorkspaceRecord:
 
 @router.get("/health", response_model=HealthOut)
 def health(request: Request) -> HealthRecord:
+    """Liveness, for anyone; ``workspace`` (its name) only for an authenticated caller."""
+    if getattr(request.state, "principal", None) is None:
+        return {"status": "ok"}
     return {"status": "ok", "workspace": request.app.state.ctx.workspace_name}
