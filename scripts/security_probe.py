@@ -504,6 +504,48 @@ def p_job_tokenless(s: Server, tmp: Path) -> tuple[bool, str]:
             f"jobs {before} -> {after} (the probe job only)")
 
 
+BREAKOUT_JOB = """
+import json, os, subprocess, sys
+ws, targets = sys.argv[1], json.loads(sys.argv[2])
+seen = {"umount": [subprocess.run(["umount", "-l", t], capture_output=True).returncode for t in (ws, "/proc")]}
+seen["secret.key"] = os.path.exists(os.path.join(ws, "secret.key"))
+written = []
+for d in targets:
+    try:
+        open(os.path.join(d, "zz_probe.pth"), "w").close()
+        written.append(d)
+    except OSError:
+        pass
+seen["written"] = written
+os.makedirs("outputs", exist_ok=True)
+json.dump(seen, open("outputs/breakout.json", "w"))
+"""
+
+
+@probe("Root job: `umount -l` the workspace cover and /proc; a .pth into the server's virtualenv and source",
+       "umount refused, secret.key hidden, nothing written (or skipped: not root)")
+def p_breakout(s: Server, tmp: Path) -> tuple[bool, str]:
+    import openaml
+    from openaml import MLClient, command
+
+    if os.geteuid() != 0:
+        raise Skip("jobs run as root only on a root server")
+    targets = sorted({sys.prefix, sys.base_prefix, str(Path(openaml.__file__).parent)})
+    src = tmp / "breakout-job"
+    src.mkdir(exist_ok=True)
+    (src / "breakout.py").write_text(BREAKOUT_JOB)
+    with MLClient(workspace=s.url) as client:
+        job = client.jobs.create_or_update(command(code=str(src), experiment_name="probe",
+                                                   command=f"python breakout.py {s.path} '{json.dumps(targets)}'"))
+        status = client.jobs.wait(job.name, timeout=300).status
+    seen = json.loads((s.path / "jobs" / job.name / "wd" / "outputs" / "breakout.json").read_text())
+    for d in seen["written"]:
+        Path(d, "zz_probe.pth").unlink(missing_ok=True)
+    ok = status == "Completed" and 0 not in seen["umount"] and not seen["secret.key"] and not seen["written"]
+    return ok, f"job {status}: umount exit codes {seen['umount']}, secret.key seen {seen['secret.key']}, " \
+               f"written {seen['written'] or 'nothing'}"
+
+
 @probe("Another OS user (uid 65534) calls the tokenless loopback server: POST /api/v1/jobs", "401, no job created")
 def p_other_uid(s: Server, tmp: Path) -> tuple[bool, str]:
     if os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("curl"):
@@ -638,6 +680,7 @@ def main() -> int:
         p_modes(s, tmp)
         p_reader(s, tmp)
         p_job_tokenless(s, tmp)
+        p_breakout(s, tmp)
         p_other_uid(s, tmp)
         p_deployment_secrets(s, tmp)
     finally:
