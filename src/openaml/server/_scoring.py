@@ -327,15 +327,16 @@ class _Router:
             target = slots.take(targets, capacity, tried)
             if target is not None:
                 return target
-        fut: asyncio.Future[str] | None = loop.create_future()
+        fut: asyncio.Future[str] = loop.create_future()
         slots.waiters.append(fut)
+        taken = False
         try:
             while True:
                 left = queue_deadline - loop.time()
                 await asyncio.wait((fut,), timeout=min(0.1, left) if left > 0.005 else 0.1)
                 if fut.done():
-                    target, fut = fut.result(), None
-                    return target
+                    taken = True
+                    return fut.result()
                 # instances (re)started or replaced meanwhile, or only tried ones were free: look again
                 targets = self.svc.targets(endpoint_name, dep_name)
                 if len(targets) > len(tried) and slots.queued() and slots.waiters[0] is fut:
@@ -354,13 +355,13 @@ class _Router:
                                        "max_concurrent_requests_per_instance) and none freed a slot within "
                                        f"max_queue_wait_ms={dep.settings.max_queue_wait_ms}")
         finally:
-            if fut is not None and not fut.done():  # 429, 503, or this request cancelled
+            if not fut.done():  # 429, 503, or this request cancelled
                 fut.cancel()
                 try:
                     slots.waiters.remove(fut)
                 except ValueError:
                     pass
-            elif fut is not None and not fut.cancelled():  # handed a slot, then cancelled: pass it on
+            elif not taken and not fut.cancelled():  # handed a slot, then cancelled: pass it on
                 slots.release(fut.result(), self.svc.targets(endpoint_name, dep_name))
 
     async def _exit_reason(self, target: str, fallback: str) -> str:
