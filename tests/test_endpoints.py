@@ -621,6 +621,31 @@ def test_request_that_kills_its_worker_runs_once_and_gets_502(ml_client: Any, ro
     assert len(workers) == 2
 
 
+def test_requests_go_to_the_free_instance_while_the_other_is_busy(ml_client: Any, rollout: Any, model_dir: Path,
+                                                                  code_dir: Path, tmp_path: Path) -> None:
+    """Issue 10 (score.py p99): with one of two instances busy (its one slot held by a long run()), every
+    other request goes to the free instance; none is queued behind the busy one (round robin sent half
+    of them there, where they waited or got 429 past max_queue_wait_ms)."""
+    if "green" not in [d.name for d in ml_client.online_deployments.list("ep-roll")]:
+        _green(ml_client, model_dir, code_dir, "3", count=2)
+        ml_client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(
+            name="ep-roll", traffic={"green": 100}))
+    key = ml_client.online_endpoints.get_keys("ep-roll").primary_key
+    held = tmp_path / "held.txt"
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(_post, rollout, key, {"action": "hold", "file": str(held), "seconds": 4.0}, "green")
+        deadline = time.monotonic() + 30
+        while not held.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        busy = held.read_text()
+        answers = [_post(rollout, key, {"action": "pid"}, deployment="green") for _ in range(6)]
+        assert not slow.done()  # the busy instance stayed busy through all of them (request_timeout_ms 5 s)
+        assert slow.result().status_code == 200 and slow.result().json() == {"worker": busy}
+    assert [r.status_code for r in answers] == [200] * 6
+    workers = {r.json()["worker"] for r in answers}
+    assert len(workers) == 1 and busy not in workers
+
+
 def test_worker_killed_under_load_is_replaced(ml_client: Any, rollout: Any, model_dir: Path,
                                               code_dir: Path) -> None:
     """SIGKILL one of two workers under load: only its requests fail (502); the worker comes back."""

@@ -32,6 +32,12 @@ def run(raw_data):
         with open(data["file"], "a") as fh:
             fh.write(f"{os.getpid()}\n")
         os.kill(os.getpid(), 9)
+    if action == "hold":  # says that it runs, and on which worker (a file), then keeps its slot a while
+        with open(data["file"] + ".tmp", "w") as fh:
+            fh.write(sys.argv[-1])
+        os.replace(data["file"] + ".tmp", data["file"])
+        time.sleep(data["seconds"])
+        return {"worker": sys.argv[-1]}
     if action == "nan":
         return np.array([np.nan, 1.5, np.inf])
     if action == "pid":

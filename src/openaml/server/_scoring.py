@@ -15,8 +15,8 @@ replaced. Both swagger and score need the endpoint's key or token (Azure ML's be
 from __future__ import annotations
 
 import asyncio
+import collections
 import hmac
-import itertools
 import json
 import random
 import uuid
@@ -126,11 +126,61 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, list[tuple[
     return status, out, (await reader.readexactly(length) if length else b""), keep
 
 
+class _Slots:
+    """Dispatch for one deployment: requests in flight per instance, and the FIFO queue of those waiting.
+
+    A request goes to the instance with the fewest requests in flight (ties taken in turn) that has a
+    free slot (``capacity``: ``max_concurrent_requests_per_instance``; None: no limit, a batching
+    worker). When every instance is full it waits here, in arrival order, and the first slot freed
+    on *any* instance is handed to the oldest waiter: Azure ML's frontend queues the same way in
+    front of the instances (``max_queue_wait_ms``), rather than behind a busy one while another is
+    idle. Not thread-safe: used on the server's event loop only.
+    """
+
+    def __init__(self) -> None:
+        self.inflight: dict[str, int] = {}
+        self.waiters: collections.deque[asyncio.Future[str]] = collections.deque()
+        self.turn = 0
+
+    def take(self, targets: list[str], capacity: Any, skip: set[str]) -> str | None:
+        """Reserve a slot on the least-loaded instance of ``targets`` not in ``skip``; None when all are full."""
+        best, fewest = None, 0
+        n = len(targets)
+        for i in range(n):
+            t = targets[(self.turn + i) % n]
+            if t in skip:
+                continue
+            k = self.inflight.get(t, 0)
+            cap = capacity(t)
+            if (cap is None or k < cap) and (best is None or k < fewest):
+                best, fewest = t, k
+        if best is not None:
+            self.turn = (self.turn + 1) % (n or 1)
+            self.inflight[best] = fewest + 1
+        return best
+
+    def queued(self) -> bool:
+        while self.waiters and self.waiters[0].done():
+            self.waiters.popleft()
+        return bool(self.waiters)
+
+    def release(self, target: str, live: list[str]) -> None:
+        """Free the slot ``target`` held: handed to the oldest waiter while the instance still serves."""
+        if target in live and self.queued():
+            self.waiters.popleft().set_result(target)  # the slot changes hands; the count stays
+            return
+        k = self.inflight.get(target, 0) - 1
+        if k > 0:
+            self.inflight[target] = k
+        else:
+            self.inflight.pop(target, None)
+
+
 class _Router:
     def __init__(self, service: Any) -> None:
         self.svc = service
         self.pool = _Pool()
-        self._rr = itertools.count()
+        self._slots: dict[str, _Slots] = {}
         self._mirrors: set[asyncio.Task[Any]] = set()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -237,21 +287,20 @@ class _Router:
         head = b"".join([f"{method} {target} HTTP/1.1\r\nhost: worker\r\ncontent-length: {len(body)}\r\n"
                          .encode("latin-1"), *(k + b": " + v + b"\r\n" for k, v in headers), b"\r\n"])
         endpoint_name, dep_name = dep.key.split("/", 1)
+        slots = self._slots.get(dep.key)
+        if slots is None:
+            slots = self._slots[dep.key] = _Slots()
+        queue_deadline = loop.time() + s.max_queue_wait_ms / 1000
         tried: set[str] = set()
         while True:
-            targets = self.svc.targets(endpoint_name, dep_name)
-            fresh = [t for t in targets if t not in tried]
-            if not fresh:
-                # every instance is (re)starting: wait a little for one, within the request's time
-                if loop.time() > deadline - 1:
-                    return _error(503, f"deployment {dep.name!r} has no ready instance")
-                tried.clear()
-                await asyncio.sleep(0.1)
-                continue
-            target = fresh[next(self._rr) % len(fresh)]
+            target = await self._acquire(slots, dep, endpoint_name, dep_name, tried, queue_deadline, deadline)
+            if isinstance(target, tuple):
+                return target  # 429 or 503
+            reached = True
             try:
                 return await self.pool.request(target, head, body, max(0.1, deadline - loop.time()))
             except _Unreachable:
+                reached = False
                 tried.add(target)  # never reached it (restarting or retired): another instance may take it
             except _Dropped as exc:
                 reason = await self._exit_reason(target, str(exc))
@@ -263,6 +312,57 @@ class _Router:
                                  f"request_timeout_ms={s.request_timeout_ms} plus margins")
                 return _error(408, f"deployment {dep.name!r} did not answer within request_timeout_ms="
                                    f"{s.request_timeout_ms}")
+            finally:  # answered, failed or timed out: the slot is free (the next waiter gets it)
+                slots.release(target, self.svc.targets(endpoint_name, dep_name) if reached else [])
+
+    async def _acquire(self, slots: _Slots, dep: Any, endpoint_name: str, dep_name: str, tried: set[str],
+                       queue_deadline: float, deadline: float) -> Any:
+        """A slot on an instance of ``dep`` (its socket path), waiting in turn when all are full; or the
+        error answer: 429 past ``max_queue_wait_ms`` with instances all busy, 503 when none is ready
+        within the request's time."""
+        loop = asyncio.get_running_loop()
+        capacity = self.svc.capacity
+        targets = self.svc.targets(endpoint_name, dep_name)
+        if not slots.queued():  # nobody waits before us: take a free slot at once
+            target = slots.take(targets, capacity, tried)
+            if target is not None:
+                return target
+        fut: asyncio.Future[str] = loop.create_future()
+        slots.waiters.append(fut)
+        taken = False
+        try:
+            while True:
+                left = queue_deadline - loop.time()
+                await asyncio.wait((fut,), timeout=min(0.1, left) if left > 0.005 else 0.1)
+                if fut.done():
+                    taken = True
+                    return fut.result()
+                # instances (re)started or replaced meanwhile, or only tried ones were free: look again
+                targets = self.svc.targets(endpoint_name, dep_name)
+                if len(targets) > len(tried) and slots.queued() and slots.waiters[0] is fut:
+                    target = slots.take(targets, capacity, tried)
+                    if target is not None:
+                        return target
+                fresh = [t for t in targets if t not in tried]
+                if not fresh:
+                    # every instance is (re)starting: wait a little for one, within the request's time
+                    if loop.time() > deadline - 1:
+                        return _error(503, f"deployment {dep.name!r} has no ready instance")
+                    tried.clear()
+                elif loop.time() > queue_deadline:
+                    return _error(429, f"too many requests: every instance of deployment {dep.name!r} is running "
+                                       f"{dep.settings.max_concurrent_requests_per_instance} (its "
+                                       "max_concurrent_requests_per_instance) and none freed a slot within "
+                                       f"max_queue_wait_ms={dep.settings.max_queue_wait_ms}")
+        finally:
+            if not fut.done():  # 429, 503, or this request cancelled
+                fut.cancel()
+                try:
+                    slots.waiters.remove(fut)
+                except ValueError:
+                    pass
+            elif not taken and not fut.cancelled():  # handed a slot, then cancelled: pass it on
+                slots.release(fut.result(), self.svc.targets(endpoint_name, dep_name))
 
     async def _exit_reason(self, target: str, fallback: str) -> str:
         """How the worker on ``target`` ended (its exit is seen a moment after its sockets close)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import gc
 import ipaddress
 import json
 import logging
@@ -182,6 +183,10 @@ def serve(settings: Settings, *, ready_fd: int | None = None) -> None:
 
     async def _startup(sockets: Any = None) -> None:
         await original_startup(sockets=sockets)
+        # the application, its imports and MLflow's are long-lived: frozen, a full collection no longer walks
+        # them (unfrozen: a 100-200 ms stop of every request in flight, the scoring router's included)
+        gc.collect()
+        gc.freeze()
         atomic_write_json(layout.server_file, info)
         print(f"openaml server for workspace {layout.info()['name']} listening on {url}", flush=True)
         if ready_fd is not None:

@@ -289,6 +289,10 @@ class EndpointService:
         """How the worker on ``target`` exited (``"exited with signal 9 (SIGKILL)"``), None while it runs."""
         return self.supervisor.exit_reason(target)
 
+    def capacity(self, target: str) -> int | None:
+        """Requests the worker on ``target`` runs at once (None: any number, it batches; or unknown)."""
+        return self.supervisor.capacity(target)
+
     def recycle(self, endpoint_name: str, deployment: str, target: str, reason: str) -> None:
         """Replace the worker on ``target`` (a new one ready first); the reason goes to the deployment log."""
         self.supervisor.recycle(_key(endpoint_name, deployment), target, reason)

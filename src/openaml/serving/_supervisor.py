@@ -8,7 +8,8 @@ and PID namespace of its own where the workspace's secrets do not exist and only
 folder is writable (its code snapshot, model, ``envs/`` and datastores are read-only); it learns that the server
 is gone from a pipe (``parent_fd``), since the server is not its parent there. The router reads
 :meth:`Supervisor.targets` (a snapshot list of socket paths, replaced atomically) to reach ready
-instances, and :meth:`Supervisor.exit_reason` to say why a request's worker went away.
+instances, :meth:`Supervisor.capacity` to know how many requests each runs at once (from its ready
+file), and :meth:`Supervisor.exit_reason` to say why a request's worker went away.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class _Instance:
     failures: int = 0
     restarts: int = 0
     recycling: bool = False
+    slots: int | None = None  # requests it runs at once (its ready file); None: no limit the router keeps (it batches)
     namespaced: bool = False  # in a PID namespace: a signal that killed the worker shows as code 128+N
 
     def describe_exit(self, rc: int) -> str:
@@ -135,6 +137,12 @@ class Supervisor:
         if rc is None:
             return None
         return inst.describe_exit(rc)
+
+    def capacity(self, target: str) -> int | None:
+        """How many requests the instance on ``target`` runs at once (``max_concurrent_requests_per_instance``,
+        as its ready file said); None where it takes any number (micro-batching) or is unknown."""
+        inst = self._by_socket.get(target)
+        return inst.slots if inst is not None else None
 
     def recycle(self, key: str, target: str, reason: str) -> None:
         """Replace the instance on ``target`` (a new one started and ready first, then this one drained
@@ -265,9 +273,12 @@ class Supervisor:
         while time.monotonic() < deadline:
             if inst.ready_file.exists():
                 try:
-                    if json.loads(inst.ready_file.read_text())["socket"] == inst.socket:
+                    ready = json.loads(inst.ready_file.read_text())
+                    if ready["socket"] == inst.socket:
+                        slots = ready.get("slots")
+                        inst.slots = slots if isinstance(slots, int) and slots > 0 else None
                         return
-                except (ValueError, KeyError, OSError):
+                except (ValueError, KeyError, OSError, TypeError):
                     pass
             rc = inst.proc.poll()
             if rc is not None:
