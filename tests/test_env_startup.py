@@ -19,11 +19,11 @@ def test_bytecode_precompile_covers_the_standard_library(tmp_path: Path) -> None
     the standard library's included, looks for bytecode in the prefix: compiling only site-packages
     there left each job compiling ``typing``, ``collections`` ... from source (~0.15 s a start)."""
     uv = find_uv()
-    shared = tmp_path / "shared"
-    subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(shared)], check=True)
-    (next(shared.glob("lib/python*/site-packages")) / "tiny_mod.py").write_text("X = 1\n")
+    base_env = tmp_path / "base-env"
+    subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(base_env)], check=True)
+    (next(base_env.glob("lib/python*/site-packages")) / "tiny_mod.py").write_text("X = 1\n")
     pycache = tmp_path / "pycache"
-    bin_dir = job_layer(shared / "bin", tmp_path / "layer", uv, pycache=pycache)
+    bin_dir = job_layer(base_env / "bin", tmp_path / "layer", uv, pycache=pycache)
     deadline = time.monotonic() + 600  # one background compile of the standard library: ~10-60 s
     while not (pycache / ".compiled").is_file():
         assert time.monotonic() < deadline, f"no .compiled marker in {pycache} after 600 s"
