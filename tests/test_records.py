@@ -23,7 +23,7 @@ from openaml.server import _schemas
 PAIRS: dict[str, str] = {
     "CreationContextRecord": "CreationContext", "StatusChangeRecord": "StatusChange", "JobRecord": "JobOut",
     "SweepTrialRecord": "SweepTrialOut", "JobLogRecord": "JobLogOut", "DataVersionRecord": "DataOut",
-    "ArchivedRecord": "ArchivedOut", "EnvironmentRecord": "EnvironmentOut",
+    "ArchivedRecord": "ArchivedOut", "EnvironmentStateRecord": "EnvironmentStateOut", "EnvironmentRecord": "EnvironmentOut",
     "EnvironmentBuildRecord": "EnvironmentBuildOut", "ComponentRecord": "ComponentOut", "ModelRecord": "ModelOut",
     "DatastoreRecord": "DatastoreOut", "ComputeRecord": "ComputeOut", "EndpointRecord": "OnlineEndpointOut",
     "DeploymentRecord": "OnlineDeploymentOut", "EndpointKeysRecord": "EndpointKeysOut", "DeletedRecord": "DeletedOut",

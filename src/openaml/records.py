@@ -34,8 +34,8 @@ from typing import Any, NotRequired, Required, TypedDict
 
 __all__ = [
     "CreationContextRecord", "StatusChangeRecord", "JobRecord", "SweepTrialRecord", "JobLogRecord", "DataVersionRecord",
-    "ArchivedRecord", "EnvironmentRecord", "EnvironmentBuildRecord", "ComponentRecord", "ModelRecord",
-    "DatastoreRecord", "ComputeRecord", "EndpointRecord", "DeploymentRecord", "EndpointKeysRecord",
+    "ArchivedRecord", "EnvironmentStateRecord", "EnvironmentRecord", "EnvironmentBuildRecord", "ComponentRecord",
+    "ModelRecord", "DatastoreRecord", "ComputeRecord", "EndpointRecord", "DeploymentRecord", "EndpointKeysRecord",
     "ScheduleRecord", "ScheduleTriggerRecord", "UserRecord", "PrincipalRecord", "WorkspaceRecord",
     "HealthRecord", "UploadRecord", "RunnerSpecRecord", "RunnerReplyRecord", "RunnerLogRecord",
     "RunnerOutputRecord", "DeletedRecord",
@@ -181,7 +181,22 @@ class ArchivedRecord(TypedDict, total=False):
     count: int
 
 
-class EnvironmentRecord(TypedDict, total=False):
+class EnvironmentStateRecord(TypedDict, total=False):
+    """The state of an environment's cached virtualenv, in :class:`EnvironmentRecord` and
+    :class:`EnvironmentBuildRecord`: ``spec_hash`` (its key), ``python`` (version used) and
+    ``python_asked``, ``interpreter``, ``lock`` (exact versions installed, once built),
+    ``deviations`` and ``warnings`` (asked vs got)."""
+
+    spec_hash: str
+    python: str | None
+    python_asked: str | None
+    interpreter: str
+    lock: list[str]
+    deviations: list[str]
+    warnings: list[str]
+
+
+class EnvironmentRecord(EnvironmentStateRecord, total=False):
     """An environment version (azure-ai-ml ``Environment``: ``image``, ``conda_file`` inlined,
     ``build``) with its cached virtualenv's state: ``spec_hash`` (its key), ``build_status``
     (``built``, ``not built``, ``building``, ``failed`` or ``invalid: <why>``), ``python``
@@ -199,17 +214,10 @@ class EnvironmentRecord(TypedDict, total=False):
     id: Required[str]
     archived: Required[bool]
     creation_context: Required[CreationContextRecord]
-    spec_hash: str
     build_status: Required[str]
-    python: str | None
-    python_asked: str | None
-    interpreter: str
-    lock: list[str]
-    deviations: list[str]
-    warnings: list[str]
 
 
-class EnvironmentBuildRecord(TypedDict, total=False):
+class EnvironmentBuildRecord(EnvironmentStateRecord, total=False):
     """Result of ``environment build``: the environment's state (as :class:`EnvironmentRecord`)
     with ``kind`` (``venv`` or ``base``), ``status``, ``bin_dir`` (the virtualenv's scripts folder),
     ``build_log`` (its path; None for the base environment) and ``pip`` (the requirements installed)."""
@@ -221,14 +229,7 @@ class EnvironmentBuildRecord(TypedDict, total=False):
     bin_dir: Required[str]
     build_log: Required[str | None]
     pip: Required[list[str]]
-    spec_hash: str
     build_status: str
-    python: str | None
-    python_asked: str | None
-    interpreter: str
-    lock: list[str]
-    deviations: list[str]
-    warnings: list[str]
 
 
 class ComponentRecord(TypedDict, total=False):

@@ -154,7 +154,20 @@ class DataOut(WireModel):
     warnings: list[str] | None = None
 
 
-class EnvironmentOut(WireModel):
+class EnvironmentStateOut(WireModel):
+    """The state of an environment's cached virtualenv (in :class:`EnvironmentOut` and
+    :class:`EnvironmentBuildOut`): ``spec_hash`` names it; asked vs got in ``deviations``."""
+
+    spec_hash: str | None = None
+    python: Any = None
+    python_asked: str | None = None
+    interpreter: str | None = None
+    lock: list[str] | None = None
+    deviations: list[str] | None = None
+    warnings: list[str] | None = None
+
+
+class EnvironmentOut(EnvironmentStateOut):
     """An environment version; ``build_status`` (``built``, ``not built``, ``building``, ``failed`` or
     ``invalid: <why>``) and ``spec_hash`` name its cached virtualenv."""
 
@@ -168,17 +181,10 @@ class EnvironmentOut(WireModel):
     id: str | None = None
     archived: bool | None = None
     creation_context: CreationContext | None = None
-    spec_hash: str | None = None
     build_status: str | None = None
-    python: Any = None
-    python_asked: str | None = None
-    interpreter: str | None = None
-    lock: list[str] | None = None
-    deviations: list[str] | None = None
-    warnings: list[str] | None = None
 
 
-class EnvironmentBuildOut(WireModel):
+class EnvironmentBuildOut(EnvironmentStateOut):
     """``environment build``: ``kind`` venv or base, ``status``, ``bin_dir`` (the virtualenv's
     scripts folder), ``build_log`` (its path) and the state of :class:`EnvironmentOut`."""
 
@@ -189,14 +195,7 @@ class EnvironmentBuildOut(WireModel):
     bin_dir: str
     build_log: str | None = None
     pip: list[str] | None = None
-    spec_hash: str | None = None
     build_status: str | None = None
-    python: Any = None
-    python_asked: str | None = None
-    interpreter: str | None = None
-    lock: list[str] | None = None
-    deviations: list[str] | None = None
-    warnings: list[str] | None = None
 
 
 class ComponentOut(WireModel):
