@@ -597,15 +597,21 @@ def test_update_replaces_workers_one_at_a_time_under_load(ml_client: Any, rollou
     assert log.count("listening on") >= 3
 
 
-def test_request_that_kills_its_worker_runs_once_and_gets_502(ml_client: Any, rollout: Any, model_dir: Path,
-                                                               code_dir: Path, tmp_path: Path) -> None:
-    """Issue 10 item 4: a run() that kills its worker is not retried on the other instance: it runs
-    exactly once and its caller gets 502 naming the signal; other callers are served."""
+def _two_green_instances(ml_client: Any, model_dir: Path, code_dir: Path) -> str:
+    """Deployment ``green`` of ``ep-roll`` with two instances taking all traffic (made once, reused by
+    the next tests); returns the endpoint's primary key."""
     if "green" not in [d.name for d in ml_client.online_deployments.list("ep-roll")]:
         _green(ml_client, model_dir, code_dir, "3", count=2)
         ml_client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(
             name="ep-roll", traffic={"green": 100}))
-    key = ml_client.online_endpoints.get_keys("ep-roll").primary_key
+    return str(ml_client.online_endpoints.get_keys("ep-roll").primary_key)
+
+
+def test_request_that_kills_its_worker_runs_once_and_gets_502(ml_client: Any, rollout: Any, model_dir: Path,
+                                                               code_dir: Path, tmp_path: Path) -> None:
+    """Issue 10 item 4: a run() that kills its worker is not retried on the other instance: it runs
+    exactly once and its caller gets 502 naming the signal; other callers are served."""
+    key = _two_green_instances(ml_client, model_dir, code_dir)
     ran = tmp_path / "ran.txt"
     r = _post(rollout, key, {"action": "count_and_die", "file": str(ran)}, deployment="green")
     assert r.status_code == 502
@@ -626,11 +632,7 @@ def test_requests_go_to_the_free_instance_while_the_other_is_busy(ml_client: Any
     """Issue 10 (score.py p99): with one of two instances busy (its one slot held by a long run()), every
     other request goes to the free instance; none is queued behind the busy one (round robin sent half
     of them there, where they waited or got 429 past max_queue_wait_ms)."""
-    if "green" not in [d.name for d in ml_client.online_deployments.list("ep-roll")]:
-        _green(ml_client, model_dir, code_dir, "3", count=2)
-        ml_client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(
-            name="ep-roll", traffic={"green": 100}))
-    key = ml_client.online_endpoints.get_keys("ep-roll").primary_key
+    key = _two_green_instances(ml_client, model_dir, code_dir)
     held = tmp_path / "held.txt"
     with ThreadPoolExecutor(1) as pool:
         slow = pool.submit(_post, rollout, key, {"action": "hold", "file": str(held), "seconds": 4.0}, "green")
@@ -652,11 +654,7 @@ def test_worker_killed_under_load_is_replaced(ml_client: Any, rollout: Any, mode
     import os
     import signal
 
-    if "green" not in [d.name for d in ml_client.online_deployments.list("ep-roll")]:
-        _green(ml_client, model_dir, code_dir, "3", count=2)
-        ml_client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(
-            name="ep-roll", traffic={"green": 100}))
-    key = ml_client.online_endpoints.get_keys("ep-roll").primary_key
+    key = _two_green_instances(ml_client, model_dir, code_dir)
     threads = 4
     with _SteadyLoad(rollout, key, threads=threads) as load:
         load.wait(20)

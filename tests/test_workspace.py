@@ -77,17 +77,24 @@ def test_second_server_on_a_workspace_is_refused(server) -> None:  # type: ignor
     assert r.returncode != 0 and "already running" in r.stderr
 
 
+def _hand_started_server(tmp_path: Path, name: str) -> tuple[dict[str, str], Path, subprocess.Popen[bytes]]:
+    """A new workspace and ``openaml server`` on it started as a user would in another terminal (not
+    waited for): the environment of the calls, the workspace folder and the server's process."""
+    env = {**os.environ, "OPENAML_HOME": str(tmp_path / "home")}
+    env.pop("OPENAML_WORKSPACE", None)
+    ws = tmp_path / "ws"
+    subprocess.run([sys.executable, "-m", "openaml", "workspace", "create", "-n", name, "--path", str(ws)],
+                   check=True, env=env, capture_output=True)
+    server = subprocess.Popen([sys.executable, "-m", "openaml", "server", "-w", str(ws)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return env, ws, server
+
+
 def test_cli_call_while_a_hand_started_server_is_starting_uses_it(tmp_path: Path) -> None:
     """`openaml server` in one terminal, a CLI call in another before it answers (review m15): the call
     waits for that server and uses it, rather than starting a second one that finds the workspace
     held and failing."""
-    env = {**os.environ, "OPENAML_HOME": str(tmp_path / "home")}
-    env.pop("OPENAML_WORKSPACE", None)
-    ws = tmp_path / "ws"
-    subprocess.run([sys.executable, "-m", "openaml", "workspace", "create", "-n", "starting", "--path", str(ws)],
-                   check=True, env=env, capture_output=True)
-    server = subprocess.Popen([sys.executable, "-m", "openaml", "server", "-w", str(ws)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    env, ws, server = _hand_started_server(tmp_path, "starting")
     try:
         r = subprocess.run([sys.executable, "-m", "openaml", "job", "list", "-w", str(ws), "-o", "json"],
                            env=env, capture_output=True, text=True, timeout=180)
@@ -109,13 +116,7 @@ def test_server_stop_stops_a_server_still_starting(tmp_path: Path) -> None:
     from openaml.server._serve import stop_server
     from openaml.workspace import WorkspaceLayout
 
-    env = {**os.environ, "OPENAML_HOME": str(tmp_path / "home")}
-    env.pop("OPENAML_WORKSPACE", None)
-    ws = tmp_path / "ws"
-    subprocess.run([sys.executable, "-m", "openaml", "workspace", "create", "-n", "stopping", "--path", str(ws)],
-                   check=True, env=env, capture_output=True)
-    server = subprocess.Popen([sys.executable, "-m", "openaml", "server", "-w", str(ws)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    env, ws, server = _hand_started_server(tmp_path, "stopping")
     reaper = threading.Thread(target=server.wait, daemon=True)  # reap it, or stop sees a zombie
     reaper.start()
     try:
