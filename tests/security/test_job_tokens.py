@@ -42,9 +42,13 @@ mlflow.log_artifact("note.txt")
 from sklearn.linear_model import LogisticRegression
 model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
 mlflow.sklearn.log_model(model, name="model", registered_model_name=sys.argv[3])
+# the book's flow: load it back by its run (MLflow 3 resolves runs:/<run>/model by searching the run's
+# logged models: POST logged-models/search, a read the job's token was refused)
+loaded_back = [int(v) for v in mlflow.pyfunc.load_model(f"runs:/{run}/model").predict([[0.0], [1.0]])]
 metric = {"key": "x", "value": 1.0, "timestamp": 0, "step": 0}
 res = {
     "token": tok,
+    "loaded_back": loaded_back,
     "token_kind": tok.split(".")[0],
     "same_as_openaml_token": os.environ.get("OPENAML_TOKEN") == tok,
     "own_run": call("GET", f"/mlflow/api/2.0/mlflow/runs/get?run_id={run}"),
@@ -90,6 +94,7 @@ def test_job_token_is_scoped_to_its_own_run(sec_server: Any, owner: Any, tmp_pat
     res = json.loads((job_dir / "wd" / "outputs" / "probe.json").read_text())
     assert res["token_kind"] == "oaj1" and res["same_as_openaml_token"]
     assert res["own_run"] == 200 and res["own_metric"] == 200 and res["own_job"] == 200
+    assert res["loaded_back"] == [0, 1]
     for key in ("other_run", "other_run_ajax", "other_history", "other_metric", "other_artifact", "search_runs",
                 "create_job", "create_user", "list_jobs", "other_job"):
         assert res[key] == 403, (key, res)

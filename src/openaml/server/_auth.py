@@ -421,6 +421,8 @@ def job_scope_refusal(ctx: Any | None, p: Principal, method: str, path: str, que
         if str(data.get("experiment_id")) == p.experiment_id and data.get("source_run_id") in (p.run_id, None):
             return None
         return "a logged model must belong to its own run and experiment"
+    if op == "logged-models/search":  # a read (as GET logged-models/<id> is): runs:/<run>/model resolves through it
+        return None
     if op.startswith("logged-models/"):
         model_id = op.split("/")[1]
         if method in SAFE or _logged_model_run(ctx, model_id) == p.run_id:
