@@ -148,10 +148,12 @@ class _PlainRequest:
                 msg = BytesParser(policy=HTTP).parsebytes(
                     b"Content-Type: " + (self.content_type or "").encode() + b"\r\n\r\n" + self.data)
                 for part in msg.iter_parts():
-                    name = part.get_param("name", header="content-disposition")
+                    param = part.get_param("name", header="content-disposition")
+                    name = param if isinstance(param, str) else None  # an RFC 2231 tuple is not a field name
                     filename = part.get_filename()
-                    payload = part.get_payload(decode=True) or b""
-                    if filename is not None:
+                    raw = part.get_payload(decode=True)
+                    payload = raw if isinstance(raw, bytes) else b""
+                    if filename is not None and name is not None:
                         files[name] = _File(payload, filename, part.get_content_type())
                     elif name is not None:
                         form[name] = payload.decode("utf-8", "replace")
@@ -201,11 +203,16 @@ def _request_class() -> Any:
     """Flask's Request where Flask is installed (Azure passes one), else werkzeug's, else the stand-in."""
     global _REQUEST_CLASS
     if _REQUEST_CLASS is None:
+        base: Any = None
         try:
-            from flask import Request as base
+            from flask import Request as flask_request
+
+            base = flask_request
         except Exception:  # noqa: BLE001 - no Flask in this environment
             try:
-                from werkzeug.wrappers import Request as base
+                from werkzeug.wrappers import Request as werkzeug_request
+
+                base = werkzeug_request
             except Exception:  # noqa: BLE001
                 base = None
         if base is None:

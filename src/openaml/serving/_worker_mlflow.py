@@ -85,11 +85,13 @@ class MLflowScorer:
         self.model = mlflow.pyfunc.load_model(path)
         self.schema = self.model.metadata.get_input_schema()
         self.takes_params = "params" in inspect.signature(self.model.predict).parameters
+        self._jsonable: Any = None
         try:
             from mlflow.utils.proto_json_utils import _get_jsonable_obj
+
+            self._jsonable = _get_jsonable_obj
         except ImportError:  # pragma: no cover - every MLflow 1.x-3.x has it
-            _get_jsonable_obj = None
-        self._jsonable = _get_jsonable_obj
+            pass
         self.columns: list[tuple[str, str]] = []
         if self.schema is not None and self.schema.has_input_names() and not self.schema.is_tensor_spec():
             for col in self.schema.inputs:
@@ -157,7 +159,8 @@ class MLflowScorer:
             if hasattr(self.ss, "infer_and_parse_data"):
                 return self.ss.infer_and_parse_data(data, self.schema), p.params
             # MLflow 2.0-2.8
-            return self.ss.infer_and_parse_json_input(json.dumps(data), self.schema), p.params
+            legacy: Any = self.ss  # the MLflow 2.0-2.8 scoring server module (this name is gone since)
+            return legacy.infer_and_parse_json_input(json.dumps(data), self.schema), p.params
         except HTTPError:
             raise
         except Exception as exc:  # noqa: BLE001 - MLflow's parse errors are the caller's input
