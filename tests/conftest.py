@@ -89,18 +89,33 @@ def _mlflow_process_state(request: pytest.FixtureRequest) -> Iterator[None]:
 def _no_runner_outlives_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """A runner whose server is gone keeps retrying its end report (up to an hour, so that a job that
     ends while its server restarts is still recorded); the tests' servers are gone for good when the
-    session ends, so their runners (work folders under this session's temporary folder) are stopped."""
+    session ends, so their runners (work folders under this session's temporary folder) are stopped.
+    So are servers that a client started in the background for a workspace of this session (an
+    ``azureml://`` path resolved without a live client starts the default workspace's server) and
+    that no fixture owns."""
     yield
     import psutil
 
     base = str(tmp_path_factory.getbasetemp())
+    servers = []
     for p in psutil.process_iter(["cmdline"]):
         cmd = p.info["cmdline"] or []
-        if "openaml.runner" in cmd and any(a.startswith(base) for a in cmd):
-            try:
+        if not any(a.startswith(base) for a in cmd):
+            continue
+        try:
+            if "openaml.runner" in cmd:
                 p.kill()
-            except psutil.Error:
-                pass
+            elif "openaml" in cmd and "server" in cmd:
+                p.terminate()
+                servers.append(p)
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(servers, timeout=20)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
 
 
 @pytest.fixture(scope="session", autouse=True)
