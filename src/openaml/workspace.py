@@ -22,6 +22,7 @@ user's default local workspace ``$OPENAML_HOME/workspaces/default``.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -287,6 +288,31 @@ def read_server_info(layout: WorkspaceLayout) -> dict[str, Any] | None:
     if not _pid_alive(int(info.get("pid", 0))):
         return None
     return info
+
+
+def server_lock_holder(layout: WorkspaceLayout) -> dict[str, Any] | None:
+    """What the process holding the workspace's ``server.lock`` wrote into it (``{"pid",
+    "pid_started"}``; ``{}`` while it has not written it yet), or None when no process holds it.
+
+    A server takes the lock first thing, before its database and its ``server.json``: a held lock
+    is a server running or still starting (:func:`openaml.server._serve.serve`)."""
+    try:
+        f = open(layout.root / "server.lock", encoding="utf-8")
+    except OSError:
+        return None
+    with f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # held
+        else:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            return None
+        try:
+            holder = json.loads(f.read() or "{}")
+        except ValueError:
+            holder = {}
+    return holder if isinstance(holder, dict) else {}
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from openaml.errors import ServerUnavailableError
-from openaml.workspace import WorkspaceLayout, WorkspaceTarget, read_server_info
+from openaml.workspace import WorkspaceLayout, WorkspaceTarget, read_server_info, server_lock_holder
 
 __all__ = ["connect", "start_background_server"]
 
@@ -110,27 +110,12 @@ def _exited(pid: int) -> bool:
     return done == pid
 
 
-def _server_lock_held(layout: WorkspaceLayout) -> bool:
-    """Whether a server process holds the workspace's ``server.lock`` (it takes it first thing, before
-    its database and its ``server.json``): a server is running or still starting."""
-    try:
-        with open(layout.root / "server.lock", "a+") as f:
-            try:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-            return False
-    except OSError:
-        return False
-
-
 def _wait_for_starting_server(layout: WorkspaceLayout, timeout: float) -> str | None:
     """A server started by other means (``openaml server`` in another terminal) that is still starting:
     its URL once it answers; None when no server holds the workspace (or it went away without
     answering), so that the caller starts one."""
     deadline = time.monotonic() + timeout
-    while _server_lock_held(layout):
+    while server_lock_holder(layout) is not None:
         info = read_server_info(layout)
         if info and _healthy(info["url"], None):
             return str(info["url"])

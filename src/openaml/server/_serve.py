@@ -18,7 +18,7 @@ from typing import Any
 
 from openaml._settings import Settings
 from openaml.errors import ConflictError, ValidationError
-from openaml.workspace import WorkspaceLayout, atomic_write_json, read_server_info
+from openaml.workspace import WorkspaceLayout, atomic_write_json, read_server_info, server_lock_holder
 
 __all__ = ["serve", "stop_server", "is_loopback"]
 
@@ -78,28 +78,6 @@ def _lock(layout: WorkspaceLayout) -> Any:
     f.write(json.dumps({"pid": os.getpid(), "pid_started": process_start_time(os.getpid())}))
     f.flush()
     return f
-
-
-def _lock_holder(layout: WorkspaceLayout) -> dict[str, Any] | None:
-    """The ``{"pid", "pid_started"}`` of the process holding ``server.lock``; None when nobody holds it."""
-    path = layout.root / "server.lock"
-    try:
-        f = open(path)
-    except OSError:
-        return None
-    with f:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pass  # held: a server is running or starting
-        else:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-            return None
-        try:
-            holder = json.loads(f.read() or "null")
-        except ValueError:
-            return None
-    return holder if isinstance(holder, dict) and isinstance(holder.get("pid"), int) else None
 
 
 def serve(settings: Settings, *, ready_fd: int | None = None) -> None:
@@ -245,8 +223,8 @@ def stop_server(layout: WorkspaceLayout, timeout: float = 15.0) -> int | None:
         layout.server_file.unlink(missing_ok=True)
         info = None
     if not info:
-        info = _lock_holder(layout)
-        if not info or not _is_that_server(int(info["pid"]), info):
+        info = server_lock_holder(layout)
+        if not info or not isinstance(info.get("pid"), int) or not _is_that_server(info["pid"], info):
             return None
     pid = int(info["pid"])
     try:
