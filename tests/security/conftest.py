@@ -19,7 +19,14 @@ from typing import Any
 import httpx
 import pytest
 
+from openaml.environments import read_only_mounts_available
 from tests.conftest import ServerHandle, start_server
+
+#: the tests of what a job or worker cannot see or write: they need what the runner itself uses
+#: (mount and PID namespaces: ``unshare -m`` as root, with ``setpriv``); elsewhere the job or
+#: deployment is warned instead (tested by the ``*_is_warned_*`` tests)
+needs_namespaces = pytest.mark.skipif(not read_only_mounts_available(),
+                                      reason="hiding and read-only views need mount namespaces (unshare -m as root)")
 
 
 @pytest.fixture(scope="module")

@@ -10,22 +10,15 @@ owner); it still scores with its model. Without unshare, the deployment log says
 
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from openaml import MLClient, command
 from openaml.entities import CodeConfiguration, Environment, ManagedOnlineDeployment, ManagedOnlineEndpoint, Model
-from tests.security.conftest import launch, launch_without_unshare, plant_home_secrets
-
-needs_namespaces = pytest.mark.skipif(
-    shutil.which("unshare") is None or (os.geteuid() != 0),
-    reason="hiding needs mount namespaces (unshare -m as root); elsewhere the deployment is warned instead")
+from tests.security.conftest import launch, launch_without_unshare, needs_namespaces, plant_home_secrets
 
 SCORE = '''
 import json, os, urllib.error, urllib.request

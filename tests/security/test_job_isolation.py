@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,7 @@ from typing import Any
 import pytest
 
 from openaml import MLClient, command
-from tests.security.conftest import launch, launch_without_unshare, plant_home_secrets
-
-needs_namespaces = pytest.mark.skipif(
-    shutil.which("unshare") is None or (os.geteuid() != 0),
-    reason="hiding needs mount namespaces (unshare -m as root); elsewhere the job is warned instead")
+from tests.security.conftest import launch, launch_without_unshare, needs_namespaces, plant_home_secrets
 
 READER = """
 import json, os, sys

@@ -11,8 +11,6 @@ every job would then read through it.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import textwrap
 import uuid
 from pathlib import Path
@@ -22,12 +20,8 @@ import pytest
 
 from openaml import Input, MLClient, Output, command
 from openaml.entities import Datastore
-from tests.security.conftest import launch
+from tests.security.conftest import launch, needs_namespaces
 from tests.security.test_deployment_secrets import _deploy, _score
-
-needs_namespaces = pytest.mark.skipif(
-    shutil.which("unshare") is None or (os.geteuid() != 0),
-    reason="read-only views need mount namespaces (unshare -m as root)")
 
 WRITER = """
 import json, os, sys
