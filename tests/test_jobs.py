@@ -587,3 +587,19 @@ def test_component_with_an_empty_command_is_refused(cli, tmp_path):
     assert r.returncode != 0
     assert "field 'command'" in r.stderr and "is empty" in r.stderr, r.stderr
     assert cli("component", "show", "-n", "empty_cmd_comp").returncode != 0
+
+
+def test_environment_variable_name_with_a_space_is_refused(ml_client, cli, tmp_path):
+    """Review minor: `environment_variables: {"MY VAR": x}` was accepted (no shell can read it)."""
+    yml = tmp_path / "env.yml"
+    yml.write_text("type: command\ncommand: echo hi\nenvironment: azureml:AzureML-sklearn-1.5@latest\n"
+                   "environment_variables:\n  MY VAR: one\n")
+    before = _job_count(ml_client)
+    r = cli("job", "create", "--file", str(yml))
+    assert r.returncode != 0
+    assert "environment_variables" in r.stderr and "'MY VAR' is invalid" in r.stderr, r.stderr
+    assert _job_count(ml_client) == before
+    # and from the SDK
+    with pytest.raises(Exception, match="'MY VAR' is invalid"):
+        ml_client.jobs.create_or_update(command(command="echo hi", environment="AzureML-sklearn-1.5@latest",
+                                                environment_variables={"MY VAR": "one"}))

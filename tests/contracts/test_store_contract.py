@@ -132,6 +132,18 @@ def test_asset_versions_are_immutable(store: MetadataStore, kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ASSET_KINDS)
+def test_latest_is_a_label_never_a_version(store: MetadataStore, kind: str) -> None:
+    """Review minor: `--version latest` was stored as a literal version, shadowing the label."""
+    _create(store, kind, "iris", "1")
+    _create(store, kind, "iris", "2")
+    with pytest.raises(ValidationError, match=r"'latest' is not a version but the label of the newest one") as e:
+        _create(store, kind, "iris", "latest")
+    assert e.value.details == {"field": "version", "value": "latest"}
+    assert [a["version"] for a in store.list_assets(kind, "iris")] == ["2", "1"]
+    assert store.get_asset(kind, "iris", "latest")["version"] == "2"  # --version latest: the label
+
+
+@pytest.mark.parametrize("kind", ASSET_KINDS)
 def test_asset_get_latest_skips_archived(store: MetadataStore, kind: str) -> None:
     for _ in range(3):
         _create(store, kind, "iris")

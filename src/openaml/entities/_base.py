@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 from openaml._yaml import LineMap, apply_set_overrides, format_loc, load_yaml_with_lines
 from openaml.errors import ValidationError
 
-__all__ = ["Entity", "load_entity", "validation_error_from_pydantic", "stringify_values", "strip_azureml_prefix"]
+__all__ = ["Entity", "load_entity", "validation_error_from_pydantic", "stringify_values", "strip_azureml_prefix",
+           "check_env_var_names"]
 
 T = TypeVar("T", bound="Entity")
 
@@ -28,6 +29,23 @@ def stringify_values(v: Any) -> Any:
     """Tags and properties: every value a string (YAML gives ints and bools), None as ''."""
     if isinstance(v, dict):
         return {str(k): "" if x is None else str(x) for k, x in v.items()}
+    return v
+
+
+def check_env_var_names(v: Any) -> Any:
+    """Refuse ``environment_variables`` names a process cannot be given or a shell cannot read:
+    empty, or with ``=``, whitespace or control characters (POSIX: a name is ``[A-Za-z_][A-Za-z0-9_]*``
+    for the shell; ``-`` and ``.`` are let through, as Docker and Azure ML pass them).
+
+    Raises:
+        ValueError: naming the variable (pydantic turns it into the field's validation error).
+    """
+    if isinstance(v, dict):
+        for k in v:
+            name = str(k)
+            if not name or "=" in name or any(c.isspace() or not c.isprintable() for c in name):
+                raise ValueError(f"environment variable name {name!r} is invalid: a name has no spaces, '=' or "
+                                 "control characters (e.g. MY_SETTING)")
     return v
 
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from openaml.entities._assets import Model
-from openaml.entities._base import Entity
+from openaml.entities._base import Entity, check_env_var_names
 from openaml.entities._environment import Environment
 
 __all__ = [
@@ -169,7 +169,9 @@ class ManagedOnlineEndpoint(Entity):
 
     @field_validator("tags", "properties", mode="before")
     @classmethod
-    def _str_map(cls, v: Any) -> Any:
+    def _str_map(cls, v: Any, info: Any) -> Any:
+        if info.field_name == "environment_variables":
+            check_env_var_names(v)
         return {str(k): "" if x is None else str(x) for k, x in v.items()} if isinstance(v, dict) else v
 
 
@@ -261,7 +263,9 @@ class ManagedOnlineDeployment(Entity):
 
     @field_validator("environment_variables", "tags", "properties", mode="before")
     @classmethod
-    def _str_map(cls, v: Any) -> Any:
+    def _str_map(cls, v: Any, info: Any) -> Any:
+        if info.field_name == "environment_variables":
+            check_env_var_names(v)
         return {str(k): "" if x is None else str(x) for k, x in v.items()} if isinstance(v, dict) else v
 
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
-from openaml.entities._base import Entity, stringify_values, strip_azureml_prefix
+from openaml.entities._base import Entity, check_env_var_names, stringify_values, strip_azureml_prefix
 from openaml.entities._environment import Environment
 from openaml.entities._io import Input, Output, normalize_inputs, normalize_outputs
 
@@ -125,6 +125,7 @@ class CommandJob(Job):
     @field_validator("environment_variables", mode="before")
     @classmethod
     def _env_str(cls, v: Any) -> Any:
+        check_env_var_names(v)
         if isinstance(v, dict):
             bad = [k for k, x in v.items() if isinstance(x, (dict, list))]
             if bad:

@@ -87,11 +87,6 @@ def serve(settings: Settings, *, ready_fd: int | None = None) -> None:
         ValidationError: a non-loopback host without a token (security by default).
         ConflictError: another server holds this workspace.
     """
-    import uvicorn
-
-    from openaml.server import create_app
-    from openaml.server._limits import uvicorn_options
-
     # MLflow's Flask app reads its host allow-list when mlflow.server is first imported; the
     # request guard (server/_guard.py) already checks Host against this server's names on every
     # route, /mlflow included, so MLflow's own check must not refuse them (a job logging to a
@@ -110,7 +105,14 @@ def serve(settings: Settings, *, ready_fd: int | None = None) -> None:
         os.environ["MLFLOW_TRACKING_SERVER_CERT_PATH"] = str(Path(settings.ssl_certfile).resolve())
     layout = WorkspaceLayout(settings.workspace)
     layout.info()
+    # the lock first, before the heavy imports below (FastAPI, MLflow: about a second): a CLI call
+    # racing this start sees a server starting and waits for it instead of starting its own
     lock = _lock(layout)
+    import uvicorn
+
+    from openaml.server import create_app
+    from openaml.server._limits import uvicorn_options
+
     layout.ensure()
     from openaml.services.uploads import clean_staging
 

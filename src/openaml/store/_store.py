@@ -256,10 +256,17 @@ class MetadataStore:
 
         Raises:
             ConflictError: (name, version) exists.
+            ValidationError: ``version`` is ``latest``, the label of the newest version (Azure ML's
+                ``@latest`` / ``--label latest``), which a version must not shadow.
         """
         table = self._table(kind)
         if version is not None:
             version = str(version)
+            if version.strip().lower() == "latest":
+                raise ValidationError(
+                    f"{kind} {name}: field 'version': 'latest' is not a version but the label of the newest one "
+                    f"(refer to it as {name}@latest or --label latest); give another version or omit it to get "
+                    "the next number", details={"field": "version", "value": version})
         for _attempt in range(20):
             try:
                 with self._write() as s:
@@ -284,12 +291,16 @@ class MetadataStore:
         raise ConflictError(f"could not allocate a version for {kind} {name!r} (too much contention)")
 
     def get_asset(self, kind: str, name: str, version: str | None = None, label: str | None = None) -> dict[str, Any]:
-        """Get one version; ``version=None`` or ``label='latest'`` gives the newest unarchived one.
+        """Get one version; ``version=None`` or ``label='latest'`` gives the newest unarchived one, and so
+        does ``version='latest'`` (``--version latest``: no version may be called that, see
+        :meth:`create_asset`, so it can only mean the label).
 
         Raises:
             NotFoundError: naming the versions that do exist.
         """
         table = self._table(kind)
+        if version is not None and label is None and str(version).strip().lower() == "latest":
+            version, label = None, "latest"
         if version is None and label not in (None, "latest"):
             raise ValidationError(f"label {label!r} is not supported; only 'latest' is",
                                   details={"field": "label", "value": label})

@@ -172,8 +172,33 @@ class PipelineKind(JobKind):
 
     # ------------------------------------------------------------------ controller
     def on_terminal(self, row: dict[str, Any]) -> None:
-        """The pipeline ended: cancel the steps still active."""
+        """The pipeline ended: cancel the steps still active; a step that never started ends too."""
         self._cancel_children(row)
+        self._close_unstarted(row)
+
+    def _close_unstarted(self, row: dict[str, Any]) -> None:
+        """Give the steps that never started a terminal status with the reason (not ``NotStarted``):
+        ``Canceled`` when the pipeline was canceled, else ``Skipped``."""
+        plan = (row.get("runtime") or {}).get("plan")
+        if not plan:
+            return
+        with self._lock:
+            fresh = self.ctx.store.get_job(row["name"])
+            steps: dict[str, Any] = dict(fresh["runtime"].get("steps") or {})
+            started = {c["name"] for c in self.ctx.store.list_jobs(parent_name=row["name"], include_archived=True)}
+            canceled = fresh["status"] == JobStatus.CANCELED
+            changed = False
+            for node in plan["order"]:
+                step = steps.get(node) or {}
+                if f"{row['name']}-{node}" in started or step.get("status", NOT_RUN) != NOT_RUN:
+                    continue
+                steps[node] = {**step, "status": JobStatus.CANCELED if canceled else SKIPPED,
+                               "reason": step.get("reason") or (
+                                   "not run: the pipeline was canceled" if canceled
+                                   else f"not run: the pipeline ended {fresh['status']}")}
+                changed = True
+            if changed:
+                self._save_steps(row["name"], steps)
 
     def on_child_terminal(self, prow: dict[str, Any], row: dict[str, Any]) -> None:
         """A step ended: adopt a sweep node's best trial, cache a completed step for reuse, advance."""
@@ -222,6 +247,13 @@ class PipelineKind(JobKind):
                 continue
             deps = plan["nodes"][node]["depends_on"]
             bad = [d for d in deps if status[d] in (JobStatus.FAILED, JobStatus.CANCELED, SKIPPED)]
+            if bad and row["status"] == JobStatus.CANCEL_REQUESTED:
+                # a step that will never run ends with its pipeline (Azure shows it Canceled), not NotStarted
+                steps[node] = {**steps.get(node, {}), "status": JobStatus.CANCELED,
+                               "reason": "not run: the pipeline was canceled"}
+                status[node] = JobStatus.CANCELED
+                changed = True
+                continue
             if bad:
                 steps[node] = {**steps.get(node, {}), "status": SKIPPED,
                                "reason": f"not run: upstream step {bad[0]} ended {status[bad[0]]}"}
@@ -240,8 +272,8 @@ class PipelineKind(JobKind):
         if not active and (not waiting or stop_new):
             if stop_new and waiting:
                 first = failed[0] if failed else None
-                for n in waiting:
-                    steps[n] = {**steps.get(n, {}), "status": NOT_RUN,
+                for n in waiting:  # never to run: a terminal status, not NotStarted (review minor)
+                    steps[n] = {**steps.get(n, {}), "status": SKIPPED if first else JobStatus.CANCELED,
                                 "reason": f"not run: step {first} failed and continue_on_step_failure is false"
                                 if first else "not run: the pipeline was canceled"}
                 self._save_steps(name, steps)
