@@ -193,3 +193,29 @@ def test_bare_name_not_shadowed_by_an_unrelated_folder(tmp_path: Path) -> None:
                        env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["workspace"] == str((cwd / "rvtok").resolve())
+
+
+def test_foreground_server_prints_its_address_not_library_chatter(tmp_path: Path) -> None:
+    """Review minor: `openaml server` printed MLflow's table-creation INFO lines and a Starlette
+    DeprecationWarning (from MLflow's own imports) before its address."""
+    env = {**os.environ, "OPENAML_HOME": str(tmp_path / "home")}
+    env.pop("OPENAML_WORKSPACE", None)
+    env.pop("PYTHONWARNINGS", None)
+    ws = tmp_path / "ws"
+    subprocess.run([sys.executable, "-m", "openaml", "workspace", "create", "-n", "quiet", "--path", str(ws)],
+                   check=True, env=env, capture_output=True)
+    out = tmp_path / "server.out"
+    with open(out, "wb") as f:
+        server = subprocess.Popen([sys.executable, "-m", "openaml", "server", "-w", str(ws)], env=env,
+                                  stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and "listening on" not in out.read_text() and server.poll() is None:
+            time.sleep(0.1)
+        text = out.read_text()
+        assert "listening on" in text, text
+        assert [line for line in text.splitlines() if line.strip()] == [text.strip().splitlines()[-1]], text
+        assert text.startswith("openaml server for workspace quiet listening on http://127.0.0.1:"), text
+    finally:
+        server.terminate()
+        server.wait(timeout=60)

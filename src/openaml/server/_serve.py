@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,11 @@ def serve(settings: Settings, *, ready_fd: int | None = None) -> None:
     # the lock first, before the heavy imports below (FastAPI, MLflow: about a second): a CLI call
     # racing this start sees a server starting and waits for it instead of starting its own
     lock = _lock(layout)
+    # library chatter the user cannot act on stays out of the foreground server's output (review
+    # minor): MLflow's "Creating initial MLflow database tables" and Starlette's deprecation of the
+    # WSGI bridge that MLflow's own app imports
+    warnings.filterwarnings("ignore", module=r"mlflow\.server\.fastapi_app")
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     import uvicorn
 
     from openaml.server import create_app
