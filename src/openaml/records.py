@@ -451,11 +451,15 @@ class WorkspaceRecord(TypedDict):
 
 
 class HealthRecord(TypedDict):
-    """``GET /health``: ``status`` ``ok`` when the server answers; ``workspace`` (its name) only
-    for an authenticated caller."""
+    """``GET /health``: ``status`` ``ok`` when the server answers; for an authenticated caller only,
+    ``workspace`` (its name), ``role`` (``leader``: this server runs the scheduler and the
+    deployments; ``standby``: another server of the PostgreSQL workspace does) and ``leader`` (the
+    URL of the server that does; "" while none does)."""
 
     status: str
     workspace: NotRequired[str]
+    role: NotRequired[str]
+    leader: NotRequired[str]
 
 
 class UploadRecord(TypedDict, total=False):

@@ -120,6 +120,24 @@ class WorkspaceLayout:
         return self.root / "mlflow.db"
 
     @property
+    def database_file(self) -> Path:
+        """``database.json``: the metadata (and MLflow) database URLs of a workspace created with
+        ``--database-url``; owner-only, since the URLs may carry a password."""
+        return self.root / "database.json"
+
+    def database_settings(self) -> dict[str, str]:
+        """``{"database_url", "tracking_url"}`` as ``workspace create`` recorded them (only the keys
+        given); ``{}`` for the embedded SQLite default."""
+        try:
+            data = json.loads(self.database_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise ValidationError(f"{self.database_file} cannot be read ({exc}); it holds the workspace's "
+                                  "database URL: restore it, or give --database-url to the server") from None
+        return {k: str(v) for k, v in data.items() if k in ("database_url", "tracking_url") and v}
+
+    @property
     def mlartifacts(self) -> Path:
         return self.root / "mlartifacts"
 
@@ -180,7 +198,8 @@ def _read_index(home: Path) -> dict[str, str]:
 
 
 def create_workspace(name: str, path: str | Path | None = None, *, description: str | None = None,
-                     home: Path | None = None, exist_ok: bool = False) -> WorkspaceLayout:
+                     home: Path | None = None, exist_ok: bool = False,
+                     workspace_id: str | None = None) -> WorkspaceLayout:
     """Create a workspace folder and record it in ``$OPENAML_HOME/workspaces.json``.
 
     Raises:
@@ -217,7 +236,7 @@ def create_workspace(name: str, path: str | Path | None = None, *, description: 
         layout.root.chmod(0o700)
         atomic_write_json(layout.info_file, {
             "name": name,
-            "id": uuid.uuid4().hex,
+            "id": workspace_id or uuid.uuid4().hex,
             "description": description,
             "created": datetime.now(UTC).isoformat(),
             "format": 1,
@@ -227,6 +246,65 @@ def create_workspace(name: str, path: str | Path | None = None, *, description: 
     index[name] = str(root)
     atomic_write_json(_index_file(home), index)
     return layout
+
+
+def create_workspace_on_database(name: str, path: str | Path | None, database_url: str, *,
+                                 tracking_url: str | None = None, secret_key_file: Path | None = None,
+                                 description: str | None = None, home: Path | None = None) -> WorkspaceLayout:
+    """A workspace folder whose metadata (and, by default, MLflow's runs and registry) live in the
+    database at ``database_url`` (PostgreSQL), recorded in the folder's ``database.json``.
+
+    A new database gets this workspace (the schema is created by the migrations). A database that
+    already holds a workspace is *joined*: the folder takes that workspace's id, and
+    ``secret_key_file`` (that workspace's ``secret.key``) is copied in, so that another host serves
+    the same workspace (docs/guide/workspaces.md, "Several servers"). The database is checked before
+    the folder is written: on any error nothing is created.
+
+    Raises:
+        ValidationError: the database cannot be reached or migrated (the driver's message), or a
+            joined workspace without ``secret_key_file``.
+        ConflictError: the database holds a workspace of another name; a folder or name in use.
+    """
+    from openaml.store import MetadataStore, SecretBox, claim_workspace, redact_url, workspace_of
+
+    shown = redact_url(database_url)
+    if not database_url.startswith("postgresql"):
+        raise ValidationError(f"--database-url {shown}: only PostgreSQL URLs are supported "
+                              "(postgresql+psycopg://user:password@host:5432/db); the embedded default needs none",
+                              details={"field": "database_url"})
+    try:
+        store = MetadataStore(database_url).start()
+    except Exception as exc:  # noqa: BLE001 - any driver error, said with the URL
+        raise ValidationError(f"--database-url {shown}: cannot open the database: {str(exc).splitlines()[0]}",
+                              details={"field": "database_url"}) from None
+    try:
+        held = workspace_of(store)
+        if held is not None and held["name"] != name:
+            raise ConflictError(f"the database {shown} holds workspace {held['name']!r}; create its folder with "
+                                f"--name {held['name']} (one database holds one workspace)",
+                                details={"field": "name", "value": name})
+        if held is not None and secret_key_file is None:
+            raise ValidationError(f"the database {shown} holds workspace {name!r} already: give --secret-key-file "
+                                  "<a folder of it>/secret.key, the key its stored secrets are sealed with",
+                                  details={"field": "secret_key_file"})
+        key = secret_key_file.read_bytes() if secret_key_file is not None else None
+        layout = create_workspace(name, path, description=description, home=home,
+                                  workspace_id=held["id"] if held else None)
+        try:
+            if key is not None:
+                fd = os.open(layout.root / "secret.key", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(key)
+            box = SecretBox(layout.root / "secret.key")
+            claim_workspace(store, layout.info(), box, where=shown)
+            atomic_write_json(layout.database_file, {"database_url": database_url,
+                                                     **({"tracking_url": tracking_url} if tracking_url else {})})
+        except BaseException:
+            delete_workspace(name, home=home)
+            raise
+        return layout
+    finally:
+        store.close()
 
 
 def list_workspaces(home: Path | None = None) -> list[dict[str, Any]]:

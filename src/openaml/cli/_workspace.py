@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,11 +18,27 @@ app = typer.Typer(help="Manage workspaces (each is one folder).", no_args_is_hel
 def create(name: Annotated[str, typer.Option("--name", "-n")],
            path: Annotated[str | None, typer.Option("--path", "-p", help="Folder (default: $OPENAML_HOME/workspaces/NAME).")] = None,
            description: Annotated[str | None, typer.Option("--description")] = None,
+           database_url: Annotated[str | None, typer.Option(
+               "--database-url", help="PostgreSQL URL for the metadata and MLflow's runs and registry "
+               "(postgresql+psycopg://user:pw@host/db); a database that holds this workspace already is joined "
+               "(another host serving it). Default: SQLite files in the folder.")] = None,
+           tracking_url: Annotated[str | None, typer.Option(
+               "--tracking-url", help="Another database for MLflow's runs and registry (default: --database-url, "
+               "schema mlflow).")] = None,
+           secret_key_file: Annotated[Path | None, typer.Option(
+               "--secret-key-file", help="Joining a workspace: its secret.key (from one of its folders).")] = None,
            output: OutputOpt = "json") -> None:
-    """Create a workspace folder."""
-    from openaml.workspace import create_workspace
+    """Create a workspace folder (its metadata in the folder, or in PostgreSQL with --database-url)."""
+    from openaml.errors import ValidationError
+    from openaml.workspace import create_workspace, create_workspace_on_database
 
-    layout = create_workspace(name, path, description=description)
+    if database_url is None and (tracking_url or secret_key_file):
+        raise ValidationError("--tracking-url and --secret-key-file go with --database-url")
+    if database_url is not None:
+        layout = create_workspace_on_database(name, path, database_url, tracking_url=tracking_url,
+                                              secret_key_file=secret_key_file, description=description)
+    else:
+        layout = create_workspace(name, path, description=description)
     render({**layout.info(), "path": str(layout.root)}, output)
 
 

@@ -130,6 +130,8 @@ class Scheduler:
         self.tick_hooks: list[Any] = []  # callables() run after every pass (schedules fire from here)
 
     def start(self) -> None:
+        """Start the loop (again after :meth:`stop`: a server that takes the workspace's lead back)."""
+        self._stop.clear()
         self._started_at = time.time()
         self._thread = threading.Thread(target=self._loop, name="openaml-scheduler", daemon=True)
         self._thread.start()
@@ -137,8 +139,14 @@ class Scheduler:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=10)
+
+    @property
+    def running(self) -> bool:
+        """True while this server runs the scheduler loop (it leads the workspace)."""
+        return self._thread is not None
 
     def wake(self) -> None:
         self._wake.set()
@@ -383,7 +391,11 @@ class Scheduler:
         if row is None:
             return
         handle = handle_of(row["runtime"])
-        if handle is not None:
+        if handle is not None and not self.running:
+            # a standby server (another leads the workspace): the runner may be on another host; the
+            # leader's pass and the runner's next heartbeat answer carry the cancel
+            pass
+        elif handle is not None:
             try:
                 self.backends.for_handle(handle).cancel(handle)
             except OpenAMLError:  # a backend that cannot load: the runner learns it from its heartbeat

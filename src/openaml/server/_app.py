@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from openaml._settings import Settings
 from openaml.errors import OpenAMLError
 from openaml.services._context import WorkspaceContext
-from openaml.store import MetadataStore, SecretBox
+from openaml.store import MetadataStore, SecretBox, claim_workspace, redact_url
 from openaml.tracking import Tracking, tracking_backend_url
 from openaml.workspace import WorkspaceLayout, make_private
 
@@ -26,10 +26,20 @@ def build_context(settings: Settings) -> WorkspaceContext:
     """Connect the ports of the workspace (no background work yet)."""
     layout = WorkspaceLayout(settings.workspace)
     info = layout.info()
+    # the database `workspace create --database-url` recorded, unless the server was given one
+    recorded = layout.database_settings()
+    if settings.database_url is None and recorded.get("database_url"):
+        settings.database_url = recorded["database_url"]
+        settings.tracking_url = settings.tracking_url or recorded.get("tracking_url")
     layout.ensure()
     make_private(layout.root)
     store = MetadataStore(settings.metadata_url).start()
     store.secret_box = SecretBox(layout.root / "secret.key")
+    try:
+        claim_workspace(store, info, store.secret_box, where=redact_url(settings.metadata_url))
+    except Exception:
+        store.close()
+        raise
     tracking = Tracking(layout, backend_uri=tracking_backend_url(settings))
     tracking.start()
     ctx = WorkspaceContext(settings=settings, layout=layout, store=store, tracking=tracking,
@@ -109,7 +119,11 @@ def create_app(settings: Settings, *, url: str = "") -> FastAPI:
         # liveness for anyone; the workspace name only to an authenticated caller (server/_auth.py)
         if getattr(request.state, "principal", None) is None:
             return {"status": "ok"}
-        return {"status": "ok", "workspace": ctx.workspace_name}
+        # which server runs the scheduler and the deployments (several may serve a PostgreSQL workspace)
+        work = ctx.services.get("background")
+        role = "leader" if work is None or work.leading else "standby"
+        leader = ctx.url if work is None else (work.leader_url() or "")
+        return {"status": "ok", "workspace": ctx.workspace_name, "role": role, "leader": leader}
 
     @app.get("/", include_in_schema=False)
     async def _root() -> RedirectResponse:

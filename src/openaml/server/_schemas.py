@@ -121,6 +121,8 @@ class HealthOut(WireModel):
 
     status: str
     workspace: str | None = None
+    role: str | None = None
+    leader: str | None = None
 
 
 # ---------------------------------------------------------------------------- assets

@@ -192,7 +192,20 @@ class _Router:
             path = path[len(root):]
         name, _, action = path.strip("/").partition("/")
         method = scope["method"]
-        if action == "score" and method in ("POST", "GET"):
+        work = self.svc.ctx.services.get("background")
+        if work is not None and not work.leading:
+            # a standby server of a shared workspace: the deployments' workers run on the leader
+            leader = work.leader_url()
+            if leader:
+                status, headers, body = _error(307, f"endpoint {name} is served by the server that leads this "
+                                                    f"workspace: {leader}{scope['path']}")
+                query = scope.get("query_string", b"")
+                headers.append((b"location", f"{leader}{scope['path']}".encode()
+                                + (b"?" + query if query else b"")))
+            else:
+                status, headers, body = _error(503, "no server leads this workspace right now (it is changing "
+                                                    "hands): retry in a few seconds")
+        elif action == "score" and method in ("POST", "GET"):
             status, headers, body = await self.score(name, scope, receive)
         elif action == "swagger.json" and method == "GET":
             status, headers, body = await self.swagger(name, scope)

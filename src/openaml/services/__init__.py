@@ -48,14 +48,20 @@ def build_services(ctx: WorkspaceContext) -> None:
 
 
 def start_services(ctx: WorkspaceContext) -> None:
-    """Start background work (the job scheduler and controller); reconcile jobs left by a previous server."""
-    ctx.services["jobs"].start()
-    ctx.services["endpoints"].start()
+    """Start background work (the job scheduler and controller, the deployments' workers; reconcile
+    jobs left by a previous server) on the server that leads the workspace: every server when the
+    metadata is SQLite (one per folder), one of them when it is PostgreSQL (:mod:`._leadership`)."""
+    from openaml.services._leadership import BackgroundWork
+
+    work = BackgroundWork(ctx)
+    ctx.services["background"] = work
+    work.start()
 
 
 def stop_services(ctx: WorkspaceContext) -> None:
     from openaml.environments._layer import stop_precompiles
 
-    ctx.services["endpoints"].stop()
-    ctx.services["jobs"].stop()
+    work = ctx.services.pop("background", None)
+    if work is not None:
+        work.stop()
     stop_precompiles(ctx.layout.envs)

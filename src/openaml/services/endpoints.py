@@ -114,6 +114,21 @@ class EndpointService:
                f"workspaces/{self.ctx.workspace_name}/onlineEndpoints/{name}")
         return rid + (f"/deployments/{deployment}" if deployment else "")
 
+    def _on_leader(self) -> None:
+        """Online endpoints are served by the server that leads the workspace (its workers, its
+        routing table): a standby server of a shared (PostgreSQL) workspace refuses their changes.
+
+        Raises:
+            ConflictError: naming the leading server to send the request to.
+        """
+        work = self.ctx.services.get("background")
+        if work is not None and not work.leading:
+            leader = work.leader_url()
+            raise ConflictError(
+                "online endpoints of this workspace are served by the server that leads it"
+                f"{' (' + leader + ')' if leader else ' (none right now: retry in a few seconds)'}; "
+                "this server stands by: send endpoint and deployment changes there")
+
     def create_or_update_endpoint(self, spec: dict[str, Any]) -> EndpointRecord:
         """Create the endpoint, or update description, tags, auth_mode, traffic and mirror_traffic.
 
@@ -121,6 +136,7 @@ class EndpointService:
             ValidationError: bad fields; traffic not totalling 100 or 0 (the sums shown); traffic
                 to a deployment that does not exist; mirror over 50 %.
         """
+        self._on_leader()
         ep = self._validate(ManagedOnlineEndpoint, spec, "online endpoint")
         data = ep.model_dump(mode="json", exclude_none=True, exclude=set(ManagedOnlineEndpoint._server_fields))
         try:
@@ -158,6 +174,7 @@ class EndpointService:
 
     def delete_endpoint(self, name: str) -> None:
         """Stop every deployment's workers and delete the endpoint."""
+        self._on_leader()
         self.repo.get_endpoint(name)
         self.repo.update_endpoint(name, lambda _e: {"provisioning_state": DeploymentState.DELETING})
         for dep in self.repo.list_deployments(name):
@@ -180,6 +197,7 @@ class EndpointService:
 
     def regenerate_keys(self, name: str, key_type: str = "primary") -> EndpointKeysRecord:
         """Raises ValidationError for a key type other than primary/secondary or a token endpoint."""
+        self._on_leader()
         kt = key_type.lower()
         if kt not in ("primary", "secondary"):
             raise ValidationError(f"key_type {key_type!r} is invalid; use primary or secondary",
@@ -211,6 +229,7 @@ class EndpointService:
                 scoring script or model files. NotFoundError: unknown endpoint, model or environment.
             ConflictError: the deployment is being provisioned or deleted.
         """
+        self._on_leader()
         self.repo.get_endpoint(endpoint_name)
         spec = {**spec, "endpoint_name": spec.get("endpoint_name") or endpoint_name}
         dep = self._validate(ManagedOnlineDeployment, spec, "online deployment")
@@ -250,6 +269,7 @@ class EndpointService:
 
     def delete_deployment(self, endpoint_name: str, name: str) -> None:
         """Raises ConflictError while the endpoint sends it live or mirrored traffic."""
+        self._on_leader()
         ep = self.repo.get_endpoint(endpoint_name)
         self.repo.get_deployment(endpoint_name, name)
         live = ep["spec"].get("traffic", {}).get(name, 0)

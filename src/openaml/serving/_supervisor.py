@@ -111,7 +111,10 @@ class Supervisor:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
+        """Start monitoring (again after :meth:`stop`: a server that lost the workspace's lead and
+        takes it back)."""
         if self._thread is None:
+            self._stop.clear()
             self._thread = threading.Thread(target=self._monitor, name="openaml-supervisor", daemon=True)
             self._thread.start()
 
@@ -121,6 +124,9 @@ class Supervisor:
             keys = list(self._deps)
         for key in keys:
             self.stop_deployment(key, drain=False)
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=10)
 
     def targets(self, key: str) -> list[str]:
         """Socket paths of the deployment's ready instances (a snapshot; never mutated in place)."""
