@@ -114,3 +114,137 @@ def test_folder_job_yaml_cli_output_order_logs_and_progress(cli, ml_client, tmp_
     assert rowmap[0] == "mini_batch,first_line,lines,source"
     assert rowmap[1] == '0,1,2,"f000.csv;f001.csv"' and rowmap[4] == '3,7,1,"f006.csv"'
     assert "Completed" in next(arts.rglob("job_result.txt")).read_text()
+
+
+MARKED = """
+    import os, sys, time, signal, argparse
+    from pathlib import Path
+    p = argparse.ArgumentParser(); p.add_argument("--marks"); p.add_argument("--mode", default="ok")
+    ARGS, _ = p.parse_known_args()
+    MARKS = Path(ARGS.marks)
+    def init():
+        (MARKS / f"init.{os.getpid()}").write_text("x")
+    def run(mini_batch):
+        names = [os.path.basename(f) for f in mini_batch]
+        key = "_".join(names)
+        n = len(list(MARKS.glob(f"run.{key}.*")))
+        (MARKS / f"run.{key}.{n}").write_text("x")
+        if ARGS.mode == "raise" and "f003.csv" in names:
+            raise ValueError(f"cannot score {names}")
+        if ARGS.mode == "kill" and "f003.csv" in names and n == 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if ARGS.mode == "hang" and "f003.csv" in names and n == 0:
+            time.sleep(120)
+        if ARGS.mode == "slow":
+            time.sleep(0.4)
+        if ARGS.mode == "fewer" and "f003.csv" in names:
+            return [n + "!" for n in names[:-1]]
+        return names
+    """
+
+
+def _runs(marks: Path) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for p in marks.glob("run.*"):
+        key = p.name[4:].rsplit(".", 1)[0]
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def _marked_job(tmp_path: Path, mode: str, *, files: int = 7, mbs: int = 1, extra: str = "",
+                retries: int = 2, timeout: int = 60, conc: int = 2) -> tuple[Path, Path]:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    yml = _job_yml(tmp_path, script=MARKED, files=files)
+    text = yml.read_text()
+    text = text.replace('mini_batch_size: "2"', f"mini_batch_size: {mbs}")
+    text = text.replace("program_arguments: --allowed_failed_percent 5",
+                        f"program_arguments: --marks {marks} --mode {mode} --allowed_failed_percent 5")
+    text = text.replace("max_retries: 2\n  timeout: 60", f"max_retries: {retries}\n  timeout: {timeout}")
+    text = text.replace("max_concurrency_per_instance: 2", f"max_concurrency_per_instance: {conc}")
+    for line in extra.strip().splitlines():
+        key = line.split(":", 1)[0]
+        text = "\n".join(x for x in text.splitlines() if not x.startswith(key + ":")) + "\n" + line + "\n"
+    yml.write_text(text)
+    return yml, marks
+
+
+def test_sdk_parallel_run_function_init_once_per_worker(ml_client, tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    _write(tmp_path / "src" / "score.py", MARKED)
+    data = _files(tmp_path / "data", 6)
+    job = parallel_run_function(
+        name=None, display_name="sdk parallel", experiment_name="parallel-tests",
+        inputs={"data": Input(type="uri_folder", path=str(data))},
+        outputs={"scored": Output(type="uri_folder")},
+        input_data="${{inputs.data}}", instance_count=2, max_concurrency_per_instance=1, mini_batch_size=1,
+        retry_settings={"max_retries": 1, "timeout": 30}, error_threshold=-1, logging_level="INFO",
+        task=RunFunction(code=str(tmp_path / "src"), entry_script="score.py",
+                         program_arguments=f"--marks {marks}", append_row_to="${{outputs.scored}}"),
+        compute="local")
+    created = ml_client.jobs.create_or_update(job)
+    final = ml_client.jobs.wait(created.name, timeout=120)
+    assert final.status == "Completed", ml_client.jobs.get_raw(created.name)["log_tail"]
+    assert len(list(marks.glob("init.*"))) == 2  # 2 instances x 1 = 2 workers, init() once each
+    assert _runs(marks) == {f"f{i:03d}.csv": 1 for i in range(6)}
+    out = tmp_path / "out"
+    ml_client.jobs.download(created.name, output_name="scored", download_path=out)
+    assert next(out.rglob("parallel_run_step.txt")).read_text().splitlines() == [f"f{i:03d}.csv" for i in range(6)]
+
+
+def test_run_raising_is_retried_then_counted_and_job_completes_under_thresholds(cli, ml_client, tmp_path):
+    yml, marks = _marked_job(tmp_path, "raise", extra="error_threshold: 1\nmini_batch_error_threshold: 1")
+    name = _submit(cli, yml)
+    raw = ml_client.jobs.get_raw(name)
+    assert raw["status"] == "Completed", raw["log_tail"]
+    assert _runs(marks)["f003.csv"] == 3  # the first try and max_retries=2 more
+    lines = _download(cli, name, tmp_path / "out").read_text().splitlines()
+    assert lines == [f"f{i:03d}.csv" for i in range(7) if i != 3]
+    arts = tmp_path / "arts"
+    cli("job", "download", "--name", name, "--all", "--download-path", str(arts), check=True)
+    err = next(arts.rglob("mini_batch_000003.txt")).read_text()
+    assert "f003.csv" in err and "Traceback" in err and "ValueError: cannot score" in err and "attempt 3 of 3" in err
+    assert "f003.csv" in next(arts.rglob("job_error.txt")).read_text()
+    log = cli("job", "stream", "--name", name).stdout
+    assert "mini-batch 3 attempt 1 failed (ValueError: cannot score ['f003.csv']); retrying" in log
+
+
+def test_failed_items_over_error_threshold_fail_the_job(cli, ml_client, tmp_path):
+    yml, marks = _marked_job(tmp_path, "raise", retries=0, conc=1, extra="error_threshold: 0")
+    name = _submit(cli, yml)
+    raw = ml_client.jobs.get_raw(name)
+    assert raw["status"] == "Failed"
+    log = cli("job", "stream", "--name", name).stdout
+    assert "parallel job failed: 1 items failed, more than error_threshold 0" in log
+    assert "f003.csv" in log
+    assert "f006.csv" not in _runs(marks)  # stopped at once: later mini-batches not run (one worker)
+
+
+def test_killed_worker_reruns_its_mini_batch_once_rows_once(cli, ml_client, tmp_path):
+    yml, marks = _marked_job(tmp_path, "kill", mbs=2)
+    name = _submit(cli, yml)
+    assert ml_client.jobs.get_raw(name)["status"] == "Completed", cli("job", "stream", "--name", name).stdout
+    runs = _runs(marks)
+    assert runs["f002.csv_f003.csv"] == 2 and all(v == 1 for k, v in runs.items() if "f003" not in k)
+    lines = _download(cli, name, tmp_path / "out").read_text().splitlines()
+    assert lines == [f"f{i:03d}.csv" for i in range(7)]
+    assert "worker process exited (code -9) during run()" in cli("job", "stream", "--name", name).stdout
+
+
+def test_run_over_timeout_is_killed_and_retried(cli, ml_client, tmp_path):
+    yml, marks = _marked_job(tmp_path, "hang", timeout=3)
+    name = _submit(cli, yml)
+    assert ml_client.jobs.get_raw(name)["status"] == "Completed"
+    assert _runs(marks)["f003.csv"] == 2
+    assert "run() exceeded retry_settings.timeout (3 s); its worker was killed" in cli("job", "stream", "--name", name).stdout
+    assert len(_download(cli, name, tmp_path / "out").read_text().splitlines()) == 7
+
+
+def test_fewer_rows_than_items_is_warned_and_counted_failed(cli, ml_client, tmp_path):
+    yml, marks = _marked_job(tmp_path, "fewer", mbs=2, extra="error_threshold: 0")
+    name = _submit(cli, yml)
+    assert ml_client.jobs.get_raw(name)["status"] == "Failed"
+    log = cli("job", "stream", "--name", name).stdout
+    assert "warning: mini-batch 1 (f002.csv;f003.csv): run() returned 1 rows for 2 items" in log
+    assert "1 items failed, more than error_threshold 0" in log
