@@ -3,7 +3,6 @@ processes (docs/guide/batch.md, engine rules)."""
 
 from __future__ import annotations
 
-import json
 import textwrap
 from pathlib import Path
 
@@ -248,3 +247,67 @@ def test_fewer_rows_than_items_is_warned_and_counted_failed(cli, ml_client, tmp_
     log = cli("job", "stream", "--name", name).stdout
     assert "warning: mini-batch 1 (f002.csv;f003.csv): run() returned 1 rows for 2 items" in log
     assert "1 items failed, more than error_threshold 0" in log
+
+
+NO_RUN = """
+    def init():
+        pass
+    def score(mini_batch):
+        return mini_batch
+    """
+
+
+@pytest.mark.parametrize(("change", "field", "words"), [
+    ({"mini_batch_size": "0"}, "mini_batch_size", "at least 1"),
+    ({"mini_batch_size": "ten"}, "mini_batch_size", "not a mini-batch size"),
+    ({"mini_batch_size": "10kb"}, "mini_batch_size", "for a uri_folder give a file count"),
+    ({"input_data": "${{inputs.nothere}}"}, "input_data", "does not declare"),
+    ({"input_data": "./data"}, "input_data", "must be ${{inputs.<name>}}"),
+    ({"inputs.job_data.path": "./missing"}, "inputs.job_data.path", "does not exist"),
+    ({"inputs.job_data.path": "./empty"}, "input_data", "empty folder"),
+    ({"task.type": "function"}, "task.type", "the only one is run_function"),
+    ({"task.entry_script": "nope.py"}, "task.entry_script", "does not exist"),
+    ({"script": NO_RUN}, "task.entry_script", "defines no run() function"),
+    ({"task.append_row_to": "${{outputs.other}}"}, "task.append_row_to", "must be ${{outputs.<name>}}"),
+])
+def test_bad_input_refused_before_anything_runs(cli, ml_client, tmp_path, change, field, words):
+    import yaml
+
+    yml = _job_yml(tmp_path, script=change.get("script", SCORE))
+    (tmp_path / "empty").mkdir()
+    spec = yaml.safe_load(yml.read_text())
+    for key, value in change.items():
+        if key == "script":
+            continue
+        node = spec
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node[p]
+        node[parts[-1]] = value
+    yml.write_text(yaml.safe_dump(spec))
+    before = len(ml_client.jobs.list_raw(include_archived=True))
+    r = cli("job", "create", "-f", str(yml))
+    assert r.returncode != 0
+    text = r.stdout + r.stderr
+    assert field in text and words in text, text
+    assert len(ml_client.jobs.list_raw(include_archived=True)) == before
+
+
+def test_sdk_bad_mini_batch_size_names_the_field():
+    with pytest.raises(Exception) as info:
+        parallel_run_function(input_data="${{inputs.x}}", mini_batch_size=0,
+                              task=RunFunction(entry_script="s.py"))
+    assert "mini_batch_size" in str(info.value)
+
+
+def test_job_show_keeps_azure_shape(cli, ml_client, tmp_path):
+    name = _submit(cli, _job_yml(tmp_path))
+    d = cli("job", "show", "--name", name, "-o", "json", check=True).json()
+    assert d["type"] == "parallel" and d["input_data"] == "${{inputs.job_data}}"
+    assert d["task"]["type"] == "run_function" and d["task"]["append_row_to"] == "${{outputs.job_output}}"
+    assert d["retry_settings"] == {"max_retries": 2, "timeout": 60} and d["max_concurrency_per_instance"] == 2
+    assert "command" not in d
+    with pytest.raises(ValidationError):
+        ml_client.jobs.create_or_update(parallel_run_function(
+            input_data="${{inputs.x}}", inputs={"x": Input(type="uri_folder", path=str(tmp_path / "missing"))},
+            task=RunFunction(code=str(tmp_path / "src"), entry_script="score.py")))
