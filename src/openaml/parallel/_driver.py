@@ -451,10 +451,11 @@ class Driver:
                     if w.ready and w.task is None and not w.dead and pending:
                         w.send(pending.popleft())
                 try:
-                    w, msg = self.q.get(timeout=0.2)
+                    item: tuple[_Worker, dict[str, Any]] | None = self.q.get(timeout=0.2)
                 except queue.Empty:
-                    w, msg = None, None  # type: ignore[assignment]
-                if w is not None and not w.dead:
+                    item = None
+                if item is not None and not item[0].dead:
+                    w, msg = item
                     if msg.get("ready"):
                         w.ready = True
                     elif "init_error" in msg:

@@ -66,7 +66,7 @@ def entry_script_problem(path: Path) -> str | None:
 def tabular_plan(folder: Path, table: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
     """The driver's view of an MLTable: ``{"format", "files" (relative to the folder, sorted),
     "delimiter", "header"}``, or (None, problem)."""
-    fmt, opts = "csv", {}
+    fmt, opts = "csv", dict[str, Any]()
     for t in table.get("transformations") or []:
         if isinstance(t, dict) and "read_delimited" in t:
             fmt, opts = "csv", t["read_delimited"] or {}
