@@ -452,6 +452,8 @@ class Driver:
               f"{'files' if not self.cfg.get('tabular') else 'rows'}), {self.workers_n} workers "
               f"(instance_count x max_concurrency_per_instance), max_retries {self.max_retries}, "
               f"timeout {self.timeout:g} s", flush=True)
+        for note in self.cfg.get("notes") or []:
+            print(f"[openaml] parallel: {note}", flush=True)
         if self.done or self.failed:
             print(f"[openaml] parallel: resuming: {len(self.done)} mini-batches done and {len(self.failed)} failed "
                   "in an earlier run are not run again", flush=True)
