@@ -104,7 +104,7 @@ def test_folder_job_yaml_cli_output_order_logs_and_progress(cli, ml_client, tmp_
     assert lines == [f"f{i:03d}.csv 3 3" for i in range(7)]
     log = cli("job", "stream", "--name", name).stdout
     assert "mini-batches 4/4 done, 0 failed" in log
-    assert "items/s" in log
+    assert "files/s" in log and "files 7 done, 0 failed" in log
     arts = tmp_path / "arts"
     cli("job", "download", "--name", name, "--all", "--download-path", str(arts), check=True)
     overview = next(arts.rglob("job_progress_overview.txt")).read_text()

@@ -64,7 +64,12 @@ def _list_files(root: Path) -> list[Path]:
 
 
 def _csv_chunks(path: Path, size: int, header: bool) -> list[dict[str, Any]]:
-    data = path.read_bytes()
+    import mmap
+
+    if path.stat().st_size == 0:
+        return []
+    with open(path, "rb") as fh:
+        data: Any = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)  # not read into memory
     start = 0
     head = ""
     if header:
@@ -83,6 +88,7 @@ def _csv_chunks(path: Path, size: int, header: bool) -> list[dict[str, Any]]:
             out.append({"kind": "csv", "file": str(path), "start": start, "end": end, "header": head, "n": max(rows, 1),
                         "source": f"{path.name}[{start}:{end}]"})
         start = end
+    data.close()
     return out
 
 
@@ -354,6 +360,8 @@ class Driver:
         self.stop_reason: str | None = None
         self.t0 = time.monotonic()
         self.ready_at: float | None = None
+        self.unit = "rows" if cfg.get("tabular") else "files"  # what an item is
+        self._failed_items = 0
         self._journal_fh: Any = None
         self._dirty = False
         self._synced = 0.0
@@ -380,9 +388,9 @@ class Driver:
             except ValueError:
                 continue  # a line torn by a kill: that mini-batch runs again
             if rec.get("status") == "done" and (not self.output_file or self._rows_file(rec["index"]).exists()):
-                self.done[rec["index"]] = rec
+                self._record(self.done, rec)
             elif rec.get("status") == "failed":
-                self.failed[rec["index"]] = rec
+                self._record(self.failed, rec)
 
     def _journal(self, rec: dict[str, Any]) -> None:
         """Append one record: written and flushed at once (a killed driver loses nothing), fsynced by
@@ -405,7 +413,11 @@ class Driver:
 
     # ---------------------------------------------------------------- counts
     def failed_items(self) -> int:
-        return sum(r.get("failed_items", 0) for r in [*self.failed.values(), *self.done.values()])
+        return self._failed_items
+
+    def _record(self, table: dict[int, dict[str, Any]], rec: dict[str, Any]) -> None:
+        table[rec["index"]] = rec
+        self._failed_items += int(rec.get("failed_items", 0))
 
     def _check_thresholds(self) -> None:
         if self.stop_reason:
@@ -420,8 +432,8 @@ class Driver:
         elapsed = max(1e-6, time.monotonic() - self.t0)
         rows = sum(r.get("n_in", 0) for r in self.done.values())
         line = (f"[openaml] parallel: mini-batches {len(self.done)}/{total} done, {len(self.failed)} failed, "
-                f"{running} running; items {rows} done, {self.failed_items()} failed; "
-                f"{self.rows_this_run / elapsed:.1f} items/s")
+                f"{running} running; {self.unit} {rows} done, {self.failed_items()} failed; "
+                f"{self.rows_this_run / elapsed:.1f} {self.unit}/s")
         overview = {"total_mini_batches": total, "completed_mini_batches": len(self.done),
                     "failed_mini_batches": len(self.failed), "running_mini_batches": running,
                     "processed_items": rows, "failed_items": self.failed_items(),
@@ -542,7 +554,7 @@ class Driver:
                   f"{n_out} rows for {n_in} items; all {n_out} rows are kept" +
                   (f", {n_in - n_out} items counted failed" if n_out < n_in else ""), flush=True)
         self._journal(rec)
-        self.done[task["index"]] = rec
+        self._record(self.done, rec)
         self.rows_this_run += n_in
         self._check_thresholds()
 
@@ -563,7 +575,7 @@ class Driver:
         rec = {"index": idx, "status": "failed", "n_in": task["n"], "failed_items": task["n"], "attempts": n,
                "error": last, "source": task["source"]}
         self._journal(rec)
-        self.failed[idx] = rec
+        self._record(self.failed, rec)
         self._check_thresholds()
 
     def _finish(self, plan: list[dict[str, Any]]) -> int:
