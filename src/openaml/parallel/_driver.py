@@ -1,6 +1,7 @@
 """The parallel job's driver and its workers: one standalone script, run with the job's own Python.
 
-The server copies this file into the job's code snapshot as ``_openaml_parallel_driver.py``; the
+It runs on the job's Python, 3.7 or later (curated environments go back to 3.7). The server
+copies this file into the job's code snapshot as ``_openaml_parallel_driver.py``; the
 runner runs ``python _openaml_parallel_driver.py --config <base64 json> --input-data <path>
 [--append-row-to <path>] -- <program_arguments>`` in the job's environment (never the server's
 interpreter). It imports nothing but the standard library (pandas/pyarrow only for tabular
@@ -114,7 +115,7 @@ def plan_mini_batches(cfg: dict[str, Any], input_path: Path) -> list[dict[str, A
         out = []
         for values, count in groups.items():
             vals = values if isinstance(values, tuple) else (values,)
-            kv = {k: _plain(v) for k, v in zip(keys, vals)}  # noqa: B905 - the job's Python may be 3.9
+            kv = {k: _plain(v) for k, v in zip(keys, vals)}  # noqa: B905 - the job's Python may be 3.7
             out.append({"kind": "partition", "files": [str(f) for f in files], "format": fmt, "tab": tab,
                         "partition": kv, "n": int(count), "source": json.dumps(kv, sort_keys=True)})
         return out
@@ -168,7 +169,10 @@ def _rows_of(result: Any) -> list[str]:
         return []
     mod = type(result).__module__
     if mod.startswith("pandas") and hasattr(result, "to_csv") and hasattr(result, "columns"):
-        text = result.to_csv(sep=" ", header=False, index=False, lineterminator="\n")
+        try:
+            text = result.to_csv(sep=" ", header=False, index=False, lineterminator="\n")
+        except TypeError:  # pandas < 1.5 (older curated environments)
+            text = result.to_csv(sep=" ", header=False, index=False, line_terminator="\n")
         return text.splitlines()
     if isinstance(result, (str, bytes)):
         return [result.decode() if isinstance(result, bytes) else result]
@@ -374,7 +378,8 @@ class Driver:
         if marker.exists() and marker.read_text().strip() != plan_id:
             print("[openaml] parallel: the input or settings changed since the journal was written; starting over",
                   flush=True)
-            journal.unlink(missing_ok=True)
+            if journal.exists():  # (no missing_ok: the job's Python may be 3.7)
+                journal.unlink()
             for f in (self.state / "rows").iterdir():
                 f.unlink()
         tmp = self.state / "plan_id.tmp"
