@@ -125,9 +125,13 @@ def test_tabular_bad_input_refused_naming_the_field(ml_client, tmp_path):
     (jl / "a.jsonl").write_text('{"x": 1}\n')
     (jl / "MLTable").write_text("paths:\n  - file: ./a.jsonl\ntransformations:\n  - read_json_lines:\n      "
                                 "encoding: utf8\n")
+    (tmp_path / "tbl").mkdir()
+    _table(10).to_csv(tmp_path / "tbl" / "t.csv", index=False)
+    (tmp_path / "tbl" / "MLTable").write_text("paths:\n  - file: ./t.csv\ntransformations:\n  - read_delimited:\n"
+                                              "      delimiter: ','\n")
     before = len(ml_client.jobs.list_raw(include_archived=True))
     cases = [
-        (Input(type="uri_file", path=str(csv)), "10", {}, "mini_batch_size", "is a count"),
+        (Input(type="mltable", path=str(jl.parent / "tbl")), "10", {}, "mini_batch_size", "is a count"),
         (Input(type="uri_file", path=str(empty)), "1kb", {}, "input_data", "empty file"),
         (Input(type="uri_folder", path=str(folder)), 1, {"partition_keys": ["g"]}, "partition_keys",
          "mltable inputs only"),
@@ -138,3 +142,20 @@ def test_tabular_bad_input_refused_naming_the_field(ml_client, tmp_path):
             ml_client.jobs.create_or_update(_job(tmp_path, TABLE_SCORE, inp, mbs, **extra))
         assert field in info.value.message and words in info.value.message, info.value.message
     assert len(ml_client.jobs.list_raw(include_archived=True)) == before
+
+
+FILE_SCORE = """
+    def run(mini_batch):
+        assert isinstance(mini_batch, list), type(mini_batch)
+        return [f"{p.rsplit('/', 1)[-1]} {len(open(p).read().splitlines())}" for p in mini_batch]
+    """
+
+
+def test_uri_file_with_a_count_or_none_is_a_file_input(ml_client, tmp_path):
+    csv = tmp_path / "t.csv"
+    _table(10).to_csv(csv, index=False)
+    job = _job(tmp_path, FILE_SCORE, Input(type="uri_file", path=str(csv)), "1")
+    job.mini_batch_size = None  # Azure's default for a file input: run() gets [path]
+    created = ml_client.jobs.create_or_update(job)
+    assert ml_client.jobs.wait(created.name, timeout=120).status == "Completed"
+    assert _lines(ml_client, created.name, tmp_path / "out") == ["t.csv 11"]
