@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from openaml.store._batch_endpoints import BatchEndpointRepository
 from openaml.store._endpoints import EndpointRepository
 from openaml.store._secrets import SecretBox
 from openaml.store._store import MetadataStore, utcnow
 from openaml.store._users import UserRepository
 
-__all__ = ["EndpointRepository", "MetadataStore", "SecretBox", "UserRepository", "utcnow"]
+__all__ = ["BatchEndpointRepository", "EndpointRepository", "MetadataStore", "SecretBox", "UserRepository", "utcnow"]
