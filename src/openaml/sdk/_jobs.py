@@ -68,6 +68,10 @@ class JobOperations:
             from openaml.sdk._sweeps import prepare_sweep
 
             return prepare_sweep(self, job, progress=progress)  # type: ignore[arg-type]
+        if kind == "parallel":
+            from openaml.parallel._sdk import prepare_parallel
+
+            return prepare_parallel(self, job, progress=progress)  # type: ignore[arg-type]
         if kind == "pipeline":
             from openaml.sdk._pipelines import prepare_pipeline
 

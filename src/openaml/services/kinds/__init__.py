@@ -34,6 +34,7 @@ KIND_PATHS: dict[str, str] = {
     "command": "openaml.services.kinds.command:CommandKind",
     "sweep": "openaml.services.kinds.sweep:SweepKind",
     "pipeline": "openaml.services.kinds.pipeline:PipelineKind",
+    "parallel": "openaml.services.kinds.parallel:ParallelKind",
 }
 ENTRY_POINT_GROUP = "openaml.job_kinds"
 
