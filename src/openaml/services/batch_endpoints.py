@@ -370,7 +370,7 @@ class BatchEndpointService:
         if body.get("environment_variables"):
             s["environment_variables"].update({str(k): str(v) for k, v in body["environment_variables"].items()})
         try:
-            s["mini_batch_size"] = parse_mini_batch_size(s["mini_batch_size"] or 10)
+            s["mini_batch_size"] = parse_mini_batch_size(10 if s["mini_batch_size"] is None else s["mini_batch_size"])
         except ValueError as exc:
             raise ValidationError(f"field 'mini_batch_size': {exc}", details={"field": "mini_batch_size"}) from None
         for k in ("instance_count", "max_concurrency_per_instance"):
