@@ -145,6 +145,7 @@ def _lines(ml_client: Any, job_name: str, dest: Path, file_name: str = "predicti
     return found[0].read_text().splitlines()
 
 
+@pytest.mark.slow
 def test_score_py_deployment_sdk_flow(ml_client: Any, files: dict[str, Path], tmp_path: Path) -> None:
     """The book's chapter 7 SDK calls: endpoint, deployment with a scoring script, invoke on a folder."""
     ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="bep-sdk", description="d")).result()
@@ -174,6 +175,7 @@ def test_score_py_deployment_sdk_flow(ml_client: Any, files: dict[str, Path], tm
         ml_client.batch_endpoints.get("bep-sdk")
 
 
+@pytest.mark.slow
 def test_mlflow_no_code_cli_flow(cli: Any, ml_client: Any, files: dict[str, Path], tmp_path: Path) -> None:
     """MLflow model, no scoring script: the built-in driver writes row,prediction,file lines; CLI end to end,
     --output-path and output_file_name overrides land where asked."""
@@ -207,8 +209,12 @@ def test_mlflow_no_code_cli_flow(cli: Any, ml_client: Any, files: dict[str, Path
     by_file = {(r[2], int(r[0])): float(r[1]) for r in rows}
     assert by_file[("part-1.csv", 1)] == pytest.approx(11.0) and by_file[("part-0.csv", 0)] == pytest.approx(3.0)
     # the output landed at --output-path in the datastore
-    ws_file = ml_client.datastores.get("workspaceblobstore")
-    assert ws_file is not None
+    shown_job = cli("job", "show", "-n", job["name"], check=True).json()
+    assert shown_job["outputs"]["score"]["path"] == out_uri
+    from openaml.sdk._fsspec import AzureMLFileSystem
+
+    fs = AzureMLFileSystem(workspace=ml_client.url)
+    assert "scored.csv" in [Path(p).name for p in fs.find(out_uri)]
     listed = cli("batch-endpoint", "list-jobs", "-n", "bep-mlflow", "-o", "json", check=True).json()
     assert job["name"] in [j["name"] for j in listed]
     assert "bep-mlflow" in [e["name"] for e in cli("batch-endpoint", "list", "-o", "json", check=True).json()]

@@ -377,6 +377,10 @@ class BatchEndpointService:
             if not isinstance(s[k], int) or isinstance(s[k], bool) or s[k] < 1:
                 raise ValidationError(f"field {k!r}: {s[k]!r} must be a whole number of at least 1",
                                       details={"field": k, "value": s[k]})
+        if typ in ("uri_file", "mltable") and isinstance(s["mini_batch_size"], int):
+            # the parallel engine splits a table (a csv/parquet file, an MLTable) by size: run() gets
+            # DataFrames (docs/differences.md); a file count means the default size
+            s["mini_batch_size"] = "1MB"
         action = str(s["output_action"] or "append_row")
         if action == "append_row" and not s["output_file_name"]:
             raise ValidationError("field 'output_file_name': append_row needs an output file name",
@@ -388,6 +392,8 @@ class BatchEndpointService:
         args = [f"--openaml_mode {rt['mode']}", f"--openaml_model_name {rt['model_name']}",
                 f"--openaml_model_version {rt['model_version']}", f"--openaml_model_base {rt['model_base']}",
                 "--openaml_model_dir ${{inputs.model}}"]
+        if typ == "uri_file":
+            args.append(f"--openaml_input_file {_basename(str(data_input['path']))}")
         if rt.get("scoring_script"):
             args.append(f"--openaml_scoring_script {rt['scoring_script']}")
         task: dict[str, Any] = {"type": "run_function", "code": rt["code"], "entry_script": DRIVER_SCRIPT,
@@ -468,6 +474,12 @@ class BatchEndpointService:
         self.repo.get_endpoint(endpoint_name)
         jobs = self.ctx.services["jobs"].list()
         return [j for j in jobs if (j.get("tags") or {}).get(ENDPOINT_TAG) == endpoint_name]
+
+
+def _basename(path: str) -> str:
+    """The file name of an input path (a URI or an ``azureml:`` data reference: the asset's name)."""
+    tail = path.rstrip("/").rsplit("/", 1)[-1]
+    return tail.split(":")[1] if tail.startswith("azureml:") and ":" in tail else tail.replace(" ", "_")
 
 
 def _take(it: Any, n: int) -> Any:

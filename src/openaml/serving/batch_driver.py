@@ -39,7 +39,7 @@ _READERS = {".csv": "csv", ".tsv": "tsv", ".txt": "csv", ".parquet": "parquet", 
 
 def _parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(add_help=False)
-    for flag in ("mode", "model_dir", "model_name", "model_version", "model_base", "scoring_script"):
+    for flag in ("mode", "model_dir", "model_name", "model_version", "model_base", "scoring_script", "input_file"):
         p.add_argument(f"--openaml_{flag}", default=None)
     args, _unknown = p.parse_known_args()  # the engine's and the user's own flags are theirs
     return args
@@ -127,12 +127,13 @@ def _text(value: Any) -> str:
 def _score_files(mini_batch: Any) -> list[str]:
     import pandas as pd
 
-    if isinstance(mini_batch, pd.DataFrame):  # a tabular (MLTable) input: the rows themselves
-        frames = [(mini_batch, "")]
+    if isinstance(mini_batch, pd.DataFrame):  # a table (uri_file, MLTable) split by size: the rows themselves
+        name = (_args.openaml_input_file if _args is not None else None) or ""
+        frames = [(mini_batch, name, list(mini_batch.index))]
     else:
-        frames = [(_read(str(f)), Path(str(f)).name) for f in mini_batch]
+        frames = [(df, Path(str(f)).name, list(range(len(df)))) for f in mini_batch for df in [_read(str(f))]]
     lines: list[str] = []
-    for df, name in frames:
+    for df, name, index in frames:
         if len(df) == 0:
             continue
         pred = _model.predict(df)
@@ -142,5 +143,5 @@ def _score_files(mini_batch: Any) -> list[str]:
             values = [_text(v) for v in pred.tolist()]
         else:
             values = [_text(v) for v in list(pred)]
-        lines.extend(f"{i},{v},{name}" for i, v in enumerate(values))
+        lines.extend(f"{i},{v},{name}" for i, v in zip(index, values))
     return lines
