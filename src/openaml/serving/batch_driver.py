@@ -143,5 +143,5 @@ def _score_files(mini_batch: Any) -> list[str]:
             values = [_text(v) for v in pred.tolist()]
         else:
             values = [_text(v) for v in list(pred)]
-        lines.extend(f"{i},{v},{name}" for i, v in zip(index, values))
+        lines.extend(f"{i},{v},{name}" for i, v in zip(index, values, strict=True))
     return lines
