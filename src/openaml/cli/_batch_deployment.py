@@ -18,9 +18,10 @@ _COLUMNS = ["name", "endpoint_name", "type", "model", "compute", "provisioning_s
 
 
 def _set_default(ml: Any, endpoint_name: str, name: str) -> None:
-    from openaml.entities import BatchEndpoint
+    from openaml.entities import BatchEndpoint, BatchEndpointDefaults
 
-    ml.batch_endpoints.begin_create_or_update(BatchEndpoint(name=endpoint_name, defaults={"deployment_name": name}))
+    ml.batch_endpoints.begin_create_or_update(
+        BatchEndpoint(name=endpoint_name, defaults=BatchEndpointDefaults(deployment_name=name)))
 
 
 @app.command("create")

@@ -125,7 +125,11 @@ def invoke(name: NameOpt,
         for k, v in ((data or {}).get("outputs") or {}).items():
             outputs[k] = Output(**(v or {}))
     if input_:
-        inputs["input_data"] = Input(type=input_type or "uri_folder", path=input_)
+        from pathlib import Path
+
+        # no --input-type: a local file is a uri_file, anything else a uri_folder (as az ml reads it)
+        inferred = "uri_file" if Path(input_).expanduser().is_file() else "uri_folder"
+        inputs["input_data"] = Input(type=input_type or inferred, path=input_)
     if output_path:
         outputs["score"] = Output(type="uri_folder", path=output_path)
     overrides: list[dict[str, Any]] = []

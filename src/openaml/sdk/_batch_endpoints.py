@@ -6,6 +6,7 @@ job whose output ``score`` holds the results: ``ml_client.jobs.download(name, ou
 
 from __future__ import annotations
 
+import builtins
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,8 @@ class BatchEndpointOperations:
 
     def invoke(self, endpoint_name: str, *, deployment_name: str | None = None,
                inputs: dict[str, Input] | None = None, input: Input | str | None = None,
-               outputs: dict[str, Output] | None = None, params_override: list[dict[str, Any]] | None = None,
+               outputs: dict[str, Output] | None = None,
+               params_override: builtins.list[dict[str, Any]] | None = None,
                job_name: str | None = None, experiment_name: str | None = None, **kwargs: Any) -> Any:
         """Start a batch scoring job; returns the job (``ml_client.jobs.stream(job.name)`` follows it).
 
@@ -114,20 +116,18 @@ class BatchEndpointOperations:
                 if local.is_dir() and not any(local.iterdir()):
                     raise ValidationError(f"field 'inputs.{k}.path': {path!r} is an empty folder; there is nothing "
                                           "to score", details={"field": f"inputs.{k}.path", "value": str(path)})
-                if local.is_file() and d.get("type", "uri_folder") == "uri_folder":
-                    d["type"] = "uri_file"
                 d["path"] = upload_path(self._t, local, target="datastore")["uri"]
             body["inputs"][k] = d
         if outputs:
             body["outputs"] = {k: (v.model_dump(mode="json", exclude_none=True) if isinstance(v, Output) else dict(v))
                                for k, v in outputs.items()}
-        for k, v in (("deployment_name", deployment_name), ("job_name", job_name),
-                     ("experiment_name", experiment_name)):
-            if v:
-                body[k] = v
+        for k, value in (("deployment_name", deployment_name), ("job_name", job_name),
+                         ("experiment_name", experiment_name)):
+            if value:
+                body[k] = value
         return job_from_dict(self._t.post(f"/batch-endpoints/{endpoint_name}/jobs", json=body))
 
-    def list_jobs(self, endpoint_name: str, **kwargs: Any) -> list[Any]:
+    def list_jobs(self, endpoint_name: str, **kwargs: Any) -> builtins.list[Any]:
         """The endpoint's batch scoring jobs."""
         from openaml.sdk._jobs import job_from_dict
 
