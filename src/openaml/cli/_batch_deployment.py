@@ -15,6 +15,7 @@ app = typer.Typer(help="Batch deployments (as az ml batch-deployment).", no_args
 NameOpt = Annotated[str, typer.Option("--name", "-n", help="Deployment name.")]
 EndpointOpt = Annotated[str, typer.Option("--endpoint-name", "--endpoint", "-e", help="Endpoint name.")]
 _COLUMNS = ["name", "endpoint_name", "type", "model", "compute", "provisioning_state"]
+_JOB_COLUMNS = ["name", "display_name", "status", "creation_context"]
 
 
 def _set_default(ml: Any, endpoint_name: str, name: str) -> None:
@@ -110,3 +111,11 @@ def delete(name: NameOpt, endpoint_name: EndpointOpt, yes: Annotated[bool, typer
         typer.confirm(f"Delete deployment {name!r} of batch endpoint {endpoint_name!r}?", abort=True)
     client(workspace).batch_deployments.begin_delete(name, endpoint_name)
     info(f"deleted deployment {name} of batch endpoint {endpoint_name}")
+
+
+@app.command("list-jobs")
+@handle_errors
+def list_jobs(name: NameOpt, endpoint_name: EndpointOpt, workspace: WorkspaceOpt = None,
+              output: OutputOpt = "table") -> None:
+    """The deployment's batch scoring jobs."""
+    render(client(workspace).batch_deployments.list_jobs(endpoint_name, name=name), output, columns=_JOB_COLUMNS)

@@ -203,6 +203,13 @@ class BatchDeploymentOperations:
     def list(self, endpoint_name: str, **kwargs: Any) -> list[BatchDeployment | PipelineComponentBatchDeployment]:
         return [_deployment(d) for d in self._t.get(f"/batch-endpoints/{endpoint_name}/deployments")]
 
+    def list_jobs(self, endpoint_name: str, *, name: str, **kwargs: Any) -> builtins.list[Any]:
+        """The batch scoring jobs of deployment ``name`` (azure-ai-ml ``list_jobs(endpoint_name, name=)``)."""
+        from openaml.sdk._jobs import job_from_dict
+
+        return [job_from_dict(d) for d in self._t.get(f"/batch-endpoints/{endpoint_name}/jobs",
+                                                      params={"deployment_name": name})]
+
     def begin_delete(self, name: str, endpoint_name: str, **kwargs: Any) -> _Done:
         self._t.delete(f"/batch-endpoints/{endpoint_name}/deployments/{name}")
         return _Done(None)

@@ -469,11 +469,16 @@ class BatchEndpointService:
             job["name"] = body["job_name"]
         return self.ctx.services["jobs"].submit(job)
 
-    def list_jobs(self, endpoint_name: str) -> list[JobRecord]:
-        """The endpoint's batch scoring jobs, newest first."""
+    def list_jobs(self, endpoint_name: str, deployment_name: str | None = None) -> list[JobRecord]:
+        """The endpoint's batch scoring jobs (of one deployment when ``deployment_name`` is given).
+
+        Raises NotFoundError: unknown endpoint or deployment."""
         self.repo.get_endpoint(endpoint_name)
+        if deployment_name:
+            self.repo.get_deployment(endpoint_name, deployment_name)
         jobs = self.ctx.services["jobs"].list()
-        return [j for j in jobs if (j.get("tags") or {}).get(ENDPOINT_TAG) == endpoint_name]
+        return [j for j in jobs if (j.get("tags") or {}).get(ENDPOINT_TAG) == endpoint_name
+                and (deployment_name is None or (j.get("tags") or {}).get(DEPLOYMENT_TAG) == deployment_name)]
 
 
 def _basename(path: str) -> str:

@@ -51,8 +51,8 @@ def invoke(request: Request, name: str, body: Annotated[BatchInvokeIn, Body()]) 
 
 
 @router.get("/batch-endpoints/{name}/jobs", response_model=list[JobOut])
-def list_jobs(request: Request, name: str) -> list[JobRecord]:
-    return _svc(request).list_jobs(name)
+def list_jobs(request: Request, name: str, deployment_name: str | None = None) -> list[JobRecord]:
+    return _svc(request).list_jobs(name, deployment_name)
 
 
 @router.get("/batch-endpoints/{name}/deployments", response_model=list[BatchDeploymentOut])
