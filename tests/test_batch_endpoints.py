@@ -135,6 +135,11 @@ def test_batch_yaml_of_another_kind_is_refused(tmp_path: Path) -> None:
         load_batch_endpoint(tmp_path / "online.yml")
     assert "managedOnlineEndpoint.schema.json" in exc.value.message and "openaml online-endpoint create" in \
         exc.value.message and "not of a batch endpoint" in exc.value.message
+    (tmp_path / "online-dep.yml").write_text(
+        "$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json\nname: d\n")
+    with pytest.raises(ValidationError) as exc:
+        load_batch_deployment(tmp_path / "online-dep.yml")
+    assert "not of a batch deployment" in exc.value.message and "openaml online-deployment create" in exc.value.message
 
 
 # ---------------------------------------------------------------------------- server: CRUD and invocation
@@ -279,6 +284,16 @@ def test_bad_input_is_refused_before_anything_runs(cli: Any, ml_client: Any, fil
     with pytest.raises(ValidationError) as exc:
         ml_client.batch_endpoints.invoke("bep-bad", input=Input(path=str(files["data"])))
     assert "no default deployment" in exc.value.message
+    # the scoring_uri answers a REST client the same (the workspace's token, Azure's aad_token)
+    import httpx
+
+    scoring_uri = ml_client.batch_endpoints.get("bep-bad").scoring_uri
+    r = httpx.post(scoring_uri, json={"inputs": {"x": {"type": "uri_folder", "path": "azureml://datastores/"
+                                                                                       "workspaceblobstore/paths/x"}}},
+                   headers={"Authorization": f"Bearer {ml_client._transport.token}"} if ml_client._transport.token
+                   else {},
+                   trust_env=False, timeout=60)
+    assert r.status_code == 400 and "no default deployment" in r.text
     with pytest.raises(ValidationError) as exc:
         ml_client.batch_endpoints.invoke("bep-bad", deployment_name="d", input=Input(path=str(files["data"])),
                                          params_override=[{"mini_batch_size": 0}])

@@ -17,6 +17,19 @@ _COLUMNS = ["name", "auth_mode", "provisioning_state", "defaults", "scoring_uri"
 _JOB_COLUMNS = ["name", "display_name", "status", "creation_context"]
 
 
+def _input_type(ml: Any, value: str) -> str:
+    """``--input`` without ``--input-type``: a data asset's own type, ``uri_file`` for a local file,
+    else ``uri_folder`` (az ml's default)."""
+    from pathlib import Path
+
+    if value.startswith("azureml:") and not value.startswith("azureml://"):
+        ref = value[len("azureml:"):]
+        name, _, label = ref.partition("@")
+        name, _, version = name.partition(":")
+        return str(ml.data.get(name, version=version or None, label=label or (None if version else "latest")).type)
+    return "uri_file" if Path(value).expanduser().is_file() else "uri_folder"
+
+
 @app.command("create")
 @handle_errors
 def create(file: Annotated[str | None, typer.Option("--file", "-f", help="Endpoint YAML.")] = None,
@@ -124,12 +137,9 @@ def invoke(name: NameOpt,
             inputs[k] = Input(**v) if isinstance(v, dict) else Input(type="string", value=v)
         for k, v in ((data or {}).get("outputs") or {}).items():
             outputs[k] = Output(**(v or {}))
+    ml = client(workspace)
     if input_:
-        from pathlib import Path
-
-        # no --input-type: a local file is a uri_file, anything else a uri_folder (as az ml reads it)
-        inferred = "uri_file" if Path(input_).expanduser().is_file() else "uri_folder"
-        inputs["input_data"] = Input(type=input_type or inferred, path=input_)
+        inputs["input_data"] = Input(type=input_type or _input_type(ml, input_), path=input_)
     if output_path:
         outputs["score"] = Output(type="uri_folder", path=output_path)
     overrides: list[dict[str, Any]] = []
@@ -139,7 +149,7 @@ def invoke(name: NameOpt,
         overrides.append({"mini_batch_size": mini_batch_size})
     if instance_count is not None:
         overrides.append({"instance_count": instance_count})
-    job = client(workspace).batch_endpoints.invoke(
+    job = ml.batch_endpoints.invoke(
         name, deployment_name=deployment_name, inputs=inputs or None, outputs=outputs or None,
         params_override=overrides, job_name=job_name, experiment_name=experiment_name)
     show_result(job, output, query)

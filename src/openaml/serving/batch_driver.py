@@ -6,7 +6,8 @@ arguments (written by :mod:`openaml.services.batch_endpoints`) say what to run:
 
 - ``--openaml_model_dir <path>``: the model input's folder; the driver lays it out as Azure ML does
   and sets ``AZUREML_MODEL_DIR`` to ``<tmp>/azureml-models/<name>/<version>`` (the model's own folder
-  or file inside it keeps its registered name, so ``os.path.join(AZUREML_MODEL_DIR, "model")`` works);
+  or file inside it keeps its registered name, so ``os.path.join(AZUREML_MODEL_DIR, "model")`` works;
+  hard links to the input's files, a copy across file systems);
 - ``--openaml_mode script --openaml_scoring_script score.py``: the deployment's script, imported
   from the code folder; its ``init()`` (optional) and ``run(mini_batch)`` are called as they are;
 - ``--openaml_mode mlflow``: an MLflow model with no scoring script (no-code deployment): each
@@ -24,6 +25,7 @@ import argparse
 import importlib.util
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -57,9 +59,23 @@ def _lay_out_model(args: argparse.Namespace) -> Path | None:
     target = src
     if src.is_dir() and not (src / "MLmodel").is_file() and (src / base).exists():
         target = src / base  # the input already holds the model under its registered name
-    (root / base).symlink_to(target.resolve(), target_is_directory=target.is_dir())
+    # hard links (a copy across file systems), never a symlink: MLflow's load_model refuses a model
+    # whose files resolve outside the folder it is given
+    dst = root / base
+    if target.is_dir():
+        shutil.copytree(target.resolve(), dst, copy_function=_link, symlinks=False)
+    else:
+        _link(str(target), str(dst))
     os.environ["AZUREML_MODEL_DIR"] = str(root)
-    return target
+    return dst
+
+
+def _link(src: str, dst: str) -> None:
+    real = os.path.realpath(src)
+    try:
+        os.link(real, dst)
+    except OSError:
+        shutil.copy2(real, dst)
 
 
 def init() -> None:
