@@ -53,7 +53,8 @@ def _lay_out_model(args: argparse.Namespace) -> Path | None:
         return None
     src = Path(args.openaml_model_dir)
     base = args.openaml_model_base or src.name
-    root = Path(tempfile.mkdtemp(prefix="openaml-model-")) / "azureml-models" / (args.openaml_model_name or "model") \
+    # in the job's working folder (the workspace's file system: links, not copies; removed with the job)
+    root = Path(tempfile.mkdtemp(prefix=".openaml-model-", dir=os.getcwd())) / "azureml-models" / (args.openaml_model_name or "model") \
         / (args.openaml_model_version or "1")
     root.mkdir(parents=True)
     target = src
