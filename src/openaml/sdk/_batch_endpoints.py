@@ -149,7 +149,11 @@ class BatchDeploymentOperations:
         base = dep.base_path
         if isinstance(dep, PipelineComponentBatchDeployment):
             comp = dep.component
-            if isinstance(comp, str) and not comp.startswith("azureml:") or not isinstance(comp, (str, type(None))):
+            if isinstance(comp, dict):
+                raise ValidationError(f"deployment {dep.name!r}: field 'component': give a pipeline component file "
+                                      "(component: ./pipeline.yml) or a registered one (azureml:<name>@latest)",
+                                      details={"field": "component"})
+            if comp is not None and not (isinstance(comp, str) and comp.startswith("azureml:")):
                 # a component file or object: registered first, deployed by reference (as az ml does)
                 from openaml import load_component
 

@@ -54,8 +54,8 @@ def _lay_out_model(args: argparse.Namespace) -> Path | None:
     src = Path(args.openaml_model_dir)
     base = args.openaml_model_base or src.name
     # in the job's working folder (the workspace's file system: links, not copies; removed with the job)
-    root = Path(tempfile.mkdtemp(prefix=".openaml-model-", dir=os.getcwd())) / "azureml-models" / (args.openaml_model_name or "model") \
-        / (args.openaml_model_version or "1")
+    top = Path(tempfile.mkdtemp(prefix=".openaml-model-", dir=os.getcwd()))
+    root = top / "azureml-models" / (args.openaml_model_name or "model") / (args.openaml_model_version or "1")
     root.mkdir(parents=True)
     target = src
     if src.is_dir() and not (src / "MLmodel").is_file() and (src / base).exists():
