@@ -305,3 +305,23 @@ def test_bad_input_is_refused_before_anything_runs(cli: Any, ml_client: Any, fil
     assert "defaults.deployment_name" in exc.value.message
     assert len(ml_client.jobs.list()) == n_jobs  # nothing ran
     ml_client.batch_endpoints.begin_delete("bep-bad")
+
+
+def test_mlflow_driver_reads_whole_numbers_as_the_signature_floats(files: dict[str, Path], tmp_path: Path) -> None:
+    """Regression (chapter 7 example): a CSV column of whole numbers reads as int64, which MLflow's schema check
+    refused for a double column, so every mini-batch failed; the driver casts them as the signature says."""
+    import importlib.util
+
+    import mlflow.pyfunc
+
+    spec = importlib.util.spec_from_file_location(
+        "batch_driver", Path(__file__).resolve().parents[1] / "src" / "openaml" / "serving" / "batch_driver.py")
+    assert spec is not None and spec.loader is not None
+    driver = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(driver)
+    driver._model = mlflow.pyfunc.load_model(str(files["mlflow"]))
+    (tmp_path / "ints.csv").write_text("x\n1\n2\n")
+    (tmp_path / "empty.csv").write_text("x\n")
+    lines = driver._score_files([str(tmp_path / "ints.csv"), str(tmp_path / "empty.csv")])
+    assert [ln.split(",")[0] for ln in lines] == ["0", "1"] and [ln.split(",")[2] for ln in lines] == ["ints.csv"] * 2
+    assert [round(float(ln.split(",")[1]), 6) for ln in lines] == [3.0, 5.0]

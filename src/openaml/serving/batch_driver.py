@@ -12,7 +12,8 @@ arguments (written by :mod:`openaml.services.batch_endpoints`) say what to run:
   from the code folder; its ``init()`` (optional) and ``run(mini_batch)`` are called as they are;
 - ``--openaml_mode mlflow``: an MLflow model with no scoring script (no-code deployment): each
   file of the mini-batch (csv, tsv, parquet, json lines) is read with pandas, scored with
-  ``mlflow.pyfunc``, and one ``row,prediction,file`` line per input row is returned (``row`` the
+  ``mlflow.pyfunc`` (whole-number columns the signature declares float/double read as floats), and one
+  ``row,prediction,file`` line per input row is returned (``row`` the
   row's index in its file, ``file`` the file's name): what Azure ML's MLflow batch driver writes,
   read back with ``pd.read_csv(f, names=["row", "prediction", "file"])``.
 
@@ -133,6 +134,21 @@ def _read(path: str) -> Any:
                      "score other files with a scoring script (code_configuration)")
 
 
+def _as_signature(df: Any) -> Any:
+    """Integer columns the model's signature declares float/double, as floats: a CSV column of whole
+    numbers reads as int64, which MLflow's schema check refuses to turn into a double itself."""
+    import numpy as np
+
+    try:
+        schema = _model.metadata.get_input_schema()
+        wanted = {c.name: str(c.type) for c in schema.inputs} if schema is not None and schema.has_input_names() else {}
+    except Exception:  # noqa: BLE001 - no usable signature: the frame as read
+        return df
+    cast = {col: "float64" for col, typ in wanted.items()
+            if col in df.columns and ("double" in typ or "float" in typ) and np.issubdtype(df[col].dtype, np.integer)}
+    return df.astype(cast) if cast else df
+
+
 def _text(value: Any) -> str:
     if hasattr(value, "tolist"):
         value = value.tolist()
@@ -153,7 +169,7 @@ def _score_files(mini_batch: Any) -> list[str]:
     for df, name, index in frames:
         if len(df) == 0:
             continue
-        pred = _model.predict(df)
+        pred = _model.predict(_as_signature(df))
         if isinstance(pred, pd.DataFrame):
             values = [_text(r) if len(r) > 1 else _text(r[0]) for r in pred.itertuples(index=False)]
         elif isinstance(pred, pd.Series):
