@@ -185,7 +185,11 @@ def test_sdk_parallel_run_function_init_once_per_worker(ml_client, tmp_path):
     created = ml_client.jobs.create_or_update(job)
     final = ml_client.jobs.wait(created.name, timeout=120)
     assert final.status == "Completed", ml_client.jobs.get_raw(created.name)["log_tail"]
-    assert len(list(marks.glob("init.*"))) == 2  # 2 instances x 1 = 2 workers, init() once each
+    # 2 instances x 1 = 2 workers, init() once each (a worker still starting when the last mini-batch
+    # ended is stopped before its init() on a loaded machine)
+    assert 1 <= len(list(marks.glob("init.*"))) <= 2
+    assert "2 workers (instance_count x max_concurrency_per_instance)" in "".join(
+        ml_client.jobs.get_raw(created.name)["log_tail"])
     assert _runs(marks) == {f"f{i:03d}.csv": 1 for i in range(6)}
     out = tmp_path / "out"
     ml_client.jobs.download(created.name, output_name="scored", download_path=out)

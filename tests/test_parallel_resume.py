@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from openaml import Input, MLClient, Output
 from openaml.parallel import RunFunction, parallel_run_function
 from tests.test_parallel import MARKED, _files, _runs, _write
@@ -53,6 +55,7 @@ def test_driver_killed_and_started_again_skips_completed_mini_batches(tmp_path):
     assert (out / "parallel_run_step.txt").read_text().splitlines() == [f"f{i:03d}.csv" for i in range(10)]
 
 
+@pytest.mark.slow  # two server starts: ~40 s on the shared CI machine
 def test_server_restart_mid_job_no_rerun_rows_once(tmp_path):
     from tests.conftest import start_server
 

@@ -65,6 +65,16 @@ class PipelineNode(Entity):
     objective: dict[str, Any] | None = None
     sampling_algorithm: Any = None
     early_termination: dict[str, Any] | None = None
+    # type: parallel nodes (spec 5.3): Azure's parallel job fields (openaml.parallel)
+    input_data: str | None = None
+    mini_batch_size: int | str | None = None
+    partition_keys: list[str] | None = None
+    max_concurrency_per_instance: int | None = None
+    error_threshold: int | None = None
+    mini_batch_error_threshold: int | None = None
+    logging_level: str | None = None
+    retry_settings: dict[str, Any] | None = None
+    task: dict[str, Any] | None = None
 
     @field_validator("inputs", "outputs", mode="before")
     @classmethod

@@ -353,6 +353,10 @@ class Driver:
         self.errors: dict[int, list[str]] = collections.defaultdict(list)
         self.stop_reason: str | None = None
         self.t0 = time.monotonic()
+        self.ready_at: float | None = None
+        self._journal_fh: Any = None
+        self._dirty = False
+        self._synced = 0.0
         self.rows_this_run = 0
 
     # ---------------------------------------------------------------- journal
@@ -381,10 +385,20 @@ class Driver:
                 self.failed[rec["index"]] = rec
 
     def _journal(self, rec: dict[str, Any]) -> None:
-        with open(self.state / "journal.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(rec) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        """Append one record: written and flushed at once (a killed driver loses nothing), fsynced by
+        :meth:`_sync` at most a second later (an OS crash loses at most that second: those
+        mini-batches run again, their rows files are replaced, no row doubles)."""
+        if self._journal_fh is None:
+            self._journal_fh = open(self.state / "journal.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        self._journal_fh.write(json.dumps(rec) + "\n")
+        self._journal_fh.flush()
+        self._dirty = True
+
+    def _sync(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self._journal_fh is not None and self._dirty and (force or now - self._synced >= 1.0):
+            os.fsync(self._journal_fh.fileno())
+            self._dirty, self._synced = False, now
 
     def _rows_file(self, index: int) -> Path:
         return self.state / "rows" / f"{index:08d}.txt"
@@ -412,14 +426,22 @@ class Driver:
                     "failed_mini_batches": len(self.failed), "running_mini_batches": running,
                     "processed_items": rows, "failed_items": self.failed_items(),
                     "items_per_second": round(self.rows_this_run / elapsed, 2), "elapsed_seconds": round(elapsed, 3),
-                    "workers": self.workers_n, "final": final}
+                    "workers": self.workers_n, "first_worker_ready_seconds": round(self.ready_at or 0.0, 3),
+                    "final": final}
         _write_atomic(self.logs / "job_progress_overview.txt",
                       "".join(f"{k}: {v}\n" for k, v in overview.items()))
         return line
 
     # ---------------------------------------------------------------- run
     def run(self) -> int:
-        plan = plan_mini_batches(self.cfg, self.input_path)
+        # a fresh start: the workers start (and run init()) while the input is planned
+        early = [] if (self.state / "journal.jsonl").exists() else [_Worker(i, self) for i in range(self.workers_n)]
+        try:
+            plan = plan_mini_batches(self.cfg, self.input_path)
+        except BaseException:
+            for w in early:
+                w.kill()
+            raise
         for i, t in enumerate(plan):
             t["index"] = i
         plan_id = hashlib.sha256(json.dumps([self.cfg, [t["source"] for t in plan]], sort_keys=True,
@@ -430,6 +452,8 @@ class Driver:
               f"{'files' if not self.cfg.get('tabular') else 'rows'}), {self.workers_n} workers "
               f"(instance_count x max_concurrency_per_instance), max_retries {self.max_retries}, "
               f"timeout {self.timeout:g} s", flush=True)
+        for note in self.cfg.get("notes") or []:
+            print(f"[openaml] parallel: {note}", flush=True)
         if self.done or self.failed:
             print(f"[openaml] parallel: resuming: {len(self.done)} mini-batches done and {len(self.failed)} failed "
                   "in an earlier run are not run again", flush=True)
@@ -439,10 +463,11 @@ class Driver:
                   "sys.argv; the engine does not use them", flush=True)
         pending = collections.deque(t for t in plan if t["index"] not in self.done and t["index"] not in self.failed)
         self._check_thresholds()
-        workers: list[_Worker] = []
-        if pending and not self.stop_reason:
-            workers = [_Worker(i, self) for i in range(min(self.workers_n, len(pending)))]
-        next_id = len(workers)
+        need = min(self.workers_n, len(pending)) if not self.stop_reason else 0
+        for w in early[need:]:
+            w.kill()
+        workers: list[_Worker] = early[:need] + [_Worker(i, self) for i in range(len(early), need)]
+        next_id = max(len(early), len(workers))
         last_print = 0.0
         init_failures = 0
         try:
@@ -451,12 +476,15 @@ class Driver:
                     if w.ready and w.task is None and not w.dead and pending:
                         w.send(pending.popleft())
                 try:
-                    w, msg = self.q.get(timeout=0.2)
+                    item: tuple[_Worker, dict[str, Any]] | None = self.q.get(timeout=0.2)
                 except queue.Empty:
-                    w, msg = None, None  # type: ignore[assignment]
-                if w is not None and not w.dead:
+                    item = None
+                if item is not None and not item[0].dead:
+                    w, msg = item
                     if msg.get("ready"):
                         w.ready = True
+                        if self.ready_at is None:
+                            self.ready_at = time.monotonic() - self.t0
                     elif "init_error" in msg:
                         init_failures += 1
                         _write_atomic(self.logs / "user" / "error" / "init_error.txt", msg["init_error"])
@@ -486,12 +514,14 @@ class Driver:
                                              "its worker was killed", pending)
                         workers[i] = _Worker(next_id, self)
                         next_id += 1
+                self._sync()
                 if now - last_print >= 2.0:
                     last_print = now
                     print(self.progress(total, sum(1 for x in workers if x.task)), flush=True)
         finally:
             for w in workers:
                 w.kill()
+            self._sync(force=True)
         print(self.progress(total, 0, final=True), flush=True)
         return self._finish(plan)
 

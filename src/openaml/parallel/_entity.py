@@ -112,12 +112,13 @@ class ParallelJob(Job):
     def __call__(self, **kwargs: Any) -> Any:
         """Inside a ``@dsl.pipeline`` function: a pipeline node bound to ``kwargs`` (azure-ai-ml's
         ``Parallel`` node)."""
-        from openaml.entities._node import current_builder, make_node
+        from openaml.entities._node import current_builder
+        from openaml.parallel._node import make_parallel_node
 
         if current_builder() is None:
             raise TypeError("a parallel job is called inside a @dsl.pipeline function only (to make a node); "
                             "submit it with ml_client.jobs.create_or_update(job)")
-        return make_node(self, kwargs)
+        return make_parallel_node(self, kwargs)
 
     @field_validator("inputs", mode="before")
     @classmethod

@@ -47,3 +47,30 @@ def prepare_parallel(ops: Any, job: ParallelJob, *, progress: bool = False) -> d
     if not job.experiment_name:
         data["experiment_name"] = _default_experiment(job)
     return data
+
+
+def prepare_parallel_node(ops: Any, nd: dict[str, Any], *, base: Any, src: str, field: str,
+                          progress: bool = False) -> None:
+    """A ``type: parallel`` pipeline node's wire form, in place: its local ``task.code`` uploaded
+    and its ``task.environment`` inlined (``field``: ``jobs.<node>``, for messages).
+
+    Raises:
+        ValidationError: ``task.code`` does not exist (field named).
+    """
+    from openaml.sdk._jobs import _inline_environment, _is_local
+    from openaml.sdk._upload import upload_code
+
+    task = nd.get("task") or {}
+    code = task.get("code")
+    if code and _is_local(code) and not code.startswith("openaml-code:"):
+        code_path = (base / code).resolve()
+        if not code_path.exists():
+            raise ValidationError(f"{src}: field '{field}.task.code': {code!r} does not exist (resolved to {code_path})",
+                                  details={"file": src, "field": f"{field}.task.code", "value": code})
+        task["code"] = "openaml-code:" + upload_code(ops._t, code_path, base=base, progress=progress)
+    env = task.get("environment")
+    if env is not None and not (isinstance(env, str) and not env.startswith("file:")):
+        from openaml.entities import Environment
+
+        task["environment"] = _inline_environment(ops._client, Environment.model_validate(env)
+                                                  if isinstance(env, dict) else env, base)

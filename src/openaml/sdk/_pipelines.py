@@ -109,6 +109,10 @@ def prepare_jobs(ops: Any, jobs: dict[str, Any], *, base: Path, src: str, where:
             nd["component"] = component_payload(client, comp, base=comp._base_path or base, progress=progress)
         elif comp is not None:
             nd["component"] = comp
+        elif node.type == "parallel":  # task.code uploaded, task.environment inlined
+            from openaml.parallel._sdk import prepare_parallel_node
+
+            prepare_parallel_node(ops, nd, base=base, src=src, field=field, progress=progress)
         else:  # inline command node
             if node.code and _is_local(node.code) and not node.code.startswith("openaml-code:"):
                 code_path = (base / node.code).resolve()

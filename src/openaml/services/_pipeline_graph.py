@@ -225,9 +225,13 @@ def _node_compute(value: Any, p_inputs: dict[str, Any]) -> str | None:
 def _node_component(node: str, nd: dict[str, Any], resolve: Any, errors: ResolveErrors) -> dict[str, Any] | None:
     f = f"jobs.{node}"
     ntype = nd.get("type") or "command"
+    if ntype == "parallel":
+        from openaml.parallel._pipeline import parallel_node_component
+
+        return parallel_node_component(f, nd, _inline_input_type, errors)
     if ntype not in ("command", "sweep"):
         errors.add(f"{f}.type", f"node type {ntype!r} is not supported in pipelines yet; supported: command, "
-                                "sweep, pipeline")
+                                "sweep, parallel, pipeline")
         return None
     ref = nd.get("component")
     if ntype == "sweep":

@@ -66,7 +66,7 @@ def entry_script_problem(path: Path) -> str | None:
 def tabular_plan(folder: Path, table: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
     """The driver's view of an MLTable: ``{"format", "files" (relative to the folder, sorted),
     "delimiter", "header"}``, or (None, problem)."""
-    fmt, opts = "csv", {}
+    fmt, opts = "csv", dict[str, Any]()
     for t in table.get("transformations") or []:
         if isinstance(t, dict) and "read_delimited" in t:
             fmt, opts = "csv", t["read_delimited"] or {}
@@ -147,6 +147,12 @@ class ParallelKind(JobKind):
                 errors.add("task.entry_script", f"{task.entry_script!r} {problem}")
         env = self.core.runner_environment(data.get("task", {}).get("environment"), errors, field="task.environment")
         cfg = self._engine_config(job, data_name, runner_inputs, outputs_raw, append_to, errors)
+        data_in = runner_inputs.get(data_name or "") or {}
+        if data_in.get("mode") in ("direct", "eval_mount", "eval_download"):
+            # Azure's engine reads a direct (or eval_*) input_data itself; ours reads files: mounted read-only
+            cfg["notes"] = [f"input {data_name!r} (input_data) has mode {data_in['mode']}: the engine reads it "
+                            "as ro_mount (its files, read-only)"]
+            data_in["mode"] = "ro_mount"
         errors.raise_if_any(source)
         snapshot = self._snapshot(code_dir)
         cmd = (f"python {DRIVER_NAME} --config {base64.b64encode(json.dumps(cfg).encode()).decode()} "

@@ -114,7 +114,12 @@ class PipelineKind(JobKind):
         envs = self.ctx.services["environments"]
         for node, nd in plan["nodes"].items():
             comp = nd["component"]
-            for field, message in component_problems(comp):
+            problems = component_problems(comp)
+            if comp.get("type") == "parallel":
+                from openaml.parallel._pipeline import parallel_node_problems
+
+                problems += parallel_node_problems(self.ctx, comp)
+            for field, message in problems:
                 errors.add(f"jobs.{node}.{field}" if comp.get("inline") else f"jobs.{node}.component.{field}", message)
             env = comp.get("environment") or settings.get("default_environment")
             if env is not None:
@@ -324,7 +329,7 @@ class PipelineKind(JobKind):
                 return self._reuse(row, node, child, earlier, step)
             reason = self._why_ran(identity, fp)
         spec: dict[str, Any] = {
-            "type": "command", "name": child, "command": comp["command"], "parent_job_name": name,
+            "type": "command", "name": child, "command": comp.get("command"), "parent_job_name": name,
             "experiment_name": row["experiment_name"], "display_name": nd.get("display_name") or node,
             "inputs": inputs, "outputs": outputs, "compute": nd["compute"],
             "environment_variables": nd.get("environment_variables") or {},
@@ -337,6 +342,10 @@ class PipelineKind(JobKind):
                             ("distribution", nd.get("distribution"))):
             if value:
                 spec[key_] = value
+        if comp.get("type") == "parallel":  # a parallel node: a parallel job (openaml.parallel)
+            from openaml.parallel._pipeline import parallel_child_spec
+
+            spec = parallel_child_spec(spec, comp, env)
         step.update(reused=False, reason=reason)
         try:
             created = self.core.submit(spec)
@@ -470,7 +479,8 @@ class PipelineKind(JobKind):
     def _fingerprint(self, row: dict[str, Any], node: str, comp: dict[str, Any], inputs: dict[str, Any],
                      outputs: dict[str, Any]) -> dict[str, Any]:
         component = _digest({"command": comp.get("command"), "inputs": comp.get("inputs"),
-                             "outputs": comp.get("outputs"), "distribution": comp.get("distribution")})
+                             "outputs": comp.get("outputs"), "distribution": comp.get("distribution"),
+                             **({"parallel": comp["parallel"]} if comp.get("parallel") else {})})
         code = comp.get("code")
         code_files: dict[str, str] = {}
         code_hash = ""

@@ -1,0 +1,255 @@
+"""Batch scoring throughput: a parallel job vs the limit (plain Python, one process per core).
+
+A generated Titanic-like model (scikit-learn pipeline: one-hot + scaling + logistic regression)
+scores ``--files`` CSV files of ``--rows`` rows each (default 200 x 5,000). Measured in one run,
+interleaved over ``--reps`` repetitions (medians reported):
+
+- limit: the same model's ``predict`` over the same files in plain Python, one process per core
+  (``multiprocessing.Pool``, model loaded once per process, one task per file), no framework;
+- parallel job: ``type: parallel`` through a real ``openaml server``, ``mini_batch_size``
+  ``--mbs`` files, ``max_concurrency_per_instance`` = cores, ``append_row`` output: the engine's
+  own rows/s (driver start to end, from ``logs/job_progress_overview.txt``) and end to end (submit
+  to Completed, with the runner, environment layer and output publication);
+- per-mini-batch overhead: a no-op ``run()`` over one-file mini-batches with one worker: the
+  engine's time from its worker ready (init() done) to the end / mini-batches (dispatch, result,
+  rows file, journal, output assembly);
+- job start: submit to the first mini-batch's rows file written (warm environment);
+- Ray Data ``map_batches`` on the same files when ``ray`` is installed (else a note).
+
+``.venv/bin/python bench/batch.py [--files 200] [--rows 5000] [--mbs 1] [--reps 3] [--quick]``
+(``--quick``: 20 files x 1,000 rows, 1 repetition).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import pickle
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Row, median, openaml_server, parse_args, print_table, progress, save_results  # noqa: E402
+
+SCORE = """
+    import pickle, os
+    import pandas as pd
+    def init():
+        global MODEL
+        with open(os.environ["BENCH_MODEL"], "rb") as fh:
+            MODEL = pickle.load(fh)
+    def run(mini_batch):
+        out = []
+        for f in mini_batch:
+            df = pd.read_csv(f)
+            pred = MODEL.predict(df)
+            name = os.path.basename(f)
+            out.extend(f"{name} {i} {p}" for i, p in enumerate(pred))
+        return out
+    """
+
+NOOP = """
+    def init():
+        pass
+    def run(mini_batch):
+        return [str(f) for f in mini_batch]
+    """
+
+
+def make_data(root: Path, files: int, rows: int) -> tuple[Path, Path]:
+    """``files`` CSVs of ``rows`` Titanic-like passengers and a fitted model pickled at ``model.pkl``."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+
+    def frame(n: int) -> pd.DataFrame:
+        return pd.DataFrame({
+            "Pclass": rng.integers(1, 4, n), "Sex": rng.choice(["male", "female"], n),
+            "Age": rng.normal(30, 14, n).clip(0.5, 80).round(1), "SibSp": rng.integers(0, 4, n),
+            "Parch": rng.integers(0, 3, n), "Fare": rng.gamma(2.0, 16.0, n).round(2),
+            "Embarked": rng.choice(["S", "C", "Q"], n)})
+
+    train = frame(5000)
+    y = ((train["Sex"] == "female") ^ (train["Pclass"] == 3) | (train["Age"] < 10)).astype(int)
+    num = ["Pclass", "Age", "SibSp", "Parch", "Fare"]
+    model = Pipeline([("prep", ColumnTransformer([("num", StandardScaler(), num),
+                                                  ("cat", OneHotEncoder(handle_unknown="ignore"), ["Sex", "Embarked"])])),
+                      ("lr", LogisticRegression(max_iter=500))]).fit(train, y)
+    model_path = root / "model.pkl"
+    model_path.write_bytes(pickle.dumps(model))
+    data = root / "data"
+    data.mkdir()
+    for i in range(files):
+        frame(rows).to_csv(data / f"passengers_{i:04d}.csv", index=False)
+    return data, model_path
+
+
+# ---------------------------------------------------------------------- the limit
+_MODEL: Any = None
+
+
+def _init_limit(model_path: str) -> None:
+    global _MODEL
+    with open(model_path, "rb") as fh:
+        _MODEL = pickle.load(fh)
+
+
+def _score_file(path: str) -> int:
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    pred = _MODEL.predict(df)
+    name = os.path.basename(path)
+    lines = [f"{name} {i} {p}" for i, p in enumerate(pred)]
+    return len(lines)
+
+
+def limit_rows_per_s(data: Path, model: Path, cores: int) -> float:
+    files = sorted(str(p) for p in data.iterdir())
+    t0 = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(cores, initializer=_init_limit, initargs=(str(model),)) as pool:
+        rows = sum(pool.map(_score_file, files, chunksize=1))
+    return rows / (time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------------- Ray Data (optional)
+def ray_rows_per_s(data: Path, model: Path, cores: int) -> float | None:
+    try:
+        import ray
+    except ImportError:
+        return None
+    ray.init(num_cpus=cores, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+    try:
+        class Scorer:
+            def __init__(self) -> None:
+                with open(model, "rb") as fh:
+                    self.model = pickle.load(fh)
+
+            def __call__(self, batch: Any) -> Any:
+                batch["pred"] = self.model.predict(batch)
+                return batch
+
+        t0 = time.perf_counter()
+        ds = ray.data.read_csv(str(data)).map_batches(Scorer, batch_format="pandas", concurrency=cores)
+        rows = ds.count()
+        return float(rows) / (time.perf_counter() - t0)
+    finally:
+        ray.shutdown()
+
+
+# ---------------------------------------------------------------------- the parallel job
+def run_parallel(server: Any, src: Path, data: Path, model: Path, *, mbs: int, workers: int, tag: str) -> dict[str, Any]:
+    from openaml import Input, MLClient, Output
+    from openaml.parallel import RunFunction, parallel_run_function
+
+    with MLClient(workspace=server.url) as ml:
+        t0 = time.time()
+        job = ml.jobs.create_or_update(parallel_run_function(
+            display_name=f"bench-{tag}", experiment_name="bench-batch",
+            inputs={"data": Input(type="uri_folder", path=str(data))}, outputs={"score": Output(type="uri_folder")},
+            input_data="${{inputs.data}}", mini_batch_size=mbs, max_concurrency_per_instance=workers,
+            retry_settings={"max_retries": 0, "timeout": 600}, environment_variables={"BENCH_MODEL": str(model)},
+            task=RunFunction(code=str(src), entry_script="score.py", append_row_to="${{outputs.score}}")))
+        rows_dir = server.path / "jobs" / job.name / "wd" / ".openaml_parallel" / "rows"
+        first = None
+        while True:
+            raw = ml.jobs.get_raw(job.name)
+            if first is None and rows_dir.is_dir():
+                stamps = [p.stat().st_mtime for p in rows_dir.iterdir() if p.suffix == ".txt"]
+                if stamps:
+                    first = min(stamps)
+            if raw["status"] in ("Completed", "Failed", "Canceled"):
+                break
+            time.sleep(0.05)
+        end = time.time()
+        if raw["status"] != "Completed":
+            raise RuntimeError(f"bench job {job.name} {raw['status']}: {raw.get('error')} {raw.get('log_tail')}")
+        overview = server.path / "jobs" / job.name / "wd" / "logs" / "job_progress_overview.txt"
+        info = dict(line.split(": ", 1) for line in overview.read_text().splitlines())
+        return {"name": job.name, "elapsed_engine": float(info["elapsed_seconds"]), "items": int(info["processed_items"]),
+                "mini_batches": int(info["completed_mini_batches"]), "end_to_end": end - t0,
+                "ready": float(info["first_worker_ready_seconds"]),
+                "start": (first - t0) if first else float("nan")}
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0], lambda p: (
+        p.add_argument("--files", type=int, default=200), p.add_argument("--rows", type=int, default=5000),
+        p.add_argument("--mbs", type=int, default=1, help="files per mini-batch"),
+        p.add_argument("--reps", type=int, default=3), p.add_argument("--workers", type=int, default=0)))
+    if args.quick:
+        args.files, args.rows, args.reps = 20, 1000, 1
+    cores = args.workers or os.cpu_count() or 1
+    root = Path(tempfile.mkdtemp(prefix="openaml-bench-batch-"))
+    progress(f"generating {args.files} files x {args.rows} rows in {root}")
+    data, model = make_data(root, args.files, args.rows)
+    src = root / "src"
+    src.mkdir()
+    (src / "score.py").write_text(textwrap.dedent(SCORE).lstrip())
+    noop = root / "noop"
+    noop.mkdir()
+    (noop / "score.py").write_text(textwrap.dedent(NOOP).lstrip())
+    total_rows = args.files * args.rows
+    limit: list[float] = []
+    engine: list[float] = []
+    e2e: list[float] = []
+    starts: list[float] = []
+    overhead: list[float] = []
+    with openaml_server("batch") as server:
+        progress("warm-up job (environment layer, code snapshot)")
+        run_parallel(server, noop, data, model, mbs=max(1, args.files // 4), workers=1, tag="warmup")
+        for rep in range(args.reps):
+            order = ["limit", "job", "noop"] if rep % 2 == 0 else ["noop", "job", "limit"]
+            for what in order:
+                if what == "limit":
+                    limit.append(limit_rows_per_s(data, model, cores))
+                    progress(f"rep {rep}: limit {limit[-1]:.0f} rows/s")
+                elif what == "job":
+                    r = run_parallel(server, src, data, model, mbs=args.mbs, workers=cores, tag=f"score{rep}")
+                    assert r["items"] == args.files, r
+                    engine.append(total_rows / r["elapsed_engine"])
+                    e2e.append(total_rows / r["end_to_end"])
+                    starts.append(r["start"])
+                    progress(f"rep {rep}: job {engine[-1]:.0f} rows/s (engine), {e2e[-1]:.0f} end to end, "
+                             f"start {r['start']:.2f} s")
+                else:
+                    r = run_parallel(server, noop, data, model, mbs=1, workers=1, tag=f"noop{rep}")
+                    overhead.append(1000 * (r["elapsed_engine"] - r["ready"]) / r["mini_batches"])
+                    progress(f"rep {rep}: no-op {overhead[-1]:.1f} ms per mini-batch")
+    ray = ray_rows_per_s(data, model, cores)
+    lim = median(limit)
+    rows = [
+        Row("rows/s, parallel job (engine: driver start to end)", median(engine), lim, median(engine) / lim,
+            ">= 0.9x limit", lim, median(engine) / lim >= 0.9),
+        Row("rows/s, parallel job (end to end: submit to Completed)", median(e2e), lim, median(e2e) / lim, "", lim),
+        Row("per-mini-batch overhead, ms (no-op run, 1 worker)", median(overhead), None, None, "< 20 ms", None,
+            median(overhead) < 20),
+        Row("job start, s (submit to first mini-batch scored)", median(starts), None, None, "< 2 s", None,
+            median(starts) < 2),
+    ]
+    notes = [f"{args.files} files x {args.rows} rows, mini_batch_size {args.mbs}, {cores} workers, "
+             f"{args.reps} repetitions (medians)"]
+    if ray is not None:
+        rows.append(Row("rows/s, Ray Data map_batches", ray, lim, ray / lim, "job ahead", lim, median(engine) > ray))
+    else:
+        notes.append("Ray Data: not measured (ray is not installed here; pip install 'ray[data]' to compare)")
+    print_table("Batch scoring: parallel job vs plain Python (one process per core)", rows,
+                peer="the limit: plain Python multiprocessing, one process per core", limit="same", notes=notes)
+    if not args.no_save:
+        save_results("batch", {"rows": rows, "limit": limit, "engine": engine, "e2e": e2e, "start": starts,
+                               "overhead_ms": overhead, "ray": ray, "args": vars(args)})
+    print(json.dumps({"ok": True}), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
