@@ -5,7 +5,10 @@ scores ``--files`` CSV files of ``--rows`` rows each (default 200 x 5,000). Meas
 interleaved over ``--reps`` repetitions (medians reported):
 
 - limit: the same model's ``predict`` over the same files in plain Python, one process per core
-  (``multiprocessing.Pool``, model loaded once per process, one task per file), no framework;
+  (a fresh ``python`` that imports pandas and sklearn and loads the model once, then forks a
+  ``multiprocessing.Pool`` that inherits them; one task per file, predictions written per file), no
+  framework, timed from its start to its end as the job's engine is (imports and model loading
+  included in both; the job's workers each import and load, in parallel);
 - parallel job: ``type: parallel`` through a real ``openaml server``, ``mini_batch_size``
   ``--mbs`` files, ``max_concurrency_per_instance`` = cores, ``append_row`` output: the engine's
   own rows/s (driver start to end, from ``logs/job_progress_overview.txt``) and end to end (submit
@@ -13,7 +16,9 @@ interleaved over ``--reps`` repetitions (medians reported):
 - per-mini-batch overhead: a no-op ``run()`` over one-file mini-batches with one worker: the
   engine's time from its worker ready (init() done) to the end / mini-batches (dispatch, result,
   rows file, journal, output assembly);
-- job start: submit to the first mini-batch's rows file written (warm environment);
+- job start: submit (the input a registered data asset: nothing uploaded) to the first
+  mini-batch's rows file written (warm environment), and the part of it that is the workers'
+  own start (interpreter, the entry script's imports, ``init()``: loading the model);
 - Ray Data ``map_batches`` on the same files when ``ray`` is installed (else a note).
 
 ``.venv/bin/python bench/batch.py [--files 200] [--rows 5000] [--mbs 1] [--reps 3] [--quick]``
@@ -104,22 +109,45 @@ def _init_limit(model_path: str) -> None:
         _MODEL = pickle.load(fh)
 
 
-def _score_file(path: str) -> int:
+def _score_file(job: tuple[str, str]) -> int:
     import pandas as pd
 
+    path, out = job
     df = pd.read_csv(path)
     pred = _MODEL.predict(df)
     name = os.path.basename(path)
     lines = [f"{name} {i} {p}" for i, p in enumerate(pred)]
+    with open(os.path.join(out, name + ".txt"), "w") as fh:
+        fh.write("\n".join(lines) + "\n")
     return len(lines)
 
 
+def _limit_main(data: str, model: str, cores: int, out: str) -> None:
+    """The limit, run as a fresh ``python bench/batch.py --limit-run ...``: the fastest plain script
+    (imports and the model loaded once, before a fork Pool of one process per core inherits them; one
+    task per file, predictions written per file)."""
+    import pandas  # noqa: F401 - imported once, inherited by the forked processes
+
+    _init_limit(model)  # sklearn imported and the model loaded once, before the fork
+    files = sorted(str(p) for p in Path(data).iterdir())
+    os.makedirs(out, exist_ok=True)
+    with multiprocessing.get_context("fork").Pool(cores) as pool:
+        rows = sum(pool.map(_score_file, [(f, out) for f in files], chunksize=1))
+    print(rows)
+
+
 def limit_rows_per_s(data: Path, model: Path, cores: int) -> float:
-    files = sorted(str(p) for p in data.iterdir())
-    t0 = time.perf_counter()
-    with multiprocessing.get_context("fork").Pool(cores, initializer=_init_limit, initargs=(str(model),)) as pool:
-        rows = sum(pool.map(_score_file, files, chunksize=1))
-    return rows / (time.perf_counter() - t0)
+    """Rows/s of the limit: a fresh interpreter from its start to its end (imports included, as
+    the parallel job's workers include theirs)."""
+    import subprocess
+
+    from _common import PYTHON
+
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        p = subprocess.run([PYTHON, __file__, "--limit-run", str(data), str(model), str(cores), out],
+                           capture_output=True, text=True, check=True)
+        return int(p.stdout.strip()) / (time.perf_counter() - t0)
 
 
 # ---------------------------------------------------------------------- Ray Data (optional)
@@ -148,7 +176,8 @@ def ray_rows_per_s(data: Path, model: Path, cores: int) -> float | None:
 
 
 # ---------------------------------------------------------------------- the parallel job
-def run_parallel(server: Any, src: Path, data: Path, model: Path, *, mbs: int, workers: int, tag: str) -> dict[str, Any]:
+def run_parallel(server: Any, src: Path, data: str, model: Path, *, mbs: int, workers: int, tag: str) -> dict[str, Any]:
+    """One parallel job over ``data`` (a registered data asset: no upload in the timings)."""
     from openaml import Input, MLClient, Output
     from openaml.parallel import RunFunction, parallel_run_function
 
@@ -156,7 +185,7 @@ def run_parallel(server: Any, src: Path, data: Path, model: Path, *, mbs: int, w
         t0 = time.time()
         job = ml.jobs.create_or_update(parallel_run_function(
             display_name=f"bench-{tag}", experiment_name="bench-batch",
-            inputs={"data": Input(type="uri_folder", path=str(data))}, outputs={"score": Output(type="uri_folder")},
+            inputs={"data": Input(type="uri_folder", path=data)}, outputs={"score": Output(type="uri_folder")},
             input_data="${{inputs.data}}", mini_batch_size=mbs, max_concurrency_per_instance=workers,
             retry_settings={"max_retries": 0, "timeout": 600}, environment_variables={"BENCH_MODEL": str(model)},
             task=RunFunction(code=str(src), entry_script="score.py", append_row_to="${{outputs.score}}")))
@@ -204,10 +233,17 @@ def main() -> None:
     engine: list[float] = []
     e2e: list[float] = []
     starts: list[float] = []
+    readies: list[float] = []
     overhead: list[float] = []
     with openaml_server("batch") as server:
+        from openaml import MLClient
+        from openaml.entities import Data
+
+        with MLClient(workspace=server.url) as ml:
+            asset = ml.data.create_or_update(Data(name="bench-passengers", path=str(data), type="uri_folder"))
+        ref = f"azureml:bench-passengers:{asset.version}"
         progress("warm-up job (environment layer, code snapshot)")
-        run_parallel(server, noop, data, model, mbs=max(1, args.files // 4), workers=1, tag="warmup")
+        run_parallel(server, noop, ref, model, mbs=max(1, args.files // 4), workers=1, tag="warmup")
         for rep in range(args.reps):
             order = ["limit", "job", "noop"] if rep % 2 == 0 else ["noop", "job", "limit"]
             for what in order:
@@ -215,15 +251,16 @@ def main() -> None:
                     limit.append(limit_rows_per_s(data, model, cores))
                     progress(f"rep {rep}: limit {limit[-1]:.0f} rows/s")
                 elif what == "job":
-                    r = run_parallel(server, src, data, model, mbs=args.mbs, workers=cores, tag=f"score{rep}")
+                    r = run_parallel(server, src, ref, model, mbs=args.mbs, workers=cores, tag=f"score{rep}")
                     assert r["items"] == args.files, r
                     engine.append(total_rows / r["elapsed_engine"])
                     e2e.append(total_rows / r["end_to_end"])
                     starts.append(r["start"])
+                    readies.append(r["ready"])
                     progress(f"rep {rep}: job {engine[-1]:.0f} rows/s (engine), {e2e[-1]:.0f} end to end, "
                              f"start {r['start']:.2f} s")
                 else:
-                    r = run_parallel(server, noop, data, model, mbs=1, workers=1, tag=f"noop{rep}")
+                    r = run_parallel(server, noop, ref, model, mbs=1, workers=1, tag=f"noop{rep}")
                     overhead.append(1000 * (r["elapsed_engine"] - r["ready"]) / r["mini_batches"])
                     progress(f"rep {rep}: no-op {overhead[-1]:.1f} ms per mini-batch")
     ray = ray_rows_per_s(data, model, cores)
@@ -236,6 +273,9 @@ def main() -> None:
             median(overhead) < 20),
         Row("job start, s (submit to first mini-batch scored)", median(starts), None, None, "< 2 s", None,
             median(starts) < 2),
+        Row("  of which the workers' own start, s (imports, init(): user code)", median(readies)),
+        Row("  the rest: submit, queue, runner, environment layer, driver, first run(), s",
+            median(starts) - median(readies)),
     ]
     notes = [f"{args.files} files x {args.rows} rows, mini_batch_size {args.mbs}, {cores} workers, "
              f"{args.reps} repetitions (medians)"]
@@ -252,4 +292,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--limit-run"]:
+        _limit_main(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
+    else:
+        main()

@@ -113,7 +113,7 @@ def test_a_new_kind_needs_no_edit_elsewhere(tmp_path: Path) -> None:
         # an unknown type names the kinds there are, the plugin's included
         unknown = httpx.post(api, json={"type": "nope"}, timeout=60)
         assert unknown.status_code == 400
-        assert "supported: command, sweep, pipeline, toy" in unknown.text, unknown.text
+        assert "supported: command, sweep, pipeline, parallel" in unknown.text and "toy" in unknown.text, unknown.text
         _client_handles_the_kind(server.url, tmp_path, path)
     finally:
         server.stop()
@@ -164,7 +164,8 @@ def _client_handles_the_kind(url: str, tmp_path: Path, pythonpath: str) -> None:
     bad.write_text("type: nope\ncommand: echo\n")
     refused = cli("job", "create", "-f", str(bad))
     assert refused.returncode != 0
-    assert "supported: command, sweep, pipeline, toy" in refused.stderr + refused.stdout
+    text = refused.stderr + refused.stdout
+    assert "supported: command, sweep, pipeline, parallel" in text and "toy" in text, text
 
 
 def test_concurrent_submissions_of_one_name_give_one_job_and_one_run(server: Any) -> None:

@@ -104,7 +104,7 @@ def test_folder_job_yaml_cli_output_order_logs_and_progress(cli, ml_client, tmp_
     assert lines == [f"f{i:03d}.csv 3 3" for i in range(7)]
     log = cli("job", "stream", "--name", name).stdout
     assert "mini-batches 4/4 done, 0 failed" in log
-    assert "items/s" in log
+    assert "files/s" in log and "files 7 done, 0 failed" in log
     arts = tmp_path / "arts"
     cli("job", "download", "--name", name, "--all", "--download-path", str(arts), check=True)
     overview = next(arts.rglob("job_progress_overview.txt")).read_text()
@@ -315,3 +315,41 @@ def test_job_show_keeps_azure_shape(cli, ml_client, tmp_path):
         ml_client.jobs.create_or_update(parallel_run_function(
             input_data="${{inputs.x}}", inputs={"x": Input(type="uri_folder", path=str(tmp_path / "missing"))},
             task=RunFunction(code=str(tmp_path / "src"), entry_script="score.py")))
+
+
+def test_cancel_stops_driver_and_workers_no_process_left(cli, ml_client, tmp_path):
+    import time
+
+    import psutil
+
+    yml, marks = _marked_job(tmp_path, "slow", files=40)
+    name = cli("job", "create", "-f", str(yml), "-o", "json", check=True).json()["name"]
+    deadline = time.monotonic() + 120
+    while not list(marks.glob("run.*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list(marks.glob("run.*")), "no mini-batch started"
+
+    def engine() -> list[psutil.Process]:
+        found = []
+        for p in psutil.process_iter(["cmdline"]):
+            cmd = " ".join(p.info["cmdline"] or [])
+            if "_openaml_parallel_driver.py" in cmd and name in cmd + _cwd(p):
+                found.append(p)
+        return found
+
+    assert engine(), "no driver/worker process found"
+    cli("job", "cancel", "--name", name, check=True)
+    final = ml_client.jobs.wait(name, timeout=120)
+    assert final.status == "Canceled"
+    deadline = time.monotonic() + 30
+    while engine() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert engine() == []
+    assert len(_runs(marks)) < 40  # stopped, not run to the end
+
+
+def _cwd(p) -> str:  # type: ignore[no-untyped-def]
+    try:
+        return str(p.cwd())
+    except Exception:  # noqa: BLE001 - gone or not ours
+        return ""

@@ -85,3 +85,14 @@ def test_server_restart_mid_job_no_rerun_rows_once(tmp_path):
         assert lines == [f"f{i:03d}.csv" for i in range(12)]
     finally:
         handle.stop()
+
+
+def test_driver_is_python_37_syntax_and_standard_library_only():
+    """The driver runs on the job's Python (curated environments go back to 3.7), before anything of
+    openaml is importable there."""
+    import ast
+
+    tree = ast.parse(DRIVER.read_text(), feature_version=(3, 7))
+    top = {a.name.split(".")[0] for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+    top |= {n.module.split(".")[0] for n in tree.body if isinstance(n, ast.ImportFrom) and n.module}
+    assert top <= set(sys.stdlib_module_names) | {"__future__"}, top

@@ -106,3 +106,56 @@ def test_mltable_partition_keys_one_mini_batch_per_value(ml_client, tmp_path):
     assert final.status == "Completed", ml_client.jobs.get_raw(job.name)["log_tail"]
     expect = [f"{g} {len(d)} {int(d['x'].sum())}" for g, d in df.groupby("g")]
     assert _lines(ml_client, job.name, tmp_path / "out") == expect
+
+
+def test_tabular_bad_input_refused_naming_the_field(ml_client, tmp_path):
+    import pytest
+
+    from openaml.errors import ValidationError
+
+    csv = tmp_path / "t.csv"
+    _table(10).to_csv(csv, index=False)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "a.csv").write_text("x\n1\n")
+    jl = tmp_path / "jl"
+    jl.mkdir()
+    (jl / "a.jsonl").write_text('{"x": 1}\n')
+    (jl / "MLTable").write_text("paths:\n  - file: ./a.jsonl\ntransformations:\n  - read_json_lines:\n      "
+                                "encoding: utf8\n")
+    (tmp_path / "tbl").mkdir()
+    _table(10).to_csv(tmp_path / "tbl" / "t.csv", index=False)
+    (tmp_path / "tbl" / "MLTable").write_text("paths:\n  - file: ./t.csv\ntransformations:\n  - read_delimited:\n"
+                                              "      delimiter: ','\n")
+    before = len(ml_client.jobs.list_raw(include_archived=True))
+    cases = [
+        (Input(type="mltable", path=str(jl.parent / "tbl")), "10", {}, "mini_batch_size", "is a count"),
+        (Input(type="uri_file", path=str(empty)), "1kb", {}, "input_data", "empty file"),
+        (Input(type="uri_folder", path=str(folder)), 1, {"partition_keys": ["g"]}, "partition_keys",
+         "mltable inputs only"),
+        (Input(type="mltable", path=str(jl)), "1kb", {}, "input_data", "read_json_lines"),
+    ]
+    for inp, mbs, extra, field, words in cases:
+        with pytest.raises(ValidationError) as info:
+            ml_client.jobs.create_or_update(_job(tmp_path, TABLE_SCORE, inp, mbs, **extra))
+        assert field in info.value.message and words in info.value.message, info.value.message
+    assert len(ml_client.jobs.list_raw(include_archived=True)) == before
+
+
+FILE_SCORE = """
+    def run(mini_batch):
+        assert isinstance(mini_batch, list), type(mini_batch)
+        return [f"{p.rsplit('/', 1)[-1]} {len(open(p).read().splitlines())}" for p in mini_batch]
+    """
+
+
+def test_uri_file_with_a_count_or_none_is_a_file_input(ml_client, tmp_path):
+    csv = tmp_path / "t.csv"
+    _table(10).to_csv(csv, index=False)
+    job = _job(tmp_path, FILE_SCORE, Input(type="uri_file", path=str(csv)), "1")
+    job.mini_batch_size = None  # Azure's default for a file input: run() gets [path]
+    created = ml_client.jobs.create_or_update(job)
+    assert ml_client.jobs.wait(created.name, timeout=120).status == "Completed"
+    assert _lines(ml_client, created.name, tmp_path / "out") == ["t.csv 11"]

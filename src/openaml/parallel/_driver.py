@@ -1,6 +1,7 @@
 """The parallel job's driver and its workers: one standalone script, run with the job's own Python.
 
-The server copies this file into the job's code snapshot as ``_openaml_parallel_driver.py``; the
+It runs on the job's Python, 3.7 or later (curated environments go back to 3.7). The server
+copies this file into the job's code snapshot as ``_openaml_parallel_driver.py``; the
 runner runs ``python _openaml_parallel_driver.py --config <base64 json> --input-data <path>
 [--append-row-to <path>] -- <program_arguments>`` in the job's environment (never the server's
 interpreter). It imports nothing but the standard library (pandas/pyarrow only for tabular
@@ -64,7 +65,12 @@ def _list_files(root: Path) -> list[Path]:
 
 
 def _csv_chunks(path: Path, size: int, header: bool) -> list[dict[str, Any]]:
-    data = path.read_bytes()
+    import mmap
+
+    if path.stat().st_size == 0:
+        return []
+    with open(path, "rb") as fh:
+        data: Any = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)  # not read into memory
     start = 0
     head = ""
     if header:
@@ -83,6 +89,7 @@ def _csv_chunks(path: Path, size: int, header: bool) -> list[dict[str, Any]]:
             out.append({"kind": "csv", "file": str(path), "start": start, "end": end, "header": head, "n": max(rows, 1),
                         "source": f"{path.name}[{start}:{end}]"})
         start = end
+    data.close()
     return out
 
 
@@ -108,7 +115,7 @@ def plan_mini_batches(cfg: dict[str, Any], input_path: Path) -> list[dict[str, A
         out = []
         for values, count in groups.items():
             vals = values if isinstance(values, tuple) else (values,)
-            kv = {k: _plain(v) for k, v in zip(keys, vals)}  # noqa: B905 - the job's Python may be 3.9
+            kv = {k: _plain(v) for k, v in zip(keys, vals)}  # noqa: B905 - the job's Python may be 3.7
             out.append({"kind": "partition", "files": [str(f) for f in files], "format": fmt, "tab": tab,
                         "partition": kv, "n": int(count), "source": json.dumps(kv, sort_keys=True)})
         return out
@@ -162,7 +169,10 @@ def _rows_of(result: Any) -> list[str]:
         return []
     mod = type(result).__module__
     if mod.startswith("pandas") and hasattr(result, "to_csv") and hasattr(result, "columns"):
-        text = result.to_csv(sep=" ", header=False, index=False, lineterminator="\n")
+        try:
+            text = result.to_csv(sep=" ", header=False, index=False, lineterminator="\n")
+        except TypeError:  # pandas < 1.5 (older curated environments)
+            text = result.to_csv(sep=" ", header=False, index=False, line_terminator="\n")
         return text.splitlines()
     if isinstance(result, (str, bytes)):
         return [result.decode() if isinstance(result, bytes) else result]
@@ -354,6 +364,8 @@ class Driver:
         self.stop_reason: str | None = None
         self.t0 = time.monotonic()
         self.ready_at: float | None = None
+        self.unit = "rows" if cfg.get("tabular") else "files"  # what an item is
+        self._failed_items = 0
         self._journal_fh: Any = None
         self._dirty = False
         self._synced = 0.0
@@ -366,7 +378,8 @@ class Driver:
         if marker.exists() and marker.read_text().strip() != plan_id:
             print("[openaml] parallel: the input or settings changed since the journal was written; starting over",
                   flush=True)
-            journal.unlink(missing_ok=True)
+            if journal.exists():  # (no missing_ok: the job's Python may be 3.7)
+                journal.unlink()
             for f in (self.state / "rows").iterdir():
                 f.unlink()
         tmp = self.state / "plan_id.tmp"
@@ -380,9 +393,9 @@ class Driver:
             except ValueError:
                 continue  # a line torn by a kill: that mini-batch runs again
             if rec.get("status") == "done" and (not self.output_file or self._rows_file(rec["index"]).exists()):
-                self.done[rec["index"]] = rec
+                self._record(self.done, rec)
             elif rec.get("status") == "failed":
-                self.failed[rec["index"]] = rec
+                self._record(self.failed, rec)
 
     def _journal(self, rec: dict[str, Any]) -> None:
         """Append one record: written and flushed at once (a killed driver loses nothing), fsynced by
@@ -405,7 +418,11 @@ class Driver:
 
     # ---------------------------------------------------------------- counts
     def failed_items(self) -> int:
-        return sum(r.get("failed_items", 0) for r in [*self.failed.values(), *self.done.values()])
+        return self._failed_items
+
+    def _record(self, table: dict[int, dict[str, Any]], rec: dict[str, Any]) -> None:
+        table[rec["index"]] = rec
+        self._failed_items += int(rec.get("failed_items", 0))
 
     def _check_thresholds(self) -> None:
         if self.stop_reason:
@@ -420,8 +437,8 @@ class Driver:
         elapsed = max(1e-6, time.monotonic() - self.t0)
         rows = sum(r.get("n_in", 0) for r in self.done.values())
         line = (f"[openaml] parallel: mini-batches {len(self.done)}/{total} done, {len(self.failed)} failed, "
-                f"{running} running; items {rows} done, {self.failed_items()} failed; "
-                f"{self.rows_this_run / elapsed:.1f} items/s")
+                f"{running} running; {self.unit} {rows} done, {self.failed_items()} failed; "
+                f"{self.rows_this_run / elapsed:.1f} {self.unit}/s")
         overview = {"total_mini_batches": total, "completed_mini_batches": len(self.done),
                     "failed_mini_batches": len(self.failed), "running_mini_batches": running,
                     "processed_items": rows, "failed_items": self.failed_items(),
@@ -542,7 +559,7 @@ class Driver:
                   f"{n_out} rows for {n_in} items; all {n_out} rows are kept" +
                   (f", {n_in - n_out} items counted failed" if n_out < n_in else ""), flush=True)
         self._journal(rec)
-        self.done[task["index"]] = rec
+        self._record(self.done, rec)
         self.rows_this_run += n_in
         self._check_thresholds()
 
@@ -563,7 +580,7 @@ class Driver:
         rec = {"index": idx, "status": "failed", "n_in": task["n"], "failed_items": task["n"], "attempts": n,
                "error": last, "source": task["source"]}
         self._journal(rec)
-        self.failed[idx] = rec
+        self._record(self.failed, rec)
         self._check_thresholds()
 
     def _finish(self, plan: list[dict[str, Any]]) -> int:

@@ -69,7 +69,7 @@ class JobOperations:
 
             return prepare_sweep(self, job, progress=progress)  # type: ignore[arg-type]
         if kind == "parallel":
-            from openaml.parallel._sdk import prepare_parallel
+            from openaml.sdk._parallel import prepare_parallel
 
             return prepare_parallel(self, job, progress=progress)  # type: ignore[arg-type]
         if kind == "pipeline":

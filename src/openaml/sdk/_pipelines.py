@@ -110,7 +110,7 @@ def prepare_jobs(ops: Any, jobs: dict[str, Any], *, base: Path, src: str, where:
         elif comp is not None:
             nd["component"] = comp
         elif node.type == "parallel":  # task.code uploaded, task.environment inlined
-            from openaml.parallel._sdk import prepare_parallel_node
+            from openaml.sdk._parallel import prepare_parallel_node
 
             prepare_parallel_node(ops, nd, base=base, src=src, field=field, progress=progress)
         else:  # inline command node

@@ -226,7 +226,7 @@ def _node_component(node: str, nd: dict[str, Any], resolve: Any, errors: Resolve
     f = f"jobs.{node}"
     ntype = nd.get("type") or "command"
     if ntype == "parallel":
-        from openaml.parallel._pipeline import parallel_node_component
+        from openaml.services._parallel_nodes import parallel_node_component
 
         return parallel_node_component(f, nd, _inline_input_type, errors)
     if ntype not in ("command", "sweep"):

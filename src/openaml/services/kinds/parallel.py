@@ -196,14 +196,19 @@ class ParallelKind(JobKind):
         inp = inputs.get(data_name or "") or {}
         typ = inp.get("type")
         local = self._local_path(inp)
-        if typ == "uri_folder":
+        # a uri_file with a file count (or none): a file input, run() gets [path] (Azure); with a size: a table
+        file_input = typ == "uri_file" and (job.mini_batch_size is None or
+                                            parse_mini_batch_size(job.mini_batch_size)[0] == "count")
+        if typ == "uri_file" and local is not None and local.is_file() and local.stat().st_size == 0:
+            errors.add("input_data", f"input {data_name!r} ({inp.get('uri')}) is an empty file: nothing to score")
+        if typ == "uri_folder" or file_input:
             if job.partition_keys:
-                errors.add("partition_keys", "apply to mltable inputs only; input_data is a uri_folder")
+                errors.add("partition_keys", f"apply to mltable inputs only; input_data is a {typ}")
             kind, size = self._size(job.mini_batch_size, DEFAULTS["mini_batch_size_files"], errors)
             if kind == "bytes":
                 errors.add("mini_batch_size", f"{job.mini_batch_size!r} is a size, which applies to tabular inputs "
                                               "(mltable, or a csv/parquet uri_file); for a uri_folder give a file "
-                                              "count (e.g. 10)")
+                                              "count (e.g. 10)")  # (a uri_file with a size is a table)
             cfg["mini_batch_size"] = size
             if local is not None and local.is_dir() and not any(
                     p.is_file() and not p.name.startswith(".") for p in local.rglob("*")):
@@ -211,15 +216,13 @@ class ParallelKind(JobKind):
         elif typ in ("uri_file", "mltable"):
             kind, size = self._size(job.mini_batch_size, DEFAULTS["mini_batch_size_tabular"], errors)
             if kind == "count" and not job.partition_keys:
-                errors.add("mini_batch_size", f"{job.mini_batch_size!r} is a count; a tabular input ({typ}) is "
-                                              "split by size: give e.g. \"10kb\" or \"1MB\"")
+                errors.add("mini_batch_size", f"{job.mini_batch_size!r} is a count; an mltable input is split by "
+                                              "size: give e.g. \"10kb\" or \"1MB\"")
             cfg["mini_batch_size"] = size
             if typ == "uri_file":
                 suffix = Path(str(inp.get("uri") or inp.get("path") or "")).suffix.lower()
                 cfg["tabular"] = {"format": "parquet" if suffix == ".parquet" else "csv", "files": None,
                                   "delimiter": "\t" if suffix == ".tsv" else ",", "header": True}
-                if local is not None and local.is_file() and local.stat().st_size == 0:
-                    errors.add("input_data", f"input {data_name!r} ({inp.get('uri')}) is an empty file: nothing to score")
             elif local is not None:
                 from openaml.datastores._mltable import validate_mltable_folder
                 from openaml.errors import ValidationError

@@ -116,7 +116,7 @@ class PipelineKind(JobKind):
             comp = nd["component"]
             problems = component_problems(comp)
             if comp.get("type") == "parallel":
-                from openaml.parallel._pipeline import parallel_node_problems
+                from openaml.services._parallel_nodes import parallel_node_problems
 
                 problems += parallel_node_problems(self.ctx, comp)
             for field, message in problems:
@@ -343,7 +343,7 @@ class PipelineKind(JobKind):
             if value:
                 spec[key_] = value
         if comp.get("type") == "parallel":  # a parallel node: a parallel job (openaml.parallel)
-            from openaml.parallel._pipeline import parallel_child_spec
+            from openaml.services._parallel_nodes import parallel_child_spec
 
             spec = parallel_child_spec(spec, comp, env)
         step.update(reused=False, reason=reason)
