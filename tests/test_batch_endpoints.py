@@ -232,7 +232,9 @@ def test_mlflow_no_code_cli_flow(cli: Any, ml_client: Any, files: dict[str, Path
                                             inputs={"heart": Input(type="uri_file", path="azureml:bep-part0@latest")},
                                             outputs={"score": Output(path=out_uri + "-2")})
     ml_client.jobs.stream(job2.name)
-    assert len(_lines(ml_client, job2.name, tmp_path / "dl2")) == 3
+    lines2 = _lines(ml_client, job2.name, tmp_path / "dl2")  # a uri_file: run() got [its path]
+    assert [ln.split(",")[0] for ln in lines2] == ["0", "1", "2"] and {ln.split(",")[2] for ln in lines2} == {
+        "part-0.csv"}
     cli("batch-deployment", "delete", "-n", "nocode", "-e", "bep-mlflow", "--yes", check=True)
     assert not (ml_client.batch_endpoints.get("bep-mlflow").defaults or {}) or \
         ml_client.batch_endpoints.get("bep-mlflow").defaults.deployment_name is None

@@ -377,9 +377,9 @@ class BatchEndpointService:
             if not isinstance(s[k], int) or isinstance(s[k], bool) or s[k] < 1:
                 raise ValidationError(f"field {k!r}: {s[k]!r} must be a whole number of at least 1",
                                       details={"field": k, "value": s[k]})
-        if typ in ("uri_file", "mltable") and isinstance(s["mini_batch_size"], int):
-            # the parallel engine splits a table (a csv/parquet file, an MLTable) by size: run() gets
-            # DataFrames (docs/differences.md); a file count means the default size
+        if typ == "mltable" and isinstance(s["mini_batch_size"], int):
+            # the parallel engine splits an MLTable by size (run() gets DataFrames, as Azure's tabular
+            # inputs); a deployment's file count means the default size
             s["mini_batch_size"] = "1MB"
         action = str(s["output_action"] or "append_row")
         if action == "append_row" and not s["output_file_name"]:
