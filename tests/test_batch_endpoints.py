@@ -305,6 +305,14 @@ def test_bad_input_is_refused_before_anything_runs(cli: Any, ml_client: Any, fil
     with pytest.raises(ValidationError) as exc:
         ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="bep-bad", defaults={"deployment_name": "x"}))
     assert "defaults.deployment_name" in exc.value.message
+    with pytest.raises(ValidationError) as exc:
+        ml_client.batch_deployments.begin_create_or_update(PipelineComponentBatchDeployment(
+            name="p", endpoint_name="bep-bad", job_definition="azureml:some-pipeline-job"))
+    assert "job_definition" in exc.value.message and "not supported" in exc.value.message
+    with pytest.raises(NotFoundError):
+        ml_client.batch_deployments.begin_create_or_update(PipelineComponentBatchDeployment(
+            name="p", endpoint_name="bep-bad", component="azureml:no-such-component:1"))
+    assert [d.name for d in ml_client.batch_deployments.list("bep-bad")] == ["d"]
     assert len(ml_client.jobs.list()) == n_jobs  # nothing ran
     ml_client.batch_endpoints.begin_delete("bep-bad")
 

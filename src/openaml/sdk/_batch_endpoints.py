@@ -148,6 +148,7 @@ class BatchDeploymentOperations:
         data = _fields(dep)
         base = dep.base_path
         if isinstance(dep, PipelineComponentBatchDeployment):
+            data["type"] = "pipeline"  # a default, which exclude_unset leaves out: the server dispatches on it
             comp = dep.component
             if isinstance(comp, dict):
                 raise ValidationError(f"deployment {dep.name!r}: field 'component': give a pipeline component file "

@@ -153,6 +153,10 @@ class BatchEndpointService:
         _check_endpoint_name(dep.endpoint_name, endpoint_name, dep.name)
         data = dep.model_dump(mode="json", exclude_none=True,
                               exclude=set(PipelineComponentBatchDeployment._server_fields))
+        if dep.job_definition is not None:
+            raise ValidationError(f"batch deployment {dep.name!r}: field 'job_definition': deploying a pipeline job as "
+                                  "the template is not supported here; register its pipeline component and deploy it "
+                                  "(component: azureml:<name>@latest)", details={"field": "job_definition"})
         if isinstance(dep.component, str):  # an unknown component is refused now, not at invocation
             self.ctx.services["components"].resolve_reference(dep.component)
         return data, {}
