@@ -353,3 +353,12 @@ def _cwd(p) -> str:  # type: ignore[no-untyped-def]
         return str(p.cwd())
     except Exception:  # noqa: BLE001 - gone or not ours
         return ""
+
+
+def test_failed_mini_batches_over_mini_batch_error_threshold_fail_the_job(cli, ml_client, tmp_path):
+    yml, marks = _marked_job(tmp_path, "raise", retries=1, conc=1, extra="mini_batch_error_threshold: 0")
+    name = _submit(cli, yml)
+    assert ml_client.jobs.get_raw(name)["status"] == "Failed"
+    log = cli("job", "stream", "--name", name).stdout
+    assert "parallel job failed: 1 mini-batches failed, more than mini_batch_error_threshold 0" in log
+    assert _runs(marks)["f003.csv"] == 2

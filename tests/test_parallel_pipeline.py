@@ -143,3 +143,62 @@ def test_dsl_pipeline_with_parallel_run_function_node(ml_client, tmp_path):
     children = {c["display_name"]: c for c in ml_client.jobs.list_raw(parent_job_name=job.name)}
     assert final.status == "Completed", {k: (c["status"], c.get("error")) for k, c in children.items()}
     assert _lines(ml_client, job.name, "scores", tmp_path / "out") == EXPECTED
+
+
+def test_parallel_node_from_a_parallel_component_file(cli, ml_client, tmp_path):
+    """As azureml-examples' pipeline-with-parallel-component.yml: ``type: parallel`` +
+    ``component: ./script/<component>.yml``; the node's fields override the component's."""
+    _write(tmp_path / "script" / "src" / "score.py", SCORE)
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for i in range(5):
+        (parts / f"part{i}.csv").write_text("x\n" + "\n".join(str(i * 10 + j) for j in range(4)) + "\n")
+    _write(tmp_path / "script" / "score_component.yml", """
+        $schema: http://azureml/sdk-2-0/ParallelComponent.json
+        name: batch_score
+        type: parallel
+        version: 1.0.0
+        inputs:
+          job_data_path: {type: uri_folder, optional: false}
+        outputs:
+          job_output_file: {type: uri_file}
+        input_data: ${{inputs.job_data_path}}
+        mini_batch_size: "1"
+        resources: {instance_count: 2}
+        max_concurrency_per_instance: 1
+        mini_batch_error_threshold: 0
+        retry_settings: {max_retries: 3, timeout: 60}
+        task:
+          type: run_function
+          code: ./src
+          entry_script: score.py
+          program_arguments: --progress_update_timeout 600
+          append_row_to: ${{outputs.job_output_file}}
+        """)
+    yml = _write(tmp_path / "pipeline.yml", """
+        type: pipeline
+        settings: {default_compute: azureml:local}
+        jobs:
+          predict:
+            type: parallel
+            component: ./script/score_component.yml
+            inputs:
+              job_data_path: {type: uri_folder, path: ./parts, mode: ro_mount}
+            outputs:
+              job_output_file:
+                type: uri_file
+                path: azureml://datastores/workspaceblobstore/paths/${{name}}/aggregated_returns.csv
+                mode: rw_mount
+            mini_batch_size: "2"
+            retry_settings: {max_retries: 1}
+        """)
+    name = cli("job", "create", "-f", str(yml), "-o", "json", check=True).json()["name"]
+    final = ml_client.jobs.wait(name, timeout=180)
+    step = ml_client.jobs.list_raw(parent_job_name=name)[0]
+    assert final.status == "Completed", (step["status"], step.get("error"), step.get("log_tail"))
+    assert step["mini_batch_size"] == "2" and step["retry_settings"] == {"max_retries": 1, "timeout": 60}
+    assert step["resources"]["instance_count"] == 2
+    ml_client.jobs.download(step["name"], output_name="job_output_file", download_path=tmp_path / "out")
+    files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert [p.name for p in files] == ["aggregated_returns.csv"]
+    assert files[0].read_text().splitlines() == EXPECTED

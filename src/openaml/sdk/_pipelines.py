@@ -92,6 +92,12 @@ def prepare_jobs(ops: Any, jobs: dict[str, Any], *, base: Path, src: str, where:
         nd["inputs"] = {k: _plain(v) for k, v in node.inputs.items()}
         nd["outputs"] = {k: _plain(v) for k, v in node.outputs.items()}
         comp = node.trial if node.type == "sweep" and node.trial is not None else node.component
+        parallel_base = base
+        if node.type == "parallel" and comp is not None:  # a parallel component: inlined into the node
+            from openaml.sdk._parallel import inline_parallel_component
+
+            nd, parallel_base = inline_parallel_component(nd, comp, base=base, src=src, field=field)
+            comp = None
         if isinstance(comp, str) and _is_file_ref(comp):
             path = (base / comp[len("file:"):] if comp.startswith("file:") else base / comp).resolve()
             if not path.is_file():
@@ -112,7 +118,7 @@ def prepare_jobs(ops: Any, jobs: dict[str, Any], *, base: Path, src: str, where:
         elif node.type == "parallel":  # task.code uploaded, task.environment inlined
             from openaml.sdk._parallel import prepare_parallel_node
 
-            prepare_parallel_node(ops, nd, base=base, src=src, field=field, progress=progress)
+            prepare_parallel_node(ops, nd, base=parallel_base, src=src, field=field, progress=progress)
         else:  # inline command node
             if node.code and _is_local(node.code) and not node.code.startswith("openaml-code:"):
                 code_path = (base / node.code).resolve()
