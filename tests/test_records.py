@@ -31,6 +31,7 @@ PAIRS: dict[str, str] = {
     "PrincipalRecord": "PrincipalOut", "WorkspaceRecord": "WorkspaceOut", "HealthRecord": "HealthOut",
     "UploadRecord": "UploadOut", "RunnerSpecRecord": "RunnerSpecOut", "RunnerReplyRecord": "RunnerReplyOut",
     "RunnerLogRecord": "RunnerLogOut", "RunnerOutputRecord": "RunnerOutputOut",
+    "BatchEndpointRecord": "BatchEndpointOut", "BatchDeploymentRecord": "BatchDeploymentOut",
 }
 
 

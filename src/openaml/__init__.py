@@ -24,6 +24,8 @@ __all__ = [
     "load_compute",
     "load_datastore",
     "load_schedule",
+    "load_batch_endpoint",
+    "load_batch_deployment",
     "__version__",
 ]
 
@@ -45,6 +47,10 @@ def __getattr__(name: str) -> Any:  # lazy: `import openaml` stays cheap for the
         import openaml.dsl as dsl
 
         return dsl
+    if name in ("load_batch_endpoint", "load_batch_deployment"):
+        from openaml.entities import _batch
+
+        return getattr(_batch, name)
     if name.startswith("load_"):
         from openaml import _load
 

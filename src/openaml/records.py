@@ -38,7 +38,7 @@ __all__ = [
     "ModelRecord", "DatastoreRecord", "ComputeRecord", "EndpointRecord", "DeploymentRecord", "EndpointKeysRecord",
     "ScheduleRecord", "ScheduleTriggerRecord", "UserRecord", "PrincipalRecord", "WorkspaceRecord",
     "HealthRecord", "UploadRecord", "RunnerSpecRecord", "RunnerReplyRecord", "RunnerLogRecord",
-    "RunnerOutputRecord", "DeletedRecord",
+    "RunnerOutputRecord", "DeletedRecord", "BatchEndpointRecord", "BatchDeploymentRecord",
 ]
 
 
@@ -351,6 +351,53 @@ class DeploymentRecord(TypedDict, total=False):
     request_settings: dict[str, Any]
     provisioning_state: Required[str]
     error: Required[str | None]
+    id: Required[str]
+    scoring_uri: Required[str]
+    creation_context: Required[CreationContextRecord]
+
+
+class BatchEndpointRecord(TypedDict, total=False):
+    """A batch endpoint (azure-ai-ml ``BatchEndpoint``): ``defaults.deployment_name`` the deployment
+    an invocation without one runs; ``scoring_uri`` where a REST client POSTs an invocation (with the
+    workspace token, Azure's ``aad_token``); ``creation_context`` times ISO 8601 strings."""
+
+    name: Required[str]
+    description: str
+    tags: dict[str, Any]  # free-form
+    properties: dict[str, Any]  # free-form
+    auth_mode: str
+    defaults: dict[str, Any]
+    provisioning_state: Required[str]
+    scoring_uri: Required[str]
+    openapi_uri: Required[str]
+    id: Required[str]
+    creation_context: Required[CreationContextRecord]
+
+
+class BatchDeploymentRecord(TypedDict, total=False):
+    """A batch deployment (azure-ai-ml ``BatchDeployment``/``ModelBatchDeployment``, stored flat, or
+    ``PipelineComponentBatchDeployment`` with ``type: pipeline``): the settings an invocation's
+    scoring job runs with; ``model`` the registered model's ``azureml:<name>:<version>``."""
+
+    name: Required[str]
+    endpoint_name: Required[str]
+    type: str
+    description: str
+    model: str
+    code_configuration: dict[str, Any]
+    environment: Any
+    compute: str
+    resources: dict[str, Any]
+    max_concurrency_per_instance: int
+    mini_batch_size: int | str
+    output_action: str
+    output_file_name: str
+    retry_settings: dict[str, Any]
+    error_threshold: int
+    logging_level: str
+    component: Any
+    settings: dict[str, Any]
+    provisioning_state: Required[str]
     id: Required[str]
     scoring_uri: Required[str]
     creation_context: Required[CreationContextRecord]

@@ -14,7 +14,8 @@ NOUNS: dict[str, str] = {
     "workspace": "_workspace", "server": "_server", "compute": "_compute", "datastore": "_datastore",
     "data": "_data", "environment": "_environment", "model": "_model", "job": "_job",
     "component": "_component", "schedule": "_schedule", "online-endpoint": "_online_endpoint",
-    "online-deployment": "_online_deployment", "user": "_user", "demo": "_demo",
+    "online-deployment": "_online_deployment", "batch-endpoint": "_batch_endpoint",
+    "batch-deployment": "_batch_deployment", "user": "_user", "demo": "_demo",
 }
 
 

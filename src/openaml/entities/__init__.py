@@ -11,6 +11,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from openaml.entities._assets import Data, Model
     from openaml.entities._base import Entity, load_entity
+    from openaml.entities._batch import (
+        BatchDeployment,
+        BatchDeploymentOutputAction,
+        BatchDeploymentSettings,
+        BatchEndpoint,
+        BatchEndpointDefaults,
+        BatchRetrySettings,
+        ModelBatchDeployment,
+        ModelBatchDeploymentSettings,
+        PipelineComponentBatchDeployment,
+    )
     from openaml.entities._component import CommandComponent, PipelineComponent
     from openaml.entities._compute import AmlCompute, Compute, ComputeInstance
     from openaml.entities._datastore import (
@@ -51,6 +62,10 @@ _EXPORTS: dict[str, str] = {
     "AmlCompute": "openaml.entities._compute",
     "Compute": "openaml.entities._compute",
     "ComputeInstance": "openaml.entities._compute",
+    **{n: "openaml.entities._batch" for n in (
+        "BatchDeployment", "BatchDeploymentOutputAction", "BatchDeploymentSettings", "BatchEndpoint",
+        "BatchEndpointDefaults", "BatchRetrySettings", "ModelBatchDeployment", "ModelBatchDeploymentSettings",
+        "PipelineComponentBatchDeployment")},
     "CodeConfiguration": "openaml.entities._endpoint",
     "EndpointAuthKeys": "openaml.entities._endpoint",
     "EndpointAuthToken": "openaml.entities._endpoint",
@@ -89,6 +104,12 @@ __all__ = [
     "AzureDataLakeGen1Datastore",
     "AzureDataLakeGen2Datastore",
     "AzureFileDatastore",
+    "BatchDeployment",
+    "BatchDeploymentOutputAction",
+    "BatchDeploymentSettings",
+    "BatchEndpoint",
+    "BatchEndpointDefaults",
+    "BatchRetrySettings",
     "BuildContext",
     "CertificateConfiguration",
     "CodeConfiguration",
@@ -114,10 +135,13 @@ __all__ = [
     "ManagedOnlineEndpoint",
     "MicroBatching",
     "Model",
+    "ModelBatchDeployment",
+    "ModelBatchDeploymentSettings",
     "NoneCredentialConfiguration",
     "OnlineRequestSettings",
     "Output",
     "PipelineComponent",
+    "PipelineComponentBatchDeployment",
     "ProbeSettings",
     "RecurrencePattern",
     "RecurrenceTrigger",

@@ -91,12 +91,14 @@ _SCHEMA_KINDS = {
     "azureblob": "datastore", "azurefile": "datastore", "azuredatalakegen1": "datastore",
     "azuredatalakegen2": "datastore",
 }
-_SCHEMA_FOR = {"online endpoint": "managedOnlineEndpoint", "online deployment": "managedOnlineDeployment"}
+_SCHEMA_FOR = {"online endpoint": "managedOnlineEndpoint", "online deployment": "managedOnlineDeployment",
+               "batch endpoint": "batchEndpoint", "batch deployment": "modelBatchDeployment"}
 
 
 def check_schema(source: str, kind: str) -> None:
     """Refuse a YAML file whose ``$schema`` is Azure ML's schema of another kind (``kind`` is
-    "online endpoint" or "online deployment"): ``az ml`` validates the file against that schema, so
+    "online endpoint", "online deployment", "batch endpoint" or "batch deployment"): ``az ml``
+    validates the file against that schema, so
     a batch endpoint file never becomes an online endpoint. A ``$schema`` this table does not know is
     let through.
 
@@ -124,9 +126,13 @@ def check_schema(source: str, kind: str) -> None:
     noun = {"batch endpoint": "batch-endpoint", "batch deployment": "batch-deployment", "job": "job",
             "data asset": "data"}.get(described, described.replace(" ", "-"))
     raise ValidationError(
-        f"{source}: field '$schema': {schema!r} is the schema of a {described}, not of an {kind}; create it with "
+        f"{source}: field '$schema': {schema!r} is the schema of {_a(described)}, not of {_a(kind)}; create it with "
         f"`openaml {noun} create --file {source}`, or use $schema: https://azuremlschemas.azureedge.net/latest/"
         f"{_SCHEMA_FOR[kind]}.schema.json", details={"file": source, "field": "$schema", "value": schema})
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun
 
 
 class ManagedOnlineEndpoint(Entity):

@@ -171,6 +171,18 @@ class MLClient:
         return self._op("online_deployments", OnlineDeploymentOperations)
 
     @property
+    def batch_endpoints(self) -> Any:
+        from openaml.sdk._batch_endpoints import BatchEndpointOperations
+
+        return self._op("batch_endpoints", BatchEndpointOperations)
+
+    @property
+    def batch_deployments(self) -> Any:
+        from openaml.sdk._batch_endpoints import BatchDeploymentOperations
+
+        return self._op("batch_deployments", BatchDeploymentOperations)
+
+    @property
     def schedules(self) -> Any:
         from openaml.sdk._schedules import ScheduleOperations
 
@@ -197,11 +209,12 @@ class MLClient:
             ValidationError: an object of another type, naming it and the types handled.
         """
         from openaml.entities import Compute, Data, Datastore, Environment, Job, Model
+        from openaml.entities._batch import BatchDeployment, BatchEndpoint, PipelineComponentBatchDeployment
         from openaml.entities._component import _ComponentBase
         from openaml.entities._endpoint import ManagedOnlineDeployment, ManagedOnlineEndpoint
         from openaml.entities._schedule import JobSchedule
 
-        table: list[tuple[type, Any]] = [
+        table: list[tuple[type | tuple[type, ...], Any]] = [
             (Job, lambda e: self.jobs.create_or_update(e, **kwargs)),
             (Data, lambda e: self.data.create_or_update(e, **kwargs)),
             (Model, lambda e: self.models.create_or_update(e, **kwargs)),
@@ -212,11 +225,15 @@ class MLClient:
             (JobSchedule, lambda e: self.schedules.begin_create_or_update(e, **kwargs).result()),
             (ManagedOnlineEndpoint, lambda e: self.online_endpoints.begin_create_or_update(e, **kwargs).result()),
             (ManagedOnlineDeployment, lambda e: self.online_deployments.begin_create_or_update(e, **kwargs).result()),
+            (BatchEndpoint, lambda e: self.batch_endpoints.begin_create_or_update(e, **kwargs).result()),
+            ((BatchDeployment, PipelineComponentBatchDeployment),
+             lambda e: self.batch_deployments.begin_create_or_update(e, **kwargs).result()),
         ]
         for cls, op in table:
             if isinstance(entity, cls):
                 return op(entity)
-        handled = ", ".join(c.__name__ for c, _ in table)
+        handled = ", ".join(", ".join(x.__name__ for x in c) if isinstance(c, tuple) else c.__name__
+                            for c, _ in table)
         raise ValidationError(f"create_or_update does not handle {type(entity).__name__}; it takes one of: "
                               f"{handled} (and their subclasses)")
 

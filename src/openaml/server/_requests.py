@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from openaml.server._schemas import WireModel
 
 __all__ = ["JobIn", "ComponentIn", "DataIn", "EnvironmentIn", "ModelIn", "ComputeIn", "DatastoreIn",
-           "ScheduleIn", "OnlineEndpointIn", "OnlineDeploymentIn", "RunnerStateIn", "RunnerLogIn"]
+           "ScheduleIn", "OnlineEndpointIn", "OnlineDeploymentIn", "RunnerStateIn", "RunnerLogIn", "BatchEndpointIn",
+           "BatchDeploymentIn", "BatchInvokeIn"]
 
 
 class _AssetIn(WireModel):
@@ -155,6 +156,47 @@ class OnlineDeploymentIn(WireModel):
     request_settings: Any = None
     liveness_probe: Any = None
     readiness_probe: Any = None
+
+
+class BatchEndpointIn(WireModel):
+    """A batch endpoint: ``auth_mode`` and ``defaults.deployment_name``."""
+
+    name: str | None = None
+    description: str | None = None
+    tags: dict[str, Any] | None = None
+    auth_mode: str | None = None
+    defaults: dict[str, Any] | None = None
+
+
+class BatchDeploymentIn(WireModel):
+    """A batch deployment in any of Azure's three shapes (``type: model`` with ``settings``, flat,
+    ``type: pipeline``); local model and code already uploaded by the SDK."""
+
+    name: str | None = None
+    endpoint_name: str | None = None
+    type: str | None = None
+    model: Any = None
+    code_configuration: Any = None
+    environment: Any = None
+    compute: str | None = None
+    settings: dict[str, Any] | None = None
+    mini_batch_size: int | str | None = None
+    component: Any = None
+
+
+class BatchInvokeIn(WireModel):
+    """An invocation: ``inputs`` ``{name: {type, path}}``, ``outputs`` ``{score: {path}}``,
+    ``deployment_name`` and overrides of the deployment's settings."""
+
+    deployment_name: str | None = None
+    inputs: dict[str, Any] | None = None
+    outputs: dict[str, Any] | None = None
+    job_name: str | None = None
+    experiment_name: str | None = None
+    mini_batch_size: int | str | None = None
+    instance_count: int | None = None
+    output_file_name: str | None = None
+    params_override: list[Any] | None = None
 
 
 class UserIn(WireModel):

@@ -33,7 +33,7 @@ __all__ = [
     "ComputeOut", "SweepTrialOut", "JobOut", "JobLogOut", "ComponentOut", "ModelOut", "ScheduleOut", "ScheduleTriggerOut",
     "OnlineEndpointOut", "OnlineDeploymentOut", "EndpointKeysOut", "ArchivedOut", "DeletedOut", "UserOut",
     "PrincipalOut", "RunnerSpecOut", "RunnerReplyOut", "RunnerLogOut",
-    "RunnerOutputOut", "EnvironmentBuildOut", "UploadOut", "TAR_RESPONSE",
+    "RunnerOutputOut", "EnvironmentBuildOut", "UploadOut", "TAR_RESPONSE", "BatchEndpointOut", "BatchDeploymentOut",
 ]
 
 log = logging.getLogger("openaml.server")
@@ -418,6 +418,50 @@ class OnlineDeploymentOut(WireModel):
     request_settings: Any = None
     provisioning_state: str | None = None
     error: str | dict[str, Any] | None = None
+    id: str | None = None
+    scoring_uri: str | None = None
+    creation_context: CreationContext | None = None
+
+
+# ---------------------------------------------------------------------------- batch endpoints
+class BatchEndpointOut(WireModel):
+    """A batch endpoint: ``defaults.deployment_name``, ``scoring_uri`` (POST an invocation there)."""
+
+    name: str
+    description: str | None = None
+    tags: dict[str, Any] | None = None
+    properties: dict[str, Any] | None = None
+    auth_mode: str | None = None
+    defaults: dict[str, Any] | None = None
+    provisioning_state: str | None = None
+    scoring_uri: str | None = None
+    openapi_uri: str | None = None
+    id: str | None = None
+    creation_context: CreationContext | None = None
+
+
+class BatchDeploymentOut(WireModel):
+    """A batch deployment: the model, scoring code, compute and the settings of its scoring jobs."""
+
+    name: str
+    endpoint_name: str | None = None
+    type: str | None = None
+    description: str | None = None
+    model: str | None = None
+    code_configuration: Any = None
+    environment: Any = None
+    compute: str | None = None
+    resources: dict[str, Any] | None = None
+    max_concurrency_per_instance: int | None = None
+    mini_batch_size: int | str | None = None
+    output_action: str | None = None
+    output_file_name: str | None = None
+    retry_settings: dict[str, Any] | None = None
+    error_threshold: int | None = None
+    logging_level: str | None = None
+    component: Any = None
+    settings: dict[str, Any] | None = None
+    provisioning_state: str | None = None
     id: str | None = None
     scoring_uri: str | None = None
     creation_context: CreationContext | None = None

@@ -18,6 +18,7 @@ __all__ = ["WorkspaceContext", "build_services", "start_services", "stop_service
 
 def build_services(ctx: WorkspaceContext) -> None:
     """Construct every service (no background work) and seed the workspace defaults."""
+    from openaml.services.batch_endpoints import BatchEndpointService
     from openaml.services.components import ComponentService
     from openaml.services.computes import ComputeService
     from openaml.services.data import DataService
@@ -40,6 +41,7 @@ def build_services(ctx: WorkspaceContext) -> None:
     ctx.services["jobs"] = JobService(ctx)
     ctx.services["components"] = ComponentService(ctx)
     ctx.services["endpoints"] = EndpointService(ctx)
+    ctx.services["batch_endpoints"] = BatchEndpointService(ctx)
     ctx.services["schedules"] = ScheduleService(ctx)
     ctx.services["users"] = UserService(ctx)
     ctx.services["runners"] = RunnerService(ctx)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from openaml.server.routes import (
+    batch_endpoints,
     components,
     computes,
     data,
@@ -28,6 +29,7 @@ ROUTERS = [
     components.router,
     models.router,
     online_endpoints.router,
+    batch_endpoints.router,
     schedules.router,
     uploads.router,
     users.router,

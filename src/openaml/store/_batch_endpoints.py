@@ -1,0 +1,167 @@
+"""Batch endpoints and deployments in the metadata store (tables and repository methods).
+
+``BatchEndpointRepository(store)`` works over a started :class:`openaml.store.MetadataStore` with its
+contract (thread-safe, plain dicts out, UTC datetimes, read-modify-write under the write lock). A
+batch deployment holds no process: its row is the deployment's (flat) spec, what an invocation
+turns into a batch scoring job. Importing this module registers the tables on the store's metadata
+(migration ``0005_batch_endpoints``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Integer, String, UniqueConstraint, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from openaml.errors import ConflictError, NotFoundError
+from openaml.store._tables import Base
+
+__all__ = ["BatchDeploymentRow", "BatchEndpointRepository", "BatchEndpointRow"]
+
+
+class BatchEndpointRow(Base):
+    """A batch endpoint; ``spec`` is the entity's fields (``defaults.deployment_name`` among them)."""
+
+    __tablename__ = "batch_endpoints"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provisioning_state: Mapped[str] = mapped_column(String(32))
+    spec: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class BatchDeploymentRow(Base):
+    """A batch deployment of one endpoint; ``runtime`` is what the server resolved (model reference)."""
+
+    __tablename__ = "batch_deployments"
+    __table_args__ = (UniqueConstraint("endpoint_name", "name", name="uq_batch_deployment_endpoint_name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    endpoint_name: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    provisioning_state: Mapped[str] = mapped_column(String(32))
+    spec: Mapped[dict] = mapped_column(JSON)
+    runtime: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def _ep(row: BatchEndpointRow) -> dict[str, Any]:
+    return {"name": row.name, "provisioning_state": row.provisioning_state, "spec": dict(row.spec),
+            "created_at": _aware(row.created_at), "updated_at": _aware(row.updated_at)}
+
+
+def _dep(row: BatchDeploymentRow) -> dict[str, Any]:
+    return {"name": row.name, "endpoint_name": row.endpoint_name, "provisioning_state": row.provisioning_state,
+            "spec": dict(row.spec), "runtime": dict(row.runtime or {}),
+            "created_at": _aware(row.created_at), "updated_at": _aware(row.updated_at)}
+
+
+class BatchEndpointRepository:
+    """Repository of ``batch_endpoints`` and ``batch_deployments`` over a metadata store."""
+
+    def __init__(self, store: Any) -> None:
+        self._write: Callable[..., Any] = store._write
+        self._session: Callable[..., Any] = store._session
+
+    # ------------------------------------------------------------------ endpoints
+    def create_endpoint(self, name: str, spec: dict[str, Any], state: str) -> dict[str, Any]:
+        """Raises ConflictError when the endpoint exists."""
+        now = _now()
+        try:
+            with self._write() as s:
+                row = BatchEndpointRow(name=name, provisioning_state=state, spec=spec, created_at=now, updated_at=now)
+                s.add(row)
+                s.flush()
+                return _ep(row)
+        except IntegrityError:
+            raise ConflictError(f"batch endpoint {name!r} already exists", details={"name": name}) from None
+
+    def get_endpoint(self, name: str) -> dict[str, Any]:
+        """Raises NotFoundError listing the endpoints that exist."""
+        with self._session() as s:
+            row = s.get(BatchEndpointRow, name)
+            if row is None:
+                names = ", ".join(s.scalars(select(BatchEndpointRow.name).order_by(BatchEndpointRow.name))) or "(none)"
+                raise NotFoundError(f"batch endpoint {name!r} not found; batch endpoints: {names}",
+                                    details={"name": name})
+            return _ep(row)
+
+    def list_endpoints(self) -> list[dict[str, Any]]:
+        with self._session() as s:
+            return [_ep(r) for r in s.scalars(select(BatchEndpointRow).order_by(BatchEndpointRow.name))]
+
+    def update_endpoint(self, name: str, fn: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:
+        """Read-modify-write: ``fn(endpoint)`` returns the fields to set (``spec``, ``provisioning_state``)."""
+        with self._write() as s:
+            row = s.get(BatchEndpointRow, name, with_for_update=True)
+            if row is None:
+                raise NotFoundError(f"batch endpoint {name!r} not found", details={"name": name})
+            changes = fn(_ep(row)) or {}
+            for key in ("spec", "provisioning_state"):
+                if key in changes:
+                    setattr(row, key, changes[key])
+            row.updated_at = _now()
+            s.flush()
+            return _ep(row)
+
+    def delete_endpoint(self, name: str) -> None:
+        """Delete the endpoint and its deployments (one transaction)."""
+        with self._write() as s:
+            for d in s.scalars(select(BatchDeploymentRow).where(BatchDeploymentRow.endpoint_name == name)):
+                s.delete(d)
+            row = s.get(BatchEndpointRow, name)
+            if row is not None:
+                s.delete(row)
+
+    # ------------------------------------------------------------------ deployments
+    def put_deployment(self, endpoint_name: str, name: str, spec: dict[str, Any], runtime: dict[str, Any],
+                       state: str) -> dict[str, Any]:
+        """Create the deployment or replace its spec and runtime (one transaction)."""
+        now = _now()
+        with self._write() as s:
+            row = s.scalar(select(BatchDeploymentRow).where(BatchDeploymentRow.endpoint_name == endpoint_name,
+                                                            BatchDeploymentRow.name == name).with_for_update())
+            if row is None:
+                row = BatchDeploymentRow(endpoint_name=endpoint_name, name=name, provisioning_state=state, spec=spec,
+                                         runtime=runtime, created_at=now, updated_at=now)
+                s.add(row)
+            else:
+                row.spec, row.runtime, row.provisioning_state, row.updated_at = spec, runtime, state, now
+            s.flush()
+            return _dep(row)
+
+    def get_deployment(self, endpoint_name: str, name: str) -> dict[str, Any]:
+        """Raises NotFoundError listing the endpoint's deployments."""
+        with self._session() as s:
+            row = s.scalar(select(BatchDeploymentRow).where(BatchDeploymentRow.endpoint_name == endpoint_name,
+                                                            BatchDeploymentRow.name == name))
+            if row is None:
+                names = ", ".join(s.scalars(select(BatchDeploymentRow.name).where(
+                    BatchDeploymentRow.endpoint_name == endpoint_name).order_by(BatchDeploymentRow.name))) or "(none)"
+                raise NotFoundError(f"deployment {name!r} of batch endpoint {endpoint_name!r} not found; "
+                                    f"its deployments: {names}", details={"name": name, "endpoint": endpoint_name})
+            return _dep(row)
+
+    def list_deployments(self, endpoint_name: str) -> list[dict[str, Any]]:
+        with self._session() as s:
+            q = select(BatchDeploymentRow).where(BatchDeploymentRow.endpoint_name == endpoint_name)
+            return [_dep(r) for r in s.scalars(q.order_by(BatchDeploymentRow.id))]
+
+    def delete_deployment(self, endpoint_name: str, name: str) -> None:
+        with self._write() as s:
+            row = s.scalar(select(BatchDeploymentRow).where(BatchDeploymentRow.endpoint_name == endpoint_name,
+                                                            BatchDeploymentRow.name == name))
+            if row is not None:
+                s.delete(row)
