@@ -63,6 +63,18 @@ class DatastorePort(ABC):
         self.name = name
         self.definition = dict(definition)
 
+    @property
+    def credentials(self) -> dict[str, Any]:
+        """The secret part of the definition (kept out of :meth:`spec`); empty where there is none."""
+        return {}
+
+    def probe(self) -> None:
+        """Prove that the datastore can be reached (called when it is registered); a folder needs nothing.
+
+        Raises:
+            ValidationError: it cannot be reached, naming the datastore and the error.
+        """
+
     # ------------------------------------------------------------------ the backend's part
     @property
     @abstractmethod

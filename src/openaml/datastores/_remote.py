@@ -1,0 +1,146 @@
+"""What the object-store datastores (``s3``, ``azure_blob``) share: credentials kept apart from the
+definition, a probe that proves them at registration, and transfers run concurrently file by file.
+
+Memory: a file is read and written in blocks of :data:`BLOCK` bytes (S3's smallest multipart
+part), at most :data:`PARALLEL` files at a time, so a transfer holds about ``PARALLEL * BLOCK``
+bytes whatever the sizes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import posixpath
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from openaml.datastores._base import DatastorePort, _local_files
+from openaml.datastores._paths import safe_join
+from openaml.errors import NotFoundError, ValidationError
+
+__all__ = ["BLOCK", "PARALLEL", "RemoteDatastore"]
+
+#: bytes per block read or written (5 MiB: S3's smallest multipart part)
+BLOCK = 5 << 20
+#: files transferred at a time by get/put of a folder
+PARALLEL = 8
+
+
+class RemoteDatastore(DatastorePort):
+    """A datastore in an object store reached over the network (no local path).
+
+    ``credentials`` in the definition (the secret part) are kept on the port, out of
+    :meth:`spec`; a runner gets them with its spec from the server, never from the job's row.
+    """
+
+    def __init__(self, name: str, definition: Mapping[str, Any], *, base: str | os.PathLike[str] | None = None) -> None:
+        fields = dict(definition)
+        creds = fields.pop("credentials", None) or {}
+        if not isinstance(creds, Mapping):
+            raise ValidationError(f"datastore {name!r}: 'credentials' must be a mapping", details={"field": "credentials"})
+        self._credentials = {k: v for k, v in creds.items() if v is not None}
+        super().__init__(name, fields, base=base)
+
+    @property
+    def credentials(self) -> dict[str, Any]:
+        """The secret part of the definition (empty for the default credential chain)."""
+        return dict(self._credentials)
+
+    def _probe(self) -> None:
+        """One cheap authenticated call on the bucket or container (raises the client's error)."""
+        raise NotImplementedError
+
+    def _where(self) -> str:
+        return self.url("")
+
+    #: extra keyword arguments of the filesystem's ``put_file`` (part sizes, concurrency in a file)
+    _put_kwargs: dict[str, Any] = {}
+    #: extra keyword arguments of the filesystem's ``get_file``
+    _get_kwargs: dict[str, Any] = {}
+
+    def probe(self) -> None:
+        """Prove that the datastore can be reached with its credentials: one listing call.
+
+        Raises:
+            ValidationError: the call failed (wrong credentials, no such bucket or container,
+                endpoint unreachable), naming the datastore, where it points and the service's
+                error (never the secrets).
+        """
+        try:
+            self._probe()
+        except Exception as exc:  # noqa: BLE001 - any client error is the answer to report
+            raise ValidationError(
+                f"datastore {self.name!r} ({self.type}): cannot list {self._where()}: {_describe(exc)}; "
+                "check the name, the endpoint and the credentials",
+                details={"datastore": self.name, "type": self.type, "error": _describe(exc)}) from None
+
+    #: keyword arguments of the filesystem's ``open`` for reading (block size and cache: bounded memory)
+    _read_kwargs: dict[str, Any] = {}
+
+    def open(self, path: str, mode: str = "rb") -> IO[Any]:
+        """As :meth:`DatastorePort.open`; reads go through a read-ahead cache of one block."""
+        if "r" not in mode or not self._read_kwargs:
+            return super().open(path, mode)
+        real = self._real(path)
+        if self.fs.isdir(real) or not path.strip("/"):
+            return super().open(path, mode)  # refused there, with the contract's error
+        try:
+            fh = self.fs.open(real, "rb", **self._read_kwargs)
+        except FileNotFoundError:
+            raise NotFoundError(f"{self.uri(path)} does not exist") from None
+        return fh if "b" in mode else io.TextIOWrapper(fh, encoding="utf-8")
+
+    # ------------------------------------------------------------------ transfers, concurrent
+    def get(self, path: str, local_dest: str | os.PathLike[str]) -> int:
+        """As :meth:`DatastorePort.get`, :data:`PARALLEL` files at a time."""
+        dest = Path(local_dest)
+        pairs: list[tuple[str, str]] = []
+        for rel, _size in self.walk(path):
+            target = dest if rel == "" else safe_join(dest, rel, what=f"file of {self.uri(path)}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            pairs.append((self._real(posixpath.join(path, rel) if rel else path), str(target)))
+        if pairs:
+            self.fs.get([r for r, _ in pairs], [local for _, local in pairs], batch_size=PARALLEL,
+                        **self._get_kwargs)
+        elif self.isdir(path):
+            dest.mkdir(parents=True, exist_ok=True)
+        return len(pairs)
+
+    def put(self, local_src: str | os.PathLike[str], path: str, *, move: bool = False) -> int:
+        """As :meth:`DatastorePort.put`, :data:`PARALLEL` files at a time (``move`` removes nothing
+        here: the staged source is the caller's to delete)."""
+        src = Path(local_src)
+        if not src.exists():
+            raise NotFoundError(f"{src} does not exist (nothing to put at {self.uri(path)})")
+        if src.is_file():
+            self._check_not_folder(path)
+            self.fs.put_file(str(src), self._real(path), **self._put_kwargs)
+            return 1
+        self._real(path)
+        rels = list(_local_files(src))
+        for rel in rels:
+            self._check_not_folder(posixpath.join(path, rel) if path else rel)
+        if rels:
+            self.fs.put([str(src / rel) for rel in rels],
+                        [self._real(posixpath.join(path, rel) if path else rel) for rel in rels], batch_size=PARALLEL,
+                        **self._put_kwargs)
+        return len(rels)
+
+    def _check_not_folder(self, path: str) -> None:
+        if self.fs.isdir(self._real(path)):
+            raise ValidationError(f"{self.uri(path)} is a folder; a file cannot replace it")
+
+
+def _describe(exc: BaseException) -> str:
+    """The service's error code and message, one line (no request headers, so no secrets)."""
+    code = getattr(exc, "error_code", None)
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):  # botocore ClientError
+        err = response.get("Error") or {}
+        code = err.get("Code") or code
+        msg = err.get("Message") or str(exc)
+    else:
+        msg = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    first = str(msg).strip().splitlines()[0] if str(msg).strip() else type(exc).__name__
+    return f"{code}: {first}" if code and str(code) not in first else first
