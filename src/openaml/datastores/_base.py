@@ -74,6 +74,7 @@ class DatastorePort(ABC):
         Raises:
             ValidationError: it cannot be reached, naming the datastore and the error.
         """
+        return None
 
     # ------------------------------------------------------------------ the backend's part
     @property
