@@ -144,9 +144,10 @@ def start_moto() -> S3Server:
     return S3Server(url, key["AccessKeyId"], key["SecretAccessKey"], proc)
 
 
-def start_azurite() -> BlobServer:
-    """Azurite's blob service in memory on a free loopback port."""
-    proc = subprocess.Popen([str(AZURITE_BIN), "--blobHost", "127.0.0.1", "--blobPort", "0", "--inMemoryPersistence",
+def start_azurite(location: Path | None = None) -> BlobServer:
+    """Azurite's blob service on a free loopback port, in memory (or its files under ``location``)."""
+    store = ["--location", str(location)] if location is not None else ["--inMemoryPersistence"]
+    proc = subprocess.Popen([str(AZURITE_BIN), "--blobHost", "127.0.0.1", "--blobPort", "0", *store,
                              "--skipApiVersionCheck", "--loose"], text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = _wait_for(proc, r"listens on (http://127\.0\.0\.1:\d+)", "azurite")
