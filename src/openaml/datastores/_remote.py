@@ -134,7 +134,12 @@ class RemoteDatastore(DatastorePort):
 
 def _describe(exc: BaseException) -> str:
     """The service's error code and message, one line (no request headers, so no secrets)."""
+    cause: BaseException | None = exc
+    while cause is not None and getattr(cause, "response", None) is None and getattr(cause, "error_code", None) is None:
+        cause = cause.__cause__ or cause.__context__  # s3fs raises OSError from botocore's ClientError
+    exc = cause or exc
     code = getattr(exc, "error_code", None)
+    code = getattr(code, "value", code)  # azure's StorageErrorCode enum
     response = getattr(exc, "response", None)
     if isinstance(response, dict):  # botocore ClientError
         err = response.get("Error") or {}

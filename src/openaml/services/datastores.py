@@ -131,12 +131,19 @@ class DatastoreService:
             for member in local_url_paths(ds.url or ""):
                 self._check_allowed_root(Path(member or ".").expanduser().absolute(), ds.url or "")
         saved = self.ctx.store.put_datastore(ds.name, ds.type, data, ds.is_default)
-        if ds.is_default:  # one default: the one registered last with is_default: true
-            for other in self.ctx.store.list_datastores():
-                if other["name"] != ds.name and other.get("is_default"):
-                    keep = {k: v for k, v in other.items() if k not in ("name", "type", "is_default")}
-                    self.ctx.store.put_datastore(other["name"], other["type"], keep, False)
+        # one default: the one registered last with is_default: true, else workspaceblobstore again
+        for other in self.ctx.store.list_datastores():
+            if other["name"] == ds.name:
+                continue
+            want = not ds.is_default and other["name"] == DEFAULT_DATASTORE and not self._other_default(ds.name)
+            if bool(other.get("is_default")) != want and (ds.is_default or want):
+                keep = {k: v for k, v in other.items() if k not in ("name", "type", "is_default")}
+                self.ctx.store.put_datastore(other["name"], other["type"], keep, want)
         return self._entity(saved)
+
+    def _other_default(self, name: str) -> bool:
+        return any(d.get("is_default") and d["name"] not in (name, DEFAULT_DATASTORE)
+                   for d in self.ctx.store.list_datastores())
 
     def _keep_secrets(self, name: str, creds: dict[str, Any]) -> dict[str, Any]:
         try:
