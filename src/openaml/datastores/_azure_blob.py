@@ -78,8 +78,8 @@ class AzureBlobDatastorePort(RemoteDatastore):
                 from azure.storage.blob.aio import BlobServiceClient
 
                 fs.service_client = BlobServiceClient.from_connection_string(
-                    conn, max_single_put_size=BLOCK, max_block_size=3 << 20, max_single_get_size=2 << 20,
-                    max_chunk_get_size=2 << 20)
+                    conn, max_single_put_size=BLOCK, max_block_size=3 << 20, max_single_get_size=4 << 20,
+                    max_chunk_get_size=4 << 20)
             self._fs = fs
         return self._fs
 

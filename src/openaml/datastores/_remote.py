@@ -119,8 +119,6 @@ class RemoteDatastore(DatastorePort):
             return 1
         self._real(path)
         rels = list(_local_files(src))
-        for rel in rels:
-            self._check_not_folder(posixpath.join(path, rel) if path else rel)
         if rels:
             self.fs.put([str(src / rel) for rel in rels],
                         [self._real(posixpath.join(path, rel) if path else rel) for rel in rels], batch_size=PARALLEL,
