@@ -260,3 +260,24 @@ def cli_for(ws_server: ServerHandle) -> Any:
         return CliResult(p.returncode, p.stdout, p.stderr)
 
     return run
+
+
+def test_unreachable_endpoint_is_kept_with_a_warning_and_its_use_fails_naming_it(client: Any, tmp_path: Path) -> None:
+    """The book's registrations of accounts this machine cannot reach stay possible (as metadata
+    until reachable); the first use says why it fails."""
+    import socket
+
+    from openaml.entities import Data, S3CredentialConfiguration, S3Datastore
+
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ds = S3Datastore(name="far_away", bucket="some-bucket", endpoint_url=f"http://127.0.0.1:{port}",
+                     credentials=S3CredentialConfiguration(access_key_id="a", secret_access_key="b"))
+    with pytest.warns(UserWarning, match="far_away.*could not be reached"):
+        client.datastores.create_or_update(ds)
+    f = tmp_path / "x.txt"
+    f.write_text("x")
+    with pytest.raises(Exception, match="far_away|127.0.0.1") as info:
+        client.data.create_or_update(Data(name="far", path=str(f), type="uri_file", datastore="far_away"))
+    assert "secret" not in str(info.value)

@@ -95,10 +95,11 @@ class AzureBlobDatastorePort(RemoteDatastore):
         from azure.storage.blob import ContainerClient
 
         conn = self.connection_string()
+        quick = {"retry_total": 0, "connection_timeout": 5, "read_timeout": 20}
         if conn is not None:
-            client = ContainerClient.from_connection_string(conn, self._container)
+            client = ContainerClient.from_connection_string(conn, self._container, **quick)
         else:
-            client = ContainerClient(self.account_url, self._container)
+            client = ContainerClient(self.account_url, self._container, **quick)
         with client:
             next(iter(client.list_blobs(results_per_page=1).by_page()), None)
 

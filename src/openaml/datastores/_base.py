@@ -68,11 +68,13 @@ class DatastorePort(ABC):
         """The secret part of the definition (kept out of :meth:`spec`); empty where there is none."""
         return {}
 
-    def probe(self) -> None:
+    def probe(self) -> str | None:
         """Prove that the datastore can be reached (called when it is registered); a folder needs nothing.
 
+        Returns None, or a warning (it could not be checked from here).
+
         Raises:
-            ValidationError: it cannot be reached, naming the datastore and the error.
+            ValidationError: it refused the check, naming the datastore and the error.
         """
         return None
 

@@ -59,21 +59,31 @@ class RemoteDatastore(DatastorePort):
     #: extra keyword arguments of the filesystem's ``get_file``
     _get_kwargs: dict[str, Any] = {}
 
-    def probe(self) -> None:
-        """Prove that the datastore can be reached with its credentials: one listing call.
+    def probe(self) -> str | None:
+        """Prove the credentials with one listing call of the bucket or container.
+
+        Returns None when it answered, or a warning when the service could not be reached at all
+        (no answer: a name that does not resolve, a refused connection, a timeout), naming the
+        datastore and the error: such a datastore is kept (as Azure ML keeps one that cannot be
+        checked from where it is registered) and its first use fails with the same reason.
 
         Raises:
-            ValidationError: the call failed (wrong credentials, no such bucket or container,
-                endpoint unreachable), naming the datastore, where it points and the service's
-                error (never the secrets).
+            ValidationError: the service answered with an error (wrong credentials, no such bucket
+                or container), naming the datastore, where it points and the service's error
+                (never the secrets).
         """
         try:
             self._probe()
         except Exception as exc:  # noqa: BLE001 - any client error is the answer to report
+            if not _answered(exc):
+                return (f"datastore {self.name!r} ({self.type}): {self._where()} could not be reached to check its "
+                        f"credentials ({_describe(exc)}); it is registered, and a job or upload using it fails "
+                        "while it cannot be reached")
             raise ValidationError(
                 f"datastore {self.name!r} ({self.type}): cannot list {self._where()}: {_describe(exc)}; "
                 "check the name, the endpoint and the credentials",
                 details={"datastore": self.name, "type": self.type, "error": _describe(exc)}) from None
+        return None
 
     #: keyword arguments of the filesystem's ``open`` for reading (block size and cache: bounded memory)
     _read_kwargs: dict[str, Any] = {}
@@ -128,6 +138,17 @@ class RemoteDatastore(DatastorePort):
     def _check_not_folder(self, path: str) -> None:
         if self.fs.isdir(self._real(path)):
             raise ValidationError(f"{self.uri(path)} is a folder; a file cannot replace it")
+
+
+def _answered(exc: BaseException) -> bool:
+    """Whether the service answered (an HTTP error: botocore's ClientError, azure's
+    HttpResponseError with a status) rather than could not be reached."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(getattr(cause, "response", None), dict) or getattr(cause, "status_code", None):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _describe(exc: BaseException) -> str:

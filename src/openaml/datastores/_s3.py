@@ -12,8 +12,6 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from fsspec.asyn import sync
-
 from openaml.datastores._remote import BLOCK, RemoteDatastore
 from openaml.errors import ValidationError
 
@@ -55,7 +53,7 @@ class S3DatastorePort(RemoteDatastore):
                 key=creds.get("access_key_id"), secret=creds.get("secret_access_key"),
                 token=creds.get("session_token"), client_kwargs=client_kwargs,
                 default_block_size=BLOCK, use_listings_cache=False, skip_instance_cache=True,
-                config_kwargs={"retries": {"max_attempts": 3, "mode": "standard"}})
+                config_kwargs={"retries": {"max_attempts": 3, "mode": "standard"}, "connect_timeout": 10})
         return self._fs
 
     @property
@@ -66,7 +64,16 @@ class S3DatastorePort(RemoteDatastore):
         return f"s3://{self._real(path)}"
 
     def _probe(self) -> None:
-        sync(self.fs.loop, self.fs._call_s3, "list_objects_v2", Bucket=self._bucket, MaxKeys=1)
+        import boto3
+        from botocore.config import Config
+
+        creds = self.credentials
+        client = boto3.client(
+            "s3", endpoint_url=self.definition.get("endpoint_url") or None,
+            region_name=self.definition.get("region") or None, aws_access_key_id=creds.get("access_key_id"),
+            aws_secret_access_key=creds.get("secret_access_key"), aws_session_token=creds.get("session_token"),
+            config=Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=20))
+        client.list_objects_v2(Bucket=self._bucket, MaxKeys=1)
 
     def _where(self) -> str:
         endpoint = self.definition.get("endpoint_url") or "AWS"

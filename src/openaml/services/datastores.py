@@ -95,6 +95,7 @@ class DatastoreService:
         from openaml.entities._base import validation_error_from_pydantic
 
         cls = datastore_class(spec.get("type"))
+        warning: str | None = None
         try:
             ds = cls.model_validate(spec)
         except pydantic.ValidationError as exc:
@@ -124,7 +125,7 @@ class DatastoreService:
             data["path"] = str(p.resolve())
         if ds.type in REMOTE_TYPES:  # proved before anything is stored: wrong credentials store nothing
             port = open_datastore({**data, "name": ds.name, "type": ds.type}, base=self.ctx.layout.root)
-            port.probe()
+            warning = port.probe()
         if ds.type == "fsspec":  # a local member in any case or chain (FILE:///x, simplecache::file:///x)
             from openaml.datastores import local_url_paths
 
@@ -139,7 +140,10 @@ class DatastoreService:
             if bool(other.get("is_default")) != want and (ds.is_default or want):
                 keep = {k: v for k, v in other.items() if k not in ("name", "type", "is_default")}
                 self.ctx.store.put_datastore(other["name"], other["type"], keep, want)
-        return self._entity(saved)
+        view = self._entity(saved)
+        if warning:
+            view["warnings"] = [warning]  # this answer only; not stored
+        return view
 
     def _other_default(self, name: str) -> bool:
         return any(d.get("is_default") and d["name"] not in (name, DEFAULT_DATASTORE)
