@@ -95,7 +95,7 @@ class AzureBlobDatastorePort(RemoteDatastore):
         from azure.storage.blob import ContainerClient
 
         conn = self.connection_string()
-        quick = {"retry_total": 0, "connection_timeout": 5, "read_timeout": 20}
+        quick: dict[str, Any] = {"retry_total": 0, "connection_timeout": 5, "read_timeout": 20}
         if conn is not None:
             client = ContainerClient.from_connection_string(conn, self._container, **quick)
         else:
