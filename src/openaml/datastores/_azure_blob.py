@@ -79,7 +79,7 @@ class AzureBlobDatastorePort(RemoteDatastore):
 
                 fs.service_client = BlobServiceClient.from_connection_string(
                     conn, max_single_put_size=BLOCK, max_block_size=3 << 20, max_single_get_size=4 << 20,
-                    max_chunk_get_size=4 << 20)
+                    max_chunk_get_size=4 << 20, retry_total=1, retry_backoff_factor=0.5, connection_timeout=10)
             self._fs = fs
         return self._fs
 

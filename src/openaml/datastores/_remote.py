@@ -11,13 +11,13 @@ from __future__ import annotations
 import io
 import os
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 from openaml.datastores._base import DatastorePort, _local_files
 from openaml.datastores._paths import safe_join
-from openaml.errors import NotFoundError, ValidationError
+from openaml.errors import NotFoundError, OpenAMLError, ValidationError
 
 __all__ = ["BLOCK", "PARALLEL", "RemoteDatastore"]
 
@@ -76,9 +76,9 @@ class RemoteDatastore(DatastorePort):
             self._probe()
         except Exception as exc:  # noqa: BLE001 - any client error is the answer to report
             if not _answered(exc):
-                return (f"datastore {self.name!r} ({self.type}): {self._where()} could not be reached to check its "
-                        f"credentials ({_describe(exc)}); it is registered, and a job or upload using it fails "
-                        "while it cannot be reached")
+                return (f"datastore {self.name!r} ({self.type}): {self._where()} could not be checked from here "
+                        f"({_describe(exc)}); it is registered, and a job or upload using it fails while that "
+                        "lasts")
             raise ValidationError(
                 f"datastore {self.name!r} ({self.type}): cannot list {self._where()}: {_describe(exc)}; "
                 "check the name, the endpoint and the credentials",
@@ -90,6 +90,12 @@ class RemoteDatastore(DatastorePort):
 
     def open(self, path: str, mode: str = "rb") -> IO[Any]:
         """As :meth:`DatastorePort.open`; reads go through a read-ahead cache of one block."""
+        try:
+            return self._open(path, mode)
+        except Exception as exc:  # noqa: BLE001
+            raise self._failed(exc) from None
+
+    def _open(self, path: str, mode: str) -> IO[Any]:
         if "r" not in mode or not self._read_kwargs:
             return super().open(path, mode)
         real = self._real(path)
@@ -101,9 +107,64 @@ class RemoteDatastore(DatastorePort):
             raise NotFoundError(f"{self.uri(path)} does not exist") from None
         return fh if "b" in mode else io.TextIOWrapper(fh, encoding="utf-8")
 
+    # ------------------------------------------------------------------ errors name the datastore
+    def _failed(self, exc: BaseException) -> OpenAMLError:
+        if isinstance(exc, OpenAMLError):
+            return exc
+        return ValidationError(f"datastore {self.name!r} ({self.type}): {self._where()}: {_describe(exc)}",
+                               details={"datastore": self.name, "type": self.type, "error": _describe(exc)})
+
+    def exists(self, path: str = "") -> bool:
+        try:
+            return super().exists(path)
+        except Exception as exc:  # noqa: BLE001 - the client's error, named
+            raise self._failed(exc) from None
+
+    def info(self, path: str = "") -> dict[str, Any]:
+        try:
+            return super().info(path)
+        except Exception as exc:  # noqa: BLE001
+            raise self._failed(exc) from None
+
+    def isdir(self, path: str = "") -> bool:
+        try:
+            return super().isdir(path)
+        except Exception as exc:  # noqa: BLE001
+            raise self._failed(exc) from None
+
+    def isfile(self, path: str = "") -> bool:
+        try:
+            return super().isfile(path)
+        except Exception as exc:  # noqa: BLE001
+            raise self._failed(exc) from None
+
+    def ls(self, path: str = "") -> list[dict[str, Any]]:
+        try:
+            return super().ls(path)
+        except Exception as exc:  # noqa: BLE001
+            raise self._failed(exc) from None
+
+    def walk(self, path: str = "") -> Iterator[tuple[str, int]]:
+        try:
+            return iter(list(super().walk(path)))  # one listing call: nothing is lost by listing first
+        except Exception as exc:  # noqa: BLE001
+            raise self._failed(exc) from None
+
+    def rm(self, path: str, recursive: bool = False) -> None:
+        try:
+            super().rm(path, recursive)
+        except Exception as exc:  # noqa: BLE001
+            raise self._failed(exc) from None
+
     # ------------------------------------------------------------------ transfers, concurrent
     def get(self, path: str, local_dest: str | os.PathLike[str]) -> int:
         """As :meth:`DatastorePort.get`, :data:`PARALLEL` files at a time."""
+        try:
+            return self._get(path, local_dest)
+        except Exception as exc:  # noqa: BLE001
+            raise self._failed(exc) from None
+
+    def _get(self, path: str, local_dest: str | os.PathLike[str]) -> int:
         dest = Path(local_dest)
         pairs: list[tuple[str, str]] = []
         for rel, _size in self.walk(path):
@@ -120,6 +181,12 @@ class RemoteDatastore(DatastorePort):
     def put(self, local_src: str | os.PathLike[str], path: str, *, move: bool = False) -> int:
         """As :meth:`DatastorePort.put`, :data:`PARALLEL` files at a time (``move`` removes nothing
         here: the staged source is the caller's to delete)."""
+        try:
+            return self._put(local_src, path)
+        except Exception as exc:  # noqa: BLE001
+            raise self._failed(exc) from None
+
+    def _put(self, local_src: str | os.PathLike[str], path: str) -> int:
         src = Path(local_src)
         if not src.exists():
             raise NotFoundError(f"{src} does not exist (nothing to put at {self.uri(path)})")
