@@ -274,7 +274,7 @@ def test_unreachable_endpoint_is_kept_with_a_warning_and_its_use_fails_naming_it
         port = s.getsockname()[1]
     ds = S3Datastore(name="far_away", bucket="some-bucket", endpoint_url=f"http://127.0.0.1:{port}",
                      credentials=S3CredentialConfiguration(access_key_id="a", secret_access_key="b"))
-    with pytest.warns(UserWarning, match="far_away.*could not be reached"):
+    with pytest.warns(UserWarning, match="far_away.*could not be checked"):
         client.datastores.create_or_update(ds)
     f = tmp_path / "x.txt"
     f.write_text("x")
