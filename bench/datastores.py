@@ -14,7 +14,9 @@ folder to and from the same server: >= 0.9.
 * servers: moto's server mode and Azurite (``scripts/install-azurite.sh``), started here on free
   loopback ports, each holding the files on disk (Azurite ``--location``) or in memory (moto).
 
-Each round does the four transfers of both peers, the order rotating; reported: the median MB/s
+One unmeasured warm-up round first (each peer writes and reads the folder once: clients,
+connection pools, the servers' first requests). Each round then does the four transfers of both
+peers, the order rotating; reported: the median MB/s
 over rounds and the median of the per-round ratios. On a loopback server the server's own CPU is
 most of the cost: the ratio says what openaml adds over the raw client, not what S3 would give.
 
@@ -126,6 +128,11 @@ def _count(_n: int) -> None:
 
 def measure(label: str, peers: list[Peer], total: int, rounds: int, scratch: Path) -> tuple[list[Row], dict[str, Any]]:
     rates: dict[tuple[str, str], list[float]] = {}
+    for peer in peers:  # warm-up, not measured: clients, connection pools, the server's first requests
+        prefix = f"warm-{uuid.uuid4().hex[:8]}"
+        peer.write(prefix)
+        peer.read(prefix, scratch / prefix)
+        shutil.rmtree(scratch / prefix, ignore_errors=True)
     for i in range(rounds):
         for peer in rotate(peers, i):
             prefix = f"run-{uuid.uuid4().hex[:8]}"
