@@ -78,7 +78,7 @@ class AzureBlobDatastorePort(RemoteDatastore):
                 from azure.storage.blob.aio import BlobServiceClient
 
                 fs.service_client = BlobServiceClient.from_connection_string(
-                    conn, max_single_put_size=BLOCK, max_block_size=3 << 20, max_single_get_size=4 << 20,
+                    conn, max_single_put_size=8 << 20, max_block_size=3 << 20, max_single_get_size=4 << 20,
                     max_chunk_get_size=4 << 20, retry_total=1, retry_backoff_factor=0.5, connection_timeout=10)
             self._fs = fs
         return self._fs
