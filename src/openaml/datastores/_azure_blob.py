@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from openaml.datastores._remote import BLOCK, RemoteDatastore
+from openaml.datastores._remote import RemoteDatastore
 from openaml.errors import ValidationError
 
 __all__ = ["AzureBlobDatastorePort"]
