@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
+# Azurite (npm) for the azure_blob datastore tests; moto's S3 server comes with the test extra
+bash scripts/install-azurite.sh
 echo "== ruff" >&2
 .venv/bin/ruff check src tests $( [ -d bench ] && echo bench )
 echo "== mypy" >&2

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.object_stores import azurite, moto_s3  # noqa: F401 - session fixtures: S3 and Azure Blob servers
+
 REPO = Path(__file__).resolve().parents[1]
 TEST_DATA = REPO / "tests" / "data"
 EXAMPLES = REPO / "examples"

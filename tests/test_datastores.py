@@ -271,18 +271,37 @@ def test_job_inputs_and_outputs_go_through_the_datastore_port(ml_client, server,
 
 def test_input_on_a_metadata_only_datastore_is_refused_naming_it(ml_client):
     from openaml import Input, command
-    from openaml.entities import AccountKeyConfiguration, AzureBlobDatastore
+    from openaml.entities import AccountKeyConfiguration, AzureFileDatastore
 
-    ml_client.datastores.create_or_update(AzureBlobDatastore(
-        name="blob_meta", account_name="acct", container_name="c",
+    ml_client.datastores.create_or_update(AzureFileDatastore(
+        name="file_meta", account_name="acct", file_share_name="c",
         credentials=AccountKeyConfiguration(account_key="SECRET")))
     job = command(command="ls ${{inputs.d}}", environment="AzureML-sklearn-1.5@latest",
-                  inputs={"d": Input(type="uri_folder", path="azureml://datastores/blob_meta/paths/x")})
+                  inputs={"d": Input(type="uri_folder", path="azureml://datastores/file_meta/paths/x")})
     with pytest.raises(ValidationError) as info:
         ml_client.jobs.create_or_update(job)
     msg = info.value.message
-    assert "'blob_meta'" in msg and "azure_blob" in msg and "supported datastore types: local" in msg
+    assert "'file_meta'" in msg and "azure_file" in msg and "supported datastore types: azure_blob, local, s3" in msg
     assert "SECRET" not in msg
+
+
+def test_input_on_an_unreachable_blob_account_is_refused_naming_it(ml_client):
+    """The book's account (not reachable from here) registers with a warning; a job reading it is
+    refused at submission naming the datastore and the error, without the key."""
+    from openaml import Input, command
+    from openaml.entities import AccountKeyConfiguration, AzureBlobDatastore
+
+    with pytest.warns(UserWarning, match="blob_far.*could not be checked"):
+        ml_client.datastores.create_or_update(AzureBlobDatastore(
+            name="blob_far", account_name="acct", container_name="c",
+            credentials=AccountKeyConfiguration(account_key="U0VDUkVULUtFWQ==")))
+    job = command(command="ls ${{inputs.d}}", environment="AzureML-sklearn-1.5@latest",
+                  inputs={"d": Input(type="uri_folder", path="azureml://datastores/blob_far/paths/x")})
+    with pytest.raises(ValidationError) as info:
+        ml_client.jobs.create_or_update(job)
+    msg = info.value.message
+    assert "'blob_far'" in msg and "azure_blob" in msg and "acct.blob.core.windows.net" in msg
+    assert "U0VDUkVULUtFWQ==" not in msg
 
 
 def test_code_upload_says_which_links_it_leaves_out(cli, tmp_path):

@@ -294,6 +294,14 @@ class DatastoreRecord(TypedDict, total=False):
     is_default: bool
     local_path: str
     credentials: dict[str, Any]
+    bucket: str
+    endpoint_url: str
+    region: str
+    account_name: str
+    container_name: str
+    endpoint: str
+    protocol: str
+    warnings: list[str]  # the answer to a create only (e.g. it could not be checked from here)
     tags: dict[str, Any]  # free-form
     properties: dict[str, Any]  # free-form
 

@@ -1,8 +1,10 @@
 """The datastore port's contract, run on every registered backend (issue 11 item 3).
 
 Each backend in ``openaml.datastores.BACKENDS`` needs a factory in ``FACTORIES`` below (the test
-``test_every_registered_backend_has_a_factory`` fails otherwise), so S3 or Azure Blob (issue 12)
-runs the same assertions, with no backend-specific skips. One more parameter, ``memory-test``
+``test_every_registered_backend_has_a_factory`` fails otherwise), so S3 (a moto server) and Azure
+Blob (Azurite) run the same assertions as the folder backend, with no backend-specific skips (the
+servers come from ``tests/object_stores.py``: a test skips when its server cannot be started,
+and fails under CI=true). One more parameter, ``memory-test``
 (fsspec's in-memory filesystem, not a registered type), holds the port's generic code to the same
 contract on a filesystem without local paths.
 """
@@ -21,7 +23,7 @@ from openaml.datastores import BACKENDS, DatastorePort, open_datastore, supporte
 from openaml.errors import NotFoundError, PathEscapeError, UnsupportedError, ValidationError
 
 
-def _local(tmp: Path) -> DatastorePort:
+def _local(request: pytest.FixtureRequest, tmp: Path) -> DatastorePort:
     folder = tmp / "local-datastore"
     folder.mkdir()
     return open_datastore({"name": "contract", "type": "local", "path": str(folder)})
@@ -50,12 +52,22 @@ class _MemoryDatastore(DatastorePort):
         return self._root
 
 
+def _s3(request: pytest.FixtureRequest, tmp: Path) -> DatastorePort:
+    return open_datastore(request.getfixturevalue("moto_s3").definition("contract"))
+
+
+def _azure_blob(request: pytest.FixtureRequest, tmp: Path) -> DatastorePort:
+    return open_datastore(request.getfixturevalue("azurite").definition("contract"))
+
+
 def _memory(tmp: Path) -> DatastorePort:
     return _MemoryDatastore("contract", {"prefix": f"contract-{tmp.name}"})
 
 
-#: datastore type -> a function making an empty datastore of that type under a temporary folder
-FACTORIES: dict[str, Callable[[Path], DatastorePort]] = {"local": _local}
+#: datastore type -> a function making an empty datastore of that type (a temporary folder, a new
+#: bucket of the session's moto server, a new container of the session's Azurite)
+FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], DatastorePort]] = {
+    "local": _local, "s3": _s3, "azure_blob": _azure_blob}
 
 
 @pytest.fixture(params=[*sorted(BACKENDS), "memory-test"])
@@ -65,7 +77,7 @@ def port(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DatastorePo
         yield made
         made.fs.rm(made.root, recursive=True)
         return
-    yield FACTORIES[request.param](tmp_path)
+    yield FACTORIES[request.param](request, tmp_path)
 
 
 def test_every_registered_backend_has_a_factory() -> None:
@@ -142,7 +154,15 @@ def test_uri_and_url(port: DatastorePort) -> None:
     with port.open("same.txt", "wb") as fh:
         fh.write(b"1")
     if port.type in BACKENDS:
-        assert open_datastore(port.spec()).exists("same.txt")
+        secrets = {"credentials": port.credentials} if port.credentials else {}
+        assert open_datastore({**port.spec(), **secrets}).exists("same.txt")
+
+
+def test_spec_and_repr_hold_no_secret(port: DatastorePort) -> None:
+    spec = port.spec()
+    assert "credentials" not in spec
+    for secret in port.credentials.values():
+        assert str(secret) not in repr(spec) and str(secret) not in repr(port)
 
 
 def test_local_path_is_given_only_by_local_backends(port: DatastorePort) -> None:

@@ -63,6 +63,21 @@ class DatastorePort(ABC):
         self.name = name
         self.definition = dict(definition)
 
+    @property
+    def credentials(self) -> dict[str, Any]:
+        """The secret part of the definition (kept out of :meth:`spec`); empty where there is none."""
+        return {}
+
+    def probe(self) -> str | None:
+        """Prove that the datastore can be reached (called when it is registered); a folder needs nothing.
+
+        Returns None, or a warning (it could not be checked from here).
+
+        Raises:
+            ValidationError: it refused the check, naming the datastore and the error.
+        """
+        return None
+
     # ------------------------------------------------------------------ the backend's part
     @property
     @abstractmethod

@@ -15,6 +15,8 @@ __all__ = ["BACKENDS", "backend_class", "open_datastore", "supported_types"]
 #: datastore ``type`` -> ``"module:Class"`` of its :class:`DatastorePort`; a new backend is one line
 BACKENDS: dict[str, str] = {
     "local": "openaml.datastores._local:LocalDatastore",
+    "s3": "openaml.datastores._s3:S3DatastorePort",
+    "azure_blob": "openaml.datastores._azure_blob:AzureBlobDatastorePort",
 }
 
 

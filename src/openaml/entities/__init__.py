@@ -33,6 +33,8 @@ if TYPE_CHECKING:
         CertificateConfiguration,
         Datastore,
         NoneCredentialConfiguration,
+        S3CredentialConfiguration,
+        S3Datastore,
         SasTokenConfiguration,
         ServicePrincipalConfiguration,
     )
@@ -93,7 +95,7 @@ _EXPORTS: dict[str, str] = {
     **{n: "openaml.entities._datastore" for n in (
         "AccountKeyConfiguration", "AzureBlobDatastore", "AzureDataLakeGen1Datastore", "AzureDataLakeGen2Datastore",
         "AzureFileDatastore", "CertificateConfiguration", "Datastore", "NoneCredentialConfiguration",
-        "SasTokenConfiguration", "ServicePrincipalConfiguration")},
+        "SasTokenConfiguration", "ServicePrincipalConfiguration", "S3CredentialConfiguration", "S3Datastore")},
     "Workspace": "openaml.entities._workspace",
 }
 
@@ -145,6 +147,8 @@ __all__ = [
     "ProbeSettings",
     "RecurrencePattern",
     "RecurrenceTrigger",
+    "S3CredentialConfiguration",
+    "S3Datastore",
     "SasTokenConfiguration",
     "ServicePrincipalConfiguration",
     "Workspace",

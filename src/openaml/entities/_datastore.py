@@ -3,8 +3,9 @@
 Azure ML v2 datastore YAML (``azureBlob``, ``azureFile``, ``azureDataLakeGen1``,
 ``azureDataLakeGen2`` schemas) loads unchanged: ``credentials`` is a mapping whose keys say which
 credential it is (``account_key``; ``sas_token``; ``tenant_id``/``client_id``/``client_secret``;
-``certificate``/``thumbprint``; empty or absent for identity-based access). Only ``local`` and
-``fsspec`` datastores hold files here; the Azure types are kept as metadata (spec section 9).
+``certificate``/``thumbprint``; empty or absent for identity-based access). ``local``, ``s3`` (an
+openaml extension), ``azure_blob`` and ``fsspec`` datastores hold files here; the other Azure types
+are kept as metadata (spec section 9).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ __all__ = [
     "Datastore",
     "DatastoreCredentials",
     "NoneCredentialConfiguration",
+    "S3CredentialConfiguration",
+    "S3Datastore",
     "SasTokenConfiguration",
     "ServicePrincipalConfiguration",
     "datastore_class",
@@ -84,6 +87,17 @@ class CertificateConfiguration(_Credential):
     _secret_fields: ClassVar[tuple[str, ...]] = ("certificate",)
 
 
+class S3CredentialConfiguration(_Credential):
+    """S3 access key (openaml extension, ``type: s3`` datastores): ``credentials: {access_key_id: ...,
+    secret_access_key: ...}`` (+ ``session_token`` for temporary keys)."""
+
+    type: Literal["access_key"] = "access_key"
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    _secret_fields: ClassVar[tuple[str, ...]] = ("secret_access_key", "session_token")
+
+
 class NoneCredentialConfiguration(_Credential):
     """No stored secret: identity-based access (an empty ``credentials`` mapping)."""
 
@@ -91,12 +105,12 @@ class NoneCredentialConfiguration(_Credential):
 
 
 DatastoreCredentials = (AccountKeyConfiguration | SasTokenConfiguration | ServicePrincipalConfiguration
-                        | CertificateConfiguration | NoneCredentialConfiguration)
+                        | CertificateConfiguration | S3CredentialConfiguration | NoneCredentialConfiguration)
 
 _CREDENTIAL_TYPES: dict[str, type[_Credential]] = {
     "account_key": AccountKeyConfiguration, "sas": SasTokenConfiguration,
     "service_principal": ServicePrincipalConfiguration, "certificate": CertificateConfiguration,
-    "none": NoneCredentialConfiguration,
+    "access_key": S3CredentialConfiguration, "none": NoneCredentialConfiguration,
 }
 # Azure's REST spelling of the credential types, accepted on input
 _TYPE_ALIASES = {"accountkey": "account_key", "sas_token": "sas", "servicePrincipal": "service_principal",
@@ -112,6 +126,8 @@ def _credential_type(v: dict[str, Any]) -> str:
         return "account_key"
     if "sas_token" in v:
         return "sas"
+    if "access_key_id" in v or "secret_access_key" in v:
+        return "access_key"
     if "certificate" in v or "thumbprint" in v:
         return "certificate"
     if "client_secret" in v or "client_id" in v or "tenant_id" in v:
@@ -133,7 +149,7 @@ def credentials_from(v: Any) -> Any:
         raise ValueError(
             f"credentials {sorted(v)} match no credential kind; give one of: account_key; sas_token; "
             "tenant_id + client_id + client_secret; certificate + thumbprint (+ tenant_id, client_id); "
-            "or an empty mapping for identity-based access")
+            "access_key_id + secret_access_key (s3); or an empty mapping for identity-based access")
     body = {k: x for k, x in v.items() if k != "type"}
     return cls.model_validate(body)
 
@@ -155,7 +171,7 @@ class Datastore(Entity):
     """
 
     name: str
-    type: Literal["local", "fsspec", "azure_blob", "azure_file", "azure_data_lake_gen1",
+    type: Literal["local", "fsspec", "s3", "azure_blob", "azure_file", "azure_data_lake_gen1",
                   "azure_data_lake_gen2", "one_lake", "hdfs"] = "local"
     description: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
@@ -169,6 +185,9 @@ class Datastore(Entity):
     store_name: str | None = None
     endpoint: str | None = None
     protocol: str | None = None
+    bucket: str | None = None
+    endpoint_url: str | None = None
+    region: str | None = None
     credentials: DatastoreCredentials | None = None
     is_default: bool = False
     id: str | None = None
@@ -187,6 +206,16 @@ class AzureBlobDatastore(Datastore):
     container_name: str  # type: ignore[assignment]
     endpoint: str | None = AZURE_STORAGE_ENDPOINT
     protocol: str | None = "https"
+
+
+class S3Datastore(Datastore):
+    """An S3 bucket (openaml extension): ``bucket``; ``endpoint_url`` for an S3-compatible server
+    (MinIO, Ceph, a local S3 API), ``region``; credentials ``access_key_id`` + ``secret_access_key``
+    (:class:`S3CredentialConfiguration`), or none for boto's default chain (environment,
+    ``~/.aws``, instance role) of the server and the job's runner."""
+
+    type: Literal["s3"] = "s3"  # type: ignore[assignment]
+    bucket: str  # type: ignore[assignment]
 
 
 class AzureFileDatastore(Datastore):
@@ -218,7 +247,7 @@ class AzureDataLakeGen2Datastore(Datastore):
 
 
 _CLASSES: dict[str, type[Datastore]] = {
-    "azure_blob": AzureBlobDatastore, "azure_file": AzureFileDatastore,
+    "s3": S3Datastore, "azure_blob": AzureBlobDatastore, "azure_file": AzureFileDatastore,
     "azure_data_lake_gen1": AzureDataLakeGen1Datastore, "azure_data_lake_gen2": AzureDataLakeGen2Datastore,
 }
 

@@ -30,4 +30,13 @@ class DatastoreOperations:
         return next(d for d in self.list() if d.is_default)
 
     def create_or_update(self, datastore: Datastore, **kwargs: Any) -> Datastore:
-        return _entity(self._t.put(f"/datastores/{datastore.name}", json=datastore.to_dict()))
+        """Register (or replace) a datastore. An ``s3`` or ``azure_blob`` one is checked by the server
+        with one listing call: refused (ValidationError naming it and the service's error) when the
+        service rejects the credentials or lacks the bucket/container; a warning (``UserWarning``)
+        when the service could not be reached from the server."""
+        import warnings
+
+        result = self._t.put(f"/datastores/{datastore.name}", json=datastore.to_dict())
+        for w in result.get("warnings") or []:
+            warnings.warn(w, UserWarning, stacklevel=2)
+        return _entity(result)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from openaml._templates import check_references
-from openaml.constants import DATA_TYPES, DEFAULT_DATASTORE, MODEL_TYPES, UPLOAD_AREA
+from openaml.constants import DATA_TYPES, MODEL_TYPES, UPLOAD_AREA
 from openaml.datastores import (
     DatastorePort,
     LocalDatastore,
@@ -256,12 +256,13 @@ def resolve_outputs(ctx: WorkspaceContext, job_name: str, outputs: dict[str, dic
     non-secret definition and the ``path`` in it (the runner ``put``s the output there when the job
     succeeds), ``local_path`` where the datastore has one (model and data registration read it)."""
     out: dict[str, Any] = {}
+    default_ds = ctx.services["datastores"].default_name()  # workspaceblobstore unless another is_default
     for name, o in outputs.items():
         field = f"outputs.{name}"
         typ = o.get("type") or "uri_folder"
         path = o.get("path")
         if path:
-            path = str(path).replace("${{name}}", job_name).replace("${{default_datastore}}", DEFAULT_DATASTORE)
+            path = str(path).replace("${{name}}", job_name).replace("${{default_datastore}}", default_ds)
             if parse_datastore_uri(path) is None:
                 errors.add(field, f"path {path!r} must be an azureml://datastores/<name>/paths/<path> URI")
                 continue
@@ -269,7 +270,7 @@ def resolve_outputs(ctx: WorkspaceContext, job_name: str, outputs: dict[str, dic
             rel = f"azureml/{job_name}/{name}/"
             if typ == "uri_file":
                 rel += name
-            path = f"azureml://datastores/{o.get('datastore') or DEFAULT_DATASTORE}/paths/{rel}"
+            path = f"azureml://datastores/{o.get('datastore') or default_ds}/paths/{rel}"
         try:
             located = ctx.services["datastores"].locate(path.rstrip("/") if typ != "uri_file" else path)
             assert located is not None  # a datastore URI always has a port

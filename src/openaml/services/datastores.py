@@ -27,7 +27,10 @@ from openaml.errors import NotFoundError, ValidationError
 from openaml.records import DatastoreRecord
 from openaml.services._context import WorkspaceContext
 
-__all__ = ["DatastoreService"]
+__all__ = ["DatastoreService", "REMOTE_TYPES"]
+
+#: datastore types whose files are in an object store reached with the stored credentials
+REMOTE_TYPES = ("s3", "azure_blob")
 
 
 class DatastoreService:
@@ -65,11 +68,23 @@ class DatastoreService:
                 return self._entity(d)
         return self.get(DEFAULT_DATASTORE)
 
+    def default_name(self) -> str:
+        """The name of the workspace's default datastore (``workspaceblobstore`` unless another one
+        was registered with ``is_default: true``): where uploads and outputs without a datastore go."""
+        for d in self.ctx.store.list_datastores():
+            if d.get("is_default"):
+                return str(d["name"])
+        return DEFAULT_DATASTORE
+
     def create_or_update(self, spec: dict[str, Any]) -> DatastoreRecord:
-        """Register a datastore. ``local`` needs ``path`` (an existing folder); the Azure types
-        (azure_blob, azure_file, azure_data_lake_gen1/gen2) are validated as azure-ai-ml does and kept
-        as metadata with their credentials (their files cannot be reached from here and jobs using them
-        fail with that reason). The credentials are stored under the one key ``credentials``.
+        """Register a datastore. ``local`` needs ``path`` (an existing folder); ``s3`` and
+        ``azure_blob`` are proved first by one listing call with the given credentials
+        (:meth:`~openaml.datastores.DatastorePort.probe`), so wrong credentials, a missing bucket or
+        container or an unreachable endpoint fail here, naming the datastore and the service's
+        error, and nothing is stored; the other Azure types (azure_file, azure_data_lake_gen1/gen2)
+        are validated as azure-ai-ml does and kept as metadata with their credentials (jobs using
+        them fail with that reason). The credentials are stored encrypted under the one key
+        ``credentials`` and never returned.
 
         An update that sends the same credential kind without its secret (a ``get`` result sent back)
         keeps the stored secret, as the secret is never returned.
@@ -80,6 +95,7 @@ class DatastoreService:
         from openaml.entities._base import validation_error_from_pydantic
 
         cls = datastore_class(spec.get("type"))
+        warning: str | None = None
         try:
             ds = cls.model_validate(spec)
         except pydantic.ValidationError as exc:
@@ -107,12 +123,31 @@ class DatastoreService:
                 raise ValidationError(f"field 'path': folder {ds.path!r} cannot be made: {exc.strerror or exc}",
                                       details={"field": "path", "value": ds.path}) from None
             data["path"] = str(p.resolve())
+        if ds.type in REMOTE_TYPES:  # proved before anything is stored: wrong credentials store nothing
+            port = open_datastore({**data, "name": ds.name, "type": ds.type}, base=self.ctx.layout.root)
+            warning = port.probe()
         if ds.type == "fsspec":  # a local member in any case or chain (FILE:///x, simplecache::file:///x)
             from openaml.datastores import local_url_paths
 
             for member in local_url_paths(ds.url or ""):
                 self._check_allowed_root(Path(member or ".").expanduser().absolute(), ds.url or "")
-        return self._entity(self.ctx.store.put_datastore(ds.name, ds.type, data, ds.is_default))
+        saved = self.ctx.store.put_datastore(ds.name, ds.type, data, ds.is_default)
+        # one default: the one registered last with is_default: true, else workspaceblobstore again
+        for other in self.ctx.store.list_datastores():
+            if other["name"] == ds.name:
+                continue
+            want = not ds.is_default and other["name"] == DEFAULT_DATASTORE and not self._other_default(ds.name)
+            if bool(other.get("is_default")) != want and (ds.is_default or want):
+                keep = {k: v for k, v in other.items() if k not in ("name", "type", "is_default")}
+                self.ctx.store.put_datastore(other["name"], other["type"], keep, want)
+        view = self._entity(saved)
+        if warning:
+            view["warnings"] = [warning]  # this answer only; not stored
+        return view
+
+    def _other_default(self, name: str) -> bool:
+        return any(d.get("is_default") and d["name"] not in (name, DEFAULT_DATASTORE)
+                   for d in self.ctx.store.list_datastores())
 
     def _keep_secrets(self, name: str, creds: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -194,18 +229,35 @@ class DatastoreService:
             NotFoundError: unknown datastore. UnsupportedError: a type without a file backend here
                 (naming the datastore, its type and the supported types).
         """
-        return open_datastore(self.definition(name), base=self.ctx.layout.root)
+        return open_datastore(self.definition(name, secrets=True), base=self.ctx.layout.root)
 
-    def definition(self, name: str) -> dict[str, Any]:
-        """``{"name", "type", ...}``: the datastore's fields without credentials (what a runner
-        needs to open it; local paths absolute).
+    def with_secrets(self, definition: dict[str, Any]) -> dict[str, Any]:
+        """A datastore definition as a job's row keeps it (no secrets), with the stored credentials
+        of an object-store datastore added: what the job's runner opens (given with its spec over
+        HTTP, never written to the job's row or folder). Other definitions come back as they are.
+
+        Raises:
+            NotFoundError: the datastore is gone.
+        """
+        if definition.get("type") not in REMOTE_TYPES:
+            return definition
+        creds = self.ctx.store.get_datastore(str(definition["name"])).get("credentials")
+        return {**definition, "credentials": creds} if creds else definition
+
+    def definition(self, name: str, *, secrets: bool = False) -> dict[str, Any]:
+        """``{"name", "type", ...}``: the datastore's fields without credentials (what a job's row
+        keeps; local paths absolute); with ``secrets=True`` an object-store datastore's stored
+        ``credentials`` too (what the server's own port uses).
 
         Raises:
             NotFoundError: unknown datastore. ValidationError: a local datastore registered before the
                 rule of :meth:`_check_no_secrets` on a folder holding the workspace's secrets (it is
                 not opened: every job and reader would see them); re-register it elsewhere.
         """
-        d = self._definition(self.ctx.store.get_datastore(name))
+        stored = self.ctx.store.get_datastore(name)
+        d = self._definition(stored)
+        if secrets and stored.get("type") in REMOTE_TYPES and stored.get("credentials"):
+            d["credentials"] = stored["credentials"]
         if d["type"] == "local" and d["name"] != DEFAULT_DATASTORE:
             self._check_no_secrets(Path(d["path"]), d["path"])
         return d

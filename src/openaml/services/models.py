@@ -291,10 +291,36 @@ class ModelService:
                                   "runs:/<run_id>/<path>", details={"field": "path"})
         if version is not None:
             self._check_new(model.name, version)
-        local, base, job_name = self._resolve_path(model.path)
-        return self._register(model.name, version, model.type, local, base, shown=model.path,
-                              description=model.description, tags=model.tags, properties=model.properties,
-                              stage=model.stage, job_name=model.job_name or job_name)
+        fetched = self._fetch_remote(model.path)  # an object-store datastore's files: copied here first
+        try:
+            local, base, job_name = fetched or self._resolve_path(model.path)
+            return self._register(model.name, version, model.type, local, base, shown=model.path,
+                                  description=model.description, tags=model.tags, properties=model.properties,
+                                  stage=model.stage, job_name=model.job_name or job_name)
+        finally:
+            if fetched is not None:
+                shutil.rmtree(fetched[0].parent, ignore_errors=True)
+
+    def _fetch_remote(self, path: str) -> tuple[Path, str, str | None] | None:
+        """For a datastore (or named job output) URI on a datastore without local files (``s3``,
+        ``azure_blob``): its files downloaded through the port into a staging folder of the
+        workspace (streamed), as ``(local path, name to keep, job name)``; None for other paths."""
+        if parse_datastore_uri(path) is None and parse_job_output_uri(path) is None:
+            return None
+        try:
+            located = self.ctx.services["datastores"].locate(path)
+        except OpenAMLError:
+            return None  # reported by _resolve_path with its own message
+        if located is None or located[0].has_local_path:
+            return None
+        port, rel = located
+        if not port.exists(rel):
+            raise NotFoundError(f"model path {path!r} does not exist", details={"field": "path", "value": path})
+        job_uri = parse_job_output_uri(path)
+        base = _safe_base(_last(rel) or (job_uri.output if job_uri else ""), "")
+        stage = self.ctx.layout.uploads / f"model-{uuid.uuid4().hex}"
+        port.get(rel, stage / base)
+        return stage / base, base, job_uri.job if job_uri else None
 
     def register_from_path(self, name: str, version: str | int | None, type: str, local_path: str | Path,
                            description: str | None = None, tags: dict[str, str] | None = None,

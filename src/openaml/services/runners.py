@@ -54,7 +54,11 @@ def register_outputs(ctx: WorkspaceContext, job: dict[str, Any]) -> str | None:
         if not reg:
             continue
         try:
-            if out["type"] in ("custom_model", "mlflow_model", "triton_model"):
+            if out["type"] in ("custom_model", "mlflow_model", "triton_model") and out.get("local_path") is None:
+                ctx.services["models"].create_or_update({  # an object-store datastore: fetched by the service
+                    "name": reg["name"], "version": reg.get("version"), "type": out["type"], "path": out["uri"],
+                    "description": reg.get("description"), "job_name": job["name"]})
+            elif out["type"] in ("custom_model", "mlflow_model", "triton_model"):
                 ctx.services["models"].register_from_path(
                     reg["name"], reg.get("version"), out["type"], out["local_path"], reg.get("description"),
                     {}, job["name"])
@@ -108,8 +112,9 @@ class RunnerService:
             "compute": row["compute"],
             "command": rt.get("command") or spec["command"],  # a kind may run its own command (parallel)
             "code_dir": rt.get("code_dir"),
-            "inputs": rt.get("inputs") or {},
-            "outputs": rt.get("outputs") or {},
+            # object-store datastores come with their credentials (this answer only; not on the row)
+            "inputs": self._with_secrets(rt.get("inputs") or {}),
+            "outputs": self._with_secrets(rt.get("outputs") or {}),
             "environment": rt.get("environment") or {"kind": "base"},
             "environment_variables": spec.get("environment_variables") or {},
             "resources": rt["resources"] if "resources" in rt else spec.get("resources") or {},
@@ -125,6 +130,11 @@ class RunnerService:
             # the token its command gets (scope "job": its run, its record; never the runner routes)
             "command_token": self.ctx.services["users"].job_token(row),
         }
+
+    def _with_secrets(self, entries: dict[str, Any]) -> dict[str, Any]:
+        datastores = self.ctx.services["datastores"]
+        return {k: {**v, "datastore": datastores.with_secrets(v["datastore"])} if v.get("datastore") else v
+                for k, v in entries.items()}
 
     def _workspace_id(self) -> str | None:
         try:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import anyio
 
-from openaml.constants import DEFAULT_DATASTORE, UPLOAD_AREA
-from openaml.datastores import safe_extract_tar
+from openaml.constants import UPLOAD_AREA
+from openaml.datastores import DatastorePort, safe_extract_tar
 from openaml.errors import ValidationError
 from openaml.records import UploadRecord
 from openaml.services._context import WorkspaceContext
@@ -90,20 +90,35 @@ class UploadService:
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(stage, dest)
                 return {"code_id": digest, "files": count}
-            ds_name = datastore or DEFAULT_DATASTORE
+            ds_name = datastore or self.ctx.services["datastores"].default_name()
             port = self.ctx.services["datastores"].port(ds_name)
             rel = f"{UPLOAD_AREA}/{digest}/{name}"
             # content-addressed: an existing folder holds the same files; else the staged files go
-            # through the datastore's port (a local folder renames them into place in one step)
+            # through the datastore's port (a local folder renames them into place in one step; an
+            # object store has no rename, so a marker written after the last file says it is whole)
             place = f"{UPLOAD_AREA}/{digest}" if is_file else rel
-            if not await anyio.to_thread.run_sync(port.exists, place):
+            done = f"{UPLOAD_AREA}/{digest}{COMPLETE_SUFFIX}"
+            whole = await anyio.to_thread.run_sync(
+                lambda: port.exists(place) and (port.has_local_path or port.exists(done)))
+            if not whole:
                 src = next(stage.iterdir()) if is_file else stage  # a file upload holds one file
                 await anyio.to_thread.run_sync(lambda: port.put(src, rel, move=True))
+                if not port.has_local_path:
+                    await anyio.to_thread.run_sync(lambda: _write_marker(port, done))
             return {"uri": f"azureml://datastores/{ds_name}/paths/{rel}", "files": count, "is_file": is_file}
         finally:
             if stage.exists():
                 await anyio.to_thread.run_sync(lambda: shutil.rmtree(stage, ignore_errors=True))
             stage.with_suffix(".tar").unlink(missing_ok=True)
+
+
+#: beside ``LocalUpload/<hash>/`` on an object-store datastore: the upload of that content is whole
+COMPLETE_SUFFIX = ".complete"
+
+
+def _write_marker(port: DatastorePort, path: str) -> None:
+    with port.open(path, "wb") as fh:
+        fh.write(b"ok\n")
 
 
 def _extract_and_hash(tar_path: Path, stage: Path, is_file: bool) -> tuple[int, str]:

@@ -1,0 +1,107 @@
+"""The ``type: azure_blob`` datastore: a container of Azure Blob Storage (or Azurite), through adlfs.
+
+Definition as Azure ML's ``AzureBlobDatastore``: ``account_name``, ``container_name``, ``endpoint``
+(the storage suffix, ``core.windows.net`` by default) and ``protocol`` (``https``); the account's
+blob URL is ``<protocol>://<account_name>.blob.<endpoint>``. An ``endpoint`` that is itself a URL
+(``http://127.0.0.1:10000/devstoreaccount1``: Azurite, a private endpoint) is used as the account's
+blob URL as it is (an openaml extension). Credentials: ``{account_key}``, ``{sas_token}``, or none
+(identity-based: azure-identity's default chain where installed, else anonymous read).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from openaml.datastores._remote import RemoteDatastore
+from openaml.errors import ValidationError
+
+__all__ = ["AzureBlobDatastorePort"]
+
+
+class AzureBlobDatastorePort(RemoteDatastore):
+    """A blob container (``adlfs.AzureBlobFileSystem``); paths are blob names under the container.
+
+    Raises (constructor):
+        ValidationError: no ``account_name`` or ``container_name``.
+    """
+
+    type = "azure_blob"
+    _put_kwargs = {"max_concurrency": 2}
+    _read_kwargs = {"block_size": 2 << 20, "cache_type": "readahead"}
+
+    def __init__(self, name: str, definition: Mapping[str, Any], *, base: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(name, definition, base=base)
+        for field in ("account_name", "container_name"):
+            if not self.definition.get(field):
+                raise ValidationError(f"azure_blob datastore {name!r} needs {field!r}", details={"field": field})
+        self._container = str(self.definition["container_name"]).strip("/")
+        self._fs: Any = None
+
+    @property
+    def account_url(self) -> str:
+        """``<protocol>://<account>.blob.<endpoint>``, or ``endpoint`` when it is a URL itself."""
+        endpoint = str(self.definition.get("endpoint") or "core.windows.net")
+        if "://" in endpoint:
+            return endpoint.rstrip("/")
+        protocol = str(self.definition.get("protocol") or "https")
+        return f"{protocol}://{self.definition['account_name']}.blob.{endpoint}"
+
+    def connection_string(self) -> str | None:
+        """The account's connection string with its key or SAS; None for identity-based access."""
+        creds = self.credentials
+        protocol = self.account_url.split("://", 1)[0]
+        parts = [f"BlobEndpoint={self.account_url}"]
+        if creds.get("account_key"):
+            parts = [f"DefaultEndpointsProtocol={protocol}", f"AccountName={self.definition['account_name']}",
+                     f"AccountKey={creds['account_key']}", *parts]
+        elif creds.get("sas_token"):
+            parts.append(f"SharedAccessSignature={str(creds['sas_token']).lstrip('?')}")
+        else:
+            return None
+        return ";".join(parts) + ";"
+
+    @property
+    def fs(self) -> Any:
+        if self._fs is None:
+            import adlfs
+
+            conn = self.connection_string()
+            kwargs: dict[str, Any] = {"blocksize": 4 << 20, "use_listings_cache": False, "skip_instance_cache": True}
+            if conn is not None:
+                kwargs["connection_string"] = conn
+            else:
+                kwargs.update(account_name=str(self.definition["account_name"]), anon=None)
+            fs = adlfs.AzureBlobFileSystem(**kwargs)
+            if conn is not None:  # the same client, with block sizes that bound memory (see _remote)
+                from azure.storage.blob.aio import BlobServiceClient
+
+                fs.service_client = BlobServiceClient.from_connection_string(
+                    conn, max_single_put_size=8 << 20, max_block_size=3 << 20, max_single_get_size=4 << 20,
+                    max_chunk_get_size=4 << 20, retry_total=1, retry_backoff_factor=0.5, connection_timeout=10)
+            self._fs = fs
+        return self._fs
+
+    @property
+    def root(self) -> str:
+        return self._container
+
+    def url(self, path: str = "") -> str:
+        rel = self._real(path)[len(self._container):].lstrip("/")
+        return f"{self.account_url}/{self._container}/{rel}"
+
+    def _probe(self) -> None:
+        from azure.storage.blob import ContainerClient
+
+        conn = self.connection_string()
+        quick: dict[str, Any] = {"retry_total": 0, "connection_timeout": 5, "read_timeout": 20}
+        if conn is not None:
+            client = ContainerClient.from_connection_string(conn, self._container, **quick)
+        else:
+            client = ContainerClient(self.account_url, self._container, **quick)
+        with client:
+            next(iter(client.list_blobs(results_per_page=1).by_page()), None)
+
+    def _where(self) -> str:
+        return f"container {self._container!r} of {self.account_url}"
