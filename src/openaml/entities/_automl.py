@@ -10,7 +10,7 @@ said); the server repeats the checks and the data checks (:mod:`openaml.automl._
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -30,9 +30,8 @@ __all__ = [
 TASKS = ("classification", "regression", "forecasting")
 
 
-class _StrEnum(str, Enum):
-    def __str__(self) -> str:
-        return str(self.value)
+class _StrEnum(StrEnum):
+    pass
 
 
 class ClassificationPrimaryMetrics(_StrEnum):
@@ -337,8 +336,12 @@ class AutoMLJob(Job):
                   "cv_split_column_names": cv_split_column_names, "test_data": test_data,
                   "test_data_size": test_data_size}
         for k, v in values.items():
-            if v is not None:
-                setattr(self, k, self.__class__.model_validate({"task": self.task, k: v}).__dict__[k])
+            if v is None:
+                continue
+            if k in ("training_data", "validation_data", "test_data"):
+                v = type(self)._data(v)
+                v = Input.model_validate(v) if isinstance(v, dict) else v
+            setattr(self, k, v)
 
 
 def automl_problems(job: AutoMLJob) -> tuple[list[str], list[str]]:

@@ -16,6 +16,7 @@ JOB_TYPE_PATHS: dict[str, str] = {
     "command": "openaml.entities._job:CommandJob",
     "pipeline": "openaml.entities._pipeline:PipelineJob",
     "sweep": "openaml.entities._sweep:SweepJob",
+    "automl": "openaml.entities._automl:AutoMLJob",
 }
 
 

@@ -68,6 +68,10 @@ class JobOperations:
             from openaml.sdk._sweeps import prepare_sweep
 
             return prepare_sweep(self, job, progress=progress)  # type: ignore[arg-type]
+        if kind == "automl":
+            from openaml.automl._sdk import prepare_automl
+
+            return prepare_automl(self, job, progress=progress)  # type: ignore[arg-type]
         if kind == "pipeline":
             from openaml.sdk._pipelines import prepare_pipeline
 
@@ -274,7 +278,7 @@ class JobOperations:
 
         root = Path(download_path)
         raw = self.get_raw(name)
-        parent = raw.get("type") in ("pipeline", "sweep")
+        parent = raw.get("type") in ("pipeline", "sweep", "automl")
         named = list(raw.get("output_uris") or {})
         if output_name:
             names = [output_name]

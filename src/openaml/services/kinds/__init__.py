@@ -34,6 +34,7 @@ KIND_PATHS: dict[str, str] = {
     "command": "openaml.services.kinds.command:CommandKind",
     "sweep": "openaml.services.kinds.sweep:SweepKind",
     "pipeline": "openaml.services.kinds.pipeline:PipelineKind",
+    "automl": "openaml.services.kinds.automl:AutoMLKind",
 }
 ENTRY_POINT_GROUP = "openaml.job_kinds"
 
