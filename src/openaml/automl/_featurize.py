@@ -5,7 +5,7 @@ Column roles (``featurization.mode: auto``, Azure's rules in spirit): a column i
 - dropped when it is constant, or ID-like (a string/integer column whose values are all distinct);
 - ``Numeric``: numbers and booleans -> median imputation (plus a missing-indicator column);
 - ``DateTime``: parsed dates -> year, month, day, weekday, hour parts;
-- ``Text``: strings with mostly distinct, long values (mean > 3 words) -> TF-IDF (word 1-2 grams);
+- ``Text``: strings with mostly distinct, long values (mean > 3 words) -> TF-IDF (the 300 most frequent words seen twice or more);
 - ``Categorical``: other strings -> most-frequent imputation, then one-hot (cardinality <= 50) or
   hashing into 64 columns (``CategoricalHash``, higher cardinality).
 
@@ -85,11 +85,12 @@ class HashCategories(BaseEstimator, TransformerMixin):  # type: ignore[misc]
 class TextColumn(BaseEstimator, TransformerMixin):  # type: ignore[misc]
     """One free-text column -> TF-IDF (missing text = empty string)."""
 
-    def __init__(self, max_features: int = 2000) -> None:
+    def __init__(self, max_features: int = 300) -> None:
         self.max_features = max_features
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> TextColumn:
-        self.vec_ = TfidfVectorizer(max_features=self.max_features, ngram_range=(1, 2), min_df=2 if len(X) > 50 else 1)
+        self.vec_ = TfidfVectorizer(max_features=self.max_features, min_df=2 if len(X) > 50 else 1,
+                                    sublinear_tf=True)
         self.vec_.fit(X.iloc[:, 0].fillna("").astype(str))
         return self
 

@@ -16,11 +16,11 @@ __all__ = ["FLAML_LEARNERS", "STAT_MODELS", "learners_for", "flaml_task", "estim
 
 # Azure name -> FLAML learner, in the order trials try them (FLAML's own priority first)
 FLAML_LEARNERS: dict[str, dict[str, str]] = {
-    "classification": {"LightGBM": "lgbm", "XGBoostClassifier": "xgboost", "RandomForest": "rf",
-                       "ExtremeRandomTrees": "extra_tree", "LogisticRegression": "lrl2",
+    "classification": {"LightGBM": "lgbm", "RandomForest": "rf", "ExtremeRandomTrees": "extra_tree",
+                       "XGBoostClassifier": "xgboost", "LogisticRegression": "lrl2",
                        "GradientBoosting": "histgb", "KNN": "kneighbor", "SGD": "sgd", "LinearSVM": "svc"},
-    "regression": {"LightGBM": "lgbm", "XGBoostRegressor": "xgboost", "RandomForest": "rf",
-                   "ExtremeRandomTrees": "extra_tree", "ElasticNet": "enet", "GradientBoosting": "histgb",
+    "regression": {"LightGBM": "lgbm", "RandomForest": "rf", "ExtremeRandomTrees": "extra_tree",
+                   "XGBoostRegressor": "xgboost", "ElasticNet": "enet", "GradientBoosting": "histgb",
                    "KNN": "kneighbor", "LassoLars": "lassolars", "SGD": "sgd"},
 }
 FLAML_LEARNERS["forecasting"] = dict(FLAML_LEARNERS["regression"])

@@ -34,6 +34,11 @@ import pandas as pd
 __all__ = ["main", "build_model", "AutoMLModel", "evaluate"]
 
 _SCALED = {"lrl1", "lrl2", "sgd", "svc", "kneighbor", "enet", "lassolars"}
+_DENSE = {"histgb", "lassolars"}  # learners that refuse sparse input
+
+
+def _to_dense(X: Any) -> Any:
+    return X.toarray() if hasattr(X, "toarray") else X
 
 
 class AutoMLModel:
@@ -64,7 +69,7 @@ class AutoMLModel:
 def build_model(learner: str, config: dict[str, Any], ftask: str, n_jobs: int, featurizer: Any) -> Any:
     """featurizer -> (scaler for linear/distance learners) -> the learner's estimator with ``config``."""
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import MaxAbsScaler
+    from sklearn.preprocessing import FunctionTransformer, MaxAbsScaler
 
     from openaml.automl._learners import estimator_class
 
@@ -75,6 +80,8 @@ def build_model(learner: str, config: dict[str, Any], ftask: str, n_jobs: int, f
     steps: list[tuple[str, Any]] = [("featurize", featurizer)]
     if learner in _SCALED:
         steps.append(("scale", MaxAbsScaler()))
+    if learner in _DENSE:
+        steps.append(("dense", FunctionTransformer(_to_dense, accept_sparse=True)))
     steps.append(("model", model))
     return Pipeline(steps)
 
@@ -158,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     settings = json.loads(os.environ["OPENAML_AUTOML_TRIAL"])
     started = time.time()
+    from threadpoolctl import threadpool_limits
+
+    # the trial's cores: OpenMP/BLAS pools beyond them only contend (n_jobs, set by the AutoML job)
+    threadpool_limits(int(settings.get("n_jobs") or 1))
     deadline = started + float(settings.get("time_limit_s") or 1e9) * 0.9
     if settings.get("learner") in ("vote_ensemble", "stack_ensemble"):
         from openaml.automl._ensemble import run_ensemble

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -347,7 +348,9 @@ class AutoMLKind(JobKind):
             "inputs": {k: spec[k] for k in _DATA if k in spec}, "compute": row["compute"],
             "experiment_name": row["experiment_name"], "parent_job_name": name,
             "display_name": display, "limits": {"timeout": max(1, timeout_s)},
-            "environment_variables": {**(spec.get("environment_variables") or {}),
+            "environment_variables": {"OMP_NUM_THREADS": str(settings["n_jobs"]),
+                                      "OPENBLAS_NUM_THREADS": str(settings["n_jobs"]),
+                                      **(spec.get("environment_variables") or {}),
                                       "OPENAML_AUTOML_TRIAL": json.dumps(settings)},
             "tags": {"openaml.automl": name, "openaml.trial_index": str(index),
                      "automl_algorithm": info["algorithm"]},
@@ -363,6 +366,8 @@ class AutoMLKind(JobKind):
         spec, rt = row["spec"], row["runtime"]
         lim = spec.get("limits") or {}
         cores = lim.get("max_cores_per_trial")
+        if cores in (None, -1):  # all cores, shared by the trials that run at once (more threads only contend)
+            cores = max(1, (os.cpu_count() or 1) // int(lim.get("max_concurrent_trials") or 1))
         return {"task": spec["task"], "target": spec["target_column_name"], "metric": rt["metric"],
                 "weight_column_name": spec.get("weight_column_name"),
                 "cv_split_column_names": spec.get("cv_split_column_names"),
@@ -371,7 +376,7 @@ class AutoMLKind(JobKind):
                 "positive_label": spec.get("positive_label"), "featurization": spec.get("featurization"),
                 "forecasting": spec.get("forecasting"),
                 "explain": bool((spec.get("training") or {}).get("enable_model_explainability", True)),
-                "n_jobs": -1 if cores in (None, -1) else int(cores)}
+                "n_jobs": int(cores)}
 
     def _launch(self, row: dict[str, Any], st: _State, index: int,
                 history: list[tuple[str, dict[str, Any], float | None]], remaining: float) -> bool | None:
