@@ -64,7 +64,7 @@ class DateParts(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         parts = []
         for c in X.columns:
             t = pd.to_datetime(X[c], errors="coerce")
-            parts += [t.dt.year, t.dt.month, t.dt.day, t.dt.weekday, t.dt.hour]
+            parts += [t.dt.year, t.dt.month, t.dt.day, t.dt.day_of_week, t.dt.hour]
         return np.column_stack([p.to_numpy(dtype=float, na_value=np.nan) for p in parts])
 
 
@@ -91,11 +91,15 @@ class TextColumn(BaseEstimator, TransformerMixin):  # type: ignore[misc]
     def fit(self, X: pd.DataFrame, y: Any = None) -> TextColumn:
         self.vec_ = TfidfVectorizer(max_features=self.max_features, min_df=2 if len(X) > 50 else 1,
                                     sublinear_tf=True)
-        self.vec_.fit(X.iloc[:, 0].fillna("").astype(str))
+        self.vec_.fit(_texts(X))
         return self
 
     def transform(self, X: pd.DataFrame) -> Any:
-        return self.vec_.transform(X.iloc[:, 0].fillna("").astype(str))
+        return self.vec_.transform(_texts(X))
+
+
+def _texts(X: pd.DataFrame) -> list[str]:
+    return ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in X.iloc[:, 0].tolist()]
 
 
 def _is_datetime(s: pd.Series) -> bool:

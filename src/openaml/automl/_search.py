@@ -100,7 +100,8 @@ class Search:
                   if a not in self._done and a not in STAT_MODELS]
         if not ranked:
             return None
-        order = ranked if len(history) % 3 != 2 or len(ranked) < 2 else [ranked[1], ranked[0], *ranked[2:]]
+        second = (len(history) - len(self.algorithms)) % 3 == 2  # one phase-2 trial in three: the runner-up
+        order = [ranked[1], ranked[0], *ranked[2:]] if second and len(ranked) > 1 else ranked
         for algorithm in order:
             cfg = self._cfo_suggest(algorithm, name, best[algorithm])
             if cfg is not None:

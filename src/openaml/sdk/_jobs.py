@@ -69,7 +69,7 @@ class JobOperations:
 
             return prepare_sweep(self, job, progress=progress)  # type: ignore[arg-type]
         if kind == "automl":
-            from openaml.automl._sdk import prepare_automl
+            from openaml.sdk._automl import prepare_automl
 
             return prepare_automl(self, job, progress=progress)  # type: ignore[arg-type]
         if kind == "pipeline":
