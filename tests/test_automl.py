@@ -30,7 +30,8 @@ def _frame(n: int = 240, seed: int = 0) -> pd.DataFrame:
     cat = rs.choice(["red", "green", "blue"], size=n)
     y = ((x1 + (cat == "red") * 1.5 + rs.normal(scale=0.5, size=n)) > 0.5).astype(int)
     words = np.array(["good", "bad", "fast", "slow", "cheap", "dear", "new", "old"])
-    text = [" ".join(rs.choice(words, 5)) + (" great value" if v else " poor") for v in y]
+    hint = np.where(rs.rand(n) < 0.7, y, 1 - y)  # the text says the label 70 % of the time
+    text = [" ".join(rs.choice(words, 5)) + (" great value" if v else " poor") for v in hint]
     df = pd.DataFrame({
         "Id": np.arange(n), "x1": np.where(rs.rand(n) < 0.1, np.nan, x1), "x2": rs.randint(0, 5, n),
         "colour": cat, "code": [f"c{rs.randint(0, 400)}" for _ in range(n)],

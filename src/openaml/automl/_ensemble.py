@@ -2,7 +2,7 @@
 final child runs from the best trials (at most 5, ``members`` in the trial's settings).
 
 Both read the members' ``outputs/model.pkl`` and ``outputs/oof.npz`` (their validation
-predictions: every member used the same folds) from MLflow.
+predictions: every member used the same folds), given as the trial's inputs (``--member DIR``).
 
 - Vote: Caruana ensemble selection (greedy, with replacement, 20 rounds) on the validation
   predictions; the weights are how often each member was picked; predictions are the weighted
@@ -116,7 +116,6 @@ def _meta_learner(kind: str | None, task: str, kwargs: dict[str, Any]) -> Any:
 
 def run_ensemble(settings: dict[str, Any], args: argparse.Namespace) -> int:
     import mlflow
-    from mlflow.artifacts import download_artifacts
     from sklearn.model_selection import cross_val_predict
 
     from openaml.automl import _artifacts
@@ -127,8 +126,8 @@ def run_ensemble(settings: dict[str, Any], args: argparse.Namespace) -> int:
     task, metric = settings["task"], settings["metric"]
     members, oofs, names = [], [], []
     y = covered = None
-    for run_id in settings["members"]:
-        folder = Path(download_artifacts(run_id=run_id, artifact_path="outputs"))
+    for run_id, member in zip(settings["members"], args.member, strict=True):
+        folder = Path(member)
         with open(folder / "model.pkl", "rb") as f:
             members.append(pickle.load(f))
         z = np.load(folder / "oof.npz", allow_pickle=False)

@@ -142,18 +142,31 @@ def _read(path: str | None) -> pd.DataFrame | None:
 
 
 def _importance(model: Any, X: pd.DataFrame, y: np.ndarray, task: str) -> list[dict[str, Any]]:
-    """Global importance of each raw column: the drop in score when it is shuffled (permutation
-    importance on up to 500 rows, 3 repeats), normalized to sum to 1."""
-    from sklearn.inspection import permutation_importance
+    """Global importance of each raw column: the mean drop in score (accuracy, or R2 for
+    regression) when the column is shuffled, on up to 500 rows, 3 repeats (permutation importance),
+    normalized to sum to 1. ``model.predict`` must answer in ``y``'s terms."""
+    from sklearn.metrics import accuracy_score, r2_score
 
-    n = min(len(X), 500)
     rs = np.random.RandomState(0)
-    rows = rs.choice(len(X), n, replace=False)
-    scoring = "accuracy" if task == "classification" else "r2"
-    res = permutation_importance(model, X.iloc[rows], y[rows], scoring=scoring, n_repeats=3, random_state=0)
-    vals = np.clip(res.importances_mean, 0, None)
-    total = float(vals.sum()) or 1.0
-    out = [{"feature": str(c), "importance": round(float(v) / total, 6)} for c, v in zip(X.columns, vals, strict=True)]
+    rows = rs.choice(len(X), min(len(X), 500), replace=False)
+    Xs = X.iloc[rows].reset_index(drop=True)
+    ys = y[rows]
+
+    def score(frame: pd.DataFrame) -> float:
+        pred = model.predict(frame)
+        return float(accuracy_score(ys, pred) if task == "classification" else r2_score(ys, pred))
+
+    base = score(Xs)
+    drops = []
+    for c in Xs.columns:
+        total = 0.0
+        for _ in range(3):
+            shuffled = Xs.copy()
+            shuffled[c] = rs.permutation(shuffled[c].to_numpy())
+            total += base - score(shuffled)
+        drops.append(max(0.0, total / 3))
+    norm = sum(drops) or 1.0
+    out = [{"feature": str(c), "importance": round(d / norm, 6)} for c, d in zip(Xs.columns, drops, strict=True)]
     return sorted(out, key=lambda d: -d["importance"])
 
 
@@ -162,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--training_data", required=True)
     ap.add_argument("--validation_data")
     ap.add_argument("--test_data")
+    ap.add_argument("--member", action="append", default=[], help="an ensemble member's outputs folder")
     args = ap.parse_args(argv)
     settings = json.loads(os.environ["OPENAML_AUTOML_TRIAL"])
     started = time.time()

@@ -339,13 +339,19 @@ class AutoMLKind(JobKind):
         self._complete(row, children, metric, stopping)
 
     def _trial_spec(self, row: dict[str, Any], index: int, settings: dict[str, Any], display: str,
-                    info: dict[str, Any], timeout_s: int) -> dict[str, Any]:
+                    info: dict[str, Any], timeout_s: int, members: list[str] | None = None) -> dict[str, Any]:
+        """The child command job of one trial; an ensemble's ``members`` (trial names) are its inputs
+        ``member_<i>`` (their ``outputs`` folders: a job's token reads its own run only)."""
         spec = row["spec"]
         name = row["name"]
+        inputs = {k: spec[k] for k in _DATA if k in spec}
         args = " ".join(f"--{k} ${{{{inputs.{k}}}}}" for k in _DATA if k in spec)
+        for i, m in enumerate(members or []):
+            inputs[f"member_{i}"] = {"type": "uri_folder", "path": f"runs:/{m}/outputs"}
+            args += f" --member ${{{{inputs.member_{i}}}}}"
         child: dict[str, Any] = {
             "type": "command", "name": f"{name}_{index}", "command": f"python -m openaml.automl._trial {args}",
-            "inputs": {k: spec[k] for k in _DATA if k in spec}, "compute": row["compute"],
+            "inputs": inputs, "compute": row["compute"],
             "experiment_name": row["experiment_name"], "parent_job_name": name,
             "display_name": display, "limits": {"timeout": max(1, timeout_s)},
             "environment_variables": {"OMP_NUM_THREADS": str(settings["n_jobs"]),
@@ -446,7 +452,7 @@ class AutoMLKind(JobKind):
                         "time_limit_s": int(remaining)}
             info = {"index": index, "algorithm": algorithm, "learner": kind, "config": {"members": members},
                     "ensemble": True}
-            child = self._trial_spec(row, index, settings, f"{algorithm}_{index}", info, int(remaining))
+            child = self._trial_spec(row, index, settings, f"{algorithm}_{index}", info, int(remaining), members)
             if not self._submit(row, child, info):
                 return submitted
             self.log(name, f"trial {child['name']} submitted: {algorithm} of {', '.join(members)}")
