@@ -310,3 +310,37 @@ def test_server_restart_mid_automl_keeps_finished_trials(tmp_path: Path) -> None
             assert client.jobs.get_raw(job.name)["best_child_run_id"] in kids
     finally:
         handle.stop()
+
+
+# ---------------------------------------------------------------------------------- forecasting
+def _series(n: int = 120, ids: tuple[str, ...] = ("a", "b")) -> pd.DataFrame:
+    t = pd.date_range("2024-01-01", periods=n, freq="D")
+    frames = []
+    for k, s in enumerate(ids):
+        y = 10 + 5 * k + 3 * np.sin(2 * np.pi * np.arange(n) / 7) + 0.05 * np.arange(n)
+        frames.append(pd.DataFrame({"date": t.astype(str), "store": s, "sales": y}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_forecast_models_forecast_the_horizon_per_series() -> None:
+    from openaml.automl._forecast import _make, _prepare, forecast_guardrails
+
+    df = _series()
+    settings = {"target": "sales", "algorithm": "SeasonalNaive", "flaml_learner": "SeasonalNaive",
+                "forecasting": {"time_column_name": "date", "time_series_id_column_names": ["store"],
+                                "forecast_horizon": 7}}
+    frame, st = _prepare(df, settings)
+    assert st["freq"] == "D" and st["season"] == 7 and st["lags"] == [1, 7]
+    train, future = frame[frame["date"] < "2024-04-23"], frame[frame["date"] >= "2024-04-23"].head(14)
+    naive = _make(settings, st).fit(train)
+    out = naive.forecast(future.drop(columns=["sales"]))
+    assert list(out.columns)[-1] == "sales_forecast" and len(out) == len(future)
+    err_naive = np.abs(out["sales_forecast"].to_numpy() - future["sales"].to_numpy()).mean()
+    lgbm = _make({**settings, "algorithm": "LightGBM", "flaml_learner": "lgbm",
+                  "config": {"n_estimators": 60, "num_leaves": 8, "min_child_samples": 5}}, st).fit(train)
+    err_lgbm = np.abs(lgbm.predict(future.drop(columns=["sales"])) - future["sales"].to_numpy()).mean()
+    assert err_naive < 1.0 and err_lgbm < 3.0
+    g = {x["name"]: x for x in forecast_guardrails(df, settings["forecasting"])}
+    assert g["Frequency detection"]["status"] == "passed" and "D" in g["Frequency detection"]["details"]
+    short = forecast_guardrails(_series(n=10), {**settings["forecasting"], "forecast_horizon": 7})
+    assert short[0]["status"] == "alerted" and "shorter than" in short[0]["details"]

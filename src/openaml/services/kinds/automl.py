@@ -430,7 +430,7 @@ class AutoMLKind(JobKind):
         kinds = [k for k, f in (("vote_ensemble", "enable_vote_ensemble"), ("stack_ensemble", "enable_stack_ensemble"))
                  if tr.get(f, True)]
         if spec["task"] == "forecasting":
-            kinds = [k for k in kinds if k == "vote_ensemble"]
+            kinds = []  # forecasting trials keep no validation predictions to ensemble
         scored = [(c, self._result(c, metric)) for c in children if c["status"] == JobStatus.COMPLETED]
         scored = [(c, v) for c, v in scored if v is not None]
         scored.sort(key=lambda cv: _loss(metric, cast(float, cv[1])))
