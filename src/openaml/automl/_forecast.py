@@ -243,7 +243,6 @@ def _make(settings: dict[str, Any], st: dict[str, Any]) -> ForecastModel:
         return ForecastModel(settings["algorithm"], None, st)
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder
 
     from openaml.automl._trial import build_model
