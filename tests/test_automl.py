@@ -344,3 +344,46 @@ def test_forecast_models_forecast_the_horizon_per_series() -> None:
     assert g["Frequency detection"]["status"] == "passed" and "D" in g["Frequency detection"]["details"]
     short = forecast_guardrails(_series(n=10), {**settings["forecasting"], "forecast_horizon": 7})
     assert short[0]["status"] == "alerted" and "shorter than" in short[0]["details"]
+
+
+@pytest.mark.slow
+def test_best_model_deploys_as_mlflow_no_code_and_with_the_scoring_file(ml_client: Any, tmp_path: Path) -> None:
+    """Chapter 5's end: the best child's files served by an online endpoint, as an MLflow model with
+    no scoring script, and as model.pkl behind scoring_file_v_2_0_0.py."""
+    from mlflow.tracking import MlflowClient
+
+    from openaml.entities import CodeConfiguration, ManagedOnlineDeployment, ManagedOnlineEndpoint, Model
+
+    data = _mltable(tmp_path / "d", _frame())
+    job = _job(data)
+    job.set_training(allowed_training_algorithms=["LogisticRegression"])
+    job.set_limits(max_trials=1, max_concurrent_trials=1)
+    job = ml_client.jobs.create_or_update(job)
+    assert ml_client.jobs.wait(job.name, timeout=600).status == "Completed"
+    client = MlflowClient(tracking_uri=ml_client.workspaces.get().mlflow_tracking_uri)
+    best = client.get_run(job.name).data.tags["automl_best_child_run_id"]
+    local = Path(client.download_artifacts(best, "outputs", str(tmp_path / "best")))
+    ml_client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="ep-automl", auth_mode="key"))
+    no_code = ManagedOnlineDeployment(name="mlflow", endpoint_name="ep-automl",
+                                      model=Model(path=str(local / "mlflow-model"), type="mlflow_model"),
+                                      instance_type="Standard_DS3_v2", instance_count=1)
+    assert ml_client.online_deployments.begin_create_or_update(no_code).result(timeout=900).provisioning_state == \
+        "Succeeded"
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.pkl").write_bytes((local / "model.pkl").read_bytes())
+    scoring = ManagedOnlineDeployment(name="scoring", endpoint_name="ep-automl",
+                                      model=Model(path=str(tmp_path / "model")),
+                                      code_configuration=CodeConfiguration(code=str(local),
+                                                                           scoring_script="scoring_file_v_2_0_0.py"),
+                                      instance_type="Standard_DS3_v2", instance_count=1)
+    assert ml_client.online_deployments.begin_create_or_update(scoring).result(timeout=900).provisioning_state == \
+        "Succeeded"
+    rows = json.loads(_frame().drop(columns=["label"]).head(2).to_json(orient="records"))
+    req = tmp_path / "req.json"
+    req.write_text(json.dumps({"Inputs": {"data": rows}, "GlobalParameters": {"method": "predict_proba"}}))
+    out = json.loads(ml_client.online_endpoints.invoke("ep-automl", request_file=str(req), deployment_name="scoring"))
+    assert len(out["Results"]) == 2 and all(abs(sum(p) - 1) < 1e-6 for p in out["Results"])
+    req.write_text(json.dumps({"input_data": {"columns": list(rows[0]), "data": [list(r.values()) for r in rows]}}))
+    out = json.loads(ml_client.online_endpoints.invoke("ep-automl", request_file=str(req), deployment_name="mlflow"))
+    preds = out["predictions"] if isinstance(out, dict) else out
+    assert len(preds) == 2 and set(preds) <= {"yes", "no"}
