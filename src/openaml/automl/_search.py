@@ -103,10 +103,10 @@ class Search:
         second = (len(history) - len(self.algorithms)) % 3 == 2  # one phase-2 trial in three: the runner-up
         order = [ranked[1], ranked[0], *ranked[2:]] if second and len(ranked) > 1 else ranked
         for algorithm in order:
-            cfg = self._cfo_suggest(algorithm, name, best[algorithm])
-            if cfg is not None:
+            found = self._cfo_suggest(algorithm, name, best[algorithm])
+            if found is not None:
                 self._pending[name] = algorithm
-                return algorithm, self.learner(algorithm), cfg
+                return algorithm, self.learner(algorithm), found
             self._done.add(algorithm)
         return None
 

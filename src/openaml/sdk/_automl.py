@@ -34,8 +34,8 @@ def prepare_automl(ops: Any, job: AutoMLJob, *, progress: bool = False) -> dict[
     data = job.model_dump(mode="json", exclude_none=True)
     for key in ("training_data", "validation_data", "test_data"):
         inp = data.get(key)
-        path = (inp or {}).get("path")
-        if path and not str(path).startswith(_LOCAL_MARKERS):
+        path = inp.get("path") if isinstance(inp, dict) else None
+        if isinstance(inp, dict) and path and not str(path).startswith(_LOCAL_MARKERS):
             local = (job.base_path / str(path)).resolve()
             if not local.exists():
                 raise ValidationError(f"{src}: field '{key}.path': {path!r} does not exist (resolved to {local})",

@@ -187,7 +187,9 @@ class AutoMLKind(JobKind):
         n_classes = int(y.nunique()) if task == "classification" else 0
         ftask = flaml_task(task, n_classes)
         X = df[df[target].notna()].drop(columns=[target])
-        zero = zero_shot_configs(ftask, X, y, _flaml_names(task, algorithms)) if task != "forecasting" else {}
+        if task == "forecasting":  # the lag features are built per trial: the frame's shape stands in for them
+            X = X.select_dtypes("number")
+        zero = zero_shot_configs(ftask, X, y, _flaml_names(task, algorithms))
         runtime.update(metric=metric, algorithms=algorithms, ftask=ftask, n_classes=n_classes,
                        data_size=[int(X.shape[0]), int(X.shape[1])], zero_shot=zero,
                        guardrails=guardrails(df, job))
