@@ -444,6 +444,9 @@ def automl_problems(job: AutoMLJob) -> tuple[list[str], list[str]]:
                 p.append(f"field 'forecasting.{f}': {v!r}; give an integer or 'auto'")
             elif isinstance(v, int) and v < 1:
                 p.append(f"field 'forecasting.{f}': {v} must be >= 1")
+        if fc.country_or_region_for_holidays:
+            notes.append(f"forecasting.country_or_region_for_holidays={fc.country_or_region_for_holidays!r}: "
+                         "no holiday features are built here")
         if fc.use_stl not in (None, "none"):
             notes.append(f"forecasting.use_stl={fc.use_stl!r}: STL features are not computed here")
         if fc.feature_lags not in (None, "none"):
