@@ -111,8 +111,9 @@ def _folds(n: int, y: np.ndarray, task: str, settings: dict[str, Any], df: pd.Da
 
 
 def evaluate(model: Any, X: pd.DataFrame, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]],
-             task: str, n_classes: int, weight: np.ndarray | None, deadline: float) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold predictions (probabilities for classification) and the rows they cover."""
+             task: str, n_classes: int, weight: np.ndarray | None, deadline: float) -> tuple[np.ndarray, np.ndarray, Any]:
+    """Out-of-fold predictions (probabilities for classification), the rows they cover, and the
+    last fold's fitted model."""
     from sklearn.base import clone
 
     shape = (len(y), n_classes) if task == "classification" else (len(y),)
@@ -132,7 +133,7 @@ def evaluate(model: Any, X: pd.DataFrame, y: np.ndarray, folds: list[tuple[np.nd
         else:
             pred[va] = m.predict(X.iloc[va])
         covered[va] = True
-    return pred, covered
+    return pred, covered, m
 
 
 def _read(path: str | None) -> pd.DataFrame | None:
@@ -246,19 +247,22 @@ def _run(settings: dict[str, Any], args: argparse.Namespace, deadline: float) ->
         ally = np.concatenate([y, yv])
         allw = None if w is None or wv is None else np.concatenate([w, wv])
         folds = [(np.arange(len(X)), np.arange(len(X), len(allX)))]
-        pred, covered = evaluate(model, allX, ally, folds, task, n_classes, allw, deadline)
+        pred, covered, fitted = evaluate(model, allX, ally, folds, task, n_classes, allw, deadline)
         ev_y, ev_w = ally, allw
     else:
         folds = _folds(len(X), y, task, settings, split_frame)
-        pred, covered = evaluate(model, X, y, folds, task, n_classes, w, deadline)
+        pred, covered, fitted = evaluate(model, X, y, folds, task, n_classes, w, deadline)
         ev_y, ev_w = y, w
     ew = None if ev_w is None else ev_w[covered]
     if task == "classification":
         metrics = classification_metrics(ev_y[covered], pred[covered], np.arange(n_classes), ew)
     else:
         metrics = regression_metrics(ev_y[covered], pred[covered], ew)
-    fit_kw = {"model__sample_weight": w} if w is not None else {}
-    model.fit(X, y, **fit_kw)  # the final model: all training data (Azure refits after cross-validation)
+    if len(folds) > 1:  # cross-validation: the final model is refit on all training data, as Azure does
+        fit_kw = {"model__sample_weight": w} if w is not None else {}
+        model.fit(X, y, **fit_kw)
+    else:  # a holdout (validation data or size): the model validated is the model kept, as Azure does
+        model = fitted
     final = AutoMLModel(model, task, classes, [str(c) for c in X.columns])
     test_df = _read(args.test_data)
     if test_df is not None:
