@@ -387,3 +387,18 @@ def test_best_model_deploys_as_mlflow_no_code_and_with_the_scoring_file(ml_clien
     out = json.loads(ml_client.online_endpoints.invoke("ep-automl", request_file=str(req), deployment_name="mlflow"))
     preds = out["predictions"] if isinstance(out, dict) else out
     assert len(preds) == 2 and set(preds) <= {"yes", "no"}
+
+
+def test_guardrails_name_a_class_too_rare_for_the_folds() -> None:
+    from openaml.automl._guardrails import guardrails
+    from openaml.entities._automl import AutoMLJob
+
+    df = _frame()
+    df.loc[:1, "label"] = "maybe"  # 2 rows: fewer than the 3 folds
+    job = AutoMLJob.model_validate({"task": "classification", "target_column_name": "label",
+                                    "training_data": {"type": "mltable", "path": "./d"}, "n_cross_validations": 3})
+    g = {x["name"]: x for x in guardrails(df, job)}
+    cb = g["Class balancing detection"]
+    assert cb["status"] == "alerted" and "'maybe'" in cb["details"] and "too rare for 3 folds" in cb["details"]
+    assert g["Missing feature values imputation"]["status"] == "done" and "x1" in \
+        g["Missing feature values imputation"]["details"]
