@@ -40,7 +40,11 @@ def infer_frequency(df: pd.DataFrame, time_col: str, ids: list[str]) -> str | No
     for g in groups:
         t = pd.DatetimeIndex(pd.to_datetime(g[time_col]).sort_values().unique())
         if len(t) >= 3:
-            freq = pd.infer_freq(t)
+            try:  # pandas 3 moves infer_freq to offsets: ask for one and read its string
+                with pd.option_context("future.infer_freq_returns_offset", True):
+                    freq = pd.infer_freq(t)
+            except (KeyError, pd.errors.OptionError):
+                freq = pd.infer_freq(t)
             if freq:
                 return str(getattr(freq, "freqstr", freq))
     return None
