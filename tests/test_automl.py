@@ -402,3 +402,16 @@ def test_guardrails_name_a_class_too_rare_for_the_folds() -> None:
     assert cb["status"] == "alerted" and "'maybe'" in cb["details"] and "too rare for 3 folds" in cb["details"]
     assert g["Missing feature values imputation"]["status"] == "done" and "x1" in \
         g["Missing feature values imputation"]["details"]
+
+
+def test_the_titanic_automl_example_is_a_valid_job() -> None:
+    from openaml import load_job
+    from openaml.entities._automl import automl_problems
+
+    root = Path(__file__).resolve().parents[1] / "examples" / "titanic" / "automl"
+    job = load_job(root / "automl-job.yml")
+    problems, notes = automl_problems(job)
+    assert not problems and any("ONNX" in n for n in notes)
+    assert (job.base_path / job.training_data.path / "MLTable").is_file()
+    request = json.loads((root / "sample-titanic-data.json").read_text())
+    assert request["GlobalParameters"]["method"] == "predict" and len(request["Inputs"]["data"]) == 2
