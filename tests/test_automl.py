@@ -352,7 +352,7 @@ def test_best_model_deploys_as_mlflow_no_code_and_with_the_scoring_file(ml_clien
     no scoring script, and as model.pkl behind scoring_file_v_2_0_0.py."""
     from mlflow.tracking import MlflowClient
 
-    from openaml.entities import CodeConfiguration, ManagedOnlineDeployment, ManagedOnlineEndpoint, Model
+    from openaml.entities import CodeConfiguration, Environment, ManagedOnlineDeployment, ManagedOnlineEndpoint, Model
 
     data = _mltable(tmp_path / "d", _frame())
     job = _job(data)
@@ -375,6 +375,9 @@ def test_best_model_deploys_as_mlflow_no_code_and_with_the_scoring_file(ml_clien
                                       model=Model(path=str(tmp_path / "model")),
                                       code_configuration=CodeConfiguration(code=str(local),
                                                                            scoring_script="scoring_file_v_2_0_0.py"),
+                                      environment=Environment(
+                                          image="mcr.microsoft.com/azureml/minimal-ubuntu22.04-py311-cpu-inference",
+                                          conda_file=str(local / "conda_env_v_1_0_0.yml")),
                                       instance_type="Standard_DS3_v2", instance_count=1)
     assert ml_client.online_deployments.begin_create_or_update(scoring).result(timeout=900).provisioning_state == \
         "Succeeded"

@@ -15,7 +15,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from openaml import Input, MLClient, automl
-from openaml.entities import CodeConfiguration, ManagedOnlineDeployment, ManagedOnlineEndpoint, Model
+from openaml.entities import CodeConfiguration, Environment, ManagedOnlineDeployment, ManagedOnlineEndpoint, Model
 
 os.chdir(Path(__file__).resolve().parent)
 ml_client = MLClient()
@@ -71,6 +71,8 @@ pkl_model = ml_client.models.create_or_update(Model(
 scoring_deployment = ManagedOnlineDeployment(
     name="scoring", endpoint_name="titanic-automl", model=f"azureml:{pkl_model.name}:{pkl_model.version}",
     code_configuration=CodeConfiguration(code=local_path, scoring_script="scoring_file_v_2_0_0.py"),
+    environment=Environment(image="mcr.microsoft.com/azureml/minimal-ubuntu22.04-py311-cpu-inference",
+                            conda_file=f"{local_path}/conda_env_v_1_0_0.yml"),
     instance_type="Standard_DS3_v2", instance_count=1)
 ml_client.online_deployments.begin_create_or_update(scoring_deployment).result()
 endpoint.traffic = {"mlflow": 100, "scoring": 0}
