@@ -128,6 +128,9 @@ def show(name: NameOpt, workspace: WorkspaceOpt = None, output: OutputOpt = "jso
     if raw.get("type") == "pipeline" and output in ("graph", "table"):
         _draw_pipeline(ml, raw)
         return
+    if raw.get("type") == "automl" and output == "table":
+        _draw_automl(raw)
+        return
     if raw.get("type") == "sweep":
         if order_by not in TRIAL_ORDERS:
             from openaml.cli._output import fail
@@ -172,6 +175,26 @@ def _draw_sweep(raw: dict[str, Any]) -> None:
                      "params": params, "note": t.get("terminated") or t.get("note") or ""})
     render(rows, "table", columns=["index", "name", "status", obj.get("primary_metric") or "metric", "duration_s",
                                    "params", "note"])
+
+
+def _draw_automl(raw: dict[str, Any]) -> None:
+    """An AutoML job: status and best trial, guardrails, trials best first, feature importance."""
+    from openaml.cli._output import console
+
+    metric = raw.get("primary_metric") or "metric"
+    head = f"automl {raw['name']}  {raw['status']}  {_duration(raw)}".rstrip()
+    if raw.get("best_child_run_id"):
+        head += f"  best: {raw['best_child_run_id']} {raw.get('best_algorithm')} ({metric} {raw.get('best_score')})"
+    console.print(head)
+    if raw.get("error"):
+        console.print(f"  {raw['error']}")
+    for g in raw.get("guardrails") or []:
+        console.print(f"  guardrail {g['name']}: {g['status']} ({g.get('details', '')})")
+    render([{"index": t.get("index"), "name": t["name"], "algorithm": t.get("algorithm"), "status": t["status"],
+             metric: t.get("metric"), "duration_s": t.get("duration_s")} for t in raw.get("trials") or []],
+           "table", columns=["index", "name", "algorithm", "status", metric, "duration_s"])
+    if raw.get("feature_importance"):
+        render(raw["feature_importance"][:15], "table", columns=["feature", "importance"])
 
 
 def _draw_pipeline(ml: Any, raw: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ JOB_TYPE_PATHS: dict[str, str] = {
     "pipeline": "openaml.entities._pipeline:PipelineJob",
     "sweep": "openaml.entities._sweep:SweepJob",
     "parallel": "openaml.parallel._entity:ParallelJob",
+    "automl": "openaml.entities._automl:AutoMLJob",
 }
 
 

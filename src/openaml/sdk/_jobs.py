@@ -72,6 +72,10 @@ class JobOperations:
             from openaml.sdk._parallel import prepare_parallel
 
             return prepare_parallel(self, job, progress=progress)  # type: ignore[arg-type]
+        if kind == "automl":
+            from openaml.sdk._automl import prepare_automl
+
+            return prepare_automl(self, job, progress=progress)  # type: ignore[arg-type]
         if kind == "pipeline":
             from openaml.sdk._pipelines import prepare_pipeline
 
@@ -278,7 +282,7 @@ class JobOperations:
 
         root = Path(download_path)
         raw = self.get_raw(name)
-        parent = raw.get("type") in ("pipeline", "sweep")
+        parent = raw.get("type") in ("pipeline", "sweep", "automl")
         named = list(raw.get("output_uris") or {})
         if output_name:
             names = [output_name]

@@ -35,6 +35,7 @@ KIND_PATHS: dict[str, str] = {
     "sweep": "openaml.services.kinds.sweep:SweepKind",
     "pipeline": "openaml.services.kinds.pipeline:PipelineKind",
     "parallel": "openaml.services.kinds.parallel:ParallelKind",
+    "automl": "openaml.services.kinds.automl:AutoMLKind",
 }
 ENTRY_POINT_GROUP = "openaml.job_kinds"
 

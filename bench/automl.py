@@ -1,0 +1,174 @@
+"""AutoML quality at a budget: openaml AutoML vs bare FLAML (and AutoGluon where installed), same
+data, same budget, same cores, in the same run.
+
+Data: ../shared/data/bank-marketing (train.csv to train, test.csv to score; target ``y``).
+For each budget (seconds; ``--budgets 60,300``, ``--quick``: 60 only):
+
+- openaml: a ``type: automl`` classification job (primary metric AUC_weighted,
+  ``timeout_minutes`` = budget / 60, ``max_concurrent_trials`` = cores) on a throwaway server; the
+  best child's ``model.pkl`` scores test.csv. Also reported: the platform's overhead, the share of
+  the budget x concurrency not spent inside trials (1 - sum of ``automl_trial_seconds`` /
+  (wall x concurrency)).
+- FLAML: ``flaml.AutoML().fit(..., time_budget=budget, metric="roc_auc", n_jobs=cores)`` in a
+  subprocess of the same interpreter.
+- AutoGluon: ``TabularPredictor(...).fit(time_limit=budget)`` with the interpreter of
+  ``bench/.venvs/autogluon`` when that exists (``python -m venv bench/.venvs/autogluon &&
+  bench/.venvs/autogluon/bin/pip install autogluon.tabular``); skipped with a note otherwise.
+
+Target (issue 14): test AUC >= 0.962 at 60 s and not below the better peer at either budget;
+overhead under 10 % of the budget.
+
+    .venv/bin/python bench/automl.py [--quick] [--budgets 60,300]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    PYTHON,
+    REPO,
+    Row,
+    machine,
+    openaml_server,
+    parse_args,
+    print_table,
+    progress,
+    save_results,
+)
+
+DATA = REPO.parent / "shared" / "data" / "bank-marketing"
+if not DATA.exists():
+    DATA = Path("/work/shared/data/bank-marketing")
+AUTOGLUON = REPO / "bench" / ".venvs" / "autogluon" / "bin" / "python"
+MLTABLE = ('paths:\n  - file: ./train.csv\ntransformations:\n  - read_delimited:\n      delimiter: ","\n'
+           '      encoding: utf8\n      header: all_files_same_headers\n')
+
+_PEER = textwrap.dedent('''
+    import json, sys, time
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+    kind, data, budget, cores = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+    train = pd.read_csv(f"{data}/train.csv"); test = pd.read_csv(f"{data}/test.csv")
+    y_test = (test.pop("y") == "yes").astype(int)
+    t0 = time.time()
+    if kind == "flaml":
+        from flaml import AutoML
+        X, y = train.drop(columns=["y"]), train["y"]
+        for c in X.columns:
+            if X[c].dtype == object:
+                X[c] = X[c].astype("category"); test[c] = pd.Categorical(test[c], categories=X[c].cat.categories)
+        m = AutoML(); m.fit(X, y, task="classification", metric="roc_auc", time_budget=budget, n_jobs=cores,
+                            verbose=0)
+        proba = m.predict_proba(test)[:, list(m.classes_).index("yes")]
+        best = m.best_estimator
+    else:
+        from autogluon.tabular import TabularPredictor
+        p = TabularPredictor(label="y", eval_metric="roc_auc", verbosity=0).fit(train, time_limit=budget,
+                                                                                 num_cpus=cores)
+        proba = p.predict_proba(test)["yes"].to_numpy(); best = p.model_best
+    print(json.dumps({"auc": roc_auc_score(y_test, proba), "wall_s": time.time() - t0, "best": str(best)}))
+''')
+
+
+def _peer(kind: str, python: str, budget: int, cores: int) -> dict[str, Any]:
+    out = subprocess.run([python, "-c", _PEER, kind, str(DATA), str(budget), str(cores)], capture_output=True,
+                         text=True, timeout=budget * 4 + 600)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _openaml(budget: int, cores: int) -> dict[str, Any]:
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+    from sklearn.metrics import roc_auc_score
+
+    from openaml import Input, MLClient, automl
+
+    with openaml_server("bench-automl") as srv, tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "train"
+        folder.mkdir()
+        (folder / "train.csv").write_bytes((DATA / "train.csv").read_bytes())
+        (folder / "MLTable").write_text(MLTABLE)
+        client = MLClient(workspace=srv.url)
+        job = automl.classification(training_data=Input(type="mltable", path=str(folder)), target_column_name="y",
+                                    primary_metric="AUC_weighted", experiment_name="bench-automl",
+                                    positive_label="yes")
+        job.set_limits(timeout_minutes=max(1, budget // 60), max_concurrent_trials=cores)
+        job.set_training(enable_model_explainability=False)
+        t0 = time.time()
+        job = client.jobs.create_or_update(job)
+        done = client.jobs.wait(job.name, timeout=budget * 3 + 600)
+        wall = time.time() - t0
+        raw = client.jobs.get_raw(job.name)
+        if done.status != "Completed":
+            return {"error": f"{done.status}: {raw.get('error')}"}
+        mc = MlflowClient(tracking_uri=f"{srv.url}/mlflow")
+        trial_s = 0.0
+        for t in raw["trials"]:
+            tag = mc.get_run(t["name"]).data.tags.get("automl_trial_seconds")
+            trial_s += float(tag) if tag else 0.0
+        best = raw["best_child_run_id"]
+        local = Path(mc.download_artifacts(best, "outputs/model.pkl", tmp))
+        test = pd.read_csv(DATA / "test.csv")
+        y_test = (test.pop("y") == "yes").astype(int)
+        import pickle
+
+        with open(local, "rb") as f:
+            model = pickle.load(f)
+        proba = model.predict_proba(test)[:, list(model.classes_).index("yes")]
+        client.close()
+        return {"auc": float(roc_auc_score(y_test, proba)), "wall_s": wall, "trials": len(raw["trials"]),
+                "best": raw.get("best_algorithm"), "validation_auc": raw.get("best_score"),
+                "overhead": max(0.0, 1 - trial_s / (wall * cores))}
+
+
+def main() -> None:
+    args = parse_args("openaml AutoML vs FLAML (and AutoGluon) on bank-marketing",
+                      lambda p: p.add_argument("--budgets", default="60,300", help="seconds, comma-separated"))
+    budgets = [60] if args.quick else [int(b) for b in args.budgets.split(",")]
+    cores = max(1, os.cpu_count() or 1)
+    rows: list[Row] = []
+    notes = [f"bank-marketing: train.csv to train, test.csv to score; {cores} cores; same run, same budget"]
+    results: dict[str, Any] = {}
+    if not AUTOGLUON.exists():
+        notes.append("AutoGluon skipped: no bench/.venvs/autogluon (it needs its own venv with torch; "
+                     "see this file's docstring)")
+    for budget in budgets:
+        progress(f"budget {budget} s: openaml")
+        ours = _openaml(budget, cores)
+        progress(f"budget {budget} s: FLAML")
+        flaml = _peer("flaml", PYTHON, budget, cores)
+        ag = _peer("autogluon", str(AUTOGLUON), budget, cores) if AUTOGLUON.exists() else {}
+        results[str(budget)] = {"openaml": ours, "flaml": flaml, "autogluon": ag}
+        best_peer = max([r["auc"] for r in (flaml, ag) if "auc" in r] or [float("nan")])
+        auc = ours.get("auc")
+        target = 0.962 if budget <= 60 else best_peer
+        rows.append(Row(f"test AUC @ {budget} s (openaml vs FLAML)", auc if auc is not None else ours.get("error"),
+                        flaml.get("auc", flaml.get("error")),
+                        round(auc / flaml["auc"], 4) if auc and "auc" in flaml else None,
+                        f">= {target:.4f}" if target == target else "", round(best_peer, 4),
+                        bool(auc and auc >= best_peer and (budget > 60 or auc >= 0.962))))
+        if ag:
+            rows.append(Row(f"test AUC @ {budget} s (AutoGluon)", auc, ag.get("auc", ag.get("error"))))
+        if "overhead" in ours:
+            rows.append(Row(f"platform overhead @ {budget} s", round(ours["overhead"], 3), None, None, "< 0.10", 0.10,
+                            ours["overhead"] < 0.10, extra={"trials": ours["trials"], "best": ours["best"]}))
+    print_table("AutoML on bank-marketing", rows, peer="FLAML", limit="best peer", notes=notes)
+    if not args.no_save:
+        save_results("automl", {"machine": machine(), "rows": rows, "results": results})
+
+
+if __name__ == "__main__":
+    main()

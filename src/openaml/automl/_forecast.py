@@ -1,0 +1,314 @@
+"""Forecasting AutoML (spec 6.2): trials on one or many series, rolling-origin validation, and a
+model that forecasts ``forecast_horizon`` steps per series.
+
+Learners:
+
+- statistical, per series: ``Naive`` (last value), ``SeasonalNaive`` (the value one season
+  back), ``Average`` (mean of the history), ``SeasonalAverage`` (mean of the same season
+  position), ``ExponentialSmoothing`` (simple exponential smoothing, its alpha chosen on the
+  history by one-step error);
+- the regression learners (FLAML's, as for regression) on lag features: the target lagged by
+  ``target_lags`` (``auto``: 1 and the seasonality), the mean of the last
+  ``target_rolling_window_size`` values, calendar parts of the time, the series id and the numeric
+  columns of the frame; forecasts are recursive (each step's prediction feeds the next lags).
+
+Validation is rolling origin: ``n_cross_validations`` origins (``auto``: 3), ``cv_step_size``
+periods apart (``auto``: the horizon); at each origin every series is forecast ``horizon``
+steps from its history, and the metrics (regression ones, normalized by the target's range) are
+over all those forecasts. The model's ``forecast(frame)`` takes future rows (time and series
+columns, plus the other columns a regression learner uses) and answers them with
+``<target>_forecast``; ``predict(frame)`` answers the values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["infer_frequency", "forecast_guardrails", "run_forecast_trial", "ForecastModel"]
+
+
+def infer_frequency(df: pd.DataFrame, time_col: str, ids: list[str]) -> str | None:
+    """The pandas frequency of the time column (the first series with 3+ rows that has one), or None."""
+    groups = [g for _, g in df.groupby(ids)] if ids else [df]
+    for g in groups:
+        t = pd.DatetimeIndex(pd.to_datetime(g[time_col]).sort_values().unique())
+        if len(t) >= 3:
+            try:  # pandas 3 moves infer_freq to offsets: ask for one and read its string
+                with pd.option_context("future.infer_freq_returns_offset", True):
+                    freq = pd.infer_freq(t)
+            except (KeyError, pd.errors.OptionError):
+                freq = pd.infer_freq(t)
+            if freq:
+                return str(getattr(freq, "freqstr", freq))
+    return None
+
+
+def _ids(fc: dict[str, Any]) -> list[str]:
+    ids = fc.get("time_series_id_column_names") or []
+    return [ids] if isinstance(ids, str) else list(ids)
+
+
+def _season(fc: dict[str, Any], freq: str | None) -> int:
+    s = fc.get("seasonality")
+    if isinstance(s, int):
+        return max(1, s)
+    base = (freq or "D").lstrip("0123456789").split("-")[0].upper()
+    return {"D": 7, "B": 5, "H": 24, "h": 24, "W": 52, "M": 12, "MS": 12, "ME": 12, "Q": 4, "QS": 4,
+            "QE": 4, "T": 60, "MIN": 60}.get(base, 1)
+
+
+def _horizon(fc: dict[str, Any]) -> int:
+    h = fc.get("forecast_horizon")
+    return h if isinstance(h, int) and h > 0 else 1
+
+
+def forecast_guardrails(df: pd.DataFrame, fc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Short series detection and frequency detection."""
+    tcol, ids = fc.get("time_column_name"), _ids(fc)
+    if not tcol or tcol not in df.columns:
+        return []
+    h = _horizon(fc)
+    lags = fc.get("target_lags")
+    max_lag = max(lags) if isinstance(lags, list) and lags else (lags if isinstance(lags, int) else 1)
+    need = 2 * h + int(max_lag)
+    sizes = df.groupby(ids).size() if ids else pd.Series({"(one series)": len(df)})
+    short = sizes[sizes < need]
+    handling = fc.get("short_series_handling_config") or "auto"
+    out = [{"name": "Short series handling", "status": "alerted" if len(short) else "passed",
+            "details": (f"{len(short)} series shorter than {need} rows (2 x horizon + lags): "
+                        + ", ".join(map(str, list(short.index)[:10])) + f"; short_series_handling_config={handling}"
+                        + ("" if handling in ("none", "pad") else " (they are dropped from training)"))
+            if len(short) else f"every series has {need}+ rows"}]
+    freq = fc.get("frequency") or infer_frequency(df.assign(**{tcol: pd.to_datetime(df[tcol])}), tcol, ids)
+    out.append({"name": "Frequency detection", "status": "passed" if freq else "alerted",
+                "details": f"frequency {freq}" + (" (given)" if fc.get("frequency") else " (inferred)")
+                if freq else "no regular frequency"})
+    return out
+
+
+class ForecastModel:
+    """A fitted forecaster: ``history`` (per series, the target by time), a statistical ``method``
+    or a regression ``regressor`` on lag features, and the settings to build future rows."""
+
+    def __init__(self, method: str, regressor: Any, settings: dict[str, Any]) -> None:
+        self.method = method
+        self.regressor = regressor
+        self.settings = settings
+        self.history: dict[Any, pd.Series] = {}
+        self.alpha: dict[Any, float] = {}
+
+    # --- statistical methods on one history
+    def _stat(self, hist: np.ndarray, steps: int, key: Any) -> np.ndarray:
+        s = self.settings["season"]
+        if len(hist) == 0:
+            return np.zeros(steps)
+        if self.method == "Naive":
+            return np.repeat(hist[-1], steps)
+        if self.method == "Average":
+            return np.repeat(hist.mean(), steps)
+        if self.method == "SeasonalNaive":
+            if len(hist) < s:
+                return np.repeat(hist[-1], steps)
+            return np.array([hist[-s + (i % s)] for i in range(steps)])
+        if self.method == "SeasonalAverage":
+            if len(hist) < s:
+                return np.repeat(hist.mean(), steps)
+            pos = (len(hist) + np.arange(steps)) % s
+            return np.array([hist[(np.arange(len(hist)) % s) == p].mean() for p in pos])
+        # ExponentialSmoothing: alpha by one-step error on the history
+        alpha = self.alpha.get(key)
+        if alpha is None:
+            best = (np.inf, 0.5)
+            for a in (0.1, 0.3, 0.5, 0.7, 0.9):
+                level, err = hist[0], 0.0
+                for v in hist[1:]:
+                    err += (v - level) ** 2
+                    level = a * v + (1 - a) * level
+                best = min(best, (err, a))
+            alpha = best[1]
+        level = hist[0]
+        for v in hist[1:]:
+            level = alpha * v + (1 - alpha) * level
+        return np.repeat(level, steps)
+
+    # --- lag features
+    def _features(self, hist: list[float], when: pd.Timestamp, key: Any, extra: dict[str, Any]) -> dict[str, Any]:
+        st = self.settings
+        row: dict[str, Any] = {f"lag_{k}": (hist[-k] if len(hist) >= k else np.nan) for k in st["lags"]}
+        w = st["window"]
+        row[f"rolling_mean_{w}"] = float(np.mean(hist[-w:])) if hist else np.nan
+        row.update(_calendar(when))
+        row["series"] = str(key)
+        row.update({c: extra.get(c, np.nan) for c in st["numeric"]})
+        return row
+
+    def _train_frame(self, df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        st = self.settings
+        rows, ys = [], []
+        for key, g in _groups(df, st["ids"]):
+            hist: list[float] = []
+            for rec in g.to_dict("records"):
+                y = float(rec[st["target"]])
+                if hist:
+                    rows.append(self._features(hist, rec[st["time"]], key, rec))
+                    ys.append(y)
+                hist.append(y)
+        return pd.DataFrame(rows), np.asarray(ys)
+
+    def fit(self, df: pd.DataFrame, y: Any = None) -> ForecastModel:
+        st = self.settings
+        df = df.sort_values([*st["ids"], st["time"]])
+        for key, g in _groups(df, st["ids"]):
+            self.history[key] = pd.Series(g[st["target"]].to_numpy(dtype=float), index=pd.DatetimeIndex(g[st["time"]]))
+        if self.regressor is not None:
+            X, yy = self._train_frame(df)
+            self.regressor.fit(X, yy)
+        return self
+
+    def forecast(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame``: future rows (time, series columns, other columns); answers them with
+        ``<target>_forecast``, in the frame's order. A series never seen forecasts from no history
+        (zeros for statistical methods)."""
+        st = self.settings
+        frame = frame.copy()
+        frame[st["time"]] = pd.to_datetime(frame[st["time"]])
+        out = pd.Series(np.nan, index=frame.index)
+        for key, g in _groups(frame, st["ids"], keep_index=True):
+            hist = self.history.get(key, pd.Series(dtype=float))
+            g = g.sort_values(st["time"])
+            if self.regressor is None:
+                last = hist.index.max() if len(hist) else None
+                steps = [_steps_after(last, t, st["freq"]) for t in g[st["time"]]] if last is not None \
+                    else list(range(1, len(g) + 1))
+                values = self._stat(hist.to_numpy(), max(steps) if steps else 0, key)
+                out[g.index] = [values[s - 1] for s in steps]
+                continue
+            h = list(hist.to_numpy())
+            for idx, rec in zip(g.index, g.to_dict("records"), strict=True):
+                x = pd.DataFrame([self._features(h, rec[st["time"]], key, rec)])
+                v = float(self.regressor.predict(x)[0])
+                out[idx] = v
+                h.append(v)
+        frame[f"{st['target']}_forecast"] = out
+        return frame
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.forecast(frame)[f"{self.settings['target']}_forecast"].to_numpy()
+
+
+def _calendar(t: Any) -> dict[str, float]:
+    t = pd.Timestamp(t)
+    return {"year": t.year, "month": t.month, "day": t.day, "day_of_week": t.day_of_week, "hour": t.hour}
+
+
+def _steps_after(last: pd.Timestamp, t: pd.Timestamp, freq: str) -> int:
+    n = len(pd.date_range(last, t, freq=freq)) - 1
+    return max(1, n)
+
+
+def _groups(df: pd.DataFrame, ids: list[str], keep_index: bool = False) -> list[tuple[Any, pd.DataFrame]]:
+    if not ids:
+        return [("(one series)", df)]
+    return [(k if len(ids) > 1 else (k[0] if isinstance(k, tuple) else k), g) for k, g in df.groupby(ids, sort=False)]
+
+
+def _prepare(df: pd.DataFrame, settings: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    fc = settings.get("forecasting") or {}
+    target, tcol, ids = settings["target"], fc["time_column_name"], _ids(fc)
+    df = df.copy()
+    df[tcol] = pd.to_datetime(df[tcol])
+    df = df[df[target].notna()]
+    agg = fc.get("target_aggregate_function")
+    if agg and agg != "none":
+        df = df.groupby([*ids, tcol], as_index=False).agg({target: agg})
+    freq = fc.get("frequency") or infer_frequency(df, tcol, ids) or "D"
+    season = _season(fc, freq)
+    lags = fc.get("target_lags")
+    lags = sorted({1, season}) if lags in (None, "auto") else ([lags] if isinstance(lags, int) else list(lags))
+    window = fc.get("target_rolling_window_size")
+    window = window if isinstance(window, int) else season
+    numeric = [c for c in df.columns if c not in (target, tcol, *ids) and pd.api.types.is_numeric_dtype(df[c])]
+    st = {"target": target, "time": tcol, "ids": ids, "freq": freq, "season": season, "lags": lags,
+          "window": max(1, window), "numeric": numeric, "horizon": _horizon(fc)}
+    return df.sort_values([*ids, tcol]).reset_index(drop=True), st
+
+
+def _make(settings: dict[str, Any], st: dict[str, Any]) -> ForecastModel:
+    from openaml.automl._learners import STAT_MODELS
+
+    if settings["algorithm"] in STAT_MODELS:
+        return ForecastModel(settings["algorithm"], None, st)
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder
+
+    from openaml.automl._trial import build_model
+
+    num = [f"lag_{k}" for k in st["lags"]] + [f"rolling_mean_{st['window']}", "year", "month", "day",
+                                                "day_of_week", "hour", *st["numeric"]]
+    feat = ColumnTransformer([("num", SimpleImputer(strategy="median", keep_empty_features=True), num),
+                              ("series", OneHotEncoder(handle_unknown="ignore"), ["series"])])
+    reg = build_model(settings["flaml_learner"], dict(settings.get("config") or {}), "regression",
+                      int(settings.get("n_jobs") or 1), feat)
+    return ForecastModel(settings["algorithm"], reg, st)
+
+
+def _origins(df: pd.DataFrame, st: dict[str, Any], settings: dict[str, Any]) -> list[pd.Timestamp]:
+    fc = settings.get("forecasting") or {}
+    cv = settings.get("n_cross_validations")
+    k = int(cv) if isinstance(cv, int) else 3
+    step = fc.get("cv_step_size")
+    step = step if isinstance(step, int) else st["horizon"]
+    times = pd.DatetimeIndex(sorted(df[st["time"]].unique()))
+    out = []
+    for i in range(k):
+        pos = len(times) - st["horizon"] - i * step - 1
+        if pos >= max(2, st["season"]):
+            out.append(times[pos])
+    return sorted(out)
+
+
+def run_forecast_trial(settings: dict[str, Any], args: argparse.Namespace, deadline: float) -> int:
+    import mlflow
+
+    from openaml.automl import _artifacts
+    from openaml.automl._data import read_mltable
+    from openaml.automl._metrics import regression_metrics
+
+    t0 = time.time()
+    df, st = _prepare(read_mltable(args.training_data), settings)
+    ys, ps = [], []
+    for origin in _origins(df, st, settings):
+        if time.time() > deadline:
+            raise TimeoutError("the trial's time limit was reached during validation")
+        train = df[df[st["time"]] <= origin]
+        future = df[df[st["time"]] > origin].groupby(st["ids"], group_keys=False).head(st["horizon"]) \
+            if st["ids"] else df[df[st["time"]] > origin].head(st["horizon"])
+        model = _make(settings, st).fit(train)
+        ps.append(model.predict(future.drop(columns=[st["target"]])))
+        ys.append(future[st["target"]].to_numpy(dtype=float))
+    if not ys:
+        raise ValueError("the series are too short for one rolling-origin fold; give more history or a "
+                         "shorter forecast_horizon")
+    metrics = regression_metrics(np.concatenate(ys), np.concatenate(ps))
+    final = _make(settings, st).fit(df)
+    out = Path("outputs")
+    out.mkdir(exist_ok=True)
+    X = df.drop(columns=[st["target"]])
+    description = f"{settings['algorithm']} (horizon {st['horizon']}, lags {st['lags']}, frequency {st['freq']})"
+    _artifacts.write_model_artifacts(out, final, X, settings, description)
+    mlflow.log_metrics(metrics)
+    mlflow.log_params({"algorithm": settings["algorithm"], "forecast_horizon": st["horizon"],
+                       "frequency": st["freq"], "seasonality": st["season"], "target_lags": json.dumps(st["lags"]),
+                       **{f"hp.{k}": v for k, v in list((settings.get("config") or {}).items())[:60]}})
+    mlflow.set_tags({"automl_algorithm": settings["algorithm"], "automl_pipeline": description,
+                     "automl_trial_seconds": f"{time.time() - t0:.2f}"})
+    print(f"trial {settings['algorithm']}: {settings['metric']} = {metrics.get(settings['metric'])}")
+    return 0

@@ -1,0 +1,145 @@
+"""The AutoML search (server side): which learner and hyperparameters the next trial runs.
+
+FLAML is the engine, in two phases:
+
+1. one trial per learner, in FLAML's priority order (LightGBM, XGBoost, random forest, extra
+   trees, the linear model, ...), each with FLAML's zero-shot configuration for this data set
+   (``flaml.default.suggest_config``: the portfolio config nearest to the data's meta-features;
+   the learner's FLAML ``init_value`` where it has no portfolio);
+2. FLAML's CFO (cost-frugal local search) per learner, started from that learner's best
+   configuration and score, on the learner's FLAML search space for the data size. Two trials of
+   three go to the learner with the best score so far, one to the second best (the top learners
+   are refined as FLAML's learner selection does, without its per-learner cost model).
+
+State lives in memory; what a server restart loses is the CFO's local state, rebuilt from the best
+configuration of each learner in the finished trials (their rows and runs are kept).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from openaml.automl._learners import FLAML_LEARNERS, STAT_MODELS, estimator_class
+
+__all__ = ["Search", "zero_shot_configs"]
+
+log = logging.getLogger("openaml.automl")
+
+
+def zero_shot_configs(ftask: str, X: Any, y: Any, learners: list[str]) -> dict[str, dict[str, Any]]:
+    """FLAML learner -> its zero-shot configuration for data ``X, y`` (learners with a portfolio)."""
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        from flaml.default import suggest_config
+    except ImportError:  # pragma: no cover - flaml is a dependency
+        return out
+    for learner in learners:
+        if learner not in ("lgbm", "xgboost", "xgb_limitdepth", "rf", "extra_tree"):
+            continue
+        try:
+            found = suggest_config(ftask, X, y, learner, k=1)
+            out[learner] = dict(found[0]["hyperparameters"])
+        except Exception:  # noqa: BLE001 - no portfolio for this task: the learner's init values are used
+            log.debug("no zero-shot config for %s", learner, exc_info=True)
+    return out
+
+
+def _jsonable(v: Any) -> Any:
+    if hasattr(v, "item"):
+        return v.item()
+    return v
+
+
+class Search:
+    """Suggests trials: ``suggest(name, history) -> (algorithm, flaml learner, config)`` or None
+    when every learner's search has converged. ``history``: (algorithm, config, loss or None) of
+    the trials created so far (loss None: failed or still running)."""
+
+    def __init__(self, task: str, ftask: str, algorithms: list[str], data_size: tuple[int, int],
+                 zero_shot: dict[str, dict[str, Any]], seed: int = 20) -> None:
+        self.task = task
+        self.ftask = ftask
+        self.algorithms = algorithms
+        self.data_size = data_size
+        self.zero_shot = zero_shot
+        self.seed = seed
+        self._cfo: dict[str, Any] = {}
+        self._done: set[str] = set()
+        self._pending: dict[str, str] = {}  # trial name -> algorithm (CFO suggested it)
+
+    def learner(self, algorithm: str) -> str:
+        if algorithm in STAT_MODELS:
+            return algorithm
+        return FLAML_LEARNERS[self.task][algorithm]
+
+    def _space(self, learner: str) -> dict[str, Any]:
+        from flaml.automl.task.factory import task_factory
+
+        task = task_factory(self.ftask)
+        return dict(estimator_class(learner, self.ftask).search_space(data_size=self.data_size, task=task))
+
+    def initial_config(self, algorithm: str) -> dict[str, Any]:
+        learner = self.learner(algorithm)
+        if algorithm in STAT_MODELS:
+            return {}
+        if learner in self.zero_shot:
+            return dict(self.zero_shot[learner])
+        return {k: _jsonable(v["init_value"]) for k, v in self._space(learner).items() if "init_value" in v}
+
+    def suggest(self, name: str, history: list[tuple[str, dict[str, Any], float | None]]) -> tuple[str, str, dict[str, Any]] | None:
+        tried = {a for a, _, _ in history}
+        for algorithm in self.algorithms:  # phase 1
+            if algorithm not in tried:
+                return algorithm, self.learner(algorithm), self.initial_config(algorithm)
+        best: dict[str, tuple[float, dict[str, Any]]] = {}
+        for a, cfg, loss in history:
+            if loss is not None and (a not in best or loss < best[a][0]):
+                best[a] = (loss, cfg)
+        ranked = [a for a in sorted(best, key=lambda a: best[a][0])
+                  if a not in self._done and a not in STAT_MODELS]
+        if not ranked:
+            return None
+        second = (len(history) - len(self.algorithms)) % 3 == 2  # one phase-2 trial in three: the runner-up
+        order = [ranked[1], ranked[0], *ranked[2:]] if second and len(ranked) > 1 else ranked
+        for algorithm in order:
+            found = self._cfo_suggest(algorithm, name, best[algorithm])
+            if found is not None:
+                self._pending[name] = algorithm
+                return algorithm, self.learner(algorithm), found
+            self._done.add(algorithm)
+        return None
+
+    def _cfo_suggest(self, algorithm: str, name: str, best: tuple[float, dict[str, Any]]) -> dict[str, Any] | None:
+        learner = self.learner(algorithm)
+        cfo = self._cfo.get(algorithm)
+        if cfo is None:
+            from flaml.tune.searcher.blendsearch import CFO
+
+            space = self._space(learner)
+            domains = {k: v["domain"] for k, v in space.items()}
+            low_cost = {k: v["low_cost_init_value"] for k, v in space.items() if "low_cost_init_value" in v}
+            start = {k: best[1].get(k, _jsonable(v.get("init_value"))) for k, v in space.items()}
+            start = {k: v for k, v in start.items() if v is not None}
+            try:
+                cfo = CFO(metric="loss", mode="min", space=domains, low_cost_partial_config=low_cost,
+                          points_to_evaluate=[start], evaluated_rewards=[best[0]], seed=self.seed)
+            except Exception:  # noqa: BLE001 - a start point outside the space: search from FLAML's low-cost point
+                cfo = CFO(metric="loss", mode="min", space=domains, low_cost_partial_config=low_cost, seed=self.seed)
+            self._cfo[algorithm] = cfo
+        cfg = cfo.suggest(name)
+        if cfg is None:
+            return None
+        return {k: _jsonable(v) for k, v in cfg.items()}
+
+    def tell(self, name: str, loss: float | None) -> None:
+        """A trial the CFO suggested ended (loss None: failed or no metric)."""
+        algorithm = self._pending.pop(name, None)
+        cfo = self._cfo.get(algorithm or "")
+        if cfo is None:
+            return
+        try:
+            cfo.on_trial_complete(name, None if loss is None else {"loss": loss, "time_total_s": 1.0},
+                                  error=loss is None)
+        except Exception:  # noqa: BLE001 - a searcher that lost track of a trial keeps going
+            log.debug("CFO on_trial_complete(%s) failed", name, exc_info=True)

@@ -1,0 +1,561 @@
+"""AutoML jobs (azure-ai-ml ``ClassificationJob``/``RegressionJob``/``ForecastingJob``): the ``automl`` kind.
+
+An AutoML job is a parent job (Running while its trials run; it holds no compute slot). Each
+trial is an ordinary child command job (``parent_name`` = the AutoML job, MLflow run nested under
+its run) that runs ``python -m openaml.automl._trial`` in the job's environment (``environment_id``,
+default: the default environment, which carries flaml, lightgbm, xgboost-cpu, scikit-learn) on
+the job's compute: featurization + one learner with one configuration, validated, logged and
+saved with Azure's model artifacts (:mod:`openaml.automl._trial`).
+
+Validation reads the training data (the MLTable) before anything is stored and refuses what
+cannot train (target column missing, one class, non-numeric regression target, duplicate
+forecasting rows, a primary metric of another task, a timeout shorter than one trial...); it
+computes the guardrails (class balancing, missing values, high cardinality; forecasting: short
+series, frequency) and FLAML's zero-shot start configurations (:mod:`openaml.automl._search`).
+
+The controller pass (:meth:`AutoMLKind.on_tick`, also at once after a trial ended) records the
+trials that ended, ends the search at ``limits.timeout_minutes`` (running trials canceled, best
+so far kept, the job Completed as Azure completes a timed-out AutoML run), at ``exit_score``,
+at ``max_trials``, or by early termination (``enable_early_termination``: after 20 trials, 10 in
+a row without improvement), starts trials up to ``max_concurrent_trials``, then the ensemble
+trials (``enable_vote_ensemble``/``enable_stack_ensemble``, default on, from the best 5), and
+completes with the best trial: tag ``automl_best_child_run_id`` plus ``best_score``,
+``best_algorithm`` on the parent's run. State is in the job rows and MLflow, so a restarted
+server records the finished trials and goes on with the search.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import pydantic
+
+from openaml.constants import TERMINAL_JOB_STATUSES, JobStatus
+from openaml.entities._automl import DEFAULT_METRIC, AutoMLJob, automl_problems, canonical_metric, canonical_model
+from openaml.entities._base import validation_error_from_pydantic
+from openaml.errors import ConflictError, OpenAMLError, ValidationError
+from openaml.records import JobRecord
+from openaml.services._job_resolve import ResolveErrors, _port_of, resolve_inputs
+from openaml.services.kinds import JobKind, JobPlan
+from openaml.store import utcnow
+
+__all__ = ["AutoMLKind"]
+
+log = logging.getLogger("openaml.automl")
+
+_SERVER_FIELDS = ("status", "id", "creation_context", "studio_url", "created_at", "start_time", "end_time", "error",
+                  "exit_code", "log_tail", "output_uris", "status_history", "services", "warnings")
+_DATA = ("training_data", "validation_data", "test_data")
+# a trial's fixed cost here (process start, imports, model files) and a floor per cell, in seconds
+_TRIAL_OVERHEAD_S = 8.0
+_EARLY_AFTER, _EARLY_PATIENCE = 20, 10
+_ENSEMBLE_SIZE = 5
+
+
+@dataclass
+class _State:
+    search: Any
+    told: set[str] = field(default_factory=set)
+
+
+def _loss(metric: str, value: float) -> float:
+    from openaml.automl._metrics import loss_of
+
+    return loss_of(metric, value)
+
+
+class AutoMLKind(JobKind):
+    type = "automl"
+    runs_on_compute = False  # the trials run; the AutoML job holds no slot
+
+    def __init__(self, core: Any) -> None:
+        super().__init__(core)
+        self._states: dict[str, _State] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    @property
+    def jobs(self) -> Any:
+        return self.ctx.services["jobs"]
+
+    # ------------------------------------------------------------------ validation
+    def validate(self, spec: dict[str, Any], *, source: str | None, name: str) -> JobPlan:
+        """Raises ValidationError naming every field (and column) with a problem, before anything is
+        stored: the fields (:func:`automl_problems`), the compute, the data inputs, the training
+        data itself (:func:`openaml.automl._data.data_problems`), the algorithms and the limits."""
+        spec = {k: v for k, v in spec.items() if k not in _SERVER_FIELDS}
+        try:
+            job = AutoMLJob.model_validate(spec)
+        except pydantic.ValidationError as exc:
+            raise validation_error_from_pydantic(exc, source=source, lines=None, kind="automl job") from None
+        problems, notes = automl_problems(job)
+        errors = ResolveErrors()
+        for p in problems:
+            errors.items.append(("", p.removeprefix("field ")))
+        compute = self.core.compute_name(job.compute, errors)
+        data = job.model_dump(mode="json", exclude_none=True)
+        raw_inputs = {k: data[k] for k in _DATA if k in data}
+        runner_inputs = resolve_inputs(self.ctx, raw_inputs, errors)
+        if job.environment_id:
+            self.core.runner_environment(job.environment_id, errors, field="environment_id")
+        runtime: dict[str, Any] = {"warnings": list(notes)}
+        if not errors.items and job.target_column_name:
+            self._check_data(job, runner_inputs, errors, runtime)
+        if errors.items:
+            prefix = f"{source}: " if source else ""
+            text = "; ".join(m if not f else f"field '{f}': {m}" for f, m in errors.items)
+            raise ValidationError(prefix + text, details={"problems": [m for _, m in errors.items]})
+        data["compute"] = compute
+        data["primary_metric"] = runtime["metric"]
+        for key in ("allowed_training_algorithms", "blocked_training_algorithms"):
+            names = (data.get("training") or {}).get(key)
+            if names:
+                data["training"][key] = [canonical_model(job.task, n) for n in names]
+        if notes:
+            data.setdefault("properties", {})["openaml.warnings"] = "; ".join(notes)
+        return JobPlan(data=data, experiment=job.experiment_name or "Default", compute=compute,
+                       display_name=job.display_name, tags={"openaml.compute": compute, **job.tags},
+                       runtime=runtime, entity=job)
+
+    def _local_folder(self, runner_input: dict[str, Any]) -> str | None:
+        try:
+            port, rel = _port_of(self.ctx, runner_input)
+        except Exception:  # noqa: BLE001
+            return None
+        return str(port.local_path(rel)) if port.has_local_path else None
+
+    def _check_data(self, job: AutoMLJob, inputs: dict[str, Any], errors: ResolveErrors,
+                    runtime: dict[str, Any]) -> None:
+        from openaml.automl._data import data_problems, read_mltable
+        from openaml.automl._guardrails import guardrails
+        from openaml.automl._learners import flaml_task, learners_for
+        from openaml.automl._search import zero_shot_configs
+
+        task = job.task
+        target = str(job.target_column_name)
+        folder = self._local_folder(inputs["training_data"])
+        if folder is None:
+            errors.add("training_data", "AutoML reads its training data before it runs; give an MLTable in a "
+                                        "local datastore or an uploaded folder")
+            return
+        try:
+            df = read_mltable(folder)
+        except Exception as exc:  # noqa: BLE001 - unreadable data is the user's to fix: say what failed
+            errors.add("training_data", f"cannot read the MLTable: {type(exc).__name__}: {exc}")
+            return
+        fc = job.forecasting.model_dump(exclude_none=True) if job.forecasting else {}
+        for p in data_problems(df, task=task, target=target, weight=job.weight_column_name, forecasting=fc,
+                               n_cross_validations=job.n_cross_validations, positive_label=job.positive_label):
+            errors.items.append(("", p.removeprefix("field ")))
+        for key in ("validation_data", "test_data"):
+            if key in inputs and (vf := self._local_folder(inputs[key])):
+                try:
+                    vdf = read_mltable(vf)
+                except Exception as exc:  # noqa: BLE001
+                    errors.add(key, f"cannot read the MLTable: {type(exc).__name__}: {exc}")
+                    continue
+                missing = [c for c in df.columns if c not in vdf.columns and (key != "test_data" or c != target)]
+                if missing:
+                    errors.add(key, f"columns {missing} of training_data are missing (its columns: "
+                                    f"{', '.join(map(str, vdf.columns))})")
+        tr = job.training
+        allowed = [canonical_model(task, a) or a for a in (tr.allowed_training_algorithms or [])] if tr else []
+        blocked = [canonical_model(task, a) or a for a in (tr.blocked_training_algorithms or [])] if tr else []
+        algorithms, problems = learners_for(task, allowed or None, blocked or None)
+        errors.items.extend(("", p.removeprefix("field ")) for p in problems)
+        metric = canonical_metric(task, job.primary_metric) if job.primary_metric else DEFAULT_METRIC[task]
+        lim = job.limits
+        cells = int(df.shape[0]) * int(df.shape[1])
+        folds = 3
+        if isinstance(job.n_cross_validations, int):
+            folds = job.n_cross_validations
+        floor_s = _TRIAL_OVERHEAD_S + cells * (folds + 1) / 2e6
+        for f, minutes in (("limits.timeout_minutes", lim.timeout_minutes if lim else None),
+                           ("limits.trial_timeout_minutes", lim.trial_timeout_minutes if lim else None)):
+            if minutes is not None and minutes * 60 < floor_s:
+                errors.add(f, f"{minutes} min is shorter than one trial on this data (about {floor_s:.0f} s for "
+                              f"{df.shape[0]} rows x {df.shape[1]} columns); raise it")
+        if errors.items:
+            return
+        y = df[target].dropna()
+        n_classes = int(y.nunique()) if task == "classification" else 0
+        ftask = flaml_task(task, n_classes)
+        X = df[df[target].notna()].drop(columns=[target])
+        if task == "forecasting":  # the lag features are built per trial: the frame's shape stands in for them
+            X = X.select_dtypes("number")
+        zero = zero_shot_configs(ftask, X, y, _flaml_names(task, algorithms))
+        runtime.update(metric=metric, algorithms=algorithms, ftask=ftask, n_classes=n_classes,
+                       data_size=[int(X.shape[0]), int(X.shape[1])], zero_shot=zero,
+                       guardrails=guardrails(df, job))
+
+    # ------------------------------------------------------------------ start and controller
+    def start(self, row: dict[str, Any]) -> None:
+        """The AutoML job runs (it holds no compute slot) and launches its first trials."""
+        started = self.ctx.store.transition_job(row["name"], JobStatus.RUNNING, from_statuses=[JobStatus.NOT_STARTED],
+                                                start_time=utcnow())
+        self.ctx.tracking.set_run_running(row["name"])
+        rt = row["runtime"]
+        try:
+            self.ctx.tracking.set_tags(row["name"], {"automl_task": row["spec"]["task"],
+                                                     "automl_primary_metric": rt.get("metric", "")})
+        except Exception:  # noqa: BLE001
+            pass
+        for g in rt.get("guardrails") or []:
+            self.log(row["name"], f"guardrail {g['name']}: {g['status']}" + (f" ({g['details']})" if g.get("details")
+                                                                              else ""))
+        if started is not None:
+            self.on_tick(started)
+
+    def _lock(self, name: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(name, threading.Lock())
+
+    def on_tick(self, row: dict[str, Any]) -> None:
+        """One controller pass over a Running AutoML job; an error fails it with the reason."""
+        with self._lock(row["name"]):
+            row = self.ctx.store.get_job(row["name"])
+            if row["status"] != JobStatus.RUNNING:
+                return
+            try:
+                self._step(row)
+            except Exception as exc:  # noqa: BLE001
+                log.exception("automl %s: pass failed", row["name"])
+                msg = getattr(exc, "message", None) or repr(exc)
+                self._finish(row, JobStatus.FAILED, error=f"the AutoML controller failed: {msg}")
+
+    def on_terminal(self, row: dict[str, Any]) -> None:
+        self._states.pop(row["name"], None)
+        with self._locks_lock:
+            self._locks.pop(row["name"], None)
+        self.core.cancel_children(row["name"], reason=f"parent job {row['name']} ended ({row['status']})")
+
+    def _state(self, row: dict[str, Any]) -> _State:
+        st = self._states.get(row["name"])
+        if st is None:
+            from openaml.automl._search import Search
+
+            rt = row["runtime"]
+            search = Search(row["spec"]["task"], rt["ftask"], list(rt["algorithms"]), tuple(rt["data_size"]),
+                            rt.get("zero_shot") or {})
+            st = self._states[row["name"]] = _State(search=search)
+        return st
+
+    def _result(self, child: dict[str, Any], metric: str) -> float | None:
+        res = child["runtime"].get("automl_result")
+        if res is not None:
+            return cast(float | None, res.get("value"))
+        try:
+            hist = self.ctx.tracking.metric_history(child["name"], metric)
+        except Exception:  # noqa: BLE001
+            hist = []
+        vals = [float(v) for _, v in sorted(hist, key=lambda sv: sv[0] or 0) if v is not None and math.isfinite(v)]
+        return vals[-1] if vals else None
+
+    def _step(self, row: dict[str, Any]) -> None:
+        name = row["name"]
+        spec = row["spec"]
+        rt = row["runtime"]
+        st = self._state(row)
+        metric = rt["metric"]
+        lim = spec.get("limits") or {}
+        children = self.ctx.store.list_jobs(parent_name=name, include_archived=True, ascending=True)
+        history: list[tuple[str, dict[str, Any], float | None]] = []
+        scores: list[float] = []
+        for c in children:
+            crt = c["runtime"]
+            info = crt.get("automl") or json.loads(((c["spec"] or {}).get("properties") or {}).get("openaml.automl")
+                                                   or "{}")
+            terminal = c["status"] in TERMINAL_JOB_STATUSES
+            value = self._result(c, metric) if terminal else None
+            if terminal and "automl_result" not in crt:
+                self.ctx.store.update_job(c["name"], runtime_update={"automl_result": {"value": value}})
+                shown = "no value" if value is None else f"{metric} = {value:.6g}"
+                self.log(name, f"trial {c['name']} ({info.get('algorithm')}) {c['status']}: {shown}"
+                         + (f" ({c['error']})" if c["error"] and value is None else ""))
+            if terminal and c["name"] not in st.told:
+                st.search.tell(c["name"], None if value is None else _loss(metric, value))
+                st.told.add(c["name"])
+            if not info.get("ensemble"):
+                history.append((info.get("algorithm", ""), info.get("config") or {},
+                                None if value is None else _loss(metric, value)))
+            if value is not None:
+                scores.append(_loss(metric, value))
+        active = [c for c in children if c["status"] not in TERMINAL_JOB_STATUSES]
+        stopping = rt.get("stopping")
+        started = row["start_time"] or row["created_at"]
+        elapsed = (utcnow() - started).total_seconds()
+        timeout_s = int(lim.get("timeout_minutes") or 360) * 60
+        if stopping is None:
+            if elapsed >= timeout_s:
+                stopping = f"limits.timeout_minutes ({lim.get('timeout_minutes') or 360} min) was reached"
+            elif lim.get("exit_score") is not None and scores \
+                    and min(scores) <= _loss(metric, float(lim["exit_score"])):
+                stopping = f"limits.exit_score ({lim['exit_score']}) was reached"
+            elif lim.get("enable_early_termination", True) and len(scores) >= _EARLY_AFTER:
+                best_at = scores.index(min(scores))
+                if len(scores) - 1 - best_at >= _EARLY_PATIENCE:
+                    stopping = f"early termination: no improvement in the last {_EARLY_PATIENCE} trials"
+            if stopping is not None:
+                self.ctx.store.update_job(name, runtime_update={"stopping": stopping})
+                self.log(name, f"search ends: {stopping}")
+        if stopping is not None and stopping.startswith("limits.timeout"):
+            for c in active:
+                if c["status"] != JobStatus.CANCEL_REQUESTED:
+                    self.jobs.cancel(c["name"], reason=stopping)
+        parent_cancel = f"parent job {name} was canceled"
+        if any(c["error"] == parent_cancel or c["runtime"].get("cancel_reason") == parent_cancel for c in children):
+            return
+        searching = [c for c in children if not c["runtime"].get("automl", {}).get("ensemble")
+                     and not json.loads(((c["spec"] or {}).get("properties") or {}).get("openaml.automl") or "{}")
+                     .get("ensemble")]
+        target = int(lim.get("max_trials") or 1000)
+        concurrent = int(lim.get("max_concurrent_trials") or 1)
+        n_active = len(active)
+        created = len(children)
+        remaining = timeout_s - elapsed
+        exhausted = bool(rt.get("search_exhausted"))
+        while stopping is None and not exhausted and len(searching) < target and n_active < concurrent \
+                and remaining > 5:
+            launched = self._launch(row, st, created, history, remaining)
+            if launched is None:
+                exhausted = True
+                self.ctx.store.update_job(name, runtime_update={"search_exhausted": True})
+                break
+            if launched is False:
+                return
+            created += 1
+            n_active += 1
+            searching.append({"name": f"{name}_{created - 1}"})
+        if n_active:
+            return
+        if not (stopping or exhausted or len(searching) >= target):
+            return
+        if not (stopping or "").startswith("limits.timeout") and self._launch_ensembles(row, children, metric):
+            return
+        self._complete(row, children, metric, stopping)
+
+    def _trial_spec(self, row: dict[str, Any], index: int, settings: dict[str, Any], display: str,
+                    info: dict[str, Any], timeout_s: int, members: list[str] | None = None) -> dict[str, Any]:
+        """The child command job of one trial; an ensemble's ``members`` (trial names) are its inputs
+        ``member_<i>`` (their ``outputs`` folders: a job's token reads its own run only)."""
+        spec = row["spec"]
+        name = row["name"]
+        inputs = {k: spec[k] for k in _DATA if k in spec}
+        args = " ".join(f"--{k} ${{{{inputs.{k}}}}}" for k in _DATA if k in spec)
+        for i, m in enumerate(members or []):
+            inputs[f"member_{i}"] = {"type": "uri_folder", "path": f"runs:/{m}/outputs"}
+            args += f" --member ${{{{inputs.member_{i}}}}}"
+        child: dict[str, Any] = {
+            "type": "command", "name": f"{name}_{index}", "command": f"python -m openaml.automl._trial {args}",
+            "inputs": inputs, "compute": row["compute"],
+            "experiment_name": row["experiment_name"], "parent_job_name": name,
+            "display_name": display, "limits": {"timeout": max(1, timeout_s)},
+            "environment_variables": {"OMP_NUM_THREADS": str(settings["n_jobs"]),
+                                      "OPENBLAS_NUM_THREADS": str(settings["n_jobs"]),
+                                      **(spec.get("environment_variables") or {}),
+                                      "OPENAML_AUTOML_TRIAL": json.dumps(settings)},
+            "tags": {"openaml.automl": name, "openaml.trial_index": str(index),
+                     "automl_algorithm": info["algorithm"]},
+            "properties": {"openaml.automl": json.dumps(info)},
+        }
+        if spec.get("environment_id"):
+            child["environment"] = spec["environment_id"]
+        if spec.get("resources"):
+            child["resources"] = spec["resources"]
+        return child
+
+    def _settings(self, row: dict[str, Any]) -> dict[str, Any]:
+        spec, rt = row["spec"], row["runtime"]
+        lim = spec.get("limits") or {}
+        cores = lim.get("max_cores_per_trial")
+        if cores in (None, -1):  # all cores, shared by the trials that run at once (more threads only contend)
+            cores = max(1, (os.cpu_count() or 1) // int(lim.get("max_concurrent_trials") or 1))
+        return {"task": spec["task"], "target": spec["target_column_name"], "metric": rt["metric"],
+                "weight_column_name": spec.get("weight_column_name"),
+                "cv_split_column_names": spec.get("cv_split_column_names"),
+                "n_cross_validations": spec.get("n_cross_validations"),
+                "validation_data_size": spec.get("validation_data_size"),
+                "positive_label": spec.get("positive_label"), "featurization": spec.get("featurization"),
+                "forecasting": spec.get("forecasting"),
+                "explain": bool((spec.get("training") or {}).get("enable_model_explainability", True)),
+                "n_jobs": int(cores)}
+
+    def _launch(self, row: dict[str, Any], st: _State, index: int,
+                history: list[tuple[str, dict[str, Any], float | None]], remaining: float) -> bool | None:
+        """Submit trial ``index``: True (submitted), None (the search has nothing left), False (the job ended)."""
+        name = row["name"]
+        lim = row["spec"].get("limits") or {}
+        suggestion = st.search.suggest(f"{name}_{index}", history)
+        if suggestion is None:
+            return None
+        algorithm, learner, config = suggestion
+        trial_s = int(min(remaining, (lim.get("trial_timeout_minutes") or 10**6) * 60))
+        settings = {**self._settings(row), "algorithm": algorithm, "flaml_learner": learner, "config": config,
+                    "time_limit_s": trial_s}
+        info = {"index": index, "algorithm": algorithm, "learner": learner, "config": config}
+        child = self._trial_spec(row, index, settings, f"{algorithm}_{index}", info, trial_s)
+        if not self._submit(row, child, info):
+            return False
+        history.append((algorithm, config, None))
+        self.log(name, f"trial {child['name']} submitted: {algorithm} "
+                 + " ".join(f"{k}={v!r}" for k, v in list(config.items())[:8]))
+        return True
+
+    def _submit(self, row: dict[str, Any], child: dict[str, Any], info: dict[str, Any]) -> bool:
+        name = row["name"]
+        try:
+            self.core.submit(child)
+        except ConflictError:
+            return True  # created by a previous pass or server
+        except OpenAMLError as exc:
+            self._finish(row, JobStatus.FAILED, error=f"trial {child['name']} could not be submitted: {exc.message}")
+            return False
+        self.ctx.store.update_job(child["name"], runtime_update={"automl": info})
+        if self.ctx.store.get_job(name)["status"] in TERMINAL_JOB_STATUSES:
+            self.jobs.cancel(child["name"], reason=f"parent job {name} ended")
+            return False
+        return True
+
+    def _launch_ensembles(self, row: dict[str, Any], children: list[dict[str, Any]], metric: str) -> bool:
+        """Submit the vote/stack ensemble trials once (when enabled and 2+ trials scored); True if submitted."""
+        name = row["name"]
+        spec, rt = row["spec"], row["runtime"]
+        if rt.get("ensembles_submitted"):
+            return False
+        tr = spec.get("training") or {}
+        kinds = [k for k, f in (("vote_ensemble", "enable_vote_ensemble"), ("stack_ensemble", "enable_stack_ensemble"))
+                 if tr.get(f, True)]
+        if spec["task"] == "forecasting":
+            kinds = []  # forecasting trials keep no validation predictions to ensemble
+        scored = [(c, self._result(c, metric)) for c in children if c["status"] == JobStatus.COMPLETED]
+        scored = [(c, v) for c, v in scored if v is not None]
+        scored.sort(key=lambda cv: _loss(metric, cast(float, cv[1])))
+        members = [c["name"] for c, _ in scored[:_ENSEMBLE_SIZE]]
+        self.ctx.store.update_job(name, runtime_update={"ensembles_submitted": True})
+        if len(members) < 2 or not kinds:
+            return False
+        lim = spec.get("limits") or {}
+        elapsed = (utcnow() - (row["start_time"] or row["created_at"])).total_seconds()
+        remaining = int(lim.get("timeout_minutes") or 360) * 60 - elapsed
+        if remaining < 10:
+            return False
+        submitted = False
+        index = len(children)
+        for kind in kinds:
+            algorithm = "VotingEnsemble" if kind == "vote_ensemble" else "StackEnsemble"
+            settings = {**self._settings(row), "algorithm": algorithm, "learner": kind, "flaml_learner": kind,
+                        "members": members, "stack": tr.get("stack_ensemble_settings") or {},
+                        "time_limit_s": int(remaining)}
+            info = {"index": index, "algorithm": algorithm, "learner": kind, "config": {"members": members},
+                    "ensemble": True}
+            child = self._trial_spec(row, index, settings, f"{algorithm}_{index}", info, int(remaining), members)
+            if not self._submit(row, child, info):
+                return submitted
+            self.log(name, f"trial {child['name']} submitted: {algorithm} of {', '.join(members)}")
+            submitted = True
+            index += 1
+        return submitted
+
+    # ------------------------------------------------------------------ results
+    def trials(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        """Trials best first: name, index, algorithm, status, params (the hyperparameters), metric,
+        duration_s, note, error (trials without the metric last, then by index)."""
+        metric = row["runtime"].get("metric") or ""
+        out = []
+        for c in self.ctx.store.list_jobs(parent_name=row["name"], include_archived=True, ascending=True):
+            info = c["runtime"].get("automl") or json.loads(((c["spec"] or {}).get("properties") or {})
+                                                           .get("openaml.automl") or "{}")
+            value = self._result(c, metric) if c["status"] in TERMINAL_JOB_STATUSES else None
+            dur = None
+            if c["start_time"]:
+                dur = round(((c["end_time"] or utcnow()) - c["start_time"]).total_seconds(), 2)
+            out.append({"name": c["name"], "index": info.get("index", -1), "algorithm": info.get("algorithm"),
+                        "status": c["status"], "params": info.get("config") or {}, "metric": value,
+                        "duration_s": dur, "terminated": None, "note": None, "error": c["error"]})
+        out.sort(key=lambda t: (t["metric"] is None, _loss(metric, t["metric"]) if t["metric"] is not None else 0.0,
+                                t["index"]))
+        return out
+
+    def extend_view(self, row: dict[str, Any], spec: JobRecord) -> JobRecord:
+        """``job show`` of an AutoML job: trials best first, counts, guardrails, the best trial
+        (``best_child_run_id``, score, algorithm) and its feature importance when explained."""
+        view = cast(dict[str, Any], spec)
+        rt = row["runtime"]
+        trials = self.trials(row)
+        view["trials"] = trials
+        counts: dict[str, int] = {}
+        for t in trials:
+            counts[t["status"]] = counts.get(t["status"], 0) + 1
+        view["trial_counts"] = counts
+        view["guardrails"] = rt.get("guardrails") or []
+        best = rt.get("best")
+        if best:
+            view["best_child_run_id"] = best["child"]
+            view["best_score"] = best["value"]
+            view["best_algorithm"] = best.get("algorithm")
+            if best.get("feature_importance"):
+                view["feature_importance"] = best["feature_importance"]
+            view.setdefault("properties", {})["automl_best_child_run_id"] = best["child"]
+        if rt.get("warnings"):
+            view["warnings"] = list(rt["warnings"])
+        return spec
+
+    def _complete(self, row: dict[str, Any], children: list[dict[str, Any]], metric: str, stopping: str | None) -> None:
+        name = row["name"]
+        children = self.ctx.store.list_jobs(parent_name=name, include_archived=True, ascending=True)
+        scored = [(c, self._result(c, metric)) for c in children if c["status"] == JobStatus.COMPLETED]
+        scored = [(c, v) for c, v in scored if v is not None]
+        if not scored:
+            failed = [c for c in children if c["status"] == JobStatus.FAILED]
+            error = f"no trial logged the primary metric {metric!r} ({len(children)} trials"
+            if failed:
+                error += (f", {len(failed)} failed; e.g. {failed[0]['name']}: {failed[0]['error']}; its log: "
+                          f"openaml job stream -n {failed[0]['name']}")
+            error += ")" + (f"; {stopping}" if stopping else "")
+            self._finish(row, JobStatus.FAILED, error=error)
+            return
+        best_child, best_value = min(scored, key=lambda cv: _loss(metric, cast(float, cv[1])))
+        info = best_child["runtime"].get("automl") or {}
+        summary = self.ctx.tracking.run_summary(best_child["name"])
+        importance = None
+        if summary["tags"].get("automl_feature_importance"):
+            try:
+                importance = json.loads(summary["tags"]["automl_feature_importance"])
+            except ValueError:
+                importance = None
+        best = {"child": best_child["name"], "value": best_value, "algorithm": info.get("algorithm"),
+                "feature_importance": importance}
+        try:
+            self.ctx.tracking.set_tags(name, {"automl_best_child_run_id": best_child["name"],
+                                              "best_child_run_id": best_child["name"],
+                                              "automl_best_score": repr(best_value),
+                                              "automl_best_algorithm": str(info.get("algorithm")),
+                                              "automl_end_reason": stopping or "completed"})
+        except Exception:  # noqa: BLE001
+            log.exception("automl %s: recording the best trial on its run failed", name)
+        self.ctx.store.update_job(name, runtime_update={"best": best, "end_reason": stopping or "completed"},
+                                  spec_update={"properties": {**(row["spec"].get("properties") or {}),
+                                                              "automl_best_child_run_id": best_child["name"]}})
+        self._finish(row, JobStatus.COMPLETED, error=None)
+
+    def _finish(self, row: dict[str, Any], status: str, *, error: str | None) -> None:
+        name = row["name"]
+        done = self.core.finish(name, status, error=error, from_statuses=(JobStatus.RUNNING,))
+        if done is None:
+            return
+        best = (done["runtime"] or {}).get("best")
+        self.log(name, f"AutoML {status}" + (f": best trial {best['child']} {best['algorithm']} ({best['value']!r})"
+                                             if best else "") + (f"; {error}" if error else ""))
+
+
+def _flaml_names(task: str, algorithms: list[str]) -> list[str]:
+    from openaml.automl._learners import FLAML_LEARNERS
+
+    return [FLAML_LEARNERS[task][a] for a in algorithms if a in FLAML_LEARNERS[task]]
+

@@ -1,0 +1,420 @@
+"""AutoML jobs (issue 14): the job definition (YAML and SDK), the checks before anything runs, the
+featurized model on raw rows, the search, and real AutoML jobs on a real server whose trials are
+child jobs with Azure's model artifacts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from openaml.errors import ValidationError
+
+MLTABLE = ('paths:\n  - file: ./data.csv\ntransformations:\n  - read_delimited:\n      delimiter: ","\n'
+           '      encoding: utf8\n      header: all_files_same_headers\n')
+
+
+def _frame(n: int = 240, seed: int = 0) -> pd.DataFrame:
+    """A small table with what AutoML featurizes: numbers with missing values, a category, a
+    high-cardinality string, a date, free text, an ID column and a constant column."""
+    rs = np.random.RandomState(seed)
+    x1 = rs.normal(size=n)
+    cat = rs.choice(["red", "green", "blue"], size=n)
+    y = ((x1 + (cat == "red") * 1.5 + rs.normal(scale=0.5, size=n)) > 0.5).astype(int)
+    words = np.array(["good", "bad", "fast", "slow", "cheap", "dear", "new", "old"])
+    hint = np.where(rs.rand(n) < 0.7, y, 1 - y)  # the text says the label 70 % of the time
+    text = [" ".join(rs.choice(words, 5)) + (" great value" if v else " poor") for v in hint]
+    df = pd.DataFrame({
+        "Id": np.arange(n), "x1": np.where(rs.rand(n) < 0.1, np.nan, x1), "x2": rs.randint(0, 5, n),
+        "colour": cat, "code": [f"c{rs.randint(0, 400)}" for _ in range(n)],
+        "when": pd.date_range("2024-01-01", periods=n, freq="D").astype(str), "review": text,
+        "constant": 1, "label": np.where(y == 1, "yes", "no"),
+    })
+    return df
+
+
+def _mltable(folder: Path, df: pd.DataFrame) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    df.to_csv(folder / "data.csv", index=False)
+    (folder / "MLTable").write_text(MLTABLE)
+    return folder
+
+
+# ---------------------------------------------------------------------------------- definition
+def test_yaml_and_sdk_build_the_same_job(tmp_path: Path) -> None:
+    from openaml import Input, automl, load_job
+
+    _mltable(tmp_path / "data", _frame())
+    (tmp_path / "job.yml").write_text(
+        "type: automl\ntask: classification\nprimary_metric: AUC_weighted\ntarget_column_name: label\n"
+        "training_data: {type: mltable, path: ./data}\nn_cross_validations: auto\npositive_label: 'yes'\n"
+        "limits: {timeout_minutes: 5, trial_timeout_minutes: 2, max_trials: 4, max_concurrent_trials: 2,"
+        " max_cores_per_trial: 1, enable_early_termination: true, exit_score: 0.99}\n"
+        "training: {enable_model_explainability: true, blocked_training_algorithms: [KNN, xg_boost_classifier],"
+        " enable_stack_ensemble: false, stack_ensemble_settings: {stack_meta_learner_type: LogisticRegression}}\n"
+        "featurization: {mode: custom, column_name_and_types: {x2: Categorical},"
+        " transformer_params: {imputer: [{fields: [x1], parameters: {strategy: mean}}]},"
+        " blocked_transformers: [WordEmbedding]}\n")
+    job = load_job(tmp_path / "job.yml")
+    assert job.type == "automl" and job.task == "classification" and job.limits.max_trials == 4
+    sdk = automl.classification(training_data=Input(type="mltable", path="./data"), target_column_name="label",
+                                primary_metric=automl.ClassificationPrimaryMetrics.AUC_WEIGHTED,
+                                n_cross_validations="auto", positive_label="yes")
+    sdk.set_limits(timeout_minutes=5, trial_timeout_minutes=2, max_trials=4, max_concurrent_trials=2,
+                   max_cores_per_trial=1, enable_early_termination=True, exit_score=0.99)
+    sdk.set_training(enable_model_explainability=True, enable_stack_ensemble=False,
+                     blocked_training_algorithms=[automl.ClassificationModels.KNN, "xg_boost_classifier"],
+                     stack_ensemble_settings=automl.StackEnsembleSettings(stack_meta_learner_type="LogisticRegression"))
+    sdk.set_featurization(mode="custom", column_name_and_types={"x2": "Categorical"},
+                          transformer_params={"imputer": [{"fields": ["x1"], "parameters": {"strategy": "mean"}}]},
+                          blocked_transformers=[automl.BlockedTransformers.WORD_EMBEDDING])
+    a = job.model_dump(mode="json", exclude_none=True)
+    b = sdk.model_dump(mode="json", exclude_none=True)
+    for key in ("task", "target_column_name", "limits", "training", "featurization", "n_cross_validations",
+                "positive_label", "training_data"):
+        assert a[key] == b[key], key
+    assert a["primary_metric"].lower().replace("_", "") == b["primary_metric"].lower()
+    fc = automl.forecasting(training_data=Input(type="mltable", path="./d"), target_column_name="y")
+    fc.set_forecast_settings(time_column_name="t", forecast_horizon=7, frequency="D", target_lags=[1, 7],
+                             target_rolling_window_size=3, seasonality=7, time_series_id_column_names=["s"])
+    assert fc.forecasting.forecast_horizon == 7 and fc.forecasting.series_columns() == ["s"]
+    with pytest.raises(ValueError, match="forecasting"):
+        sdk.set_forecast_settings(time_column_name="t")
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({"primary_metric": "r2_score"}, "does not fit task classification"),
+    ({"training": {"enable_dnn_training": True}}, "enable_dnn_training"),
+    ({"limits": {"timeout_minutes": 2, "trial_timeout_minutes": 5}}, "no trial could finish"),
+    ({"training": {"allowed_training_algorithms": ["Prophet"]}}, "'Prophet' is not a classification algorithm"),
+    ({"n_cross_validations": 1}, "must be >= 2"),
+    ({"validation_data_size": 1.5}, "between 0 and 1"),
+    ({"featurization": {"mode": "sometimes"}}, "featurization.mode"),
+])
+def test_fields_that_cannot_apply_are_refused_by_name(fields: dict[str, Any], expected: str) -> None:
+    from openaml.entities._automl import AutoMLJob, automl_problems
+
+    job = AutoMLJob.model_validate({"task": "classification", "target_column_name": "y",
+                                    "training_data": {"type": "mltable", "path": "./d"}, **fields})
+    problems, _ = automl_problems(job)
+    assert any(expected in p for p in problems), problems
+
+
+def test_fields_accepted_but_not_applied_are_said() -> None:
+    from openaml.entities._automl import AutoMLJob, automl_problems
+
+    job = AutoMLJob.model_validate({"task": "classification", "target_column_name": "y",
+                                    "training_data": {"type": "mltable", "path": "./d"},
+                                    "training": {"enable_onnx_compatible_models": True}, "limits": {"max_nodes": 4}})
+    problems, notes = automl_problems(job)
+    assert not problems
+    assert any("ONNX" in n for n in notes) and any("max_nodes" in n for n in notes)
+
+
+def test_data_problems_name_the_column() -> None:
+    from openaml.automl._data import data_problems
+
+    df = _frame()
+    p = data_problems(df, task="classification", target="Survived")
+    assert len(p) == 1 and "'Survived' is not in training_data" in p[0] and "colour" in p[0] and "label" in p[0]
+    one = df.assign(label="yes")
+    assert "one class only" in data_problems(one, task="classification", target="label")[0]
+    p = data_problems(df, task="regression", target="colour")
+    assert "'colour' is not numeric" in p[0] and "task: classification" in p[0]
+    ts = pd.DataFrame({"t": ["2024-01-01", "2024-01-01", "2024-01-02"] * 5, "s": "a", "y": range(15)})
+    p = data_problems(ts, task="forecasting", target="y",
+                      forecasting={"time_column_name": "t", "time_series_id_column_names": ["s"]})
+    assert any("duplicate (time, series) rows" in x for x in p)
+    irregular = pd.DataFrame({"t": pd.to_datetime(["2024-01-01", "2024-01-03", "2024-01-04", "2024-01-09",
+                                                   "2024-01-10", "2024-02-01", "2024-02-11", "2024-03-01",
+                                                   "2024-03-02", "2024-03-09", "2024-03-30"]), "y": range(11)})
+    p = data_problems(irregular, task="forecasting", target="y", forecasting={"time_column_name": "t"})
+    assert any("frequency" in x and "cannot be inferred" in x for x in p)
+
+
+# ---------------------------------------------------------------------------------- featurization
+def test_the_model_scores_raw_rows_with_new_categories_and_missing_columns() -> None:
+    from openaml.automl._featurize import build_featurizer, column_roles
+    from openaml.automl._trial import AutoMLModel, build_model
+
+    df = _frame()
+    X = df.drop(columns=["label"])
+    y = (df["label"] == "yes").astype(int).to_numpy()
+    roles, notes = column_roles(X, None)
+    assert roles["x1"] == "Numeric" and roles["colour"] == "Categorical" and roles["when"] == "DateTime"
+    assert roles["review"] == "Text" and roles["code"] == "CategoricalHash"
+    assert roles["Id"] == "Ignore" and roles["constant"] == "Ignore"
+    assert {n["column"] for n in notes} >= {"Id", "constant", "code"}
+    pipe = build_model("lgbm", {"n_estimators": 20, "num_leaves": 4}, "binary", 1, build_featurizer(X, roles, None))
+    pipe.fit(X, y)
+    model = AutoMLModel(pipe, "classification", ["no", "yes"], list(X.columns))
+    new = X.head(3).copy()
+    new["colour"] = ["purple", None, "red"]  # a category never seen, a missing one
+    new = new.drop(columns=["review"])  # a missing column: added empty, imputed
+    out = model.predict(new)
+    assert list(out) and set(out) <= {"no", "yes"}
+    assert model.predict_proba(new).shape == (3, 2)
+    off_roles, off_notes = column_roles(X, {"mode": "off"})
+    assert off_roles["colour"] == "Ignore" and any(n["column"] == "colour" for n in off_notes)
+    custom, _ = column_roles(X, {"mode": "custom", "column_name_and_types": {"x2": "Categorical"}})
+    assert custom["x2"] == "Categorical"
+
+
+def test_metrics_follow_azure_names() -> None:
+    from openaml.automl._metrics import classification_metrics, regression_metrics
+
+    y = np.array([0, 1, 1, 0, 1])
+    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.6, 0.4], [0.3, 0.7]])
+    m = classification_metrics(y, proba, np.array([0, 1]))
+    assert m["AUC_weighted"] == pytest.approx(1.0) and m["accuracy"] == pytest.approx(1.0)
+    assert {"norm_macro_recall", "average_precision_score_weighted", "precision_score_weighted", "log_loss"} <= set(m)
+    r = regression_metrics(np.array([1.0, 2, 3, 4]), np.array([1.0, 2, 3, 5]))
+    assert r["normalized_root_mean_squared_error"] == pytest.approx(0.5 / 3)
+    assert {"r2_score", "spearman_correlation", "normalized_mean_absolute_error"} <= set(r)
+
+
+def test_search_tries_each_learner_then_refines_the_best() -> None:
+    from openaml.automl._search import Search
+
+    s = Search("classification", "binary", ["LightGBM", "LogisticRegression"], (200, 5), {})
+    history: list[tuple[str, dict[str, Any], float | None]] = []
+    seen = []
+    for i, loss in enumerate([-0.9, -0.7, -0.91, -0.92]):
+        algorithm, learner, config = s.suggest(f"t{i}", history)  # type: ignore[misc]
+        seen.append(algorithm)
+        history.append((algorithm, config, loss))
+        s.tell(f"t{i}", loss)
+    assert seen[:2] == ["LightGBM", "LogisticRegression"]
+    assert seen[2] == "LightGBM"  # the best learner is refined first
+
+
+# ---------------------------------------------------------------------------------- on a server
+def _job(data: Path, **over: Any) -> Any:
+    from openaml import Input, automl
+
+    job = automl.classification(training_data=Input(type="mltable", path=str(data)), target_column_name="label",
+                                primary_metric="AUC_weighted", n_cross_validations=2,
+                                experiment_name="automl-tests", **over)
+    job.set_limits(timeout_minutes=5, trial_timeout_minutes=3, max_trials=2, max_concurrent_trials=2)
+    job.set_training(allowed_training_algorithms=["LightGBM", "LogisticRegression"],
+                     enable_vote_ensemble=False, enable_stack_ensemble=False, enable_model_explainability=True)
+    return job
+
+
+def test_bad_input_is_refused_before_anything_runs(ml_client: Any, tmp_path: Path) -> None:
+    data = _mltable(tmp_path / "d", _frame())
+    before = len(ml_client.jobs.list_raw())
+    job = _job(data)
+    job.target_column_name = "Survived"
+    with pytest.raises(ValidationError, match=r"column 'Survived' is not in training_data \(its columns: Id, x1"):
+        ml_client.jobs.create_or_update(job)
+    one = _mltable(tmp_path / "one", _frame().assign(label="yes"))
+    with pytest.raises(ValidationError, match="one class only"):
+        ml_client.jobs.create_or_update(_job(one))
+    short = _job(data)
+    short.set_training(allowed_training_algorithms=["DecisionTree"])
+    with pytest.raises(ValidationError, match="DecisionTree cannot train here"):
+        ml_client.jobs.create_or_update(short)
+    assert len(ml_client.jobs.list_raw()) == before
+
+
+def test_automl_job_end_to_end(ml_client: Any, tmp_path: Path, server: Any) -> None:
+    """The one fast end-to-end run of the default suite: 2 trials as child jobs, the best tagged on
+    the parent, its artifacts as Azure writes them, and its scoring file on raw rows."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    data = _mltable(tmp_path / "d", _frame())
+    job = ml_client.jobs.create_or_update(_job(data))
+    done = ml_client.jobs.wait(job.name, timeout=600)
+    raw = ml_client.jobs.get_raw(job.name)
+    assert done.status == "Completed", raw.get("error")
+    kids = ml_client.jobs.list_raw(parent_job_name=job.name)
+    assert len(kids) == 2 and {k["status"] for k in kids} == {"Completed"}
+    trials = raw["trials"]
+    assert [t["metric"] for t in trials] == sorted([t["metric"] for t in trials], reverse=True)
+    assert {t["algorithm"] for t in trials} == {"LightGBM", "LogisticRegression"}
+    assert {g["name"] for g in raw["guardrails"]} >= {"Class balancing detection",
+                                                       "Missing feature values imputation",
+                                                       "High cardinality feature detection"}
+    assert raw["best_child_run_id"] == trials[0]["name"] and raw["best_score"] == trials[0]["metric"]
+    assert raw["feature_importance"][0]["feature"] in ("x1", "colour", "review")
+    client = MlflowClient(tracking_uri=ml_client.mlflow_tracking_uri if hasattr(ml_client, "mlflow_tracking_uri")
+                          else f"{server.url}/mlflow")
+    best = client.get_run(job.name).data.tags["automl_best_child_run_id"]
+    run = client.get_run(best)
+    assert run.data.metrics["AUC_weighted"] == pytest.approx(raw["best_score"])
+    assert {"accuracy", "norm_macro_recall", "precision_score_weighted", "log_loss"} <= set(run.data.metrics)
+    files = {a.path for a in client.list_artifacts(best, "outputs")}
+    assert {"outputs/mlflow-model", "outputs/model.pkl", "outputs/conda_env_v_1_0_0.yml",
+            "outputs/scoring_file_v_2_0_0.py"} <= files
+    dest = tmp_path / "best"
+    mlflow.set_tracking_uri(f"{server.url}/mlflow")
+    client.download_artifacts(best, "outputs", str(dest))
+    rows = _frame().drop(columns=["label"]).head(3)
+    rows["colour"] = ["purple", "red", None]  # a category never seen in training
+    payload = {"Inputs": {"data": json.loads(rows.to_json(orient="records"))},
+               "GlobalParameters": {"method": "predict_proba"}}
+    code = ("import json, sys, os\nsys.path.insert(0, sys.argv[1])\nimport scoring_file_v_2_0_0 as s\ns.init()\n"
+            "print(json.dumps(s.run(sys.argv[2])))\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["AZUREML_MODEL_DIR"] = str(dest / "outputs")
+    out = subprocess.run([sys.executable, "-c", code, str(dest / "outputs"), json.dumps(payload)], env=env,
+                         capture_output=True, text=True, cwd=tmp_path, check=True)
+    probs = json.loads(out.stdout.strip().splitlines()[-1])["Results"]
+    assert len(probs) == 3 and all(abs(sum(p) - 1) < 1e-6 for p in probs)
+    payload["GlobalParameters"] = {"method": "predict"}
+    out = subprocess.run([sys.executable, "-c", code, str(dest / "outputs"), json.dumps(payload)], env=env,
+                         capture_output=True, text=True, cwd=tmp_path, check=True)
+    assert set(json.loads(out.stdout.strip().splitlines()[-1])["Results"]) <= {"yes", "no"}
+    pyfunc = mlflow.pyfunc.load_model(str(dest / "outputs" / "mlflow-model"))
+    assert set(pyfunc.predict(rows)) <= {"yes", "no"}
+
+
+@pytest.mark.slow
+def test_server_restart_mid_automl_keeps_finished_trials(tmp_path: Path) -> None:
+    from openaml import MLClient
+    from tests.conftest import start_server
+
+    ws = tmp_path / "ws"
+    handle = start_server(ws)
+    data = _mltable(tmp_path / "d", _frame())
+    try:
+        with MLClient(workspace=handle.url) as client:
+            job = _job(data)
+            job.set_limits(max_trials=4, max_concurrent_trials=1, timeout_minutes=10)
+            job = client.jobs.create_or_update(job)
+            deadline = time.monotonic() + 400
+            while time.monotonic() < deadline:
+                kids = client.jobs.list_raw(parent_job_name=job.name)
+                if any(k["status"] == "Completed" for k in kids):
+                    break
+                time.sleep(1)
+            finished = {k["name"] for k in kids if k["status"] == "Completed"}
+            assert finished
+        handle.stop()
+        handle = start_server(ws, create=False)
+        with MLClient(workspace=handle.url) as client:
+            done = client.jobs.wait(job.name, timeout=600)
+            assert done.status == "Completed"
+            kids = {k["name"]: k for k in client.jobs.list_raw(parent_job_name=job.name)}
+            assert finished <= set(kids) and all(kids[n]["status"] == "Completed" for n in finished)
+            assert client.jobs.get_raw(job.name)["best_child_run_id"] in kids
+    finally:
+        handle.stop()
+
+
+# ---------------------------------------------------------------------------------- forecasting
+def _series(n: int = 120, ids: tuple[str, ...] = ("a", "b")) -> pd.DataFrame:
+    t = pd.date_range("2024-01-01", periods=n, freq="D")
+    frames = []
+    for k, s in enumerate(ids):
+        y = 10 + 5 * k + 3 * np.sin(2 * np.pi * np.arange(n) / 7) + 0.05 * np.arange(n)
+        frames.append(pd.DataFrame({"date": t.astype(str), "store": s, "sales": y}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_forecast_models_forecast_the_horizon_per_series() -> None:
+    from openaml.automl._forecast import _make, _prepare, forecast_guardrails
+
+    df = _series()
+    settings = {"target": "sales", "algorithm": "SeasonalNaive", "flaml_learner": "SeasonalNaive",
+                "forecasting": {"time_column_name": "date", "time_series_id_column_names": ["store"],
+                                "forecast_horizon": 7}}
+    frame, st = _prepare(df, settings)
+    assert st["freq"] == "D" and st["season"] == 7 and st["lags"] == [1, 7]
+    train, future = frame[frame["date"] < "2024-04-23"], frame[frame["date"] >= "2024-04-23"].head(14)
+    naive = _make(settings, st).fit(train)
+    out = naive.forecast(future.drop(columns=["sales"]))
+    assert list(out.columns)[-1] == "sales_forecast" and len(out) == len(future)
+    err_naive = np.abs(out["sales_forecast"].to_numpy() - future["sales"].to_numpy()).mean()
+    lgbm = _make({**settings, "algorithm": "LightGBM", "flaml_learner": "lgbm",
+                  "config": {"n_estimators": 60, "num_leaves": 8, "min_child_samples": 5}}, st).fit(train)
+    err_lgbm = np.abs(lgbm.predict(future.drop(columns=["sales"])) - future["sales"].to_numpy()).mean()
+    assert err_naive < 1.0 and err_lgbm < 3.0
+    g = {x["name"]: x for x in forecast_guardrails(df, settings["forecasting"])}
+    assert g["Frequency detection"]["status"] == "passed" and "D" in g["Frequency detection"]["details"]
+    short = forecast_guardrails(_series(n=10), {**settings["forecasting"], "forecast_horizon": 7})
+    assert short[0]["status"] == "alerted" and "shorter than" in short[0]["details"]
+
+
+@pytest.mark.slow
+def test_best_model_deploys_as_mlflow_no_code_and_with_the_scoring_file(ml_client: Any, tmp_path: Path) -> None:
+    """Chapter 5's end: the best child's files served by an online endpoint, as an MLflow model with
+    no scoring script, and as model.pkl behind scoring_file_v_2_0_0.py."""
+    from mlflow.tracking import MlflowClient
+
+    from openaml.entities import CodeConfiguration, Environment, ManagedOnlineDeployment, ManagedOnlineEndpoint, Model
+
+    data = _mltable(tmp_path / "d", _frame())
+    job = _job(data)
+    job.set_training(allowed_training_algorithms=["LogisticRegression"])
+    job.set_limits(max_trials=1, max_concurrent_trials=1)
+    job = ml_client.jobs.create_or_update(job)
+    assert ml_client.jobs.wait(job.name, timeout=600).status == "Completed"
+    client = MlflowClient(tracking_uri=ml_client.workspaces.get().mlflow_tracking_uri)
+    best = client.get_run(job.name).data.tags["automl_best_child_run_id"]
+    local = Path(client.download_artifacts(best, "outputs", str(tmp_path / "best")))
+    ml_client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="ep-automl", auth_mode="key"))
+    no_code = ManagedOnlineDeployment(name="mlflow", endpoint_name="ep-automl",
+                                      model=Model(path=str(local / "mlflow-model"), type="mlflow_model"),
+                                      instance_type="Standard_DS3_v2", instance_count=1)
+    assert ml_client.online_deployments.begin_create_or_update(no_code).result(timeout=900).provisioning_state == \
+        "Succeeded"
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.pkl").write_bytes((local / "model.pkl").read_bytes())
+    scoring = ManagedOnlineDeployment(name="scoring", endpoint_name="ep-automl",
+                                      model=Model(path=str(tmp_path / "model")),
+                                      code_configuration=CodeConfiguration(code=str(local),
+                                                                           scoring_script="scoring_file_v_2_0_0.py"),
+                                      environment=Environment(
+                                          image="mcr.microsoft.com/azureml/minimal-ubuntu22.04-py311-cpu-inference",
+                                          conda_file=str(local / "conda_env_v_1_0_0.yml")),
+                                      instance_type="Standard_DS3_v2", instance_count=1)
+    assert ml_client.online_deployments.begin_create_or_update(scoring).result(timeout=900).provisioning_state == \
+        "Succeeded"
+    rows = json.loads(_frame().drop(columns=["label"]).head(2).to_json(orient="records"))
+    req = tmp_path / "req.json"
+    req.write_text(json.dumps({"Inputs": {"data": rows}, "GlobalParameters": {"method": "predict_proba"}}))
+    out = json.loads(ml_client.online_endpoints.invoke("ep-automl", request_file=str(req), deployment_name="scoring"))
+    assert len(out["Results"]) == 2 and all(abs(sum(p) - 1) < 1e-6 for p in out["Results"])
+    req.write_text(json.dumps({"input_data": {"columns": list(rows[0]), "data": [list(r.values()) for r in rows]}}))
+    out = json.loads(ml_client.online_endpoints.invoke("ep-automl", request_file=str(req), deployment_name="mlflow"))
+    preds = out["predictions"] if isinstance(out, dict) else out
+    assert len(preds) == 2 and set(preds) <= {"yes", "no"}
+
+
+def test_guardrails_name_a_class_too_rare_for_the_folds() -> None:
+    from openaml.automl._guardrails import guardrails
+    from openaml.entities._automl import AutoMLJob
+
+    df = _frame()
+    df.loc[:1, "label"] = "maybe"  # 2 rows: fewer than the 3 folds
+    job = AutoMLJob.model_validate({"task": "classification", "target_column_name": "label",
+                                    "training_data": {"type": "mltable", "path": "./d"}, "n_cross_validations": 3})
+    g = {x["name"]: x for x in guardrails(df, job)}
+    cb = g["Class balancing detection"]
+    assert cb["status"] == "alerted" and "'maybe'" in cb["details"] and "too rare for 3 folds" in cb["details"]
+    assert g["Missing feature values imputation"]["status"] == "done" and "x1" in \
+        g["Missing feature values imputation"]["details"]
+
+
+def test_the_titanic_automl_example_is_a_valid_job() -> None:
+    from openaml import load_job
+    from openaml.entities._automl import automl_problems
+
+    root = Path(__file__).resolve().parents[1] / "examples" / "titanic" / "automl"
+    job = load_job(root / "automl-job.yml")
+    problems, notes = automl_problems(job)
+    assert not problems and any("ONNX" in n for n in notes)
+    assert (job.base_path / job.training_data.path / "MLTable").is_file()
+    request = json.loads((root / "sample-titanic-data.json").read_text())
+    assert request["GlobalParameters"]["method"] == "predict" and len(request["Inputs"]["data"]) == 2
