@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from openaml.entities._assets import Data, Model
     from openaml.entities._base import Entity, load_entity
     from openaml.entities._component import CommandComponent, PipelineComponent
-    from openaml.entities._compute import AmlCompute, Compute, ComputeInstance
+    from openaml.entities._compute import AmlCompute, Compute, ComputeInstance, RayCompute, RayResources
     from openaml.entities._datastore import (
         AccountKeyConfiguration,
         AzureBlobDatastore,
@@ -51,6 +51,8 @@ _EXPORTS: dict[str, str] = {
     "AmlCompute": "openaml.entities._compute",
     "Compute": "openaml.entities._compute",
     "ComputeInstance": "openaml.entities._compute",
+    "RayCompute": "openaml.entities._compute",
+    "RayResources": "openaml.entities._compute",
     "CodeConfiguration": "openaml.entities._endpoint",
     "EndpointAuthKeys": "openaml.entities._endpoint",
     "EndpointAuthToken": "openaml.entities._endpoint",
@@ -97,6 +99,8 @@ __all__ = [
     "CommandJobLimits",
     "Compute",
     "ComputeInstance",
+    "RayCompute",
+    "RayResources",
     "CronTrigger",
     "Data",
     "Datastore",
