@@ -89,23 +89,48 @@ class LocalRayCluster:
                                             start_new_session=True, env=self._env(), cwd=self.tmp)
         log.close()
 
-    def start(self, timeout: float = 180.0) -> LocalRayCluster:
+    def start(self, timeout: float = 240.0, attempts: int = 3) -> LocalRayCluster:
+        """Start the head, then the worker; a node whose ``ray start`` gives up (Ray waits a fixed 30 s
+        for its raylet, too short on a busy machine) is started again, ``attempts`` times at most."""
         gcs, dash, client = _free_ports(3)
         self.gcs = f"127.0.0.1:{gcs}"
         self.address = f"http://127.0.0.1:{dash}"
+        head = ["--head", f"--port={gcs}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+                f"--ray-client-server-port={client}", f"--temp-dir={self.tmp}", f"--resources={json.dumps({'head': 1})}"]
         try:
-            self._start("head", ["--head", f"--port={gcs}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-                                 f"--ray-client-server-port={client}", f"--temp-dir={self.tmp}",
-                                 f"--resources={json.dumps({'head': 1})}", *self._node_args()])
-            self._wait(lambda n: n >= 1, timeout)
+            self._start_node("head", head, 1, timeout, attempts)
             if self.worker:
-                self._start("worker", [f"--address={self.gcs}", f"--resources={json.dumps({'worker': 1})}",
-                                       *self._node_args()])
-                self._wait(lambda n: n >= 2, timeout)
+                self.add_worker(timeout, attempts)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def add_worker(self, timeout: float = 240.0, attempts: int = 3) -> None:
+        """Start the worker node (again, after :meth:`kill_node`); waits until it is alive."""
+        want = self.alive_nodes() + 1
+        self._start_node("worker", [f"--address={self.gcs}", f"--resources={json.dumps({'worker': 1})}"], want,
+                         timeout, attempts)
+
+    def _start_node(self, role: str, args: list[str], nodes: int, timeout: float, attempts: int) -> None:
+        for attempt in range(1, attempts + 1):
+            self._start(role, [*args, *self._node_args()])
+            try:
+                self._wait(lambda n: n >= nodes, timeout)
+                return
+            except RuntimeError:
+                self._kill_session(self.procs[role].pid)
+                if attempt == attempts:
+                    raise
+
+    @staticmethod
+    def _kill_session(sid: int) -> None:
+        for p in psutil.process_iter():
+            try:
+                if os.getsid(p.pid) == sid:
+                    p.kill()
+            except (OSError, psutil.Error):
+                continue
 
     def alive_nodes(self) -> int:
         r = httpx.get(f"{self.address}/api/v0/nodes", params={"limit": 100}, timeout=10)
@@ -156,6 +181,7 @@ class LocalRayCluster:
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+        self.tree.pop(role, None)
 
     def _ours(self) -> list[psutil.Process]:
         mine = set().union(*self.tree.values()) if self.tree else set()

@@ -97,8 +97,8 @@ class RayCompute(Compute):
 def compute_class(type_: Any) -> type[Compute]:
     """The entity class of a compute ``type``: ``RayCompute`` for ``ray``, ``ComputeInstance`` for
     ``computeinstance``, else ``AmlCompute`` (whose validation names the type's error)."""
-    return {"ray": RayCompute, "computeinstance": ComputeInstance}.get(type_ if isinstance(type_, str) else "",
-                                                                         AmlCompute)
+    classes: dict[str, type[Compute]] = {"ray": RayCompute, "computeinstance": ComputeInstance}
+    return classes.get(type_ if isinstance(type_, str) else "", AmlCompute)
 
 
 def load_compute(source: str | Path | None = None, *, data: dict[str, Any] | None = None,
