@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs openaml into ./.venv from requirements.lock (one resolve of pyproject.toml with the test
-# extra), compiled to bytecode, then runs pip check. Needs only python3 (3.11+) with pip.
+# Installs openaml into ./.venv from requirements.lock (one resolve of pyproject.toml with the test and ray
+# extras), compiled to bytecode, then runs pip check. Needs only python3 (3.11+) with pip.
 #
 # Whenever pyproject.toml's dependencies change, regenerate and commit the lock:
 #     uv pip compile pyproject.toml --extra test --extra ray --python-version 3.11 -o requirements.lock

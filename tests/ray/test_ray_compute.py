@@ -182,6 +182,29 @@ def test_cancel_mid_job_stops_the_ray_job(ray_cluster: Any, ml_client: Any) -> N
 
 @pytest.mark.ray
 @pytest.mark.timeout(1200)
+def test_sweep_trials_run_as_ray_jobs(ray_cluster: Any, ml_client: Any) -> None:
+    from ray.job_submission import JobSubmissionClient
+
+    from openaml.entities import RayCompute, RayResources
+
+    ml_client.compute.begin_create_or_update(RayCompute(
+        name="ray-sweep", address=ray_cluster.address, max_instances=1,
+        resources=RayResources(num_cpus=1, custom={"worker": 1}))).result()
+    spec = {"type": "sweep", "compute": "ray-sweep", "experiment_name": "ray-sweep",
+            "trial": {"command": "echo trial x=${{inputs.x}}"},
+            "search_space": {"x": {"type": "choice", "values": [1, 2]}}, "sampling_algorithm": "grid",
+            "objective": {"goal": "maximize", "primary_metric": "m"},
+            "limits": {"max_total_trials": 2, "max_concurrent_trials": 1}}
+    name = ml_client.jobs._t.post("/jobs", json=spec)["name"]
+    _wait_job(ml_client, name, lambda j: j.status in ("Completed", "Failed", "Canceled"), "ended", 600)
+    trials = list(ml_client.jobs.list(parent_job_name=name))
+    assert len(trials) == 2 and {t.status for t in trials} == {"Completed"}, [(t.name, t.status) for t in trials]
+    on_ray = {(j.metadata or {}).get("openaml_job") for j in JobSubmissionClient(ray_cluster.address).list_jobs()}
+    assert {t.name for t in trials} <= on_ray
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(1200)
 def test_a_worker_node_lost_mid_job_fails_the_job_with_the_reason_and_no_output(
         ray_cluster: Any, ml_client: Any, server: Any) -> None:
     """Last in this file: it kills the worker node (then starts a new one for what follows)."""

@@ -224,12 +224,14 @@ class RayBackend(ComputeBackend):
         """The end of the Ray job's output; when Ray ended it (a node lost, a stop) Ray's message is the last line."""
         address, sid = self._parse(handle)
         try:
-            text = str(self.client(address).get_job_logs(sid) or "")
             status, message = self.ray_status(handle)
         except Exception:  # noqa: BLE001 - a failure message is best effort
-            return ""
-        text = text[-max_bytes:]
-        if status.endswith(("FAILED", "STOPPED")) and message:
+            status, message = "", ""
+        try:  # kept by the node that ran the job: gone with a lost node
+            text = str(self.client(address).get_job_logs(sid) or "")[-max_bytes:]
+        except Exception:  # noqa: BLE001
+            text = ""
+        if status.endswith(("FAILED", "STOPPED", "MISSING")) and message:
             text += ("" if not text or text.endswith("\n") else "\n") + f"[ray] job {sid} {status}: {message}\n"
         return text
 

@@ -54,7 +54,7 @@ class Compute(Entity):
 
     @model_validator(mode="after")
     def _check_bounds(self) -> "Compute":
-        if self.min_instances > self.max_instances:
+        if self.max_instances is not None and self.min_instances > self.max_instances:
             raise ValueError(
                 f"min_instances ({self.min_instances}) must not exceed max_instances ({self.max_instances})"
             )
@@ -92,6 +92,8 @@ class RayCompute(Compute):
     create when not given (its CPUs divided by ``resources.num_cpus``)."""
 
     type: Literal["ray"] = "ray"  # type: ignore[assignment]
+    #: None: taken from the cluster at create (the server's answer has the number)
+    max_instances: int | None = Field(default=None, ge=1)  # type: ignore[assignment]
 
 
 def compute_class(type_: Any) -> type[Compute]:
