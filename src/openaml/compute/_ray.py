@@ -16,9 +16,10 @@ dashboard shows a job's ``env_vars``). It travels in a file of a one-job ``worki
 that ``JobSubmissionClient`` uploads to the cluster (the job list shows only the package's
 ``gcs://_ray_pkg_<hash>.zip`` URI); the entrypoint opens it as the runner's stdin and deletes it
 before the runner starts. The residual exposure: whoever can run code on the cluster (Ray's Jobs
-API has no authentication) can read the package from Ray's storage while the job exists; such a
-party can also read any runner's memory on its node, so the cluster must be trusted as the
-server's own machine is (docs/guide/scale-out.md).
+API has no authentication by default) can read the package from Ray's storage until Ray
+garbage-collects it; the token is refused by the server once its job ended, and such a party can
+read any runner's memory on its node anyway, so the cluster must be trusted as the server's own
+machine is (docs/guide/compute.md).
 
 Ray job status -> :class:`RunnerStatus`: PENDING/RUNNING alive; SUCCEEDED, or FAILED with the
 entrypoint's exit code, exited; STOPPED (a cancel or a kill) and FAILED otherwise (its node died,
