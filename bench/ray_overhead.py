@@ -72,8 +72,9 @@ def openaml_job(ml: Any) -> float:
 
 
 def main() -> None:
-    args = parse_args(__doc__.splitlines()[0])
-    n = 3 if args.quick else 10
+    args = parse_args(__doc__.splitlines()[0],
+                      lambda p: p.add_argument("--n", type=int, default=None, help="repetitions (default 10)"))
+    n = args.n or (3 if args.quick else 10)
     from ray.job_submission import JobSubmissionClient
 
     from openaml import MLClient

@@ -144,7 +144,11 @@ def test_command_job_runs_as_a_ray_job_on_the_worker_node(ray_cluster: Any, ml_c
     assert "on ray: from-the-compute" in log
     ray = JobSubmissionClient(ray_cluster.address)
     mine = [j for j in ray.list_jobs() if (j.metadata or {}).get("openaml_job") == job.name]
-    assert len(mine) == 1 and mine[0].status == "SUCCEEDED"
+    assert len(mine) == 1
+    end = time.monotonic() + 60  # the runner reports its end, then exits
+    while ray.get_job_status(mine[0].submission_id) == "RUNNING" and time.monotonic() < end:
+        time.sleep(0.5)
+    assert ray.get_job_status(mine[0].submission_id) == "SUCCEEDED"
     # the job's token is nowhere in what Ray shows (entrypoint, runtime_env, metadata), nor in its logs
     shown = json.dumps({"entrypoint": mine[0].entrypoint, "runtime_env": mine[0].runtime_env,
                         "metadata": mine[0].metadata}) + ray.get_job_logs(mine[0].submission_id)
@@ -207,7 +211,8 @@ def test_sweep_trials_run_as_ray_jobs(ray_cluster: Any, ml_client: Any) -> None:
 @pytest.mark.timeout(1200)
 def test_a_worker_node_lost_mid_job_fails_the_job_with_the_reason_and_no_output(
         ray_cluster: Any, ml_client: Any, server: Any) -> None:
-    """Last in this file: it kills the worker node (then starts a new one for what follows)."""
+    """Last of the tier (tests/ray after tests/contracts): it kills the worker node for good (a new
+    one does not reliably register on a busy machine: Ray waits a fixed 30 s for it)."""
     from openaml import Output, command
     from openaml.entities import RayCompute, RayResources
 
@@ -222,12 +227,9 @@ def test_a_worker_node_lost_mid_job_fails_the_job_with_the_reason_and_no_output(
     end = time.monotonic() + 60
     while not (log.exists() and "written" in log.read_text()) and time.monotonic() < end:
         time.sleep(0.5)
-    try:
-        ray_cluster.kill_node("worker")
-        job = _wait_job(ml_client, job.name, lambda j: j.status in ("Failed", "Canceled", "Completed"), "ended")
-        assert job.status == "Failed"
-        # the runner's end was never reported: Ray's reason (its job failed with the node) or the heartbeat's
-        assert ("ended unexpectedly" in job.error or "stopped reporting" in job.error), job.error
-        assert not [p for p in server.path.rglob("half-written.txt")], "a half-written output reached the workspace"
-    finally:
-        ray_cluster.add_worker()
+    ray_cluster.kill_node("worker")
+    job = _wait_job(ml_client, job.name, lambda j: j.status in ("Failed", "Canceled", "Completed"), "ended")
+    assert job.status == "Failed"
+    # the runner's end was never reported: Ray's reason (its job failed with the node) or the heartbeat's
+    assert ("ended unexpectedly" in job.error or "stopped reporting" in job.error), job.error
+    assert not [p for p in server.path.rglob("half-written.txt")], "a half-written output reached the workspace"

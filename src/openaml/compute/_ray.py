@@ -51,6 +51,8 @@ TOKEN_FILE = ".openaml-runner-token"
 STOP_WAIT_SECONDS = 15
 #: how long a Ray job status is reused (the scheduler asks every pass, 20 times a second when busy)
 STATUS_TTL_SECONDS = 1.0
+#: how long a cluster that could not be reached is not tried again (its error is raised at once)
+RETRY_SECONDS = 5.0
 _ALIVE = {"PENDING", "RUNNING"}
 _TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
@@ -122,6 +124,7 @@ class RayBackend(ComputeBackend):
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._status: dict[str, tuple[float, str, str]] = {}  # submission id -> (when, status, message)
+        self._down: dict[str, tuple[float, str]] = {}  # address -> (when a connection failed, why)
 
     # ------------------------------------------------------------------ the cluster
     def client(self, address: str) -> Any:
@@ -132,16 +135,23 @@ class RayBackend(ComputeBackend):
         """
         with self._lock:
             made = self._clients.get(address)
+            down = self._down.get(address)
         if made is not None:
             return made
+        if down is not None and time.monotonic() - down[0] < RETRY_SECONDS:
+            raise RuntimeError(down[1])  # the scheduler asks every pass: not a connection attempt each time
         from ray.job_submission import JobSubmissionClient
 
         try:
             made = JobSubmissionClient(address)
         except Exception as exc:  # noqa: BLE001 - requests' ConnectionError, Ray's RuntimeError: all "unreachable"
-            raise RuntimeError(f"the Ray cluster at {address} cannot be reached: {_short(exc)}") from None
+            msg = f"the Ray cluster at {address} cannot be reached: {_short(exc)}"
+            with self._lock:
+                self._down[address] = (time.monotonic(), msg)
+            raise RuntimeError(msg) from None
         with self._lock:
             self._clients[address] = made
+            self._down.pop(address, None)
         return made
 
     @staticmethod
