@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Installs openaml into ./.venv from requirements.lock (one resolve of pyproject.toml with the test
-# extra), compiled to bytecode, then runs pip check. Needs only python3 (3.11+) with pip.
+# Installs openaml into ./.venv from requirements.lock (one resolve of pyproject.toml with the test and ray
+# extras), compiled to bytecode, then runs pip check. Needs only python3 (3.11+) with pip.
 #
 # Whenever pyproject.toml's dependencies change, regenerate and commit the lock:
-#     uv pip compile pyproject.toml --extra test --python-version 3.11 -o requirements.lock
+#     uv pip compile pyproject.toml --extra test --extra ray --python-version 3.11 -o requirements.lock
 # (existing pins are kept; with CI=true this script fails when the committed lock is stale).
 #
 # Optional: --with-torch (or OPENAML_WITH_TORCH=1; implied by CI=true) also installs PyTorch's CPU build,
@@ -26,7 +26,7 @@ done
 
 T0=$(date +%s)
 step() { echo "== [$(( $(date +%s) - T0 ))s] $*" >&2; }
-LOCK_CMD=(pip compile pyproject.toml --extra test --python-version 3.11)
+LOCK_CMD=(pip compile pyproject.toml --extra test --extra ray --python-version 3.11)
 
 step "uv"
 uv_pin="$(grep -E '^uv==' requirements.lock || echo uv)"

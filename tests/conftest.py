@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -177,6 +178,24 @@ def cli(server: ServerHandle):  # type: ignore[no-untyped-def]
         return CliResult(p.returncode, p.stdout, p.stderr)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    """A local Ray cluster (tests/ray/cluster.py: a head and one worker node on loopback, ``--num-cpus 1``
+    each, custom resources ``head``/``worker``) for the ``ray`` tier, stopped at the session's end.
+    Skipped when ray is not installed (``pip install 'openaml[ray]'``), unless ``CI=true``: then it fails."""
+    from tests.ray.cluster import LocalRayCluster, ray_available
+
+    if not ray_available():
+        if os.environ.get("CI") == "true":
+            pytest.fail("the ray tier needs ray: pip install 'openaml[ray]' (CI=true: not skipped)")
+        pytest.skip("ray is not installed (pip install 'openaml[ray]')")
+    cluster = LocalRayCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

@@ -44,7 +44,10 @@ def load_environment(source: str | Path, *, params_override: list[Any] | None = 
 
 
 def load_compute(source: str | Path, *, params_override: list[Any] | None = None, **kwargs: Any) -> AmlCompute:
-    return load_entity(entities.AmlCompute, source, params_override=params_override, kind="compute")
+    """A compute YAML as the class of its ``type`` (``AmlCompute``; ``type: ray``: ``RayCompute``)."""
+    from openaml.entities._compute import load_compute as _load_compute
+
+    return _load_compute(source, params_override=params_override)  # type: ignore[return-value]
 
 
 def load_datastore(source: str | Path, *, params_override: list[Any] | None = None, **kwargs: Any) -> Datastore:

@@ -320,9 +320,9 @@ class ComputeRecord(TypedDict, total=False):
     backend: Required[str]
     running_jobs: Required[int]
     queued_jobs: Required[int]
-
-
-# ---------------------------------------------------------------------------- online endpoints
+    address: str  # type: ray (an openaml extension): the cluster's Jobs API URL
+    runtime_env: dict[str, Any]  # type: ray: runtime_env defaults of its jobs
+    resources: dict[str, Any]  # type: ray: what one job's runner reserves (num_cpus, num_gpus, memory, custom)
 class EndpointRecord(TypedDict, total=False):
     """An online endpoint (azure-ai-ml ``ManagedOnlineEndpoint``): ``traffic`` and
     ``mirror_traffic`` in percent per deployment; ``scoring_uri`` where to POST requests;

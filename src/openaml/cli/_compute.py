@@ -22,7 +22,7 @@ def create(file: Annotated[str | None, typer.Option("--file", "-f")] = None,
            max_instances: Annotated[int | None, typer.Option("--max-instances")] = None,
            set_: SetOpt = None, workspace: WorkspaceOpt = None, output: OutputOpt = "json") -> None:
     """Create a compute from YAML (amlcompute) or flags, as ``az ml compute create``."""
-    from openaml.entities import AmlCompute, load_entity
+    from openaml.entities._compute import load_compute
 
     data: dict = {}
     for key, value in (("name", name), ("type", type_), ("size", size), ("min_instances", min_instances),
@@ -30,14 +30,13 @@ def create(file: Annotated[str | None, typer.Option("--file", "-f")] = None,
         if value is not None:
             data[key] = value
     if file:
-        compute = load_entity(AmlCompute, file, params_override=[*(set_ or []), *[{k: v} for k, v in data.items()]],
-                              kind="compute")
+        compute = load_compute(file, params_override=[*(set_ or []), *[{k: v} for k, v in data.items()]])
     else:
         if "name" not in data:
             from openaml.errors import ValidationError
 
             raise ValidationError("give --file or --name")
-        compute = load_entity(AmlCompute, data={"type": "amlcompute", **data}, params_override=set_, kind="compute")
+        compute = load_compute(data={"type": "amlcompute", **data}, params_override=set_)
     render(client(workspace).compute.begin_create_or_update(compute).result(), output)
 
 

@@ -21,12 +21,14 @@ __all__ = ["BACKENDS", "COMPUTE_TYPES", "BackendRegistry", "compute_types", "reg
 #: backend name -> "module:Class" (a :class:`ComputeBackend` subclass made with no arguments)
 BACKENDS: dict[str, str] = {
     "local": "openaml.compute._local:LocalBackend",
+    "ray": "openaml.compute._ray:RayBackend",  # needs the `ray` extra (pip install 'openaml[ray]')
 }
 #: compute type (a compute YAML's ``type``) -> backend name
 COMPUTE_TYPES: dict[str, str] = {
     "local": "local",
     "amlcompute": "local",
     "computeinstance": "local",
+    "ray": "ray",
 }
 
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
         PipelineComponentBatchDeployment,
     )
     from openaml.entities._component import CommandComponent, PipelineComponent
-    from openaml.entities._compute import AmlCompute, Compute, ComputeInstance
+    from openaml.entities._compute import AmlCompute, Compute, ComputeInstance, RayCompute, RayResources
     from openaml.entities._datastore import (
         AccountKeyConfiguration,
         AzureBlobDatastore,
@@ -68,6 +68,8 @@ _EXPORTS: dict[str, str] = {
         "BatchDeployment", "BatchDeploymentOutputAction", "BatchDeploymentSettings", "BatchEndpoint",
         "BatchEndpointDefaults", "BatchRetrySettings", "ModelBatchDeployment", "ModelBatchDeploymentSettings",
         "PipelineComponentBatchDeployment")},
+    "RayCompute": "openaml.entities._compute",
+    "RayResources": "openaml.entities._compute",
     "CodeConfiguration": "openaml.entities._endpoint",
     "EndpointAuthKeys": "openaml.entities._endpoint",
     "EndpointAuthToken": "openaml.entities._endpoint",
@@ -120,6 +122,8 @@ __all__ = [
     "CommandJobLimits",
     "Compute",
     "ComputeInstance",
+    "RayCompute",
+    "RayResources",
     "CronTrigger",
     "Data",
     "Datastore",

@@ -1,19 +1,33 @@
-"""Computes (spec section 8): a named local process pool whose slots are max_instances."""
+"""Computes (spec section 8): a named local process pool whose slots are max_instances, or (an
+openaml extension, ``type: ray``) an existing Ray cluster that runs each job's runner as a Ray job."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from openaml.entities._base import Entity
 
-__all__ = ["Compute", "AmlCompute", "ComputeInstance"]
+__all__ = ["Compute", "AmlCompute", "ComputeInstance", "RayCompute", "RayResources", "compute_class", "load_compute"]
+
+
+class RayResources(Entity):
+    """What one instance (one job's runner, a Ray job's entrypoint) reserves on a Ray node:
+    ``num_cpus`` and ``num_gpus`` (Ray's logical units, fractions allowed), ``memory`` (bytes) and
+    ``custom`` Ray resources (``{"trainer": 1}``: only nodes started with that resource take it).
+    Ray's ``entrypoint_num_cpus``/``entrypoint_num_gpus``/``entrypoint_memory``/``entrypoint_resources``."""
+
+    num_cpus: float = Field(default=1.0, ge=0)
+    num_gpus: float = Field(default=0.0, ge=0)
+    memory: int | None = Field(default=None, ge=0)
+    custom: dict[str, float] = Field(default_factory=dict)
 
 
 class Compute(Entity):
     name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9\-]{1,31}$")
-    type: Literal["amlcompute", "computeinstance", "local", "kubernetes", "virtualmachine"] = "amlcompute"
+    type: Literal["amlcompute", "computeinstance", "local", "kubernetes", "virtualmachine", "ray"] = "amlcompute"
     description: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     location: str | None = None
@@ -27,6 +41,10 @@ class Compute(Entity):
     ssh_public_access_enabled: bool | None = None
     network_settings: dict[str, Any] | None = None
     enable_node_public_ip: bool | None = None
+    # type: ray (an openaml extension): the cluster's Jobs API, runtime_env defaults, resources per instance
+    address: str | None = None
+    runtime_env: dict[str, Any] | None = None
+    resources: RayResources | None = None
     # server-populated
     id: str | None = None
     provisioning_state: str | None = None
@@ -36,12 +54,23 @@ class Compute(Entity):
 
     @model_validator(mode="after")
     def _check_bounds(self) -> "Compute":
-        if self.min_instances > self.max_instances:
+        if self.max_instances is not None and self.min_instances > self.max_instances:
             raise ValueError(
                 f"min_instances ({self.min_instances}) must not exceed max_instances ({self.max_instances})"
             )
         if self.tier is not None and self.tier.lower() not in ("dedicated", "low_priority", "lowpriority"):
             raise ValueError(f"tier must be 'dedicated' or 'low_priority', got {self.tier!r}")
+        if self.type == "ray":
+            if not self.address:
+                raise ValueError("a compute of type 'ray' needs 'address': its Ray cluster's Jobs API URL "
+                                 "(the dashboard's, e.g. http://127.0.0.1:8265)")
+            if not self.address.startswith(("http://", "https://")):
+                raise ValueError(f"address {self.address!r} of a 'ray' compute must be the Jobs API's http(s) URL "
+                                 "(e.g. http://127.0.0.1:8265), not a ray:// or GCS address")
+        else:
+            given = [f for f in ("address", "runtime_env", "resources") if getattr(self, f) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)} apply to computes of type 'ray' only (this one is {self.type!r})")
         return self
 
 
@@ -54,3 +83,41 @@ class AmlCompute(Compute):
 class ComputeInstance(Compute):
     type: Literal["computeinstance"] = "computeinstance"  # type: ignore[assignment]
     max_instances: int = 1
+
+
+class RayCompute(Compute):
+    """``RayCompute(name, address, runtime_env=None, resources=None, max_instances=...)``: an openaml
+    extension (not in azure-ai-ml): jobs on it run as Ray jobs of an existing cluster, submitted to
+    its Jobs API at ``address``. ``max_instances`` (jobs at once) is taken from the cluster at
+    create when not given (its CPUs divided by ``resources.num_cpus``)."""
+
+    type: Literal["ray"] = "ray"  # type: ignore[assignment]
+    #: None: taken from the cluster at create (the server's answer has the number)
+    max_instances: int | None = Field(default=None, ge=1)  # type: ignore[assignment]
+
+
+def compute_class(type_: Any) -> type[Compute]:
+    """The entity class of a compute ``type``: ``RayCompute`` for ``ray``, ``ComputeInstance`` for
+    ``computeinstance``, else ``AmlCompute`` (whose validation names the type's error)."""
+    classes: dict[str, type[Compute]] = {"ray": RayCompute, "computeinstance": ComputeInstance}
+    return classes.get(type_ if isinstance(type_, str) else "", AmlCompute)
+
+
+def load_compute(source: str | Path | None = None, *, data: dict[str, Any] | None = None,
+                 params_override: list[Any] | None = None) -> Compute:
+    """A compute YAML (or dict) as the class of its ``type`` (``type: ray`` -> :class:`RayCompute`).
+
+    Raises:
+        ValidationError: as :func:`~openaml.entities.load_entity` (file, line and field named).
+    """
+    from openaml._yaml import load_yaml_with_lines
+    from openaml.entities._base import load_entity
+
+    type_ = (load_yaml_with_lines(source)[0] if source is not None else data or {}).get("type", "amlcompute")
+    for item in params_override or []:
+        if isinstance(item, dict) and "type" in item:
+            type_ = item["type"]
+    cls = compute_class(type_)
+    if source is not None:
+        return load_entity(cls, source, params_override=params_override, kind="compute")
+    return load_entity(cls, data=data, params_override=params_override, kind="compute")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from openaml.entities import AmlCompute, Compute
+from openaml.entities import Compute
+from openaml.entities._compute import compute_class
 
 __all__ = ["ComputeOperations"]
 
 
 def _entity(d: dict[str, Any]) -> Compute:
-    cls = AmlCompute if d.get("type") == "amlcompute" else Compute
+    cls = compute_class(d.get("type")) if d.get("type") in ("amlcompute", "ray") else Compute
     return cls.model_validate({k: v for k, v in d.items() if k in cls.model_fields})
 
 

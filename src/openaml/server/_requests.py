@@ -106,6 +106,7 @@ class ComputeIn(WireModel):
     size: str | None = None
     min_instances: int | None = None
     max_instances: int | None = None
+    address: str | None = None  # type: ray (an openaml extension): the cluster's Jobs API URL
 
 
 class DatastoreIn(WireModel):

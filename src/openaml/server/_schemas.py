@@ -267,6 +267,9 @@ class ComputeOut(WireModel):
     backend: str | None = None
     running_jobs: int | None = None
     queued_jobs: int | None = None
+    address: str | None = None  # type: ray (an openaml extension): the cluster's Jobs API URL
+    runtime_env: dict[str, Any] | None = None
+    resources: dict[str, Any] | None = None
 
 
 class StatusChange(WireModel):

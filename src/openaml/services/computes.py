@@ -1,5 +1,9 @@
 """Computes: named local process pools. ``max_instances`` is the number of concurrent job slots.
 
+``type: ray`` (an openaml extension) is an existing Ray cluster (``compute/_ray.py``): its Jobs API
+must answer at create (else a ValidationError naming the compute and address, nothing stored), and
+``max_instances``, when not given, is how many runners of ``resources`` the cluster holds at once.
+
 A workspace starts with compute ``local`` (slots = CPU count). ``serverless`` (and an omitted
 compute) means the default pool, as Azure's serverless compute does.
 """
@@ -78,7 +82,14 @@ class ComputeService:
         data = c.model_dump(mode="json", exclude_none=True,
                             exclude={"name", "type", "max_instances", "id", "provisioning_state", "backend",
                                      "running_jobs", "queued_jobs"})
-        saved = self.ctx.store.put_compute(c.name, c.type, c.max_instances, data)
+        max_instances = c.max_instances
+        if c.type == "ray":  # the cluster must answer before anything is stored
+            from openaml.compute._ray import check_cluster
+
+            fits = check_cluster(c.name, str(c.address), data.get("resources"))
+            if "max_instances" not in c.model_fields_set:
+                max_instances = fits
+        saved = self.ctx.store.put_compute(c.name, c.type, max_instances, data)
         self.ctx.services["jobs"].wake()
         return self._view(saved)
 

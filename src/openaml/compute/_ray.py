@@ -1,0 +1,275 @@
+"""Ray backend: each job's runner is a Ray job of an existing cluster (an openaml extension).
+
+A compute of ``type: ray`` names the cluster's Jobs API (``address``, the dashboard's URL such as
+``http://127.0.0.1:8265``), optional ``runtime_env`` defaults and the resources one runner reserves
+(``resources``: ``num_cpus``, ``num_gpus``, ``memory``, ``custom``). :meth:`RayBackend.submit`
+submits ``python -m openaml.runner --server URL --job NAME --work-dir DIR`` through
+``ray.job_submission.JobSubmissionClient`` with those resources as the entrypoint's
+(``entrypoint_num_cpus``...): Ray places it on a node that has them and the runner then works as a
+local one does (spec, reports, logs and outputs over HTTP with the job's token: the server is its
+only link). A node that sees the server's workspace folder (one machine, or a shared disk) reads
+and writes its datastore paths itself; elsewhere code, inputs and outputs go over HTTP and the
+job's environment is built in the node's own cache (``$OPENAML_RUNNER_ENVS``).
+
+The job's token: never in the entrypoint (argv, Ray's job list) nor in ``runtime_env`` (Ray's
+dashboard shows a job's ``env_vars``). It travels in a file of a one-job ``working_dir`` package
+that ``JobSubmissionClient`` uploads to the cluster (the job list shows only the package's
+``gcs://_ray_pkg_<hash>.zip`` URI); the entrypoint opens it as the runner's stdin and deletes it
+before the runner starts. The residual exposure: whoever can run code on the cluster (Ray's Jobs
+API has no authentication by default) can read the package from Ray's storage until Ray
+garbage-collects it; the token is refused by the server once its job ended, and such a party can
+read any runner's memory on its node anyway, so the cluster must be trusted as the server's own
+machine is (docs/guide/compute.md).
+
+Ray job status -> :class:`RunnerStatus`: PENDING/RUNNING alive; SUCCEEDED, or FAILED with the
+entrypoint's exit code, exited; STOPPED (a cancel or a kill) and FAILED otherwise (its node died,
+its supervisor was lost) lost, with Ray's message as the last line of :meth:`RayBackend.logs`.
+A cluster that cannot be reached raises from :meth:`RayBackend.status` (the scheduler's heartbeat
+timeout decides) and from :meth:`RayBackend.submit` (the job fails with the reason).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from openaml.compute._base import ComputeBackend, JobHandle, JobSpec, RunnerStatus
+
+__all__ = ["RayBackend", "TOKEN_FILE", "check_cluster", "runtime_env_of"]
+
+TOKEN_FILE = ".openaml-runner-token"
+#: seconds Ray waits between a stop's SIGTERM and its SIGKILL (the scheduler's cancel grace)
+STOP_WAIT_SECONDS = 15
+#: how long a Ray job status is reused (the scheduler asks every pass, 20 times a second when busy)
+STATUS_TTL_SECONDS = 1.0
+#: how long a cluster that could not be reached is not tried again (its error is raised at once)
+RETRY_SECONDS = 5.0
+_ALIVE = {"PENDING", "RUNNING"}
+_TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+
+
+def runtime_env_of(compute: dict[str, Any]) -> dict[str, Any]:
+    """The compute's ``runtime_env`` defaults (a copy; ``{}`` when none)."""
+    env = compute.get("runtime_env") or {}
+    return json.loads(json.dumps(env)) if isinstance(env, dict) else {}
+
+
+def entrypoint_resources(compute: dict[str, Any]) -> dict[str, Any]:
+    """``submit_job`` keyword arguments for one runner's reservation (``resources`` of the compute)."""
+    res = compute.get("resources") or {}
+    out: dict[str, Any] = {"entrypoint_num_cpus": float(res.get("num_cpus", 1.0))}
+    if res.get("num_gpus"):
+        out["entrypoint_num_gpus"] = float(res["num_gpus"])
+    if res.get("memory"):
+        out["entrypoint_memory"] = int(res["memory"])
+    if res.get("custom"):
+        out["entrypoint_resources"] = {str(k): float(v) for k, v in res["custom"].items()}
+    return out
+
+
+def check_cluster(name: str, address: str, resources: dict[str, Any] | None = None,
+                  timeout: float = 10.0) -> int:
+    """Check that the Ray Jobs API at ``address`` answers; returns how many runners of ``resources``
+    its live nodes hold at once (CPUs, GPUs and custom resources divided by one runner's; at least 1).
+
+    Raises:
+        ValidationError: the Jobs API does not answer (naming the compute, the address and the error).
+    """
+    from openaml.errors import ValidationError
+
+    base = address.rstrip("/")
+    try:
+        with httpx.Client(timeout=timeout) as c:
+            version = c.get(f"{base}/api/version")
+            version.raise_for_status()
+            if "ray_version" not in version.json():
+                raise ValueError(f"{base}/api/version is not a Ray dashboard's answer")
+            nodes = c.get(f"{base}/api/v0/nodes", params={"limit": 10000, "detail": "true"})
+    except (httpx.HTTPError, ValueError) as exc:
+        raise ValidationError(
+            f"compute {name!r}: the Ray Jobs API at {address} does not answer ({type(exc).__name__}: {exc}); start the "
+            "cluster (ray start --head --dashboard-host ...) or fix 'address' (the dashboard's URL, port 8265 by "
+            "default). Nothing was stored.", details={"compute": name, "field": "address", "value": address}) from None
+    totals: dict[str, float] = {}
+    try:
+        for node in nodes.json()["data"]["result"]["result"]:
+            if node.get("state") == "ALIVE":
+                for k, v in (node.get("resources_total") or {}).items():
+                    totals[k] = totals.get(k, 0.0) + float(v)
+    except (ValueError, KeyError, TypeError):
+        return 1  # an older dashboard without the state API: one runner at a time unless max_instances is given
+    res = resources or {}
+    wanted = {"CPU": float(res.get("num_cpus", 1.0)), "GPU": float(res.get("num_gpus") or 0.0),
+              **{str(k): float(v) for k, v in (res.get("custom") or {}).items()}}
+    fits = [int(totals.get(k, 0.0) // v) for k, v in wanted.items() if v > 0]
+    return max(1, min(fits)) if fits else 1
+
+
+class RayBackend(ComputeBackend):
+    """Runners as Ray jobs. Its handle is ``{"address": ..., "submission_id": ...}``: any instance
+    (a restarted server) follows and stops the job through the cluster's Jobs API."""
+
+    name = "ray"
+
+    def __init__(self) -> None:
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._status: dict[str, tuple[float, str, str]] = {}  # submission id -> (when, status, message)
+        self._down: dict[str, tuple[float, str]] = {}  # address -> (when a connection failed, why)
+
+    # ------------------------------------------------------------------ the cluster
+    def client(self, address: str) -> Any:
+        """The ``JobSubmissionClient`` of ``address`` (made once; its constructor checks the cluster).
+
+        Raises:
+            RuntimeError: the cluster's Jobs API does not answer.
+        """
+        with self._lock:
+            made = self._clients.get(address)
+            down = self._down.get(address)
+        if made is not None:
+            return made
+        if down is not None and time.monotonic() - down[0] < RETRY_SECONDS:
+            raise RuntimeError(down[1])  # the scheduler asks every pass: not a connection attempt each time
+        from ray.job_submission import JobSubmissionClient
+
+        try:
+            made = JobSubmissionClient(address)
+        except Exception as exc:  # noqa: BLE001 - requests' ConnectionError, Ray's RuntimeError: all "unreachable"
+            msg = f"the Ray cluster at {address} cannot be reached: {_short(exc)}"
+            with self._lock:
+                self._down[address] = (time.monotonic(), msg)
+            raise RuntimeError(msg) from None
+        with self._lock:
+            self._clients[address] = made
+            self._down.pop(address, None)
+        return made
+
+    @staticmethod
+    def _parse(handle: JobHandle) -> tuple[str, str]:
+        d = handle.data()
+        return str(d.get("address") or ""), str(d.get("submission_id") or "")
+
+    # ------------------------------------------------------------------ start
+    def submit(self, spec: JobSpec) -> JobHandle:
+        compute = spec.compute
+        address = str(compute.get("address") or "")
+        if not address:
+            raise RuntimeError(f"compute {compute.get('name')!r} of type 'ray' has no 'address'")
+        client = self.client(address)
+        submission_id = f"openaml-{spec.job_name}-{uuid.uuid4().hex[:8]}"
+        env = runtime_env_of(compute)
+        env_vars = {str(k): str(v) for k, v in (env.get("env_vars") or {}).items()}
+        env_vars.setdefault("PYTHONUNBUFFERED", "1")
+        env_vars["RAY_JOB_STOP_WAIT_TIME_S"] = str(STOP_WAIT_SECONDS)  # the runner's time to report Canceled
+        env["env_vars"] = env_vars
+        # the token: a file of a one-job working_dir package, opened as the runner's stdin and deleted at once
+        package = tempfile.mkdtemp(prefix="openaml-ray-")
+        try:
+            token_path = os.path.join(package, TOKEN_FILE)
+            fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(spec.token + "\n")
+            env["working_dir"] = package
+            work = "openaml-job"  # in the job's working dir on its node: Ray removes it with the package
+            runner = shlex.join(["python", "-m", "openaml.runner", "--server", spec.server_url, "--job",
+                                 spec.job_name, "--work-dir", work])
+            entrypoint = f"{{ rm -f {TOKEN_FILE}; exec {runner}; }} < {TOKEN_FILE}"
+            try:
+                client.submit_job(entrypoint=entrypoint, submission_id=submission_id, runtime_env=env,
+                                  metadata={"openaml_job": spec.job_name}, **entrypoint_resources(compute))
+            except Exception as exc:  # noqa: BLE001 - the cluster refused or went away: the job fails with it
+                raise RuntimeError(f"the Ray cluster at {address} did not take the job: {_short(exc)}") from None
+        finally:
+            shutil.rmtree(package, ignore_errors=True)
+        return JobHandle(self.name, json.dumps({"address": address, "submission_id": submission_id}))
+
+    # ------------------------------------------------------------------ follow
+    def ray_status(self, handle: JobHandle) -> tuple[str, str]:
+        """Ray's ``(status, message)`` of the handle's job (reused for :data:`STATUS_TTL_SECONDS`).
+
+        Raises:
+            RuntimeError: the cluster cannot be reached.
+        """
+        address, sid = self._parse(handle)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._status.get(sid)
+        if cached is not None and (cached[1] in _TERMINAL or now - cached[0] < STATUS_TTL_SECONDS):
+            return cached[1], cached[2]
+        try:
+            info = self.client(address).get_job_info(sid)
+        except RuntimeError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            if "does not exist" in str(exc):
+                return "MISSING", f"the Ray cluster at {address} has no job {sid}"
+            raise RuntimeError(f"the Ray cluster at {address} cannot tell job {sid}'s status: {_short(exc)}") from None
+        status, message = str(info.status), str(info.message or "")
+        if status == "FAILED" and info.driver_exit_code is not None:
+            status = "EXITED"
+        with self._lock:
+            self._status[sid] = (now, status, message)
+        return status, message
+
+    def status(self, handle: JobHandle) -> RunnerStatus:
+        """ALIVE, EXITED or LOST. Raises RuntimeError when the cluster cannot be reached (the
+        scheduler then relies on the runner's heartbeat)."""
+        status, _ = self.ray_status(handle)
+        if status.endswith("PENDING") or status.endswith("RUNNING") or status in _ALIVE:
+            return RunnerStatus.ALIVE
+        if status.endswith(("SUCCEEDED", "EXITED")):
+            return RunnerStatus.EXITED
+        return RunnerStatus.LOST
+
+    def logs(self, handle: JobHandle, max_bytes: int = 4096) -> str:
+        """The end of the Ray job's output; when Ray ended it (a node lost, a stop) Ray's message is the last line."""
+        address, sid = self._parse(handle)
+        try:
+            status, message = self.ray_status(handle)
+        except Exception:  # noqa: BLE001 - a failure message is best effort
+            status, message = "", ""
+        try:  # kept by the node that ran the job: gone with a lost node
+            text = str(self.client(address).get_job_logs(sid) or "")[-max_bytes:]
+        except Exception:  # noqa: BLE001
+            text = ""
+        if status.endswith(("FAILED", "STOPPED", "MISSING")) and message:
+            text += ("" if not text or text.endswith("\n") else "\n") + f"[ray] job {sid} {status}: {message}\n"
+        return text
+
+    def capacity(self, compute: dict[str, Any]) -> int:
+        return max(0, int(compute.get("max_instances") or 0))
+
+    # ------------------------------------------------------------------ stop
+    def cancel(self, handle: JobHandle) -> None:
+        """Ray's ``stop_job``: SIGTERM to the runner (it stops the command and reports Canceled),
+        SIGKILL after :data:`STOP_WAIT_SECONDS`. No effect on an ended job or an unreachable cluster."""
+        self._stop(handle)
+
+    def kill(self, handle: JobHandle) -> None:
+        """Ray's ``stop_job`` too (the Jobs API has no immediate kill): the runner gets SIGTERM and
+        then SIGKILL; a report it still sends is refused when the scheduler already ended the job."""
+        self._stop(handle)
+
+    def _stop(self, handle: JobHandle) -> None:
+        address, sid = self._parse(handle)
+        try:
+            self.client(address).stop_job(sid)
+        except Exception:  # noqa: BLE001 - gone already, or unreachable: nothing to stop from here
+            return
+        with self._lock:
+            self._status.pop(sid, None)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"

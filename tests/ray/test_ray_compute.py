@@ -1,0 +1,235 @@
+"""``type: ray`` computes: validation at create, and (the ``ray`` tier) jobs run as Ray jobs of a real
+local cluster (tests/ray/cluster.py: a head and one worker node on loopback) through the session's
+real server, SDK and CLI: a command job with an output, the token kept out of Ray's job list, cancel,
+a cluster gone at submission, and a worker node lost mid-job."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from openaml.errors import ValidationError
+
+DEADLINE = 240.0
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _wait_job(ml_client: Any, name: str, pred: Any, what: str, deadline: float = DEADLINE) -> Any:
+    end = time.monotonic() + deadline
+    job = ml_client.jobs.get(name)
+    while not pred(job) and time.monotonic() < end:
+        time.sleep(0.5)
+        job = ml_client.jobs.get(name)
+    assert pred(job), f"job {name} never {what}: {job.status} {getattr(job, 'error', None)}"
+    return job
+
+
+# ---------------------------------------------------------------------------------------- no cluster needed
+def test_ray_compute_yaml_loads_as_ray_compute(tmp_path: Path) -> None:
+    from openaml import load_compute
+    from openaml.entities import RayCompute
+
+    f = tmp_path / "ray.yml"
+    f.write_text("name: ray-cpu\ntype: ray\naddress: http://127.0.0.1:8265\nruntime_env:\n  env_vars: {A: '1'}\n"
+                 "resources:\n  num_cpus: 2\n  custom: {trainer: 1}\n")
+    c = load_compute(f)
+    assert isinstance(c, RayCompute)
+    assert c.address == "http://127.0.0.1:8265" and c.resources is not None
+    assert c.resources.num_cpus == 2 and c.resources.custom == {"trainer": 1}
+    assert c.runtime_env == {"env_vars": {"A": "1"}}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("name: r1\ntype: ray\n", "needs 'address'"),
+    ("name: r1\ntype: ray\naddress: ray://127.0.0.1:10001\n", "Jobs API's http(s) URL"),
+    ("name: r1\ntype: amlcompute\naddress: http://127.0.0.1:8265\n", "apply to computes of type 'ray' only"),
+    ("name: r1\ntype: ray\naddress: http://h:8265\nresources: {num_gpu: 1}\n", "num_gpu"),
+])
+def test_bad_ray_compute_yaml_names_the_field(tmp_path: Path, text: str, expected: str) -> None:
+    from openaml import load_compute
+
+    f = tmp_path / "ray.yml"
+    f.write_text(text)
+    with pytest.raises(ValidationError) as err:
+        load_compute(f)
+    assert expected in err.value.message, err.value.message
+
+
+def test_create_with_an_unreachable_cluster_names_the_compute_and_address_and_stores_nothing(
+        cli: Any, tmp_path: Path) -> None:
+    address = f"http://127.0.0.1:{_closed_port()}"
+    f = tmp_path / "ray.yml"
+    f.write_text(f"name: ray-down\ntype: ray\naddress: {address}\n")
+    r = cli("compute", "create", "--file", str(f))
+    assert r.returncode != 0
+    assert "'ray-down'" in r.stderr and address in r.stderr and "does not answer" in r.stderr, r.stderr
+    shown = cli("compute", "show", "--name", "ray-down")
+    assert shown.returncode != 0 and "not found" in shown.stderr
+
+
+# ---------------------------------------------------------------------------------------- a real Ray cluster
+class _FakeDashboard(BaseHTTPRequestHandler):
+    """Answers a compute create's check as a Ray dashboard would, then goes away (a cluster down later)."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        body = {"ray_version": "2.60.0", "version": "4"} if self.path.startswith("/api/version") else {}
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(1200)
+def test_a_cluster_down_at_submission_fails_the_job_with_the_reason(ray_cluster: Any, ml_client: Any) -> None:
+    from openaml import command
+    from openaml.entities import RayCompute
+
+    httpd = HTTPServer(("127.0.0.1", 0), _FakeDashboard)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    address = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        made = ml_client.compute.begin_create_or_update(RayCompute(name="ray-gone", address=address)).result()
+        assert made.max_instances == 1  # no node list from this dashboard: one runner at a time
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    job = ml_client.jobs.create_or_update(command(command="echo never", compute="ray-gone"))
+    job = _wait_job(ml_client, job.name, lambda j: j.status in ("Failed", "Completed", "Canceled"), "ended", 120)
+    assert job.status == "Failed"
+    assert address in job.error and "cannot be reached" in job.error, job.error
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(1200)
+def test_command_job_runs_as_a_ray_job_on_the_worker_node(ray_cluster: Any, ml_client: Any, cli: Any,
+                                                          tmp_path: Path, server: Any) -> None:
+    from ray.job_submission import JobSubmissionClient
+
+    from openaml import Output, command
+
+    f = tmp_path / "ray.yml"
+    f.write_text(f"name: ray-cpu\ntype: ray\naddress: {ray_cluster.address}\n"
+                 "runtime_env:\n  env_vars: {FROM_COMPUTE: from-the-compute}\n"
+                 "resources:\n  num_cpus: 1\n  custom: {worker: 1}\n")
+    made = cli("compute", "create", "--file", str(f), check=True).json()
+    assert made["type"] == "ray" and made["address"] == ray_cluster.address and made["backend"] == "ray"
+    assert made["max_instances"] == 1  # one worker node with the custom resource 'worker'
+    job = ml_client.jobs.create_or_update(command(
+        command="echo on ray: $FROM_COMPUTE; echo result > ${{outputs.result}}/r.txt",
+        outputs={"result": Output(type="uri_folder")}, compute="ray-cpu", experiment_name="ray"))
+    job = _wait_job(ml_client, job.name, lambda j: j.status in ("Completed", "Failed", "Canceled"), "ended")
+    assert job.status == "Completed", job.error
+    log = (server.path / "jobs" / job.name / "user_logs" / "std_log.txt").read_text()
+    assert "on ray: from-the-compute" in log
+    ray = JobSubmissionClient(ray_cluster.address)
+    mine = [j for j in ray.list_jobs() if (j.metadata or {}).get("openaml_job") == job.name]
+    assert len(mine) == 1
+    end = time.monotonic() + 60  # the runner reports its end, then exits
+    while ray.get_job_status(mine[0].submission_id) == "RUNNING" and time.monotonic() < end:
+        time.sleep(0.5)
+    assert ray.get_job_status(mine[0].submission_id) == "SUCCEEDED"
+    # the job's token is nowhere in what Ray shows (entrypoint, runtime_env, metadata), nor in its logs
+    shown = json.dumps({"entrypoint": mine[0].entrypoint, "runtime_env": mine[0].runtime_env,
+                        "metadata": mine[0].metadata}) + ray.get_job_logs(mine[0].submission_id)
+    assert "oaj1." not in shown, shown
+    assert str(mine[0].runtime_env.get("working_dir", "")).startswith("gcs://")
+    # the declared output landed in the workspace's datastore
+    landed = list(server.path.rglob("r.txt"))
+    assert [p.read_text() for p in landed if job.name in str(p)] == ["result\n"]
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(1200)
+def test_cancel_mid_job_stops_the_ray_job(ray_cluster: Any, ml_client: Any) -> None:
+    from ray.job_submission import JobSubmissionClient
+
+    from openaml import command
+    from openaml.entities import RayCompute, RayResources
+
+    ml_client.compute.begin_create_or_update(RayCompute(
+        name="ray-cancel", address=ray_cluster.address, max_instances=1,
+        resources=RayResources(num_cpus=1, custom={"worker": 1}))).result()
+    job = ml_client.jobs.create_or_update(command(command="echo started; sleep 300", compute="ray-cancel"))
+    _wait_job(ml_client, job.name, lambda j: j.status == "Running", "Running")
+    ml_client.jobs.begin_cancel(job.name).result()
+    job = _wait_job(ml_client, job.name, lambda j: j.status in ("Canceled", "Failed", "Completed"), "ended", 120)
+    assert job.status == "Canceled", job.error
+    ray = JobSubmissionClient(ray_cluster.address)
+    mine = [j for j in ray.list_jobs() if (j.metadata or {}).get("openaml_job") == job.name]
+    assert len(mine) == 1
+    end = time.monotonic() + 60
+    while ray.get_job_status(mine[0].submission_id) in ("PENDING", "RUNNING") and time.monotonic() < end:
+        time.sleep(0.5)
+    assert ray.get_job_status(mine[0].submission_id) == "STOPPED"
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(1200)
+def test_sweep_trials_run_as_ray_jobs(ray_cluster: Any, ml_client: Any) -> None:
+    from ray.job_submission import JobSubmissionClient
+
+    from openaml.entities import RayCompute, RayResources
+
+    ml_client.compute.begin_create_or_update(RayCompute(
+        name="ray-sweep", address=ray_cluster.address, max_instances=1,
+        resources=RayResources(num_cpus=1, custom={"worker": 1}))).result()
+    spec = {"type": "sweep", "compute": "ray-sweep", "experiment_name": "ray-sweep",
+            "trial": {"command": "echo trial x=${{inputs.x}}"},
+            "search_space": {"x": {"type": "choice", "values": [1, 2]}}, "sampling_algorithm": "grid",
+            "objective": {"goal": "maximize", "primary_metric": "m"},
+            "limits": {"max_total_trials": 2, "max_concurrent_trials": 1}}
+    name = ml_client.jobs._t.post("/jobs", json=spec)["name"]
+    _wait_job(ml_client, name, lambda j: j.status in ("Completed", "Failed", "Canceled"), "ended", 600)
+    trials = list(ml_client.jobs.list(parent_job_name=name))
+    assert len(trials) == 2 and {t.status for t in trials} == {"Completed"}, [(t.name, t.status) for t in trials]
+    on_ray = {(j.metadata or {}).get("openaml_job") for j in JobSubmissionClient(ray_cluster.address).list_jobs()}
+    assert {t.name for t in trials} <= on_ray
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(1200)
+def test_a_worker_node_lost_mid_job_fails_the_job_with_the_reason_and_no_output(
+        ray_cluster: Any, ml_client: Any, server: Any) -> None:
+    """Last of the tier (tests/ray after tests/contracts): it kills the worker node for good (a new
+    one does not reliably register on a busy machine: Ray waits a fixed 30 s for it)."""
+    from openaml import Output, command
+    from openaml.entities import RayCompute, RayResources
+
+    ml_client.compute.begin_create_or_update(RayCompute(
+        name="ray-lost", address=ray_cluster.address, max_instances=1,
+        resources=RayResources(num_cpus=1, custom={"worker": 1}))).result()
+    job = ml_client.jobs.create_or_update(command(
+        command="echo half > ${{outputs.result}}/half-written.txt; echo written; sleep 300",
+        outputs={"result": Output(type="uri_folder")}, compute="ray-lost"))
+    _wait_job(ml_client, job.name, lambda j: j.status == "Running", "Running")
+    log = server.path / "jobs" / job.name / "user_logs" / "std_log.txt"
+    end = time.monotonic() + 60
+    while not (log.exists() and "written" in log.read_text()) and time.monotonic() < end:
+        time.sleep(0.5)
+    ray_cluster.kill_node("worker")
+    job = _wait_job(ml_client, job.name, lambda j: j.status in ("Failed", "Canceled", "Completed"), "ended")
+    assert job.status == "Failed"
+    # the runner's end was never reported: Ray's reason (its job failed with the node) or the heartbeat's
+    assert ("ended unexpectedly" in job.error or "stopped reporting" in job.error), job.error
+    assert not [p for p in server.path.rglob("half-written.txt")], "a half-written output reached the workspace"
