@@ -35,6 +35,12 @@ if TYPE_CHECKING:
         OnlineRequestSettings,
         ProbeSettings,
     )
+    from openaml.entities._distribution import (
+        MpiDistribution,
+        PyTorchDistribution,
+        RayDistribution,
+        TensorFlowDistribution,
+    )
     from openaml.entities._environment import BuildContext, Environment
     from openaml.entities._io import Input, Output
     from openaml.entities._job import CommandJob, CommandJobLimits, GenericJob, Job, JobResources, JobService
@@ -80,6 +86,8 @@ _EXPORTS: dict[str, str] = {
         "AzureFileDatastore", "CertificateConfiguration", "Datastore", "NoneCredentialConfiguration",
         "SasTokenConfiguration", "ServicePrincipalConfiguration")},
     "Workspace": "openaml.entities._workspace",
+    **{n: "openaml.entities._distribution" for n in (
+        "MpiDistribution", "PyTorchDistribution", "RayDistribution", "TensorFlowDistribution")},
 }
 
 __all__ = [
@@ -114,15 +122,19 @@ __all__ = [
     "ManagedOnlineEndpoint",
     "MicroBatching",
     "Model",
+    "MpiDistribution",
     "NoneCredentialConfiguration",
     "OnlineRequestSettings",
     "Output",
     "PipelineComponent",
     "ProbeSettings",
+    "PyTorchDistribution",
+    "RayDistribution",
     "RecurrencePattern",
     "RecurrenceTrigger",
     "SasTokenConfiguration",
     "ServicePrincipalConfiguration",
+    "TensorFlowDistribution",
     "Workspace",
     "load_entity",
 ]
