@@ -62,7 +62,7 @@ def main() -> None:
     if task["chief"] and os.environ.get("MLFLOW_RUN_ID"):
         import mlflow
 
-        for step, (loss, acc) in enumerate(zip(history.history["loss"], history.history["accuracy"])):
+        for step, (loss, acc) in enumerate(zip(history.history["loss"], history.history["accuracy"], strict=True)):
             mlflow.log_metrics({"loss": float(loss), "accuracy": float(acc)}, step=step)
 
 

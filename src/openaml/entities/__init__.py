@@ -25,6 +25,12 @@ if TYPE_CHECKING:
         SasTokenConfiguration,
         ServicePrincipalConfiguration,
     )
+    from openaml.entities._distribution import (
+        MpiDistribution,
+        PyTorchDistribution,
+        RayDistribution,
+        TensorFlowDistribution,
+    )
     from openaml.entities._endpoint import (
         CodeConfiguration,
         EndpointAuthKeys,
@@ -34,12 +40,6 @@ if TYPE_CHECKING:
         MicroBatching,
         OnlineRequestSettings,
         ProbeSettings,
-    )
-    from openaml.entities._distribution import (
-        MpiDistribution,
-        PyTorchDistribution,
-        RayDistribution,
-        TensorFlowDistribution,
     )
     from openaml.entities._environment import BuildContext, Environment
     from openaml.entities._io import Input, Output
