@@ -67,16 +67,15 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=4096, help="training images (all ranks together)")
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--output-dir", default="outputs")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per process (torchrun's default: 1)")
     # python -m torch.distributed.launch passes --local-rank (older versions --local_rank)
     p.add_argument("--local-rank", "--local_rank", type=int, default=None)
     args = p.parse_args()
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     distributed = world > 1
-    # the machine's cores shared by the processes of this node (as torchrun's OMP_NUM_THREADS=1, less strict)
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+    torch.set_num_threads(args.threads)  # one per process by default: ranks share the node's cores
     if distributed:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", init_method="env://")
     torch.manual_seed(0)
