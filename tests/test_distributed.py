@@ -15,7 +15,7 @@ import pytest
 from openaml import command
 from openaml.entities import AmlCompute, MpiDistribution, PyTorchDistribution, TensorFlowDistribution
 from openaml.errors import ValidationError
-from openaml.runner._launch import plan_processes
+from openaml.runner._launch import Combiner, per_node_launch, plan_processes
 
 ENV = "azureml:AzureML-sklearn-1.5@latest"
 #: prints one line per process: the distributed variables it was given
@@ -226,6 +226,22 @@ def test_mpi_ranks_get_open_mpi_variables_own_logs_and_a_failing_rank_is_named(m
     created = ml_client.jobs.create_or_update(bad)
     assert ml_client.jobs.wait(created.name, timeout=120).status == "Failed"
     assert "rank 1 exited with code 5" in ml_client.jobs.get_raw(created.name)["error"]
+    assert not _alive_sleepers(created.name)
+    # cancel: mpirun and every rank gone
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    sleepy = command(command=f"touch {marks}/$OMPI_COMM_WORLD_RANK; sleep 300", environment=ENV,
+                     distribution=MpiDistribution(process_count_per_instance=2))
+    created = ml_client.jobs.create_or_update(sleepy)
+    deadline = time.monotonic() + 60
+    while len(list(marks.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    ml_client.jobs.cancel(created.name)
+    assert ml_client.jobs.wait(created.name, timeout=60).status == "Canceled"
+    deadline = time.monotonic() + 15
+    while _alive_sleepers(created.name) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive_sleepers(created.name)
 
 
 def test_plan_of_a_job_without_distribution_and_of_several_instances(tmp_path):
@@ -235,3 +251,27 @@ def test_plan_of_a_job_without_distribution_and_of_several_instances(tmp_path):
     assert [p.env["AZUREML_CR_NODE_RANK"] for p in launch.processes] == ["0", "1", "2"]
     assert "RANK" not in launch.processes[0].env
     assert any("without a distribution" in n for n in launch.notes)
+
+
+def test_combined_log_prefixes_each_line_with_its_process_and_keeps_a_last_partial_line(tmp_path):
+    a, b, out = tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "std_log.txt"
+    a.write_bytes(b"one\ntw")
+    b.write_bytes(b"x\n")
+    c = Combiner({"rank 0": a, "rank 1": b}, out)
+    c.pump()
+    with open(a, "ab") as fh:
+        fh.write(b"o\nthree")
+    c.pump(final=True)
+    assert out.read_text().splitlines() == ["[rank 0] one", "[rank 1] x", "[rank 0] two", "[rank 0] three"]
+
+
+@pytest.mark.parametrize(("cmd", "expected"), [
+    ("torchrun --nproc_per_node 2 train.py", True),
+    ("python -m torch.distributed.launch --nproc_per_node 2 train.py", True),
+    ("python -m torch.distributed.run train.py", True),
+    ("/opt/venv/bin/torchrun train.py", True),
+    ("python train.py --torchrun-like-flag", False),
+    ("python torchrun_helper.py", False),
+])
+def test_per_node_launch_is_recognised_from_the_command(cmd, expected):
+    assert per_node_launch(cmd) is expected

@@ -47,7 +47,7 @@ MPIRUN_MISSING = ("'mpirun' (Open MPI) is not installed on this machine, so an m
                   "(Debian/Ubuntu: apt-get install openmpi-bin)")
 _LAUNCHER = re.compile(r"(^|[\s/;&|(])torchrun(\s|$)|torch\.distributed\.(launch|run)\b")
 # run by each MPI rank: its output to its own log, its exit code where the runner finds it
-RANK_SCRIPT = ('r="${OMPI_COMM_WORLD_RANK:-0}"; export AZUREML_PROCESS_NAME="rank_$r" RANK="$r"; '
+RANK_SCRIPT = ('r="${OMPI_COMM_WORLD_RANK:-0}"; export AZUREML_PROCESS_NAME="rank_$r"; '
                'bash -c "$0" >>"$OPENAML_RANK_LOGS/std_log_process_$r.txt" 2>&1; s=$?; '
                'echo "$s" >"$OPENAML_RANK_STATE/exit_$r"; exit "$s"')
 
