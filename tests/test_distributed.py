@@ -288,3 +288,20 @@ def test_several_processes_per_instance_get_one_openmp_thread_unless_the_job_set
     assert launch is not None and all("OMP_NUM_THREADS" not in p.env for p in launch.processes)
     one = plan_processes({"distribution": {"type": "pytorch"}}, "python train.py", tmp_path, tmp_path / "s")
     assert one is not None and "OMP_NUM_THREADS" not in one.processes[0].env
+
+
+def test_a_distributed_job_holds_one_slot_per_process(ml_client, tmp_path):
+    ml_client.compute.begin_create_or_update(AmlCompute(name="two-slots", max_instances=2)).result()
+    go = tmp_path / "go"
+    big = ml_client.jobs.create_or_update(command(
+        command=f"while [ ! -e {go} ]; do sleep 0.1; done", environment=ENV, compute="two-slots",
+        distribution=PyTorchDistribution(process_count_per_instance=2)))
+    deadline = time.monotonic() + 60
+    while ml_client.jobs.get(big.name).status != "Running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    small = ml_client.jobs.create_or_update(command(command="echo small", environment=ENV, compute="two-slots"))
+    time.sleep(2)  # several scheduler passes: the small job must wait for a free slot
+    assert ml_client.jobs.get(small.name).status == "Queued"
+    go.touch()
+    assert ml_client.jobs.wait(big.name, timeout=60).status == "Completed"
+    assert ml_client.jobs.wait(small.name, timeout=60).status == "Completed"
