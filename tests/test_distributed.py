@@ -305,3 +305,24 @@ def test_a_distributed_job_holds_one_slot_per_process(ml_client, tmp_path):
     go.touch()
     assert ml_client.jobs.wait(big.name, timeout=60).status == "Completed"
     assert ml_client.jobs.wait(small.name, timeout=60).status == "Completed"
+
+
+def test_ranks_of_a_runner_killed_from_outside_are_stopped_with_it(ml_client, tmp_path):
+    # each rank runs in a session of its own (as torchrun's workers); the backend's kill finds them
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    job = command(command=f"touch {marks}/$RANK; sleep 300", environment=ENV,
+                  distribution={"type": "pytorch", "process_count_per_instance": 2})
+    created = ml_client.jobs.create_or_update(job)
+    deadline = time.monotonic() + 60
+    while len(list(marks.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    runner = [p for p in psutil.process_iter(["cmdline"])
+              if "openaml.runner" in (p.info["cmdline"] or []) and created.name in (p.info["cmdline"] or [])]
+    assert len(runner) == 1
+    runner[0].kill()
+    assert ml_client.jobs.wait(created.name, timeout=120).status == "Failed"
+    deadline = time.monotonic() + 15
+    while _alive_sleepers(created.name) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive_sleepers(created.name)

@@ -1,7 +1,8 @@
 """Running a distributed job's processes (:mod:`openaml.runner._launch` plans them).
 
 Each process runs the job's command (wrapped as a single job's is: its own mount and PID
-namespaces where available) in a process group of its own in the runner's session, with its
+namespaces where available) in a session of its own (listed in ``runner/rank_sessions`` for the
+compute backend's kill), with its
 output in ``user_logs/std_log_process_<rank>.txt``; a thread copies their lines, prefixed with
 the rank, into the combined ``user_logs/std_log.txt`` that ``job stream`` shows. The first
 process that fails (an exit code other than 0, or a signal) fails the job with its rank and exit
@@ -23,7 +24,10 @@ from openaml.runner._launch import Combiner, Launch, RankProcess, mpi_failed_ran
 if TYPE_CHECKING:
     from openaml.runner._main import Runner
 
-__all__ = ["run_launch"]
+__all__ = ["run_launch", "RANK_SESSIONS"]
+
+#: file of the runner's folder (``<work dir>/runner/``) listing the sessions of a job's processes
+RANK_SESSIONS = "rank_sessions"
 
 
 def run_launch(runner: Runner, launch: Launch, env: dict[str, str], wd: Path) -> int:
@@ -46,16 +50,20 @@ def run_launch(runner: Runner, launch: Launch, env: dict[str, str], wd: Path) ->
     combiner = Combiner(sources, runner.log_path)
     combiner.start()
     started: list[tuple[RankProcess, subprocess.Popen[bytes], int]] = []
+    sessions = runner.job_dir / "runner" / RANK_SESSIONS
     try:
         for p in launch.processes:
             if runner.cancel_reason:
                 break
             penv = {**env, **p.env}
             with open(p.log, "ab", buffering=0) as log:
+                # a session of its own per process, as torchrun starts its workers: where the kernel groups
+                # CPU shares by session (autogroup), N ranks get N shares, not one for the whole job
                 proc = subprocess.Popen(runner.wrap_command(p.command, penv), cwd=str(wd), env=penv,
                                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                        process_group=0)
+                                        start_new_session=True)
             runner.procs.append(proc)
+            _record_session(sessions, proc.pid)
             try:
                 fd = os.pidfd_open(proc.pid)
             except (AttributeError, OSError):
@@ -112,6 +120,20 @@ def _wait(runner: Runner, launch: Launch, started: list[tuple[RankProcess, subpr
     runner.rank_error = _describe(p.label, code) + (" (the other processes were stopped)"
                                                      if len(started) > 1 else "")
     return code
+
+
+def _record_session(path: Path, pid: int) -> None:
+    """Note a process's session (``pid start_time``, one a line) for the compute backend, which kills
+    these sessions with the runner's (:meth:`openaml.compute._local.LocalBackend.kill`), also when the
+    runner itself is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            start = fh.read().rsplit(b")", 1)[1].split()[19].decode()  # field 22: start time in clock ticks
+    except (OSError, IndexError):
+        start = "0"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(f"{pid} {start}\n")
 
 
 def _describe(label: str, code: int) -> str:
