@@ -134,20 +134,24 @@ class LocalBackend(ComputeBackend):
 
     def kill(self, handle: JobHandle) -> None:
         """SIGKILL the runner's session: the runner and the process groups of the user's command,
-        also when the runner is already dead (a session id is not reused while a process holds it)."""
-        pid, created, _ = self._parse(handle)
+        also when the runner is already dead (a session id is not reused while a process holds it),
+        and the sessions of a distributed job's processes (``runner/rank_sessions`` of its folder)."""
+        pid, created, folder = self._parse(handle)
         if pid <= 0:
             return
+        sessions = _rank_sessions(Path(folder)) if folder else set()
         try:
             live = psutil.Process(pid)
-            if created and abs(live.create_time() - created) > 1.0:
-                return  # the pid is another process now, so no process is left in the runner's session
+            if not (created and abs(live.create_time() - created) > 1.0):
+                sessions.add(pid)  # else the pid is another process now: nothing is left in the runner's session
         except psutil.Error:
-            pass
+            sessions.add(pid)
+        if not sessions:
+            return
         groups: set[int] = set()
         for p in psutil.process_iter():
             try:
-                if os.getsid(p.pid) == pid:
+                if os.getsid(p.pid) in sessions:
                     groups.add(os.getpgid(p.pid))
             except OSError:
                 continue
@@ -156,3 +160,29 @@ class LocalBackend(ComputeBackend):
                 os.killpg(pgid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+
+
+def _rank_sessions(folder: Path) -> set[int]:
+    """The sessions a runner noted for a distributed job's processes (each in a session of its own:
+    ``<folder>/runner/rank_sessions``, ``pid start_time`` a line). A leader that is alive with
+    another start time is a reused pid, left out; a leader that is gone leaves its session id
+    unused by others while any member lives (the kernel does not reuse it)."""
+    out: set[int] = set()
+    try:
+        lines = (folder / "runner" / "rank_sessions").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        try:
+            sid, start = (int(x) for x in line.split()[:2])
+        except ValueError:
+            continue
+        try:
+            with open(f"/proc/{sid}/stat", "rb") as fh:
+                now = int(fh.read().rsplit(b")", 1)[1].split()[19])
+            if start and now != start:
+                continue
+        except (OSError, IndexError, ValueError):
+            pass  # the leader is gone: members, if any, still hold its session id
+        out.add(sid)
+    return out

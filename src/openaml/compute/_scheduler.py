@@ -77,6 +77,18 @@ def _ts(x: float | None) -> datetime | None:
     return datetime.fromtimestamp(x, tz=UTC) if x else None
 
 
+def job_slots(job: dict[str, Any]) -> int:
+    """The compute slots a job holds while active: its processes (``instance_count`` x
+    ``process_count_per_instance``, or ``worker_count`` + ``parameter_server_count``), at least 1."""
+    from openaml.entities._distribution import process_count
+
+    spec = job.get("spec") or {}
+    try:
+        return max(1, process_count(spec.get("distribution"), int((spec.get("resources") or {}).get("instance_count") or 1)))
+    except (TypeError, ValueError):
+        return 1
+
+
 def tail_lines(path: Path, n: int = LOG_TAIL_LINES) -> list[str]:
     """The last ``n`` lines of a text file (its last 16 KiB), [] when it cannot be read."""
     try:
@@ -184,6 +196,7 @@ class Scheduler:
         if not queued:
             return 0
         free: dict[str, int] = {}
+        total: dict[str, int] = {}
         for job in queued:
             if job["type"] not in self.leaf_types:
                 continue  # parent jobs (sweep, pipeline) hold no slot: their controllers drive them
@@ -198,11 +211,16 @@ class Scheduler:
                 except OpenAMLError as exc:  # a type no backend runs, a backend that cannot load
                     self._end(job["name"], JobStatus.FAILED, error=exc.message)
                     continue
-                free[compute] = slots - store.count_jobs(status=ACTIVE, compute=compute, types=tuple(self.leaf_types))
-            if free[compute] <= 0:
+                # a distributed job holds one slot per process (its instances are processes of this machine)
+                free[compute] = slots - sum(job_slots(j) for j in store.list_jobs(
+                    status=ACTIVE, compute=compute, include_archived=True) if j["type"] in self.leaf_types)
+                total[compute] = slots
+            # a job bigger than its compute (resized after submission) runs when the compute is idle
+            need = min(job_slots(job), total[compute])
+            if free[compute] <= 0 or need > free[compute]:
                 continue
             if self._launch(job):
-                free[compute] -= 1
+                free[compute] -= need
         return len(queued)
 
     def _launch(self, job: dict[str, Any]) -> bool:

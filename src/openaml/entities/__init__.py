@@ -38,6 +38,12 @@ if TYPE_CHECKING:
         SasTokenConfiguration,
         ServicePrincipalConfiguration,
     )
+    from openaml.entities._distribution import (
+        MpiDistribution,
+        PyTorchDistribution,
+        RayDistribution,
+        TensorFlowDistribution,
+    )
     from openaml.entities._endpoint import (
         CodeConfiguration,
         EndpointAuthKeys,
@@ -99,6 +105,8 @@ _EXPORTS: dict[str, str] = {
         "AzureFileDatastore", "CertificateConfiguration", "Datastore", "NoneCredentialConfiguration",
         "SasTokenConfiguration", "ServicePrincipalConfiguration", "S3CredentialConfiguration", "S3Datastore")},
     "Workspace": "openaml.entities._workspace",
+    **{n: "openaml.entities._distribution" for n in (
+        "MpiDistribution", "PyTorchDistribution", "RayDistribution", "TensorFlowDistribution")},
 }
 
 __all__ = [
@@ -143,18 +151,22 @@ __all__ = [
     "Model",
     "ModelBatchDeployment",
     "ModelBatchDeploymentSettings",
+    "MpiDistribution",
     "NoneCredentialConfiguration",
     "OnlineRequestSettings",
     "Output",
     "PipelineComponent",
     "PipelineComponentBatchDeployment",
     "ProbeSettings",
+    "PyTorchDistribution",
+    "RayDistribution",
     "RecurrencePattern",
     "RecurrenceTrigger",
     "S3CredentialConfiguration",
     "S3Datastore",
     "SasTokenConfiguration",
     "ServicePrincipalConfiguration",
+    "TensorFlowDistribution",
     "Workspace",
     "load_entity",
 ]

@@ -122,6 +122,13 @@ class CommandJob(Job):
     def _outputs(cls, v: Any) -> Any:
         return normalize_outputs(v)
 
+    @field_validator("distribution", mode="before")
+    @classmethod
+    def _distribution(cls, v: Any) -> Any:
+        from openaml.entities._distribution import distribution_to_dict
+
+        return distribution_to_dict(v)
+
     @field_validator("environment_variables", mode="before")
     @classmethod
     def _env_str(cls, v: Any) -> Any:

@@ -18,6 +18,10 @@ server appends to the job folder's ``user_logs/std_log.txt`` and ``system_logs/r
    the server). Where ``unshare -m`` works, the command runs in a mount namespace of its own that
    holds the read-only inputs and hides the workspace's secrets (``_hide``); elsewhere the job's
    log and warnings say the secrets are not hidden.
+   A job with a ``distribution`` (or several instances) runs one such process per rank
+   (``_launch`` plans them with the variables Azure sets, ``_ranks`` runs them): each writes
+   ``user_logs/std_log_process_<rank>.txt``, combined into ``std_log.txt`` with a ``[rank N]``
+   prefix; the first that fails stops the others and fails the job naming its rank.
 3. Finalizing: copy ``./outputs`` and ``./logs`` into the run's artifacts, move declared outputs
    from staging into their datastore paths (only on success: a failed job leaves no partial
    output behind), send the rest of the logs, then the end.

@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import select
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from openaml._templates import format_literal, render
+from openaml.runner._procs import GRACE_SECONDS, exit_waiter, kill_group
 from openaml.runner._report import TRANSIENT, JobGone, Link, Reporter
 from openaml.runner._transfer import Remote, log_artifacts, sees_server_disk
 
-__all__ = ["main", "Runner", "tail_lines"]
+__all__ = ["main", "Runner", "tail_lines", "GRACE_SECONDS"]
 
-GRACE_SECONDS = 5.0
 LOG_TAIL_LINES = 30
 TOKEN_ENV = "OPENAML_RUNNER_TOKEN"
 RUNNER_TOKEN_WARNING = (
@@ -74,6 +71,8 @@ class Runner:
         self._server_disk: bool | None = None
         self.state: dict[str, Any] = {"status": "Preparing", "runner_pid": os.getpid()}
         self.proc: subprocess.Popen[bytes] | None = None
+        self.procs: list[subprocess.Popen[bytes]] = []  # a distributed job's processes (_ranks)
+        self.rank_error: str | None = None  # "rank 1 exited with code 7" (_ranks)
         self.ro_binds: list[tuple[str, str]] = []
         self.hide_lines: list[str] = []
         self.pid_ns = False  # the command runs in a PID namespace of its own (protect_runner_token)
@@ -126,27 +125,9 @@ class Runner:
         self._kill_user()
 
     def _kill_user(self) -> None:
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            os.killpg(proc.pid, signal.SIGCONT)  # a stopped command handles its SIGTERM now
-        except ProcessLookupError:
-            return
-
-        def _hard() -> None:
-            deadline = time.monotonic() + GRACE_SECONDS
-            while time.monotonic() < deadline:
-                if proc.poll() is not None:
-                    break
-                time.sleep(0.05)
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # the group may outlive its leader
-            except ProcessLookupError:
-                pass
-
-        threading.Thread(target=_hard, daemon=True).start()
+        """SIGTERM every process group of the job's command (one per rank), SIGKILL after a grace period."""
+        for proc in [p for p in (self.proc, *self.procs) if p is not None]:
+            kill_group(proc)
 
     # ---------------------------------------------------------------- phases
     def prepare_environment(self) -> str:
@@ -406,15 +387,16 @@ class Runner:
         env.update({k: str(v) for k, v in (s.get("environment_variables") or {}).items()})
         return env
 
-    def warn_unsupported(self) -> None:
-        res = self.spec.get("resources") or {}
-        dist = self.spec.get("distribution")
-        if int(res.get("instance_count") or 1) > 1 or dist:
-            self.userlog(f"[openaml] warning: resources.instance_count={res.get('instance_count', 1)} and "
-                         f"distribution={dist} are not applied yet: the command runs once, as a single "
-                         "process (distributed training is not implemented in this version)")
-
     def run_command(self, command: str, env: dict[str, str], wd: Path) -> int:
+        """Run the command (a distributed job's processes: :mod:`openaml.runner._ranks`); its exit code
+        (negative: killed by that signal)."""
+        from openaml.runner._launch import plan_processes
+
+        launch = plan_processes(self.spec, command, self.log_dir, self.job_dir / "runner" / "ranks")
+        if launch is not None:
+            from openaml.runner._ranks import run_launch
+
+            return run_launch(self, launch, env, wd)
         timeout = self.spec.get("timeout")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab", buffering=0) as log:
@@ -423,7 +405,7 @@ class Runner:
                                          stdout=log, stderr=subprocess.STDOUT, process_group=0)
             self.update(status="Running", user_pid=self.proc.pid, user_pgid=self.proc.pid, start_time=time.time())
             deadline = time.monotonic() + timeout if timeout else None
-            exited = _exit_waiter(self.proc)
+            exited = exit_waiter(self.proc)
             while True:
                 code = exited(0.2)
                 if code is not None:
@@ -538,7 +520,6 @@ class Runner:
             self.syslog(f"command: {command}")
             if self.cancel_reason:
                 raise _Canceled()
-            self.warn_unsupported()
             exit_code = self.run_command(command, env, wd)
         except _Canceled:
             pass
@@ -556,7 +537,9 @@ class Runner:
         if exit_code == 0:
             self._finish("Completed", 0, None, wd, outputs)
             return 0
-        if exit_code is not None and exit_code < 0:
+        if self.rank_error:
+            reason = self.rank_error
+        elif exit_code is not None and exit_code < 0:
             reason = f"the job's process was killed by signal {-exit_code}"
         else:
             reason = f"the command exited with code {exit_code}"
@@ -577,34 +560,6 @@ class Runner:
 
 class _Canceled(Exception):
     pass
-
-
-def _exit_waiter(proc: subprocess.Popen[bytes]) -> Callable[[float], int | None]:
-    """A function ``wait(seconds) -> exit code or None`` for ``proc`` that returns as soon as the process
-    exits: on Linux it sleeps on a pidfd (``os.pidfd_open``, Linux 5.3+), where ``Popen.wait(timeout)``
-    would poll with sleeps of up to 50 ms; elsewhere it is ``Popen.wait(timeout)``."""
-    try:
-        fd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):
-        fd = None
-
-    def wait(seconds: float) -> int | None:
-        nonlocal fd
-        if fd is not None and proc.returncode is None:
-            ready, _, _ = select.select([fd], [], [], seconds)
-            if not ready:
-                return None
-            seconds = 5.0  # exited: reap it (at once)
-        try:
-            code = proc.wait(timeout=seconds)
-        except subprocess.TimeoutExpired:
-            return None
-        if fd is not None:
-            os.close(fd)
-            fd = None
-        return code
-
-    return wait
 
 
 def _same_fs(a: Path, b: Path) -> bool:

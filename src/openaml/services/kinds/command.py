@@ -15,6 +15,7 @@ import pydantic
 from openaml.constants import JobStatus
 from openaml.entities import CommandJob
 from openaml.entities._base import validation_error_from_pydantic
+from openaml.services._distribution import check_distribution
 from openaml.services._job_resolve import ResolveErrors, check_command, resolve_code, resolve_inputs, resolve_outputs
 from openaml.services.kinds import JobKind, JobPlan
 
@@ -42,6 +43,7 @@ class CommandKind(JobKind):
         runner_outputs = resolve_outputs(self.ctx, name, outputs_raw, errors)
         code_dir = resolve_code(self.ctx, job.code, errors)
         env = self.core.runner_environment(data.get("environment"), errors)
+        check_distribution(self.ctx, data, compute, errors)
         errors.raise_if_any(source)
         runtime: dict[str, Any] = {
             "inputs": runner_inputs, "outputs": runner_outputs, "code_dir": code_dir, "environment": env,

@@ -1,0 +1,141 @@
+"""Distributed PyTorch (DDP, gloo, CPU): samples/s through an openaml job vs bare ``torchrun``.
+
+Scale-out issue: "DDP on CPU (gloo), a small CNN on synthetic data: samples/s with 1, 2 and 4
+processes on local compute vs the same script under bare torchrun (target: >= 0.95x)".
+
+The script is the book's chapter 11 CNN of ``examples/distributed/src/train.py`` (synthetic 3x32x32
+images, made at start-up; one torch thread per process). Per repetition and process count ``n``
+(1, 2, 4), interleaved (the order rotates every repetition):
+
+* openaml: a command job with ``distribution: {type: pytorch, process_count_per_instance: n}`` on
+  a compute of 4 slots, submitted with the SDK and waited for;
+* peer:    ``torchrun --standalone --nproc_per_node n train.py`` in a copy of the code folder.
+
+samples/s is what the script itself reports (rank 0: the images trained on by all ranks per second
+of its training loop, after start-up and process-group initialisation), so the ratio compares how
+fast the training runs under each launcher. The job's wall time (submit to Completed) and
+torchrun's (start to exit) are reported beside it, with no target: they include the interpreter
+and torch start-up of every process (and, for the job, the runner and the scheduler).
+
+Run: ``.venv/bin/python bench/distributed.py [--quick]`` (needs torch: ``bash scripts/install.sh
+--with-torch``; ~8 min, quick ~2 min).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    PYTHON,
+    Row,
+    median,
+    openaml_server,
+    parse_args,
+    print_table,
+    progress,
+    rotate,
+    save_results,
+)
+
+SRC = Path(__file__).resolve().parent.parent / "examples" / "distributed" / "src"
+TARGET = 0.95
+
+
+def _throughput(text: str) -> float:
+    for line in text.splitlines():
+        if "THROUGHPUT {" in line:
+            return float(json.loads(line.split("THROUGHPUT ", 1)[1])["samples_per_s"])
+    raise RuntimeError(f"no THROUGHPUT line in:\n{text[-2000:]}")
+
+
+def run_torchrun(n: int, args: list[str], work: Path, env: dict[str, str]) -> dict[str, Any]:
+    torchrun = Path(PYTHON).parent / "torchrun"
+    t0 = time.perf_counter()
+    p = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", str(n), "train.py", *args],
+                       cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"torchrun failed ({p.returncode}):\n{p.stdout[-1500:]}\n{p.stderr[-1500:]}")
+    return {"samples_per_s": _throughput(p.stdout), "wall": wall}
+
+
+def run_openaml(ml: Any, n: int, args: list[str]) -> dict[str, Any]:
+    from openaml import command
+    from openaml.entities import PyTorchDistribution
+
+    t0 = time.perf_counter()
+    job = ml.jobs.create_or_update(command(
+        code=str(SRC), command="python train.py " + " ".join(args), compute="four-slots",
+        distribution=PyTorchDistribution(process_count_per_instance=n), experiment_name="bench-distributed"))
+    final = ml.jobs.wait(job.name, timeout=900)
+    wall = time.perf_counter() - t0
+    raw = ml.jobs.get_raw(job.name)
+    if final.status != "Completed":
+        raise RuntimeError(f"job {job.name} ended {final.status}: {raw.get('error')}\n{raw.get('log_tail')}")
+    return {"samples_per_s": _throughput("\n".join(raw.get("log_tail") or [])), "wall": wall}
+
+
+def main() -> int:
+    opts = parse_args(__doc__.splitlines()[0])
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("bench/distributed.py needs torch: bash scripts/install.sh --with-torch", file=sys.stderr)
+        return 2
+    reps, samples = (1, 4096) if opts.quick else (3, 16384)
+    counts = [1, 2, 4]
+    train_args = ["--epochs", "1", "--samples", str(samples), "--output-dir", "./outputs"]
+    res: dict[int, dict[str, list[dict[str, Any]]]] = {n: {"openaml": [], "torchrun": []} for n in counts}
+    with openaml_server("distributed") as srv:
+        from openaml import MLClient
+        from openaml.entities import AmlCompute
+
+        ml = MLClient(workspace=srv.url)
+        ml.compute.begin_create_or_update(AmlCompute(name="four-slots", max_instances=4)).result()
+        work = srv.tmp / "src"
+        shutil.copytree(SRC, work)
+        env = {k: v for k, v in srv.env.items() if not k.startswith(("MLFLOW_", "OPENAML_TOKEN"))}
+        progress(f"server {srv.url}; warm-up")
+        run_openaml(ml, 1, ["--epochs", "1", "--samples", "256"])
+        run_torchrun(1, ["--epochs", "1", "--samples", "256", "--output-dir", "./outputs"], work, env)
+        for i in range(reps):
+            for n in counts:
+                for kind in rotate(["openaml", "torchrun"], i + n):
+                    r = run_openaml(ml, n, train_args) if kind == "openaml" else run_torchrun(n, train_args, work, env)
+                    res[n][kind].append(r)
+                progress(f"rep {i + 1}/{reps}, {n} process(es): openaml {res[n]['openaml'][-1]['samples_per_s']:.0f}, "
+                         f"torchrun {res[n]['torchrun'][-1]['samples_per_s']:.0f} samples/s")
+        ml.close()
+
+    rows: list[Row] = []
+    for n in counts:
+        ours = median([r["samples_per_s"] for r in res[n]["openaml"]])
+        peer = median([r["samples_per_s"] for r in res[n]["torchrun"]])
+        ratio = median([o["samples_per_s"] / t["samples_per_s"]
+                        for o, t in zip(res[n]["openaml"], res[n]["torchrun"], strict=True)])
+        rows.append(Row(f"{n} process(es): samples/s", ours, peer, ratio, f">= {TARGET}x", None, ratio >= TARGET))
+    for n in counts:
+        ours = median([r["wall"] for r in res[n]["openaml"]])
+        peer = median([r["wall"] for r in res[n]["torchrun"]])
+        rows.append(Row(f"  {n} process(es): wall, submit to end (s)", ours, peer, ours / peer, "(report)"))
+    notes = [f"{reps} repetition(s), order rotating; medians; ratio = median of back-to-back pairs.",
+             f"train.py --epochs 1 --samples {samples}: the chapter 11 CNN, gloo, 1 torch thread per process.",
+             "samples/s: reported by rank 0 over its training loop (all ranks' images per second)."]
+    print_table("distributed: DDP on CPU (gloo), openaml pytorch distribution vs bare torchrun", rows,
+                peer="torchrun --standalone --nproc_per_node n (same script, same machine)",
+                limit="n/a (the peer is the bare launcher)", notes=notes)
+    if not opts.no_save:
+        save_results("distributed", {"reps": reps, "samples": samples, "rows": rows, "raw": res})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
