@@ -23,6 +23,7 @@ from openaml.records import JobLogRecord, JobRecord
 from openaml.services._context import WorkspaceContext
 from openaml.services._job_core import JobCore, generate_job_name
 from openaml.services.runners import make_scheduler
+from openaml.studio import studio_url
 
 __all__ = ["JobService", "generate_job_name"]
 
@@ -69,8 +70,7 @@ class JobService:
         spec = dict(row["spec"])
         runtime = row["runtime"]
         url = self.ctx.url
-        exp_id = runtime.get("experiment_id")
-        studio = f"{url}/mlflow/#/experiments/{exp_id}/runs/{row['name']}" if exp_id else f"{url}/mlflow/"
+        studio = studio_url(url, "jobs", row["name"])  # the studio's job page (openaml/studio)
         spec.update({
             "name": row["name"], "status": row["status"], "experiment_name": row["experiment_name"],
             # a pipeline holds no compute itself: its default compute (Azure's settings.default_compute), or none
