@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from openaml.errors import NotFoundError, OpenAMLError
+from openaml.errors import NotFoundError, OpenAMLError, ValidationError
 from openaml.studio._common import render, services
 from openaml.studio._queries import JobQuery, page_jobs
 
@@ -94,8 +94,8 @@ def data_list(request: Request) -> HTMLResponse:
 def data_page(request: Request, name: str, version: str | None = None) -> HTMLResponse:
     svc = services(request)["data"]
     try:
-        asset = svc.get(name, version=version)
-    except NotFoundError:
+        asset = svc.get(name, version=version, label=None if version else "latest")
+    except (NotFoundError, ValidationError):
         return _missing(request, f"data asset {name!r}", "/data", "all data assets")
     versions = [v for v in svc.list(name=name)]
     preview: dict[str, Any] = {}
@@ -124,7 +124,7 @@ def datastore_page(request: Request, name: str, rel: str = "") -> HTMLResponse:
     try:
         store = svc.get(name)
         port = svc.port(name)
-    except NotFoundError:
+    except (NotFoundError, ValidationError):
         return _missing(request, f"datastore {name!r}", "/datastores", "all datastores")
     entries: list[dict[str, Any]] = []
     error = None
@@ -152,8 +152,8 @@ def environments(request: Request) -> HTMLResponse:
 def environment_page(request: Request, name: str, version: str | None = None) -> HTMLResponse:
     svc = services(request)["environments"]
     try:
-        env = svc.get(name, version=version)
-    except NotFoundError:
+        env = svc.get(name, version=version, label=None if version else "latest")
+    except (NotFoundError, ValidationError):
         return _missing(request, f"environment {name!r}", "/environments", "all environments")
     return render(request, "detail.html", title=f"Environment {name}:{env.get('version')}", item=env,
                   versions=svc.list(name=name), noun="environments", back="/environments")
@@ -169,8 +169,8 @@ def components(request: Request) -> HTMLResponse:
 def component_page(request: Request, name: str, version: str | None = None) -> HTMLResponse:
     svc = services(request)["components"]
     try:
-        comp = svc.get(name, version=version)
-    except NotFoundError:
+        comp = svc.get(name, version=version, label=None if version else "latest")
+    except (NotFoundError, ValidationError):
         return _missing(request, f"component {name!r}", "/components", "all components")
     return render(request, "detail.html", title=f"Component {name}:{comp.get('version')}", item=comp,
                   versions=svc.list(name=name), noun="components", back="/components")
@@ -188,7 +188,7 @@ def compute_page(request: Request, name: str) -> HTMLResponse:
     ctx = request.app.state.ctx
     try:
         comp = services(request)["computes"].get(name)
-    except NotFoundError:
+    except (NotFoundError, ValidationError):
         return _missing(request, f"compute {name!r}", "/computes", "all computes")
     active = ctx.store.list_jobs(status=["Queued", "Preparing", "Starting", "Running", "Finalizing"],
                                  compute=name, limit=200)
@@ -207,8 +207,8 @@ def model_page(request: Request, name: str, version: str | None = None) -> HTMLR
     """A model version: the job that produced it, the deployments that serve it, its files."""
     svc = services(request)
     try:
-        model = svc["models"].get(name, version=version)
-    except NotFoundError:
+        model = svc["models"].get(name, version=version, label=None if version else "latest")
+    except (NotFoundError, ValidationError):
         return _missing(request, f"model {name!r}", "/models", "all models")
     versions = svc["models"].list(name=name)
     used_by = []
@@ -250,7 +250,7 @@ def endpoint_page(request: Request, name: str) -> HTMLResponse:
     svc = services(request)["endpoints"]
     try:
         ep = svc.get_endpoint(name)
-    except NotFoundError:
+    except (NotFoundError, ValidationError):
         return _missing(request, f"online endpoint {name!r}", "/online-endpoints", "all online endpoints")
     deps = svc.list_deployments(name)
     logs = {}
