@@ -68,12 +68,13 @@ def _scale(lo: float, hi: float, a: float, b: float) -> Any:
 
 
 def line_chart(series: dict[str, Sequence[Point]], *, width: int = 560, height: int = 220,
-               max_points: int = 1000) -> dict[str, Any]:
+               max_points: int = 1000, sizes: dict[str, int] | None = None) -> dict[str, Any]:
     """Shapes of one chart with one polyline per series (several runs overlaid).
 
     Returns ``{"width", "height", "lines": [{"label", "points": "x,y x,y ...", "color", "n", "shown"}],
     "x_range": (min, max), "y_range": (min, max)}``: ``n`` is the series' size, ``shown`` how many points
-    were drawn after :func:`downsample`. Empty series draw nothing.
+    were drawn after :func:`downsample` (``sizes``: the full sizes of series already reduced in SQL).
+    Empty series draw nothing.
     """
     pad = 36
     reduced = {k: downsample(v, max_points) for k, v in series.items()}
@@ -87,7 +88,7 @@ def line_chart(series: dict[str, Sequence[Point]], *, width: int = 560, height: 
     for i, (label, pts) in enumerate(reduced.items()):
         coords = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in pts)
         lines.append({"label": label, "points": coords, "color": PALETTE[i % len(PALETTE)],
-                      "n": len(series[label]), "shown": len(pts)})
+                      "n": (sizes or {}).get(label, len(series[label])), "shown": len(pts)})
     return {"width": width, "height": height, "lines": lines, "x_range": (min(xs), max(xs)),
             "y_range": (min(ys), max(ys))}
 

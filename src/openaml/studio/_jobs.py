@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from openaml.errors import NotFoundError, OpenAMLError
 from openaml.studio._charts import line_chart, parallel_coordinates
 from openaml.studio._common import TERMINAL, duration, not_found, render, services
+from openaml.studio._metrics import metric_series
 from openaml.studio._queries import SORTS, JobQuery, experiment_names, page_jobs
 
 __all__ = ["router", "LOG_CHUNK"]
@@ -169,8 +170,9 @@ def job_page(request: Request, name: str) -> HTMLResponse:
         return not_found(request, f"job {name!r}", "/jobs", "all jobs")
     row = ctx.store.get_job(name)
     charts = {}
-    for key in sorted(rec.get("metrics") or {}):
-        charts[key] = line_chart({name: ctx.tracking.metric_history(name, key)})
+    for key in sorted(rec.get("metrics") or {})[:50]:  # a run with thousands of metrics: the table has them all
+        points, n = metric_series(ctx.tracking, name, key)
+        charts[key] = line_chart({name: points}, sizes={name: n})
     text, start, size = _read_back(_log_path(request, name), None)
     outputs = ["artifacts", *sorted(row["runtime"].get("outputs") or {})]
     children = ctx.store.list_jobs(parent_name=name, include_archived=True, ascending=True, limit=500)
@@ -178,7 +180,7 @@ def job_page(request: Request, name: str) -> HTMLResponse:
     sweep = _sweep_view(rec) if rec.get("type") == "sweep" else None
     try:
         artifacts = _files(svc.output_dir(name, "artifacts"))
-    except OpenAMLError:
+    except (OpenAMLError, KeyError):  # a job recorded without a run (no artifact folder yet)
         artifacts = []
     return render(request, "job.html", job=rec, row=row, charts=charts, log_text=text, log_start=start,
                   log_size=size, outputs=outputs, artifacts=artifacts, children=children, graph=graph, sweep=sweep,
@@ -302,10 +304,10 @@ def experiment_page(request: Request, name: str, limit: int = 100) -> HTMLRespon
     metrics = sorted({k for s in summaries.values() for k in s["metrics"]})
     charts = {}
     for m in metrics[:20]:
-        series = {}
+        series, sizes = {}, {}
         for r in rows:
             if m in summaries[r["name"]]["metrics"]:
-                series[r["name"]] = ctx.tracking.metric_history(r["name"], m)
-        charts[m] = line_chart(series, max_points=300)
+                series[r["name"]], sizes[r["name"]] = metric_series(ctx.tracking, r["name"], m, buckets=300)
+        charts[m] = line_chart(series, max_points=300, sizes=sizes)
     return render(request, "experiment.html", name=name, rows=rows, total=total, summaries=summaries,
                   differ=differ, same=same, metrics=metrics, charts=charts)
