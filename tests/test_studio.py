@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from openaml.studio._charts import downsample, line_chart
+from openaml.server.studio._charts import downsample, line_chart
 
 HTML = {"Accept": "text/html"}
 
@@ -134,7 +134,7 @@ def test_log_stream_sends_the_log_as_server_sent_events(server, hostile_job):
 
 def test_a_huge_log_shows_its_tail_and_pages_back(server, hostile_job, tmp_path):
     """The page carries the last 64 KiB; earlier chunks come on request (never the whole file)."""
-    from openaml.studio._jobs import LOG_CHUNK
+    from openaml.server.studio._jobs import LOG_CHUNK
 
     log = server.path / "jobs" / hostile_job / "user_logs" / "std_log.txt"
     original = log.read_bytes()

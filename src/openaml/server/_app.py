@@ -111,7 +111,7 @@ def create_app(settings: Settings, *, url: str = "") -> FastAPI:
             return {"status": "ok"}
         return {"status": "ok", "workspace": ctx.workspace_name}
 
-    from openaml.studio import mount_studio
+    from openaml.server.studio import mount_studio
 
     mount_studio(app)  # the studio: pages at /, /jobs, ... (openaml/studio)
 

@@ -72,7 +72,7 @@ RULES: tuple[tuple[frozenset[str] | None, str, str], ...] = (
     (ANY, "/health", PUBLIC),
     (ANY, "/api/v1/health", PUBLIC),
     (ANY, "/endpoints/", PUBLIC),  # scoring: the endpoint's key or token is checked by its router
-    (ANY, "/login", PUBLIC),  # the studio's login form checks the token itself (openaml.studio._login)
+    (ANY, "/login", PUBLIC),  # the studio's login form checks the token itself (openaml.server.studio._login)
     (frozenset({"POST"}), "/logout", PUBLIC),
     (frozenset({"GET"}), "/studio-static/", PUBLIC),  # the studio's own CSS/JS (in the package, no data)
     (SAFE, "/api/v1/users", READ),
@@ -182,7 +182,7 @@ class AuthMiddleware:
             await self._start_session(scope, send, principal)
             return
         if principal is None and not ws and method == "GET" and _is_studio_page(scope, path):
-            from openaml.studio._login import login_location  # a browser without a session: the login page
+            from openaml.server.studio._login import login_location  # a browser without a session: the login page
 
             query = (scope.get("query_string") or b"").decode("latin-1")
             await send({"type": "http.response.start", "status": 303, "headers": [

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import quote
 
 from openaml.constants import TERMINAL_JOB_STATUSES
 from openaml.datastores import DatastorePort, JobOutputUri, LocalDatastore, safe_join, tar_stream
@@ -23,7 +24,6 @@ from openaml.records import JobLogRecord, JobRecord
 from openaml.services._context import WorkspaceContext
 from openaml.services._job_core import JobCore, generate_job_name
 from openaml.services.runners import make_scheduler
-from openaml.studio import studio_url
 
 __all__ = ["JobService", "generate_job_name"]
 
@@ -70,7 +70,7 @@ class JobService:
         spec = dict(row["spec"])
         runtime = row["runtime"]
         url = self.ctx.url
-        studio = studio_url(url, "jobs", row["name"])  # the studio's job page (openaml/studio)
+        studio = f"{url}/jobs/{quote(row['name'], safe='')}"  # the studio's job page (server/studio)
         spec.update({
             "name": row["name"], "status": row["status"], "experiment_name": row["experiment_name"],
             # a pipeline holds no compute itself: its default compute (Azure's settings.default_compute), or none

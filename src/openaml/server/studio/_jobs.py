@@ -21,10 +21,10 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from openaml.errors import NotFoundError, OpenAMLError
-from openaml.studio._charts import line_chart, parallel_coordinates
-from openaml.studio._common import TERMINAL, duration, not_found, render, services
-from openaml.studio._metrics import metric_series
-from openaml.studio._queries import SORTS, JobQuery, experiment_names, page_jobs
+from openaml.server.studio._charts import line_chart, parallel_coordinates
+from openaml.server.studio._common import TERMINAL, duration, not_found, render, services
+from openaml.server.studio._metrics import many_series, metric_series, run_summaries
+from openaml.server.studio._queries import SORTS, JobQuery, experiment_names, page_jobs
 
 __all__ = ["router", "LOG_CHUNK"]
 
@@ -297,17 +297,14 @@ def experiment_page(request: Request, name: str, limit: int = 100) -> HTMLRespon
     rows, total = page_jobs(ctx.store, JobQuery(experiment=name, per_page=min(max(1, limit), 500)))
     if not total:
         return not_found(request, f"experiment {name!r}", "/experiments", "all experiments")
-    summaries = {r["name"]: ctx.tracking.run_summary(r["name"]) for r in rows}
+    summaries = run_summaries(ctx.tracking, [r["name"] for r in rows])
     params = sorted({k for s in summaries.values() for k in s["params"]})
     differ = [p for p in params if len({summaries[r]["params"].get(p) for r in summaries}) > 1]
     same = [p for p in params if p not in differ]
     metrics = sorted({k for s in summaries.values() for k in s["metrics"]})
     charts = {}
     for m in metrics[:20]:
-        series, sizes = {}, {}
-        for r in rows:
-            if m in summaries[r["name"]]["metrics"]:
-                series[r["name"]], sizes[r["name"]] = metric_series(ctx.tracking, r["name"], m, buckets=300)
+        series, sizes = many_series(ctx.tracking, [r["name"] for r in rows if m in summaries[r["name"]]["metrics"]], m)
         charts[m] = line_chart(series, max_points=300, sizes=sizes)
     return render(request, "experiment.html", name=name, rows=rows, total=total, summaries=summaries,
                   differ=differ, same=same, metrics=metrics, charts=charts)

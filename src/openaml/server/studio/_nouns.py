@@ -13,8 +13,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from openaml.errors import NotFoundError, OpenAMLError, ValidationError
-from openaml.studio._common import render, services
-from openaml.studio._queries import JobQuery, page_jobs
+from openaml.server.studio._common import render, services
+from openaml.server.studio._queries import JobQuery, page_jobs
 
 __all__ = ["router", "preview_table", "PREVIEW_ROWS", "PROFILE_ROWS"]
 

@@ -25,10 +25,10 @@ def mount_studio(app: Any) -> None:
     """Add the studio's pages (``/``, ``/jobs``, ...), its login page and its static files to ``app``."""
     from fastapi.staticfiles import StaticFiles
 
-    from openaml.studio._common import STATIC_DIR
-    from openaml.studio._jobs import router as jobs_router
-    from openaml.studio._login import router as login_router
-    from openaml.studio._nouns import router as nouns_router
+    from openaml.server.studio._common import STATIC_DIR
+    from openaml.server.studio._jobs import router as jobs_router
+    from openaml.server.studio._login import router as login_router
+    from openaml.server.studio._nouns import router as nouns_router
 
     app.include_router(login_router)
     app.include_router(nouns_router)

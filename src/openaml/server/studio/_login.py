@@ -14,7 +14,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from openaml.studio._common import render
+from openaml.server.studio._common import render
 
 __all__ = ["router", "safe_next"]
 
