@@ -165,3 +165,66 @@ def test_login_on_a_token_server(browser: Any, tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_pipeline_graph_updates_live_and_links_to_steps(page: Any, server: Any, cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.py").write_text("import sys, time, pathlib\ntime.sleep(6)\n"
+                                           "pathlib.Path(sys.argv[1], 'x.txt').write_text('1')\n")
+    (tmp_path / "src" / "b.py").write_text("import sys\nprint(open(sys.argv[1] + '/x.txt').read())\n")
+    (tmp_path / "p.yml").write_text(textwrap.dedent(f"""\
+        type: pipeline
+        display_name: studio-graph
+        settings: {{default_compute: azureml:local}}
+        jobs:
+          first:
+            type: command
+            code: src
+            command: python a.py ${{{{outputs.out}}}}
+            environment: {ENV}
+            outputs: {{out: {{type: uri_folder}}}}
+          second:
+            type: command
+            code: src
+            command: python b.py ${{{{inputs.data}}}}
+            environment: {ENV}
+            inputs: {{data: "${{{{parent.jobs.first.outputs.out}}}}"}}
+        """))
+    name = cli("job", "create", "--file", str(tmp_path / "p.yml"), "-o", "json", check=True).json()["name"]
+    page.goto(f"{server.url}/jobs/{name}")
+    assert page.locator("#graph a.node").count() == 2
+    assert page.locator("#graph line").count() >= 1  # first -> second
+    # the graph refreshes itself (htmx) until both nodes are Completed, without a reload
+    page.wait_for_function("document.querySelectorAll('#graph a.node[data-status=Completed]').length == 2",
+                           timeout=240_000)
+    screenshot(page, "pipeline")
+    page.click("#graph a.node[data-node=second]")
+    page.wait_for_url("**/jobs/*second*")
+    assert page.locator("#job-status").inner_text() == "Completed"
+
+
+def test_sweep_trials_best_first_with_charts(page: Any, server: Any, cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "t.py").write_text("import sys, mlflow\nx = float(sys.argv[1])\n"
+                                           "mlflow.log_metric('score', x * 2)\n")
+    (tmp_path / "s.yml").write_text(textwrap.dedent(f"""\
+        type: sweep
+        display_name: studio-sweep
+        compute: azureml:local
+        sampling_algorithm: grid
+        search_space: {{x: {{type: choice, values: [0.1, 0.5, 0.3]}}}}
+        objective: {{goal: maximize, primary_metric: score}}
+        limits: {{max_total_trials: 3, max_concurrent_trials: 3}}
+        trial:
+          code: src
+          command: python t.py ${{{{search_space.x}}}}
+          environment: {ENV}
+        """))
+    name = cli("job", "create", "--file", str(tmp_path / "s.yml"), "-o", "json", check=True).json()["name"]
+    cli("job", "stream", "--name", name, timeout=300)
+    page.goto(f"{server.url}/jobs/{name}")
+    rows = page.locator("#trials-table tbody tr")
+    assert rows.count() == 3
+    assert "best" in rows.nth(0).inner_text() and "0.5" in rows.nth(0).inner_text()  # best first, marked
+    assert page.locator("#parallel polyline").count() == 3
+    screenshot(page, "sweep")

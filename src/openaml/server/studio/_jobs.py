@@ -100,10 +100,13 @@ def _files(base: Path, rel: str = "", limit: int = 500) -> list[dict[str, Any]]:
     return out
 
 
-def _edges(steps: dict[str, Any]) -> list[tuple[str, str]]:
+def _edges(steps: dict[str, Any], jobs: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(from, to)`` node pairs: a node's input bound to ``${{parent.jobs.<from>.outputs.*}}`` (in its
+    YAML definition, ``jobs``, or in the step's view)."""
     edges = []
     for node, step in steps.items():
-        for value in (step.get("inputs") or {}).values():
+        inputs = {**(step.get("inputs") or {}), **((jobs.get(node) or {}).get("inputs") or {})}
+        for value in inputs.values():
             text = json.dumps(value) if not isinstance(value, str) else value
             for src in _REF.findall(text):
                 if src in steps:
@@ -111,9 +114,14 @@ def _edges(steps: dict[str, Any]) -> list[tuple[str, str]]:
     return sorted(set(edges))
 
 
-def pipeline_graph(steps: dict[str, Any]) -> dict[str, Any]:
-    """Nodes placed in columns by depth (longest path from a source), edges as lines between boxes."""
-    edges = _edges(steps)
+def pipeline_graph(steps: dict[str, Any], jobs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Nodes placed in columns by depth (longest path from a source), edges as lines between boxes.
+
+    ``steps``: the pipeline's ``steps`` view (node -> status, job, duration_s, reused, reason);
+    ``jobs``: its node definitions (their inputs give the edges)."""
+    if not steps:
+        steps = {n: {} for n in (jobs or {})}
+    edges = _edges(steps, jobs or {})
     depth = {n: 0 for n in steps}
     for _ in range(len(steps)):
         changed = False
@@ -176,7 +184,7 @@ def job_page(request: Request, name: str) -> HTMLResponse:
     text, start, size = _read_back(_log_path(request, name), None)
     outputs = ["artifacts", *sorted(row["runtime"].get("outputs") or {})]
     children = ctx.store.list_jobs(parent_name=name, include_archived=True, ascending=True, limit=500)
-    graph = pipeline_graph(dict(rec.get("steps") or {})) if rec.get("type") == "pipeline" else None
+    graph = pipeline_graph(dict(rec.get("steps") or {}), dict(rec.get("jobs") or {})) if rec.get("type") == "pipeline" else None
     sweep = _sweep_view(rec) if rec.get("type") == "sweep" else None
     try:
         artifacts = _files(svc.output_dir(name, "artifacts"))
@@ -194,7 +202,7 @@ def job_graph(request: Request, name: str) -> HTMLResponse:
         rec = dict(services(request)["jobs"].get(name))
     except NotFoundError:
         return not_found(request, f"job {name!r}", "/jobs", "all jobs")
-    return render(request, "_graph.html", job=rec, graph=pipeline_graph(dict(rec.get("steps") or {})),
+    return render(request, "_graph.html", job=rec, graph=pipeline_graph(dict(rec.get("steps") or {}), dict(rec.get("jobs") or {})),
                   terminal=rec.get("status") in TERMINAL)
 
 
