@@ -9,7 +9,7 @@ run names) is escaped by the templates that embed these shapes; this module retu
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["downsample", "line_chart", "parallel_coordinates"]
@@ -67,7 +67,7 @@ def _scale(lo: float, hi: float, a: float, b: float) -> Any:
     return lambda v: a + (v - lo) / span * (b - a)
 
 
-def line_chart(series: dict[str, Sequence[Point]], *, width: int = 560, height: int = 220,
+def line_chart(series: Mapping[str, Sequence[Point]], *, width: int = 560, height: int = 220,
                max_points: int = 1000, sizes: dict[str, int] | None = None) -> dict[str, Any]:
     """Shapes of one chart with one polyline per series (several runs overlaid).
 
@@ -103,7 +103,7 @@ def parallel_coordinates(rows: list[dict[str, Any]], axes: list[str], *, color_b
     if not axes or not rows:
         return {"width": width, "height": height, "axes": [], "lines": []}
     step = (width - 60) / max(1, len(axes) - 1)
-    scalers = []
+    scalers: list[tuple[str, Any, dict[str, int] | None]] = []
     axis_info = []
     for i, axis in enumerate(axes):
         vals = [r["values"].get(axis) for r in rows]
@@ -128,8 +128,8 @@ def parallel_coordinates(rows: list[dict[str, Any]], axes: list[str], *, color_b
             v = r["values"].get(axis)
             if v is None:
                 continue
-            kind, s, pos = scalers[i]
-            y = s(float(v)) if kind == "num" else s(pos[str(v)])  # type: ignore[index]
+            kind, scale, where = scalers[i]
+            y = scale(float(v)) if kind == "num" or where is None else scale(where[str(v)])
             pts.append(f"{30 + i * step:.1f},{y:.1f}")
         color = PALETTE[0]
         if metric_vals and isinstance(r["values"].get(color_by or ""), int | float):

@@ -152,7 +152,7 @@ def _sweep_view(rec: dict[str, Any]) -> dict[str, Any]:
     trials = list(rec.get("trials") or [])
     best = rec.get("best_child_run_id")
     params = sorted({k for t in trials for k in (t.get("params") or t.get("parameters") or {})})
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i, t in enumerate(trials):
         name = t.get("name") or t.get("job") or ""
         values = dict(t.get("params") or t.get("parameters") or {})

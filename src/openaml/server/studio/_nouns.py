@@ -30,7 +30,7 @@ def home(request: Request) -> HTMLResponse:
     svc = services(request)
     recent, total = page_jobs(ctx.store, JobQuery(per_page=10))
     counts = {s: ctx.store.count_jobs(status=[s]) for s in ("Queued", "Running", "Completed", "Failed", "Canceled")}
-    nouns = {}
+    nouns: dict[str, int | None] = {}
     for label, fn in (("Computes", lambda: svc["computes"].list()), ("Data assets", lambda: svc["data"].list()),
                       ("Environments", lambda: svc["environments"].list()),
                       ("Components", lambda: svc["components"].list()), ("Models", lambda: svc["models"].list()),
