@@ -228,3 +228,64 @@ def test_sweep_trials_best_first_with_charts(page: Any, server: Any, cli: Any, t
     assert "best" in rows.nth(0).inner_text() and "0.5" in rows.nth(0).inner_text()  # best first, marked
     assert page.locator("#parallel polyline").count() == 3
     screenshot(page, "sweep")
+
+
+def _serve_on(ws: Path, port: int) -> Any:
+    import json as _json
+    import subprocess
+    import sys
+
+    log = open(ws.parent / "server.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "openaml", "server", "--workspace", str(ws), "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        info = ws / "server.json"
+        if info.exists() and _json.loads(info.read_text() or "{}").get("pid") == proc.pid:
+            return proc
+        assert proc.poll() is None, "the server exited"
+        time.sleep(0.05)
+    raise AssertionError("server did not start")
+
+
+def test_log_stream_survives_a_server_restart(page: Any, tmp_path: Path) -> None:
+    """The server restarting while a log streams: the page reconnects and continues, nothing repeated."""
+    import socket
+    import subprocess
+    import sys
+
+    ws = tmp_path / "ws"
+    subprocess.run([sys.executable, "-m", "openaml", "workspace", "create", "-n", "restart", "--path", str(ws)],
+                   check=True, capture_output=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    proc = _serve_on(ws, port)
+    try:
+        (tmp_path / "src").mkdir()
+        (tmp_path / "src" / "t.py").write_text("import time\nfor i in range(80):\n"
+                                               "    print(f'tick {i:03d}', flush=True)\n    time.sleep(0.5)\n")
+        (tmp_path / "job.yml").write_text(f"type: command\ncode: src\ncommand: python t.py\nenvironment: {ENV}\n")
+        created = subprocess.run([sys.executable, "-m", "openaml", "job", "create", "--file", str(tmp_path / "job.yml"),
+                                  "-o", "json"], env={**__import__("os").environ, "OPENAML_WORKSPACE": url},
+                                 capture_output=True, text=True, check=True)
+        name = __import__("json").loads(created.stdout)["name"]
+        page.goto(f"{url}/jobs/{name}")
+        deadline = time.monotonic() + 240
+        while page.locator("#log").get_attribute("data-live") != "yes" and time.monotonic() < deadline:
+            page.reload()
+            time.sleep(1)
+        page.wait_for_function("document.getElementById('log-text').textContent.includes('tick 005')",
+                               timeout=180_000)
+        proc.terminate()
+        proc.wait(30)
+        proc = _serve_on(ws, port)
+        page.wait_for_function("document.getElementById('log-text').textContent.includes('tick 079')",
+                               timeout=180_000)
+        text = page.locator("#log-text").inner_text()
+        ticks = [line for line in text.splitlines() if line.startswith("tick ")]
+        assert ticks == sorted(set(ticks)) and len(ticks) == 80  # continued from where it stopped, once each
+    finally:
+        proc.terminate()
+        proc.wait(30)
