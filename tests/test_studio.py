@@ -176,6 +176,10 @@ def test_rerun_submits_the_same_spec_as_a_new_job(server, hostile_job):
 def test_a_cross_site_post_to_the_studio_is_refused(server, hostile_job):
     r = httpx.post(f"{server.url}/jobs/{hostile_job}/rerun", headers={"Origin": "http://evil.example"}, timeout=30)
     assert r.status_code == 403
+    # same origin but a body a plain HTML form could send: refused, as the API refuses it
+    r = httpx.post(f"{server.url}/jobs/{hostile_job}/rerun", headers={"Origin": server.url},
+                   data={"a": "b"}, timeout=30)
+    assert r.status_code == 415
 
 
 def test_downsample_keeps_endpoints_minimum_and_maximum():

@@ -284,6 +284,10 @@ def job_rerun(request: Request, name: str) -> Response:
     from openaml.services._job_core import SERVER_FIELDS
 
     svc = services(request)["jobs"]
+    if not request.headers.get("content-type", "").startswith("application/json"):
+        # as the API: only a JSON body (a page elsewhere cannot send one without a CORS preflight)
+        return JSONResponse({"error": {"code": "unsupported_media_type", "message": "send Content-Type: "
+                                       "application/json"}}, status_code=415)
     try:
         row = request.app.state.ctx.store.get_job(name)
         spec = {k: v for k, v in dict(row["spec"]).items() if k not in SERVER_FIELDS and k != "name"}
