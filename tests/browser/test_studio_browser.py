@@ -29,8 +29,10 @@ def _job(cli: Any, tmp: Path, script: str, **fields: str) -> str:
 def done_job(cli: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
     tmp = tmp_path_factory.mktemp("bjob")
     name = _job(cli, tmp, """\
-        import mlflow
+        import mlflow, os
         print("<script>window.__pwned_log = 1</script> hello")
+        os.makedirs("outputs/model", exist_ok=True)
+        open("outputs/model/weights.txt", "w").write("0.5")
         with mlflow.start_run():
             mlflow.log_param("lr", 0.1)
             for i in range(200):
@@ -50,6 +52,17 @@ def test_job_page_shows_name_status_metrics_and_runs_no_user_script(page: Any, s
     assert "hello" in page.locator("#log-text").inner_text()
     assert page.evaluate("window.__pwned") is None and page.evaluate("window.__pwned_log") is None
     screenshot(page, "job")
+
+
+def test_register_a_model_from_a_job_output(page: Any, server: Any, done_job: str) -> None:
+    page.goto(f"{server.url}/jobs/{done_job}")
+    page.select_option("#register-model select[name=output]", "artifacts")
+    page.fill("#register-model input[name=path]", "outputs/model")
+    page.fill("#register-model input[name=name]", "studio-model")
+    page.click("#register-submit")
+    page.wait_for_url("**/models/studio-model?version=*")
+    assert page.locator("#producer").inner_text() == done_job  # the model's page links its job
+    assert "weights.txt" in page.locator("ul.files").inner_text()
 
 
 def test_each_list_page_renders(page: Any, server: Any, done_job: str) -> None:

@@ -43,6 +43,25 @@ function initActions() {
   });
 }
 
+function initRegister() {
+  const form = document.getElementById("register-model");
+  if (!form) return;
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const job = form.dataset.job;
+    const output = form.elements.output.value;
+    const rel = form.elements.path.value.replace(/^\/+/, "");
+    const name = form.elements.name.value;
+    let path = "azureml://jobs/" + job + "/outputs/" + output;
+    if (output === "artifacts") path += "/paths/" + rel;
+    try {
+      const m = await api("POST", "/api/v1/models/" + encodeURIComponent(name) + "/versions",
+                          {path, type: form.elements.type.value});
+      location.href = "/models/" + encodeURIComponent(m.name) + "?version=" + encodeURIComponent(m.version);
+    } catch (e) { toast(e.message, true); }
+  });
+}
+
 function initLog() {
   const box = document.getElementById("log");
   if (!box) return;
@@ -136,4 +155,4 @@ function initEndpoint() {
   });
 }
 
-document.addEventListener("DOMContentLoaded", () => { initActions(); initLog(); initEndpoint(); });
+document.addEventListener("DOMContentLoaded", () => { initActions(); initLog(); initEndpoint(); initRegister(); });
