@@ -73,12 +73,13 @@ def fill(ws: Path, jobs: int, points: int, runs: int) -> dict[str, str]:
     # the big series goes straight into MLflow's metrics table (log_batch would take ~20 min for 1,000,000)
     from mlflow.store.tracking.dbmodels.models import SqlMetric
 
-    ctx.tracking.store.log_batch(big, metrics=[Metric("loss", 1.0, t, 0)], params=[], tags=[])  # latest_metrics row
     with ctx.tracking.store.ManagedSessionMaker(read_only=False) as session:
-        for start in range(1, points, 50_000):
+        for start in range(0, points - 1, 50_000):
             session.execute(insert(SqlMetric), [
                 {"key": "loss", "value": 1.0 / (i + 1) + (0.5 if i % 99_991 == 0 else 0.0), "timestamp": t, "step": i,
-                 "is_nan": False, "run_uuid": big} for i in range(start, min(points, start + 50_000))])
+                 "is_nan": False, "run_uuid": big} for i in range(start, min(points - 1, start + 50_000))])
+    # the last point through MLflow, which records it as the metric's latest (``latest_metrics``)
+    ctx.tracking.store.log_batch(big, metrics=[Metric("loss", 1.0 / points, t, points - 1)], params=[], tags=[])
     for r in range(runs):
         name = f"bench_cmp_{r:03d}"
         job_with_run(name, "bench-compare")

@@ -65,7 +65,7 @@ def jobs_list(request: Request, status: str = "", type: str = "", experiment: st
 
     pages = max(1, -(-total // jq.per_page))
     return render(request, "jobs.html", rows=rows, total=total, jq=jq, filters=filters, link=link, pages=pages,
-                  statuses=STATUSES, types=TYPES, experiments=experiment_names(ctx.store))
+                  statuses=STATUSES, types=TYPES, experiments=experiment_names(ctx.tracking))
 
 
 def _log_path(request: Request, name: str) -> Path:
@@ -299,7 +299,7 @@ def job_rerun(request: Request, name: str) -> Response:
 
 @router.get("/experiments", response_class=HTMLResponse)
 def experiments(request: Request) -> HTMLResponse:
-    return render(request, "experiments.html", names=experiment_names(request.app.state.ctx.store))
+    return render(request, "experiments.html", names=experiment_names(request.app.state.ctx.tracking))
 
 
 @router.get("/experiments/{name}", response_class=HTMLResponse)

@@ -16,34 +16,48 @@ from sqlalchemy import func, select
 __all__ = ["metric_series", "SQL_REDUCE_FROM"]
 
 SQL_REDUCE_FROM = 20_000
+_CACHE_SIZE = 64  # reduced big series, keyed by their latest point (a finished run's series never changes)
+_CACHE: dict[tuple[Any, ...], tuple[list[tuple[float, float]], int]] = {}
 
 
 def metric_series(tracking: Any, run_id: str, key: str, buckets: int = 2000) -> tuple[list[tuple[float, float]], int]:
     """``(points, n)``: the ``(step, value)`` points to draw and the series' full size ``n``.
 
-    Only the latest value logged at each step counts as MLflow's history does (several values at one
-    step all appear; the chart shows them as a vertical stroke). NaN values are left out."""
-    from mlflow.store.tracking.dbmodels.models import SqlMetric
+    One pass over the series in SQL: steps are cut into ``buckets`` ranges up to the metric's latest
+    step (MLflow's ``latest_metrics``; later steps only add ranges) and each range gives its count,
+    minimum and maximum. A series of at most :data:`SQL_REDUCE_FROM` points is then read whole; a
+    bigger one is drawn from each range's minimum and maximum (at its first and last step), so every
+    spike and dip stays. NaN values are left out."""
+    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric
 
-    store = tracking.store
-    with store.ManagedSessionMaker() as session:
+    with tracking.store.ManagedSessionMaker() as session:
         base = (SqlMetric.run_uuid == run_id, SqlMetric.key == key, SqlMetric.is_nan.is_(False))
-        n = int(session.scalar(select(func.count()).select_from(SqlMetric).where(*base)) or 0)
+        latest = session.execute(select(SqlLatestMetric.step, SqlLatestMetric.timestamp, SqlLatestMetric.value)
+                                 .where(SqlLatestMetric.run_uuid == run_id, SqlLatestMetric.key == key)).first()
+        last = latest[0] if latest else 0
+        cache_key = (id(tracking), run_id, key, buckets, tuple(latest) if latest else None)
+        if cache_key in _CACHE:  # a series whose latest point did not change: the same reduction
+            return _CACHE[cache_key]
+        width = max(1, (max(0, int(last or 0)) + 1) // buckets + 1)
+        bucket = (SqlMetric.step // width).label("b")  # integer buckets
+        q = (select(bucket, func.count(), func.min(SqlMetric.step), func.max(SqlMetric.step),
+                    func.min(SqlMetric.value), func.max(SqlMetric.value))
+             .where(*base).group_by(bucket).order_by(bucket))
+        groups = session.execute(q).all()
+        n = sum(int(g[1]) for g in groups)
         if n <= SQL_REDUCE_FROM:
             rows = session.execute(select(SqlMetric.step, SqlMetric.value).where(*base)
                                    .order_by(SqlMetric.step, SqlMetric.timestamp)).all()
             return [(float(s), float(v)) for s, v in rows], n
-        lo, hi = session.execute(select(func.min(SqlMetric.step), func.max(SqlMetric.step)).where(*base)).one()
-        width = max(1, (int(hi) - int(lo) + 1) // buckets + 1)
-        bucket = ((SqlMetric.step - int(lo)) / width).label("b")
-        q = (select(bucket, func.min(SqlMetric.step), func.max(SqlMetric.step), func.min(SqlMetric.value),
-                    func.max(SqlMetric.value)).where(*base).group_by(bucket).order_by(bucket))
         points: list[tuple[float, float]] = []
-        for _, s0, s1, vmin, vmax in session.execute(q).all():
-            # the bucket's envelope: its minimum and maximum, at its first and last step
+        for _, _, s0, s1, vmin, vmax in groups:
+            # the range's envelope: its minimum and maximum, at its first and last step
             points.append((float(s0), float(vmin)))
             if s1 != s0 or vmax != vmin:
                 points.append((float(s1), float(vmax)))
+        while len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[cache_key] = (points, n)
         return points, n
 
 
