@@ -62,6 +62,13 @@ function initRegister() {
   });
 }
 
+function showStatus(status) {
+  const st = document.getElementById("job-status");
+  if (st) st.textContent = status;
+  const badge = document.querySelector("h1 .status");
+  if (badge) { badge.textContent = status; badge.className = "status s-" + status.toLowerCase(); }
+}
+
 function initLog() {
   const box = document.getElementById("log");
   if (!box) return;
@@ -84,15 +91,13 @@ function initLog() {
     const atBottom = box.scrollTop + box.clientHeight >= box.scrollHeight - 20;
     pre.appendChild(document.createTextNode(d.text));
     state.textContent = "streaming… (" + d.status + ")";
-    const st = document.getElementById("job-status");
-    if (st) st.textContent = d.status;
+    showStatus(d.status);
     if (atBottom) box.scrollTop = box.scrollHeight;
   };
   es.addEventListener("end", (ev) => {
     const d = JSON.parse(ev.data);
     state.textContent = "the job has ended (" + d.status + ")";
-    const st = document.getElementById("job-status");
-    if (st) st.textContent = d.status;
+    showStatus(d.status);
     box.dataset.live = "no";
     es.close();
   });
