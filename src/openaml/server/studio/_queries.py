@@ -81,5 +81,5 @@ def experiment_names(tracking: Any) -> list[str]:
     from mlflow.store.tracking.dbmodels.models import SqlExperiment
 
     with tracking.store.ManagedSessionMaker() as session:
-        q = select(SqlExperiment.name).where(SqlExperiment.lifecycle_stage == "active")
+        q: Any = select(SqlExperiment.name).where(SqlExperiment.lifecycle_stage == "active")
         return sorted(str(n) for n in session.scalars(q) if n != "Default")
