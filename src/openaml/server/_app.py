@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
 
 from openaml._settings import Settings
 from openaml.errors import OpenAMLError
@@ -125,9 +125,9 @@ def create_app(settings: Settings, *, url: str = "") -> FastAPI:
         leader = ctx.url if work is None else (work.leader_url() or "")
         return {"status": "ok", "workspace": ctx.workspace_name, "role": role, "leader": leader}
 
-    @app.get("/", include_in_schema=False)
-    async def _root() -> RedirectResponse:
-        return RedirectResponse("/mlflow/")
+    from openaml.server.studio import mount_studio
+
+    mount_studio(app)  # the studio: pages at /, /jobs, ... (openaml/studio)
 
     from openaml.server._scoring import ScoringShortcut, scoring_app
 

@@ -72,6 +72,9 @@ RULES: tuple[tuple[frozenset[str] | None, str, str], ...] = (
     (ANY, "/health", PUBLIC),
     (ANY, "/api/v1/health", PUBLIC),
     (ANY, "/endpoints/", PUBLIC),  # scoring: the endpoint's key or token is checked by its router
+    (ANY, "/login", PUBLIC),  # the studio's login form checks the token itself (openaml.server.studio._login)
+    (frozenset({"POST"}), "/logout", PUBLIC),
+    (frozenset({"GET"}), "/studio-static/", PUBLIC),  # the studio's own CSS/JS (in the package, no data)
     (SAFE, "/api/v1/users", READ),
     (ANY, "/api/v1/users", USERS),
     (SAFE, "/", READ),
@@ -178,6 +181,15 @@ class AuthMiddleware:
             # a browser's first visit with ?token=: a session cookie, and the same page without the token
             await self._start_session(scope, send, principal)
             return
+        if principal is None and not ws and method == "GET" and _is_studio_page(scope, path):
+            from openaml.server.studio._login import login_location  # a browser without a session: the login page
+
+            query = (scope.get("query_string") or b"").decode("latin-1")
+            await send({"type": "http.response.start", "status": 303, "headers": [
+                (b"location", login_location(path, query).encode("latin-1")), (b"content-length", b"0"),
+                (b"cache-control", b"no-store")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
         if principal is None:
             await _deny(send, 401, "unauthorized", "missing or wrong token (Authorization: Bearer <token>)"
                         if given or not self.open_loopback else self._tokenless_refusal(scope), websocket=ws)
@@ -274,6 +286,14 @@ class AuthMiddleware:
         from starlette.concurrency import run_in_threadpool
 
         return await run_in_threadpool(users.authenticate, given)
+
+
+def _is_studio_page(scope: Scope, path: str) -> bool:
+    """A studio page asked by a browser (it accepts HTML; not the API, MLflow or scoring)."""
+    if path.startswith(("/api/", "/mlflow", "/endpoints/", "/health")):
+        return False
+    accept = b"".join(v for k, v in scope.get("headers") or () if bytes(k).lower() == b"accept")
+    return b"text/html" in accept
 
 
 def _tag_model_version(body: bytes, p: Principal) -> bytes:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import quote
 
 from openaml.constants import TERMINAL_JOB_STATUSES
 from openaml.datastores import DatastorePort, JobOutputUri, LocalDatastore, safe_join, tar_stream
@@ -69,8 +70,7 @@ class JobService:
         spec = dict(row["spec"])
         runtime = row["runtime"]
         url = self.ctx.url
-        exp_id = runtime.get("experiment_id")
-        studio = f"{url}/mlflow/#/experiments/{exp_id}/runs/{row['name']}" if exp_id else f"{url}/mlflow/"
+        studio = f"{url}/jobs/{quote(row['name'], safe='')}"  # the studio's job page (server/studio)
         spec.update({
             "name": row["name"], "status": row["status"], "experiment_name": row["experiment_name"],
             # a pipeline holds no compute itself: its default compute (Azure's settings.default_compute), or none

@@ -23,7 +23,7 @@ def get_workspace(request: Request) -> WorkspaceRecord:
         "resource_group": "local",
         "mlflow_tracking_uri": f"{ctx.url}/mlflow",
         "discovery_url": ctx.url,
-        "studio_url": f"{ctx.url}/mlflow/",
+        "studio_url": f"{ctx.url}/",
         "created": info.get("created"),
     }
 

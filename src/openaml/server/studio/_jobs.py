@@ -1,0 +1,322 @@
+"""Studio pages of jobs: the list, a job (overview, metrics, logs, outputs, children, pipeline graph,
+sweep trials), live logs (server-sent events), output files, experiments compared.
+
+Azure ML studio's job pages are the model: the overview's fields are those of ``az ml job show``,
+the metrics tab draws one chart per metric over steps, the outputs tab browses the job's outputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import mimetypes
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from openaml.errors import NotFoundError, OpenAMLError
+from openaml.server.studio._charts import line_chart, parallel_coordinates
+from openaml.server.studio._common import TERMINAL, duration, not_found, render, services
+from openaml.server.studio._metrics import many_series, metric_series, run_summaries
+from openaml.server.studio._queries import SORTS, JobQuery, experiment_names, page_jobs
+
+__all__ = ["router", "LOG_CHUNK"]
+
+router = APIRouter(include_in_schema=False)
+
+LOG_CHUNK = 64 * 1024  # bytes of log a page shows at once (the tail first, then earlier chunks on request)
+STATUSES = ("NotStarted", "Queued", "Preparing", "Starting", "Running", "Finalizing", "CancelRequested",
+            "Completed", "Failed", "Canceled")
+TYPES = ("command", "pipeline", "sweep", "automl", "parallel", "spark")
+_REF = re.compile(r"\$\{\{\s*parent\.jobs\.([A-Za-z0-9_.-]+?)\.outputs\.")
+
+
+def _day(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+@router.get("/jobs", response_class=HTMLResponse)
+def jobs_list(request: Request, status: str = "", type: str = "", experiment: str = "", tag: str = "",
+              since: str = "", until: str = "", sort: str = "created", order: str = "desc", page: int = 1,
+              per_page: int = 50) -> HTMLResponse:
+    """Top-level jobs, one page sorted and filtered in SQL (fast at 100,000 jobs)."""
+    ctx = request.app.state.ctx
+    jq = JobQuery(status=status or None, type=type or None, experiment=experiment or None, tag=tag or None,
+                  since=_day(since), until=_day(until), sort=sort if sort in SORTS else "created",
+                  desc=order != "asc", page=max(1, page), per_page=min(max(1, per_page), 500))
+    rows, total = page_jobs(ctx.store, jq)
+    filters = {"status": status, "type": type, "experiment": experiment, "tag": tag, "since": since,
+               "until": until}
+
+    def link(**changes: Any) -> str:
+        q = {**filters, "sort": jq.sort, "order": "desc" if jq.desc else "asc", "page": jq.page, **changes}
+        return "/jobs?" + urlencode({k: v for k, v in q.items() if v not in ("", None)})
+
+    pages = max(1, -(-total // jq.per_page))
+    return render(request, "jobs.html", rows=rows, total=total, jq=jq, filters=filters, link=link, pages=pages,
+                  statuses=STATUSES, types=TYPES, experiments=experiment_names(ctx.tracking))
+
+
+def _log_path(request: Request, name: str) -> Path:
+    return Path(request.app.state.ctx.layout.job_dir(name)) / "user_logs" / "std_log.txt"
+
+
+def _read_back(path: Path, before: int | None) -> tuple[str, int, int]:
+    """The chunk of the log ending at byte ``before`` (None: the end): (text, its start, the size)."""
+    size = path.stat().st_size if path.exists() else 0
+    end = size if before is None else max(0, min(before, size))
+    start = max(0, end - LOG_CHUNK)
+    if end <= start:
+        return "", start, size
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        data = fh.read(end - start)
+    if start > 0:  # begin at a line (and a character) boundary
+        cut = data.find(b"\n")
+        if 0 <= cut < len(data) - 1:
+            data, start = data[cut + 1:], start + cut + 1
+    return data.decode("utf-8", errors="replace"), start, size
+
+
+def _files(base: Path, rel: str = "", limit: int = 500) -> list[dict[str, Any]]:
+    folder = base / rel if rel else base
+    if not folder.is_dir():
+        return []
+    out = []
+    for p in sorted(folder.iterdir(), key=lambda p: (not p.is_dir(), p.name))[:limit]:
+        out.append({"name": p.name, "path": f"{rel}/{p.name}".lstrip("/"), "dir": p.is_dir(),
+                    "size": p.stat().st_size if p.is_file() else None})
+    return out
+
+
+def _edges(steps: dict[str, Any], jobs: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(from, to)`` node pairs: a node's input bound to ``${{parent.jobs.<from>.outputs.*}}`` (in its
+    YAML definition, ``jobs``, or in the step's view)."""
+    edges = []
+    for node, step in steps.items():
+        inputs = {**(step.get("inputs") or {}), **((jobs.get(node) or {}).get("inputs") or {})}
+        for value in inputs.values():
+            text = json.dumps(value) if not isinstance(value, str) else value
+            for src in _REF.findall(text):
+                if src in steps:
+                    edges.append((src, node))
+    return sorted(set(edges))
+
+
+def pipeline_graph(steps: dict[str, Any], jobs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Nodes placed in columns by depth (longest path from a source), edges as lines between boxes.
+
+    ``steps``: the pipeline's ``steps`` view (node -> status, job, duration_s, reused, reason);
+    ``jobs``: its node definitions (their inputs give the edges)."""
+    if not steps:
+        steps = {n: {} for n in (jobs or {})}
+    edges = _edges(steps, jobs or {})
+    depth = {n: 0 for n in steps}
+    for _ in range(len(steps)):
+        changed = False
+        for a, b in edges:
+            if depth[b] < depth[a] + 1:
+                depth[b], changed = depth[a] + 1, True
+        if not changed:
+            break
+    cols: dict[int, list[str]] = {}
+    for n in steps:
+        cols.setdefault(depth[n], []).append(n)
+    w, h, gx, gy = 180, 64, 60, 24
+    pos = {}
+    for d, names in cols.items():
+        for i, n in enumerate(names):
+            pos[n] = (10 + d * (w + gx), 10 + i * (h + gy))
+    nodes = [{"name": n, "x": pos[n][0], "y": pos[n][1], "w": w, "h": h, **steps[n]} for n in steps]
+    lines = [{"x1": pos[a][0] + w, "y1": pos[a][1] + h / 2, "x2": pos[b][0], "y2": pos[b][1] + h / 2}
+             for a, b in edges]
+    width = 20 + (max(cols) + 1 if cols else 1) * (w + gx)
+    height = 20 + max((len(v) for v in cols.values()), default=1) * (h + gy)
+    return {"nodes": nodes, "lines": lines, "width": width, "height": height}
+
+
+def _sweep_view(rec: dict[str, Any]) -> dict[str, Any]:
+    obj = rec.get("objective") or {}
+    metric = obj.get("primary_metric")
+    trials = list(rec.get("trials") or [])
+    best = rec.get("best_child_run_id")
+    params = sorted({k for t in trials for k in (t.get("params") or t.get("parameters") or {})})
+    rows: list[dict[str, Any]] = []
+    for i, t in enumerate(trials):
+        name = t.get("name") or t.get("job") or ""
+        values = dict(t.get("params") or t.get("parameters") or {})
+        value = t.get("metric") if "metric" in t else t.get("value")
+        if metric and isinstance(value, int | float):
+            values[metric] = value
+        rows.append({"label": name, "values": values, "best": name == best, "index": i})
+    pc = parallel_coordinates(rows, [*params, *([metric] if metric else [])], color_by=metric)
+    by_trial = line_chart({metric or "metric": [(i, float(r["values"][metric])) for i, r in enumerate(rows)
+                                               if metric and isinstance(r["values"].get(metric), int | float)]})
+    return {"metric": metric, "goal": obj.get("goal"), "trials": trials, "params": params, "best": best,
+            "parallel": pc, "by_trial": by_trial}
+
+
+@router.get("/jobs/{name}", response_class=HTMLResponse)
+def job_page(request: Request, name: str) -> HTMLResponse:
+    """A job: overview, metrics, logs (tail, live), outputs, children; a pipeline's graph, a sweep's trials."""
+    svc = services(request)["jobs"]
+    ctx = request.app.state.ctx
+    try:
+        rec: dict[str, Any] = dict(svc.get(name))
+    except NotFoundError:
+        return not_found(request, f"job {name!r}", "/jobs", "all jobs")
+    row = ctx.store.get_job(name)
+    charts = {}
+    for key in sorted(rec.get("metrics") or {})[:50]:  # a run with thousands of metrics: the table has them all
+        points, n = metric_series(ctx.tracking, name, key)
+        charts[key] = line_chart({name: points}, sizes={name: n})
+    text, start, size = _read_back(_log_path(request, name), None)
+    outputs = ["artifacts", *sorted(row["runtime"].get("outputs") or {})]
+    children = ctx.store.list_jobs(parent_name=name, include_archived=True, ascending=True, limit=500)
+    graph = pipeline_graph(dict(rec.get("steps") or {}), dict(rec.get("jobs") or {})) if rec.get("type") == "pipeline" else None
+    sweep = _sweep_view(rec) if rec.get("type") == "sweep" else None
+    try:
+        artifacts = _files(svc.output_dir(name, "artifacts"))
+    except (OpenAMLError, KeyError):  # a job recorded without a run (no artifact folder yet)
+        artifacts = []
+    return render(request, "job.html", job=rec, row=row, charts=charts, log_text=text, log_start=start,
+                  log_size=size, outputs=outputs, artifacts=artifacts, children=children, graph=graph, sweep=sweep,
+                  dur=duration(row["start_time"], row["end_time"]), terminal=row["status"] in TERMINAL)
+
+
+@router.get("/jobs/{name}/graph", response_class=HTMLResponse)
+def job_graph(request: Request, name: str) -> HTMLResponse:
+    """The pipeline graph alone (htmx polls it while the pipeline runs)."""
+    try:
+        rec = dict(services(request)["jobs"].get(name))
+    except NotFoundError:
+        return not_found(request, f"job {name!r}", "/jobs", "all jobs")
+    return render(request, "_graph.html", job=rec, graph=pipeline_graph(dict(rec.get("steps") or {}), dict(rec.get("jobs") or {})),
+                  terminal=rec.get("status") in TERMINAL)
+
+
+@router.get("/jobs/{name}/log")
+def job_log_chunk(request: Request, name: str, before: int | None = None) -> Response:
+    """``{"text", "start", "size"}``: the log chunk ending at byte ``before`` (paging back a huge log)."""
+    try:
+        request.app.state.ctx.store.get_job(name)
+    except NotFoundError as e:
+        return JSONResponse(e.to_payload(), status_code=404)
+    text, start, size = _read_back(_log_path(request, name), before)
+    return JSONResponse({"text": text, "start": start, "size": size})
+
+
+@router.get("/jobs/{name}/log/stream")
+async def job_log_stream(request: Request, name: str, offset: int = 0) -> Response:
+    """Server-sent events of the job's log from byte ``offset`` (or the ``Last-Event-ID`` a reconnecting
+    browser sends): ``data: {"text", "status"}`` with ``id: <next offset>``; an ``end`` event once the
+    job is finished and its log read to the end."""
+    svc = services(request)["jobs"]
+    try:
+        await run_in_threadpool(request.app.state.ctx.store.get_job, name)
+    except NotFoundError as e:
+        return JSONResponse(e.to_payload(), status_code=404)
+    last = request.headers.get("last-event-id")
+    if last and last.isdigit():
+        offset = int(last)
+
+    async def events() -> Any:
+        pos = offset
+        yield "retry: 1000\n\n"
+        while True:
+            if await request.is_disconnected():
+                return
+            chunk = await run_in_threadpool(svc.read_log, name, pos, 5.0, LOG_CHUNK)
+            if chunk["data"] or chunk["offset"] != pos:
+                pos = chunk["offset"]
+                yield f"id: {pos}\ndata: {json.dumps({'text': chunk['data'], 'status': chunk['status']})}\n\n"
+            else:
+                yield ": keep-alive\n\n"
+            if chunk["terminal"]:
+                yield f"event: end\nid: {pos}\ndata: {json.dumps({'status': chunk['status']})}\n\n"
+                return
+            await asyncio.sleep(0)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"cache-control": "no-store", "x-accel-buffering": "no"})
+
+
+@router.get("/jobs/{name}/files/{output}/{rel:path}")
+@router.get("/jobs/{name}/files/{output}")
+def job_files(request: Request, name: str, output: str, rel: str = "") -> Response:
+    """Browse an output folder (a listing) or download one of its files."""
+    from openaml.datastores._paths import safe_join
+
+    svc = services(request)["jobs"]
+    try:
+        base = svc.output_dir(name, output)
+        target = safe_join(base, rel, what="file path") if rel else base
+    except NotFoundError:
+        return not_found(request, f"output {output!r} of job {name!r}", f"/jobs/{name}", f"job {name}")
+    except OpenAMLError as e:
+        return JSONResponse(e.to_payload(), status_code=e.http_status)
+    if target.is_file():
+        media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        if media.startswith("text/html") or media in ("image/svg+xml", "application/xhtml+xml"):
+            media = "text/plain"  # a job's HTML file is shown as text, never run on the studio's origin
+        return FileResponse(target, media_type=media, filename=target.name,
+                            content_disposition_type="attachment" if "download" in request.query_params else "inline",
+                            headers={"x-content-type-options": "nosniff", "content-security-policy": "sandbox"})
+    if not target.is_dir():
+        return not_found(request, f"{rel!r} in output {output!r} of job {name!r}", f"/jobs/{name}", f"job {name}")
+    return render(request, "files.html", job_name=name, output=output, rel=rel, files=_files(base, rel))
+
+
+@router.post("/jobs/{name}/rerun")
+def job_rerun(request: Request, name: str) -> Response:
+    """Submit the job's spec again as a new job (Azure studio's "Clone" + submit); answers ``{"name"}``."""
+    from openaml.services._job_core import SERVER_FIELDS
+
+    svc = services(request)["jobs"]
+    if not request.headers.get("content-type", "").startswith("application/json"):
+        # as the API: only a JSON body (a page elsewhere cannot send one without a CORS preflight)
+        return JSONResponse({"error": {"code": "unsupported_media_type", "message": "send Content-Type: "
+                                       "application/json"}}, status_code=415)
+    try:
+        row = request.app.state.ctx.store.get_job(name)
+        spec = {k: v for k, v in dict(row["spec"]).items() if k not in SERVER_FIELDS and k != "name"}
+        rec = svc.submit(spec)
+    except OpenAMLError as e:
+        return JSONResponse(e.to_payload(), status_code=e.http_status)
+    return JSONResponse({"name": rec["name"], "url": f"/jobs/{rec['name']}"})
+
+
+@router.get("/experiments", response_class=HTMLResponse)
+def experiments(request: Request) -> HTMLResponse:
+    return render(request, "experiments.html", names=experiment_names(request.app.state.ctx.tracking))
+
+
+@router.get("/experiments/{name}", response_class=HTMLResponse)
+def experiment_page(request: Request, name: str, limit: int = 100) -> HTMLResponse:
+    """Runs of an experiment side by side: parameters (those that differ first), metrics overlaid."""
+    ctx = request.app.state.ctx
+    rows, total = page_jobs(ctx.store, JobQuery(experiment=name, per_page=min(max(1, limit), 500)))
+    if not total:
+        return not_found(request, f"experiment {name!r}", "/experiments", "all experiments")
+    summaries = run_summaries(ctx.tracking, [r["name"] for r in rows])
+    params = sorted({k for s in summaries.values() for k in s["params"]})
+    differ = [p for p in params if len({summaries[r]["params"].get(p) for r in summaries}) > 1]
+    same = [p for p in params if p not in differ]
+    metrics = sorted({k for s in summaries.values() for k in s["metrics"]})
+    charts = {}
+    for m in metrics[:20]:
+        series, sizes = many_series(ctx.tracking, [r["name"] for r in rows if m in summaries[r["name"]]["metrics"]], m)
+        charts[m] = line_chart(series, max_points=300, sizes=sizes)
+    return render(request, "experiment.html", name=name, rows=rows, total=total, summaries=summaries,
+                  differ=differ, same=same, metrics=metrics, charts=charts)

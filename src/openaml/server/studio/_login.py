@@ -1,0 +1,78 @@
+"""The studio's login page on a server with a token or users.
+
+The token is typed once into a form posted to ``/login`` (same origin: the request guard checks
+``Origin`` on every POST) and exchanged for the server's session cookie (``openaml_session``:
+signed, ``HttpOnly``, ``SameSite=Strict``, ``Secure`` over TLS; server/_auth.py), which carries no
+token. A job's token is refused (jobs do not browse). ``POST /logout`` clears the cookie.
+"""
+
+from __future__ import annotations
+
+import hmac
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from openaml.server.studio._common import render
+
+__all__ = ["router", "safe_next"]
+
+router = APIRouter(include_in_schema=False)
+
+
+def safe_next(value: str | None) -> str:
+    """A local path to go to after login (``/...`` but not ``//host``); ``/`` otherwise (no open redirect)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/") -> HTMLResponse:
+    return render(request, "login.html", next=safe_next(next), error=None)
+
+
+@router.post("/login")
+async def login(request: Request, token: str = Form(""), next: str = Form("/")) -> Response:
+    """Check the token (the server's, or a user's) and set the session cookie; 401 and the form again otherwise."""
+    from starlette.concurrency import run_in_threadpool
+
+    from openaml.server._auth import SESSION_COOKIE
+    from openaml.services._actor import OWNER
+    from openaml.services.users import SESSION_S
+
+    ctx = request.app.state.ctx
+    token = token.strip()
+    principal = None
+    server_token = ctx.settings.token
+    if token and server_token and hmac.compare_digest(token.encode("utf-8", "surrogateescape"),
+                                                      server_token.encode("utf-8")):
+        principal = OWNER
+    users = ctx.services.get("users")
+    if principal is None and token and users is not None and len(token) < 4096:
+        principal = await run_in_threadpool(users.authenticate, token)
+    if principal is None or principal.kind == "job" or users is None:
+        return render(request, "login.html", status_code=401, next=safe_next(next),
+                      error="That token is not valid on this server (a user's token, or the server's token).")
+    value = users.session_token(principal)
+    resp = RedirectResponse(safe_next(next), status_code=303)
+    resp.set_cookie(SESSION_COOKIE, value, max_age=int(SESSION_S), path="/", httponly=True, samesite="strict",
+                    secure=request.url.scheme == "https")
+    resp.headers["cache-control"] = "no-store"
+    return resp
+
+
+@router.post("/logout")
+def logout(request: Request) -> Response:
+    from openaml.server._auth import SESSION_COOKIE
+
+    resp = RedirectResponse("/login", status_code=303)
+    resp.delete_cookie(SESSION_COOKIE, path="/")
+    return resp
+
+
+def login_location(path: str, query: str) -> str:
+    """Where a browser without a session is sent: the login page, then back to ``path``."""
+    target = path + (f"?{query}" if query else "")
+    return "/login?next=" + quote(safe_next(target), safe="")

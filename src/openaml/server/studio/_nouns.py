@@ -1,0 +1,262 @@
+"""Studio pages of the workspace's other nouns: home, data assets (preview and column profile),
+datastores (browse), environments, components, computes, models (lineage), schedules, online
+endpoints (traffic, keys, Test tab). Each page reads the same services the REST routes call; every
+action is a call to ``/api/v1`` from the page, so the API's role checks and cross-site guard apply.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from openaml.errors import NotFoundError, OpenAMLError, ValidationError
+from openaml.server.studio._common import render, services
+from openaml.server.studio._queries import JobQuery, page_jobs
+
+__all__ = ["router", "preview_table", "PREVIEW_ROWS", "PROFILE_ROWS"]
+
+router = APIRouter(include_in_schema=False)
+PREVIEW_ROWS = 20
+PROFILE_ROWS = 10_000  # the column profile is computed on the first rows only (as Azure's data profile preview)
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request) -> HTMLResponse:
+    """Workspace overview: counts by job status, recent jobs, the nouns with links."""
+    ctx = request.app.state.ctx
+    svc = services(request)
+    recent, total = page_jobs(ctx.store, JobQuery(per_page=10))
+    counts = {s: ctx.store.count_jobs(status=[s]) for s in ("Queued", "Running", "Completed", "Failed", "Canceled")}
+    nouns: dict[str, int | None] = {}
+    for label, fn in (("Computes", lambda: svc["computes"].list()), ("Data assets", lambda: svc["data"].list()),
+                      ("Environments", lambda: svc["environments"].list()),
+                      ("Components", lambda: svc["components"].list()), ("Models", lambda: svc["models"].list()),
+                      ("Online endpoints", lambda: svc["endpoints"].list_endpoints()),
+                      ("Schedules", lambda: svc["schedules"].list())):
+        try:
+            nouns[label] = len(fn())
+        except OpenAMLError:
+            nouns[label] = None
+    return render(request, "home.html", recent=recent, total=total, counts=counts, nouns=nouns)
+
+
+def _missing(request: Request, what: str, back: str, label: str) -> HTMLResponse:
+    return render(request, "404.html", status_code=404, what=what, back=back, back_label=label)
+
+
+# ---------------------------------------------------------------------------- data
+def preview_table(path: Path, kind: str) -> tuple[list[str], list[list[Any]], list[dict[str, Any]]]:
+    """First rows of a tabular asset (CSV/TSV/Parquet/JSON lines file, a folder of them, or an MLTable)
+    and a profile of its columns (type, non-null count, distinct count, min, max, mean) over the first
+    :data:`PROFILE_ROWS` rows. Raises ValueError when the asset is not tabular."""
+    import pandas as pd
+
+    if kind == "mltable" or (path.is_dir() and (path / "MLTable").exists()):
+        import mltable
+
+        df = mltable.load(str(path)).take(PROFILE_ROWS).to_pandas_dataframe()
+    else:
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        table = [p for p in files if p.suffix.lower() in (".csv", ".tsv", ".parquet", ".jsonl")]
+        if not table:
+            raise ValueError("no CSV, TSV, Parquet or JSON lines file to preview")
+        first = table[0]
+        suffix = first.suffix.lower()
+        if suffix == ".parquet":
+            df = pd.read_parquet(first).head(PROFILE_ROWS)
+        elif suffix == ".jsonl":
+            df = pd.read_json(first, lines=True, nrows=PROFILE_ROWS)
+        else:
+            df = pd.read_csv(first, sep="\t" if suffix == ".tsv" else ",", nrows=PROFILE_ROWS)
+    cols = [str(c) for c in df.columns]
+    rows = df.head(PREVIEW_ROWS).astype(object).where(df.head(PREVIEW_ROWS).notna(), None).values.tolist()
+    profile = []
+    for c in df.columns:
+        s = df[c]
+        item: dict[str, Any] = {"name": str(c), "type": str(s.dtype), "non_null": int(s.notna().sum()),
+                                "distinct": int(s.nunique())}
+        if pd.api.types.is_numeric_dtype(s) and s.notna().any():
+            item.update(min=f"{s.min():.4g}", max=f"{s.max():.4g}", mean=f"{s.mean():.4g}")
+        profile.append(item)
+    return cols, rows, profile
+
+
+@router.get("/data", response_class=HTMLResponse)
+def data_list(request: Request) -> HTMLResponse:
+    return render(request, "list.html", title="Data assets", noun="data",
+                  items=services(request)["data"].list(), columns=("name", "version", "type", "path"))
+
+
+@router.get("/data/{name}", response_class=HTMLResponse)
+def data_page(request: Request, name: str, version: str | None = None) -> HTMLResponse:
+    svc = services(request)["data"]
+    try:
+        asset = svc.get(name, version=version, label=None if version else "latest")
+    except (NotFoundError, ValidationError):
+        return _missing(request, f"data asset {name!r}", "/data", "all data assets")
+    versions = [v for v in svc.list(name=name)]
+    preview: dict[str, Any] = {}
+    try:
+        cols, rows, profile = preview_table(svc.local_path(dict(asset)), str(asset.get("type") or ""))
+        preview = {"columns": cols, "rows": rows, "profile": profile}
+    except (ValueError, OSError, OpenAMLError, ImportError) as e:
+        preview = {"error": str(e)}
+    except Exception as e:  # noqa: BLE001 - a file pandas cannot parse: say why instead of failing the page
+        preview = {"error": f"{type(e).__name__}: {e}"}
+    return render(request, "data.html", asset=asset, versions=versions, preview=preview)
+
+
+# ---------------------------------------------------------------------------- datastores
+@router.get("/datastores", response_class=HTMLResponse)
+def datastores(request: Request) -> HTMLResponse:
+    return render(request, "list.html", title="Datastores", noun="datastores",
+                  items=services(request)["datastores"].list(), columns=("name", "type", "is_default", "path"))
+
+
+@router.get("/datastores/{name}", response_class=HTMLResponse)
+@router.get("/datastores/{name}/browse/{rel:path}", response_class=HTMLResponse)
+def datastore_page(request: Request, name: str, rel: str = "") -> HTMLResponse:
+    """A datastore's definition and a listing of one of its folders (through its datastore port)."""
+    svc = services(request)["datastores"]
+    try:
+        store = svc.get(name)
+        port = svc.port(name)
+    except (NotFoundError, ValidationError):
+        return _missing(request, f"datastore {name!r}", "/datastores", "all datastores")
+    entries: list[dict[str, Any]] = []
+    error = None
+    try:
+        listing = port.ls(rel) if hasattr(port, "ls") else []
+        for e in listing[:1000]:
+            item = e if isinstance(e, dict) else {"name": str(e)}
+            nm = str(item.get("name", "")).rstrip("/").rsplit("/", 1)[-1]
+            entries.append({"name": nm, "path": f"{rel}/{nm}".lstrip("/"),
+                            "dir": item.get("type") == "directory" or item.get("dir", False),
+                            "size": item.get("size")})
+    except Exception as e:  # noqa: BLE001 - an unreachable store shows why
+        error = f"{type(e).__name__}: {e}"
+    return render(request, "datastore.html", store=store, rel=rel, entries=entries, error=error)
+
+
+# ---------------------------------------------------------------------------- environments, components
+@router.get("/environments", response_class=HTMLResponse)
+def environments(request: Request) -> HTMLResponse:
+    return render(request, "list.html", title="Environments", noun="environments",
+                  items=services(request)["environments"].list(), columns=("name", "version", "image", "build_status"))
+
+
+@router.get("/environments/{name}", response_class=HTMLResponse)
+def environment_page(request: Request, name: str, version: str | None = None) -> HTMLResponse:
+    svc = services(request)["environments"]
+    try:
+        env = svc.get(name, version=version, label=None if version else "latest")
+    except (NotFoundError, ValidationError):
+        return _missing(request, f"environment {name!r}", "/environments", "all environments")
+    return render(request, "detail.html", title=f"Environment {name}:{env.get('version')}", item=env,
+                  versions=svc.list(name=name), noun="environments", back="/environments")
+
+
+@router.get("/components", response_class=HTMLResponse)
+def components(request: Request) -> HTMLResponse:
+    return render(request, "list.html", title="Components", noun="components",
+                  items=services(request)["components"].list(), columns=("name", "version", "type", "display_name"))
+
+
+@router.get("/components/{name}", response_class=HTMLResponse)
+def component_page(request: Request, name: str, version: str | None = None) -> HTMLResponse:
+    svc = services(request)["components"]
+    try:
+        comp = svc.get(name, version=version, label=None if version else "latest")
+    except (NotFoundError, ValidationError):
+        return _missing(request, f"component {name!r}", "/components", "all components")
+    return render(request, "detail.html", title=f"Component {name}:{comp.get('version')}", item=comp,
+                  versions=svc.list(name=name), noun="components", back="/components")
+
+
+# ---------------------------------------------------------------------------- computes
+@router.get("/computes", response_class=HTMLResponse)
+def computes(request: Request) -> HTMLResponse:
+    return render(request, "list.html", title="Computes", noun="computes", items=services(request)["computes"].list(),
+                  columns=("name", "type", "max_instances", "running_jobs", "queued_jobs", "provisioning_state"))
+
+
+@router.get("/computes/{name}", response_class=HTMLResponse)
+def compute_page(request: Request, name: str) -> HTMLResponse:
+    ctx = request.app.state.ctx
+    try:
+        comp = services(request)["computes"].get(name)
+    except (NotFoundError, ValidationError):
+        return _missing(request, f"compute {name!r}", "/computes", "all computes")
+    active = ctx.store.list_jobs(status=["Queued", "Preparing", "Starting", "Running", "Finalizing"],
+                                 compute=name, limit=200)
+    return render(request, "compute.html", comp=comp, active=active)
+
+
+# ---------------------------------------------------------------------------- models
+@router.get("/models", response_class=HTMLResponse)
+def models(request: Request) -> HTMLResponse:
+    return render(request, "list.html", title="Models", noun="models", items=services(request)["models"].list(),
+                  columns=("name", "version", "type", "job_name"))
+
+
+@router.get("/models/{name}", response_class=HTMLResponse)
+def model_page(request: Request, name: str, version: str | None = None) -> HTMLResponse:
+    """A model version: the job that produced it, the deployments that serve it, its files."""
+    svc = services(request)
+    try:
+        model = svc["models"].get(name, version=version, label=None if version else "latest")
+    except (NotFoundError, ValidationError):
+        return _missing(request, f"model {name!r}", "/models", "all models")
+    versions = svc["models"].list(name=name)
+    used_by = []
+    for ep in svc["endpoints"].list_endpoints():
+        for dep in svc["endpoints"].list_deployments(ep["name"]):
+            ref = dep.get("model")
+            text = ref if isinstance(ref, str) else str((ref or {}).get("name", ""))
+            if text.replace("azureml:", "").split("@")[0] in (f"{name}:{model['version']}", name) or \
+                    text == f"azureml:{name}:{model['version']}":
+                used_by.append({"endpoint": ep["name"], "deployment": dep["name"]})
+    files: list[dict[str, Any]] = []
+    try:
+        root = svc["models"].local_path(name, str(model["version"]))
+        paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())[:500]
+        files = [{"name": str(p.relative_to(root.parent if root.is_file() else root)), "size": p.stat().st_size}
+                 for p in paths]
+    except (OpenAMLError, OSError):
+        pass
+    return render(request, "model.html", model=model, versions=versions, used_by=used_by, files=files)
+
+
+# ---------------------------------------------------------------------------- schedules
+@router.get("/schedules", response_class=HTMLResponse)
+def schedules(request: Request) -> HTMLResponse:
+    return render(request, "schedules.html", items=services(request)["schedules"].list())
+
+
+# ---------------------------------------------------------------------------- online endpoints
+@router.get("/online-endpoints", response_class=HTMLResponse)
+def endpoints(request: Request) -> HTMLResponse:
+    return render(request, "list.html", title="Online endpoints", noun="online-endpoints",
+                  items=services(request)["endpoints"].list_endpoints(),
+                  columns=("name", "provisioning_state", "traffic", "scoring_uri"))
+
+
+@router.get("/online-endpoints/{name}", response_class=HTMLResponse)
+def endpoint_page(request: Request, name: str) -> HTMLResponse:
+    """An endpoint: deployments (state, logs), traffic and mirror edit, keys on request, a Test tab."""
+    svc = services(request)["endpoints"]
+    try:
+        ep = svc.get_endpoint(name)
+    except (NotFoundError, ValidationError):
+        return _missing(request, f"online endpoint {name!r}", "/online-endpoints", "all online endpoints")
+    deps = svc.list_deployments(name)
+    logs = {}
+    for d in deps:
+        try:
+            logs[d["name"]] = svc.get_logs(name, d["name"], lines=50)
+        except OpenAMLError as e:
+            logs[d["name"]] = str(e)
+    return render(request, "endpoint.html", ep=ep, deps=deps, logs=logs)

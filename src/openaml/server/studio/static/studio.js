@@ -1,0 +1,163 @@
+/* openaml studio: live logs (server-sent events), paging back a log, and actions.
+   Every action is a same-origin call to /api/v1 with a JSON body: the API's role checks and its
+   cross-site guard (Origin, JSON only) apply. User text is only ever set with textContent. */
+"use strict";
+
+function toast(text, bad) {
+  const t = document.getElementById("toast");
+  if (!t) return;
+  t.textContent = text;
+  t.className = bad ? "bad show" : "show";
+  setTimeout(() => { t.className = ""; }, 6000);
+}
+
+async function api(method, url, body) {
+  const resp = await fetch(url, {
+    method, credentials: "same-origin",
+    headers: {"Content-Type": "application/json", "Accept": "application/json"},
+    body: body === undefined ? (method === "GET" ? undefined : "{}") : JSON.stringify(body),
+  });
+  let data = null;
+  try { data = await resp.json(); } catch (e) { data = null; }
+  if (!resp.ok) {
+    const msg = (data && (data.message || (data.error && data.error.message))) || resp.statusText;
+    throw new Error(resp.status + ": " + msg);
+  }
+  return data;
+}
+
+function initActions() {
+  document.querySelectorAll("button[data-post]").forEach((b) => {
+    b.addEventListener("click", async () => {
+      if (b.dataset.confirm && !window.confirm(b.dataset.confirm)) return;
+      b.disabled = true;
+      try { await api("POST", b.dataset.post); toast("done"); setTimeout(() => location.reload(), 400); }
+      catch (e) { toast(e.message, true); b.disabled = false; }
+    });
+  });
+  const rerun = document.getElementById("rerun");
+  if (rerun) rerun.addEventListener("click", async () => {
+    if (!window.confirm("Submit this job again as a new job?")) return;
+    try { const r = await api("POST", rerun.dataset.rerun); location.href = r.url; }
+    catch (e) { toast(e.message, true); }
+  });
+}
+
+function initRegister() {
+  const form = document.getElementById("register-model");
+  if (!form) return;
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const job = form.dataset.job;
+    const output = form.elements.output.value;
+    const rel = form.elements.path.value.replace(/^\/+/, "");
+    const name = form.elements.name.value;
+    let path = "azureml://jobs/" + job + "/outputs/" + output;
+    if (output === "artifacts") path += "/paths/" + rel;
+    try {
+      const m = await api("POST", "/api/v1/models/" + encodeURIComponent(name) + "/versions",
+                          {path, type: form.elements.type.value});
+      location.href = "/models/" + encodeURIComponent(m.name) + "?version=" + encodeURIComponent(m.version);
+    } catch (e) { toast(e.message, true); }
+  });
+}
+
+function showStatus(status) {
+  const st = document.getElementById("job-status");
+  if (st) st.textContent = status;
+  const badge = document.querySelector("h1 .status");
+  if (badge) { badge.textContent = status; badge.className = "status s-" + status.toLowerCase(); }
+}
+
+function initLog() {
+  const box = document.getElementById("log");
+  if (!box) return;
+  const pre = document.getElementById("log-text");
+  const state = document.getElementById("log-state");
+  const job = box.dataset.job;
+  let start = parseInt(box.dataset.start, 10);
+  const earlier = document.getElementById("log-earlier");
+  if (earlier) earlier.addEventListener("click", async () => {
+    const r = await api("GET", "/jobs/" + encodeURIComponent(job) + "/log?before=" + start);
+    pre.textContent = r.text + pre.textContent;
+    start = r.start;
+    if (start <= 0) earlier.remove(); else earlier.textContent = "load earlier (" + start + " bytes before)";
+  });
+  if (box.dataset.live !== "yes" || !window.EventSource) return;
+  const offset = parseInt(box.dataset.offset, 10);
+  const es = new EventSource("/jobs/" + encodeURIComponent(job) + "/log/stream?offset=" + offset);
+  es.onmessage = (ev) => {
+    const d = JSON.parse(ev.data);
+    const atBottom = box.scrollTop + box.clientHeight >= box.scrollHeight - 20;
+    pre.appendChild(document.createTextNode(d.text));
+    state.textContent = "streaming… (" + d.status + ")";
+    showStatus(d.status);
+    if (atBottom) box.scrollTop = box.scrollHeight;
+  };
+  es.addEventListener("end", (ev) => {
+    const d = JSON.parse(ev.data);
+    state.textContent = "the job has ended (" + d.status + ")";
+    showStatus(d.status);
+    box.dataset.live = "no";
+    es.close();
+  });
+  // on a dropped connection (a server restart) EventSource reconnects by itself, sending the last id
+  es.onerror = () => { if (box.dataset.live === "yes") state.textContent = "reconnecting…"; };
+}
+
+function initEndpoint() {
+  const form = document.getElementById("traffic-form");
+  if (form) form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const name = form.dataset.endpoint;
+    const traffic = {}, mirror = {};
+    for (const el of form.querySelectorAll("input")) {
+      const [kind, dep] = el.name.split(":");
+      const v = parseInt(el.value || "0", 10);
+      if (kind === "traffic") traffic[dep] = v; else if (v > 0) mirror[dep] = v;
+    }
+    const text = Object.entries(traffic).map(([k, v]) => k + " " + v + "%").join(", ");
+    if (!window.confirm("Set the traffic of " + name + " to " + text + "?")) return;
+    try {
+      const ep = await api("GET", "/api/v1/online-endpoints/" + encodeURIComponent(name));
+      const spec = {name: ep.name, auth_mode: ep.auth_mode, description: ep.description, tags: ep.tags,
+                    traffic, mirror_traffic: mirror};
+      await api("PUT", "/api/v1/online-endpoints/" + encodeURIComponent(name), spec);
+      toast("traffic updated");
+    } catch (e) { toast(e.message, true); }
+  });
+  const keys = document.getElementById("show-keys");
+  if (keys) keys.addEventListener("click", async () => {
+    try {
+      const k = await api("POST", "/api/v1/online-endpoints/" + encodeURIComponent(keys.dataset.endpoint) + "/keys");
+      const out = document.getElementById("keys-out");
+      out.textContent = "primary: " + k.primary_key + "\nsecondary: " + k.secondary_key;
+      out.hidden = false;
+    } catch (e) { toast(e.message, true); }
+  });
+  const test = document.getElementById("test-form");
+  if (test) test.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = test.querySelector("textarea").value;
+    const status = document.getElementById("test-status");
+    const out = document.getElementById("test-response");
+    const lat = document.getElementById("test-latency");
+    try { JSON.parse(body); } catch (e) { status.textContent = "invalid JSON: " + e.message; return; }
+    try {
+      const k = await api("POST", "/api/v1/online-endpoints/" + encodeURIComponent(test.dataset.endpoint) + "/keys");
+      const headers = {"Content-Type": "application/json", "Authorization": "Bearer " + k.primary_key};
+      const dep = test.querySelector("select").value;
+      if (dep) headers["azureml-model-deployment"] = dep;
+      const t0 = performance.now();
+      const resp = await fetch(test.dataset.scoring, {method: "POST", headers, body, credentials: "omit"});
+      const text = await resp.text();
+      lat.textContent = Math.round(performance.now() - t0) + " ms";
+      status.textContent = resp.status + " " + resp.statusText;
+      let shown = text;
+      try { shown = JSON.stringify(JSON.parse(text), null, 2); } catch (e) { /* not JSON: as text */ }
+      out.textContent = shown;
+    } catch (e) { status.textContent = e.message; }
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => { initActions(); initLog(); initEndpoint(); initRegister(); });

@@ -1,0 +1,270 @@
+"""The studio's pages over HTTP against a real server (the browser tier is tests/browser)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from openaml.server.studio._charts import downsample, line_chart
+
+HTML = {"Accept": "text/html"}
+
+
+def _page(url: str, path: str, **kw) -> httpx.Response:  # type: ignore[no-untyped-def]
+    return httpx.get(url + path, headers=HTML, timeout=60, **kw)
+
+
+@pytest.fixture(scope="module")
+def hostile_job(cli, tmp_path_factory) -> str:  # type: ignore[no-untyped-def]
+    """A finished job whose display name, tag, log line and output file name hold ``<script>``."""
+    d = tmp_path_factory.mktemp("studio-job")
+    (d / "src").mkdir()
+    (d / "src" / "t.py").write_text(textwrap.dedent("""\
+        import os, mlflow
+        print("<script>alert('log')</script> a log line")
+        os.makedirs("outputs", exist_ok=True)
+        open("outputs/<script>f.txt", "w").write("hi")
+        with mlflow.start_run():
+            mlflow.log_metric("acc_metric_xyz", 0.4242)
+            for i in range(50):
+                mlflow.log_metric("loss", 1 / (i + 1), step=i)
+        """))
+    (d / "job.yml").write_text(textwrap.dedent("""\
+        type: command
+        code: src
+        command: python t.py
+        display_name: "<script>alert('name')</script>"
+        experiment_name: studio-tests
+        tags:
+          "<script>tag": "<img src=x onerror=alert(1)>"
+        environment: azureml:AzureML-sklearn-1.5@latest
+        """))
+    name = cli("job", "create", "--file", str(d / "job.yml"), "-o", "json", check=True).json()["name"]
+    cli("job", "stream", "--name", name, timeout=300)
+    return name
+
+
+def test_job_studio_url_is_the_studio_page_and_shows_name_status_metrics(server, cli, hostile_job):
+    job = cli("job", "show", "--name", hostile_job, "-o", "json", check=True).json()
+    assert job["status"] == "Completed"
+    assert job["studio_url"] == f"{server.url}/jobs/{hostile_job}"
+    assert job["services"]["Studio"]["endpoint"] == job["studio_url"]
+    r = _page(server.url, f"/jobs/{hostile_job}")
+    assert r.status_code == 200
+    assert hostile_job in r.text and "Completed" in r.text and "acc_metric_xyz" in r.text
+    assert "<polyline" in r.text  # a chart per metric (loss over 50 steps)
+
+
+def test_user_text_is_escaped_everywhere(server, hostile_job):
+    """Display name, tag, log line and output file name with <script> are shown as text."""
+    page = _page(server.url, f"/jobs/{hostile_job}").text
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(&#39;name&#39;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(&#39;log&#39;)&lt;/script&gt; a log line" in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page and "<img src=x" not in page
+    listing = _page(server.url, "/jobs").text
+    assert "<script>alert" not in listing and "&lt;script&gt;alert(&#39;name&#39;)" in listing
+    files = _page(server.url, f"/jobs/{hostile_job}/files/artifacts").text
+    # the artifact output holds the file under outputs/ (MLflow's artifact root of the run)
+    tree = files + "".join(_page(server.url, f"/jobs/{hostile_job}/files/artifacts/{p}").text
+                           for p in ("outputs",))
+    assert "&lt;script&gt;f.txt" in tree and "<script>f.txt" not in tree
+
+
+def test_metric_names_that_could_inject_are_refused_by_tracking(server, hostile_job):
+    """MLflow refuses metric names with < or > (its name rule), so no metric name reaches a page as HTML."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient(f"{server.url}/mlflow")
+    with pytest.raises(MlflowException, match="Invalid value"):
+        client.log_metric(hostile_job, "<script>m", 1.0)
+
+
+def test_jobs_list_sorts_filters_and_pages_on_the_server(server, hostile_job):
+    r = _page(server.url, "/jobs?experiment=studio-tests&status=Completed")
+    assert r.status_code == 200 and hostile_job in r.text
+    assert hostile_job not in _page(server.url, "/jobs?status=Failed&experiment=studio-tests").text
+    assert hostile_job in _page(server.url, "/jobs?tag=%3Cscript%3Etag").text
+    assert hostile_job not in _page(server.url, "/jobs?tag=nosuchtag").text
+    assert hostile_job not in _page(server.url, "/jobs?since=2999-01-01").text
+    r = _page(server.url, "/jobs?sort=name&order=asc&per_page=1&page=1")
+    assert "page 1 of" in r.text and r.text.count('<td><a href="/jobs/') == 1
+
+
+def test_missing_things_get_a_404_page_with_a_link_back(server):
+    for path, back in (("/jobs/no_such_job_x", "/jobs"), ("/models/nomodel", "/models"),
+                       ("/online-endpoints/noep", "/online-endpoints"), ("/data/nodata", "/data"),
+                       ("/experiments/noexp", "/experiments"), ("/environments/noenv", "/environments"),
+                       ("/components/nocomp", "/components"), ("/computes/nocomp", "/computes"),
+                       ("/datastores/nods", "/datastores")):
+        r = _page(server.url, path)
+        assert r.status_code == 404, path
+        assert "Not found" in r.text and f'href="{back}"' in r.text, path
+
+
+def test_every_list_page_renders(server, hostile_job):
+    for path in ("/", "/jobs", "/experiments", "/experiments/studio-tests", "/data", "/datastores",
+                 "/datastores/workspaceblobstore", "/environments", "/components", "/computes", "/computes/local",
+                 "/models", "/schedules", "/online-endpoints"):
+        r = _page(server.url, path)
+        assert r.status_code == 200, (path, r.text[:500])
+        assert "openaml studio" in r.text
+
+
+def test_log_stream_sends_the_log_as_server_sent_events(server, hostile_job):
+    with httpx.stream("GET", f"{server.url}/jobs/{hostile_job}/log/stream?offset=0", timeout=60) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        body = "".join(r.iter_text())
+    events = [json.loads(line[6:]) for line in body.splitlines() if line.startswith("data: ")]
+    assert any("a log line" in e.get("text", "") for e in events)
+    assert "event: end" in body
+    # a reconnecting browser sends Last-Event-ID: the stream continues from there (nothing repeated)
+    last = max(int(line[4:]) for line in body.splitlines() if line.startswith("id: "))
+    with httpx.stream("GET", f"{server.url}/jobs/{hostile_job}/log/stream", headers={"Last-Event-ID": str(last)},
+                      timeout=60) as r:
+        again = "".join(r.iter_text())
+    assert "a log line" not in again and "event: end" in again
+
+
+def test_a_huge_log_shows_its_tail_and_pages_back(server, hostile_job, tmp_path):
+    """The page carries the last 64 KiB; earlier chunks come on request (never the whole file)."""
+    from openaml.server.studio._jobs import LOG_CHUNK
+
+    log = server.path / "jobs" / hostile_job / "user_logs" / "std_log.txt"
+    original = log.read_bytes()
+    try:
+        with open(log, "ab") as fh:
+            for i in range(300_000):  # ~ 9 MB
+                fh.write(f"line {i:07d} of a big log\n".encode())
+        page = _page(server.url, f"/jobs/{hostile_job}").text
+        assert "line 0299999 of a big log" in page and "line 0000001 " not in page
+        assert len(page) < 200_000
+        size = log.stat().st_size
+        chunk = httpx.get(f"{server.url}/jobs/{hostile_job}/log?before={size - LOG_CHUNK}", timeout=30).json()
+        assert chunk["text"].startswith("line ") and chunk["start"] < size - LOG_CHUNK
+        assert len(chunk["text"]) <= LOG_CHUNK
+    finally:
+        log.write_bytes(original)
+
+
+def test_output_files_are_browsable_and_downloadable(server, hostile_job):
+    r = _page(server.url, f"/jobs/{hostile_job}/files/artifacts/outputs/%3Cscript%3Ef.txt?download=1")
+    assert r.status_code == 200 and r.content == b"hi"
+    assert "attachment" in r.headers["content-disposition"]
+    r = _page(server.url, f"/jobs/{hostile_job}/files/artifacts/..%2F..%2Fsecret.key")
+    assert r.status_code in (400, 404)
+
+
+def test_rerun_submits_the_same_spec_as_a_new_job(server, hostile_job):
+    r = httpx.post(f"{server.url}/jobs/{hostile_job}/rerun", headers={"Origin": server.url,
+                                                                        "Content-Type": "application/json"},
+                   content=b"{}", timeout=60)
+    assert r.status_code == 200, r.text
+    new = r.json()["name"]
+    assert new != hostile_job
+    job = httpx.get(f"{server.url}/api/v1/jobs/{new}", timeout=30).json()
+    assert job["display_name"] == "<script>alert('name')</script>" and job["command"] == "python t.py"
+    httpx.post(f"{server.url}/api/v1/jobs/{new}/cancel", headers={"Origin": server.url}, json={}, timeout=30)
+
+
+def test_a_cross_site_post_to_the_studio_is_refused(server, hostile_job):
+    r = httpx.post(f"{server.url}/jobs/{hostile_job}/rerun", headers={"Origin": "http://evil.example"}, timeout=30)
+    assert r.status_code == 403
+    # same origin but a body a plain HTML form could send: refused, as the API refuses it
+    r = httpx.post(f"{server.url}/jobs/{hostile_job}/rerun", headers={"Origin": server.url},
+                   data={"a": "b"}, timeout=30)
+    assert r.status_code == 415
+
+
+def test_downsample_keeps_endpoints_minimum_and_maximum():
+    pts = [(i, float(i % 100)) for i in range(1_000_000)]
+    pts[777_777] = (777_777, 1e6)  # a spike
+    pts[333_333] = (333_333, -1e6)  # a dip
+    out = downsample(pts, 1000)
+    assert len(out) <= 1000
+    assert out[0] == pts[0] and out[-1] == pts[-1]
+    ys = [y for _, y in out]
+    assert max(ys) == 1e6 and min(ys) == -1e6
+    assert [x for x, _ in out] == sorted(x for x, _ in out)
+    c = line_chart({"run": pts}, max_points=1000)
+    assert c["lines"][0]["n"] == 1_000_000 and c["lines"][0]["shown"] <= 1000
+
+
+def test_downsample_leaves_small_series_and_drops_nan():
+    assert downsample([(0, 1.0), (1, float("nan")), (2, 3.0)], 10) == [(0.0, 1.0), (2.0, 3.0)]
+
+
+def test_login_on_a_token_server(tmp_path):
+    """A browser without a session is sent to /login; the server's token or a user's sets an HttpOnly
+    SameSite=Strict cookie; a Reader sees no actions and the API refuses them."""
+    token = "studio-test-token-0123456789abcdef"
+    ws = tmp_path / "ws"
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "openaml", "workspace", "create", "-n", "tok", "--path", str(ws)],
+                   check=True, capture_output=True)
+    (tmp_path / "token").write_text(token)
+    handle = _start_with_token(ws, tmp_path / "token")
+    try:
+        url = handle[0]
+        r = httpx.get(url + "/jobs", headers=HTML, follow_redirects=False, timeout=30)
+        assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
+        assert httpx.get(url + "/api/v1/jobs", timeout=30).status_code == 401  # the API still answers 401
+        with httpx.Client(base_url=url, timeout=30, follow_redirects=True) as c:
+            bad = c.post("/login", data={"token": "wrong-token-0000000000", "next": "/jobs"},
+                         headers={"Origin": url})
+            assert bad.status_code == 401 and "not valid" in bad.text
+            ok = c.post("/login", data={"token": token, "next": "/jobs"}, headers={"Origin": url})
+            assert ok.status_code == 200 and "Jobs" in ok.text  # followed the 303 to /jobs
+            cookie = ok.history[0].headers["set-cookie"]
+            assert "HttpOnly" in cookie and "samesite=strict" in cookie.lower()
+            reader = c.post("/api/v1/users", json={"name": "rita", "role": "Reader"}, headers={"Origin": url})
+            assert reader.status_code in (200, 201), reader.text
+            reader_token = reader.json()["token"]
+            assert c.post("/login", data={"token": token, "next": "//evil.example/"}, headers={"Origin": url},
+                          follow_redirects=False).headers["location"] == "/"
+        with httpx.Client(base_url=url, timeout=30, follow_redirects=True) as rc:
+            assert rc.post("/login", data={"token": reader_token, "next": "/"}, headers={"Origin": url}).status_code == 200
+            home = rc.get("/", headers=HTML)
+            assert "rita (Reader)" in home.text
+            # no actions offered; forced, the API refuses
+            sched = rc.get("/schedules", headers=HTML).text
+            assert "data-post" not in sched
+            forced = rc.post("/api/v1/jobs/x/cancel", json={}, headers={"Origin": url})
+            assert forced.status_code == 403
+        # cross-site login (login CSRF) is refused by the guard
+        assert httpx.post(url + "/login", data={"token": token}, headers={"Origin": "http://evil.example"},
+                          timeout=30).status_code == 403
+    finally:
+        handle[1].terminate()
+        handle[1].wait(30)
+
+
+def _start_with_token(ws: Path, token_file: Path):  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    log = open(ws.parent / "server.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "openaml", "server", "--workspace", str(ws), "--port", "0",
+                             "--token-file", str(token_file)], stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ})
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        info = ws / "server.json"
+        if info.exists():
+            data = json.loads(info.read_text())
+            if data.get("pid") == proc.pid:
+                return data["url"], proc
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited; see {log.name}")
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("server did not start")
