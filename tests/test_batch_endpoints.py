@@ -317,6 +317,72 @@ def test_bad_input_is_refused_before_anything_runs(cli: Any, ml_client: Any, fil
     ml_client.batch_endpoints.begin_delete("bep-bad")
 
 
+def test_output_file_names_with_folders_and_taken_output_paths_are_refused(
+        cli: Any, ml_client: Any, server: Any, files: dict[str, Path], tmp_path: Path) -> None:
+    """Review (majors 1 and 2): ``output_file_name: ../../x.csv`` was accepted and the job reported
+    its rows written while the output stayed empty; a second invoke to the same ``--output-path``
+    replaced the first job's predictions."""
+    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="bep-out")).result()
+    n_jobs = len(ml_client.jobs.list())
+    base: dict[str, Any] = {"name": "d", "endpoint_name": "bep-out",
+                            "model": Model(name="bep-out-mlflow", path=str(files["mlflow"]), type="mlflow_model"),
+                            "compute": "local"}
+    for bad in ("../../x.csv", "sub/x.csv", ".."):
+        with pytest.raises(ValidationError) as exc:
+            ml_client.batch_deployments.begin_create_or_update(BatchDeployment(**{**base, "output_file_name": bad}))
+        assert "field 'output_file_name'" in exc.value.message and "not a plain file name" in exc.value.message
+    assert ml_client.batch_deployments.list("bep-out") == []
+    ml_client.batch_deployments.begin_create_or_update(BatchDeployment(**base)).result()
+    with pytest.raises(ValidationError) as exc:
+        ml_client.batch_endpoints.invoke("bep-out", deployment_name="d", input=Input(path=str(files["data"])),
+                                         params_override=[{"output_file_name": "../x.csv"}])
+    assert "field 'output_file_name'" in exc.value.message
+    # an output path that holds the output file already (an earlier job's) is refused, naming it
+    taken = server.path / "datastores" / "workspaceblobstore" / "bep-out" / "same"
+    taken.mkdir(parents=True)
+    (taken / "predictions.csv").write_text("0,1.0,a.csv\n")
+    r = cli("batch-endpoint", "invoke", "-n", "bep-out", "--deployment-name", "d", "--input", str(files["data"]),
+            "--output-path", "azureml://datastores/workspaceblobstore/paths/bep-out/same")
+    assert r.returncode != 0 and "predictions.csv exists already" in r.stderr and "output_path" in r.stderr, r.stderr
+    assert (taken / "predictions.csv").read_text() == "0,1.0,a.csv\n"
+    # a parallel job's --append_row_file_name is checked the same
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "score.py").write_text("def run(mini_batch):\n    return list(mini_batch)\n")
+    (tmp_path / "p.yml").write_text(
+        "type: parallel\ncompute: local\ninputs:\n  data: {type: uri_folder, path: " + str(files["data"]) + "}\n"
+        "outputs:\n  out: {type: uri_folder}\ninput_data: ${{inputs.data}}\nmini_batch_size: '1'\n"
+        "task:\n  type: run_function\n  code: ./src\n  entry_script: score.py\n"
+        "  append_row_to: ${{outputs.out}}\n  program_arguments: --append_row_file_name ../../evil.txt\n")
+    r = cli("job", "create", "--file", str(tmp_path / "p.yml"))
+    assert r.returncode != 0 and "--append_row_file_name" in r.stderr and "not a plain file name" in r.stderr, r.stderr
+    assert len(ml_client.jobs.list()) == n_jobs  # nothing ran
+    ml_client.batch_endpoints.begin_delete("bep-out")
+
+
+@pytest.mark.slow
+def test_summary_only_script_writes_its_own_files_into_azureml_bi_output_path(
+        ml_client: Any, files: dict[str, Path], tmp_path: Path) -> None:
+    """Review (major 3): Azure's custom-output pattern (``output_action: summary_only``, the script
+    writing into ``AZUREML_BI_OUTPUT_PATH``) failed with KeyError: the variable was not set."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "score.py").write_text(
+        "import os, pathlib\n\ndef init():\n    pass\n\n"
+        "def run(mini_batch):\n    out = pathlib.Path(os.environ['AZUREML_BI_OUTPUT_PATH'])\n"
+        "    for f in mini_batch:\n        (out / ('scored-' + os.path.basename(f))).write_text('ok')\n"
+        "    return list(mini_batch)\n")
+    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="bep-custom")).result()
+    ml_client.batch_deployments.begin_create_or_update(BatchDeployment(
+        name="w", endpoint_name="bep-custom", model=Model(name="bep-custom-lr", path=str(files["model"])),
+        code_path=str(code), scoring_script="score.py", environment=ENV, compute="local",
+        output_action="summary_only", mini_batch_size=1)).result()
+    job = ml_client.batch_endpoints.invoke("bep-custom", deployment_name="w", input=Input(path=str(files["data"])))
+    assert ml_client.jobs.wait(job.name, timeout=300).status == "Completed"
+    ml_client.jobs.download(job.name, output_name="score", download_path=str(tmp_path / "dl"))
+    assert sorted(p.name for p in (tmp_path / "dl").rglob("scored-*")) == [f"scored-part-{i}.csv" for i in range(3)]
+    ml_client.batch_endpoints.begin_delete("bep-custom")
+
+
 def test_mlflow_driver_reads_whole_numbers_as_the_signature_floats(files: dict[str, Path], tmp_path: Path) -> None:
     """Regression (chapter 7 example): a CSV column of whole numbers reads as int64, which MLflow's schema check
     refused for a double column, so every mini-batch failed; the driver casts them as the signature says."""

@@ -346,6 +346,8 @@ class Driver:
         self.output_file: Path | None = None
         if append_row_to:
             name = _prs_arg(program_args, "--append_row_file_name") or cfg.get("output_file_name") or "parallel_run_step.txt"
+            if os.path.basename(name) != name or name in (".", ".."):  # refused at submission; never written elsewhere
+                raise SystemExit(f"--append_row_file_name {name!r} is not a plain file name")
             target = Path(append_row_to)
             self.output_file = target if cfg.get("append_row_type") == "uri_file" else target / name
         self.workers_n = max(1, int(cfg.get("instance_count", 1))) * max(1, int(cfg.get("max_concurrency", 1)))

@@ -20,7 +20,8 @@ from openaml.entities._environment import Environment
 from openaml.entities._io import Input, Output, normalize_inputs, normalize_outputs
 from openaml.entities._job import Job, JobResources
 
-__all__ = ["ParallelJob", "ParallelTask", "RetrySettings", "parse_mini_batch_size", "DEFAULTS"]
+__all__ = ["ParallelJob", "ParallelTask", "RetrySettings", "parse_mini_batch_size", "check_output_file_name",
+           "append_row_file_name", "DEFAULTS"]
 
 # Azure ML's defaults for a parallel job (azure-ai-ml ``parallel_run_function`` and PRS)
 DEFAULTS: dict[str, Any] = {
@@ -30,6 +31,39 @@ DEFAULTS: dict[str, Any] = {
 }
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
 _UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
+
+
+def check_output_file_name(value: Any) -> str | None:
+    """The problem with an ``append_row`` output file name, or None when it is a plain file name.
+
+    The file is written inside the output folder: a name with a folder part (``/``, ``\\``), ``.``
+    or ``..``, or an empty one, would land elsewhere or nowhere (review: ``../x.csv`` was reported
+    written while the output stayed empty).
+    """
+    name = "" if value is None else str(value)
+    if not name.strip():
+        return "is empty; give a file name such as predictions.csv"
+    if "/" in name or "\\" in name or name in (".", "..") or "\0" in name:
+        return f"{name!r} is not a plain file name (no folders, '.' or '..'): the file is written in the output folder"
+    return None
+
+
+def append_row_file_name(program_arguments: str | None) -> tuple[bool, str | None]:
+    """Whether ``program_arguments`` gives ``--append_row_file_name`` (Azure's PRS flag) and its
+    value (None when the flag has no value)."""
+    import shlex
+
+    try:
+        args = shlex.split(program_arguments or "")
+    except ValueError:
+        args = (program_arguments or "").split()
+    for i, a in enumerate(args):
+        if a == "--append_row_file_name":
+            nxt = args[i + 1] if i + 1 < len(args) else None
+            return True, None if nxt is None or nxt.startswith("--") else nxt
+        if a.startswith("--append_row_file_name="):
+            return True, a.split("=", 1)[1]
+    return False, None
 
 
 def parse_mini_batch_size(value: Any) -> tuple[str, int]:

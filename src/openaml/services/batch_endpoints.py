@@ -31,7 +31,8 @@ from openaml.entities._batch import (
     parse_mini_batch_size,
 )
 from openaml.entities._endpoint import DeploymentState
-from openaml.errors import NotFoundError, ValidationError
+from openaml.errors import ConflictError, NotFoundError, OpenAMLError, ValidationError
+from openaml.parallel._entity import check_output_file_name
 from openaml.records import BatchDeploymentRecord, BatchEndpointRecord, JobRecord
 from openaml.services._context import WorkspaceContext
 from openaml.services._job_resolve import ResolveErrors, _port_of, resolve_inputs
@@ -161,12 +162,37 @@ class BatchEndpointService:
             self.ctx.services["components"].resolve_reference(dep.component)
         return data, {}
 
+    def _check_output_free(self, path: str, file_name: str) -> None:
+        """An ``--output-path`` that already holds the output file is refused (review: a second invoke
+        to the same path replaced the first job's predictions; Azure ML fails a batch job whose output
+        file exists).
+
+        Raises:
+            ConflictError: naming the path and file, and the fixes.
+        """
+        try:
+            located = self.ctx.services["datastores"].locate(path.rstrip("/"))
+        except OpenAMLError:
+            return  # a bad path is refused by the job's own resolution, naming the field
+        if located is None:
+            return
+        port, rel = located
+        target = f"{rel}/{file_name}" if rel else file_name
+        if port.exists(target):
+            raise ConflictError(f"field 'output_path': {path.rstrip('/')}/{file_name} exists already (an earlier "
+                                "job's output?); batch jobs do not overwrite outputs: give another --output-path or "
+                                "output_file_name, or delete that file",
+                                details={"field": "output_path", "value": path})
+
     def _model_deployment(self, endpoint_name: str, flat: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         if "output_file_name" in flat and not flat["output_file_name"] and \
                 str(flat.get("output_action", "append_row")).lower().replace("-", "_") in ("append_row", "appendrow"):
             raise ValidationError("field 'output_file_name': output_action append_row collects every run() result into "
                                   "one file and needs its name (e.g. predictions.csv), or use output_action: "
                                   "summary_only", details={"field": "output_file_name"})
+        if flat.get("output_file_name") and (problem := check_output_file_name(flat["output_file_name"])):
+            raise ValidationError(f"field 'output_file_name': {problem}",
+                                  details={"field": "output_file_name", "value": str(flat["output_file_name"])})
         dep = _validate(BatchDeployment, {k: v for k, v in flat.items() if k != "settings"}, "batch deployment")
         _check_endpoint_name(dep.endpoint_name, endpoint_name, dep.name)
         errors = ResolveErrors()
@@ -389,10 +415,15 @@ class BatchEndpointService:
         if action == "append_row" and not s["output_file_name"]:
             raise ValidationError("field 'output_file_name': append_row needs an output file name",
                                   details={"field": "output_file_name"})
+        if action == "append_row" and (problem := check_output_file_name(s["output_file_name"])):
+            raise ValidationError(f"field 'output_file_name': {problem}",
+                                  details={"field": "output_file_name", "value": str(s["output_file_name"])})
         out = dict((body.get("outputs") or {}).get(SCORE_OUTPUT) or {})
         score: dict[str, Any] = {"type": "uri_folder", "mode": "rw_mount"}
         if out.get("path"):
             score["path"] = out["path"]
+            if action == "append_row":
+                self._check_output_free(str(out["path"]), str(s["output_file_name"]))
         args = [f"--openaml_mode {rt['mode']}", f"--openaml_model_name {rt['model_name']}",
                 f"--openaml_model_version {rt['model_version']}", f"--openaml_model_base {rt['model_base']}",
                 "--openaml_model_dir ${{inputs.model}}"]

@@ -17,6 +17,9 @@ arguments (written by :mod:`openaml.services.batch_endpoints`) say what to run:
   row's index in its file, ``file`` the file's name): what Azure ML's MLflow batch driver writes,
   read back with ``pd.read_csv(f, names=["row", "prediction", "file"])``.
 
+``AZUREML_BI_OUTPUT_PATH`` is the job's ``score`` output folder, where a script of a ``summary_only``
+deployment writes its own files (Azure ML's custom-output contract).
+
 Only the standard library is imported at module level (``mlflow``/``pandas`` only in MLflow mode).
 """
 
@@ -84,6 +87,10 @@ def init() -> None:
     """Once per worker: lay out the model, then load the MLflow model or import and init the script."""
     global _user, _model, _args
     _args = _parse()
+    # Azure's custom-output contract (output_action summary_only): a scoring script writes its own
+    # files into AZUREML_BI_OUTPUT_PATH, which is the job's `score` output (review: it was not set)
+    if os.environ.get("AZURE_ML_OUTPUT_score"):
+        os.environ.setdefault("AZUREML_BI_OUTPUT_PATH", os.environ["AZURE_ML_OUTPUT_score"])
     model_path = _lay_out_model(_args)
     if _args.openaml_mode == "mlflow":
         import mlflow.pyfunc

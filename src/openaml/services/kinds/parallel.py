@@ -28,7 +28,13 @@ import pydantic
 
 from openaml.constants import JobStatus
 from openaml.entities._base import validation_error_from_pydantic
-from openaml.parallel._entity import DEFAULTS, ParallelJob, parse_mini_batch_size
+from openaml.parallel._entity import (
+    DEFAULTS,
+    ParallelJob,
+    append_row_file_name,
+    check_output_file_name,
+    parse_mini_batch_size,
+)
 from openaml.services._job_resolve import ResolveErrors, check_command, resolve_code, resolve_inputs, resolve_outputs
 from openaml.services.kinds import JobKind, JobPlan
 
@@ -135,6 +141,10 @@ class ParallelKind(JobKind):
         if task.program_arguments:
             check_command(task.program_arguments, inputs_raw, outputs_raw, errors)
             errors.items = [("task.program_arguments" if f == "command" else f, m) for f, m in errors.items]
+            given, file_name = append_row_file_name(task.program_arguments)
+            problem = check_output_file_name(file_name) if given else None
+            if problem:
+                errors.add("task.program_arguments", f"--append_row_file_name {problem}")
         code_dir = resolve_code(self.ctx, task.code, errors)
         errors.items = [("task.code" if f == "code" else f, m) for f, m in errors.items]
         if not task.entry_script:
