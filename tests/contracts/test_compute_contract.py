@@ -331,7 +331,10 @@ def test_scheduler_fails_a_job_whose_compute_type_has_no_backend(harness: Harnes
 
 def test_scheduler_starts_only_leaf_types(harness: Harness) -> None:
     scheduler = harness.ctx.services["jobs"].scheduler
-    assert scheduler.leaf_types == {"command"}
+    # the kinds whose job runs on a slot (parallel: its engine is one runner); parents (sweep,
+    # pipeline, automl) hold none
+    assert scheduler.leaf_types == {"command", "parallel"}
+    saved = set(scheduler.leaf_types)
     harness.ctx.store.put_compute("leaf-pool", "amlcompute", 1, {})
     name = harness.ctx.services["jobs"].submit({"type": "command", "command": "true", "compute": "leaf-pool"})["name"]
     scheduler.leaf_types = set()
@@ -339,7 +342,7 @@ def test_scheduler_starts_only_leaf_types(harness: Harness) -> None:
         scheduler.run_pass()
         assert harness.ctx.store.get_job(name)["status"] == "Queued"  # not a type it runs
     finally:
-        scheduler.leaf_types = {"command"}
+        scheduler.leaf_types = saved
     harness.ctx.services["jobs"].cancel(name)
 
 

@@ -322,7 +322,8 @@ def test_health_answers_everyone_but_names_the_workspace_only_to_the_authenticat
             assert r.status_code == 200 and r.json() == {"status": "ok"}, (path, headers, r.text)
             assert name not in r.text
         r = httpx.get(f"{srv.url}{path}", headers={"Authorization": f"Bearer {token}"})
-        assert r.status_code == 200 and r.json() == {"status": "ok", "workspace": name}, (path, r.text)
+        assert r.status_code == 200 and r.json() == {"status": "ok", "workspace": name, "role": "leader",
+                                                     "leader": srv.url}, (path, r.text)
     # the CLI (its health check, then an authenticated call) still works against it
     res = _openaml("job", "list", "-o", "json", env={"OPENAML_WORKSPACE": srv.url, "OPENAML_TOKEN": token})
     assert res.returncode == 0, res.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -115,15 +116,11 @@ def create_app(settings: Settings, *, url: str = "") -> FastAPI:
         app.include_router(router, prefix="/api/v1")
 
     @app.get("/health", include_in_schema=False)
-    async def _health(request: Request) -> dict[str, str]:
-        # liveness for anyone; the workspace name only to an authenticated caller (server/_auth.py)
-        if getattr(request.state, "principal", None) is None:
-            return {"status": "ok"}
-        # which server runs the scheduler and the deployments (several may serve a PostgreSQL workspace)
-        work = ctx.services.get("background")
-        role = "leader" if work is None or work.leading else "standby"
-        leader = ctx.url if work is None else (work.leader_url() or "")
-        return {"status": "ok", "workspace": ctx.workspace_name, "role": role, "leader": leader}
+    def _health(request: Request) -> Any:
+        # liveness for anyone; the workspace, role and leader only to an authenticated caller
+        from openaml.server.routes.workspaces import health_of
+
+        return health_of(ctx, request)
 
     from openaml.server.studio import mount_studio
 

@@ -136,6 +136,14 @@ class DatastoreOut(WireModel):
     is_default: bool | None = None
     local_path: str | None = None
     credentials: dict[str, Any] | None = None
+    bucket: str | None = None
+    endpoint_url: str | None = None
+    region: str | None = None
+    account_name: str | None = None
+    container_name: str | None = None
+    endpoint: str | None = None
+    protocol: str | None = None
+    warnings: list[str] | None = None
     tags: dict[str, Any] | None = None
     properties: dict[str, Any] | None = None
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 
 from openaml.records import HealthRecord, WorkspaceRecord
@@ -28,9 +30,19 @@ def get_workspace(request: Request) -> WorkspaceRecord:
     }
 
 
-@router.get("/health", response_model=HealthOut)
-def health(request: Request) -> HealthRecord:
-    """Liveness, for anyone; ``workspace`` (its name) only for an authenticated caller."""
+def health_of(ctx: Any, request: Request) -> HealthRecord:
+    """``GET /health`` (and ``/api/v1/health``): liveness for anyone; for an authenticated caller the
+    workspace's name, this server's ``role`` (``leader`` runs the scheduler and the deployments,
+    ``standby`` another server of the PostgreSQL workspace does) and the ``leader``'s URL."""
     if getattr(request.state, "principal", None) is None:
         return {"status": "ok"}
-    return {"status": "ok", "workspace": request.app.state.ctx.workspace_name}
+    work = ctx.services.get("background")
+    role = "leader" if work is None or work.leading else "standby"
+    leader = ctx.url if work is None else (work.leader_url() or "")
+    return {"status": "ok", "workspace": ctx.workspace_name, "role": role, "leader": leader}
+
+
+@router.get("/health", response_model=HealthOut)
+def health(request: Request) -> HealthRecord:
+    """Liveness, for anyone; the workspace, role and leader only for an authenticated caller."""
+    return health_of(request.app.state.ctx, request)

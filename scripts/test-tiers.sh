@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The test tiers that the default suite leaves out, each in its own pytest process (after
+# scripts/check.sh has installed .venv). CI (.ci/run) runs the tiers that fit its hour:
+#
+#   scripts/test-tiers.sh browser ray     # what CI runs after the default suite (about 10 min)
+#   scripts/test-tiers.sh slow            # the long end-to-end tests (examples, conformance, AutoML,
+#                                         # distributed torch, restarts), locally
+#
+#   browser: the studio in Debian's chromium driven by Playwright (tests/browser; apt-get install chromium)
+#   ray:     the ray compute backend against a local Ray cluster the tests start (tests/ray and the
+#            compute contract suite on the ray backend)
+#   slow:    tests marked slow
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[[ $# -gt 0 ]] || { echo "usage: scripts/test-tiers.sh browser|ray|slow ..." >&2; exit 2; }
+for tier in "$@"; do
+  start=$(date +%s)
+  echo "== tier $tier" >&2
+  case "$tier" in
+    browser) scripts/test.sh -m browser tests/browser ;;
+    ray)     scripts/test.sh -m ray tests/ray tests/contracts/test_compute_contract.py ;;
+    slow)    scripts/test.sh -m slow ;;
+    *) echo "scripts/test-tiers.sh: unknown tier $tier (browser, ray, slow)" >&2; exit 2 ;;
+  esac
+  echo "== tier $tier passed in $(( $(date +%s) - start )) s" >&2
+done
