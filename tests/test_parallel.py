@@ -218,6 +218,9 @@ def test_failed_items_over_error_threshold_fail_the_job(cli, ml_client, tmp_path
     name = _submit(cli, yml)
     raw = ml_client.jobs.get_raw(name)
     assert raw["status"] == "Failed"
+    # the job's error says why (review: it was "the command exited with code 1"; the engine's
+    # reason reaches the runner through $OPENAML_ERROR_FILE)
+    assert raw["error"].startswith("1 items failed, more than error_threshold 0 ("), raw["error"]
     log = cli("job", "stream", "--name", name).stdout
     assert "parallel job failed: 1 items failed, more than error_threshold 0" in log
     assert "f003.csv" in log

@@ -593,6 +593,8 @@ class Driver:
                    f"{self.failed_items()} items failed" + (f"; {self.stop_reason}" if self.stop_reason else ""))
         _write_atomic(self.logs / "job_result.txt", summary + "\n")
         if self.stop_reason:
+            _say_error(f"{self.stop_reason} ({len(self.done)} of {len(plan)} mini-batches completed; "
+                       "logs/job_error.txt lists the failed ones)")
             print(f"[openaml] parallel job failed: {self.stop_reason}", flush=True)
             for x in lines[:20]:
                 print(f"[openaml]   {x}", flush=True)
@@ -624,6 +626,16 @@ def _prs_arg(args: list[str], flag: str) -> str | None:
         if a.startswith(flag + "="):
             return a.split("=", 1)[1]
     return None
+
+
+def _say_error(text: str) -> None:
+    """The job's error, for the runner (``$OPENAML_ERROR_FILE``; nothing when run by hand)."""
+    path = os.environ.get("OPENAML_ERROR_FILE")
+    if path:
+        try:
+            Path(path).write_text(text, encoding="utf-8")
+        except OSError:
+            pass
 
 
 def _write_atomic(path: Path, text: str) -> None:

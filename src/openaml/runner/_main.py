@@ -55,6 +55,8 @@ def _copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, dirs_exist_ok=True, symlinks=False, ignore=_no_links)
 
 
+ERROR_FILE = ".openaml_error"  # in the working folder: see build_env
+
 class Runner:
     """Runs one job in ``job_dir`` (its work folder: the job's folder on a shared disk, or any
     folder), from ``spec`` (the server's ``GET .../runner/spec``), reporting through ``reporter``
@@ -356,6 +358,9 @@ class Runner:
             "MLFLOW_EXPERIMENT_ID": str(s["experiment_id"]),
             "MLFLOW_EXPERIMENT_NAME": s["experiment_name"],
             "AZUREML_RUN_ID": s["job_name"],
+            # a command that fails may say why in this file: its text becomes the job's error (the
+            # parallel engine's "3 items failed, more than error_threshold 1"), not "exited with code 1"
+            "OPENAML_ERROR_FILE": str(wd / ERROR_FILE),
             "AZUREML_ARM_SUBSCRIPTION": "local",
             "AZUREML_ARM_RESOURCEGROUP": "local",
             "AZUREML_ARM_WORKSPACE_NAME": s["workspace_name"],
@@ -542,7 +547,7 @@ class Runner:
         elif exit_code is not None and exit_code < 0:
             reason = f"the job's process was killed by signal {-exit_code}"
         else:
-            reason = f"the command exited with code {exit_code}"
+            reason = _said_error(wd) or f"the command exited with code {exit_code}"
         self._finish("Failed", exit_code, reason, wd, outputs)
         return 0
 
@@ -560,6 +565,15 @@ class Runner:
 
 class _Canceled(Exception):
     pass
+
+
+def _said_error(wd: Path) -> str | None:
+    """What the failed command wrote into ``$OPENAML_ERROR_FILE`` (first 2,000 characters), if anything."""
+    try:
+        text = (wd / ERROR_FILE).read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    return text[:2000] or None
 
 
 def _same_fs(a: Path, b: Path) -> bool:
