@@ -401,3 +401,11 @@ def test_mlflow_driver_reads_whole_numbers_as_the_signature_floats(files: dict[s
     lines = driver._score_files([str(tmp_path / "ints.csv"), str(tmp_path / "empty.csv")])
     assert [ln.split(",")[0] for ln in lines] == ["0", "1"] and [ln.split(",")[2] for ln in lines] == ["ints.csv"] * 2
     assert [round(float(ln.split(",")[1]), 6) for ln in lines] == [3.0, 5.0]
+
+
+def test_bad_flag_values_give_one_line_errors_not_tracebacks(cli: Any, files: dict[str, Path]) -> None:
+    """Review minors 5-6: ``--input-type foo`` and ``batch-deployment update --set`` of a field the
+    entity refuses printed pydantic tracebacks."""
+    r = cli("batch-endpoint", "invoke", "-n", "bep-none", "--input", str(files["data"]), "--input-type", "foo")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "'foo'" in r.stderr and "type" in r.stderr, r.stderr

@@ -63,5 +63,14 @@ def handle_errors(fn: F) -> F:
             fail(exc.message)
         except KeyboardInterrupt:
             fail("interrupted", code=130)
+        except Exception as exc:  # noqa: BLE001 - only pydantic's, re-raised otherwise
+            # an entity built from flags (--set, --input-type ...) that pydantic refuses: the field and
+            # value in one line, as for a YAML file, not a traceback (batch review minors)
+            if type(exc).__module__.startswith("pydantic") and type(exc).__name__ == "ValidationError":
+                from openaml.entities._base import validation_error_from_pydantic
+
+                fail(validation_error_from_pydantic(exc, source=None, lines=None,  # type: ignore[arg-type]
+                                                    kind="the command's values").message)
+            raise
 
     return wrapper  # type: ignore[return-value]

@@ -46,18 +46,18 @@ def test_two_servers_on_one_postgres_workspace_one_leads_the_other_takes_over(tm
     url = fresh_postgres_schema(pg_database)
     home_a, home_b = tmp_path / "host-a", tmp_path / "host-b"
     ws_a, ws_b = tmp_path / "a" / "ws", tmp_path / "b" / "ws"
-    r = _cli(home_a, "workspace", "create", "-n", "shared", "--path", str(ws_a), "--database-url", url)
+    r = _cli(home_a, "workspace", "create", "-n", "team", "--path", str(ws_a), "--database-url", url)
     assert r.returncode == 0, r.stderr
     recorded = json.loads((ws_a / "database.json").read_text())
     assert recorded == {"database_url": url} and oct((ws_a / "database.json").stat().st_mode)[-3:] == "600"
 
     # joining is checked before anything is written: another name, or no key
     r = _cli(home_b, "workspace", "create", "-n", "other", "--path", str(ws_b), "--database-url", url)
-    assert r.returncode != 0 and "holds workspace 'shared'" in r.stderr, r.stderr
-    r = _cli(home_b, "workspace", "create", "-n", "shared", "--path", str(ws_b), "--database-url", url)
+    assert r.returncode != 0 and "holds workspace 'team'" in r.stderr, r.stderr
+    r = _cli(home_b, "workspace", "create", "-n", "team", "--path", str(ws_b), "--database-url", url)
     assert r.returncode != 0 and "--secret-key-file" in r.stderr, r.stderr
     assert not ws_b.exists()
-    r = _cli(home_b, "workspace", "create", "-n", "shared", "--path", str(ws_b), "--database-url", url,
+    r = _cli(home_b, "workspace", "create", "-n", "team", "--path", str(ws_b), "--database-url", url,
              "--secret-key-file", str(ws_a / "secret.key"))
     assert r.returncode == 0, r.stderr
     assert json.loads((ws_b / "workspace.json").read_text())["id"] == json.loads(
@@ -73,7 +73,7 @@ def test_two_servers_on_one_postgres_workspace_one_leads_the_other_takes_over(tm
 
         # a job sent to the standby server runs (the leader's scheduler starts it); both see it
         with MLClient(workspace=b.url) as ml_b:
-            job = ml_b.jobs.create_or_update(command(command="echo from-b", experiment_name="shared-ws"))
+            job = ml_b.jobs.create_or_update(command(command="echo from-b", experiment_name="team-ws"))
             assert ml_b.jobs.wait(job.name, timeout=240).status == "Completed"
         with MLClient(workspace=a.url) as ml_a:
             assert ml_a.jobs.get(job.name).status == "Completed"
@@ -90,9 +90,9 @@ def test_two_servers_on_one_postgres_workspace_one_leads_the_other_takes_over(tm
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and _health(b.url, ws_b)["role"] != "leader":
             time.sleep(0.5)
-        assert _health(b.url, ws_b) == {"status": "ok", "workspace": "shared", "role": "leader", "leader": b.url}
+        assert _health(b.url, ws_b) == {"status": "ok", "workspace": "team", "role": "leader", "leader": b.url}
         with MLClient(workspace=b.url) as ml_b:
-            job2 = ml_b.jobs.create_or_update(command(command="echo after-failover", experiment_name="shared-ws"))
+            job2 = ml_b.jobs.create_or_update(command(command="echo after-failover", experiment_name="team-ws"))
             assert ml_b.jobs.wait(job2.name, timeout=240).status == "Completed"
     finally:
         a.stop()
