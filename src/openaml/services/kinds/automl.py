@@ -30,7 +30,6 @@ import json
 import logging
 import math
 import os
-import threading
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -42,7 +41,8 @@ from openaml.entities._base import validation_error_from_pydantic
 from openaml.errors import ConflictError, OpenAMLError, ValidationError
 from openaml.records import JobRecord
 from openaml.services._job_resolve import ResolveErrors, _port_of, resolve_inputs
-from openaml.services.kinds import JobKind, JobPlan
+from openaml.services.kinds import JobPlan
+from openaml.services.kinds._controlled import ControlledKind
 from openaml.store import utcnow
 
 __all__ = ["AutoMLKind"]
@@ -70,15 +70,15 @@ def _loss(metric: str, value: float) -> float:
     return loss_of(metric, value)
 
 
-class AutoMLKind(JobKind):
+class AutoMLKind(ControlledKind):
     type = "automl"
     runs_on_compute = False  # the trials run; the AutoML job holds no slot
+
+    label = "AutoML"
 
     def __init__(self, core: Any) -> None:
         super().__init__(core)
         self._states: dict[str, _State] = {}
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_lock = threading.Lock()
 
     @property
     def jobs(self) -> Any:
@@ -211,29 +211,6 @@ class AutoMLKind(JobKind):
                                                                               else ""))
         if started is not None:
             self.on_tick(started)
-
-    def _lock(self, name: str) -> threading.Lock:
-        with self._locks_lock:
-            return self._locks.setdefault(name, threading.Lock())
-
-    def on_tick(self, row: dict[str, Any]) -> None:
-        """One controller pass over a Running AutoML job; an error fails it with the reason."""
-        with self._lock(row["name"]):
-            row = self.ctx.store.get_job(row["name"])
-            if row["status"] != JobStatus.RUNNING:
-                return
-            try:
-                self._step(row)
-            except Exception as exc:  # noqa: BLE001
-                log.exception("automl %s: pass failed", row["name"])
-                msg = getattr(exc, "message", None) or repr(exc)
-                self._finish(row, JobStatus.FAILED, error=f"the AutoML controller failed: {msg}")
-
-    def on_terminal(self, row: dict[str, Any]) -> None:
-        self._states.pop(row["name"], None)
-        with self._locks_lock:
-            self._locks.pop(row["name"], None)
-        self.core.cancel_children(row["name"], reason=f"parent job {row['name']} ended ({row['status']})")
 
     def _state(self, row: dict[str, Any]) -> _State:
         st = self._states.get(row["name"])

@@ -24,7 +24,6 @@ import json
 import logging
 import math
 import sys
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +38,8 @@ from openaml.records import JobRecord, SweepTrialRecord
 from openaml.services._job_resolve import ResolveErrors, check_command, resolve_code, resolve_inputs
 from openaml.services._sweep_policies import evaluate_policy
 from openaml.services._sweep_sampling import SweepSampler
-from openaml.services.kinds import JobKind, JobPlan
+from openaml.services.kinds import JobPlan
+from openaml.services.kinds._controlled import ControlledKind
 from openaml.store import utcnow
 
 __all__ = ["SweepKind"]
@@ -94,15 +94,15 @@ def _literal_input(value: Any) -> dict[str, Any]:
     return {"type": "string", "value": "" if value is None else str(value)}
 
 
-class SweepKind(JobKind):
+class SweepKind(ControlledKind):
     type = "sweep"
     runs_on_compute = False  # the trials run; the sweep holds no slot
+
+    label = "sweep"
 
     def __init__(self, core: Any) -> None:
         super().__init__(core)
         self._states: dict[str, _State] = {}
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_lock = threading.Lock()
 
     @property
     def jobs(self) -> Any:
@@ -181,30 +181,6 @@ class SweepKind(JobKind):
         return {**spec, "trial": trial, "inputs": inputs, "outputs": outputs, "properties": props}
 
     # ------------------------------------------------------------------ controller
-    def _lock(self, name: str) -> threading.Lock:
-        with self._locks_lock:
-            return self._locks.setdefault(name, threading.Lock())
-
-    def on_tick(self, row: dict[str, Any]) -> None:
-        """One controller pass over a Running sweep; an error fails the sweep with the reason."""
-        with self._lock(row["name"]):
-            row = self.ctx.store.get_job(row["name"])
-            if row["status"] != JobStatus.RUNNING:
-                return
-            try:
-                self._step(row)
-            except Exception as exc:  # noqa: BLE001
-                log.exception("sweep %s: pass failed", row["name"])
-                msg = getattr(exc, "message", None) or repr(exc)
-                self._finish(row, JobStatus.FAILED, error=f"the sweep controller failed: {msg}")
-
-    def on_terminal(self, row: dict[str, Any]) -> None:
-        """The sweep ended (its own end, a cancel, a failure): forget its state, cancel its trials."""
-        self._states.pop(row["name"], None)
-        with self._locks_lock:
-            self._locks.pop(row["name"], None)
-        self.core.cancel_children(row["name"], reason=f"parent job {row['name']} ended ({row['status']})")
-
     def _state(self, row: dict[str, Any]) -> _State:
         st = self._states.get(row["name"])
         if st is None:
