@@ -34,6 +34,7 @@ import math
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -491,6 +492,9 @@ def main() -> int:
         p.add_argument("--baseline-src", default="", help="a source tree (e.g. `git archive <rev> src | tar -x "
                                                           "-C /tmp/b`, give /tmp/b/src) served by a second openaml "
                                                           "server in the same run: rows labelled 'baseline'"),
+        p.add_argument("--rounds", type=int, default=1, help="measure every server this many times, in a rotated "
+                                                             "order each round; the table shows each figure's median "
+                                                             "over the rounds (1)"),
     ))
     global CONCURRENCY
     if args.concurrency:
@@ -505,6 +509,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="openaml-bench-serving-"))
     targets: list[Target] = []
     results: dict[str, dict[int, dict[str, float]]] = {}
+    rounds: dict[str, dict[int, list[dict[str, float]]]] = {}
     t_all = time.monotonic()
     try:
         progress("training the Titanic pipeline (examples/titanic/src/train.py's code) as an MLflow model")
@@ -552,18 +557,20 @@ def main() -> int:
                 if r.errors and not r.latencies:
                     t.skipped = f"wrong answers: {r.first_error}"
             live = [t for t in live if not t.skipped]
-            for i, c in enumerate(CONCURRENCY):
-                for t in rotate([*live, None] if c == 1 else live, i):
-                    if t is None:  # the limit takes its turn with the servers (the machine's load moves)
-                        progress(f"limit (raw predict in process): {duration / 2:.0f} s each")
-                        limit = raw_predict(model, duration / 2)
-                        continue
-                    progress(f"{t.name}: concurrency {c}, {duration:.0f} s")
-                    r = run_load(t.url, t.body, t.headers, c, duration, check=_prediction_ok)
-                    s = r.stats()
-                    s["rss_mb"] = t.rss()
-                    s["first_error"] = r.first_error  # type: ignore[assignment]
-                    results.setdefault(t.name, {})[c] = s
+            for k in range(max(1, args.rounds)):
+                for i, c in enumerate(CONCURRENCY):
+                    for t in rotate([*live, None] if c == 1 else live, i + k):
+                        if t is None:  # the limit takes its turn with the servers (the machine's load moves)
+                            progress(f"limit (raw predict in process): {duration / 2:.0f} s each")
+                            limit = raw_predict(model, duration / 2)
+                            continue
+                        progress(f"round {k + 1}: {t.name}: concurrency {c}, {duration:.0f} s")
+                        r = run_load(t.url, t.body, t.headers, c, duration, check=_prediction_ok)
+                        s = r.stats()
+                        s["rss_mb"] = t.rss()
+                        s["first_error"] = r.first_error  # type: ignore[assignment]
+                        rounds.setdefault(t.name, {}).setdefault(c, []).append(s)
+            results = {n: {c: _median_stats(ss) for c, ss in by_c.items()} for n, by_c in rounds.items()}
             for t in targets:
                 for p in t.procs:
                     stop_process(p)
@@ -574,13 +581,45 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     verdicts = report(targets, results, limit, duration, args.peer_workers)
+    if args.rounds > 1:
+        print_rounds(targets, rounds)
     if not args.no_save:
         path = save_results("serving", {"duration_s": duration, "limit": limit, "results": {
             n: {str(c): s for c, s in r.items()} for n, r in results.items()},
+            "rounds": {n: {str(c): ss for c, ss in r.items()} for n, r in rounds.items()},
             "skipped": {t.name: t.skipped for t in targets if t.skipped}, "targets": verdicts,
             "wall_s": time.monotonic() - t_all})
         progress(f"results in {path}")
     return 0
+
+
+def _median_stats(stats: list[dict[str, float]]) -> dict[str, float]:
+    """Each numeric figure's median over the rounds (errors summed; the first error message kept)."""
+    out: dict[str, Any] = dict(stats[0])
+    for key, v in stats[0].items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            vals = [s[key] for s in stats if isinstance(s.get(key), (int, float))]
+            out[key] = sum(vals) if key == "errors" else statistics.median(vals)
+    out["first_error"] = next((s["first_error"] for s in stats if s.get("first_error")), None)
+    return out
+
+
+def print_rounds(targets: list[Target], rounds: dict[str, dict[int, list[dict[str, float]]]]) -> None:
+    """Per round, each openaml row against the best peer of that round at the same concurrency."""
+    peers = [t.name for t in targets if t.kind == "peer" and t.name in rounds]
+    print("per round (req/s ratio to the round's best peer; p99 ours vs peer):")
+    for t in targets:
+        if t.kind == "peer" or t.name not in rounds:
+            continue
+        for c, ss in sorted(rounds[t.name].items()):
+            cells = []
+            for k, s in enumerate(ss):
+                cands = [rounds[p][c][k] for p in peers if c in rounds[p] and len(rounds[p][c]) > k]
+                if not cands:
+                    continue
+                bp = max(cands, key=lambda x: x["rps"])
+                cells.append(f"{s['rps'] / bp['rps']:.2f}x {s['p99_ms']:.0f}/{bp['p99_ms']:.0f} ms")
+            print(f"  {t.name} c={c}: " + "; ".join(cells))
 
 
 def report(targets: list[Target], results: dict[str, dict[int, dict[str, float]]], limit: dict[str, float],
