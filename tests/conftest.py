@@ -48,8 +48,10 @@ def start_server(workspace: Path, *, name: str = "test", env: dict[str, str] | N
     """Create (if needed) a workspace at ``workspace`` and start a real server on port 0."""
     full_env = {**os.environ, **(env or {})}
     if create and not (workspace / "workspace.json").exists():
-        subprocess.run([sys.executable, "-m", "openaml", "workspace", "create", "-n", name, "--path", str(workspace)],
-                       check=True, env=full_env, capture_output=True)
+        made = subprocess.run([sys.executable, "-m", "openaml", "workspace", "create", "-n", name, "--path",
+                               str(workspace)], env=full_env, capture_output=True, text=True)
+        if made.returncode != 0:  # say why (a flake seen once under load gave only "exit status 1")
+            raise RuntimeError(f"workspace create exited {made.returncode}: {made.stderr[-2000:]}{made.stdout[-500:]}")
     log = open(workspace.parent / f"{workspace.name}-server.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "openaml", "server", "--workspace", str(workspace), "--port", "0"],
                             stdout=log, stderr=subprocess.STDOUT, env=full_env)
