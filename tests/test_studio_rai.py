@@ -1,0 +1,178 @@
+"""The studio's Responsible AI dashboard pages (``/jobs/<name>/rai``, ``/models/<name>/rai``) over HTTP
+against a real server, on a ``dashboard.json`` written by a real pipeline step (tests/rai_fixture.py
+builds it from a scikit-learn model on the Titanic data)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from openaml.server.studio._rai_data import apply_filter, parse_filter
+from tests.rai_fixture import HOSTILE, HOSTILE_VALUE, write_dashboard
+
+HTML = {"Accept": "text/html"}
+MODEL = "rai-studio-model"
+
+
+def _page(url: str, path: str, **kw: Any) -> httpx.Response:
+    return httpx.get(url + path, headers=HTML, timeout=120, **kw)
+
+
+@pytest.fixture(scope="module")
+def rai_job(cli, tmp_path_factory) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """A pipeline whose ``gather`` step writes the dashboard of model ``rai-studio-model:1`` to its
+    ``dashboard`` output (and a file of another schema to ``other``); the model registered."""
+    d = tmp_path_factory.mktemp("rai-studio")
+    src = d / "src"
+    write_dashboard(src / "dash", MODEL, "1")
+    (src / "gather.py").write_text(textwrap.dedent("""\
+        import shutil, sys, json, pathlib
+        shutil.copy("dash/dashboard.json", pathlib.Path(sys.argv[1]) / "dashboard.json")
+        (pathlib.Path(sys.argv[2]) / "dashboard.json").write_text(json.dumps({"schema": "something/9"}))
+        print("gathered for", sys.argv[3])
+        """))
+    (d / "pipe.yml").write_text(textwrap.dedent(f"""\
+        type: pipeline
+        experiment_name: studio-rai
+        jobs:
+          gather:
+            type: command
+            code: src
+            command: python gather.py ${{{{outputs.dashboard}}}} ${{{{outputs.other}}}} ${{{{inputs.model_info}}}}
+            inputs:
+              model_info: "{MODEL}:1"
+            outputs:
+              dashboard: {{type: uri_folder}}
+              other: {{type: uri_folder}}
+        """))
+    (d / "model").mkdir()
+    (d / "model" / "weights.txt").write_text("w")
+    for version in ("1", "2"):
+        cli("model", "create", "--name", MODEL, "--version", version, "--path", str(d / "model"), "--type",
+            "custom_model", check=True)
+    name = cli("job", "create", "--file", str(d / "pipe.yml"), "-o", "json", check=True).json()["name"]
+    cli("job", "stream", "--name", name, timeout=600)
+    job = cli("job", "show", "--name", name, "-o", "json", check=True).json()
+    assert job["status"] == "Completed", job
+    data = json.loads((src / "dash" / "dashboard.json").read_text())
+    shutil.rmtree(d / "model")
+    return {"name": name, "data": data}
+
+
+def test_pipeline_page_draws_every_view(server, rai_job):
+    r = _page(server.url, f"/jobs/{rai_job['name']}/rai")
+    assert r.status_code == 200
+    page = r.text
+    for anchor in ('id="verdict"', 'id="cohorts"', 'id="ea-tree"', 'id="ea-heatmap"', 'id="global-importance"',
+                   'id="local-importance"', 'id="cf-table"', 'id="causal-table"', 'id="causal-chart"',
+                   'class="grid fairness-table"', 'id="mitigation"'):
+        assert anchor in page, anchor
+    data = rai_job["data"]
+    assert re.search(r'id="verdict">pass<', page)
+    # the error-analysis tree: one box per node (depth 3: up to 15), the root holding every test row
+    assert page.count('class="ea-node"') >= 3
+    root = data["error_analysis"]["tree"]
+    assert f"{root['errors']}/{root['n']} errors" in page
+    # the heat map has a cell per bin, its counts from the file
+    cell = data["error_analysis"]["heatmap"]["cells"][0]
+    assert page.count('class="hm-cell"') == len(data["error_analysis"]["heatmap"]["cells"])
+    assert f"{cell['errors']}/{cell['n']}" in page
+    # a bar per feature in the global importance chart; the causal effects with their intervals
+    assert page.count("<g class=\"bar\">") >= len(data["features"])
+    assert page.count('class="ci"') == len(data["causal"]["global_effects"])
+    # fairness by Sex: both groups, difference and ratio; the score card's checks
+    assert "By Sex" in page and "female" in page and 'class="difference"' in page and 'class="ratio"' in page
+    assert page.count('class="check"') == len(data["scorecard"]["checks"])
+    # the job page links to it
+    job_page = _page(server.url, f"/jobs/{rai_job['name']}").text
+    assert f'href="/jobs/{rai_job["name"]}/rai"' in job_page
+
+
+def test_feature_names_and_values_are_escaped(server, rai_job):
+    row = next(i for i, r in enumerate(rai_job["data"]["test"]["rows"]) if r[HOSTILE] == HOSTILE_VALUE)
+    page = _page(server.url, f"/jobs/{rai_job['name']}/rai", params={"row": str(row)}).text
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert "Deck &lt;script&gt;alert(&#39;f&#39;)&lt;/script&gt;" in page
+    assert "&lt;img src=x onerror=alert(2)&gt;" in page
+    assert "Titanic survival &lt;model&gt;" in page
+
+
+def test_user_cohort_from_query_parameters(server, rai_job):
+    data = rai_job["data"]
+    filters = ["Sex==female", "Age>=30"]
+    idx = apply_filter(data["test"]["rows"], [parse_filter(f, data["features"]) for f in filters])
+    expect_acc = sum(data["test"]["y_true"][i] == data["test"]["y_pred"][i] for i in idx) / len(idx)
+    page = _page(server.url, f"/jobs/{rai_job['name']}/rai", params=[("f", f) for f in filters]).text
+    row = page.split('id="user-cohort"', 1)[1].split("</tr>", 1)[0]
+    assert "Sex == female and Age &gt;= 30" in row
+    assert f"<td>{len(idx)}</td>" in row
+    assert f"<td>{expect_acc:.4g}</td>" in row
+    # a bad filter says why and keeps the page
+    bad = _page(server.url, f"/jobs/{rai_job['name']}/rai", params={"f": "Nope==1"})
+    assert bad.status_code == 200 and "unknown column &#39;Nope&#39;" in bad.text and 'id="user-cohort"' not in bad.text
+
+
+def test_local_importance_of_a_picked_row(server, rai_job):
+    data = rai_job["data"]
+    page = _page(server.url, f"/jobs/{rai_job['name']}/rai", params={"row": "5"}).text
+    assert "Local: row 5" in page
+    table = page.split('id="local-table"', 1)[1].split("</table>", 1)[0]
+    row = data["test"]["rows"][5]
+    contrib = dict(zip(data["features"], data["explanation"]["local_importance"][5], strict=True))
+    top = max(contrib, key=lambda f: abs(contrib[f]))
+    first = table.split("<tbody>", 1)[1].split("</tr>", 1)[0]
+    assert f"<td>{row[top]}</td>" in first and f"{contrib[top]:.4g}" in first
+    assert f'id="local-pred">{data["test"]["y_pred"][5]}<' in page
+
+
+def test_counterfactuals_highlight_changes_and_show_errors(server, rai_job):
+    rows = rai_job["data"]["counterfactual"]["rows"]
+    ok = next(r for r in rows if r["counterfactuals"])
+    page = _page(server.url, f"/jobs/{rai_job['name']}/rai", params={"cf": str(ok["index"])}).text
+    table = page.split('id="cf-table"', 1)[1].split("</table>", 1)[0]
+    assert table.count('class="cf"') == len(ok["counterfactuals"])
+    changed = sum(1 for c in ok["counterfactuals"] for f in ("Age", "Fare") if c[f] != ok["original"][f])
+    assert table.count('class="changed"') == changed > 0
+    failed = next(r for r in rows if r["error"])
+    page = _page(server.url, f"/jobs/{rai_job['name']}/rai", params={"cf": str(failed["index"])}).text
+    assert 'id="cf-error"' in page and "no counterfactual found" in page and 'id="cf-table"' not in page
+
+
+def test_model_version_page_finds_its_dashboard(server, rai_job):
+    page = _page(server.url, f"/models/{MODEL}/rai", params={"version": "1"})
+    assert page.status_code == 200 and 'id="verdict"' in page.text and rai_job["name"] in page.text
+    # version 2 is named by no dashboard
+    other = _page(server.url, f"/models/{MODEL}/rai", params={"version": "2"})
+    assert other.status_code == 200 and 'id="no-dashboard"' in other.text
+    assert f'href="/models/{MODEL}/rai?version=1"' in _page(server.url, f"/models/{MODEL}", params={"version": "1"}).text
+    assert _page(server.url, "/models/no-such-model-xyz/rai").status_code == 404
+
+
+def test_another_schema_is_reported_not_drawn(server, rai_job):
+    page = _page(server.url, f"/jobs/{rai_job['name']}/rai").text
+    assert "/other</a>" in page or "/other<" in page  # listed as a second dashboard
+    entries = re.findall(r"d=(\d)", page)
+    assert entries
+    bad = _page(server.url, f"/jobs/{rai_job['name']}/rai", params={"d": "1"})
+    assert bad.status_code == 200 and 'id="dashboard-error"' in bad.text and "something/9" in bad.text
+
+
+def test_unknown_job_is_a_404(server):
+    assert _page(server.url, "/jobs/no-such-job-xyz/rai").status_code == 404
+
+
+def test_fixture_has_the_contract_fields():
+    """The fixture writes every field of the schema in COMMON.md (the rai helper's gather output)."""
+    data = json.loads(write_dashboard(Path("/tmp") / f"rai-fixture-{id(object())}", "m", "1").read_text())
+    for key in ("schema", "title", "task_type", "model", "target_column", "classes", "features",
+                "categorical_features", "test", "metrics", "cohorts", "explanation", "error_analysis",
+                "counterfactual", "causal", "fairness", "scorecard", "libraries"):
+        assert key in data
+    assert HOSTILE in data["features"] and any(r[HOSTILE] == HOSTILE_VALUE for r in data["test"]["rows"])
