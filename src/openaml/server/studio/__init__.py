@@ -28,8 +28,8 @@ def mount_studio(app: Any) -> None:
     from openaml.server.studio._common import STATIC_DIR
     from openaml.server.studio._jobs import router as jobs_router
     from openaml.server.studio._login import router as login_router
-    from openaml.server.studio._rai import router as rai_router
     from openaml.server.studio._nouns import router as nouns_router
+    from openaml.server.studio._rai import router as rai_router
 
     app.include_router(login_router)
     app.include_router(nouns_router)
