@@ -216,6 +216,48 @@ def write_dashboard(folder: Path, model_name: str | None = "titanic-rai", model_
     return path
 
 
+def submit_dashboard_pipeline(cli: Any, d: Path, model: str) -> dict[str, Any]:
+    """Register ``model`` versions 1 and 2 and run a pipeline whose ``gather`` step writes the dashboard
+    of ``model:1`` to its ``dashboard`` output (and a file of another schema to ``other``), as the RAI
+    gather component does. Returns ``{"name": pipeline job, "data": the dashboard}``."""
+    import shutil
+    import textwrap
+
+    src = d / "src"
+    write_dashboard(src / "dash", model, "1")
+    (src / "gather.py").write_text(textwrap.dedent("""\
+        import shutil, sys, json, pathlib
+        shutil.copy("dash/dashboard.json", pathlib.Path(sys.argv[1]) / "dashboard.json")
+        (pathlib.Path(sys.argv[2]) / "dashboard.json").write_text(json.dumps({"schema": "something/9"}))
+        print("gathered for", sys.argv[3])
+        """))
+    (d / "pipe.yml").write_text(textwrap.dedent(f"""\
+        type: pipeline
+        experiment_name: studio-rai
+        jobs:
+          gather:
+            type: command
+            code: src
+            command: python gather.py ${{{{outputs.dashboard}}}} ${{{{outputs.other}}}} ${{{{inputs.model_info}}}}
+            inputs:
+              model_info: "{model}:1"
+            outputs:
+              dashboard: {{type: uri_folder}}
+              other: {{type: uri_folder}}
+        """))
+    (d / "model").mkdir()
+    (d / "model" / "weights.txt").write_text("w")
+    for version in ("1", "2"):
+        cli("model", "create", "--name", model, "--version", version, "--path", str(d / "model"), "--type",
+            "custom_model", check=True)
+    name = cli("job", "create", "--file", str(d / "pipe.yml"), "-o", "json", check=True).json()["name"]
+    cli("job", "stream", "--name", name, timeout=600)
+    job = cli("job", "show", "--name", name, "-o", "json", check=True).json()
+    assert job["status"] == "Completed", job
+    shutil.rmtree(d / "model")
+    return {"name": name, "data": json.loads((src / "dash" / "dashboard.json").read_text())}
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
     print(write_dashboard(Path(args[0]), *(args[1:3] or [])))

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,7 @@ import httpx
 import pytest
 
 from openaml.server.studio._rai_data import apply_filter, parse_filter
-from tests.rai_fixture import HOSTILE, HOSTILE_VALUE, write_dashboard
+from tests.rai_fixture import HOSTILE, HOSTILE_VALUE, submit_dashboard_pipeline, write_dashboard
 
 HTML = {"Accept": "text/html"}
 MODEL = "rai-studio-model"
@@ -27,43 +25,8 @@ def _page(url: str, path: str, **kw: Any) -> httpx.Response:
 
 @pytest.fixture(scope="module")
 def rai_job(cli, tmp_path_factory) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """A pipeline whose ``gather`` step writes the dashboard of model ``rai-studio-model:1`` to its
-    ``dashboard`` output (and a file of another schema to ``other``); the model registered."""
-    d = tmp_path_factory.mktemp("rai-studio")
-    src = d / "src"
-    write_dashboard(src / "dash", MODEL, "1")
-    (src / "gather.py").write_text(textwrap.dedent("""\
-        import shutil, sys, json, pathlib
-        shutil.copy("dash/dashboard.json", pathlib.Path(sys.argv[1]) / "dashboard.json")
-        (pathlib.Path(sys.argv[2]) / "dashboard.json").write_text(json.dumps({"schema": "something/9"}))
-        print("gathered for", sys.argv[3])
-        """))
-    (d / "pipe.yml").write_text(textwrap.dedent(f"""\
-        type: pipeline
-        experiment_name: studio-rai
-        jobs:
-          gather:
-            type: command
-            code: src
-            command: python gather.py ${{{{outputs.dashboard}}}} ${{{{outputs.other}}}} ${{{{inputs.model_info}}}}
-            inputs:
-              model_info: "{MODEL}:1"
-            outputs:
-              dashboard: {{type: uri_folder}}
-              other: {{type: uri_folder}}
-        """))
-    (d / "model").mkdir()
-    (d / "model" / "weights.txt").write_text("w")
-    for version in ("1", "2"):
-        cli("model", "create", "--name", MODEL, "--version", version, "--path", str(d / "model"), "--type",
-            "custom_model", check=True)
-    name = cli("job", "create", "--file", str(d / "pipe.yml"), "-o", "json", check=True).json()["name"]
-    cli("job", "stream", "--name", name, timeout=600)
-    job = cli("job", "show", "--name", name, "-o", "json", check=True).json()
-    assert job["status"] == "Completed", job
-    data = json.loads((src / "dash" / "dashboard.json").read_text())
-    shutil.rmtree(d / "model")
-    return {"name": name, "data": data}
+    """A pipeline whose ``gather`` step writes the dashboard of model ``rai-studio-model:1``."""
+    return submit_dashboard_pipeline(cli, tmp_path_factory.mktemp("rai-studio"), MODEL)
 
 
 def test_pipeline_page_draws_every_view(server, rai_job):
