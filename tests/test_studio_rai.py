@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import httpx
 import pytest
 
 from openaml.server.studio._rai_data import apply_filter, parse_filter
-from tests.rai_fixture import HOSTILE, HOSTILE_VALUE, submit_dashboard_pipeline, write_dashboard
+from tests.rai_fixture import HOSTILE, HOSTILE_VALUE, TITANIC, submit_dashboard_pipeline, write_dashboard
 
 HTML = {"Accept": "text/html"}
 MODEL = "rai-studio-model"
@@ -139,3 +141,98 @@ def test_fixture_has_the_contract_fields():
                 "counterfactual", "causal", "fairness", "scorecard", "libraries"):
         assert key in data
     assert HOSTILE in data["features"] and any(r[HOSTILE] == HOSTILE_VALUE for r in data["test"]["rows"])
+
+
+# ---------------------------------------------------------------------------- explanations from jobs
+@pytest.fixture(scope="module")
+def shap_job(cli, tmp_path_factory) -> str:  # type: ignore[no-untyped-def]
+    """A training job that logs MLflow's SHAP explanation (default folder) and, with
+    openaml.tracking.log_explanation, a named one (folder ``named_shap``); one feature name holds HTML."""
+    d = tmp_path_factory.mktemp("shap-job")
+    (d / "src").mkdir()
+    shutil.copy(TITANIC, d / "src" / "titanic.csv")
+    (d / "src" / "train.py").write_text(textwrap.dedent("""\
+        import mlflow, mlflow.shap, pandas as pd
+        from sklearn.linear_model import LogisticRegression
+        from openaml.tracking import log_explanation
+        df = pd.read_csv("titanic.csv")
+        X = pd.DataFrame({"Pclass": df.Pclass, "is_female": (df.Sex == "female").astype(int),
+                          "Age": df.Age.fillna(28.0), "SibSp": df.SibSp, "Parch": df.Parch,
+                          "Fare <b>x</b>": df.Fare})
+        model = LogisticRegression(max_iter=1000).fit(X.to_numpy(), df.Survived)
+        with mlflow.start_run():
+            mlflow.shap.log_explanation(model.predict_proba, X.iloc[:12].to_numpy())
+            log_explanation(lambda a: model.predict_proba(a)[:, 1], X.iloc[:12], artifact_path="named_shap")
+        """))
+    (d / "job.yml").write_text("type: command\ncode: src\ncommand: python train.py\nexperiment_name: studio-rai\n")
+    name = cli("job", "create", "--file", str(d / "job.yml"), "-o", "json", check=True).json()["name"]
+    cli("job", "stream", "--name", name, timeout=600)
+    job = cli("job", "show", "--name", name, "-o", "json", check=True).json()
+    assert job["status"] == "Completed", job.get("error")
+    return name
+
+
+def _npy(url: str, job: str, rel: str) -> Any:
+    import io
+
+    import numpy as np
+
+    r = httpx.get(f"{url}/jobs/{job}/files/artifacts/{rel}", timeout=60)
+    r.raise_for_status()
+    return np.load(io.BytesIO(r.content), allow_pickle=False)
+
+
+def test_shap_explanation_of_a_job_on_its_run_page(server, shap_job):
+    job_page = _page(server.url, f"/jobs/{shap_job}").text
+    assert f'href="/jobs/{shap_job}/explanations"' in job_page
+    page = _page(server.url, f"/jobs/{shap_job}/explanations").text
+    assert page.count('<section class="shap"') == 2
+    plain = page.split('data-path="model_explanations_shap"', 1)[1].split("</section>", 1)[0]
+    named = page.split('data-path="named_shap"', 1)[1].split("</section>", 1)[0]
+    # MLflow's own folder: no names recorded, two outputs (predict_proba); the positive class shown
+    values = _npy(server.url, shap_job, "model_explanations_shap/shap_values.npy")
+    assert values.shape == (12, 6, 2)
+    mean_abs = abs(values[:, :, 1]).mean(axis=0)
+    top = int(mean_abs.argmax())
+    first_bar = plain.split('id="shap-global"', 1)[1].split("</g>", 1)[0]
+    assert f">feature {top}<" in first_bar and f"{mean_abs[top]:.4g}" in first_bar
+    assert "summary_bar_plot.png" in plain
+    # openaml's helper: named features (escaped), the row's values beside its SHAP values
+    nv = _npy(server.url, shap_job, "named_shap/shap_values.npy")
+    names = ["Pclass", "is_female", "Age", "SibSp", "Parch", "Fare <b>x</b>"]
+    top_named = names[int(abs(nv).mean(axis=0).argmax())]
+    first = named.split('id="shap-global"', 1)[1].split("</g>", 1)[0]
+    assert (top_named.replace("<", "&lt;").replace(">", "&gt;")) in first
+    assert "Fare &lt;b&gt;x&lt;/b&gt;" in named and "<b>x</b>" not in page
+    row3 = _page(server.url, f"/jobs/{shap_job}/explanations", params={"row": "3"}).text
+    named3 = row3.split('data-path="named_shap"', 1)[1].split("</section>", 1)[0]
+    assert "Local: row 3" in named3
+    contrib = dict(zip(names, nv[3], strict=True))
+    best = max(contrib, key=lambda f: abs(contrib[f]))
+    first_row = named3.split('shap-local-table', 1)[1].split("<tbody>", 1)[1].split("</tr>", 1)[0]
+    assert f"{contrib[best]:.4g}" in first_row
+
+
+def test_a_job_without_explanations_says_how_to_log_one(server, rai_job):
+    page = _page(server.url, f"/jobs/{rai_job['name']}/explanations")
+    assert page.status_code == 200 and 'id="no-explanations"' in page.text
+    assert "explanations-link" not in _page(server.url, f"/jobs/{rai_job['name']}").text
+    assert _page(server.url, "/jobs/no-such-job-xyz/explanations").status_code == 404
+
+
+@pytest.mark.slow
+def test_automl_explanations_show_on_the_automl_job_and_its_trial(ml_client, server, tmp_path):
+    """AutoML's ``enable_model_explainability`` output (permutation importance of the best model)."""
+    from tests.test_automl import _frame, _job, _mltable
+
+    job = ml_client.jobs.create_or_update(_job(_mltable(tmp_path / "d", _frame())))
+    ml_client.jobs.wait(job.name, timeout=900)
+    raw = ml_client.jobs.get_raw(job.name)
+    assert raw["status"] == "Completed", raw.get("error")
+    page = _page(server.url, f"/jobs/{job.name}/explanations").text
+    assert 'class="automl-importance"' in page and raw["best_child_run_id"] in page
+    top = raw["feature_importance"][0]
+    assert f"<td>{top['feature']}</td>" in page
+    assert f'href="/jobs/{job.name}/explanations"' in _page(server.url, f"/jobs/{job.name}").text
+    trial = _page(server.url, f"/jobs/{raw['best_child_run_id']}/explanations").text
+    assert "outputs/explanation/global_importance.json" in trial and f"<td>{top['feature']}</td>" in trial
