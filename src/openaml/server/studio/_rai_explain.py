@@ -174,9 +174,9 @@ def job_explanations(request: Request, name: str, row: int = 0, output: int | No
     if rec.get("feature_importance"):
         items = _automl_items(rec["feature_importance"])
         automl.append({"source": f"best trial {rec.get('best_child_run_id') or ''}".strip(),
-                       "trial": rec.get("best_child_run_id"), "chart": bars(items[:TOP]), "items": items})
+                       "trial": rec.get("best_child_run_id"), "chart": bars(items[:TOP]), "ranked": items})
     for path in found["automl"]:
         items = _automl_items(_json(path))
         automl.append({"source": path.relative_to(root).as_posix(), "trial": None, "chart": bars(items[:TOP]),
-                       "items": items})
+                       "ranked": items})
     return render(request, "rai_explanations.html", job=rec, shap=shap_items, automl=automl, row=row)
