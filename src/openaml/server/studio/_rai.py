@@ -26,6 +26,7 @@ from openaml.server.studio._rai_data import (
     cohort_metrics,
     filter_text,
     job_dashboards,
+    linked_dashboards,
     load_dashboard,
     model_dashboards,
     parse_filter,
@@ -188,6 +189,9 @@ def model_rai(request: Request, name: str, version: str | None = None) -> HTMLRe
         entries = model_dashboards(ctx, name, str(model["version"]), model.get("job_name"))
     except OpenAMLError:
         entries = []
+    for e in linked_dashboards(ctx, (model.get("tags") or {}).get("rai.scorecard")):
+        if not any(x["path"] == e["path"] for x in entries):
+            entries.insert(0, e)  # the score card the version's verdict comes from, first
     return _page(request, entries, title=f"Responsible AI: model {name}:{model['version']}",
                  back=f"/models/{name}?version={model['version']}", back_label=f"model {name}:{model['version']}",
                  base=f"/models/{name}/rai", base_params={"version": str(model["version"])})

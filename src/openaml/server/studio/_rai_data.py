@@ -5,9 +5,9 @@ Where a dashboard is found (docs/guide/rai.md, "Studio, explanations and the pro
 
 - a job's dashboards are the outputs of the job, or of its child jobs (a pipeline's steps, two levels
   down), whose folder holds ``dashboard.json``: the RAI gather component's ``dashboard`` output;
-- a model version's dashboards are those of the jobs that name the model (its name appears in the
-  job's definition: ``model_info: name:version`` or ``model_input: azureml:name:version`` of the
-  constructor; the newest :data:`MODEL_SCAN` such jobs) and of the job that produced it, whose
+- a model version's dashboards are the one its ``rai.scorecard`` tag links (``<job>/<output>``)
+  and those of the jobs that name the model (its name appears in the job's definition:
+  ``model_info: name:version`` or ``model_input: azureml:name:version`` of the constructor; the newest :data:`MODEL_SCAN` such jobs) and of the job that produced it, whose
   ``model`` field names that version (``{"name", "version"}``).
 
 Nothing is indexed: the scan reads the job table (one SQL query) and the files; parsed dashboards are
@@ -27,7 +27,8 @@ from sqlalchemy import String, cast, select
 
 from openaml.errors import OpenAMLError
 
-__all__ = ["SCHEMA", "MODEL_SCAN", "load_dashboard", "job_dashboards", "model_dashboards", "parse_filter",
+__all__ = ["SCHEMA", "MODEL_SCAN", "load_dashboard", "job_dashboards", "model_dashboards", "linked_dashboards",
+           "parse_filter",
            "apply_filter", "cohort_metrics", "filter_text"]
 
 SCHEMA = "openaml.rai.dashboard/1"
@@ -122,6 +123,19 @@ def model_dashboards(ctx: Any, name: str, version: str, producer: str | None) ->
             if str(model.get("name")) == name and str(model.get("version")) == str(version):
                 out.append(entry)
     return out
+
+
+def linked_dashboards(ctx: Any, ref: str | None) -> list[dict[str, Any]]:
+    """The dashboard a model version's ``rai.scorecard`` tag (``<job>/<output>``) links, if that output
+    holds one (the RAI gate's score card: services/rai_gate.py)."""
+    job, sep, output = str(ref or "").partition("/")
+    if not sep:
+        return []
+    try:
+        row = ctx.store.get_job(job)
+    except OpenAMLError:
+        return []
+    return [e for e in _outputs_with_dashboard(ctx.services["jobs"], row) if e["output"] == output]
 
 
 # ---------------------------------------------------------------------------- cohorts
