@@ -7,8 +7,9 @@ Where a dashboard is found (docs/guide/rai.md, "Studio, explanations and the pro
   down), whose folder holds ``dashboard.json``: the RAI gather component's ``dashboard`` output;
 - a model version's dashboards are the one its ``rai.scorecard`` tag links (``<job>/<output>``)
   and those of the jobs that name the model (its name appears in the job's definition:
-  ``model_info: name:version`` or ``model_input: azureml:name:version`` of the constructor; the newest :data:`MODEL_SCAN` such jobs) and of the job that produced it, whose
-  ``model`` field names that version (``{"name", "version"}``).
+  ``model_info: name:version`` or ``model_input: azureml:name:version`` of the constructor; the
+  newest :data:`MODEL_SCAN` such jobs) and of the job that produced it, whose ``model`` field names
+  that version (``{"name", "version"}``).
 
 Nothing is indexed: the scan reads the job table (one SQL query) and the files; parsed dashboards are
 cached by path, modification time and size.
