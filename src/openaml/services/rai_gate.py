@@ -38,6 +38,8 @@ POLICY_KEY = "policy.rai_gate"
 TAG_SCORECARD, TAG_VERDICT, TAG_FAILED = "rai.scorecard", "rai.verdict", "rai.failed"
 _DERIVED = (TAG_VERDICT, TAG_FAILED)
 
+_ALL_DEPLOYMENTS: list[Literal["online", "batch"]] = ["online", "batch"]
+
 
 class RaiGatePolicy(pydantic.BaseModel):
     """The workspace's promotion policy (see the module docstring)."""
@@ -47,7 +49,7 @@ class RaiGatePolicy(pydantic.BaseModel):
     require: Literal["pass"] | None = None
     protected_tags: list[str] = pydantic.Field(default_factory=list)
     protected_stages: list[str] = pydantic.Field(default_factory=list)
-    deployments: list[Literal["online", "batch"]] = pydantic.Field(default_factory=lambda: ["online", "batch"])
+    deployments: list[Literal["online", "batch"]] = pydantic.Field(default_factory=lambda: _ALL_DEPLOYMENTS.copy())
 
 
 def _check_text(c: dict[str, Any]) -> str:

@@ -42,6 +42,6 @@ def log_explanation(predict_function: Any, features: Any, artifact_path: str = "
     frame = features if isinstance(features, pd.DataFrame) else pd.DataFrame(features)
     names = [str(c) for c in frame.columns]
     frame = frame.set_axis(names, axis=1)
-    mlflow.log_dict(names, f"{artifact_path}/feature_names.json")
+    mlflow.log_text(json.dumps(names), f"{artifact_path}/feature_names.json")
     mlflow.log_text(json.dumps(json.loads(frame.to_json(orient="records"))), f"{artifact_path}/features.json")
     return uri

@@ -145,7 +145,8 @@ def dashboard_view(data: dict[str, Any], params: dict[str, Any]) -> dict[str, An
 def _page(request: Request, entries: list[dict[str, Any]], *, title: str, back: str, back_label: str,
           base: str, base_params: dict[str, str]) -> HTMLResponse:
     qp = request.query_params
-    params = {"f": [f for f in qp.getlist("f") if f.strip()], "row": qp.get("row"), "cf": qp.get("cf")}
+    filters = [f for f in qp.getlist("f") if f.strip()]
+    params: dict[str, Any] = {"f": filters, "row": qp.get("row"), "cf": qp.get("cf")}
     pick = max(0, min(_int(qp.get("d"), 0), len(entries) - 1)) if entries else 0
     data, error, view = None, None, None
     if entries:
@@ -158,7 +159,7 @@ def _page(request: Request, entries: list[dict[str, Any]], *, title: str, back: 
     def link(**changes: Any) -> str:
         q: dict[str, Any] = {**base_params, "d": pick, "row": params["row"], "cf": params["cf"], **changes}
         pairs = [(k, v) for k, v in q.items() if v not in (None, "") and k != "f"]
-        pairs += [("f", f) for f in (changes["f"] if "f" in changes else params["f"])]
+        pairs += [("f", f) for f in (changes["f"] if "f" in changes else filters)]
         return base + "?" + urlencode(pairs)
 
     return render(request, "rai_dashboard.html", title=title, back=back, back_label=back_label, entries=entries,
