@@ -96,7 +96,10 @@ def job_dashboards(ctx: Any, name: str) -> list[dict[str, Any]]:
                 found.extend(_outputs_with_dashboard(jobs_svc, child))
                 nxt.append(child)
         level = nxt
-    return found
+    unique: dict[str, dict[str, Any]] = {}
+    for e in found:  # a pipeline output bound to its step's output is one folder: listed once
+        unique.setdefault(str(e["path"]), e)
+    return list(unique.values())
 
 
 def model_dashboards(ctx: Any, name: str, version: str, producer: str | None) -> list[dict[str, Any]]:
