@@ -216,6 +216,16 @@ def write_dashboard(folder: Path, model_name: str | None = "titanic-rai", model_
     return path
 
 
+MINIMAL = {"schema": "openaml.rai.dashboard/1", "title": "regression, no insights", "task_type": "regression",
+           "model": {"name": None, "version": None, "uri": None}, "target_column": "y", "classes": None,
+           "features": ["x"], "categorical_features": [],
+           "test": {"n_rows": 4, "rows": [{"x": 1}, {"x": 2}, {"x": 3}, {"x": 4}], "y_true": [1.0, 2.0, 3.0, 4.0],
+                    "y_pred": [1.5, 2.0, 2.5, 4.0], "y_proba": None},
+           "metrics": {"overall": {"mae": 0.25, "rmse": 0.3536, "r2": 0.9}}, "cohorts": [], "explanation": None,
+           "error_analysis": None, "counterfactual": None, "causal": None, "fairness": None, "scorecard": None,
+           "libraries": {}}
+
+
 def submit_dashboard_pipeline(cli: Any, d: Path, model: str) -> dict[str, Any]:
     """Register ``model`` versions 1 and 2 and run a pipeline whose ``gather`` step writes the dashboard
     of ``model:1`` to its ``dashboard`` output (and a file of another schema to ``other``), as the RAI
@@ -225,10 +235,12 @@ def submit_dashboard_pipeline(cli: Any, d: Path, model: str) -> dict[str, Any]:
 
     src = d / "src"
     write_dashboard(src / "dash", model, "1")
+    (src / "minimal.json").write_text(json.dumps(MINIMAL))
     (src / "gather.py").write_text(textwrap.dedent("""\
         import shutil, sys, json, pathlib
         shutil.copy("dash/dashboard.json", pathlib.Path(sys.argv[1]) / "dashboard.json")
         (pathlib.Path(sys.argv[2]) / "dashboard.json").write_text(json.dumps({"schema": "something/9"}))
+        shutil.copy("minimal.json", pathlib.Path(sys.argv[4]) / "dashboard.json")
         print("gathered for", sys.argv[3])
         """))
     (d / "pipe.yml").write_text(textwrap.dedent(f"""\
@@ -238,12 +250,15 @@ def submit_dashboard_pipeline(cli: Any, d: Path, model: str) -> dict[str, Any]:
           gather:
             type: command
             code: src
-            command: python gather.py ${{{{outputs.dashboard}}}} ${{{{outputs.other}}}} ${{{{inputs.model_info}}}}
+            command: >-
+              python gather.py ${{{{outputs.dashboard}}}} ${{{{outputs.other}}}} ${{{{inputs.model_info}}}}
+              ${{{{outputs.minimal}}}}
             inputs:
               model_info: "{model}:1"
             outputs:
               dashboard: {{type: uri_folder}}
               other: {{type: uri_folder}}
+              minimal: {{type: uri_folder}}
         """))
     (d / "model").mkdir()
     (d / "model" / "weights.txt").write_text("w")
