@@ -101,6 +101,9 @@ def test_a_verdict_cannot_be_claimed_nor_linked_to_nothing(gate):
         _create(gate, **{"rai.scorecard": f"{job}/empty"})
     with pytest.raises(NotFoundError):
         ml.models.update(MODEL, gate["versions"]["fail"], tags={"rai.scorecard": "no-such-job-xyz/out"})
+    # the passing score card is version 1's: it cannot be version 2's verdict
+    with pytest.raises(ValidationError, match=rf"that score card is of model {MODEL}:1, not {MODEL}:2"):
+        ml.models.update(MODEL, gate["versions"]["fail"], tags={"rai.scorecard": f"{job}/passing"})
     assert len(ml.models.list(MODEL)) == before  # nothing registered by a refused create
     assert ml.models.get(MODEL, version=gate["versions"]["fail"]).tags["rai.verdict"] == "fail"
 
@@ -132,6 +135,13 @@ def test_a_protected_tag_or_stage_needs_a_passing_verdict(gate):
     bare = _create(gate)
     with pytest.raises(ConflictError, match="no RAI score card verdict; link one with: openaml model update"):
         ml.models.update(MODEL, bare.version, tags={"production": "yes"})
+    # a verdict tag forged through MLflow's own API does not open the gate: the score card file decides
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(tracking_uri=f"{gate['url']}/mlflow", registry_uri=f"{gate['url']}/mlflow").set_model_version_tag(
+        MODEL, v["fail"], "rai.verdict", "pass")
+    with pytest.raises(ConflictError, match="verdict is 'fail'"):
+        ml.models.update(MODEL, v["fail"], tags={"production": "true"})
     ok = ml.models.update(MODEL, v["pass"], tags={"production": "true"}, stage="Production")
     assert ok.tags["production"] == "true" and ok.stage == "Production"
     # registering a version under a protected tag: its linked score card must pass, in the same call

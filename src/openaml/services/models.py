@@ -293,10 +293,11 @@ class ModelService:
         if version is not None:
             self._check_new(model.name, version)
         gate = RaiGateService(self.ctx)
-        tags = gate.derive_tags(model.tags)  # before any file is copied: a bad score card loses nothing
+        # before any file is copied: a bad score card loses nothing
+        tags = gate.derive_tags(model.tags, name=model.name, version=str(version) if version else None)
         hits = gate.protected(tags, model.stage)
         if hits:
-            gate.check(model.name, str(version or "(new)"), tags, f"be registered with {', '.join(hits)}")
+            gate.check(model.name, str(version) if version else None, tags, f"be registered with {', '.join(hits)}")
         fetched = self._fetch_remote(model.path)  # an object-store datastore's files: copied here first
         try:
             local, base, job_name = fetched or self._resolve_path(model.path)
@@ -328,7 +329,7 @@ class ModelService:
             if str(key).startswith(("openaml.", "mlflow.")):
                 raise ValidationError(f"tag {key!r}: tags starting with openaml. or mlflow. are the server's",
                                       details={"field": f"tags.{key}"})
-        new_tags = gate.derive_tags(tags or {})
+        new_tags = gate.derive_tags(tags or {}, name=name, version=v)
         merged = {**rec["tags"], **new_tags}
         changed_stage = stage if stage is not None and stage != rec["tags"].get(TAG_STAGE) else None
         hits = gate.protected({k: val for k, val in new_tags.items() if rec["tags"].get(k) != val}, changed_stage)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import pydantic
 
@@ -50,6 +50,18 @@ class RaiGatePolicy(pydantic.BaseModel):
     protected_tags: list[str] = pydantic.Field(default_factory=list)
     protected_stages: list[str] = pydantic.Field(default_factory=list)
     deployments: list[Literal["online", "batch"]] = pydantic.Field(default_factory=lambda: _ALL_DEPLOYMENTS.copy())
+
+
+def _same_model(model: dict[str, Any], name: str | None, version: str | None, ref: str) -> None:
+    """A score card naming a model must be of ``name`` (and ``version``, when both are known)."""
+    if not isinstance(model, dict) or not name or not model.get("name"):
+        return
+    other = str(model["name"]) != name or (version is not None and model.get("version") is not None
+                                           and str(model["version"]) != str(version))
+    if other:
+        raise ValidationError(f"tag {TAG_SCORECARD}={ref!r}: that score card is of model "
+                              f"{model['name']}:{model.get('version')}, not {name}:{version or '(new)'}",
+                              details={"field": f"tags.{TAG_SCORECARD}"})
 
 
 def _check_text(c: dict[str, Any]) -> str:
@@ -93,11 +105,13 @@ class RaiGateService:
         return policy
 
     # ------------------------------------------------------------------ verdict
-    def read_scorecard(self, ref: str) -> dict[str, Any]:
-        """The score card at ``<job>/<output>``: ``{"verdict", "checks"}``.
+    def read_scorecard(self, ref: str, *, name: str | None = None, version: str | None = None) -> dict[str, Any]:
+        """The score card at ``<job>/<output>``: ``{"verdict", "checks", "model"}``. With ``name`` (and
+        ``version``), a dashboard whose ``model`` names another model or version is refused.
 
         Raises:
-            ValidationError: ``ref`` is not ``<job>/<output>``, or the output holds no score card.
+            ValidationError: ``ref`` is not ``<job>/<output>``, the output holds no score card, or the
+                score card is another model's.
             NotFoundError: unknown job or output.
         """
         job, sep, output = str(ref).strip().partition("/")
@@ -106,21 +120,27 @@ class RaiGateService:
                                   "holds the RAI score card, e.g. the gather step's dashboard)",
                                   details={"field": f"tags.{TAG_SCORECARD}"})
         folder = Path(self.ctx.services["jobs"].output_dir(job, output))
-        for name, pick in (("scorecard.json", lambda d: d), ("dashboard.json", lambda d: d.get("scorecard"))):
-            path = folder / name if folder.is_dir() else folder
-            if path.name == name and path.is_file():
-                try:
-                    card = pick(json.loads(path.read_text(encoding="utf-8")))
-                except (ValueError, AttributeError) as e:
-                    raise ValidationError(f"tag {TAG_SCORECARD}={ref!r}: {name} is not valid JSON: {e}") from None
-                if isinstance(card, dict) and card.get("verdict") in ("pass", "fail"):
-                    return {"verdict": card["verdict"], "checks": list(card.get("checks") or [])}
+        for file in ("scorecard.json", "dashboard.json"):
+            path = folder / file if folder.is_dir() else folder
+            if path.name != file or not path.is_file():
+                continue
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError as e:
+                raise ValidationError(f"tag {TAG_SCORECARD}={ref!r}: {file} is not valid JSON: {e}") from None
+            card = data.get("scorecard") if file == "dashboard.json" and isinstance(data, dict) else data
+            if isinstance(card, dict) and card.get("verdict") in ("pass", "fail"):
+                model = (data.get("model") if isinstance(data, dict) else None) or card.get("model") or {}
+                _same_model(model, name, version, ref)
+                return {"verdict": card["verdict"], "checks": list(card.get("checks") or []), "model": model}
         raise ValidationError(f"tag {TAG_SCORECARD}={ref!r}: output {output!r} of job {job!r} holds no score card "
                               "(a dashboard.json with a scorecard, or a scorecard.json with verdict pass/fail)",
                               details={"field": f"tags.{TAG_SCORECARD}"})
 
-    def derive_tags(self, tags: dict[str, Any]) -> dict[str, str]:
-        """``tags`` with ``rai.verdict``/``rai.failed`` derived from ``rai.scorecard`` when it is given.
+    def derive_tags(self, tags: dict[str, Any], *, name: str | None = None,
+                    version: str | None = None) -> dict[str, str]:
+        """``tags`` with ``rai.verdict``/``rai.failed`` derived from ``rai.scorecard`` when it is given
+        (the score card must be of model ``name`` version ``version`` when it names a model).
 
         Raises:
             ValidationError: the caller set ``rai.verdict`` or ``rai.failed``; a bad score card reference.
@@ -131,7 +151,7 @@ class RaiGateService:
             raise ValidationError(f"tag {claimed[0]!r} is written by the server from the score card; set "
                                   f"{TAG_SCORECARD}=<job>/<output> instead", details={"field": f"tags.{claimed[0]}"})
         if TAG_SCORECARD in out:
-            card = self.read_scorecard(out[TAG_SCORECARD])
+            card = self.read_scorecard(out[TAG_SCORECARD], name=name, version=version)
             out[TAG_VERDICT] = card["verdict"]
             out[TAG_FAILED] = "; ".join(_check_text(c) for c in card["checks"] if not c.get("passed"))
         return out
@@ -151,22 +171,34 @@ class RaiGateService:
             hits.append(f"stage {stage}")
         return hits
 
-    def check(self, name: str, version: str, tags: dict[str, str], action: str) -> None:
-        """Raise ConflictError unless the version's tags carry a passing verdict (when the policy asks)."""
+    def check(self, name: str, version: str | None, tags: dict[str, str], action: str) -> None:
+        """Raise ConflictError unless the version's linked score card passes (when the policy asks).
+
+        The verdict is read again from the score card file (``rai.scorecard``), not trusted from the
+        ``rai.verdict`` tag, which MLflow's own API could change. ``version`` None: a version being
+        registered (its number is not known yet)."""
         if self.get_policy().require is None:
             return
-        verdict = tags.get(TAG_VERDICT)
-        if verdict == "pass":
+        shown = f"{name}:{version or '(new)'}"
+        ref = tags.get(TAG_SCORECARD)
+        if not ref:
+            link = (f"openaml model update -n {name} -v {version} --set tags.{TAG_SCORECARD}=<job>/<output>"
+                    if version else f"tag {TAG_SCORECARD}=<job>/<output>")
+            self._refuse(shown, action, f"it has no RAI score card verdict; link one with: {link}", None, None)
+        try:
+            card = self.read_scorecard(str(ref), name=name, version=version)
+        except (ValidationError, NotFoundError) as e:
+            self._refuse(shown, action, f"its linked score card cannot be used: {e.message}", None, None)
+        if card["verdict"] == "pass":
             return
-        if verdict is None:
-            why = (f"it has no RAI score card verdict; link one with: openaml model update -n {name} -v {version} "
-                   f"--set tags.{TAG_SCORECARD}=<job>/<output>")
-        else:
-            why = (f"its RAI score card verdict is {verdict!r} ({TAG_SCORECARD}={tags.get(TAG_SCORECARD)}): failing "
-                   f"checks: {tags.get(TAG_FAILED) or 'not recorded'}")
-        raise ConflictError(f"model {name}:{version} cannot {action}: the workspace's RAI gate requires a passing "
-                            f"verdict and {why}", details={"model": f"{name}:{version}", "verdict": verdict,
-                                                           "failed": tags.get(TAG_FAILED)})
+        failed = "; ".join(_check_text(c) for c in card["checks"] if not c.get("passed"))
+        self._refuse(shown, action, f"its RAI score card verdict is {card['verdict']!r} ({TAG_SCORECARD}={ref}): "
+                     f"failing checks: {failed or 'not recorded'}", card["verdict"], failed)
+
+    @staticmethod
+    def _refuse(shown: str, action: str, why: str, verdict: str | None, failed: str | None) -> NoReturn:
+        raise ConflictError(f"model {shown} cannot {action}: the workspace's RAI gate requires a passing verdict and "
+                            f"{why}", details={"model": shown, "verdict": verdict, "failed": failed})
 
     def check_deployment(self, kind: Literal["online", "batch"], name: str | None, version: str | None,
                          where: str) -> None:
