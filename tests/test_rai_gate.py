@@ -192,6 +192,9 @@ def test_the_studio_shows_the_verdict_of_the_linked_score_card(gate):
     page = httpx.get(f"{gate['url']}/models/{MODEL}/rai", params={"version": gate["versions"]["fail"]},
                      headers={"Accept": "text/html"}, timeout=60).text
     assert 'id="verdict">fail<' in page and "FAILED" in page
+    model_page = httpx.get(f"{gate['url']}/models/{MODEL}", params={"version": gate["versions"]["pass"]},
+                           headers={"Accept": "text/html"}, timeout=60).text
+    assert 'id="rai-verdict">pass<' in model_page
 
 
 def test_cli_model_update_refuses_fields_it_cannot_change(gate):
