@@ -55,6 +55,11 @@ def test_pipeline_page_draws_every_view(server, rai_job):
     # fairness by Sex: both groups, difference and ratio; the score card's checks
     assert "By Sex" in page and "female" in page and 'class="difference"' in page and 'class="ratio"' in page
     assert page.count('class="check"') == len(data["scorecard"]["checks"])
+    # the mitigation's before/after, per sensitive feature
+    mit = page.split('id="mitigation"', 1)[1].split("</table>", 1)[0]
+    after = data["fairness"]["mitigation"]["after"]["Sex"]["difference"]["selection_rate"]
+    before = data["fairness"]["sensitive_features"]["Sex"]["difference"]["selection_rate"]
+    assert f"<td>selection_rate difference (Sex)</td><td>{before:.4g}</td><td>{after:.4g}</td>" in mit
     # the job page links to it
     job_page = _page(server.url, f"/jobs/{rai_job['name']}").text
     assert f'href="/jobs/{rai_job["name"]}/rai"' in job_page
@@ -249,3 +254,17 @@ def test_automl_explanations_show_on_the_automl_job_and_its_trial(ml_client, ser
     assert f'href="/jobs/{job.name}/explanations"' in _page(server.url, f"/jobs/{job.name}").text
     trial = _page(server.url, f"/jobs/{raw['best_child_run_id']}/explanations").text
     assert "outputs/explanation/global_importance.json" in trial and f"<td>{top['feature']}</td>" in trial
+
+
+def test_mitigation_in_either_shape():
+    """before/after as ``{metric: value}`` or per sensitive feature (fairlearn's report)."""
+    from openaml.server.studio._rai import mitigation_rows
+
+    flat = mitigation_rows({"before": {"accuracy": 0.8}, "after": {"accuracy": 0.78, "dp": 0.1}})
+    assert flat == [{"label": "accuracy", "before": 0.8, "after": 0.78}, {"label": "dp", "before": None, "after": 0.1}]
+    nested = mitigation_rows({"before": {"Sex": {"difference": {"selection_rate": 0.5}, "overall": {"recall": 0.7}}},
+                              "after": {"Sex": {"difference": {"selection_rate": 0.1}}}})
+    assert nested == [{"label": "recall (Sex)", "before": 0.7, "after": None},
+                      {"label": "selection_rate difference (Sex)", "before": 0.5, "after": 0.1}]
+    assert mitigation_rows(None) == []
+

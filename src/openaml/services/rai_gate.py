@@ -120,7 +120,7 @@ class RaiGateService:
                                   "holds the RAI score card, e.g. the gather step's dashboard)",
                                   details={"field": f"tags.{TAG_SCORECARD}"})
         folder = Path(self.ctx.services["jobs"].output_dir(job, output))
-        for file in ("scorecard.json", "dashboard.json"):
+        for file in ("dashboard.json", "scorecard.json"):  # the dashboard names its model: checked
             path = folder / file if folder.is_dir() else folder
             if path.name != file or not path.is_file():
                 continue

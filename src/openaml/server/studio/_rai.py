@@ -32,7 +32,7 @@ from openaml.server.studio._rai_data import (
     parse_filter,
 )
 
-__all__ = ["router", "dashboard_view"]
+__all__ = ["router", "dashboard_view", "mitigation_rows"]
 
 router = APIRouter(include_in_schema=False)
 TOP_FEATURES = 30  # bars drawn in an importance chart (the table below lists every feature)
@@ -48,6 +48,26 @@ def _int(value: str | None, default: int) -> int:
 
 def _by_value(d: dict[str, Any] | None) -> list[tuple[str, Any]]:
     return sorted(((str(k), v) for k, v in (d or {}).items()), key=lambda kv: -abs(float(kv[1] or 0)))
+
+
+def mitigation_rows(mit: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """``[{"label", "before", "after"}]`` of a mitigation's comparison. ``before``/``after`` are either
+    ``{metric: value}`` or, per sensitive feature, fairlearn's report ``{column: {"overall", "difference",
+    "ratio", "by_group"}}`` (the RAI fairness component): then one row per column, part and metric."""
+    before, after = (mit or {}).get("before") or {}, (mit or {}).get("after") or {}
+    rows: list[dict[str, Any]] = []
+    for key in sorted(set(before) | set(after), key=str):
+        b, a = before.get(key), after.get(key)
+        if isinstance(b, dict) or isinstance(a, dict):
+            b, a = b if isinstance(b, dict) else {}, a if isinstance(a, dict) else {}
+            for part in ("overall", "difference", "ratio"):
+                pb, pa = b.get(part) or {}, a.get(part) or {}
+                for m in sorted(set(pb) | set(pa), key=str):
+                    rows.append({"label": f"{m} {part} ({key})" if part != "overall" else f"{m} ({key})",
+                                 "before": pb.get(m), "after": pa.get(m)})
+        else:
+            rows.append({"label": str(key), "before": b, "after": a})
+    return rows
 
 
 def dashboard_view(data: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
@@ -134,10 +154,9 @@ def dashboard_view(data: dict[str, Any], params: dict[str, Any]) -> dict[str, An
             charts = {m: bars([(str(g), (v or {}).get(m)) for g, v in groups.items()], width=420, label_w=120)
                       for m in metrics}
             per.append({"column": col, "groups": groups, "metrics": metrics, "difference": f.get("difference") or {},
-                        "ratio": f.get("ratio") or {}, "charts": charts})
+                        "ratio": f.get("ratio") or {}, "overall": f.get("overall") or {}, "charts": charts})
         mit = fa.get("mitigation")
-        keys = sorted(set((mit or {}).get("before") or {}) | set((mit or {}).get("after") or {}))
-        view["fairness"] = {"features": per, "mitigation": mit, "mitigation_keys": keys}
+        view["fairness"] = {"features": per, "mitigation": mit, "mitigation_rows": mitigation_rows(mit)}
     view["scorecard"] = data.get("scorecard")
     return view
 
