@@ -268,3 +268,18 @@ def test_mitigation_in_either_shape():
                       {"label": "selection_rate difference (Sex)", "before": 0.5, "after": 0.1}]
     assert mitigation_rows(None) == []
 
+
+
+def test_cohort_filters_and_changed_values():
+    """Filters compare numbers as numbers (``Pclass in 1,2`` matches 1 and 2.0) and text as text; a
+    counterfactual's 3.0 for an original 3 is not a change."""
+    from openaml.server.studio._rai_data import same_value
+
+    rows = [{"Pclass": 1, "Sex": "male"}, {"Pclass": 2.0, "Sex": "female"}, {"Pclass": 3, "Sex": "female"}]
+    feats = ["Pclass", "Sex"]
+    assert apply_filter(rows, [parse_filter("Pclass in 1,2", feats)]) == [0, 1]
+    assert apply_filter(rows, [parse_filter("Sex!=male", feats), parse_filter("Pclass>2", feats)]) == [2]
+    assert apply_filter(rows, [parse_filter("Sex<3", feats)]) == []  # text is not ordered against a number
+    with pytest.raises(ValueError, match="unknown column 'Age'; the features are Pclass, Sex"):
+        parse_filter("Age>3", feats)
+    assert same_value(3, 3.0) and not same_value(3, 4) and not same_value("a", "b")

@@ -30,6 +30,7 @@ from openaml.server.studio._rai_data import (
     load_dashboard,
     model_dashboards,
     parse_filter,
+    same_value,
 )
 
 __all__ = ["router", "dashboard_view", "mitigation_rows"]
@@ -131,7 +132,7 @@ def dashboard_view(data: dict[str, Any], params: dict[str, Any]) -> dict[str, An
         if chosen:
             orig = chosen.get("original") or {}
             table = {"original": orig, "cfs": [
-                {"vals": c, "changed": sorted(f for f in features if f in c and str(c.get(f)) != str(orig.get(f)))}
+                {"vals": c, "changed": sorted(f for f in features if f in c and not same_value(c.get(f), orig.get(f)))}
                 for c in chosen.get("counterfactuals") or []]}
         view["cf"] = {"desired_class": cf.get("desired_class"), "desired_range": cf.get("desired_range"),
                       "total_cfs": cf.get("total_cfs"), "rows": cf_rows, "chosen": chosen, "table": table,

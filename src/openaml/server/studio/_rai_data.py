@@ -29,7 +29,7 @@ from sqlalchemy import String, cast, select
 from openaml.errors import OpenAMLError
 
 __all__ = ["SCHEMA", "MODEL_SCAN", "load_dashboard", "job_dashboards", "model_dashboards", "linked_dashboards",
-           "parse_filter",
+           "parse_filter", "same_value",
            "apply_filter", "cohort_metrics", "filter_text"]
 
 SCHEMA = "openaml.rai.dashboard/1"
@@ -181,6 +181,11 @@ def _match(value: Any, op: str, want: Any) -> bool:
     if a is None or b is None:
         return False
     return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal as numbers when both are numbers (3 == 3.0), else as text."""
+    return _eq(a, b)
 
 
 def _eq(a: Any, b: Any) -> bool:
