@@ -93,6 +93,35 @@ def download(name: NameOpt,
     info(f"downloaded model {name}:{version} to {Path(download_path) / name}")
 
 
+def _flat_tags(tags: Any, prefix: str = "") -> dict[str, str]:
+    """``--set tags.rai.scorecard=x`` arrives nested ({"rai": {"scorecard": "x"}}): tag keys keep their dots."""
+    out: dict[str, str] = {}
+    for key, value in (tags or {}).items():
+        if isinstance(value, dict):
+            out.update(_flat_tags(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = "" if value is None else str(value)
+    return out
+
+
+@app.command("update")
+@handle_errors
+def update(name: NameOpt, version: Annotated[str, typer.Option("--version", "-v")], set_: SetOpt = None,
+           workspace: WorkspaceOpt = None, output: OutputOpt = "json") -> None:
+    """Change a version's tags, description or stage (``--set tags.rai.scorecard=<job>/<output>``,
+    ``--set stage=Production``); the workspace's RAI gate may refuse a protected tag or stage."""
+    from openaml._yaml import apply_set_overrides
+    from openaml.errors import ValidationError
+
+    fields = apply_set_overrides({}, set_)
+    unknown = sorted(set(fields) - {"tags", "description", "stage"})
+    if unknown or not fields:
+        raise ValidationError(f"--set {unknown[0] if unknown else ''}: model update changes tags.<key>, description "
+                              "or stage (a version's files and number never change)")
+    render(client(workspace).models.update(name, version, tags=_flat_tags(fields.get("tags")) or None,
+                                           description=fields.get("description"), stage=fields.get("stage")), output)
+
+
 @app.command("archive")
 @handle_errors
 def archive(name: NameOpt, version: VersionOpt = None, label: LabelOpt = None, workspace: WorkspaceOpt = None) -> None:

@@ -65,6 +65,27 @@ def show(name: Annotated[str | None, typer.Option("--name", "-n", help="Workspac
         render(ml.workspaces.get(), output)
 
 
+@app.command("update")
+@handle_errors
+def update(set_: Annotated[list[str] | None, typer.Option("--set", help="rai_gate.<field>=value (repeatable).")] = None,
+           name: Annotated[str | None, typer.Option("--name", "-n", help="Workspace name, folder or URL.")] = None,
+           workspace: Annotated[str | None, typer.Option("--workspace", "-w")] = None,
+           output: OutputOpt = "json") -> None:
+    """Change workspace settings: the RAI gate on promotion (``--set rai_gate.require=pass --set
+    rai_gate.protected_tags=[production]``; ``rai_gate.require=none`` turns it off)."""
+    from openaml._yaml import apply_set_overrides
+    from openaml.errors import ValidationError
+    from openaml.sdk import MLClient
+
+    fields = apply_set_overrides({}, set_)
+    unknown = sorted(set(fields) - {"rai_gate"})
+    if unknown or not isinstance(fields.get("rai_gate"), dict):
+        raise ValidationError(f"--set {unknown[0] if unknown else 'rai_gate'}: workspace update sets "
+                              "rai_gate.<field>=value (require, protected_tags, protected_stages, deployments)")
+    with MLClient(workspace=name or workspace) as ml:
+        render({"rai_gate": ml.workspaces.update_rai_gate(**fields["rai_gate"])}, output)
+
+
 @app.command("delete")
 @handle_errors
 def delete(name: Annotated[str, typer.Option("--name", "-n")],

@@ -99,6 +99,21 @@ class ModelOperations:
         raise ConflictError(f"model {name}:{version} already exists and model versions are immutable; omit the "
                             "version to create the next one", details={"name": name, "version": version})
 
+    def update(self, name: str, version: str | int, *, tags: dict[str, str] | None = None,
+               description: str | None = None, stage: str | None = None) -> Model:
+        """Change a version's tags (added or changed), description or stage; its files never change
+        (``az ml model update --set``; openaml keeps it as a method since versions are immutable here).
+
+        ``tags={"rai.scorecard": "<job>/<output>"}`` links the version's RAI score card: the server
+        writes ``rai.verdict`` and ``rai.failed`` from it (docs/guide/rai.md).
+
+        Raises:
+            NotFoundError: unknown version. ValidationError: ``rai.verdict`` given, a bad score card.
+            ConflictError: the workspace's RAI gate refuses a protected tag or stage (failing checks named).
+        """
+        body = {k: v for k, v in {"tags": tags, "description": description, "stage": stage}.items() if v is not None}
+        return _entity(self._t.request("PATCH", f"/models/{name}/versions/{version}", json=body))
+
     def get(self, name: str, version: str | int | None = None, label: str | None = None, **kwargs: Any) -> Model:
         """One version by ``version`` or ``label`` (``"latest"``: newest not archived; else an MLflow alias).
 

@@ -36,6 +36,7 @@ from openaml.parallel._entity import check_output_file_name
 from openaml.records import BatchDeploymentRecord, BatchEndpointRecord, JobRecord
 from openaml.services._context import WorkspaceContext
 from openaml.services._job_resolve import ResolveErrors, _port_of, resolve_inputs
+from openaml.services.rai_gate import RaiGateService
 from openaml.store import BatchEndpointRepository
 
 __all__ = ["BatchEndpointService", "DRIVER_SCRIPT", "SCORE_OUTPUT"]
@@ -242,10 +243,13 @@ class BatchEndpointService:
         model is registered now (a new version), as Azure ML registers it on deployment create."""
         model = data.get("model")
         svc = self.ctx.services["models"]
+        gate = RaiGateService(self.ctx)
         try:
             if isinstance(model, str):
                 m = svc.resolve_reference(model)
+                gate.check_deployment("batch", m["name"], str(m["version"]), f"batch deployment {name!r}")
             elif isinstance(model, dict):
+                gate.check_deployment("batch", None, None, f"batch deployment {name!r}")
                 if not model.get("path"):
                     errors.add("model.path", "an inline model needs a path")
                     return None

@@ -38,6 +38,7 @@ from openaml.entities._endpoint import (
 from openaml.errors import ConflictError, NotFoundError, OpenAMLError, ValidationError
 from openaml.records import DeploymentRecord, EndpointKeysRecord, EndpointRecord
 from openaml.services._context import WorkspaceContext
+from openaml.services.rai_gate import RaiGateService
 from openaml.serving._supervisor import InitFailed, LaunchSpec, Supervisor
 from openaml.store import EndpointRepository
 
@@ -397,10 +398,13 @@ class EndpointService:
         model = spec.get("model")
         model_path: Path | None = None
         model_name, model_version = "model", "1"
+        gate = RaiGateService(self.ctx)
         if isinstance(model, str):
             m = self.ctx.services["models"].resolve_reference(model)
             model_path, model_name, model_version = Path(m["local_path"]), m["name"], str(m["version"])
+            gate.check_deployment("online", model_name, model_version, f"online endpoint {endpoint_name!r}")
         elif isinstance(model, dict):
+            gate.check_deployment("online", None, None, f"online endpoint {endpoint_name!r}")
             path = model.get("path")
             if not path:
                 raise ValidationError("field 'model.path': an inline model needs a path", details={"field": "model"})

@@ -41,6 +41,7 @@ from openaml.errors import (
 from openaml.records import ModelRecord
 from openaml.services._actor import actor
 from openaml.services._context import WorkspaceContext
+from openaml.services.rai_gate import RaiGateService
 
 __all__ = ["ModelService", "parse_model_version"]
 
@@ -291,15 +292,56 @@ class ModelService:
                                   "runs:/<run_id>/<path>", details={"field": "path"})
         if version is not None:
             self._check_new(model.name, version)
+        gate = RaiGateService(self.ctx)
+        # before any file is copied: a bad score card loses nothing
+        tags = gate.derive_tags(model.tags, name=model.name, version=str(version) if version else None)
+        hits = gate.protected(tags, model.stage)
+        if hits:
+            gate.check(model.name, str(version) if version else None, tags, f"be registered with {', '.join(hits)}")
         fetched = self._fetch_remote(model.path)  # an object-store datastore's files: copied here first
         try:
             local, base, job_name = fetched or self._resolve_path(model.path)
             return self._register(model.name, version, model.type, local, base, shown=model.path,
-                                  description=model.description, tags=model.tags, properties=model.properties,
+                                  description=model.description, tags=tags, properties=model.properties,
                                   stage=model.stage, job_name=model.job_name or job_name)
         finally:
             if fetched is not None:
                 shutil.rmtree(fetched[0].parent, ignore_errors=True)
+
+    def update(self, name: str, version: str, *, tags: dict[str, Any] | None = None, description: str | None = None,
+               stage: str | None = None) -> ModelRecord:
+        """Change a version's mutable fields: add or change ``tags``, set ``description`` and ``stage``
+        (``az ml model update --set``; the files and the version number never change).
+
+        ``tags.rai.scorecard=<job>/<output>`` links the version's RAI score card: the server then writes
+        ``rai.verdict`` and ``rai.failed`` (:mod:`openaml.services.rai_gate`). Setting a tag or stage that
+        the workspace's RAI gate protects needs a passing verdict.
+
+        Raises:
+            NotFoundError: unknown model or version. ValidationError: ``rai.verdict``/``rai.failed`` given,
+            a bad score card reference. ConflictError: the RAI gate refuses (HTTP 409, failing checks named).
+        """
+        _check_name(name)
+        v = str(parse_model_version(version))
+        rec = self.ctx.tracking.get_model_version(name, v)
+        gate = RaiGateService(self.ctx)
+        for key in tags or {}:
+            if str(key).startswith(("openaml.", "mlflow.")):
+                raise ValidationError(f"tag {key!r}: tags starting with openaml. or mlflow. are the server's",
+                                      details={"field": f"tags.{key}"})
+        new_tags = gate.derive_tags(tags or {}, name=name, version=v)
+        merged = {**rec["tags"], **new_tags}
+        changed_stage = stage if stage is not None and stage != rec["tags"].get(TAG_STAGE) else None
+        hits = gate.protected({k: val for k, val in new_tags.items() if rec["tags"].get(k) != val}, changed_stage)
+        if hits:
+            gate.check(name, v, merged, f"get {', '.join(hits)}")
+        for key, value in new_tags.items():
+            self.ctx.tracking.set_model_version_tag(name, v, key, value)
+        if stage is not None:
+            self.ctx.tracking.set_model_version_tag(name, v, TAG_STAGE, stage)
+        if description is not None:
+            self.ctx.tracking.update_model_version_description(name, v, description)
+        return self.get(name, version=v)
 
     def _fetch_remote(self, path: str) -> tuple[Path, str, str | None] | None:
         """For a datastore (or named job output) URI on a datastore without local files (``s3``,

@@ -10,6 +10,7 @@ registry that backs workspace models.
 from __future__ import annotations
 
 from openaml.tracking._backend import tracking_backend_url
+from openaml.tracking._explain import log_explanation
 from openaml.tracking._tracking import Tracking
 
-__all__ = ["Tracking", "tracking_backend_url"]
+__all__ = ["Tracking", "log_explanation", "tracking_backend_url"]

@@ -329,6 +329,9 @@ class Tracking:
             raise NotFoundError(f"model {name!r} has no label {alias!r}; labels are 'latest' and its MLflow "
                                 f"aliases: {', '.join(aliases) or '(none)'}", details={"name": name}) from None
 
+    def update_model_version_description(self, name: str, version: str, description: str) -> None:
+        self.registry.update_model_version(name, str(version), description)
+
     def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
         from mlflow.entities.model_registry import ModelVersionTag
 

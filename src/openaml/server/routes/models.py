@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict
 
 from openaml.records import ArchivedRecord, ModelRecord
 from openaml.server._requests import ModelIn
@@ -34,6 +35,21 @@ def resolve_model(request: Request, reference: str) -> ModelRecord:
 @router.post("/models/{name}/versions", response_model=ModelOut)
 def create_model(request: Request, name: str, spec: Annotated[ModelIn, Body()]) -> ModelRecord:
     return _svc(request).create_or_update({**spec.raw(), "name": name})
+
+
+class ModelUpdateIn(BaseModel):
+    """A version's mutable fields (``az ml model update --set``): tags added or changed, description, stage."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tags: dict[str, str] | None = None
+    description: str | None = None
+    stage: str | None = None
+
+
+@router.patch("/models/{name}/versions/{version}", response_model=ModelOut)
+def update_model(request: Request, name: str, version: str, changes: Annotated[ModelUpdateIn, Body()]) -> ModelRecord:
+    return _svc(request).update(name, version, **changes.model_dump(exclude_none=True))
 
 
 @router.get("/models/{name}/versions/{version}", response_model=ModelOut)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Request
 
 from openaml.records import HealthRecord, WorkspaceRecord
 from openaml.server._schemas import HealthOut, WorkspaceOut
+from openaml.services.rai_gate import RaiGatePolicy, RaiGateService
 
 router = APIRouter(tags=["workspace"])
 
@@ -28,6 +29,18 @@ def get_workspace(request: Request) -> WorkspaceRecord:
         "studio_url": f"{ctx.url}/",
         "created": info.get("created"),
     }
+
+
+@router.get("/workspace/rai-gate", response_model=RaiGatePolicy)
+def get_rai_gate(request: Request) -> RaiGatePolicy:
+    """The workspace's RAI gate on promotion (openaml extension; services/rai_gate.py)."""
+    return RaiGateService(request.app.state.ctx).get_policy()
+
+
+@router.patch("/workspace/rai-gate", response_model=RaiGatePolicy)
+def update_rai_gate(request: Request, changes: Annotated[dict[str, Any], Body()]) -> RaiGatePolicy:
+    """Change fields of the RAI gate (``require``, ``protected_tags``, ``protected_stages``, ``deployments``)."""
+    return RaiGateService(request.app.state.ctx).update_policy(changes)
 
 
 def health_of(ctx: Any, request: Request) -> HealthRecord:

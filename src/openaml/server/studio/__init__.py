@@ -29,8 +29,12 @@ def mount_studio(app: Any) -> None:
     from openaml.server.studio._jobs import router as jobs_router
     from openaml.server.studio._login import router as login_router
     from openaml.server.studio._nouns import router as nouns_router
+    from openaml.server.studio._rai import router as rai_router
+    from openaml.server.studio._rai_explain import router as explain_router
 
     app.include_router(login_router)
     app.include_router(nouns_router)
     app.include_router(jobs_router)
+    app.include_router(rai_router)
+    app.include_router(explain_router)
     app.mount("/studio-static", StaticFiles(directory=str(STATIC_DIR)), name="studio-static")

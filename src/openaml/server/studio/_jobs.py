@@ -25,6 +25,7 @@ from openaml.server.studio._charts import line_chart, parallel_coordinates
 from openaml.server.studio._common import TERMINAL, duration, not_found, render, services
 from openaml.server.studio._metrics import many_series, metric_series, run_summaries
 from openaml.server.studio._queries import SORTS, JobQuery, experiment_names, page_jobs
+from openaml.server.studio._rai_explain import job_explained
 
 __all__ = ["router", "LOG_CHUNK"]
 
@@ -190,8 +191,10 @@ def job_page(request: Request, name: str) -> HTMLResponse:
         artifacts = _files(svc.output_dir(name, "artifacts"))
     except (OpenAMLError, KeyError):  # a job recorded without a run (no artifact folder yet)
         artifacts = []
+    explained = bool(artifacts or rec.get("feature_importance")) and job_explained(svc, name, rec)
     return render(request, "job.html", job=rec, row=row, charts=charts, log_text=text, log_start=start,
                   log_size=size, outputs=outputs, artifacts=artifacts, children=children, graph=graph, sweep=sweep,
+                  explained=explained,
                   dur=duration(row["start_time"], row["end_time"]), terminal=row["status"] in TERMINAL)
 
 
