@@ -160,4 +160,48 @@ function initEndpoint() {
   });
 }
 
-document.addEventListener("DOMContentLoaded", () => { initActions(); initLog(); initEndpoint(); initRegister(); });
+function initBatch() {
+  document.querySelectorAll("button.set-default").forEach((b) => {
+    b.addEventListener("click", async () => {
+      const ep = b.dataset.endpoint, dep = b.dataset.deployment;
+      if (!window.confirm("Make " + dep + " the default deployment of " + ep + "?")) return;
+      b.disabled = true;
+      try {
+        await api("PUT", "/api/v1/batch-endpoints/" + encodeURIComponent(ep), {name: ep, defaults: {deployment_name: dep}});
+        toast("default deployment: " + dep); setTimeout(() => location.reload(), 400);
+      } catch (e) { toast(e.message, true); b.disabled = false; }
+    });
+  });
+  document.querySelectorAll("button.delete-api").forEach((b) => {
+    b.addEventListener("click", async () => {
+      if (!window.confirm(b.dataset.confirm || "Delete?")) return;
+      b.disabled = true;
+      try { await api("DELETE", b.dataset.url); toast("deleted"); setTimeout(() => { location.href = b.dataset.then; }, 400); }
+      catch (e) { toast(e.message, true); b.disabled = false; }
+    });
+  });
+  const form = document.getElementById("batch-invoke");
+  if (form) form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = form.elements;
+    let path;
+    if (f.source.value === "datastore") {
+      const rel = f.path.value.replace(/^\/+/, "");
+      if (!rel) { toast("give the path of the input in the datastore", true); return; }
+      path = "azureml://datastores/" + f.datastore.value + "/paths/" + rel;
+    } else {
+      if (!f.asset.value) { toast("choose a data asset", true); return; }
+      path = "azureml:" + f.asset.value;
+    }
+    const body = {inputs: {input_data: {type: f.type.value, path}}};
+    if (f.deployment.value) body.deployment_name = f.deployment.value;
+    const btn = document.getElementById("invoke-submit");
+    btn.disabled = true;
+    try {
+      const job = await api("POST", "/api/v1/batch-endpoints/" + encodeURIComponent(form.dataset.endpoint) + "/jobs", body);
+      location.href = "/jobs/" + encodeURIComponent(job.name);
+    } catch (e) { toast(e.message, true); btn.disabled = false; }
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => { initActions(); initLog(); initEndpoint(); initRegister(); initBatch(); });
