@@ -11,5 +11,5 @@ from openaml.store._secrets import SecretBox
 from openaml.store._store import MetadataStore, utcnow
 from openaml.store._users import UserRepository
 
-__all__ = ["JOB_SORTS", "BatchEndpointRepository", "EndpointRepository", "JobQuery", "Leadership", "MetadataStore", "SecretBox", "UserRepository",
-           "claim_workspace", "redact_url", "utcnow", "workspace_of"]
+__all__ = ["JOB_SORTS", "BatchEndpointRepository", "EndpointRepository", "JobQuery", "Leadership", "MetadataStore",
+           "SecretBox", "UserRepository", "claim_workspace", "redact_url", "utcnow", "workspace_of"]
