@@ -449,3 +449,49 @@ def test_batch_endpoint_actions_set_default_invoke_and_delete(server, batch_endp
     assert 'href="/batch-endpoints/bep-studio/deployments/blue"' not in page
     assert 'id="default-deployment">none<' in page  # deleting the default cleared it
     assert _page(server.url, "/batch-endpoints/bep-studio/deployments/blue").status_code == 404
+
+
+# ---------------------------------------------------------------------------- the studio's API client
+def _norm(path: str) -> str:
+    import re
+
+    return re.sub(r"\{[^}]*\}", "{}", path)
+
+
+def test_the_studio_api_client_is_typed_against_openapi(server):
+    """Every /api/v1 call the studio makes (studio.js's OPS table, the templates' buttons and links)
+    is an operation of the server's /openapi.json, and every body field studio.js sends is a property
+    of that operation's request schema (issue 15: the client typed against /openapi.json)."""
+    import re
+
+    from openaml.server.studio._common import HERE
+
+    doc = httpx.get(f"{server.url}/openapi.json", timeout=30).json()
+    ops = {(m.upper(), _norm(p)): spec for p, item in doc["paths"].items() for m, spec in item.items()}
+    js = (HERE / "static" / "studio.js").read_text()
+    table = re.findall(r'(\w+): \["(GET|POST|PUT|DELETE)", "([^"]+)",\s*(null|\[[^\]]*\])\]', js)
+    assert len(table) >= 6 and {t[0] for t in table} >= {"putBatchEndpoint", "invokeBatchEndpoint"}
+    assert not re.search(r'api\("(GET|POST|PUT|DELETE)", "/api/v1', js), "an /api/v1 call outside OPS"
+
+    def schema(ref: dict) -> dict:
+        while "$ref" in ref:
+            ref = doc["components"]["schemas"][ref["$ref"].rsplit("/", 1)[1]]
+        return ref
+
+    for name, method, path, fields in table:
+        op = ops.get((method, _norm(path)))
+        assert op is not None, f"{name}: {method} {path} is not in /openapi.json"
+        if fields != "null":
+            props = schema(op["requestBody"]["content"]["application/json"]["schema"]).get("properties") or {}
+            for f in re.findall(r'"(\w+)"', fields):
+                assert f in props, f"{name}: body field {f!r} is not in the request schema of {method} {path}"
+    # the templates' actions: data-post (POST), delete buttons' data-url (DELETE), download links (GET)
+    calls = set()
+    for tpl in (HERE / "templates").glob("*.html"):
+        text = re.sub(r"\{\{[^}]*\}\}", "{x}", tpl.read_text())
+        calls |= {("POST", p) for p in re.findall(r'data-post="(/api/v1[^"]*)"', text)}
+        calls |= {("DELETE", p) for p in re.findall(r'class="delete-api[^"]*" [^>]*data-url="(/api/v1[^"]*)"', text)}
+        calls |= {("GET", p) for p in re.findall(r'href="(/api/v1[^"]*)"', text)}
+    assert ("DELETE", "/api/v1/batch-endpoints/{x}") in calls and len(calls) >= 6
+    for method, path in calls:
+        assert (method, _norm(path)) in ops, f"{method} {path} (a template's action) is not in /openapi.json"
