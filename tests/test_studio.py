@@ -314,6 +314,26 @@ def test_job_environment_page_shows_the_resolved_environment_and_its_build_log(s
     assert f'href="/jobs/{hostile_job}/code"' in page and f'href="/jobs/{hostile_job}/environment"' in page
 
 
+def test_environment_page_shows_its_build_log(server, cli, tmp_path):
+    """A registered environment's page: the default environment has nothing to build; a virtualenv
+    one shows "no build log yet" until built, then the end of envs/<spec_hash>/build.log (escaped)."""
+    image = "mcr.microsoft.com/azureml/minimal-ubuntu22.04-py39-cpu-inference:latest"
+    cli("environment", "create", "--name", "studio-env-image", "--image", image, check=True)
+    r = _page(server.url, "/environments/studio-env-image")
+    assert r.status_code == 200 and 'id="build-log-note"' in r.text and "nothing was built" in r.text
+    (tmp_path / "conda.yml").write_text("name: e\ndependencies:\n  - python=3.11\n  - pip\n  - pip:\n"
+                                        "    - studio-not-a-real-package-xyz==1.0\n")
+    env = cli("environment", "create", "--name", "studio-env-venv", "--image", "python:3.11",
+              "--conda-file", str(tmp_path / "conda.yml"), "-o", "json", check=True).json()
+    r = _page(server.url, "/environments/studio-env-venv")
+    assert r.status_code == 200 and "no build log yet" in r.text
+    log = server.path / "envs" / env["spec_hash"] / "build.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("# openaml environment\n<script>alert('build')</script> resolving\n")
+    r = _page(server.url, "/environments/studio-env-venv")
+    assert 'id="build-log"' in r.text and "&lt;script&gt;alert(&#39;build&#39;)&lt;/script&gt; resolving" in r.text
+
+
 def test_component_page_lists_the_pipeline_jobs_that_use_the_version(server, cli, tmp_path):
     (tmp_path / "comp.yml").write_text(textwrap.dedent("""\
         $schema: https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json

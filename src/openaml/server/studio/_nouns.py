@@ -156,8 +156,13 @@ def environment_page(request: Request, name: str, version: str | None = None) ->
         env = svc.get(name, version=version, label=None if version else "latest")
     except (NotFoundError, ValidationError):
         return _missing(request, f"environment {name!r}", "/environments", "all environments")
+    from openaml.server.studio._snapshot import build_log
+
+    kind = "base" if env.get("build_status") == "base" else "venv"
+    log, size, note = build_log(request, {"kind": kind, "spec_hash": env.get("spec_hash")})
     return render(request, "detail.html", title=f"Environment {name}:{env.get('version')}", item=env,
-                  versions=svc.list(name=name), noun="environments", back="/environments")
+                  versions=svc.list(name=name), noun="environments", back="/environments",
+                  build=({"log": log, "size": size, "note": note}))
 
 
 @router.get("/components", response_class=HTMLResponse)
