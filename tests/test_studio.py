@@ -34,6 +34,10 @@ def hostile_job(cli, tmp_path_factory) -> str:  # type: ignore[no-untyped-def]
             for i in range(50):
                 mlflow.log_metric("loss", 1 / (i + 1), step=i)
         """))
+    (d / "src" / "pkg").mkdir()
+    (d / "src" / "pkg" / "<i>util.py").write_text("X = '<script>alert(1)</script>'\n")
+    (d / "src" / "weights.bin").write_bytes(bytes(range(256)) * 4)
+    (d / "src" / "big.txt").write_text("x" * 1_100_000)
     (d / "job.yml").write_text(textwrap.dedent("""\
         type: command
         code: src
@@ -111,7 +115,7 @@ def test_missing_things_get_a_404_page_with_a_link_back(server):
 def test_every_list_page_renders(server, hostile_job):
     for path in ("/", "/jobs", "/experiments", "/experiments/studio-tests", "/data", "/datastores",
                  "/datastores/workspaceblobstore", "/environments", "/components", "/computes", "/computes/local",
-                 "/models", "/schedules", "/online-endpoints"):
+                 "/models", "/schedules", "/online-endpoints", "/batch-endpoints"):
         r = _page(server.url, path)
         assert r.status_code == 200, (path, r.text[:500])
         assert "openaml studio" in r.text
@@ -268,3 +272,246 @@ def _start_with_token(ws: Path, token_file: Path):  # type: ignore[no-untyped-de
         time.sleep(0.05)
     proc.kill()
     raise RuntimeError("server did not start")
+
+
+# ---------------------------------------------------------------------------- code snapshot, environment
+def test_code_snapshot_tree_and_file_view(server, hostile_job):
+    """The job's code snapshot: a file tree, text files shown (escaped), binary and huge files refused
+    with the reason and a download, paths confined to the snapshot, 404 for what is not there."""
+    r = _page(server.url, f"/jobs/{hostile_job}/code")
+    assert r.status_code == 200
+    for name in ("t.py", "pkg/", "&lt;i&gt;util.py", "weights.bin", "big.txt"):
+        assert name in r.text, name
+    assert "<i>util.py" not in r.text
+    r = _page(server.url, f"/jobs/{hostile_job}/code/t.py")
+    assert r.status_code == 200 and "acc_metric_xyz" in r.text
+    assert "&lt;script&gt;alert(&#39;log&#39;)&lt;/script&gt;" in r.text and 'id="code-text"' in r.text
+    r = _page(server.url, f"/jobs/{hostile_job}/code/pkg/%3Ci%3Eutil.py")
+    assert r.status_code == 200 and "X = &#39;&lt;script&gt;alert(1)&lt;/script&gt;&#39;" in r.text
+    r = _page(server.url, f"/jobs/{hostile_job}/code/weights.bin")
+    assert r.status_code == 200 and 'id="code-refused"' in r.text and "binary" in r.text
+    r = _page(server.url, f"/jobs/{hostile_job}/code/big.txt")
+    assert r.status_code == 200 and "too big" in r.text and "1,100,000 bytes" in r.text and "x" * 1000 not in r.text
+    r = _page(server.url, f"/jobs/{hostile_job}/code/weights.bin?download=1")
+    assert r.status_code == 200 and r.content == bytes(range(256)) * 4 and "attachment" in r.headers["content-disposition"]
+    for bad in ("..%2F..%2Fserver.json", "%2Fetc%2Fpasswd", "pkg/..%2F..%2F..%2Fserver.json"):
+        r = _page(server.url, f"/jobs/{hostile_job}/code/{bad}")
+        assert r.status_code in (400, 404), bad
+        assert "root:" not in r.text and '"pid"' not in r.text
+    assert _page(server.url, f"/jobs/{hostile_job}/code/no-such.py").status_code == 404
+    r = _page(server.url, "/jobs/no_such_job_x/code")
+    assert r.status_code == 404 and 'href="/jobs"' in r.text
+
+
+def test_job_environment_page_shows_the_resolved_environment_and_its_build_log(server, hostile_job):
+    r = _page(server.url, f"/jobs/{hostile_job}/environment")
+    assert r.status_code == 200
+    assert "AzureML-sklearn-1.5" in r.text
+    # the curated environment is a virtualenv built for this workspace: its build log (uv's output)
+    assert 'id="build-log"' in r.text and "# openaml environment" in r.text
+    assert _page(server.url, "/jobs/no_such_job_x/environment").status_code == 404
+    page = _page(server.url, f"/jobs/{hostile_job}").text
+    assert f'href="/jobs/{hostile_job}/code"' in page and f'href="/jobs/{hostile_job}/environment"' in page
+
+
+def test_environment_page_shows_its_build_log(server, cli, tmp_path):
+    """A registered environment's page: the default environment has nothing to build; a virtualenv
+    one shows "no build log yet" until built, then the end of envs/<spec_hash>/build.log (escaped)."""
+    image = "mcr.microsoft.com/azureml/minimal-ubuntu22.04-py39-cpu-inference:latest"
+    cli("environment", "create", "--name", "studio-env-image", "--image", image, check=True)
+    r = _page(server.url, "/environments/studio-env-image")
+    assert r.status_code == 200 and 'id="build-log-note"' in r.text and "nothing was built" in r.text
+    (tmp_path / "conda.yml").write_text("name: e\ndependencies:\n  - python=3.11\n  - pip\n  - pip:\n"
+                                        "    - studio-not-a-real-package-xyz==1.0\n")
+    env = cli("environment", "create", "--name", "studio-env-venv", "--image", "python:3.11",
+              "--conda-file", str(tmp_path / "conda.yml"), "-o", "json", check=True).json()
+    r = _page(server.url, "/environments/studio-env-venv")
+    assert r.status_code == 200 and "no build log yet" in r.text
+    log = server.path / "envs" / env["spec_hash"] / "build.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("# openaml environment\n<script>alert('build')</script> resolving\n")
+    r = _page(server.url, "/environments/studio-env-venv")
+    assert 'id="build-log"' in r.text and "&lt;script&gt;alert(&#39;build&#39;)&lt;/script&gt; resolving" in r.text
+
+
+def test_component_page_lists_the_pipeline_jobs_that_use_the_version(server, cli, tmp_path):
+    (tmp_path / "comp.yml").write_text(textwrap.dedent("""\
+        $schema: https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json
+        name: studio_where_used
+        version: "1"
+        type: command
+        command: echo hi
+        environment: azureml:AzureML-sklearn-1.5@latest
+        """))
+    cli("component", "create", "--file", str(tmp_path / "comp.yml"), check=True)
+    (tmp_path / "pipe.yml").write_text(textwrap.dedent("""\
+        type: pipeline
+        display_name: "<b>where-used pipeline</b>"
+        experiment_name: studio-where-used
+        settings: {default_compute: local}
+        jobs:
+          first:
+            component: azureml:studio_where_used@latest
+          second:
+            component: azureml:studio_where_used:1
+        """))
+    job = cli("job", "create", "--file", str(tmp_path / "pipe.yml"), "-o", "json", check=True).json()["name"]
+    r = _page(server.url, "/components/studio_where_used?version=1")
+    assert r.status_code == 200 and 'id="used-by"' in r.text
+    assert f'href="/jobs/{job}"' in r.text and "first, second" in r.text
+    assert "&lt;b&gt;where-used pipeline&lt;/b&gt;" in r.text and "<b>where-used" not in r.text
+    (tmp_path / "comp2.yml").write_text((tmp_path / "comp.yml").read_text().replace('version: "1"', 'version: "2"'))
+    cli("component", "create", "--file", str(tmp_path / "comp2.yml"), check=True)
+    r = _page(server.url, "/components/studio_where_used?version=2")
+    assert r.status_code == 200 and f'href="/jobs/{job}"' not in r.text and "no pipeline job has used" in r.text
+    cli("job", "cancel", "--name", job)
+
+
+# ---------------------------------------------------------------------------- batch endpoints
+@pytest.fixture(scope="module")
+def batch_endpoint(server, cli, ml_client, tmp_path_factory) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Endpoint ``bep-studio`` (description with <script>) with MLflow-model deployments ``blue`` and
+    ``green`` (green the default), a data asset of 3 CSVs, and one finished invocation."""
+    import mlflow.sklearn
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    root = tmp_path_factory.mktemp("studio-batch")
+    lr = LinearRegression().fit(pd.DataFrame({"x": np.arange(10.0)}), np.arange(10.0) * 2 + 1)
+    mlflow.sklearn.save_model(lr, str(root / "model"), input_example=pd.DataFrame({"x": [1.0]}))
+    (root / "data").mkdir()
+    for i in range(3):
+        pd.DataFrame({"x": [float(i), i + 0.5]}).to_csv(root / "data" / f"part-{i}.csv", index=False)
+    cli("data", "create", "--name", "bep-studio-data", "--type", "uri_folder", "--path", str(root / "data"), check=True)
+    (root / "ep.yml").write_text("name: bep-studio\ndescription: \"<script>alert('ep')</script>\"\n")
+    cli("batch-endpoint", "create", "--file", str(root / "ep.yml"), check=True)
+    for dep, size in (("blue", 1), ("green", 2)):
+        (root / f"{dep}.yml").write_text(
+            f"name: {dep}\nendpoint_name: bep-studio\ntype: model\n"
+            f"model:\n  name: bep-studio-model\n  path: {root / 'model'}\n  type: mlflow_model\n"
+            "compute: local\nresources: {instance_count: 1}\n"
+            f"settings:\n  mini_batch_size: {size}\n  max_concurrency_per_instance: 1\n  output_action: append_row\n"
+            f"  output_file_name: {dep}-predictions.csv\n")
+        cli("batch-deployment", "create", "--file", str(root / f"{dep}.yml"),
+            *(["--set-default"] if dep == "green" else []), check=True)
+    job = cli("batch-endpoint", "invoke", "-n", "bep-studio", "--input", "azureml:bep-studio-data@latest",
+              check=True).json()["name"]
+    cli("job", "stream", "--name", job, timeout=600)
+    return {"endpoint": "bep-studio", "job": job}
+
+
+def _api(server, method: str, path: str, body: dict | None = None) -> httpx.Response:  # type: ignore[no-untyped-def]
+    """As studio.js sends an action: same origin, JSON body."""
+    return httpx.request(method, server.url + path, headers={"Origin": server.url, "Content-Type": "application/json"},
+                         content=json.dumps(body or {}).encode(), timeout=60)
+
+
+def test_batch_endpoint_pages_show_deployments_settings_default_and_jobs(server, batch_endpoint):
+    job = batch_endpoint["job"]
+    r = _page(server.url, "/batch-endpoints")
+    assert r.status_code == 200 and 'href="/batch-endpoints/bep-studio"' in r.text and "green" in r.text
+    r = _page(server.url, "/batch-endpoints/bep-studio")
+    assert r.status_code == 200
+    assert 'id="default-deployment">green<' in r.text
+    assert "&lt;script&gt;alert(&#39;ep&#39;)&lt;/script&gt;" in r.text and "<script>alert('ep')" not in r.text
+    for dep in ("blue", "green"):
+        assert f'href="/batch-endpoints/bep-studio/deployments/{dep}"' in r.text
+        assert f"{dep}-predictions.csv" in r.text  # its settings
+    assert "mini_batch_size" in r.text and "append_row" in r.text
+    assert r.text.count('class="set-default"') == 1  # offered for blue only (green is the default)
+    assert f'href="/jobs/{job}"' in r.text and "Completed" in r.text
+    assert f'href="/jobs/{job}/files/score"' in r.text  # the invocation's output
+    out = _page(server.url, f"/jobs/{job}/files/score").text
+    assert "green-predictions.csv" in out
+    r = _page(server.url, "/batch-endpoints/bep-studio/deployments/blue")
+    assert r.status_code == 200 and "blue-predictions.csv" in r.text and "no jobs yet" in r.text
+    assert 'class="set-default"' in r.text
+    r = _page(server.url, "/batch-endpoints/bep-studio/deployments/green")
+    assert r.status_code == 200 and f'href="/jobs/{job}"' in r.text and 'class="set-default"' not in r.text
+
+
+def test_batch_endpoint_missing_pages_are_404_with_a_link_back(server, batch_endpoint):
+    r = _page(server.url, "/batch-endpoints/no-such-bep")
+    assert r.status_code == 404 and 'href="/batch-endpoints"' in r.text
+    r = _page(server.url, "/batch-endpoints/bep-studio/deployments/%3Cscript%3Ex")
+    assert r.status_code == 404 and 'href="/batch-endpoints/bep-studio"' in r.text
+    assert "<script>x" not in r.text
+
+
+def test_batch_endpoint_actions_set_default_invoke_and_delete(server, batch_endpoint):
+    """The calls the page's buttons make (studio.js): set default, invoke from a data asset and from a
+    datastore path, delete a deployment; each shows on the page afterwards."""
+    r = _api(server, "PUT", "/api/v1/batch-endpoints/bep-studio", {"name": "bep-studio",
+                                                                    "defaults": {"deployment_name": "blue"}})
+    assert r.status_code == 200, r.text
+    assert 'id="default-deployment">blue<' in _page(server.url, "/batch-endpoints/bep-studio").text
+    r = _api(server, "POST", "/api/v1/batch-endpoints/bep-studio/jobs",
+             {"inputs": {"input_data": {"type": "uri_folder", "path": "azureml:bep-studio-data@latest"}},
+              "deployment_name": "green"})
+    assert r.status_code == 200, r.text
+    from_asset = r.json()["name"]
+    asset = httpx.get(f"{server.url}/api/v1/data/bep-studio-data/versions/1", timeout=30).json()
+    assert asset["path"].startswith("azureml://datastores/")
+    r = _api(server, "POST", "/api/v1/batch-endpoints/bep-studio/jobs",
+             {"inputs": {"input_data": {"type": "uri_folder", "path": asset["path"]}}})
+    assert r.status_code == 200, r.text
+    from_path = r.json()["name"]
+    page = _page(server.url, "/batch-endpoints/bep-studio").text
+    assert f'href="/jobs/{from_asset}"' in page and f'href="/jobs/{from_path}"' in page
+    blue = _page(server.url, "/batch-endpoints/bep-studio/deployments/blue").text
+    assert f'href="/jobs/{from_path}"' in blue and f'href="/jobs/{from_asset}"' not in blue
+    for j in (from_asset, from_path):
+        _api(server, "POST", f"/api/v1/jobs/{j}/cancel")
+    r = _api(server, "DELETE", "/api/v1/batch-endpoints/bep-studio/deployments/blue")
+    assert r.status_code == 200, r.text
+    page = _page(server.url, "/batch-endpoints/bep-studio").text
+    assert 'href="/batch-endpoints/bep-studio/deployments/blue"' not in page
+    assert 'id="default-deployment">none<' in page  # deleting the default cleared it
+    assert _page(server.url, "/batch-endpoints/bep-studio/deployments/blue").status_code == 404
+
+
+# ---------------------------------------------------------------------------- the studio's API client
+def _norm(path: str) -> str:
+    import re
+
+    return re.sub(r"\{[^}]*\}", "{}", path)
+
+
+def test_the_studio_api_client_is_typed_against_openapi(server):
+    """Every /api/v1 call the studio makes (studio.js's OPS table, the templates' buttons and links)
+    is an operation of the server's /openapi.json, and every body field studio.js sends is a property
+    of that operation's request schema (issue 15: the client typed against /openapi.json)."""
+    import re
+
+    from openaml.server.studio._common import HERE
+
+    doc = httpx.get(f"{server.url}/openapi.json", timeout=30).json()
+    ops = {(m.upper(), _norm(p)): spec for p, item in doc["paths"].items() for m, spec in item.items()}
+    js = (HERE / "static" / "studio.js").read_text()
+    table = re.findall(r'(\w+): \["(GET|POST|PUT|DELETE)", "([^"]+)",\s*(null|\[[^\]]*\])\]', js)
+    assert len(table) >= 6 and {t[0] for t in table} >= {"putBatchEndpoint", "invokeBatchEndpoint"}
+    assert not re.search(r'api\("(GET|POST|PUT|DELETE)", "/api/v1', js), "an /api/v1 call outside OPS"
+
+    def schema(ref: dict) -> dict:
+        while "$ref" in ref:
+            ref = doc["components"]["schemas"][ref["$ref"].rsplit("/", 1)[1]]
+        return ref
+
+    for name, method, path, fields in table:
+        op = ops.get((method, _norm(path)))
+        assert op is not None, f"{name}: {method} {path} is not in /openapi.json"
+        if fields != "null":
+            props = schema(op["requestBody"]["content"]["application/json"]["schema"]).get("properties") or {}
+            for f in re.findall(r'"(\w+)"', fields):
+                assert f in props, f"{name}: body field {f!r} is not in the request schema of {method} {path}"
+    # the templates' actions: data-post (POST), delete buttons' data-url (DELETE), download links (GET)
+    calls = set()
+    for tpl in (HERE / "templates").glob("*.html"):
+        text = re.sub(r"\{\{[^}]*\}\}", "{x}", tpl.read_text())
+        calls |= {("POST", p) for p in re.findall(r'data-post="(/api/v1[^"]*)"', text)}
+        calls |= {("DELETE", p) for p in re.findall(r'class="delete-api[^"]*" [^>]*data-url="(/api/v1[^"]*)"', text)}
+        calls |= {("GET", p) for p in re.findall(r'href="(/api/v1[^"]*)"', text)}
+    assert ("DELETE", "/api/v1/batch-endpoints/{x}") in calls and len(calls) >= 6
+    for method, path in calls:
+        assert (method, _norm(path)) in ops, f"{method} {path} (a template's action) is not in /openapi.json"

@@ -302,3 +302,87 @@ def test_log_stream_survives_a_server_restart(page: Any, tmp_path: Path) -> None
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_code_snapshot_and_environment_build_log(page: Any, server: Any, done_job: str) -> None:
+    """The job page's Code tab: the tree, a file shown as text; its environment's build log."""
+    page.goto(f"{server.url}/jobs/{done_job}")
+    page.click("#code-link")
+    page.wait_for_url(f"**/jobs/{done_job}/code")
+    page.click("#code-tree a:text('t.py')")
+    page.wait_for_url(f"**/jobs/{done_job}/code/t.py")
+    text = page.locator("#code-text").inner_text()
+    assert "mlflow.log_metric" in text and "<script>window.__pwned_log = 1</script>" in text  # text, not run
+    assert page.evaluate("window.__pwned_log") is None
+    screenshot(page, "code")
+    page.goto(f"{server.url}/jobs/{done_job}")
+    page.click("#env-link")
+    page.wait_for_url(f"**/jobs/{done_job}/environment")
+    assert "AzureML-sklearn-1.5" in page.locator("main").inner_text()
+    assert page.locator("#build-log, #build-log-note").count() == 1
+
+
+def test_component_where_used(page: Any, server: Any, cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "comp.yml").write_text("name: browser_where_used\nversion: '1'\ntype: command\ncommand: echo hi\n"
+                                       f"environment: {ENV}\n")
+    cli("component", "create", "--file", str(tmp_path / "comp.yml"), check=True)
+    (tmp_path / "pipe.yml").write_text("type: pipeline\nsettings: {default_compute: local}\n"
+                                       "jobs:\n  only:\n    component: azureml:browser_where_used:1\n")
+    job = cli("job", "create", "--file", str(tmp_path / "pipe.yml"), "-o", "json", check=True).json()["name"]
+    page.goto(f"{server.url}/components/browser_where_used?version=1")
+    page.click(f"#used-by a[href='/jobs/{job}']")
+    page.wait_for_url(f"**/jobs/{job}")
+    cli("job", "cancel", "--name", job)
+
+
+@pytest.fixture(scope="module")
+def batch_endpoint(cli: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Batch endpoint ``bep-browser`` with MLflow-model deployments ``blue`` (default) and ``green``, and
+    a data asset of CSVs to invoke it with."""
+    import mlflow.sklearn
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    root = tmp_path_factory.mktemp("bbatch")
+    lr = LinearRegression().fit(pd.DataFrame({"x": np.arange(10.0)}), np.arange(10.0) * 2 + 1)
+    mlflow.sklearn.save_model(lr, str(root / "model"), input_example=pd.DataFrame({"x": [1.0]}))
+    (root / "data").mkdir()
+    pd.DataFrame({"x": [1.0, 2.0]}).to_csv(root / "data" / "part-0.csv", index=False)
+    cli("data", "create", "--name", "bep-browser-data", "--type", "uri_folder", "--path", str(root / "data"), check=True)
+    (root / "ep.yml").write_text("name: bep-browser\n")
+    cli("batch-endpoint", "create", "--file", str(root / "ep.yml"), check=True)
+    for dep in ("blue", "green"):
+        (root / f"{dep}.yml").write_text(
+            f"name: {dep}\nendpoint_name: bep-browser\ntype: model\n"
+            f"model:\n  name: bep-browser-model\n  path: {root / 'model'}\n  type: mlflow_model\n"
+            "compute: local\nresources: {instance_count: 1}\nsettings:\n  mini_batch_size: 1\n"
+            "  output_action: append_row\n  output_file_name: predictions.csv\n")
+        cli("batch-deployment", "create", "--file", str(root / f"{dep}.yml"),
+            *(["--set-default"] if dep == "blue" else []), check=True)
+    return "bep-browser"
+
+
+def test_batch_endpoint_set_default_invoke_and_delete(page: Any, server: Any, batch_endpoint: str) -> None:
+    page.on("dialog", lambda d: d.accept())
+    page.goto(f"{server.url}/batch-endpoints/{batch_endpoint}")
+    assert page.locator("#default-deployment").inner_text() == "blue"
+    page.click("tr[data-deployment=green] button.set-default")
+    page.wait_for_function("document.getElementById('default-deployment').textContent === 'green'")
+    screenshot(page, "batch-endpoint")
+    # invoke from the data asset: the page goes to the new job, which the endpoint's Jobs tab lists
+    page.select_option("#batch-invoke select[name=asset]", "bep-browser-data:1")
+    page.click("#invoke-submit")
+    page.wait_for_url("**/jobs/*")
+    job = page.url.rsplit("/", 1)[1]
+    page.goto(f"{server.url}/batch-endpoints/{batch_endpoint}")
+    assert page.locator(f"#batch-jobs a[href='/jobs/{job}']").count() == 1
+    assert "green" in page.locator("#batch-jobs").inner_text()
+    httpx.post(f"{server.url}/api/v1/jobs/{job}/cancel", headers={"Origin": server.url}, json={}, timeout=30)
+    # the deployment's page, then delete it: back to the endpoint, which no longer lists it
+    page.click("a[href='/batch-endpoints/bep-browser/deployments/blue']")
+    page.wait_for_url("**/deployments/blue")
+    assert "predictions.csv" in page.locator("table.kv").inner_text()
+    page.click("button.delete-api")
+    page.wait_for_url(f"**/batch-endpoints/{batch_endpoint}")
+    assert page.locator("tr[data-deployment=blue]").count() == 0

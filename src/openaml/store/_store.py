@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from openaml.errors import ConflictError, NotFoundError, ValidationError
+from openaml.store._job_queries import JobQueries
 from openaml.store._tables import (
     ComponentRow,
     ComputeRow,
@@ -69,7 +70,7 @@ def _version_num(version: str) -> int | None:
     return int(version) if version.isdigit() else None
 
 
-class MetadataStore:
+class MetadataStore(JobQueries):
     """Workspace metadata. Construct, then :meth:`start` (connects and migrates)."""
 
     def __init__(self, url: str) -> None:

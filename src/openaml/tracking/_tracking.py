@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 
 from openaml.errors import ConflictError, NotFoundError, PathEscapeError, UnsupportedError, ValidationError
 from openaml.tracking._backend import ensure_backend, open_stores
+from openaml.tracking._queries import TrackingQueries
 from openaml.workspace import WorkspaceLayout
 
 __all__ = ["Tracking"]
@@ -18,7 +19,7 @@ __all__ = ["Tracking"]
 _STATUS_TO_MLFLOW = {"Completed": "FINISHED", "Failed": "FAILED", "Canceled": "KILLED"}
 
 
-class Tracking:
+class Tracking(TrackingQueries):
     """MLflow tracking + registry stores of one workspace.
 
     MLflow's server keeps its stores in process globals; one openaml server serves one

@@ -25,16 +25,20 @@ def mount_studio(app: Any) -> None:
     """Add the studio's pages (``/``, ``/jobs``, ...), its login page and its static files to ``app``."""
     from fastapi.staticfiles import StaticFiles
 
+    from openaml.server.studio._batch import router as batch_router
     from openaml.server.studio._common import STATIC_DIR
     from openaml.server.studio._jobs import router as jobs_router
     from openaml.server.studio._login import router as login_router
     from openaml.server.studio._nouns import router as nouns_router
     from openaml.server.studio._rai import router as rai_router
     from openaml.server.studio._rai_explain import router as explain_router
+    from openaml.server.studio._snapshot import router as snapshot_router
 
     app.include_router(login_router)
     app.include_router(nouns_router)
     app.include_router(jobs_router)
     app.include_router(rai_router)
     app.include_router(explain_router)
+    app.include_router(batch_router)
+    app.include_router(snapshot_router)
     app.mount("/studio-static", StaticFiles(directory=str(STATIC_DIR)), name="studio-static")

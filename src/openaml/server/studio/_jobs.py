@@ -23,14 +23,15 @@ from starlette.concurrency import run_in_threadpool
 from openaml.errors import NotFoundError, OpenAMLError
 from openaml.server.studio._charts import line_chart, parallel_coordinates
 from openaml.server.studio._common import TERMINAL, duration, not_found, render, services
-from openaml.server.studio._metrics import many_series, metric_series, run_summaries
-from openaml.server.studio._queries import SORTS, JobQuery, experiment_names, page_jobs
 from openaml.server.studio._rai_explain import job_explained
+from openaml.store import JOB_SORTS, JobQuery
 
 __all__ = ["router", "LOG_CHUNK"]
 
 router = APIRouter(include_in_schema=False)
 
+MAX_COMPARED_METRICS = 20  # charts on the compare page (the table has every metric's last value)
+COMPARE_POINTS = 6000  # points of one compare chart, all runs together
 LOG_CHUNK = 64 * 1024  # bytes of log a page shows at once (the tail first, then earlier chunks on request)
 STATUSES = ("NotStarted", "Queued", "Preparing", "Starting", "Running", "Finalizing", "CancelRequested",
             "Completed", "Failed", "Canceled")
@@ -54,9 +55,9 @@ def jobs_list(request: Request, status: str = "", type: str = "", experiment: st
     """Top-level jobs, one page sorted and filtered in SQL (fast at 100,000 jobs)."""
     ctx = request.app.state.ctx
     jq = JobQuery(status=status or None, type=type or None, experiment=experiment or None, tag=tag or None,
-                  since=_day(since), until=_day(until), sort=sort if sort in SORTS else "created",
+                  since=_day(since), until=_day(until), sort=sort if sort in JOB_SORTS else "created",
                   desc=order != "asc", page=max(1, page), per_page=min(max(1, per_page), 500))
-    rows, total = page_jobs(ctx.store, jq)
+    rows, total = ctx.store.page_jobs(jq)
     filters = {"status": status, "type": type, "experiment": experiment, "tag": tag, "since": since,
                "until": until}
 
@@ -66,7 +67,7 @@ def jobs_list(request: Request, status: str = "", type: str = "", experiment: st
 
     pages = max(1, -(-total // jq.per_page))
     return render(request, "jobs.html", rows=rows, total=total, jq=jq, filters=filters, link=link, pages=pages,
-                  statuses=STATUSES, types=TYPES, experiments=experiment_names(ctx.tracking))
+                  statuses=STATUSES, types=TYPES, experiments=ctx.tracking.experiment_names())
 
 
 def _log_path(request: Request, name: str) -> Path:
@@ -180,7 +181,7 @@ def job_page(request: Request, name: str) -> HTMLResponse:
     row = ctx.store.get_job(name)
     charts = {}
     for key in sorted(rec.get("metrics") or {})[:50]:  # a run with thousands of metrics: the table has them all
-        points, n = metric_series(ctx.tracking, name, key)
+        points, n = ctx.tracking.metric_series(name, key)
         charts[key] = line_chart({name: points}, sizes={name: n})
     text, start, size = _read_back(_log_path(request, name), None)
     outputs = ["artifacts", *sorted(row["runtime"].get("outputs") or {})]
@@ -302,24 +303,33 @@ def job_rerun(request: Request, name: str) -> Response:
 
 @router.get("/experiments", response_class=HTMLResponse)
 def experiments(request: Request) -> HTMLResponse:
-    return render(request, "experiments.html", names=experiment_names(request.app.state.ctx.tracking))
+    return render(request, "experiments.html", names=request.app.state.ctx.tracking.experiment_names())
+
+
+def compare_charts(tracking: Any, runs: list[str], metrics: list[str]) -> dict[str, dict[str, Any]]:
+    """One chart per metric with the runs overlaid, from one query for all runs' series
+    (:meth:`Tracking.runs_series`). The more runs, the fewer points each line keeps (LTTB with each
+    bucket's minimum and maximum): :data:`COMPARE_POINTS` points per chart in all, at least 60 a run."""
+    series, sizes = tracking.runs_series(runs, metrics)
+    charts = {}
+    for m in metrics:
+        per_line = max(60, min(300, COMPARE_POINTS // max(1, len(series[m]))))
+        charts[m] = line_chart(series[m], max_points=per_line, sizes=sizes[m])
+    return charts
 
 
 @router.get("/experiments/{name}", response_class=HTMLResponse)
 def experiment_page(request: Request, name: str, limit: int = 100) -> HTMLResponse:
     """Runs of an experiment side by side: parameters (those that differ first), metrics overlaid."""
     ctx = request.app.state.ctx
-    rows, total = page_jobs(ctx.store, JobQuery(experiment=name, per_page=min(max(1, limit), 500)))
+    rows, total = ctx.store.page_jobs(JobQuery(experiment=name, per_page=min(max(1, limit), 500)))
     if not total:
         return not_found(request, f"experiment {name!r}", "/experiments", "all experiments")
-    summaries = run_summaries(ctx.tracking, [r["name"] for r in rows])
+    summaries = ctx.tracking.run_summaries([r["name"] for r in rows])
     params = sorted({k for s in summaries.values() for k in s["params"]})
     differ = [p for p in params if len({summaries[r]["params"].get(p) for r in summaries}) > 1]
     same = [p for p in params if p not in differ]
     metrics = sorted({k for s in summaries.values() for k in s["metrics"]})
-    charts = {}
-    for m in metrics[:20]:
-        series, sizes = many_series(ctx.tracking, [r["name"] for r in rows if m in summaries[r["name"]]["metrics"]], m)
-        charts[m] = line_chart(series, max_points=300, sizes=sizes)
+    charts = compare_charts(ctx.tracking, [r["name"] for r in rows], metrics[:MAX_COMPARED_METRICS])
     return render(request, "experiment.html", name=name, rows=rows, total=total, summaries=summaries,
                   differ=differ, same=same, metrics=metrics, charts=charts)

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse
 
 from openaml.errors import NotFoundError, OpenAMLError, ValidationError
 from openaml.server.studio._common import render, services
-from openaml.server.studio._queries import JobQuery, page_jobs
+from openaml.store import JobQuery
 
 __all__ = ["router", "preview_table", "PREVIEW_ROWS", "PROFILE_ROWS"]
 
@@ -28,13 +28,14 @@ def home(request: Request) -> HTMLResponse:
     """Workspace overview: counts by job status, recent jobs, the nouns with links."""
     ctx = request.app.state.ctx
     svc = services(request)
-    recent, total = page_jobs(ctx.store, JobQuery(per_page=10))
+    recent, total = ctx.store.page_jobs(JobQuery(per_page=10))
     counts = {s: ctx.store.count_jobs(status=[s]) for s in ("Queued", "Running", "Completed", "Failed", "Canceled")}
     nouns: dict[str, int | None] = {}
     for label, fn in (("Computes", lambda: svc["computes"].list()), ("Data assets", lambda: svc["data"].list()),
                       ("Environments", lambda: svc["environments"].list()),
                       ("Components", lambda: svc["components"].list()), ("Models", lambda: svc["models"].list()),
                       ("Online endpoints", lambda: svc["endpoints"].list_endpoints()),
+                      ("Batch endpoints", lambda: svc["batch_endpoints"].list_endpoints()),
                       ("Schedules", lambda: svc["schedules"].list())):
         try:
             nouns[label] = len(fn())
@@ -155,8 +156,13 @@ def environment_page(request: Request, name: str, version: str | None = None) ->
         env = svc.get(name, version=version, label=None if version else "latest")
     except (NotFoundError, ValidationError):
         return _missing(request, f"environment {name!r}", "/environments", "all environments")
+    from openaml.server.studio._snapshot import build_log
+
+    kind = "base" if env.get("build_status") == "base" else "venv"
+    log, size, note = build_log(request, {"kind": kind, "spec_hash": env.get("spec_hash")})
     return render(request, "detail.html", title=f"Environment {name}:{env.get('version')}", item=env,
-                  versions=svc.list(name=name), noun="environments", back="/environments")
+                  versions=svc.list(name=name), noun="environments", back="/environments",
+                  build=({"log": log, "size": size, "note": note}))
 
 
 @router.get("/components", response_class=HTMLResponse)
@@ -172,8 +178,10 @@ def component_page(request: Request, name: str, version: str | None = None) -> H
         comp = svc.get(name, version=version, label=None if version else "latest")
     except (NotFoundError, ValidationError):
         return _missing(request, f"component {name!r}", "/components", "all components")
+    # where used: the pipeline jobs one of whose nodes ran this version (the store's query of job plans)
+    used_by = request.app.state.ctx.store.jobs_using_component(name, str(comp.get("version")))
     return render(request, "detail.html", title=f"Component {name}:{comp.get('version')}", item=comp,
-                  versions=svc.list(name=name), noun="components", back="/components")
+                  versions=svc.list(name=name), noun="components", back="/components", used_by=used_by)
 
 
 # ---------------------------------------------------------------------------- computes

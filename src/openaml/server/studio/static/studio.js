@@ -26,6 +26,26 @@ async function api(method, url, body) {
   return data;
 }
 
+/* The /api/v1 operations the studio calls: its API client, typed against /openapi.json.
+   tests/test_studio.py checks that each is an operation of the server's OpenAPI document and that
+   each body field is a property of that operation's request schema; no other /api/v1 call is made
+   from this file. Entries: [method, path, body fields or null]. */
+const OPS = {
+  createModelVersion: ["POST", "/api/v1/models/{name}/versions", ["path", "type"]],
+  getOnlineEndpoint: ["GET", "/api/v1/online-endpoints/{name}", null],
+  putOnlineEndpoint: ["PUT", "/api/v1/online-endpoints/{name}",
+                      ["name", "auth_mode", "description", "tags", "traffic", "mirror_traffic"]],
+  onlineEndpointKeys: ["POST", "/api/v1/online-endpoints/{name}/keys", null],
+  putBatchEndpoint: ["PUT", "/api/v1/batch-endpoints/{name}", ["name", "defaults"]],
+  invokeBatchEndpoint: ["POST", "/api/v1/batch-endpoints/{name}/jobs", ["inputs", "deployment_name"]],
+};
+
+function call(op, params, body) {
+  const [method, path] = OPS[op];
+  const url = path.replace(/\{(\w+)\}/g, (_, k) => encodeURIComponent(params[k]));
+  return api(method, url, body);
+}
+
 function initActions() {
   document.querySelectorAll("button[data-post]").forEach((b) => {
     b.addEventListener("click", async () => {
@@ -55,8 +75,7 @@ function initRegister() {
     let path = "azureml://jobs/" + job + "/outputs/" + output;
     if (output === "artifacts") path += "/paths/" + rel;
     try {
-      const m = await api("POST", "/api/v1/models/" + encodeURIComponent(name) + "/versions",
-                          {path, type: form.elements.type.value});
+      const m = await call("createModelVersion", {name}, {path, type: form.elements.type.value});
       location.href = "/models/" + encodeURIComponent(m.name) + "?version=" + encodeURIComponent(m.version);
     } catch (e) { toast(e.message, true); }
   });
@@ -119,17 +138,17 @@ function initEndpoint() {
     const text = Object.entries(traffic).map(([k, v]) => k + " " + v + "%").join(", ");
     if (!window.confirm("Set the traffic of " + name + " to " + text + "?")) return;
     try {
-      const ep = await api("GET", "/api/v1/online-endpoints/" + encodeURIComponent(name));
+      const ep = await call("getOnlineEndpoint", {name});
       const spec = {name: ep.name, auth_mode: ep.auth_mode, description: ep.description, tags: ep.tags,
                     traffic, mirror_traffic: mirror};
-      await api("PUT", "/api/v1/online-endpoints/" + encodeURIComponent(name), spec);
+      await call("putOnlineEndpoint", {name}, spec);
       toast("traffic updated");
     } catch (e) { toast(e.message, true); }
   });
   const keys = document.getElementById("show-keys");
   if (keys) keys.addEventListener("click", async () => {
     try {
-      const k = await api("POST", "/api/v1/online-endpoints/" + encodeURIComponent(keys.dataset.endpoint) + "/keys");
+      const k = await call("onlineEndpointKeys", {name: keys.dataset.endpoint});
       const out = document.getElementById("keys-out");
       out.textContent = "primary: " + k.primary_key + "\nsecondary: " + k.secondary_key;
       out.hidden = false;
@@ -144,7 +163,7 @@ function initEndpoint() {
     const lat = document.getElementById("test-latency");
     try { JSON.parse(body); } catch (e) { status.textContent = "invalid JSON: " + e.message; return; }
     try {
-      const k = await api("POST", "/api/v1/online-endpoints/" + encodeURIComponent(test.dataset.endpoint) + "/keys");
+      const k = await call("onlineEndpointKeys", {name: test.dataset.endpoint});
       const headers = {"Content-Type": "application/json", "Authorization": "Bearer " + k.primary_key};
       const dep = test.querySelector("select").value;
       if (dep) headers["azureml-model-deployment"] = dep;
@@ -160,4 +179,48 @@ function initEndpoint() {
   });
 }
 
-document.addEventListener("DOMContentLoaded", () => { initActions(); initLog(); initEndpoint(); initRegister(); });
+function initBatch() {
+  document.querySelectorAll("button.set-default").forEach((b) => {
+    b.addEventListener("click", async () => {
+      const ep = b.dataset.endpoint, dep = b.dataset.deployment;
+      if (!window.confirm("Make " + dep + " the default deployment of " + ep + "?")) return;
+      b.disabled = true;
+      try {
+        await call("putBatchEndpoint", {name: ep}, {name: ep, defaults: {deployment_name: dep}});
+        toast("default deployment: " + dep); setTimeout(() => location.reload(), 400);
+      } catch (e) { toast(e.message, true); b.disabled = false; }
+    });
+  });
+  document.querySelectorAll("button.delete-api").forEach((b) => {
+    b.addEventListener("click", async () => {
+      if (!window.confirm(b.dataset.confirm || "Delete?")) return;
+      b.disabled = true;
+      try { await api("DELETE", b.dataset.url); toast("deleted"); setTimeout(() => { location.href = b.dataset.then; }, 400); }
+      catch (e) { toast(e.message, true); b.disabled = false; }
+    });
+  });
+  const form = document.getElementById("batch-invoke");
+  if (form) form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = form.elements;
+    let path;
+    if (f.source.value === "datastore") {
+      const rel = f.path.value.replace(/^\/+/, "");
+      if (!rel) { toast("give the path of the input in the datastore", true); return; }
+      path = "azureml://datastores/" + f.datastore.value + "/paths/" + rel;
+    } else {
+      if (!f.asset.value) { toast("choose a data asset", true); return; }
+      path = "azureml:" + f.asset.value;
+    }
+    const body = {inputs: {input_data: {type: f.type.value, path}}};
+    if (f.deployment.value) body.deployment_name = f.deployment.value;
+    const btn = document.getElementById("invoke-submit");
+    btn.disabled = true;
+    try {
+      const job = await call("invokeBatchEndpoint", {name: form.dataset.endpoint}, body);
+      location.href = "/jobs/" + encodeURIComponent(job.name);
+    } catch (e) { toast(e.message, true); btn.disabled = false; }
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => { initActions(); initLog(); initEndpoint(); initRegister(); initBatch(); });
