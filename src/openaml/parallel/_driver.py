@@ -54,6 +54,7 @@ from typing import Any
 
 STATE_DIR = ".openaml_parallel"
 PRS_FLAGS_USED = ("--append_row_file_name",)
+INTERNAL_PREFIX = "--openaml_"  # the built-in batch scoring driver's own flags (never the user's)
 
 
 # ====================================================================== plan
@@ -78,6 +79,7 @@ def _csv_chunks(path: Path, size: int, header: bool) -> list[dict[str, Any]]:
         start = len(data) if nl < 0 else nl + 1
         head = data[:start].decode("utf-8", errors="replace")
     out = []
+    row0 = 0  # the chunk's first row in its file (rows after the header, by line)
     while start < len(data):
         end = min(len(data), start + size)
         if end < len(data):
@@ -87,7 +89,8 @@ def _csv_chunks(path: Path, size: int, header: bool) -> list[dict[str, Any]]:
         rows = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
         if chunk.strip():
             out.append({"kind": "csv", "file": str(path), "start": start, "end": end, "header": head, "n": max(rows, 1),
-                        "source": f"{path.name}[{start}:{end}]"})
+                        "row0": row0, "source": f"{path.name}[{start}:{end}]"})
+        row0 += rows
         start = end
     data.close()
     return out
@@ -130,7 +133,7 @@ def plan_mini_batches(cfg: dict[str, Any], input_path: Path) -> list[dict[str, A
             per = max(1, int(size * rows / nbytes))
             for s in range(0, rows, per):
                 e = min(rows, s + per)
-                out.append({"kind": "parquet", "file": str(f), "start": s, "end": e, "n": e - s,
+                out.append({"kind": "parquet", "file": str(f), "start": s, "end": e, "n": e - s, "row0": s,
                             "source": f"{f.name}[rows {s}:{e}]"})
         else:
             out.extend(_csv_chunks(f, size, header=tab.get("header", True)))
@@ -206,17 +209,29 @@ def _load_mini_batch(task: dict[str, Any], cache: _TableCache) -> Any:
             fh.seek(task["start"])
             body = fh.read(task["end"] - task["start"])
         head = task.get("header") or ""
-        return pd.read_csv(io.BytesIO(head.encode() + body), sep=tab.get("delimiter", ","),
-                           header=0 if head else None)
+        return _with_source(pd.read_csv(io.BytesIO(head.encode() + body), sep=tab.get("delimiter", ","),
+                                        header=0 if head else None), task)
     if kind == "parquet":
         frame = cache.get(task["file"], lambda: pd.read_parquet(task["file"]))
-        return frame.iloc[task["start"]:task["end"]].reset_index(drop=True)
+        return _with_source(frame.iloc[task["start"]:task["end"]].reset_index(drop=True), task)
     frame = cache.get(tuple(task["files"]), lambda: pd.concat(
         [_read_table(f, task["format"], tab) for f in task["files"]], ignore_index=True))
     mask = pd.Series(True, index=frame.index)
     for k, v in task["partition"].items():
         mask &= frame[k].isna() if v is None or v != v else frame[k] == v
     return frame[mask].reset_index(drop=True)
+
+
+def _with_source(frame: Any, task: dict[str, Any]) -> Any:
+    """A tabular mini-batch names the file its rows came from and its first row's index there in
+    ``frame.attrs["source_file"]`` / ``["source_row"]`` (the built-in MLflow batch driver writes them
+    in its ``file`` and ``row`` columns); pandas < 1.0 has no ``attrs``."""
+    try:
+        frame.attrs["source_file"] = os.path.basename(task["file"])
+        frame.attrs["source_row"] = int(task.get("row0", 0))
+    except AttributeError:
+        pass
+    return frame
 
 
 def worker_main(fd_in: int, fd_out: int, worker_id: int) -> int:
@@ -476,7 +491,8 @@ class Driver:
         if self.done or self.failed:
             print(f"[openaml] parallel: resuming: {len(self.done)} mini-batches done and {len(self.failed)} failed "
                   "in an earlier run are not run again", flush=True)
-        ignored = [a for a in self.program_args if a.startswith("--") and a not in PRS_FLAGS_USED]
+        ignored = [a for a in self.program_args if a.startswith("--") and a not in PRS_FLAGS_USED
+                   and not a.startswith(INTERNAL_PREFIX)]
         if ignored:
             print(f"[openaml] parallel: program_arguments {' '.join(ignored)} are passed to the entry script's "
                   "sys.argv; the engine does not use them", flush=True)
@@ -556,7 +572,9 @@ class Driver:
         rec = {"index": task["index"], "status": "done", "n_in": n_in, "n_out": n_out,
                "failed_items": max(0, n_in - n_out) if self.output_file else 0,
                "attempts": self.attempts[task["index"]] + 1, "seconds": round(msg["seconds"], 4)}
-        if self.output_file and n_out != n_in:
+        # a file input's run() returns any number of rows per file (Azure: one or more per item); said
+        # only when it returned fewer rows than files (those count failed); a table's rows are said both ways
+        if self.output_file and (n_out < n_in or (n_out > n_in and self.unit == "rows")):
             print(f"[openaml] parallel: warning: mini-batch {task['index']} ({task['source']}): run() returned "
                   f"{n_out} rows for {n_in} items; all {n_out} rows are kept" +
                   (f", {n_in - n_out} items counted failed" if n_out < n_in else ""), flush=True)

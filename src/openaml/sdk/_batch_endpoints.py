@@ -97,6 +97,7 @@ class BatchEndpointOperations:
         from openaml.sdk._jobs import job_from_dict
         from openaml.sdk._upload import upload_path
 
+        self._t.get(f"/batch-endpoints/{endpoint_name}")  # an unknown endpoint is said before any upload
         given: dict[str, Any] = {}
         if input is not None:
             inp = Input(type="uri_folder", path=input) if isinstance(input, str) else input

@@ -86,7 +86,7 @@ class BatchEndpointRepository:
                 s.flush()
                 return _ep(row)
         except IntegrityError:
-            raise ConflictError(f"batch endpoint {name!r} already exists", details={"name": name}) from None
+            raise ConflictError(f"Batch endpoint {name} already exists", details={"name": name}) from None
 
     def get_endpoint(self, name: str) -> dict[str, Any]:
         """Raises NotFoundError listing the endpoints that exist."""
@@ -94,7 +94,7 @@ class BatchEndpointRepository:
             row = s.get(BatchEndpointRow, name)
             if row is None:
                 names = ", ".join(s.scalars(select(BatchEndpointRow.name).order_by(BatchEndpointRow.name))) or "(none)"
-                raise NotFoundError(f"batch endpoint {name!r} not found; batch endpoints: {names}",
+                raise NotFoundError(f"Batch endpoint {name} not found; the workspace's batch endpoints: {names}",
                                     details={"name": name})
             return _ep(row)
 
@@ -107,7 +107,7 @@ class BatchEndpointRepository:
         with self._write() as s:
             row = s.get(BatchEndpointRow, name, with_for_update=True)
             if row is None:
-                raise NotFoundError(f"batch endpoint {name!r} not found", details={"name": name})
+                raise NotFoundError(f"Batch endpoint {name} not found", details={"name": name})
             changes = fn(_ep(row)) or {}
             for key in ("spec", "provisioning_state"):
                 if key in changes:
@@ -150,7 +150,7 @@ class BatchEndpointRepository:
             if row is None:
                 names = ", ".join(s.scalars(select(BatchDeploymentRow.name).where(
                     BatchDeploymentRow.endpoint_name == endpoint_name).order_by(BatchDeploymentRow.name))) or "(none)"
-                raise NotFoundError(f"deployment {name!r} of batch endpoint {endpoint_name!r} not found; "
+                raise NotFoundError(f"Batch deployment {name} not found in batch endpoint {endpoint_name}; "
                                     f"its deployments: {names}", details={"name": name, "endpoint": endpoint_name})
             return _dep(row)
 
