@@ -366,6 +366,8 @@ def zygote_main(fd: int) -> int:
         script = _worker_setup(cfg)
         _import_entry(script)
         for name in cfg.get("preload") or []:
+            if str(name).split(".")[0] in _FORK_UNSAFE:
+                continue  # init() imports it in each worker, after the fork
             try:
                 importlib.import_module(name)
             except BaseException:  # noqa: BLE001, S112 - a hint only: the worker imports what it needs
