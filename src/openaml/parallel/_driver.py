@@ -460,7 +460,14 @@ class _Zygote:
             learned = json.loads(driver.preload_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             learned = []
-        _send(self.sock, {**driver.worker_cfg, "preload": learned if isinstance(learned, list) else []})
+        preload: list[str] = []
+        size = 0
+        for name in sorted((str(m) for m in learned), key=lambda m: (m.count("."), m)) if isinstance(learned, list) else []:
+            size += len(name) + 4
+            if size > 64 * 1024:  # one message (a socket buffer); packages first, then their modules
+                break
+            preload.append(name)
+        _send(self.sock, {**driver.worker_cfg, "preload": preload})
         self.q = driver.q
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -512,9 +519,12 @@ class _Worker:
         r_res, w_res = os.pipe()
         logfile = driver.logs / "user" / "stdout" / f"worker_{wid}.txt"
         if driver.zygote is not None and driver.zygote.ready:
-            self.zygote = driver.zygote
-            self.zygote.fork(self, r_task, w_res, logfile)
-        else:
+            try:
+                driver.zygote.fork(self, r_task, w_res, logfile)
+                self.zygote = driver.zygote
+            except OSError:  # the zygote is gone: this and later workers start as fresh processes
+                driver.zygote.ready = False
+        if self.zygote is None:
             log = open(logfile, "ab", buffering=0)  # noqa: SIM115
             self.proc = subprocess.Popen(
                 [sys.executable, os.path.abspath(__file__), "--worker", str(r_task), str(w_res), str(wid)],
@@ -710,7 +720,11 @@ class Driver:
         # the workers start (and run init()) while the input is planned: forked by the zygote once it
         # has imported the entry script, else (no fork) fresh processes at once on a fresh start
         if _can_fork():
-            self.zygote = _Zygote(self)
+            try:
+                self.zygote = _Zygote(self)
+            except OSError as exc:  # workers start as fresh processes
+                print(f"[openaml] parallel: workers start as fresh processes: {exc}", flush=True)
+                self.zygote = None
         fresh = not (self.state / "journal.jsonl").exists()
         early = [_Worker(i, self) for i in range(self.workers_n)] if fresh and self.zygote is None else []
         try:
