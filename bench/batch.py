@@ -19,6 +19,9 @@ interleaved over ``--reps`` repetitions (medians reported):
 - job start: submit (the input a registered data asset: nothing uploaded) to the first
   mini-batch's rows file written (warm environment), and the part of it that is the workers'
   own start (interpreter, the entry script's imports, ``init()``: loading the model);
+- the engine's start alone (the driver run by hand, as the runner runs it, over 8 one-file
+  mini-batches, warm): first worker ready and the CPU of its processes, workers forked from the
+  zygote vs fresh processes (``OPENAML_PARALLEL_FORK=0``, the engine before the zygote);
 - Ray Data ``map_batches`` on the same files when ``ray`` is installed (else a note): a local Ray
   (``num_cpus`` = the cores, loopback, no dashboard), ``read_csv`` -> ``map_batches`` (an actor per
   core loading the model once) -> ``write_csv``, after the server's runs.
@@ -185,6 +188,38 @@ def ray_rows_per_s(data: Path, model: Path, cores: int) -> float | None:
         ray.shutdown()
 
 
+# ---------------------------------------------------------------------- the engine's start, A/B
+def engine_start(data: Path, model: Path, src: Path, workers: int, fork: bool) -> tuple[float, float]:
+    """The engine run by hand (as the runner runs it) over ``data``: (first worker ready in s, CPU s of
+    all its processes), workers forked from the zygote (``fork``) or fresh processes
+    (``OPENAML_PARALLEL_FORK=0``, the engine before the zygote)."""
+    import base64
+    import resource
+    import shutil
+    import subprocess
+
+    from _common import PYTHON
+
+    import openaml.parallel._driver as driver
+
+    wd = Path(tempfile.mkdtemp(prefix="openaml-bench-engine-"))
+    try:
+        shutil.copy(src / "score.py", wd / "score.py")
+        cfg = {"entry_script": "score.py", "mini_batch_size": 1, "max_concurrency": workers, "instance_count": 1,
+               "max_retries": 0, "timeout": 600}
+        env = {**os.environ, "OPENAML_PARALLEL_FORK": "1" if fork else "0", "BENCH_MODEL": str(model)}
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([PYTHON, driver.__file__, "--config", base64.b64encode(json.dumps(cfg).encode()).decode(),
+                        "--input-data", str(data), "--append-row-to", str(wd / "out")], cwd=wd, env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        info = dict(line.split(": ", 1) for line in (wd / "logs" / "job_progress_overview.txt").read_text().splitlines())
+        return (float(info["first_worker_ready_seconds"]),
+                after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    finally:
+        shutil.rmtree(wd, ignore_errors=True)
+
+
 # ---------------------------------------------------------------------- the parallel job
 def run_parallel(server: Any, src: Path, data: str, model: Path, *, mbs: int, workers: int, tag: str) -> dict[str, Any]:
     """One parallel job over ``data`` (a registered data asset: no upload in the timings)."""
@@ -245,6 +280,18 @@ def main() -> None:
     starts: list[float] = []
     readies: list[float] = []
     overhead: list[float] = []
+    fresh: list[tuple[float, float]] = []
+    forked: list[tuple[float, float]] = []
+    small = root / "small"  # the engine's start A/B: 8 of the files, one per mini-batch
+    small.mkdir()
+    for f in sorted(data.iterdir())[:8]:
+        os.link(f, small / f.name)
+    engine_start(small, model, src, cores, fork=True)  # learns init()'s imports (a warm start after it)
+    for rep in range(max(3, args.reps)):
+        for fork in ((False, True) if rep % 2 == 0 else (True, False)):
+            (forked if fork else fresh).append(engine_start(small, model, src, cores, fork))
+    progress(f"engine start: fresh workers {median([x[0] for x in fresh]):.2f} s, forked from the zygote "
+             f"{median([x[0] for x in forked]):.2f} s")
     with openaml_server("batch") as server:
         from openaml import MLClient
         from openaml.entities import Data
@@ -286,6 +333,12 @@ def main() -> None:
         Row("  of which the workers' own start, s (imports, init(): user code)", median(readies)),
         Row("  the rest: submit, queue, runner, environment layer, driver, first run(), s",
             median(starts) - median(readies)),
+        Row("engine start, s: first worker ready (zygote; peer: fresh worker processes)",
+            median([x[0] for x in forked]), median([x[0] for x in fresh]),
+            median([x[0] for x in forked]) / median([x[0] for x in fresh])),
+        Row("engine start, CPU s of the engine's processes (zygote; peer: fresh processes)",
+            median([x[1] for x in forked]), median([x[1] for x in fresh]),
+            median([x[1] for x in forked]) / median([x[1] for x in fresh])),
     ]
     notes = [f"{args.files} files x {args.rows} rows, mini_batch_size {args.mbs}, {cores} workers, "
              f"{args.reps} repetitions (medians)"]
@@ -298,6 +351,7 @@ def main() -> None:
                 peer="the limit: plain Python multiprocessing, one process per core", limit="same", notes=notes)
     if not args.no_save:
         save_results("batch", {"rows": rows, "limit": limit, "engine": engine, "e2e": e2e, "start": starts,
+                               "engine_start_fresh": fresh, "engine_start_forked": forked,
                                "overhead_ms": overhead, "ray": ray, "args": vars(args)})
     print(json.dumps({"ok": True}), file=sys.stderr)
 
