@@ -791,7 +791,7 @@ class Driver:
                         next_id += 1
                     item = None
                 if item is not None and item[0] is not None and not item[0].dead:
-                    w, msg = item
+                    w, msg = item[0], item[1]
                     if msg.get("ready"):
                         w.ready = True
                         self._learn(msg.get("imported"))
