@@ -292,8 +292,11 @@ def worker_main(fd_in: int, fd_out: int, worker_id: int) -> int:
     except BaseException:  # noqa: BLE001
         writer.write(json.dumps({"init_error": traceback.format_exc()}) + "\n")
         return 1
-    # the modules the entry script and init() imported: the next job's zygote imports them first
-    learned = sorted(m for m in set(sys.modules) - before if not m.startswith("_") and m != script.stem)
+    # the library modules the entry script and init() imported: the next job's zygote imports them
+    # first (not the job's own modules: its code runs in the worker, as on Azure)
+    local = (str(script.parent) + os.sep, str(Path.cwd()) + os.sep)
+    learned = sorted(m for m in set(sys.modules) - before if not m.startswith("_") and m != script.stem
+                     and not str(getattr(sys.modules.get(m), "__file__", None) or "").startswith(local))
     writer.write(json.dumps({"ready": True, "pid": os.getpid(), "imported": learned[:5000]}) + "\n")
     cache = _TableCache()
     for line in reader:
