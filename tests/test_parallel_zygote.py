@@ -25,6 +25,7 @@ SCRIPT = """
     def init():
         preloaded = "fractions" in sys.modules
         import fractions  # noqa: F401 - what init() imports is learned for the next job
+        import helper  # noqa: F401 - the job's own module: never preloaded
         with open(os.path.join(MARKS, f"init.{os.getpid()}"), "w") as fh:
             fh.write("preloaded" if preloaded else "cold")
 
@@ -42,6 +43,7 @@ def _run(tmp_path: Path, tag: str, fork: str, script: str = SCRIPT,
     wd = tmp_path / f"wd-{tag}"
     wd.mkdir()
     (wd / "score.py").write_text(textwrap.dedent(script).lstrip())
+    (wd / "helper.py").write_text("VALUE = 1\n")
     data = tmp_path / "data"
     if not data.exists():
         data.mkdir()
@@ -68,6 +70,7 @@ def test_workers_fork_from_a_zygote_module_code_once_init_per_worker_learned_pre
     assert len(inits) == 3 and {p.read_text() for p in inits} == {"cold"}  # init() once per worker
     learned = list((tmp_path / "cache" / "openaml" / "parallel-preload").glob("*.json"))
     assert len(learned) == 1 and "fractions" in json.loads(learned[0].read_text())
+    assert "helper" not in json.loads(learned[0].read_text())
     # the next job of the same script: the zygote imported what init() imported before the fork
     imports, inits, _ = _run(tmp_path, "second", "1")
     assert len(imports) == 1 and len(inits) == 3 and {p.read_text() for p in inits} == {"preloaded"}
