@@ -456,7 +456,8 @@ class _Zygote:
         log = open(driver.logs / "user" / "stdout" / "zygote.txt", "ab", buffering=0)  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "--zygote", str(theirs.fileno())],
-            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)  # a session of its own, as every worker's: its own CPU share (autogroup)
         log.close()
         theirs.close()
         try:
