@@ -19,7 +19,12 @@ interleaved over ``--reps`` repetitions (medians reported):
 - job start: submit (the input a registered data asset: nothing uploaded) to the first
   mini-batch's rows file written (warm environment), and the part of it that is the workers'
   own start (interpreter, the entry script's imports, ``init()``: loading the model);
-- Ray Data ``map_batches`` on the same files when ``ray`` is installed (else a note).
+- the engine's start alone (the driver run by hand, as the runner runs it, over 8 one-file
+  mini-batches, warm): first worker ready and the CPU of its processes, workers forked from the
+  zygote vs fresh processes (``OPENAML_PARALLEL_FORK=0``, the engine before the zygote);
+- Ray Data ``map_batches`` on the same files when ``ray`` is installed (else a note): a local Ray
+  (``num_cpus`` = the cores, loopback, no dashboard), ``read_csv`` -> ``map_batches`` (an actor per
+  core loading the model once) -> ``write_csv``, after the server's runs.
 
 ``.venv/bin/python bench/batch.py [--files 200] [--rows 5000] [--mbs 1] [--reps 3] [--quick]``
 (``--quick``: 20 files x 1,000 rows, 1 repetition).
@@ -152,12 +157,17 @@ def limit_rows_per_s(data: Path, model: Path, cores: int) -> float:
 
 # ---------------------------------------------------------------------- Ray Data (optional)
 def ray_rows_per_s(data: Path, model: Path, cores: int) -> float | None:
+    """Rows/s of Ray Data on a local Ray (``cores`` CPUs, loopback, no dashboard): ``read_csv`` ->
+    ``map_batches`` of an actor per core that loads the model once -> ``write_csv``, timed from the
+    pipeline's start (Ray itself started before) to its output written."""
     try:
         import ray
     except ImportError:
         return None
-    ray.init(num_cpus=cores, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+    ray.init(address="local", num_cpus=cores, include_dashboard=False, _node_ip_address="127.0.0.1",
+             ignore_reinit_error=True, log_to_driver=False, logging_level="ERROR")
     try:
+        ray.data.DataContext.get_current().enable_progress_bars = False
         class Scorer:
             def __init__(self) -> None:
                 with open(model, "rb") as fh:
@@ -167,12 +177,47 @@ def ray_rows_per_s(data: Path, model: Path, cores: int) -> float | None:
                 batch["pred"] = self.model.predict(batch)
                 return batch
 
-        t0 = time.perf_counter()
-        ds = ray.data.read_csv(str(data)).map_batches(Scorer, batch_format="pandas", concurrency=cores)
-        rows = ds.count()
-        return float(rows) / (time.perf_counter() - t0)
+        with tempfile.TemporaryDirectory() as out:
+            t0 = time.perf_counter()
+            ds = ray.data.read_csv(str(data)).map_batches(Scorer, batch_format="pandas", concurrency=cores)
+            ds.write_csv(out)
+            elapsed = time.perf_counter() - t0
+            rows = sum(1 for f in Path(out).rglob("*.csv") for _ in open(f)) - sum(1 for _ in Path(out).rglob("*.csv"))
+        return float(rows) / elapsed
     finally:
         ray.shutdown()
+
+
+# ---------------------------------------------------------------------- the engine's start, A/B
+def engine_start(data: Path, model: Path, src: Path, workers: int, fork: bool) -> tuple[float, float]:
+    """The engine run by hand (as the runner runs it) over ``data``: (first worker ready in s, CPU s of
+    all its processes), workers forked from the zygote (``fork``) or fresh processes
+    (``OPENAML_PARALLEL_FORK=0``, the engine before the zygote)."""
+    import base64
+    import resource
+    import shutil
+    import subprocess
+
+    from _common import PYTHON
+
+    import openaml.parallel._driver as driver
+
+    wd = Path(tempfile.mkdtemp(prefix="openaml-bench-engine-"))
+    try:
+        shutil.copy(src / "score.py", wd / "score.py")
+        cfg = {"entry_script": "score.py", "mini_batch_size": 1, "max_concurrency": workers, "instance_count": 1,
+               "max_retries": 0, "timeout": 600}
+        env = {**os.environ, "OPENAML_PARALLEL_FORK": "1" if fork else "0", "BENCH_MODEL": str(model)}
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([PYTHON, driver.__file__, "--config", base64.b64encode(json.dumps(cfg).encode()).decode(),
+                        "--input-data", str(data), "--append-row-to", str(wd / "out")], cwd=wd, env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        info = dict(line.split(": ", 1) for line in (wd / "logs" / "job_progress_overview.txt").read_text().splitlines())
+        return (float(info["first_worker_ready_seconds"]),
+                after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    finally:
+        shutil.rmtree(wd, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------- the parallel job
@@ -235,6 +280,18 @@ def main() -> None:
     starts: list[float] = []
     readies: list[float] = []
     overhead: list[float] = []
+    fresh: list[tuple[float, float]] = []
+    forked: list[tuple[float, float]] = []
+    small = root / "small"  # the engine's start A/B: 8 of the files, one per mini-batch
+    small.mkdir()
+    for f in sorted(data.iterdir())[:8]:
+        os.link(f, small / f.name)
+    engine_start(small, model, src, cores, fork=True)  # learns init()'s imports (a warm start after it)
+    for rep in range(max(3, args.reps)):
+        for fork in ((False, True) if rep % 2 == 0 else (True, False)):
+            (forked if fork else fresh).append(engine_start(small, model, src, cores, fork))
+    progress(f"engine start: fresh workers {median([x[0] for x in fresh]):.2f} s, forked from the zygote "
+             f"{median([x[0] for x in forked]):.2f} s")
     with openaml_server("batch") as server:
         from openaml import MLClient
         from openaml.entities import Data
@@ -276,17 +333,25 @@ def main() -> None:
         Row("  of which the workers' own start, s (imports, init(): user code)", median(readies)),
         Row("  the rest: submit, queue, runner, environment layer, driver, first run(), s",
             median(starts) - median(readies)),
+        Row("engine start, s: first worker ready (zygote; peer: fresh worker processes)",
+            median([x[0] for x in forked]), median([x[0] for x in fresh]),
+            median([x[0] for x in forked]) / median([x[0] for x in fresh])),
+        Row("engine start, CPU s of the engine's processes (zygote; peer: fresh processes)",
+            median([x[1] for x in forked]), median([x[1] for x in fresh]),
+            median([x[1] for x in forked]) / median([x[1] for x in fresh])),
     ]
     notes = [f"{args.files} files x {args.rows} rows, mini_batch_size {args.mbs}, {cores} workers, "
              f"{args.reps} repetitions (medians)"]
     if ray is not None:
-        rows.append(Row("rows/s, Ray Data map_batches", ray, lim, ray / lim, "job ahead", lim, median(engine) > ray))
+        rows.append(Row("rows/s, Ray Data map_batches (local Ray, same cores; peer)", ray, lim, ray / lim,
+                        "job ahead", lim, median(engine) > ray))
     else:
         notes.append("Ray Data: not measured (ray is not installed here; pip install 'ray[data]' to compare)")
     print_table("Batch scoring: parallel job vs plain Python (one process per core)", rows,
                 peer="the limit: plain Python multiprocessing, one process per core", limit="same", notes=notes)
     if not args.no_save:
         save_results("batch", {"rows": rows, "limit": limit, "engine": engine, "e2e": e2e, "start": starts,
+                               "engine_start_fresh": fresh, "engine_start_forked": forked,
                                "overhead_ms": overhead, "ray": ray, "args": vars(args)})
     print(json.dumps({"ok": True}), file=sys.stderr)
 

@@ -83,7 +83,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_three_deployment_shapes_load(tmp_path: Path) -> None:
     (tmp_path / "model.yml").write_text(
         "$schema: https://azuremlschemas.azureedge.net/latest/modelBatchDeployment.schema.json\n"
-        "name: d1\nendpoint_name: ep\ntype: model\nmodel: azureml:m:1\ncompute: azureml:local\n"
+        "name: dep1\nendpoint_name: bep\ntype: model\nmodel: azureml:m:1\ncompute: azureml:local\n"
         "resources: {instance_count: 2}\n"
         "settings:\n  max_concurrency_per_instance: 3\n  mini_batch_size: 5\n  output_action: append_row\n"
         "  output_file_name: out.csv\n  retry_settings: {max_retries: 1, timeout: 60}\n  error_threshold: 4\n"
@@ -98,24 +98,24 @@ def test_three_deployment_shapes_load(tmp_path: Path) -> None:
     assert d.compute == "local"
 
     (tmp_path / "flat.yml").write_text(
-        "name: d2\nendpoint_name: ep\nmodel: azureml:m:1\ncompute: local\nmini_batch_size: 10\n"
+        "name: dep2\nendpoint_name: bep\nmodel: azureml:m:1\ncompute: local\nmini_batch_size: 10\n"
         "output_action: summary_only\nmax_concurrency_per_instance: 2\nresources: {instance_count: 1}\n")
     d2 = load_batch_deployment(tmp_path / "flat.yml")
     assert type(d2) is BatchDeployment and d2.output_action == "summary_only"
 
     (tmp_path / "pipe.yml").write_text(
-        "name: d3\nendpoint_name: ep\ntype: pipeline\ncomponent: azureml:hello:1\n"
+        "name: dep3\nendpoint_name: bep\ntype: pipeline\ncomponent: azureml:hello:1\n"
         "settings: {default_compute: local, continue_on_step_failure: false}\n")
     d3 = load_batch_deployment(tmp_path / "pipe.yml")
     assert isinstance(d3, PipelineComponentBatchDeployment) and d3.settings["default_compute"] == "local"
 
     # the SDK's constructors (the book's chapter 7 call)
-    sdk = BatchDeployment(name="d4", endpoint_name="ep", model="azureml:m:1", compute="local", instance_count=2,
+    sdk = BatchDeployment(name="dep4", endpoint_name="bep", model="azureml:m:1", compute="local", instance_count=2,
                           max_concurrency_per_instance=2, mini_batch_size=10, output_action="AppendRow",
                           output_file_name="predictions.csv",
                           retry_settings=BatchRetrySettings(max_retries=3, timeout=30), logging_level="info")
     assert sdk.output_action == "append_row" and sdk.effective_instance_count == 2
-    m = ModelBatchDeployment(name="d5", endpoint_name="ep", model="azureml:m:1", compute="local",
+    m = ModelBatchDeployment(name="dep5", endpoint_name="bep", model="azureml:m:1", compute="local",
                              settings=ModelBatchDeploymentSettings(mini_batch_size=3, output_action="summary_only"))
     assert flatten_deployment(m.model_dump(mode="json", exclude_none=True))["mini_batch_size"] == 3
     assert BatchEndpoint(name="ep-x", defaults={"deployment_name": "d"}).defaults.deployment_name == "d"  # type: ignore[union-attr]
@@ -124,19 +124,19 @@ def test_three_deployment_shapes_load(tmp_path: Path) -> None:
 @pytest.mark.parametrize("value", [0, "0", -3, "abc", "10 parsecs", True])
 def test_bad_mini_batch_size_is_refused_naming_the_field(value: Any) -> None:
     with pytest.raises(Exception) as exc:
-        BatchDeployment(name="d", model="azureml:m:1", compute="local", mini_batch_size=value)
+        BatchDeployment(name="dep", model="azureml:m:1", compute="local", mini_batch_size=value)
     assert "mini_batch_size" in str(exc.value)
 
 
 def test_batch_yaml_of_another_kind_is_refused(tmp_path: Path) -> None:
     (tmp_path / "online.yml").write_text(
-        "$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json\nname: ep\n")
+        "$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json\nname: bep\n")
     with pytest.raises(ValidationError) as exc:
         load_batch_endpoint(tmp_path / "online.yml")
     assert "managedOnlineEndpoint.schema.json" in exc.value.message and "openaml online-endpoint create" in \
         exc.value.message and "not of a batch endpoint" in exc.value.message
     (tmp_path / "online-dep.yml").write_text(
-        "$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json\nname: d\n")
+        "$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json\nname: dep\n")
     with pytest.raises(ValidationError) as exc:
         load_batch_deployment(tmp_path / "online-dep.yml")
     assert "not of a batch deployment" in exc.value.message and "openaml online-deployment create" in exc.value.message
@@ -154,7 +154,7 @@ def _lines(ml_client: Any, job_name: str, dest: Path, file_name: str = "predicti
 def test_score_py_deployment_sdk_flow(ml_client: Any, files: dict[str, Path], tmp_path: Path) -> None:
     """The book's chapter 7 SDK calls: endpoint, deployment with a scoring script, invoke on a folder."""
     ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="bep-sdk", description="d")).result()
-    dep = BatchDeployment(name="lr", endpoint_name="bep-sdk", model=Model(name="bep-lr", path=str(files["model"])),
+    dep = BatchDeployment(name="lrd", endpoint_name="bep-sdk", model=Model(name="bep-lr", path=str(files["model"])),
                           code_path=str(files["code"]), scoring_script="score.py", environment=None,
                           compute="local", instance_count=1, max_concurrency_per_instance=2, mini_batch_size=2,
                           output_file_name="predictions.csv", retry_settings=BatchRetrySettings(max_retries=1, timeout=60))
@@ -165,9 +165,9 @@ def test_score_py_deployment_sdk_flow(ml_client: Any, files: dict[str, Path], tm
     got = ml_client.batch_deployments.begin_create_or_update(dep).result()
     assert got.model.startswith("azureml:bep-lr:") and got.provisioning_state == "Succeeded"
     ep = ml_client.batch_endpoints.get("bep-sdk")
-    ep.defaults = {"deployment_name": "lr"}
+    ep.defaults = {"deployment_name": "lrd"}
     ml_client.batch_endpoints.begin_create_or_update(ep).result()
-    assert ml_client.batch_endpoints.get("bep-sdk").defaults.deployment_name == "lr"
+    assert ml_client.batch_endpoints.get("bep-sdk").defaults.deployment_name == "lrd"
     job = ml_client.batch_endpoints.invoke("bep-sdk", input=Input(type="uri_folder", path=str(files["data"])))
     ml_client.jobs.stream(job.name)
     assert ml_client.jobs.get(job.name).status == "Completed"
@@ -252,7 +252,7 @@ def test_bad_input_is_refused_before_anything_runs(cli: Any, ml_client: Any, fil
         assert field in exc.value.message, exc.value.message
         return exc.value.message
 
-    base: dict[str, Any] = {"name": "d", "endpoint_name": "bep-bad",
+    base: dict[str, Any] = {"name": "dep", "endpoint_name": "bep-bad",
                             "model": Model(name="bep-bad-mlflow", path=str(files["mlflow"]), type="mlflow_model"),
                             "compute": "local"}
     msg = refused(BatchDeployment(**{**base, "compute": "no-such-cluster"}), "compute")
@@ -266,7 +266,7 @@ def test_bad_input_is_refused_before_anything_runs(cli: Any, ml_client: Any, fil
     refused(BatchDeployment(**{**base, "model": "azureml:no-such-model:1"}), "model")
     refused(BatchDeployment(**{**base, "model": Model(name="bep-bad-custom", path=str(files["model"]))}),
             "code_configuration")
-    (tmp_path / "zero.yml").write_text("name: d\nendpoint_name: bep-bad\ntype: model\nmodel: azureml:x:1\n"
+    (tmp_path / "zero.yml").write_text("name: dep\nendpoint_name: bep-bad\ntype: model\nmodel: azureml:x:1\n"
                                        "compute: local\nsettings:\n  mini_batch_size: 0\n")
     r = cli("batch-deployment", "create", "--file", str(tmp_path / "zero.yml"))
     assert r.returncode == 1 and "mini_batch_size" in r.stderr and "zero.yml" in r.stderr
@@ -274,14 +274,14 @@ def test_bad_input_is_refused_before_anything_runs(cli: Any, ml_client: Any, fil
     # a good deployment, then bad invocations
     ml_client.batch_deployments.begin_create_or_update(BatchDeployment(**base)).result()
     with pytest.raises(ValidationError) as exc:
-        ml_client.batch_endpoints.invoke("bep-bad", deployment_name="d", input=Input(path=str(files["empty"])))
+        ml_client.batch_endpoints.invoke("bep-bad", deployment_name="dep", input=Input(path=str(files["empty"])))
     assert "empty folder" in exc.value.message and "inputs.input_data.path" in exc.value.message
     with pytest.raises(ValidationError) as exc:
-        ml_client.batch_endpoints.invoke("bep-bad", deployment_name="d",
+        ml_client.batch_endpoints.invoke("bep-bad", deployment_name="dep",
                                          input=Input(path="azureml://datastores/workspaceblobstore/paths/none/x"))
     assert "inputs.input_data" in exc.value.message and "does not exist" in exc.value.message
     with pytest.raises((ValidationError, NotFoundError)) as exc:
-        ml_client.batch_endpoints.invoke("bep-bad", deployment_name="d", input=Input(path="azureml:no-such-data:1"))
+        ml_client.batch_endpoints.invoke("bep-bad", deployment_name="dep", input=Input(path="azureml:no-such-data:1"))
     assert "no-such-data" in exc.value.message
     with pytest.raises(ValidationError) as exc:
         ml_client.batch_endpoints.invoke("bep-bad", input=Input(path=str(files["data"])))
@@ -297,7 +297,7 @@ def test_bad_input_is_refused_before_anything_runs(cli: Any, ml_client: Any, fil
                    trust_env=False, timeout=60)
     assert r.status_code == 400 and "no default deployment" in r.text
     with pytest.raises(ValidationError) as exc:
-        ml_client.batch_endpoints.invoke("bep-bad", deployment_name="d", input=Input(path=str(files["data"])),
+        ml_client.batch_endpoints.invoke("bep-bad", deployment_name="dep", input=Input(path=str(files["data"])),
                                          params_override=[{"mini_batch_size": 0}])
     assert "mini_batch_size" in exc.value.message
     with pytest.raises(NotFoundError):
@@ -307,12 +307,12 @@ def test_bad_input_is_refused_before_anything_runs(cli: Any, ml_client: Any, fil
     assert "defaults.deployment_name" in exc.value.message
     with pytest.raises(ValidationError) as exc:
         ml_client.batch_deployments.begin_create_or_update(PipelineComponentBatchDeployment(
-            name="p", endpoint_name="bep-bad", job_definition="azureml:some-pipeline-job"))
+            name="pipe", endpoint_name="bep-bad", job_definition="azureml:some-pipeline-job"))
     assert "job_definition" in exc.value.message and "not supported" in exc.value.message
     with pytest.raises(NotFoundError):
         ml_client.batch_deployments.begin_create_or_update(PipelineComponentBatchDeployment(
-            name="p", endpoint_name="bep-bad", component="azureml:no-such-component:1"))
-    assert [d.name for d in ml_client.batch_deployments.list("bep-bad")] == ["d"]
+            name="pipe", endpoint_name="bep-bad", component="azureml:no-such-component:1"))
+    assert [d.name for d in ml_client.batch_deployments.list("bep-bad")] == ["dep"]
     assert len(ml_client.jobs.list()) == n_jobs  # nothing ran
     ml_client.batch_endpoints.begin_delete("bep-bad")
 
@@ -324,7 +324,7 @@ def test_output_file_names_with_folders_and_taken_output_paths_are_refused(
     replaced the first job's predictions."""
     ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="bep-out")).result()
     n_jobs = len(ml_client.jobs.list())
-    base: dict[str, Any] = {"name": "d", "endpoint_name": "bep-out",
+    base: dict[str, Any] = {"name": "dep", "endpoint_name": "bep-out",
                             "model": Model(name="bep-out-mlflow", path=str(files["mlflow"]), type="mlflow_model"),
                             "compute": "local"}
     for bad in ("../../x.csv", "sub/x.csv", ".."):
@@ -334,14 +334,14 @@ def test_output_file_names_with_folders_and_taken_output_paths_are_refused(
     assert ml_client.batch_deployments.list("bep-out") == []
     ml_client.batch_deployments.begin_create_or_update(BatchDeployment(**base)).result()
     with pytest.raises(ValidationError) as exc:
-        ml_client.batch_endpoints.invoke("bep-out", deployment_name="d", input=Input(path=str(files["data"])),
+        ml_client.batch_endpoints.invoke("bep-out", deployment_name="dep", input=Input(path=str(files["data"])),
                                          params_override=[{"output_file_name": "../x.csv"}])
     assert "field 'output_file_name'" in exc.value.message
     # an output path that holds the output file already (an earlier job's) is refused, naming it
     taken = server.path / "datastores" / "workspaceblobstore" / "bep-out" / "same"
     taken.mkdir(parents=True)
     (taken / "predictions.csv").write_text("0,1.0,a.csv\n")
-    r = cli("batch-endpoint", "invoke", "-n", "bep-out", "--deployment-name", "d", "--input", str(files["data"]),
+    r = cli("batch-endpoint", "invoke", "-n", "bep-out", "--deployment-name", "dep", "--input", str(files["data"]),
             "--output-path", "azureml://datastores/workspaceblobstore/paths/bep-out/same")
     assert r.returncode != 0 and "predictions.csv exists already" in r.stderr and "output_path" in r.stderr, r.stderr
     assert (taken / "predictions.csv").read_text() == "0,1.0,a.csv\n"
@@ -373,10 +373,10 @@ def test_summary_only_script_writes_its_own_files_into_azureml_bi_output_path(
         "    return list(mini_batch)\n")
     ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="bep-custom")).result()
     ml_client.batch_deployments.begin_create_or_update(BatchDeployment(
-        name="w", endpoint_name="bep-custom", model=Model(name="bep-custom-lr", path=str(files["model"])),
+        name="writer", endpoint_name="bep-custom", model=Model(name="bep-custom-lr", path=str(files["model"])),
         code_path=str(code), scoring_script="score.py", environment=ENV, compute="local",
         output_action="summary_only", mini_batch_size=1)).result()
-    job = ml_client.batch_endpoints.invoke("bep-custom", deployment_name="w", input=Input(path=str(files["data"])))
+    job = ml_client.batch_endpoints.invoke("bep-custom", deployment_name="writer", input=Input(path=str(files["data"])))
     assert ml_client.jobs.wait(job.name, timeout=300).status == "Completed"
     ml_client.jobs.download(job.name, output_name="score", download_path=str(tmp_path / "dl"))
     assert sorted(p.name for p in (tmp_path / "dl").rglob("scored-*")) == [f"scored-part-{i}.csv" for i in range(3)]

@@ -7,13 +7,12 @@ from typing import Annotated, Any
 import typer
 
 from openaml.cli._common import OutputOpt, SetOpt, WorkspaceOpt, client, handle_errors
+from openaml.cli._online_deployment import EndpointOpt, NameOpt, add_show_list_delete
 from openaml.cli._online_endpoint import QueryOpt, show_result
-from openaml.cli._output import info, render
+from openaml.cli._output import render
 
 app = typer.Typer(help="Batch deployments (as az ml batch-deployment).", no_args_is_help=True)
 
-NameOpt = Annotated[str, typer.Option("--name", "-n", help="Deployment name.")]
-EndpointOpt = Annotated[str, typer.Option("--endpoint-name", "--endpoint", "-e", help="Endpoint name.")]
 _COLUMNS = ["name", "endpoint_name", "type", "model", "compute", "provisioning_state"]
 _JOB_COLUMNS = ["name", "display_name", "status", "creation_context"]
 
@@ -89,28 +88,8 @@ def update(name: Annotated[str | None, typer.Option("--name", "-n")] = None,
     show_result(ml.batch_deployments.begin_create_or_update(dep).result(), output, query)
 
 
-@app.command("show")
-@handle_errors
-def show(name: NameOpt, endpoint_name: EndpointOpt, workspace: WorkspaceOpt = None, output: OutputOpt = "json",
-         query: QueryOpt = None) -> None:
-    show_result(client(workspace).batch_deployments.get(name, endpoint_name), output, query)
-
-
-@app.command("list")
-@handle_errors
-def list_(endpoint_name: EndpointOpt, workspace: WorkspaceOpt = None, output: OutputOpt = "table") -> None:
-    render(client(workspace).batch_deployments.list(endpoint_name), output, columns=_COLUMNS)
-
-
-@app.command("delete")
-@handle_errors
-def delete(name: NameOpt, endpoint_name: EndpointOpt, yes: Annotated[bool, typer.Option("--yes", "-y")] = False,
-           no_wait: Annotated[bool, typer.Option("--no-wait")] = False, workspace: WorkspaceOpt = None) -> None:
-    """Delete a deployment (the endpoint's default is cleared when it was this one)."""
-    if not yes:
-        typer.confirm(f"Delete deployment {name!r} of batch endpoint {endpoint_name!r}?", abort=True)
-    client(workspace).batch_deployments.begin_delete(name, endpoint_name)
-    info(f"deleted deployment {name} of batch endpoint {endpoint_name}")
+add_show_list_delete(app, "batch_deployments", "batch endpoint", _COLUMNS,
+                     "Delete a deployment (the endpoint's default is cleared when it was this one).")
 
 
 @app.command("list-jobs")

@@ -87,28 +87,34 @@ def update(name: Annotated[str | None, typer.Option("--name", "-n")] = None,
     show_result(_wait(ml.online_deployments.begin_create_or_update(dep), no_wait), output, query)
 
 
-@app.command("show")
-@handle_errors
-def show(name: NameOpt, endpoint_name: EndpointOpt, workspace: WorkspaceOpt = None, output: OutputOpt = "json",
-         query: QueryOpt = None) -> None:
-    show_result(client(workspace).online_deployments.get(name, endpoint_name), output, query)
+def add_show_list_delete(group: typer.Typer, ops: str, kind: str, columns: list[str], delete_doc: str) -> None:
+    """Add the ``show``, ``list`` and ``delete`` commands of a deployment group, online and batch alike
+    (as az ml's): ``ops`` is the MLClient operations' name (``online_deployments``), ``kind`` the
+    endpoint's kind in messages ("online endpoint")."""
+
+    @group.command("show")
+    @handle_errors
+    def show(name: NameOpt, endpoint_name: EndpointOpt, workspace: WorkspaceOpt = None, output: OutputOpt = "json",
+             query: QueryOpt = None) -> None:
+        show_result(getattr(client(workspace), ops).get(name, endpoint_name), output, query)
+
+    @group.command("list")
+    @handle_errors
+    def list_(endpoint_name: EndpointOpt, workspace: WorkspaceOpt = None, output: OutputOpt = "table") -> None:
+        render(getattr(client(workspace), ops).list(endpoint_name), output, columns=columns)
+
+    @group.command("delete", help=delete_doc)
+    @handle_errors
+    def delete(name: NameOpt, endpoint_name: EndpointOpt, yes: Annotated[bool, typer.Option("--yes", "-y")] = False,
+               no_wait: Annotated[bool, typer.Option("--no-wait")] = False, workspace: WorkspaceOpt = None) -> None:
+        if not yes:
+            typer.confirm(f"Delete deployment {name!r} of {kind} {endpoint_name!r}?", abort=True)
+        getattr(client(workspace), ops).begin_delete(name, endpoint_name)
+        info(f"deleted deployment {name} of {kind} {endpoint_name}")
 
 
-@app.command("list")
-@handle_errors
-def list_(endpoint_name: EndpointOpt, workspace: WorkspaceOpt = None, output: OutputOpt = "table") -> None:
-    render(client(workspace).online_deployments.list(endpoint_name), output, columns=_COLUMNS)
-
-
-@app.command("delete")
-@handle_errors
-def delete(name: NameOpt, endpoint_name: EndpointOpt, yes: Annotated[bool, typer.Option("--yes", "-y")] = False,
-           no_wait: Annotated[bool, typer.Option("--no-wait")] = False, workspace: WorkspaceOpt = None) -> None:
-    """Delete a deployment (refused while the endpoint still sends it traffic)."""
-    if not yes:
-        typer.confirm(f"Delete deployment {name!r} of endpoint {endpoint_name!r}?", abort=True)
-    client(workspace).online_deployments.begin_delete(name, endpoint_name)
-    info(f"deleted deployment {name} of online endpoint {endpoint_name}")
+add_show_list_delete(app, "online_deployments", "online endpoint", _COLUMNS,
+                     "Delete a deployment (refused while the endpoint still sends it traffic).")
 
 
 @app.command("get-logs")

@@ -42,8 +42,28 @@ __all__ = [
     "parse_mini_batch_size",
 ]
 
-_NAME = r"^[A-Za-z][A-Za-z0-9\-]{1,31}$"
-_DEP_NAME = r"^[A-Za-z0-9][A-Za-z0-9\-]{0,31}$"
+# Azure ML's rule for endpoint and deployment names (azure-ai-ml ``validate_endpoint_or_deployment_name``):
+# 3-32 characters, a letter first, then letters, digits or hyphens, a letter or digit last
+_NAME_RE = re.compile(r"^[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?$")
+
+
+def name_problem(name: Any, what: str) -> str | None:
+    """Why ``name`` breaks Azure ML's endpoint/deployment name rule (``what``: "batch endpoint" or
+    "batch deployment"), or None."""
+    text = str(name)
+    if not 3 <= len(text) <= 32:
+        return (f"{what} name {text!r} is {len(text)} characters long; it must be 3 to 32 characters (a letter "
+                "first, then letters, digits or hyphens, not ending with a hyphen)")
+    if not _NAME_RE.match(text):
+        return (f"{what} name {text!r} breaks the naming rule: it must start with a letter, hold only letters, "
+                "digits and hyphens, and end with a letter or digit (3 to 32 characters)")
+    return None
+
+
+def _check_name(value: Any, what: str) -> Any:
+    if isinstance(value, str) and (problem := name_problem(value, what)):
+        raise ValueError(problem)
+    return value
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
 
 
@@ -102,7 +122,7 @@ class BatchEndpoint(Entity):
 
     _server_fields = ("scoring_uri", "openapi_uri", "provisioning_state", "id", "creation_context")
 
-    name: str = Field(pattern=_NAME)
+    name: str
     description: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     properties: dict[str, str] = Field(default_factory=dict)
@@ -116,6 +136,11 @@ class BatchEndpoint(Entity):
     provisioning_state: str | None = None
     id: str | None = None
     creation_context: dict[str, Any] | None = None
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, v: Any) -> Any:
+        return _check_name(v, "batch endpoint")
 
     @field_validator("defaults", mode="before")
     @classmethod
@@ -193,7 +218,7 @@ class BatchDeployment(Entity):
 
     _server_fields = ("provisioning_state", "id", "creation_context", "scoring_uri")
 
-    name: str = Field(pattern=_DEP_NAME)
+    name: str
     endpoint_name: str | None = None
     type: Literal["model"] | None = None
     description: str | None = None
@@ -220,6 +245,11 @@ class BatchDeployment(Entity):
     id: str | None = None
     creation_context: dict[str, Any] | None = None
     scoring_uri: str | None = None
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, v: Any) -> Any:
+        return _check_name(v, "batch deployment")
 
     @field_validator("mini_batch_size", mode="before")
     @classmethod
@@ -269,7 +299,7 @@ class PipelineComponentBatchDeployment(Entity):
 
     _server_fields = ("provisioning_state", "id", "creation_context", "scoring_uri")
 
-    name: str = Field(pattern=_DEP_NAME)
+    name: str
     endpoint_name: str | None = None
     type: Literal["pipeline"] = "pipeline"
     description: str | None = None
@@ -283,6 +313,11 @@ class PipelineComponentBatchDeployment(Entity):
     id: str | None = None
     creation_context: dict[str, Any] | None = None
     scoring_uri: str | None = None
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, v: Any) -> Any:
+        return _check_name(v, "batch deployment")
 
     @field_validator("tags", "properties", mode="before")
     @classmethod

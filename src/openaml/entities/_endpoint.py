@@ -84,7 +84,7 @@ _SCHEMA_KINDS = {
     "managedonlinedeployment": "online deployment", "kubernetesonlinedeployment": "online deployment",
     "batchendpoint": "batch endpoint", "batchdeployment": "batch deployment",
     "modelbatchdeployment": "batch deployment", "pipelinecomponentbatchdeployment": "batch deployment",
-    "commandjob": "job", "pipelinejob": "job", "sweepjob": "job", "sparkjob": "job", "automljob": "job",
+    "commandjob": "job", "pipelinejob": "job", "paralleljob": "job", "sweepjob": "job", "sparkjob": "job", "automljob": "job",
     "commandcomponent": "component", "pipelinecomponent": "component", "parallelcomponent": "component",
     "environment": "environment", "data": "data asset", "model": "model", "schedule": "schedule",
     "amlcompute": "compute", "computeinstance": "compute", "workspace": "workspace",

@@ -54,6 +54,7 @@ from typing import Any
 
 STATE_DIR = ".openaml_parallel"
 PRS_FLAGS_USED = ("--append_row_file_name",)
+INTERNAL_PREFIX = "--openaml_"  # the built-in batch scoring driver's own flags (never the user's)
 
 
 # ====================================================================== plan
@@ -78,6 +79,7 @@ def _csv_chunks(path: Path, size: int, header: bool) -> list[dict[str, Any]]:
         start = len(data) if nl < 0 else nl + 1
         head = data[:start].decode("utf-8", errors="replace")
     out = []
+    row0 = 0  # the chunk's first row in its file (rows after the header, by line)
     while start < len(data):
         end = min(len(data), start + size)
         if end < len(data):
@@ -87,7 +89,8 @@ def _csv_chunks(path: Path, size: int, header: bool) -> list[dict[str, Any]]:
         rows = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
         if chunk.strip():
             out.append({"kind": "csv", "file": str(path), "start": start, "end": end, "header": head, "n": max(rows, 1),
-                        "source": f"{path.name}[{start}:{end}]"})
+                        "row0": row0, "source": f"{path.name}[{start}:{end}]"})
+        row0 += rows
         start = end
     data.close()
     return out
@@ -130,7 +133,7 @@ def plan_mini_batches(cfg: dict[str, Any], input_path: Path) -> list[dict[str, A
             per = max(1, int(size * rows / nbytes))
             for s in range(0, rows, per):
                 e = min(rows, s + per)
-                out.append({"kind": "parquet", "file": str(f), "start": s, "end": e, "n": e - s,
+                out.append({"kind": "parquet", "file": str(f), "start": s, "end": e, "n": e - s, "row0": s,
                             "source": f"{f.name}[rows {s}:{e}]"})
         else:
             out.extend(_csv_chunks(f, size, header=tab.get("header", True)))
@@ -206,11 +209,11 @@ def _load_mini_batch(task: dict[str, Any], cache: _TableCache) -> Any:
             fh.seek(task["start"])
             body = fh.read(task["end"] - task["start"])
         head = task.get("header") or ""
-        return pd.read_csv(io.BytesIO(head.encode() + body), sep=tab.get("delimiter", ","),
-                           header=0 if head else None)
+        return _with_source(pd.read_csv(io.BytesIO(head.encode() + body), sep=tab.get("delimiter", ","),
+                                        header=0 if head else None), task)
     if kind == "parquet":
         frame = cache.get(task["file"], lambda: pd.read_parquet(task["file"]))
-        return frame.iloc[task["start"]:task["end"]].reset_index(drop=True)
+        return _with_source(frame.iloc[task["start"]:task["end"]].reset_index(drop=True), task)
     frame = cache.get(tuple(task["files"]), lambda: pd.concat(
         [_read_table(f, task["format"], tab) for f in task["files"]], ignore_index=True))
     mask = pd.Series(True, index=frame.index)
@@ -219,33 +222,69 @@ def _load_mini_batch(task: dict[str, Any], cache: _TableCache) -> Any:
     return frame[mask].reset_index(drop=True)
 
 
-def worker_main(fd_in: int, fd_out: int, worker_id: int) -> int:
-    """One worker: import the entry script, ``init()`` once, then one ``run()`` per task line."""
-    try:  # die with the driver (Linux): a killed driver leaves no worker behind
+def _with_source(frame: Any, task: dict[str, Any]) -> Any:
+    """A tabular mini-batch names the file its rows came from and its first row's index there in
+    ``frame.attrs["source_file"]`` / ``["source_row"]`` (the built-in MLflow batch driver writes them
+    in its ``file`` and ``row`` columns); pandas < 1.0 has no ``attrs``."""
+    try:
+        frame.attrs["source_file"] = os.path.basename(task["file"])
+        frame.attrs["source_row"] = int(task.get("row0", 0))
+    except AttributeError:
+        pass
+    return frame
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent dies (a killed driver leaves no worker behind)."""
+    try:
         import ctypes
 
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)
     except Exception:  # noqa: BLE001, S110 - not Linux
         pass
-    reader = os.fdopen(fd_in, "r", encoding="utf-8")
-    writer = os.fdopen(fd_out, "w", encoding="utf-8", buffering=1)
-    cfg = json.loads(reader.readline())
+
+
+def _worker_setup(cfg: dict[str, Any]) -> Path:
+    """What every worker sees: logging at ``logging_level``, the entry script's folder and the
+    working folder on ``sys.path``, ``sys.argv = [entry_script, *program_arguments]``."""
     import logging
 
     logging.basicConfig(level=getattr(logging, cfg.get("logging_level", "INFO"), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     script = Path(cfg["entry_script"]).resolve()
-    sys.path.insert(0, str(script.parent))
+    if str(script.parent) not in sys.path:
+        sys.path.insert(0, str(script.parent))
     if str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
     sys.argv = [str(script), *cfg.get("program_arguments", [])]
+    return script
+
+
+def _import_entry(script: Path) -> Any:
+    """The entry script as a module (imported once per process: a worker forked from the zygote
+    finds it imported already)."""
+    module = sys.modules.get(script.stem)
+    if module is not None and getattr(module, "__file__", None) == str(script):
+        return module
+    spec = importlib.util.spec_from_file_location(script.stem, script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[script.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def worker_main(fd_in: int, fd_out: int, worker_id: int) -> int:
+    """One worker: import the entry script, ``init()`` once, then one ``run()`` per task line."""
+    _die_with_parent()
+    reader = os.fdopen(fd_in, "r", encoding="utf-8")
+    writer = os.fdopen(fd_out, "w", encoding="utf-8", buffering=1)
+    cfg = json.loads(reader.readline())
+    script = _worker_setup(cfg)
     rows_dir = Path(cfg["rows_dir"])
+    before = set(sys.modules)
     try:
-        spec = importlib.util.spec_from_file_location(script.stem, script)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[script.stem] = module
-        spec.loader.exec_module(module)
+        module = _import_entry(script)
         if hasattr(module, "init"):
             module.init()
         run = module.run
@@ -253,7 +292,12 @@ def worker_main(fd_in: int, fd_out: int, worker_id: int) -> int:
     except BaseException:  # noqa: BLE001
         writer.write(json.dumps({"init_error": traceback.format_exc()}) + "\n")
         return 1
-    writer.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
+    # the library modules the entry script and init() imported: the next job's zygote imports them
+    # first (not the job's own modules: its code runs in the worker, as on Azure)
+    local = (str(script.parent) + os.sep, str(Path.cwd()) + os.sep)
+    learned = sorted(m for m in set(sys.modules) - before if not m.startswith("_") and m != script.stem
+                     and not str(getattr(sys.modules.get(m), "__file__", None) or "").startswith(local))
+    writer.write(json.dumps({"ready": True, "pid": os.getpid(), "imported": learned[:5000]}) + "\n")
     cache = _TableCache()
     for line in reader:
         task = json.loads(line)
@@ -281,22 +325,216 @@ def worker_main(fd_in: int, fd_out: int, worker_id: int) -> int:
     return 0
 
 
+# ====================================================================== zygote
+# modules after whose import a fork is unsafe (threads or runtimes that do not survive it): with one
+# of them imported by the entry script, workers start as fresh processes instead
+_FORK_UNSAFE = ("tensorflow", "jax", "ray", "grpc", "pyspark", "cupy")
+
+
+def _send(sock: Any, msg: dict[str, Any], fds: tuple[int, ...] = ()) -> None:
+    import array
+    import socket
+
+    anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())] if fds else []
+    sock.sendmsg([json.dumps(msg).encode()], anc)
+
+
+def _recv(sock: Any) -> tuple[dict[str, Any] | None, list[int]]:
+    import array
+    import socket
+
+    fds = array.array("i")
+    data, anc, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_LEN(4 * fds.itemsize))
+    for level, kind, raw in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(raw[:len(raw) - (len(raw) % fds.itemsize)])
+    return (json.loads(data) if data else None), list(fds)
+
+
+def zygote_main(fd: int) -> int:
+    """The zygote: imports the entry script (and the modules earlier jobs' ``init()`` imported) once,
+    then forks each worker on request (``{"fork": id, "log": path}`` with the worker's two pipe ends),
+    so that a worker starts in milliseconds with those imports done; it reports each child's pid and
+    exit status. With a fork-unsafe module imported (or no ``fork``) it says ``no_fork`` and exits:
+    the driver then starts workers as fresh processes."""
+    import socket
+
+    _die_with_parent()
+    sock = socket.socket(fileno=fd)
+    cfg, _ = _recv(sock)
+    if cfg is None:
+        return 0
+    status: dict[str, Any] = {"zygote": "ready"}
+    try:
+        script = _worker_setup(cfg)
+        _import_entry(script)
+        for name in cfg.get("preload") or []:
+            if str(name).split(".")[0] in _FORK_UNSAFE:
+                continue  # init() imports it in each worker, after the fork
+            try:
+                importlib.import_module(name)
+            except BaseException:  # noqa: BLE001, S112 - a hint only: the worker imports what it needs
+                continue
+        unsafe = [m for m in _FORK_UNSAFE if m in sys.modules]
+        if unsafe or not hasattr(os, "fork"):
+            status = {"zygote": "no_fork", "why": f"{', '.join(unsafe) or 'os.fork'} (fork-unsafe) imported"}
+    except BaseException:  # noqa: BLE001 - the worker reports the error as init()'s
+        status = {"zygote": "no_fork", "why": traceback.format_exc().strip().splitlines()[-1]}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    _send(sock, status)
+    if status["zygote"] != "ready":
+        return 0
+
+    def _reap(_signum: int, _frame: Any) -> None:
+        while True:
+            try:
+                pid, code = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            _send(sock, {"exit": pid, "code": -os.WTERMSIG(code) if os.WIFSIGNALED(code) else os.WEXITSTATUS(code)})
+
+    signal.signal(signal.SIGCHLD, _reap)
+    while True:
+        try:
+            req, fds = _recv(sock)
+        except OSError:
+            return 0
+        if req is None:  # the driver is gone
+            return 0
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 1
+            try:
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                sock.close()
+                os.setsid()
+                log = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                os.dup2(log, 1)
+                os.dup2(log, 2)
+                os.close(log)
+                code = worker_main(fds[0], fds[1], int(req["fork"]))
+            except BaseException:  # noqa: BLE001
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        for f in fds:
+            os.close(f)
+        _send(sock, {"forked": req["fork"], "pid": pid})
+
+
+def _preload_file(cfg: dict[str, Any], work: Path) -> Path:
+    """Where the modules learned from earlier jobs of this entry script on this Python are kept (a
+    hint for the zygote: a missing or stale file costs time only)."""
+    script = (work / cfg["entry_script"]).resolve()
+    try:
+        body = script.read_bytes()
+    except OSError:
+        body = b""
+    key = hashlib.sha256(body + b"\0" + sys.executable.encode()).hexdigest()[:32]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "openaml" / "parallel-preload" / f"{key}.json"
+
+
+class _Zygote:
+    """The driver's side of the zygote: started with the job, forks workers once it is ready."""
+
+    def __init__(self, driver: Driver) -> None:
+        import socket
+
+        self.ready = False
+        self.failed: str | None = None
+        self.pids: dict[int, int] = {}
+        self.codes: dict[int, int] = {}
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        log = open(driver.logs / "user" / "stdout" / "zygote.txt", "ab", buffering=0)  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--zygote", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)  # a session of its own, as every worker's: its own CPU share (autogroup)
+        log.close()
+        theirs.close()
+        try:
+            learned = json.loads(driver.preload_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            learned = []
+        preload: list[str] = []
+        size = 0
+        for name in sorted((str(m) for m in learned), key=lambda m: (m.count("."), m)) if isinstance(learned, list) else []:
+            size += len(name) + 4
+            if size > 64 * 1024:  # one message (a socket buffer); packages first, then their modules
+                break
+            preload.append(name)
+        _send(self.sock, {**driver.worker_cfg, "preload": preload})
+        self.q = driver.q
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                msg, _ = _recv(self.sock)
+            except (OSError, ValueError):
+                msg = None
+            if msg is None:
+                self.q.put((None, {"zygote": "gone"}))
+                return
+            if "forked" in msg:
+                self.pids[int(msg["forked"])] = int(msg["pid"])
+            elif "exit" in msg:
+                self.codes[int(msg["exit"])] = int(msg["code"])
+            else:
+                self.q.put((None, msg))
+
+    def fork(self, worker: _Worker, r_task: int, w_res: int, log: Path) -> None:
+        _send(self.sock, {"fork": worker.id, "log": str(log)}, (r_task, w_res))
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        try:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+
+
 # ====================================================================== driver
 class _Worker:
+    """A worker process: forked by the zygote when it is ready (``forked``), else a fresh process
+    of this script (``--worker``); tasks go down one pipe, results come up another."""
+
     def __init__(self, wid: int, driver: Driver) -> None:
         self.id = wid
         self.ready = False
         self.task: dict[str, Any] | None = None
         self.started = 0.0
         self.dead = False
+        self.zygote: _Zygote | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         r_task, w_task = os.pipe()
         r_res, w_res = os.pipe()
-        log = open(driver.logs / "user" / "stdout" / f"worker_{wid}.txt", "ab", buffering=0)  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--worker", str(r_task), str(w_res), str(wid)],
-            pass_fds=(r_task, w_res), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
-        log.close()
+        logfile = driver.logs / "user" / "stdout" / f"worker_{wid}.txt"
+        if driver.zygote is not None and driver.zygote.ready:
+            try:
+                driver.zygote.fork(self, r_task, w_res, logfile)
+                self.zygote = driver.zygote
+            except OSError:  # the zygote is gone: this and later workers start as fresh processes
+                driver.zygote.ready = False
+        if self.zygote is None:
+            log = open(logfile, "ab", buffering=0)  # noqa: SIM115
+            self.proc = subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), "--worker", str(r_task), str(w_res), str(wid)],
+                pass_fds=(r_task, w_res), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+            log.close()
         os.close(r_task)
         os.close(w_res)
         self.out = os.fdopen(w_task, "w", encoding="utf-8", buffering=1)
@@ -317,20 +555,47 @@ class _Worker:
         self.started = time.monotonic()
         self.out.write(json.dumps(task) + "\n")
 
+    def pid(self, wait: float = 0.0) -> int | None:
+        """The worker's pid (a forked one's as the zygote reported it, waiting up to ``wait`` s)."""
+        if self.proc is not None:
+            return self.proc.pid
+        assert self.zygote is not None
+        end = time.monotonic() + wait
+        while self.id not in self.zygote.pids and time.monotonic() < end:
+            time.sleep(0.01)
+        return self.zygote.pids.get(self.id)
+
+    def exit_code(self) -> int | None:
+        """The exit status once it ended (a forked worker's as the zygote reaped it; None if unknown)."""
+        if self.proc is not None:
+            return self.proc.wait()
+        pid = self.pid(wait=2.0)
+        assert self.zygote is not None
+        end = time.monotonic() + 2.0
+        while pid is not None and pid not in self.zygote.codes and time.monotonic() < end:
+            time.sleep(0.01)
+        return self.zygote.codes.get(pid) if pid is not None else None
+
     def kill(self) -> None:
         self.dead = True
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        pid = self.pid(wait=2.0)
+        if pid is not None:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
         try:
             self.out.close()
         except OSError:
             pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
 
 
 class Driver:
@@ -355,7 +620,7 @@ class Driver:
         self.timeout = float(cfg.get("timeout", 60))
         self.error_threshold = int(cfg.get("error_threshold", -1))
         self.mb_threshold = int(cfg.get("mini_batch_error_threshold", -1))
-        self.q: queue.Queue[tuple[_Worker, dict[str, Any]]] = queue.Queue()
+        self.q: queue.Queue[tuple[_Worker | None, dict[str, Any]]] = queue.Queue()
         self.worker_cfg = {"entry_script": str((self.work / cfg["entry_script"]).resolve()),
                            "program_arguments": program_args, "rows_dir": str(self.state / "rows"),
                            "append_row": self.output_file is not None, "logging_level": cfg.get("logging_level", "INFO")}
@@ -369,6 +634,9 @@ class Driver:
         self.unit = "rows" if cfg.get("tabular") else "files"  # what an item is
         self._failed_items = 0
         self._journal_fh: Any = None
+        self.zygote: _Zygote | None = None
+        self.preload_file = _preload_file(cfg, self.work)
+        self._learned = False
         self._dirty = False
         self._synced = 0.0
         self.rows_this_run = 0
@@ -453,13 +721,23 @@ class Driver:
 
     # ---------------------------------------------------------------- run
     def run(self) -> int:
-        # a fresh start: the workers start (and run init()) while the input is planned
-        early = [] if (self.state / "journal.jsonl").exists() else [_Worker(i, self) for i in range(self.workers_n)]
+        # the workers start (and run init()) while the input is planned: forked by the zygote once it
+        # has imported the entry script, else (no fork) fresh processes at once on a fresh start
+        if _can_fork():
+            try:
+                self.zygote = _Zygote(self)
+            except OSError as exc:  # workers start as fresh processes
+                print(f"[openaml] parallel: workers start as fresh processes: {exc}", flush=True)
+                self.zygote = None
+        fresh = not (self.state / "journal.jsonl").exists()
+        early = [_Worker(i, self) for i in range(self.workers_n)] if fresh and self.zygote is None else []
         try:
             plan = plan_mini_batches(self.cfg, self.input_path)
         except BaseException:
             for w in early:
                 w.kill()
+            if self.zygote is not None:
+                self.zygote.close()
             raise
         for i, t in enumerate(plan):
             t["index"] = i
@@ -476,7 +754,8 @@ class Driver:
         if self.done or self.failed:
             print(f"[openaml] parallel: resuming: {len(self.done)} mini-batches done and {len(self.failed)} failed "
                   "in an earlier run are not run again", flush=True)
-        ignored = [a for a in self.program_args if a.startswith("--") and a not in PRS_FLAGS_USED]
+        ignored = [a for a in self.program_args if a.startswith("--") and a not in PRS_FLAGS_USED
+                   and not a.startswith(INTERNAL_PREFIX)]
         if ignored:
             print(f"[openaml] parallel: program_arguments {' '.join(ignored)} are passed to the entry script's "
                   "sys.argv; the engine does not use them", flush=True)
@@ -485,7 +764,12 @@ class Driver:
         need = min(self.workers_n, len(pending)) if not self.stop_reason else 0
         for w in early[need:]:
             w.kill()
-        workers: list[_Worker] = early[:need] + [_Worker(i, self) for i in range(len(early), need)]
+        if self.zygote is not None and need == 0:
+            self.zygote.close()
+            self.zygote = None
+        workers: list[_Worker] = early[:need]
+        if self.zygote is None:
+            workers += [_Worker(i, self) for i in range(len(early), need)]
         next_id = max(len(early), len(workers))
         last_print = 0.0
         init_failures = 0
@@ -495,13 +779,26 @@ class Driver:
                     if w.ready and w.task is None and not w.dead and pending:
                         w.send(pending.popleft())
                 try:
-                    item: tuple[_Worker, dict[str, Any]] | None = self.q.get(timeout=0.2)
+                    item: tuple[_Worker | None, dict[str, Any]] | None = self.q.get(timeout=0.2)
                 except queue.Empty:
                     item = None
-                if item is not None and not item[0].dead:
-                    w, msg = item
+                if item is not None and item[0] is None:  # the zygote: ready (fork the workers) or not
+                    zmsg = item[1]
+                    if self.zygote is not None and zmsg.get("zygote") == "ready":
+                        self.zygote.ready = True
+                    elif self.zygote is not None:
+                        if zmsg.get("why"):
+                            print(f"[openaml] parallel: workers start as fresh processes: {zmsg['why']}", flush=True)
+                        self.zygote.ready = False
+                    while len(workers) < need:
+                        workers.append(_Worker(next_id, self))
+                        next_id += 1
+                    item = None
+                if item is not None and item[0] is not None and not item[0].dead:
+                    w, msg = item[0], item[1]
                     if msg.get("ready"):
                         w.ready = True
+                        self._learn(msg.get("imported"))
                         if self.ready_at is None:
                             self.ready_at = time.monotonic() - self.t0
                     elif "init_error" in msg:
@@ -512,7 +809,7 @@ class Driver:
                     elif "index" in msg:
                         self._result(w, msg, pending)
                     elif msg.get("eof"):
-                        code = w.proc.wait()
+                        code = w.exit_code()
                         if w.task is not None:
                             self._attempt_failed(w.task, f"the worker process exited (code {code}) during run()",
                                                  pending)
@@ -540,9 +837,30 @@ class Driver:
         finally:
             for w in workers:
                 w.kill()
+            if self.zygote is not None:
+                self.zygote.close()
             self._sync(force=True)
         print(self.progress(total, 0, final=True), flush=True)
         return self._finish(plan)
+
+    def _learn(self, imported: Any) -> None:
+        """Keep what the first ready worker imported (with what earlier jobs learned) for the next
+        job's zygote; a file that cannot be written costs the next job time only."""
+        if self._learned or not isinstance(imported, list):
+            return
+        self._learned = True
+        try:
+            known = json.loads(self.preload_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            known = []
+        merged = sorted(set(known if isinstance(known, list) else []) | {str(m) for m in imported})[:8000]
+        if merged == known:
+            return
+        try:
+            self.preload_file.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomic(self.preload_file, json.dumps(merged))
+        except OSError:
+            pass
 
     def _result(self, w: _Worker, msg: dict[str, Any], pending: collections.deque[dict[str, Any]]) -> None:
         task = w.task
@@ -556,7 +874,9 @@ class Driver:
         rec = {"index": task["index"], "status": "done", "n_in": n_in, "n_out": n_out,
                "failed_items": max(0, n_in - n_out) if self.output_file else 0,
                "attempts": self.attempts[task["index"]] + 1, "seconds": round(msg["seconds"], 4)}
-        if self.output_file and n_out != n_in:
+        # a file input's run() returns any number of rows per file (Azure: one or more per item); said
+        # only when it returned fewer rows than files (those count failed); a table's rows are said both ways
+        if self.output_file and (n_out < n_in or (n_out > n_in and self.unit == "rows")):
             print(f"[openaml] parallel: warning: mini-batch {task['index']} ({task['source']}): run() returned "
                   f"{n_out} rows for {n_in} items; all {n_out} rows are kept" +
                   (f", {n_in - n_out} items counted failed" if n_out < n_in else ""), flush=True)
@@ -619,6 +939,14 @@ class Driver:
         return 0
 
 
+def _can_fork() -> bool:
+    """Workers are forked from a zygote on Linux (``OPENAML_PARALLEL_FORK=0``: fresh processes)."""
+    import socket
+
+    return (sys.platform.startswith("linux") and hasattr(os, "fork") and hasattr(socket, "SOCK_SEQPACKET")
+            and os.environ.get("OPENAML_PARALLEL_FORK", "1") != "0")
+
+
 def _prs_arg(args: list[str], flag: str) -> str | None:
     for i, a in enumerate(args):
         if a == flag and i + 1 < len(args):
@@ -647,6 +975,8 @@ def _write_atomic(path: Path, text: str) -> None:
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "--worker":
         return worker_main(int(argv[1]), int(argv[2]), int(argv[3]))
+    if argv and argv[0] == "--zygote":
+        return zygote_main(int(argv[1]))
     if "--" in argv:
         cut = argv.index("--")
         argv, program = argv[:cut], argv[cut + 1:]

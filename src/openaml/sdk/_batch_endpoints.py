@@ -10,7 +10,6 @@ import builtins
 from pathlib import Path
 from typing import Any
 
-from openaml.entities._assets import Model
 from openaml.entities._batch import (
     BatchDeployment,
     BatchEndpoint,
@@ -21,6 +20,7 @@ from openaml.entities._batch import (
 from openaml.entities._io import Input, Output
 from openaml.errors import ValidationError
 from openaml.sdk._client import Poller as _Done
+from openaml.sdk._endpoints import upload_deployment_files
 
 __all__ = ["BatchDeploymentOperations", "BatchEndpointOperations"]
 
@@ -97,6 +97,7 @@ class BatchEndpointOperations:
         from openaml.sdk._jobs import job_from_dict
         from openaml.sdk._upload import upload_path
 
+        self._t.get(f"/batch-endpoints/{endpoint_name}")  # an unknown endpoint is said before any upload
         given: dict[str, Any] = {}
         if input is not None:
             inp = Input(type="uri_folder", path=input) if isinstance(input, str) else input
@@ -142,8 +143,6 @@ class BatchDeploymentOperations:
         self._t = client._transport
 
     def _payload(self, dep: BatchDeployment | PipelineComponentBatchDeployment) -> dict[str, Any]:
-        from openaml.sdk._environments import environment_payload
-        from openaml.sdk._upload import upload_code, upload_path
 
         data = _fields(dep)
         base = dep.base_path
@@ -163,28 +162,9 @@ class BatchDeploymentOperations:
                 data["component"] = f"azureml:{reg.name}:{reg.version}"
             return data
         data = flatten_deployment(data)
-        model = dep.model
-        if isinstance(model, Model) and model.path and _is_local(str(model.path)):
-            local = Path(str(model.path)).expanduser()
-            local = local if local.is_absolute() else base / local
-            if not local.exists():
-                raise ValidationError(f"deployment {dep.name!r}: field 'model.path': {model.path!r} does not exist "
-                                      f"(resolved to {local})", details={"field": "model.path"})
-            data["model"] = {**data.get("model", {}), "path": upload_path(self._t, local, target="datastore")["uri"]}
-        cc = dep.code_configuration
-        if cc is not None and cc.code and not str(cc.code).startswith(("azureml:", "openaml-code:")):
-            local = Path(cc.code).expanduser()
-            local = local if local.is_absolute() else base / local
-            if not local.is_dir():
-                raise ValidationError(f"deployment {dep.name!r}: field 'code_configuration.code': folder {cc.code!r} "
-                                      f"does not exist (resolved to {local})",
-                                      details={"field": "code_configuration.code"})
-            data["code_configuration"] = {**data["code_configuration"],
-                                          "code": "openaml-code:" + upload_code(self._t, local)}
+        if upload_deployment_files(self._t, dep, data, is_local=_is_local):
             data.pop("code_path", None)
             data.pop("scoring_script", None)
-        if dep.environment is not None:
-            data["environment"] = environment_payload(self._t, dep.environment, base)
         return data
 
     def begin_create_or_update(self, deployment: BatchDeployment | ModelBatchDeployment |

@@ -23,6 +23,42 @@ from openaml.sdk._client import Poller as _Done  # what begin_* returns, as else
 __all__ = ["DeploymentPoller", "EndpointInvokeError", "OnlineDeploymentOperations", "OnlineEndpointOperations"]
 
 
+def upload_deployment_files(transport: Any, dep: Any, data: dict[str, Any], *, is_local: Any) -> bool:
+    """Upload a deployment's local model (``model.path``) and code folder (``code_configuration.code``)
+    and resolve its environment into ``data`` (the request body), online and batch deployments alike;
+    ``is_local(path)`` says whether a model path is local. Returns whether the code was uploaded.
+
+    Raises:
+        ValidationError: a local model path or code folder that does not exist, naming the field.
+    """
+    from openaml.sdk._environments import environment_payload
+    from openaml.sdk._upload import upload_code, upload_path
+
+    base = dep.base_path
+    model = dep.model
+    if isinstance(model, Model) and model.path and is_local(str(model.path)):
+        local = Path(str(model.path)).expanduser()
+        local = local if local.is_absolute() else base / local
+        if not local.exists():
+            raise ValidationError(f"deployment {dep.name!r}: field 'model.path': {model.path!r} does not exist "
+                                  f"(resolved to {local})", details={"field": "model.path"})
+        data["model"] = {**data.get("model", {}), "path": upload_path(transport, local, target="datastore")["uri"]}
+    cc = dep.code_configuration
+    uploaded = False
+    if cc is not None and cc.code and not str(cc.code).startswith(("azureml:", "openaml-code:")):
+        local = Path(cc.code).expanduser()
+        local = local if local.is_absolute() else base / local
+        if not local.is_dir():
+            raise ValidationError(f"deployment {dep.name!r}: field 'code_configuration.code': folder {cc.code!r} "
+                                  f"does not exist (resolved to {local})", details={"field": "code_configuration.code"})
+        data["code_configuration"] = {**data["code_configuration"],
+                                      "code": "openaml-code:" + upload_code(transport, local)}
+        uploaded = True
+    if dep.environment is not None:
+        data["environment"] = environment_payload(transport, dep.environment, base)
+    return uploaded
+
+
 class EndpointInvokeError(OpenAMLError):
     """``invoke`` got an error status; ``status_code`` and the worker's message are kept."""
 
@@ -169,32 +205,9 @@ class OnlineDeploymentOperations:
         self._t = client._transport
 
     def _payload(self, dep: ManagedOnlineDeployment) -> dict[str, Any]:
-        from openaml.sdk._environments import environment_payload
-        from openaml.sdk._upload import upload_code, upload_path
-
         data = _fields(dep)
-        base = dep.base_path
-        model = dep.model
-        if isinstance(model, Model) and model.path and "://" not in str(model.path) \
-                and not str(model.path).startswith(("azureml:", "openaml-code:")):
-            local = Path(str(model.path)).expanduser()
-            local = local if local.is_absolute() else base / local
-            if not local.exists():
-                raise ValidationError(f"deployment {dep.name!r}: field 'model.path': {model.path!r} does not exist "
-                                      f"(resolved to {local})", details={"field": "model.path"})
-            data["model"] = {**data.get("model", {}), "path": upload_path(self._t, local, target="datastore")["uri"]}
-        cc = dep.code_configuration
-        if cc is not None and cc.code and not str(cc.code).startswith(("azureml:", "openaml-code:")):
-            local = Path(cc.code).expanduser()
-            local = local if local.is_absolute() else base / local
-            if not local.is_dir():
-                raise ValidationError(f"deployment {dep.name!r}: field 'code_configuration.code': folder {cc.code!r} "
-                                      f"does not exist (resolved to {local})",
-                                      details={"field": "code_configuration.code"})
-            data["code_configuration"] = {**data["code_configuration"],
-                                          "code": "openaml-code:" + upload_code(self._t, local)}
-        if dep.environment is not None:
-            data["environment"] = environment_payload(self._t, dep.environment, base)
+        upload_deployment_files(self._t, dep, data, is_local=lambda p: "://" not in p and not p.startswith(
+            ("azureml:", "openaml-code:")))
         return data
 
     def begin_create_or_update(self, deployment: ManagedOnlineDeployment, *, local: bool = False,

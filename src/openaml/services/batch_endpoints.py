@@ -85,6 +85,7 @@ class BatchEndpointService:
         except NotFoundError:
             current = None
         if current is None:
+            self._check_unique(ep.name)
             self._check_default(ep.name, data, existing=set())
             self.repo.create_endpoint(ep.name, data, DeploymentState.SUCCEEDED)
         else:
@@ -93,6 +94,19 @@ class BatchEndpointService:
             self._check_default(ep.name, merged, existing={d["name"] for d in self.repo.list_deployments(ep.name)})
             self.repo.update_endpoint(ep.name, lambda _e: {"spec": merged})
         return self.get_endpoint(ep.name)
+
+    def _check_unique(self, name: str) -> None:
+        """Endpoint names are one namespace, online and batch (Azure: unique in the region, as they are
+        DNS names). Raises ConflictError naming the online endpoint."""
+        from openaml.store import EndpointRepository
+
+        try:
+            EndpointRepository(self.ctx.store).get_endpoint(name)
+        except NotFoundError:
+            return
+        raise ConflictError(f"field 'name': {name!r} is the name of an online endpoint; endpoint names are unique "
+                            "among online and batch endpoints: choose another name",
+                            details={"field": "name", "value": name})
 
     @staticmethod
     def _check_default(name: str, spec: dict[str, Any], existing: set[str]) -> None:
@@ -318,6 +332,8 @@ class BatchEndpointService:
             shutil.rmtree(stage, ignore_errors=True)
 
     def get_deployment(self, endpoint_name: str, name: str) -> BatchDeploymentRecord:
+        """Raises NotFoundError: the endpoint ("Batch endpoint E not found") or the deployment."""
+        self.repo.get_endpoint(endpoint_name)
         return self._dep_view(self.repo.get_deployment(endpoint_name, name))
 
     def list_deployments(self, endpoint_name: str) -> list[BatchDeploymentRecord]:
@@ -326,6 +342,7 @@ class BatchEndpointService:
 
     def delete_deployment(self, endpoint_name: str, name: str) -> None:
         """Delete a deployment; the endpoint's default is cleared when it named it."""
+        self.repo.get_endpoint(endpoint_name)
         self.repo.get_deployment(endpoint_name, name)
         self.repo.delete_deployment(endpoint_name, name)
 
@@ -357,10 +374,7 @@ class BatchEndpointService:
                 deployment.
         """
         ep = self.repo.get_endpoint(endpoint_name)
-        body = dict(body or {})
-        for o in body.pop("params_override", None) or []:
-            if isinstance(o, dict):
-                body.update(o)
+        body = _merge_overrides(dict(body or {}))
         dep_name = body.get("deployment_name") or (ep["spec"].get("defaults") or {}).get("deployment_name")
         if not dep_name:
             names = [d["name"] for d in self.repo.list_deployments(endpoint_name)]
@@ -416,6 +430,8 @@ class BatchEndpointService:
             # inputs); a deployment's file count means the default size
             s["mini_batch_size"] = "1MB"
         action = str(s["output_action"] or "append_row")
+        if action == "append_row" and s["output_file_name"] is None:
+            s["output_file_name"] = "predictions.csv"  # Azure's default (a flat BatchDeployment leaves it unset)
         if action == "append_row" and not s["output_file_name"]:
             raise ValidationError("field 'output_file_name': append_row needs an output file name",
                                   details={"field": "output_file_name"})
@@ -518,6 +534,51 @@ class BatchEndpointService:
         jobs = self.ctx.services["jobs"].list()
         return [j for j in jobs if (j.get("tags") or {}).get(ENDPOINT_TAG) == endpoint_name
                 and (deployment_name is None or (j.get("tags") or {}).get(DEPLOYMENT_TAG) == deployment_name)]
+
+
+# what an invocation may set (the body's own keys, and --set / params_override fields), as Azure's
+# batch job: the deployment's settings for this job only, and the job's own name, experiment, tags
+INVOKE_FIELDS = ("inputs", "outputs", "deployment_name", "job_name", "experiment_name", "display_name", "tags",
+                 "mini_batch_size", "instance_count", "max_concurrency_per_instance", "output_action",
+                 "output_file_name", "error_threshold", "logging_level", "retry_settings", "environment_variables")
+_OVERRIDE_ALIASES = {"compute.instance_count": "instance_count", "resources.instance_count": "instance_count",
+                     "settings.mini_batch_size": "mini_batch_size"}
+_INT_FIELDS = ("instance_count", "max_concurrency_per_instance", "error_threshold")
+
+
+def _merge_overrides(body: dict[str, Any]) -> dict[str, Any]:
+    """The invocation body with ``params_override`` (``[{field: value}]``, ``--set field=value``)
+    merged in: dotted keys (``retry_settings.max_retries``, the book's ``compute.instance_count``)
+    set nested fields, digit strings of whole-number fields become ints.
+
+    Raises:
+        ValidationError: a field an invocation cannot set, naming it and the fields it can.
+    """
+    overrides = body.pop("params_override", None) or []
+    if not isinstance(overrides, list):
+        overrides = [overrides]
+    for o in overrides:
+        if not isinstance(o, dict):
+            raise ValidationError(f"field 'params_override': {o!r} is not a {{field: value}} mapping",
+                                  details={"field": "params_override"})
+        for key, value in o.items():
+            key = _OVERRIDE_ALIASES.get(str(key), str(key))
+            top, _, rest = key.partition(".")
+            if rest and top in ("retry_settings", "environment_variables", "tags"):
+                body[top] = {**(body.get(top) or {}), rest: value}
+            else:
+                body[key] = value
+    unknown = sorted(k for k in body if k not in INVOKE_FIELDS)
+    if unknown:
+        raise ValidationError(
+            f"field {unknown[0]!r}: an invocation cannot set {', '.join(repr(u) for u in unknown)}; the fields it can "
+            f"set (--set field=value, params_override=[{{field: value}}]): "
+            f"{', '.join(f for f in INVOKE_FIELDS if f not in ('inputs', 'outputs'))}",
+            details={"field": unknown[0], "allowed": list(INVOKE_FIELDS)})
+    for k in _INT_FIELDS:
+        if isinstance(body.get(k), str) and body[k].strip().lstrip("-").isdigit():
+            body[k] = int(body[k])
+    return body
 
 
 def _basename(path: str) -> str:

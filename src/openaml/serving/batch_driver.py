@@ -51,6 +51,22 @@ def _parse() -> argparse.Namespace:
     return args
 
 
+def _user_args(argv: list[str]) -> list[str]:
+    """``argv`` without the driver's ``--openaml_*`` flags and the engine's ``--append_row_file_name``
+    (each with its value)."""
+    out: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a.startswith("--openaml_") or a.startswith("--append_row_file_name"):
+            skip = "=" not in a
+            continue
+        out.append(a)
+    return out
+
+
 def _lay_out_model(args: argparse.Namespace) -> Path | None:
     """Set ``AZUREML_MODEL_DIR`` as Azure ML does; returns the model's own file or folder."""
     if not args.openaml_model_dir:
@@ -102,6 +118,9 @@ def init() -> None:
         return
     script = Path(__file__).resolve().parent / str(_args.openaml_scoring_script)
     sys.path.insert(0, str(script.parent))
+    # the scoring script sees its own name and no arguments, as on Azure (a deployment has no program
+    # arguments): the driver's --openaml_* flags and the engine's --append_row_file_name are not its
+    sys.argv = [str(script), *_user_args(sys.argv[1:])]
     spec = importlib.util.spec_from_file_location("score", script)
     assert spec is not None and spec.loader is not None, f"cannot import the scoring script {script}"
     _user = importlib.util.module_from_spec(spec)
@@ -168,8 +187,11 @@ def _score_files(mini_batch: Any) -> list[str]:
     import pandas as pd
 
     if isinstance(mini_batch, pd.DataFrame):  # a table (uri_file, MLTable) split by size: the rows themselves
-        name = (_args.openaml_input_file if _args is not None else None) or ""
-        frames = [(mini_batch, name, list(mini_batch.index))]
+        # the file the rows came from: a table split by size names it (an MLTable's files), a uri_file is it
+        name = ((_args.openaml_input_file if _args is not None else None)
+                or getattr(mini_batch, "attrs", {}).get("source_file") or "")
+        row0 = int(getattr(mini_batch, "attrs", {}).get("source_row") or 0)
+        frames = [(mini_batch, name, [row0 + i for i in range(len(mini_batch))])]
     else:
         frames = [(df, Path(str(f)).name, list(range(len(df)))) for f in mini_batch for df in [_read(str(f))]]
     lines: list[str] = []

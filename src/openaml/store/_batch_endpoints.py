@@ -9,15 +9,15 @@ turns into a batch scoring job. Importing this module registers the tables on th
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, UniqueConstraint, select
+from sqlalchemy import JSON, DateTime, Integer, String, UniqueConstraint
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from openaml.errors import ConflictError, NotFoundError
+from openaml.store._endpoints import EndpointTablesRepository, _now
 from openaml.store._tables import Base
 
 __all__ = ["BatchDeploymentRow", "BatchEndpointRepository", "BatchEndpointRow"]
@@ -49,10 +49,6 @@ class BatchDeploymentRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _aware(dt: datetime) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
@@ -68,14 +64,28 @@ def _dep(row: BatchDeploymentRow) -> dict[str, Any]:
             "created_at": _aware(row.created_at), "updated_at": _aware(row.updated_at)}
 
 
-class BatchEndpointRepository:
-    """Repository of ``batch_endpoints`` and ``batch_deployments`` over a metadata store."""
+class BatchEndpointRepository(EndpointTablesRepository):
+    """Repository of ``batch_endpoints`` and ``batch_deployments`` over a metadata store (reads,
+    updates and deletes shared with online endpoints: :class:`EndpointTablesRepository`)."""
 
-    def __init__(self, store: Any) -> None:
-        self._write: Callable[..., Any] = store._write
-        self._session: Callable[..., Any] = store._session
+    endpoint_table = BatchEndpointRow
+    deployment_table = BatchDeploymentRow
 
-    # ------------------------------------------------------------------ endpoints
+    def _ep(self, row: BatchEndpointRow) -> dict[str, Any]:
+        return _ep(row)
+
+    def _dep(self, row: BatchDeploymentRow) -> dict[str, Any]:
+        return _dep(row)
+
+    def _no_endpoint(self, name: str, names: str | None) -> NotFoundError:
+        return NotFoundError(f"Batch endpoint {name} not found"
+                             + (f"; the workspace's batch endpoints: {names}" if names else ""), details={"name": name})
+
+    def _no_deployment(self, endpoint_name: str, name: str, names: str | None) -> NotFoundError:
+        return NotFoundError(f"Batch deployment {name} not found in batch endpoint {endpoint_name}"
+                             + (f"; its deployments: {names}" if names else ""),
+                             details={"name": name, "endpoint": endpoint_name})
+
     def create_endpoint(self, name: str, spec: dict[str, Any], state: str) -> dict[str, Any]:
         """Raises ConflictError when the endpoint exists."""
         now = _now()
@@ -86,53 +96,14 @@ class BatchEndpointRepository:
                 s.flush()
                 return _ep(row)
         except IntegrityError:
-            raise ConflictError(f"batch endpoint {name!r} already exists", details={"name": name}) from None
+            raise ConflictError(f"Batch endpoint {name} already exists", details={"name": name}) from None
 
-    def get_endpoint(self, name: str) -> dict[str, Any]:
-        """Raises NotFoundError listing the endpoints that exist."""
-        with self._session() as s:
-            row = s.get(BatchEndpointRow, name)
-            if row is None:
-                names = ", ".join(s.scalars(select(BatchEndpointRow.name).order_by(BatchEndpointRow.name))) or "(none)"
-                raise NotFoundError(f"batch endpoint {name!r} not found; batch endpoints: {names}",
-                                    details={"name": name})
-            return _ep(row)
-
-    def list_endpoints(self) -> list[dict[str, Any]]:
-        with self._session() as s:
-            return [_ep(r) for r in s.scalars(select(BatchEndpointRow).order_by(BatchEndpointRow.name))]
-
-    def update_endpoint(self, name: str, fn: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:
-        """Read-modify-write: ``fn(endpoint)`` returns the fields to set (``spec``, ``provisioning_state``)."""
-        with self._write() as s:
-            row = s.get(BatchEndpointRow, name, with_for_update=True)
-            if row is None:
-                raise NotFoundError(f"batch endpoint {name!r} not found", details={"name": name})
-            changes = fn(_ep(row)) or {}
-            for key in ("spec", "provisioning_state"):
-                if key in changes:
-                    setattr(row, key, changes[key])
-            row.updated_at = _now()
-            s.flush()
-            return _ep(row)
-
-    def delete_endpoint(self, name: str) -> None:
-        """Delete the endpoint and its deployments (one transaction)."""
-        with self._write() as s:
-            for d in s.scalars(select(BatchDeploymentRow).where(BatchDeploymentRow.endpoint_name == name)):
-                s.delete(d)
-            row = s.get(BatchEndpointRow, name)
-            if row is not None:
-                s.delete(row)
-
-    # ------------------------------------------------------------------ deployments
     def put_deployment(self, endpoint_name: str, name: str, spec: dict[str, Any], runtime: dict[str, Any],
                        state: str) -> dict[str, Any]:
         """Create the deployment or replace its spec and runtime (one transaction)."""
         now = _now()
         with self._write() as s:
-            row = s.scalar(select(BatchDeploymentRow).where(BatchDeploymentRow.endpoint_name == endpoint_name,
-                                                            BatchDeploymentRow.name == name).with_for_update())
+            row = s.scalar(self._deployment_query(endpoint_name, name).with_for_update())
             if row is None:
                 row = BatchDeploymentRow(endpoint_name=endpoint_name, name=name, provisioning_state=state, spec=spec,
                                          runtime=runtime, created_at=now, updated_at=now)
@@ -141,27 +112,3 @@ class BatchEndpointRepository:
                 row.spec, row.runtime, row.provisioning_state, row.updated_at = spec, runtime, state, now
             s.flush()
             return _dep(row)
-
-    def get_deployment(self, endpoint_name: str, name: str) -> dict[str, Any]:
-        """Raises NotFoundError listing the endpoint's deployments."""
-        with self._session() as s:
-            row = s.scalar(select(BatchDeploymentRow).where(BatchDeploymentRow.endpoint_name == endpoint_name,
-                                                            BatchDeploymentRow.name == name))
-            if row is None:
-                names = ", ".join(s.scalars(select(BatchDeploymentRow.name).where(
-                    BatchDeploymentRow.endpoint_name == endpoint_name).order_by(BatchDeploymentRow.name))) or "(none)"
-                raise NotFoundError(f"deployment {name!r} of batch endpoint {endpoint_name!r} not found; "
-                                    f"its deployments: {names}", details={"name": name, "endpoint": endpoint_name})
-            return _dep(row)
-
-    def list_deployments(self, endpoint_name: str) -> list[dict[str, Any]]:
-        with self._session() as s:
-            q = select(BatchDeploymentRow).where(BatchDeploymentRow.endpoint_name == endpoint_name)
-            return [_dep(r) for r in s.scalars(q.order_by(BatchDeploymentRow.id))]
-
-    def delete_deployment(self, endpoint_name: str, name: str) -> None:
-        with self._write() as s:
-            row = s.scalar(select(BatchDeploymentRow).where(BatchDeploymentRow.endpoint_name == endpoint_name,
-                                                            BatchDeploymentRow.name == name))
-            if row is not None:
-                s.delete(row)

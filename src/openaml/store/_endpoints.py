@@ -19,7 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from openaml.errors import ConflictError, NotFoundError
 from openaml.store._tables import Base
 
-__all__ = ["DeploymentRow", "EndpointRepository", "EndpointRow"]
+__all__ = ["DeploymentRow", "EndpointRepository", "EndpointRow", "EndpointTablesRepository"]
 
 
 class EndpointRow(Base):
@@ -69,13 +69,115 @@ def _dep(row: DeploymentRow) -> dict[str, Any]:
             "created_at": _aware(row.created_at), "updated_at": _aware(row.updated_at)}
 
 
-class EndpointRepository:
-    """Repository of ``online_endpoints`` and ``online_deployments`` over a metadata store."""
+class EndpointTablesRepository:
+    """What online and batch endpoint repositories share: a table of endpoints (``name`` the key)
+    and a table of their deployments (``endpoint_name`` + ``name`` unique), read and written under
+    the store's contract. A subclass names its tables (``endpoint_table``, ``deployment_table``),
+    the fields ``update_endpoint`` may set, how rows become dicts (``_ep``, ``_dep``) and its
+    not-found messages (``_no_endpoint``, ``_no_deployment``)."""
+
+    endpoint_table: Any
+    deployment_table: Any
+    endpoint_fields: tuple[str, ...] = ("spec", "provisioning_state")
 
     def __init__(self, store: Any) -> None:
         self._store = store
         self._write: Callable[..., Any] = store._write
         self._session: Callable[..., Any] = store._session
+
+    # ------------------------------------------------------------------ subclass hooks
+    def _ep(self, row: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _dep(self, row: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _set_endpoint_field(self, row: Any, key: str, value: Any) -> None:
+        setattr(row, key, value)
+
+    def _no_endpoint(self, name: str, names: str | None) -> NotFoundError:
+        raise NotImplementedError
+
+    def _no_deployment(self, endpoint_name: str, name: str, names: str | None) -> NotFoundError:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ endpoints
+    def get_endpoint(self, name: str) -> dict[str, Any]:
+        """Raises NotFoundError listing the endpoints that exist."""
+        t = self.endpoint_table
+        with self._session() as s:
+            row = s.get(t, name)
+            if row is None:
+                raise self._no_endpoint(name, ", ".join(s.scalars(select(t.name).order_by(t.name))) or "(none)")
+            return self._ep(row)
+
+    def list_endpoints(self) -> list[dict[str, Any]]:
+        t = self.endpoint_table
+        with self._session() as s:
+            return [self._ep(r) for r in s.scalars(select(t).order_by(t.name))]
+
+    def update_endpoint(self, name: str, fn: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:
+        """Read-modify-write: ``fn(endpoint)`` returns the fields to set (``endpoint_fields``)."""
+        with self._write() as s:
+            row = s.get(self.endpoint_table, name, with_for_update=True)
+            if row is None:
+                raise self._no_endpoint(name, None)
+            changes = fn(self._ep(row)) or {}
+            for key in self.endpoint_fields:
+                if key in changes:
+                    self._set_endpoint_field(row, key, changes[key])
+            row.updated_at = _now()
+            s.flush()
+            return self._ep(row)
+
+    def delete_endpoint(self, name: str) -> None:
+        """Delete the endpoint and its deployments (one transaction)."""
+        d = self.deployment_table
+        with self._write() as s:
+            for dep in s.scalars(select(d).where(d.endpoint_name == name)):
+                s.delete(dep)
+            row = s.get(self.endpoint_table, name)
+            if row is not None:
+                s.delete(row)
+
+    # ------------------------------------------------------------------ deployments
+    def _deployment_query(self, endpoint_name: str, name: str) -> Any:
+        d = self.deployment_table
+        return select(d).where(d.endpoint_name == endpoint_name, d.name == name)
+
+    def get_deployment(self, endpoint_name: str, name: str) -> dict[str, Any]:
+        """Raises NotFoundError listing the endpoint's deployments."""
+        d = self.deployment_table
+        with self._session() as s:
+            row = s.scalar(self._deployment_query(endpoint_name, name))
+            if row is None:
+                names = ", ".join(s.scalars(select(d.name).where(d.endpoint_name == endpoint_name)
+                                            .order_by(d.name))) or "(none)"
+                raise self._no_deployment(endpoint_name, name, names)
+            return self._dep(row)
+
+    def list_deployments(self, endpoint_name: str | None = None) -> list[dict[str, Any]]:
+        """The deployments of ``endpoint_name`` (of every endpoint when None), in creation order."""
+        d = self.deployment_table
+        with self._session() as s:
+            q = select(d)
+            if endpoint_name is not None:
+                q = q.where(d.endpoint_name == endpoint_name)
+            return [self._dep(r) for r in s.scalars(q.order_by(d.endpoint_name, d.id))]
+
+    def delete_deployment(self, endpoint_name: str, name: str) -> None:
+        with self._write() as s:
+            row = s.scalar(self._deployment_query(endpoint_name, name))
+            if row is not None:
+                s.delete(row)
+
+
+class EndpointRepository(EndpointTablesRepository):
+    """Repository of ``online_endpoints`` and ``online_deployments`` over a metadata store."""
+
+    endpoint_table = EndpointRow
+    deployment_table = DeploymentRow
+    endpoint_fields = ("spec", "auth", "provisioning_state")
 
     # ``auth`` (keys, token secret) is encrypted at rest when the store has a secret box
     def _seal(self, auth: dict[str, Any]) -> dict[str, Any]:
@@ -88,6 +190,21 @@ class EndpointRepository:
         if box is not None:
             ep["auth"] = box.open_tree(ep["auth"])
         return ep
+
+    def _dep(self, row: DeploymentRow) -> dict[str, Any]:
+        return _dep(row)
+
+    def _set_endpoint_field(self, row: Any, key: str, value: Any) -> None:
+        setattr(row, key, self._seal(value) if key == "auth" else value)
+
+    def _no_endpoint(self, name: str, names: str | None) -> NotFoundError:
+        return NotFoundError(f"online endpoint {name!r} not found" + (f"; endpoints: {names}" if names else ""),
+                             details={"name": name})
+
+    def _no_deployment(self, endpoint_name: str, name: str, names: str | None) -> NotFoundError:
+        return NotFoundError(f"deployment {name!r} of online endpoint {endpoint_name!r} not found"
+                             + (f"; its deployments: {names}" if names else ""),
+                             details={"name": name, "endpoint": endpoint_name})
 
     def seal_plain(self) -> int:
         """Encrypt endpoint keys stored in clear (by an older version); returns how many endpoints."""
@@ -114,41 +231,6 @@ class EndpointRepository:
         except IntegrityError:
             raise ConflictError(f"online endpoint {name!r} already exists", details={"name": name}) from None
 
-    def get_endpoint(self, name: str) -> dict[str, Any]:
-        with self._session() as s:
-            row = s.get(EndpointRow, name)
-            if row is None:
-                names = ", ".join(s.scalars(select(EndpointRow.name).order_by(EndpointRow.name))) or "(none)"
-                raise NotFoundError(f"online endpoint {name!r} not found; endpoints: {names}",
-                                    details={"name": name})
-            return self._ep(row)
-
-    def list_endpoints(self) -> list[dict[str, Any]]:
-        with self._session() as s:
-            return [self._ep(r) for r in s.scalars(select(EndpointRow).order_by(EndpointRow.name))]
-
-    def update_endpoint(self, name: str, fn: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:
-        """Read-modify-write: ``fn(endpoint)`` returns the fields to set (spec, auth, provisioning_state)."""
-        with self._write() as s:
-            row = s.get(EndpointRow, name, with_for_update=True)
-            if row is None:
-                raise NotFoundError(f"online endpoint {name!r} not found", details={"name": name})
-            changes = fn(self._ep(row)) or {}
-            for key in ("spec", "auth", "provisioning_state"):
-                if key in changes:
-                    setattr(row, key, self._seal(changes[key]) if key == "auth" else changes[key])
-            row.updated_at = _now()
-            s.flush()
-            return self._ep(row)
-
-    def delete_endpoint(self, name: str) -> None:
-        with self._write() as s:
-            for d in s.scalars(select(DeploymentRow).where(DeploymentRow.endpoint_name == name)):
-                s.delete(d)
-            row = s.get(EndpointRow, name)
-            if row is not None:
-                s.delete(row)
-
     # ------------------------------------------------------------------ deployments
     def create_deployment(self, endpoint_name: str, name: str, spec: dict[str, Any], state: str) -> dict[str, Any]:
         now = _now()
@@ -163,43 +245,17 @@ class EndpointRepository:
             raise ConflictError(f"deployment {name!r} of endpoint {endpoint_name!r} already exists",
                                 details={"name": name}) from None
 
-    def get_deployment(self, endpoint_name: str, name: str) -> dict[str, Any]:
-        with self._session() as s:
-            row = s.scalar(select(DeploymentRow).where(DeploymentRow.endpoint_name == endpoint_name,
-                                                       DeploymentRow.name == name))
-            if row is None:
-                names = ", ".join(s.scalars(select(DeploymentRow.name).where(
-                    DeploymentRow.endpoint_name == endpoint_name).order_by(DeploymentRow.name))) or "(none)"
-                raise NotFoundError(f"deployment {name!r} of online endpoint {endpoint_name!r} not found; "
-                                    f"its deployments: {names}", details={"name": name, "endpoint": endpoint_name})
-            return _dep(row)
-
-    def list_deployments(self, endpoint_name: str | None = None) -> list[dict[str, Any]]:
-        with self._session() as s:
-            q = select(DeploymentRow)
-            if endpoint_name is not None:
-                q = q.where(DeploymentRow.endpoint_name == endpoint_name)
-            return [_dep(r) for r in s.scalars(q.order_by(DeploymentRow.endpoint_name, DeploymentRow.id))]
-
     def update_deployment(self, endpoint_name: str, name: str, **fields: Any) -> dict[str, Any]:
         """Set ``spec``, ``runtime``, ``provisioning_state`` and/or ``error``."""
         unknown = set(fields) - {"spec", "runtime", "provisioning_state", "error"}
         if unknown:
             raise TypeError(f"update_deployment() cannot set {', '.join(sorted(unknown))}")
         with self._write() as s:
-            row = s.scalar(select(DeploymentRow).where(DeploymentRow.endpoint_name == endpoint_name,
-                                                       DeploymentRow.name == name).with_for_update())
+            row = s.scalar(self._deployment_query(endpoint_name, name).with_for_update())
             if row is None:
-                raise NotFoundError(f"deployment {name!r} of online endpoint {endpoint_name!r} not found")
+                raise self._no_deployment(endpoint_name, name, None)
             for key, value in fields.items():
                 setattr(row, key, value)
             row.updated_at = _now()
             s.flush()
             return _dep(row)
-
-    def delete_deployment(self, endpoint_name: str, name: str) -> None:
-        with self._write() as s:
-            row = s.scalar(select(DeploymentRow).where(DeploymentRow.endpoint_name == endpoint_name,
-                                                       DeploymentRow.name == name))
-            if row is not None:
-                s.delete(row)

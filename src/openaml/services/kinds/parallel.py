@@ -70,7 +70,8 @@ def entry_script_problem(path: Path) -> str | None:
 
 
 def tabular_plan(folder: Path, table: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-    """The driver's view of an MLTable: ``{"format", "files" (relative to the folder, sorted),
+    """The driver's view of an MLTable: ``{"format", "files" (relative to the folder, in the order of
+    its ``paths``, a folder's or a pattern's files sorted by name),
     "delimiter", "header"}``, or (None, problem)."""
     fmt, opts = "csv", dict[str, Any]()
     for t in table.get("transformations") or []:
@@ -89,14 +90,16 @@ def tabular_plan(folder: Path, table: dict[str, Any]) -> tuple[dict[str, Any] | 
             if key == "file":
                 files.append(os.path.relpath(target, folder))
             elif key == "folder":
-                files += [os.path.relpath(f, folder) for f in target.rglob("*") if f.is_file() and f.name != "MLTable"]
+                files += sorted(os.path.relpath(f, folder) for f in target.rglob("*")
+                                if f.is_file() and f.name != "MLTable")
             elif key == "pattern":
-                files += [os.path.relpath(f, folder) for f in glob.glob(str(folder / str(val)), recursive=True)
-                          if Path(f).is_file()]
+                files += sorted(os.path.relpath(f, folder) for f in glob.glob(str(folder / str(val)), recursive=True)
+                                if Path(f).is_file())
     if not files:
         return None, "the MLTable's paths name no files"
     header = str(opts.get("header", "all_files_same_headers")) != "no_header"
-    return {"format": fmt, "files": sorted(set(files)), "delimiter": opts.get("delimiter", ","), "header": header}, None
+    # the MLTable's path order (a folder's or pattern's files sorted within it), each file once
+    return {"format": fmt, "files": list(dict.fromkeys(files)), "delimiter": opts.get("delimiter", ","), "header": header}, None
 
 
 class ParallelKind(JobKind):
