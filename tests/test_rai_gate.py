@@ -173,14 +173,14 @@ def test_deployments_need_a_passing_verdict(gate):
     assert httpx.get(f"{url}/api/v1/online-endpoints/gated-ep/deployments").json() == [] or r.status_code == 200
     # batch
     assert httpx.put(f"{url}/api/v1/batch-endpoints/gated-bep", json={"name": "gated-bep"}).status_code == 200
-    r = httpx.put(f"{url}/api/v1/batch-endpoints/gated-bep/deployments/d1",
-                  json={"name": "d1", "endpoint_name": "gated-bep", "model": f"azureml:{MODEL}:{v['fail']}"})
-    assert r.status_code == 409 and "batch deployment 'd1'" in r.json()["error"]["message"]
+    r = httpx.put(f"{url}/api/v1/batch-endpoints/gated-bep/deployments/dep1",
+                  json={"name": "dep1", "endpoint_name": "gated-bep", "model": f"azureml:{MODEL}:{v['fail']}"})
+    assert r.status_code == 409 and "batch deployment 'dep1'" in r.json()["error"]["message"]
     assert httpx.get(f"{url}/api/v1/batch-endpoints/gated-bep/deployments").json() == []
     # with deployments left out of the policy, and with the gate off, the failing version is not stopped by it
     gate["ml"].workspaces.update_rai_gate(deployments=[])
-    r = httpx.put(f"{url}/api/v1/batch-endpoints/gated-bep/deployments/d1",
-                  json={"name": "d1", "endpoint_name": "gated-bep", "model": f"azureml:{MODEL}:{v['fail']}"})
+    r = httpx.put(f"{url}/api/v1/batch-endpoints/gated-bep/deployments/dep1",
+                  json={"name": "dep1", "endpoint_name": "gated-bep", "model": f"azureml:{MODEL}:{v['fail']}"})
     assert r.status_code != 409 and "RAI gate" not in r.text
     gate["ml"].workspaces.update_rai_gate(require=None, deployments=["online", "batch"])
     ok = gate["ml"].models.update(MODEL, v["fail"], tags={"production": "true"})
