@@ -148,8 +148,8 @@ class RunnerService:
         if not code_dir:
             return code_dir
         p = Path(code_dir)
-        if p.parent.name == "code" and re.fullmatch(r"[0-9a-f]{64}", p.name) and not p.is_dir():
-            mine = self.ctx.layout.code / p.name
+        mine = self.ctx.layout.code / p.name
+        if p.parent.name == "code" and re.fullmatch(r"[0-9a-f]{64}", p.name) and p != mine:
             files = files_of(self.ctx)
             if mine.is_dir() or (files is not None and files.try_pull(mine)):
                 return str(mine)
