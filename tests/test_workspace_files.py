@@ -7,6 +7,7 @@ tests/contracts/test_multi_server_workspace.py."""
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from tests.test_object_store_datastores import _entity, _raw_files, _store
 
 @pytest.fixture()
 def ws_server(tmp_path: Path) -> Iterator[ServerHandle]:
-    handle = start_server(tmp_path / "ws", name="wsfiles")
+    handle = start_server(tmp_path / "ws", name=f"wsfiles-{uuid.uuid4().hex[:8]}")
     yield handle
     handle.stop()
 
