@@ -6,7 +6,12 @@ set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd); cd "$(mktemp -d)"
 export PATH=$REPO/.venv/bin:$PATH
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -- -"$p" 2>/dev/null || true; done; }
+cleanup() {  # TERM each process group started here; KILL what is left after 40 s (a Ray node drains)
+  for p in "${PIDS[@]}"; do kill -- -"$p" 2>/dev/null || true; done
+  for _ in $(seq 40); do alive=0; for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && return; sleep 1; done
+  for p in "${PIDS[@]}"; do kill -KILL -- -"$p" 2>/dev/null || true; done
+}
 trap cleanup EXIT
 step() { echo; echo "### $*"; }
 free_port() { python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
