@@ -175,8 +175,7 @@ class RemoteDatastore(DatastorePort):
             target.parent.mkdir(parents=True, exist_ok=True)
             pairs.append((self._real(posixpath.join(path, rel) if rel else path), str(target)))
         if pairs:
-            self.fs.get([r for r, _ in pairs], [local for _, local in pairs], batch_size=PARALLEL,
-                        **self._get_kwargs)
+            self._get_files(pairs)
         elif self.isdir(path):
             dest.mkdir(parents=True, exist_ok=True)
         return len(pairs)
@@ -195,15 +194,21 @@ class RemoteDatastore(DatastorePort):
             raise NotFoundError(f"{src} does not exist (nothing to put at {self.uri(path)})")
         if src.is_file():
             self._check_not_folder(path)
-            self.fs.put_file(str(src), self._real(path), **self._put_kwargs)
+            self._put_files([(str(src), self._real(path))])
             return 1
         self._real(path)
         rels = list(_local_files(src))
         if rels:
-            self.fs.put([str(src / rel) for rel in rels],
-                        [self._real(posixpath.join(path, rel) if path else rel) for rel in rels], batch_size=PARALLEL,
-                        **self._put_kwargs)
+            self._put_files([(str(src / rel), self._real(posixpath.join(path, rel) if path else rel)) for rel in rels])
         return len(rels)
+
+    def _get_files(self, pairs: list[tuple[str, str]]) -> None:
+        """Copy ``(fs path, local path)`` pairs, :data:`PARALLEL` files at a time (the local folders exist)."""
+        self.fs.get([r for r, _ in pairs], [local for _, local in pairs], batch_size=PARALLEL, **self._get_kwargs)
+
+    def _put_files(self, pairs: list[tuple[str, str]]) -> None:
+        """Copy ``(local path, fs path)`` pairs, :data:`PARALLEL` files at a time."""
+        self.fs.put([local for local, _ in pairs], [r for _, r in pairs], batch_size=PARALLEL, **self._put_kwargs)
 
     def _check_not_folder(self, path: str) -> None:
         if self.fs.isdir(self._real(path)):
