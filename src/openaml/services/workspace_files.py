@@ -30,6 +30,7 @@ import posixpath
 import threading
 import time
 import uuid
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -249,7 +250,7 @@ class SharedArtifacts:
         self.app = app
         self.files = files
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         path = scope.get("path", "") if scope.get("type") == "http" else ""
         at = path.find(_ARTIFACTS)
         if at < 0 or not await _run(lambda: self.files.shared):
@@ -272,7 +273,7 @@ class SharedArtifacts:
             return
         status: list[int] = []
 
-        async def watch(message: dict[str, Any]) -> None:
+        async def watch(message: MutableMapping[str, Any]) -> None:
             if message.get("type") == "http.response.start":
                 status.append(int(message.get("status", 500)))
             await send(message)
