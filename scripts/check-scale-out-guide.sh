@@ -40,6 +40,7 @@ experiment_name: scale-out
 YML
 openaml workspace create -n laptop -o table
 openaml job create --file job.yml -w laptop --stream -o table | tail -5
+openaml server stop -w laptop   # the CLI started it for the folder workspace
 
 step "2. PostgreSQL"
 PG=$OPENAML_TEST_POSTGRES_URL
