@@ -237,7 +237,9 @@ def test_large_file_streams_in_bounded_memory(port: DatastorePort, tmp_path: Pat
     finally:
         tracemalloc.stop()
     for what, extra in (("put", put_extra), ("get and tar", read_extra)):
-        assert extra < 16 << 20, f"{what} allocated {extra / 2**20:.1f} MiB for a {size >> 20} MiB file"
+        # a few requests' worth (a 16 MiB single put or get for Azure Blob, 2 x 8 MiB parts for S3),
+        # never the whole file
+        assert extra < 24 << 20, f"{what} allocated {extra / 2**20:.1f} MiB for a {size >> 20} MiB file"
     assert kept - before < size // 2 or not port.has_local_path  # a local backend keeps nothing in memory
     back = hashlib.sha256()
     with open(tmp_path / "back.bin", "rb") as fh:

@@ -113,3 +113,108 @@ def test_a_folder_of_another_workspace_is_refused_by_the_database(tmp_path: Path
                        capture_output=True, text=True, timeout=180)
     assert r.returncode != 0
     assert "holds workspace 'first'" in r.stderr and "not this folder's workspace 'second'" in r.stderr, r.stderr
+
+
+def _log_from(url: str, name: str) -> tuple[str, str]:
+    """(the job's log so far, its status) as ``GET /jobs/<name>/logs`` of the server at ``url`` gives them."""
+    r = httpx.get(f"{url}/api/v1/jobs/{name}/logs", params={"offset": 0}, timeout=60)
+    r.raise_for_status()
+    return r.json()["data"], r.json()["status"]
+
+
+def test_two_servers_on_two_hosts_share_postgres_and_an_s3_default_datastore(tmp_path: Path, pg_database: Any,
+                                                                            moto_s3: Any) -> None:
+    """Issue 12 item 4: two servers with their own folders (two hosts) share PostgreSQL and an S3
+    default datastore. A job created on the standby with local code runs on the leader, which
+    fetches the code snapshot; its log streams from the standby while it runs; its named output,
+    its MLflow artifacts (openaml's download and MLflow's artifact proxy) and a model registered
+    on the standby from its output are readable on both servers."""
+    from mlflow.tracking import MlflowClient
+
+    from openaml import MLClient, Output, command
+    from openaml.entities import Model, S3CredentialConfiguration, S3Datastore
+
+    url = fresh_postgres_schema(pg_database)
+    home_a, home_b = tmp_path / "host-a", tmp_path / "host-b"
+    ws_a, ws_b = tmp_path / "a" / "ws", tmp_path / "b" / "ws"
+    assert _cli(home_a, "workspace", "create", "-n", "team", "--path", str(ws_a), "--database-url", url).returncode == 0
+    r = _cli(home_b, "workspace", "create", "-n", "team", "--path", str(ws_b), "--database-url", url,
+             "--secret-key-file", str(ws_a / "secret.key"))
+    assert r.returncode == 0, r.stderr
+    definition = moto_s3.definition("shared")
+    a = start_server(ws_a, create=False, env={"OPENAML_HOME": str(home_a)})
+    b = None
+    try:
+        b = start_server(ws_b, create=False, env={"OPENAML_HOME": str(home_b)})
+        assert _health(a.url, ws_a)["role"] == "leader" and _health(b.url, ws_b)["role"] == "standby"
+        with MLClient(workspace=a.url) as ml_a, MLClient(workspace=b.url) as ml_b:
+            creds = definition.pop("credentials")
+            definition.pop("type")
+            ml_a.datastores.create_or_update(S3Datastore(**definition, is_default=True,
+                                                         credentials=S3CredentialConfiguration(**creds)))
+            assert ml_b.datastores.get_default().name == "shared"
+            time.sleep(6)  # each server looks its default datastore up again after 5 s
+
+            code = tmp_path / "src"
+            code.mkdir()
+            (code / "train.py").write_text(
+                "import os, sys, time\n"
+                "print('first-line', flush=True)\n"
+                "deadline = time.time() + 120\n"  # until the standby has seen the first line
+                "while not os.path.exists(os.path.join(os.environ['RELEASE_DIR'], 'go')) and time.time() < deadline:\n"
+                "    time.sleep(0.2)\n"
+                "os.makedirs('outputs', exist_ok=True)\n"
+                "open('outputs/metrics.txt', 'w').write('accuracy=0.9\\n')\n"
+                "open(os.path.join(sys.argv[1], 'weights.bin'), 'wb').write(b'w' * 1000)\n"
+                "print('last-line', flush=True)\n")
+            release = tmp_path / "release"
+            release.mkdir()
+            job = ml_b.jobs.create_or_update(command(
+                code=str(code), command="python train.py ${{outputs.model}}", experiment_name="team-s3",
+                environment_variables={"RELEASE_DIR": str(release)},
+                outputs={"model": Output(type="uri_folder")}))
+
+            # the standby streams the log of a job its peer runs, while it runs
+            deadline = time.monotonic() + 180
+            seen, status = "", ""
+            while time.monotonic() < deadline and "first-line" not in seen:
+                seen, status = _log_from(b.url, job.name)
+                time.sleep(0.5)
+            assert "first-line" in seen and status == "Running", (seen, status)
+            assert not (ws_b / "jobs" / job.name / "user_logs").exists()  # read from the datastore
+            (release / "go").write_text("")
+            assert ml_b.jobs.wait(job.name, timeout=240).status == "Completed"
+            seen, status = _log_from(b.url, job.name)
+            assert "first-line" in seen and "last-line" in seen and status == "Completed", seen
+            assert any(p.name == "train.py" for p in (ws_a / "code").rglob("train.py"))  # the leader fetched it
+
+            # its named output (on the S3 default datastore) and its artifacts, from the standby
+            ml_b.jobs.download(job.name, output_name="model", download_path=tmp_path / "out-b")
+            assert [p.read_bytes() for p in (tmp_path / "out-b").rglob("weights.bin")] == [b"w" * 1000]
+            ml_b.jobs.download(job.name, download_path=tmp_path / "art-b")
+            assert [p.read_text() for p in (tmp_path / "art-b").rglob("metrics.txt")] == ["accuracy=0.9\n"]
+            # MLflow's artifact proxy of either server serves what the other stored
+            mlflow_b = MlflowClient(tracking_uri=f"{b.url}/mlflow")
+            got = mlflow_b.download_artifacts(job.name, "outputs/metrics.txt", str(tmp_path / "mlflow-b"))
+            assert Path(got).read_text() == "accuracy=0.9\n"
+            mlflow_b.log_text(job.name, "from the standby\n", "notes/b.txt")
+            mlflow_a = MlflowClient(tracking_uri=f"{a.url}/mlflow")
+            got = mlflow_a.download_artifacts(job.name, "notes/b.txt", str(tmp_path / "mlflow-a"))
+            assert Path(got).read_text() == "from the standby\n"
+
+            # a model registered on the standby from the job's output downloads from the leader
+            model = ml_b.models.create_or_update(Model(name="team-model", type="custom_model",
+                                                       path=f"azureml://jobs/{job.name}/outputs/model"))
+            ml_a.models.download(model.name, model.version, download_path=tmp_path / "model-a")
+            got_files = list((tmp_path / "model-a").rglob("weights.bin"))
+            assert [p.read_bytes() for p in got_files] == [b"w" * 1000]
+            # the files are in the bucket, under openaml-workspace/
+            keys = [o["Key"] for o in moto_s3.client().list_objects_v2(
+                Bucket=definition["bucket"], Prefix="openaml-workspace/").get("Contents") or []]
+            assert any(k.endswith(f"jobs/{job.name}/user_logs/std_log.txt") for k in keys), keys
+            assert any(k.startswith("openaml-workspace/code/") and k.endswith("/train.py") for k in keys), keys
+            assert any("/models/team-model/" in k for k in keys), keys
+    finally:
+        a.stop()
+        if b is not None:
+            b.stop()

@@ -139,6 +139,7 @@ class Scheduler:
         self._pass_lock = threading.Lock()
         self._started_at = time.time()
         self.terminal_hooks: list[Any] = []  # callables(job_row) run when a job ends (sweeps, pipelines)
+        self.ending_hooks: list[Any] = []  # callables(job_name) run before a job's terminal status is stored
         self.tick_hooks: list[Any] = []  # callables() run after every pass (schedules fire from here)
 
     def start(self) -> None:
@@ -374,6 +375,11 @@ class Scheduler:
 
     def _end(self, name: str, status: str, *, error: str | None = None, exit_code: int | None = None,
              log_tail: list[str] | None = None, end_time: datetime | None = None) -> None:
+        for hook in list(self.ending_hooks):  # its files where other servers read them (workspace_files)
+            try:
+                hook(name)
+            except Exception:  # noqa: BLE001
+                log.exception("ending hook failed for %s", name)
         row = self.ctx.store.transition_job(
             name, status, from_statuses=[JobStatus.NOT_STARTED, JobStatus.QUEUED, *ACTIVE],
             error=error, exit_code=exit_code, end_time=end_time or utcnow(),

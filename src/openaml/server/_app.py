@@ -130,7 +130,9 @@ def create_app(settings: Settings, *, url: str = "") -> FastAPI:
 
     scoring = scoring_app(ctx.services["endpoints"])
     app.mount("/endpoints", scoring)
-    app.mount("/mlflow", ctx.tracking.asgi_app())
+    from openaml.services.workspace_files import SharedArtifacts
+
+    app.mount("/mlflow", SharedArtifacts(ctx.tracking.asgi_app(), ctx.services["files"]))
     # scoring requests skip the API's route matching and middleware (inside the guard, which still applies)
     app.add_middleware(ScoringShortcut, scoring=scoring)
     from openaml.server._guard import RequestGuard, allowed_host_names

@@ -45,6 +45,9 @@ def build_services(ctx: WorkspaceContext) -> None:
     ctx.services["schedules"] = ScheduleService(ctx)
     ctx.services["users"] = UserService(ctx)
     ctx.services["runners"] = RunnerService(ctx)
+    from openaml.services.workspace_files import WorkspaceFiles
+
+    ctx.services["files"] = ctx.tracking.files = WorkspaceFiles(ctx)  # shared with other servers
     ctx.services["datastores"].ensure_default()
     ctx.services["computes"].ensure_default()
 

@@ -100,6 +100,9 @@ def resolve_code(ctx: WorkspaceContext, code: str | None, errors: ResolveErrors)
     if code.startswith("openaml-code:"):
         digest = code.split(":", 1)[1]
         p = ctx.layout.code / digest
+        files = ctx.services.get("files")
+        if re.fullmatch(r"[0-9a-f]{64}", digest) and not p.is_dir() and files is not None:
+            files.try_pull(p)  # uploaded to another server of the workspace
         if not re.fullmatch(r"[0-9a-f]{64}", digest) or not p.is_dir():
             errors.add("code", f"code snapshot {digest!r} was not uploaded")
             return None

@@ -140,6 +140,9 @@ class DatastoreService:
             if bool(other.get("is_default")) != want and (ds.is_default or want):
                 keep = {k: v for k, v in other.items() if k not in ("name", "type", "is_default")}
                 self.ctx.store.put_datastore(other["name"], other["type"], keep, want)
+        files = self.ctx.services.get("files")
+        if files is not None:
+            files.forget_port()  # the default may have changed (other servers see it within seconds)
         view = self._entity(saved)
         if warning:
             view["warnings"] = [warning]  # this answer only; not stored

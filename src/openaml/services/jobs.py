@@ -24,6 +24,7 @@ from openaml.records import JobLogRecord, JobRecord
 from openaml.services._context import WorkspaceContext
 from openaml.services._job_core import JobCore, generate_job_name
 from openaml.services.runners import make_scheduler
+from openaml.services.workspace_files import files_of
 
 __all__ = ["JobService", "generate_job_name"]
 
@@ -163,15 +164,20 @@ class JobService:
         row = self.ctx.store.get_job(name)
         path = self.ctx.layout.job_dir(name) / "user_logs" / "std_log.txt"
         deadline = time.monotonic() + min(wait, 10.0)
+        files = files_of(self.ctx)
         while True:
-            size = path.stat().st_size if path.exists() else 0
             terminal = row["status"] in TERMINAL_JOB_STATUSES
+            # a job run by another server of the workspace: its log as that server pushed it
+            remote = files.read_log(name, offset, limit) if files is not None and not path.exists() else None
+            size = remote[0] if remote is not None else path.stat().st_size if path.exists() else 0
             if size > offset or terminal or time.monotonic() >= deadline:
                 break
-            time.sleep(0.05)
+            time.sleep(0.05 if remote is None else 0.5)
             row = self.ctx.store.get_job(name)
         data = b""
-        if size > offset:
+        if remote is not None:
+            data = _complete_utf8(remote[1])
+        elif size > offset:
             with open(path, "rb") as fh:
                 fh.seek(offset)
                 data = fh.read(limit)

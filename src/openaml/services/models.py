@@ -444,6 +444,9 @@ class ModelService:
                     if dest.exists():  # files left by an earlier crash: that version was never registered
                         shutil.rmtree(dest)
                     os.replace(stage_dir, dest)
+                    files = self.ctx.services.get("files")
+                    if files is not None:  # other servers of the workspace serve it too
+                        files.push(dest)
                     path_uri = f"mlflow-artifacts:/models/{name}/{v}/{base}"
                     source = f"mlflow-artifacts:/models/{name}/{v}" if is_file else path_uri
                     all_tags = {TAG_TYPE: model_type, TAG_PATH: path_uri, **tags}

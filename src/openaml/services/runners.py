@@ -17,6 +17,7 @@ declared outputs through the routes of :mod:`openaml.services._runner_files`.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -30,6 +31,7 @@ from openaml.errors import ConflictError, NotFoundError, ValidationError
 from openaml.records import RunnerLogRecord, RunnerOutputRecord, RunnerReplyRecord, RunnerSpecRecord
 from openaml.services import _runner_files
 from openaml.services._context import WorkspaceContext
+from openaml.services.workspace_files import files_of
 
 __all__ = ["RunnerService", "make_scheduler", "register_outputs", "LOG_STREAMS"]
 
@@ -40,9 +42,18 @@ MAX_LOG_CHUNK = 1 << 20
 
 def make_scheduler(ctx: WorkspaceContext) -> Scheduler:
     """The workspace's scheduler, with the services' callbacks (job tokens, output registration)."""
-    return Scheduler(ctx, SchedulerCallbacks(job_token=lambda row: ctx.services["users"].runner_token(row),
-                                             register_outputs=lambda row: register_outputs(ctx, row),
-                                             job_ended=lambda name: ctx.services["users"].forget_job(name)))
+    scheduler = Scheduler(ctx, SchedulerCallbacks(job_token=lambda row: ctx.services["users"].runner_token(row),
+                                                  register_outputs=lambda row: register_outputs(ctx, row),
+                                                  job_ended=lambda name: ctx.services["users"].forget_job(name)))
+    scheduler.ending_hooks.append(lambda name: _ship_job_files(ctx, name))
+    return scheduler
+
+
+def _ship_job_files(ctx: WorkspaceContext, name: str) -> None:
+    """A job's log and run artifacts to the default datastore, where other servers read them."""
+    files = files_of(ctx)
+    if files is not None and files.shared:
+        files.job_ending(name, ctx.store.get_job(name)["runtime"].get("artifact_uri"))
 
 
 def register_outputs(ctx: WorkspaceContext, job: dict[str, Any]) -> str | None:
@@ -111,7 +122,7 @@ class RunnerService:
             "experiment_name": row["experiment_name"],
             "compute": row["compute"],
             "command": rt.get("command") or spec["command"],  # a kind may run its own command (parallel)
-            "code_dir": rt.get("code_dir"),
+            "code_dir": self._code_dir(rt.get("code_dir")),
             # object-store datastores come with their credentials (this answer only; not on the row)
             "inputs": self._with_secrets(rt.get("inputs") or {}),
             "outputs": self._with_secrets(rt.get("outputs") or {}),
@@ -120,7 +131,7 @@ class RunnerService:
             "resources": rt["resources"] if "resources" in rt else spec.get("resources") or {},
             "distribution": spec.get("distribution"),
             "timeout": rt.get("timeout"),
-            "artifact_dir": str(self.ctx.tracking.artifact_dir(rt["artifact_uri"])),
+            "artifact_dir": str(self.ctx.tracking.artifact_dir(rt["artifact_uri"], fetch=False)),
             "envs_dir": str(self.ctx.layout.envs),
             "hidden_files": server_secret_files(self.ctx.settings),  # beside the workspace's own
             "read_only_dirs": self.ctx.services["datastores"].local_roots(),  # local datastores' folders
@@ -130,6 +141,19 @@ class RunnerService:
             # the token its command gets (scope "job": its run, its record; never the runner routes)
             "command_token": self.ctx.services["users"].job_token(row),
         }
+
+    def _code_dir(self, code_dir: str | None) -> str | None:
+        """A code snapshot as a folder of this server (the job may have been created on another
+        server of the workspace: its snapshot is fetched from the default datastore)."""
+        if not code_dir:
+            return code_dir
+        p = Path(code_dir)
+        mine = self.ctx.layout.code / p.name
+        if p.parent.name == "code" and re.fullmatch(r"[0-9a-f]{64}", p.name) and p != mine:
+            files = files_of(self.ctx)
+            if mine.is_dir() or (files is not None and files.try_pull(mine)):
+                return str(mine)
+        return code_dir
 
     def _with_secrets(self, entries: dict[str, Any]) -> dict[str, Any]:
         datastores = self.ctx.services["datastores"]
@@ -217,4 +241,7 @@ class RunnerService:
                     fh.seek(0, 2)
                     fh.write(data[size - offset:])
                     size = fh.tell()
+        files = files_of(self.ctx)
+        if stream == "user" and files is not None:
+            files.log_written(name)  # other servers of the workspace read it from the default datastore
         return {"offset": size}

@@ -89,6 +89,9 @@ class UploadService:
                 else:
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(stage, dest)
+                files = self.ctx.services.get("files")
+                if files is not None and files.shared:  # the server that runs the job may be another one
+                    await anyio.to_thread.run_sync(files.push, dest)
                 return {"code_id": digest, "files": count}
             ds_name = datastore or self.ctx.services["datastores"].default_name()
             port = self.ctx.services["datastores"].port(ds_name)

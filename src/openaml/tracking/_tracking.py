@@ -31,6 +31,9 @@ class Tracking(TrackingQueries):
         self.backend_uri = backend_uri or f"sqlite:///{layout.mlflow_db}"
         self._tracking_store: Any = None
         self._registry_store: Any = None
+        #: the workspace's shared files (services/workspace_files.py): artifacts missing here are
+        #: fetched from the default datastore when it is an object store; None: local only
+        self.files: Any = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, allowed_hosts: list[str] | None = None) -> None:
@@ -164,8 +167,10 @@ class Tracking(TrackingQueries):
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
         return [(m.step, m.value) for m in self.store.get_metric_history(run_id, key)]
 
-    def artifact_dir(self, artifact_uri: str) -> Path:
-        """Local folder behind an ``mlflow-artifacts:/...`` URI (the workspace's artifact root)."""
+    def artifact_dir(self, artifact_uri: str, *, fetch: bool = True) -> Path:
+        """Local folder behind an ``mlflow-artifacts:/...`` URI (the workspace's artifact root);
+        with ``fetch``, what another server of the workspace stored there is fetched first
+        (:attr:`files`)."""
         parsed = urlparse(artifact_uri)
         if parsed.scheme != "mlflow-artifacts":
             raise ValidationError(f"not a served artifact URI: {artifact_uri}")
@@ -174,6 +179,8 @@ class Tracking(TrackingQueries):
         p = (root / rel).resolve()
         if root not in p.parents and p != root:
             raise ValidationError(f"artifact URI escapes the artifact root: {artifact_uri}")
+        if fetch and self.files is not None:
+            self.files.try_pull(p)
         return p
 
     def run_artifact_dir(self, run_id: str) -> Path:
