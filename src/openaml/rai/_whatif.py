@@ -12,7 +12,8 @@ Causal (``causal.json``): EconML's LinearDML idea re-done with scikit-learn (eco
 per treatment feature T, the target Y and T are residualised on the other features with
 cross-fitted nuisance models (``linear``: ridge regression; ``automl``: gradient boosting), and the
 average effect is the regression of Y's residual on T's (``point``), with a heteroskedasticity-robust
-standard error, normal confidence interval at ``alpha`` and p-value.
+standard error, normal confidence interval at ``alpha`` and p-value. Missing numbers are filled with
+their column's median; a categorical treatment gives one effect per level against its first level.
 """
 
 from __future__ import annotations
@@ -170,6 +171,7 @@ def causal(dash: Dashboard, *, treatment_features: str, heterogeneity_features: 
         y = (y.astype(str) == str(values[-1])).astype(float)
     y = y.astype(float).to_numpy()
     X = pd.get_dummies(data[dash.features], columns=dash.categorical, drop_first=True, dtype=float)
+    X = X.fillna(X.median(numeric_only=True)).fillna(0.0)  # missing numbers: the column's median
     effects = []
     for t in treatments:
         if t in dash.categorical:
@@ -177,7 +179,7 @@ def causal(dash: Dashboard, *, treatment_features: str, heterogeneity_features: 
             names = [(f"{t} = {lv}", (data[t].astype(str) == lv).astype(float).to_numpy(),
                       [c for c in X.columns if not c.startswith(f"{t}_")]) for lv in levels[1:]]
         else:
-            names = [(t, data[t].astype(float).to_numpy(), [c for c in X.columns if c != t])]
+            names = [(t, X[t].to_numpy(), [c for c in X.columns if c != t])]
         for label, T, controls in names:
             W = X[controls].to_numpy()
 
