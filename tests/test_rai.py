@@ -80,6 +80,10 @@ def test_a_pipeline_naming_a_registry_version_that_does_not_exist_is_refused_lis
             str(_pipeline(tmp_path, "azureml://registries/azureml/components/rai_tabular_explanation/versions/0.4.0")))
     assert r.returncode != 0
     assert "version '0.4.0' not found in registry 'azureml'; versions: 0.18.0" in r.stderr
+    r = cli("component", "show", "--name", "rai_tabular_causal", "--registry-name", "azureml", "--label", "latest")
+    assert r.returncode == 0 and r.json()["version"] == "0.18.0", r.stderr
+    r = cli("component", "show", "--name", "rai_tabular_causal", "--registry-name", "azureml", "--version", "1")
+    assert r.returncode != 0 and "versions: 0.18.0" in r.stderr
     # the bare name in a workspace: the message says the registry is the missing piece
     r = cli("job", "create", "--file", str(_pipeline(tmp_path, "azureml:rai_tabular_explanation:0.18.0")))
     assert r.returncode != 0
