@@ -44,8 +44,8 @@ def metrics_of(task_type: str, y_true: Any, y_pred: Any, classes: list[str] | No
     if task_type == "classification":
         yt = np.array([str(v) for v in y_true])
         yp = np.array([str(v) for v in y_pred])
-        binary = classes is not None and len(classes) == 2
-        kw: dict[str, Any] = {"pos_label": classes[-1], "average": "binary"} if binary else {"average": "macro"}
+        kw: dict[str, Any] = {"pos_label": classes[-1], "average": "binary"} \
+            if classes is not None and len(classes) == 2 else {"average": "macro"}
         return {"accuracy": float(m.accuracy_score(yt, yp)),
                 "precision": float(m.precision_score(yt, yp, zero_division=0, **kw)),
                 "recall": float(m.recall_score(yt, yp, zero_division=0, **kw)),
@@ -207,7 +207,7 @@ def scorecard(dashboard: str, config_path: str, output: str) -> dict[str, Any]:
             from None
     doc = json.loads(src.read_text(encoding="utf-8"))
     checks = _checks(doc, config)
-    card = {"verdict": "pass" if all(c["passed"] for c in checks) else "fail", "checks": checks}
+    card: dict[str, Any] = {"verdict": "pass" if all(c["passed"] for c in checks) else "fail", "checks": checks}
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     model = config.get("Model") or {}

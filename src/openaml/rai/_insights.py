@@ -37,9 +37,14 @@ def score_function(dash: Dashboard) -> tuple[Any, str]:
         return (lambda X: model.predict(X).astype(float)), "prediction"
     values = dash.config.get("class_values") or []
     if model.can_proba:
+        def proba(X: pd.DataFrame) -> np.ndarray:
+            out = model.predict_proba(X)
+            assert out is not None
+            return out
+
         if len(values) == 2:
-            return (lambda X: model.predict_proba(X)[:, 1]), f"probability of class {values[1]!r}"
-        return (lambda X: model.predict_proba(X).max(axis=1)), "probability of the predicted class"
+            return (lambda X: proba(X)[:, 1]), f"probability of class {values[1]!r}"
+        return (lambda X: proba(X).max(axis=1)), "probability of the predicted class"
     positive = values[-1] if values else 1
     return (lambda X: (model.predict(X) == positive).astype(float)), f"prediction == {positive!r}"
 

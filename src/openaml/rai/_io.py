@@ -115,7 +115,7 @@ class LoadedModel:
         return self.native is not None and hasattr(self.native, "predict_proba")
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray | None:
-        if not self.can_proba:
+        if not self.can_proba or self.native is None:
             return None
         return np.asarray(self.native.predict_proba(X), dtype=float)
 

@@ -14,7 +14,7 @@ import pandas as pd
 __all__ = ["MitigatedPyfunc"]
 
 
-class MitigatedPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class MitigatedPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
     def __init__(self, mitigated: Any) -> None:
         self.mitigated = mitigated
 

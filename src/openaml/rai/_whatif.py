@@ -172,7 +172,7 @@ def causal(dash: Dashboard, *, treatment_features: str, heterogeneity_features: 
     y = y.astype(float).to_numpy()
     X = pd.get_dummies(data[dash.features], columns=dash.categorical, drop_first=True, dtype=float)
     X = X.fillna(X.median(numeric_only=True)).fillna(0.0)  # missing numbers: the column's median
-    effects = []
+    effects: list[dict[str, Any]] = []
     for t in treatments:
         if t in dash.categorical:
             levels = sorted(data[t].astype(str).unique())
