@@ -215,3 +215,30 @@ def test_a_failing_step_writes_the_job_error_file(heart: dict[str, Path], tmp_pa
                        timeout=120)
     assert p.returncode == 2
     assert err_file.read_text().startswith("constructor: input 'target_column_name': column 'target' is missing")
+
+
+def test_fairness_helper_mitigates_a_pipeline_with_exponentiated_gradient() -> None:
+    """The SDK helper of a plain command job: ExponentiatedGradient refits the example's scikit-learn
+    Pipeline (sample weights routed to its last step) and narrows the selection-rate gap across Sex."""
+    from openaml.rai.fairness import comparison_table, mitigate
+
+    examples = Path(__file__).resolve().parents[1] / "examples" / "titanic"
+    sys.path.insert(0, str(examples / "src"))
+    try:
+        from train import build_pipeline
+    finally:
+        sys.path.pop(0)
+    train = pd.read_parquet(examples / "rai" / "data" / "train" / "train.parquet")
+    test = pd.read_parquet(examples / "rai" / "data" / "test" / "test.parquet")
+    X, y, Xt, yt = train.drop(columns=["Survived"]), train["Survived"], test.drop(columns=["Survived"]), test["Survived"]
+    model = build_pipeline(1.0, 200).fit(X, y)
+    mitigated, comparison = mitigate(model, X, y, X[["Sex"]], Xt, yt, Xt[["Sex"]], method="exponentiated_gradient",
+                                     constraint="demographic_parity")
+    before = comparison["before"]["Sex"]["difference"]["selection_rate"]
+    after = comparison["after"]["Sex"]["difference"]["selection_rate"]
+    assert before > 0.5 and after < before / 2, (before, after)
+    assert set(mitigated.predict(Xt)) <= {0, 1}
+    table = comparison_table(comparison)
+    assert list(table["metric"]) == ["selection_rate", "accuracy", "recall", "false_positive_rate"]
+    with pytest.raises(Exception, match="input 'constraint': 'equal_opportunity'"):
+        mitigate(model, X, y, X[["Sex"]], Xt, yt, Xt[["Sex"]], constraint="equal_opportunity")

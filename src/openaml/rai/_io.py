@@ -131,18 +131,20 @@ def load_model(path: str | Path) -> LoadedModel:
     if mlmodel is None or not mlmodel.is_file():
         raise RAIInputError(f"input 'model_input': no MLflow model (MLmodel file) at {p}; register the model as "
                             "type mlflow_model")
-    import mlflow.pyfunc
-    import yaml
+    from mlflow.models import Model
 
     folder = mlmodel.parent
-    pyfunc = mlflow.pyfunc.load_model(str(folder))
-    native = None
-    flavors = (yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}).get("flavors", {})
-    if "sklearn" in flavors:
+    meta = Model.load(str(mlmodel))
+    pyfunc = native = None
+    if "sklearn" in meta.flavors:  # the estimator itself: predict_proba, and no second load through pyfunc
         import mlflow.sklearn
 
         native = mlflow.sklearn.load_model(str(folder))
-    schema = pyfunc.metadata.get_input_schema()
+    else:
+        import mlflow.pyfunc
+
+        pyfunc = mlflow.pyfunc.load_model(str(folder))
+    schema = meta.get_input_schema()
     names = None
     if schema is not None and schema.has_input_names():
         names = list(schema.input_names())
