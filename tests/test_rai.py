@@ -242,3 +242,22 @@ def test_fairness_helper_mitigates_a_pipeline_with_exponentiated_gradient() -> N
     assert list(table["metric"]) == ["selection_rate", "accuracy", "recall", "false_positive_rate"]
     with pytest.raises(Exception, match="input 'constraint': 'equal_opportunity'"):
         mitigate(model, X, y, X[["Sex"]], Xt, yt, Xt[["Sex"]], constraint="equal_opportunity")
+
+
+def test_download_all_of_a_pipeline_holds_its_steps_named_outputs(cli: Any, ml_client: Any, tmp_path: Path) -> None:
+    """What the RAI acceptance check relies on: the steps' outputs are not promoted to the pipeline."""
+    from openaml import load_job
+
+    (tmp_path / "p.yml").write_text("""
+type: pipeline
+settings: {default_compute: azureml:local}
+jobs:
+  make:
+    command: echo made > ${{outputs.o}}/explanation.json
+    outputs: {o: {type: uri_folder}}
+""")
+    name = ml_client.jobs.create_or_update(load_job(tmp_path / "p.yml")).name
+    assert ml_client.jobs.wait(name, timeout=300).status == "Completed"
+    r = cli("job", "download", "-n", name, "--all", "--download-path", str(tmp_path / "d"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "d" / "make" / "named-outputs" / "o" / "explanation.json").read_text().strip() == "made"
