@@ -12,7 +12,7 @@ echo "== mypy" >&2
 # services/ whole (it returns the typed records of records.py, checked here with them)
 .venv/bin/mypy src/openaml/entities src/openaml/sdk src/openaml/server src/openaml/cli src/openaml/dsl \
   src/openaml/tracking src/openaml/datastores src/openaml/compute src/openaml/runner src/openaml/store src/openaml/_load.py \
-  src/openaml/records.py src/openaml/services src/openaml/serving src/openaml/parallel src/openaml/automl
+  src/openaml/records.py src/openaml/services src/openaml/serving src/openaml/parallel src/openaml/rai src/openaml/automl
 # The contract suites (tests/contracts: one per port) run inside the default suite on every backend
 # available here: local processes and folders, SQLite, and PostgreSQL (started here; with CI=true a
 # missing PostgreSQL fails the postgres tests instead of skipping them). pytest ends with a

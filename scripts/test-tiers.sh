@@ -7,12 +7,13 @@
 #                                         # distributed torch, restarts), locally
 #
 #   browser: the studio in Debian's chromium driven by Playwright (tests/browser; apt-get install chromium)
+#   rai:     the Responsible AI pipelines (housing, titanic chapter 8) on a server (tests/test_rai_pipelines.py)
 #   ray:     the ray compute backend against a local Ray cluster the tests start (tests/ray and the
 #            compute contract suite on the ray backend)
 #   slow:    tests marked slow
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[[ $# -gt 0 ]] || { echo "usage: scripts/test-tiers.sh browser|ray|slow ..." >&2; exit 2; }
+[[ $# -gt 0 ]] || { echo "usage: scripts/test-tiers.sh browser|ray|rai|slow ..." >&2; exit 2; }
 for tier in "$@"; do
   start=$(date +%s)
   echo "== tier $tier" >&2
@@ -20,7 +21,8 @@ for tier in "$@"; do
     browser) scripts/test.sh -m browser tests/browser ;;
     ray)     scripts/test.sh -m ray tests/contracts/test_compute_contract.py tests/ray ;;  # tests/ray last: its node-loss test kills the worker node
     slow)    scripts/test.sh -m slow ;;
-    *) echo "scripts/test-tiers.sh: unknown tier $tier (browser, ray, slow)" >&2; exit 2 ;;
+    rai)     scripts/test.sh -m rai tests/test_rai_pipelines.py ;;
+    *) echo "scripts/test-tiers.sh: unknown tier $tier (browser, ray, rai, slow)" >&2; exit 2 ;;
   esac
   echo "== tier $tier passed in $(( $(date +%s) - start )) s" >&2
 done

@@ -14,6 +14,14 @@ app = typer.Typer(help="Components: reusable, versioned command steps for pipeli
 _COLUMNS = ["name", "version", "display_name", "is_deterministic", "archived"]
 OptName = Annotated[str | None, typer.Option("--name", "-n", help="Name (overrides the YAML's).")]
 ReqName = Annotated[str, typer.Option("--name", "-n", help="Component name.")]
+RegistryOpt = Annotated[str | None, typer.Option("--registry-name", help="Read from a registry (azureml: the "
+                                                 "built-in Responsible AI components) instead of the workspace.")]
+
+
+def _client(workspace: str | None, registry_name: str | None) -> object:
+    from openaml.sdk import MLClient
+
+    return MLClient(workspace=workspace, registry_name=registry_name) if registry_name else client(workspace)
 
 
 @app.command("create")
@@ -38,17 +46,20 @@ def create(file: Annotated[str, typer.Option("--file", "-f", help="Component YAM
 def list_(name: OptName = None,
           include_archived: Annotated[bool, typer.Option("--include-archived")] = False,
           archived_only: Annotated[bool, typer.Option("--archived-only")] = False,
+          registry_name: RegistryOpt = None,
           workspace: WorkspaceOpt = None, output: OutputOpt = "table") -> None:
     """The latest version of each component, or every version of ``--name``."""
     view = "ArchivedOnly" if archived_only else "All" if include_archived else None
-    render(client(workspace).components.list(name, list_view_type=view), output, columns=_COLUMNS)
+    comps = _client(workspace, registry_name).components.list(name, list_view_type=view)  # type: ignore[attr-defined]
+    render(comps, output, columns=_COLUMNS)
 
 
 @app.command("show")
 @handle_errors
-def show(name: ReqName, version: VersionOpt = None, label: LabelOpt = None,
+def show(name: ReqName, version: VersionOpt = None, label: LabelOpt = None, registry_name: RegistryOpt = None,
          workspace: WorkspaceOpt = None, output: OutputOpt = "json") -> None:
-    render(client(workspace).components.get(name, version=version, label=label), output)
+    comp = _client(workspace, registry_name).components.get(name, version=version, label=label)  # type: ignore[attr-defined]
+    render(comp, output)
 
 
 @app.command("archive")

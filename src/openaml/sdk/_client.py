@@ -51,6 +51,8 @@ class MLClient:
                  **kwargs: Any) -> None:
         explicit = str(workspace) if workspace is not None else workspace_name
         target = discover(explicit, config_path=kwargs.pop("_config_path", None))
+        #: ``MLClient(registry_name="azureml")``: components are read from that registry (openaml.rai.registry)
+        self.registry_name: str | None = kwargs.pop("registry_name", None)
         self._init(target, token=token, autostart=autostart)
         self.subscription_id = subscription_id or "local"
         self.resource_group_name = resource_group_name or "local"

@@ -81,6 +81,11 @@ class ComponentOperations:
         from openaml.entities._component import PipelineComponent
         from openaml.sdk._pipelines import pipeline_component_payload
 
+        if getattr(self._client, "registry_name", None):
+            raise ValidationError(f"registry {self._client.registry_name!r} is read-only here (its components are "
+                                  "built in); register components in a workspace: MLClient() without registry_name",
+                                  details={"field": "registry_name"})
+
         comp = component if isinstance(component, PipelineComponent) else as_component(component)
         if version is not None:
             comp.version = str(version)
@@ -94,11 +99,13 @@ class ComponentOperations:
         return component_from_dict(self._t.post("/components", json=payload))
 
     def get(self, name: str, version: str | None = None, label: str | None = None, **kwargs: Any) -> CommandComponent:
-        return component_from_dict(self._t.get(f"/components/{name}", params={"version": version, "label": label}))
+        params = {"version": version, "label": label, "registry": getattr(self._client, "registry_name", None)}
+        return component_from_dict(self._t.get(f"/components/{name}", params=params))
 
     def list(self, name: str | None = None, *, list_view_type: str | None = None, **kwargs: Any) -> list[CommandComponent]:
         view = (list_view_type or "ActiveOnly").replace("_", "").lower()
-        params = {"name": name, "include_archived": view == "all", "archived_only": view == "archivedonly"}
+        params = {"name": name, "include_archived": view == "all", "archived_only": view == "archivedonly",
+                  "registry": getattr(self._client, "registry_name", None)}
         return [component_from_dict(d) for d in self._t.get("/components", params=params)]
 
     def archive(self, name: str, version: str | None = None, label: str | None = None, **kwargs: Any) -> None:

@@ -271,7 +271,9 @@ class JobOperations:
         named outputs to ``<path>/named-outputs/<name>/``.
 
         A pipeline or sweep (a parent job) has no default artifacts of its own: without
-        ``output_name`` its named outputs that have files are downloaded (``all=True`` too).
+        ``output_name`` its named outputs that have files are downloaded (``all=True`` too). With
+        ``all=True``, a pipeline's steps' named outputs come too, to ``<path>/<step>/named-outputs/<name>/``
+        (openaml: a pipeline whose outputs are not promoted to the pipeline still downloads whole).
 
         Raises:
             PathEscapeError: an archive member that would leave the download folder.
@@ -307,6 +309,18 @@ class JobOperations:
                 continue  # a parent's output no step has written (yet): the others are still downloaded
             safe_extract_tar(io.BufferedReader(ChunkReader(itertools.chain([first], chunks)), 1 << 20), dest)
             got += 1
+        if parent and all and not output_name and raw.get("type") == "pipeline":
+            for child in self.list_raw(parent_job_name=name):
+                step = child.get("display_name") or str(child["name"]).removeprefix(f"{name}-")
+                for out_name in child.get("output_uris") or {}:
+                    chunks = self._t.stream("GET", f"/jobs/{child['name']}/outputs/{out_name}/download")
+                    try:
+                        first = next(chunks, b"")
+                    except NotFoundError:
+                        continue
+                    dest = root / step / "named-outputs" / out_name
+                    safe_extract_tar(io.BufferedReader(ChunkReader(itertools.chain([first], chunks)), 1 << 20), dest)
+                    got += 1
         if parent and not output_name and got == 0:
             raise NotFoundError(
                 f"job {name!r} is a {raw['type']} and has no default artifacts; none of its named outputs "

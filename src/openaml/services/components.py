@@ -122,8 +122,16 @@ class ComponentService:
         out["id"] = f"azureml:{asset['name']}:{asset['version']}"
         return cast(ComponentRecord, out)  # the stored spec's fields pass through (see openaml.records)
 
-    def get(self, name: str, version: str | None = None, label: str | None = None) -> ComponentRecord:
-        """Raises NotFoundError naming the versions (or components) that exist."""
+    def get(self, name: str, version: str | None = None, label: str | None = None, *,
+            registry: str | None = None) -> ComponentRecord:
+        """Raises NotFoundError naming the versions (or components) that exist.
+
+        ``registry``: read from a registry instead of this workspace (``azureml``: the built-in,
+        read-only Responsible AI components of :mod:`openaml.rai.registry`)."""
+        if registry:
+            from openaml.rai.registry import builtin_component
+
+            return cast(ComponentRecord, builtin_component(registry, name, version, label))
         try:
             return self._view(self.ctx.store.get_asset(_KIND, name, version, label))
         except NotFoundError as exc:
@@ -132,9 +140,18 @@ class ComponentService:
             names = [a["name"] for a in self.ctx.store.list_assets(_KIND, include_archived=True)]
             known = ("components in this workspace: " + ", ".join(names)) if names else \
                 "this workspace has no components yet (openaml component create --file component.yml)"
+            if name.startswith(("rai_tabular_", "microsoft_azureml_rai_")):
+                known += (f"; {name!r} is a component of the azureml registry: refer to it as "
+                          f"azureml://registries/azureml/components/{name}/labels/latest")
             raise NotFoundError(f"{exc.message}; {known}", details={"field": "name", "value": name}) from None
 
     def resolve_reference(self, ref: str) -> ComponentRecord:
+        from openaml.rai.registry import parse_registry_component_ref
+
+        in_registry = parse_registry_component_ref(ref)
+        if in_registry is not None:
+            registry, rname, rversion, rlabel = in_registry
+            return self.get(rname, rversion, rlabel, registry=registry)
         parsed = parse_component_ref(ref)
         if parsed is None:
             raise ValidationError(f"{ref!r} is not a component reference; use azureml:<name>:<version> or "

@@ -22,7 +22,11 @@ def _svc(request: Request) -> ComponentService:
 
 @router.get("/components", response_model=list[ComponentOut])
 def list_components(request: Request, name: str | None = None, include_archived: bool = False,
-                    archived_only: bool = False) -> list[ComponentRecord]:
+                    archived_only: bool = False, registry: str | None = None) -> list[ComponentRecord]:
+    if registry:
+        from openaml.rai.registry import builtin_components
+
+        return [c for c in builtin_components(registry) if name in (None, c["name"])]  # type: ignore[misc]
     return _svc(request).list(name, include_archived=include_archived, archived_only=archived_only)
 
 
@@ -32,8 +36,9 @@ def create_component(request: Request, spec: Annotated[ComponentIn, Body()]) -> 
 
 
 @router.get("/components/{name}", response_model=ComponentOut)
-def get_component(request: Request, name: str, version: str | None = None, label: str | None = None) -> ComponentRecord:
-    return _svc(request).get(name, version, label)
+def get_component(request: Request, name: str, version: str | None = None, label: str | None = None,
+                  registry: str | None = None) -> ComponentRecord:
+    return _svc(request).get(name, version, label, registry=registry)
 
 
 @router.post("/components/{name}/archive", response_model=ArchivedOut)

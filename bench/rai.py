@@ -1,0 +1,136 @@
+"""The housing RAI pipeline (issue 16): platform overhead per component vs the same calls in plain Python.
+
+The housing classifier (RandomForest, 50 trees, scikit-learn flavor MLflow model) and the housing
+train/test MLTables of examples/housing/rai are run through, in the same run:
+
+- openaml: a pipeline job of the azureml registry's components (constructor + explanation + error
+  analysis + counterfactual + gather) through a real ``openaml server``: each step's wall time
+  from its record (``start_time`` to ``end_time``: the runner, the job's environment layer, the
+  ``python -m openaml.rai`` process with its imports, inputs and outputs moved), and the pipeline
+  end to end (submit to Completed);
+- peer: the very same library calls (``openaml.rai`` functions on the same files), one after the
+  other in one plain Python process, each timed alone; the process's own start and imports are
+  reported on their own row (the peer pays them once, each step pays them again).
+
+Target (issue 16): platform overhead under 10 % (ratio < 1.1). The dashboard page's time to
+interactive is the studio's part (raiui), not measured here.
+
+``.venv/bin/python bench/rai.py [--quick]`` (``--quick``: counterfactuals for 5 rows instead of 20).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import PYTHON, Row, iso_ts, openaml_server, parse_args, print_table, progress, save_results  # noqa: E402
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "housing" / "rai"
+STEPS = ["create_rai_job", "explain_01", "error_analysis_01", "counterfactual_01", "gather_01"]
+
+PLAIN = r"""
+import json, sys, time
+t0 = time.perf_counter()
+from openaml.rai._constructor import construct
+from openaml.rai._io import load_dashboard, write_insight
+from openaml.rai import _insights, _whatif, _gather
+t_imports = time.perf_counter() - t0
+root, rows = sys.argv[1], int(sys.argv[2])
+out, times = root + "/plain", {}
+t = time.perf_counter()
+construct(title="Housing", task_type="classification", train_dataset=root + "/data/train",
+          test_dataset=root + "/data/test", target_column_name="Sold_HigherThan_Median",
+          output_path=out + "/c", model_input=root + "/model", model_info="housing-rf:1")
+times["create_rai_job"] = time.perf_counter() - t
+t = time.perf_counter()
+write_insight(out + "/e", "explanation", _insights.explanation(load_dashboard(out + "/c")), filename="explanation")
+times["explain_01"] = time.perf_counter() - t
+t = time.perf_counter()
+write_insight(out + "/ea", "error_analysis", _insights.error_analysis(load_dashboard(out + "/c"), max_depth=3,
+              filter_features='["OverallQual", "GrLivArea"]'), filename="error_analysis")
+times["error_analysis_01"] = time.perf_counter() - t
+t = time.perf_counter()
+write_insight(out + "/cf", "counterfactual", _whatif.counterfactual(load_dashboard(out + "/c"), total_CFs=5,
+              desired_class="opposite", max_rows=rows), filename="counterfactual")
+times["counterfactual_01"] = time.perf_counter() - t
+t = time.perf_counter()
+_gather.gather(out + "/c", [out + "/e", out + "/ea", out + "/cf"], out + "/g")
+times["gather_01"] = time.perf_counter() - t
+print(json.dumps({"imports": t_imports, "steps": times}))
+"""
+
+
+def _prepare(root: Path) -> None:
+    import mlflow.sklearn
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.ensemble import RandomForestClassifier
+
+    shutil.copytree(EXAMPLE / "data", root / "data")
+    df = pd.read_parquet(root / "data" / "train" / "train.parquet")
+    X, y = df.drop(columns=["Sold_HigherThan_Median"]), df["Sold_HigherThan_Median"]
+    model = RandomForestClassifier(n_estimators=50, max_depth=8, random_state=0).fit(X, y)
+    mlflow.sklearn.save_model(model, str(root / "model"), signature=infer_signature(X, model.predict(X)),
+                              serialization_format="cloudpickle")
+    text = (EXAMPLE / "rai-pipeline.yml").read_text()
+    (root / "rai-pipeline.yml").write_text(text)
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0])
+    rows = 5 if args.quick else 20
+    with openaml_server("rai") as srv:
+        root = srv.tmp / "housing"
+        root.mkdir()
+        progress("training the housing model")
+        _prepare(root)
+        yml = root / "rai-pipeline.yml"
+        yml.write_text(yml.read_text().replace("max_rows: 20", f"max_rows: {rows}"))
+        srv.cli("model", "create", "--name", "housing-rf", "--version", "1", "--path", str(root / "model"),
+                "--type", "mlflow_model")
+        progress("plain Python: the same calls in one process")
+        t = time.perf_counter()
+        p = subprocess.run([PYTHON, "-c", PLAIN, str(root), str(rows)], capture_output=True, text=True, check=True)
+        plain_wall = time.perf_counter() - t
+        plain = json.loads(p.stdout.strip().splitlines()[-1])
+        progress("openaml: the pipeline of registry components")
+        t = time.perf_counter()
+        created = json.loads(srv.cli("job", "create", "--file", str(yml), "-o", "json").stdout)
+        srv.cli("job", "stream", "--name", created["name"], check=False, timeout=1800)
+        pipe_wall = time.perf_counter() - t
+        from openaml import MLClient
+
+        ml = MLClient(workspace=srv.url)
+        raw = ml.jobs.get_raw(created["name"])
+        if raw["status"] != "Completed":
+            raise RuntimeError(f"the RAI pipeline ended {raw['status']}: {raw.get('error')}")
+        step_wall = {}
+        for child in ml.jobs.list_raw(parent_job_name=created["name"]):
+            step = child.get("display_name") or child["name"].split("-")[-1]
+            step_wall[step] = iso_ts(child["end_time"]) - iso_ts(child["start_time"])
+    rows_out = [Row("python start + openaml.rai imports (peer: once)", None, plain["imports"])]
+    for s in STEPS:
+        a, b = step_wall.get(s, float("nan")), plain["steps"][s]
+        rows_out.append(Row(f"{s}: wall s", a, b, a / b, "< 1.1", None, a / b < 1.1))
+    total_steps = sum(step_wall.get(s, 0.0) for s in STEPS)
+    total_plain = sum(plain["steps"].values())
+    rows_out.append(Row("sum of the steps: wall s", total_steps, total_plain, total_steps / total_plain, "< 1.1",
+                        None, total_steps / total_plain < 1.1))
+    rows_out.append(Row("end to end: submit to Completed vs the plain process", pipe_wall, plain_wall,
+                        pipe_wall / plain_wall, "< 1.1", None, pipe_wall / plain_wall < 1.1))
+    print_table("RAI housing pipeline: registry components vs the same calls in plain Python", rows_out,
+                peer="the same openaml.rai calls, one plain Python process", limit="-",
+                notes=["each step is its own job process: its imports (pandas, sklearn, mlflow) are paid per step",
+                       f"counterfactual rows: {rows}; steps' times from the job records (start_time to end_time)"])
+    if not args.no_save:
+        save_results("rai", {"rows": rows_out, "plain": plain, "plain_wall": plain_wall, "steps": step_wall,
+                             "pipeline_wall": pipe_wall})
+
+
+if __name__ == "__main__":
+    main()

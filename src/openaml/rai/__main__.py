@@ -1,0 +1,187 @@
+"""``python -m openaml.rai <step> ...``: what the built-in RAI components run (see components/*.yml).
+
+Steps: constructor, explanation, erroranalysis, counterfactual, causal, fairness, gather, scorecard.
+A bad input ends the step with exit code 2 and one message naming the input (the job's error);
+the step writes nothing to its output before its inputs are checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _bool(v: str) -> bool:
+    return str(v).strip().lower() in ("1", "true", "yes")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m openaml.rai")
+    sub = p.add_subparsers(dest="step", required=True)
+    c = sub.add_parser("constructor")
+    for name in ("title", "task_type", "train_dataset", "test_dataset", "target_column_name", "output_path"):
+        c.add_argument(f"--{name}", required=True)
+    for name in ("model_input", "model_info_path", "model_info"):
+        c.add_argument(f"--{name}")
+    c.add_argument("--maximum_rows_for_test_dataset", type=int, default=5000)
+    c.add_argument("--categorical_column_names", default="[]")
+    c.add_argument("--classes", default="[]")
+    e = sub.add_parser("explanation")
+    e.add_argument("--comment", default="")
+    ea = sub.add_parser("erroranalysis")
+    ea.add_argument("--max_depth", type=int, default=3)
+    ea.add_argument("--num_leaves", type=int, default=31)
+    ea.add_argument("--min_child_samples", type=int, default=20)
+    ea.add_argument("--filter_features", default="null")
+    cf = sub.add_parser("counterfactual")
+    cf.add_argument("--total_CFs", type=int, default=10)
+    cf.add_argument("--method", default="random")
+    for name in ("desired_class", "desired_range", "permitted_range"):
+        cf.add_argument(f"--{name}")
+    cf.add_argument("--features_to_vary", default="all")
+    cf.add_argument("--feature_importance", type=_bool, default=True)
+    cf.add_argument("--max_rows", type=int, default=50)
+    ca = sub.add_parser("causal")
+    ca.add_argument("--treatment_features", required=True)
+    ca.add_argument("--heterogeneity_features", default="null")
+    ca.add_argument("--nuisance_model", default="linear")
+    ca.add_argument("--alpha", type=float, default=0.05)
+    ca.add_argument("--random_state", default="None")
+    fa = sub.add_parser("fairness")
+    fa.add_argument("--sensitive_features", required=True)
+    fa.add_argument("--mitigation", default="none")
+    fa.add_argument("--constraint", default="demographic_parity")
+    fa.add_argument("--registered_model_name")
+    for sp in (e, ea, cf, ca, fa):
+        sp.add_argument("--rai_insights_dashboard", required=True)
+        sp.add_argument("--output_path", required=True)
+    g = sub.add_parser("gather")
+    g.add_argument("--constructor", required=True)
+    g.add_argument("--insight", action="append", default=[])
+    g.add_argument("--dashboard", required=True)
+    g.add_argument("--ux_json")
+    s = sub.add_parser("scorecard")
+    s.add_argument("--rai_insights_dashboard", required=True)
+    s.add_argument("--pdf_generation_config", required=True)
+    s.add_argument("--pdf_output_path", required=True)
+    return p
+
+
+def _log_metrics(metrics: dict[str, Any]) -> None:
+    """On the job's own MLflow run (the runner sets MLFLOW_RUN_ID); nothing when run by hand."""
+    if not os.environ.get("MLFLOW_RUN_ID"):
+        return
+    import mlflow
+
+    clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v == v}
+    if clean:
+        with mlflow.start_run(run_id=os.environ["MLFLOW_RUN_ID"]):
+            mlflow.log_metrics(clean)
+
+
+def _fairness(a: argparse.Namespace) -> None:
+    from openaml.rai._constructor import parse_json_list
+    from openaml.rai._io import RAIInputError, load_dashboard, write_insight
+    from openaml.rai.fairness import assess_fairness, check_sensitive_features, comparison_table, mitigate
+
+    dash = load_dashboard(a.rai_insights_dashboard)
+    cols = [str(c) for c in parse_json_list(a.sensitive_features, "sensitive_features")]
+    check_sensitive_features(dash.test, cols)
+    check_sensitive_features(dash.train, cols, what="train data")
+    values = dash.config.get("class_values") or []
+    if not dash.is_classification or len(values) != 2:
+        raise RAIInputError("fairness: the dashboard must be a binary classification (task_type classification, "
+                            f"two classes; this one: {dash.config['task_type']}, classes {dash.config.get('classes')})")
+    if a.mitigation not in ("none", "threshold_optimizer", "exponentiated_gradient"):
+        raise RAIInputError(f"input 'mitigation': {a.mitigation!r}; use none, threshold_optimizer or "
+                            "exponentiated_gradient")
+    if a.mitigation != "none" and dash.model.native is None:
+        raise RAIInputError("input 'mitigation': the model has no scikit-learn flavor; mitigation needs one")
+    report = assess_fairness(dash.y("test"), dash.predictions["y_pred"], dash.test[cols], pos_label=values[1])
+    data: dict[str, Any] = {"sensitive_features": report, "mitigation": None}
+    metrics = {f"fairness_{c}_{m}_difference": v for c, r in report.items() for m, v in r["difference"].items()}
+    out = Path(a.output_path)
+    if a.mitigation != "none":
+        mitigated, comparison = mitigate(dash.model.native, dash.X("train"), dash.y("train"), dash.train[cols],
+                                         dash.X("test"), dash.y("test"), dash.test[cols], method=a.mitigation,
+                                         constraint=a.constraint, pos_label=values[1], neg_label=values[0])
+        table = comparison_table(comparison)
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / "fairness_comparison.csv", index=False)
+        metrics.update({f"mitigated_fairness_{c}_{m}_difference": v for c, r in comparison["after"].items()
+                        for m, v in r["difference"].items()})
+        uri = None
+        if os.environ.get("MLFLOW_RUN_ID"):
+            import mlflow
+
+            from openaml.rai._pyfunc import MitigatedPyfunc
+
+            with mlflow.start_run(run_id=os.environ["MLFLOW_RUN_ID"]):
+                info = mlflow.pyfunc.log_model(name="mitigated_model", python_model=MitigatedPyfunc(mitigated),
+                                               registered_model_name=a.registered_model_name or None)
+                mlflow.log_table(data=table, artifact_file="fairness_comparison.json")
+                uri = info.model_uri
+        data["mitigation"] = {**comparison, "model_uri": uri, "registered_model_name": a.registered_model_name}
+    _log_metrics(metrics)
+    write_insight(out, "fairness", data, filename="fairness")
+
+
+def run(a: argparse.Namespace) -> None:
+    from openaml.rai import _gather, _insights, _whatif
+    from openaml.rai._io import load_dashboard, write_insight
+
+    if a.step == "constructor":
+        from openaml.rai._constructor import construct
+
+        construct(title=a.title, task_type=a.task_type, train_dataset=a.train_dataset, test_dataset=a.test_dataset,
+                  target_column_name=a.target_column_name, output_path=a.output_path, model_input=a.model_input,
+                  model_info_path=a.model_info_path, model_info=a.model_info,
+                  maximum_rows_for_test_dataset=a.maximum_rows_for_test_dataset,
+                  categorical_column_names=a.categorical_column_names, classes=a.classes)
+    elif a.step == "explanation":
+        data = _insights.explanation(load_dashboard(a.rai_insights_dashboard), a.comment)
+        write_insight(a.output_path, "explanation", data, filename="explanation")
+    elif a.step == "erroranalysis":
+        data = _insights.error_analysis(load_dashboard(a.rai_insights_dashboard), max_depth=a.max_depth,
+                                        num_leaves=a.num_leaves, min_child_samples=a.min_child_samples,
+                                        filter_features=a.filter_features)
+        write_insight(a.output_path, "error_analysis", data, filename="error_analysis")
+    elif a.step == "counterfactual":
+        data = _whatif.counterfactual(load_dashboard(a.rai_insights_dashboard), total_CFs=a.total_CFs,
+                                      desired_class=a.desired_class, desired_range=a.desired_range,
+                                      permitted_range=a.permitted_range, features_to_vary=a.features_to_vary,
+                                      feature_importance=a.feature_importance, max_rows=a.max_rows, method=a.method)
+        write_insight(a.output_path, "counterfactual", data, filename="counterfactual")
+        _log_metrics({"counterfactual_rows_without_cf": sum(1 for r in data["rows"] if r["error"])})
+    elif a.step == "causal":
+        data = _whatif.causal(load_dashboard(a.rai_insights_dashboard), treatment_features=a.treatment_features,
+                              heterogeneity_features=a.heterogeneity_features, nuisance_model=a.nuisance_model,
+                              alpha=a.alpha, random_state=a.random_state)
+        write_insight(a.output_path, "causal", data, filename="causal")
+    elif a.step == "fairness":
+        _fairness(a)
+    elif a.step == "gather":
+        doc = _gather.gather(a.constructor, a.insight, a.dashboard, a.ux_json)
+        _log_metrics(doc["metrics"]["overall"])
+    elif a.step == "scorecard":
+        card = _gather.scorecard(a.rai_insights_dashboard, a.pdf_generation_config, a.pdf_output_path)
+        _log_metrics({"scorecard_passed": 1.0 if card["verdict"] == "pass" else 0.0})
+
+
+def main(argv: list[str] | None = None) -> None:
+    from openaml.rai._io import RAIInputError, fail
+
+    args = _parser().parse_args(argv)
+    try:
+        run(args)
+    except RAIInputError as exc:
+        fail(f"{args.step}: {exc}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

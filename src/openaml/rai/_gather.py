@@ -1,0 +1,238 @@
+"""rai_tabular_insight_gather and rai_tabular_score_card.
+
+Gather reads the constructor's folder and each connected insight folder (``<kind>.json``), computes
+the overall metrics and the cohorts (all data, then each level of each categorical feature, at most
+10 per feature), and writes ``dashboard.json`` (schema ``openaml.rai.dashboard/1``, in the
+``dashboard`` output, and again in ``ux_json``), plus each insight's files under a folder named after
+it (``explanation/``, ``error_analysis/``, ``counterfactual/``, ``causal/``, ``fairness/``).
+
+The score card reads a gathered dashboard and a config JSON in Azure's ``pdf_generation_config``
+shape (``Model``, ``Metrics`` with thresholds such as ``">=0.7"``, ``Fairness`` with ``metric``,
+``sensitive_features``, ``fairness_evaluation_kind`` and ``threshold``), checks every threshold, and
+writes ``scorecard.pdf`` (matplotlib's PDF backend), ``scorecard.json`` and ``dashboard.json`` with
+the ``scorecard`` part (verdict ``pass`` when every check passes).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from openaml.rai._io import Dashboard, RAIInputError, dump_json, load_dashboard
+
+__all__ = ["INSIGHT_KINDS", "gather", "metrics_of", "scorecard"]
+
+INSIGHT_KINDS = ("explanation", "error_analysis", "counterfactual", "causal", "fairness")
+MAX_ROWS = 5000
+_LIBS = ("scikit-learn", "numpy", "pandas", "scipy", "fairlearn", "mlflow", "matplotlib", "openaml")
+
+
+def metrics_of(task_type: str, y_true: Any, y_pred: Any, classes: list[str] | None) -> dict[str, float]:
+    """classification: accuracy, precision, recall, f1 (binary: positive = the last class; else
+    macro averages); regression: mae, rmse, r2."""
+    from sklearn import metrics as m
+
+    if len(y_true) == 0:
+        return {}
+    if task_type == "classification":
+        yt = np.array([str(v) for v in y_true])
+        yp = np.array([str(v) for v in y_pred])
+        kw: dict[str, Any] = {"pos_label": classes[-1], "average": "binary"} \
+            if classes is not None and len(classes) == 2 else {"average": "macro"}
+        return {"accuracy": float(m.accuracy_score(yt, yp)),
+                "precision": float(m.precision_score(yt, yp, zero_division=0, **kw)),
+                "recall": float(m.recall_score(yt, yp, zero_division=0, **kw)),
+                "f1": float(m.f1_score(yt, yp, zero_division=0, **kw))}
+    yt_f, yp_f = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+    return {"mae": float(m.mean_absolute_error(yt_f, yp_f)),
+            "rmse": float(np.sqrt(m.mean_squared_error(yt_f, yp_f))),
+            "r2": float(m.r2_score(yt_f, yp_f)) if len(yt_f) > 1 else 0.0}
+
+
+def _cohorts(dash: Dashboard, y_pred: np.ndarray) -> list[dict[str, Any]]:
+    test = dash.test.reset_index(drop=True)
+    y = test[dash.target].to_numpy()
+    task, classes = dash.config["task_type"], dash.config.get("classes")
+    out = [{"name": "All data", "filter": [], "n": len(test), "metrics": metrics_of(task, y, y_pred, classes)}]
+    for col in dash.categorical:
+        for level in test[col].astype(str).value_counts().index[:10]:
+            sel = (test[col].astype(str) == level).to_numpy()
+            out.append({"name": f"{col} = {level}", "filter": [{"column": col, "op": "==", "value": level}],
+                        "n": int(sel.sum()), "metrics": metrics_of(task, y[sel], y_pred[sel], classes)})
+    return out
+
+
+def _libraries() -> dict[str, str]:
+    out = {}
+    for name in _LIBS:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _read_insight(folder: Path) -> tuple[str, dict[str, Any], Path]:
+    files = sorted(folder.glob("*.json"))
+    for f in files:
+        doc = json.loads(f.read_text(encoding="utf-8"))
+        if isinstance(doc, dict) and doc.get("schema") == "openaml.rai.insight/1":
+            return str(doc["kind"]), doc["data"], f
+    raise RAIInputError(f"input insight folder {folder} holds no RAI insight (<kind>.json written by an "
+                        "rai_tabular_* insight component); connect an insight component's output")
+
+
+def gather(constructor: str, insights: list[str], dashboard: str, ux_json: str | None = None) -> dict[str, Any]:
+    """Write the gathered dashboard; returns dashboard.json's content.
+
+    Raises:
+        RAIInputError: a folder that is not an insight, or two insights of the same kind.
+    """
+    dash = load_dashboard(constructor)
+    out = Path(dashboard)
+    out.mkdir(parents=True, exist_ok=True)
+    parts: dict[str, Any] = {k: None for k in INSIGHT_KINDS}
+    for folder in insights:
+        kind, data, _ = _read_insight(Path(folder))
+        if parts.get(kind) is not None:
+            raise RAIInputError(f"two {kind} insights were connected to gather; connect one")
+        parts[kind] = data
+        shutil.copytree(folder, out / kind, dirs_exist_ok=True)
+    test = dash.test.reset_index(drop=True)
+    y_pred = np.asarray(dash.predictions["y_pred"])
+    proba = dash.predictions.get("y_proba")
+    n = min(len(test), MAX_ROWS)
+    if parts["explanation"] is not None:
+        parts["explanation"]["local_importance"] = parts["explanation"]["local_importance"][:n]
+    cfg = dash.config
+    doc = {"schema": "openaml.rai.dashboard/1", "title": cfg["title"], "task_type": cfg["task_type"],
+           "model": cfg["model"], "target_column": cfg["target_column"], "classes": cfg.get("classes"),
+           "features": cfg["features"], "categorical_features": cfg["categorical_features"],
+           "test": {"n_rows": len(test), "rows": test[cfg["features"]].head(n).to_dict(orient="records"),
+                    "y_true": test[cfg["target_column"]].head(n).tolist(), "y_pred": y_pred[:n].tolist(),
+                    "y_proba": proba[:n] if proba is not None else None},
+           "metrics": {"overall": metrics_of(cfg["task_type"], test[cfg["target_column"]].to_numpy(), y_pred,
+                                             cfg.get("classes"))},
+           "cohorts": _cohorts(dash, y_pred), **parts, "scorecard": None, "libraries": _libraries()}
+    dump_json(out / "dashboard.json", doc)
+    shutil.copy2(Path(constructor) / "rai_insights.json", out / "rai_insights.json")
+    if ux_json:
+        dump_json(Path(ux_json) / "dashboard.json", doc)
+    return json.loads((out / "dashboard.json").read_text(encoding="utf-8"))
+
+
+# ---------------------------------------------------------------------------------------- score card
+_AZURE_METRIC = {"accuracy_score": "accuracy", "precision_score": "precision", "recall_score": "recall",
+                 "f1_score": "f1", "mean_absolute_error": "mae", "root_mean_squared_error": "rmse",
+                 "r2_score": "r2", "selection_rate": "selection_rate", "false_positive_rate": "false_positive_rate"}
+_THRESHOLD = re.compile(r"^\s*(>=|<=|>|<|==)?\s*(-?[0-9.]+(?:e-?[0-9]+)?)\s*$")
+
+
+def _parse_threshold(text: Any, where: str) -> tuple[str, float]:
+    m = _THRESHOLD.match(str(text))
+    if not m:
+        raise RAIInputError(f"pdf_generation_config: {where}: threshold {text!r} is not like '>=0.7' or '<=0.1'")
+    return m[1] or ">=", float(m[2])
+
+
+def _passes(value: float, op: str, threshold: float) -> bool:
+    return {">=": value >= threshold, "<=": value <= threshold, ">": value > threshold, "<": value < threshold,
+            "==": value == threshold}[op]
+
+
+def _checks(doc: dict[str, Any], config: dict[str, Any]) -> list[dict[str, Any]]:
+    from openaml.rai.fairness import assess_fairness
+
+    checks = []
+    overall = doc["metrics"]["overall"]
+    for name, spec in (config.get("Metrics") or {}).items():
+        if not isinstance(spec, dict) or "threshold" not in spec:
+            continue
+        metric = _AZURE_METRIC.get(name, name)
+        if metric not in overall:
+            raise RAIInputError(f"pdf_generation_config: Metrics.{name}: not a metric of this {doc['task_type']} "
+                                f"dashboard; metrics: {', '.join(overall)}")
+        op, thr = _parse_threshold(spec["threshold"], f"Metrics.{name}")
+        checks.append({"metric": metric, "op": op, "threshold": thr, "value": overall[metric],
+                       "passed": _passes(overall[metric], op, thr)})
+    fair = config.get("Fairness")
+    if fair:
+        kind = fair.get("fairness_evaluation_kind", "difference")
+        op, thr = _parse_threshold(fair.get("threshold", "<=0.1"), "Fairness")
+        rows = pd.DataFrame(doc["test"]["rows"])
+        cols = list(fair.get("sensitive_features") or [])
+        bad = [c for c in cols if c not in rows.columns]
+        if bad:
+            raise RAIInputError(f"pdf_generation_config: Fairness.sensitive_features: {bad} are not features")
+        classes = doc.get("classes") or ["0", "1"]
+        report = assess_fairness(doc["test"]["y_true"], doc["test"]["y_pred"], rows[cols], pos_label=classes[-1])
+        for col in cols:
+            for name in fair.get("metric") or ["selection_rate"]:
+                metric = _AZURE_METRIC.get(name, name)
+                value = report[col][kind][metric]
+                checks.append({"metric": f"{metric}_{kind}({col})", "op": op, "threshold": thr, "value": value,
+                               "passed": _passes(value, op, thr)})
+    return checks
+
+
+def scorecard(dashboard: str, config_path: str, output: str) -> dict[str, Any]:
+    """Check the thresholds, write the PDF; returns the ``scorecard`` part.
+
+    Raises:
+        RAIInputError: no dashboard.json, a bad config (names the field).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    src = Path(dashboard) / "dashboard.json"
+    if not src.is_file():
+        raise RAIInputError(f"input 'dashboard': no dashboard.json in {dashboard}; connect "
+                            "rai_tabular_insight_gather's dashboard output")
+    cfg_file = Path(config_path)
+    cfg_file = next(iter(sorted(cfg_file.glob("*.json"))), cfg_file) if cfg_file.is_dir() else cfg_file
+    try:
+        config = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RAIInputError(f"input 'pdf_generation_config': {config_path} is not a readable JSON file ({exc})") \
+            from None
+    doc = json.loads(src.read_text(encoding="utf-8"))
+    checks = _checks(doc, config)
+    card: dict[str, Any] = {"verdict": "pass" if all(c["passed"] for c in checks) else "fail", "checks": checks}
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    model = config.get("Model") or {}
+    with PdfPages(out / "scorecard.pdf") as pdf:
+        fig = plt.figure(figsize=(8.27, 11.69))
+        lines = [f"Responsible AI score card: {model.get('ModelName') or doc['title']}",
+                 f"Task: {doc['task_type']}   Model: {doc['model'].get('uri') or '-'}",
+                 str(model.get("ModelSummary") or ""), "", f"Verdict: {card['verdict'].upper()}", ""]
+        lines += [f"{'PASS' if c['passed'] else 'FAIL'}  {c['metric']} = {c['value']:.4f}  (target {c['op']} "
+                  f"{c['threshold']})" for c in checks]
+        lines += ["", "Overall metrics:"] + [f"  {k}: {v:.4f}" for k, v in doc["metrics"]["overall"].items()]
+        fig.text(0.08, 0.95, "\n".join(lines), va="top", family="monospace", fontsize=10)
+        pdf.savefig(fig)
+        plt.close(fig)
+        expl = doc.get("explanation")
+        if expl:
+            top = sorted(expl["global_importance"].items(), key=lambda kv: kv[1])[-int((config.get(
+                "FeatureImportance") or {}).get("top_n", 10)):]
+            fig, ax = plt.subplots(figsize=(8.27, 6))
+            ax.barh([k for k, _ in top], [v for _, v in top])
+            ax.set_title("Global feature importance")
+            fig.tight_layout()
+            pdf.savefig(fig)
+            plt.close(fig)
+    doc["scorecard"] = card
+    dump_json(out / "scorecard.json", card)
+    dump_json(out / "dashboard.json", doc)
+    return card

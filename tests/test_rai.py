@@ -1,0 +1,263 @@
+"""Issue 16: the built-in azureml registry's RAI components (resolution, read-only, errors that list
+what exists) and the bad inputs of the RAI steps, each a clear error naming the input or column.
+
+The steps run in this process through ``openaml.rai.__main__.main`` (the very entry point the
+components' commands run) on small real models and data; one step runs as a subprocess to check the
+job error file. The full pipelines on a server are in tests/test_rai_pipelines.py (the ``rai`` tier).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from openaml.errors import NotFoundError, OpenAMLError
+
+RAI_NAMES = ("insight_constructor", "explanation", "erroranalysis", "counterfactual", "causal",
+             "insight_gather", "score_card")
+
+
+# ------------------------------------------------------------------------------------ registry
+def test_registry_components_resolve_from_the_sdk_under_both_names(server: Any) -> None:
+    from openaml import MLClient
+
+    reg = MLClient(workspace=server.url, registry_name="azureml")
+    for short in RAI_NAMES:
+        for name in (f"rai_tabular_{short}", f"microsoft_azureml_rai_tabular_{short}"):
+            comp = reg.components.get(name, label="latest")
+            assert comp.name == name and comp.version == "0.18.0"
+            assert reg.components.get(name, version="0.18.0").version == "0.18.0"
+    explain = reg.components.get("rai_tabular_explanation", version="0.18.0")
+    assert set(explain.inputs) == {"comment", "rai_insights_dashboard"} and set(explain.outputs) == {"explanation"}
+    ea = reg.components.get("rai_tabular_erroranalysis", label="latest")
+    assert {"max_depth", "num_leaves", "min_child_samples", "filter_features"} <= set(ea.inputs)
+    names = {c.name for c in reg.components.list()}
+    assert "rai_tabular_insight_gather" in names and "microsoft_azureml_rai_tabular_score_card" in names
+    # read-only, and not in the workspace's own store
+    with pytest.raises(OpenAMLError, match="read-only"):
+        reg.components.create_or_update(explain)
+    ws = MLClient(workspace=server.url)
+    assert "rai_tabular_explanation" not in {c.name for c in ws.components.list()}
+
+
+def test_a_missing_registry_version_lists_the_versions_and_an_unknown_registry_lists_registries(server: Any) -> None:
+    from openaml import MLClient
+
+    reg = MLClient(workspace=server.url, registry_name="azureml")
+    with pytest.raises(NotFoundError) as exc:
+        reg.components.get("rai_tabular_explanation", version="0.0.1")
+    assert "version '0.0.1' not found in registry 'azureml'; versions: 0.18.0" in str(exc.value)
+    with pytest.raises(NotFoundError, match="component 'rai_tabular_nope' not found in registry 'azureml'; its "
+                                            "components: .*rai_tabular_causal"):
+        reg.components.get("rai_tabular_nope", label="latest")
+    with pytest.raises(NotFoundError, match="registry 'contoso' does not exist here; registries: azureml"):
+        MLClient(workspace=server.url, registry_name="contoso").components.get("rai_tabular_explanation")
+
+
+def _pipeline(tmp_path: Path, component: str) -> Path:
+    (tmp_path / "p.yml").write_text(f"""
+type: pipeline
+jobs:
+  explain:
+    type: command
+    component: {component}
+    inputs:
+      rai_insights_dashboard: {{type: uri_folder, path: ./}}
+""")
+    return tmp_path / "p.yml"
+
+
+def test_a_pipeline_naming_a_registry_version_that_does_not_exist_is_refused_listing_versions(
+        cli: Any, tmp_path: Path) -> None:
+    r = cli("job", "create", "--file",
+            str(_pipeline(tmp_path, "azureml://registries/azureml/components/rai_tabular_explanation/versions/0.4.0")))
+    assert r.returncode != 0
+    assert "version '0.4.0' not found in registry 'azureml'; versions: 0.18.0" in r.stderr
+    r = cli("component", "show", "--name", "rai_tabular_causal", "--registry-name", "azureml", "--label", "latest")
+    assert r.returncode == 0 and r.json()["version"] == "0.18.0", r.stderr
+    r = cli("component", "show", "--name", "rai_tabular_causal", "--registry-name", "azureml", "--version", "1")
+    assert r.returncode != 0 and "versions: 0.18.0" in r.stderr
+    # the bare name in a workspace: the message says the registry is the missing piece
+    r = cli("job", "create", "--file", str(_pipeline(tmp_path, "azureml:rai_tabular_explanation:0.18.0")))
+    assert r.returncode != 0
+    assert "azureml://registries/azureml/components/rai_tabular_explanation/labels/latest" in r.stderr
+
+
+# ------------------------------------------------------------------------------------ bad inputs
+@pytest.fixture(scope="module")
+def heart(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Heart data (train/test MLTables) and three MLflow models: a classifier, a regressor, and a
+    classifier trained without the column 'chol' (its signature does not match)."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+    root = tmp_path_factory.mktemp("heart")
+    df = pd.read_csv(Path(__file__).resolve().parent / "data" / "heart.csv").drop(columns=["thal"])
+    tr, te = df.iloc[:220], df.iloc[220:]
+    for name, part in (("train", tr), ("test", te), ("test_no_target", te.drop(columns=["target"]))):
+        (root / name).mkdir()
+        part.to_parquet(root / name / "data.parquet")
+        (root / name / "MLTable").write_text("paths:\n  - file: ./data.parquet\ntransformations:\n  - read_parquet\n")
+    X, y = tr.drop(columns=["target"]), tr["target"]
+    models = {"clf": RandomForestClassifier(n_estimators=10, random_state=0).fit(X, y),
+              "reg": RandomForestRegressor(n_estimators=10, random_state=0).fit(X, y)}
+    for key, m in models.items():
+        mlflow.sklearn.save_model(m, str(root / key), signature=infer_signature(X, m.predict(X)),
+                                  serialization_format="cloudpickle")
+    Xs = X.drop(columns=["chol"])
+    short = RandomForestClassifier(n_estimators=10, random_state=0).fit(Xs, y)
+    mlflow.sklearn.save_model(short, str(root / "short"), signature=infer_signature(Xs, short.predict(Xs)),
+                              serialization_format="cloudpickle")
+    strings = tr.assign(sex=tr["sex"].map({0: "female", 1: "male"}))
+    (root / "strings").mkdir()
+    strings.to_parquet(root / "strings" / "data.parquet")
+    return {k: root / k for k in ("train", "test", "test_no_target", "clf", "reg", "short", "strings")} | {"root": root}
+
+
+def _step(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    from openaml.rai.__main__ import main
+
+    try:
+        main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0), capsys.readouterr().err
+    return 0, capsys.readouterr().err
+
+
+def _construct(heart: dict[str, Path], out: Path, *, model: str = "clf", test: str = "test", train: str = "train",
+               task: str = "classification", categorical: str = "[]") -> list[str]:
+    return ["constructor", "--title", "t", "--task_type", task, "--model_input", str(heart[model]),
+            "--model_info", "heart:1", "--train_dataset", str(heart[train]), "--test_dataset", str(heart[test]),
+            "--target_column_name", "target", "--categorical_column_names", categorical, "--output_path", str(out)]
+
+
+@pytest.mark.parametrize(("case", "expected"), [
+    ({"test": "test_no_target"}, "column 'target' is missing from the test data (input 'test_dataset')"),
+    ({"train": "strings"}, "string features ['sex'] are not declared categorical; add them to input "
+                           "'categorical_column_names'"),
+    ({"model": "short"}, "the data has columns ['chol'] that the model's signature does not name"),
+    ({"model": "reg"}, "input 'task_type': 'classification' but the model is a regressor (RandomForestRegressor)"),
+    ({"model": "clf", "task": "regression"}, "input 'task_type': 'regression' but the model is a classifier"),
+    ({"categorical": "[\"cp\", \"nope\"]"}, "input 'categorical_column_names': ['nope'] are not feature columns"),
+])
+def test_constructor_bad_inputs_name_the_input_and_write_nothing(heart: dict[str, Path], tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str],
+                                                                 case: dict[str, str], expected: str) -> None:
+    out = tmp_path / "out"
+    code, err = _step(_construct(heart, out, **case), capsys)
+    assert code == 2
+    assert expected in err
+    assert not (out / "rai_insights.json").exists() and not (out / "predictions.json").exists()
+
+
+@pytest.fixture(scope="module")
+def dashboard(heart: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from openaml.rai.__main__ import main
+
+    out = tmp_path_factory.mktemp("dash") / "c"
+    main(_construct(heart, out))
+    return out
+
+
+def test_a_sensitive_feature_with_missing_values_is_named(dashboard: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from openaml.rai.__main__ import main
+
+    holed = tmp_path / "holed"
+    import shutil
+
+    shutil.copytree(dashboard, holed)
+    test = pd.read_parquet(holed / "test.parquet")
+    test["sex"] = test["sex"].astype("float64")
+    test.loc[test.index[:3], "sex"] = None
+    test.to_parquet(holed / "test.parquet")
+    code, err = _step(["fairness", "--rai_insights_dashboard", str(holed), "--sensitive_features", '["sex"]',
+                       "--output_path", str(tmp_path / "f")], capsys)
+    assert code == 2
+    assert "input 'sensitive_features': column 'sex' has 3 missing value(s) in the test data" in err
+    assert not (tmp_path / "f").exists()
+    # and a clean one assesses
+    main(["fairness", "--rai_insights_dashboard", str(dashboard), "--sensitive_features", '["sex"]',
+          "--output_path", str(tmp_path / "ok")])
+    report = json.loads((tmp_path / "ok" / "fairness.json").read_text())["data"]["sensitive_features"]["sex"]
+    assert set(report["by_group"]) == {"0", "1"}
+    assert set(report["difference"]) == {"selection_rate", "accuracy", "recall", "false_positive_rate"}
+    assert report["ratio"]["selection_rate"] <= 1.0
+
+
+def test_counterfactuals_not_found_for_some_rows_are_reported_per_row(dashboard: Path, tmp_path: Path) -> None:
+    from openaml.rai.__main__ import main
+
+    # only 'fbs' may vary: for most rows flipping it does not change the prediction
+    main(["counterfactual", "--rai_insights_dashboard", str(dashboard), "--desired_class", "opposite",
+          "--total_CFs", "2", "--features_to_vary", '["fbs"]', "--max_rows", "10",
+          "--output_path", str(tmp_path / "cf")])
+    data = json.loads((tmp_path / "cf" / "counterfactual.json").read_text())["data"]
+    assert len(data["rows"]) == 10
+    missing = [r for r in data["rows"] if r["error"]]
+    assert missing, data["rows"]
+    assert all(r["counterfactuals"] == [] and "no counterfactual found" in r["error"] for r in missing)
+    assert all(r["original"]["fbs"] in (0, 1) for r in data["rows"])
+
+
+def test_a_failing_step_writes_the_job_error_file(heart: dict[str, Path], tmp_path: Path) -> None:
+    err_file = tmp_path / "error.txt"
+    p = subprocess.run([sys.executable, "-m", "openaml.rai", *_construct(heart, tmp_path / "o", test="test_no_target")],
+                       env={**os.environ, "OPENAML_ERROR_FILE": str(err_file)}, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 2
+    assert err_file.read_text().startswith("constructor: input 'target_column_name': column 'target' is missing")
+
+
+def test_fairness_helper_mitigates_a_pipeline_with_exponentiated_gradient() -> None:
+    """The SDK helper of a plain command job: ExponentiatedGradient refits the example's scikit-learn
+    Pipeline (sample weights routed to its last step) and narrows the selection-rate gap across Sex."""
+    from openaml.rai.fairness import comparison_table, mitigate
+
+    examples = Path(__file__).resolve().parents[1] / "examples" / "titanic"
+    sys.path.insert(0, str(examples / "src"))
+    try:
+        from train import build_pipeline
+    finally:
+        sys.path.pop(0)
+    train = pd.read_parquet(examples / "rai" / "data" / "train" / "train.parquet")
+    test = pd.read_parquet(examples / "rai" / "data" / "test" / "test.parquet")
+    X, y, Xt, yt = train.drop(columns=["Survived"]), train["Survived"], test.drop(columns=["Survived"]), test["Survived"]
+    model = build_pipeline(1.0, 200).fit(X, y)
+    mitigated, comparison = mitigate(model, X, y, X[["Sex"]], Xt, yt, Xt[["Sex"]], method="exponentiated_gradient",
+                                     constraint="demographic_parity")
+    before = comparison["before"]["Sex"]["difference"]["selection_rate"]
+    after = comparison["after"]["Sex"]["difference"]["selection_rate"]
+    assert before > 0.5 and after < before / 2, (before, after)
+    assert set(mitigated.predict(Xt)) <= {0, 1}
+    table = comparison_table(comparison)
+    assert list(table["metric"]) == ["selection_rate", "accuracy", "recall", "false_positive_rate"]
+    with pytest.raises(Exception, match="input 'constraint': 'equal_opportunity'"):
+        mitigate(model, X, y, X[["Sex"]], Xt, yt, Xt[["Sex"]], constraint="equal_opportunity")
+
+
+def test_download_all_of_a_pipeline_holds_its_steps_named_outputs(cli: Any, ml_client: Any, tmp_path: Path) -> None:
+    """What the RAI acceptance check relies on: the steps' outputs are not promoted to the pipeline."""
+    from openaml import load_job
+
+    (tmp_path / "p.yml").write_text("""
+type: pipeline
+settings: {default_compute: azureml:local}
+jobs:
+  make:
+    command: echo made > ${{outputs.o}}/explanation.json
+    outputs: {o: {type: uri_folder}}
+""")
+    name = ml_client.jobs.create_or_update(load_job(tmp_path / "p.yml")).name
+    assert ml_client.jobs.wait(name, timeout=300).status == "Completed"
+    r = cli("job", "download", "-n", name, "--all", "--download-path", str(tmp_path / "d"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "d" / "make" / "named-outputs" / "o" / "explanation.json").read_text().strip() == "made"
