@@ -60,7 +60,22 @@ def _job(task: str, kw: dict[str, Any]) -> AutoMLJob:
     fields.update({k: v for k, v in kw.items() if k in _JOB_KEYS + _DATA_KEYS + ("limits", "training")})
     if kw.get("forecasting_settings") is not None:
         fields["forecasting"] = kw["forecasting_settings"]
-    return AutoMLJob.model_validate({k: v for k, v in fields.items() if v is not None})
+    from openaml.entities._node import current_builder
+
+    builder = current_builder()
+    if builder is None:
+        return AutoMLJob.model_validate({k: v for k, v in fields.items() if v is not None})
+    # inside @dsl.pipeline: a type: automl node, its data bound to other nodes' outputs or pipeline inputs
+    from openaml.automl._node import DATA_KEYS, AutoMLNode, is_binding
+
+    data = {k: fields[k] for k in DATA_KEYS if fields.get(k) is not None}
+    for k, v in data.items():
+        if is_binding(v):
+            fields[k] = {"type": "mltable", "path": "./bound-in-pipeline"}
+    job = AutoMLJob.model_validate({k: v for k, v in fields.items() if v is not None})
+    node = AutoMLNode(job, {k: v if is_binding(v) else getattr(job, k) for k, v in data.items()})
+    builder.add(node)
+    return node  # type: ignore[return-value]  # an AutoMLNode answers as the job it wraps
 
 
 def classification(*, training_data: Any = None, target_column_name: str | None = None,
