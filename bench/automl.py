@@ -8,7 +8,8 @@ For each budget (seconds; ``--budgets 60,300``, ``--quick``: 60 only):
   ``timeout_minutes`` = budget / 60, ``max_concurrent_trials`` = cores) on a throwaway server; the
   best child's ``model.pkl`` scores test.csv. Also reported: the platform's overhead, the share of
   the budget x concurrency not spent inside trials (1 - sum of ``automl_trial_seconds`` /
-  (wall x concurrency)).
+  (wall x concurrency)); a trial canceled at the timeout counts the time it trained
+  (``automl_training_started_at`` to its end).
 - FLAML: ``flaml.AutoML().fit(..., time_budget=budget, metric="roc_auc", n_jobs=cores)`` in a
   subprocess of the same interpreter.
 - AutoGluon: ``TabularPredictor(...).fit(time_limit=budget)`` with the interpreter of
@@ -89,7 +90,7 @@ def _peer(kind: str, python: str, budget: int, cores: int) -> dict[str, Any]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def _openaml(budget: int, cores: int, warm: bool = True) -> dict[str, Any]:
+def _openaml(budget: int, cores: int) -> dict[str, Any]:
     import pandas as pd
     from mlflow.tracking import MlflowClient
     from sklearn.metrics import roc_auc_score
@@ -107,8 +108,6 @@ def _openaml(budget: int, cores: int, warm: bool = True) -> dict[str, Any]:
                                     positive_label="yes")
         job.set_limits(timeout_minutes=max(1, budget // 60), max_concurrent_trials=cores)
         job.set_training(enable_model_explainability=False)
-        if not warm:  # each trial imports the ML stack itself (the behaviour before the warm worker)
-            job.environment_variables = {"OPENAML_AUTOML_WORKER": "off"}
         t0 = time.time()
         job = client.jobs.create_or_update(job)
         done = client.jobs.wait(job.name, timeout=budget * 3 + 600)
@@ -119,8 +118,13 @@ def _openaml(budget: int, cores: int, warm: bool = True) -> dict[str, Any]:
         mc = MlflowClient(tracking_uri=f"{srv.url}/mlflow")
         trial_s = 0.0
         for t in raw["trials"]:
-            tag = mc.get_run(t["name"]).data.tags.get("automl_trial_seconds")
-            trial_s += float(tag) if tag else 0.0
+            run = mc.get_run(t["name"])
+            tag = run.data.tags.get("automl_trial_seconds")
+            began = run.data.tags.get("automl_training_started_at")
+            if tag:
+                trial_s += float(tag)
+            elif began and run.info.end_time:  # canceled at the timeout: it trained until then
+                trial_s += max(0.0, run.info.end_time / 1000 - float(began))
         best = raw["best_child_run_id"]
         local = Path(mc.download_artifacts(best, "outputs/model.pkl", tmp))
         test = pd.read_csv(DATA / "test.csv")
@@ -139,23 +143,20 @@ def _openaml(budget: int, cores: int, warm: bool = True) -> dict[str, Any]:
 def main() -> None:
     def extra(p: Any) -> None:
         p.add_argument("--budgets", default="60,300", help="seconds, comma-separated")
-        p.add_argument("--no-warm", action="store_true", help="trials without the warm worker (each its own "
-                                                               "imports), to measure what the worker saves")
 
     args = parse_args("openaml AutoML vs FLAML (and AutoGluon) on bank-marketing", extra)
     budgets = [60] if args.quick else [int(b) for b in args.budgets.split(",")]
     cores = max(1, os.cpu_count() or 1)
     rows: list[Row] = []
     notes = [f"bank-marketing: train.csv to train, test.csv to score; {cores} cores; same run, same budget; "
-             f"load average at start {os.getloadavg()[0]:.1f}; trials "
-             + ("without" if args.no_warm else "with") + " the warm worker"]
+             f"load average at start {os.getloadavg()[0]:.1f}"]
     results: dict[str, Any] = {}
     if not AUTOGLUON.exists():
         notes.append("AutoGluon skipped: no bench/.venvs/autogluon (it needs its own venv with torch; "
                      "see this file's docstring)")
     for budget in budgets:
         progress(f"budget {budget} s: openaml")
-        ours = _openaml(budget, cores, warm=not args.no_warm)
+        ours = _openaml(budget, cores)
         progress(f"budget {budget} s: FLAML")
         flaml = _peer("flaml", PYTHON, budget, cores)
         ag = _peer("autogluon", str(AUTOGLUON), budget, cores) if AUTOGLUON.exists() else {}

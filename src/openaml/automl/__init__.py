@@ -7,8 +7,8 @@ for forecasting, ``set_forecast_settings(...)`` as in azure-ai-ml. Trials run as
 (``openaml job list --parent-job-name <job>``); the parent's MLflow run carries
 ``automl_best_child_run_id``. Guide: docs/guide/automl.md.
 
-Importing this package is light: the names load on first use (a trial's command,
-``python -m openaml.automl._warm``, must start fast; see :mod:`openaml.automl._warm`).
+Importing this package is light: the names load on first use (a trial, ``python -m
+openaml.automl._trial``, does not pay for the SDK's entities).
 """
 
 from __future__ import annotations

@@ -336,13 +336,12 @@ class AutoMLKind(ControlledKind):
             inputs[f"member_{i}"] = {"type": "uri_folder", "path": f"runs:/{m}/outputs"}
             args += f" --member ${{{{inputs.member_{i}}}}}"
         child: dict[str, Any] = {
-            "type": "command", "name": f"{name}_{index}", "command": f"python -m openaml.automl._warm {args}",
+            "type": "command", "name": f"{name}_{index}", "command": f"python -m openaml.automl._trial {args}",
             "inputs": inputs, "compute": row["compute"],
             "experiment_name": row["experiment_name"], "parent_job_name": name,
             "display_name": display, "limits": {"timeout": max(1, timeout_s)},
             "environment_variables": {"OMP_NUM_THREADS": str(settings["n_jobs"]),
                                       "OPENBLAS_NUM_THREADS": str(settings["n_jobs"]),
-                                      "OPENAML_AUTOML_WORKER": name,  # the job's warm worker (_warm)
                                       **(spec.get("environment_variables") or {}),
                                       "OPENAML_AUTOML_TRIAL": json.dumps(settings)},
             "tags": {"openaml.automl": name, "openaml.trial_index": str(index),
