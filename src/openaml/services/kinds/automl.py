@@ -415,8 +415,6 @@ class AutoMLKind(ControlledKind):
         tr = spec.get("training") or {}
         kinds = [k for k, f in (("vote_ensemble", "enable_vote_ensemble"), ("stack_ensemble", "enable_stack_ensemble"))
                  if tr.get(f, True)]
-        if spec["task"] == "forecasting":
-            kinds = []  # forecasting trials keep no validation predictions to ensemble
         scored = [(c, self._result(c, metric)) for c in children if c["status"] == JobStatus.COMPLETED]
         scored = [(c, v) for c, v in scored if v is not None]
         scored.sort(key=lambda cv: _loss(metric, cast(float, cv[1])))
