@@ -30,7 +30,7 @@ forecasting_job = automl.forecasting(
 )
 forecasting_job.set_forecast_settings(time_column_name="date", forecast_horizon=14, frequency="D",
                                       target_lags=[1, 7], country_or_region_for_holidays="US")
-forecasting_job.set_limits(timeout_minutes=2 if quick else 6, trial_timeout_minutes=3,
+forecasting_job.set_limits(timeout_minutes=2 if quick else 6, trial_timeout_minutes=2 if quick else 3,
                            max_trials=3 if quick else 10, max_concurrent_trials=2)
 forecasting_job.set_training(allowed_training_algorithms=["SeasonalNaive", "ExponentialSmoothing", "LightGBM"]
                              if quick else None, blocked_training_algorithms=None if quick else ["KNN"])
