@@ -8,12 +8,15 @@ For each budget (seconds; ``--budgets 60,300``, ``--quick``: 60 only):
   ``timeout_minutes`` = budget / 60, ``max_concurrent_trials`` = cores) on a throwaway server; the
   best child's ``model.pkl`` scores test.csv. Also reported: the platform's overhead, the share of
   the budget x concurrency not spent inside trials (1 - sum of ``automl_trial_seconds`` /
-  (wall x concurrency)).
+  (wall x concurrency)); a trial canceled at the timeout counts the time it trained
+  (``automl_training_started_at`` to its end).
 - FLAML: ``flaml.AutoML().fit(..., time_budget=budget, metric="roc_auc", n_jobs=cores)`` in a
   subprocess of the same interpreter.
 - AutoGluon: ``TabularPredictor(...).fit(time_limit=budget)`` with the interpreter of
-  ``bench/.venvs/autogluon`` when that exists (``python -m venv bench/.venvs/autogluon &&
-  bench/.venvs/autogluon/bin/pip install autogluon.tabular``); skipped with a note otherwise.
+  ``bench/.venvs/autogluon`` when that exists (not in the lock: ``uv venv --python .venv/bin/python
+  bench/.venvs/autogluon && uv pip install --python bench/.venvs/autogluon/bin/python
+  "autogluon.tabular[lightgbm]"``, 40 packages, no torch: its neural-network models are left out);
+  skipped with a note otherwise.
 
 Target (issue 14): test AUC >= 0.962 at 60 s and not below the better peer at either budget;
 overhead under 10 % of the budget.
@@ -74,7 +77,9 @@ _PEER = textwrap.dedent('''
         best = m.best_estimator
     else:
         from autogluon.tabular import TabularPredictor
-        p = TabularPredictor(label="y", eval_metric="roc_auc", verbosity=0).fit(train, time_limit=budget,
+        import tempfile
+        p = TabularPredictor(label="y", eval_metric="roc_auc", verbosity=0,
+                             path=tempfile.mkdtemp(prefix="ag-bench-")).fit(train, time_limit=budget,
                                                                                  num_cpus=cores)
         proba = p.predict_proba(test)["yes"].to_numpy(); best = p.model_best
     print(json.dumps({"auc": roc_auc_score(y_test, proba), "wall_s": time.time() - t0, "best": str(best)}))
@@ -117,8 +122,13 @@ def _openaml(budget: int, cores: int) -> dict[str, Any]:
         mc = MlflowClient(tracking_uri=f"{srv.url}/mlflow")
         trial_s = 0.0
         for t in raw["trials"]:
-            tag = mc.get_run(t["name"]).data.tags.get("automl_trial_seconds")
-            trial_s += float(tag) if tag else 0.0
+            run = mc.get_run(t["name"])
+            tag = run.data.tags.get("automl_trial_seconds")
+            began = run.data.tags.get("automl_training_started_at")
+            if tag:
+                trial_s += float(tag)
+            elif began and run.info.end_time:  # canceled at the timeout: it trained until then
+                trial_s += max(0.0, run.info.end_time / 1000 - float(began))
         best = raw["best_child_run_id"]
         local = Path(mc.download_artifacts(best, "outputs/model.pkl", tmp))
         test = pd.read_csv(DATA / "test.csv")
@@ -135,16 +145,19 @@ def _openaml(budget: int, cores: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    args = parse_args("openaml AutoML vs FLAML (and AutoGluon) on bank-marketing",
-                      lambda p: p.add_argument("--budgets", default="60,300", help="seconds, comma-separated"))
+    def extra(p: Any) -> None:
+        p.add_argument("--budgets", default="60,300", help="seconds, comma-separated")
+
+    args = parse_args("openaml AutoML vs FLAML (and AutoGluon) on bank-marketing", extra)
     budgets = [60] if args.quick else [int(b) for b in args.budgets.split(",")]
     cores = max(1, os.cpu_count() or 1)
     rows: list[Row] = []
-    notes = [f"bank-marketing: train.csv to train, test.csv to score; {cores} cores; same run, same budget"]
+    notes = [f"bank-marketing: train.csv to train, test.csv to score; {cores} cores; same run, same budget; "
+             f"load average at start {os.getloadavg()[0]:.1f}"]
     results: dict[str, Any] = {}
     if not AUTOGLUON.exists():
-        notes.append("AutoGluon skipped: no bench/.venvs/autogluon (it needs its own venv with torch; "
-                     "see this file's docstring)")
+        notes.append("AutoGluon skipped: no bench/.venvs/autogluon (its own venv, not in the lock; see this "
+                     "file's docstring)")
     for budget in budgets:
         progress(f"budget {budget} s: openaml")
         ours = _openaml(budget, cores)
@@ -162,6 +175,7 @@ def main() -> None:
                         bool(auc and auc >= best_peer and (budget > 60 or auc >= 0.962))))
         if ag:
             rows.append(Row(f"test AUC @ {budget} s (AutoGluon)", auc, ag.get("auc", ag.get("error"))))
+        notes.append(f"load average after {budget} s: {os.getloadavg()[0]:.1f}")
         if "overhead" in ours:
             rows.append(Row(f"platform overhead @ {budget} s", round(ours["overhead"], 3), None, None, "< 0.10", 0.10,
                             ours["overhead"] < 0.10, extra={"trials": ours["trials"], "best": ours["best"]}))

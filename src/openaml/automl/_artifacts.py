@@ -22,7 +22,8 @@ import pandas as pd
 
 __all__ = ["write_model_artifacts", "requirements", "SCORING_FILE"]
 
-_PACKAGES = {"lgbm": "lightgbm", "xgboost": "xgboost-cpu", "xgb_limitdepth": "xgboost-cpu"}
+_PACKAGES = {"lgbm": "lightgbm", "xgboost": "xgboost-cpu", "xgb_limitdepth": "xgboost-cpu", "AutoArima": "pmdarima",
+             "Prophet": "prophet", "holidays": "holidays"}
 
 
 def _version(dist: str) -> str | None:

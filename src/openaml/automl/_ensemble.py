@@ -12,7 +12,9 @@ predictions: every member used the same folds), given as the trial's inputs (``-
   LightGBMClassifier/Regressor, LinearRegression); its metrics come from a 5-fold
   cross-validation of the meta learner on those predictions.
 
-The ensemble model scores raw rows as a member does; its artifacts are written as a trial's.
+The ensemble model scores raw rows as a member does (forecasting: ``forecast(frame)`` too, the
+members' rolling-origin forecasts being their validation predictions); its artifacts are written
+as a trial's.
 """
 
 from __future__ import annotations
@@ -56,6 +58,13 @@ class EnsembleModel:
                               else self.meta.predict(feats))
         w = np.asarray(self.weights, dtype=float)
         return np.tensordot(w / w.sum(), np.stack(outs), axes=1)
+
+    def forecast(self, frame: Any) -> Any:
+        """Forecasting: the first member's forecast frame with ``<target>_forecast`` the ensemble's."""
+        out = self.members[0].forecast(frame)
+        column = [c for c in out.columns if str(c).endswith("_forecast")][-1]
+        out[column] = self.predict(frame)
+        return out
 
     def predict_proba(self, X: Any) -> np.ndarray:
         if self.task != "classification":
@@ -161,10 +170,11 @@ def run_ensemble(settings: dict[str, Any], args: argparse.Namespace) -> int:
     out = Path("outputs")
     out.mkdir(exist_ok=True)
     description = f"{settings['algorithm']} of {len(names)} trials"
-    settings = {**settings, "ensemble_learners": ["lgbm", "xgboost"]}
+    learners = ["lgbm", "xgboost"] + (["AutoArima", "Prophet", "holidays"] if task == "forecasting" else [])
+    settings = {**settings, "ensemble_learners": learners}
     _artifacts.write_model_artifacts(out, model, X, settings, description)
     tags = {}
-    if settings.get("explain"):
+    if settings.get("explain") and task != "forecasting":
         from openaml.automl._trial import _importance
 
         explanation = _importance(model, X, y_raw if task == "classification" else y_raw.astype(float), task)

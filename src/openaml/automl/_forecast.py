@@ -6,11 +6,15 @@ Learners:
 - statistical, per series: ``Naive`` (last value), ``SeasonalNaive`` (the value one season
   back), ``Average`` (mean of the history), ``SeasonalAverage`` (mean of the same season
   position), ``ExponentialSmoothing`` (simple exponential smoothing, its alpha chosen on the
-  history by one-step error);
+  history by one-step error); ``AutoArima`` (pmdarima's ``auto_arima``, stepwise, p and q up to 2,
+  one seasonal difference when the series holds three seasons) and ``Prophet`` (with the country's holidays
+  when ``country_or_region_for_holidays`` is set), each fitted per series;
 - the regression learners (FLAML's, as for regression) on lag features: the target lagged by
   ``target_lags`` (``auto``: 1 and the seasonality), the mean of the last
   ``target_rolling_window_size`` values, calendar parts of the time, the series id and the numeric
-  columns of the frame; forecasts are recursive (each step's prediction feeds the next lags).
+  columns of the frame, and with ``country_or_region_for_holidays`` a ``holiday`` flag (the
+``holidays`` package's calendar of that country); forecasts are recursive (each step's
+prediction feeds the next lags).
 
 Validation is rolling origin: ``n_cross_validations`` origins (``auto``: 3), ``cv_step_size``
 periods apart (``auto``: the horizon); at each origin every series is forecast ``horizon``
@@ -103,12 +107,60 @@ class ForecastModel:
         self.settings = settings
         self.history: dict[Any, pd.Series] = {}
         self.alpha: dict[Any, float] = {}
+        self.fitted: dict[Any, Any] = {}  # AutoArima / Prophet: the model of each series
+
+    def _fit_series(self, key: Any, hist: pd.Series) -> None:
+        st = self.settings
+        y = hist.to_numpy(dtype=float)
+        if len(y) < 3:
+            return
+        if self.method == "AutoArima":
+            import warnings
+
+            import pmdarima
+            from threadpoolctl import threadpool_limits
+
+            s = st["season"]
+            seasonal = s > 1 and len(y) >= 3 * s
+            # one seasonal difference, no seasonal AR/MA terms: a seasonal search costs minutes per series
+            with warnings.catch_warnings(), threadpool_limits(1):
+                warnings.simplefilter("ignore")
+                self.fitted[key] = pmdarima.auto_arima(
+                    y, seasonal=seasonal, m=s if seasonal else 1, D=1 if seasonal else None, start_P=0, start_Q=0, max_P=0, max_Q=0,
+                    stepwise=True, max_p=2, max_q=2, max_order=4, maxiter=25, suppress_warnings=True,
+                    error_action="ignore")
+        elif self.method == "Prophet":
+            import logging
+
+            from prophet import Prophet
+
+            logging.getLogger("cmdstanpy").setLevel(logging.WARNING)
+            model = Prophet()
+            if st.get("holidays"):
+                model.add_country_holidays(country_name=st["holidays"])
+            model.fit(pd.DataFrame({"ds": hist.index, "y": y}))
+            self.fitted[key] = model
+
+    def _library_forecast(self, key: Any, steps: int) -> np.ndarray | None:
+        model = self.fitted.get(key)
+        if model is None:
+            return None
+        if self.method == "AutoArima":
+            return np.asarray(model.predict(n_periods=steps), dtype=float)
+        last = self.history[key].index.max()
+        future = pd.DataFrame({"ds": pd.date_range(last, periods=steps + 1, freq=self.settings["freq"])[1:]})
+        return np.asarray(model.predict(future)["yhat"], dtype=float)
 
     # --- statistical methods on one history
     def _stat(self, hist: np.ndarray, steps: int, key: Any) -> np.ndarray:
         s = self.settings["season"]
         if len(hist) == 0:
             return np.zeros(steps)
+        if self.method in ("AutoArima", "Prophet"):
+            found = self._library_forecast(key, steps)
+            if found is not None:
+                return found
+            return np.repeat(hist[-1], steps)  # a series too short to fit: its last value
         if self.method == "Naive":
             return np.repeat(hist[-1], steps)
         if self.method == "Average":
@@ -145,9 +197,19 @@ class ForecastModel:
         w = st["window"]
         row[f"rolling_mean_{w}"] = float(np.mean(hist[-w:])) if hist else np.nan
         row.update(_calendar(when))
+        if st.get("holidays"):
+            row["holiday"] = float(pd.Timestamp(when).date() in self._holiday_calendar())
         row["series"] = str(key)
         row.update({c: extra.get(c, np.nan) for c in st["numeric"]})
         return row
+
+    def _holiday_calendar(self) -> Any:
+        cal = getattr(self, "_holidays", None)
+        if cal is None:
+            import holidays
+
+            cal = self._holidays = holidays.country_holidays(self.settings["holidays"])
+        return cal
 
     def _train_frame(self, df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         st = self.settings
@@ -167,6 +229,8 @@ class ForecastModel:
         df = df.sort_values([*st["ids"], st["time"]])
         for key, g in _groups(df, st["ids"]):
             self.history[key] = pd.Series(g[st["target"]].to_numpy(dtype=float), index=pd.DatetimeIndex(g[st["time"]]))
+            if self.method in ("AutoArima", "Prophet"):
+                self._fit_series(key, self.history[key])
         if self.regressor is not None:
             X, yy = self._train_frame(df)
             self.regressor.fit(X, yy)
@@ -236,7 +300,8 @@ def _prepare(df: pd.DataFrame, settings: dict[str, Any]) -> tuple[pd.DataFrame, 
     window = window if isinstance(window, int) else season
     numeric = [c for c in df.columns if c not in (target, tcol, *ids) and pd.api.types.is_numeric_dtype(df[c])]
     st = {"target": target, "time": tcol, "ids": ids, "freq": freq, "season": season, "lags": lags,
-          "window": max(1, window), "numeric": numeric, "horizon": _horizon(fc)}
+          "window": max(1, window), "numeric": numeric, "horizon": _horizon(fc),
+          "holidays": fc.get("country_or_region_for_holidays")}
     return df.sort_values([*ids, tcol]).reset_index(drop=True), st
 
 
@@ -252,7 +317,8 @@ def _make(settings: dict[str, Any], st: dict[str, Any]) -> ForecastModel:
     from openaml.automl._trial import build_model
 
     num = [f"lag_{k}" for k in st["lags"]] + [f"rolling_mean_{st['window']}", "year", "month", "day",
-                                                "day_of_week", "hour", *st["numeric"]]
+                                                "day_of_week", "hour", *(["holiday"] if st.get("holidays") else []),
+                                                *st["numeric"]]
     feat = ColumnTransformer([("num", SimpleImputer(strategy="median", keep_empty_features=True), num),
                               ("series", OneHotEncoder(handle_unknown="ignore"), ["series"])])
     reg = build_model(settings["flaml_learner"], dict(settings.get("config") or {}), "regression",
@@ -297,10 +363,15 @@ def run_forecast_trial(settings: dict[str, Any], args: argparse.Namespace, deadl
     if not ys:
         raise ValueError("the series are too short for one rolling-origin fold; give more history or a "
                          "shorter forecast_horizon")
-    metrics = regression_metrics(np.concatenate(ys), np.concatenate(ps))
+    y_all, p_all = np.concatenate(ys), np.concatenate(ps)
+    metrics = regression_metrics(y_all, p_all)
     final = _make(settings, st).fit(df)
     out = Path("outputs")
     out.mkdir(exist_ok=True)
+    # the rolling-origin forecasts (every trial of the job has the same origins): for the ensembles
+    np.savez_compressed(out / "oof.npz", pred=p_all, covered=np.ones(len(y_all), dtype=bool), y=y_all)
+    if st.get("holidays"):
+        settings = {**settings, "ensemble_learners": [settings.get("flaml_learner", ""), "holidays"]}
     X = df.drop(columns=[st["target"]])
     description = f"{settings['algorithm']} (horizon {st['horizon']}, lags {st['lags']}, frequency {st['freq']})"
     _artifacts.write_model_artifacts(out, final, X, settings, description)

@@ -178,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test_data")
     ap.add_argument("--member", action="append", default=[], help="an ensemble member's outputs folder")
     args = ap.parse_args(argv)
+    # FLAML imports ray.tune when Ray is installed (seconds per trial); a trial never uses Ray
+    sys.modules.setdefault("ray", None)  # type: ignore[arg-type]
     settings = json.loads(os.environ["OPENAML_AUTOML_TRIAL"])
     started = time.time()
     from threadpoolctl import threadpool_limits
@@ -216,6 +218,8 @@ def _run(settings: dict[str, Any], args: argparse.Namespace, deadline: float) ->
     from openaml.automl._metrics import classification_metrics, regression_metrics
 
     t0 = time.time()
+    # when training began (the imports done): a trial canceled at the job's timeout still shows its training time
+    mlflow.set_tag("automl_training_started_at", f"{t0:.3f}")
     task = settings["task"]
     df = _read(args.training_data)
     assert df is not None

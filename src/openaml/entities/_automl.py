@@ -445,8 +445,9 @@ def automl_problems(job: AutoMLJob) -> tuple[list[str], list[str]]:
             elif isinstance(v, int) and v < 1:
                 p.append(f"field 'forecasting.{f}': {v} must be >= 1")
         if fc.country_or_region_for_holidays:
-            notes.append(f"forecasting.country_or_region_for_holidays={fc.country_or_region_for_holidays!r}: "
-                         "no holiday features are built here")
+            problem = _holiday_problem(fc.country_or_region_for_holidays)
+            if problem:
+                p.append(problem)
         if fc.use_stl not in (None, "none"):
             notes.append(f"forecasting.use_stl={fc.use_stl!r}: STL features are not computed here")
         if fc.feature_lags not in (None, "none"):
@@ -454,3 +455,18 @@ def automl_problems(job: AutoMLJob) -> tuple[list[str], list[str]]:
     elif job.forecasting is not None:
         p.append(f"field 'forecasting' is for task forecasting; this job's task is {task}")
     return p, notes
+
+
+def _holiday_problem(country: str) -> str | None:
+    """Why ``country_or_region_for_holidays`` cannot build holiday features (the ``holidays``
+    package's ISO 3166 codes), or None."""
+    try:
+        import holidays
+    except ImportError:
+        return ("field 'forecasting.country_or_region_for_holidays' needs the holidays package, which is not "
+                "installed here (pip install holidays)")
+    codes = holidays.list_supported_countries()
+    if str(country).upper() not in codes:
+        return (f"field 'forecasting.country_or_region_for_holidays': {country!r} is not a country or region code "
+                f"the holidays package knows; use an ISO 3166 code such as US, GB, DE, FR, IN")
+    return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from openaml.entities._base import Entity, strip_azureml_prefix
 from openaml.entities._io import Input, Output, normalize_inputs, normalize_outputs
@@ -28,6 +28,10 @@ class PipelineJobSettings(Entity):
     @classmethod
     def _strip_prefix(cls, v: Any) -> Any:
         return strip_azureml_prefix(v)
+
+
+_AUTOML_NODE_KEYS = ("type", "compute", "display_name", "description", "tags", "properties", "comment", "name",
+                     "experiment_name", "outputs", "inputs")
 
 
 class PipelineNode(Entity):
@@ -75,6 +79,19 @@ class PipelineNode(Entity):
     logging_level: str | None = None
     retry_settings: dict[str, Any] | None = None
     task: dict[str, Any] | None = None
+    # type: automl nodes (spec 6.1): the AutoML job's own fields (task, training_data, limits ...)
+    automl: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _automl_fields(cls, v: Any) -> Any:
+        """A ``type: automl`` node's AutoML fields are gathered under ``automl`` (checked by the AutoML
+        job's own rules when the pipeline compiles)."""
+        if not isinstance(v, dict) or v.get("type") != "automl" or "automl" in v:
+            return v
+        node = {k: x for k, x in v.items() if k in _AUTOML_NODE_KEYS}
+        node["automl"] = {k: x for k, x in v.items() if k not in _AUTOML_NODE_KEYS}
+        return node
 
     @field_validator("inputs", "outputs", mode="before")
     @classmethod

@@ -132,6 +132,13 @@ def prepare_jobs(ops: Any, jobs: dict[str, Any], *, base: Path, src: str, where:
         for k, v in nd["inputs"].items():
             if isinstance(v, dict):
                 _upload_input(ops, src, f"{field}.inputs.{k}", v, base, progress)
+        if node.type == "automl":  # an AutoML node's local data folders (its own fields, not inputs)
+            for key in ("training_data", "validation_data", "test_data"):
+                value = (nd.get("automl") or {}).get(key)
+                if isinstance(value, str) and not value.startswith("${{"):
+                    value = nd["automl"][key] = {"type": "mltable", "path": value}
+                if isinstance(value, dict):
+                    _upload_input(ops, src, f"{field}.{key}", value, base, progress)
         if node.type == "sweep" and "component" in nd:
             nd["trial"] = nd.pop("component")
         out[node_name] = nd

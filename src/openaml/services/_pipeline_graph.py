@@ -146,6 +146,9 @@ def compile_pipeline(spec: dict[str, Any], resolve_component: Any, errors: Resol
             "distribution": nd.get("distribution") or comp.get("distribution"),
             "display_name": nd.get("display_name") or node,
         }
+        if nd.get("type") == "automl":
+            plan_nodes[node]["limits"] = None
+            plan_nodes[node]["automl"] = nd.get("automl") or {}
         if nd.get("type") == "sweep":
             plan_nodes[node]["limits"] = None
             plan_nodes[node]["sweep"] = {k: nd.get(k) for k in ("search_space", "objective", "sampling_algorithm",
@@ -229,9 +232,13 @@ def _node_component(node: str, nd: dict[str, Any], resolve: Any, errors: Resolve
         from openaml.services._parallel_nodes import parallel_node_component
 
         return parallel_node_component(f, nd, _inline_input_type, errors)
+    if ntype == "automl":
+        from openaml.services._pipeline_automl import automl_node_component
+
+        return automl_node_component(f, nd, errors)
     if ntype not in ("command", "sweep"):
         errors.add(f"{f}.type", f"node type {ntype!r} is not supported in pipelines yet; supported: command, "
-                                "sweep, parallel, pipeline")
+                                "sweep, parallel, pipeline, automl")
         return None
     ref = nd.get("component")
     if ntype == "sweep":

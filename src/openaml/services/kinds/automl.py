@@ -40,7 +40,7 @@ from openaml.entities._automl import DEFAULT_METRIC, AutoMLJob, automl_problems,
 from openaml.entities._base import validation_error_from_pydantic
 from openaml.errors import ConflictError, OpenAMLError, ValidationError
 from openaml.records import JobRecord
-from openaml.services._job_resolve import ResolveErrors, _port_of, resolve_inputs
+from openaml.services._job_resolve import ResolveErrors, _port_of, resolve_inputs, resolve_outputs
 from openaml.services.kinds import JobPlan
 from openaml.services.kinds._controlled import ControlledKind
 from openaml.store import utcnow
@@ -105,6 +105,13 @@ class AutoMLKind(ControlledKind):
         if job.environment_id:
             self.core.runner_environment(job.environment_id, errors, field="environment_id")
         runtime: dict[str, Any] = {"warnings": list(notes)}
+        # best_model (mlflow_model): the best trial's MLflow model, copied there when the job completes
+        outs = {k: v for k, v in (data.get("outputs") or {}).items() if k == "best_model"}
+        best_out = {**(outs.get("best_model") or {}), "type": "mlflow_model"}
+        for k in data.get("outputs") or {}:
+            if k != "best_model":
+                errors.add(f"outputs.{k}", "an AutoML job has one output, best_model (mlflow_model)")
+        runtime["outputs"] = resolve_outputs(self.ctx, name, {"best_model": best_out}, errors)
         if not errors.items and job.target_column_name:
             self._check_data(job, runner_inputs, errors, runtime)
         if errors.items:
@@ -408,8 +415,6 @@ class AutoMLKind(ControlledKind):
         tr = spec.get("training") or {}
         kinds = [k for k, f in (("vote_ensemble", "enable_vote_ensemble"), ("stack_ensemble", "enable_stack_ensemble"))
                  if tr.get(f, True)]
-        if spec["task"] == "forecasting":
-            kinds = []  # forecasting trials keep no validation predictions to ensemble
         scored = [(c, self._result(c, metric)) for c in children if c["status"] == JobStatus.COMPLETED]
         scored = [(c, v) for c, v in scored if v is not None]
         scored.sort(key=lambda cv: _loss(metric, cast(float, cv[1])))
@@ -516,10 +521,25 @@ class AutoMLKind(ControlledKind):
                                               "automl_end_reason": stopping or "completed"})
         except Exception:  # noqa: BLE001
             log.exception("automl %s: recording the best trial on its run failed", name)
+        self._write_best_model(row, best_child["name"])
         self.ctx.store.update_job(name, runtime_update={"best": best, "end_reason": stopping or "completed"},
                                   spec_update={"properties": {**(row["spec"].get("properties") or {}),
                                                               "automl_best_child_run_id": best_child["name"]}})
         self._finish(row, JobStatus.COMPLETED, error=None)
+
+    def _write_best_model(self, row: dict[str, Any], child: str) -> None:
+        """Copy the best trial's ``outputs/mlflow-model`` to the job's ``best_model`` output (what a
+        pipeline's later step reads as ``${{parent.jobs.<node>.outputs.best_model}}``)."""
+        out = ((row["runtime"] or {}).get("outputs") or {}).get("best_model")
+        if not out or not out.get("datastore"):
+            return
+        try:
+            local, _ = self.ctx.tracking.resolve_run_path(child, "outputs/mlflow-model")
+            port = self.ctx.services["datastores"].port(out["datastore"]["name"])
+            port.put(local, out["path"])
+        except Exception as exc:  # noqa: BLE001 - the job's result stands; the log says what is missing
+            log.exception("automl %s: writing best_model failed", row["name"])
+            self.log(row["name"], f"output best_model was not written: {type(exc).__name__}: {exc}")
 
     def _finish(self, row: dict[str, Any], status: str, *, error: str | None) -> None:
         name = row["name"]

@@ -351,6 +351,9 @@ class PipelineKind(JobKind):
         if nd.get("sweep"):
             step.pop("reuse_key")
             return self._start_sweep(row, node, nd, comp, inputs, outputs, step)
+        if nd.get("automl"):
+            step.pop("reuse_key")
+            return self._start_automl(row, node, nd, inputs, outputs, step)
         if settings.get("force_rerun"):
             reason = "ran: settings.force_rerun is true"
         elif not comp.get("is_deterministic", True):
@@ -427,6 +430,26 @@ class PipelineKind(JobKind):
             step.update(status=JobStatus.FAILED, error=exc.message, job=None)
             return step
         step["status"] = created["status"]
+        return step
+
+    def _start_automl(self, row: dict[str, Any], node: str, nd: dict[str, Any], inputs: dict[str, Any],
+                      outputs: dict[str, Any], step: dict[str, Any]) -> dict[str, Any]:
+        """A ``type: automl`` node: an AutoML job (child of the pipeline, its trials its children) whose
+        ``best_model`` output is the best trial's MLflow model (:mod:`openaml.services._pipeline_automl`)."""
+        from openaml.services._pipeline_automl import automl_node_spec
+
+        reason = "ran: automl nodes run every time (their search is not repeatable)"
+        spec = automl_node_spec(row, node, nd, inputs, outputs, reason)
+        if not spec.get("compute") and (row["spec"].get("settings") or {}).get("default_compute"):
+            spec["compute"] = row["spec"]["settings"]["default_compute"]
+        step.update(reused=False, reason=reason, automl=True)
+        try:
+            created = self.core.submit(spec, parent_name=row["name"])
+        except OpenAMLError as exc:
+            step.update(status=JobStatus.FAILED, error=exc.message, job=None)
+            return step
+        step["status"] = created["status"]
+        self._bind_pipeline_outputs(row["name"], node, spec["name"])
         return step
 
     def _adopt_best_trial(self, row: dict[str, Any]) -> None:
