@@ -396,12 +396,25 @@ class Runner:
         """Run the command (a distributed job's processes: :mod:`openaml.runner._ranks`); its exit code
         (negative: killed by that signal)."""
         from openaml.runner._launch import plan_processes
+        from openaml.runner._ray_nodes import on_ray
 
+        if on_ray():  # a distributed job on a Ray compute: its instances on the nodes of a placement group
+            from openaml.runner._ray_nodes import run_on_ray
+
+            return run_on_ray(self, command, env, wd)
+        if (self.spec.get("distribution") or {}).get("type") == "ray":  # a Ray cluster for the job (_ray_cluster)
+            from openaml.runner._ray_cluster import run_with_ray_cluster
+
+            return run_with_ray_cluster(self, command, env, wd)
         launch = plan_processes(self.spec, command, self.log_dir, self.job_dir / "runner" / "ranks")
         if launch is not None:
             from openaml.runner._ranks import run_launch
 
             return run_launch(self, launch, env, wd)
+        return self.run_single(command, env, wd)
+
+    def run_single(self, command: str, env: dict[str, str], wd: Path) -> int:
+        """Run the command as one process (its exit code; negative: killed by that signal)."""
         timeout = self.spec.get("timeout")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab", buffering=0) as log:
