@@ -254,10 +254,13 @@ class RayBackend(ComputeBackend):
             with os.fdopen(fd, "w") as fh:
                 fh.write(spec.token + "\n")
             env["working_dir"] = package
-            work = "openaml-job"  # in the job's working dir on its node: Ray removes it with the package
+            # the runner's folder: a temporary one of the node, removed when the runner ends (not in the job's
+            # working_dir package: Ray unpacks that again, emptying it, when a driver in it calls ray.init());
+            # the shell outlives Ray's stop (SIGTERM to the entrypoint and its descendants) to remove it
             runner = shlex.join(["python", "-m", "openaml.runner", "--server", spec.server_url, "--job",
-                                 spec.job_name, "--work-dir", work])
-            entrypoint = f"{{ rm -f {TOKEN_FILE}; exec {runner}; }} < {TOKEN_FILE}"
+                                 spec.job_name, "--work-dir"])
+            entrypoint = (f'{{ rm -f {TOKEN_FILE}; d="$(mktemp -d "${{TMPDIR:-/tmp}}/openaml-job-XXXXXX")" || exit 1; '
+                          f"trap true TERM INT; {runner} \"$d\"; s=$?; rm -rf \"$d\"; exit $s; }} < {TOKEN_FILE}")
             try:
                 client.submit_job(entrypoint=entrypoint, submission_id=submission_id, runtime_env=env,
                                   metadata={"openaml_job": spec.job_name}, **reserve)

@@ -78,8 +78,11 @@ class Instance:
     def info(self, nports: int) -> dict[str, Any]:
         import ray
 
-        return {"ip": ray.util.get_node_ip_address(), "node_id": ray.get_runtime_context().get_node_id(),
-                "ports": free_ports(nports), "pid": os.getpid()}
+        node_id = ray.get_runtime_context().get_node_id()
+        # the address the node was started with (--node-ip-address), as the other nodes reach it
+        ip = next((str(n["NodeManagerAddress"]) for n in ray.nodes() if n.get("NodeID") == node_id),
+                  ray.util.get_node_ip_address())
+        return {"ip": ip, "node_id": node_id, "ports": free_ports(nports), "pid": os.getpid()}
 
     def start(self, procs: list[dict[str, Any]]) -> dict[int, int]:
         """Start ``procs`` (``rank``, ``argv``, ``env``, ``cwd``, ``log``); their pids by rank.
@@ -92,7 +95,7 @@ class Instance:
                 import ray
 
                 raise RuntimeError(
-                    f"instance {self.index}'s node ({ray.util.get_node_ip_address()}) does not see the job's folder "
+                    f"instance {self.index}'s node ({ray.get_runtime_context().get_node_id()}) does not see the job's folder "
                     f"{p['cwd']}: a distributed job on a Ray cluster of several hosts needs the runner's folder on a "
                     "disk every node shares")
             with open(p["log"], "ab", buffering=0) as log:
