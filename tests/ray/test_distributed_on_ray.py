@@ -53,13 +53,13 @@ def _live_nodes(ray_cluster: Any) -> set[str]:
 
 
 def _gone(token: str, seconds: float = 60.0) -> list[str]:
-    """The processes whose command line still has ``token`` after ``seconds`` at most ([] once none)."""
+    """The processes whose command line is ``token`` after ``seconds`` at most ([] once none)."""
     end = time.monotonic() + seconds
     while True:
         left = []
         for p in psutil.process_iter(["cmdline"]):
             try:
-                if token in " ".join(p.info["cmdline"] or []):
+                if " ".join(p.info["cmdline"] or []) == token:
                     left.append(" ".join(p.info["cmdline"]))
             except psutil.Error:
                 continue
