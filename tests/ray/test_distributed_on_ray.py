@@ -7,8 +7,10 @@ The file's name sorts before test_ray_compute.py, whose last test kills the work
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -172,3 +174,46 @@ def test_placement_per_job_and_mpi_on_several_instances_are_checked(ray_cluster:
     with pytest.raises(ValidationError) as err:
         ml_client.jobs._t.post("/jobs", json=spec)
     assert "needs 3 distinct Ray nodes" in err.value.message, err.value.message
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "distributed"
+
+
+def test_the_tensorflow_example_runs_on_the_ray_cluster_with_only_the_compute_swapped(
+        ray_cluster: Any, ml_client: Any, tmp_path: Path) -> None:
+    """examples/distributed/job-tensorflow.yml on ray-compute.yml's compute (its address swapped for the
+    test cluster's): each worker on its own node with its TF_CONFIG (the example's --dry-run: no TensorFlow)."""
+    from openaml import load_compute, load_job
+
+    made = load_compute(EXAMPLE / "ray-compute.yml", params_override=[{"address": ray_cluster.address}])
+    assert made.type == "ray" and made.placement == "spread"
+    ml_client.compute.begin_create_or_update(made).result()
+    job = load_job(EXAMPLE / "job-tensorflow.yml", params_override=[
+        {"compute": f"azureml:{made.name}"}, {"resources.instance_count": 2}])
+    job.command = "python train_tf.py --dry-run"
+    job.environment = None
+    created = ml_client.jobs.create_or_update(job)
+    done = ml_client.jobs.wait(created.name, timeout=600)
+    assert done.status == "Completed", done.error
+    tail = ml_client.jobs.get_raw(created.name)["log_tail"]
+    tasks = sorted((t["type"], t["index"], t["workers"]) for t in
+                   (json.loads(line.split("TFTASK ", 1)[1]) for line in tail if "TFTASK {" in line))
+    assert tasks == [("worker", 0, 2), ("worker", 1, 2)]
+    assert sum("on Ray node" in line for line in tail) == 2
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed here: "
+                    "bash scripts/install.sh --with-torch")
+def test_the_pytorch_per_node_example_trains_across_two_ray_nodes(ray_cluster: Any, ml_client: Any) -> None:
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        from train_sdk import build_job  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(EXAMPLE))
+    compute = _compute(ml_client, ray_cluster, "ray-ddp")
+    created = ml_client.jobs.create_or_update(build_job(per_node=True, epochs=1, samples=256, compute=compute))
+    done = ml_client.jobs.wait(created.name, timeout=900)
+    tail = ml_client.jobs.get_raw(created.name)["log_tail"]
+    assert done.status == "Completed", tail
+    (throughput,) = [json.loads(line.split("THROUGHPUT ", 1)[1]) for line in tail if "THROUGHPUT {" in line]
+    assert throughput["world_size"] == 2 and throughput["samples_per_s"] > 0

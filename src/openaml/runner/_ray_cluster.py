@@ -47,14 +47,19 @@ START_TIMEOUT_SECONDS = float(os.environ.get("OPENAML_RAY_START_TIMEOUT", "240")
 #: waits until the cluster has ``n`` live nodes (run with the job environment's python)
 _WAIT_NODES = """
 import sys, time, ray
-ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
-n, end = int(sys.argv[2]), time.monotonic() + float(sys.argv[3])
+n, end, alive, last = int(sys.argv[2]), time.monotonic() + float(sys.argv[3]), 0, ""
 while time.monotonic() < end:
-    alive = sum(1 for x in ray.nodes() if x.get("Alive"))
-    if alive >= n:
-        print(alive); sys.exit(0)
-    time.sleep(0.5)
-print(f"only {alive} of {n} Ray nodes came up", file=sys.stderr); sys.exit(3)
+    try:  # the head's GCS may not answer yet: ray.init fails at once, so try again
+        if not ray.is_initialized():
+            ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
+        alive = sum(1 for x in ray.nodes() if x.get("Alive"))
+        if alive >= n:
+            print(alive); sys.exit(0)
+    except Exception as exc:
+        last = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ray.shutdown()
+    time.sleep(1)
+print(f"only {alive} of {n} Ray nodes came up ({last})", file=sys.stderr); sys.exit(3)
 """
 
 
