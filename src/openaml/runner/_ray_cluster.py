@@ -6,7 +6,8 @@ On local compute :func:`run_with_ray_cluster` starts, before the command, a Ray 
 ``ray start --address`` for each further node, each ``--block`` in a session of its own, with
 ``--node-ip-address=127.0.0.1 --dashboard-host=127.0.0.1 --disable-usage-stats``, every port free,
 in a temporary folder of its own), waits until all its nodes are alive, runs the command once with
-``RAY_ADDRESS`` (the head's GCS address: ``ray.init()`` joins it) and tears the cluster down after,
+``RAY_ADDRESS`` (the head's GCS address: ``ray.init()`` joins it) and ``RAY_AUTH_TOKEN`` (Ray's
+token authentication, a token of the job's cluster's own), and tears the cluster down after,
 whatever happened (completed, failed, canceled, timed out): SIGTERM to the ``ray start --block``
 processes, then SIGKILL to every process left in their sessions or naming the cluster's folder.
 The sessions are noted in ``runner/rank_sessions`` too, so the compute backend's kill ends them
@@ -23,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -42,6 +44,9 @@ __all__ = ["run_with_ray_cluster", "RayCluster", "RAY_MISSING", "START_TIMEOUT_S
 
 RAY_MISSING = ("distribution type 'ray' starts a Ray cluster with the job environment's 'ray' command, and the "
                "job's environment has none: add ray[default] to its conda file or requirements")
+HOST_PIDS_WARNING = ("a ray distribution's command runs outside a PID namespace of its own (Ray's ray.init() finds "
+                     "its node's raylet among the machine's processes), so it could read the runner's token from the "
+                     "runner's process (see docs/guide/distributed.md)")
 #: how long the job's cluster may take to have all its nodes alive (Ray's start is slow on a busy machine)
 START_TIMEOUT_SECONDS = float(os.environ.get("OPENAML_RAY_START_TIMEOUT", "240"))
 #: waits until the cluster has ``n`` live nodes (run with the job environment's python)
@@ -74,12 +79,16 @@ class RayCluster:
         self.dist = dist
         self.env = {k: v for k, v in env.items() if k not in ("RAY_ADDRESS",)}
         self.env["RAY_USAGE_STATS_ENABLED"] = "0"
+        # Ray's token authentication, with a token of this cluster's own (not ~/.ray/auth_token, shared by
+        # every cluster of the user): its nodes, the wait and the command get it
+        self.env.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)})
         self.env.setdefault("RAY_agent_register_timeout_ms", "120000")  # a busy machine: agents start slowly
         self.env.setdefault("RAY_raylet_start_wait_time_s", "120")
         self.log_dir = log_dir
         self.sessions = sessions
         self.tmp = tempfile.mkdtemp(prefix="oajray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.roles: dict[int, str] = {}
         port, dash = free_ports(2)
         self.gcs_port = int(dist.get("port") or port)
         self.dashboard_port = int(dist.get("dashboard_port") or dash)
@@ -102,6 +111,7 @@ class RayCluster:
         finally:
             log.close()
         self.procs.append(proc)
+        self.roles[proc.pid] = role
         _record_session(self.sessions, proc.pid)
 
     def start(self, timeout: float = START_TIMEOUT_SECONDS, canceled: Callable[[], bool] = lambda: False) -> None:
@@ -119,28 +129,38 @@ class RayCluster:
         else:
             head += ["--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}"]
         self._start("head", [*head, *self._node_args(), *shlex.split(self.dist.get("head_node_additional_args") or "")])
+        end = time.monotonic() + timeout
+        self._wait(1, end, canceled)  # a worker's `ray start --address` gives up at once when the head is not up yet
         extra = shlex.split(self.dist.get("worker_node_additional_args") or "")
         for i in range(1, self.nodes):
             self._start(f"worker_{i}", [f"--address={self.address}", *self._node_args(), *extra])
-        waiter = subprocess.Popen([self.python, "-c", _WAIT_NODES, self.address, str(self.nodes), str(timeout)],
-                                  env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, start_new_session=True)
-        end = time.monotonic() + timeout + 30
+        if self.nodes > 1:
+            self._wait(self.nodes, end, canceled)
+
+    def _wait(self, nodes: int, end: float, canceled: Callable[[], bool]) -> None:
+        out = self.log_dir / "ray_wait.txt"
+        with open(out, "ab") as fh:  # a file, not a pipe: Ray's messages never block the waiter
+            waiter = subprocess.Popen([self.python, "-c", _WAIT_NODES, self.address, str(nodes),
+                                       str(max(1.0, end - time.monotonic()))],
+                                      env=self.env, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh,
+                                      start_new_session=True)
         while waiter.poll() is None:
             dead = [p for p in self.procs if p.poll() is not None]
-            if dead or time.monotonic() > end or canceled():
+            if dead or time.monotonic() > end + 30 or canceled():
                 waiter.kill()
                 waiter.wait()
                 raise RuntimeError(f"the job's Ray cluster did not start: {self._why(dead)}")
             time.sleep(0.3)
         if waiter.returncode != 0:
-            err = (waiter.stderr.read() if waiter.stderr else b"").decode(errors="replace").strip().splitlines()
-            raise RuntimeError(f"the job's Ray cluster did not start: {err[-1] if err else ''} {self._why([])}")
+            err = out.read_text(errors="replace").strip().splitlines()
+            raise RuntimeError(f"the job's Ray cluster did not start: {err[-1] if err else ''}; {self._why([])}")
 
     def _why(self, dead: list[subprocess.Popen[bytes]]) -> str:
-        head = self.log_dir / "ray_head.txt"
-        tail = head.read_text(errors="replace").strip().splitlines()[-3:] if head.exists() else []
-        what = f"'ray start' exited with code {dead[0].returncode}" if dead else "its nodes did not all come up"
+        role = self.roles.get(dead[0].pid, "head") if dead else "head"
+        out = self.log_dir / f"ray_{role}.txt"
+        tail = [x for x in out.read_text(errors="replace").strip().splitlines() if x.strip()][-3:] \
+            if out.exists() else []
+        what = f"'ray start' ({role}) exited with code {dead[0].returncode}" if dead else "its nodes did not all come up"
         return f"{what}; the end of its output: {' | '.join(tail)}"
 
     def stop(self, grace: float = 20.0) -> None:
@@ -209,7 +229,13 @@ def run_with_ray_cluster(runner: Runner, command: str, env: dict[str, str], wd: 
         if dist.get("include_dashboard") is not False:
             info["dashboard"] = f"http://127.0.0.1:{cluster.dashboard_port}"
         runner.userlog(f"[openaml] Ray cluster up: {json.dumps(info)}")
-        run_env = {**env, "RAY_ADDRESS": cluster.address}
+        # Ray's driver (ray.init in the command) finds its node's raylet among the machine's processes: not
+        # in a PID namespace of its own, so the runner's token is not shielded from this command (said in its log)
+        runner.host_pids = True
+        runner.userlog(f"[openaml] warning: {HOST_PIDS_WARNING}")
+        runner.update(env_warnings=[*(runner.state.get("env_warnings") or []), HOST_PIDS_WARNING])
+        run_env = {**env, "RAY_ADDRESS": cluster.address, "RAY_AUTH_MODE": "token",
+                   "RAY_AUTH_TOKEN": cluster.env["RAY_AUTH_TOKEN"]}
         return runner.run_single(command, run_env, wd)
     finally:
         cluster.stop()
