@@ -22,11 +22,13 @@ SCRIPT = ("python -c \"import ray, json; ray.init(); "
           "print('RAYJOB', json.dumps({'nodes': n, 'result': ray.get(f.remote(21))}))\"")
 
 
-def _cluster_of(ml_client: Any, name: str) -> dict[str, Any]:
+def _cluster_of(ml_client: Any, server: Any, name: str) -> dict[str, Any]:
+    """The ``Ray cluster up`` line of the job's log (the server's copy, as it grows)."""
     end = time.monotonic() + 600
+    log = server.path / "jobs" / name / "user_logs" / "std_log.txt"
     while time.monotonic() < end:
         raw = ml_client.jobs.get_raw(name)
-        for line in raw.get("log_tail") or []:
+        for line in (log.read_text(errors="replace").splitlines() if log.exists() else []):
             if "Ray cluster up: " in line:
                 return dict(json.loads(line.split("Ray cluster up: ", 1)[1]))
         if raw["status"] in ("Completed", "Failed", "Canceled"):
@@ -67,10 +69,11 @@ def test_a_ray_distribution_with_fields_of_another_type_is_refused(ml_client: An
 
 @pytest.mark.ray
 @pytest.mark.timeout(1200)
-def test_a_ray_cluster_of_instance_count_nodes_is_started_for_the_job_and_torn_down(ml_client: Any) -> None:
+def test_a_ray_cluster_of_instance_count_nodes_is_started_for_the_job_and_torn_down(ml_client: Any,
+                                                                                     server: Any) -> None:
     job = ml_client.jobs.create_or_update(command(
         command=SCRIPT, instance_count=2, distribution=RayDistribution(), experiment_name="ray-dist"))
-    info = _cluster_of(ml_client, job.name)
+    info = _cluster_of(ml_client, server, job.name)
     assert info["nodes"] == 2 and info["address"].startswith("127.0.0.1:")
     done = ml_client.jobs.wait(job.name, timeout=600)
     assert done.status == "Completed", done.error
@@ -82,16 +85,16 @@ def test_a_ray_cluster_of_instance_count_nodes_is_started_for_the_job_and_torn_d
 
 @pytest.mark.ray
 @pytest.mark.timeout(1200)
-def test_a_failed_or_canceled_ray_job_leaves_no_raylet(ml_client: Any) -> None:
+def test_a_failed_or_canceled_ray_job_leaves_no_raylet(ml_client: Any, server: Any) -> None:
     failing = ml_client.jobs.create_or_update(command(
         command="python -c \"import ray; ray.init(); print('joined')\"; exit 3", distribution={"type": "ray"}))
-    info = _cluster_of(ml_client, failing.name)
+    info = _cluster_of(ml_client, server, failing.name)
     done = ml_client.jobs.wait(failing.name, timeout=600)
     assert done.status == "Failed" and "exited with code 3" in done.error, done.error
     assert _torn_down(info) == []
 
     long = ml_client.jobs.create_or_update(command(command="echo waiting; sleep 3219", distribution={"type": "ray"}))
-    info = _cluster_of(ml_client, long.name)
+    info = _cluster_of(ml_client, server, long.name)
     ml_client.jobs.begin_cancel(long.name).result()
     done = ml_client.jobs.wait(long.name, timeout=300)
     assert done.status == "Canceled", done.error
