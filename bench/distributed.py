@@ -9,7 +9,11 @@ images, made at start-up; one torch thread per process). Per repetition and proc
 
 * openaml: a command job with ``distribution: {type: pytorch, process_count_per_instance: n}`` on
   a compute of 4 slots, submitted with the SDK and waited for;
-* peer:    ``torchrun --standalone --nproc_per_node n train.py`` in a copy of the code folder.
+* peer:    ``torchrun --standalone --nproc_per_node n train.py`` in a copy of the code folder;
+* ray:     the same job on a ``type: ray`` compute of a local Ray cluster started by the bench
+  (tests/ray/cluster.py: a head and a worker node on loopback, one CPU each): ``n`` processes as
+  ``instance_count`` 1 (n = 1) or 2 instances on the two nodes (a placement group, ``spread``) of
+  ``n/2`` processes each. Left out (with a note) when ray is not installed or ``--no-ray``.
 
 samples/s is what the script itself reports (rank 0: the images trained on by all ranks per second
 of its training loop, after start-up and process-group initialisation), so the ratio compares how
@@ -17,7 +21,7 @@ fast the training runs under each launcher. The job's wall time (submit to Compl
 torchrun's (start to exit) are reported beside it, with no target: they include the interpreter
 and torch start-up of every process (and, for the job, the runner and the scheduler).
 
-Run: ``.venv/bin/python bench/distributed.py [--quick]`` (needs torch: ``bash scripts/install.sh
+Run: ``.venv/bin/python bench/distributed.py [--quick] [--no-ray]`` (needs torch: ``bash scripts/install.sh
 --with-torch``; ~8 min, quick ~2 min).
 """
 
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import (  # noqa: E402
     PYTHON,
@@ -67,14 +72,15 @@ def run_torchrun(n: int, args: list[str], work: Path, env: dict[str, str]) -> di
     return {"samples_per_s": _throughput(p.stdout), "wall": wall}
 
 
-def run_openaml(ml: Any, n: int, args: list[str]) -> dict[str, Any]:
+def run_openaml(ml: Any, n: int, args: list[str], compute: str = "four-slots", instances: int = 1) -> dict[str, Any]:
     from openaml import command
     from openaml.entities import PyTorchDistribution
 
     t0 = time.perf_counter()
     job = ml.jobs.create_or_update(command(
-        code=str(SRC), command="python train.py " + " ".join(args), compute="four-slots",
-        distribution=PyTorchDistribution(process_count_per_instance=n), experiment_name="bench-distributed"))
+        code=str(SRC), command="python train.py " + " ".join(args), compute=compute, instance_count=instances,
+        distribution=PyTorchDistribution(process_count_per_instance=n // instances),
+        experiment_name="bench-distributed"))
     final = ml.jobs.wait(job.name, timeout=900)
     wall = time.perf_counter() - t0
     raw = ml.jobs.get_raw(job.name)
@@ -84,6 +90,9 @@ def run_openaml(ml: Any, n: int, args: list[str]) -> dict[str, Any]:
 
 
 def main() -> int:
+    no_ray = "--no-ray" in sys.argv
+    if no_ray:
+        sys.argv.remove("--no-ray")
     opts = parse_args(__doc__.splitlines()[0])
     try:
         import torch  # noqa: F401
@@ -93,27 +102,51 @@ def main() -> int:
     reps, samples = (1, 4096) if opts.quick else (3, 16384)
     counts = [1, 2, 4]
     train_args = ["--epochs", "1", "--samples", str(samples), "--output-dir", "./outputs"]
-    res: dict[int, dict[str, list[dict[str, Any]]]] = {n: {"openaml": [], "torchrun": []} for n in counts}
+    res: dict[int, dict[str, list[dict[str, Any]]]] = {n: {"openaml": [], "torchrun": [], "ray": []} for n in counts}
+    kinds = ["openaml", "torchrun"]
+    cluster = None
+    if not no_ray:
+        from tests.ray.cluster import LocalRayCluster, ray_available
+
+        if ray_available():
+            progress("starting a local Ray cluster (head + worker, one CPU each)")
+            cluster = LocalRayCluster().start()
+            kinds.append("ray")
     with openaml_server("distributed") as srv:
         from openaml import MLClient
-        from openaml.entities import AmlCompute
+        from openaml.entities import AmlCompute, RayCompute, RayResources
 
         ml = MLClient(workspace=srv.url)
         ml.compute.begin_create_or_update(AmlCompute(name="four-slots", max_instances=4)).result()
+        if cluster is not None:
+            ml.compute.begin_create_or_update(RayCompute(
+                name="ray-bench", address=cluster.address, max_instances=4, placement="spread",
+                resources=RayResources(num_cpus=1))).result()
         work = srv.tmp / "src"
         shutil.copytree(SRC, work)
         env = {k: v for k, v in srv.env.items() if not k.startswith(("MLFLOW_", "OPENAML_TOKEN"))}
         progress(f"server {srv.url}; warm-up")
         run_openaml(ml, 1, ["--epochs", "1", "--samples", "256"])
         run_torchrun(1, ["--epochs", "1", "--samples", "256", "--output-dir", "./outputs"], work, env)
-        for i in range(reps):
-            for n in counts:
-                for kind in rotate(["openaml", "torchrun"], i + n):
-                    r = run_openaml(ml, n, train_args) if kind == "openaml" else run_torchrun(n, train_args, work, env)
-                    res[n][kind].append(r)
-                progress(f"rep {i + 1}/{reps}, {n} process(es): openaml {res[n]['openaml'][-1]['samples_per_s']:.0f}, "
-                         f"torchrun {res[n]['torchrun'][-1]['samples_per_s']:.0f} samples/s")
-        ml.close()
+        try:
+            if cluster is not None:
+                run_openaml(ml, 1, ["--epochs", "1", "--samples", "256"], "ray-bench")
+            for i in range(reps):
+                for n in counts:
+                    for kind in rotate(kinds, i + n):
+                        if kind == "openaml":
+                            r = run_openaml(ml, n, train_args)
+                        elif kind == "ray":
+                            r = run_openaml(ml, n, train_args, "ray-bench", 1 if n == 1 else 2)
+                        else:
+                            r = run_torchrun(n, train_args, work, env)
+                        res[n][kind].append(r)
+                    progress(f"rep {i + 1}/{reps}, {n} process(es): " + ", ".join(
+                        f"{k} {res[n][k][-1]['samples_per_s']:.0f}" for k in kinds) + " samples/s")
+        finally:
+            ml.close()
+            if cluster is not None:
+                cluster.stop()
 
     rows: list[Row] = []
     for n in counts:
@@ -123,12 +156,24 @@ def main() -> int:
                         for o, t in zip(res[n]["openaml"], res[n]["torchrun"], strict=True)])
         rows.append(Row(f"{n} process(es): samples/s", ours, peer, ratio, f">= {TARGET}x", None, ratio >= TARGET))
     for n in counts:
+        if not res[n]["ray"]:
+            continue
+        ours = median([r["samples_per_s"] for r in res[n]["ray"]])
+        peer = median([r["samples_per_s"] for r in res[n]["torchrun"]])
+        ratio = median([o["samples_per_s"] / t["samples_per_s"]
+                        for o, t in zip(res[n]["ray"], res[n]["torchrun"], strict=True)])
+        where = "1 instance" if n == 1 else f"2 instances x {n // 2} on 2 Ray nodes"
+        rows.append(Row(f"  {n} process(es) on the local Ray cluster ({where}): samples/s", ours, peer, ratio,
+                        "(report)"))
+    for n in counts:
         ours = median([r["wall"] for r in res[n]["openaml"]])
         peer = median([r["wall"] for r in res[n]["torchrun"]])
         rows.append(Row(f"  {n} process(es): wall, submit to end (s)", ours, peer, ours / peer, "(report)"))
     notes = [f"{reps} repetition(s), order rotating; medians; ratio = median of back-to-back pairs.",
              f"train.py --epochs 1 --samples {samples}: the chapter 11 CNN, gloo, 1 torch thread per process.",
-             "samples/s: reported by rank 0 over its training loop (all ranks' images per second)."]
+             "samples/s: reported by rank 0 over its training loop (all ranks' images per second).",
+             "Ray rows: the same job on a type: ray compute of a local cluster (head + worker node on this "
+             "machine, one CPU each); " + ("measured." if cluster is not None else "not measured (no ray, or --no-ray).")]
     print_table("distributed: DDP on CPU (gloo), openaml pytorch distribution vs bare torchrun", rows,
                 peer="torchrun --standalone --nproc_per_node n (same script, same machine)",
                 limit="n/a (the peer is the bare launcher)", notes=notes)

@@ -9,7 +9,8 @@
 #   browser: the studio in Debian's chromium driven by Playwright (tests/browser; apt-get install chromium)
 #   rai:     the Responsible AI pipelines (housing, titanic chapter 8) on a server (tests/test_rai_pipelines.py)
 #   ray:     the ray compute backend against a local Ray cluster the tests start (tests/ray and the
-#            compute contract suite on the ray backend)
+#            compute contract suite on the ray backend): jobs, distributed jobs on distinct nodes, the
+#            ray distribution's own per-job clusters (torn down after), then the node-loss test last
 #   slow:    tests marked slow
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -179,9 +179,14 @@ def test_cancel_stops_every_process(ml_client, tmp_path):
          ["distribution.parameter_server_count", "-1"]),
         ("{type: pytorch, process_count_per_instance: 3}", "resources: {instance_count: 2}",
          ["6 processes", "instance_count 2 x process_count_per_instance 3", "hosts at most 4", "max_instances"]),
-        ("{type: ray}", "", ["distribution.type", "Ray compute"]),
+        # a ray distribution runs on local compute (a Ray cluster for the job: tests/ray), checked as the others
+        ("{type: ray, process_count_per_instance: 2}", "", ["distribution.process_count_per_instance",
+                                                            "type pytorch / mpi", "ray takes port"]),
+        ("{type: ray}", "resources: {instance_count: 5}", ["resources.instance_count", "5 processes",
+                                                           "hosts at most 4"]),
     ],
-    ids=["unknown-type", "field-of-another-type", "zero-processes", "negative-ps", "too-many", "ray-on-local"],
+    ids=["unknown-type", "field-of-another-type", "zero-processes", "negative-ps", "too-many", "ray-other-field",
+         "ray-too-many-nodes"],
 )
 def test_bad_distribution_is_rejected_before_anything_runs(ml_client, cli, tmp_path, four, dist, extra, expected):
     before = len(ml_client.jobs.list(list_view_type="all"))

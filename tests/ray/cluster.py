@@ -71,6 +71,9 @@ class LocalRayCluster:
         env = dict(os.environ)
         env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"  # `python` on the nodes: this venv's
         env["RAY_USAGE_STATS_ENABLED"] = "0"
+        # Ray 2.60 turns token authentication on when ~/.ray/auth_token exists (left by any earlier Ray use of
+        # this user): the cluster's dashboard then refused the tests' plain HTTP checks and it "did not start"
+        env["RAY_AUTH_MODE"] = "disabled"
         # a lost node is noticed within seconds (defaults: about 30 s)
         env["RAY_health_check_period_ms"] = str(self.health_check_ms)
         env["RAY_health_check_timeout_ms"] = str(self.health_check_ms)

@@ -81,6 +81,22 @@ def test_create_with_an_unreachable_cluster_names_the_compute_and_address_and_st
     assert shown.returncode != 0 and "not found" in shown.stderr
 
 
+def test_status_of_a_job_on_an_unreachable_cluster_does_not_raise() -> None:
+    """The port's contract (ComputeBackend.status never raises): regression, it raised RuntimeError for a
+    cluster that does not answer; now ALIVE, and the runner's heartbeat timeout decides."""
+    pytest.importorskip("ray")
+    from openaml.compute import RunnerStatus
+    from openaml.compute._base import JobHandle
+    from openaml.compute._ray import RayBackend
+
+    backend = RayBackend()
+    handle = JobHandle("ray", json.dumps({"address": f"http://127.0.0.1:{_closed_port()}", "submission_id": "x"}))
+    assert backend.status(handle) == RunnerStatus.ALIVE
+    assert backend.status(handle) == RunnerStatus.ALIVE  # again, from the 'down' memo: no raise either
+    backend.cancel(handle)  # no effect, no raise
+    assert isinstance(backend.logs(handle), str)
+
+
 # ---------------------------------------------------------------------------------------- a real Ray cluster
 class _FakeDashboard(BaseHTTPRequestHandler):
     """Answers a compute create's check as a Ray dashboard would, then goes away (a cluster down later)."""

@@ -40,6 +40,7 @@ class JobSpec:
         work_dir: a folder on the server's disk for the job (its job folder), for a backend whose
             runners share that disk (local); None, or a backend on another machine: it picks one.
         resources: the job's ``resources`` (``instance_count``...), as submitted.
+        distribution: the job's ``distribution`` (``{"type": "pytorch", ...}``), None for none.
     """
 
     job_name: str
@@ -48,6 +49,7 @@ class JobSpec:
     token: str = field(repr=False)
     work_dir: str | None = None
     resources: dict[str, Any] = field(default_factory=dict)
+    distribution: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

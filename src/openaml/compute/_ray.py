@@ -24,8 +24,14 @@ machine is (docs/guide/compute.md).
 Ray job status -> :class:`RunnerStatus`: PENDING/RUNNING alive; SUCCEEDED, or FAILED with the
 entrypoint's exit code, exited; STOPPED (a cancel or a kill) and FAILED otherwise (its node died,
 its supervisor was lost) lost, with Ray's message as the last line of :meth:`RayBackend.logs`.
-A cluster that cannot be reached raises from :meth:`RayBackend.status` (the scheduler's heartbeat
-timeout decides) and from :meth:`RayBackend.submit` (the job fails with the reason).
+A cluster that cannot be reached: :meth:`RayBackend.status` answers ALIVE (it never raises; the
+scheduler's heartbeat timeout decides) and :meth:`RayBackend.submit` raises (the job fails with
+the reason).
+
+A distributed job (``pytorch``/``tensorflow``/``mpi``, or ``instance_count`` > 1) reserves nothing
+for its runner, which places the instances itself on a placement group of the compute's
+``resources`` per instance (:mod:`openaml.runner._ray_nodes`), spread over the nodes as the job's
+``resources.properties.placement`` or the compute's ``placement`` says.
 """
 
 from __future__ import annotations
@@ -44,7 +50,8 @@ import httpx
 
 from openaml.compute._base import ComputeBackend, JobHandle, JobSpec, RunnerStatus
 
-__all__ = ["RayBackend", "TOKEN_FILE", "check_cluster", "runtime_env_of"]
+__all__ = ["RayBackend", "TOKEN_FILE", "check_cluster", "runtime_env_of", "is_distributed", "bundle_of",
+           "placement_of", "placement_problem"]
 
 TOKEN_FILE = ".openaml-runner-token"
 #: seconds Ray waits between a stop's SIGTERM and its SIGKILL (the scheduler's cancel grace)
@@ -74,6 +81,64 @@ def entrypoint_resources(compute: dict[str, Any]) -> dict[str, Any]:
     if res.get("custom"):
         out["entrypoint_resources"] = {str(k): float(v) for k, v in res["custom"].items()}
     return out
+
+
+def is_distributed(distribution: dict[str, Any] | None, resources: dict[str, Any] | None) -> bool:
+    """Whether a job runs as instances on a placement group: a ``pytorch``, ``tensorflow`` or ``mpi``
+    distribution, or ``instance_count`` > 1 without one (``ray`` jobs use the cluster itself)."""
+    kind = (distribution or {}).get("type")
+    if kind == "ray":
+        return False
+    return kind in ("pytorch", "tensorflow", "mpi") or int((resources or {}).get("instance_count") or 1) > 1
+
+
+def bundle_of(compute: dict[str, Any]) -> dict[str, float]:
+    """One instance's placement group bundle (the compute's ``resources``: ``{"CPU": 1, "worker": 1}``)."""
+    res = compute.get("resources") or {}
+    out = {"CPU": float(res.get("num_cpus", 1.0))}
+    if res.get("num_gpus"):
+        out["GPU"] = float(res["num_gpus"])
+    if res.get("memory"):
+        out["memory"] = float(res["memory"])
+    out.update({str(k): float(v) for k, v in (res.get("custom") or {}).items()})
+    return out
+
+
+def placement_of(compute: dict[str, Any], resources: dict[str, Any] | None) -> str:
+    """The job's placement (``spread``, ``strict_spread``, ``pack``): the job's
+    ``resources.properties.placement``, else the compute's ``placement``, else ``spread``."""
+    props = (resources or {}).get("properties") or {}
+    chosen = props.get("placement") if isinstance(props, dict) else None
+    return str(chosen or compute.get("placement") or "spread").lower()
+
+
+def placement_problem(compute: dict[str, Any], instances: int, placement: str,
+                      timeout: float = 10.0) -> str | None:
+    """Why the cluster of ``compute`` cannot place ``instances`` bundles with ``placement`` now
+    (``strict_spread``: that many live nodes each holding one bundle; ``spread``/``pack``: that many
+    bundles over the live nodes), or None (it can, or the cluster does not answer: the submission
+    then fails the job with the reason)."""
+    base = str(compute.get("address") or "").rstrip("/")
+    try:
+        with httpx.Client(timeout=timeout) as c:
+            r = c.get(f"{base}/api/v0/nodes", params={"limit": 10000, "detail": "true"})
+            live = [n for n in r.json()["data"]["result"]["result"] if n.get("state") == "ALIVE"]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None
+    bundle = bundle_of(compute)
+    fits = []
+    for node in live:
+        total = node.get("resources_total") or {}
+        fits.append(min(int(float(total.get(k, 0.0)) // v) for k, v in bundle.items() if v > 0))
+    hosts = sum(1 for f in fits if f >= 1)
+    if placement == "strict_spread" and hosts < instances:
+        return (f"resources.instance_count {instances} with placement strict_spread needs {instances} distinct Ray "
+                f"nodes that each hold one instance ({bundle}), but the cluster at {base} has {hosts} (of "
+                f"{len(live)} live node(s)); lower instance_count, add nodes, or use placement spread")
+    if sum(fits) < instances:
+        return (f"resources.instance_count {instances} instances of {bundle} do not fit the Ray cluster at {base}: "
+                f"its {len(live)} live node(s) hold {sum(fits)}; lower instance_count or add nodes")
+    return None
 
 
 def check_cluster(name: str, address: str, resources: dict[str, Any] | None = None,
@@ -171,6 +236,15 @@ class RayBackend(ComputeBackend):
         env_vars = {str(k): str(v) for k, v in (env.get("env_vars") or {}).items()}
         env_vars.setdefault("PYTHONUNBUFFERED", "1")
         env_vars["RAY_JOB_STOP_WAIT_TIME_S"] = str(STOP_WAIT_SECONDS)  # the runner's time to report Canceled
+        env_vars["OPENAML_ON_RAY"] = "1"  # a ray distribution's cluster is this one (runner/_ray_cluster.py)
+        reserve = entrypoint_resources(compute)
+        if is_distributed(spec.distribution, spec.resources):
+            # the runner only drives: each instance's actor holds one bundle of the job's placement group
+            from openaml.runner._ray_nodes import BUNDLE_ENV, PLACEMENT_ENV, PLACEMENTS
+
+            reserve = {"entrypoint_num_cpus": 0.0}
+            env_vars[BUNDLE_ENV] = json.dumps(bundle_of(compute))
+            env_vars[PLACEMENT_ENV] = PLACEMENTS.get(placement_of(compute, spec.resources), "SPREAD")
         env["env_vars"] = env_vars
         # the token: a file of a one-job working_dir package, opened as the runner's stdin and deleted at once
         package = tempfile.mkdtemp(prefix="openaml-ray-")
@@ -180,13 +254,16 @@ class RayBackend(ComputeBackend):
             with os.fdopen(fd, "w") as fh:
                 fh.write(spec.token + "\n")
             env["working_dir"] = package
-            work = "openaml-job"  # in the job's working dir on its node: Ray removes it with the package
+            # the runner's folder: a temporary one of the node, removed when the runner ends (not in the job's
+            # working_dir package: Ray unpacks that again, emptying it, when a driver in it calls ray.init());
+            # the shell outlives Ray's stop (SIGTERM to the entrypoint and its descendants) to remove it
             runner = shlex.join(["python", "-m", "openaml.runner", "--server", spec.server_url, "--job",
-                                 spec.job_name, "--work-dir", work])
-            entrypoint = f"{{ rm -f {TOKEN_FILE}; exec {runner}; }} < {TOKEN_FILE}"
+                                 spec.job_name, "--work-dir"])
+            entrypoint = (f'{{ rm -f {TOKEN_FILE}; d="$(mktemp -d "${{TMPDIR:-/tmp}}/openaml-job-XXXXXX")" || exit 1; '
+                          f"trap true TERM INT; {runner} \"$d\"; s=$?; rm -rf \"$d\"; exit $s; }} < {TOKEN_FILE}")
             try:
                 client.submit_job(entrypoint=entrypoint, submission_id=submission_id, runtime_env=env,
-                                  metadata={"openaml_job": spec.job_name}, **entrypoint_resources(compute))
+                                  metadata={"openaml_job": spec.job_name}, **reserve)
             except Exception as exc:  # noqa: BLE001 - the cluster refused or went away: the job fails with it
                 raise RuntimeError(f"the Ray cluster at {address} did not take the job: {_short(exc)}") from None
         finally:
@@ -222,9 +299,13 @@ class RayBackend(ComputeBackend):
         return status, message
 
     def status(self, handle: JobHandle) -> RunnerStatus:
-        """ALIVE, EXITED or LOST. Raises RuntimeError when the cluster cannot be reached (the
-        scheduler then relies on the runner's heartbeat)."""
-        status, _ = self.ray_status(handle)
+        """ALIVE, EXITED or LOST; never raises (the port's contract): a cluster that cannot be
+        reached answers ALIVE, and the runner's heartbeat timeout decides (a runner that still
+        reports is alive; one whose node is gone stops reporting)."""
+        try:
+            status, _ = self.ray_status(handle)
+        except Exception:  # noqa: BLE001 - the port's contract: never raises; the runner's heartbeat decides
+            return RunnerStatus.ALIVE
         if status.endswith("PENDING") or status.endswith("RUNNING") or status in _ALIVE:
             return RunnerStatus.ALIVE
         if status.endswith(("SUCCEEDED", "EXITED")):

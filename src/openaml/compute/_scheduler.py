@@ -240,7 +240,8 @@ class Scheduler:
             backend = self.backends.for_compute(record)
             spec = JobSpec(job_name=name, compute=record, server_url=self.ctx.url,
                            token=self.callbacks.job_token(row), work_dir=str(job_dir),
-                           resources=dict(row["spec"].get("resources") or {}))
+                           resources=dict(row["spec"].get("resources") or {}),
+                           distribution=row["spec"].get("distribution") or None)
             self.ctx.tracking.set_run_running(name)
             handle = backend.submit(spec)
         except Exception as exc:  # noqa: BLE001

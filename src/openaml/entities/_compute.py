@@ -45,6 +45,9 @@ class Compute(Entity):
     address: str | None = None
     runtime_env: dict[str, Any] | None = None
     resources: RayResources | None = None
+    #: how a distributed job's instances are placed on the nodes (Ray placement group strategies):
+    #: spread (default: distinct nodes where there are enough), strict_spread (distinct or nothing), pack
+    placement: Literal["spread", "strict_spread", "pack"] | None = None
     # server-populated
     id: str | None = None
     provisioning_state: str | None = None
@@ -68,7 +71,7 @@ class Compute(Entity):
                 raise ValueError(f"address {self.address!r} of a 'ray' compute must be the Jobs API's http(s) URL "
                                  "(e.g. http://127.0.0.1:8265), not a ray:// or GCS address")
         else:
-            given = [f for f in ("address", "runtime_env", "resources") if getattr(self, f) is not None]
+            given = [f for f in ("address", "runtime_env", "resources", "placement") if getattr(self, f) is not None]
             if given:
                 raise ValueError(f"{', '.join(given)} apply to computes of type 'ray' only (this one is {self.type!r})")
         return self

@@ -36,6 +36,7 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,9 +100,13 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
-def plan_processes(spec: dict[str, Any], command: str, log_dir: Path, state_dir: Path) -> Launch | None:
+def plan_processes(spec: dict[str, Any], command: str, log_dir: Path, state_dir: Path,
+                   hosts: list[str] | None = None, ports: Callable[[int], list[int]] | None = None) -> Launch | None:
     """The processes of the job of ``spec`` (the runner's spec) running ``command``, or None for a
-    plain single-process job (no distribution, one instance).
+    plain single-process job (no distribution, one instance). ``hosts``: each instance's address
+    (default: ``127.0.0.1`` for all, the instances of local compute; on a Ray compute the IPs of
+    the nodes its placement group chose, :mod:`openaml.runner._ray_nodes`), ``hosts[0]`` being
+    ``MASTER_ADDR``; ``ports(n)``: ``n`` free ports of instance 0 (default :func:`free_ports`).
 
     Raises:
         RuntimeError: ``mpi`` without ``mpirun`` on this machine; ``ray`` (not run on local compute).
@@ -112,13 +117,16 @@ def plan_processes(spec: dict[str, Any], command: str, log_dir: Path, state_dir:
         return None
     kind = (dist or {}).get("type") or "none"
     compute = str(spec.get("compute") or "local")
-    hosts = ",".join([LOOPBACK] * nodes)
+    addrs = list(hosts) if hosts else [LOOPBACK] * nodes
+    master = addrs[0]
+    get_ports = ports or free_ports
+    host_list = ",".join(addrs)
 
     def common(rank: int, node: int, port: int) -> dict[str, str]:
         return {"AZUREML_NODE_COUNT": str(nodes), "AZUREML_CR_NODE_RANK": str(node),
                 "AZUREML_PROCESS_NAME": f"rank_{rank}", "AZ_BATCH_NODE_ID": f"{compute}-{node}",
-                "AZ_BATCH_HOST_LIST": hosts, "AZ_BATCH_MASTER_NODE": f"{LOOPBACK}:{port}",
-                "AZ_BATCHAI_MPI_MASTER_NODE": LOOPBACK}
+                "AZ_BATCH_HOST_LIST": host_list, "AZ_BATCH_MASTER_NODE": f"{master}:{port}",
+                "AZ_BATCHAI_MPI_MASTER_NODE": master}
 
     def proc(rank: int, env: dict[str, str], label: str | None = None, cmd: str = command) -> RankProcess:
         return RankProcess(rank, env, log_dir / f"std_log_process_{rank}.txt", cmd, label or f"rank {rank}")
@@ -128,20 +136,21 @@ def plan_processes(spec: dict[str, Any], command: str, log_dir: Path, state_dir:
     if kind == "tensorflow":
         workers = int(dist.get("worker_count") or nodes)  # type: ignore[union-attr]
         ps = int(dist.get("parameter_server_count") or 0)  # type: ignore[union-attr]
-        ports = free_ports(workers + ps)
-        cluster: dict[str, list[str]] = {"worker": [f"{LOOPBACK}:{p}" for p in ports[:workers]]}
+        tf_ports = get_ports(workers + ps)
+        # task r runs on instance r % instance_count (its address in the cluster spec)
+        cluster: dict[str, list[str]] = {"worker": [f"{addrs[i % nodes]}:{p}" for i, p in enumerate(tf_ports[:workers])]}
         if ps:
-            cluster["ps"] = [f"{LOOPBACK}:{p}" for p in ports[workers:]]
+            cluster["ps"] = [f"{addrs[(workers + i) % nodes]}:{p}" for i, p in enumerate(tf_ports[workers:])]
         tasks = [("worker", i) for i in range(workers)] + [("ps", i) for i in range(ps)]
         out = []
         for rank, (task, index) in enumerate(tasks):
-            env = common(rank, rank % nodes, ports[0])
+            env = common(rank, rank % nodes, tf_ports[0])
             env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": task, "index": index},
                                            "environment": "cloud"})
             out.append(proc(rank, env, f"rank {rank} ({task} {index})"))
         return Launch(kind, out)
     per_node = int((dist or {}).get("process_count_per_instance") or 1)
-    port = free_ports(1)[0]
+    port = get_ports(1)[0]
     if kind == "mpi":
         mpirun = shutil.which("mpirun")
         if mpirun is None:
@@ -164,7 +173,7 @@ def plan_processes(spec: dict[str, Any], command: str, log_dir: Path, state_dir:
         # one process per instance: the command itself, or PyTorch's launcher that starts the node's processes
         for node in range(nodes):
             env = common(node, node, port)
-            env.update({"MASTER_ADDR": LOOPBACK, "MASTER_PORT": str(port), "NODE_RANK": str(node)})
+            env.update({"MASTER_ADDR": master, "MASTER_PORT": str(port), "NODE_RANK": str(node)})
             if kind == "pytorch":
                 env.update({"WORLD_SIZE": str(nodes), "RANK": str(node), "LOCAL_RANK": "0",
                             "LOCAL_WORLD_SIZE": "1"})
@@ -186,7 +195,7 @@ def plan_processes(spec: dict[str, Any], command: str, log_dir: Path, state_dir:
         for local in range(per_node):
             rank = node * per_node + local
             env = common(rank, node, port)
-            env.update({"MASTER_ADDR": LOOPBACK, "MASTER_PORT": str(port), "WORLD_SIZE": str(world),
+            env.update({"MASTER_ADDR": master, "MASTER_PORT": str(port), "WORLD_SIZE": str(world),
                         "RANK": str(rank), "LOCAL_RANK": str(local), "NODE_RANK": str(node),
                         "LOCAL_WORLD_SIZE": str(per_node), "GROUP_RANK": str(node), **threads})
             launch.processes.append(proc(rank, env))

@@ -78,6 +78,7 @@ class Runner:
         self.ro_binds: list[tuple[str, str]] = []
         self.hide_lines: list[str] = []
         self.pid_ns = False  # the command runs in a PID namespace of its own (protect_runner_token)
+        self.host_pids = False  # the command sees the machine's processes (a ray distribution: _ray_cluster)
         self._ro_ok: bool | None = None
         self.cancel_reason: str | None = None
         self.log_dir = job_dir / "runner" / "user_logs"
@@ -319,6 +320,9 @@ class Runner:
         # read-only binds first: their sources (a model in mlartifacts/) may be hidden next; hiding
         # binds the job's folder and envs/ back recursively, read-only submounts included
         # ":": a PID namespace (protect_runner_token) even when there is nothing to bind or hide
+        if self.host_pids:  # a ray distribution's command: Ray's driver finds its node's raylet among the processes
+            return wrap_read_only(["bash", "-c", command], self.ro_binds, then=self.hide_lines, pid_namespace=False) \
+                if self.ro_binds or self.hide_lines else ["bash", "-c", command]
         then = self.hide_lines or ([":"] if self.pid_ns else [])
         return wrap_read_only(["bash", "-c", command], self.ro_binds, then=then,
                               pid_namespace=self.pid_ns or bool(self.hide_lines))
@@ -396,12 +400,25 @@ class Runner:
         """Run the command (a distributed job's processes: :mod:`openaml.runner._ranks`); its exit code
         (negative: killed by that signal)."""
         from openaml.runner._launch import plan_processes
+        from openaml.runner._ray_nodes import on_ray
 
+        if on_ray():  # a distributed job on a Ray compute: its instances on the nodes of a placement group
+            from openaml.runner._ray_nodes import run_on_ray
+
+            return run_on_ray(self, command, env, wd)
+        if (self.spec.get("distribution") or {}).get("type") == "ray":  # a Ray cluster for the job (_ray_cluster)
+            from openaml.runner._ray_cluster import run_with_ray_cluster
+
+            return run_with_ray_cluster(self, command, env, wd)
         launch = plan_processes(self.spec, command, self.log_dir, self.job_dir / "runner" / "ranks")
         if launch is not None:
             from openaml.runner._ranks import run_launch
 
             return run_launch(self, launch, env, wd)
+        return self.run_single(command, env, wd)
+
+    def run_single(self, command: str, env: dict[str, str], wd: Path) -> int:
+        """Run the command as one process (its exit code; negative: killed by that signal)."""
         timeout = self.spec.get("timeout")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab", buffering=0) as log:
@@ -416,7 +433,7 @@ class Runner:
                 if code is not None:
                     # in a PID namespace the command's shell is the namespace's init, which reports a
                     # command killed by signal N as 128+N (as bash does): told as the signal again
-                    in_ns = self.pid_ns or bool(self.hide_lines)
+                    in_ns = (self.pid_ns or bool(self.hide_lines)) and not self.host_pids
                     return -(code - 128) if in_ns and 128 < code <= 128 + 64 else code
                 else:
                     if deadline is not None and time.monotonic() > deadline and self.cancel_reason is None:

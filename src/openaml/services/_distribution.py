@@ -28,8 +28,8 @@ MPIRUN_MISSING = ("'mpirun' (Open MPI) is not installed on this machine, so an m
 def check_distribution(ctx: WorkspaceContext, job: dict[str, Any], compute: str, errors: ResolveErrors) -> None:
     """Add to ``errors`` what is wrong with ``job``'s ``distribution`` and ``resources``: the
     distribution's own problems (:func:`~openaml.entities._distribution.distribution_problems`),
-    more processes than ``compute`` hosts, ``mpi`` without ``mpirun`` and ``ray`` on a local
-    compute (not supported there yet)."""
+    more processes than ``compute`` hosts (on a Ray compute: more instances than its live nodes
+    hold, :func:`_check_on_ray`), ``mpi`` without ``mpirun``."""
     dist = job.get("distribution")
     instances = int((job.get("resources") or {}).get("instance_count") or 1)
     problems = distribution_problems(dist, instances)
@@ -42,6 +42,9 @@ def check_distribution(ctx: WorkspaceContext, job: dict[str, Any], compute: str,
     except NotFoundError:
         return  # reported by compute_name already
     local = COMPUTE_TYPES.get(record.get("type") or "") == "local"
+    if record.get("type") == "ray":
+        _check_on_ray(record, job, dist, instances, errors)
+        return
     slots = int(record.get("max_instances") or 0)
     wanted = process_count(dist, instances)
     if slots and wanted > slots:
@@ -54,9 +57,6 @@ def check_distribution(ctx: WorkspaceContext, job: dict[str, Any], compute: str,
         return
     if dist.get("type") == "mpi" and shutil.which("mpirun") is None:
         errors.add("distribution.type", MPIRUN_MISSING)
-    if dist.get("type") == "ray":
-        errors.add("distribution.type", f"'ray' runs on a Ray compute only; compute {compute!r} is local "
-                                        "(use type: pytorch, tensorflow or mpi there)")
 
 
 def _how_counted(dist: dict[str, Any] | None, instances: int) -> str:
@@ -67,3 +67,34 @@ def _how_counted(dist: dict[str, Any] | None, instances: int) -> str:
         return f"worker_count {dist.get('worker_count') or instances} + parameter_server_count " \
                f"{dist.get('parameter_server_count') or 0}"
     return f"resources.instance_count {instances}"
+
+
+def _check_on_ray(record: dict[str, Any], job: dict[str, Any], dist: dict[str, Any] | None, instances: int,
+                  errors: ResolveErrors) -> None:
+    """A distributed job on a Ray compute: its instances go to distinct nodes (a placement group of
+    the compute's ``resources`` per instance), so the limit is the cluster's live nodes, asked now;
+    each node runs its instance's processes. ``mpi`` runs on one instance only (its ``mpirun`` does
+    not reach other nodes); ``placement`` must be one of Ray's strategies."""
+    from openaml.compute._ray import is_distributed, placement_of, placement_problem
+
+    props = (job.get("resources") or {}).get("properties") or {}
+    placement = placement_of(record, job.get("resources"))
+    if placement not in _PLACEMENTS:
+        field = "resources.properties.placement" if isinstance(props, dict) and props.get("placement") \
+            else "compute.placement"
+        errors.add(field, f"unknown placement {placement!r}; use one of {', '.join(_PLACEMENTS)}")
+        return
+    if dist and dist.get("type") == "mpi" and instances > 1:
+        errors.add("resources.instance_count",
+                   f"an mpi job on Ray compute {record.get('name')!r} runs on one instance (mpirun does not reach "
+                   f"other Ray nodes), got {instances}; use instance_count 1 with more process_count_per_instance, "
+                   "or type: pytorch for several nodes")
+        return
+    if not is_distributed(dist, job.get("resources")):
+        return
+    problem = placement_problem(record, instances, placement)
+    if problem:
+        errors.add("resources.instance_count", problem)
+
+
+_PLACEMENTS = ("spread", "strict_spread", "pack")
