@@ -2,7 +2,7 @@
 # The test tiers that the default suite leaves out, each in its own pytest process (after
 # scripts/check.sh has installed .venv). CI (.ci/run) runs the tiers that fit its hour:
 #
-#   scripts/test-tiers.sh browser ray     # what CI runs after the default suite (about 4 min)
+#   scripts/test-tiers.sh browser ray rai   # what CI runs after the default suite (about 12 min)
 #   scripts/test-tiers.sh slow            # the long end-to-end tests (examples, conformance, AutoML,
 #                                         # distributed torch, restarts), locally
 #
