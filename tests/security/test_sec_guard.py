@@ -201,3 +201,12 @@ def test_guard_unit_host_forms_and_websocket() -> None:
     assert len(reached) == 6 and [m["status"] for m in sent if m["type"] == "http.response.start"] == [403] * 4
     call(b"evil.example", kind="websocket")
     assert sent[-1]["type"] == "websocket.close"
+
+
+def test_pages_refuse_to_be_framed_by_another_site(server) -> None:  # type: ignore[no-untyped-def]
+    """Clickjacking (studio review): a framed studio Cancel clicked by the owner carries the studio's
+    own Origin, so the Origin check cannot stop it; the pages must refuse framing instead."""
+    for path in ("/", "/jobs", "/mlflow/", "/api/v1/jobs", "/no-such-page"):
+        r = httpx.get(f"{server.url}{path}", headers={"Accept": "text/html"}, follow_redirects=True)
+        assert r.headers.get("x-frame-options") == "DENY", (path, dict(r.headers))
+        assert "frame-ancestors 'none'" in r.headers.get_list("content-security-policy"), (path, dict(r.headers))

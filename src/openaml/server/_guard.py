@@ -150,6 +150,11 @@ def _normal(name: str) -> str:
         return name
 
 
+_SCORING_PREFIX = "/endpoints/"
+# X-Frame-Options for older browsers, CSP frame-ancestors for current ones (OWASP clickjacking defense)
+_NO_FRAME_HEADERS = [(b"x-frame-options", b"DENY"), (b"content-security-policy", b"frame-ancestors 'none'")]
+
+
 class RequestGuard:
     """ASGI middleware refusing DNS-rebinding and cross-site requests (see the module docstring).
 
@@ -224,18 +229,27 @@ class RequestGuard:
                                   f"{method} {path}: body of type {media or 'unknown'!r} refused; send "
                                   "application/json (or application/x-tar for /api/v1/uploads and a runner's outputs)")
                     return
-        if origin is None or origin.decode("latin-1").rstrip("/").lower() in self.trusted:
+        strip_cors = origin is not None and origin.decode("latin-1").rstrip("/").lower() not in self.trusted
+        # pages (the studio, MLflow's UI) must not be framed by another site (clickjacking: a framed
+        # Cancel or Delete clicked by the owner carries the studio's own Origin); scoring answers are
+        # not pages and skip the extra work
+        no_frame = scope["type"] == "http" and not scope.get("path", "").startswith(_SCORING_PREFIX)
+        if not strip_cors and not no_frame:
             await self.app(scope, receive, send)
             return
 
-        async def send_without_cors(message: Any) -> None:
-            # CORS stays closed: MLflow's Flask app allows localhost origins; strip what it adds
+        async def guarded_send(message: Any) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [(k, v) for k, v in message.get("headers", ())
-                                      if not bytes(k).lower().startswith(b"access-control-")]
+                headers = list(message.get("headers", ()))
+                if strip_cors:  # CORS stays closed: MLflow's Flask app allows localhost origins; strip it
+                    headers = [(k, v) for k, v in headers if not bytes(k).lower().startswith(b"access-control-")]
+                if no_frame:  # replaces MLflow's SAMEORIGIN (two values would make browsers ignore both)
+                    headers = [(k, v) for k, v in headers if bytes(k).lower() != b"x-frame-options"]
+                    headers += _NO_FRAME_HEADERS
+                message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, send_without_cors)
+        await self.app(scope, receive, guarded_send)
 
 
 async def _refuse(scope: Scope, send: Callable[[Any], Awaitable[None]], status: int, code: str,
