@@ -234,6 +234,18 @@ def test_login_on_a_token_server(tmp_path):
             reader_token = reader.json()["token"]
             assert c.post("/login", data={"token": token, "next": "//evil.example/"}, headers={"Origin": url},
                           follow_redirects=False).headers["location"] == "/"
+            # regression (studio review): logout ends the session on the server, so a copied cookie is refused
+            session = c.cookies.get("openaml_session")
+            assert session and c.get("/jobs", headers=HTML).status_code == 200
+            assert c.post("/logout", headers={"Origin": url}, follow_redirects=False).status_code == 303
+            copied = httpx.get(url + "/jobs", headers=HTML, cookies={"openaml_session": session},
+                               follow_redirects=False, timeout=30)
+            assert copied.status_code == 303 and copied.headers["location"].startswith("/login")
+        # regression (studio review): a ?token= is never carried into the login redirect (nor its form)
+        to_login = httpx.get(url + f"/jobs?token={token}&status=Failed", headers=HTML, follow_redirects=False,
+                             timeout=30)
+        assert to_login.status_code == 303 and token not in to_login.headers["location"]
+        assert "status%3DFailed" in to_login.headers["location"]
         with httpx.Client(base_url=url, timeout=30, follow_redirects=True) as rc:
             assert rc.post("/login", data={"token": reader_token, "next": "/"}, headers={"Origin": url}).status_code == 200
             home = rc.get("/", headers=HTML)

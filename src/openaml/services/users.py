@@ -44,6 +44,10 @@ SESSION_PREFIX = "oas1."
 #: how long a browser session (the cookie a ``?token=`` visit gets) lasts
 SESSION_S = 12 * 3600.0
 _SECRET_META = "job_token_secret"
+#: sessions ended by ``POST /logout`` before their expiry: {session id: expiry (epoch s)}, in the
+#: store so that every server of the workspace refuses them
+_REVOKED_META = "revoked_sessions"
+_REVOKED_CACHE_S = 2.0
 _JOB_CACHE_S = 1.0
 _USER_CACHE_S = 10.0
 # a job token outlives the job's own limit by this much at most (the job's end revokes it anyway)
@@ -73,6 +77,7 @@ class UserService:
         self._lock = threading.Lock()
         self._jobs: dict[str, tuple[float, Principal | None]] = {}
         self._users: dict[str, tuple[float, Principal]] = {}
+        self._revoked: tuple[float, dict[str, float]] = (-_REVOKED_CACHE_S, {})
 
     # ------------------------------------------------------------------ users
     def create(self, spec: dict[str, Any], created_by: Principal | None = None) -> UserRecord:
@@ -201,24 +206,35 @@ class UserService:
         """A signed browser-session value for the owner or a user (never a job), valid for
         :data:`SESSION_S`: the cookie that a visit with ``?token=`` gets, so that the MLflow UI and
         the pages it loads work on a token server without the token in every URL."""
-        claims = {"kind": who.kind, "name": who.name, "until": int(time.time() + SESSION_S)}
+        claims = {"kind": who.kind, "name": who.name, "until": int(time.time() + SESSION_S),
+                  "sid": secrets.token_urlsafe(12)}
         body = _b64(json.dumps(claims, separators=(",", ":")).encode())
         sig = _b64(hmac.new(self._signing_secret(), b"session." + body.encode(), hashlib.sha256).digest())
         return f"{SESSION_PREFIX}{body}.{sig}"
 
-    def verify_session(self, value: str) -> Principal | None:
-        """The principal of a valid session value, or None (forged, expired, or its user deleted).
-        A user's role is read again from the store (cached seconds), so a role change applies."""
+    def _session_claims(self, value: str) -> dict[str, Any] | None:
+        """The claims of a session value whose signature holds (expiry not checked), else None."""
         try:
             body, sig = value[len(SESSION_PREFIX):].split(".", 1)
             want = _b64(hmac.new(self._signing_secret(), b"session." + body.encode(), hashlib.sha256).digest())
             if not value.startswith(SESSION_PREFIX) or not hmac.compare_digest(sig.encode(), want.encode()):
                 return None
             claims = json.loads(_unb64(body))
-            kind, name, until = str(claims["kind"]), str(claims["name"]), float(claims["until"])
-        except (ValueError, KeyError, TypeError, UnicodeError):
+            return claims if isinstance(claims, dict) else None
+        except (ValueError, TypeError, UnicodeError):
+            return None
+
+    def verify_session(self, value: str) -> Principal | None:
+        """The principal of a valid session value, or None (forged, expired, logged out, or its user
+        deleted). A user's role is read again from the store (cached seconds), so a role change applies."""
+        claims = self._session_claims(value)
+        try:
+            kind, name, until = str(claims["kind"]), str(claims["name"]), float(claims["until"])  # type: ignore[index]
+        except (KeyError, TypeError, ValueError):
             return None
         if time.time() > until:
+            return None
+        if str(claims.get("sid", "")) in self._revoked_sessions():  # type: ignore[union-attr]
             return None
         if kind == "owner":
             return OWNER
@@ -226,6 +242,39 @@ class UserService:
             return None
         row = self.repo.get(name)
         return None if row is None else Principal(name=row["name"], role=row["role"], kind="user")
+
+    def revoke_session(self, value: str) -> bool:
+        """End a browser session before its expiry (``POST /logout``): its id is recorded in the store
+        until it would have expired, so that no server of the workspace accepts the cookie again
+        (a copied cookie included). False when ``value`` is not a valid session (nothing to end)."""
+        claims = self._session_claims(value)
+        if claims is None or not claims.get("sid"):
+            return False
+        now = time.time()
+        with self._lock:
+            try:
+                stored = json.loads(self.ctx.store.get_meta(_REVOKED_META) or "{}")
+            except ValueError:
+                stored = {}
+            live = {k: float(v) for k, v in stored.items() if isinstance(v, (int, float)) and v > now}
+            live[str(claims["sid"])] = float(claims.get("until") or now + SESSION_S)
+            self.ctx.store.set_meta(_REVOKED_META, json.dumps(live))
+            self._revoked = (time.monotonic(), live)
+        return True
+
+    def _revoked_sessions(self) -> dict[str, float]:
+        """The ids of sessions ended by logout (read from the store at most every couple of seconds:
+        another server's logout applies here within that)."""
+        at, ids = self._revoked
+        if time.monotonic() - at < _REVOKED_CACHE_S:
+            return ids
+        try:
+            stored = json.loads(self.ctx.store.get_meta(_REVOKED_META) or "{}")
+            ids = {str(k): float(v) for k, v in stored.items()} if isinstance(stored, dict) else {}
+        except (ValueError, TypeError):
+            ids = {}
+        self._revoked = (time.monotonic(), ids)
+        return ids
 
     def forget_job(self, name: str) -> None:
         """Drop what is cached of job ``name``: called when it ends, so its token is refused at once."""

@@ -3,7 +3,8 @@
 The token is typed once into a form posted to ``/login`` (same origin: the request guard checks
 ``Origin`` on every POST) and exchanged for the server's session cookie (``openaml_session``:
 signed, ``HttpOnly``, ``SameSite=Strict``, ``Secure`` over TLS; server/_auth.py), which carries no
-token. A job's token is refused (jobs do not browse). ``POST /logout`` clears the cookie.
+token. A job's token is refused (jobs do not browse). ``POST /logout`` clears the cookie and ends
+the session on the server.
 """
 
 from __future__ import annotations
@@ -67,12 +68,23 @@ async def login(request: Request, token: str = Form(""), next: str = Form("/")) 
 def logout(request: Request) -> Response:
     from openaml.server._auth import SESSION_COOKIE
 
+    users = request.app.state.ctx.services.get("users")
+    value = request.cookies.get(SESSION_COOKIE)
+    if users is not None and value:  # ended on the server too: a copied cookie is refused from now on
+        users.revoke_session(value)
     resp = RedirectResponse("/login", status_code=303)
     resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp
 
 
 def login_location(path: str, query: str) -> str:
-    """Where a browser without a session is sent: the login page, then back to ``path``."""
+    """Where a browser without a session is sent: the login page, then back to ``path``.
+
+    A ``token`` query parameter is dropped: it is never carried into the login form, the redirect or
+    the browser's history (the token travels only in the login form's POST body)."""
+    if query:
+        from urllib.parse import parse_qsl, urlencode
+
+        query = urlencode([(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "token"])
     target = path + (f"?{query}" if query else "")
     return "/login?next=" + quote(safe_next(target), safe="")
