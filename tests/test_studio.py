@@ -97,6 +97,9 @@ def test_jobs_list_sorts_filters_and_pages_on_the_server(server, hostile_job):
     assert hostile_job in _page(server.url, "/jobs?tag=%3Cscript%3Etag").text
     assert hostile_job not in _page(server.url, "/jobs?tag=nosuchtag").text
     assert hostile_job not in _page(server.url, "/jobs?since=2999-01-01").text
+    # regression (studio review): From = To = the day the job was created includes it (To was exclusive)
+    day = httpx.get(f"{server.url}/api/v1/jobs/{hostile_job}").json()["creation_context"]["created_at"][:10]
+    assert hostile_job in _page(server.url, f"/jobs?since={day}&until={day}&experiment=studio-tests").text
     r = _page(server.url, "/jobs?sort=name&order=asc&per_page=1&page=1")
     assert "page 1 of" in r.text and r.text.count('<td><a href="/jobs/') == 1
 

@@ -11,7 +11,7 @@ import asyncio
 import json
 import mimetypes
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -39,13 +39,19 @@ TYPES = ("command", "pipeline", "sweep", "automl", "parallel", "spark")
 _REF = re.compile(r"\$\{\{\s*parent\.jobs\.([A-Za-z0-9_.-]+?)\.outputs\.")
 
 
-def _day(value: str | None) -> datetime | None:
+def _day(value: str | None, *, end: bool = False) -> datetime | None:
+    """A From/To filter value: a date (the form's date input) or a date-time. ``end``: the To bound,
+    which the store takes as exclusive, so a bare date means the end of that day (the day it names
+    is included)."""
     if not value:
         return None
     try:
-        return datetime.fromisoformat(value)
+        when = datetime.fromisoformat(value)
     except ValueError:
         return None
+    if end and len(value.strip()) == 10:  # YYYY-MM-DD
+        when += timedelta(days=1)
+    return when
 
 
 @router.get("/jobs", response_class=HTMLResponse)
@@ -55,7 +61,7 @@ def jobs_list(request: Request, status: str = "", type: str = "", experiment: st
     """Top-level jobs, one page sorted and filtered in SQL (fast at 100,000 jobs)."""
     ctx = request.app.state.ctx
     jq = JobQuery(status=status or None, type=type or None, experiment=experiment or None, tag=tag or None,
-                  since=_day(since), until=_day(until), sort=sort if sort in JOB_SORTS else "created",
+                  since=_day(since), until=_day(until, end=True), sort=sort if sort in JOB_SORTS else "created",
                   desc=order != "asc", page=max(1, page), per_page=min(max(1, per_page), 500))
     rows, total = ctx.store.page_jobs(jq)
     filters = {"status": status, "type": type, "experiment": experiment, "tag": tag, "since": since,
