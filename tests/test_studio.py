@@ -530,3 +530,18 @@ def test_the_studio_api_client_is_typed_against_openapi(server):
     assert ("DELETE", "/api/v1/batch-endpoints/{x}") in calls and len(calls) >= 6
     for method, path in calls:
         assert (method, _norm(path)) in ops, f"{method} {path} (a template's action) is not in /openapi.json"
+
+
+def test_a_disabled_schedule_stays_listed_with_its_enable_action(server, cli, tmp_path):
+    """Regression (studio review): the page listed enabled schedules only, so a schedule disabled
+    there vanished and could never be enabled again from the studio."""
+    (tmp_path / "job.yml").write_text("type: command\ncommand: echo hi\nenvironment: azureml:AzureML-sklearn-1.5@latest\n")
+    (tmp_path / "sched.yml").write_text(
+        "name: studio-off-sched\ntrigger:\n  type: recurrence\n  frequency: day\n  interval: 1\n"
+        "  start_time: \"2999-01-01T00:00:00\"\ncreate_job: ./job.yml\n")
+    cli("schedule", "create", "--file", str(tmp_path / "sched.yml"), check=True)
+    r = httpx.post(f"{server.url}/api/v1/schedules/studio-off-sched/disable", json={})
+    assert r.status_code == 200, r.text
+    page = _page(server.url, "/schedules").text
+    assert "studio-off-sched" in page
+    assert "/api/v1/schedules/studio-off-sched/enable" in page

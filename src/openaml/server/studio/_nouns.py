@@ -36,7 +36,7 @@ def home(request: Request) -> HTMLResponse:
                       ("Components", lambda: svc["components"].list()), ("Models", lambda: svc["models"].list()),
                       ("Online endpoints", lambda: svc["endpoints"].list_endpoints()),
                       ("Batch endpoints", lambda: svc["batch_endpoints"].list_endpoints()),
-                      ("Schedules", lambda: svc["schedules"].list())):
+                      ("Schedules", lambda: svc["schedules"].list("All"))):
         try:
             nouns[label] = len(fn())
         except OpenAMLError:
@@ -241,7 +241,8 @@ def model_page(request: Request, name: str, version: str | None = None) -> HTMLR
 # ---------------------------------------------------------------------------- schedules
 @router.get("/schedules", response_class=HTMLResponse)
 def schedules(request: Request) -> HTMLResponse:
-    return render(request, "schedules.html", items=services(request)["schedules"].list())
+    # every schedule, disabled ones included: a disabled schedule must stay visible to be enabled again
+    return render(request, "schedules.html", items=services(request)["schedules"].list("All"))
 
 
 # ---------------------------------------------------------------------------- online endpoints
