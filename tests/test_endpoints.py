@@ -747,3 +747,23 @@ def test_worker_sockets_of_a_deep_workspace_go_to_a_short_private_folder(tmp_pat
     assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
     short = tmp_path / "run"
     assert _socket_dir(short) == str(short)
+
+
+def test_a_latest_model_reference_is_pinned_at_deployment_time(ml_client: Any, mlflow_model: Path) -> None:
+    """Regression (studio review): a deployment of ``azureml:name@latest`` served another version after
+    a server restart, because the stored reference was resolved again. Azure records the versioned
+    model id at deployment time; openaml now stores ``azureml:name:<version>`` the same way."""
+    ml_client.models.create_or_update(Model(name="pin-model", path=str(mlflow_model), type="mlflow_model"))
+    ml_client.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="ep-pin"))
+    dep = ManagedOnlineDeployment(name="blue", endpoint_name="ep-pin", model="azureml:pin-model@latest",
+                                  instance_type="Standard_DS3_v2", instance_count=1)
+    try:
+        assert ml_client.online_deployments.begin_create_or_update(dep).result(timeout=180).provisioning_state \
+            == "Succeeded"
+        first = str(ml_client.models.get("pin-model", label="latest").version)
+        assert ml_client.online_deployments.get("blue", endpoint_name="ep-pin").model == f"azureml:pin-model:{first}"
+        ml_client.models.create_or_update(Model(name="pin-model", path=str(mlflow_model), type="mlflow_model"))
+        # a newer version registered: what is stored (and served after any restart) is still the first
+        assert ml_client.online_deployments.get("blue", endpoint_name="ep-pin").model == f"azureml:pin-model:{first}"
+    finally:
+        ml_client.online_endpoints.begin_delete(name="ep-pin").result(timeout=120)

@@ -243,7 +243,7 @@ class EndpointService:
         except NotFoundError:
             current = None
         if current is None:
-            self._resolve(endpoint_name, data)  # errors now, not in the background
+            _pin_model(data, self._resolve(endpoint_name, data))  # errors now, not in the background
             self.repo.create_deployment(endpoint_name, dep.name, data, DeploymentState.CREATING)
             state = DeploymentState.CREATING
         else:
@@ -254,7 +254,7 @@ class EndpointService:
             # an update names only what changes (`--set instance_count=2`): the stored deployment is the base
             fields = set(spec) & set(ManagedOnlineDeployment.model_fields)
             data = {**current["spec"], **{k: v for k, v in data.items() if k in fields}}
-            self._resolve(endpoint_name, data)
+            _pin_model(data, self._resolve(endpoint_name, data))
             self.repo.update_deployment(endpoint_name, dep.name, spec=data, error=None,
                                         provisioning_state=DeploymentState.UPDATING)
             state = DeploymentState.UPDATING
@@ -628,3 +628,13 @@ def check_token(token: str, endpoint: str, secret: bytes) -> bool:
     except ValueError:
         return False
     return bool(claims.get("e") == endpoint and claims.get("exp", 0) > time.time())
+
+
+def _pin_model(data: dict[str, Any], resolved: dict[str, Any]) -> None:
+    """Store the model version a reference resolved to (``azureml:name@latest``, ``name@label`` or a
+    name without version becomes ``azureml:name:<version>``), as Azure ML records the model's
+    versioned id at deployment time: a restart or a newer registered version never changes what a
+    deployment serves behind the user's back; an update that names the model again resolves anew."""
+    ref = data.get("model")
+    if isinstance(ref, str) and not ref.startswith("azureml://"):  # a full asset id is pinned already
+        data["model"] = f"azureml:{resolved['model_name']}:{resolved['model_version']}"
