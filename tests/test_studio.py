@@ -545,3 +545,22 @@ def test_a_disabled_schedule_stays_listed_with_its_enable_action(server, cli, tm
     page = _page(server.url, "/schedules").text
     assert "studio-off-sched" in page
     assert "/api/v1/schedules/studio-off-sched/enable" in page
+
+
+def test_paging_back_a_log_never_splits_a_character(tmp_path):
+    """Regression (studio review): a line longer than a chunk was cut inside a multi-byte character,
+    so each chunk boundary showed U+FFFD and the joined chunks differed from the log."""
+    from openaml.server.studio._jobs import LOG_CHUNK, _read_back
+
+    log = tmp_path / "std_log.txt"
+    text = "€" * (LOG_CHUNK // 2) + "\n" + "é" * LOG_CHUNK  # one line longer than a chunk, 2- and 3-byte chars
+    log.write_text(text, encoding="utf-8")
+    parts, before = [], None
+    while True:
+        chunk, start, _size = _read_back(log, before)
+        assert "\ufffd" not in chunk
+        parts.append(chunk)
+        if start == 0:
+            break
+        before = start
+    assert "".join(reversed(parts)) == text

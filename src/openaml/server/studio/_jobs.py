@@ -90,10 +90,15 @@ def _read_back(path: Path, before: int | None) -> tuple[str, int, int]:
     with open(path, "rb") as fh:
         fh.seek(start)
         data = fh.read(end - start)
-    if start > 0:  # begin at a line (and a character) boundary
+    if start > 0:  # begin at a line boundary, else (one line longer than a chunk) at a character's
         cut = data.find(b"\n")
         if 0 <= cut < len(data) - 1:
             data, start = data[cut + 1:], start + cut + 1
+        else:
+            skip = 0
+            while skip < min(3, len(data)) and data[skip] & 0xC0 == 0x80:  # UTF-8 continuation bytes
+                skip += 1
+            data, start = data[skip:], start + skip
     return data.decode("utf-8", errors="replace"), start, size
 
 
