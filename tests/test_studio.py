@@ -553,7 +553,8 @@ def test_paging_back_a_log_never_splits_a_character(tmp_path):
     from openaml.server.studio._jobs import LOG_CHUNK, _read_back
 
     log = tmp_path / "std_log.txt"
-    text = "€" * (LOG_CHUNK // 2) + "\n" + "é" * LOG_CHUNK  # one line longer than a chunk, 2- and 3-byte chars
+    # lines longer than a chunk, 2- and 3-byte characters, the end shifted so chunk starts fall mid-character
+    text = "€" * (LOG_CHUNK // 2) + "\n" + "é" * LOG_CHUNK + "x"
     log.write_text(text, encoding="utf-8")
     parts, before = [], None
     while True:
