@@ -379,6 +379,12 @@ def test_component_page_lists_the_pipeline_jobs_that_use_the_version(server, cli
     cli("component", "create", "--file", str(tmp_path / "comp2.yml"), check=True)
     r = _page(server.url, "/components/studio_where_used?version=2")
     assert r.status_code == 200 and f'href="/jobs/{job}"' not in r.text and "no pipeline job has used" in r.text
+    # regression (studio review): a pipeline's code and environment pages claimed it ran without code on
+    # the default environment; its steps have them
+    for what in ("code", "environment"):
+        page = _page(server.url, f"/jobs/{job}/{what}").text
+        assert "a pipeline job runs no command of its own" in page, page[-2000:]
+        assert "ran without" not in page and "nothing was built" not in page
     cli("job", "cancel", "--name", job)
 
 

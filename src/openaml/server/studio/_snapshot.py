@@ -76,6 +76,22 @@ def read_text_file(path: Path, limit: int = MAX_VIEW_BYTES) -> tuple[str | None,
         return None, f"a binary file or not UTF-8 text ({size:,} bytes)"
 
 
+#: jobs that run no command of their own: their trials or steps (child jobs) have the code and environment
+_CONTROLLERS = {"sweep": "trials", "pipeline": "steps", "automl": "trials"}
+
+
+def _controller_note(request: Request, row: dict[str, Any], what: str) -> tuple[str, str | None] | None:
+    """For a sweep, pipeline or AutoML job: ``(note, link to a child's page of the same kind)``,
+    instead of claiming the job ran without code or on the default environment; else None."""
+    kind = _CONTROLLERS.get(str(row.get("type") or ""))
+    if kind is None:
+        return None
+    children = request.app.state.ctx.store.list_jobs(parent_name=row["name"], ascending=True, limit=1)
+    link = f"/jobs/{children[0]['name']}/{what}" if children else None
+    return (f"a {row['type']} job runs no command of its own: each of its {kind} has its own {what}"
+            + ("; the first one's is linked below" if link else " (none has started yet)"), link)
+
+
 def _snapshot_root(request: Request, name: str) -> tuple[dict[str, Any], Path | None]:
     """The job's record and its code snapshot folder (None: the job ran without code). Raises
     NotFoundError for an unknown job."""
@@ -97,6 +113,10 @@ def job_code(request: Request, name: str, rel: str = "") -> Response:
     except NotFoundError:
         return not_found(request, f"job {name!r}", "/jobs", "all jobs")
     back = f"/jobs/{name}"
+    controller = _controller_note(request, row, "code")
+    if controller is not None:
+        return render(request, "code.html", job=row, tree=[], total=0, rel="", text=None, why=None,
+                      missing=controller[0], child_link=controller[1])
     if root is None:
         return render(request, "code.html", job=row, tree=[], total=0, rel="", text=None, why=None,
                       missing="this job has no code snapshot (it ran without `code:`)")
@@ -146,6 +166,10 @@ def job_environment(request: Request, name: str) -> HTMLResponse:
         row = request.app.state.ctx.store.get_job(name)
     except NotFoundError:
         return not_found(request, f"job {name!r}", "/jobs", "all jobs")
+    controller = _controller_note(request, row, "environment")
+    if controller is not None:
+        return render(request, "job_environment.html", job=row, env={}, asked=None, log=None, size=0,
+                      note=controller[0], child_link=controller[1])
     env = dict((row.get("runtime") or {}).get("environment") or {})
     text, size, note = build_log(request, env)
     shown = {k: env[k] for k in ("source", "kind", "spec_hash", "python", "python_used", "interpreter", "image", "pip",
