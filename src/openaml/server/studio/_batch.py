@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from openaml.errors import NotFoundError, OpenAMLError, ValidationError
-from openaml.server.studio._common import fmt_time, not_found, render, services
+from openaml.server.studio._common import fmt_time, not_found, render, render_list, services
 from openaml.store import JobQuery
 
 __all__ = ["router", "SETTINGS", "MAX_JOBS", "deployment_settings"]
@@ -85,7 +85,7 @@ def _jobs(request: Request, endpoint: str, deployment: str | None = None) -> tup
 def batch_endpoints(request: Request) -> HTMLResponse:
     items = [{**e, "default_deployment": (e.get("defaults") or {}).get("deployment_name") or ""}
              for e in services(request)["batch_endpoints"].list_endpoints()]
-    return render(request, "list.html", title="Batch endpoints", noun="batch-endpoints", items=items,
+    return render_list(request, title="Batch endpoints", noun="batch-endpoints", items=items,
                   columns=("name", "default_deployment", "provisioning_state", "scoring_uri"))
 
 

@@ -67,6 +67,58 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     return HTMLResponse(html, status_code=status_code, headers={"cache-control": "no-store"})
 
 
+LIST_PER_PAGE = 50
+
+
+def _cell_text(value: Any) -> str:
+    if isinstance(value, dict):
+        return " ".join(f"{k}={v}" for k, v in value.items())
+    return "" if value is None else str(value)
+
+
+def _sort_key(value: Any) -> tuple[int, float, str]:
+    """Missing values last; numbers by value; the rest by text, case-insensitively."""
+    if value is None or value == "":
+        return (1, 0.0, "")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, float(value), "")
+    if str(value).replace(".", "", 1).isdigit():  # versions and counts that arrive as text
+        return (0, float(str(value)), "")
+    return (0, 0.0, _cell_text(value).lower())
+
+
+def render_list(request: Request, *, items: list[Any], columns: tuple[str, ...], **context: Any) -> HTMLResponse:
+    """A noun's list page (``list.html``), filtered, sorted and paged on the server from the query:
+    ``q`` (text every shown column is searched for, case-insensitively), ``sort`` (a column) and
+    ``order`` (``asc``/``desc``), ``page`` (from 1) and ``per_page`` (1-500, default 50). A bad value
+    gets a 400 page naming it, not a silent default."""
+    qp = request.query_params
+    q = qp.get("q", "").strip()
+    sort, order = qp.get("sort", ""), qp.get("order", "asc")
+    bad = None
+    try:
+        page, per_page = int(qp.get("page", "1")), int(qp.get("per_page", str(LIST_PER_PAGE)))
+    except ValueError:
+        page, per_page, bad = 1, LIST_PER_PAGE, "page and per_page must be whole numbers"
+    if bad is None and (page < 1 or not 1 <= per_page <= 500):
+        bad = "page must be 1 or more and per_page between 1 and 500"
+    if bad is None and sort and sort not in columns:
+        bad = f"sort must be one of {', '.join(columns)}"
+    if bad is None and order not in ("asc", "desc"):
+        bad = "order must be asc or desc"
+    if bad is not None:
+        return render(request, "404.html", status_code=400, what=f"this list query ({bad})",
+                      back=request.url.path, back_label="the unfiltered list")
+    rows = [it for it in items if not q or q.lower() in " ".join(_cell_text(it.get(c)) for c in columns).lower()]
+    if sort:
+        rows.sort(key=lambda it: _sort_key(it.get(sort)), reverse=order == "desc")
+    total = len(rows)
+    pages = max(1, -(-total // per_page))
+    shown = rows[(page - 1) * per_page: page * per_page]
+    return render(request, "list.html", items=shown, columns=columns, total=total, all_count=len(items), q=q,
+                  sort=sort, order=order, page=page, pages=pages, per_page=per_page, **context)
+
+
 def not_found(request: Request, what: str, back: str, back_label: str) -> HTMLResponse:
     """The 404 page: what was not found and a link back to its list."""
     return render(request, "404.html", status_code=404, what=what, back=back, back_label=back_label)

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from openaml.errors import NotFoundError, OpenAMLError, ValidationError
-from openaml.server.studio._common import render, services
+from openaml.server.studio._common import render, render_list, services
 from openaml.store import JobQuery
 
 __all__ = ["router", "preview_table", "PREVIEW_ROWS", "PROFILE_ROWS"]
@@ -87,7 +87,7 @@ def preview_table(path: Path, kind: str) -> tuple[list[str], list[list[Any]], li
 
 @router.get("/data", response_class=HTMLResponse)
 def data_list(request: Request) -> HTMLResponse:
-    return render(request, "list.html", title="Data assets", noun="data",
+    return render_list(request, title="Data assets", noun="data",
                   items=services(request)["data"].list(), columns=("name", "version", "type", "path"))
 
 
@@ -113,7 +113,7 @@ def data_page(request: Request, name: str, version: str | None = None) -> HTMLRe
 # ---------------------------------------------------------------------------- datastores
 @router.get("/datastores", response_class=HTMLResponse)
 def datastores(request: Request) -> HTMLResponse:
-    return render(request, "list.html", title="Datastores", noun="datastores",
+    return render_list(request, title="Datastores", noun="datastores",
                   items=services(request)["datastores"].list(), columns=("name", "type", "is_default", "path"))
 
 
@@ -145,7 +145,7 @@ def datastore_page(request: Request, name: str, rel: str = "") -> HTMLResponse:
 # ---------------------------------------------------------------------------- environments, components
 @router.get("/environments", response_class=HTMLResponse)
 def environments(request: Request) -> HTMLResponse:
-    return render(request, "list.html", title="Environments", noun="environments",
+    return render_list(request, title="Environments", noun="environments",
                   items=services(request)["environments"].list(), columns=("name", "version", "image", "build_status"))
 
 
@@ -167,7 +167,7 @@ def environment_page(request: Request, name: str, version: str | None = None) ->
 
 @router.get("/components", response_class=HTMLResponse)
 def components(request: Request) -> HTMLResponse:
-    return render(request, "list.html", title="Components", noun="components",
+    return render_list(request, title="Components", noun="components",
                   items=services(request)["components"].list(), columns=("name", "version", "type", "display_name"))
 
 
@@ -187,7 +187,7 @@ def component_page(request: Request, name: str, version: str | None = None) -> H
 # ---------------------------------------------------------------------------- computes
 @router.get("/computes", response_class=HTMLResponse)
 def computes(request: Request) -> HTMLResponse:
-    return render(request, "list.html", title="Computes", noun="computes", items=services(request)["computes"].list(),
+    return render_list(request, title="Computes", noun="computes", items=services(request)["computes"].list(),
                   columns=("name", "type", "max_instances", "running_jobs", "queued_jobs", "provisioning_state"))
 
 
@@ -206,7 +206,7 @@ def compute_page(request: Request, name: str) -> HTMLResponse:
 # ---------------------------------------------------------------------------- models
 @router.get("/models", response_class=HTMLResponse)
 def models(request: Request) -> HTMLResponse:
-    return render(request, "list.html", title="Models", noun="models", items=services(request)["models"].list(),
+    return render_list(request, title="Models", noun="models", items=services(request)["models"].list(),
                   columns=("name", "version", "type", "job_name"))
 
 
@@ -248,7 +248,7 @@ def schedules(request: Request) -> HTMLResponse:
 # ---------------------------------------------------------------------------- online endpoints
 @router.get("/online-endpoints", response_class=HTMLResponse)
 def endpoints(request: Request) -> HTMLResponse:
-    return render(request, "list.html", title="Online endpoints", noun="online-endpoints",
+    return render_list(request, title="Online endpoints", noun="online-endpoints",
                   items=services(request)["endpoints"].list_endpoints(),
                   columns=("name", "provisioning_state", "traffic", "scoring_uri"))
 
