@@ -749,7 +749,8 @@ def test_worker_sockets_of_a_deep_workspace_go_to_a_short_private_folder(tmp_pat
     assert _socket_dir(short) == str(short)
 
 
-def test_a_latest_model_reference_is_pinned_at_deployment_time(ml_client: Any, mlflow_model: Path) -> None:
+def test_a_latest_model_reference_is_pinned_at_deployment_time(ml_client: Any, mlflow_model: Path,
+                                                               server: Any) -> None:
     """Regression (studio review): a deployment of ``azureml:name@latest`` served another version after
     a server restart, because the stored reference was resolved again. Azure records the versioned
     model id at deployment time; openaml now stores ``azureml:name:<version>`` the same way."""
@@ -765,5 +766,10 @@ def test_a_latest_model_reference_is_pinned_at_deployment_time(ml_client: Any, m
         ml_client.models.create_or_update(Model(name="pin-model", path=str(mlflow_model), type="mlflow_model"))
         # a newer version registered: what is stored (and served after any restart) is still the first
         assert ml_client.online_deployments.get("blue", endpoint_name="ep-pin").model == f"azureml:pin-model:{first}"
+        # the studio's model page names the deployment on the version it serves only
+        second = str(ml_client.models.get("pin-model", label="latest").version)
+        page = lambda v: httpx.get(f"{server.url}/models/pin-model?version={v}",  # noqa: E731
+                                   headers={"Accept": "text/html"}).text
+        assert "/online-endpoints/ep-pin" in page(first) and "/online-endpoints/ep-pin" not in page(second)
     finally:
         ml_client.online_endpoints.begin_delete(name="ep-pin").result(timeout=120)

@@ -76,7 +76,7 @@ def _cell_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _sort_key(value: Any) -> tuple[int, float, str]:
+def sort_key(value: Any) -> tuple[int, float, str]:
     """Missing values last; numbers by value; the rest by text, case-insensitively."""
     if value is None or value == "":
         return (1, 0.0, "")
@@ -111,7 +111,7 @@ def render_list(request: Request, *, items: list[Any], columns: tuple[str, ...],
                       back=request.url.path, back_label="the unfiltered list")
     rows = [it for it in items if not q or q.lower() in " ".join(_cell_text(it.get(c)) for c in columns).lower()]
     if sort:
-        rows.sort(key=lambda it: _sort_key(it.get(sort)), reverse=order == "desc")
+        rows.sort(key=lambda it: sort_key(it.get(sort)), reverse=order == "desc")
     total = len(rows)
     pages = max(1, -(-total // per_page))
     shown = rows[(page - 1) * per_page: page * per_page]

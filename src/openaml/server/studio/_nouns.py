@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from openaml.errors import NotFoundError, OpenAMLError, ValidationError
-from openaml.server.studio._common import render, render_list, services
+from openaml.server.studio._common import render, render_list, services, sort_key
 from openaml.store import JobQuery
 
 __all__ = ["router", "preview_table", "PREVIEW_ROWS", "PROFILE_ROWS"]
@@ -220,12 +220,15 @@ def model_page(request: Request, name: str, version: str | None = None) -> HTMLR
         return _missing(request, f"model {name!r}", "/models", "all models")
     versions = svc["models"].list(name=name)
     used_by = []
+    newest = str(max((v["version"] for v in versions), key=sort_key, default=model["version"]))
     for ep in svc["endpoints"].list_endpoints():
         for dep in svc["endpoints"].list_deployments(ep["name"]):
             ref = dep.get("model")
-            text = ref if isinstance(ref, str) else str((ref or {}).get("name", ""))
-            if text.replace("azureml:", "").split("@")[0] in (f"{name}:{model['version']}", name) or \
-                    text == f"azureml:{name}:{model['version']}":
+            text = (ref if isinstance(ref, str) else str((ref or {}).get("name", ""))).replace("azureml:", "", 1)
+            ref_name, _, ref_version = text.split("@")[0].partition(":")
+            # a versioned reference serves that version; a name or a label (stored before deployments
+            # pinned their version) is taken as the newest version
+            if ref_name == name and (ref_version or newest) == str(model["version"]):
                 used_by.append({"endpoint": ep["name"], "deployment": dep["name"]})
     files: list[dict[str, Any]] = []
     try:
