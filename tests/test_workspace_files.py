@@ -31,7 +31,7 @@ def test_job_files_go_to_the_default_datastore_and_come_back_from_it(backend: st
     from openaml import MLClient, command
 
     store = _store(request, backend)
-    definition = store.definition("shared")
+    definition = store.definition("objstore")
     code = tmp_path / "src"
     code.mkdir()
     (code / "train.py").write_text("import os\nprint('hello-log')\nos.makedirs('outputs', exist_ok=True)\n"

@@ -141,7 +141,7 @@ def test_two_servers_on_two_hosts_share_postgres_and_an_s3_default_datastore(tmp
     r = _cli(home_b, "workspace", "create", "-n", "team", "--path", str(ws_b), "--database-url", url,
              "--secret-key-file", str(ws_a / "secret.key"))
     assert r.returncode == 0, r.stderr
-    definition = moto_s3.definition("shared")
+    definition = moto_s3.definition("teamstore")
     a = start_server(ws_a, create=False, env={"OPENAML_HOME": str(home_a)})
     b = None
     try:
@@ -152,7 +152,7 @@ def test_two_servers_on_two_hosts_share_postgres_and_an_s3_default_datastore(tmp
             definition.pop("type")
             ml_a.datastores.create_or_update(S3Datastore(**definition, is_default=True,
                                                          credentials=S3CredentialConfiguration(**creds)))
-            assert ml_b.datastores.get_default().name == "shared"
+            assert ml_b.datastores.get_default().name == "teamstore"
             time.sleep(6)  # each server looks its default datastore up again after 5 s
 
             code = tmp_path / "src"
