@@ -59,11 +59,11 @@ def bare(client: Any) -> tuple[float, float]:
     return wall, (info.end_time - info.start_time) / 1000.0
 
 
-def openaml_job(ml: Any) -> float:
+def openaml_job(ml: Any, compute: str = "ray-bench") -> float:
     from openaml import command
 
     t0 = time.perf_counter()
-    job = ml.jobs.create_or_update(command(command="python -c pass", compute="ray-bench", experiment_name="bench"))
+    job = ml.jobs.create_or_update(command(command="python -c pass", compute=compute, experiment_name="bench"))
     done = ml.jobs.wait(job.name, poll=0.05)
     wall = time.perf_counter() - t0
     if done.status != "Completed":

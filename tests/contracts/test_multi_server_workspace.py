@@ -122,17 +122,32 @@ def _log_from(url: str, name: str) -> tuple[str, str]:
     return r.json()["data"], r.json()["status"]
 
 
+def _log_served_whole(url: str, leader_ws: Path, name: str, within: float = 30) -> bool:
+    """Whether the server at ``url`` serves job ``name``'s log as the leader's file holds it (waiting
+    ``within`` seconds for the last push)."""
+    path = leader_ws / "jobs" / name / "user_logs" / "std_log.txt"
+    deadline = time.monotonic() + within
+    while True:
+        if _log_from(url, name)[0] == path.read_text():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+
+
 def test_two_servers_on_two_hosts_share_postgres_and_an_s3_default_datastore(tmp_path: Path, pg_database: Any,
                                                                             moto_s3: Any) -> None:
     """Issue 12 item 4: two servers with their own folders (two hosts) share PostgreSQL and an S3
     default datastore. A job created on the standby with local code runs on the leader, which
-    fetches the code snapshot; its log streams from the standby while it runs; its named output,
+    fetches the code snapshot; its log streams from the standby while it runs and is served whole
+after its end (a sweep's own log, written by the leading server, too); its named output,
     its MLflow artifacts (openaml's download and MLflow's artifact proxy) and a model registered
     on the standby from its output are readable on both servers."""
     from mlflow.tracking import MlflowClient
 
     from openaml import MLClient, Output, command
     from openaml.entities import Model, S3CredentialConfiguration, S3Datastore
+    from openaml.sweep import Choice
 
     url = fresh_postgres_schema(pg_database)
     home_a, home_b = tmp_path / "host-a", tmp_path / "host-b"
@@ -187,6 +202,18 @@ def test_two_servers_on_two_hosts_share_postgres_and_an_s3_default_datastore(tmp
             seen, status = _log_from(b.url, job.name)
             assert "first-line" in seen and "last-line" in seen and status == "Completed", seen
             assert any(p.name == "train.py" for p in (ws_a / "code").rglob("train.py"))  # the leader fetched it
+
+            # the full log, as the leader wrote it, lines after the end included
+            assert _log_served_whole(b.url, ws_a, job.name)
+            # a log the leading server writes itself (a sweep's own; its last line after the trials
+            # ended) is pushed too: the standby serves all of it (regression: never pushed)
+            sweep = command(code=str(code), command="python -c \"print(${{inputs.x}})\"",
+                            inputs={"x": Choice([1])}, experiment_name="team-s3").sweep(
+                sampling_algorithm="grid", primary_metric="score", goal="Maximize")
+            sweep = ml_b.jobs.create_or_update(sweep)
+            assert ml_b.jobs.wait(sweep.name, timeout=240).status in ("Completed", "Failed")
+            assert "sweep " in (ws_a / "jobs" / sweep.name / "user_logs" / "std_log.txt").read_text()
+            assert _log_served_whole(b.url, ws_a, sweep.name)
 
             # its named output (on the S3 default datastore) and its artifacts, from the standby
             ml_b.jobs.download(job.name, output_name="model", download_path=tmp_path / "out-b")

@@ -99,3 +99,26 @@ def test_a_failed_or_canceled_ray_job_leaves_no_raylet(ml_client: Any, server: A
     done = ml_client.jobs.wait(long.name, timeout=300)
     assert done.status == "Canceled", done.error
     assert _torn_down(info) == []
+
+
+def _runner_of(name: str) -> psutil.Process:
+    """The job's runner process (``python -m openaml.runner ... --job <name>``)."""
+    for p in psutil.process_iter(["cmdline"]):
+        args = p.info["cmdline"] or []
+        if "openaml.runner" in args and name in args:
+            return p
+    raise AssertionError(f"no runner process for job {name}")
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(1200)
+def test_a_sigkilled_runner_leaves_no_ray_cluster(ml_client: Any, server: Any) -> None:
+    """The runner of a ``ray`` distribution job killed with SIGKILL (no chance to tear its cluster
+    down): the job fails, and the compute's kill ends the cluster's nodes (``runner/rank_sessions``)."""
+    job = ml_client.jobs.create_or_update(command(command="echo waiting; sleep 3219", distribution={"type": "ray"}))
+    info = _cluster_of(ml_client, server, job.name)
+    assert _torn_down(info, seconds=0) != []  # the cluster is up
+    _runner_of(job.name).kill()
+    done = ml_client.jobs.wait(job.name, timeout=300)
+    assert done.status == "Failed", (done.status, done.error)
+    assert _torn_down(info) == []

@@ -18,12 +18,18 @@ from typing import Any
 from openaml.datastores._remote import PARALLEL, RemoteDatastore
 from openaml.errors import ValidationError
 
-__all__ = ["AzureBlobDatastorePort"]
+__all__ = ["AzureBlobDatastorePort", "CLIENT", "PER_FILE"]
 
 #: a blob up to this size is written and read in one request (larger: 4 MiB blocks and ranges);
 #: azure-storage-blob's own defaults are 64 MiB (put) and 32 MiB (get), which cost that much memory
 #: per file moved (bench/datastores.py: 3 MiB blocks made Azurite 2x slower than the raw client)
 SINGLE = 16 << 20
+#: azure-storage-blob client settings of folder transfers (bench/datastores.py's raw peer uses the
+#: same): one request up to :data:`SINGLE`, else 4 MiB blocks; reads 8 MiB then 4 MiB ranges
+CLIENT: dict[str, Any] = {"max_single_put_size": SINGLE, "max_block_size": 4 << 20,
+                          "max_single_get_size": 8 << 20, "max_chunk_get_size": 4 << 20}
+#: requests at a time within one file (``max_concurrency`` of ``upload_blob``/``download_blob``)
+PER_FILE = 2
 
 
 class AzureBlobDatastorePort(RemoteDatastore):
@@ -34,7 +40,8 @@ class AzureBlobDatastorePort(RemoteDatastore):
     """
 
     type = "azure_blob"
-    _put_kwargs = {"max_concurrency": 2}
+    _put_kwargs = {"max_concurrency": PER_FILE}
+    _get_kwargs = {"max_concurrency": PER_FILE}
     _read_kwargs = {"block_size": 2 << 20, "cache_type": "readahead"}
 
     def __init__(self, name: str, definition: Mapping[str, Any], *, base: str | os.PathLike[str] | None = None) -> None:
@@ -84,8 +91,7 @@ class AzureBlobDatastorePort(RemoteDatastore):
                 from azure.storage.blob.aio import BlobServiceClient
 
                 fs.service_client = BlobServiceClient.from_connection_string(
-                    conn, max_single_put_size=SINGLE, max_block_size=4 << 20, max_single_get_size=8 << 20,
-                    max_chunk_get_size=4 << 20, retry_total=1, retry_backoff_factor=0.5, connection_timeout=10)
+                    conn, **CLIENT, retry_total=1, retry_backoff_factor=0.5, connection_timeout=10)
             self._fs = fs
         return self._fs
 
@@ -95,10 +101,14 @@ class AzureBlobDatastorePort(RemoteDatastore):
 
     # ------------------------------------------------------------------ folder transfers
     # With a key or SAS, files are written through azure-storage-blob's synchronous client, one thread
-    # per file (PARALLEL at a time), as the raw client is used: adlfs runs every transfer on one event
-    # loop thread, which bench/datastores.py measured at 0.6x the raw client's writes on a loaded
-    # machine. Reads stay on adlfs (the synchronous download held 70 MiB for a 48 MiB blob);
-    # identity-based access keeps adlfs for both (its credential chain).
+    # per file (PARALLEL at a time), PER_FILE requests a file, with CLIENT's sizes, as the raw client
+    # is used (bench/datastores.py's peer: the same settings): adlfs runs every transfer on one
+    # event-loop thread, which bench/datastores.py measured at 0.6x the raw client's writes. Reads go
+    # through adlfs's asynchronous client (the same azure-storage-blob ``download_blob().readinto``,
+    # CLIENT's ranges, PER_FILE ranges of a file at a time: adlfs's default is 1, which made reads
+    # 0.86x the raw client's 2): the synchronous client's transport held about 9x each range in
+    # transient buffers (80 MiB for a 48 MiB blob, over the contract's bound). Identity-based access
+    # keeps adlfs for both (its credential chain).
     def _container_client(self) -> Any:
         from azure.storage.blob import ContainerClient
 
@@ -106,9 +116,7 @@ class AzureBlobDatastorePort(RemoteDatastore):
         if conn is None:
             return None
         return ContainerClient.from_connection_string(
-            conn, self._container, max_single_put_size=SINGLE, max_block_size=4 << 20,
-            max_single_get_size=8 << 20, max_chunk_get_size=4 << 20, retry_total=1, retry_backoff_factor=0.5,
-            connection_timeout=10)
+            conn, self._container, **CLIENT, retry_total=1, retry_backoff_factor=0.5, connection_timeout=10)
 
     def _blob_name(self, real: str) -> str:
         return real[len(self._container):].lstrip("/")
@@ -121,7 +129,7 @@ class AzureBlobDatastorePort(RemoteDatastore):
 
         def one(pair: tuple[str, str]) -> None:
             with open(pair[0], "rb") as fh:
-                client.upload_blob(self._blob_name(pair[1]), fh, overwrite=True, max_concurrency=2)
+                client.upload_blob(self._blob_name(pair[1]), fh, overwrite=True, max_concurrency=PER_FILE)
 
         with client, ThreadPoolExecutor(PARALLEL) as pool:
             list(pool.map(one, pairs))

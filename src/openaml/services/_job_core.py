@@ -261,6 +261,12 @@ class JobCore:
                 f.writelines(f"{line}\n" for line in lines)
         except OSError:
             log.warning("job %s: could not write its log", name)
+            return
+        from openaml.services.workspace_files import files_of
+
+        files = files_of(self.ctx)
+        if files is not None:  # other servers of the workspace read it from the default datastore
+            files.log_written(name)
 
     def request_tick(self) -> None:
         """Run the controller pass at once (next scheduler loop), not at the next interval."""

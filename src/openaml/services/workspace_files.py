@@ -8,8 +8,10 @@ of its folder that another server of the same workspace needs, under
 * ``code/<hash>/``: code snapshots, pushed when uploaded, pulled by the server whose scheduler
   runs the job (it may not be the one that received the upload);
 * ``jobs/<name>/user_logs/``: a job's log, pushed by the leading server while the job runs (every
-  :data:`LOG_PUSH_SECONDS` at most) and when it ends, before its status becomes terminal; read
-  from there by a server that has no local copy (``job stream`` on any server);
+  :data:`LOG_PUSH_SECONDS` at most) and when it ends, before its status becomes terminal; lines
+  the server writes itself (a pipeline's or sweep's own log, the lines a kind adds after the end)
+  are pushed the same way, within :data:`LOG_PUSH_SECONDS`; read from there by a server that has
+  no local copy (``GET /jobs/<name>/logs``, ``job stream`` on any server);
 * ``mlartifacts/``: MLflow run artifacts and registered models (pushed when a job ends, when a
   model is registered and when an MLflow client uploads an artifact through ``/mlflow``; pulled
   when a server reads them).
