@@ -81,7 +81,6 @@ def s3_peers(server: Any, src: Path, rels: list[str]) -> tuple[list[Peer], str]:
     from boto3.s3.transfer import TransferConfig
 
     from openaml.datastores import open_datastore
-
     from openaml.datastores._s3 import TRANSFER
 
     definition = server.definition("bench")

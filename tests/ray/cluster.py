@@ -7,6 +7,9 @@ sessions never meet), in a short temporary folder of its own.
 processes (which stop their nodes on SIGTERM), then, by SIGKILL, any process still left whose
 command line names this cluster's own temporary folder or that descends from those processes; it
 never runs ``ray stop`` (which stops every Ray node of the machine, other sessions' too).
+
+``hide``: a folder the worker node does not see (its ``ray start`` runs in a mount namespace of its
+own with an empty tmpfs over that folder), as a node on another host would not.
 """
 
 from __future__ import annotations
@@ -51,8 +54,11 @@ def _free_ports(n: int) -> list[int]:
 class LocalRayCluster:
     """``start()`` a head and one worker node; ``address`` is the Jobs API URL; ``stop()`` ends all."""
 
-    def __init__(self, worker: bool = True, health_check_ms: int = 1000) -> None:
+    def __init__(self, worker: bool = True, health_check_ms: int = 1000, hide: str | None = None) -> None:
         self.worker = worker
+        #: a folder the worker node does not see (an empty tmpfs over it in a mount namespace of its
+        #: own): the worker node is then "another host" for what is in that folder
+        self.hide = hide
         self.tmp = tempfile.mkdtemp(prefix="oaray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.tree: dict[str, set[int]] = {}
@@ -88,7 +94,11 @@ class LocalRayCluster:
     def _start(self, role: str, args: list[str]) -> None:
         ray = str(Path(sys.executable).parent / "ray")
         log = open(Path(self.tmp) / f"{role}.out", "ab")  # noqa: SIM115 - kept by the child
-        self.procs[role] = subprocess.Popen([ray, "start", "--block", *args], stdout=log, stderr=subprocess.STDOUT,
+        argv = [ray, "start", "--block", *args]
+        if role == "worker" and self.hide:
+            argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                    'mount -t tmpfs openaml-hidden "$0" && exec "$@"', self.hide, *argv]
+        self.procs[role] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True, env=self._env(), cwd=self.tmp)
         log.close()
 

@@ -19,19 +19,33 @@ reserves and how instances are placed). :func:`run_on_ray`:
    dies) fails the job naming the instance and node; a cancel or ``limits.timeout`` stops all.
    The placement group and the actors are removed at the end whatever happened.
 
-The actors' nodes must see the job's folder (its code, environment and logs) at the runner's
-path: true on one machine and with the runner's folder on a shared disk; a node that does not is
-named in the job's error.
+A node that does not see the job's folder (another host, no shared disk; found by a marker file
+of random content the runner writes there) gets it from the runner through Ray's object store:
+the folder (code snapshot, staged inputs, output folders), without its environment layer and its
+logs, as one tar put once (:func:`pack_job_folder`) and unpacked by the instance's actor at the
+same absolute path, where the job's environment is then built as a runner builds it on a node
+(the default environment: a layer over the node's Python; one with packages: built with uv in
+the node's cache, ``$OPENAML_RUNNER_ENVS``). While the ranks run, their log files there are read
+by the runner into its own copies (each poll), so the combined log and the per-rank logs grow as
+on one machine; when they end, the files the instance created or changed in the folder (outputs,
+MLflow's ``outputs/``) come back to the runner, instance 0's last (its files win), before the
+outputs are placed. A folder bigger than the node's object store can hold is refused by Ray (the
+job fails with its error): big data belongs in a datastore (an S3 default datastore) that each
+instance reads itself.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
+import secrets
 import signal
 import subprocess
+import sys
+import tarfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,7 +55,7 @@ from openaml.runner._launch import Combiner, free_ports, plan_processes
 if TYPE_CHECKING:
     from openaml.runner._main import Runner
 
-__all__ = ["BUNDLE_ENV", "PLACEMENT_ENV", "Instance", "on_ray", "run_on_ray", "PLACEMENTS"]
+__all__ = ["BUNDLE_ENV", "PLACEMENT_ENV", "Instance", "on_ray", "run_on_ray", "PLACEMENTS", "pack_job_folder"]
 
 #: the variables the Ray backend gives a distributed job's runner: one instance's bundle (JSON) and the strategy
 BUNDLE_ENV = "OPENAML_RAY_BUNDLE"
@@ -51,6 +65,65 @@ PLACEMENTS = {"spread": "SPREAD", "strict_spread": "STRICT_SPREAD", "pack": "PAC
 #: how long the placement group may take to be placed before the job fails with the reason
 PLACEMENT_WAIT_SECONDS = float(os.environ.get("OPENAML_RAY_PLACEMENT_WAIT", "120"))
 GRACE_SECONDS = 5.0
+#: the marker file in the job's folder that tells an instance whether it sees the runner's folder
+MARKER = ".openaml-job-folder"
+#: what is not shipped to a node that does not see the job's folder: the environment layer (built
+#: there) and the logs (read back while the ranks run)
+NOT_SHIPPED = ("venv", "user_logs")
+#: the most bytes of one rank's log read back from a node per poll
+LOG_READ = 1 << 20
+
+
+def pack_job_folder(job_dir: Path, binds: list[tuple[str, str]] | None = None) -> bytes:
+    """The job's folder as an uncompressed tar (links kept as links), without :data:`NOT_SHIPPED`
+    and the runner's system logs; each read-only input bound into it (``binds``: ``(source,
+    target in the folder)``) is copied in at its target, as a node that does not see the
+    server's disk cannot bind it."""
+    buf = io.BytesIO()
+
+    def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        return None if info.name.startswith("runner/system_logs") else info
+
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for child in sorted(job_dir.iterdir()):
+            if child.name not in NOT_SHIPPED:
+                tar.add(child, arcname=child.name, filter=keep)
+        for src, dst in binds or []:
+            if Path(dst).is_relative_to(job_dir):  # not the environment's own read-only bind
+                tar.add(src, arcname=str(Path(dst).relative_to(job_dir)))
+    return buf.getvalue()
+
+
+def _files(root: Path) -> dict[str, tuple[int, int]]:
+    """``{relative path: (size, mtime_ns)}`` of the files under ``root`` outside :data:`NOT_SHIPPED`."""
+    out: dict[str, tuple[int, int]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        if Path(dirpath) == root:
+            dirnames[:] = [d for d in dirnames if d not in NOT_SHIPPED]
+        for f in filenames:
+            path = Path(dirpath) / f
+            with contextlib.suppress(OSError):
+                st = path.lstat()
+                out[str(path.relative_to(root))] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def _node_environment(environment: dict[str, Any], job_dir: Path) -> None:
+    """The job's environment layer at ``job_dir/venv`` on this node, as a runner builds it on a node
+    that does not see the server's disk (module docstring)."""
+    from openaml._settings import openaml_home
+    from openaml.environments import ensure_environment, find_uv, job_layer, spec_from_dict
+
+    layer = job_dir / "venv"
+    if environment.get("kind", "base") == "base":
+        job_layer(Path(sys.executable).parent, layer, find_uv(), server=True)
+        return
+    spec = spec_from_dict(environment)
+    envs = Path(os.environ.get("OPENAML_RUNNER_ENVS") or openaml_home() / "runner-envs")
+    build_log = job_dir / "runner" / "system_logs" / "node-environment.log"
+    build_log.parent.mkdir(parents=True, exist_ok=True)
+    shared = ensure_environment(spec, envs, build_log)
+    job_layer(shared, layer, find_uv(), pycache=envs / f".{spec.spec_hash}.pycache")
 
 
 def on_ray() -> bool:
@@ -74,15 +147,75 @@ class Instance:
     def __init__(self, index: int) -> None:
         self.index = index
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.mirrored: Path | None = None
+        self.shipped: dict[str, tuple[int, int]] = {}
 
-    def info(self, nports: int) -> dict[str, Any]:
+    def info(self, nports: int, job_dir: str = "", marker: str = "") -> dict[str, Any]:
+        """The node's IP, Ray node id, ``nports`` free ports, and whether it sees the runner's
+        ``job_dir`` (its :data:`MARKER` file holds ``marker``)."""
         import ray
 
         node_id = ray.get_runtime_context().get_node_id()
         # the address the node was started with (--node-ip-address), as the other nodes reach it
         ip = next((str(n["NodeManagerAddress"]) for n in ray.nodes() if n.get("NodeID") == node_id),
                   ray.util.get_node_ip_address())
-        return {"ip": ip, "node_id": node_id, "ports": free_ports(nports), "pid": os.getpid()}
+        sees = True
+        if job_dir:
+            try:
+                sees = (Path(job_dir) / MARKER).read_text(encoding="utf-8") == marker
+            except OSError:
+                sees = False
+        return {"ip": ip, "node_id": node_id, "ports": free_ports(nports), "pid": os.getpid(), "sees": sees}
+
+    def mirror(self, job_dir: str, folder: bytes, environment: dict[str, Any]) -> None:
+        """Unpack the runner's job folder (:func:`pack_job_folder`) at the same path on this node
+        and build the job's environment there.
+
+        Raises:
+            RuntimeError: the path holds something else already, or cannot be written.
+        """
+        root = Path(job_dir)
+        if root.exists() and any(root.iterdir()):
+            raise RuntimeError(f"instance {self.index}: {root} exists on its node and is not this job's folder")
+        root.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=io.BytesIO(folder)) as tar:
+            tar.extractall(root, filter="fully_trusted")  # noqa: S202 - the runner's own tar of its own folder
+        (root / "user_logs").mkdir(exist_ok=True)
+        self.mirrored = root
+        self.shipped = _files(root)
+        _node_environment(environment, root)
+
+    def read_logs(self, offsets: dict[str, int]) -> dict[str, bytes]:
+        """What the rank logs ``offsets`` names hold past their offsets (:data:`LOG_READ` bytes at most each)."""
+        out: dict[str, bytes] = {}
+        for path, offset in offsets.items():
+            try:
+                with open(path, "rb") as fh:
+                    fh.seek(offset)
+                    data = fh.read(LOG_READ)
+            except OSError:
+                continue
+            if data:
+                out[path] = data
+        return out
+
+    def changed(self) -> bytes:
+        """The files the job created or changed in the mirrored folder, as an uncompressed tar."""
+        buf = io.BytesIO()
+        if self.mirrored is None:
+            return b""
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for rel, stat in sorted(_files(self.mirrored).items()):
+                if self.shipped.get(rel) != stat and not rel.startswith("runner/"):
+                    tar.add(self.mirrored / rel, arcname=rel, recursive=False)
+        return buf.getvalue()
+
+    def forget(self) -> None:
+        """Remove the mirrored folder (after the files came back)."""
+        import shutil
+
+        if self.mirrored is not None:
+            shutil.rmtree(self.mirrored, ignore_errors=True)
 
     def start(self, procs: list[dict[str, Any]]) -> dict[int, int]:
         """Start ``procs`` (``rank``, ``argv``, ``env``, ``cwd``, ``log``); their pids by rank.
@@ -91,13 +224,13 @@ class Instance:
             RuntimeError: this node does not see the job's folder.
         """
         for p in procs:
+            Path(p["log"]).parent.mkdir(parents=True, exist_ok=True)
             if not Path(p["cwd"]).is_dir():
                 import ray
 
                 raise RuntimeError(
-                    f"instance {self.index}'s node ({ray.get_runtime_context().get_node_id()}) does not see the job's folder "
-                    f"{p['cwd']}: a distributed job on a Ray cluster of several hosts needs the runner's folder on a "
-                    "disk every node shares")
+                    f"instance {self.index}'s node ({ray.get_runtime_context().get_node_id()}) has no folder "
+                    f"{p['cwd']}: the job's folder was not shipped there")
             with open(p["log"], "ab", buffering=0) as log:
                 self.procs[int(p["rank"])] = subprocess.Popen(
                     p["argv"], cwd=p["cwd"], env=p["env"], stdin=subprocess.DEVNULL, stdout=log,
@@ -165,10 +298,14 @@ def run_on_ray(runner: Runner, command: str, env: dict[str, str], wd: Path) -> i
                 num_cpus=cpus, num_gpus=gpus, resources=custom or None, max_restarts=0,
                 scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i),
             ).remote(i))
-        infos = ray.get([a.info.remote(16) for a in actors], timeout=PLACEMENT_WAIT_SECONDS)
+        marker = secrets.token_hex(16)
+        (runner.job_dir / MARKER).write_text(marker, encoding="utf-8")
+        infos = ray.get([a.info.remote(16, str(runner.job_dir), marker) for a in actors],
+                        timeout=PLACEMENT_WAIT_SECONDS)
         hosts = [str(x["ip"]) for x in infos]
         for i, x in enumerate(infos):
             runner.userlog(f"[openaml] instance {i} on Ray node {x['node_id']} ({x['ip']})")
+        away = [i for i, x in enumerate(infos) if not x["sees"]]
         runner.syslog(f"placement group {strategy} of {nodes} x {bundle}: nodes {[x['node_id'] for x in infos]}")
         port_pool = list(infos[0]["ports"])
         launch = plan_processes(spec, command, runner.log_dir, runner.job_dir / "runner" / "ranks", hosts=hosts,
@@ -183,26 +320,37 @@ def run_on_ray(runner: Runner, command: str, env: dict[str, str], wd: Path) -> i
         for p in launch.processes:
             node = int(p.env.get("AZUREML_CR_NODE_RANK") or 0)
             penv = {**env, **p.env, "OPENAML_RAY_NODE_ID": str(infos[node]["node_id"])}
-            per_actor[node].append({"rank": p.rank, "argv": runner.wrap_command(p.command, penv), "env": penv,
-                                    "cwd": str(wd), "log": str(p.log)})
+            argv = runner.wrap_command(p.command, penv) if node not in away else _wrap_away(runner, p.command, penv)
+            per_actor[node].append({"rank": p.rank, "argv": argv, "env": penv, "cwd": str(wd), "log": str(p.log)})
             labels[p.rank] = p.label
         sources = {f"rank {r}": path for r, path in launch.rank_logs.items()} if launch.mpi else \
             {f"rank {p.rank}": p.log for p in launch.processes}
         if launch.mpi:
             sources["mpirun"] = launch.processes[0].log
+        if away:
+            problem = _ship(runner, actors, away)
+            if problem is not None:
+                return problem
+        logs = _LogPull(actors, away, per_actor, list(launch.rank_logs.values()) if launch.mpi else [])
         combiner = Combiner(sources, runner.log_path)
         combiner.start()
         try:
             ray.get([a.start.remote(per_actor[i]) for i, a in enumerate(actors) if per_actor[i]], timeout=120)
-        except Exception as exc:  # noqa: BLE001 - a node that cannot start its ranks (no shared folder)
+        except Exception as exc:  # noqa: BLE001 - a node that cannot start its ranks
             runner.rank_error = _cause(exc)
             return 1
         runner.update(status="Running", start_time=time.time())
-        return _follow(runner, launch, actors, infos, labels)
+        code = _follow(runner, launch, actors, infos, labels, logs)
+        logs.pull(final=True)
+        if away:
+            _bring_back(runner, actors, away)
+        return code
     finally:
         if actors:
             with contextlib.suppress(Exception):
                 ray.get([a.stop.remote() for a in actors], timeout=GRACE_SECONDS + 15)
+            with contextlib.suppress(Exception):  # a mirrored folder left by a failure
+                ray.get([a.forget.remote() for a in actors], timeout=30)
             for a in actors:
                 with contextlib.suppress(Exception):
                     ray.kill(a)
@@ -215,8 +363,88 @@ def run_on_ray(runner: Runner, command: str, env: dict[str, str], wd: Path) -> i
             ray.shutdown()
 
 
+def _wrap_away(runner: Runner, command: str, env: dict[str, str]) -> list[str]:
+    """A rank's argv on a node that does not see the job's folder: no read-only binds (the inputs
+    are copied into the shipped folder) and no hiding of the server's secrets (not on that node)."""
+    binds, hide = runner.ro_binds, runner.hide_lines
+    runner.ro_binds, runner.hide_lines = [], []
+    try:
+        return runner.wrap_command(command, env)
+    finally:
+        runner.ro_binds, runner.hide_lines = binds, hide
+
+
+def _ship(runner: Runner, actors: list[Any], away: list[int]) -> int | None:
+    """Ship the job's folder to the instances ``away`` (module docstring); None, or the job's exit
+    code when it could not be (``runner.rank_error`` says why) or the job was canceled meanwhile."""
+    import ray
+
+    runner.userlog(f"[openaml] instance(s) {', '.join(map(str, away))} run on node(s) that do not see the job's "
+                   "folder: it is shipped there through Ray's object store and the environment is built there")
+    started = time.monotonic()
+    folder = ray.put(pack_job_folder(runner.job_dir, [(str(a), str(b)) for a, b in runner.ro_binds]))
+    environment = dict(runner.spec.get("environment") or {})
+    pending = [actors[i].mirror.remote(str(runner.job_dir), folder, environment) for i in away]
+    waiting = list(pending)
+    while waiting:
+        _, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=1.0)
+        if runner.cancel_reason:
+            return -int(signal.SIGTERM)
+    for i, ref in zip(away, pending, strict=True):
+        try:
+            ray.get(ref)
+        except Exception as exc:  # noqa: BLE001 - the node could not take the folder or build the environment
+            runner.rank_error = f"instance {i} could not get the job's folder on its node: {_cause(exc)}"
+            return 1
+    runner.syslog(f"job folder shipped to instance(s) {away} in {time.monotonic() - started:.1f} s")
+    return None
+
+
+def _bring_back(runner: Runner, actors: list[Any], away: list[int]) -> None:
+    """The files the instances ``away`` created or changed, into the runner's folder (instance 0's last)."""
+    import ray
+
+    for i in sorted(away, reverse=True):
+        try:
+            data = ray.get(actors[i].changed.remote(), timeout=600)
+            if data:
+                with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                    tar.extractall(runner.job_dir, filter="fully_trusted")  # noqa: S202 - our own files
+            ray.get(actors[i].forget.remote(), timeout=60)
+        except Exception as exc:  # noqa: BLE001 - a lost node: its files are lost with it (the job says so)
+            runner.userlog(f"[openaml] instance {i}'s files could not be brought back: {_cause(exc)}")
+            if not runner.rank_error:
+                runner.rank_error = f"instance {i}'s files could not be brought back from its node: {_cause(exc)}"
+
+
+class _LogPull:
+    """The rank logs of the instances that do not see the job's folder, read into the runner's copies."""
+
+    def __init__(self, actors: list[Any], away: list[int], per_actor: dict[int, list[dict[str, Any]]],
+                 extra: list[Path]) -> None:
+        self.actors = actors
+        self.offsets: dict[int, dict[str, int]] = {
+            i: {**{str(p["log"]): 0 for p in per_actor[i]}, **{str(x): 0 for x in extra}} for i in away}
+
+    def pull(self, final: bool = False) -> None:
+        import ray
+
+        for i, offsets in self.offsets.items():
+            while True:
+                try:
+                    got = ray.get(self.actors[i].read_logs.remote(offsets), timeout=30)
+                except Exception:  # noqa: BLE001 - a lost node: the follow loop reports it
+                    return
+                for path, data in got.items():
+                    with open(path, "ab") as fh:
+                        fh.write(data)
+                    offsets[path] += len(data)
+                if not final or not got:
+                    break
+
+
 def _follow(runner: Runner, launch: Any, actors: list[Any], infos: list[dict[str, Any]],
-            labels: dict[int, str]) -> int:
+            labels: dict[int, str], logs: _LogPull) -> int:
     import ray
 
     timeout = runner.spec.get("timeout")
@@ -234,6 +462,7 @@ def _follow(runner: Runner, launch: Any, actors: list[Any], infos: list[dict[str
                                  if lost else f"an instance of the job was lost: {_cause(exc)}")
             runner.userlog(f"[openaml] {runner.rank_error}: stopping the other instances")
             return 1
+        logs.pull()
         codes = {r: c for part in polled for r, c in part.items()}
         for rank, code in codes.items():
             if code is None or rank in done:
