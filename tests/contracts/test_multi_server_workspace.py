@@ -122,16 +122,17 @@ def _log_from(url: str, name: str) -> tuple[str, str]:
     return r.json()["data"], r.json()["status"]
 
 
-def _log_served_whole(url: str, leader_ws: Path, name: str, within: float = 30) -> bool:
-    """Whether the server at ``url`` serves job ``name``'s log as the leader's file holds it (waiting
-    ``within`` seconds for the last push)."""
+def _log_served_whole(url: str, leader_ws: Path, name: str, within: float = 30) -> str:
+    """What differs between job ``name``'s log as the server at ``url`` serves it and the leader's
+    file ("" once the same, waiting ``within`` seconds for the last push)."""
     path = leader_ws / "jobs" / name / "user_logs" / "std_log.txt"
     deadline = time.monotonic() + within
     while True:
-        if _log_from(url, name)[0] == path.read_text():
-            return True
+        served, expected = _log_from(url, name)[0], path.read_text()
+        if served == expected:
+            return ""
         if time.monotonic() > deadline:
-            return False
+            return f"served:\n{served}\nthe leader's file:\n{expected}"
         time.sleep(0.5)
 
 
@@ -204,16 +205,22 @@ after its end (a sweep's own log, written by the leading server, too); its named
             assert any(p.name == "train.py" for p in (ws_a / "code").rglob("train.py"))  # the leader fetched it
 
             # the full log, as the leader wrote it, lines after the end included
-            assert _log_served_whole(b.url, ws_a, job.name)
-            # a log the leading server writes itself (a sweep's own; its last line after the trials
+            assert _log_served_whole(b.url, ws_a, job.name) == ""
+            # a log the leading server writes itself (a sweep's own, its last line after the trials
             # ended) is pushed too: the standby serves all of it (regression: never pushed)
             sweep = command(code=str(code), command="python -c \"print(${{inputs.x}})\"",
-                            inputs={"x": Choice([1])}, experiment_name="team-s3").sweep(
+                            inputs={"x": 1}, experiment_name="team-s3")(x=Choice([1])).sweep(
                 sampling_algorithm="grid", primary_metric="score", goal="Maximize")
-            sweep = ml_b.jobs.create_or_update(sweep)
-            assert ml_b.jobs.wait(sweep.name, timeout=240).status in ("Completed", "Failed")
-            assert "sweep " in (ws_a / "jobs" / sweep.name / "user_logs" / "std_log.txt").read_text()
-            assert _log_served_whole(b.url, ws_a, sweep.name)
+            sweep.set_limits(max_total_trials=1)
+            sweep = ml_a.jobs.create_or_update(sweep)
+            assert ml_a.jobs.wait(sweep.name, timeout=240).status in ("Completed", "Failed")
+            sweep_log = ws_a / "jobs" / sweep.name / "user_logs" / "std_log.txt"
+            deadline = time.monotonic() + 30
+            while "sweep " not in sweep_log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.2)  # the kind's last line follows the terminal status
+            assert "sweep " in sweep_log.read_text()
+            assert not (ws_b / "jobs" / sweep.name / "user_logs").exists()
+            assert _log_served_whole(b.url, ws_a, sweep.name) == ""
 
             # its named output (on the S3 default datastore) and its artifacts, from the standby
             ml_b.jobs.download(job.name, output_name="model", download_path=tmp_path / "out-b")
