@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -140,6 +141,8 @@ def main() -> int:
     starts: dict[str, list[float]] = {"bare": [], "openaml": []}
     kinds = ["openaml", "torchrun"]
     cluster = None
+    # a SIGTERM (a timeout) unwinds as an exception, so the Ray cluster and the server are stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not no_ray:
         from tests.ray.cluster import LocalRayCluster, ray_available
 
@@ -147,6 +150,16 @@ def main() -> int:
             progress("starting a local Ray cluster (head + worker, one CPU each)")
             cluster = LocalRayCluster().start()
             kinds.append("ray")
+    try:
+        return _measure(opts, reps, samples, counts, train_args, res, starts, kinds, cluster, ncores)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+
+
+def _measure(opts: Any, reps: int, samples: int, counts: list[int], train_args: list[str],
+             res: dict[int, dict[str, list[dict[str, Any]]]], starts: dict[str, list[float]], kinds: list[str],
+             cluster: Any, ncores: int) -> int:
     with openaml_server("distributed") as srv:
         from openaml import MLClient
         from openaml.entities import AmlCompute, RayCompute, RayResources
@@ -168,10 +181,10 @@ def main() -> int:
         work = srv.tmp / "src"
         shutil.copytree(SRC, work)
         env = {k: v for k, v in srv.env.items() if not k.startswith(("MLFLOW_", "OPENAML_TOKEN"))}
-        progress(f"server {srv.url}; warm-up")
-        run_openaml(ml, 1, ["--epochs", "1", "--samples", "256"])
-        run_torchrun(1, ["--epochs", "1", "--samples", "256", "--output-dir", "./outputs"], work, env)
         try:
+            progress(f"server {srv.url}; warm-up")
+            run_openaml(ml, 1, ["--epochs", "1", "--samples", "256"])
+            run_torchrun(1, ["--epochs", "1", "--samples", "256", "--output-dir", "./outputs"], work, env)
             if cluster is not None:
                 run_openaml(ml, 1, ["--epochs", "1", "--samples", "256"], "ray-bench")
                 start_pair(ml, client, 0, starts, keep=False)
@@ -191,8 +204,6 @@ def main() -> int:
                         f"{k} {res[n][k][-1]['samples_per_s']:.0f}" for k in kinds) + " samples/s")
         finally:
             ml.close()
-            if cluster is not None:
-                cluster.stop()
 
     rows: list[Row] = []
     for n in counts:
