@@ -125,8 +125,10 @@ def main() -> int:
     no_ray = "--no-ray" in sys.argv
     if no_ray:
         sys.argv.remove("--no-ray")
-    opts = parse_args(__doc__.splitlines()[0],
-                      lambda p: p.add_argument("--reps", type=int, default=None, help="repetitions (default 5; quick 2)"))
+    def extra(p: Any) -> None:
+        p.add_argument("--reps", type=int, default=None, help="repetitions (default 5; quick 2)")
+
+    opts = parse_args(__doc__.splitlines()[0], extra)
     try:
         import torch  # noqa: F401
     except ImportError:
