@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     ca.add_argument("--treatment_features", required=True)
     ca.add_argument("--heterogeneity_features", default="null")
     ca.add_argument("--nuisance_model", default="linear")
+    ca.add_argument("--heterogeneity_model", default="linear")
+    ca.add_argument("--upper_bound_on_cat_expansion", type=int, default=50)
+    ca.add_argument("--skip_cat_limit_checks", type=_bool, default=False)
     ca.add_argument("--alpha", type=float, default=0.05)
     ca.add_argument("--random_state", default="None")
     fa = sub.add_parser("fairness")
@@ -161,7 +164,9 @@ def run(a: argparse.Namespace) -> None:
     elif a.step == "causal":
         data = _whatif.causal(load_dashboard(a.rai_insights_dashboard), treatment_features=a.treatment_features,
                               heterogeneity_features=a.heterogeneity_features, nuisance_model=a.nuisance_model,
-                              alpha=a.alpha, random_state=a.random_state)
+                              heterogeneity_model=a.heterogeneity_model, alpha=a.alpha,
+                              upper_bound_on_cat_expansion=a.upper_bound_on_cat_expansion,
+                              skip_cat_limit_checks=a.skip_cat_limit_checks, random_state=a.random_state)
         write_insight(a.output_path, "causal", data, filename="causal")
     elif a.step == "fairness":
         _fairness(a)

@@ -31,7 +31,8 @@ __all__ = ["INSIGHT_KINDS", "gather", "metrics_of", "scorecard"]
 
 INSIGHT_KINDS = ("explanation", "error_analysis", "counterfactual", "causal", "fairness")
 MAX_ROWS = 5000
-_LIBS = ("scikit-learn", "numpy", "pandas", "scipy", "fairlearn", "mlflow", "matplotlib", "openaml")
+_LIBS = ("scikit-learn", "numpy", "pandas", "scipy", "fairlearn", "mlflow", "matplotlib", "openaml", "erroranalysis",
+         "econml", "dice-ml", "shap", "lightgbm")
 
 
 def metrics_of(task_type: str, y_true: Any, y_pred: Any, classes: list[str] | None) -> dict[str, float]:
@@ -69,13 +70,17 @@ def _cohorts(dash: Dashboard, y_pred: np.ndarray) -> list[dict[str, Any]]:
     return out
 
 
-def _libraries() -> dict[str, str]:
-    out = {}
+def _libraries(parts: dict[str, Any] | None = None) -> dict[str, str]:
+    """What ran: each insight's own ``libraries`` (the versions its step used) over this process's."""
+    out: dict[str, str] = {}
     for name in _LIBS:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
+    for data in (parts or {}).values():
+        if isinstance(data, dict) and isinstance(data.get("libraries"), dict):
+            out.update({str(k): str(v) for k, v in data["libraries"].items()})
     return out
 
 
@@ -120,7 +125,8 @@ def gather(constructor: str, insights: list[str], dashboard: str, ux_json: str |
                     "y_proba": proba[:n] if proba is not None else None},
            "metrics": {"overall": metrics_of(cfg["task_type"], test[cfg["target_column"]].to_numpy(), y_pred,
                                              cfg.get("classes"))},
-           "cohorts": _cohorts(dash, y_pred), **parts, "scorecard": None, "libraries": _libraries()}
+           "cohorts": _cohorts(dash, y_pred), **parts, "scorecard": None, "libraries": _libraries(parts),
+           "deviations": [d for p in parts.values() if isinstance(p, dict) for d in p.get("deviations") or []]}
     dump_json(out / "dashboard.json", doc)
     shutil.copy2(Path(constructor) / "rai_insights.json", out / "rai_insights.json")
     if ux_json:
