@@ -8,12 +8,40 @@ the step writes nothing to its output before its inputs are checked.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 __all__ = ["main"]
+
+# where a step's wall time goes (bench/rai.py reads it): seconds since the process started
+_MARKS: dict[str, float] = {}
+
+
+def _mark(what: str) -> None:
+    _MARKS[what] = time.time()
+
+
+def _process_start() -> float:
+    try:
+        import psutil
+
+        return float(psutil.Process().create_time())
+    except Exception:  # noqa: BLE001 - the timing file is informative only
+        return _MARKS.get("main", time.time())
+
+
+def _write_timings(a: argparse.Namespace) -> None:
+    """``_timings.json`` beside the step's output (not in dashboard.json): process start, imports,
+    inputs loaded, insight computed, outputs written (epoch seconds)."""
+    out = getattr(a, "output_path", None) or getattr(a, "dashboard", None) or getattr(a, "pdf_output_path", None)
+    if not out or not Path(out).is_dir():
+        return
+    marks = {"process_start": _process_start(), **_MARKS, "end": time.time()}
+    (Path(out) / "_timings.json").write_text(json.dumps(marks), encoding="utf-8")
 
 
 def _bool(v: str) -> bool:
@@ -147,18 +175,29 @@ def run(a: argparse.Namespace) -> None:
                   maximum_rows_for_test_dataset=a.maximum_rows_for_test_dataset,
                   categorical_column_names=a.categorical_column_names, classes=a.classes)
     elif a.step == "explanation":
-        data = _insights.explanation(load_dashboard(a.rai_insights_dashboard), a.comment)
+        dash = load_dashboard(a.rai_insights_dashboard)
+        dash.model  # noqa: B018 - loaded here, so that the timings tell loading from explaining
+        _mark("loaded")
+        data = _insights.explanation(dash, a.comment)
+        _mark("computed")
         write_insight(a.output_path, "explanation", data, filename="explanation")
     elif a.step == "erroranalysis":
-        data = _insights.error_analysis(load_dashboard(a.rai_insights_dashboard), max_depth=a.max_depth,
+        dash = load_dashboard(a.rai_insights_dashboard)
+        _mark("loaded")
+        data = _insights.error_analysis(dash, max_depth=a.max_depth,
                                         num_leaves=a.num_leaves, min_child_samples=a.min_child_samples,
                                         filter_features=a.filter_features)
+        _mark("computed")
         write_insight(a.output_path, "error_analysis", data, filename="error_analysis")
     elif a.step == "counterfactual":
-        data = _whatif.counterfactual(load_dashboard(a.rai_insights_dashboard), total_CFs=a.total_CFs,
+        dash = load_dashboard(a.rai_insights_dashboard)
+        dash.model  # noqa: B018 - loaded here, so that the timings tell loading from searching
+        _mark("loaded")
+        data = _whatif.counterfactual(dash, total_CFs=a.total_CFs,
                                       desired_class=a.desired_class, desired_range=a.desired_range,
                                       permitted_range=a.permitted_range, features_to_vary=a.features_to_vary,
                                       feature_importance=a.feature_importance, max_rows=a.max_rows, method=a.method)
+        _mark("computed")
         write_insight(a.output_path, "counterfactual", data, filename="counterfactual")
         _log_metrics({"counterfactual_rows_without_cf": sum(1 for r in data["rows"] if r["error"])})
     elif a.step == "causal":
@@ -181,11 +220,14 @@ def run(a: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     from openaml.rai._io import RAIInputError, fail
 
+    _mark("imports")
     args = _parser().parse_args(argv)
     try:
         run(args)
     except RAIInputError as exc:
         fail(f"{args.step}: {exc}")
+    _mark("written")
+    _write_timings(args)
 
 
 if __name__ == "__main__":
