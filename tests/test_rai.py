@@ -356,3 +356,28 @@ def test_counterfactuals_run_dice_ml_or_say_what_replaced_it(dashboard: Path, tm
         assert data["deviations"] == ["counterfactuals: dice-ml is not installed (optional extra openaml[rai-dice]); "
                                       "openaml's random search was used (method 'random' asked)"]
     assert len(data["rows"]) == 2
+
+
+@pytest.mark.parametrize("classes", [["0", "1"], None])
+def test_gather_metrics_are_scikit_learns(classes: list[str] | None) -> None:
+    """The gather step computes its metrics with numpy (no scikit-learn import): the same values."""
+    import numpy as np
+    from sklearn import metrics as m
+
+    from openaml.rai._gather import metrics_of
+
+    rng = np.random.default_rng(0)
+    yt, yp = rng.integers(0, 2 if classes else 3, 200), rng.integers(0, 2 if classes else 3, 200)
+    yp[:5] = 0
+    kw: dict[str, Any] = {"pos_label": "1", "average": "binary"} if classes else {"average": "macro"}
+    st, sp = yt.astype(str), yp.astype(str)
+    got = metrics_of("classification", yt, yp, classes)
+    assert got == pytest.approx({"accuracy": m.accuracy_score(st, sp),
+                                 "precision": m.precision_score(st, sp, zero_division=0, **kw),
+                                 "recall": m.recall_score(st, sp, zero_division=0, **kw),
+                                 "f1": m.f1_score(st, sp, zero_division=0, **kw)})
+    assert metrics_of("classification", ["1", "1"], ["0", "0"], classes)["precision"] == 0.0  # zero_division=0
+    ft, fp = rng.normal(size=50), rng.normal(size=50)
+    assert metrics_of("regression", ft, fp, None) == pytest.approx(
+        {"mae": m.mean_absolute_error(ft, fp), "rmse": m.root_mean_squared_error(ft, fp), "r2": m.r2_score(ft, fp)})
+    assert metrics_of("regression", [2.0, 2.0], [2.0, 2.0], None)["r2"] == m.r2_score([2.0, 2.0], [2.0, 2.0])

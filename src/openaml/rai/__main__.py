@@ -36,11 +36,11 @@ def _process_start() -> float:
 
 def _write_timings(a: argparse.Namespace) -> None:
     """``_timings.json`` beside the step's output (not in dashboard.json): process start, imports,
-    inputs loaded, insight computed, outputs written (epoch seconds)."""
+    inputs loaded, insight computed, outputs written (epoch seconds), and the process's CPU seconds."""
     out = getattr(a, "output_path", None) or getattr(a, "dashboard", None) or getattr(a, "pdf_output_path", None)
     if not out or not Path(out).is_dir():
         return
-    marks = {"process_start": _process_start(), **_MARKS, "end": time.time()}
+    marks = {"process_start": _process_start(), **_MARKS, "end": time.time(), "cpu_s": time.process_time()}
     (Path(out) / "_timings.json").write_text(json.dumps(marks), encoding="utf-8")
 
 

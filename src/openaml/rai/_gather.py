@@ -31,30 +31,40 @@ __all__ = ["INSIGHT_KINDS", "gather", "metrics_of", "scorecard"]
 
 INSIGHT_KINDS = ("explanation", "error_analysis", "counterfactual", "causal", "fairness")
 MAX_ROWS = 5000
-_LIBS = ("scikit-learn", "numpy", "pandas", "scipy", "fairlearn", "mlflow", "matplotlib", "openaml", "erroranalysis",
-         "econml", "dice-ml", "shap", "lightgbm")
+_LIBS = ("scikit-learn", "numpy", "pandas", "scipy", "fairlearn", "mlflow", "matplotlib", "openaml")
 
 
 def metrics_of(task_type: str, y_true: Any, y_pred: Any, classes: list[str] | None) -> dict[str, float]:
     """classification: accuracy, precision, recall, f1 (binary: positive = the last class; else
-    macro averages); regression: mae, rmse, r2."""
-    from sklearn import metrics as m
+    macro averages over the labels in y_true and y_pred); regression: mae, rmse, r2.
 
+    The definitions of ``sklearn.metrics`` (``zero_division=0``; r2 of a constant target: 1.0 when
+    predicted exactly, else 0.0), computed with numpy: the gather step then does not import
+    scikit-learn, most of its start-up (tests/test_rai.py checks them against scikit-learn)."""
     if len(y_true) == 0:
         return {}
     if task_type == "classification":
         yt = np.array([str(v) for v in y_true])
         yp = np.array([str(v) for v in y_pred])
-        kw: dict[str, Any] = {"pos_label": classes[-1], "average": "binary"} \
-            if classes is not None and len(classes) == 2 else {"average": "macro"}
-        return {"accuracy": float(m.accuracy_score(yt, yp)),
-                "precision": float(m.precision_score(yt, yp, zero_division=0, **kw)),
-                "recall": float(m.recall_score(yt, yp, zero_division=0, **kw)),
-                "f1": float(m.f1_score(yt, yp, zero_division=0, **kw))}
+
+        def prf(label: str) -> tuple[float, float, float]:
+            tp = float(np.sum((yt == label) & (yp == label)))
+            fp = float(np.sum((yt != label) & (yp == label)))
+            fn = float(np.sum((yt == label) & (yp != label)))
+            return (tp / (tp + fp) if tp + fp else 0.0, tp / (tp + fn) if tp + fn else 0.0,
+                    2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+
+        if classes is not None and len(classes) == 2:
+            precision, recall, f1 = prf(str(classes[-1]))
+        else:
+            per = np.array([prf(label) for label in np.union1d(yt, yp)])
+            precision, recall, f1 = (float(v) for v in per.mean(axis=0))
+        return {"accuracy": float(np.mean(yt == yp)), "precision": precision, "recall": recall, "f1": f1}
     yt_f, yp_f = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
-    return {"mae": float(m.mean_absolute_error(yt_f, yp_f)),
-            "rmse": float(np.sqrt(m.mean_squared_error(yt_f, yp_f))),
-            "r2": float(m.r2_score(yt_f, yp_f)) if len(yt_f) > 1 else 0.0}
+    res = float(np.sum((yt_f - yp_f) ** 2))
+    tot = float(np.sum((yt_f - yt_f.mean()) ** 2))
+    r2 = (1 - res / tot if tot else (1.0 if res == 0 else 0.0)) if len(yt_f) > 1 else 0.0
+    return {"mae": float(np.mean(np.abs(yt_f - yp_f))), "rmse": float(np.sqrt(res / len(yt_f))), "r2": r2}
 
 
 def _cohorts(dash: Dashboard, y_pred: np.ndarray) -> list[dict[str, Any]]:
