@@ -86,7 +86,7 @@ def explanation(dash: Dashboard, comment: str = "") -> dict[str, Any]:
     test = test.assign(**{c: f(test[c]) for c, f in strs.items()})
     aug = _augment(train, np.random.default_rng(0))
     labels = dash.model.predict(_restore(aug, dash))
-    params = {"random_state": 0, "verbose": -1, "n_jobs": 1}
+    params: dict[str, Any] = {"random_state": 0, "verbose": -1, "n_jobs": 1}
     Xa, Xt = _lgbm_frame(aug, categorical, levels), _lgbm_frame(test, categorical, levels)
     if dash.is_classification:
         y_lab = np.array([str(v) for v in labels])
@@ -105,6 +105,7 @@ def explanation(dash: Dashboard, comment: str = "") -> dict[str, Any]:
     sv = np.asarray(explainer.shap_values(Xt))
     ev = np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
     explained = "the prediction"
+    expected: float | list[float]
     if sv.ndim == 3:  # (rows, features, classes): multiclass, or binary on some shap versions
         order = [str(c) for c in surrogate.classes_]
         if sv.shape[2] == 2:
