@@ -381,3 +381,48 @@ def test_gather_metrics_are_scikit_learns(classes: list[str] | None) -> None:
     assert metrics_of("regression", ft, fp, None) == pytest.approx(
         {"mae": m.mean_absolute_error(ft, fp), "rmse": m.root_mean_squared_error(ft, fp), "r2": m.r2_score(ft, fp)})
     assert metrics_of("regression", [2.0, 2.0], [2.0, 2.0], None)["r2"] == m.r2_score([2.0, 2.0], [2.0, 2.0])
+
+
+def test_steps_log_metrics_through_mlflows_rest_api(server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The steps log to their run with httpx (MLflow's runs/log-batch), not the mlflow client: the values
+    land on the run; NaN is left out."""
+    from mlflow.tracking import MlflowClient
+
+    from openaml.rai.__main__ import _log_metrics
+
+    client = MlflowClient(tracking_uri=f"{server.url}/mlflow")
+    exp = client.create_experiment("rai-rest-metrics")
+    run = client.create_run(exp)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"{server.url}/mlflow")
+    monkeypatch.setenv("MLFLOW_RUN_ID", run.info.run_id)
+    _log_metrics({"accuracy": 0.75, "rows": 3, "nan": float("nan"), "text": "x"})
+    assert client.get_run(run.info.run_id).data.metrics == {"accuracy": 0.75, "rows": 3.0}
+
+
+def test_models_and_mltables_are_read_as_mlflow_and_mltable_read_them(heart: dict[str, Path], tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast paths (no mlflow or mltable import) give the same estimator predictions, signature and
+    frame; with MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false mlflow decides (and refuses)."""
+    import mlflow.sklearn
+    import mltable
+    import numpy as np
+    from mlflow.exceptions import MlflowException
+
+    from openaml.rai._io import _load_sklearn_directly, _read_simple_mltable, load_model
+
+    test = pd.read_parquet(heart["test"] / "data.parquet").drop(columns=["target"])
+    skops_dir = tmp_path / "skops"
+    mlflow.sklearn.save_model(mlflow.sklearn.load_model(str(heart["clf"])), str(skops_dir),
+                              serialization_format="skops", skops_trusted_types=["sklearn.tree._tree.Tree"])
+    for folder in (heart["clf"], skops_dir):
+        fast = _load_sklearn_directly(Path(folder) / "MLmodel")
+        assert fast is not None
+        ref = mlflow.sklearn.load_model(str(folder))
+        assert np.array_equal(fast.predict(test), ref.predict(test))
+        assert np.allclose(fast.predict_proba(test), ref.predict_proba(test))
+    assert load_model(heart["clf"]).input_names == list(test.columns)
+    assert _read_simple_mltable(heart["train"]).equals(mltable.load(str(heart["train"])).to_pandas_dataframe())
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    assert _load_sklearn_directly(heart["clf"] / "MLmodel") is None
+    with pytest.raises(MlflowException, match="MLFLOW_ALLOW_PICKLE_DESERIALIZATION"):
+        load_model(heart["clf"])
