@@ -261,3 +261,168 @@ jobs:
     r = cli("job", "download", "-n", name, "--all", "--download-path", str(tmp_path / "d"))
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "d" / "make" / "named-outputs" / "o" / "explanation.json").read_text().strip() == "made"
+
+
+def _insight(dashboard: Path, out: Path, step: str, *args: str) -> dict[str, Any]:
+    from openaml.rai.__main__ import main
+
+    main([step, "--rai_insights_dashboard", str(dashboard), "--output_path", str(out), *args])
+    doc = next(f for f in sorted(out.glob("*.json")) if not f.name.startswith("_"))
+    return dict(json.loads(doc.read_text())["data"])
+
+
+def _walk(node: dict[str, Any], depth: int = 0) -> list[tuple[int, dict[str, Any]]]:
+    return [(depth, node)] + [x for c in node["children"] for x in _walk(c, depth + 1)]
+
+
+def test_error_analysis_is_erroranalysis_tree_matrix_and_importances(dashboard: Path, tmp_path: Path) -> None:
+    """Microsoft's erroranalysis (as Azure's component): max_depth, num_leaves, min_child_samples and the
+    heat map over filter_features; the root's errors are the model's wrong test predictions."""
+    data = _insight(dashboard, tmp_path / "ea", "erroranalysis", "--max_depth", "2", "--num_leaves", "3",
+                    "--min_child_samples", "5", "--filter_features", '["cp", "sex"]')
+    test = pd.read_parquet(dashboard / "test.parquet")
+    pred = json.loads((dashboard / "predictions.json").read_text())["y_pred"]
+    wrong = sum(str(a) != str(b) for a, b in zip(test["target"], pred, strict=True))
+    assert data["libraries"]["erroranalysis"] == "0.4.2" and "erroranalysis" in data["method"]
+    root = data["tree"]
+    assert (root["n"], root["errors"], root["condition"]) == (len(test), wrong, None)
+    assert root["error_rate"] == pytest.approx(wrong / len(test))
+    nodes = _walk(root)
+    assert max(d for d, _ in nodes) <= 2 and 2 <= sum(1 for _, n in nodes if not n["children"]) <= 3
+    for _, n in nodes:
+        if n["children"]:
+            assert sum(c["n"] for c in n["children"]) == n["n"] and all(c["condition"] for c in n["children"])
+            assert all(c["n"] >= 5 for c in n["children"])
+    cells = data["heatmap"]["cells"]
+    assert data["heatmap"]["features"] == ["cp", "sex"] and data["heatmap"]["method"] == "erroranalysis compute_matrix"
+    assert sum(c["n"] for c in cells) == len(test) and sum(c["errors"] for c in cells) == wrong
+    assert {tuple(c["bin"]) for c in cells} == {(str(a), str(b)) for a, b in zip(test["cp"], test["sex"], strict=True)}
+    assert set(data["feature_importance"]) == set(test.columns) - {"target"} and data["deviations"] == []
+
+
+def test_error_analysis_over_missing_values_falls_back_and_says_so(dashboard: Path, tmp_path: Path) -> None:
+    """erroranalysis 0.4.2 cannot bin a numeric feature with missing values in rows the model gets wrong
+    (IndexError in compute_matrix): openaml's binning replaces that heat map and the deviation is
+    recorded (the tree is still erroranalysis')."""
+    import shutil
+
+    holed = tmp_path / "holed"
+    shutil.copytree(dashboard, holed)
+    test = pd.read_parquet(holed / "test.parquet")
+    pred = json.loads((holed / "predictions.json").read_text())["y_pred"]
+    wrong = [i for i, (a, b) in enumerate(zip(test["target"], pred, strict=True)) if str(a) != str(b)]
+    test["chol"] = test["chol"].astype("float64")
+    test.loc[test.index[wrong[:3]], "chol"] = None
+    test.to_parquet(holed / "test.parquet")
+    data = _insight(holed, tmp_path / "ea", "erroranalysis", "--filter_features", '["chol"]')
+    assert data["tree"]["n"] == len(test)
+    assert data["heatmap"]["method"] == "openaml quartile binning"
+    assert sum(c["n"] for c in data["heatmap"]["cells"]) == len(test)
+    assert any("heat map: erroranalysis compute_matrix failed on ['chol']" in d for d in data["deviations"])
+
+
+def test_explanation_is_a_mimic_explainer_with_shap_values(dashboard: Path, tmp_path: Path) -> None:
+    """responsibleai's method: a LightGBM surrogate of the model, SHAP TreeExplainer values on the test rows."""
+    data = _insight(dashboard, tmp_path / "e", "explanation", "--comment", "c")
+    test = pd.read_parquet(dashboard / "test.parquet")
+    features = [c for c in test.columns if c != "target"]
+    local = data["local_importance"]
+    assert len(local) == len(test) and all(len(r) == len(features) for r in local)
+    assert {k: round(v, 4) for k, v in data["global_importance"].items()} == \
+        {f: round(sum(abs(r[j]) for r in local) / len(local), 4) for j, f in enumerate(features)}
+    assert set(data["libraries"]) == {"shap", "lightgbm"} and "shap TreeExplainer" in data["method"]
+    assert data["surrogate_accuracy"] > 0.8 and isinstance(data["expected_value"], float)
+
+
+def test_causal_is_econml_causal_analysis(dashboard: Path, tmp_path: Path) -> None:
+    data = _insight(dashboard, tmp_path / "c", "causal", "--treatment_features", '["age", "chol"]',
+                    "--random_state", "0")
+    assert data["libraries"]["econml"] and data["method"].startswith("econml CausalAnalysis (nuisance linear")
+    effects = {e["feature"]: e for e in data["global_effects"]}
+    assert set(effects) == {"age", "chol"}
+    for e in effects.values():
+        assert e["ci_lower"] <= e["point"] <= e["ci_upper"] and 0 <= e["p_value"] <= 1 and e["stderr"] > 0
+
+
+def test_counterfactuals_run_dice_ml_or_say_what_replaced_it(dashboard: Path, tmp_path: Path) -> None:
+    import importlib.util
+
+    data = _insight(dashboard, tmp_path / "cf", "counterfactual", "--desired_class", "opposite", "--total_CFs", "2",
+                    "--max_rows", "2")
+    if importlib.util.find_spec("dice_ml") is not None:
+        assert data["method"] == "dice-ml Dice(method='random')" and data["deviations"] == []
+        assert "dice-ml" in data["libraries"]
+    else:
+        assert data["deviations"] == ["counterfactuals: dice-ml is not installed (optional extra openaml[rai-dice]); "
+                                      "openaml's random search was used (method 'random' asked)"]
+    assert len(data["rows"]) == 2
+
+
+@pytest.mark.parametrize("classes", [["0", "1"], None])
+def test_gather_metrics_are_scikit_learns(classes: list[str] | None) -> None:
+    """The gather step computes its metrics with numpy (no scikit-learn import): the same values."""
+    import numpy as np
+    from sklearn import metrics as m
+
+    from openaml.rai._gather import metrics_of
+
+    rng = np.random.default_rng(0)
+    yt, yp = rng.integers(0, 2 if classes else 3, 200), rng.integers(0, 2 if classes else 3, 200)
+    yp[:5] = 0
+    kw: dict[str, Any] = {"pos_label": "1", "average": "binary"} if classes else {"average": "macro"}
+    st, sp = yt.astype(str), yp.astype(str)
+    got = metrics_of("classification", yt, yp, classes)
+    assert got == pytest.approx({"accuracy": m.accuracy_score(st, sp),
+                                 "precision": m.precision_score(st, sp, zero_division=0, **kw),
+                                 "recall": m.recall_score(st, sp, zero_division=0, **kw),
+                                 "f1": m.f1_score(st, sp, zero_division=0, **kw)})
+    assert metrics_of("classification", ["1", "1"], ["0", "0"], classes)["precision"] == 0.0  # zero_division=0
+    ft, fp = rng.normal(size=50), rng.normal(size=50)
+    assert metrics_of("regression", ft, fp, None) == pytest.approx(
+        {"mae": m.mean_absolute_error(ft, fp), "rmse": m.root_mean_squared_error(ft, fp), "r2": m.r2_score(ft, fp)})
+    assert metrics_of("regression", [2.0, 2.0], [2.0, 2.0], None)["r2"] == m.r2_score([2.0, 2.0], [2.0, 2.0])
+
+
+def test_steps_log_metrics_through_mlflows_rest_api(server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The steps log to their run with httpx (MLflow's runs/log-batch), not the mlflow client: the values
+    land on the run; NaN is left out."""
+    from mlflow.tracking import MlflowClient
+
+    from openaml.rai.__main__ import _log_metrics
+
+    client = MlflowClient(tracking_uri=f"{server.url}/mlflow")
+    exp = client.create_experiment("rai-rest-metrics")
+    run = client.create_run(exp)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"{server.url}/mlflow")
+    monkeypatch.setenv("MLFLOW_RUN_ID", run.info.run_id)
+    _log_metrics({"accuracy": 0.75, "rows": 3, "nan": float("nan"), "text": "x"})
+    assert client.get_run(run.info.run_id).data.metrics == {"accuracy": 0.75, "rows": 3.0}
+
+
+def test_models_and_mltables_are_read_as_mlflow_and_mltable_read_them(heart: dict[str, Path], tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast paths (no mlflow or mltable import) give the same estimator predictions, signature and
+    frame; with MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false mlflow decides (and refuses)."""
+    import mlflow.sklearn
+    import mltable
+    import numpy as np
+    from mlflow.exceptions import MlflowException
+
+    from openaml.rai._io import _load_sklearn_directly, _read_simple_mltable, load_model
+
+    test = pd.read_parquet(heart["test"] / "data.parquet").drop(columns=["target"])
+    skops_dir = tmp_path / "skops"
+    mlflow.sklearn.save_model(mlflow.sklearn.load_model(str(heart["clf"])), str(skops_dir),
+                              serialization_format="skops", skops_trusted_types=["sklearn.tree._tree.Tree"])
+    for folder in (heart["clf"], skops_dir):
+        fast = _load_sklearn_directly(Path(folder) / "MLmodel")
+        assert fast is not None
+        ref = mlflow.sklearn.load_model(str(folder))
+        assert np.array_equal(fast.predict(test), ref.predict(test))
+        assert np.allclose(fast.predict_proba(test), ref.predict_proba(test))
+    assert load_model(heart["clf"]).input_names == list(test.columns)
+    assert _read_simple_mltable(heart["train"]).equals(mltable.load(str(heart["train"])).to_pandas_dataframe())
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    assert _load_sklearn_directly(heart["clf"] / "MLmodel") is None
+    with pytest.raises(MlflowException, match="MLFLOW_ALLOW_PICKLE_DESERIALIZATION"):
+        load_model(heart["clf"])

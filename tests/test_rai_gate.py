@@ -116,7 +116,7 @@ def test_policy_is_set_with_the_cli_and_read_with_the_sdk(gate):
     assert p.returncode == 0, p.stderr
     policy = ml.workspaces.get_rai_gate()
     assert policy == {"require": "pass", "protected_tags": ["production"], "protected_stages": ["Production"],
-                      "deployments": ["online", "batch"]}
+                      "protected_aliases": [], "deployments": ["online", "batch"]}
     bad = gate["cli"]("workspace", "update", "--set", "rai_gate.nope=1")
     assert bad.returncode != 0 and "rai_gate.nope" in bad.stderr
     bad = gate["cli"]("workspace", "update", "--set", "rai_gate.require=maybe")
@@ -135,11 +135,14 @@ def test_a_protected_tag_or_stage_needs_a_passing_verdict(gate):
     bare = _create(gate)
     with pytest.raises(ConflictError, match="no RAI score card verdict; link one with: openaml model update"):
         ml.models.update(MODEL, bare.version, tags={"production": "yes"})
-    # a verdict tag forged through MLflow's own API does not open the gate: the score card file decides
+    # a verdict tag cannot be forged through MLflow's own API, and the score card file decides anyway
+    from mlflow.exceptions import RestException
     from mlflow.tracking import MlflowClient
 
-    MlflowClient(tracking_uri=f"{gate['url']}/mlflow", registry_uri=f"{gate['url']}/mlflow").set_model_version_tag(
-        MODEL, v["fail"], "rai.verdict", "pass")
+    with pytest.raises(RestException, match="INVALID_PARAMETER_VALUE.*written by the server"):
+        MlflowClient(tracking_uri=f"{gate['url']}/mlflow", registry_uri=f"{gate['url']}/mlflow"
+                     ).set_model_version_tag(MODEL, v["fail"], "rai.verdict", "pass")
+    assert ml.models.get(MODEL, version=v["fail"]).tags["rai.verdict"] == "fail"
     with pytest.raises(ConflictError, match="verdict is 'fail'"):
         ml.models.update(MODEL, v["fail"], tags={"production": "true"})
     ok = ml.models.update(MODEL, v["pass"], tags={"production": "true"}, stage="Production")
@@ -152,6 +155,42 @@ def test_a_protected_tag_or_stage_needs_a_passing_verdict(gate):
     assert _create(gate, production="1", **{"rai.scorecard": f"{job}/passing"}).tags["rai.verdict"] == "pass"
     # an unprotected tag is free whatever the verdict
     assert ml.models.update(MODEL, v["fail"], tags={"team": "a"}).tags["team"] == "a"
+
+
+def test_mlflow_rest_writes_pass_the_same_gate(gate):
+    """Version tags, aliases, stage transitions and versions created with tags through MLflow's own REST
+    API (the real mlflow client against /mlflow) are refused with 409 and the failing checks while the
+    gate is on, and pass for a version whose score card passes (issue 16, RAI gate)."""
+    from mlflow.exceptions import RestException
+    from mlflow.tracking import MlflowClient
+
+    ml, v = gate["ml"], gate["versions"]
+    ml.workspaces.update_rai_gate(require="pass", protected_tags=["production"], protected_stages=["Production"],
+                                  protected_aliases=["champion"])
+    client = MlflowClient(tracking_uri=f"{gate['url']}/mlflow", registry_uri=f"{gate['url']}/mlflow")
+    failing = "demographic_parity_difference = 0.8398 (must be <= 0.05)"
+    with pytest.raises(RestException, match="RESOURCE_CONFLICT") as e:
+        client.set_model_version_tag(MODEL, v["fail"], "production", "yes")
+    assert e.value.get_http_status_code() == 409 and failing in e.value.message
+    assert "production" not in client.get_model_version(MODEL, v["fail"]).tags
+    for alias in ("champion", "production"):  # a protected alias, and a protected tag's key as an alias
+        with pytest.raises(RestException, match=f"alias '{alias}'.*{failing[:20]}"):
+            client.set_registered_model_alias(MODEL, alias, v["fail"])
+    assert "champion" not in client.get_registered_model(MODEL).aliases
+    with pytest.raises(RestException, match="stage Production"):
+        client.transition_model_version_stage(MODEL, v["fail"], "Production")
+    source = client.get_model_version(MODEL, v["fail"]).source
+    before = len(client.search_model_versions(f"name='{MODEL}'"))
+    with pytest.raises(RestException, match="cannot be registered|no RAI score card"):
+        client.create_model_version(MODEL, source, tags={"production": "1"})
+    assert len(client.search_model_versions(f"name='{MODEL}'")) == before
+    # the passing version gets them; unprotected tags and aliases are free for any version
+    client.set_model_version_tag(MODEL, v["pass"], "production", "yes")
+    client.set_registered_model_alias(MODEL, "champion", v["pass"])
+    assert client.get_model_version_by_alias(MODEL, "champion").version == v["pass"]
+    client.set_model_version_tag(MODEL, v["fail"], "team", "b")
+    client.set_registered_model_alias(MODEL, "candidate", v["fail"])
+    assert client.get_model_version(MODEL, v["fail"]).tags["team"] == "b"
 
 
 def test_deployments_need_a_passing_verdict(gate):

@@ -36,24 +36,35 @@ _LIBS = ("scikit-learn", "numpy", "pandas", "scipy", "fairlearn", "mlflow", "mat
 
 def metrics_of(task_type: str, y_true: Any, y_pred: Any, classes: list[str] | None) -> dict[str, float]:
     """classification: accuracy, precision, recall, f1 (binary: positive = the last class; else
-    macro averages); regression: mae, rmse, r2."""
-    from sklearn import metrics as m
+    macro averages over the labels in y_true and y_pred); regression: mae, rmse, r2.
 
+    The definitions of ``sklearn.metrics`` (``zero_division=0``; r2 of a constant target: 1.0 when
+    predicted exactly, else 0.0), computed with numpy: the gather step then does not import
+    scikit-learn, most of its start-up (tests/test_rai.py checks them against scikit-learn)."""
     if len(y_true) == 0:
         return {}
     if task_type == "classification":
         yt = np.array([str(v) for v in y_true])
         yp = np.array([str(v) for v in y_pred])
-        kw: dict[str, Any] = {"pos_label": classes[-1], "average": "binary"} \
-            if classes is not None and len(classes) == 2 else {"average": "macro"}
-        return {"accuracy": float(m.accuracy_score(yt, yp)),
-                "precision": float(m.precision_score(yt, yp, zero_division=0, **kw)),
-                "recall": float(m.recall_score(yt, yp, zero_division=0, **kw)),
-                "f1": float(m.f1_score(yt, yp, zero_division=0, **kw))}
+
+        def prf(label: str) -> tuple[float, float, float]:
+            tp = float(np.sum((yt == label) & (yp == label)))
+            fp = float(np.sum((yt != label) & (yp == label)))
+            fn = float(np.sum((yt == label) & (yp != label)))
+            return (tp / (tp + fp) if tp + fp else 0.0, tp / (tp + fn) if tp + fn else 0.0,
+                    2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+
+        if classes is not None and len(classes) == 2:
+            precision, recall, f1 = prf(str(classes[-1]))
+        else:
+            per = np.array([prf(label) for label in np.union1d(yt, yp)])
+            precision, recall, f1 = (float(v) for v in per.mean(axis=0))
+        return {"accuracy": float(np.mean(yt == yp)), "precision": precision, "recall": recall, "f1": f1}
     yt_f, yp_f = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
-    return {"mae": float(m.mean_absolute_error(yt_f, yp_f)),
-            "rmse": float(np.sqrt(m.mean_squared_error(yt_f, yp_f))),
-            "r2": float(m.r2_score(yt_f, yp_f)) if len(yt_f) > 1 else 0.0}
+    res = float(np.sum((yt_f - yp_f) ** 2))
+    tot = float(np.sum((yt_f - yt_f.mean()) ** 2))
+    r2 = (1 - res / tot if tot else (1.0 if res == 0 else 0.0)) if len(yt_f) > 1 else 0.0
+    return {"mae": float(np.mean(np.abs(yt_f - yp_f))), "rmse": float(np.sqrt(res / len(yt_f))), "r2": r2}
 
 
 def _cohorts(dash: Dashboard, y_pred: np.ndarray) -> list[dict[str, Any]]:
@@ -69,13 +80,17 @@ def _cohorts(dash: Dashboard, y_pred: np.ndarray) -> list[dict[str, Any]]:
     return out
 
 
-def _libraries() -> dict[str, str]:
-    out = {}
+def _libraries(parts: dict[str, Any] | None = None) -> dict[str, str]:
+    """What ran: each insight's own ``libraries`` (the versions its step used) over this process's."""
+    out: dict[str, str] = {}
     for name in _LIBS:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
+    for data in (parts or {}).values():
+        if isinstance(data, dict) and isinstance(data.get("libraries"), dict):
+            out.update({str(k): str(v) for k, v in data["libraries"].items()})
     return out
 
 
@@ -120,7 +135,8 @@ def gather(constructor: str, insights: list[str], dashboard: str, ux_json: str |
                     "y_proba": proba[:n] if proba is not None else None},
            "metrics": {"overall": metrics_of(cfg["task_type"], test[cfg["target_column"]].to_numpy(), y_pred,
                                              cfg.get("classes"))},
-           "cohorts": _cohorts(dash, y_pred), **parts, "scorecard": None, "libraries": _libraries()}
+           "cohorts": _cohorts(dash, y_pred), **parts, "scorecard": None, "libraries": _libraries(parts),
+           "deviations": [d for p in parts.values() if isinstance(p, dict) for d in p.get("deviations") or []]}
     dump_json(out / "dashboard.json", doc)
     shutil.copy2(Path(constructor) / "rai_insights.json", out / "rai_insights.json")
     if ux_json:

@@ -78,6 +78,9 @@ def read_table(path: str | Path, what: str) -> pd.DataFrame:
     """
     p = Path(path)
     if p.is_dir() and (p / "MLTable").is_file():
+        simple = _read_simple_mltable(p)
+        if simple is not None:
+            return simple
         import mltable
 
         return mltable.load(str(p)).to_pandas_dataframe()
@@ -90,6 +93,44 @@ def read_table(path: str | Path, what: str) -> pd.DataFrame:
         return pd.concat([pd.read_csv(f) for f in csv], ignore_index=True)
     raise RAIInputError(f"input {what!r}: no MLTable file, parquet or CSV file at {p}; give an mltable folder "
                         "(an MLTable file with read_parquet or read_delimited)")
+
+
+def _read_simple_mltable(folder: Path) -> pd.DataFrame | None:
+    """An MLTable of local ``file``/``folder`` paths with one plain ``read_parquet``, read with pandas as
+    ``mltable`` reads it (same frame, same dtypes), without importing mltable (seconds of the
+    constructor's start). None otherwise (e.g. ``read_delimited``, whose type inference is mltable's
+    own): then mltable reads it."""
+    import yaml
+
+    try:
+        spec = yaml.safe_load((folder / "MLTable").read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError:
+        return None
+    paths, steps = spec.get("paths") or [], spec.get("transformations") or []
+    if not paths or len(steps) != 1 or set(spec) - {"$schema", "type", "paths", "transformations"}:
+        return None
+    step = steps[0]
+    kind, opts = (step, {}) if isinstance(step, str) else (next(iter(step)), next(iter(step.values())) or {}) \
+        if isinstance(step, dict) and len(step) == 1 else (None, None)
+    if kind != "read_parquet" or opts:
+        return None
+    files: list[Path] = []
+    for entry in paths:
+        if not isinstance(entry, dict) or len(entry) != 1 or next(iter(entry)) not in ("file", "folder"):
+            return None
+        key, rel = next(iter(entry.items()))
+        if "://" in str(rel) or str(rel).startswith("azureml:"):
+            return None
+        target = (folder / str(rel)).resolve()
+        if key == "file" and target.is_file():
+            files.append(target)
+        elif key == "folder" and target.is_dir():
+            files.extend(sorted(f for f in target.rglob("*") if f.is_file() and not f.name.startswith(".")))
+        else:
+            return None
+    if not files:
+        return None
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
 
 
 @dataclass
@@ -131,9 +172,12 @@ def load_model(path: str | Path) -> LoadedModel:
     if mlmodel is None or not mlmodel.is_file():
         raise RAIInputError(f"input 'model_input': no MLflow model (MLmodel file) at {p}; register the model as "
                             "type mlflow_model")
+    folder = mlmodel.parent
+    fast = _load_sklearn_directly(mlmodel)
+    if fast is not None:
+        return fast
     from mlflow.models import Model
 
-    folder = mlmodel.parent
     meta = Model.load(str(mlmodel))
     pyfunc = native = None
     if "sklearn" in meta.flavors:  # the estimator itself: predict_proba, and no second load through pyfunc
@@ -149,6 +193,41 @@ def load_model(path: str | Path) -> LoadedModel:
     if schema is not None and schema.has_input_names():
         names = list(schema.input_names())
     return LoadedModel(pyfunc=pyfunc, native=native, input_names=names)
+
+
+def _load_sklearn_directly(mlmodel: Path) -> LoadedModel | None:
+    """An sklearn-flavor model read as ``mlflow.sklearn.load_model`` reads it (its ``pickled_model`` with
+    ``serialization_format`` pickle, cloudpickle or skops with the MLmodel's ``skops_trusted_types``),
+    without importing mlflow (seconds of every RAI step's start). None when mlflow must do it: another
+    flavor, a ``code`` path, an unknown format, or MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false (mlflow
+    then refuses with its own message)."""
+    import yaml
+
+    meta = yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}
+    flavor = (meta.get("flavors") or {}).get("sklearn")
+    allowed = os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true").strip().lower() in ("true", "1")
+    if not isinstance(flavor, dict) or flavor.get("code") or not allowed or not flavor.get("pickled_model"):
+        return None
+    path = mlmodel.parent / str(flavor["pickled_model"])
+    fmt = flavor.get("serialization_format")
+    if fmt == "skops":
+        import skops.io
+
+        native = skops.io.load(str(path), trusted=flavor.get("skops_trusted_types"))
+    elif fmt in ("pickle", "cloudpickle"):
+        import cloudpickle
+
+        with open(path, "rb") as f:
+            native = cloudpickle.load(f)
+    else:
+        return None
+    names = None
+    inputs = (meta.get("signature") or {}).get("inputs")
+    if inputs:
+        cols = json.loads(inputs) if isinstance(inputs, str) else inputs
+        if isinstance(cols, list) and cols and all(isinstance(c, dict) and c.get("name") for c in cols):
+            names = [str(c["name"]) for c in cols]
+    return LoadedModel(pyfunc=None, native=native, input_names=names)
 
 
 @dataclass

@@ -130,9 +130,11 @@ def create_app(settings: Settings, *, url: str = "") -> FastAPI:
 
     scoring = scoring_app(ctx.services["endpoints"])
     app.mount("/endpoints", scoring)
+    from openaml.server._mlflow_gate import RaiGateMlflow
     from openaml.services.workspace_files import SharedArtifacts
 
-    app.mount("/mlflow", SharedArtifacts(ctx.tracking.asgi_app(), ctx.services["files"]))
+    # MLflow's registry writes pass the RAI gate on promotion (services/rai_gate.py)
+    app.mount("/mlflow", RaiGateMlflow(SharedArtifacts(ctx.tracking.asgi_app(), ctx.services["files"]), ctx))
     # scoring requests skip the API's route matching and middleware (inside the guard, which still applies)
     app.add_middleware(ScoringShortcut, scoring=scoring)
     from openaml.server._guard import RequestGuard, allowed_host_names

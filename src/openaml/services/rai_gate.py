@@ -16,7 +16,13 @@ Policy (workspace metadata key ``policy.rai_gate``; ``openaml workspace update -
     {"require": "pass" | null,             # null: the gate is off
      "protected_tags": [str],              # tag keys (or key=value) only a passing version may carry
      "protected_stages": [str],            # model stages (e.g. Production) likewise
+     "protected_aliases": [str],           # MLflow registered-model aliases likewise (with each
+                                           # protected_tags key that has no =value)
      "deployments": ["online", "batch"]}   # deployments of a version that need a passing verdict
+
+The same policy holds for writes through MLflow's own REST API under ``/mlflow``
+(:meth:`RaiGateService.check_mlflow_write`: version tags, versions created with tags, stage
+transitions, aliases), so ``MlflowClient().set_model_version_tag`` cannot go round it.
 
 A refused promotion raises :class:`~openaml.errors.ConflictError` (HTTP 409) naming the version, the
 action, the verdict and each failing check with its value and threshold.
@@ -49,6 +55,7 @@ class RaiGatePolicy(pydantic.BaseModel):
     require: Literal["pass"] | None = None
     protected_tags: list[str] = pydantic.Field(default_factory=list)
     protected_stages: list[str] = pydantic.Field(default_factory=list)
+    protected_aliases: list[str] = pydantic.Field(default_factory=list)
     deployments: list[Literal["online", "batch"]] = pydantic.Field(default_factory=lambda: _ALL_DEPLOYMENTS.copy())
 
 
@@ -90,7 +97,7 @@ class RaiGateService:
         merged = {**self.get_policy().model_dump(), **changes}
         if merged.get("require") in ("none", "off", ""):
             merged["require"] = None
-        for key in ("protected_tags", "protected_stages", "deployments"):
+        for key in ("protected_tags", "protected_stages", "protected_aliases", "deployments"):
             if isinstance(merged.get(key), str):
                 merged[key] = [merged[key]]
         try:
@@ -99,7 +106,8 @@ class RaiGateService:
             err = e.errors()[0]
             field = ".".join(str(p) for p in err["loc"])
             raise ValidationError(f"rai_gate.{field}: {err['msg']} (got {err.get('input')!r}); the fields are "
-                                  "require (pass or none), protected_tags, protected_stages, deployments "
+                                  "require (pass or none), protected_tags, protected_stages, protected_aliases, "
+                                  "deployments "
                                   "(online, batch)", details={"field": f"rai_gate.{field}"}) from None
         self.ctx.store.set_meta(POLICY_KEY, policy.model_dump_json())
         return policy
@@ -217,3 +225,49 @@ class RaiGateService:
         except (NotFoundError, OpenAMLError):
             return  # the deployment's own model resolution reports an unknown model
         self.check(name, str(version), tags, f"be deployed to {where}")
+
+    # ------------------------------------------------------------------ MLflow's REST API (/mlflow)
+    def check_mlflow_write(self, endpoint: str, body: dict[str, Any]) -> None:
+        """The gate on an MLflow model-registry write (``endpoint``: the path after ``/mlflow/``, e.g.
+        ``model-versions/set-tag``; ``body``: its JSON, MLflow's REST API 2.0 fields).
+
+        Gated: ``model-versions/set-tag`` (a protected tag key/value), ``model-versions/create`` with
+        ``tags`` (a version registered under a protected tag), ``model-versions/transition-stage`` (a
+        protected stage), ``registered-models/alias`` (a protected alias). ``rai.verdict`` and
+        ``rai.failed`` are the server's and cannot be set there at all.
+
+        Raises:
+            ValidationError: a derived tag set through MLflow (HTTP 400).
+            ConflictError: the gate refuses (HTTP 409, the failing checks named), as :meth:`check`.
+        """
+        name, version = str(body.get("name") or ""), body.get("version")
+        version = None if version in (None, "") else str(version)
+        if endpoint == "model-versions/set-tag":
+            tags = {str(body.get("key")): str(body.get("value", ""))}
+        elif endpoint == "model-versions/create":
+            tags = {str(t.get("key")): str(t.get("value", "")) for t in body.get("tags") or [] if isinstance(t, dict)}
+        else:
+            tags = {}
+        claimed = [k for k in _DERIVED if k in tags]
+        if claimed:
+            raise ValidationError(f"tag {claimed[0]!r} is written by the server from the score card; set "
+                                  f"{TAG_SCORECARD}=<job>/<output> instead", details={"field": f"tags.{claimed[0]}"})
+        policy = self.get_policy()
+        if policy.require is None or not name:
+            return
+        current: dict[str, str] = {}
+        if version is not None:
+            try:
+                current = dict(self.ctx.tracking.get_model_version(name, version)["tags"])
+            except (NotFoundError, OpenAMLError):
+                return  # MLflow answers an unknown version with its own error
+        if endpoint == "registered-models/alias":
+            alias = str(body.get("alias") or "")
+            keys = {p for p in policy.protected_tags if "=" not in p}
+            if alias in policy.protected_aliases or alias in keys:
+                self.check(name, version, current, f"get alias {alias!r} (through MLflow's API)")
+            return
+        stage = str(body.get("stage") or "") if endpoint == "model-versions/transition-stage" else None
+        hits = self.protected({k: v for k, v in tags.items() if current.get(k) != v}, stage or None)
+        if hits:
+            self.check(name, version, {**current, **tags}, f"get {', '.join(hits)} (through MLflow's API)")

@@ -1,0 +1,93 @@
+"""The RAI gate in front of MLflow's REST API (``/mlflow``): registry writes that promote a model
+version (tags, versions created with tags, stage transitions, aliases) pass
+:meth:`openaml.services.rai_gate.RaiGateService.check_mlflow_write` first.
+
+A refused write is answered as MLflow answers its own errors (``{"error_code", "message"}``; HTTP
+409 ``RESOURCE_CONFLICT`` naming the failing checks, 400 ``INVALID_PARAMETER_VALUE``), so the
+``mlflow`` client raises ``RestException`` with that message. Every other request passes untouched.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import MutableMapping
+from typing import Any
+
+from openaml.errors import ConflictError, OpenAMLError
+
+__all__ = ["RaiGateMlflow"]
+
+_GATED = ("model-versions/set-tag", "model-versions/create", "model-versions/transition-stage",
+          "registered-models/alias")
+
+
+def _endpoint(path: str) -> str | None:
+    """``.../api/2.0/mlflow/model-versions/set-tag`` (also ajax-api and preview paths) -> the gated name."""
+    marker = "/mlflow/"
+    at = path.rfind(marker)
+    tail = path[at + len(marker):].strip("/") if at >= 0 else ""
+    return tail if tail in _GATED else None
+
+
+class RaiGateMlflow:
+    """ASGI wrapper of the ``/mlflow`` app (see the module docstring)."""
+
+    def __init__(self, app: Any, ctx: Any) -> None:
+        self.app = app
+        self.ctx = ctx
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        endpoint = _endpoint(scope.get("path", "")) if scope.get("type") == "http" else None
+        if endpoint is None or scope.get("method") not in ("POST", "PATCH", "PUT"):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        raw = b"".join(chunks)
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            error = await _run(lambda: self._check(endpoint, body))
+            if error is not None:
+                status, code, text = error
+                payload = json.dumps({"error_code": code, "message": text}).encode()
+                await send({"type": "http.response.start", "status": status,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(payload)).encode())]})
+                await send({"type": "http.response.body", "body": payload})
+                return
+        sent = False
+
+        async def replay() -> MutableMapping[str, Any]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": raw, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    def _check(self, endpoint: str, body: dict[str, Any]) -> tuple[int, str, str] | None:
+        from openaml.services.rai_gate import RaiGateService
+
+        try:
+            RaiGateService(self.ctx).check_mlflow_write(endpoint, body)
+        except ConflictError as e:
+            return 409, "RESOURCE_CONFLICT", e.message
+        except OpenAMLError as e:
+            return 400, "INVALID_PARAMETER_VALUE", e.message
+        return None
+
+
+async def _run(fn: Any) -> Any:
+    import anyio
+
+    return await anyio.to_thread.run_sync(fn)
