@@ -217,6 +217,9 @@ class ParallelKind(JobKind):
         }
         if append_to:
             cfg["append_row_type"] = outputs[append_to].get("type", "uri_folder")
+        endpoint, deployment = job.tags.get("openaml.batch_endpoint"), job.tags.get("openaml.batch_deployment")
+        if endpoint and deployment:  # a batch deployment's job: its workers may fork from its warm pool (runner._pool)
+            cfg["warm_pool"] = {"endpoint": endpoint, "deployment": deployment}
         inp = inputs.get(data_name or "") or {}
         typ = inp.get("type")
         local = self._local_path(inp)
