@@ -22,7 +22,7 @@ so a new pool: a job is never served by a pool of another version.
   ``idle_time_before_scale_down``) without a job, when its server process ends (it watches the pid),
   and when its deployment or endpoint is deleted (:func:`stop_pools`).
 - ``OPENAML_PARALLEL_POOL=0`` (or ``OPENAML_PARALLEL_FORK=0``) in the server's environment turns it
-  off; any failure of the warm path (no pool, a refused fork) falls back to the cold path with a line
+  off, in a deployment's ``environment_variables`` for that deployment; any failure of the warm path (no pool, a refused fork) falls back to the cold path with a line
   in the job's log or the runner's system log.
 """
 
@@ -82,8 +82,10 @@ def warm_pool(runner: Any, command: str, wd: Path, python: Path | None) -> WarmP
     cfg = _engine_config(command)
     if not cfg or not cfg.get("warm_pool") or python is None:
         return None
-    if os.environ.get(POOL_SWITCH, "1") == "0" or os.environ.get("OPENAML_PARALLEL_FORK", "1") == "0":
-        return None
+    job_env = runner.spec.get("environment_variables") or {}
+    if any(str(where.get(k, "1")) == "0" for where in (os.environ, job_env)
+           for k in (POOL_SWITCH, "OPENAML_PARALLEL_FORK")):
+        return None  # switched off for the server, or for this deployment (its environment_variables)
     if not sys.platform.startswith("linux") or not hasattr(os, "pidfd_open") or not runner.sees_server_disk():
         return None
     workspace = runner.job_dir.resolve().parent.parent

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -59,7 +60,6 @@ def pool_main(cfg_path: str) -> int:
     import hmac
     import importlib
     import select
-    import signal
     import socket
 
     cfg = json.loads(Path(cfg_path).read_text(encoding="utf-8"))
@@ -211,9 +211,15 @@ def _enter_and_fork(sock: Any, msg: dict[str, Any], fds: list[int]) -> int:
         code = 1
         try:
             sock.close()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool's own handler is not the worker's
             os.setsid()
             os.dup2(log, 1)
             os.dup2(log, 2)
+            for stream in (sys.stdout, sys.stderr):  # as the job's PYTHONUNBUFFERED=1 makes a fresh worker's
+                try:
+                    stream.reconfigure(line_buffering=True, write_through=True)  # type: ignore[union-attr]
+                except (AttributeError, ValueError):
+                    pass
             os.chdir(msg["cwd"])
             os.environ.clear()
             os.environ.update({str(k): str(v) for k, v in (msg.get("env") or {}).items()})
