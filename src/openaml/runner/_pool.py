@@ -22,8 +22,9 @@ so a new pool: a job is never served by a pool of another version.
   ``idle_time_before_scale_down``) without a job, when its server process ends (it watches the pid),
   and when its deployment or endpoint is deleted (:func:`stop_pools`).
 - ``OPENAML_PARALLEL_POOL=0`` (or ``OPENAML_PARALLEL_FORK=0``) in the server's environment turns it
-  off, in a deployment's ``environment_variables`` for that deployment; any failure of the warm path (no pool, a refused fork) falls back to the cold path with a line
-  in the job's log or the runner's system log.
+  off, in a deployment's ``environment_variables`` for that deployment; any failure of the warm
+  path (no pool, a refused fork) falls back to the cold path with a line in the job's log or the
+  runner's system log.
 """
 
 from __future__ import annotations
