@@ -204,11 +204,21 @@ class WarmPool:
                 proc = subprocess.Popen([str(self.python), str(engine / "_openaml_parallel_driver.py"), "--pool",
                                          str(self.folder / "pool.json")], cwd=str(self.folder),
                                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True, close_fds=True)
+                                        start_new_session=True, close_fds=True, env=_pool_environment())
             meta = {"pid": proc.pid, "pid_started": _started(proc.pid), "key": self.key,
                     "socket": str(self.socket), "created": time.time(), **self.deployment}
             (self.folder / "meta.json").write_text(json.dumps(meta))
             self.runner.syslog(f"warm pool {self.key}: started (pid {proc.pid}) for the deployment's next jobs")
+
+
+def _pool_environment() -> dict[str, str]:
+    """The pool's variables: the system's basics only. Its workers take their job's variables, but
+    their ``/proc/self/environ`` shows the pool's initial ones, so none of the server's (its store
+    URIs, tokens) is there."""
+    keep = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR")
+    env = {k: v for k, v in os.environ.items() if k in keep or k.startswith("LC_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
 
 
 def stop_pools(workspace: Path, endpoint: str | None = None, deployment: str | None = None) -> list[int]:
