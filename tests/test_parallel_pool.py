@@ -70,8 +70,12 @@ def _model(root: Path) -> Path:
 
 
 @pytest.fixture
-def pool_server(tmp_path: Path) -> Iterator[tuple[ServerHandle, MLClient]]:
-    server = start_server(tmp_path / "ws", env={"OPENAML_PARALLEL_POOL_IDLE_SECONDS": "600"})
+def pool_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[ServerHandle, MLClient]]:
+    import hashlib
+
+    name = "pool-" + hashlib.sha256(request.node.name.encode()).hexdigest()[:8]  # workspace names are per user
+    server = start_server(tmp_path / "ws", name=name,
+                          env={"OPENAML_PARALLEL_POOL_IDLE_SECONDS": "600"})
     try:
         with MLClient(workspace=server.url) as ml:
             yield server, ml
@@ -200,7 +204,7 @@ def test_warm_pool_serves_the_next_job_in_its_own_sandbox_and_never_a_changed_sc
 
 @pytest.mark.slow
 def test_warm_pool_switched_off(tmp_path: Path) -> None:
-    server = start_server(tmp_path / "ws", env={"OPENAML_PARALLEL_POOL": "0"})
+    server = start_server(tmp_path / "ws", name="pool-off", env={"OPENAML_PARALLEL_POOL": "0"})
     try:
         with MLClient(workspace=server.url) as ml:
             data = tmp_path / "data"
