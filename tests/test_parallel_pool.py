@@ -235,3 +235,22 @@ def test_deleting_the_deployment_ends_its_warm_pool(pool_server: tuple[ServerHan
     ml.batch_deployments.begin_delete(name="dep", endpoint_name="pool-ep").result()
     assert _gone([int(pool["pid"])]) == []
     assert _pools(server) == []
+
+
+@pytest.mark.slow
+def test_an_idle_warm_pool_ends(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "ws", name="pool-idle", env={"OPENAML_PARALLEL_POOL_IDLE_SECONDS": "6"})
+    try:
+        with MLClient(workspace=server.url) as ml:
+            data = tmp_path / "data"
+            data.mkdir()
+            (data / "f0.txt").write_text("x\n")
+            ml.batch_endpoints.begin_create_or_update(BatchEndpoint(name="pool-ep")).result()
+            _deploy(ml, tmp_path, "v1", _model(tmp_path))
+            _invoke(ml, data)
+            (pool,) = _wait_ready(server, 1)
+            assert _gone([int(pool["pid"])], seconds=60) == []
+            assert server.proc.poll() is None  # the server goes on; the next invocation starts cold again
+            assert "idle for 6 s" in (server.path / "pools" / pool["key"] / "pool.log").read_text()
+    finally:
+        server.stop()
