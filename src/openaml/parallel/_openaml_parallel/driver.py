@@ -177,6 +177,7 @@ class Driver:
         self._journal_fh: Any = None
         self.zygote: Zygote | None = None
         self.pool: PoolClient | None = None
+        self._pool_said = False
         self.preload_file = preload_file(cfg, self.work)
         self._learned = False
         self._dirty = False
@@ -338,10 +339,11 @@ class Driver:
                     item = None
                 if item is not None and item[0] is None and "pool" in item[1]:  # the warm pool failed a fork
                     pmsg = item[1]
-                    if pmsg.get("pool") == "failed" or any(w.pool is not None and w.id not in w.pool.acked
-                                                           for w in workers):
-                        print(f"[openaml] parallel: the warm pool did not start a worker ({pmsg.get('why') or 'gone'}); "
-                              "workers start here", flush=True)
+                    if not self._pool_said:
+                        self._pool_said = True
+                        why = "is gone" if pmsg.get("pool") == "gone" else f"did not start a worker ({pmsg.get('why')})"
+                        print(f"[openaml] parallel: the warm pool {why}; workers started from now on start here",
+                              flush=True)
                     for i, x in enumerate(workers):
                         lost = x.pool is not None and (x.id == pmsg.get("id") or x.id not in x.pool.acked)
                         if lost and not x.ready and not x.dead:
@@ -382,6 +384,11 @@ class Driver:
                                                  pending)
                         elif not w.ready:
                             init_failures += 1
+                            if w.pool is not None and w.pool.ok:  # the warm path failed: the rest start here
+                                w.pool.ok = False
+                                print(f"[openaml] parallel: worker {w.id}, forked from the warm pool, ended before "
+                                      f"init() did (logs/user/stdout/worker_{w.id}.txt); workers start here",
+                                      flush=True)
                         w.dead = True
                         if init_failures >= 3:
                             self.stop_reason = f"workers exited before init() ended (code {code})"
