@@ -3,7 +3,7 @@
 ``parallel_run_function(...)`` builds a :class:`ParallelJob` (``type: parallel``): submit it with
 ``ml_client.jobs.create_or_update(job)``, or call it inside a ``@dsl.pipeline`` function to make a
 pipeline node. The engine that runs it (mini-batches, workers, retries, thresholds, ``append_row``
-output, progress, resume) is :mod:`openaml.parallel._driver`; its rules are in docs/guide/batch.md.
+output, progress, resume) is :mod:`openaml.parallel._openaml_parallel`; its rules are in docs/guide/batch.md.
 """
 
 from __future__ import annotations

@@ -81,6 +81,8 @@ class Runner:
         self.host_pids = False  # the command sees the machine's processes (a ray distribution: _ray_cluster)
         self._ro_ok: bool | None = None
         self.cancel_reason: str | None = None
+        self.shared_python: Path | None = None  # the environment's interpreter (a batch deployment's warm pool)
+        self.pass_fds: tuple[int, ...] = ()  # descriptors the command inherits (the warm pool's connection)
         self.log_dir = job_dir / "runner" / "user_logs"
         self.log_path = self.log_dir / "std_log.txt"
         self.sys_log = job_dir / "runner" / "system_logs" / "runner.log"
@@ -157,6 +159,7 @@ class Runner:
         layer = self.job_dir / "venv"
         if env.get("kind", "base") == "base":
             self._protect_interpreters(None)
+            self.shared_python = Path(sys.executable)
             return str(job_layer(Path(sys.executable).parent, layer, find_uv(), server=True))
         # progress lines ("building ... with uv", "reusing ...", "ready in N s") go to the user's log, so a
         # job that waits for its virtualenv says so; uv's own output stays in the environment's build.log
@@ -175,6 +178,7 @@ class Runner:
         self.syslog(f"environment: Python {info.get('python', '?')} ({spec.source}); lock: "
                     f"{envs / spec.spec_hash / 'lock.txt'}")
         self._protect_interpreters(shared)
+        self.shared_python = Path(shared) / "python"
         return str(job_layer(shared, layer, find_uv(), pycache=envs / f".{spec.spec_hash}.pycache"))
 
     def envs_dir(self) -> Path:
@@ -424,7 +428,10 @@ class Runner:
         with open(self.log_path, "ab", buffering=0) as log:
             # its own process group in the runner's session: the backend's kill finds it even after the runner died
             self.proc = subprocess.Popen(self.wrap_command(command, env), cwd=str(wd), env=env, stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=subprocess.STDOUT, process_group=0)
+                                         stdout=log, stderr=subprocess.STDOUT, process_group=0, pass_fds=self.pass_fds)
+            for fd in self.pass_fds:  # the command has its own copy
+                os.close(fd)
+            self.pass_fds = ()
             self.update(status="Running", user_pid=self.proc.pid, user_pgid=self.proc.pid, start_time=time.time())
             deadline = time.monotonic() + timeout if timeout else None
             exited = exit_waiter(self.proc)
@@ -542,7 +549,16 @@ class Runner:
             self.syslog(f"command: {command}")
             if self.cancel_reason:
                 raise _Canceled()
+            pool = self._warm_pool(command, wd, env)
             exit_code = self.run_command(command, env, wd)
+            for fd in self.pass_fds:  # not passed (a command of several processes)
+                os.close(fd)
+            self.pass_fds = ()
+            if pool is not None and exit_code == 0 and not self.cancel_reason:
+                try:
+                    pool.start_if_needed()
+                except Exception:  # noqa: BLE001 - the next job starts cold
+                    self.syslog(f"warm pool not started:\n{traceback.format_exc()}")
         except _Canceled:
             pass
         except Exception as exc:  # noqa: BLE001 - any preparation failure fails the job with its message
@@ -567,6 +583,22 @@ class Runner:
             reason = _said_error(wd) or f"the command exited with code {exit_code}"
         self._finish("Failed", exit_code, reason, wd, outputs)
         return 0
+
+    def _warm_pool(self, command: str, wd: Path, env: dict[str, str]) -> Any:
+        """A batch deployment's warm pool (:mod:`openaml.runner._pool`): connected for this job when
+        ready (its descriptor passed to the command), else None or a pool to start after the job."""
+        try:
+            from openaml.runner._pool import warm_pool
+
+            pool = warm_pool(self, command, wd, self.shared_python)
+            if pool is not None:
+                fd = pool.attach(env)
+                if fd is not None:
+                    self.pass_fds = (fd,)
+            return pool
+        except Exception:  # noqa: BLE001 - the job starts cold
+            self.syslog(f"warm pool not usable:\n{traceback.format_exc()}")
+            return None
 
     def _finish(self, status: str, exit_code: int | None, error: str | None, wd: Path,
                 outputs: dict[str, str]) -> None:

@@ -34,6 +34,7 @@ from openaml.entities._endpoint import DeploymentState
 from openaml.errors import ConflictError, NotFoundError, OpenAMLError, ValidationError
 from openaml.parallel._entity import check_output_file_name
 from openaml.records import BatchDeploymentRecord, BatchEndpointRecord, JobRecord
+from openaml.runner._pool import stop_pools
 from openaml.services._context import WorkspaceContext
 from openaml.services._job_resolve import ResolveErrors, _port_of, resolve_inputs
 from openaml.services.rai_gate import RaiGateService
@@ -127,6 +128,7 @@ class BatchEndpointService:
         """Delete the endpoint and its deployments; its jobs stay (as Azure ML keeps them)."""
         self.repo.get_endpoint(name)
         self.repo.delete_endpoint(name)
+        stop_pools(self.ctx.layout.root, endpoint=name)  # its deployments' warm pools
 
     # ------------------------------------------------------------------ deployments
     def _dep_view(self, dep: dict[str, Any]) -> BatchDeploymentRecord:
@@ -345,6 +347,7 @@ class BatchEndpointService:
         self.repo.get_endpoint(endpoint_name)
         self.repo.get_deployment(endpoint_name, name)
         self.repo.delete_deployment(endpoint_name, name)
+        stop_pools(self.ctx.layout.root, endpoint=endpoint_name, deployment=name)  # its warm pool
 
         def clear(ep: dict[str, Any]) -> dict[str, Any]:
             spec = dict(ep["spec"])

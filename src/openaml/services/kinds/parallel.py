@@ -1,5 +1,5 @@
 """Parallel jobs (azure-ai-ml ``ParallelJob``, YAML ``type: parallel``; spec 5.3): one runner on a
-compute slot whose command is the batch engine (:mod:`openaml.parallel._driver`).
+compute slot whose command is the batch engine (:mod:`openaml.parallel._openaml_parallel`).
 
 Validation refuses bad input before anything is stored, naming the field: ``mini_batch_size`` (0,
 malformed, a size for a folder input), ``input_data`` (not ``${{inputs.x}}``, a missing input, an
@@ -38,10 +38,21 @@ from openaml.parallel._entity import (
 from openaml.services._job_resolve import ResolveErrors, check_command, resolve_code, resolve_inputs, resolve_outputs
 from openaml.services.kinds import JobKind, JobPlan
 
-__all__ = ["ParallelKind", "DRIVER_NAME"]
+__all__ = ["ParallelKind", "DRIVER_NAME", "engine_files"]
 
 DRIVER_NAME = "_openaml_parallel_driver.py"
 _DRIVER_SOURCE = Path(__file__).resolve().parents[2] / "parallel" / "_driver.py"
+ENGINE_PACKAGE = "_openaml_parallel"  # the engine's modules, shipped beside the entry script
+_ENGINE_SOURCE = _DRIVER_SOURCE.parent / ENGINE_PACKAGE
+
+
+def engine_files() -> dict[str, bytes]:
+    """The files the engine ships into a job's code (relative path -> content): its entry script
+    (``_openaml_parallel_driver.py``) and its package (``_openaml_parallel/*.py``)."""
+    files = {DRIVER_NAME: _DRIVER_SOURCE.read_bytes()}
+    for f in sorted(_ENGINE_SOURCE.glob("*.py")):
+        files[f"{ENGINE_PACKAGE}/{f.name}"] = f.read_bytes()
+    return files
 _REF = re.compile(r"^\s*\$\{\{\s*(inputs|outputs)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\s*$")
 _SERVER_FIELDS = ("status", "id", "creation_context", "studio_url", "created_at", "start_time", "end_time", "error",
                   "exit_code", "log_tail", "output_uris", "status_history", "services", "warnings")
@@ -206,6 +217,9 @@ class ParallelKind(JobKind):
         }
         if append_to:
             cfg["append_row_type"] = outputs[append_to].get("type", "uri_folder")
+        endpoint, deployment = job.tags.get("openaml.batch_endpoint"), job.tags.get("openaml.batch_deployment")
+        if endpoint and deployment:  # a batch deployment's job: its workers may fork from its warm pool (runner._pool)
+            cfg["warm_pool"] = {"endpoint": endpoint, "deployment": deployment}
         inp = inputs.get(data_name or "") or {}
         typ = inp.get("type")
         local = self._local_path(inp)
@@ -279,8 +293,9 @@ class ParallelKind(JobKind):
     def _snapshot(self, code_dir: str | None) -> str:
         """A code snapshot holding ``code_dir``'s files and the driver script, content-addressed
         (reused by every job with the same code and driver; files hard-linked where possible)."""
-        driver = _DRIVER_SOURCE.read_bytes()
-        digest = hashlib.sha256(driver + b"\0" + str(code_dir or "").encode()).hexdigest()
+        engine = engine_files()
+        digest = hashlib.sha256(b"".join(k.encode() + b"\0" + v for k, v in engine.items()) + b"\0" +
+                                str(code_dir or "").encode()).hexdigest()
         target = self.ctx.layout.code / digest
         if (target / DRIVER_NAME).is_file():
             return str(target)
@@ -301,7 +316,9 @@ class ParallelKind(JobKind):
             else:
                 shutil.copytree(src, tmp, copy_function=_link, symlinks=False)
         tmp.mkdir(parents=True, exist_ok=True)
-        (tmp / DRIVER_NAME).write_bytes(driver)
+        for rel, body in engine.items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_bytes(body)
         try:
             os.replace(tmp, target)
         except OSError:  # another submission made it first
