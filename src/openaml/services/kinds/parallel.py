@@ -218,7 +218,8 @@ class ParallelKind(JobKind):
         if append_to:
             cfg["append_row_type"] = outputs[append_to].get("type", "uri_folder")
         endpoint, deployment = job.tags.get("openaml.batch_endpoint"), job.tags.get("openaml.batch_deployment")
-        if endpoint and deployment:  # a batch deployment's job: its workers may fork from its warm pool (runner._pool)
+        if endpoint and deployment and self._warm_pool_allowed():
+            # a batch deployment's job: its workers may fork from its warm pool (runner._pool)
             cfg["warm_pool"] = {"endpoint": endpoint, "deployment": deployment}
         inp = inputs.get(data_name or "") or {}
         typ = inp.get("type")
@@ -276,6 +277,17 @@ class ParallelKind(JobKind):
         except ValueError as exc:
             errors.add("mini_batch_size", str(exc))
             return "count", 1
+
+    def _warm_pool_allowed(self) -> bool:
+        """Whether a batch deployment's jobs may use a warm pool (runner._pool). The pool imports the
+        environment's libraries outside every job's sandbox, with the runner's rights: on a
+        single-user workspace those are the user's own; on a workspace with users (several people
+        whose environments differ in trust) it runs only when the administrator turned it on with
+        ``OPENAML_PARALLEL_POOL=1`` in the server's environment (docs/guide/batch.md)."""
+        switch = os.environ.get("OPENAML_PARALLEL_POOL")
+        if switch is not None:
+            return switch == "1"
+        return not self.ctx.services["users"].list()
 
     def _local_path(self, inp: dict[str, Any]) -> Path | None:
         """Where the server sees input ``inp``'s files (a datastore with a local path), else None."""
