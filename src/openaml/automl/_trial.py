@@ -31,7 +31,54 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["main", "build_model", "AutoMLModel", "evaluate"]
+__all__ = ["main", "run_trial", "build_model", "AutoMLModel", "evaluate", "sink", "Collector", "wants_full"]
+
+_SINK: Any = None  # None: the fluent mlflow API (the child job's own run); a worker sets a Collector
+
+
+class Collector:
+    """What a trial logs, kept in memory (a trial worker hands it to the AutoML job, which logs it
+    on the trial's child run): ``metrics``, ``params``, ``tags``, with mlflow's fluent signatures."""
+
+    def __init__(self) -> None:
+        self.metrics: dict[str, float] = {}
+        self.params: dict[str, str] = {}
+        self.tags: dict[str, str] = {}
+
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        self.metrics.update({k: float(v) for k, v in metrics.items()})
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        self.params.update({k: str(v) for k, v in params.items()})
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        self.tags.update({k: str(v) for k, v in tags.items()})
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self.tags[key] = str(value)
+
+
+def sink() -> Any:
+    """Where a trial logs: the worker's :class:`Collector`, else ``mlflow`` (the active run)."""
+    if _SINK is not None:
+        return _SINK
+    import mlflow
+
+    return mlflow
+
+
+def wants_full(settings: dict[str, Any], metrics: dict[str, float]) -> bool:
+    """Whether a trial writes its full model artifacts (MLflow model, conda file, scoring file,
+    explanation): always, unless its settings carry ``best_loss`` (a worker's best so far) and the
+    trial's primary metric does not beat it. The job's best trial is always the best so far of the
+    worker that ran it, so its artifacts are always complete."""
+    best = settings.get("best_loss")
+    if best is None:
+        return True
+    from openaml.automl._metrics import loss_of
+
+    value = metrics.get(settings["metric"])
+    return value is not None and loss_of(settings["metric"], float(value)) < float(best)
 
 _SCALED = {"lrl1", "lrl2", "sgd", "svc", "kneighbor", "enet", "lassolars"}
 _DENSE = {"histgb", "lassolars"}  # learners that refuse sparse input
@@ -181,11 +228,17 @@ def main(argv: list[str] | None = None) -> int:
     # FLAML imports ray.tune when Ray is installed (seconds per trial); a trial never uses Ray
     sys.modules.setdefault("ray", None)  # type: ignore[arg-type]
     settings = json.loads(os.environ["OPENAML_AUTOML_TRIAL"])
-    started = time.time()
     from threadpoolctl import threadpool_limits
 
     # the trial's cores: OpenMP/BLAS pools beyond them only contend (n_jobs, set by the AutoML job)
     threadpool_limits(int(settings.get("n_jobs") or 1))
+    return run_trial(settings, args)
+
+
+def run_trial(settings: dict[str, Any], args: argparse.Namespace) -> int:
+    """One trial of ``settings`` on the data folders of ``args``: its files under ``./outputs``,
+    what it logs to :func:`sink`. Raises what the trial raised (its time limit: TimeoutError)."""
+    started = time.time()
     deadline = started + float(settings.get("time_limit_s") or 1e9) * 0.9
     if settings.get("learner") in ("vote_ensemble", "stack_ensemble"):
         from openaml.automl._ensemble import run_ensemble
@@ -210,8 +263,6 @@ def prepare_frame(df: pd.DataFrame, settings: dict[str, Any]) -> tuple[pd.DataFr
 
 
 def _run(settings: dict[str, Any], args: argparse.Namespace, deadline: float) -> int:
-    import mlflow
-
     from openaml.automl import _artifacts
     from openaml.automl._featurize import build_featurizer, column_roles
     from openaml.automl._learners import flaml_task
@@ -219,7 +270,7 @@ def _run(settings: dict[str, Any], args: argparse.Namespace, deadline: float) ->
 
     t0 = time.time()
     # when training began (the imports done): a trial canceled at the job's timeout still shows its training time
-    mlflow.set_tag("automl_training_started_at", f"{t0:.3f}")
+    sink().set_tag("automl_training_started_at", f"{t0:.3f}")
     task = settings["task"]
     df = _read(args.training_data)
     assert df is not None
@@ -282,26 +333,27 @@ def _run(settings: dict[str, Any], args: argparse.Namespace, deadline: float) ->
     out = Path("outputs")
     out.mkdir(exist_ok=True)
     np.savez_compressed(out / "oof.npz", pred=pred, covered=covered, y=ev_y)
+    full = wants_full(settings, metrics)
     explanation = None
-    if settings.get("explain"):
+    if settings.get("explain") and full:
         explanation = _importance(model, X, y, task)
     description = " -> ".join(["featurize(" + ", ".join(f"{r}:{sum(1 for v in roles.values() if v == r)}"
                                                         for r in sorted(set(roles.values()))) + ")",
                                *(["MaxAbsScaler"] if learner in _SCALED else []),
                                settings["algorithm"]])
-    _artifacts.write_model_artifacts(out, final, X, settings, description)
+    _artifacts.write_model_artifacts(out, final, X, settings, description, full=full)
     if explanation is not None:
         (out / "explanation").mkdir(exist_ok=True)
         (out / "explanation" / "global_importance.json").write_text(json.dumps(explanation, indent=1))
-    mlflow.log_metrics(metrics)
-    mlflow.log_params({"algorithm": settings["algorithm"], "flaml_learner": learner,
+    sink().log_metrics(metrics)
+    sink().log_params({"algorithm": settings["algorithm"], "flaml_learner": learner,
                        **{f"hp.{k}": v for k, v in list(config.items())[:80]}})
     tags = {"automl_algorithm": settings["algorithm"], "automl_pipeline": description,
             "automl_featurization": json.dumps({"roles": roles, "notes": notes})[:5000],
             "automl_trial_seconds": f"{time.time() - t0:.2f}"}
     if explanation is not None:
         tags["automl_feature_importance"] = json.dumps(explanation[:40])[:5000]
-    mlflow.set_tags(tags)
+    sink().set_tags(tags)
     print(f"trial {settings['algorithm']}: {settings['metric']} = {metrics.get(settings['metric'])}")
     return 0
 
