@@ -2,14 +2,17 @@
 
 FLAML is the engine, in two phases:
 
-1. one trial per learner, in FLAML's priority order (LightGBM, XGBoost, random forest, extra
-   trees, the linear model, ...), each with FLAML's zero-shot configuration for this data set
-   (``flaml.default.suggest_config``: the portfolio config nearest to the data's meta-features;
-   the learner's FLAML ``init_value`` where it has no portfolio);
-2. FLAML's CFO (cost-frugal local search) per learner, started from that learner's best
-   configuration and score, on the learner's FLAML search space for the data size. Two trials of
-   three go to the learner with the best score so far, one to the second best (the top learners
-   are refined as FLAML's learner selection does, without its per-learner cost model).
+1. one trial per learner, in FLAML's priority order (LightGBM, random forest, extra trees,
+   XGBoost, the linear model, ...), each at FLAML's low-cost starting point (the learner's
+   ``init_value``: a few small trees; seconds even on large data), as FLAML starts;
+2. the learners refined: two trials of three go to the learner with the best score so far, one to
+   the second best (as FLAML's learner selection does, without its per-learner cost model). A
+   learner's first refinement is its zero-shot configuration for this data set
+   (``flaml.default.suggest_config``: the portfolio config nearest to the data's meta-features)
+   where FLAML has a portfolio for it; then FLAML's CFO (cost-frugal local search), started from
+   the learner's best configuration and score, on the learner's FLAML search space for the data
+   size. (A zero-shot config is costly on some learners, a random forest of hundreds of trees:
+   only the learners that score best pay for it.)
 
 State lives in memory; what a server restart loses is the CFO's local state, rebuilt from the best
 configuration of each learner in the finished trials (their rows and runs are kept).
@@ -67,6 +70,7 @@ class Search:
         self._cfo: dict[str, Any] = {}
         self._done: set[str] = set()
         self._pending: dict[str, str] = {}  # trial name -> algorithm (CFO suggested it)
+        self._zero_tried: set[str] = set()
 
     def learner(self, algorithm: str) -> str:
         if algorithm in STAT_MODELS:
@@ -83,8 +87,6 @@ class Search:
         learner = self.learner(algorithm)
         if algorithm in STAT_MODELS:
             return {}
-        if learner in self.zero_shot:
-            return dict(self.zero_shot[learner])
         return {k: _jsonable(v["init_value"]) for k, v in self._space(learner).items() if "init_value" in v}
 
     def suggest(self, name: str, history: list[tuple[str, dict[str, Any], float | None]]) -> tuple[str, str, dict[str, Any]] | None:
@@ -103,6 +105,11 @@ class Search:
         second = (len(history) - len(self.algorithms)) % 3 == 2  # one phase-2 trial in three: the runner-up
         order = [ranked[1], ranked[0], *ranked[2:]] if second and len(ranked) > 1 else ranked
         for algorithm in order:
+            zero = self.zero_shot.get(self.learner(algorithm))
+            if zero and algorithm not in self._zero_tried:
+                self._zero_tried.add(algorithm)
+                if all(cfg != zero for a, cfg, _ in history if a == algorithm):
+                    return algorithm, self.learner(algorithm), dict(zero)
             found = self._cfo_suggest(algorithm, name, best[algorithm])
             if found is not None:
                 self._pending[name] = algorithm

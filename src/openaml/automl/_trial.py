@@ -34,6 +34,8 @@ import pandas as pd
 __all__ = ["main", "run_trial", "build_model", "AutoMLModel", "evaluate", "sink", "Collector", "wants_full"]
 
 _SINK: Any = None  # None: the fluent mlflow API (the child job's own run); a worker sets a Collector
+# a worker's memo (None in a one-trial job): the column roles, and the featurize step fitted once per set of rows
+_CACHE: dict[Any, Any] | None = None
 
 
 class Collector:
@@ -161,7 +163,6 @@ def evaluate(model: Any, X: pd.DataFrame, y: np.ndarray, folds: list[tuple[np.nd
              task: str, n_classes: int, weight: np.ndarray | None, deadline: float) -> tuple[np.ndarray, np.ndarray, Any]:
     """Out-of-fold predictions (probabilities for classification), the rows they cover, and the
     last fold's fitted model."""
-    from sklearn.base import clone
 
     shape = (len(y), n_classes) if task == "classification" else (len(y),)
     pred = np.full(shape, np.nan)
@@ -169,9 +170,8 @@ def evaluate(model: Any, X: pd.DataFrame, y: np.ndarray, folds: list[tuple[np.nd
     for tr, va in folds:
         if time.time() > deadline:
             raise TimeoutError("the trial's time limit was reached during validation")
-        m = clone(model)
         fit_kw = {"model__sample_weight": weight[tr]} if weight is not None else {}
-        m.fit(X.iloc[tr], y[tr], **fit_kw)
+        m = fit_pipeline(model, X, y, tr, fit_kw)
         if task == "classification":
             p = m.predict_proba(X.iloc[va])
             full = np.zeros((len(va), n_classes))
@@ -181,6 +181,39 @@ def evaluate(model: Any, X: pd.DataFrame, y: np.ndarray, folds: list[tuple[np.nd
             pred[va] = m.predict(X.iloc[va])
         covered[va] = True
     return pred, covered, m
+
+
+def fit_pipeline(model: Any, X: pd.DataFrame, y: np.ndarray, rows: np.ndarray, fit_kw: dict[str, Any]) -> Any:
+    """A fitted copy of pipeline ``model`` on rows ``rows`` of ``X, y``. In a worker (``_CACHE``
+    set) the featurize step is fitted once per set of rows and shared by the trials (every trial
+    of a job has the same featurization; only the steps after it are fitted per trial)."""
+    from sklearn.base import clone
+    from sklearn.pipeline import Pipeline
+
+    if _CACHE is None:
+        m = clone(model)
+        m.fit(X.iloc[rows], y[rows], **fit_kw)
+        return m
+    key = ("featurize", len(X), len(rows), int(rows[:64].sum()), int(rows.sum()))
+    if key not in _CACHE:
+        feat = clone(model.steps[0][1])
+        _CACHE[key] = (feat, feat.fit_transform(X.iloc[rows], y[rows]))
+    feat, Xt = _CACHE[key]
+    tail = Pipeline([(n, clone(step)) for n, step in model.steps[1:]])
+    tail.fit(Xt, y[rows], **fit_kw)
+    return Pipeline([(model.steps[0][0], feat), *tail.steps])
+
+
+def _roles(X: pd.DataFrame, featurization: dict[str, Any] | None) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    from openaml.automl._featurize import column_roles
+
+    if _CACHE is None:
+        return column_roles(X, featurization)
+    key = ("roles", tuple(map(str, X.columns)), X.shape, json.dumps(featurization, sort_keys=True, default=str))
+    if key not in _CACHE:
+        _CACHE[key] = column_roles(X, featurization)
+    roles, notes = _CACHE[key]
+    return dict(roles), list(notes)
 
 
 def _read(path: str | None) -> pd.DataFrame | None:
@@ -264,7 +297,7 @@ def prepare_frame(df: pd.DataFrame, settings: dict[str, Any]) -> tuple[pd.DataFr
 
 def _run(settings: dict[str, Any], args: argparse.Namespace, deadline: float) -> int:
     from openaml.automl import _artifacts
-    from openaml.automl._featurize import build_featurizer, column_roles
+    from openaml.automl._featurize import build_featurizer
     from openaml.automl._learners import flaml_task
     from openaml.automl._metrics import classification_metrics, regression_metrics
 
@@ -290,7 +323,7 @@ def _run(settings: dict[str, Any], args: argparse.Namespace, deadline: float) ->
         y = y_raw.astype(float)
     n_classes = len(classes or [])
     ftask = flaml_task(task, n_classes)
-    roles, notes = column_roles(X, settings.get("featurization"))
+    roles, notes = _roles(X, settings.get("featurization"))
     learner, config = settings["flaml_learner"], dict(settings.get("config") or {})
     n_jobs = int(settings.get("n_jobs") or 1)
     model = build_model(learner, config, ftask, n_jobs, build_featurizer(X, roles, settings.get("featurization")))
@@ -315,7 +348,7 @@ def _run(settings: dict[str, Any], args: argparse.Namespace, deadline: float) ->
         metrics = regression_metrics(ev_y[covered], pred[covered], ew)
     if len(folds) > 1:  # cross-validation: the final model is refit on all training data, as Azure does
         fit_kw = {"model__sample_weight": w} if w is not None else {}
-        model.fit(X, y, **fit_kw)
+        model = fit_pipeline(model, X, y, np.arange(len(X)), fit_kw)
     else:  # a holdout (validation data or size): the model validated is the model kept, as Azure does
         model = fitted
     final = AutoMLModel(model, task, classes, [str(c) for c in X.columns])

@@ -20,7 +20,7 @@ job reads on each controller pass and turns into the trial's child job
 
 - tag ``automl.trial.<j>``: ``{"state": "running", "t0", "algorithm", "learner", "config"}`` when
   trial ``j`` starts, then the same with ``"state": "done"``, ``t1`` once its files are uploaded;
-- artifacts ``trials/<j>/``: ``outputs/`` (the trial's model files), ``result.json`` (metrics,
+- artifact ``trials/<j>.tar``: ``outputs/`` (the trial's model files), ``result.json`` (metrics,
   params, tags, error) and ``log.txt`` (what the trial printed: the child job's log).
 
 It stops after its quota, at its deadline, when its search has converged, or when the AutoML job
@@ -36,9 +36,12 @@ import contextlib
 import io
 import json
 import os
+import queue
 import shutil
 import sys
+import tarfile
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -68,25 +71,74 @@ def _cached_reader() -> None:
 
 
 class _Channel:
-    """The worker's own MLflow run: its reports (tags, artifacts) and the stop request."""
+    """The worker's own MLflow run: its reports (tags, artifacts) and the stop request.
+
+    Reports go out from a thread of their own, in order, while the next trial trains: a trial's
+    files as one tar (``trials/<j>.tar``, one request), then the tags waiting (one request)."""
 
     def __init__(self) -> None:
         from mlflow.tracking import MlflowClient
 
         self.run_id = os.environ["MLFLOW_RUN_ID"]
         self.client = MlflowClient()
+        self.queue: queue.Queue[tuple[int, dict[str, Any], Path | None] | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._send, name="automl-reports", daemon=True)
+        self.thread.start()
+        self._checked = 0.0
+        self._stop: str | None = None
 
     def stop_requested(self) -> str | None:
-        try:
-            return self.client.get_run(self.run_id).data.tags.get(_STOP_TAG)
-        except Exception:  # noqa: BLE001 - the server is briefly unreachable: go on, the next look decides
-            return None
+        """The AutoML job's stop request (looked up at most once a second)."""
+        if self._stop is None and time.monotonic() - self._checked >= 1.0:
+            self._checked = time.monotonic()
+            try:
+                self._stop = self.client.get_run(self.run_id).data.tags.get(_STOP_TAG)
+            except Exception:  # noqa: BLE001 - the server is briefly unreachable: the next look decides
+                return None
+        return self._stop
 
-    def report(self, j: int, record: dict[str, Any]) -> None:
-        self.client.set_tag(self.run_id, f"automl.trial.{j}", json.dumps(record))
+    def report(self, j: int, record: dict[str, Any], folder: Path | None = None) -> None:
+        self.queue.put((j, record, folder))
 
-    def upload(self, j: int, folder: Path) -> None:
-        self.client.log_artifacts(self.run_id, str(folder), f"trials/{j}")
+    def close(self) -> None:
+        """Send what is waiting, then end the thread."""
+        self.queue.put(None)
+        self.thread.join()
+
+    def _send(self) -> None:
+        from mlflow.entities import RunTag
+
+        done = False
+        while not done:
+            items = [self.queue.get()]
+            while True:
+                try:
+                    items.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            tags = []
+            for item in items:
+                if item is None:
+                    done = True
+                    continue
+                j, record, folder = item
+                try:
+                    if folder is not None:
+                        tar = folder.parent / f"{j}.tar"
+                        with tarfile.open(tar, "w") as tf:
+                            tf.add(folder, arcname=".")
+                        self.client.log_artifact(self.run_id, str(tar), "trials")
+                        tar.unlink()
+                        shutil.rmtree(folder, ignore_errors=True)
+                except Exception:  # noqa: BLE001 - the trial's files are lost: the job records it failed
+                    traceback.print_exc()
+                    record = {**record, "lost": "its files could not be sent"}
+                tags.append(RunTag(f"automl.trial.{j}", json.dumps(record)))
+            if tags:
+                try:
+                    self.client.log_batch(self.run_id, tags=tags)
+                except Exception:  # noqa: BLE001
+                    traceback.print_exc()
 
 
 def _loss(metric: str, value: float) -> float:
@@ -141,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
 
     threadpool_limits(int(ws.get("n_jobs") or 1))
     _cached_reader()
+    from openaml.automl import _trial
+
+    _trial._CACHE = {}
     from openaml.automl._search import Search
 
     channel = _Channel()
@@ -180,9 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run_one(settings, args, folder)
         value = result["metrics"].get(metric)
         loss = None if value is None or result["error"] else _loss(metric, float(value))
-        channel.upload(j, folder)
-        channel.report(j, {**record, "state": "done", "t1": time.time()})
-        shutil.rmtree(folder, ignore_errors=True)
+        channel.report(j, {**record, "state": "done", "t1": time.time()}, folder)
         print(f"trial {j} {algorithm}: {metric} = {value}" + (f" ({result['error']})" if result["error"] else ""),
               flush=True)
         history.append((algorithm, config, loss))
@@ -194,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         if exit_loss is not None and best is not None and best <= float(exit_loss):
             print("worker: limits.exit_score reached", flush=True)
             break
+    channel.close()
     return 0
 
 

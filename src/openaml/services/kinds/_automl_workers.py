@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -191,19 +190,13 @@ class WorkerPool:
         name = child["name"]
         result: dict[str, Any] = {"error": "its worker reported no result"}
         try:
-            src = self.ctx.tracking.run_artifact_dir(w["name"]) / "trials" / str(j)
+            tar = self.ctx.tracking.run_artifact_dir(w["name"]) / "trials" / f"{j}.tar"
             dst = self.ctx.tracking.run_artifact_dir(name)
-            if (src / "result.json").exists():
-                result = json.loads((src / "result.json").read_text())
-            if (src / "outputs").is_dir():
-                dst.mkdir(parents=True, exist_ok=True)
-                shutil.rmtree(dst / "outputs", ignore_errors=True)
-                shutil.move(str(src / "outputs"), str(dst / "outputs"))
-            if (src / "log.txt").exists():
-                lines = (src / "log.txt").read_text(errors="replace").splitlines()
-                if lines:
-                    self.core.append_log(name, *lines)
-            shutil.rmtree(src, ignore_errors=True)
+            if rec.get("lost") or not tar.exists():
+                result = {"error": f"its worker {w['name']} could not send its files"}
+            else:
+                result = self._unpack(tar, dst, name)
+            tar.unlink(missing_ok=True)
             if result.get("metrics"):
                 self.ctx.tracking.log_metrics(name, result["metrics"])
             if result.get("params"):
@@ -216,6 +209,27 @@ class WorkerPool:
         status = JobStatus.FAILED if result.get("error") else JobStatus.COMPLETED
         end = datetime.fromtimestamp(float(rec.get("t1") or time.time()), UTC)
         self._end_trial(name, status, result.get("error"), end)
+
+    def _unpack(self, tar: Any, dst: Any, name: str) -> dict[str, Any]:
+        """The trial's tar: ``outputs/`` into the child's run folder, ``log.txt`` onto its log;
+        returns ``result.json``."""
+        import tarfile
+
+        result: dict[str, Any] = {"error": "its worker reported no result"}
+        with tarfile.open(tar) as tf:
+            members = tf.getmembers()
+            for m in members:
+                path = m.name.removeprefix("./")
+                if path == "result.json":
+                    result = json.loads(tf.extractfile(m).read())  # type: ignore[union-attr]
+                elif path == "log.txt":
+                    lines = tf.extractfile(m).read().decode(errors="replace").splitlines()  # type: ignore[union-attr]
+                    if lines:
+                        self.core.append_log(name, *lines)
+            outs = [m for m in members if m.name.removeprefix("./").startswith("outputs")]
+            dst.mkdir(parents=True, exist_ok=True)
+            tf.extractall(dst, members=outs, filter="data")
+        return result
 
     def _end_trial(self, name: str, status: str, error: str | None, end: datetime | None = None) -> None:
         done = self.ctx.store.transition_job(name, status, from_statuses=[JobStatus.RUNNING, JobStatus.NOT_STARTED,
