@@ -29,6 +29,8 @@ __all__ = ["Search", "zero_shot_configs"]
 
 log = logging.getLogger("openaml.automl")
 
+_LATE = frozenset({"kneighbor", "sgd", "svc", "histgb"})  # not in FLAML's default estimator list
+
 
 def zero_shot_configs(ftask: str, X: Any, y: Any, learners: list[str]) -> dict[str, dict[str, Any]]:
     """FLAML learner -> its zero-shot configuration for data ``X, y`` (learners with a portfolio)."""
@@ -91,9 +93,14 @@ class Search:
 
     def suggest(self, name: str, history: list[tuple[str, dict[str, Any], float | None]]) -> tuple[str, str, dict[str, Any]] | None:
         tried = {a for a, _, _ in history}
-        for algorithm in self.algorithms:  # phase 1
-            if algorithm not in tried:
+        # phase 1: FLAML's default learners first; the others (KNN, SGD, linear SVM, histogram GB)
+        # one every fifth trial once refinement began (they rarely win and would delay it)
+        late = [a for a in self.algorithms if self.learner(a) in _LATE and a not in tried]
+        for algorithm in self.algorithms:
+            if algorithm not in tried and algorithm not in late:
                 return algorithm, self.learner(algorithm), self.initial_config(algorithm)
+        if late and (len(history) % 5 == 4 or not any(loss is not None for _, _, loss in history)):
+            return late[0], self.learner(late[0]), self.initial_config(late[0])
         best: dict[str, tuple[float, dict[str, Any]]] = {}
         for a, cfg, loss in history:
             if loss is not None and (a not in best or loss < best[a][0]):
@@ -101,7 +108,7 @@ class Search:
         ranked = [a for a in sorted(best, key=lambda a: best[a][0])
                   if a not in self._done and a not in STAT_MODELS]
         if not ranked:
-            return None
+            return (late[0], self.learner(late[0]), self.initial_config(late[0])) if late else None
         second = (len(history) - len(self.algorithms)) % 3 == 2  # one phase-2 trial in three: the runner-up
         order = [ranked[1], ranked[0], *ranked[2:]] if second and len(ranked) > 1 else ranked
         for algorithm in order:
@@ -115,7 +122,7 @@ class Search:
                 self._pending[name] = algorithm
                 return algorithm, self.learner(algorithm), found
             self._done.add(algorithm)
-        return None
+        return (late[0], self.learner(late[0]), self.initial_config(late[0])) if late else None
 
     def _cfo_suggest(self, algorithm: str, name: str, best: tuple[float, dict[str, Any]]) -> dict[str, Any] | None:
         learner = self.learner(algorithm)

@@ -232,6 +232,11 @@ def main(argv: list[str] | None = None) -> int:
         record = {"state": "running", "t0": now, "algorithm": algorithm, "learner": learner, "config": config}
         channel.report(j, record)
         folder = work / str(j)
+        # fault injection for the tests of limits.trial_timeout_minutes: the first trial of a worker that
+        # replaces none sleeps this long before training (a trial that runs over, without a big data set)
+        delay = float(os.environ.get("OPENAML_AUTOML_TEST_FIRST_TRIAL_DELAY_S") or 0)
+        if delay and j == 0 and not ws.get("history"):
+            time.sleep(delay)
         result = run_one(settings, args, folder)
         value = result["metrics"].get(metric)
         loss = None if value is None or result["error"] else _loss(metric, float(value))
