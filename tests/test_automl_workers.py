@@ -107,7 +107,7 @@ def test_cancel_of_the_parent_stops_every_worker(ml_client: Any, tmp_path: Path)
 def test_timeout_minutes_ends_the_search_to_the_second(ml_client: Any, tmp_path: Path) -> None:
     data = _mltable(tmp_path / "d", _frame(2000))
     job = _job(data)
-    job.set_limits(timeout_minutes=1, max_trials=1000, max_concurrent_trials=2)
+    job.set_limits(timeout_minutes=1, trial_timeout_minutes=1, max_trials=1000, max_concurrent_trials=2)
     job = ml_client.jobs.create_or_update(job)
     done = ml_client.jobs.wait(job.name, timeout=400)
     raw = ml_client.jobs.get_raw(job.name)
@@ -117,7 +117,8 @@ def test_timeout_minutes_ends_the_search_to_the_second(ml_client: Any, tmp_path:
 
     took = (datetime.fromisoformat(raw["end_time"]) - datetime.fromisoformat(raw["start_time"])).total_seconds()
     assert 60 <= took < 75
-    assert {w["status"] for w in workers} == {"Canceled"}
+    # a worker starts no trial after the deadline; one still training then is canceled
+    assert {w["status"] for w in workers} <= {"Completed", "Canceled"}
     assert any(t["status"] == "Completed" for t in trials)
 
 
@@ -132,7 +133,7 @@ def test_a_trial_over_trial_timeout_minutes_is_stopped_and_its_worker_replaced(m
     assert done.status == "Completed", raw.get("error")
     workers, trials = _assert_clean(ml_client, job.name)
     first = next(t for t in trials if t["name"] == f"{job.name}_0")
-    assert first["status"] == "Failed" and "trial_timeout_minutes" in first["error"]
+    assert first["status"] == "Canceled" and "trial_timeout_minutes" in first["error"]
     status = {w["name"].removeprefix(job.name): w["status"] for w in workers}
     assert status == {"_worker_0": "Canceled", "_worker_0_r1": "Completed"}
     assert len(trials) == 3 and sum(t["status"] == "Completed" for t in trials) == 2

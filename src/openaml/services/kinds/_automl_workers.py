@@ -10,7 +10,7 @@ under the AutoML job's run, the job row), Running from the time the worker start
 worker reports it done, the trial's files move from the worker's run (``trials/<j>/outputs``) to
 the child's run (``outputs/``), its metrics, params and tags are logged on the child's run, its
 log lines appended to the child's log, and the child ends Completed (or Failed with the trial's
-error). A trial over ``limits.trial_timeout_minutes`` ends Failed and its worker is canceled (the
+error). A trial over ``limits.trial_timeout_minutes`` ends Canceled and its worker is canceled (the
 runner ends its process group) and replaced by a worker that resumes its share of the search.
 """
 
@@ -153,7 +153,8 @@ class WorkerPool:
         run nested under the AutoML job's), Running since the worker started it; no runner."""
         name = f"{row['name']}_{index}"
         algorithm = rec.get("algorithm") or "?"
-        info = {"index": index, "algorithm": algorithm, "learner": rec.get("learner"), "config": rec.get("config") or {}}
+        config: dict[str, Any] = dict(rec.get("config") or {})
+        info = {"index": index, "algorithm": algorithm, "learner": rec.get("learner"), "config": config}
         inputs = self._data_inputs(row)  # type: ignore[attr-defined]
         spec = {"type": "command", "name": name, "inputs": inputs, "compute": row["compute"],
                 "command": f"python -m openaml.automl._trial  # trial {j} of AutoML worker job {w['name']}, in-process",
@@ -181,7 +182,7 @@ class WorkerPool:
         done = self.ctx.store.transition_job(name, JobStatus.RUNNING, from_statuses=[JobStatus.NOT_STARTED],
                                              start_time=t0)
         self.log(row["name"], f"trial {name} started in {w['name']}: {algorithm} "  # type: ignore[attr-defined]
-                 + " ".join(f"{k}={v!r}" for k, v in list(info["config"].items())[:8]))
+                 + " ".join(f"{k}={v!r}" for k, v in list(config.items())[:8]))
         return done or self.ctx.store.get_job(name)
 
     def _record_trial(self, row: dict[str, Any], w: dict[str, Any], j: int, child: dict[str, Any],
@@ -261,7 +262,7 @@ class WorkerPool:
 
     def _follow(self, row: dict[str, Any], workers: list[dict[str, Any]], trials: list[dict[str, Any]],
                 stopping: str | None) -> None:
-        """Trials over ``trial_timeout_minutes`` (Failed; their worker replaced) and trials whose
+        """Trials over ``trial_timeout_minutes`` (Canceled; their worker replaced) and trials whose
         worker ended before reporting them (Failed with the worker's end)."""
         lim = row["spec"].get("limits") or {}
         limit = lim.get("trial_timeout_minutes")
@@ -283,7 +284,7 @@ class WorkerPool:
                 why = (f"limits.trial_timeout_minutes ({limit} min) was reached; the trial was stopped and its worker "
                        f"{w['name']} replaced")
                 self.jobs.cancel(w["name"], reason=f"trial {t['name']} ran over limits.trial_timeout_minutes")  # type: ignore[attr-defined]
-                self._end_trial(t["name"], JobStatus.FAILED, why)
+                self._end_trial(t["name"], JobStatus.CANCELED, why)
                 self.log(row["name"], f"trial {t['name']}: {why}")  # type: ignore[attr-defined]
                 if stopping is None:
                     self._replace(row, w, trials)

@@ -1,11 +1,15 @@
 """AutoML jobs (azure-ai-ml ``ClassificationJob``/``RegressionJob``/``ForecastingJob``): the ``automl`` kind.
 
-An AutoML job is a parent job (Running while its trials run; it holds no compute slot). Each
-trial is an ordinary child command job (``parent_name`` = the AutoML job, MLflow run nested under
-its run) that runs ``python -m openaml.automl._trial`` in the job's environment (``environment_id``,
-default: the default environment, which carries flaml, lightgbm, xgboost-cpu, scikit-learn) on
-the job's compute: featurization + one learner with one configuration, validated, logged and
-saved with Azure's model artifacts (:mod:`openaml.automl._trial`).
+An AutoML job is a parent job (Running while its trials run; it holds no compute slot). Its
+trials run in trial workers (:mod:`openaml.services.kinds._automl_workers`): one child command job
+per ``max_concurrent_trials`` that runs ``python -m openaml.automl._worker`` in the job's
+environment (``environment_id``, default: the default environment, which carries flaml,
+lightgbm, xgboost-cpu, scikit-learn) on the job's compute, loads the data and the libraries once
+and runs FLAML's search over its share of the algorithms, one trial after the other. Every trial
+is still a child job (``parent_name`` = the AutoML job, MLflow run nested under its run) with its
+own status, times, metrics, params, log and model files (:mod:`openaml.automl._trial`), recorded
+from what its worker reports. The ensembles are one-trial child command jobs
+(``python -m openaml.automl._trial``).
 
 Validation reads the training data (the MLTable) before anything is stored and refuses what
 cannot train (target column missing, one class, non-numeric regression target, duplicate
@@ -13,11 +17,12 @@ forecasting rows, a primary metric of another task, a timeout shorter than one t
 computes the guardrails (class balancing, missing values, high cardinality; forecasting: short
 series, frequency) and FLAML's zero-shot start configurations (:mod:`openaml.automl._search`).
 
-The controller pass (:meth:`AutoMLKind.on_tick`, also at once after a trial ended) records the
-trials that ended, ends the search at ``limits.timeout_minutes`` (running trials canceled, best
-so far kept, the job Completed as Azure completes a timed-out AutoML run), at ``exit_score``,
-at ``max_trials``, or by early termination (``enable_early_termination``: after 20 trials, 10 in
-a row without improvement), starts trials up to ``max_concurrent_trials``, then the ensemble
+The controller pass (:meth:`AutoMLKind.on_tick`, also at once after a trial ended) starts the
+workers, records the trials they started and ended, ends the search at ``limits.timeout_minutes``
+(workers and running trials canceled, best so far kept, the job Completed as Azure completes a
+timed-out AutoML run), at ``exit_score`` or by early termination (``enable_early_termination``:
+after 20 trials, 10 in a row without improvement: the workers are asked to stop), stops a trial
+over ``trial_timeout_minutes`` (its worker replaced); once every worker ended, the ensemble
 trials (``enable_vote_ensemble``/``enable_stack_ensemble``, default on, from the best 5), and
 completes with the best trial: tag ``automl_best_child_run_id`` plus ``best_score``,
 ``best_algorithm`` on the parent's run. State is in the job rows and MLflow, so a restarted
