@@ -21,6 +21,7 @@ configuration of each learner in the finished trials (their rows and runs are ke
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from openaml.automl._learners import FLAML_LEARNERS, STAT_MODELS, estimator_class
@@ -58,11 +59,13 @@ def _jsonable(v: Any) -> Any:
 
 class Search:
     """Suggests trials: ``suggest(name, history) -> (algorithm, flaml learner, config)`` or None
-    when every learner's search has converged. ``history``: (algorithm, config, loss or None) of
+    when every learner's search has converged. ``zero_shot``: FLAML learner -> its zero-shot
+    configuration, as a dict or a function (called only for the learners refined). ``history``: (algorithm, config, loss or None) of
     the trials created so far (loss None: failed or still running)."""
 
     def __init__(self, task: str, ftask: str, algorithms: list[str], data_size: tuple[int, int],
-                 zero_shot: dict[str, dict[str, Any]], seed: int = 20) -> None:
+                 zero_shot: dict[str, dict[str, Any]] | Callable[[str], dict[str, Any] | None],
+                 seed: int = 20) -> None:
         self.task = task
         self.ftask = ftask
         self.algorithms = algorithms
@@ -112,7 +115,8 @@ class Search:
         second = (len(history) - len(self.algorithms)) % 3 == 2  # one phase-2 trial in three: the runner-up
         order = [ranked[1], ranked[0], *ranked[2:]] if second and len(ranked) > 1 else ranked
         for algorithm in order:
-            zero = self.zero_shot.get(self.learner(algorithm))
+            learner = self.learner(algorithm)
+            zero = self.zero_shot(learner) if callable(self.zero_shot) else self.zero_shot.get(learner)
             if zero and algorithm not in self._zero_tried:
                 self._zero_tried.add(algorithm)
                 if all(cfg != zero for a, cfg, _ in history if a == algorithm):

@@ -10,7 +10,7 @@ in FLAML's priority order) and trains each suggestion in-process
 (:func:`openaml.automl._trial.run_trial`, the code a one-trial child job runs).
 
 Settings come as JSON in ``OPENAML_AUTOML_WORKER`` (the trial settings plus ``algorithms``,
-``ftask``, ``data_size``, ``zero_shot``, ``quota`` (trials it may start), ``deadline`` (epoch
+``ftask``, ``data_size``, ``quota`` (trials it may start), ``deadline`` (epoch
 seconds: no trial starts after it), ``trial_limit_s``, ``history`` ([algorithm, config, loss] of
 the trials of a worker it replaces) and ``first`` (its first trial number)).
 
@@ -141,6 +141,27 @@ class _Channel:
                     traceback.print_exc()
 
 
+def _zero_shot(ws: dict[str, Any], args: argparse.Namespace) -> Any:
+    """FLAML learner -> its zero-shot configuration on the training data (computed once, when the
+    search first refines the learner), or None."""
+    from openaml.automl._data import read_mltable
+    from openaml.automl._search import zero_shot_configs
+
+    found: dict[str, dict[str, Any] | None] = {}
+
+    def zero(learner: str) -> dict[str, Any] | None:
+        if learner not in found:
+            df = read_mltable(args.training_data)
+            target = ws["target"]
+            X = df[df[target].notna()].drop(columns=[target])
+            if ws["task"] == "forecasting":  # the lag features are built per trial: the frame stands in for them
+                X = X.select_dtypes("number")
+            found[learner] = zero_shot_configs(ws["ftask"], X, df[target].dropna(), [learner]).get(learner)
+        return found[learner]
+
+    return zero
+
+
 def _loss(metric: str, value: float) -> float:
     from openaml.automl._metrics import loss_of
 
@@ -200,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
 
     channel = _Channel()
     metric = ws["metric"]
-    search = Search(ws["task"], ws["ftask"], list(ws["algorithms"]), tuple(ws["data_size"]), ws.get("zero_shot") or {},
+    search = Search(ws["task"], ws["ftask"], list(ws["algorithms"]), tuple(ws["data_size"]), _zero_shot(ws, args),
                     seed=20 + int(ws.get("worker") or 0))
     history: list[tuple[str, dict[str, Any], float | None]] = [(a, c, v) for a, c, v in ws.get("history") or []]
     losses = [v for _, _, v in history if v is not None]

@@ -69,18 +69,13 @@ class WorkerPool:
 
     def _submit_worker(self, row: dict[str, Any], slot: int, wname: str, algorithms: list[str], quota: int,
                        history: list[list[Any]]) -> bool:
-        from openaml.services.kinds.automl import _flaml_names
-
         spec, rt = row["spec"], row["runtime"]
         lim = spec.get("limits") or {}
         started = row["start_time"] or row["created_at"]
         deadline = started.timestamp() + int(lim.get("timeout_minutes") or 360) * 60
         metric = rt["metric"]
         settings = {**self._settings(row), "worker": slot, "algorithms": algorithms, "ftask": rt["ftask"],  # type: ignore[attr-defined]
-                    "data_size": rt["data_size"],
-                    "zero_shot": {k: v for k, v in (rt.get("zero_shot") or {}).items()
-                                  if k in _flaml_names(spec["task"], algorithms)},
-                    "quota": quota, "deadline": deadline, "history": history,
+                    "data_size": rt["data_size"], "quota": quota, "deadline": deadline, "history": history,
                     "trial_limit_s": (lim.get("trial_timeout_minutes") or 10**6) * 60}
         if lim.get("exit_score") is not None:
             from openaml.automl._metrics import loss_of

@@ -15,7 +15,7 @@ Validation reads the training data (the MLTable) before anything is stored and r
 cannot train (target column missing, one class, non-numeric regression target, duplicate
 forecasting rows, a primary metric of another task, a timeout shorter than one trial...); it
 computes the guardrails (class balancing, missing values, high cardinality; forecasting: short
-series, frequency) and FLAML's zero-shot start configurations (:mod:`openaml.automl._search`).
+series, frequency).
 
 The controller pass (:meth:`AutoMLKind.on_tick`, also at once after a trial ended) starts the
 workers, records the trials they started and ended, ends the search at ``limits.timeout_minutes``
@@ -137,7 +137,6 @@ class AutoMLKind(WorkerPool, ControlledKind):
         from openaml.automl._data import data_problems, read_mltable
         from openaml.automl._guardrails import guardrails
         from openaml.automl._learners import flaml_task, learners_for
-        from openaml.automl._search import zero_shot_configs
 
         task = job.task
         target = str(job.target_column_name)
@@ -191,10 +190,9 @@ class AutoMLKind(WorkerPool, ControlledKind):
         X = df[df[target].notna()].drop(columns=[target])
         if task == "forecasting":  # the lag features are built per trial: the frame's shape stands in for them
             X = X.select_dtypes("number")
-        zero = zero_shot_configs(ftask, X, y, _flaml_names(task, algorithms))
+        # FLAML's zero-shot configurations are computed by the trial workers, for the learners they refine
         runtime.update(metric=metric, algorithms=algorithms, ftask=ftask, n_classes=n_classes,
-                       data_size=[int(X.shape[0]), int(X.shape[1])], zero_shot=zero,
-                       guardrails=guardrails(df, job))
+                       data_size=[int(X.shape[0]), int(X.shape[1])], guardrails=guardrails(df, job))
 
     # ------------------------------------------------------------------ start and controller
     def start(self, row: dict[str, Any]) -> None:
