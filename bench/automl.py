@@ -330,10 +330,11 @@ def main() -> None:
         budgets = []
     cores = max(1, os.cpu_count() or 1)
     rows: list[Row] = []
-    notes = [f"bank-marketing: train.csv to train, test.csv to score; {cores} cores; same run, same budget; "
-             f"load average at start {os.getloadavg()[0]:.1f}"]
+    notes = [f"{cores} cores; load average at start {os.getloadavg()[0]:.1f}"]
+    if budgets:
+        notes.append("bank-marketing: train.csv to train, test.csv to score; same run, same budget")
     results: dict[str, Any] = {}
-    if not AUTOGLUON.exists():
+    if budgets and not AUTOGLUON.exists():
         notes.append("AutoGluon skipped: no bench/.venvs/autogluon (its own venv, not in the lock; see this "
                      "file's docstring)")
     for budget in budgets:
