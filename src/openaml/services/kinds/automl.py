@@ -502,10 +502,3 @@ class AutoMLKind(WorkerPool, ControlledKind):
         best = (done["runtime"] or {}).get("best")
         self.log(name, f"AutoML {status}" + (f": best trial {best['child']} {best['algorithm']} ({best['value']!r})"
                                              if best else "") + (f"; {error}" if error else ""))
-
-
-def _flaml_names(task: str, algorithms: list[str]) -> list[str]:
-    from openaml.automl._learners import FLAML_LEARNERS
-
-    return [FLAML_LEARNERS[task][a] for a in algorithms if a in FLAML_LEARNERS[task]]
-
