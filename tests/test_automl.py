@@ -237,9 +237,14 @@ def test_automl_job_end_to_end(ml_client: Any, tmp_path: Path, server: Any) -> N
     done = ml_client.jobs.wait(job.name, timeout=600)
     raw = ml_client.jobs.get_raw(job.name)
     assert done.status == "Completed", raw.get("error")
-    kids = ml_client.jobs.list_raw(parent_job_name=job.name)
+    every = ml_client.jobs.list_raw(parent_job_name=job.name)
+    workers = [k for k in every if (k.get("properties") or {}).get("openaml.automl_role") == "worker"]
+    kids = [k for k in every if k not in workers]
+    # one worker per concurrent trial (each its own share of the algorithms), each trial a child job
+    assert len(workers) == 2 and {w["status"] for w in workers} == {"Completed"}
     assert len(kids) == 2 and {k["status"] for k in kids} == {"Completed"}
     trials = raw["trials"]
+    assert {t["name"] for t in trials} == {k["name"] for k in kids}
     assert [t["metric"] for t in trials] == sorted([t["metric"] for t in trials], reverse=True)
     assert {t["algorithm"] for t in trials} == {"LightGBM", "LogisticRegression"}
     assert {g["name"] for g in raw["guardrails"]} >= {"Class balancing detection",

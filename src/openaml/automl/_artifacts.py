@@ -44,8 +44,11 @@ def requirements(learners: list[str]) -> list[str]:
     return out
 
 
-def write_model_artifacts(out: Path, model: Any, X: pd.DataFrame, settings: dict[str, Any], description: str) -> None:
-    """Write the four Azure artifacts of ``model`` (trained on frame ``X``) into folder ``out``."""
+def write_model_artifacts(out: Path, model: Any, X: pd.DataFrame, settings: dict[str, Any], description: str,
+                          *, full: bool = True) -> None:
+    """Write the four Azure artifacts of ``model`` (trained on frame ``X``) into folder ``out``;
+    ``full`` False: ``model.pkl`` only (a trial that did not beat its worker's best so far: what an
+    ensemble needs, without the seconds the MLflow model takes)."""
     import cloudpickle
     import mlflow.sklearn
     from mlflow.models import infer_signature
@@ -58,6 +61,8 @@ def write_model_artifacts(out: Path, model: Any, X: pd.DataFrame, settings: dict
             cloudpickle.register_pickle_by_value(mod)
     with open(out / "model.pkl", "wb") as f:
         cloudpickle.dump(model, f)
+    if not full:
+        return
     example = X.head(5)
     sig_out = model.predict(example)
     signature = infer_signature(example, sig_out)

@@ -124,7 +124,6 @@ def _meta_learner(kind: str | None, task: str, kwargs: dict[str, Any]) -> Any:
 
 
 def run_ensemble(settings: dict[str, Any], args: argparse.Namespace) -> int:
-    import mlflow
     from sklearn.model_selection import cross_val_predict
 
     from openaml.automl import _artifacts
@@ -181,9 +180,11 @@ def run_ensemble(settings: dict[str, Any], args: argparse.Namespace) -> int:
         (out / "explanation").mkdir(exist_ok=True)
         (out / "explanation" / "global_importance.json").write_text(json.dumps(explanation, indent=1))
         tags["automl_feature_importance"] = json.dumps(explanation[:40])[:5000]
-    mlflow.log_metrics(metrics)
-    mlflow.log_params({"algorithm": settings["algorithm"], **params})
-    mlflow.set_tags({"automl_algorithm": settings["algorithm"], "automl_pipeline": description,
+    from openaml.automl._trial import sink
+
+    sink().log_metrics(metrics)
+    sink().log_params({"algorithm": settings["algorithm"], **params})
+    sink().set_tags({"automl_algorithm": settings["algorithm"], "automl_pipeline": description,
                      "automl_trial_seconds": f"{time.time() - t0:.2f}", **tags})
     print(f"trial {settings['algorithm']}: {metric} = {metrics.get(metric)}")
     return 0

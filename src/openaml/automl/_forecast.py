@@ -342,8 +342,6 @@ def _origins(df: pd.DataFrame, st: dict[str, Any], settings: dict[str, Any]) -> 
 
 
 def run_forecast_trial(settings: dict[str, Any], args: argparse.Namespace, deadline: float) -> int:
-    import mlflow
-
     from openaml.automl import _artifacts
     from openaml.automl._data import read_mltable
     from openaml.automl._metrics import regression_metrics
@@ -374,12 +372,14 @@ def run_forecast_trial(settings: dict[str, Any], args: argparse.Namespace, deadl
         settings = {**settings, "ensemble_learners": [settings.get("flaml_learner", ""), "holidays"]}
     X = df.drop(columns=[st["target"]])
     description = f"{settings['algorithm']} (horizon {st['horizon']}, lags {st['lags']}, frequency {st['freq']})"
-    _artifacts.write_model_artifacts(out, final, X, settings, description)
-    mlflow.log_metrics(metrics)
-    mlflow.log_params({"algorithm": settings["algorithm"], "forecast_horizon": st["horizon"],
+    from openaml.automl._trial import sink, wants_full
+
+    _artifacts.write_model_artifacts(out, final, X, settings, description, full=wants_full(settings, metrics))
+    sink().log_metrics(metrics)
+    sink().log_params({"algorithm": settings["algorithm"], "forecast_horizon": st["horizon"],
                        "frequency": st["freq"], "seasonality": st["season"], "target_lags": json.dumps(st["lags"]),
                        **{f"hp.{k}": v for k, v in list((settings.get("config") or {}).items())[:60]}})
-    mlflow.set_tags({"automl_algorithm": settings["algorithm"], "automl_pipeline": description,
+    sink().set_tags({"automl_algorithm": settings["algorithm"], "automl_pipeline": description,
                      "automl_trial_seconds": f"{time.time() - t0:.2f}"})
     print(f"trial {settings['algorithm']}: {settings['metric']} = {metrics.get(settings['metric'])}")
     return 0

@@ -2,14 +2,17 @@
 
 FLAML is the engine, in two phases:
 
-1. one trial per learner, in FLAML's priority order (LightGBM, XGBoost, random forest, extra
-   trees, the linear model, ...), each with FLAML's zero-shot configuration for this data set
-   (``flaml.default.suggest_config``: the portfolio config nearest to the data's meta-features;
-   the learner's FLAML ``init_value`` where it has no portfolio);
-2. FLAML's CFO (cost-frugal local search) per learner, started from that learner's best
-   configuration and score, on the learner's FLAML search space for the data size. Two trials of
-   three go to the learner with the best score so far, one to the second best (the top learners
-   are refined as FLAML's learner selection does, without its per-learner cost model).
+1. one trial per learner, in FLAML's priority order (LightGBM, random forest, extra trees,
+   XGBoost, the linear model, ...), each at FLAML's low-cost starting point (the learner's
+   ``init_value``: a few small trees; seconds even on large data), as FLAML starts;
+2. the learners refined: two trials of three go to the learner with the best score so far, one to
+   the second best (as FLAML's learner selection does, without its per-learner cost model). A
+   learner's first refinement is its zero-shot configuration for this data set
+   (``flaml.default.suggest_config``: the portfolio config nearest to the data's meta-features)
+   where FLAML has a portfolio for it; then FLAML's CFO (cost-frugal local search), started from
+   the learner's best configuration and score, on the learner's FLAML search space for the data
+   size. (A zero-shot config is costly on some learners, a random forest of hundreds of trees:
+   only the learners that score best pay for it.)
 
 State lives in memory; what a server restart loses is the CFO's local state, rebuilt from the best
 configuration of each learner in the finished trials (their rows and runs are kept).
@@ -18,6 +21,7 @@ configuration of each learner in the finished trials (their rows and runs are ke
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from openaml.automl._learners import FLAML_LEARNERS, STAT_MODELS, estimator_class
@@ -25,6 +29,8 @@ from openaml.automl._learners import FLAML_LEARNERS, STAT_MODELS, estimator_clas
 __all__ = ["Search", "zero_shot_configs"]
 
 log = logging.getLogger("openaml.automl")
+
+_LATE = frozenset({"kneighbor", "sgd", "svc", "histgb"})  # not in FLAML's default estimator list
 
 
 def zero_shot_configs(ftask: str, X: Any, y: Any, learners: list[str]) -> dict[str, dict[str, Any]]:
@@ -53,11 +59,13 @@ def _jsonable(v: Any) -> Any:
 
 class Search:
     """Suggests trials: ``suggest(name, history) -> (algorithm, flaml learner, config)`` or None
-    when every learner's search has converged. ``history``: (algorithm, config, loss or None) of
+    when every learner's search has converged. ``zero_shot``: FLAML learner -> its zero-shot
+    configuration, as a dict or a function (called only for the learners refined). ``history``: (algorithm, config, loss or None) of
     the trials created so far (loss None: failed or still running)."""
 
     def __init__(self, task: str, ftask: str, algorithms: list[str], data_size: tuple[int, int],
-                 zero_shot: dict[str, dict[str, Any]], seed: int = 20) -> None:
+                 zero_shot: dict[str, dict[str, Any]] | Callable[[str], dict[str, Any] | None],
+                 seed: int = 20) -> None:
         self.task = task
         self.ftask = ftask
         self.algorithms = algorithms
@@ -67,6 +75,7 @@ class Search:
         self._cfo: dict[str, Any] = {}
         self._done: set[str] = set()
         self._pending: dict[str, str] = {}  # trial name -> algorithm (CFO suggested it)
+        self._zero_tried: set[str] = set()
 
     def learner(self, algorithm: str) -> str:
         if algorithm in STAT_MODELS:
@@ -83,15 +92,18 @@ class Search:
         learner = self.learner(algorithm)
         if algorithm in STAT_MODELS:
             return {}
-        if learner in self.zero_shot:
-            return dict(self.zero_shot[learner])
         return {k: _jsonable(v["init_value"]) for k, v in self._space(learner).items() if "init_value" in v}
 
     def suggest(self, name: str, history: list[tuple[str, dict[str, Any], float | None]]) -> tuple[str, str, dict[str, Any]] | None:
         tried = {a for a, _, _ in history}
-        for algorithm in self.algorithms:  # phase 1
-            if algorithm not in tried:
+        # phase 1: FLAML's default learners first; the others (KNN, SGD, linear SVM, histogram GB)
+        # one every fifth trial once refinement began (they rarely win and would delay it)
+        late = [a for a in self.algorithms if self.learner(a) in _LATE and a not in tried]
+        for algorithm in self.algorithms:
+            if algorithm not in tried and algorithm not in late:
                 return algorithm, self.learner(algorithm), self.initial_config(algorithm)
+        if late and (len(history) % 5 == 4 or not any(loss is not None for _, _, loss in history)):
+            return late[0], self.learner(late[0]), self.initial_config(late[0])
         best: dict[str, tuple[float, dict[str, Any]]] = {}
         for a, cfg, loss in history:
             if loss is not None and (a not in best or loss < best[a][0]):
@@ -99,16 +111,22 @@ class Search:
         ranked = [a for a in sorted(best, key=lambda a: best[a][0])
                   if a not in self._done and a not in STAT_MODELS]
         if not ranked:
-            return None
+            return (late[0], self.learner(late[0]), self.initial_config(late[0])) if late else None
         second = (len(history) - len(self.algorithms)) % 3 == 2  # one phase-2 trial in three: the runner-up
         order = [ranked[1], ranked[0], *ranked[2:]] if second and len(ranked) > 1 else ranked
         for algorithm in order:
+            learner = self.learner(algorithm)
+            zero = self.zero_shot(learner) if callable(self.zero_shot) else self.zero_shot.get(learner)
+            if zero and algorithm not in self._zero_tried:
+                self._zero_tried.add(algorithm)
+                if all(cfg != zero for a, cfg, _ in history if a == algorithm):
+                    return algorithm, self.learner(algorithm), dict(zero)
             found = self._cfo_suggest(algorithm, name, best[algorithm])
             if found is not None:
                 self._pending[name] = algorithm
                 return algorithm, self.learner(algorithm), found
             self._done.add(algorithm)
-        return None
+        return (late[0], self.learner(late[0]), self.initial_config(late[0])) if late else None
 
     def _cfo_suggest(self, algorithm: str, name: str, best: tuple[float, dict[str, Any]]) -> dict[str, Any] | None:
         learner = self.learner(algorithm)

@@ -31,7 +31,56 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["main", "build_model", "AutoMLModel", "evaluate"]
+__all__ = ["main", "run_trial", "build_model", "AutoMLModel", "evaluate", "sink", "Collector", "wants_full"]
+
+_SINK: Any = None  # None: the fluent mlflow API (the child job's own run); a worker sets a Collector
+# a worker's memo (None in a one-trial job): the column roles, and the featurize step fitted once per set of rows
+_CACHE: dict[Any, Any] | None = None
+
+
+class Collector:
+    """What a trial logs, kept in memory (a trial worker hands it to the AutoML job, which logs it
+    on the trial's child run): ``metrics``, ``params``, ``tags``, with mlflow's fluent signatures."""
+
+    def __init__(self) -> None:
+        self.metrics: dict[str, float] = {}
+        self.params: dict[str, str] = {}
+        self.tags: dict[str, str] = {}
+
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        self.metrics.update({k: float(v) for k, v in metrics.items()})
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        self.params.update({k: str(v) for k, v in params.items()})
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        self.tags.update({k: str(v) for k, v in tags.items()})
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self.tags[key] = str(value)
+
+
+def sink() -> Any:
+    """Where a trial logs: the worker's :class:`Collector`, else ``mlflow`` (the active run)."""
+    if _SINK is not None:
+        return _SINK
+    import mlflow
+
+    return mlflow
+
+
+def wants_full(settings: dict[str, Any], metrics: dict[str, float]) -> bool:
+    """Whether a trial writes its full model artifacts (MLflow model, conda file, scoring file,
+    explanation): always, unless its settings carry ``best_loss`` (a worker's best so far) and the
+    trial's primary metric does not beat it. The job's best trial is always the best so far of the
+    worker that ran it, so its artifacts are always complete."""
+    best = settings.get("best_loss")
+    if best is None:
+        return True
+    from openaml.automl._metrics import loss_of
+
+    value = metrics.get(settings["metric"])
+    return value is not None and loss_of(settings["metric"], float(value)) < float(best)
 
 _SCALED = {"lrl1", "lrl2", "sgd", "svc", "kneighbor", "enet", "lassolars"}
 _DENSE = {"histgb", "lassolars"}  # learners that refuse sparse input
@@ -114,7 +163,6 @@ def evaluate(model: Any, X: pd.DataFrame, y: np.ndarray, folds: list[tuple[np.nd
              task: str, n_classes: int, weight: np.ndarray | None, deadline: float) -> tuple[np.ndarray, np.ndarray, Any]:
     """Out-of-fold predictions (probabilities for classification), the rows they cover, and the
     last fold's fitted model."""
-    from sklearn.base import clone
 
     shape = (len(y), n_classes) if task == "classification" else (len(y),)
     pred = np.full(shape, np.nan)
@@ -122,9 +170,8 @@ def evaluate(model: Any, X: pd.DataFrame, y: np.ndarray, folds: list[tuple[np.nd
     for tr, va in folds:
         if time.time() > deadline:
             raise TimeoutError("the trial's time limit was reached during validation")
-        m = clone(model)
         fit_kw = {"model__sample_weight": weight[tr]} if weight is not None else {}
-        m.fit(X.iloc[tr], y[tr], **fit_kw)
+        m = fit_pipeline(model, X, y, tr, fit_kw)
         if task == "classification":
             p = m.predict_proba(X.iloc[va])
             full = np.zeros((len(va), n_classes))
@@ -134,6 +181,39 @@ def evaluate(model: Any, X: pd.DataFrame, y: np.ndarray, folds: list[tuple[np.nd
             pred[va] = m.predict(X.iloc[va])
         covered[va] = True
     return pred, covered, m
+
+
+def fit_pipeline(model: Any, X: pd.DataFrame, y: np.ndarray, rows: np.ndarray, fit_kw: dict[str, Any]) -> Any:
+    """A fitted copy of pipeline ``model`` on rows ``rows`` of ``X, y``. In a worker (``_CACHE``
+    set) the featurize step is fitted once per set of rows and shared by the trials (every trial
+    of a job has the same featurization; only the steps after it are fitted per trial)."""
+    from sklearn.base import clone
+    from sklearn.pipeline import Pipeline
+
+    if _CACHE is None:
+        m = clone(model)
+        m.fit(X.iloc[rows], y[rows], **fit_kw)
+        return m
+    key = ("featurize", len(X), len(rows), int(rows[:64].sum()), int(rows.sum()))
+    if key not in _CACHE:
+        feat = clone(model.steps[0][1])
+        _CACHE[key] = (feat, feat.fit_transform(X.iloc[rows], y[rows]))
+    feat, Xt = _CACHE[key]
+    tail = Pipeline([(n, clone(step)) for n, step in model.steps[1:]])
+    tail.fit(Xt, y[rows], **fit_kw)
+    return Pipeline([(model.steps[0][0], feat), *tail.steps])
+
+
+def _roles(X: pd.DataFrame, featurization: dict[str, Any] | None) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    from openaml.automl._featurize import column_roles
+
+    if _CACHE is None:
+        return column_roles(X, featurization)
+    key = ("roles", tuple(map(str, X.columns)), X.shape, json.dumps(featurization, sort_keys=True, default=str))
+    if key not in _CACHE:
+        _CACHE[key] = column_roles(X, featurization)
+    roles, notes = _CACHE[key]
+    return dict(roles), list(notes)
 
 
 def _read(path: str | None) -> pd.DataFrame | None:
@@ -181,11 +261,17 @@ def main(argv: list[str] | None = None) -> int:
     # FLAML imports ray.tune when Ray is installed (seconds per trial); a trial never uses Ray
     sys.modules.setdefault("ray", None)  # type: ignore[arg-type]
     settings = json.loads(os.environ["OPENAML_AUTOML_TRIAL"])
-    started = time.time()
     from threadpoolctl import threadpool_limits
 
     # the trial's cores: OpenMP/BLAS pools beyond them only contend (n_jobs, set by the AutoML job)
     threadpool_limits(int(settings.get("n_jobs") or 1))
+    return run_trial(settings, args)
+
+
+def run_trial(settings: dict[str, Any], args: argparse.Namespace) -> int:
+    """One trial of ``settings`` on the data folders of ``args``: its files under ``./outputs``,
+    what it logs to :func:`sink`. Raises what the trial raised (its time limit: TimeoutError)."""
+    started = time.time()
     deadline = started + float(settings.get("time_limit_s") or 1e9) * 0.9
     if settings.get("learner") in ("vote_ensemble", "stack_ensemble"):
         from openaml.automl._ensemble import run_ensemble
@@ -210,16 +296,14 @@ def prepare_frame(df: pd.DataFrame, settings: dict[str, Any]) -> tuple[pd.DataFr
 
 
 def _run(settings: dict[str, Any], args: argparse.Namespace, deadline: float) -> int:
-    import mlflow
-
     from openaml.automl import _artifacts
-    from openaml.automl._featurize import build_featurizer, column_roles
+    from openaml.automl._featurize import build_featurizer
     from openaml.automl._learners import flaml_task
     from openaml.automl._metrics import classification_metrics, regression_metrics
 
     t0 = time.time()
     # when training began (the imports done): a trial canceled at the job's timeout still shows its training time
-    mlflow.set_tag("automl_training_started_at", f"{t0:.3f}")
+    sink().set_tag("automl_training_started_at", f"{t0:.3f}")
     task = settings["task"]
     df = _read(args.training_data)
     assert df is not None
@@ -239,7 +323,7 @@ def _run(settings: dict[str, Any], args: argparse.Namespace, deadline: float) ->
         y = y_raw.astype(float)
     n_classes = len(classes or [])
     ftask = flaml_task(task, n_classes)
-    roles, notes = column_roles(X, settings.get("featurization"))
+    roles, notes = _roles(X, settings.get("featurization"))
     learner, config = settings["flaml_learner"], dict(settings.get("config") or {})
     n_jobs = int(settings.get("n_jobs") or 1)
     model = build_model(learner, config, ftask, n_jobs, build_featurizer(X, roles, settings.get("featurization")))
@@ -264,7 +348,7 @@ def _run(settings: dict[str, Any], args: argparse.Namespace, deadline: float) ->
         metrics = regression_metrics(ev_y[covered], pred[covered], ew)
     if len(folds) > 1:  # cross-validation: the final model is refit on all training data, as Azure does
         fit_kw = {"model__sample_weight": w} if w is not None else {}
-        model.fit(X, y, **fit_kw)
+        model = fit_pipeline(model, X, y, np.arange(len(X)), fit_kw)
     else:  # a holdout (validation data or size): the model validated is the model kept, as Azure does
         model = fitted
     final = AutoMLModel(model, task, classes, [str(c) for c in X.columns])
@@ -282,26 +366,27 @@ def _run(settings: dict[str, Any], args: argparse.Namespace, deadline: float) ->
     out = Path("outputs")
     out.mkdir(exist_ok=True)
     np.savez_compressed(out / "oof.npz", pred=pred, covered=covered, y=ev_y)
+    full = wants_full(settings, metrics)
     explanation = None
-    if settings.get("explain"):
+    if settings.get("explain") and full:
         explanation = _importance(model, X, y, task)
     description = " -> ".join(["featurize(" + ", ".join(f"{r}:{sum(1 for v in roles.values() if v == r)}"
                                                         for r in sorted(set(roles.values()))) + ")",
                                *(["MaxAbsScaler"] if learner in _SCALED else []),
                                settings["algorithm"]])
-    _artifacts.write_model_artifacts(out, final, X, settings, description)
+    _artifacts.write_model_artifacts(out, final, X, settings, description, full=full)
     if explanation is not None:
         (out / "explanation").mkdir(exist_ok=True)
         (out / "explanation" / "global_importance.json").write_text(json.dumps(explanation, indent=1))
-    mlflow.log_metrics(metrics)
-    mlflow.log_params({"algorithm": settings["algorithm"], "flaml_learner": learner,
+    sink().log_metrics(metrics)
+    sink().log_params({"algorithm": settings["algorithm"], "flaml_learner": learner,
                        **{f"hp.{k}": v for k, v in list(config.items())[:80]}})
     tags = {"automl_algorithm": settings["algorithm"], "automl_pipeline": description,
             "automl_featurization": json.dumps({"roles": roles, "notes": notes})[:5000],
             "automl_trial_seconds": f"{time.time() - t0:.2f}"}
     if explanation is not None:
         tags["automl_feature_importance"] = json.dumps(explanation[:40])[:5000]
-    mlflow.set_tags(tags)
+    sink().set_tags(tags)
     print(f"trial {settings['algorithm']}: {settings['metric']} = {metrics.get(settings['metric'])}")
     return 0
 

@@ -155,6 +155,14 @@ class Tracking(TrackingQueries):
 
         self.store.log_batch(run_id, metrics=[], params=[Param(k, str(v)) for k, v in params.items()], tags=[])
 
+    def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
+        """Log ``metrics`` (step 0, now) on run ``run_id`` in one batch."""
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        self.store.log_batch(run_id, metrics=[Metric(k, float(v), ts, 0) for k, v in metrics.items()], params=[],
+                             tags=[])
+
     def run_summary(self, run_id: str) -> dict[str, Any]:
         """Metrics (latest values), params and tags of a run; empty when the run is gone."""
         try:

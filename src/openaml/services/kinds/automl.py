@@ -1,23 +1,28 @@
 """AutoML jobs (azure-ai-ml ``ClassificationJob``/``RegressionJob``/``ForecastingJob``): the ``automl`` kind.
 
-An AutoML job is a parent job (Running while its trials run; it holds no compute slot). Each
-trial is an ordinary child command job (``parent_name`` = the AutoML job, MLflow run nested under
-its run) that runs ``python -m openaml.automl._trial`` in the job's environment (``environment_id``,
-default: the default environment, which carries flaml, lightgbm, xgboost-cpu, scikit-learn) on
-the job's compute: featurization + one learner with one configuration, validated, logged and
-saved with Azure's model artifacts (:mod:`openaml.automl._trial`).
+An AutoML job is a parent job (Running while its trials run; it holds no compute slot). Its
+trials run in trial workers (:mod:`openaml.services.kinds._automl_workers`): one child command job
+per ``max_concurrent_trials`` that runs ``python -m openaml.automl._worker`` in the job's
+environment (``environment_id``, default: the default environment, which carries flaml,
+lightgbm, xgboost-cpu, scikit-learn) on the job's compute, loads the data and the libraries once
+and runs FLAML's search over its share of the algorithms, one trial after the other. Every trial
+is still a child job (``parent_name`` = the AutoML job, MLflow run nested under its run) with its
+own status, times, metrics, params, log and model files (:mod:`openaml.automl._trial`), recorded
+from what its worker reports. The ensembles are one-trial child command jobs
+(``python -m openaml.automl._trial``).
 
 Validation reads the training data (the MLTable) before anything is stored and refuses what
 cannot train (target column missing, one class, non-numeric regression target, duplicate
 forecasting rows, a primary metric of another task, a timeout shorter than one trial...); it
 computes the guardrails (class balancing, missing values, high cardinality; forecasting: short
-series, frequency) and FLAML's zero-shot start configurations (:mod:`openaml.automl._search`).
+series, frequency).
 
-The controller pass (:meth:`AutoMLKind.on_tick`, also at once after a trial ended) records the
-trials that ended, ends the search at ``limits.timeout_minutes`` (running trials canceled, best
-so far kept, the job Completed as Azure completes a timed-out AutoML run), at ``exit_score``,
-at ``max_trials``, or by early termination (``enable_early_termination``: after 20 trials, 10 in
-a row without improvement), starts trials up to ``max_concurrent_trials``, then the ensemble
+The controller pass (:meth:`AutoMLKind.on_tick`, also at once after a trial ended) starts the
+workers, records the trials they started and ended, ends the search at ``limits.timeout_minutes``
+(workers and running trials canceled, best so far kept, the job Completed as Azure completes a
+timed-out AutoML run), at ``exit_score`` or by early termination (``enable_early_termination``:
+after 20 trials, 10 in a row without improvement: the workers are asked to stop), stops a trial
+over ``trial_timeout_minutes`` (its worker replaced); once every worker ended, the ensemble
 trials (``enable_vote_ensemble``/``enable_stack_ensemble``, default on, from the best 5), and
 completes with the best trial: tag ``automl_best_child_run_id`` plus ``best_score``,
 ``best_algorithm`` on the parent's run. State is in the job rows and MLflow, so a restarted
@@ -30,7 +35,6 @@ import json
 import logging
 import math
 import os
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pydantic
@@ -42,6 +46,7 @@ from openaml.errors import ConflictError, OpenAMLError, ValidationError
 from openaml.records import JobRecord
 from openaml.services._job_resolve import ResolveErrors, _port_of, resolve_inputs, resolve_outputs
 from openaml.services.kinds import JobPlan
+from openaml.services.kinds._automl_workers import WorkerPool, is_worker
 from openaml.services.kinds._controlled import ControlledKind
 from openaml.store import utcnow
 
@@ -58,27 +63,17 @@ _EARLY_AFTER, _EARLY_PATIENCE = 20, 10
 _ENSEMBLE_SIZE = 5
 
 
-@dataclass
-class _State:
-    search: Any
-    told: set[str] = field(default_factory=set)
-
-
 def _loss(metric: str, value: float) -> float:
     from openaml.automl._metrics import loss_of
 
     return loss_of(metric, value)
 
 
-class AutoMLKind(ControlledKind):
+class AutoMLKind(WorkerPool, ControlledKind):
     type = "automl"
     runs_on_compute = False  # the trials run; the AutoML job holds no slot
 
     label = "AutoML"
-
-    def __init__(self, core: Any) -> None:
-        super().__init__(core)
-        self._states: dict[str, _State] = {}
 
     @property
     def jobs(self) -> Any:
@@ -142,7 +137,6 @@ class AutoMLKind(ControlledKind):
         from openaml.automl._data import data_problems, read_mltable
         from openaml.automl._guardrails import guardrails
         from openaml.automl._learners import flaml_task, learners_for
-        from openaml.automl._search import zero_shot_configs
 
         task = job.task
         target = str(job.target_column_name)
@@ -196,10 +190,9 @@ class AutoMLKind(ControlledKind):
         X = df[df[target].notna()].drop(columns=[target])
         if task == "forecasting":  # the lag features are built per trial: the frame's shape stands in for them
             X = X.select_dtypes("number")
-        zero = zero_shot_configs(ftask, X, y, _flaml_names(task, algorithms))
+        # FLAML's zero-shot configurations are computed by the trial workers, for the learners they refine
         runtime.update(metric=metric, algorithms=algorithms, ftask=ftask, n_classes=n_classes,
-                       data_size=[int(X.shape[0]), int(X.shape[1])], zero_shot=zero,
-                       guardrails=guardrails(df, job))
+                       data_size=[int(X.shape[0]), int(X.shape[1])], guardrails=guardrails(df, job))
 
     # ------------------------------------------------------------------ start and controller
     def start(self, row: dict[str, Any]) -> None:
@@ -219,17 +212,6 @@ class AutoMLKind(ControlledKind):
         if started is not None:
             self.on_tick(started)
 
-    def _state(self, row: dict[str, Any]) -> _State:
-        st = self._states.get(row["name"])
-        if st is None:
-            from openaml.automl._search import Search
-
-            rt = row["runtime"]
-            search = Search(row["spec"]["task"], rt["ftask"], list(rt["algorithms"]), tuple(rt["data_size"]),
-                            rt.get("zero_shot") or {})
-            st = self._states[row["name"]] = _State(search=search)
-        return st
-
     def _result(self, child: dict[str, Any], metric: str) -> float | None:
         res = child["runtime"].get("automl_result")
         if res is not None:
@@ -241,15 +223,27 @@ class AutoMLKind(ControlledKind):
         vals = [float(v) for _, v in sorted(hist, key=lambda sv: sv[0] or 0) if v is not None and math.isfinite(v)]
         return vals[-1] if vals else None
 
+    def _data_inputs(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {k: row["spec"][k] for k in _DATA if k in row["spec"]}
+
+    def _children(self, name: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(workers, trials) of AutoML job ``name``, oldest first."""
+        children = self.ctx.store.list_jobs(parent_name=name, include_archived=True, ascending=True)
+        return [c for c in children if is_worker(c)], [c for c in children if not is_worker(c)]
+
     def _step(self, row: dict[str, Any]) -> None:
         name = row["name"]
         spec = row["spec"]
         rt = row["runtime"]
-        st = self._state(row)
         metric = rt["metric"]
         lim = spec.get("limits") or {}
-        children = self.ctx.store.list_jobs(parent_name=name, include_archived=True, ascending=True)
-        history: list[tuple[str, dict[str, Any], float | None]] = []
+        if not rt.get("workers_started"):
+            self.ctx.store.update_job(name, runtime_update={"workers_started": True})
+            self._start_workers(row)
+            return
+        workers, children = self._children(name)
+        if self._mirror(row, workers, children):
+            workers, children = self._children(name)
         scores: list[float] = []
         for c in children:
             crt = c["runtime"]
@@ -259,18 +253,12 @@ class AutoMLKind(ControlledKind):
             value = self._result(c, metric) if terminal else None
             if terminal and "automl_result" not in crt:
                 self.ctx.store.update_job(c["name"], runtime_update={"automl_result": {"value": value}})
+                c["runtime"]["automl_result"] = {"value": value}
                 shown = "no value" if value is None else f"{metric} = {value:.6g}"
                 self.log(name, f"trial {c['name']} ({info.get('algorithm')}) {c['status']}: {shown}"
                          + (f" ({c['error']})" if c["error"] and value is None else ""))
-            if terminal and c["name"] not in st.told:
-                st.search.tell(c["name"], None if value is None else _loss(metric, value))
-                st.told.add(c["name"])
-            if not info.get("ensemble"):
-                history.append((info.get("algorithm", ""), info.get("config") or {},
-                                None if value is None else _loss(metric, value)))
             if value is not None:
                 scores.append(_loss(metric, value))
-        active = [c for c in children if c["status"] not in TERMINAL_JOB_STATUSES]
         stopping = rt.get("stopping")
         started = row["start_time"] or row["created_at"]
         elapsed = (utcnow() - started).total_seconds()
@@ -288,41 +276,22 @@ class AutoMLKind(ControlledKind):
             if stopping is not None:
                 self.ctx.store.update_job(name, runtime_update={"stopping": stopping})
                 self.log(name, f"search ends: {stopping}")
-        if stopping is not None and stopping.startswith("limits.timeout"):
-            for c in active:
-                if c["status"] != JobStatus.CANCEL_REQUESTED:
-                    self.jobs.cancel(c["name"], reason=stopping)
+                if stopping.startswith("limits.timeout"):
+                    self._stop_now(workers, children, stopping)
+                else:
+                    self._request_stop(workers, stopping)
+        elif stopping.startswith("limits.timeout"):
+            self._stop_now(workers, children, stopping)
         parent_cancel = f"parent job {name} was canceled"
         if any(c["error"] == parent_cancel or c["runtime"].get("cancel_reason") == parent_cancel for c in children):
             return
-        searching = [c for c in children if not c["runtime"].get("automl", {}).get("ensemble")
-                     and not json.loads(((c["spec"] or {}).get("properties") or {}).get("openaml.automl") or "{}")
-                     .get("ensemble")]
-        target = int(lim.get("max_trials") or 1000)
-        concurrent = int(lim.get("max_concurrent_trials") or 1)
-        n_active = len(active)
-        created = len(children)
-        remaining = timeout_s - elapsed
-        exhausted = bool(rt.get("search_exhausted"))
-        while stopping is None and not exhausted and len(searching) < target and n_active < concurrent \
-                and remaining > 5:
-            launched = self._launch(row, st, created, history, remaining)
-            if launched is None:
-                exhausted = True
-                self.ctx.store.update_job(name, runtime_update={"search_exhausted": True})
-                break
-            if launched is False:
-                return
-            created += 1
-            n_active += 1
-            searching.append({"name": f"{name}_{created - 1}"})
-        if n_active:
-            return
-        if not (stopping or exhausted or len(searching) >= target):
+        self._follow(row, workers, children, stopping)
+        workers, children = self._children(name)
+        if any(c["status"] not in TERMINAL_JOB_STATUSES for c in (*workers, *children)):
             return
         if not (stopping or "").startswith("limits.timeout") and self._launch_ensembles(row, children, metric):
             return
-        self._complete(row, children, metric, stopping)
+        self._complete(row, children, metric, stopping, workers)
 
     def _trial_spec(self, row: dict[str, Any], index: int, settings: dict[str, Any], display: str,
                     info: dict[str, Any], timeout_s: int, members: list[str] | None = None) -> dict[str, Any]:
@@ -369,27 +338,6 @@ class AutoMLKind(ControlledKind):
                 "forecasting": spec.get("forecasting"),
                 "explain": bool((spec.get("training") or {}).get("enable_model_explainability", True)),
                 "n_jobs": int(cores)}
-
-    def _launch(self, row: dict[str, Any], st: _State, index: int,
-                history: list[tuple[str, dict[str, Any], float | None]], remaining: float) -> bool | None:
-        """Submit trial ``index``: True (submitted), None (the search has nothing left), False (the job ended)."""
-        name = row["name"]
-        lim = row["spec"].get("limits") or {}
-        suggestion = st.search.suggest(f"{name}_{index}", history)
-        if suggestion is None:
-            return None
-        algorithm, learner, config = suggestion
-        trial_s = int(min(remaining, (lim.get("trial_timeout_minutes") or 10**6) * 60))
-        settings = {**self._settings(row), "algorithm": algorithm, "flaml_learner": learner, "config": config,
-                    "time_limit_s": trial_s}
-        info = {"index": index, "algorithm": algorithm, "learner": learner, "config": config}
-        child = self._trial_spec(row, index, settings, f"{algorithm}_{index}", info, trial_s)
-        if not self._submit(row, child, info):
-            return False
-        history.append((algorithm, config, None))
-        self.log(name, f"trial {child['name']} submitted: {algorithm} "
-                 + " ".join(f"{k}={v!r}" for k, v in list(config.items())[:8]))
-        return True
 
     def _submit(self, row: dict[str, Any], child: dict[str, Any], info: dict[str, Any]) -> bool:
         name = row["name"]
@@ -450,7 +398,7 @@ class AutoMLKind(ControlledKind):
         duration_s, note, error (trials without the metric last, then by index)."""
         metric = row["runtime"].get("metric") or ""
         out = []
-        for c in self.ctx.store.list_jobs(parent_name=row["name"], include_archived=True, ascending=True):
+        for c in self._children(row["name"])[1]:
             info = c["runtime"].get("automl") or json.loads(((c["spec"] or {}).get("properties") or {})
                                                            .get("openaml.automl") or "{}")
             value = self._result(c, metric) if c["status"] in TERMINAL_JOB_STATUSES else None
@@ -488,9 +436,10 @@ class AutoMLKind(ControlledKind):
             view["warnings"] = list(rt["warnings"])
         return spec
 
-    def _complete(self, row: dict[str, Any], children: list[dict[str, Any]], metric: str, stopping: str | None) -> None:
+    def _complete(self, row: dict[str, Any], children: list[dict[str, Any]], metric: str, stopping: str | None,
+                  workers: list[dict[str, Any]] | None = None) -> None:
         name = row["name"]
-        children = self.ctx.store.list_jobs(parent_name=name, include_archived=True, ascending=True)
+        workers, children = self._children(name)
         scored = [(c, self._result(c, metric)) for c in children if c["status"] == JobStatus.COMPLETED]
         scored = [(c, v) for c, v in scored if v is not None]
         if not scored:
@@ -500,6 +449,10 @@ class AutoMLKind(ControlledKind):
                 error += (f", {len(failed)} failed; e.g. {failed[0]['name']}: {failed[0]['error']}; its log: "
                           f"openaml job stream -n {failed[0]['name']}")
             error += ")" + (f"; {stopping}" if stopping else "")
+            broken = [w for w in workers if w["status"] == JobStatus.FAILED]
+            if broken:
+                error += (f"; worker {broken[0]['name']} failed: {broken[0]['error']}; its log: "
+                          f"openaml job stream -n {broken[0]['name']}")
             self._finish(row, JobStatus.FAILED, error=error)
             return
         best_child, best_value = min(scored, key=lambda cv: _loss(metric, cast(float, cv[1])))
@@ -549,10 +502,3 @@ class AutoMLKind(ControlledKind):
         best = (done["runtime"] or {}).get("best")
         self.log(name, f"AutoML {status}" + (f": best trial {best['child']} {best['algorithm']} ({best['value']!r})"
                                              if best else "") + (f"; {error}" if error else ""))
-
-
-def _flaml_names(task: str, algorithms: list[str]) -> list[str]:
-    from openaml.automl._learners import FLAML_LEARNERS
-
-    return [FLAML_LEARNERS[task][a] for a in algorithms if a in FLAML_LEARNERS[task]]
-

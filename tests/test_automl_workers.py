@@ -1,0 +1,139 @@
+"""AutoML trial workers (issue 14): trials run in long-lived worker child jobs, one per concurrent
+trial, and every trial is still a child job with its own run, status and times; the limits end
+the search and leave no process and no child Running (max_trials, exit_score, cancel of the
+parent, timeout_minutes, trial_timeout_minutes with the worker replaced)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.test_automl import _frame, _job, _mltable
+
+ROLE = "openaml.automl_role"
+
+
+def _split(client: Any, name: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    every = client.jobs.list_raw(parent_job_name=name)
+    workers = [k for k in every if (k.get("properties") or {}).get(ROLE) == "worker"]
+    return workers, [k for k in every if k not in workers]
+
+
+def _processes(names: set[str]) -> list[int]:
+    """Processes still running for these jobs (their runner sets AZUREML_RUN_ID)."""
+    found = []
+    for p in psutil.process_iter(["environ"]):
+        try:
+            env = p.info["environ"] or {}
+            if env.get("AZUREML_RUN_ID") in names and p.status() != psutil.STATUS_ZOMBIE:
+                found.append(p.pid)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def _settled(client: Any, name: str, timeout: float = 60) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Workers and trials once none is active and no worker process is left (or the deadline)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        workers, trials = _split(client, name)
+        active = [k for k in (*workers, *trials) if k["status"] not in ("Completed", "Failed", "Canceled")]
+        if (not active and not _processes({w["name"] for w in workers})) or time.monotonic() > deadline:
+            return workers, trials
+        time.sleep(0.5)
+
+
+def _assert_clean(client: Any, name: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    workers, trials = _settled(client, name)
+    assert workers
+    assert not [k["name"] for k in (*workers, *trials) if k["status"] not in ("Completed", "Failed", "Canceled")]
+    assert not _processes({w["name"] for w in workers})
+    return workers, trials
+
+
+def test_max_trials_and_exit_score_end_the_search(ml_client: Any, tmp_path: Path, server: Any) -> None:
+    from mlflow.tracking import MlflowClient
+
+    data = _mltable(tmp_path / "d", _frame())
+    job = _job(data)
+    job.set_limits(timeout_minutes=5, max_trials=3, max_concurrent_trials=1)
+    job = ml_client.jobs.create_or_update(job)
+    done = ml_client.jobs.wait(job.name, timeout=600)
+    raw = ml_client.jobs.get_raw(job.name)
+    assert done.status == "Completed", raw.get("error")
+    workers, trials = _assert_clean(ml_client, job.name)
+    assert len(workers) == 1 and workers[0]["status"] == "Completed"
+    assert len(trials) == 3 and {t["status"] for t in trials} == {"Completed"}
+    for t in trials:  # each trial its own run: its metrics, its times
+        assert t["start_time"] and t["end_time"] and t["start_time"] <= t["end_time"]
+    client = MlflowClient(tracking_uri=f"{server.url}/mlflow")
+    run = client.get_run(raw["best_child_run_id"])
+    assert run.data.tags["mlflow.parentRunId"] == job.name and "AUC_weighted" in run.data.metrics
+    assert run.data.tags["automl_pipeline"].startswith("featurize(")
+
+    job = _job(data)
+    job.set_limits(timeout_minutes=5, max_trials=10, max_concurrent_trials=1, exit_score=0.5)
+    job = ml_client.jobs.create_or_update(job)
+    done = ml_client.jobs.wait(job.name, timeout=600)
+    assert done.status == "Completed"
+    workers, trials = _assert_clean(ml_client, job.name)
+    assert len(trials) == 1  # the first trial's AUC is over 0.5: the search ends there
+    assert "exit_score" in client.get_run(job.name).data.tags["automl_end_reason"]
+
+
+def test_cancel_of_the_parent_stops_every_worker(ml_client: Any, tmp_path: Path) -> None:
+    data = _mltable(tmp_path / "d", _frame(2000))
+    job = _job(data)
+    job.set_limits(timeout_minutes=10, max_trials=200, max_concurrent_trials=2)
+    job = ml_client.jobs.create_or_update(job)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        workers, trials = _split(ml_client, job.name)
+        if trials and _processes({w["name"] for w in workers}):
+            break
+        time.sleep(0.5)
+    assert trials, "no trial started"
+    ml_client.jobs.cancel(job.name)
+    assert ml_client.jobs.wait(job.name, timeout=120).status == "Canceled"
+    workers, trials = _assert_clean(ml_client, job.name)
+    assert {w["status"] for w in workers} == {"Canceled"}
+
+
+@pytest.mark.slow
+def test_timeout_minutes_ends_the_search_to_the_second(ml_client: Any, tmp_path: Path) -> None:
+    data = _mltable(tmp_path / "d", _frame(2000))
+    job = _job(data)
+    job.set_limits(timeout_minutes=1, trial_timeout_minutes=1, max_trials=1000, max_concurrent_trials=2)
+    job = ml_client.jobs.create_or_update(job)
+    done = ml_client.jobs.wait(job.name, timeout=400)
+    raw = ml_client.jobs.get_raw(job.name)
+    assert done.status == "Completed", raw.get("error")
+    workers, trials = _assert_clean(ml_client, job.name)
+    from datetime import datetime
+
+    took = (datetime.fromisoformat(raw["end_time"]) - datetime.fromisoformat(raw["start_time"])).total_seconds()
+    assert 60 <= took < 75
+    # a worker starts no trial after the deadline; one still training then is canceled
+    assert {w["status"] for w in workers} <= {"Completed", "Canceled"}
+    assert any(t["status"] == "Completed" for t in trials)
+
+
+@pytest.mark.slow
+def test_a_trial_over_trial_timeout_minutes_is_stopped_and_its_worker_replaced(ml_client: Any, tmp_path: Path) -> None:
+    data = _mltable(tmp_path / "d", _frame())
+    job = _job(data, environment_variables={"OPENAML_AUTOML_TEST_FIRST_TRIAL_DELAY_S": "600"})
+    job.set_limits(timeout_minutes=5, trial_timeout_minutes=1, max_trials=3, max_concurrent_trials=1)
+    job = ml_client.jobs.create_or_update(job)
+    done = ml_client.jobs.wait(job.name, timeout=600)
+    raw = ml_client.jobs.get_raw(job.name)
+    assert done.status == "Completed", raw.get("error")
+    workers, trials = _assert_clean(ml_client, job.name)
+    first = next(t for t in trials if t["name"] == f"{job.name}_0")
+    assert first["status"] == "Canceled" and "trial_timeout_minutes" in first["error"]
+    status = {w["name"].removeprefix(job.name): w["status"] for w in workers}
+    assert status == {"_worker_0": "Canceled", "_worker_0_r1": "Completed"}
+    assert len(trials) == 3 and sum(t["status"] == "Completed" for t in trials) == 2
