@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from openaml.errors import NotFoundError, OpenAMLError
 from openaml.server.studio._charts import line_chart, parallel_coordinates
-from openaml.server.studio._common import TERMINAL, duration, not_found, render, services
+from openaml.server.studio._common import TERMINAL, bad_request, duration, not_found, render, services
 from openaml.server.studio._rai_explain import job_explained
 from openaml.store import JOB_SORTS, JobQuery
 
@@ -42,13 +42,13 @@ _REF = re.compile(r"\$\{\{\s*parent\.jobs\.([A-Za-z0-9_.-]+?)\.outputs\.")
 def _day(value: str | None, *, end: bool = False) -> datetime | None:
     """A From/To filter value: a date (the form's date input) or a date-time. ``end``: the To bound,
     which the store takes as exclusive, so a bare date means the end of that day (the day it names
-    is included)."""
+    is included). Raises ValueError naming the accepted formats for anything else."""
     if not value:
         return None
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
-        return None
+        raise ValueError(f"{value} is not a date (accepted: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS])") from None
     if end and len(value.strip()) == 10:  # YYYY-MM-DD
         when += timedelta(days=1)
     return when
@@ -60,8 +60,14 @@ def jobs_list(request: Request, status: str = "", type: str = "", experiment: st
               per_page: int = 50) -> HTMLResponse:
     """Top-level jobs, one page sorted and filtered in SQL (fast at 100,000 jobs)."""
     ctx = request.app.state.ctx
+    bounds = {}
+    for param, value in (("since", since), ("until", until)):
+        try:
+            bounds[param] = _day(value, end=param == "until")
+        except ValueError as e:
+            return bad_request(request, f"Bad job list query: {param}={e}.", "/jobs", "all jobs")
     jq = JobQuery(status=status or None, type=type or None, experiment=experiment or None, tag=tag or None,
-                  since=_day(since), until=_day(until, end=True), sort=sort if sort in JOB_SORTS else "created",
+                  since=bounds["since"], until=bounds["until"], sort=sort if sort in JOB_SORTS else "created",
                   desc=order != "asc", page=max(1, page), per_page=min(max(1, per_page), 500))
     rows, total = ctx.store.page_jobs(jq)
     filters = {"status": status, "type": type, "experiment": experiment, "tag": tag, "since": since,
@@ -245,6 +251,10 @@ async def job_log_stream(request: Request, name: str, offset: int = 0) -> Respon
     last = request.headers.get("last-event-id")
     if last and last.isdigit():
         offset = int(last)
+    if offset < 0:
+        return JSONResponse({"error": {"code": "bad_request", "details": {"offset": offset},
+                                       "message": f"offset must be a byte offset, 0 or more (got {offset})"}},
+                            status_code=400)
 
     async def events() -> Any:
         pos = offset

@@ -85,6 +85,22 @@ def preview_table(path: Path, kind: str) -> tuple[list[str], list[list[Any]], li
     return cols, rows, profile
 
 
+def _asset_relative(message: str, local: Path | None, request: Request) -> str:
+    """``message`` with the server's filesystem paths cut to the asset-relative path (a file of the
+    asset is named by its path inside the asset; anything else in the workspace by ``<workspace>``)."""
+    roots: list[tuple[str, str]] = []
+    if local is not None:
+        folder = local if local.is_dir() else local.parent
+        for p in {str(folder), str(folder.resolve())}:
+            roots.append((p + "/", ""))
+            roots.append((p, "."))
+    for p in {str(request.app.state.ctx.layout.root), str(Path(request.app.state.ctx.layout.root).resolve())}:
+        roots.append((p, "<workspace>"))
+    for prefix, repl in sorted(roots, key=lambda r: -len(r[0])):
+        message = message.replace(prefix, repl)
+    return message
+
+
 @router.get("/data", response_class=HTMLResponse)
 def data_list(request: Request) -> HTMLResponse:
     return render_list(request, title="Data assets", noun="data",
@@ -100,13 +116,15 @@ def data_page(request: Request, name: str, version: str | None = None) -> HTMLRe
         return _missing(request, f"data asset {name!r}", "/data", "all data assets")
     versions = [v for v in svc.list(name=name)]
     preview: dict[str, Any] = {}
+    local: Path | None = None
     try:
-        cols, rows, profile = preview_table(svc.local_path(dict(asset)), str(asset.get("type") or ""))
+        local = Path(svc.local_path(dict(asset)))
+        cols, rows, profile = preview_table(local, str(asset.get("type") or ""))
         preview = {"columns": cols, "rows": rows, "profile": profile}
     except (ValueError, OSError, OpenAMLError, ImportError) as e:
-        preview = {"error": str(e)}
+        preview = {"error": _asset_relative(str(e), local, request)}
     except Exception as e:  # noqa: BLE001 - a file pandas cannot parse: say why instead of failing the page
-        preview = {"error": f"{type(e).__name__}: {e}"}
+        preview = {"error": _asset_relative(f"{type(e).__name__}: {e}", local, request)}
     return render(request, "data.html", asset=asset, versions=versions, preview=preview)
 
 
@@ -137,6 +155,8 @@ def datastore_page(request: Request, name: str, rel: str = "") -> HTMLResponse:
             entries.append({"name": nm, "path": f"{rel}/{nm}".lstrip("/"),
                             "dir": item.get("type") == "directory" or item.get("dir", False),
                             "size": item.get("size")})
+    except NotFoundError:  # no such folder: the 404 page, with a link to the datastore's root
+        return _missing(request, f"folder {rel!r} in datastore {name!r}", f"/datastores/{name}", f"datastore {name}")
     except Exception as e:  # noqa: BLE001 - an unreachable store shows why
         error = f"{type(e).__name__}: {e}"
     return render(request, "datastore.html", store=store, rel=rel, entries=entries, error=error)
