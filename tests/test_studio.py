@@ -600,3 +600,46 @@ def test_every_noun_list_is_filtered_sorted_and_paged_on_the_server(server, cli,
                  "/batch-endpoints"):
         r = _page(server.url, f"{path}?q=x&sort=name&order=desc&page=1&per_page=5")
         assert r.status_code == 200 and 'id="list-filter"' in r.text, path
+
+
+def test_bad_input_gets_a_400_naming_it(server, hostile_job):
+    """Regressions (studio review): since=garbage was ignored, an SSE offset of -5 was accepted, a
+    traversal path in the code snapshot said "Not found" with a 400."""
+    r = _page(server.url, "/jobs?since=garbage")
+    assert r.status_code == 400 and "Bad request" in r.text and "since=garbage" in r.text
+    assert "YYYY-MM-DD" in r.text and 'href="/jobs"' in r.text
+    assert _page(server.url, "/jobs?until=2026-13-45").status_code == 400
+    r = httpx.get(f"{server.url}/jobs/{hostile_job}/log/stream?offset=-5", timeout=30)
+    assert r.status_code == 400 and "offset" in r.json()["error"]["message"]
+    r = _page(server.url, f"/jobs/{hostile_job}/code/..%2F..%2Fserver.json")
+    assert r.status_code == 400 and "Bad request" in r.text and "Not found" not in r.text
+
+
+def test_a_browser_gets_html_error_pages(server):
+    """Regression (studio review): errors outside a studio page's own handling (an unknown route, a
+    parameter of the wrong type) were JSON to a browser; the API still answers JSON."""
+    for path, status in (("/no-such-page", 404), ("/jobs?page=abc", 400), ("/jobs/x/log?before=abc", 400)):
+        r = _page(server.url, path)
+        assert r.status_code == status and r.headers["content-type"].startswith("text/html"), path
+        assert 'href="/"' in r.text and "openaml studio" in r.text, path
+    r = httpx.get(f"{server.url}/api/v1/jobs/no_such_job_x", headers=HTML, timeout=30)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    assert httpx.get(f"{server.url}/no-such-page", timeout=30).json()["error"]["code"] == "not_found"
+
+
+def test_a_missing_datastore_folder_is_a_404(server):
+    r = _page(server.url, "/datastores/workspaceblobstore/browse/no/such/folder")
+    assert r.status_code == 404 and "Not found" in r.text and 'href="/datastores/workspaceblobstore"' in r.text
+
+
+def test_a_data_preview_error_names_the_asset_relative_path_only(server, cli, tmp_path):
+    """Regression (studio review): a preview error showed the server's filesystem path."""
+    src = tmp_path / "prev"
+    src.mkdir()
+    (src / "table_xq7.parquet").write_text("not parquet at all\n")  # pyarrow's error names the file's path
+    cli("data", "create", "--name", "studio_prev_err", "--version", "1", "--type", "uri_folder", "--path", str(src),
+        check=True)
+    r = _page(server.url, "/data/studio_prev_err")
+    assert r.status_code == 200 and "No preview" in r.text and "Parquet magic bytes" in r.text
+    assert "&#39;table_xq7.parquet&#39;" in r.text  # the file named by its path inside the asset
+    assert str(server.path) not in r.text and str(server.path.resolve()) not in r.text
