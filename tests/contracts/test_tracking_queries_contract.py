@@ -101,20 +101,31 @@ def test_m4_keeps_every_range_min_max_and_the_series_ends(tracking: Tracking, mo
     assert again.metric_series(run, "loss", buckets=60) == (points, n)
 
 
-def test_the_series_query_uses_an_index(tracking: Tracking) -> None:
-    """The bucket query reads the series through an index (SQLite: EXPLAIN QUERY PLAN searches one;
-    PostgreSQL: EXPLAIN names an index scan when sequential scans are off, i.e. one is usable)."""
-    from sqlalchemy import text
+def test_the_series_queries_use_the_run_key_step_index(tracking: Tracking) -> None:
+    """The bucket and point queries read one series through MLflow's (run_uuid, key, step) index, not
+    the primary key's ``key`` prefix (which reads that key's points of every run). SQLite: EXPLAIN
+    QUERY PLAN names the index; PostgreSQL: EXPLAIN names an index scan of it when sequential scans
+    are off (the planner may prefer a sequential scan of a tiny table)."""
+    from sqlalchemy import bindparam, text
 
-    q = queries.series_buckets_query("some_run", "loss", 500)
     engine = tracking.store.engine
-    sql = str(q.compile(engine, compile_kwargs={"literal_binds": True}))
+    dialect = engine.dialect.name
+    args = {"run": "some_run", "key": "loss", "nan": False}
     with engine.connect() as conn:
-        if engine.dialect.name == "sqlite":
-            plan = " ".join(str(r[-1]) for r in conn.execute(text("EXPLAIN QUERY PLAN " + sql)))
-            assert "SEARCH metrics USING" in plan and "INDEX" in plan, plan
-        else:
+        if dialect != "sqlite":
             conn.execute(text("SET enable_seqscan = off"))
-            plan = " ".join(str(r[0]) for r in conn.execute(text("EXPLAIN " + sql)))
+        for q, params in ((queries.series_buckets_query(dialect), {**args, "width": 500}),
+                          (queries.series_points_query(dialect), args),
+                          (queries.series_points_query(dialect, at_steps=True), {**args, "steps": [0, 9]})):
+            explain = text(("EXPLAIN QUERY PLAN " if dialect == "sqlite" else "EXPLAIN ") + q.text)
+            if "steps" in params:
+                explain = explain.bindparams(bindparam("steps", expanding=True))
+            rows = conn.execute(explain, params).all()
+            if dialect == "sqlite":
+                plan = " ".join(str(r[-1]) for r in rows)
+                assert "USING INDEX index_metrics_run_uuid_key_step (run_uuid=? AND key=?" in plan, plan
+            else:
+                plan = " ".join(str(r[0]) for r in rows)
+                assert "index_metrics_run_uuid_key_step" in plan, plan
+        if dialect != "sqlite":
             conn.execute(text("SET enable_seqscan = on"))
-            assert "Index" in plan and "metrics" in plan, plan

@@ -63,6 +63,9 @@ def create_app(settings: Settings, *, url: str = "") -> FastAPI:
         from openaml.services import start_services, stop_services
 
         start_services(ctx)
+        from openaml.server.studio import warm_routes
+
+        await warm_routes(app)  # the first request after a start does not prepare every route
         try:
             yield
         finally:

@@ -21,9 +21,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import TextClause, bindparam, func, select, text, tuple_
 
-__all__ = ["TrackingQueries", "SQL_REDUCE_FROM", "Series", "m4_points", "series_buckets_query"]
+__all__ = ["TrackingQueries", "SQL_REDUCE_FROM", "Series", "m4_points", "series_buckets_query", "series_points_query"]
 
 SQL_REDUCE_FROM = 20_000
 Series = list[tuple[float, float]]
@@ -37,19 +37,31 @@ def _remember(key: tuple[Any, ...], value: tuple[Series, int]) -> None:
     _CACHE[key] = value
 
 
-def series_buckets_query(run_id: str, key: str, width: int) -> Any:
-    """``SELECT bucket, count, first step, last step, min value, max value ... GROUP BY bucket``: the
-    steps of metric ``key`` of run ``run_id`` cut into ranges of ``width`` steps (bucket ``step //
-    width``), NaN values left out, in bucket order. One scan of MLflow's ``metrics`` rows of that
-    series through an index (SQLite's primary key ``(key, ...)`` or the ``(run_uuid, key, step)``
-    index; PostgreSQL the latter); only the ranges' rows leave the database."""
-    from mlflow.store.tracking.dbmodels.models import SqlMetric
+def _metrics_from(dialect: str) -> str:
+    """MLflow's ``metrics`` table, read through its ``(run_uuid, key, step)`` index. SQLite's planner
+    prefers the primary key ``(key, timestamp, step, run_uuid, value, is_nan)`` for ``key = ?``
+    (it covers every column) and so reads that key's points of every run: one 1,000,000-point run's
+    ``loss`` made every other run's ``loss`` chart scan it. ``INDEXED BY`` pins the right index;
+    PostgreSQL's planner weighs both by their statistics and picks it."""
+    return "metrics INDEXED BY index_metrics_run_uuid_key_step" if dialect == "sqlite" else "metrics"
 
-    bucket = (SqlMetric.step // width).label("b")  # integer buckets
-    return (select(bucket, func.count(), func.min(SqlMetric.step), func.max(SqlMetric.step),
-                   func.min(SqlMetric.value), func.max(SqlMetric.value))
-            .where(SqlMetric.run_uuid == run_id, SqlMetric.key == key, SqlMetric.is_nan.is_(False))
-            .group_by(bucket).order_by(bucket))
+
+def series_buckets_query(dialect: str) -> TextClause:
+    """``(bucket, count, first step, last step, min value, max value)`` of the points of metric
+    ``:key`` of run ``:run`` cut into step ranges of ``:width`` steps (bucket ``step / :width``,
+    integer division), NaN values left out, in bucket order: one ``GROUP BY`` over the series' rows
+    of the ``(run_uuid, key, step)`` index; only the ranges' rows leave the database."""
+    return text(f'SELECT step / :width AS b, count(*), min(step), max(step), min(value), max(value) '
+                f'FROM {_metrics_from(dialect)} WHERE run_uuid = :run AND "key" = :key AND is_nan = :nan '
+                f'GROUP BY step / :width ORDER BY b')
+
+
+def series_points_query(dialect: str, *, at_steps: bool = False) -> TextClause:
+    """``(step, value)`` of metric ``:key`` of run ``:run`` in step (then time) order, NaN values left
+    out; ``at_steps``: only at the steps ``:steps`` (a list: index seeks)."""
+    q = text(f'SELECT step, value FROM {_metrics_from(dialect)} WHERE run_uuid = :run AND "key" = :key '
+             f'AND is_nan = :nan{" AND step IN :steps" if at_steps else ""} ORDER BY step, timestamp')
+    return q.bindparams(bindparam("steps", expanding=True)) if at_steps else q
 
 
 def m4_points(ranges: list[tuple[int, int, float, float, float, float]]) -> Series:
@@ -93,17 +105,16 @@ class TrackingQueries:
 
         Steps are cut into ``buckets`` ranges up to the metric's latest step (MLflow's
         ``latest_metrics``) and each range gives its count, first and last step, minimum and maximum
-        (one ``GROUP BY`` through MLflow's ``(run_uuid, key, step)`` index or its primary key). A series
+        (one ``GROUP BY`` through MLflow's ``(run_uuid, key, step)`` index). A series
         of at most :data:`SQL_REDUCE_FROM` points is then read whole; a bigger one becomes M4 (Jugel et
         al. 2014): each range's first and last point (read by step, an index seek each) and its minimum
         and maximum between them, so every spike, dip and the series' ends survive while a few
         thousand rows leave the database. The reduction of a big series is kept in memory and in the
         workspace (``cache/metric-series/``, keyed by the series' latest point, which a finished run
         never changes), so the first view after a server start reads one small file."""
-        from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric
+        from mlflow.store.tracking.dbmodels.models import SqlLatestMetric
 
         with self.store.ManagedSessionMaker() as session:
-            base = (SqlMetric.run_uuid == run_id, SqlMetric.key == key, SqlMetric.is_nan.is_(False))
             latest = session.execute(select(SqlLatestMetric.step, SqlLatestMetric.timestamp, SqlLatestMetric.value)
                                      .where(SqlLatestMetric.run_uuid == run_id, SqlLatestMetric.key == key)).first()
             last = latest[0] if latest else 0
@@ -115,18 +126,18 @@ class TrackingQueries:
                 _remember(cache_key, saved)
                 return saved
             width = max(1, (max(0, int(last or 0)) + 1) // buckets + 1)
-            groups = session.execute(series_buckets_query(run_id, key, width)).all()
+            dialect = self.store.engine.dialect.name
+            args = {"run": run_id, "key": key, "nan": False}
+            groups = session.execute(series_buckets_query(dialect), {**args, "width": width}).all()
             n = sum(int(g[1]) for g in groups)
             if n <= SQL_REDUCE_FROM:
-                rows = session.execute(select(SqlMetric.step, SqlMetric.value).where(*base)
-                                       .order_by(SqlMetric.step, SqlMetric.timestamp)).all()
+                rows = session.execute(series_points_query(dialect), args).all()
                 return [(float(s), float(v)) for s, v in rows], n
             ends: dict[int, list[float]] = {}
             steps = sorted({int(g[2]) for g in groups} | {int(g[3]) for g in groups})
             for i in range(0, len(steps), 500):  # each range's first and last point: seeks by step
-                q = (select(SqlMetric.step, SqlMetric.value).where(*base, SqlMetric.step.in_(steps[i:i + 500]))
-                     .order_by(SqlMetric.step, SqlMetric.timestamp))
-                for step, value in session.execute(q).all():
+                for step, value in session.execute(series_points_query(dialect, at_steps=True),
+                                                   {**args, "steps": steps[i:i + 500]}).all():
                     ends.setdefault(int(step), []).append(float(value))
         points = m4_points([(int(s0), int(s1), float(lo), float(hi), ends[int(s0)][0], ends[int(s1)][-1])
                             for _, _, s0, s1, lo, hi in groups])

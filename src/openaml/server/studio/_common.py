@@ -42,6 +42,15 @@ def fmt_time(value: Any) -> str:
 _env.globals.update(duration=duration, fmt_time=fmt_time, TERMINAL=TERMINAL)
 
 
+def compile_templates() -> int:
+    """Compile every template now (the environment caches them): a server start pays it, not the first
+    request of each page. Returns how many."""
+    names = _env.list_templates(extensions=["html"])
+    for name in names:
+        _env.get_template(name)
+    return len(names)
+
+
 def services(request: Request) -> dict[str, Any]:
     return request.app.state.ctx.services
 
