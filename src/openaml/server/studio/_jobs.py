@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from openaml.errors import NotFoundError, OpenAMLError
@@ -304,22 +304,12 @@ def job_files(request: Request, name: str, output: str, rel: str = "") -> Respon
 
 
 @router.post("/jobs/{name}/rerun")
-def job_rerun(request: Request, name: str) -> Response:
-    """Submit the job's spec again as a new job (Azure studio's "Clone" + submit); answers ``{"name"}``."""
-    from openaml.services._job_core import SERVER_FIELDS
+def job_rerun(name: str) -> Response:
+    """Moved to the API (``POST /api/v1/jobs/{name}/rerun``, typed in the OpenAPI document, role
+    checked there); this old studio route redirects there (307 keeps the method and the body)."""
+    from urllib.parse import quote
 
-    svc = services(request)["jobs"]
-    if not request.headers.get("content-type", "").startswith("application/json"):
-        # as the API: only a JSON body (a page elsewhere cannot send one without a CORS preflight)
-        return JSONResponse({"error": {"code": "unsupported_media_type", "message": "send Content-Type: "
-                                       "application/json"}}, status_code=415)
-    try:
-        row = request.app.state.ctx.store.get_job(name)
-        spec = {k: v for k, v in dict(row["spec"]).items() if k not in SERVER_FIELDS and k != "name"}
-        rec = svc.submit(spec)
-    except OpenAMLError as e:
-        return JSONResponse(e.to_payload(), status_code=e.http_status)
-    return JSONResponse({"name": rec["name"], "url": f"/jobs/{rec['name']}"})
+    return RedirectResponse(f"/api/v1/jobs/{quote(name, safe='')}/rerun", status_code=307)
 
 
 @router.get("/experiments", response_class=HTMLResponse)
