@@ -270,6 +270,14 @@ def test_sweep_trials_best_first_with_charts(page: Any, server: Any, cli: Any, t
     assert "best" in rows.nth(0).inner_text() and "0.5" in rows.nth(0).inner_text()  # best first, marked
     assert page.locator("#parallel polyline").count() == 3
     screenshot(page, "sweep")
+    # regression (studio review): the trials could not be compared; "Compare trials" opens the compare view
+    page.click("#compare-trials")
+    page.wait_for_selector("#compare-children")
+    heads = page.locator("#compare thead th").all_inner_texts()
+    assert len([h for h in heads if h.strip()]) == 3  # one column per trial
+    differs = page.locator("#compare tr.differs").all_inner_texts()
+    assert any(t.startswith("x") and "0.5" in t and "0.1" in t for t in differs), differs
+    assert "score" in page.locator("#compare").inner_text()
 
 
 def _serve_on(ws: Path, port: int) -> Any:

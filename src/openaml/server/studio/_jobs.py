@@ -330,10 +330,19 @@ def compare_charts(tracking: Any, runs: list[str], metrics: list[str]) -> dict[s
 
 
 @router.get("/experiments/{name}", response_class=HTMLResponse)
-def experiment_page(request: Request, name: str, limit: int = 100) -> HTMLResponse:
-    """Runs of an experiment side by side: parameters (those that differ first), metrics overlaid."""
+def experiment_page(request: Request, name: str, limit: int = 100, parent: str = "") -> HTMLResponse:
+    """Runs of an experiment side by side: parameters (those that differ first), metrics overlaid.
+    ``parent``: the child jobs of that job instead (a sweep's trials, a pipeline's steps), the sweep
+    page's "Compare trials" link."""
     ctx = request.app.state.ctx
-    rows, total = ctx.store.page_jobs(JobQuery(experiment=name, per_page=min(max(1, limit), 500)))
+    per_page = min(max(1, limit), 500)
+    if parent:
+        rows, total = ctx.store.page_jobs(JobQuery(parent=parent, per_page=per_page))
+        if not total:
+            return not_found(request, f"job {parent!r} with child jobs to compare", f"/experiments/{name}",
+                             f"experiment {name}")
+    else:
+        rows, total = ctx.store.page_jobs(JobQuery(experiment=name, per_page=per_page))
     if not total:
         return not_found(request, f"experiment {name!r}", "/experiments", "all experiments")
     summaries = ctx.tracking.run_summaries([r["name"] for r in rows])
@@ -343,4 +352,4 @@ def experiment_page(request: Request, name: str, limit: int = 100) -> HTMLRespon
     metrics = sorted({k for s in summaries.values() for k in s["metrics"]})
     charts = compare_charts(ctx.tracking, [r["name"] for r in rows], metrics[:MAX_COMPARED_METRICS])
     return render(request, "experiment.html", name=name, rows=rows, total=total, summaries=summaries,
-                  differ=differ, same=same, metrics=metrics, charts=charts)
+                  differ=differ, same=same, metrics=metrics, charts=charts, parent=parent)
