@@ -687,7 +687,7 @@ def test_model_files_are_listed_viewed_and_downloaded_one_by_one(server, cli, tm
     cli("model", "create", "--name", "studio_files_model", "--version", "1", "--path", str(src), check=True)
     page = _page(server.url, "/models/studio_files_model?version=1").text
     assert 'href="/models/studio_files_model/files/MLmodel?version=1"' in page
-    assert 'href="/models/studio_files_model/files/sub%2Fweights.bin?version=1&amp;download=1"' in page
+    assert 'href="/models/studio_files_model/files/sub/weights.bin?version=1&amp;download=1"' in page
     r = _page(server.url, "/models/studio_files_model/files/MLmodel?version=1")
     assert r.status_code == 200 and "&lt;script&gt;x: 1" in r.text and 'id="file-text"' in r.text
     r = _page(server.url, "/models/studio_files_model/files/sub/weights.bin?version=1")
