@@ -62,7 +62,7 @@ def test_register_a_model_from_a_job_output(page: Any, server: Any, done_job: st
     page.click("#register-submit")
     page.wait_for_url("**/models/studio-model?version=*")
     assert page.locator("#producer").inner_text() == done_job  # the model's page links its job
-    assert "weights.txt" in page.locator("ul.files").inner_text()
+    assert "weights.txt" in page.locator("#model-files").inner_text()
 
 
 def test_each_list_page_renders(page: Any, server: Any, done_job: str) -> None:
