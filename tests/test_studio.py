@@ -716,14 +716,14 @@ def test_literal_inputs_and_schedule_triggers_are_key_value_text(server, cli, tm
     inputs = page.split("<h3>Inputs</h3>", 1)[1].split("</table>", 1)[0]
     assert "0.25" in inputs and "fast" in inputs and "{&#34;" not in inputs and '{"' not in inputs
     assert 'id="job-description">a &lt;b&gt;described&lt;/b&gt; job<' in page
-    (tmp_path / "sched.yml").write_text(textwrap.dedent(f"""\
+    (tmp_path / "sched.yml").write_text(textwrap.dedent("""\
         name: studio_kv_schedule
         trigger:
           type: recurrence
           frequency: day
           interval: 1
           start_time: "2999-01-01T00:00:00"
-          schedule: {{hours: [4], minutes: [30]}}
+          schedule: {hours: [4], minutes: [30]}
         create_job: ./job.yml
         """))
     cli("schedule", "create", "--file", str(tmp_path / "sched.yml"), check=True)
