@@ -21,7 +21,7 @@ from openaml.store._tables import JobRow
 __all__ = ["JobQuery", "JobQueries", "JOB_SORTS"]
 
 #: sort key -> column (the studio's sortable job list headers)
-JOB_SORTS = {"created": JobRow.seq, "name": JobRow.name, "status": JobRow.status, "type": JobRow.type,
+JOB_SORTS: dict[str, Any] = {"created": JobRow.seq, "name": JobRow.name, "status": JobRow.status, "type": JobRow.type,
              "experiment": JobRow.experiment_name, "compute": JobRow.compute, "started": JobRow.start_time,
              "duration": None}  # computed per dialect: end (or now, while running) minus start (_duration)
 
@@ -94,7 +94,7 @@ class JobQueries:
         """One page of jobs (records as :meth:`list_jobs` gives) and the total number matching ``jq``.
         Two queries whatever the table's size (a count and an indexed LIMIT/OFFSET)."""
         with self._session() as s:
-            column = JOB_SORTS.get(jq.sort, JobRow.seq)
+            column: Any = JOB_SORTS.get(jq.sort) or JobRow.seq
             if jq.sort == "duration":
                 column = _duration(s.get_bind().dialect.name)
             total = int(s.scalar(_where(select(func.count()).select_from(JobRow), jq)) or 0)
