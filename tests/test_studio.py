@@ -732,3 +732,28 @@ def test_literal_inputs_and_schedule_triggers_are_key_value_text(server, cli, tm
     assert "{&#34;" not in row and '{"' not in row
     httpx.post(f"{server.url}/api/v1/schedules/studio_kv_schedule/disable", json={})
     cli("job", "cancel", "--name", name)
+
+
+def test_home_counts_top_level_jobs_as_the_jobs_list_and_the_favicon_is_served(server, cli, hostile_job, tmp_path):
+    """Regressions (studio review): the home page counted child jobs (a pipeline's steps) where the jobs
+    list counts top-level jobs; /favicon.ico answered 404."""
+    import re
+
+    (tmp_path / "p.yml").write_text(textwrap.dedent("""\
+        type: pipeline
+        jobs:
+          a: {type: command, command: echo a, environment: azureml:AzureML-sklearn-1.5@latest}
+          b: {type: command, command: echo b, environment: azureml:AzureML-sklearn-1.5@latest}
+        """))
+    name = cli("job", "create", "--file", str(tmp_path / "p.yml"), "-o", "json", check=True).json()["name"]
+    cli("job", "stream", "--name", name, timeout=300)
+    home = _page(server.url, "/").text
+    for status in ("Completed", "Failed", "Canceled"):
+        shown = int(re.search(rf'href="/jobs\?status={status}"><b>(\d+)</b>', home).group(1))
+        listed = int(re.search(r"<small class=\"muted\">(\d+) matching", _page(server.url, f"/jobs?status={status}").text)
+                     .group(1))
+        assert shown == listed, status
+    assert "top-level jobs" in home
+    r = httpx.get(f"{server.url}/favicon.ico", timeout=30)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml") and b"<svg" in r.content
+    assert 'rel="icon"' in home
