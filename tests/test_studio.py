@@ -168,23 +168,35 @@ def test_output_files_are_browsable_and_downloadable(server, hostile_job):
     assert r.status_code in (400, 404)
 
 
-def test_rerun_submits_the_same_spec_as_a_new_job(server, hostile_job):
-    r = httpx.post(f"{server.url}/jobs/{hostile_job}/rerun", headers={"Origin": server.url,
-                                                                        "Content-Type": "application/json"},
+def test_rerun_submits_the_same_spec_as_a_new_job(server, ml_client, hostile_job):
+    """Rerun is an API operation (POST /api/v1/jobs/{name}/rerun, typed in the OpenAPI document,
+    write access), used by the SDK and the studio; the old studio route redirects there."""
+    r = httpx.post(f"{server.url}/api/v1/jobs/{hostile_job}/rerun", headers={"Origin": server.url,
+                                                                               "Content-Type": "application/json"},
                    content=b"{}", timeout=60)
     assert r.status_code == 200, r.text
     new = r.json()["name"]
-    assert new != hostile_job
+    assert new != hostile_job and r.json()["status"]
     job = httpx.get(f"{server.url}/api/v1/jobs/{new}", timeout=30).json()
     assert job["display_name"] == "<script>alert('name')</script>" and job["command"] == "python t.py"
     httpx.post(f"{server.url}/api/v1/jobs/{new}/cancel", headers={"Origin": server.url}, json={}, timeout=30)
+    op = httpx.get(f"{server.url}/openapi.json", timeout=30).json()["paths"]["/api/v1/jobs/{name}/rerun"]["post"]
+    assert op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/JobOut")
+    again = ml_client.jobs.rerun(hostile_job)
+    assert again.name not in (hostile_job, new) and again.display_name == "<script>alert('name')</script>"
+    ml_client.jobs.begin_cancel(again.name)
+    old = httpx.post(f"{server.url}/jobs/{hostile_job}/rerun", headers={"Origin": server.url}, json={}, timeout=30)
+    assert old.status_code == 307 and old.headers["location"] == f"/api/v1/jobs/{hostile_job}/rerun"
+    assert httpx.post(f"{server.url}/api/v1/jobs/no_such_job_x/rerun", headers={"Origin": server.url}, json={},
+                      timeout=30).status_code == 404
 
 
 def test_a_cross_site_post_to_the_studio_is_refused(server, hostile_job):
-    r = httpx.post(f"{server.url}/jobs/{hostile_job}/rerun", headers={"Origin": "http://evil.example"}, timeout=30)
+    r = httpx.post(f"{server.url}/api/v1/jobs/{hostile_job}/rerun", headers={"Origin": "http://evil.example"},
+                   timeout=30)
     assert r.status_code == 403
     # same origin but a body a plain HTML form could send: refused, as the API refuses it
-    r = httpx.post(f"{server.url}/jobs/{hostile_job}/rerun", headers={"Origin": server.url},
+    r = httpx.post(f"{server.url}/api/v1/jobs/{hostile_job}/rerun", headers={"Origin": server.url},
                    data={"a": "b"}, timeout=30)
     assert r.status_code == 415
 
@@ -452,6 +464,27 @@ def test_batch_endpoint_pages_show_deployments_settings_default_and_jobs(server,
     assert r.status_code == 200 and f'href="/jobs/{job}"' in r.text and 'class="set-default"' not in r.text
 
 
+def test_every_link_of_the_batch_endpoint_and_deployment_pages_resolves(server, cli, batch_endpoint, tmp_path):
+    """Regression (studio review): links of the batch pages were wrong or missing (the deployment's
+    model, compute); an endpoint without a deployment offered Invoke."""
+    import html
+    import re
+
+    for page in ("/batch-endpoints/bep-studio", "/batch-endpoints/bep-studio/deployments/green"):
+        text = _page(server.url, page).text
+        assert 'href="/models/bep-studio-model' in text and 'href="/computes/local"' in text, page
+        links = {html.unescape(h) for h in re.findall(r'href="(/[^"#]*)"', text)} - {"/logout"}
+        for link in sorted(links):
+            r = _page(server.url, link)
+            assert r.status_code == 200, (page, link, r.text[:300])
+    (tmp_path / "ep.yml").write_text("name: bep-empty\ndescription: nothing deployed\ntags: {team: ml}\n")
+    cli("batch-endpoint", "create", "--file", str(tmp_path / "ep.yml"), check=True)
+    r = _page(server.url, "/batch-endpoints/bep-empty")
+    assert r.status_code == 200 and 'id="batch-invoke"' not in r.text and 'id="invoke-unavailable"' in r.text
+    assert "has no deployment" in r.text
+    assert 'id="endpoint-description">nothing deployed<' in r.text and "team=ml" in r.text
+
+
 def test_batch_endpoint_missing_pages_are_404_with_a_link_back(server, batch_endpoint):
     r = _page(server.url, "/batch-endpoints/no-such-bep")
     assert r.status_code == 404 and 'href="/batch-endpoints"' in r.text
@@ -600,3 +633,127 @@ def test_every_noun_list_is_filtered_sorted_and_paged_on_the_server(server, cli,
                  "/batch-endpoints"):
         r = _page(server.url, f"{path}?q=x&sort=name&order=desc&page=1&per_page=5")
         assert r.status_code == 200 and 'id="list-filter"' in r.text, path
+
+
+def test_bad_input_gets_a_400_naming_it(server, hostile_job):
+    """Regressions (studio review): since=garbage was ignored, an SSE offset of -5 was accepted, a
+    traversal path in the code snapshot said "Not found" with a 400."""
+    r = _page(server.url, "/jobs?since=garbage")
+    assert r.status_code == 400 and "Bad request" in r.text and "since=garbage" in r.text
+    assert "YYYY-MM-DD" in r.text and 'href="/jobs"' in r.text
+    assert _page(server.url, "/jobs?until=2026-13-45").status_code == 400
+    r = httpx.get(f"{server.url}/jobs/{hostile_job}/log/stream?offset=-5", timeout=30)
+    assert r.status_code == 400 and "offset" in r.json()["error"]["message"]
+    r = _page(server.url, f"/jobs/{hostile_job}/code/..%2F..%2Fserver.json")
+    assert r.status_code == 400 and "Bad request" in r.text and "Not found" not in r.text
+
+
+def test_a_browser_gets_html_error_pages(server):
+    """Regression (studio review): errors outside a studio page's own handling (an unknown route, a
+    parameter of the wrong type) were JSON to a browser; the API still answers JSON."""
+    for path, status in (("/no-such-page", 404), ("/jobs?page=abc", 400), ("/jobs/x/log?before=abc", 400)):
+        r = _page(server.url, path)
+        assert r.status_code == status and r.headers["content-type"].startswith("text/html"), path
+        assert 'href="/"' in r.text and "openaml studio" in r.text, path
+    r = httpx.get(f"{server.url}/api/v1/jobs/no_such_job_x", headers=HTML, timeout=30)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    assert httpx.get(f"{server.url}/no-such-page", timeout=30).json()["error"]["code"] == "not_found"
+
+
+def test_a_missing_datastore_folder_is_a_404(server):
+    r = _page(server.url, "/datastores/workspaceblobstore/browse/no/such/folder")
+    assert r.status_code == 404 and "Not found" in r.text and 'href="/datastores/workspaceblobstore"' in r.text
+
+
+def test_a_data_preview_error_names_the_asset_relative_path_only(server, cli, tmp_path):
+    """Regression (studio review): a preview error showed the server's filesystem path."""
+    src = tmp_path / "prev"
+    src.mkdir()
+    (src / "table_xq7.parquet").write_text("not parquet at all\n")  # pyarrow's error names the file's path
+    cli("data", "create", "--name", "studio_prev_err", "--version", "1", "--type", "uri_folder", "--path", str(src),
+        check=True)
+    r = _page(server.url, "/data/studio_prev_err")
+    assert r.status_code == 200 and "No preview" in r.text and "Parquet magic bytes" in r.text
+    assert "&#39;table_xq7.parquet&#39;" in r.text  # the file named by its path inside the asset
+    assert str(server.path) not in r.text and str(server.path.resolve()) not in r.text
+
+
+def test_model_files_are_listed_viewed_and_downloaded_one_by_one(server, cli, tmp_path):
+    """Regression (studio review): a model's files could only be downloaded all together."""
+    src = tmp_path / "m"
+    (src / "sub").mkdir(parents=True)
+    (src / "MLmodel").write_text("flavors:\n  <script>x: 1\n")
+    (src / "sub" / "weights.bin").write_bytes(bytes(range(256)))
+    cli("model", "create", "--name", "studio_files_model", "--version", "1", "--path", str(src), check=True)
+    page = _page(server.url, "/models/studio_files_model?version=1").text
+    assert 'href="/models/studio_files_model/files/MLmodel?version=1"' in page
+    assert 'href="/models/studio_files_model/files/sub/weights.bin?version=1&amp;download=1"' in page
+    r = _page(server.url, "/models/studio_files_model/files/MLmodel?version=1")
+    assert r.status_code == 200 and "&lt;script&gt;x: 1" in r.text and 'id="file-text"' in r.text
+    r = _page(server.url, "/models/studio_files_model/files/sub/weights.bin?version=1")
+    assert r.status_code == 200 and 'id="file-refused"' in r.text and "binary" in r.text
+    r = _page(server.url, "/models/studio_files_model/files/sub/weights.bin?version=1&download=1")
+    assert r.status_code == 200 and r.content == bytes(range(256)) and "attachment" in r.headers["content-disposition"]
+    for bad in ("..%2F..%2F..%2Fserver.json", "%2Fetc%2Fpasswd"):
+        r = _page(server.url, f"/models/studio_files_model/files/{bad}?version=1")
+        assert r.status_code == 400 and "Bad request" in r.text and '"pid"' not in r.text and "root:" not in r.text
+    assert _page(server.url, "/models/studio_files_model/files/nope.txt?version=1").status_code == 404
+
+
+def test_literal_inputs_and_schedule_triggers_are_key_value_text(server, cli, tmp_path):
+    """Regression (studio review): literal job inputs and schedule triggers were raw JSON."""
+    (tmp_path / "job.yml").write_text(textwrap.dedent("""\
+        type: command
+        command: echo ${{inputs.lr}} ${{inputs.mode}}
+        description: "a <b>described</b> job"
+        inputs:
+          lr: 0.25
+          mode: {type: string, value: fast}
+        environment: azureml:AzureML-sklearn-1.5@latest
+        """))
+    name = cli("job", "create", "--file", str(tmp_path / "job.yml"), "-o", "json", check=True).json()["name"]
+    page = _page(server.url, f"/jobs/{name}").text
+    inputs = page.split("<h3>Inputs</h3>", 1)[1].split("</table>", 1)[0]
+    assert "0.25" in inputs and "fast" in inputs and "{&#34;" not in inputs and '{"' not in inputs
+    assert 'id="job-description">a &lt;b&gt;described&lt;/b&gt; job<' in page
+    (tmp_path / "sched.yml").write_text(textwrap.dedent("""\
+        name: studio_kv_schedule
+        trigger:
+          type: recurrence
+          frequency: day
+          interval: 1
+          start_time: "2999-01-01T00:00:00"
+          schedule: {hours: [4], minutes: [30]}
+        create_job: ./job.yml
+        """))
+    cli("schedule", "create", "--file", str(tmp_path / "sched.yml"), check=True)
+    row = _page(server.url, "/schedules").text.split('data-schedule="studio_kv_schedule"', 1)[1].split("</tr>", 1)[0]
+    assert "<b>frequency</b>=<span>day</span>" in row and "<b>hours</b>=<span>4</span>" in row
+    assert "{&#34;" not in row and '{"' not in row
+    httpx.post(f"{server.url}/api/v1/schedules/studio_kv_schedule/disable", json={})
+    cli("job", "cancel", "--name", name)
+
+
+def test_home_counts_top_level_jobs_as_the_jobs_list_and_the_favicon_is_served(server, cli, hostile_job, tmp_path):
+    """Regressions (studio review): the home page counted child jobs (a pipeline's steps) where the jobs
+    list counts top-level jobs; /favicon.ico answered 404."""
+    import re
+
+    (tmp_path / "p.yml").write_text(textwrap.dedent("""\
+        type: pipeline
+        jobs:
+          a: {type: command, command: echo a, environment: azureml:AzureML-sklearn-1.5@latest}
+          b: {type: command, command: echo b, environment: azureml:AzureML-sklearn-1.5@latest}
+        """))
+    name = cli("job", "create", "--file", str(tmp_path / "p.yml"), "-o", "json", check=True).json()["name"]
+    cli("job", "stream", "--name", name, timeout=300)
+    home = _page(server.url, "/").text
+    for status in ("Completed", "Failed", "Canceled"):
+        shown = int(re.search(rf'href="/jobs\?status={status}"><b>(\d+)</b>', home).group(1))
+        listed = int(re.search(r"<small class=\"muted\">(\d+) matching", _page(server.url, f"/jobs?status={status}").text)
+                     .group(1))
+        assert shown == listed, status
+    assert "top-level jobs" in home
+    r = httpx.get(f"{server.url}/favicon.ico", timeout=30)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml") and b"<svg" in r.content
+    assert 'rel="icon"' in home

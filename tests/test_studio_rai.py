@@ -89,6 +89,16 @@ def test_user_cohort_from_query_parameters(server, rai_job):
     assert bad.status_code == 200 and "unknown column &#39;Nope&#39;" in bad.text and 'id="user-cohort"' not in bad.text
 
 
+def test_a_non_numeric_ordering_filter_is_named_and_the_whole_data_is_one_row(server, rai_job):
+    """Review minors: ``Age>=abc`` was silent (matched nothing); the gather's "All data" cohort was shown
+    beside the Overall row (two rows of the same rows)."""
+    bad = _page(server.url, f"/jobs/{rai_job['name']}/rai", params={"f": "Age>=abc"})
+    assert bad.status_code == 200 and 'id="user-cohort"' not in bad.text
+    assert "&#39;abc&#39; is not a number" in bad.text
+    table = _page(server.url, f"/jobs/{rai_job['name']}/rai").text.split('id="cohorts"', 1)[1].split("</table>", 1)[0]
+    assert table.count("<b>Overall</b>") == 1 and "All data" not in table
+
+
 def test_local_importance_of_a_picked_row(server, rai_job):
     data = rai_job["data"]
     page = _page(server.url, f"/jobs/{rai_job['name']}/rai", params={"row": "5"}).text

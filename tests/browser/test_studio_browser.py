@@ -62,7 +62,7 @@ def test_register_a_model_from_a_job_output(page: Any, server: Any, done_job: st
     page.click("#register-submit")
     page.wait_for_url("**/models/studio-model?version=*")
     assert page.locator("#producer").inner_text() == done_job  # the model's page links its job
-    assert "weights.txt" in page.locator("ul.files").inner_text()
+    assert "weights.txt" in page.locator("#model-files").inner_text()
 
 
 def test_each_list_page_renders(page: Any, server: Any, done_job: str) -> None:
@@ -144,6 +144,35 @@ def test_endpoint_traffic_change_keys_and_test_tab(page: Any, server: Any, endpo
     assert page.locator("#test-status").inner_text().startswith("200")
     assert "0.5" in page.locator("#test-response").inner_text()
     screenshot(page, "endpoint")
+    # regression (studio review): a failing request left the last response on show
+    page.fill("#test-body", "{not json")
+    page.click("#test-send")
+    page.wait_for_function("document.getElementById('test-status').textContent.includes('invalid JSON')")
+    assert page.locator("#test-response").inner_text() == "" and page.locator("#test-latency").inner_text() == ""
+
+
+def test_a_mirror_only_traffic_change_is_confirmed_as_one(page: Any, server: Any, endpoint: str) -> None:
+    """Regression (studio review): the confirmation named only the live traffic, so changing the mirror
+    traffic alone asked to "set" what was already set."""
+    page.goto(f"{server.url}/online-endpoints/{endpoint}")
+    asked: list[str] = []
+
+    def answer(d: Any) -> None:
+        asked.append(d.message)
+        d.accept()
+
+    page.on("dialog", answer)
+    page.fill("input[name='traffic:blue']", "100")
+    page.fill("input[name='traffic:green']", "0")  # mirrored traffic goes to a deployment without live traffic
+    page.click("#traffic-save")
+    page.wait_for_function("document.getElementById('toast').textContent.includes('traffic updated')")
+    page.goto(f"{server.url}/online-endpoints/{endpoint}")
+    page.fill("input[name='mirror:green']", "10")  # only the mirror traffic changes
+    page.click("#traffic-save")
+    page.wait_for_function("document.getElementById('toast').textContent.includes('traffic updated')")
+    assert "mirror traffic to green 10%" in asked[-1] and "blue 100%" in asked[-1], asked
+    ep = httpx.get(f"{server.url}/api/v1/online-endpoints/{endpoint}", timeout=30).json()
+    assert ep["mirror_traffic"] == {"green": 10} and ep["traffic"].get("blue") == 100
 
 
 def test_login_on_a_token_server(browser: Any, tmp_path: Path) -> None:
@@ -241,6 +270,14 @@ def test_sweep_trials_best_first_with_charts(page: Any, server: Any, cli: Any, t
     assert "best" in rows.nth(0).inner_text() and "0.5" in rows.nth(0).inner_text()  # best first, marked
     assert page.locator("#parallel polyline").count() == 3
     screenshot(page, "sweep")
+    # regression (studio review): the trials could not be compared; "Compare trials" opens the compare view
+    page.click("#compare-trials")
+    page.wait_for_selector("#compare-children")
+    heads = page.locator("#compare thead th").all_inner_texts()
+    assert len([h for h in heads if h.strip()]) == 3  # one column per trial
+    differs = page.locator("#compare tr.differs").all_inner_texts()
+    assert any(t.startswith("x") and "0.5" in t and "0.1" in t for t in differs), differs
+    assert "score" in page.locator("#compare").inner_text()
 
 
 def _serve_on(ws: Path, port: int) -> Any:

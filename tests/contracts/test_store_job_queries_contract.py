@@ -46,3 +46,21 @@ def test_jobs_using_component(store: MetadataStore) -> None:
     assert [u["job"] for u in store.jobs_using_component("train", "2")] == ["p1"]
     assert store.jobs_using_component("train", "3") == []
     assert [u["job"] for u in store.jobs_using_component("train", "1", limit=1)] == ["p2"]
+
+
+def test_page_jobs_sorts_by_duration(store: MetadataStore) -> None:
+    """Regression (studio review): the Duration column sorted by start time. Durations (end - start, a
+    running job's up to now) order the page; a job not started yet comes last either way."""
+    from datetime import UTC, datetime, timedelta
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    # started in this order, durations in another: 50 s, 5 s, 500 s, running for ~ days
+    for name, start, secs in (("a", 0, 50), ("b", 10, 5), ("c", 20, 500), ("run", 30, None)):
+        _job(store, name)
+        store.update_job(name, start_time=t0 + timedelta(seconds=start),
+                         end_time=None if secs is None else t0 + timedelta(seconds=start + secs))
+    _job(store, "queued")
+    rows, _ = store.page_jobs(JobQuery(sort="duration", desc=False))
+    assert [r["name"] for r in rows] == ["b", "a", "c", "run", "queued"]
+    rows, _ = store.page_jobs(JobQuery(sort="duration", desc=True))
+    assert [r["name"] for r in rows] == ["run", "c", "a", "b", "queued"]

@@ -50,6 +50,7 @@ def test_reader_reads_but_every_write_is_refused_and_changes_nothing(sec_server:
         assert c.delete("/api/v1/computes/local").status_code == 403
         assert c.put("/api/v1/computes/c1", json={"type": "amlcompute", "max_instances": 1}).status_code == 403
         assert c.post("/api/v1/online-endpoints/x/keys").status_code == 403
+        assert c.post("/api/v1/jobs/any-job/rerun", json={}).status_code == 403  # rerun needs write access
         # MLflow writes through both APIs
         r = c.post("/mlflow/api/2.0/mlflow/runs/log-metric",
                    json={"run_id": run.info.run_id, "key": "m", "value": 1.0, "timestamp": 0, "step": 0})

@@ -195,6 +195,11 @@ class JobOperations:
 
         return Poller(self.cancel(name))
 
+    def rerun(self, name: str, **kwargs: Any) -> Job:
+        """Submit job ``name``'s spec again as a new job (the studio's Rerun button); returns the new job.
+        An openaml addition (Azure ML's SDK has no rerun: its studio clones and submits)."""
+        return job_from_dict(self._t.post(f"/jobs/{name}/rerun"))
+
     def archive(self, name: str, **kwargs: Any) -> None:
         self._t.post(f"/jobs/{name}/archive", params={"archived": True})
 

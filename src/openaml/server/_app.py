@@ -9,10 +9,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from openaml._settings import Settings
 from openaml.errors import OpenAMLError
+from openaml.server.studio._common import error_page
 from openaml.services._context import WorkspaceContext
 from openaml.store import MetadataStore, SecretBox, claim_workspace, redact_url
 from openaml.tracking import Tracking, tracking_backend_url
@@ -62,6 +63,9 @@ def create_app(settings: Settings, *, url: str = "") -> FastAPI:
         from openaml.services import start_services, stop_services
 
         start_services(ctx)
+        from openaml.server.studio import warm_routes
+
+        await warm_routes(app)  # the first request after a start does not prepare every route
         try:
             yield
         finally:
@@ -73,8 +77,9 @@ def create_app(settings: Settings, *, url: str = "") -> FastAPI:
     app.state.ctx = ctx
 
     @app.exception_handler(OpenAMLError)
-    async def _domain_error(_request: Request, exc: OpenAMLError) -> JSONResponse:
-        return JSONResponse(exc.to_payload(), status_code=exc.http_status)
+    async def _domain_error(_request: Request, exc: OpenAMLError) -> Response:
+        return error_page(_request, exc.http_status, exc.message) or JSONResponse(exc.to_payload(),
+                                                                                   status_code=exc.http_status)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
@@ -86,23 +91,24 @@ def create_app(settings: Settings, *, url: str = "") -> FastAPI:
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         # unknown routes and methods answer in the API's error shape, not FastAPI's {"detail": ...}
         text = {404: f"no such route: {request.method} {request.url.path}",
                 405: f"method {request.method} is not allowed on {request.url.path}"}.get(exc.status_code)
         err = OpenAMLError(text or str(exc.detail))
         err.code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(err.to_payload(), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        return error_page(request, exc.status_code, err.message) or JSONResponse(  # a browser: the studio's page
+            err.to_payload(), status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
-    async def _request_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _request_error(_request: Request, exc: RequestValidationError) -> Response:
         parts = []
         for e in exc.errors():
             loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
             parts.append(f"field '{loc}': {e.get('msg')}")
         err = OpenAMLError("; ".join(parts))
         err.code = "validation_error"
-        return JSONResponse(err.to_payload(), status_code=400)
+        return error_page(_request, 400, err.message) or JSONResponse(err.to_payload(), status_code=400)
 
     from openaml.server._auth import AuthMiddleware
     from openaml.server._serve import is_loopback

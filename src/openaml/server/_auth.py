@@ -75,6 +75,7 @@ RULES: tuple[tuple[frozenset[str] | None, str, str], ...] = (
     (ANY, "/login", PUBLIC),  # the studio's login form checks the token itself (openaml.server.studio._login)
     (frozenset({"POST"}), "/logout", PUBLIC),
     (frozenset({"GET"}), "/studio-static/", PUBLIC),  # the studio's own CSS/JS (in the package, no data)
+    (frozenset({"GET"}), "/favicon.ico", PUBLIC),  # the studio's icon (in the package)
     (SAFE, "/api/v1/users", READ),
     (ANY, "/api/v1/users", USERS),
     (SAFE, "/", READ),

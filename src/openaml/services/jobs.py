@@ -133,6 +133,14 @@ class JobService:
         self.ctx.store.update_job(name, archived=archived)
         return self.get(name)
 
+    def rerun(self, name: str) -> JobRecord:
+        """Submit job ``name``'s spec again as a new job (Azure ML studio's "Clone" then submit): the
+        spec as it was submitted, less the fields the server sets and the name. Raises NotFoundError."""
+        from openaml.services._job_core import SERVER_FIELDS
+
+        row = self.ctx.store.get_job(name)
+        return self.submit({k: v for k, v in dict(row["spec"]).items() if k not in SERVER_FIELDS and k != "name"})
+
     # ------------------------------------------------------------------ cancel
     def cancel(self, name: str, reason: str = "canceled by the user") -> JobRecord:
         """Cancel a job: queued -> Canceled at once; running -> the runner kills its process group.

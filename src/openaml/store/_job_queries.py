@@ -21,8 +21,19 @@ from openaml.store._tables import JobRow
 __all__ = ["JobQuery", "JobQueries", "JOB_SORTS"]
 
 #: sort key -> column (the studio's sortable job list headers)
-JOB_SORTS = {"created": JobRow.seq, "name": JobRow.name, "status": JobRow.status, "type": JobRow.type,
-             "experiment": JobRow.experiment_name, "compute": JobRow.compute, "started": JobRow.start_time}
+JOB_SORTS: dict[str, Any] = {"created": JobRow.seq, "name": JobRow.name, "status": JobRow.status, "type": JobRow.type,
+             "experiment": JobRow.experiment_name, "compute": JobRow.compute, "started": JobRow.start_time,
+             "duration": None}  # computed per dialect: end (or now, while running) minus start (_duration)
+
+
+def _duration(dialect: str) -> Any:
+    """Seconds from a job's start to its end (now while it runs); NULL before it starts. SQLite stores
+    UTC date-times as text (``julianday`` reads them); PostgreSQL subtracts timestamps."""
+    if dialect == "sqlite":
+        end = func.coalesce(JobRow.end_time, func.datetime("now"))
+        return (func.julianday(end) - func.julianday(JobRow.start_time)) * 86400.0
+    end = func.coalesce(JobRow.end_time, func.now())
+    return func.extract("epoch", end - JobRow.start_time)
 
 
 @dataclass
@@ -82,10 +93,13 @@ class JobQueries:
     def page_jobs(self, jq: JobQuery) -> tuple[list[dict[str, Any]], int]:
         """One page of jobs (records as :meth:`list_jobs` gives) and the total number matching ``jq``.
         Two queries whatever the table's size (a count and an indexed LIMIT/OFFSET)."""
-        column = JOB_SORTS.get(jq.sort, JobRow.seq)
         with self._session() as s:
+            column: Any = JOB_SORTS.get(jq.sort) or JobRow.seq
+            if jq.sort == "duration":
+                column = _duration(s.get_bind().dialect.name)
             total = int(s.scalar(_where(select(func.count()).select_from(JobRow), jq)) or 0)
-            q = _where(select(JobRow), jq).order_by(column.desc() if jq.desc else column.asc(), JobRow.seq.desc())
+            order = (column.desc() if jq.desc else column.asc()).nulls_last()
+            q = _where(select(JobRow), jq).order_by(order, JobRow.seq.desc())
             q = q.offset(max(0, jq.page - 1) * jq.per_page).limit(jq.per_page)
             rows = [self._job(r) for r in s.scalars(q)]
         return rows, total

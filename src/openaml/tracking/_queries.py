@@ -7,22 +7,81 @@ SQL tables (``metrics``, ``latest_metrics``, ``params``, ``experiments``) direct
 whatever the sizes. :class:`openaml.tracking.Tracking` has these methods (it inherits this mixin).
 
 Reduction: below :data:`SQL_REDUCE_FROM` points a series is read whole; above, the tracking database
-gives each of ``buckets`` step ranges' minimum and maximum (one ``GROUP BY`` query), so the chart keeps
-every spike and dip while the server reads a few thousand rows.
+gives each of ``buckets`` step ranges' first and last step, minimum and maximum (one ``GROUP BY``
+query), then the ranges' first and last values (index seeks by step): M4, so the chart keeps every
+spike, dip and both ends while a few thousand rows leave the database. The reduction is cached in
+memory and in the workspace (``cache/metric-series/``), so a server restart does not scan it again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import TextClause, bindparam, func, select, text, tuple_
 
-__all__ = ["TrackingQueries", "SQL_REDUCE_FROM", "Series"]
+__all__ = ["TrackingQueries", "SQL_REDUCE_FROM", "Series", "m4_points", "series_buckets_query", "series_points_query"]
 
 SQL_REDUCE_FROM = 20_000
 Series = list[tuple[float, float]]
 _CACHE_SIZE = 64  # reduced big series, keyed by their latest point (a finished run's series never changes)
 _CACHE: dict[tuple[Any, ...], tuple[Series, int]] = {}
+
+
+def _remember(key: tuple[Any, ...], value: tuple[Series, int]) -> None:
+    while len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[key] = value
+
+
+def _metrics_from(dialect: str) -> str:
+    """MLflow's ``metrics`` table, read through its ``(run_uuid, key, step)`` index. SQLite's planner
+    prefers the primary key ``(key, timestamp, step, run_uuid, value, is_nan)`` for ``key = ?``
+    (it covers every column) and so reads that key's points of every run: one 1,000,000-point run's
+    ``loss`` made every other run's ``loss`` chart scan it. ``INDEXED BY`` pins the right index;
+    PostgreSQL's planner weighs both by their statistics and picks it."""
+    return "metrics INDEXED BY index_metrics_run_uuid_key_step" if dialect == "sqlite" else "metrics"
+
+
+def series_buckets_query(dialect: str) -> TextClause:
+    """``(bucket, count, first step, last step, min value, max value)`` of the points of metric
+    ``:key`` of run ``:run`` cut into step ranges of ``:width`` steps (bucket ``step / :width``,
+    integer division), NaN values left out, in bucket order: one ``GROUP BY`` over the series' rows
+    of the ``(run_uuid, key, step)`` index; only the ranges' rows leave the database."""
+    return text(f'SELECT step / :width AS b, count(*), min(step), max(step), min(value), max(value) '
+                f'FROM {_metrics_from(dialect)} WHERE run_uuid = :run AND "key" = :key AND is_nan = :nan '
+                f'GROUP BY step / :width ORDER BY b')
+
+
+def series_points_query(dialect: str, *, at_steps: bool = False) -> TextClause:
+    """``(step, value)`` of metric ``:key`` of run ``:run`` in step (then time) order, NaN values left
+    out; ``at_steps``: only at the steps ``:steps`` (a list: index seeks)."""
+    q = text(f'SELECT step, value FROM {_metrics_from(dialect)} WHERE run_uuid = :run AND "key" = :key '
+             f'AND is_nan = :nan{" AND step IN :steps" if at_steps else ""} ORDER BY step, timestamp')
+    return q.bindparams(bindparam("steps", expanding=True)) if at_steps else q
+
+
+def m4_points(ranges: list[tuple[int, int, float, float, float, float]]) -> Series:
+    """The points to draw of step ranges ``(first step, last step, min, max, first value, last value)``
+    in step order (M4): each range's first point, its minimum and maximum inside the range (the one
+    nearer the first value first, at a third and two thirds of the range: a range is narrower than a
+    pixel column, 2,000 ranges over a chart a few hundred pixels wide), its last point; a value
+    already drawn in the range is not repeated."""
+    out: Series = []
+    for s0, s1, lo, hi, first, last in ranges:
+        pts = [(float(s0), first)]
+        inner = (lo, hi) if abs(first - lo) <= abs(first - hi) else (hi, lo)
+        span = s1 - s0
+        for j, v in enumerate(inner, start=1):
+            if v not in (first, last) and v not in [p[1] for p in pts]:
+                pts.append((s0 + span * j / 3, v))
+        if s1 != s0 or last != first:
+            pts.append((float(s1), last))
+        out.extend(pts)
+    return out
 
 
 class TrackingQueries:
@@ -45,39 +104,76 @@ class TrackingQueries:
         and the series' full size ``n`` (NaN values left out; an unknown run or key: ``([], 0)``).
 
         Steps are cut into ``buckets`` ranges up to the metric's latest step (MLflow's
-        ``latest_metrics``) and each range gives its count, minimum and maximum. A series of at most
-        :data:`SQL_REDUCE_FROM` points is then read whole; a bigger one is each range's minimum and
-        maximum (at its first and last step), cached until its latest point changes."""
-        from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric
+        ``latest_metrics``) and each range gives its count, first and last step, minimum and maximum
+        (one ``GROUP BY`` through MLflow's ``(run_uuid, key, step)`` index). A series
+        of at most :data:`SQL_REDUCE_FROM` points is then read whole; a bigger one becomes M4 (Jugel et
+        al. 2014): each range's first and last point (read by step, an index seek each) and its minimum
+        and maximum between them, so every spike, dip and the series' ends survive while a few
+        thousand rows leave the database. The reduction of a big series is kept in memory and in the
+        workspace (``cache/metric-series/``, keyed by the series' latest point, which a finished run
+        never changes), so the first view after a server start reads one small file."""
+        from mlflow.store.tracking.dbmodels.models import SqlLatestMetric
 
         with self.store.ManagedSessionMaker() as session:
-            base = (SqlMetric.run_uuid == run_id, SqlMetric.key == key, SqlMetric.is_nan.is_(False))
             latest = session.execute(select(SqlLatestMetric.step, SqlLatestMetric.timestamp, SqlLatestMetric.value)
                                      .where(SqlLatestMetric.run_uuid == run_id, SqlLatestMetric.key == key)).first()
             last = latest[0] if latest else 0
             cache_key = (id(self), run_id, key, buckets, tuple(latest) if latest else None)
             if cache_key in _CACHE:  # a series whose latest point did not change: the same reduction
                 return _CACHE[cache_key]
+            saved = self._saved_series(cache_key[1:])
+            if saved is not None:
+                _remember(cache_key, saved)
+                return saved
             width = max(1, (max(0, int(last or 0)) + 1) // buckets + 1)
-            bucket = (SqlMetric.step // width).label("b")  # integer buckets
-            q = (select(bucket, func.count(), func.min(SqlMetric.step), func.max(SqlMetric.step),
-                        func.min(SqlMetric.value), func.max(SqlMetric.value))
-                 .where(*base).group_by(bucket).order_by(bucket))
-            groups = session.execute(q).all()
+            dialect = self.store.engine.dialect.name
+            args = {"run": run_id, "key": key, "nan": False}
+            groups = session.execute(series_buckets_query(dialect), {**args, "width": width}).all()
             n = sum(int(g[1]) for g in groups)
             if n <= SQL_REDUCE_FROM:
-                rows = session.execute(select(SqlMetric.step, SqlMetric.value).where(*base)
-                                       .order_by(SqlMetric.step, SqlMetric.timestamp)).all()
+                rows = session.execute(series_points_query(dialect), args).all()
                 return [(float(s), float(v)) for s, v in rows], n
-            points: Series = []
-            for _, _, s0, s1, vmin, vmax in groups:
-                points.append((float(s0), float(vmin)))  # the range's envelope
-                if s1 != s0 or vmax != vmin:
-                    points.append((float(s1), float(vmax)))
-            while len(_CACHE) >= _CACHE_SIZE:
-                _CACHE.pop(next(iter(_CACHE)))
-            _CACHE[cache_key] = (points, n)
-            return points, n
+            ends: dict[int, list[float]] = {}
+            steps = sorted({int(g[2]) for g in groups} | {int(g[3]) for g in groups})
+            for i in range(0, len(steps), 500):  # each range's first and last point: seeks by step
+                for step, value in session.execute(series_points_query(dialect, at_steps=True),
+                                                   {**args, "steps": steps[i:i + 500]}).all():
+                    ends.setdefault(int(step), []).append(float(value))
+        points = m4_points([(int(s0), int(s1), float(lo), float(hi), ends[int(s0)][0], ends[int(s1)][-1])
+                            for _, _, s0, s1, lo, hi in groups])
+        _remember(cache_key, (points, n))
+        self._save_series(cache_key[1:], (points, n))
+        return points, n
+
+    def _series_file(self, key: tuple[Any, ...]) -> Path | None:
+        layout = getattr(self, "layout", None)
+        if layout is None:
+            return None
+        digest = hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()[:32]
+        return Path(layout.root) / "cache" / "metric-series" / f"{digest}.json"
+
+    def _saved_series(self, key: tuple[Any, ...]) -> tuple[Series, int] | None:
+        path = self._series_file(key)
+        try:
+            data = json.loads(path.read_text()) if path is not None else None
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("key") != json.loads(json.dumps(key, default=str)):
+            return None  # a digest collision or a file of another format: reduce again
+        return [(float(x), float(y)) for x, y in data["points"]], int(data["n"])
+
+    def _save_series(self, key: tuple[Any, ...], value: tuple[Series, int]) -> None:
+        path = self._series_file(key)
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"key": json.loads(json.dumps(key, default=str)), "points": value[0],
+                                       "n": value[1]}))
+            os.replace(tmp, path)  # readers see the whole file or none
+        except OSError:  # a read-only workspace: the in-memory cache still serves this process
+            pass
 
     def runs_series(self, run_ids: list[str], keys: list[str], buckets: int = 300) -> tuple[
             dict[str, dict[str, Series]], dict[str, dict[str, int]]]:

@@ -48,6 +48,12 @@ def cancel_job(request: Request, name: str) -> JobRecord:
     return _svc(request).cancel(name)
 
 
+@router.post("/jobs/{name}/rerun", response_model=JobOut)
+def rerun_job(request: Request, name: str) -> JobRecord:
+    """A new job with the same spec (write access); answers the new job."""
+    return _svc(request).rerun(name)
+
+
 @router.post("/jobs/{name}/archive", response_model=JobOut)
 def archive_job(request: Request, name: str, archived: bool = True) -> JobRecord:
     return _svc(request).archive(name, archived)

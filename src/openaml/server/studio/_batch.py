@@ -19,7 +19,7 @@ from openaml.errors import NotFoundError, OpenAMLError, ValidationError
 from openaml.server.studio._common import fmt_time, not_found, render, render_list, services
 from openaml.store import JobQuery
 
-__all__ = ["router", "SETTINGS", "MAX_JOBS", "deployment_settings"]
+__all__ = ["router", "SETTINGS", "MAX_JOBS", "deployment_settings", "setting_links"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -55,6 +55,28 @@ def deployment_settings(dep: dict[str, Any]) -> dict[str, Any]:
     for k, v in (dep.get("settings") or {}).items():  # a pipeline deployment's settings
         out.setdefault(k, v)
     return {k: v for k, v in out.items() if v is not None}
+
+
+def setting_links(settings: dict[str, Any]) -> dict[str, str]:
+    """Studio pages of the assets a deployment's settings name: ``{"model": "/models/<name>?version=<v>",
+    "component": ..., "environment": ..., "compute": ...}``; references are ``azureml:name:version``,
+    ``azureml:name@label``, ``name:version`` or a bare name (an inline definition links nothing)."""
+    from urllib.parse import quote
+
+    out: dict[str, str] = {}
+    for key, noun in (("model", "models"), ("component", "components"), ("environment", "environments"),
+                      ("compute", "computes")):
+        ref = settings.get(key)
+        if not isinstance(ref, str) or not ref or ref in ("inline component", "inline") or "/" in ref:
+            continue
+        ref = ref.removeprefix("azureml:")
+        name, _, version = ref.split("@", 1)[0].partition(":")
+        if key == "compute":
+            name, version = ref, ""
+        out[key] = f"/{noun}/{quote(name, safe='')}" + (f"?version={quote(version, safe='')}"
+                                                       if version and key in ("model", "component", "environment")
+                                                       else "")
+    return out
 
 
 def _jobs(request: Request, endpoint: str, deployment: str | None = None) -> tuple[list[dict[str, Any]], int]:
@@ -107,8 +129,9 @@ def batch_endpoint_page(request: Request, name: str) -> HTMLResponse:
         pass
     datastores = [d["name"] for d in services(request)["datastores"].list()]
     jobs, total = _jobs(request, name)
-    return render(request, "batch_endpoint.html", ep=ep, deps=[{**d, "settings_view": deployment_settings(d)}
-                                                             for d in deps],
+    views = [{**d, "settings_view": deployment_settings(d)} for d in deps]
+    return render(request, "batch_endpoint.html", ep=ep, deps=[{**d, "links": setting_links(d["settings_view"])}
+                                                             for d in views],
                   default=default, jobs=jobs, jobs_total=total, data_assets=data, datastores=datastores)
 
 
@@ -124,5 +147,6 @@ def batch_deployment_page(request: Request, name: str, deployment: str) -> HTMLR
                          f"/batch-endpoints/{name}", f"batch endpoint {name}")
     default = (ep.get("defaults") or {}).get("deployment_name") or ""
     jobs, total = _jobs(request, name, deployment)
-    return render(request, "batch_deployment.html", ep=ep, dep=dep, settings=deployment_settings(dep),
+    settings = deployment_settings(dep)
+    return render(request, "batch_deployment.html", ep=ep, dep=dep, settings=settings, links=setting_links(settings),
                   is_default=default == deployment, jobs=jobs, jobs_total=total)

@@ -10,7 +10,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-__all__ = ["render", "not_found", "can", "services", "duration", "fmt_time", "STATIC_DIR"]
+__all__ = ["render", "not_found", "bad_request", "error_page", "can", "services", "duration", "fmt_time", "STATIC_DIR"]
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -42,6 +42,15 @@ def fmt_time(value: Any) -> str:
 _env.globals.update(duration=duration, fmt_time=fmt_time, TERMINAL=TERMINAL)
 
 
+def compile_templates() -> int:
+    """Compile every template now (the environment caches them): a server start pays it, not the first
+    request of each page. Returns how many."""
+    names = _env.list_templates(extensions=["html"])
+    for name in names:
+        _env.get_template(name)
+    return len(names)
+
+
 def services(request: Request) -> dict[str, Any]:
     return request.app.state.ctx.services
 
@@ -61,6 +70,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     """Render ``templates/<template>`` with the page context (who is signed in, what they may do)."""
     principal = getattr(request.state, "principal", None)
     ctx = request.app.state.ctx
+    context.setdefault("status", status_code)
     html = _env.get_template(template).render(
         request=request, workspace=ctx.workspace_name, principal=principal,
         can_write=can(request, "write"), can_infra=can(request, "infra"), **context)
@@ -107,8 +117,7 @@ def render_list(request: Request, *, items: list[Any], columns: tuple[str, ...],
     if bad is None and order not in ("asc", "desc"):
         bad = "order must be asc or desc"
     if bad is not None:
-        return render(request, "404.html", status_code=400, what=f"this list query ({bad})",
-                      back=request.url.path, back_label="the unfiltered list")
+        return bad_request(request, f"Bad list query: {bad}.", request.url.path, "the unfiltered list")
     rows = [it for it in items if not q or q.lower() in " ".join(_cell_text(it.get(c)) for c in columns).lower()]
     if sort:
         rows.sort(key=lambda it: sort_key(it.get(sort)), reverse=order == "desc")
@@ -122,3 +131,24 @@ def render_list(request: Request, *, items: list[Any], columns: tuple[str, ...],
 def not_found(request: Request, what: str, back: str, back_label: str) -> HTMLResponse:
     """The 404 page: what was not found and a link back to its list."""
     return render(request, "404.html", status_code=404, what=what, back=back, back_label=back_label)
+
+
+def bad_request(request: Request, message: str, back: str, back_label: str) -> HTMLResponse:
+    """The 400 page: what is wrong with the request (naming the parameter and the accepted values)
+    and a link back."""
+    return render(request, "404.html", status_code=400, message=message, back=back, back_label=back_label)
+
+
+_NOT_STUDIO = ("/api/", "/mlflow", "/endpoints/", "/studio-static/", "/openapi.json", "/docs", "/health")
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse | None:
+    """The studio's HTML error page (the message and a link home) for a browser asking for HTML
+    (``Accept: text/html``) outside the API; None for API clients, which get the JSON error."""
+    path = request.url.path
+    if "text/html" not in request.headers.get("accept", "") or path.startswith(_NOT_STUDIO):
+        return None
+    try:
+        return render(request, "404.html", status_code=status, message=message, back="/", back_label="studio home")
+    except Exception:  # noqa: BLE001 - a broken page must not hide the error it reports
+        return None

@@ -17,12 +17,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from openaml.errors import NotFoundError, OpenAMLError
 from openaml.server.studio._charts import line_chart, parallel_coordinates
-from openaml.server.studio._common import TERMINAL, duration, not_found, render, services
+from openaml.server.studio._common import TERMINAL, bad_request, duration, not_found, render, services
 from openaml.server.studio._rai_explain import job_explained
 from openaml.store import JOB_SORTS, JobQuery
 
@@ -42,13 +42,13 @@ _REF = re.compile(r"\$\{\{\s*parent\.jobs\.([A-Za-z0-9_.-]+?)\.outputs\.")
 def _day(value: str | None, *, end: bool = False) -> datetime | None:
     """A From/To filter value: a date (the form's date input) or a date-time. ``end``: the To bound,
     which the store takes as exclusive, so a bare date means the end of that day (the day it names
-    is included)."""
+    is included). Raises ValueError naming the accepted formats for anything else."""
     if not value:
         return None
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
-        return None
+        raise ValueError(f"{value} is not a date (accepted: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS])") from None
     if end and len(value.strip()) == 10:  # YYYY-MM-DD
         when += timedelta(days=1)
     return when
@@ -60,8 +60,14 @@ def jobs_list(request: Request, status: str = "", type: str = "", experiment: st
               per_page: int = 50) -> HTMLResponse:
     """Top-level jobs, one page sorted and filtered in SQL (fast at 100,000 jobs)."""
     ctx = request.app.state.ctx
+    bounds = {}
+    for param, value in (("since", since), ("until", until)):
+        try:
+            bounds[param] = _day(value, end=param == "until")
+        except ValueError as e:
+            return bad_request(request, f"Bad job list query: {param}={e}.", "/jobs", "all jobs")
     jq = JobQuery(status=status or None, type=type or None, experiment=experiment or None, tag=tag or None,
-                  since=_day(since), until=_day(until, end=True), sort=sort if sort in JOB_SORTS else "created",
+                  since=bounds["since"], until=bounds["until"], sort=sort if sort in JOB_SORTS else "created",
                   desc=order != "asc", page=max(1, page), per_page=min(max(1, per_page), 500))
     rows, total = ctx.store.page_jobs(jq)
     filters = {"status": status, "type": type, "experiment": experiment, "tag": tag, "since": since,
@@ -245,6 +251,10 @@ async def job_log_stream(request: Request, name: str, offset: int = 0) -> Respon
     last = request.headers.get("last-event-id")
     if last and last.isdigit():
         offset = int(last)
+    if offset < 0:
+        return JSONResponse({"error": {"code": "bad_request", "details": {"offset": offset},
+                                       "message": f"offset must be a byte offset, 0 or more (got {offset})"}},
+                            status_code=400)
 
     async def events() -> Any:
         pos = offset
@@ -294,22 +304,12 @@ def job_files(request: Request, name: str, output: str, rel: str = "") -> Respon
 
 
 @router.post("/jobs/{name}/rerun")
-def job_rerun(request: Request, name: str) -> Response:
-    """Submit the job's spec again as a new job (Azure studio's "Clone" + submit); answers ``{"name"}``."""
-    from openaml.services._job_core import SERVER_FIELDS
+def job_rerun(name: str) -> Response:
+    """Moved to the API (``POST /api/v1/jobs/{name}/rerun``, typed in the OpenAPI document, role
+    checked there); this old studio route redirects there (307 keeps the method and the body)."""
+    from urllib.parse import quote
 
-    svc = services(request)["jobs"]
-    if not request.headers.get("content-type", "").startswith("application/json"):
-        # as the API: only a JSON body (a page elsewhere cannot send one without a CORS preflight)
-        return JSONResponse({"error": {"code": "unsupported_media_type", "message": "send Content-Type: "
-                                       "application/json"}}, status_code=415)
-    try:
-        row = request.app.state.ctx.store.get_job(name)
-        spec = {k: v for k, v in dict(row["spec"]).items() if k not in SERVER_FIELDS and k != "name"}
-        rec = svc.submit(spec)
-    except OpenAMLError as e:
-        return JSONResponse(e.to_payload(), status_code=e.http_status)
-    return JSONResponse({"name": rec["name"], "url": f"/jobs/{rec['name']}"})
+    return RedirectResponse(f"/api/v1/jobs/{quote(name, safe='')}/rerun", status_code=307)
 
 
 @router.get("/experiments", response_class=HTMLResponse)
@@ -330,10 +330,19 @@ def compare_charts(tracking: Any, runs: list[str], metrics: list[str]) -> dict[s
 
 
 @router.get("/experiments/{name}", response_class=HTMLResponse)
-def experiment_page(request: Request, name: str, limit: int = 100) -> HTMLResponse:
-    """Runs of an experiment side by side: parameters (those that differ first), metrics overlaid."""
+def experiment_page(request: Request, name: str, limit: int = 100, parent: str = "") -> HTMLResponse:
+    """Runs of an experiment side by side: parameters (those that differ first), metrics overlaid.
+    ``parent``: the child jobs of that job instead (a sweep's trials, a pipeline's steps), the sweep
+    page's "Compare trials" link."""
     ctx = request.app.state.ctx
-    rows, total = ctx.store.page_jobs(JobQuery(experiment=name, per_page=min(max(1, limit), 500)))
+    per_page = min(max(1, limit), 500)
+    if parent:
+        rows, total = ctx.store.page_jobs(JobQuery(parent=parent, per_page=per_page))
+        if not total:
+            return not_found(request, f"job {parent!r} with child jobs to compare", f"/experiments/{name}",
+                             f"experiment {name}")
+    else:
+        rows, total = ctx.store.page_jobs(JobQuery(experiment=name, per_page=per_page))
     if not total:
         return not_found(request, f"experiment {name!r}", "/experiments", "all experiments")
     summaries = ctx.tracking.run_summaries([r["name"] for r in rows])
@@ -343,4 +352,4 @@ def experiment_page(request: Request, name: str, limit: int = 100) -> HTMLRespon
     metrics = sorted({k for s in summaries.values() for k in s["metrics"]})
     charts = compare_charts(ctx.tracking, [r["name"] for r in rows], metrics[:MAX_COMPARED_METRICS])
     return render(request, "experiment.html", name=name, rows=rows, total=total, summaries=summaries,
-                  differ=differ, same=same, metrics=metrics, charts=charts)
+                  differ=differ, same=same, metrics=metrics, charts=charts, parent=parent)

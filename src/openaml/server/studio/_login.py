@@ -29,6 +29,17 @@ def safe_next(value: str | None) -> str:
     return value
 
 
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """The studio's icon (an SVG in the package; browsers ask for /favicon.ico on every page)."""
+    from fastapi.responses import FileResponse
+
+    from openaml.server.studio._common import STATIC_DIR
+
+    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml",
+                        headers={"cache-control": "public, max-age=86400"})
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: str = "/") -> HTMLResponse:
     return render(request, "login.html", next=safe_next(next), error=None)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 
 from openaml.errors import NotFoundError, OpenAMLError, ValidationError
 from openaml.server.studio._common import render, render_list, services, sort_key
@@ -29,7 +30,9 @@ def home(request: Request) -> HTMLResponse:
     ctx = request.app.state.ctx
     svc = services(request)
     recent, total = ctx.store.page_jobs(JobQuery(per_page=10))
-    counts = {s: ctx.store.count_jobs(status=[s]) for s in ("Queued", "Running", "Completed", "Failed", "Canceled")}
+    # top-level jobs, as the jobs list counts them (a pipeline's steps and a sweep's trials are its children)
+    counts = {s: ctx.store.page_jobs(JobQuery(status=s, per_page=1))[1]
+              for s in ("Queued", "Running", "Completed", "Failed", "Canceled")}
     nouns: dict[str, int | None] = {}
     for label, fn in (("Computes", lambda: svc["computes"].list()), ("Data assets", lambda: svc["data"].list()),
                       ("Environments", lambda: svc["environments"].list()),
@@ -85,6 +88,22 @@ def preview_table(path: Path, kind: str) -> tuple[list[str], list[list[Any]], li
     return cols, rows, profile
 
 
+def _asset_relative(message: str, local: Path | None, request: Request) -> str:
+    """``message`` with the server's filesystem paths cut to the asset-relative path (a file of the
+    asset is named by its path inside the asset; anything else in the workspace by ``<workspace>``)."""
+    roots: list[tuple[str, str]] = []
+    if local is not None:
+        folder = local if local.is_dir() else local.parent
+        for p in {str(folder), str(folder.resolve())}:
+            roots.append((p + "/", ""))
+            roots.append((p, "."))
+    for p in {str(request.app.state.ctx.layout.root), str(Path(request.app.state.ctx.layout.root).resolve())}:
+        roots.append((p, "<workspace>"))
+    for prefix, repl in sorted(roots, key=lambda r: -len(r[0])):
+        message = message.replace(prefix, repl)
+    return message
+
+
 @router.get("/data", response_class=HTMLResponse)
 def data_list(request: Request) -> HTMLResponse:
     return render_list(request, title="Data assets", noun="data",
@@ -100,13 +119,15 @@ def data_page(request: Request, name: str, version: str | None = None) -> HTMLRe
         return _missing(request, f"data asset {name!r}", "/data", "all data assets")
     versions = [v for v in svc.list(name=name)]
     preview: dict[str, Any] = {}
+    local: Path | None = None
     try:
-        cols, rows, profile = preview_table(svc.local_path(dict(asset)), str(asset.get("type") or ""))
+        local = Path(svc.local_path(dict(asset)))
+        cols, rows, profile = preview_table(local, str(asset.get("type") or ""))
         preview = {"columns": cols, "rows": rows, "profile": profile}
     except (ValueError, OSError, OpenAMLError, ImportError) as e:
-        preview = {"error": str(e)}
+        preview = {"error": _asset_relative(str(e), local, request)}
     except Exception as e:  # noqa: BLE001 - a file pandas cannot parse: say why instead of failing the page
-        preview = {"error": f"{type(e).__name__}: {e}"}
+        preview = {"error": _asset_relative(f"{type(e).__name__}: {e}", local, request)}
     return render(request, "data.html", asset=asset, versions=versions, preview=preview)
 
 
@@ -137,6 +158,8 @@ def datastore_page(request: Request, name: str, rel: str = "") -> HTMLResponse:
             entries.append({"name": nm, "path": f"{rel}/{nm}".lstrip("/"),
                             "dir": item.get("type") == "directory" or item.get("dir", False),
                             "size": item.get("size")})
+    except NotFoundError:  # no such folder: the 404 page, with a link to the datastore's root
+        return _missing(request, f"folder {rel!r} in datastore {name!r}", f"/datastores/{name}", f"datastore {name}")
     except Exception as e:  # noqa: BLE001 - an unreachable store shows why
         error = f"{type(e).__name__}: {e}"
     return render(request, "datastore.html", store=store, rel=rel, entries=entries, error=error)
@@ -234,7 +257,7 @@ def model_page(request: Request, name: str, version: str | None = None) -> HTMLR
     try:
         root = svc["models"].local_path(name, str(model["version"]))
         paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())[:500]
-        files = [{"name": str(p.relative_to(root.parent if root.is_file() else root)), "size": p.stat().st_size}
+        files = [{"name": p.relative_to(root.parent if root.is_file() else root).as_posix(), "size": p.stat().st_size}
                  for p in paths]
     except (OpenAMLError, OSError):
         pass
@@ -272,3 +295,36 @@ def endpoint_page(request: Request, name: str) -> HTMLResponse:
         except OpenAMLError as e:
             logs[d["name"]] = str(e)
     return render(request, "endpoint.html", ep=ep, deps=deps, logs=logs)
+
+
+@router.get("/models/{name}/files/{rel:path}", response_model=None)
+def model_file(request: Request, name: str, rel: str, version: str | None = None) -> HTMLResponse | FileResponse:
+    """One file of a model version: shown when it is UTF-8 text of at most 1 MB, else why not and a
+    download link; ``?download=1`` downloads it. Paths are confined to the version's files
+    (``safe_join``: ``..``, absolute paths and links out answer 400)."""
+    from openaml.datastores._paths import safe_join
+    from openaml.server.studio._common import bad_request
+    from openaml.server.studio._snapshot import read_text_file
+
+    svc = services(request)["models"]
+    try:
+        model = svc.get(name, version=version, label=None if version else "latest")
+        root = Path(svc.local_path(name, str(model["version"])))
+    except (NotFoundError, ValidationError):
+        return _missing(request, f"model {name!r}", "/models", "all models")
+    except OpenAMLError as e:  # a model whose files are not on this machine
+        return _missing(request, f"file {rel!r} of model {name!r} ({e.message})", f"/models/{name}", f"model {name}")
+    back = f"/models/{quote(name, safe='')}?version={quote(str(model['version']), safe='')}"
+    try:  # a one-file model lists its file by name; a folder's files by their path inside it
+        target = safe_join(root.parent if root.is_file() else root, rel, what="file path")
+    except OpenAMLError as e:
+        return bad_request(request, f"Bad file path {rel!r}: {e.message}", back, f"model {name}:{model['version']}")
+    if not target.is_file() or (root.is_file() and target != root):
+        return _missing(request, f"file {rel!r} in model {name}:{model['version']}", back,
+                        f"model {name}:{model['version']}")
+    if "download" in request.query_params:
+        return FileResponse(target, media_type="application/octet-stream", filename=target.name,
+                            headers={"x-content-type-options": "nosniff", "content-security-policy": "sandbox"})
+    text, why = read_text_file(target)
+    return render(request, "model_file.html", model=model, rel=rel, text=text, why=why, back=back,
+                  size=target.stat().st_size)

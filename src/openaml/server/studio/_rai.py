@@ -96,7 +96,9 @@ def dashboard_view(data: dict[str, Any], params: dict[str, Any]) -> dict[str, An
     view["overall"] = (data.get("metrics") or {}).get("overall") or {}
     view["user_cohort"] = {"name": "Your cohort", "filter": filter_text(filters), "n": len(user_idx),
                            "metrics": cohort_metrics(task, y_true, y_pred, user_idx, classes)} if filters else None
-    view["cohorts"] = [{**c, "filter": filter_text(list(c.get("filter") or []))} for c in data.get("cohorts") or []]
+    # a cohort without a filter (the rai gather's "All data") is the Overall row already shown: one row, not two
+    view["cohorts"] = [{**c, "filter": filter_text(list(c.get("filter") or []))} for c in data.get("cohorts") or []
+                       if c.get("filter")]
     names = sorted({k for c in [*view["cohorts"], view["user_cohort"] or {}] for k in (c.get("metrics") or {})}
                    | set(view["overall"]))
     view["metric_names"] = names

@@ -147,7 +147,8 @@ def parse_filter(text: str, features: list[str]) -> dict[str, Any]:
     """``"Age>=30"``, ``"Sex==female"``, ``"Pclass in 1,2"`` -> ``{"column", "op", "value"}``.
 
     Raises:
-        ValueError: no known operator, or an unknown column (the message lists the features).
+        ValueError: no known operator, an unknown column (the message lists the features), or an
+            ordering operator (<, <=, >, >=) with a value that is not a number (the message names it).
     """
     for op in (" in ", "==", "!=", "<=", ">=", "<", ">"):
         col, sep, value = text.partition(op)
@@ -158,6 +159,9 @@ def parse_filter(text: str, features: list[str]) -> dict[str, Any]:
                                  f"{', '.join(features)}")
             if op == " in ":
                 return {"column": col, "op": "in", "value": [v.strip() for v in value.split(",") if v.strip()]}
+            if op in ("<", "<=", ">", ">=") and _num(value) is None:
+                raise ValueError(f"cohort filter {text!r}: {value!r} is not a number ({op} compares numbers; "
+                                 f"use == or in for text)")
             return {"column": col, "op": op, "value": value}
     raise ValueError(f"cohort filter {text!r}: write COLUMN OP VALUE with OP one of ==, !=, <, <=, >, >=, in "
                      "(e.g. Age>=30, Sex==female, Pclass in 1,2)")

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from openaml.errors import NotFoundError, OpenAMLError
-from openaml.server.studio._common import not_found, render
+from openaml.server.studio._common import bad_request, not_found, render
 
 __all__ = ["router", "MAX_VIEW_BYTES", "MAX_TREE_FILES", "snapshot_tree", "read_text_file", "build_log"]
 
@@ -123,8 +123,7 @@ def job_code(request: Request, name: str, rel: str = "") -> Response:
     try:
         target = safe_join(root, rel, what="file path") if rel else root
     except OpenAMLError as e:  # .., an absolute path, a link out of the snapshot
-        return render(request, "404.html", status_code=400, what=f"{rel!r} ({e.message})", back=f"{back}/code",
-                      back_label="the code snapshot")
+        return bad_request(request, f"Bad file path {rel!r}: {e.message}", f"{back}/code", "the code snapshot")
     if not target.exists():
         return not_found(request, f"{rel!r} in the code snapshot of job {name!r}", f"{back}/code", "the code snapshot")
     if target.is_file() and "download" in request.query_params:

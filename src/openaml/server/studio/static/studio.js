@@ -33,6 +33,7 @@ async function api(method, url, body) {
 const OPS = {
   createModelVersion: ["POST", "/api/v1/models/{name}/versions", ["path", "type"]],
   getOnlineEndpoint: ["GET", "/api/v1/online-endpoints/{name}", null],
+  rerunJob: ["POST", "/api/v1/jobs/{name}/rerun", null],
   putOnlineEndpoint: ["PUT", "/api/v1/online-endpoints/{name}",
                       ["name", "auth_mode", "description", "tags", "traffic", "mirror_traffic"]],
   onlineEndpointKeys: ["POST", "/api/v1/online-endpoints/{name}/keys", null],
@@ -58,7 +59,7 @@ function initActions() {
   const rerun = document.getElementById("rerun");
   if (rerun) rerun.addEventListener("click", async () => {
     if (!window.confirm("Submit this job again as a new job?")) return;
-    try { const r = await api("POST", rerun.dataset.rerun); location.href = r.url; }
+    try { const r = await call("rerunJob", {name: rerun.dataset.job}); location.href = "/jobs/" + encodeURIComponent(r.name); }
     catch (e) { toast(e.message, true); }
   });
 }
@@ -135,8 +136,11 @@ function initEndpoint() {
       const v = parseInt(el.value || "0", 10);
       if (kind === "traffic") traffic[dep] = v; else if (v > 0) mirror[dep] = v;
     }
-    const text = Object.entries(traffic).map(([k, v]) => k + " " + v + "%").join(", ");
-    if (!window.confirm("Set the traffic of " + name + " to " + text + "?")) return;
+    const pct = (o) => Object.entries(o).map(([k, v]) => k + " " + v + "%").join(", ") || "none";
+    // name both what is live and what is mirrored: a change of mirror traffic alone is a change too
+    const text = "Set the traffic of " + name + " to " + pct(traffic) + " and its mirror traffic to "
+      + pct(mirror) + "?";
+    if (!window.confirm(text)) return;
     try {
       const ep = await call("getOnlineEndpoint", {name});
       const spec = {name: ep.name, auth_mode: ep.auth_mode, description: ep.description, tags: ep.tags,
@@ -161,6 +165,8 @@ function initEndpoint() {
     const status = document.getElementById("test-status");
     const out = document.getElementById("test-response");
     const lat = document.getElementById("test-latency");
+    // a new request clears the last one's answer: a failure must not leave an old response on show
+    out.textContent = ""; lat.textContent = ""; status.textContent = "sending…";
     try { JSON.parse(body); } catch (e) { status.textContent = "invalid JSON: " + e.message; return; }
     try {
       const k = await call("onlineEndpointKeys", {name: test.dataset.endpoint});
