@@ -26,9 +26,10 @@ What was changed (issue 12 item 3): the port's transfers run on the raw clients 
 threads, one file per thread, 8 files at a time: S3 through boto3's S3Transfer (was s3fs, whose
 single event-loop thread signed and checksummed every file on one core: 0.86x writes on a quiet
 machine), Azure Blob writes through azure-storage-blob's synchronous client and reads through
-adlfs with the raw client's ranges per file (2; adlfs's default of 1 gave 0.86x reads). What is left of openaml on the path is one listing (get) or a local walk (put) and
-the path checks, so the ratio is about 1.0 by construction; the sizes are chosen for bounded
-memory (tests/contracts: a 48 MiB file moves with under 24 MiB of allocations) and used by both.
+adlfs with the raw client's ranges per file (2; adlfs's default of 1 gave 0.86x reads). What
+is left of openaml on the path is one listing (get) or a local walk (put) and the path checks,
+so the ratio is about 1.0 by construction; the sizes are chosen for bounded memory
+(tests/contracts: a 48 MiB file moves with under 24 MiB of allocations) and used by both.
 
 Run: ``.venv/bin/python bench/datastores.py [--quick] [--size-mb N] [--rounds N]``.
 """
