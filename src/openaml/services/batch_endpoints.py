@@ -27,6 +27,7 @@ from openaml.entities._batch import (
     BatchDeployment,
     BatchEndpoint,
     PipelineComponentBatchDeployment,
+    check_logging_level,
     flatten_deployment,
     parse_mini_batch_size,
 )
@@ -363,8 +364,9 @@ class BatchEndpointService:
 
         ``body``: ``inputs`` ``{name: {type, path}}`` (a model deployment takes one data input:
         ``uri_file``, ``uri_folder`` or ``mltable``; its path an ``azureml://`` URI or a data asset
-        reference; the SDK uploads local paths), ``outputs`` ``{score: {path}}`` (where the results
-        land), ``deployment_name``, ``job_name``, ``experiment_name``, and overrides of the
+        reference; the SDK uploads local paths), ``outputs`` ``{score: {type, path}}`` (where the results
+        land: a ``uri_folder`` holding ``output_file_name``, or a ``uri_file``, the results file itself
+        whatever ``output_file_name`` says), ``deployment_name``, ``job_name``, ``experiment_name``, and overrides of the
         deployment's ``mini_batch_size``, ``instance_count``, ``output_file_name``,
         ``max_concurrency_per_instance``, ``error_threshold``, ``retry_settings``, ``logging_level``,
         ``environment_variables`` (``params_override``, a list of ``{field: value}``, is merged too).
@@ -421,6 +423,10 @@ class BatchEndpointService:
         if body.get("environment_variables"):
             s["environment_variables"].update({str(k): str(v) for k, v in body["environment_variables"].items()})
         try:
+            check_logging_level(s["logging_level"])
+        except ValueError as exc:
+            raise ValidationError(f"field 'logging_level': {exc}", details={"field": "logging_level"}) from None
+        try:
             s["mini_batch_size"] = parse_mini_batch_size(10 if s["mini_batch_size"] is None else s["mini_batch_size"])
         except ValueError as exc:
             raise ValidationError(f"field 'mini_batch_size': {exc}", details={"field": "mini_batch_size"}) from None
@@ -442,10 +448,22 @@ class BatchEndpointService:
             raise ValidationError(f"field 'output_file_name': {problem}",
                                   details={"field": "output_file_name", "value": str(s["output_file_name"])})
         out = dict((body.get("outputs") or {}).get(SCORE_OUTPUT) or {})
-        score: dict[str, Any] = {"type": "uri_folder", "mode": "rw_mount"}
+        out_type = str(out.get("type") or "uri_folder")
+        if out_type not in ("uri_folder", "uri_file"):
+            raise ValidationError(f"field 'outputs.{SCORE_OUTPUT}.type': {out_type!r}; the scoring output is a "
+                                  "uri_folder (the results file inside it) or a uri_file (the results file itself)",
+                                  details={"field": f"outputs.{SCORE_OUTPUT}.type", "value": out_type})
+        if out_type == "uri_file" and action != "append_row":
+            raise ValidationError(f"field 'outputs.{SCORE_OUTPUT}.type': uri_file needs output_action append_row (the "
+                                  "predictions file); with summary_only the scoring script writes its own files: "
+                                  "give a uri_folder", details={"field": f"outputs.{SCORE_OUTPUT}.type"})
+        score: dict[str, Any] = {"type": out_type, "mode": "rw_mount"}
         if out.get("path"):
             score["path"] = out["path"]
-            if action == "append_row":
+            if out_type == "uri_file":  # (Azure's Output(type=uri_file, path=.../my.csv)): the predictions file itself
+                head, _, tail = str(out["path"]).rstrip("/").rpartition("/")
+                self._check_output_free(head, tail)
+            elif action == "append_row":
                 self._check_output_free(str(out["path"]), str(s["output_file_name"]))
         args = [f"--openaml_mode {rt['mode']}", f"--openaml_model_name {rt['model_name']}",
                 f"--openaml_model_version {rt['model_version']}", f"--openaml_model_base {rt['model_base']}",
@@ -509,7 +527,7 @@ class BatchEndpointService:
             raise ValidationError(f"batch deployment {dep['name']!r}: job_definition deployments are not supported "
                                   "here yet; deploy the pipeline's component (component: azureml:<name>:<version>)",
                                   details={"field": "job_definition"})
-        inputs = dict(body.get("inputs") or {})
+        inputs = self._pipeline_inputs(dep["name"], str(comp), dict(body.get("inputs") or {}))
         outputs = dict(body.get("outputs") or {})
         node: dict[str, Any] = {"type": "pipeline", "component": comp,
                                 "inputs": {k: f"${{{{parent.inputs.{k}}}}}" for k in inputs},
@@ -526,6 +544,37 @@ class BatchEndpointService:
         if body.get("job_name"):
             job["name"] = body["job_name"]
         return self.ctx.services["jobs"].submit(job)
+
+    def _pipeline_inputs(self, dep_name: str, comp: str, given: dict[str, Any]) -> dict[str, Any]:
+        """The invocation's inputs checked against the pipeline component's: ``input_data`` (what
+        ``--input`` / ``input=`` give) goes to the component's input when it has exactly one.
+
+        Raises:
+            ValidationError: one message naming the inputs given that the component does not have, or
+                the required ones not given, the component's inputs and how to pass them.
+        """
+        try:
+            declared = dict(self.ctx.services["components"].resolve_reference(comp).get("inputs") or {})
+        except OpenAMLError:
+            return given  # the pipeline job's own resolution says what is wrong
+        if "input_data" in given and "input_data" not in declared and len(declared) == 1:
+            given = {next(iter(declared)): given.pop("input_data"), **given}
+        unknown = [k for k in given if k not in declared]
+        missing = [k for k, v in declared.items() if k not in given and not (isinstance(v, dict) and (
+            v.get("optional") or v.get("default") is not None))]
+        if not unknown and not missing:
+            return given
+        names = ", ".join(f"{k} ({v.get('type', '?') if isinstance(v, dict) else '?'})" for k, v in declared.items())
+        said = []
+        if unknown:
+            said.append(f"it has no input {', '.join(repr('--input' if k == 'input_data' else k) for k in unknown)}")
+        if missing:
+            said.append(f"required input {', '.join(repr(k) for k in missing)} not given")
+        raise ValidationError(
+            f"batch deployment {dep_name!r} is a pipeline deployment with inputs: {names or 'none'}; "
+            f"{'; '.join(said)}. Give them by name: --file inputs.yml (inputs: {{name: {{type, path}}}}) or SDK "
+            "inputs={name: Input(...)}; --input maps to the component's input only when it has exactly one",
+            details={"field": "inputs", "declared": list(declared), "unknown": unknown, "missing": missing})
 
     def list_jobs(self, endpoint_name: str, deployment_name: str | None = None) -> list[JobRecord]:
         """The endpoint's batch scoring jobs (of one deployment when ``deployment_name`` is given).

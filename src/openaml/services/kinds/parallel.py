@@ -53,6 +53,8 @@ def engine_files() -> dict[str, bytes]:
     for f in sorted(_ENGINE_SOURCE.glob("*.py")):
         files[f"{ENGINE_PACKAGE}/{f.name}"] = f.read_bytes()
     return files
+# the engine's log lines that become job warnings (driver.FAILED_WARNING, plan.MULTI_LINE_WARNING)
+ENGINE_WARNINGS = ("warning: completed with failures:", "warning: quoted line break:")
 _REF = re.compile(r"^\s*\$\{\{\s*(inputs|outputs)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\s*$")
 _SERVER_FIELDS = ("status", "id", "creation_context", "studio_url", "created_at", "start_time", "end_time", "error",
                   "exit_code", "log_tail", "output_uris", "status_history", "services", "warnings")
@@ -83,7 +85,8 @@ def entry_script_problem(path: Path) -> str | None:
 def tabular_plan(folder: Path, table: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
     """The driver's view of an MLTable: ``{"format", "files" (relative to the folder, in the order of
     its ``paths``, a folder's or a pattern's files sorted by name),
-    "delimiter", "header"}``, or (None, problem)."""
+    "delimiter", "header", "multi_line" (read_delimited's ``support_multi_line: true``: mini-batches end
+    at records' ends, never inside a quoted field)}``, or (None, problem)."""
     fmt, opts = "csv", dict[str, Any]()
     for t in table.get("transformations") or []:
         if isinstance(t, dict) and "read_delimited" in t:
@@ -110,7 +113,11 @@ def tabular_plan(folder: Path, table: dict[str, Any]) -> tuple[dict[str, Any] | 
         return None, "the MLTable's paths name no files"
     header = str(opts.get("header", "all_files_same_headers")) != "no_header"
     # the MLTable's path order (a folder's or pattern's files sorted within it), each file once
-    return {"format": fmt, "files": list(dict.fromkeys(files)), "delimiter": opts.get("delimiter", ","), "header": header}, None
+    out: dict[str, Any] = {"format": fmt, "files": list(dict.fromkeys(files)), "delimiter": opts.get("delimiter", ","),
+                           "header": header}
+    if str(opts.get("support_multi_line", False)).lower() == "true":  # records end outside quoted fields only
+        out["multi_line"] = True
+    return out, None
 
 
 class ParallelKind(JobKind):
@@ -324,6 +331,26 @@ class ParallelKind(JobKind):
         except OSError:  # another submission made it first
             shutil.rmtree(tmp, ignore_errors=True)
         return str(target)
+
+    def on_terminal(self, row: dict[str, Any]) -> None:
+        """A job that completed with failed mini-batches (thresholds -1: failures ignored, as in Azure)
+        or whose csv input has quoted line breaks without ``support_multi_line``: the engine's warning
+        lines join the job's ``warnings`` (``job show``), not only its log."""
+        if row["status"] != JobStatus.COMPLETED:
+            return
+        log = self.ctx.layout.job_dir(row["name"]) / "user_logs" / "std_log.txt"
+        try:
+            with open(log, "rb") as fh:
+                fh.seek(max(0, fh.seek(0, 2) - 256 * 1024))
+                tail = fh.read().decode("utf-8", errors="replace")
+        except OSError:
+            return
+        found = [ln.split("[openaml] parallel: ", 1)[1].strip() for ln in tail.splitlines()
+                 if any(f"[openaml] parallel: {m}" in ln for m in ENGINE_WARNINGS)]
+        known = list(row["runtime"].get("warnings") or [])
+        new = [w for w in dict.fromkeys(found) if w not in known]
+        if new:
+            self.ctx.store.update_job(row["name"], runtime_update={"warnings": known + new})
 
     def start(self, row: dict[str, Any]) -> None:
         """Queue the job for its compute and wake the scheduler (as a command job)."""
