@@ -13,7 +13,6 @@ exports ``BatchDeploymentOutputAction``; ``invoke`` refuses unknown keywords and
 
 from __future__ import annotations
 
-import json
 import textwrap
 import warnings
 from pathlib import Path
@@ -341,3 +340,16 @@ def test_pipeline_deployment_inputs_are_checked_in_one_message(cli: Any, ml_clie
     assert "jobs." not in err and "input_data" not in err
     assert len(ml_client.jobs.list()) == n_jobs
     cli("batch-endpoint", "delete", "-n", "rev13-pipe", "--yes", check=True)
+
+
+# ------------------------------------------------------------------ F14: partition_keys columns
+def test_partition_keys_naming_a_missing_column_are_refused_at_submission(cli: Any, ml_client: Any,
+                                                                         tmp_path: Path) -> None:
+    yml = _tab_job(tmp_path, True)
+    yml.write_text(yml.read_text() + "partition_keys: [nope, v]\n")
+    n_jobs = len(ml_client.jobs.list())
+    r = cli("job", "create", "-f", str(yml))
+    assert r.returncode == 1, r.stdout
+    assert "partition_keys" in r.stderr and "column 'nope' is not in the MLTable (columns: id, text, v)" in r.stderr, \
+        r.stderr
+    assert len(ml_client.jobs.list()) == n_jobs

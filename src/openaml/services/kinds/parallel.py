@@ -120,6 +120,27 @@ def tabular_plan(folder: Path, table: dict[str, Any]) -> tuple[dict[str, Any] | 
     return out, None
 
 
+def _table_columns(folder: Path, plan: dict[str, Any]) -> list[str] | None:
+    """The column names of a table's first file (its csv header, its parquet schema), or None when
+    they cannot be read here (no header, no pyarrow, an unreadable file: the job itself says)."""
+    if not plan.get("files"):
+        return None
+    first = folder / plan["files"][0]
+    try:
+        if plan.get("format") == "parquet":
+            import pyarrow.parquet as pq
+
+            return [str(n) for n in pq.read_schema(str(first)).names]
+        if not plan.get("header", True):
+            return None
+        import csv
+
+        with open(first, encoding="utf-8", newline="") as fh:
+            return next(csv.reader(fh, delimiter=str(plan.get("delimiter") or ",")), None)
+    except Exception:  # noqa: BLE001
+        return None
+
+
 class ParallelKind(JobKind):
     type = "parallel"
     runs_on_compute = True
@@ -267,6 +288,12 @@ class ParallelKind(JobKind):
                     plan, problem = None, exc.message
                 if problem:
                     errors.add("input_data", f"input {data_name!r}: {problem}")
+                elif plan is not None and job.partition_keys:
+                    columns = _table_columns(local, plan)
+                    missing = [k for k in job.partition_keys if columns is not None and k not in columns]
+                    if missing and columns is not None:
+                        errors.add("partition_keys", f"column {', '.join(map(repr, missing))} is not in the MLTable "
+                                                     f"(columns: {', '.join(columns)})")
                 cfg["tabular"] = plan
             else:
                 errors.add("input_data", f"input {data_name!r}: an mltable input must be on a datastore the server "
