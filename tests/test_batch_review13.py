@@ -353,3 +353,15 @@ def test_partition_keys_naming_a_missing_column_are_refused_at_submission(cli: A
     assert "partition_keys" in r.stderr and "column 'nope' is not in the MLTable (columns: id, text, v)" in r.stderr, \
         r.stderr
     assert len(ml_client.jobs.list()) == n_jobs
+
+
+# ------------------------------------------------------------------ F15: read-only fields not offered
+def test_unknown_field_help_does_not_offer_read_only_fields(cli: Any, tmp_path: Path) -> None:
+    yml = _tab_job(tmp_path, True)
+    yml.write_text(yml.read_text().replace("mini_batch_size:", "mini_batch_sizes:"))
+    r = cli("job", "create", "-f", str(yml))
+    assert r.returncode == 1 and "did you mean 'mini_batch_size'" in r.stderr, r.stderr
+    allowed = r.stderr.split("allowed here:", 1)[1]
+    for field in ("status", "log_tail", "exit_code", "end_time", "studio_url"):
+        assert f" {field}," not in allowed and f" {field})" not in allowed, (field, allowed)
+    assert "retry_settings" in allowed
