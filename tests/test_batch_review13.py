@@ -119,9 +119,14 @@ def test_result_rules_of_the_engine() -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src" / "openaml" / "parallel"))
     try:
+        from _openaml_parallel.driver import FAILED_WARNING
+        from _openaml_parallel.plan import MULTI_LINE_WARNING
         from _openaml_parallel.worker import ReturnShapeError, _rows_of
     finally:
         sys.path.pop(0)
+    from openaml.services.kinds.parallel import ENGINE_WARNINGS
+
+    assert set(ENGINE_WARNINGS) == {FAILED_WARNING, MULTI_LINE_WARNING}  # the server reads the lines they start
     assert _rows_of(pd.DataFrame({"t": ["a\nb", "c"], "v": [1, 2]})) == ["a\\nb 1", "c 2"]
     assert _rows_of(("x", 1)) == ["x", "1"] and _rows_of(None) == [] and _rows_of("one\ntwo") == ["one\\ntwo"]
     for bad, shown in (({"a": 1}, "dict"), ({1}, "set"), (3.5, "float"), ((x for x in "ab"), "generator")):
