@@ -370,3 +370,74 @@ def test_unknown_field_help_does_not_offer_read_only_fields(cli: Any, tmp_path: 
     for field in ("status", "log_tail", "exit_code", "end_time", "studio_url"):
         assert f" {field}," not in allowed and f" {field})" not in allowed, (field, allowed)
     assert "retry_settings" in allowed
+
+
+# ------------------------------------------------------------------ F25: a hung init()
+def test_init_that_hangs_fails_the_job_after_first_task_creation_timeout(cli: Any, ml_client: Any,
+                                                                         tmp_path: Path) -> None:
+    _write(tmp_path / "data" / "a.txt", "x\n")
+    _write(tmp_path / "src" / "score.py", """
+        import time
+        def init():
+            time.sleep(100000)
+        def run(mini_batch):
+            return mini_batch
+        """)
+    yml = _write(tmp_path / "job.yml", """
+        type: parallel
+        compute: local
+        inputs:
+          data: {type: uri_folder, path: ./data}
+        input_data: ${{inputs.data}}
+        mini_batch_size: "1"
+        retry_settings: {max_retries: 1, timeout: 8}
+        task:
+          type: run_function
+          code: ./src
+          entry_script: score.py
+          program_arguments: --first_task_creation_timeout 5
+        """)
+    name = _submit(cli, yml)
+    job = cli("job", "show", "-n", name, check=True).json()
+    assert job["status"] == "Failed", job
+    assert "init() of the entry script did not finish in 5 s" in (job.get("error") or ""), job.get("error")
+    assert "--first_task_creation_timeout" not in cli("job", "stream", "--name", name).stdout.split(
+        "are passed to the entry script")[0].rsplit("\n", 1)[-1]
+
+
+# ------------------------------------------------------------------ F27: MLTable transformations
+def test_mltable_transformations_not_applied_are_a_job_warning(cli: Any, ml_client: Any, tmp_path: Path) -> None:
+    yml = _tab_job(tmp_path, True)
+    mlt = tmp_path / "table" / "MLTable"
+    mlt.write_text(mlt.read_text() + "  - take: 5\n  - drop_columns: [v]\n")
+    r = cli("job", "create", "-f", str(yml), "-o", "json", check=True)
+    said = " ".join(r.json().get("warnings") or [])
+    assert "MLTable transformations not applied: take, drop_columns of input 'table'" in said, r.json()
+    cli("job", "cancel", "-n", r.json()["name"])
+
+
+# ------------------------------------------------------------------ F28, F29, F22: invocation overrides
+def test_invocation_overrides_are_checked(cli: Any, ml_client: Any, tmp_path: Path) -> None:
+    from openaml.services.batch_endpoints import _merge_overrides
+
+    assert _merge_overrides({"compute": {"instance_count": "2"}}) == {"instance_count": 2}
+    assert _merge_overrides({"params_override": [{"settings.max_concurrency_per_instance": 3}]}) == \
+        {"max_concurrency_per_instance": 3}
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "w.txt").write_text("1")
+    _write(tmp_path / "code" / "score.py", SCORE)
+    _write(tmp_path / "data" / "f.csv", "x\n1\n")
+    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="rev13-ovr")).result()
+    ml_client.batch_deployments.begin_create_or_update(BatchDeployment(
+        name="dep", endpoint_name="rev13-ovr", model=Model(name="rev13-m2", path=str(tmp_path / "model")),
+        code_path=str(tmp_path / "code"), scoring_script="score.py", environment=ENV, compute="local")).result()
+    n_jobs = len(ml_client.jobs.list())
+    base = ("batch-endpoint", "invoke", "-n", "rev13-ovr", "-d", "dep", "--input", str(tmp_path / "data"))
+    r = cli(*base, "--set", "output_action=bogus")
+    assert r.returncode == 1 and "field 'output_action': 'bogus' is not an output action" in r.stderr, r.stderr
+    r = cli(*base, "--set", "output_file_name=")
+    assert r.returncode == 1 and "field 'output_file_name'" in r.stderr, r.stderr
+    r = cli(*base, "--set", "logging_level=verbose")
+    assert r.returncode == 1 and "field 'logging_level'" in r.stderr, r.stderr
+    assert len(ml_client.jobs.list()) == n_jobs
+    ml_client.batch_endpoints.begin_delete("rev13-ovr")

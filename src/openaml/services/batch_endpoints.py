@@ -27,6 +27,7 @@ from openaml.entities._batch import (
     BatchDeployment,
     BatchEndpoint,
     PipelineComponentBatchDeployment,
+    _norm_action,
     check_logging_level,
     flatten_deployment,
     parse_mini_batch_size,
@@ -436,9 +437,20 @@ class BatchEndpointService:
                                       details={"field": k, "value": s[k]})
         if typ == "mltable" and isinstance(s["mini_batch_size"], int):
             # the parallel engine splits an MLTable by size (run() gets DataFrames, as Azure's tabular
-            # inputs); a deployment's file count means the default size
+            # inputs); a deployment's file count means the default size, an invocation's own is refused
+            if body.get("mini_batch_size") is not None:
+                raise ValidationError(f"field 'mini_batch_size': {body['mini_batch_size']!r} is a file count; an mltable "
+                                      "input is split by size: give e.g. --mini-batch-size 10kb or 1MB",
+                                      details={"field": "mini_batch_size", "value": str(body["mini_batch_size"])})
             s["mini_batch_size"] = "1MB"
-        action = str(s["output_action"] or "append_row")
+        action = str(_norm_action(s["output_action"] or "append_row"))
+        if action not in ("append_row", "summary_only"):
+            raise ValidationError(f"field 'output_action': {s['output_action']!r} is not an output action; use "
+                                  "append_row (the run() results into output_file_name) or summary_only",
+                                  details={"field": "output_action", "value": str(s["output_action"])})
+        if "output_file_name" in body and not body["output_file_name"] and action == "append_row":
+            raise ValidationError("field 'output_file_name': empty; append_row collects every run() result into that "
+                                  "file: give a file name (e.g. predictions.csv)", details={"field": "output_file_name"})
         if action == "append_row" and s["output_file_name"] is None:
             s["output_file_name"] = "predictions.csv"  # Azure's default (a flat BatchDeployment leaves it unset)
         if action == "append_row" and not s["output_file_name"]:
@@ -609,6 +621,9 @@ def _merge_overrides(body: dict[str, Any]) -> dict[str, Any]:
     overrides = body.pop("params_override", None) or []
     if not isinstance(overrides, list):
         overrides = [overrides]
+    for top in ("compute", "resources", "settings"):  # --set compute.instance_count=2 arrives nested
+        if isinstance(body.get(top), dict):
+            overrides = [{f"{top}.{k}": v} for k, v in body.pop(top).items()] + list(overrides)
     for o in overrides:
         if not isinstance(o, dict):
             raise ValidationError(f"field 'params_override': {o!r} is not a {{field: value}} mapping",
@@ -618,6 +633,8 @@ def _merge_overrides(body: dict[str, Any]) -> dict[str, Any]:
             top, _, rest = key.partition(".")
             if rest and top in ("retry_settings", "environment_variables", "tags"):
                 body[top] = {**(body.get(top) or {}), rest: value}
+            elif rest and top == "settings":  # a type: model deployment's settings.<field>
+                body[rest] = value
             else:
                 body[key] = value
     unknown = sorted(k for k in body if k not in INVOKE_FIELDS)

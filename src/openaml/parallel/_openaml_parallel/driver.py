@@ -43,6 +43,7 @@ class _Worker:
         self.ready = False
         self.task: dict[str, Any] | None = None
         self.started = 0.0
+        self.born = time.monotonic()  # init() must end within the driver's init_timeout of this
         self.dead = False
         self.zygote: Zygote | None = None
         self.pool: PoolClient | None = None
@@ -161,6 +162,12 @@ class Driver:
         self.workers_n = max(1, int(cfg.get("instance_count", 1))) * max(1, int(cfg.get("max_concurrency", 1)))
         self.max_retries = int(cfg.get("max_retries", 3))
         self.timeout = float(cfg.get("timeout", 60))
+        # Azure PRS's --first_task_creation_timeout (default 600 s): a worker whose init() has not
+        # ended by then is killed and the job fails (a hung init() never holds the compute for ever)
+        try:
+            self.init_timeout = max(1.0, float(_prs_arg(program_args, "--first_task_creation_timeout") or 600))
+        except ValueError:
+            self.init_timeout = 600.0
         self.error_threshold = int(cfg.get("error_threshold", -1))
         self.mb_threshold = int(cfg.get("mini_batch_error_threshold", -1))
         self.q: queue.Queue[tuple[_Worker | None, dict[str, Any]]] = queue.Queue()
@@ -393,6 +400,14 @@ class Driver:
                             workers[workers.index(w)] = _Worker(next_id, self)
                             next_id += 1
                 now = time.monotonic()
+                for x in workers:
+                    if not x.ready and not x.dead and now - x.born > self.init_timeout and not self.stop_reason:
+                        x.kill()
+                        why = (f"init() of the entry script did not finish in {self.init_timeout:g} s "
+                               "(--first_task_creation_timeout in program_arguments, default 600); its worker was killed")
+                        write_atomic(self.logs / "user" / "error" / "init_error.txt", why + "\n")
+                        print(f"[openaml] parallel: worker {x.id}: {why}", flush=True)
+                        self.stop_reason = why
                 for i, x in enumerate(workers):
                     if x.task is not None and not x.dead and now - x.started > self.timeout:
                         task = x.task

@@ -55,6 +55,7 @@ def engine_files() -> dict[str, bytes]:
     return files
 # the engine's log lines that become job warnings (driver.FAILED_WARNING, plan.MULTI_LINE_WARNING)
 ENGINE_WARNINGS = ("warning: completed with failures:", "warning: quoted line break:")
+IGNORED_WARNING = "warning: MLTable transformations not applied:"  # said at submission (a job warning) and in the log
 _REF = re.compile(r"^\s*\$\{\{\s*(inputs|outputs)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\s*$")
 _SERVER_FIELDS = ("status", "id", "creation_context", "studio_url", "created_at", "start_time", "end_time", "error",
                   "exit_code", "log_tail", "output_uris", "status_history", "services", "warnings")
@@ -88,6 +89,7 @@ def tabular_plan(folder: Path, table: dict[str, Any]) -> tuple[dict[str, Any] | 
     "delimiter", "header", "multi_line" (read_delimited's ``support_multi_line: true``: mini-batches end
     at records' ends, never inside a quoted field)}``, or (None, problem)."""
     fmt, opts = "csv", dict[str, Any]()
+    ignored: list[str] = []
     for t in table.get("transformations") or []:
         if isinstance(t, dict) and "read_delimited" in t:
             fmt, opts = "csv", t["read_delimited"] or {}
@@ -97,6 +99,8 @@ def tabular_plan(folder: Path, table: dict[str, Any]) -> tuple[dict[str, Any] | 
             fmt = "csv" if t == "read_delimited" else "parquet"
         elif isinstance(t, dict) and ("read_json_lines" in t or "read_delta_lake" in t):
             return None, f"MLTable transformation {next(iter(t))} is not supported by parallel jobs (csv and parquet are)"
+        else:  # take, drop_columns, convert_column_types...: not applied to the mini-batches
+            ignored.append(str(next(iter(t))) if isinstance(t, dict) and t else str(t))
     files: list[str] = []
     for p in table.get("paths") or []:
         for key, val in p.items():
@@ -117,6 +121,8 @@ def tabular_plan(folder: Path, table: dict[str, Any]) -> tuple[dict[str, Any] | 
                            "header": header}
     if str(opts.get("support_multi_line", False)).lower() == "true":  # records end outside quoted fields only
         out["multi_line"] = True
+    if ignored:
+        out["ignored"] = ignored
     return out, None
 
 
@@ -202,8 +208,8 @@ class ParallelKind(JobKind):
         data_in = runner_inputs.get(data_name or "") or {}
         if data_in.get("mode") in ("direct", "eval_mount", "eval_download"):
             # Azure's engine reads a direct (or eval_*) input_data itself; ours reads files: mounted read-only
-            cfg["notes"] = [f"input {data_name!r} (input_data) has mode {data_in['mode']}: the engine reads it "
-                            "as ro_mount (its files, read-only)"]
+            cfg.setdefault("notes", []).append(f"input {data_name!r} (input_data) has mode {data_in['mode']}: the "
+                                               "engine reads it as ro_mount (its files, read-only)")
             data_in["mode"] = "ro_mount"
         errors.raise_if_any(source)
         snapshot = self._snapshot(code_dir)
@@ -216,9 +222,10 @@ class ParallelKind(JobKind):
             "inputs": runner_inputs, "outputs": runner_outputs, "code_dir": snapshot, "environment": env,
             "timeout": None, "command": cmd, "resources": {},
         }
-        if env.get("warnings"):
-            runtime["warnings"] = list(env["warnings"])
-            data.setdefault("properties", {})["openaml.warnings"] = "; ".join(env["warnings"])
+        said = [*(env.get("warnings") or []), *(n for n in cfg.get("notes") or [] if n.startswith(IGNORED_WARNING))]
+        if said:
+            runtime["warnings"] = said
+            data.setdefault("properties", {})["openaml.warnings"] = "; ".join(said)
         data["compute"] = compute
         return JobPlan(data=data, experiment=job.experiment_name or "Default", compute=compute,
                        display_name=job.display_name, tags={"openaml.compute": compute, **job.tags},
@@ -286,6 +293,11 @@ class ParallelKind(JobKind):
                     plan, problem = tabular_plan(local, validate_mltable_folder(local, label=inp.get("uri")))
                 except ValidationError as exc:
                     plan, problem = None, exc.message
+                if plan is not None and plan.get("ignored"):
+                    cfg.setdefault("notes", []).append(
+                        f"{IGNORED_WARNING} {', '.join(plan.pop('ignored'))} of input {data_name!r}'s MLTable: the "
+                        "mini-batches hold the rows and columns its files have as read (only read_delimited / "
+                        "read_parquet apply); apply them in the scoring script or in a step before")
                 if problem:
                     errors.add("input_data", f"input {data_name!r}: {problem}")
                 elif plan is not None and job.partition_keys:
