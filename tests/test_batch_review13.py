@@ -13,6 +13,7 @@ exports ``BatchDeploymentOutputAction``; ``invoke`` refuses unknown keywords and
 
 from __future__ import annotations
 
+import json
 import textwrap
 import warnings
 from pathlib import Path
@@ -441,3 +442,41 @@ def test_invocation_overrides_are_checked(cli: Any, ml_client: Any, tmp_path: Pa
     assert r.returncode == 1 and "field 'logging_level'" in r.stderr, r.stderr
     assert len(ml_client.jobs.list()) == n_jobs
     ml_client.batch_endpoints.begin_delete("rev13-ovr")
+
+
+# ------------------------------------------------------------------ F24: the MLflow driver's CSV
+def test_mlflow_driver_lines_are_real_csv(tmp_path: Path) -> None:
+    """File names and predictions holding commas or quotes, and multi-column predictions, read back
+    with ``pd.read_csv(names=[row, prediction, file])`` as written."""
+    import io
+    import sys
+
+    import pandas as pd
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src" / "openaml" / "serving"))
+    try:
+        import batch_driver
+    finally:
+        sys.path.pop(0)
+
+    class _Model:
+        def __init__(self, kind: str) -> None:
+            self.kind = kind
+
+        def predict(self, df: Any) -> Any:
+            if self.kind == "multi":
+                return pd.DataFrame({"p0": [0.25] * len(df), "label": ["a, b"] * len(df)})
+            return pd.Series(['yes, "high" risk'] * len(df))
+
+    for name in ("a, b.csv", 'q"uote.csv'):
+        pd.DataFrame({"x": [1.0, 2.0]}).to_csv(tmp_path / name, index=False)
+    files = [str(tmp_path / "a, b.csv"), str(tmp_path / 'q"uote.csv')]
+    batch_driver._model = _Model("label")
+    back = pd.read_csv(io.StringIO("\n".join(batch_driver._score_files(files)) + "\n"),
+                       names=["row", "prediction", "file"])
+    assert back["file"].tolist() == ["a, b.csv", "a, b.csv", 'q"uote.csv', 'q"uote.csv']
+    assert back["prediction"].tolist() == ['yes, "high" risk'] * 4 and back["row"].tolist() == [0, 1, 0, 1]
+    batch_driver._model = _Model("multi")
+    back = pd.read_csv(io.StringIO("\n".join(batch_driver._score_files(files[:1])) + "\n"),
+                       names=["row", "prediction", "file"])
+    assert [json.loads(p) for p in back["prediction"]] == [[0.25, "a, b"], [0.25, "a, b"]]
