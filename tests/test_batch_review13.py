@@ -480,3 +480,36 @@ def test_mlflow_driver_lines_are_real_csv(tmp_path: Path) -> None:
     back = pd.read_csv(io.StringIO("\n".join(batch_driver._score_files(files[:1])) + "\n"),
                        names=["row", "prediction", "file"])
     assert [json.loads(p) for p in back["prediction"]] == [[0.25, "a, b"], [0.25, "a, b"]]
+
+
+# ------------------------------------------------------------------ F30: two invocations, one output file
+@pytest.mark.slow
+def test_an_output_file_an_active_job_will_write_is_refused(ml_client: Any, tmp_path: Path) -> None:
+    from openaml.errors import ConflictError
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "w.txt").write_text("1")
+    _write(tmp_path / "code" / "score.py", """
+        import os, time
+        def run(mini_batch):
+            time.sleep(3)
+            return [os.path.basename(f) for f in mini_batch]
+        """)
+    _write(tmp_path / "data" / "f.csv", "x\n1\n")
+    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="rev13-race")).result()
+    ml_client.batch_deployments.begin_create_or_update(BatchDeployment(
+        name="dep", endpoint_name="rev13-race", model=Model(name="rev13-m3", path=str(tmp_path / "model")),
+        code_path=str(tmp_path / "code"), scoring_script="score.py", environment=ENV, compute="local")).result()
+    out = "azureml://datastores/workspaceblobstore/paths/rev13-race"
+    first = ml_client.batch_endpoints.invoke("rev13-race", deployment_name="dep", input=Input(type="uri_folder", path=str(tmp_path / "data")),
+                                             output_path=out, output_file_name="out.csv")
+    with pytest.raises(ConflictError) as exc:
+        ml_client.batch_endpoints.invoke("rev13-race", deployment_name="dep", input=Input(type="uri_folder", path=str(tmp_path / "data")),
+                                         output_path=out, output_file_name="out.csv")
+    assert f"is the output of batch job {first.name!r}" in exc.value.message, exc.value.message
+    other = ml_client.batch_endpoints.invoke("rev13-race", deployment_name="dep", input=Input(type="uri_folder", path=str(tmp_path / "data")),
+                                             output_path=out, output_file_name="other.csv")  # another file: fine
+    for name in (first.name, other.name):
+        ml_client.jobs.stream(name)
+        assert ml_client.jobs.get(name).status == "Completed"
+    ml_client.batch_endpoints.begin_delete("rev13-race")

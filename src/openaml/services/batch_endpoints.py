@@ -21,7 +21,7 @@ from typing import Any
 
 import pydantic
 
-from openaml.constants import DATA_TYPES
+from openaml.constants import DATA_TYPES, TERMINAL_JOB_STATUSES, JobStatus
 from openaml.entities._base import validation_error_from_pydantic
 from openaml.entities._batch import (
     BatchDeployment,
@@ -181,6 +181,36 @@ class BatchEndpointService:
             self.ctx.services["components"].resolve_reference(dep.component)
         return data, {}
 
+    def _check_output_not_taken(self, path: str, file_name: str) -> None:
+        """No active batch scoring job writes the same file (its output is published at its end, so the
+        file's absence now does not protect it: review F30, two invocations at once).
+
+        Raises:
+            ConflictError: naming the job that will write it.
+        """
+        active = [st for k, st in vars(JobStatus).items() if k.isupper() and st not in TERMINAL_JOB_STATUSES]
+        want = (path.rstrip("/"), file_name)
+        for row in self.ctx.store.list_jobs(status=active):
+            spec = row.get("spec") or {}
+            if ENDPOINT_TAG not in (spec.get("tags") or {}) and ENDPOINT_TAG not in (row.get("tags") or {}):
+                continue
+            out = ((spec.get("outputs") or {}).get(SCORE_OUTPUT) or {})
+            if not out.get("path"):
+                continue
+            given = str(out["path"]).rstrip("/")
+            if out.get("type") == "uri_file":
+                head, _, tail = given.rpartition("/")
+                taken = (head, tail)
+            else:
+                args = str((spec.get("task") or {}).get("program_arguments") or "").split()
+                name = args[args.index("--append_row_file_name") + 1] if "--append_row_file_name" in args[:-1] else None
+                taken = (given, name or "")
+            if taken == want:
+                raise ConflictError(f"field 'output_path': {want[0]}/{want[1]} is the output of batch job {row['name']!r}, "
+                                    f"which is {row['status']}; batch jobs do not overwrite outputs: give another "
+                                    "--output-path or output_file_name, or wait for it to end",
+                                    details={"field": "output_path", "value": path, "job": row["name"]})
+
     def _check_output_free(self, path: str, file_name: str) -> None:
         """An ``--output-path`` that already holds the output file is refused (review: a second invoke
         to the same path replaced the first job's predictions; Azure ML fails a batch job whose output
@@ -189,6 +219,7 @@ class BatchEndpointService:
         Raises:
             ConflictError: naming the path and file, and the fixes.
         """
+        self._check_output_not_taken(path, file_name)
         try:
             located = self.ctx.services["datastores"].locate(path.rstrip("/"))
         except OpenAMLError:
