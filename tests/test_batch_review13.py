@@ -440,6 +440,13 @@ def test_invocation_overrides_are_checked(cli: Any, ml_client: Any, tmp_path: Pa
     assert r.returncode == 1 and "field 'output_file_name'" in r.stderr, r.stderr
     r = cli(*base, "--set", "logging_level=verbose")
     assert r.returncode == 1 and "field 'logging_level'" in r.stderr, r.stderr
+    r = cli(*base, "--instance-count", "100")  # F17: not more instances than the compute has
+    assert r.returncode == 1 and "resources.instance_count" in r.stderr and "100 instances; compute 'local' has " \
+        "at most" in r.stderr, r.stderr
+    yml = _tab_job(tmp_path / "pj", True)
+    yml.write_text(yml.read_text() + "resources: {instance_count: 100}\n")
+    r = cli("job", "create", "-f", str(yml))
+    assert r.returncode == 1 and "resources.instance_count" in r.stderr and "max_instances" in r.stderr, r.stderr
     assert len(ml_client.jobs.list()) == n_jobs
     ml_client.batch_endpoints.begin_delete("rev13-ovr")
 
@@ -501,13 +508,16 @@ def test_an_output_file_an_active_job_will_write_is_refused(ml_client: Any, tmp_
         name="dep", endpoint_name="rev13-race", model=Model(name="rev13-m3", path=str(tmp_path / "model")),
         code_path=str(tmp_path / "code"), scoring_script="score.py", environment=ENV, compute="local")).result()
     out = "azureml://datastores/workspaceblobstore/paths/rev13-race"
-    first = ml_client.batch_endpoints.invoke("rev13-race", deployment_name="dep", input=Input(type="uri_folder", path=str(tmp_path / "data")),
+    first = ml_client.batch_endpoints.invoke("rev13-race", deployment_name="dep",
+                                         input=Input(type="uri_folder", path=str(tmp_path / "data")),
                                              output_path=out, output_file_name="out.csv")
     with pytest.raises(ConflictError) as exc:
-        ml_client.batch_endpoints.invoke("rev13-race", deployment_name="dep", input=Input(type="uri_folder", path=str(tmp_path / "data")),
+        ml_client.batch_endpoints.invoke("rev13-race", deployment_name="dep",
+                                         input=Input(type="uri_folder", path=str(tmp_path / "data")),
                                          output_path=out, output_file_name="out.csv")
     assert f"is the output of batch job {first.name!r}" in exc.value.message, exc.value.message
-    other = ml_client.batch_endpoints.invoke("rev13-race", deployment_name="dep", input=Input(type="uri_folder", path=str(tmp_path / "data")),
+    other = ml_client.batch_endpoints.invoke("rev13-race", deployment_name="dep",
+                                         input=Input(type="uri_folder", path=str(tmp_path / "data")),
                                              output_path=out, output_file_name="other.csv")  # another file: fine
     for name in (first.name, other.name):
         ml_client.jobs.stream(name)

@@ -39,6 +39,7 @@ from openaml.records import BatchDeploymentRecord, BatchEndpointRecord, JobRecor
 from openaml.runner._pool import stop_pools
 from openaml.services._context import WorkspaceContext
 from openaml.services._job_resolve import ResolveErrors, _port_of, resolve_inputs
+from openaml.services.kinds.parallel import _check_instances
 from openaml.services.rai_gate import RaiGateService
 from openaml.store import BatchEndpointRepository
 
@@ -252,6 +253,8 @@ class BatchEndpointService:
         else:
             try:
                 dep.compute = self.ctx.services["computes"].canonical_name(dep.compute)
+                _check_instances(self.ctx, dep.compute, (dep.resources.instance_count if dep.resources else None)
+                                 or dep.instance_count or 1, errors)
             except NotFoundError as exc:
                 errors.add("compute", exc.message)
         data = dep.model_dump(mode="json", exclude_none=True, exclude=set(BatchDeployment._server_fields))

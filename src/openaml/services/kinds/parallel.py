@@ -126,6 +126,20 @@ def tabular_plan(folder: Path, table: dict[str, Any]) -> tuple[dict[str, Any] | 
     return out, None
 
 
+def _check_instances(ctx: Any, compute: str | None, count: Any, errors: ResolveErrors) -> None:
+    """``resources.instance_count`` at most the compute's ``max_instances`` (Azure refuses more nodes
+    than the cluster has; here every instance's workers run on the compute's machine)."""
+    if not compute or not isinstance(count, int):
+        return
+    try:
+        slots = ctx.services["computes"].slots(compute)
+    except Exception:  # noqa: BLE001 - an unknown compute is said by its own check
+        return
+    if count > slots:
+        errors.add("resources.instance_count", f"{count} instances; compute {compute!r} has at most {slots} "
+                                               f"(its max_instances): give at most {slots}, or a larger compute")
+
+
 def _table_columns(folder: Path, plan: dict[str, Any]) -> list[str] | None:
     """The column names of a table's first file (its csv header, its parquet schema), or None when
     they cannot be read here (no header, no pyarrow, an unreadable file: the job itself says)."""
@@ -160,6 +174,7 @@ class ParallelKind(JobKind):
             raise validation_error_from_pydantic(exc, source=source, lines=None, kind="parallel job") from None
         errors = ResolveErrors()
         compute = self.core.compute_name(job.compute, errors)
+        _check_instances(self.ctx, compute, job.resources.instance_count if job.resources else 1, errors)
         data = job.model_dump(mode="json", exclude_none=True)
         inputs_raw, outputs_raw = data.get("inputs", {}), data.get("outputs", {})
         task = job.task
