@@ -523,3 +523,20 @@ def test_an_output_file_an_active_job_will_write_is_refused(ml_client: Any, tmp_
         ml_client.jobs.stream(name)
         assert ml_client.jobs.get(name).status == "Completed"
     ml_client.batch_endpoints.begin_delete("rev13-race")
+
+
+# ------------------------------------------------------------------ F33: a registered Model object
+def test_deployment_of_a_registered_model_object_refers_to_it(ml_client: Any, tmp_path: Path) -> None:
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "w.txt").write_text("1")
+    _write(tmp_path / "code" / "score.py", SCORE)
+    model = ml_client.models.create_or_update(Model(name="rev13-reg", path=str(tmp_path / "model")))
+    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="rev13-reg")).result()
+    n_models = len(list(ml_client.models.list()))
+    for m in (model, ml_client.models.get(name="rev13-reg", label="latest")):
+        got = ml_client.batch_deployments.begin_create_or_update(BatchDeployment(
+            name="dep", endpoint_name="rev13-reg", model=m, code_path=str(tmp_path / "code"),
+            scoring_script="score.py", environment=ENV, compute="local")).result()
+        assert got.model == f"azureml:rev13-reg:{model.version}", got.model
+    assert len(list(ml_client.models.list())) == n_models  # no model registered again
+    ml_client.batch_endpoints.begin_delete("rev13-reg")
