@@ -278,6 +278,8 @@ def test_invoke_keywords_defaults_object_and_uri_file_output(ml_client: Any, tmp
     ml_client.jobs.stream(job.name)
     done = ml_client.jobs.get(job.name)
     assert done.status == "Completed"
+    # F26: Azure's docs reach the scoring job as the batch job's first child: here it is the job itself
+    assert [j.name for j in ml_client.jobs.list(parent_job_name=job.name)] == [job.name]
     assert done.outputs["score"].path.rstrip("/").endswith("rev13-out"), done.outputs["score"].path
     dest = tmp_path / "dl1"
     ml_client.jobs.download(job.name, output_name="score", download_path=str(dest))
