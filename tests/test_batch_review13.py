@@ -542,3 +542,34 @@ def test_deployment_of_a_registered_model_object_refers_to_it(ml_client: Any, tm
         assert got.model == f"azureml:rev13-reg:{model.version}", got.model
     assert len(list(ml_client.models.list())) == n_models  # no model registered again
     ml_client.batch_endpoints.begin_delete("rev13-reg")
+
+
+# ------------------------------------------------------------------ F19, F21, F23, F31: minors
+def test_review13_minors(cli: Any, ml_client: Any, tmp_path: Path) -> None:
+    from openaml.errors import ConflictError
+    from openaml.parallel import RunFunction, parallel_run_function
+    from openaml.services.batch_endpoints import _scoring_script_problem
+    from openaml.services.kinds.parallel import entry_script_problem
+
+    # F31: run bound by an import is a run
+    helper = _write(tmp_path / "c3" / "score.py", "from helper import run\n")
+    star = _write(tmp_path / "c3" / "star.py", "from helper import *\n")
+    assert _scoring_script_problem(helper) is None and _scoring_script_problem(star) is None
+    assert entry_script_problem(star) is None
+    # F23: openaml's ValidationError naming the field, not pydantic's
+    with pytest.raises(ValidationError) as exc:
+        parallel_run_function(input_data="${{inputs.x}}", mini_batch_size="-1kb", task=RunFunction(entry_script="s.py"))
+    assert "mini_batch_size" in exc.value.message and "pydantic" not in exc.value.message
+    # F21: endpoint names are unique whatever their case
+    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="UPPERcase13")).result()
+    with pytest.raises(ConflictError) as cexc:
+        ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="uppercase13"))
+    assert "'UPPERcase13' exists" in cexc.value.message
+    # F19: the input's kind is checked before any upload, naming the path as given
+    _write(tmp_path / "one" / "single.csv", "x\n1\n")
+    for path, typ, words in (("./one/single.csv", "uri_folder", "is a file but the input type is uri_folder"),
+                             ("./one", "uri_file", "is a folder but the input type is uri_file"),
+                             ("./one", "mltable", "is a folder without an MLTable file")):
+        r = cli("batch-endpoint", "invoke", "-n", "UPPERcase13", "--input", path, "--input-type", typ, cwd=tmp_path)
+        assert r.returncode == 1 and f"'{path}' {words}" in r.stderr and "LocalUpload" not in r.stderr, r.stderr
+    ml_client.batch_endpoints.begin_delete("UPPERcase13")

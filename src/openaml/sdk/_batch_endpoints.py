@@ -152,6 +152,17 @@ class BatchEndpointOperations:
                 if not local.exists():
                     raise ValidationError(f"field 'inputs.{k}.path': {path!r} does not exist (resolved to {local})",
                                           details={"field": f"inputs.{k}.path", "value": str(path)})
+                typ = str(d.get("type") or "uri_folder")
+                kind = "a file" if local.is_file() else "a folder"
+                fix = {"uri_folder": "uri_file" if local.is_file() else None,
+                       "uri_file": "uri_folder" if local.is_dir() else None,
+                       "mltable": None if (local / "MLTable").is_file() else
+                       ("uri_folder, or add an MLTable file to it" if local.is_dir() else "uri_file")}.get(typ)
+                if fix:  # said before anything is uploaded, naming the path as given
+                    raise ValidationError(f"field 'inputs.{k}.type': {path!r} is {kind}"
+                                          f"{' without an MLTable file' if typ == 'mltable' and local.is_dir() else ''}"
+                                          f" but the input type is {typ}; use {fix} (--input-type, Input(type=...))",
+                                          details={"field": f"inputs.{k}.type", "value": typ})
                 if local.is_dir() and not any(local.iterdir()):
                     raise ValidationError(f"field 'inputs.{k}.path': {path!r} is an empty folder; there is nothing "
                                           "to score", details={"field": f"inputs.{k}.path", "value": str(path)})

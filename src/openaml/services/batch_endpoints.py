@@ -90,6 +90,11 @@ class BatchEndpointService:
             current = None
         if current is None:
             self._check_unique(ep.name)
+            same = [e["name"] for e in self.repo.list_endpoints() if e["name"].lower() == ep.name.lower()]
+            if same:  # Azure: endpoint names are DNS names, unique whatever their case
+                raise ConflictError(f"field 'name': batch endpoint {same[0]!r} exists; endpoint names are DNS names, "
+                                    f"unique whatever their case: choose another name than {ep.name!r}",
+                                    details={"field": "name", "value": ep.name})
             self._check_default(ep.name, data, existing=set())
             self.repo.create_endpoint(ep.name, data, DeploymentState.SUCCEEDED)
         else:
@@ -707,7 +712,9 @@ def _scoring_script_problem(path: Path) -> str | None:
         return f"cannot be read ({exc})"
     names = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     names |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
-    if "run" not in names:
+    # imported (``from helper import run``, ``from helper import *``: bound when the module runs)
+    names |= {a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom) for a in n.names}
+    if "run" not in names and "*" not in names:
         return ("defines no run(mini_batch) function; a batch scoring script defines init() (optional, once per "
                 "worker) and run(mini_batch) (per mini-batch, returning a list or a DataFrame)")
     return None

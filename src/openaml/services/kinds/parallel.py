@@ -77,7 +77,7 @@ def entry_script_problem(path: Path) -> str | None:
     names = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     names |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
     names |= {a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom) for a in n.names}
-    if "run" not in names:
+    if "run" not in names and "*" not in names:  # (a star import may bind it)
         return ("defines no run() function; a parallel entry script defines init() (optional, once per worker) and "
                 "run(mini_batch) (per mini-batch, returning the rows to append)")
     return None
