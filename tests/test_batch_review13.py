@@ -450,6 +450,10 @@ def test_invocation_overrides_are_checked(cli: Any, ml_client: Any, tmp_path: Pa
     r = cli("job", "create", "-f", str(yml))
     assert r.returncode == 1 and "resources.instance_count" in r.stderr and "max_instances" in r.stderr, r.stderr
     assert len(ml_client.jobs.list()) == n_jobs
+    # F16: a type: model file's settings.<field> on update
+    r = cli("batch-deployment", "update", "--name", "dep", "--endpoint-name", "rev13-ovr", "--set",
+            "settings.mini_batch_size=7", "-o", "json", check=True)
+    assert ml_client.batch_deployments.get("dep", endpoint_name="rev13-ovr").mini_batch_size == 7, r.stdout
     ml_client.batch_endpoints.begin_delete("rev13-ovr")
 
 
