@@ -10,6 +10,7 @@ execution is the scheduler's (:mod:`openaml.compute._scheduler`).
 
 from __future__ import annotations
 
+import builtins
 import shutil
 import time
 from collections.abc import Iterator
@@ -116,7 +117,7 @@ class JobService:
             rows = self._batch_scoring_child(parent_job_name, status)
         return [self.view(r, with_metrics=False) for r in rows]
 
-    def _batch_scoring_child(self, name: str, status: str | None) -> list[dict[str, Any]]:
+    def _batch_scoring_child(self, name: str, status: str | None) -> builtins.list[dict[str, Any]]:
         """A batch endpoint's scoring job is Azure's pipeline job and its scoring child in one: it is
         listed as its own child, so Azure's ``list(jobs.list(parent_job_name=job.name))[0]`` finds it."""
         try:
