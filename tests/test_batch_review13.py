@@ -577,3 +577,17 @@ def test_review13_minors(cli: Any, ml_client: Any, tmp_path: Path) -> None:
         r = cli("batch-endpoint", "invoke", "-n", "UPPERcase13", "--input", path, "--input-type", typ, cwd=tmp_path)
         assert r.returncode == 1 and f"'{path}' {words}" in r.stderr and "LocalUpload" not in r.stderr, r.stderr
     ml_client.batch_endpoints.begin_delete("UPPERcase13")
+
+
+# ------------------------------------------------------------------ F20: a known-deterministic error
+def test_the_mlflow_drivers_unreadable_file_error_is_not_retried() -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src" / "openaml" / "serving"))
+    try:
+        import batch_driver
+    finally:
+        sys.path.pop(0)
+    with pytest.raises(ValueError) as exc:
+        batch_driver._read("image.png")
+    assert getattr(exc.value, "openaml_no_retry", False) is True  # the engine's worker fails it at once

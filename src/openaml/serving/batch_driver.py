@@ -156,8 +156,14 @@ def _read(path: str) -> Any:
         return pd.read_json(path)
     if kind == "jsonl":
         return pd.read_json(path, lines=True)
-    raise ValueError(f"{path}: the MLflow batch driver reads .csv, .tsv, .parquet, .json and .jsonl files; "
-                     "score other files with a scoring script (code_configuration)")
+    raise UnreadableFileError(f"{path}: the MLflow batch driver reads .csv, .tsv, .parquet, .json and .jsonl files; "
+                              "score other files with a scoring script (code_configuration)")
+
+
+class UnreadableFileError(ValueError):
+    """A file the driver cannot read: the same on every attempt, so the engine does not retry it."""
+
+    openaml_no_retry = True
 
 
 def _as_signature(df: Any) -> Any:

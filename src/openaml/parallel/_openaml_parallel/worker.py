@@ -232,6 +232,8 @@ def worker_main(fd_in: int, fd_out: int, worker_id: int, watch_fd: int | None = 
         except BaseException as exc:  # noqa: BLE001 - any error of run() is the mini-batch's failure
             msg = {"index": task["index"], "ok": False, "error": traceback.format_exc(), "summary": _summary(exc),
                    "seconds": time.monotonic() - t0}
+            if getattr(exc, "openaml_no_retry", False):  # an error its raiser knows is deterministic
+                msg["retry"] = False
         writer.write(json.dumps(msg) + "\n")
     return 0
 
