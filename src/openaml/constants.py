@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "BatchDeploymentOutputAction",
     "DEFAULT_COMPUTE",
     "DEFAULT_DATASTORE",
     "UPLOAD_AREA",
@@ -19,6 +20,15 @@ DEFAULT_DATASTORE = "workspaceblobstore"
 #: by content hash; no job output may land in it
 UPLOAD_AREA = "LocalUpload"
 DEFAULT_COMPUTE = "local"
+
+
+class BatchDeploymentOutputAction:
+    """``output_action`` values (azure-ai-ml ``BatchDeploymentOutputAction``): ``append_row`` collects
+    what every ``run()`` returns into one file (``output_file_name``); ``summary_only`` keeps nothing
+    (scripts write their own files to the output folder)."""
+
+    APPEND_ROW = "append_row"
+    SUMMARY_ONLY = "summary_only"
 
 
 class AssetTypes:

@@ -75,6 +75,8 @@ def update(name: Annotated[str | None, typer.Option("--name", "-n")] = None,
         if not name or not endpoint_name:
             raise ValidationError("give --file, or --name and --endpoint-name with --set key=value")
         current = ml.batch_deployments.get(name, endpoint_name)
+        if not isinstance(current, PipelineComponentBatchDeployment):  # a type: model file's settings.<field>
+            set_ = [str(i)[len("settings."):] if str(i).startswith("settings.") else i for i in set_ or []]
         changed = apply_set_overrides(current.model_dump(mode="json", exclude_none=True), set_)
         fields: dict[str, Any] = {"name": name, "endpoint_name": endpoint_name}
         for item in set_ or []:

@@ -127,7 +127,8 @@ def allowed_fields(model: Any, loc: tuple[Any, ...]) -> list[str]:
     for t in current:
         for m in _members(t):
             if isinstance(m, type) and issubclass(m, BaseModel):
-                names.update(f.alias or k for k, f in m.model_fields.items() if not k.startswith("_"))
+                server = set(getattr(m, "_server_fields", ()) or ())  # read-only: never the user's to set
+                names.update(f.alias or k for k, f in m.model_fields.items() if not k.startswith("_") and k not in server)
     return sorted(names)
 
 

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from openaml.constants import BatchDeploymentOutputAction
 from openaml.entities._assets import Model
 from openaml.entities._base import Entity, load_entity, stringify_values, strip_azureml_prefix
 from openaml.entities._endpoint import CodeConfiguration
@@ -67,13 +68,16 @@ def _check_name(value: Any, what: str) -> Any:
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
 
 
-class BatchDeploymentOutputAction:
-    """``output_action`` values (azure-ai-ml ``BatchDeploymentOutputAction``): ``append_row`` collects
-    what every ``run()`` returns into one file (``output_file_name``); ``summary_only`` keeps nothing
-    (scripts write their own files to the output folder)."""
+LOGGING_LEVELS = ("debug", "info", "warning", "error", "critical")
 
-    APPEND_ROW = "append_row"
-    SUMMARY_ONLY = "summary_only"
+
+def check_logging_level(value: Any) -> Any:
+    """``logging_level`` as Azure ML takes it: one of :data:`LOGGING_LEVELS`, any case (None passes).
+
+    Raises ValueError naming the value and the levels."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in LOGGING_LEVELS):
+        return value.strip() if isinstance(value, str) else value
+    raise ValueError(f"{value!r} is not a logging level; use one of {', '.join(LOGGING_LEVELS)}")
 
 
 def parse_mini_batch_size(value: Any, field: str = "mini_batch_size") -> int | str:
@@ -118,7 +122,12 @@ class BatchEndpoint(Entity):
 
     ``auth_mode`` is ``aad_token`` (Azure's only batch mode: the caller's token; here the
     workspace user's token). ``scoring_uri`` is where a REST client POSTs an invocation.
+    ``defaults`` is always a :class:`BatchEndpointDefaults` (as azure-ai-ml's, on a new and on a
+    fetched endpoint), so ``endpoint.defaults.deployment_name = "dep"`` sets the default; assigning
+    a dict (``{"deployment_name": "dep"}``), a name or None is converted on assignment.
     """
+
+    model_config = {**Entity.model_config, "validate_assignment": True}  # type: ignore[misc]
 
     _server_fields = ("scoring_uri", "openapi_uri", "provisioning_state", "id", "creation_context")
 
@@ -127,7 +136,7 @@ class BatchEndpoint(Entity):
     tags: dict[str, str] = Field(default_factory=dict)
     properties: dict[str, str] = Field(default_factory=dict)
     auth_mode: Literal["aad_token", "AADToken", "key", "aml_token"] = "aad_token"
-    defaults: BatchEndpointDefaults | None = None
+    defaults: BatchEndpointDefaults = Field(default_factory=BatchEndpointDefaults)
     identity: dict[str, Any] | None = None
     location: str | None = None
     # server-populated
@@ -146,6 +155,8 @@ class BatchEndpoint(Entity):
     @classmethod
     def _defaults(cls, v: Any) -> Any:
         # azure-ai-ml's SDK accepts defaults={"deployment_name": ...} and a BatchEndpointDefaults
+        if v is None:
+            return BatchEndpointDefaults()
         return {"deployment_name": v} if isinstance(v, str) else v
 
     @field_validator("auth_mode", mode="after")
@@ -190,6 +201,11 @@ class ModelBatchDeploymentSettings(Entity):
     @classmethod
     def _action(cls, v: Any) -> Any:
         return _norm_action(v)
+
+    @field_validator("logging_level", mode="before")
+    @classmethod
+    def _level(cls, v: Any) -> Any:
+        return check_logging_level(v)
 
     @field_validator("environment_variables", mode="before")
     @classmethod
@@ -260,6 +276,11 @@ class BatchDeployment(Entity):
     @classmethod
     def _action(cls, v: Any) -> Any:
         return _norm_action(v)
+
+    @field_validator("logging_level", mode="before")
+    @classmethod
+    def _level(cls, v: Any) -> Any:
+        return check_logging_level(v)
 
     @field_validator("compute", mode="before")
     @classmethod

@@ -46,7 +46,7 @@ def parallel_run_function(*, name: str | None = None, description: str | None = 
     for tabular inputs. ``instance_count`` x ``max_concurrency_per_instance`` workers run ``task``.
 
     Raises:
-        pydantic.ValidationError: a field of the wrong shape (a malformed ``mini_batch_size``...).
+        ValidationError: a field of the wrong shape (a malformed ``mini_batch_size``...), naming it.
     """
     resources: dict[str, Any] = {}
     for key, value in (("instance_count", instance_count), ("instance_type", instance_type),
@@ -69,4 +69,12 @@ def parallel_run_function(*, name: str | None = None, description: str | None = 
     }
     if isinstance(task, ParallelTask):
         fields["task"] = task.model_dump(exclude_none=True)
-    return ParallelJob.model_validate({k: v for k, v in fields.items() if v is not None})
+    import pydantic
+
+    from openaml.entities._base import validation_error_from_pydantic
+
+    try:
+        return ParallelJob.model_validate({k: v for k, v in fields.items() if v is not None})
+    except pydantic.ValidationError as exc:  # openaml's own error naming the field, as everywhere else
+        raise validation_error_from_pydantic(exc, source=None, lines=None, kind="parallel_run_function",
+                                             model=ParallelJob) from None

@@ -127,6 +127,10 @@ class ParallelJob(Job):
     ``input_data``, by ``resources.instance_count x max_concurrency_per_instance`` workers
     (:mod:`openaml.parallel`, engine rules in docs/guide/batch.md)."""
 
+    # filled by the server (not listed as fields a user may set in an unknown-field error)
+    _server_fields = ("status", "id", "creation_context", "studio_url", "created_at", "start_time", "end_time",
+                      "error", "exit_code", "log_tail", "output_uris", "status_history", "warnings")
+
     type: Literal["parallel"] = "parallel"
     inputs: dict[str, Input] = Field(default_factory=dict)
     outputs: dict[str, Output] = Field(default_factory=dict)

@@ -37,6 +37,10 @@ def _fields(entity: Any) -> dict[str, Any]:
     for k in type(entity)._server_fields:
         data.pop(k, None)
     data["name"] = entity.name
+    if isinstance(entity, BatchEndpoint) and entity.defaults.deployment_name:
+        # ``endpoint.defaults.deployment_name = "dep"`` on a new endpoint (the nested object's change
+        # is not an outer field set)
+        data["defaults"] = {"deployment_name": entity.defaults.deployment_name}
     return data
 
 
@@ -47,6 +51,33 @@ def _endpoint(d: dict[str, Any]) -> BatchEndpoint:
 def _deployment(d: dict[str, Any]) -> BatchDeployment | PipelineComponentBatchDeployment:
     cls: Any = PipelineComponentBatchDeployment if d.get("type") == "pipeline" else BatchDeployment
     return cls.model_validate({k: v for k, v in d.items() if k in cls.model_fields})
+
+
+# keywords ``invoke`` takes besides its named parameters: the older SDK's output_path (Azure's docs),
+# and the deployment settings an invocation may change for its job (as --set / params_override)
+_INVOKE_KEYWORDS = ("output_path", "output_file_name", "mini_batch_size", "instance_count",
+                    "max_concurrency_per_instance", "output_action", "error_threshold", "logging_level",
+                    "retry_settings", "environment_variables", "display_name", "tags")
+
+
+def _invoke_extras(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The keywords of ``invoke`` beyond its parameters, JSON-ready.
+
+    Raises:
+        TypeError: an unknown keyword (a typo, or a setting an invocation cannot change), naming it
+        and the keywords ``invoke`` takes: nothing is silently dropped.
+    """
+    unknown = sorted(k for k in kwargs if k not in _INVOKE_KEYWORDS)
+    if unknown:
+        raise TypeError(f"batch_endpoints.invoke() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; "
+                        "it takes endpoint_name, deployment_name, input, inputs, outputs, params_override, job_name, "
+                        f"experiment_name and {', '.join(_INVOKE_KEYWORDS)}")
+    out: dict[str, Any] = {}
+    for k, v in kwargs.items():
+        if v is None:
+            continue
+        out[k] = v.model_dump(mode="json", exclude_none=True) if hasattr(v, "model_dump") and k != "output_path" else v
+    return out
 
 
 class BatchEndpointOperations:
@@ -86,17 +117,24 @@ class BatchEndpointOperations:
         ``input=Input(type="uri_folder"|"uri_file"|"mltable", path=...)`` (a local path is uploaded
         first; an ``azureml://`` URI or ``azureml:<data>:<version>`` is used as is) or
         ``inputs={name: Input(...)}``; ``outputs={"score": Output(path="azureml://datastores/...")}``
-        puts the results there; ``params_override=[{"mini_batch_size": 20}, {"output_file_name": "x.csv"}]``
-        changes the deployment's settings for this job (also ``instance_count``, ``error_threshold``,
-        ``max_concurrency_per_instance``, ``logging_level``, ``retry_settings``).
+        puts the results there (a ``uri_folder``, the default: the ``output_file_name`` file in it;
+        ``Output(type="uri_file", path=".../my.csv")``: that file); ``output_path=`` (a path, or
+        ``{"score": Input(path=...)}``) and ``output_file_name=`` are the older SDK's spellings (Azure's
+        "use batch endpoints" docs) of the same; ``params_override=[{"mini_batch_size": 20},
+        {"output_file_name": "x.csv"}]`` or the setting as a keyword (``mini_batch_size=20``) changes
+        the deployment's settings for this job (also ``instance_count``, ``error_threshold``,
+        ``max_concurrency_per_instance``, ``logging_level``, ``retry_settings``,
+        ``environment_variables``, ``output_action``, ``display_name``, ``tags``).
 
         Raises:
+            TypeError: a keyword an invocation does not take (naming it and those it takes).
             ValidationError: no input, a local path that does not exist, an empty folder, no
                 deployment and no default (naming the field). NotFoundError: unknown endpoint/deployment.
         """
         from openaml.sdk._jobs import job_from_dict
         from openaml.sdk._upload import upload_path
 
+        extra = _invoke_extras(kwargs)
         self._t.get(f"/batch-endpoints/{endpoint_name}")  # an unknown endpoint is said before any upload
         given: dict[str, Any] = {}
         if input is not None:
@@ -114,14 +152,36 @@ class BatchEndpointOperations:
                 if not local.exists():
                     raise ValidationError(f"field 'inputs.{k}.path': {path!r} does not exist (resolved to {local})",
                                           details={"field": f"inputs.{k}.path", "value": str(path)})
+                typ = str(d.get("type") or "uri_folder")
+                kind = "a file" if local.is_file() else "a folder"
+                fix = {"uri_folder": "uri_file" if local.is_file() else None,
+                       "uri_file": "uri_folder" if local.is_dir() else None,
+                       "mltable": None if (local / "MLTable").is_file() else
+                       ("uri_folder, or add an MLTable file to it" if local.is_dir() else "uri_file")}.get(typ)
+                if fix:  # said before anything is uploaded, naming the path as given
+                    raise ValidationError(f"field 'inputs.{k}.type': {path!r} is {kind}"
+                                          f"{' without an MLTable file' if typ == 'mltable' and local.is_dir() else ''}"
+                                          f" but the input type is {typ}; use {fix} (--input-type, Input(type=...))",
+                                          details={"field": f"inputs.{k}.type", "value": typ})
                 if local.is_dir() and not any(local.iterdir()):
                     raise ValidationError(f"field 'inputs.{k}.path': {path!r} is an empty folder; there is nothing "
                                           "to score", details={"field": f"inputs.{k}.path", "value": str(path)})
                 d["path"] = upload_path(self._t, local, target="datastore")["uri"]
             body["inputs"][k] = d
+        out_path = extra.pop("output_path", None)
+        if out_path is not None:
+            if isinstance(out_path, dict):
+                out_path = out_path.get("score")
+            path = getattr(out_path, "path", out_path)
+            if (outputs or {}).get("score") is not None:
+                raise ValidationError("output_path and outputs={'score': ...} both say where the results go; give one",
+                                      details={"field": "output_path"})
+            outputs = {**(outputs or {}), "score": Output(type="uri_folder", path=str(path))}
         if outputs:
-            body["outputs"] = {k: (v.model_dump(mode="json", exclude_none=True) if isinstance(v, Output) else dict(v))
+            body["outputs"] = {k: (v.model_dump(mode="json", exclude_none=True) if isinstance(v, (Input, Output))
+                                   else {"path": v} if isinstance(v, str) else dict(v))
                                for k, v in outputs.items()}
+        body.update(extra)  # the deployment's settings for this job (the server checks their values)
         for k, value in (("deployment_name", deployment_name), ("job_name", job_name),
                          ("experiment_name", experiment_name)):
             if value:

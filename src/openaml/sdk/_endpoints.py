@@ -36,6 +36,11 @@ def upload_deployment_files(transport: Any, dep: Any, data: dict[str, Any], *, i
 
     base = dep.base_path
     model = dep.model
+    if isinstance(model, Model) and model.name and model.version and (
+            model.id or str(model.path or "").startswith(("mlflow-artifacts:", "runs:/", "models:/"))):
+        # a registered model (ml_client.models.get / create_or_update): deployed by reference, as Azure does
+        data["model"] = f"azureml:{model.name}:{model.version}"
+        model = None
     if isinstance(model, Model) and model.path and is_local(str(model.path)):
         local = Path(str(model.path)).expanduser()
         local = local if local.is_absolute() else base / local

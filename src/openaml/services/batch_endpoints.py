@@ -21,12 +21,14 @@ from typing import Any
 
 import pydantic
 
-from openaml.constants import DATA_TYPES
+from openaml.constants import DATA_TYPES, TERMINAL_JOB_STATUSES, JobStatus
 from openaml.entities._base import validation_error_from_pydantic
 from openaml.entities._batch import (
     BatchDeployment,
     BatchEndpoint,
     PipelineComponentBatchDeployment,
+    _norm_action,
+    check_logging_level,
     flatten_deployment,
     parse_mini_batch_size,
 )
@@ -37,6 +39,7 @@ from openaml.records import BatchDeploymentRecord, BatchEndpointRecord, JobRecor
 from openaml.runner._pool import stop_pools
 from openaml.services._context import WorkspaceContext
 from openaml.services._job_resolve import ResolveErrors, _port_of, resolve_inputs
+from openaml.services.kinds.parallel import _check_instances
 from openaml.services.rai_gate import RaiGateService
 from openaml.store import BatchEndpointRepository
 
@@ -87,6 +90,11 @@ class BatchEndpointService:
             current = None
         if current is None:
             self._check_unique(ep.name)
+            same = [e["name"] for e in self.repo.list_endpoints() if e["name"].lower() == ep.name.lower()]
+            if same:  # Azure: endpoint names are DNS names, unique whatever their case
+                raise ConflictError(f"field 'name': batch endpoint {same[0]!r} exists; endpoint names are DNS names, "
+                                    f"unique whatever their case: choose another name than {ep.name!r}",
+                                    details={"field": "name", "value": ep.name})
             self._check_default(ep.name, data, existing=set())
             self.repo.create_endpoint(ep.name, data, DeploymentState.SUCCEEDED)
         else:
@@ -179,6 +187,36 @@ class BatchEndpointService:
             self.ctx.services["components"].resolve_reference(dep.component)
         return data, {}
 
+    def _check_output_not_taken(self, path: str, file_name: str) -> None:
+        """No active batch scoring job writes the same file (its output is published at its end, so the
+        file's absence now does not protect it: review F30, two invocations at once).
+
+        Raises:
+            ConflictError: naming the job that will write it.
+        """
+        active = [st for k, st in vars(JobStatus).items() if k.isupper() and st not in TERMINAL_JOB_STATUSES]
+        want = (path.rstrip("/"), file_name)
+        for row in self.ctx.store.list_jobs(status=active):
+            spec = row.get("spec") or {}
+            if ENDPOINT_TAG not in (spec.get("tags") or {}) and ENDPOINT_TAG not in (row.get("tags") or {}):
+                continue
+            out = ((spec.get("outputs") or {}).get(SCORE_OUTPUT) or {})
+            if not out.get("path"):
+                continue
+            given = str(out["path"]).rstrip("/")
+            if out.get("type") == "uri_file":
+                head, _, tail = given.rpartition("/")
+                taken = (head, tail)
+            else:
+                args = str((spec.get("task") or {}).get("program_arguments") or "").split()
+                name = args[args.index("--append_row_file_name") + 1] if "--append_row_file_name" in args[:-1] else None
+                taken = (given, name or "")
+            if taken == want:
+                raise ConflictError(f"field 'output_path': {want[0]}/{want[1]} is the output of batch job {row['name']!r}, "
+                                    f"which is {row['status']}; batch jobs do not overwrite outputs: give another "
+                                    "--output-path or output_file_name, or wait for it to end",
+                                    details={"field": "output_path", "value": path, "job": row["name"]})
+
     def _check_output_free(self, path: str, file_name: str) -> None:
         """An ``--output-path`` that already holds the output file is refused (review: a second invoke
         to the same path replaced the first job's predictions; Azure ML fails a batch job whose output
@@ -187,6 +225,7 @@ class BatchEndpointService:
         Raises:
             ConflictError: naming the path and file, and the fixes.
         """
+        self._check_output_not_taken(path, file_name)
         try:
             located = self.ctx.services["datastores"].locate(path.rstrip("/"))
         except OpenAMLError:
@@ -219,6 +258,8 @@ class BatchEndpointService:
         else:
             try:
                 dep.compute = self.ctx.services["computes"].canonical_name(dep.compute)
+                _check_instances(self.ctx, dep.compute, (dep.resources.instance_count if dep.resources else None)
+                                 or dep.instance_count or 1, errors)
             except NotFoundError as exc:
                 errors.add("compute", exc.message)
         data = dep.model_dump(mode="json", exclude_none=True, exclude=set(BatchDeployment._server_fields))
@@ -363,8 +404,9 @@ class BatchEndpointService:
 
         ``body``: ``inputs`` ``{name: {type, path}}`` (a model deployment takes one data input:
         ``uri_file``, ``uri_folder`` or ``mltable``; its path an ``azureml://`` URI or a data asset
-        reference; the SDK uploads local paths), ``outputs`` ``{score: {path}}`` (where the results
-        land), ``deployment_name``, ``job_name``, ``experiment_name``, and overrides of the
+        reference; the SDK uploads local paths), ``outputs`` ``{score: {type, path}}`` (where the results
+        land: a ``uri_folder`` holding ``output_file_name``, or a ``uri_file``, the results file itself
+        whatever ``output_file_name`` says), ``deployment_name``, ``job_name``, ``experiment_name``, and overrides of the
         deployment's ``mini_batch_size``, ``instance_count``, ``output_file_name``,
         ``max_concurrency_per_instance``, ``error_threshold``, ``retry_settings``, ``logging_level``,
         ``environment_variables`` (``params_override``, a list of ``{field: value}``, is merged too).
@@ -421,6 +463,10 @@ class BatchEndpointService:
         if body.get("environment_variables"):
             s["environment_variables"].update({str(k): str(v) for k, v in body["environment_variables"].items()})
         try:
+            check_logging_level(s["logging_level"])
+        except ValueError as exc:
+            raise ValidationError(f"field 'logging_level': {exc}", details={"field": "logging_level"}) from None
+        try:
             s["mini_batch_size"] = parse_mini_batch_size(10 if s["mini_batch_size"] is None else s["mini_batch_size"])
         except ValueError as exc:
             raise ValidationError(f"field 'mini_batch_size': {exc}", details={"field": "mini_batch_size"}) from None
@@ -430,9 +476,20 @@ class BatchEndpointService:
                                       details={"field": k, "value": s[k]})
         if typ == "mltable" and isinstance(s["mini_batch_size"], int):
             # the parallel engine splits an MLTable by size (run() gets DataFrames, as Azure's tabular
-            # inputs); a deployment's file count means the default size
+            # inputs); a deployment's file count means the default size, an invocation's own is refused
+            if body.get("mini_batch_size") is not None:
+                raise ValidationError(f"field 'mini_batch_size': {body['mini_batch_size']!r} is a file count; an mltable "
+                                      "input is split by size: give e.g. --mini-batch-size 10kb or 1MB",
+                                      details={"field": "mini_batch_size", "value": str(body["mini_batch_size"])})
             s["mini_batch_size"] = "1MB"
-        action = str(s["output_action"] or "append_row")
+        action = str(_norm_action(s["output_action"] or "append_row"))
+        if action not in ("append_row", "summary_only"):
+            raise ValidationError(f"field 'output_action': {s['output_action']!r} is not an output action; use "
+                                  "append_row (the run() results into output_file_name) or summary_only",
+                                  details={"field": "output_action", "value": str(s["output_action"])})
+        if "output_file_name" in body and not body["output_file_name"] and action == "append_row":
+            raise ValidationError("field 'output_file_name': empty; append_row collects every run() result into that "
+                                  "file: give a file name (e.g. predictions.csv)", details={"field": "output_file_name"})
         if action == "append_row" and s["output_file_name"] is None:
             s["output_file_name"] = "predictions.csv"  # Azure's default (a flat BatchDeployment leaves it unset)
         if action == "append_row" and not s["output_file_name"]:
@@ -442,10 +499,22 @@ class BatchEndpointService:
             raise ValidationError(f"field 'output_file_name': {problem}",
                                   details={"field": "output_file_name", "value": str(s["output_file_name"])})
         out = dict((body.get("outputs") or {}).get(SCORE_OUTPUT) or {})
-        score: dict[str, Any] = {"type": "uri_folder", "mode": "rw_mount"}
+        out_type = str(out.get("type") or "uri_folder")
+        if out_type not in ("uri_folder", "uri_file"):
+            raise ValidationError(f"field 'outputs.{SCORE_OUTPUT}.type': {out_type!r}; the scoring output is a "
+                                  "uri_folder (the results file inside it) or a uri_file (the results file itself)",
+                                  details={"field": f"outputs.{SCORE_OUTPUT}.type", "value": out_type})
+        if out_type == "uri_file" and action != "append_row":
+            raise ValidationError(f"field 'outputs.{SCORE_OUTPUT}.type': uri_file needs output_action append_row (the "
+                                  "predictions file); with summary_only the scoring script writes its own files: "
+                                  "give a uri_folder", details={"field": f"outputs.{SCORE_OUTPUT}.type"})
+        score: dict[str, Any] = {"type": out_type, "mode": "rw_mount"}
         if out.get("path"):
             score["path"] = out["path"]
-            if action == "append_row":
+            if out_type == "uri_file":  # (Azure's Output(type=uri_file, path=.../my.csv)): the predictions file itself
+                head, _, tail = str(out["path"]).rstrip("/").rpartition("/")
+                self._check_output_free(head, tail)
+            elif action == "append_row":
                 self._check_output_free(str(out["path"]), str(s["output_file_name"]))
         args = [f"--openaml_mode {rt['mode']}", f"--openaml_model_name {rt['model_name']}",
                 f"--openaml_model_version {rt['model_version']}", f"--openaml_model_base {rt['model_base']}",
@@ -509,7 +578,7 @@ class BatchEndpointService:
             raise ValidationError(f"batch deployment {dep['name']!r}: job_definition deployments are not supported "
                                   "here yet; deploy the pipeline's component (component: azureml:<name>:<version>)",
                                   details={"field": "job_definition"})
-        inputs = dict(body.get("inputs") or {})
+        inputs = self._pipeline_inputs(dep["name"], str(comp), dict(body.get("inputs") or {}))
         outputs = dict(body.get("outputs") or {})
         node: dict[str, Any] = {"type": "pipeline", "component": comp,
                                 "inputs": {k: f"${{{{parent.inputs.{k}}}}}" for k in inputs},
@@ -526,6 +595,37 @@ class BatchEndpointService:
         if body.get("job_name"):
             job["name"] = body["job_name"]
         return self.ctx.services["jobs"].submit(job)
+
+    def _pipeline_inputs(self, dep_name: str, comp: str, given: dict[str, Any]) -> dict[str, Any]:
+        """The invocation's inputs checked against the pipeline component's: ``input_data`` (what
+        ``--input`` / ``input=`` give) goes to the component's input when it has exactly one.
+
+        Raises:
+            ValidationError: one message naming the inputs given that the component does not have, or
+                the required ones not given, the component's inputs and how to pass them.
+        """
+        try:
+            declared = dict(self.ctx.services["components"].resolve_reference(comp).get("inputs") or {})
+        except OpenAMLError:
+            return given  # the pipeline job's own resolution says what is wrong
+        if "input_data" in given and "input_data" not in declared and len(declared) == 1:
+            given = {next(iter(declared)): given.pop("input_data"), **given}
+        unknown = [k for k in given if k not in declared]
+        missing = [k for k, v in declared.items() if k not in given and not (isinstance(v, dict) and (
+            v.get("optional") or v.get("default") is not None))]
+        if not unknown and not missing:
+            return given
+        names = ", ".join(f"{k} ({v.get('type', '?') if isinstance(v, dict) else '?'})" for k, v in declared.items())
+        said = []
+        if unknown:
+            said.append(f"it has no input {', '.join(repr('--input' if k == 'input_data' else k) for k in unknown)}")
+        if missing:
+            said.append(f"required input {', '.join(repr(k) for k in missing)} not given")
+        raise ValidationError(
+            f"batch deployment {dep_name!r} is a pipeline deployment with inputs: {names or 'none'}; "
+            f"{'; '.join(said)}. Give them by name: --file inputs.yml (inputs: {{name: {{type, path}}}}) or SDK "
+            "inputs={name: Input(...)}; --input maps to the component's input only when it has exactly one",
+            details={"field": "inputs", "declared": list(declared), "unknown": unknown, "missing": missing})
 
     def list_jobs(self, endpoint_name: str, deployment_name: str | None = None) -> list[JobRecord]:
         """The endpoint's batch scoring jobs (of one deployment when ``deployment_name`` is given).
@@ -560,6 +660,9 @@ def _merge_overrides(body: dict[str, Any]) -> dict[str, Any]:
     overrides = body.pop("params_override", None) or []
     if not isinstance(overrides, list):
         overrides = [overrides]
+    for top in ("compute", "resources", "settings"):  # --set compute.instance_count=2 arrives nested
+        if isinstance(body.get(top), dict):
+            overrides = [{f"{top}.{k}": v} for k, v in body.pop(top).items()] + list(overrides)
     for o in overrides:
         if not isinstance(o, dict):
             raise ValidationError(f"field 'params_override': {o!r} is not a {{field: value}} mapping",
@@ -569,6 +672,8 @@ def _merge_overrides(body: dict[str, Any]) -> dict[str, Any]:
             top, _, rest = key.partition(".")
             if rest and top in ("retry_settings", "environment_variables", "tags"):
                 body[top] = {**(body.get(top) or {}), rest: value}
+            elif rest and top == "settings":  # a type: model deployment's settings.<field>
+                body[rest] = value
             else:
                 body[key] = value
     unknown = sorted(k for k in body if k not in INVOKE_FIELDS)
@@ -607,7 +712,9 @@ def _scoring_script_problem(path: Path) -> str | None:
         return f"cannot be read ({exc})"
     names = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     names |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
-    if "run" not in names:
+    # imported (``from helper import run``, ``from helper import *``: bound when the module runs)
+    names |= {a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom) for a in n.names}
+    if "run" not in names and "*" not in names:
         return ("defines no run(mini_batch) function; a batch scoring script defines init() (optional, once per "
                 "worker) and run(mini_batch) (per mini-batch, returning a list or a DataFrame)")
     return None

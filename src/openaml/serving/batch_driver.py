@@ -156,8 +156,14 @@ def _read(path: str) -> Any:
         return pd.read_json(path)
     if kind == "jsonl":
         return pd.read_json(path, lines=True)
-    raise ValueError(f"{path}: the MLflow batch driver reads .csv, .tsv, .parquet, .json and .jsonl files; "
-                     "score other files with a scoring script (code_configuration)")
+    raise UnreadableFileError(f"{path}: the MLflow batch driver reads .csv, .tsv, .parquet, .json and .jsonl files; "
+                              "score other files with a scoring script (code_configuration)")
+
+
+class UnreadableFileError(ValueError):
+    """A file the driver cannot read: the same on every attempt, so the engine does not retry it."""
+
+    openaml_no_retry = True
 
 
 def _as_signature(df: Any) -> Any:
@@ -176,11 +182,15 @@ def _as_signature(df: Any) -> Any:
 
 
 def _text(value: Any) -> str:
+    """One CSV field (RFC 4180, as ``csv.writer`` quotes): a list/tuple/dict (a multi-column
+    prediction) as JSON; a value holding a comma, a quote or a line break in double quotes, its
+    quotes doubled. ``pd.read_csv(f, names=["row", "prediction", "file"])`` reads it back."""
     if hasattr(value, "tolist"):
         value = value.tolist()
-    if isinstance(value, (list, tuple, dict)):
-        return json.dumps(value).replace(",", ";")  # one CSV field
-    return str(value)
+    text = json.dumps(value) if isinstance(value, (list, tuple, dict)) else str(value)
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def _score_files(mini_batch: Any) -> list[str]:
@@ -205,5 +215,5 @@ def _score_files(mini_batch: Any) -> list[str]:
             values = [_text(v) for v in pred.tolist()]
         else:
             values = [_text(v) for v in list(pred)]
-        lines.extend(f"{i},{v},{name}" for i, v in zip(index, values, strict=True))
+        lines.extend(f"{i},{v},{_text(name)}" for i, v in zip(index, values, strict=True))
     return lines

@@ -29,6 +29,8 @@ from .zygote import Zygote, preload_file, zygote_main
 __all__ = ["Driver", "main"]
 
 POOL_FD_ENV = "OPENAML_PARALLEL_POOL_FD"
+# the log line of a job that completed with failed mini-batches (the server makes it a job warning)
+FAILED_WARNING = "warning: completed with failures:"
 
 
 class _Worker:
@@ -41,6 +43,7 @@ class _Worker:
         self.ready = False
         self.task: dict[str, Any] | None = None
         self.started = 0.0
+        self.born = time.monotonic()  # init() must end within the driver's init_timeout of this
         self.dead = False
         self.zygote: Zygote | None = None
         self.pool: PoolClient | None = None
@@ -159,6 +162,12 @@ class Driver:
         self.workers_n = max(1, int(cfg.get("instance_count", 1))) * max(1, int(cfg.get("max_concurrency", 1)))
         self.max_retries = int(cfg.get("max_retries", 3))
         self.timeout = float(cfg.get("timeout", 60))
+        # Azure PRS's --first_task_creation_timeout (default 600 s): a worker whose init() has not
+        # ended by then is killed and the job fails (a hung init() never holds the compute for ever)
+        try:
+            self.init_timeout = max(1.0, float(_prs_arg(program_args, "--first_task_creation_timeout") or 600))
+        except ValueError:
+            self.init_timeout = 600.0
         self.error_threshold = int(cfg.get("error_threshold", -1))
         self.mb_threshold = int(cfg.get("mini_batch_error_threshold", -1))
         self.q: queue.Queue[tuple[_Worker | None, dict[str, Any]]] = queue.Queue()
@@ -183,6 +192,7 @@ class Driver:
         self._dirty = False
         self._synced = 0.0
         self.rows_this_run = 0
+        self.plan_notes: list[str] = []  # the plan's warnings (quoted line breaks)
 
     # ---------------------------------------------------------------- journal
     def _load_journal(self, plan_id: str) -> None:
@@ -284,8 +294,9 @@ class Driver:
                 self.zygote = None
         fresh = not (self.state / "journal.jsonl").exists()
         early = [_Worker(i, self) for i in range(self.workers_n)] if fresh and self.zygote is None else []
+        plan_notes: list[str] = self.plan_notes
         try:
-            plan = plan_mini_batches(self.cfg, self.input_path)
+            plan = plan_mini_batches(self.cfg, self.input_path, plan_notes)
         except BaseException:
             for w in early:
                 w.kill()
@@ -304,7 +315,7 @@ class Driver:
               f"{'files' if not self.cfg.get('tabular') else 'rows'}), {self.workers_n} workers "
               f"(instance_count x max_concurrency_per_instance), max_retries {self.max_retries}, "
               f"timeout {self.timeout:g} s", flush=True)
-        for note in self.cfg.get("notes") or []:
+        for note in [*(self.cfg.get("notes") or []), *plan_notes]:
             print(f"[openaml] parallel: {note}", flush=True)
         if self.done or self.failed:
             print(f"[openaml] parallel: resuming: {len(self.done)} mini-batches done and {len(self.failed)} failed "
@@ -396,6 +407,14 @@ class Driver:
                             workers[workers.index(w)] = _Worker(next_id, self)
                             next_id += 1
                 now = time.monotonic()
+                for x in workers:
+                    if not x.ready and not x.dead and now - x.born > self.init_timeout and not self.stop_reason:
+                        x.kill()
+                        why = (f"init() of the entry script did not finish in {self.init_timeout:g} s "
+                               "(--first_task_creation_timeout in program_arguments, default 600); its worker was killed")
+                        write_atomic(self.logs / "user" / "error" / "init_error.txt", why + "\n")
+                        print(f"[openaml] parallel: worker {x.id}: {why}", flush=True)
+                        self.stop_reason = why
                 for i, x in enumerate(workers):
                     if x.task is not None and not x.dead and now - x.started > self.timeout:
                         task = x.task
@@ -449,7 +468,8 @@ class Driver:
         if task is None or task["index"] != msg["index"]:
             return
         if not msg["ok"]:
-            self._attempt_failed(task, msg["error"], pending)
+            self._attempt_failed(task, msg["error"], pending, summary=msg.get("summary"),
+                                 retry=bool(msg.get("retry", True)))
             return
         n_in, n_out = int(msg["n_in"]), int(msg["n_out"])
         rec = {"index": task["index"], "status": "done", "n_in": n_in, "n_out": n_out,
@@ -466,19 +486,23 @@ class Driver:
         self.rows_this_run += n_in
         self._check_thresholds()
 
-    def _attempt_failed(self, task: dict[str, Any], error: str, pending: collections.deque[dict[str, Any]]) -> None:
+    def _attempt_failed(self, task: dict[str, Any], error: str, pending: collections.deque[dict[str, Any]],
+                        summary: str | None = None, retry: bool = True) -> None:
+        """One failed attempt: logged, retried up to ``max_retries`` times (``retry=False``: a
+        deterministic error, e.g. a ``run()`` result of a type ``append_row`` cannot write, fails the
+        mini-batch at once). ``summary``: the error's one line for the log (default: its last line)."""
         idx = task["index"]
         self.attempts[idx] += 1
         n = self.attempts[idx]
         self.errors[idx].append(error)
         with open(self.logs / "user" / "error" / f"mini_batch_{idx:06d}.txt", "a", encoding="utf-8") as fh:
             fh.write(f"mini-batch {idx}: {task['source']}\nattempt {n} of {self.max_retries + 1} failed:\n{error}\n\n")
-        last = error.strip().splitlines()[-1] if error.strip() else error
-        if n <= self.max_retries:
+        last = summary or (error.strip().splitlines()[-1] if error.strip() else error)
+        if n <= self.max_retries and retry:
             print(f"[openaml] parallel: mini-batch {idx} attempt {n} failed ({last}); retrying", flush=True)
             pending.appendleft(task)
             return
-        print(f"[openaml] parallel: mini-batch {idx} failed after {n} attempts ({last}); "
+        print(f"[openaml] parallel: mini-batch {idx} failed after {n} attempt{'s' if n > 1 else ''} ({last}); "
               f"see logs/user/error/mini_batch_{idx:06d}.txt", flush=True)
         rec = {"index": idx, "status": "failed", "n_in": task["n"], "failed_items": task["n"], "attempts": n,
                "error": last, "source": task["source"]}
@@ -516,6 +540,13 @@ class Driver:
             os.replace(tmp, self.output_file)
             write_atomic(self.logs / "mini_batch_rows.csv", "".join(mapping))
             print(f"[openaml] parallel: {first - 1} rows written to {self.output_file.name}", flush=True)
+        for note in self.plan_notes:  # said again at the end (the server makes them job warnings)
+            print(f"[openaml] parallel: {note}", flush=True)
+        if self.failed:  # completed under the thresholds (-1: failures ignored), but not all of it
+            print(f"[openaml] parallel: {FAILED_WARNING} {len(self.failed)} of {len(plan)} mini-batches failed "
+                  f"({self.failed_items()} {self.unit}); error_threshold {self.error_threshold} and "
+                  f"mini_batch_error_threshold {self.mb_threshold} let the job complete without them; "
+                  "logs/job_error.txt lists them", flush=True)
         print(f"[openaml] parallel: {summary}", flush=True)
         return 0
 

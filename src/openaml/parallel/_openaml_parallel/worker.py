@@ -16,7 +16,7 @@ from typing import Any
 from .common import die_with_parent
 from .plan import read_table
 
-__all__ = ["MiniBatchContext", "worker_main", "worker_setup", "import_entry"]
+__all__ = ["MiniBatchContext", "ReturnShapeError", "worker_main", "worker_setup", "import_entry"]
 
 
 class MiniBatchContext:
@@ -27,23 +27,72 @@ class MiniBatchContext:
         self.partition_key_value = partition_key_value or {}
 
 
+class ReturnShapeError(Exception):
+    """``run()`` returned something ``append_row`` cannot write (deterministic: the mini-batch fails
+    at once, without a retry)."""
+
+
+ACCEPTED_RETURNS = "a list (one output line per element) or a pandas DataFrame (one line per row); also a tuple, " \
+    "a pandas Series, a numpy array, a str (one line) or None (no line)"
+
+
+def _one_line(text: str) -> str:
+    """An element's text on one line: a line break inside it is written as the two characters
+    ``\\n`` (``\\r`` for a carriage return), so that each element is exactly one output line."""
+    if "\n" in text or "\r" in text:
+        return text.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\r")
+    return text
+
+
 def _rows_of(result: Any) -> list[str]:
     """The lines ``append_row`` writes for ``run()``'s result: a DataFrame's rows as space-separated
-    values (as Azure's PRS), a list/tuple/Series/array's elements one per line."""
+    values (as Azure's PRS), a list/tuple/Series/array's elements one per line (``str()`` of each),
+    a str as one line, None as none; a line break inside a value is escaped (:func:`_one_line`).
+
+    Raises:
+        ReturnShapeError: any other type (a dict, a set, a number, a generator...): Azure's PRS takes
+        a list or a DataFrame for ``append_row``; a dict is not iterated as rows.
+    """
     if result is None:
         return []
     mod = type(result).__module__
     if mod.startswith("pandas") and hasattr(result, "to_csv") and hasattr(result, "columns"):
+        frame = result
+        text_cols = [c for c in frame.columns if str(frame[c].dtype).startswith(("object", "str", "category"))]
+        if text_cols:
+            frame = frame.copy()
+            for c in text_cols:
+                frame[c] = frame[c].map(lambda v: _one_line(v) if isinstance(v, str) else v)
         try:
-            text = result.to_csv(sep=" ", header=False, index=False, lineterminator="\n")
+            text = frame.to_csv(sep=" ", header=False, index=False, lineterminator="\n")
         except TypeError:  # pandas < 1.5 (older curated environments)
-            text = result.to_csv(sep=" ", header=False, index=False, line_terminator="\n")
-        return text.splitlines()
+            text = frame.to_csv(sep=" ", header=False, index=False, line_terminator="\n")
+        lines = text.split("\n")
+        return lines[:-1] if lines and lines[-1] == "" else lines
     if isinstance(result, (str, bytes)):
-        return [result.decode() if isinstance(result, bytes) else result]
-    if hasattr(result, "tolist") and not isinstance(result, (list, tuple)):
+        return [_one_line(result.decode() if isinstance(result, bytes) else result)]
+    is_array = (mod.startswith("numpy") and hasattr(result, "tolist")) or (mod.startswith("pandas") and hasattr(result, "tolist"))
+    if is_array:
         result = result.tolist()
-    return [str(x) for x in result]
+        if not isinstance(result, list):  # a 0-d array: one value
+            result = [result]
+    if not isinstance(result, (list, tuple)):
+        raise ReturnShapeError(f"run() returned {_type_name(result)}; return {ACCEPTED_RETURNS}")
+    return [_one_line(str(x)) for x in result]
+
+
+def _type_name(value: Any) -> str:
+    t = type(value)
+    return t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__name__}"
+
+
+def _summary(exc: BaseException) -> str:
+    """The one line the job's log gives for an error: the exception's type and its message's first
+    line (a multi-line message keeps its start; the full traceback is in the error file)."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    line = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return line if len(line) <= 400 else line[:400] + "..."
 
 
 class _TableCache:
@@ -167,18 +216,24 @@ def worker_main(fd_in: int, fd_out: int, worker_id: int, watch_fd: int | None = 
                 result = run(batch, MiniBatchContext(task["index"], task.get("partition")))
             else:
                 result = run(batch)
-            rows = _rows_of(result)
-            if cfg.get("append_row"):
+            rows: list[str] = []
+            if cfg.get("append_row"):  # summary_only: the result is not written, any type is fine (Azure)
+                rows = _rows_of(result)
                 final = rows_dir / f"{task['index']:08d}.txt"
                 tmp = rows_dir / f".{task['index']:08d}.{os.getpid()}.tmp"
                 with open(tmp, "w", encoding="utf-8") as fh:
                     fh.write("".join(r + "\n" for r in rows))
                 os.replace(tmp, final)
-            msg = {"index": task["index"], "ok": True, "n_in": n_in, "n_out": len(rows),
+            msg = {"index": task["index"], "ok": True, "n_in": n_in, "n_out": len(rows) if cfg.get("append_row") else n_in,
                    "seconds": time.monotonic() - t0}
-        except BaseException:  # noqa: BLE001 - any error of run() is the mini-batch's failure
-            msg = {"index": task["index"], "ok": False, "error": traceback.format_exc(),
+        except ReturnShapeError as exc:  # deterministic: not retried
+            msg = {"index": task["index"], "ok": False, "error": str(exc), "summary": str(exc), "retry": False,
                    "seconds": time.monotonic() - t0}
+        except BaseException as exc:  # noqa: BLE001 - any error of run() is the mini-batch's failure
+            msg = {"index": task["index"], "ok": False, "error": traceback.format_exc(), "summary": _summary(exc),
+                   "seconds": time.monotonic() - t0}
+            if getattr(exc, "openaml_no_retry", False):  # an error its raiser knows is deterministic
+                msg["retry"] = False
         writer.write(json.dumps(msg) + "\n")
     return 0
 

@@ -53,6 +53,9 @@ def engine_files() -> dict[str, bytes]:
     for f in sorted(_ENGINE_SOURCE.glob("*.py")):
         files[f"{ENGINE_PACKAGE}/{f.name}"] = f.read_bytes()
     return files
+# the engine's log lines that become job warnings (driver.FAILED_WARNING, plan.MULTI_LINE_WARNING)
+ENGINE_WARNINGS = ("warning: completed with failures:", "warning: quoted line break:")
+IGNORED_WARNING = "warning: MLTable transformations not applied:"  # said at submission (a job warning) and in the log
 _REF = re.compile(r"^\s*\$\{\{\s*(inputs|outputs)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\s*$")
 _SERVER_FIELDS = ("status", "id", "creation_context", "studio_url", "created_at", "start_time", "end_time", "error",
                   "exit_code", "log_tail", "output_uris", "status_history", "services", "warnings")
@@ -74,7 +77,7 @@ def entry_script_problem(path: Path) -> str | None:
     names = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     names |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
     names |= {a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom) for a in n.names}
-    if "run" not in names:
+    if "run" not in names and "*" not in names:  # (a star import may bind it)
         return ("defines no run() function; a parallel entry script defines init() (optional, once per worker) and "
                 "run(mini_batch) (per mini-batch, returning the rows to append)")
     return None
@@ -83,8 +86,10 @@ def entry_script_problem(path: Path) -> str | None:
 def tabular_plan(folder: Path, table: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
     """The driver's view of an MLTable: ``{"format", "files" (relative to the folder, in the order of
     its ``paths``, a folder's or a pattern's files sorted by name),
-    "delimiter", "header"}``, or (None, problem)."""
+    "delimiter", "header", "multi_line" (read_delimited's ``support_multi_line: true``: mini-batches end
+    at records' ends, never inside a quoted field)}``, or (None, problem)."""
     fmt, opts = "csv", dict[str, Any]()
+    ignored: list[str] = []
     for t in table.get("transformations") or []:
         if isinstance(t, dict) and "read_delimited" in t:
             fmt, opts = "csv", t["read_delimited"] or {}
@@ -94,6 +99,8 @@ def tabular_plan(folder: Path, table: dict[str, Any]) -> tuple[dict[str, Any] | 
             fmt = "csv" if t == "read_delimited" else "parquet"
         elif isinstance(t, dict) and ("read_json_lines" in t or "read_delta_lake" in t):
             return None, f"MLTable transformation {next(iter(t))} is not supported by parallel jobs (csv and parquet are)"
+        else:  # take, drop_columns, convert_column_types...: not applied to the mini-batches
+            ignored.append(str(next(iter(t))) if isinstance(t, dict) and t else str(t))
     files: list[str] = []
     for p in table.get("paths") or []:
         for key, val in p.items():
@@ -110,7 +117,48 @@ def tabular_plan(folder: Path, table: dict[str, Any]) -> tuple[dict[str, Any] | 
         return None, "the MLTable's paths name no files"
     header = str(opts.get("header", "all_files_same_headers")) != "no_header"
     # the MLTable's path order (a folder's or pattern's files sorted within it), each file once
-    return {"format": fmt, "files": list(dict.fromkeys(files)), "delimiter": opts.get("delimiter", ","), "header": header}, None
+    out: dict[str, Any] = {"format": fmt, "files": list(dict.fromkeys(files)), "delimiter": opts.get("delimiter", ","),
+                           "header": header}
+    if str(opts.get("support_multi_line", False)).lower() == "true":  # records end outside quoted fields only
+        out["multi_line"] = True
+    if ignored:
+        out["ignored"] = ignored
+    return out, None
+
+
+def _check_instances(ctx: Any, compute: str | None, count: Any, errors: ResolveErrors) -> None:
+    """``resources.instance_count`` at most the compute's ``max_instances`` (Azure refuses more nodes
+    than the cluster has; here every instance's workers run on the compute's machine)."""
+    if not compute or not isinstance(count, int):
+        return
+    try:
+        slots = ctx.services["computes"].slots(compute)
+    except Exception:  # noqa: BLE001 - an unknown compute is said by its own check
+        return
+    if count > slots:
+        errors.add("resources.instance_count", f"{count} instances; compute {compute!r} has at most {slots} "
+                                               f"(its max_instances): give at most {slots}, or a larger compute")
+
+
+def _table_columns(folder: Path, plan: dict[str, Any]) -> list[str] | None:
+    """The column names of a table's first file (its csv header, its parquet schema), or None when
+    they cannot be read here (no header, no pyarrow, an unreadable file: the job itself says)."""
+    if not plan.get("files"):
+        return None
+    first = folder / plan["files"][0]
+    try:
+        if plan.get("format") == "parquet":
+            import pyarrow.parquet as pq
+
+            return [str(n) for n in pq.read_schema(str(first)).names]
+        if not plan.get("header", True):
+            return None
+        import csv
+
+        with open(first, encoding="utf-8", newline="") as fh:
+            return next(csv.reader(fh, delimiter=str(plan.get("delimiter") or ",")), None)
+    except Exception:  # noqa: BLE001
+        return None
 
 
 class ParallelKind(JobKind):
@@ -126,6 +174,7 @@ class ParallelKind(JobKind):
             raise validation_error_from_pydantic(exc, source=source, lines=None, kind="parallel job") from None
         errors = ResolveErrors()
         compute = self.core.compute_name(job.compute, errors)
+        _check_instances(self.ctx, compute, job.resources.instance_count if job.resources else 1, errors)
         data = job.model_dump(mode="json", exclude_none=True)
         inputs_raw, outputs_raw = data.get("inputs", {}), data.get("outputs", {})
         task = job.task
@@ -174,8 +223,8 @@ class ParallelKind(JobKind):
         data_in = runner_inputs.get(data_name or "") or {}
         if data_in.get("mode") in ("direct", "eval_mount", "eval_download"):
             # Azure's engine reads a direct (or eval_*) input_data itself; ours reads files: mounted read-only
-            cfg["notes"] = [f"input {data_name!r} (input_data) has mode {data_in['mode']}: the engine reads it "
-                            "as ro_mount (its files, read-only)"]
+            cfg.setdefault("notes", []).append(f"input {data_name!r} (input_data) has mode {data_in['mode']}: the "
+                                               "engine reads it as ro_mount (its files, read-only)")
             data_in["mode"] = "ro_mount"
         errors.raise_if_any(source)
         snapshot = self._snapshot(code_dir)
@@ -188,9 +237,10 @@ class ParallelKind(JobKind):
             "inputs": runner_inputs, "outputs": runner_outputs, "code_dir": snapshot, "environment": env,
             "timeout": None, "command": cmd, "resources": {},
         }
-        if env.get("warnings"):
-            runtime["warnings"] = list(env["warnings"])
-            data.setdefault("properties", {})["openaml.warnings"] = "; ".join(env["warnings"])
+        said = [*(env.get("warnings") or []), *(n for n in cfg.get("notes") or [] if n.startswith(IGNORED_WARNING))]
+        if said:
+            runtime["warnings"] = said
+            data.setdefault("properties", {})["openaml.warnings"] = "; ".join(said)
         data["compute"] = compute
         return JobPlan(data=data, experiment=job.experiment_name or "Default", compute=compute,
                        display_name=job.display_name, tags={"openaml.compute": compute, **job.tags},
@@ -259,8 +309,19 @@ class ParallelKind(JobKind):
                     plan, problem = tabular_plan(local, validate_mltable_folder(local, label=inp.get("uri")))
                 except ValidationError as exc:
                     plan, problem = None, exc.message
+                if plan is not None and plan.get("ignored"):
+                    cfg.setdefault("notes", []).append(
+                        f"{IGNORED_WARNING} {', '.join(plan.pop('ignored'))} of input {data_name!r}'s MLTable: the "
+                        "mini-batches hold the rows and columns its files have as read (only read_delimited / "
+                        "read_parquet apply); apply them in the scoring script or in a step before")
                 if problem:
                     errors.add("input_data", f"input {data_name!r}: {problem}")
+                elif plan is not None and job.partition_keys:
+                    columns = _table_columns(local, plan)
+                    missing = [k for k in job.partition_keys if columns is not None and k not in columns]
+                    if missing and columns is not None:
+                        errors.add("partition_keys", f"column {', '.join(map(repr, missing))} is not in the MLTable "
+                                                     f"(columns: {', '.join(columns)})")
                 cfg["tabular"] = plan
             else:
                 errors.add("input_data", f"input {data_name!r}: an mltable input must be on a datastore the server "
@@ -336,6 +397,26 @@ class ParallelKind(JobKind):
         except OSError:  # another submission made it first
             shutil.rmtree(tmp, ignore_errors=True)
         return str(target)
+
+    def on_terminal(self, row: dict[str, Any]) -> None:
+        """A job that completed with failed mini-batches (thresholds -1: failures ignored, as in Azure)
+        or whose csv input has quoted line breaks without ``support_multi_line``: the engine's warning
+        lines join the job's ``warnings`` (``job show``), not only its log."""
+        if row["status"] != JobStatus.COMPLETED:
+            return
+        log = self.ctx.layout.job_dir(row["name"]) / "user_logs" / "std_log.txt"
+        try:
+            with open(log, "rb") as fh:
+                fh.seek(max(0, fh.seek(0, 2) - 256 * 1024))
+                tail = fh.read().decode("utf-8", errors="replace")
+        except OSError:
+            return
+        found = [ln.split("[openaml] parallel: ", 1)[1].strip() for ln in tail.splitlines()
+                 if any(f"[openaml] parallel: {m}" in ln for m in ENGINE_WARNINGS)]
+        known = list(row["runtime"].get("warnings") or [])
+        new = [w for w in dict.fromkeys(found) if w not in known]
+        if new:
+            self.ctx.store.update_job(row["name"], runtime_update={"warnings": known + new})
 
     def start(self, row: dict[str, Any]) -> None:
         """Queue the job for its compute and wake the scheduler (as a command job)."""
