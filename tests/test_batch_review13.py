@@ -409,14 +409,18 @@ def test_init_that_hangs_fails_the_job_after_first_task_creation_timeout(cli: An
 
 
 # ------------------------------------------------------------------ F27: MLTable transformations
-def test_mltable_transformations_not_applied_are_a_job_warning(cli: Any, ml_client: Any, tmp_path: Path) -> None:
+def test_mltable_transformations_that_cannot_be_applied_refuse_the_job(cli: Any, ml_client: Any,
+                                                                         tmp_path: Path) -> None:
+    # scoring the rows a `take` or the columns a `drop_columns` removes would change what was asked
     yml = _tab_job(tmp_path, True)
     mlt = tmp_path / "table" / "MLTable"
     mlt.write_text(mlt.read_text() + "  - take: 5\n  - drop_columns: [v]\n")
-    r = cli("job", "create", "-f", str(yml), "-o", "json", check=True)
-    said = " ".join(r.json().get("warnings") or [])
-    assert "MLTable transformations not applied: take, drop_columns of input 'table'" in said, r.json()
-    cli("job", "cancel", "-n", r.json()["name"])
+    before = {j.name for j in ml_client.jobs.list()}
+    r = cli("job", "create", "-f", str(yml), "-o", "json")
+    assert r.returncode != 0, r.stdout
+    out = r.stdout + r.stderr
+    assert "input_data" in out and "transformations take, drop_columns cannot be applied" in out, out
+    assert {j.name for j in ml_client.jobs.list()} == before
 
 
 # ------------------------------------------------------------------ F28, F29, F22: invocation overrides

@@ -55,7 +55,6 @@ def engine_files() -> dict[str, bytes]:
     return files
 # the engine's log lines that become job warnings (driver.FAILED_WARNING, plan.MULTI_LINE_WARNING)
 ENGINE_WARNINGS = ("warning: completed with failures:", "warning: quoted line break:")
-IGNORED_WARNING = "warning: MLTable transformations not applied:"  # said at submission (a job warning) and in the log
 _REF = re.compile(r"^\s*\$\{\{\s*(inputs|outputs)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\s*$")
 _SERVER_FIELDS = ("status", "id", "creation_context", "studio_url", "created_at", "start_time", "end_time", "error",
                   "exit_code", "log_tail", "output_uris", "status_history", "services", "warnings")
@@ -99,7 +98,7 @@ def tabular_plan(folder: Path, table: dict[str, Any]) -> tuple[dict[str, Any] | 
             fmt = "csv" if t == "read_delimited" else "parquet"
         elif isinstance(t, dict) and ("read_json_lines" in t or "read_delta_lake" in t):
             return None, f"MLTable transformation {next(iter(t))} is not supported by parallel jobs (csv and parquet are)"
-        else:  # take, drop_columns, convert_column_types...: not applied to the mini-batches
+        else:  # take, drop_columns, convert_column_types...: not applied to the mini-batches (refused)
             ignored.append(str(next(iter(t))) if isinstance(t, dict) and t else str(t))
     files: list[str] = []
     for p in table.get("paths") or []:
@@ -237,7 +236,7 @@ class ParallelKind(JobKind):
             "inputs": runner_inputs, "outputs": runner_outputs, "code_dir": snapshot, "environment": env,
             "timeout": None, "command": cmd, "resources": {},
         }
-        said = [*(env.get("warnings") or []), *(n for n in cfg.get("notes") or [] if n.startswith(IGNORED_WARNING))]
+        said = list(env.get("warnings") or [])
         if said:
             runtime["warnings"] = said
             data.setdefault("properties", {})["openaml.warnings"] = "; ".join(said)
@@ -310,10 +309,13 @@ class ParallelKind(JobKind):
                 except ValidationError as exc:
                     plan, problem = None, exc.message
                 if plan is not None and plan.get("ignored"):
-                    cfg.setdefault("notes", []).append(
-                        f"{IGNORED_WARNING} {', '.join(plan.pop('ignored'))} of input {data_name!r}'s MLTable: the "
-                        "mini-batches hold the rows and columns its files have as read (only read_delimited / "
-                        "read_parquet apply); apply them in the scoring script or in a step before")
+                    # Azure's engine reads the MLTable with its transformations; ours reads the files as they
+                    # are: scoring rows or columns the table removes would change what the user asked for
+                    plan, problem = None, (
+                        f"its MLTable's transformations {', '.join(plan['ignored'])} cannot be applied to "
+                        "mini-batches here (only read_delimited / read_parquet are): remove them and apply "
+                        "them in the scoring script, or materialize the table in a step before "
+                        "(docs/guide/batch.md)")
                 if problem:
                     errors.add("input_data", f"input {data_name!r}: {problem}")
                 elif plan is not None and job.partition_keys:
