@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from openaml.entities import BatchDeployment, BatchEndpoint, Environment, Input, Model, Output
+from openaml.entities import BatchDeployment, BatchEndpoint, Data, Environment, Input, Model, Output
 from openaml.errors import ValidationError
 
 ENV = Environment(image="mcr.microsoft.com/azureml/minimal-ubuntu22.04-py39-cpu-inference:latest")
@@ -533,6 +533,53 @@ def test_an_output_file_an_active_job_will_write_is_refused(ml_client: Any, tmp_
         ml_client.jobs.stream(name)
         assert ml_client.jobs.get(name).status == "Completed"
     ml_client.batch_endpoints.begin_delete("rev13-race")
+
+
+@pytest.mark.slow
+def test_simultaneous_invocations_of_one_output_file_start_one_job(server: Any, ml_client: Any, tmp_path: Path) -> None:
+    # the output check and the job's creation are one step: of four invocations at the same instant,
+    # one job is created and three are refused naming it (review F30)
+    import threading
+
+    from openaml import MLClient
+    from openaml.errors import ConflictError
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "w.txt").write_text("1")
+    _write(tmp_path / "code" / "score.py", """
+        import os
+        def run(mini_batch):
+            return [os.path.basename(f) for f in mini_batch]
+        """)
+    _write(tmp_path / "data" / "f.csv", "x\n1\n")
+    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="rev13-race4")).result()
+    ml_client.batch_deployments.begin_create_or_update(BatchDeployment(
+        name="dep", endpoint_name="rev13-race4", model=Model(name="rev13-m4", path=str(tmp_path / "model")),
+        code_path=str(tmp_path / "code"), scoring_script="score.py", environment=ENV, compute="local")).result()
+    data = ml_client.data.create_or_update(Data(name="rev13-race4-in", type="uri_folder", path=str(tmp_path / "data")))
+    out = "azureml://datastores/workspaceblobstore/paths/rev13-race4"
+    started, refused, go = [], [], threading.Barrier(4)
+
+    def one() -> None:
+        with MLClient(workspace=server.url) as ml:
+            go.wait()
+            try:
+                started.append(ml.batch_endpoints.invoke(
+                    "rev13-race4", deployment_name="dep", input=Input(type="uri_folder", path=f"azureml:{data.name}:{data.version}"),
+                    output_path=out, output_file_name="out.csv").name)
+            except ConflictError as exc:
+                refused.append(exc.message)
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(started) == 1 and len(refused) == 3, (started, refused)
+    assert all(f"is the output of batch job {started[0]!r}" in m for m in refused), refused
+    ml_client.jobs.stream(started[0])
+    assert ml_client.jobs.get(started[0]).status == "Completed"
+    ml_client.batch_endpoints.begin_delete("rev13-race4")
 
 
 # ------------------------------------------------------------------ F33: a registered Model object

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import shutil
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,9 @@ from openaml.services.rai_gate import RaiGateService
 from openaml.store import BatchEndpointRepository
 
 __all__ = ["BatchEndpointService", "DRIVER_SCRIPT", "SCORE_OUTPUT"]
+
+#: serializes a model deployment's invocation (output check + job creation) within this server
+_INVOKE_LOCK = threading.Lock()
 
 SCORE_OUTPUT = "score"  # the batch scoring job's output (azure-ai-ml: ``job download --output-name score``)
 DRIVER_SCRIPT = "_openaml_batch_driver.py"
@@ -431,7 +435,9 @@ class BatchEndpointService:
         dep = self.repo.get_deployment(endpoint_name, dep_name)
         if dep["spec"].get("type") == "pipeline":
             return self._invoke_pipeline(endpoint_name, dep, body)
-        return self.ctx.services["jobs"].submit(self._scoring_job(endpoint_name, dep, body))
+        with _INVOKE_LOCK:  # the output check and the job's creation are one step: two invocations of one
+            # output file at the same instant cannot both pass it (review F30)
+            return self.ctx.services["jobs"].submit(self._scoring_job(endpoint_name, dep, body))
 
     def _scoring_job(self, endpoint_name: str, dep: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         spec, rt = dep["spec"], dep["runtime"]
