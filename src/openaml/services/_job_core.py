@@ -312,7 +312,9 @@ class JobCore:
             except NotFoundError:
                 parent = None
             pkind = self.find_kind(parent["type"]) if parent is not None else None
-            if parent is not None and pkind is not None:
+            # a standby (a child canceled there) leaves the parent to the leader, whose pass reads its
+            # children: sweeps and AutoML each pass, a pipeline each pass on a shared workspace
+            if parent is not None and pkind is not None and self.leading():
                 try:
                     pkind.on_child_terminal(parent, row)
                 except Exception:  # noqa: BLE001
