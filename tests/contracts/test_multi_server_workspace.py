@@ -252,3 +252,123 @@ after its end (a sweep's own log, written by the leading server, too); its named
         a.stop()
         if b is not None:
             b.stop()
+
+
+# A trial or step: logs `score` = argv[1] to its MLflow run (REST, no mlflow import) and records that it ran
+# (one file per run, appended to: a run started twice shows two lines).
+_SCORE = """
+import json, os, sys, time, urllib.request
+with open(os.path.join(os.environ["RUNS_DIR"], os.environ["MLFLOW_RUN_ID"]), "a") as f:
+    f.write(sys.argv[1] + "\\n")
+body = json.dumps({"run_id": os.environ["MLFLOW_RUN_ID"], "key": "score", "value": float(sys.argv[1]),
+                   "timestamp": int(time.time() * 1000), "step": 0}).encode()
+req = urllib.request.Request(os.environ["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/runs/log-metric", data=body,
+                             headers={"Content-Type": "application/json"})
+if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+    req.add_header("Authorization", "Bearer " + os.environ["MLFLOW_TRACKING_TOKEN"])
+urllib.request.urlopen(req).read()
+print("scored", sys.argv[1], flush=True)
+"""
+
+
+def _sweep_log_done(ws: Path, name: str, within: float = 30) -> str:
+    """The sweep's log in folder ``ws`` once its last line ("sweep <status>...") is there."""
+    path = ws / "jobs" / name / "user_logs" / "std_log.txt"
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and "sweep " not in (path.read_text() if path.exists() else ""):
+        time.sleep(0.2)  # the kind's last line follows the terminal status
+    return path.read_text()
+
+
+def test_parent_jobs_sent_to_the_standby_are_driven_by_the_leader_only(tmp_path: Path, pg_database: Any,
+                                                                        moto_s3: Any) -> None:
+    """A sweep, a pipeline and a schedule's manual firing sent to the standby server are started and
+    driven by the leading server alone: every trial and step is submitted and run once, the parent
+    completes, and the standby serves the parent's whole log as the leader wrote it (regression: both
+    servers submitted a sweep's trials and the sweep failed on ``duplicate key ... "run_pk"``; the
+    standby served its own partial copy of the sweep's log)."""
+    from openaml import Input, MLClient, Output, command, dsl
+    from openaml.entities import CronTrigger, JobSchedule, S3CredentialConfiguration, S3Datastore
+    from openaml.sweep import Choice
+
+    url = fresh_postgres_schema(pg_database)
+    home_a, home_b = tmp_path / "host-a", tmp_path / "host-b"
+    ws_a, ws_b = tmp_path / "a" / "ws", tmp_path / "b" / "ws"
+    assert _cli(home_a, "workspace", "create", "-n", "team", "--path", str(ws_a), "--database-url", url).returncode == 0
+    r = _cli(home_b, "workspace", "create", "-n", "team", "--path", str(ws_b), "--database-url", url,
+             "--secret-key-file", str(ws_a / "secret.key"))
+    assert r.returncode == 0, r.stderr
+    definition = moto_s3.definition("teamstore")
+    a = start_server(ws_a, create=False, env={"OPENAML_HOME": str(home_a)})
+    b = None
+    try:
+        b = start_server(ws_b, create=False, env={"OPENAML_HOME": str(home_b)})
+        assert _health(a.url, ws_a)["role"] == "leader" and _health(b.url, ws_b)["role"] == "standby"
+        with MLClient(workspace=a.url) as ml_a, MLClient(workspace=b.url) as ml_b:
+            creds = definition.pop("credentials")
+            definition.pop("type")
+            ml_a.datastores.create_or_update(S3Datastore(**definition, is_default=True,
+                                                         credentials=S3CredentialConfiguration(**creds)))
+            time.sleep(6)  # each server looks its default datastore up again after 5 s
+            code, runs = tmp_path / "src", tmp_path / "runs"
+            code.mkdir()
+            runs.mkdir()
+            (code / "score.py").write_text(_SCORE)
+            env = {"RUNS_DIR": str(runs)}
+
+            # a sweep of 3 trials, all at once
+            sweep = command(code=str(code), command="python score.py ${{inputs.x}}", inputs={"x": 1},
+                            environment_variables=env, experiment_name="team-parents")(
+                x=Choice([1, 2, 3])).sweep(sampling_algorithm="grid", primary_metric="score", goal="Maximize")
+            sweep.set_limits(max_total_trials=3, max_concurrent_trials=3)
+            sweep = ml_b.jobs.create_or_update(sweep)
+            assert ml_b.jobs.wait(sweep.name, timeout=240).status == "Completed", ml_b.jobs.get_raw(sweep.name)
+            trials = ml_b.jobs.list(parent_job_name=sweep.name)
+            assert sorted(t.status for t in trials) == ["Completed"] * 3, [(t.name, t.status) for t in trials]
+            ran = {p.name: p.read_text() for p in runs.iterdir()}
+            assert set(ran) == {t.name for t in trials}, ran
+            assert sorted(ran.values()) == ["1\n", "2\n", "3\n"], ran  # each trial ran exactly once
+            text = _sweep_log_done(ws_a, sweep.name)
+            assert text.count(" submitted: ") == 3 and "best trial" in text and "(3.0)" in text, text
+            assert not (ws_b / "jobs" / sweep.name).exists()  # the standby wrote nothing of it
+            assert _log_served_whole(b.url, ws_a, sweep.name) == ""
+
+            # a pipeline of two steps, the second reading the first's output
+            first = command(code=str(code), command="python score.py 5 && echo 5 > ${{outputs.out}}/n.txt",
+                            outputs={"out": Output(type="uri_folder")}, environment_variables=env)
+            second = command(code=str(code), command="python score.py $(cat ${{inputs.n}}/n.txt)",
+                             inputs={"n": Input(type="uri_folder")}, environment_variables=env)
+
+            @dsl.pipeline(experiment_name="team-parents")
+            def two_steps() -> dict[str, Any]:
+                made = first()
+                used = second(n=made.outputs.out)
+                made.environment_variables = used.environment_variables = env
+                return {}
+
+            pipe = ml_b.jobs.create_or_update(two_steps())
+            assert ml_b.jobs.wait(pipe.name, timeout=240).status == "Completed", (
+                ml_b.jobs.get_raw(pipe.name)["error"], [(s.name, s.status, ml_b.jobs.get_raw(s.name)["error"])
+                                                        for s in ml_b.jobs.list(parent_job_name=pipe.name)])
+            steps = ml_b.jobs.list(parent_job_name=pipe.name)
+            assert sorted(s.status for s in steps) == ["Completed"] * 2, [(s.name, s.status) for s in steps]
+            assert [(runs / s.name).read_text() for s in steps] == ["5\n", "5\n"]  # each step ran once
+            assert not (ws_b / "jobs" / pipe.name).exists()
+
+            # a schedule's manual firing sent to the standby: a sweep, driven by the leader
+            fired_sweep = command(code=str(code), command="python score.py ${{inputs.x}}", inputs={"x": 1},
+                                  environment_variables=env, experiment_name="team-parents")(
+                x=Choice([7, 8])).sweep(sampling_algorithm="grid", primary_metric="score", goal="Maximize")
+            fired_sweep.set_limits(max_total_trials=2, max_concurrent_trials=2)
+            ml_b.schedules.begin_create_or_update(JobSchedule(
+                name="yearly", trigger=CronTrigger(expression="0 0 1 1 *"), create_job=fired_sweep)).result()
+            fired = ml_b.schedules.trigger("yearly").job_name
+            assert ml_b.jobs.wait(fired, timeout=240).status == "Completed", ml_b.jobs.get_raw(fired)
+            trials = ml_b.jobs.list(parent_job_name=fired)
+            assert sorted((runs / t.name).read_text() for t in trials) == ["7\n", "8\n"]
+            assert "(8.0)" in _sweep_log_done(ws_a, fired)
+            assert _log_served_whole(b.url, ws_a, fired) == ""
+    finally:
+        a.stop()
+        if b is not None:
+            b.stop()

@@ -14,6 +14,11 @@
   (sweeps, pipelines), at most every :attr:`JobCore.tick_interval` seconds or at once after a child
   ended. Every few seconds it also cancels children still active under a parent that ended.
 - **Reconcile**: at server start, :meth:`JobKind.reconcile` for every job not in a terminal state.
+- **Several servers** (PostgreSQL metadata, :mod:`openaml.services._leadership`): only the leading
+  server drives a job that does not run on compute (sweep, pipeline, AutoML). One sent to a standby
+  server is stored ``NotStarted`` and not started there; the leader's controller pass starts it
+  (:meth:`JobCore.run_pass`), so its trials or steps are submitted once and its own log is written
+  by the leader only (regression: both servers submitted a sweep's trials, ``duplicate key run_pk``).
 
 ``scheduler.leaf_types`` is set from the kinds whose ``runs_on_compute`` is true: the job types the
 scheduler launches runners for.
@@ -74,6 +79,7 @@ class JobCore:
         self.ctx = ctx
         self.scheduler = scheduler
         self._submit_lock = threading.Lock()
+        self._starting: set[str] = set()  # submitted here, being started inline: the pass leaves them
         self._kinds: dict[str, JobKind] = {}
         self._kinds_lock = threading.Lock()
         self._due = threading.Event()
@@ -143,15 +149,32 @@ class JobCore:
                                   "my_job_1, or omit it to get a generated one", details={"field": "name", "value": raw})
         name = raw if isinstance(raw, str) and raw else generate_job_name()
         plan = kind.validate(spec, source=source, name=name)
-        row = self._create(kind, name, plan, parent_name=parent_name)
+        if not kind.runs_on_compute and not self.leading():  # the leader's pass starts it (run_pass)
+            self._create(kind, name, plan, parent_name=parent_name)
+            return self.jobs.get(name)  # type: ignore[no-any-return]
+        with self._submit_lock:
+            self._starting.add(name)
+        try:
+            self._start(kind, self._create(kind, name, plan, parent_name=parent_name))
+        finally:
+            with self._submit_lock:
+                self._starting.discard(name)
+        return self.jobs.get(name)  # type: ignore[no-any-return]
+
+    def _start(self, kind: JobKind, row: dict[str, Any]) -> None:
+        """The kind starts the job; a start that fails ends it ``Failed`` with the reason."""
         try:
             kind.start(row)
         except Exception as exc:  # noqa: BLE001 - nothing may stay NotStarted: the job fails with the reason
-            log.exception("starting job %s failed", name)
+            log.exception("starting job %s failed", row["name"])
             msg = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            self.finish(name, JobStatus.FAILED, error=f"the job could not be started: {msg}",
+            self.finish(row["name"], JobStatus.FAILED, error=f"the job could not be started: {msg}",
                         from_statuses=ACTIVE_STATUSES)
-        return self.jobs.get(name)  # type: ignore[no-any-return]
+
+    def leading(self) -> bool:
+        """True when this server drives parent jobs: it leads the workspace, or it is the only server."""
+        work = self.ctx.services.get("background")
+        return work is None or bool(work.leading)
 
     def record_done(self, job_type: str, name: str, plan: JobPlan) -> dict[str, Any]:
         """Record a job that is done when it is created (a pipeline step reused from an earlier run):
@@ -289,7 +312,9 @@ class JobCore:
             except NotFoundError:
                 parent = None
             pkind = self.find_kind(parent["type"]) if parent is not None else None
-            if parent is not None and pkind is not None:
+            # a standby (a child canceled there) leaves the parent to the leader, whose pass reads its
+            # children: sweeps and AutoML each pass, a pipeline each pass on a shared workspace
+            if parent is not None and pkind is not None and self.leading():
                 try:
                     pkind.on_child_terminal(parent, row)
                 except Exception:  # noqa: BLE001
@@ -314,7 +339,12 @@ class JobCore:
 
     def run_pass(self) -> None:
         """One controller pass: :meth:`JobKind.on_tick` for every Running job whose kind does not run
-        on compute (oldest first), and, every few seconds, the cancel of orphaned children."""
+        on compute (oldest first), and, every few seconds, the cancel of orphaned children. In a
+        workspace served by several servers it first starts such jobs left ``NotStarted`` (sent to a
+        standby server, which does not start them)."""
+        work = self.ctx.services.get("background")
+        if work is not None and work.shared:
+            self._start_deferred()
         for row in self.ctx.store.list_jobs(status=[JobStatus.RUNNING], include_archived=True, ascending=True):
             if row["type"] in self.leaf_types:
                 continue
@@ -328,6 +358,23 @@ class JobCore:
         if time.monotonic() - self._orphans_checked > ORPHAN_CHECK_SECONDS:
             self._orphans_checked = time.monotonic()
             self._cancel_orphans()
+
+    def _start_deferred(self) -> None:
+        """Start the ``NotStarted`` jobs of kinds that do not run on compute (oldest first), but those
+        this server's own submission is starting."""
+        for row in self.ctx.store.list_jobs(status=[JobStatus.NOT_STARTED], include_archived=True, ascending=True):
+            if row["type"] in self.leaf_types:
+                continue
+            with self._submit_lock:
+                if row["name"] in self._starting:
+                    continue
+            try:  # read again: a submission here may have started it since the list
+                row = self.ctx.store.get_job(row["name"])
+            except NotFoundError:
+                continue
+            kind = self.find_kind(row["type"])
+            if kind is not None and row["status"] == JobStatus.NOT_STARTED:
+                self._start(kind, row)
 
     def _cancel_orphans(self) -> None:
         """Children still active under a parent that ended (a cancel racing a child's submission);

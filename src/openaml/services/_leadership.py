@@ -4,7 +4,8 @@ Every server of a workspace serves the REST API and MLflow. With the metadata in
 servers (one per host) may serve one workspace; the one holding the workspace's lead
 (:class:`openaml.store.Leadership`) runs the scheduler (starts, follows and reconciles runners,
 fires schedules) and the online deployments' workers. The others stand by: what they are sent is
-stored and the leader acts on it at its next pass (a queued job starts, a cancel reaches the runner
+stored and the leader acts on it at its next pass (a queued job starts, a sweep, pipeline or AutoML
+job sent to a standby is started and driven by the leader alone, a cancel reaches the runner
 through its heartbeat); every ``interval`` seconds they try to take the lead, so when the leader stops
 or dies another takes over within about ``interval`` seconds and reconciles the jobs it left.
 """

@@ -188,9 +188,14 @@ class JobService:
         files = files_of(self.ctx)
         while True:
             terminal = row["status"] in TERMINAL_JOB_STATUSES
-            # a job run by another server of the workspace: its log as that server pushed it
-            remote = files.read_log(name, offset, limit) if files is not None and not path.exists() else None
-            size = remote[0] if remote is not None else path.stat().st_size if path.exists() else 0
+            # a job run by another server of the workspace: its log as that server pushed it; a standby
+            # also prefers the pushed copy to a partial one of its own (one it wrote before the fix)
+            local = path.stat().st_size if path.exists() else -1
+            remote = (files.read_log(name, offset, limit) if files is not None and (local < 0 or not self.core.leading())
+                      else None)
+            if remote is not None and remote[0] < local:
+                remote = None  # the copy here is further along
+            size = remote[0] if remote is not None else max(local, 0)
             if size > offset or terminal or time.monotonic() >= deadline:
                 break
             time.sleep(0.05 if remote is None else 0.5)

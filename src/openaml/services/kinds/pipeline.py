@@ -86,6 +86,13 @@ class PipelineKind(JobKind):
         self.ctx.tracking.set_run_running(row["name"])
         self.advance(row["name"])
 
+    def on_tick(self, row: dict[str, Any]) -> None:
+        """On a workspace several servers serve: advance (a step canceled on a standby server ends
+        there, and only the leader drives the pipeline); one server hears every step's end."""
+        work = self.ctx.services.get("background")
+        if work is not None and work.shared:
+            self.advance(row["name"])
+
     def reconcile(self, row: dict[str, Any]) -> None:
         """Resume a pipeline left running by a previous server (finished steps are not rerun)."""
         if row["status"] in (JobStatus.RUNNING, JobStatus.CANCEL_REQUESTED):
