@@ -341,6 +341,26 @@ def test_command_builder_called_inside_dsl_makes_a_node():
     assert job.jobs["node"].inputs["n"] == "${{parent.inputs.n}}"
 
 
+def test_command_builder_node_keeps_its_environment_variables_compute_and_timeout():
+    """Regression: a ``command(...)`` job used as a node lost its environment_variables (the step then
+    failed reading them), compute and timeout; azure-ai-ml's Command node keeps them."""
+    from openaml import Output, command
+
+    step = command(command="echo $RUNS_DIR > ${{outputs.out}}/n.txt", outputs={"out": Output(type="uri_folder")},
+                   environment="azureml:AzureML-sklearn-1.5@latest", environment_variables={"RUNS_DIR": "/x"},
+                   compute="local", display_name="keeps", timeout=90)
+
+    @dsl.pipeline()
+    def one_step() -> dict:
+        return {"result": step().outputs.out}
+
+    (node,) = one_step().jobs.values()
+    assert node.environment_variables == {"RUNS_DIR": "/x"}
+    assert node.compute == "local" and node.display_name == "keeps"
+    limits = node.limits if isinstance(node.limits, dict) else node.limits.model_dump()
+    assert limits["timeout"] == 90
+
+
 def _nested_project(root: Path) -> Path:
     """pipeline -> m (middle.yml) -> first, second (inner.yml each) -> a, b (double.yml); then after."""
     _write(root / "src" / "double.py", """

@@ -187,6 +187,19 @@ def make_node(component: Any, kwargs: dict[str, Any]) -> Node:
         raise ValidationError(f"component {comp.name or 'command'}: no input(s) {', '.join(unknown)}; inputs: "
                               f"{', '.join(comp.inputs) or 'none'}", details={"field": f"inputs.{unknown[0]}"})
     node = Node(comp, {k: v for k, v in kwargs.items() if v is not None})
+    from openaml.entities._job import CommandJob
+
+    if isinstance(component, CommandJob):
+        # a ``command(...)`` job as a node keeps its own run settings (azure-ai-ml's Command node):
+        # the component holds what is shared, the node what this step was given
+        job_env = getattr(component, "environment_variables", None)
+        if job_env:
+            node.environment_variables = dict(job_env)
+        node.compute = getattr(component, "compute", None) or None
+        node.display_name = getattr(component, "display_name", None) or None
+        timeout = getattr(getattr(component, "limits", None), "timeout", None)
+        if timeout:
+            node.limits.timeout = timeout
     builder = current_builder()
     if builder is not None:
         builder.add(node)
