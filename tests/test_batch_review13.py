@@ -642,3 +642,45 @@ def test_the_mlflow_drivers_unreadable_file_error_is_not_retried() -> None:
     with pytest.raises(ValueError) as exc:
         batch_driver._read("image.png")
     assert getattr(exc.value, "openaml_no_retry", False) is True  # the engine's worker fails it at once
+
+
+# ------------------------------------------------------------------ F18: Azure PRS failure flags
+def test_allowed_failed_count_and_percent_are_applied_and_checked(cli: Any, tmp_path: Path) -> None:
+    for i in range(4):
+        _write(tmp_path / "data" / f"f{i}.txt", "x\n")
+    _write(tmp_path / "src" / "score.py", """
+        import os
+        def run(mini_batch):
+            if any(os.path.basename(f) in ("f1.txt", "f2.txt") for f in mini_batch):
+                raise RuntimeError("bad file")
+            return [os.path.basename(f) for f in mini_batch]
+        """)
+
+    def job(args: str) -> Path:
+        return _write(tmp_path / "job.yml", f"""
+            type: parallel
+            compute: local
+            inputs:
+              data: {{type: uri_folder, path: ./data}}
+            input_data: ${{{{inputs.data}}}}
+            mini_batch_size: "1"
+            max_concurrency_per_instance: 1
+            retry_settings: {{max_retries: 0, timeout: 30}}
+            task:
+              type: run_function
+              code: ./src
+              entry_script: score.py
+              program_arguments: {args}
+            """)
+
+    # two of four mini-batches fail: 25 % allowed fails the job, naming the flag; 50 % lets it complete
+    failed = cli("job", "show", "-n", _submit(cli, job("--allowed_failed_percent 25")), check=True).json()
+    assert failed["status"] == "Failed" and "--allowed_failed_percent 25" in (failed.get("error") or ""), failed
+    ok = cli("job", "show", "-n", _submit(cli, job("--allowed_failed_percent 50")), check=True).json()
+    assert ok["status"] == "Completed", ok
+    count = cli("job", "show", "-n", _submit(cli, job("--allowed_failed_count 1")), check=True).json()
+    assert count["status"] == "Failed" and "--allowed_failed_count 1" in (count.get("error") or ""), count
+    for bad in ("--allowed_failed_percent 150", "--allowed_failed_count many", "--first_task_creation_timeout 0"):
+        r = cli("job", "create", "-f", str(job(bad)))
+        assert r.returncode != 0 and "task.program_arguments" in r.stdout + r.stderr, (bad, r.stdout, r.stderr)
+        assert bad.split()[0] in r.stdout + r.stderr

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 STATE_DIR = ".openaml_parallel"
-PRS_FLAGS_USED = ("--append_row_file_name", "--first_task_creation_timeout")
+PRS_FLAGS_USED = ("--append_row_file_name", "--first_task_creation_timeout", "--allowed_failed_count",
+                  "--allowed_failed_percent")
 INTERNAL_PREFIX = "--openaml_"  # the built-in batch scoring driver's own flags (never the user's)
 # modules after whose import a fork is unsafe (threads or runtimes that do not survive it): with one
 # of them imported by the entry script, workers start as fresh processes instead

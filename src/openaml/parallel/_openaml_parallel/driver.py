@@ -170,6 +170,12 @@ class Driver:
             self.init_timeout = 600.0
         self.error_threshold = int(cfg.get("error_threshold", -1))
         self.mb_threshold = int(cfg.get("mini_batch_error_threshold", -1))
+        # Azure PRS's --allowed_failed_count / --allowed_failed_percent (failed mini-batches allowed, as
+        # a count or a percentage of all of them; checked at submission): each applies beside the threshold
+        count, percent = (_prs_arg(program_args, f) for f in ("--allowed_failed_count", "--allowed_failed_percent"))
+        self.allowed_failed_count = int(count) if count is not None else -1
+        self.allowed_failed_percent = float(percent) if percent is not None else -1.0
+        self.total = 0
         self.q: queue.Queue[tuple[_Worker | None, dict[str, Any]]] = queue.Queue()
         self.worker_cfg = {"entry_script": str((self.work / cfg["entry_script"]).resolve()),
                            "program_arguments": program_args, "rows_dir": str(self.state / "rows"),
@@ -253,6 +259,13 @@ class Driver:
         if self.mb_threshold >= 0 and len(self.failed) > self.mb_threshold:
             self.stop_reason = (f"{len(self.failed)} mini-batches failed, more than mini_batch_error_threshold "
                                 f"{self.mb_threshold}")
+        elif self.allowed_failed_count >= 0 and len(self.failed) > self.allowed_failed_count:
+            self.stop_reason = (f"{len(self.failed)} mini-batches failed, more than --allowed_failed_count "
+                                f"{self.allowed_failed_count}")
+        elif self.allowed_failed_percent >= 0 and self.total and \
+                100.0 * len(self.failed) > self.allowed_failed_percent * self.total:
+            self.stop_reason = (f"{len(self.failed)} of {self.total} mini-batches failed, more than "
+                                f"--allowed_failed_percent {self.allowed_failed_percent:g}")
         elif self.error_threshold >= 0 and self.failed_items() > self.error_threshold:
             self.stop_reason = f"{self.failed_items()} items failed, more than error_threshold {self.error_threshold}"
 
@@ -310,7 +323,7 @@ class Driver:
         plan_id = hashlib.sha256(json.dumps([self.cfg, [t["source"] for t in plan]], sort_keys=True,
                                             default=str).encode()).hexdigest()
         self._load_journal(plan_id)
-        total = len(plan)
+        total = self.total = len(plan)
         print(f"[openaml] parallel: {total} mini-batches of {self.input_path} ("
               f"{'files' if not self.cfg.get('tabular') else 'rows'}), {self.workers_n} workers "
               f"(instance_count x max_concurrency_per_instance), max_retries {self.max_retries}, "

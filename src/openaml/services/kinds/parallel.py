@@ -82,6 +82,37 @@ def entry_script_problem(path: Path) -> str | None:
     return None
 
 
+def prs_flag_problems(program_arguments: str) -> list[tuple[str, str]]:
+    """Bad values of the Azure PRS flags the engine reads from ``program_arguments``:
+    ``--first_task_creation_timeout`` (seconds > 0), ``--allowed_failed_count`` (an integer >= -1,
+    -1: any) and ``--allowed_failed_percent`` (0 to 100, or -1)."""
+    import shlex
+
+    try:
+        args = shlex.split(program_arguments)
+    except ValueError:
+        return []
+    rules = {"--first_task_creation_timeout": (float, lambda v: v > 0, "a number of seconds above 0"),
+             "--allowed_failed_count": (int, lambda v: v >= -1, "an integer: failed mini-batches allowed (-1: any)"),
+             "--allowed_failed_percent": (float, lambda v: v == -1 or 0 <= v <= 100,
+                                          "a percentage from 0 to 100 of the mini-batches (-1: any)")}
+    out: list[tuple[str, str]] = []
+    for i, a in enumerate(args):
+        flag, _, value = a.partition("=")
+        if flag not in rules:
+            continue
+        if not _:
+            value = args[i + 1] if i + 1 < len(args) else ""
+        kind, ok, what = rules[flag]
+        try:
+            good = ok(kind(value))
+        except ValueError:
+            good = False
+        if not good:
+            out.append((flag, f"is {value!r}; give {what}"))
+    return out
+
+
 def tabular_plan(folder: Path, table: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
     """The driver's view of an MLTable: ``{"format", "files" (relative to the folder, in the order of
     its ``paths``, a folder's or a pattern's files sorted by name),
@@ -207,6 +238,8 @@ class ParallelKind(JobKind):
             problem = check_output_file_name(file_name) if given else None
             if problem:
                 errors.add("task.program_arguments", f"--append_row_file_name {problem}")
+            for flag, problem in prs_flag_problems(task.program_arguments):
+                errors.add("task.program_arguments", f"{flag} {problem}")
         code_dir = resolve_code(self.ctx, task.code, errors)
         errors.items = [("task.code" if f == "code" else f, m) for f, m in errors.items]
         if not task.entry_script:
