@@ -143,6 +143,17 @@ def _limit_main(data: str, model: str, cores: int, out: str) -> None:
     print(rows)
 
 
+def _save_mlflow(model: Path, dest: Path, data: Path) -> None:
+    """The bench's model saved as an MLflow model (``mlflow.sklearn``, an input example from the data)."""
+    import mlflow.sklearn
+    import pandas as pd
+
+    with open(model, "rb") as fh:
+        fitted = pickle.load(fh)
+    example = pd.read_csv(next(iter(sorted(data.iterdir())))).head(5)
+    mlflow.sklearn.save_model(fitted, str(dest), input_example=example)
+
+
 def limit_rows_per_s(data: Path, model: Path, cores: int) -> float:
     """Rows/s of the limit: a fresh interpreter from its start to its end (imports included, as
     the parallel job's workers include theirs)."""
@@ -283,6 +294,41 @@ def invoke_start(server: Any, ml: Any, endpoint: str, deployment: str, data: str
     return (first - t0) if first else float("nan"), float(info["first_worker_ready_seconds"])
 
 
+def endpoint_rows(server: Any, ml: Any, endpoint: str, deployment: str, data: str) -> tuple[float, float, int]:
+    """One invocation of a batch deployment over all of ``data``: (the engine's seconds, driver start
+    to end; invoke to Completed, s; files scored)."""
+    from openaml import Input
+
+    t0 = time.time()
+    job = ml.batch_endpoints.invoke(endpoint, deployment_name=deployment, input=Input(type="uri_folder", path=data))
+    done = ml.jobs.wait(job.name, timeout=1800)
+    end = time.time()
+    if done.status != "Completed":
+        raise RuntimeError(f"bench job {job.name} {done.status}: {ml.jobs.get_raw(job.name).get('error')}")
+    overview = server.path / "jobs" / job.name / "wd" / "logs" / "job_progress_overview.txt"
+    info = dict(line.split(": ", 1) for line in overview.read_text().splitlines())
+    return float(info["elapsed_seconds"]), end - t0, int(info["processed_items"])
+
+
+def endpoint_deployments(ml: Any, src: Path, model: Path, mlflow_model: Path, workers: int) -> None:
+    """A batch endpoint with two deployments over the same model: ``score`` (score.py) and ``nocode``
+    (the MLflow model, openaml's built-in driver), each ``workers`` workers, one file a mini-batch."""
+    from openaml.entities import BatchDeployment, BatchEndpoint, BatchRetrySettings, Environment, Model
+
+    ml.batch_endpoints.begin_create_or_update(BatchEndpoint(name="bench-rows")).result()
+    common = dict(endpoint_name="bench-rows", compute="local", instance_count=1, max_concurrency_per_instance=workers,
+                  mini_batch_size=1, output_file_name="predictions.csv",
+                  retry_settings=BatchRetrySettings(max_retries=0, timeout=600))
+    ml.batch_deployments.begin_create_or_update(BatchDeployment(
+        name="score", model=Model(name="bench-titanic", path=str(model)), code_path=str(src),
+        scoring_script="score.py", environment_variables={"BENCH_MODEL": str(model)},
+        environment=Environment(image="mcr.microsoft.com/azureml/minimal-ubuntu22.04-py39-cpu-inference:latest"),
+        **common)).result()
+    ml.batch_deployments.begin_create_or_update(BatchDeployment(
+        name="nocode", model=Model(name="bench-titanic-mlflow", path=str(mlflow_model), type="mlflow_model"),
+        **common)).result()
+
+
 def deployment_starts(server: Any, src: Path, model: Path, data: str, workers: int, reps: int) -> dict[str, list[float]]:
     """Per repetition a new batch deployment (score.py, ``workers`` workers): its first invocation
     (cold) and, once its warm pool is ready, a second one (warm)."""
@@ -337,6 +383,7 @@ def main() -> None:
     overhead: list[float] = []
     fresh: list[tuple[float, float]] = []
     forked: list[tuple[float, float]] = []
+    by_endpoint: dict[str, list[tuple[float, float]]] = {"score": [], "nocode": []}
     small = root / "small"  # the engine's start A/B: 8 of the files, one per mini-batch
     small.mkdir()
     for f in sorted(data.iterdir())[:8]:
@@ -355,12 +402,17 @@ def main() -> None:
             asset = ml.data.create_or_update(Data(name="bench-passengers", path=str(data), type="uri_folder"))
             small_asset = ml.data.create_or_update(Data(name="bench-passengers-8", path=str(small), type="uri_folder"))
         ref = f"azureml:bench-passengers:{asset.version}"
+        mlflow_model = root / "mlflow-model"
+        _save_mlflow(model, mlflow_model, data)
+        with MLClient(workspace=server.url) as ml:
+            endpoint_deployments(ml, src, model, mlflow_model, cores)
         progress("warm-up job (environment layer, code snapshot)")
         run_parallel(server, noop, ref, model, mbs=max(1, args.files // 4), workers=1, tag="warmup")
         starts_by = deployment_starts(server, src, model, f"azureml:bench-passengers-8:{small_asset.version}",
                                       cores, max(1, args.reps))
         for rep in range(args.reps):
-            order = ["limit", "job", "noop"] if rep % 2 == 0 else ["noop", "job", "limit"]
+            order = (["limit", "job", "score", "nocode", "noop"] if rep % 2 == 0
+                     else ["noop", "nocode", "score", "job", "limit"])
             for what in order:
                 if what == "limit":
                     limit.append(limit_rows_per_s(data, model, cores))
@@ -372,6 +424,13 @@ def main() -> None:
                     e2e.append(total_rows / r["end_to_end"])
                     progress(f"rep {rep}: job {engine[-1]:.0f} rows/s (engine), {e2e[-1]:.0f} end to end, "
                              f"start {r['start']:.2f} s")
+                elif what in ("score", "nocode"):
+                    with MLClient(workspace=server.url) as ml:
+                        eng, whole, n = endpoint_rows(server, ml, "bench-rows", what, ref)
+                    assert n == args.files, (what, n, args.files)
+                    by_endpoint[what].append((total_rows / eng, total_rows / whole))
+                    progress(f"rep {rep}: batch endpoint, {what}: {total_rows / eng:.0f} rows/s (engine), "
+                             f"{total_rows / whole:.0f} end to end")
                 else:
                     r = run_parallel(server, noop, ref, model, mbs=1, workers=1, tag=f"noop{rep}")
                     overhead.append(1000 * (r["elapsed_engine"] - r["ready"]) / r["mini_batches"])
@@ -382,6 +441,13 @@ def main() -> None:
         Row("rows/s, parallel job (engine: driver start to end)", median(engine), lim, median(engine) / lim,
             ">= 0.9x limit", lim, median(engine) / lim >= 0.9),
         Row("rows/s, parallel job (end to end: submit to Completed)", median(e2e), lim, median(e2e) / lim, "", lim),
+        *(Row(f"rows/s, batch endpoint, {label} (engine: driver start to end)", median([x[0] for x in by_endpoint[k]]),
+              lim, median([x[0] for x in by_endpoint[k]]) / lim, ">= 0.9x limit", lim,
+              median([x[0] for x in by_endpoint[k]]) / lim >= 0.9)
+          for k, label in (("score", "score.py deployment"), ("nocode", "MLflow no-code deployment"))),
+        *(Row(f"rows/s, batch endpoint, {label} (end to end: invoke to Completed)",
+              median([x[1] for x in by_endpoint[k]]), lim, median([x[1] for x in by_endpoint[k]]) / lim, "", lim)
+          for k, label in (("score", "score.py"), ("nocode", "MLflow no-code"))),
         Row("per-mini-batch overhead, ms (no-op run, 1 worker)", median(overhead), None, None, "< 20 ms", None,
             median(overhead) < 20),
         Row("job start, s, COLD: a deployment's first invoke to first mini-batch scored", median(starts_by["cold"])),
@@ -403,7 +469,8 @@ def main() -> None:
              f"{args.reps} repetitions (medians)"]
     if ray is not None:
         rows.append(Row("rows/s, Ray Data map_batches (local Ray, same cores; peer)", ray, lim, ray / lim,
-                        "job ahead", lim, median(engine) > ray))
+                        "job ahead", lim, min(median(engine), *(median([x[0] for x in v]) for v in by_endpoint.values()))
+                        > ray))
     else:
         notes.append("Ray Data: not measured (ray is not installed here; pip install 'ray[data]' to compare)")
     print_table("Batch scoring: parallel job vs plain Python (one process per core)", rows,
@@ -411,7 +478,7 @@ def main() -> None:
     if not args.no_save:
         save_results("batch", {"rows": rows, "limit": limit, "engine": engine, "e2e": e2e, "start": starts_by,
                                "engine_start_fresh": fresh, "engine_start_forked": forked,
-                               "overhead_ms": overhead, "ray": ray, "args": vars(args)})
+                               "overhead_ms": overhead, "ray": ray, "endpoint": by_endpoint, "args": vars(args)})
     print(json.dumps({"ok": True}), file=sys.stderr)
 
 

@@ -211,9 +211,19 @@ def _score_files(mini_batch: Any) -> list[str]:
         pred = _model.predict(_as_signature(df))
         if isinstance(pred, pd.DataFrame):
             values = [_text(r) if len(r) > 1 else _text(r[0]) for r in pred.itertuples(index=False)]
-        elif isinstance(pred, pd.Series):
-            values = [_text(v) for v in pred.tolist()]
         else:
-            values = [_text(v) for v in list(pred)]
-        lines.extend(f"{i},{v},{_text(name)}" for i, v in zip(index, values, strict=True))
+            values = _texts(pred)
+        field = _text(name)  # the file's name: one CSV field, quoted once for all its rows
+        lines.extend(f"{i},{v},{field}" for i, v in zip(index, values, strict=True))
     return lines
+
+
+def _texts(pred: Any) -> list[str]:
+    """:func:`_text` of each value of a 1-D prediction (a Series, an array, a list), with numbers
+    (bool, int, float: never quoted) formatted without the per-value checks."""
+    import numpy as np
+
+    arr = pred.to_numpy() if hasattr(pred, "to_numpy") else np.asarray(pred) if not isinstance(pred, list) else None
+    if arr is not None and arr.ndim == 1 and arr.dtype.kind in "biuf":
+        return [str(v) for v in arr.tolist()]
+    return [_text(v) for v in (arr.tolist() if arr is not None else pred)]
