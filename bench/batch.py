@@ -312,7 +312,11 @@ def endpoint_rows(server: Any, ml: Any, endpoint: str, deployment: str, data: st
 
 def endpoint_deployments(ml: Any, src: Path, model: Path, mlflow_model: Path, workers: int) -> None:
     """A batch endpoint with two deployments over the same model: ``score`` (score.py) and ``nocode``
-    (the MLflow model, openaml's built-in driver), each ``workers`` workers, one file a mini-batch."""
+    (the MLflow model, openaml's built-in driver), each ``workers`` workers, one file a mini-batch.
+    The bench measures them in use: after a first invocation each, once their warm pools are ready
+    (a cold invocation pays the workers' imports and the model's load: see the job start rows; an
+    MLflow scikit-learn model's load imports skops, and through scikit-learn's array API torch when
+    installed, several seconds a worker)."""
     from openaml.entities import BatchDeployment, BatchEndpoint, BatchRetrySettings, Environment, Model
 
     ml.batch_endpoints.begin_create_or_update(BatchEndpoint(name="bench-rows")).result()
@@ -406,6 +410,13 @@ def main() -> None:
         _save_mlflow(model, mlflow_model, data)
         with MLClient(workspace=server.url) as ml:
             endpoint_deployments(ml, src, model, mlflow_model, cores)
+            # a deployment in use: one invocation each, then their warm pools (started after a first job)
+            before = set((server.path / "pools").glob("*/ready"))
+            for dep in ("score", "nocode"):
+                endpoint_rows(server, ml, "bench-rows", dep, f"azureml:bench-passengers-8:{small_asset.version}")
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline and len(set((server.path / "pools").glob("*/ready")) - before) < 2:
+                time.sleep(0.2)
         progress("warm-up job (environment layer, code snapshot)")
         run_parallel(server, noop, ref, model, mbs=max(1, args.files // 4), workers=1, tag="warmup")
         starts_by = deployment_starts(server, src, model, f"azureml:bench-passengers-8:{small_asset.version}",
@@ -441,11 +452,12 @@ def main() -> None:
         Row("rows/s, parallel job (engine: driver start to end)", median(engine), lim, median(engine) / lim,
             ">= 0.9x limit", lim, median(engine) / lim >= 0.9),
         Row("rows/s, parallel job (end to end: submit to Completed)", median(e2e), lim, median(e2e) / lim, "", lim),
-        *(Row(f"rows/s, batch endpoint, {label} (engine: driver start to end)", median([x[0] for x in by_endpoint[k]]),
+        *(Row(f"rows/s, batch endpoint in use (warm pool), {label} (engine: driver start to end)",
+              median([x[0] for x in by_endpoint[k]]),
               lim, median([x[0] for x in by_endpoint[k]]) / lim, ">= 0.9x limit", lim,
               median([x[0] for x in by_endpoint[k]]) / lim >= 0.9)
           for k, label in (("score", "score.py deployment"), ("nocode", "MLflow no-code deployment"))),
-        *(Row(f"rows/s, batch endpoint, {label} (end to end: invoke to Completed)",
+        *(Row(f"rows/s, batch endpoint in use, {label} (end to end: invoke to Completed)",
               median([x[1] for x in by_endpoint[k]]), lim, median([x[1] for x in by_endpoint[k]]) / lim, "", lim)
           for k, label in (("score", "score.py"), ("nocode", "MLflow no-code"))),
         Row("per-mini-batch overhead, ms (no-op run, 1 worker)", median(overhead), None, None, "< 20 ms", None,
