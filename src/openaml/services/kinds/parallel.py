@@ -344,8 +344,9 @@ class ParallelKind(JobKind):
                 if plan is not None and plan.get("ignored"):
                     # Azure's engine reads the MLTable with its transformations; ours reads the files as they
                     # are: scoring rows or columns the table removes would change what the user asked for
+                    ignored = ", ".join(plan["ignored"])
                     plan, problem = None, (
-                        f"its MLTable's transformations {', '.join(plan['ignored'])} cannot be applied to "
+                        f"its MLTable's transformations {ignored} cannot be applied to "
                         "mini-batches here (only read_delimited / read_parquet are): remove them and apply "
                         "them in the scoring script, or materialize the table in a step before "
                         "(docs/guide/batch.md)")
