@@ -757,3 +757,107 @@ def test_home_counts_top_level_jobs_as_the_jobs_list_and_the_favicon_is_served(s
     r = httpx.get(f"{server.url}/favicon.ico", timeout=30)
     assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml") and b"<svg" in r.content
     assert 'rel="icon"' in home
+
+
+def test_data_preview_reads_nothing_outside_the_asset(server, cli, tmp_path):
+    """Regression (review 15, F18/F19): the preview followed an MLTable's ``paths`` (changed after
+    registration) and a folder's links to any file of the server (``/etc/passwd``, the token file)."""
+    secret = tmp_path / "secret_tok.txt"
+    secret.write_text("tok_secret_value_zz9\n")
+    root = tmp_path / "dsroot"
+    (root / "mlt").mkdir(parents=True)
+    (root / "mlt" / "t.csv").write_text("a,b\n1,2\n3,4\n")
+    (root / "mlt" / "MLTable").write_text("paths:\n  - file: ./t.csv\ntransformations:\n  - read_delimited: {delimiter: ','}\n")
+    (root / "lnk").mkdir()
+    (root / "lnk" / "a.csv").write_text("x,y\n5,6\n")
+    r = httpx.put(f"{server.url}/api/v1/datastores/studio_prev_ds", timeout=30,
+                  json={"name": "studio_prev_ds", "type": "local", "path": str(root)})
+    assert r.status_code in (200, 201), r.text
+    for name, typ, folder in (("studio_prev_mlt", "mltable", "mlt"), ("studio_prev_lnk", "uri_folder", "lnk")):
+        cli("data", "create", "--name", name, "--version", "1", "--type", typ,
+            "--path", f"azureml://datastores/studio_prev_ds/paths/{folder}", check=True)
+    r = _page(server.url, "/data/studio_prev_mlt")  # the right value first: the table inside the asset
+    assert r.status_code == 200 and "<td>3</td>" in r.text, r.text[-2000:]
+    assert _page(server.url, "/data/studio_prev_lnk").status_code == 200
+    # the folder changes after registration
+    for bad in ("../secret_tok.txt", "../../secret_tok.txt", str(secret), "/etc/passwd"):
+        (root / "mlt" / "MLTable").write_text(f"paths:\n  - file: {bad}\ntransformations:\n"
+                                              "  - read_delimited: {delimiter: ',', header: no_header}\n")
+        r = _page(server.url, "/data/studio_prev_mlt")
+        assert r.status_code == 400, (bad, r.text[-1500:])
+        assert "tok_secret_value_zz9" not in r.text and "root:x" not in r.text
+        assert bad.replace("/", "") in r.text.replace("/", "").replace("&#39;", "'") or "absolute" in r.text, bad
+    (root / "mlt" / "innerlink.csv").symlink_to(secret)
+    (root / "mlt" / "MLTable").write_text("paths:\n  - file: ./innerlink.csv\n")
+    r = _page(server.url, "/data/studio_prev_mlt")
+    assert r.status_code == 400 and "innerlink.csv" in r.text and "tok_secret_value_zz9" not in r.text
+    (root / "mlt" / "MLTable").write_text("paths:\n  - pattern: ./*.csv\n")
+    r = _page(server.url, "/data/studio_prev_mlt")
+    assert r.status_code == 400 and "tok_secret_value_zz9" not in r.text
+    (root / "mlt" / "MLTable").write_text("paths:\n  - file: https://example.invalid/x.csv\n")
+    r = _page(server.url, "/data/studio_prev_mlt")
+    assert r.status_code == 400 and "example.invalid" in r.text
+    (root / "lnk" / "a.csv").unlink()
+    (root / "lnk" / "a.csv").symlink_to(secret)
+    r = _page(server.url, "/data/studio_prev_lnk")
+    assert r.status_code == 400 and "a.csv" in r.text and "tok_secret_value_zz9" not in r.text
+
+
+def test_rerun_of_a_pipeline_and_of_its_step(server, cli, tmp_path):
+    """Regressions (review 15, F14/F15): rerunning a pipeline failed ("field 'steps': unknown field");
+    rerunning a step made a child of the finished pipeline, canceled at once. Now: a new pipeline with
+    the same jobs; the step as a standalone job (no parent, no pipeline tags or properties) that runs."""
+    (tmp_path / "pipe.yml").write_text(textwrap.dedent("""\
+        type: pipeline
+        experiment_name: studio-rerun-pipe
+        settings: {default_compute: local}
+        jobs:
+          only_step:
+            type: command
+            command: echo rerun-step-ran
+            environment: azureml:AzureML-sklearn-1.5@latest
+        """))
+    job = cli("job", "create", "--file", str(tmp_path / "pipe.yml"), "-o", "json", check=True).json()["name"]
+    cli("job", "stream", "--name", job, timeout=300)
+    api = f"{server.url}/api/v1/jobs"
+    post = {"headers": {"Origin": server.url}, "json": {}, "timeout": 60}
+    assert httpx.get(f"{api}/{job}", timeout=30).json()["status"] == "Completed"
+    r = httpx.post(f"{api}/{job}/rerun", **post)
+    assert r.status_code == 200, r.text
+    again = r.json()
+    assert again["type"] == "pipeline" and again["name"] != job and set(again["jobs"]) == {"only_step"}
+    step = f"{job}-only_step"
+    original = httpx.get(f"{api}/{step}", timeout=30).json()
+    assert original["parent_job_name"] == job
+    r = httpx.post(f"{api}/{step}/rerun", **post)
+    assert r.status_code == 200, r.text
+    new = r.json()["name"]
+    deadline = time.monotonic() + 240
+    while True:
+        got = httpx.get(f"{api}/{new}", timeout=30).json()
+        if got["status"] in ("Completed", "Failed", "Canceled") or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert got["status"] == "Completed", got
+    assert not got.get("parent_job_name") and got["command"] == "echo rerun-step-ran"
+    assert not {"openaml.pipeline", "openaml.node"} & set(got.get("tags") or {})
+    assert not {"azureml.isreused", "openaml.reason"} & set(got.get("properties") or {})
+    assert new not in _page(server.url, f"/jobs/{job}").text  # not among the old pipeline's child jobs
+    assert new in _page(server.url, "/jobs?per_page=500").text  # a top-level job, listed
+    cli("job", "cancel", "--name", again["name"])
+
+
+def test_a_model_page_lists_the_batch_deployments_using_it(server, batch_endpoint):
+    """Regression (review 15, F8): only online deployments were listed ("Deployments using it: none")."""
+    import re
+
+    for dep in ("blue", "green"):
+        ref = _api(server, "GET", f"/api/v1/batch-endpoints/bep-studio/deployments/{dep}").json()["model"]
+        text = (ref if isinstance(ref, str) else f"{ref['name']}:{ref.get('version', '')}").replace("azureml:", "")
+        model, _, version = text.partition(":")
+        assert model == "bep-studio-model" and version, ref
+        r = _page(server.url, f"/models/{model}?version={version}")
+        assert r.status_code == 200
+        used = re.search(r'<ul id="used-by">(.*?)</ul>', r.text, re.S)
+        assert used and f'href="/batch-endpoints/bep-studio/deployments/{dep}"' in used.group(1), r.text[-3000:]
+        assert "none" not in used.group(1)

@@ -135,11 +135,24 @@ class JobService:
 
     def rerun(self, name: str) -> JobRecord:
         """Submit job ``name``'s spec again as a new job (Azure ML studio's "Clone" then submit): the
-        spec as it was submitted, less the fields the server sets and the name. Raises NotFoundError."""
+        spec as it was submitted, less the fields the server sets and the name. A pipeline's step
+        table (``steps``) and compile ``warnings`` are the server's, not the user's, and are dropped. A
+        child job (a pipeline's step, a sweep's trial) is submitted as a standalone job with its own
+        definition: no parent, none of the pipeline's tags and properties (``openaml.*``,
+        ``azureml.isreused``/``azureml.reusedrunid``), so it is not canceled with its finished
+        parent. Raises NotFoundError."""
         from openaml.services._job_core import SERVER_FIELDS
 
         row = self.ctx.store.get_job(name)
-        return self.submit({k: v for k, v in dict(row["spec"]).items() if k not in SERVER_FIELDS and k != "name"})
+        spec = {k: v for k, v in dict(row["spec"]).items()
+                if k not in SERVER_FIELDS and k not in ("name", "steps", "warnings", "parent_job_name")}
+        if row.get("parent_job_name") or dict(row["spec"]).get("parent_job_name"):
+            for field, dropped in (("tags", ("openaml.pipeline", "openaml.node")),
+                                   ("properties", ("azureml.isreused", "azureml.reusedrunid", "openaml.reason",
+                                                   "openaml.pipeline_node"))):
+                if isinstance(spec.get(field), dict):
+                    spec[field] = {k: v for k, v in spec[field].items() if k not in dropped}
+        return self.submit(spec)
 
     # ------------------------------------------------------------------ cancel
     def cancel(self, name: str, reason: str = "canceled by the user") -> JobRecord:

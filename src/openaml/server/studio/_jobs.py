@@ -74,7 +74,8 @@ def jobs_list(request: Request, status: str = "", type: str = "", experiment: st
                "until": until}
 
     def link(**changes: Any) -> str:
-        q = {**filters, "sort": jq.sort, "order": "desc" if jq.desc else "asc", "page": jq.page, **changes}
+        q = {**filters, "sort": jq.sort, "order": "desc" if jq.desc else "asc", "page": jq.page,
+             "per_page": jq.per_page if jq.per_page != 50 else "", **changes}
         return "/jobs?" + urlencode({k: v for k, v in q.items() if v not in ("", None)})
 
     pages = max(1, -(-total // jq.per_page))
@@ -329,7 +330,7 @@ def compare_charts(tracking: Any, runs: list[str], metrics: list[str]) -> dict[s
     return charts
 
 
-@router.get("/experiments/{name}", response_class=HTMLResponse)
+@router.get("/experiments/{name:path}", response_class=HTMLResponse)  # MLflow names may hold "/"
 def experiment_page(request: Request, name: str, limit: int = 100, parent: str = "") -> HTMLResponse:
     """Runs of an experiment side by side: parameters (those that differ first), metrics overlaid.
     ``parent``: the child jobs of that job instead (a sweep's trials, a pipeline's steps), the sweep
