@@ -861,3 +861,35 @@ def test_a_model_page_lists_the_batch_deployments_using_it(server, batch_endpoin
         used = re.search(r'<ul id="used-by">(.*?)</ul>', r.text, re.S)
         assert used and f'href="/batch-endpoints/bep-studio/deployments/{dep}"' in used.group(1), r.text[-3000:]
         assert "none" not in used.group(1)
+
+
+def test_an_experiment_named_with_a_slash_opens_and_paging_keeps_per_page(server, cli, tmp_path):
+    """Regressions (review 15, F1, F9): ``/experiments/team/churn`` was a 404; the job list's paging
+    and sort links and its filter form dropped ``per_page`` (page 2 opened at 50 a page, empty)."""
+    import html
+    import re
+
+    names = []
+    for i in range(3):
+        (tmp_path / f"j{i}.yml").write_text(textwrap.dedent(f"""\
+            type: command
+            command: echo slash-{i}
+            experiment_name: studio-team/churn
+            environment: azureml:AzureML-sklearn-1.5@latest
+            """))
+        names.append(cli("job", "create", "--file", str(tmp_path / f"j{i}.yml"), "-o", "json", check=True).json()["name"])
+    listing = _page(server.url, "/experiments").text
+    assert 'href="/experiments/studio-team/churn"' in listing
+    for path in ("/experiments/studio-team/churn", "/experiments/studio-team%2Fchurn"):
+        r = _page(server.url, path)
+        assert r.status_code == 200 and all(n in r.text for n in names), path
+    r = _page(server.url, "/jobs?experiment=studio-team/churn&per_page=2")
+    assert r.status_code == 200 and "page 1 of 2" in r.text
+    links = [html.unescape(h) for h in re.findall(r'href="(/jobs\?[^"]*)"', r.text)]
+    assert links and all("per_page=2" in h and "experiment=studio-team%2Fchurn" in h for h in links), links
+    nxt = html.unescape(re.search(r'href="([^"]*)" rel="next"', r.text).group(1))
+    page2 = _page(server.url, nxt).text
+    assert "page 2 of 2" in page2 and sum(n in page2 for n in names) == 1
+    assert '<input type="hidden" name="per_page" value="2">' in r.text
+    for n in names:
+        cli("job", "cancel", "--name", n)
