@@ -893,3 +893,41 @@ def test_an_experiment_named_with_a_slash_opens_and_paging_keeps_per_page(server
     assert '<input type="hidden" name="per_page" value="2">' in r.text
     for n in names:
         cli("job", "cancel", "--name", n)
+
+
+def test_sweep_metric_by_trial_chart_is_in_trial_order(server, cli, tmp_path):
+    """Regression (review 15, F17): "score by trial" drew the trials best-first (always a falling
+    line); now x is the trial number, one marker per trial titled with its name, the best marked."""
+    import re
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "t.py").write_text("import sys, mlflow\nx = float(sys.argv[1])\n"
+                                           "mlflow.log_metric('score', x * 2)\n")
+    (tmp_path / "s.yml").write_text(textwrap.dedent("""\
+        type: sweep
+        compute: azureml:local
+        sampling_algorithm: grid
+        search_space: {x: {type: choice, values: [0.1, 0.5, 0.3]}}
+        objective: {goal: maximize, primary_metric: score}
+        limits: {max_total_trials: 3, max_concurrent_trials: 3}
+        trial:
+          code: src
+          command: python t.py ${{search_space.x}}
+          environment: azureml:AzureML-sklearn-1.5@latest
+        """))
+    name = cli("job", "create", "--file", str(tmp_path / "s.yml"), "-o", "json", check=True).json()["name"]
+    cli("job", "stream", "--name", name, timeout=300)
+    trials = httpx.get(f"{server.url}/api/v1/jobs/{name}", timeout=30).json()["trials"]
+    assert len(trials) == 3 and all(isinstance(t["metric"], float) for t in trials)
+    by_index = [t["name"] for t in sorted(trials, key=lambda t: t["index"])]
+    best = max(trials, key=lambda t: t["metric"])["name"]
+    page = _page(server.url, f"/jobs/{name}").text
+    marks = re.findall(r'<circle cx="([\d.]+)" cy="([\d.]+)" r="(\d)" class="trial-mark( best)?"[^>]*><title>([^<:]+): ',
+                       page)
+    assert [m[4] for m in marks] == by_index, marks
+    assert [float(m[0]) for m in marks] == sorted(float(m[0]) for m in marks)  # left to right by trial number
+    assert [m[4] for m in marks if m[3]] == [best]
+    value = {t["name"]: t["metric"] for t in trials}
+    ys = [float(m[1]) for m in marks]  # SVG y grows downwards: a higher score is drawn higher (smaller y)
+    for (a, ya), (b, yb) in zip(zip(by_index, ys), zip(by_index[1:], ys[1:])):
+        assert (value[a] > value[b]) == (ya < yb), (a, b)

@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from starlette.concurrency import run_in_threadpool
 
 from openaml.errors import NotFoundError, OpenAMLError
-from openaml.server.studio._charts import line_chart, parallel_coordinates
+from openaml.server.studio._charts import line_chart, parallel_coordinates, trial_chart
 from openaml.server.studio._common import TERMINAL, bad_request, duration, not_found, render, services
 from openaml.server.studio._rai_explain import job_explained
 from openaml.store import JOB_SORTS, JobQuery
@@ -181,8 +181,11 @@ def _sweep_view(rec: dict[str, Any]) -> dict[str, Any]:
             values[metric] = value
         rows.append({"label": name, "values": values, "best": name == best, "index": i})
     pc = parallel_coordinates(rows, [*params, *([metric] if metric else [])], color_by=metric)
-    by_trial = line_chart({metric or "metric": [(i, float(r["values"][metric])) for i, r in enumerate(rows)
-                                               if metric and isinstance(r["values"].get(metric), int | float)]})
+    # by trial number (the order trials were made), not the table's best-first order
+    by_trial = trial_chart([(float(t["index"] if isinstance(t.get("index"), int) else r["index"]),
+                             float(r["values"][metric]), r["label"], r["best"])
+                            for t, r in zip(trials, rows, strict=True)
+                            if metric and isinstance(r["values"].get(metric), int | float)], label=metric or "metric")
     return {"metric": metric, "goal": obj.get("goal"), "trials": trials, "params": params, "best": best,
             "parallel": pc, "by_trial": by_trial}
 
