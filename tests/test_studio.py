@@ -644,6 +644,10 @@ def test_bad_input_gets_a_400_naming_it(server, hostile_job):
     assert _page(server.url, "/jobs?until=2026-13-45").status_code == 400
     r = httpx.get(f"{server.url}/jobs/{hostile_job}/log/stream?offset=-5", timeout=30)
     assert r.status_code == 400 and "offset" in r.json()["error"]["message"]
+    r = httpx.get(f"{server.url}/jobs/{hostile_job}/log?before=-5", timeout=30)  # review 15, F2
+    assert r.status_code == 400 and "before" in r.json()["error"]["message"]
+    chunk = httpx.get(f"{server.url}/jobs/{hostile_job}/log", timeout=30).json()
+    assert "a log line" in chunk["text"] and chunk["size"] > 0 and chunk["start"] == 0
     r = _page(server.url, f"/jobs/{hostile_job}/code/..%2F..%2Fserver.json")
     assert r.status_code == 400 and "Bad request" in r.text and "Not found" not in r.text
 
@@ -929,5 +933,6 @@ def test_sweep_metric_by_trial_chart_is_in_trial_order(server, cli, tmp_path):
     assert [m[4] for m in marks if m[3]] == [best]
     value = {t["name"]: t["metric"] for t in trials}
     ys = [float(m[1]) for m in marks]  # SVG y grows downwards: a higher score is drawn higher (smaller y)
-    for (a, ya), (b, yb) in zip(zip(by_index, ys), zip(by_index[1:], ys[1:])):
-        assert (value[a] > value[b]) == (ya < yb), (a, b)
+    for i in range(len(by_index) - 1):
+        a, b = by_index[i], by_index[i + 1]
+        assert (value[a] > value[b]) == (ys[i] < ys[i + 1]), (a, b)

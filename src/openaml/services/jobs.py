@@ -207,6 +207,18 @@ class JobService:
         return {"data": data.decode("utf-8", errors="replace"), "offset": new_offset, "status": row["status"],
                 "terminal": terminal and new_offset >= size, "error": row["error"]}
 
+    def log_size(self, name: str) -> int:
+        """Bytes in job ``name``'s ``user_logs/std_log.txt`` (0 before it starts): the local file, or
+        (a job run by another server of the workspace) the copy on the workspace's files, as
+        :meth:`read_log` reads them. Raises NotFoundError: no such job."""
+        self.ctx.store.get_job(name)
+        path = self.ctx.layout.job_dir(name) / "user_logs" / "std_log.txt"
+        if path.exists():
+            return path.stat().st_size
+        files = files_of(self.ctx)
+        remote = files.read_log(name, 1 << 62, 0) if files is not None else None
+        return remote[0] if remote is not None else 0
+
     def output_dir(self, name: str, output: str) -> Path:
         """Local folder (or file) of the default artifact output or of a named output."""
         row = self.ctx.store.get_job(name)

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from openaml.errors import NotFoundError, OpenAMLError
+from openaml.errors import NotFoundError, OpenAMLError, ValidationError
 from openaml.server.studio._charts import line_chart, parallel_coordinates, trial_chart
 from openaml.server.studio._common import TERMINAL, bad_request, duration, not_found, render, services
 from openaml.server.studio._rai_explain import job_explained
@@ -107,6 +107,27 @@ def _read_back(path: Path, before: int | None) -> tuple[str, int, int]:
                 skip += 1
             data, start = data[skip:], start + skip
     return data.decode("utf-8", errors="replace"), start, size
+
+
+def _log_back(request: Request, name: str, before: int | None) -> tuple[str, int, int]:
+    """:func:`_read_back` of the job's log: the local file, else through ``JobService`` (a job run by
+    another server of the workspace: its log on the workspace's files, e.g. an S3 default datastore)."""
+    path = _log_path(request, name)
+    if path.exists():
+        return _read_back(path, before)
+    svc = services(request)["jobs"]
+    size = svc.log_size(name)
+    end = size if before is None else max(0, min(before, size))
+    start = max(0, end - LOG_CHUNK)
+    if end <= start:
+        return "", start, size
+    text = str(svc.read_log(name, start, limit=end - start)["data"])
+    if start > 0:  # begin at a line boundary (as _read_back does)
+        cut = text.find("\n")
+        if 0 <= cut < len(text) - 1:
+            start += len(text[:cut + 1].encode("utf-8"))
+            text = text[cut + 1:]
+    return text.lstrip("\ufffd") if start > 0 else text, start, size
 
 
 def _files(base: Path, rel: str = "", limit: int = 500) -> list[dict[str, Any]]:
@@ -204,7 +225,7 @@ def job_page(request: Request, name: str) -> HTMLResponse:
     for key in sorted(rec.get("metrics") or {})[:50]:  # a run with thousands of metrics: the table has them all
         points, n = ctx.tracking.metric_series(name, key)
         charts[key] = line_chart({name: points}, sizes={name: n})
-    text, start, size = _read_back(_log_path(request, name), None)
+    text, start, size = _log_back(request, name, None)
     outputs = ["artifacts", *sorted(row["runtime"].get("outputs") or {})]
     children = ctx.store.list_jobs(parent_name=name, include_archived=True, ascending=True, limit=500)
     graph = pipeline_graph(dict(rec.get("steps") or {}), dict(rec.get("jobs") or {})) if rec.get("type") == "pipeline" else None
@@ -238,7 +259,11 @@ def job_log_chunk(request: Request, name: str, before: int | None = None) -> Res
         request.app.state.ctx.store.get_job(name)
     except NotFoundError as e:
         return JSONResponse(e.to_payload(), status_code=404)
-    text, start, size = _read_back(_log_path(request, name), before)
+    if before is not None and before < 0:
+        bad = ValidationError(f"field 'before': {before} is not a byte offset; give 0 or more (the 'start' of "
+                              "the previous answer)", details={"field": "before", "value": before})
+        return JSONResponse(bad.to_payload(), status_code=400)
+    text, start, size = _log_back(request, name, before)
     return JSONResponse({"text": text, "start": start, "size": size})
 
 
