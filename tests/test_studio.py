@@ -164,8 +164,10 @@ def test_output_files_are_browsable_and_downloadable(server, hostile_job):
     r = _page(server.url, f"/jobs/{hostile_job}/files/artifacts/outputs/%3Cscript%3Ef.txt?download=1")
     assert r.status_code == 200 and r.content == b"hi"
     assert "attachment" in r.headers["content-disposition"]
-    r = _page(server.url, f"/jobs/{hostile_job}/files/artifacts/..%2F..%2Fsecret.key")
-    assert r.status_code in (400, 404)
+    for bad in ("..%2F..%2Fsecret.key", "%2Fetc%2Fpasswd", "outputs/..%2F..%2F..%2Fsecret.key?download=1"):
+        r = _page(server.url, f"/jobs/{hostile_job}/files/artifacts/{bad}")  # review 15, F4: the HTML 400 page
+        assert r.status_code == 400 and r.headers["content-type"].startswith("text/html"), bad
+        assert "Bad request" in r.text and f'href="/jobs/{hostile_job}"' in r.text and "root:" not in r.text
 
 
 def test_rerun_submits_the_same_spec_as_a_new_job(server, ml_client, hostile_job):
@@ -936,3 +938,24 @@ def test_sweep_metric_by_trial_chart_is_in_trial_order(server, cli, tmp_path):
     for i in range(len(by_index) - 1):
         a, b = by_index[i], by_index[i + 1]
         assert (value[a] > value[b]) == (ys[i] < ys[i + 1]), (a, b)
+
+
+def test_an_output_link_is_listed_as_a_link_not_stat_through(server, hostile_job, tmp_path):
+    """Regression (review 15, F19): the output listing showed the size of a link's target outside."""
+    import re
+
+    target = tmp_path / "outside_secret.txt"
+    target.write_text("s" * 12345)
+    found = [p for p in Path(server.path).rglob("<script>f.txt")
+             if hostile_job in p.parts and "mlartifacts" in p.parts]  # the run's artifact store
+    assert found
+    link = found[0].parent / "lnk_out.txt"
+    link.symlink_to(target)
+    try:
+        page = _page(server.url, f"/jobs/{hostile_job}/files/artifacts/outputs").text
+        row = re.search(r"<tr><td><a [^>]*>lnk_out.txt</a></td><td>(.*?)</td>", page)
+        assert row and "link" in row.group(1) and "12345" not in page, page[-2000:]
+        r = _page(server.url, f"/jobs/{hostile_job}/files/artifacts/outputs/lnk_out.txt?download=1")
+        assert r.status_code == 400 and "s" * 100 not in r.text
+    finally:
+        link.unlink()

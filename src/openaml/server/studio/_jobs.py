@@ -136,8 +136,9 @@ def _files(base: Path, rel: str = "", limit: int = 500) -> list[dict[str, Any]]:
         return []
     out = []
     for p in sorted(folder.iterdir(), key=lambda p: (not p.is_dir(), p.name))[:limit]:
-        out.append({"name": p.name, "path": f"{rel}/{p.name}".lstrip("/"), "dir": p.is_dir(),
-                    "size": p.stat().st_size if p.is_file() else None})
+        link = p.is_symlink()  # a link is listed as a link: never stat'ed through (its target may be anywhere)
+        out.append({"name": p.name, "path": f"{rel}/{p.name}".lstrip("/"), "dir": p.is_dir() and not link,
+                    "size": p.lstat().st_size if p.is_file() and not link else None, "link": link})
     return out
 
 
@@ -318,8 +319,8 @@ def job_files(request: Request, name: str, output: str, rel: str = "") -> Respon
         target = safe_join(base, rel, what="file path") if rel else base
     except NotFoundError:
         return not_found(request, f"output {output!r} of job {name!r}", f"/jobs/{name}", f"job {name}")
-    except OpenAMLError as e:
-        return JSONResponse(e.to_payload(), status_code=e.http_status)
+    except OpenAMLError as e:  # a path leading out of the output: the studio's 400 page, naming it
+        return bad_request(request, f"Bad file path: {e.message}", f"/jobs/{name}", f"job {name}")
     if target.is_file():
         media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         if media.startswith("text/html") or media in ("image/svg+xml", "application/xhtml+xml"):
