@@ -646,6 +646,13 @@ def test_bad_input_gets_a_400_naming_it(server, hostile_job):
     assert _page(server.url, "/jobs?until=2026-13-45").status_code == 400
     r = httpx.get(f"{server.url}/jobs/{hostile_job}/log/stream?offset=-5", timeout=30)
     assert r.status_code == 400 and "offset" in r.json()["error"]["message"]
+    for bad in ("per_page=0", "per_page=501", "page=0", "page=-1", "sort=bogus", "order=sideways", "status=Bogus",
+                "type=bogus"):  # review 15, F2: silently defaulted on /jobs, a 400 on every other list
+        r = _page(server.url, f"/jobs?{bad}")
+        assert r.status_code == 400 and "Bad request" in r.text and bad.split("=")[0] in r.text, bad
+    assert _page(server.url, "/jobs?status=Completed&type=command&sort=name&order=asc&per_page=500").status_code == 200
+    for bad in ("limit=0", "limit=-3", "limit=9999"):
+        assert _page(server.url, f"/experiments/studio-tests?{bad}").status_code == 400, bad
     r = httpx.get(f"{server.url}/jobs/{hostile_job}/log?before=-5", timeout=30)  # review 15, F2
     assert r.status_code == 400 and "before" in r.json()["error"]["message"]
     chunk = httpx.get(f"{server.url}/jobs/{hostile_job}/log", timeout=30).json()

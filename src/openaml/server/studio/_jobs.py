@@ -14,7 +14,7 @@ import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -66,9 +66,18 @@ def jobs_list(request: Request, status: str = "", type: str = "", experiment: st
             bounds[param] = _day(value, end=param == "until")
         except ValueError as e:
             return bad_request(request, f"Bad job list query: {param}={e}.", "/jobs", "all jobs")
+    # a value out of range gets the 400 page naming it, as every other list (never a silent default)
+    for param, value, allowed in (("status", status, STATUSES), ("type", type, TYPES), ("sort", sort, JOB_SORTS),
+                                  ("order", order, ("asc", "desc"))):
+        if value and value not in allowed:
+            return bad_request(request, f"Bad job list query: {param}={value!r}; give one of {', '.join(allowed)}.",
+                               "/jobs", "all jobs")
+    if page < 1 or not 1 <= per_page <= 500:
+        return bad_request(request, f"Bad job list query: page={page}, per_page={per_page}; page must be 1 or more "
+                           "and per_page between 1 and 500.", "/jobs", "all jobs")
     jq = JobQuery(status=status or None, type=type or None, experiment=experiment or None, tag=tag or None,
-                  since=bounds["since"], until=bounds["until"], sort=sort if sort in JOB_SORTS else "created",
-                  desc=order != "asc", page=max(1, page), per_page=min(max(1, per_page), 500))
+                  since=bounds["since"], until=bounds["until"], sort=sort or "created",
+                  desc=order != "asc", page=page, per_page=per_page)
     rows, total = ctx.store.page_jobs(jq)
     filters = {"status": status, "type": type, "experiment": experiment, "tag": tag, "since": since,
                "until": until}
@@ -337,8 +346,6 @@ def job_files(request: Request, name: str, output: str, rel: str = "") -> Respon
 def job_rerun(name: str) -> Response:
     """Moved to the API (``POST /api/v1/jobs/{name}/rerun``, typed in the OpenAPI document, role
     checked there); this old studio route redirects there (307 keeps the method and the body)."""
-    from urllib.parse import quote
-
     return RedirectResponse(f"/api/v1/jobs/{quote(name, safe='')}/rerun", status_code=307)
 
 
@@ -365,7 +372,10 @@ def experiment_page(request: Request, name: str, limit: int = 100, parent: str =
     ``parent``: the child jobs of that job instead (a sweep's trials, a pipeline's steps), the sweep
     page's "Compare trials" link."""
     ctx = request.app.state.ctx
-    per_page = min(max(1, limit), 500)
+    if not 1 <= limit <= 500:
+        return bad_request(request, f"Bad compare query: limit={limit}; give 1 to 500 runs.",
+                           f"/experiments/{quote(name)}", f"experiment {name}")
+    per_page = limit
     if parent:
         rows, total = ctx.store.page_jobs(JobQuery(parent=parent, per_page=per_page))
         if not total:
