@@ -966,3 +966,20 @@ def test_an_output_link_is_listed_as_a_link_not_stat_through(server, hostile_job
         assert r.status_code == 400 and "s" * 100 not in r.text
     finally:
         link.unlink()
+
+
+def test_a_missing_version_is_named_as_a_version_and_an_empty_one_is_the_latest(server, cli, tmp_path):
+    """Regression (review 15, F3): ``?version=99`` of an existing asset said there was no such asset,
+    and an empty ``?version=`` (a GET form's) was a 404 instead of the latest."""
+    (tmp_path / "v.csv").write_text("a\n1\n")
+    cli("data", "create", "--name", "studio_ver_q", "--version", "3", "--type", "uri_file", "--path",
+        str(tmp_path / "v.csv"), check=True)
+    r = _page(server.url, "/data/studio_ver_q?version=99")
+    assert r.status_code == 404 and "data asset &#39;studio_ver_q&#39; has no version &#39;99&#39;" in r.text
+    assert 'href="/data/studio_ver_q"' in r.text and "There is no data asset" not in r.text
+    r = _page(server.url, "/data/studio_ver_q?version=")
+    assert r.status_code == 200 and "studio_ver_q" in r.text
+    r = _page(server.url, "/data/studio_ver_nope?version=1")
+    assert r.status_code == 404 and "There is no data asset &#39;studio_ver_nope&#39;" in r.text
+    r = _page(server.url, "/models/studio_ver_nope_model?version=2")
+    assert r.status_code == 404 and "There is no model" in r.text

@@ -53,6 +53,20 @@ def _missing(request: Request, what: str, back: str, label: str) -> HTMLResponse
     return render(request, "404.html", status_code=404, what=what, back=back, back_label=label)
 
 
+def _missing_version(request: Request, svc: Any, noun: str, path: str, name: str, version: str | None) -> HTMLResponse:
+    """The 404 page of a version that is not there: "<noun> 'x' has no version 'v'" with a link to the
+    asset's page (its versions) when the asset exists, else "There is no <noun> 'x'"."""
+    if version:
+        try:
+            svc.get(name, version=None, label="latest")
+        except (NotFoundError, ValidationError):
+            pass
+        else:
+            return render(request, "404.html", status_code=404, message=f"{noun} {name!r} has no version {version!r}.",
+                          back=f"/{path}/{quote(name, safe='')}", back_label=f"{noun} {name} (its versions)")
+    return _missing(request, f"{noun} {name!r}", f"/{path}", f"all {noun}s")
+
+
 # ---------------------------------------------------------------------------- data
 def _inside(root: Path, path: Path, shown: str) -> Path:
     """``path`` resolved (links followed), refused when that leaves ``root`` (itself resolved)."""
@@ -179,10 +193,11 @@ def data_list(request: Request) -> HTMLResponse:
 @router.get("/data/{name}", response_class=HTMLResponse)
 def data_page(request: Request, name: str, version: str | None = None) -> HTMLResponse:
     svc = services(request)["data"]
+    version = version or None  # an empty ?version= (a GET form's) is the latest
     try:
         asset = svc.get(name, version=version, label=None if version else "latest")
     except (NotFoundError, ValidationError):
-        return _missing(request, f"data asset {name!r}", "/data", "all data assets")
+        return _missing_version(request, svc, "data asset", "data", name, version)
     versions = [v for v in svc.list(name=name)]
     preview: dict[str, Any] = {}
     local: Path | None = None
@@ -245,10 +260,11 @@ def environments(request: Request) -> HTMLResponse:
 @router.get("/environments/{name}", response_class=HTMLResponse)
 def environment_page(request: Request, name: str, version: str | None = None) -> HTMLResponse:
     svc = services(request)["environments"]
+    version = version or None  # an empty ?version= (a GET form's) is the latest
     try:
         env = svc.get(name, version=version, label=None if version else "latest")
     except (NotFoundError, ValidationError):
-        return _missing(request, f"environment {name!r}", "/environments", "all environments")
+        return _missing_version(request, svc, "environment", "environments", name, version)
     from openaml.server.studio._snapshot import build_log
 
     kind = "base" if env.get("build_status") == "base" else "venv"
@@ -267,10 +283,11 @@ def components(request: Request) -> HTMLResponse:
 @router.get("/components/{name}", response_class=HTMLResponse)
 def component_page(request: Request, name: str, version: str | None = None) -> HTMLResponse:
     svc = services(request)["components"]
+    version = version or None  # an empty ?version= (a GET form's) is the latest
     try:
         comp = svc.get(name, version=version, label=None if version else "latest")
     except (NotFoundError, ValidationError):
-        return _missing(request, f"component {name!r}", "/components", "all components")
+        return _missing_version(request, svc, "component", "components", name, version)
     # where used: the pipeline jobs one of whose nodes ran this version (the store's query of job plans)
     used_by = request.app.state.ctx.store.jobs_using_component(name, str(comp.get("version")))
     return render(request, "detail.html", title=f"Component {name}:{comp.get('version')}", item=comp,
@@ -307,10 +324,11 @@ def models(request: Request) -> HTMLResponse:
 def model_page(request: Request, name: str, version: str | None = None) -> HTMLResponse:
     """A model version: the job that produced it, the deployments that serve it, its files."""
     svc = services(request)
+    version = version or None  # an empty ?version= (a GET form's) is the latest
     try:
         model = svc["models"].get(name, version=version, label=None if version else "latest")
     except (NotFoundError, ValidationError):
-        return _missing(request, f"model {name!r}", "/models", "all models")
+        return _missing_version(request, svc["models"], "model", "models", name, version)
     versions = svc["models"].list(name=name)
     used_by = []
     newest = str(max((v["version"] for v in versions), key=sort_key, default=model["version"]))
@@ -382,11 +400,12 @@ def model_file(request: Request, name: str, rel: str, version: str | None = None
     from openaml.server.studio._snapshot import read_text_file
 
     svc = services(request)["models"]
+    version = version or None
     try:
         model = svc.get(name, version=version, label=None if version else "latest")
         root = Path(svc.local_path(name, str(model["version"])))
     except (NotFoundError, ValidationError):
-        return _missing(request, f"model {name!r}", "/models", "all models")
+        return _missing_version(request, svc, "model", "models", name, version)
     except OpenAMLError as e:  # a model whose files are not on this machine
         return _missing(request, f"file {rel!r} of model {name!r} ({e.message})", f"/models/{name}", f"model {name}")
     back = f"/models/{quote(name, safe='')}?version={quote(str(model['version']), safe='')}"
