@@ -983,3 +983,11 @@ def test_a_missing_version_is_named_as_a_version_and_an_empty_one_is_the_latest(
     assert r.status_code == 404 and "There is no data asset &#39;studio_ver_nope&#39;" in r.text
     r = _page(server.url, "/models/studio_ver_nope_model?version=2")
     assert r.status_code == 404 and "There is no model" in r.text
+
+
+def test_datastore_browse_outside_or_of_a_file_is_a_400_page(server):
+    """Regression (review 15, F5): a 200 listing "empty" with a Python exception name in it."""
+    for bad in ("..%2F..%2F", "%2Fetc"):
+        r = _page(server.url, f"/datastores/workspaceblobstore/browse/{bad}")
+        assert r.status_code == 400 and "Bad request" in r.text and "PathEscapeError" not in r.text, bad
+        assert 'href="/datastores/workspaceblobstore"' in r.text

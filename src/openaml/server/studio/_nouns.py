@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from openaml.datastores._mltable import is_url
 from openaml.datastores._paths import parse_datastore_uri, relative_parts
 from openaml.errors import NotFoundError, OpenAMLError, PathEscapeError, ValidationError
-from openaml.server.studio._common import render, render_list, services, sort_key
+from openaml.server.studio._common import bad_request, render, render_list, services, sort_key
 from openaml.store import JobQuery
 
 __all__ = ["router", "preview_table", "PREVIEW_ROWS", "PROFILE_ROWS"]
@@ -245,6 +245,9 @@ def datastore_page(request: Request, name: str, rel: str = "") -> HTMLResponse:
                             "size": item.get("size")})
     except NotFoundError:  # no such folder: the 404 page, with a link to the datastore's root
         return _missing(request, f"folder {rel!r} in datastore {name!r}", f"/datastores/{name}", f"datastore {name}")
+    except ValidationError as e:  # a path leading out of the datastore, a file: the 400 page naming it
+        return bad_request(request, f"Bad folder path: {e.message}", f"/datastores/{quote(name, safe='')}",
+                           f"datastore {name}")
     except Exception as e:  # noqa: BLE001 - an unreachable store shows why
         error = f"{type(e).__name__}: {e}"
     return render(request, "datastore.html", store=store, rel=rel, entries=entries, error=error)
