@@ -940,6 +940,9 @@ def test_sweep_metric_by_trial_chart_is_in_trial_order(server, cli, tmp_path):
     assert [m[4] for m in marks] == by_index, marks
     assert [float(m[0]) for m in marks] == sorted(float(m[0]) for m in marks)  # left to right by trial number
     assert [m[4] for m in marks if m[3]] == [best]
+    table = re.search(r'<table class="grid" id="trials-table">.*?</table>', page, re.S).group(0)
+    assert "None" not in table  # review 15, F6: Python's None and unit-less seconds
+    assert len(re.findall(r"<td>(?:\d+\.\d+s|\d+m \d\ds)</td>", table)) == 3, table
     value = {t["name"]: t["metric"] for t in trials}
     ys = [float(m[1]) for m in marks]  # SVG y grows downwards: a higher score is drawn higher (smaller y)
     for i in range(len(by_index) - 1):

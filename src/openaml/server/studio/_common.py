@@ -33,13 +33,24 @@ def duration(start: datetime | None, end: datetime | None) -> str:
     return f"{h}h {m:02d}m" if h else f"{m}m {s:02d}s"
 
 
+def seconds(value: Any) -> str:
+    """A duration in seconds in :func:`duration`'s format (``5.2s``, ``3m 04s``, ``1h 02m``); "" for none."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return ""
+    if value < 60:
+        return f"{value:.1f}s"
+    m, s = divmod(int(value), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h {m:02d}m" if h else f"{m}m {s:02d}s"
+
+
 def fmt_time(value: Any) -> str:
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     return str(value or "")
 
 
-_env.globals.update(duration=duration, fmt_time=fmt_time, TERMINAL=TERMINAL)
+_env.globals.update(duration=duration, seconds=seconds, fmt_time=fmt_time, TERMINAL=TERMINAL)
 
 
 def compile_templates() -> int:

@@ -202,6 +202,9 @@ def _sweep_view(rec: dict[str, Any]) -> dict[str, Any]:
     metric = obj.get("primary_metric")
     trials = list(rec.get("trials") or [])
     best = rec.get("best_child_run_id")
+    if not best:  # while the sweep runs: the best completed trial so far (the trials come best first)
+        best = next((t.get("name") for t in trials if t.get("status") == "Completed"
+                     and isinstance(t.get("metric"), int | float)), None)
     params = sorted({k for t in trials for k in (t.get("params") or t.get("parameters") or {})})
     rows: list[dict[str, Any]] = []
     for i, t in enumerate(trials):
