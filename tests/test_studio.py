@@ -856,7 +856,12 @@ def test_rerun_of_a_pipeline_and_of_its_step(server, cli, tmp_path):
     assert not {"openaml.pipeline", "openaml.node"} & set(got.get("tags") or {})
     assert not {"azureml.isreused", "openaml.reason"} & set(got.get("properties") or {})
     assert new not in _page(server.url, f"/jobs/{job}").text  # not among the old pipeline's child jobs
-    assert new in _page(server.url, "/jobs?per_page=500").text  # a top-level job, listed
+    listing = _page(server.url, "/jobs?per_page=500").text
+    assert new in listing  # a top-level job, listed
+    import re
+
+    row = re.search(rf'<tr>\s*<td><a href="/jobs/{job}">.*?</tr>', listing, re.S)
+    assert row and "<td>local</td>" in row.group(0), "review 15, F7: the pipeline's compute is shown"
     cli("job", "cancel", "--name", again["name"])
 
 
