@@ -361,6 +361,8 @@ def test_environment_page_shows_its_build_log(server, cli, tmp_path):
     log.write_text("# openaml environment\n<script>alert('build')</script> resolving\n")
     r = _page(server.url, "/environments/studio-env-venv")
     assert 'id="build-log"' in r.text and "&lt;script&gt;alert(&#39;build&#39;)&lt;/script&gt; resolving" in r.text
+    # review 15, F10: a build that left its log but no environment is not "not built"
+    assert "not built" not in r.text and "failed or in progress" in r.text
 
 
 def test_component_page_lists_the_pipeline_jobs_that_use_the_version(server, cli, tmp_path):

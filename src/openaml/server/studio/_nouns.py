@@ -272,6 +272,9 @@ def environment_page(request: Request, name: str, version: str | None = None) ->
 
     kind = "base" if env.get("build_status") == "base" else "venv"
     log, size, note = build_log(request, {"kind": kind, "spec_hash": env.get("spec_hash")})
+    if env.get("build_status") == "not built" and log is not None:
+        # a build left its log but no ready environment: it failed (or is running now), never "not built"
+        env = {**env, "build_status": "failed or in progress: not ready (the build log below says which)"}
     return render(request, "detail.html", title=f"Environment {name}:{env.get('version')}", item=env,
                   versions=svc.list(name=name), noun="environments", back="/environments",
                   build=({"log": log, "size": size, "note": note}))
