@@ -254,6 +254,7 @@ def test_login_on_a_token_server(tmp_path):
             # regression (studio review): logout ends the session on the server, so a copied cookie is refused
             session = c.cookies.get("openaml_session")
             assert session and c.get("/jobs", headers=HTML).status_code == 200
+            assert 'action="/logout"' in c.get("/jobs", headers=HTML).text  # a session: sign out offered
             assert c.post("/logout", headers={"Origin": url}, follow_redirects=False).status_code == 303
             copied = httpx.get(url + "/jobs", headers=HTML, cookies={"openaml_session": session},
                                follow_redirects=False, timeout=30)
@@ -263,6 +264,12 @@ def test_login_on_a_token_server(tmp_path):
                              timeout=30)
         assert to_login.status_code == 303 and token not in to_login.headers["location"]
         assert "status%3DFailed" in to_login.headers["location"]
+        # review 15, F16: the login page says why the link's token was not used (never silently dropped)
+        page = httpx.get(url + to_login.headers["location"], headers=HTML, timeout=30).text
+        assert 'id="link-token"' in page and "home page only" in page and token not in page
+        wrong = httpx.get(url + "/?token=wrong-token-00000000", headers=HTML, follow_redirects=True, timeout=30)
+        assert 'id="link-token"' in wrong.text and "not valid" in wrong.text
+        assert "answers its own OS user" not in wrong.text  # a token server: a token is needed
         with httpx.Client(base_url=url, timeout=30, follow_redirects=True) as rc:
             assert rc.post("/login", data={"token": reader_token, "next": "/"}, headers={"Origin": url}).status_code == 200
             home = rc.get("/", headers=HTML)
@@ -1001,3 +1008,12 @@ def test_datastore_browse_outside_or_of_a_file_is_a_400_page(server):
         r = _page(server.url, f"/datastores/workspaceblobstore/browse/{bad}")
         assert r.status_code == 400 and "Bad request" in r.text and "PathEscapeError" not in r.text, bad
         assert 'href="/datastores/workspaceblobstore"' in r.text
+
+
+def test_a_server_without_auth_offers_no_sign_out(server):
+    """Regression (review 15, F11): a tokenless loopback server showed "sign out", which led to a login
+    page saying a token was needed."""
+    page = _page(server.url, "/jobs").text
+    assert "(Owner)" in page and 'action="/logout"' not in page
+    login = _page(server.url, "/login").text
+    assert "answers its own OS user" in login and "This server needs a token" not in login

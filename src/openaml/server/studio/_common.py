@@ -82,8 +82,11 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     principal = getattr(request.state, "principal", None)
     ctx = request.app.state.ctx
     context.setdefault("status", status_code)
+    from openaml.server._auth import SESSION_COOKIE
+
     html = _env.get_template(template).render(
         request=request, workspace=ctx.workspace_name, principal=principal,
+        signed_in=SESSION_COOKIE in request.cookies,  # a session to end (a tokenless server's owner has none)
         can_write=can(request, "write"), can_infra=can(request, "infra"), **context)
     return HTMLResponse(html, status_code=status_code, headers={"cache-control": "no-store"})
 
