@@ -1017,3 +1017,16 @@ def test_a_server_without_auth_offers_no_sign_out(server):
     assert "(Owner)" in page and 'action="/logout"' not in page
     login = _page(server.url, "/login").text
     assert "answers its own OS user" in login and "This server needs a token" not in login
+
+
+def test_traffic_naming_an_unknown_deployment_is_refused_even_at_zero(server):
+    """Regression (review 15, F12): the traffic form's ``{"blue": 100, "ghost": 0}`` was accepted."""
+    r = _api(server, "PUT", "/api/v1/online-endpoints/studio-traffic-ep", {"name": "studio-traffic-ep"})
+    assert r.status_code in (200, 201), r.text
+    r = _api(server, "PUT", "/api/v1/online-endpoints/studio-traffic-ep",
+              {"name": "studio-traffic-ep", "traffic": {"ghost": 0}})
+    assert r.status_code == 400 and "ghost" in r.json()["error"]["message"], r.text
+    r = _api(server, "PUT", "/api/v1/online-endpoints/studio-traffic-ep",
+              {"name": "studio-traffic-ep", "description": "still updatable"})
+    assert r.status_code == 200, r.text
+    _api(server, "DELETE", "/api/v1/online-endpoints/studio-traffic-ep")
