@@ -587,9 +587,21 @@ def test_a_disabled_schedule_stays_listed_with_its_enable_action(server, cli, tm
     there vanished and could never be enabled again from the studio."""
     (tmp_path / "job.yml").write_text("type: command\ncommand: echo hi\nenvironment: azureml:AzureML-sklearn-1.5@latest\n")
     (tmp_path / "sched.yml").write_text(
-        "name: studio-off-sched\ntrigger:\n  type: recurrence\n  frequency: day\n  interval: 1\n"
+        "name: studio-off-sched\ndisplay_name: Nightly <b>retrain</b>\ndescription: the description zq\n"
+        "trigger:\n  type: recurrence\n  frequency: day\n  interval: 1\n"
         "  start_time: \"2999-01-01T00:00:00\"\ncreate_job: ./job.yml\n")
     cli("schedule", "create", "--file", str(tmp_path / "sched.yml"), check=True)
+    # review 15, F13: display name, description, next fire time without raw ISO, the times' zone, last job
+    row = _page(server.url, "/schedules").text.split('data-schedule="studio-off-sched"', 1)[1].split("</tr>", 1)[0]
+    assert "Nightly &lt;b&gt;retrain&lt;/b&gt;" in row and "the description zq" in row
+    assert '<td class="next-fire">2999-01-01 00:00:00</td>' in row, row
+    assert "Times are UTC" in _page(server.url, "/schedules").text
+    fired = httpx.post(f"{server.url}/api/v1/schedules/studio-off-sched/trigger", json={}, timeout=30)
+    assert fired.status_code == 200, fired.text
+    job = fired.json()["job_name"]
+    row = _page(server.url, "/schedules").text.split('data-schedule="studio-off-sched"', 1)[1].split("</tr>", 1)[0]
+    assert f'href="/jobs/{job}"' in row
+    httpx.post(f"{server.url}/api/v1/jobs/{job}/cancel", json={}, timeout=30)
     r = httpx.post(f"{server.url}/api/v1/schedules/studio-off-sched/disable", json={})
     assert r.status_code == 200, r.text
     page = _page(server.url, "/schedules").text
