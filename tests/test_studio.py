@@ -1042,3 +1042,16 @@ def test_traffic_naming_an_unknown_deployment_is_refused_even_at_zero(server):
               {"name": "studio-traffic-ep", "description": "still updatable"})
     assert r.status_code == 200, r.text
     _api(server, "DELETE", "/api/v1/online-endpoints/studio-traffic-ep")
+
+
+def test_a_dashboard_file_that_is_a_link_is_not_read(tmp_path):
+    """Hardening (review 15, F19): a job output's link is never read through by the server."""
+    from openaml.server.studio._rai_data import SCHEMA, load_dashboard
+
+    target = tmp_path / "elsewhere.json"
+    target.write_text(json.dumps({"schema": SCHEMA, "title": "secret-title"}))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "dashboard.json").symlink_to(target)
+    with pytest.raises(ValueError, match="is a link"):
+        load_dashboard(tmp_path / "out" / "dashboard.json")
+    assert load_dashboard(target)["title"] == "secret-title"
