@@ -356,8 +356,8 @@ def model_page(request: Request, name: str, version: str | None = None) -> HTMLR
     try:
         root = svc["models"].local_path(name, str(model["version"]))
         paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())[:500]
-        files = [{"name": p.relative_to(root.parent if root.is_file() else root).as_posix(), "size": p.stat().st_size}
-                 for p in paths]
+        files = [{"name": p.relative_to(root.parent if root.is_file() else root).as_posix(), "size": p.lstat().st_size}
+                 for p in paths]  # lstat: a link's own size, never its target's
     except (OpenAMLError, OSError):
         pass
     return render(request, "model.html", model=model, versions=versions, used_by=used_by, files=files)
