@@ -890,8 +890,11 @@ def test_a_model_page_lists_the_batch_deployments_using_it(server, batch_endpoin
     """Regression (review 15, F8): only online deployments were listed ("Deployments using it: none")."""
     import re
 
-    for dep in ("blue", "green"):
-        ref = _api(server, "GET", f"/api/v1/batch-endpoints/bep-studio/deployments/{dep}").json()["model"]
+    deps = _api(server, "GET", "/api/v1/batch-endpoints/bep-studio/deployments").json()
+    deps = deps.get("value", deps) if isinstance(deps, dict) else deps
+    assert deps  # (an earlier test of the module may have deleted one of blue and green)
+    for d in deps:
+        dep, ref = d["name"], d["model"]
         text = (ref if isinstance(ref, str) else f"{ref['name']}:{ref.get('version', '')}").replace("azureml:", "")
         model, _, version = text.partition(":")
         assert model == "bep-studio-model" and version, ref
