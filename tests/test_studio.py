@@ -835,6 +835,14 @@ def test_data_preview_reads_nothing_outside_the_asset(server, cli, tmp_path):
     (root / "lnk" / "a.csv").symlink_to(secret)
     r = _page(server.url, "/data/studio_prev_lnk")
     assert r.status_code == 400 and "a.csv" in r.text and "tok_secret_value_zz9" not in r.text
+    (root / "one.csv").write_text("p,q\n7,8\n")
+    cli("data", "create", "--name", "studio_prev_file", "--version", "1", "--type", "uri_file",
+        "--path", "azureml://datastores/studio_prev_ds/paths/one.csv", check=True)
+    assert _page(server.url, "/data/studio_prev_file").status_code == 200
+    (root / "one.csv").unlink()
+    (root / "one.csv").symlink_to(secret)  # a uri_file replaced by a link out of the datastore
+    r = _page(server.url, "/data/studio_prev_file")
+    assert r.status_code == 400 and "one.csv" in r.text and "tok_secret_value_zz9" not in r.text
 
 
 def test_rerun_of_a_pipeline_and_of_its_step(server, cli, tmp_path):
