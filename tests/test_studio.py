@@ -647,6 +647,13 @@ def test_every_noun_list_is_filtered_sorted_and_paged_on_the_server(server, cli,
     assert names("sort=name&order=asc") == want
     assert names("sort=name&order=desc") == want[::-1]
     assert names("sort=name&per_page=1&page=2") == ["studio_sort_b"]
+    # review 15, F9 (every list): the filter form, the sort links and the pager keep per_page
+    import html as _html
+
+    listing = _page(server.url, "/components?q=studio_sort_&sort=name&per_page=1&page=2").text
+    assert '<input type="hidden" name="per_page" value="1">' in listing
+    links = [_html.unescape(h) for h in re.findall(r'href="(\?q=[^"]*)"', listing)]
+    assert links and all("per_page=1" in h and "q=studio_sort_" in h for h in links), links
     assert "page 2 of 3" in _page(server.url, "/components?q=studio_sort_&sort=name&per_page=1&page=2").text
     assert names("sort=name&order=asc").count("studio_sort_a") == 1
     assert _page(server.url, "/components?q=studio_sort_zzz").text.count("nothing matches") == 1
