@@ -679,6 +679,15 @@ def test_bad_input_gets_a_400_naming_it(server, hostile_job):
         r = _page(server.url, f"/jobs?{bad}")
         assert r.status_code == 400 and "Bad request" in r.text and bad.split("=")[0] in r.text, bad
     assert _page(server.url, "/jobs?status=Completed&type=command&sort=name&order=asc&per_page=500").status_code == 200
+    for bad in ("page=0", "per_page=abc", "per_page=0", "sort=bogus", "order=up"):
+        assert _page(server.url, f"/experiments?{bad}").status_code == 400, bad
+    import re
+
+    total = int(re.search(r'<h1>Experiments <small class="muted">(\d+)</small>', _page(server.url, "/experiments").text)
+                .group(1))
+    r = _page(server.url, "/experiments?per_page=1&order=desc")
+    assert r.status_code == 200 and f"page 1 of {total}" in r.text or total == 1
+    assert total == 1 or ('rel="next"' in r.text and "per_page=1" in r.text)
     for bad in ("limit=0", "limit=-3", "limit=9999"):
         assert _page(server.url, f"/experiments/studio-tests?{bad}").status_code == 400, bad
     r = httpx.get(f"{server.url}/jobs/{hostile_job}/log?before=-5", timeout=30)  # review 15, F2

@@ -353,8 +353,23 @@ def job_rerun(name: str) -> Response:
 
 
 @router.get("/experiments", response_class=HTMLResponse)
-def experiments(request: Request) -> HTMLResponse:
-    return render(request, "experiments.html", names=request.app.state.ctx.tracking.experiment_names())
+def experiments(request: Request, page: int = 1, per_page: int = 500, sort: str = "name",
+                order: str = "asc") -> HTMLResponse:
+    """Experiment names, sorted by name (``order``), paged (``per_page`` 1-500); a bad value is a 400."""
+    if sort != "name" or order not in ("asc", "desc") or page < 1 or not 1 <= per_page <= 500:
+        return bad_request(request, f"Bad experiment list query: sort={sort!r}, order={order!r}, page={page}, "
+                           f"per_page={per_page}; sort is name, order asc or desc, page 1 or more, per_page 1 to "
+                           "500.", "/experiments", "all experiments")
+    names = sorted(request.app.state.ctx.tracking.experiment_names(), key=str.lower, reverse=order == "desc")
+    pages = max(1, -(-len(names) // per_page))
+    shown = names[(page - 1) * per_page: page * per_page]
+
+    def link(**changes: Any) -> str:
+        q = {"order": order, "per_page": per_page, "page": page, **changes}
+        return "/experiments?" + urlencode(q)
+
+    return render(request, "experiments.html", names=shown, total=len(names), page=page, pages=pages, link=link,
+                  order=order)
 
 
 def compare_charts(tracking: Any, runs: list[str], metrics: list[str]) -> dict[str, dict[str, Any]]:
