@@ -908,6 +908,36 @@ def test_rerun_of_a_pipeline_and_of_its_step(server, cli, tmp_path):
     row = re.search(rf'<tr>\s*<td><a href="/jobs/{job}">.*?</tr>', listing, re.S)
     assert row and "<td>local</td>" in row.group(0), "review 15, F7: the pipeline's compute is shown"
     cli("job", "cancel", "--name", again["name"])
+    # a pipeline whose nodes name registered components, with inputs and settings, reruns too
+    (tmp_path / "comp.yml").write_text(textwrap.dedent("""\
+        name: studio_rerun_comp
+        version: "1"
+        type: command
+        inputs: {n: {type: integer, default: 1}}
+        command: echo ${{inputs.n}}
+        environment: azureml:AzureML-sklearn-1.5@latest
+        """))
+    cli("component", "create", "--file", str(tmp_path / "comp.yml"), check=True)
+    (tmp_path / "pipe2.yml").write_text(textwrap.dedent("""\
+        type: pipeline
+        experiment_name: studio-rerun-pipe
+        settings: {default_compute: local, continue_on_step_failure: false}
+        inputs: {count: 3}
+        jobs:
+          a:
+            component: azureml:studio_rerun_comp@latest
+            inputs:
+              n: ${{parent.inputs.count}}
+          b:
+            component: azureml:studio_rerun_comp:1
+        """))
+    job2 = cli("job", "create", "--file", str(tmp_path / "pipe2.yml"), "-o", "json", check=True).json()["name"]
+    r = httpx.post(f"{api}/{job2}/rerun", **post)
+    assert r.status_code == 200, r.text
+    assert set(r.json()["jobs"]) == {"a", "b"} and r.json()["inputs"]["count"] in (3, {"type": "integer", "value": 3},
+                                                                                 {"value": 3})
+    for n in (job2, r.json()["name"]):
+        cli("job", "cancel", "--name", n)
 
 
 def test_a_model_page_lists_the_batch_deployments_using_it(server, batch_endpoint):
