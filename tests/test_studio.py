@@ -164,8 +164,10 @@ def test_output_files_are_browsable_and_downloadable(server, hostile_job):
     r = _page(server.url, f"/jobs/{hostile_job}/files/artifacts/outputs/%3Cscript%3Ef.txt?download=1")
     assert r.status_code == 200 and r.content == b"hi"
     assert "attachment" in r.headers["content-disposition"]
-    r = _page(server.url, f"/jobs/{hostile_job}/files/artifacts/..%2F..%2Fsecret.key")
-    assert r.status_code in (400, 404)
+    for bad in ("..%2F..%2Fsecret.key", "%2Fetc%2Fpasswd", "outputs/..%2F..%2F..%2Fsecret.key?download=1"):
+        r = _page(server.url, f"/jobs/{hostile_job}/files/artifacts/{bad}")  # review 15, F4: the HTML 400 page
+        assert r.status_code == 400 and r.headers["content-type"].startswith("text/html"), bad
+        assert "Bad request" in r.text and f'href="/jobs/{hostile_job}"' in r.text and "root:" not in r.text
 
 
 def test_rerun_submits_the_same_spec_as_a_new_job(server, ml_client, hostile_job):
@@ -252,6 +254,7 @@ def test_login_on_a_token_server(tmp_path):
             # regression (studio review): logout ends the session on the server, so a copied cookie is refused
             session = c.cookies.get("openaml_session")
             assert session and c.get("/jobs", headers=HTML).status_code == 200
+            assert 'action="/logout"' in c.get("/jobs", headers=HTML).text  # a session: sign out offered
             assert c.post("/logout", headers={"Origin": url}, follow_redirects=False).status_code == 303
             copied = httpx.get(url + "/jobs", headers=HTML, cookies={"openaml_session": session},
                                follow_redirects=False, timeout=30)
@@ -261,6 +264,12 @@ def test_login_on_a_token_server(tmp_path):
                              timeout=30)
         assert to_login.status_code == 303 and token not in to_login.headers["location"]
         assert "status%3DFailed" in to_login.headers["location"]
+        # review 15, F16: the login page says why the link's token was not used (never silently dropped)
+        page = httpx.get(url + to_login.headers["location"], headers=HTML, timeout=30).text
+        assert 'id="link-token"' in page and "home page only" in page and token not in page
+        wrong = httpx.get(url + "/?token=wrong-token-00000000", headers=HTML, follow_redirects=True, timeout=30)
+        assert 'id="link-token"' in wrong.text and "not valid" in wrong.text
+        assert "answers its own OS user" not in wrong.text  # a token server: a token is needed
         with httpx.Client(base_url=url, timeout=30, follow_redirects=True) as rc:
             assert rc.post("/login", data={"token": reader_token, "next": "/"}, headers={"Origin": url}).status_code == 200
             home = rc.get("/", headers=HTML)
@@ -359,6 +368,8 @@ def test_environment_page_shows_its_build_log(server, cli, tmp_path):
     log.write_text("# openaml environment\n<script>alert('build')</script> resolving\n")
     r = _page(server.url, "/environments/studio-env-venv")
     assert 'id="build-log"' in r.text and "&lt;script&gt;alert(&#39;build&#39;)&lt;/script&gt; resolving" in r.text
+    # review 15, F10: a build that left its log but no environment is not "not built"
+    assert "not built" not in r.text and "failed or in progress" in r.text
 
 
 def test_component_page_lists_the_pipeline_jobs_that_use_the_version(server, cli, tmp_path):
@@ -576,9 +587,21 @@ def test_a_disabled_schedule_stays_listed_with_its_enable_action(server, cli, tm
     there vanished and could never be enabled again from the studio."""
     (tmp_path / "job.yml").write_text("type: command\ncommand: echo hi\nenvironment: azureml:AzureML-sklearn-1.5@latest\n")
     (tmp_path / "sched.yml").write_text(
-        "name: studio-off-sched\ntrigger:\n  type: recurrence\n  frequency: day\n  interval: 1\n"
+        "name: studio-off-sched\ndisplay_name: Nightly <b>retrain</b>\ndescription: the description zq\n"
+        "trigger:\n  type: recurrence\n  frequency: day\n  interval: 1\n"
         "  start_time: \"2999-01-01T00:00:00\"\ncreate_job: ./job.yml\n")
     cli("schedule", "create", "--file", str(tmp_path / "sched.yml"), check=True)
+    # review 15, F13: display name, description, next fire time without raw ISO, the times' zone, last job
+    row = _page(server.url, "/schedules").text.split('data-schedule="studio-off-sched"', 1)[1].split("</tr>", 1)[0]
+    assert "Nightly &lt;b&gt;retrain&lt;/b&gt;" in row and "the description zq" in row
+    assert '<td class="next-fire">2999-01-01 00:00:00</td>' in row, row
+    assert "Times are UTC" in _page(server.url, "/schedules").text
+    fired = httpx.post(f"{server.url}/api/v1/schedules/studio-off-sched/trigger", json={}, timeout=30)
+    assert fired.status_code == 200, fired.text
+    job = fired.json()["job_name"]
+    row = _page(server.url, "/schedules").text.split('data-schedule="studio-off-sched"', 1)[1].split("</tr>", 1)[0]
+    assert f'href="/jobs/{job}"' in row
+    httpx.post(f"{server.url}/api/v1/jobs/{job}/cancel", json={}, timeout=30)
     r = httpx.post(f"{server.url}/api/v1/schedules/studio-off-sched/disable", json={})
     assert r.status_code == 200, r.text
     page = _page(server.url, "/schedules").text
@@ -624,6 +647,13 @@ def test_every_noun_list_is_filtered_sorted_and_paged_on_the_server(server, cli,
     assert names("sort=name&order=asc") == want
     assert names("sort=name&order=desc") == want[::-1]
     assert names("sort=name&per_page=1&page=2") == ["studio_sort_b"]
+    # review 15, F9 (every list): the filter form, the sort links and the pager keep per_page
+    import html as _html
+
+    listing = _page(server.url, "/components?q=studio_sort_&sort=name&per_page=1&page=2").text
+    assert '<input type="hidden" name="per_page" value="1">' in listing
+    links = [_html.unescape(h) for h in re.findall(r'href="(\?q=[^"]*)"', listing)]
+    assert links and all("per_page=1" in h and "q=studio_sort_" in h for h in links), links
     assert "page 2 of 3" in _page(server.url, "/components?q=studio_sort_&sort=name&per_page=1&page=2").text
     assert names("sort=name&order=asc").count("studio_sort_a") == 1
     assert _page(server.url, "/components?q=studio_sort_zzz").text.count("nothing matches") == 1
@@ -644,6 +674,26 @@ def test_bad_input_gets_a_400_naming_it(server, hostile_job):
     assert _page(server.url, "/jobs?until=2026-13-45").status_code == 400
     r = httpx.get(f"{server.url}/jobs/{hostile_job}/log/stream?offset=-5", timeout=30)
     assert r.status_code == 400 and "offset" in r.json()["error"]["message"]
+    for bad in ("per_page=0", "per_page=501", "page=0", "page=-1", "sort=bogus", "order=sideways", "status=Bogus",
+                "type=bogus"):  # review 15, F2: silently defaulted on /jobs, a 400 on every other list
+        r = _page(server.url, f"/jobs?{bad}")
+        assert r.status_code == 400 and "Bad request" in r.text and bad.split("=")[0] in r.text, bad
+    assert _page(server.url, "/jobs?status=Completed&type=command&sort=name&order=asc&per_page=500").status_code == 200
+    for bad in ("page=0", "per_page=abc", "per_page=0", "sort=bogus", "order=up"):
+        assert _page(server.url, f"/experiments?{bad}").status_code == 400, bad
+    import re
+
+    total = int(re.search(r'<h1>Experiments <small class="muted">(\d+)</small>', _page(server.url, "/experiments").text)
+                .group(1))
+    r = _page(server.url, "/experiments?per_page=1&order=desc")
+    assert r.status_code == 200 and f"page 1 of {total}" in r.text or total == 1
+    assert total == 1 or ('rel="next"' in r.text and "per_page=1" in r.text)
+    for bad in ("limit=0", "limit=-3", "limit=9999"):
+        assert _page(server.url, f"/experiments/studio-tests?{bad}").status_code == 400, bad
+    r = httpx.get(f"{server.url}/jobs/{hostile_job}/log?before=-5", timeout=30)  # review 15, F2
+    assert r.status_code == 400 and "before" in r.json()["error"]["message"]
+    chunk = httpx.get(f"{server.url}/jobs/{hostile_job}/log", timeout=30).json()
+    assert "a log line" in chunk["text"] and chunk["size"] > 0 and chunk["start"] == 0
     r = _page(server.url, f"/jobs/{hostile_job}/code/..%2F..%2Fserver.json")
     assert r.status_code == 400 and "Bad request" in r.text and "Not found" not in r.text
 
@@ -757,3 +807,308 @@ def test_home_counts_top_level_jobs_as_the_jobs_list_and_the_favicon_is_served(s
     r = httpx.get(f"{server.url}/favicon.ico", timeout=30)
     assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml") and b"<svg" in r.content
     assert 'rel="icon"' in home
+
+
+def test_data_preview_reads_nothing_outside_the_asset(server, cli, tmp_path):
+    """Regression (review 15, F18/F19): the preview followed an MLTable's ``paths`` (changed after
+    registration) and a folder's links to any file of the server (``/etc/passwd``, the token file)."""
+    secret = tmp_path / "secret_tok.txt"
+    secret.write_text("tok_secret_value_zz9\n")
+    root = tmp_path / "dsroot"
+    (root / "mlt").mkdir(parents=True)
+    (root / "mlt" / "t.csv").write_text("a,b\n1,2\n3,4\n")
+    (root / "mlt" / "MLTable").write_text("paths:\n  - file: ./t.csv\ntransformations:\n  - read_delimited: {delimiter: ','}\n")
+    (root / "lnk").mkdir()
+    (root / "lnk" / "a.csv").write_text("x,y\n5,6\n")
+    r = httpx.put(f"{server.url}/api/v1/datastores/studio_prev_ds", timeout=30,
+                  json={"name": "studio_prev_ds", "type": "local", "path": str(root)})
+    assert r.status_code in (200, 201), r.text
+    for name, typ, folder in (("studio_prev_mlt", "mltable", "mlt"), ("studio_prev_lnk", "uri_folder", "lnk")):
+        cli("data", "create", "--name", name, "--version", "1", "--type", typ,
+            "--path", f"azureml://datastores/studio_prev_ds/paths/{folder}", check=True)
+    r = _page(server.url, "/data/studio_prev_mlt")  # the right value first: the table inside the asset
+    assert r.status_code == 200 and "<td>3</td>" in r.text, r.text[-2000:]
+    assert _page(server.url, "/data/studio_prev_lnk").status_code == 200
+    # the folder changes after registration
+    for bad in ("../secret_tok.txt", "../../secret_tok.txt", str(secret), "/etc/passwd"):
+        (root / "mlt" / "MLTable").write_text(f"paths:\n  - file: {bad}\ntransformations:\n"
+                                              "  - read_delimited: {delimiter: ',', header: no_header}\n")
+        r = _page(server.url, "/data/studio_prev_mlt")
+        assert r.status_code == 400, (bad, r.text[-1500:])
+        assert "tok_secret_value_zz9" not in r.text and "root:x" not in r.text
+        assert bad.replace("/", "") in r.text.replace("/", "").replace("&#39;", "'") or "absolute" in r.text, bad
+    (root / "mlt" / "innerlink.csv").symlink_to(secret)
+    (root / "mlt" / "MLTable").write_text("paths:\n  - file: ./innerlink.csv\n")
+    r = _page(server.url, "/data/studio_prev_mlt")
+    assert r.status_code == 400 and "innerlink.csv" in r.text and "tok_secret_value_zz9" not in r.text
+    (root / "mlt" / "MLTable").write_text("paths:\n  - pattern: ./*.csv\n")
+    r = _page(server.url, "/data/studio_prev_mlt")
+    assert r.status_code == 400 and "tok_secret_value_zz9" not in r.text
+    (root / "mlt" / "MLTable").write_text("paths:\n  - file: https://example.invalid/x.csv\n")
+    r = _page(server.url, "/data/studio_prev_mlt")
+    assert r.status_code == 400 and "example.invalid" in r.text
+    (root / "lnk" / "a.csv").unlink()
+    (root / "lnk" / "a.csv").symlink_to(secret)
+    r = _page(server.url, "/data/studio_prev_lnk")
+    assert r.status_code == 400 and "a.csv" in r.text and "tok_secret_value_zz9" not in r.text
+    (root / "one.csv").write_text("p,q\n7,8\n")
+    cli("data", "create", "--name", "studio_prev_file", "--version", "1", "--type", "uri_file",
+        "--path", "azureml://datastores/studio_prev_ds/paths/one.csv", check=True)
+    assert _page(server.url, "/data/studio_prev_file").status_code == 200
+    (root / "one.csv").unlink()
+    (root / "one.csv").symlink_to(secret)  # a uri_file replaced by a link out of the datastore
+    r = _page(server.url, "/data/studio_prev_file")
+    assert r.status_code == 400 and "one.csv" in r.text and "tok_secret_value_zz9" not in r.text
+
+
+def test_rerun_of_a_pipeline_and_of_its_step(server, cli, tmp_path):
+    """Regressions (review 15, F14/F15): rerunning a pipeline failed ("field 'steps': unknown field");
+    rerunning a step made a child of the finished pipeline, canceled at once. Now: a new pipeline with
+    the same jobs; the step as a standalone job (no parent, no pipeline tags or properties) that runs."""
+    (tmp_path / "pipe.yml").write_text(textwrap.dedent("""\
+        type: pipeline
+        experiment_name: studio-rerun-pipe
+        settings: {default_compute: local}
+        jobs:
+          only_step:
+            type: command
+            command: echo rerun-step-ran
+            environment: azureml:AzureML-sklearn-1.5@latest
+        """))
+    job = cli("job", "create", "--file", str(tmp_path / "pipe.yml"), "-o", "json", check=True).json()["name"]
+    cli("job", "stream", "--name", job, timeout=300)
+    api = f"{server.url}/api/v1/jobs"
+    post = {"headers": {"Origin": server.url}, "json": {}, "timeout": 60}
+    assert httpx.get(f"{api}/{job}", timeout=30).json()["status"] == "Completed"
+    r = httpx.post(f"{api}/{job}/rerun", **post)
+    assert r.status_code == 200, r.text
+    again = r.json()
+    assert again["type"] == "pipeline" and again["name"] != job and set(again["jobs"]) == {"only_step"}
+    step = f"{job}-only_step"
+    original = httpx.get(f"{api}/{step}", timeout=30).json()
+    assert original["parent_job_name"] == job
+    r = httpx.post(f"{api}/{step}/rerun", **post)
+    assert r.status_code == 200, r.text
+    new = r.json()["name"]
+    deadline = time.monotonic() + 240
+    while True:
+        got = httpx.get(f"{api}/{new}", timeout=30).json()
+        if got["status"] in ("Completed", "Failed", "Canceled") or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert got["status"] == "Completed", got
+    assert not got.get("parent_job_name") and got["command"] == "echo rerun-step-ran"
+    assert not {"openaml.pipeline", "openaml.node"} & set(got.get("tags") or {})
+    assert not {"azureml.isreused", "openaml.reason"} & set(got.get("properties") or {})
+    assert new not in _page(server.url, f"/jobs/{job}").text  # not among the old pipeline's child jobs
+    listing = _page(server.url, "/jobs?per_page=500").text
+    assert new in listing  # a top-level job, listed
+    import re
+
+    row = re.search(rf'<tr>\s*<td><a href="/jobs/{job}">.*?</tr>', listing, re.S)
+    assert row and "<td>local</td>" in row.group(0), "review 15, F7: the pipeline's compute is shown"
+    cli("job", "cancel", "--name", again["name"])
+    # a pipeline whose nodes name registered components, with inputs and settings, reruns too
+    (tmp_path / "comp.yml").write_text(textwrap.dedent("""\
+        name: studio_rerun_comp
+        version: "1"
+        type: command
+        inputs: {n: {type: integer, default: 1}}
+        command: echo ${{inputs.n}}
+        environment: azureml:AzureML-sklearn-1.5@latest
+        """))
+    cli("component", "create", "--file", str(tmp_path / "comp.yml"), check=True)
+    (tmp_path / "pipe2.yml").write_text(textwrap.dedent("""\
+        type: pipeline
+        experiment_name: studio-rerun-pipe
+        settings: {default_compute: local, continue_on_step_failure: false}
+        inputs: {count: 3}
+        jobs:
+          a:
+            component: azureml:studio_rerun_comp@latest
+            inputs:
+              n: ${{parent.inputs.count}}
+          b:
+            component: azureml:studio_rerun_comp:1
+        """))
+    job2 = cli("job", "create", "--file", str(tmp_path / "pipe2.yml"), "-o", "json", check=True).json()["name"]
+    r = httpx.post(f"{api}/{job2}/rerun", **post)
+    assert r.status_code == 200, r.text
+    assert set(r.json()["jobs"]) == {"a", "b"} and r.json()["inputs"]["count"] in (3, {"type": "integer", "value": 3},
+                                                                                 {"value": 3})
+    for n in (job2, r.json()["name"]):
+        cli("job", "cancel", "--name", n)
+
+
+def test_a_model_page_lists_the_batch_deployments_using_it(server, batch_endpoint):
+    """Regression (review 15, F8): only online deployments were listed ("Deployments using it: none")."""
+    import re
+
+    deps = _api(server, "GET", "/api/v1/batch-endpoints/bep-studio/deployments").json()
+    deps = deps.get("value", deps) if isinstance(deps, dict) else deps
+    assert deps  # (an earlier test of the module may have deleted one of blue and green)
+    for d in deps:
+        dep, ref = d["name"], d["model"]
+        text = (ref if isinstance(ref, str) else f"{ref['name']}:{ref.get('version', '')}").replace("azureml:", "")
+        model, _, version = text.partition(":")
+        assert model == "bep-studio-model" and version, ref
+        r = _page(server.url, f"/models/{model}?version={version}")
+        assert r.status_code == 200
+        used = re.search(r'<ul id="used-by">(.*?)</ul>', r.text, re.S)
+        assert used and f'href="/batch-endpoints/bep-studio/deployments/{dep}"' in used.group(1), r.text[-3000:]
+        assert "none" not in used.group(1)
+
+
+def test_an_experiment_named_with_a_slash_opens_and_paging_keeps_per_page(server, cli, tmp_path):
+    """Regressions (review 15, F1, F9): ``/experiments/team/churn`` was a 404; the job list's paging
+    and sort links and its filter form dropped ``per_page`` (page 2 opened at 50 a page, empty)."""
+    import html
+    import re
+
+    names = []
+    for i in range(3):
+        (tmp_path / f"j{i}.yml").write_text(textwrap.dedent(f"""\
+            type: command
+            command: echo slash-{i}
+            experiment_name: studio-team/churn
+            environment: azureml:AzureML-sklearn-1.5@latest
+            """))
+        names.append(cli("job", "create", "--file", str(tmp_path / f"j{i}.yml"), "-o", "json", check=True).json()["name"])
+    listing = _page(server.url, "/experiments").text
+    assert 'href="/experiments/studio-team/churn"' in listing
+    for path in ("/experiments/studio-team/churn", "/experiments/studio-team%2Fchurn"):
+        r = _page(server.url, path)
+        assert r.status_code == 200 and all(n in r.text for n in names), path
+    r = _page(server.url, "/jobs?experiment=studio-team/churn&per_page=2")
+    assert r.status_code == 200 and "page 1 of 2" in r.text
+    links = [html.unescape(h) for h in re.findall(r'href="(/jobs\?[^"]*)"', r.text)]
+    assert links and all("per_page=2" in h and "experiment=studio-team%2Fchurn" in h for h in links), links
+    nxt = html.unescape(re.search(r'href="([^"]*)" rel="next"', r.text).group(1))
+    page2 = _page(server.url, nxt).text
+    assert "page 2 of 2" in page2 and sum(n in page2 for n in names) == 1
+    assert '<input type="hidden" name="per_page" value="2">' in r.text
+    for n in names:
+        cli("job", "cancel", "--name", n)
+
+
+def test_sweep_metric_by_trial_chart_is_in_trial_order(server, cli, tmp_path):
+    """Regression (review 15, F17): "score by trial" drew the trials best-first (always a falling
+    line); now x is the trial number, one marker per trial titled with its name, the best marked."""
+    import re
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "t.py").write_text("import sys, mlflow\nx = float(sys.argv[1])\n"
+                                           "mlflow.log_metric('score', x * 2)\n")
+    (tmp_path / "s.yml").write_text(textwrap.dedent("""\
+        type: sweep
+        compute: azureml:local
+        sampling_algorithm: grid
+        search_space: {x: {type: choice, values: [0.1, 0.5, 0.3]}}
+        objective: {goal: maximize, primary_metric: score}
+        limits: {max_total_trials: 3, max_concurrent_trials: 3}
+        trial:
+          code: src
+          command: python t.py ${{search_space.x}}
+          environment: azureml:AzureML-sklearn-1.5@latest
+        """))
+    name = cli("job", "create", "--file", str(tmp_path / "s.yml"), "-o", "json", check=True).json()["name"]
+    cli("job", "stream", "--name", name, timeout=300)
+    trials = httpx.get(f"{server.url}/api/v1/jobs/{name}", timeout=30).json()["trials"]
+    assert len(trials) == 3 and all(isinstance(t["metric"], float) for t in trials)
+    by_index = [t["name"] for t in sorted(trials, key=lambda t: t["index"])]
+    best = max(trials, key=lambda t: t["metric"])["name"]
+    page = _page(server.url, f"/jobs/{name}").text
+    marks = re.findall(r'<circle cx="([\d.]+)" cy="([\d.]+)" r="(\d)" class="trial-mark( best)?"[^>]*><title>([^<:]+): ',
+                       page)
+    assert [m[4] for m in marks] == by_index, marks
+    assert [float(m[0]) for m in marks] == sorted(float(m[0]) for m in marks)  # left to right by trial number
+    assert [m[4] for m in marks if m[3]] == [best]
+    table = re.search(r'<table class="grid" id="trials-table">.*?</table>', page, re.S).group(0)
+    assert "None" not in table  # review 15, F6: Python's None and unit-less seconds
+    assert len(re.findall(r"<td>(?:\d+\.\d+s|\d+m \d\ds)</td>", table)) == 3, table
+    value = {t["name"]: t["metric"] for t in trials}
+    ys = [float(m[1]) for m in marks]  # SVG y grows downwards: a higher score is drawn higher (smaller y)
+    for i in range(len(by_index) - 1):
+        a, b = by_index[i], by_index[i + 1]
+        assert (value[a] > value[b]) == (ys[i] < ys[i + 1]), (a, b)
+
+
+def test_an_output_link_is_listed_as_a_link_not_stat_through(server, hostile_job, tmp_path):
+    """Regression (review 15, F19): the output listing showed the size of a link's target outside."""
+    import re
+
+    target = tmp_path / "outside_secret.txt"
+    target.write_text("s" * 12345)
+    found = [p for p in Path(server.path).rglob("<script>f.txt")
+             if hostile_job in p.parts and "mlartifacts" in p.parts]  # the run's artifact store
+    assert found
+    link = found[0].parent / "lnk_out.txt"
+    link.symlink_to(target)
+    try:
+        page = _page(server.url, f"/jobs/{hostile_job}/files/artifacts/outputs").text
+        row = re.search(r"<tr><td><a [^>]*>lnk_out.txt</a></td><td>(.*?)</td>", page)
+        assert row and "link" in row.group(1) and "12345" not in page, page[-2000:]
+        r = _page(server.url, f"/jobs/{hostile_job}/files/artifacts/outputs/lnk_out.txt?download=1")
+        assert r.status_code == 400 and "s" * 100 not in r.text
+    finally:
+        link.unlink()
+
+
+def test_a_missing_version_is_named_as_a_version_and_an_empty_one_is_the_latest(server, cli, tmp_path):
+    """Regression (review 15, F3): ``?version=99`` of an existing asset said there was no such asset,
+    and an empty ``?version=`` (a GET form's) was a 404 instead of the latest."""
+    (tmp_path / "v.csv").write_text("a\n1\n")
+    cli("data", "create", "--name", "studio_ver_q", "--version", "3", "--type", "uri_file", "--path",
+        str(tmp_path / "v.csv"), check=True)
+    r = _page(server.url, "/data/studio_ver_q?version=99")
+    assert r.status_code == 404 and "data asset &#39;studio_ver_q&#39; has no version &#39;99&#39;" in r.text
+    assert 'href="/data/studio_ver_q"' in r.text and "There is no data asset" not in r.text
+    r = _page(server.url, "/data/studio_ver_q?version=")
+    assert r.status_code == 200 and "studio_ver_q" in r.text
+    r = _page(server.url, "/data/studio_ver_nope?version=1")
+    assert r.status_code == 404 and "There is no data asset &#39;studio_ver_nope&#39;" in r.text
+    r = _page(server.url, "/models/studio_ver_nope_model?version=2")
+    assert r.status_code == 404 and "There is no model" in r.text
+
+
+def test_datastore_browse_outside_or_of_a_file_is_a_400_page(server):
+    """Regression (review 15, F5): a 200 listing "empty" with a Python exception name in it."""
+    for bad in ("..%2F..%2F", "%2Fetc"):
+        r = _page(server.url, f"/datastores/workspaceblobstore/browse/{bad}")
+        assert r.status_code == 400 and "Bad request" in r.text and "PathEscapeError" not in r.text, bad
+        assert 'href="/datastores/workspaceblobstore"' in r.text
+
+
+def test_a_server_without_auth_offers_no_sign_out(server):
+    """Regression (review 15, F11): a tokenless loopback server showed "sign out", which led to a login
+    page saying a token was needed."""
+    page = _page(server.url, "/jobs").text
+    assert "(Owner)" in page and 'action="/logout"' not in page
+    login = _page(server.url, "/login").text
+    assert "answers its own OS user" in login and "This server needs a token" not in login
+
+
+def test_traffic_naming_an_unknown_deployment_is_refused_even_at_zero(server):
+    """Regression (review 15, F12): the traffic form's ``{"blue": 100, "ghost": 0}`` was accepted."""
+    r = _api(server, "PUT", "/api/v1/online-endpoints/studio-traffic-ep", {"name": "studio-traffic-ep"})
+    assert r.status_code in (200, 201), r.text
+    r = _api(server, "PUT", "/api/v1/online-endpoints/studio-traffic-ep",
+              {"name": "studio-traffic-ep", "traffic": {"ghost": 0}})
+    assert r.status_code == 400 and "ghost" in r.json()["error"]["message"], r.text
+    r = _api(server, "PUT", "/api/v1/online-endpoints/studio-traffic-ep",
+              {"name": "studio-traffic-ep", "description": "still updatable"})
+    assert r.status_code == 200, r.text
+    _api(server, "DELETE", "/api/v1/online-endpoints/studio-traffic-ep")
+
+
+def test_a_dashboard_file_that_is_a_link_is_not_read(tmp_path):
+    """Hardening (review 15, F19): a job output's link is never read through by the server."""
+    from openaml.server.studio._rai_data import SCHEMA, load_dashboard
+
+    target = tmp_path / "elsewhere.json"
+    target.write_text(json.dumps({"schema": SCHEMA, "title": "secret-title"}))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "dashboard.json").symlink_to(target)
+    with pytest.raises(ValueError, match="is a link"):
+        load_dashboard(tmp_path / "out" / "dashboard.json")
+    assert load_dashboard(target)["title"] == "secret-title"

@@ -206,6 +206,13 @@ after its end (a sweep's own log, written by the leading server, too); its named
 
             # the full log, as the leader wrote it, lines after the end included
             assert _log_served_whole(b.url, ws_a, job.name) == ""
+            # the studio's job page of the standby shows it too (read through the jobs service; regression:
+            # the page read the local file only, absent on this host)
+            page = httpx.get(f"{b.url}/jobs/{job.name}", headers={"Accept": "text/html"}, timeout=60).text
+            assert "first-line" in page and "last-line" in page
+            chunk = httpx.get(f"{b.url}/jobs/{job.name}/log", timeout=60).json()
+            leader_log = ws_a / "jobs" / job.name / "user_logs" / "std_log.txt"
+            assert "last-line" in chunk["text"] and chunk["size"] == leader_log.stat().st_size
             # a log the leading server writes itself (a sweep's own, its last line after the trials
             # ended) is pushed too: the standby serves all of it (regression: never pushed)
             sweep = command(code=str(code), command="python -c \"print(${{inputs.x}})\"",

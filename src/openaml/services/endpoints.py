@@ -152,14 +152,19 @@ class EndpointService:
             fields = set(spec) & set(ManagedOnlineEndpoint.model_fields)
             merged = {**current["spec"], **{k: v for k, v in data.items() if k in fields}}
             names = {d["name"] for d in self.repo.list_deployments(ep.name)}
-            self._check_traffic(ep.name, merged.get("traffic", {}), merged.get("mirror_traffic", {}), existing=names)
+            self._check_traffic(ep.name, merged.get("traffic", {}), merged.get("mirror_traffic", {}), existing=names,
+                                named={k for f in ("traffic", "mirror_traffic") if f in fields for k in (data.get(f) or {})})
             self.repo.update_endpoint(ep.name, lambda _e: {"spec": merged})
         self._refresh(ep.name)
         return self.get_endpoint(ep.name)
 
-    def _check_traffic(self, name: str, traffic: dict[str, int], mirror: dict[str, int], existing: set[str]) -> None:
+    def _check_traffic(self, name: str, traffic: dict[str, int], mirror: dict[str, int], existing: set[str],
+                       named: set[str] | None = None) -> None:
+        """``named``: the deployments this update's traffic names; one of them that the endpoint does
+        not have is refused even at 0 % (Azure ML refuses traffic for an unknown deployment)."""
         problems = check_traffic(traffic, mirror)
-        unknown = sorted(k for k, v in {**traffic, **mirror}.items() if v and k not in existing)
+        unknown = sorted(k for k, v in {**traffic, **mirror}.items()
+                         if (v or k in (named or set())) and k not in existing)
         if unknown:
             problems.append(f"traffic names deployment(s) {unknown} that endpoint {name!r} does not have "
                             f"(its deployments: {sorted(existing) or 'none'})")

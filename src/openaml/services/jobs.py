@@ -148,11 +148,24 @@ class JobService:
 
     def rerun(self, name: str) -> JobRecord:
         """Submit job ``name``'s spec again as a new job (Azure ML studio's "Clone" then submit): the
-        spec as it was submitted, less the fields the server sets and the name. Raises NotFoundError."""
+        spec as it was submitted, less the fields the server sets and the name. A pipeline's step
+        table (``steps``) and compile ``warnings`` are the server's, not the user's, and are dropped. A
+        child job (a pipeline's step, a sweep's trial) is submitted as a standalone job with its own
+        definition: no parent, none of the pipeline's tags and properties (``openaml.*``,
+        ``azureml.isreused``/``azureml.reusedrunid``), so it is not canceled with its finished
+        parent. Raises NotFoundError."""
         from openaml.services._job_core import SERVER_FIELDS
 
         row = self.ctx.store.get_job(name)
-        return self.submit({k: v for k, v in dict(row["spec"]).items() if k not in SERVER_FIELDS and k != "name"})
+        spec = {k: v for k, v in dict(row["spec"]).items()
+                if k not in SERVER_FIELDS and k not in ("name", "steps", "warnings", "parent_job_name")}
+        if row.get("parent_job_name") or dict(row["spec"]).get("parent_job_name"):
+            for field, dropped in (("tags", ("openaml.pipeline", "openaml.node")),
+                                   ("properties", ("azureml.isreused", "azureml.reusedrunid", "openaml.reason",
+                                                   "openaml.pipeline_node"))):
+                if isinstance(spec.get(field), dict):
+                    spec[field] = {k: v for k, v in spec[field].items() if k not in dropped}
+        return self.submit(spec)
 
     # ------------------------------------------------------------------ cancel
     def cancel(self, name: str, reason: str = "canceled by the user") -> JobRecord:
@@ -211,6 +224,18 @@ class JobService:
         new_offset = offset + len(data)
         return {"data": data.decode("utf-8", errors="replace"), "offset": new_offset, "status": row["status"],
                 "terminal": terminal and new_offset >= size, "error": row["error"]}
+
+    def log_size(self, name: str) -> int:
+        """Bytes in job ``name``'s ``user_logs/std_log.txt`` (0 before it starts): the local file, or
+        (a job run by another server of the workspace) the copy on the workspace's files, as
+        :meth:`read_log` reads them. Raises NotFoundError: no such job."""
+        self.ctx.store.get_job(name)
+        path = self.ctx.layout.job_dir(name) / "user_logs" / "std_log.txt"
+        if path.exists():
+            return path.stat().st_size
+        files = files_of(self.ctx)
+        remote = files.read_log(name, 1 << 62, 0) if files is not None else None
+        return remote[0] if remote is not None else 0
 
     def output_dir(self, name: str, output: str) -> Path:
         """Local folder (or file) of the default artifact output or of a named output."""

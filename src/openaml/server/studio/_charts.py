@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["downsample", "line_chart", "parallel_coordinates"]
+__all__ = ["downsample", "line_chart", "parallel_coordinates", "trial_chart"]
 
 Point = tuple[float, float]
 
@@ -91,6 +91,27 @@ def line_chart(series: Mapping[str, Sequence[Point]], *, width: int = 560, heigh
                       "n": (sizes or {}).get(label, len(series[label])), "shown": len(pts)})
     return {"width": width, "height": height, "lines": lines, "x_range": (min(xs), max(xs)),
             "y_range": (min(ys), max(ys))}
+
+
+def trial_chart(trials: Sequence[tuple[float, float, str, bool]], *, label: str = "metric", width: int = 560,
+                height: int = 220) -> dict[str, Any]:
+    """A sweep's primary metric by trial (Azure ML studio's "primary metric by trial" chart): x is the
+    trial number, one line in that order and one marker per trial titled with its name and value.
+
+    ``trials``: ``(trial number, value, trial name, best)`` in any order. Returns :func:`line_chart`'s
+    shape plus ``"marks": [{"x", "y", "label", "best"}]`` (SVG coordinates, sorted by trial number)."""
+    ordered = sorted(trials, key=lambda t: t[0])
+    chart = line_chart({label: [(t[0], t[1]) for t in ordered]}, width=width, height=height,
+                       max_points=max(2, len(ordered)))
+    chart["marks"] = []
+    if ordered:
+        pad = 36
+        xs, ys = [t[0] for t in ordered], [t[1] for t in ordered]
+        sx = _scale(min(xs), max(xs), pad, width - 8)
+        sy = _scale(min(ys), max(ys), height - 20, 10)
+        chart["marks"] = [{"x": round(sx(n), 1), "y": round(sy(v), 1), "label": f"{name}: {v:.6g}", "best": best}
+                          for n, v, name, best in ordered]
+    return chart
 
 
 def parallel_coordinates(rows: list[dict[str, Any]], axes: list[str], *, color_by: str | None = None,

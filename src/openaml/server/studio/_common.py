@@ -33,13 +33,24 @@ def duration(start: datetime | None, end: datetime | None) -> str:
     return f"{h}h {m:02d}m" if h else f"{m}m {s:02d}s"
 
 
+def seconds(value: Any) -> str:
+    """A duration in seconds in :func:`duration`'s format (``5.2s``, ``3m 04s``, ``1h 02m``); "" for none."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return ""
+    if value < 60:
+        return f"{value:.1f}s"
+    m, s = divmod(int(value), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h {m:02d}m" if h else f"{m}m {s:02d}s"
+
+
 def fmt_time(value: Any) -> str:
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     return str(value or "")
 
 
-_env.globals.update(duration=duration, fmt_time=fmt_time, TERMINAL=TERMINAL)
+_env.globals.update(duration=duration, seconds=seconds, fmt_time=fmt_time, TERMINAL=TERMINAL)
 
 
 def compile_templates() -> int:
@@ -71,8 +82,11 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     principal = getattr(request.state, "principal", None)
     ctx = request.app.state.ctx
     context.setdefault("status", status_code)
+    from openaml.server._auth import SESSION_COOKIE
+
     html = _env.get_template(template).render(
         request=request, workspace=ctx.workspace_name, principal=principal,
+        signed_in=SESSION_COOKIE in request.cookies,  # a session to end (a tokenless server's owner has none)
         can_write=can(request, "write"), can_infra=can(request, "infra"), **context)
     return HTMLResponse(html, status_code=status_code, headers={"cache-control": "no-store"})
 

@@ -14,14 +14,14 @@ import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from openaml.errors import NotFoundError, OpenAMLError
-from openaml.server.studio._charts import line_chart, parallel_coordinates
+from openaml.errors import NotFoundError, OpenAMLError, ValidationError
+from openaml.server.studio._charts import line_chart, parallel_coordinates, trial_chart
 from openaml.server.studio._common import TERMINAL, bad_request, duration, not_found, render, services
 from openaml.server.studio._rai_explain import job_explained
 from openaml.store import JOB_SORTS, JobQuery
@@ -66,15 +66,25 @@ def jobs_list(request: Request, status: str = "", type: str = "", experiment: st
             bounds[param] = _day(value, end=param == "until")
         except ValueError as e:
             return bad_request(request, f"Bad job list query: {param}={e}.", "/jobs", "all jobs")
+    # a value out of range gets the 400 page naming it, as every other list (never a silent default)
+    for param, value, allowed in (("status", status, STATUSES), ("type", type, TYPES), ("sort", sort, JOB_SORTS),
+                                  ("order", order, ("asc", "desc"))):
+        if value and value not in allowed:
+            return bad_request(request, f"Bad job list query: {param}={value!r}; give one of {', '.join(allowed)}.",
+                               "/jobs", "all jobs")
+    if page < 1 or not 1 <= per_page <= 500:
+        return bad_request(request, f"Bad job list query: page={page}, per_page={per_page}; page must be 1 or more "
+                           "and per_page between 1 and 500.", "/jobs", "all jobs")
     jq = JobQuery(status=status or None, type=type or None, experiment=experiment or None, tag=tag or None,
-                  since=bounds["since"], until=bounds["until"], sort=sort if sort in JOB_SORTS else "created",
-                  desc=order != "asc", page=max(1, page), per_page=min(max(1, per_page), 500))
+                  since=bounds["since"], until=bounds["until"], sort=sort or "created",
+                  desc=order != "asc", page=page, per_page=per_page)
     rows, total = ctx.store.page_jobs(jq)
     filters = {"status": status, "type": type, "experiment": experiment, "tag": tag, "since": since,
                "until": until}
 
     def link(**changes: Any) -> str:
-        q = {**filters, "sort": jq.sort, "order": "desc" if jq.desc else "asc", "page": jq.page, **changes}
+        q = {**filters, "sort": jq.sort, "order": "desc" if jq.desc else "asc", "page": jq.page,
+             "per_page": jq.per_page if jq.per_page != 50 else "", **changes}
         return "/jobs?" + urlencode({k: v for k, v in q.items() if v not in ("", None)})
 
     pages = max(1, -(-total // jq.per_page))
@@ -108,14 +118,36 @@ def _read_back(path: Path, before: int | None) -> tuple[str, int, int]:
     return data.decode("utf-8", errors="replace"), start, size
 
 
+def _log_back(request: Request, name: str, before: int | None) -> tuple[str, int, int]:
+    """:func:`_read_back` of the job's log: the local file, else through ``JobService`` (a job run by
+    another server of the workspace: its log on the workspace's files, e.g. an S3 default datastore)."""
+    path = _log_path(request, name)
+    if path.exists():
+        return _read_back(path, before)
+    svc = services(request)["jobs"]
+    size = svc.log_size(name)
+    end = size if before is None else max(0, min(before, size))
+    start = max(0, end - LOG_CHUNK)
+    if end <= start:
+        return "", start, size
+    text = str(svc.read_log(name, start, limit=end - start)["data"])
+    if start > 0:  # begin at a line boundary (as _read_back does)
+        cut = text.find("\n")
+        if 0 <= cut < len(text) - 1:
+            start += len(text[:cut + 1].encode("utf-8"))
+            text = text[cut + 1:]
+    return text.lstrip("\ufffd") if start > 0 else text, start, size
+
+
 def _files(base: Path, rel: str = "", limit: int = 500) -> list[dict[str, Any]]:
     folder = base / rel if rel else base
     if not folder.is_dir():
         return []
     out = []
     for p in sorted(folder.iterdir(), key=lambda p: (not p.is_dir(), p.name))[:limit]:
-        out.append({"name": p.name, "path": f"{rel}/{p.name}".lstrip("/"), "dir": p.is_dir(),
-                    "size": p.stat().st_size if p.is_file() else None})
+        link = p.is_symlink()  # a link is listed as a link: never stat'ed through (its target may be anywhere)
+        out.append({"name": p.name, "path": f"{rel}/{p.name}".lstrip("/"), "dir": p.is_dir() and not link,
+                    "size": p.lstat().st_size if p.is_file() and not link else None, "link": link})
     return out
 
 
@@ -170,6 +202,9 @@ def _sweep_view(rec: dict[str, Any]) -> dict[str, Any]:
     metric = obj.get("primary_metric")
     trials = list(rec.get("trials") or [])
     best = rec.get("best_child_run_id")
+    if not best:  # while the sweep runs: the best completed trial so far (the trials come best first)
+        best = next((t.get("name") for t in trials if t.get("status") == "Completed"
+                     and isinstance(t.get("metric"), int | float)), None)
     params = sorted({k for t in trials for k in (t.get("params") or t.get("parameters") or {})})
     rows: list[dict[str, Any]] = []
     for i, t in enumerate(trials):
@@ -180,8 +215,11 @@ def _sweep_view(rec: dict[str, Any]) -> dict[str, Any]:
             values[metric] = value
         rows.append({"label": name, "values": values, "best": name == best, "index": i})
     pc = parallel_coordinates(rows, [*params, *([metric] if metric else [])], color_by=metric)
-    by_trial = line_chart({metric or "metric": [(i, float(r["values"][metric])) for i, r in enumerate(rows)
-                                               if metric and isinstance(r["values"].get(metric), int | float)]})
+    # by trial number (the order trials were made), not the table's best-first order
+    by_trial = trial_chart([(float(t["index"] if isinstance(t.get("index"), int) else r["index"]),
+                             float(r["values"][metric]), r["label"], r["best"])
+                            for t, r in zip(trials, rows, strict=True)
+                            if metric and isinstance(r["values"].get(metric), int | float)], label=metric or "metric")
     return {"metric": metric, "goal": obj.get("goal"), "trials": trials, "params": params, "best": best,
             "parallel": pc, "by_trial": by_trial}
 
@@ -200,7 +238,7 @@ def job_page(request: Request, name: str) -> HTMLResponse:
     for key in sorted(rec.get("metrics") or {})[:50]:  # a run with thousands of metrics: the table has them all
         points, n = ctx.tracking.metric_series(name, key)
         charts[key] = line_chart({name: points}, sizes={name: n})
-    text, start, size = _read_back(_log_path(request, name), None)
+    text, start, size = _log_back(request, name, None)
     outputs = ["artifacts", *sorted(row["runtime"].get("outputs") or {})]
     children = ctx.store.list_jobs(parent_name=name, include_archived=True, ascending=True, limit=500)
     graph = pipeline_graph(dict(rec.get("steps") or {}), dict(rec.get("jobs") or {})) if rec.get("type") == "pipeline" else None
@@ -234,7 +272,11 @@ def job_log_chunk(request: Request, name: str, before: int | None = None) -> Res
         request.app.state.ctx.store.get_job(name)
     except NotFoundError as e:
         return JSONResponse(e.to_payload(), status_code=404)
-    text, start, size = _read_back(_log_path(request, name), before)
+    if before is not None and before < 0:
+        bad = ValidationError(f"field 'before': {before} is not a byte offset; give 0 or more (the 'start' of "
+                              "the previous answer)", details={"field": "before", "value": before})
+        return JSONResponse(bad.to_payload(), status_code=400)
+    text, start, size = _log_back(request, name, before)
     return JSONResponse({"text": text, "start": start, "size": size})
 
 
@@ -289,8 +331,8 @@ def job_files(request: Request, name: str, output: str, rel: str = "") -> Respon
         target = safe_join(base, rel, what="file path") if rel else base
     except NotFoundError:
         return not_found(request, f"output {output!r} of job {name!r}", f"/jobs/{name}", f"job {name}")
-    except OpenAMLError as e:
-        return JSONResponse(e.to_payload(), status_code=e.http_status)
+    except OpenAMLError as e:  # a path leading out of the output: the studio's 400 page, naming it
+        return bad_request(request, f"Bad file path: {e.message}", f"/jobs/{name}", f"job {name}")
     if target.is_file():
         media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         if media.startswith("text/html") or media in ("image/svg+xml", "application/xhtml+xml"):
@@ -307,14 +349,27 @@ def job_files(request: Request, name: str, output: str, rel: str = "") -> Respon
 def job_rerun(name: str) -> Response:
     """Moved to the API (``POST /api/v1/jobs/{name}/rerun``, typed in the OpenAPI document, role
     checked there); this old studio route redirects there (307 keeps the method and the body)."""
-    from urllib.parse import quote
-
     return RedirectResponse(f"/api/v1/jobs/{quote(name, safe='')}/rerun", status_code=307)
 
 
 @router.get("/experiments", response_class=HTMLResponse)
-def experiments(request: Request) -> HTMLResponse:
-    return render(request, "experiments.html", names=request.app.state.ctx.tracking.experiment_names())
+def experiments(request: Request, page: int = 1, per_page: int = 500, sort: str = "name",
+                order: str = "asc") -> HTMLResponse:
+    """Experiment names, sorted by name (``order``), paged (``per_page`` 1-500); a bad value is a 400."""
+    if sort != "name" or order not in ("asc", "desc") or page < 1 or not 1 <= per_page <= 500:
+        return bad_request(request, f"Bad experiment list query: sort={sort!r}, order={order!r}, page={page}, "
+                           f"per_page={per_page}; sort is name, order asc or desc, page 1 or more, per_page 1 to "
+                           "500.", "/experiments", "all experiments")
+    names = sorted(request.app.state.ctx.tracking.experiment_names(), key=str.lower, reverse=order == "desc")
+    pages = max(1, -(-len(names) // per_page))
+    shown = names[(page - 1) * per_page: page * per_page]
+
+    def link(**changes: Any) -> str:
+        q = {"order": order, "per_page": per_page, "page": page, **changes}
+        return "/experiments?" + urlencode(q)
+
+    return render(request, "experiments.html", names=shown, total=len(names), page=page, pages=pages, link=link,
+                  order=order)
 
 
 def compare_charts(tracking: Any, runs: list[str], metrics: list[str]) -> dict[str, dict[str, Any]]:
@@ -329,13 +384,16 @@ def compare_charts(tracking: Any, runs: list[str], metrics: list[str]) -> dict[s
     return charts
 
 
-@router.get("/experiments/{name}", response_class=HTMLResponse)
+@router.get("/experiments/{name:path}", response_class=HTMLResponse)  # MLflow names may hold "/"
 def experiment_page(request: Request, name: str, limit: int = 100, parent: str = "") -> HTMLResponse:
     """Runs of an experiment side by side: parameters (those that differ first), metrics overlaid.
     ``parent``: the child jobs of that job instead (a sweep's trials, a pipeline's steps), the sweep
     page's "Compare trials" link."""
     ctx = request.app.state.ctx
-    per_page = min(max(1, limit), 500)
+    if not 1 <= limit <= 500:
+        return bad_request(request, f"Bad compare query: limit={limit}; give 1 to 500 runs.",
+                           f"/experiments/{quote(name)}", f"experiment {name}")
+    per_page = limit
     if parent:
         rows, total = ctx.store.page_jobs(JobQuery(parent=parent, per_page=per_page))
         if not total:

@@ -41,8 +41,15 @@ def favicon() -> Response:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, next: str = "/") -> HTMLResponse:
-    return render(request, "login.html", next=safe_next(next), error=None)
+def login_page(request: Request, next: str = "/", link_token: str = "") -> HTMLResponse:
+    """The sign-in form. ``link_token``: the page asked for had a ``?token=`` that was not used
+    (``invalid``: not valid; ``elsewhere``: given on a page other than ``/``, the only one taking it)."""
+    settings = request.app.state.ctx.settings
+    from openaml.server._serve import is_loopback
+
+    return render(request, "login.html", next=safe_next(next), error=None,
+                  link_token=link_token if link_token in ("invalid", "elsewhere") else "",
+                  tokenless=not settings.token and is_loopback(settings.host))
 
 
 @router.post("/login")
@@ -93,9 +100,13 @@ def login_location(path: str, query: str) -> str:
 
     A ``token`` query parameter is dropped: it is never carried into the login form, the redirect or
     the browser's history (the token travels only in the login form's POST body)."""
+    had_token = False
     if query:
         from urllib.parse import parse_qsl, urlencode
 
-        query = urlencode([(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "token"])
+        pairs = parse_qsl(query, keep_blank_values=True)
+        had_token = any(k == "token" for k, _ in pairs)
+        query = urlencode([(k, v) for k, v in pairs if k != "token"])
     target = path + (f"?{query}" if query else "")
-    return "/login?next=" + quote(safe_next(target), safe="")
+    note = ("&link_token=" + ("invalid" if path == "/" else "elsewhere")) if had_token else ""
+    return "/login?next=" + quote(safe_next(target), safe="") + note

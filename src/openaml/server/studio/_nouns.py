@@ -13,8 +13,10 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
-from openaml.errors import NotFoundError, OpenAMLError, ValidationError
-from openaml.server.studio._common import render, render_list, services, sort_key
+from openaml.datastores._mltable import is_url
+from openaml.datastores._paths import parse_datastore_uri, relative_parts
+from openaml.errors import NotFoundError, OpenAMLError, PathEscapeError, ValidationError
+from openaml.server.studio._common import bad_request, render, render_list, services, sort_key
 from openaml.store import JobQuery
 
 __all__ = ["router", "preview_table", "PREVIEW_ROWS", "PROFILE_ROWS"]
@@ -51,23 +53,101 @@ def _missing(request: Request, what: str, back: str, label: str) -> HTMLResponse
     return render(request, "404.html", status_code=404, what=what, back=back, back_label=label)
 
 
+def _missing_version(request: Request, svc: Any, noun: str, path: str, name: str, version: str | None) -> HTMLResponse:
+    """The 404 page of a version that is not there: "<noun> 'x' has no version 'v'" with a link to the
+    asset's page (its versions) when the asset exists, else "There is no <noun> 'x'"."""
+    if version:
+        try:
+            svc.get(name, version=None, label="latest")
+        except (NotFoundError, ValidationError):
+            pass
+        else:
+            return render(request, "404.html", status_code=404, message=f"{noun} {name!r} has no version {version!r}.",
+                          back=f"/{path}/{quote(name, safe='')}", back_label=f"{noun} {name} (its versions)")
+    return _missing(request, f"{noun} {name!r}", f"/{path}", f"all {noun}s")
+
+
 # ---------------------------------------------------------------------------- data
-def preview_table(path: Path, kind: str) -> tuple[list[str], list[list[Any]], list[dict[str, Any]]]:
+def _inside(root: Path, path: Path, shown: str) -> Path:
+    """``path`` resolved (links followed), refused when that leaves ``root`` (itself resolved)."""
+    resolved = path.resolve()
+    if resolved != root and root not in resolved.parents:
+        raise PathEscapeError(f"{shown!r} is outside the asset's folder (a link or path leading out of it); "
+                              "the preview reads only files inside the asset", details={"value": shown})
+    return resolved
+
+
+def _mltable_files(folder: Path, spec: dict[str, Any], resolve_uri: Any) -> list[Path]:
+    """The files an MLTable's ``paths`` name, each confined: a local path must resolve inside the
+    MLTable's folder (no ``..``, no absolute path, no link leading out), an ``azureml://datastores/``
+    URI is resolved through the datastore's port (confined to that datastore) and read only inside
+    the folder it names; any other URL is refused. Raises PathEscapeError naming the path."""
+    root = folder.resolve()
+    out: list[Path] = []
+    for entry in spec.get("paths") or []:
+        if not isinstance(entry, dict) or len(entry) != 1:
+            raise ValidationError(f"MLTable paths entry {entry!r} is not one of file, folder, pattern")
+        kind, value = next(iter(entry.items()))
+        value = str(value)
+        base, rel = root, value
+        if is_url(value):
+            if parse_datastore_uri(value) is None:
+                raise PathEscapeError(f"MLTable path {value!r} is a URL the server does not read; the preview "
+                                      "reads files inside the asset's folder or on a datastore",
+                                      details={"value": value})
+            base, rel = Path(resolve_uri(value)).resolve(), ""
+        if kind == "pattern":
+            parts = relative_parts(rel, what="MLTable pattern")
+            hits = sorted(base.glob("/".join(parts))) if parts else []
+        else:
+            target = base.joinpath(*relative_parts(rel, what=f"MLTable {kind} path"))
+            hits = sorted(p for p in target.rglob("*") if p.is_file()) if kind == "folder" else [target]
+        for p in hits:
+            shown = value if p == base or base not in p.parents else f"{value} ({p.relative_to(base).as_posix()})"
+            resolved = _inside(base, p, shown)
+            if resolved.is_file():
+                out.append(resolved)
+    if not out:
+        raise ValueError("the MLTable's paths name no file inside the asset")
+    return out
+
+
+def preview_table(path: Path, kind: str, resolve_uri: Any = None) -> tuple[list[str], list[list[Any]],
+                                                                         list[dict[str, Any]]]:
     """First rows of a tabular asset (CSV/TSV/Parquet/JSON lines file, a folder of them, or an MLTable)
     and a profile of its columns (type, non-null count, distinct count, min, max, mean) over the first
-    :data:`PROFILE_ROWS` rows. Raises ValueError when the asset is not tabular."""
+    :data:`PROFILE_ROWS` rows. Only files inside the asset are read (an MLTable's ``paths`` and a
+    folder's links are checked when read, not only when the asset was registered: the folder may have
+    changed since); ``resolve_uri`` resolves an MLTable's ``azureml://datastores/`` paths.
+    Raises ValueError when the asset is not tabular, PathEscapeError naming a path that leads out."""
+    import tempfile
+
     import pandas as pd
+    import yaml
 
     if kind == "mltable" or (path.is_dir() and (path / "MLTable").exists()):
         import mltable
 
-        df = mltable.load(str(path)).take(PROFILE_ROWS).to_pandas_dataframe()
+        spec = yaml.safe_load((path / "MLTable").read_text(encoding="utf-8")) or {}
+        if not isinstance(spec, dict):
+            raise ValueError("the MLTable file is not a mapping")
+        files = _mltable_files(path, spec, resolve_uri or (lambda uri: (_ for _ in ()).throw(
+            PathEscapeError(f"MLTable path {uri!r}: no datastore to resolve it", details={"value": uri}))))
+        # read exactly the checked files: a copy of the MLTable naming them by their resolved paths
+        with tempfile.TemporaryDirectory(prefix="openaml-preview-") as tmp:
+            copy = {k: v for k, v in spec.items() if k in ("type", "transformations", "metadata")}
+            copy["paths"] = [{"file": str(f)} for f in files]
+            (Path(tmp) / "MLTable").write_text(yaml.safe_dump(copy), encoding="utf-8")
+            df = mltable.load(tmp).take(PROFILE_ROWS).to_pandas_dataframe()
     else:
+        root = (path if path.is_dir() else path.parent).resolve()
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
         table = [p for p in files if p.suffix.lower() in (".csv", ".tsv", ".parquet", ".jsonl")]
         if not table:
             raise ValueError("no CSV, TSV, Parquet or JSON lines file to preview")
         first = table[0]
+        if path.is_dir():
+            first = _inside(root, first, first.relative_to(path).as_posix())
         suffix = first.suffix.lower()
         if suffix == ".parquet":
             df = pd.read_parquet(first).head(PROFILE_ROWS)
@@ -113,17 +193,22 @@ def data_list(request: Request) -> HTMLResponse:
 @router.get("/data/{name}", response_class=HTMLResponse)
 def data_page(request: Request, name: str, version: str | None = None) -> HTMLResponse:
     svc = services(request)["data"]
+    version = version or None  # an empty ?version= (a GET form's) is the latest
     try:
         asset = svc.get(name, version=version, label=None if version else "latest")
     except (NotFoundError, ValidationError):
-        return _missing(request, f"data asset {name!r}", "/data", "all data assets")
+        return _missing_version(request, svc, "data asset", "data", name, version)
     versions = [v for v in svc.list(name=name)]
     preview: dict[str, Any] = {}
     local: Path | None = None
     try:
         local = Path(svc.local_path(dict(asset)))
-        cols, rows, profile = preview_table(local, str(asset.get("type") or ""))
+        cols, rows, profile = preview_table(local, str(asset.get("type") or ""),
+                                            services(request)["datastores"].resolve)
         preview = {"columns": cols, "rows": rows, "profile": profile}
+    except PathEscapeError as e:  # a path leading out of the asset: refused, named, nothing read
+        preview = {"error": _asset_relative(str(e), local, request)}
+        return render(request, "data.html", status_code=400, asset=asset, versions=versions, preview=preview)
     except (ValueError, OSError, OpenAMLError, ImportError) as e:
         preview = {"error": _asset_relative(str(e), local, request)}
     except Exception as e:  # noqa: BLE001 - a file pandas cannot parse: say why instead of failing the page
@@ -160,6 +245,9 @@ def datastore_page(request: Request, name: str, rel: str = "") -> HTMLResponse:
                             "size": item.get("size")})
     except NotFoundError:  # no such folder: the 404 page, with a link to the datastore's root
         return _missing(request, f"folder {rel!r} in datastore {name!r}", f"/datastores/{name}", f"datastore {name}")
+    except ValidationError as e:  # a path leading out of the datastore, a file: the 400 page naming it
+        return bad_request(request, f"Bad folder path: {e.message}", f"/datastores/{quote(name, safe='')}",
+                           f"datastore {name}")
     except Exception as e:  # noqa: BLE001 - an unreachable store shows why
         error = f"{type(e).__name__}: {e}"
     return render(request, "datastore.html", store=store, rel=rel, entries=entries, error=error)
@@ -175,14 +263,18 @@ def environments(request: Request) -> HTMLResponse:
 @router.get("/environments/{name}", response_class=HTMLResponse)
 def environment_page(request: Request, name: str, version: str | None = None) -> HTMLResponse:
     svc = services(request)["environments"]
+    version = version or None  # an empty ?version= (a GET form's) is the latest
     try:
         env = svc.get(name, version=version, label=None if version else "latest")
     except (NotFoundError, ValidationError):
-        return _missing(request, f"environment {name!r}", "/environments", "all environments")
+        return _missing_version(request, svc, "environment", "environments", name, version)
     from openaml.server.studio._snapshot import build_log
 
     kind = "base" if env.get("build_status") == "base" else "venv"
     log, size, note = build_log(request, {"kind": kind, "spec_hash": env.get("spec_hash")})
+    if env.get("build_status") == "not built" and log is not None:
+        # a build left its log but no ready environment: it failed (or is running now), never "not built"
+        env = {**env, "build_status": "failed or in progress: not ready (the build log below says which)"}
     return render(request, "detail.html", title=f"Environment {name}:{env.get('version')}", item=env,
                   versions=svc.list(name=name), noun="environments", back="/environments",
                   build=({"log": log, "size": size, "note": note}))
@@ -197,10 +289,11 @@ def components(request: Request) -> HTMLResponse:
 @router.get("/components/{name}", response_class=HTMLResponse)
 def component_page(request: Request, name: str, version: str | None = None) -> HTMLResponse:
     svc = services(request)["components"]
+    version = version or None  # an empty ?version= (a GET form's) is the latest
     try:
         comp = svc.get(name, version=version, label=None if version else "latest")
     except (NotFoundError, ValidationError):
-        return _missing(request, f"component {name!r}", "/components", "all components")
+        return _missing_version(request, svc, "component", "components", name, version)
     # where used: the pipeline jobs one of whose nodes ran this version (the store's query of job plans)
     used_by = request.app.state.ctx.store.jobs_using_component(name, str(comp.get("version")))
     return render(request, "detail.html", title=f"Component {name}:{comp.get('version')}", item=comp,
@@ -237,28 +330,34 @@ def models(request: Request) -> HTMLResponse:
 def model_page(request: Request, name: str, version: str | None = None) -> HTMLResponse:
     """A model version: the job that produced it, the deployments that serve it, its files."""
     svc = services(request)
+    version = version or None  # an empty ?version= (a GET form's) is the latest
     try:
         model = svc["models"].get(name, version=version, label=None if version else "latest")
     except (NotFoundError, ValidationError):
-        return _missing(request, f"model {name!r}", "/models", "all models")
+        return _missing_version(request, svc["models"], "model", "models", name, version)
     versions = svc["models"].list(name=name)
     used_by = []
     newest = str(max((v["version"] for v in versions), key=sort_key, default=model["version"]))
-    for ep in svc["endpoints"].list_endpoints():
-        for dep in svc["endpoints"].list_deployments(ep["name"]):
-            ref = dep.get("model")
-            text = (ref if isinstance(ref, str) else str((ref or {}).get("name", ""))).replace("azureml:", "", 1)
-            ref_name, _, ref_version = text.split("@")[0].partition(":")
-            # a versioned reference serves that version; a name or a label (stored before deployments
-            # pinned their version) is taken as the newest version
-            if ref_name == name and (ref_version or newest) == str(model["version"]):
-                used_by.append({"endpoint": ep["name"], "deployment": dep["name"]})
+    # online and batch deployments (Azure ML studio's model page lists both kinds of endpoint)
+    for kind, eps in (("online", svc["endpoints"]), ("batch", svc["batch_endpoints"])):
+        for ep in eps.list_endpoints():
+            for dep in eps.list_deployments(ep["name"]):
+                ref = dep.get("model")
+                text = ref if isinstance(ref, str) else str((ref or {}).get("name", ""))
+                text = text.replace("azureml:", "", 1)
+                if isinstance(ref, dict) and ref.get("version") and ":" not in text:
+                    text = f"{text}:{ref['version']}"
+                ref_name, _, ref_version = text.split("@")[0].partition(":")
+                # a versioned reference serves that version; a name or a label (stored before deployments
+                # pinned their version) is taken as the newest version
+                if ref_name == name and (ref_version or newest) == str(model["version"]):
+                    used_by.append({"endpoint": ep["name"], "deployment": dep["name"], "kind": kind})
     files: list[dict[str, Any]] = []
     try:
         root = svc["models"].local_path(name, str(model["version"]))
         paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())[:500]
-        files = [{"name": p.relative_to(root.parent if root.is_file() else root).as_posix(), "size": p.stat().st_size}
-                 for p in paths]
+        files = [{"name": p.relative_to(root.parent if root.is_file() else root).as_posix(), "size": p.lstat().st_size}
+                 for p in paths]  # lstat: a link's own size, never its target's
     except (OpenAMLError, OSError):
         pass
     return render(request, "model.html", model=model, versions=versions, used_by=used_by, files=files)
@@ -307,11 +406,12 @@ def model_file(request: Request, name: str, rel: str, version: str | None = None
     from openaml.server.studio._snapshot import read_text_file
 
     svc = services(request)["models"]
+    version = version or None
     try:
         model = svc.get(name, version=version, label=None if version else "latest")
         root = Path(svc.local_path(name, str(model["version"])))
     except (NotFoundError, ValidationError):
-        return _missing(request, f"model {name!r}", "/models", "all models")
+        return _missing_version(request, svc, "model", "models", name, version)
     except OpenAMLError as e:  # a model whose files are not on this machine
         return _missing(request, f"file {rel!r} of model {name!r} ({e.message})", f"/models/{name}", f"model {name}")
     back = f"/models/{quote(name, safe='')}?version={quote(str(model['version']), safe='')}"

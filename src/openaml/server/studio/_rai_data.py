@@ -47,6 +47,8 @@ def load_dashboard(path: Path) -> dict[str, Any]:
     Raises:
         ValueError: not JSON, or not schema ``openaml.rai.dashboard/1`` (the message says which).
     """
+    if path.is_symlink():  # a job's output may hold links; the server never reads through one
+        raise ValueError(f"{path.name} is a link; the studio reads a dashboard file only, not what a link names")
     st = path.stat()
     key = (str(path), st.st_mtime_ns, st.st_size)
     with _lock:
