@@ -70,8 +70,24 @@ def test_a_failed_job_is_failed_in_rays_job_list_and_dead_runner_folders_are_swe
     job = ml_client.jobs.create_or_update(command(command="echo no; exit 3", compute=compute))
     done = ml_client.jobs.wait(job.name, timeout=600)
     assert done.status == "Failed", done.error
+    end = time.monotonic() + 60  # the runner reports its end, then exits
+    while _ray_status(lost_cluster, job.name) in ("PENDING", "RUNNING") and time.monotonic() < end:
+        time.sleep(0.5)
     assert _ray_status(lost_cluster, job.name) == "FAILED"
     assert not left.exists() and not Path(f"{left}.pid").exists()
+    # a canceled distributed job is not SUCCEEDED in Ray's list either
+    job = ml_client.jobs.create_or_update(command(
+        command="echo up $RANK; sleep 3221", compute=compute, instance_count=2,
+        distribution=PyTorchDistribution(process_count_per_instance=1)))
+    end = time.monotonic() + 600
+    while len(_with("sleep 3221", exact=True)) < 2 and time.monotonic() < end:
+        time.sleep(0.5)
+    ml_client.jobs.begin_cancel(job.name).result()
+    assert ml_client.jobs.wait(job.name, timeout=300).status == "Canceled"
+    end = time.monotonic() + 60
+    while _ray_status(lost_cluster, job.name) in ("PENDING", "RUNNING") and time.monotonic() < end:
+        time.sleep(0.5)
+    assert _ray_status(lost_cluster, job.name) in ("STOPPED", "FAILED")
 
 
 def test_ranks_on_a_node_whose_raylet_dies_are_stopped(lost_cluster: Any, ml_client: Any) -> None:
