@@ -186,6 +186,20 @@ while alive():
 """
 
 
+def _claim_runner_folder(root: Path) -> Path | None:
+    """The runner's ``openaml-job-*`` folder above ``root`` when this node had none (a node of its own):
+    its ``.pid`` file names this actor, so the next Ray job's entrypoint on the node removes the folder
+    if this actor dies before :meth:`Instance.forget` (compute/_ray.py's sweep); None otherwise."""
+    top = next((p for p in (root, *root.parents) if p.name.startswith("openaml-job-")), None)
+    if top is None or Path(f"{top}.pid").exists():
+        return None
+    try:
+        Path(f"{top}.pid").write_text(f"{os.getpid()}\n")
+    except OSError:
+        return None
+    return top
+
+
 class Instance:
     """One instance of a distributed job: a Ray actor in one bundle of the job's placement group."""
 
@@ -195,6 +209,7 @@ class Instance:
         self.mirrored: Path | None = None
         self.shipped: dict[str, tuple[int, int]] = {}
         self.watchdog: subprocess.Popen[bytes] | None = None
+        self.top: Path | None = None
 
     def info(self, nports: int, job_dir: str = "", marker: str = "") -> dict[str, Any]:
         """The node's IP, Ray node id, ``nports`` free ports, and whether it sees the runner's
@@ -224,6 +239,7 @@ class Instance:
         if root.exists() and any(root.iterdir()):
             raise RuntimeError(f"instance {self.index}: {root} exists on its node and is not this job's folder")
         root.mkdir(parents=True, exist_ok=True)
+        self.top = _claim_runner_folder(root)
         with tarfile.open(fileobj=io.BytesIO(folder)) as tar:
             tar.extractall(root, filter="fully_trusted")  # noqa: S202 - the runner's own tar of its own folder
         (root / "user_logs").mkdir(exist_ok=True)
@@ -262,6 +278,9 @@ class Instance:
 
         if self.mirrored is not None:
             shutil.rmtree(self.mirrored, ignore_errors=True)
+        if self.top is not None:
+            shutil.rmtree(self.top, ignore_errors=True)
+            Path(f"{self.top}.pid").unlink(missing_ok=True)
 
     def start(self, procs: list[dict[str, Any]]) -> dict[int, int]:
         """Start ``procs`` (``rank``, ``argv``, ``env``, ``cwd``, ``log``); their pids by rank.
