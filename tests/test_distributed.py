@@ -216,6 +216,20 @@ def test_mpi_without_mpirun_is_refused_saying_how_to_install_it(ml_client):
 
 
 @needs_mpirun
+def test_mpi_on_two_instances_gives_each_rank_its_node_rank(ml_client, four):
+    """Review F7: 2 instances x 1 process: rank 1 is on node 1, as on Azure (it said 0)."""
+    job = command(command=SHOW, environment=ENV, compute=four, instance_count=2,
+                  distribution=MpiDistribution(process_count_per_instance=1))
+    created = ml_client.jobs.create_or_update(job)
+    assert ml_client.jobs.wait(created.name, timeout=120).status == "Completed", \
+        ml_client.jobs.get_raw(created.name)["log_tail"]
+    seen = _vars("\n".join(ml_client.jobs.get_raw(created.name)["log_tail"]))
+    by_rank = {v["OMPI_COMM_WORLD_RANK"]: v for v in seen}
+    assert {r: v["AZUREML_CR_NODE_RANK"] for r, v in by_rank.items()} == {"0": "0", "1": "1"}
+    assert {v["AZUREML_NODE_COUNT"] for v in seen} == {"2"}
+
+
+@needs_mpirun
 def test_mpi_ranks_get_open_mpi_variables_own_logs_and_a_failing_rank_is_named(ml_client, cli, tmp_path):
     job = command(command=SHOW, environment=ENV, distribution=MpiDistribution(process_count_per_instance=2))
     created = ml_client.jobs.create_or_update(job)

@@ -237,6 +237,7 @@ class RayBackend(ComputeBackend):
         env_vars.setdefault("PYTHONUNBUFFERED", "1")
         env_vars["RAY_JOB_STOP_WAIT_TIME_S"] = str(STOP_WAIT_SECONDS)  # the runner's time to report Canceled
         env_vars["OPENAML_ON_RAY"] = "1"  # a ray distribution's cluster is this one (runner/_ray_cluster.py)
+        env_vars["OPENAML_RUNNER_EXIT_NONZERO"] = "1"  # Ray's job list says FAILED for a job not Completed
         reserve = entrypoint_resources(compute)
         if is_distributed(spec.distribution, spec.resources):
             # the runner only drives: each instance's actor holds one bundle of the job's placement group
@@ -256,11 +257,14 @@ class RayBackend(ComputeBackend):
             env["working_dir"] = package
             # the runner's folder: a temporary one of the node, removed when the runner ends (not in the job's
             # working_dir package: Ray unpacks that again, emptying it, when a driver in it calls ray.init());
-            # the shell outlives Ray's stop (SIGTERM to the entrypoint and its descendants) to remove it
+            # the shell outlives Ray's stop (SIGTERM to the entrypoint and its descendants) to remove it; a folder
+            # whose shell was killed (its node's raylet lost, a stop past Ray's wait) is swept by the next job's
+            # entrypoint on the node: its "<folder>.pid" names a process that is gone
             runner = shlex.join(["python", "-m", "openaml.runner", "--server", spec.server_url, "--job",
                                  spec.job_name, "--work-dir"])
-            entrypoint = (f'{{ rm -f {TOKEN_FILE}; d="$(mktemp -d "${{TMPDIR:-/tmp}}/openaml-job-XXXXXX")" || exit 1; '
-                          f"trap true TERM INT; {runner} \"$d\"; s=$?; rm -rf \"$d\"; exit $s; }} < {TOKEN_FILE}")
+            entrypoint = (f'{{ rm -f {TOKEN_FILE}; {_SWEEP} d="$(mktemp -d "$t/openaml-job-XXXXXX")" || exit 1; '
+                          f'echo $$ > "$d.pid"; trap \'rm -rf "$d" "$d.pid"\' EXIT; trap true TERM INT; '
+                          f"{runner} \"$d\"; s=$?; rm -rf \"$d\" \"$d.pid\"; exit $s; }} < {TOKEN_FILE}")
             try:
                 client.submit_job(entrypoint=entrypoint, submission_id=submission_id, runtime_env=env,
                                   metadata={"openaml_job": spec.job_name}, **reserve)
@@ -349,6 +353,13 @@ class RayBackend(ComputeBackend):
             return
         with self._lock:
             self._status.pop(sid, None)
+
+
+#: the entrypoint's sweep of the node's runner folders left by entrypoints that were killed (``$t``: the
+#: temporary folder); a folder without its ``.pid`` file (being created, or by an older openaml) is kept
+_SWEEP = ('t="${TMPDIR:-/tmp}"; for f in "$t"/openaml-job-*.pid; do [ -f "$f" ] || continue; '
+          'p="$(cat "$f" 2>/dev/null)"; case "$p" in ""|*[!0-9]*) continue;; esac; '
+          'kill -0 "$p" 2>/dev/null || rm -rf "${f%.pid}" "$f"; done;')
 
 
 def _short(exc: BaseException) -> str:

@@ -49,7 +49,11 @@ MPIRUN_MISSING = ("'mpirun' (Open MPI) is not installed on this machine, so an m
                   "(Debian/Ubuntu: apt-get install openmpi-bin)")
 _LAUNCHER = re.compile(r"(^|[\s/;&|(])torchrun(\s|$)|torch\.distributed\.(launch|run)\b")
 # run by each MPI rank: its output to its own log, its exit code where the runner finds it
+#: an mpi rank's wrapper: its process name and node rank (rank // process_count_per_instance, as on
+#: Azure's instances; mpirun's ``-x`` cannot set a variable per rank), its own log and exit code
 RANK_SCRIPT = ('r="${OMPI_COMM_WORLD_RANK:-0}"; export AZUREML_PROCESS_NAME="rank_$r"; '
+               'export AZUREML_CR_NODE_RANK="$((r / ${OPENAML_RANKS_PER_NODE:-1}))"; '
+               'export AZ_BATCH_NODE_ID="${OPENAML_NODE_ID_PREFIX}$AZUREML_CR_NODE_RANK"; '
                'bash -c "$0" >>"$OPENAML_RANK_LOGS/std_log_process_$r.txt" 2>&1; s=$?; '
                'echo "$s" >"$OPENAML_RANK_STATE/exit_$r"; exit "$s"')
 
@@ -162,7 +166,8 @@ def plan_processes(spec: dict[str, Any], command: str, log_dir: Path, state_dir:
         argv += ["bash", "-c", RANK_SCRIPT, command]
         env = common(0, 0, port)
         env.pop("AZUREML_PROCESS_NAME")
-        env.update({"OPENAML_RANK_LOGS": str(log_dir), "OPENAML_RANK_STATE": str(state_dir)})
+        env.update({"OPENAML_RANK_LOGS": str(log_dir), "OPENAML_RANK_STATE": str(state_dir),
+                    "OPENAML_RANKS_PER_NODE": str(per_node), "OPENAML_NODE_ID_PREFIX": f"{compute}-"})
         # in a container Open MPI's shared-memory single copy (CMA) needs ptrace rights it rarely has
         env.setdefault("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
         launcher = RankProcess(0, env, log_dir / "mpirun.txt", shlex.join(argv), "mpirun")

@@ -571,7 +571,7 @@ class Runner:
         self.update(status="Finalizing", exit_code=exit_code)  # the server takes outputs after an exit code 0 only
         if self.cancel_reason:
             self._finish("Canceled", exit_code, self.cancel_reason, wd, outputs)
-            return 0
+            return _not_completed()
         if exit_code == 0:
             self._finish("Completed", 0, None, wd, outputs)
             return 0
@@ -582,7 +582,7 @@ class Runner:
         else:
             reason = _said_error(wd) or f"the command exited with code {exit_code}"
         self._finish("Failed", exit_code, reason, wd, outputs)
-        return 0
+        return _not_completed()
 
     def _warm_pool(self, command: str, wd: Path, env: dict[str, str]) -> Any:
         """A batch deployment's warm pool (:mod:`openaml.runner._pool`): connected for this job when
@@ -630,6 +630,12 @@ def _same_fs(a: Path, b: Path) -> bool:
         return os.stat(a).st_dev == os.stat(b).st_dev
     except OSError:
         return False
+
+
+def _not_completed() -> int:
+    """The runner's exit code for a job that ended Failed or Canceled: 0, or 1 where its launcher asks
+    (``OPENAML_RUNNER_EXIT_NONZERO``: a Ray job then shows FAILED in Ray's job list, not SUCCEEDED)."""
+    return 1 if os.environ.get("OPENAML_RUNNER_EXIT_NONZERO") == "1" else 0
 
 
 def main(argv: list[str]) -> int:

@@ -141,6 +141,65 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         pass
 
 
+#: the watchdog of an instance's ranks (argv: the actor's pid, the grace in seconds, the ranks' process
+#: groups): when the actor is gone (its raylet died: Ray kills the node's workers and their children, not
+#: the ranks' children, which run in sessions of their own), it stops the ranks' groups (TERM, then KILL
+#: after the grace); it exits once every group is gone. It leaves the actor at once (a fork in a session
+#: of its own) so that Ray's kill of the worker's children does not reach it, and follows the actor by a
+#: pidfd (no pid reuse)
+_WATCHDOG = """
+import os, select, signal, sys, time
+parent, grace, groups = int(sys.argv[1]), float(sys.argv[2]), [int(a) for a in sys.argv[3:]]
+try:
+    fd = os.pidfd_open(parent)
+except OSError:
+    fd = -1
+if os.fork():
+    os._exit(0)
+os.setsid()
+def alive():
+    left = False
+    for g in groups:
+        try:
+            os.killpg(g, 0)
+            left = True
+        except PermissionError:
+            left = True
+        except OSError:
+            pass
+    return left
+def signal_all(sig):
+    for g in groups:
+        try:
+            os.killpg(g, sig)
+        except OSError:
+            pass
+while alive():
+    if fd < 0 or select.select([fd], [], [], 0.5)[0]:
+        signal_all(signal.SIGTERM)
+        signal_all(signal.SIGCONT)
+        end = time.monotonic() + grace
+        while time.monotonic() < end and alive():
+            time.sleep(0.1)
+        signal_all(signal.SIGKILL)
+        break
+"""
+
+
+def _claim_runner_folder(root: Path) -> Path | None:
+    """The runner's ``openaml-job-*`` folder above ``root`` when this node had none (a node of its own):
+    its ``.pid`` file names this actor, so the next Ray job's entrypoint on the node removes the folder
+    if this actor dies before :meth:`Instance.forget` (compute/_ray.py's sweep); None otherwise."""
+    top = next((p for p in (root, *root.parents) if p.name.startswith("openaml-job-")), None)
+    if top is None or Path(f"{top}.pid").exists():
+        return None
+    try:
+        Path(f"{top}.pid").write_text(f"{os.getpid()}\n")
+    except OSError:
+        return None
+    return top
+
+
 class Instance:
     """One instance of a distributed job: a Ray actor in one bundle of the job's placement group."""
 
@@ -149,6 +208,8 @@ class Instance:
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self.mirrored: Path | None = None
         self.shipped: dict[str, tuple[int, int]] = {}
+        self.watchdog: subprocess.Popen[bytes] | None = None
+        self.top: Path | None = None
 
     def info(self, nports: int, job_dir: str = "", marker: str = "") -> dict[str, Any]:
         """The node's IP, Ray node id, ``nports`` free ports, and whether it sees the runner's
@@ -178,6 +239,7 @@ class Instance:
         if root.exists() and any(root.iterdir()):
             raise RuntimeError(f"instance {self.index}: {root} exists on its node and is not this job's folder")
         root.mkdir(parents=True, exist_ok=True)
+        self.top = _claim_runner_folder(root)
         with tarfile.open(fileobj=io.BytesIO(folder)) as tar:
             tar.extractall(root, filter="fully_trusted")  # noqa: S202 - the runner's own tar of its own folder
         (root / "user_logs").mkdir(exist_ok=True)
@@ -216,6 +278,9 @@ class Instance:
 
         if self.mirrored is not None:
             shutil.rmtree(self.mirrored, ignore_errors=True)
+        if self.top is not None:
+            shutil.rmtree(self.top, ignore_errors=True)
+            Path(f"{self.top}.pid").unlink(missing_ok=True)
 
     def start(self, procs: list[dict[str, Any]]) -> dict[int, int]:
         """Start ``procs`` (``rank``, ``argv``, ``env``, ``cwd``, ``log``); their pids by rank.
@@ -235,6 +300,13 @@ class Instance:
                 self.procs[int(p["rank"])] = subprocess.Popen(
                     p["argv"], cwd=p["cwd"], env=p["env"], stdin=subprocess.DEVNULL, stdout=log,
                     stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509
+        # PR_SET_PDEATHSIG and Ray's kill of a dead worker's children reach the session leaders only, not
+        # what they started: a watchdog out of the actor's reach stops the ranks' whole groups when it dies
+        self.watchdog = subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(GRACE_SECONDS), *(str(p.pid) for p in self.procs.values())],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.watchdog.wait(timeout=30)  # its fork follows the actor
         return {r: pr.pid for r, pr in self.procs.items()}
 
     def poll(self) -> dict[int, int | None]:
