@@ -157,8 +157,9 @@ def _marked_job(tmp_path: Path, mode: str, *, files: int = 7, mbs: int = 1, extr
     yml = _job_yml(tmp_path, script=MARKED, files=files)
     text = yml.read_text()
     text = text.replace('mini_batch_size: "2"', f"mini_batch_size: {mbs}")
+    # (Azure's --allowed_failed_percent is applied: 100 lets the thresholds under test decide)
     text = text.replace("program_arguments: --allowed_failed_percent 5",
-                        f"program_arguments: --marks {marks} --mode {mode} --allowed_failed_percent 5")
+                        f"program_arguments: --marks {marks} --mode {mode} --allowed_failed_percent 100")
     text = text.replace("max_retries: 2\n  timeout: 60", f"max_retries: {retries}\n  timeout: {timeout}")
     text = text.replace("max_concurrency_per_instance: 2", f"max_concurrency_per_instance: {conc}")
     for line in extra.strip().splitlines():

@@ -333,6 +333,12 @@ class Driver:
         if self.done or self.failed:
             print(f"[openaml] parallel: resuming: {len(self.done)} mini-batches done and {len(self.failed)} failed "
                   "in an earlier run are not run again", flush=True)
+        if self.allowed_failed_count >= 0 or self.allowed_failed_percent >= 0:
+            said = [f"--allowed_failed_count {self.allowed_failed_count}" if self.allowed_failed_count >= 0 else "",
+                    f"--allowed_failed_percent {self.allowed_failed_percent:g}" if self.allowed_failed_percent >= 0
+                    else ""]
+            print(f"[openaml] parallel: {' '.join(x for x in said if x)} applied: the job fails when more "
+                  "mini-batches fail (beside mini_batch_error_threshold)", flush=True)
         ignored = [a for a in self.program_args if a.startswith("--") and a not in PRS_FLAGS_USED
                    and not a.startswith(INTERNAL_PREFIX)]
         if ignored:
