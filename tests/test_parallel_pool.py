@@ -215,9 +215,15 @@ def test_warm_pool_serves_the_next_job_in_its_own_sandbox_and_never_a_changed_sc
 
 @pytest.mark.slow
 def test_warm_pool_switched_off(tmp_path: Path) -> None:
-    server = start_server(tmp_path / "ws", name="pool-off", env={"OPENAML_PARALLEL_POOL": "0"})
+    _assert_no_pool(start_server(tmp_path / "ws", name="pool-off", env={"OPENAML_PARALLEL_POOL": "0"}), tmp_path)
+
+
+def _assert_no_pool(server: ServerHandle, tmp_path: Path, setup: Any = None) -> None:
+    """Two invocations of a deployment on ``server`` (after ``setup(ml)``): neither uses a warm pool."""
     try:
         with MLClient(workspace=server.url) as ml:
+            if setup is not None:
+                setup(ml)
             data = tmp_path / "data"
             data.mkdir()
             (data / "f0.txt").write_text("x\n")
@@ -271,19 +277,5 @@ def test_an_idle_warm_pool_ends(tmp_path: Path) -> None:
 def test_a_workspace_with_users_has_no_warm_pool_unless_the_administrator_turns_it_on(tmp_path: Path) -> None:
     # the pool imports the environment's packages outside every job's sandbox, with the runner's
     # rights: with several users that is an escalation, so it is off unless OPENAML_PARALLEL_POOL=1
-    server = start_server(tmp_path / "ws", name="pool-users")
-    try:
-        with MLClient(workspace=server.url) as ml:
-            ml.users.create("ann", "AzureML Data Scientist")
-            data = tmp_path / "data"
-            data.mkdir()
-            (data / "f0.txt").write_text("x\n")
-            ml.batch_endpoints.begin_create_or_update(BatchEndpoint(name="pool-ep")).result()
-            _deploy(ml, tmp_path, "v1", _model(tmp_path))
-            first = _invoke(ml, data)
-            second = _invoke(ml, data)
-            assert _lines(server, second)[0][1] == "False"
-            assert "warm pool" not in _log(server, first) + _log(server, second)
-            assert _pools(server) == []
-    finally:
-        server.stop()
+    _assert_no_pool(start_server(tmp_path / "ws", name="pool-users"), tmp_path,
+                    setup=lambda ml: ml.users.create("ann", "AzureML Data Scientist"))
