@@ -234,6 +234,31 @@ def engine_start(data: Path, model: Path, src: Path, workers: int, fork: bool) -
 
 
 # ---------------------------------------------------------------------- the parallel job
+def follow(server: Any, ml: Any, name: str, *, poll: float) -> tuple[float | None, float, dict[str, str]]:
+    """Wait for a parallel job to end: (when its first mini-batch's rows were written, epoch s, or
+    None; when it was seen ending, epoch s; its ``logs/job_progress_overview.txt`` as a dict).
+
+    Raises:
+        RuntimeError: the job did not complete (its error and log tail).
+    """
+    rows_dir = server.path / "jobs" / name / "wd" / ".openaml_parallel" / "rows"
+    first = None
+    while True:
+        raw = ml.jobs.get_raw(name)
+        if first is None and rows_dir.is_dir():
+            stamps = [p.stat().st_mtime for p in rows_dir.iterdir() if p.suffix == ".txt"]
+            if stamps:
+                first = min(stamps)
+        if raw["status"] in ("Completed", "Failed", "Canceled"):
+            break
+        time.sleep(poll)
+    end = time.time()
+    if raw["status"] != "Completed":
+        raise RuntimeError(f"bench job {name} {raw['status']}: {raw.get('error')} {raw.get('log_tail')}")
+    overview = server.path / "jobs" / name / "wd" / "logs" / "job_progress_overview.txt"
+    return first, end, dict(line.split(": ", 1) for line in overview.read_text().splitlines())
+
+
 def run_parallel(server: Any, src: Path, data: str, model: Path, *, mbs: int, workers: int, tag: str) -> dict[str, Any]:
     """One parallel job over ``data`` (a registered data asset: no upload in the timings)."""
     from openaml import Input, MLClient, Output
@@ -247,22 +272,7 @@ def run_parallel(server: Any, src: Path, data: str, model: Path, *, mbs: int, wo
             input_data="${{inputs.data}}", mini_batch_size=mbs, max_concurrency_per_instance=workers,
             retry_settings={"max_retries": 0, "timeout": 600}, environment_variables={"BENCH_MODEL": str(model)},
             task=RunFunction(code=str(src), entry_script="score.py", append_row_to="${{outputs.score}}")))
-        rows_dir = server.path / "jobs" / job.name / "wd" / ".openaml_parallel" / "rows"
-        first = None
-        while True:
-            raw = ml.jobs.get_raw(job.name)
-            if first is None and rows_dir.is_dir():
-                stamps = [p.stat().st_mtime for p in rows_dir.iterdir() if p.suffix == ".txt"]
-                if stamps:
-                    first = min(stamps)
-            if raw["status"] in ("Completed", "Failed", "Canceled"):
-                break
-            time.sleep(0.05)
-        end = time.time()
-        if raw["status"] != "Completed":
-            raise RuntimeError(f"bench job {job.name} {raw['status']}: {raw.get('error')} {raw.get('log_tail')}")
-        overview = server.path / "jobs" / job.name / "wd" / "logs" / "job_progress_overview.txt"
-        info = dict(line.split(": ", 1) for line in overview.read_text().splitlines())
+        first, end, info = follow(server, ml, job.name, poll=0.05)
         return {"name": job.name, "elapsed_engine": float(info["elapsed_seconds"]), "items": int(info["processed_items"]),
                 "mini_batches": int(info["completed_mini_batches"]), "end_to_end": end - t0,
                 "ready": float(info["first_worker_ready_seconds"]),
@@ -276,21 +286,7 @@ def invoke_start(server: Any, ml: Any, endpoint: str, deployment: str, data: str
 
     t0 = time.time()
     job = ml.batch_endpoints.invoke(endpoint, deployment_name=deployment, input=Input(type="uri_folder", path=data))
-    rows_dir = server.path / "jobs" / job.name / "wd" / ".openaml_parallel" / "rows"
-    first = None
-    while True:
-        raw = ml.jobs.get_raw(job.name)
-        if first is None and rows_dir.is_dir():
-            stamps = [p.stat().st_mtime for p in rows_dir.iterdir() if p.suffix == ".txt"]
-            if stamps:
-                first = min(stamps)
-        if raw["status"] in ("Completed", "Failed", "Canceled"):
-            break
-        time.sleep(0.02)
-    if raw["status"] != "Completed":
-        raise RuntimeError(f"bench job {job.name} {raw['status']}: {raw.get('error')} {raw.get('log_tail')}")
-    overview = server.path / "jobs" / job.name / "wd" / "logs" / "job_progress_overview.txt"
-    info = dict(line.split(": ", 1) for line in overview.read_text().splitlines())
+    first, _, info = follow(server, ml, job.name, poll=0.02)
     return (first - t0) if first else float("nan"), float(info["first_worker_ready_seconds"])
 
 
@@ -301,12 +297,7 @@ def endpoint_rows(server: Any, ml: Any, endpoint: str, deployment: str, data: st
 
     t0 = time.time()
     job = ml.batch_endpoints.invoke(endpoint, deployment_name=deployment, input=Input(type="uri_folder", path=data))
-    done = ml.jobs.wait(job.name, timeout=1800)
-    end = time.time()
-    if done.status != "Completed":
-        raise RuntimeError(f"bench job {job.name} {done.status}: {ml.jobs.get_raw(job.name).get('error')}")
-    overview = server.path / "jobs" / job.name / "wd" / "logs" / "job_progress_overview.txt"
-    info = dict(line.split(": ", 1) for line in overview.read_text().splitlines())
+    _, end, info = follow(server, ml, job.name, poll=0.05)
     return float(info["elapsed_seconds"]), end - t0, int(info["processed_items"])
 
 
