@@ -90,6 +90,22 @@ def test_yaml_and_sdk_build_the_same_job(tmp_path: Path) -> None:
         sdk.set_forecast_settings(time_column_name="t")
 
 
+def test_factories_take_enable_model_explainability_as_azure_does() -> None:
+    """azure-ai-ml's ``automl.classification/regression/forecasting`` take
+    ``enable_model_explainability`` (the book's chapter 5 call); it lands in the training settings."""
+    from openaml import Input, automl
+
+    data = Input(type="mltable", path="./data")
+    job = automl.classification(training_data=data, target_column_name="y", enable_model_explainability=False)
+    assert job.training is not None and job.training.enable_model_explainability is False
+    job = automl.regression(training_data=data, target_column_name="y", enable_model_explainability=True,
+                            training={"blocked_training_algorithms": ["KNN"]})
+    assert job.training.enable_model_explainability is True
+    assert [str(a) for a in job.training.blocked_training_algorithms] == ["KNN"]
+    job = automl.forecasting(training_data=data, target_column_name="y", enable_model_explainability=True)
+    assert job.training.enable_model_explainability is True
+
+
 @pytest.mark.parametrize(("fields", "expected"), [
     ({"primary_metric": "r2_score"}, "does not fit task classification"),
     ({"training": {"enable_dnn_training": True}}, "enable_dnn_training"),

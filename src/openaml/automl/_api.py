@@ -43,6 +43,8 @@ def _job(task: str, kw: dict[str, Any]) -> AutoMLJob:
     primary_metric = kw.pop("primary_metric", None)
     positive_label = kw.pop("positive_label", None)
     featurization = kw.pop("featurization", None)
+    # azure-ai-ml takes it as a factory keyword (the book's chapter 5 call); it is a training setting
+    explainability = kw.pop("enable_model_explainability", None)
     unknown = [k for k in kw if k not in _JOB_KEYS + _DATA_KEYS + ("forecasting_settings", "limits", "training")]
     if unknown:
         raise TypeError(f"automl.{task}() got unexpected keyword arguments {unknown}; "
@@ -52,6 +54,11 @@ def _job(task: str, kw: dict[str, Any]) -> AutoMLJob:
     fields.update({k: v for k, v in kw.items() if k in _JOB_KEYS + _DATA_KEYS + ("limits", "training")})
     if kw.get("forecasting_settings") is not None:
         fields["forecasting"] = kw["forecasting_settings"]
+    if explainability is not None:
+        training = fields.get("training")
+        base = (training.model_dump(exclude_none=True) if isinstance(training, AutoMLTraining)
+                else dict(training or {}))
+        fields["training"] = {**base, "enable_model_explainability": bool(explainability)}
     from openaml.entities._node import current_builder
 
     builder = current_builder()
