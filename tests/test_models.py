@@ -227,6 +227,14 @@ def test_models_registered_through_mlflow_appear(run_cli, ml_client, mlflow_clie
         Model(name=_name("fromjob"), path=f"azureml://jobs/{run_id}/outputs/artifacts/paths/outputs/weights.txt"))
     ml_client.models.download(from_job.name, from_job.version, download_path=out)
     assert (out / from_job.name / "weights.txt").read_text() == "weights\n"
+    # the book's forms without /paths/: ch5 ``.../outputs/artifacts/outputs/model.pkl``, ch10 ``.../model/``
+    bare = ml_client.models.create_or_update(
+        Model(name=_name("bare"), path=f"azureml://jobs/{run_id}/outputs/artifacts/outputs/weights.txt"))
+    ml_client.models.download(bare.name, bare.version, download_path=out)
+    assert (out / bare.name / "weights.txt").read_text() == "weights\n"
+    bare_mlflow = ml_client.models.create_or_update(
+        Model(name=_name("baremlflow"), path=f"azureml://jobs/{run_id}/outputs/artifacts/model/", type="mlflow_model"))
+    assert "sklearn" in (bare_mlflow.flavors or {})
     with pytest.raises(NotFoundError, match="nothing-here.*outputs"):
         ml_client.models.create_or_update(Model(name=_name("x"), path=f"runs:/{run_id}/nothing-here"))
 

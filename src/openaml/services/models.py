@@ -60,6 +60,9 @@ _SHORT_REF = re.compile(r"^azureml://models/(?P<name>[^/]+)/(?:versions/(?P<vers
 _LONG_REF = re.compile(r"^(?:azureml:)?(?:azureml://locations/[^/]+|/subscriptions/[^/]+/resource[gG]roups/[^/]+"
                        r"(?:/providers/Microsoft\.MachineLearningServices)?)/workspaces/[^/]+/models/(?P<name>[^/]+)"
                        r"/versions/(?P<version>[^/]+)/?$")
+#: the job's run artifacts addressed without ``/paths/``, as the book writes them:
+#: ``azureml://jobs/<run>/outputs/artifacts/outputs/model.pkl`` (ch5), ``.../outputs/mlflow-model/`` (ch10)
+_ARTIFACTS_NO_PATHS = re.compile(r"^azureml://jobs/(?P<job>[^/]+)/outputs/(?:artifacts|default)/(?!paths(?:/|$))(?P<path>.+)$")
 _MLFLOW_REF = re.compile(r"^models:/(?P<name>[^/]+)/(?P<version>\d+)/?$")
 
 
@@ -477,6 +480,9 @@ class ModelService:
     def _resolve_path(self, path: str) -> tuple[Path, str, str | None]:
         """(local file or folder, name to keep, job name) of a model ``path`` the server can read."""
         tracking = self.ctx.tracking
+        bare = _ARTIFACTS_NO_PATHS.match(path)
+        if bare is not None:
+            path = f"azureml://jobs/{bare['job']}/outputs/artifacts/paths/{bare['path']}"
         job_uri = parse_job_output_uri(path)
         if parse_datastore_uri(path) is not None:
             local = self.ctx.services["datastores"].resolve(path)
