@@ -61,7 +61,8 @@ def test_housing_pipeline_gathers_explanation_error_analysis_and_counterfactuals
     assert d["causal"] is None and d["fairness"] is None and d["scorecard"] is None
 
 
-def test_titanic_chapter8_fairness_mitigation_and_score_card(cli: Any, ml_client: Any, tmp_path: Path) -> None:
+def test_titanic_chapter8_fairness_mitigation_and_score_card(cli: Any, ml_client: Any, server: Any,
+                                                             tmp_path: Path) -> None:
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
@@ -95,6 +96,20 @@ def test_titanic_chapter8_fairness_mitigation_and_score_card(cli: Any, ml_client
     assert after < before / 2, (before, after)
     fair = ml_client.models.get(f"{name}-fair", version="1")
     assert fair.type == "mlflow_model"
+    # the before/after comparison is on the fairness step's run as metrics too (review16 F1: leaving
+    # the mitigated model's mlflow run unset MLFLOW_RUN_ID, so none were logged)
+    from mlflow import MlflowClient
+
+    metrics = MlflowClient(f"{server.url}/mlflow").get_run(f"{job_name}-fairness_01").data.metrics
+    assert metrics["fairness_Sex_selection_rate_difference"] == pytest.approx(before, abs=1e-6)
+    assert metrics["mitigated_fairness_Sex_selection_rate_difference"] == pytest.approx(after, abs=1e-6)
+    # the model's studio page shows the dashboard of the pipeline run on it (review16 F2: only the
+    # gather step holds it, and its definition names no model)
+    import httpx
+
+    page = httpx.get(f"{server.url}/models/{name}/rai", params={"version": "1"}, headers={"Accept": "text/html"},
+                     timeout=120)
+    assert page.status_code == 200 and 'id="no-dashboard"' not in page.text and job_name in page.text
     assert {e["feature"] for e in d["causal"]["global_effects"]} == {"Fare", "Pclass"}
     card_dir = tmp_path / "dl" / "scorecard_01" / "named-outputs" / "scorecard"
     assert (card_dir / "scorecard.pdf").read_bytes().startswith(b"%PDF")

@@ -172,6 +172,9 @@ def _fairness(a: argparse.Namespace) -> None:
         table.to_csv(out / "fairness_comparison.csv", index=False)
         metrics.update({f"mitigated_fairness_{c}_{m}_difference": v for c, r in comparison["after"].items()
                         for m, v in r["difference"].items()})
+    # before the mitigated model's mlflow.start_run block below: leaving it unsets MLFLOW_RUN_ID
+    _log_metrics(metrics)
+    if a.mitigation != "none":
         uri = None
         if os.environ.get("MLFLOW_RUN_ID"):
             import mlflow
@@ -184,7 +187,6 @@ def _fairness(a: argparse.Namespace) -> None:
                 mlflow.log_table(data=table, artifact_file="fairness_comparison.json")
                 uri = info.model_uri
         data["mitigation"] = {**comparison, "model_uri": uri, "registered_model_name": a.registered_model_name}
-    _log_metrics(metrics)
     write_insight(out, "fairness", data, filename="fairness")
 
 

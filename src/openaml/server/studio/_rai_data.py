@@ -106,13 +106,24 @@ def job_dashboards(ctx: Any, name: str) -> list[dict[str, Any]]:
 
 def model_dashboards(ctx: Any, name: str, version: str, producer: str | None) -> list[dict[str, Any]]:
     """Dashboards whose ``model`` is ``name`` version ``version``: in the outputs of the newest
-    :data:`MODEL_SCAN` jobs whose definition names the model, and of ``producer`` (its job), newest first."""
+    :data:`MODEL_SCAN` jobs whose definition names the model, of their steps (a pipeline's gather
+    step names no model), and of ``producer`` (its job), newest first."""
     from openaml.store._tables import JobRow
 
     with ctx.store._session() as s:
         q: Any = (select(JobRow.name).where(cast(JobRow.spec, String).contains(name))
                   .order_by(JobRow.seq.desc()).limit(MODEL_SCAN))
         names = list(s.scalars(q))
+        # the steps of a pipeline that names it (the gather step holding the dashboard names no
+        # model: its input is the constructor's output), down to nested pipelines' steps
+        frontier = names
+        for _depth in range(3):
+            if not frontier:
+                break
+            steps: Any = (select(JobRow.name).where(JobRow.parent_name.in_(frontier))
+                          .order_by(JobRow.seq.desc()).limit(MODEL_SCAN))
+            frontier = [n for n in s.scalars(steps) if n not in names]
+            names.extend(frontier)
     if producer and producer not in names:
         names.append(producer)
     out = []
