@@ -4,6 +4,7 @@ require a passing verdict. A server of its own (the policy is workspace-wide), t
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -184,6 +185,23 @@ def test_mlflow_rest_writes_pass_the_same_gate(gate):
     with pytest.raises(RestException, match="cannot be registered|no RAI score card"):
         client.create_model_version(MODEL, source, tags={"production": "1"})
     assert len(client.search_model_versions(f"name='{MODEL}'")) == before
+    # a body double-encoded as a JSON string, which MLflow's server decodes a second time, is checked
+    # the same (review16 F6: it went through unchecked); a body that is no JSON object is refused
+    api = f"{gate['url']}/mlflow/api/2.0/mlflow"
+    writes = [("model-versions/set-tag", {"name": MODEL, "version": v["fail"], "key": "production", "value": "t"}),
+              ("model-versions/transition-stage", {"name": MODEL, "version": v["fail"], "stage": "Production",
+                                                   "archive_existing_versions": False}),
+              ("registered-models/alias", {"name": MODEL, "version": v["fail"], "alias": "champion"}),
+              ("model-versions/set-tag", {"name": MODEL, "version": v["fail"], "key": "rai.verdict", "value": "pass"})]
+    for path, body in writes:
+        r = httpx.post(f"{api}/{path}", content=json.dumps(json.dumps(body)),
+                       headers={"content-type": "application/json"})
+        assert r.status_code in (400, 409), (path, r.status_code, r.text)
+    for junk in (b"[1]", b'"x"', b"not json"):
+        assert httpx.post(f"{api}/model-versions/set-tag", content=junk).status_code == 400
+    after = client.get_model_version(MODEL, v["fail"])
+    assert "production" not in after.tags and after.tags.get("rai.verdict") != "pass"
+    assert after.current_stage != "Production" and "champion" not in client.get_registered_model(MODEL).aliases
     # the passing version gets them; unprotected tags and aliases are free for any version
     client.set_model_version_tag(MODEL, v["pass"], "production", "yes")
     client.set_registered_model_alias(MODEL, "champion", v["pass"])

@@ -50,20 +50,17 @@ class RaiGateMlflow:
             if not message.get("more_body"):
                 break
         raw = b"".join(chunks)
-        try:
-            body = json.loads(raw or b"{}")
-        except ValueError:
-            body = None
-        if isinstance(body, dict):
-            error = await _run(lambda: self._check(endpoint, body))
-            if error is not None:
-                status, code, text = error
-                payload = json.dumps({"error_code": code, "message": text}).encode()
-                await send({"type": "http.response.start", "status": status,
-                            "headers": [(b"content-type", b"application/json"),
-                                        (b"content-length", str(len(payload)).encode())]})
-                await send({"type": "http.response.body", "body": payload})
-                return
+        body = _json_object(raw)
+        error = (await _run(lambda: self._check(endpoint, body)) if body is not None else
+                 (400, "INVALID_PARAMETER_VALUE", f"{endpoint}: the request body must be a JSON object"))
+        if error is not None:
+            status, code, text = error
+            payload = json.dumps({"error_code": code, "message": text}).encode()
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(payload)).encode())]})
+            await send({"type": "http.response.body", "body": payload})
+            return
         sent = False
 
         async def replay() -> MutableMapping[str, Any]:
@@ -85,6 +82,21 @@ class RaiGateMlflow:
         except OpenAMLError as e:
             return 400, "INVALID_PARAMETER_VALUE", e.message
         return None
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    """The JSON object MLflow's server will act on, or None when it is none (refused here).
+
+    MLflow's handlers decode a body that is a JSON string holding JSON a second time ("older
+    clients may post their JSON double-encoded", ``_get_normalized_request_json``), so the gate
+    decodes it the same way: checking only the outer value let such a body through unchecked."""
+    try:
+        body = json.loads(raw or b"{}")
+        if isinstance(body, str):
+            body = json.loads(body)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 async def _run(fn: Any) -> Any:
