@@ -125,6 +125,35 @@ def test_job_token_is_scoped_to_its_own_run(sec_server: Any, owner: Any, tmp_pat
         assert c.get(f"/api/v1/jobs/{job.name}").status_code == 401
 
 
+FIRST_CALL_LOG_MODEL = """
+import mlflow, sys
+from sklearn.linear_model import LogisticRegression
+model = LogisticRegression().fit([[0.0], [1.0], [0.0], [1.0]], [0, 1, 0, 1])
+mlflow.sklearn.log_model(model, name="model", registered_model_name=sys.argv[1])
+"""
+
+
+def test_log_model_as_a_jobs_first_mlflow_call_belongs_to_its_run(sec_server: Any, owner: Any, tmp_path: Path) -> None:
+    """review16 S1: MLflow 3's ``log_model`` with no active run creates a LoggedModel without a source
+    run (it does not read MLFLOW_RUN_ID); in a job it is the job's run's, so its files and registration
+    pass the job token's scope (it was refused 403, failing the job)."""
+    import mlflow
+
+    src = tmp_path / "s1"
+    src.mkdir()
+    (src / "train.py").write_text(textwrap.dedent(FIRST_CALL_LOG_MODEL))
+    name = f"s1-model-{uuid.uuid4().hex[:6]}"
+    job = owner.jobs.create_or_update(command(code=str(src), command=f"python train.py {name}"))
+    final = owner.jobs.wait(job.name, timeout=240)
+    raw = owner.jobs.get_raw(job.name)
+    assert final.status == "Completed", (raw["error"], raw["log_tail"])
+    assert owner.models.get(name, version="1").job_name == job.name
+    client = mlflow.MlflowClient(tracking_uri=f"{sec_server.url}/mlflow", registry_uri=f"{sec_server.url}/mlflow")
+    source = client.get_model_version(name, "1").source
+    logged = client.get_logged_model(source.split("/")[1]) if source.startswith("models:/") else None
+    assert logged is None or logged.source_run_id == job.name
+
+
 FORGER = """
 import json, os, urllib.request, urllib.error
 url = os.environ["AZUREML_SERVICE_ENDPOINT"]

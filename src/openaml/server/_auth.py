@@ -232,6 +232,9 @@ class AuthMiddleware:
                 return
         if method == "POST" and path.endswith("/model-versions/create") and path.startswith(_MLFLOW_API):
             body = _tag_model_version(await _read_body(receive) if body is None else body, principal)
+        if principal.kind == "job" and method == "POST" and body is not None and path.startswith(_MLFLOW_API) \
+                and path.rstrip("/").endswith("/logged-models"):
+            body = _attach_logged_model(body, principal)
         scope.setdefault("state", {})["principal"] = principal
         if body is not None:
             receive = _replay(body)
@@ -297,14 +300,37 @@ def _is_studio_page(scope: Scope, path: str) -> bool:
     return b"text/html" in accept
 
 
+def _json_body(body: bytes) -> dict[str, Any] | None:
+    """The JSON object of a request body as MLflow's server reads it (a body double-encoded as a
+    JSON string is decoded a second time there), or None."""
+    try:
+        data = json.loads(body or b"{}")
+        if isinstance(data, str):
+            data = json.loads(data)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _attach_logged_model(body: bytes, p: Principal) -> bytes:
+    """A logged model a job creates outside any active run belongs to the job's run.
+
+    MLflow 3's ``mlflow.<flavor>.log_model`` with no active run creates the LoggedModel with no
+    ``source_run_id`` (it does not read ``MLFLOW_RUN_ID``); in a job that run is the job's own (the
+    runner sets ``MLFLOW_RUN_ID``, as Azure ML does), so the model is recorded as the job's, and its
+    files and registration pass the job token's scope (:func:`job_scope_refusal`)."""
+    data = _json_body(body)
+    if data is None or data.get("source_run_id"):
+        return body
+    data["source_run_id"] = p.run_id
+    return json.dumps(data).encode()
+
+
 def _tag_model_version(body: bytes, p: Principal) -> bytes:
     """A model version registered through MLflow records who registered it (and from which job), as
     tags ``openaml.created_by`` and ``openaml.job``, as one registered through openaml does."""
-    try:
-        data = json.loads(body or b"{}")
-    except ValueError:
-        return body
-    if not isinstance(data, dict):
+    data = _json_body(body)
+    if data is None:
         return body
     tags = [t for t in (data.get("tags") or []) if isinstance(t, dict)
             and t.get("key") not in ("openaml.created_by", "openaml.job")]
@@ -411,13 +437,7 @@ def job_scope_refusal(ctx: Any | None, p: Principal, method: str, path: str, que
     op = next((path[len(api):] for api in _MLFLOW_API if path.startswith(api)), None)
     if op is None:
         return f"{method} {path} is outside it"
-    data: dict[str, Any] = {}
-    if body:
-        try:
-            loaded = json.loads(body)
-            data = loaded if isinstance(loaded, dict) else {}
-        except ValueError:
-            data = {}
+    data: dict[str, Any] = (_json_body(body) or {}) if body else {}
     if op in _RUN_WRITES or op in ("runs/get", "metrics/get-history"):
         run = data.get("run_id") or data.get("run_uuid") or q.get("run_id") or q.get("run_uuid")
         if run == p.run_id:
