@@ -106,6 +106,31 @@ def test_factories_take_enable_model_explainability_as_azure_does() -> None:
     assert job.training.enable_model_explainability is True
 
 
+def test_imputer_parameters_apply_to_the_columns_they_name() -> None:
+    """review14 F9/F10: ``transformer_params.imputer`` on a categorical column (Azure's bank-marketing
+    example) and ``fill_value`` of ``strategy: constant`` are applied, not ignored."""
+    import numpy as np
+    import pandas as pd
+
+    from openaml.automl._featurize import build_featurizer
+
+    X = pd.DataFrame({"Embarked": ["S", None, "C", "S", "C", "C"], "Age": [1.0, np.nan, 3.0, 4.0, 5.0, 6.0],
+                      "Cabin": ["a", None, "b", "a", "b", "b"]})
+    roles = {"Embarked": "Categorical", "Age": "Numeric", "Cabin": "Categorical"}
+    fz = {"transformer_params": {"imputer": [
+        {"fields": ["Embarked"], "parameters": {"strategy": "constant", "fill_value": "S"}},
+        {"fields": ["Cabin"], "parameters": {"strategy": "most_frequent"}},
+        {"fields": ["Age"], "parameters": {"strategy": "constant", "fill_value": 99}}]}}
+    pipe = build_featurizer(X, roles, fz).fit(X)
+    ct = pipe.named_steps["transform"]
+    dense = lambda a: a.toarray() if hasattr(a, "toarray") else np.asarray(a)  # noqa: E731
+    blocks = {name: dense(t.transform(pipe.named_steps["columns"].transform(X)[cols]))
+              for name, t, cols in ct.transformers_ if name != "remainder"}
+    assert blocks["num:Age"][1, 0] == 99.0
+    assert blocks["cat:Embarked"][1].tolist() == blocks["cat:Embarked"][0].tolist()  # the missing row is "S"
+    assert blocks["cat:Cabin"][1].tolist() == blocks["cat:Cabin"][2].tolist()  # "b", the most frequent
+
+
 @pytest.mark.parametrize(("fields", "expected"), [
     ({"primary_metric": "r2_score"}, "does not fit task classification"),
     ({"training": {"enable_dnn_training": True}}, "enable_dnn_training"),
@@ -133,6 +158,24 @@ def test_fields_accepted_but_not_applied_are_said() -> None:
     problems, notes = automl_problems(job)
     assert not problems
     assert any("ONNX" in n for n in notes) and any("max_nodes" in n for n in notes)
+    # review14 F9: every other field of spec 6.1/6.2 that is not applied is said too, never silently ignored
+    job = AutoMLJob.model_validate({
+        "task": "classification", "target_column_name": "y", "training_data": {"type": "mltable", "path": "./d"},
+        "test_data_size": 0.2,
+        "featurization": {"mode": "custom", "dataset_language": "deu",
+                          "transformer_params": {"hash_one_hot_encoder": [{"fields": ["t"],
+                                                                           "parameters": {"number_of_bits": 3}}]}},
+        "training": {"ensemble_model_download_timeout_minutes": 5,
+                     "stack_ensemble_settings": {"stack_meta_learner_train_percentage": 0.3}}})
+    problems, notes = automl_problems(job)
+    assert not problems
+    for field in ("test_data_size", "dataset_language", "transformer_params.hash_one_hot_encoder",
+                  "ensemble_model_download_timeout_minutes", "stack_meta_learner_train_percentage"):
+        assert any(field in n for n in notes), (field, notes)
+    fc = AutoMLJob.model_validate({"task": "forecasting", "target_column_name": "y",
+                                   "training_data": {"type": "mltable", "path": "./d"},
+                                   "forecasting": {"time_column_name": "t", "features_unknown_at_forecast_time": ["temp"]}})
+    assert any("features_unknown_at_forecast_time" in n for n in automl_problems(fc)[1])
 
 
 def test_data_problems_name_the_column() -> None:

@@ -173,13 +173,47 @@ def column_roles(X: pd.DataFrame, featurization: dict[str, Any] | None) -> tuple
     return roles, notes
 
 
-def _imputer(fz: dict[str, Any], column: str, default: str) -> SimpleImputer:
-    strategy = default
+def _imputer_params(fz: dict[str, Any], column: str) -> dict[str, Any] | None:
+    """The ``transformer_params.imputer`` parameters that name ``column`` (or name no field), or None."""
+    found = None
     for tp in (fz.get("transformer_params") or {}).get("imputer", []) or []:
         if column in (tp.get("fields") or []) or not tp.get("fields"):
-            strategy = str((tp.get("parameters") or {}).get("strategy", strategy))
+            found = dict(tp.get("parameters") or {})
+    return found
+
+
+def _imputer(fz: dict[str, Any], column: str, default: str) -> SimpleImputer:
+    params = _imputer_params(fz, column) or {}
+    strategy = str(params.get("strategy", default))
+    fill = {"fill_value": params.get("fill_value", 0)} if strategy == "constant" else {}
     return SimpleImputer(strategy=strategy, add_indicator=default != "most_frequent" and strategy != "constant",
-                         keep_empty_features=True, **({"fill_value": 0} if strategy == "constant" else {}))
+                         keep_empty_features=True, **fill)
+
+
+class FillCategorical(BaseEstimator, TransformerMixin):  # type: ignore[misc]
+    """Azure's ``transformer_params.imputer`` on categorical columns: missing values become the
+    column's most frequent value (``strategy: most_frequent``, Azure's default for categorical
+    columns) or ``fill_value`` (``strategy: constant``). Columns without an imputer keep missing
+    values as a category of their own."""
+
+    def __init__(self, strategy: str = "most_frequent", fill_value: Any = None) -> None:
+        self.strategy = strategy
+        self.fill_value = fill_value
+
+    def fit(self, X: Any, y: Any = None) -> FillCategorical:
+        df = pd.DataFrame(X)
+        if self.strategy == "constant":
+            self.fills_ = [self.fill_value if self.fill_value is not None else "missing_value"] * df.shape[1]
+        else:
+            self.fills_ = [col.mode().iloc[0] if col.notna().any() else "__missing__" for _, col in df.items()]
+        return self
+
+    def transform(self, X: Any) -> pd.DataFrame:
+        df = pd.DataFrame(X).astype(object)
+        for i, fill in enumerate(self.fills_):
+            col = df.iloc[:, i]
+            df.iloc[:, i] = col.where(col.notna(), fill)
+        return df
 
 
 def build_featurizer(X: pd.DataFrame, roles: dict[str, str], featurization: dict[str, Any] | None) -> Pipeline:
@@ -191,6 +225,15 @@ def build_featurizer(X: pd.DataFrame, roles: dict[str, str], featurization: dict
         by.setdefault(r, []).append(c)
     for c in by.get("Numeric", []):
         parts.append((f"num:{c}", Pipeline([("to_float", _ToFloat()), ("impute", _imputer(fz, c, "median"))]), [c]))
+    named = {f for tp in (fz.get("transformer_params") or {}).get("imputer") or [] for f in tp.get("fields") or []}
+    for c in [c for c in by.get("Categorical", []) if c in named]:  # an imputer named for it
+        params = _imputer_params(fz, c) or {}
+        strategy = str(params.get("strategy", "most_frequent"))
+        parts.append((f"cat:{c}", Pipeline([
+            ("impute", FillCategorical("constant" if strategy == "constant" else "most_frequent",
+                                       params.get("fill_value"))),
+            ("to_str", _ToStr()), ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=True))]), [c]))
+        by["Categorical"] = [x for x in by["Categorical"] if x != c]
     if by.get("Categorical"):
         parts.append(("cat", Pipeline([("to_str", _ToStr()),
                                        ("onehot", OneHotEncoder(handle_unknown="ignore", min_frequency=2 if len(X) > 100 else None,

@@ -48,7 +48,8 @@ def guardrails(df: pd.DataFrame, job: Any) -> list[dict[str, Any]]:
                 "status": ("alerted" if off else "done") if missing else "passed",
                 "details": (", ".join(f"{c}: {n} missing" for c, n in missing.items())
                             + ("; featurization is off: rows are passed as they are" if off else
-                               "; imputed (numeric: median plus an indicator, categorical: most frequent)"))
+                               "; imputed (numeric: median plus an indicator; categorical: a category of "
+                               "their own, or as transformer_params.imputer says)"))
                 if missing else "no missing values"})
     fz = job.featurization.model_dump(exclude_none=True) if job.featurization else None
     _, notes = column_roles(X, fz)

@@ -371,6 +371,9 @@ def automl_problems(job: AutoMLJob) -> tuple[list[str], list[str]]:
         v = getattr(job, f)
         if v is not None and not 0.0 < v < 1.0:
             p.append(f"field '{f}': {v!r} must be a fraction between 0 and 1 (e.g. 0.2)")
+    if job.test_data_size is not None and job.test_data is None:
+        notes.append(f"test_data_size={job.test_data_size} is not applied: no rows are held out and no test_* "
+                     "metrics are computed; give test_data (an MLTable) for them")
     cv = job.n_cross_validations
     if isinstance(cv, str) and cv.lower() != "auto":
         p.append(f"field 'n_cross_validations': {cv!r}; give an integer >= 2 or 'auto'")
@@ -406,6 +409,12 @@ def automl_problems(job: AutoMLJob) -> tuple[list[str], list[str]]:
     if tr.training_mode not in (None, "auto", "non_distributed"):
         notes.append(f"training.training_mode={tr.training_mode!r}: trials are not distributed here "
                      "(non_distributed is used)")
+    if tr.ensemble_model_download_timeout_minutes is not None:
+        notes.append("training.ensemble_model_download_timeout_minutes is not applied: the ensembles read their "
+                     "members from the job's own files, nothing is downloaded")
+    if tr.stack_ensemble_settings and tr.stack_ensemble_settings.stack_meta_learner_train_percentage is not None:
+        notes.append("training.stack_ensemble_settings.stack_meta_learner_train_percentage is not applied: the "
+                     "meta learner is trained on the members' out-of-fold predictions of all training rows")
     if tr.enable_onnx_compatible_models:
         notes.append("training.enable_onnx_compatible_models: no ONNX model is written (no skl2onnx); the "
                      "MLflow, pickle and scoring-file forms are")
@@ -426,6 +435,13 @@ def automl_problems(job: AutoMLJob) -> tuple[list[str], list[str]]:
                              "categoricalhashonehot"):
             p.append(f"field 'featurization.column_name_and_types.{col}': {typ!r}; use Numeric, Categorical, "
                      "CategoricalHash, DateTime, Text or Ignore")
+    if fz.dataset_language:
+        notes.append(f"featurization.dataset_language={fz.dataset_language!r} is not applied: text columns get "
+                     "TF-IDF features whatever their language (no language-specific models here)")
+    for key in fz.transformer_params or {}:
+        if str(key).lower() != "imputer":
+            notes.append(f"featurization.transformer_params.{key} is not applied: only the imputer's parameters "
+                         "are (categorical columns are one-hot encoded, or hashed above the cardinality limit)")
     if fz.enable_dnn_featurization:
         notes.append("featurization.enable_dnn_featurization: BERT text features are not computed here (TF-IDF is)")
     if task == "forecasting":
@@ -450,6 +466,9 @@ def automl_problems(job: AutoMLJob) -> tuple[list[str], list[str]]:
                 p.append(problem)
         if fc.use_stl not in (None, "none"):
             notes.append(f"forecasting.use_stl={fc.use_stl!r}: STL features are not computed here")
+        if fc.features_unknown_at_forecast_time:
+            notes.append(f"forecasting.features_unknown_at_forecast_time={fc.features_unknown_at_forecast_time!r} "
+                         "is not applied: every feature column is read from the rows given to forecast()")
         if fc.feature_lags not in (None, "none"):
             notes.append(f"forecasting.feature_lags={fc.feature_lags!r}: only target lags are built here")
     elif job.forecasting is not None:
