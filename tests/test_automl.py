@@ -317,6 +317,10 @@ def test_automl_job_end_to_end(ml_client: Any, tmp_path: Path, server: Any) -> N
     run = client.get_run(best)
     assert run.data.metrics["AUC_weighted"] == pytest.approx(raw["best_score"])
     assert {"accuracy", "norm_macro_recall", "precision_score_weighted", "log_loss"} <= set(run.data.metrics)
+    # the parent run carries the best child's metrics, as Azure's does (review14 F7)
+    parent = client.get_run(job.name).data.metrics
+    assert parent["AUC_weighted"] == pytest.approx(raw["best_score"])
+    assert parent["accuracy"] == pytest.approx(run.data.metrics["accuracy"])
     files = {a.path for a in client.list_artifacts(best, "outputs")}
     assert {"outputs/mlflow-model", "outputs/model.pkl", "outputs/conda_env_v_1_0_0.yml",
             "outputs/scoring_file_v_2_0_0.py"} <= files

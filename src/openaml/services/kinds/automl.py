@@ -472,6 +472,11 @@ class AutoMLKind(WorkerPool, ControlledKind):
                                               "automl_best_score": repr(best_value),
                                               "automl_best_algorithm": str(info.get("algorithm")),
                                               "automl_end_reason": stopping or "completed"})
+            # the parent run carries the best child's metrics, as Azure's parent run does
+            numeric = {k: float(v) for k, v in summary["metrics"].items()
+                       if isinstance(v, (int, float)) and v == v and abs(v) != float("inf")}
+            if numeric:
+                self.ctx.tracking.log_metrics(name, numeric)
         except Exception:  # noqa: BLE001
             log.exception("automl %s: recording the best trial on its run failed", name)
         self._write_best_model(row, best_child["name"])
