@@ -321,6 +321,15 @@ def test_automl_job_end_to_end(ml_client: Any, tmp_path: Path, server: Any) -> N
     parent = client.get_run(job.name).data.metrics
     assert parent["AUC_weighted"] == pytest.approx(raw["best_score"])
     assert parent["accuracy"] == pytest.approx(run.data.metrics["accuracy"])
+    # the studio's job page shows the trials best first with the primary metric, and the guardrails
+    # (review14 F8: only the child-job list and the log's lines)
+    import httpx
+
+    page = httpx.get(f"{server.url}/jobs/{job.name}", headers={"Accept": "text/html"}, timeout=60).text
+    table = page.split('id="trials-table"', 1)[1].split("</table>", 1)[0]
+    assert "AUC_weighted" in table and table.index(trials[0]["name"]) < table.index(trials[1]["name"])
+    assert "★ best" in table.split(trials[0]["name"], 1)[1].split("</tr>", 1)[0]
+    assert 'id="guardrails"' in page and "Class balancing detection" in page
     files = {a.path for a in client.list_artifacts(best, "outputs")}
     assert {"outputs/mlflow-model", "outputs/model.pkl", "outputs/conda_env_v_1_0_0.yml",
             "outputs/scoring_file_v_2_0_0.py"} <= files

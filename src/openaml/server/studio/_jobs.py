@@ -224,6 +224,19 @@ def _sweep_view(rec: dict[str, Any]) -> dict[str, Any]:
             "parallel": pc, "by_trial": by_trial}
 
 
+def _automl_view(rec: dict[str, Any]) -> dict[str, Any]:
+    """An AutoML job's trials as a sweep's are shown (best first, the primary metric, the best
+    marked; the algorithm as the parameter), plus its guardrails."""
+    from openaml.automl._metrics import GOAL
+
+    metric = str(rec.get("primary_metric") or "")
+    trials = [{**t, "params": {"algorithm": t.get("algorithm")}} for t in rec.get("trials") or []]
+    goal = "minimize" if metric in GOAL["minimize"] else "maximize"
+    view = _sweep_view({**rec, "objective": {"primary_metric": metric or None, "goal": goal}, "trials": trials})
+    view["guardrails"] = list(rec.get("guardrails") or [])
+    return view
+
+
 @router.get("/jobs/{name}", response_class=HTMLResponse)
 def job_page(request: Request, name: str) -> HTMLResponse:
     """A job: overview, metrics, logs (tail, live), outputs, children; a pipeline's graph, a sweep's trials."""
@@ -242,7 +255,8 @@ def job_page(request: Request, name: str) -> HTMLResponse:
     outputs = ["artifacts", *sorted(row["runtime"].get("outputs") or {})]
     children = ctx.store.list_jobs(parent_name=name, include_archived=True, ascending=True, limit=500)
     graph = pipeline_graph(dict(rec.get("steps") or {}), dict(rec.get("jobs") or {})) if rec.get("type") == "pipeline" else None
-    sweep = _sweep_view(rec) if rec.get("type") == "sweep" else None
+    sweep = (_sweep_view(rec) if rec.get("type") == "sweep" else
+             _automl_view(rec) if rec.get("type") == "automl" else None)
     try:
         artifacts = _files(svc.output_dir(name, "artifacts"))
     except (OpenAMLError, KeyError):  # a job recorded without a run (no artifact folder yet)
