@@ -23,10 +23,12 @@ from openaml.errors import ValidationError
 
 
 def test_sdk_classes_with_credential_objects(ml_client):
+    # the book's accounts are not reachable from here: registered unchecked (Azure's skipValidation)
     blob = AzureBlobDatastore(name="fid_blob", description="book ch 3", account_name="acct",
                               container_name="data", credentials=AccountKeyConfiguration(account_key="SECRET-KEY"))
     assert blob.type == "azure_blob" and blob.endpoint == "core.windows.net" and blob.protocol == "https"
-    got = ml_client.datastores.create_or_update(blob)
+    with pytest.warns(UserWarning, match="fid_blob.*without checking"):
+        got = ml_client.datastores.create_or_update(blob, skip_validation=True)
     assert isinstance(got, AzureBlobDatastore)
     assert (got.account_name, got.container_name) == ("acct", "data")
     assert isinstance(got.credentials, AccountKeyConfiguration) and got.credentials.account_key is None
@@ -45,11 +47,13 @@ def test_sdk_classes_with_credential_objects(ml_client):
     assert ml_client.datastores.create_or_update(gen1).store_name == "lake"
     ident = AzureBlobDatastore(name="fid_ident", account_name="a", container_name="c",
                                credentials=NoneCredentialConfiguration())
-    assert ml_client.create_or_update(ident).name == "fid_ident"
+    with pytest.warns(UserWarning, match="fid_ident.*without checking"):
+        assert ml_client.create_or_update(ident, skip_validation=True).name == "fid_ident"
     # a get() result sent back keeps the stored secret (it is never returned, so cannot be resent)
     again = ml_client.datastores.get("fid_blob")
     again.description = "changed"
-    ml_client.datastores.create_or_update(again)
+    with pytest.warns(UserWarning):
+        ml_client.datastores.create_or_update(again, skip_validation=True)
     assert ml_client.datastores.get("fid_blob").description == "changed"
     with pytest.raises(Exception, match="container_name"):
         AzureBlobDatastore(name="x", account_name="a")
@@ -72,7 +76,8 @@ def test_cli_create_every_azure_type(cli, tmp_path, kind, with_credentials):
     f = tmp_path / "ds.yml"
     f.write_text(f"$schema: https://azuremlschemas.azureedge.net/latest/azureBlob.schema.json\nname: {name}\n"
                  f"type: {kind}\ndescription: from yaml\n" + body)
-    created = cli("datastore", "create", "--file", str(f), check=True)
+    # the accounts are not reachable from here: unchecked (a no-op for the types kept as metadata only)
+    created = cli("datastore", "create", "--file", str(f), "--skip-validation", check=True)
     shown = cli("datastore", "show", "--name", name, check=True)
     for out in (created, shown):
         assert "SECRET" not in out.stdout
@@ -286,15 +291,18 @@ def test_input_on_a_metadata_only_datastore_is_refused_naming_it(ml_client):
 
 
 def test_input_on_an_unreachable_blob_account_is_refused_naming_it(ml_client):
-    """The book's account (not reachable from here) registers with a warning; a job reading it is
-    refused at submission naming the datastore and the error, without the key."""
+    """The book's account (not reachable from here) is refused unless registered unchecked
+    (``skip_validation``), with a warning; a job reading it is then refused at submission naming the
+    datastore and the error, without the key."""
     from openaml import Input, command
     from openaml.entities import AccountKeyConfiguration, AzureBlobDatastore
 
-    with pytest.warns(UserWarning, match="blob_far.*could not be checked"):
-        ml_client.datastores.create_or_update(AzureBlobDatastore(
-            name="blob_far", account_name="acct", container_name="c",
-            credentials=AccountKeyConfiguration(account_key="U0VDUkVULUtFWQ==")))
+    far = AzureBlobDatastore(name="blob_far", account_name="acct", container_name="c",
+                             credentials=AccountKeyConfiguration(account_key="U0VDUkVULUtFWQ=="))
+    with pytest.raises(ValidationError, match="blob_far.*field 'account_name'.*cannot be reached.*skip-validation"):
+        ml_client.datastores.create_or_update(far)
+    with pytest.warns(UserWarning, match="blob_far.*without checking"):
+        ml_client.datastores.create_or_update(far, skip_validation=True)
     job = command(command="ls ${{inputs.d}}", environment="AzureML-sklearn-1.5@latest",
                   inputs={"d": Input(type="uri_folder", path="azureml://datastores/blob_far/paths/x")})
     with pytest.raises(ValidationError) as info:

@@ -262,22 +262,67 @@ def cli_for(ws_server: ServerHandle) -> Any:
     return run
 
 
-def test_unreachable_endpoint_is_kept_with_a_warning_and_its_use_fails_naming_it(client: Any, tmp_path: Path) -> None:
-    """The book's registrations of accounts this machine cannot reach stay possible (as metadata
-    until reachable); the first use says why it fails."""
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unreachable_endpoint_is_refused_naming_the_field_unless_registered_unchecked(
+        backend: str, client: Any, cli_for: Any, tmp_path: Path) -> None:
+    """Review F1: an endpoint that cannot be reached is refused (SDK and CLI), naming the datastore,
+    the field and the error, and nothing is stored; registered unchecked (``skip_validation``, as
+    Azure's ``skipValidation``) it is kept with a warning (a plain ``WARNING:`` line in the CLI), and
+    its first use says why it fails."""
     import socket
 
-    from openaml.entities import Data, S3CredentialConfiguration, S3Datastore
+    import yaml
+
+    from openaml.entities import Data
+    from openaml.errors import NotFoundError, ValidationError
 
     with socket.socket() as s:  # a loopback port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    ds = S3Datastore(name="far_away", bucket="some-bucket", endpoint_url=f"http://127.0.0.1:{port}",
-                     credentials=S3CredentialConfiguration(access_key_id="a", secret_access_key="b"))
-    with pytest.warns(UserWarning, match="far_away.*could not be checked"):
-        client.datastores.create_or_update(ds)
+    name = f"far_{backend}_{uuid.uuid4().hex[:6]}"
+    if backend == "s3":
+        definition: dict[str, Any] = {"name": name, "type": "s3", "bucket": "some-bucket",
+                                      "endpoint_url": f"http://127.0.0.1:{port}",
+                                      "credentials": {"access_key_id": "a", "secret_access_key": "b-secret"}}
+        field = "endpoint_url"
+    else:
+        definition = {"name": name, "type": "azure_blob", "account_name": "devstoreaccount1", "container_name": "c",
+                      "endpoint": f"http://127.0.0.1:{port}/devstoreaccount1",
+                      "credentials": {"account_key": "U0VDUkVULUtFWQ=="}}
+        field = "endpoint"
+    with pytest.raises(ValidationError, match=rf"datastore '{name}'.*field '{field}'.*127.0.0.1:{port}.*cannot be "
+                                              r"reached.*--skip-validation.*Nothing was stored") as info:
+        client.datastores.create_or_update(_entity(definition))
+    assert "b-secret" not in str(info.value) and "U0VDUkVULUtFWQ==" not in str(info.value)
+    with pytest.raises(NotFoundError):
+        client.datastores.get(name)
+    yml = tmp_path / "far.yml"
+    yml.write_text(yaml.safe_dump(definition))
+    res = cli_for("datastore", "create", "--file", str(yml))
+    assert res.returncode != 0 and name in res.stderr and f"field '{field}'" in res.stderr, res.stderr
+    assert name not in cli_for("datastore", "list", "-o", "json").stdout
+    # registered unchecked: one plain WARNING line (not a Python warning with a source path)
+    res = cli_for("datastore", "create", "--file", str(yml), "--skip-validation")
+    assert res.returncode == 0, res.stderr
+    assert "WARNING:" in res.stderr and "without checking" in res.stderr and ".py:" not in res.stderr, res.stderr
     f = tmp_path / "x.txt"
     f.write_text("x")
-    with pytest.raises(Exception, match="far_away|127.0.0.1") as info:
-        client.data.create_or_update(Data(name="far", path=str(f), type="uri_file", datastore="far_away"))
-    assert "secret" not in str(info.value)
+    with pytest.raises(Exception, match=f"{name}|127.0.0.1") as use:
+        client.data.create_or_update(Data(name=f"far-{backend}", path=str(f), type="uri_file", datastore=name))
+    assert "b-secret" not in str(use.value) and "U0VDUkVULUtFWQ==" not in str(use.value)
+
+
+def test_malformed_blob_key_is_refused_naming_the_field(azurite: BlobServer, client: Any) -> None:
+    """Review F3: an account key the client rejects before sending anything (not base64) is a
+    credentials error: refused naming the datastore and ``credentials.account_key``, nothing stored."""
+    from openaml.errors import NotFoundError, ValidationError
+
+    name = f"badkey_{uuid.uuid4().hex[:6]}"
+    definition = azurite.definition(name)
+    definition["credentials"] = {"account_key": "not-base64!"}
+    with pytest.raises(ValidationError, match=rf"datastore '{name}'.*field 'credentials.account_key'.*credentials "
+                                              r"are refused.*Nothing was stored") as info:
+        client.datastores.create_or_update(_entity(definition))
+    assert "not-base64!" not in str(info.value)
+    with pytest.raises(NotFoundError):
+        client.datastores.get(name)

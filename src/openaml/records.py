@@ -557,6 +557,7 @@ class RunnerSpecRecord(TypedDict):
     read_only_dirs: list[str]
     workspace: dict[str, str | None]
     heartbeat_seconds: float
+    servers: list[str]  # the workspace's live servers, the leader first (where to report if this one stops)
     command_token: str
 
 
@@ -567,6 +568,7 @@ class RunnerReplyRecord(TypedDict):
     status: str
     cancel: str | None
     heartbeat_seconds: float
+    servers: list[str]  # the workspace's live servers, the leader first (where to report if this one stops)
 
 
 class RunnerLogRecord(TypedDict):

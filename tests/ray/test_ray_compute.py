@@ -1,7 +1,7 @@
 """``type: ray`` computes: validation at create, and (the ``ray`` tier) jobs run as Ray jobs of a real
 local cluster (tests/ray/cluster.py: a head and one worker node on loopback) through the session's
 real server, SDK and CLI: a command job with an output, the token kept out of Ray's job list, cancel,
-a cluster gone at submission, and a worker node lost mid-job."""
+a cluster down at submission (the job waits Queued), and a worker node lost mid-job."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import json
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -98,42 +97,107 @@ def test_status_of_a_job_on_an_unreachable_cluster_does_not_raise() -> None:
 
 
 # ---------------------------------------------------------------------------------------- a real Ray cluster
-class _FakeDashboard(BaseHTTPRequestHandler):
-    """Answers a compute create's check as a Ray dashboard would, then goes away (a cluster down later)."""
+class _Relay:
+    """A TCP relay on a port of its own to the cluster's Jobs API: :meth:`up` and :meth:`down` make
+    the compute's ``address`` answer or not (as a dashboard that stops and starts again)."""
 
-    def do_GET(self) -> None:  # noqa: N802
-        body = {"ray_version": "2.60.0", "version": "4"} if self.path.startswith("/api/version") else {}
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    def __init__(self, target: str) -> None:
+        self.target = ("127.0.0.1", int(target.rsplit(":", 1)[1]))
+        self.port = _closed_port()
+        self.address = f"http://127.0.0.1:{self.port}"
+        self._sock: socket.socket | None = None
+        self._conns: list[socket.socket] = []
 
-    def log_message(self, *args: Any) -> None:
-        pass
+    def up(self) -> None:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        sock.listen(64)
+        self._sock = sock
+        threading.Thread(target=self._accept, args=(sock,), daemon=True).start()
+
+    def down(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+        for c in list(self._conns):
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            c.close()
+        self._conns.clear()
+
+    def _accept(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = sock.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.target, timeout=30)
+            except OSError:
+                client.close()
+                continue
+            self._conns += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
 
 @pytest.mark.ray
 @pytest.mark.timeout(1200)
-def test_a_cluster_down_at_submission_fails_the_job_with_the_reason(ray_cluster: Any, ml_client: Any) -> None:
+def test_a_cluster_down_at_submission_keeps_the_job_queued_with_the_reason_until_it_answers(
+        ray_cluster: Any, ml_client: Any, server: Any) -> None:
+    """Review F5: a job sent while its Ray cluster's Jobs API does not answer waits Queued, the reason
+    (the compute, its address, why in a few words) among its warnings, and runs once the cluster
+    answers again; it is never failed for it."""
     from openaml import command
     from openaml.entities import RayCompute
 
-    httpd = HTTPServer(("127.0.0.1", 0), _FakeDashboard)
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
-    address = f"http://127.0.0.1:{httpd.server_address[1]}"
+    relay = _Relay(ray_cluster.address)
+    relay.up()
     try:
-        made = ml_client.compute.begin_create_or_update(RayCompute(name="ray-gone", address=address)).result()
-        assert made.max_instances == 1  # no node list from this dashboard: one runner at a time
+        ml_client.compute.begin_create_or_update(RayCompute(name="ray-flaky", address=relay.address)).result()
+        relay.down()
+        job = ml_client.jobs.create_or_update(command(command="echo ran-after-the-outage", compute="ray-flaky"))
+        end = time.monotonic() + 120
+        while not any("ray-flaky" in w for w in _warnings(server, job.name)) and time.monotonic() < end:
+            time.sleep(0.5)
+        said = next(w for w in _warnings(server, job.name) if "ray-flaky" in w)
+        assert ml_client.jobs.get(job.name).status == "Queued"
+        assert relay.address in said and "does not answer (connection refused)" in said, said
+        assert "waits Queued" in said and "HTTPConnectionPool" not in said, said
+        time.sleep(15)  # past a retry or two: still waiting, not failed
+        assert ml_client.jobs.get(job.name).status == "Queued"
+        relay.up()
+        done = _wait_job(ml_client, job.name, lambda j: j.status in ("Failed", "Completed", "Canceled"), "ended")
+        assert done.status == "Completed", done.error
+        assert not any("ray-flaky" in w for w in _warnings(server, job.name))  # the wait is over: its reason went
     finally:
-        httpd.shutdown()
-        httpd.server_close()
-    job = ml_client.jobs.create_or_update(command(command="echo never", compute="ray-gone"))
-    job = _wait_job(ml_client, job.name, lambda j: j.status in ("Failed", "Completed", "Canceled"), "ended", 120)
-    assert job.status == "Failed"
-    assert address in job.error and "cannot be reached" in job.error, job.error
+        relay.down()
+
+
+def _warnings(server: Any, name: str) -> list[str]:
+    """The job's ``warnings`` as the REST API gives them (``job show``)."""
+    import httpx
+
+    r = httpx.get(f"{server.url}/api/v1/jobs/{name}", timeout=30)
+    r.raise_for_status()
+    return [str(w) for w in r.json().get("warnings") or []]
 
 
 @pytest.mark.ray

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from openaml.cli._common import FileOpt, NameOpt, OutputOpt, SetOpt, WorkspaceOpt, client, handle_errors
+from openaml.cli._common import FileOpt, NameOpt, OutputOpt, SetOpt, WorkspaceOpt, client, handle_errors, show_warnings
 from openaml.cli._output import render
 
 app = typer.Typer(help="Datastores.", no_args_is_help=True)
@@ -24,10 +26,17 @@ def show(name: NameOpt, workspace: WorkspaceOpt = None, output: OutputOpt = "jso
 
 @app.command("create")
 @handle_errors
-def create(file: FileOpt, set_: SetOpt = None, workspace: WorkspaceOpt = None, output: OutputOpt = "json") -> None:
+def create(file: FileOpt, set_: SetOpt = None, workspace: WorkspaceOpt = None, output: OutputOpt = "json",
+           skip_validation: Annotated[bool, typer.Option(
+               "--skip-validation", help="register an s3/azure_blob datastore without checking that it answers "
+               "(an endpoint only the jobs' machines reach)")] = False) -> None:
     """Register a datastore from YAML: local (an absolute path), fsspec, or any Azure type (azure_blob,
-    azure_file, azure_data_lake_gen1, azure_data_lake_gen2), kept as metadata with its credentials."""
+    azure_file, azure_data_lake_gen1, azure_data_lake_gen2), kept as metadata with its credentials.
+    An s3 or azure_blob datastore is checked with one listing call first (refused, nothing stored, when
+    it fails), unless --skip-validation."""
     from openaml.entities._datastore import load_datastore
 
     ds = load_datastore(file, params_override=set_)
-    render(client(workspace).datastores.create_or_update(ds), output)
+    with show_warnings():
+        made = client(workspace).datastores.create_or_update(ds, skip_validation=skip_validation)
+    render(made, output)

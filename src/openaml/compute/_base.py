@@ -24,7 +24,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
-__all__ = ["ComputeBackend", "JobHandle", "JobSpec", "RunnerStatus"]
+__all__ = ["ComputeBackend", "ComputeUnavailable", "JobHandle", "JobSpec", "RunnerStatus"]
+
+
+class ComputeUnavailable(RuntimeError):
+    """The compute cannot take a runner now (its cluster does not answer): the scheduler keeps the
+    job Queued with this message as its reason and tries again later (it is not failed)."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,7 @@ class ComputeBackend(abc.ABC):
         """Start the job's runner; returns at once.
 
         Raises:
+            ComputeUnavailable: the compute does not answer now (the job waits Queued, tried again).
             OSError or RuntimeError: the runner could not be started (the job fails with it).
         """
 
@@ -126,6 +132,15 @@ class ComputeBackend(abc.ABC):
     def logs(self, handle: JobHandle, max_bytes: int = 4096) -> str:
         """The end of the runner's own output (its start-up errors, a traceback), for a failure
         message; "" when there is none."""
+
+    def probe(self, compute: dict[str, Any]) -> None:
+        """Check, cheaply, that ``compute`` can take a runner now (asked before a job that waits
+        for it is tried again). Default: nothing to check.
+
+        Raises:
+            ComputeUnavailable: it still does not answer.
+        """
+        return None
 
     @abc.abstractmethod
     def capacity(self, compute: dict[str, Any]) -> int:

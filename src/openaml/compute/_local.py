@@ -3,8 +3,12 @@
 ``python -m openaml.runner --server URL --job NAME --work-dir DIR`` with the job's token on its
 stdin (never in argv or a file). The runner is a session leader, and the user's command runs in
 that session (its own process group), so :meth:`LocalBackend.kill` finds everything the job
-started, also after the runner itself died. Runners survive a server restart; the handle (pid,
-creation time, folder) lets a new server re-attach and tells a reused pid from the runner.
+started, also after the runner itself died. Runners survive a server restart, and the stop or
+death of their server (they report to another server of the workspace: ``runner/_report.py``);
+the handle (pid, creation time, folder, host) lets a new server re-attach and tells a reused pid
+from the runner. A server on another host (the workspace's new leader) cannot see the runner's
+process: it follows the runner by its heartbeat alone (:meth:`LocalBackend.status` says alive;
+cancel reaches the runner through its heartbeat's answer).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -69,7 +74,8 @@ class LocalBackend(ComputeBackend):
             self._procs[proc.pid] = (created, proc)
         # the server does not wait() on runners (they may outlive it); reap in a thread
         threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
-        return JobHandle(self.name, json.dumps({"pid": proc.pid, "create_time": created, "dir": str(work)}))
+        return JobHandle(self.name, json.dumps({"pid": proc.pid, "create_time": created, "dir": str(work),
+                                                "host": host_id()}))
 
     # ------------------------------------------------------------------ follow
     @staticmethod
@@ -92,7 +98,15 @@ class LocalBackend(ComputeBackend):
         except psutil.Error:
             return None
 
+    @staticmethod
+    def _elsewhere(handle: JobHandle) -> bool:
+        """The runner of ``handle`` runs on another host (its pid means nothing here)."""
+        host = handle.data().get("host")
+        return isinstance(host, str) and bool(host) and host != host_id()
+
     def status(self, handle: JobHandle) -> RunnerStatus:
+        if self._elsewhere(handle):  # the heartbeat decides (the scheduler's timeout)
+            return RunnerStatus.ALIVE
         pid, created, _ = self._parse(handle)
         with self._lock:
             mine = self._procs.get(pid)
@@ -125,7 +139,7 @@ class LocalBackend(ComputeBackend):
         stopped runner (SIGSTOP, a debugger) handles the cancel at once instead of at the kill after
         the scheduler's grace period."""
         pid, created, _ = self._parse(handle)
-        if self._process(pid, created) is not None:
+        if not self._elsewhere(handle) and self._process(pid, created) is not None:
             for sig in (signal.SIGTERM, signal.SIGCONT):
                 try:
                     os.kill(pid, sig)
@@ -137,7 +151,7 @@ class LocalBackend(ComputeBackend):
         also when the runner is already dead (a session id is not reused while a process holds it),
         and the sessions of a distributed job's processes (``runner/rank_sessions`` of its folder)."""
         pid, created, folder = self._parse(handle)
-        if pid <= 0:
+        if pid <= 0 or self._elsewhere(handle):
             return
         sessions = _rank_sessions(Path(folder)) if folder else set()
         try:
@@ -160,6 +174,20 @@ class LocalBackend(ComputeBackend):
                 os.killpg(pgid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+
+
+_HOST: list[str] = []
+
+
+def host_id() -> str:
+    """This host's identity for runner handles: its name and boot id (a reboot makes every pid stale)."""
+    if not _HOST:
+        try:
+            boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+        except OSError:
+            boot = ""
+        _HOST.append(f"{socket.gethostname()}/{boot}")
+    return _HOST[0]
 
 
 def _rank_sessions(folder: Path) -> set[int]:

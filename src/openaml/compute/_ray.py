@@ -25,8 +25,10 @@ Ray job status -> :class:`RunnerStatus`: PENDING/RUNNING alive; SUCCEEDED, or FA
 entrypoint's exit code, exited; STOPPED (a cancel or a kill) and FAILED otherwise (its node died,
 its supervisor was lost) lost, with Ray's message as the last line of :meth:`RayBackend.logs`.
 A cluster that cannot be reached: :meth:`RayBackend.status` answers ALIVE (it never raises; the
-scheduler's heartbeat timeout decides) and :meth:`RayBackend.submit` raises (the job fails with
-the reason).
+scheduler's heartbeat timeout decides) and :meth:`RayBackend.submit` raises
+:class:`~openaml.compute.ComputeUnavailable` naming the compute, its address and why (connection
+refused, timed out...): the scheduler keeps the job Queued with that reason and submits it when
+the cluster answers again. A cluster that answers and refuses the job fails it with Ray's reason.
 
 A distributed job (``pytorch``/``tensorflow``/``mpi``, or ``instance_count`` > 1) reserves nothing
 for its runner, which places the instances itself on a placement group of the compute's
@@ -48,7 +50,7 @@ from typing import Any
 
 import httpx
 
-from openaml.compute._base import ComputeBackend, JobHandle, JobSpec, RunnerStatus
+from openaml.compute._base import ComputeBackend, ComputeUnavailable, JobHandle, JobSpec, RunnerStatus
 
 __all__ = ["RayBackend", "TOKEN_FILE", "check_cluster", "runtime_env_of", "is_distributed", "bundle_of",
            "placement_of", "placement_problem"]
@@ -116,8 +118,8 @@ def placement_problem(compute: dict[str, Any], instances: int, placement: str,
                       timeout: float = 10.0) -> str | None:
     """Why the cluster of ``compute`` cannot place ``instances`` bundles with ``placement`` now
     (``strict_spread``: that many live nodes each holding one bundle; ``spread``/``pack``: that many
-    bundles over the live nodes), or None (it can, or the cluster does not answer: the submission
-    then fails the job with the reason)."""
+    bundles over the live nodes), or None (it can, or the cluster does not answer: the job then
+    waits Queued until it does, and its runner's placement group waits for the nodes)."""
     base = str(compute.get("address") or "").rstrip("/")
     try:
         with httpx.Client(timeout=timeout) as c:
@@ -210,7 +212,7 @@ class RayBackend(ComputeBackend):
         try:
             made = JobSubmissionClient(address)
         except Exception as exc:  # noqa: BLE001 - requests' ConnectionError, Ray's RuntimeError: all "unreachable"
-            msg = f"the Ray cluster at {address} cannot be reached: {_short(exc)}"
+            msg = f"the Ray cluster at {address} does not answer ({_unreachable(exc)})"
             with self._lock:
                 self._down[address] = (time.monotonic(), msg)
             raise RuntimeError(msg) from None
@@ -218,6 +220,16 @@ class RayBackend(ComputeBackend):
             self._clients[address] = made
             self._down.pop(address, None)
         return made
+
+    def probe(self, compute: dict[str, Any]) -> None:
+        """Raises :class:`ComputeUnavailable` while the cluster's Jobs API does not answer (asked at
+        most every :data:`RETRY_SECONDS`)."""
+        address = str(compute.get("address") or "")
+        if address:
+            try:
+                self.client(address)
+            except RuntimeError as exc:
+                raise ComputeUnavailable(f"compute {compute.get('name')!r}: {exc}") from None
 
     @staticmethod
     def _parse(handle: JobHandle) -> tuple[str, str]:
@@ -228,9 +240,13 @@ class RayBackend(ComputeBackend):
     def submit(self, spec: JobSpec) -> JobHandle:
         compute = spec.compute
         address = str(compute.get("address") or "")
+        name = compute.get("name")
         if not address:
-            raise RuntimeError(f"compute {compute.get('name')!r} of type 'ray' has no 'address'")
-        client = self.client(address)
+            raise RuntimeError(f"compute {name!r} of type 'ray' has no 'address'")
+        try:
+            client = self.client(address)
+        except RuntimeError as exc:  # the Jobs API does not answer: the job waits Queued
+            raise ComputeUnavailable(f"compute {name!r}: {exc}") from None
         submission_id = f"openaml-{spec.job_name}-{uuid.uuid4().hex[:8]}"
         env = runtime_env_of(compute)
         env_vars = {str(k): str(v) for k, v in (env.get("env_vars") or {}).items()}
@@ -268,7 +284,13 @@ class RayBackend(ComputeBackend):
             try:
                 client.submit_job(entrypoint=entrypoint, submission_id=submission_id, runtime_env=env,
                                   metadata={"openaml_job": spec.job_name}, **reserve)
-            except Exception as exc:  # noqa: BLE001 - the cluster refused or went away: the job fails with it
+            except Exception as exc:  # noqa: BLE001 - the cluster refused (the job fails) or went away (it waits)
+                if _is_connection_error(exc):
+                    msg = f"the Ray cluster at {address} does not answer ({_unreachable(exc)})"
+                    with self._lock:
+                        self._clients.pop(address, None)
+                        self._down[address] = (time.monotonic(), msg)
+                    raise ComputeUnavailable(f"compute {name!r}: {msg}") from None
                 raise RuntimeError(f"the Ray cluster at {address} did not take the job: {_short(exc)}") from None
         finally:
             shutil.rmtree(package, ignore_errors=True)
@@ -360,6 +382,47 @@ class RayBackend(ComputeBackend):
 _SWEEP = ('t="${TMPDIR:-/tmp}"; for f in "$t"/openaml-job-*.pid; do [ -f "$f" ] || continue; '
           'p="$(cat "$f" 2>/dev/null)"; case "$p" in ""|*[!0-9]*) continue;; esac; '
           'kill -0 "$p" 2>/dev/null || rm -rf "${f%.pid}" "$f"; done;')
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    """Whether ``exc`` (from Ray's client: requests, urllib3) says the cluster could not be reached,
+    as opposed to a cluster that answered and refused."""
+    import requests
+
+    seen: BaseException | None = exc
+    for _ in range(5):  # the exception and what it was raised from
+        if seen is None:
+            break
+        if isinstance(seen, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError,
+                             TimeoutError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc)
+    return any(k in text for k in ("Failed to connect", "Max retries exceeded", "Connection refused"))
+
+
+#: what a connection error says, as a few words (not urllib3's pool and URL text)
+_REASONS = (("Connection refused", "connection refused"), ("timed out", "timed out"),
+            ("Name or service not known", "unknown host"), ("Temporary failure in name resolution", "unknown host"),
+            ("No route to host", "no route to host"), ("Connection reset", "connection reset"),
+            ("Connection aborted", "connection aborted"), ("RemoteDisconnected", "connection closed"))
+
+
+def _unreachable(exc: BaseException) -> str:
+    """Why a cluster could not be reached, in a few words (``connection refused``)."""
+    texts: list[str] = []
+    seen: BaseException | None = exc
+    for _ in range(6):  # Ray's "Failed to connect to Ray at address ..." wraps requests' error, which says why
+        if seen is None:
+            break
+        texts.append(str(seen))
+        seen = seen.__cause__ or seen.__context__
+    for key, said in _REASONS:
+        if any(key in text for text in texts):
+            return said
+    if "Failed to connect" in texts[0]:
+        return "no connection"
+    return _short(exc)
 
 
 def _short(exc: BaseException) -> str:

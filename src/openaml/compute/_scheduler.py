@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from openaml._settings import Settings
-from openaml.compute._base import ComputeBackend, JobHandle, JobSpec, RunnerStatus
+from openaml.compute._base import ComputeBackend, ComputeUnavailable, JobHandle, JobSpec, RunnerStatus
 from openaml.compute._registry import BackendRegistry
 from openaml.constants import TERMINAL_JOB_STATUSES, JobStatus
 from openaml.errors import NotFoundError, OpenAMLError
@@ -43,6 +43,8 @@ log = logging.getLogger("openaml.scheduler")
 ACTIVE = (JobStatus.PREPARING, JobStatus.RUNNING, JobStatus.FINALIZING, JobStatus.CANCEL_REQUESTED)
 CANCEL_GRACE_SECONDS = 15.0
 LAUNCH_GRACE_SECONDS = 60.0
+#: how long a job whose compute did not answer waits Queued before it is tried again
+UNAVAILABLE_RETRY_SECONDS = 10.0
 LOG_TAIL_LINES = 30
 
 
@@ -198,10 +200,21 @@ class Scheduler:
             return 0
         free: dict[str, int] = {}
         total: dict[str, int] = {}
+        probed: dict[str, str | None] = {}
+        now = time.time()
         for job in queued:
             if job["type"] not in self.leaf_types:
                 continue  # parent jobs (sweep, pipeline) hold no slot: their controllers drive them
             compute = job["compute"]
+            waiting = job["runtime"].get("waiting") or {}
+            if waiting:  # its compute did not answer (ComputeUnavailable): asked again after a while
+                if float(waiting.get("until") or 0) > now:
+                    continue
+                if compute not in probed:
+                    probed[compute] = self._probe(compute)
+                if probed[compute]:
+                    self._wait(job, str(probed[compute]), requeue=False)
+                    continue
             if compute not in free:
                 try:
                     record = store.get_compute(compute)
@@ -244,13 +257,49 @@ class Scheduler:
                            distribution=row["spec"].get("distribution") or None)
             self.ctx.tracking.set_run_running(name)
             handle = backend.submit(spec)
+        except ComputeUnavailable as exc:  # back to Queued with the reason; tried again later, never failed for it
+            self._wait(row, str(exc))
+            return False
         except Exception as exc:  # noqa: BLE001
             log.exception("launching %s failed", name)
             msg = getattr(exc, "message", None) or str(exc)
             self._end(name, JobStatus.FAILED, error=f"could not start the job's runner: {msg}")
             return False
-        self.ctx.store.update_job(name, runtime_update={"handle": handle.to_record(), "launched_at": time.time()})
+        update: dict[str, Any] = {"handle": handle.to_record(), "launched_at": time.time()}
+        waited = (row["runtime"].get("waiting") or {}).get("reason")
+        if waited:  # the wait is over: its reason leaves the job's warnings
+            update["waiting"] = None
+            update["warnings"] = [w for w in row["runtime"].get("warnings") or [] if w != waited]
+        self.ctx.store.update_job(name, runtime_update=update)
         return True
+
+    def _probe(self, compute: str) -> str | None:
+        """Why ``compute`` cannot take a runner now (:meth:`ComputeBackend.probe`), or None."""
+        try:
+            record = self.ctx.store.get_compute(compute)
+            self.backends.for_compute(record).probe(record)
+        except ComputeUnavailable as exc:
+            return str(exc)
+        except Exception:  # noqa: BLE001 - the launch says what is wrong
+            return None
+        return None
+
+    def _wait(self, row: dict[str, Any], why: str, *, requeue: bool = True) -> None:
+        """The job's compute does not answer: Queued (again, ``requeue``: from Preparing), the reason
+        among its warnings (``job show``), tried again after :data:`UNAVAILABLE_RETRY_SECONDS`."""
+        rt = row["runtime"]
+        reason = (f"{why}; the job waits Queued and starts when the compute answers (tried every "
+                  f"{UNAVAILABLE_RETRY_SECONDS:g} s)")
+        old = (rt.get("waiting") or {}).get("reason")
+        warnings = [w for w in rt.get("warnings") or [] if w not in (old, reason)] + [reason]
+        if old != reason:
+            log.warning("job %s waits: %s", row["name"], reason)
+        update = {"waiting": {"reason": reason, "until": time.time() + UNAVAILABLE_RETRY_SECONDS}, "warnings": warnings}
+        if requeue:
+            self.ctx.store.transition_job(row["name"], JobStatus.QUEUED, from_statuses=[JobStatus.PREPARING],
+                                          start_time=None, runtime_update=update)
+        else:
+            self.ctx.store.update_job(row["name"], runtime_update=update)
 
     # ------------------------------------------------------------------ monitor
     def _monitor(self) -> int:

@@ -138,6 +138,10 @@ class AzureBlobDatastorePort(RemoteDatastore):
         rel = self._real(path)[len(self._container):].lstrip("/")
         return f"{self.account_url}/{self._container}/{rel}"
 
+    def endpoint_field(self) -> str:
+        # a URL endpoint (Azurite, a private endpoint) is the address; else the account names the host
+        return "endpoint" if "://" in str(self.definition.get("endpoint") or "") else "account_name"
+
     def _probe(self) -> None:
         from azure.storage.blob import ContainerClient
 

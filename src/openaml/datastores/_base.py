@@ -68,13 +68,18 @@ class DatastorePort(ABC):
         """The secret part of the definition (kept out of :meth:`spec`); empty where there is none."""
         return {}
 
+    def describe(self) -> str:
+        """Where the datastore points, for a message (no secrets)."""
+        return f"datastore {self.name!r}"
+
     def probe(self) -> str | None:
         """Prove that the datastore can be reached (called when it is registered); a folder needs nothing.
 
-        Returns None, or a warning (it could not be checked from here).
+        Returns None, or a warning to pass on (the object stores return None or raise).
 
         Raises:
-            ValidationError: it refused the check, naming the datastore and the error.
+            ValidationError: it could not be proved (refused, unreachable, malformed credentials),
+                naming the datastore, the field and the error.
         """
         return None
 

@@ -62,30 +62,56 @@ class RemoteDatastore(DatastorePort):
     #: extra keyword arguments of the filesystem's ``get_file``
     _get_kwargs: dict[str, Any] = {}
 
-    def probe(self) -> str | None:
-        """Prove the credentials with one listing call of the bucket or container.
+    #: the definition's field that says where the service is (named when it cannot be reached)
+    ENDPOINT_FIELD: str = "endpoint"
 
-        Returns None when it answered, or a warning when the service could not be reached at all
-        (no answer: a name that does not resolve, a refused connection, a timeout), naming the
-        datastore and the error: such a datastore is kept (as Azure ML keeps one that cannot be
-        checked from where it is registered) and its first use fails with the same reason.
+    def describe(self) -> str:
+        """Where the datastore points (``bucket 'b' at http://...``), no secrets."""
+        return self._where()
+
+    def endpoint_field(self) -> str:
+        """The field that says where the service is (:attr:`ENDPOINT_FIELD`)."""
+        return self.ENDPOINT_FIELD
+
+    def probe(self) -> str | None:
+        """Prove the definition with one listing call of the bucket or container.
+
+        Returns None when it answered.
 
         Raises:
-            ValidationError: the service answered with an error (wrong credentials, no such bucket
-                or container), naming the datastore, where it points and the service's error
-                (never the secrets).
+            ValidationError: naming the datastore, the field and the error (never the secrets), when
+                the service answered with an error (wrong credentials, no such bucket or
+                container); when it could not be reached (a name that does not resolve, a refused
+                connection, a timeout: field :meth:`endpoint_field`); or when the client refused the
+                credentials before sending anything (a malformed key: field ``credentials.<key>``).
+                Registering without the check: ``skip_validation`` (services/datastores.py).
         """
         try:
             self._probe()
         except Exception as exc:  # noqa: BLE001 - any client error is the answer to report
-            if not _answered(exc):
-                return (f"datastore {self.name!r} ({self.type}): {self._where()} could not be checked from here "
-                        f"({_describe(exc)}); it is registered, and a job or upload using it fails while that "
-                        "lasts")
+            what = _describe(exc)
+            if _answered(exc):
+                raise ValidationError(
+                    f"datastore {self.name!r} ({self.type}): cannot list {self._where()}: {what}; "
+                    "check the name, the endpoint and the credentials",
+                    details={"datastore": self.name, "type": self.type, "error": what}) from None
+            if _unreachable(exc):
+                what = _reach_reason(exc)
+                field = self.endpoint_field()
+                raise ValidationError(
+                    f"datastore {self.name!r} ({self.type}): field {field!r}: {self._where()} cannot be reached "
+                    f"({what}); check {field!r} and the network, or register it unchecked (CLI "
+                    "--skip-validation, SDK skip_validation=True) when only the jobs' machines reach it. "
+                    "Nothing was stored",
+                    details={"datastore": self.name, "type": self.type, "field": field, "error": what}) from None
+            given = [k for k in ("account_key", "sas_token", "secret_access_key", "access_key_id", "session_token")
+                     if self._credentials.get(k)]
+            field = "credentials" + (f".{given[0]}" if given else "")
             raise ValidationError(
-                f"datastore {self.name!r} ({self.type}): cannot list {self._where()}: {_describe(exc)}; "
-                "check the name, the endpoint and the credentials",
-                details={"datastore": self.name, "type": self.type, "error": _describe(exc)}) from None
+                f"datastore {self.name!r} ({self.type}): field {field!r}: the credentials are refused before "
+                f"{self._where()} is asked ({what}); check the key (an account key is base64, as the "
+                "portal shows it). Nothing was stored",
+                details={"datastore": self.name, "type": self.type, "field": field, "error": what}) from None
         return None
 
     #: keyword arguments of the filesystem's ``open`` for reading (block size and cache: bounded memory)
@@ -224,6 +250,53 @@ def _answered(exc: BaseException) -> bool:
             return True
         cause = cause.__cause__ or cause.__context__
     return False
+
+
+#: what a client's exception class is called when the service could not be reached (botocore,
+#: aiohttp, azure-core, requests, urllib3)
+_UNREACHABLE_NAMES = ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError", "ReadTimeoutError",
+                      "ClientConnectorError", "ServerTimeoutError", "ServiceRequestError", "ServiceRequestTimeoutError",
+                      "ServiceResponseError", "NewConnectionError", "MaxRetryError", "ProxyConnectionError")
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the service could not be reached (rather than that the client refused
+    the definition before sending anything, as a malformed key)."""
+    import socket
+
+    cause: BaseException | None = exc
+    for _ in range(8):
+        if cause is None:
+            return False
+        if isinstance(cause, (ConnectionError, TimeoutError, socket.gaierror, socket.timeout)) \
+                or type(cause).__name__ in _UNREACHABLE_NAMES:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+_REACH_REASONS = (("Name or service not known", "the host name does not resolve"),
+                  ("Failed to resolve", "the host name does not resolve"),
+                  ("Temporary failure in name resolution", "the host name does not resolve"),
+                  ("Could not connect to the endpoint URL", "connection refused"),
+                  ("Connection refused", "connection refused"), ("Cannot connect to host", "connection refused"),
+                  ("No route to host", "no route to host"), ("timed out", "timed out"),
+                  ("Connection reset", "connection reset"))
+
+
+def _reach_reason(exc: BaseException) -> str:
+    """Why the service could not be reached, in a few words (not the client's connection-pool text)."""
+    texts = []
+    cause: BaseException | None = exc
+    for _ in range(8):
+        if cause is None:
+            break
+        texts.append(str(cause))
+        cause = cause.__cause__ or cause.__context__
+    for key, said in _REACH_REASONS:
+        if any(key in t for t in texts):
+            return said
+    return _describe(exc)
 
 
 def _describe(exc: BaseException) -> str:

@@ -113,6 +113,8 @@ class S3DatastorePort(RemoteDatastore):
     def url(self, path: str = "") -> str:
         return f"s3://{self._real(path)}"
 
+    ENDPOINT_FIELD = "endpoint_url"
+
     def _probe(self) -> None:
         client = self.client(attempts=1, connect_timeout=5, read_timeout=20)
         client.list_objects_v2(Bucket=self._bucket, MaxKeys=1)

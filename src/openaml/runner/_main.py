@@ -604,12 +604,28 @@ class Runner:
                 outputs: dict[str, str]) -> None:
         moved: dict[str, str] = {}
         try:
+            self._follow_server()
             moved = self.finalize(wd, outputs, success=status == "Completed")
         except Exception as exc:  # noqa: BLE001
             self.syslog(traceback.format_exc())
             status, error = "Failed", f"finalizing failed: {exc}"
         self.link.end(status=status, exit_code=exit_code, error=error, end_time=time.time(), outputs=moved,
                       log_tail=tail_lines(self.log_path))
+
+
+    #: what a runner takes from the spec of the server it reports to after the one that launched it stopped
+    SERVER_FIELDS = ("server_url", "tracking_uri", "artifact_dir", "workspace", "outputs")
+
+    def _follow_server(self) -> None:
+        """The runner reports to another server of the workspace (the one that launched it stopped):
+        its artifacts and outputs go where that server keeps them (its own spec, over HTTP when its
+        folder is not visible here)."""
+        if self.reporter is None or not self.reporter.moved or self.spec.get("server_url") == self.reporter.server_url:
+            return
+        fresh = self.reporter.spec(patience=60.0)
+        self.spec.update({k: fresh[k] for k in self.SERVER_FIELDS if k in fresh})
+        self._server_disk = None
+        self.syslog(f"finalizing through {self.reporter.server_url}")
 
 
 class _Canceled(Exception):
@@ -643,7 +659,8 @@ def main(argv: list[str]) -> int:
     ``$OPENAML_RUNNER_TOKEN`` or as the first line of stdin (never argv). Exit codes: 0 the job ran
     (whatever its end), 1 preparation failed, 2 usage, 3 the server refused the job, 4 unreachable."""
     parser = argparse.ArgumentParser(prog="python -m openaml.runner", description="Run one openaml job.")
-    parser.add_argument("--server", required=True, help="the server's base URL")
+    parser.add_argument("--server", required=True,
+                        help="the server's base URL (several: comma-separated, tried in order)")
     parser.add_argument("--job", required=True, help="the job's name")
     parser.add_argument("--work-dir", default=".", help="the folder to work in (default: the current one)")
     args = parser.parse_args(argv)
@@ -654,6 +671,7 @@ def main(argv: list[str]) -> int:
     reporter = Reporter(args.server, args.job, token)
     try:
         spec = reporter.spec()
+        reporter.set_servers(spec.get("servers"))
     except JobGone as exc:
         sys.stderr.write(f"openaml runner: the server will not run job {args.job}: {exc}\n")
         return 3

@@ -1,5 +1,6 @@
 """The runner's only link to the server: HTTP with its job's scoped token (stdlib only, no httpx:
-its import is part of every job's start-up).
+its import is part of every job's start-up). The server may be any of the workspace's servers:
+when the one in use stops answering, the calls go to the next one (:class:`Reporter`).
 
 Routes (``server/routes/runner.py``), under ``{server}/api/v1/jobs/{job}/runner``: ``GET spec``,
 ``POST state`` (the whole state each time: a lost report is made good by the next one),
@@ -45,63 +46,154 @@ TRANSIENT: tuple[type[BaseException], ...] = (OSError, http.client.HTTPException
 
 
 class Reporter:
-    """Calls the runner routes of job ``job`` on ``server_url`` with ``token``.
+    """Calls the runner routes of job ``job`` with ``token`` on the workspace's servers.
+
+    ``server_url``: the server that launched the runner, or several base URLs (a list, or one
+    string of comma-separated URLs), tried in order. Every server of a workspace that shares its
+    metadata database takes a job's reports (its token is signed with the workspace's key), so
+    when the server in use does not answer (refused, a timeout, a 5xx) a call goes to the next
+    one, which is then used until it fails in turn (:attr:`moved`: the runner reports to another
+    server than the one that launched it). :meth:`set_servers` takes the list that the servers'
+    answers carry (the live servers, the leader first). A server tried as a fallback that refuses
+    the token or does not know the job (401/403/404: another workspace at that address) is
+    skipped; 409 (the job ended) counts from any server.
 
     ``cafile``: a PEM file trusted for an ``https`` server (default: the server's certificate as
     ``MLFLOW_TRACKING_SERVER_CERT_PATH`` gives it, else the system's). Proxies are not used for a
     loopback server.
     """
 
-    def __init__(self, server_url: str, job: str, token: str, *, cafile: str | None = None) -> None:
-        self.base = f"{server_url.rstrip('/')}/api/v1/jobs/{quote(job, safe='')}/runner"
+    def __init__(self, server_url: str | list[str], job: str, token: str, *, cafile: str | None = None) -> None:
+        urls = server_url.split(",") if isinstance(server_url, str) else list(server_url)
+        self.servers: list[str] = list(dict.fromkeys(u.strip().rstrip("/") for u in urls if u.strip()))
+        if not self.servers:
+            raise ValueError("no server URL")
+        self.launched_by = self.servers[0]
+        self.job = job
         self._auth = f"Bearer {token}"
-        handlers: list[Any] = []
-        host = (urlsplit(server_url).hostname or "").lower()
-        if host in ("127.0.0.1", "localhost", "::1") or host.startswith("127."):
-            handlers.append(urllib.request.ProxyHandler({}))
-        if server_url.startswith("https:"):
-            cafile = cafile or os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None
-            handlers.append(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=cafile)))
-        self._opener = urllib.request.build_opener(*handlers)
+        self._cafile = cafile
+        self._openers: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def server_url(self) -> str:
+        """The server in use (the first that answered last)."""
+        with self._lock:
+            return self.servers[0]
+
+    @property
+    def base(self) -> str:
+        return self._base(self.server_url)
+
+    @property
+    def moved(self) -> bool:
+        """True when the server in use is not the one that launched the runner."""
+        return self.server_url != self.launched_by
+
+    def set_servers(self, urls: Any) -> None:
+        """The workspace's live servers as a server's answer lists them (ignored unless a list of
+        ``http(s)://`` URLs): the server in use stays first, the others follow in the given order."""
+        if not isinstance(urls, list):
+            return
+        given = [str(u).rstrip("/") for u in urls if isinstance(u, str) and u.startswith(("http://", "https://"))]
+        if not given:
+            return
+        with self._lock:
+            self.servers = list(dict.fromkeys([self.servers[0], *given]))
+
+    def _base(self, server_url: str) -> str:
+        return f"{server_url}/api/v1/jobs/{quote(self.job, safe='')}/runner"
+
+    def _opener(self, server_url: str) -> Any:
+        opener = self._openers.get(server_url)
+        if opener is None:
+            handlers: list[Any] = []
+            host = (urlsplit(server_url).hostname or "").lower()
+            if host in ("127.0.0.1", "localhost", "::1") or host.startswith("127."):
+                handlers.append(urllib.request.ProxyHandler({}))
+            if server_url.startswith("https:"):
+                cafile = self._cafile or os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None
+                handlers.append(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=cafile)))
+            opener = self._openers[server_url] = urllib.request.build_opener(*handlers)
+        return opener
+
+    def _each_server(self, method: str, path: str, call: Callable[[str, Any], Any]) -> Any:
+        """``call(base, opener)`` on the server in use, then on each other one while they fail
+        transiently; the first that answers becomes the server in use. Raises the first server's
+        error when none answers."""
+        with self._lock:
+            servers = list(self.servers)
+        first: BaseException | None = None
+        for i, url in enumerate(servers):
+            try:
+                result = call(self._base(url), self._opener(url))
+            except urllib.error.HTTPError as exc:
+                err = _http_error(method, path, exc)
+                if i > 0 and exc.code in (401, 403, 404):  # not this workspace's server (any more)
+                    first = first or OSError(f"{method} {path}: no server of the workspace answers")
+                    continue
+                if isinstance(err, OSError) and i + 1 < len(servers):  # a 5xx: the next one
+                    first = first or err
+                    continue
+                if not isinstance(err, OSError):
+                    self._use(url)
+                raise err from None
+            except TRANSIENT as exc:
+                first = first or exc
+                continue
+            except ValueError as exc:  # an answer that is not JSON: a proxy or a server starting
+                first = first or OSError(f"{method} {path}: unreadable answer ({exc})")
+                continue
+            self._use(url)
+            return result
+        assert first is not None
+        raise first
+
+    def _use(self, url: str) -> None:
+        with self._lock:
+            if self.servers[0] != url:
+                self.servers = [url, *(u for u in self.servers if u != url)]
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 30.0) -> Any:
         data = json.dumps(body if body is not None else {}).encode() if method != "GET" else None
-        req = urllib.request.Request(f"{self.base}/{path}", data=data, method=method,
-                                     headers={"Authorization": self._auth, "Content-Type": "application/json",
-                                              "Accept": "application/json"})
-        try:
-            with self._opener.open(req, timeout=timeout) as resp:
+
+        def call(base: str, opener: Any) -> Any:
+            req = urllib.request.Request(f"{base}/{path}", data=data, method=method,
+                                         headers={"Authorization": self._auth, "Content-Type": "application/json",
+                                                  "Accept": "application/json"})
+            with opener.open(req, timeout=timeout) as resp:
                 return json.loads(resp.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            raise _http_error(method, path, exc) from None
-        except ValueError as exc:  # an answer that is not JSON: a proxy or a server starting
-            raise OSError(f"{method} {path}: unreadable answer ({exc})") from None
+
+        reply = self._each_server(method, path, call)
+        if isinstance(reply, dict) and "servers" in reply:
+            self.set_servers(reply["servers"])
+        return reply
 
     def fetch(self, path: str, timeout: float = 60.0) -> Any:
         """``GET {base}/{path}`` as a streamed answer: a file object to read and close (the code
         snapshot's or an input's tar). Raises as the reports do (:class:`JobGone` on 404/409)."""
-        req = urllib.request.Request(f"{self.base}/{path}", method="GET",
-                                     headers={"Authorization": self._auth, "Accept": "application/x-tar"})
-        try:
-            return self._opener.open(req, timeout=timeout)
-        except urllib.error.HTTPError as exc:
-            raise _http_error("GET", path, exc) from None
+
+        def call(base: str, opener: Any) -> Any:
+            req = urllib.request.Request(f"{base}/{path}", method="GET",
+                                         headers={"Authorization": self._auth, "Accept": "application/x-tar"})
+            return opener.open(req, timeout=timeout)
+
+        return self._each_server("GET", path, call)
 
     def send_file(self, path: str, file: str | os.PathLike[str], timeout: float = 600.0) -> dict[str, Any]:
         """``PUT {base}/{path}`` with the local file's bytes as the body, streamed from the disk (a
         declared output's tar); returns the JSON answer. Raises as the reports do."""
         size = os.path.getsize(file)
-        with open(file, "rb") as fh:
-            req = urllib.request.Request(f"{self.base}/{path}", data=fh, method="PUT",
-                                         headers={"Authorization": self._auth, "Content-Type": "application/x-tar",
-                                                  "Content-Length": str(size), "Accept": "application/json"})
-            try:
-                with self._opener.open(req, timeout=timeout) as resp:
+
+        def call(base: str, opener: Any) -> Any:
+            with open(file, "rb") as fh:
+                req = urllib.request.Request(f"{base}/{path}", data=fh, method="PUT",
+                                             headers={"Authorization": self._auth, "Content-Type": "application/x-tar",
+                                                      "Content-Length": str(size), "Accept": "application/json"})
+                with opener.open(req, timeout=timeout) as resp:
                     return dict(json.loads(resp.read() or b"{}"))
-            except urllib.error.HTTPError as exc:
-                raise _http_error("PUT", path, exc) from None
-            except ValueError as exc:
-                raise OSError(f"PUT {path}: unreadable answer ({exc})") from None
+
+        return dict(self._each_server("PUT", path, call))
 
     def spec(self, patience: float = 120.0) -> dict[str, Any]:
         """The job's spec, retried while the server is unreachable for up to ``patience`` seconds.
@@ -227,6 +319,7 @@ class Link:
         self.gone: str | None = None
         self._dirty = True
         self._failing = False  # the last report failed (said once in the system log)
+        self._moved_said = False  # the move to another server of the workspace was said
         self._lock = threading.Lock()
         self._report_lock = threading.Lock()
         self._stop = threading.Event()
@@ -281,6 +374,10 @@ class Link:
             if self._failing:
                 self._failing = False
                 self.syslog("reporting to the server again")
+        if self.reporter.moved and not self._moved_said:
+            self._moved_said = True
+            self.syslog(f"reporting to {self.reporter.server_url} (the server {self.reporter.launched_by}, "
+                        "which launched this runner, does not answer)")
         if reply.get("heartbeat_seconds"):
             self.heartbeat_seconds = float(reply["heartbeat_seconds"])
         if reply.get("status") in ("Completed", "Failed", "Canceled") and not state.get("terminal"):

@@ -29,14 +29,17 @@ class DatastoreOperations:
     def get_default(self, **kwargs: Any) -> Datastore:
         return next(d for d in self.list() if d.is_default)
 
-    def create_or_update(self, datastore: Datastore, **kwargs: Any) -> Datastore:
+    def create_or_update(self, datastore: Datastore, *, skip_validation: bool = False, **kwargs: Any) -> Datastore:
         """Register (or replace) a datastore. An ``s3`` or ``azure_blob`` one is checked by the server
-        with one listing call: refused (ValidationError naming it and the service's error) when the
-        service rejects the credentials or lacks the bucket/container; a warning (``UserWarning``)
-        when the service could not be reached from the server."""
+        with one listing call: refused (ValidationError naming it, the field and the service's error;
+        nothing stored) when the service rejects the credentials or lacks the bucket/container, when
+        the client refuses the credentials (a malformed key), or when the endpoint cannot be reached
+        from the server. ``skip_validation=True`` (an openaml extension): registered unchecked, with
+        a ``UserWarning`` saying so (an endpoint that only the jobs' machines reach)."""
         import warnings
 
-        result = self._t.put(f"/datastores/{datastore.name}", json=datastore.to_dict())
+        params = {"skip_validation": "true"} if skip_validation else None
+        result = self._t.put(f"/datastores/{datastore.name}", json=datastore.to_dict(), params=params)
         for w in result.get("warnings") or []:
             warnings.warn(w, UserWarning, stacklevel=2)
         return _entity(result)

@@ -547,6 +547,7 @@ class RunnerSpecOut(WireModel):
     read_only_dirs: list[str] | None = None
     workspace: dict[str, Any] | None = None
     heartbeat_seconds: float | None = None
+    servers: list[str] | None = None  # the workspace's live servers, the leader first
     command_token: str | None = None
 
 
@@ -557,6 +558,7 @@ class RunnerReplyOut(WireModel):
     status: str
     cancel: str | None = None
     heartbeat_seconds: float | None = None
+    servers: list[str] | None = None  # the workspace's live servers, the leader first
 
 
 class RunnerOutputOut(WireModel):

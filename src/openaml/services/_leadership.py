@@ -8,12 +8,21 @@ stored and the leader acts on it at its next pass (a queued job starts, a sweep,
 job sent to a standby is started and driven by the leader alone, a cancel reaches the runner
 through its heartbeat); every ``interval`` seconds they try to take the lead, so when the leader stops
 or dies another takes over within about ``interval`` seconds and reconciles the jobs it left.
+
+Every server of a shared workspace also advertises its URL in the metadata database (meta key
+``servers``: URL -> last seen, Unix seconds, refreshed every ``ADVERTISE_SECONDS``; a server that
+stops removes its own). :meth:`BackgroundWork.servers` lists the live ones, the leader first: a
+job's runner gets that list with its spec and with every report's answer, and when the server it
+reports to stops answering it reports to the next one (``runner/_report.py``), so the jobs a
+stopped leader launched are followed and ended by the new leader.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from openaml.store import Leadership
@@ -24,6 +33,12 @@ if TYPE_CHECKING:
 __all__ = ["BackgroundWork"]
 
 log = logging.getLogger("openaml.leader")
+
+#: meta key of the servers' advertised URLs (URL -> last seen, Unix seconds)
+SERVERS_META = "servers"
+#: how often a server refreshes its entry; an entry not refreshed for ``STALE_SECONDS`` is dropped
+ADVERTISE_SECONDS = 10.0
+STALE_SECONDS = 45.0
 
 
 class BackgroundWork:
@@ -42,6 +57,8 @@ class BackgroundWork:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._advertised = -ADVERTISE_SECONDS  # monotonic time of this server's last entry in SERVERS_META
+        self._servers_cache: tuple[float, list[str]] = (-10.0, [])
 
     @property
     def shared(self) -> bool:
@@ -52,6 +69,7 @@ class BackgroundWork:
         """Take the lead now if free (a lone server starts its work before serving), then watch."""
         self._try_lead()
         if self.shared:
+            self._advertise()
             self._thread = threading.Thread(target=self._loop, name="openaml-leadership", daemon=True)
             self._thread.start()
 
@@ -64,6 +82,57 @@ class BackgroundWork:
             if self.leading:
                 self._step_down()
             self.leadership.release()
+        if self.shared:
+            try:
+                self._write_servers(drop=self.ctx.url)
+            except Exception:  # noqa: BLE001 - its entry goes stale by itself
+                log.exception("could not remove this server from the workspace's servers")
+
+    def servers(self) -> list[str]:
+        """The base URLs of the workspace's live servers, the leader first (where a job's runner
+        reports; it tries them in this order). This server's only when the metadata is SQLite."""
+        me = self.ctx.url
+        if not self.shared:
+            return [me] if me else []
+        at, cached = self._servers_cache
+        if time.monotonic() - at < 5.0:  # asked at every runner report: the database once in 5 s
+            return cached
+        try:
+            seen = self._read_servers()
+        except Exception:  # noqa: BLE001 - the database not answering: this server at least
+            return [me] if me else []
+        now = time.time()
+        urls = [u for u, t in sorted(seen.items(), key=lambda kv: -kv[1]) if now - t < STALE_SECONDS]
+        leader = self.leader_url()
+        first = [u for u in (leader, me) if u]
+        found = list(dict.fromkeys([*first, *urls]))
+        self._servers_cache = (time.monotonic(), found)
+        return found
+
+    def _read_servers(self) -> dict[str, float]:
+        try:
+            raw = json.loads(self.ctx.store.get_meta(SERVERS_META) or "{}")
+        except ValueError:
+            return {}
+        return {str(k): float(v) for k, v in raw.items() if isinstance(v, (int, float))} if isinstance(raw, dict) else {}
+
+    def _write_servers(self, *, drop: str | None = None) -> None:
+        """This server's entry refreshed (or removed: ``drop``), stale entries removed. Servers write
+        the same key: a write lost to a race is made good by the next refresh."""
+        now = time.time()
+        seen = {u: t for u, t in self._read_servers().items() if now - t < STALE_SECONDS and u != drop}
+        if drop is None and self.ctx.url:
+            seen[self.ctx.url] = now
+        self.ctx.store.set_meta(SERVERS_META, json.dumps(seen, sort_keys=True))
+
+    def _advertise(self) -> None:
+        if not self.ctx.url or time.monotonic() - self._advertised < ADVERTISE_SECONDS:
+            return
+        try:
+            self._write_servers()
+            self._advertised = time.monotonic()
+        except Exception:  # noqa: BLE001 - tried again at the next pass
+            log.exception("could not advertise this server's URL")
 
     def leader_url(self) -> str | None:
         """Where the background work runs: this server's URL when it leads, else the leader's."""
@@ -80,6 +149,7 @@ class BackgroundWork:
                         self._step_down()
                 if not self.leading:
                     self._try_lead()
+                self._advertise()
             except Exception:  # noqa: BLE001 - the watch must survive a bad pass
                 log.exception("leadership check failed")
 

@@ -76,12 +76,14 @@ class DatastoreService:
                 return str(d["name"])
         return DEFAULT_DATASTORE
 
-    def create_or_update(self, spec: dict[str, Any]) -> DatastoreRecord:
+    def create_or_update(self, spec: dict[str, Any], *, skip_validation: bool = False) -> DatastoreRecord:
         """Register a datastore. ``local`` needs ``path`` (an existing folder); ``s3`` and
         ``azure_blob`` are proved first by one listing call with the given credentials
-        (:meth:`~openaml.datastores.DatastorePort.probe`), so wrong credentials, a missing bucket or
-        container or an unreachable endpoint fail here, naming the datastore and the service's
-        error, and nothing is stored; the other Azure types (azure_file, azure_data_lake_gen1/gen2)
+        (:meth:`~openaml.datastores.DatastorePort.probe`), so wrong or malformed credentials, a
+        missing bucket or container or an unreachable endpoint fail here, naming the datastore, the
+        field and the service's error, and nothing is stored (``skip_validation``: not proved, for
+        an endpoint only the jobs' machines reach; the answer's ``warnings`` say so); the other
+        Azure types (azure_file, azure_data_lake_gen1/gen2)
         are validated as azure-ai-ml does and kept as metadata with their credentials (jobs using
         them fail with that reason). The credentials are stored encrypted under the one key
         ``credentials`` and never returned.
@@ -125,7 +127,12 @@ class DatastoreService:
             data["path"] = str(p.resolve())
         if ds.type in REMOTE_TYPES:  # proved before anything is stored: wrong credentials store nothing
             port = open_datastore({**data, "name": ds.name, "type": ds.type}, base=self.ctx.layout.root)
-            warning = port.probe()
+            if skip_validation:
+                warning = (f"datastore {ds.name!r} ({ds.type}): registered without checking that {port.describe()} "
+                           "answers (skip_validation); a job or upload using it fails with the service's error "
+                           "while it does not")
+            else:
+                warning = port.probe()
         if ds.type == "fsspec":  # a local member in any case or chain (FILE:///x, simplecache::file:///x)
             from openaml.datastores import local_url_paths
 

@@ -138,6 +138,7 @@ class RunnerService:
             # a runner that finds this folder with this id sees the server's disk (the paths above)
             "workspace": {"root": str(self.ctx.layout.root), "id": self._workspace_id()},
             "heartbeat_seconds": self.heartbeat_seconds(),
+            "servers": self.servers(),
             # the token its command gets (scope "job": its run, its record; never the runner routes)
             "command_token": self.ctx.services["users"].job_token(row),
         }
@@ -182,10 +183,18 @@ class RunnerService:
         row = await run_in_threadpool(self._active, name)
         return await _runner_files.receive_output(self.ctx, row, output, stream)
 
+    def servers(self) -> list[str]:
+        """The workspace's live servers, the leader first (:meth:`BackgroundWork.servers`): where a
+        runner reports when the server it reports to stops answering."""
+        work = self.ctx.services.get("background")
+        found = list(work.servers()) if work is not None else []
+        return found or ([self.ctx.url] if self.ctx.url else [])
+
     def _reply(self, row: dict[str, Any]) -> RunnerReplyRecord:
         rt = row["runtime"]
         cancel = (rt.get("cancel_reason") or "canceled") if row["status"] == JobStatus.CANCEL_REQUESTED else None
-        return {"status": row["status"], "cancel": cancel, "heartbeat_seconds": self.heartbeat_seconds()}
+        return {"status": row["status"], "cancel": cancel, "heartbeat_seconds": self.heartbeat_seconds(),
+                "servers": self.servers()}
 
     def report(self, name: str, state: dict[str, Any]) -> RunnerReplyRecord:
         """Keep the runner's state (``status``, ``exit_code``, ``error``, ``log_tail``, ``env_warnings``,

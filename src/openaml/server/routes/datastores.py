@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Query, Request
 
 from openaml.records import DatastoreRecord
 from openaml.server._requests import DatastoreIn
@@ -31,5 +31,8 @@ def get_datastore(request: Request, name: str) -> DatastoreRecord:
 
 
 @router.put("/datastores/{name}", response_model=DatastoreOut)
-def put_datastore(request: Request, name: str, spec: Annotated[DatastoreIn, Body()]) -> DatastoreRecord:
-    return _svc(request).create_or_update({**spec.raw(), "name": name})
+def put_datastore(request: Request, name: str, spec: Annotated[DatastoreIn, Body()],
+                  skip_validation: Annotated[bool, Query()] = False) -> DatastoreRecord:
+    """``skip_validation``: register an ``s3``/``azure_blob`` datastore without the listing call
+    that proves it (one this server cannot reach); the answer's ``warnings`` say so."""
+    return _svc(request).create_or_update({**spec.raw(), "name": name}, skip_validation=skip_validation)
