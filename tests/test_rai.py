@@ -43,6 +43,12 @@ def test_registry_components_resolve_from_the_sdk_under_both_names(server: Any) 
     # read-only, and not in the workspace's own store
     with pytest.raises(OpenAMLError, match="read-only"):
         reg.components.create_or_update(explain)
+    with pytest.raises(OpenAMLError, match="read-only"):
+        reg.components.archive("rai_tabular_explanation")
+    # its other operation groups are not silently the workspace's (review16 F12)
+    for group in ("models", "environments", "data", "jobs"):
+        with pytest.raises(OpenAMLError, match=f"registry_name='azureml'\\).{group}: .*built-in components only"):
+            getattr(reg, group)
     ws = MLClient(workspace=server.url)
     assert "rai_tabular_explanation" not in {c.name for c in ws.components.list()}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from openaml.errors import ValidationError
+from openaml.errors import UnsupportedError, ValidationError
 from openaml.workspace import WorkspaceTarget, discover
 
 __all__ = ["MLClient", "Poller"]
@@ -101,6 +101,10 @@ class MLClient:
 
     # ------------------------------------------------------------------ operation groups
     def _op(self, key: str, factory: Any) -> Any:
+        if self.registry_name and key != "components":  # not the workspace's, silently
+            raise UnsupportedError(f"MLClient(registry_name={self.registry_name!r}).{key}: registry "
+                                   f"{self.registry_name!r} holds openaml's built-in components only here; use "
+                                   f".components, and an MLClient without registry_name for the workspace's {key}")
         if key not in self._ops:
             self._ops[key] = factory(self)
         return self._ops[key]

@@ -81,11 +81,7 @@ class ComponentOperations:
         from openaml.entities._component import PipelineComponent
         from openaml.sdk._pipelines import pipeline_component_payload
 
-        if getattr(self._client, "registry_name", None):
-            raise ValidationError(f"registry {self._client.registry_name!r} is read-only here (its components are "
-                                  "built in); register components in a workspace: MLClient() without registry_name",
-                                  details={"field": "registry_name"})
-
+        self._read_only()
         comp = component if isinstance(component, PipelineComponent) else as_component(component)
         if version is not None:
             comp.version = str(version)
@@ -108,8 +104,16 @@ class ComponentOperations:
                   "registry": getattr(self._client, "registry_name", None)}
         return [component_from_dict(d) for d in self._t.get("/components", params=params)]
 
+    def _read_only(self) -> None:
+        if getattr(self._client, "registry_name", None):
+            raise ValidationError(f"registry {self._client.registry_name!r} is read-only here (its components are "
+                                  "built in); register, archive and restore components in a workspace: MLClient() "
+                                  "without registry_name", details={"field": "registry_name"})
+
     def archive(self, name: str, version: str | None = None, label: str | None = None, **kwargs: Any) -> None:
+        self._read_only()
         self._t.post(f"/components/{name}/archive", params={"version": version})
 
     def restore(self, name: str, version: str | None = None, label: str | None = None, **kwargs: Any) -> None:
+        self._read_only()
         self._t.post(f"/components/{name}/restore", params={"version": version})
