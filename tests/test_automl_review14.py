@@ -108,3 +108,102 @@ def test_ensembles_complete_and_compete_in_a_titanic_job(ml_client: Any, tmp_pat
         assert trials[algorithm]["metric"] is not None and trials[algorithm]["metric"] > 0.7
     best = max(t["metric"] for t in raw["trials"] if t["metric"] is not None)
     assert raw["best_score"] == pytest.approx(best)  # the ensembles compete for best
+
+
+# ---------------------------------------------------------------------------------- F5
+def _stores(short_rows: int = 20, long_rows: int = 200, longs: tuple[str, ...] = ("s1", "s2")) -> pd.DataFrame:
+    """Daily sales of stores: ``longs`` with ``long_rows`` rows, s3 with its last ``short_rows`` only."""
+    t = pd.date_range("2020-01-01", periods=long_rows, freq="D")
+    frames = []
+    for k, s in enumerate([*longs, "s3"]):
+        n = short_rows if s == "s3" else long_rows
+        y = 50 + 10 * k + 5 * np.sin(2 * np.pi * np.arange(long_rows) / 7)
+        frames.append(pd.DataFrame({"date": t.astype(str), "store": s, "sales": y, "price": 1.5 + k,
+                                    "promo": k % 2 == 0, "region": "north"}).tail(n))
+    return pd.concat(frames, ignore_index=True)
+
+
+FC = {"time_column_name": "date", "time_series_id_column_names": ["store"], "forecast_horizon": 14}
+
+
+def _fc_settings(handling: str | None, algorithm: str = "SeasonalNaive", learner: str = "SeasonalNaive") -> dict[str, Any]:
+    return {"task": "forecasting", "target": "sales", "metric": "normalized_root_mean_squared_error",
+            "algorithm": algorithm, "flaml_learner": learner, "n_jobs": 1, "n_cross_validations": 2,
+            "config": {"n_estimators": 20, "num_leaves": 4, "min_child_samples": 5} if learner == "lgbm" else {},
+            "forecasting": {**FC, "short_series_handling_config": handling}}
+
+
+def _future(df: pd.DataFrame, store: str, days: int = 14) -> pd.DataFrame:
+    last = pd.to_datetime(df["date"]).max()
+    t = pd.date_range(last + pd.Timedelta(days=1), periods=days, freq="D")
+    return pd.DataFrame({"date": t.astype(str), "store": store, "price": 1.5, "promo": False, "region": "north"})
+
+
+def test_drop_leaves_short_series_out_and_refuses_to_forecast_them(tmp_path: Path) -> None:
+    """Review 14 F5: with ``drop`` the short series s3 was still trained on and forecast. Now it is
+    left out of training (the guardrail says so) and forecasting it is refused naming it; a series
+    never seen in training is refused too (it was forecast silently)."""
+    from openaml.automl._forecast import forecast_guardrails
+
+    df = _stores()
+    g = {x["name"]: x for x in forecast_guardrails(df, {**FC, "short_series_handling_config": "drop"})}
+    details = g["Short series handling"]["details"]
+    assert g["Short series handling"]["status"] == "alerted" and "s3" in details
+    assert "shorter than 29 rows" in details and "dropped from training" in details
+    data = _mltable(tmp_path / "data", df)
+    for algorithm, learner in [("SeasonalNaive", "SeasonalNaive"), ("LightGBM", "lgbm")]:
+        logged = _trial(tmp_path / algorithm, _fc_settings("drop", algorithm, learner), data)
+        assert "normalized_root_mean_squared_error" in logged.metrics
+        with open(tmp_path / algorithm / "outputs" / "model.pkl", "rb") as f:
+            model = pickle.load(f)
+        assert set(model.history) == {"s1", "s2"}
+        out = model.forecast(_future(df, "s1"))
+        assert len(out) == 14 and out["sales_forecast"].notna().all()
+        with pytest.raises(ValueError, match=r"series s3 were dropped from training as short series \(fewer than 29"):
+            model.forecast(_future(df, "s3"))
+        with pytest.raises(ValueError, match=r"series s9 were never seen in training.*\(s1, s2\)"):
+            model.forecast(pd.concat([_future(df, "s1"), _future(df, "s9")]))
+
+
+@pytest.mark.parametrize(("handling", "longs", "action"), [
+    ("pad", ("s1", "s2"), "pad"), ("auto", ("s1", "s2"), "drop"), (None, ("s1", "s2"), "drop"),
+    ("auto", (), "pad"), ("none", ("s1", "s2"), "none")])
+def test_pad_auto_and_none_do_what_the_guardrail_says(handling: str | None, longs: tuple[str, ...],
+                                                     action: str) -> None:
+    """``pad`` pads short series at their start to the minimum length (Azure's values: the target
+    white noise of mean 0 and standard deviation 1, numeric columns 0, boolean False, other columns
+    empty); ``auto`` (and null) pads when every series is short, else drops; ``none`` trains them as
+    they are. The guardrail reports what was done."""
+    from openaml.automl._forecast import _prepare, forecast_guardrails
+
+    df = _stores(longs=longs, short_rows=20)
+    fc = {**FC, "short_series_handling_config": handling}
+    settings = {"target": "sales", "algorithm": "Naive", "flaml_learner": "Naive", "forecasting": fc}
+    frame, st = _prepare(df, settings)
+    assert st["short_series"] == {"action": action, "min_rows": 29, "series": ["s3"]}
+    s3 = frame[frame["store"] == "s3"]
+    details = forecast_guardrails(df, fc)[0]["details"]
+    if action == "pad":
+        assert len(s3) == 29 and "padded at their start to 29 rows" in details
+        pad = s3.head(9)
+        assert pad["date"].max() < pd.Timestamp(df.loc[df["store"] == "s3", "date"].min())
+        assert (pad["price"] == 0).all() and (~pad["promo"].astype(bool)).all() and pad["region"].isna().all()
+        assert abs(pad["sales"].mean()) < 1.5 and pad["sales"].std() < 2.5  # white noise, not the series' ~70
+        assert pd.infer_freq(pd.DatetimeIndex(s3["date"])) == "D"
+    elif action == "drop":
+        assert s3.empty and "dropped from training" in details
+    else:
+        assert len(s3) == 20 and "trained as they are" in details
+    if longs:
+        assert len(frame[frame["store"] == "s1"]) == 200  # long series untouched
+
+
+def test_drop_with_every_series_short_is_refused_before_anything_runs() -> None:
+    from openaml.automl._data import data_problems
+
+    df = _stores(longs=(), short_rows=20)
+    p = data_problems(df, task="forecasting", target="sales",
+                      forecasting={**FC, "short_series_handling_config": "drop"})
+    assert any("short_series_handling_config" in x and "every series is shorter than 29 rows" in x and "s3" in x
+               for x in p), p
+    assert not data_problems(df, task="forecasting", target="sales", forecasting={**FC, "short_series_handling_config": "pad"})
