@@ -207,3 +207,49 @@ def test_drop_with_every_series_short_is_refused_before_anything_runs() -> None:
     assert any("short_series_handling_config" in x and "every series is shorter than 29 rows" in x and "s3" in x
                for x in p), p
     assert not data_problems(df, task="forecasting", target="sales", forecasting={**FC, "short_series_handling_config": "pad"})
+
+
+# ---------------------------------------------------------------------------------- F6
+def test_forecasting_explains_lag_feature_models_and_says_when_it_cannot(tmp_path: Path) -> None:
+    """Review 14 F6: forecasting with ``enable_model_explainability`` was silently skipped. A
+    regression learner on lag features now logs the importance of the raw columns and the derived
+    lag/rolling features; a statistical model (no features) says why it has none."""
+    import json
+
+    df = _stores(short_rows=200)
+    data = _mltable(tmp_path / "data", df)
+    settings = {**_fc_settings("auto", "LightGBM", "lgbm"), "explain": True}
+    logged = _trial(tmp_path / "lgbm", settings, data)
+    importance = json.loads(logged.tags["automl_feature_importance"])
+    names = {d["feature"] for d in importance}
+    assert {"date", "store", "price", "sales_lag1", "sales_lag7", "sales_rolling_mean7"} <= names
+    assert abs(sum(d["importance"] for d in importance) - 1) < 1e-3
+    assert importance[0]["feature"] in ("sales_lag7", "sales_lag1", "date", "store", "sales_rolling_mean7")
+    saved = json.loads((tmp_path / "lgbm" / "outputs" / "explanation" / "global_importance.json").read_text())
+    assert saved[0] == importance[0]
+    logged = _trial(tmp_path / "naive", {**_fc_settings("auto"), "explain": True}, data)
+    assert "automl_feature_importance" not in logged.tags
+    assert "no features to explain" in logged.tags["automl_explanation_skipped"]
+
+
+def test_a_forecasting_job_warns_when_its_best_model_cannot_be_explained(ml_client: Any, cli: Any,
+                                                                        tmp_path: Path) -> None:
+    """The job's warnings (``job show``) say that the best model has no feature importance and why."""
+    from openaml import Input, automl
+
+    data = _mltable(tmp_path / "fc", _stores(short_rows=20))
+    job = automl.forecasting(training_data=Input(type="mltable", path=str(data)), target_column_name="sales",
+                             primary_metric="normalized_root_mean_squared_error", n_cross_validations=2,
+                             enable_model_explainability=True, experiment_name="automl-review14")
+    job.set_forecast_settings(time_column_name="date", time_series_id_column_names=["store"], forecast_horizon=14,
+                              short_series_handling_config="drop")
+    job.set_limits(timeout_minutes=5, trial_timeout_minutes=3, max_trials=1, max_concurrent_trials=1)
+    job.set_training(allowed_training_algorithms=["SeasonalNaive"], enable_vote_ensemble=False,
+                     enable_stack_ensemble=False)
+    job = ml_client.jobs.create_or_update(job)
+    assert ml_client.jobs.wait(job.name, timeout=600).status == "Completed", ml_client.jobs.get_raw(job.name)
+    shown = cli("job", "show", "--name", job.name, "-o", "json", check=True).json()
+    assert any("enable_model_explainability" in w and "SeasonalNaive" in w and "no features to explain" in w
+               for w in shown.get("warnings") or []), shown.get("warnings")
+    guard = {g["name"]: g for g in shown["guardrails"]}["Short series handling"]
+    assert "s3" in guard["details"] and "dropped from training" in guard["details"]

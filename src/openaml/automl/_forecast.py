@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["infer_frequency", "forecast_guardrails", "run_forecast_trial", "ForecastModel", "min_series_rows",
-           "short_series_plan", "handle_short_series", "short_series_problem"]
+           "short_series_plan", "handle_short_series", "short_series_problem",
+           "forecast_importance"]
 
 
 def infer_frequency(df: pd.DataFrame, time_col: str, ids: list[str]) -> str | None:
@@ -411,6 +412,51 @@ class ForecastModel:
         return mask
 
 
+_CALENDAR = ["year", "month", "day", "day_of_week", "hour"]
+
+
+def forecast_importance(model: ForecastModel, df: pd.DataFrame, rows: int = 500) -> list[dict[str, Any]] | None:
+    """Global importance of a lag-feature forecaster's inputs, by permutation (the mean drop in R2
+    of its one-step predictions over 3 shuffles, up to ``rows`` rows of its training features,
+    normalized to sum to 1): the raw columns (the time column: its calendar parts together; the
+    series id column(s); the other numeric columns) and the derived features
+    (``<target>_lag<k>``, ``<target>_rolling_mean<w>``, ``holiday``), best first.
+    None for a statistical model (it reads only the target's own history: no features)."""
+    if model.regressor is None:
+        return None
+    from sklearn.metrics import r2_score
+
+    st = model.settings
+    X, y = model._train_frame(df.sort_values([*st["ids"], st["time"]]))
+    if len(X) < 2:
+        return None
+    rs = np.random.RandomState(0)
+    pick = rs.choice(len(X), min(len(X), rows), replace=False)
+    X, y = X.iloc[pick].reset_index(drop=True), y[pick]
+    groups: dict[str, list[str]] = {st["time"]: _CALENDAR}
+    if st["ids"]:
+        groups[", ".join(st["ids"])] = ["series"]
+    groups.update({c: [c] for c in st["numeric"]})
+    groups.update({f"{st['target']}_lag{k}": [f"lag_{k}"] for k in st["lags"]})
+    groups[f"{st['target']}_rolling_mean{st['window']}"] = [f"rolling_mean_{st['window']}"]
+    if st.get("holidays"):
+        groups["holiday"] = ["holiday"]
+    base = float(r2_score(y, model.regressor.predict(X)))
+    drops = {}
+    for name, cols in groups.items():
+        total = 0.0
+        for _ in range(3):
+            shuffled = X.copy()
+            order = rs.permutation(len(X))
+            for c in cols:
+                shuffled[c] = X[c].to_numpy()[order]
+            total += base - float(r2_score(y, model.regressor.predict(shuffled)))
+        drops[name] = max(0.0, total / 3)
+    norm = sum(drops.values()) or 1.0
+    out = [{"feature": k, "importance": round(v / norm, 6)} for k, v in drops.items()]
+    return sorted(out, key=lambda d: -d["importance"])
+
+
 def _calendar(t: Any) -> dict[str, float]:
     t = pd.Timestamp(t)
     return {"year": t.year, "month": t.month, "day": t.day, "day_of_week": t.day_of_week, "hour": t.hour}
@@ -523,12 +569,23 @@ def run_forecast_trial(settings: dict[str, Any], args: argparse.Namespace, deadl
     description = f"{settings['algorithm']} (horizon {st['horizon']}, lags {st['lags']}, frequency {st['freq']})"
     from openaml.automl._trial import sink, wants_full
 
-    _artifacts.write_model_artifacts(out, final, X, settings, description, full=wants_full(settings, metrics))
+    full = wants_full(settings, metrics)
+    _artifacts.write_model_artifacts(out, final, X, settings, description, full=full)
+    tags: dict[str, str] = {}
+    if settings.get("explain") and full:
+        explanation = forecast_importance(final, df)
+        if explanation is None:  # said in the job's warnings when this trial is the best
+            tags["automl_explanation_skipped"] = (f"{settings['algorithm']} forecasts from the target's own history "
+                                                  "only: it has no features to explain")
+        else:
+            (out / "explanation").mkdir(exist_ok=True)
+            (out / "explanation" / "global_importance.json").write_text(json.dumps(explanation, indent=1))
+            tags["automl_feature_importance"] = json.dumps(explanation[:40])[:5000]
     sink().log_metrics(metrics)
     sink().log_params({"algorithm": settings["algorithm"], "forecast_horizon": st["horizon"],
                        "frequency": st["freq"], "seasonality": st["season"], "target_lags": json.dumps(st["lags"]),
                        **{f"hp.{k}": v for k, v in list((settings.get("config") or {}).items())[:60]}})
     sink().set_tags({"automl_algorithm": settings["algorithm"], "automl_pipeline": description,
-                     "automl_trial_seconds": f"{time.time() - t0:.2f}"})
+                     "automl_trial_seconds": f"{time.time() - t0:.2f}", **tags})
     print(f"trial {settings['algorithm']}: {settings['metric']} = {metrics.get(settings['metric'])}")
     return 0
