@@ -253,3 +253,40 @@ def test_a_forecasting_job_warns_when_its_best_model_cannot_be_explained(ml_clie
                for w in shown.get("warnings") or []), shown.get("warnings")
     guard = {g["name"]: g for g in shown["guardrails"]}["Short series handling"]
     assert "s3" in guard["details"] and "dropped from training" in guard["details"]
+
+
+# ---------------------------------------------------------------------------------- F4
+def test_the_mlflow_model_takes_rows_with_missing_and_dropped_columns(tmp_path: Path) -> None:
+    """Review 14 F4: the MLflow model's signature made every column seen in the first training rows
+    required, so the no-code deployment refused a row with a missing column (which the scoring
+    file imputes) and required the dropped ID column ``PassengerId``. Now the columns the
+    featurization imputes are optional, the dropped ones optional of any type; scored through
+    mlflow.pyfunc and through MLflow's scoring server handler (what a no-code deployment runs)."""
+    import json
+
+    import mlflow.pyfunc
+    from mlflow.pyfunc.scoring_server import invocations
+
+    df = pd.read_csv(TITANIC).head(300)
+    data = _mltable(tmp_path / "data", df)
+    _trial(tmp_path / "lgbm", {"task": "classification", "target": "Survived", "metric": "accuracy",
+                               "n_cross_validations": 2, "explain": False, "n_jobs": 1, "algorithm": "LightGBM",
+                               "flaml_learner": "lgbm", "config": {"n_estimators": 20, "num_leaves": 4}}, data)
+    pyfunc = mlflow.pyfunc.load_model(str(tmp_path / "lgbm" / "outputs" / "mlflow-model"))
+    schema = pyfunc.metadata.get_input_schema()
+    specs = {s.name: s for s in schema.inputs}
+    assert not any(s.required for s in specs.values())
+    assert str(specs["PassengerId"].type) == "Any" and specs["Pclass"].type.name == "long"
+    rows = df.drop(columns=["Survived"]).head(2)
+    full = pyfunc.predict(rows)
+    missing = pyfunc.predict(rows.drop(columns=["Cabin", "Age", "PassengerId"]))
+    assert len(missing) == 2 and set(np.asarray(missing).tolist()) <= {0, 1}
+    assert np.asarray(full).dtype == np.int64
+    with open(tmp_path / "lgbm" / "outputs" / "model.pkl", "rb") as f:  # the scoring file's model: same answers
+        pkl = pickle.load(f)
+    assert list(pkl.predict(rows.drop(columns=["Cabin", "Age", "PassengerId"]))) == list(np.asarray(missing))
+    body = rows.drop(columns=["Cabin", "Age"]).assign(PassengerId=None)
+    request = json.dumps({"dataframe_split": json.loads(body.to_json(orient="split", index=False))})
+    answer = invocations(request, "application/json", pyfunc, schema)
+    assert answer.status == 200, answer.response
+    assert json.loads(answer.response)["predictions"] == list(np.asarray(missing))
