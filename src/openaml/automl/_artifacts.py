@@ -94,7 +94,7 @@ def _columns(model: Any) -> tuple[set[str] | None, set[str]]:
     st = getattr(model, "settings", None)
     if isinstance(st, dict) and "time" in st:  # a forecaster: the time and series id columns place each row
         return None, {str(st["time"]), *map(str, st.get("ids") or [])}
-    pipeline = getattr(model, "pipeline", None)
+    pipeline: Any = getattr(model, "pipeline", None)
     try:
         raw = pipeline.steps[0][1].steps[0][1]  # featurize -> RawColumns(kept columns)
         return {str(c) for c in raw.columns or []}, set()
@@ -113,7 +113,7 @@ def input_schema(model: Any, inferred: Any) -> Any:
     if inferred is None or not inferred.has_input_names():
         return inferred
     used, required = _columns(model)
-    specs = []
+    specs: list[Any] = []
     for spec in inferred.inputs:
         name = spec.name
         if name in required:
