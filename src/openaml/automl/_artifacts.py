@@ -2,7 +2,8 @@
 
 - ``model.pkl``: the fitted model (cloudpickle; openaml's featurization classes by value, so it
   loads with scikit-learn, pandas and the learner's package only);
-- ``mlflow-model/``: the same model as an MLflow ``sklearn`` model, with signature, input example
+- ``mlflow-model/``: the same model as an MLflow ``sklearn`` model, with signature (its input
+  columns optional where the featurization imputes or drops them: :func:`input_schema`), input example
   and pinned pip requirements (serving it calls ``predict``; ``predict_proba`` via
   ``params={"method": "predict_proba"}`` is not an MLflow sklearn option, use the scoring file);
 - ``conda_env_v_1_0_0.yml``: the environment to score it (pinned to the training versions);
@@ -20,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["write_model_artifacts", "requirements", "SCORING_FILE"]
+__all__ = ["write_model_artifacts", "requirements", "input_schema", "SCORING_FILE"]
 
 _PACKAGES = {"lgbm": "lightgbm", "xgboost": "xgboost-cpu", "xgb_limitdepth": "xgboost-cpu", "AutoArima": "pmdarima",
              "Prophet": "prophet", "holidays": "holidays"}
@@ -51,7 +52,7 @@ def write_model_artifacts(out: Path, model: Any, X: pd.DataFrame, settings: dict
     ensemble needs, without the seconds the MLflow model takes)."""
     import cloudpickle
     import mlflow.sklearn
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
 
     from openaml.automl import _featurize, _trial
 
@@ -65,7 +66,8 @@ def write_model_artifacts(out: Path, model: Any, X: pd.DataFrame, settings: dict
         return
     example = X.head(5)
     sig_out = model.predict(example)
-    signature = infer_signature(example, sig_out)
+    inferred = infer_signature(example, sig_out)
+    signature = ModelSignature(inputs=input_schema(model, inferred.inputs), outputs=inferred.outputs)
     reqs = requirements(learners)
     mlflow.sklearn.save_model(model, str(out / "mlflow-model"), serialization_format="cloudpickle",
                               signature=signature, input_example=example, pip_requirements=reqs,
@@ -76,6 +78,51 @@ def write_model_artifacts(out: Path, model: Any, X: pd.DataFrame, settings: dict
     (out / "conda_env_v_1_0_0.yml").write_text("\n".join(conda) + "\n", encoding="utf-8")
     text = SCORING_FILE.replace("__COLUMNS__", repr([str(c) for c in X.columns]))
     (out / "scoring_file_v_2_0_0.py").write_text(text, encoding="utf-8")
+
+
+def _columns(model: Any) -> tuple[set[str] | None, set[str]]:
+    """(the raw columns ``model`` reads, None if all; the columns it cannot score without)."""
+    members = getattr(model, "members", None)
+    if members is not None:  # an ensemble: what its members read and need
+        used: set[str] | None = set()
+        required: set[str] = set()
+        for m in members:
+            u, r = _columns(m)
+            used = None if used is None or u is None else used | u
+            required |= r
+        return used, required
+    st = getattr(model, "settings", None)
+    if isinstance(st, dict) and "time" in st:  # a forecaster: the time and series id columns place each row
+        return None, {str(st["time"]), *map(str, st.get("ids") or [])}
+    pipeline: Any = getattr(model, "pipeline", None)
+    try:
+        raw = pipeline.steps[0][1].steps[0][1]  # featurize -> RawColumns(kept columns)
+        return {str(c) for c in raw.columns or []}, set()
+    except (AttributeError, IndexError, TypeError):
+        return None, set()
+
+
+def input_schema(model: Any, inferred: Any) -> Any:
+    """The MLflow input schema of an AutoML model: the inferred one (column names and types) with
+    every column the featurization imputes when missing made optional (``ColSpec(required=False)``)
+    and every column it drops (ID-like, constant) optional of any type, so that an MLflow
+    no-code deployment takes the rows the scoring file takes (a missing column is added empty and
+    imputed). A forecaster's time and series id columns stay required."""
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    if inferred is None or not inferred.has_input_names():
+        return inferred
+    used, required = _columns(model)
+    specs: list[Any] = []
+    for spec in inferred.inputs:
+        name = spec.name
+        if name in required:
+            specs.append(ColSpec(type=spec.type, name=name, required=True))
+        elif used is not None and name not in used:
+            specs.append(ColSpec(type=AnyType(), name=name, required=False))
+        else:
+            specs.append(ColSpec(type=spec.type, name=name, required=False))
+    return Schema(specs)
 
 
 SCORING_FILE = '''"""Scoring file of an openaml AutoML model (Azure AutoML's scoring_file_v_2_0_0.py contract).

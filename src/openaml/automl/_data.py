@@ -166,4 +166,9 @@ def data_problems(df: pd.DataFrame, *, task: str, target: str, field: str = "tra
                     if infer_frequency(df.assign(**{tcol: t}), tcol, ids) is None:
                         p.append(f"field 'forecasting.frequency': the frequency of {tcol!r} cannot be inferred "
                                  "(irregular times); give it, e.g. frequency: D")
+                from openaml.automl._forecast import short_series_problem
+
+                short = short_series_problem(df[df[target].notna()], fc)
+                if short:
+                    p.append(short)
     return p

@@ -180,6 +180,8 @@ def run_ensemble(settings: dict[str, Any], args: argparse.Namespace) -> int:
         (out / "explanation").mkdir(exist_ok=True)
         (out / "explanation" / "global_importance.json").write_text(json.dumps(explanation, indent=1))
         tags["automl_feature_importance"] = json.dumps(explanation[:40])[:5000]
+    elif settings.get("explain"):  # said in the job's warnings when the ensemble is the best
+        tags["automl_explanation_skipped"] = "a forecasting ensemble is not explained (its members' lags differ)"
     from openaml.automl._trial import sink
 
     sink().log_metrics(metrics)

@@ -35,7 +35,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["infer_frequency", "forecast_guardrails", "run_forecast_trial", "ForecastModel"]
+__all__ = ["infer_frequency", "forecast_guardrails", "run_forecast_trial", "ForecastModel", "min_series_rows",
+           "short_series_plan", "handle_short_series", "short_series_problem",
+           "forecast_importance"]
 
 
 def infer_frequency(df: pd.DataFrame, time_col: str, ids: list[str]) -> str | None:
@@ -73,28 +75,125 @@ def _horizon(fc: dict[str, Any]) -> int:
     return h if isinstance(h, int) and h > 0 else 1
 
 
+def min_series_rows(fc: dict[str, Any]) -> int:
+    """The rows a series needs to be trained on and validated (``2 x forecast_horizon`` plus the
+    largest of ``target_lags``, 1 when they are ``auto``); shorter ones are *short series*."""
+    lags = fc.get("target_lags")
+    max_lag = max(lags) if isinstance(lags, list) and lags else (lags if isinstance(lags, int) else 1)
+    return 2 * _horizon(fc) + int(max_lag)
+
+
+def short_series_plan(sizes: pd.Series, fc: dict[str, Any]) -> tuple[str, int, list[Any]]:
+    """What ``short_series_handling_config`` does to series of these row counts (``sizes``: rows
+    per series id), as Azure AutoML documents it: ``(action, min_rows, short_series)`` where action
+    is ``"pad"`` (padded at their start to ``min_rows``), ``"drop"`` (left out of training, and
+    refused at forecast time), or ``"none"`` (trained as they are; also when none is short).
+    ``auto`` (the default, also when the field is null) pads when every series is short, else drops
+    the short ones."""
+    need = min_series_rows(fc)
+    short = [k for k, n in sizes.items() if int(n) < need]
+    handling = str(fc.get("short_series_handling_config") or "auto").lower()
+    if not short or handling == "none":
+        return "none", need, short
+    if handling == "auto":
+        return ("pad" if len(short) == len(sizes) else "drop"), need, short
+    return handling, need, short
+
+
+def short_series_problem(df: pd.DataFrame, fc: dict[str, Any]) -> str | None:
+    """The problem of a ``drop`` that would leave no series to train on (each short series named),
+    else None: checked before anything runs."""
+    tcol, ids = fc.get("time_column_name"), _ids(fc)
+    if not tcol or any(c not in df.columns for c in [tcol, *ids]):
+        return None
+    sizes = _series_sizes(df, ids)
+    action, need, short = short_series_plan(sizes, fc)
+    if action != "drop" or len(short) < len(sizes):
+        return None
+    return (f"field 'forecasting.short_series_handling_config': drop, and every series is shorter than {need} rows "
+            f"(2 x forecast_horizon + largest lag: {', '.join(map(str, short[:10]))}), so nothing is left to train "
+            "on; use pad or auto, give more history or a shorter forecast_horizon")
+
+
 def forecast_guardrails(df: pd.DataFrame, fc: dict[str, Any]) -> list[dict[str, Any]]:
-    """Short series detection and frequency detection."""
+    """Short series detection (and what ``short_series_handling_config`` does to them) and
+    frequency detection."""
     tcol, ids = fc.get("time_column_name"), _ids(fc)
     if not tcol or tcol not in df.columns:
         return []
-    h = _horizon(fc)
-    lags = fc.get("target_lags")
-    max_lag = max(lags) if isinstance(lags, list) and lags else (lags if isinstance(lags, int) else 1)
-    need = 2 * h + int(max_lag)
-    sizes = df.groupby(ids).size() if ids else pd.Series({"(one series)": len(df)})
-    short = sizes[sizes < need]
+    sizes = _series_sizes(df, ids)
+    action, need, short = short_series_plan(sizes, fc)
     handling = fc.get("short_series_handling_config") or "auto"
-    out = [{"name": "Short series handling", "status": "alerted" if len(short) else "passed",
-            "details": (f"{len(short)} series shorter than {need} rows (2 x horizon + lags): "
-                        + ", ".join(map(str, list(short.index)[:10])) + f"; short_series_handling_config={handling}"
-                        + ("" if handling in ("none", "pad") else " (they are dropped from training)"))
-            if len(short) else f"every series has {need}+ rows"}]
+    names = ", ".join(map(str, short[:10])) + (" ..." if len(short) > 10 else "")
+    done = {"pad": f"padded at their start to {need} rows (target: white noise of mean 0 and standard deviation 1; "
+                   "numeric columns 0, boolean columns False, other columns empty)",
+            "drop": "dropped from training; the model refuses to forecast them",
+            "none": "trained as they are"}[action]
+    out = [{"name": "Short series handling", "status": "alerted" if short else "passed",
+            "details": (f"{len(short)} of {len(sizes)} series shorter than {need} rows (2 x horizon + largest lag): "
+                        f"{names}; short_series_handling_config={handling}: {done}")
+            if short else f"every series has {need}+ rows"}]
     freq = fc.get("frequency") or infer_frequency(df.assign(**{tcol: pd.to_datetime(df[tcol])}), tcol, ids)
     out.append({"name": "Frequency detection", "status": "passed" if freq else "alerted",
                 "details": f"frequency {freq}" + (" (given)" if fc.get("frequency") else " (inferred)")
                 if freq else "no regular frequency"})
     return out
+
+
+def _series_sizes(df: pd.DataFrame, ids: list[str]) -> pd.Series:
+    """Rows per series, keyed as :func:`_groups` keys them."""
+    if not ids:
+        return pd.Series({"(one series)": len(df)})
+    return pd.Series({k: len(g) for k, g in _groups(df, ids)})
+
+
+def handle_short_series(df: pd.DataFrame, st: dict[str, Any], fc: dict[str, Any]) -> pd.DataFrame:
+    """``df`` (one row per (series, time), sorted) with ``short_series_handling_config`` applied
+    (:func:`short_series_plan`); what was done lands in ``st["short_series"]``
+    (``{"action", "min_rows", "series"}``). Padding adds the missing rows before a series' first
+    time at the frequency: the target white noise (mean 0, standard deviation 1, seeded, so every
+    trial of a job trains on the same rows), numeric columns 0, boolean columns False, the other
+    columns empty; the series id columns keep the series' values.
+
+    Raises:
+        ValueError: ``drop`` would leave no series to train on (each named).
+    """
+    ids, tcol, target = st["ids"], st["time"], st["target"]
+    action, need, short = short_series_plan(_series_sizes(df, ids), fc)
+    st["short_series"] = {"action": action, "min_rows": need, "series": [str(k) for k in short]}
+    if action == "none":
+        return df
+    groups = _groups(df, ids)
+    if action == "drop":
+        kept = [g for k, g in groups if k not in short]
+        if not kept:
+            raise ValueError(f"every series is shorter than {need} rows ({', '.join(map(str, short[:10]))}); "
+                             "short_series_handling_config=drop leaves nothing to train on: use pad or auto, "
+                             "give more history or a shorter forecast_horizon")
+        return pd.concat(kept).reset_index(drop=True)
+    rs = np.random.RandomState(0)
+    frames = []
+    for k, g in groups:
+        if k in short:
+            missing = need - len(g)
+            times = pd.date_range(end=g[tcol].min(), periods=missing + 1, freq=st["freq"])[:-1]
+            pad = pd.DataFrame({tcol: times})
+            for c in df.columns:
+                if c == tcol:
+                    continue
+                if c in ids:
+                    pad[c] = g[c].iloc[0]
+                elif c == target:
+                    pad[c] = rs.normal(0.0, 1.0, missing)
+                elif pd.api.types.is_bool_dtype(df[c]):
+                    pad[c] = False
+                elif pd.api.types.is_numeric_dtype(df[c]):
+                    pad[c] = 0
+                else:
+                    pad[c] = np.nan
+            g = pd.concat([pad[list(df.columns)], g])
+        frames.append(g)
+    return pd.concat(frames).sort_values([*ids, tcol]).reset_index(drop=True)
 
 
 class ForecastModel:
@@ -238,11 +337,14 @@ class ForecastModel:
 
     def forecast(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame``: future rows (time, series columns, other columns); answers them with
-        ``<target>_forecast``, in the frame's order. A series never seen forecasts from no history
-        (zeros for statistical methods)."""
+        ``<target>_forecast``, in the frame's order.
+
+        Raises:
+            ValueError: a series the model was not trained on (:meth:`check_series`)."""
         st = self.settings
         frame = frame.copy()
         frame[st["time"]] = pd.to_datetime(frame[st["time"]])
+        self.check_series(frame)
         out = pd.Series(np.nan, index=frame.index)
         for key, g in _groups(frame, st["ids"], keep_index=True):
             hist = self.history.get(key, pd.Series(dtype=float))
@@ -265,6 +367,94 @@ class ForecastModel:
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         return self.forecast(frame)[f"{self.settings['target']}_forecast"].to_numpy()
+
+    def check_series(self, frame: pd.DataFrame) -> None:
+        """Refuse a frame with series the model was not trained on (Azure forecasts only the series
+        of its training data).
+
+        Raises:
+            ValueError: naming each such series: dropped from training as short series
+                (``short_series_handling_config``), or never seen in training; the known ones listed.
+        """
+        st = self.settings
+        missing = [c for c in st["ids"] if c not in frame.columns]
+        if missing:
+            raise ValueError(f"the rows to forecast lack the time series id column(s) {missing}; "
+                             f"the model forecasts per series of {st['ids']}")
+        keys = [k for k, _ in _groups(frame, st["ids"])]
+        unknown = [k for k in keys if k not in self.history]
+        if not unknown:
+            return
+        info = st.get("short_series") or {}
+        dropped = [k for k in unknown if str(k) in set(info.get("series") or []) and info.get("action") == "drop"]
+        never = [k for k in unknown if k not in dropped]
+        known = ", ".join(map(str, list(self.history)[:20])) + (" ..." if len(self.history) > 20 else "")
+        parts = []
+        if dropped:
+            parts.append(f"series {', '.join(map(str, dropped))} were dropped from training as short series "
+                         f"(fewer than {info.get('min_rows')} rows; short_series_handling_config="
+                         f"{st.get('short_series_handling') or 'auto'})")
+        if never:
+            parts.append(f"series {', '.join(map(str, never))} were never seen in training")
+        raise ValueError("cannot forecast: " + "; ".join(parts) + f". The model forecasts the series it was "
+                         f"trained on ({known})")
+
+    def known(self, frame: pd.DataFrame) -> np.ndarray:
+        """A boolean mask of the rows of ``frame`` whose series the model was trained on."""
+        st = self.settings
+        if not st["ids"]:
+            return np.ones(len(frame), dtype=bool)
+        mask = np.zeros(len(frame), dtype=bool)
+        pos = {idx: i for i, idx in enumerate(frame.index)}
+        for k, g in _groups(frame, st["ids"], keep_index=True):
+            if k in self.history:
+                mask[[pos[i] for i in g.index]] = True
+        return mask
+
+
+_CALENDAR = ["year", "month", "day", "day_of_week", "hour"]
+
+
+def forecast_importance(model: ForecastModel, df: pd.DataFrame, rows: int = 500) -> list[dict[str, Any]] | None:
+    """Global importance of a lag-feature forecaster's inputs, by permutation (the mean drop in R2
+    of its one-step predictions over 3 shuffles, up to ``rows`` rows of its training features,
+    normalized to sum to 1): the raw columns (the time column: its calendar parts together; the
+    series id column(s); the other numeric columns) and the derived features
+    (``<target>_lag<k>``, ``<target>_rolling_mean<w>``, ``holiday``), best first.
+    None for a statistical model (it reads only the target's own history: no features)."""
+    if model.regressor is None:
+        return None
+    from sklearn.metrics import r2_score
+
+    st = model.settings
+    X, y = model._train_frame(df.sort_values([*st["ids"], st["time"]]))
+    if len(X) < 2:
+        return None
+    rs = np.random.RandomState(0)
+    pick = rs.choice(len(X), min(len(X), rows), replace=False)
+    X, y = X.iloc[pick].reset_index(drop=True), y[pick]
+    groups: dict[str, list[str]] = {st["time"]: _CALENDAR}
+    if st["ids"]:
+        groups[", ".join(st["ids"])] = ["series"]
+    groups.update({c: [c] for c in st["numeric"]})
+    groups.update({f"{st['target']}_lag{k}": [f"lag_{k}"] for k in st["lags"]})
+    groups[f"{st['target']}_rolling_mean{st['window']}"] = [f"rolling_mean_{st['window']}"]
+    if st.get("holidays"):
+        groups["holiday"] = ["holiday"]
+    base = float(r2_score(y, model.regressor.predict(X)))
+    drops = {}
+    for name, cols in groups.items():
+        total = 0.0
+        for _ in range(3):
+            shuffled = X.copy()
+            order = rs.permutation(len(X))
+            for c in cols:
+                shuffled[c] = X[c].to_numpy()[order]
+            total += base - float(r2_score(y, model.regressor.predict(shuffled)))
+        drops[name] = max(0.0, total / 3)
+    norm = sum(drops.values()) or 1.0
+    out = [{"feature": k, "importance": round(v / norm, 6)} for k, v in drops.items()]
+    return sorted(out, key=lambda d: -d["importance"])
 
 
 def _calendar(t: Any) -> dict[str, float]:
@@ -301,8 +491,10 @@ def _prepare(df: pd.DataFrame, settings: dict[str, Any]) -> tuple[pd.DataFrame, 
     numeric = [c for c in df.columns if c not in (target, tcol, *ids) and pd.api.types.is_numeric_dtype(df[c])]
     st = {"target": target, "time": tcol, "ids": ids, "freq": freq, "season": season, "lags": lags,
           "window": max(1, window), "numeric": numeric, "horizon": _horizon(fc),
-          "holidays": fc.get("country_or_region_for_holidays")}
-    return df.sort_values([*ids, tcol]).reset_index(drop=True), st
+          "holidays": fc.get("country_or_region_for_holidays"),
+          "short_series_handling": fc.get("short_series_handling_config")}
+    df = df.sort_values([*ids, tcol]).reset_index(drop=True)
+    return handle_short_series(df, st, fc), st
 
 
 def _make(settings: dict[str, Any], st: dict[str, Any]) -> ForecastModel:
@@ -356,6 +548,9 @@ def run_forecast_trial(settings: dict[str, Any], args: argparse.Namespace, deadl
         future = df[df[st["time"]] > origin].groupby(st["ids"], group_keys=False).head(st["horizon"]) \
             if st["ids"] else df[df[st["time"]] > origin].head(st["horizon"])
         model = _make(settings, st).fit(train)
+        future = future[model.known(future)]  # a series that starts after the origin has nothing to forecast from
+        if future.empty:
+            continue
         ps.append(model.predict(future.drop(columns=[st["target"]])))
         ys.append(future[st["target"]].to_numpy(dtype=float))
     if not ys:
@@ -374,12 +569,23 @@ def run_forecast_trial(settings: dict[str, Any], args: argparse.Namespace, deadl
     description = f"{settings['algorithm']} (horizon {st['horizon']}, lags {st['lags']}, frequency {st['freq']})"
     from openaml.automl._trial import sink, wants_full
 
-    _artifacts.write_model_artifacts(out, final, X, settings, description, full=wants_full(settings, metrics))
+    full = wants_full(settings, metrics)
+    _artifacts.write_model_artifacts(out, final, X, settings, description, full=full)
+    tags: dict[str, str] = {}
+    if settings.get("explain") and full:
+        explanation = forecast_importance(final, df)
+        if explanation is None:  # said in the job's warnings when this trial is the best
+            tags["automl_explanation_skipped"] = (f"{settings['algorithm']} forecasts from the target's own history "
+                                                  "only: it has no features to explain")
+        else:
+            (out / "explanation").mkdir(exist_ok=True)
+            (out / "explanation" / "global_importance.json").write_text(json.dumps(explanation, indent=1))
+            tags["automl_feature_importance"] = json.dumps(explanation[:40])[:5000]
     sink().log_metrics(metrics)
     sink().log_params({"algorithm": settings["algorithm"], "forecast_horizon": st["horizon"],
                        "frequency": st["freq"], "seasonality": st["season"], "target_lags": json.dumps(st["lags"]),
                        **{f"hp.{k}": v for k, v in list((settings.get("config") or {}).items())[:60]}})
     sink().set_tags({"automl_algorithm": settings["algorithm"], "automl_pipeline": description,
-                     "automl_trial_seconds": f"{time.time() - t0:.2f}"})
+                     "automl_trial_seconds": f"{time.time() - t0:.2f}", **tags})
     print(f"trial {settings['algorithm']}: {settings['metric']} = {metrics.get(settings['metric'])}")
     return 0

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["main", "run_trial", "build_model", "AutoMLModel", "evaluate", "sink", "Collector", "wants_full"]
+__all__ = ["main", "run_trial", "build_model", "AutoMLModel", "label_array", "evaluate", "sink", "Collector", "wants_full"]
 
 _SINK: Any = None  # None: the fluent mlflow API (the child job's own run); a worker sets a Collector
 # a worker's memo (None in a one-trial job): the column roles, and the featurize step fitted once per set of rows
@@ -90,6 +90,16 @@ def _to_dense(X: Any) -> Any:
     return X.toarray() if hasattr(X, "toarray") else X
 
 
+def label_array(values: Any, dtype: Any = None) -> np.ndarray:
+    """The class labels as an array of the target column's dtype (``dtype``; else inferred from the
+    values: Python ints -> int64, strings -> object), so that ``predict`` answers in the user's
+    terms (an int64 target predicts int64, which scikit-learn's metrics read as binary/multiclass;
+    an object array of ints reads as "unknown")."""
+    if dtype is not None and np.dtype(dtype) != np.dtype(object):
+        return np.asarray(list(values), dtype=dtype)
+    return np.asarray(pd.Series(list(values), dtype=object).infer_objects().to_numpy())
+
+
 class AutoMLModel:
     """The fitted AutoML pipeline: raw rows in, the original labels out (``predict``), class
     probabilities (``predict_proba``, columns in ``classes_`` order) for classification."""
@@ -97,7 +107,7 @@ class AutoMLModel:
     def __init__(self, pipeline: Any, task: str, classes: list[Any] | None, columns: list[str]) -> None:
         self.pipeline = pipeline
         self.task = task
-        self.classes_ = None if classes is None else np.asarray(classes, dtype=object)
+        self.classes_ = None if classes is None else label_array(classes)
         self.columns = columns
 
     def _frame(self, X: Any) -> pd.DataFrame:
@@ -317,6 +327,7 @@ def _run(settings: dict[str, Any], args: argparse.Namespace, deadline: float) ->
             match = [c for c in classes if c == pos or str(c) == str(pos)]
             if match:
                 classes = [c for c in classes if c is not match[0]] + [match[0]]
+        classes = list(label_array(classes, y_raw.dtype))  # the target's dtype, kept in the model's classes_
         lookup = {c: i for i, c in enumerate(classes)}
         y = np.array([lookup[v] for v in y_raw])
     else:

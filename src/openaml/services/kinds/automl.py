@@ -466,6 +466,11 @@ class AutoMLKind(WorkerPool, ControlledKind):
                 importance = None
         best = {"child": best_child["name"], "value": best_value, "algorithm": info.get("algorithm"),
                 "feature_importance": importance}
+        warnings = list(row["runtime"].get("warnings") or [])
+        if importance is None and summary["tags"].get("automl_explanation_skipped"):  # never silently skipped
+            warnings.append(f"training.enable_model_explainability: no feature importance for the best trial "
+                            f"{best_child['name']}: {summary['tags']['automl_explanation_skipped']}")
+            self.log(name, warnings[-1])
         try:
             self.ctx.tracking.set_tags(name, {"automl_best_child_run_id": best_child["name"],
                                               "best_child_run_id": best_child["name"],
@@ -480,7 +485,8 @@ class AutoMLKind(WorkerPool, ControlledKind):
         except Exception:  # noqa: BLE001
             log.exception("automl %s: recording the best trial on its run failed", name)
         self._write_best_model(row, best_child["name"])
-        self.ctx.store.update_job(name, runtime_update={"best": best, "end_reason": stopping or "completed"},
+        self.ctx.store.update_job(name, runtime_update={"best": best, "end_reason": stopping or "completed",
+                                                        "warnings": warnings},
                                   spec_update={"properties": {**(row["spec"].get("properties") or {}),
                                                               "automl_best_child_run_id": best_child["name"]}})
         self._finish(row, JobStatus.COMPLETED, error=None)
