@@ -274,6 +274,17 @@ def test_azures_rai_cli_housing_sample_runs_with_only_its_paths_changed(cli: Any
     work = tmp_path / "sample"
     shutil.copytree(SAMPLE, work)
     shutil.copytree(HOUSING, work / "data")
+    # the sample's compute, as an Azure user creates it (az ml compute create)
+    _write(tmp_path / "cpu-cluster.yml", """
+        $schema: https://azuremlschemas.azureedge.net/latest/amlCompute.schema.json
+        name: cpu-cluster
+        type: amlcompute
+        size: STANDARD_DS3_v2
+        min_instances: 0
+        max_instances: 4
+        """)
+    r = cli("compute", "create", "--file", str(tmp_path / "cpu-cluster.yml"))
+    assert r.returncode == 0 or "already exists" in r.stderr, r.stderr
     model = f"housing_cli_{uuid.uuid4().hex[:6]}"
     yml = work / "pipeline.yml"
     yml.write_text(yml.read_text().replace("housing_cli_model", model))
@@ -283,7 +294,9 @@ def test_azures_rai_cli_housing_sample_runs_with_only_its_paths_changed(cli: Any
     cli("job", "stream", "--name", name, timeout=900)
     job = ml_client.jobs.get_raw(name)
     steps = {j.name: j.status for j in ml_client.jobs.list(parent_job_name=name)}
-    assert job["status"] == "Completed", (job.get("error"), steps)
+    tails = {n: "\n".join(ml_client.jobs.get_raw(n).get("log_tail") or []) for n, st in steps.items() if st != "Completed"}
+    print(tails)
+    assert job["status"] == "Completed", (job.get("error"), steps, tails)
     assert ml_client.jobs.get_raw(f"{name}-create_rai_job")["limits"] == {"timeout": 300}
     r = cli("job", "download", "--name", name, "--all", "--download-path", str(tmp_path / "dl"))
     assert r.returncode == 0, r.stderr
@@ -298,3 +311,27 @@ def test_azures_rai_cli_housing_sample_runs_with_only_its_paths_changed(cli: Any
     assert d["explanation"] and d["error_analysis"] and d["counterfactual"] and d["causal"]
     card = json.loads((dl / "scorecard_01" / "named-outputs" / "scorecard" / "scorecard.json").read_text())
     assert card["verdict"] in ("pass", "fail") and card["checks"][0]["metric"] == "accuracy"
+
+
+def test_error_analysis_with_a_string_categorical_feature_builds_its_tree() -> None:
+    """Regression (found running the sample): with a categorical string feature, erroranalysis 0.4.2
+    wrote its codes into a pandas 3 read-only array ("assignment destination is read-only"), failing
+    the error-analysis step of the housing data (``Ce0tralAir``)."""
+    import numpy as np
+    import pandas as pd
+
+    from openaml.rai._insights import _patch_erroranalysis
+
+    _patch_erroranalysis()
+    from erroranalysis.analyzer import PredictionsAnalyzer
+
+    test = pd.read_parquet(HOUSING / "test" / "test.parquet")
+    X = test.drop(columns=["Sold_HigherThan_Median"]).reset_index(drop=True)
+    X = X.assign(Ce0tralAir=X["Ce0tralAir"].astype(object))
+    y = test["Sold_HigherThan_Median"].astype(str).to_numpy()
+    pred = np.where(X["OverallQual"] > 6, "More than median", "Less than median")
+    analyzer = PredictionsAnalyzer(pred, X, y, list(X.columns), ["Ce0tralAir"], model_task="classification")
+    nodes = analyzer.compute_error_tree(list(X.columns), None, None, max_depth=3, num_leaves=31, min_child_samples=20)
+    assert nodes[0]["size"] == len(X) and nodes[0]["error"] == int((pred != y).sum())
+    matrix = analyzer.compute_matrix(["Ce0tralAir", "OverallQual"], None, None)
+    assert sum(c["count"] for row in matrix["matrix"] for c in row) == len(X)

@@ -30,6 +30,7 @@ model = Pipeline([("prep", columns), ("clf", RandomForestClassifier(n_estimators
 # the call Azure's sample makes: no serialization_format (Azure's image pickles; so does this environment)
 mlflow.sklearn.save_model(sk_model=model, path=args.model_output)
 
-info = mlflow.sklearn.log_model(model, name="model", registered_model_name=args.model_name)
+with mlflow.start_run():  # the job's own run (MLFLOW_RUN_ID)
+    info = mlflow.sklearn.log_model(model, name="model", registered_model_name=args.model_name)
 with open(os.path.join(args.model_output_json, "model_info.json"), "w") as f:
     json.dump({"id": f"{args.model_name}:{info.registered_model_version}"}, f)
