@@ -32,7 +32,7 @@ def test_registry_components_resolve_from_the_sdk_under_both_names(server: Any) 
     for short in RAI_NAMES:
         for name in (f"rai_tabular_{short}", f"microsoft_azureml_rai_tabular_{short}"):
             comp = reg.components.get(name, label="latest")
-            assert comp.name == name and comp.version == "0.18.0"
+            assert comp.name == name and comp.version == "0.22.0"  # Azure's newest (tests/test_rai_review16.py)
             assert reg.components.get(name, version="0.18.0").version == "0.18.0"
     explain = reg.components.get("rai_tabular_explanation", version="0.18.0")
     assert set(explain.inputs) == {"comment", "rai_insights_dashboard"} and set(explain.outputs) == {"explanation"}
@@ -59,7 +59,7 @@ def test_a_missing_registry_version_lists_the_versions_and_an_unknown_registry_l
     reg = MLClient(workspace=server.url, registry_name="azureml")
     with pytest.raises(NotFoundError) as exc:
         reg.components.get("rai_tabular_explanation", version="0.0.1")
-    assert "version '0.0.1' not found in registry 'azureml'; versions: 0.18.0" in str(exc.value)
+    assert "version '0.0.1' not found in registry 'azureml'; versions: 0.1.0, 0.2.0" in str(exc.value)
     with pytest.raises(NotFoundError, match="component 'rai_tabular_nope' not found in registry 'azureml'; its "
                                             "components: .*rai_tabular_causal"):
         reg.components.get("rai_tabular_nope", label="latest")
@@ -83,13 +83,13 @@ jobs:
 def test_a_pipeline_naming_a_registry_version_that_does_not_exist_is_refused_listing_versions(
         cli: Any, tmp_path: Path) -> None:
     r = cli("job", "create", "--file",
-            str(_pipeline(tmp_path, "azureml://registries/azureml/components/rai_tabular_explanation/versions/0.4.0")))
+            str(_pipeline(tmp_path, "azureml://registries/azureml/components/rai_tabular_explanation/versions/0.23.0")))
     assert r.returncode != 0
-    assert "version '0.4.0' not found in registry 'azureml'; versions: 0.18.0" in r.stderr
+    assert "version '0.23.0' not found in registry 'azureml'; versions: 0.1.0, 0.2.0" in r.stderr
     r = cli("component", "show", "--name", "rai_tabular_causal", "--registry-name", "azureml", "--label", "latest")
-    assert r.returncode == 0 and r.json()["version"] == "0.18.0", r.stderr
+    assert r.returncode == 0 and r.json()["version"] == "0.22.0", r.stderr
     r = cli("component", "show", "--name", "rai_tabular_causal", "--registry-name", "azureml", "--version", "1")
-    assert r.returncode != 0 and "versions: 0.18.0" in r.stderr
+    assert r.returncode != 0 and "versions: 0.1.0, 0.2.0" in r.stderr
     # the bare name in a workspace: the message says the registry is the missing piece
     r = cli("job", "create", "--file", str(_pipeline(tmp_path, "azureml:rai_tabular_explanation:0.18.0")))
     assert r.returncode != 0

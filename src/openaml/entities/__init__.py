@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from openaml.entities._environment import BuildContext, Environment
     from openaml.entities._io import Input, Output
     from openaml.entities._job import CommandJob, CommandJobLimits, GenericJob, Job, JobResources, JobService
+    from openaml.entities._pipeline import PipelineJob, PipelineJobSettings
     from openaml.entities._schedule import CronTrigger, JobSchedule, RecurrencePattern, RecurrenceTrigger
     from openaml.entities._workspace import Workspace
 
@@ -98,6 +99,8 @@ _EXPORTS: dict[str, str] = {
     "JobSchedule": "openaml.entities._schedule",
     "RecurrencePattern": "openaml.entities._schedule",
     "RecurrenceTrigger": "openaml.entities._schedule",
+    "PipelineJob": "openaml.entities._pipeline",
+    "PipelineJobSettings": "openaml.entities._pipeline",
     "CommandComponent": "openaml.entities._component",
     "PipelineComponent": "openaml.entities._component",
     **{n: "openaml.entities._datastore" for n in (
@@ -157,6 +160,8 @@ __all__ = [
     "Output",
     "PipelineComponent",
     "PipelineComponentBatchDeployment",
+    "PipelineJob",
+    "PipelineJobSettings",
     "ProbeSettings",
     "PyTorchDistribution",
     "RayDistribution",

@@ -11,7 +11,7 @@ from pydantic_core import InitErrorDetails
 from openaml.constants import DATA_TYPES, INPUT_MODES, MODEL_TYPES, OUTPUT_MODES, PRIMITIVE_TYPES
 from openaml.entities._base import Entity
 
-__all__ = ["Input", "Output", "InputType", "normalize_inputs", "normalize_outputs", "numeric"]
+__all__ = ["Input", "Output", "InputType", "legacy_path_type", "normalize_inputs", "normalize_outputs", "numeric"]
 
 InputType = Literal[
     "uri_file", "uri_folder", "mltable", "custom_model", "mlflow_model", "triton_model",
@@ -43,6 +43,11 @@ class Input(Entity):
         if args:
             raise TypeError("Input takes keyword arguments only, e.g. Input(type='uri_file', path='...')")
         super().__init__(**kwargs)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_path(cls, v: Any) -> Any:
+        return legacy_path_type(v)
 
     @model_validator(mode="after")
     def _check(self) -> "Input":
@@ -91,11 +96,25 @@ class Output(Entity):
             raise TypeError("Output takes keyword arguments only, e.g. Output(type='uri_folder')")
         super().__init__(**kwargs)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_path(cls, v: Any) -> Any:
+        return legacy_path_type(v)
+
     @model_validator(mode="after")
     def _check(self) -> "Output":
         if self.mode is not None and self.mode not in OUTPUT_MODES:
             raise ValueError(f"mode {self.mode!r} not allowed for an output; allowed: {', '.join(OUTPUT_MODES)}")
         return self
+
+
+def legacy_path_type(v: Any) -> Any:
+    """``type: path``, the older v2 port type (Azure's RAI component specs and samples declare their
+    data inputs and outputs with it; the v2 port schema still accepts it as legacy), is a folder:
+    read as ``uri_folder``, as Azure ML runs it. Anything else unchanged."""
+    if isinstance(v, dict) and isinstance(v.get("type"), str) and v["type"].strip().lower() == "path":
+        return {**v, "type": "uri_folder"}
+    return v
 
 
 def numeric(v: Any, typ: str) -> Any:

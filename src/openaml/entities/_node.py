@@ -74,7 +74,8 @@ class _Limits:
 
 
 class Node:
-    """A component bound to inputs; ``compute``, ``environment_variables``, ``limits.timeout``,
+    """A component bound to inputs; ``compute``, ``environment_variables``, ``limits.timeout``
+    (or ``set_limits``), ``resources`` (``set_resources``), ``queue_settings`` (``set_queue_settings``),
     ``display_name`` and ``outputs.<name>.mode/path`` may be set before the pipeline returns."""
 
     def __init__(self, component: Any, inputs: dict[str, Any]) -> None:
@@ -85,7 +86,69 @@ class Node:
         self.display_name: str | None = None
         self.environment_variables: dict[str, str] = {}
         self.limits = _Limits()
+        self.resources: dict[str, Any] | None = None
+        self.queue_settings: dict[str, Any] | None = None
         self.outputs = _Outputs(self, list(component.outputs))
+
+    def set_limits(self, *, timeout: int, **kwargs: Any) -> None:
+        """The step's run-time limit in seconds (azure-ai-ml ``Command.set_limits(timeout=...)``, which
+        Azure's RAI notebooks call on the RAI nodes). It lands in the step job's ``limits.timeout``: a
+        step still running after ``timeout`` seconds is canceled, naming the limit, as a command job.
+
+        Raises:
+            ValidationError: ``timeout`` is not a positive whole number of seconds, or another limit
+                is given (a command node has only ``timeout``; sweep nodes have their own).
+        """
+        from openaml.errors import ValidationError
+
+        if kwargs:
+            raise ValidationError(f"set_limits: a command node has only the limit 'timeout' (seconds); got "
+                                  f"{', '.join(sorted(kwargs))}", details={"field": f"limits.{sorted(kwargs)[0]}"})
+        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0:
+            raise ValidationError(f"set_limits: timeout must be a positive whole number of seconds (got {timeout!r})",
+                                  details={"field": "limits.timeout", "value": repr(timeout)})
+        self.limits.timeout = timeout
+
+    def set_resources(self, *, instance_type: str | list[str] | None = None, instance_count: int | None = None,
+                      locations: list[str] | None = None, properties: dict[str, Any] | None = None,
+                      docker_args: str | None = None, shm_size: str | None = None, **kwargs: Any) -> None:
+        """The step's ``resources`` (azure-ai-ml ``Command.set_resources``): the given fields are set,
+        the others kept; they land in the step job's ``resources`` (here only ``instance_count``
+        matters, with a distribution; see docs/differences.md "Command jobs").
+
+        Raises:
+            ValidationError: a field of the wrong type (e.g. ``instance_count`` below 1).
+        """
+        from openaml.entities._job import JobResources
+        from openaml.errors import ValidationError
+
+        given = {"instance_type": instance_type, "instance_count": instance_count, "locations": locations,
+                 "properties": properties, "docker_args": docker_args, "shm_size": shm_size}
+        merged = {**(self.resources or {}), **{k: v for k, v in given.items() if v is not None}}
+        if isinstance(merged.get("instance_type"), list):  # Azure accepts a list of types; the first is used
+            merged["instance_type"] = merged["instance_type"][0] if merged["instance_type"] else None
+        try:
+            JobResources.model_validate({k: v for k, v in merged.items() if v is not None})
+        except ValueError as exc:
+            raise ValidationError(f"set_resources: {exc}", details={"field": "resources"}) from None
+        self.resources = {k: v for k, v in merged.items() if v is not None}
+
+    def set_queue_settings(self, *, job_tier: str | None = None, priority: str | None = None) -> None:
+        """The step's ``queue_settings`` (azure-ai-ml ``Command.set_queue_settings``): ``job_tier``
+        (Spot, Basic, Standard, Premium) and ``priority`` (low, medium, high). Kept on the node;
+        like a command job's, they change nothing here (no VM tiers; docs/differences.md).
+
+        Raises:
+            ValidationError: a ``job_tier`` or ``priority`` outside those values.
+        """
+        from openaml.errors import ValidationError
+
+        for field, value, allowed in (("job_tier", job_tier, ("spot", "basic", "standard", "premium", "null")),
+                                      ("priority", priority, ("low", "medium", "high"))):
+            if value is not None and str(value).lower() not in allowed:
+                raise ValidationError(f"set_queue_settings: {field} {value!r} is not one of {', '.join(allowed)}",
+                                      details={"field": f"queue_settings.{field}", "value": value})
+        self.queue_settings = {k: v for k, v in (("job_tier", job_tier), ("priority", priority)) if v is not None}
 
     def _to_node(self) -> dict[str, Any]:
         def value(v: Any) -> Any:
@@ -107,6 +170,10 @@ class Node:
             nd["environment_variables"] = dict(self.environment_variables)
         if self.limits.timeout:
             nd["limits"] = {"timeout": self.limits.timeout}
+        if self.resources:
+            nd["resources"] = dict(self.resources)
+        if self.queue_settings:
+            nd["queue_settings"] = dict(self.queue_settings)
         return nd
 
 
@@ -132,6 +199,8 @@ class Node:
         node.compute = compute or self.compute
         node.display_name = self.display_name
         node.environment_variables = dict(self.environment_variables)
+        node.resources = dict(self.resources) if self.resources else None
+        node.queue_settings = dict(self.queue_settings) if self.queue_settings else None
         node.set_limits(max_total_trials=max_total_trials, max_concurrent_trials=max_concurrent_trials,
                         timeout=timeout, trial_timeout=trial_timeout)
         builder = current_builder()
@@ -151,8 +220,10 @@ class SweepNode(Node):
         self.early_termination: Any = None
         self.sweep_limits: dict[str, Any] = {}
 
-    def set_limits(self, *, max_total_trials: int | None = None, max_concurrent_trials: int | None = None,
-                   timeout: int | None = None, trial_timeout: int | None = None) -> None:
+    def set_limits(  # type: ignore[override]
+            self, *, max_total_trials: int | None = None, max_concurrent_trials: int | None = None,
+            timeout: int | None = None, trial_timeout: int | None = None) -> None:
+        """The sweep's limits (azure-ai-ml ``Sweep.set_limits``): the given ones are set, the others kept."""
         for k, v in (("max_total_trials", max_total_trials), ("max_concurrent_trials", max_concurrent_trials),
                      ("timeout", timeout), ("trial_timeout", trial_timeout)):
             if v is not None:
@@ -200,6 +271,12 @@ def make_node(component: Any, kwargs: dict[str, Any]) -> Node:
         timeout = getattr(getattr(component, "limits", None), "timeout", None)
         if timeout:
             node.limits.timeout = timeout
+        resources = getattr(component, "resources", None)
+        if resources is not None:
+            node.resources = resources.model_dump(mode="json", exclude_none=True) or None
+        queue = getattr(component, "queue_settings", None)
+        if queue:
+            node.queue_settings = dict(queue)
     builder = current_builder()
     if builder is not None:
         builder.add(node)

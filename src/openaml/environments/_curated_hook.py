@@ -8,13 +8,20 @@ MLflow 3 (what Azure's images resolve today) with MLflow 2's default format, clo
 import hook, installed as a ``.pth`` file in the environment's own site-packages, makes
 ``mlflow.sklearn``'s default serialization format cloudpickle. An explicit ``serialization_format=``
 still wins. Environments built from the user's own files are left as MLflow makes them.
+
+Azure's Responsible AI environments (``responsibleai-tabular`` ...) resolve to the default
+environment (openaml's own packages, what the built-in RAI components run in); a job naming one
+gets the same hook in its own layer (:func:`wants_curated_hooks`), so Azure's RAI samples'
+``mlflow.sklearn.save_model(random_forest, ...)`` saves as on Azure's image. A job without
+``environment:`` is left as MLflow makes it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-__all__ = ["install_curated_hooks", "HOOK_MODULE"]
+__all__ = ["install_curated_hooks", "wants_curated_hooks", "HOOK_MODULE"]
 
 HOOK_MODULE = "_openaml_curated_mlflow"
 
@@ -62,3 +69,12 @@ def install_curated_hooks(site_packages: str | Path) -> None:
     site = Path(site_packages)
     (site / f"{HOOK_MODULE}.py").write_text(_SOURCE, encoding="utf-8")
     (site / f"{HOOK_MODULE}.pth").write_text(f"import {HOOK_MODULE}\n", encoding="utf-8")
+
+
+def wants_curated_hooks(env: dict[str, Any]) -> bool:
+    """Whether a job's environment record (``EnvironmentService.resolve_for_job``) is a curated
+    environment that runs on the default environment (Azure's RAI environments): its runner installs
+    the hooks into the job's own layer. Never for a job without ``environment:``."""
+    from openaml.environments._refs import is_rai_environment
+
+    return env.get("kind", "base") == "base" and is_rai_environment(str(env.get("curated") or ""))

@@ -28,7 +28,9 @@ __all__ = [
     "CURATED_PREFIX",
     "CuratedEnv",
     "EnvRef",
+    "RAI_ENVIRONMENTS",
     "curated_names",
+    "is_rai_environment",
     "lookup_curated",
     "parse_reference",
 ]
@@ -89,6 +91,43 @@ _FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("minimal", ()),
     ("mlflow", ("mlflow",)),
 )
+
+# Azure's Responsible AI environments (the images Azure's RAI components and its RAI samples' training
+# steps run in), name -> the newest version Azure's published RAI component specs name (Azure numbers
+# an environment's versions 1, 2, ...; Azure/azureml-assets, assets/responsibleai/tabular/components/
+# */spec.yaml: responsibleai-tabular 2 ... 28 from component 0.15.0 on, responsibleai-ubuntu20.04-py38-cpu
+# 2 ... 49 for 0.2.0-0.14.0). Here they are the environment the built-in RAI components run in:
+# openaml's own (the default environment), whose packages are the libraries those components use;
+# scikit-learn models are saved with cloudpickle there by default, as on Azure's image (_curated_hook).
+RAI_ENVIRONMENTS: dict[str, int] = {"responsibleai-tabular": 28, "responsibleai-ubuntu20.04-py38-cpu": 49}
+# the older curated names, e.g. AzureML-responsibleai-0.20-ubuntu20.04-py38-cpu (component 0.1.0)
+_RAI_CURATED_RE = re.compile(r"^(azureml-)?responsibleai-0\.\d+-ubuntu20\.04-py38-cpu$", re.IGNORECASE)
+_RAI_EXPECTS = ("scikit-learn", "pandas", "numpy", "mlflow", "mltable", "erroranalysis", "econml", "fairlearn",
+                "shap", "lightgbm")
+
+
+def is_rai_environment(name: str) -> bool:
+    """Whether ``name`` is one of Azure's Responsible AI environments (:data:`RAI_ENVIRONMENTS`, or an
+    ``AzureML-responsibleai-0.<n>-ubuntu20.04-py38-cpu`` curated name)."""
+    short = name.removeprefix("azureml:")
+    return short.lower() in RAI_ENVIRONMENTS or bool(_RAI_CURATED_RE.match(short))
+
+
+def _rai_curated(ref: EnvRef) -> CuratedEnv:
+    """The curated entry of an RAI environment; a version Azure has not published is refused."""
+    newest = RAI_ENVIRONMENTS.get(ref.name.lower())
+    if newest is not None and ref.version is not None:
+        if not ref.version.isdigit() or not 1 <= int(ref.version) <= newest:
+            raise NotFoundError(
+                f"environment {ref.name!r} version {ref.version!r} not found in registry "
+                f"{ref.registry or 'azureml'!r}; versions: 1 to {newest} (or /labels/latest)",
+                details={"field": "environment", "value": ref.version})
+    if ref.label not in (None, "latest"):
+        raise NotFoundError(f"environment {ref.name!r}: label {ref.label!r} does not exist; its labels: latest",
+                            details={"field": "environment", "value": ref.label})
+    return CuratedEnv(ref.name, "responsibleai", _RAI_EXPECTS, None,
+                      "the environment of the built-in RAI components (openaml's own packages)")
+
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
 _REGISTRY_RE = re.compile(
@@ -167,6 +206,8 @@ def lookup_curated(ref: EnvRef | str) -> CuratedEnv:
     """
     if isinstance(ref, str):
         ref = parse_reference(ref)
+    if is_rai_environment(ref.name):
+        return _rai_curated(ref)
     short = ref.name
     if short.lower().startswith(CURATED_PREFIX.lower()):
         short = short[len(CURATED_PREFIX):]

@@ -171,6 +171,11 @@ def _base(source: str, *, image: str | None = None, warnings: list[str] | None =
 
 def _curated(name: str, options: EnvOptions) -> EnvSpec:
     cur = lookup_curated(parse_reference(name))
+    if cur.family == "responsibleai":
+        # Azure's RAI environments are the one the built-in RAI components run in: openaml's own
+        # packages (nothing to build), with scikit-learn models saved by cloudpickle (the runner adds
+        # the curated hook to the job's layer: environments._curated_hook.wants_curated_hooks)
+        return _base(f"{cur.name} (curated)", extra={"curated": "responsibleai"})
     warnings: list[str] = []
     key = cur.packages
     if key is None:
@@ -312,7 +317,7 @@ def resolve_spec(env: Any = None, *, base_path: str | Path | None = None, source
     if isinstance(env, str):
         ref = parse_reference(env)
         if ref.curated:
-            return _curated(ref.name, options)
+            return _curated(env, options)
         raise ValidationError(
             f"environment {env!r} is a workspace environment; the server resolves it at job submission "
             "(EnvironmentService.resolve_for_job) - pass the dict it returns",

@@ -160,6 +160,28 @@ def _patch_erroranalysis() -> None:
     filter_to_used_features._openaml = True  # type: ignore[attr-defined]
     st.filter_to_used_features = filter_to_used_features
 
+    # with categorical features it writes the string-indexed codes into ``frame.to_numpy()`` in place,
+    # which pandas 3 (copy on write) hands out read-only: "assignment destination is read-only"
+    booster = st.get_surrogate_booster_local
+
+    def get_surrogate_booster_local(filtered_df: pd.DataFrame, *args: Any, **kwargs: Any) -> Any:
+        return booster(_WritableFrame(filtered_df), *args, **kwargs)
+
+    st.get_surrogate_booster_local = get_surrogate_booster_local
+
+
+class _WritableFrame(pd.DataFrame):
+    """A frame whose ``to_numpy()`` is a writable array (a copy where pandas gives a read-only one);
+    frames derived from it (``drop``) are too."""
+
+    @property
+    def _constructor(self) -> Any:
+        return _WritableFrame
+
+    def to_numpy(self, *args: Any, **kwargs: Any) -> Any:
+        out = super().to_numpy(*args, **kwargs)
+        return out if out.flags.writeable else out.copy()
+
 
 def _tree(nodes: list[dict[str, Any]], regression: bool) -> dict[str, Any]:
     """erroranalysis's flat node list -> the dashboard's nested NODE."""

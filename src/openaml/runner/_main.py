@@ -160,7 +160,13 @@ class Runner:
         if env.get("kind", "base") == "base":
             self._protect_interpreters(None)
             self.shared_python = Path(sys.executable)
-            return str(job_layer(Path(sys.executable).parent, layer, find_uv(), server=True))
+            bin_dir = job_layer(Path(sys.executable).parent, layer, find_uv(), server=True)
+            from openaml.environments._curated_hook import install_curated_hooks, wants_curated_hooks
+            from openaml.environments._layer import site_dirs
+
+            if wants_curated_hooks(env):  # Azure's RAI environments: sklearn saved as on Azure's image
+                install_curated_hooks(site_dirs(layer)[0])
+            return str(bin_dir)
         # progress lines ("building ... with uv", "reusing ...", "ready in N s") go to the user's log, so a
         # job that waits for its virtualenv says so; uv's own output stays in the environment's build.log
         spec = spec_from_dict(env)

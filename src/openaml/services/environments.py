@@ -258,7 +258,19 @@ class EnvironmentService:
             if parsed.curated:
                 es = resolve_spec(ref, options=self.options())
                 return {"curated": es.source.removesuffix(" (curated)"), "ref": ref, **es.to_dict()}
-            asset = self.get(parsed.name, parsed.version, parsed.label)
+            try:
+                asset = self.get(parsed.name, parsed.version, parsed.label)
+            except NotFoundError:
+                from openaml.environments._refs import is_rai_environment
+
+                if not is_rai_environment(parsed.name):
+                    raise
+                # azureml:responsibleai-tabular@latest with no workspace environment of that name:
+                # Azure's RAI environment (the registry's), docs/guide/rai.md
+                es = resolve_spec(f"azureml://registries/azureml/environments/{parsed.name}/"
+                                  + (f"versions/{parsed.version}" if parsed.version else "labels/latest"),
+                                  options=self.options())
+                return {"curated": es.source.removesuffix(" (curated)"), "ref": ref, **es.to_dict()}
             spec = {k: v for k, v in asset.items()
                     if k in ("image", "conda_file", "build", "os_type", "inference_config", "description")}
             source = f"{asset['name']}:{asset['version']}"

@@ -26,7 +26,7 @@ def list_components(request: Request, name: str | None = None, include_archived:
     if registry:
         from openaml.rai.registry import builtin_components
 
-        return [c for c in builtin_components(registry) if name in (None, c["name"])]  # type: ignore[misc]
+        return builtin_components(registry, name)  # type: ignore[return-value]
     return _svc(request).list(name, include_archived=include_archived, archived_only=archived_only)
 
 
