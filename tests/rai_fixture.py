@@ -244,6 +244,8 @@ def submit_dashboard_pipeline(cli: Any, d: Path, model: str) -> dict[str, Any]:
         shutil.copy("dash/dashboard.json", pathlib.Path(sys.argv[1]) / "dashboard.json")
         (pathlib.Path(sys.argv[2]) / "dashboard.json").write_text(json.dumps({"schema": "something/9"}))
         shutil.copy("minimal.json", pathlib.Path(sys.argv[4]) / "dashboard.json")
+        odd = {**json.load(open("minimal.json")), "features": "x", "explanation": {"global_importance": [1]}}
+        (pathlib.Path(sys.argv[5]) / "dashboard.json").write_text(json.dumps(odd))
         print("gathered for", sys.argv[3])
         """))
     (d / "pipe.yml").write_text(textwrap.dedent(f"""\
@@ -255,13 +257,14 @@ def submit_dashboard_pipeline(cli: Any, d: Path, model: str) -> dict[str, Any]:
             code: src
             command: >-
               python gather.py ${{{{outputs.dashboard}}}} ${{{{outputs.other}}}} ${{{{inputs.model_info}}}}
-              ${{{{outputs.minimal}}}}
+              ${{{{outputs.minimal}}}} ${{{{outputs.shapeless}}}}
             inputs:
               model_info: "{model}:1"
             outputs:
               dashboard: {{type: uri_folder}}
               other: {{type: uri_folder}}
               minimal: {{type: uri_folder}}
+              shapeless: {{type: uri_folder}}
         """))
     (d / "model").mkdir()
     (d / "model" / "weights.txt").write_text("w")

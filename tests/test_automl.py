@@ -192,6 +192,8 @@ def test_data_problems_name_the_column() -> None:
     p = data_problems(ts, task="forecasting", target="y",
                       forecasting={"time_column_name": "t", "time_series_id_column_names": ["s"]})
     assert any("duplicate (time, series) rows" in x for x in p)
+    # the example names the user's columns, not an internal one (review14 F12)
+    assert any("{'s': 'a', 't': '2024-01-01'}" in x for x in p), p
     irregular = pd.DataFrame({"t": pd.to_datetime(["2024-01-01", "2024-01-03", "2024-01-04", "2024-01-09",
                                                    "2024-01-10", "2024-02-01", "2024-02-11", "2024-03-01",
                                                    "2024-03-02", "2024-03-09", "2024-03-30"]), "y": range(11)})
@@ -495,3 +497,18 @@ def test_the_titanic_automl_example_is_a_valid_job() -> None:
     assert (job.base_path / job.training_data.path / "MLTable").is_file()
     request = json.loads((root / "sample-titanic-data.json").read_text())
     assert request["GlobalParameters"]["method"] == "predict" and len(request["Inputs"]["data"]) == 2
+
+
+def test_cli_says_each_warning_once(ml_client: Any, cli: Any, tmp_path: Path) -> None:
+    """review14 F11: a note the SDK's check and the server's answer both give is printed once."""
+    _mltable(tmp_path / "data", _frame(60))
+    (tmp_path / "job.yml").write_text(
+        "type: automl\ntask: classification\ntarget_column_name: label\n"
+        "training_data: {type: mltable, path: ./data}\nlimits: {timeout_minutes: 1, max_trials: 1}\n"
+        "training: {enable_onnx_compatible_models: true, enable_model_explainability: false}\n")
+    r = cli("job", "create", "--file", str(tmp_path / "job.yml"), "-o", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    try:
+        assert r.stderr.count("enable_onnx_compatible_models: no ONNX model") == 1, r.stderr
+    finally:
+        ml_client.jobs.begin_cancel(r.json()["name"])

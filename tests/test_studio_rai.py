@@ -144,6 +144,9 @@ def test_another_schema_is_reported_not_drawn(server, rai_job):
     page = _page(server.url, f"/jobs/{rai_job['name']}/rai").text
     bad = _page(server.url, f"/jobs/{rai_job['name']}/rai", params={"d": _pick(page, "other")})
     assert bad.status_code == 200 and 'id="dashboard-error"' in bad.text and "something/9" in bad.text
+    # the schema's name with other shapes is reported the same (review16 F14: it was a 500)
+    odd = _page(server.url, f"/jobs/{rai_job['name']}/rai", params={"d": _pick(page, "shapeless")})
+    assert odd.status_code == 200 and 'id="dashboard-error"' in odd.text and "does not have the shape" in odd.text
 
 
 def test_a_dashboard_without_insights_draws_what_it_has(server, rai_job):

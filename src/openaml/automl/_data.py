@@ -157,7 +157,10 @@ def data_problems(df: pd.DataFrame, *, task: str, target: str, field: str = "tra
                 key = df[[*ids]].assign(_t=t) if ids else pd.DataFrame({"_t": t})
                 dup = key.duplicated()
                 if dup.any() and fc.get("target_aggregate_function") in (None, "none"):
-                    row = key[dup].iloc[0].to_dict()
+                    first = key[dup].iloc[0]
+                    when = first["_t"]
+                    row = {**{c: first[c] for c in ids},  # the user's column names, the time as written
+                           tcol: str(when.date()) if when == when.normalize() else when.isoformat()}
                     p.append(f"{field}: {int(dup.sum())} duplicate (time, series) rows, e.g. {row}; give each "
                              "series one row per time, or set forecasting.target_aggregate_function")
                 elif not fc.get("frequency"):

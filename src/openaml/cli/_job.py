@@ -65,9 +65,12 @@ def create(file: Annotated[str, typer.Option("--file", "-f", help="Job YAML.")],
     with warnings.catch_warnings(record=True) as caught:  # e.g. a sweep's clamped limits: one plain line each
         warnings.simplefilter("always")
         created = ml.jobs.create_or_update(job, experiment_name=experiment_name, progress=True)
+    said: set[str] = set()  # the client's check and the server's answer may say the same thing
     for w in caught:
         if w.category is UserWarning:
-            info(f"[yellow]WARNING:[/] {w.message}")
+            if str(w.message) not in said:
+                said.add(str(w.message))
+                info(f"[yellow]WARNING:[/] {w.message}")
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if stream:

@@ -176,7 +176,10 @@ def _page(request: Request, entries: list[dict[str, Any]], *, title: str, back: 
             data = load_dashboard(entries[pick]["path"])
             view = dashboard_view(data, params)
         except (ValueError, OSError) as e:
-            error = f"{entries[pick]['job']}/{entries[pick]['output']}: {e}"
+            data, error = None, f"{entries[pick]['job']}/{entries[pick]['output']}: {e}"
+        except (TypeError, AttributeError, KeyError, IndexError) as e:  # the schema's name, not its shape
+            data, error = None, (f"{entries[pick]['job']}/{entries[pick]['output']}: dashboard.json does not have "
+                                 f"the shape of schema openaml.rai.dashboard/1 ({type(e).__name__}: {e})")
 
     def link(**changes: Any) -> str:
         q: dict[str, Any] = {**base_params, "d": pick, "row": params["row"], "cf": params["cf"], **changes}
