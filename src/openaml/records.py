@@ -558,6 +558,7 @@ class RunnerSpecRecord(TypedDict):
     workspace: dict[str, str | None]
     heartbeat_seconds: float
     command_token: str
+    warm_process: str | None  # "rai": a built-in RAI step the warm process serves (services._rai_warm)
 
 
 class RunnerReplyRecord(TypedDict):

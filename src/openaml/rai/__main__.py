@@ -244,6 +244,12 @@ def run(a: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    if os.environ.get("OPENAML_RAI_WARM_FD"):  # the runner connected this step to the warm process
+        from openaml.rai._warm import run_warm
+
+        code = run_warm(list(sys.argv[1:] if argv is None else argv))
+        if code is not None:
+            sys.exit(code)
     from openaml.rai._io import RAIInputError, fail
 
     _mark("imports")

@@ -548,6 +548,7 @@ class RunnerSpecOut(WireModel):
     workspace: dict[str, Any] | None = None
     heartbeat_seconds: float | None = None
     command_token: str | None = None
+    warm_process: str | None = None  # "rai": a built-in RAI step, served by the warm process (issue 16)
 
 
 class RunnerReplyOut(WireModel):
