@@ -76,7 +76,8 @@ def _housing(root: Path, ml: MLClient) -> dict[str, Any]:
     df = pd.read_parquet(root / "data" / "train" / "train.parquet")
     X, y = df.drop(columns=["Sold_HigherThan_Median"]), df["Sold_HigherThan_Median"]
     model = RandomForestClassifier(n_estimators=20, max_depth=6, random_state=0).fit(X, y)
-    mlflow.sklearn.save_model(model, str(root / "model"), signature=infer_signature(X, model.predict(X)))
+    mlflow.sklearn.save_model(model, str(root / "model"), signature=infer_signature(X, model.predict(X)),
+                              serialization_format="cloudpickle")
     ml.models.create_or_update(Model(name="housing-rf", version="1", path=str(root / "model"), type="mlflow_model"))
     doc = yaml.safe_load((HOUSING / "rai-pipeline.yml").read_text())
     doc["jobs"]["counterfactual_01"]["inputs"]["max_rows"] = 5

@@ -137,6 +137,8 @@ def _serve_step(stdin_fd: int, w_res: int, _wid: int, pidfd: int, msg: dict[str,
     sys.argv = [os.path.join(os.path.dirname(__file__), "__main__.py"), *argv]
     if sys.path:
         sys.path[0] = str(msg.get("path0") or "")  # as ``python -m`` puts the working folder first
+    if "numpy" in sys.modules:  # a fresh generator, as a cold process seeds it (Python's own reseeds at fork)
+        sys.modules["numpy"].random.seed()
     out = os.fdopen(w_res, "w", buffering=1)
     out.write(json.dumps({"pid": os.getpid()}) + "\n")
     threading.Thread(target=_die_with, args=(pidfd,), name="openaml-step-parent", daemon=True).start()
