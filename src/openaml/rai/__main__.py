@@ -26,11 +26,14 @@ def _mark(what: str) -> None:
 
 
 def _process_start() -> float:
+    """When this process started (epoch seconds, to the clock tick: ``/proc/self/stat``'s start time
+    against the boot-time clock; psutil's ``create_time`` is off by up to a second, its boot time
+    being whole seconds). A step forked from the warm process has it in ``_MARKS`` already."""
     try:
-        import psutil
-
-        return float(psutil.Process().create_time())
-    except Exception:  # noqa: BLE001 - the timing file is informative only
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        since = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+        return time.time() - since
+    except (OSError, ValueError, IndexError, AttributeError):  # not Linux: the timing file is informative only
         return _MARKS.get("main", time.time())
 
 

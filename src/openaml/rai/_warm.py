@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from typing import Any
 
 __all__ = ["FD_ENV", "PRELOAD", "run_warm"]
@@ -137,16 +138,17 @@ def _serve_step(stdin_fd: int, w_res: int, _wid: int, pidfd: int, msg: dict[str,
     sys.argv = [os.path.join(os.path.dirname(__file__), "__main__.py"), *argv]
     if sys.path:
         sys.path[0] = str(msg.get("path0") or "")  # as ``python -m`` puts the working folder first
+    from openaml.rai import __main__ as step
+
+    step._MARKS["process_start"] = time.time()  # this process's start (its fork), for _timings.json
     if "numpy" in sys.modules:  # a fresh generator, as a cold process seeds it (Python's own reseeds at fork)
         sys.modules["numpy"].random.seed()
     out = os.fdopen(w_res, "w", buffering=1)
     out.write(json.dumps({"pid": os.getpid()}) + "\n")
     threading.Thread(target=_die_with, args=(pidfd,), name="openaml-step-parent", daemon=True).start()
-    from openaml.rai.__main__ import main
-
     code = 0
     try:
-        main(argv)
+        step.main(argv)
     except SystemExit as exc:
         if isinstance(exc.code, int) or exc.code is None:
             code = int(exc.code or 0)
@@ -165,9 +167,21 @@ def _serve_step(stdin_fd: int, w_res: int, _wid: int, pidfd: int, msg: dict[str,
 
 # ====================================================================== the warm process
 def _main(cfg_path: str) -> int:
-    from openaml.parallel._openaml_parallel.pool import pool_main
+    """The batch engine's pool loop, its package loaded from openaml's files as the standalone package
+    it is in a job (``_openaml_parallel``), without :mod:`openaml.parallel`'s entities (pydantic)."""
+    import importlib.util
+    from pathlib import Path
 
-    return pool_main(cfg_path, serve=_serve_step)
+    folder = Path(__file__).resolve().parents[1] / "parallel" / "_openaml_parallel"
+    spec = importlib.util.spec_from_file_location("_openaml_parallel", folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
+    assert spec is not None and spec.loader is not None
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["_openaml_parallel"] = package
+    spec.loader.exec_module(package)
+    from _openaml_parallel.pool import pool_main  # type: ignore[import-not-found]
+
+    return int(pool_main(cfg_path, serve=_serve_step))
 
 
 if __name__ == "__main__":
