@@ -155,8 +155,13 @@ def _probe_model(root: Path, ml: MLClient) -> None:
                             "variable": _os.environ.get("RAI_TEST_VARIABLE"), "cwd": _os.getcwd(),
                             "warm_fd": _os.environ.get("OPENAML_RAI_WARM_FD"), "token_seen": seen,
                             "steps": len(step), "executable": _sys.executable,
-                            "same_ns": [ns(step[0], k) == ns("self", k) for k in ("mnt", "pid")] if step else None},
+                            "same_ns": [ns(step[0], k) == ns("self", k) for k in ("mnt", "pid")] if step else None,
+                            "pid_ns": ns("self", "pid")},
                            fh)
+            if _os.environ.get("RAI_SLEEP"):
+                import time as _time
+
+                _time.sleep(float(_os.environ["RAI_SLEEP"]))
             return np.where(X.iloc[:, 0].to_numpy() > 0.5, self.classes_[1], self.classes_[0])
 
         def predict_proba(self, X: Any) -> Any:
@@ -220,6 +225,51 @@ def test_a_warm_step_runs_in_its_jobs_sandbox_as_a_cold_step_and_the_idle_proces
             assert _gone([int(pool["pid"])], seconds=90) == []
             assert "idle for 8 s" in (server.path / "pools" / f"rai-{pool['key']}" / "pool.log").read_text()
             assert server.proc.poll() is None
+    finally:
+        server.stop()
+
+
+def test_a_canceled_warm_step_leaves_no_process(tmp_path: Path) -> None:
+    if not read_only_mounts_available():
+        pytest.skip("no PID namespaces here: the step's processes cannot be told apart")
+    server = start_server(tmp_path / "ws", name="rai-cancel")
+    try:
+        with MLClient(workspace=server.url) as ml:
+            _probe_model(tmp_path, ml)
+            doc = _probe_pipeline(tmp_path, server, {"RAI_SLEEP": "600"})
+            yml = tmp_path / "sleep.yml"
+            yml.write_text(yaml.safe_dump(doc))
+            p = subprocess.run([sys.executable, "-m", "openaml", "job", "create", "--file", str(yml), "-o", "json"],
+                               cwd=tmp_path, env={**os.environ, "OPENAML_WORKSPACE": server.url}, capture_output=True,
+                               text=True, timeout=300)
+            assert p.returncode == 0, p.stderr
+            name = json.loads(p.stdout)["name"]
+            probe = tmp_path / "probe.json"
+            deadline = time.monotonic() + 300
+            while not probe.exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            seen = json.loads(probe.read_text())
+            assert seen["main"] == "openaml.rai._warm"  # the step sleeps in a child of the warm process
+            ml.jobs.begin_cancel(name)
+
+            def in_step() -> list[int]:
+                out = []
+                for proc in psutil.process_iter():
+                    try:
+                        if os.readlink(f"/proc/{proc.pid}/ns/pid") == seen["pid_ns"]:
+                            out.append(proc.pid)
+                    except OSError:
+                        continue
+                return out
+
+            deadline = time.monotonic() + 60
+            while in_step() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert in_step() == []
+            ml.jobs.stream(name)
+            assert ml.jobs.get_raw(f"{name}-construct")["status"] == "Canceled"
+            (pool,) = _warm(server)
+            assert _gone([int(pool["pid"])], seconds=1) == [int(pool["pid"])]  # the warm process serves on
     finally:
         server.stop()
 
