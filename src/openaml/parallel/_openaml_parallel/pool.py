@@ -98,6 +98,7 @@ def pool_main(cfg_path: str, serve: Serve = _serve_worker) -> int:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, _term)
+    _become_subreaper()
     path = str(cfg["socket"])
     if os.path.exists(path):
         os.unlink(path)
@@ -157,6 +158,34 @@ def pool_main(cfg_path: str, serve: Serve = _serve_worker) -> int:
                 pass
 
 
+_REAPED: dict[int, int] = {}  # exit statuses the SIGCHLD handler collected
+
+
+def _reap(_signum: int, _frame: Any) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        _REAPED[pid] = status
+
+
+def _become_subreaper() -> None:
+    """Make the pool the parent of the workers once their intermediate process (A) is gone, and reap
+    them as they exit. Otherwise an orphaned worker goes to the machine's init, and a job in a PID
+    namespace of its own cannot end (its init waits until every process of the namespace is reaped)
+    before that init reaps it: seconds where it polls. Linux (``PR_SET_CHILD_SUBREAPER``)."""
+    try:
+        import ctypes
+
+        if ctypes.CDLL(None).prctl(36, 1, 0, 0, 0) == 0:
+            signal.signal(signal.SIGCHLD, _reap)
+    except (OSError, AttributeError):
+        pass
+
+
 def _fork(sock: Any, msg: dict[str, Any], fds: list[int], serve: Serve) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
@@ -164,12 +193,19 @@ def _fork(sock: Any, msg: dict[str, Any], fds: list[int], serve: Serve) -> None:
     if pid == 0:  # A: enters the job's namespaces, forks the worker (a process of the job's PID namespace)
         code = 1
         try:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the pool's reaper is not the worker's
             code = _enter_and_fork(sock, msg, fds, serve)
         except BaseException:  # noqa: BLE001
             traceback.print_exc()
         finally:
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:  # the SIGCHLD handler reaped it first
+        status = _REAPED.get(pid, 0)
+    _REAPED.pop(pid, None)
+    if len(_REAPED) > 1000:  # the workers' statuses: nobody asks for them
+        _REAPED.clear()
     if os.WIFSIGNALED(status):
         send(sock, {"forked": msg["fork"], "ok": False, "why": f"killed by signal {os.WTERMSIG(status)}"})
 
