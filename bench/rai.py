@@ -23,6 +23,7 @@ imports, inputs and model load, the insight, outputs, runner end.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -132,8 +133,34 @@ def _dashboard_tti(url: str, repeat: int = 3) -> tuple[float, float] | None:
     return median(inter), median(load)
 
 
+def _overhead(measure: str, pipeline: float, plain: float) -> Row:
+    """A row of the issue's figure: overhead = (pipeline wall - plain wall) / plain wall, target < 10 %."""
+    over = (pipeline - plain) / plain if plain else float("nan")
+    return Row(measure, pipeline, plain, f"{over * 100:+.1f} %", "< 10 %", None, over < 0.10)
+
+
+def _warm_cpu(tmp: Path) -> tuple[float, float]:
+    """(CPU seconds (user + system), seconds from start to ready) of the RAI warm processes of the
+    bench's workspace: their imports and forks (each step's own CPU is in its ``_timings.json``), and
+    how long the first step waited for them before its process started (before its ``start_time``:
+    not in its wall row). (0.0, 0.0) when the steps ran cold."""
+    import psutil
+
+    cpu = wait = 0.0
+    for meta_file in tmp.rglob("pools/rai-*/meta.json"):
+        try:
+            meta = json.loads(meta_file.read_text())
+            t = psutil.Process(int(meta["pid"])).cpu_times()
+            cpu += t.user + t.system
+            wait += (meta_file.parent / "ready").stat().st_mtime - float(meta["created"])
+        except (OSError, ValueError, KeyError, psutil.Error):
+            continue
+    return cpu, wait
+
+
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
+    load0 = os.getloadavg()[0]
     rows = 5 if args.quick else 20
     with openaml_server("rai") as srv:
         root = srv.tmp / "housing"
@@ -171,26 +198,29 @@ def main() -> None:
                 m = json.loads(mine[0].read_text())
                 phases[step] = _phases(m, start, end)
                 step_cpu[step] = float(m.get("cpu_s", float("nan")))
+        warm_cpu, warm_wait = _warm_cpu(srv.tmp)
         tti = _dashboard_tti(f"{srv.url}/jobs/{created['name']}/rai")
     rows_out = [Row("python start + openaml.rai imports (peer: once)", None, plain["imports"])]
     for s in STEPS:
         a, b = step_wall.get(s, float("nan")), plain["steps"][s]
-        rows_out.append(Row(f"{s}: wall s", a, b, a / b, "< 1.1", None, a / b < 1.1))
-    total_steps = sum(step_wall.get(s, 0.0) for s in STEPS)
-    total_plain = sum(plain["steps"].values())
-    rows_out.append(Row("sum of the steps: wall s", total_steps, total_plain, total_steps / total_plain, "< 1.1",
-                        None, total_steps / total_plain < 1.1))
+        rows_out.append(_overhead(f"{s}: wall s", a, b))
+    total_steps = sum(step_wall.get(s, 0.0) for s in STEPS) + warm_wait
+    total_plain = sum(plain["steps"].values()) + plain["imports"]
+    rows_out.append(Row("  the first step's wait for the warm process's imports (before its start_time)", warm_wait,
+                        None))
+    rows_out.append(_overhead("total: sum of the steps' wall s + that wait (peer: + its imports once)", total_steps,
+                              total_plain))
     for s in STEPS:
         a, b = step_cpu.get(s, float("nan")), plain["cpu"][s]
-        rows_out.append(Row(f"{s}: CPU s of its process (peer: of its calls)", a, b, a / b, "< 1.1", None, a / b < 1.1))
-    cpu_a, cpu_b = sum(step_cpu.get(s, 0.0) for s in STEPS), sum(plain["cpu"].values())
-    rows_out.append(Row("sum of the steps: CPU s (peer: + its imports once)", cpu_a, cpu_b + plain["imports_cpu"],
-                        cpu_a / (cpu_b + plain["imports_cpu"]), "< 1.1", None, cpu_a / (cpu_b + plain["imports_cpu"]) < 1.1))
+        rows_out.append(_overhead(f"{s}: CPU s of its process (peer: of its calls)", a, b))
+    cpu_a = sum(step_cpu.get(s, 0.0) for s in STEPS) + warm_cpu
+    cpu_b = sum(plain["cpu"].values()) + plain["imports_cpu"]
+    rows_out.append(Row("  the warm process's own CPU s (its imports, once; 0: steps ran cold)", warm_cpu, None))
+    rows_out.append(_overhead("total: CPU s (openaml: + the warm process; peer: + its imports once)", cpu_a, cpu_b))
     for s in STEPS:
         for name, secs in phases.get(s, {}).items():
             rows_out.append(Row(f"  {s}: {name}", secs, None))
-    rows_out.append(Row("end to end: submit to Completed vs the plain process", pipe_wall, plain_wall,
-                        pipe_wall / plain_wall, "< 1.1", None, pipe_wall / plain_wall < 1.1))
+    rows_out.append(_overhead("end to end: submit to Completed vs the plain process", pipe_wall, plain_wall))
     if tti is None:
         rows_out.append(Row("dashboard page time to interactive in Chromium: s", "no chromium", None))
     else:
@@ -200,8 +230,9 @@ def main() -> None:
                             "< 2", None, tti[1] < 2))
     print_table("RAI housing pipeline: registry components vs the same calls in plain Python", rows_out,
                 peer="the same openaml.rai calls, one plain Python process", limit="-",
-                notes=["each step is its own job process: its imports (pandas, sklearn, lightgbm/shap) are paid per step; "
-                       "CPU rows are load-independent",
+                notes=["overhead = (openaml - peer) / peer; each step forks from the RAI warm process (its imports "
+                       "paid once, counted on their own row) unless it ran cold; CPU rows are load-independent",
+                       f"load average (1 min) at the start / end: {load0:.2f} / {os.getloadavg()[0]:.2f}",
                        f"counterfactual rows: {rows}; steps' times from the job records (start_time to end_time)"])
     if not args.no_save:
         save_results("rai", {"rows": rows_out, "plain": plain, "plain_wall": plain_wall, "steps": step_wall,

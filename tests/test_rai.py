@@ -306,6 +306,20 @@ def test_error_analysis_is_erroranalysis_tree_matrix_and_importances(dashboard: 
     assert set(data["feature_importance"]) == set(test.columns) - {"target"} and data["deviations"] == []
 
 
+def test_error_analysis_importances_are_the_same_every_time(dashboard: Path, tmp_path: Path) -> None:
+    # mutual information jitters continuous features with numpy's global generator: seeded (a warm
+    # step and a cold one, or two runs, gave different dashboards), and the caller's generator is left as it was
+    import numpy as np
+
+    np.random.seed(7)
+    expected_next = np.random.random()
+    np.random.seed(7)
+    first = _insight(dashboard, tmp_path / "ea1", "erroranalysis")["feature_importance"]
+    assert np.random.random() == expected_next
+    np.random.seed(8)
+    assert _insight(dashboard, tmp_path / "ea2", "erroranalysis")["feature_importance"] == first
+
+
 def test_error_analysis_over_missing_values_falls_back_and_says_so(dashboard: Path, tmp_path: Path) -> None:
     """erroranalysis 0.4.2 cannot bin a numeric feature with missing values in rows the model gets wrong
     (IndexError in compute_matrix): openaml's binning replaces that heat map and the deviation is
@@ -432,3 +446,40 @@ def test_models_and_mltables_are_read_as_mlflow_and_mltable_read_them(heart: dic
     assert _load_sklearn_directly(heart["clf"] / "MLmodel") is None
     with pytest.raises(MlflowException, match="MLFLOW_ALLOW_PICKLE_DESERIALIZATION"):
         load_model(heart["clf"])
+
+
+# ------------------------------------------------------------------------------------ warm process
+def test_only_the_builtin_components_exact_commands_on_the_servers_environment_are_served_warm(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """services._rai_warm.warm_process, the server's decision (the warm process itself:
+    tests/test_rai_warm.py, the rai tier): the job's command must be a built-in component's, on the
+    server's environment, without code, one process, no PYTHON*/LD_* variable; the workspace policy last."""
+    from types import SimpleNamespace
+
+    from openaml.rai.registry import builtin_component
+    from openaml.services._rai_warm import warm_process
+
+    users: list[str] = []
+    ctx = SimpleNamespace(services={"users": SimpleNamespace(list=lambda: users)})
+    command = builtin_component("azureml", "rai_tabular_explanation", None, "latest")["command"]
+
+    def row(**spec: Any) -> dict[str, Any]:
+        rt = spec.pop("runtime", {"environment": {"kind": "base"}})
+        return {"spec": {"type": "command", "command": command, **spec}, "runtime": rt}
+
+    monkeypatch.delenv("OPENAML_RAI_WARM", raising=False)
+    assert warm_process(ctx, row()) == "rai"
+    assert warm_process(ctx, row(command=command + " ; cat server.token")) is None
+    assert warm_process(ctx, row(command="python -m openaml.rai explanation --output_path x")) is None
+    assert warm_process(ctx, row(runtime={"environment": {"kind": "conda", "spec_hash": "x"}})) is None
+    assert warm_process(ctx, row(runtime={"environment": {"kind": "base"}, "code_dir": "/tmp/code"})) is None
+    assert warm_process(ctx, row(environment_variables={"PYTHONPATH": "/tmp/mine"})) is None
+    assert warm_process(ctx, row(environment_variables={"OPENAML_RAI_WARM": "0"})) is None
+    assert warm_process(ctx, row(resources={"instance_count": 2})) is None
+    users.append("ann")  # a workspace with users: off, unless the administrator turns it on
+    assert warm_process(ctx, row()) is None
+    monkeypatch.setenv("OPENAML_RAI_WARM", "1")
+    assert warm_process(ctx, row()) == "rai"
+    monkeypatch.setenv("OPENAML_RAI_WARM", "0")
+    users.clear()
+    assert warm_process(ctx, row()) is None

@@ -559,6 +559,7 @@ class RunnerSpecRecord(TypedDict):
     heartbeat_seconds: float
     servers: list[str]  # the workspace's live servers, the leader first (where to report if this one stops)
     command_token: str
+    warm_process: str | None  # "rai": a built-in RAI step the warm process serves (services._rai_warm)
 
 
 class RunnerReplyRecord(TypedDict):

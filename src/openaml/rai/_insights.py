@@ -312,6 +312,10 @@ def error_analysis(dash: Dashboard, *, max_depth: int = 3, num_leaves: int = 31,
             heatmap = _heatmap_own(dash, heat, wrong, amount)
             deviations.append(f"heat map: erroranalysis compute_matrix failed on {heat} "
                               f"({type(exc).__name__}: {exc}); openaml's quartile binning was used")
+    # mutual information (scikit-learn's, random_state=None: numpy's global generator) jitters continuous
+    # features: seeded, so that a dashboard is the same every time it is computed
+    state = np.random.get_state()
+    np.random.seed(0)
     try:
         scores = analyzer.compute_importances()
     except ValueError as exc:  # mutual information takes no missing values
@@ -325,6 +329,7 @@ def error_analysis(dash: Dashboard, *, max_depth: int = 3, num_leaves: int = 31,
                                      classes=classes).compute_importances()
         deviations.append(f"feature importance: {exc.__class__.__name__} on missing values; computed on the test "
                           "rows with missing numbers filled with the column median")
+    np.random.set_state(state)
     importance = {str(c): float(v) for c, v in zip(X.columns, scores, strict=True)}
     return {"metric": metric, "tree": _tree(nodes, regression), "heatmap": heatmap, "feature_importance": importance,
             "method": "erroranalysis PredictionsAnalyzer (compute_error_tree, compute_matrix, compute_importances)",

@@ -594,6 +594,12 @@ class Runner:
         """A batch deployment's warm pool (:mod:`openaml.runner._pool`): connected for this job when
         ready (its descriptor passed to the command), else None or a pool to start after the job."""
         try:
+            if self.spec.get("warm_process"):  # a built-in RAI step (openaml.runner._step_pool)
+                from openaml.runner._step_pool import attach_step
+
+                fd = attach_step(self, self.shared_python, env)
+                self.pass_fds = () if fd is None else (fd,)
+                return None
             from openaml.runner._pool import warm_pool
 
             pool = warm_pool(self, command, wd, self.shared_python)

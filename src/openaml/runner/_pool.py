@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,21 @@ def pools_dir(workspace: Path) -> Path:
     return workspace / "pools"
 
 
+def server_of(runner: Any) -> tuple[Path, int, str] | None:
+    """(workspace folder, server pid, its start time) of the job's server, where a warm process can
+    serve the job (Linux with pidfds, the server's disk visible here, the server alive); else None."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "pidfd_open") or not runner.sees_server_disk():
+        return None
+    workspace = runner.job_dir.resolve().parent.parent
+    try:
+        lock = json.loads((workspace / "server.lock").read_text())
+        server_pid = int(lock["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    started = _started(server_pid)
+    return None if started is None else (workspace, server_pid, started)
+
+
 def warm_pool(runner: Any, command: str, wd: Path, python: Path | None) -> WarmPool | None:
     """The warm pool of the job's deployment (``runner``: the job's :class:`~openaml.runner._main.Runner`),
     or None: not a batch deployment's job, pools off, or nothing to key it by."""
@@ -87,17 +103,10 @@ def warm_pool(runner: Any, command: str, wd: Path, python: Path | None) -> WarmP
     if any(str(where.get(k, "1")) == "0" for where in (os.environ, job_env)
            for k in (POOL_SWITCH, "OPENAML_PARALLEL_FORK")):
         return None  # switched off for the server, or for this deployment (its environment_variables)
-    if not sys.platform.startswith("linux") or not hasattr(os, "pidfd_open") or not runner.sees_server_disk():
+    server = server_of(runner)
+    if server is None:
         return None
-    workspace = runner.job_dir.resolve().parent.parent
-    try:
-        lock = json.loads((workspace / "server.lock").read_text())
-        server_pid = int(lock["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    started = _started(server_pid)
-    if started is None:
-        return None
+    workspace, server_pid, started = server
     spec = runner.spec
     try:
         entry = (wd / str(cfg["entry_script"])).read_bytes()
@@ -141,9 +150,9 @@ class WarmPool:
             return None
         return meta
 
-    def attach(self, env: dict[str, str]) -> int | None:
-        """A connection to the ready pool for the job's command (its descriptor, also put in ``env``),
-        or None (no pool ready: the job runs cold)."""
+    def attach(self, env: dict[str, str], env_name: str = POOL_FD_ENV) -> int | None:
+        """A connection to the ready pool for the job's command (its descriptor, also put in
+        ``env[env_name]``), or None (no pool ready: the job runs cold)."""
         meta = self.live()
         if meta is None or not (self.folder / "ready").exists():
             return None
@@ -165,50 +174,61 @@ class WarmPool:
 
         fd = fcntl.fcntl(sock.fileno(), fcntl.F_DUPFD_CLOEXEC, 200)
         sock.close()
-        env[POOL_FD_ENV] = str(fd)
+        env[env_name] = str(fd)
         self.used = True
-        self.runner.syslog(f"warm pool {self.key} (pid {meta['pid']}): the job's workers fork from it")
+        self.runner.syslog(f"warm pool {self.key} (pid {meta['pid']}): the job's processes fork from it")
         return fd
 
     def start_if_needed(self) -> None:
         """After a completed job: start the pool when none is alive, with what the job's workers imported."""
-        import fcntl
-
         if self.used or self.live() is not None:
             return
         try:
             imported = json.loads((self.wd / ".openaml_parallel" / "imported.json").read_text())
         except (OSError, ValueError):
             return  # nothing learned (no worker got ready): no pool
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / "lock", "a") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            if self.live() is not None:
-                return
-            engine = self.folder / "engine"
+        engine = self.folder / "engine"
+
+        def _copy_engine() -> None:
             shutil.rmtree(engine, ignore_errors=True)
             engine.mkdir()
             shutil.copy2(self.wd / "_openaml_parallel_driver.py", engine / "_openaml_parallel_driver.py")
             shutil.copytree(self.wd / "_openaml_parallel", engine / "_openaml_parallel",
                             ignore=shutil.ignore_patterns("__pycache__"))
+
+        self.start([str(self.python), str(engine / "_openaml_parallel_driver.py"), "--pool"],
+                   [str(m) for m in imported][:8000], float(os.environ.get(IDLE_ENV) or DEFAULT_IDLE_SECONDS),
+                   prepare=_copy_engine)
+
+    def start(self, argv: list[str], preload: list[str], idle: float,
+              prepare: Callable[[], None] | None = None) -> bool:
+        """Start the pool process (``argv`` + its config file's path) unless one is alive; under the
+        pool's lock (``prepare`` runs there first), so that concurrent jobs start one. Returns whether
+        this call started it."""
+        import fcntl
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / "lock", "a") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            if self.live() is not None:
+                return False
+            if prepare is not None:
+                prepare()
             self.socket.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            for stale in (self.folder / "ready",):
-                stale.unlink(missing_ok=True)
-            idle = float(os.environ.get(IDLE_ENV) or DEFAULT_IDLE_SECONDS)
+            (self.folder / "ready").unlink(missing_ok=True)
             cfg = {"socket": str(self.socket), "token": secrets.token_hex(16), "server_pid": self.server_pid,
-                   "idle_seconds": idle, "preload": [str(m) for m in imported][:8000],
-                   "ready_file": str(self.folder / "ready")}
+                   "idle_seconds": idle, "preload": preload, "ready_file": str(self.folder / "ready")}
             (self.folder / "pool.json").write_text(json.dumps(cfg))
             os.chmod(self.folder / "pool.json", 0o600)
             with open(self.folder / "pool.log", "ab") as log:
-                proc = subprocess.Popen([str(self.python), str(engine / "_openaml_parallel_driver.py"), "--pool",
-                                         str(self.folder / "pool.json")], cwd=str(self.folder),
+                proc = subprocess.Popen([*argv, str(self.folder / "pool.json")], cwd=str(self.folder),
                                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True, close_fds=True, env=_pool_environment())
             meta = {"pid": proc.pid, "pid_started": _started(proc.pid), "key": self.key,
                     "socket": str(self.socket), "created": time.time(), **self.deployment}
             (self.folder / "meta.json").write_text(json.dumps(meta))
-            self.runner.syslog(f"warm pool {self.key}: started (pid {proc.pid}) for the deployment's next jobs")
+            self.runner.syslog(f"warm pool {self.key}: started (pid {proc.pid}) for the next jobs")
+            return True
 
 
 def _pool_environment() -> dict[str, str]:

@@ -29,7 +29,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .common import FORK_UNSAFE, recv, send
 from .worker import worker_main
@@ -54,9 +54,24 @@ def pidfd_open(pid: int) -> int:
     return int(fd)
 
 
+if TYPE_CHECKING:  # (the engine runs on the job's Python, 3.8 included)
+    from collections.abc import Callable
+
+    #: what a forked child becomes, in the job: ``serve(r_fd, w_fd, id, pidfd, request) -> exit code``
+    Serve = Callable[[int, int, int, int, dict[str, Any]], int]
+
+
+def _serve_worker(r_task: int, w_res: int, wid: int, pidfd: int, _msg: dict[str, Any]) -> int:
+    return worker_main(r_task, w_res, wid, watch_fd=pidfd)
+
+
 # ====================================================================== the pool process
-def pool_main(cfg_path: str) -> int:
-    """The pool: import ``preload``, listen on ``socket``, fork workers until idle or the server ends."""
+def pool_main(cfg_path: str, serve: Serve = _serve_worker) -> int:
+    """The pool: import ``preload``, listen on ``socket``, fork workers until idle or the server ends.
+
+    ``serve`` is what each forked child runs once it is in the job (its namespaces, variables,
+    folder, log and capabilities taken): a batch job's worker by default; the built-in RAI
+    components' step (:mod:`openaml.rai._warm`) for their warm process."""
     import hmac
     import importlib
     import select
@@ -83,6 +98,7 @@ def pool_main(cfg_path: str) -> int:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, _term)
+    _become_subreaper()
     path = str(cfg["socket"])
     if os.path.exists(path):
         os.unlink(path)
@@ -129,7 +145,7 @@ def pool_main(cfg_path: str) -> int:
                             conns.pop(s, None)
                             s.close()
                     elif "fork" in msg and len(fds) == 4:
-                        _fork(s, msg, fds)
+                        _fork(s, msg, fds, serve)
                 finally:
                     for f in fds:
                         os.close(f)
@@ -142,19 +158,54 @@ def pool_main(cfg_path: str) -> int:
                 pass
 
 
-def _fork(sock: Any, msg: dict[str, Any], fds: list[int]) -> None:
+_REAPED: dict[int, int] = {}  # exit statuses the SIGCHLD handler collected
+
+
+def _reap(_signum: int, _frame: Any) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        _REAPED[pid] = status
+
+
+def _become_subreaper() -> None:
+    """Make the pool the parent of the workers once their intermediate process (A) is gone, and reap
+    them as they exit. Otherwise an orphaned worker goes to the machine's init, and a job in a PID
+    namespace of its own cannot end (its init waits until every process of the namespace is reaped)
+    before that init reaps it: seconds where it polls. Linux (``PR_SET_CHILD_SUBREAPER``)."""
+    try:
+        import ctypes
+
+        if ctypes.CDLL(None).prctl(36, 1, 0, 0, 0) == 0:
+            signal.signal(signal.SIGCHLD, _reap)
+    except (OSError, AttributeError):
+        pass
+
+
+def _fork(sock: Any, msg: dict[str, Any], fds: list[int], serve: Serve) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:  # A: enters the job's namespaces, forks the worker (a process of the job's PID namespace)
         code = 1
         try:
-            code = _enter_and_fork(sock, msg, fds)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the pool's reaper is not the worker's
+            code = _enter_and_fork(sock, msg, fds, serve)
         except BaseException:  # noqa: BLE001
             traceback.print_exc()
         finally:
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:  # the SIGCHLD handler reaped it first
+        status = _REAPED.get(pid, 0)
+    _REAPED.pop(pid, None)
+    if len(_REAPED) > 1000:  # the workers' statuses: nobody asks for them
+        _REAPED.clear()
     if os.WIFSIGNALED(status):
         send(sock, {"forked": msg["fork"], "ok": False, "why": f"killed by signal {os.WTERMSIG(status)}"})
 
@@ -176,7 +227,7 @@ def _pid_of(pidfd: int) -> int:
     raise RuntimeError("the driver is gone")
 
 
-def _enter_and_fork(sock: Any, msg: dict[str, Any], fds: list[int]) -> int:
+def _enter_and_fork(sock: Any, msg: dict[str, Any], fds: list[int], serve: Serve) -> int:
     import ctypes
 
     r_task, w_res, log, pidfd = fds
@@ -224,7 +275,7 @@ def _enter_and_fork(sock: Any, msg: dict[str, Any], fds: list[int]) -> int:
             os.environ.clear()
             os.environ.update({str(k): str(v) for k, v in (msg.get("env") or {}).items()})
             _same_privileges(theirs)
-            code = worker_main(r_task, w_res, wid, watch_fd=pidfd)
+            code = serve(r_task, w_res, wid, pidfd, msg)
         except BaseException:  # noqa: BLE001
             traceback.print_exc()
         finally:

@@ -1,0 +1,82 @@
+"""The built-in RAI components' warm process, the runner's side (the process itself and the step's
+side: :mod:`openaml.rai._warm`).
+
+A step of an ``azureml`` registry RAI component (``python -m openaml.rai <step>``) pays its
+libraries' imports (pandas, scikit-learn, lightgbm, shap, responsibleai...) on every cold start:
+most of its CPU time. When the server marks a job as such a step (its runner spec's
+``warm_process: "rai"``, given only for a job whose command is exactly a built-in component's, on
+the server's own environment, without code, where the workspace policy allows it:
+:mod:`openaml.services._rai_warm`), the runner connects the step to one warm process per **key**:
+the workspace, the server process (pid and start time), the interpreter and the installed openaml.
+It is the batch deployments' pool (:class:`~openaml.runner._pool.WarmPool`, same lock, token,
+socket, idle end and server watch), started here before the first step that needs it (that step
+waits for its imports rather than doing them itself), with :data:`openaml.rai._warm.PRELOAD`.
+
+- It ends after ``$OPENAML_RAI_WARM_IDLE_SECONDS`` (default 300) without a step, when its server
+  process ends, and on SIGTERM.
+- ``OPENAML_RAI_WARM=0`` in the runner's environment keeps this runner's steps cold; any failure
+  (no pidfd, the server's disk not visible, a start that does not get ready in
+  ``$OPENAML_RAI_WARM_READY_SECONDS``, default 180) runs the step cold, with a line in the runner's
+  system log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from openaml.runner._pool import WarmPool, pools_dir, server_of
+
+__all__ = ["attach_step", "step_pool", "SWITCH", "IDLE_ENV"]
+
+SWITCH = "OPENAML_RAI_WARM"
+IDLE_ENV = "OPENAML_RAI_WARM_IDLE_SECONDS"
+READY_ENV = "OPENAML_RAI_WARM_READY_SECONDS"
+DEFAULT_IDLE_SECONDS = 300.0
+
+
+def step_pool(runner: Any, python: Path | None) -> WarmPool | None:
+    """The warm process for the job (``runner``: its :class:`~openaml.runner._main.Runner`), or None:
+    not a step the server marked, switched off here, or nothing to key it by."""
+    if runner.spec.get("warm_process") != "rai" or python is None or os.environ.get(SWITCH) == "0":
+        return None
+    server = server_of(runner)
+    if server is None:
+        return None
+    workspace, server_pid, started = server
+    import openaml
+
+    parts = {"workspace": str(workspace), "server": [server_pid, started], "python": str(python),
+             "process": "openaml.rai", "openaml": [openaml.__version__, str(Path(openaml.__file__).parent)]}
+    key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+    return WarmPool(runner, key, pools_dir(workspace) / f"rai-{key}", python, server_pid, {"kind": "rai"},
+                    runner.job_dir / "wd")
+
+
+def attach_step(runner: Any, python: Path | None, env: dict[str, str]) -> int | None:
+    """A connection to the warm process for the step's command (its descriptor, also in ``env``),
+    starting the process and waiting for its imports when none is ready; None: the step runs cold."""
+    from openaml.rai._warm import FD_ENV, PRELOAD
+
+    pool = step_pool(runner, python)
+    if pool is None:
+        return None
+    fd = pool.attach(env, FD_ENV)
+    if fd is not None:
+        return fd
+    if pool.live() is None:
+        idle = float(os.environ.get(IDLE_ENV) or DEFAULT_IDLE_SECONDS)
+        pool.start([str(python), "-m", "openaml.rai._warm"], list(PRELOAD), idle)
+    deadline = time.monotonic() + float(os.environ.get(READY_ENV) or 180)
+    while time.monotonic() < deadline and not runner.cancel_reason:
+        if (pool.folder / "ready").exists():
+            return pool.attach(env, FD_ENV)
+        if pool.live() is None:
+            break
+        time.sleep(0.05)
+    runner.syslog(f"warm process {pool.key}: not ready; the step starts cold")
+    return None
