@@ -20,7 +20,8 @@ for tier in "$@"; do
   echo "== tier $tier" >&2
   case "$tier" in
     browser) scripts/test.sh -m browser tests/browser ;;
-    ray)     scripts/test.sh -m ray tests/contracts/test_compute_contract.py tests/ray ;;  # tests/ray last: its node-loss test kills the worker node
+    ray)     eval "$(scripts/start-postgres.sh)"  # tests/ray/test_ray_leader_failover.py: two servers on PostgreSQL
+             scripts/test.sh -m ray tests/contracts/test_compute_contract.py tests/ray ;;  # tests/ray last: its node-loss test kills the worker node
     slow)    scripts/test.sh -m slow ;;
     rai)     scripts/test.sh -m rai tests/test_rai_pipelines.py tests/test_rai_warm.py ;;
     *) echo "scripts/test-tiers.sh: unknown tier $tier (browser, ray, rai, slow)" >&2; exit 2 ;;

@@ -624,7 +624,6 @@ class Runner:
         self.link.end(status=status, exit_code=exit_code, error=error, end_time=time.time(), outputs=moved,
                       log_tail=tail_lines(self.log_path))
 
-
     #: what a runner takes from the spec of the server it reports to after the one that launched it stopped
     SERVER_FIELDS = ("server_url", "tracking_uri", "artifact_dir", "workspace", "outputs")
 

@@ -52,9 +52,10 @@ class Reporter:
     string of comma-separated URLs), tried in order. Every server of a workspace that shares its
     metadata database takes a job's reports (its token is signed with the workspace's key), so
     when the server in use does not answer (refused, a timeout, a 5xx) a call goes to the next
-    one, which is then used until it fails in turn (:attr:`moved`: the runner reports to another
-    server than the one that launched it). :meth:`set_servers` takes the list that the servers'
-    answers carry (the live servers, the leader first). A server tried as a fallback that refuses
+    one, which is then used until it fails in turn or an answer names another leader
+    (:attr:`moved`: the runner reports to another server than the one that launched it).
+    :meth:`set_servers` takes the list that the servers' answers carry (the live servers, the
+    leader first). A server tried as a fallback that refuses
     the token or does not know the job (401/403/404: another workspace at that address) is
     skipped; 409 (the job ended) counts from any server.
 
@@ -73,6 +74,7 @@ class Reporter:
         self._auth = f"Bearer {token}"
         self._cafile = cafile
         self._openers: dict[str, Any] = {}
+        self._failed_at: dict[str, float] = {}  # server -> when it last failed to answer (monotonic)
         self._lock = threading.Lock()
 
     @property
@@ -90,16 +92,25 @@ class Reporter:
         """True when the server in use is not the one that launched the runner."""
         return self.server_url != self.launched_by
 
+    #: seconds a server that did not answer is not put first again by :meth:`set_servers`
+    RETRY_LEADER_SECONDS = 30.0
+
     def set_servers(self, urls: Any) -> None:
-        """The workspace's live servers as a server's answer lists them (ignored unless a list of
-        ``http(s)://`` URLs): the server in use stays first, the others follow in the given order."""
+        """The workspace's live servers as a server's answer lists them, the leader first (ignored
+        unless a list of ``http(s)://`` URLs). The leader becomes the server in use (the job's log
+        is kept whole on the leader's disk; a runner that reported elsewhere resends what the
+        leader lacks), unless it failed to answer in the last :attr:`RETRY_LEADER_SECONDS`; then the
+        server in use stays first. The others follow in the given order."""
         if not isinstance(urls, list):
             return
         given = [str(u).rstrip("/") for u in urls if isinstance(u, str) and u.startswith(("http://", "https://"))]
         if not given:
             return
         with self._lock:
-            self.servers = list(dict.fromkeys([self.servers[0], *given]))
+            failed = self._failed_at.get(given[0])
+            lead = given[0] if failed is None or time.monotonic() - failed > self.RETRY_LEADER_SECONDS \
+                else self.servers[0]
+            self.servers = list(dict.fromkeys([lead, self.servers[0], *given]))
 
     def _base(self, server_url: str) -> str:
         return f"{server_url}/api/v1/jobs/{quote(self.job, safe='')}/runner"
@@ -133,12 +144,14 @@ class Reporter:
                     first = first or OSError(f"{method} {path}: no server of the workspace answers")
                     continue
                 if isinstance(err, OSError) and i + 1 < len(servers):  # a 5xx: the next one
+                    self._failed_at[url] = time.monotonic()
                     first = first or err
                     continue
                 if not isinstance(err, OSError):
                     self._use(url)
                 raise err from None
             except TRANSIENT as exc:
+                self._failed_at[url] = time.monotonic()
                 first = first or exc
                 continue
             except ValueError as exc:  # an answer that is not JSON: a proxy or a server starting
