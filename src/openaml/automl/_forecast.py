@@ -21,7 +21,9 @@ periods apart (``auto``: the horizon); at each origin every series is forecast `
 steps from its history, and the metrics (regression ones, normalized by the target's range) are
 over all those forecasts. The model's ``forecast(frame)`` takes future rows (time and series
 columns, plus the other columns a regression learner uses) and answers them with
-``<target>_forecast``; ``predict(frame)`` answers the values.
+``<target>_forecast``; ``predict(frame)`` answers the values, and refuses a series it was not
+trained on. Short series (:func:`min_series_rows`) are padded, dropped or kept by
+``short_series_handling_config`` (:func:`short_series_plan`) before any trial trains.
 """
 
 from __future__ import annotations
