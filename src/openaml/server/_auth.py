@@ -37,7 +37,7 @@ from openaml.services._actor import OWNER, Principal, current_actor
 from openaml.services.users import SESSION_S
 
 __all__ = ["AuthMiddleware", "RULES", "ROLE_PERMISSIONS", "required_permission", "job_scope_refusal",
-           "SESSION_COOKIE", "session_cookie"]
+           "SESSION_COOKIE", "session_cookie", "request_json_object"]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -300,7 +300,7 @@ def _is_studio_page(scope: Scope, path: str) -> bool:
     return b"text/html" in accept
 
 
-def _json_body(body: bytes) -> dict[str, Any] | None:
+def request_json_object(body: bytes) -> dict[str, Any] | None:
     """The JSON object of a request body as MLflow's server reads it (a body double-encoded as a
     JSON string is decoded a second time there), or None."""
     try:
@@ -319,7 +319,7 @@ def _attach_logged_model(body: bytes, p: Principal) -> bytes:
     ``source_run_id`` (it does not read ``MLFLOW_RUN_ID``); in a job that run is the job's own (the
     runner sets ``MLFLOW_RUN_ID``, as Azure ML does), so the model is recorded as the job's, and its
     files and registration pass the job token's scope (:func:`job_scope_refusal`)."""
-    data = _json_body(body)
+    data = request_json_object(body)
     if data is None or data.get("source_run_id"):
         return body
     data["source_run_id"] = p.run_id
@@ -329,7 +329,7 @@ def _attach_logged_model(body: bytes, p: Principal) -> bytes:
 def _tag_model_version(body: bytes, p: Principal) -> bytes:
     """A model version registered through MLflow records who registered it (and from which job), as
     tags ``openaml.created_by`` and ``openaml.job``, as one registered through openaml does."""
-    data = _json_body(body)
+    data = request_json_object(body)
     if data is None:
         return body
     tags = [t for t in (data.get("tags") or []) if isinstance(t, dict)
@@ -437,7 +437,7 @@ def job_scope_refusal(ctx: Any | None, p: Principal, method: str, path: str, que
     op = next((path[len(api):] for api in _MLFLOW_API if path.startswith(api)), None)
     if op is None:
         return f"{method} {path} is outside it"
-    data: dict[str, Any] = (_json_body(body) or {}) if body else {}
+    data: dict[str, Any] = (request_json_object(body) or {}) if body else {}
     if op in _RUN_WRITES or op in ("runs/get", "metrics/get-history"):
         run = data.get("run_id") or data.get("run_uuid") or q.get("run_id") or q.get("run_uuid")
         if run == p.run_id:

@@ -14,6 +14,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from openaml.errors import ConflictError, OpenAMLError
+from openaml.server._auth import request_json_object
 
 __all__ = ["RaiGateMlflow"]
 
@@ -50,7 +51,7 @@ class RaiGateMlflow:
             if not message.get("more_body"):
                 break
         raw = b"".join(chunks)
-        body = _json_object(raw)
+        body = request_json_object(raw)  # as MLflow reads it: a double-encoded body too
         error = (await _run(lambda: self._check(endpoint, body)) if body is not None else
                  (400, "INVALID_PARAMETER_VALUE", f"{endpoint}: the request body must be a JSON object"))
         if error is not None:
@@ -82,21 +83,6 @@ class RaiGateMlflow:
         except OpenAMLError as e:
             return 400, "INVALID_PARAMETER_VALUE", e.message
         return None
-
-
-def _json_object(raw: bytes) -> dict[str, Any] | None:
-    """The JSON object MLflow's server will act on, or None when it is none (refused here).
-
-    MLflow's handlers decode a body that is a JSON string holding JSON a second time ("older
-    clients may post their JSON double-encoded", ``_get_normalized_request_json``), so the gate
-    decodes it the same way: checking only the outer value let such a body through unchecked."""
-    try:
-        body = json.loads(raw or b"{}")
-        if isinstance(body, str):
-            body = json.loads(body)
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
 
 
 async def _run(fn: Any) -> Any:
