@@ -21,6 +21,7 @@ __all__ = [
     "JobFailedError",
     "EnvironmentBuildError",
     "error_from_payload",
+    "unreachable_reason",
 ]
 
 
@@ -117,3 +118,29 @@ def error_from_payload(payload: dict[str, Any], status: int) -> OpenAMLError:
         return OpenAMLError(f"HTTP {status}: {payload!r}")
     cls = _BY_CODE.get(str(err.get("code")), OpenAMLError)
     return cls(str(err.get("message", "")), details=err.get("details") or {})
+
+
+#: (text in a client's error or its causes, what it means in a few words): the network failures
+#: of requests/urllib3, botocore, aiohttp and the standard library
+_UNREACHABLE = (("Name or service not known", "the host name does not resolve"),
+                ("Failed to resolve", "the host name does not resolve"),
+                ("Temporary failure in name resolution", "the host name does not resolve"),
+                ("Could not connect to the endpoint URL", "connection refused"),
+                ("Connection refused", "connection refused"), ("Cannot connect to host", "connection refused"),
+                ("No route to host", "no route to host"), ("timed out", "timed out"),
+                ("Connection reset", "connection reset"), ("Connection aborted", "connection aborted"),
+                ("RemoteDisconnected", "connection closed"))
+
+
+def unreachable_reason(exc: BaseException) -> str | None:
+    """Why a service could not be reached, in a few words (``connection refused``), read from
+    ``exc`` and its causes (a client's connection-pool text names the reason deep inside); None
+    when none of them says."""
+    texts: list[str] = []
+    cause: BaseException | None = exc
+    for _ in range(8):
+        if cause is None:
+            break
+        texts.append(str(cause))
+        cause = cause.__cause__ or cause.__context__
+    return next((said for key, said in _UNREACHABLE if any(key in t for t in texts)), None)

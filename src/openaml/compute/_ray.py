@@ -402,27 +402,12 @@ def _is_connection_error(exc: BaseException) -> bool:
 
 
 #: what a connection error says, as a few words (not urllib3's pool and URL text)
-_REASONS = (("Connection refused", "connection refused"), ("timed out", "timed out"),
-            ("Name or service not known", "unknown host"), ("Temporary failure in name resolution", "unknown host"),
-            ("No route to host", "no route to host"), ("Connection reset", "connection reset"),
-            ("Connection aborted", "connection aborted"), ("RemoteDisconnected", "connection closed"))
-
-
 def _unreachable(exc: BaseException) -> str:
-    """Why a cluster could not be reached, in a few words (``connection refused``)."""
-    texts: list[str] = []
-    seen: BaseException | None = exc
-    for _ in range(6):  # Ray's "Failed to connect to Ray at address ..." wraps requests' error, which says why
-        if seen is None:
-            break
-        texts.append(str(seen))
-        seen = seen.__cause__ or seen.__context__
-    for key, said in _REASONS:
-        if any(key in text for text in texts):
-            return said
-    if "Failed to connect" in texts[0]:
-        return "no connection"
-    return _short(exc)
+    """Why a cluster could not be reached, in a few words (``connection refused``): Ray's "Failed to
+    connect to Ray at address ..." wraps requests' error, which says why."""
+    from openaml.errors import unreachable_reason
+
+    return unreachable_reason(exc) or ("no connection" if "Failed to connect" in str(exc) else _short(exc))
 
 
 def _short(exc: BaseException) -> str:

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from openaml.datastores._base import DatastorePort, _local_files
 from openaml.datastores._paths import safe_join
-from openaml.errors import NotFoundError, OpenAMLError, ValidationError
+from openaml.errors import NotFoundError, OpenAMLError, ValidationError, unreachable_reason
 
 __all__ = ["BLOCK", "PARALLEL", "RemoteDatastore"]
 
@@ -275,28 +275,9 @@ def _unreachable(exc: BaseException) -> bool:
     return False
 
 
-_REACH_REASONS = (("Name or service not known", "the host name does not resolve"),
-                  ("Failed to resolve", "the host name does not resolve"),
-                  ("Temporary failure in name resolution", "the host name does not resolve"),
-                  ("Could not connect to the endpoint URL", "connection refused"),
-                  ("Connection refused", "connection refused"), ("Cannot connect to host", "connection refused"),
-                  ("No route to host", "no route to host"), ("timed out", "timed out"),
-                  ("Connection reset", "connection reset"))
-
-
 def _reach_reason(exc: BaseException) -> str:
     """Why the service could not be reached, in a few words (not the client's connection-pool text)."""
-    texts = []
-    cause: BaseException | None = exc
-    for _ in range(8):
-        if cause is None:
-            break
-        texts.append(str(cause))
-        cause = cause.__cause__ or cause.__context__
-    for key, said in _REACH_REASONS:
-        if any(key in t for t in texts):
-            return said
-    return _describe(exc)
+    return unreachable_reason(exc) or _describe(exc)
 
 
 def _describe(exc: BaseException) -> str:
