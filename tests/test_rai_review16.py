@@ -320,7 +320,7 @@ def test_error_analysis_with_a_string_categorical_feature_builds_its_tree() -> N
     import numpy as np
     import pandas as pd
 
-    from openaml.rai._insights import _patch_erroranalysis
+    from openaml.rai._insights import _patch_erroranalysis, _WritableFrame
 
     _patch_erroranalysis()
     from erroranalysis.analyzer import PredictionsAnalyzer
@@ -330,8 +330,11 @@ def test_error_analysis_with_a_string_categorical_feature_builds_its_tree() -> N
     X = X.assign(Ce0tralAir=X["Ce0tralAir"].astype(object))
     y = test["Sold_HigherThan_Median"].astype(str).to_numpy()
     pred = np.where(X["OverallQual"] > 6, "More than median", "Less than median")
-    analyzer = PredictionsAnalyzer(pred, X, y, list(X.columns), ["Ce0tralAir"], model_task="classification")
+    analyzer = PredictionsAnalyzer(pred, _WritableFrame(X), y, list(X.columns), ["Ce0tralAir"],
+                                   model_task="classification")
     nodes = analyzer.compute_error_tree(list(X.columns), None, None, max_depth=3, num_leaves=31, min_child_samples=20)
     assert nodes[0]["size"] == len(X) and nodes[0]["error"] == int((pred != y).sum())
     matrix = analyzer.compute_matrix(["Ce0tralAir", "OverallQual"], None, None)
     assert sum(c["count"] for row in matrix["matrix"] for c in row) == len(X)
+    importances = analyzer.compute_importances()
+    assert len(importances) == X.shape[1] and max(importances) > 0
