@@ -295,7 +295,6 @@ def test_azures_rai_cli_housing_sample_runs_with_only_its_paths_changed(cli: Any
     job = ml_client.jobs.get_raw(name)
     steps = {j.name: j.status for j in ml_client.jobs.list(parent_job_name=name)}
     tails = {n: "\n".join(ml_client.jobs.get_raw(n).get("log_tail") or []) for n, st in steps.items() if st != "Completed"}
-    print(tails)
     assert job["status"] == "Completed", (job.get("error"), steps, tails)
     assert ml_client.jobs.get_raw(f"{name}-create_rai_job")["limits"] == {"timeout": 300}
     r = cli("job", "download", "--name", name, "--all", "--download-path", str(tmp_path / "dl"))
