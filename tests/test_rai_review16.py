@@ -107,6 +107,34 @@ def test_set_limits_on_a_pipeline_node_is_enforced_on_its_step(ml_client: Any) -
     assert raw["status"] == "Canceled" and "limits.timeout" in raw["error"]
 
 
+def test_the_rai_notebooks_pipeline_function_builds_with_set_limits(server: Any) -> None:
+    """The flow of Azure's RAI notebooks: registry components by ``label="latest"`` then ``version=``,
+    called inside ``@dsl.pipeline``, ``set_limits(timeout=...)`` on the constructor and error analysis."""
+    from openaml import Input, MLClient, dsl
+
+    reg = MLClient(workspace=server.url, registry_name="azureml")
+    version = reg.components.get(name="microsoft_azureml_rai_tabular_insight_constructor", label="latest").version
+    constructor = reg.components.get(name="microsoft_azureml_rai_tabular_insight_constructor", version=version)
+    erroranalysis = reg.components.get(name="microsoft_azureml_rai_tabular_erroranalysis", version=version)
+
+    @dsl.pipeline(compute="local", experiment_name="rai_notebook")
+    def rai_classification_pipeline(target_column_name: str, train_data: Input, test_data: Input) -> dict:
+        create_rai_job = constructor(title="RAI dashboard", task_type="classification",
+                                     model_info="housing-rf:1", train_dataset=train_data, test_dataset=test_data,
+                                     target_column_name=target_column_name)
+        create_rai_job.set_limits(timeout=300)
+        error_job = erroranalysis(rai_insights_dashboard=create_rai_job.outputs.rai_insights_dashboard)
+        error_job.set_limits(timeout=300)
+        return {}
+
+    job = rai_classification_pipeline(target_column_name="Sold_HigherThan_Median",
+                                       train_data=Input(type="mltable", path="./train"),
+                                       test_data=Input(type="mltable", path="./test"))
+    assert version == "0.22.0"
+    assert {n: nd.limits for n, nd in job.jobs.items()} == {"create_rai_job": {"timeout": 300},
+                                                            "error_job": {"timeout": 300}}
+
+
 def test_pipeline_job_is_exported_under_azures_name() -> None:
     import openaml.entities as entities
     from openaml.entities import PipelineJob
