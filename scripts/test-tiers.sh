@@ -7,7 +7,8 @@
 #                                         # distributed torch, restarts), locally
 #
 #   browser: the studio in Debian's chromium driven by Playwright (tests/browser; apt-get install chromium)
-#   rai:     the Responsible AI pipelines (housing, titanic chapter 8) on a server, warm and cold (tests/test_rai_pipelines.py, tests/test_rai_warm.py)
+#   rai:     the Responsible AI pipelines (housing, titanic chapter 8, Azure's CLI housing sample) on a server,
+#            warm and cold (tests/test_rai_pipelines.py, tests/test_rai_warm.py, tests/test_rai_review16.py)
 #   ray:     the ray compute backend against a local Ray cluster the tests start (tests/ray and the
 #            compute contract suite on the ray backend): jobs, distributed jobs on distinct nodes, the
 #            ray distribution's own per-job clusters (torn down after), then the node-loss test last
@@ -23,7 +24,7 @@ for tier in "$@"; do
     ray)     eval "$(scripts/start-postgres.sh)"  # tests/ray/test_ray_leader_failover.py: two servers on PostgreSQL
              scripts/test.sh -m ray tests/contracts/test_compute_contract.py tests/ray ;;  # tests/ray last: its node-loss test kills the worker node
     slow)    scripts/test.sh -m slow ;;
-    rai)     scripts/test.sh -m rai tests/test_rai_pipelines.py tests/test_rai_warm.py ;;
+    rai)     scripts/test.sh -m rai tests/test_rai_pipelines.py tests/test_rai_warm.py tests/test_rai_review16.py ;;
     *) echo "scripts/test-tiers.sh: unknown tier $tier (browser, ray, rai, slow)" >&2; exit 2 ;;
   esac
   echo "== tier $tier passed in $(( $(date +%s) - start )) s" >&2

@@ -107,6 +107,34 @@ def test_set_limits_on_a_pipeline_node_is_enforced_on_its_step(ml_client: Any) -
     assert raw["status"] == "Canceled" and "limits.timeout" in raw["error"]
 
 
+def test_the_rai_notebooks_pipeline_function_builds_with_set_limits(server: Any) -> None:
+    """The flow of Azure's RAI notebooks: registry components by ``label="latest"`` then ``version=``,
+    called inside ``@dsl.pipeline``, ``set_limits(timeout=...)`` on the constructor and error analysis."""
+    from openaml import Input, MLClient, dsl
+
+    reg = MLClient(workspace=server.url, registry_name="azureml")
+    version = reg.components.get(name="microsoft_azureml_rai_tabular_insight_constructor", label="latest").version
+    constructor = reg.components.get(name="microsoft_azureml_rai_tabular_insight_constructor", version=version)
+    erroranalysis = reg.components.get(name="microsoft_azureml_rai_tabular_erroranalysis", version=version)
+
+    @dsl.pipeline(compute="local", experiment_name="rai_notebook")
+    def rai_classification_pipeline(target_column_name: str, train_data: Input, test_data: Input) -> dict:
+        create_rai_job = constructor(title="RAI dashboard", task_type="classification",
+                                     model_info="housing-rf:1", train_dataset=train_data, test_dataset=test_data,
+                                     target_column_name=target_column_name)
+        create_rai_job.set_limits(timeout=300)
+        error_job = erroranalysis(rai_insights_dashboard=create_rai_job.outputs.rai_insights_dashboard)
+        error_job.set_limits(timeout=300)
+        return {}
+
+    job = rai_classification_pipeline(target_column_name="Sold_HigherThan_Median",
+                                       train_data=Input(type="mltable", path="./train"),
+                                       test_data=Input(type="mltable", path="./test"))
+    assert version == "0.22.0"
+    assert {n: nd.limits for n, nd in job.jobs.items()} == {"create_rai_job": {"timeout": 300},
+                                                            "error_job": {"timeout": 300}}
+
+
 def test_pipeline_job_is_exported_under_azures_name() -> None:
     import openaml.entities as entities
     from openaml.entities import PipelineJob
@@ -295,7 +323,6 @@ def test_azures_rai_cli_housing_sample_runs_with_only_its_paths_changed(cli: Any
     job = ml_client.jobs.get_raw(name)
     steps = {j.name: j.status for j in ml_client.jobs.list(parent_job_name=name)}
     tails = {n: "\n".join(ml_client.jobs.get_raw(n).get("log_tail") or []) for n, st in steps.items() if st != "Completed"}
-    print(tails)
     assert job["status"] == "Completed", (job.get("error"), steps, tails)
     assert ml_client.jobs.get_raw(f"{name}-create_rai_job")["limits"] == {"timeout": 300}
     r = cli("job", "download", "--name", name, "--all", "--download-path", str(tmp_path / "dl"))
@@ -320,7 +347,7 @@ def test_error_analysis_with_a_string_categorical_feature_builds_its_tree() -> N
     import numpy as np
     import pandas as pd
 
-    from openaml.rai._insights import _patch_erroranalysis
+    from openaml.rai._insights import _patch_erroranalysis, _WritableFrame
 
     _patch_erroranalysis()
     from erroranalysis.analyzer import PredictionsAnalyzer
@@ -330,8 +357,11 @@ def test_error_analysis_with_a_string_categorical_feature_builds_its_tree() -> N
     X = X.assign(Ce0tralAir=X["Ce0tralAir"].astype(object))
     y = test["Sold_HigherThan_Median"].astype(str).to_numpy()
     pred = np.where(X["OverallQual"] > 6, "More than median", "Less than median")
-    analyzer = PredictionsAnalyzer(pred, X, y, list(X.columns), ["Ce0tralAir"], model_task="classification")
+    analyzer = PredictionsAnalyzer(pred, _WritableFrame(X), y, list(X.columns), ["Ce0tralAir"],
+                                   model_task="classification")
     nodes = analyzer.compute_error_tree(list(X.columns), None, None, max_depth=3, num_leaves=31, min_child_samples=20)
     assert nodes[0]["size"] == len(X) and nodes[0]["error"] == int((pred != y).sum())
     matrix = analyzer.compute_matrix(["Ce0tralAir", "OverallQual"], None, None)
     assert sum(c["count"] for row in matrix["matrix"] for c in row) == len(X)
+    importances = analyzer.compute_importances()
+    assert len(importances) == X.shape[1] and max(importances) > 0

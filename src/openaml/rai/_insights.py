@@ -293,7 +293,8 @@ def error_analysis(dash: Dashboard, *, max_depth: int = 3, num_leaves: int = 31,
     else:
         y, pred, classes = y.astype(float).to_numpy(), pred.astype(float), None
     task = "regression" if regression else "classification"
-    analyzer = PredictionsAnalyzer(pred, X, y, list(X.columns), dash.categorical, model_task=task, classes=classes)
+    analyzer = PredictionsAnalyzer(pred, _WritableFrame(X), y, list(X.columns), dash.categorical, model_task=task,
+                                   classes=classes)
     deviations: list[str] = []
     nodes = analyzer.compute_error_tree(list(X.columns), None, None, max_depth=max_depth, num_leaves=num_leaves,
                                         min_child_samples=min_child_samples)
@@ -325,7 +326,7 @@ def error_analysis(dash: Dashboard, *, max_depth: int = 3, num_leaves: int = 31,
                 filled[c] = filled[c].fillna(filled[c].median() if filled[c].notna().any() else 0.0)
             else:
                 filled[c] = filled[c].fillna("missing")
-        scores = PredictionsAnalyzer(pred, filled, y, list(X.columns), dash.categorical, model_task=task,
+        scores = PredictionsAnalyzer(pred, _WritableFrame(filled), y, list(X.columns), dash.categorical, model_task=task,
                                      classes=classes).compute_importances()
         deviations.append(f"feature importance: {exc.__class__.__name__} on missing values; computed on the test "
                           "rows with missing numbers filled with the column median")
