@@ -21,7 +21,9 @@ job reads on each controller pass and turns into the trial's child job
 - tag ``automl.trial.<j>``: ``{"state": "running", "t0", "algorithm", "learner", "config"}`` when
   trial ``j`` starts, then the same with ``"state": "done"``, ``t1`` once its files are uploaded;
 - artifact ``trials/<j>.tar``: ``outputs/`` (the trial's model files), ``result.json`` (metrics,
-  params, tags, error) and ``log.txt`` (what the trial printed: the child job's log).
+  params, tags, error) and ``log.txt`` (what the trial printed: the child job's log);
+- tag ``automl.guardrails`` (the first worker, ``"guardrails": true`` in its settings, before its
+  first trial): the data guardrails (:func:`openaml.automl._guardrails.guardrails_of`).
 
 It stops after its quota, at its deadline, when its search has converged, or when the AutoML job
 sets tag ``automl.stop`` on its run (exit score or early termination reached by another worker).
@@ -100,6 +102,13 @@ class _Channel:
     def report(self, j: int, record: dict[str, Any], folder: Path | None = None) -> None:
         self.queue.put((j, record, folder))
 
+    def tag(self, key: str, value: str) -> None:
+        """Set one tag on the worker's run now (the reports' thread keeps its order for the trials)."""
+        try:
+            self.client.set_tag(self.run_id, key, value)
+        except Exception:  # noqa: BLE001 - the AutoML job computes what is missing at its end
+            traceback.print_exc()
+
     def close(self) -> None:
         """Send what is waiting, then end the thread."""
         self.queue.put(None)
@@ -162,6 +171,27 @@ def _zero_shot(ws: dict[str, Any], args: argparse.Namespace) -> Any:
     return zero
 
 
+def _guardrails(ws: dict[str, Any], args: argparse.Namespace, channel: _Channel) -> None:
+    """Compute the data guardrails and send them (tag ``automl.guardrails``, each detail cut to
+    1,000 characters: a tag holds 8,000)."""
+    from openaml.automl._data import read_mltable
+    from openaml.automl._guardrails import guardrails_of
+
+    t0 = time.time()
+    try:
+        items = guardrails_of(read_mltable(args.training_data), task=ws["task"], target=ws["target"],
+                              n_cross_validations=ws.get("n_cross_validations"),
+                              featurization=ws.get("featurization"), forecasting=ws.get("forecasting"))
+    except Exception:  # noqa: BLE001 - the AutoML job computes them at its end
+        traceback.print_exc()
+        return
+    for g in items:
+        if len(str(g.get("details") or "")) > 1000:
+            g["details"] = str(g["details"])[:997] + "..."
+    channel.tag("automl.guardrails", json.dumps(items, default=str)[:8000])
+    print(f"worker: guardrails computed in {time.time() - t0:.2f} s", flush=True)
+
+
 def _loss(metric: str, value: float) -> float:
     from openaml.automl._metrics import loss_of
 
@@ -220,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     from openaml.automl._search import Search
 
     channel = _Channel()
+    if ws.get("guardrails"):
+        _guardrails(ws, args, channel)
     metric = ws["metric"]
     search = Search(ws["task"], ws["ftask"], list(ws["algorithms"]), tuple(ws["data_size"]), _zero_shot(ws, args),
                     seed=20 + int(ws.get("worker") or 0))
@@ -247,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
             break
         algorithm, learner, config = found
         limit = min(float(ws.get("trial_limit_s") or 1e9), deadline - now)
-        settings = {k: v for k, v in ws.items() if k not in ("algorithms", "zero_shot", "history", "data_size", "ftask")}
+        settings = {k: v for k, v in ws.items()
+                    if k not in ("algorithms", "zero_shot", "history", "data_size", "ftask", "guardrails")}
         settings.update(algorithm=algorithm, flaml_learner=learner, config=config, time_limit_s=max(1.0, limit),
                         best_loss=best)
         record = {"state": "running", "t0": now, "algorithm": algorithm, "learner": learner, "config": config}

@@ -76,7 +76,9 @@ class WorkerPool:
         metric = rt["metric"]
         settings = {**self._settings(row), "worker": slot, "algorithms": algorithms, "ftask": rt["ftask"],  # type: ignore[attr-defined]
                     "data_size": rt["data_size"], "quota": quota, "deadline": deadline, "history": history,
-                    "trial_limit_s": (lim.get("trial_timeout_minutes") or 10**6) * 60}
+                    "trial_limit_s": (lim.get("trial_timeout_minutes") or 10**6) * 60,
+                    # the first worker computes the guardrails before its first trial
+                    "guardrails": slot == 0 and "guardrails" not in rt}
         if lim.get("exit_score") is not None:
             from openaml.automl._metrics import loss_of
 
@@ -120,6 +122,11 @@ class WorkerPool:
         count = len(trials)
         for w in workers:
             tags = self.ctx.tracking.run_summary(w["name"])["tags"]
+            if "guardrails" not in row["runtime"] and tags.get("automl.guardrails"):
+                try:
+                    self._record_guardrails(row, json.loads(tags["automl.guardrails"]))  # type: ignore[attr-defined]
+                except ValueError:
+                    log.warning("automl %s: unreadable guardrails from %s", row["name"], w["name"])
             reports = []
             for key, value in tags.items():
                 if key.startswith("automl.trial."):

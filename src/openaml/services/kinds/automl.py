@@ -13,9 +13,12 @@ from what its worker reports. The ensembles are one-trial child command jobs
 
 Validation reads the training data (the MLTable) before anything is stored and refuses what
 cannot train (target column missing, one class, non-numeric regression target, duplicate
-forecasting rows, a primary metric of another task, a timeout shorter than one trial...); it
-computes the guardrails (class balancing, missing values, high cardinality; forecasting: short
-series, frequency).
+forecasting rows, a primary metric of another task, a timeout shorter than one trial...), with
+pandas only. The guardrails (class balancing, missing values, high cardinality; forecasting: short
+series, frequency) are computed by the first trial worker, which has the data and the
+featurization's libraries loaded anyway, before its first trial (as Azure computes them in the
+run's setup); the job records them from its report (or computes them itself at the end when no
+worker reported them).
 
 The controller pass (:meth:`AutoMLKind.on_tick`, also at once after a trial ended) starts the
 workers, records the trials they started and ended, ends the search at ``limits.timeout_minutes``
@@ -135,7 +138,6 @@ class AutoMLKind(WorkerPool, ControlledKind):
     def _check_data(self, job: AutoMLJob, inputs: dict[str, Any], errors: ResolveErrors,
                     runtime: dict[str, Any]) -> None:
         from openaml.automl._data import data_problems, read_mltable
-        from openaml.automl._guardrails import guardrails
         from openaml.automl._learners import flaml_task, learners_for
 
         task = job.task
@@ -192,7 +194,7 @@ class AutoMLKind(WorkerPool, ControlledKind):
             X = X.select_dtypes("number")
         # FLAML's zero-shot configurations are computed by the trial workers, for the learners they refine
         runtime.update(metric=metric, algorithms=algorithms, ftask=ftask, n_classes=n_classes,
-                       data_size=[int(X.shape[0]), int(X.shape[1])], guardrails=guardrails(df, job))
+                       data_size=[int(X.shape[0]), int(X.shape[1])], training_folder=folder)
 
     # ------------------------------------------------------------------ start and controller
     def start(self, row: dict[str, Any]) -> None:
@@ -206,11 +208,35 @@ class AutoMLKind(WorkerPool, ControlledKind):
                                                      "automl_primary_metric": rt.get("metric", "")})
         except Exception:  # noqa: BLE001
             pass
-        for g in rt.get("guardrails") or []:
-            self.log(row["name"], f"guardrail {g['name']}: {g['status']}" + (f" ({g['details']})" if g.get("details")
-                                                                              else ""))
         if started is not None:
             self.on_tick(started)
+
+    def _record_guardrails(self, row: dict[str, Any], items: list[dict[str, Any]]) -> None:
+        """Keep the guardrails on the job (``job show``) and log one line each."""
+        self.ctx.store.update_job(row["name"], runtime_update={"guardrails": items})
+        row["runtime"]["guardrails"] = items
+        for g in items:
+            self.log(row["name"], f"guardrail {g['name']}: {g['status']}" + (f" ({g['details']})" if g.get("details")
+                                                                              else ""))
+
+    def _server_guardrails(self, row: dict[str, Any]) -> None:
+        """The guardrails when no worker reported them (every worker ended first): computed here."""
+        from openaml.automl._data import read_mltable
+        from openaml.automl._guardrails import guardrails_of
+
+        spec = row["spec"]
+        try:
+            folder = row["runtime"].get("training_folder")
+            if not folder:
+                return
+            items = guardrails_of(read_mltable(folder), task=spec["task"], target=spec["target_column_name"],
+                                  n_cross_validations=spec.get("n_cross_validations"),
+                                  featurization=spec.get("featurization"), forecasting=spec.get("forecasting"))
+        except Exception as exc:  # noqa: BLE001 - the job's result stands without them; the log says why
+            log.exception("automl %s: guardrails failed", row["name"])
+            self.log(row["name"], f"guardrails could not be computed: {type(exc).__name__}: {exc}")
+            return
+        self._record_guardrails(row, items)
 
     def _result(self, child: dict[str, Any], metric: str) -> float | None:
         res = child["runtime"].get("automl_result")
@@ -455,6 +481,8 @@ class AutoMLKind(WorkerPool, ControlledKind):
                           f"openaml job stream -n {broken[0]['name']}")
             self._finish(row, JobStatus.FAILED, error=error)
             return
+        if "guardrails" not in row["runtime"]:
+            self._server_guardrails(row)
         best_child, best_value = min(scored, key=lambda cv: _loss(metric, cast(float, cv[1])))
         info = best_child["runtime"].get("automl") or {}
         summary = self.ctx.tracking.run_summary(best_child["name"])
