@@ -171,13 +171,14 @@ def _timeline(client: Any, mc: Any, name: str, t0: float, cores: int) -> dict[st
     """Where an AutoML job's time went, in seconds from the create request (``t0``, epoch s).
 
     ``budget_s``: the create request to the job's end (``end_time``, as the server recorded it).
-    ``training_s``: per worker (a slot of ``max_concurrent_trials``), the seconds its trials
-    trained (``automl_fit_seconds``: featurize, fit, validate, refit; a trial canceled at the
-    timeout: ``automl_training_started_at`` to its end; ensembles likewise). ``overhead`` = 1 - sum(training_s) / (budget_s x cores)
-    (``max_concurrent_trials`` = cores): the share of the cores' time not spent training. The rest is broken down per slot: ``to_start``
-    (create request to the worker's process start), ``to_first`` (process start to its first
-    trial's training start: imports, data), ``gaps`` (between its trials), ``tail`` (its last trial's
-    end to the job's end: stop, the best model's files, the ensembles' start)."""
+    ``training_s``: the seconds the trials trained (``automl_fit_seconds``: featurize, fit,
+    validate, refit; a trial canceled at the timeout: ``automl_training_started_at`` to its end;
+    the ensembles likewise). ``overhead`` = 1 - training_s / (budget_s x cores)
+    (``max_concurrent_trials`` = cores): the share of the cores' time not spent training. Per
+    worker: ``to_start`` (create request to the worker's process start), ``to_first`` (process
+    start to its first trial's training start: imports, data, guardrails), ``gaps_sum`` (between
+    its trials: model files, reports), ``tail`` (its last trial's end to the job's end: the
+    ensembles, the stop, the best model's output)."""
     raw = client.jobs.get_raw(name)
     end = _ts(raw["end_time"])
     every = client.jobs.list_raw(parent_job_name=name)

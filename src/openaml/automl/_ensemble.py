@@ -91,6 +91,22 @@ def _metrics(task: str, y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     return regression_metrics(y, pred)
 
 
+def _score(task: str, metric: str, y: np.ndarray, pred: np.ndarray) -> float | None:
+    """The primary metric alone where it is cheap to compute (AUC_weighted, accuracy, r2_score,
+    normalized RMSE: the selection rounds compute it 100 times), else from all the task's metrics."""
+    from sklearn import metrics as m
+
+    if task == "classification" and metric == "AUC_weighted" and pred.shape[1] == 2:
+        return float(m.roc_auc_score(y, pred[:, 1]))  # binary: both columns give the positive class's AUC
+    if task == "classification" and metric == "accuracy":
+        return float(np.mean(np.argmax(pred, axis=1) == y))
+    if task != "classification" and metric == "r2_score":
+        return float(m.r2_score(y, pred))
+    if task != "classification" and metric == "normalized_root_mean_squared_error":
+        return float(np.sqrt(np.mean((y - pred) ** 2)) / (float(np.max(y) - np.min(y)) or 1.0))
+    return _metrics(task, y, pred).get(metric)
+
+
 def _caruana(task: str, metric: str, y: np.ndarray, preds: list[np.ndarray], rounds: int = 20) -> list[float]:
     from openaml.automl._metrics import loss_of
 
@@ -100,7 +116,7 @@ def _caruana(task: str, metric: str, y: np.ndarray, preds: list[np.ndarray], rou
         best_i, best_loss = 0, float("inf")
         for i, p in enumerate(preds):
             cand = p if total is None else (total * r + p) / (r + 1)
-            value = _metrics(task, y, cand).get(metric)
+            value = _score(task, metric, y, cand)
             loss = float("inf") if value is None else loss_of(metric, value)
             if loss < best_loss:
                 best_i, best_loss = i, loss

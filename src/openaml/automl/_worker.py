@@ -52,6 +52,7 @@ from typing import Any
 __all__ = ["main"]
 
 _STOP_TAG = "automl.stop"
+_SEARCHED_TAG, _ENSEMBLE_TAG, _END_TAG = "automl.searched", "automl.ensemble", "automl.end"
 
 
 def _cached_reader() -> None:
@@ -113,6 +114,19 @@ class _Channel:
         """Send what is waiting, then end the thread."""
         self.queue.put(None)
         self.thread.join()
+
+    def flush(self) -> None:
+        """Send what is waiting (the reports after it go out after it)."""
+        self.close()
+        self.thread = threading.Thread(target=self._send, name="automl-reports", daemon=True)
+        self.thread.start()
+
+    def tags(self) -> dict[str, str]:
+        """The worker run's tags now ({} when the server is briefly unreachable)."""
+        try:
+            return dict(self.client.get_run(self.run_id).data.tags)
+        except Exception:  # noqa: BLE001
+            return {}
 
     def _send(self) -> None:
         from mlflow.entities import RunTag
@@ -260,14 +274,17 @@ def main(argv: list[str] | None = None) -> int:
     best = min(losses) if losses else None
     exit_loss = ws.get("exit_loss")
     deadline = float(ws.get("deadline") or 1e18)
+    # with ensembles, the search ends reserve_s before the job's deadline: the ensembles' time
+    search_end = deadline - float(ws.get("reserve_s") or 0)
     j = int(ws.get("first") or 0)
     quota = int(ws.get("quota") or 10**6)
     work = Path(tempfile.mkdtemp(prefix="automl-trials-", dir=os.getcwd()))
     print(f"worker {ws.get('worker')}: algorithms {', '.join(ws['algorithms'])}; quota {quota}", flush=True)
     while quota > 0:
         now = time.time()
-        if now >= deadline - 1:
-            print("worker: the job's time limit is reached", flush=True)
+        if now >= search_end - 1:
+            print("worker: the search's time is up" + (" (the rest is the ensembles')" if search_end < deadline
+                                                        else " (limits.timeout_minutes)"), flush=True)
             break
         stop = channel.stop_requested()
         if stop:
@@ -278,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             print("worker: the search has converged on every learner", flush=True)
             break
         algorithm, learner, config = found
-        limit = min(float(ws.get("trial_limit_s") or 1e9), deadline - now)
+        limit = min(float(ws.get("trial_limit_s") or 1e9), search_end - now)
         settings = {k: v for k, v in ws.items()
                     if k not in ("algorithms", "zero_shot", "history", "data_size", "ftask", "guardrails")}
         settings.update(algorithm=algorithm, flaml_learner=learner, config=config, time_limit_s=max(1.0, limit),
@@ -306,8 +323,55 @@ def main(argv: list[str] | None = None) -> int:
         if exit_loss is not None and best is not None and best <= float(exit_loss):
             print("worker: limits.exit_score reached", flush=True)
             break
+    if ws.get("ensembles"):
+        channel.flush()  # every trial reported before the job hears the search ended
+        channel.tag(_SEARCHED_TAG, str(j))
+        _ensembles(ws, args, channel, work, j, deadline)
     channel.close()
     return 0
+
+
+def _ensembles(ws: dict[str, Any], args: argparse.Namespace, channel: _Channel, work: Path, j: int,
+               deadline: float) -> None:
+    """The ensemble worker's last phase: wait for the AutoML job's word (tag ``automl.ensemble``:
+    ``{"members": [trial names], "kinds": [...]}``, the members' ``model.pkl`` and ``oof.npz``
+    copied under the worker run's ``ensemble/<trial>/``; or ``automl.end``: none), then run each
+    ensemble as this worker's next trials, reported as the others."""
+    order: dict[str, Any] | None = None
+    while time.time() < deadline - 1:
+        tags = channel.tags()
+        if tags.get(_END_TAG):
+            print(f"worker: no ensembles: {tags[_END_TAG]}", flush=True)
+            return
+        if tags.get(_ENSEMBLE_TAG):
+            order = json.loads(tags[_ENSEMBLE_TAG])
+            break
+        time.sleep(0.2)
+    if order is None:
+        print("worker: the job's time limit is reached", flush=True)
+        return
+    members = list(order["members"])
+    local = work / "ensemble"
+    channel.client.download_artifacts(channel.run_id, "ensemble", str(work))
+    ens_args = argparse.Namespace(**{**vars(args), "member": [str(local / m) for m in members]})
+    base = {k: v for k, v in ws.items()
+            if k not in ("algorithms", "zero_shot", "history", "data_size", "ftask", "guardrails", "ensembles")}
+    for kind in order.get("kinds") or []:
+        now = time.time()
+        if now >= deadline - 1:
+            break
+        algorithm = "VotingEnsemble" if kind == "vote_ensemble" else "StackEnsemble"
+        settings = {**base, "algorithm": algorithm, "learner": kind, "flaml_learner": kind, "members": members,
+                    "stack": ws.get("stack") or {}, "time_limit_s": max(1.0, deadline - now)}
+        record = {"state": "running", "t0": now, "algorithm": algorithm, "learner": kind,
+                  "config": {"members": members}, "ensemble": True}
+        channel.report(j, record)
+        folder = work / str(j)
+        result = run_one(settings, ens_args, folder)
+        channel.report(j, {**record, "state": "done", "t1": time.time()}, folder)
+        print(f"trial {j} {algorithm}: {ws['metric']} = {result['metrics'].get(ws['metric'])}"
+              + (f" ({result['error']})" if result["error"] else ""), flush=True)
+        j += 1
 
 
 if __name__ == "__main__":

@@ -25,12 +25,19 @@ from typing import Any
 from openaml.constants import TERMINAL_JOB_STATUSES, JobStatus
 from openaml.errors import ConflictError, OpenAMLError
 
-__all__ = ["WorkerPool", "is_worker"]
+__all__ = ["WorkerPool", "is_worker", "reserve_s"]
 
 log = logging.getLogger("openaml.automl")
 
 ROLE = "openaml.automl_role"
 _GRACE_S = 2.0  # a trial's own deadline is checked by the worker; the job's kill comes this much later
+
+
+def reserve_s(row: dict[str, Any]) -> float:
+    """The seconds before ``limits.timeout_minutes`` kept for the ensembles (the search ends then):
+    5 % of the timeout, 6 s at least, 60 s at most."""
+    timeout_s = int(((row["spec"].get("limits") or {}).get("timeout_minutes")) or 360) * 60
+    return min(60.0, max(6.0, 0.05 * timeout_s))
 
 
 def is_worker(job: dict[str, Any]) -> bool:
@@ -74,18 +81,22 @@ class WorkerPool:
         started = row["start_time"] or row["created_at"]
         deadline = started.timestamp() + int(lim.get("timeout_minutes") or 360) * 60
         metric = rt["metric"]
+        kinds = self._ensemble_kinds(row)  # type: ignore[attr-defined]
         settings = {**self._settings(row), "worker": slot, "algorithms": algorithms, "ftask": rt["ftask"],  # type: ignore[attr-defined]
                     "data_size": rt["data_size"], "quota": quota, "deadline": deadline, "history": history,
                     "trial_limit_s": (lim.get("trial_timeout_minutes") or 10**6) * 60,
-                    # the first worker computes the guardrails before its first trial
-                    "guardrails": slot == 0 and "guardrails" not in rt}
+                    # the first worker computes the guardrails before its first trial, and runs the ensembles
+                    "guardrails": slot == 0 and "guardrails" not in rt,
+                    "ensembles": kinds if slot == 0 else [], "reserve_s": reserve_s(row) if kinds else 0,
+                    "stack": (spec.get("training") or {}).get("stack_ensemble_settings") or {}}
         if lim.get("exit_score") is not None:
             from openaml.automl._metrics import loss_of
 
             settings["exit_loss"] = loss_of(metric, float(lim["exit_score"]))
         inputs = self._data_inputs(row)  # type: ignore[attr-defined]
         args = " ".join(f"--{k} ${{{{inputs.{k}}}}}" for k in inputs)
-        info = {"slot": slot, "algorithms": algorithms, "quota": quota, "history": history}
+        info = {"slot": slot, "algorithms": algorithms, "quota": quota, "history": history,
+                "ensembles": bool(settings["ensembles"])}
         child: dict[str, Any] = {
             "type": "command", "name": wname, "command": f"python -m openaml.automl._worker {args}",
             "inputs": inputs, "compute": row["compute"], "experiment_name": row["experiment_name"],
@@ -156,7 +167,8 @@ class WorkerPool:
         name = f"{row['name']}_{index}"
         algorithm = rec.get("algorithm") or "?"
         config: dict[str, Any] = dict(rec.get("config") or {})
-        info = {"index": index, "algorithm": algorithm, "learner": rec.get("learner"), "config": config}
+        info = {"index": index, "algorithm": algorithm, "learner": rec.get("learner"), "config": config,
+                **({"ensemble": True} if rec.get("ensemble") else {})}
         inputs = self._data_inputs(row)  # type: ignore[attr-defined]
         spec = {"type": "command", "name": name, "inputs": inputs, "compute": row["compute"],
                 "command": f"python -m openaml.automl._trial  # trial {j} of AutoML worker job {w['name']}, in-process",
@@ -242,6 +254,50 @@ class WorkerPool:
             return
         self.ctx.tracking.end_run(name, status)
         self.core.scheduler.after_terminal(done)
+
+    # ------------------------------------------------------------------ ensembles in the worker
+    def _worker_ensembles(self, row: dict[str, Any], workers: list[dict[str, Any]], trials: list[dict[str, Any]],
+                          metric: str, members: list[str], kinds: list[str]) -> bool:
+        """Hand the ensembles to the ensemble worker (slot 0) once its search ended (tag
+        ``automl.searched``) and every other worker ended; a worker still training past half the
+        ensembles' reserve is canceled (its trial Canceled). Returns whether the job waits for it
+        (False: no ensemble worker waits: the ensembles run as one-trial child jobs, or not at all)."""
+        live = [w for w in workers if w["status"] not in TERMINAL_JOB_STATUSES]
+        mine = [w for w in live if _info(w).get("ensembles")]
+        if not mine:
+            return False
+        w = mine[-1]
+        tags = self.ctx.tracking.run_summary(w["name"])["tags"]
+        if "automl.searched" not in tags:
+            return True
+        others = [o for o in live if o is not w]
+        if others:
+            lim = row["spec"].get("limits") or {}
+            started = row["start_time"] or row["created_at"]
+            deadline = started.timestamp() + int(lim.get("timeout_minutes") or 360) * 60
+            if time.time() >= deadline - reserve_s(row) / 2:
+                reason = "the search's time ended; the ensembles' began"
+                self._stop_now(others, [t for t in trials if (t["runtime"].get("automl_trial") or {}).get("worker")
+                                        in {o["name"] for o in others}], reason)
+            return True
+        if any(t["status"] not in TERMINAL_JOB_STATUSES for t in trials):
+            return True
+        self.ctx.store.update_job(row["name"], runtime_update={"ensembles_submitted": True})
+        if len(members) < 2 or not kinds:
+            why = "fewer than 2 trials scored" if len(members) < 2 else "ensembles are off"
+            self.ctx.tracking.set_tags(w["name"], {"automl.end": why})
+            return True
+        import shutil
+
+        root = self.ctx.tracking.run_artifact_dir(w["name"]) / "ensemble"
+        for m in members:  # the worker's token reads its own run: the members' files go there
+            src = self.ctx.tracking.run_artifact_dir(m) / "outputs"
+            (root / m).mkdir(parents=True, exist_ok=True)
+            for f in ("model.pkl", "oof.npz"):
+                shutil.copyfile(src / f, root / m / f)
+        self.ctx.tracking.set_tags(w["name"], {"automl.ensemble": json.dumps({"members": members, "kinds": kinds})})
+        self.log(row["name"], f"ensembles {', '.join(kinds)} of {', '.join(members)} handed to {w['name']}")  # type: ignore[attr-defined]
+        return True
 
     # ------------------------------------------------------------------ stop, time out, replace
     def _request_stop(self, workers: list[dict[str, Any]], reason: str) -> None:

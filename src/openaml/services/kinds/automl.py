@@ -313,6 +313,10 @@ class AutoMLKind(WorkerPool, ControlledKind):
             return
         self._follow(row, workers, children, stopping)
         workers, children = self._children(name)
+        if not (stopping or "").startswith("limits.timeout") and not row["runtime"].get("ensembles_submitted"):
+            self._worker_ensembles(row, workers, children, metric, self._members(children, metric),
+                                   self._ensemble_kinds(row))
+            workers, children = self._children(name)
         if any(c["status"] not in TERMINAL_JOB_STATUSES for c in (*workers, *children)):
             return
         if not (stopping or "").startswith("limits.timeout") and self._launch_ensembles(row, children, metric):
@@ -380,6 +384,20 @@ class AutoMLKind(WorkerPool, ControlledKind):
             return False
         return True
 
+    def _ensemble_kinds(self, row: dict[str, Any]) -> list[str]:
+        """``vote_ensemble``/``stack_ensemble`` as enabled (both by default, as in Azure)."""
+        tr = row["spec"].get("training") or {}
+        return [k for k, f in (("vote_ensemble", "enable_vote_ensemble"), ("stack_ensemble", "enable_stack_ensemble"))
+                if tr.get(f, True)]
+
+    def _members(self, children: list[dict[str, Any]], metric: str) -> list[str]:
+        """The ensembles' members: the best completed search trials (at most 5), best first."""
+        scored = [(c, self._result(c, metric)) for c in children if c["status"] == JobStatus.COMPLETED
+                  and not (c["runtime"].get("automl") or {}).get("ensemble")]
+        scored = [(c, v) for c, v in scored if v is not None]
+        scored.sort(key=lambda cv: _loss(metric, cast(float, cv[1])))
+        return [c["name"] for c, _ in scored[:_ENSEMBLE_SIZE]]
+
     def _launch_ensembles(self, row: dict[str, Any], children: list[dict[str, Any]], metric: str) -> bool:
         """Submit the vote/stack ensemble trials once (when enabled and 2+ trials scored); True if submitted."""
         name = row["name"]
@@ -387,12 +405,8 @@ class AutoMLKind(WorkerPool, ControlledKind):
         if rt.get("ensembles_submitted"):
             return False
         tr = spec.get("training") or {}
-        kinds = [k for k, f in (("vote_ensemble", "enable_vote_ensemble"), ("stack_ensemble", "enable_stack_ensemble"))
-                 if tr.get(f, True)]
-        scored = [(c, self._result(c, metric)) for c in children if c["status"] == JobStatus.COMPLETED]
-        scored = [(c, v) for c, v in scored if v is not None]
-        scored.sort(key=lambda cv: _loss(metric, cast(float, cv[1])))
-        members = [c["name"] for c, _ in scored[:_ENSEMBLE_SIZE]]
+        kinds = self._ensemble_kinds(row)
+        members = self._members(children, metric)
         self.ctx.store.update_job(name, runtime_update={"ensembles_submitted": True})
         if len(members) < 2 or not kinds:
             return False
