@@ -85,9 +85,10 @@ class WorkerPool:
         settings = {**self._settings(row), "worker": slot, "algorithms": algorithms, "ftask": rt["ftask"],  # type: ignore[attr-defined]
                     "data_size": rt["data_size"], "quota": quota, "deadline": deadline, "history": history,
                     "trial_limit_s": (lim.get("trial_timeout_minutes") or 10**6) * 60,
-                    # the first worker computes the guardrails before its first trial, and runs the ensembles
+                    # the first worker computes the guardrails before its first trial; the first
+                    # len(kinds) workers run the ensembles, side by side, once the search ended
                     "guardrails": slot == 0 and "guardrails" not in rt,
-                    "ensembles": kinds if slot == 0 else [], "reserve_s": reserve_s(row) if kinds else 0,
+                    "ensembles": kinds if slot < len(kinds) else [], "reserve_s": reserve_s(row) if kinds else 0,
                     "stack": (spec.get("training") or {}).get("stack_ensemble_settings") or {}}
         if lim.get("exit_score") is not None:
             from openaml.automl._metrics import loss_of
@@ -257,47 +258,50 @@ class WorkerPool:
 
     # ------------------------------------------------------------------ ensembles in the worker
     def _worker_ensembles(self, row: dict[str, Any], workers: list[dict[str, Any]], trials: list[dict[str, Any]],
-                          metric: str, members: list[str], kinds: list[str]) -> bool:
-        """Hand the ensembles to the ensemble worker (slot 0) once its search ended (tag
-        ``automl.searched``) and every other worker ended; a worker still training past half the
-        ensembles' reserve is canceled (its trial Canceled). Returns whether the job waits for it
-        (False: no ensemble worker waits: the ensembles run as one-trial child jobs, or not at all)."""
+                          metric: str, members: list[str], kinds: list[str]) -> None:
+        """Hand the ensembles to the ensemble workers (the first ``len(kinds)`` slots; one kind each
+        where two wait) once their search ended (tag ``automl.searched``) and every other worker
+        ended. At half the ensembles' reserve before the timeout, a worker still training is
+        canceled (its trial Canceled) and the ensembles go to those that wait."""
         live = [w for w in workers if w["status"] not in TERMINAL_JOB_STATUSES]
-        mine = [w for w in live if _info(w).get("ensembles")]
-        if not mine:
-            return False
-        w = mine[-1]
-        tags = self.ctx.tracking.run_summary(w["name"])["tags"]
-        if "automl.searched" not in tags:
-            return True
-        others = [o for o in live if o is not w]
-        if others:
+        if not any(_info(w).get("ensembles") for w in live):
+            return  # none waits: the ensembles run as one-trial child jobs (or not at all)
+        ready = [w for w in live if _info(w).get("ensembles")
+                 and "automl.searched" in self.ctx.tracking.run_summary(w["name"])["tags"]]
+        busy = [w for w in live if w not in ready]
+        if busy:
             lim = row["spec"].get("limits") or {}
             started = row["start_time"] or row["created_at"]
             deadline = started.timestamp() + int(lim.get("timeout_minutes") or 360) * 60
-            if time.time() >= deadline - reserve_s(row) / 2:
-                reason = "the search's time ended; the ensembles' began"
-                self._stop_now(others, [t for t in trials if (t["runtime"].get("automl_trial") or {}).get("worker")
-                                        in {o["name"] for o in others}], reason)
-            return True
+            if not ready or time.time() < deadline - reserve_s(row) / 2:
+                return
+            names = {w["name"] for w in busy}
+            self._stop_now(busy, [t for t in trials if (t["runtime"].get("automl_trial") or {}).get("worker") in names],
+                           "the search's time ended: the ensembles' began")
+            return
         if any(t["status"] not in TERMINAL_JOB_STATUSES for t in trials):
-            return True
+            return
         self.ctx.store.update_job(row["name"], runtime_update={"ensembles_submitted": True})
         if len(members) < 2 or not kinds:
             why = "fewer than 2 trials scored" if len(members) < 2 else "ensembles are off"
-            self.ctx.tracking.set_tags(w["name"], {"automl.end": why})
-            return True
+            for w in ready:
+                self.ctx.tracking.set_tags(w["name"], {"automl.end": why})
+            return
         import shutil
 
-        root = self.ctx.tracking.run_artifact_dir(w["name"]) / "ensemble"
-        for m in members:  # the worker's token reads its own run: the members' files go there
-            src = self.ctx.tracking.run_artifact_dir(m) / "outputs"
-            (root / m).mkdir(parents=True, exist_ok=True)
-            for f in ("model.pkl", "oof.npz"):
-                shutil.copyfile(src / f, root / m / f)
-        self.ctx.tracking.set_tags(w["name"], {"automl.ensemble": json.dumps({"members": members, "kinds": kinds})})
-        self.log(row["name"], f"ensembles {', '.join(kinds)} of {', '.join(members)} handed to {w['name']}")  # type: ignore[attr-defined]
-        return True
+        for i, w in enumerate(ready):
+            mine = kinds[i::len(ready)]
+            if not mine:
+                self.ctx.tracking.set_tags(w["name"], {"automl.end": "the other workers run the ensembles"})
+                continue
+            root = self.ctx.tracking.run_artifact_dir(w["name"]) / "ensemble"
+            for m in members:  # a worker's token reads its own run: the members' files go there
+                src = self.ctx.tracking.run_artifact_dir(m) / "outputs"
+                (root / m).mkdir(parents=True, exist_ok=True)
+                for f in ("model.pkl", "oof.npz"):
+                    shutil.copyfile(src / f, root / m / f)
+            self.ctx.tracking.set_tags(w["name"], {"automl.ensemble": json.dumps({"members": members, "kinds": mine})})
+            self.log(row["name"], f"{', '.join(mine)} of {', '.join(members)} handed to {w['name']}")  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ stop, time out, replace
     def _request_stop(self, workers: list[dict[str, Any]], reason: str) -> None:
