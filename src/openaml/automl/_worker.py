@@ -25,8 +25,12 @@ job reads on each controller pass and turns into the trial's child job
 - tag ``automl.guardrails`` (the first worker, ``"guardrails": true`` in its settings, before its
   first trial): the data guardrails (:func:`openaml.automl._guardrails.guardrails_of`).
 
-It stops after its quota, at its deadline, when its search has converged, or when the AutoML job
-sets tag ``automl.stop`` on its run (exit score or early termination reached by another worker).
+It stops after its quota, at its deadline (less ``reserve_s``, the ensembles' time), when its
+search has converged, or when the AutoML job sets tag ``automl.stop`` on its run (exit score or
+early termination reached by another worker). An ensemble worker (``ensembles`` in its settings:
+the first two) then sets tag ``automl.searched`` and waits for the job's word: ``automl.ensemble``
+(the members and the kinds it builds, the members' files under its run's ``ensemble/``) or
+``automl.end``; it runs the ensembles as its next trials (:func:`_ensembles`).
 The AutoML job cancels it (the runner ends its process group) at the job's timeout, on a trial
 over ``trial_timeout_minutes`` (and starts a replacement), and when the job is canceled.
 """

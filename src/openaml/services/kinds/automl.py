@@ -8,7 +8,9 @@ lightgbm, xgboost-cpu, scikit-learn) on the job's compute, loads the data and th
 and runs FLAML's search over its share of the algorithms, one trial after the other. Every trial
 is still a child job (``parent_name`` = the AutoML job, MLflow run nested under its run) with its
 own status, times, metrics, params, log and model files (:mod:`openaml.automl._trial`), recorded
-from what its worker reports. The ensembles are one-trial child command jobs
+from what its worker reports. The ensembles run in the first two workers once the search ended
+(:meth:`WorkerPool._worker_ensembles`; the search keeps :func:`reserve_s` of the timeout for
+them), or, when no worker waits for them, as one-trial child command jobs
 (``python -m openaml.automl._trial``).
 
 Validation reads the training data (the MLTable) before anything is stored and refuses what
@@ -25,9 +27,9 @@ workers, records the trials they started and ended, ends the search at ``limits.
 (workers and running trials canceled, best so far kept, the job Completed as Azure completes a
 timed-out AutoML run), at ``exit_score`` or by early termination (``enable_early_termination``:
 after 20 trials, 10 in a row without improvement: the workers are asked to stop), stops a trial
-over ``trial_timeout_minutes`` (its worker replaced); once every worker ended, the ensemble
-trials (``enable_vote_ensemble``/``enable_stack_ensemble``, default on, from the best 5), and
-completes with the best trial: tag ``automl_best_child_run_id`` plus ``best_score``,
+over ``trial_timeout_minutes`` (its worker replaced); the ensemble trials
+(``enable_vote_ensemble``/``enable_stack_ensemble``, default on, from the best 5); and, once
+every worker and trial ended, completes with the best trial (ensembles included): tag ``automl_best_child_run_id`` plus ``best_score``,
 ``best_algorithm`` on the parent's run. State is in the job rows and MLflow, so a restarted
 server records the finished trials and goes on with the search.
 """
