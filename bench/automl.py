@@ -160,7 +160,8 @@ def _openaml(budget: int, cores: int) -> dict[str, Any]:
         client.close()
         return {"auc": float(roc_auc_score(y_test, proba)), "wall_s": wall, "trials": len(raw["trials"]),
                 "best": raw.get("best_algorithm"), "validation_auc": raw.get("best_score"),
-                "overhead": timeline["overhead"], "timeline": timeline}
+                "overhead": timeline["overhead"], "timeline": timeline,
+                "trial_list": [[t["algorithm"], t["status"], t["metric"]] for t in raw["trials"]]}
 
 
 def _ts(v: Any) -> float:
@@ -398,8 +399,11 @@ def main() -> None:
     for budget in budgets:
         progress(f"budget {budget} s: openaml")
         ours = _openaml(budget, cores)
-        progress(f"budget {budget} s: FLAML")
+        progress(f"budget {budget} s: openaml AUC {ours.get('auc', ours.get('error'))}, overhead "
+                 f"{ours.get('overhead')}; FLAML")
         flaml = _peer("flaml", PYTHON, budget, cores)
+        progress(f"budget {budget} s: FLAML AUC {flaml.get('auc', flaml.get('error'))}"
+                 + ("; AutoGluon" if AUTOGLUON.exists() else ""))
         ag = _peer("autogluon", str(AUTOGLUON), budget, cores) if AUTOGLUON.exists() else {}
         results[str(budget)] = {"openaml": ours, "flaml": flaml, "autogluon": ag}
         best_peer = max([r["auc"] for r in (flaml, ag) if "auc" in r] or [float("nan")])
