@@ -259,41 +259,38 @@ class WorkerPool:
     # ------------------------------------------------------------------ ensembles in the worker
     def _worker_ensembles(self, row: dict[str, Any], workers: list[dict[str, Any]], trials: list[dict[str, Any]],
                           metric: str, members: list[str], kinds: list[str]) -> None:
-        """Hand the ensembles to the ensemble workers (the first ``len(kinds)`` slots; one kind each
-        where two wait) once their search ended (tag ``automl.searched``) and every other worker
-        ended. At half the ensembles' reserve before the timeout, a worker still training is
-        canceled (its trial Canceled) and the ensembles go to those that wait."""
-        live = [w for w in workers if w["status"] not in TERMINAL_JOB_STATUSES]
-        if not any(_info(w).get("ensembles") for w in live):
+        """Hand the ensembles to the ensemble workers (the first ``len(kinds)`` slots) as each ends
+        its search (tag ``automl.searched``), with the trials completed then as members: the first
+        ready gets the vote ensemble, the next the stack ensemble; one ready alone gets every kind
+        left once no other ensemble worker searches or half the ensembles' reserve is left. A
+        worker still training is never waited for: its trial goes on until the timeout."""
+        rt = row["runtime"]
+        live = [w for w in workers if w["status"] not in TERMINAL_JOB_STATUSES and _info(w).get("ensembles")]
+        if not live:
             return  # none waits: the ensembles run as one-trial child jobs (or not at all)
-        ready = [w for w in live if _info(w).get("ensembles")
+        handed: dict[str, list[str]] = dict(rt.get("ensembles_handed") or {})
+        pending = [k for k in kinds if k not in {x for ks in handed.values() for x in ks}]
+        ready = [w for w in live if w["name"] not in handed
                  and "automl.searched" in self.ctx.tracking.run_summary(w["name"])["tags"]]
-        busy = [w for w in live if w not in ready]
-        if busy:
-            lim = row["spec"].get("limits") or {}
-            started = row["start_time"] or row["created_at"]
-            deadline = started.timestamp() + int(lim.get("timeout_minutes") or 360) * 60
-            if not ready or time.time() < deadline - reserve_s(row) / 2:
-                return
-            names = {w["name"] for w in busy}
-            self._stop_now(busy, [t for t in trials if (t["runtime"].get("automl_trial") or {}).get("worker") in names],
-                           "the search's time ended: the ensembles' began")
+        if not ready:
             return
-        if any(t["status"] not in TERMINAL_JOB_STATUSES for t in trials):
-            return
-        self.ctx.store.update_job(row["name"], runtime_update={"ensembles_submitted": True})
-        if len(members) < 2 or not kinds:
-            why = "fewer than 2 trials scored" if len(members) < 2 else "ensembles are off"
-            for w in ready:
-                self.ctx.tracking.set_tags(w["name"], {"automl.end": why})
-            return
+        lim = row["spec"].get("limits") or {}
+        started = row["start_time"] or row["created_at"]
+        late = time.time() >= started.timestamp() + int(lim.get("timeout_minutes") or 360) * 60 - reserve_s(row) / 2
+        searching = [w for w in live if w["name"] not in handed and w not in ready]
         import shutil
 
-        for i, w in enumerate(ready):
-            mine = kinds[i::len(ready)]
-            if not mine:
-                self.ctx.tracking.set_tags(w["name"], {"automl.end": "the other workers run the ensembles"})
+        for w in ready:
+            if len(members) < 2 or not pending:
+                why = "fewer than 2 trials scored" if len(members) < 2 else "the other workers build the ensembles"
+                self.ctx.tracking.set_tags(w["name"], {"automl.end": why})
+                handed[w["name"]] = []
                 continue
+            if searching and not late and w is ready[-1] or len(ready) > 1 and w is not ready[-1]:
+                mine = pending[:1]
+            else:
+                mine = list(pending)
+            pending = [k for k in pending if k not in mine]
             root = self.ctx.tracking.run_artifact_dir(w["name"]) / "ensemble"
             for m in members:  # a worker's token reads its own run: the members' files go there
                 src = self.ctx.tracking.run_artifact_dir(m) / "outputs"
@@ -301,7 +298,13 @@ class WorkerPool:
                 for f in ("model.pkl", "oof.npz"):
                     shutil.copyfile(src / f, root / m / f)
             self.ctx.tracking.set_tags(w["name"], {"automl.ensemble": json.dumps({"members": members, "kinds": mine})})
+            handed[w["name"]] = mine
             self.log(row["name"], f"{', '.join(mine)} of {', '.join(members)} handed to {w['name']}")  # type: ignore[attr-defined]
+        update: dict[str, Any] = {"ensembles_handed": handed}
+        if not pending or len(members) < 2:
+            update["ensembles_submitted"] = True
+        self.ctx.store.update_job(row["name"], runtime_update=update)
+        rt.update(update)
 
     # ------------------------------------------------------------------ stop, time out, replace
     def _request_stop(self, workers: list[dict[str, Any]], reason: str) -> None:

@@ -407,7 +407,8 @@ class AutoMLKind(WorkerPool, ControlledKind):
         if rt.get("ensembles_submitted"):
             return False
         tr = spec.get("training") or {}
-        kinds = self._ensemble_kinds(row)
+        handed = {k for ks in (rt.get("ensembles_handed") or {}).values() for k in ks}
+        kinds = [k for k in self._ensemble_kinds(row) if k not in handed]  # those no worker built
         members = self._members(children, metric)
         self.ctx.store.update_job(name, runtime_update={"ensembles_submitted": True})
         if len(members) < 2 or not kinds:
