@@ -259,11 +259,11 @@ class WorkerPool:
     # ------------------------------------------------------------------ ensembles in the worker
     def _worker_ensembles(self, row: dict[str, Any], workers: list[dict[str, Any]], trials: list[dict[str, Any]],
                           metric: str, members: list[str], kinds: list[str]) -> None:
-        """Hand the ensembles to the ensemble workers (the first ``len(kinds)`` slots) as each ends
-        its search (tag ``automl.searched``), with the trials completed then as members: the first
-        ready gets the vote ensemble, the next the stack ensemble; one ready alone gets every kind
-        left once no other ensemble worker searches or half the ensembles' reserve is left. A
-        worker still training is never waited for: its trial goes on until the timeout."""
+        """Hand the ensembles to the ensemble workers (the first ``len(kinds)`` slots) when one ends
+        its search (tag ``automl.searched``), with the trials completed then as members: two ready
+        in the same pass build one each, side by side; one ready alone builds both, one after the
+        other (the others, when they end, have none left). A worker still training is not waited
+        for: its trial goes on until the timeout and competes with the ensembles."""
         rt = row["runtime"]
         live = [w for w in workers if w["status"] not in TERMINAL_JOB_STATUSES and _info(w).get("ensembles")]
         if not live:
@@ -274,10 +274,6 @@ class WorkerPool:
                  and "automl.searched" in self.ctx.tracking.run_summary(w["name"])["tags"]]
         if not ready:
             return
-        lim = row["spec"].get("limits") or {}
-        started = row["start_time"] or row["created_at"]
-        late = time.time() >= started.timestamp() + int(lim.get("timeout_minutes") or 360) * 60 - reserve_s(row) / 2
-        searching = [w for w in live if w["name"] not in handed and w not in ready]
         import shutil
 
         for w in ready:
@@ -286,10 +282,7 @@ class WorkerPool:
                 self.ctx.tracking.set_tags(w["name"], {"automl.end": why})
                 handed[w["name"]] = []
                 continue
-            if searching and not late and w is ready[-1] or len(ready) > 1 and w is not ready[-1]:
-                mine = pending[:1]
-            else:
-                mine = list(pending)
+            mine = pending[:1] if len(ready) > 1 and w is not ready[-1] else list(pending)
             pending = [k for k in pending if k not in mine]
             root = self.ctx.tracking.run_artifact_dir(w["name"]) / "ensemble"
             for m in members:  # a worker's token reads its own run: the members' files go there

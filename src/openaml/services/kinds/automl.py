@@ -8,7 +8,7 @@ lightgbm, xgboost-cpu, scikit-learn) on the job's compute, loads the data and th
 and runs FLAML's search over its share of the algorithms, one trial after the other. Every trial
 is still a child job (``parent_name`` = the AutoML job, MLflow run nested under its run) with its
 own status, times, metrics, params, log and model files (:mod:`openaml.automl._trial`), recorded
-from what its worker reports. The ensembles run in the first two workers once the search ended
+from what its worker reports. The ensembles run in the first worker that ends its search
 (:meth:`WorkerPool._worker_ensembles`; the search keeps :func:`reserve_s` of the timeout for
 them), or, when no worker waits for them, as one-trial child command jobs
 (``python -m openaml.automl._trial``).
@@ -315,7 +315,7 @@ class AutoMLKind(WorkerPool, ControlledKind):
             return
         self._follow(row, workers, children, stopping)
         workers, children = self._children(name)
-        if not (stopping or "").startswith("limits.timeout") and not row["runtime"].get("ensembles_submitted"):
+        if not (stopping or "").startswith("limits.timeout"):  # also after: a worker ending late hears there is none left
             self._worker_ensembles(row, workers, children, metric, self._members(children, metric),
                                    self._ensemble_kinds(row))
             workers, children = self._children(name)
