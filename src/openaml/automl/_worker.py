@@ -25,7 +25,8 @@ job reads on each controller pass and turns into the trial's child job
 - tag ``automl.guardrails`` (the first worker, ``"guardrails": true`` in its settings, before its
   first trial): the data guardrails (:func:`openaml.automl._guardrails.guardrails_of`).
 
-It stops after its quota, at its deadline (less ``reserve_s``, the ensembles' time), when its
+It stops after its quota, at its deadline (less ``reserve_s``, the ensembles' time; with such a
+reserve also before a trial that would run into it, going by its learner's last trial here), when its
 search has converged, or when the AutoML job sets tag ``automl.stop`` on its run (exit score or
 early termination reached by another worker). An ensemble worker (``ensembles`` in its settings:
 the first two) then sets tag ``automl.searched`` and waits for the job's word: ``automl.ensemble``
@@ -282,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     search_end = deadline - float(ws.get("reserve_s") or 0)
     j = int(ws.get("first") or 0)
     quota = int(ws.get("quota") or 10**6)
+    seconds: dict[str, float] = {}  # algorithm -> how long its last trial took here
     work = Path(tempfile.mkdtemp(prefix="automl-trials-", dir=os.getcwd()))
     print(f"worker {ws.get('worker')}: algorithms {', '.join(ws['algorithms'])}; quota {quota}", flush=True)
     while quota > 0:
@@ -299,6 +301,12 @@ def main(argv: list[str] | None = None) -> int:
             print("worker: the search has converged on every learner", flush=True)
             break
         algorithm, learner, config = found
+        took = seconds.get(algorithm)
+        if search_end < deadline and took is not None and now + 1.5 * took > search_end:
+            # its last trial of this learner took `took` s: this one would run into the ensembles' time
+            print(f"worker: the next {algorithm} trial (about {took:.1f} s) would not end before the search's "
+                  "end: the search ends here", flush=True)
+            break
         limit = min(float(ws.get("trial_limit_s") or 1e9), search_end - now)
         settings = {k: v for k, v in ws.items()
                     if k not in ("algorithms", "zero_shot", "history", "data_size", "ftask", "guardrails")}
@@ -313,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         if delay and j == 0 and not ws.get("history"):
             time.sleep(delay)
         result = run_one(settings, args, folder)
+        seconds[algorithm] = float(result["seconds"])
         value = result["metrics"].get(metric)
         loss = None if value is None or result["error"] else _loss(metric, float(value))
         channel.report(j, {**record, "state": "done", "t1": time.time()}, folder)
