@@ -5,6 +5,7 @@ parent, timeout_minutes, trial_timeout_minutes with the worker replaced)."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -137,3 +138,46 @@ def test_a_trial_over_trial_timeout_minutes_is_stopped_and_its_worker_replaced(m
     status = {w["name"].removeprefix(job.name): w["status"] for w in workers}
     assert status == {"_worker_0": "Canceled", "_worker_0_r1": "Completed"}
     assert len(trials) == 3 and sum(t["status"] == "Completed" for t in trials) == 2
+
+
+def test_the_ensembles_run_in_the_first_worker_and_compete_for_the_best(ml_client: Any, tmp_path: Path,
+                                                                         server: Any) -> None:
+    """Vote and stack ensembles (on by default, as Azure's) of the best trials run in the workers
+    once the search ended (no new process), as the job's last trials, each
+    a child job with its metrics and a model that scores raw rows; the best of all the trials is
+    the job's best."""
+    import pickle
+
+    from mlflow.tracking import MlflowClient
+
+    data = _mltable(tmp_path / "d", _frame())
+    job = _job(data)
+    job.set_limits(timeout_minutes=5, max_trials=4, max_concurrent_trials=2)
+    job.set_training(allowed_training_algorithms=["LightGBM", "LogisticRegression", "RandomForest"],
+                     enable_vote_ensemble=True, enable_stack_ensemble=True, enable_model_explainability=False)
+    job = ml_client.jobs.create_or_update(job)
+    done = ml_client.jobs.wait(job.name, timeout=600)
+    raw = ml_client.jobs.get_raw(job.name)
+    assert done.status == "Completed", raw.get("error")
+    workers, trials = _assert_clean(ml_client, job.name)
+    assert len(workers) == 2 and {w["status"] for w in workers} == {"Completed"}
+    assert len(trials) == 6 and {t["status"] for t in trials} == {"Completed"}
+    client = MlflowClient(tracking_uri=f"{server.url}/mlflow")
+    by_algo = {t["algorithm"]: t for t in raw["trials"]}
+    search = [t for t in raw["trials"] if t["algorithm"] not in ("VotingEnsemble", "StackEnsemble")]
+    ran_in = set()
+    for algo in ("VotingEnsemble", "StackEnsemble"):
+        run = client.get_run(by_algo[algo]["name"])
+        ran_in.add(run.data.tags["openaml.automl_worker"])
+        members = json.loads(run.data.params["ensembled_iterations"])
+        assert set(members) <= {t["name"] for t in search} and len(members) >= 1
+        assert "AUC_weighted" in run.data.metrics and float(run.data.tags["automl_fit_seconds"]) >= 0
+    assert ran_in <= {f"{job.name}_worker_0", f"{job.name}_worker_1"}  # both in one, or one each
+    # the job's best is the best of every trial, ensembles included
+    assert raw["best_score"] == max(t["metric"] for t in raw["trials"])
+    assert raw["guardrails"] and raw["guardrails"][0]["name"] == "Class balancing detection"
+    local = client.download_artifacts(by_algo["StackEnsemble"]["name"], "outputs/model.pkl", str(tmp_path))
+    with open(local, "rb") as f:
+        model = pickle.load(f)
+    rows = _frame().drop(columns=["label"]).head(4)
+    assert model.predict_proba(rows).shape == (4, 2) and set(model.predict(rows)) <= {"yes", "no"}

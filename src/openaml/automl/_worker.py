@@ -21,10 +21,17 @@ job reads on each controller pass and turns into the trial's child job
 - tag ``automl.trial.<j>``: ``{"state": "running", "t0", "algorithm", "learner", "config"}`` when
   trial ``j`` starts, then the same with ``"state": "done"``, ``t1`` once its files are uploaded;
 - artifact ``trials/<j>.tar``: ``outputs/`` (the trial's model files), ``result.json`` (metrics,
-  params, tags, error) and ``log.txt`` (what the trial printed: the child job's log).
+  params, tags, error) and ``log.txt`` (what the trial printed: the child job's log);
+- tag ``automl.guardrails`` (the first worker, ``"guardrails": true`` in its settings, before its
+  first trial): the data guardrails (:func:`openaml.automl._guardrails.guardrails_of`).
 
-It stops after its quota, at its deadline, when its search has converged, or when the AutoML job
-sets tag ``automl.stop`` on its run (exit score or early termination reached by another worker).
+It stops after its quota, at its deadline (less ``reserve_s``, the ensembles' time; with such a
+reserve also before a trial that would run into it, going by its learner's last trial here), when its
+search has converged, or when the AutoML job sets tag ``automl.stop`` on its run (exit score or
+early termination reached by another worker). An ensemble worker (``ensembles`` in its settings:
+the first two) then sets tag ``automl.searched`` and waits for the job's word: ``automl.ensemble``
+(the members and the kinds it builds, the members' files under its run's ``ensemble/``) or
+``automl.end``; it runs the ensembles as its next trials (:func:`_ensembles`).
 The AutoML job cancels it (the runner ends its process group) at the job's timeout, on a trial
 over ``trial_timeout_minutes`` (and starts a replacement), and when the job is canceled.
 """
@@ -50,6 +57,7 @@ from typing import Any
 __all__ = ["main"]
 
 _STOP_TAG = "automl.stop"
+_SEARCHED_TAG, _ENSEMBLE_TAG, _END_TAG = "automl.searched", "automl.ensemble", "automl.end"
 
 
 def _cached_reader() -> None:
@@ -100,10 +108,30 @@ class _Channel:
     def report(self, j: int, record: dict[str, Any], folder: Path | None = None) -> None:
         self.queue.put((j, record, folder))
 
+    def tag(self, key: str, value: str) -> None:
+        """Set one tag on the worker's run now (the reports' thread keeps its order for the trials)."""
+        try:
+            self.client.set_tag(self.run_id, key, value)
+        except Exception:  # noqa: BLE001 - the AutoML job computes what is missing at its end
+            traceback.print_exc()
+
     def close(self) -> None:
         """Send what is waiting, then end the thread."""
         self.queue.put(None)
         self.thread.join()
+
+    def flush(self) -> None:
+        """Send what is waiting (the reports after it go out after it)."""
+        self.close()
+        self.thread = threading.Thread(target=self._send, name="automl-reports", daemon=True)
+        self.thread.start()
+
+    def tags(self) -> dict[str, str]:
+        """The worker run's tags now ({} when the server is briefly unreachable)."""
+        try:
+            return dict(self.client.get_run(self.run_id).data.tags)
+        except Exception:  # noqa: BLE001
+            return {}
 
     def _send(self) -> None:
         from mlflow.entities import RunTag
@@ -160,6 +188,27 @@ def _zero_shot(ws: dict[str, Any], args: argparse.Namespace) -> Any:
         return found[learner]
 
     return zero
+
+
+def _guardrails(ws: dict[str, Any], args: argparse.Namespace, channel: _Channel) -> None:
+    """Compute the data guardrails and send them (tag ``automl.guardrails``, each detail cut to
+    1,000 characters: a tag holds 8,000)."""
+    from openaml.automl._data import read_mltable
+    from openaml.automl._guardrails import guardrails_of
+
+    t0 = time.time()
+    try:
+        items = guardrails_of(read_mltable(args.training_data), task=ws["task"], target=ws["target"],
+                              n_cross_validations=ws.get("n_cross_validations"),
+                              featurization=ws.get("featurization"), forecasting=ws.get("forecasting"))
+    except Exception:  # noqa: BLE001 - the AutoML job computes them at its end
+        traceback.print_exc()
+        return
+    for g in items:
+        if len(str(g.get("details") or "")) > 1000:
+            g["details"] = str(g["details"])[:997] + "..."
+    channel.tag("automl.guardrails", json.dumps(items, default=str)[:8000])
+    print(f"worker: guardrails computed in {time.time() - t0:.2f} s", flush=True)
 
 
 def _loss(metric: str, value: float) -> float:
@@ -220,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     from openaml.automl._search import Search
 
     channel = _Channel()
+    if ws.get("guardrails"):
+        _guardrails(ws, args, channel)
     metric = ws["metric"]
     search = Search(ws["task"], ws["ftask"], list(ws["algorithms"]), tuple(ws["data_size"]), _zero_shot(ws, args),
                     seed=20 + int(ws.get("worker") or 0))
@@ -228,14 +279,18 @@ def main(argv: list[str] | None = None) -> int:
     best = min(losses) if losses else None
     exit_loss = ws.get("exit_loss")
     deadline = float(ws.get("deadline") or 1e18)
+    # with ensembles, the search ends reserve_s before the job's deadline: the ensembles' time
+    search_end = deadline - float(ws.get("reserve_s") or 0)
     j = int(ws.get("first") or 0)
     quota = int(ws.get("quota") or 10**6)
+    seconds: dict[str, float] = {}  # algorithm -> how long its last trial took here
     work = Path(tempfile.mkdtemp(prefix="automl-trials-", dir=os.getcwd()))
     print(f"worker {ws.get('worker')}: algorithms {', '.join(ws['algorithms'])}; quota {quota}", flush=True)
     while quota > 0:
         now = time.time()
-        if now >= deadline - 1:
-            print("worker: the job's time limit is reached", flush=True)
+        if now >= search_end - 1:
+            print("worker: the search's time is up" + (" (the rest is the ensembles')" if search_end < deadline
+                                                        else " (limits.timeout_minutes)"), flush=True)
             break
         stop = channel.stop_requested()
         if stop:
@@ -246,8 +301,15 @@ def main(argv: list[str] | None = None) -> int:
             print("worker: the search has converged on every learner", flush=True)
             break
         algorithm, learner, config = found
-        limit = min(float(ws.get("trial_limit_s") or 1e9), deadline - now)
-        settings = {k: v for k, v in ws.items() if k not in ("algorithms", "zero_shot", "history", "data_size", "ftask")}
+        took = seconds.get(algorithm)
+        if search_end < deadline and took is not None and now + 1.5 * took > search_end:
+            # its last trial of this learner took `took` s: this one would run into the ensembles' time
+            print(f"worker: the next {algorithm} trial (about {took:.1f} s) would not end before the search's "
+                  "end: the search ends here", flush=True)
+            break
+        limit = min(float(ws.get("trial_limit_s") or 1e9), search_end - now)
+        settings = {k: v for k, v in ws.items()
+                    if k not in ("algorithms", "zero_shot", "history", "data_size", "ftask", "guardrails")}
         settings.update(algorithm=algorithm, flaml_learner=learner, config=config, time_limit_s=max(1.0, limit),
                         best_loss=best)
         record = {"state": "running", "t0": now, "algorithm": algorithm, "learner": learner, "config": config}
@@ -259,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         if delay and j == 0 and not ws.get("history"):
             time.sleep(delay)
         result = run_one(settings, args, folder)
+        seconds[algorithm] = float(result["seconds"])
         value = result["metrics"].get(metric)
         loss = None if value is None or result["error"] else _loss(metric, float(value))
         channel.report(j, {**record, "state": "done", "t1": time.time()}, folder)
@@ -273,8 +336,55 @@ def main(argv: list[str] | None = None) -> int:
         if exit_loss is not None and best is not None and best <= float(exit_loss):
             print("worker: limits.exit_score reached", flush=True)
             break
+    if ws.get("ensembles"):
+        channel.flush()  # every trial reported before the job hears the search ended
+        channel.tag(_SEARCHED_TAG, str(j))
+        _ensembles(ws, args, channel, work, j, deadline)
     channel.close()
     return 0
+
+
+def _ensembles(ws: dict[str, Any], args: argparse.Namespace, channel: _Channel, work: Path, j: int,
+               deadline: float) -> None:
+    """The ensemble worker's last phase: wait for the AutoML job's word (tag ``automl.ensemble``:
+    ``{"members": [trial names], "kinds": [...]}``, the members' ``model.pkl`` and ``oof.npz``
+    copied under the worker run's ``ensemble/<trial>/``; or ``automl.end``: none), then run each
+    ensemble as this worker's next trials, reported as the others."""
+    order: dict[str, Any] | None = None
+    while time.time() < deadline - 1:
+        tags = channel.tags()
+        if tags.get(_END_TAG):
+            print(f"worker: no ensembles: {tags[_END_TAG]}", flush=True)
+            return
+        if tags.get(_ENSEMBLE_TAG):
+            order = json.loads(tags[_ENSEMBLE_TAG])
+            break
+        time.sleep(0.2)
+    if order is None:
+        print("worker: the job's time limit is reached", flush=True)
+        return
+    members = list(order["members"])
+    local = work / "ensemble"
+    channel.client.download_artifacts(channel.run_id, "ensemble", str(work))
+    ens_args = argparse.Namespace(**{**vars(args), "member": [str(local / m) for m in members]})
+    base = {k: v for k, v in ws.items()
+            if k not in ("algorithms", "zero_shot", "history", "data_size", "ftask", "guardrails", "ensembles")}
+    for kind in order.get("kinds") or []:
+        now = time.time()
+        if now >= deadline - 1:
+            break
+        algorithm = "VotingEnsemble" if kind == "vote_ensemble" else "StackEnsemble"
+        settings = {**base, "algorithm": algorithm, "learner": kind, "flaml_learner": kind, "members": members,
+                    "stack": ws.get("stack") or {}, "time_limit_s": max(1.0, deadline - now)}
+        record = {"state": "running", "t0": now, "algorithm": algorithm, "learner": kind,
+                  "config": {"members": members}, "ensemble": True}
+        channel.report(j, record)
+        folder = work / str(j)
+        result = run_one(settings, ens_args, folder)
+        channel.report(j, {**record, "state": "done", "t1": time.time()}, folder)
+        print(f"trial {j} {algorithm}: {ws['metric']} = {result['metrics'].get(ws['metric'])}"
+              + (f" ({result['error']})" if result["error"] else ""), flush=True)
+        j += 1
 
 
 if __name__ == "__main__":

@@ -25,12 +25,19 @@ from typing import Any
 from openaml.constants import TERMINAL_JOB_STATUSES, JobStatus
 from openaml.errors import ConflictError, OpenAMLError
 
-__all__ = ["WorkerPool", "is_worker"]
+__all__ = ["WorkerPool", "is_worker", "reserve_s"]
 
 log = logging.getLogger("openaml.automl")
 
 ROLE = "openaml.automl_role"
 _GRACE_S = 2.0  # a trial's own deadline is checked by the worker; the job's kill comes this much later
+
+
+def reserve_s(row: dict[str, Any]) -> float:
+    """The seconds before ``limits.timeout_minutes`` kept for the ensembles (the search ends then):
+    5 % of the timeout, 6 s at least, 60 s at most."""
+    timeout_s = int(((row["spec"].get("limits") or {}).get("timeout_minutes")) or 360) * 60
+    return min(60.0, max(6.0, 0.05 * timeout_s))
 
 
 def is_worker(job: dict[str, Any]) -> bool:
@@ -74,16 +81,23 @@ class WorkerPool:
         started = row["start_time"] or row["created_at"]
         deadline = started.timestamp() + int(lim.get("timeout_minutes") or 360) * 60
         metric = rt["metric"]
+        kinds = self._ensemble_kinds(row)  # type: ignore[attr-defined]
         settings = {**self._settings(row), "worker": slot, "algorithms": algorithms, "ftask": rt["ftask"],  # type: ignore[attr-defined]
                     "data_size": rt["data_size"], "quota": quota, "deadline": deadline, "history": history,
-                    "trial_limit_s": (lim.get("trial_timeout_minutes") or 10**6) * 60}
+                    "trial_limit_s": (lim.get("trial_timeout_minutes") or 10**6) * 60,
+                    # the first worker computes the guardrails before its first trial; the first
+                    # len(kinds) workers run the ensembles, side by side, once the search ended
+                    "guardrails": slot == 0 and "guardrails" not in rt,
+                    "ensembles": kinds if slot < len(kinds) else [], "reserve_s": reserve_s(row) if kinds else 0,
+                    "stack": (spec.get("training") or {}).get("stack_ensemble_settings") or {}}
         if lim.get("exit_score") is not None:
             from openaml.automl._metrics import loss_of
 
             settings["exit_loss"] = loss_of(metric, float(lim["exit_score"]))
         inputs = self._data_inputs(row)  # type: ignore[attr-defined]
         args = " ".join(f"--{k} ${{{{inputs.{k}}}}}" for k in inputs)
-        info = {"slot": slot, "algorithms": algorithms, "quota": quota, "history": history}
+        info = {"slot": slot, "algorithms": algorithms, "quota": quota, "history": history,
+                "ensembles": bool(settings["ensembles"])}
         child: dict[str, Any] = {
             "type": "command", "name": wname, "command": f"python -m openaml.automl._worker {args}",
             "inputs": inputs, "compute": row["compute"], "experiment_name": row["experiment_name"],
@@ -120,6 +134,11 @@ class WorkerPool:
         count = len(trials)
         for w in workers:
             tags = self.ctx.tracking.run_summary(w["name"])["tags"]
+            if "guardrails" not in row["runtime"] and tags.get("automl.guardrails"):
+                try:
+                    self._record_guardrails(row, json.loads(tags["automl.guardrails"]))  # type: ignore[attr-defined]
+                except ValueError:
+                    log.warning("automl %s: unreadable guardrails from %s", row["name"], w["name"])
             reports = []
             for key, value in tags.items():
                 if key.startswith("automl.trial."):
@@ -149,7 +168,8 @@ class WorkerPool:
         name = f"{row['name']}_{index}"
         algorithm = rec.get("algorithm") or "?"
         config: dict[str, Any] = dict(rec.get("config") or {})
-        info = {"index": index, "algorithm": algorithm, "learner": rec.get("learner"), "config": config}
+        info = {"index": index, "algorithm": algorithm, "learner": rec.get("learner"), "config": config,
+                **({"ensemble": True} if rec.get("ensemble") else {})}
         inputs = self._data_inputs(row)  # type: ignore[attr-defined]
         spec = {"type": "command", "name": name, "inputs": inputs, "compute": row["compute"],
                 "command": f"python -m openaml.automl._trial  # trial {j} of AutoML worker job {w['name']}, in-process",
@@ -235,6 +255,49 @@ class WorkerPool:
             return
         self.ctx.tracking.end_run(name, status)
         self.core.scheduler.after_terminal(done)
+
+    # ------------------------------------------------------------------ ensembles in the worker
+    def _worker_ensembles(self, row: dict[str, Any], workers: list[dict[str, Any]], trials: list[dict[str, Any]],
+                          metric: str, members: list[str], kinds: list[str]) -> None:
+        """Hand the ensembles to the ensemble workers (the first ``len(kinds)`` slots) when one ends
+        its search (tag ``automl.searched``), with the trials completed then as members: two ready
+        in the same pass build one each, side by side; one ready alone builds both, one after the
+        other (the others, when they end, have none left). A worker still training is not waited
+        for: its trial goes on until the timeout and competes with the ensembles."""
+        rt = row["runtime"]
+        live = [w for w in workers if w["status"] not in TERMINAL_JOB_STATUSES and _info(w).get("ensembles")]
+        if not live:
+            return  # none waits: the ensembles run as one-trial child jobs (or not at all)
+        handed: dict[str, list[str]] = dict(rt.get("ensembles_handed") or {})
+        pending = [k for k in kinds if k not in {x for ks in handed.values() for x in ks}]
+        ready = [w for w in live if w["name"] not in handed
+                 and "automl.searched" in self.ctx.tracking.run_summary(w["name"])["tags"]]
+        if not ready:
+            return
+        import shutil
+
+        for w in ready:
+            if len(members) < 2 or not pending:
+                why = "fewer than 2 trials scored" if len(members) < 2 else "the other workers build the ensembles"
+                self.ctx.tracking.set_tags(w["name"], {"automl.end": why})
+                handed[w["name"]] = []
+                continue
+            mine = pending[:1] if len(ready) > 1 and w is not ready[-1] else list(pending)
+            pending = [k for k in pending if k not in mine]
+            root = self.ctx.tracking.run_artifact_dir(w["name"]) / "ensemble"
+            for m in members:  # a worker's token reads its own run: the members' files go there
+                src = self.ctx.tracking.run_artifact_dir(m) / "outputs"
+                (root / m).mkdir(parents=True, exist_ok=True)
+                for f in ("model.pkl", "oof.npz"):
+                    shutil.copyfile(src / f, root / m / f)
+            self.ctx.tracking.set_tags(w["name"], {"automl.ensemble": json.dumps({"members": members, "kinds": mine})})
+            handed[w["name"]] = mine
+            self.log(row["name"], f"{', '.join(mine)} of {', '.join(members)} handed to {w['name']}")  # type: ignore[attr-defined]
+        update: dict[str, Any] = {"ensembles_handed": handed}
+        if not pending or len(members) < 2:
+            update["ensembles_submitted"] = True
+        self.ctx.store.update_job(row["name"], runtime_update=update)
+        rt.update(update)
 
     # ------------------------------------------------------------------ stop, time out, replace
     def _request_stop(self, workers: list[dict[str, Any]], reason: str) -> None:

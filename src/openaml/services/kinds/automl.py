@@ -8,23 +8,28 @@ lightgbm, xgboost-cpu, scikit-learn) on the job's compute, loads the data and th
 and runs FLAML's search over its share of the algorithms, one trial after the other. Every trial
 is still a child job (``parent_name`` = the AutoML job, MLflow run nested under its run) with its
 own status, times, metrics, params, log and model files (:mod:`openaml.automl._trial`), recorded
-from what its worker reports. The ensembles are one-trial child command jobs
+from what its worker reports. The ensembles run in the first worker that ends its search
+(:meth:`WorkerPool._worker_ensembles`; the search keeps :func:`reserve_s` of the timeout for
+them), or, when no worker waits for them, as one-trial child command jobs
 (``python -m openaml.automl._trial``).
 
 Validation reads the training data (the MLTable) before anything is stored and refuses what
 cannot train (target column missing, one class, non-numeric regression target, duplicate
-forecasting rows, a primary metric of another task, a timeout shorter than one trial...); it
-computes the guardrails (class balancing, missing values, high cardinality; forecasting: short
-series, frequency).
+forecasting rows, a primary metric of another task, a timeout shorter than one trial...), with
+pandas only. The guardrails (class balancing, missing values, high cardinality; forecasting: short
+series, frequency) are computed by the first trial worker, which has the data and the
+featurization's libraries loaded anyway, before its first trial (as Azure computes them in the
+run's setup); the job records them from its report (or computes them itself at the end when no
+worker reported them).
 
 The controller pass (:meth:`AutoMLKind.on_tick`, also at once after a trial ended) starts the
 workers, records the trials they started and ended, ends the search at ``limits.timeout_minutes``
 (workers and running trials canceled, best so far kept, the job Completed as Azure completes a
 timed-out AutoML run), at ``exit_score`` or by early termination (``enable_early_termination``:
 after 20 trials, 10 in a row without improvement: the workers are asked to stop), stops a trial
-over ``trial_timeout_minutes`` (its worker replaced); once every worker ended, the ensemble
-trials (``enable_vote_ensemble``/``enable_stack_ensemble``, default on, from the best 5), and
-completes with the best trial: tag ``automl_best_child_run_id`` plus ``best_score``,
+over ``trial_timeout_minutes`` (its worker replaced); the ensemble trials
+(``enable_vote_ensemble``/``enable_stack_ensemble``, default on, from the best 5); and, once
+every worker and trial ended, completes with the best trial (ensembles included): tag ``automl_best_child_run_id`` plus ``best_score``,
 ``best_algorithm`` on the parent's run. State is in the job rows and MLflow, so a restarted
 server records the finished trials and goes on with the search.
 """
@@ -135,7 +140,6 @@ class AutoMLKind(WorkerPool, ControlledKind):
     def _check_data(self, job: AutoMLJob, inputs: dict[str, Any], errors: ResolveErrors,
                     runtime: dict[str, Any]) -> None:
         from openaml.automl._data import data_problems, read_mltable
-        from openaml.automl._guardrails import guardrails
         from openaml.automl._learners import flaml_task, learners_for
 
         task = job.task
@@ -192,7 +196,7 @@ class AutoMLKind(WorkerPool, ControlledKind):
             X = X.select_dtypes("number")
         # FLAML's zero-shot configurations are computed by the trial workers, for the learners they refine
         runtime.update(metric=metric, algorithms=algorithms, ftask=ftask, n_classes=n_classes,
-                       data_size=[int(X.shape[0]), int(X.shape[1])], guardrails=guardrails(df, job))
+                       data_size=[int(X.shape[0]), int(X.shape[1])], training_folder=folder)
 
     # ------------------------------------------------------------------ start and controller
     def start(self, row: dict[str, Any]) -> None:
@@ -206,11 +210,35 @@ class AutoMLKind(WorkerPool, ControlledKind):
                                                      "automl_primary_metric": rt.get("metric", "")})
         except Exception:  # noqa: BLE001
             pass
-        for g in rt.get("guardrails") or []:
-            self.log(row["name"], f"guardrail {g['name']}: {g['status']}" + (f" ({g['details']})" if g.get("details")
-                                                                              else ""))
         if started is not None:
             self.on_tick(started)
+
+    def _record_guardrails(self, row: dict[str, Any], items: list[dict[str, Any]]) -> None:
+        """Keep the guardrails on the job (``job show``) and log one line each."""
+        self.ctx.store.update_job(row["name"], runtime_update={"guardrails": items})
+        row["runtime"]["guardrails"] = items
+        for g in items:
+            self.log(row["name"], f"guardrail {g['name']}: {g['status']}" + (f" ({g['details']})" if g.get("details")
+                                                                              else ""))
+
+    def _server_guardrails(self, row: dict[str, Any]) -> None:
+        """The guardrails when no worker reported them (every worker ended first): computed here."""
+        from openaml.automl._data import read_mltable
+        from openaml.automl._guardrails import guardrails_of
+
+        spec = row["spec"]
+        try:
+            folder = row["runtime"].get("training_folder")
+            if not folder:
+                return
+            items = guardrails_of(read_mltable(folder), task=spec["task"], target=spec["target_column_name"],
+                                  n_cross_validations=spec.get("n_cross_validations"),
+                                  featurization=spec.get("featurization"), forecasting=spec.get("forecasting"))
+        except Exception as exc:  # noqa: BLE001 - the job's result stands without them; the log says why
+            log.exception("automl %s: guardrails failed", row["name"])
+            self.log(row["name"], f"guardrails could not be computed: {type(exc).__name__}: {exc}")
+            return
+        self._record_guardrails(row, items)
 
     def _result(self, child: dict[str, Any], metric: str) -> float | None:
         res = child["runtime"].get("automl_result")
@@ -287,6 +315,10 @@ class AutoMLKind(WorkerPool, ControlledKind):
             return
         self._follow(row, workers, children, stopping)
         workers, children = self._children(name)
+        if not (stopping or "").startswith("limits.timeout"):  # also after: a worker ending late hears there is none left
+            self._worker_ensembles(row, workers, children, metric, self._members(children, metric),
+                                   self._ensemble_kinds(row))
+            workers, children = self._children(name)
         if any(c["status"] not in TERMINAL_JOB_STATUSES for c in (*workers, *children)):
             return
         if not (stopping or "").startswith("limits.timeout") and self._launch_ensembles(row, children, metric):
@@ -354,6 +386,20 @@ class AutoMLKind(WorkerPool, ControlledKind):
             return False
         return True
 
+    def _ensemble_kinds(self, row: dict[str, Any]) -> list[str]:
+        """``vote_ensemble``/``stack_ensemble`` as enabled (both by default, as in Azure)."""
+        tr = row["spec"].get("training") or {}
+        return [k for k, f in (("vote_ensemble", "enable_vote_ensemble"), ("stack_ensemble", "enable_stack_ensemble"))
+                if tr.get(f, True)]
+
+    def _members(self, children: list[dict[str, Any]], metric: str) -> list[str]:
+        """The ensembles' members: the best completed search trials (at most 5), best first."""
+        scored = [(c, self._result(c, metric)) for c in children if c["status"] == JobStatus.COMPLETED
+                  and not (c["runtime"].get("automl") or {}).get("ensemble")]
+        scored = [(c, v) for c, v in scored if v is not None]
+        scored.sort(key=lambda cv: _loss(metric, cast(float, cv[1])))
+        return [c["name"] for c, _ in scored[:_ENSEMBLE_SIZE]]
+
     def _launch_ensembles(self, row: dict[str, Any], children: list[dict[str, Any]], metric: str) -> bool:
         """Submit the vote/stack ensemble trials once (when enabled and 2+ trials scored); True if submitted."""
         name = row["name"]
@@ -361,12 +407,9 @@ class AutoMLKind(WorkerPool, ControlledKind):
         if rt.get("ensembles_submitted"):
             return False
         tr = spec.get("training") or {}
-        kinds = [k for k, f in (("vote_ensemble", "enable_vote_ensemble"), ("stack_ensemble", "enable_stack_ensemble"))
-                 if tr.get(f, True)]
-        scored = [(c, self._result(c, metric)) for c in children if c["status"] == JobStatus.COMPLETED]
-        scored = [(c, v) for c, v in scored if v is not None]
-        scored.sort(key=lambda cv: _loss(metric, cast(float, cv[1])))
-        members = [c["name"] for c, _ in scored[:_ENSEMBLE_SIZE]]
+        handed = {k for ks in (rt.get("ensembles_handed") or {}).values() for k in ks}
+        kinds = [k for k in self._ensemble_kinds(row) if k not in handed]  # those no worker built
+        members = self._members(children, metric)
         self.ctx.store.update_job(name, runtime_update={"ensembles_submitted": True})
         if len(members) < 2 or not kinds:
             return False
@@ -455,6 +498,8 @@ class AutoMLKind(WorkerPool, ControlledKind):
                           f"openaml job stream -n {broken[0]['name']}")
             self._finish(row, JobStatus.FAILED, error=error)
             return
+        if "guardrails" not in row["runtime"]:
+            self._server_guardrails(row)
         best_child, best_value = min(scored, key=lambda cv: _loss(metric, cast(float, cv[1])))
         info = best_child["runtime"].get("automl") or {}
         summary = self.ctx.tracking.run_summary(best_child["name"])
