@@ -112,7 +112,7 @@ class _Provenance:
         self.ctx, self.ref = ctx, ref
 
     def _fail(self, job: str, output: str, component: str, why: str) -> NoReturn:
-        raise ValidationError(f"tag {TAG_SCORECARD}={self.ref!r}: output {output!r} of job {job!r} was not written "
+        raise ValidationError(f"tag {TAG_SCORECARD}={self.ref!r}: {output} of job {job!r} was not written "
                               f"by the built-in RAI {component} component ({why}); link the score card output of a "
                               f"pipeline of the azureml registry's {_CONSTRUCTOR}, {_GATHER} and {_SCORE_CARD}",
                               details={"field": f"tags.{TAG_SCORECARD}"})
@@ -126,33 +126,33 @@ class _Provenance:
             while (row.get("runtime") or {}).get("reused_from"):
                 earlier = str(row["runtime"]["reused_from"])
                 if earlier in seen:
-                    self._fail(job, output, component, "its reuse chain loops")
+                    self._fail(job, f"output {output!r}", component, "its reuse chain loops")
                 seen.add(earlier)
                 row = dict(self.ctx.store.get_job(earlier))
         except NotFoundError:
-            self._fail(job, output, component, "no such job")
+            self._fail(job, f"output {output!r}", component, "no such job")
         spec, runtime = row.get("spec") or {}, row.get("runtime") or {}
         name = row.get("name", job)
         if output not in outputs:
-            self._fail(job, output, component, f"it is not its output {' or '.join(outputs)}")
+            self._fail(job, f"output {output!r}", component, f"it is not its output {' or '.join(outputs)}")
         if spec.get("type", "command") != "command" or spec.get("command") not in _builtin_commands(component):
-            self._fail(job, output, component, f"job {name!r} runs another command: {spec.get('command')!r}")
+            self._fail(job, f"output {output!r}", component, f"job {name!r} runs another command: {spec.get('command')!r}")
         if runtime.get("code_dir") or spec.get("code"):
-            self._fail(job, output, component, f"job {name!r} runs code of its own: {spec.get('code')!r}")
+            self._fail(job, f"output {output!r}", component, f"job {name!r} runs code of its own: {spec.get('code')!r}")
         unsafe = sorted(k for k in spec.get("environment_variables") or {}
                         if str(k).upper().startswith(_UNSAFE_ENV_PREFIXES) or str(k).upper() in _UNSAFE_ENV)
         if unsafe:
-            self._fail(job, output, component, f"job {name!r} sets environment variables {unsafe}")
+            self._fail(job, f"output {output!r}", component, f"job {name!r} sets environment variables {unsafe}")
         want, env = self._environment(component), runtime.get("environment") or {}
         if (env.get("kind"), env.get("spec_hash")) != (want.get("kind"), want.get("spec_hash")):
-            self._fail(job, output, component, f"job {name!r} runs in environment "
+            self._fail(job, f"output {output!r}", component, f"job {name!r} runs in environment "
                        f"{env.get('ref') or env.get('source')!r}, not the built-in components' "
                        f"{want.get('ref') or want.get('source')!r}")
         if str(row.get("status")) != "Completed":
-            self._fail(job, output, component, f"job {name!r} is {row.get('status')}, not Completed")
+            self._fail(job, f"output {output!r}", component, f"job {name!r} is {row.get('status')}, not Completed")
         declared = (spec.get("outputs") or {}).get(output)
         if isinstance(declared, dict) and declared.get("path"):  # another job could write that place too
-            self._fail(job, output, component, f"the output is written to a path of the caller's: {declared['path']!r}")
+            self._fail(job, f"output {output!r}", component, f"the output is written to a path of the caller's: {declared['path']!r}")
         return {**row, "_component": component}
 
     def _environment(self, component: str) -> dict[str, Any]:
@@ -168,8 +168,8 @@ class _Provenance:
         path = value.get("path") if isinstance(value, dict) else value
         m = _JOB_OUTPUT.match(str(path or ""))
         if not m:
-            self._fail(row["name"], field, row["_component"], f"its input {field!r} is {path!r}, not an output of "
-                       f"a built-in {' or '.join(allowed)} job (azureml://jobs/<job>/outputs/<output>)")
+            self._fail(row["name"], "the output", row["_component"], f"its input {field!r} is {path!r}, "
+                       f"not an output of a built-in {' or '.join(allowed)} job (azureml://jobs/<job>/outputs/<output>)")
         first: ValidationError | None = None
         for component, outputs in allowed.items():
             try:
@@ -195,7 +195,7 @@ class _Provenance:
         m = _MODEL_REF.match(str(path))
         got = (m["n1"] or m["n2"], m["v1"] or m["v2"]) if m else None
         if got != (str(model.get("name")), str(model.get("version"))):
-            self._fail(constructor["name"], "rai_insights_dashboard", _CONSTRUCTOR,
+            self._fail(constructor["name"], "output 'rai_insights_dashboard'", _CONSTRUCTOR,
                        f"its input 'model_input' is {path!r}, not the registered model version the dashboard names, "
                        f"azureml:{model.get('name')}:{model.get('version')}")
 
@@ -420,4 +420,5 @@ class RaiGateService:
         stage = str(body.get("stage") or "") if endpoint == "model-versions/transition-stage" else None
         hits = self.protected({k: v for k, v in tags.items() if current.get(k) != v}, stage or None)
         if hits:
-            self.check(name, version, {**current, **tags}, f"get {', '.join(hits)} (through MLflow's API)")
+            verb = "be registered with" if endpoint == "model-versions/create" else "get"
+            self.check(name, version, {**current, **tags}, f"{verb} {', '.join(hits)} (through MLflow's API)")
