@@ -381,3 +381,50 @@ def test_a_forged_score_card_is_refused(gate):
             ml.models.update(MODEL, "2", tags={"rai.scorecard": ref})
     shown = ml.models.get(MODEL, version="2").tags
     assert shown.get("rai.verdict") != "pass" and shown.get("rai.scorecard") not in refs.values()
+
+
+def test_a_score_card_of_a_pipeline_built_in_the_sdk_passes(gate):
+    """The chain built in the SDK from ``MLClient(registry_name="azureml").components.get(...)`` (Azure's
+    notebooks) is the built-in's: its score card is trusted."""
+    from openaml import Input, MLClient, dsl
+
+    reg = MLClient(workspace=gate["url"], registry_name="azureml")
+    version = reg.components.get("microsoft_azureml_rai_tabular_insight_constructor", label="latest").version
+    constructor = reg.components.get("microsoft_azureml_rai_tabular_insight_constructor", version=version)
+    gather = reg.components.get("microsoft_azureml_rai_tabular_insight_gather", version=version)
+    score_card = reg.components.get("microsoft_azureml_rai_tabular_score_card", version=version)
+    root = gate["root"]
+
+    @dsl.pipeline(compute="local", experiment_name="rai-gate-sdk")
+    def rai(train: Input, test: Input, config: Input) -> dict:
+        create = constructor(title="sdk", task_type="classification", model_info=f"{MODEL}:1",
+                             model_input=Input(type="mlflow_model", path=f"azureml:{MODEL}:1"),
+                             train_dataset=train, test_dataset=test, target_column_name="Survived",
+                             categorical_column_names='["Sex", "Embarked"]')
+        gathered = gather(constructor=create.outputs.rai_insights_dashboard)
+        card = score_card(dashboard=gathered.outputs.dashboard, pdf_generation_config=config)
+        return {"scorecard": card.outputs.scorecard}
+
+    job = gate["ml"].jobs.create_or_update(rai(
+        train=Input(type="mltable", path=str(root / "data" / "train")),
+        test=Input(type="mltable", path=str(root / "data" / "test")),
+        config=Input(type="uri_file", path=str(root / "pass.json"))))
+    gate["cli"]("job", "stream", "--name", job.name)
+    assert gate["ml"].jobs.get_raw(job.name)["status"] == "Completed"
+    step = next(c["name"] for c in gate["ml"].jobs.list_raw(parent_job_name=job.name) if c["name"].endswith("-card"))
+    shown = gate["ml"].models.update(MODEL, "1", tags={"rai.scorecard": f"{step}/scorecard"})
+    assert shown.tags["rai.verdict"] == "pass" and shown.tags["rai.scorecard"] == f"{step}/scorecard"
+
+
+def test_a_score_card_of_a_reused_step_is_the_step_it_reuses(gate):
+    """The same pipeline submitted again reuses every step (its records point at the earlier steps):
+    the reused score card is the built-in's too."""
+    cli, ml = gate["cli"], gate["ml"]
+    p = cli("job", "create", "--file", str(gate["root"] / "chain.yml"), "-o", "json", cwd=gate["root"])
+    assert p.returncode == 0, p.stderr
+    again = json.loads(p.stdout)["name"]
+    cli("job", "stream", "--name", again)
+    step = ml.jobs.get_raw(f"{again}-s2")
+    assert step["status"] == "Completed" and step["properties"]["azureml.isreused"] == "true", step
+    shown = ml.models.update(MODEL, "2", tags={"rai.scorecard": f"{again}-s2/scorecard"})
+    assert shown.tags["rai.verdict"] == "fail" and re.search(_FAILING, shown.tags["rai.failed"])
