@@ -428,3 +428,28 @@ def test_a_score_card_of_a_reused_step_is_the_step_it_reuses(gate):
     assert step["status"] == "Completed" and step["properties"]["azureml.isreused"] == "true", step
     shown = ml.models.update(MODEL, "2", tags={"rai.scorecard": f"{again}-s2/scorecard"})
     assert shown.tags["rai.verdict"] == "fail" and re.search(_FAILING, shown.tags["rai.failed"])
+
+
+def test_cli_set_tags_keeps_the_text_typed(gate):
+    """review16 F11: ``--set tags.release=true`` stored Python's ``True``, so the key=value protected tag
+    ``release=true`` did not apply to it."""
+    ml, cli = gate["ml"], gate["cli"]
+    for v in ("1", "2"):
+        ml.models.update(MODEL, v, tags={"rai.scorecard": gate["cards"][v]})
+    before = ml.workspaces.get_rai_gate()
+    ml.workspaces.update_rai_gate(require="pass", protected_tags=["release=true"])
+    try:
+        p = cli("model", "update", "-n", MODEL, "-v", "2", "--set", "tags.release=true")
+        assert p.returncode != 0 and "tag release=true" in p.stderr and "RAI gate" in p.stderr
+        assert "release" not in ml.models.get(MODEL, version="2").tags
+        p = cli("model", "update", "-n", MODEL, "-v", "1", "--set", "tags.release=true", "--set", "tags.build=007",
+                "--set", "tags.rai.note=yes", "--set", "description=on", "-o", "json")
+        assert p.returncode == 0, p.stderr
+        tags = ml.models.get(MODEL, version="1").tags
+        assert (tags["release"], tags["build"], tags["rai.note"]) == ("true", "007", "yes")
+        p = cli("model", "create", "--name", "typed", "--path", str(gate["model_dir"]), "--type", "mlflow_model",
+                "--set", "tags.flag=false", "--set", "tags.n=1.50", "-o", "json")
+        assert p.returncode == 0, p.stderr
+        assert json.loads(p.stdout)["tags"] | {} == {**json.loads(p.stdout)["tags"], "flag": "false", "n": "1.50"}
+    finally:
+        ml.workspaces.update_rai_gate(**before)
