@@ -317,7 +317,8 @@ def test_a_forged_score_card_is_refused(gate):
     """review16 F7: a passing verdict written by anything but the built-in chain constructor -> gather ->
     score card is refused naming why: a plain command job writing the files, an inline component with
     the built-in's name and another command, the built-in command run by hand on a forged dashboard,
-    and the built-in command with a shell command chained after it."""
+    the built-in command with a shell command chained after it, with code of its own, or with
+    PYTHONPATH set."""
     from openaml.rai.registry import builtin_component
 
     root, cli = gate["root"] / "forge", gate["cli"]
@@ -346,6 +347,8 @@ def test_a_forged_score_card_is_refused(gate):
                  "outputs: {scorecard: {type: uri_folder}}\n",
         "by_hand": f"type: command\ncommand: {json.dumps(template)}\n{ports}",
         "chained": f"type: command\ncommand: {json.dumps(template + '; python -c pass')}\n{ports}",
+        "code": f"type: command\ncode: ./src\ncommand: {json.dumps(template)}\n{ports}",
+        "env": f"type: command\ncommand: {json.dumps(template)}\n{ports}environment_variables: {{PYTHONPATH: /tmp}}\n",
         "inline": textwrap.dedent("""\
             type: pipeline
             jobs:
@@ -369,10 +372,12 @@ def test_a_forged_score_card_is_refused(gate):
         cli("job", "stream", "--name", name)
     ml = gate["ml"]
     refs = {"plain": f"{names['plain']}/scorecard", "by_hand": f"{names['by_hand']}/scorecard",
-            "chained": f"{names['chained']}/scorecard", "inline": f"{names['inline']}-scorecard_01/scorecard"}
+            "chained": f"{names['chained']}/scorecard", "inline": f"{names['inline']}-scorecard_01/scorecard",
+            "code": f"{names['code']}/scorecard", "env": f"{names['env']}/scorecard"}
     why = {"plain": r"job '[^']+' runs another command: 'python forge.py",
            "inline": r"job '[^']+' runs another command: 'python forge.py",
            "chained": r"job '[^']+' runs another command: .*; python -c pass",
+           "code": r"job '[^']+' runs code of its own", "env": r"job '[^']+' sets environment variables \['PYTHONPATH'\]",
            "by_hand": r"its input 'dashboard' is '.*fake.*', not an output of a built-in rai_tabular_insight_gather"}
     for key, ref in refs.items():
         assert ml.jobs.get_raw(ref.partition("/")[0])["status"] == "Completed", key

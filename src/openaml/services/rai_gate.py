@@ -152,7 +152,12 @@ class _Provenance:
             self._fail(job, f"output {output!r}", component, f"job {name!r} is {row.get('status')}, not Completed")
         declared = (spec.get("outputs") or {}).get(output)
         if isinstance(declared, dict) and declared.get("path"):  # another job could write that place too
-            self._fail(job, f"output {output!r}", component, f"the output is written to a path of the caller's: {declared['path']!r}")
+            self._fail(job, f"output {output!r}", component,
+                       f"the output is written to a path of the caller's: {declared['path']!r}")
+        store = declared.get("datastore") if isinstance(declared, dict) else None
+        if store and store != self.ctx.services["datastores"].default_name():  # files the caller may change
+            self._fail(job, f"output {output!r}", component,
+                       f"the output is written to datastore {store!r}, not the workspace's default")
         return {**row, "_component": component}
 
     def _environment(self, component: str) -> dict[str, Any]:
