@@ -133,10 +133,10 @@ class _Provenance:
             self._fail(job, f"output {output!r}", component, "no such job")
         spec, runtime = row.get("spec") or {}, row.get("runtime") or {}
         name = row.get("name", job)
-        if output not in outputs:
-            self._fail(job, f"output {output!r}", component, f"it is not its output {' or '.join(outputs)}")
         if spec.get("type", "command") != "command" or spec.get("command") not in _builtin_commands(component):
             self._fail(job, f"output {output!r}", component, f"job {name!r} runs another command: {spec.get('command')!r}")
+        if output not in outputs:
+            self._fail(job, f"output {output!r}", component, f"it is not its output {' or '.join(outputs)}")
         if runtime.get("code_dir") or spec.get("code"):
             self._fail(job, f"output {output!r}", component, f"job {name!r} runs code of its own: {spec.get('code')!r}")
         unsafe = sorted(k for k in spec.get("environment_variables") or {}
