@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -18,50 +20,95 @@ import pytest
 
 from openaml.errors import ConflictError, NotFoundError, ValidationError
 from tests.conftest import start_server
-from tests.rai_fixture import write_dashboard
 
 MODEL = "gated"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+_REG = "azureml://registries/azureml/components"
+_FAILING = r"selection_rate_difference\(Sex\) = [0-9.]+ \(must be <= 0.05\)"
+
+
+def _chain(version: str, config: str) -> str:
+    """The built-in constructor -> gather -> score card steps on ``gated:<version>`` (pipeline YAML)."""
+    v = version
+    return textwrap.dedent(f"""\
+      c{v}:
+        type: command
+        component: {_REG}/rai_tabular_insight_constructor/labels/latest
+        inputs:
+          task_type: classification
+          model_info: {MODEL}:{v}
+          model_input: {{type: mlflow_model, path: azureml:{MODEL}:{v}}}
+          train_dataset: ${{{{parent.inputs.train}}}}
+          test_dataset: ${{{{parent.inputs.test}}}}
+          target_column_name: Survived
+          categorical_column_names: '["Sex", "Embarked"]'
+      g{v}:
+        type: command
+        component: {_REG}/microsoft_azureml_rai_tabular_insight_gather/labels/latest
+        inputs:
+          constructor: ${{{{parent.jobs.c{v}.outputs.rai_insights_dashboard}}}}
+      s{v}:
+        type: command
+        component: {_REG}/rai_tabular_score_card/labels/latest
+        inputs:
+          dashboard: ${{{{parent.jobs.g{v}.outputs.dashboard}}}}
+          pdf_generation_config: {{type: uri_file, path: ./{config}}}
+    """)
 
 
 @pytest.fixture(scope="module")
 def gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """Its own server; a job whose outputs hold a passing (``passing``) and a failing (``failing``: the
-    demographic parity difference above 0.05) dashboard score card, and one without (``empty``)."""
+    """Its own server; ``gated`` versions 1 and 2 (the titanic example's model), each with a real score
+    card from the built-in constructor -> gather -> score card chain: version 1's passes (accuracy >=
+    0.5), version 2's fails (selection rate difference by Sex above 0.05). ``cards``: version -> the
+    ``<job>/<output>`` of its score card."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
     from openaml import MLClient
 
     root = tmp_path_factory.mktemp("rai-gate")
     handle = start_server(root / "ws", name="rai-gate")
     ml = MLClient(workspace=handle.url)
-    src = root / "src"
-    write_dashboard(src / "pass", MODEL, "1")
-    write_dashboard(src / "fail", MODEL, "2", dp_threshold=0.05)
-    (src / "copy.py").write_text(textwrap.dedent("""\
-        import shutil, sys
-        shutil.copy("pass/dashboard.json", sys.argv[1]); shutil.copy("fail/dashboard.json", sys.argv[2])
-        """))
-    (root / "job.yml").write_text(textwrap.dedent("""\
-        type: command
-        code: src
-        command: python copy.py ${{outputs.passing}} ${{outputs.failing}}
-        outputs: {passing: {type: uri_folder}, failing: {type: uri_folder}, empty: {type: uri_folder}}
-        """))
     env = {**os.environ, "OPENAML_WORKSPACE": handle.url}
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "openaml", *args], env=env, capture_output=True, text=True,
-                              timeout=300)
+                              timeout=600, cwd=cwd)
 
-    p = cli("job", "create", "--file", str(root / "job.yml"), "-o", "json")
-    assert p.returncode == 0, p.stderr
-    import json
+    import pandas as pd
 
-    job = json.loads(p.stdout)["name"]
-    done = ml.jobs.wait(job, timeout=600) if hasattr(ml.jobs, "wait") else None
-    assert done is None or done.status == "Completed"
-    (root / "model").mkdir()
-    (root / "model" / "w.txt").write_text("w")
+    sys.path.insert(0, str(EXAMPLES / "titanic" / "src"))
     try:
-        yield {"url": handle.url, "ml": ml, "cli": cli, "job": job, "model_dir": root / "model"}
+        from train import build_pipeline  # the example's own model
+    finally:
+        sys.path.pop(0)
+    shutil.copytree(EXAMPLES / "titanic" / "rai" / "data", root / "data")
+    train = pd.read_parquet(root / "data" / "train" / "train.parquet")
+    X, y = train.drop(columns=["Survived"]), train["Survived"]
+    model = build_pipeline(1.0, 100).fit(X, y)
+    mlflow.sklearn.save_model(model, str(root / "model"), signature=infer_signature(X, model.predict(X)),
+                              skops_trusted_types=["numpy.dtype"])
+    for v in ("1", "2"):
+        p = cli("model", "create", "--name", MODEL, "--version", v, "--path", str(root / "model"), "--type",
+                "mlflow_model")
+        assert p.returncode == 0, p.stderr
+    (root / "pass.json").write_text(json.dumps({"Metrics": {"accuracy_score": {"threshold": ">=0.5"}}}))
+    (root / "fail.json").write_text(json.dumps({
+        "Metrics": {"accuracy_score": {"threshold": ">=0.5"}},
+        "Fairness": {"metric": ["selection_rate"], "sensitive_features": ["Sex"], "threshold": "<=0.05"}}))
+    (root / "chain.yml").write_text("type: pipeline\ninputs:\n  train: {type: mltable, path: ./data/train}\n"
+                                    "  test: {type: mltable, path: ./data/test}\njobs:\n"
+                                    + textwrap.indent(_chain("1", "pass.json") + _chain("2", "fail.json"), "  "))
+    p = cli("job", "create", "--file", str(root / "chain.yml"), "-o", "json", cwd=root)
+    assert p.returncode == 0, p.stderr
+    pipeline = json.loads(p.stdout)["name"]
+    cli("job", "stream", "--name", pipeline)
+    assert ml.jobs.get_raw(pipeline)["status"] == "Completed", ml.jobs.get_raw(pipeline).get("error")
+    try:
+        yield {"url": handle.url, "ml": ml, "cli": cli, "root": root, "model_dir": root / "model",
+               "pipeline": pipeline, "cards": {"1": f"{pipeline}-s1/scorecard", "2": f"{pipeline}-s2/scorecard"},
+               "versions": {"pass": "1", "fail": "2"}}
     finally:
         ml.close()
         handle.stop()
@@ -70,43 +117,45 @@ def gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 def _create(g: dict[str, Any], **tags: str) -> Any:
     from openaml.entities import Model
 
-    return g["ml"].models.create_or_update(Model(name=MODEL, path=str(g["model_dir"]), type="custom_model", tags=tags))
+    return g["ml"].models.create_or_update(Model(name=MODEL, path=str(g["model_dir"]), type="mlflow_model",
+                                                 tags=tags))
 
 
 def test_the_verdict_is_derived_from_the_linked_score_card(gate):
-    ml, job = gate["ml"], gate["job"]
-    v1 = _create(gate, **{"rai.scorecard": f"{job}/passing"})
+    ml, cards = gate["ml"], gate["cards"]
+    v1 = ml.models.update(MODEL, "1", tags={"rai.scorecard": cards["1"]})
     assert v1.tags["rai.verdict"] == "pass" and v1.tags["rai.failed"] == ""
-    v2 = _create(gate)
-    assert "rai.verdict" not in v2.tags
-    p = gate["cli"]("model", "update", "-n", MODEL, "-v", str(v2.version), "--set",
-                    f"tags.rai.scorecard={job}/failing", "-o", "json")
+    assert "rai.verdict" not in ml.models.get(MODEL, version="2").tags
+    p = gate["cli"]("model", "update", "-n", MODEL, "-v", "2", "--set", f"tags.rai.scorecard={cards['2']}", "-o", "json")
     assert p.returncode == 0, p.stderr
-    shown = ml.models.get(MODEL, version=v2.version)
-    assert shown.tags["rai.verdict"] == "fail" and shown.tags["rai.scorecard"] == f"{job}/failing"
-    assert "demographic_parity_difference = 0.8398" in shown.tags["rai.failed"]
-    assert "(must be <= 0.05)" in shown.tags["rai.failed"] and "accuracy" not in shown.tags["rai.failed"]
-    gate["versions"] = {"pass": str(v1.version), "fail": str(v2.version)}
+    shown = ml.models.get(MODEL, version="2")
+    assert shown.tags["rai.verdict"] == "fail" and shown.tags["rai.scorecard"] == cards["2"]
+    assert re.search(_FAILING, shown.tags["rai.failed"]) and "accuracy" not in shown.tags["rai.failed"]
 
 
-def test_a_verdict_cannot_be_claimed_nor_linked_to_nothing(gate):
-    ml, job = gate["ml"], gate["job"]
+def test_a_verdict_cannot_be_claimed_nor_linked_to_another_version(gate):
+    ml, cards = gate["ml"], gate["cards"]
     before = len(ml.models.list(MODEL))
     with pytest.raises(ValidationError, match=r"'rai.verdict' is written by the server.*rai.scorecard"):
         _create(gate, **{"rai.verdict": "pass"})
     with pytest.raises(ValidationError, match="rai.verdict"):
-        ml.models.update(MODEL, gate["versions"]["fail"], tags={"rai.verdict": "pass"})
+        ml.models.update(MODEL, "2", tags={"rai.verdict": "pass"})
     with pytest.raises(ValidationError, match=r"<job name>/<output name>"):
-        ml.models.update(MODEL, gate["versions"]["fail"], tags={"rai.scorecard": "just-a-job"})
-    with pytest.raises(ValidationError, match=r"output 'empty' of job .* holds no score card"):
-        _create(gate, **{"rai.scorecard": f"{job}/empty"})
+        ml.models.update(MODEL, "2", tags={"rai.scorecard": "just-a-job"})
     with pytest.raises(NotFoundError):
-        ml.models.update(MODEL, gate["versions"]["fail"], tags={"rai.scorecard": "no-such-job-xyz/out"})
-    # the passing score card is version 1's: it cannot be version 2's verdict
-    with pytest.raises(ValidationError, match=rf"that score card is of model {MODEL}:1, not {MODEL}:2"):
-        ml.models.update(MODEL, gate["versions"]["fail"], tags={"rai.scorecard": f"{job}/passing"})
+        ml.models.update(MODEL, "2", tags={"rai.scorecard": "no-such-job-xyz/out"})
+    # the gather step's dashboard is the built-in's but holds no score card
+    with pytest.raises(ValidationError, match=r"output 'dashboard' of job .* holds no score card"):
+        ml.models.update(MODEL, "2", tags={"rai.scorecard": f"{gate['pipeline']}-g2/dashboard"})
+    # the passing score card is version 1's: it cannot be version 2's verdict (review16 F9)
+    with pytest.raises(ValidationError, match=rf"that score card is of {MODEL}:1, not {MODEL}:2"):
+        ml.models.update(MODEL, "2", tags={"rai.scorecard": cards["1"]})
+    # nor of a version being registered: its score card cannot exist yet
+    with pytest.raises(ValidationError, match=r"a version being registered has no score card yet.*register the "
+                                              r"version, run the RAI pipeline on it, then link"):
+        _create(gate, **{"rai.scorecard": cards["1"]})
     assert len(ml.models.list(MODEL)) == before  # nothing registered by a refused create
-    assert ml.models.get(MODEL, version=gate["versions"]["fail"]).tags["rai.verdict"] == "fail"
+    assert ml.models.get(MODEL, version="2").tags["rai.verdict"] == "fail"
 
 
 def test_policy_is_set_with_the_cli_and_read_with_the_sdk(gate):
@@ -126,10 +175,10 @@ def test_policy_is_set_with_the_cli_and_read_with_the_sdk(gate):
 
 
 def test_a_protected_tag_or_stage_needs_a_passing_verdict(gate):
-    ml, job, v = gate["ml"], gate["job"], gate["versions"]
+    ml, cards, v = gate["ml"], gate["cards"], gate["versions"]
     p = gate["cli"]("model", "update", "-n", MODEL, "-v", v["fail"], "--set", "tags.production=true")
     assert p.returncode != 0
-    assert "RAI gate" in p.stderr and "demographic_parity_difference = 0.8398 (must be <= 0.05)" in p.stderr
+    assert "RAI gate" in p.stderr and re.search(_FAILING, p.stderr)
     assert "production" not in ml.models.get(MODEL, version=v["fail"]).tags
     r = httpx.patch(f"{gate['url']}/api/v1/models/{MODEL}/versions/{v['fail']}", json={"stage": "Production"})
     assert r.status_code == 409 and "stage Production" in r.json()["error"]["message"]
@@ -148,12 +197,16 @@ def test_a_protected_tag_or_stage_needs_a_passing_verdict(gate):
         ml.models.update(MODEL, v["fail"], tags={"production": "true"})
     ok = ml.models.update(MODEL, v["pass"], tags={"production": "true"}, stage="Production")
     assert ok.tags["production"] == "true" and ok.stage == "Production"
-    # registering a version under a protected tag: its linked score card must pass, in the same call
+    # registering a new version under a protected tag can never pass: its score card cannot exist yet
+    # (review16 F9: version 1's passing card let a new version take the tag)
     before = len(ml.models.list(MODEL))
-    with pytest.raises(ConflictError, match="cannot be registered with tag production"):
-        _create(gate, production="1", **{"rai.scorecard": f"{job}/failing"})
+    for tags in ({"production": "1", "rai.scorecard": cards["2"]}, {"production": "1", "rai.scorecard": cards["1"]}):
+        with pytest.raises(ValidationError, match="a version being registered has no score card yet"):
+            _create(gate, **tags)
+    with pytest.raises(ConflictError, match=r"cannot be registered with tag production.*no score card yet; register "
+                                            r"the version without the protected tag.*then set the tag"):
+        _create(gate, production="1")
     assert len(ml.models.list(MODEL)) == before
-    assert _create(gate, production="1", **{"rai.scorecard": f"{job}/passing"}).tags["rai.verdict"] == "pass"
     # an unprotected tag is free whatever the verdict
     assert ml.models.update(MODEL, v["fail"], tags={"team": "a"}).tags["team"] == "a"
 
@@ -169,20 +222,20 @@ def test_mlflow_rest_writes_pass_the_same_gate(gate):
     ml.workspaces.update_rai_gate(require="pass", protected_tags=["production"], protected_stages=["Production"],
                                   protected_aliases=["champion"])
     client = MlflowClient(tracking_uri=f"{gate['url']}/mlflow", registry_uri=f"{gate['url']}/mlflow")
-    failing = "demographic_parity_difference = 0.8398 (must be <= 0.05)"
+    failing = "selection_rate_difference(Sex) = "
     with pytest.raises(RestException, match="RESOURCE_CONFLICT") as e:
         client.set_model_version_tag(MODEL, v["fail"], "production", "yes")
-    assert e.value.get_http_status_code() == 409 and failing in e.value.message
+    assert e.value.get_http_status_code() == 409 and re.search(_FAILING, e.value.message)
     assert "production" not in client.get_model_version(MODEL, v["fail"]).tags
     for alias in ("champion", "production"):  # a protected alias, and a protected tag's key as an alias
-        with pytest.raises(RestException, match=f"alias '{alias}'.*{failing[:20]}"):
+        with pytest.raises(RestException, match=f"alias '{alias}'.*{re.escape(failing)}"):
             client.set_registered_model_alias(MODEL, alias, v["fail"])
     assert "champion" not in client.get_registered_model(MODEL).aliases
     with pytest.raises(RestException, match="stage Production"):
         client.transition_model_version_stage(MODEL, v["fail"], "Production")
     source = client.get_model_version(MODEL, v["fail"]).source
     before = len(client.search_model_versions(f"name='{MODEL}'"))
-    with pytest.raises(RestException, match="cannot be registered|no RAI score card"):
+    with pytest.raises(RestException, match="cannot be registered.*no score card yet.*then set the tag"):
         client.create_model_version(MODEL, source, tags={"production": "1"})
     assert len(client.search_model_versions(f"name='{MODEL}'")) == before
     # a body double-encoded as a JSON string, which MLflow's server decodes a second time, is checked
@@ -219,7 +272,7 @@ def test_deployments_need_a_passing_verdict(gate):
                   json={**dep, "model": f"azureml:{MODEL}:{v['fail']}"})
     assert r.status_code == 409, r.text
     msg = r.json()["error"]["message"]
-    assert "online endpoint 'gated-ep'" in msg and "demographic_parity_difference = 0.8398" in msg
+    assert "online endpoint 'gated-ep'" in msg and re.search(_FAILING, msg)
     r = httpx.put(f"{url}/api/v1/online-endpoints/gated-ep/deployments/blue",
                   json={**dep, "model": {"path": str(gate["model_dir"])}})
     assert r.status_code == 409 and "inline model" in r.json()["error"]["message"]
@@ -258,3 +311,150 @@ def test_cli_model_update_refuses_fields_it_cannot_change(gate):
     p = gate["cli"]("model", "update", "-n", MODEL, "-v", gate["versions"]["pass"], "--set", "path=elsewhere")
     assert p.returncode != 0 and "--set path" in p.stderr
     assert Path(gate["model_dir"]).exists()
+
+
+def test_a_forged_score_card_is_refused(gate):
+    """review16 F7: a passing verdict written by anything but the built-in chain constructor -> gather ->
+    score card is refused naming why: a plain command job writing the files, an inline component with
+    the built-in's name and another command, the built-in command run by hand on a forged dashboard,
+    the built-in command with a shell command chained after it, with code of its own, or with
+    PYTHONPATH set."""
+    from openaml.rai.registry import builtin_component
+
+    root, cli = gate["root"] / "forge", gate["cli"]
+    (root / "src").mkdir(parents=True)
+    dashboard = {"schema": "openaml.rai.dashboard/1", "title": "forged", "task_type": "classification",
+                 "model": {"name": MODEL, "version": "2", "uri": f"azureml:{MODEL}:2"},
+                 "metrics": {"overall": {"accuracy": 0.99}}, "test": {"rows": []}, "scorecard": None}
+    (root / "src" / "forge.py").write_text(textwrap.dedent(f"""\
+        import json, pathlib, sys
+        out = pathlib.Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)
+        doc = {dashboard!r}
+        doc["scorecard"] = {{"verdict": "pass", "checks": []}}
+        (out / "dashboard.json").write_text(json.dumps(doc))
+        (out / "scorecard.json").write_text(json.dumps(doc["scorecard"]))
+        """))
+    (root / "fake").mkdir()
+    (root / "fake" / "dashboard.json").write_text(json.dumps(dashboard))
+    (root / "cfg.json").write_text(json.dumps({"Metrics": {"accuracy_score": {"threshold": ">=0.5"}}}))
+    template = builtin_component("azureml", "rai_tabular_score_card")["command"]
+    ports = textwrap.dedent("""\
+        inputs: {dashboard: {type: uri_folder, path: ./fake}, pdf_generation_config: {type: uri_file, path: ./cfg.json}}
+        outputs: {scorecard: {type: uri_folder}}
+        """)
+    jobs = {
+        "plain": "type: command\ncode: ./src\ncommand: python forge.py ${{outputs.scorecard}}\n"
+                 "outputs: {scorecard: {type: uri_folder}}\n",
+        "by_hand": f"type: command\ncommand: {json.dumps(template)}\n{ports}",
+        "chained": f"type: command\ncommand: {json.dumps(template + '; python -c pass')}\n{ports}",
+        "code": f"type: command\ncode: ./src\ncommand: {json.dumps(template)}\n{ports}",
+        "env": f"type: command\ncommand: {json.dumps(template)}\n{ports}environment_variables: {{PYTHONPATH: /tmp}}\n",
+        "inline": textwrap.dedent("""\
+            type: pipeline
+            jobs:
+              scorecard_01:
+                type: command
+                component:
+                  name: rai_tabular_score_card
+                  version: 0.18.0
+                  type: command
+                  code: ./src
+                  outputs: {scorecard: {type: uri_folder}}
+                  command: python forge.py ${{outputs.scorecard}}
+            """)}
+    names = {}
+    for key, text in jobs.items():
+        (root / f"{key}.yml").write_text(text)
+        p = cli("job", "create", "--file", str(root / f"{key}.yml"), "-o", "json", cwd=root)
+        assert p.returncode == 0, (key, p.stderr)
+        names[key] = json.loads(p.stdout)["name"]
+    for name in names.values():
+        cli("job", "stream", "--name", name)
+    ml = gate["ml"]
+    refs = {"plain": f"{names['plain']}/scorecard", "by_hand": f"{names['by_hand']}/scorecard",
+            "chained": f"{names['chained']}/scorecard", "inline": f"{names['inline']}-scorecard_01/scorecard",
+            "code": f"{names['code']}/scorecard", "env": f"{names['env']}/scorecard"}
+    why = {"plain": r"job '[^']+' runs another command: 'python forge.py",
+           "inline": r"job '[^']+' runs another command: 'python forge.py",
+           "chained": r"job '[^']+' runs another command: .*; python -c pass",
+           "code": r"job '[^']+' runs code of its own", "env": r"job '[^']+' sets environment variables \['PYTHONPATH'\]",
+           "by_hand": r"its input 'dashboard' is '.*fake.*', not an output of a built-in rai_tabular_insight_gather"}
+    for key, ref in refs.items():
+        assert ml.jobs.get_raw(ref.partition("/")[0])["status"] == "Completed", key
+        with pytest.raises(ValidationError, match=r"(output 'scorecard'|the output) of job '[^']+' was not written by "
+                                                  rf"the built-in RAI rai_tabular_score_card component \({why[key]}"):
+            ml.models.update(MODEL, "2", tags={"rai.scorecard": ref})
+    shown = ml.models.get(MODEL, version="2").tags
+    assert shown.get("rai.verdict") != "pass" and shown.get("rai.scorecard") not in refs.values()
+
+
+def test_a_score_card_of_a_pipeline_built_in_the_sdk_passes(gate):
+    """The chain built in the SDK from ``MLClient(registry_name="azureml").components.get(...)`` (Azure's
+    notebooks) is the built-in's: its score card is trusted."""
+    from openaml import Input, MLClient, dsl
+
+    reg = MLClient(workspace=gate["url"], registry_name="azureml")
+    version = reg.components.get("microsoft_azureml_rai_tabular_insight_constructor", label="latest").version
+    constructor = reg.components.get("microsoft_azureml_rai_tabular_insight_constructor", version=version)
+    gather = reg.components.get("microsoft_azureml_rai_tabular_insight_gather", version=version)
+    score_card = reg.components.get("microsoft_azureml_rai_tabular_score_card", version=version)
+    root = gate["root"]
+
+    @dsl.pipeline(compute="local", experiment_name="rai-gate-sdk")
+    def rai(train: Input, test: Input, config: Input) -> dict:
+        create = constructor(title="sdk", task_type="classification", model_info=f"{MODEL}:1",
+                             model_input=Input(type="mlflow_model", path=f"azureml:{MODEL}:1"),
+                             train_dataset=train, test_dataset=test, target_column_name="Survived",
+                             categorical_column_names='["Sex", "Embarked"]')
+        gathered = gather(constructor=create.outputs.rai_insights_dashboard)
+        card = score_card(dashboard=gathered.outputs.dashboard, pdf_generation_config=config)
+        return {"scorecard": card.outputs.scorecard}
+
+    job = gate["ml"].jobs.create_or_update(rai(
+        train=Input(type="mltable", path=str(root / "data" / "train")),
+        test=Input(type="mltable", path=str(root / "data" / "test")),
+        config=Input(type="uri_file", path=str(root / "pass.json"))))
+    gate["cli"]("job", "stream", "--name", job.name)
+    assert gate["ml"].jobs.get_raw(job.name)["status"] == "Completed"
+    step = next(c["name"] for c in gate["ml"].jobs.list_raw(parent_job_name=job.name) if c["name"].endswith("-card"))
+    shown = gate["ml"].models.update(MODEL, "1", tags={"rai.scorecard": f"{step}/scorecard"})
+    assert shown.tags["rai.verdict"] == "pass" and shown.tags["rai.scorecard"] == f"{step}/scorecard"
+
+
+def test_a_score_card_of_a_reused_step_is_the_step_it_reuses(gate):
+    """The same pipeline submitted again reuses every step (its records point at the earlier steps):
+    the reused score card is the built-in's too."""
+    cli, ml = gate["cli"], gate["ml"]
+    p = cli("job", "create", "--file", str(gate["root"] / "chain.yml"), "-o", "json", cwd=gate["root"])
+    assert p.returncode == 0, p.stderr
+    again = json.loads(p.stdout)["name"]
+    cli("job", "stream", "--name", again)
+    step = ml.jobs.get_raw(f"{again}-s2")
+    assert step["status"] == "Completed" and step["properties"]["azureml.isreused"] == "true", step
+    shown = ml.models.update(MODEL, "2", tags={"rai.scorecard": f"{again}-s2/scorecard"})
+    assert shown.tags["rai.verdict"] == "fail" and re.search(_FAILING, shown.tags["rai.failed"])
+
+
+def test_cli_set_tags_keeps_the_text_typed(gate):
+    """review16 F11: ``--set tags.release=true`` stored Python's ``True``, so the key=value protected tag
+    ``release=true`` did not apply to it."""
+    ml, cli = gate["ml"], gate["cli"]
+    for v in ("1", "2"):
+        ml.models.update(MODEL, v, tags={"rai.scorecard": gate["cards"][v]})
+    before = ml.workspaces.get_rai_gate()
+    ml.workspaces.update_rai_gate(require="pass", protected_tags=["release=true"])
+    try:
+        p = cli("model", "update", "-n", MODEL, "-v", "2", "--set", "tags.release=true")
+        assert p.returncode != 0 and "tag release=true" in p.stderr and "RAI gate" in p.stderr
+        assert "release" not in ml.models.get(MODEL, version="2").tags
+        p = cli("model", "update", "-n", MODEL, "-v", "1", "--set", "tags.release=true", "--set", "tags.build=007",
+                "--set", "tags.rai.note=yes", "--set", "description=on", "-o", "json")
+        assert p.returncode == 0, p.stderr
+        tags = ml.models.get(MODEL, version="1").tags
+        assert (tags["release"], tags["build"], tags["rai.note"]) == ("true", "007", "yes")
+        p = cli("model", "create", "--name", "typed", "--path", str(gate["model_dir"]), "--type", "mlflow_model",
+                "--set", "tags.flag=false", "--set", "tags.n=1.50", "-o", "json")
+        assert p.returncode == 0, p.stderr
+        assert json.loads(p.stdout)["tags"] | {} == {**json.loads(p.stdout)["tags"], "flag": "false", "n": "1.50"}
+    finally:
+        ml.workspaces.update_rai_gate(**before)

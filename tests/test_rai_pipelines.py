@@ -117,6 +117,9 @@ def test_titanic_chapter8_fairness_mitigation_and_score_card(cli: Any, ml_client
     assert card["verdict"] in ("pass", "fail")
     assert {c["metric"] for c in card["checks"]} >= {"accuracy", "recall", "selection_rate_difference(Sex)"}
     assert card["verdict"] == ("pass" if all(c["passed"] for c in card["checks"]) else "fail")
+    # the chapter 8 pipeline is the built-in chain: its score card is trusted by the RAI gate (review16 F7)
+    linked = ml_client.models.update(name, "1", tags={"rai.scorecard": f"{job_name}-scorecard_01/scorecard"})
+    assert linked.tags["rai.verdict"] == card["verdict"]
 
 
 def test_a_bad_input_fails_the_constructor_step_naming_the_column(cli: Any, ml_client: Any, tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ def create(file: Annotated[str | None, typer.Option("--file", "-f", help="Model 
         if not sep or not key:
             raise ValidationError(f"--tags {tag!r}: expected key=value")
         fields.setdefault("tags", {})[key] = value
-    overrides: list[Any] = [*(set_ or []), *[{k: v} for k, v in fields.items()]]
+    overrides: list[Any] = [*_tags_as_typed(set_), *[{k: v} for k, v in fields.items()]]
     if file:
         model = load_entity(Model, file, params_override=overrides, kind="model")
     else:
@@ -93,6 +93,18 @@ def download(name: NameOpt,
     info(f"downloaded model {name}:{version} to {Path(download_path) / name}")
 
 
+def _tags_as_typed(set_: list[str] | None) -> list[Any]:
+    """``--set tags.<key>=<text>`` (and ``description``, ``stage``) keeps the text as typed: they are
+    strings in Azure ML, so ``true`` stays ``true``, not YAML's boolean written back as ``True``
+    (review16 F11); other ``--set`` items as given."""
+    out: list[Any] = []
+    for item in set_ or []:
+        key, sep, raw = str(item).partition("=")
+        text = sep and (key.strip().startswith("tags.") or key.strip() in ("description", "stage"))
+        out.append({key.strip(): raw} if text else item)
+    return out
+
+
 def _flat_tags(tags: Any, prefix: str = "") -> dict[str, str]:
     """``--set tags.rai.scorecard=x`` arrives nested ({"rai": {"scorecard": "x"}}): tag keys keep their dots."""
     out: dict[str, str] = {}
@@ -113,7 +125,7 @@ def update(name: NameOpt, version: Annotated[str, typer.Option("--version", "-v"
     from openaml._yaml import apply_set_overrides
     from openaml.errors import ValidationError
 
-    fields = apply_set_overrides({}, set_)
+    fields = apply_set_overrides({}, _tags_as_typed(set_))
     unknown = sorted(set(fields) - {"tags", "description", "stage"})
     if unknown or not fields:
         raise ValidationError(f"--set {unknown[0] if unknown else ''}: model update changes tags.<key>, description "

@@ -10,7 +10,11 @@ The score card reads a gathered dashboard and a config JSON in Azure's ``pdf_gen
 shape (``Model``, ``Metrics`` with thresholds such as ``">=0.7"``, ``Fairness`` with ``metric``,
 ``sensitive_features``, ``fairness_evaluation_kind`` and ``threshold``), checks every threshold, and
 writes ``scorecard.pdf`` (matplotlib's PDF backend), ``scorecard.json`` and ``dashboard.json`` with
-the ``scorecard`` part (verdict ``pass`` when every check passes).
+the ``scorecard`` part (verdict ``pass`` when every check passes). A metric or a Fairness section
+without a threshold is reported (``reported``: metric and value) with no pass/fail, as Azure's score
+card shows it. Fairness metrics are computed by group with fairlearn's ``MetricFrame``: selection
+rate, accuracy, recall, false positive rate for classification; mean absolute error, mean squared
+error, root mean squared error, r2 for regression.
 """
 
 from __future__ import annotations
@@ -146,8 +150,11 @@ def gather(constructor: str, insights: list[str], dashboard: str, ux_json: str |
 
 # ---------------------------------------------------------------------------------------- score card
 _AZURE_METRIC = {"accuracy_score": "accuracy", "precision_score": "precision", "recall_score": "recall",
-                 "f1_score": "f1", "mean_absolute_error": "mae", "root_mean_squared_error": "rmse",
-                 "r2_score": "r2", "selection_rate": "selection_rate", "false_positive_rate": "false_positive_rate"}
+                 "f1_score": "f1", "mean_absolute_error": "mae", "mean_squared_error": "mse",
+                 "root_mean_squared_error": "rmse", "r2_score": "r2", "selection_rate": "selection_rate",
+                 "false_positive_rate": "false_positive_rate"}
+#: the per-group metrics of a regression dashboard's Fairness section (Azure's regression score card)
+_REGRESSION_FAIRNESS = ("mae", "mse", "rmse", "r2")
 _THRESHOLD = re.compile(r"^\s*(>=|<=|>|<|==)?\s*(-?[0-9.]+(?:e-?[0-9]+)?)\s*$")
 
 
@@ -163,39 +170,91 @@ def _passes(value: float, op: str, threshold: float) -> bool:
             "==": value == threshold}[op]
 
 
-def _checks(doc: dict[str, Any], config: dict[str, Any]) -> list[dict[str, Any]]:
-    from openaml.rai.fairness import assess_fairness
+def _regression_fairness(y_true: Any, y_pred: Any, sensitive: pd.DataFrame) -> dict[str, Any]:
+    """{column: {"difference": {metric: v}, "ratio": {metric: v}, "by_group": ...}} of mae, mse, rmse
+    and r2 by group (fairlearn ``MetricFrame`` with scikit-learn's regression metrics)."""
+    from fairlearn.metrics import MetricFrame
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
-    checks = []
-    overall = doc["metrics"]["overall"]
+    from openaml.rai.fairness import check_sensitive_features
+
+    check_sensitive_features(sensitive, list(sensitive.columns), what="test rows of the dashboard")
+    yt, yp = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+    fns = {"mae": mean_absolute_error, "mse": mean_squared_error,
+           "rmse": lambda a, b: float(np.sqrt(mean_squared_error(a, b))), "r2": r2_score}
+    out: dict[str, Any] = {}
+    for col in sensitive.columns:
+        mf = MetricFrame(metrics=fns, y_true=yt, y_pred=yp, sensitive_features=sensitive[col].astype(str).to_numpy())
+        out[str(col)] = {"by_group": {str(g): {m: float(v) for m, v in row.items()} for g, row in mf.by_group.iterrows()},
+                         "difference": {m: float(v) for m, v in mf.difference().items()},
+                         "ratio": {m: float(v) for m, v in mf.ratio().items()}}
+    return out
+
+
+def _checks(doc: dict[str, Any], config: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(checks, reported): a metric with a ``threshold`` is a check; one without (Azure's ``{}``, or a
+    ``Fairness`` section with no ``threshold``) is reported with its value and no pass/fail.
+
+    Raises:
+        RAIInputError: a metric this dashboard's task has not, a bad threshold, an unknown column.
+    """
+    from openaml.rai.fairness import METRICS, assess_fairness
+
+    checks: list[dict[str, Any]] = []
+    reported: list[dict[str, Any]] = []
+    overall = dict(doc["metrics"]["overall"])
+    if "rmse" in overall:
+        overall["mse"] = overall["rmse"] ** 2
     for name, spec in (config.get("Metrics") or {}).items():
-        if not isinstance(spec, dict) or "threshold" not in spec:
-            continue
         metric = _AZURE_METRIC.get(name, name)
+        if metric not in overall and not (isinstance(spec, dict) and "threshold" in spec):
+            continue  # a metric asked for display only that this dashboard has not (e.g. median_absolute_error)
         if metric not in overall:
             raise RAIInputError(f"pdf_generation_config: Metrics.{name}: not a metric of this {doc['task_type']} "
                                 f"dashboard; metrics: {', '.join(overall)}")
+        if not isinstance(spec, dict) or "threshold" not in spec:
+            reported.append({"metric": metric, "value": overall[metric]})
+            continue
         op, thr = _parse_threshold(spec["threshold"], f"Metrics.{name}")
         checks.append({"metric": metric, "op": op, "threshold": thr, "value": overall[metric],
                        "passed": _passes(overall[metric], op, thr)})
     fair = config.get("Fairness")
     if fair:
         kind = fair.get("fairness_evaluation_kind", "difference")
-        op, thr = _parse_threshold(fair.get("threshold", "<=0.1"), "Fairness")
+        if kind not in ("difference", "ratio"):
+            raise RAIInputError(f"pdf_generation_config: Fairness.fairness_evaluation_kind: {kind!r}; use difference "
+                                "or ratio")
+        check = _parse_threshold(fair["threshold"], "Fairness") if fair.get("threshold") is not None else None
         rows = pd.DataFrame(doc["test"]["rows"])
         cols = list(fair.get("sensitive_features") or [])
         bad = [c for c in cols if c not in rows.columns]
         if bad:
             raise RAIInputError(f"pdf_generation_config: Fairness.sensitive_features: {bad} are not features")
-        classes = doc.get("classes") or ["0", "1"]
-        report = assess_fairness(doc["test"]["y_true"], doc["test"]["y_pred"], rows[cols], pos_label=classes[-1])
+        regression = doc["task_type"] == "regression"
+        allowed = _REGRESSION_FAIRNESS if regression else METRICS
+        names = fair.get("metric") or ["mean_absolute_error" if regression else "selection_rate"]
+        names = [names] if isinstance(names, str) else names
+        unknown = [n for n in names if _AZURE_METRIC.get(n, n) not in allowed]
+        if unknown:
+            azure = [k for k, v in _AZURE_METRIC.items() if v in allowed]
+            raise RAIInputError(f"pdf_generation_config: Fairness.metric: {unknown} are not fairness metrics of a "
+                                f"{doc['task_type']} dashboard; metrics: {', '.join(azure)}")
+        if regression:
+            report = _regression_fairness(doc["test"]["y_true"], doc["test"]["y_pred"], rows[cols])
+        else:
+            classes = doc.get("classes") or ["0", "1"]
+            report = assess_fairness(doc["test"]["y_true"], doc["test"]["y_pred"], rows[cols], pos_label=classes[-1])
         for col in cols:
-            for name in fair.get("metric") or ["selection_rate"]:
+            for name in names:
                 metric = _AZURE_METRIC.get(name, name)
                 value = report[col][kind][metric]
-                checks.append({"metric": f"{metric}_{kind}({col})", "op": op, "threshold": thr, "value": value,
-                               "passed": _passes(value, op, thr)})
-    return checks
+                entry = {"metric": f"{metric}_{kind}({col})", "value": value}
+                if check is None:
+                    reported.append(entry)
+                else:
+                    checks.append({**entry, "op": check[0], "threshold": check[1],
+                                   "passed": _passes(value, *check)})
+    return checks, reported
 
 
 def scorecard(dashboard: str, config_path: str, output: str) -> dict[str, Any]:
@@ -222,8 +281,9 @@ def scorecard(dashboard: str, config_path: str, output: str) -> dict[str, Any]:
         raise RAIInputError(f"input 'pdf_generation_config': {config_path} is not a readable JSON file ({exc})") \
             from None
     doc = json.loads(src.read_text(encoding="utf-8"))
-    checks = _checks(doc, config)
-    card: dict[str, Any] = {"verdict": "pass" if all(c["passed"] for c in checks) else "fail", "checks": checks}
+    checks, reported = _checks(doc, config)
+    card: dict[str, Any] = {"verdict": "pass" if all(c["passed"] for c in checks) else "fail", "checks": checks,
+                            "reported": reported}
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     model = config.get("Model") or {}
@@ -234,6 +294,7 @@ def scorecard(dashboard: str, config_path: str, output: str) -> dict[str, Any]:
                  str(model.get("ModelSummary") or ""), "", f"Verdict: {card['verdict'].upper()}", ""]
         lines += [f"{'PASS' if c['passed'] else 'FAIL'}  {c['metric']} = {c['value']:.4f}  (target {c['op']} "
                   f"{c['threshold']})" for c in checks]
+        lines += [f"INFO  {r['metric']} = {r['value']:.4f}  (no threshold)" for r in reported]
         lines += ["", "Overall metrics:"] + [f"  {k}: {v:.4f}" for k, v in doc["metrics"]["overall"].items()]
         fig.text(0.08, 0.95, "\n".join(lines), va="top", family="monospace", fontsize=10)
         pdf.savefig(fig)

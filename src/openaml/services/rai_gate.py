@@ -3,9 +3,12 @@ its Responsible AI score card's verdict, and a workspace policy makes promotion 
 
 Verdict (model version tags, docs/guide/rai.md "Studio, explanations and the promotion gate"):
 
-- ``rai.scorecard``: ``<job>/<output>``, the job output holding the score card: a ``dashboard.json``
-  (its ``scorecard``: the RAI gather output) or a ``scorecard.json`` (``{"verdict", "checks"}``).
-  Set it at registration (``tags``) or later (``openaml model update --set tags.rai.scorecard=...``);
+- ``rai.scorecard``: ``<job>/<output>``, the ``scorecard`` output of a job that ran the built-in
+  ``rai_tabular_score_card`` component, fed by the built-in gather and constructor (each job's record
+  is checked: the component's command unchanged, no code of its own, the built-in environment; any
+  other output is refused naming why), whose dashboard names this model version (the constructor's
+  ``model_input`` is that registered version). Link it once the version exists (``openaml model update
+  --set tags.rai.scorecard=...``): a version being registered has no score card yet;
 - ``rai.verdict`` (``pass``/``fail``) and ``rai.failed`` (the failing checks, as text) are written by
   the server from that file, never by the caller (a caller-set value is refused): a verdict cannot be
   claimed, only derived.
@@ -31,6 +34,7 @@ action, the verdict and each failing check with its value and threshold.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
@@ -59,15 +63,13 @@ class RaiGatePolicy(pydantic.BaseModel):
     deployments: list[Literal["online", "batch"]] = pydantic.Field(default_factory=lambda: _ALL_DEPLOYMENTS.copy())
 
 
-def _same_model(model: dict[str, Any], name: str | None, version: str | None, ref: str) -> None:
-    """A score card naming a model must be of ``name`` (and ``version``, when both are known)."""
-    if not isinstance(model, dict) or not name or not model.get("name"):
-        return
-    other = str(model["name"]) != name or (version is not None and model.get("version") is not None
-                                           and str(model["version"]) != str(version))
-    if other:
-        raise ValidationError(f"tag {TAG_SCORECARD}={ref!r}: that score card is of model "
-                              f"{model['name']}:{model.get('version')}, not {name}:{version or '(new)'}",
+def _same_model(model: dict[str, Any], name: str, version: str | None, ref: str) -> None:
+    """The score card must name model ``name`` version ``version`` (review16 F9: always)."""
+    if str(model.get("name")) != name or version is None or str(model.get("version")) != str(version):
+        shown = f"{model.get('name')}:{model.get('version')}" if model.get("name") else "no model version"
+        raise ValidationError(f"tag {TAG_SCORECARD}={ref!r}: that score card is of {shown}, not {name}:"
+                              f"{version or '(new)'}; a score card is linked to the version it was computed on "
+                              "(the RAI pipeline's constructor model_input/model_info)",
                               details={"field": f"tags.{TAG_SCORECARD}"})
 
 
@@ -75,6 +77,132 @@ def _check_text(c: dict[str, Any]) -> str:
     value = c.get("value")
     shown = f"{value:.4g}" if isinstance(value, int | float) else str(value)
     return f"{c.get('metric')} = {shown} (must be {c.get('op')} {c.get('threshold')})"
+
+
+# ------------------------------------------------------------------ provenance (review16 F7)
+#: environment variables a trusted RAI step may not set: they change what Python imports or runs, or
+#: where the constructor downloads the model from
+_UNSAFE_ENV_PREFIXES = ("PYTHON", "LD_", "DYLD_", "MLFLOW_", "OPENAML_", "AZUREML_")
+_UNSAFE_ENV = ("PATH", "MPLBACKEND")
+_CONSTRUCTOR, _GATHER, _SCORE_CARD = ("rai_tabular_insight_constructor", "rai_tabular_insight_gather",
+                                      "rai_tabular_score_card")
+_JOB_OUTPUT = re.compile(r"^azureml://jobs/(?P<job>[^/]+)/outputs/(?P<output>[^/]+)/?$")
+_MODEL_REF = re.compile(r"^azureml:(?://(?:.*/)?models/(?P<n1>[^/:]+)/versions/(?P<v1>[^/]+)|"
+                        r"(?P<n2>[^/:@]+):(?P<v2>[^/:@]+))/?$")
+
+
+def _builtin_commands(component: str) -> set[str]:
+    """The command templates of every version of built-in ``component`` (both its published names)."""
+    from openaml.rai.registry import builtin_components
+
+    names = (component, f"microsoft_azureml_{component}")
+    return {str(c["command"]) for c in builtin_components() if c["name"] in names}
+
+
+class _Provenance:
+    """Checks that a score card was written by the built-in chain constructor -> gather -> score card
+    (review16 F7), from the job records: ``spec.command`` equal to the built-in component's command
+    template, no code (``runtime.code_dir``), no environment variable that changes what Python imports,
+    the built-in components' environment (``runtime.environment``), Completed, outputs at the job's own
+    place, and each input an ``azureml://jobs/<job>/outputs/<output>`` of the previous built-in step.
+
+    Raises ValidationError naming the job, the output and what is not the built-in's."""
+
+    def __init__(self, ctx: Any, ref: str) -> None:
+        self.ctx, self.ref = ctx, ref
+
+    def _fail(self, job: str, output: str, component: str, why: str) -> NoReturn:
+        raise ValidationError(f"tag {TAG_SCORECARD}={self.ref!r}: {output} of job {job!r} was not written "
+                              f"by the built-in RAI {component} component ({why}); link the score card output of a "
+                              f"pipeline of the azureml registry's {_CONSTRUCTOR}, {_GATHER} and {_SCORE_CARD}",
+                              details={"field": f"tags.{TAG_SCORECARD}"})
+
+    def step(self, job: str, output: str, component: str, outputs: tuple[str, ...]) -> dict[str, Any]:
+        """The record of the job that wrote ``job``'s ``output`` (a reused pipeline step: the step it
+        reuses), after checking that it ran the built-in ``component`` unchanged."""
+        try:
+            row = dict(self.ctx.store.get_job(job))
+            seen = {job}
+            while (row.get("runtime") or {}).get("reused_from"):
+                earlier = str(row["runtime"]["reused_from"])
+                if earlier in seen:
+                    self._fail(job, f"output {output!r}", component, "its reuse chain loops")
+                seen.add(earlier)
+                row = dict(self.ctx.store.get_job(earlier))
+        except NotFoundError:
+            self._fail(job, f"output {output!r}", component, "no such job")
+        spec, runtime = row.get("spec") or {}, row.get("runtime") or {}
+        name = row.get("name", job)
+        if spec.get("type", "command") != "command" or spec.get("command") not in _builtin_commands(component):
+            self._fail(job, f"output {output!r}", component, f"job {name!r} runs another command: {spec.get('command')!r}")
+        if output not in outputs:
+            self._fail(job, f"output {output!r}", component, f"it is not its output {' or '.join(outputs)}")
+        if runtime.get("code_dir") or spec.get("code"):
+            self._fail(job, f"output {output!r}", component, f"job {name!r} runs code of its own: {spec.get('code')!r}")
+        unsafe = sorted(k for k in spec.get("environment_variables") or {}
+                        if str(k).upper().startswith(_UNSAFE_ENV_PREFIXES) or str(k).upper() in _UNSAFE_ENV)
+        if unsafe:
+            self._fail(job, f"output {output!r}", component, f"job {name!r} sets environment variables {unsafe}")
+        want, env = self._environment(component), runtime.get("environment") or {}
+        if (env.get("kind"), env.get("spec_hash")) != (want.get("kind"), want.get("spec_hash")):
+            self._fail(job, f"output {output!r}", component, f"job {name!r} runs in environment "
+                       f"{env.get('ref') or env.get('source')!r}, not the built-in components' "
+                       f"{want.get('ref') or want.get('source')!r}")
+        if str(row.get("status")) != "Completed":
+            self._fail(job, f"output {output!r}", component, f"job {name!r} is {row.get('status')}, not Completed")
+        declared = (spec.get("outputs") or {}).get(output)
+        if isinstance(declared, dict) and declared.get("path"):  # another job could write that place too
+            self._fail(job, f"output {output!r}", component,
+                       f"the output is written to a path of the caller's: {declared['path']!r}")
+        store = declared.get("datastore") if isinstance(declared, dict) else None
+        if store and store != self.ctx.services["datastores"].default_name():  # files the caller may change
+            self._fail(job, f"output {output!r}", component,
+                       f"the output is written to datastore {store!r}, not the workspace's default")
+        return {**row, "_component": component}
+
+    def _environment(self, component: str) -> dict[str, Any]:
+        from openaml.rai.registry import builtin_component
+
+        env = builtin_component("azureml", component).get("environment")
+        return dict(self.ctx.services["environments"].resolve_for_job(env))
+
+    def fed_by(self, row: dict[str, Any], field: str, allowed: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+        """The record of the built-in job (one of ``allowed``: component -> its outputs) whose output
+        feeds ``row``'s input ``field``."""
+        value = ((row.get("spec") or {}).get("inputs") or {}).get(field)
+        path = value.get("path") if isinstance(value, dict) else value
+        m = _JOB_OUTPUT.match(str(path or ""))
+        if not m:
+            self._fail(row["name"], "the output", row["_component"], f"its input {field!r} is {path!r}, "
+                       f"not an output of a built-in {' or '.join(allowed)} job (azureml://jobs/<job>/outputs/<output>)")
+        first: ValidationError | None = None
+        for component, outputs in allowed.items():
+            try:
+                return self.step(m["job"], m["output"], component, outputs)
+            except ValidationError as e:
+                first = first or e
+        assert first is not None
+        raise first
+
+    def check(self, job: str, output: str, model: dict[str, Any]) -> None:
+        """Check the score card ``job``/``output``, its chain, and that the constructor loaded the
+        registered model version the card names (``model_input``: ``azureml:<name>:<version>``, or
+        none: the constructor downloads ``model_info``'s version itself)."""
+        card = self.step(job, output, _SCORE_CARD, ("scorecard",))
+        fed = self.fed_by(card, "dashboard", {_GATHER: ("dashboard", "ux_json"),
+                                              _CONSTRUCTOR: ("rai_insights_dashboard",)})
+        constructor = fed if fed["_component"] == _CONSTRUCTOR else \
+            self.fed_by(fed, "constructor", {_CONSTRUCTOR: ("rai_insights_dashboard",)})
+        value = ((constructor.get("spec") or {}).get("inputs") or {}).get("model_input")
+        path = value.get("path") if isinstance(value, dict) else value
+        if path is None:
+            return
+        m = _MODEL_REF.match(str(path))
+        got = (m["n1"] or m["n2"], m["v1"] or m["v2"]) if m else None
+        if got != (str(model.get("name")), str(model.get("version"))):
+            self._fail(constructor["name"], "output 'rai_insights_dashboard'", _CONSTRUCTOR,
+                       f"its input 'model_input' is {path!r}, not the registered model version the dashboard names, "
+                       f"azureml:{model.get('name')}:{model.get('version')}")
 
 
 class RaiGateService:
@@ -114,21 +242,30 @@ class RaiGateService:
 
     # ------------------------------------------------------------------ verdict
     def read_scorecard(self, ref: str, *, name: str | None = None, version: str | None = None) -> dict[str, Any]:
-        """The score card at ``<job>/<output>``: ``{"verdict", "checks", "model"}``. With ``name`` (and
-        ``version``), a dashboard whose ``model`` names another model or version is refused.
+        """The score card at ``<job>/<output>``: ``{"verdict", "checks", "model"}``.
+
+        Trusted only when the output was written by the built-in ``rai_tabular_score_card`` component,
+        fed by the built-in gather and constructor (:class:`_Provenance`, review16 F7), and when it names
+        the model ``name`` version ``version`` (review16 F9; ``version`` None, a version not registered
+        yet, has no score card: refused).
 
         Raises:
-            ValidationError: ``ref`` is not ``<job>/<output>``, the output holds no score card, or the
-                score card is another model's.
+            ValidationError: ``ref`` is not ``<job>/<output>``; the output is not a built-in score card's,
+                holds no score card, or is another model's or version's.
             NotFoundError: unknown job or output.
         """
         job, sep, output = str(ref).strip().partition("/")
+        field = {"field": f"tags.{TAG_SCORECARD}"}
         if not sep or not job or not output or "/" in output:
-            raise ValidationError(f"tag {TAG_SCORECARD}={ref!r}: write <job name>/<output name> (the output that "
-                                  "holds the RAI score card, e.g. the gather step's dashboard)",
-                                  details={"field": f"tags.{TAG_SCORECARD}"})
+            raise ValidationError(f"tag {TAG_SCORECARD}={ref!r}: write <job name>/<output name> (the score card "
+                                  "step's output, e.g. <pipeline>-scorecard_01/scorecard)", details=field)
+        if name is not None and version is None:
+            raise ValidationError(f"tag {TAG_SCORECARD}={ref!r}: a version being registered has no score card yet "
+                                  "(a score card names the version it was computed on); register the version, run "
+                                  "the RAI pipeline on it, then link its score card with openaml model update -n "
+                                  f"{name} -v <version> --set tags.{TAG_SCORECARD}=<job>/<output>", details=field)
         folder = Path(self.ctx.services["jobs"].output_dir(job, output))
-        for file in ("dashboard.json", "scorecard.json"):  # the dashboard names its model: checked
+        for file in ("dashboard.json", "scorecard.json"):  # the dashboard names its model
             path = folder / file if folder.is_dir() else folder
             if path.name != file or not path.is_file():
                 continue
@@ -139,11 +276,24 @@ class RaiGateService:
             card = data.get("scorecard") if file == "dashboard.json" and isinstance(data, dict) else data
             if isinstance(card, dict) and card.get("verdict") in ("pass", "fail"):
                 model = (data.get("model") if isinstance(data, dict) else None) or card.get("model") or {}
-                _same_model(model, name, version, ref)
-                return {"verdict": card["verdict"], "checks": list(card.get("checks") or []), "model": model}
+                model = model if isinstance(model, dict) else {}
+                _Provenance(self.ctx, str(ref)).check(job, output, model)
+                self._unchanged(job, output, path, str(ref))
+                if name is not None:
+                    _same_model(model, name, version, str(ref))
+                checks = [c for c in card.get("checks") or [] if isinstance(c, dict)]
+                verdict = "pass" if card["verdict"] == "pass" and all(c.get("passed") for c in checks) else "fail"
+                return {"verdict": verdict, "checks": checks, "model": model}
         raise ValidationError(f"tag {TAG_SCORECARD}={ref!r}: output {output!r} of job {job!r} holds no score card "
-                              "(a dashboard.json with a scorecard, or a scorecard.json with verdict pass/fail)",
-                              details={"field": f"tags.{TAG_SCORECARD}"})
+                              "(the rai_tabular_score_card step's scorecard output)", details=field)
+
+    def _unchanged(self, job: str, output: str, path: Path, ref: str) -> None:
+        """The score card file is as its job left it (not written later by another job to that place)."""
+        end = self.ctx.store.get_job(job).get("end_time")
+        if end is not None and path.stat().st_mtime > end.timestamp() + 5:
+            raise ValidationError(f"tag {TAG_SCORECARD}={ref!r}: {path.name} of output {output!r} of job {job!r} "
+                                  "was changed after the job ended; run the score card step again",
+                                  details={"field": f"tags.{TAG_SCORECARD}"})
 
     def derive_tags(self, tags: dict[str, Any], *, name: str | None = None,
                     version: str | None = None) -> dict[str, str]:
@@ -188,10 +338,15 @@ class RaiGateService:
         if self.get_policy().require is None:
             return
         shown = f"{name}:{version or '(new)'}"
+        if version is None:  # review16 F9: a score card names the version it was computed on
+            self._refuse(shown, action, "a version being registered has no score card yet; register the version "
+                         "without the protected tag or stage, run the RAI pipeline on it (its constructor's "
+                         f"model_input azureml:{name}:<version>), link the score card with openaml model update "
+                         f"-n {name} -v <version> --set tags.{TAG_SCORECARD}=<job>/<output>, then set the tag",
+                         None, None)
         ref = tags.get(TAG_SCORECARD)
         if not ref:
-            link = (f"openaml model update -n {name} -v {version} --set tags.{TAG_SCORECARD}=<job>/<output>"
-                    if version else f"tag {TAG_SCORECARD}=<job>/<output>")
+            link = f"openaml model update -n {name} -v {version} --set tags.{TAG_SCORECARD}=<job>/<output>"
             self._refuse(shown, action, f"it has no RAI score card verdict; link one with: {link}", None, None)
         try:
             card = self.read_scorecard(str(ref), name=name, version=version)
@@ -270,4 +425,5 @@ class RaiGateService:
         stage = str(body.get("stage") or "") if endpoint == "model-versions/transition-stage" else None
         hits = self.protected({k: v for k, v in tags.items() if current.get(k) != v}, stage or None)
         if hits:
-            self.check(name, version, {**current, **tags}, f"get {', '.join(hits)} (through MLflow's API)")
+            verb = "be registered with" if endpoint == "model-versions/create" else "get"
+            self.check(name, version, {**current, **tags}, f"{verb} {', '.join(hits)} (through MLflow's API)")
