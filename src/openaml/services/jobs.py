@@ -105,8 +105,11 @@ class JobService:
                 rec = kind.extend_view(row, rec)
         return rec
 
-    def get(self, name: str) -> JobRecord:
-        return self.view(self.ctx.store.get_job(name))
+    def get(self, name: str, *, with_metrics: bool = True) -> JobRecord:
+        """The job's record; ``with_metrics`` False leaves out the run's metrics and params and the
+        kind's additions (a sweep's trials, a pipeline's steps): reading them is most of a request's
+        cost (MLflow's ``get_run``), which a client polling for the end does not need."""
+        return self.view(self.ctx.store.get_job(name), with_metrics=with_metrics)
 
     def list(self, *, parent_job_name: str | None = None, include_archived: bool = False,
              status: str | None = None, max_results: int | None = None) -> list[JobRecord]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import StreamingResponse
 
 from openaml.records import JobLogRecord, JobRecord
@@ -34,8 +34,10 @@ def list_jobs(request: Request, parent_job_name: str | None = None, include_arch
 
 
 @router.get("/jobs/{name}", response_model=JobOut)
-def get_job(request: Request, name: str) -> JobRecord:
-    return _svc(request).get(name)
+def get_job(request: Request, name: str, metrics: Annotated[bool, Query(
+        description="false: leave out the run's metrics and params (and a sweep's trials, a pipeline's "
+                    "steps): the status alone, for a client waiting on the job")] = True) -> JobRecord:
+    return _svc(request).get(name, with_metrics=metrics)
 
 
 @router.patch("/jobs/{name}", response_model=JobOut)
