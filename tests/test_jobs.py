@@ -603,3 +603,34 @@ def test_environment_variable_name_with_a_space_is_refused(ml_client, cli, tmp_p
     with pytest.raises(Exception, match="'MY VAR' is invalid"):
         ml_client.jobs.create_or_update(command(command="echo hi", environment="AzureML-sklearn-1.5@latest",
                                                 environment_variables={"MY VAR": "one"}))
+
+
+def test_server_stays_quiet_while_a_job_runs_and_a_client_waits(tmp_path):
+    """Regression (scale-out bench, 2-process DDP at 0.85x torchrun on 2 cores): the scheduler passed
+    every 50 ms for as long as a job ran and each ``jobs.wait`` poll read the run from MLflow, ~15 % of
+    a core taken from the job. Now passes back off to 1 s and the waiting client asks for the status
+    alone: the server's CPU over a steady stretch of a running job stays a few percent of one core."""
+    from tests.conftest import start_server
+
+    srv = start_server(tmp_path / "ws", name="quiet")
+    try:
+        ml = MLClient(workspace=srv.url)
+        job = ml.jobs.create_or_update(command(command="sleep 60", compute="local", experiment_name="quiet"))
+        deadline = time.monotonic() + 120
+        while ml.jobs.get_raw(job.name)["status"] != "Running":
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.2)
+        status = ml._transport.get(f"/jobs/{job.name}", params={"metrics": "false"})
+        assert status["status"] == "Running" and status.get("metrics") is None  # no MLflow read
+        assert ml.jobs.get_raw(job.name)["metrics"] == {}  # the full record still has them
+        time.sleep(3)  # past the start-up's short passes
+        server = psutil.Process(srv.proc.pid)
+        before, start = sum(server.cpu_times()[:2]), time.monotonic()
+        with pytest.raises(TimeoutError):
+            ml.jobs.wait(job.name, timeout=8)
+        share = (sum(server.cpu_times()[:2]) - before) / (time.monotonic() - start)
+        assert share < 0.05, f"the server took {share:.0%} of a core while a job slept and a client waited"
+        ml.jobs.cancel(job.name)
+        ml.jobs.wait(job.name, timeout=60)
+    finally:
+        srv.stop()
