@@ -27,17 +27,19 @@ _REG = "azureml://registries/azureml/components"
 _FAILING = r"selection_rate_difference\(Sex\) = [0-9.]+ \(must be <= 0.05\)"
 
 
-def _chain(version: str, config: str) -> str:
-    """The built-in constructor -> gather -> score card steps on ``gated:<version>`` (pipeline YAML)."""
-    v = version
+def _chain(version: str, config: str, *, suffix: str | None = None, title: str = "Titanic") -> str:
+    """The built-in constructor -> gather -> score card steps on ``gated:<version>`` (pipeline YAML),
+    named ``c<suffix>``, ``g<suffix>``, ``s<suffix>`` (the version by default)."""
+    v, m = suffix or version, version
     return textwrap.dedent(f"""\
       c{v}:
         type: command
         component: {_REG}/rai_tabular_insight_constructor/labels/latest
         inputs:
+          title: {json.dumps(title)}
           task_type: classification
-          model_info: {MODEL}:{v}
-          model_input: {{type: mlflow_model, path: azureml:{MODEL}:{v}}}
+          model_info: {MODEL}:{m}
+          model_input: {{type: mlflow_model, path: azureml:{MODEL}:{m}}}
           train_dataset: ${{{{parent.inputs.train}}}}
           test_dataset: ${{{{parent.inputs.test}}}}
           target_column_name: Survived
@@ -231,8 +233,13 @@ def test_mlflow_rest_writes_pass_the_same_gate(gate):
         with pytest.raises(RestException, match=f"alias '{alias}'.*{re.escape(failing)}"):
             client.set_registered_model_alias(MODEL, alias, v["fail"])
     assert "champion" not in client.get_registered_model(MODEL).aliases
-    with pytest.raises(RestException, match="stage Production"):
-        client.transition_model_version_stage(MODEL, v["fail"], "Production")
+    for stage in ("Production", "production", "PRODUCTION"):  # MLflow stores any case as Production
+        with pytest.raises(RestException, match=f"stage {stage}"):
+            client.transition_model_version_stage(MODEL, v["fail"], stage)
+    # openaml's own stage tag is the server's (it would be a stage by another name)
+    with pytest.raises(RestException, match="'openaml.stage': tags starting with openaml. are the server's"):
+        client.set_model_version_tag(MODEL, v["fail"], "openaml.stage", "Production")
+    assert ml.models.get(MODEL, version=v["fail"]).stage != "Production"
     source = client.get_model_version(MODEL, v["fail"]).source
     before = len(client.search_model_versions(f"name='{MODEL}'"))
     with pytest.raises(RestException, match="cannot be registered.*no score card yet.*then set the tag"):
@@ -458,3 +465,56 @@ def test_cli_set_tags_keeps_the_text_typed(gate):
         assert json.loads(p.stdout)["tags"] | {} == {**json.loads(p.stdout)["tags"], "flag": "false", "n": "1.50"}
     finally:
         ml.workspaces.update_rai_gate(**before)
+
+
+def test_a_score_card_of_the_real_chain_is_refused_when_an_input_leaves_its_quotes_or_it_checks_nothing(gate):
+    """review G1: an input value holding a quote is pasted into the built-in command's shell line and
+    can end its quotes and run anything inside the trusted step: such a chain is refused, naming the
+    input. review G3: a score card whose config sets no thresholds checks nothing: its ``pass`` is no
+    pass (the verdict is fail, the missing checks named)."""
+    root, cli, ml = gate["root"], gate["cli"], gate["ml"]
+    (root / "empty.json").write_text("{}")
+    # bash reads 'x'"'"'y' as x'y: the step runs and completes, yet its title left the quotes
+    (root / "g1.yml").write_text("type: pipeline\ninputs:\n  train: {type: mltable, path: ./data/train}\n"
+                                 "  test: {type: mltable, path: ./data/test}\njobs:\n"
+                                 + textwrap.indent(_chain("1", "pass.json", suffix="q", title="x'\"'\"'y")
+                                                   + _chain("1", "empty.json", suffix="e"), "  "))
+    p = cli("job", "create", "--file", str(root / "g1.yml"), "-o", "json", cwd=root)
+    assert p.returncode == 0, p.stderr
+    pipeline = json.loads(p.stdout)["name"]
+    cli("job", "stream", "--name", pipeline)
+    for step in ("cq", "sq", "se"):
+        assert ml.jobs.get_raw(f"{pipeline}-{step}")["status"] == "Completed", step
+    with pytest.raises(ValidationError, match=r"has input 'title' = .*which the command line would not keep as one "
+                                              r"argument"):
+        ml.models.update(MODEL, "1", tags={"rai.scorecard": f"{pipeline}-sq/scorecard"})
+    shown = ml.models.update(MODEL, "1", tags={"rai.scorecard": f"{pipeline}-se/scorecard"})
+    assert shown.tags["rai.verdict"] == "fail", shown.tags
+    assert shown.tags["rai.failed"] == "checks in the score card = 0 (must be >= 1)"
+
+
+def test_a_trusted_step_sets_no_environment_variable_of_the_shell(gate):
+    """review G2: bash runs ``BASH_ENV`` (and ``BASH_FUNC_<name>%%`` functions) before the command: a
+    built-in step with any job variable but ``OPENAML_RAI_WARM`` is not trusted."""
+    from openaml.rai.registry import builtin_component
+
+    root, cli, ml = gate["root"] / "bash-env", gate["cli"], gate["ml"]
+    root.mkdir()
+    (root / "fake").mkdir()
+    (root / "fake" / "dashboard.json").write_text(json.dumps({  # as the forged test's: the step completes
+        "schema": "openaml.rai.dashboard/1", "title": "forged", "task_type": "classification",
+        "model": {"name": MODEL, "version": "2", "uri": f"azureml:{MODEL}:2"},
+        "metrics": {"overall": {"accuracy": 0.99}}, "test": {"rows": []}, "scorecard": None}))
+    (root / "cfg.json").write_text(json.dumps({"Metrics": {"accuracy_score": {"threshold": ">=0.5"}}}))
+    template = builtin_component("azureml", "rai_tabular_score_card")["command"]
+    (root / "job.yml").write_text(
+        f"type: command\ncommand: {json.dumps(template)}\n"
+        "inputs: {dashboard: {type: uri_folder, path: ./fake}, pdf_generation_config: {type: uri_file, path: ./cfg.json}}\n"
+        "outputs: {scorecard: {type: uri_folder}}\nenvironment_variables: {BASH_ENV: /dev/null}\n")
+    p = cli("job", "create", "--file", str(root / "job.yml"), "-o", "json", cwd=root)
+    assert p.returncode == 0, p.stderr
+    name = json.loads(p.stdout)["name"]
+    cli("job", "stream", "--name", name)
+    assert ml.jobs.get_raw(name)["status"] == "Completed"
+    with pytest.raises(ValidationError, match=r"sets environment variables \['BASH_ENV'\]"):
+        ml.models.update(MODEL, "2", tags={"rai.scorecard": f"{name}/scorecard"})

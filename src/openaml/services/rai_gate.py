@@ -82,8 +82,14 @@ def _check_text(c: dict[str, Any]) -> str:
 # ------------------------------------------------------------------ provenance (review16 F7)
 #: environment variables a trusted RAI step may not set: they change what Python imports or runs, or
 #: where the constructor downloads the model from
-_UNSAFE_ENV_PREFIXES = ("PYTHON", "LD_", "DYLD_", "MLFLOW_", "OPENAML_", "AZUREML_")
-_UNSAFE_ENV = ("PATH", "MPLBACKEND")
+#: the only job variable a trusted step may set (it keeps the step out of the warm process); any other
+#: may change what the shell or Python runs (``BASH_ENV``, ``BASH_FUNC_python%%``, ``PYTHON*``, ``LD_*``...)
+_ALLOWED_ENV = ("OPENAML_RAI_WARM",)
+#: characters no input of a trusted step may hold: the command template puts values in single quotes
+#: (or bare, for enums and integers), so a quote or a line break would end the value and start a command
+_UNSAFE_VALUE = re.compile(r"['\n\r\x00]")
+_BARE_SAFE = re.compile(r"^[A-Za-z0-9_.:+-]*$")
+_BARE_INPUT = re.compile(r"(?<!')\$\{\{\s*inputs\.(\w+)\s*\}\}")
 _CONSTRUCTOR, _GATHER, _SCORE_CARD = ("rai_tabular_insight_constructor", "rai_tabular_insight_gather",
                                       "rai_tabular_score_card")
 _JOB_OUTPUT = re.compile(r"^azureml://jobs/(?P<job>[^/]+)/outputs/(?P<output>[^/]+)/?$")
@@ -139,10 +145,10 @@ class _Provenance:
             self._fail(job, f"output {output!r}", component, f"it is not its output {' or '.join(outputs)}")
         if runtime.get("code_dir") or spec.get("code"):
             self._fail(job, f"output {output!r}", component, f"job {name!r} runs code of its own: {spec.get('code')!r}")
-        unsafe = sorted(k for k in spec.get("environment_variables") or {}
-                        if str(k).upper().startswith(_UNSAFE_ENV_PREFIXES) or str(k).upper() in _UNSAFE_ENV)
+        unsafe = sorted(str(k) for k in spec.get("environment_variables") or {} if str(k) not in _ALLOWED_ENV)
         if unsafe:
             self._fail(job, f"output {output!r}", component, f"job {name!r} sets environment variables {unsafe}")
+        self._plain_inputs(job, output, component, name, spec)
         want, env = self._environment(component), runtime.get("environment") or {}
         if (env.get("kind"), env.get("spec_hash")) != (want.get("kind"), want.get("spec_hash")):
             self._fail(job, f"output {output!r}", component, f"job {name!r} runs in environment "
@@ -159,6 +165,17 @@ class _Provenance:
             self._fail(job, f"output {output!r}", component,
                        f"the output is written to datastore {store!r}, not the workspace's default")
         return {**row, "_component": component}
+
+    def _plain_inputs(self, job: str, output: str, component: str, name: str, spec: dict[str, Any]) -> None:
+        """Each input's value or path stays one argument of the command: no quote or line break, and a
+        bare placeholder's value (an enum, an integer) only letters, digits and ``_.:+-``."""
+        bare = set(_BARE_INPUT.findall(str(spec.get("command") or "")))
+        for key, value in (spec.get("inputs") or {}).items():
+            texts = [value] if not isinstance(value, dict) else [value.get(k) for k in ("value", "path", "default")]
+            for text in (str(t) for t in texts if t is not None):
+                if _UNSAFE_VALUE.search(text) or (key in bare and not _BARE_SAFE.match(text)):
+                    self._fail(job, f"output {output!r}", component, f"job {name!r} has input {key!r} = {text!r}, "
+                               "which the command line would not keep as one argument")
 
     def _environment(self, component: str) -> dict[str, Any]:
         from openaml.rai.registry import builtin_component
@@ -184,10 +201,11 @@ class _Provenance:
         assert first is not None
         raise first
 
-    def check(self, job: str, output: str, model: dict[str, Any]) -> None:
+    def check(self, job: str, output: str, model: dict[str, Any]) -> dict[str, Any]:
         """Check the score card ``job``/``output``, its chain, and that the constructor loaded the
         registered model version the card names (``model_input``: ``azureml:<name>:<version>``, or
-        none: the constructor downloads ``model_info``'s version itself)."""
+        none: the constructor downloads ``model_info``'s version itself). Returns the record of the job
+        that wrote the score card (for a reused step: the step it reuses)."""
         card = self.step(job, output, _SCORE_CARD, ("scorecard",))
         fed = self.fed_by(card, "dashboard", {_GATHER: ("dashboard", "ux_json"),
                                               _CONSTRUCTOR: ("rai_insights_dashboard",)})
@@ -196,13 +214,14 @@ class _Provenance:
         value = ((constructor.get("spec") or {}).get("inputs") or {}).get("model_input")
         path = value.get("path") if isinstance(value, dict) else value
         if path is None:
-            return
+            return card
         m = _MODEL_REF.match(str(path))
         got = (m["n1"] or m["n2"], m["v1"] or m["v2"]) if m else None
         if got != (str(model.get("name")), str(model.get("version"))):
             self._fail(constructor["name"], "output 'rai_insights_dashboard'", _CONSTRUCTOR,
                        f"its input 'model_input' is {path!r}, not the registered model version the dashboard names, "
                        f"azureml:{model.get('name')}:{model.get('version')}")
+        return card
 
 
 class RaiGateService:
@@ -277,20 +296,24 @@ class RaiGateService:
             if isinstance(card, dict) and card.get("verdict") in ("pass", "fail"):
                 model = (data.get("model") if isinstance(data, dict) else None) or card.get("model") or {}
                 model = model if isinstance(model, dict) else {}
-                _Provenance(self.ctx, str(ref)).check(job, output, model)
-                self._unchanged(job, output, path, str(ref))
+                writer = _Provenance(self.ctx, str(ref)).check(job, output, model)
+                self._unchanged(writer, output, path, str(ref))
                 if name is not None:
                     _same_model(model, name, version, str(ref))
                 checks = [c for c in card.get("checks") or [] if isinstance(c, dict)]
+                if not checks:  # a config without thresholds checks nothing: nothing was passed
+                    checks = [{"metric": "checks in the score card", "value": 0, "op": ">=", "threshold": 1,
+                               "passed": False}]
                 verdict = "pass" if card["verdict"] == "pass" and all(c.get("passed") for c in checks) else "fail"
                 return {"verdict": verdict, "checks": checks, "model": model}
         raise ValidationError(f"tag {TAG_SCORECARD}={ref!r}: output {output!r} of job {job!r} holds no score card "
                               "(the rai_tabular_score_card step's scorecard output)", details=field)
 
-    def _unchanged(self, job: str, output: str, path: Path, ref: str) -> None:
-        """The score card file is as its job left it (not written later by another job to that place)."""
-        end = self.ctx.store.get_job(job).get("end_time")
-        if end is not None and path.stat().st_mtime > end.timestamp() + 5:
+    def _unchanged(self, writer: dict[str, Any], output: str, path: Path, ref: str) -> None:
+        """The score card file is as the job that wrote it (``writer``: a reused step's original, whose
+        end is when the file was written) left it: not written later by another job to that place."""
+        end, job = writer.get("end_time"), writer.get("name")
+        if end is None or path.stat().st_mtime > end.timestamp() + 5:
             raise ValidationError(f"tag {TAG_SCORECARD}={ref!r}: {path.name} of output {output!r} of job {job!r} "
                                   "was changed after the job ended; run the score card step again",
                                   details={"field": f"tags.{TAG_SCORECARD}"})
@@ -325,7 +348,7 @@ class RaiGateService:
             key, eq, value = p.partition("=")
             if key in tags and (not eq or tags[key] == value):
                 hits.append(f"tag {p}")
-        if stage and stage in policy.protected_stages:
+        if stage and stage.lower() in {s.lower() for s in policy.protected_stages}:  # MLflow ignores case
             hits.append(f"stage {stage}")
         return hits
 
@@ -407,6 +430,12 @@ class RaiGateService:
         if claimed:
             raise ValidationError(f"tag {claimed[0]!r} is written by the server from the score card; set "
                                   f"{TAG_SCORECARD}=<job>/<output> instead", details={"field": f"tags.{claimed[0]}"})
+        # e.g. openaml.stage: a stage by another name (the auth middleware sets the creator's own two)
+        server = [k for k in tags if k.startswith("openaml.") and k not in ("openaml.created_by", "openaml.job")]
+        if server:
+            raise ValidationError(f"tag {server[0]!r}: tags starting with openaml. are the server's (a model's stage: "
+                                  "openaml model update --stage, or MLflow's transition-stage)",
+                                  details={"field": f"tags.{server[0]}"})
         policy = self.get_policy()
         if policy.require is None or not name:
             return
