@@ -168,11 +168,13 @@ class Scheduler:
 
     def _loop(self) -> None:
         # Submissions, cancels and runner reports (a job's end among them) wake the loop at once. Between
-        # wakes: short passes (50 ms) right after a change, doubling while nothing changes up to the idle
-        # pass (1 s), which is how often a runner that died without a report is looked for. Steady 50 ms
-        # passes cost ~10 % of a core for as long as a job runs: CPU taken from the job itself (a DDP
-        # job on as many processes as cores waits on its slowest rank; bench/distributed.py).
+        # wakes while jobs are active: short passes (50 ms) right after a change, doubling while nothing
+        # changes up to 0.5 s (the kinds' and schedules' tick, JobCore.tick_interval; how often a runner
+        # that died without a report, or a report to another server of the workspace, is seen). Steady
+        # 50 ms passes cost ~10 % of a core for as long as a job runs: CPU taken from the job itself (a
+        # DDP job on as many processes as cores waits on its slowest rank; bench/distributed.py).
         busy = min(0.05, self.ctx.settings.scheduler_interval)
+        steady = max(busy, 0.5)
         idle = max(1.0, self.ctx.settings.scheduler_interval)
         delay, last = busy, -1
         while not self._stop.is_set():
@@ -186,7 +188,7 @@ class Scheduler:
                     hook()
                 except Exception:  # noqa: BLE001
                     log.exception("scheduler tick hook failed")
-            delay = busy if active != last else min(delay * 2, idle)
+            delay = busy if active != last else min(delay * 2, steady)
             last = active
             woken = self._wake.wait(delay if active else idle)
             self._wake.clear()

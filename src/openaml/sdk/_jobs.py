@@ -262,7 +262,7 @@ class JobOperations:
         """
         start = time.monotonic()
         deadline = start + timeout
-        interval = min(0.05, poll)
+        interval = max(0.01, min(0.05, poll))  # poll=0 must not spin on the server
         while True:
             raw = self._t.get(f"/jobs/{name}", params={"metrics": "false"})  # the status: no MLflow read
             if raw["status"] in TERMINAL_JOB_STATUSES:
