@@ -518,3 +518,25 @@ def test_a_trusted_step_sets_no_environment_variable_of_the_shell(gate):
     assert ml.jobs.get_raw(name)["status"] == "Completed"
     with pytest.raises(ValidationError, match=r"sets environment variables \['BASH_ENV'\]"):
         ml.models.update(MODEL, "2", tags={"rai.scorecard": f"{name}/scorecard"})
+
+
+def test_registered_model_files_cannot_be_replaced_through_mlflow_artifacts(gate):
+    """review G6: a version's files (kept under the artifact root's models/) were writable through
+    MLflow's artifact proxy, so a model could be swapped after its score card passed. Writes there
+    (PUT, DELETE, multipart create) are refused with 403; reads still work."""
+    ml = gate["ml"]
+    base = f"{gate['url']}/mlflow/api/2.0/mlflow-artifacts"
+    listing = httpx.get(f"{base}/artifacts", params={"path": f"models/{MODEL}/1"})
+    assert listing.status_code == 200, listing.text
+    files = [f["path"] for f in listing.json().get("files", []) if not f.get("is_dir")]
+    target = files[0] if files else "MLmodel"
+    before = httpx.get(f"{base}/artifacts/models/{MODEL}/1/{target}")
+    for method, url in [("PUT", f"{base}/artifacts/models/{MODEL}/1/{target}"),
+                        ("PUT", f"{base}/artifacts//./models/{MODEL}/1/{target}"),
+                        ("DELETE", f"{base}/artifacts/models/{MODEL}/1/{target}"),
+                        ("POST", f"{base}/mpu/create/models/{MODEL}/1/{target}")]:
+        r = httpx.request(method, url, content=b"swapped")
+        assert r.status_code == 403 and r.json()["error_code"] == "PERMISSION_DENIED", (method, url, r.text)
+    after = httpx.get(f"{base}/artifacts/models/{MODEL}/1/{target}")
+    assert after.status_code == before.status_code and after.content == before.content
+    assert ml.models.get(MODEL, version="1").version == "1"

@@ -2,6 +2,11 @@
 version (tags, versions created with tags, stage transitions, aliases) pass
 :meth:`openaml.services.rai_gate.RaiGateService.check_mlflow_write` first.
 
+The files of registered model versions (``mlflow-artifacts/artifacts/models/...``, where openaml keeps
+them) are the server's: a write there through MLflow's artifact proxy (PUT, DELETE, a multipart
+upload) is refused for everyone (403), so a version's files cannot be swapped after its score card
+passed (review G6); a new version is registered instead.
+
 A refused write is answered as MLflow answers its own errors (``{"error_code", "message"}``; HTTP
 409 ``RESOURCE_CONFLICT`` naming the failing checks, 400 ``INVALID_PARAMETER_VALUE``), so the
 ``mlflow`` client raises ``RestException`` with that message. Every other request passes untouched.
@@ -22,6 +27,23 @@ _GATED = ("model-versions/set-tag", "model-versions/create", "model-versions/tra
           "registered-models/alias")
 
 
+def _registered_files(path: str) -> bool:
+    """``path`` (a request to MLflow's artifact proxy) names files under ``models/`` of the artifact
+    root: registered model versions' files."""
+    marker = "/mlflow-artifacts/"
+    at = path.find(marker)
+    if at < 0:
+        return False
+    rest = path[at + len(marker):]
+    for verb in ("mpu/create/", "mpu/complete/", "mpu/abort/"):
+        if rest.startswith(verb):
+            rest = "artifacts/" + rest[len(verb):]
+    if not rest.startswith("artifacts/"):
+        return False
+    parts = [p for p in rest[len("artifacts/"):].split("/") if p not in ("", ".")]
+    return parts[:1] == ["models"]
+
+
 def _endpoint(path: str) -> str | None:
     """``.../api/2.0/mlflow/model-versions/set-tag`` (also ajax-api and preview paths) -> the gated name."""
     marker = "/mlflow/"
@@ -38,6 +60,11 @@ class RaiGateMlflow:
         self.ctx = ctx
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") == "http" and scope.get("method") not in ("GET", "HEAD", "OPTIONS") \
+                and _registered_files(scope.get("path", "")):
+            await _answer(send, 403, "PERMISSION_DENIED", "the files of a registered model version are the server's "
+                          "and never change; register a new version (openaml model create) instead")
+            return
         endpoint = _endpoint(scope.get("path", "")) if scope.get("type") == "http" else None
         if endpoint is None or scope.get("method") not in ("POST", "PATCH", "PUT"):
             await self.app(scope, receive, send)
@@ -55,12 +82,7 @@ class RaiGateMlflow:
         error = (await _run(lambda: self._check(endpoint, body)) if body is not None else
                  (400, "INVALID_PARAMETER_VALUE", f"{endpoint}: the request body must be a JSON object"))
         if error is not None:
-            status, code, text = error
-            payload = json.dumps({"error_code": code, "message": text}).encode()
-            await send({"type": "http.response.start", "status": status,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(payload)).encode())]})
-            await send({"type": "http.response.body", "body": payload})
+            await _answer(send, *error)
             return
         sent = False
 
@@ -83,6 +105,14 @@ class RaiGateMlflow:
         except OpenAMLError as e:
             return 400, "INVALID_PARAMETER_VALUE", e.message
         return None
+
+
+async def _answer(send: Any, status: int, code: str, text: str) -> None:
+    """An error as MLflow's server answers one (``{"error_code", "message"}``)."""
+    payload = json.dumps({"error_code": code, "message": text}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+    await send({"type": "http.response.body", "body": payload})
 
 
 async def _run(fn: Any) -> Any:
