@@ -237,7 +237,7 @@ def test_mlflow_rest_writes_pass_the_same_gate(gate):
         with pytest.raises(RestException, match=f"stage {stage}"):
             client.transition_model_version_stage(MODEL, v["fail"], stage)
     # openaml's own stage tag is the server's (it would be a stage by another name)
-    with pytest.raises(RestException, match="'openaml.stage': tags starting with openaml. are the server's"):
+    with pytest.raises(RestException, match="tag 'openaml.stage' is the server's"):
         client.set_model_version_tag(MODEL, v["fail"], "openaml.stage", "Production")
     assert ml.models.get(MODEL, version=v["fail"]).stage != "Production"
     source = client.get_model_version(MODEL, v["fail"]).source

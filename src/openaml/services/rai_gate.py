@@ -430,12 +430,9 @@ class RaiGateService:
         if claimed:
             raise ValidationError(f"tag {claimed[0]!r} is written by the server from the score card; set "
                                   f"{TAG_SCORECARD}=<job>/<output> instead", details={"field": f"tags.{claimed[0]}"})
-        # e.g. openaml.stage: a stage by another name (the auth middleware sets the creator's own two)
-        server = [k for k in tags if k.startswith("openaml.") and k not in ("openaml.created_by", "openaml.job")]
-        if server:
-            raise ValidationError(f"tag {server[0]!r}: tags starting with openaml. are the server's (a model's stage: "
-                                  "openaml model update --stage, or MLflow's transition-stage)",
-                                  details={"field": f"tags.{server[0]}"})
+        if "openaml.stage" in tags:  # openaml's stage: through MLflow it would be a stage by another name
+            raise ValidationError("tag 'openaml.stage' is the server's: set a stage with openaml model update "
+                                  "--stage or MLflow's transition-stage", details={"field": "tags.openaml.stage"})
         policy = self.get_policy()
         if policy.require is None or not name:
             return
