@@ -472,8 +472,10 @@ def job_scope_refusal(ctx: Any | None, p: Principal, method: str, path: str, que
     return f"{method} {path} is outside it"
 
 
-def _artifact_refusal(ctx: Any, p: Principal, method: str, rest: str, q: dict[str, str]) -> str | None:
-    """Artifacts: its run's folder (read, write); logged models of its run; registered models' files (read)."""
+def artifact_parts(rest: str, q: dict[str, str]) -> list[str] | None:
+    """The artifact path a request to MLflow's artifact proxy names (``rest``: what follows
+    ``mlflow-artifacts/``; ``q``: its query), as its non-empty parts (``.`` dropped); None for
+    another proxy route. Multipart uploads (``mpu/create|complete|abort/<path>``) name ``<path>``."""
     for verb in ("mpu/create/", "mpu/complete/", "mpu/abort/"):
         if rest.startswith(verb):
             rest = "artifacts/" + rest[len(verb):]
@@ -482,8 +484,16 @@ def _artifact_refusal(ctx: Any, p: Principal, method: str, rest: str, q: dict[st
     elif rest.startswith("artifacts/"):
         rel = rest[len("artifacts/"):]
     else:
+        return None
+    return [s for s in rel.split("/") if s not in ("", ".")]
+
+
+def _artifact_refusal(ctx: Any, p: Principal, method: str, rest: str, q: dict[str, str]) -> str | None:
+    """Artifacts: its run's folder (read, write); logged models of its run; registered models' files (read)."""
+    found = artifact_parts(rest, q)
+    if found is None:
         return f"mlflow-artifacts/{rest} is outside it"
-    parts = [s for s in rel.split("/") if s]
+    parts, rel = found, "/".join(found)
     if ".." in parts:
         return "'..' in an artifact path"
     if len(parts) >= 2 and parts[0] == p.experiment_id and parts[1] == p.run_id:

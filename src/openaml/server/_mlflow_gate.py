@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 from collections.abc import MutableMapping
 from typing import Any
+from urllib.parse import parse_qs
 
 from openaml.errors import ConflictError, OpenAMLError
-from openaml.server._auth import request_json_object
+from openaml.server._auth import artifact_parts, request_json_object
 
 __all__ = ["RaiGateMlflow"]
 
@@ -27,21 +28,16 @@ _GATED = ("model-versions/set-tag", "model-versions/create", "model-versions/tra
           "registered-models/alias")
 
 
-def _registered_files(path: str) -> bool:
-    """``path`` (a request to MLflow's artifact proxy) names files under ``models/`` of the artifact
-    root: registered model versions' files."""
+def _registered_files(path: str, query: bytes) -> bool:
+    """The request (``path``, ``query``) to MLflow's artifact proxy names files under ``models/`` of the
+    artifact root: registered model versions' files."""
     marker = "/mlflow-artifacts/"
     at = path.find(marker)
     if at < 0:
         return False
-    rest = path[at + len(marker):]
-    for verb in ("mpu/create/", "mpu/complete/", "mpu/abort/"):
-        if rest.startswith(verb):
-            rest = "artifacts/" + rest[len(verb):]
-    if not rest.startswith("artifacts/"):
-        return False
-    parts = [p for p in rest[len("artifacts/"):].split("/") if p not in ("", ".")]
-    return parts[:1] == ["models"]
+    q = {k: v[0] for k, v in parse_qs(query.decode("latin-1")).items() if v}
+    parts = artifact_parts(path[at + len(marker):], q)
+    return parts is not None and parts[:1] == ["models"]
 
 
 def _endpoint(path: str) -> str | None:
@@ -61,7 +57,7 @@ class RaiGateMlflow:
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope.get("type") == "http" and scope.get("method") not in ("GET", "HEAD", "OPTIONS") \
-                and _registered_files(scope.get("path", "")):
+                and _registered_files(scope.get("path", ""), scope.get("query_string", b"")):
             await _answer(send, 403, "PERMISSION_DENIED", "the files of a registered model version are the server's "
                           "and never change; register a new version (openaml model create) instead")
             return
