@@ -400,6 +400,27 @@ def test_runner_killed_while_server_down_is_failed_not_left_running(tmp_path):
         handle.stop()
 
 
+def test_runner_killed_under_a_live_server_fails_the_job_saying_how_it_ended(ml_client):
+    """Regression (a CI run's job failed with "ended unexpectedly" and nothing more): the runner the
+    local backend started notes how it ended (here SIGKILL), and the job's error quotes it."""
+    job = ml_client.jobs.create_or_update(command(command="echo up; sleep 300",
+                                                  environment="AzureML-sklearn-1.5@latest"))
+    deadline = time.monotonic() + 60
+    while ml_client.jobs.get_raw(job.name)["status"] != "Running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    runner = _runner_process(job.name)
+    os.kill(runner.pid, signal.SIGKILL)
+    final = ml_client.jobs.wait(job.name, timeout=60)
+    raw = ml_client.jobs.get_raw(job.name)
+    assert final.status == "Failed"
+    assert "runner process ended unexpectedly while the job was Running" in raw["error"]
+    assert f"the runner (pid {runner.pid}) was killed by signal SIGKILL" in raw["error"]
+    deadline = time.monotonic() + 30  # its session (the user's command) is killed with it
+    while any(_sid(q.pid) == runner.pid for q in psutil.process_iter()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [q.pid for q in psutil.process_iter() if _sid(q.pid) == runner.pid]
+
+
 def test_ro_mount_inputs_are_read_only_and_registered_data_unchanged(ml_client, tmp_path):
     """Regression: a job could change registered (immutable) data through an ro_mount input."""
     folder = tmp_path / "ro-data"

@@ -45,7 +45,8 @@ class LocalBackend(ComputeBackend):
 
     def __init__(self, python: str | None = None) -> None:
         self.python = python or sys.executable
-        self._procs: dict[int, tuple[float, subprocess.Popen[bytes]]] = {}  # pid -> (creation time, process)
+        # pid -> (creation time, process, set once the reaper waited for it and noted how it ended)
+        self._procs: dict[int, tuple[float, subprocess.Popen[bytes], threading.Event]] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ start
@@ -70,10 +71,11 @@ class LocalBackend(ComputeBackend):
             created = psutil.Process(proc.pid).create_time()
         except psutil.Error:
             created = 0.0
+        reaped = threading.Event()
         with self._lock:
-            self._procs[proc.pid] = (created, proc)
+            self._procs[proc.pid] = (created, proc, reaped)
         # the server does not wait() on runners (they may outlive it); reap in a thread
-        threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
+        threading.Thread(target=_reap, args=(proc, out_path, reaped), name=f"reap-{proc.pid}", daemon=True).start()
         return JobHandle(self.name, json.dumps({"pid": proc.pid, "create_time": created, "dir": str(work),
                                                 "host": host_id()}))
 
@@ -111,9 +113,10 @@ class LocalBackend(ComputeBackend):
         with self._lock:
             mine = self._procs.get(pid)
         if mine is not None and mine[0] == created:  # started by this instance: its exit code is known
-            code = mine[1].poll()
-            if code is not None:
-                return RunnerStatus.EXITED if code >= 0 else RunnerStatus.LOST
+            if not mine[2].is_set():  # running, or a zombie its reaper is about to wait for
+                return RunnerStatus.ALIVE
+            code = mine[1].returncode
+            return RunnerStatus.EXITED if code is not None and code >= 0 else RunnerStatus.LOST
         if self._process(pid, created) is not None:
             return RunnerStatus.ALIVE
         return RunnerStatus.LOST
@@ -174,6 +177,26 @@ class LocalBackend(ComputeBackend):
                 os.killpg(pgid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+
+
+def _reap(proc: subprocess.Popen[bytes], out_path: Path, reaped: threading.Event) -> None:
+    """Wait for a runner started here, then note how it ended as the last line of its output (the
+    line the scheduler quotes when a runner ended without reporting the job's end)."""
+    try:
+        code = proc.wait()
+        if code < 0:
+            try:
+                how = f"was killed by signal {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"was killed by signal {-code}"
+        else:
+            how = f"exited with code {code}"
+        with open(out_path, "a", encoding="utf-8") as out:
+            out.write(f"openaml: the runner (pid {proc.pid}) {how}\n")
+    except OSError:
+        pass
+    finally:
+        reaped.set()
 
 
 _HOST: list[str] = []

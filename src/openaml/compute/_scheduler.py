@@ -403,8 +403,8 @@ class Scheduler:
         error = (f"the job's runner process ended unexpectedly while the job was {last}, without reporting "
                  "its end (killed from outside, the machine out of memory, or its reports refused: see its last output)")
         said = [ln for ln in backend.logs(handle).splitlines() if ln.strip()]
-        if said:
-            error += f"; its last output: {said[-1].strip()[:300]}"
+        if said:  # a local runner's output ends with how it ended (its exit code or signal)
+            error += "; its last output: " + " / ".join(ln.strip()[:300] for ln in said[-3:])
         self._end(name, JobStatus.FAILED, error=error, log_tail=tail_lines(self._log(name)))
 
     def _log(self, name: str) -> Path:

@@ -375,6 +375,9 @@ class Link:
                 return False
             except Rejected as exc:  # a bug: say it, do not resend the same state forever
                 self.syslog(f"state report rejected: {exc}")
+                # also on stderr: the server's scheduler quotes it if the job's end was the report refused
+                sys.stderr.write(f"openaml runner: state report rejected: {exc}\n")
+                sys.stderr.flush()
                 return True
             except TRANSIENT as exc:
                 if dirty:
@@ -438,3 +441,7 @@ class Link:
                 return
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+        if self.reporter is not None and not self.gone:
+            sys.stderr.write(f"openaml runner: the job's end ({self.state.get('status')}) was not reported: the "
+                             f"server did not take it within {self.END_PATIENCE_SECONDS:g} s\n")
+            sys.stderr.flush()
