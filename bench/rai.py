@@ -177,22 +177,24 @@ def main() -> None:
         plain_wall = time.perf_counter() - t
         plain = json.loads(p.stdout.strip().splitlines()[-1])
         progress("openaml: the pipeline of registry components")
-        t = time.perf_counter()
+        t, submitted = time.perf_counter(), time.time()
         created = json.loads(srv.cli("job", "create", "--file", str(yml), "-o", "json").stdout)
         srv.cli("job", "stream", "--name", created["name"], check=False, timeout=1800)
-        pipe_wall = time.perf_counter() - t
+        pipe_wall, seen_done = time.perf_counter() - t, time.time()
         from openaml import MLClient
 
         ml = MLClient(workspace=srv.url)
         raw = ml.jobs.get_raw(created["name"])
         if raw["status"] != "Completed":
             raise RuntimeError(f"the RAI pipeline ended {raw['status']}: {raw.get('error')}")
-        step_wall, phases, step_cpu = {}, {}, {}
+        step_wall, phases, step_cpu, spans = {}, {}, {}, []
         timing_files = list(srv.tmp.rglob("_timings.json"))
         for child in ml.jobs.list_raw(parent_job_name=created["name"]):
             step = child.get("display_name") or child["name"].split("-")[-1]
             start, end = iso_ts(child["start_time"]), iso_ts(child["end_time"])
             step_wall[step] = end - start
+            marks = {h["status"]: iso_ts(h["time"]) for h in child.get("status_history") or [] if h.get("time")}
+            spans.append((start, end, step, iso_ts(child["created_at"]) if child.get("created_at") else start, marks))
             mine = [f for f in timing_files if child["name"] in str(f)]
             if mine:
                 m = json.loads(mine[0].read_text())
@@ -221,6 +223,17 @@ def main() -> None:
         for name, secs in phases.get(s, {}).items():
             rows_out.append(Row(f"  {s}: {name}", secs, None))
     rows_out.append(_overhead("end to end: submit to Completed vs the plain process", pipe_wall, plain_wall))
+    if spans:  # where the end to end goes: before the first step, the steps (the graph's), after the last
+        first, last = min(sp[0] for sp in spans), max(sp[1] for sp in spans)
+        rows_out.append(Row("  end to end: submit to the first step's start (submission, warm process)",
+                            first - submitted, None))
+        rows_out.append(Row("  end to end: first step's start to the last step's end (the graph; steps "
+                            "without a path between them run at once)", last - first, None))
+        rows_out.append(Row("  end to end: last step's end to the client seeing Completed", seen_done - last, None))
+        for a, b, step, made, marks in sorted(spans, key=lambda sp: sp[0]):
+            seen = " ".join(f"{k[:4]} {v - first:.2f}" for k, v in sorted(marks.items(), key=lambda kv: kv[1]))
+            rows_out.append(Row(f"    {step}: created {made - first:.2f}, {seen}; start_time / end_time",
+                                f"{a - first:.2f} / {b - first:.2f}", None))
     if tti is None:
         rows_out.append(Row("dashboard page time to interactive in Chromium: s", "no chromium", None))
     else:

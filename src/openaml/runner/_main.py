@@ -81,6 +81,8 @@ class Runner:
         self.host_pids = False  # the command sees the machine's processes (a ray distribution: _ray_cluster)
         self._ro_ok: bool | None = None
         self.cancel_reason: str | None = None
+        # from this module's import (the runner's Python start and imports before it are not counted)
+        self.marks: list[tuple[str, float]] = [("imported", _IMPORTED), ("spec", time.monotonic())]
         self.shared_python: Path | None = None  # the environment's interpreter (a batch deployment's warm pool)
         self.pass_fds: tuple[int, ...] = ()  # descriptors the command inherits (the warm pool's connection)
         self.log_dir = job_dir / "runner" / "user_logs"
@@ -112,10 +114,22 @@ class Runner:
             self.cancel_reason = reason
         self._kill_user()
 
+    def syslog_marks(self) -> None:
+        """``prepared in 0.412 s: first report 0.021, environment 0.060, ...`` (each phase's seconds)."""
+        if len(self.marks) > 1:
+            steps = ", ".join(f"{name} {t - self.marks[i][1]:.3f}" for i, (name, t) in enumerate(self.marks[1:]))
+            self.syslog(f"prepared in {self.marks[-1][1] - self.marks[0][1]:.3f} s: {steps}")
+
+    def mark(self, phase: str) -> None:
+        """Note the end of a preparation phase; the command's start writes them all to the system log
+        (``prepared in ...``: where a job's time before Running goes)."""
+        self.marks.append((phase, time.monotonic()))
+
     def syslog(self, msg: str) -> None:
         self.sys_log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.sys_log, "a", encoding="utf-8") as fh:
-            fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {msg}\n")
+            now = time.time()
+            fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.localtime(now))}.{int(now % 1 * 1000):03d} {msg}\n")
 
     def userlog(self, msg: str) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -438,7 +452,9 @@ class Runner:
             for fd in self.pass_fds:  # the command has its own copy
                 os.close(fd)
             self.pass_fds = ()
+            self.mark("command started")
             self.update(status="Running", user_pid=self.proc.pid, user_pgid=self.proc.pid, start_time=time.time())
+            self.syslog_marks()
             deadline = time.monotonic() + timeout if timeout else None
             exited = exit_waiter(self.proc)
             while True:
@@ -527,11 +543,13 @@ class Runner:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.sys_log.parent.mkdir(parents=True, exist_ok=True)
         self.link.start()
+        self.mark("first report")
         wd = self.job_dir / "wd"
         exit_code: int | None = None
         outputs: dict[str, str] = {}
         try:
             bin_dir = self.prepare_environment()
+            self.mark("environment")
             if self.cancel_reason:
                 raise _Canceled()
             code = self.spec.get("code_dir")
@@ -542,8 +560,10 @@ class Runner:
             wd.mkdir(parents=True, exist_ok=True)
             (wd / "outputs").mkdir(exist_ok=True)
             (wd / "logs").mkdir(exist_ok=True)
+            self.mark("code")
             inputs = self.prepare_inputs()
             outputs = self.prepare_outputs()
+            self.mark("inputs and outputs")
             self.hide_secrets()
             self.protect_runner_token()
             values = {f"inputs.{k}": v for k, v in inputs.items()}
@@ -556,6 +576,7 @@ class Runner:
             if self.cancel_reason:
                 raise _Canceled()
             pool = self._warm_pool(command, wd, env)
+            self.mark("warm process")
             exit_code = self.run_command(command, env, wd)
             for fd in self.pass_fds:  # not passed (a command of several processes)
                 os.close(fd)
@@ -663,6 +684,9 @@ def _not_completed() -> int:
     """The runner's exit code for a job that ended Failed or Canceled: 0, or 1 where its launcher asks
     (``OPENAML_RUNNER_EXIT_NONZERO``: a Ray job then shows FAILED in Ray's job list, not SUCCEEDED)."""
     return 1 if os.environ.get("OPENAML_RUNNER_EXIT_NONZERO") == "1" else 0
+
+
+_IMPORTED = time.monotonic()
 
 
 def main(argv: list[str]) -> int:
