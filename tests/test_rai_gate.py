@@ -540,3 +540,46 @@ def test_registered_model_files_cannot_be_replaced_through_mlflow_artifacts(gate
     after = httpx.get(f"{base}/artifacts/models/{MODEL}/1/{target}")
     assert after.status_code == before.status_code and after.content == before.content
     assert ml.models.get(MODEL, version="1").version == "1"
+
+
+def test_score_card_tags_and_model_deletes_through_mlflow(gate):
+    """review G9: ``rai.scorecard`` set (or a score card tag deleted) through MLflow left ``rai.verdict``
+    out of step with it; it is linked through openaml only. review G7: a model deleted or renamed
+    through MLflow let another model take its name and version, and with them a passing score card;
+    while the gate is on that is refused (archive instead), and free again once it is off."""
+    from mlflow.exceptions import RestException
+    from mlflow.tracking import MlflowClient
+
+    ml, v = gate["ml"], gate["versions"]
+    for ver in ("1", "2"):
+        ml.models.update(MODEL, ver, tags={"rai.scorecard": gate["cards"][ver]})
+    client = MlflowClient(tracking_uri=f"{gate['url']}/mlflow", registry_uri=f"{gate['url']}/mlflow")
+    before = ml.workspaces.get_rai_gate()
+    with pytest.raises(RestException, match="'rai.scorecard' is linked through openaml.*openaml model update") as e:
+        client.set_model_version_tag(MODEL, v["fail"], "rai.scorecard", gate["cards"][v["pass"]])
+    assert e.value.get_http_status_code() == 400
+    tags = client.get_model_version(MODEL, v["fail"]).tags
+    assert (tags["rai.scorecard"], tags["rai.verdict"]) == (gate["cards"][v["fail"]], "fail")
+    for key in ("rai.scorecard", "rai.verdict", "rai.failed"):
+        with pytest.raises(RestException, match=f"tag '{re.escape(key)}' of a version's score card is not removed"):
+            client.delete_model_version_tag(MODEL, v["pass"], key)
+    assert client.get_model_version(MODEL, v["pass"]).tags["rai.verdict"] == "pass"
+    client.set_model_version_tag(MODEL, v["pass"], "note", "x")  # other tags come and go as before
+    client.delete_model_version_tag(MODEL, v["pass"], "note")
+    assert "note" not in client.get_model_version(MODEL, v["pass"]).tags
+    ml.workspaces.update_rai_gate(require="pass", protected_tags=["production"])
+    try:
+        for call in (lambda: client.rename_registered_model(MODEL, "taken-over"),
+                     lambda: client.delete_model_version(MODEL, v["pass"]),
+                     lambda: client.delete_registered_model(MODEL)):
+            with pytest.raises(RestException, match="RAI gate is on, models are not deleted or renamed.*archive") as e:
+                call()
+            assert e.value.get_http_status_code() == 409
+        assert client.get_model_version(MODEL, v["pass"]).tags["rai.verdict"] == "pass"
+        assert "taken-over" not in [m.name for m in client.search_registered_models()]
+        ml.workspaces.update_rai_gate(require=None)
+        client.create_registered_model("scratch-gate-off")  # with the gate off, MLflow's deletes work as ever
+        client.delete_registered_model("scratch-gate-off")
+        assert "scratch-gate-off" not in [m.name for m in client.search_registered_models()]
+    finally:
+        ml.workspaces.update_rai_gate(**before)

@@ -25,7 +25,9 @@ from openaml.server._auth import artifact_parts, request_json_object
 __all__ = ["RaiGateMlflow"]
 
 _GATED = ("model-versions/set-tag", "model-versions/create", "model-versions/transition-stage",
-          "registered-models/alias")
+          "registered-models/alias", "registered-models/rename")
+# MLflow's DELETE requests carry their fields as a JSON body too
+_GATED_DELETE = ("model-versions/delete-tag", "model-versions/delete", "registered-models/delete")
 
 
 def _registered_files(path: str, query: bytes) -> bool:
@@ -45,7 +47,7 @@ def _endpoint(path: str) -> str | None:
     marker = "/mlflow/"
     at = path.rfind(marker)
     tail = path[at + len(marker):].strip("/") if at >= 0 else ""
-    return tail if tail in _GATED else None
+    return tail if tail in _GATED or tail in _GATED_DELETE else None
 
 
 class RaiGateMlflow:
@@ -62,7 +64,8 @@ class RaiGateMlflow:
                           "and never change; register a new version (openaml model create) instead")
             return
         endpoint = _endpoint(scope.get("path", "")) if scope.get("type") == "http" else None
-        if endpoint is None or scope.get("method") not in ("POST", "PATCH", "PUT"):
+        methods = ("DELETE",) if endpoint in _GATED_DELETE else ("POST", "PATCH", "PUT")
+        if endpoint is None or scope.get("method") not in methods:
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []

@@ -412,11 +412,16 @@ class RaiGateService:
         Gated: ``model-versions/set-tag`` (a protected tag key/value), ``model-versions/create`` with
         ``tags`` (a version registered under a protected tag), ``model-versions/transition-stage`` (a
         protected stage), ``registered-models/alias`` (a protected alias). ``rai.verdict`` and
-        ``rai.failed`` are the server's and cannot be set there at all.
+        ``rai.failed`` are the server's and cannot be set there at all; ``rai.scorecard`` is linked
+        through openaml only (which derives the other two), and none of the three is deleted through
+        MLflow (``model-versions/delete-tag``). While the gate is on, ``registered-models/rename``,
+        ``registered-models/delete`` and ``model-versions/delete`` are refused: a score card names its
+        model version by name and number, which another model could take over.
 
         Raises:
-            ValidationError: a derived tag set through MLflow (HTTP 400).
-            ConflictError: the gate refuses (HTTP 409, the failing checks named), as :meth:`check`.
+            ValidationError: a score card tag set or deleted through MLflow (HTTP 400).
+            ConflictError: the gate refuses (HTTP 409, the failing checks named), as :meth:`check`; a
+            model deleted or renamed while the gate is on.
         """
         name, version = str(body.get("name") or ""), body.get("version")
         version = None if version in (None, "") else str(version)
@@ -430,6 +435,25 @@ class RaiGateService:
         if claimed:
             raise ValidationError(f"tag {claimed[0]!r} is written by the server from the score card; set "
                                   f"{TAG_SCORECARD}=<job>/<output> instead", details={"field": f"tags.{claimed[0]}"})
+        link = (f"openaml model update -n {name or '<name>'} -v {version or '<version>'} --set "
+                f"tags.{TAG_SCORECARD}=<job>/<output>")
+        if TAG_SCORECARD in tags:  # review G9: MLflow would store it without rai.verdict/rai.failed in step
+            raise ValidationError(f"tag {TAG_SCORECARD!r} is linked through openaml, which checks the score card and "
+                                  f"writes rai.verdict and rai.failed from it: {link}",
+                                  details={"field": f"tags.{TAG_SCORECARD}"})
+        if endpoint == "model-versions/delete-tag" and str(body.get("key")) in (TAG_SCORECARD, *_DERIVED):
+            raise ValidationError(f"tag {body.get('key')!r} of a version's score card is not removed through MLflow "
+                                  f"(rai.verdict would no longer match it); link another score card with {link}",
+                                  details={"field": f"tags.{body.get('key')}"})
+        if endpoint in ("registered-models/rename", "registered-models/delete", "model-versions/delete") \
+                and self.get_policy().require is not None:
+            # review G7: a score card names its model by name and version; a deleted or renamed model
+            # lets another model take that name and version, and with it a passing card
+            raise ConflictError(f"{endpoint}: while the workspace's RAI gate is on, models are not deleted or "
+                                f"renamed through MLflow (a score card names the model version it was computed "
+                                f"on, and another model could take model {name!r}'s name); archive instead: "
+                                f"openaml model archive -n {name or '<name>'}",
+                                details={"model": name, "endpoint": endpoint})
         if "openaml.stage" in tags:  # openaml's stage: through MLflow it would be a stage by another name
             raise ValidationError("tag 'openaml.stage' is the server's: set a stage with openaml model update "
                                   "--stage or MLflow's transition-stage", details={"field": "tags.openaml.stage"})
