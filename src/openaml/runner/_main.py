@@ -544,6 +544,14 @@ class Runner:
         self.sys_log.parent.mkdir(parents=True, exist_ok=True)
         self.link.start()
         self.mark("first report")
+        if self.spec.get("warm_process") and (self.spec.get("environment") or {}).get("kind", "base") == "base":
+            try:  # a built-in RAI step on the server's interpreter: its warm process imports meanwhile
+                from openaml.runner._step_pool import start_step_pool
+
+                start_step_pool(self, Path(sys.executable))
+            except Exception:  # noqa: BLE001 - the step's attach starts it or runs cold (its own log line)
+                self.syslog(f"warm process not started early:\n{traceback.format_exc()}")
+            self.mark("warm process started")
         wd = self.job_dir / "wd"
         exit_code: int | None = None
         outputs: dict[str, str] = {}

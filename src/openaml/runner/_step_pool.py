@@ -9,8 +9,10 @@ the server's own environment, without code, where the workspace policy allows it
 :mod:`openaml.services._rai_warm`), the runner connects the step to one warm process per **key**:
 the workspace, the server process (pid and start time), the interpreter and the installed openaml.
 It is the batch deployments' pool (:class:`~openaml.runner._pool.WarmPool`, same lock, token,
-socket, idle end and server watch), started here before the first step that needs it (that step
-waits for its imports rather than doing them itself), with :data:`openaml.rai._warm.PRELOAD`.
+socket, idle end and server watch), started by the runner of the first step that needs it as soon
+as that runner starts (:func:`start_step_pool`: the imports go on while the runner prepares the job;
+the step then waits for what is left of them rather than doing them itself), with
+:data:`openaml.rai._warm.PRELOAD`.
 
 - It ends after ``$OPENAML_RAI_WARM_IDLE_SECONDS`` (default 300) without a step, when its server
   process ends, and on SIGTERM.
@@ -31,7 +33,7 @@ from typing import Any
 
 from openaml.runner._pool import WarmPool, pools_dir, server_of
 
-__all__ = ["attach_step", "step_pool", "SWITCH", "IDLE_ENV"]
+__all__ = ["attach_step", "start_step_pool", "step_pool", "SWITCH", "IDLE_ENV"]
 
 SWITCH = "OPENAML_RAI_WARM"
 IDLE_ENV = "OPENAML_RAI_WARM_IDLE_SECONDS"
@@ -57,10 +59,23 @@ def step_pool(runner: Any, python: Path | None) -> WarmPool | None:
                     runner.job_dir / "wd")
 
 
+def start_step_pool(runner: Any, python: Path | None) -> WarmPool | None:
+    """Start the job's warm process unless one is alive (no wait for its imports); the pool, or None
+    (not a step the server marked, switched off). The runner calls it first thing, so that the warm
+    process imports while the runner prepares the job (its environment layer, inputs, outputs)."""
+    from openaml.rai._warm import PRELOAD
+
+    pool = step_pool(runner, python)
+    if pool is not None and pool.live() is None:
+        pool.start([str(python), "-m", "openaml.rai._warm"], list(PRELOAD),
+                   float(os.environ.get(IDLE_ENV) or DEFAULT_IDLE_SECONDS))
+    return pool
+
+
 def attach_step(runner: Any, python: Path | None, env: dict[str, str]) -> int | None:
     """A connection to the warm process for the step's command (its descriptor, also in ``env``),
     starting the process and waiting for its imports when none is ready; None: the step runs cold."""
-    from openaml.rai._warm import FD_ENV, PRELOAD
+    from openaml.rai._warm import FD_ENV
 
     pool = step_pool(runner, python)
     if pool is None:
@@ -68,9 +83,8 @@ def attach_step(runner: Any, python: Path | None, env: dict[str, str]) -> int | 
     fd = pool.attach(env, FD_ENV)
     if fd is not None:
         return fd
-    if pool.live() is None:
-        idle = float(os.environ.get(IDLE_ENV) or DEFAULT_IDLE_SECONDS)
-        pool.start([str(python), "-m", "openaml.rai._warm"], list(PRELOAD), idle)
+    if pool.live() is None:  # not started at the runner's start (start_step_pool), or gone since
+        start_step_pool(runner, python)
     deadline = time.monotonic() + float(os.environ.get(READY_ENV) or 180)
     while time.monotonic() < deadline and not runner.cancel_reason:
         if (pool.folder / "ready").exists():
