@@ -143,6 +143,13 @@ def test_output_in_another_jobs_folder_is_refused_at_submission(server, ml_clien
             assert "azureml://datastores/workspaceblobstore/paths/<folder>/" in msg, msg
     with pytest.raises(ValidationError, match=rf"outputs\.o.*output folder of job '{other}'"):
         ml_client.jobs.create_or_update(_writer(f"{BLOB}/azureml/{other}/o/f.txt", "uri_file"))
+    # azureml/<job>/ is every datastore's job area, not only the default one's
+    store = _name("g4_store").replace("-", "_")
+    r = httpx.put(f"{server.url}/api/v1/datastores/{store}", timeout=30,
+                  json={"name": store, "type": "local", "path": str(server.path / "datastores" / store)})
+    assert r.status_code == 200, r.text
+    with pytest.raises(ValidationError, match=rf"outputs\.o.*output folder of job '{other}'.*paths/<folder>/"):
+        ml_client.jobs.create_or_update(_writer(f"azureml://datastores/{store}/paths/azureml/{other}/o/"))
     yml = tmp_path / "job.yml"  # the CLI says the same
     yml.write_text(f"command: echo mine > ${{{{outputs.o}}}}/f.txt\nenvironment: azureml:{ENV}\n"
                    f"outputs:\n  o:\n    type: uri_folder\n    path: {BLOB}/azureml/{other}/o/\n")
