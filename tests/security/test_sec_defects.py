@@ -143,6 +143,11 @@ def test_output_in_another_jobs_folder_is_refused_at_submission(server, ml_clien
             assert "azureml://datastores/workspaceblobstore/paths/<folder>/" in msg, msg
     with pytest.raises(ValidationError, match=rf"outputs\.o.*output folder of job '{other}'"):
         ml_client.jobs.create_or_update(_writer(f"{BLOB}/azureml/{other}/o/f.txt", "uri_file"))
+    link = _blob_root(server.url) / _name("g4-link")  # a link in the datastore leading into that folder
+    link.symlink_to(Path("azureml") / other / "o")
+    with pytest.raises(ValidationError, match=rf"outputs\.o.*output folder of job '{other}'"):
+        ml_client.jobs.create_or_update(_writer(f"{BLOB}/{link.name}/"))
+    link.unlink()
     # azureml/<job>/ is every datastore's job area, not only the default one's
     store = _name("g4_store").replace("-", "_")
     r = httpx.put(f"{server.url}/api/v1/datastores/{store}", timeout=30,

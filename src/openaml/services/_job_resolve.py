@@ -289,6 +289,10 @@ def resolve_outputs(ctx: WorkspaceContext, job_name: str, outputs: dict[str, dic
                                       "content hash for the data assets and inputs that point at them; write "
                                       "the output to another folder of the datastore")
             problem = job_area_problem(ctx, path, rel, typ, job_name, name, parent, port.name)
+            if not problem and port.has_local_path:  # a link in the datastore that leads into azureml/<X>/
+                real = _resolved_rel(port, rel)
+                if real != rel:
+                    problem = job_area_problem(ctx, path, real, typ, job_name, name, parent, port.name)
             if problem:
                 raise ValidationError(problem)
             if typ == "uri_file" and not rel:
@@ -345,6 +349,17 @@ def job_area_problem(ctx: WorkspaceContext, path: str, rel: str, typ: str, job_n
     return (f"path {path!r} is in {JOB_AREA}/{owner}/, the output folder of job {owner!r}; a job may write there "
             "only when it is that job or runs in it (a pipeline's step), since a finished job's outputs never "
             f"change (data assets, models and RAI score cards registered from them rely on that); {fix}")
+
+
+def _resolved_rel(port: DatastorePort, rel: str) -> str:
+    """``rel`` in a datastore with a local folder, its links followed (links that leave the folder
+    are refused by ``local_path``); ``rel`` itself when it cannot be resolved."""
+    try:
+        root = port.local_path("").resolve()
+        real = port.local_path(rel).resolve()
+        return "" if real == root else real.relative_to(root).as_posix()
+    except (OpenAMLError, OSError, ValueError):
+        return rel
 
 
 def job_ancestors(ctx: WorkspaceContext, parent: str | None) -> list[str]:
