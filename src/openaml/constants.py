@@ -7,6 +7,7 @@ __all__ = [
     "DEFAULT_COMPUTE",
     "DEFAULT_DATASTORE",
     "UPLOAD_AREA",
+    "JOB_AREA",
     "TERMINAL_JOB_STATUSES",
     "AssetTypes",
     "InputOutputModes",
@@ -19,6 +20,9 @@ DEFAULT_DATASTORE = "workspaceblobstore"
 #: the folder of a datastore where the SDK and CLI upload local files (Azure's ``LocalUpload/<hash>/``),
 #: by content hash; no job output may land in it
 UPLOAD_AREA = "LocalUpload"
+#: the folder of every datastore that holds the jobs' default output folders (``azureml/<job>/<output>/``);
+#: only job ``<job>`` (and the pipeline or sweep it runs in) may write under ``azureml/<job>/``
+JOB_AREA = "azureml"
 DEFAULT_COMPUTE = "local"
 
 

@@ -133,7 +133,9 @@ class JobCore:
                parent_name: str | None = None) -> JobRecord:
         """Validate, name, record and start a job of any kind; returns its ``job show`` record.
 
-        ``parent_name``: the parent job of a child submission (a pipeline's sweep node).
+        ``parent_name``: the parent job of a child submission (a pipeline's sweep node); it becomes the
+        spec's ``parent_job_name``, which the kinds read (a child may write under its parent's
+        ``azureml/<parent>/`` output folder).
 
         Raises:
             ValidationError: every problem found (file, field and value named), before anything is stored.
@@ -141,6 +143,8 @@ class JobCore:
             NotFoundError: unknown compute, asset or component.
         """
         spec = dict(spec)
+        if parent_name:
+            spec["parent_job_name"] = parent_name
         kind = self.kind(spec.get("type"))
         raw = spec.get("name")
         if raw not in (None, "") and not isinstance(raw, str):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from openaml._templates import check_references
-from openaml.constants import DATA_TYPES, MODEL_TYPES, UPLOAD_AREA
+from openaml.constants import DATA_TYPES, JOB_AREA, MODEL_TYPES, UPLOAD_AREA
 from openaml.datastores import (
     DatastorePort,
     LocalDatastore,
@@ -254,10 +254,14 @@ def _check_literal(typ: str, value: Any, inp: dict[str, Any]) -> str | None:
 
 
 def resolve_outputs(ctx: WorkspaceContext, job_name: str, outputs: dict[str, dict[str, Any]],
-                    errors: ResolveErrors) -> dict[str, Any]:
+                    errors: ResolveErrors, *, parent: str | None = None) -> dict[str, Any]:
     """Runner view of outputs: where each lands and how it registers: ``uri``, the datastore's
     non-secret definition and the ``path`` in it (the runner ``put``s the output there when the job
-    succeeds), ``local_path`` where the datastore has one (model and data registration read it)."""
+    succeeds), ``local_path`` where the datastore has one (model and data registration read it).
+
+    ``parent``: the job this one runs in (a pipeline's step, a sweep's trial), set by the server;
+    the job may write under its own ``azureml/<job>/`` and under its parent's and their parents'
+    (:func:`job_area_problem`), no other job's."""
     out: dict[str, Any] = {}
     default_ds = ctx.services["datastores"].default_name()  # workspaceblobstore unless another is_default
     for name, o in outputs.items():
@@ -270,7 +274,7 @@ def resolve_outputs(ctx: WorkspaceContext, job_name: str, outputs: dict[str, dic
                 errors.add(field, f"path {path!r} must be an azureml://datastores/<name>/paths/<path> URI")
                 continue
         else:
-            rel = f"azureml/{job_name}/{name}/"
+            rel = f"{JOB_AREA}/{job_name}/{name}/"
             if typ == "uri_file":
                 rel += name
             path = f"azureml://datastores/{o.get('datastore') or default_ds}/paths/{rel}"
@@ -284,6 +288,13 @@ def resolve_outputs(ctx: WorkspaceContext, job_name: str, outputs: dict[str, dic
                 raise ValidationError(f"path {path!r} is in {UPLOAD_AREA}/, where uploaded files are kept by "
                                       "content hash for the data assets and inputs that point at them; write "
                                       "the output to another folder of the datastore")
+            problem = job_area_problem(ctx, path, rel, typ, job_name, name, parent, port.name)
+            if not problem and port.has_local_path:  # a link in the datastore that leads into azureml/<X>/
+                real = _resolved_rel(port, rel)
+                if real != rel:
+                    problem = job_area_problem(ctx, path, real, typ, job_name, name, parent, port.name)
+            if problem:
+                raise ValidationError(problem)
             if typ == "uri_file" and not rel:
                 raise ValidationError(f"path {path!r} of a uri_file output needs a file name")
             if typ == "uri_file" and port.isdir(rel):  # found now, not when the finished job's output is put
@@ -305,6 +316,63 @@ def resolve_outputs(ctx: WorkspaceContext, job_name: str, outputs: dict[str, dic
                 _check_version_free(ctx, field, typ, o["name"], str(o["version"]), errors)
         out[name] = entry
     return out
+
+
+def job_area_problem(ctx: WorkspaceContext, path: str, rel: str, typ: str, job_name: str, output: str,
+                     parent: str | None, datastore: str) -> str | None:
+    """Why output ``output`` of job ``job_name`` may not be written to ``rel`` (its datastore path,
+    as normalised by the datastore's ``locate``: no ``.``, ``..`` or empty parts), or None.
+
+    ``azureml/<X>/`` of every datastore is job X's output folder (``azureml/<job>/<output>/`` when an
+    output has no ``path``). Data assets and models registered from a finished job's outputs, and the
+    RAI gate's trust in a built-in step's score card, rely on those files never changing after the job
+    ended; so only job X itself, and the jobs it runs in (``parent``, its parent, ...: a pipeline step
+    may be bound to its pipeline's output folder), may write there. For the same reason an output may
+    not be the ``azureml/`` folder itself, nor the datastore's root folder, which hold every job's folder.
+    """
+    parts = rel.split("/") if rel else []
+    fix = (f"omit path to get {JOB_AREA}/{job_name}/{output}/, or write elsewhere on the datastore, e.g. "
+           f"azureml://datastores/{datastore}/paths/<folder>/")
+    if not parts:
+        if typ == "uri_file":
+            return None  # refused next: a uri_file output needs a file name
+        return (f"path {path!r} is the root folder of datastore {datastore!r}, which holds every job's output "
+                f"folder ({JOB_AREA}/<job>/) and the uploaded files ({UPLOAD_AREA}/); {fix}")
+    if parts[0] != JOB_AREA:
+        return None
+    if len(parts) == 1:
+        return (f"path {path!r} is the {JOB_AREA}/ folder, which holds every job's output folder "
+                f"({JOB_AREA}/<job>/); {fix}")
+    owner = parts[1]
+    if owner == job_name or owner in job_ancestors(ctx, parent):
+        return None
+    return (f"path {path!r} is in {JOB_AREA}/{owner}/, the output folder of job {owner!r}; a job may write there "
+            "only when it is that job or runs in it (a pipeline's step), since a finished job's outputs never "
+            f"change (data assets, models and RAI score cards registered from them rely on that); {fix}")
+
+
+def _resolved_rel(port: DatastorePort, rel: str) -> str:
+    """``rel`` in a datastore with a local folder, its links followed (links that leave the folder
+    are refused by ``local_path``); ``rel`` itself when it cannot be resolved."""
+    try:
+        root = port.local_path("").resolve()
+        real = port.local_path(rel).resolve()
+        return "" if real == root else real.relative_to(root).as_posix()
+    except (OpenAMLError, OSError, ValueError):
+        return rel
+
+
+def job_ancestors(ctx: WorkspaceContext, parent: str | None) -> list[str]:
+    """``parent``, its parent, and so on up to a top-level job (read from the job rows; a parent
+    not recorded yet, as a pipeline being validated, ends the chain after itself)."""
+    chain: list[str] = []
+    while parent and parent not in chain and len(chain) < 20:
+        chain.append(parent)
+        try:
+            parent = ctx.store.get_job(parent).get("parent_name")
+        except NotFoundError:
+            break
+    return chain
 
 
 def ensure_found(fn: Any, *args: Any) -> Any:

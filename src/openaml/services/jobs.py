@@ -60,11 +60,16 @@ class JobService:
     def submit(self, spec: dict[str, Any], *, source: str | None = None) -> JobRecord:
         """Validate, record and start a job of any kind (:meth:`JobCore.submit`).
 
+        A submitted spec's ``parent_job_name`` is dropped, as Azure ML ignores read-only fields: only the
+        server makes a job another's child (a pipeline's step, a sweep's trial), and a child may write
+        under its parents' output folders (``azureml/<parent>/``), which another job may not.
+
         Raises:
             ValidationError: every problem found (fields named), before anything is stored.
             ConflictError: a job with that name exists.
             NotFoundError: unknown compute (listing those that exist).
         """
+        spec = {k: v for k, v in spec.items() if k != "parent_job_name"}
         return self.core.submit(spec, source=source)
 
     # ------------------------------------------------------------------ queries

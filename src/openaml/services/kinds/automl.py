@@ -111,7 +111,8 @@ class AutoMLKind(WorkerPool, ControlledKind):
         for k in data.get("outputs") or {}:
             if k != "best_model":
                 errors.add(f"outputs.{k}", "an AutoML job has one output, best_model (mlflow_model)")
-        runtime["outputs"] = resolve_outputs(self.ctx, name, {"best_model": best_out}, errors)
+        runtime["outputs"] = resolve_outputs(self.ctx, name, {"best_model": best_out}, errors,
+                                             parent=job.parent_job_name)
         if not errors.items and job.target_column_name:
             self._check_data(job, runner_inputs, errors, runtime)
         if errors.items:

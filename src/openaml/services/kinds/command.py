@@ -40,7 +40,7 @@ class CommandKind(JobKind):
         outputs_raw = data.get("outputs", {})
         check_command(job.command, inputs_raw, outputs_raw, errors)
         runner_inputs = resolve_inputs(self.ctx, inputs_raw, errors)
-        runner_outputs = resolve_outputs(self.ctx, name, outputs_raw, errors)
+        runner_outputs = resolve_outputs(self.ctx, name, outputs_raw, errors, parent=job.parent_job_name)
         code_dir = resolve_code(self.ctx, job.code, errors)
         env = self.core.runner_environment(data.get("environment"), errors)
         check_distribution(self.ctx, data, compute, errors)

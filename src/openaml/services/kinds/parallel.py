@@ -215,7 +215,7 @@ class ParallelKind(JobKind):
         if task.type != "run_function":
             errors.add("task.type", f"{task.type!r} is not a parallel task type; the only one is run_function")
         runner_inputs = resolve_inputs(self.ctx, inputs_raw, errors)
-        runner_outputs = resolve_outputs(self.ctx, name, outputs_raw, errors)
+        runner_outputs = resolve_outputs(self.ctx, name, outputs_raw, errors, parent=job.parent_job_name)
         data_name = _ref(job.input_data, "inputs")
         if not job.input_data:
             errors.add("input_data", "is missing; give input_data: ${{inputs.<name>}} naming the input to split")

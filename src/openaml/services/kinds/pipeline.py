@@ -69,7 +69,7 @@ class PipelineKind(JobKind):
         Raises:
             ValidationError: every problem found, each naming the node and field, before anything runs.
         """
-        job, data, plan = self.compile(spec, source=source)
+        job, data, plan = self.compile(spec, source=source, name=name)
         data.pop("warnings", None)
         if plan.get("warnings"):
             data["warnings"] = plan["warnings"]
@@ -98,10 +98,11 @@ class PipelineKind(JobKind):
         if row["status"] in (JobStatus.RUNNING, JobStatus.CANCEL_REQUESTED):
             self.advance(row["name"])
 
-    def compile(self, spec: dict[str, Any], *, source: str | None = None) -> tuple[PipelineJob, dict[str, Any],
-                                                                                   dict[str, Any]]:
+    def compile(self, spec: dict[str, Any], *, source: str | None = None,
+                name: str | None = None) -> tuple[PipelineJob, dict[str, Any], dict[str, Any]]:
         """Validate a pipeline job and compile its plan without starting anything (used by submit and
-        by schedules, which check their pipeline at create).
+        by schedules, which check their pipeline at create). ``name``: the pipeline job's name, when
+        known (its steps, ``<name>-<node>``, may write their outputs under ``azureml/<name>/``).
 
         Returns:
             (the validated job, its JSON dump, the plan: ``nodes``, ``order``, ``outputs``).
@@ -134,7 +135,7 @@ class PipelineKind(JobKind):
                     envs.resolve_for_job(env)
                 except OpenAMLError as exc:
                     errors.add(f"jobs.{node}.environment", exc.message)
-            self._check_paths(node, nd, errors)
+            self._check_paths(node, nd, errors, name)
             compute = nd["compute"] or default_compute
             try:
                 nd["compute"] = self.ctx.services["computes"].canonical_name(compute)
@@ -144,10 +145,11 @@ class PipelineKind(JobKind):
         plan["warnings"] = errors.warnings
         return job, data, plan
 
-    def _check_paths(self, node: str, nd: dict[str, Any], errors: ResolveErrors) -> None:
+    def _check_paths(self, node: str, nd: dict[str, Any], errors: ResolveErrors, pipeline: str | None) -> None:
         """A step's data inputs and outputs get the checks of a command job's (paths that leave their
         datastore through ``..`` or a link, inputs that do not exist or are of the wrong kind, an output
-        path that is an existing file, an output version that exists), at submission."""
+        path that is an existing file or another job's output folder, an output version that exists),
+        at submission. ``pipeline``: the pipeline's name when known (its step is ``<pipeline>-<node>``)."""
         inputs = {k: {"type": src.get("type") or "uri_folder", "path": src["path"], "mode": src.get("mode")}
                   for k, src in (nd.get("inputs") or {}).items()
                   if src.get("kind") == "data" and src.get("path") and "${{" not in str(src["path"])}
@@ -155,7 +157,7 @@ class PipelineKind(JobKind):
                    if o.get("path") and "${{" not in str(o["path"]).replace("${{name}}", "")}
         found = ResolveErrors()
         resolve_inputs(self.ctx, inputs, found)
-        resolve_outputs(self.ctx, f"{node}-check", outputs, found)
+        resolve_outputs(self.ctx, f"{pipeline}-{node}" if pipeline else f"{node}-check", outputs, found, parent=pipeline)
         for field, message in found.items:
             errors.add(f"jobs.{node}.{field}", message)
 

@@ -35,7 +35,7 @@ from openaml.entities._base import validation_error_from_pydantic
 from openaml.entities._sweep import SweepJob, is_component_reference, sweep_problems, trial_from_component
 from openaml.errors import ConflictError, NotFoundError, OpenAMLError, ValidationError
 from openaml.records import JobRecord, SweepTrialRecord
-from openaml.services._job_resolve import ResolveErrors, check_command, resolve_code, resolve_inputs
+from openaml.services._job_resolve import ResolveErrors, check_command, resolve_code, resolve_inputs, resolve_outputs
 from openaml.services._sweep_policies import evaluate_policy
 from openaml.services._sweep_sampling import SweepSampler
 from openaml.services.kinds import JobPlan
@@ -136,6 +136,10 @@ class SweepKind(ControlledKind):
         check_command(trial.command, {**inputs_raw, **swept}, data.get("outputs", {}), errors,
                       extra_roots=("search_space",))
         resolve_inputs(self.ctx, inputs_raw, errors)
+        # a trial keeps an output path only with ${{name}} in it (_launch): checked as trial 0's
+        kept = {k: o for k, o in (data.get("outputs") or {}).items() if "${{name}}" in str((o or {}).get("path"))}
+        if kept:
+            resolve_outputs(self.ctx, f"{name}_0", kept, errors, parent=name)
         resolve_code(self.ctx, trial.code, errors)
         self.core.runner_environment(data["trial"].get("environment"), errors)
         if errors.items:
