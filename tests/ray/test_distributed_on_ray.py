@@ -158,6 +158,22 @@ def test_more_instances_than_the_cluster_holds_are_refused_before_anything_runs(
     assert len(list(ml_client.jobs.list())) == before  # nothing stored
 
 
+def test_a_runner_no_live_node_holds_is_refused_not_left_pending(ray_cluster: Any, ml_client: Any) -> None:
+    """Regression (a new user's test): a plain job on a Ray compute whose ``resources`` no live node
+    has was accepted, sat Preparing while Ray kept its job PENDING, and failed a minute later with "the
+    job's runner stopped reporting". It is refused at submission, naming the compute and the resources."""
+    ml_client.compute.begin_create_or_update(RayCompute(
+        name="ray-nowhere", address=ray_cluster.address, max_instances=1,
+        resources=RayResources(num_cpus=1, custom={"no_such_accelerator": 1}))).result()
+    before = len(list(ml_client.jobs.list()))
+    with pytest.raises(ValidationError) as err:
+        ml_client.jobs.create_or_update(command(command="echo never", compute="ray-nowhere"))
+    msg = err.value.message
+    assert "compute" in msg and "one runner of" in msg and "no_such_accelerator" in msg, msg
+    assert "hold 0" in msg and "add a node that has them" in msg, msg
+    assert len(list(ml_client.jobs.list())) == before  # nothing stored
+
+
 def test_placement_per_job_and_mpi_on_several_instances_are_checked(ray_cluster: Any, ml_client: Any) -> None:
     compute = _compute(ml_client, ray_cluster, "ray-checks", None)
     with pytest.raises(ValidationError) as err:

@@ -366,11 +366,15 @@ class Scheduler:
         last = max(float(rt.get("runner_heartbeat") or 0), float(rt.get("launched_at") or 0), self._started_at)
         if timeout > 0 and time.time() - last > timeout:
             _kill(backend, handle)
-            self._end(name, JobStatus.FAILED,
-                      error=f"the job's runner stopped reporting (no heartbeat for {time.time() - last:.0f} s, the "
-                            f"limit is {timeout:g} s) while the job was {state.get('status', job['status'])}; it was "
-                            "killed (its machine or its link to the server may be down)",
-                      log_tail=tail_lines(self._log(name)))
+            if not state and not rt.get("runner_heartbeat"):  # never heard from: it did not start
+                error = (f"the job's runner did not start within {timeout:g} s of its launch on compute "
+                         f"{job['compute']!r} (no report from it; on a Ray compute, Ray keeps a job PENDING while "
+                         "no live node has the compute's resources); it was stopped")
+            else:
+                error = (f"the job's runner stopped reporting (no heartbeat for {time.time() - last:.0f} s, the "
+                         f"limit is {timeout:g} s) while the job was {state.get('status', job['status'])}; it was "
+                         "killed (its machine or its link to the server may be down)")
+            self._end(name, JobStatus.FAILED, error=error, log_tail=tail_lines(self._log(name)))
             return
         status = state.get("status")
         if status in (JobStatus.RUNNING, JobStatus.FINALIZING) and status != job["status"]:

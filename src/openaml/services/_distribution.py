@@ -71,9 +71,10 @@ def _how_counted(dist: dict[str, Any] | None, instances: int) -> str:
 
 def _check_on_ray(record: dict[str, Any], job: dict[str, Any], dist: dict[str, Any] | None, instances: int,
                   errors: ResolveErrors) -> None:
-    """A distributed job on a Ray compute: its instances go to distinct nodes (a placement group of
-    the compute's ``resources`` per instance), so the limit is the cluster's live nodes, asked now;
-    each node runs its instance's processes. ``mpi`` runs on one instance only (its ``mpirun`` does
+    """A job on a Ray compute: a distributed job's instances go to distinct nodes (a placement group
+    of the compute's ``resources`` per instance), so the limit is the cluster's live nodes, asked now;
+    each node runs its instance's processes. Any other job's runner needs one node holding the
+    compute's ``resources`` (else Ray leaves it PENDING). ``mpi`` runs on one instance only (its ``mpirun`` does
     not reach other nodes); ``placement`` must be one of Ray's strategies."""
     from openaml.compute._ray import is_distributed, placement_of, placement_problem
 
@@ -91,6 +92,13 @@ def _check_on_ray(record: dict[str, Any], job: dict[str, Any], dist: dict[str, A
                    "or type: pytorch for several nodes")
         return
     if not is_distributed(dist, job.get("resources")):
+        # one runner of the compute's resources: Ray would leave it PENDING while no live node holds it
+        problem = placement_problem(record, 1, "spread")
+        if problem:
+            errors.add("compute", problem.replace("resources.instance_count 1 instances of", "one runner of", 1)
+                       .replace("lower instance_count or add nodes",
+                                f"add a node that has them, or create compute {record.get('name')!r} again with "
+                                "resources a live node holds (openaml compute create --file <compute.yml>)", 1))
         return
     problem = placement_problem(record, instances, placement)
     if problem:
