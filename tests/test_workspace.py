@@ -174,7 +174,8 @@ def test_cli_autostart_leaves_no_resource_warning(tmp_path: Path) -> None:
 def test_bare_name_not_shadowed_by_an_unrelated_folder(tmp_path: Path) -> None:
     """Review: `-w rvtok` run where an unrelated folder `rvtok` exists failed with "not an openaml
     workspace" although `rvtok` is registered. A folder that is not a workspace no longer shadows the
-    name; a folder that IS a workspace still wins (today's rule)."""
+    name; a folder that IS a workspace, while the name is registered for another folder, is ambiguous
+    and refused naming both (it used to win silently)."""
     env = {**os.environ, "OPENAML_HOME": str(tmp_path / "home")}
     env.pop("OPENAML_WORKSPACE", None)
     registered = tmp_path / "registered"
@@ -186,13 +187,24 @@ def test_bare_name_not_shadowed_by_an_unrelated_folder(tmp_path: Path) -> None:
                        env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == {"running": False, "workspace": str(registered.resolve())}
-    # a folder of that name that is a workspace keeps winning
+    # a folder of that name that is a workspace, while the name is registered elsewhere: ambiguous
+    # (a new user's `server stop -w team` stopped the folder's workspace, not the registered one)
     subprocess.run([sys.executable, "-m", "openaml", "workspace", "create", "-n", "local-one", "--path",
                     str(cwd / "rvtok")], check=True, env=env, capture_output=True)
     r = subprocess.run([sys.executable, "-m", "openaml", "server", "status", "-w", "rvtok"], cwd=cwd,
                        env=env, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["workspace"] == str((cwd / "rvtok").resolve())
+    assert r.returncode != 0
+    assert "is ambiguous" in r.stderr and str((cwd / "rvtok").resolve()) in r.stderr, r.stderr
+    assert str(registered.resolve()) in r.stderr and "./rvtok" in r.stderr, r.stderr
+    for value, where in (("./rvtok", cwd / "rvtok"), (str(registered), registered)):
+        r = subprocess.run([sys.executable, "-m", "openaml", "server", "status", "-w", value], cwd=cwd,
+                           env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["workspace"] == str(where.resolve())
+    # the registered workspace's own folder, named from its parent, is not ambiguous
+    r = subprocess.run([sys.executable, "-m", "openaml", "server", "status", "-w", "registered"], cwd=tmp_path,
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and json.loads(r.stdout)["workspace"] == str(registered.resolve()), r.stderr
 
 
 def test_foreground_server_prints_its_address_not_library_chatter(tmp_path: Path) -> None:

@@ -416,9 +416,8 @@ def target_from_value(value: str, source: str, token: str | None = None) -> Work
     if value.startswith(("http://", "https://")):
         return WorkspaceTarget(url=value.rstrip("/"), token=token, source=source)
     p = Path(value).expanduser()
-    if not any(sep in value for sep in ("/", os.sep)) and not value.startswith(".") and not (
-        p / "workspace.json"
-    ).is_file():
+    bare = not any(sep in value for sep in ("/", os.sep)) and not value.startswith(".")
+    if bare and not (p / "workspace.json").is_file():
         # a bare name: look it up in the index; a folder of that name in the current directory
         # wins only when it is a workspace (an unrelated folder must not shadow a registered name)
         try:
@@ -426,6 +425,16 @@ def target_from_value(value: str, source: str, token: str | None = None) -> Work
         except NotFoundError:
             if not p.exists():
                 raise
+    elif bare:  # a workspace folder here, and maybe a registered workspace of that name elsewhere
+        try:
+            registered = get_workspace_path(value).resolve()
+        except NotFoundError:
+            registered = None
+        if registered is not None and registered != p.resolve():
+            raise ValidationError(
+                f"workspace {value!r} ({source}) is ambiguous: the folder {p.resolve()} here is a workspace, and "
+                f"so is the registered workspace {value!r} at {registered}; give ./{value} for the folder or "
+                f"{registered} for the registered one")
     return WorkspaceTarget(path=p.resolve(), token=token, source=source)
 
 
