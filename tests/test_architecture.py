@@ -40,9 +40,24 @@ def test_sdk_and_loaders_do_not_import_the_server_side() -> None:
     assert loaded == []
 
 
-def test_cli_job_list_imports_only_what_it_runs(server: Any) -> None:
+def test_cli_job_list_imports_only_what_it_runs(tmp_path: Path) -> None:
     """``openaml job list -o json`` builds the job noun only, reads command jobs only, and never
-    imports rich, the sweep/pipeline/endpoint entities or anything server-side."""
+    imports rich, the sweep/pipeline/endpoint entities or anything server-side. Its own workspace,
+    holding command jobs only (on the session's server another test's pipeline job is listed, and
+    its entity imported to show it, as it should be)."""
+    from openaml import MLClient, command
+    from tests.conftest import start_server
+
+    handle = start_server(tmp_path / "ws", name="lean-list")
+    try:
+        with MLClient(workspace=handle.url) as ml:
+            ml.jobs.create_or_update(command(command="echo listed"))
+        _lean_job_list(handle.url)
+    finally:
+        handle.stop()
+
+
+def _lean_job_list(url: str) -> None:
     code = (
         "import json, sys\n"
         "from typer.testing import CliRunner\n"
@@ -55,7 +70,7 @@ def test_cli_job_list_imports_only_what_it_runs(server: Any) -> None:
         "print(json.dumps([n for n in names if n in sys.modules]))")
     import os
 
-    assert _fresh(code, env={**os.environ, "OPENAML_WORKSPACE": server.url}) == []
+    assert _fresh(code, env={**os.environ, "OPENAML_WORKSPACE": url}) == []
 
 
 def test_cli_lists_every_noun_in_help(cli: Any) -> None:
