@@ -182,10 +182,23 @@ def test_a_submission_cannot_claim_a_parent_to_write_in_its_folder(server, ml_cl
     assert (_blob_root(server.url) / "azureml" / other / "o" / "f.txt").read_text() == "theirs\n"
 
 
-def test_own_folder_by_name_and_the_pipelines_folder_are_still_writable(server, ml_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_own_folder_by_name_and_the_pipelines_folder_are_still_writable(tmp_path: Path) -> None:
     """``${{name}}`` in an output path is the job's own name; a pipeline's step may write under its
-    pipeline's ``azureml/<pipeline>/`` (a pipeline output given that path and bound to the step)."""
-    root = _blob_root(server.url)
+    pipeline's ``azureml/<pipeline>/`` (a pipeline output given that path and bound to the step). On a
+    server of its own: a pipeline job on the session's server changes what its other tests list."""
+    from openaml import MLClient
+    from tests.conftest import start_server
+
+    handle = start_server(tmp_path / "ws", name="own-folder")
+    try:
+        with MLClient(workspace=handle.url) as ml_client:
+            _own_and_pipeline_folders(handle.url, ml_client, tmp_path)
+    finally:
+        handle.stop()
+
+
+def _own_and_pipeline_folders(url: str, ml_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root = _blob_root(url)
     job = ml_client.jobs.create_or_update(_writer(f"{BLOB}/azureml/${{{{name}}}}/custom/"))
     assert ml_client.jobs.wait(job.name, timeout=180).status == "Completed"
     assert (root / "azureml" / job.name / "custom" / "f.txt").read_text() == "mine\n"
