@@ -115,11 +115,12 @@ def placement_of(compute: dict[str, Any], resources: dict[str, Any] | None) -> s
 
 
 def placement_problem(compute: dict[str, Any], instances: int, placement: str,
-                      timeout: float = 10.0) -> str | None:
+                      timeout: float = 10.0, *, runner_only: bool = False) -> str | None:
     """Why the cluster of ``compute`` cannot place ``instances`` bundles with ``placement`` now
     (``strict_spread``: that many live nodes each holding one bundle; ``spread``/``pack``: that many
     bundles over the live nodes), or None (it can, or the cluster does not answer: the job then
-    waits Queued until it does, and its runner's placement group waits for the nodes)."""
+    waits Queued until it does, and its runner's placement group waits for the nodes).
+    ``runner_only``: the job is not distributed (one runner of the compute's resources), said so."""
     base = str(compute.get("address") or "").rstrip("/")
     try:
         with httpx.Client(timeout=timeout) as c:
@@ -138,6 +139,10 @@ def placement_problem(compute: dict[str, Any], instances: int, placement: str,
                 f"nodes that each hold one instance ({bundle}), but the cluster at {base} has {hosts} (of "
                 f"{len(live)} live node(s)); lower instance_count, add nodes, or use placement spread")
     if sum(fits) < instances:
+        if runner_only:
+            return (f"one runner of {bundle} does not fit the Ray cluster at {base}: its {len(live)} live node(s) "
+                    f"hold {sum(fits)}; add a node that has them, or create compute {compute.get('name')!r} again "
+                    "with resources a live node holds (openaml compute create --file <compute.yml>)")
         return (f"resources.instance_count {instances} instances of {bundle} do not fit the Ray cluster at {base}: "
                 f"its {len(live)} live node(s) hold {sum(fits)}; lower instance_count or add nodes")
     return None

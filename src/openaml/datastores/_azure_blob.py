@@ -142,9 +142,9 @@ class AzureBlobDatastorePort(RemoteDatastore):
             return
         names = [(self._blob_name(real), local) for real, local in pairs]
 
-        async def read_all() -> None:
-            import asyncio
+        import asyncio
 
+        async def read_all() -> None:
             from azure.storage.blob.aio import ContainerClient
 
             async with ContainerClient.from_connection_string(
@@ -159,8 +159,6 @@ class AzureBlobDatastorePort(RemoteDatastore):
                             await downloader.readinto(fh)
 
                 await asyncio.gather(*(one(n, local) for n, local in names))
-
-        import asyncio
 
         # a loop of its own, in a thread of its own: the caller may be running an event loop itself
         with ThreadPoolExecutor(1) as loop_thread:

@@ -93,12 +93,9 @@ def _check_on_ray(record: dict[str, Any], job: dict[str, Any], dist: dict[str, A
         return
     if not is_distributed(dist, job.get("resources")):
         # one runner of the compute's resources: Ray would leave it PENDING while no live node holds it
-        problem = placement_problem(record, 1, "spread")
+        problem = placement_problem(record, 1, "spread", runner_only=True)
         if problem:
-            errors.add("compute", problem.replace("resources.instance_count 1 instances of", "one runner of", 1)
-                       .replace("lower instance_count or add nodes",
-                                f"add a node that has them, or create compute {record.get('name')!r} again with "
-                                "resources a live node holds (openaml compute create --file <compute.yml>)", 1))
+            errors.add("compute", problem)
         return
     problem = placement_problem(record, instances, placement)
     if problem:
