@@ -127,6 +127,7 @@ class DatastoreService:
             data["path"] = str(p.resolve())
         if ds.type in REMOTE_TYPES:  # proved before anything is stored: wrong credentials store nothing
             port = open_datastore({**data, "name": ds.name, "type": ds.type}, base=self.ctx.layout.root)
+            port.check_definition()  # a malformed endpoint is never right, checked or not
             if skip_validation:
                 warning = (f"datastore {ds.name!r} ({ds.type}): registered without checking that {port.describe()} "
                            "answers (skip_validation); a job or upload using it fails with the service's error "
