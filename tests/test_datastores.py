@@ -398,3 +398,21 @@ def test_local_datastore_on_the_workspace_secrets_is_refused(ml_client, server):
     name = f"ok_{uuid.uuid4().hex[:6]}"
     got = ml_client.datastores.create_or_update(Datastore(name=name, type="local", path=str(ok)))
     assert ok.is_dir() and ml_client.datastores.get(name).name == name and got.name == name
+
+
+def test_blob_show_says_the_protocol_of_a_url_endpoint(ml_client, cli):
+    """Issue h10 item 4: an azure_blob datastore whose ``endpoint`` is a URL (Azurite) is reached with
+    that URL's scheme: show says ``protocol: http``, not the class's default ``https``."""
+    blob = AzureBlobDatastore(name="proto_url", account_name="devstoreaccount1", container_name="c",
+                              endpoint="http://127.0.0.1:9/devstoreaccount1",
+                              credentials=AccountKeyConfiguration(account_key="U0VDUkVU"))
+    assert blob.protocol == "https"  # azure-ai-ml's default, stored as sent
+    with pytest.warns(UserWarning, match="without checking"):
+        assert ml_client.datastores.create_or_update(blob, skip_validation=True).protocol == "http"
+    assert ml_client.datastores.get("proto_url").protocol == "http"
+    shown = cli("datastore", "show", "--name", "proto_url", check=True).json()
+    assert shown["protocol"] == "http" and shown["endpoint"] == "http://127.0.0.1:9/devstoreaccount1"
+    # the round trip (a get() result sent back) keeps working
+    with pytest.warns(UserWarning):
+        ml_client.datastores.create_or_update(ml_client.datastores.get("proto_url"), skip_validation=True)
+    assert ml_client.datastores.get("proto_url").protocol == "http"

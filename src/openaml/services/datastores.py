@@ -52,6 +52,11 @@ class DatastoreService:
         creds = public_credentials(d.pop("credentials", None))
         if creds:
             d["credentials"] = creds
+        endpoint = str(d.get("endpoint") or "")
+        if d["type"] == "azure_blob" and "://" in endpoint:
+            # a URL endpoint (Azurite, a private endpoint) is the account's URL as it is: its scheme is the
+            # protocol in use, whatever ``protocol`` was stored (azure-ai-ml's class defaults it to https)
+            d["protocol"] = endpoint.split("://", 1)[0].lower()
         if d["type"] == "local":
             d["local_path"] = str(open_datastore(self._definition(d), base=self.ctx.layout.root).local_path(""))
         return cast(DatastoreRecord, d)  # the stored spec's fields pass through (see openaml.records)
