@@ -400,6 +400,33 @@ def test_local_datastore_on_the_workspace_secrets_is_refused(ml_client, server):
     assert ok.is_dir() and ml_client.datastores.get(name).name == name and got.name == name
 
 
+def test_azureml_prefix_names_a_datastore(ml_client, cli, tmp_path):
+    """Issue h10 item 5: ``datastore: azureml:<name>`` (azure-ai-ml's reference form, as for computes)
+    names the datastore ``<name>`` in a data asset (SDK and YAML) and in a job output."""
+    import uuid
+
+    from openaml import Output, command
+    from openaml.entities import Data, Datastore
+
+    ds = f"pfx_{uuid.uuid4().hex[:6]}"
+    ml_client.datastores.create_or_update(Datastore(name=ds, type="local", path=str(tmp_path / "store")))
+    f = tmp_path / "x.csv"
+    f.write_text("a\n1\n")
+    got = ml_client.data.create_or_update(Data(name=f"pfx-{ds[4:]}", type="uri_file", path=str(f),
+                                               datastore=f"azureml:{ds}"))
+    assert got.path.startswith(f"azureml://datastores/{ds}/paths/LocalUpload/"), got.path
+    yml = tmp_path / "data.yml"
+    yml.write_text(f"name: pfx-yaml-{ds[4:]}\ntype: uri_file\npath: {f}\ndatastore: azureml:{ds}\n")
+    r = cli("data", "create", "--file", str(yml), "-o", "json")
+    assert r.returncode == 0, r.stderr
+    assert r.json()["path"].startswith(f"azureml://datastores/{ds}/paths/LocalUpload/"), r.stdout
+    job = command(command="echo hi > ${{outputs.o}}/hi.txt", environment="AzureML-sklearn-1.5@latest",
+                  outputs={"o": Output(type="uri_folder", datastore=f"azureml:{ds}")})
+    name = ml_client.jobs.create_or_update(job).name
+    assert ml_client.jobs.wait(name, timeout=120).status == "Completed", ml_client.jobs.get_raw(name)["log_tail"]
+    assert (tmp_path / "store" / "azureml" / name / "o" / "hi.txt").read_text().strip() == "hi"
+
+
 def test_blob_show_says_the_protocol_of_a_url_endpoint(ml_client, cli):
     """Issue h10 item 4: an azure_blob datastore whose ``endpoint`` is a URL (Azurite) is reached with
     that URL's scheme: show says ``protocol: http``, not the class's default ``https``."""

@@ -81,6 +81,13 @@ class DatastoreService:
                 return str(d["name"])
         return DEFAULT_DATASTORE
 
+    def canonical_name(self, name: str | None) -> str | None:
+        """A datastore name as the user may write it: ``azureml:<name>`` (azure-ai-ml's reference form,
+        as for computes) or ``<name>`` -> ``<name>``; None stays None. Not checked against the store."""
+        if name is not None and name.startswith("azureml:"):
+            name = name[len("azureml:"):]
+        return name
+
     def create_or_update(self, spec: dict[str, Any], *, skip_validation: bool = False) -> DatastoreRecord:
         """Register a datastore. ``local`` needs ``path`` (an existing folder); ``s3`` and
         ``azure_blob`` are proved first by one listing call with the given credentials
