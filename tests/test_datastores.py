@@ -443,3 +443,18 @@ def test_blob_show_says_the_protocol_of_a_url_endpoint(ml_client, cli):
     with pytest.warns(UserWarning):
         ml_client.datastores.create_or_update(ml_client.datastores.get("proto_url"), skip_validation=True)
     assert ml_client.datastores.get("proto_url").protocol == "http"
+
+
+def test_datastore_help_says_which_types_hold_files(cli):
+    """Issue h10 item 3: the help no longer says Azure types are "kept as metadata" wholesale: the
+    types with a backend (openaml.datastores.BACKENDS) are the ones said to hold files."""
+    from openaml.cli._datastore import CREATE_HELP
+    from openaml.datastores import BACKENDS
+
+    first, rest = CREATE_HELP.split("\n\n", 1)
+    for kind in BACKENDS:
+        assert kind in first, (kind, first)
+    metadata = rest.split("kept as metadata")[0].rsplit(".", 1)[-1]
+    assert "azure_blob" not in metadata and "azure_file" in metadata, metadata
+    r = cli("datastore", "create", "--help", check=True)
+    assert "azure_blob (their files are read and written here)" in " ".join(r.stdout.split()), r.stdout

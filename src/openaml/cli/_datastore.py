@@ -9,7 +9,19 @@ import typer
 from openaml.cli._common import FileOpt, NameOpt, OutputOpt, SetOpt, WorkspaceOpt, client, handle_errors, show_warnings
 from openaml.cli._output import render
 
-app = typer.Typer(help="Datastores.", no_args_is_help=True)
+app = typer.Typer(help="Datastores: where files live (local folders, S3 buckets, Azure Blob containers).",
+                  no_args_is_help=True)
+
+
+#: what ``datastore create --help`` says: which types hold files here (openaml.datastores.BACKENDS)
+CREATE_HELP = (
+    "Register a datastore from YAML: local, s3 or azure_blob (their files are read and written here).\n\n"
+    "local is a folder of the server (an absolute path), s3 a bucket of an S3 API (AWS, MinIO, ...), azure_blob "
+    "a blob container of Azure Storage or Azurite. fsspec (a URL read from your own Python) and azure_file, "
+    "azure_data_lake_gen1 and azure_data_lake_gen2 are kept as metadata: registered and shown, but jobs "
+    "cannot use their files here. Credentials are stored encrypted and never shown back.\n\n"
+    "An s3 or azure_blob datastore is checked with one listing call first (refused, nothing stored, when it "
+    "fails), unless --skip-validation.")
 
 
 @app.command("list")
@@ -24,16 +36,13 @@ def show(name: NameOpt, workspace: WorkspaceOpt = None, output: OutputOpt = "jso
     render(client(workspace).datastores.get(name), output)
 
 
-@app.command("create")
+@app.command("create", help=CREATE_HELP)
 @handle_errors
 def create(file: FileOpt, set_: SetOpt = None, workspace: WorkspaceOpt = None, output: OutputOpt = "json",
            skip_validation: Annotated[bool, typer.Option(
                "--skip-validation", help="register an s3/azure_blob datastore without checking that it answers "
                "(an endpoint only the jobs' machines reach)")] = False) -> None:
-    """Register a datastore from YAML: local (an absolute path), fsspec, or any Azure type (azure_blob,
-    azure_file, azure_data_lake_gen1, azure_data_lake_gen2), kept as metadata with its credentials.
-    An s3 or azure_blob datastore is checked with one listing call first (refused, nothing stored, when
-    it fails), unless --skip-validation."""
+    """Register a datastore from YAML (help: :data:`CREATE_HELP`)."""
     from openaml.entities._datastore import load_datastore
 
     ds = load_datastore(file, params_override=set_)
