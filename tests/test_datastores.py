@@ -400,6 +400,74 @@ def test_local_datastore_on_the_workspace_secrets_is_refused(ml_client, server):
     assert ok.is_dir() and ml_client.datastores.get(name).name == name and got.name == name
 
 
+def test_delete_removes_the_registration_not_the_files(ml_client, cli, tmp_path):
+    """Issue h10 item 1: ``datastores.delete`` and ``datastore delete`` (as azure-ai-ml and az ml)
+    remove the registration only; refused, naming them, while unarchived data asset versions point
+    into it; an unknown name is a 404 listing the datastores."""
+    import uuid
+
+    from openaml.entities import Data, Datastore
+    from openaml.errors import ConflictError, NotFoundError
+
+    folder = tmp_path / "kept"
+    folder.mkdir()
+    (folder / "rows.csv").write_text("a\n1\n")
+    ds = f"del_{uuid.uuid4().hex[:6]}"
+    ml_client.datastores.create_or_update(Datastore(name=ds, type="local", path=str(folder)))
+    asset = f"on-{ds}".replace("_", "-")
+    ml_client.data.create_or_update(Data(name=asset, type="uri_file",
+                                         path=f"azureml://datastores/{ds}/paths/rows.csv"))
+    with pytest.raises(ConflictError) as info:
+        ml_client.datastores.delete(ds)
+    msg = info.value.message
+    assert f"datastore '{ds}' is used by 1 data asset version ({asset}:1)" in msg and "archive them first" in msg, msg
+    r = cli("datastore", "delete", "--name", ds)
+    assert r.returncode != 0 and f"{asset}:1" in r.stderr, r.stderr
+    assert ml_client.datastores.get(ds).name == ds  # nothing removed
+
+    ml_client.data.archive(asset, version="1")  # an archived version does not hold it
+    r = cli("datastore", "delete", "--name", f"azureml:{ds}")  # azure-ai-ml's reference form too
+    assert r.returncode == 0 and f"deleted datastore azureml:{ds}" in r.stderr, r.stderr
+    with pytest.raises(NotFoundError, match=rf"datastore '{ds}' not found; datastores: .*workspaceblobstore"):
+        ml_client.datastores.get(ds)
+    assert (folder / "rows.csv").read_text() == "a\n1\n"  # the files stay
+    # registered again, the same files are there
+    ml_client.datastores.create_or_update(Datastore(name=ds, type="local", path=str(folder)))
+    ml_client.datastores.delete(ds)
+    assert ds not in [d.name for d in ml_client.datastores.list()]
+    with pytest.raises(NotFoundError, match=rf"datastore '{ds}' not found; datastores: .*workspaceblobstore") as nf:
+        ml_client.datastores.delete(ds)
+    assert nf.value.http_status == 404
+    r = cli("datastore", "delete", "--name", "no_such_store")
+    assert r.returncode != 0 and "datastore 'no_such_store' not found; datastores:" in r.stderr, r.stderr
+
+
+def test_delete_refuses_the_workspace_and_the_default_datastore(ml_client, tmp_path):
+    """The workspace's own ``workspaceblobstore`` is never deleted; the default datastore only once
+    another is the default (the message says how)."""
+    import uuid
+
+    from openaml.entities import Datastore
+    from openaml.errors import ConflictError
+
+    with pytest.raises(ConflictError, match="'workspaceblobstore' is the workspace's own folder .*cannot be deleted"):
+        ml_client.datastores.delete("workspaceblobstore")
+    ds = f"dflt_{uuid.uuid4().hex[:6]}"
+    ml_client.datastores.create_or_update(Datastore(name=ds, type="local", path=str(tmp_path), is_default=True))
+    try:
+        assert ml_client.datastores.get_default().name == ds
+        with pytest.raises(ConflictError) as info:
+            ml_client.datastores.delete(ds)
+        msg = info.value.message
+        assert f"datastore '{ds}' is the workspace's default datastore and cannot be deleted" in msg, msg
+        assert "make another one the default first" in msg and "is_default: false" in msg, msg
+    finally:  # the default back to workspaceblobstore: the other tests upload there
+        ml_client.datastores.create_or_update(Datastore(name=ds, type="local", path=str(tmp_path), is_default=False))
+    assert ml_client.datastores.get_default().name == "workspaceblobstore"
+    ml_client.datastores.delete(ds)
+    assert ds not in [d.name for d in ml_client.datastores.list()]
+
+
 def test_azureml_prefix_names_a_datastore(ml_client, cli, tmp_path):
     """Issue h10 item 5: ``datastore: azureml:<name>`` (azure-ai-ml's reference form, as for computes)
     names the datastore ``<name>`` in a data asset (SDK and YAML) and in a job output."""

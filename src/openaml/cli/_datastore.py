@@ -1,4 +1,4 @@
-"""``openaml datastore list/show/create``."""
+"""``openaml datastore list/show/create/delete``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from openaml.cli._common import FileOpt, NameOpt, OutputOpt, SetOpt, WorkspaceOpt, client, handle_errors, show_warnings
-from openaml.cli._output import render
+from openaml.cli._output import info, render
 
 app = typer.Typer(help="Datastores: where files live (local folders, S3 buckets, Azure Blob containers).",
                   no_args_is_help=True)
@@ -22,6 +22,10 @@ CREATE_HELP = (
     "cannot use their files here. Credentials are stored encrypted and never shown back.\n\n"
     "An s3 or azure_blob datastore is checked with one listing call first (refused, nothing stored, when it "
     "fails), unless --skip-validation.")
+DELETE_HELP = (
+    "Remove a datastore's registration, as az ml datastore delete: its files stay where they are.\n\n"
+    "Refused for workspaceblobstore, for the default datastore (make another the default first) and for one "
+    "that data asset versions still use (archive them first).")
 
 
 @app.command("list")
@@ -49,3 +53,11 @@ def create(file: FileOpt, set_: SetOpt = None, workspace: WorkspaceOpt = None, o
     with show_warnings():
         made = client(workspace).datastores.create_or_update(ds, skip_validation=skip_validation)
     render(made, output)
+
+
+@app.command("delete", help=DELETE_HELP)
+@handle_errors
+def delete(name: NameOpt, workspace: WorkspaceOpt = None) -> None:
+    """Remove a datastore's registration (help: :data:`DELETE_HELP`)."""
+    client(workspace).datastores.delete(name)
+    info(f"deleted datastore {name}")

@@ -23,7 +23,7 @@ from openaml.datastores import (
     relative_parts,
 )
 from openaml.entities._datastore import credentials_from, datastore_class, public_credentials
-from openaml.errors import NotFoundError, ValidationError
+from openaml.errors import ConflictError, NotFoundError, ValidationError
 from openaml.records import DatastoreRecord
 from openaml.services._context import WorkspaceContext
 
@@ -87,6 +87,46 @@ class DatastoreService:
         if name is not None and name.startswith("azureml:"):
             name = name[len("azureml:"):]
         return name
+
+    def delete(self, name: str) -> None:
+        """Remove a datastore's registration, as Azure ML does: its files stay where they are (a local
+        datastore's folder, the bucket or container) and registering it again gives them back.
+
+        Refused (nothing removed): the workspace's own ``workspaceblobstore``; the default datastore
+        (:meth:`default_name`; make another the default first); a datastore that a data asset version
+        that is not archived points into (its ``path`` is on the datastore: the asset would no longer
+        resolve), naming up to five of them.
+
+        Raises:
+            NotFoundError: no such datastore, naming those that exist. ConflictError: the workspace's
+                own datastore, the default one, or one that data assets use.
+        """
+        canonical = self.canonical_name(name)
+        assert canonical is not None
+        name = canonical
+        if name == DEFAULT_DATASTORE:
+            raise ConflictError(
+                f"datastore {DEFAULT_DATASTORE!r} is the workspace's own folder (created with the workspace) "
+                "and cannot be deleted", details={"datastore": name, "built_in": True})
+        self.ctx.store.get_datastore(name)  # NotFoundError naming the datastores that exist
+        if name == self.default_name():
+            raise ConflictError(
+                f"datastore {name!r} is the workspace's default datastore and cannot be deleted; make another "
+                f"one the default first (register it with is_default: true, or register {name!r} again with "
+                f"is_default: false to give the default back to {DEFAULT_DATASTORE!r})",
+                details={"datastore": name, "is_default": True})
+        used, total = self.ctx.store.assets_under("data", f"azureml://datastores/{name}/paths/")
+        if total:
+            listed = ", ".join(f"{n}:{v}" for n, v in used) + (f" and {total - len(used)} more" if total > len(used)
+                                                               else "")
+            raise ConflictError(
+                f"datastore {name!r} is used by {total} data asset version{'s' if total > 1 else ''} ({listed}); "
+                "archive them first (openaml data archive --name <name> --version <version>), then delete it",
+                details={"datastore": name, "data": [f"{n}:{v}" for n, v in used], "count": total})
+        self.ctx.store.delete_datastore(name)
+        files = self.ctx.services.get("files")
+        if files is not None:
+            files.forget_port()
 
     def create_or_update(self, spec: dict[str, Any], *, skip_validation: bool = False) -> DatastoreRecord:
         """Register a datastore. ``local`` needs ``path`` (an existing folder); ``s3`` and
