@@ -398,3 +398,131 @@ def test_local_datastore_on_the_workspace_secrets_is_refused(ml_client, server):
     name = f"ok_{uuid.uuid4().hex[:6]}"
     got = ml_client.datastores.create_or_update(Datastore(name=name, type="local", path=str(ok)))
     assert ok.is_dir() and ml_client.datastores.get(name).name == name and got.name == name
+
+
+def test_delete_removes_the_registration_not_the_files(ml_client, cli, tmp_path):
+    """Issue h10 item 1: ``datastores.delete`` and ``datastore delete`` (as azure-ai-ml and az ml)
+    remove the registration only; refused, naming them, while unarchived data asset versions point
+    into it; an unknown name is a 404 listing the datastores."""
+    import uuid
+
+    from openaml.entities import Data, Datastore
+    from openaml.errors import ConflictError, NotFoundError
+
+    folder = tmp_path / "kept"
+    folder.mkdir()
+    (folder / "rows.csv").write_text("a\n1\n")
+    ds = f"del_{uuid.uuid4().hex[:6]}"
+    ml_client.datastores.create_or_update(Datastore(name=ds, type="local", path=str(folder)))
+    asset = f"on-{ds}".replace("_", "-")
+    ml_client.data.create_or_update(Data(name=asset, type="uri_file",
+                                         path=f"azureml://datastores/{ds}/paths/rows.csv"))
+    with pytest.raises(ConflictError) as info:
+        ml_client.datastores.delete(ds)
+    msg = info.value.message
+    assert f"datastore '{ds}' is used by 1 data asset version ({asset}:1)" in msg and "archive them first" in msg, msg
+    r = cli("datastore", "delete", "--name", ds)
+    assert r.returncode != 0 and f"{asset}:1" in r.stderr, r.stderr
+    assert ml_client.datastores.get(ds).name == ds  # nothing removed
+
+    ml_client.data.archive(asset, version="1")  # an archived version does not hold it
+    r = cli("datastore", "delete", "--name", f"azureml:{ds}")  # azure-ai-ml's reference form too
+    assert r.returncode == 0 and f"deleted datastore azureml:{ds}" in r.stderr, r.stderr
+    with pytest.raises(NotFoundError, match=rf"datastore '{ds}' not found; datastores: .*workspaceblobstore"):
+        ml_client.datastores.get(ds)
+    assert (folder / "rows.csv").read_text() == "a\n1\n"  # the files stay
+    # registered again, the same files are there
+    ml_client.datastores.create_or_update(Datastore(name=ds, type="local", path=str(folder)))
+    ml_client.datastores.delete(ds)
+    assert ds not in [d.name for d in ml_client.datastores.list()]
+    with pytest.raises(NotFoundError, match=rf"datastore '{ds}' not found; datastores: .*workspaceblobstore") as nf:
+        ml_client.datastores.delete(ds)
+    assert nf.value.http_status == 404
+    r = cli("datastore", "delete", "--name", "no_such_store")
+    assert r.returncode != 0 and "datastore 'no_such_store' not found; datastores:" in r.stderr, r.stderr
+
+
+def test_delete_refuses_the_workspace_and_the_default_datastore(ml_client, tmp_path):
+    """The workspace's own ``workspaceblobstore`` is never deleted; the default datastore only once
+    another is the default (the message says how)."""
+    import uuid
+
+    from openaml.entities import Datastore
+    from openaml.errors import ConflictError
+
+    with pytest.raises(ConflictError, match="'workspaceblobstore' is the workspace's own folder .*cannot be deleted"):
+        ml_client.datastores.delete("workspaceblobstore")
+    ds = f"dflt_{uuid.uuid4().hex[:6]}"
+    ml_client.datastores.create_or_update(Datastore(name=ds, type="local", path=str(tmp_path), is_default=True))
+    try:
+        assert ml_client.datastores.get_default().name == ds
+        with pytest.raises(ConflictError) as info:
+            ml_client.datastores.delete(ds)
+        msg = info.value.message
+        assert f"datastore '{ds}' is the workspace's default datastore and cannot be deleted" in msg, msg
+        assert "make another one the default first" in msg and "is_default: false" in msg, msg
+    finally:  # the default back to workspaceblobstore: the other tests upload there
+        ml_client.datastores.create_or_update(Datastore(name=ds, type="local", path=str(tmp_path), is_default=False))
+    assert ml_client.datastores.get_default().name == "workspaceblobstore"
+    ml_client.datastores.delete(ds)
+    assert ds not in [d.name for d in ml_client.datastores.list()]
+
+
+def test_azureml_prefix_names_a_datastore(ml_client, cli, tmp_path):
+    """Issue h10 item 5: ``datastore: azureml:<name>`` (azure-ai-ml's reference form, as for computes)
+    names the datastore ``<name>`` in a data asset (SDK and YAML) and in a job output."""
+    import uuid
+
+    from openaml import Output, command
+    from openaml.entities import Data, Datastore
+
+    ds = f"pfx_{uuid.uuid4().hex[:6]}"
+    ml_client.datastores.create_or_update(Datastore(name=ds, type="local", path=str(tmp_path / "store")))
+    f = tmp_path / "x.csv"
+    f.write_text("a\n1\n")
+    got = ml_client.data.create_or_update(Data(name=f"pfx-{ds[4:]}", type="uri_file", path=str(f),
+                                               datastore=f"azureml:{ds}"))
+    assert got.path.startswith(f"azureml://datastores/{ds}/paths/LocalUpload/"), got.path
+    yml = tmp_path / "data.yml"
+    yml.write_text(f"name: pfx-yaml-{ds[4:]}\ntype: uri_file\npath: {f}\ndatastore: azureml:{ds}\n")
+    r = cli("data", "create", "--file", str(yml), "-o", "json")
+    assert r.returncode == 0, r.stderr
+    assert r.json()["path"].startswith(f"azureml://datastores/{ds}/paths/LocalUpload/"), r.stdout
+    job = command(command="echo hi > ${{outputs.o}}/hi.txt", environment="AzureML-sklearn-1.5@latest",
+                  outputs={"o": Output(type="uri_folder", datastore=f"azureml:{ds}")})
+    name = ml_client.jobs.create_or_update(job).name
+    assert ml_client.jobs.wait(name, timeout=120).status == "Completed", ml_client.jobs.get_raw(name)["log_tail"]
+    assert (tmp_path / "store" / "azureml" / name / "o" / "hi.txt").read_text().strip() == "hi"
+
+
+def test_blob_show_says_the_protocol_of_a_url_endpoint(ml_client, cli):
+    """Issue h10 item 4: an azure_blob datastore whose ``endpoint`` is a URL (Azurite) is reached with
+    that URL's scheme: show says ``protocol: http``, not the class's default ``https``."""
+    blob = AzureBlobDatastore(name="proto_url", account_name="devstoreaccount1", container_name="c",
+                              endpoint="http://127.0.0.1:9/devstoreaccount1",
+                              credentials=AccountKeyConfiguration(account_key="U0VDUkVU"))
+    assert blob.protocol == "https"  # azure-ai-ml's default, stored as sent
+    with pytest.warns(UserWarning, match="without checking"):
+        assert ml_client.datastores.create_or_update(blob, skip_validation=True).protocol == "http"
+    assert ml_client.datastores.get("proto_url").protocol == "http"
+    shown = cli("datastore", "show", "--name", "proto_url", check=True).json()
+    assert shown["protocol"] == "http" and shown["endpoint"] == "http://127.0.0.1:9/devstoreaccount1"
+    # the round trip (a get() result sent back) keeps working
+    with pytest.warns(UserWarning):
+        ml_client.datastores.create_or_update(ml_client.datastores.get("proto_url"), skip_validation=True)
+    assert ml_client.datastores.get("proto_url").protocol == "http"
+
+
+def test_datastore_help_says_which_types_hold_files(cli):
+    """Issue h10 item 3: the help no longer says Azure types are "kept as metadata" wholesale: the
+    types with a backend (openaml.datastores.BACKENDS) are the ones said to hold files."""
+    from openaml.cli._datastore import CREATE_HELP
+    from openaml.datastores import BACKENDS
+
+    first, rest = CREATE_HELP.split("\n\n", 1)
+    for kind in BACKENDS:
+        assert kind in first, (kind, first)
+    metadata = rest.split("kept as metadata")[0].rsplit(".", 1)[-1]
+    assert "azure_blob" not in metadata and "azure_file" in metadata, metadata
+    r = cli("datastore", "create", "--help", check=True)
+    assert "azure_blob (their files are read and written here)" in " ".join(r.stdout.split()), r.stdout

@@ -326,3 +326,50 @@ def test_malformed_blob_key_is_refused_naming_the_field(azurite: BlobServer, cli
     assert "not-base64!" not in str(info.value)
     with pytest.raises(NotFoundError):
         client.datastores.get(name)
+
+
+def test_invalid_s3_endpoint_url_is_named_with_the_form_it_needs(cli_for: Any, tmp_path: Path) -> None:
+    """Issue h10 item 2: ``endpoint_url: not-a-url`` is refused as field ``endpoint_url`` (its value and
+    what a valid one looks like), not blamed on the secret key; checked or not (--skip-validation)."""
+    import yaml
+
+    name = f"badurl_{uuid.uuid4().hex[:6]}"
+    yml = tmp_path / "s3.yml"
+    yml.write_text(yaml.safe_dump({"name": name, "type": "s3", "bucket": "ml-data",
+                                   "endpoint_url": "http://127.0.0.1:9",
+                                   "credentials": {"access_key_id": "a", "secret_access_key": "s3-secret"}}))
+    for extra in ([], ["--skip-validation"]):
+        res = cli_for("datastore", "create", "--file", str(yml), "--set", "endpoint_url=not-a-url", *extra)
+        err = " ".join(res.stderr.split())
+        assert res.returncode != 0, err
+        assert (f"datastore '{name}' (s3): field 'endpoint_url': 'not-a-url' is not a valid endpoint URL; "
+                "give http(s)://host[:port]") in err, err
+        assert "secret_access_key" not in err and "base64" not in err and "s3-secret" not in err, err
+    assert name not in cli_for("datastore", "list", "-o", "json").stdout
+
+
+def test_s3_credential_hints_fit_s3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Issue h10 item 2: an S3 datastore whose credentials the client refuses before asking (none at all
+    in the server's chain, or half a pair) is told about access_key_id / secret_access_key, never
+    Azure's "an account key is base64"."""
+    import os
+
+    from openaml.datastores import open_datastore
+    from openaml.errors import ValidationError
+
+    for var in [v for v in os.environ if v.startswith("AWS_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    base = {"name": "nocreds", "type": "s3", "bucket": "ml-data", "endpoint_url": "http://127.0.0.1:9"}
+    with pytest.raises(ValidationError) as info:
+        open_datastore(base).probe()
+    msg = info.value.message
+    assert "field 'credentials'" in msg and "no credentials were given" in msg, msg
+    assert "credentials.access_key_id and credentials.secret_access_key" in msg and "base64" not in msg, msg
+    with pytest.raises(ValidationError) as info:
+        open_datastore({**base, "credentials": {"access_key_id": "AKIA-ONLY"}}).probe()
+    msg = info.value.message
+    assert "field 'credentials.access_key_id'" in msg and "check credentials.access_key_id and " \
+        "credentials.secret_access_key" in msg and "base64" not in msg, msg

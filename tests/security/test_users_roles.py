@@ -256,3 +256,30 @@ def test_job_output_data_and_environments_record_their_creator(sec_server: Any, 
         assert asset.creation_context["created_by_type"] == "User"
     finally:
         ds.close()
+
+
+def test_deleting_a_datastore_needs_what_registering_it_needs(sec_server: Any, owner: Any, tmp_path: Path) -> None:
+    """Issue h10 item 1: a Data Scientist may not delete a datastore; a Contributor may delete a cloud
+    one but not one on a local path (Owner, as registering it); refused deletes change nothing."""
+    from openaml.entities import Datastore
+
+    owner.datastores.create_or_update(Datastore(name="del-local", type="local", path=str(tmp_path)))
+    for name in ("del-blob", "del-blob2"):
+        with pytest.warns(UserWarning):
+            owner.datastores.create_or_update(Datastore(name=name, type="azure_blob", account_name="a",
+                                                        container_name="c"), skip_validation=True)
+    ds = MLClient(workspace=sec_server.url, token=user_token(owner, "ds-del", "AzureML Data Scientist"))
+    c = MLClient(workspace=sec_server.url, token=user_token(owner, "contrib-del", "Contributor"))
+    try:
+        with pytest.raises(OpenAMLError, match="Contributor or Owner"):
+            ds.datastores.delete("del-blob")
+        with pytest.raises(OpenAMLError, match="needs the Owner role"):
+            c.datastores.delete("del-local")
+        assert {"del-local", "del-blob"} <= {d.name for d in owner.datastores.list()}
+        c.datastores.delete("del-blob")
+        owner.datastores.delete("del-local")
+        owner.datastores.delete("del-blob2")
+    finally:
+        ds.close()
+        c.close()
+    assert not {"del-local", "del-blob", "del-blob2"} & {d.name for d in owner.datastores.list()}

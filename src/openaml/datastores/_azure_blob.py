@@ -172,6 +172,14 @@ class AzureBlobDatastorePort(RemoteDatastore):
         # a URL endpoint (Azurite, a private endpoint) is the address; else the account names the host
         return "endpoint" if "://" in str(self.definition.get("endpoint") or "") else "account_name"
 
+    def _credentials_hint(self, given: list[str]) -> str:
+        if "sas_token" in given and "account_key" not in given:
+            return "check credentials.sas_token (as the portal generates it, with or without the leading '?')"
+        if not given:
+            return ("no account_key or sas_token was given, so azure-identity's default chain is used; give "
+                    "credentials.account_key or credentials.sas_token")
+        return "check the key (an account key is base64, as the portal shows it)"
+
     def _probe(self) -> None:
         from azure.storage.blob import ContainerClient
 

@@ -72,6 +72,15 @@ class DatastorePort(ABC):
         """Where the datastore points, for a message (no secrets)."""
         return f"datastore {self.name!r}"
 
+    def check_definition(self) -> None:
+        """Refuse a definition no client can use (an endpoint that is not a URL), without a request;
+        a folder needs nothing. Called when the datastore is registered, checked or not.
+
+        Raises:
+            ValidationError: naming the datastore, the field, the value and what a valid one looks like.
+        """
+        return None
+
     def probe(self) -> str | None:
         """Prove that the datastore can be reached (called when it is registered); a folder needs nothing.
 

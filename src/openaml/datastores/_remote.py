@@ -73,6 +73,10 @@ class RemoteDatastore(DatastorePort):
         """The field that says where the service is (:attr:`ENDPOINT_FIELD`)."""
         return self.ENDPOINT_FIELD
 
+    def _credentials_hint(self, given: list[str]) -> str:
+        """What to check when the client refused the credentials (``given``: the secret fields set)."""
+        return "check the credentials"
+
     def probe(self) -> str | None:
         """Prove the definition with one listing call of the bucket or container.
 
@@ -83,9 +87,11 @@ class RemoteDatastore(DatastorePort):
                 the service answered with an error (wrong credentials, no such bucket or
                 container); when it could not be reached (a name that does not resolve, a refused
                 connection, a timeout: field :meth:`endpoint_field`); or when the client refused the
-                credentials before sending anything (a malformed key: field ``credentials.<key>``).
+                credentials before sending anything (a malformed key: field ``credentials.<key>``, with
+                what to check for the datastore's type); or when :meth:`check_definition` refuses it.
                 Registering without the check: ``skip_validation`` (services/datastores.py).
         """
+        self.check_definition()
         try:
             self._probe()
         except Exception as exc:  # noqa: BLE001 - any client error is the answer to report
@@ -109,8 +115,7 @@ class RemoteDatastore(DatastorePort):
             field = "credentials" + (f".{given[0]}" if given else "")
             raise ValidationError(
                 f"datastore {self.name!r} ({self.type}): field {field!r}: the credentials are refused before "
-                f"{self._where()} is asked ({what}); check the key (an account key is base64, as the "
-                "portal shows it). Nothing was stored",
+                f"{self._where()} is asked ({what}); {self._credentials_hint(given)}. Nothing was stored",
                 details={"datastore": self.name, "type": self.type, "field": field, "error": what}) from None
         return None
 

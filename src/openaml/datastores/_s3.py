@@ -20,6 +20,7 @@ import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit
 
 from openaml.datastores._remote import BLOCK, PARALLEL, RemoteDatastore
 from openaml.errors import ValidationError
@@ -114,6 +115,37 @@ class S3DatastorePort(RemoteDatastore):
         return f"s3://{self._real(path)}"
 
     ENDPOINT_FIELD = "endpoint_url"
+
+    def check_definition(self) -> None:
+        """``endpoint_url``, when given, must be ``http(s)://host[:port]`` (boto3 refuses anything else
+        with "Invalid endpoint", which says nothing of the field).
+
+        Raises:
+            ValidationError: field ``endpoint_url``, naming the value and the form it needs.
+        """
+        endpoint = self.definition.get("endpoint_url")
+        if endpoint is None or endpoint == "":
+            return
+        parsed = urlsplit(str(endpoint))
+        try:
+            parsed.port  # noqa: B018 - raises ValueError for a port that is not a number
+            ok = parsed.scheme.lower() in ("http", "https") and bool(parsed.hostname)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValidationError(
+                f"datastore {self.name!r} (s3): field 'endpoint_url': {endpoint!r} is not a valid endpoint URL; "
+                "give http(s)://host[:port] of the S3 API (e.g. http://minio.internal:9000), or leave "
+                "endpoint_url out for AWS. Nothing was stored",
+                details={"datastore": self.name, "type": self.type, "field": "endpoint_url", "value": str(endpoint)})
+
+    def _credentials_hint(self, given: list[str]) -> str:
+        if not given:
+            return ("no credentials were given and the server's default chain (AWS_ACCESS_KEY_ID and "
+                    "AWS_SECRET_ACCESS_KEY, ~/.aws, an instance role) found none; give credentials.access_key_id "
+                    "and credentials.secret_access_key")
+        return ("check credentials.access_key_id and credentials.secret_access_key (both are needed; "
+                "session_token too for temporary credentials)")
 
     def _probe(self) -> None:
         client = self.client(attempts=1, connect_timeout=5, read_timeout=20)

@@ -1,4 +1,4 @@
-"""``ml_client.datastores``: list, get, get_default, create_or_update."""
+"""``ml_client.datastores``: list, get, get_default, create_or_update, delete."""
 
 from __future__ import annotations
 
@@ -43,3 +43,18 @@ class DatastoreOperations:
         for w in result.get("warnings") or []:
             warnings.warn(w, UserWarning, stacklevel=2)
         return _entity(result)
+
+    def delete(self, name: str, **kwargs: Any) -> None:
+        """Remove a datastore's registration, as azure-ai-ml's ``datastores.delete``: its files are not
+        touched. ``azureml:<name>`` is accepted.
+
+        Raises:
+            NotFoundError: no such datastore (naming those that exist). ConflictError: the workspace's
+                own ``workspaceblobstore``, the default datastore (make another the default first), or
+                one that data asset versions still point into (naming them; archive them first).
+        """
+        from urllib.parse import quote
+
+        if name.startswith("azureml:"):
+            name = name[len("azureml:"):]
+        self._t.delete(f"/datastores/{quote(name, safe='')}")

@@ -207,7 +207,11 @@ class AuthMiddleware:
                                    or (principal.kind == "job" and path.startswith("/mlflow/")
                                        and "-artifacts/" not in path)):
             body = await _read_body(receive)
-            if path.startswith("/api/v1/datastores"):
+            if path.startswith("/api/v1/datastores") and method == "DELETE":
+                from starlette.concurrency import run_in_threadpool
+
+                permission = await run_in_threadpool(_datastore_delete_permission, self.ctx, path)
+            elif path.startswith("/api/v1/datastores"):
                 permission = _datastore_permission(body)
             elif path.startswith("/mlflow/graphql") and b"mutation" in body:
                 permission = WRITE
@@ -358,6 +362,25 @@ def _datastore_permission(body: bytes) -> str:
             and (kind != "fsspec" or local_url_paths(url)):
         return OWNER_ONLY
     return INFRA
+
+
+def _datastore_delete_permission(ctx: Any, path: str) -> str:
+    """Deleting a datastore needs what registering it needs (:func:`_datastore_permission` of its
+    stored type and URL): the Owner role for one on a local path, else Contributor. An unknown name
+    needs Contributor (the route then answers 404 naming the datastores that exist)."""
+    from urllib.parse import unquote
+
+    from openaml.errors import OpenAMLError
+
+    name = unquote(path[len("/api/v1/datastores"):].strip("/"))
+    name = name[len("azureml:"):] if name.startswith("azureml:") else name
+    if not name or "/" in name:
+        return INFRA
+    try:
+        stored = ctx.store.get_datastore(name)
+    except OpenAMLError:
+        return INFRA
+    return _datastore_permission(json.dumps({"type": stored.get("type"), "url": stored.get("url")}).encode())
 
 
 async def _read_body(receive: Receive) -> bytes:

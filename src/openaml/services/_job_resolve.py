@@ -277,7 +277,9 @@ def resolve_outputs(ctx: WorkspaceContext, job_name: str, outputs: dict[str, dic
             rel = f"{JOB_AREA}/{job_name}/{name}/"
             if typ == "uri_file":
                 rel += name
-            path = f"azureml://datastores/{o.get('datastore') or default_ds}/paths/{rel}"
+            # ``datastore: azureml:<name>`` as azure-ai-ml writes it, or the bare name
+            ds = ctx.services["datastores"].canonical_name(o.get("datastore")) or default_ds
+            path = f"azureml://datastores/{ds}/paths/{rel}"
         try:
             located = ctx.services["datastores"].locate(path.rstrip("/") if typ != "uri_file" else path)
             assert located is not None  # a datastore URI always has a port

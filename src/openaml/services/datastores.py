@@ -23,7 +23,7 @@ from openaml.datastores import (
     relative_parts,
 )
 from openaml.entities._datastore import credentials_from, datastore_class, public_credentials
-from openaml.errors import NotFoundError, ValidationError
+from openaml.errors import ConflictError, NotFoundError, ValidationError
 from openaml.records import DatastoreRecord
 from openaml.services._context import WorkspaceContext
 
@@ -52,6 +52,11 @@ class DatastoreService:
         creds = public_credentials(d.pop("credentials", None))
         if creds:
             d["credentials"] = creds
+        endpoint = str(d.get("endpoint") or "")
+        if d["type"] == "azure_blob" and "://" in endpoint:
+            # a URL endpoint (Azurite, a private endpoint) is the account's URL as it is: its scheme is the
+            # protocol in use, whatever ``protocol`` was stored (azure-ai-ml's class defaults it to https)
+            d["protocol"] = endpoint.split("://", 1)[0].lower()
         if d["type"] == "local":
             d["local_path"] = str(open_datastore(self._definition(d), base=self.ctx.layout.root).local_path(""))
         return cast(DatastoreRecord, d)  # the stored spec's fields pass through (see openaml.records)
@@ -75,6 +80,53 @@ class DatastoreService:
             if d.get("is_default"):
                 return str(d["name"])
         return DEFAULT_DATASTORE
+
+    def canonical_name(self, name: str | None) -> str | None:
+        """A datastore name as the user may write it: ``azureml:<name>`` (azure-ai-ml's reference form,
+        as for computes) or ``<name>`` -> ``<name>``; None stays None. Not checked against the store."""
+        if name is not None and name.startswith("azureml:"):
+            name = name[len("azureml:"):]
+        return name
+
+    def delete(self, name: str) -> None:
+        """Remove a datastore's registration, as Azure ML does: its files stay where they are (a local
+        datastore's folder, the bucket or container) and registering it again gives them back.
+
+        Refused (nothing removed): the workspace's own ``workspaceblobstore``; the default datastore
+        (:meth:`default_name`; make another the default first); a datastore that a data asset version
+        that is not archived points into (its ``path`` is on the datastore: the asset would no longer
+        resolve), naming up to five of them.
+
+        Raises:
+            NotFoundError: no such datastore, naming those that exist. ConflictError: the workspace's
+                own datastore, the default one, or one that data assets use.
+        """
+        canonical = self.canonical_name(name)
+        assert canonical is not None
+        name = canonical
+        if name == DEFAULT_DATASTORE:
+            raise ConflictError(
+                f"datastore {DEFAULT_DATASTORE!r} is the workspace's own folder (created with the workspace) "
+                "and cannot be deleted", details={"datastore": name, "built_in": True})
+        self.ctx.store.get_datastore(name)  # NotFoundError naming the datastores that exist
+        if name == self.default_name():
+            raise ConflictError(
+                f"datastore {name!r} is the workspace's default datastore and cannot be deleted; make another "
+                f"one the default first (register it with is_default: true, or register {name!r} again with "
+                f"is_default: false to give the default back to {DEFAULT_DATASTORE!r})",
+                details={"datastore": name, "is_default": True})
+        used, total = self.ctx.store.assets_under("data", f"azureml://datastores/{name}/paths/")
+        if total:
+            listed = ", ".join(f"{n}:{v}" for n, v in used) + (f" and {total - len(used)} more" if total > len(used)
+                                                               else "")
+            raise ConflictError(
+                f"datastore {name!r} is used by {total} data asset version{'s' if total > 1 else ''} ({listed}); "
+                "archive them first (openaml data archive --name <name> --version <version>), then delete it",
+                details={"datastore": name, "data": [f"{n}:{v}" for n, v in used], "count": total})
+        self.ctx.store.delete_datastore(name)
+        files = self.ctx.services.get("files")
+        if files is not None:
+            files.forget_port()
 
     def create_or_update(self, spec: dict[str, Any], *, skip_validation: bool = False) -> DatastoreRecord:
         """Register a datastore. ``local`` needs ``path`` (an existing folder); ``s3`` and
@@ -127,6 +179,7 @@ class DatastoreService:
             data["path"] = str(p.resolve())
         if ds.type in REMOTE_TYPES:  # proved before anything is stored: wrong credentials store nothing
             port = open_datastore({**data, "name": ds.name, "type": ds.type}, base=self.ctx.layout.root)
+            port.check_definition()  # a malformed endpoint is never right, checked or not
             if skip_validation:
                 warning = (f"datastore {ds.name!r} ({ds.type}): registered without checking that {port.describe()} "
                            "answers (skip_validation); a job or upload using it fails with the service's error "

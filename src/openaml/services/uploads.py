@@ -93,8 +93,10 @@ class UploadService:
                 if files is not None and files.shared:  # the server that runs the job may be another one
                     await anyio.to_thread.run_sync(files.push, dest)
                 return {"code_id": digest, "files": count}
-            ds_name = datastore or self.ctx.services["datastores"].default_name()
-            port = self.ctx.services["datastores"].port(ds_name)
+            # ``azureml:<name>`` as azure-ai-ml writes a datastore reference (a data asset's ``datastore``)
+            stores = self.ctx.services["datastores"]
+            ds_name = stores.canonical_name(datastore) or stores.default_name()
+            port = stores.port(ds_name)
             rel = f"{UPLOAD_AREA}/{digest}/{name}"
             # content-addressed: an existing folder holds the same files; else the staged files go
             # through the datastore's port (a local folder renames them into place in one step; an

@@ -227,6 +227,20 @@ class MetadataStore(JobQueries):
         with self._session() as s:
             return [self._ds(r) for r in s.scalars(select(DatastoreRow).order_by(DatastoreRow.name))]
 
+    def delete_datastore(self, name: str) -> None:
+        """Remove the registration of ``name`` (its files are not touched).
+
+        Raises:
+            NotFoundError: naming the datastores that exist.
+        """
+        with self._write() as s:
+            row = s.get(DatastoreRow, name, with_for_update=True)
+            if row is None:
+                names = ", ".join(s.scalars(select(DatastoreRow.name).order_by(DatastoreRow.name))) or "(none)"
+                raise NotFoundError(f"datastore {name!r} not found; datastores: {names}",
+                                    details={"field": "datastore", "value": name})
+            s.delete(row)
+
     def seal_plain_datastore_credentials(self) -> int:
         """Encrypt datastore credentials stored in clear (by an older version); returns how many."""
         box = self.secret_box
@@ -346,6 +360,17 @@ class MetadataStore(JobQueries):
                 newest = newest.where(table.archived.is_(False))
             q = select(table).where(table.id.in_(newest)).order_by(table.name)
             return [self._asset(r) for r in s.scalars(q)]
+
+    def assets_under(self, kind: str, prefix: str, limit: int = 5) -> tuple[list[tuple[str, str]], int]:
+        """Unarchived versions whose ``path`` starts with ``prefix`` (e.g. a datastore's
+        ``azureml://datastores/<name>/paths/``): up to ``limit`` ``(name, version)`` pairs, oldest
+        first, and how many there are in all."""
+        table = self._table(kind)
+        where = (table.path.startswith(prefix, autoescape=True), table.archived.is_(False))
+        with self._session() as s:
+            total = s.scalar(select(func.count()).select_from(table).where(*where)) or 0
+            rows = s.execute(select(table.name, table.version).where(*where).order_by(table.id).limit(limit)).all()
+            return [(str(n), str(v)) for n, v in rows], int(total)
 
     def set_asset_archived(self, kind: str, name: str, version: str | None, archived: bool) -> int:
         """Archive (or restore) one version, or every version when ``version`` is None.
