@@ -231,3 +231,18 @@ def test_foreground_server_prints_its_address_not_library_chatter(tmp_path: Path
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_signalled_server_removes_its_server_json(tmp_path: Path, sig: str) -> None:
+    """Regression: uvicorn re-raises the signal it caught after its shutdown; under the default handler
+    the process died there and left server.json naming a dead pid."""
+    import signal
+
+    from tests.conftest import start_server
+
+    handle = start_server(tmp_path / "ws", name=f"signalled-{sig.lower()}")
+    handle.proc.send_signal(getattr(signal, sig))
+    assert handle.proc.wait(timeout=60) == 0
+    assert not (tmp_path / "ws" / "server.json").exists()
+    assert (tmp_path / "ws" / "server.port").exists()  # the port a restart takes again stays

@@ -134,7 +134,9 @@ def test_cancel_stops_every_process_on_every_node(ray_cluster: Any, ml_client: A
     end = time.monotonic() + 600
     while len(_gone("sleep 3218", 0)) < 2 and time.monotonic() < end:
         time.sleep(0.5)
-    assert len(_gone("sleep 3218", 0)) == 2, ml_client.jobs.get(job.name).status
+    if len(_gone("sleep 3218", 0)) != 2:
+        raw = ml_client.jobs.get_raw(job.name)
+        raise AssertionError(f"{raw['status']}: {raw.get('error')}\n" + "\n".join(raw.get("log_tail") or []))
     ml_client.jobs.begin_cancel(job.name).result()
     done = ml_client.jobs.wait(job.name, timeout=300)
     assert done.status == "Canceled", done.error

@@ -180,6 +180,10 @@ def serve(settings: Settings, *, ready_fd: int | None = None) -> None:
             os.close(ready_fd)
 
     server.startup = _startup  # type: ignore[method-assign]
+    # uvicorn (>= 0.29) re-raises the SIGTERM/SIGINT it caught once it has shut down, under the handlers
+    # that were there before it: with the default ones the process died there, before the cleanup
+    # below, and left a server.json naming a dead pid. These handlers end the process through it.
+    previous = {s: signal.signal(s, _stop_after_shutdown) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         server.run(sockets=[sock])
     finally:
@@ -190,6 +194,14 @@ def serve(settings: Settings, *, ready_fd: int | None = None) -> None:
                     layout.server_file.unlink(missing_ok=True)
         finally:
             lock.close()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def _stop_after_shutdown(signum: int, frame: Any) -> None:
+    """A SIGTERM/SIGINT re-raised by uvicorn after its shutdown: leave through ``serve``'s cleanup
+    (exit code 0: the server stopped as asked)."""
+    raise SystemExit(0)
 
 
 def _choose_port(layout: WorkspaceLayout, settings: Settings) -> int:
