@@ -67,7 +67,10 @@ class LocalRayCluster:
         self.health_check_ms = health_check_ms
 
     def _node_args(self) -> list[str]:
-        p = _free_ports(7 + 8)
+        # each Ray worker process (a job's supervisor, its entrypoint's driver, every actor, idle pooled
+        # workers not yet reaped) holds a port of the list: 8 could run short on a slow machine, where the
+        # previous test's workers linger while the next job starts
+        p = _free_ports(7 + 32)
         return ["--node-ip-address=127.0.0.1", "--disable-usage-stats", "--num-cpus=1",
                 f"--node-manager-port={p[0]}", f"--object-manager-port={p[1]}", f"--dashboard-agent-grpc-port={p[2]}",
                 f"--dashboard-agent-listen-port={p[3]}", f"--metrics-export-port={p[4]}",

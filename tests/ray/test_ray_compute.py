@@ -54,7 +54,10 @@ def test_ray_compute_yaml_loads_as_ray_compute(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("name: r1\ntype: ray\n", "needs 'address'"),
-    ("name: r1\ntype: ray\naddress: ray://127.0.0.1:10001\n", "Jobs API's http(s) URL"),
+    ("name: r1\ntype: ray\naddress: ray://127.0.0.1:10001\n", "field 'address': Value error, not the Jobs API's http(s) URL"),
+    # regression (new-user check): a port that is no number was taken, then failed at create on '<root>'
+    ("name: r1\ntype: ray\naddress: http://127.0.0.1:notaport\n", "field 'address': Value error, its port is not a number"),
+    ("name: r1\ntype: ray\naddress: http://:8265\n", "field 'address': Value error, it names no host"),
     ("name: r1\ntype: amlcompute\naddress: http://127.0.0.1:8265\n", "apply to computes of type 'ray' only"),
     ("name: r1\ntype: ray\naddress: http://h:8265\nresources: {num_gpu: 1}\n", "num_gpu"),
 ])
@@ -183,6 +186,14 @@ def test_a_cluster_down_at_submission_keeps_the_job_queued_with_the_reason_until
         assert "waits Queued" in said and "HTTPConnectionPool" not in said, said
         time.sleep(15)  # past a retry or two: still waiting, not failed
         assert ml_client.jobs.get(job.name).status == "Queued"
+        # regression (new-user check): a job canceled while it waits no longer says it waits
+        other = ml_client.jobs.create_or_update(command(command="echo canceled-in-the-outage", compute="ray-flaky"))
+        end = time.monotonic() + 120
+        while not any("ray-flaky" in w for w in _warnings(server, other.name)) and time.monotonic() < end:
+            time.sleep(0.5)
+        ml_client.jobs.begin_cancel(other.name).result()
+        assert ml_client.jobs.get(other.name).status == "Canceled"
+        assert not any("waits Queued" in w for w in _warnings(server, other.name)), _warnings(server, other.name)
         relay.up()
         done = _wait_job(ml_client, job.name, lambda j: j.status in ("Failed", "Completed", "Canceled"), "ended")
         assert done.status == "Completed", done.error

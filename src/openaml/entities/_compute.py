@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from openaml.entities._base import Entity
 
@@ -55,6 +56,24 @@ class Compute(Entity):
     running_jobs: int | None = None
     queued_jobs: int | None = None
 
+    @field_validator("address")
+    @classmethod
+    def _check_address(cls, value: str | None) -> str | None:
+        """A Ray cluster's Jobs API (its dashboard): an http(s) URL with a host and, if given, a numeric port."""
+        if value is None or value == "":
+            return value
+        fix = "the Jobs API's http(s) URL, the dashboard's (e.g. http://127.0.0.1:8265)"
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"not {fix}; a ray:// or GCS address (host:6379) is not it")
+        parsed = urlsplit(value)
+        try:
+            parsed.port  # noqa: B018 - raises for a port that is not a number in 0-65535
+        except ValueError:
+            raise ValueError(f"its port is not a number from 1 to 65535; give {fix}") from None
+        if not parsed.hostname:
+            raise ValueError(f"it names no host; give {fix}")
+        return value
+
     @model_validator(mode="after")
     def _check_bounds(self) -> "Compute":
         if self.max_instances is not None and self.min_instances > self.max_instances:
@@ -67,9 +86,6 @@ class Compute(Entity):
             if not self.address:
                 raise ValueError("a compute of type 'ray' needs 'address': its Ray cluster's Jobs API URL "
                                  "(the dashboard's, e.g. http://127.0.0.1:8265)")
-            if not self.address.startswith(("http://", "https://")):
-                raise ValueError(f"address {self.address!r} of a 'ray' compute must be the Jobs API's http(s) URL "
-                                 "(e.g. http://127.0.0.1:8265), not a ray:// or GCS address")
         else:
             given = [f for f in ("address", "runtime_env", "resources", "placement") if getattr(self, f) is not None]
             if given:

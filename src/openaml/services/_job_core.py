@@ -262,10 +262,15 @@ class JobCore:
 
     def cancel_own(self, row: dict[str, Any], reason: str) -> None:
         """Cancel one job (not its children): not started or queued -> ``Canceled`` at once; otherwise
-        the scheduler stops its runner (a job without one ends at once)."""
+        the scheduler stops its runner (a job without one ends at once). A queued job's wait for its
+        compute ("the job waits Queued ...") leaves its warnings: it waits no more."""
+        runtime = row.get("runtime") or {}
+        waited = (runtime.get("waiting") or {}).get("reason")
+        update = ({"waiting": None, "warnings": [w for w in runtime.get("warnings") or [] if w != waited]}
+                  if waited else None)
         done = self.ctx.store.transition_job(row["name"], JobStatus.CANCELED,
                                              from_statuses=[JobStatus.NOT_STARTED, JobStatus.QUEUED],
-                                             error=reason, end_time=utcnow())
+                                             error=reason, end_time=utcnow(), runtime_update=update)
         if done is not None:
             self.ctx.tracking.end_run(row["name"], JobStatus.CANCELED)
             self.scheduler.after_terminal(done)
