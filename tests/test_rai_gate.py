@@ -168,7 +168,8 @@ def test_policy_is_set_with_the_cli_and_read_with_the_sdk(gate):
     assert p.returncode == 0, p.stderr
     policy = ml.workspaces.get_rai_gate()
     assert policy == {"require": "pass", "protected_tags": ["production"], "protected_stages": ["Production"],
-                      "protected_aliases": [], "deployments": ["online", "batch"]}
+                      "protected_aliases": [], "deployments": ["online", "batch"], "required_checks": [],
+                      "test_data": None, "min_test_rows": None}
     bad = gate["cli"]("workspace", "update", "--set", "rai_gate.nope=1")
     assert bad.returncode != 0 and "rai_gate.nope" in bad.stderr
     bad = gate["cli"]("workspace", "update", "--set", "rai_gate.require=maybe")
@@ -583,3 +584,49 @@ def test_score_card_tags_and_model_deletes_through_mlflow(gate):
         assert "scratch-gate-off" not in [m.name for m in client.search_registered_models()]
     finally:
         ml.workspaces.update_rai_gate(**before)
+
+
+def test_the_policy_pins_the_standard_the_test_data_and_its_size(gate):
+    """Review G3: the caller's pdf_generation_config may check nothing, or little, on test data of their
+    choosing; the workspace policy's required_checks are judged on what the dashboard measured, and it
+    can pin the constructor's test data asset and the fewest test rows."""
+    ml, cards, cli = gate["ml"], gate["cards"], gate["cli"]
+    before = ml.workspaces.get_rai_gate()
+
+    def verdict_of_v1() -> tuple[str, str]:
+        tags = ml.models.update(MODEL, "1", tags={"rai.scorecard": cards["1"]}).tags
+        return tags["rai.verdict"], tags["rai.failed"]
+
+    try:
+        # version 1's card checks accuracy >= 0.5 only; the workspace asks for 0.99
+        p = cli("workspace", "update", "--set", "rai_gate.required_checks=[accuracy_score>=0.99]")
+        assert p.returncode == 0, p.stderr
+        verdict, failed = verdict_of_v1()
+        assert verdict == "fail"
+        assert re.search(r"accuracy = 0\.[0-9]+ \(must be >= 0\.99, the workspace's RAI policy\)", failed), failed
+        # a metric the card's config does not check is judged on the dashboard's measured value
+        ml.workspaces.update_rai_gate(required_checks=["accuracy_score>=0.5", "recall_score>0.01"])
+        assert verdict_of_v1() == ("pass", "")
+        # one the dashboard did not measure fails, saying so
+        ml.workspaces.update_rai_gate(required_checks=["selection_rate_difference(Pclass)<=1"])
+        verdict, failed = verdict_of_v1()
+        assert verdict == "fail" and "selection_rate_difference(Pclass) = not measured by this score card" in failed
+        # the test data: the chain's constructor read a folder of the caller's, not the pinned asset
+        ml.workspaces.update_rai_gate(required_checks=[], test_data="titanic-test:1")
+        verdict, failed = verdict_of_v1()
+        assert verdict == "fail" and "the constructor's test_dataset = " in failed and "(must be == titanic-test:1" \
+            in failed, failed
+        ml.workspaces.update_rai_gate(test_data=None, min_test_rows=100000)
+        verdict, failed = verdict_of_v1()
+        assert verdict == "fail" and re.search(r"test rows = [0-9]+ \(must be >= 100000", failed), failed
+        # bad values are named, and change nothing
+        policy = ml.workspaces.get_rai_gate()
+        for setting, field in (("rai_gate.required_checks=[acc>=x]", "rai_gate.required_checks"),
+                               ("rai_gate.test_data=titanic-test@latest", "rai_gate.test_data"),
+                               ("rai_gate.min_test_rows=0", "rai_gate.min_test_rows")):
+            bad = cli("workspace", "update", "--set", setting)
+            assert bad.returncode != 0 and field in bad.stderr, bad.stderr
+        assert ml.workspaces.get_rai_gate() == policy
+    finally:
+        ml.workspaces.update_rai_gate(**before)
+    assert verdict_of_v1() == ("pass", "")

@@ -61,6 +61,57 @@ class RaiGatePolicy(pydantic.BaseModel):
     protected_stages: list[str] = pydantic.Field(default_factory=list)
     protected_aliases: list[str] = pydantic.Field(default_factory=list)
     deployments: list[Literal["online", "batch"]] = pydantic.Field(default_factory=lambda: _ALL_DEPLOYMENTS.copy())
+    #: the workspace's standard (review G3: the caller's pdf_generation_config may check nothing, or
+    #: little): each ``<metric><op><threshold>`` (``accuracy_score>=0.8``, ``selection_rate_difference(Sex)<=0.1``)
+    #: is judged on the value the score card's dashboard measured, whatever the card's own config says
+    required_checks: list[str] = pydantic.Field(default_factory=list)
+    #: the data asset (``name:version``) the constructor's ``test_dataset`` must be
+    test_data: str | None = None
+    #: the fewest test rows the dashboard may have been computed on
+    min_test_rows: int | None = pydantic.Field(default=None, ge=1)
+
+    @pydantic.field_validator("required_checks")
+    @classmethod
+    def _checks_parse(cls, value: list[str]) -> list[str]:
+        for text in value:
+            _required(text)
+        return value
+
+    @pydantic.field_validator("test_data")
+    @classmethod
+    def _pinned(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        m = _DATA_REF.match(value if value.startswith("azureml:") else f"azureml:{value}")
+        if not m:
+            raise ValueError(f"{value!r} is not a data asset with its version, name:version (e.g. titanic-test:1)")
+        return f"{m['n1'] or m['n2']}:{m['v1'] or m['v2']}"
+
+
+#: ``<metric><op><threshold>`` of a policy's required check
+_REQUIRED = re.compile(r"^\s*(?P<metric>[A-Za-z_][\w().-]*?)\s*(?P<op>>=|<=|==|>|<)\s*(?P<thr>-?[0-9.]+(?:e-?[0-9]+)?)\s*$")
+
+
+def _required(text: str) -> tuple[str, str, float]:
+    """``accuracy_score>=0.8`` -> ``("accuracy", ">=", 0.8)`` (Azure's metric names, as in a score card
+    config, or the dashboard's own)."""
+    from openaml.rai._gather import _AZURE_METRIC
+
+    m = _REQUIRED.match(str(text))
+    if not m:
+        raise ValueError(f"{text!r} is not a check like 'accuracy_score>=0.8' or 'selection_rate_difference(Sex)<=0.1'")
+    try:
+        threshold = float(m["thr"])
+    except ValueError:
+        raise ValueError(f"{text!r}: threshold {m['thr']!r} is not a number") from None
+    metric = m["metric"]
+    base, paren, rest = metric.partition("_difference(") if "_difference(" in metric else metric.partition("_ratio(")
+    if paren:  # a fairness check: <metric>_<kind>(<column>)
+        kind = "difference" if "_difference(" in metric else "ratio"
+        metric = f"{_AZURE_METRIC.get(base, base)}_{kind}({rest}"
+    else:
+        metric = _AZURE_METRIC.get(metric, metric)
+    return metric, m["op"], threshold
 
 
 def _same_model(model: dict[str, Any], name: str, version: str | None, ref: str) -> None:
@@ -76,7 +127,8 @@ def _same_model(model: dict[str, Any], name: str, version: str | None, ref: str)
 def _check_text(c: dict[str, Any]) -> str:
     value = c.get("value")
     shown = f"{value:.4g}" if isinstance(value, int | float) else str(value)
-    return f"{c.get('metric')} = {shown} (must be {c.get('op')} {c.get('threshold')})"
+    return f"{c.get('metric')} = {shown} (must be {c.get('op')} {c.get('threshold')}" + \
+        (", the workspace's RAI policy)" if c.get("policy") else ")")
 
 
 # ------------------------------------------------------------------ provenance (review16 F7)
@@ -93,6 +145,8 @@ _BARE_INPUT = re.compile(r"(?<!')\$\{\{\s*inputs\.(\w+)\s*\}\}")
 _CONSTRUCTOR, _GATHER, _SCORE_CARD = ("rai_tabular_insight_constructor", "rai_tabular_insight_gather",
                                       "rai_tabular_score_card")
 _JOB_OUTPUT = re.compile(r"^azureml://jobs/(?P<job>[^/]+)/outputs/(?P<output>[^/]+)/?$")
+_DATA_REF = re.compile(r"^azureml:(?://(?:.*/)?data/(?P<n1>[^/:]+)/versions/(?P<v1>[^/]+)|"
+                       r"(?P<n2>[^/:@]+):(?P<v2>[^/:@]+))/?$")
 _MODEL_REF = re.compile(r"^azureml:(?://(?:.*/)?models/(?P<n1>[^/:]+)/versions/(?P<v1>[^/]+)|"
                         r"(?P<n2>[^/:@]+):(?P<v2>[^/:@]+))/?$")
 
@@ -116,6 +170,8 @@ class _Provenance:
 
     def __init__(self, ctx: Any, ref: str) -> None:
         self.ctx, self.ref = ctx, ref
+        #: the constructor job's record, once :meth:`check` found it
+        self.constructor: dict[str, Any] = {}
 
     def _fail(self, job: str, output: str, component: str, why: str) -> NoReturn:
         raise ValidationError(f"tag {TAG_SCORECARD}={self.ref!r}: {output} of job {job!r} was not written "
@@ -211,6 +267,7 @@ class _Provenance:
                                               _CONSTRUCTOR: ("rai_insights_dashboard",)})
         constructor = fed if fed["_component"] == _CONSTRUCTOR else \
             self.fed_by(fed, "constructor", {_CONSTRUCTOR: ("rai_insights_dashboard",)})
+        self.constructor = constructor
         value = ((constructor.get("spec") or {}).get("inputs") or {}).get("model_input")
         path = value.get("path") if isinstance(value, dict) else value
         if path is None:
@@ -244,7 +301,7 @@ class RaiGateService:
         merged = {**self.get_policy().model_dump(), **changes}
         if merged.get("require") in ("none", "off", ""):
             merged["require"] = None
-        for key in ("protected_tags", "protected_stages", "protected_aliases", "deployments"):
+        for key in ("protected_tags", "protected_stages", "protected_aliases", "deployments", "required_checks"):
             if isinstance(merged.get(key), str):
                 merged[key] = [merged[key]]
         try:
@@ -254,8 +311,9 @@ class RaiGateService:
             field = ".".join(str(p) for p in err["loc"])
             raise ValidationError(f"rai_gate.{field}: {err['msg']} (got {err.get('input')!r}); the fields are "
                                   "require (pass or none), protected_tags, protected_stages, protected_aliases, "
-                                  "deployments "
-                                  "(online, batch)", details={"field": f"rai_gate.{field}"}) from None
+                                  "deployments (online, batch), required_checks ([accuracy_score>=0.8, ...]), "
+                                  "test_data (name:version), min_test_rows", details={"field": f"rai_gate.{field}"}) \
+                from None
         self.ctx.store.set_meta(POLICY_KEY, policy.model_dump_json())
         return policy
 
@@ -296,18 +354,57 @@ class RaiGateService:
             if isinstance(card, dict) and card.get("verdict") in ("pass", "fail"):
                 model = (data.get("model") if isinstance(data, dict) else None) or card.get("model") or {}
                 model = model if isinstance(model, dict) else {}
-                writer = _Provenance(self.ctx, str(ref)).check(job, output, model)
+                provenance = _Provenance(self.ctx, str(ref))
+                writer = provenance.check(job, output, model)
                 self._unchanged(writer, output, path, str(ref))
                 if name is not None:
                     _same_model(model, name, version, str(ref))
                 checks = [c for c in card.get("checks") or [] if isinstance(c, dict)]
-                if not checks:  # a config without thresholds checks nothing: nothing was passed
+                standard = self._standard(card, data if file == "dashboard.json" else {}, provenance.constructor)
+                if not checks and not self.get_policy().required_checks:
+                    # a config without thresholds checks nothing, and the workspace asks nothing: nothing was passed
                     checks = [{"metric": "checks in the score card", "value": 0, "op": ">=", "threshold": 1,
                                "passed": False}]
+                checks += standard
                 verdict = "pass" if card["verdict"] == "pass" and all(c.get("passed") for c in checks) else "fail"
                 return {"verdict": verdict, "checks": checks, "model": model}
         raise ValidationError(f"tag {TAG_SCORECARD}={ref!r}: output {output!r} of job {job!r} holds no score card "
                               "(the rai_tabular_score_card step's scorecard output)", details=field)
+
+    def _standard(self, card: dict[str, Any], dashboard: dict[str, Any],
+                  constructor: dict[str, Any]) -> list[dict[str, Any]]:
+        """The policy's own checks (review G3), judged on what the dashboard measured: each
+        ``required_checks`` entry on the metric's value (the card's checks and reported values, then the
+        dashboard's overall metrics; a metric found nowhere fails), ``test_data`` on the constructor's
+        ``test_dataset`` input and ``min_test_rows`` on the dashboard's test rows. Each is a check
+        ``{"metric", "value", "op", "threshold", "passed", "policy": True}``."""
+        policy = self.get_policy()
+        out: list[dict[str, Any]] = []
+        if policy.required_checks:
+            values: dict[str, Any] = dict((dashboard.get("metrics") or {}).get("overall") or {})
+            for c in [*(card.get("reported") or []), *(card.get("checks") or [])]:
+                if isinstance(c, dict) and "metric" in c:
+                    values[str(c["metric"])] = c.get("value")
+            for text in policy.required_checks:
+                metric, op, threshold = _required(text)
+                value = values.get(metric)
+                passed = isinstance(value, int | float) and {
+                    ">=": value >= threshold, "<=": value <= threshold, ">": value > threshold,
+                    "<": value < threshold, "==": value == threshold}[op]
+                out.append({"metric": metric, "op": op, "threshold": threshold, "policy": True, "passed": passed,
+                            "value": value if value is not None else "not measured by this score card"})
+        if policy.test_data:
+            value = ((constructor.get("spec") or {}).get("inputs") or {}).get("test_dataset")
+            path = str((value.get("path") if isinstance(value, dict) else value) or "")
+            m = _DATA_REF.match(path)
+            got = f"{m['n1'] or m['n2']}:{m['v1'] or m['v2']}" if m else path
+            out.append({"metric": "the constructor's test_dataset", "op": "==", "threshold": policy.test_data,
+                        "value": got, "policy": True, "passed": got == policy.test_data})
+        if policy.min_test_rows:
+            rows = (dashboard.get("test") or {}).get("n_rows")
+            out.append({"metric": "test rows", "op": ">=", "threshold": policy.min_test_rows, "policy": True,
+                        "value": rows, "passed": isinstance(rows, int) and rows >= policy.min_test_rows})
+        return out
 
     def _unchanged(self, writer: dict[str, Any], output: str, path: Path, ref: str) -> None:
         """The score card file is as the job that wrote it (``writer``: a reused step's original, whose
