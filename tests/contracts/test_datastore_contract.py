@@ -269,3 +269,18 @@ def test_unsupported_type_names_the_datastore_its_type_and_the_supported_ones() 
         open_datastore({"name": "blobby", "type": "azure_file", "account_name": "a"})
     msg = info.value.message
     assert "'blobby'" in msg and "azure_file" in msg and ", ".join(supported_types()) in msg
+
+
+def test_read_range_reads_the_file_as_it_is_now(port: DatastorePort) -> None:
+    """``read_range``: one request for a part of a file, of the copy there now (a standby server reads a
+    log its leader replaces as it grows)."""
+    with port.open("logs/l.txt", "wb") as fh:
+        fh.write(b"0123456789")
+    assert port.read_range("logs/l.txt", 2, 3) == b"234"
+    assert port.read_range("logs/l.txt", 8, 100) == b"89"
+    assert port.read_range("logs/l.txt", 10, 5) == b""
+    with port.open("logs/l.txt", "wb") as fh:  # replaced by a longer copy
+        fh.write(b"0123456789abcdef")
+    assert port.read_range("logs/l.txt", 8, 100) == b"89abcdef"
+    with pytest.raises(NotFoundError, match="azureml://datastores/contract/paths/no/such"):
+        port.read_range("no/such", 0, 10)

@@ -193,7 +193,8 @@ after its end (a sweep's own log, written by the leading server, too); its named
             # the standby streams the log of a job its peer runs, while it runs
             deadline = time.monotonic() + 180
             seen, status = "", ""
-            while time.monotonic() < deadline and "first-line" not in seen:
+            # (the log's push and the leader's record of Running are apart: either may come first under load)
+            while time.monotonic() < deadline and ("first-line" not in seen or status != "Running"):
                 seen, status = _log_from(b.url, job.name)
                 time.sleep(0.5)
             assert "first-line" in seen and status == "Running", (seen, status)
@@ -255,6 +256,32 @@ after its end (a sweep's own log, written by the leading server, too); its named
             assert any(k.endswith(f"jobs/{job.name}/user_logs/std_log.txt") for k in keys), keys
             assert any(k.startswith("openaml-workspace/code/") and k.endswith("/train.py") for k in keys), keys
             assert any("/models/team-model/" in k for k in keys), keys
+
+            # a copy replaced while the standby reads it (the leader pushes a growing log every 2 s): read
+            # again, never a 500 (regression: s3fs's FileExpired when the object changed between the size
+            # and the read)
+            import threading
+
+            log_key = next(k for k in keys if k.endswith(f"jobs/{job.name}/user_logs/std_log.txt"))
+            first = leader_log.read_bytes()
+            stop = threading.Event()
+
+            def rewrite() -> None:
+                s3, i = moto_s3.client(), 0
+                while not stop.is_set():
+                    i += 1
+                    s3.put_object(Bucket=definition["bucket"], Key=log_key, Body=first + b"x" * i)
+
+            writer = threading.Thread(target=rewrite, daemon=True)
+            writer.start()
+            try:
+                for _ in range(60):
+                    served = httpx.get(f"{b.url}/api/v1/jobs/{job.name}/logs", params={"offset": 0}, timeout=60)
+                    assert served.status_code == 200, served.text
+                    assert served.json()["data"].startswith(first.decode()), served.json()["data"][:200]
+            finally:
+                stop.set()
+                writer.join(timeout=30)
     finally:
         a.stop()
         if b is not None:

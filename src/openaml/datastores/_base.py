@@ -234,6 +234,24 @@ class DatastorePort(ABC):
         except FileNotFoundError:
             raise NotFoundError(f"{self.uri(path)} does not exist") from None
 
+    def read_range(self, path: str, start: int, length: int) -> bytes:
+        """Bytes ``start`` to ``start + length`` of the file at ``path`` (fewer at its end, ``b""``
+        from its end on), in one request: a copy replaced meanwhile is read as it is now, where a
+        file object from :meth:`open` on an object store refuses to read on once its copy changed
+        (s3fs's ``FileExpired``: the ETag it opened no longer holds).
+
+        Raises:
+            NotFoundError: no file at ``path``. PathEscapeError: the path leaves the datastore.
+        """
+        real = self._real(path)
+        try:
+            size = int(self.fs.info(real).get("size") or 0)
+            if start >= size or length <= 0:
+                return b""
+            return bytes(self.fs.cat_file(real, start=start, end=min(size, start + length)))
+        except FileNotFoundError:
+            raise NotFoundError(f"{self.uri(path)} does not exist") from None
+
     def get(self, path: str, local_dest: str | os.PathLike[str]) -> int:
         """Copy a file to the local file ``local_dest``, or a folder's files under the local folder
         ``local_dest`` (created), streaming. Returns the number of files copied.

@@ -148,6 +148,12 @@ class RemoteDatastore(DatastorePort):
         return ValidationError(f"datastore {self.name!r} ({self.type}): {self._where()}: {_describe(exc)}",
                                details={"datastore": self.name, "type": self.type, "error": _describe(exc)})
 
+    def read_range(self, path: str, start: int, length: int) -> bytes:
+        try:
+            return super().read_range(path, start, length)
+        except Exception as exc:  # noqa: BLE001 - the client's error, named
+            raise self._failed(exc) from None
+
     def exists(self, path: str = "") -> bool:
         try:
             return super().exists(path)

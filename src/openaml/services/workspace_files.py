@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from openaml.datastores import DatastorePort
-from openaml.errors import OpenAMLError
+from openaml.errors import NotFoundError, OpenAMLError
 from openaml.services._context import WorkspaceContext
 
 __all__ = ["WorkspaceFiles", "PREFIX", "LOG_PUSH_SECONDS"]
@@ -226,9 +226,13 @@ class WorkspaceFiles:
             return None
         if size <= offset:
             return size, b""
-        with port.open(rel, "rb") as fh:
-            fh.seek(offset)
-            return size, fh.read(limit)
+        try:
+            # one ranged read: the leader replaces the copy as the log grows (every 2 s), and a file
+            # object opened on the copy before refuses to read on (regression: a 500 to a standby's reader)
+            data = port.read_range(rel, offset, limit)
+        except NotFoundError:
+            return None
+        return max(size, offset + len(data)), data
 
 
 def files_of(ctx: Any) -> WorkspaceFiles | None:
@@ -245,7 +249,8 @@ class SharedArtifacts:
     """ASGI wrapper of MLflow's server: its artifact proxy (``mlflow-artifacts``) reads and writes
     the local ``mlartifacts/`` folder, so an artifact another server of the workspace stored is
     fetched from the default datastore before MLflow serves a download or a listing, and one
-    uploaded here is pushed there once MLflow has written it. Without shared files it only passes
+    uploaded here is pushed there once MLflow has written it, before the upload is answered (a
+    read through another server right after finds it). Without shared files it only passes
     requests through."""
 
     def __init__(self, app: Any, files: WorkspaceFiles) -> None:
@@ -273,16 +278,22 @@ class SharedArtifacts:
         if method != "PUT" or not rel:
             await self.app(scope, receive, send)
             return
-        status: list[int] = []
+        # the answer waits for the push: a client that wrote through this server and reads through
+        # another gets what it wrote (regression: the answer came first, and a read on the other
+        # server right after it found nothing). A PUT's answer is a few bytes.
+        held: list[MutableMapping[str, Any]] = []
 
-        async def watch(message: MutableMapping[str, Any]) -> None:
-            if message.get("type") == "http.response.start":
-                status.append(int(message.get("status", 500)))
-            await send(message)
+        async def hold(message: MutableMapping[str, Any]) -> None:
+            held.append(message)
 
-        await self.app(scope, receive, watch)
-        if status and status[0] < 300:
-            await _run(lambda: self.files.try_push(local))
+        try:
+            await self.app(scope, receive, hold)
+            starts = [int(m.get("status", 500)) for m in held if m.get("type") == "http.response.start"]
+            if starts and starts[0] < 300:
+                await _run(lambda: self.files.try_push(local))
+        finally:
+            for message in held:
+                await send(message)
 
 
 async def _run(fn: Any) -> Any:
