@@ -181,3 +181,18 @@ def test_the_ensembles_run_in_the_first_worker_and_compete_for_the_best(ml_clien
         model = pickle.load(f)
     rows = _frame().drop(columns=["label"]).head(4)
     assert model.predict_proba(rows).shape == (4, 2) and set(model.predict(rows)) <= {"yes", "no"}
+
+
+def test_a_workers_mlflow_import_does_not_import_the_servers_side() -> None:
+    """MLflow loads openaml's ``azureml`` artifact repository (an entry point) on ``import mlflow``,
+    in every worker and job: ``openaml.tracking`` names its server-side parts lazily, so that
+    SQLAlchemy and the workspace are not imported there (about 0.4 s of each worker's start)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['ray'] = None; from mlflow.tracking import MlflowClient; "
+            "import openaml.tracking._azureml_artifacts; import openaml.tracking as t; "
+            "print(sorted(m for m in ('sqlalchemy', 'openaml.workspace', 'openaml.tracking._tracking') "
+            "if m in sys.modules)); t.Tracking; print('openaml.tracking._tracking' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["[]", "True"]
