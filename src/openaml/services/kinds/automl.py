@@ -8,9 +8,9 @@ lightgbm, xgboost-cpu, scikit-learn) on the job's compute, loads the data and th
 and runs FLAML's search over its share of the algorithms, one trial after the other. Every trial
 is still a child job (``parent_name`` = the AutoML job, MLflow run nested under its run) with its
 own status, times, metrics, params, log and model files (:mod:`openaml.automl._trial`), recorded
-from what its worker reports. The ensembles run in the first worker that ends its search
-(:meth:`WorkerPool._worker_ensembles`; the search keeps :func:`reserve_s` of the timeout for
-them), or, when no worker waits for them, as one-trial child command jobs
+from what its worker reports. The ensembles run in the ensemble workers as they end their search,
+one each while another may take the next (:meth:`WorkerPool._worker_ensembles`; the search keeps
+:func:`reserve_s` of the timeout for them), or, when no worker waits for them, as one-trial child command jobs
 (``python -m openaml.automl._trial``).
 
 Validation reads the training data (the MLTable) before anything is stored and refuses what
