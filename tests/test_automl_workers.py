@@ -322,3 +322,17 @@ def test_an_ensemble_worker_builds_what_it_is_handed_then_waits_for_more(tmp_pat
     assert built == ["vote_ensemble", "stack_ensemble"]
     assert [j for j, r in channel.reports if r["state"] == "done"] == [7, 8]
     assert channel.tags_now["automl.ensembled"] == "2"
+
+
+def test_the_timeout_still_ends_a_search_that_was_asked_to_stop_early() -> None:
+    """Early termination (or the exit score) asks the workers to start no more trials; a trial
+    that then runs past ``limits.timeout_minutes`` is ended at the timeout all the same (it ran
+    6 s past a 1-minute job in the bench): the job's pass ends its workers then."""
+    from openaml.services.kinds.automl import timeout_stop
+
+    early = "early termination: no improvement in the last 10 trials"
+    assert timeout_stop(early, 59.9, 60, 1) is None
+    assert timeout_stop(early, 60.0, 60, 1) == "limits.timeout_minutes (1 min) was reached"
+    assert timeout_stop("limits.exit_score (0.9) was reached", 75, 60, 1) is not None
+    assert timeout_stop(None, 75, 60, 1) is None  # not stopping yet: the pass itself ends it at the timeout
+    assert timeout_stop("limits.timeout_minutes (1 min) was reached", 75, 60, 1) is None  # already ending
