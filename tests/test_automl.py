@@ -229,6 +229,34 @@ def test_the_model_scores_raw_rows_with_new_categories_and_missing_columns() -> 
     assert custom["x2"] == "Categorical"
 
 
+def test_column_roles_split_only_columns_of_many_distinct_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The words per value decide between Text and ID-like only: a column of few distinct values
+    (long phrases included) is Categorical without splitting every value (seconds on a large frame,
+    paid by the guardrails and each worker's first trial)."""
+    import pandas as pd
+
+    from openaml.automl._featurize import column_roles
+
+    n = 400
+    X = pd.DataFrame({"phrase": [f"a long phrase of words {i % 4}" for i in range(n)],
+                      "review": [f"review number {i} says the product was fine" for i in range(n)],
+                      "code": [f"C{i}" for i in range(n)]})
+    from pandas.core.strings.accessor import StringMethods
+
+    split = StringMethods.split
+    calls: list[int] = []
+
+    def counting(self: object, *a: object, **kw: object) -> object:
+        calls.append(1)
+        return split(self, *a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(StringMethods, "split", counting)
+    roles, notes = column_roles(X, None)
+    assert roles == {"phrase": "Categorical", "review": "Text", "code": "Ignore"}
+    assert [n["column"] for n in notes] == ["code"]
+    assert len(calls) == 2  # review and code: not phrase
+
+
 def test_metrics_follow_azure_names() -> None:
     from openaml.automl._metrics import classification_metrics, regression_metrics
 

@@ -181,3 +181,158 @@ def test_the_ensembles_run_in_the_first_worker_and_compete_for_the_best(ml_clien
         model = pickle.load(f)
     rows = _frame().drop(columns=["label"]).head(4)
     assert model.predict_proba(rows).shape == (4, 2) and set(model.predict(rows)) <= {"yes", "no"}
+
+
+def test_a_workers_mlflow_import_does_not_import_the_servers_side() -> None:
+    """MLflow loads openaml's ``azureml`` artifact repository (an entry point) on ``import mlflow``,
+    in every worker and job: ``openaml.tracking`` names its server-side parts lazily, so that
+    SQLAlchemy and the workspace are not imported there (about 0.4 s of each worker's start)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['ray'] = None; from mlflow.tracking import MlflowClient; "
+            "import openaml.tracking._azureml_artifacts; import openaml.tracking as t; "
+            "print(sorted(m for m in ('sqlalchemy', 'openaml.workspace', 'openaml.tracking._tracking') "
+            "if m in sys.modules)); t.Tracking; print('openaml.tracking._tracking' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["[]", "True"]
+
+
+def test_the_ensembles_are_handed_one_each_while_another_worker_still_searches(tmp_path: Path) -> None:
+    """An ensemble worker that ends its search while the other still searches gets one ensemble;
+    the other gets the next when it ends its search, with the same members; once none is left,
+    each hears ``automl.end``. Alone, a worker free again gets what is left."""
+    from openaml.services.kinds._automl_workers import WorkerPool
+
+    class Tracking:
+        def __init__(self) -> None:
+            self.tags: dict[str, dict[str, str]] = {}
+
+        def run_summary(self, name: str) -> dict[str, Any]:
+            return {"tags": dict(self.tags.get(name, {}))}
+
+        def set_tags(self, name: str, tags: dict[str, str]) -> None:
+            self.tags.setdefault(name, {}).update(tags)
+
+        def run_artifact_dir(self, name: str) -> Path:
+            return tmp_path / name
+
+    class Store:
+        def update_job(self, name: str, runtime_update: dict[str, Any]) -> None:
+            pass
+
+    class Ctx:
+        tracking = Tracking()
+        store = Store()
+
+    class Pool(WorkerPool):
+        ctx = Ctx()
+
+        def log(self, name: str, line: str) -> None:
+            pass
+
+    for m in ("t1", "t2", "t3"):
+        (tmp_path / m / "outputs").mkdir(parents=True)
+        for f in ("model.pkl", "oof.npz"):
+            (tmp_path / m / "outputs" / f).write_bytes(b"x")
+    kinds = ["vote_ensemble", "stack_ensemble"]
+
+    def worker(name: str) -> dict[str, Any]:
+        return {"name": name, "status": "Running", "runtime": {"automl_worker": {"ensembles": kinds}}, "spec": {}}
+
+    def order(name: str) -> dict[str, Any]:
+        return dict(json.loads(tr.tags[name]["automl.ensemble"]))
+
+    pool, tr = Pool(), Ctx.tracking
+    row: dict[str, Any] = {"name": "job", "runtime": {}}
+    w0, w1 = worker("w0"), worker("w1")
+    tr.set_tags("w0", {"automl.searched": "5"})
+    pool._worker_ensembles(row, [w0, w1], [], "AUC_weighted", ["t1", "t2"], kinds)
+    assert order("w0") == {"members": ["t1", "t2"], "kinds": ["vote_ensemble"], "order": 1}
+    assert (tmp_path / "w0" / "ensemble" / "t2" / "oof.npz").exists() and "automl.end" not in tr.tags["w0"]
+    tr.set_tags("w1", {"automl.searched": "3"})  # the members now would be others: the first ones stay
+    pool._worker_ensembles(row, [w0, w1], [], "AUC_weighted", ["t3", "t1"], kinds)
+    assert order("w1") == {"members": ["t1", "t2"], "kinds": ["stack_ensemble"], "order": 1}
+    assert tr.tags["w0"]["automl.end"] == tr.tags["w1"]["automl.end"] == "none left"
+    assert row["runtime"]["ensembles_submitted"] is True
+
+    # alone (the other still searches, then is free again before it): one, then the next
+    tr.tags.clear()
+    row = {"name": "job2", "runtime": {}}
+    tr.set_tags("w0", {"automl.searched": "5"})
+    pool._worker_ensembles(row, [w0, w1], [], "AUC_weighted", ["t1", "t2"], kinds)
+    assert order("w0")["kinds"] == ["vote_ensemble"]
+    pool._worker_ensembles(row, [w0, w1], [], "AUC_weighted", ["t1", "t2"], kinds)  # still building
+    assert order("w0")["order"] == 1
+    tr.set_tags("w0", {"automl.ensembled": "1"})
+    pool._worker_ensembles(row, [w0, w1], [], "AUC_weighted", ["t1", "t2"], kinds)
+    assert order("w0") == {"members": ["t1", "t2"], "kinds": ["stack_ensemble"], "order": 2}
+    assert tr.tags["w1"]["automl.end"] == "the other workers build the ensembles"
+    assert tr.tags["w0"]["automl.end"] == "none left"
+
+
+def test_an_ensemble_worker_builds_what_it_is_handed_then_waits_for_more(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's side: it builds the kinds of each order (``automl.ensemble``, ``order`` n),
+    says so (``automl.ensembled`` n), builds the next order it gets, and ends at ``automl.end``
+    only after what it was handed."""
+    import argparse
+
+    from openaml.automl import _worker
+
+    built: list[str] = []
+
+    def run_one(settings: dict[str, Any], args: Any, folder: Path) -> dict[str, Any]:
+        built.append(settings["learner"])
+        return {"metrics": {"AUC_weighted": 0.9}, "error": None}
+
+    class Client:
+        def download_artifacts(self, run_id: str, path: str, dst: str) -> None:
+            pass
+
+    class Channel:
+        run_id = "w0"
+        client = Client()
+
+        def __init__(self) -> None:
+            self.tags_now: dict[str, str] = {"automl.ensemble": json.dumps(
+                {"members": ["t1", "t2"], "kinds": ["vote_ensemble"], "order": 1})}
+            self.reports: list[tuple[int, dict[str, Any]]] = []
+
+        def tags(self) -> dict[str, str]:
+            return dict(self.tags_now)
+
+        def report(self, j: int, record: dict[str, Any], folder: Path | None = None) -> None:
+            self.reports.append((j, record))
+
+        def flush(self) -> None:
+            pass
+
+        def tag(self, key: str, value: str) -> None:
+            self.tags_now[key] = value
+            if key == "automl.ensembled" and value == "1":  # the job hands the next, and it is the last
+                self.tags_now.update({"automl.ensemble": json.dumps(
+                    {"members": ["t1", "t2"], "kinds": ["stack_ensemble"], "order": 2}), "automl.end": "none left"})
+
+    monkeypatch.setattr(_worker, "run_one", run_one)
+    channel = Channel()
+    ws = {"metric": "AUC_weighted", "task": "classification"}
+    _worker._ensembles(ws, argparse.Namespace(member=[]), channel, tmp_path, 7,  # type: ignore[arg-type]
+                       time.time() + 30)
+    assert built == ["vote_ensemble", "stack_ensemble"]
+    assert [j for j, r in channel.reports if r["state"] == "done"] == [7, 8]
+    assert channel.tags_now["automl.ensembled"] == "2"
+
+
+def test_the_timeout_still_ends_a_search_that_was_asked_to_stop_early() -> None:
+    """Early termination (or the exit score) asks the workers to start no more trials; a trial
+    that then runs past ``limits.timeout_minutes`` is ended at the timeout all the same (it ran
+    6 s past a 1-minute job in the bench): the job's pass ends its workers then."""
+    from openaml.services.kinds.automl import timeout_stop
+
+    early = "early termination: no improvement in the last 10 trials"
+    assert timeout_stop(early, 59.9, 60, 1) is None
+    assert timeout_stop(early, 60.0, 60, 1) == "limits.timeout_minutes (1 min) was reached"
+    assert timeout_stop("limits.exit_score (0.9) was reached", 75, 60, 1) is not None
+    assert timeout_stop(None, 75, 60, 1) is None  # not stopping yet: the pass itself ends it at the timeout
+    assert timeout_stop("limits.timeout_minutes (1 min) was reached", 75, 60, 1) is None  # already ending

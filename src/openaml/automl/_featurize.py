@@ -159,7 +159,9 @@ def column_roles(X: pd.DataFrame, featurization: dict[str, Any] | None) -> tuple
             roles[name] = "DateTime"
         else:
             text = s.dropna().astype(str)
-            words = float(text.str.split().str.len().mean() or 0)
+            # the words per value decide only between Text and ID-like, both with many distinct values:
+            # a column of few values (most categorical columns) is not split (seconds on a large frame)
+            words = float(text.str.split().str.len().mean() or 0) if nunique > 0.5 * len(text) else 0.0
             if words > 3 and nunique > 0.5 * len(text) and "tfidf" not in blocked:
                 roles[name] = "Text"
             elif n > 20 and nunique >= 0.95 * len(text) and words <= 3:

@@ -31,7 +31,8 @@ search has converged, or when the AutoML job sets tag ``automl.stop`` on its run
 early termination reached by another worker). An ensemble worker (``ensembles`` in its settings:
 the first two) then sets tag ``automl.searched`` and waits for the job's word: ``automl.ensemble``
 (the members and the kinds it builds, the members' files under its run's ``ensemble/``) or
-``automl.end``; it runs the ensembles as its next trials (:func:`_ensembles`).
+``automl.end``; it runs the ensembles as its next trials, sets ``automl.ensembled`` and waits for
+more (a kind another ensemble worker, still training, was to build) or the end (:func:`_ensembles`).
 The AutoML job cancels it (the runner ends its process group) at the job's timeout, on a trial
 over ``trial_timeout_minutes`` (and starts a replacement), and when the job is canceled.
 """
@@ -58,6 +59,7 @@ __all__ = ["main"]
 
 _STOP_TAG = "automl.stop"
 _SEARCHED_TAG, _ENSEMBLE_TAG, _END_TAG = "automl.searched", "automl.ensemble", "automl.end"
+_ENSEMBLED_TAG = "automl.ensembled"
 
 
 def _cached_reader() -> None:
@@ -347,44 +349,56 @@ def main(argv: list[str] | None = None) -> int:
 def _ensembles(ws: dict[str, Any], args: argparse.Namespace, channel: _Channel, work: Path, j: int,
                deadline: float) -> None:
     """The ensemble worker's last phase: wait for the AutoML job's word (tag ``automl.ensemble``:
-    ``{"members": [trial names], "kinds": [...]}``, the members' ``model.pkl`` and ``oof.npz``
-    copied under the worker run's ``ensemble/<trial>/``; or ``automl.end``: none), then run each
-    ensemble as this worker's next trials, reported as the others."""
-    order: dict[str, Any] | None = None
-    while time.time() < deadline - 1:
-        tags = channel.tags()
-        if tags.get(_END_TAG):
-            print(f"worker: no ensembles: {tags[_END_TAG]}", flush=True)
-            return
-        if tags.get(_ENSEMBLE_TAG):
-            order = json.loads(tags[_ENSEMBLE_TAG])
-            break
-        time.sleep(0.2)
-    if order is None:
-        print("worker: the job's time limit is reached", flush=True)
-        return
-    members = list(order["members"])
-    local = work / "ensemble"
-    channel.client.download_artifacts(channel.run_id, "ensemble", str(work))
-    ens_args = argparse.Namespace(**{**vars(args), "member": [str(local / m) for m in members]})
+    ``{"members": [trial names], "kinds": [...], "order": n}``, ``n`` the kinds handed to it so
+    far, the members' ``model.pkl`` and ``oof.npz`` copied under the worker run's
+    ``ensemble/<trial>/``; or ``automl.end``: no more), run each ensemble as this worker's next
+    trials, reported as the others, then say so (tag ``automl.ensembled``: ``n``) and wait for the
+    next word: the job may hand it a kind that another ensemble worker, still training, was to build."""
+    done = 0
+    members: list[str] = []
+    ens_args = args
     base = {k: v for k, v in ws.items()
             if k not in ("algorithms", "zero_shot", "history", "data_size", "ftask", "guardrails", "ensembles")}
-    for kind in order.get("kinds") or []:
-        now = time.time()
-        if now >= deadline - 1:
-            break
-        algorithm = "VotingEnsemble" if kind == "vote_ensemble" else "StackEnsemble"
-        settings = {**base, "algorithm": algorithm, "learner": kind, "flaml_learner": kind, "members": members,
-                    "stack": ws.get("stack") or {}, "time_limit_s": max(1.0, deadline - now)}
-        record = {"state": "running", "t0": now, "algorithm": algorithm, "learner": kind,
-                  "config": {"members": members}, "ensemble": True}
-        channel.report(j, record)
-        folder = work / str(j)
-        result = run_one(settings, ens_args, folder)
-        channel.report(j, {**record, "state": "done", "t1": time.time()}, folder)
-        print(f"trial {j} {algorithm}: {ws['metric']} = {result['metrics'].get(ws['metric'])}"
-              + (f" ({result['error']})" if result["error"] else ""), flush=True)
-        j += 1
+    while True:
+        order: dict[str, Any] | None = None
+        while time.time() < deadline - 1:
+            tags = channel.tags()
+            if tags.get(_ENSEMBLE_TAG):
+                found = json.loads(tags[_ENSEMBLE_TAG])
+                if int(found.get("order") or 0) > done:
+                    order = found
+                    break
+            if tags.get(_END_TAG):
+                print(f"worker: {'no more ensembles' if done else 'no ensembles'}: {tags[_END_TAG]}", flush=True)
+                return
+            time.sleep(0.2)
+        if order is None:
+            print("worker: the job's time limit is reached", flush=True)
+            return
+        if not members:
+            members = list(order["members"])
+            local = work / "ensemble"
+            channel.client.download_artifacts(channel.run_id, "ensemble", str(work))
+            ens_args = argparse.Namespace(**{**vars(args), "member": [str(local / m) for m in members]})
+        for kind in order.get("kinds") or []:
+            now = time.time()
+            if now >= deadline - 1:
+                break
+            algorithm = "VotingEnsemble" if kind == "vote_ensemble" else "StackEnsemble"
+            settings = {**base, "algorithm": algorithm, "learner": kind, "flaml_learner": kind, "members": members,
+                        "stack": ws.get("stack") or {}, "time_limit_s": max(1.0, deadline - now)}
+            record = {"state": "running", "t0": now, "algorithm": algorithm, "learner": kind,
+                      "config": {"members": members}, "ensemble": True}
+            channel.report(j, record)
+            folder = work / str(j)
+            result = run_one(settings, ens_args, folder)
+            channel.report(j, {**record, "state": "done", "t1": time.time()}, folder)
+            print(f"trial {j} {algorithm}: {ws['metric']} = {result['metrics'].get(ws['metric'])}"
+                  + (f" ({result['error']})" if result["error"] else ""), flush=True)
+            j += 1
+        done = int(order["order"])
+        channel.flush()  # its trials reported before the job hears it is free
+        channel.tag(_ENSEMBLED_TAG, str(done))
 
 
 if __name__ == "__main__":

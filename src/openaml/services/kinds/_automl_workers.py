@@ -259,42 +259,67 @@ class WorkerPool:
     # ------------------------------------------------------------------ ensembles in the worker
     def _worker_ensembles(self, row: dict[str, Any], workers: list[dict[str, Any]], trials: list[dict[str, Any]],
                           metric: str, members: list[str], kinds: list[str]) -> None:
-        """Hand the ensembles to the ensemble workers (the first ``len(kinds)`` slots) when one ends
-        its search (tag ``automl.searched``), with the trials completed then as members: two ready
-        in the same pass build one each, side by side; one ready alone builds both, one after the
-        other (the others, when they end, have none left). A worker still training is not waited
-        for: its trial goes on until the timeout and competes with the ensembles."""
+        """Hand the ensembles to the ensemble workers (the first ``len(kinds)`` slots) as each ends
+        its search (tag ``automl.searched``) or the ensembles it was handed (``automl.ensembled``),
+        with the trials completed at the first handing as the members of every ensemble: two ready
+        in the same pass build one each, side by side; one ready while another ensemble worker still
+        searches builds one, then the next when it is free again unless the other, ready by then,
+        took it; one ready alone builds them all, one after the other. A worker still training is
+        not waited for: its trial goes on until the timeout and competes with the ensembles. Once
+        every ensemble is handed, each ensemble worker hears ``automl.end`` (after what it was handed)."""
         rt = row["runtime"]
         live = [w for w in workers if w["status"] not in TERMINAL_JOB_STATUSES and _info(w).get("ensembles")]
         if not live:
             return  # none waits: the ensembles run as one-trial child jobs (or not at all)
-        handed: dict[str, list[str]] = dict(rt.get("ensembles_handed") or {})
+        handed: dict[str, list[str]] = {k: list(v) for k, v in (rt.get("ensembles_handed") or {}).items()}
+        closed: set[str] = set(rt.get("ensembles_closed") or [])
         pending = [k for k in kinds if k not in {x for ks in handed.values() for x in ks}]
-        ready = [w for w in live if w["name"] not in handed
-                 and "automl.searched" in self.ctx.tracking.run_summary(w["name"])["tags"]]
+        chosen = list(rt.get("ensemble_members") or members)
+        ready: list[dict[str, Any]] = []
+        searching: list[dict[str, Any]] = []
+        for w in live:
+            if w["name"] in closed:
+                continue
+            tags = self.ctx.tracking.run_summary(w["name"])["tags"]
+            if w["name"] not in handed:
+                (ready if "automl.searched" in tags else searching).append(w)
+            elif handed[w["name"]] and tags.get("automl.ensembled") == str(len(handed[w["name"]])):
+                ready.append(w)  # built what it was handed: free for more
         if not ready:
             return
         import shutil
 
         for w in ready:
-            if len(members) < 2 or not pending:
-                why = "fewer than 2 trials scored" if len(members) < 2 else "the other workers build the ensembles"
+            if len(chosen) < 2 or not pending:
+                why = "fewer than 2 trials scored" if len(chosen) < 2 else "the other workers build the ensembles"
                 self.ctx.tracking.set_tags(w["name"], {"automl.end": why})
-                handed[w["name"]] = []
+                handed.setdefault(w["name"], [])
+                closed.add(w["name"])
                 continue
-            mine = pending[:1] if len(ready) > 1 and w is not ready[-1] else list(pending)
+            # one kind when another worker may take the next: ready in this pass, or still searching
+            mine = pending[:1] if w is not ready[-1] or searching else list(pending)
             pending = [k for k in pending if k not in mine]
             root = self.ctx.tracking.run_artifact_dir(w["name"]) / "ensemble"
-            for m in members:  # a worker's token reads its own run: the members' files go there
+            for m in chosen:  # a worker's token reads its own run: the members' files go there
                 src = self.ctx.tracking.run_artifact_dir(m) / "outputs"
                 (root / m).mkdir(parents=True, exist_ok=True)
                 for f in ("model.pkl", "oof.npz"):
-                    shutil.copyfile(src / f, root / m / f)
-            self.ctx.tracking.set_tags(w["name"], {"automl.ensemble": json.dumps({"members": members, "kinds": mine})})
-            handed[w["name"]] = mine
-            self.log(row["name"], f"{', '.join(mine)} of {', '.join(members)} handed to {w['name']}")  # type: ignore[attr-defined]
-        update: dict[str, Any] = {"ensembles_handed": handed}
-        if not pending or len(members) < 2:
+                    if not (root / m / f).exists():
+                        shutil.copyfile(src / f, root / m / f)
+            handed[w["name"]] = [*handed.get(w["name"], []), *mine]
+            self.ctx.tracking.set_tags(w["name"], {"automl.ensemble": json.dumps(
+                {"members": chosen, "kinds": mine, "order": len(handed[w["name"]])})})
+            self.log(row["name"], f"{', '.join(mine)} of {', '.join(chosen)} handed to {w['name']}")  # type: ignore[attr-defined]
+        if not pending:  # nothing left to hand: each ends after what it builds
+            for w in live:
+                if w["name"] not in closed:
+                    self.ctx.tracking.set_tags(w["name"], {"automl.end": "the other workers build the ensembles"
+                                                           if not handed.get(w["name"]) else "none left"})
+                    closed.add(w["name"])
+        update: dict[str, Any] = {"ensembles_handed": handed, "ensembles_closed": sorted(closed)}
+        if any(handed.values()):
+            update["ensemble_members"] = chosen
+        if not pending or len(chosen) < 2:
             update["ensembles_submitted"] = True
         self.ctx.store.update_job(row["name"], runtime_update=update)
         rt.update(update)

@@ -8,9 +8,9 @@ lightgbm, xgboost-cpu, scikit-learn) on the job's compute, loads the data and th
 and runs FLAML's search over its share of the algorithms, one trial after the other. Every trial
 is still a child job (``parent_name`` = the AutoML job, MLflow run nested under its run) with its
 own status, times, metrics, params, log and model files (:mod:`openaml.automl._trial`), recorded
-from what its worker reports. The ensembles run in the first worker that ends its search
-(:meth:`WorkerPool._worker_ensembles`; the search keeps :func:`reserve_s` of the timeout for
-them), or, when no worker waits for them, as one-trial child command jobs
+from what its worker reports. The ensembles run in the ensemble workers as they end their search,
+one each while another may take the next (:meth:`WorkerPool._worker_ensembles`; the search keeps
+:func:`reserve_s` of the timeout for them), or, when no worker waits for them, as one-trial child command jobs
 (``python -m openaml.automl._trial``).
 
 Validation reads the training data (the MLTable) before anything is stored and refuses what
@@ -66,6 +66,15 @@ _DATA = ("training_data", "validation_data", "test_data")
 _TRIAL_OVERHEAD_S = 8.0
 _EARLY_AFTER, _EARLY_PATIENCE = 20, 10
 _ENSEMBLE_SIZE = 5
+
+
+def timeout_stop(stopping: str | None, elapsed: float, timeout_s: float, minutes: Any) -> str | None:
+    """Why the workers are ended now when the search was already asked to stop for another reason
+    (exit score, early termination): a worker's trial that runs past ``limits.timeout_minutes`` is
+    ended then, as when the timeout itself ends the search; None: not yet (or nothing to add)."""
+    if stopping is None or stopping.startswith("limits.timeout") or elapsed < timeout_s:
+        return None
+    return f"limits.timeout_minutes ({minutes} min) was reached"
 
 
 def _loss(metric: str, value: float) -> float:
@@ -311,18 +320,23 @@ class AutoMLKind(WorkerPool, ControlledKind):
                     self._request_stop(workers, stopping)
         elif stopping.startswith("limits.timeout"):
             self._stop_now(workers, children, stopping)
+        else:
+            hard = timeout_stop(stopping, elapsed, timeout_s, lim.get("timeout_minutes") or 360)
+            if hard:  # stopped early, a worker's trial still runs: the timeout still ends it
+                self._stop_now(workers, children, hard)
         parent_cancel = f"parent job {name} was canceled"
         if any(c["error"] == parent_cancel or c["runtime"].get("cancel_reason") == parent_cancel for c in children):
             return
         self._follow(row, workers, children, stopping)
         workers, children = self._children(name)
-        if not (stopping or "").startswith("limits.timeout"):  # also after: a worker ending late hears there is none left
+        timed_out = (stopping or "").startswith("limits.timeout") or elapsed >= timeout_s
+        if not timed_out:  # also after: a worker ending late hears there is none left
             self._worker_ensembles(row, workers, children, metric, self._members(children, metric),
                                    self._ensemble_kinds(row))
             workers, children = self._children(name)
         if any(c["status"] not in TERMINAL_JOB_STATUSES for c in (*workers, *children)):
             return
-        if not (stopping or "").startswith("limits.timeout") and self._launch_ensembles(row, children, metric):
+        if not timed_out and self._launch_ensembles(row, children, metric):
             return
         self._complete(row, children, metric, stopping, workers)
 
