@@ -360,8 +360,10 @@ class RaiGateService:
                 if name is not None:
                     _same_model(model, name, version, str(ref))
                 checks = [c for c in card.get("checks") or [] if isinstance(c, dict)]
-                standard = self._standard(card, data if file == "dashboard.json" else {}, provenance.constructor)
-                if not checks and not self.get_policy().required_checks:
+                policy = self.get_policy()
+                standard = self._standard(policy, card, data if file == "dashboard.json" else {},
+                                          provenance.constructor)
+                if not checks and not policy.required_checks:
                     # a config without thresholds checks nothing, and the workspace asks nothing: nothing was passed
                     checks = [{"metric": "checks in the score card", "value": 0, "op": ">=", "threshold": 1,
                                "passed": False}]
@@ -371,14 +373,16 @@ class RaiGateService:
         raise ValidationError(f"tag {TAG_SCORECARD}={ref!r}: output {output!r} of job {job!r} holds no score card "
                               "(the rai_tabular_score_card step's scorecard output)", details=field)
 
-    def _standard(self, card: dict[str, Any], dashboard: dict[str, Any],
+    @staticmethod
+    def _standard(policy: RaiGatePolicy, card: dict[str, Any], dashboard: dict[str, Any],
                   constructor: dict[str, Any]) -> list[dict[str, Any]]:
         """The policy's own checks (review G3), judged on what the dashboard measured: each
         ``required_checks`` entry on the metric's value (the card's checks and reported values, then the
         dashboard's overall metrics; a metric found nowhere fails), ``test_data`` on the constructor's
         ``test_dataset`` input and ``min_test_rows`` on the dashboard's test rows. Each is a check
         ``{"metric", "value", "op", "threshold", "passed", "policy": True}``."""
-        policy = self.get_policy()
+        from openaml.rai._gather import _passes
+
         out: list[dict[str, Any]] = []
         if policy.required_checks:
             values: dict[str, Any] = dict((dashboard.get("metrics") or {}).get("overall") or {})
@@ -388,9 +392,7 @@ class RaiGateService:
             for text in policy.required_checks:
                 metric, op, threshold = _required(text)
                 value = values.get(metric)
-                passed = isinstance(value, int | float) and {
-                    ">=": value >= threshold, "<=": value <= threshold, ">": value > threshold,
-                    "<": value < threshold, "==": value == threshold}[op]
+                passed = isinstance(value, int | float) and _passes(float(value), op, threshold)
                 out.append({"metric": metric, "op": op, "threshold": threshold, "policy": True, "passed": passed,
                             "value": value if value is not None else "not measured by this score card"})
         if policy.test_data:
