@@ -526,3 +526,21 @@ def test_datastore_help_says_which_types_hold_files(cli):
     assert "azure_blob" not in metadata and "azure_file" in metadata, metadata
     r = cli("datastore", "create", "--help", check=True)
     assert "azure_blob (their files are read and written here)" in " ".join(r.stdout.split()), r.stdout
+
+
+def test_an_empty_or_path_like_name_is_refused_not_a_success(ml_client, cli):
+    """Regression (new-user check): ``datastore delete -n ""`` printed "deleted" (the request went to the
+    list's URL, redirected) and ``datastore show -n ""`` raised a traceback; ``show`` refused the
+    ``azureml:`` form that ``delete`` takes."""
+    from openaml.errors import ValidationError
+
+    before = [d.name for d in ml_client.datastores.list()]
+    for verb in ("delete", "show"):
+        for bad in ("", "azureml:", "a/b"):
+            r = cli("datastore", verb, "-n", bad)
+            assert r.returncode != 0, (verb, bad, r.stdout)
+            assert "give a datastore's name" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    with pytest.raises(ValidationError, match="give a datastore's name"):
+        ml_client.datastores.delete("")
+    assert [d.name for d in ml_client.datastores.list()] == before
+    assert ml_client.datastores.get("azureml:workspaceblobstore").name == "workspaceblobstore"

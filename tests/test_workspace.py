@@ -246,3 +246,30 @@ def test_a_signalled_server_removes_its_server_json(tmp_path: Path, sig: str) ->
     assert handle.proc.wait(timeout=60) == 0
     assert not (tmp_path / "ws" / "server.json").exists()
     assert (tmp_path / "ws" / "server.port").exists()  # the port a restart takes again stays
+
+
+def test_server_status_of_a_killed_server_says_not_running(tmp_path: Path) -> None:
+    """Regression (new-user check): a server killed with SIGKILL whose parent has not waited for it (a
+    zombie: ``kill -0`` still answers) was shown as running, from the server.json it left."""
+    import signal
+
+    from tests.conftest import start_server
+
+    handle = start_server(tmp_path / "ws", name="status-killed")
+    env = {**os.environ}
+    r = subprocess.run([sys.executable, "-m", "openaml", "server", "status", "-w", str(tmp_path / "ws")],
+                       env=env, capture_output=True, text=True, timeout=120)
+    shown = json.loads(r.stdout)
+    assert shown["running"] is True and shown["pid"] == handle.proc.pid
+    os.kill(handle.proc.pid, signal.SIGKILL)  # not waited for: a zombie until the end of the test
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with open(f"/proc/{handle.proc.pid}/stat", "rb") as fh:
+            if fh.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                break
+        time.sleep(0.05)
+    assert (tmp_path / "ws" / "server.json").exists()  # left by SIGKILL
+    r = subprocess.run([sys.executable, "-m", "openaml", "server", "status", "-w", str(tmp_path / "ws")],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert json.loads(r.stdout) == {"running": False, "workspace": str((tmp_path / "ws").resolve())}, r.stdout
+    handle.proc.wait(timeout=30)

@@ -352,6 +352,12 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    try:  # a zombie (killed, its parent has not waited for it yet) answers signal 0 but runs nothing
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            if fh.read().rsplit(b")", 1)[1].split()[:1] == [b"Z"]:
+                return False
+    except (OSError, IndexError):
+        pass
     return True
 
 

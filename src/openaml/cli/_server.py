@@ -109,7 +109,8 @@ def status(ctx: typer.Context,
     from openaml.workspace import WorkspaceLayout, read_server_info
 
     path = _workspace_path(workspace or ctx.obj)
-    render(read_server_info(WorkspaceLayout(path)) or {"running": False, "workspace": str(path)})
+    info = read_server_info(WorkspaceLayout(path))
+    render({"running": True, **info} if info else {"running": False, "workspace": str(path)})
 
 
 _ = os

@@ -16,6 +16,21 @@ def _entity(d: dict[str, Any]) -> Datastore:
     return cls.model_validate({k: v for k, v in d.items() if k in cls.model_fields})
 
 
+def _name(name: str) -> str:
+    """A datastore name as given (``azureml:<name>`` or ``<name>``) -> ``<name>``.
+
+    Raises:
+        ValidationError: empty, or with a ``/`` (a name, not a path)."""
+    from openaml.errors import ValidationError
+
+    bare = str(name or "").strip()
+    bare = bare[len("azureml:"):] if bare.startswith("azureml:") else bare
+    if not bare or "/" in bare:
+        raise ValidationError(f"datastore name {name!r}: give a datastore's name (openaml datastore list shows them)",
+                              details={"field": "name", "value": name})
+    return bare
+
+
 class DatastoreOperations:
     def __init__(self, client: Any) -> None:
         self._t = client._transport
@@ -24,7 +39,14 @@ class DatastoreOperations:
         return [_entity(d) for d in self._t.get("/datastores")]
 
     def get(self, name: str, **kwargs: Any) -> Datastore:
-        return _entity(self._t.get(f"/datastores/{name}"))
+        """The datastore ``name`` (``azureml:<name>`` accepted).
+
+        Raises:
+            ValidationError: an empty name or one with a ``/``. NotFoundError: no such datastore.
+        """
+        from urllib.parse import quote
+
+        return _entity(self._t.get(f"/datastores/{quote(_name(name), safe='')}"))
 
     def get_default(self, **kwargs: Any) -> Datastore:
         return next(d for d in self.list() if d.is_default)
@@ -55,6 +77,4 @@ class DatastoreOperations:
         """
         from urllib.parse import quote
 
-        if name.startswith("azureml:"):
-            name = name[len("azureml:"):]
-        self._t.delete(f"/datastores/{quote(name, safe='')}")
+        self._t.delete(f"/datastores/{quote(_name(name), safe='')}")
