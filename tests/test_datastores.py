@@ -3,6 +3,7 @@ never shown back (issue 9 item 4 and 6)."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 import pytest
@@ -544,3 +545,13 @@ def test_an_empty_or_path_like_name_is_refused_not_a_success(ml_client, cli):
         ml_client.datastores.delete("")
     assert [d.name for d in ml_client.datastores.list()] == before
     assert ml_client.datastores.get("azureml:workspaceblobstore").name == "workspaceblobstore"
+
+
+def test_a_datastore_name_that_cannot_be_in_a_uri_is_refused(ml_client, cli, tmp_path):
+    """Regression (new-user check): ``name: "bad name"`` was stored, and data assets pointed into it."""
+    for bad in ("bad name", "-lead", "a.b", "x" * 256):
+        f = tmp_path / "ds.yml"
+        f.write_text(f"name: {json.dumps(bad)}\ntype: local\npath: {tmp_path}\n")
+        r = cli("datastore", "create", "--file", str(f))
+        assert r.returncode != 0 and "use letters, digits, '_' and '-'" in r.stderr, (bad, r.stderr)
+    assert not any(d.name in ("bad name", "-lead", "a.b") for d in ml_client.datastores.list())

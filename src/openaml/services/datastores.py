@@ -9,6 +9,7 @@ exists only for datastores whose files are on this machine.
 from __future__ import annotations
 
 import builtins
+import re
 from pathlib import Path
 from typing import Any, cast
 
@@ -31,6 +32,10 @@ __all__ = ["DatastoreService", "REMOTE_TYPES"]
 
 #: datastore types whose files are in an object store reached with the stored credentials
 REMOTE_TYPES = ("s3", "azure_blob")
+
+
+#: a datastore name (Azure ML: letters, digits and underscores; openaml also takes '-')
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
 
 
 class DatastoreService:
@@ -156,6 +161,10 @@ class DatastoreService:
             raise validation_error_from_pydantic(exc, source=None, lines=None, kind="datastore", model=cls) from None
         if ds.name == DEFAULT_DATASTORE:
             raise ValidationError(f"datastore {DEFAULT_DATASTORE!r} is the workspace's own folder and cannot be changed")
+        if not _NAME.match(ds.name):  # it is a part of azureml://datastores/<name>/paths/... URIs
+            raise ValidationError(f"datastore name {ds.name!r}: use letters, digits, '_' and '-' (a letter or digit "
+                                  "first, 255 at most); nothing was stored",
+                                  details={"field": "name", "value": ds.name})
         data = ds.model_dump(mode="json", exclude_none=True, exclude={"name", "type", "is_default", "id"})
         if "credentials" in data:
             data["credentials"] = self._keep_secrets(ds.name, data["credentials"])
