@@ -275,11 +275,8 @@ class Scheduler:
             msg = getattr(exc, "message", None) or str(exc)
             self._end(name, JobStatus.FAILED, error=f"could not start the job's runner: {msg}")
             return False
-        update: dict[str, Any] = {"handle": handle.to_record(), "launched_at": time.time()}
-        waited = (row["runtime"].get("waiting") or {}).get("reason")
-        if waited:  # the wait is over: its reason leaves the job's warnings
-            update["waiting"] = None
-            update["warnings"] = [w for w in row["runtime"].get("warnings") or [] if w != waited]
+        update: dict[str, Any] = {"handle": handle.to_record(), "launched_at": time.time(),
+                                  **self.wait_over(row["runtime"])}
         self.ctx.store.update_job(name, runtime_update=update)
         return True
 
@@ -293,6 +290,15 @@ class Scheduler:
         except Exception:  # noqa: BLE001 - the launch says what is wrong
             return None
         return None
+
+    @staticmethod
+    def wait_over(runtime: dict[str, Any]) -> dict[str, Any]:
+        """The runtime update that ends a job's wait for its compute (:meth:`_wait`): its reason leaves
+        the job's warnings; ``{}`` when it was not waiting."""
+        waited = (runtime.get("waiting") or {}).get("reason")
+        if not waited:
+            return {}
+        return {"waiting": None, "warnings": [w for w in runtime.get("warnings") or [] if w != waited]}
 
     def _wait(self, row: dict[str, Any], why: str, *, requeue: bool = True) -> None:
         """The job's compute does not answer: Queued (again, ``requeue``: from Preparing), the reason

@@ -264,10 +264,7 @@ class JobCore:
         """Cancel one job (not its children): not started or queued -> ``Canceled`` at once; otherwise
         the scheduler stops its runner (a job without one ends at once). A queued job's wait for its
         compute ("the job waits Queued ...") leaves its warnings: it waits no more."""
-        runtime = row.get("runtime") or {}
-        waited = (runtime.get("waiting") or {}).get("reason")
-        update = ({"waiting": None, "warnings": [w for w in runtime.get("warnings") or [] if w != waited]}
-                  if waited else None)
+        update = Scheduler.wait_over(row.get("runtime") or {}) or None
         done = self.ctx.store.transition_job(row["name"], JobStatus.CANCELED,
                                              from_statuses=[JobStatus.NOT_STARTED, JobStatus.QUEUED],
                                              error=reason, end_time=utcnow(), runtime_update=update)
