@@ -338,3 +338,74 @@ def test_the_timeout_still_ends_a_search_that_was_asked_to_stop_early() -> None:
     assert timeout_stop("limits.exit_score (0.9) was reached", 75, 60, 1) is not None
     assert timeout_stop(None, 75, 60, 1) is None  # not stopping yet: the pass itself ends it at the timeout
     assert timeout_stop("limits.timeout_minutes (1 min) was reached", 75, 60, 1) is None  # already ending
+
+
+def test_workers_fork_from_automls_warm_process_and_a_jobs_switch_keeps_it_cold(tmp_path: Path) -> None:
+    """Issue 14's overhead: the workers of an AutoML job fork from AutoML's warm process (its
+    imports paid once per server, not per worker: openaml.automl._warm), each in its own job, and
+    train the same trials; ``OPENAML_AUTOML_WARM: "0"`` among the AutoML job's variables keeps its
+    workers cold; the warm process ends after its idle time."""
+    import os
+
+    from openaml import MLClient
+    from tests.conftest import start_server
+
+    server = start_server(tmp_path / "ws", name=f"automl-warm-{os.getpid()}",
+                          env={"OPENAML_AUTOML_WARM_IDLE_SECONDS": "8"})
+    try:
+        with MLClient(workspace=server.url) as ml:
+            data = _mltable(tmp_path / "d", _frame())
+            seen: dict[str, list[str]] = {}
+            for how, variables in (("warm", {}), ("cold", {"OPENAML_AUTOML_WARM": "0"})):
+                job = _job(data, environment_variables=variables)
+                job = ml.jobs.create_or_update(job)
+                assert ml.jobs.wait(job.name, timeout=600).status == "Completed", ml.jobs.get_raw(job.name).get("error")
+                workers, trials = _assert_clean(ml, job.name)
+                assert len(workers) == 2 and len(trials) == 2 and {t["status"] for t in trials} == {"Completed"}
+                seen[how] = ["".join(p.read_text() for p in (server.path / "jobs" / w["name"]).rglob("runner.log"))
+                             for w in workers]
+            assert all("the job's processes fork from it" in log for log in seen["warm"])
+            assert not any("warm pool" in log for log in seen["cold"])
+            (meta,) = [json.loads(m.read_text()) for m in (server.path / "pools").glob("automl-*/meta.json")]
+            deadline = time.monotonic() + 90
+            while psutil.pid_exists(int(meta["pid"])) and time.monotonic() < deadline:
+                if psutil.Process(int(meta["pid"])).status() == psutil.STATUS_ZOMBIE:
+                    break
+                time.sleep(0.5)
+            log = (server.path / "pools" / f"automl-{meta['key']}" / "pool.log").read_text()
+            assert "idle for 8 s" in log and "fork-unsafe" not in log
+            assert server.proc.poll() is None
+    finally:
+        server.stop()
+
+
+def test_only_an_automl_workers_exact_command_on_the_servers_environment_is_served_warm(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """services._warm_steps.warm_process for AutoML's workers: the command a worker is submitted
+    with (its data inputs only), on the server's environment, without code, no PYTHON*/LD_*
+    variable, a job's own OPENAML_AUTOML_WARM=0; the workspace policy last."""
+    from types import SimpleNamespace
+
+    from openaml.services._warm_steps import warm_process
+
+    users: list[str] = []
+    ctx = SimpleNamespace(services={"users": SimpleNamespace(list=lambda: users)})
+    command = "python -m openaml.automl._worker --training_data ${{inputs.training_data}}"
+
+    def row(**spec: Any) -> dict[str, Any]:
+        rt = spec.pop("runtime", {"environment": {"kind": "base"}})
+        return {"spec": {"type": "command", "command": command, **spec}, "runtime": rt}
+
+    monkeypatch.delenv("OPENAML_AUTOML_WARM", raising=False)
+    assert warm_process(ctx, row()) == "automl"
+    assert warm_process(ctx, row(command=command + " --validation_data ${{inputs.validation_data}}")) == "automl"
+    assert warm_process(ctx, row(command=command + " ; cat server.token")) is None
+    assert warm_process(ctx, row(command=command + " --training_data /tmp/x")) is None
+    assert warm_process(ctx, row(runtime={"environment": {"kind": "conda", "spec_hash": "x"}})) is None
+    assert warm_process(ctx, row(runtime={"environment": {"kind": "base"}, "code_dir": "/tmp/code"})) is None
+    assert warm_process(ctx, row(environment_variables={"LD_PRELOAD": "/tmp/x.so"})) is None
+    assert warm_process(ctx, row(environment_variables={"OPENAML_AUTOML_WARM": "0"})) is None
+    users.append("ann")
+    assert warm_process(ctx, row()) is None
+    monkeypatch.setenv("OPENAML_AUTOML_WARM", "1")
+    assert warm_process(ctx, row()) == "automl"

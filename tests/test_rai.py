@@ -451,13 +451,13 @@ def test_models_and_mltables_are_read_as_mlflow_and_mltable_read_them(heart: dic
 # ------------------------------------------------------------------------------------ warm process
 def test_only_the_builtin_components_exact_commands_on_the_servers_environment_are_served_warm(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """services._rai_warm.warm_process, the server's decision (the warm process itself:
+    """services._warm_steps.warm_process, the server's decision (the warm process itself:
     tests/test_rai_warm.py, the rai tier): the job's command must be a built-in component's, on the
     server's environment, without code, one process, no PYTHON*/LD_* variable; the workspace policy last."""
     from types import SimpleNamespace
 
     from openaml.rai.registry import builtin_component
-    from openaml.services._rai_warm import warm_process
+    from openaml.services._warm_steps import warm_process
 
     users: list[str] = []
     ctx = SimpleNamespace(services={"users": SimpleNamespace(list=lambda: users)})

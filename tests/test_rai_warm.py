@@ -1,5 +1,5 @@
 """Issue 16, the built-in RAI components' warm process (runner._step_pool, rai._warm,
-services._rai_warm): a step forked from it gives the same dashboard as a cold step, runs in its own
+services._warm_steps): a step forked from it gives the same dashboard as a cold step, runs in its own
 job's sandbox as a cold step does (variables, folder, namespaces, no server.token), and the process
 ends when idle and with its server; a workspace with users has none unless the administrator turns
 it on. Each test runs its own server (its warm process is checked by pid). The ``rai`` tier:

@@ -559,7 +559,7 @@ class RunnerSpecRecord(TypedDict):
     heartbeat_seconds: float
     servers: list[str]  # the workspace's live servers, the leader first (where to report if this one stops)
     command_token: str
-    warm_process: str | None  # "rai": a built-in RAI step the warm process serves (services._rai_warm)
+    warm_process: str | None  # "rai" | "automl": a step of openaml's own code a warm process serves (services._warm_steps)
 
 
 class RunnerReplyRecord(TypedDict):

@@ -250,6 +250,12 @@ def run_one(settings: dict[str, Any], args: argparse.Namespace, folder: Path) ->
 
 
 def main(argv: list[str] | None = None) -> int:
+    if os.environ.get("OPENAML_AUTOML_WARM_FD"):  # the runner connected this worker to the warm process
+        from openaml.automl._warm import run_warm
+
+        code = run_warm(list(sys.argv[1:] if argv is None else argv))
+        if code is not None:
+            return code
     ap = argparse.ArgumentParser(prog="openaml.automl._worker")
     ap.add_argument("--training_data", required=True)
     ap.add_argument("--validation_data")

@@ -545,7 +545,7 @@ class Runner:
         self.link.start()
         self.mark("first report")
         if self.spec.get("warm_process") and (self.spec.get("environment") or {}).get("kind", "base") == "base":
-            try:  # a built-in RAI step on the server's interpreter: its warm process imports meanwhile
+            try:  # a step of openaml's own code (RAI, AutoML): its warm process imports meanwhile
                 from openaml.runner._step_pool import start_step_pool
 
                 start_step_pool(self, Path(sys.executable))
@@ -623,7 +623,7 @@ class Runner:
         """A batch deployment's warm pool (:mod:`openaml.runner._pool`): connected for this job when
         ready (its descriptor passed to the command), else None or a pool to start after the job."""
         try:
-            if self.spec.get("warm_process"):  # a built-in RAI step (openaml.runner._step_pool)
+            if self.spec.get("warm_process"):  # a built-in RAI step, an AutoML worker (runner._step_pool)
                 from openaml.runner._step_pool import attach_step
 
                 fd = attach_step(self, self.shared_python, env)

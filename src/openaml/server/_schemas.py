@@ -549,7 +549,7 @@ class RunnerSpecOut(WireModel):
     heartbeat_seconds: float | None = None
     servers: list[str] | None = None  # the workspace's live servers, the leader first
     command_token: str | None = None
-    warm_process: str | None = None  # "rai": a built-in RAI step, served by the warm process (issue 16)
+    warm_process: str | None = None  # "rai" | "automl": served by a warm process (services._warm_steps)
 
 
 class RunnerReplyOut(WireModel):

@@ -31,7 +31,7 @@ from openaml.errors import ConflictError, NotFoundError, ValidationError
 from openaml.records import RunnerLogRecord, RunnerOutputRecord, RunnerReplyRecord, RunnerSpecRecord
 from openaml.services import _runner_files
 from openaml.services._context import WorkspaceContext
-from openaml.services._rai_warm import warm_process
+from openaml.services._warm_steps import warm_process
 from openaml.services.workspace_files import files_of
 
 __all__ = ["RunnerService", "make_scheduler", "register_outputs", "LOG_STREAMS"]
@@ -142,7 +142,7 @@ class RunnerService:
             "servers": self.servers(),
             # the token its command gets (scope "job": its run, its record; never the runner routes)
             "command_token": self.ctx.services["users"].job_token(row),
-            "warm_process": warm_process(self.ctx, row),  # a built-in RAI step's warm process (issue 16)
+            "warm_process": warm_process(self.ctx, row),  # a step of openaml's own code: services._warm_steps
         }
 
     def _code_dir(self, code_dir: str | None) -> str | None:

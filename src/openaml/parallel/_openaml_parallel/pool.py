@@ -70,8 +70,9 @@ def pool_main(cfg_path: str, serve: Serve = _serve_worker) -> int:
     """The pool: import ``preload``, listen on ``socket``, fork workers until idle or the server ends.
 
     ``serve`` is what each forked child runs once it is in the job (its namespaces, variables,
-    folder, log and capabilities taken): a batch job's worker by default; the built-in RAI
-    components' step (:mod:`openaml.rai._warm`) for their warm process."""
+    folder, log and capabilities taken): a batch job's worker by default; a step of openaml's own
+    code (a built-in RAI component, an AutoML trial worker: :mod:`openaml.runner._warm_step`) for
+    their warm processes."""
     import hmac
     import importlib
     import select
@@ -89,7 +90,7 @@ def pool_main(cfg_path: str, serve: Serve = _serve_worker) -> int:
             importlib.import_module(name)
         except BaseException:  # noqa: BLE001, S112 - a hint only: the worker imports what it needs
             continue
-    unsafe = [m for m in FORK_UNSAFE if m in sys.modules]
+    unsafe = [m for m in FORK_UNSAFE if sys.modules.get(m) is not None]  # None: kept out (AutoML's ray)
     if unsafe:
         print(f"[openaml] warm pool: {', '.join(unsafe)} imported (fork-unsafe); not serving", flush=True)
         return 0
