@@ -3,6 +3,8 @@ openaml extension, ``type: ray``) an existing Ray cluster that runs each job's r
 
 from __future__ import annotations
 
+import copy
+import typing
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -129,13 +131,20 @@ def load_compute(source: str | Path | None = None, *, data: dict[str, Any] | Non
     Raises:
         ValidationError: as :func:`~openaml.entities.load_entity` (file, line and field named).
     """
-    from openaml._yaml import load_yaml_with_lines
+    from openaml._yaml import LineMap, apply_set_overrides, load_yaml_with_lines, override_sources
     from openaml.entities._base import load_entity
+    from openaml.errors import ValidationError
 
-    type_ = (load_yaml_with_lines(source)[0] if source is not None else data or {}).get("type", "amlcompute")
-    for item in params_override or []:
-        if isinstance(item, dict) and "type" in item:
-            type_ = item["type"]
+    raw, lines = load_yaml_with_lines(source) if source is not None else (dict(data or {}), LineMap())
+    type_ = apply_set_overrides(copy.deepcopy(raw), params_override).get("type", "amlcompute")
+    allowed = typing.get_args(Compute.model_fields["type"].annotation)
+    if type_ not in allowed:  # named with the types, not as pydantic's "Input should be 'amlcompute'"
+        by = override_sources(params_override).get(("type",))
+        where = by or (f"{source}, line {lines[('type',)]}" if source is not None and ("type",) in lines
+                       else str(source or "compute"))
+        raise ValidationError(f"{where}: field 'type': unknown compute type {type_!r}; allowed: {', '.join(allowed)}",
+                              details={"file": None if source is None else str(source), "field": "type",
+                                       "value": repr(type_), "allowed": list(allowed)})
     cls = compute_class(type_)
     if source is not None:
         return load_entity(cls, source, params_override=params_override, kind="compute")
