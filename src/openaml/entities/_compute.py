@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from openaml.entities._base import Entity
 
@@ -45,7 +45,7 @@ class Compute(Entity):
     network_settings: dict[str, Any] | None = None
     enable_node_public_ip: bool | None = None
     # type: ray (an openaml extension): the cluster's Jobs API, runtime_env defaults, resources per instance
-    address: str | None = None
+    address: str | None = Field(default=None, validate_default=True)  # validated when absent too (type: ray needs it)
     runtime_env: dict[str, Any] | None = None
     resources: RayResources | None = None
     #: how a distributed job's instances are placed on the nodes (Ray placement group strategies):
@@ -60,11 +60,17 @@ class Compute(Entity):
 
     @field_validator("address")
     @classmethod
-    def _check_address(cls, value: str | None) -> str | None:
-        """A Ray cluster's Jobs API (its dashboard): an http(s) URL with a host and, if given, a numeric port."""
-        if value is None or value == "":
-            return value
+    def _check_address(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A Ray cluster's Jobs API (its dashboard): an http(s) URL with a host and, if given, a numeric port;
+        required (and not empty) for ``type: ray``, reported on ``address`` itself."""
         fix = "the Jobs API's http(s) URL, the dashboard's (e.g. http://127.0.0.1:8265)"
+        if value is None or value == "":
+            if info.data.get("type") != "ray":
+                return value  # the model's check says that address is for type ray only
+            if value is None:
+                raise ValueError("a compute of type 'ray' needs 'address': its Ray cluster's Jobs API URL "
+                                 "(the dashboard's, e.g. http://127.0.0.1:8265)")
+            raise ValueError(f"an empty address names no Ray cluster; give {fix}")
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"not {fix}; a ray:// or GCS address (host:6379) is not it")
         parsed = urlsplit(value)
@@ -84,11 +90,7 @@ class Compute(Entity):
             )
         if self.tier is not None and self.tier.lower() not in ("dedicated", "low_priority", "lowpriority"):
             raise ValueError(f"tier must be 'dedicated' or 'low_priority', got {self.tier!r}")
-        if self.type == "ray":
-            if not self.address:
-                raise ValueError("a compute of type 'ray' needs 'address': its Ray cluster's Jobs API URL "
-                                 "(the dashboard's, e.g. http://127.0.0.1:8265)")
-        else:
+        if self.type != "ray":  # type ray without an address: refused on 'address' (_check_address)
             given = [f for f in ("address", "runtime_env", "resources", "placement") if getattr(self, f) is not None]
             if given:
                 raise ValueError(f"{', '.join(given)} apply to computes of type 'ray' only (this one is {self.type!r})")
