@@ -555,3 +555,15 @@ def test_a_datastore_name_that_cannot_be_in_a_uri_is_refused(ml_client, cli, tmp
         r = cli("datastore", "create", "--file", str(f))
         assert r.returncode != 0 and "use letters, digits, '_' and '-'" in r.stderr, (bad, r.stderr)
     assert not any(d.name in ("bad name", "-lead", "a.b") for d in ml_client.datastores.list())
+
+
+def test_s3_credentials_that_are_not_a_mapping_give_one_error_naming_the_keys(cli, tmp_path):
+    """Regression (new-user check): ``credentials: oops`` gave six errors, one per credential class."""
+    f = tmp_path / "s3.yml"
+    f.write_text("name: s3_oops\ntype: s3\nbucket: b\ncredentials: oops\n")
+    r = cli("datastore", "create", "--file", str(f))
+    assert r.returncode == 1
+    assert " ".join(r.stderr.split()) == (
+        f"ERROR: {f}, line 4: field 'credentials': Value error, credentials must be a mapping, not a str; give a "
+        "mapping with access_key_id and secret_access_key (+ session_token for temporary keys), or no credentials "
+        "for boto's default chain (got 'oops')")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from openaml.entities._base import Entity, load_entity
 from openaml.errors import ValidationError
@@ -135,6 +135,22 @@ def _credential_type(v: dict[str, Any]) -> str:
     return "none" if not v else "unknown"
 
 
+_ANY_CREDENTIAL_KEYS = ("one of: account_key; sas_token; tenant_id + client_id + client_secret; certificate + "
+                        "thumbprint (+ tenant_id, client_id); access_key_id + secret_access_key (s3); or an empty "
+                        "mapping for identity-based access")
+#: what a datastore type's ``credentials`` mapping holds (its credential classes' fields), for errors
+_CREDENTIAL_KEYS = {
+    "s3": ("a mapping with access_key_id and secret_access_key (+ session_token for temporary keys), or no "
+           "credentials for boto's default chain"),
+    "azure_blob": "a mapping with account_key, or with sas_token, or an empty mapping for identity-based access",
+    "azure_file": "a mapping with account_key, or with sas_token, or an empty mapping for identity-based access",
+    "azure_data_lake_gen1": ("a mapping with tenant_id, client_id and client_secret, or with certificate and "
+                             "thumbprint, or an empty mapping for identity-based access"),
+    "azure_data_lake_gen2": ("a mapping with tenant_id, client_id and client_secret, or with certificate and "
+                             "thumbprint, or an empty mapping for identity-based access"),
+}
+
+
 def credentials_from(v: Any) -> Any:
     """A credential object from a YAML/JSON mapping (left as is when it is one already).
 
@@ -194,7 +210,11 @@ class Datastore(Entity):
 
     @field_validator("credentials", mode="before")
     @classmethod
-    def _credentials(cls, v: Any) -> Any:
+    def _credentials(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is not None and not isinstance(v, (dict, _Credential)):  # one error, not one per credential class
+            type_ = info.data.get("type")
+            keys = _CREDENTIAL_KEYS.get(type_ if isinstance(type_, str) else "", _ANY_CREDENTIAL_KEYS)
+            raise ValueError(f"credentials must be a mapping, not a {type(v).__name__}; give {keys}")
         return credentials_from(v)
 
 
