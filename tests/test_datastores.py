@@ -567,3 +567,27 @@ def test_s3_credentials_that_are_not_a_mapping_give_one_error_naming_the_keys(cl
         f"ERROR: {f}, line 4: field 'credentials': Value error, credentials must be a mapping, not a str; give a "
         "mapping with access_key_id and secret_access_key (+ session_token for temporary keys), or no credentials "
         "for boto's default chain (got 'oops')")
+
+
+def test_an_unknown_field_of_a_local_datastore_lists_the_local_fields_only(cli, server, tmp_path):
+    """Regression (new-user check): an unknown field of a local datastore was answered with every datastore
+    type's fields ("did you mean 'bucket'?"); another type's field (``bucket``) was taken and stored."""
+    import httpx
+
+    local = "(allowed here: description, is_default, name, path, properties, tags, type)"
+    f = tmp_path / "local.yml"
+    f.write_text(f"name: loc_typo\ntype: local\npath: {server.path.resolve() / 'datastores'}\nbukket: b\n")
+    r = cli("datastore", "create", "--file", str(f))
+    assert r.returncode == 1
+    assert " ".join(r.stderr.split()) == f"ERROR: {f}, line 4: field 'bukket': unknown field {local} (got 'b')"
+    f.write_text(f"name: loc_typo\npath: {server.path.resolve() / 'datastores'}\n")  # no type: local, the default
+    r = cli("datastore", "create", "--file", str(f), "--set", "pathh=/x")  # named on its --set
+    assert " ".join(r.stderr.split()) == (f"ERROR: --set pathh=/x: field 'pathh': unknown field; did you mean "
+                                          f"'path'? {local} (got '/x')")
+    api = f"{server.url}/api/v1"  # the server says the same to a client that sends another type's field
+    r = httpx.put(f"{api}/datastores/loc_typo", timeout=30,
+                  json={"name": "loc_typo", "type": "local", "path": str(server.path / "datastores"), "bucket": "b"})
+    assert r.status_code == 400 and r.json()["error"]["message"] == (
+        f"datastore: field 'bucket': unknown field {local} (got 'b')")
+    assert cli("datastore", "show", "--name", "loc_typo").returncode != 0  # nothing stored
+

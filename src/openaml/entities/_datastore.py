@@ -33,6 +33,7 @@ __all__ = [
     "SasTokenConfiguration",
     "ServicePrincipalConfiguration",
     "datastore_class",
+    "datastore_fields_class",
     "load_datastore",
 ]
 
@@ -218,6 +219,28 @@ class Datastore(Entity):
         return credentials_from(v)
 
 
+class _LocalDatastoreFields(Entity):
+    """The fields a ``local`` datastore has (a folder: ``path``): checked before :class:`Datastore`, which
+    takes every type's fields, so that an unknown field or another type's (``bucket``) is named with the
+    local type's fields only (:func:`datastore_fields_class`)."""
+
+    name: str
+    type: Literal["local"] = "local"
+    description: str | None = None
+    tags: dict[str, Any] = Field(default_factory=dict)
+    properties: dict[str, Any] = Field(default_factory=dict)
+    path: Any = None
+    is_default: Any = False
+    id: Any = None
+    _server_fields: ClassVar[tuple[str, ...]] = ("id",)
+
+
+def datastore_fields_class(type_: Any) -> type[Entity] | None:
+    """The class listing exactly the fields of datastore type ``type_`` when :class:`Datastore` (all
+    types' fields) stands for it: ``local`` (the default type); None for the others."""
+    return _LocalDatastoreFields if type_ in (None, "local") else None
+
+
 class AzureBlobDatastore(Datastore):
     """Azure Blob container: ``account_name``, ``container_name``; credentials account key or SAS."""
 
@@ -295,5 +318,9 @@ def load_datastore(source: str | Path | None = None, *, data: dict[str, Any] | N
     type_ = probe.get("type")
     if type_ is not None and not isinstance(type_, str):
         raise ValidationError(f"datastore field 'type' must be a string, got {type_!r}")
+    fields = datastore_fields_class(type_)
+    if fields is not None:  # unknown fields named with this type's fields, not every datastore type's
+        load_entity(fields, source, data=None if source is not None else raw, params_override=params_override,
+                    kind=f"{type_ or 'local'} datastore")
     return load_entity(datastore_class(type_), source, data=None if source is not None else raw,
                        params_override=params_override, kind="datastore")

@@ -23,7 +23,7 @@ from openaml.datastores import (
     parse_job_output_uri,
     relative_parts,
 )
-from openaml.entities._datastore import credentials_from, datastore_class, public_credentials
+from openaml.entities._datastore import credentials_from, datastore_class, datastore_fields_class, public_credentials
 from openaml.errors import ConflictError, NotFoundError, ValidationError
 from openaml.records import DatastoreRecord
 from openaml.services._context import WorkspaceContext
@@ -154,11 +154,15 @@ class DatastoreService:
         from openaml.entities._base import validation_error_from_pydantic
 
         cls = datastore_class(spec.get("type"))
+        fields = datastore_fields_class(spec.get("type"))
         warning: str | None = None
         try:
+            if fields is not None:  # unknown fields named with this type's fields (Datastore takes every type's)
+                fields.model_validate(spec)
             ds = cls.model_validate(spec)
         except pydantic.ValidationError as exc:
-            raise validation_error_from_pydantic(exc, source=None, lines=None, kind="datastore", model=cls) from None
+            model = fields if fields is not None and exc.title == fields.__name__ else cls
+            raise validation_error_from_pydantic(exc, source=None, lines=None, kind="datastore", model=model) from None
         if ds.name == DEFAULT_DATASTORE:
             raise ValidationError(f"datastore {DEFAULT_DATASTORE!r} is the workspace's own folder and cannot be changed")
         if not _NAME.match(ds.name):  # it is a part of azureml://datastores/<name>/paths/... URIs
