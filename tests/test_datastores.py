@@ -591,3 +591,22 @@ def test_an_unknown_field_of_a_local_datastore_lists_the_local_fields_only(cli, 
         f"datastore: field 'bucket': unknown field {local} (got 'b')")
     assert cli("datastore", "show", "--name", "loc_typo").returncode != 0  # nothing stored
 
+
+def test_a_local_datastore_on_a_missing_folder_says_that_it_made_it(cli, server, tmp_path):
+    """Regression (new-user check): a local datastore on a folder that does not exist was registered
+    silently (the folder made). Making it is kept (scratch datastores under the workspace's datastores/
+    rely on it, see test_local_datastore_on_the_workspace_secrets_is_refused), but the answer says so,
+    naming the field and the path, so that a mistyped path shows."""
+    import uuid
+
+    name = f"mk_{uuid.uuid4().hex[:6]}"
+    missing = server.path.resolve() / "datastores" / name / "typo"
+    f = tmp_path / "ds.yml"
+    f.write_text(f"name: {name}\ntype: local\npath: {missing}\n")
+    r = cli("datastore", "create", "--file", str(f), check=True)
+    assert (f"WARNING: datastore {name!r}: field 'path': folder {str(missing)!r} did not exist and was created (empty); "
+            f"if the path is mistyped, delete the datastore (openaml datastore delete --name {name}; the folder stays) "
+            "and register it with the right path") in " ".join(r.stderr.split()), r.stderr
+    assert missing.is_dir() and r.json()["path"] == str(missing)
+    again = cli("datastore", "create", "--file", str(f), check=True)  # the folder exists now: no warning
+    assert "WARNING" not in again.stderr, again.stderr

@@ -134,7 +134,8 @@ class DatastoreService:
             files.forget_port()
 
     def create_or_update(self, spec: dict[str, Any], *, skip_validation: bool = False) -> DatastoreRecord:
-        """Register a datastore. ``local`` needs ``path`` (an existing folder); ``s3`` and
+        """Register a datastore. ``local`` needs ``path``, an absolute folder (made when it does not exist,
+        with a warning in the answer naming it: a mistyped path shows); ``s3`` and
         ``azure_blob`` are proved first by one listing call with the given credentials
         (:meth:`~openaml.datastores.DatastorePort.probe`), so wrong or malformed credentials, a
         missing bucket or container or an unreachable endpoint fail here, naming the datastore, the
@@ -174,7 +175,7 @@ class DatastoreService:
             data["credentials"] = self._keep_secrets(ds.name, data["credentials"])
         if ds.type == "local":
             if not ds.path:
-                raise ValidationError("a local datastore needs 'path': an existing folder",
+                raise ValidationError("a local datastore needs 'path': an absolute folder of the server's machine",
                                       details={"field": "path"})
             p = Path(ds.path).expanduser()
             if not p.is_absolute():
@@ -184,11 +185,16 @@ class DatastoreService:
             if p.exists() and not p.is_dir():
                 raise ValidationError(f"field 'path': {ds.path!r} is a file; a local datastore needs a folder "
                                       "(give the folder that holds it)", details={"field": "path", "value": ds.path})
+            missing = not p.exists()
             try:
                 p.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise ValidationError(f"field 'path': folder {ds.path!r} cannot be made: {exc.strerror or exc}",
                                       details={"field": "path", "value": ds.path}) from None
+            if missing:  # made, as always (scratch datastores rely on it), but never silently: a typo shows
+                warning = (f"datastore {ds.name!r}: field 'path': folder {ds.path!r} did not exist and was created "
+                           "(empty); if the path is mistyped, delete the datastore (openaml datastore delete --name "
+                           f"{ds.name}; the folder stays) and register it with the right path")
             data["path"] = str(p.resolve())
         if ds.type in REMOTE_TYPES:  # proved before anything is stored: wrong credentials store nothing
             port = open_datastore({**data, "name": ds.name, "type": ds.type}, base=self.ctx.layout.root)
