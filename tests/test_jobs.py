@@ -301,6 +301,9 @@ def test_compute_create_set_error_names_the_set_option_not_a_line(cli, tmp_path)
     r = cli("compute", "create", "--file", str(f), "--set", "min_instance=1")  # a new, unknown field
     assert " ".join(r.stderr.split()).startswith(
         "ERROR: --set min_instance=1: field 'min_instance': unknown field; did you mean 'min_instances'?"), r.stderr
+    r = cli("compute", "create", "--file", str(f), "--max-instances", "0")  # a flag is named as the flag
+    assert " ".join(r.stderr.split()) == ("ERROR: --max-instances 0: field 'max_instances': Input should be greater "
+                                          "than or equal to 1 (got 0)")
 
 
 def test_fifty_jobs_from_two_clients_none_lost_or_duplicated(server, tmp_path):

@@ -185,8 +185,12 @@ def load_entity(
     params_override: list[Any] | None = None,
     relative_origin: str | Path | None = None,
     kind: str | None = None,
+    override_labels: dict[str, str] | None = None,
 ) -> T:
     """Load ``cls`` from a YAML file (``source``) or a dict, applying ``--set`` overrides.
+
+    ``override_labels``: how a command names the override of a field (``{"max_instances":
+    "--max-instances 0"}`` for a flag), for its errors; ``--set a.b=x`` otherwise.
 
     Raises:
         ValidationError: YAML syntax error, unknown field, wrong type (file, line and field named).
@@ -206,7 +210,9 @@ def load_entity(
         obj = cls.model_validate(data)
     except pydantic.ValidationError as exc:
         raise validation_error_from_pydantic(exc, source=src, lines=lines, kind=kind or cls.__name__,
-                                             model=cls, overrides=override_sources(params_override)) from None
+                                             model=cls, overrides={**override_sources(params_override), **{
+                                                 tuple(k.split(".")): v for k, v in (override_labels or {}).items()}}
+                                             ) from None
     obj._base_path = base
     obj._source = src
     obj._lines = lines or None

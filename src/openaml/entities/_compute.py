@@ -127,8 +127,9 @@ def compute_class(type_: Any) -> type[Compute]:
 
 
 def load_compute(source: str | Path | None = None, *, data: dict[str, Any] | None = None,
-                 params_override: list[Any] | None = None) -> Compute:
-    """A compute YAML (or dict) as the class of its ``type`` (``type: ray`` -> :class:`RayCompute`).
+                 params_override: list[Any] | None = None, override_labels: dict[str, str] | None = None) -> Compute:
+    """A compute YAML (or dict) as the class of its ``type`` (``type: ray`` -> :class:`RayCompute`);
+    ``override_labels`` as :func:`~openaml.entities.load_entity` (the CLI's flags).
 
     Raises:
         ValidationError: as :func:`~openaml.entities.load_entity` (file, line and field named).
@@ -141,7 +142,7 @@ def load_compute(source: str | Path | None = None, *, data: dict[str, Any] | Non
     type_ = apply_set_overrides(copy.deepcopy(raw), params_override).get("type", "amlcompute")
     allowed = typing.get_args(Compute.model_fields["type"].annotation)
     if type_ not in allowed:  # named with the types, not as pydantic's "Input should be 'amlcompute'"
-        by = override_sources(params_override).get(("type",))
+        by = (override_labels or {}).get("type") or override_sources(params_override).get(("type",))
         where = by or (f"{source}, line {lines[('type',)]}" if source is not None and ("type",) in lines
                        else str(source or "compute"))
         raise ValidationError(f"{where}: field 'type': unknown compute type {type_!r}; allowed: {', '.join(allowed)}",
@@ -149,5 +150,6 @@ def load_compute(source: str | Path | None = None, *, data: dict[str, Any] | Non
                                        "value": repr(type_), "allowed": list(allowed)})
     cls = compute_class(type_)
     if source is not None:
-        return load_entity(cls, source, params_override=params_override, kind="compute")
-    return load_entity(cls, data=data, params_override=params_override, kind="compute")
+        return load_entity(cls, source, params_override=params_override, kind="compute",
+                           override_labels=override_labels)
+    return load_entity(cls, data=data, params_override=params_override, kind="compute", override_labels=override_labels)
