@@ -555,3 +555,58 @@ def test_a_datastore_name_that_cannot_be_in_a_uri_is_refused(ml_client, cli, tmp
         r = cli("datastore", "create", "--file", str(f))
         assert r.returncode != 0 and "use letters, digits, '_' and '-'" in r.stderr, (bad, r.stderr)
     assert not any(d.name in ("bad name", "-lead", "a.b") for d in ml_client.datastores.list())
+
+
+def test_s3_credentials_that_are_not_a_mapping_give_one_error_naming_the_keys(cli, tmp_path):
+    """Regression (new-user check): ``credentials: oops`` gave six errors, one per credential class."""
+    f = tmp_path / "s3.yml"
+    f.write_text("name: s3_oops\ntype: s3\nbucket: b\ncredentials: oops\n")
+    r = cli("datastore", "create", "--file", str(f))
+    assert r.returncode == 1
+    assert " ".join(r.stderr.split()) == (
+        f"ERROR: {f}, line 4: field 'credentials': Value error, credentials must be a mapping, not a str; give a "
+        "mapping with access_key_id and secret_access_key (+ session_token for temporary keys), or no credentials "
+        "for boto's default chain (got 'oops')")
+
+
+def test_an_unknown_field_of_a_local_datastore_lists_the_local_fields_only(cli, server, tmp_path):
+    """Regression (new-user check): an unknown field of a local datastore was answered with every datastore
+    type's fields ("did you mean 'bucket'?"); another type's field (``bucket``) was taken and stored."""
+    import httpx
+
+    local = "(allowed here: description, is_default, name, path, properties, tags, type)"
+    f = tmp_path / "local.yml"
+    f.write_text(f"name: loc_typo\ntype: local\npath: {server.path.resolve() / 'datastores'}\nbukket: b\n")
+    r = cli("datastore", "create", "--file", str(f))
+    assert r.returncode == 1
+    assert " ".join(r.stderr.split()) == f"ERROR: {f}, line 4: field 'bukket': unknown field {local} (got 'b')"
+    f.write_text(f"name: loc_typo\npath: {server.path.resolve() / 'datastores'}\n")  # no type: local, the default
+    r = cli("datastore", "create", "--file", str(f), "--set", "pathh=/x")  # named on its --set
+    assert " ".join(r.stderr.split()) == (f"ERROR: --set pathh=/x: field 'pathh': unknown field; did you mean "
+                                          f"'path'? {local} (got '/x')")
+    api = f"{server.url}/api/v1"  # the server says the same to a client that sends another type's field
+    r = httpx.put(f"{api}/datastores/loc_typo", timeout=30,
+                  json={"name": "loc_typo", "type": "local", "path": str(server.path / "datastores"), "bucket": "b"})
+    assert r.status_code == 400 and r.json()["error"]["message"] == (
+        f"datastore: field 'bucket': unknown field {local} (got 'b')")
+    assert cli("datastore", "show", "--name", "loc_typo").returncode != 0  # nothing stored
+
+
+def test_a_local_datastore_on_a_missing_folder_says_that_it_made_it(cli, server, tmp_path):
+    """Regression (new-user check): a local datastore on a folder that does not exist was registered
+    silently (the folder made). Making it is kept (scratch datastores under the workspace's datastores/
+    rely on it, see test_local_datastore_on_the_workspace_secrets_is_refused), but the answer says so,
+    naming the field and the path, so that a mistyped path shows."""
+    import uuid
+
+    name = f"mk_{uuid.uuid4().hex[:6]}"
+    missing = server.path.resolve() / "datastores" / name / "typo"
+    f = tmp_path / "ds.yml"
+    f.write_text(f"name: {name}\ntype: local\npath: {missing}\n")
+    r = cli("datastore", "create", "--file", str(f), check=True)
+    assert (f"WARNING: datastore {name!r}: field 'path': folder {str(missing)!r} did not exist and was created (empty); "
+            f"if the path is mistyped, delete the datastore (openaml datastore delete --name {name}; the folder stays) "
+            "and register it with the right path") in " ".join(r.stderr.split()), r.stderr
+    assert missing.is_dir() and r.json()["path"] == str(missing)
+    again = cli("datastore", "create", "--file", str(f), check=True)  # the folder exists now: no warning
+    assert "WARNING" not in again.stderr, again.stderr

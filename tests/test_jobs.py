@@ -277,6 +277,35 @@ def test_jobs_beyond_the_slots_queue(ml_client, cli, tmp_path):
     assert seen_queued
 
 
+def test_compute_create_with_an_unknown_type_lists_the_types(cli, tmp_path):
+    """Regression (new-user check): an unknown ``type`` said "Input should be 'amlcompute'" (the class
+    its type fell back to), not which types there are."""
+    allowed = "allowed: amlcompute, computeinstance, local, kubernetes, virtualmachine, ray"
+    f = _write(tmp_path / "typo.yml", "name: typo-pool\ntype: amlcomptue\nmax_instances: 1\n")
+    r = cli("compute", "create", "--file", str(f))
+    assert r.returncode == 1
+    assert " ".join(r.stderr.split()) == f"ERROR: {f}, line 2: field 'type': unknown compute type 'amlcomptue'; {allowed}"
+    r = cli("compute", "create", "--file", str(f), "--set", "type=pool")  # named on the --set that gave it
+    assert " ".join(r.stderr.split()) == f"ERROR: --set type=pool: field 'type': unknown compute type 'pool'; {allowed}"
+    assert cli("compute", "show", "--name", "typo-pool").returncode != 0  # nothing stored
+
+
+def test_compute_create_set_error_names_the_set_option_not_a_line(cli, tmp_path):
+    """Regression (new-user check): a bad value given by ``--set`` was reported on the line of the file
+    that held the field before the override."""
+    f = _write(tmp_path / "pool.yml", "name: set-pool\ntype: amlcompute\nmax_instances: 2\n")
+    r = cli("compute", "create", "--file", str(f), "--set", "max_instances=abc")
+    assert r.returncode == 1
+    assert " ".join(r.stderr.split()) == ("ERROR: --set max_instances=abc: field 'max_instances': Input should be a "
+                                          "valid integer, unable to parse string as an integer (got 'abc')")
+    r = cli("compute", "create", "--file", str(f), "--set", "min_instance=1")  # a new, unknown field
+    assert " ".join(r.stderr.split()).startswith(
+        "ERROR: --set min_instance=1: field 'min_instance': unknown field; did you mean 'min_instances'?"), r.stderr
+    r = cli("compute", "create", "--file", str(f), "--max-instances", "0")  # a flag is named as the flag
+    assert " ".join(r.stderr.split()) == ("ERROR: --max-instances 0: field 'max_instances': Input should be greater "
+                                          "than or equal to 1 (got 0)")
+
+
 def test_fifty_jobs_from_two_clients_none_lost_or_duplicated(server, tmp_path):
     names: list[list[str]] = [[], []]
 

@@ -203,6 +203,22 @@ def _coerce_scalar(text: str) -> Any:
     return value if value is None or isinstance(value, (str, int, float, bool, list, dict)) else text
 
 
+def override_sources(overrides: list[str] | list[dict[str, Any]] | None) -> dict[tuple[Any, ...], str]:
+    """The field path each override of :func:`apply_set_overrides` sets -> the override as the user wrote
+    it (``--set a.b=x``; an SDK ``params_override`` mapping item as ``params_override a.b=<value>``), so
+    that an error in a value it set names the override, not a line of the file."""
+    out: dict[tuple[Any, ...], str] = {}
+    for item in overrides or []:
+        if isinstance(item, dict):
+            for key, value in item.items():
+                out[tuple(p for p in str(key).split(".") if p)] = f"params_override {key}={value!r}"
+        elif isinstance(item, str) and "=" in item:
+            key = item.partition("=")[0].strip()
+            out[tuple(p for p in key.split(".") if p)] = f"--set {item}"
+    out.pop((), None)
+    return out
+
+
 def apply_set_overrides(data: dict[str, Any], overrides: list[str] | list[dict[str, Any]] | None) -> dict[str, Any]:
     """Apply ``--set a.b.c=value`` overrides (``params_override`` in the SDK) in place.
 

@@ -53,7 +53,10 @@ def test_ray_compute_yaml_loads_as_ray_compute(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("name: r1\ntype: ray\n", "needs 'address'"),
+    ("name: r1\ntype: ray\n", "field 'address': Value error, a compute of type 'ray' needs 'address'"),
+    # regression (new-user check): an empty address was reported on '<root>'
+    ("name: r1\ntype: ray\naddress: \"\"\n", "ray.yml, line 3: field 'address': Value error, an empty address names "
+     "no Ray cluster; give the Jobs API's http(s) URL, the dashboard's (e.g. http://127.0.0.1:8265) (got '')"),
     ("name: r1\ntype: ray\naddress: ray://127.0.0.1:10001\n", "field 'address': Value error, not the Jobs API's http(s) URL"),
     # regression (new-user check): a port that is no number was taken, then failed at create on '<root>'
     ("name: r1\ntype: ray\naddress: http://127.0.0.1:notaport\n", "field 'address': Value error, its port is not a number"),

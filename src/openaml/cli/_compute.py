@@ -29,14 +29,17 @@ def create(file: Annotated[str | None, typer.Option("--file", "-f")] = None,
                        ("max_instances", max_instances)):
         if value is not None:
             data[key] = value
+    # an error in a flag's value names the flag (--max-instances 0), not params_override or the file's line
+    labels = {k: f"--{k.replace('_', '-')} {v}" for k, v in data.items()}
     if file:
-        compute = load_compute(file, params_override=[*(set_ or []), *[{k: v} for k, v in data.items()]])
+        compute = load_compute(file, params_override=[*(set_ or []), *[{k: v} for k, v in data.items()]],
+                               override_labels=labels)
     else:
         if "name" not in data:
             from openaml.errors import ValidationError
 
             raise ValidationError("give --file or --name")
-        compute = load_compute(data={"type": "amlcompute", **data}, params_override=set_)
+        compute = load_compute(data={"type": "amlcompute", **data}, params_override=set_, override_labels=labels)
     render(client(workspace).compute.begin_create_or_update(compute).result(), output)
 
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, TypeVar
 import pydantic
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
-from openaml._yaml import LineMap, apply_set_overrides, format_loc, load_yaml_with_lines
+from openaml._yaml import LineMap, apply_set_overrides, format_loc, load_yaml_with_lines, override_sources
 from openaml.errors import ValidationError
 
 __all__ = ["Entity", "load_entity", "validation_error_from_pydantic", "stringify_values", "strip_azureml_prefix",
@@ -134,24 +134,28 @@ def allowed_fields(model: Any, loc: tuple[Any, ...]) -> list[str]:
 
 def validation_error_from_pydantic(
     exc: pydantic.ValidationError, *, source: str | None, lines: LineMap | None, kind: str,
-    model: Any = None,
+    model: Any = None, overrides: dict[tuple[Any, ...], str] | None = None,
 ) -> ValidationError:
     """One ValidationError naming file, line, field and value for every problem pydantic found.
 
     With ``model`` (the class validated), an unknown field's message lists the fields allowed there and
-    the closest one ("did you mean ...").
+    the closest one ("did you mean ..."). With ``overrides`` (:func:`~openaml._yaml.override_sources`), a
+    problem in a value that a ``--set`` gave is reported on that ``--set``, not on a line of the file.
     """
     parts = []
     first: dict[str, Any] = {}
     for err in exc.errors():
         loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith(("function-", "tagged-"))))
+        # a value a --set gave (the longest matching override) is named by it, not by a line of the file
+        by = next((label for path, label in sorted((overrides or {}).items(), key=lambda kv: -len(kv[0]))
+                   if loc[:len(path)] == path), None)
         line = None
-        if lines:
+        if lines and by is None:
             probe = loc
             while probe and probe not in lines:
                 probe = probe[:-1]
             line = lines.get(probe)
-        where = (source or kind) + (f", line {line}" if line else "")
+        where = by or (source or kind) + (f", line {line}" if line else "")
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             allowed = allowed_fields(model, loc) if model is not None else []
@@ -168,6 +172,8 @@ def validation_error_from_pydantic(
         parts.append(f"{where}: field '{format_loc(loc)}': {msg} (got {shown})")
         if not first:
             first = {"file": source, "line": line, "field": format_loc(loc), "value": shown, "kind": kind}
+            if by is not None:
+                first["option"] = by
     return ValidationError("; ".join(parts), details=first)
 
 
@@ -179,8 +185,12 @@ def load_entity(
     params_override: list[Any] | None = None,
     relative_origin: str | Path | None = None,
     kind: str | None = None,
+    override_labels: dict[str, str] | None = None,
 ) -> T:
     """Load ``cls`` from a YAML file (``source``) or a dict, applying ``--set`` overrides.
+
+    ``override_labels``: how a command names the override of a field (``{"max_instances":
+    "--max-instances 0"}`` for a flag), for its errors; ``--set a.b=x`` otherwise.
 
     Raises:
         ValidationError: YAML syntax error, unknown field, wrong type (file, line and field named).
@@ -200,7 +210,9 @@ def load_entity(
         obj = cls.model_validate(data)
     except pydantic.ValidationError as exc:
         raise validation_error_from_pydantic(exc, source=src, lines=lines, kind=kind or cls.__name__,
-                                             model=cls) from None
+                                             model=cls, overrides={**override_sources(params_override), **{
+                                                 tuple(k.split(".")): v for k, v in (override_labels or {}).items()}}
+                                             ) from None
     obj._base_path = base
     obj._source = src
     obj._lines = lines or None

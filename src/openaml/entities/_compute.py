@@ -3,11 +3,13 @@ openaml extension, ``type: ray``) an existing Ray cluster that runs each job's r
 
 from __future__ import annotations
 
+import copy
+import typing
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from openaml.entities._base import Entity
 
@@ -43,7 +45,7 @@ class Compute(Entity):
     network_settings: dict[str, Any] | None = None
     enable_node_public_ip: bool | None = None
     # type: ray (an openaml extension): the cluster's Jobs API, runtime_env defaults, resources per instance
-    address: str | None = None
+    address: str | None = Field(default=None, validate_default=True)  # validated when absent too (type: ray needs it)
     runtime_env: dict[str, Any] | None = None
     resources: RayResources | None = None
     #: how a distributed job's instances are placed on the nodes (Ray placement group strategies):
@@ -58,11 +60,17 @@ class Compute(Entity):
 
     @field_validator("address")
     @classmethod
-    def _check_address(cls, value: str | None) -> str | None:
-        """A Ray cluster's Jobs API (its dashboard): an http(s) URL with a host and, if given, a numeric port."""
-        if value is None or value == "":
-            return value
+    def _check_address(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A Ray cluster's Jobs API (its dashboard): an http(s) URL with a host and, if given, a numeric port;
+        required (and not empty) for ``type: ray``, reported on ``address`` itself."""
         fix = "the Jobs API's http(s) URL, the dashboard's (e.g. http://127.0.0.1:8265)"
+        if value is None or value == "":
+            if info.data.get("type") != "ray":
+                return value  # the model's check says that address is for type ray only
+            if value is None:
+                raise ValueError("a compute of type 'ray' needs 'address': its Ray cluster's Jobs API URL "
+                                 "(the dashboard's, e.g. http://127.0.0.1:8265)")
+            raise ValueError(f"an empty address names no Ray cluster; give {fix}")
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"not {fix}; a ray:// or GCS address (host:6379) is not it")
         parsed = urlsplit(value)
@@ -82,11 +90,7 @@ class Compute(Entity):
             )
         if self.tier is not None and self.tier.lower() not in ("dedicated", "low_priority", "lowpriority"):
             raise ValueError(f"tier must be 'dedicated' or 'low_priority', got {self.tier!r}")
-        if self.type == "ray":
-            if not self.address:
-                raise ValueError("a compute of type 'ray' needs 'address': its Ray cluster's Jobs API URL "
-                                 "(the dashboard's, e.g. http://127.0.0.1:8265)")
-        else:
+        if self.type != "ray":  # type ray without an address: refused on 'address' (_check_address)
             given = [f for f in ("address", "runtime_env", "resources", "placement") if getattr(self, f) is not None]
             if given:
                 raise ValueError(f"{', '.join(given)} apply to computes of type 'ray' only (this one is {self.type!r})")
@@ -123,20 +127,29 @@ def compute_class(type_: Any) -> type[Compute]:
 
 
 def load_compute(source: str | Path | None = None, *, data: dict[str, Any] | None = None,
-                 params_override: list[Any] | None = None) -> Compute:
-    """A compute YAML (or dict) as the class of its ``type`` (``type: ray`` -> :class:`RayCompute`).
+                 params_override: list[Any] | None = None, override_labels: dict[str, str] | None = None) -> Compute:
+    """A compute YAML (or dict) as the class of its ``type`` (``type: ray`` -> :class:`RayCompute`);
+    ``override_labels`` as :func:`~openaml.entities.load_entity` (the CLI's flags).
 
     Raises:
         ValidationError: as :func:`~openaml.entities.load_entity` (file, line and field named).
     """
-    from openaml._yaml import load_yaml_with_lines
+    from openaml._yaml import LineMap, apply_set_overrides, load_yaml_with_lines, override_sources
     from openaml.entities._base import load_entity
+    from openaml.errors import ValidationError
 
-    type_ = (load_yaml_with_lines(source)[0] if source is not None else data or {}).get("type", "amlcompute")
-    for item in params_override or []:
-        if isinstance(item, dict) and "type" in item:
-            type_ = item["type"]
+    raw, lines = load_yaml_with_lines(source) if source is not None else (dict(data or {}), LineMap())
+    type_ = apply_set_overrides(copy.deepcopy(raw), params_override).get("type", "amlcompute")
+    allowed = typing.get_args(Compute.model_fields["type"].annotation)
+    if type_ not in allowed:  # named with the types, not as pydantic's "Input should be 'amlcompute'"
+        by = (override_labels or {}).get("type") or override_sources(params_override).get(("type",))
+        where = by or (f"{source}, line {lines[('type',)]}" if source is not None and ("type",) in lines
+                       else str(source or "compute"))
+        raise ValidationError(f"{where}: field 'type': unknown compute type {type_!r}; allowed: {', '.join(allowed)}",
+                              details={"file": None if source is None else str(source), "field": "type",
+                                       "value": repr(type_), "allowed": list(allowed)})
     cls = compute_class(type_)
     if source is not None:
-        return load_entity(cls, source, params_override=params_override, kind="compute")
-    return load_entity(cls, data=data, params_override=params_override, kind="compute")
+        return load_entity(cls, source, params_override=params_override, kind="compute",
+                           override_labels=override_labels)
+    return load_entity(cls, data=data, params_override=params_override, kind="compute", override_labels=override_labels)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from openaml.entities._base import Entity, load_entity
 from openaml.errors import ValidationError
@@ -33,6 +33,7 @@ __all__ = [
     "SasTokenConfiguration",
     "ServicePrincipalConfiguration",
     "datastore_class",
+    "datastore_fields_class",
     "load_datastore",
 ]
 
@@ -135,6 +136,22 @@ def _credential_type(v: dict[str, Any]) -> str:
     return "none" if not v else "unknown"
 
 
+_ANY_CREDENTIAL_KEYS = ("one of: account_key; sas_token; tenant_id + client_id + client_secret; certificate + "
+                        "thumbprint (+ tenant_id, client_id); access_key_id + secret_access_key (s3); or an empty "
+                        "mapping for identity-based access")
+#: what a datastore type's ``credentials`` mapping holds (its credential classes' fields), for errors
+_CREDENTIAL_KEYS = {
+    "s3": ("a mapping with access_key_id and secret_access_key (+ session_token for temporary keys), or no "
+           "credentials for boto's default chain"),
+    "azure_blob": "a mapping with account_key, or with sas_token, or an empty mapping for identity-based access",
+    "azure_file": "a mapping with account_key, or with sas_token, or an empty mapping for identity-based access",
+    "azure_data_lake_gen1": ("a mapping with tenant_id, client_id and client_secret, or with certificate and "
+                             "thumbprint, or an empty mapping for identity-based access"),
+    "azure_data_lake_gen2": ("a mapping with tenant_id, client_id and client_secret, or with certificate and "
+                             "thumbprint, or an empty mapping for identity-based access"),
+}
+
+
 def credentials_from(v: Any) -> Any:
     """A credential object from a YAML/JSON mapping (left as is when it is one already).
 
@@ -194,8 +211,34 @@ class Datastore(Entity):
 
     @field_validator("credentials", mode="before")
     @classmethod
-    def _credentials(cls, v: Any) -> Any:
+    def _credentials(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is not None and not isinstance(v, (dict, _Credential)):  # one error, not one per credential class
+            type_ = info.data.get("type")
+            keys = _CREDENTIAL_KEYS.get(type_ if isinstance(type_, str) else "", _ANY_CREDENTIAL_KEYS)
+            raise ValueError(f"credentials must be a mapping, not a {type(v).__name__}; give {keys}")
         return credentials_from(v)
+
+
+class _LocalDatastoreFields(Entity):
+    """The fields a ``local`` datastore has (a folder: ``path``): checked before :class:`Datastore`, which
+    takes every type's fields, so that an unknown field or another type's (``bucket``) is named with the
+    local type's fields only (:func:`datastore_fields_class`)."""
+
+    name: str
+    type: Literal["local"] = "local"
+    description: str | None = None
+    tags: dict[str, Any] = Field(default_factory=dict)
+    properties: dict[str, Any] = Field(default_factory=dict)
+    path: Any = None
+    is_default: Any = False
+    id: Any = None
+    _server_fields: ClassVar[tuple[str, ...]] = ("id",)
+
+
+def datastore_fields_class(type_: Any) -> type[Entity] | None:
+    """The class listing exactly the fields of datastore type ``type_`` when :class:`Datastore` (all
+    types' fields) stands for it: ``local`` (the default type); None for the others."""
+    return _LocalDatastoreFields if type_ in (None, "local") else None
 
 
 class AzureBlobDatastore(Datastore):
@@ -275,5 +318,9 @@ def load_datastore(source: str | Path | None = None, *, data: dict[str, Any] | N
     type_ = probe.get("type")
     if type_ is not None and not isinstance(type_, str):
         raise ValidationError(f"datastore field 'type' must be a string, got {type_!r}")
+    fields = datastore_fields_class(type_)
+    if fields is not None:  # unknown fields named with this type's fields, not every datastore type's
+        load_entity(fields, source, data=None if source is not None else raw, params_override=params_override,
+                    kind=f"{type_ or 'local'} datastore")
     return load_entity(datastore_class(type_), source, data=None if source is not None else raw,
                        params_override=params_override, kind="datastore")

@@ -23,7 +23,7 @@ from openaml.datastores import (
     parse_job_output_uri,
     relative_parts,
 )
-from openaml.entities._datastore import credentials_from, datastore_class, public_credentials
+from openaml.entities._datastore import credentials_from, datastore_class, datastore_fields_class, public_credentials
 from openaml.errors import ConflictError, NotFoundError, ValidationError
 from openaml.records import DatastoreRecord
 from openaml.services._context import WorkspaceContext
@@ -134,7 +134,8 @@ class DatastoreService:
             files.forget_port()
 
     def create_or_update(self, spec: dict[str, Any], *, skip_validation: bool = False) -> DatastoreRecord:
-        """Register a datastore. ``local`` needs ``path`` (an existing folder); ``s3`` and
+        """Register a datastore. ``local`` needs ``path``, an absolute folder (made when it does not exist,
+        with a warning in the answer naming it: a mistyped path shows); ``s3`` and
         ``azure_blob`` are proved first by one listing call with the given credentials
         (:meth:`~openaml.datastores.DatastorePort.probe`), so wrong or malformed credentials, a
         missing bucket or container or an unreachable endpoint fail here, naming the datastore, the
@@ -154,11 +155,15 @@ class DatastoreService:
         from openaml.entities._base import validation_error_from_pydantic
 
         cls = datastore_class(spec.get("type"))
+        fields = datastore_fields_class(spec.get("type"))
         warning: str | None = None
         try:
+            if fields is not None:  # unknown fields named with this type's fields (Datastore takes every type's)
+                fields.model_validate(spec)
             ds = cls.model_validate(spec)
         except pydantic.ValidationError as exc:
-            raise validation_error_from_pydantic(exc, source=None, lines=None, kind="datastore", model=cls) from None
+            model = fields if fields is not None and exc.title == fields.__name__ else cls
+            raise validation_error_from_pydantic(exc, source=None, lines=None, kind="datastore", model=model) from None
         if ds.name == DEFAULT_DATASTORE:
             raise ValidationError(f"datastore {DEFAULT_DATASTORE!r} is the workspace's own folder and cannot be changed")
         if not _NAME.match(ds.name):  # it is a part of azureml://datastores/<name>/paths/... URIs
@@ -170,7 +175,7 @@ class DatastoreService:
             data["credentials"] = self._keep_secrets(ds.name, data["credentials"])
         if ds.type == "local":
             if not ds.path:
-                raise ValidationError("a local datastore needs 'path': an existing folder",
+                raise ValidationError("a local datastore needs 'path': an absolute folder of the server's machine",
                                       details={"field": "path"})
             p = Path(ds.path).expanduser()
             if not p.is_absolute():
@@ -180,11 +185,16 @@ class DatastoreService:
             if p.exists() and not p.is_dir():
                 raise ValidationError(f"field 'path': {ds.path!r} is a file; a local datastore needs a folder "
                                       "(give the folder that holds it)", details={"field": "path", "value": ds.path})
+            missing = not p.exists()
             try:
                 p.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise ValidationError(f"field 'path': folder {ds.path!r} cannot be made: {exc.strerror or exc}",
                                       details={"field": "path", "value": ds.path}) from None
+            if missing:  # made, as always (scratch datastores rely on it), but never silently: a typo shows
+                warning = (f"datastore {ds.name!r}: field 'path': folder {ds.path!r} did not exist and was created "
+                           "(empty); if the path is mistyped, delete the datastore (openaml datastore delete --name "
+                           f"{ds.name}; the folder stays) and register it with the right path")
             data["path"] = str(p.resolve())
         if ds.type in REMOTE_TYPES:  # proved before anything is stored: wrong credentials store nothing
             port = open_datastore({**data, "name": ds.name, "type": ds.type}, base=self.ctx.layout.root)
