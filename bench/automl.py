@@ -203,6 +203,7 @@ def _timeline(client: Any, mc: Any, name: str, t0: float, cores: int) -> dict[st
     workers = [w for w in every if (w.get("properties") or {}).get("openaml.automl_role") == "worker"]
     spans: dict[str, list[tuple[float, float, float]]] = {}
     ens: list[tuple[float, float, float]] = []
+    trials_out: list[list[Any]] = []
     for t in every:
         if t in workers or not t.get("start_time"):
             continue
@@ -211,6 +212,8 @@ def _timeline(client: Any, mc: Any, name: str, t0: float, cores: int) -> dict[st
         stop = _ts(t["end_time"]) if t.get("end_time") else end
         fit = run.data.tags.get("automl_fit_seconds")
         owner = run.data.tags.get("openaml.automl_worker")
+        trials_out.append([str(owner or "-")[-8:], t.get("display_name") or run.data.tags.get("algorithm"),
+                           round(began - t0, 2), round(stop - t0, 2), round(float(fit), 2) if fit else None])
         (spans.setdefault(owner, []) if owner else ens).append((began - t0, stop - t0,
                                                                 float(fit) if fit else stop - began))
     out: dict[str, Any] = {"submitted_to_start_s": round(_ts(raw["start_time"]) - t0, 2),
@@ -229,6 +232,7 @@ def _timeline(client: Any, mc: Any, name: str, t0: float, cores: int) -> dict[st
             "tail": round(end - t0 - mine[-1][1], 2) if mine else None}
     out["ensembles"] = [[round(a, 2), round(b, 2)] for a, b, _ in ens]
     out["training_s"] = round(total, 2)
+    out["trials"] = sorted(trials_out, key=lambda r: r[2])
     out["overhead"] = max(0.0, 1 - total / ((end - t0) * cores))
     return out
 

@@ -229,6 +229,54 @@ def test_the_model_scores_raw_rows_with_new_categories_and_missing_columns() -> 
     assert custom["x2"] == "Categorical"
 
 
+@pytest.mark.parametrize("learner", ["lgbm", "xgboost", "rf", "extra_tree"])
+def test_a_tree_ensemble_stops_growing_at_its_deadline_and_says_what_it_grew(learner: str) -> None:
+    """Regression (issue 14): a trial's fit had no time limit; a zero-shot forest at the end of a
+    search ran past the job's timeout and was killed, its minutes lost. Now the trees stop at the
+    fit's deadline, the model scores, and the note says asked vs grown."""
+    from openaml.automl import _trial
+    from openaml.automl._featurize import build_featurizer, column_roles
+
+    df = pd.concat([_frame()] * 20, ignore_index=True)
+    X = df.drop(columns=["label"])
+    y = (df["label"] == "yes").astype(int).to_numpy()
+    roles, _ = column_roles(X, None)
+    asked = 1_000_000  # far more trees than any machine grows in a second
+    pipe = _trial.build_model(learner, {"n_estimators": asked}, "binary", 1, build_featurizer(X, roles, None))
+    _trial.TIME_LIMITED.clear()
+    t0 = time.time()
+    fitted = _trial.fit_pipeline(pipe, X, y, np.arange(len(X)), {}, time.time() + 1.0)
+    assert time.time() - t0 < 60
+    [note] = _trial.TIME_LIMITED
+    grown = int(note.split("-> ")[1])
+    assert note.startswith(f"n_estimators {asked} -> ") and 1 <= grown < asked
+    assert fitted.predict_proba(X.head(5)).shape == (5, 2)
+    # a deadline far off: the model is whole, nothing noted
+    small = _trial.build_model(learner, {"n_estimators": 3}, "binary", 1, build_featurizer(X, roles, None))
+    _trial.TIME_LIMITED.clear()
+    whole = _trial.fit_pipeline(small, X, y, np.arange(len(X)), {}, time.time() + 600)
+    assert _trial.TIME_LIMITED == []
+    model = whole.steps[-1][1]
+    trees = (model.booster_.current_iteration() if learner == "lgbm" else
+             model.get_booster().num_boosted_rounds() if learner == "xgboost" else len(model.estimators_))
+    assert trees == 3
+
+
+def test_a_linear_svm_trial_gives_class_probabilities() -> None:
+    """Regression (issue 14): every LinearSVM trial of a classification job failed (LinearSVC has no
+    predict_proba, the metrics need it). Its scores are now calibrated into probabilities."""
+    from openaml.automl import _trial
+    from openaml.automl._featurize import build_featurizer, column_roles
+
+    df = pd.concat([_frame()] * 5, ignore_index=True)
+    X = df.drop(columns=["label"])
+    y = (df["label"] == "yes").astype(int).to_numpy()
+    roles, _ = column_roles(X, None)
+    pipe = _trial.build_model("svc", {}, "binary", 1, build_featurizer(X, roles, None))
+    proba = _trial.fit_pipeline(pipe, X, y, np.arange(len(X)), {}).predict_proba(X.head(4))
+    assert proba.shape == (4, 2) and np.allclose(proba.sum(axis=1), 1.0)
+
+
 def test_column_roles_split_only_columns_of_many_distinct_values(monkeypatch: pytest.MonkeyPatch) -> None:
     """The words per value decide between Text and ID-like only: a column of few distinct values
     (long phrases included) is Categorical without splitting every value (seconds on a large frame,

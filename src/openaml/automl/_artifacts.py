@@ -14,11 +14,14 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata as md
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["write_model_artifacts", "requirements", "input_schema", "SCORING_FILE"]
@@ -27,6 +30,7 @@ _PACKAGES = {"lgbm": "lightgbm", "xgboost": "xgboost-cpu", "xgb_limitdepth": "xg
              "Prophet": "prophet", "holidays": "holidays"}
 
 
+@functools.cache  # a worker writes many models: the installed versions do not change under it
 def _version(dist: str) -> str | None:
     try:
         return md.version(dist)
@@ -60,18 +64,26 @@ def write_model_artifacts(out: Path, model: Any, X: pd.DataFrame, settings: dict
     for mod in (_featurize, _trial, sys.modules.get("openaml.automl._ensemble"), sys.modules.get("openaml.automl._forecast")):
         if mod is not None:
             cloudpickle.register_pickle_by_value(mod)
-    with open(out / "model.pkl", "wb") as f:
-        cloudpickle.dump(model, f)
     if not full:
+        with open(out / "model.pkl", "wb") as f:
+            cloudpickle.dump(model, f)
         return
     example = X.head(5)
-    sig_out = model.predict(example)
+    task = getattr(model, "task", None)
+    if task == "classification" and getattr(model, "classes_", None) is not None:  # predict answers a class label
+        sig_out: Any = model.classes_[np.zeros(len(example), dtype=int)]
+    elif task == "regression" and hasattr(model, "pipeline"):
+        sig_out = np.zeros(len(example), dtype=float)
+    else:  # a forecaster, an ensemble of another shape: what it answers, as it answers it
+        sig_out = model.predict(example)
     inferred = infer_signature(example, sig_out)
     signature = ModelSignature(inputs=input_schema(model, inferred.inputs), outputs=inferred.outputs)
     reqs = requirements(learners)
     mlflow.sklearn.save_model(model, str(out / "mlflow-model"), serialization_format="cloudpickle",
                               signature=signature, input_example=example, pip_requirements=reqs,
                               metadata={"automl_algorithm": settings.get("algorithm"), "automl_pipeline": description})
+    # the same cloudpickle bytes (openaml's modules by value, registered above): pickled once
+    shutil.copyfile(out / "mlflow-model" / "model.pkl", out / "model.pkl")
     py = f"{sys.version_info.major}.{sys.version_info.minor}"
     conda = ["name: project_environment", "channels:", "  - conda-forge", "dependencies:", f"  - python={py}",
              "  - pip", "  - pip:", *[f"    - {r}" for r in reqs]]

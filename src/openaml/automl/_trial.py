@@ -136,6 +136,10 @@ def build_model(learner: str, config: dict[str, Any], ftask: str, n_jobs: int, f
     est = cls(task=ftask, n_jobs=n_jobs, **config)
     params = dict(est.params)
     model = est.estimator_class(**params)
+    if learner == "svc":  # a linear SVM has no predict_proba: its scores calibrated (Platt), as Azure's LinearSVM wrapper does
+        from sklearn.calibration import CalibratedClassifierCV
+
+        model = CalibratedClassifierCV(model, method="sigmoid", cv=3)
     steps: list[tuple[str, Any]] = [("featurize", featurizer)]
     if learner in _SCALED:
         steps.append(("scale", MaxAbsScaler()))
@@ -177,11 +181,14 @@ def evaluate(model: Any, X: pd.DataFrame, y: np.ndarray, folds: list[tuple[np.nd
     shape = (len(y), n_classes) if task == "classification" else (len(y),)
     pred = np.full(shape, np.nan)
     covered = np.zeros(len(y), dtype=bool)
-    for tr, va in folds:
-        if time.time() > deadline:
+    fits = len(folds) + (1 if len(folds) > 1 else 0)  # cross-validation refits on all rows after
+    for i, (tr, va) in enumerate(folds):
+        now = time.time()
+        if now > deadline:
             raise TimeoutError("the trial's time limit was reached during validation")
         fit_kw = {"model__sample_weight": weight[tr]} if weight is not None else {}
-        m = fit_pipeline(model, X, y, tr, fit_kw)
+        # each fit its share of the time left (its predictions after it: 90 % of the share)
+        m = fit_pipeline(model, X, y, tr, fit_kw, now + 0.9 * (deadline - now) / (fits - i))
         if task == "classification":
             p = m.predict_proba(X.iloc[va])
             full = np.zeros((len(va), n_classes))
@@ -193,25 +200,95 @@ def evaluate(model: Any, X: pd.DataFrame, y: np.ndarray, folds: list[tuple[np.nd
     return pred, covered, m
 
 
-def fit_pipeline(model: Any, X: pd.DataFrame, y: np.ndarray, rows: np.ndarray, fit_kw: dict[str, Any]) -> Any:
+def fit_pipeline(model: Any, X: pd.DataFrame, y: np.ndarray, rows: np.ndarray, fit_kw: dict[str, Any],
+                 deadline: float | None = None) -> Any:
     """A fitted copy of pipeline ``model`` on rows ``rows`` of ``X, y``. In a worker (``_CACHE``
     set) the featurize step is fitted once per set of rows and shared by the trials (every trial
-    of a job has the same featurization; only the steps after it are fitted per trial)."""
+    of a job has the same featurization; only the steps after it are fitted per trial).
+
+    ``deadline`` (epoch seconds): a tree ensemble (LightGBM, XGBoost, random forest, extra trees)
+    stops adding trees then (:func:`fit_within`), as FLAML's estimators fit within a budget; what it
+    grew is added to :data:`TIME_LIMITED`."""
     from sklearn.base import clone
     from sklearn.pipeline import Pipeline
 
-    if _CACHE is None:
-        m = clone(model)
-        m.fit(X.iloc[rows], y[rows], **fit_kw)
-        return m
     key = ("featurize", len(X), len(rows), int(rows[:64].sum()), int(rows.sum()))
-    if key not in _CACHE:
+    if _CACHE is not None and key in _CACHE:
+        feat, Xt = _CACHE[key]
+    else:
         feat = clone(model.steps[0][1])
-        _CACHE[key] = (feat, feat.fit_transform(X.iloc[rows], y[rows]))
-    feat, Xt = _CACHE[key]
+        Xt = feat.fit_transform(X.iloc[rows], y[rows])
+        if _CACHE is not None:
+            _CACHE[key] = (feat, Xt)
     tail = Pipeline([(n, clone(step)) for n, step in model.steps[1:]])
-    tail.fit(Xt, y[rows], **fit_kw)
+    est_kw = {k.split("__", 1)[1]: v for k, v in fit_kw.items()}  # model__sample_weight -> sample_weight
+    Xm = Xt
+    for _, step in tail.steps[:-1]:
+        Xm = step.fit_transform(Xm, y[rows])
+    note = fit_within(tail.steps[-1][1], Xm, y[rows], est_kw, deadline)
+    if note:
+        TIME_LIMITED.append(note)
     return Pipeline([(model.steps[0][0], feat), *tail.steps])
+
+
+#: what the fits of the trial running grew when their deadline stopped them (its log and tags say so)
+TIME_LIMITED: list[str] = []
+
+
+def fit_within(est: Any, X: Any, y: np.ndarray, fit_kw: dict[str, Any], deadline: float | None) -> str | None:
+    """Fit estimator ``est`` on ``X, y``; a tree ensemble stops adding trees at ``deadline`` (epoch
+    seconds): LightGBM and XGBoost by a training callback, a scikit-learn forest grown in chunks
+    (``warm_start``), as FLAML fits its estimators within a time budget. Returns None when the
+    model is whole, else ``"n_estimators A -> B"`` (asked, grown: the model holds B trees and says
+    so in its ``n_estimators``, except LightGBM and XGBoost, whose ``predict`` uses the trees grown)."""
+    name = type(est).__module__.split(".")[0]
+    if deadline is None or not hasattr(est, "n_estimators"):
+        est.fit(X, y, **fit_kw)
+        return None
+    asked = int(est.n_estimators)
+    if name == "lightgbm":
+        import lightgbm
+
+        def stop(env: Any) -> None:
+            if time.time() >= deadline:
+                raise lightgbm.callback.EarlyStopException(env.iteration, env.evaluation_result_list or [])
+
+        est.fit(X, y, callbacks=[stop], **fit_kw)
+        grown = int(est.booster_.current_iteration())
+    elif name == "xgboost":
+        import xgboost
+
+        class _Stop(xgboost.callback.TrainingCallback):
+            def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+                return time.time() >= deadline
+
+        est.set_params(callbacks=[_Stop()])
+        try:
+            est.fit(X, y, **fit_kw)
+        finally:
+            est.set_params(callbacks=None)
+        grown = int(est.get_booster().num_boosted_rounds())
+    elif name == "sklearn" and hasattr(est, "warm_start"):
+        grown = min(asked, 4)
+        est.set_params(warm_start=True, n_estimators=grown)
+        t0 = time.time()
+        est.fit(X, y, **fit_kw)
+        per_tree = (time.time() - t0) / grown
+        while grown < asked:
+            room = int((deadline - time.time()) / max(per_tree, 1e-6))
+            more = min(asked - grown, grown, room)  # doubling, while the time left holds the next chunk
+            if more < 1:
+                break
+            grown += more
+            est.set_params(n_estimators=grown)
+            t0 = time.time()
+            est.fit(X, y, **fit_kw)
+            per_tree = max(per_tree, (time.time() - t0) / more)
+        est.set_params(warm_start=False)
+    else:
+        est.fit(X, y, **fit_kw)
+        return None
+    return None if grown >= asked else f"n_estimators {asked} -> {grown}"
 
 
 def _roles(X: pd.DataFrame, featurization: dict[str, Any] | None) -> tuple[dict[str, str], list[dict[str, Any]]]:
@@ -312,6 +389,7 @@ def _run(settings: dict[str, Any], args: argparse.Namespace, deadline: float) ->
     from openaml.automl._metrics import classification_metrics, regression_metrics
 
     t0 = time.time()
+    TIME_LIMITED.clear()
     # when training began (the imports done): a trial canceled at the job's timeout still shows its training time
     sink().set_tag("automl_training_started_at", f"{t0:.3f}")
     task = settings["task"]
@@ -359,7 +437,7 @@ def _run(settings: dict[str, Any], args: argparse.Namespace, deadline: float) ->
         metrics = regression_metrics(ev_y[covered], pred[covered], ew)
     if len(folds) > 1:  # cross-validation: the final model is refit on all training data, as Azure does
         fit_kw = {"model__sample_weight": w} if w is not None else {}
-        model = fit_pipeline(model, X, y, np.arange(len(X)), fit_kw)
+        model = fit_pipeline(model, X, y, np.arange(len(X)), fit_kw, deadline)
     else:  # a holdout (validation data or size): the model validated is the model kept, as Azure does
         model = fitted
     final = AutoMLModel(model, task, classes, [str(c) for c in X.columns])
@@ -396,6 +474,9 @@ def _run(settings: dict[str, Any], args: argparse.Namespace, deadline: float) ->
     tags = {"automl_algorithm": settings["algorithm"], "automl_pipeline": description,
             "automl_featurization": json.dumps({"roles": roles, "notes": notes})[:5000],
             "automl_trial_seconds": f"{time.time() - t0:.2f}", "automl_fit_seconds": f"{fit_seconds:.2f}"}
+    if TIME_LIMITED:  # asked vs grown: the trial's time limit stopped its trees
+        tags["automl_time_limited"] = "; ".join(TIME_LIMITED)
+        print(f"trial {settings['algorithm']}: the trial's time limit stopped its trees: {'; '.join(TIME_LIMITED)}")
     if explanation is not None:
         tags["automl_feature_importance"] = json.dumps(explanation[:40])[:5000]
     sink().set_tags(tags)

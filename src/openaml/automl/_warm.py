@@ -33,7 +33,7 @@ PRELOAD = [
     "sklearn.metrics", "sklearn.linear_model", "sklearn.ensemble", "sklearn.tree", "sklearn.calibration",
     "lightgbm", "xgboost", "flaml", "flaml.default", "flaml.automl", "flaml.automl.task.factory",
     "flaml.tune.searcher.blendsearch",
-    "mlflow", "mlflow.tracking", "mlflow.entities", "mlflow.models", "mlflow.sklearn", "mlflow.types.schema",
+    "mlflow", "mlflow.tracking", "mlflow.entities", "mlflow.models", "mlflow.sklearn", "mlflow.pyfunc", "mlflow.types.schema",
     "openaml.automl._data", "openaml.automl._featurize", "openaml.automl._learners", "openaml.automl._metrics",
     "openaml.automl._search", "openaml.automl._trial", "openaml.automl._artifacts", "openaml.automl._ensemble",
     "openaml.automl._guardrails", "openaml.automl._worker",
@@ -48,10 +48,27 @@ def run_warm(argv: list[str]) -> int | None:
     return _run(argv, FD_ENV)
 
 
+def prime() -> None:
+    """What the first model a worker saves would compute, computed once here: MLflow's map of the
+    installed distributions (``save_model`` checks the model's pip requirements against it: 1.5 s
+    of CPU the first time in a process) and the installed versions of the requirements. Nothing of a
+    job's. A failure leaves it to the worker."""
+    try:
+        from mlflow.utils import requirements_utils
+
+        requirements_utils._init_packages_to_modules_map()
+        from openaml.automl._artifacts import requirements
+
+        requirements(["lgbm", "xgboost"])
+    except Exception:  # noqa: BLE001 - MLflow's private map moved: the worker computes it, as a cold one does
+        pass
+
+
 def _main(cfg_path: str) -> int:
     from openaml.runner._warm_step import process_main, serve_module
 
     sys.modules.setdefault("ray", None)  # type: ignore[arg-type] # as the worker does: FLAML would import ray.tune
+    prime()
     return process_main(cfg_path, serve_module("openaml.automl._worker", FD_ENV))
 
 

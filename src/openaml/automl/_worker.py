@@ -26,7 +26,8 @@ job reads on each controller pass and turns into the trial's child job
   first trial): the data guardrails (:func:`openaml.automl._guardrails.guardrails_of`).
 
 It stops after its quota, at its deadline (less ``reserve_s``, the ensembles' time; with such a
-reserve also before a trial that would run into it, going by its learner's last trial here), when its
+reserve also before a trial that would run into it, going by its learner's last trial here, unless
+the learner is a tree ensemble: its trees stop growing at the trial's time limit), when its
 search has converged, or when the AutoML job sets tag ``automl.stop`` on its run (exit score or
 early termination reached by another worker). An ensemble worker (``ensembles`` in its settings:
 the first two) then sets tag ``automl.searched`` and waits for the job's word: ``automl.ensemble``
@@ -60,6 +61,8 @@ __all__ = ["main"]
 _STOP_TAG = "automl.stop"
 _SEARCHED_TAG, _ENSEMBLE_TAG, _END_TAG = "automl.searched", "automl.ensemble", "automl.end"
 _ENSEMBLED_TAG = "automl.ensembled"
+# the FLAML learners whose fit stops adding trees at the trial's time limit (openaml.automl._trial.fit_within)
+_BOUNDED = frozenset({"lgbm", "xgboost", "xgb_limitdepth", "rf", "extra_tree"})
 
 
 def _cached_reader() -> None:
@@ -310,7 +313,10 @@ def main(argv: list[str] | None = None) -> int:
             break
         algorithm, learner, config = found
         took = seconds.get(algorithm)
-        if search_end < deadline and took is not None and now + 1.5 * took > search_end:
+        # a tree ensemble stops growing at its time limit (the search's end): it runs; another learner
+        # whose last trial here would run into the ensembles' time ends the search
+        bounded = learner in _BOUNDED and ws["task"] != "forecasting"
+        if search_end < deadline and took is not None and not bounded and now + 1.5 * took > search_end:
             # its last trial of this learner took `took` s: this one would run into the ensembles' time
             print(f"worker: the next {algorithm} trial (about {took:.1f} s) would not end before the search's "
                   "end: the search ends here", flush=True)
