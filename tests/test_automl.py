@@ -333,6 +333,37 @@ def test_search_tries_each_learner_then_refines_the_best() -> None:
     assert seen[2] == "LightGBM"  # the best learner is refined first
 
 
+def test_a_worker_refines_the_best_learner_of_the_whole_job() -> None:
+    """Issue 14: a worker refined only its own share of the learners (the second worker of a
+    two-worker job spent its minutes on forests that never won). With the other workers' best per
+    learner (``peers``), it refines the job's best learner, from that learner's best configuration,
+    leaving the zero-shot configuration to the learner's owner."""
+    from openaml.automl._search import Search
+
+    zero_asked: list[str] = []
+
+    def zero(learner: str) -> dict[str, Any] | None:
+        zero_asked.append(learner)
+        return None
+
+    s = Search("classification", "binary", ["RandomForest"], (2000, 5), zero)
+    history: list[tuple[str, dict[str, Any], float | None]] = []
+    algorithm, _, config = s.suggest("t0", history)  # type: ignore[misc]
+    assert algorithm == "RandomForest"  # its own share first
+    history.append((algorithm, config, -0.80))
+    s.tell("t0", -0.80)
+    peer_config = {"n_estimators": 40, "num_leaves": 12, "learning_rate": 0.2}
+    picks = []
+    for i in range(1, 4):
+        algorithm, _, config = s.suggest(f"t{i}", history, {"LightGBM": (-0.95, dict(peer_config))})  # type: ignore[misc]
+        picks.append(algorithm)
+        history.append((algorithm, config, -0.9))
+        s.tell(f"t{i}", -0.9)
+    assert picks.count("LightGBM") == 2 and "RandomForest" in picks  # two of three to the best, one to the runner-up
+    assert "lgbm" not in zero_asked  # LightGBM's zero-shot is its owner's to try
+    assert s._cfo["LightGBM"] is not None
+
+
 # ---------------------------------------------------------------------------------- on a server
 def _job(data: Path, **over: Any) -> Any:
     from openaml import Input, automl

@@ -14,6 +14,10 @@ FLAML is the engine, in two phases:
    size. (A zero-shot config is costly on some learners, a random forest of hundreds of trees:
    only the learners that score best pay for it.)
 
+Workers share what ranks the learners: each searches its share of the learners in phase 1, then
+refines the best learners of the whole job (the other workers' best per learner comes as ``peers``),
+each with its own CFO: two local searches from the same best point, as FLAML's concurrent trials.
+
 State lives in memory; what a server restart loses is the CFO's local state, rebuilt from the best
 configuration of each learner in the finished trials (their rows and runs are kept).
 """
@@ -94,7 +98,12 @@ class Search:
             return {}
         return {k: _jsonable(v["init_value"]) for k, v in self._space(learner).items() if "init_value" in v}
 
-    def suggest(self, name: str, history: list[tuple[str, dict[str, Any], float | None]]) -> tuple[str, str, dict[str, Any]] | None:
+    def suggest(self, name: str, history: list[tuple[str, dict[str, Any], float | None]],
+                peers: dict[str, tuple[float, dict[str, Any]]] | None = None) -> tuple[str, str, dict[str, Any]] | None:
+        """The next trial. ``peers``: algorithm -> (best loss, its configuration) in the other
+        workers of the job: the refinement ranks every learner of the job by its best so far, so
+        that each worker refines the best learners (from their best configuration, with its own
+        local search), not only its own share (as FLAML's learner selection sees every learner)."""
         tried = {a for a, _, _ in history}
         # phase 1: FLAML's default learners first; the others (KNN, SGD, linear SVM, histogram GB)
         # one every fifth trial once refinement began (they rarely win and would delay it)
@@ -105,7 +114,7 @@ class Search:
         if late and (len(history) % 5 == 4 or not any(loss is not None for _, _, loss in history)):
             return late[0], self.learner(late[0]), self.initial_config(late[0])
         best: dict[str, tuple[float, dict[str, Any]]] = {}
-        for a, cfg, loss in history:
+        for a, cfg, loss in [*history, *((a, c, v) for a, (v, c) in (peers or {}).items())]:
             if loss is not None and (a not in best or loss < best[a][0]):
                 best[a] = (loss, cfg)
         ranked = [a for a in sorted(best, key=lambda a: best[a][0])
@@ -116,8 +125,10 @@ class Search:
         order = [ranked[1], ranked[0], *ranked[2:]] if second and len(ranked) > 1 else ranked
         for algorithm in order:
             learner = self.learner(algorithm)
-            zero = self.zero_shot(learner) if callable(self.zero_shot) else self.zero_shot.get(learner)
-            if zero and algorithm not in self._zero_tried:
+            zero = None
+            if algorithm in self.algorithms and algorithm not in self._zero_tried:  # its owner tries it, once
+                zero = self.zero_shot(learner) if callable(self.zero_shot) else self.zero_shot.get(learner)
+            if zero:
                 self._zero_tried.add(algorithm)
                 if all(cfg != zero for a, cfg, _ in history if a == algorithm):
                     return algorithm, self.learner(algorithm), dict(zero)

@@ -22,6 +22,8 @@ job reads on each controller pass and turns into the trial's child job
   trial ``j`` starts, then the same with ``"state": "done"``, ``t1`` once its files are uploaded;
 - artifact ``trials/<j>.tar``: ``outputs/`` (the trial's model files), ``result.json`` (metrics,
   params, tags, error) and ``log.txt`` (what the trial printed: the child job's log);
+- it reads tag ``automl.peers`` (written by the AutoML job: the best loss and configuration per
+  algorithm over every worker's trials), which ranks the learners its search refines;
 - tag ``automl.guardrails`` (the first worker, ``"guardrails": true`` in its settings, before its
   first trial): the data guardrails (:func:`openaml.automl._guardrails.guardrails_of`).
 
@@ -31,7 +33,7 @@ the learner is a tree ensemble: its trees stop growing at the trial's time limit
 search has converged, or when the AutoML job sets tag ``automl.stop`` on its run (exit score or
 early termination reached by another worker). An ensemble worker (``ensembles`` in its settings:
 the first two) then sets tag ``automl.searched`` and waits for the job's word: ``automl.ensemble``
-(the members and the kinds it builds, the members' files under its run's ``ensemble/``) or
+(the members and the kinds it builds, the members' files in its run's ``ensemble.tar``) or
 ``automl.end``; it runs the ensembles as its next trials, sets ``automl.ensembled`` and waits for
 more (a kind another ensemble worker, still training, was to build) or the end (:func:`_ensembles`).
 The AutoML job cancels it (the runner ends its process group) at the job's timeout, on a trial
@@ -61,6 +63,7 @@ __all__ = ["main"]
 _STOP_TAG = "automl.stop"
 _SEARCHED_TAG, _ENSEMBLE_TAG, _END_TAG = "automl.searched", "automl.ensemble", "automl.end"
 _ENSEMBLED_TAG = "automl.ensembled"
+_PEERS_TAG = "automl.peers"
 # the FLAML learners whose fit stops adding trees at the trial's time limit (openaml.automl._trial.fit_within)
 _BOUNDED = frozenset({"lgbm", "xgboost", "xgb_limitdepth", "rf", "extra_tree"})
 
@@ -99,16 +102,27 @@ class _Channel:
         self.thread.start()
         self._checked = 0.0
         self._stop: str | None = None
+        self._peers: dict[str, tuple[float, dict[str, Any]]] = {}
 
     def stop_requested(self) -> str | None:
-        """The AutoML job's stop request (looked up at most once a second)."""
+        """The AutoML job's stop request (looked up at most once a second, with :meth:`peers`)."""
         if self._stop is None and time.monotonic() - self._checked >= 1.0:
             self._checked = time.monotonic()
             try:
-                self._stop = self.client.get_run(self.run_id).data.tags.get(_STOP_TAG)
+                tags = self.client.get_run(self.run_id).data.tags
             except Exception:  # noqa: BLE001 - the server is briefly unreachable: the next look decides
                 return None
+            self._stop = tags.get(_STOP_TAG)
+            try:
+                self._peers = {a: (float(v), dict(c)) for a, (v, c) in json.loads(tags.get(_PEERS_TAG) or "{}").items()}
+            except (ValueError, TypeError):  # not what the job writes: the worker ranks by its own trials
+                self._peers = {}
         return self._stop
+
+    def peers(self) -> dict[str, tuple[float, dict[str, Any]]]:
+        """The other workers' best loss and configuration per algorithm, as the AutoML job last wrote
+        them (tag ``automl.peers``; read with the stop request)."""
+        return self._peers
 
     def report(self, j: int, record: dict[str, Any], folder: Path | None = None) -> None:
         self.queue.put((j, record, folder))
@@ -307,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         if stop:
             print(f"worker: stopped by the AutoML job: {stop}", flush=True)
             break
-        found = search.suggest(f"t{j}", history)
+        found = search.suggest(f"t{j}", history, channel.peers())
         if found is None:
             print("worker: the search has converged on every learner", flush=True)
             break
@@ -351,8 +365,10 @@ def main(argv: list[str] | None = None) -> int:
             print("worker: limits.exit_score reached", flush=True)
             break
     if ws.get("ensembles"):
+        print(f"worker: the search ended at {time.time():.2f}", flush=True)
         channel.flush()  # every trial reported before the job hears the search ended
         channel.tag(_SEARCHED_TAG, str(j))
+        print(f"worker: said so at {time.time():.2f}", flush=True)
         _ensembles(ws, args, channel, work, j, deadline)
     channel.close()
     return 0
@@ -362,8 +378,8 @@ def _ensembles(ws: dict[str, Any], args: argparse.Namespace, channel: _Channel, 
                deadline: float) -> None:
     """The ensemble worker's last phase: wait for the AutoML job's word (tag ``automl.ensemble``:
     ``{"members": [trial names], "kinds": [...], "order": n}``, ``n`` the kinds handed to it so
-    far, the members' ``model.pkl`` and ``oof.npz`` copied under the worker run's
-    ``ensemble/<trial>/``; or ``automl.end``: no more), run each ensemble as this worker's next
+    far, the members' ``model.pkl`` and ``oof.npz`` as ``<trial>/...`` in the worker run's
+    ``ensemble.tar``; or ``automl.end``: no more), run each ensemble as this worker's next
     trials, reported as the others, then say so (tag ``automl.ensembled``: ``n``) and wait for the
     next word: the job may hand it a kind that another ensemble worker, still training, was to build."""
     done = 0
@@ -383,15 +399,20 @@ def _ensembles(ws: dict[str, Any], args: argparse.Namespace, channel: _Channel, 
             if tags.get(_END_TAG):
                 print(f"worker: {'no more ensembles' if done else 'no ensembles'}: {tags[_END_TAG]}", flush=True)
                 return
-            time.sleep(0.2)
+            time.sleep(0.1)
         if order is None:
             print("worker: the job's time limit is reached", flush=True)
             return
+        print(f"worker: handed {', '.join(order.get('kinds') or [])} at {time.time():.2f}", flush=True)
         if not members:
             members = list(order["members"])
             local = work / "ensemble"
-            channel.client.download_artifacts(channel.run_id, "ensemble", str(work))
+            tar = channel.client.download_artifacts(channel.run_id, "ensemble.tar", str(work))
+            with tarfile.open(tar) as tf:
+                tf.extractall(local, filter="data")
+            Path(tar).unlink()
             ens_args = argparse.Namespace(**{**vars(args), "member": [str(local / m) for m in members]})
+            print(f"worker: the members' files downloaded at {time.time():.2f}", flush=True)
         for kind in order.get("kinds") or []:
             now = time.time()
             if now >= deadline - 1:

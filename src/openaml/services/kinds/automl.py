@@ -297,6 +297,8 @@ class AutoMLKind(WorkerPool, ControlledKind):
                          + (f" ({c['error']})" if c["error"] and value is None else ""))
             if value is not None:
                 scores.append(_loss(metric, value))
+        if rt.get("stopping") is None:
+            self._share_peers(row, workers, children)
         stopping = rt.get("stopping")
         started = row["start_time"] or row["created_at"]
         elapsed = (utcnow() - started).total_seconds()
@@ -334,6 +336,7 @@ class AutoMLKind(WorkerPool, ControlledKind):
             self._worker_ensembles(row, workers, children, metric, self._members(children, metric),
                                    self._ensemble_kinds(row))
             workers, children = self._children(name)
+            self._hurry(self.ctx.store.get_job(name) or row, workers)
         if any(c["status"] not in TERMINAL_JOB_STATUSES for c in (*workers, *children)):
             return
         if not timed_out and self._launch_ensembles(row, children, metric):
