@@ -246,11 +246,12 @@ def fit_within(est: Any, X: Any, y: np.ndarray, fit_kw: dict[str, Any], deadline
         est.fit(X, y, **fit_kw)
         return None
     asked = int(est.n_estimators)
+    end: float = deadline
     if name == "lightgbm":
         import lightgbm
 
         def stop(env: Any) -> None:
-            if time.time() >= deadline:
+            if time.time() >= end:
                 raise lightgbm.callback.EarlyStopException(env.iteration, env.evaluation_result_list or [])
 
         est.fit(X, y, callbacks=[stop], **fit_kw)
@@ -260,7 +261,7 @@ def fit_within(est: Any, X: Any, y: np.ndarray, fit_kw: dict[str, Any], deadline
 
         class _Stop(xgboost.callback.TrainingCallback):
             def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
-                return time.time() >= deadline
+                return time.time() >= end
 
         est.set_params(callbacks=[_Stop()])
         try:
@@ -275,7 +276,7 @@ def fit_within(est: Any, X: Any, y: np.ndarray, fit_kw: dict[str, Any], deadline
         est.fit(X, y, **fit_kw)
         per_tree = (time.time() - t0) / grown
         while grown < asked:
-            room = int((deadline - time.time()) / max(per_tree, 1e-6))
+            room = int((end - time.time()) / max(per_tree, 1e-6))
             more = min(asked - grown, grown, room)  # doubling, while the time left holds the next chunk
             if more < 1:
                 break
