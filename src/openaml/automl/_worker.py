@@ -68,6 +68,13 @@ _PEERS_TAG = "automl.peers"
 _BOUNDED = frozenset({"lgbm", "xgboost", "xgb_limitdepth", "rf", "extra_tree"})
 
 
+def _clock() -> str:
+    """The time of day (UTC, milliseconds) for the log's lines on the hand-over to the ensembles."""
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3] + " UTC"
+
+
 def _cached_reader() -> None:
     """Every trial of the worker reads the data folders once: ``read_mltable`` memoized by path."""
     from openaml.automl import _data
@@ -365,10 +372,10 @@ def main(argv: list[str] | None = None) -> int:
             print("worker: limits.exit_score reached", flush=True)
             break
     if ws.get("ensembles"):
-        print(f"worker: the search ended at {time.time():.2f}", flush=True)
+        print(f"worker: the search ended at {_clock()}", flush=True)
         channel.flush()  # every trial reported before the job hears the search ended
         channel.tag(_SEARCHED_TAG, str(j))
-        print(f"worker: said so at {time.time():.2f}", flush=True)
+        print(f"worker: told the AutoML job at {_clock()}", flush=True)
         _ensembles(ws, args, channel, work, j, deadline)
     channel.close()
     return 0
@@ -403,7 +410,7 @@ def _ensembles(ws: dict[str, Any], args: argparse.Namespace, channel: _Channel, 
         if order is None:
             print("worker: the job's time limit is reached", flush=True)
             return
-        print(f"worker: handed {', '.join(order.get('kinds') or [])} at {time.time():.2f}", flush=True)
+        print(f"worker: handed {', '.join(order.get('kinds') or [])} at {_clock()}", flush=True)
         if not members:
             members = list(order["members"])
             local = work / "ensemble"
@@ -412,7 +419,7 @@ def _ensembles(ws: dict[str, Any], args: argparse.Namespace, channel: _Channel, 
                 tf.extractall(local, filter="data")
             Path(tar).unlink()
             ens_args = argparse.Namespace(**{**vars(args), "member": [str(local / m) for m in members]})
-            print(f"worker: the members' files downloaded at {time.time():.2f}", flush=True)
+            print(f"worker: the members' files downloaded at {_clock()}", flush=True)
         for kind in order.get("kinds") or []:
             now = time.time()
             if now >= deadline - 1:

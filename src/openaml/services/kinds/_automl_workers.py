@@ -316,11 +316,11 @@ class WorkerPool:
                           metric: str, members: list[str], kinds: list[str]) -> None:
         """Hand the ensembles to the ensemble workers (the first ``len(kinds)`` slots) as each ends
         its search (tag ``automl.searched``) or the ensembles it was handed (``automl.ensembled``),
-        with the trials completed at the first handing as the members of every ensemble (their files in
-the worker's run as ``ensemble.tar``): two ready
-        in the same pass build one each, side by side; one ready while another ensemble worker still
-        searches builds one, then the next when it is free again unless the other, ready by then,
-        took it; one ready alone builds them all, one after the other. A worker still training is
+        with the trials completed at the first handing as the members of every ensemble (their files
+        in the worker's run as ``ensemble.tar``): two ready in the same pass build one each, side by
+        side; one ready while another ensemble worker still searches builds one, then the next when
+        it is free again unless the other, ready by then, took it; one ready alone builds them all,
+        one after the other. A worker still training is
         not waited for: its trial goes on until the timeout and competes with the ensembles. Once
         every ensemble is handed, each ensemble worker hears ``automl.end`` (after what it was handed)."""
         rt = row["runtime"]
