@@ -364,6 +364,30 @@ def test_a_worker_refines_the_best_learner_of_the_whole_job() -> None:
     assert s._cfo["LightGBM"] is not None
 
 
+def test_a_costly_runner_up_gets_a_third_of_the_time_not_of_the_trials() -> None:
+    """Issue 14: one refinement trial in three went to the runner-up whatever it cost; a runner-up
+    whose trials take 20 s (a big XGBoost) took most of the time from a best learner whose trials
+    take 1 s. With the seconds spent per learner, the runner-up waits until the best has had
+    twice its time."""
+    from openaml.automl._search import Search
+
+    s = Search("classification", "binary", ["LightGBM", "XGBoostClassifier"], (2000, 5), {})
+    history: list[tuple[str, dict[str, Any], float | None]] = []
+    cost = {"LightGBM": 1.0, "XGBoostClassifier": 20.0}
+    spent: dict[str, float] = {}
+    picks = []
+    for i in range(30):
+        algorithm, _, config = s.suggest(f"t{i}", history, None, spent)  # type: ignore[misc]
+        picks.append(algorithm)
+        loss = -0.95 if algorithm == "LightGBM" else -0.94
+        history.append((algorithm, config, loss))
+        s.tell(f"t{i}", loss)
+        spent[algorithm] = spent.get(algorithm, 0.0) + cost[algorithm]
+    assert picks[:2] == ["LightGBM", "XGBoostClassifier"]
+    assert spent["XGBoostClassifier"] <= 0.5 * spent["LightGBM"] + cost["XGBoostClassifier"]
+    assert picks.count("LightGBM") > 20
+
+
 # ---------------------------------------------------------------------------------- on a server
 def _job(data: Path, **over: Any) -> Any:
     from openaml import Input, automl

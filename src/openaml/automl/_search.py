@@ -5,8 +5,9 @@ FLAML is the engine, in two phases:
 1. one trial per learner, in FLAML's priority order (LightGBM, random forest, extra trees,
    XGBoost, the linear model, ...), each at FLAML's low-cost starting point (the learner's
    ``init_value``: a few small trees; seconds even on large data), as FLAML starts;
-2. the learners refined: two trials of three go to the learner with the best score so far, one to
-   the second best (as FLAML's learner selection does, without its per-learner cost model). A
+2. the learners refined: two thirds of the time go to the learner with the best score so far, one
+   third to the second best (as FLAML's learner selection weighs score and cost, without its
+   per-learner cost model). A
    learner's first refinement is its zero-shot configuration for this data set
    (``flaml.default.suggest_config``: the portfolio config nearest to the data's meta-features)
    where FLAML has a portfolio for it; then FLAML's CFO (cost-frugal local search), started from
@@ -99,11 +100,16 @@ class Search:
         return {k: _jsonable(v["init_value"]) for k, v in self._space(learner).items() if "init_value" in v}
 
     def suggest(self, name: str, history: list[tuple[str, dict[str, Any], float | None]],
-                peers: dict[str, tuple[float, dict[str, Any]]] | None = None) -> tuple[str, str, dict[str, Any]] | None:
+                peers: dict[str, tuple[float, dict[str, Any]]] | None = None,
+                spent: dict[str, float] | None = None) -> tuple[str, str, dict[str, Any]] | None:
         """The next trial. ``peers``: algorithm -> (best loss, its configuration) in the other
         workers of the job: the refinement ranks every learner of the job by its best so far, so
         that each worker refines the best learners (from their best configuration, with its own
-        local search), not only its own share (as FLAML's learner selection sees every learner)."""
+        local search), not only its own share (as FLAML's learner selection sees every learner).
+        ``spent``: algorithm -> seconds its trials took here; given, the runner-up gets a third of
+        the refinement's time rather than a third of its trials (a costly runner-up, a forest of
+        hundreds of trees, would otherwise take most of the time: FLAML's learner selection weighs
+        a learner's cost too)."""
         tried = {a for a, _, _ in history}
         # phase 1: FLAML's default learners first; the others (KNN, SGD, linear SVM, histogram GB)
         # one every fifth trial once refinement began (they rarely win and would delay it)
@@ -121,7 +127,10 @@ class Search:
                   if a not in self._done and a not in STAT_MODELS]
         if not ranked:
             return (late[0], self.learner(late[0]), self.initial_config(late[0])) if late else None
-        second = (len(history) - len(self.algorithms)) % 3 == 2  # one phase-2 trial in three: the runner-up
+        if spent is not None and len(ranked) > 1:  # a third of the time to the runner-up
+            second = spent.get(ranked[1], 0.0) < 0.5 * spent.get(ranked[0], 0.0)
+        else:  # one phase-2 trial in three: the runner-up
+            second = (len(history) - len(self.algorithms)) % 3 == 2
         order = [ranked[1], ranked[0], *ranked[2:]] if second and len(ranked) > 1 else ranked
         for algorithm in order:
             learner = self.learner(algorithm)

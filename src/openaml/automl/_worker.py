@@ -316,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     j = int(ws.get("first") or 0)
     quota = int(ws.get("quota") or 10**6)
     seconds: dict[str, float] = {}  # algorithm -> how long its last trial took here
+    spent: dict[str, float] = {}  # algorithm -> how long its trials took here, all told
     work = Path(tempfile.mkdtemp(prefix="automl-trials-", dir=os.getcwd()))
     print(f"worker {ws.get('worker')}: algorithms {', '.join(ws['algorithms'])}; quota {quota}", flush=True)
     while quota > 0:
@@ -328,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         if stop:
             print(f"worker: stopped by the AutoML job: {stop}", flush=True)
             break
-        found = search.suggest(f"t{j}", history, channel.peers())
+        found = search.suggest(f"t{j}", history, channel.peers(), spent)
         if found is None:
             print("worker: the search has converged on every learner", flush=True)
             break
@@ -357,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(delay)
         result = run_one(settings, args, folder)
         seconds[algorithm] = float(result["seconds"])
+        spent[algorithm] = spent.get(algorithm, 0.0) + seconds[algorithm]
         value = result["metrics"].get(metric)
         loss = None if value is None or result["error"] else _loss(metric, float(value))
         channel.report(j, {**record, "state": "done", "t1": time.time()}, folder)
