@@ -336,7 +336,7 @@ class AutoMLKind(WorkerPool, ControlledKind):
             self._worker_ensembles(row, workers, children, metric, self._members(children, metric),
                                    self._ensemble_kinds(row))
             workers, children = self._children(name)
-            self._hurry(self.ctx.store.get_job(name) or row, workers)
+            self._hurry(row, workers)  # row["runtime"] holds what _worker_ensembles just closed
         if any(c["status"] not in TERMINAL_JOB_STATUSES for c in (*workers, *children)):
             return
         if not timed_out and self._launch_ensembles(row, children, metric):
